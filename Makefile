@@ -1,0 +1,47 @@
+# The two commands: `make demo` and `make test`. Everything else is a step of them.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+DEMO_HOME ?= .demo-exchange
+
+.PHONY: install demo test test-fast check system-deps bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+## install: the virtual environment at .venv (the CLI is .venv/bin/entrepot)
+install: $(STAMP)
+
+## demo: build the seeded demo exchange, run the scenario, then serve it
+demo: install
+	$(BIN)/entrepot demo --home $(DEMO_HOME) --fresh
+
+## system-deps: Debian packages the tests need (libsodium, PostgreSQL, Chromium)
+system-deps:
+	bash tools/system-deps.sh
+
+## check: ruff (lint + format) and mypy
+check: install
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/mypy
+
+## test: everything the tests need, then the whole suite (slow tests included)
+test: install system-deps check
+	$(BIN)/python -m pytest -n 2 -m '' -p no:cacheprovider
+
+## test-fast: the suite without tests marked slow
+test-fast: install
+	$(BIN)/python -m pytest -n 2
+
+bench: install
+	$(BIN)/python benchmarks/bench_validate.py
+
+clean:
+	rm -rf $(VENV) $(DEMO_HOME) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,3 @@
+from entrepot.cli.app import main
+
+main()

@@ -1,0 +1,1 @@
+"""The `entrepot` command line: one module per noun, no logic of its own."""

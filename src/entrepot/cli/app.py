@@ -1,0 +1,37 @@
+"""The `entrepot` command: a Typer app assembled from one module per noun."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import typer
+
+from entrepot.cli._common import fail
+from entrepot.errors import EntrepotError
+
+# Each module exposes ``register(app)``; the order is the order of `entrepot --help`.
+_NOUNS = ("node",)
+
+app = typer.Typer(
+    name="entrepot",
+    help="A privacy-preserving data exchange: trade the insight, not the data.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+
+for _noun in _NOUNS:
+    importlib.import_module(f"entrepot.cli.{_noun}").register(app)
+
+
+def main() -> None:
+    """Run the CLI; any EntrepotError becomes one friendly message, never a traceback."""
+    try:
+        app(standalone_mode=True)
+    except EntrepotError as error:
+        fail(error, as_json="--json" in sys.argv)
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        raise SystemExit(130) from None

@@ -1,0 +1,33 @@
+"""`entrepot init`: create a node."""
+
+from __future__ import annotations
+
+import typer
+
+from entrepot.cli._common import Db, Home, Json, console, emit, settings
+from entrepot.exchange.node import Node
+
+
+def init(home: Home = None, db: Db = None, as_json: Json = False) -> None:
+    """Create a new node: node.db, vault directories and an Ed25519 node key.
+
+    Example: entrepot init --home ./exchange
+    """
+    node = Node.init(settings(home, db))
+    data = {
+        "home": str(node.home.resolve()),
+        "db": node.db.url,
+        "node_key": bytes(node.verify_key).hex(),
+    }
+    node.close()
+    emit(
+        data,
+        as_json,
+        lambda: console.print(
+            f"[green]created[/] node at {data['home']}\n  public key {data['node_key']}"
+        ),
+    )
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(init)

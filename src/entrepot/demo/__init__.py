@@ -1,0 +1,1 @@
+"""Seeded synthetic providers and the demo scenario."""

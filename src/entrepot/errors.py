@@ -1,0 +1,156 @@
+"""One error tree for the whole of entrepot.
+
+Every error a user can meet is an :class:`EntrepotError`. Each carries a stable
+``code``, a human ``message`` (what went wrong and where), a ``hint`` (how to fix
+it), an HTTP ``status`` and structured ``details``. The API turns any of them into
+one JSON shape, ``{"error": {"code", "message", "hint", ...details}}``; the CLI into
+one friendly paragraph and a non-zero exit code, never a traceback::
+
+    EntrepotError                 500 internal
+    ├── InvalidInput              400 invalid_input      malformed file, bad argument, schema violation
+    │   └── ValidationFailed      422 validation_failed  rows broke the standard (carries the report)
+    ├── Unauthorized              401 unauthorized       no or bad credentials
+    ├── Forbidden                 403 forbidden          authenticated, but not allowed
+    │   └── ContractViolation     403 contract_violation a grant's clause refused the use (carries the clause)
+    ├── PolicyViolation           403 policy_violation   a privacy rule refused the query (carries the rule)
+    ├── BudgetExhausted           403 budget_exhausted   not enough ε left (carries the budget that refused)
+    ├── NotFound                  404 not_found
+    ├── Conflict                  409 conflict           already exists, or a state transition is not allowed
+    ├── LimitExceeded             413 limit_exceeded     a resource limit was hit (carries the setting to raise)
+    ├── ProofInvalid              422 proof_invalid      a Merkle proof, tree head, signature or receipt failed
+    ├── StorageCorrupt            500 storage_corrupt    stored state failed an integrity check
+    └── PeerError                 502 peer_error         a federated node failed or answered badly
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+__all__ = [
+    "BudgetExhausted",
+    "Conflict",
+    "ContractViolation",
+    "EntrepotError",
+    "Forbidden",
+    "InvalidInput",
+    "LimitExceeded",
+    "NotFound",
+    "PeerError",
+    "PolicyViolation",
+    "ProofInvalid",
+    "StorageCorrupt",
+    "Unauthorized",
+    "ValidationFailed",
+]
+
+
+class EntrepotError(Exception):
+    """Root of every error entrepot raises on purpose."""
+
+    code: ClassVar[str] = "internal"
+    status: ClassVar[int] = 500
+
+    def __init__(self, message: str, *, hint: str = "", **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        self.details = details
+
+    def to_dict(self) -> dict[str, Any]:
+        """The canonical JSON body: ``{"error": {"code", "message", "hint", ...}}``."""
+        body: dict[str, Any] = {"code": self.code, "message": self.message, "hint": self.hint}
+        body.update({k: v for k, v in self.details.items() if k not in body})
+        return {"error": body}
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class InvalidInput(EntrepotError):
+    code = "invalid_input"
+    status = 400
+
+
+class ValidationFailed(InvalidInput):
+    """Rows broke the standard; ``details["report"]`` holds the validation report."""
+
+    code = "validation_failed"
+    status = 422
+
+
+class Unauthorized(EntrepotError):
+    code = "unauthorized"
+    status = 401
+
+
+class Forbidden(EntrepotError):
+    code = "forbidden"
+    status = 403
+
+
+class ContractViolation(Forbidden):
+    """A clause of the access contract refused the use; ``details["clause"]`` names it."""
+
+    code = "contract_violation"
+
+    def __init__(self, message: str, *, clause: str, hint: str = "", **details: Any) -> None:
+        super().__init__(message, hint=hint, clause=clause, **details)
+        self.clause = clause
+
+
+class PolicyViolation(EntrepotError):
+    """A privacy rule refused a query; ``rule`` names the rule that fired."""
+
+    code = "policy_violation"
+    status = 403
+
+    def __init__(self, message: str, *, rule: str, hint: str = "", **details: Any) -> None:
+        super().__init__(message, hint=hint, rule=rule, **details)
+        self.rule = rule
+
+
+class BudgetExhausted(EntrepotError):
+    """Not enough ε left; ``budget`` names which budget refused (``grant`` or ``dataset``)."""
+
+    code = "budget_exhausted"
+    status = 403
+
+    def __init__(self, message: str, *, budget: str, hint: str = "", **details: Any) -> None:
+        super().__init__(message, hint=hint, budget=budget, **details)
+        self.budget = budget
+
+
+class NotFound(EntrepotError):
+    code = "not_found"
+    status = 404
+
+
+class Conflict(EntrepotError):
+    code = "conflict"
+    status = 409
+
+
+class LimitExceeded(EntrepotError):
+    """A resource limit was hit; ``setting`` names the setting that raises it."""
+
+    code = "limit_exceeded"
+    status = 413
+
+    def __init__(self, message: str, *, setting: str, hint: str = "", **details: Any) -> None:
+        super().__init__(message, hint=hint, setting=setting, **details)
+        self.setting = setting
+
+
+class ProofInvalid(EntrepotError):
+    code = "proof_invalid"
+    status = 422
+
+
+class StorageCorrupt(EntrepotError):
+    code = "storage_corrupt"
+    status = 500
+
+
+class PeerError(EntrepotError):
+    code = "peer_error"
+    status = 502

@@ -1,0 +1,5 @@
+"""The exchange: the node, its catalog, accounts, contracts, metering and query coordinator."""
+
+from entrepot.exchange.node import Node
+
+__all__ = ["Node"]

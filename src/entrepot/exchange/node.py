@@ -1,0 +1,92 @@
+"""A node's home: its directories, its metadata database and its Ed25519 identity.
+
+::
+
+    <home>/node.db                                    metadata (SQLite by default)
+    <home>/vaults/<provider>/<dataset>/<version>.parquet
+    <home>/quarantine/                                rejected rows with their reasons
+    <home>/log/                                       the transparency log
+    <home>/keys/node.key, node.pub                    the node's Ed25519 signing key
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from nacl.signing import SigningKey, VerifyKey
+
+from entrepot.db import Database
+from entrepot.engine import Engine, get
+from entrepot.errors import Conflict, NotFound
+from entrepot.settings import Settings
+
+__all__ = ["Node"]
+
+_DIRS = ("vaults", "quarantine", "log", "keys")
+
+
+class Node:
+    """An opened node. Create one with :meth:`init`, open it with :meth:`open`."""
+
+    def __init__(self, settings: Settings, signing_key: SigningKey) -> None:
+        self.settings = settings
+        self.home = settings.home
+        self.signing_key = signing_key
+        self.db = Database(settings.db_url)
+
+    @property
+    def verify_key(self) -> VerifyKey:
+        return self.signing_key.verify_key
+
+    def path(self, *parts: str) -> Path:
+        return self.home.joinpath(*parts)
+
+    @classmethod
+    def init(cls, settings: Settings) -> Node:
+        """Create a new node at ``settings.home``; refuse to touch an existing one."""
+        home = settings.home
+        key_file = home / "keys" / "node.key"
+        if key_file.exists():
+            raise Conflict(
+                f"{home} already holds a node",
+                hint="open it with --home, or choose an empty directory for a new node",
+            )
+        for name in _DIRS:
+            (home / name).mkdir(parents=True, exist_ok=True)
+        key = SigningKey.generate()
+        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            out.write(bytes(key))
+            out.flush()
+            os.fsync(out.fileno())
+        (home / "keys" / "node.pub").write_text(bytes(key.verify_key).hex() + "\n")
+        node = cls(settings, key)
+        node.db.upgrade()
+        return node
+
+    @classmethod
+    def open(cls, settings: Settings) -> Node:
+        """Open the node at ``settings.home`` and bring its schema up to date."""
+        key_file = settings.home / "keys" / "node.key"
+        if not key_file.exists():
+            raise NotFound(
+                f"no entrepot node at {settings.home}",
+                hint=f"create one with `entrepot init --home {settings.home}`, "
+                "or point --home / ENTREPOT_HOME at an existing node",
+            )
+        node = cls(settings, SigningKey(key_file.read_bytes()))
+        node.db.upgrade()
+        return node
+
+    def engine(self) -> Engine:
+        """A fresh analytical engine, configured from the settings."""
+        cls = get(self.settings.engine)
+        return cls(  # type: ignore[call-arg]
+            threads=self.settings.engine_threads,
+            memory_limit=self.settings.engine_memory_limit,
+            timeout_s=self.settings.query_timeout_s,
+        )
+
+    def close(self) -> None:
+        self.db.dispose()

@@ -1,0 +1,1 @@
+"""Privacy: analysis policies, SQL checking and rewriting, DP mechanisms, budgets."""

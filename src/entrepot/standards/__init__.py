@@ -1,0 +1,1 @@
+"""The common standard: Table Schema files with column roles, code lists, mappings, validation."""

@@ -1,0 +1,1 @@
+"""A provider's vault: immutable dataset versions in Parquet, quarantine, local execution."""

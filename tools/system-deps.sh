@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the test suite needs, when they are missing.
+set -euo pipefail
+need=()
+dpkg -s libsodium23 >/dev/null 2>&1 || need+=(libsodium23)
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+fi
