@@ -6,20 +6,20 @@ it), an HTTP ``status`` and structured ``details``. The API turns any of them in
 one JSON shape, ``{"error": {"code", "message", "hint", ...details}}``; the CLI into
 one friendly paragraph and a non-zero exit code, never a traceback::
 
-    EntrepotError                 500 internal
-    ├── InvalidInput              400 invalid_input      malformed file, bad argument, schema violation
-    │   └── ValidationFailed      422 validation_failed  rows broke the standard (carries the report)
-    ├── Unauthorized              401 unauthorized       no or bad credentials
-    ├── Forbidden                 403 forbidden          authenticated, but not allowed
-    │   └── ContractViolation     403 contract_violation a grant's clause refused the use (carries the clause)
-    ├── PolicyViolation           403 policy_violation   a privacy rule refused the query (carries the rule)
-    ├── BudgetExhausted           403 budget_exhausted   not enough ε left (carries the budget that refused)
-    ├── NotFound                  404 not_found
-    ├── Conflict                  409 conflict           already exists, or a state transition is not allowed
-    ├── LimitExceeded             413 limit_exceeded     a resource limit was hit (carries the setting to raise)
-    ├── ProofInvalid              422 proof_invalid      a Merkle proof, tree head, signature or receipt failed
-    ├── StorageCorrupt            500 storage_corrupt    stored state failed an integrity check
-    └── PeerError                 502 peer_error         a federated node failed or answered badly
+    EntrepotError          500 internal
+    ├── InvalidInput       400 invalid_input       malformed file, bad argument
+    │   └── ValidationFailed  422 validation_failed  rows broke the standard (report)
+    ├── Unauthorized       401 unauthorized        no or bad credentials
+    ├── Forbidden          403 forbidden           authenticated, but not allowed
+    │   └── ContractViolation 403 contract_violation  a grant's clause refused (clause)
+    ├── PolicyViolation    403 policy_violation    a privacy rule refused (rule)
+    ├── BudgetExhausted    403 budget_exhausted    not enough ε left (budget)
+    ├── NotFound           404 not_found
+    ├── Conflict           409 conflict            exists already, or a bad state change
+    ├── LimitExceeded      413 limit_exceeded      a resource limit was hit (setting)
+    ├── ProofInvalid       422 proof_invalid       a proof, head, signature or receipt failed
+    ├── StorageCorrupt     500 storage_corrupt     stored state failed an integrity check
+    └── PeerError          502 peer_error          a federated node failed or answered badly
 """
 
 from __future__ import annotations

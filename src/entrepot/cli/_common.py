@@ -79,4 +79,4 @@ def fail(error: EntrepotError, as_json: bool = False) -> None:
         err_console.print(f"[bold red]error:[/] {error.message}", highlight=False)
         if error.hint:
             err_console.print(f"[bold]hint:[/] {error.hint}", highlight=False)
-    raise typer.Exit(2 if error.status < 500 else 1)
+    raise SystemExit(2 if error.status < 500 else 1)

@@ -7,6 +7,7 @@ import sys
 
 import typer
 
+from entrepot import __version__
 from entrepot.cli._common import fail
 from entrepot.errors import EntrepotError
 
@@ -21,6 +22,17 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
 )
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", help="Print the version and exit."),
+) -> None:
+    """A privacy-preserving data exchange: trade the insight, not the data."""
+    if version:
+        typer.echo(__version__)
+        raise typer.Exit()
+
 
 for _noun in _NOUNS:
     importlib.import_module(f"entrepot.cli.{_noun}").register(app)
