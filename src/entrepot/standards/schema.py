@@ -1,0 +1,197 @@
+"""Standards: Frictionless Table Schema with an entrepot role for every column.
+
+A standard is a Table Schema JSON document. Besides the usual ``fields``,
+``primaryKey`` and ``foreignKeys``, entrepot reads these properties:
+
+- per field, ``"entrepot:role"``: one of :class:`Role`; ``"entrepot:bounds"``:
+  ``[low, high]``, the public clamping bounds of a ``measure``;
+  ``"entrepot:codelist"``: the public code list a ``dimension`` takes its values from;
+- per schema, ``"entrepot:privacyUnit"``: the ``identifier`` field that names a
+  person or firm, and ``"entrepot:oneRowPerUnit"``: true when each unit has at most
+  one row (no contribution bounding needed).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from entrepot.errors import InvalidInput, NotFound
+
+__all__ = ["TYPES", "Field", "Role", "Standard", "parse_standard"]
+
+# Table Schema field types entrepot validates and stores.
+TYPES = ("string", "integer", "number", "boolean", "date", "datetime")
+
+
+class Role(StrEnum):
+    IDENTIFIER = "identifier"
+    QUASI_IDENTIFIER = "quasi_identifier"
+    SENSITIVE = "sensitive"
+    MEASURE = "measure"
+    DIMENSION = "dimension"
+    TIME = "time"
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    type: str
+    role: Role
+    title: str = ""
+    description: str = ""
+    format: str | None = None
+    required: bool = False
+    unique: bool = False
+    minimum: float | str | None = None
+    maximum: float | str | None = None
+    enum: tuple[Any, ...] | None = None
+    pattern: str | None = None
+    bounds: tuple[float, float] | None = None
+    codelist: str | None = None
+
+
+@dataclass(frozen=True)
+class Standard:
+    name: str
+    title: str
+    description: str
+    version: str
+    fields: tuple[Field, ...]
+    primary_key: tuple[str, ...] = ()
+    privacy_unit: str | None = None
+    one_row_per_unit: bool = False
+    document: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def field_names(self) -> list[str]:
+        return [f.name for f in self.fields]
+
+    def field(self, name: str) -> Field:
+        for candidate in self.fields:
+            if candidate.name == name:
+                return candidate
+        raise NotFound(
+            f"standard {self.name} has no column {name!r}",
+            hint=f"its columns are: {', '.join(self.field_names)}",
+        )
+
+    def with_role(self, role: Role) -> list[Field]:
+        return [f for f in self.fields if f.role is role]
+
+
+def _fail(where: str, message: str, hint: str) -> InvalidInput:
+    return InvalidInput(f"{where}: {message}", hint=hint, source=where)
+
+
+def _parse_field(raw: Any, where: str) -> Field:
+    if not isinstance(raw, dict) or not isinstance(raw.get("name"), str):
+        raise _fail(where, "a field must be an object with a string name", 'e.g. {"name": "x"}')
+    name = raw["name"]
+    here = f"{where}, field {name!r}"
+    ftype = raw.get("type", "string")
+    if ftype not in TYPES:
+        raise _fail(here, f"unsupported type {ftype!r}", f"use one of: {', '.join(TYPES)}")
+    role_text = raw.get("entrepot:role", Role.QUASI_IDENTIFIER.value)
+    try:
+        role = Role(role_text)
+    except ValueError:
+        raise _fail(
+            here, f"unknown role {role_text!r}", f"use one of: {', '.join(r.value for r in Role)}"
+        ) from None
+    constraints = raw.get("constraints", {})
+    if not isinstance(constraints, dict):
+        raise _fail(here, "constraints must be an object", '{"required": true, ...}')
+    bounds = raw.get("entrepot:bounds")
+    if role is Role.MEASURE:
+        if ftype not in ("integer", "number"):
+            raise _fail(here, "a measure must be numeric", 'give it "type": "number"')
+        if (
+            not isinstance(bounds, list)
+            or len(bounds) != 2
+            or not all(isinstance(b, int | float) for b in bounds)
+            or bounds[0] >= bounds[1]
+        ):
+            raise _fail(
+                here,
+                "a measure needs public bounds [low, high] with low < high",
+                'add "entrepot:bounds": [0, 1000]',
+            )
+    codelist = raw.get("entrepot:codelist")
+    enum = constraints.get("enum")
+    if role is Role.DIMENSION and codelist is None and enum is None:
+        raise _fail(
+            here,
+            "a dimension needs a public code list or an enum",
+            'add "entrepot:codelist": "<name>" or constraints.enum',
+        )
+    return Field(
+        name=name,
+        type=ftype,
+        role=role,
+        title=raw.get("title", ""),
+        description=raw.get("description", ""),
+        format=raw.get("format") if raw.get("format") not in (None, "default") else None,
+        required=bool(constraints.get("required", False)),
+        unique=bool(constraints.get("unique", False)),
+        minimum=constraints.get("minimum"),
+        maximum=constraints.get("maximum"),
+        enum=tuple(enum) if enum is not None else None,
+        pattern=constraints.get("pattern"),
+        bounds=(float(bounds[0]), float(bounds[1])) if role is Role.MEASURE else None,
+        codelist=codelist,
+    )
+
+
+def parse_standard(document: Any, where: str) -> Standard:
+    """Build a :class:`Standard` from a Table Schema document; ``where`` names its source."""
+    if not isinstance(document, dict) or not isinstance(document.get("fields"), list):
+        raise _fail(where, "not a Table Schema: no list of fields", 'expected {"fields": [...]}')
+    fields = tuple(_parse_field(raw, where) for raw in document["fields"])
+    names = [f.name for f in fields]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise _fail(where, f"duplicate column(s) {', '.join(duplicates)}", "rename one of each")
+    primary_key = document.get("primaryKey", [])
+    primary_key = [primary_key] if isinstance(primary_key, str) else list(primary_key)
+    for key in primary_key:
+        if key not in names:
+            raise _fail(where, f"primaryKey names unknown column {key!r}", "fix primaryKey")
+    unit = document.get("entrepot:privacyUnit")
+    if unit is not None:
+        if unit not in names:
+            raise _fail(where, f"privacy unit {unit!r} is not a column", "fix privacyUnit")
+        if fields[names.index(unit)].role is not Role.IDENTIFIER:
+            raise _fail(
+                where,
+                f"privacy unit {unit!r} must have role identifier",
+                f'set "entrepot:role": "identifier" on {unit!r}',
+            )
+    stem = Path(where).stem if where.endswith(".json") else where
+    return Standard(
+        name=document.get("name", stem),
+        title=document.get("title", ""),
+        description=document.get("description", ""),
+        version=str(document.get("version", "1.0")),
+        fields=fields,
+        primary_key=tuple(primary_key),
+        privacy_unit=unit,
+        one_row_per_unit=bool(document.get("entrepot:oneRowPerUnit", False)),
+        document=document,
+    )
+
+
+def load_standard_file(path: Path) -> Standard:
+    """Read a Table Schema JSON file; a malformed file is an error naming it."""
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise NotFound(f"no standard file at {path}", hint="check the path") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise InvalidInput(
+            f"{path}: not a JSON Table Schema ({error})", hint="fix the JSON syntax"
+        ) from None
+    return parse_standard(document, str(path))
