@@ -141,7 +141,7 @@ def _parse_field(raw: Any, where: str) -> Field:
         maximum=constraints.get("maximum"),
         enum=tuple(enum) if enum is not None else None,
         pattern=constraints.get("pattern"),
-        bounds=(float(bounds[0]), float(bounds[1])) if role is Role.MEASURE else None,
+        bounds=(float(bounds[0]), float(bounds[1])) if role is Role.MEASURE and bounds else None,
         codelist=codelist,
     )
 
