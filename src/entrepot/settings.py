@@ -44,7 +44,32 @@ class Settings(BaseSettings):
     request_body_max_bytes: int = Field(
         1024 * 1024, gt=0, description="Largest HTTP request body the API accepts."
     )
+    default_dataset_epsilon_cap: float = Field(
+        10.0,
+        gt=0,
+        description="Global ε cap of a dataset across all consumers until its "
+        "provider sets one (`entrepot budget set-cap`).",
+    )
+    token_ttl_days: int = Field(90, ge=1, description="Lifetime of a new API token, in days.")
+    token_cache_ttl_s: float = Field(
+        30.0,
+        ge=0,
+        description="How long a verified API token is trusted without re-hashing; "
+        "a revocation reaches other processes within this time. 0 disables the cache.",
+    )
+    currency: str = Field("CNY", description="ISO 4217 currency of contract prices and invoices.")
     http_timeout_s: float = Field(30.0, gt=0, description="Timeout of outgoing HTTP calls.")
+    rate_limit_per_s: float = Field(
+        50.0, gt=0, description="API requests per second one token may make, sustained."
+    )
+    rate_limit_burst: int = Field(
+        200, ge=1, description="API requests one token may make at once, above the rate."
+    )
+    page_max: int = Field(500, ge=1, description="Most items one API list page returns.")
+    client_config: Path = Field(
+        Path.home() / ".config" / "entrepot" / "remote.json",
+        description="Where `entrepot login` keeps the server URL and token (mode 0600).",
+    )
     log_head_every_entries: int = Field(
         1000, ge=1, description="Sign a new transparency tree head at least every N entries."
     )
