@@ -24,7 +24,7 @@ from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 __all__ = ["MODEL_MODULES", "Base", "Database"]
 
 # Modules that declare tables; imported before migrations are compared with models.
-MODEL_MODULES: tuple[str, ...] = ()
+MODEL_MODULES: tuple[str, ...] = ("entrepot.vault.models",)
 
 _NAMING = {
     "ix": "ix_%(column_0_label)s",

@@ -1,0 +1,98 @@
+"""Metadata of a node's vaults: providers, their datasets and immutable versions.
+
+A version row is written in the same transaction that makes its Parquet file
+visible under its final name, so a committed row always names a complete file
+(see :mod:`entrepot.vault.publish`).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from entrepot.db import Base
+
+__all__ = ["Dataset", "Provider", "Version", "utcnow"]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Provider(Base):
+    """An organization that holds data on this node and publishes it."""
+
+    __tablename__ = "providers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    datasets: Mapped[list[Dataset]] = relationship(back_populates="provider")
+
+
+class Dataset(Base):
+    """A named series of versions that all follow one standard."""
+
+    __tablename__ = "datasets"
+    __table_args__ = (UniqueConstraint("provider_id", "slug"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    provider_id: Mapped[int] = mapped_column(ForeignKey("providers.id"), index=True)
+    slug: Mapped[str] = mapped_column(String(64))
+    title: Mapped[str] = mapped_column(String(300))
+    description: Mapped[str] = mapped_column(Text, default="")
+    standard: Mapped[str] = mapped_column(String(200))
+    # The standard's Table Schema document, so the catalog can show the schema (and
+    # search its column names) even for a standard given as a file.
+    schema: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    provider: Mapped[Provider] = relationship(back_populates="datasets")
+    versions: Mapped[list[Version]] = relationship(
+        back_populates="dataset", order_by="Version.number"
+    )
+
+    @property
+    def ref(self) -> str:
+        return f"{self.provider.slug}/{self.slug}"
+
+
+class Version(Base):
+    """One immutable, published version of a dataset: a Parquet file and its figures."""
+
+    __tablename__ = "versions"
+    __table_args__ = (UniqueConstraint("dataset_id", "number"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id"), index=True)
+    number: Mapped[int] = mapped_column(Integer)
+    title: Mapped[str] = mapped_column(String(300), default="")
+    # Relative to the node's home, so a home can be moved or backed up as a whole.
+    path: Mapped[str] = mapped_column(String(500))
+    sha256: Mapped[str] = mapped_column(String(64))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    rows: Mapped[int] = mapped_column(BigInteger)
+    rows_rejected: Mapped[int] = mapped_column(BigInteger, default=0)
+    quarantine_path: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    standard_version: Mapped[str] = mapped_column(String(50), default="")
+    mapping: Mapped[str | None] = mapped_column(Text, nullable=True)
+    report: Mapped[dict[str, Any]] = mapped_column(JSON)
+    quality: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    dataset: Mapped[Dataset] = relationship(back_populates="versions")
