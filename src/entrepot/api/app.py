@@ -1,0 +1,93 @@
+"""The HTTP API: one FastAPI app over one opened :class:`~entrepot.exchange.node.Node`.
+
+Routers are thin: they authenticate, check which objects the caller may touch,
+call the domain layer and shape its result into pydantic models. Every error has
+the one shape of :mod:`entrepot.api.errors`; limits are on by default
+(:mod:`entrepot.api.limits`).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Literal
+
+from fastapi import FastAPI
+from pydantic import BaseModel
+
+from entrepot import __version__
+from entrepot.api import errors
+from entrepot.api.limits import BodySizeLimit, RateLimit
+from entrepot.exchange.node import Node
+from entrepot.settings import Settings
+
+__all__ = ["ROUTERS", "UPLOAD_PATHS", "create_app", "from_environment"]
+
+# Router modules under entrepot.api.routers, each exposing `router`; in /docs order.
+ROUTERS: tuple[str, ...] = ()
+
+# Paths whose bodies are dataset uploads, limited by `max_upload_bytes` instead.
+UPLOAD_PATHS = ("/v1/datasets/",)
+
+_HEALTH = "/healthz"
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+    version: str
+
+
+def create_app(node_or_settings: Node | Settings) -> FastAPI:
+    """The API app over a node; given settings, it opens the node and closes it on shutdown."""
+    owned = isinstance(node_or_settings, Settings)
+    node = node_or_settings if isinstance(node_or_settings, Node) else Node.open(node_or_settings)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if owned:
+            node.close()
+
+    app = FastAPI(
+        title="entrepot",
+        version=__version__,
+        summary="A privacy-preserving data exchange: trade the insight, not the data.",
+        description="Authenticate with `Authorization: Bearer <token>` "
+        "(`entrepot account create` prints a token once). Every error body is "
+        '`{"error": {"code", "message", "hint"}}`.',
+        lifespan=lifespan,
+        responses={500: errors.ERROR_RESPONSES[500]},
+    )
+    app.state.node = node
+    errors.install(app)
+    settings = node.settings
+    app.add_middleware(
+        RateLimit,
+        rate=settings.rate_limit_per_s,
+        burst=settings.rate_limit_burst,
+        exempt=(_HEALTH,),
+    )
+    app.add_middleware(
+        BodySizeLimit,
+        max_bytes=settings.request_body_max_bytes,
+        upload_max_bytes=settings.max_upload_bytes,
+        upload_paths=UPLOAD_PATHS,
+    )
+
+    @app.get(_HEALTH, tags=["health"], summary="Liveness check (no authentication).")
+    def healthz() -> Health:
+        return Health(status="ok", version=__version__)
+
+    for name in ROUTERS:
+        module = importlib.import_module(f"entrepot.api.routers.{name}")
+        app.include_router(module.router, responses=errors.ERROR_RESPONSES)
+    return app
+
+
+def from_environment() -> FastAPI:
+    """App factory for ``uvicorn --factory``: settings from ``ENTREPOT_*`` variables.
+
+    ``entrepot serve --workers N`` starts N processes, each calling this.
+    """
+    return create_app(Settings())

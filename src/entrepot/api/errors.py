@@ -1,0 +1,134 @@
+"""One error shape for every response that is not a success.
+
+Every error body is ``{"error": {"code", "message", "hint", ...details}}``: an
+:class:`~entrepot.errors.EntrepotError` raised by the domain layer, a request that
+failed validation, an unknown path or method, a body that is too large, a rate
+limit. Unexpected exceptions become a 500 in the same shape, with no internals in
+the body (the traceback goes to the server log, never to the client).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from entrepot.errors import EntrepotError, InvalidInput, LimitExceeded, NotFound
+
+__all__ = ["ERROR_RESPONSES", "ErrorBody", "ErrorDetail", "error_response", "install"]
+
+_log = logging.getLogger("entrepot.api")
+
+
+class ErrorDetail(BaseModel):
+    # Errors carry structured fields besides these three (``rule``, ``clause``, ``setting``).
+    model_config = ConfigDict(extra="allow")
+
+    code: str = Field(description="Stable machine-readable code, e.g. `not_found`.")
+    message: str = Field(description="What went wrong, and where.")
+    hint: str = Field(description="How to fix it.")
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail
+
+
+_DESCRIPTIONS = {
+    400: "Invalid input (a malformed request or argument).",
+    401: "No credentials, or bad ones.",
+    403: "Authenticated, but a role, contract, policy or budget refused.",
+    404: "No such object, or not one this account may see.",
+    405: "Method not allowed on this path.",
+    409: "Conflict with the current state.",
+    413: "A resource limit was hit; `setting` names what raises it.",
+    422: "The content failed validation against the standard.",
+    429: "Too many requests; retry after the `Retry-After` seconds.",
+    500: "Internal error.",
+}
+
+# Declared on every route so the OpenAPI schema lists each status the API can answer.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody, "description": text} for status, text in _DESCRIPTIONS.items()
+}
+
+
+def error_response(
+    error: EntrepotError, status: int | None = None, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse(error.to_dict(), status_code=status or error.status, headers=headers)
+
+
+def _http_error(status: int, path: str) -> EntrepotError:
+    if status == 404:
+        return NotFound(
+            f"no such endpoint: {path}", hint="the endpoints are listed at /docs and /openapi.json"
+        )
+    if status == 405:
+        return InvalidInput(
+            f"method not allowed on {path}", hint="the Allow header lists the methods it takes"
+        )
+    if status == 413:
+        return LimitExceeded(
+            f"request body too large for {path}",
+            setting="request_body_max_bytes",
+            hint="send less, or raise ENTREPOT_REQUEST_BODY_MAX_BYTES on the server",
+        )
+    if status < 500:
+        return InvalidInput(f"bad request to {path} (HTTP {status})", hint="check the request")
+    return EntrepotError(f"request to {path} failed (HTTP {status})", hint="retry later")
+
+
+def _location(loc: tuple[Any, ...] | list[Any]) -> str:
+    return ".".join(str(part) for part in loc)
+
+
+async def _on_entrepot_error(_request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, EntrepotError)
+    if error.status >= 500:
+        _log.error("%s: %s", error.code, error.message)
+    return error_response(error)
+
+
+async def _on_validation_error(_request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, RequestValidationError)
+    problems = [
+        f"{_location(item.get('loc', ()))}: {item.get('msg', 'invalid')}"
+        for item in error.errors()[:5]
+    ]
+    # Pydantic's own error items may echo the input; only locations and messages go out.
+    invalid = InvalidInput(
+        "invalid request: " + "; ".join(problems),
+        hint="check the request against the schema at /openapi.json",
+        fields=[_location(item.get("loc", ())) for item in error.errors()],
+    )
+    return error_response(invalid)
+
+
+async def _on_http_error(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, StarletteHTTPException)
+    mapped = _http_error(error.status_code, request.url.path)
+    return error_response(mapped, status=error.status_code, headers=error.headers)
+
+
+async def _on_unexpected(request: Request, error: Exception) -> JSONResponse:
+    _log.exception("unexpected error on %s %s", request.method, request.url.path)
+    return error_response(
+        EntrepotError(
+            "internal error",
+            hint="the server log has the details; report it if it persists",
+        )
+    )
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers that give every error the one shape."""
+    app.add_exception_handler(EntrepotError, _on_entrepot_error)
+    app.add_exception_handler(RequestValidationError, _on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, _on_http_error)
+    app.add_exception_handler(Exception, _on_unexpected)

@@ -1,0 +1,3 @@
+"""One router per noun; each module exposes ``router``."""
+
+__all__: list[str] = []

@@ -1,0 +1,70 @@
+"""`entrepot login` / `entrepot logout`: point the CLI at a server, or back at the local node."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from entrepot.api.client import Client, Remote, forget, save_remote
+from entrepot.cli._common import Json, console, emit
+from entrepot.errors import InvalidInput
+from entrepot.settings import Settings
+
+
+def login(
+    url: Annotated[str, typer.Argument(help="The server, e.g. http://127.0.0.1:8000.")],
+    token: Annotated[
+        str,
+        typer.Option(
+            "--token",
+            envvar="ENTREPOT_TOKEN",
+            prompt=True,
+            hide_input=True,
+            help="An API token from `entrepot account create` (prompted when omitted).",
+        ),
+    ],
+    as_json: Json = False,
+) -> None:
+    """Log the CLI in to a server: later commands call its API with this token.
+
+    The token is checked against the server, then stored with the URL in the
+    client config file (mode 0600). It is never printed.
+
+    Example: entrepot login http://127.0.0.1:8000 --token "$TOKEN"
+    """
+    if not url.startswith(("http://", "https://")):
+        raise InvalidInput(
+            f"not a server URL: {url!r}", hint="give it as http://HOST:PORT or https://HOST"
+        )
+    settings = Settings()
+    with Client(url, token.strip(), timeout_s=settings.http_timeout_s) as client:
+        me = client.get("/v1/me")
+    path = save_remote(Remote(url=client.url, token=token.strip()), settings)
+    data = {"url": client.url, "account": me, "config": str(path)}
+    emit(
+        data,
+        as_json,
+        lambda: console.print(
+            f"[green]logged in[/] to {client.url} as [bold]{me['name']}[/] ({me['role']})",
+            highlight=False,
+        ),
+    )
+
+
+def logout(as_json: Json = False) -> None:
+    """Forget the stored server and token: the CLI works on the local node again.
+
+    Example: entrepot logout
+    """
+    removed = forget()
+    emit(
+        {"logged_out": removed},
+        as_json,
+        lambda: console.print("logged out" if removed else "was not logged in"),
+    )
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(login)
+    app.command()(logout)

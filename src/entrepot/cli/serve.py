@@ -1,0 +1,62 @@
+"""`entrepot serve`: the HTTP API of a node, with uvicorn."""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated
+
+import typer
+import uvicorn
+
+from entrepot.cli._common import Db, Home, console, settings
+from entrepot.exchange.node import Node
+
+
+def serve(
+    home: Home = None,
+    db: Db = None,
+    host: Annotated[
+        str | None, typer.Option("--host", help="Address to bind [default: 127.0.0.1].")
+    ] = None,
+    port: Annotated[
+        int | None,
+        typer.Option("--port", min=0, max=65535, help="Port to listen on [default: 8000]."),
+    ] = None,
+    workers: Annotated[int, typer.Option("--workers", min=1, max=64, help="Worker processes.")] = 1,
+) -> None:
+    """Serve the node's HTTP API (OpenAPI at /docs) until Ctrl-C.
+
+    With --workers N, N processes share the node: use a PostgreSQL --db for
+    many writers; SQLite serializes them.
+
+    Example: entrepot serve --home ./exchange --port 8000 --workers 4
+    """
+    chosen = settings(home, db)
+    # Open once here: a missing node fails with a friendly message, and migrations run
+    # once before any worker starts rather than racing in each of them.
+    Node.open(chosen).close()
+    os.environ["ENTREPOT_HOME"] = str(chosen.home.resolve())
+    if db is not None:
+        os.environ["ENTREPOT_DB"] = db
+    bind_host = host or chosen.host
+    bind_port = chosen.port if port is None else port
+    console.print(
+        f"serving [bold]{chosen.home}[/] on http://{bind_host}:{bind_port} "
+        f"(OpenAPI at /docs, {workers} worker{'s' if workers > 1 else ''})",
+        highlight=False,
+    )
+    uvicorn.run(
+        "entrepot.api.app:from_environment",
+        factory=True,
+        host=bind_host,
+        port=bind_port,
+        workers=workers,
+        log_level="info",
+        # Query strings never carry secrets here, but access logs are kept minimal anyway.
+        access_log=False,
+        server_header=False,
+    )
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(serve)
