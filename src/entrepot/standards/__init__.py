@@ -1,1 +1,63 @@
-"""The common standard: Table Schema files with column roles, code lists, mappings, validation."""
+"""The common standard: Table Schema files with column roles, code lists, mappings, validation.
+
+::
+
+    from entrepot import standards
+
+    standards.names()                       # ['health.visit', 'mobility.presence', ...]
+    visit = standards.get("health.visit")   # or standards.get("./my-schema.json")
+    standards.codelist("region.district")   # codes, labels, parent codes
+    with standards.validate(path, visit, mapping=Path("riverside.yaml")) as v:
+        v.report.to_dict()
+"""
+
+from entrepot.standards.codelist import CodeList, codelist, codelist_names
+from entrepot.standards.mapping import (
+    ENCODINGS,
+    UNITS,
+    ColumnMap,
+    Mapping,
+    Source,
+    load_mapping,
+    parse_mapping,
+)
+from entrepot.standards.registry import get, names
+from entrepot.standards.report import RULES, OffendingRow, Report, Violation
+from entrepot.standards.schema import (
+    TYPES,
+    Field,
+    ForeignKey,
+    Role,
+    Standard,
+    load_standard_file,
+    parse_standard,
+)
+from entrepot.standards.validation import Validation, validate
+
+__all__ = [
+    "ENCODINGS",
+    "RULES",
+    "TYPES",
+    "UNITS",
+    "CodeList",
+    "ColumnMap",
+    "Field",
+    "ForeignKey",
+    "Mapping",
+    "OffendingRow",
+    "Report",
+    "Role",
+    "Source",
+    "Standard",
+    "Validation",
+    "Violation",
+    "codelist",
+    "codelist_names",
+    "get",
+    "load_mapping",
+    "load_standard_file",
+    "names",
+    "parse_mapping",
+    "parse_standard",
+    "validate",
+]

@@ -9,6 +9,13 @@ A standard is a Table Schema JSON document. Besides the usual ``fields``,
 - per schema, ``"entrepot:privacyUnit"``: the ``identifier`` field that names a
   person or firm, and ``"entrepot:oneRowPerUnit"``: true when each unit has at most
   one row (no contribution bounding needed).
+
+A ``foreignKeys`` entry whose reference resource is ``codelist:<name>`` ties one or
+more columns to the columns ``code`` and ``parent`` of a shipped code list, e.g. a
+district that must lie in the row's city::
+
+    {"fields": ["district", "city"],
+     "reference": {"resource": "codelist:region.district", "fields": ["code", "parent"]}}
 """
 
 from __future__ import annotations
@@ -20,8 +27,17 @@ from pathlib import Path
 from typing import Any
 
 from entrepot.errors import InvalidInput, NotFound
+from entrepot.standards.codelist import codelist_names
 
-__all__ = ["TYPES", "Field", "Role", "Standard", "parse_standard"]
+__all__ = [
+    "TYPES",
+    "Field",
+    "ForeignKey",
+    "Role",
+    "Standard",
+    "load_standard_file",
+    "parse_standard",
+]
 
 # Table Schema field types entrepot validates and stores.
 TYPES = ("string", "integer", "number", "boolean", "date", "datetime")
@@ -55,6 +71,15 @@ class Field:
 
 
 @dataclass(frozen=True)
+class ForeignKey:
+    """Columns ``fields`` must match the columns ``columns`` of a row of ``codelist``."""
+
+    fields: tuple[str, ...]
+    codelist: str
+    columns: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Standard:
     name: str
     title: str
@@ -64,6 +89,7 @@ class Standard:
     primary_key: tuple[str, ...] = ()
     privacy_unit: str | None = None
     one_row_per_unit: bool = False
+    foreign_keys: tuple[ForeignKey, ...] = ()
     document: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -81,6 +107,45 @@ class Standard:
 
     def with_role(self, role: Role) -> list[Field]:
         return [f for f in self.fields if f.role is role]
+
+    def summary(self) -> dict[str, Any]:
+        """A plain description (columns, roles, constraints, keys) for JSON and tables."""
+        return {
+            "name": self.name,
+            "title": self.title,
+            "description": self.description,
+            "version": self.version,
+            "privacy_unit": self.privacy_unit,
+            "one_row_per_unit": self.one_row_per_unit,
+            "primary_key": list(self.primary_key),
+            "foreign_keys": [
+                {"fields": list(k.fields), "codelist": k.codelist, "columns": list(k.columns)}
+                for k in self.foreign_keys
+            ],
+            "fields": [_field_summary(f) for f in self.fields],
+        }
+
+
+def _field_summary(f: Field) -> dict[str, Any]:
+    constraints: dict[str, Any] = {
+        "required": f.required,
+        "unique": f.unique,
+        "minimum": f.minimum,
+        "maximum": f.maximum,
+        "enum": list(f.enum) if f.enum is not None else None,
+        "pattern": f.pattern,
+    }
+    return {
+        "name": f.name,
+        "type": f.type,
+        "format": f.format,
+        "role": f.role.value,
+        "title": f.title,
+        "description": f.description,
+        "constraints": {k: v for k, v in constraints.items() if v not in (None, False)},
+        "bounds": list(f.bounds) if f.bounds is not None else None,
+        "codelist": f.codelist,
+    }
 
 
 def _fail(where: str, message: str, hint: str) -> InvalidInput:
@@ -121,7 +186,13 @@ def _parse_field(raw: Any, where: str) -> Field:
                 'add "entrepot:bounds": [0, 1000]',
             )
     codelist = raw.get("entrepot:codelist")
+    if codelist is not None and codelist not in codelist_names():
+        raise _fail(
+            here, f"unknown code list {codelist!r}", f"use one of: {', '.join(codelist_names())}"
+        )
     enum = constraints.get("enum")
+    if enum is not None and (not isinstance(enum, list) or not enum):
+        raise _fail(here, "constraints.enum must be a non-empty list", '"enum": ["a", "b"]')
     if role is Role.DIMENSION and codelist is None and enum is None:
         raise _fail(
             here,
@@ -134,7 +205,7 @@ def _parse_field(raw: Any, where: str) -> Field:
         role=role,
         title=raw.get("title", ""),
         description=raw.get("description", ""),
-        format=raw.get("format") if raw.get("format") not in (None, "default") else None,
+        format=raw.get("format") if raw.get("format") not in (None, "default", "any") else None,
         required=bool(constraints.get("required", False)),
         unique=bool(constraints.get("unique", False)),
         minimum=constraints.get("minimum"),
@@ -144,6 +215,44 @@ def _parse_field(raw: Any, where: str) -> Field:
         bounds=(float(bounds[0]), float(bounds[1])) if role is Role.MEASURE and bounds else None,
         codelist=codelist,
     )
+
+
+def _as_names(value: Any) -> tuple[str, ...]:
+    return (value,) if isinstance(value, str) else tuple(value or ())
+
+
+def _parse_foreign_key(raw: Any, names: list[str], where: str) -> ForeignKey:
+    example = (
+        '{"fields": ["district", "city"], "reference": '
+        '{"resource": "codelist:region.district", "fields": ["code", "parent"]}}'
+    )
+    if not isinstance(raw, dict) or not isinstance(raw.get("reference"), dict):
+        raise _fail(where, "a foreign key needs fields and a reference", example)
+    fields = _as_names(raw.get("fields"))
+    resource = str(raw["reference"].get("resource", ""))
+    columns = _as_names(raw["reference"].get("fields"))
+    if not resource.startswith("codelist:"):
+        raise _fail(
+            where,
+            f"reference resource {resource!r} is not a code list",
+            "entrepot checks references to shipped code lists: codelist:<name>",
+        )
+    target = resource.removeprefix("codelist:")
+    if target not in codelist_names():
+        raise _fail(
+            where, f"unknown code list {target!r}", f"use one of: {', '.join(codelist_names())}"
+        )
+    if not fields or len(fields) != len(columns):
+        raise _fail(where, "fields and reference fields differ in length", example)
+    for name in fields:
+        if name not in names:
+            raise _fail(where, f"foreign key names unknown column {name!r}", "fix its fields")
+    for column in columns:
+        if column not in ("code", "parent"):
+            raise _fail(
+                where, f"code lists have no column {column!r}", 'reference "code" or "parent"'
+            )
+    return ForeignKey(fields=fields, codelist=target, columns=columns)
 
 
 def parse_standard(document: Any, where: str) -> Standard:
@@ -170,6 +279,10 @@ def parse_standard(document: Any, where: str) -> Standard:
                 f"privacy unit {unit!r} must have role identifier",
                 f'set "entrepot:role": "identifier" on {unit!r}',
             )
+    foreign_keys = tuple(
+        _parse_foreign_key(raw, names, f"{where}, foreignKeys[{i}]")
+        for i, raw in enumerate(document.get("foreignKeys", []))
+    )
     stem = Path(where).stem if where.endswith(".json") else where
     return Standard(
         name=document.get("name", stem),
@@ -180,6 +293,7 @@ def parse_standard(document: Any, where: str) -> Standard:
         primary_key=tuple(primary_key),
         privacy_unit=unit,
         one_row_per_unit=bool(document.get("entrepot:oneRowPerUnit", False)),
+        foreign_keys=foreign_keys,
         document=document,
     )
 

@@ -1,0 +1,244 @@
+"""Validation rules as small functions that each return SQL over one typed row.
+
+Every rule yields ``Check(rule, column, condition)``: ``condition`` is a DuckDB
+boolean expression that is true when the row breaks the rule. Rules read the
+column's text (``t``, after the mapping) and its strictly typed value (``v``,
+NULL when the text is missing or is not of the declared type), so a defect fires
+exactly one rule: a missing value is ``required``, a malformed one ``type``, and
+range, list and key rules only ever see well-typed values.
+
+Strict typing needs patterns: DuckDB's TRY_CAST accepts ``'12.5'`` as integer 13
+and ``'2021/03/01'`` as a date, so every cast is guarded by a full-match pattern
+or by ``try_strptime`` with the declared format.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from entrepot.standards.codelist import codelist
+from entrepot.standards.schema import Field, ForeignKey, Standard
+
+__all__ = ["FIELD_RULES", "SQL_TYPES", "Check", "Column", "field_checks", "table_checks"]
+
+SQL_TYPES = {
+    "string": "VARCHAR",
+    "integer": "BIGINT",
+    "number": "DOUBLE",
+    "boolean": "BOOLEAN",
+    "date": "DATE",
+    "datetime": "TIMESTAMP",
+}
+_INTEGER = r"[+-]?[0-9]+"
+_NUMBER = r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?"
+_DATE = r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
+_DATETIME = r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?Z?"
+# Table Schema's default lexical forms of booleans.
+_TRUE = ("true", "True", "TRUE", "1")
+_FALSE = ("false", "False", "FALSE", "0")
+# Epoch seconds beyond 11 digits lie after the year 5138: treat them as malformed.
+_EPOCH_DIGITS = 11
+
+
+def quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+@dataclass(frozen=True)
+class Column:
+    """One standard column as the validator sees it."""
+
+    field: Field
+    text: str  # SQL identifier of the mapped text
+    value: str  # SQL identifier of the typed value
+    date_format: str | None = None  # from the mapping, else the field's format
+    factor: float | None = None
+
+
+@dataclass(frozen=True)
+class Check:
+    rule: str
+    column: str
+    condition: str
+
+
+def _matches(text: str, pattern: str) -> str:
+    return f"regexp_full_match({text}, {quote(pattern)})"
+
+
+def _scaled(expression: str, factor: float | None) -> str:
+    if factor is None:
+        return expression
+    inverse = 1 / factor
+    # Dividing by an exact integer (100 for fen -> yuan) keeps 1999 fen at 19.99 yuan.
+    if factor < 1 and math.isclose(inverse, round(inverse), rel_tol=1e-12):
+        return f"({expression} / {round(inverse)})"
+    return f"({expression} * {factor!r})"
+
+
+def _parsed_time(c: Column, sql_type: str) -> str:
+    t = c.text
+    if c.date_format == "epoch":
+        seconds = f"TRY_CAST({t} AS BIGINT)"
+        guard = f"{_matches(t, _INTEGER)} AND length({t}) <= {_EPOCH_DIGITS}"
+        return f"CASE WHEN {guard} THEN CAST(make_timestamp({seconds} * 1000000) AS {sql_type}) END"
+    if c.date_format is not None:
+        return f"CAST(try_strptime({t}, {quote(c.date_format)}) AS {sql_type})"
+    pattern = _DATE if sql_type == "DATE" else _DATETIME
+    iso = f"replace(rtrim({t}, 'Z'), 'T', ' ')"
+    return f"CASE WHEN {_matches(t, pattern)} THEN TRY_CAST({iso} AS {sql_type}) END"
+
+
+def typed_value(c: Column) -> str:
+    """SQL for the column's strictly typed value: NULL when missing or malformed."""
+    t, kind = c.text, c.field.type
+    if kind == "string":
+        return t
+    if kind == "boolean":
+        trues = ", ".join(quote(v) for v in _TRUE)
+        falses = ", ".join(quote(v) for v in _FALSE)
+        return f"CASE WHEN {t} IN ({trues}) THEN true WHEN {t} IN ({falses}) THEN false END"
+    if kind in ("date", "datetime"):
+        return _parsed_time(c, SQL_TYPES[kind])
+    if kind == "integer" and c.factor is None:
+        return f"CASE WHEN {_matches(t, _INTEGER)} THEN TRY_CAST({t} AS BIGINT) END"
+    number = _scaled(f"CASE WHEN {_matches(t, _NUMBER)} THEN TRY_CAST({t} AS DOUBLE) END", c.factor)
+    if kind == "integer":
+        # A conversion that lands between integers is malformed, not silently rounded.
+        return f"CASE WHEN {number} = round({number}) THEN CAST({number} AS BIGINT) END"
+    return f"CASE WHEN isfinite({number}) THEN {number} END"
+
+
+def literal(f: Field, value: object) -> str:
+    if f.type in ("integer", "number"):
+        number = float(str(value))
+        return repr(number) if f.type == "number" else str(int(number))
+    if f.type == "date":
+        return f"DATE {quote(str(value))}"
+    if f.type == "datetime":
+        return f"TIMESTAMP {quote(str(value).rstrip('Z').replace('T', ' '))}"
+    if f.type == "boolean":
+        return "true" if value in (True, *_TRUE) else "false"
+    return quote(str(value))
+
+
+def _required(c: Column) -> Iterator[Check]:
+    if c.field.required:
+        yield Check("required", c.field.name, f"({c.text} IS NULL OR trim({c.text}) = '')")
+
+
+def _type(c: Column) -> Iterator[Check]:
+    if c.field.type != "string":
+        yield Check("type", c.field.name, f"(trim({c.text}) <> '' AND {c.value} IS NULL)")
+
+
+def _minimum(c: Column) -> Iterator[Check]:
+    if c.field.minimum is not None and c.field.type != "string":
+        yield Check("minimum", c.field.name, f"{c.value} < {literal(c.field, c.field.minimum)}")
+
+
+def _maximum(c: Column) -> Iterator[Check]:
+    if c.field.maximum is not None and c.field.type != "string":
+        yield Check("maximum", c.field.name, f"{c.value} > {literal(c.field, c.field.maximum)}")
+
+
+def _enum(c: Column) -> Iterator[Check]:
+    if c.field.enum is not None:
+        values = ", ".join(literal(c.field, v) for v in c.field.enum)
+        yield Check("enum", c.field.name, f"{c.value} NOT IN ({values})")
+
+
+def codelist_condition(c: Column) -> str:
+    codes = ", ".join(quote(code) for code in codelist(str(c.field.codelist)).codes)
+    return f"CAST({c.value} AS VARCHAR) NOT IN ({codes})"
+
+
+def _codelist(c: Column) -> Iterator[Check]:
+    if c.field.codelist is not None:
+        yield Check("codelist", c.field.name, codelist_condition(c))
+
+
+def _pattern(c: Column) -> Iterator[Check]:
+    if c.field.pattern is not None and c.field.type == "string":
+        yield Check("pattern", c.field.name, f"NOT {_matches(c.value, c.field.pattern)}")
+
+
+def _unique(c: Column) -> Iterator[Check]:
+    yield Check(
+        "unique",
+        c.field.name,
+        f"({c.value} IS NOT NULL AND row_number() OVER (PARTITION BY {c.value} ORDER BY line) > 1)",
+    )
+
+
+def _unique_if_declared(c: Column) -> Iterator[Check]:
+    if c.field.unique:
+        yield from _unique(c)
+
+
+# Applied in this order to every column; a test may run any subset.
+FIELD_RULES: tuple[Callable[[Column], Iterator[Check]], ...] = (
+    _required,
+    _type,
+    _minimum,
+    _maximum,
+    _enum,
+    _codelist,
+    _pattern,
+    _unique_if_declared,
+)
+
+
+def field_checks(columns: list[Column], standard: Standard) -> list[Check]:
+    """Every per-column check; a single-column primary key replaces ``unique``."""
+    single_key = standard.primary_key[0] if len(standard.primary_key) == 1 else None
+    checks: list[Check] = []
+    for c in columns:
+        for rule in FIELD_RULES:
+            if rule is _unique_if_declared and c.field.name == single_key:
+                continue
+            checks.extend(rule(c))
+    return checks
+
+
+def _primary_key(columns: dict[str, Column], key: tuple[str, ...]) -> Check:
+    values = ", ".join(columns[name].value for name in key)
+    present = " AND ".join(f"{columns[name].value} IS NOT NULL" for name in key)
+    return Check(
+        "primary_key",
+        ",".join(key),
+        f"({present} AND row_number() OVER (PARTITION BY {values} ORDER BY line) > 1)",
+    )
+
+
+def _foreign_key(columns: dict[str, Column], key: ForeignKey) -> Check:
+    listed = codelist(key.codelist)
+    table = {"code": listed.codes, "parent": tuple(p or "" for p in listed.parents)}
+    tuples = sorted(
+        {"\x1f".join(row) for row in zip(*(table[c] for c in key.columns), strict=True)}
+    )
+    joined = (
+        "concat_ws(chr(31), "
+        + ", ".join(f"CAST({columns[name].value} AS VARCHAR)" for name in key.fields)
+        + ")"
+    )
+    present = " AND ".join(f"{columns[name].value} IS NOT NULL" for name in key.fields)
+    # A component outside its own code list is already a `codelist` violation.
+    own = [codelist_condition(columns[name]) for name in key.fields if columns[name].field.codelist]
+    known = " AND ".join(f"NOT ({condition})" for condition in own) or "true"
+    values = ", ".join(quote(t) for t in tuples)
+    return Check(
+        "foreign_key",
+        ",".join(key.fields),
+        f"({present} AND {known} AND {joined} NOT IN ({values}))",
+    )
+
+
+def table_checks(columns: list[Column], standard: Standard) -> list[Check]:
+    """Checks over several columns: the primary key and code-list foreign keys."""
+    by_name = {c.field.name: c for c in columns}
+    checks = [_primary_key(by_name, standard.primary_key)] if standard.primary_key else []
+    checks.extend(_foreign_key(by_name, key) for key in standard.foreign_keys)
+    return checks

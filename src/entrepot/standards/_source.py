@@ -1,0 +1,233 @@
+"""Reading a provider's raw file into DuckDB, with one clear error per way it can fail.
+
+The file is read as text only (every column VARCHAR): types are checked afterwards,
+strictly, by the validation rules. DuckDB cannot load extensions offline, so a GBK
+file is first transcoded to UTF-8 in a streaming pass (constant memory). Each row
+keeps its source line number: ``line`` is the record's position plus the header,
+which is the physical line unless a quoted value spans several lines.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+from entrepot.errors import InvalidInput, LimitExceeded, NotFound
+from entrepot.standards.mapping import Source
+
+__all__ = ["RawFile", "load_raw", "open_raw"]
+
+# Enough bytes to tell text from binary: NUL never occurs in UTF-8 or GBK text.
+_SNIFF_BYTES = 64 * 1024
+# Transcoding chunk: large enough to amortize Python overhead, small enough to stream.
+_CHUNK_BYTES = 4 * 1024 * 1024
+_DELIMITERS = (",", ";", "\t", "|")
+_DUCKDB_LINE = re.compile(r"CSV Error on Line: (\d+)")
+_DUCKDB_COLUMNS = re.compile(r"Expected Number of Columns: (\d+) Found: (\d+)")
+
+
+@dataclass(frozen=True)
+class RawFile:
+    """A raw file ready for DuckDB: the UTF-8 path to read and its column names."""
+
+    origin: Path
+    path: Path
+    source: Source
+    columns: tuple[str, ...]
+
+    @property
+    def first_line(self) -> int:
+        """Source line number of the first record."""
+        return 2 if self.source.header else 1
+
+
+def _fail(path: Path, line: int | None, message: str, hint: str) -> InvalidInput:
+    where = f"{path}" if line is None else f"{path}, line {line}"
+    return InvalidInput(f"{where}: {message}", hint=hint, source=str(path), line=line)
+
+
+def _encoding_hint(source: Source) -> str:
+    if source.encoding == "gbk":
+        return "the file is neither GBK; re-save it as UTF-8 and set `encoding: utf-8`"
+    return "if the file comes from a Chinese-locale tool, set `encoding: gbk` under `source:`"
+
+
+def _line_of(data: bytes, offset: int) -> int:
+    return data.count(b"\n", 0, offset) + 1
+
+
+def _check_bytes(path: Path, source: Source, max_bytes: int | None) -> None:
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise NotFound(f"no file at {path}", hint="check the path of the raw file") from None
+    if path.is_dir():
+        raise _fail(path, None, "is a directory, not a file", "give the path of a CSV file")
+    if size == 0:
+        raise _fail(
+            path, None, "the file is empty (0 bytes)", "export the data again, with a header"
+        )
+    if max_bytes is not None and size > max_bytes:
+        raise LimitExceeded(
+            f"{path}: {size} bytes is more than the limit of {max_bytes}",
+            setting="max_upload_bytes",
+            hint="split the file, or raise ENTREPOT_MAX_UPLOAD_BYTES",
+        )
+    with path.open("rb") as handle:
+        head = handle.read(_SNIFF_BYTES)
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        raise _fail(path, 1, "the file is UTF-16 text", "re-save it as UTF-8 (or GBK)")
+    if b"\x00" in head:
+        raise _fail(
+            path,
+            _line_of(head, head.index(b"\x00")),
+            "this is a binary file, not delimited text (it contains NUL bytes)",
+            "export the table as CSV; spreadsheets (.xlsx) and archives cannot be read",
+        )
+
+
+def _transcode(path: Path, target: Path) -> None:
+    """Stream a GBK file into UTF-8; an undecodable byte is an error naming its line."""
+    decoder = codecs.getincrementaldecoder("gbk")()
+    line = 1
+    with path.open("rb") as src, target.open("wb") as out:
+        while chunk := src.read(_CHUNK_BYTES):
+            try:
+                text = decoder.decode(chunk)
+            except UnicodeDecodeError as error:
+                raise _fail(
+                    path,
+                    line + chunk.count(b"\n", 0, error.start),
+                    "the file is not valid GBK",
+                    _encoding_hint(Source(encoding="gbk")),
+                ) from None
+            line += chunk.count(b"\n")
+            out.write(text.encode("utf-8"))
+        try:
+            out.write(decoder.decode(b"", final=True).encode("utf-8"))
+        except UnicodeDecodeError:
+            raise _fail(
+                path, line, "the file ends inside a GBK character", "export it again"
+            ) from None
+
+
+def _header(path: Path, origin: Path, source: Source) -> tuple[tuple[str, ...], bool]:
+    """The column names and whether at least one data row follows."""
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as handle:
+            reader = csv.reader(handle, delimiter=source.delimiter, quotechar=source.quote)
+            first = next((row for row in reader if row), None)
+            rest = next((row for row in reader if row), None)
+    except UnicodeDecodeError:
+        raise _fail(origin, 1, "the file is not valid UTF-8", _encoding_hint(source)) from None
+    except csv.Error as error:
+        raise _fail(origin, 1, f"cannot read the first line ({error})", "check quoting") from None
+    if first is None:
+        raise _fail(origin, None, "the file holds only blank lines", "export the data again")
+    if not source.header:
+        if len(first) != len(source.columns):
+            raise _fail(
+                origin,
+                1,
+                f"found {len(first)} columns but the mapping names {len(source.columns)}",
+                "list one name per column in source.columns, or check source.delimiter",
+            )
+        return source.columns, True
+    names = tuple(name.strip() for name in first)
+    blank = [i + 1 for i, name in enumerate(names) if not name]
+    if blank:
+        raise _fail(origin, 1, f"header column(s) {blank} have no name", "name every column")
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise _fail(origin, 1, f"duplicate header name(s) {', '.join(duplicates)}", "rename them")
+    return names, rest is not None
+
+
+def open_raw(path: Path, source: Source, workdir: Path, max_bytes: int | None = None) -> RawFile:
+    """Check ``path`` and prepare it for DuckDB; ``workdir`` holds any transcoded copy."""
+    _check_bytes(path, source, max_bytes)
+    readable = path
+    if source.encoding == "gbk":
+        readable = workdir / "transcoded.csv"
+        _transcode(path, readable)
+    columns, has_rows = _header(readable, path, source)
+    if not has_rows:
+        raise _fail(
+            path,
+            2,
+            f"the file has a header ({', '.join(columns)}) but no data rows",
+            "an empty dataset cannot be validated or published; export the rows too",
+        )
+    return RawFile(origin=path, path=readable, source=source, columns=columns)
+
+
+def guess_delimiter(raw: RawFile) -> str | None:
+    """A delimiter other than the configured one that splits a one-column header."""
+    if len(raw.columns) != 1:
+        return None
+    for candidate in _DELIMITERS:
+        if candidate != raw.source.delimiter and candidate in raw.columns[0]:
+            return candidate
+    return None
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def load_raw(con: duckdb.DuckDBPyConnection, raw: RawFile, wanted: list[str]) -> None:
+    """Create table ``raw`` (``line`` + the ``wanted`` columns, as text) from ``raw``."""
+    columns = "{" + ", ".join(f"{_quote(c)}: 'VARCHAR'" for c in raw.columns) + "}"
+    nulls = "[" + ", ".join(_quote(n) for n in raw.source.null_values) + "]"
+    options = ", ".join(
+        [
+            f"header = {str(raw.source.header).lower()}",
+            "auto_detect = false",
+            f"delim = {_quote(raw.source.delimiter)}",
+            f"quote = {_quote(raw.source.quote)}",
+            f"escape = {_quote(raw.source.quote)}",
+            "strict_mode = true",
+            "null_padding = false",
+            f"nullstr = {nulls}",
+            f"columns = {columns}",
+        ]
+    )
+    selected = ", ".join(_ident(c) for c in wanted) or "NULL AS _empty"
+    # Insertion order is preserved, so rowid is the record's position in the file.
+    query = (
+        f"CREATE TABLE raw_text AS SELECT {selected} "
+        f"FROM read_csv({_quote(str(raw.path))}, {options})"
+    )
+    try:
+        con.execute(query)
+        con.execute(f"CREATE VIEW raw AS SELECT rowid + {raw.first_line} AS line, * FROM raw_text")
+    except duckdb.Error as error:
+        raise _read_error(raw, str(error)) from None
+
+
+def _read_error(raw: RawFile, text: str) -> InvalidInput:
+    match = _DUCKDB_LINE.search(text)
+    line = int(match.group(1)) if match else None
+    if "Invalid unicode" in text or "not utf-8" in text:
+        return _fail(raw.origin, line, "the file is not valid UTF-8", _encoding_hint(raw.source))
+    counts = _DUCKDB_COLUMNS.search(text)
+    if counts:
+        expected, found = counts.groups()
+        return _fail(
+            raw.origin,
+            line,
+            f"this row has {found} values but the header has {expected} columns",
+            "fix the row (a missing or extra delimiter, or an unquoted value containing "
+            f"{raw.source.delimiter!r})",
+        )
+    first = text.strip().splitlines()[0] if text.strip() else "unreadable file"
+    return _fail(raw.origin, line, f"cannot read the file ({first})", "check it is delimited text")

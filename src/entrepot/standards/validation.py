@@ -1,0 +1,333 @@
+"""Validating a provider's file against a standard, vectorized in DuckDB.
+
+::
+
+    with validate(Path("visits.csv"), get("health.visit"), Path("riverside.yaml")) as v:
+        print(v.report.rows_invalid)
+        v.write_valid(Path("visits.parquet"))
+        v.write_rejected(Path("rejected.parquet"))
+
+The file is loaded once as text, mapped onto the standard's columns, typed strictly
+and checked by every rule in one pass; nothing runs row by row in Python. The
+validation owns a private DuckDB connection (not the consumer query engine) with a
+memory limit, spilling to its own temporary folder, so a file larger than memory
+still validates.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import duckdb
+
+from entrepot.errors import InvalidInput, ValidationFailed
+from entrepot.standards._rules import (
+    SQL_TYPES,
+    Check,
+    Column,
+    field_checks,
+    quote,
+    table_checks,
+    typed_value,
+)
+from entrepot.standards._source import RawFile, guess_delimiter, load_raw, open_raw
+from entrepot.standards.mapping import ColumnMap, Mapping, Source, load_mapping
+from entrepot.standards.report import RULES, OffendingRow, Report, Violation
+from entrepot.standards.schema import Standard
+
+__all__ = ["Validation", "validate"]
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+class Validation:
+    """The outcome of :func:`validate`: the report, and the rows ready to be written.
+
+    Holds a DuckDB connection and a temporary folder until :meth:`close` (or the end
+    of a ``with`` block).
+    """
+
+    def __init__(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        workdir: Path,
+        standard: Standard,
+        columns: list[Column],
+        checks: list[Check],
+        report: Report,
+    ) -> None:
+        self._con = con
+        self._workdir = workdir
+        self.standard = standard
+        self._columns = columns
+        self._checks = checks
+        self.report = report
+
+    def _reasons(self) -> str:
+        labels = ", ".join(
+            f"CASE WHEN x{i} THEN {quote(f'{c.rule}:{c.column}')} END"
+            for i, c in enumerate(self._checks)
+        )
+        return f"list_filter([{labels}], lambda r: r IS NOT NULL)" if labels else "[]::VARCHAR[]"
+
+    def _copy(self, select: str, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._con.execute(
+            f"COPY ({select}) TO {quote(str(path))} (FORMAT parquet, COMPRESSION zstd)"
+        )
+
+    def write_valid(self, path: Path) -> int:
+        """Write the valid rows, typed as the standard says, to Parquet; return their count."""
+        typed = ", ".join(
+            f"CAST({c.value} AS {SQL_TYPES[c.field.type]}) AS {_ident(c.field.name)}"
+            for c in self._columns
+        )
+        self._copy(f"SELECT {typed} FROM checked WHERE NOT invalid ORDER BY line", path)
+        return self.report.rows_valid
+
+    def write_rejected(self, path: Path) -> int:
+        """Write the invalid rows to Parquet: ``line``, ``reasons`` (``rule:column``) and
+        every column's text as read (after the mapping); return their count."""
+        texts = ", ".join(f"{c.text} AS {_ident(c.field.name)}" for c in self._columns)
+        self._copy(
+            f"SELECT line, {self._reasons()} AS reasons, {texts} "
+            "FROM checked WHERE invalid ORDER BY line",
+            path,
+        )
+        return self.report.rows_invalid
+
+    def raise_if_invalid(self) -> None:
+        """Raise ValidationFailed (with the report) when any row broke a rule."""
+        if not self.report.valid:
+            r = self.report
+            raise ValidationFailed(
+                f"{r.source}: {r.rows_invalid} of {r.rows_total} rows break {r.standard}",
+                hint="fix the rows listed in the report, or fix the mapping",
+                report=r.to_dict(),
+            )
+
+    def close(self) -> None:
+        self._con.close()
+        shutil.rmtree(self._workdir, ignore_errors=True)
+
+    def __enter__(self) -> Validation:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def _plan(raw: RawFile, standard: Standard, mapping: Mapping | None) -> dict[str, ColumnMap]:
+    """How each standard column is obtained; mistakes are errors naming file and columns."""
+    mapping_name = mapping.where if mapping else "the mapping"
+    existing = ", ".join(raw.columns)
+    plan: dict[str, ColumnMap] = {}
+    for entry in mapping.columns if mapping else ():
+        if entry.target not in standard.field_names:
+            raise InvalidInput(
+                f"{mapping_name}: columns.{entry.target}: {standard.name} has no column "
+                f"{entry.target!r}",
+                hint=f"map onto one of: {', '.join(standard.field_names)}",
+            )
+        kind = standard.field(entry.target).type
+        if entry.date_format and kind not in ("date", "datetime"):
+            raise InvalidInput(
+                f"{mapping_name}: columns.{entry.target}: date_format on a {kind} column",
+                hint="date_format applies to date and datetime columns only",
+            )
+        if entry.factor is not None and kind not in ("integer", "number"):
+            raise InvalidInput(
+                f"{mapping_name}: columns.{entry.target}: a unit conversion on a {kind} column",
+                hint="factor and unit apply to integer and number columns only",
+            )
+        if entry.source is not None and entry.source not in raw.columns:
+            raise InvalidInput(
+                f"{mapping_name}: columns.{entry.target} reads column {entry.source!r}, which "
+                f"{raw.origin} does not have; its columns are: {existing}",
+                hint=_missing_hint(raw, f"fix `from: {entry.source}` in {mapping_name}"),
+                column=entry.source,
+            )
+        plan[entry.target] = entry
+    for f in standard.fields:
+        if f.name in plan:
+            continue
+        if f.name in raw.columns:
+            plan[f.name] = ColumnMap(target=f.name, source=f.name)
+        elif f.required:
+            raise InvalidInput(
+                f"{raw.origin}: no column {f.name!r}, which {standard.name} requires; "
+                f"the file's columns are: {existing}",
+                hint=_missing_hint(
+                    raw, f"rename the column in the file, or map it: columns: {{{f.name}: ...}}"
+                ),
+                column=f.name,
+            )
+    return plan
+
+
+def _missing_hint(raw: RawFile, default: str) -> str:
+    other = guess_delimiter(raw)
+    if other is None:
+        return default
+    shown = "\\t" if other == "\t" else other
+    return (
+        f"the whole header was read as one column: the file looks delimited by {shown!r}; "
+        f"set `delimiter: {shown!r}` under `source:` in a mapping (--mapping)"
+    )
+
+
+def _mapped_view(
+    con: duckdb.DuckDBPyConnection, standard: Standard, plan: dict[str, ColumnMap]
+) -> None:
+    selects, joins = ["raw.line"], []
+    for i, f in enumerate(standard.fields):
+        entry = plan.get(f.name)
+        if entry is None:
+            expression = "CAST(NULL AS VARCHAR)"
+        elif entry.constant is not None:
+            expression = quote(entry.constant)
+        else:
+            expression = f"raw.{_ident(str(entry.source))}"
+            if entry.codes:
+                con.execute(f"CREATE TABLE codes_{i} (local VARCHAR PRIMARY KEY, standard VARCHAR)")
+                con.executemany(f"INSERT INTO codes_{i} VALUES (?, ?)", list(entry.codes.items()))
+                joins.append(f"LEFT JOIN codes_{i} ON codes_{i}.local = {expression}")
+                expression = f"coalesce(codes_{i}.standard, {expression})"
+        selects.append(f"{expression} AS t{i}")
+    con.execute(f"CREATE VIEW mapped AS SELECT {', '.join(selects)} FROM raw {' '.join(joins)}")
+
+
+def _checked_table(
+    con: duckdb.DuckDBPyConnection, columns: list[Column], checks: list[Check]
+) -> None:
+    texts = ", ".join(c.text for c in columns)
+    values = ", ".join(f"{typed_value(c)} AS {c.value}" for c in columns)
+    flags = ", ".join(f"coalesce({c.condition}, false) AS x{i}" for i, c in enumerate(checks))
+    invalid = " OR ".join(f"x{i}" for i in range(len(checks))) or "false"
+    con.execute(
+        f"CREATE TABLE checked AS SELECT *, ({invalid}) AS invalid FROM ("
+        f"SELECT *{', ' + flags if flags else ''} FROM ("
+        f"SELECT line, {texts}, {values} FROM mapped))"
+    )
+
+
+def _report(
+    con: duckdb.DuckDBPyConnection,
+    raw: RawFile,
+    standard: Standard,
+    mapping: Mapping | None,
+    columns: list[Column],
+    checks: list[Check],
+    plan: dict[str, ColumnMap],
+    report_rows: int,
+) -> Report:
+    counts = ", ".join(f"count_if(x{i})" for i in range(len(checks)))
+    row = con.execute(
+        f"SELECT count(*), count_if(invalid){', ' + counts if counts else ''} FROM checked"
+    ).fetchone()
+    assert row is not None
+    total, invalid, *per_check = row
+    order = {name: i for i, name in enumerate(standard.field_names)}
+    violations = sorted(
+        (Violation(c.rule, c.column, n) for c, n in zip(checks, per_check, strict=True) if n),
+        key=lambda v: (order.get(v.column.split(",")[0], len(order)), RULES.index(v.rule)),
+    )
+    labels = ", ".join(
+        f"CASE WHEN x{i} THEN {quote(f'{c.rule}:{c.column}')} END" for i, c in enumerate(checks)
+    )
+    texts = ", ".join(c.text for c in columns)
+    offending = con.execute(
+        f"SELECT line, list_filter([{labels or 'NULL'}], lambda r: r IS NOT NULL), {texts} "
+        f"FROM checked WHERE invalid ORDER BY line LIMIT {int(report_rows)}"
+    ).fetchall()
+    used = {entry.source for entry in plan.values() if entry.source is not None}
+    return Report(
+        source=raw.origin.name,
+        standard=standard.name,
+        mapping=Path(mapping.where).name if mapping else None,
+        rows_total=int(total),
+        rows_invalid=int(invalid),
+        violations=tuple(violations),
+        rows=tuple(
+            OffendingRow(
+                line=int(r[0]),
+                reasons=tuple(r[1]),
+                values=dict(zip(standard.field_names, r[2:], strict=True)),
+            )
+            for r in offending
+        ),
+        ignored_columns=tuple(c for c in raw.columns if c not in used),
+        columns=tuple(standard.field_names),
+    )
+
+
+def validate(
+    source: Path,
+    standard: Standard,
+    mapping: Mapping | Path | None = None,
+    *,
+    report_rows: int = 20,
+    max_bytes: int | None = None,
+    memory_limit: str = "2GB",
+    threads: int | None = None,
+) -> Validation:
+    """Read ``source``, map it onto ``standard`` and check every rule, in DuckDB.
+
+    ``mapping`` is a parsed :class:`Mapping`, the path of a mapping YAML file, or None
+    (the file already uses the standard's column names, UTF-8, comma-delimited).
+    ``report_rows`` caps the offending rows listed (counts are always complete);
+    ``max_bytes`` refuses larger files (LimitExceeded); ``memory_limit`` and
+    ``threads`` bound DuckDB, which spills to a temporary folder beyond the limit.
+
+    Raises InvalidInput (with file, line and a fix) when the file or the mapping cannot
+    be read; rows that break rules do not raise: they are counted in ``report``. Close
+    the returned :class:`Validation` (or use it in a ``with`` block).
+    """
+    if isinstance(mapping, Path):
+        mapping = load_mapping(mapping)
+    workdir = Path(tempfile.mkdtemp(prefix="entrepot-validate-"))
+    config: dict[str, Any] = {
+        "memory_limit": memory_limit,
+        "temp_directory": str(workdir / "spill"),
+        "preserve_insertion_order": True,
+    }
+    if threads is not None:
+        config["threads"] = threads
+    con = duckdb.connect(config=config)
+    try:
+        raw = open_raw(source, mapping.source if mapping else Source(), workdir, max_bytes)
+        plan = _plan(raw, standard, mapping)
+        wanted = sorted({e.source for e in plan.values() if e.source is not None})
+        load_raw(con, raw, wanted)
+        _mapped_view(con, standard, plan)
+        columns = [
+            Column(
+                field=f,
+                text=f"t{i}",
+                value=f"v{i}",
+                date_format=(plan[f.name].date_format if f.name in plan else None) or f.format,
+                factor=plan[f.name].factor if f.name in plan else None,
+            )
+            for i, f in enumerate(standard.fields)
+        ]
+        checks = field_checks(columns, standard) + table_checks(columns, standard)
+        _checked_table(con, columns, checks)
+        # The checked table holds every text and value: free the raw copy early.
+        con.execute("DROP VIEW mapped; DROP VIEW raw; DROP TABLE raw_text")
+        report = _report(con, raw, standard, mapping, columns, checks, plan, report_rows)
+    except BaseException:
+        con.close()
+        shutil.rmtree(workdir, ignore_errors=True)
+        raise
+    return Validation(con, workdir, standard, columns, checks, report)
