@@ -1,0 +1,490 @@
+"""Organizations, their accounts in roles, and API tokens.
+
+Every party is an organization (``city-health-bureau``) with accounts in one role:
+``operator`` (runs the node), ``provider`` (its organization is a vault provider:
+the ``organizations`` row links the ``providers`` row, nothing is duplicated),
+``consumer`` or ``auditor``. Functions take the acting party as an explicit
+:class:`Actor`: the API builds it from a token, the local CLI from ``--as ORG``, and
+:data:`LOCAL` is whoever holds the node's home (they hold every file already).
+
+API tokens look like ``ent_<id>_<secret>``. The 12-hex ``id`` is not secret and finds
+the row; the whole token is checked against an Argon2id hash (argon2-cffi, constant
+time). The token is shown once and stored nowhere in clear.
+
+Argon2id costs tens of milliseconds by design, too much for every API request, so a
+verified token is cached in this process for ``token_cache_ttl_s`` seconds, keyed by
+the SHA-256 of the token (never the token). The trade-off: a revocation clears the
+cache of the process that made it at once, but other processes (workers of a server)
+keep trusting the token until their entry ages out, at most that TTL. Expiry is
+checked on every hit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import CheckConstraint, DateTime, ForeignKey, Integer, String, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from entrepot.db import Base, Database
+from entrepot.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
+from entrepot.privacy.ledger import utcnow
+from entrepot.settings import Settings
+from entrepot.vault.models import Provider
+from entrepot.vault.refs import check_slug
+
+__all__ = [
+    "LOCAL",
+    "Account",
+    "AccountInfo",
+    "Accounts",
+    "Actor",
+    "ApiToken",
+    "IssuedToken",
+    "Organization",
+    "Role",
+    "TokenInfo",
+]
+
+_TOKEN = re.compile(r"ent_([0-9a-f]{12})_[A-Za-z0-9_-]{43}")
+# Verified tokens kept per process; beyond this the oldest entries are dropped.
+_CACHE_MAX = 4096
+
+
+class Role(StrEnum):
+    OPERATOR = "operator"
+    PROVIDER = "provider"
+    CONSUMER = "consumer"
+    AUDITOR = "auditor"
+
+
+_ROLES = "', '".join(Role)
+
+
+class Organization(Base):
+    __tablename__ = "organizations"
+    __table_args__ = (CheckConstraint(f"kind IN ('{_ROLES}')", name="kind"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(16))
+    provider_id: Mapped[int | None] = mapped_column(ForeignKey("providers.id"), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class Account(Base):
+    __tablename__ = "accounts"
+    __table_args__ = (CheckConstraint(f"role IN ('{_ROLES}')", name="role"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"), index=True)
+    role: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class ApiToken(Base):
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_id: Mapped[str] = mapped_column(String(12), unique=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    secret_hash: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    expires_at: Mapped[datetime] = mapped_column(DateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who acts: an organization in a role, through an account or the local CLI."""
+
+    role: str
+    org_id: int | None = None
+    org_slug: str = ""
+    provider_id: int | None = None
+    account: str | None = None
+
+    @property
+    def name(self) -> str:
+        """How transitions and ledger rows record this actor."""
+        if self.account is not None:
+            return f"account:{self.account}"
+        return f"org:{self.org_slug}" if self.org_slug else "local"
+
+    @property
+    def is_local(self) -> bool:
+        return self.role == "local"
+
+    @property
+    def administers(self) -> bool:
+        """Operators and the holder of the node's home manage accounts and see everything."""
+        return self.role in ("local", Role.OPERATOR)
+
+
+# The holder of the node's home, acting through the local CLI without --as.
+LOCAL = Actor(role="local")
+
+
+@dataclass(frozen=True)
+class AccountInfo:
+    name: str
+    role: str
+    org: str
+    org_name: str
+    created_at: datetime
+    active_tokens: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "role": self.role,
+            "org": self.org,
+            "org_name": self.org_name,
+            "created_at": self.created_at.isoformat() + "Z",
+            "active_tokens": self.active_tokens,
+        }
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    token_id: str
+    account: str
+    created_at: datetime
+    expires_at: datetime
+    revoked_at: datetime | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "token_id": self.token_id,
+            "account": self.account,
+            "created_at": self.created_at.isoformat() + "Z",
+            "expires_at": self.expires_at.isoformat() + "Z",
+            "revoked_at": None if self.revoked_at is None else self.revoked_at.isoformat() + "Z",
+        }
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    """A new token: ``secret`` is the only copy, show it once."""
+
+    info: TokenInfo
+    secret: str
+
+    def __repr__(self) -> str:
+        return f"IssuedToken(info={self.info!r}, secret=<hidden>)"
+
+
+@dataclass
+class _Cached:
+    actor: Actor
+    token_id: str
+    expires_at: datetime
+    trusted_until: float
+
+
+class _TokenCache:
+    """Verified tokens by (database, SHA-256 of the token); see the module docstring."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entries: dict[tuple[str, bytes], _Cached] = {}
+
+    def get(self, key: tuple[str, bytes], now: datetime) -> Actor | None:
+        with self._lock:
+            hit = self._entries.get(key)
+            if hit is None:
+                return None
+            if hit.trusted_until <= time.monotonic() or hit.expires_at <= now:
+                del self._entries[key]
+                return None
+            return hit.actor
+
+    def put(self, key: tuple[str, bytes], entry: _Cached) -> None:
+        with self._lock:
+            while len(self._entries) >= _CACHE_MAX:
+                del self._entries[next(iter(self._entries))]
+            self._entries[key] = entry
+
+    def forget(self, token_id: str) -> None:
+        with self._lock:
+            for key in [k for k, v in self._entries.items() if v.token_id == token_id]:
+                del self._entries[key]
+
+
+_CACHE = _TokenCache()
+
+
+def _actor_of(org: Organization, account: Account | None = None) -> Actor:
+    return Actor(
+        role=Role(account.role if account is not None else org.kind).value,
+        org_id=org.id,
+        org_slug=org.slug,
+        provider_id=org.provider_id,
+        account=None if account is None else account.name,
+    )
+
+
+class Accounts:
+    """Organizations, accounts and tokens of one node."""
+
+    def __init__(self, db: Database, settings: Settings | None = None, clock: Any = utcnow) -> None:
+        self.db = db
+        self.settings = settings or Settings()
+        self.clock = clock
+        # argon2-cffi's defaults are RFC 9106's second recommended (low-memory) profile.
+        self._hasher = PasswordHasher()
+
+    # -- organizations ------------------------------------------------------------
+
+    def actor(self, org_slug: str) -> Actor:
+        """Act as organization ``org_slug`` (the local CLI's ``--as``).
+
+        A vault provider gets its organization on first use, linked to its providers row.
+        """
+        with self.db.write() as session:
+            return _actor_of(self._org(session, org_slug, create_provider=True))
+
+    def _org(self, session: Session, slug: str, *, create_provider: bool = False) -> Organization:
+        org = session.scalar(select(Organization).where(Organization.slug == slug))
+        if org is not None:
+            return org
+        provider = session.scalar(select(Provider).where(Provider.slug == slug))
+        if provider is None or not create_provider:
+            raise NotFound(
+                f"no organization {slug!r} on this node",
+                hint=f"create it with `entrepot account create {slug} --role consumer`, "
+                f"or `entrepot provider add {slug}` for a data provider",
+            )
+        org = Organization(
+            slug=slug,
+            name=provider.name,
+            kind=Role.PROVIDER,
+            provider_id=provider.id,
+            created_at=self.clock(),
+        )
+        session.add(org)
+        session.flush()
+        return org
+
+    # -- accounts -----------------------------------------------------------------
+
+    def create(
+        self,
+        actor: Actor,
+        name: str,
+        role: str,
+        *,
+        org: str | None = None,
+        org_name: str | None = None,
+    ) -> tuple[AccountInfo, IssuedToken]:
+        """Create an account (and its organization if new) with a first token."""
+        _require_admin(actor, "create accounts")
+        check_slug(name, "account")
+        role = _role(role)
+        org_slug = check_slug(org or name, "organization")
+        with self.db.write() as session:
+            if session.scalar(select(Account.id).where(Account.name == name)) is not None:
+                raise Conflict(
+                    f"account {name} already exists",
+                    hint="list accounts with `entrepot account list`, or choose another name",
+                )
+            organization = session.scalar(select(Organization).where(Organization.slug == org_slug))
+            if organization is None:
+                organization = self._new_org(session, org_slug, role, org_name)
+            if organization.kind != role:
+                raise Conflict(
+                    f"organization {org_slug} is a {organization.kind}; "
+                    f"it cannot hold a {role} account",
+                    hint="give each role its own organization with --org",
+                )
+            account = Account(name=name, org_id=organization.id, role=role, created_at=self.clock())
+            session.add(account)
+            session.flush()
+            token = self._issue(session, account)
+            info = AccountInfo(
+                name, role.value, organization.slug, organization.name, account.created_at, 1
+            )
+            return info, token
+
+    def _new_org(self, session: Session, slug: str, role: str, name: str | None) -> Organization:
+        provider_id = None
+        if role == Role.PROVIDER:
+            provider = session.scalar(select(Provider).where(Provider.slug == slug))
+            if provider is None:
+                raise NotFound(
+                    f"no provider {slug!r} on this node for a provider account",
+                    hint=f'add it first with `entrepot provider add {slug} --name "..."`',
+                )
+            provider_id, name = provider.id, name or provider.name
+        org = Organization(
+            slug=slug,
+            name=name or slug,
+            kind=role,
+            provider_id=provider_id,
+            created_at=self.clock(),
+        )
+        session.add(org)
+        session.flush()
+        return org
+
+    def list_accounts(self, actor: Actor) -> list[AccountInfo]:
+        """Accounts the actor may see: all for administrators, else its organization's."""
+        now = self.clock()
+        with self.db.read() as session:
+            query = (
+                select(Account, Organization)
+                .join(Organization, Organization.id == Account.org_id)
+                .order_by(Account.name)
+            )
+            if not actor.administers:
+                query = query.where(Account.org_id == actor.org_id)
+            rows = session.execute(query).all()
+            active: dict[int, int] = {}
+            for account_id in session.scalars(
+                select(ApiToken.account_id).where(
+                    ApiToken.revoked_at.is_(None), ApiToken.expires_at > now
+                )
+            ):
+                active[account_id] = active.get(account_id, 0) + 1
+            return [
+                AccountInfo(a.name, a.role, o.slug, o.name, a.created_at, active.get(a.id, 0))
+                for a, o in rows
+            ]
+
+    # -- tokens -------------------------------------------------------------------
+
+    def issue_token(self, actor: Actor, account: str) -> IssuedToken:
+        """A new token for ``account`` (administrators, or the account's organization)."""
+        with self.db.write() as session:
+            row = self._visible_account(session, actor, account)
+            return self._issue(session, row)
+
+    def _issue(self, session: Session, account: Account) -> IssuedToken:
+        token_id = secrets.token_hex(6)
+        # 32 random bytes: 256 bits, beyond any guessing.
+        secret = f"ent_{token_id}_{secrets.token_urlsafe(32)}"
+        now = self.clock()
+        row = ApiToken(
+            token_id=token_id,
+            account_id=account.id,
+            secret_hash=self._hasher.hash(secret),
+            created_at=now,
+            expires_at=now + timedelta(days=self.settings.token_ttl_days),
+        )
+        session.add(row)
+        session.flush()
+        return IssuedToken(_token_info(row, account.name), secret)
+
+    def tokens(self, actor: Actor, account: str | None = None) -> list[TokenInfo]:
+        with self.db.read() as session:
+            query = (
+                select(ApiToken, Account)
+                .join(Account, Account.id == ApiToken.account_id)
+                .order_by(ApiToken.id)
+            )
+            if account is not None:
+                query = query.where(Account.id == self._visible_account(session, actor, account).id)
+            elif not actor.administers:
+                query = query.where(Account.org_id == actor.org_id)
+            return [_token_info(t, a.name) for t, a in session.execute(query)]
+
+    def revoke_token(self, actor: Actor, token_id: str) -> TokenInfo:
+        """Revoke a token by its public id; the cache of this process forgets it at once."""
+        with self.db.write() as session:
+            found = session.execute(
+                select(ApiToken, Account)
+                .join(Account, Account.id == ApiToken.account_id)
+                .where(ApiToken.token_id == token_id)
+            ).first()
+            if found is None or not (actor.administers or found[1].org_id == actor.org_id):
+                raise NotFound(
+                    f"no token {token_id!r} that you may revoke",
+                    hint="list tokens with `entrepot account list --tokens`",
+                )
+            token, account = found
+            if token.revoked_at is None:
+                token.revoked_at = self.clock()
+            info = _token_info(token, account.name)
+        _CACHE.forget(token_id)
+        return info
+
+    def _visible_account(self, session: Session, actor: Actor, name: str) -> Account:
+        account = session.scalar(select(Account).where(Account.name == name))
+        if account is None or not (actor.administers or account.org_id == actor.org_id):
+            raise NotFound(
+                f"no account {name!r} that you may manage",
+                hint="list accounts with `entrepot account list`",
+            )
+        return account
+
+    def authenticate(self, token: str) -> Actor:
+        """The actor a bearer token stands for, or :class:`Unauthorized`."""
+        refused = Unauthorized(
+            "the API token is not valid: unknown, mistyped, expired or revoked",
+            hint="ask an operator for a new token (`entrepot account token ACCOUNT`)",
+        )
+        match = _TOKEN.fullmatch(token)
+        if match is None:
+            raise refused
+        now = self.clock()
+        key = (self.db.url, hashlib.sha256(token.encode()).digest())
+        if self.settings.token_cache_ttl_s > 0:
+            cached = _CACHE.get(key, now)
+            if cached is not None:
+                return cached
+        with self.db.read() as session:
+            found = session.execute(
+                select(ApiToken, Account, Organization)
+                .join(Account, Account.id == ApiToken.account_id)
+                .join(Organization, Organization.id == Account.org_id)
+                .where(ApiToken.token_id == match.group(1))
+            ).first()
+            if found is None:
+                raise refused
+            row, account, org = found
+            if row.revoked_at is not None or row.expires_at <= now:
+                raise refused
+            token_id, expires_at, secret_hash = row.token_id, row.expires_at, row.secret_hash
+            actor = _actor_of(org, account)
+        try:
+            self._hasher.verify(secret_hash, token)
+        except (VerificationError, InvalidHashError):
+            raise refused from None
+        if self.settings.token_cache_ttl_s > 0:
+            trusted = time.monotonic() + self.settings.token_cache_ttl_s
+            _CACHE.put(key, _Cached(actor, token_id, expires_at, trusted))
+        return actor
+
+
+def _token_info(row: ApiToken, account: str) -> TokenInfo:
+    return TokenInfo(row.token_id, account, row.created_at, row.expires_at, row.revoked_at)
+
+
+def _role(role: str) -> Role:
+    try:
+        return Role(role)
+    except ValueError:
+        raise InvalidInput(
+            f"unknown role {role!r}",
+            hint=f"choose one of: {', '.join(Role)}",
+        ) from None
+
+
+def _require_admin(actor: Actor, what: str) -> None:
+    if not actor.administers:
+        raise Forbidden(
+            f"{actor.name} may not {what}",
+            hint="only an operator account (or the node's local CLI) may",
+        )

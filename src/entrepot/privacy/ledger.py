@@ -1,0 +1,898 @@
+"""The privacy budget ledger: ε per (consumer, dataset), a cap per dataset, every spend a row.
+
+A query is priced from its text before any data is touched, then :meth:`Ledger.reserve`
+debits, in ONE write transaction, both the consumer's budget (from its grant) and the
+dataset's global cap (across all consumers, so pooled or fake accounts cannot exceed it),
+counts one use against the grant's maximum, and writes the ledger row. Each debit is a
+single conditional ``UPDATE ... WHERE remaining >= :cost`` whose row count is checked,
+backed by ``CHECK (remaining >= 0)``: checking in one statement and debiting in another
+let 51-61 of 64 racing 0.1-ε queries through a 1.0 budget; this way exactly 10 pass.
+
+A reservation moves ``reserved → touched → completed`` or ``reserved → released``. Only
+a reservation that never touched data can be released (refunded): a refund that depends
+on what the data did is a side channel. ``completed`` rows are what metering bills.
+
+ε is stored as an integer count of nano-ε. Floats drift (ten debits of 0.1 from 1.0 leave
+a tiny negative or positive remainder, which would turn the tenth query away or let an
+eleventh through); integers do not. Costs round up and budgets round down, so rounding
+never grants ε.
+
+The ledger lives in the metadata DB, never in DuckDB (one writer process, not built for
+many small transactions). Tables here reference ``organizations``, ``grants`` and
+``datasets`` by name only, so this module depends on nothing else of ours but the DB.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
+from typing import Any, TypeVar, cast
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy import text as sa_text
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from entrepot.db import Base, Database
+from entrepot.errors import BudgetExhausted, Conflict, ContractViolation, InvalidInput, NotFound
+
+__all__ = [
+    "NANO",
+    "Budget",
+    "BudgetRow",
+    "Cap",
+    "DatasetCap",
+    "Entry",
+    "Ledger",
+    "LedgerEntry",
+    "Reservation",
+    "StoredAnswer",
+    "close_budget",
+    "from_nano",
+    "open_budget",
+    "price_cents",
+    "to_nano",
+    "utcnow",
+]
+
+# One ε is 10^9 nano-ε: fine enough for any ε a policy would allow, and 2^63 nano-ε is
+# still 9.2e9 ε, so BIGINT never overflows.
+NANO = 10**9
+
+# Reservation states; only RESERVED may become RELEASED.
+RESERVED, TOUCHED, COMPLETED, RELEASED = "reserved", "touched", "completed", "released"
+SPENT_STATES = (RESERVED, TOUCHED, COMPLETED)
+
+# PostgreSQL SQLSTATEs worth retrying: serialization failure and deadlock detected.
+_RETRY_SQLSTATES = ("40001", "40P01")
+_RETRIES = 5
+
+_T = TypeVar("_T")
+
+
+def utcnow() -> datetime:
+    """Now, as the naive UTC datetime every timestamp column stores."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def _decimal(epsilon: float | str | Decimal, what: str) -> Decimal:
+    try:
+        value = Decimal(str(epsilon))
+    except ArithmeticError:
+        value = Decimal("NaN")
+    if not value.is_finite() or value < 0:
+        raise InvalidInput(
+            f"{what} must be a finite number ≥ 0, got {epsilon!r}",
+            hint="give ε as a plain decimal number such as 0.5",
+        )
+    return value
+
+
+def to_nano(epsilon: float | str | Decimal, *, round_up: bool = True) -> int:
+    """ε as integer nano-ε; costs round up, budgets (``round_up=False``) round down."""
+    value = _decimal(epsilon, "ε") * NANO
+    return int(value.to_integral_value(ROUND_CEILING if round_up else ROUND_FLOOR))
+
+
+def from_nano(nano: int) -> float:
+    return nano / NANO
+
+
+def price_cents(epsilon_nano: int, per_query_cents: int, per_epsilon_cents: int) -> int:
+    """The price of one use: a fixed part plus ε times the per-ε price, to the cent."""
+    per_epsilon = Decimal(epsilon_nano) * per_epsilon_cents / NANO
+    return per_query_cents + int(per_epsilon.to_integral_value(ROUND_HALF_UP))
+
+
+class Budget(Base):
+    """The ε and use count a grant gives one consumer on one dataset."""
+
+    __tablename__ = "budgets"
+    __table_args__ = (
+        CheckConstraint("epsilon_remaining_nano >= 0", name="epsilon_remaining"),
+        CheckConstraint(
+            "queries_remaining IS NULL OR queries_remaining >= 0", name="queries_remaining"
+        ),
+        # At most one open budget per (consumer, dataset): reserve() needs no choice.
+        Index(
+            "uq_budgets_open_consumer_dataset",
+            "consumer_id",
+            "dataset_id",
+            unique=True,
+            sqlite_where=sa_text("state = 'open'"),
+            postgresql_where=sa_text("state = 'open'"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    grant_id: Mapped[int] = mapped_column(ForeignKey("grants.id"), unique=True)
+    consumer_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"), index=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id"), index=True)
+    epsilon_total_nano: Mapped[int] = mapped_column(BigInteger)
+    epsilon_remaining_nano: Mapped[int] = mapped_column(BigInteger)
+    max_queries: Mapped[int | None] = mapped_column(Integer)
+    queries_remaining: Mapped[int | None] = mapped_column(Integer)
+    price_per_query_cents: Mapped[int] = mapped_column(BigInteger, default=0)
+    price_per_epsilon_cents: Mapped[int] = mapped_column(BigInteger, default=0)
+    state: Mapped[str] = mapped_column(String(16), default="open")
+    valid_from: Mapped[datetime] = mapped_column(DateTime)
+    valid_until: Mapped[datetime] = mapped_column(DateTime)
+    opened_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class DatasetCap(Base):
+    """The global ε cap of a dataset, across every consumer together."""
+
+    __tablename__ = "dataset_caps"
+    __table_args__ = (
+        CheckConstraint("remaining_nano >= 0", name="remaining"),
+        CheckConstraint("remaining_nano <= cap_nano", name="within_cap"),
+    )
+
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id"), primary_key=True)
+    cap_nano: Mapped[int] = mapped_column(BigInteger)
+    remaining_nano: Mapped[int] = mapped_column(BigInteger)
+    updated_by: Mapped[str] = mapped_column(String(200))
+    updated_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class LedgerEntry(Base):
+    """One use of a dataset: who, which version, the query text, ε, δ, price, state."""
+
+    __tablename__ = "ledger_entries"
+    __table_args__ = (
+        CheckConstraint("state IN ('reserved', 'touched', 'completed', 'released')", name="state"),
+        Index("ix_ledger_entries_consumer_finished", "consumer_id", "finished_at"),
+        Index("ix_ledger_entries_dataset_finished", "dataset_id", "finished_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    budget_id: Mapped[int] = mapped_column(ForeignKey("budgets.id"), index=True)
+    consumer_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"))
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id"))
+    version: Mapped[int] = mapped_column(Integer)
+    action: Mapped[str] = mapped_column(String(32))
+    query_text: Mapped[str] = mapped_column(Text)
+    query_sha256: Mapped[str] = mapped_column(String(64))
+    epsilon_nano: Mapped[int] = mapped_column(BigInteger)
+    delta: Mapped[float] = mapped_column(Float)
+    price_cents: Mapped[int] = mapped_column(BigInteger)
+    rows_scanned: Mapped[int | None] = mapped_column(BigInteger)
+    state: Mapped[str] = mapped_column(String(16))
+    actor: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    touched_at: Mapped[datetime | None] = mapped_column(DateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class StoredAnswer(Base):
+    """An answer already paid for, returned byte for byte when the same query comes back."""
+
+    __tablename__ = "stored_answers"
+    __table_args__ = (UniqueConstraint("consumer_id", "fingerprint"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    consumer_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"))
+    fingerprint: Mapped[bytes] = mapped_column(LargeBinary(64))
+    entry_id: Mapped[int] = mapped_column(ForeignKey("ledger_entries.id"))
+    answer: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """ε held for one use; hand it back to :meth:`Ledger.mark_touched` / ``complete``."""
+
+    id: int
+    budget_id: int
+    consumer_id: int
+    dataset_id: int
+    version: int
+    action: str
+    epsilon: float
+    delta: float
+    price_cents: int
+    state: str = RESERVED
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A ledger row as the rest of the node reads it."""
+
+    id: int
+    budget_id: int
+    consumer_id: int
+    dataset_id: int
+    version: int
+    action: str
+    query_text: str
+    query_sha256: str
+    epsilon: float
+    epsilon_nano: int
+    delta: float
+    price_cents: int
+    rows_scanned: int | None
+    state: str
+    actor: str
+    created_at: datetime
+    finished_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Cap:
+    dataset_id: int
+    epsilon_cap: float
+    epsilon_spent: float
+    epsilon_left: float
+
+
+@dataclass(frozen=True)
+class BudgetRow:
+    """One consumer's budget on one dataset, with the dataset's global cap beside it."""
+
+    budget_id: int
+    grant_id: int
+    consumer_id: int
+    dataset_id: int
+    state: str
+    epsilon_granted: float
+    epsilon_spent: float
+    epsilon_left: float
+    delta_spent: float
+    max_queries: int | None
+    queries_used: int
+    valid_from: datetime
+    valid_until: datetime
+    cap: Cap | None
+
+
+def _table(model: type[Base]) -> Table:
+    return cast(Table, model.__table__)
+
+
+def _entry(row: LedgerEntry) -> Entry:
+    return Entry(
+        id=row.id,
+        budget_id=row.budget_id,
+        consumer_id=row.consumer_id,
+        dataset_id=row.dataset_id,
+        version=row.version,
+        action=row.action,
+        query_text=row.query_text,
+        query_sha256=row.query_sha256,
+        epsilon=from_nano(row.epsilon_nano),
+        epsilon_nano=row.epsilon_nano,
+        delta=row.delta,
+        price_cents=row.price_cents,
+        rows_scanned=row.rows_scanned,
+        state=row.state,
+        actor=row.actor,
+        created_at=row.created_at,
+        finished_at=row.finished_at,
+    )
+
+
+def _cap(row: DatasetCap) -> Cap:
+    return Cap(
+        dataset_id=row.dataset_id,
+        epsilon_cap=from_nano(row.cap_nano),
+        epsilon_spent=from_nano(row.cap_nano - row.remaining_nano),
+        epsilon_left=from_nano(row.remaining_nano),
+    )
+
+
+def _insert_ignore(session: Session, table: Any, values: dict[str, Any]) -> None:
+    """INSERT that does nothing when the row's unique key exists (both dialects)."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        session.execute(pg_insert(table).values(**values).on_conflict_do_nothing())
+    elif dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        session.execute(sqlite_insert(table).values(**values).on_conflict_do_nothing())
+    else:
+        try:
+            with session.begin_nested():
+                session.execute(insert(table).values(**values))
+        except IntegrityError:
+            pass
+
+
+def open_budget(
+    session: Session,
+    *,
+    grant_id: int,
+    consumer_id: int,
+    dataset_id: int,
+    epsilon: float | Decimal,
+    max_queries: int | None,
+    price_per_query_cents: int,
+    price_per_epsilon_cents: int,
+    valid_from: datetime,
+    valid_until: datetime,
+    default_cap: float,
+    actor: str,
+    now: datetime,
+) -> int:
+    """Open the budget of a new grant, inside the caller's (granting) transaction.
+
+    The dataset gets its global cap here if its provider has not set one yet, so a
+    reservation always finds both rows.
+    """
+    total = to_nano(epsilon, round_up=False)
+    cap = to_nano(default_cap, round_up=False)
+    _insert_ignore(
+        session,
+        _table(DatasetCap),
+        {
+            "dataset_id": dataset_id,
+            "cap_nano": cap,
+            "remaining_nano": cap,
+            "updated_by": actor,
+            "updated_at": now,
+        },
+    )
+    budget = Budget(
+        grant_id=grant_id,
+        consumer_id=consumer_id,
+        dataset_id=dataset_id,
+        epsilon_total_nano=total,
+        epsilon_remaining_nano=total,
+        max_queries=max_queries,
+        queries_remaining=max_queries,
+        price_per_query_cents=price_per_query_cents,
+        price_per_epsilon_cents=price_per_epsilon_cents,
+        state="open",
+        valid_from=valid_from,
+        valid_until=valid_until,
+        opened_at=now,
+    )
+    session.add(budget)
+    session.flush()
+    return budget.id
+
+
+def close_budget(session: Session, grant_id: int, state: str) -> None:
+    """Close a grant's budget (``revoked`` or ``expired``) in the caller's transaction."""
+    table = _table(Budget)
+    session.execute(
+        update(table)
+        .where(table.c.grant_id == grant_id, table.c.state == "open")
+        .values(state=state)
+    )
+
+
+class Ledger:
+    """Reservations against budgets and caps; one instance per node is enough."""
+
+    def __init__(self, db: Database, clock: Callable[[], datetime] = utcnow) -> None:
+        self.db = db
+        self.clock = clock
+
+    # -- spending -----------------------------------------------------------------
+
+    def reserve(
+        self,
+        consumer_id: int,
+        dataset_id: int,
+        version: int,
+        query_text: str,
+        epsilon: float,
+        delta: float = 0.0,
+        *,
+        action: str = "aggregate-query",
+        actor: str = "",
+    ) -> Reservation:
+        """Hold ``epsilon`` against the grant's budget and the dataset's cap, atomically.
+
+        Raises :class:`BudgetExhausted` (``budget="grant"`` or ``"dataset"``) when either
+        has too little left, and :class:`ContractViolation` when there is no open grant,
+        it is outside its period, or its use count is exhausted. Nothing is debited then.
+        """
+        cost = to_nano(epsilon)
+        if not (math.isfinite(delta) and 0 <= delta < 1):
+            raise InvalidInput(
+                f"δ must be in [0, 1), got {delta!r}",
+                hint="δ is a probability; use 0 for pure ε-DP",
+            )
+        digest = hashlib.sha256(query_text.encode()).hexdigest()
+
+        def attempt(session: Session) -> Reservation:
+            return self._reserve(
+                session,
+                consumer_id,
+                dataset_id,
+                version,
+                query_text,
+                digest,
+                cost,
+                delta,
+                action,
+                actor,
+            )
+
+        return self._retrying(attempt)
+
+    def _reserve(
+        self,
+        session: Session,
+        consumer_id: int,
+        dataset_id: int,
+        version: int,
+        query_text: str,
+        digest: str,
+        cost: int,
+        delta: float,
+        action: str,
+        actor: str,
+    ) -> Reservation:
+        now = self.clock()
+        budgets = _table(Budget)
+        # Budget first, cap second, in every transaction: PostgreSQL never deadlocks.
+        debit = (
+            update(budgets)
+            .where(
+                budgets.c.consumer_id == consumer_id,
+                budgets.c.dataset_id == dataset_id,
+                budgets.c.state == "open",
+                budgets.c.valid_from <= now,
+                budgets.c.valid_until > now,
+                budgets.c.epsilon_remaining_nano >= cost,
+                or_(budgets.c.queries_remaining.is_(None), budgets.c.queries_remaining >= 1),
+            )
+            .values(
+                epsilon_remaining_nano=budgets.c.epsilon_remaining_nano - cost,
+                queries_remaining=budgets.c.queries_remaining - 1,
+            )
+            .returning(
+                budgets.c.id, budgets.c.price_per_query_cents, budgets.c.price_per_epsilon_cents
+            )
+        )
+        row = session.execute(debit).first()
+        if row is None:
+            self._refuse(session, consumer_id, dataset_id, cost, now)
+        budget_id, per_query, per_epsilon = row  # type: ignore[misc]
+        caps = _table(DatasetCap)
+        capped = session.execute(
+            update(caps)
+            .where(caps.c.dataset_id == dataset_id, caps.c.remaining_nano >= cost)
+            .values(remaining_nano=caps.c.remaining_nano - cost)
+            .returning(caps.c.remaining_nano)
+        ).first()
+        if capped is None:
+            left = session.scalar(
+                select(DatasetCap.remaining_nano).where(DatasetCap.dataset_id == dataset_id)
+            )
+            raise BudgetExhausted(
+                f"the dataset's global ε cap has {from_nano(left or 0):g} ε left across all "
+                f"consumers; this use needs {from_nano(cost):g} ε",
+                budget="dataset",
+                hint="the cap protects the dataset from pooled budgets; only its provider "
+                "can raise it (`entrepot budget set-cap`)",
+                dataset_id=dataset_id,
+            )
+        entry = LedgerEntry(
+            budget_id=budget_id,
+            consumer_id=consumer_id,
+            dataset_id=dataset_id,
+            version=version,
+            action=action,
+            query_text=query_text,
+            query_sha256=digest,
+            epsilon_nano=cost,
+            delta=delta,
+            price_cents=price_cents(cost, per_query, per_epsilon),
+            state=RESERVED,
+            actor=actor,
+            created_at=now,
+        )
+        session.add(entry)
+        session.flush()
+        return Reservation(
+            id=entry.id,
+            budget_id=budget_id,
+            consumer_id=consumer_id,
+            dataset_id=dataset_id,
+            version=version,
+            action=action,
+            epsilon=from_nano(cost),
+            delta=delta,
+            price_cents=entry.price_cents,
+        )
+
+    def _refuse(
+        self, session: Session, consumer_id: int, dataset_id: int, cost: int, now: datetime
+    ) -> None:
+        """Say which clause refused a debit that matched no budget row; always raises."""
+        rows = session.scalars(
+            select(Budget)
+            .where(Budget.consumer_id == consumer_id, Budget.dataset_id == dataset_id)
+            .order_by(Budget.id.desc())
+        ).all()
+        current = next((r for r in rows if r.state == "open"), rows[0] if rows else None)
+        ask = "request access with `entrepot access request`"
+        if current is None:
+            raise ContractViolation(
+                "no grant covers this dataset for this consumer",
+                clause="grant",
+                hint=ask,
+                dataset_id=dataset_id,
+            )
+        if current.state == "revoked":
+            raise ContractViolation(
+                f"grant GRANT-{current.grant_id} was revoked by the provider",
+                clause="revoked",
+                hint=ask,
+                grant_id=current.grant_id,
+            )
+        if current.state != "open" or not current.valid_from <= now < current.valid_until:
+            raise ContractViolation(
+                f"grant GRANT-{current.grant_id} is valid from {current.valid_from:%Y-%m-%d} "
+                f"until {current.valid_until:%Y-%m-%d} (exclusive), not now",
+                clause="period",
+                hint=ask + " for a new period",
+                grant_id=current.grant_id,
+            )
+        if current.queries_remaining is not None and current.queries_remaining < 1:
+            raise ContractViolation(
+                f"grant GRANT-{current.grant_id} allows {current.max_queries} uses; all are spent",
+                clause="count",
+                hint=ask + " for more uses",
+                grant_id=current.grant_id,
+            )
+        raise BudgetExhausted(
+            f"grant GRANT-{current.grant_id} has {from_nano(current.epsilon_remaining_nano):g} ε "
+            f"left; this use needs {from_nano(cost):g} ε",
+            budget="grant",
+            hint="lower --epsilon, or " + ask + " for more ε",
+            grant_id=current.grant_id,
+        )
+
+    def mark_touched(self, reservation: Reservation) -> None:
+        """Record that data was read: from now on the reservation can never be released."""
+
+        def attempt(session: Session) -> None:
+            table = _table(LedgerEntry)
+            done = session.execute(
+                update(table)
+                .where(table.c.id == reservation.id, table.c.state == RESERVED)
+                .values(state=TOUCHED, touched_at=self.clock())
+                .returning(table.c.id)
+            ).first()
+            if done is None:
+                self._expect(session, reservation, (TOUCHED,), "mark as touched")
+
+        self._retrying(attempt)
+
+    def release(self, reservation: Reservation) -> None:
+        """Give the ε and the use back; only while no data was touched."""
+
+        def attempt(session: Session) -> None:
+            table = _table(LedgerEntry)
+            done = session.execute(
+                update(table)
+                .where(table.c.id == reservation.id, table.c.state == RESERVED)
+                .values(state=RELEASED, finished_at=self.clock())
+                .returning(table.c.epsilon_nano, table.c.budget_id, table.c.dataset_id)
+            ).first()
+            if done is None:
+                self._expect(session, reservation, (), "release")
+            cost, budget_id, dataset_id = done  # type: ignore[misc]
+            budgets, caps = _table(Budget), _table(DatasetCap)
+            session.execute(
+                update(budgets)
+                .where(budgets.c.id == budget_id)
+                .values(
+                    epsilon_remaining_nano=budgets.c.epsilon_remaining_nano + cost,
+                    queries_remaining=budgets.c.queries_remaining + 1,
+                )
+            )
+            session.execute(
+                update(caps)
+                .where(caps.c.dataset_id == dataset_id)
+                .values(remaining_nano=caps.c.remaining_nano + cost)
+            )
+
+        self._retrying(attempt)
+
+    def complete(
+        self,
+        reservation: Reservation,
+        *,
+        rows_scanned: int | None = None,
+        answer: tuple[bytes, bytes] | None = None,
+    ) -> None:
+        """Close a successful use: it is now metered, and never refundable.
+
+        ``answer`` is ``(fingerprint, answer_bytes)``: stored in the same transaction so
+        that :meth:`recall` returns it, byte for byte, for the same query later.
+        """
+
+        def attempt(session: Session) -> None:
+            now = self.clock()
+            table = _table(LedgerEntry)
+            done = session.execute(
+                update(table)
+                .where(table.c.id == reservation.id, table.c.state.in_((RESERVED, TOUCHED)))
+                .values(state=COMPLETED, rows_scanned=rows_scanned, finished_at=now)
+                .returning(table.c.id)
+            ).first()
+            if done is None:
+                self._expect(session, reservation, (), "complete")
+            if answer is not None:
+                fingerprint, body = answer
+                _insert_ignore(
+                    session,
+                    _table(StoredAnswer),
+                    {
+                        "consumer_id": reservation.consumer_id,
+                        "fingerprint": fingerprint,
+                        "entry_id": reservation.id,
+                        "answer": body,
+                        "created_at": now,
+                    },
+                )
+
+        self._retrying(attempt)
+
+    def _expect(
+        self, session: Session, reservation: Reservation, ok: Sequence[str], verb: str
+    ) -> None:
+        state = session.scalar(select(LedgerEntry.state).where(LedgerEntry.id == reservation.id))
+        if state is None:
+            raise NotFound(
+                f"no reservation {reservation.id} in the ledger",
+                hint="reserve ε with Ledger.reserve first",
+            )
+        if state in ok:
+            return
+        hint = (
+            "ε spent on data is never refunded: a refund that depends on the data leaks it"
+            if state in (TOUCHED, COMPLETED)
+            else "a released reservation is over; reserve again"
+        )
+        raise Conflict(f"cannot {verb} reservation {reservation.id}: it is {state}", hint=hint)
+
+    def recall(self, consumer_id: int, fingerprint: bytes) -> bytes | None:
+        """The stored answer to an earlier, paid query with this fingerprint, if any."""
+        with self.db.read() as session:
+            return session.scalar(
+                select(StoredAnswer.answer).where(
+                    StoredAnswer.consumer_id == consumer_id,
+                    StoredAnswer.fingerprint == fingerprint,
+                )
+            )
+
+    # -- caps -----------------------------------------------------------------------
+
+    def set_cap(self, dataset_id: int, epsilon: float, *, actor: str) -> Cap:
+        """Set a dataset's global ε cap; it can never go below the ε already spent."""
+        new = to_nano(epsilon, round_up=False)
+
+        def attempt(session: Session) -> Cap:
+            caps = _table(DatasetCap)
+            now = self.clock()
+            done = session.execute(
+                update(caps)
+                .where(
+                    caps.c.dataset_id == dataset_id, caps.c.cap_nano - caps.c.remaining_nano <= new
+                )
+                .values(
+                    cap_nano=new,
+                    remaining_nano=new - (caps.c.cap_nano - caps.c.remaining_nano),
+                    updated_by=actor,
+                    updated_at=now,
+                )
+                .returning(caps.c.dataset_id)
+            ).first()
+            if done is None:
+                row = session.get(DatasetCap, dataset_id)
+                if row is not None:
+                    spent = from_nano(row.cap_nano - row.remaining_nano)
+                    raise Conflict(
+                        f"dataset {dataset_id} has already spent {spent:g} ε; a cap of "
+                        f"{from_nano(new):g} ε would be below it",
+                        hint=f"set a cap of at least {spent:g} ε",
+                    )
+                session.add(
+                    DatasetCap(
+                        dataset_id=dataset_id,
+                        cap_nano=new,
+                        remaining_nano=new,
+                        updated_by=actor,
+                        updated_at=now,
+                    )
+                )
+                session.flush()
+            row = session.get(DatasetCap, dataset_id, populate_existing=True)
+            assert row is not None
+            return _cap(row)
+
+        return self._retrying(attempt)
+
+    def cap(self, dataset_id: int) -> Cap | None:
+        with self.db.read() as session:
+            row = session.get(DatasetCap, dataset_id)
+            return None if row is None else _cap(row)
+
+    # -- reading --------------------------------------------------------------------
+
+    def budgets(
+        self,
+        *,
+        consumer_id: int | None = None,
+        dataset_ids: Sequence[int] | None = None,
+        include_closed: bool = False,
+    ) -> list[BudgetRow]:
+        """Budgets with their spend summed from the ledger rows (not from a counter)."""
+        with self.db.read() as session:
+            query = select(Budget).order_by(Budget.dataset_id, Budget.id)
+            if consumer_id is not None:
+                query = query.where(Budget.consumer_id == consumer_id)
+            if dataset_ids is not None:
+                query = query.where(Budget.dataset_id.in_(list(dataset_ids)))
+            if not include_closed:
+                query = query.where(Budget.state == "open")
+            rows = session.scalars(query).all()
+            spends = {
+                budget_id: (eps, delta, uses)
+                for budget_id, eps, delta, uses in session.execute(
+                    select(
+                        LedgerEntry.budget_id,
+                        func.coalesce(func.sum(LedgerEntry.epsilon_nano), 0),
+                        func.coalesce(func.sum(LedgerEntry.delta), 0.0),
+                        func.count(),
+                    )
+                    .where(
+                        LedgerEntry.budget_id.in_([r.id for r in rows]),
+                        LedgerEntry.state.in_(SPENT_STATES),
+                    )
+                    .group_by(LedgerEntry.budget_id)
+                )
+            }
+            caps = {
+                c.dataset_id: _cap(c)
+                for c in session.scalars(
+                    select(DatasetCap).where(
+                        DatasetCap.dataset_id.in_({r.dataset_id for r in rows})
+                    )
+                )
+            }
+            out = []
+            for r in rows:
+                eps, delta, uses = spends.get(r.id, (0, 0.0, 0))
+                out.append(
+                    BudgetRow(
+                        budget_id=r.id,
+                        grant_id=r.grant_id,
+                        consumer_id=r.consumer_id,
+                        dataset_id=r.dataset_id,
+                        state=r.state,
+                        epsilon_granted=from_nano(r.epsilon_total_nano),
+                        epsilon_spent=from_nano(int(eps)),
+                        epsilon_left=from_nano(r.epsilon_remaining_nano),
+                        delta_spent=float(delta),
+                        max_queries=r.max_queries,
+                        queries_used=int(uses),
+                        valid_from=r.valid_from,
+                        valid_until=r.valid_until,
+                        cap=caps.get(r.dataset_id),
+                    )
+                )
+            return out
+
+    def entries(
+        self,
+        *,
+        consumer_id: int | None = None,
+        dataset_ids: Sequence[int] | None = None,
+        states: Sequence[str] | None = None,
+        finished_from: datetime | None = None,
+        finished_before: datetime | None = None,
+    ) -> list[Entry]:
+        with self.db.read() as session:
+            query = select(LedgerEntry).order_by(LedgerEntry.id)
+            if consumer_id is not None:
+                query = query.where(LedgerEntry.consumer_id == consumer_id)
+            if dataset_ids is not None:
+                query = query.where(LedgerEntry.dataset_id.in_(list(dataset_ids)))
+            if states is not None:
+                query = query.where(LedgerEntry.state.in_(list(states)))
+            if finished_from is not None:
+                query = query.where(LedgerEntry.finished_at >= finished_from)
+            if finished_before is not None:
+                query = query.where(LedgerEntry.finished_at < finished_before)
+            return [_entry(r) for r in session.scalars(query)]
+
+    def check(self) -> list[str]:
+        """Every place where a budget or cap disagrees with the ledger rows; [] if none."""
+        problems: list[str] = []
+        with self.db.read() as session:
+            spent = (
+                select(LedgerEntry.budget_id, func.sum(LedgerEntry.epsilon_nano), func.count())
+                .where(LedgerEntry.state.in_(SPENT_STATES))
+                .group_by(LedgerEntry.budget_id)
+            )
+            by_budget = {b: (int(e), int(n)) for b, e, n in session.execute(spent)}
+            for budget in session.scalars(select(Budget)):
+                eps, uses = by_budget.get(budget.id, (0, 0))
+                if budget.epsilon_total_nano - budget.epsilon_remaining_nano != eps:
+                    problems.append(f"budget {budget.id}: debited ε differs from its ledger rows")
+                if budget.max_queries is not None and (
+                    budget.max_queries - (budget.queries_remaining or 0) != uses
+                ):
+                    problems.append(f"budget {budget.id}: use count differs from its ledger rows")
+            per_dataset = (
+                select(LedgerEntry.dataset_id, func.sum(LedgerEntry.epsilon_nano))
+                .where(LedgerEntry.state.in_(SPENT_STATES))
+                .group_by(LedgerEntry.dataset_id)
+            )
+            by_dataset = {d: int(e) for d, e in session.execute(per_dataset)}
+            for cap in session.scalars(select(DatasetCap)):
+                if cap.cap_nano - cap.remaining_nano != by_dataset.get(cap.dataset_id, 0):
+                    problems.append(f"dataset {cap.dataset_id}: cap spend differs from its ledger")
+        return problems
+
+    # -- transactions ---------------------------------------------------------------
+
+    def _retrying(self, attempt: Callable[[Session], _T]) -> _T:
+        for tries in _backoff():
+            try:
+                with self.db.write() as session:
+                    return attempt(session)
+            except OperationalError as error:
+                state = getattr(error.orig, "sqlstate", None)
+                if state not in _RETRY_SQLSTATES or tries == _RETRIES:
+                    raise
+        raise AssertionError("unreachable")
+
+
+def _backoff() -> Iterator[int]:
+    for tries in range(1, _RETRIES + 1):
+        yield tries
+        time.sleep(0.005 * 2**tries)
