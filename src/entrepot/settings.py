@@ -41,6 +41,11 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(
         2 * 1024**3, gt=0, description="Largest raw file a provider may publish."
     )
+    fault_point: str | None = Field(
+        None,
+        description="Testing only: a named point of the publish path where the process "
+        "SIGKILLs itself (e.g. after-rename), to prove publishing is atomic.",
+    )
     request_body_max_bytes: int = Field(
         1024 * 1024, gt=0, description="Largest HTTP request body the API accepts."
     )

@@ -24,11 +24,16 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from entrepot.db import Base
 
-__all__ = ["Dataset", "Provider", "Version", "utcnow"]
+__all__ = ["Dataset", "Provider", "Version", "as_utc", "utcnow"]
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def as_utc(moment: datetime) -> datetime:
+    """``moment`` as an aware UTC time (SQLite hands back naive ones)."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 class Provider(Base):

@@ -1,0 +1,309 @@
+"""Publishing: validate a raw file, write its version durably, then commit its metadata.
+
+The steps, each a named fault point a test can kill the process at::
+
+    validate → write temp Parquet → fsync → [commit lock] number → rename → fsync dir
+             → insert row → commit
+
+Until the commit, nothing the catalog reads has changed; a crash leaves at most
+temporary or unclaimed files, which :meth:`LocalVault.recover` deletes.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+import pyarrow.parquet as pq
+from sqlalchemy import func, select
+from sqlalchemy.orm import selectinload
+
+from entrepot.errors import Conflict, InvalidInput, LimitExceeded, StorageCorrupt, ValidationFailed
+from entrepot.standards import Report, Validation, validate
+from entrepot.vault._storage import (
+    fault,
+    fsync_dir,
+    fsync_file,
+    hash_file,
+    make_dirs,
+    removing,
+    temp_path,
+)
+from entrepot.vault.local import serialize_commits, version_info
+from entrepot.vault.models import Dataset, Provider, Version, utcnow
+from entrepot.vault.protocol import OnError, Progress, Published, PublishRequest, VersionInfo
+from entrepot.vault.providers import get_provider
+from entrepot.vault.quality import quality_figures
+from entrepot.vault.refs import (
+    DatasetRef,
+    check_slug,
+    dataset_slug_from_title,
+    dataset_title,
+)
+
+if TYPE_CHECKING:
+    from entrepot.vault.local import LocalVault
+
+__all__ = ["publish"]
+
+_COPY_CHUNK = 4 * 1024 * 1024
+
+
+def _no_progress(step: str, done: int, total: int) -> None:
+    del step, done, total
+
+
+@contextmanager
+def _source(vault: LocalVault, data: BinaryIO, filename: str) -> Iterator[Path]:
+    """A path to the raw bytes: the opened file itself, or a spooled copy of the stream."""
+    limit = vault.settings.max_upload_bytes
+    too_big = LimitExceeded(
+        f"{filename} is larger than the {limit:,} bytes a publish may take",
+        setting="max_upload_bytes",
+        hint="split the file, or raise ENTREPOT_MAX_UPLOAD_BYTES",
+    )
+    name = getattr(data, "name", None)
+    if isinstance(data, io.BufferedReader | io.FileIO) and isinstance(name, str):
+        path = Path(name)
+        if path.is_file() and data.seekable() and data.tell() == 0:
+            if path.stat().st_size > limit:
+                raise too_big
+            yield path
+            return
+    incoming = vault.vaults_dir / ".incoming"
+    make_dirs(incoming)
+    spooled = temp_path(incoming, Path(filename).suffix)
+    with removing(spooled):
+        written = 0
+        with spooled.open("wb") as out:
+            while chunk := data.read(_COPY_CHUNK):
+                written += len(chunk)
+                if written > limit:
+                    raise too_big
+                out.write(chunk)
+        yield spooled
+
+
+def _resolve(vault: LocalVault, request: PublishRequest) -> DatasetRef:
+    """Check the request against the catalog before any work is done."""
+    if not request.title.strip():
+        raise InvalidInput(
+            "a published dataset needs a title",
+            hint='give one with --title, e.g. --title "Outpatient visits 2025"',
+        )
+    slug = (
+        check_slug(request.dataset, "dataset")
+        if request.dataset
+        else dataset_slug_from_title(request.title)
+    )
+    ref = DatasetRef(check_slug(request.provider, "provider"), slug)
+    with vault.db.read() as session:
+        get_provider(session, ref.provider)
+        existing = session.scalar(
+            select(Dataset.standard)
+            .join(Provider)
+            .where(Provider.slug == ref.provider, Dataset.slug == ref.dataset)
+        )
+    _check_same_standard(ref, existing, request.standard.name)
+    return ref
+
+
+def _check_same_standard(ref: DatasetRef, existing: str | None, wanted: str) -> None:
+    if existing is not None and existing != wanted:
+        raise Conflict(
+            f"dataset {ref} follows standard {existing}, not {wanted}",
+            hint=f"publish with --standard {existing}, or under another --dataset slug",
+        )
+
+
+def publish(
+    vault: LocalVault,
+    request: PublishRequest,
+    data: BinaryIO,
+    *,
+    progress: Progress | None = None,
+) -> Published:
+    """Validate ``data`` and add it to the catalog as the dataset's next version."""
+    step = progress or _no_progress
+    settings = vault.settings
+    ref = _resolve(vault, request)
+    vault.recover()
+    step("validate", 0, 0)
+    with (
+        _source(vault, data, request.filename) as source,
+        validate(
+            source,
+            request.standard,
+            request.mapping,
+            report_rows=settings.report_rows,
+            max_bytes=settings.max_upload_bytes,
+            memory_limit=settings.engine_memory_limit,
+            threads=settings.engine_threads,
+        ) as validation,
+    ):
+        fault(settings.fault_point, "after-validate")
+        report: dict[str, Any] = validation.report.to_dict()
+        _refuse_invalid(request, validation.report)
+        info = _write(vault, request, ref, validation, report, step)
+    fault(settings.fault_point, "after-commit")
+    return Published(info, report, validation.report.rows_total, validation.report.rows_invalid)
+
+
+def _refuse_invalid(request: PublishRequest, report: Report) -> None:
+    total, invalid = report.rows_total, report.rows_invalid
+    if invalid and request.on_error is OnError.REJECT:
+        raise ValidationFailed(
+            f"{request.filename}: {invalid:,} of {total:,} rows break standard "
+            f"{request.standard.name}; nothing was published",
+            hint="fix the rows the report lists, or publish the valid rows and keep the "
+            "others aside with --on-error quarantine",
+            report=report.to_dict(),
+        )
+    if not report.rows_valid:
+        raise ValidationFailed(
+            f"{request.filename}: none of its {total:,} rows meets standard "
+            f"{request.standard.name}; nothing was published",
+            hint="check the file and the mapping against the report",
+            report=report.to_dict(),
+        )
+
+
+def _write(
+    vault: LocalVault,
+    request: PublishRequest,
+    ref: DatasetRef,
+    validation: Validation,
+    report: dict[str, Any],
+    step: Progress,
+) -> VersionInfo:
+    """Write the version's files under temporary names, durably, then commit them."""
+    armed = vault.settings.fault_point
+    valid, invalid = validation.report.rows_valid, validation.report.rows_invalid
+    directory = vault.vaults_dir / ref.provider / ref.dataset
+    make_dirs(directory)
+    written = temp_path(directory, ".parquet")
+    rejected: Path | None = None
+    if invalid:
+        quarantine = vault.quarantine_dir / ref.provider / ref.dataset
+        make_dirs(quarantine)
+        rejected = temp_path(quarantine, ".parquet")
+    with removing(written, *([rejected] if rejected else [])):
+        step("write", 0, 0)
+        validation.write_valid(written)
+        if rejected is not None:
+            validation.write_rejected(rejected)
+        fault(armed, "after-write")
+        fsync_file(written)
+        if rejected is not None:
+            fsync_file(rejected)
+        fault(armed, "after-fsync")
+        sha256, size = hash_file(written, lambda done, total: step("hash", done, total))
+        _check_rows(written, valid, "valid")
+        if rejected is not None:
+            _check_rows(rejected, invalid, "rejected")
+        quality = quality_figures(written, report)
+        step("commit", 0, 0)
+        return _commit(
+            vault,
+            request,
+            ref,
+            written,
+            rejected,
+            figures={"sha256": sha256, "size_bytes": size, "rows": valid},
+            rows_rejected=invalid,
+            report=report,
+            quality=quality,
+        )
+
+
+def _check_rows(path: Path, expected: int, what: str) -> None:
+    rows = pq.read_metadata(path).num_rows
+    if rows != expected:
+        raise StorageCorrupt(
+            f"{path.name}: wrote {rows:,} {what} rows where validation counted {expected:,}",
+            hint="nothing was published; report this as a bug with the file that caused it",
+        )
+
+
+def _commit(
+    vault: LocalVault,
+    request: PublishRequest,
+    ref: DatasetRef,
+    written: Path,
+    rejected: Path | None,
+    *,
+    figures: dict[str, Any],
+    rows_rejected: int,
+    report: dict[str, Any],
+    quality: dict[str, Any],
+) -> VersionInfo:
+    """Under the commit lock: number the version, rename its files, insert its row."""
+    armed = vault.settings.fault_point
+    with vault.db.write() as session:
+        serialize_commits(session)
+        provider = get_provider(session, ref.provider)
+        dataset = session.scalar(
+            select(Dataset)
+            .where(Dataset.provider_id == provider.id, Dataset.slug == ref.dataset)
+            .options(selectinload(Dataset.provider))
+        )
+        now = utcnow()
+        if dataset is None:
+            dataset = Dataset(
+                provider=provider,
+                slug=ref.dataset,
+                description=request.description,
+                standard=request.standard.name,
+                created_at=now,
+            )
+            session.add(dataset)
+        _check_same_standard(ref, dataset.standard, request.standard.name)
+        dataset.title = dataset_title(request.title)
+        dataset.description = request.description or dataset.description
+        dataset.schema = request.standard.document
+        dataset.updated_at = now
+        session.flush()
+        last = session.scalar(
+            select(func.max(Version.number)).where(Version.dataset_id == dataset.id)
+        )
+        number = (last or 0) + 1
+        final = written.with_name(f"{number}.parquet")
+        final_rejected = rejected.with_name(f"{number}.parquet") if rejected else None
+        fault(armed, "before-rename")
+        try:
+            os.replace(written, final)
+            if rejected is not None and final_rejected is not None:
+                os.replace(rejected, final_rejected)
+                fsync_dir(final_rejected.parent)
+            fsync_dir(final.parent)
+            fault(armed, "after-rename")
+            version = Version(
+                dataset=dataset,
+                number=number,
+                title=request.title.strip(),
+                path=vault.relative(final),
+                quarantine_path=vault.relative(final_rejected) if final_rejected else None,
+                sha256=figures["sha256"],
+                size_bytes=figures["size_bytes"],
+                rows=figures["rows"],
+                rows_rejected=rows_rejected,
+                standard_version=request.standard.version,
+                mapping=request.mapping_text,
+                report=report,
+                quality=quality,
+                created_at=now,
+            )
+            session.add(version)
+            session.flush()
+            fault(armed, "before-commit")
+        except BaseException:
+            # Still under the lock: these names are ours until the transaction ends.
+            for path in (final, final_rejected):
+                if path is not None:
+                    path.unlink(missing_ok=True)
+            raise
+        return version_info(dataset, version)

@@ -1,0 +1,159 @@
+"""Durable file steps of a publish: temporary names, fsync, hashing, orphan sweeping.
+
+A file being written lives under a temporary name that starts with ``.tmp-`` and
+carries the writer's host and process id. A sweep deletes such a file only when that
+process is gone, so it never pulls a file from under a publish still running; a
+crashed writer's leftovers go on the next sweep.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import socket
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+
+from entrepot.errors import InvalidInput
+
+__all__ = [
+    "FAULT_POINTS",
+    "TEMP_PREFIX",
+    "check_fault_point",
+    "fault",
+    "fsync_dir",
+    "fsync_file",
+    "hash_file",
+    "make_dirs",
+    "removing",
+    "sweep_temp_files",
+    "temp_path",
+]
+
+TEMP_PREFIX = ".tmp-"
+# Large enough to keep hashing at disk speed, small enough to report progress often.
+_CHUNK = 4 * 1024 * 1024
+
+# Named points of the publish path, in order, where a test may SIGKILL the process.
+FAULT_POINTS = (
+    "after-validate",
+    "after-write",
+    "after-fsync",
+    "before-rename",
+    "after-rename",
+    "before-commit",
+    "after-commit",
+)
+
+
+def check_fault_point(point: str | None) -> None:
+    if point is not None and point not in FAULT_POINTS:
+        raise InvalidInput(
+            f"unknown fault point {point!r}",
+            hint=f"set ENTREPOT_FAULT_POINT to one of: {', '.join(FAULT_POINTS)}, or unset it",
+        )
+
+
+def fault(armed: str | None, point: str) -> None:
+    """Die at ``point`` if a test armed it: SIGKILL, so no cleanup code runs."""
+    if armed == point:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _owner_tag() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+def temp_path(directory: Path, suffix: str) -> Path:
+    """A fresh temporary name in ``directory`` (so the final rename is atomic)."""
+    return directory / f"{TEMP_PREFIX}{_owner_tag()}-{uuid.uuid4().hex}{suffix}"
+
+
+@contextmanager
+def removing(*paths: Path) -> Iterator[None]:
+    """Delete ``paths`` (those still there) when the block ends, however it ends."""
+    try:
+        yield
+    finally:
+        for path in paths:
+            with suppress(FileNotFoundError):
+                path.unlink()
+
+
+def make_dirs(directory: Path) -> None:
+    """Create ``directory`` and its parents, fsyncing each parent that gained an entry."""
+    missing: list[Path] = []
+    current = directory
+    while not current.exists():
+        missing.append(current)
+        current = current.parent
+    for path in reversed(missing):
+        with suppress(FileExistsError):
+            path.mkdir()
+        fsync_dir(path.parent)
+
+
+def fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a rename or a new entry in ``path`` durable."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def hash_file(path: Path, progress: Callable[[int, int], None] | None = None) -> tuple[str, int]:
+    """SHA-256 (hex) and size in bytes of the file at ``path``."""
+    digest = hashlib.sha256()
+    size = path.stat().st_size
+    done = 0
+    with path.open("rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+            done += len(chunk)
+            if progress is not None:
+                progress(done, size)
+    return digest.hexdigest(), done
+
+
+def _writer_alive(name: str) -> bool:
+    """Whether the process that owns temporary file ``name`` may still be writing it."""
+    host = socket.gethostname()
+    rest = name.removeprefix(TEMP_PREFIX)
+    if not rest.startswith(host + "-"):
+        # Another host's writer: we cannot tell, so leave its file alone.
+        return True
+    pid_text = rest[len(host) + 1 :].split("-", 1)[0]
+    if not pid_text.isdigit():
+        return True
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sweep_temp_files(root: Path) -> list[Path]:
+    """Delete temporary files under ``root`` whose writer is gone; return them."""
+    removed: list[Path] = []
+    if not root.exists():
+        return removed
+    for path in root.rglob(f"{TEMP_PREFIX}*"):
+        if path.is_file() and not _writer_alive(path.name):
+            with suppress(FileNotFoundError):
+                path.unlink()
+                removed.append(path)
+    return removed

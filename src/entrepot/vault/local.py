@@ -1,0 +1,231 @@
+"""The vault that keeps a provider's data in the node's own home.
+
+::
+
+    <home>/vaults/<provider>/<dataset>/<number>.parquet       published versions
+    <home>/quarantine/<provider>/<dataset>/<number>.parquet   their rejected rows
+
+A version's file reaches its final name by a rename made while the metadata write
+lock is held, and its row is committed before the lock is released; a sweep under
+the same lock deletes final-named files that no row claims (left by a crash between
+rename and commit). So the catalog never names a file that is missing or partial,
+and a file no row names never outlives the next publish.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, BinaryIO, Protocol
+
+import pyarrow.parquet as pq
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session, selectinload
+
+from entrepot.db import Database
+from entrepot.engine import Engine
+from entrepot.errors import NotFound, StorageCorrupt
+from entrepot.settings import Settings
+from entrepot.standards.schema import Standard, parse_standard
+from entrepot.vault._storage import (
+    TEMP_PREFIX,
+    check_fault_point,
+    hash_file,
+    sweep_temp_files,
+)
+from entrepot.vault.models import Dataset, Provider, Version, as_utc
+from entrepot.vault.protocol import AttachedView, Progress, Published, PublishRequest, VersionInfo
+from entrepot.vault.refs import DatasetRef
+
+__all__ = ["LocalVault", "version_info"]
+
+# Any constant works: it names the one PostgreSQL advisory lock that serializes the
+# commit step of publishes and sweeps, as BEGIN IMMEDIATE does on SQLite.
+_PG_LOCK_KEY = 0x656E7472
+
+
+class _NodeLike(Protocol):
+    home: Path
+    db: Database
+    settings: Settings
+
+
+def version_info(dataset: Dataset, version: Version) -> VersionInfo:
+    """The public description of ``version`` (its provider must be loaded)."""
+    return VersionInfo(
+        ref=DatasetRef(dataset.provider.slug, dataset.slug),
+        number=version.number,
+        title=version.title,
+        sha256=version.sha256,
+        size_bytes=version.size_bytes,
+        rows=version.rows,
+        rows_rejected=version.rows_rejected,
+        standard=dataset.standard,
+        standard_version=version.standard_version,
+        created_at=as_utc(version.created_at),
+        quality=version.quality,
+    )
+
+
+def serialize_commits(session: Session) -> None:
+    """Hold the node-wide commit lock until ``session``'s transaction ends."""
+    bind = session.get_bind()
+    if bind.dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
+
+
+class LocalVault:
+    """A :class:`~entrepot.vault.protocol.Vault` over files in the node's home."""
+
+    def __init__(self, home: Path, db: Database, settings: Settings | None = None) -> None:
+        self.home = home
+        self.db = db
+        self.settings = settings or Settings(home=home)
+        check_fault_point(self.settings.fault_point)
+
+    @classmethod
+    def of(cls, node: _NodeLike) -> LocalVault:
+        """The vault of an opened :class:`~entrepot.exchange.Node`."""
+        return cls(node.home, node.db, node.settings)
+
+    @property
+    def vaults_dir(self) -> Path:
+        return self.home / "vaults"
+
+    @property
+    def quarantine_dir(self) -> Path:
+        return self.home / "quarantine"
+
+    def relative(self, path: Path) -> str:
+        return path.relative_to(self.home).as_posix()
+
+    # -- publishing ---------------------------------------------------------------
+
+    def publish(
+        self, request: PublishRequest, data: BinaryIO, *, progress: Progress | None = None
+    ) -> Published:
+        from entrepot.vault._publish import publish
+
+        return publish(self, request, data, progress=progress)
+
+    def recover(self) -> list[Path]:
+        """Delete what crashed publishes left behind; return the deleted files.
+
+        Temporary files go when their writer's process is gone; final-named files
+        no version row claims go under the commit lock, so never while a running
+        publish is between its rename and its commit.
+        """
+        removed = sweep_temp_files(self.vaults_dir) + sweep_temp_files(self.quarantine_dir)
+        with self.db.write() as session:
+            serialize_commits(session)
+            known = set(session.scalars(select(Version.path)))
+            known.update(p for p in session.scalars(select(Version.quarantine_path)) if p)
+            for root in (self.vaults_dir, self.quarantine_dir):
+                if not root.exists():
+                    continue
+                for path in root.glob("*/*/*.parquet"):
+                    if path.name.startswith(TEMP_PREFIX) or self.relative(path) in known:
+                        continue
+                    path.unlink(missing_ok=True)
+                    removed.append(path)
+        return removed
+
+    # -- reading ------------------------------------------------------------------
+
+    def _dataset(self, session: Session, ref: DatasetRef) -> Dataset:
+        dataset = session.scalar(
+            select(Dataset)
+            .join(Provider)
+            .where(Provider.slug == ref.provider, Dataset.slug == ref.dataset)
+            .options(selectinload(Dataset.provider), selectinload(Dataset.versions))
+        )
+        if dataset is None:
+            raise NotFound(
+                f"no dataset {ref} on this node",
+                hint="list datasets with `entrepot catalog list`",
+            )
+        return dataset
+
+    def versions(self, ref: DatasetRef | str) -> list[VersionInfo]:
+        ref = DatasetRef.parse(ref) if isinstance(ref, str) else ref
+        with self.db.read() as session:
+            dataset = self._dataset(session, ref)
+            return [version_info(dataset, v) for v in dataset.versions]
+
+    def standard(self, ref: DatasetRef | str) -> Standard:
+        """The standard the dataset follows, as stored with it."""
+        ref = DatasetRef.parse(ref) if isinstance(ref, str) else ref
+        with self.db.read() as session:
+            dataset = self._dataset(session, ref)
+            return parse_standard(dataset.schema, dataset.standard)
+
+    def attach(
+        self,
+        engine: Engine,
+        ref: DatasetRef | str,
+        *,
+        version: int | None = None,
+        verify: bool = False,
+    ) -> AttachedView:
+        """Register a version as a view; ``verify`` re-hashes its file first.
+
+        The file's size is always checked against the catalog; a full hash costs a
+        read of the whole file, so it is asked for by name.
+        """
+        ref = DatasetRef.parse(ref) if isinstance(ref, str) else ref
+        with self.db.read() as session:
+            dataset = self._dataset(session, ref)
+            chosen = self._pick(dataset, ref, version)
+            standard = parse_standard(dataset.schema, dataset.standard)
+            path = self.home / chosen.path
+            self._check_file(ref, chosen, path, verify)
+            view = f"{ref.sql_name.replace('.', '__')}__v{chosen.number}"
+            engine.register_parquet(view, [path])
+            return AttachedView(view, ref, standard, chosen.number, chosen.sha256, chosen.rows)
+
+    @staticmethod
+    def _pick(dataset: Dataset, ref: DatasetRef, number: int | None) -> Version:
+        if not dataset.versions:
+            raise NotFound(f"dataset {ref} has no version", hint="publish one first")
+        if number is None:
+            return dataset.versions[-1]
+        for candidate in dataset.versions:
+            if candidate.number == number:
+                return candidate
+        known = ", ".join(str(v.number) for v in dataset.versions)
+        raise NotFound(f"dataset {ref} has no version {number}", hint=f"its versions: {known}")
+
+    def _check_file(self, ref: DatasetRef, version: Version, path: Path, verify: bool) -> None:
+        problem: str | None = None
+        if not path.is_file():
+            problem = "its file is missing"
+        elif path.stat().st_size != version.size_bytes:
+            problem = "its file has the wrong size"
+        elif verify and hash_file(path)[0] != version.sha256:
+            problem = "its file's SHA-256 does not match the catalog"
+        elif verify and pq.read_metadata(path).num_rows != version.rows:
+            problem = "its file's row count does not match the catalog"
+        if problem:
+            raise StorageCorrupt(
+                f"version {version.number} of {ref}: {problem} ({version.path})",
+                hint="restore the node's home from a backup; published files must not be edited",
+                dataset=str(ref),
+                version=version.number,
+            )
+
+    def check(self) -> list[dict[str, Any]]:
+        """Re-hash every version's file; list those that fail (empty when all is well)."""
+        problems: list[dict[str, Any]] = []
+        with self.db.read() as session:
+            datasets = session.scalars(
+                select(Dataset).options(
+                    selectinload(Dataset.provider), selectinload(Dataset.versions)
+                )
+            ).all()
+            for dataset in datasets:
+                ref = DatasetRef(dataset.provider.slug, dataset.slug)
+                for version in dataset.versions:
+                    try:
+                        self._check_file(ref, version, self.home / version.path, verify=True)
+                    except StorageCorrupt as error:
+                        problems.append(error.to_dict()["error"])
+        return problems

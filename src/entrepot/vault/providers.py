@@ -1,0 +1,81 @@
+"""Providers: the organizations whose data a node's vaults hold."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from entrepot.db import Database
+from entrepot.errors import Conflict, InvalidInput, NotFound
+from entrepot.vault.models import Dataset, Provider, as_utc
+from entrepot.vault.refs import check_slug
+
+__all__ = ["ProviderInfo", "add_provider", "get_provider", "list_providers"]
+
+# Long enough for any legal name, short enough for a table cell.
+_NAME_MAX = 200
+
+
+@dataclass(frozen=True)
+class ProviderInfo:
+    slug: str
+    name: str
+    created_at: datetime
+    datasets: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "slug": self.slug,
+            "name": self.name,
+            "created_at": as_utc(self.created_at).isoformat(),
+            "datasets": self.datasets,
+        }
+
+
+def add_provider(db: Database, slug: str, name: str) -> ProviderInfo:
+    """Register a provider; its slug names it in dataset references."""
+    check_slug(slug, "provider")
+    name = name.strip()
+    if not name or len(name) > _NAME_MAX:
+        raise InvalidInput(
+            f"provider {slug}: the name must be 1 to {_NAME_MAX} characters",
+            hint='give the organization\'s name, e.g. --name "Riverside Hospitals"',
+        )
+    with db.write() as session:
+        if session.scalar(select(Provider.id).where(Provider.slug == slug)) is not None:
+            raise Conflict(
+                f"provider {slug} already exists",
+                hint="list providers with `entrepot provider list`, or choose another slug",
+            )
+        provider = Provider(slug=slug, name=name)
+        session.add(provider)
+        session.flush()
+        return ProviderInfo(provider.slug, provider.name, provider.created_at)
+
+
+def list_providers(db: Database) -> list[ProviderInfo]:
+    """Every provider with its number of datasets, by slug."""
+    count = (
+        select(func.count(Dataset.id))
+        .where(Dataset.provider_id == Provider.id)
+        .correlate(Provider)
+        .scalar_subquery()
+    )
+    with db.read() as session:
+        rows = session.execute(select(Provider, count).order_by(Provider.slug)).all()
+        return [ProviderInfo(p.slug, p.name, p.created_at, n) for p, n in rows]
+
+
+def get_provider(session: Session, slug: str) -> Provider:
+    """The provider named ``slug``, or :class:`NotFound` saying how to add it."""
+    provider = session.scalar(select(Provider).where(Provider.slug == slug))
+    if provider is None:
+        raise NotFound(
+            f"no provider {slug!r} on this node",
+            hint=f'add it with `entrepot provider add {slug} --name "..."`',
+        )
+    return provider
