@@ -12,7 +12,7 @@ from entrepot.cli._common import fail
 from entrepot.errors import EntrepotError
 
 # Each module exposes ``register(app)``; the order is the order of `entrepot --help`.
-_NOUNS = ("node", "serve", "login")
+_NOUNS = ("node", "serve", "login", "standard", "dataset")
 
 app = typer.Typer(
     name="entrepot",

@@ -1,0 +1,73 @@
+"""`entrepot dataset`: check and publish a provider's files."""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager, nullcontext
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from entrepot import standards
+from entrepot.cli._common import Home, Json, console, emit, settings
+from entrepot.cli._report import render_report
+
+dataset_app = typer.Typer(
+    help="Validate provider files against a standard, and publish them.",
+    no_args_is_help=True,
+)
+
+# Exit code of `dataset validate` when the file was read but some rows break the standard.
+EXIT_INVALID_ROWS = 1
+
+StandardOption = Annotated[
+    str,
+    typer.Option(
+        "--standard", "-s", help="A shipped standard (e.g. health.visit) or a Table Schema file."
+    ),
+]
+MappingOption = Annotated[
+    Path | None,
+    typer.Option("--mapping", "-m", help="A provider mapping (YAML) onto the standard."),
+]
+
+
+@dataset_app.command("validate")
+def validate(
+    source: Annotated[Path, typer.Argument(help="The raw file (CSV or other delimited text).")],
+    standard: StandardOption,
+    mapping: MappingOption = None,
+    home: Home = None,
+    as_json: Json = False,
+) -> None:
+    """Check a file against a standard and report every broken rule; publish nothing.
+
+    Exit code 0 when every row is valid, 1 when some rows break the standard (the
+    report says which and why), 2 when the file, mapping or standard cannot be read.
+
+    Example: entrepot dataset validate visits.csv --standard health.visit --mapping riverside.yaml
+    """
+    config = settings(home)
+    target = standards.get(standard)
+    busy: AbstractContextManager[object] = (
+        nullcontext() if as_json else console.status(f"validating {source.name}", spinner="dots")
+    )
+    with busy:
+        run = standards.validate(
+            source,
+            target,
+            mapping,
+            report_rows=config.report_rows,
+            max_bytes=config.max_upload_bytes,
+            memory_limit=config.engine_memory_limit,
+            threads=config.engine_threads,
+        )
+    with run:
+        report = run.report
+    emit(report.to_dict(), as_json, lambda: render_report(console, report))
+    if not report.valid:
+        raise typer.Exit(EXIT_INVALID_ROWS)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(dataset_app, name="dataset")
