@@ -1,1 +1,50 @@
-"""The transparency log: an RFC 9162 Merkle log, signed tree heads, proofs and receipts."""
+"""The transparency log: an RFC 9162 Merkle log, signed tree heads, proofs and receipts.
+
+Public surface: :class:`TransparencyLog` (append, heads, proofs, export),
+:func:`make_entry` and :class:`Kind` to build entries, :func:`issue_receipt` and
+:func:`verify_receipt`, :func:`verify_export`, and the RFC 9162 functions in
+:mod:`entrepot.transparency.merkle`. Formats are described in docs/transparency.md.
+"""
+
+from entrepot.transparency.canonical import canonical_json, decimal_text
+from entrepot.transparency.entries import Entry, Kind, make_entry, query_hash
+from entrepot.transparency.export import VerifyReport, verify_entries, verify_export
+from entrepot.transparency.heads import TreeHead, load_verify_key, sign_head, verify_head
+from entrepot.transparency.log import (
+    ConsistencyProof,
+    InclusionProof,
+    TransparencyLog,
+    repair_log,
+)
+from entrepot.transparency.receipts import (
+    DatasetVersion,
+    Receipt,
+    ReceiptFields,
+    issue_receipt,
+    verify_receipt,
+)
+
+__all__ = [
+    "ConsistencyProof",
+    "DatasetVersion",
+    "Entry",
+    "InclusionProof",
+    "Kind",
+    "Receipt",
+    "ReceiptFields",
+    "TransparencyLog",
+    "TreeHead",
+    "VerifyReport",
+    "canonical_json",
+    "decimal_text",
+    "issue_receipt",
+    "load_verify_key",
+    "make_entry",
+    "query_hash",
+    "repair_log",
+    "sign_head",
+    "verify_entries",
+    "verify_export",
+    "verify_head",
+    "verify_receipt",
+]

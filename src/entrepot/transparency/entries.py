@@ -1,0 +1,117 @@
+"""Log entries: one canonical JSON object per event, built with :func:`make_entry`.
+
+An entry is a flat object: the common keys ``kind``, ``time``, ``actor`` and, when
+they apply, ``dataset``, ``purpose`` and ``epsilon`` (a decimal string), plus the
+fields of its kind (e.g. ``action``, ``outcome``, ``query_sha256``).
+
+Personal data never goes in an entry: the log is public. ``actor`` is an account
+or node name, never a person's name or e-mail; a query is logged by the SHA-256
+of its text (:func:`query_hash`), and its text only when the caller decides the
+text itself is fit to publish; answers, rows and identifiers are never logged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+from entrepot.errors import InvalidInput
+from entrepot.transparency.canonical import canonical_json, decimal_text, timestamp
+
+__all__ = ["Entry", "Kind", "make_entry", "query_hash"]
+
+
+class Kind(StrEnum):
+    """What happened; the fields each kind carries are listed in docs/transparency.md."""
+
+    ACCOUNT = "account"  # an account was created, changed or disabled
+    GRANT = "grant"  # access to a dataset was granted, changed or revoked
+    POLICY = "policy"  # a dataset's privacy policy changed
+    DATASET_VERSION = "dataset_version"  # a dataset version was published
+    QUERY = "query"  # a query was answered or refused, with ε and its hash
+    JOIN = "join"  # a private join across holders ran
+    RELEASE = "release"  # an anonymized release was made
+    DOWNLOAD = "download"  # a release was downloaded
+    PEER = "peer"  # a federated peer was added, changed or removed
+
+
+_COMMON = ("kind", "time", "actor", "dataset", "purpose", "epsilon")
+
+
+@dataclass(frozen=True)
+class Entry:
+    kind: Kind
+    time: str
+    actor: str
+    dataset: str | None = None
+    purpose: str | None = None
+    epsilon: str | None = None
+    fields: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"kind": str(self.kind), "time": self.time, "actor": self.actor}
+        for name in ("dataset", "purpose", "epsilon"):
+            value = getattr(self, name)
+            if value is not None:
+                body[name] = value
+        body.update(self.fields)
+        return body
+
+    def to_bytes(self) -> bytes:
+        return canonical_json(self.to_json(), where=f"{self.kind} entry")
+
+
+def make_entry(
+    kind: Kind | str,
+    actor: str,
+    *,
+    dataset: str | None = None,
+    purpose: str | None = None,
+    epsilon: float | int | str | Decimal | None = None,
+    time: datetime | None = None,
+    **fields: Any,
+) -> Entry:
+    """Build an entry; ε becomes a decimal string and the entry is checked for canonical JSON.
+
+    Example: ``make_entry("query", "acme-insights", dataset="riverside/visits",
+    purpose="capacity planning", epsilon=0.1, outcome="accepted",
+    query_sha256=query_hash(sql))``.
+    """
+    try:
+        known = Kind(kind)
+    except ValueError as error:
+        raise InvalidInput(
+            f"log entry kind {kind!r} is unknown",
+            hint=f"use one of: {', '.join(k.value for k in Kind)}",
+        ) from error
+    if not actor:
+        raise InvalidInput(
+            "a log entry needs an actor", hint="pass the account or node name that acted"
+        )
+    clash = sorted(set(fields) & set(_COMMON))
+    if clash:
+        raise InvalidInput(
+            f"field {clash[0]!r} is a common key of every entry",
+            hint=f"pass {clash[0]} as its own argument",
+        )
+    entry = Entry(
+        kind=known,
+        time=timestamp(time),
+        actor=actor,
+        dataset=dataset,
+        purpose=purpose,
+        epsilon=None if epsilon is None else decimal_text(epsilon),
+        fields=dict(fields),
+    )
+    entry.to_bytes()
+    return entry
+
+
+def query_hash(text: str) -> str:
+    """The SHA-256 (hex) of a query's UTF-8 text: how a query is named in the log."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()

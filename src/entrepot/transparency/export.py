@@ -1,0 +1,151 @@
+"""Full offline verification: every entry rehashed, every signed head checked.
+
+An export directory holds ``entries.jsonl`` (one canonical entry per line, in log
+order), ``heads.jsonl`` (every signed head), ``node.pub`` and a README with the
+command that verifies it without a node::
+
+    entrepot audit verify-export DIR --node-key node.pub
+
+Verification streams the entries once, keeping only the O(log n) roots of the
+perfect subtrees seen so far, and compares the root at each head's size with the
+signed root. Heads that all match one stream of entries prove the log only grew.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from nacl.signing import VerifyKey
+
+from entrepot.errors import NotFound, ProofInvalid
+from entrepot.transparency.canonical import parse_canonical
+from entrepot.transparency.heads import TreeHead, verify_head
+from entrepot.transparency.merkle import EMPTY_ROOT, CompactRange, leaf_hash
+
+__all__ = ["VerifyReport", "read_heads", "verify_entries", "verify_export"]
+
+Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    entries: int
+    heads: int
+    signed_size: int
+    root: str
+    unsigned: int
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "ok": True,
+            "entries": self.entries,
+            "heads": self.heads,
+            "signed_size": self.signed_size,
+            "root": self.root,
+            "unsigned_entries": self.unsigned,
+        }
+
+
+def verify_entries(
+    records: Iterable[bytes],
+    heads: Sequence[TreeHead],
+    key: VerifyKey,
+    progress: Progress | None = None,
+) -> VerifyReport:
+    """Rehash ``records`` and check every head against them; ProofInvalid names the first fault."""
+    by_size: dict[int, list[TreeHead]] = {}
+    previous = 0
+    for position, head in enumerate(heads):
+        verify_head(head, key, what=f"tree head #{position}")
+        if head.size < previous:
+            raise ProofInvalid(
+                f"tree head #{position} has size {head.size}, smaller than the head before it "
+                f"({previous}): the log shrank",
+                hint="a log only grows; this node rewrote history or the heads were reordered",
+                part=f"tree head #{position}",
+            )
+        previous = head.size
+        by_size.setdefault(head.size, []).append(head)
+    for head in by_size.pop(0, []):
+        _match(head, EMPTY_ROOT)
+    tree = CompactRange()
+    for index, data in enumerate(records):
+        parse_canonical(data, what=f"log entry {index}")
+        tree.append(leaf_hash(data))
+        if tree.size in by_size:
+            root = tree.root()
+            for head in by_size.pop(tree.size):
+                _match(head, root)
+        if progress is not None and tree.size % 65536 == 0:
+            progress(tree.size)
+    if by_size:
+        missing = min(by_size)
+        raise ProofInvalid(
+            f"a signed tree head covers {missing} entries but only {tree.size} are present: "
+            "entries were removed",
+            hint="fetch a complete copy of the log; a signed head proves the node logged them",
+            part="log entries",
+        )
+    if progress is not None:
+        progress(tree.size)
+    return VerifyReport(
+        entries=tree.size,
+        heads=len(heads),
+        signed_size=previous,
+        root=tree.root().hex(),
+        unsigned=tree.size - previous,
+    )
+
+
+def _match(head: TreeHead, root: bytes) -> None:
+    if head.root != root:
+        raise ProofInvalid(
+            f"the entries do not hash to the root signed in the tree head of size {head.size}",
+            hint="an entry was altered, removed or inserted before that point",
+            part="log entries",
+            size=head.size,
+        )
+
+
+def read_heads(path: Path) -> list[TreeHead]:
+    """Every head of a ``heads.jsonl`` file, parsed strictly."""
+    if not path.exists():
+        return []
+    lines = path.read_bytes().split(b"\n")
+    if lines[-1]:
+        raise ProofInvalid(
+            f"{path} is truncated: its last line has no end",
+            hint="copy the file again",
+            part="tree heads",
+        )
+    return [
+        TreeHead.from_bytes(line, what=f"tree head #{position}")
+        for position, line in enumerate(lines[:-1])
+    ]
+
+
+def _lines(path: Path) -> Iterator[bytes]:
+    with path.open("rb") as stream:
+        for line in stream:
+            if not line.endswith(b"\n"):
+                raise ProofInvalid(
+                    f"{path} is truncated: its last line has no end",
+                    hint="copy the file again",
+                    part="log entries",
+                )
+            yield line[:-1]
+
+
+def verify_export(
+    directory: Path, key: VerifyKey, progress: Progress | None = None
+) -> VerifyReport:
+    """Verify an export made by ``entrepot audit export``, with the node's public key only."""
+    entries = directory / "entries.jsonl"
+    if not entries.exists():
+        raise NotFound(
+            f"{directory} holds no entries.jsonl",
+            hint="point at a directory made by `entrepot audit export DIR`",
+        )
+    return verify_entries(_lines(entries), read_heads(directory / "heads.jsonl"), key, progress)

@@ -1,0 +1,272 @@
+"""The transparency log: entries, signed tree heads and proofs over one :class:`LogStore`.
+
+A head is signed after an append once ``head_every_entries`` entries or
+``head_every_s`` seconds have passed since the last head (a batched append gets at
+most one), and on demand with :meth:`TransparencyLog.sign_head`.
+
+    log = TransparencyLog(home / "log", signing_key)
+    index = log.append(make_entry("query", "acme", dataset="riverside/visits", ...))
+    proof = log.prove(index)          # inclusion proof to a signed head covering it
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from nacl.signing import SigningKey, VerifyKey
+
+from entrepot.errors import InvalidInput, ProofInvalid
+from entrepot.transparency.entries import Entry
+from entrepot.transparency.export import Progress, VerifyReport, verify_entries
+from entrepot.transparency.heads import TreeHead, sign_head, verify_head
+from entrepot.transparency.merkle import (
+    consistency_path,
+    inclusion_path,
+    leaf_hash,
+    range_hash,
+    verify_consistency,
+)
+from entrepot.transparency.store import LogStore
+
+__all__ = ["ConsistencyProof", "InclusionProof", "TransparencyLog", "repair_log"]
+
+
+@dataclass(frozen=True)
+class InclusionProof:
+    index: int
+    size: int
+    entry: bytes
+    path: list[bytes]
+    root: bytes
+    head: TreeHead | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "size": self.size,
+            "entry": self.entry.decode("utf-8"),
+            "leaf_hash": leaf_hash(self.entry).hex(),
+            "inclusion": [node.hex() for node in self.path],
+            "root": self.root.hex(),
+            "head": None if self.head is None else self.head.to_json(),
+        }
+
+
+@dataclass(frozen=True)
+class ConsistencyProof:
+    size1: int
+    size2: int
+    path: list[bytes]
+    root1: bytes
+    root2: bytes
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "size1": self.size1,
+            "size2": self.size2,
+            "root1": self.root1.hex(),
+            "root2": self.root2.hex(),
+            "consistency": [node.hex() for node in self.path],
+        }
+
+
+class TransparencyLog:
+    """An append-only Merkle log in ``path``, signing heads with ``signing_key``."""
+
+    def __init__(
+        self,
+        path: Path,
+        signing_key: SigningKey,
+        *,
+        head_every_entries: int = 1000,
+        head_every_s: float = 60.0,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.path = path
+        self.store = LogStore(path)
+        self.signing_key = signing_key
+        self.head_every_entries = head_every_entries
+        self.head_every_s = head_every_s
+        self._clock = clock or (lambda: datetime.now(UTC))
+        self._latest: tuple[bytes, TreeHead] | None = None
+
+    @property
+    def verify_key(self) -> VerifyKey:
+        return self.signing_key.verify_key
+
+    @property
+    def size(self) -> int:
+        return self.store.size
+
+    def close(self) -> None:
+        self.store.close()
+
+    # -- appending ---------------------------------------------------------------
+
+    def append(self, entry: Entry) -> int:
+        """Append one entry durably; returns its index once it is on disk."""
+        return self.append_many([entry])
+
+    def append_many(self, entries: Iterable[Entry]) -> int:
+        """Append entries in one durable batch; returns the index of the first."""
+        records = [entry.to_bytes() for entry in entries]
+        with self.store.locked():
+            first = self.store.append(records)
+            self._maybe_sign()
+        return first
+
+    def _maybe_sign(self) -> None:
+        size = self.store.size
+        latest = self.latest_head()
+        if latest is None:
+            due = size > 0
+        else:
+            age = (self._clock() - latest.moment).total_seconds()
+            due = size - latest.size >= self.head_every_entries or (
+                size > latest.size and age >= self.head_every_s
+            )
+        if due:
+            self.sign_head()
+
+    # -- heads -------------------------------------------------------------------
+
+    def sign_head(self) -> TreeHead:
+        """Sign and store a head for the log as it is now."""
+        with self.store.locked():
+            size, root = self.store.snapshot()
+            head = sign_head(size, root, self.signing_key, self._clock())
+            line = head.to_bytes()
+            self.store.append_head_line(line)
+            self._latest = (line, head)
+            return head
+
+    def latest_head(self) -> TreeHead | None:
+        line = self.store.last_head_line()
+        if line is None:
+            return None
+        if self._latest is None or self._latest[0] != line:
+            self._latest = (line, TreeHead.from_bytes(line, what="stored tree head"))
+        return self._latest[1]
+
+    def heads(self) -> list[TreeHead]:
+        return [
+            TreeHead.from_bytes(line, what=f"stored tree head #{position}")
+            for position, line in enumerate(self.store.head_lines())
+        ]
+
+    def head_covering(self, index: int) -> TreeHead:
+        """The latest head if it covers entry ``index``, else a freshly signed one."""
+        latest = self.latest_head()
+        if latest is not None and latest.size > index:
+            return latest
+        head = self.sign_head()
+        if head.size <= index:
+            raise InvalidInput(
+                f"the log has no entry {index}; it holds {head.size} entries",
+                hint="list entries with `entrepot audit log`",
+            )
+        return head
+
+    # -- reading and proving -----------------------------------------------------
+
+    def entry_bytes(self, index: int) -> bytes:
+        return self.store.entry(index)
+
+    def entries(self, start: int = 0, end: int | None = None) -> Iterator[tuple[int, Any]]:
+        """(index, entry as JSON) from ``start``; entries are read sequentially."""
+        for offset, data in enumerate(self.store.entries(start, end)):
+            yield start + offset, json.loads(data)
+
+    def root(self, size: int) -> bytes:
+        self._check_size(size)
+        return range_hash(self.store.node, 0, size)
+
+    def _check_size(self, size: int) -> None:
+        current = self.store.size
+        if not 0 <= size <= current:
+            raise InvalidInput(
+                f"tree size {size} is beyond the log, which holds {current} entries",
+                hint=f"choose a size from 1 to {current}",
+            )
+
+    def prove(self, index: int, size: int | None = None) -> InclusionProof:
+        """Inclusion proof of entry ``index``: to the latest signed head, or to tree ``size``."""
+        head: TreeHead | None
+        if size is None:
+            head = self.head_covering(index)
+            size = head.size
+        else:
+            self._check_size(size)
+            head = next((h for h in reversed(self.heads()) if h.size == size), None)
+        path = inclusion_path(self.store.node, index, size)
+        return InclusionProof(index, size, self.store.entry(index), path, self.root(size), head)
+
+    def consistency(self, size1: int, size2: int) -> ConsistencyProof:
+        self._check_size(size2)
+        path = consistency_path(self.store.node, size1, size2)
+        return ConsistencyProof(size1, size2, path, self.root(size1), self.root(size2))
+
+    def verify_from(self, earlier: TreeHead) -> ConsistencyProof:
+        """Prove the log still extends ``earlier`` (a head someone kept); ProofInvalid if not."""
+        verify_head(earlier, self.verify_key, what="earlier tree head")
+        size = self.store.size
+        if size < earlier.size:
+            raise ProofInvalid(
+                f"the log holds {size} entries, fewer than the {earlier.size} of the earlier "
+                "head: entries were removed",
+                hint="this log is not append-only; keep the earlier head as evidence",
+                part="consistency proof",
+            )
+        latest = self.latest_head()
+        if latest is None or latest.size < earlier.size:
+            latest = self.sign_head()
+        if earlier.size == 0:
+            return ConsistencyProof(0, latest.size, [], earlier.root, latest.root)
+        proof = self.consistency(earlier.size, latest.size)
+        verify_consistency(earlier.size, latest.size, proof.path, earlier.root, latest.root)
+        return proof
+
+    # -- whole-log operations ----------------------------------------------------
+
+    def check(self, progress: Progress | None = None) -> VerifyReport:
+        """Rehash every entry and check every stored head, as an offline verifier would."""
+        report = verify_entries(self.store.entries(), self.heads(), self.verify_key, progress)
+        stored = self.root(report.entries).hex()
+        if stored != report.root:
+            raise ProofInvalid(
+                f"the stored tree hashes give root {stored[:16]}…, the entries {report.root[:16]}…",
+                hint="rebuild tree.bin: delete it and open the log again",
+                part="tree hashes",
+            )
+        return report
+
+    def export(self, directory: Path) -> dict[str, Any]:
+        """Copy entries and heads to ``directory`` for verification without the node."""
+        directory.mkdir(parents=True, exist_ok=True)
+        with self.store.locked():
+            size = self.store.size
+            with (directory / "entries.jsonl").open("wb") as out:
+                for data in self.store.entries(0, size):
+                    out.write(data + b"\n")
+            shutil.copyfile(self.path / "heads.jsonl", directory / "heads.jsonl")
+        (directory / "node.pub").write_text(bytes(self.verify_key).hex() + "\n")
+        (directory / "README.txt").write_text(
+            "A copy of an entrepot transparency log: entries.jsonl (one canonical JSON entry\n"
+            "per line, in log order), heads.jsonl (the node's signed tree heads), node.pub.\n"
+            "Verify it without the node (compare node.pub with a key you trust):\n\n"
+            "    entrepot audit verify-export . --node-key node.pub\n"
+        )
+        return {"directory": str(directory), "entries": size, "heads": len(self.heads())}
+
+
+def repair_log(path: Path) -> dict[str, Any]:
+    """Move a torn tail of the log in ``path`` aside and rebuild its hashes; says what it did."""
+    store = LogStore(path, repair=True)
+    store.close()
+    return store.recovery
