@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import os
+from functools import cached_property
 from pathlib import Path
 
 from nacl.signing import SigningKey, VerifyKey
@@ -20,6 +21,7 @@ from entrepot.db import Database
 from entrepot.engine import Engine, get
 from entrepot.errors import Conflict, NotFound
 from entrepot.settings import Settings
+from entrepot.transparency import TransparencyLog
 
 __all__ = ["Node"]
 
@@ -88,5 +90,17 @@ class Node:
             timeout_s=self.settings.query_timeout_s,
         )
 
+    @cached_property
+    def log(self) -> TransparencyLog:
+        """The transparency log in ``<home>/log/``, opened on first use."""
+        return TransparencyLog(
+            self.path("log"),
+            self.signing_key,
+            head_every_entries=self.settings.log_head_every_entries,
+            head_every_s=self.settings.log_head_every_s,
+        )
+
     def close(self) -> None:
+        if "log" in self.__dict__:
+            self.log.close()
         self.db.dispose()
