@@ -1,0 +1,179 @@
+"""The answer to a private query: noisy values, their 95% intervals, and what was spent.
+
+An :class:`Answer` is built from noisy values only (post-processing never touches
+raw data), so anything derived from it is safe to show. :meth:`Answer.to_json`
+gives canonical bytes: the same answer always serializes to the same bytes, which
+the coordinator caches (a repeated query gets these bytes back, never fresh noise
+for free) and hashes into receipts; :meth:`Answer.from_json` reads them back.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+
+from entrepot.errors import InvalidInput
+
+__all__ = ["OTHER", "Answer", "Estimate", "Row"]
+
+# The key every column of the merged small-groups row takes.
+OTHER = "other"
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A noisy value and its interval; ``lo <= truth <= hi`` with the answer's confidence."""
+
+    value: float
+    lo: float
+    hi: float
+
+
+@dataclass(frozen=True)
+class Row:
+    """One output group: its key (one value per key column) and one estimate per aggregate."""
+
+    key: tuple[Any, ...]
+    values: tuple[Estimate, ...]
+    other: bool = False
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What a private query returns.
+
+    ``columns`` is the SELECT order; ``keys`` and ``aggregates`` split it. ``rows``
+    holds the shown groups (and, when small groups were merged, one row whose keys
+    are all ``"other"``); ``suppressed`` and ``merged`` list the keys of groups whose
+    noisy count fell under the threshold. ``scales`` gives each aggregate's noise
+    scale (Laplace ``b`` or Gaussian ``σ``; for AVG, that of its SUM).
+    """
+
+    columns: tuple[str, ...]
+    keys: tuple[str, ...]
+    aggregates: tuple[str, ...]
+    rows: tuple[Row, ...]
+    epsilon: float
+    delta: float
+    mechanism: str
+    scales: dict[str, float]
+    suppressed: tuple[tuple[Any, ...], ...] = ()
+    merged: tuple[tuple[Any, ...], ...] = ()
+    threshold: float = 0.0
+    fingerprint: str = ""
+    confidence: float = 0.95
+    notes: tuple[str, ...] = field(default=())
+
+    def to_arrow(self) -> pa.Table:
+        """One column per key, and per aggregate ``name``, ``name_lo``, ``name_hi``."""
+        data: dict[str, list[Any]] = {}
+        merged = any(row.other for row in self.rows)
+        for name in self.columns:
+            if name in self.keys:
+                index = self.keys.index(name)
+                values = [row.key[index] for row in self.rows]
+                if merged:
+                    values = [v if isinstance(v, str) else _plain(v) for v in values]
+                data[name] = values
+            else:
+                index = self.aggregates.index(name)
+                data[name] = [row.values[index].value for row in self.rows]
+                data[f"{name}_lo"] = [row.values[index].lo for row in self.rows]
+                data[f"{name}_hi"] = [row.values[index].hi for row in self.rows]
+        if not self.rows:
+            return pa.table({name: pa.array([], pa.float64()) for name in data})
+        return pa.table(data)
+
+    def to_pandas(self) -> pd.DataFrame:
+        return self.to_arrow().to_pandas()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "columns": list(self.columns),
+            "keys": list(self.keys),
+            "aggregates": list(self.aggregates),
+            "key_types": self._key_types(),
+            "rows": [
+                {
+                    "key": [_plain(v) for v in row.key],
+                    "values": [[e.value, e.lo, e.hi] for e in row.values],
+                    "other": row.other,
+                }
+                for row in self.rows
+            ],
+            "epsilon": self.epsilon,
+            "delta": self.delta,
+            "mechanism": self.mechanism,
+            "scales": self.scales,
+            "suppressed": [[_plain(v) for v in key] for key in self.suppressed],
+            "merged": [[_plain(v) for v in key] for key in self.merged],
+            "threshold": self.threshold,
+            "fingerprint": self.fingerprint,
+            "confidence": self.confidence,
+            "notes": list(self.notes),
+        }
+
+    def to_json(self) -> bytes:
+        """Canonical JSON bytes: sorted keys, no spaces, UTF-8."""
+        return json.dumps(
+            self.to_dict(), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+        ).encode("utf-8")
+
+    @classmethod
+    def from_json(cls, data: bytes) -> Answer:
+        """Read :meth:`to_json` bytes back into an equal answer."""
+        try:
+            doc = json.loads(data)
+            types = doc["key_types"]
+            keys = tuple(doc["keys"])
+
+            def key_of(values: list[Any]) -> tuple[Any, ...]:
+                return tuple(
+                    dt.date.fromisoformat(v) if types.get(k) == "date" and v != OTHER else v
+                    for k, v in zip(keys, values, strict=True)
+                )
+
+            return cls(
+                columns=tuple(doc["columns"]),
+                keys=keys,
+                aggregates=tuple(doc["aggregates"]),
+                rows=tuple(
+                    Row(
+                        key=key_of(r["key"]),
+                        values=tuple(Estimate(*v) for v in r["values"]),
+                        other=r["other"],
+                    )
+                    for r in doc["rows"]
+                ),
+                epsilon=doc["epsilon"],
+                delta=doc["delta"],
+                mechanism=doc["mechanism"],
+                scales=doc["scales"],
+                suppressed=tuple(key_of(k) for k in doc["suppressed"]),
+                merged=tuple(key_of(k) for k in doc["merged"]),
+                threshold=doc["threshold"],
+                fingerprint=doc["fingerprint"],
+                confidence=doc["confidence"],
+                notes=tuple(doc["notes"]),
+            )
+        except (ValueError, KeyError, TypeError) as error:
+            raise InvalidInput(
+                f"not a stored answer: {error}", hint="pass bytes made by Answer.to_json()"
+            ) from None
+
+    def _key_types(self) -> dict[str, str]:
+        types: dict[str, str] = {}
+        for index, name in enumerate(self.keys):
+            sample = [row.key[index] for row in self.rows if not row.other]
+            sample += [key[index] for key in (*self.suppressed, *self.merged)]
+            types[name] = "date" if any(isinstance(v, dt.date) for v in sample) else "value"
+        return types
+
+
+def _plain(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, dt.date) else value

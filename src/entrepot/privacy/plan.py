@@ -1,0 +1,264 @@
+"""Planning and running a private query: the API the query coordinator calls.
+
+::
+
+    plan = entrepot.privacy.plan(sql, standard=std, policy=pol, dataset="riverside_hospitals.
+               outpatient_visits", epsilon=0.5, codes=codelist, version=version_hash)
+    plan.epsilon, plan.delta      # the price, from the text and the policy alone
+    plan.fingerprint              # stable id of (query, policy, dataset version, ε, groups)
+    answer = plan.run(engine, view)   # exact aggregates in the engine, then OpenDP noise
+
+:func:`plan` touches no data: it checks the SQL, prices it, lists the public output
+groups and rewrites the SQL, so the ledger can reserve the price before
+:meth:`Plan.run` reads anything. A plan never touches the metadata database.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+
+from entrepot.engine import Engine
+from entrepot.errors import InvalidInput, PolicyViolation
+from entrepot.privacy import mechanisms
+from entrepot.privacy._groups import Codes, enumerate_groups, normalize
+from entrepot.privacy._post import Noisy, estimate_rows
+from entrepot.privacy.answer import Answer
+from entrepot.privacy.policy import Policy
+from entrepot.privacy.sql.query import Query
+from entrepot.privacy.sql.rewrite import Rewrite, rewrite
+from entrepot.privacy.sql.rules import check
+from entrepot.standards.schema import Standard
+
+__all__ = ["Plan", "dataset_of", "plan", "price"]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A checked, priced and rewritten query, ready to run on a registered view."""
+
+    query: Query
+    rewrite: Rewrite
+    standard: Standard
+    policy: Policy
+    groups: tuple[tuple[Any, ...], ...]
+    epsilon: float
+    delta: float
+    mechanism: str
+    scales: dict[str, float]
+    fingerprint: str
+    table: str
+    notes: tuple[str, ...] = field(default=())
+
+    def sql(self, view: str, dialect: str = "duckdb") -> str:
+        """The engine SQL computing the exact, bounded aggregates over ``view``."""
+        return self.rewrite.sql(view, dialect)
+
+    def run(self, engine: Engine, view: str) -> Answer:
+        """Compute the exact aggregates on ``engine`` over ``view``, then release them."""
+        return self.release(engine.execute(self.sql(view, engine.dialect)))
+
+    def release(self, exact: pa.Table) -> Answer:
+        """Add noise to the exact per-group table :meth:`sql` returns and post-process.
+
+        Groups outside the public list are dropped and missing ones count as zero,
+        so which groups appear never depends on the data.
+        """
+        index = {
+            key: i for i, key in enumerate(tuple(normalize(v) for v in g) for g in self.groups)
+        }
+        quantities = self.rewrite.quantities
+        exact_vectors = {q.name: [0.0] * len(self.groups) for q in quantities}
+        columns = {name: exact.column(name).to_pylist() for name in exact.column_names}
+        for row in range(exact.num_rows):
+            key = tuple(normalize(columns[k][row]) for k in self.rewrite.keys)
+            position = index.get(key)
+            if position is None:
+                continue
+            for q in quantities:
+                exact_vectors[q.name][position] = float(columns[q.name][row] or 0.0)
+        mechanism = mechanisms.get(self.mechanism)
+        vectors = {
+            q.name: mechanism.release(
+                exact_vectors[q.name],
+                self.rewrite.sensitivity(q, mechanism.norm),
+                self.scales[q.name],
+            )
+            for q in quantities
+        }
+        noisy = Noisy(mechanism, quantities, self.scales, vectors)
+        threshold_name = None
+        if self.policy.threshold > 0:
+            kinds = {q.kind: q.name for q in quantities}
+            threshold_name = kinds.get("units", kinds.get("rows"))
+        rows, suppressed, merged = estimate_rows(
+            self.groups,
+            self.query.aggregates,
+            noisy,
+            self.standard,
+            threshold_name=threshold_name,
+            threshold=self.policy.threshold,
+            merge=self.policy.small_groups == "merge",
+        )
+        return Answer(
+            columns=self.query.output,
+            keys=tuple(k.name for k in self.query.keys),
+            aggregates=tuple(a.name for a in self.query.aggregates),
+            rows=tuple(rows),
+            epsilon=self.epsilon,
+            delta=self.delta,
+            mechanism=self.mechanism,
+            scales=self._aggregate_scales(),
+            suppressed=tuple(suppressed),
+            merged=tuple(merged),
+            threshold=self.policy.threshold,
+            fingerprint=self.fingerprint,
+            notes=self.notes,
+        )
+
+    def _aggregate_scales(self) -> dict[str, float]:
+        by_kind = {(q.kind, q.column): q.name for q in self.rewrite.quantities}
+        scales = {}
+        for aggregate in self.query.aggregates:
+            if aggregate.function == "count_distinct":
+                name = by_kind[("units", None)]
+            elif aggregate.function in ("sum", "avg"):
+                name = by_kind[("sum", aggregate.column)]
+            else:
+                name = by_kind.get(("values", aggregate.column), by_kind.get(("rows", None), ""))
+            scales[aggregate.name] = self.scales[name]
+        return scales
+
+
+def dataset_of(sql: str) -> str:
+    """The ``provider.dataset`` name a query reads, so the caller can find its policy.
+
+    Raises :class:`PolicyViolation` when the text names no single dataset.
+    """
+    from entrepot.privacy.sql.rules import Context, single_statement, statement, syntax
+
+    probe = Context(sql=sql, standard=Standard("", "", "", "", ()), policy=_NO_POLICY, dataset="")
+    for rule in (syntax, single_statement, statement):
+        rule(probe)
+    source = probe.select.args.get("from_") or probe.select.args.get("from")
+    node = source.this if source is not None else None
+    if node is None or not node.text("db") or not node.name:
+        raise PolicyViolation(
+            "the query names no dataset",
+            rule="table",
+            hint="write FROM <provider>.<dataset>, e.g. FROM riverside_hospitals.outpatient_visits",
+        )
+    return f"{node.text('db')}.{node.name}".lower()
+
+
+_NO_POLICY = Policy(aggregate_columns=(), where_columns=(), group_by_columns=())
+
+
+def price(policy: Policy, epsilon: float | None = None) -> tuple[float, float]:
+    """The (ε, δ) a query spends: ``epsilon`` (or the policy's default), capped.
+
+    Raises :class:`PolicyViolation` (rule ``epsilon_cap``) above the policy's cap.
+    """
+    spend = policy.default_epsilon if epsilon is None else epsilon
+    if not isinstance(spend, int | float) or not math.isfinite(spend) or spend <= 0:
+        raise InvalidInput(f"ε must be a finite number > 0, not {spend!r}", hint="e.g. 0.5")
+    if spend > policy.max_epsilon_per_query:
+        raise PolicyViolation(
+            f"ε {spend:g} is above the {policy.max_epsilon_per_query:g} one query may spend "
+            "on this dataset",
+            rule="epsilon_cap",
+            hint=f"ask with ε <= {policy.max_epsilon_per_query:g}",
+        )
+    delta = policy.delta if policy.mechanism == "gaussian" else 0.0
+    return float(spend), delta
+
+
+def plan(
+    sql: str,
+    *,
+    standard: Standard,
+    policy: Policy,
+    dataset: str | None = None,
+    epsilon: float | None = None,
+    codes: Codes = None,
+    version: str = "",
+) -> Plan:
+    """Check, price and rewrite ``sql`` without touching any data.
+
+    ``dataset`` is the name the consumer must use (default: whatever the query
+    names, see :func:`dataset_of`); ``codes`` gives a dimension's public code list
+    by name (a mapping or a function); ``version`` is the dataset version the
+    fingerprint binds to. Raises :class:`PolicyViolation` naming the rule.
+    """
+    query = check(sql, standard=standard, policy=policy, dataset=dataset)
+    table = query.dataset
+    spend, delta = price(policy, epsilon)
+    groups = enumerate_groups(query, standard, codes, limit=policy.max_groups)
+    rewritten = rewrite(query, standard, policy, groups=len(groups))
+    mechanism = mechanisms.get(policy.mechanism)
+    share = mechanism.share(spend, delta, len(rewritten.quantities))
+    size = max(len(groups), 1)
+    scales = {
+        q.name: mechanism.scale(rewritten.sensitivity(q, mechanism.norm), share, size)
+        for q in rewritten.quantities
+    }
+    fingerprint = _fingerprint(query, policy, table, version, spend, delta, groups)
+    return Plan(
+        query=query,
+        rewrite=rewritten,
+        standard=standard,
+        policy=policy,
+        groups=tuple(groups),
+        epsilon=spend,
+        delta=delta,
+        mechanism=policy.mechanism,
+        scales=scales,
+        fingerprint=fingerprint,
+        table=table,
+        notes=_notes(query, standard, policy, rewritten),
+    )
+
+
+def _fingerprint(
+    query: Query,
+    policy: Policy,
+    table: str,
+    version: str,
+    epsilon: float,
+    delta: float,
+    groups: list[tuple[Any, ...]],
+) -> str:
+    keys = hashlib.sha256(
+        json.dumps([[normalize(v) for v in g] for g in groups]).encode()
+    ).hexdigest()
+    document = {
+        "dataset": table,
+        "delta": delta,
+        "epsilon": epsilon,
+        "groups": keys,
+        "policy": policy.digest,
+        "query": query.normalized,
+        "version": version,
+    }
+    canonical = json.dumps(document, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _notes(query: Query, standard: Standard, policy: Policy, rewritten: Rewrite) -> tuple[str, ...]:
+    notes = []
+    measures = {a.column for a in query.aggregates if a.function in ("sum", "avg")}
+    for column in sorted(c for c in measures if c is not None):
+        if column is not None:
+            low, high = standard.field(column).bounds or (0.0, 0.0)
+            notes.append(f"{column} clamped to [{low:g}, {high:g}]")
+    if rewritten.bounded:
+        notes.append(
+            f"each {standard.privacy_unit} counts for at most {policy.rows_per_group} rows "
+            f"per group and {rewritten.groups_per_unit} group(s)"
+        )
+    return tuple(notes)

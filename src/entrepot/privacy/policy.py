@@ -1,0 +1,274 @@
+"""The analysis policy a provider sets on a dataset: what a query may touch and spend.
+
+A policy is a small YAML document; every key is optional and its default comes from
+the roles of the dataset's standard::
+
+    columns:
+      aggregate: [cost]                 # measures allowed inside SUM / AVG
+      where: [district, visit_date]     # columns allowed in WHERE
+      group_by: [district, visit_date]  # dimensions, and time columns (truncated)
+    aggregates: [count, count_distinct, sum, avg]
+    contributions:
+      rows_per_group: 5       # rows one privacy unit may add to one group
+      groups: 3               # groups one privacy unit may add to
+    threshold: 10             # a group's noisy count must reach this to be shown
+    small_groups: suppress    # or merge (into one "other" group)
+    mechanism: laplace        # laplace: pure ε; gaussian: zCDP, reported as (ε, δ)
+    delta: 1.0e-10            # gaussian only; keep it far below 1/N
+    epsilon:
+      per_query: 1.0          # the largest ε one query may spend
+      default: 0.5            # what a query spends when it names no ε
+      dataset_cap: 10.0       # all consumers together (read by the budget ledger)
+    latency_floor_ms: 250     # answers are padded to at least this latency
+    max_groups: 10000         # the largest number of output groups
+
+Defaults from the roles: identifiers, quasi-identifiers and sensitive columns are
+never in WHERE or GROUP BY; measures are only allowed inside aggregates; dimensions
+and time columns may be filtered and grouped on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import yaml
+
+from entrepot.errors import InvalidInput
+from entrepot.standards.schema import Role, Standard
+
+__all__ = ["AGGREGATES", "MECHANISMS", "SMALL_GROUPS", "Policy", "default_policy", "parse_policy"]
+
+AGGREGATES = ("count", "count_distinct", "sum", "avg")
+MECHANISMS = ("laplace", "gaussian")
+SMALL_GROUPS = ("suppress", "merge")
+_KEYS = (
+    "columns",
+    "aggregates",
+    "contributions",
+    "threshold",
+    "small_groups",
+    "mechanism",
+    "delta",
+    "epsilon",
+    "latency_floor_ms",
+    "max_groups",
+)
+# δ must stay negligible against 1/N for any realistic dataset size N; a provider
+# who needs a larger δ has misunderstood what it buys (a 1/N chance of a full leak).
+_MAX_DELTA = 1e-6
+
+
+@dataclass(frozen=True)
+class Policy:
+    """What queries on one dataset may touch and spend. Build with :func:`parse_policy`."""
+
+    aggregate_columns: tuple[str, ...]
+    where_columns: tuple[str, ...]
+    group_by_columns: tuple[str, ...]
+    aggregates: tuple[str, ...] = AGGREGATES
+    rows_per_group: int = 5
+    groups_per_unit: int = 3
+    threshold: float = 0.0
+    small_groups: str = "suppress"
+    mechanism: str = "laplace"
+    delta: float = 1e-10
+    max_epsilon_per_query: float = 1.0
+    default_epsilon: float = 0.5
+    dataset_epsilon_cap: float = 10.0
+    latency_floor_ms: int = 250
+    max_groups: int = 10_000
+
+    def to_dict(self) -> dict[str, Any]:
+        """The policy as a document :func:`parse_policy` reads back to an equal policy."""
+        return {
+            "columns": {
+                "aggregate": list(self.aggregate_columns),
+                "where": list(self.where_columns),
+                "group_by": list(self.group_by_columns),
+            },
+            "aggregates": list(self.aggregates),
+            "contributions": {
+                "rows_per_group": self.rows_per_group,
+                "groups": self.groups_per_unit,
+            },
+            "threshold": self.threshold,
+            "small_groups": self.small_groups,
+            "mechanism": self.mechanism,
+            "delta": self.delta,
+            "epsilon": {
+                "per_query": self.max_epsilon_per_query,
+                "default": self.default_epsilon,
+                "dataset_cap": self.dataset_epsilon_cap,
+            },
+            "latency_floor_ms": self.latency_floor_ms,
+            "max_groups": self.max_groups,
+        }
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    @property
+    def digest(self) -> str:
+        """SHA-256 of the canonical JSON of the policy: part of every answer's fingerprint."""
+        canonical = json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def default_policy(standard: Standard) -> Policy:
+    """The policy the standard's column roles imply, with conservative limits."""
+    return parse_policy({}, standard, where="default policy")
+
+
+def parse_policy(document: Any, standard: Standard, *, where: str = "policy") -> Policy:
+    """Read a policy document (a mapping, or YAML text) and check it against ``standard``.
+
+    Every error names the key path (``epsilon.per_query``) and how to fix the value.
+    """
+    if isinstance(document, str):
+        try:
+            document = yaml.safe_load(document)
+        except yaml.YAMLError as error:
+            raise InvalidInput(
+                f"{where}: not valid YAML ({error})", hint="fix the syntax"
+            ) from None
+        document = {} if document is None else document
+    reader = _Reader(document, where)
+    reader.only(_KEYS, "")
+    columns = reader.mapping("columns")
+    reader.only(("aggregate", "where", "group_by"), "columns", columns)
+    contributions = reader.mapping("contributions")
+    reader.only(("rows_per_group", "groups"), "contributions", contributions)
+    epsilon = reader.mapping("epsilon")
+    reader.only(("per_query", "default", "dataset_cap"), "epsilon", epsilon)
+
+    measures = tuple(f.name for f in standard.with_role(Role.MEASURE))
+    groupable = tuple(f.name for f in standard.fields if f.role in (Role.DIMENSION, Role.TIME))
+    aggregate_columns = reader.columns(columns, "aggregate", measures, standard, (Role.MEASURE,))
+    where_columns = reader.columns(
+        columns, "where", groupable, standard, (Role.DIMENSION, Role.TIME)
+    )
+    group_by_columns = reader.columns(
+        columns, "group_by", groupable, standard, (Role.DIMENSION, Role.TIME)
+    )
+    aggregates = reader.choices(document, "aggregates", AGGREGATES)
+    mechanism = reader.choice(document, "mechanism", MECHANISMS, "laplace")
+    per_query = reader.number(epsilon, "epsilon.per_query", 1.0, positive=True)
+    default_eps = reader.number(epsilon, "epsilon.default", min(0.5, per_query), positive=True)
+    if default_eps > per_query:
+        raise reader.fail(
+            "epsilon.default",
+            f"{default_eps:g} is above epsilon.per_query ({per_query:g})",
+            "lower epsilon.default or raise epsilon.per_query",
+        )
+    delta = reader.number(document, "delta", 1e-10, positive=True)
+    if delta > _MAX_DELTA:
+        raise reader.fail(
+            "delta", f"{delta:g} is too large", f"use at most {_MAX_DELTA:g}, far below 1/N"
+        )
+    return Policy(
+        aggregate_columns=aggregate_columns,
+        where_columns=where_columns,
+        group_by_columns=group_by_columns,
+        aggregates=aggregates,
+        rows_per_group=reader.integer(contributions, "contributions.rows_per_group", 5, 1),
+        groups_per_unit=reader.integer(contributions, "contributions.groups", 3, 1),
+        threshold=reader.number(document, "threshold", 0.0, positive=False),
+        small_groups=reader.choice(document, "small_groups", SMALL_GROUPS, "suppress"),
+        mechanism=mechanism,
+        delta=delta,
+        max_epsilon_per_query=per_query,
+        default_epsilon=default_eps,
+        dataset_epsilon_cap=reader.number(epsilon, "epsilon.dataset_cap", 10.0, positive=True),
+        latency_floor_ms=reader.integer(document, "latency_floor_ms", 250, 0),
+        max_groups=reader.integer(document, "max_groups", 10_000, 1),
+    )
+
+
+class _Reader:
+    """Typed access to a policy document, with errors that name the key path."""
+
+    def __init__(self, document: Any, where: str) -> None:
+        if not isinstance(document, dict):
+            raise InvalidInput(
+                f"{where}: a policy must be a mapping of keys to values",
+                hint="start from `entrepot policy show` output, e.g. `threshold: 10`",
+            )
+        self.document = document
+        self.where = where
+
+    def fail(self, key: str, message: str, hint: str) -> InvalidInput:
+        return InvalidInput(f"{self.where}: {key}: {message}", hint=hint, key=key)
+
+    def only(self, allowed: tuple[str, ...], prefix: str, block: Any = None) -> None:
+        block = self.document if block is None else block
+        for key in block:
+            if key not in allowed:
+                path = f"{prefix}.{key}" if prefix else str(key)
+                raise self.fail(path, "unknown key", f"known keys here: {', '.join(allowed)}")
+
+    def mapping(self, key: str) -> dict[str, Any]:
+        value = self.document.get(key, {})
+        if not isinstance(value, dict):
+            raise self.fail(key, "must be a mapping", f"e.g. {key}: {{...}}")
+        return value
+
+    def columns(
+        self,
+        block: dict[str, Any],
+        key: str,
+        default: tuple[str, ...],
+        standard: Standard,
+        roles: tuple[Role, ...],
+    ) -> tuple[str, ...]:
+        path = f"columns.{key}"
+        value = block.get(key, list(default))
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise self.fail(path, "must be a list of column names", f"e.g. {path}: [a, b]")
+        for name in value:
+            if name not in standard.field_names:
+                raise self.fail(
+                    path,
+                    f"{name!r} is not a column of {standard.name}",
+                    f"its columns are: {', '.join(standard.field_names)}",
+                )
+            role = standard.field(name).role
+            if role not in roles:
+                allowed = " or ".join(r.value for r in roles)
+                raise self.fail(
+                    path,
+                    f"{name!r} has role {role.value}; only {allowed} columns are allowed here",
+                    f"remove {name!r} from {path}",
+                )
+        return tuple(dict.fromkeys(value))
+
+    def choices(self, block: dict[str, Any], key: str, known: tuple[str, ...]) -> tuple[str, ...]:
+        value = block.get(key, list(known))
+        if not isinstance(value, list) or any(v not in known for v in value):
+            raise self.fail(key, f"must be a list drawn from {', '.join(known)}", f"{key}: [count]")
+        return tuple(dict.fromkeys(value))
+
+    def choice(self, block: dict[str, Any], key: str, known: tuple[str, ...], default: str) -> str:
+        value = block.get(key, default)
+        if value not in known:
+            raise self.fail(key, f"unknown value {value!r}", f"use one of: {', '.join(known)}")
+        return str(value)
+
+    def number(self, block: dict[str, Any], key: str, default: float, *, positive: bool) -> float:
+        value = block.get(key.rsplit(".", 1)[-1], default)
+        ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+        if not ok or value < 0 or (positive and value == 0):
+            bound = "> 0" if positive else ">= 0"
+            raise self.fail(key, f"must be a finite number {bound}, not {value!r}", f"{key}: 1.0")
+        return float(value)
+
+    def integer(self, block: dict[str, Any], key: str, default: int, minimum: int) -> int:
+        value = block.get(key.rsplit(".", 1)[-1], default)
+        if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+            raise self.fail(
+                key, f"must be an integer >= {minimum}, not {value!r}", f"{key}: {default}"
+            )
+        return value
