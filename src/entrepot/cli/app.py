@@ -12,7 +12,17 @@ from entrepot.cli._common import fail
 from entrepot.errors import EntrepotError
 
 # Each module exposes ``register(app)``; the order is the order of `entrepot --help`.
-_NOUNS = ("node", "serve", "login", "standard", "dataset")
+_NOUNS = (
+    "node",
+    "serve",
+    "login",
+    "standard",
+    "provider",
+    "dataset",
+    "catalog",
+    "audit",
+    "receipt",
+)
 
 app = typer.Typer(
     name="entrepot",

@@ -10,6 +10,7 @@ import typer
 
 from entrepot import standards
 from entrepot.cli._common import Home, Json, console, emit, settings
+from entrepot.cli._publish import publish, versions
 from entrepot.cli._report import render_report
 
 dataset_app = typer.Typer(
@@ -67,6 +68,10 @@ def validate(
     emit(report.to_dict(), as_json, lambda: render_report(console, report))
     if not report.valid:
         raise typer.Exit(EXIT_INVALID_ROWS)
+
+
+dataset_app.command("publish")(publish)
+dataset_app.command("versions")(versions)
 
 
 def register(app: typer.Typer) -> None:
