@@ -20,8 +20,6 @@ _NOUNS = (
     "provider",
     "dataset",
     "catalog",
-    "audit",
-    "receipt",
 )
 
 app = typer.Typer(
