@@ -9,7 +9,14 @@ Public surface: :class:`TransparencyLog` (append, heads, proofs, export),
 from entrepot.transparency.canonical import canonical_json, decimal_text
 from entrepot.transparency.entries import Entry, Kind, make_entry, query_hash
 from entrepot.transparency.export import VerifyReport, verify_entries, verify_export
-from entrepot.transparency.heads import TreeHead, load_verify_key, sign_head, verify_head
+from entrepot.transparency.heads import (
+    TreeHead,
+    load_verify_key,
+    read_head,
+    read_verify_key,
+    sign_head,
+    verify_head,
+)
 from entrepot.transparency.log import (
     ConsistencyProof,
     InclusionProof,
@@ -41,6 +48,8 @@ __all__ = [
     "load_verify_key",
     "make_entry",
     "query_hash",
+    "read_head",
+    "read_verify_key",
     "repair_log",
     "sign_head",
     "verify_entries",

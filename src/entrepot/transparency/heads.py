@@ -12,15 +12,17 @@ Verifying needs only the node's public key.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from nacl.exceptions import BadSignatureError
 from nacl.signing import SigningKey, VerifyKey
 
-from entrepot.errors import InvalidInput, ProofInvalid
+from entrepot.errors import InvalidInput, NotFound, ProofInvalid
 from entrepot.transparency.canonical import (
     canonical_json,
     parse_canonical,
@@ -29,7 +31,15 @@ from entrepot.transparency.canonical import (
     timestamp,
 )
 
-__all__ = ["HEAD_FORMAT", "TreeHead", "load_verify_key", "sign_head", "verify_head"]
+__all__ = [
+    "HEAD_FORMAT",
+    "TreeHead",
+    "load_verify_key",
+    "read_head",
+    "read_verify_key",
+    "sign_head",
+    "verify_head",
+]
 
 HEAD_FORMAT = "entrepot.head/1"
 _KEYS = {"format", "key", "root", "signature", "size", "time"}
@@ -140,3 +150,33 @@ def load_verify_key(text: str, *, where: str) -> VerifyKey:
             hint="pass the node's keys/node.pub file, or the 64-digit key itself",
         )
     return VerifyKey(bytes.fromhex(value))
+
+
+def read_verify_key(source: str | None, default: Path) -> VerifyKey:
+    """A node key from a file, from 64 hex digits, or (``source`` None) from ``default``."""
+    path = default if source is None else Path(source)
+    if path.is_file():
+        return load_verify_key(path.read_text(), where=str(path))
+    if source is None:
+        raise NotFound(
+            f"no node public key at {default}",
+            hint="pass --node-key node.pub (the node's keys/node.pub, or its 64 hex digits)",
+        )
+    return load_verify_key(source, where="--node-key")
+
+
+def read_head(path: Path) -> TreeHead:
+    """A signed head saved to a file (e.g. by `entrepot audit head --json > head.json`)."""
+    if not path.is_file():
+        raise NotFound(
+            f"no tree head file at {path}", hint="save one with `entrepot audit head --json`"
+        )
+    try:
+        body = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, ValueError) as error:
+        raise ProofInvalid(
+            f"{path} is not a JSON tree head: {error}",
+            hint="save heads with `entrepot audit head --json`",
+            part="earlier tree head",
+        ) from error
+    return TreeHead.from_json(body, what="earlier tree head")

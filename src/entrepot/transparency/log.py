@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,7 +23,8 @@ from typing import Any
 from nacl.signing import SigningKey, VerifyKey
 
 from entrepot.errors import InvalidInput, ProofInvalid
-from entrepot.transparency.entries import Entry
+from entrepot.transparency.canonical import timestamp
+from entrepot.transparency.entries import Entry, Kind
 from entrepot.transparency.export import Progress, VerifyReport, verify_entries
 from entrepot.transparency.heads import TreeHead, sign_head, verify_head
 from entrepot.transparency.merkle import (
@@ -162,16 +164,16 @@ class TransparencyLog:
 
     def head_covering(self, index: int) -> TreeHead:
         """The latest head if it covers entry ``index``, else a freshly signed one."""
+        size = self.store.size
+        if not 0 <= index < size:
+            raise InvalidInput(
+                f"the log has no entry {index}; it holds {size} entries",
+                hint="list entries with `entrepot audit log`",
+            )
         latest = self.latest_head()
         if latest is not None and latest.size > index:
             return latest
-        head = self.sign_head()
-        if head.size <= index:
-            raise InvalidInput(
-                f"the log has no entry {index}; it holds {head.size} entries",
-                hint="list entries with `entrepot audit log`",
-            )
-        return head
+        return self.sign_head()
 
     # -- reading and proving -----------------------------------------------------
 
@@ -182,6 +184,43 @@ class TransparencyLog:
         """(index, entry as JSON) from ``start``; entries are read sequentially."""
         for offset, data in enumerate(self.store.entries(start, end)):
             yield start + offset, json.loads(data)
+
+    def search(
+        self,
+        *,
+        dataset: str | None = None,
+        kind: str | None = None,
+        since: datetime | None = None,
+        limit: int = 100,
+    ) -> list[tuple[int, Any]]:
+        """The last ``limit`` entries about ``dataset`` (alone or in a join), of ``kind``,
+        logged at or after ``since``, oldest first."""
+        if kind is not None and kind not in set(Kind):
+            raise InvalidInput(
+                f"log entry kind {kind!r} is unknown",
+                hint=f"use one of: {', '.join(k.value for k in Kind)}",
+            )
+        # Canonical timestamps sort as text, so no entry needs its time parsed.
+        after = None if since is None else timestamp(since)
+        found: deque[tuple[int, Any]] = deque(maxlen=limit)
+        for index, entry in self.entries():
+            if kind is not None and entry.get("kind") != kind:
+                continue
+            if after is not None and entry.get("time", "") < after:
+                continue
+            if (
+                dataset is not None
+                and dataset != entry.get("dataset")
+                and dataset
+                not in {
+                    part.get("dataset")
+                    for part in entry.get("datasets", [])
+                    if isinstance(part, dict)
+                }
+            ):
+                continue
+            found.append((index, entry))
+        return list(found)
 
     def root(self, size: int) -> bytes:
         self._check_size(size)
