@@ -20,6 +20,8 @@ _NOUNS = (
     "provider",
     "dataset",
     "catalog",
+    "audit",
+    "receipt",
 )
 
 app = typer.Typer(
