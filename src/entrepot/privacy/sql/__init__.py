@@ -2,10 +2,11 @@
 
 from entrepot.privacy.sql.query import TIME_UNITS, Aggregate, GroupKey, Query
 from entrepot.privacy.sql.rewrite import Quantity, Rewrite, rewrite
-from entrepot.privacy.sql.rules import RULES, Context, Rule, check
+from entrepot.privacy.sql.rules import RULE_NAMES, RULES, Context, Rule, check
 
 __all__ = [
     "RULES",
+    "RULE_NAMES",
     "TIME_UNITS",
     "Aggregate",
     "Context",

@@ -28,7 +28,21 @@ from entrepot.privacy.sql._resolve import Resolver
 from entrepot.privacy.sql.query import Query
 from entrepot.standards.schema import Role, Standard
 
-__all__ = ["RULES", "Context", "Rule", "check"]
+__all__ = ["RULES", "RULE_NAMES", "Context", "Rule", "check"]
+
+# Every name a refusal's ``rule`` can take (the planner adds ``epsilon_cap`` and
+# ``max_groups``); docs/privacy.md explains each one.
+RULE_NAMES = frozenset(
+    {
+        "syntax", "comment", "single_statement", "set_operation", "statement", "subquery",
+        "table", "table_function", "file_path", "system_table", "unknown_table",
+        "table_modifier", "join", "window", "select_star", "order_limit", "having",
+        "distinct", "function", "aggregate_function", "identifier", "sensitive",
+        "unknown_column", "count_distinct", "aggregate_argument", "aggregate_column",
+        "row_level", "projection", "output_name", "where_column", "where_expression",
+        "group_by_column", "group_by_expression", "expression", "epsilon_cap", "max_groups",
+    }
+)  # fmt: skip
 
 _DIALECT = sqlglot.Dialect.get_or_raise("duckdb")
 _SYSTEM_SCHEMAS = {"information_schema", "pg_catalog", "main", "temp", "system", "memory"}
@@ -246,9 +260,7 @@ def clauses(ctx: Context) -> None:
 def function(ctx: Context) -> None:
     for part in ctx.body():
         for node in part.walk():
-            if not isinstance(node, exp.Func) or isinstance(node, (*_TRUNCATIONS, exp.Cast)):
-                continue
-            if isinstance(node, tuple(_AGGREGATES)):
+            if not isinstance(node, exp.Func) or isinstance(node, _ALLOWED_NODES):
                 continue
             if isinstance(node, exp.AggFunc):
                 allowed = ", ".join(a.upper() for a in ctx.policy.aggregates)
