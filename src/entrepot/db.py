@@ -24,7 +24,13 @@ from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 __all__ = ["MODEL_MODULES", "Base", "Database"]
 
 # Modules that declare tables; imported before migrations are compared with models.
-MODEL_MODULES: tuple[str, ...] = ("entrepot.vault.models",)
+MODEL_MODULES: tuple[str, ...] = (
+    "entrepot.vault.models",
+    "entrepot.exchange.accounts",
+    "entrepot.exchange.contracts",
+    "entrepot.privacy.ledger",
+    "entrepot.exchange.policies",
+)
 
 _NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -84,12 +90,9 @@ class Database:
 
     @contextmanager
     def read(self) -> Iterator[Session]:
-        """A session for reads; nothing it does is committed."""
+        """A session for reads; nothing it does is committed (closing it rolls back)."""
         with self._reader() as session:
-            try:
-                yield session
-            finally:
-                session.rollback()
+            yield session
 
     @contextmanager
     def write(self) -> Iterator[Session]:

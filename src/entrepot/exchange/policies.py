@@ -1,0 +1,133 @@
+"""Where each dataset's analysis policy is kept, and who may change it.
+
+A provider sets a policy per dataset (YAML, see :mod:`entrepot.privacy.policy`); a
+dataset without one is governed by the default its standard's roles imply. Setting a
+policy also sets the dataset's global ε cap in the ledger, and is logged publicly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import yaml
+from sqlalchemy import DateTime, ForeignKey, Integer, String, Text, select
+from sqlalchemy.orm import Mapped, mapped_column
+
+from entrepot.db import Base
+from entrepot.errors import InvalidInput, NotFound
+from entrepot.exchange.accounts import Actor
+from entrepot.exchange.node import Node
+from entrepot.privacy import Policy, default_policy, parse_policy
+from entrepot.privacy.ledger import Ledger
+from entrepot.transparency import Kind, make_entry
+from entrepot.vault import DatasetRef
+from entrepot.vault.models import Dataset, Provider
+
+__all__ = ["Policies", "PolicyInfo", "PolicyRecord"]
+
+
+class PolicyRecord(Base):
+    __tablename__ = "policies"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id"), unique=True)
+    document: Mapped[str] = mapped_column(Text)
+    digest: Mapped[str] = mapped_column(String(64))
+    set_by: Mapped[str] = mapped_column(String(200))
+    set_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+@dataclass(frozen=True)
+class PolicyInfo:
+    dataset: str
+    policy: Policy
+    explicit: bool  # False: the default the standard's roles imply
+    set_by: str | None = None
+    set_at: datetime | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "dataset": self.dataset,
+            "explicit": self.explicit,
+            "digest": self.policy.digest,
+            "set_by": self.set_by,
+            "set_at": self.set_at.isoformat() if self.set_at else None,
+            "policy": self.policy.to_dict(),
+        }
+
+
+def _dataset(node: Node, ref: DatasetRef) -> tuple[int, int, dict[str, Any], str]:
+    with node.db.read() as session:
+        row = session.execute(
+            select(Dataset.id, Dataset.provider_id, Dataset.schema, Dataset.standard)
+            .join(Provider, Provider.id == Dataset.provider_id)
+            .where(Provider.slug == ref.provider, Dataset.slug == ref.dataset)
+        ).first()
+    if row is None:
+        raise NotFound(f"no dataset {ref}", hint="see `entrepot catalog list`")
+    return row[0], row[1], row[2], row[3]
+
+
+class Policies:
+    """Read and set dataset policies on one node."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+
+    def get(self, dataset: DatasetRef | str) -> PolicyInfo:
+        """The policy in force: the provider's, or the default of the standard's roles."""
+        from entrepot.standards.schema import parse_standard
+
+        ref = DatasetRef.parse(dataset) if isinstance(dataset, str) else dataset
+        dataset_id, _provider, schema, standard_name = _dataset(self.node, ref)
+        standard = parse_standard(schema, standard_name)
+        with self.node.db.read() as session:
+            record = session.scalar(
+                select(PolicyRecord).where(PolicyRecord.dataset_id == dataset_id)
+            )
+        if record is None:
+            return PolicyInfo(str(ref), default_policy(standard), explicit=False)
+        policy = parse_policy(yaml.safe_load(record.document), standard, where=f"policy of {ref}")
+        return PolicyInfo(str(ref), policy, True, record.set_by, record.set_at)
+
+    def set(self, actor: Actor, dataset: DatasetRef | str, text: str, *, where: str) -> PolicyInfo:
+        """Set ``dataset``'s policy from YAML ``text`` (``where`` names its source)."""
+        from entrepot.standards.schema import parse_standard
+
+        ref = DatasetRef.parse(dataset) if isinstance(dataset, str) else dataset
+        dataset_id, provider_id, schema, standard_name = _dataset(self.node, ref)
+        if not (actor.administers or actor.provider_id == provider_id):
+            raise NotFound(f"no dataset {ref}", hint="see `entrepot catalog list`")
+        try:
+            document = yaml.safe_load(text) or {}
+        except yaml.YAMLError as error:
+            raise InvalidInput(
+                f"{where}: not valid YAML ({error})", hint="fix the syntax"
+            ) from None
+        policy = parse_policy(document, parse_standard(schema, standard_name), where=where)
+        now = datetime.now(UTC).replace(tzinfo=None)
+        with self.node.db.write() as session:
+            record = session.scalar(
+                select(PolicyRecord).where(PolicyRecord.dataset_id == dataset_id)
+            )
+            if record is None:
+                record = PolicyRecord(dataset_id=dataset_id)
+                session.add(record)
+            record.document = policy.to_yaml()
+            record.digest = policy.digest
+            record.set_by = actor.name
+            record.set_at = now
+        Ledger(self.node.db).set_cap(dataset_id, policy.dataset_epsilon_cap, actor=actor.name)
+        self.node.log.append(
+            make_entry(
+                Kind.POLICY,
+                actor.name,
+                dataset=str(ref),
+                digest=policy.digest,
+                epsilon_cap=str(policy.dataset_epsilon_cap),
+                max_epsilon_per_query=str(policy.max_epsilon_per_query),
+            )
+        )
+        return PolicyInfo(str(ref), policy, True, actor.name, now)

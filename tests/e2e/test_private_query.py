@@ -1,0 +1,150 @@
+"""A private query end to end on a real node: contract, policy, budget, log, receipt."""
+
+from __future__ import annotations
+
+import csv
+import random
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+
+from entrepot.errors import BudgetExhausted, ContractViolation, PolicyViolation
+from entrepot.exchange.accounts import LOCAL, Accounts, Actor
+from entrepot.exchange.contracts import Contracts
+from entrepot.exchange.node import Node
+from entrepot.exchange.policies import Policies
+from entrepot.exchange.query import Queries
+from entrepot.standards import codelist, get
+from entrepot.transparency import query_hash, verify_receipt
+from entrepot.vault import LocalVault, OnError, PublishRequest, add_provider
+
+SQL = (
+    "SELECT district, COUNT(*) AS visits, AVG(cost) AS avg_cost "
+    "FROM riverside_hospitals.outpatient_visits GROUP BY district"
+)
+POLICY = """
+epsilon:
+  per_query: 1.0
+  dataset_cap: 5.0
+latency_floor_ms: 0
+threshold: 0
+"""
+
+
+def _write_visits(path: Path, rows: int) -> list[list[str]]:
+    rng = random.Random(3)
+    districts = codelist("region.district").codes[:4]
+    data = [
+        [
+            f"V{i:06d}",
+            f"P-{rng.randrange(rows // 2):05d}",
+            f"2025-{rng.randrange(1, 13):02d}-{rng.randrange(1, 29):02d}",
+            rng.choice(districts),
+            str(rng.choice((1, 2))),
+            rng.choice(codelist("age_band").codes),
+            rng.choice(codelist("diagnosis_group").codes),
+            f"{rng.uniform(10, 900):.2f}",
+            f"{rng.uniform(0.1, 5):.2f}",
+        ]
+        for i in range(rows)
+    ]
+    with path.open("w", newline="", encoding="utf-8") as out:
+        writer = csv.writer(out)
+        writer.writerow(get("health.visit").field_names)
+        writer.writerows(data)
+    return data
+
+
+@pytest.fixture
+def exchange(node: Node, tmp_path: Path) -> tuple[Node, Actor, list[list[str]]]:
+    raw = tmp_path / "visits.csv"
+    rows = _write_visits(raw, 2_000)
+    add_provider(node.db, "riverside-hospitals", "Riverside Hospitals")
+    with raw.open("rb") as data:
+        LocalVault.of(node).publish(
+            PublishRequest(
+                provider="riverside-hospitals",
+                standard=get("health.visit"),
+                title="Outpatient visits 2025",
+                on_error=OnError.REJECT,
+                filename="visits.csv",
+            ),
+            data,
+        )
+    accounts = Accounts(node.db, node.settings)
+    accounts.create(LOCAL, "city-health-bureau", "consumer")
+    provider = accounts.actor("riverside-hospitals")
+    Policies(node).set(provider, "riverside-hospitals/outpatient-visits", POLICY, where="test")
+    consumer = accounts.actor("city-health-bureau")
+    contracts = Contracts(node.db, node.settings)
+    request = contracts.request(
+        consumer,
+        "riverside-hospitals/outpatient-visits",
+        purpose="public-health-surveillance",
+        epsilon=2.0,
+        until=date.today() + timedelta(days=30),
+    )
+    contracts.grant(provider, request.ref, epsilon=2.0)
+    return node, consumer, rows
+
+
+def test_answer_is_noisy_close_signed_logged_and_metered(exchange: tuple) -> None:
+    node, consumer, rows = exchange
+    result = Queries(node).run(consumer, SQL, epsilon=1.0)
+    counts = {}
+    for row in rows:
+        counts[row[3]] = counts.get(row[3], 0) + 1
+    table = result.answer.to_pandas().set_index("district")
+    for district, truth in counts.items():
+        assert table.loc[district, "visits_lo"] <= table.loc[district, "visits_hi"]
+        assert abs(table.loc[district, "visits"] - truth) < 100
+    assert result.epsilon_spent == pytest.approx(1.0)
+    assert result.epsilon_left == pytest.approx(1.0)
+    verify_receipt(result.receipt.to_bytes(), node.verify_key)
+    index, entry = node.log.search(kind="query")[-1]
+    assert index == result.receipt.index
+    assert entry["outcome"] == "answered"
+    assert entry["query_sha256"] == query_hash(SQL)
+    assert entry["dataset"] == "riverside-hospitals/outpatient-visits"
+
+
+def test_repeated_query_returns_the_same_bytes_for_free(exchange: tuple) -> None:
+    node, consumer, _ = exchange
+    queries = Queries(node)
+    first = queries.run(consumer, SQL, epsilon=0.5)
+    again = queries.run(consumer, SQL, epsilon=0.5)
+    assert again.repeated
+    assert again.epsilon_spent == 0
+    assert again.answer.to_json() == first.answer.to_json()
+    assert again.epsilon_left == pytest.approx(1.5)
+
+
+def test_budget_refusal_names_the_budget_and_is_logged(exchange: tuple) -> None:
+    node, consumer, _ = exchange
+    queries = Queries(node)
+    queries.run(consumer, SQL, epsilon=1.0)
+    queries.run(consumer, SQL.replace("district", "sex"), epsilon=1.0)
+    size = node.log.size
+    with pytest.raises(BudgetExhausted) as refused:
+        queries.run(consumer, SQL.replace("district", "age_band"), epsilon=0.5)
+    assert refused.value.budget == "grant"
+    assert node.log.size == size + 1
+    _, entry = node.log.search(kind="query")[-1]
+    assert (entry["outcome"], entry["rule"], entry["epsilon"]) == ("refused", "grant", "0")
+
+
+def test_hostile_sql_is_refused_with_its_rule_and_spends_nothing(exchange: tuple) -> None:
+    node, consumer, _ = exchange
+    queries = Queries(node)
+    with pytest.raises(PolicyViolation) as refused:
+        queries.run(consumer, "SELECT * FROM riverside_hospitals.outpatient_visits")
+    assert refused.value.rule
+    assert queries.run(consumer, SQL, epsilon=0.1).epsilon_left == pytest.approx(1.9)
+
+
+def test_wrong_purpose_is_refused_by_the_purpose_clause(exchange: tuple) -> None:
+    node, consumer, _ = exchange
+    with pytest.raises(ContractViolation) as refused:
+        Queries(node).run(consumer, SQL, epsilon=0.1, purpose="marketing")
+    assert refused.value.clause == "purpose"
