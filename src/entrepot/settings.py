@@ -62,6 +62,12 @@ class Settings(BaseSettings):
         description="How long a verified API token is trusted without re-hashing; "
         "a revocation reaches other processes within this time. 0 disables the cache.",
     )
+    token_hash_memory_kib: int = Field(
+        65536,
+        ge=8,
+        description="Argon2id memory cost of API token hashes, in KiB (RFC 9106's "
+        "second recommended profile: 64 MiB, 3 passes, 4 lanes).",
+    )
     currency: str = Field("CNY", description="ISO 4217 currency of contract prices and invoices.")
     http_timeout_s: float = Field(30.0, gt=0, description="Timeout of outgoing HTTP calls.")
     rate_limit_per_s: float = Field(

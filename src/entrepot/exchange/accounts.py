@@ -243,8 +243,11 @@ class Accounts:
         self.db = db
         self.settings = settings or Settings()
         self.clock = clock
-        # argon2-cffi's defaults are RFC 9106's second recommended (low-memory) profile.
-        self._hasher = PasswordHasher()
+        # RFC 9106's second recommended (low-memory) profile, with the memory cost a
+        # setting; verifying uses the parameters stored in each hash.
+        self._hasher = PasswordHasher(
+            time_cost=3, memory_cost=self.settings.token_hash_memory_kib, parallelism=4
+        )
 
     # -- organizations ------------------------------------------------------------
 

@@ -579,6 +579,14 @@ class Contracts:
                 )
             return self._request_info(session, row, history=True)
 
+    def odrl(self, actor: Actor, grant: str) -> dict[str, Any]:
+        """Grant ``GRANT-n`` as an ODRL 2.2 Agreement (JSON-LD)."""
+        from entrepot.exchange.odrl import agreement
+
+        info = self.show(actor, grant if grant.upper().startswith("GRANT") else f"GRANT-{grant}")
+        assert isinstance(info, GrantInfo)
+        return agreement(info)
+
     def _visible_grant(self, session: Session, actor: Actor, ident: str) -> Grant:
         row = session.get(Grant, parse_id(ident, "GRANT"))
         if row is None or not _may_see(

@@ -1,0 +1,254 @@
+"""Metering: monthly usage and invoices, computed from the ledger and nothing else.
+
+Every successful use of data — an aggregate query, a private join, a release
+download (a download spends no ε but is reserved and completed like the others, so
+its count and price go through the same rows) — is a ``completed`` ledger row carrying
+its ε, rows scanned and price, fixed from the grant's terms when it was reserved.
+A month's usage is those rows grouped by grant and action; totals are sums of them, so
+an invoice always equals the sum of its ledger rows, by construction. Uses that failed
+after touching data spent their ε but are not billed.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import func, select
+
+from entrepot.db import Database
+from entrepot.errors import Forbidden, InvalidInput, NotFound
+from entrepot.exchange.accounts import Actor, Organization, Role
+from entrepot.privacy.ledger import COMPLETED, Budget, LedgerEntry, from_nano
+from entrepot.settings import Settings
+from entrepot.vault.models import Dataset, Provider
+
+__all__ = ["CSV_COLUMNS", "Invoice", "InvoiceLine", "Metering", "month_bounds"]
+
+_MONTH = re.compile(r"(\d{4})-(0[1-9]|1[0-2])")
+CSV_COLUMNS = (
+    "grant",
+    "consumer",
+    "provider",
+    "dataset",
+    "action",
+    "uses",
+    "epsilon",
+    "rows_scanned",
+    "amount",
+    "currency",
+)
+
+
+def month_bounds(month: str) -> tuple[datetime, datetime]:
+    """``2026-11`` as the half-open UTC interval [2026-11-01, 2026-12-01)."""
+    found = _MONTH.fullmatch(month.strip())
+    if found is None:
+        raise InvalidInput(
+            f"{month!r} is not a month", hint="write it as YYYY-MM, e.g. --month 2026-11"
+        )
+    year, number = int(found.group(1)), int(found.group(2))
+    start = datetime(year, number, 1)
+    end = datetime(year + number // 12, number % 12 + 1, 1)
+    return start, end
+
+
+@dataclass(frozen=True)
+class InvoiceLine:
+    grant: str
+    consumer: str
+    provider: str
+    dataset: str
+    action: str
+    uses: int
+    epsilon_nano: int
+    rows_scanned: int
+    amount_cents: int
+
+    @property
+    def epsilon(self) -> float:
+        return from_nano(self.epsilon_nano)
+
+    @property
+    def amount(self) -> Decimal:
+        return Decimal(self.amount_cents) / 100
+
+
+@dataclass(frozen=True)
+class Invoice:
+    """One party's usage in one month: what a consumer owes, or what a provider earns."""
+
+    party: str
+    role: str
+    month: str
+    currency: str
+    lines: tuple[InvoiceLine, ...]
+
+    @property
+    def uses(self) -> int:
+        return sum(line.uses for line in self.lines)
+
+    @property
+    def epsilon(self) -> float:
+        return from_nano(sum(line.epsilon_nano for line in self.lines))
+
+    @property
+    def rows_scanned(self) -> int:
+        return sum(line.rows_scanned for line in self.lines)
+
+    @property
+    def amount(self) -> Decimal:
+        return Decimal(sum(line.amount_cents for line in self.lines)) / 100
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "party": self.party,
+            "role": self.role,
+            "month": self.month,
+            "currency": self.currency,
+            "lines": [
+                {
+                    "grant": line.grant,
+                    "consumer": line.consumer,
+                    "provider": line.provider,
+                    "dataset": line.dataset,
+                    "action": line.action,
+                    "uses": line.uses,
+                    "epsilon": line.epsilon,
+                    "rows_scanned": line.rows_scanned,
+                    "amount": f"{line.amount:.2f}",
+                }
+                for line in self.lines
+            ],
+            "total": {
+                "uses": self.uses,
+                "epsilon": self.epsilon,
+                "rows_scanned": self.rows_scanned,
+                "amount": f"{self.amount:.2f}",
+            },
+        }
+
+    def to_csv(self) -> str:
+        """One row per line, then a ``total`` row; amounts with two decimals."""
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(CSV_COLUMNS)
+        for line in self.lines:
+            writer.writerow(
+                [
+                    line.grant,
+                    line.consumer,
+                    line.provider,
+                    line.dataset,
+                    line.action,
+                    line.uses,
+                    repr(line.epsilon),
+                    line.rows_scanned,
+                    f"{line.amount:.2f}",
+                    self.currency,
+                ]
+            )
+        writer.writerow(
+            [
+                "total",
+                "",
+                "",
+                "",
+                "",
+                self.uses,
+                repr(self.epsilon),
+                self.rows_scanned,
+                f"{self.amount:.2f}",
+                self.currency,
+            ]
+        )
+        return out.getvalue()
+
+
+class Metering:
+    """Monthly usage and invoices of one node."""
+
+    def __init__(self, db: Database, settings: Settings | None = None) -> None:
+        self.db = db
+        self.settings = settings or Settings()
+
+    def invoice(self, actor: Actor, month: str, party: str | None = None) -> Invoice:
+        """The month's invoice of ``party`` (default: the actor's own organization).
+
+        A consumer gets what it owes, a provider what its datasets earned. Only
+        administrators may ask for another organization's.
+        """
+        start, end = month_bounds(month)
+        slug = party or actor.org_slug
+        if not slug:
+            raise InvalidInput(
+                "whose usage? the local CLI acts for no organization",
+                hint="name one with --as ORG",
+            )
+        with self.db.read() as session:
+            org = session.scalar(select(Organization).where(Organization.slug == slug))
+            if org is None or not (actor.administers or org.id == actor.org_id):
+                raise NotFound(
+                    f"no organization {slug!r} whose usage you may see",
+                    hint="ask for your own organization's usage",
+                )
+            if org.kind not in (Role.CONSUMER, Role.PROVIDER):
+                raise Forbidden(
+                    f"{slug} is an {org.kind}: only consumers and providers have usage",
+                    hint="ask for a consumer's or a provider's usage",
+                )
+            consumer = Organization.__table__.alias("consumer")
+            query = (
+                select(
+                    Budget.grant_id,
+                    consumer.c.slug,
+                    Provider.slug,
+                    Dataset.slug,
+                    LedgerEntry.action,
+                    func.count(),
+                    func.sum(LedgerEntry.epsilon_nano),
+                    func.sum(func.coalesce(LedgerEntry.rows_scanned, 0)),
+                    func.sum(LedgerEntry.price_cents),
+                )
+                .join(Budget, Budget.id == LedgerEntry.budget_id)
+                .join(consumer, consumer.c.id == LedgerEntry.consumer_id)
+                .join(Dataset, Dataset.id == LedgerEntry.dataset_id)
+                .join(Provider, Provider.id == Dataset.provider_id)
+                .where(
+                    LedgerEntry.state == COMPLETED,
+                    LedgerEntry.finished_at >= start,
+                    LedgerEntry.finished_at < end,
+                )
+                .group_by(
+                    Budget.grant_id,
+                    consumer.c.slug,
+                    Provider.slug,
+                    Dataset.slug,
+                    LedgerEntry.action,
+                )
+                .order_by(Budget.grant_id, LedgerEntry.action)
+            )
+            if org.kind == Role.CONSUMER:
+                query = query.where(LedgerEntry.consumer_id == org.id)
+            else:
+                query = query.where(Dataset.provider_id == org.provider_id)
+            lines = tuple(
+                InvoiceLine(
+                    grant=f"GRANT-{row[0]}",
+                    consumer=row[1],
+                    provider=row[2],
+                    dataset=f"{row[2]}/{row[3]}",
+                    action=row[4],
+                    uses=int(row[5]),
+                    epsilon_nano=int(row[6]),
+                    rows_scanned=int(row[7]),
+                    amount_cents=int(row[8]),
+                )
+                for row in session.execute(query)
+            )
+            return Invoice(org.slug, org.kind, month, self.settings.currency, lines)
