@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import csv
+import json
 import random
+import subprocess
+import sys
 from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
 
+import entrepot
 from entrepot.errors import BudgetExhausted, ContractViolation, PolicyViolation
 from entrepot.exchange.accounts import LOCAL, Accounts, Actor
 from entrepot.exchange.contracts import Contracts
@@ -148,3 +152,57 @@ def test_wrong_purpose_is_refused_by_the_purpose_clause(exchange: tuple) -> None
     with pytest.raises(ContractViolation) as refused:
         Queries(node).run(consumer, SQL, epsilon=0.1, purpose="marketing")
     assert refused.value.clause == "purpose"
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "entrepot", *args], capture_output=True, text=True, check=False
+    )
+
+
+def test_cli_query_prints_intervals_and_a_receipt_that_verifies_offline(
+    exchange: tuple, tmp_path: Path
+) -> None:
+    node, _, _ = exchange
+    home = str(node.home)
+    receipt = tmp_path / "receipt.json"
+    shown = _cli("query", SQL, "--as", "city-health-bureau", "-e", "0.5", "--home", home)
+    assert shown.returncode == 0, shown.stderr
+    assert "95% interval" in shown.stdout
+    assert "ε spent 0.5" in shown.stdout
+    scripted = _cli(
+        "query", SQL.replace("district", "sex"), "--as", "city-health-bureau",
+        "-e", "0.5", "--home", home, "--json", "--receipt", str(receipt),
+    )  # fmt: skip
+    assert scripted.returncode == 0, scripted.stderr
+    out = json.loads(scripted.stdout)
+    assert out["epsilon_left"] == pytest.approx(1.0)
+    assert {r["key"][0] for r in out["answer"]["rows"]} == {1, 2}
+    other_home = tmp_path / "elsewhere"
+    key = tmp_path / "node.pub"
+    key.write_text((node.home / "keys" / "node.pub").read_text())
+    verified = _cli("receipt", "verify", str(receipt), "--node-key", str(key),
+                    "--home", str(other_home))  # fmt: skip
+    assert verified.returncode == 0, verified.stderr
+    assert "valid" in verified.stdout
+
+
+def test_cli_refusal_is_one_paragraph_with_the_rule(exchange: tuple) -> None:
+    node, _, _ = exchange
+    refused = _cli(
+        "query", "SELECT patient_id FROM riverside_hospitals.outpatient_visits",
+        "--as", "city-health-bureau", "--home", str(node.home),
+    )  # fmt: skip
+    assert refused.returncode == 2
+    assert "Traceback" not in refused.stderr
+    assert "error:" in refused.stderr
+    assert "hint:" in refused.stderr
+
+
+def test_python_api_connect_returns_interval_columns(exchange: tuple) -> None:
+    node, _, _ = exchange
+    with entrepot.connect(node.home, consumer="city-health-bureau") as ex:
+        frame = ex.query(SQL, epsilon=0.25).to_pandas()
+        left = {b.dataset_id: b.epsilon_left for b in ex.budgets()}
+    assert {"district", "visits", "visits_lo", "visits_hi", "avg_cost_lo"} <= set(frame.columns)
+    assert list(left.values()) == [pytest.approx(1.75)]

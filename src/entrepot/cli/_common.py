@@ -29,6 +29,15 @@ Home = Annotated[
         show_default=False,
     ),
 ]
+As = Annotated[
+    str | None,
+    typer.Option(
+        "--as",
+        envvar="ENTREPOT_AS",
+        help="Act as this organization (local mode; a logged-in CLI acts as its token).",
+        show_default=False,
+    ),
+]
 Json = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 Db = Annotated[
     str | None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 import typer
@@ -20,8 +21,11 @@ _NOUNS = (
     "provider",
     "dataset",
     "catalog",
+    "policy",
+    "query",
     "audit",
     "receipt",
+    "demo",
 )
 
 app = typer.Typer(
@@ -57,3 +61,14 @@ def main() -> None:
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         raise SystemExit(130) from None
+    except Exception as error:
+        if os.environ.get("ENTREPOT_DEBUG"):
+            raise
+        fail(
+            EntrepotError(
+                f"internal error ({type(error).__name__}: {error})",
+                hint="this is a bug in entrepot; rerun with ENTREPOT_DEBUG=1 for the traceback "
+                "and report it",
+            ),
+            as_json="--json" in sys.argv,
+        )

@@ -25,6 +25,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import pandas as pd
+import pyarrow as pa
+
 from entrepot.errors import BudgetExhausted, ContractViolation, EntrepotError, PolicyViolation
 from entrepot.exchange.accounts import Actor
 from entrepot.exchange.contracts import Contracts
@@ -60,6 +63,12 @@ class QueryResult:
     epsilon_spent: float  # 0 when the answer repeats an earlier one
     repeated: bool
     epsilon_left: float | None
+
+    def to_arrow(self) -> pa.Table:
+        return self.answer.to_arrow()
+
+    def to_pandas(self) -> pd.DataFrame:
+        return self.answer.to_pandas()
 
     def to_dict(self) -> dict[str, Any]:
         return {
