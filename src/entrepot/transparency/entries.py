@@ -53,6 +53,14 @@ class Entry:
     epsilon: str | None = None
     fields: Mapping[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        clash = sorted(set(self.fields) & set(_COMMON))
+        if clash:
+            raise InvalidInput(
+                f"field {clash[0]!r} is a common key of every entry",
+                hint=f"pass {clash[0]} as its own argument",
+            )
+
     def to_json(self) -> dict[str, Any]:
         body: dict[str, Any] = {"kind": str(self.kind), "time": self.time, "actor": self.actor}
         for name in ("dataset", "purpose", "epsilon"):
@@ -92,12 +100,6 @@ def make_entry(
     if not actor:
         raise InvalidInput(
             "a log entry needs an actor", hint="pass the account or node name that acted"
-        )
-    clash = sorted(set(fields) & set(_COMMON))
-    if clash:
-        raise InvalidInput(
-            f"field {clash[0]!r} is a common key of every entry",
-            hint=f"pass {clash[0]} as its own argument",
         )
     entry = Entry(
         kind=known,

@@ -65,15 +65,21 @@ class LogStore:
         self._index = os.open(path / "entries.idx", flags, 0o644)
         self._tree = os.open(path / "tree.bin", flags, 0o644)
         self._heads = os.open(path / "heads.jsonl", flags, 0o644)
+        self._fds = [self._lock_fd, self._entries, self._index, self._tree, self._heads]
         _fsync_dir(path)
         self._thread_lock = threading.RLock()
         self._depth = 0
         self._range = CompactRange()
-        with self.locked():
-            self.recovery = self._recover(repair=repair)
+        try:
+            with self.locked():
+                self.recovery = self._recover(repair=repair)
+        except BaseException:
+            self.close()
+            raise
 
     def close(self) -> None:
-        for fd in (self._entries, self._index, self._tree, self._heads, self._lock_fd):
+        fds, self._fds = self._fds, []
+        for fd in fds:
             os.close(fd)
 
     @contextmanager
