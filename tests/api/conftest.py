@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass, field
 
 import httpx
 import pytest
@@ -14,7 +15,9 @@ import uvicorn
 from fastapi import FastAPI
 
 from entrepot.api import create_app
+from entrepot.exchange.accounts import LOCAL, Accounts
 from entrepot.exchange.node import Node
+from entrepot.vault.providers import add_provider
 
 
 def free_port() -> int:
@@ -44,7 +47,7 @@ def running(app: FastAPI) -> Iterator[httpx.Client]:
         thread.join(timeout=20)
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def serve() -> Callable[[FastAPI], AbstractContextManager[httpx.Client]]:
     """``with serve(app) as client``: the app on uvicorn, and a client for it."""
     return running
@@ -55,3 +58,48 @@ def api(node: Node) -> Iterator[httpx.Client]:
     """The real app over a real node, on a real uvicorn server on loopback."""
     with running(create_app(node)) as client:
         yield client
+
+
+@dataclass
+class World:
+    """A node with two tenants on each side: every role, and an "other" of each."""
+
+    node: Node
+    tokens: dict[str, str] = field(default_factory=dict)
+
+    def auth(self, who: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens[who]}"}
+
+
+# account name -> (role, organization); `provider`/`consumer` own the objects of the
+# matrix, `other-*` are the tenants that must not see them.
+ACCOUNTS = {
+    "operator": ("operator", "exchange-operator"),
+    "provider": ("provider", "riverside-hospitals"),
+    "other-provider": ("provider", "harbor-clinics"),
+    "consumer": ("consumer", "city-health-bureau"),
+    "other-consumer": ("consumer", "rival-analytics"),
+    "auditor": ("auditor", "public-auditor"),
+}
+
+
+def build_world(node: Node) -> World:
+    world = World(node)
+    accounts = Accounts(node.db, node.settings)
+    add_provider(node.db, "riverside-hospitals", "Riverside Hospitals")
+    add_provider(node.db, "harbor-clinics", "Harbor Clinics")
+    for name, (role, org) in ACCOUNTS.items():
+        _info, issued = accounts.create(LOCAL, name, role, org=org)
+        world.tokens[name] = issued.secret
+    return world
+
+
+@pytest.fixture
+def world(node: Node) -> World:
+    return build_world(node)
+
+
+@pytest.fixture(scope="session")
+def make_world() -> Callable[[Node], World]:
+    """``make_world(node)``: seed a node with every role, for module-scoped servers."""
+    return build_world

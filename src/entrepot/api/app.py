@@ -19,13 +19,14 @@ from pydantic import BaseModel
 from entrepot import __version__
 from entrepot.api import errors
 from entrepot.api.limits import BodySizeLimit, RateLimit
+from entrepot.exchange.accounts import Accounts
 from entrepot.exchange.node import Node
 from entrepot.settings import Settings
 
 __all__ = ["ROUTERS", "UPLOAD_PATHS", "create_app", "from_environment"]
 
 # Router modules under entrepot.api.routers, each exposing `router`; in /docs order.
-ROUTERS: tuple[str, ...] = ()
+ROUTERS: tuple[str, ...] = ("accounts", "access")
 
 # Paths whose bodies are dataset uploads, limited by `max_upload_bytes` instead.
 UPLOAD_PATHS = ("/v1/datasets/",)
@@ -60,6 +61,7 @@ def create_app(node_or_settings: Node | Settings) -> FastAPI:
         responses={500: errors.ERROR_RESPONSES[500]},
     )
     app.state.node = node
+    app.state.accounts = Accounts(node.db, node.settings)
     errors.install(app)
     settings = node.settings
     app.add_middleware(

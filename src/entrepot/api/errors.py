@@ -92,7 +92,9 @@ async def _on_entrepot_error(_request: Request, error: Exception) -> JSONRespons
     assert isinstance(error, EntrepotError)
     if error.status >= 500:
         _log.error("%s: %s", error.code, error.message)
-    return error_response(error)
+    # RFC 9110 section 11.6.1: a 401 names the scheme the client should use.
+    headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else None
+    return error_response(error, headers=headers)
 
 
 async def _on_validation_error(_request: Request, error: Exception) -> JSONResponse:

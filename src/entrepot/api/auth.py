@@ -1,0 +1,102 @@
+"""Who is calling, and what they may touch.
+
+``Authorization: Bearer <token>`` is verified by the accounts module (Argon2id,
+constant-time, with its short in-process cache of verified tokens); the result is
+an :class:`~entrepot.exchange.accounts.Actor`, which every router passes to the
+domain layer as the acting party. The domain layer scopes what an actor sees; this
+module adds the role gate in front of it and the object-level helpers routers use
+where they shape results themselves.
+
+A refused cross-tenant read or write answers 404, never 403, wherever a 403 would
+reveal that the object exists; 403 is kept for refusals that reveal nothing (a role
+that may never call an endpoint, a contract clause on the caller's own grant).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from entrepot.errors import Forbidden, NotFound, Unauthorized
+from entrepot.exchange.accounts import Accounts, Actor, Role
+from entrepot.exchange.node import Node
+
+__all__ = [
+    "AnyActor",
+    "Auditor",
+    "Consumer",
+    "NodeDep",
+    "Operator",
+    "Provider",
+    "accounts_of",
+    "current_actor",
+    "hidden",
+    "require_role",
+]
+
+# `auto_error=False`: a missing header is answered by our own 401 in the one error shape.
+_bearer = HTTPBearer(
+    auto_error=False,
+    description="An API token from `entrepot account create` or `entrepot account token`.",
+)
+
+
+def node_of(request: Request) -> Node:
+    node: Node = request.app.state.node
+    return node
+
+
+def accounts_of(request: Request) -> Accounts:
+    accounts: Accounts = request.app.state.accounts
+    return accounts
+
+
+NodeDep = Annotated[Node, Depends(node_of)]
+
+
+def current_actor(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Actor:
+    """The actor behind the bearer token; 401 without one or with a bad one."""
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise Unauthorized(
+            "this endpoint needs an API token",
+            hint="send `Authorization: Bearer <token>`; "
+            "an operator creates one with `entrepot account create`",
+        )
+    return accounts_of(request).authenticate(credentials.credentials)
+
+
+def require_role(*roles: Role) -> Callable[[Actor], Actor]:
+    """A dependency: the caller, if its role is one of ``roles``; else 403."""
+    allowed = ", ".join(roles)
+
+    def dependency(actor: Annotated[Actor, Depends(current_actor)]) -> Actor:
+        if actor.role not in roles:
+            raise Forbidden(
+                f"a {actor.role} account may not call this endpoint",
+                hint=f"use an account with role: {allowed}",
+                role=actor.role,
+            )
+        return actor
+
+    return dependency
+
+
+AnyActor = Annotated[Actor, Depends(current_actor)]
+Operator = Annotated[Actor, Depends(require_role(Role.OPERATOR))]
+Provider = Annotated[Actor, Depends(require_role(Role.PROVIDER))]
+Consumer = Annotated[Actor, Depends(require_role(Role.CONSUMER))]
+Auditor = Annotated[Actor, Depends(require_role(Role.AUDITOR, Role.OPERATOR))]
+
+
+def hidden(what: str) -> NotFound:
+    """The 404 for an object that does not exist *or* that the caller may not see."""
+    return NotFound(
+        f"no {what} that this account may see",
+        hint="check the identifier; objects of other organizations are not visible",
+    )

@@ -1,0 +1,239 @@
+"""Access contracts: consumers request, providers grant or refuse, grants are revoked.
+
+Every call goes through :class:`~entrepot.exchange.contracts.Contracts` with the
+token's actor, which scopes what each party sees: a consumer its own requests and
+grants, a provider those for its own datasets. Anything else is a 404.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Path, Query, Request, status
+from pydantic import BaseModel, Field
+
+from entrepot.api._types import UtcDateTime
+from entrepot.api.auth import AnyActor, Consumer, Provider
+from entrepot.api.pagination import Page, PageParams, page_of, page_params
+from entrepot.exchange.contracts import Contracts, GrantInfo, RequestInfo, purposes
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/v1/access", tags=["access"])
+
+Paging = Annotated[PageParams, Depends(page_params)]
+RequestId = Annotated[
+    str, Path(pattern=r"^(REQ-)?[0-9]{1,12}$", description="`REQ-7` or `7`.", examples=["REQ-7"])
+]
+GrantId = Annotated[
+    str,
+    Path(pattern=r"^(GRANT-)?[0-9]{1,12}$", description="`GRANT-3` or `3`.", examples=["GRANT-3"]),
+]
+# The contract actions, spelled out so the OpenAPI schema lists them (tests compare to ACTIONS).
+Action = Literal["aggregate-query", "private-join", "release-download"]
+Duty = Literal["attribution"]
+_DATASET = r"^[a-z0-9][a-z0-9-]{0,63}/[a-z0-9][a-z0-9-]{0,63}$"
+
+
+def contracts(request: Request) -> Contracts:
+    node = request.app.state.node
+    return Contracts(node.db, node.settings)
+
+
+ContractsDep = Annotated[Contracts, Depends(contracts)]
+
+
+class TransitionOut(BaseModel):
+    subject: str
+    from_: str | None = Field(alias="from")
+    to: str
+    actor: str
+    at: UtcDateTime
+    reason: str
+
+
+class RequestOut(BaseModel):
+    id: str = Field(examples=["REQ-7"])
+    consumer: str
+    dataset: str
+    purpose: str
+    actions: list[str]
+    epsilon: float
+    valid_from: date
+    valid_until: date
+    note: str
+    state: Literal["requested", "granted", "refused"]
+    created_at: UtcDateTime
+    grant: str | None
+    history: list[TransitionOut]
+
+    @classmethod
+    def of(cls, info: RequestInfo) -> RequestOut:
+        return cls.model_validate(info.to_dict())
+
+
+class GrantOut(BaseModel):
+    id: str = Field(examples=["GRANT-3"])
+    request: str
+    consumer: str
+    dataset: str
+    provider: str
+    purpose: str
+    actions: list[str]
+    epsilon: float
+    max_queries: int | None
+    price_per_query: Decimal
+    price_per_epsilon: Decimal
+    currency: str
+    duties: list[str]
+    valid_from: date
+    valid_until: date
+    state: Literal["granted", "revoked", "expired"]
+    created_at: UtcDateTime
+    history: list[TransitionOut]
+
+    @classmethod
+    def of(cls, info: GrantInfo) -> GrantOut:
+        return cls.model_validate(info.to_dict())
+
+
+class PurposeOut(BaseModel):
+    id: str
+    label: str
+    description: str
+    broader: str | None
+    dpv: str | None
+
+
+def _default_actions() -> list[Action]:
+    return ["aggregate-query"]
+
+
+def _default_duties() -> list[Duty]:
+    return ["attribution"]
+
+
+class RequestCreate(BaseModel):
+    dataset: str = Field(pattern=_DATASET, examples=["riverside-hospitals/outpatient-visits"])
+    purpose: str = Field(min_length=1, max_length=100, examples=["public-health-surveillance"])
+    epsilon: float = Field(gt=0, le=1e6, examples=[3.0])
+    until: date
+    since: date | None = None
+    actions: list[Action] = Field(default_factory=_default_actions, min_length=1)
+    note: str = Field("", max_length=2000)
+
+
+class GrantCreate(BaseModel):
+    epsilon: float | None = Field(None, gt=0, le=1e6, examples=[2.0])
+    max_queries: int | None = Field(None, ge=1, le=10**9)
+    price_per_query: Decimal = Field(Decimal(0), ge=0, le=10**9, decimal_places=2)
+    price_per_epsilon: Decimal = Field(Decimal(0), ge=0, le=10**9, decimal_places=2)
+    actions: list[Action] | None = Field(None, min_length=1)
+    until: date | None = None
+    duties: list[Duty] = Field(default_factory=_default_duties)
+
+
+class Reason(BaseModel):
+    reason: str = Field("", max_length=2000)
+
+
+@router.get("/purposes", summary="The purpose vocabulary requests choose from.")
+def list_purposes(_actor: AnyActor) -> list[PurposeOut]:
+    return [
+        PurposeOut(id=p.id, label=p.label, description=p.description, broader=p.broader, dpv=p.dpv)
+        for p in purposes().values()
+    ]
+
+
+@router.post(
+    "/requests",
+    status_code=status.HTTP_201_CREATED,
+    summary="Request access to a dataset for a purpose (consumer).",
+)
+def create_request(actor: Consumer, body: RequestCreate, domain: ContractsDep) -> RequestOut:
+    info = domain.request(
+        actor,
+        body.dataset,
+        purpose=body.purpose,
+        epsilon=body.epsilon,
+        until=body.until,
+        since=body.since,
+        actions=tuple(body.actions),
+        note=body.note,
+    )
+    return RequestOut.of(info)
+
+
+@router.get("/requests", summary="Your requests, or those for your datasets (a provider's inbox).")
+def list_requests(
+    actor: AnyActor,
+    domain: ContractsDep,
+    paging: Paging,
+    pending: Annotated[bool, Query(description="Only requests waiting for a decision.")] = False,
+) -> Page[RequestOut]:
+    return page_of(domain.requests(actor, pending=pending), paging, RequestOut.of)
+
+
+@router.get("/requests/{request_id}", summary="One request with its history.")
+def show_request(actor: AnyActor, request_id: RequestId, domain: ContractsDep) -> RequestOut:
+    info = domain.show(actor, _as("REQ", request_id))
+    assert isinstance(info, RequestInfo)
+    return RequestOut.of(info)
+
+
+@router.post(
+    "/requests/{request_id}/grant",
+    status_code=status.HTTP_201_CREATED,
+    summary="Grant a pending request: the contract (the dataset's provider).",
+)
+def grant_request(
+    actor: Provider, request_id: RequestId, body: GrantCreate, domain: ContractsDep
+) -> GrantOut:
+    options: dict[str, Any] = {
+        "epsilon": body.epsilon,
+        "max_queries": body.max_queries,
+        "price_per_query": body.price_per_query,
+        "price_per_epsilon": body.price_per_epsilon,
+        "until": body.until,
+        "duties": tuple(body.duties),
+    }
+    if body.actions is not None:
+        options["actions"] = tuple(body.actions)
+    return GrantOut.of(domain.grant(actor, _as("REQ", request_id), **options))
+
+
+@router.post("/requests/{request_id}/refuse", summary="Refuse a pending request (its provider).")
+def refuse_request(
+    actor: Provider, request_id: RequestId, body: Reason, domain: ContractsDep
+) -> RequestOut:
+    return RequestOut.of(domain.refuse(actor, _as("REQ", request_id), body.reason))
+
+
+@router.get("/grants", summary="Your grants, or those for your datasets.")
+def list_grants(
+    actor: AnyActor,
+    domain: ContractsDep,
+    paging: Paging,
+    active: Annotated[bool, Query(description="Only grants in force.")] = False,
+) -> Page[GrantOut]:
+    return page_of(domain.grants(actor, active=active), paging, GrantOut.of)
+
+
+@router.get("/grants/{grant_id}", summary="One grant with its history.")
+def show_grant(actor: AnyActor, grant_id: GrantId, domain: ContractsDep) -> GrantOut:
+    info = domain.show(actor, _as("GRANT", grant_id))
+    assert isinstance(info, GrantInfo)
+    return GrantOut.of(info)
+
+
+@router.post("/grants/{grant_id}/revoke", summary="Revoke a grant now (its provider, an operator).")
+def revoke_grant(
+    actor: AnyActor, grant_id: GrantId, body: Reason, domain: ContractsDep
+) -> GrantOut:
+    return GrantOut.of(domain.revoke(actor, _as("GRANT", grant_id), body.reason))
+
+
+def _as(prefix: str, ident: str) -> str:
+    return ident if ident.upper().startswith(prefix) else f"{prefix}-{ident}"

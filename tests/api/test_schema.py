@@ -1,0 +1,93 @@
+"""The live OpenAPI schema, fuzzed by schemathesis against a real uvicorn server.
+
+For each role (and anonymously) every operation is called with generated valid and
+invalid requests; the bar is zero 5xx answers and zero answers that break the
+schema (undocumented status, wrong content type, body or headers off-schema).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from entrepot.api import create_app
+from entrepot.exchange.node import Node
+from entrepot.settings import Settings
+
+if TYPE_CHECKING:
+    from tests.api.conftest import World
+
+# Modest so the whole run stays within a couple of minutes on two cores.
+MAX_EXAMPLES = 15
+CHECKS = ",".join(
+    [
+        "not_a_server_error",
+        "status_code_conformance",
+        "content_type_conformance",
+        "response_headers_conformance",
+        "response_schema_conformance",
+    ]
+)
+ROLES = ["anonymous", "operator", "provider", "consumer", "auditor"]
+
+
+@pytest.fixture(scope="module")
+def live(
+    tmp_path_factory: pytest.TempPathFactory,
+    serve: Callable[[FastAPI], AbstractContextManager[httpx.Client]],
+    make_world: Callable[[Node], World],
+) -> Iterator[tuple[str, World]]:
+    home = tmp_path_factory.mktemp("schema") / "node"
+    # Fuzzing sends hundreds of requests a second: the rate limit is not under test here.
+    node = Node.init(Settings(home=home, rate_limit_per_s=100_000, rate_limit_burst=100_000))
+    world = make_world(node)
+    with serve(create_app(node)) as client:
+        yield str(client.base_url), world
+    node.close()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("role", ROLES)
+def test_schema_holds_for_every_operation(
+    live: tuple[str, World], role: str, tmp_path: Path
+) -> None:
+    url, world = live
+    assert httpx.get(f"{url}/healthz").status_code == 200
+    headers = [] if role == "anonymous" else ["-H", f"Authorization: Bearer {world.tokens[role]}"]
+    result = subprocess.run(
+        [
+            str(Path(sys.executable).with_name("schemathesis")),
+            "run",
+            f"{url}/openapi.json",
+            "--checks",
+            CHECKS,
+            "--max-examples",
+            str(MAX_EXAMPLES),
+            "--phases",
+            "examples,coverage,fuzzing",
+            "--workers",
+            "1",
+            "--seed",
+            "20261123",
+            "--request-timeout",
+            "30",
+            "--suppress-health-check",
+            "all",
+            *headers,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+        cwd=tmp_path,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-6000:]
