@@ -56,7 +56,7 @@ from sqlalchemy import text as sa_text
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from entrepot.db import Base, Database
+from entrepot.db import Base, Database, import_models
 from entrepot.errors import BudgetExhausted, Conflict, ContractViolation, InvalidInput, NotFound
 
 __all__ = [
@@ -411,6 +411,8 @@ class Ledger:
     """Reservations against budgets and caps; one instance per node is enough."""
 
     def __init__(self, db: Database, clock: Callable[[], datetime] = utcnow) -> None:
+        # The tables here name others' tables in foreign keys; make sure they are known.
+        import_models()
         self.db = db
         self.clock = clock
 
