@@ -210,16 +210,40 @@ def _mapped_view(
 
 def _checked_table(
     con: duckdb.DuckDBPyConnection, columns: list[Column], checks: list[Check]
-) -> None:
+) -> list[Check]:
+    """Type every column and evaluate every check in one statement; return the checks
+    as evaluated (helpers named), in the order of the flag columns ``x0, x1, ...``."""
+    by_rule = [c for c in checks if c.helper is None] + [c for c in checks if c.helper]
+    named = [c.named(f"h{i}") for i, c in enumerate(by_rule)]
+    flag = {f"{{{c.rule}:{c.column}}}": f"x{i}" for i, c in enumerate(named)}
+
+    def resolved(condition: str) -> str:
+        for token, name in flag.items():
+            condition = condition.replace(token, name)
+        return condition
+
+    def flags(first: int, items: list[Check]) -> str:
+        return "".join(
+            f", coalesce({resolved(c.condition)}, false) AS x{first + i}"
+            for i, c in enumerate(items)
+        )
+
+    simple = [c for c in named if c.helper is None]
+    joined = named[len(simple) :]
     texts = ", ".join(c.text for c in columns)
     values = ", ".join(f"{typed_value(c)} AS {c.value}" for c in columns)
-    flags = ", ".join(f"coalesce({c.condition}, false) AS x{i}" for i, c in enumerate(checks))
-    invalid = " OR ".join(f"x{i}" for i in range(len(checks))) or "false"
+    helpers = "".join(f", {c.helper}" for c in joined)
+    joins = " ".join(str(c.join) for c in joined)
+    invalid = " OR ".join(f"x{i}" for i in range(len(named))) or "false"
+    # MATERIALIZED: the helpers read `typed` again; never recompute the typed values.
     con.execute(
-        f"CREATE TABLE checked AS SELECT *, ({invalid}) AS invalid FROM ("
-        f"SELECT *{', ' + flags if flags else ''} FROM ("
-        f"SELECT line, {texts}, {values} FROM mapped))"
+        f"CREATE TABLE checked AS WITH typed AS MATERIALIZED "
+        f"(SELECT line, {texts}, {values} FROM mapped){helpers} "
+        f"SELECT *, ({invalid}) AS invalid FROM ("
+        f"SELECT f.*{flags(len(simple), joined)} FROM ("
+        f"SELECT *{flags(0, simple)} FROM typed) AS f {joins})"
     )
+    return named
 
 
 def _report(
@@ -322,7 +346,7 @@ def validate(
             for i, f in enumerate(standard.fields)
         ]
         checks = field_checks(columns, standard) + table_checks(columns, standard)
-        _checked_table(con, columns, checks)
+        checks = _checked_table(con, columns, checks)
         # The checked table holds every text and value: free the raw copy early.
         con.execute("DROP VIEW mapped; DROP VIEW raw; DROP TABLE raw_text")
         report = _report(con, raw, standard, mapping, columns, checks, plan, report_rows)
