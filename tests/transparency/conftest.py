@@ -1,26 +1,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from nacl.signing import SigningKey
+from transparency_helpers import Clock
 
 from entrepot.transparency import TransparencyLog
-
-
-class Clock:
-    """A hand-moved clock, so head cadence never depends on the wall clock."""
-
-    def __init__(self) -> None:
-        self.now = datetime(2026, 1, 31, 12, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
 
 
 @pytest.fixture

@@ -72,7 +72,7 @@ def test_decimal_text_is_the_short_form() -> None:
     assert decimal_text(-0.0) == "0"
     for bad in (math.nan, -math.inf, "abc", True):
         with pytest.raises(InvalidInput):
-            decimal_text(bad)  # type: ignore[arg-type]
+            decimal_text(bad)
 
 
 def test_timestamps_have_one_form() -> None:

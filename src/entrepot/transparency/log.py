@@ -252,7 +252,10 @@ class TransparencyLog:
         return ConsistencyProof(size1, size2, path, self.root(size1), self.root(size2))
 
     def verify_from(self, earlier: TreeHead) -> ConsistencyProof:
-        """Prove the log still extends ``earlier`` (a head someone kept); ProofInvalid if not."""
+        """Prove the log, as now signed, still extends ``earlier`` (a head someone kept).
+
+        Signs a new head first when entries were appended since the latest one.
+        """
         verify_head(earlier, self.verify_key, what="earlier tree head")
         size = self.store.size
         if size < earlier.size:
@@ -263,7 +266,7 @@ class TransparencyLog:
                 part="consistency proof",
             )
         latest = self.latest_head()
-        if latest is None or latest.size < earlier.size:
+        if latest is None or latest.size < size:
             latest = self.sign_head()
         if earlier.size == 0:
             return ConsistencyProof(0, latest.size, [], earlier.root, latest.root)
