@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
+import random
 import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
 
 import httpx
 import pytest
 import uvicorn
 from fastapi import FastAPI
 
+from entrepot import standards
 from entrepot.api import create_app
 from entrepot.exchange.accounts import LOCAL, Accounts
+from entrepot.exchange.contracts import Contracts
 from entrepot.exchange.node import Node
+from entrepot.vault import LocalVault
+from entrepot.vault.protocol import PublishRequest
 from entrepot.vault.providers import add_provider
 
 
@@ -83,14 +90,64 @@ ACCOUNTS = {
 }
 
 
-def build_world(node: Node) -> World:
+# Dataset of each provider; the consumer holds GRANT-1 (REQ-1) on the first, the
+# other consumer GRANT-2 (REQ-2) on the second.
+DATASETS = {
+    "provider": "riverside-hospitals/outpatient-visits",
+    "other-provider": "harbor-clinics/outpatient-visits",
+}
+DISTRICTS = ("910101", "910102", "910103", "910104")
+
+
+def visits_csv(path: Path, rows: int, seed: int = 7) -> Path:
+    """A valid health.visit CSV of ``rows`` synthetic visits."""
+    rng = random.Random(seed)
+    lines = [
+        "visit_id,patient_id,visit_date,district,sex,age_band,diagnosis_group,cost,duration_hours"
+    ]
+    for i in range(rows):
+        lines.append(
+            f"V{i:07d},P-{rng.randrange(2_000):05d},2025-{rng.randrange(1, 13):02d}-"
+            f"{rng.randrange(1, 29):02d},{rng.choice(DISTRICTS)},{rng.choice((1, 2))},"
+            f"{rng.choice(('00-04', '05-14', '15-24'))},{rng.choice(('I', 'II', 'III'))},"
+            f"{rng.uniform(10, 900):.2f},{rng.uniform(0.1, 5):.2f}"
+        )
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def build_world(node: Node, rows: int = 300, epsilon: float = 5.0) -> World:
     world = World(node)
     accounts = Accounts(node.db, node.settings)
-    add_provider(node.db, "riverside-hospitals", "Riverside Hospitals")
-    add_provider(node.db, "harbor-clinics", "Harbor Clinics")
+    contracts = Contracts(node.db, node.settings)
+    vault = LocalVault.of(node)
+    for slug, name in (("riverside-hospitals", "Riverside"), ("harbor-clinics", "Harbor")):
+        add_provider(node.db, slug, name)
     for name, (role, org) in ACCOUNTS.items():
         _info, issued = accounts.create(LOCAL, name, role, org=org)
         world.tokens[name] = issued.secret
+    source = visits_csv(node.home / "visits.csv", rows)
+    for ref in DATASETS.values():
+        provider, dataset = ref.split("/")
+        with source.open("rb") as data:
+            vault.publish(
+                PublishRequest(
+                    provider=provider,
+                    standard=standards.get("health.visit"),
+                    title="Outpatient visits",
+                    dataset=dataset,
+                ),
+                data,
+            )
+    for consumer, owner in (("consumer", "provider"), ("other-consumer", "other-provider")):
+        request = contracts.request(
+            accounts.actor(ACCOUNTS[consumer][1]),
+            DATASETS[owner],
+            purpose="public-health-surveillance",
+            epsilon=epsilon,
+            until=date.today() + timedelta(days=365),
+        )
+        contracts.grant(accounts.actor(ACCOUNTS[owner][1]), request.ref, epsilon=epsilon)
     return world
 
 

@@ -26,10 +26,20 @@ from entrepot.settings import Settings
 __all__ = ["ROUTERS", "UPLOAD_PATHS", "create_app", "from_environment"]
 
 # Router modules under entrepot.api.routers, each exposing `router`; in /docs order.
-ROUTERS: tuple[str, ...] = ("accounts", "access")
+ROUTERS: tuple[str, ...] = (
+    "catalog",
+    "standards",
+    "datasets",
+    "access",
+    "queries",
+    "budgets",
+    "usage",
+    "accounts",
+    "audit",
+)
 
 # Paths whose bodies are dataset uploads, limited by `max_upload_bytes` instead.
-UPLOAD_PATHS = ("/v1/datasets/",)
+UPLOAD_PATHS = ("/v1/datasets",)
 
 _HEALTH = "/healthz"
 

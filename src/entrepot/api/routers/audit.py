@@ -1,0 +1,117 @@
+"""The transparency log: entries, signed tree heads, inclusion and consistency proofs.
+
+The log is public by design (anyone may check who asked what, when, for which
+purpose), so every account reads it; entries hold no personal data.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Request
+from pydantic import BaseModel, Field
+
+from entrepot.api.auth import AnyActor, Auditor
+from entrepot.errors import InvalidInput, NotFound
+from entrepot.transparency import Kind, TransparencyLog
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/v1/audit", tags=["audit"])
+
+# Entries one call returns at most (the log is scanned in order).
+_ENTRIES_MAX = 1000
+
+
+def log_of(request: Request) -> TransparencyLog:
+    log: TransparencyLog = request.app.state.node.log
+    return log
+
+
+class EntryOut(BaseModel):
+    index: int
+    entry: dict[str, Any]
+
+
+class HeadOut(BaseModel):
+    format: str
+    key: str = Field(description="The node's Ed25519 public key, hex.")
+    root: str
+    size: int
+    time: str
+    signature: str
+
+
+class InclusionOut(BaseModel):
+    index: int
+    size: int
+    entry: str
+    leaf_hash: str
+    inclusion: list[str]
+    root: str
+    head: HeadOut | None
+
+
+class ConsistencyOut(BaseModel):
+    size1: int
+    size2: int
+    root1: str
+    root2: str
+    consistency: list[str]
+
+
+@router.get("/entries", summary="Log entries, oldest first (the last `limit` that match).")
+def entries(
+    request: Request,
+    _actor: AnyActor,
+    dataset: Annotated[str | None, Query(max_length=200)] = None,
+    kind: Annotated[Kind | None, Query()] = None,
+    since: Annotated[datetime | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=_ENTRIES_MAX)] = 100,
+) -> list[EntryOut]:
+    found = log_of(request).search(
+        dataset=dataset, kind=None if kind is None else kind.value, since=since, limit=limit
+    )
+    return [EntryOut(index=index, entry=entry) for index, entry in found]
+
+
+@router.get("/head", summary="The latest signed tree head.")
+def head(request: Request, _actor: AnyActor) -> HeadOut:
+    latest = log_of(request).latest_head()
+    if latest is None:
+        raise NotFound("the log has no signed head yet", hint="POST /v1/audit/heads signs one")
+    return HeadOut.model_validate(latest.to_json())
+
+
+@router.post("/heads", summary="Sign a new tree head now (auditor or operator).")
+def sign_head(request: Request, _actor: Auditor) -> HeadOut:
+    log = log_of(request)
+    if log.size == 0:
+        raise InvalidInput("the log is empty: nothing to sign", hint="wait for a first entry")
+    return HeadOut.model_validate(log.sign_head().to_json())
+
+
+@router.get("/proofs/inclusion/{index}", summary="Inclusion proof of one entry.")
+def inclusion(
+    request: Request,
+    _actor: AnyActor,
+    index: Annotated[int, Path(ge=0, le=2**62)],
+    size: Annotated[int | None, Query(ge=1, le=2**62)] = None,
+) -> InclusionOut:
+    log = log_of(request)
+    if index >= log.size or (size is not None and index >= size):
+        raise NotFound(f"no log entry {index}", hint=f"the log holds {log.size} entries")
+    return InclusionOut.model_validate(log.prove(index, size).to_json())
+
+
+@router.get("/proofs/consistency", summary="Consistency proof between two tree sizes.")
+def consistency(
+    request: Request,
+    _actor: AnyActor,
+    size1: Annotated[int, Query(ge=1, le=2**62)],
+    size2: Annotated[int, Query(ge=1, le=2**62)],
+) -> ConsistencyOut:
+    if size1 > size2:
+        raise InvalidInput("size1 must not exceed size2", hint="swap them")
+    return ConsistencyOut.model_validate(log_of(request).consistency(size1, size2).to_json())

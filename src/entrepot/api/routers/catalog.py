@@ -1,0 +1,133 @@
+"""The catalog: list, search, show, and the DCAT-3 export (public to every account).
+
+A catalog page holds only figures a provider shows publicly (schema, versions,
+hashes, quality), never values of individual rows.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from pydantic import BaseModel, Field
+
+from entrepot.api._types import UtcDateTime
+from entrepot.api.auth import AnyActor
+from entrepot.api.pagination import Page, PageParams, page_of, page_params
+from entrepot.exchange.catalog import Catalog, DatasetPage, DatasetSummary
+from entrepot.exchange.dcat import export_dcat
+from entrepot.vault.protocol import VersionInfo
+
+__all__ = ["SLUG", "VersionOut", "router"]
+
+router = APIRouter(prefix="/v1/catalog", tags=["catalog"])
+
+SLUG = r"^[a-z0-9][a-z0-9-]{0,63}$"
+Paging = Annotated[PageParams, Depends(page_params)]
+ProviderSlug = Annotated[str, Path(pattern=SLUG, examples=["riverside-hospitals"])]
+DatasetSlug = Annotated[str, Path(pattern=SLUG, examples=["outpatient-visits"])]
+# Bound on how many hits a search ranks; pages are cut from these.
+_SEARCH_MAX = 1000
+
+
+def catalog(request: Request) -> Catalog:
+    return Catalog(request.app.state.node.db)
+
+
+CatalogDep = Annotated[Catalog, Depends(catalog)]
+
+
+class DatasetOut(BaseModel):
+    dataset: str = Field(examples=["riverside-hospitals/outpatient-visits"])
+    sql_name: str = Field(examples=["riverside_hospitals.outpatient_visits"])
+    title: str
+    description: str
+    provider: str
+    standard: str
+    versions: int
+    latest_version: int | None
+    rows: int | None
+    updated_at: UtcDateTime
+    score: float | None = Field(None, description="Search rank (higher is better).")
+
+    @classmethod
+    def of(cls, summary: DatasetSummary) -> DatasetOut:
+        return cls.model_validate(summary.to_dict())
+
+
+class StandardRef(BaseModel):
+    name: str
+    title: str
+    version: str
+    privacy_unit: str | None
+    primary_key: list[str]
+
+
+class VersionOut(BaseModel):
+    dataset: str
+    version: int
+    title: str
+    sha256: str = Field(description="SHA-256 of the version's Parquet file.")
+    size_bytes: int
+    rows: int
+    rows_rejected: int
+    standard: str
+    standard_version: str
+    created_at: UtcDateTime
+    quality: dict[str, Any] = Field(description="Completeness per column, validation summary.")
+
+    @classmethod
+    def of(cls, info: VersionInfo) -> VersionOut:
+        return cls.model_validate(info.to_dict())
+
+
+class DatasetPageOut(BaseModel):
+    dataset: str
+    sql_name: str
+    title: str
+    description: str
+    provider: str
+    versions: list[VersionOut]
+    latest_version: int | None
+    rows: int | None
+    updated_at: UtcDateTime
+    created_at: UtcDateTime
+    standard: StandardRef
+    schema_: list[dict[str, Any]] = Field(alias="schema", serialization_alias="schema")
+    quality: dict[str, Any]
+
+    @classmethod
+    def of(cls, page: DatasetPage) -> DatasetPageOut:
+        return cls.model_validate(page.to_dict())
+
+
+@router.get("/datasets", summary="Every dataset in the catalog, by reference.")
+def list_datasets(
+    _actor: AnyActor,
+    domain: CatalogDep,
+    paging: Paging,
+    provider: Annotated[str | None, Query(pattern=SLUG, description="Only this provider.")] = None,
+) -> Page[DatasetOut]:
+    return page_of(domain.datasets(provider=provider), paging, DatasetOut.of)
+
+
+@router.get("/search", summary="Full-text search over titles, descriptions, columns; ranked.")
+def search(
+    _actor: AnyActor,
+    domain: CatalogDep,
+    paging: Paging,
+    q: Annotated[str, Query(max_length=500, description="Words to find (prefixes match).")],
+) -> Page[DatasetOut]:
+    return page_of(domain.search(q, limit=_SEARCH_MAX), paging, DatasetOut.of)
+
+
+@router.get("/datasets/{provider}/{dataset}", summary="A dataset's public page.")
+def show_dataset(
+    _actor: AnyActor, domain: CatalogDep, provider: ProviderSlug, dataset: DatasetSlug
+) -> DatasetPageOut:
+    return DatasetPageOut.of(domain.show(f"{provider}/{dataset}"))
+
+
+@router.get("/dcat", summary="The whole catalog as DCAT-3 JSON-LD.")
+def dcat(request: Request, _actor: AnyActor, domain: CatalogDep) -> dict[str, Any]:
+    return export_dcat(domain, base_url=str(request.base_url))

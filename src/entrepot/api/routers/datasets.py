@@ -1,0 +1,113 @@
+"""Datasets: a provider publishes a raw file as a new version; anyone lists versions.
+
+The upload is multipart and limited by ``max_upload_bytes`` (not the small
+``request_body_max_bytes`` of other calls). A provider account publishes only for
+its own organization: the provider is taken from the token, never from the request.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import yaml
+from fastapi import APIRouter, File, Form, Request, UploadFile, status
+from pydantic import Field
+
+from entrepot import standards
+from entrepot.api.auth import AnyActor, Provider
+from entrepot.api.routers.catalog import DatasetSlug, ProviderSlug, VersionOut
+from entrepot.errors import InvalidInput, NotFound
+from entrepot.vault import LocalVault
+from entrepot.vault.protocol import OnError, PublishRequest
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
+
+# A provider mapping is a short YAML document; anything larger is not one.
+_MAPPING_MAX_BYTES = 256 * 1024
+
+
+class PublishedOut(VersionOut):
+    rows_total: int = Field(description="Rows in the uploaded file.")
+    quarantined: int = Field(description="Rows kept in quarantine with their reasons.")
+    report: dict[str, Any] = Field(description="The validation report.")
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    summary="Publish a raw file as a new immutable version (provider).",
+)
+def publish(
+    request: Request,
+    actor: Provider,
+    file: Annotated[UploadFile, File(description="The raw file (CSV, ...).")],
+    standard: Annotated[str, Form(pattern=r"^[a-z0-9][a-z0-9._-]{0,99}$")],
+    title: Annotated[str, Form(min_length=1, max_length=200)],
+    dataset: Annotated[str | None, Form(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")] = None,
+    description: Annotated[str, Form(max_length=5000)] = "",
+    on_error: Annotated[Literal["reject", "quarantine"], Form()] = "reject",
+    mapping: Annotated[UploadFile | None, File(description="Provider mapping (YAML).")] = None,
+) -> PublishedOut:
+    if standard not in standards.names():
+        raise NotFound(
+            f"no standard {standard!r} on this node",
+            hint=f"the shipped standards are: {', '.join(standards.names())}",
+        )
+    mapping_text = None if mapping is None else _read_mapping(mapping)
+    node = request.app.state.node
+    published = LocalVault.of(node).publish(
+        PublishRequest(
+            provider=actor.org_slug,
+            standard=standards.get(standard),
+            title=title,
+            dataset=dataset,
+            description=description,
+            mapping=None if mapping_text is None else _parse_mapping(mapping_text),
+            mapping_text=mapping_text,
+            on_error=OnError(on_error),
+            filename=file.filename or "upload.csv",
+        ),
+        file.file,
+    )
+    return PublishedOut.model_validate(published.to_dict())
+
+
+@router.get("/{provider}/{dataset}/versions", summary="A dataset's versions, oldest first.")
+def versions(
+    request: Request, _actor: AnyActor, provider: ProviderSlug, dataset: DatasetSlug
+) -> list[VersionOut]:
+    vault = LocalVault.of(request.app.state.node)
+    return [VersionOut.of(v) for v in vault.versions(f"{provider}/{dataset}")]
+
+
+def _read_mapping(upload: UploadFile) -> str:
+    raw = upload.file.read(_MAPPING_MAX_BYTES + 1)
+    if len(raw) > _MAPPING_MAX_BYTES:
+        raise InvalidInput(
+            f"the mapping is larger than {_MAPPING_MAX_BYTES} bytes",
+            hint="a mapping is a short YAML document; check the file",
+        )
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise InvalidInput("the mapping is not UTF-8 text", hint="save it as UTF-8") from None
+
+
+def _parse_mapping(text: str) -> standards.Mapping:
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError:
+        raise InvalidInput("the mapping is not valid YAML", hint="fix its syntax") from None
+    columns = document.get("columns") if isinstance(document, dict) else None
+    # A `codes_file` names a file on the machine that reads the mapping: over the API that
+    # would be the server's disk, so uploaded mappings must carry their codes inline.
+    if isinstance(columns, dict) and any(
+        isinstance(column, dict) and "codes_file" in column for column in columns.values()
+    ):
+        raise InvalidInput(
+            "an uploaded mapping may not use codes_file",
+            hint="put the code mapping inline under `codes:`, or publish with the local CLI",
+        )
+    return standards.parse_mapping(document, "uploaded mapping")

@@ -1,0 +1,76 @@
+"""Usage and invoices: a month's metered use, as JSON or CSV.
+
+A consumer sees what it owes, a provider what its datasets earned; operators may
+name any party. Figures are the metering module's, summed from the ledger rows.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import PlainTextResponse
+from pydantic import BaseModel
+
+from entrepot.api.auth import AnyActor
+from entrepot.exchange.metering import Metering
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/v1", tags=["usage"])
+
+Month = Annotated[
+    str, Query(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$", description="YYYY-MM", examples=["2026-11"])
+]
+Party = Annotated[
+    str | None,
+    Query(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$", description="Organization (operators only)."),
+]
+
+
+class LineOut(BaseModel):
+    grant: str
+    consumer: str
+    provider: str
+    dataset: str
+    action: str
+    uses: int
+    epsilon: float
+    rows_scanned: int
+    amount: str
+
+
+class TotalOut(BaseModel):
+    uses: int
+    epsilon: float
+    rows_scanned: int
+    amount: str
+
+
+class InvoiceOut(BaseModel):
+    party: str
+    role: str
+    month: str
+    currency: str
+    lines: list[LineOut]
+    total: TotalOut
+
+
+@router.get(
+    "/usage",
+    response_model=InvoiceOut,
+    summary="A month's usage and invoice (JSON; `format=csv` for CSV).",
+    responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}},
+)
+def usage(
+    request: Request,
+    actor: AnyActor,
+    month: Month,
+    party: Party = None,
+    format: Annotated[Literal["json", "csv"], Query()] = "json",
+) -> InvoiceOut | PlainTextResponse:
+    node = request.app.state.node
+    invoice = Metering(node.db, node.settings).invoice(actor, month, party)
+    if format == "csv":
+        return PlainTextResponse(invoice.to_csv(), media_type="text/csv")
+    return InvoiceOut.model_validate(invoice.to_dict())
