@@ -1,0 +1,122 @@
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import select
+
+from entrepot.errors import Conflict, Forbidden, NotFound, Unauthorized
+from entrepot.exchange.accounts import LOCAL, ApiToken
+from marketplace import Market
+
+
+def test_a_token_is_shown_once_and_stored_only_as_an_argon2id_hash(market: Market) -> None:
+    info, token = market.accounts.create(LOCAL, "analyst", "consumer", org="city-health-bureau")
+    assert info.org == "city-health-bureau"
+    assert token.secret.startswith(f"ent_{token.info.token_id}_")
+    assert token.secret not in repr(token)
+    with market.node.db.read() as session:
+        stored = session.scalar(
+            select(ApiToken.secret_hash).where(ApiToken.token_id == token.info.token_id)
+        )
+    assert stored is not None
+    assert stored.startswith("$argon2id$")
+    assert token.secret.split("_", 2)[2] not in stored
+    actor = market.accounts.authenticate(token.secret)
+    assert (actor.account, actor.role, actor.org_slug) == (
+        "analyst",
+        "consumer",
+        "city-health-bureau",
+    )
+
+
+def test_a_wrong_secret_with_a_real_token_id_is_refused(market: Market) -> None:
+    _, token = market.accounts.create(LOCAL, "analyst", "consumer", org="city-health-bureau")
+    last = token.secret[-1]
+    forged = token.secret[:-1] + ("A" if last != "A" else "B")
+    with pytest.raises(Unauthorized) as refused:
+        market.accounts.authenticate(forged)
+    assert forged not in str(refused.value.to_dict())
+    assert token.info.token_id not in str(refused.value.to_dict())
+
+
+def test_revocation_takes_effect_at_once_in_this_process(market: Market) -> None:
+    _, token = market.accounts.create(LOCAL, "analyst", "consumer", org="city-health-bureau")
+    market.accounts.authenticate(token.secret)  # now cached
+    market.accounts.revoke_token(market.consumer, token.info.token_id)
+    with pytest.raises(Unauthorized):
+        market.accounts.authenticate(token.secret)
+
+
+def test_an_expired_token_is_refused_even_when_cached(market: Market) -> None:
+    _, token = market.accounts.create(LOCAL, "analyst", "consumer", org="city-health-bureau")
+    market.accounts.authenticate(token.secret)
+    market.clock.advance(days=market.node.settings.token_ttl_days, seconds=1)
+    with pytest.raises(Unauthorized):
+        market.accounts.authenticate(token.secret)
+
+
+def test_a_provider_account_is_linked_to_its_vault_provider(market: Market) -> None:
+    info, token = market.accounts.create(
+        LOCAL, "riverside-admin", "provider", org="riverside-hospitals"
+    )
+    assert (info.org, info.org_name) == ("riverside-hospitals", "Riverside Hospitals")
+    actor = market.accounts.authenticate(token.secret)
+    assert actor.provider_id is not None
+    assert actor.provider_id == market.provider.provider_id
+    with pytest.raises(NotFound) as missing:
+        market.accounts.create(LOCAL, "ghost-admin", "provider", org="ghost-clinics")
+    assert "entrepot provider add ghost-clinics" in missing.value.hint
+
+
+def test_roles_do_not_mix_within_an_organization(market: Market) -> None:
+    with pytest.raises(Conflict, match="is a consumer"):
+        market.accounts.create(LOCAL, "mole", "auditor", org="city-health-bureau")
+
+
+def test_only_administrators_create_accounts_and_see_everyone(market: Market) -> None:
+    with pytest.raises(Forbidden):
+        market.accounts.create(market.consumer, "friend", "consumer")
+    _, operator_token = market.accounts.create(LOCAL, "ops", "operator")
+    operator = market.accounts.authenticate(operator_token.secret)
+    market.accounts.create(operator, "harbour-statistics", "consumer")
+    everyone = {a.name for a in market.accounts.list_accounts(operator)}
+    assert {"ops", "harbour-statistics", "city-health-bureau"} <= everyone
+    assert [a.name for a in market.accounts.list_accounts(market.consumer)] == [
+        "city-health-bureau"
+    ]
+
+
+def test_one_organization_cannot_revoke_anothers_tokens(market: Market) -> None:
+    _, token = market.accounts.create(LOCAL, "harbour-statistics", "consumer")
+    with pytest.raises(NotFound):
+        market.accounts.revoke_token(market.consumer, token.info.token_id)
+    market.accounts.authenticate(token.secret)
+
+
+def test_a_new_token_works_beside_the_old_one(market: Market) -> None:
+    _, first = market.accounts.create(LOCAL, "analyst", "consumer", org="city-health-bureau")
+    second = market.accounts.issue_token(market.consumer, "analyst")
+    assert first.info.token_id != second.info.token_id
+    for token in (first, second):
+        assert market.accounts.authenticate(token.secret).account == "analyst"
+    listed = market.accounts.tokens(market.consumer, "analyst")
+    assert [t.token_id for t in listed] == [first.info.token_id, second.info.token_id]
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    st.one_of(
+        st.text(max_size=80),
+        st.from_regex(r"ent_[0-9a-f]{12}_[A-Za-z0-9_-]{43}", fullmatch=True),
+    )
+)
+def test_any_other_string_is_refused_and_never_echoed(market: Market, garbage: str) -> None:
+    with pytest.raises(Unauthorized) as refused:
+        market.accounts.authenticate(garbage)
+    body = str(refused.value.to_dict())
+    assert garbage == "" or garbage not in body
