@@ -145,7 +145,7 @@ def jade_pay(ctx: Context, directory: Path) -> tuple[DemoFile, RawTable]:
         mapping="jadepay-transactions.yaml",
         standard="payments.transaction",
         dataset="payments",
-        title="Payments Q1 2025",
+        title="Card and mobile payments 2025",
         description="Card and mobile payments processed by Jade Pay in Lanshan and Qinghe "
         "provinces, January to March: merchant sector, district, channel and amount.",
         encoding="utf-8",

@@ -149,7 +149,7 @@ def skyline(ctx: Context, directory: Path) -> tuple[DemoFile, RawTable]:
         mapping="skyline-presence.yaml",
         standard="mobility.presence",
         dataset="phone-presence",
-        title="Phone presence per district and hour, week 10 2025",
+        title="Phone presence per district and hour 2025",
         description="Where Skyline Mobile subscribers' phones were, per district and hour, "
         "in Lanshan and Qinghe provinces during one week of March 2025.",
         encoding="utf-8",

@@ -1,0 +1,190 @@
+"""`entrepot demo`: build a seeded demo exchange, show each step, then serve it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Any
+
+import typer
+from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
+
+from entrepot.cli._common import Home, Json, console, emit, settings, table
+from entrepot.cli.serve import serve
+from entrepot.demo import DEFAULT_SEED, MAX_SCALE
+from entrepot.demo.scenario import Step, run
+
+
+def _generated(data: dict[str, Any]) -> None:
+    rows = [
+        [f["provider"], f["file"], f["standard"], f["encoding"], f"{f['rows']:,}", f["defects"]]
+        for f in data["files"]
+    ]
+    console.print(
+        table(
+            f"{data['people']:,} synthetic people, seed {data['seed']}, in {data['directory']}",
+            ["provider", "raw file", "standard", "encoding", "rows", "defects injected"],
+            rows,
+        )
+    )
+
+
+def _node(data: dict[str, Any]) -> None:
+    verb = "reusing" if data["reused"] else "created"
+    console.print(f"[green]{verb}[/] node at {data['home']}\n  public key {data['node_key']}")
+
+
+def _providers(data: dict[str, Any]) -> None:
+    for provider in data["added"]:
+        console.print(f"[green]registered[/] {provider['slug']} ({provider['name']})")
+    for slug in data["existing"]:
+        console.print(f"[dim]already registered[/] {slug}")
+
+
+def _published(data: dict[str, Any]) -> None:
+    datasets = data["datasets"]
+    console.print(
+        table(
+            "Published",
+            ["dataset", "version", "rows read", "published", "quarantined", "defects caught"],
+            [
+                [
+                    d["dataset"],
+                    d["version"],
+                    f"{d['rows_read']:,}",
+                    f"{d['rows_published']:,}",
+                    f"{d['rows_quarantined']:,}",
+                    "[green]all[/]" if d["all_defects_caught"] else "[red]not all[/]",
+                ]
+                for d in datasets
+            ],
+        )
+    )
+    console.print(
+        table(
+            "Quarantined, and why",
+            ["dataset", "rule", "column", "rows"],
+            [
+                [d["dataset"], v["rule"], v["column"], f"{v['count']:,}"]
+                for d in datasets
+                for v in d["violations"]
+            ],
+        )
+    )
+
+
+def _catalog(data: dict[str, Any]) -> None:
+    console.print(
+        table(
+            f'Catalog search "{data["search"]}"',
+            ["dataset", "title", "provider", "standard", "rows"],
+            [
+                [h["dataset"], h["title"], h["provider"], h["standard"], f"{h['rows']:,}"]
+                for h in data["hits"]
+            ],
+        )
+    )
+    console.print(f"{len(data['datasets'])} datasets in the catalog")
+
+
+def _next(data: dict[str, Any]) -> None:
+    for command in data["commands"]:
+        console.print(f"  [bold]$[/] {command}", highlight=False, soft_wrap=True)
+
+
+# How each step's data is shown to people; a step without one is shown as its title only.
+_RENDER: dict[str, Callable[[dict[str, Any]], None]] = {
+    "generate": _generated,
+    "node": _node,
+    "providers": _providers,
+    "publish": _published,
+    "catalog": _catalog,
+    "next": _next,
+}
+
+
+class _RichReporter:
+    """Step titles as rules, a progress bar per publish stage, then each step's tables."""
+
+    def __init__(self) -> None:
+        self._bars: Progress | None = None
+        self._tasks: dict[str, TaskID] = {}
+
+    def begin(self, step: Step) -> None:
+        console.rule(f"[bold]{step.title}", align="left")
+
+    def progress(self, task: str, done: int, total: int) -> None:
+        if self._bars is None:
+            self._bars = Progress(
+                SpinnerColumn(),
+                TextColumn("{task.description}"),
+                BarColumn(),
+                TimeElapsedColumn(),
+                console=console,
+            )
+            self._bars.start()
+        bars = self._bars
+        for name, other in self._tasks.items():
+            if name != task:
+                bars.update(other, completed=1, total=1)
+        if task not in self._tasks:
+            self._tasks[task] = bars.add_task(task, total=total or None)
+        bars.update(self._tasks[task], completed=done, total=total or None)
+
+    def end(self, step: Step, data: dict[str, Any]) -> None:
+        if self._bars is not None:
+            for task in self._tasks.values():
+                self._bars.update(task, completed=1, total=1)
+            self._bars.stop()
+            self._bars, self._tasks = None, {}
+        render = _RENDER.get(step.name)
+        if render is not None:
+            render(data)
+
+
+def demo(
+    home: Home = None,
+    fresh: Annotated[
+        bool,
+        typer.Option("--fresh", help="Wipe the home first (only a demo home or an empty one)."),
+    ] = False,
+    no_serve: Annotated[
+        bool, typer.Option("--no-serve", help="Exit after the scenario instead of serving.")
+    ] = False,
+    seed: Annotated[
+        int, typer.Option("--seed", min=0, help="Seed of the synthetic data.")
+    ] = DEFAULT_SEED,
+    scale: Annotated[
+        float,
+        typer.Option(
+            "--scale", min=0.01, max=MAX_SCALE, help="Data size; 1 is about 150k rows in all."
+        ),
+    ] = 1.0,
+    as_json: Json = False,
+) -> None:
+    """Build a demo exchange from seeded, messy provider files, step by step.
+
+    Generates raw files for four providers in two provinces (GBK and UTF-8, local
+    codes, fen and yuan, bad rows included), registers the providers, publishes
+    every file with --on-error quarantine, searches the catalog, then serves the
+    exchange on 127.0.0.1:8000 (unless --no-serve). Run again without --fresh to
+    publish new versions into the same exchange.
+
+    Example: entrepot demo --home .demo-exchange --fresh --no-serve
+    """
+    chosen = settings(home)
+    result = run(
+        chosen.home,
+        seed=seed,
+        scale=scale,
+        fresh=fresh,
+        reporter=None if as_json else _RichReporter(),
+        settings=chosen,
+    )
+    if as_json:
+        emit(result.to_dict(), as_json)
+    if not no_serve:
+        serve(home=chosen.home)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(demo)

@@ -1,0 +1,161 @@
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from entrepot.demo.scenario import STEPS, Demo, Step, is_demo_home, run
+from entrepot.errors import Conflict
+
+# Small enough for a quick run, large enough that every defect kind is injected.
+SCALE = "0.05"
+
+
+def entrepot(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "entrepot", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, **(env or {})},
+        timeout=300,
+    )
+
+
+def _json(result: subprocess.CompletedProcess[str]) -> Any:
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_demo_builds_an_exchange_whose_catalog_lists_every_dataset(tmp_path: Path) -> None:
+    home = tmp_path / "exchange"
+    shown = entrepot("demo", "--no-serve", "--home", str(home), "--scale", SCALE)
+    assert shown.returncode == 0, shown.stderr
+    assert "Traceback" not in shown.stderr
+    for text in ("Published", "Quarantined, and why", "entrepot catalog list --home"):
+        assert text in shown.stdout
+    assert is_demo_home(home)
+
+    listed = _json(entrepot("catalog", "list", "--home", str(home), "--json"))
+    assert {d["dataset"] for d in listed} == {
+        "riverside-hospitals/outpatient-visits",
+        "highland-health/clinic-visits",
+        "skyline-mobile/phone-presence",
+        "jade-pay/payments",
+    }
+    assert all(d["rows"] > 0 and d["latest_version"] == 1 for d in listed)
+
+    # Run again without --fresh: the same exchange gets a second version of each dataset.
+    again = _json(entrepot("demo", "--no-serve", "--home", str(home), "--scale", SCALE, "--json"))
+    published = again["steps"]["publish"]["datasets"]
+    assert {d["version"] for d in published} == {2}
+    assert again["steps"]["node"]["reused"] is True
+    assert again["steps"]["providers"]["added"] == []
+    for d in published:
+        assert d["all_defects_caught"], d["dataset"]
+        assert d["rows_published"] + d["rows_quarantined"] == d["rows_read"]
+        assert d["rows_quarantined"] == d["defects_injected"] > 0
+    hits = again["steps"]["catalog"]["hits"]
+    assert {h["standard"] for h in hits} == {"health.visit"}
+
+
+def test_fresh_wipes_a_demo_home_and_starts_over(tmp_path: Path) -> None:
+    home = tmp_path / "exchange"
+    run(home, scale=0.02, seed=3)
+    result = run(home, scale=0.02, seed=3, fresh=True)
+    assert result.data("node")["reused"] is False
+    assert {d["version"] for d in result.data("publish")["datasets"]} == {1}
+
+
+@pytest.mark.parametrize("fresh", [False, True])
+def test_a_home_the_demo_did_not_build_is_left_alone(tmp_path: Path, fresh: bool) -> None:
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(Conflict, match="not built by the demo"):
+        run(tmp_path, scale=0.02, fresh=fresh)
+    assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
+
+
+def test_the_cli_refuses_a_foreign_home_in_one_paragraph(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("mine")
+    refused = entrepot("demo", "--no-serve", "--fresh", "--home", str(tmp_path))
+    assert refused.returncode == 2
+    assert "not built by the demo" in refused.stderr
+    assert "hint:" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
+
+
+def test_a_real_node_is_never_wiped(tmp_path: Path) -> None:
+    home = tmp_path / "exchange"
+    assert entrepot("init", "--home", str(home)).returncode == 0
+    with pytest.raises(Conflict):
+        run(home, scale=0.02, fresh=True)
+    assert (home / "keys" / "node.key").exists()
+
+
+def test_steps_can_be_added_to_the_scenario(tmp_path: Path) -> None:
+    def count_files(demo: Demo) -> dict[str, Any]:
+        return {"files": len(demo.demo_manifest().files)}
+
+    extra = Step("count", "Count the files", count_files)
+    seen: list[str] = []
+
+    class Recorder:
+        def begin(self, step: Step) -> None:
+            seen.append(f"begin {step.name}")
+
+        def progress(self, task: str, done: int, total: int) -> None:
+            del task, done, total
+
+        def end(self, step: Step, data: dict[str, Any]) -> None:
+            seen.append(f"end {step.name}")
+
+    result = run(tmp_path / "x", scale=0.02, steps=(STEPS[0], extra), reporter=Recorder())
+    assert result.data("count") == {"files": 4}
+    assert seen == ["begin generate", "end generate", "begin count", "end count"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.slow
+def test_without_no_serve_the_demo_serves_the_exchange(tmp_path: Path) -> None:
+    port = _free_port()
+    command = [sys.executable, "-m", "entrepot", "demo", "--home", str(tmp_path / "x")]
+    log = tmp_path / "serve.log"
+    with (
+        log.open("wb") as output,
+        subprocess.Popen(
+            [*command, "--scale", "0.02"],
+            env={**os.environ, "ENTREPOT_PORT": str(port)},
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        ) as process,
+    ):
+        try:
+            deadline = time.monotonic() + 240
+            while True:
+                assert process.poll() is None, log.read_text()
+                try:
+                    health = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+                    break
+                except httpx.TransportError:
+                    assert time.monotonic() < deadline, "the demo never started serving"
+                    time.sleep(0.5)
+            assert health.status_code == 200
+            assert health.json()["status"] == "ok"
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+    assert f"127.0.0.1:{port}" in log.read_text()
