@@ -116,19 +116,36 @@ def _transcode(path: Path, target: Path) -> None:
             ) from None
 
 
+def _first_lines(path: Path, origin: Path, source: Source) -> list[str]:
+    """The first two non-blank lines, decoded one by one so an error names its line."""
+    lines: list[str] = []
+    number = 0
+    with path.open("rb") as handle:
+        while len(lines) < 2:
+            raw = handle.readline(_SNIFF_BYTES)
+            if not raw:
+                break
+            number += 1
+            try:
+                text = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+            except UnicodeDecodeError:
+                raise _fail(
+                    origin, number, "the file is not valid UTF-8", _encoding_hint(source)
+                ) from None
+            if text.strip():
+                lines.append(text)
+    return lines
+
+
 def _header(path: Path, origin: Path, source: Source) -> tuple[tuple[str, ...], bool]:
     """The column names and whether at least one data row follows."""
+    lines = _first_lines(path, origin, source)
+    if not lines:
+        raise _fail(origin, None, "the file holds only blank lines", "export the data again")
     try:
-        with path.open(encoding="utf-8-sig", newline="") as handle:
-            reader = csv.reader(handle, delimiter=source.delimiter, quotechar=source.quote)
-            first = next((row for row in reader if row), None)
-            rest = next((row for row in reader if row), None)
-    except UnicodeDecodeError:
-        raise _fail(origin, 1, "the file is not valid UTF-8", _encoding_hint(source)) from None
+        first = next(csv.reader(lines[:1], delimiter=source.delimiter, quotechar=source.quote))
     except csv.Error as error:
         raise _fail(origin, 1, f"cannot read the first line ({error})", "check quoting") from None
-    if first is None:
-        raise _fail(origin, None, "the file holds only blank lines", "export the data again")
     if not source.header:
         if len(first) != len(source.columns):
             raise _fail(
@@ -145,7 +162,7 @@ def _header(path: Path, origin: Path, source: Source) -> tuple[tuple[str, ...], 
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise _fail(origin, 1, f"duplicate header name(s) {', '.join(duplicates)}", "rename them")
-    return names, rest is not None
+    return names, len(lines) > 1
 
 
 def open_raw(path: Path, source: Source, workdir: Path, max_bytes: int | None = None) -> RawFile:
