@@ -12,12 +12,14 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request, status
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from entrepot.api._types import UtcDateTime
 from entrepot.api.auth import AnyActor, Consumer, Provider
 from entrepot.api.pagination import Page, PageParams, page_of, page_params
 from entrepot.exchange.contracts import Contracts, GrantInfo, RequestInfo, purposes
+from entrepot.exchange.odrl import agreement
 
 __all__ = ["router"]
 
@@ -226,6 +228,17 @@ def show_grant(actor: AnyActor, grant_id: GrantId, domain: ContractsDep) -> Gran
     info = domain.show(actor, _as("GRANT", grant_id))
     assert isinstance(info, GrantInfo)
     return GrantOut.of(info)
+
+
+@router.get(
+    "/grants/{grant_id}/odrl",
+    summary="A grant as an ODRL 2.2 Agreement (JSON-LD).",
+    responses={200: {"content": {"application/ld+json": {"schema": {"type": "object"}}}}},
+)
+def export_odrl(actor: AnyActor, grant_id: GrantId, domain: ContractsDep) -> JSONResponse:
+    info = domain.show(actor, _as("GRANT", grant_id))
+    assert isinstance(info, GrantInfo)
+    return JSONResponse(agreement(info), media_type="application/ld+json")
 
 
 @router.post("/grants/{grant_id}/revoke", summary="Revoke a grant now (its provider, an operator).")

@@ -58,7 +58,10 @@ def _names(node: Node) -> tuple[dict[int, str], dict[int, str]]:
                 select(Dataset.id, Provider.slug, Dataset.slug).join(Provider)
             )
         }
-        orgs = dict(session.execute(select(Organization.id, Organization.slug)).tuples().all())
+        orgs = {
+            org_id: slug
+            for org_id, slug in session.execute(select(Organization.id, Organization.slug))
+        }
     return datasets, orgs
 
 
