@@ -142,7 +142,7 @@ def _field_summary(f: Field) -> dict[str, Any]:
         "role": f.role.value,
         "title": f.title,
         "description": f.description,
-        "constraints": {k: v for k, v in constraints.items() if v not in (None, False)},
+        "constraints": {k: v for k, v in constraints.items() if v is not None and v is not False},
         "bounds": list(f.bounds) if f.bounds is not None else None,
         "codelist": f.codelist,
     }
