@@ -1,0 +1,161 @@
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+from tests.vault.cli_runner import Cli, Result, run_cli
+from tests.vault.visits import HEADER, visit_rows, write_visits_csv
+
+from entrepot.exchange.node import Node
+from entrepot.vault import add_provider
+from entrepot.vault.models import Version
+
+REF = "riverside-hospitals/outpatient-visits"
+
+
+@pytest.fixture
+def home(node: Node) -> str:
+    add_provider(node.db, "riverside-hospitals", "Riverside Hospitals")
+    return str(node.home)
+
+
+@pytest.fixture
+def cli(home: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Cli:
+    def run(*args: str) -> Result:
+        return run_cli(capsys, monkeypatch, *args, "--home", home)
+
+    return run
+
+
+def publish_args(source: Path, *extra: str) -> tuple[str, ...]:
+    return (
+        "dataset",
+        "publish",
+        str(source),
+        "--provider",
+        "riverside-hospitals",
+        "--standard",
+        "health.visit",
+        "--title",
+        "Outpatient visits 2025",
+        *extra,
+    )
+
+
+def test_publish_twice_adds_a_version(cli: Cli, tmp_path: Path) -> None:
+    first = cli(*publish_args(write_visits_csv(tmp_path / "a.csv", 30, seed=1), "--json"))
+    assert first.code == 0, first.stderr
+    assert (first.json()["dataset"], first.json()["version"], first.json()["rows"]) == (REF, 1, 30)
+    second = cli(*publish_args(write_visits_csv(tmp_path / "b.csv", 35, seed=2)))
+    assert second.code == 0, second.stderr
+    assert f"published {REF} version 2: 35 rows" in second.output
+    versions = cli("dataset", "versions", REF, "--json")
+    assert [(v["version"], v["rows"]) for v in versions.json()] == [(1, 30), (2, 35)]
+    assert len({v["sha256"] for v in versions.json()}) == 2
+
+
+def test_reject_shows_the_report_and_publishes_nothing(cli: Cli, tmp_path: Path) -> None:
+    source = write_visits_csv(tmp_path / "bad.csv", 30, bad=2)
+    shown = cli(*publish_args(source))
+    assert shown.code == 2
+    assert "minimum" in shown.output
+    assert "cost" in shown.output
+    assert "nothing was published" in shown.errors
+    assert "--on-error quarantine" in shown.errors
+    as_json = cli(*publish_args(source, "--json"))
+    assert as_json.code == 2
+    error = as_json.json()["error"]
+    assert error["code"] == "validation_failed"
+    assert (error["report"]["rows_total"], error["report"]["rows_invalid"]) == (30, 2)
+    assert cli("catalog", "list", "--json").json() == []
+
+
+def test_quarantine_counts_add_up(cli: Cli, tmp_path: Path, home: str) -> None:
+    source = write_visits_csv(tmp_path / "bad.csv", 30, bad=2)
+    result = cli(*publish_args(source, "--on-error", "quarantine", "--json"))
+    assert result.code == 0, result.stderr
+    out = result.json()
+    assert (out["rows_total"], out["rows"], out["quarantined"]) == (30, 28, 2)
+    assert out["report"]["violations"] == [{"rule": "minimum", "column": "cost", "count": 2}]
+    people = cli(*publish_args(source, "--on-error", "quarantine"))
+    assert "quarantined 2 invalid rows" in people.output
+    assert "28 + 2 = 30 rows read" in people.output
+    assert len(list((Path(home) / "quarantine").rglob("*.parquet"))) == 2
+
+
+def test_dataset_slug_and_description_can_be_given(cli: Cli, tmp_path: Path) -> None:
+    source = write_visits_csv(tmp_path / "a.csv", 10)
+    args = publish_args(source, "--dataset", "visits", "--description", "By district", "--json")
+    result = cli(*args)
+    assert result.code == 0, result.stderr
+    assert result.json()["dataset"] == "riverside-hospitals/visits"
+    page = cli("catalog", "show", "riverside-hospitals/visits", "--json").json()
+    assert page["description"] == "By district"
+
+
+def test_publish_with_a_mapping_keeps_it_with_the_version(
+    cli: Cli, tmp_path: Path, node: Node
+) -> None:
+    source = tmp_path / "local.csv"
+    with source.open("w", newline="", encoding="utf-8") as out:
+        writer = csv.writer(out, delimiter=";")
+        writer.writerow(["VisitNo", *HEADER[1:]])
+        writer.writerows(visit_rows(12))
+    mapping = tmp_path / "riverside.yaml"
+    mapping.write_text('source:\n  delimiter: ";"\ncolumns:\n  visit_id: {from: VisitNo}\n')
+    result = cli(*publish_args(source, "--mapping", str(mapping), "--json"))
+    assert result.code == 0, result.stderr
+    assert result.json()["rows"] == 12
+    with node.db.read() as session:
+        stored = session.scalars(select(Version.mapping)).all()
+    assert stored == [mapping.read_text()]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"provider": "nobody"}, "entrepot provider add nobody"),
+        ({"standard": "no.such"}, "known standards"),
+        ({"source": "missing.csv"}, "no file at"),
+        ({"title": "   "}, "needs a title"),
+    ],
+)
+def test_bad_arguments_are_explained(
+    cli: Cli, tmp_path: Path, change: dict[str, str], message: str
+) -> None:
+    source = write_visits_csv(tmp_path / "a.csv", 5)
+    args = [
+        "dataset",
+        "publish",
+        str(tmp_path / change.get("source", source.name)),
+        "--provider",
+        change.get("provider", "riverside-hospitals"),
+        "--standard",
+        change.get("standard", "health.visit"),
+        "--title",
+        change.get("title", "Visits"),
+    ]
+    result = cli(*args)
+    assert result.code == 2
+    assert message in result.errors
+    assert "Traceback" not in result.stderr
+
+
+def test_the_console_script_reports_invalid_rows_without_a_traceback(
+    home: str, tmp_path: Path
+) -> None:
+    source = write_visits_csv(tmp_path / "bad.csv", 20, bad=1)
+    result = subprocess.run(
+        [sys.executable, "-m", "entrepot", *publish_args(source), "--home", home],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "error:" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not list((Path(home) / "vaults").rglob("*.parquet"))
