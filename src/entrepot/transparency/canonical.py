@@ -86,9 +86,29 @@ def _check(value: Any, where: str) -> None:
 
 def canonical_json(value: Any, *, where: str = "value") -> bytes:
     """The canonical UTF-8 bytes of ``value``; raises InvalidInput on anything ambiguous."""
+    # Fast path in C: encode, read back refusing floats, and compare; a value that does
+    # not survive the round trip unchanged is walked again to say exactly what is wrong.
+    try:
+        text = json.dumps(
+            value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+        )
+        data = text.encode("utf-8")
+        if json.loads(text, parse_float=_refuse_float, parse_int=_safe_int) == value:
+            return data
+    except (TypeError, ValueError):
+        pass
     _check(value, where)
-    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return text.encode("utf-8")
+    raise InvalidInput(
+        f"{where} does not read back as the same value from JSON",
+        hint="use str, int, bool, None, lists and dicts (decimal strings for real numbers)",
+    )
+
+
+def _safe_int(text: str) -> int:
+    number = int(text)
+    if abs(number) > _MAX_SAFE_INT:
+        raise ValueError(text)
+    return number
 
 
 def parse_canonical(data: bytes, *, what: str) -> Any:

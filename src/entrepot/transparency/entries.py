@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
+from functools import cached_property
 from typing import Any
 
 from entrepot.errors import InvalidInput
@@ -70,8 +71,13 @@ class Entry:
         body.update(self.fields)
         return body
 
-    def to_bytes(self) -> bytes:
+    @cached_property
+    def encoded(self) -> bytes:
         return canonical_json(self.to_json(), where=f"{self.kind} entry")
+
+    def to_bytes(self) -> bytes:
+        """The canonical JSON the log stores and hashes (encoded once per entry)."""
+        return self.encoded
 
 
 def make_entry(

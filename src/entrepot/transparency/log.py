@@ -235,14 +235,16 @@ class TransparencyLog:
             )
 
     def prove(self, index: int, size: int | None = None) -> InclusionProof:
-        """Inclusion proof of entry ``index``: to the latest signed head, or to tree ``size``."""
+        """Inclusion proof of entry ``index``: to the latest signed head, or to tree ``size``
+        (with the latest head when it has that size)."""
         head: TreeHead | None
         if size is None:
             head = self.head_covering(index)
             size = head.size
         else:
             self._check_size(size)
-            head = next((h for h in reversed(self.heads()) if h.size == size), None)
+            latest = self.latest_head()
+            head = latest if latest is not None and latest.size == size else None
         path = inclusion_path(self.store.node, index, size)
         return InclusionProof(index, size, self.store.entry(index), path, self.root(size), head)
 
