@@ -43,6 +43,8 @@ def run_cli(
     """``entrepot *args``: its exit code and output, errors handled as for a user."""
     capsys.readouterr()
     monkeypatch.setattr(sys, "argv", ["entrepot", *args])
+    # Wide enough that Rich never wraps a table cell the tests look for.
+    monkeypatch.setenv("COLUMNS", "250")
     code = 0
     try:
         main()
