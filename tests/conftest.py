@@ -6,14 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from entrepot.exchange.accounts import LOCAL, Accounts
-from entrepot.exchange.contracts import Contracts
-from entrepot.exchange.metering import Metering
 from entrepot.exchange.node import Node
-from entrepot.privacy.ledger import Ledger
 from entrepot.settings import Settings
-from entrepot.vault.providers import add_provider
-from marketplace import Clock, Market, add_dataset
+from marketplace import Clock, Market
 from pg import Cluster, find_bindir
 
 
@@ -62,20 +57,4 @@ def any_node(tmp_path: Path, db_url: str) -> Iterator[Node]:
 @pytest.fixture
 def market(any_node: Node) -> Market:
     """The exchange on SQLite, then on PostgreSQL, at 2026-11-15 10:00 UTC."""
-    clock = Clock(datetime(2026, 11, 15, 10, 0))
-    add_provider(any_node.db, "riverside-hospitals", "Riverside Hospitals")
-    dataset_id = add_dataset(any_node, "riverside-hospitals", "outpatient-visits")
-    accounts = Accounts(any_node.db, any_node.settings, clock=clock)
-    accounts.create(LOCAL, "city-health-bureau", "consumer")
-    return Market(
-        node=any_node,
-        clock=clock,
-        accounts=accounts,
-        contracts=Contracts(any_node.db, any_node.settings, clock=clock),
-        ledger=Ledger(any_node.db, clock=clock),
-        metering=Metering(any_node.db, any_node.settings),
-        provider=accounts.actor("riverside-hospitals"),
-        consumer=accounts.actor("city-health-bureau"),
-        dataset="riverside-hospitals/outpatient-visits",
-        dataset_id=dataset_id,
-    )
+    return Market.on(any_node, Clock(datetime(2026, 11, 15, 10, 0)))

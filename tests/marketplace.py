@@ -14,6 +14,7 @@ from entrepot.exchange.metering import Metering
 from entrepot.exchange.node import Node
 from entrepot.privacy.ledger import Ledger
 from entrepot.vault.models import Dataset, Provider
+from entrepot.vault.providers import add_provider
 
 __all__ = ["Clock", "Market", "add_dataset"]
 
@@ -45,6 +46,26 @@ class Market:
     consumer: Actor
     dataset: str
     dataset_id: int
+
+    @classmethod
+    def on(cls, node: Node, clock: Clock) -> Market:
+        """Seed ``node`` with riverside-hospitals/outpatient-visits and city-health-bureau."""
+        add_provider(node.db, "riverside-hospitals", "Riverside Hospitals")
+        dataset_id = add_dataset(node, "riverside-hospitals", "outpatient-visits")
+        accounts = Accounts(node.db, node.settings, clock=clock)
+        accounts.create(LOCAL, "city-health-bureau", "consumer")
+        return cls(
+            node=node,
+            clock=clock,
+            accounts=accounts,
+            contracts=Contracts(node.db, node.settings, clock=clock),
+            ledger=Ledger(node.db, clock=clock),
+            metering=Metering(node.db, node.settings),
+            provider=accounts.actor("riverside-hospitals"),
+            consumer=accounts.actor("city-health-bureau"),
+            dataset="riverside-hospitals/outpatient-visits",
+            dataset_id=dataset_id,
+        )
 
     def consumer_org(self, slug: str) -> Actor:
         """A new consumer organization with one account."""
