@@ -3,6 +3,8 @@
 set -euo pipefail
 need=()
 dpkg -s libsodium23 >/dev/null 2>&1 || need+=(libsodium23)
+# PostgreSQL server binaries (initdb, pg_ctl): the tests start a throwaway cluster.
+dpkg -s postgresql >/dev/null 2>&1 || need+=(postgresql)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
   $SUDO apt-get update -qq
