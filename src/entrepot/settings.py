@@ -31,6 +31,10 @@ class Settings(BaseSettings):
 
     engine_threads: int = Field(2, ge=1, description="Threads the analytical engine may use.")
     engine_memory_limit: str = Field("4GB", description="Memory the analytical engine may use.")
+    ingest_memory_limit: str = Field(
+        "2GB",
+        description="Memory validating one raw file may use; beyond it DuckDB spills to disk.",
+    )
     query_timeout_s: float = Field(60.0, gt=0, description="Wall-clock limit of one query.")
     max_epsilon_per_query: float = Field(
         1.0, gt=0, description="Node-wide cap on the ε one query may spend."

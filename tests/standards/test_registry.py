@@ -107,3 +107,19 @@ def test_summary_describes_columns_for_people_and_scripts() -> None:
     dwell = next(f for f in summary["fields"] if f["name"] == "dwell_minutes")
     assert dwell["bounds"] == [0.0, 60.0]
     assert dwell["constraints"] == {"required": True, "minimum": 1, "maximum": 60}
+
+
+@pytest.mark.parametrize(
+    ("field", "message"),
+    [
+        ({"type": "date", "constraints": {"minimum": "01/02/2000"}}, "does not fit type date"),
+        ({"type": "integer", "constraints": {"maximum": "ten"}}, "does not fit type integer"),
+        ({"type": "string", "constraints": {"minimum": "a"}}, "does not fit type string"),
+        ({"type": "integer", "constraints": {"pattern": "[0-9]+"}}, "string columns only"),
+        ({"type": "string", "constraints": {"pattern": "([a-z]"}}, "not a regular expression"),
+        ({"type": "integer", "constraints": {"enum": ["a"]}}, "enum values must be integers"),
+    ],
+)
+def test_constraints_that_cannot_apply_are_refused(field: dict[str, object], message: str) -> None:
+    with pytest.raises(InvalidInput, match=message):
+        standards.parse_standard({"fields": [{"name": "x", **field}]}, "s.json")

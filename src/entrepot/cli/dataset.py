@@ -60,7 +60,7 @@ def validate(
             mapping,
             report_rows=config.report_rows,
             max_bytes=config.max_upload_bytes,
-            memory_limit=config.engine_memory_limit,
+            memory_limit=config.ingest_memory_limit,
             threads=config.engine_threads,
         )
     with run:

@@ -21,7 +21,9 @@ district that must lie in the row's city::
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -199,6 +201,7 @@ def _parse_field(raw: Any, where: str) -> Field:
             "a dimension needs a public code list or an enum",
             'add "entrepot:codelist": "<name>" or constraints.enum',
         )
+    _check_constraints(ftype, constraints, here)
     return Field(
         name=name,
         type=ftype,
@@ -215,6 +218,51 @@ def _parse_field(raw: Any, where: str) -> Field:
         bounds=(float(bounds[0]), float(bounds[1])) if role is Role.MEASURE and bounds else None,
         codelist=codelist,
     )
+
+
+def _bound_ok(ftype: str, value: Any) -> bool:
+    if ftype in ("integer", "number"):
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    parse = {"date": date.fromisoformat, "datetime": datetime.fromisoformat}.get(ftype)
+    if parse is None or not isinstance(value, str):
+        return False
+    try:
+        parse(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _check_constraints(ftype: str, constraints: dict[str, Any], where: str) -> None:
+    """Refuse constraint values the validator could not apply to this type."""
+    for key in ("minimum", "maximum"):
+        value = constraints.get(key)
+        if value is not None and not _bound_ok(ftype, value):
+            example = {"integer": "0", "number": "0.5", "date": '"2000-01-01"'}.get(
+                ftype, '"2000-01-01T00:00:00"'
+            )
+            raise _fail(
+                where,
+                f"{key} {value!r} does not fit type {ftype}",
+                f"give a {ftype} value, e.g. {example}"
+                if ftype != "string" and ftype != "boolean"
+                else f"{key} applies to numbers, dates and datetimes only",
+            )
+    pattern = constraints.get("pattern")
+    if pattern is not None:
+        if ftype != "string":
+            raise _fail(where, "a pattern applies to string columns only", "drop the pattern")
+        try:
+            re.compile(str(pattern))
+        except re.error as error:
+            raise _fail(
+                where,
+                f"pattern {pattern!r} is not a regular expression ({error})",
+                "fix the pattern",
+            ) from None
+    enum = constraints.get("enum") or []
+    if ftype in ("integer", "number") and not all(_bound_ok(ftype, v) for v in enum):
+        raise _fail(where, f"enum values must be {ftype}s", "e.g. [1, 2, 3]")
 
 
 def _as_names(value: Any) -> tuple[str, ...]:

@@ -24,7 +24,7 @@ from typing import Any
 
 import duckdb
 
-from entrepot.errors import InvalidInput, ValidationFailed
+from entrepot.errors import InvalidInput, LimitExceeded, ValidationFailed
 from entrepot.standards._rules import (
     SQL_TYPES,
     Check,
@@ -236,14 +236,32 @@ def _checked_table(
     joins = " ".join(str(c.join) for c in joined)
     invalid = " OR ".join(f"x{i}" for i in range(len(named))) or "false"
     # MATERIALIZED: the helpers read `typed` again; never recompute the typed values.
-    con.execute(
+    _run(
+        con,
         f"CREATE TABLE checked AS WITH typed AS MATERIALIZED "
         f"(SELECT line, {texts}, {values} FROM mapped){helpers} "
         f"SELECT *, ({invalid}) AS invalid FROM ("
         f"SELECT f.*{flags(len(simple), joined)} FROM ("
-        f"SELECT *{flags(0, simple)} FROM typed) AS f {joins})"
+        f"SELECT *{flags(0, simple)} FROM typed) AS f {joins})",
     )
     return named
+
+
+def _run(con: duckdb.DuckDBPyConnection, query: str) -> None:
+    """Run a validation query; DuckDB's own failures (out of memory, disk) become ours."""
+    try:
+        con.execute(query)
+    except duckdb.OutOfMemoryException as error:
+        raise LimitExceeded(
+            f"validation ran out of memory ({str(error).splitlines()[0]})",
+            setting="ingest_memory_limit",
+            hint="raise ENTREPOT_INGEST_MEMORY_LIMIT, or free disk space for spilling",
+        ) from None
+    except duckdb.Error as error:
+        raise InvalidInput(
+            f"the rules could not be evaluated ({str(error).splitlines()[0]})",
+            hint="check the standard's constraints (patterns, bounds) and the mapping",
+        ) from None
 
 
 def _report(
