@@ -201,3 +201,26 @@ def test_show_never_contains_row_values(node: Node, tmp_path: Path) -> None:
     for text in (page, versions):
         leaked = sorted(v for v in values if v in text)
         assert leaked == []
+
+
+def test_publish_and_search_on_sqlite_and_postgresql(any_node: Node, tmp_path: Path) -> None:
+    catalog = build(any_node, tmp_path)
+    assert refs(catalog.search("visits")) == [
+        "riverside-hospitals/outpatient-visits",
+        "riverside-hospitals/hospital-admissions",
+        "northbank-clinics/clinic-costs",
+    ]
+    assert refs(catalog.search("northbank costs")) == ["northbank-clinics/clinic-costs"]
+    assert len(catalog.search("ICD-10 chapter")) == 3
+    for query in ('"', "NEAR(", "*", "visits & !district", "a:*", "'; --"):
+        catalog.search(query)
+    with any_node.db.write() as session:
+        session.execute(
+            update(Provider)
+            .where(Provider.slug == "northbank-clinics")
+            .values(name="Harbourside Care")
+        )
+    assert refs(catalog.search("harbourside")) == ["northbank-clinics/clinic-costs"]
+    vault = LocalVault.of(any_node)
+    assert vault.check() == []
+    assert [v.number for v in vault.versions("riverside-hospitals/outpatient-visits")] == [1]

@@ -181,8 +181,10 @@ def test_recover_deletes_orphans_but_not_a_live_writers_files(
 
 
 def test_concurrent_publishes_get_distinct_numbers(
-    vault: LocalVault, write_visits: WriteVisits, visit_standard: Standard
+    any_node: Node, write_visits: WriteVisits, visit_standard: Standard
 ) -> None:
+    add_provider(any_node.db, PROVIDER, "Riverside Hospitals")
+    vault = LocalVault.of(any_node)
     files = [write_visits(40 + i, name=f"v{i}.csv", seed=i) for i in range(4)]
     results: list[Published] = []
     errors: list[BaseException] = []

@@ -35,20 +35,28 @@ _SQLITE_FILL = (
     "FROM datasets AS d JOIN providers AS p ON p.id = d.provider_id WHERE {where};"
 )
 
+# PostgreSQL's parser reads "ICD-10" as "icd" and "-10"; searches split on punctuation
+# (like FTS5's unicode61 tokenizer), so the document must be split the same way.
+_PG_WORDS = """
+CREATE FUNCTION catalog_search_words(value text) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+  SELECT regexp_replace(coalesce(value, ''), '[[:punct:]]+', ' ', 'g')
+$$;
+"""
 _PG_DOCUMENT = """
 CREATE FUNCTION catalog_search_document(target integer) RETURNS tsvector
 LANGUAGE sql STABLE AS $$
-  SELECT setweight(to_tsvector('english', coalesce(d.title, '')), 'A')
-      || setweight(to_tsvector('english', coalesce(d.description, '')), 'B')
-      || setweight(to_tsvector('english', p.slug || ' ' || p.name), 'C')
-      || setweight(to_tsvector('english', replace(d.standard, '.', ' ') || ' '
+  SELECT setweight(to_tsvector('english', catalog_search_words(d.title)), 'A')
+      || setweight(to_tsvector('english', catalog_search_words(d.description)), 'B')
+      || setweight(to_tsvector('english', catalog_search_words(p.slug || ' ' || p.name)), 'C')
+      || setweight(to_tsvector('english', catalog_search_words(d.standard || ' '
            || coalesce(d.schema ->> 'title', '') || ' '
-           || coalesce(d.schema ->> 'description', '')), 'C')
-      || setweight(to_tsvector('english', coalesce((
-           SELECT string_agg(replace(coalesce(f ->> 'name', ''), '_', ' ') || ' '
+           || coalesce(d.schema ->> 'description', ''))), 'C')
+      || setweight(to_tsvector('english', catalog_search_words((
+           SELECT string_agg(coalesce(f ->> 'name', '') || ' '
                   || coalesce(f ->> 'title', '') || ' '
                   || coalesce(f ->> 'description', ''), ' ')
-           FROM json_array_elements(d.schema -> 'fields') AS f), '')), 'D')
+           FROM json_array_elements(d.schema -> 'fields') AS f))), 'D')
   FROM datasets AS d JOIN providers AS p ON p.id = d.provider_id
   WHERE d.id = target
 $$;
@@ -108,6 +116,7 @@ def _upgrade_postgresql() -> None:
         "document tsvector NOT NULL)"
     )
     op.execute("CREATE INDEX ix_catalog_search_document ON catalog_search USING gin (document)")
+    op.execute(_PG_WORDS)
     op.execute(_PG_DOCUMENT)
     op.execute(_PG_SYNC)
     op.execute(
@@ -137,6 +146,7 @@ def downgrade() -> None:
         op.execute("DROP TRIGGER catalog_search_datasets ON datasets")
         op.execute("DROP FUNCTION catalog_search_sync()")
         op.execute("DROP FUNCTION catalog_search_document(integer)")
+        op.execute("DROP FUNCTION catalog_search_words(text)")
         op.execute("DROP TABLE catalog_search")
         return
     for trigger in ("provider", "delete", "update", "insert"):
