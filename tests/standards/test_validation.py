@@ -237,3 +237,16 @@ def test_raise_if_invalid_carries_the_report(tmp_path: Path) -> None:
     ):
         run.raise_if_invalid()
     assert caught.value.details["report"]["rows_invalid"] == 1
+
+
+def test_a_file_without_header_uses_the_mapping_names(tmp_path: Path) -> None:
+    path = tmp_path / "firms.tsv"
+    path.write_text("91110000MA01ABCD1X\tC\t910100\tsmall\t2001-02-03\t12\nF1\tC\t910100\tx\t\t\n")
+    names = ["firm_id", "sector", "region", "size_band", "founded", "employees"]
+    mapping = parse_mapping(
+        {"source": {"header": False, "delimiter": "\\t", "columns": names}}, "m.yaml"
+    )
+    with validate(path, get("org.registry"), mapping) as run:
+        assert [(r.line, r.reasons) for r in run.report.rows] == [
+            (2, ("pattern:firm_id", "codelist:size_band"))
+        ]
