@@ -35,6 +35,7 @@ def _json(result: subprocess.CompletedProcess[str]) -> Any:
     return json.loads(result.stdout)
 
 
+@pytest.mark.slow
 def test_demo_builds_an_exchange_whose_catalog_lists_every_dataset(tmp_path: Path) -> None:
     home = tmp_path / "exchange"
     shown = entrepot("demo", "--no-serve", "--home", str(home), "--scale", SCALE)
@@ -65,6 +66,41 @@ def test_demo_builds_an_exchange_whose_catalog_lists_every_dataset(tmp_path: Pat
         assert d["rows_quarantined"] == d["defects_injected"] > 0
     hits = again["steps"]["catalog"]["hits"]
     assert {h["standard"] for h in hits} == {"health.visit"}
+
+
+@pytest.mark.slow
+def test_the_consumer_gets_a_grant_a_private_answer_and_a_verifiable_log(tmp_path: Path) -> None:
+    home = tmp_path / "exchange"
+    first = run(home, scale=0.1)
+    access = first.data("access")
+    assert access["consumer_created"] is True
+    assert access["grant"].startswith("GRANT-")
+    query = first.data("query")
+    assert query["answered"] is True
+    assert query["epsilon_spent"] == pytest.approx(1.0)
+    assert query["epsilon_left"] == pytest.approx(access["epsilon"] - 1.0)
+    assert query["rows"], "no district reached the threshold"
+    for row in query["rows"]:
+        for value, low, high in row["values"]:
+            assert low <= value <= high
+    assert query["refused_query"]["refused"] is True
+    assert query["refused_query"]["rule"] == "identifier"
+    audit = first.data("audit")
+    assert audit["kinds"] == {"policy": 1, "query": 2}
+    assert audit["verified_entries"] == audit["entries"] == 3
+    assert audit["receipt_verified_at_index"] == query["receipt_log_index"]
+    verified = entrepot("receipt", "verify", query["receipt"], "--home", str(home), "--json")
+    assert _json(verified)["ok"] is True
+
+    # The same exchange, other data: the consumer and its grant carry over to version 2.
+    second = run(home, scale=0.1, seed=8)
+    assert second.data("access")["consumer_created"] is False
+    assert second.data("access")["grant"] == access["grant"]
+    assert second.data("access")["grant_reused"] is True
+    assert second.data("query")["version"] == 2
+    assert second.data("query")["repeated"] is False
+    assert second.data("query")["epsilon_left"] == pytest.approx(access["epsilon"] - 2.0)
+    assert second.data("audit")["entries"] == 6
 
 
 def test_fresh_wipes_a_demo_home_and_starts_over(tmp_path: Path) -> None:

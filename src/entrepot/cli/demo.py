@@ -86,6 +86,77 @@ def _catalog(data: dict[str, Any]) -> None:
     console.print(f"{len(data['datasets'])} datasets in the catalog")
 
 
+def _access(data: dict[str, Any]) -> None:
+    if data["consumer_created"]:
+        console.print(f"[green]created[/] consumer {data['consumer']} ({data['consumer_name']})")
+    console.print(
+        f"{data['dataset']}: provider set its policy (digest {data['policy_digest'][:12]}…)\n"
+        f"{data['request']} for {data['purpose']} → [green]{data['grant']}[/]"
+        f"{' (granted before)' if data['grant_reused'] else ''}: "
+        f"ε {data['epsilon']:g} until {data['valid_until']}",
+        highlight=False,
+    )
+
+
+def _estimate(value: list[float]) -> str:
+    return f"{value[0]:,.1f} [dim]({value[1]:,.1f} to {value[2]:,.1f})[/]"
+
+
+def _query(data: dict[str, Any]) -> None:
+    console.print(f"[bold]$[/] {data['sql']}", highlight=False, soft_wrap=True)
+    if not data["answered"]:
+        refusal = data["refusal"]
+        console.print(f"[yellow]refused[/] {refusal['message']}\n  {refusal['hint']}")
+        return
+    rows = data["rows"][: data["rows_shown"]]
+    console.print(
+        table(
+            f"{data['dataset']} v{data['version']}: ε {data['epsilon_spent']:g} spent, "
+            f"{data['epsilon_left']:g} left; {data['confidence']:.0%} intervals",
+            data["columns"],
+            [[*r["key"], *(_estimate(v) for v in r["values"])] for r in rows],
+        )
+    )
+    if data["repeated"]:
+        console.print("[dim]the same query on the same data: the earlier answer, at no ε[/]")
+    hidden = len(data["rows"]) - len(rows)
+    if hidden or data["suppressed"]:
+        console.print(
+            f"[dim]{hidden} more groups in --json; {data['suppressed']} groups under the "
+            "threshold suppressed[/]"
+        )
+    console.print(f"signed receipt (log entry {data['receipt_log_index']}): {data['receipt']}")
+    refused = data["refused_query"]
+    console.print(f"[bold]$[/] {refused['sql']}", highlight=False, soft_wrap=True)
+    if refused["refused"]:
+        console.print(f"[yellow]refused[/] ({refused['rule']}): {refused['message']}")
+
+
+def _audit(data: dict[str, Any]) -> None:
+    kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(data["kinds"].items()))
+    console.print(
+        f"{data['entries']} entries ({kinds}); signed head root {data['root'][:16]}… "
+        f"at {data['head_time']}\n[green]verified[/] every entry and head"
+        + (
+            "; the receipt's inclusion proof checks out "
+            f"(entry {data['receipt_verified_at_index']})"
+            if data["receipt_verified_at_index"] is not None
+            else ""
+        ),
+        highlight=False,
+    )
+    console.print(
+        table(
+            "Latest entries",
+            ["#", "kind", "actor", "dataset", "outcome", "ε"],
+            [
+                [e["index"], e["kind"], e["actor"], e["dataset"], e["outcome"], e["epsilon"]]
+                for e in data["recent"]
+            ],
+        )
+    )
+
+
 def _next(data: dict[str, Any]) -> None:
     for command in data["commands"]:
         console.print(f"  [bold]$[/] {command}", highlight=False, soft_wrap=True)
@@ -98,6 +169,9 @@ _RENDER: dict[str, Callable[[dict[str, Any]], None]] = {
     "providers": _providers,
     "publish": _published,
     "catalog": _catalog,
+    "access": _access,
+    "query": _query,
+    "audit": _audit,
     "next": _next,
 }
 

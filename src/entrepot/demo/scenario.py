@@ -12,19 +12,25 @@ folder is also what marks a home as a demo exchange, which ``fresh=True`` may wi
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from entrepot import standards
-from entrepot.demo.generate import DEFAULT_SEED, generate
-from entrepot.demo.manifest import MANIFEST_NAME, DemoFile, Manifest
+from entrepot.demo._consuming import CONSUMER, audit_log, private_query, request_access
+from entrepot.demo._publishing import (
+    SEARCH,
+    generate_files,
+    open_node,
+    publish_files,
+    register_providers,
+    search_catalog,
+)
+from entrepot.demo._state import DEMO_FOLDER, Demo, Reporter, Silent, Step
+from entrepot.demo.generate import DEFAULT_SEED
+from entrepot.demo.manifest import MANIFEST_NAME
 from entrepot.errors import Conflict
-from entrepot.exchange.catalog import Catalog
-from entrepot.exchange.node import Node
 from entrepot.settings import Settings
-from entrepot.vault import LocalVault, OnError, PublishRequest, add_provider, list_providers
+from entrepot.vault import DatasetRef
 
 __all__ = [
     "DEMO_FOLDER",
@@ -37,72 +43,6 @@ __all__ = [
     "is_demo_home",
     "run",
 ]
-
-# The folder of a demo home that holds the raw files; its manifest marks the home.
-DEMO_FOLDER = "demo"
-# What the catalog step searches for: words a consumer looking for health data would use.
-SEARCH = "visits district"
-
-
-class Reporter(Protocol):
-    """Shows a scenario as it runs: steps starting and ending, progress in between."""
-
-    def begin(self, step: Step) -> None: ...
-
-    def progress(self, task: str, done: int, total: int) -> None: ...
-
-    def end(self, step: Step, data: dict[str, Any]) -> None: ...
-
-
-class _Silent:
-    def begin(self, step: Step) -> None:
-        del step
-
-    def progress(self, task: str, done: int, total: int) -> None:
-        del task, done, total
-
-    def end(self, step: Step, data: dict[str, Any]) -> None:
-        del step, data
-
-
-@dataclass
-class Demo:
-    """The state a scenario's steps share."""
-
-    settings: Settings
-    seed: int
-    scale: float
-    reporter: Reporter
-    manifest: Manifest | None = None
-    node: Node | None = None
-
-    @property
-    def home(self) -> Path:
-        return self.settings.home
-
-    @property
-    def files(self) -> Path:
-        return self.home / DEMO_FOLDER
-
-    def opened(self) -> Node:
-        if self.node is None:
-            raise Conflict(
-                "the demo step needs the node, which no earlier step opened",
-                hint="keep the `node` step before the steps that use the exchange",
-            )
-        return self.node
-
-    def demo_manifest(self) -> Manifest:
-        if self.manifest is None:
-            self.manifest = Manifest.read(self.files)
-        return self.manifest
-
-
-@dataclass(frozen=True)
-class Step:
-    name: str
-    title: str
-    run: Callable[[Demo], dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -125,10 +65,6 @@ def is_demo_home(home: Path) -> bool:
     return (home / DEMO_FOLDER / MANIFEST_NAME).is_file()
 
 
-def _holds_a_node(home: Path) -> bool:
-    return (home / "keys" / "node.key").exists()
-
-
 def _prepare_home(home: Path, fresh: bool) -> None:
     """Refuse a home the demo did not build; wipe a demo home when asked."""
     if not home.exists() or not any(home.iterdir()):
@@ -143,128 +79,41 @@ def _prepare_home(home: Path, fresh: bool) -> None:
         shutil.rmtree(home)
 
 
-def _generate(demo: Demo) -> dict[str, Any]:
-    demo.manifest = generate(demo.files, seed=demo.seed, scale=demo.scale)
-    return {
-        "directory": str(demo.files),
-        "seed": demo.seed,
-        "scale": demo.scale,
-        "people": demo.manifest.people,
-        "files": [
-            {
-                "provider": f.provider,
-                "file": f.path,
-                "standard": f.standard,
-                "encoding": f.encoding,
-                "rows": f.rows,
-                "defects": f.rows_defective,
-            }
-            for f in demo.manifest.files
-        ],
-    }
-
-
-def _node(demo: Demo) -> dict[str, Any]:
-    # The generate step already created <home>/demo: the node's home is then not empty.
-    reused = _holds_a_node(demo.home)
-    demo.node = Node.open(demo.settings) if reused else Node.init(demo.settings)
-    return {
-        "home": str(demo.home.resolve()),
-        "reused": reused,
-        "node_key": bytes(demo.node.verify_key).hex(),
-    }
-
-
-def _providers(demo: Demo) -> dict[str, Any]:
-    node = demo.opened()
-    known = {p.slug for p in list_providers(node.db)}
-    added, kept = [], []
-    for f in demo.demo_manifest().files:
-        if f.provider in known:
-            kept.append(f.provider)
-            continue
-        add_provider(node.db, f.provider, f.provider_name)
-        known.add(f.provider)
-        added.append({"slug": f.provider, "name": f.provider_name})
-    return {"added": added, "existing": sorted(set(kept))}
-
-
-def _publish_one(demo: Demo, vault: LocalVault, f: DemoFile) -> dict[str, Any]:
-    mapping_path = demo.files / f.mapping
-    request = PublishRequest(
-        provider=f.provider,
-        standard=standards.get(f.standard),
-        title=f.title,
-        dataset=f.dataset,
-        description=f.description,
-        mapping=standards.load_mapping(mapping_path),
-        mapping_text=mapping_path.read_text(encoding="utf-8"),
-        on_error=OnError.QUARANTINE,
-        filename=f.path,
-    )
-
-    def progress(step: str, done: int, total: int) -> None:
-        demo.reporter.progress(f"{f.provider}/{f.dataset}: {step}", done, total)
-
-    with (demo.files / f.path).open("rb") as handle:
-        published = vault.publish(request, handle, progress=progress)
-    version = published.version
-    violations = published.report.get("violations", [])
-    found = {f"{v['rule']}:{v['column']}": v["count"] for v in violations}
-    return {
-        "dataset": str(version.ref),
-        "file": f.path,
-        "standard": f.standard,
-        "version": version.number,
-        "rows_read": published.rows_total,
-        "rows_published": version.rows,
-        "rows_quarantined": published.quarantined,
-        "sha256": version.sha256,
-        "violations": violations,
-        "defects_injected": f.rows_defective,
-        "all_defects_caught": found == f.defects,
-    }
-
-
-def _publish(demo: Demo) -> dict[str, Any]:
-    vault = LocalVault.of(demo.opened())
-    return {"datasets": [_publish_one(demo, vault, f) for f in demo.demo_manifest().files]}
-
-
-def _catalog(demo: Demo) -> dict[str, Any]:
-    catalog = Catalog(demo.opened().db)
-    return {
-        "search": SEARCH,
-        "hits": [hit.to_dict() for hit in catalog.search(SEARCH)],
-        "datasets": [entry.to_dict() for entry in catalog.datasets()],
-    }
-
-
 def _next(demo: Demo) -> dict[str, Any]:
-    manifest = demo.demo_manifest()
-    home = str(demo.home)
-    first = manifest.files[0]
-    return {
-        "commands": [
-            f"entrepot catalog list --home {home}",
-            f'entrepot catalog search "mobility phone" --home {home}',
-            f"entrepot catalog show {first.provider}/{first.dataset} --home {home}",
-            f"entrepot dataset versions {first.provider}/{first.dataset} --home {home}",
-            f"entrepot dataset validate {demo.files / first.path} --standard {first.standard} "
-            f"--mapping {demo.files / first.mapping}",
-            f"entrepot catalog export --format dcat --home {home} > catalog.jsonld",
-            f"entrepot serve --home {home}",
-        ]
-    }
+    first = demo.demo_manifest().files[0]
+    home = f"--home {demo.home}"
+    ref = f"{first.provider}/{first.dataset}"
+    table = DatasetRef(first.provider, first.dataset).sql_name
+    commands = [
+        f"entrepot catalog list {home}",
+        f'entrepot catalog search "mobility phone" {home}',
+        f"entrepot catalog show {ref} {home}",
+        f"entrepot dataset versions {ref} {home}",
+        f"entrepot dataset validate {demo.files / first.path} --standard {first.standard} "
+        f"--mapping {demo.files / first.mapping}",
+        f"entrepot policy show {ref} {home}",
+        f'entrepot query --as {CONSUMER} --epsilon 0.5 {home} "SELECT age_band, COUNT(*) AS '
+        f'visits FROM {table} GROUP BY age_band"',
+        f"entrepot audit log --dataset {ref} {home}",
+        f"entrepot catalog export --format dcat {home} > catalog.jsonld",
+    ]
+    receipt = demo.notes.get("receipt")
+    if receipt is not None:
+        commands.append(f"entrepot receipt verify {receipt} {home}")
+    commands.append(f"entrepot serve {home}")
+    return {"commands": commands}
 
 
 # The scenario, in order. Later capabilities add their steps here.
 STEPS: tuple[Step, ...] = (
-    Step("generate", "Generate the providers' raw files", _generate),
-    Step("node", "Open the exchange node", _node),
-    Step("providers", "Register the providers", _providers),
-    Step("publish", "Publish every file, quarantining invalid rows", _publish),
-    Step("catalog", "Search the catalog", _catalog),
+    Step("generate", "Generate the providers' raw files", generate_files),
+    Step("node", "Open the exchange node", open_node),
+    Step("providers", "Register the providers", register_providers),
+    Step("publish", "Publish every file, quarantining invalid rows", publish_files),
+    Step("catalog", "Search the catalog", search_catalog),
+    Step("access", "A health bureau asks for access; the hospital grants ε", request_access),
+    Step("query", "The bureau's private query, and one the policy refuses", private_query),
+    Step("audit", "Check the transparency log as an outsider would", audit_log),
     Step("next", "What to try next", _next),
 )
 
@@ -287,7 +136,7 @@ def run(
     """
     chosen = (settings or Settings()).model_copy(update={"home": home})
     _prepare_home(home, fresh)
-    demo = Demo(chosen, seed, scale, reporter or _Silent())
+    demo = Demo(chosen, seed, scale, reporter or Silent())
     result = DemoResult(home)
     try:
         for step in steps:
