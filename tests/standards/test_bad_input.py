@@ -75,6 +75,12 @@ def test_too_many_values_names_its_line(tmp_path: Path) -> None:
     assert "line 2: this row has 10 values" in _fails(path).message
 
 
+def test_header_names_that_differ_only_in_case_collide(tmp_path: Path) -> None:
+    path = tmp_path / "dup.csv"
+    path.write_text("ID,id\n1,2\n")
+    assert "line 1: duplicate header name(s) ID, id" in _fails(path).message
+
+
 def test_header_only_file_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "header.csv"
     path.write_text(HEADER + "\n")

@@ -159,7 +159,9 @@ def _header(path: Path, origin: Path, source: Source) -> tuple[tuple[str, ...], 
     blank = [i + 1 for i, name in enumerate(names) if not name]
     if blank:
         raise _fail(origin, 1, f"header column(s) {blank} have no name", "name every column")
-    duplicates = sorted({n for n in names if names.count(n) > 1})
+    # DuckDB resolves column names case-insensitively: "ID" and "id" would collide.
+    folded = [n.casefold() for n in names]
+    duplicates = sorted({n for n in names if folded.count(n.casefold()) > 1})
     if duplicates:
         raise _fail(origin, 1, f"duplicate header name(s) {', '.join(duplicates)}", "rename them")
     return names, len(lines) > 1
