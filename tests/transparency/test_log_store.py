@@ -13,7 +13,7 @@ import pytest
 from transparency_helpers import grant
 
 from entrepot.errors import InvalidInput, StorageCorrupt
-from entrepot.transparency import TransparencyLog, repair_log
+from entrepot.transparency import TransparencyLog, make_entry, repair_log
 from entrepot.transparency.store import MAX_ENTRY_BYTES, LogStore
 
 Factory = Callable[..., TransparencyLog]
@@ -149,3 +149,25 @@ def test_files_are_append_only_on_disk(open_log: Factory) -> None:
     for name, data in before.items():
         assert (log.path / name).read_bytes().startswith(data)
     assert os.path.getsize(log.path / "entries.idx") == 9 * 8
+
+
+def test_a_forked_worker_and_its_parent_still_exclude_each_other(open_log: Factory) -> None:
+    log = open_log()
+    log.append(grant(0))
+    pid = os.fork()
+    if pid == 0:
+        code = 0
+        try:
+            for i in range(40):
+                log.append(make_entry("peer", "child", n=i))
+        except BaseException:
+            code = 1
+        os._exit(code)
+    for i in range(40):
+        log.append(make_entry("peer", "parent", n=i))
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert log.size == 81
+    for name in ("child", "parent"):
+        assert [e["n"] for _, e in log.entries() if e["actor"] == name] == list(range(40))
+    assert log.check().entries == 81

@@ -24,6 +24,7 @@ import fcntl
 import os
 import struct
 import threading
+import weakref
 import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -70,12 +71,30 @@ class LogStore:
         self._thread_lock = threading.RLock()
         self._depth = 0
         self._range = CompactRange()
+        # A forked worker shares the parent's open file description, and flock locks
+        # belong to it: the child needs its own, or parent and child would not exclude.
+        reopen = weakref.WeakMethod(self._reopen_lock)
+
+        def in_child() -> None:
+            method = reopen()
+            if method is not None:
+                method()
+
+        os.register_at_fork(after_in_child=in_child)
         try:
             with self.locked():
                 self.recovery = self._recover(repair=repair)
         except BaseException:
             self.close()
             raise
+
+    def _reopen_lock(self) -> None:
+        if self._fds:
+            os.close(self._lock_fd)
+            self._lock_fd = os.open(self.path / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+            self._fds[0] = self._lock_fd
+        self._thread_lock = threading.RLock()
+        self._depth = 0
 
     def close(self) -> None:
         fds, self._fds = self._fds, []
