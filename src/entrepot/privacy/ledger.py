@@ -28,38 +28,44 @@ import hashlib
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
-from typing import Any, TypeVar, cast
+from datetime import datetime
+from typing import TypeVar
 
-from sqlalchemy import (
-    BigInteger,
-    CheckConstraint,
-    DateTime,
-    Float,
-    ForeignKey,
-    Index,
-    Integer,
-    LargeBinary,
-    String,
-    Table,
-    Text,
-    UniqueConstraint,
-    func,
-    insert,
-    or_,
-    select,
-    update,
-)
-from sqlalchemy import text as sa_text
-from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
 
-from entrepot.db import Base, Database, import_models
+from entrepot.db import Database, import_models
 from entrepot.errors import BudgetExhausted, Conflict, ContractViolation, InvalidInput, NotFound
+from entrepot.privacy._ledger_tables import (
+    COMPLETED,
+    NANO,
+    RELEASED,
+    RESERVED,
+    SPENT_STATES,
+    TOUCHED,
+    Budget,
+    BudgetRow,
+    Cap,
+    DatasetCap,
+    Entry,
+    LedgerEntry,
+    Reservation,
+    StoredAnswer,
+    cap_view,
+    close_budget,
+    entry_view,
+    from_nano,
+    insert_ignore,
+    open_budget,
+    price_cents,
+    table_of,
+    to_nano,
+    utcnow,
+)
 
 __all__ = [
+    "COMPLETED",
     "NANO",
     "Budget",
     "BudgetRow",
@@ -78,333 +84,11 @@ __all__ = [
     "utcnow",
 ]
 
-# One ε is 10^9 nano-ε: fine enough for any ε a policy would allow, and 2^63 nano-ε is
-# still 9.2e9 ε, so BIGINT never overflows.
-NANO = 10**9
-
-# Reservation states; only RESERVED may become RELEASED.
-RESERVED, TOUCHED, COMPLETED, RELEASED = "reserved", "touched", "completed", "released"
-SPENT_STATES = (RESERVED, TOUCHED, COMPLETED)
-
 # PostgreSQL SQLSTATEs worth retrying: serialization failure and deadlock detected.
 _RETRY_SQLSTATES = ("40001", "40P01")
 _RETRIES = 5
 
 _T = TypeVar("_T")
-
-
-def utcnow() -> datetime:
-    """Now, as the naive UTC datetime every timestamp column stores."""
-    return datetime.now(UTC).replace(tzinfo=None)
-
-
-def _decimal(epsilon: float | str | Decimal, what: str) -> Decimal:
-    try:
-        value = Decimal(str(epsilon))
-    except ArithmeticError:
-        value = Decimal("NaN")
-    if not value.is_finite() or value < 0:
-        raise InvalidInput(
-            f"{what} must be a finite number ≥ 0, got {epsilon!r}",
-            hint="give ε as a plain decimal number such as 0.5",
-        )
-    return value
-
-
-def to_nano(epsilon: float | str | Decimal, *, round_up: bool = True) -> int:
-    """ε as integer nano-ε; costs round up, budgets (``round_up=False``) round down."""
-    value = _decimal(epsilon, "ε") * NANO
-    return int(value.to_integral_value(ROUND_CEILING if round_up else ROUND_FLOOR))
-
-
-def from_nano(nano: int) -> float:
-    return nano / NANO
-
-
-def price_cents(epsilon_nano: int, per_query_cents: int, per_epsilon_cents: int) -> int:
-    """The price of one use: a fixed part plus ε times the per-ε price, to the cent."""
-    per_epsilon = Decimal(epsilon_nano) * per_epsilon_cents / NANO
-    return per_query_cents + int(per_epsilon.to_integral_value(ROUND_HALF_UP))
-
-
-class Budget(Base):
-    """The ε and use count a grant gives one consumer on one dataset."""
-
-    __tablename__ = "budgets"
-    __table_args__ = (
-        CheckConstraint("epsilon_remaining_nano >= 0", name="epsilon_remaining"),
-        CheckConstraint(
-            "queries_remaining IS NULL OR queries_remaining >= 0", name="queries_remaining"
-        ),
-        # At most one open budget per (consumer, dataset): reserve() needs no choice.
-        Index(
-            "uq_budgets_open_consumer_dataset",
-            "consumer_id",
-            "dataset_id",
-            unique=True,
-            sqlite_where=sa_text("state = 'open'"),
-            postgresql_where=sa_text("state = 'open'"),
-        ),
-    )
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    grant_id: Mapped[int] = mapped_column(ForeignKey("grants.id"), unique=True)
-    consumer_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"), index=True)
-    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id"), index=True)
-    epsilon_total_nano: Mapped[int] = mapped_column(BigInteger)
-    epsilon_remaining_nano: Mapped[int] = mapped_column(BigInteger)
-    max_queries: Mapped[int | None] = mapped_column(Integer)
-    queries_remaining: Mapped[int | None] = mapped_column(Integer)
-    price_per_query_cents: Mapped[int] = mapped_column(BigInteger, default=0)
-    price_per_epsilon_cents: Mapped[int] = mapped_column(BigInteger, default=0)
-    state: Mapped[str] = mapped_column(String(16), default="open")
-    valid_from: Mapped[datetime] = mapped_column(DateTime)
-    valid_until: Mapped[datetime] = mapped_column(DateTime)
-    opened_at: Mapped[datetime] = mapped_column(DateTime)
-
-
-class DatasetCap(Base):
-    """The global ε cap of a dataset, across every consumer together."""
-
-    __tablename__ = "dataset_caps"
-    __table_args__ = (
-        CheckConstraint("remaining_nano >= 0", name="remaining"),
-        CheckConstraint("remaining_nano <= cap_nano", name="within_cap"),
-    )
-
-    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id"), primary_key=True)
-    cap_nano: Mapped[int] = mapped_column(BigInteger)
-    remaining_nano: Mapped[int] = mapped_column(BigInteger)
-    updated_by: Mapped[str] = mapped_column(String(200))
-    updated_at: Mapped[datetime] = mapped_column(DateTime)
-
-
-class LedgerEntry(Base):
-    """One use of a dataset: who, which version, the query text, ε, δ, price, state."""
-
-    __tablename__ = "ledger_entries"
-    __table_args__ = (
-        CheckConstraint("state IN ('reserved', 'touched', 'completed', 'released')", name="state"),
-        Index("ix_ledger_entries_consumer_finished", "consumer_id", "finished_at"),
-        Index("ix_ledger_entries_dataset_finished", "dataset_id", "finished_at"),
-    )
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    budget_id: Mapped[int] = mapped_column(ForeignKey("budgets.id"), index=True)
-    consumer_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"))
-    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id"))
-    version: Mapped[int] = mapped_column(Integer)
-    action: Mapped[str] = mapped_column(String(32))
-    query_text: Mapped[str] = mapped_column(Text)
-    query_sha256: Mapped[str] = mapped_column(String(64))
-    epsilon_nano: Mapped[int] = mapped_column(BigInteger)
-    delta: Mapped[float] = mapped_column(Float)
-    price_cents: Mapped[int] = mapped_column(BigInteger)
-    rows_scanned: Mapped[int | None] = mapped_column(BigInteger)
-    state: Mapped[str] = mapped_column(String(16))
-    actor: Mapped[str] = mapped_column(String(200))
-    created_at: Mapped[datetime] = mapped_column(DateTime)
-    touched_at: Mapped[datetime | None] = mapped_column(DateTime)
-    finished_at: Mapped[datetime | None] = mapped_column(DateTime)
-
-
-class StoredAnswer(Base):
-    """An answer already paid for, returned byte for byte when the same query comes back."""
-
-    __tablename__ = "stored_answers"
-    __table_args__ = (UniqueConstraint("consumer_id", "fingerprint"),)
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    consumer_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"))
-    fingerprint: Mapped[bytes] = mapped_column(LargeBinary(64))
-    entry_id: Mapped[int] = mapped_column(ForeignKey("ledger_entries.id"))
-    answer: Mapped[bytes] = mapped_column(LargeBinary)
-    created_at: Mapped[datetime] = mapped_column(DateTime)
-
-
-@dataclass(frozen=True)
-class Reservation:
-    """ε held for one use; hand it back to :meth:`Ledger.mark_touched` / ``complete``."""
-
-    id: int
-    budget_id: int
-    consumer_id: int
-    dataset_id: int
-    version: int
-    action: str
-    epsilon: float
-    delta: float
-    price_cents: int
-    state: str = RESERVED
-
-
-@dataclass(frozen=True)
-class Entry:
-    """A ledger row as the rest of the node reads it."""
-
-    id: int
-    budget_id: int
-    consumer_id: int
-    dataset_id: int
-    version: int
-    action: str
-    query_text: str
-    query_sha256: str
-    epsilon: float
-    epsilon_nano: int
-    delta: float
-    price_cents: int
-    rows_scanned: int | None
-    state: str
-    actor: str
-    created_at: datetime
-    finished_at: datetime | None
-
-
-@dataclass(frozen=True)
-class Cap:
-    dataset_id: int
-    epsilon_cap: float
-    epsilon_spent: float
-    epsilon_left: float
-
-
-@dataclass(frozen=True)
-class BudgetRow:
-    """One consumer's budget on one dataset, with the dataset's global cap beside it."""
-
-    budget_id: int
-    grant_id: int
-    consumer_id: int
-    dataset_id: int
-    state: str
-    epsilon_granted: float
-    epsilon_spent: float
-    epsilon_left: float
-    delta_spent: float
-    max_queries: int | None
-    queries_used: int
-    valid_from: datetime
-    valid_until: datetime
-    cap: Cap | None
-
-
-def _table(model: type[Base]) -> Table:
-    return cast(Table, model.__table__)
-
-
-def _entry(row: LedgerEntry) -> Entry:
-    return Entry(
-        id=row.id,
-        budget_id=row.budget_id,
-        consumer_id=row.consumer_id,
-        dataset_id=row.dataset_id,
-        version=row.version,
-        action=row.action,
-        query_text=row.query_text,
-        query_sha256=row.query_sha256,
-        epsilon=from_nano(row.epsilon_nano),
-        epsilon_nano=row.epsilon_nano,
-        delta=row.delta,
-        price_cents=row.price_cents,
-        rows_scanned=row.rows_scanned,
-        state=row.state,
-        actor=row.actor,
-        created_at=row.created_at,
-        finished_at=row.finished_at,
-    )
-
-
-def _cap(row: DatasetCap) -> Cap:
-    return Cap(
-        dataset_id=row.dataset_id,
-        epsilon_cap=from_nano(row.cap_nano),
-        epsilon_spent=from_nano(row.cap_nano - row.remaining_nano),
-        epsilon_left=from_nano(row.remaining_nano),
-    )
-
-
-def _insert_ignore(session: Session, table: Any, values: dict[str, Any]) -> None:
-    """INSERT that does nothing when the row's unique key exists (both dialects)."""
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        session.execute(pg_insert(table).values(**values).on_conflict_do_nothing())
-    elif dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-        session.execute(sqlite_insert(table).values(**values).on_conflict_do_nothing())
-    else:
-        try:
-            with session.begin_nested():
-                session.execute(insert(table).values(**values))
-        except IntegrityError:
-            pass
-
-
-def open_budget(
-    session: Session,
-    *,
-    grant_id: int,
-    consumer_id: int,
-    dataset_id: int,
-    epsilon: float | Decimal,
-    max_queries: int | None,
-    price_per_query_cents: int,
-    price_per_epsilon_cents: int,
-    valid_from: datetime,
-    valid_until: datetime,
-    default_cap: float,
-    actor: str,
-    now: datetime,
-) -> int:
-    """Open the budget of a new grant, inside the caller's (granting) transaction.
-
-    The dataset gets its global cap here if its provider has not set one yet, so a
-    reservation always finds both rows.
-    """
-    total = to_nano(epsilon, round_up=False)
-    cap = to_nano(default_cap, round_up=False)
-    _insert_ignore(
-        session,
-        _table(DatasetCap),
-        {
-            "dataset_id": dataset_id,
-            "cap_nano": cap,
-            "remaining_nano": cap,
-            "updated_by": actor,
-            "updated_at": now,
-        },
-    )
-    budget = Budget(
-        grant_id=grant_id,
-        consumer_id=consumer_id,
-        dataset_id=dataset_id,
-        epsilon_total_nano=total,
-        epsilon_remaining_nano=total,
-        max_queries=max_queries,
-        queries_remaining=max_queries,
-        price_per_query_cents=price_per_query_cents,
-        price_per_epsilon_cents=price_per_epsilon_cents,
-        state="open",
-        valid_from=valid_from,
-        valid_until=valid_until,
-        opened_at=now,
-    )
-    session.add(budget)
-    session.flush()
-    return budget.id
-
-
-def close_budget(session: Session, grant_id: int, state: str) -> None:
-    """Close a grant's budget (``revoked`` or ``expired``) in the caller's transaction."""
-    table = _table(Budget)
-    session.execute(
-        update(table)
-        .where(table.c.grant_id == grant_id, table.c.state == "open")
-        .values(state=state)
-    )
 
 
 class Ledger:
@@ -474,7 +158,7 @@ class Ledger:
         actor: str,
     ) -> Reservation:
         now = self.clock()
-        budgets = _table(Budget)
+        budgets = table_of(Budget)
         # Budget first, cap second, in every transaction: PostgreSQL never deadlocks.
         debit = (
             update(budgets)
@@ -499,7 +183,7 @@ class Ledger:
         if row is None:
             self._refuse(session, consumer_id, dataset_id, cost, now)
         budget_id, per_query, per_epsilon = row  # type: ignore[misc]
-        caps = _table(DatasetCap)
+        caps = table_of(DatasetCap)
         capped = session.execute(
             update(caps)
             .where(caps.c.dataset_id == dataset_id, caps.c.remaining_nano >= cost)
@@ -599,7 +283,7 @@ class Ledger:
         """Record that data was read: from now on the reservation can never be released."""
 
         def attempt(session: Session) -> None:
-            table = _table(LedgerEntry)
+            table = table_of(LedgerEntry)
             done = session.execute(
                 update(table)
                 .where(table.c.id == reservation.id, table.c.state == RESERVED)
@@ -615,7 +299,7 @@ class Ledger:
         """Give the ε and the use back; only while no data was touched."""
 
         def attempt(session: Session) -> None:
-            table = _table(LedgerEntry)
+            table = table_of(LedgerEntry)
             done = session.execute(
                 update(table)
                 .where(table.c.id == reservation.id, table.c.state == RESERVED)
@@ -625,7 +309,7 @@ class Ledger:
             if done is None:
                 self._expect(session, reservation, (), "release")
             cost, budget_id, dataset_id = done  # type: ignore[misc]
-            budgets, caps = _table(Budget), _table(DatasetCap)
+            budgets, caps = table_of(Budget), table_of(DatasetCap)
             session.execute(
                 update(budgets)
                 .where(budgets.c.id == budget_id)
@@ -657,7 +341,7 @@ class Ledger:
 
         def attempt(session: Session) -> None:
             now = self.clock()
-            table = _table(LedgerEntry)
+            table = table_of(LedgerEntry)
             done = session.execute(
                 update(table)
                 .where(table.c.id == reservation.id, table.c.state.in_((RESERVED, TOUCHED)))
@@ -668,9 +352,9 @@ class Ledger:
                 self._expect(session, reservation, (), "complete")
             if answer is not None:
                 fingerprint, body = answer
-                _insert_ignore(
+                insert_ignore(
                     session,
-                    _table(StoredAnswer),
+                    table_of(StoredAnswer),
                     {
                         "consumer_id": reservation.consumer_id,
                         "fingerprint": fingerprint,
@@ -717,7 +401,7 @@ class Ledger:
         new = to_nano(epsilon, round_up=False)
 
         def attempt(session: Session) -> Cap:
-            caps = _table(DatasetCap)
+            caps = table_of(DatasetCap)
             now = self.clock()
             done = session.execute(
                 update(caps)
@@ -753,14 +437,14 @@ class Ledger:
                 session.flush()
             row = session.get(DatasetCap, dataset_id, populate_existing=True)
             assert row is not None
-            return _cap(row)
+            return cap_view(row)
 
         return self._retrying(attempt)
 
     def cap(self, dataset_id: int) -> Cap | None:
         with self.db.read() as session:
             row = session.get(DatasetCap, dataset_id)
-            return None if row is None else _cap(row)
+            return None if row is None else cap_view(row)
 
     # -- reading --------------------------------------------------------------------
 
@@ -798,7 +482,7 @@ class Ledger:
                 )
             }
             caps = {
-                c.dataset_id: _cap(c)
+                c.dataset_id: cap_view(c)
                 for c in session.scalars(
                     select(DatasetCap).where(
                         DatasetCap.dataset_id.in_({r.dataset_id for r in rows})
@@ -849,7 +533,7 @@ class Ledger:
                 query = query.where(LedgerEntry.finished_at >= finished_from)
             if finished_before is not None:
                 query = query.where(LedgerEntry.finished_at < finished_before)
-            return [_entry(r) for r in session.scalars(query)]
+            return [entry_view(r) for r in session.scalars(query)]
 
     def check(self) -> list[str]:
         """Every place where a budget or cap disagrees with the ledger rows; [] if none."""
