@@ -159,3 +159,43 @@ def test_the_console_script_reports_invalid_rows_without_a_traceback(
     assert "error:" in result.stderr
     assert "Traceback" not in result.stderr
     assert not list((Path(home) / "vaults").rglob("*.parquet"))
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "the file is empty"),
+        (",".join(HEADER).encode() + b"\n", "no data rows"),
+        (b"\x00\x01\x02binary\x00" * 100, "binary file"),
+    ],
+)
+def test_unreadable_files_publish_nothing(
+    cli: Cli, tmp_path: Path, home: str, content: bytes, message: str
+) -> None:
+    source = tmp_path / "visits.csv"
+    source.write_bytes(content)
+    result = cli(*publish_args(source))
+    assert result.code == 2
+    assert message in result.errors
+    assert "visits.csv" in result.errors
+    assert cli("catalog", "list", "--json").json() == []
+    assert not [p for p in (Path(home) / "vaults").rglob("*") if p.is_file()]
+
+
+def test_verify_removes_leftovers_and_catches_tampering(
+    cli: Cli, tmp_path: Path, home: str
+) -> None:
+    assert cli(*publish_args(write_visits_csv(tmp_path / "a.csv", 10))).code == 0
+    folder = Path(home) / "vaults" / "riverside-hospitals" / "outpatient-visits"
+    (folder / "2.parquet").write_bytes(b"unclaimed")
+    clean = cli("dataset", "verify", "--json")
+    assert clean.code == 0
+    assert clean.json() == {
+        "removed": ["vaults/riverside-hospitals/outpatient-visits/2.parquet"],
+        "problems": [],
+    }
+    published = folder / "1.parquet"
+    published.write_bytes(published.read_bytes()[:-1] + b"\x00")
+    tampered = cli("dataset", "verify")
+    assert tampered.code == 1
+    assert "SHA-256 does not match" in tampered.output

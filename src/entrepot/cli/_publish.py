@@ -25,7 +25,7 @@ from entrepot.errors import NotFound, ValidationFailed
 from entrepot.standards import OffendingRow, Report, Violation
 from entrepot.vault import LocalVault, OnError, Published, PublishRequest
 
-__all__ = ["publish", "versions"]
+__all__ = ["publish", "verify", "versions"]
 
 _STEPS = {
     "validate": "reading and validating",
@@ -149,7 +149,7 @@ def publish(
         on_error=on_error,
         filename=source.name,
     )
-    with open_node(home) as node, _progress(not as_json) as progress:
+    with open_node(home) as node, _progress(err_console.is_terminal) as progress:
         try:
             handle = source.open("rb")
         except FileNotFoundError:
@@ -204,3 +204,30 @@ def versions(
             )
         ),
     )
+
+
+def verify(home: Home = None, as_json: Json = False) -> None:
+    """Re-hash every published version and delete files crashed publishes left behind.
+
+    Exit code 0 when every version's file matches the catalog (SHA-256 and row
+    count), 1 when one does not.
+
+    Example: entrepot dataset verify --home ./exchange
+    """
+    with open_node(home) as node:
+        vault = LocalVault.of(node)
+        removed = [vault.relative(path) for path in vault.recover()]
+        problems = vault.check()
+    data = {"removed": removed, "problems": problems}
+
+    def render() -> None:
+        for path in removed:
+            console.print(f"[yellow]removed[/] {path} (left by an interrupted publish)")
+        for problem in problems:
+            console.print(f"[red]corrupt[/] {problem['message']}")
+        if not problems:
+            console.print("[green]every version matches its SHA-256 and row count[/]")
+
+    emit(data, as_json, render)
+    if problems:
+        raise typer.Exit(1)

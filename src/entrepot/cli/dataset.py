@@ -10,7 +10,7 @@ import typer
 
 from entrepot import standards
 from entrepot.cli._common import Home, Json, console, emit, settings
-from entrepot.cli._publish import publish, versions
+from entrepot.cli._publish import publish, verify, versions
 from entrepot.cli._report import render_report
 
 dataset_app = typer.Typer(
@@ -72,6 +72,7 @@ def validate(
 
 dataset_app.command("publish")(publish)
 dataset_app.command("versions")(versions)
+dataset_app.command("verify")(verify)
 
 
 def register(app: typer.Typer) -> None:
