@@ -150,3 +150,18 @@ def test_exports_verify_offline_and_catch_edits(open_log: Factory, key: SigningK
     (target / "entries.jsonl").write_bytes(b"\n".join(lines[:3]) + b"\n")
     with pytest.raises(ProofInvalid, match="entries were removed"):
         verify_export(target, key.verify_key)
+
+
+def test_flipping_any_byte_of_an_exported_head_fails(open_log: Factory, key: SigningKey) -> None:
+    log = open_log(every=4)
+    log.append_many([grant(i) for i in range(6)])
+    target = log.path.parent / "copy"
+    log.export(target)
+    heads = (target / "heads.jsonl").read_bytes()
+    first_line = heads.index(b"\n")
+    for position in range(first_line):
+        altered = bytearray(heads)
+        altered[position] ^= 0x01
+        (target / "heads.jsonl").write_bytes(bytes(altered))
+        with pytest.raises(ProofInvalid, match="tree head"):
+            verify_export(target, key.verify_key)
