@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Literal
 
+import anyio.to_thread
 from fastapi import FastAPI
 from pydantic import BaseModel
 
@@ -42,6 +43,7 @@ ROUTERS: tuple[str, ...] = (
 UPLOAD_PATHS = ("/v1/datasets",)
 
 _HEALTH = "/healthz"
+_THREADS = 256
 
 
 class Health(BaseModel):
@@ -56,6 +58,10 @@ def create_app(node_or_settings: Node | Settings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # Sync endpoints run in anyio's thread pool (40 threads by default). A query's
+        # answer is padded to the policy's latency floor by sleeping in its thread, so
+        # 40 queries in flight would stall every other call; threads mostly wait here.
+        anyio.to_thread.current_default_thread_limiter().total_tokens = _THREADS
         yield
         if owned:
             node.close()

@@ -46,7 +46,8 @@ def login(
         data,
         as_json,
         lambda: console.print(
-            f"[green]logged in[/] to {client.url} as [bold]{me['name']}[/] ({me['role']})",
+            f"[green]logged in[/] to {client.url} as [bold]{me['account']}[/] "
+            f"({me['role']} of {me['org']})",
             highlight=False,
         ),
     )

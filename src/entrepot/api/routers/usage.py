@@ -20,7 +20,12 @@ __all__ = ["router"]
 router = APIRouter(prefix="/v1", tags=["usage"])
 
 Month = Annotated[
-    str, Query(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$", description="YYYY-MM", examples=["2026-11"])
+    str,
+    Query(
+        pattern=r"^(19[7-9][0-9]|2[0-9]{3})-(0[1-9]|1[0-2])$",
+        description="YYYY-MM, from 1970 on.",
+        examples=["2026-11"],
+    ),
 ]
 Party = Annotated[
     str | None,
