@@ -127,3 +127,13 @@ def test_a_receipt_may_carry_only_the_query_hash(open_log: Factory, key: Signing
     assert "query_text" not in verify_receipt(receipt.to_bytes(), key.verify_key).statement
     with pytest.raises(InvalidInput, match="answers"):
         ReceiptFields.build("grant", answer=b"", epsilon=0, datasets=[], query_sha256="12" * 32)
+
+
+def test_receipt_fields_refuse_bad_input() -> None:
+    version = [DatasetVersion("a/x", "1", "cd" * 32)]
+    with pytest.raises(InvalidInput, match="answers"):
+        ReceiptFields.build("gossip", answer=b"", epsilon=0, datasets=version, query_sha256="1")
+    with pytest.raises(InvalidInput, match="lowercase hex"):
+        ReceiptFields.build("query", answer=b"", epsilon=0, datasets=version, query_sha256="AB")
+    with pytest.raises(InvalidInput, match="text or its hash"):
+        ReceiptFields.build("query", answer=b"", epsilon=0, datasets=version)

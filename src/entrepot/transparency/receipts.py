@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -61,6 +62,7 @@ _BOUND = ("kind", "query_sha256", "epsilon", "answer_sha256", "datasets", "time"
 _TOP = {"format", "node_key", "statement", "log", "signature"}
 _LOG = {"index", "entry", "inclusion", "head"}
 _STATEMENT = set(_BOUND) | {"query_text"}
+_HEX32 = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
@@ -100,7 +102,7 @@ class ReceiptFields:
         query_sha256: str | None = None,
     ) -> ReceiptFields:
         """Fields of an answer; pass ``query_text`` to publish it, else only ``query_sha256``."""
-        if Kind(kind) not in _KINDS:
+        if kind not in _KINDS:
             raise InvalidInput(
                 f"receipts are issued for answers, not {kind!r} events",
                 hint=f"use one of: {', '.join(_KINDS)}",
@@ -112,9 +114,14 @@ class ReceiptFields:
                 "a receipt needs the query's text or its hash",
                 hint="pass query_text=... or query_sha256=query_hash(text)",
             )
+        if not _HEX32.fullmatch(query_sha256):
+            raise InvalidInput(
+                f"query_sha256 {query_sha256!r} is not a SHA-256 in lowercase hex",
+                hint="compute it with entrepot.transparency.query_hash(text)",
+            )
         return cls(
             kind=Kind(kind),
-            query_sha256=parse_hash(query_sha256, what="query_sha256").hex(),
+            query_sha256=query_sha256,
             epsilon=decimal_text(epsilon),
             answer_sha256=hashlib.sha256(answer).hexdigest(),
             datasets=tuple(datasets),
@@ -124,7 +131,9 @@ class ReceiptFields:
     def entry(
         self, actor: str, *, purpose: str | None = None, time: datetime | None = None, **more: Any
     ) -> Entry:
-        """The log entry for this answer; it records every field a receipt binds to."""
+        """The log entry for this answer (outcome "accepted" unless given); it records
+        every field a receipt binds to."""
+        more.setdefault("outcome", "accepted")
         return make_entry(
             self.kind,
             actor,
