@@ -21,7 +21,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from entrepot.db import Database
@@ -144,17 +144,13 @@ class Contracts:
 
     def requests(self, actor: Actor, *, pending: bool = False) -> list[RequestInfo]:
         """Requests the actor may see: its own, or those for its datasets."""
-        with self.db.write() as session:
-            self._expire_due(session)
+        self.expire_due()
+        with self.db.read() as session:
             query = select(AccessRequest).order_by(AccessRequest.id)
             if pending:
                 query = query.where(AccessRequest.state == "requested")
-            rows = [
-                r
-                for r in session.scalars(query)
-                if may_see(actor, r.consumer_id, provider_of(session, r.dataset_id))
-            ]
-            return [self._request_info(session, r) for r in rows]
+            query = _visible_to(query, AccessRequest, actor)
+            return [self._request_info(session, r) for r in session.scalars(query)]
 
     def refuse(self, actor: Actor, request: str, reason: str = "") -> RequestInfo:
         with self.db.write() as session:
@@ -297,22 +293,19 @@ class Contracts:
             return self._grant_info(session, row, history=True)
 
     def grants(self, actor: Actor, *, active: bool = False) -> list[GrantInfo]:
-        with self.db.write() as session:
-            self._expire_due(session)
+        """Grants the actor may see: its own, or those on its datasets."""
+        self.expire_due()
+        with self.db.read() as session:
             query = select(Grant).order_by(Grant.id)
             if active:
                 query = query.where(Grant.state == "granted")
-            rows = [
-                g
-                for g in session.scalars(query)
-                if may_see(actor, g.consumer_id, provider_of(session, g.dataset_id))
-            ]
-            return [self._grant_info(session, g) for g in rows]
+            query = _visible_to(query, Grant, actor)
+            return [self._grant_info(session, g) for g in session.scalars(query)]
 
     def show(self, actor: Actor, ident: str) -> RequestInfo | GrantInfo:
         """A request (``REQ-n``) or grant (``GRANT-n``) with its whole history."""
-        with self.db.write() as session:
-            self._expire_due(session)
+        self.expire_due()
+        with self.db.read() as session:
             if ident.strip().upper().startswith("GRANT"):
                 return self._grant_info(
                     session, self._visible_grant(session, actor, ident), history=True
@@ -339,6 +332,18 @@ class Contracts:
         if row is None or not may_see(actor, row.consumer_id, provider_of(session, row.dataset_id)):
             raise NotFound(f"no grant {ident}", hint="list grants with `entrepot access list`")
         return row
+
+    def expire_due(self) -> None:
+        """Expire grants past their period; a read first, so most calls write nothing."""
+        with self.db.read() as session:
+            due = session.scalar(
+                select(Grant.id)
+                .where(Grant.state == "granted", Grant.valid_until <= self.clock())
+                .limit(1)
+            )
+        if due is not None:
+            with self.db.write() as session:
+                self._expire_due(session)
 
     def _expire_due(self, session: Session) -> None:
         """Move grants past their period to ``expired``, dated when they expired."""
@@ -468,3 +473,15 @@ class Contracts:
             created_at=row.created_at,
             history=history_of(session, ContractEvent.grant_id == row.id) if history else (),
         )
+
+
+def _visible_to(query: Any, model: type[AccessRequest] | type[Grant], actor: Actor) -> Any:
+    """Restrict ``query`` to rows the actor may see (see :func:`may_see`)."""
+    if actor.administers:
+        return query
+    mine = model.consumer_id == (actor.org_id if actor.org_id is not None else -1)
+    if actor.provider_id is None:
+        return query.where(mine)
+    return query.join(Dataset, Dataset.id == model.dataset_id).where(
+        or_(mine, Dataset.provider_id == actor.provider_id)
+    )
