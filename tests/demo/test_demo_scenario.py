@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -75,6 +76,7 @@ def test_the_consumer_gets_a_grant_a_private_answer_and_a_verifiable_log(tmp_pat
     access = first.data("access")
     assert access["consumer_created"] is True
     assert access["grant"].startswith("GRANT-")
+    assert stat.S_IMODE(Path(access["token_file"]).stat().st_mode) == 0o600
     query = first.data("query")
     assert query["answered"] is True
     assert query["epsilon_spent"] == pytest.approx(1.0)
@@ -191,6 +193,14 @@ def test_without_no_serve_the_demo_serves_the_exchange(tmp_path: Path) -> None:
                     time.sleep(0.5)
             assert health.status_code == 200
             assert health.json()["status"] == "ok"
+            token = (tmp_path / "x" / "demo" / "consumer.token").read_text().strip()
+            listed = httpx.get(
+                f"http://127.0.0.1:{port}/v1/catalog/datasets",
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=30,
+            )
+            assert listed.status_code == 200, listed.text
+            assert "riverside-hospitals/outpatient-visits" in listed.text
         finally:
             process.terminate()
             process.wait(timeout=30)

@@ -160,6 +160,9 @@ def _audit(data: dict[str, Any]) -> None:
 def _next(data: dict[str, Any]) -> None:
     for command in data["commands"]:
         console.print(f"  [bold]$[/] {command}", highlight=False, soft_wrap=True)
+    console.print("While it is served (as the health bureau, whose token the demo kept):")
+    for line in data["served"]:
+        console.print(f"  {line}", highlight=False, soft_wrap=True)
 
 
 # How each step's data is shown to people; a step without one is shown as its title only.

@@ -10,7 +10,9 @@ audit step checks as any outsider could.
 
 from __future__ import annotations
 
+import os
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Any
 
 from entrepot.demo._state import Demo
@@ -47,6 +49,8 @@ QUERY = "SELECT district, COUNT(*) AS visits, AVG(cost) AS avg_cost FROM {table}
 # Asking for identifiers is what the policy exists to refuse.
 REFUSED_QUERY = "SELECT patient_id, COUNT(*) AS visits FROM {table} GROUP BY patient_id"
 RECEIPT_NAME = "receipt.json"
+# The consumer's API token, so that the served exchange can be tried at once.
+TOKEN_NAME = "consumer.token"
 # Answer rows shown by the demo (all of them are in the JSON output).
 _SHOWN_ROWS = 8
 
@@ -65,16 +69,27 @@ def _consumer(demo: Demo) -> Actor:
     return actor
 
 
+def _keep_secret(path: Path, secret: str) -> Path:
+    """Write ``secret`` readable by its owner only (never more, not even for a moment)."""
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(secret + "\n")
+    return path
+
+
 def request_access(demo: Demo) -> dict[str, Any]:
     node = demo.opened()
     entry = _health_file(demo)
     ref = f"{entry.provider}/{entry.dataset}"
     accounts = Accounts(node.db, node.settings)
     try:
-        accounts.create(LOCAL, CONSUMER, "consumer", org_name=CONSUMER_NAME)
+        _, token = accounts.create(LOCAL, CONSUMER, "consumer", org_name=CONSUMER_NAME)
         created = True
     except Conflict:
+        token = accounts.issue_token(LOCAL, CONSUMER)
         created = False
+    token_file = _keep_secret(demo.files / TOKEN_NAME, token.secret)
     consumer = accounts.actor(CONSUMER)
     provider = accounts.actor(entry.provider)
     policy = Policies(node).set(provider, ref, POLICY, where="the demo's policy")
@@ -98,6 +113,7 @@ def request_access(demo: Demo) -> dict[str, Any]:
         "consumer": CONSUMER,
         "consumer_name": CONSUMER_NAME,
         "consumer_created": created,
+        "token_file": str(token_file),
         "dataset": ref,
         "policy_digest": policy.policy.digest,
         "request": f"REQ-{grant.request_id}",

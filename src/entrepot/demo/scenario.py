@@ -16,7 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from entrepot.demo._consuming import CONSUMER, audit_log, private_query, request_access
+from entrepot.demo._consuming import (
+    CONSUMER,
+    TOKEN_NAME,
+    audit_log,
+    private_query,
+    request_access,
+)
 from entrepot.demo._publishing import (
     SEARCH,
     generate_files,
@@ -101,7 +107,12 @@ def _next(demo: Demo) -> dict[str, Any]:
     if receipt is not None:
         commands.append(f"entrepot receipt verify {receipt} {home}")
     commands.append(f"entrepot serve {home}")
-    return {"commands": commands}
+    url = f"http://{demo.settings.host}:{demo.settings.port}"
+    token = demo.files / TOKEN_NAME
+    served = [f"{url}/docs"]
+    if token.exists():
+        served.append(f'curl -H "Authorization: Bearer $(cat {token})" {url}/v1/catalog/datasets')
+    return {"commands": commands, "served": served}
 
 
 # The scenario, in order. Later capabilities add their steps here.
