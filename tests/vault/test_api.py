@@ -1,0 +1,46 @@
+"""The public surface other parts build on: changing it must be a deliberate act."""
+
+from __future__ import annotations
+
+import inspect
+
+import entrepot.vault
+from entrepot.exchange import catalog, dcat
+
+VAULT_API = [
+    "AttachedView",
+    "DatasetRef",
+    "LocalVault",
+    "OnError",
+    "Progress",
+    "ProviderInfo",
+    "PublishRequest",
+    "Published",
+    "Vault",
+    "VersionInfo",
+    "add_provider",
+    "dataset_slug_from_title",
+    "list_providers",
+    "slugify",
+]
+
+
+def test_the_vault_exports_exactly_its_public_names() -> None:
+    assert sorted(entrepot.vault.__all__) == sorted(VAULT_API)
+    for name in VAULT_API:
+        assert getattr(entrepot.vault, name) is not None
+
+
+def test_catalog_and_dcat_export_what_they_name() -> None:
+    assert catalog.__all__ == ["Catalog", "DatasetPage", "DatasetSummary", "search_terms"]
+    assert dcat.__all__ == ["CONTEXT", "PARQUET_MEDIA_TYPE", "export_dcat"]
+    for module in (catalog, dcat):
+        for name in module.__all__:
+            assert hasattr(module, name)
+
+
+def test_the_vault_protocol_has_no_paths_or_sessions_in_its_signatures() -> None:
+    for name in ("publish", "versions", "attach"):
+        signature = str(inspect.signature(getattr(entrepot.vault.Vault, name)))
+        assert "Path" not in signature
+        assert "Session" not in signature
