@@ -235,14 +235,17 @@ def _checked_table(
     helpers = "".join(f", {c.helper}" for c in joined)
     joins = " ".join(str(c.join) for c in joined)
     invalid = " OR ".join(f"x{i}" for i in range(len(named))) or "false"
+    # Only rejected rows need their texts: valid rows are written from typed values.
+    kept = ", ".join(f"CASE WHEN invalid THEN {c.text} END AS {c.text}" for c in columns)
     # MATERIALIZED: the helpers read `typed` again; never recompute the typed values.
     _run(
         con,
         f"CREATE TABLE checked AS WITH typed AS MATERIALIZED "
         f"(SELECT line, {texts}, {values} FROM mapped){helpers} "
+        f"SELECT * EXCLUDE ({texts}), {kept} FROM ("
         f"SELECT *, ({invalid}) AS invalid FROM ("
         f"SELECT f.*{flags(len(simple), joined)} FROM ("
-        f"SELECT *{flags(0, simple)} FROM typed) AS f {joins})",
+        f"SELECT *{flags(0, simple)} FROM typed) AS f {joins}))",
     )
     return named
 
