@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(
         2 * 1024**3, gt=0, description="Largest raw file a provider may publish."
     )
+    catalog_max_results: int = Field(
+        200, ge=1, description="Most datasets one catalog search may return."
+    )
     fault_point: str | None = Field(
         None,
         description="Testing only: a named point of the publish path where the process "

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from sqlalchemy import update
 from tests.vault.visits import write_visits_csv
 
-from entrepot.errors import InvalidInput, NotFound
+from entrepot.errors import InvalidInput, LimitExceeded, NotFound
 from entrepot.exchange.catalog import Catalog, search_terms
 from entrepot.exchange.node import Node
 from entrepot.settings import Settings
@@ -141,6 +141,14 @@ def test_any_search_text_is_searched_for_never_parsed(catalog: Catalog, query: s
     found = catalog.search(query)
     if not search_terms(query):
         assert found == []
+
+
+def test_a_search_asking_too_much_names_the_setting(catalog: Catalog) -> None:
+    capped = Catalog(catalog.db, max_results=2)
+    assert len(capped.search("visits", limit=2)) == 2
+    with pytest.raises(LimitExceeded) as caught:
+        capped.search("visits", limit=3)
+    assert caught.value.setting == "catalog_max_results"
 
 
 def test_search_terms_keep_only_words() -> None:

@@ -173,9 +173,12 @@ def test_recover_deletes_orphans_but_not_a_live_writers_files(
     dead.write_bytes(b"partial")
     live = directory / f"{TEMP_PREFIX}{host}-{os.getpid()}-def.parquet"
     live.write_bytes(b"still being written")
+    foreign = directory / "release.parquet"
+    foreign.write_bytes(b"not a version: not the vault's to judge")
     removed = vault.recover()
     assert set(removed) == {unclaimed, dead}
     assert live.exists()
+    assert foreign.exists()
     assert (directory / "1.parquet").exists()
     assert publish(vault, write_visits(12), visit_standard).version.number == 2
 

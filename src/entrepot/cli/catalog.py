@@ -49,7 +49,8 @@ def search(
     Example: entrepot catalog search "visits district"
     """
     with open_node(home) as node:
-        found = Catalog(node.db).search(query, limit=limit)
+        catalog = Catalog(node.db, max_results=node.settings.catalog_max_results)
+        found = catalog.search(query, limit=limit)
     emit(
         [s.to_dict() for s in found],
         as_json,

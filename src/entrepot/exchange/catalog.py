@@ -21,7 +21,7 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session, selectinload
 
 from entrepot.db import Database
-from entrepot.errors import NotFound
+from entrepot.errors import LimitExceeded, NotFound
 from entrepot.standards.schema import Standard, parse_standard
 from entrepot.vault import DatasetRef, VersionInfo
 from entrepot.vault.local import version_info
@@ -158,8 +158,9 @@ def _load(session: Session, ids: list[int]) -> dict[int, Dataset]:
 class Catalog:
     """Read the node's catalog: list, search, show."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, max_results: int = 200) -> None:
         self.db = db
+        self.max_results = max_results
 
     def datasets(self, *, provider: str | None = None) -> list[DatasetSummary]:
         """Every dataset (of one provider if given), by reference."""
@@ -179,6 +180,12 @@ class Catalog:
         terms = search_terms(query)
         if not terms or limit <= 0:
             return []
+        if limit > self.max_results:
+            raise LimitExceeded(
+                f"a search returns at most {self.max_results} datasets, not {limit}",
+                setting="catalog_max_results",
+                hint="ask for fewer and refine the words, or raise ENTREPOT_CATALOG_MAX_RESULTS",
+            )
         with self.db.read() as session:
             if session.get_bind().dialect.name == "postgresql":
                 hits = session.execute(

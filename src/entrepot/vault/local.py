@@ -26,12 +26,7 @@ from entrepot.engine import Engine
 from entrepot.errors import NotFound, StorageCorrupt
 from entrepot.settings import Settings
 from entrepot.standards.schema import Standard, parse_standard
-from entrepot.vault._storage import (
-    TEMP_PREFIX,
-    check_fault_point,
-    hash_file,
-    sweep_temp_files,
-)
+from entrepot.vault._storage import check_fault_point, hash_file, sweep_temp_files
 from entrepot.vault.models import Dataset, Provider, Version, as_utc
 from entrepot.vault.protocol import AttachedView, Progress, Published, PublishRequest, VersionInfo
 from entrepot.vault.refs import DatasetRef
@@ -123,7 +118,8 @@ class LocalVault:
                 if not root.exists():
                     continue
                 for path in root.glob("*/*/*.parquet"):
-                    if path.name.startswith(TEMP_PREFIX) or self.relative(path) in known:
+                    # Only version-numbered names are ours to judge; leave anything else.
+                    if not path.stem.isdigit() or self.relative(path) in known:
                         continue
                     path.unlink(missing_ok=True)
                     removed.append(path)
