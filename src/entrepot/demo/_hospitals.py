@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from entrepot.demo._context import Context, age_band, as_date, day_numbers, mapping_codes
+from entrepot.demo._context import Context, age_band, day_numbers, format_times, mapping_codes
 from entrepot.demo._table import RawTable
 from entrepot.demo.manifest import DemoFile
 
@@ -102,9 +102,7 @@ def riverside(ctx: Context, directory: Path) -> tuple[DemoFile, RawTable]:
         {
             "visit_id": np.asarray([f"RV2025{i:06d}" for i in range(1, n + 1)], dtype=object),
             "patient_id": ctx.population.resident_id[visits["person"]],
-            "visit_date": np.asarray(
-                [as_date(d).strftime("%d/%m/%Y") for d in visits["day"]], dtype=object
-            ),
+            "visit_date": format_times(visits["day"], 0, "%d/%m/%Y"),
             "district": np.asarray([local[d] for d in visits["district"]], dtype=object),
             "sex": np.where(visits["sex"] == 1, "男", "女").astype(object),
             "age_band": visits["age_band"],
@@ -177,7 +175,7 @@ def highland(ctx: Context, directory: Path) -> tuple[DemoFile, RawTable]:
         {
             "visit_id": np.asarray([f"HH-25-{i:07d}" for i in range(1, n + 1)], dtype=object),
             "patient_id": ctx.population.resident_id[visits["person"]],
-            "visit_date": np.asarray([as_date(d).isoformat() for d in visits["day"]], dtype=object),
+            "visit_date": format_times(visits["day"], 0, "%Y-%m-%d"),
             "district": visits["district"].astype(object),
             "sex": np.where(visits["sex"] == 1, "M", "F").astype(object),
             "age_band": visits["age_band"],

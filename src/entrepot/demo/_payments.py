@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from entrepot.demo._context import Context, as_datetime, day_numbers
+from entrepot.demo._context import Context, day_numbers, format_times
 from entrepot.demo._table import RawTable
 from entrepot.demo.manifest import DemoFile
 
@@ -95,13 +95,7 @@ def jade_pay(ctx: Context, directory: Path) -> tuple[DemoFile, RawTable]:
             "district": pay["district"].astype(object),
             "channel": pay["channel"].astype(object),
             "amount": np.asarray([str(int(v)) for v in pay["fen"]], dtype=object),
-            "paid_at": np.asarray(
-                [
-                    as_datetime(d, s).strftime("%Y年%m月%d日 %H:%M:%S")
-                    for d, s in zip(pay["day"], pay["second"], strict=True)
-                ],
-                dtype=object,
-            ),
+            "paid_at": format_times(pay["day"], pay["second"], "%Y年%m月%d日 %H:%M:%S"),
         },
         pay["person"],
     )
