@@ -242,9 +242,11 @@ def demo(
 
     Generates raw files for four providers in two provinces (GBK and UTF-8, local
     codes, fen and yuan, bad rows included), registers the providers, publishes
-    every file with --on-error quarantine, searches the catalog, then serves the
-    exchange on 127.0.0.1:8000 (unless --no-serve). Run again without --fresh to
-    publish new versions into the same exchange.
+    every file with --on-error quarantine, searches the catalog; then a health
+    bureau gets a grant, runs a private query (and one the policy refuses), and the
+    transparency log is verified. Finally serves the exchange on 127.0.0.1:8000
+    (unless --no-serve). Run again without --fresh to publish new versions into
+    the same exchange. Refuses any --home it did not build.
 
     Example: entrepot demo --home .demo-exchange --fresh --no-serve
     """
