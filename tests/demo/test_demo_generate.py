@@ -8,7 +8,7 @@ import pytest
 
 from entrepot import standards
 from entrepot.demo import DemoFile, Manifest, generate
-from entrepot.errors import InvalidInput
+from entrepot.errors import InvalidInput, NotFound
 
 SCALE = 0.1
 
@@ -135,3 +135,13 @@ def test_bad_seed_or_scale_is_refused(tmp_path: Path, seed: int, scale: float) -
         generate(tmp_path, seed=seed, scale=scale)
     assert error.value.hint
     assert not any(tmp_path.iterdir())
+
+
+def test_a_manifest_round_trips_and_a_bad_one_is_named(manifest: Manifest, tmp_path: Path) -> None:
+    manifest.write(tmp_path)
+    assert Manifest.read(tmp_path) == manifest
+    (tmp_path / "manifest.json").write_text('{"seed": 1}')
+    with pytest.raises(InvalidInput, match="not a demo manifest"):
+        Manifest.read(tmp_path)
+    with pytest.raises(NotFound, match="no demo manifest"):
+        Manifest.read(tmp_path / "nowhere")

@@ -41,10 +41,6 @@ class DemoFile:
     def rows_defective(self) -> int:
         return sum(self.defects.values())
 
-    @property
-    def rows_valid(self) -> int:
-        return self.rows - self.rows_defective
-
 
 @dataclass(frozen=True)
 class Manifest:
@@ -83,12 +79,3 @@ class Manifest:
                 f"{path}: not a demo manifest ({error})",
                 hint="regenerate the demo files into an empty directory",
             ) from None
-
-    def file(self, path: str) -> DemoFile:
-        for entry in self.files:
-            if entry.path == path:
-                return entry
-        raise NotFound(
-            f"the demo has no file {path!r}",
-            hint=f"its files are: {', '.join(f.path for f in self.files)}",
-        )
