@@ -13,7 +13,12 @@ signed root. Heads that all match one stream of entries prove the log only grew.
 
 from __future__ import annotations
 
+import itertools
+import multiprocessing
+import os
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +32,8 @@ from entrepot.transparency.merkle import EMPTY_ROOT, CompactRange, leaf_hash
 __all__ = ["VerifyReport", "read_heads", "verify_entries", "verify_export"]
 
 Progress = Callable[[int], None]
+# Entries per unit of work: large enough to amortise sending them to a worker.
+_CHUNK = 16384
 
 
 @dataclass(frozen=True)
@@ -53,8 +60,14 @@ def verify_entries(
     heads: Sequence[TreeHead],
     key: VerifyKey,
     progress: Progress | None = None,
+    workers: int | None = None,
 ) -> VerifyReport:
-    """Rehash ``records`` and check every head against them; ProofInvalid names the first fault."""
+    """Rehash ``records`` and check every head against them; ProofInvalid names the first fault.
+
+    Checking each entry's canonical form and hashing it is spread over ``workers``
+    processes (default: the CPUs, at most 4) once there is more than one chunk;
+    folding the leaves into roots stays in this process, in order.
+    """
     by_size: dict[int, list[TreeHead]] = {}
     previous = 0
     for position, head in enumerate(heads):
@@ -71,14 +84,14 @@ def verify_entries(
     for head in by_size.pop(0, []):
         _match(head, EMPTY_ROOT)
     tree = CompactRange()
-    for index, data in enumerate(records):
-        parse_canonical(data, what=f"log entry {index}")
-        tree.append(leaf_hash(data))
-        if tree.size in by_size:
-            root = tree.root()
-            for head in by_size.pop(tree.size):
-                _match(head, root)
-        if progress is not None and tree.size % 65536 == 0:
+    for leaves in _leaf_chunks(records, workers):
+        for leaf in leaves:
+            tree.append(leaf)
+            if tree.size in by_size:
+                root = tree.root()
+                for head in by_size.pop(tree.size):
+                    _match(head, root)
+        if progress is not None:
             progress(tree.size)
     if by_size:
         missing = min(by_size)
@@ -97,6 +110,74 @@ def verify_entries(
         root=tree.root().hex(),
         unsigned=tree.size - previous,
     )
+
+
+def _hash_chunk(job: tuple[int, list[bytes]]) -> tuple[list[bytes], tuple[int, str] | None]:
+    """Leaf hashes of canonical entries, or where and why the first one is not canonical."""
+    first, records = job
+    leaves: list[bytes] = []
+    for offset, data in enumerate(records):
+        try:
+            parse_canonical(data, what=f"log entry {first + offset}")
+        except ProofInvalid as error:
+            return leaves, (first + offset, error.message)
+        leaves.append(leaf_hash(data))
+    return leaves, None
+
+
+def _jobs(records: Iterable[bytes]) -> Iterator[tuple[int, list[bytes]]]:
+    chunk: list[bytes] = []
+    first = 0
+    for data in records:
+        chunk.append(data)
+        if len(chunk) == _CHUNK:
+            yield first, chunk
+            first += len(chunk)
+            chunk = []
+    if chunk:
+        yield first, chunk
+
+
+def _leaf_chunks(records: Iterable[bytes], workers: int | None) -> Iterator[list[bytes]]:
+    jobs = _jobs(records)
+    started = list(itertools.islice(jobs, 2))
+    count = min(4, os.cpu_count() or 1) if workers is None else workers
+    if len(started) < 2 or count <= 1:
+        yield from _leaves(map(_hash_chunk, itertools.chain(started, jobs)))
+        return
+    # Fork: workers need nothing but this module, and start in milliseconds.
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(count, mp_context=context) as pool:
+        pending: deque[Future[tuple[list[bytes], tuple[int, str] | None]]] = deque()
+
+        def ordered() -> Iterator[tuple[list[bytes], tuple[int, str] | None]]:
+            for job in itertools.chain(started, jobs):
+                pending.append(pool.submit(_hash_chunk, job))
+                # A bounded queue keeps memory flat however long the log is.
+                if len(pending) > 2 * count:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+
+        try:
+            yield from _leaves(ordered())
+        finally:
+            for future in pending:
+                future.cancel()
+
+
+def _leaves(
+    results: Iterator[tuple[list[bytes], tuple[int, str] | None]],
+) -> Iterator[list[bytes]]:
+    for leaves, fault in results:
+        yield leaves
+        if fault is not None:
+            index, message = fault
+            raise ProofInvalid(
+                message,
+                hint="the bytes were altered; fetch a fresh copy from the node",
+                part=f"log entry {index}",
+            )
 
 
 def _match(head: TreeHead, root: bytes) -> None:
@@ -139,7 +220,10 @@ def _lines(path: Path) -> Iterator[bytes]:
 
 
 def verify_export(
-    directory: Path, key: VerifyKey, progress: Progress | None = None
+    directory: Path,
+    key: VerifyKey,
+    progress: Progress | None = None,
+    workers: int | None = None,
 ) -> VerifyReport:
     """Verify an export made by ``entrepot audit export``, with the node's public key only."""
     entries = directory / "entries.jsonl"
@@ -148,4 +232,5 @@ def verify_export(
             f"{directory} holds no entries.jsonl",
             hint="point at a directory made by `entrepot audit export DIR`",
         )
-    return verify_entries(_lines(entries), read_heads(directory / "heads.jsonl"), key, progress)
+    heads = read_heads(directory / "heads.jsonl")
+    return verify_entries(_lines(entries), heads, key, progress, workers)
