@@ -145,7 +145,9 @@ def test_a_stream_is_published_like_a_file(
     vault: LocalVault, write_visits: WriteVisits, visit_standard: Standard
 ) -> None:
     raw = write_visits(30).read_bytes()
-    published = vault.publish(request(visit_standard), io.BytesIO(raw))
+    # A name from an upload is only a label: it never becomes a path.
+    hostile = request(visit_standard, filename="../../../../tmp/visits.csv;rm -rf ~")
+    published = vault.publish(hostile, io.BytesIO(raw))
     assert published.version.rows == 30
     assert not list((vault.home / "vaults" / ".incoming").iterdir())
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -51,6 +52,8 @@ if TYPE_CHECKING:
 __all__ = ["publish"]
 
 _COPY_CHUNK = 4 * 1024 * 1024
+# The suffix of an uploaded file's name is kept (it tells the format), if it is sane.
+_SUFFIX = re.compile(r"\.[A-Za-z0-9]{1,10}")
 
 
 def _no_progress(step: str, done: int, total: int) -> None:
@@ -76,7 +79,8 @@ def _source(vault: LocalVault, data: BinaryIO, filename: str) -> Iterator[Path]:
             return
     incoming = vault.vaults_dir / ".incoming"
     make_dirs(incoming)
-    spooled = temp_path(incoming, Path(filename).suffix)
+    suffix = Path(filename).suffix
+    spooled = temp_path(incoming, suffix if _SUFFIX.fullmatch(suffix) else "")
     with removing(spooled):
         written = 0
         with spooled.open("wb") as out:
