@@ -3,10 +3,16 @@
 Contribution bounding, when the standard does not declare one row per unit::
 
     per_unit:  one row per (unit, group): n rows, Σ clamp(x), count(x)
-    capped:    keep at most G of a unit's groups (row_number over units, ordered by a
-               hash of unit and group: any order bounds the contribution, a hashed
-               one spreads the kept groups evenly and repeats exactly)
+    capped:    keep at most G of a unit's groups (row_number over each unit's groups,
+               in key order)
     result:    per group, Σ min(n, k), Σ clamp-sum · min(n, k)/n, count of units, ...
+
+The order that picks a unit's groups depends on that unit's rows only (its keys),
+so removing one unit never changes which groups another unit keeps: the condition
+the sensitivity below needs. Key order keeps the lowest keys of a unit with more
+than G groups, a bias toward low keys; a hashed order, ``hash(unit, keys)``, would
+spread it evenly but cost about 2x the whole query on DuckDB (measured at 1M rows:
+6.3 s against 3.0 s), and no order at all is not a function of the unit's own rows.
 
 Scaling a unit's per-group sums by ``f = min(n, k)/n`` keeps its average in the
 group and makes it count as at most ``k`` rows. Aggregating per (unit, group)
@@ -207,7 +213,7 @@ def _bounded_sql(
     source = "__per_unit"
     ctes = [f"__per_unit AS ({per_unit})"]
     if capped:
-        order = f"hash(__u, {', '.join(keys)})"
+        order = ", ".join(keys)
         ctes.append(
             "__capped AS (SELECT * FROM __per_unit "
             f"QUALIFY row_number() OVER (PARTITION BY __u ORDER BY {order}) <= {cap})"

@@ -1,0 +1,315 @@
+"""Private query speed: entrepot vs the same SQL in DuckDB vs SmartNoise SQL, same data.
+
+Generates a seeded visits Parquet file per size (once, into benchmarks/.data/), then
+runs one grouped COUNT / SUM / AVG (20 districts x 20 diagnosis groups) as:
+
+- ``duckdb``: the consumer's SQL straight on the file (no privacy: the baseline);
+- ``one-row``: entrepot when the standard declares one row per unit (clamp + noise);
+- ``bounded``: entrepot with contribution bounding (aggregate per unit and group,
+  cap rows per group and groups per unit, clamp, noise);
+- ``row-number``: the naive bounding rewrite, ``row_number() <= k`` over a random
+  order, for reference;
+- ``smartnoise``: SmartNoise SQL over a DuckDB connection to the same file, same ε,
+  in its own virtual environment (``benchmarks/.venv-snsql``, it pins old
+  dependencies), run as a subprocess.
+
+Each run is a child process (its peak RSS is reported); times are the median of
+``--repeat`` runs after one warm-up, end to end (planning, engine, noise, answer).
+Planning (parse, check, price, rewrite, list groups, noise and post-processing) is
+timed separately, in process, with the engine time left out.
+
+    python benchmarks/bench_query.py --rows 1M              # quick
+    python benchmarks/bench_query.py --rows 10M,100M         # the recorded run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent
+DATA = ROOT / ".data"
+SNSQL_PYTHON = ROOT / ".venv-snsql" / "bin" / "python"
+DATASET = "riverside_hospitals.outpatient_visits"
+THREADS = 2
+MEMORY_LIMIT = "6GB"
+EPSILON = 1.0
+DELTA = 1e-9
+# Each unit has about this many visits: enough that bounding has work to do.
+ROWS_PER_UNIT = 5
+CODES = {
+    "region.district": [f"D{i:02d}" for i in range(20)],
+    "diagnosis_group": [chr(65 + i) for i in range(20)],
+    "sex": [1, 2],
+    "age_band": ["0-17", "18-64", "65+"],
+}
+QUERY = (
+    "SELECT district, diagnosis_group, COUNT(*) AS visits, SUM(cost) AS total, "
+    f"AVG(cost) AS avg_cost FROM {DATASET} GROUP BY district, diagnosis_group"
+)
+# Bars the run is judged by (ratios to raw DuckDB, and to SmartNoise at 10M rows).
+BARS = {"one-row": 1.3, "bounded": 4.0, "smartnoise_speedup": 5.0, "plan_ms": 10.0}
+
+
+def parse_size(text: str) -> int:
+    text = text.strip().upper()
+    scale = {"K": 10**3, "M": 10**6, "G": 10**9}.get(text[-1:], 1)
+    return int(float(text.rstrip("KMG")) * scale)
+
+
+def generate(rows: int) -> Path:
+    """The seeded data file for ``rows`` rows (made once; values are hashes of the row)."""
+    import duckdb
+
+    DATA.mkdir(parents=True, exist_ok=True)
+    path = DATA / f"visits_{rows}.parquet"
+    if path.exists():
+        return path
+    units = max(rows // ROWS_PER_UNIT, 1)
+    partial = path.with_suffix(".tmp")
+    con = duckdb.connect(config={"threads": THREADS, "memory_limit": MEMORY_LIMIT})
+    con.execute(
+        f"""COPY (
+          SELECT 'V' || i AS visit_id,
+                 'P-' || (hash(i, 1) % {units}) AS patient_id,
+                 DATE '2025-01-01' + (hash(i, 2) % 365)::INTEGER AS visit_date,
+                 'D' || lpad((hash(i, 3) % 20)::VARCHAR, 2, '0') AS district,
+                 (1 + hash(i, 4) % 2)::BIGINT AS sex,
+                 ['0-17', '18-64', '65+'][1 + (hash(i, 5) % 3)::INTEGER] AS age_band,
+                 chr((65 + hash(i, 6) % 20)::INTEGER) AS diagnosis_group,
+                 round((hash(i, 7) % 800000) / 100.0, 2) AS cost,
+                 ((hash(i, 8) % 1200) / 100.0)::DOUBLE AS duration_hours
+          FROM range({rows}) t(i)) TO '{partial}' (FORMAT parquet, ROW_GROUP_SIZE 1000000)"""
+    )
+    con.close()
+    partial.rename(path)
+    return path
+
+
+def standard(one_row: bool) -> Any:
+    from entrepot.standards.schema import parse_standard
+
+    document = json.loads(
+        (ROOT.parent / "src/entrepot/standards/schemas/health.visit.json").read_text()
+    )
+    document["entrepot:oneRowPerUnit"] = one_row
+    return parse_standard(document, "health.visit")
+
+
+def policy(std: Any) -> Any:
+    from entrepot.privacy import parse_policy
+
+    return parse_policy({"epsilon": {"per_query": EPSILON, "default": EPSILON}}, std)
+
+
+# -- children: one configuration each, printing {"times": [...], ...} ------------------
+
+
+def child_duckdb(path: Path, repeat: int) -> dict[str, Any]:
+    import duckdb
+
+    con = duckdb.connect(config={"threads": THREADS, "memory_limit": MEMORY_LIMIT})
+    con.execute(f"CREATE VIEW v AS SELECT * FROM read_parquet('{path}')")
+    sql = QUERY.replace(DATASET, "v")
+    times, rows = [], 0
+    for _ in range(repeat + 1):
+        start = time.perf_counter()
+        rows = len(con.sql(sql).fetchall())
+        times.append(time.perf_counter() - start)
+    return {"times": times[1:], "groups": rows}
+
+
+def child_entrepot(path: Path, repeat: int, one_row: bool) -> dict[str, Any]:
+    from entrepot.engine import DuckDBEngine
+    from entrepot.privacy import plan
+
+    std = standard(one_row)
+    pol = policy(std)
+    engine = DuckDBEngine(threads=THREADS, memory_limit=MEMORY_LIMIT, timeout_s=3600)
+    engine.register_parquet("v", [path])
+    engine.lock([path.parent])
+    times, groups, total = [], 0, 0.0
+    for _ in range(repeat + 1):
+        start = time.perf_counter()
+        answer = plan(QUERY, standard=std, policy=pol, epsilon=EPSILON, codes=CODES).run(
+            engine, "v"
+        )
+        times.append(time.perf_counter() - start)
+        groups = len(answer.rows)
+        total = sum(row.values[0].value for row in answer.rows)
+    return {"times": times[1:], "groups": groups, "visits": total}
+
+
+def child_row_number(path: Path, repeat: int) -> dict[str, Any]:
+    import duckdb
+
+    con = duckdb.connect(config={"threads": THREADS, "memory_limit": MEMORY_LIMIT})
+    con.execute(f"CREATE VIEW v AS SELECT * FROM read_parquet('{path}')")
+    sql = (
+        "SELECT district, diagnosis_group, COUNT(*), SUM(c), AVG(c) FROM ("
+        "  SELECT district, diagnosis_group, least(greatest(cost, 0), 5000) AS c,"
+        "         row_number() OVER (PARTITION BY patient_id ORDER BY r) AS rn"
+        "  FROM (SELECT *, random() AS r FROM v)) WHERE rn <= 5 GROUP BY 1, 2"
+    )
+    times = []
+    for _ in range(repeat + 1):
+        start = time.perf_counter()
+        con.sql(sql).fetchall()
+        times.append(time.perf_counter() - start)
+    return {"times": times[1:]}
+
+
+SNSQL_CHILD = r"""
+import json, sys, time
+import duckdb, snsql
+from snsql import Privacy
+path, repeat, rows = sys.argv[1], int(sys.argv[2]), int(sys.argv[5])
+epsilon, delta = float(sys.argv[3]), float(sys.argv[4])
+meta = {"": {"riverside_hospitals": {"outpatient_visits": {
+    "row_privacy": False, "max_ids": 5, "sample_max_ids": False, "censor_dims": False,
+    "rows": rows,
+    "patient_id": {"type": "string", "private_id": True},
+    "district": {"type": "string"}, "diagnosis_group": {"type": "string"},
+    "cost": {"type": "float", "lower": 0.0, "upper": 5000.0, "nullable": False},
+}}}}
+con = duckdb.connect(config={"threads": 2, "memory_limit": "6GB"})
+con.execute("CREATE SCHEMA riverside_hospitals")
+view = "riverside_hospitals.outpatient_visits"
+con.execute(f"CREATE VIEW {view} AS SELECT * FROM read_parquet('{path}')")
+privacy = Privacy(epsilon=epsilon, delta=delta)
+reader = snsql.from_connection(con, engine=sys.argv[6], privacy=privacy, metadata=meta)
+sql = sys.stdin.read()
+times, groups = [], 0
+for _ in range(repeat + 1):
+    start = time.perf_counter()
+    groups = len(reader.execute(sql)) - 1
+    times.append(time.perf_counter() - start)
+start = time.perf_counter()
+for _ in range(20):
+    reader._get_reader(reader.parse_query_string(sql))
+plan_ms = (time.perf_counter() - start) / 20 * 1000
+print(json.dumps({"times": times[1:], "groups": groups, "plan_ms": plan_ms}))
+"""
+
+
+def run_child(args: list[str], stdin: str = "") -> tuple[dict[str, Any], int]:
+    """Run a child, return its JSON report and its peak RSS in bytes."""
+    process = subprocess.Popen(
+        args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    assert process.stdin is not None
+    assert process.stdout is not None
+    process.stdin.write(stdin)
+    process.stdin.close()
+    out = process.stdout.read()
+    _, status, usage = os.wait4(process.pid, 0)
+    err = process.stderr.read() if process.stderr else ""
+    if status != 0:
+        raise SystemExit(f"child {args[1:4]} failed:\n{err[-3000:]}")
+    return json.loads(out.strip().splitlines()[-1]), usage.ru_maxrss * 1024
+
+
+def planning_ms(samples: int = 200) -> tuple[float, float]:
+    """Mean ms of plan() (fresh ε each time, so no cached noise scale) and of release()."""
+    import pyarrow as pa
+
+    from entrepot.privacy import plan
+
+    std = standard(False)
+    pol = policy(std)
+    exact = None
+    start = time.perf_counter()
+    for i in range(samples):
+        p = plan(QUERY, standard=std, policy=pol, epsilon=EPSILON - i * 1e-6, codes=CODES)
+    plan_ms = (time.perf_counter() - start) / samples * 1000
+    keys = [list(g) for g in zip(*p.groups, strict=True)]
+    exact = pa.table(
+        {
+            "__k0": keys[0],
+            "__k1": keys[1],
+            **{q.name: [100.0] * len(p.groups) for q in p.rewrite.quantities},
+        }
+    )
+    start = time.perf_counter()
+    for _ in range(samples // 4):
+        p.release(exact)
+    release_ms = (time.perf_counter() - start) / (samples // 4) * 1000
+    return plan_ms, release_ms
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", default="1M", help="comma-separated sizes, e.g. 10M,100M")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--skip-smartnoise", action="store_true")
+    parser.add_argument("--smartnoise-max-rows", default="10M", help="skip SmartNoise above")
+    parser.add_argument("--skip-row-number", action="store_true")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--path", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.child:
+        path = Path(args.path)
+        report = {
+            "duckdb": lambda: child_duckdb(path, args.repeat),
+            "one-row": lambda: child_entrepot(path, args.repeat, one_row=True),
+            "bounded": lambda: child_entrepot(path, args.repeat, one_row=False),
+            "row-number": lambda: child_row_number(path, args.repeat),
+        }[args.child]()
+        print(json.dumps(report))
+        return
+
+    plan_ms, release_ms = planning_ms()
+    print(f"planning: plan() {plan_ms:.2f} ms, noise + answer {release_ms:.2f} ms per query")
+    table = []
+    for size in (parse_size(s) for s in args.rows.split(",")):
+        started = time.perf_counter()
+        path = generate(size)
+        print(f"data: {size:,} rows in {path} ({time.perf_counter() - started:.0f} s)")
+        modes = ["duckdb", "one-row", "bounded"]
+        modes += [] if args.skip_row_number else ["row-number"]
+        results: dict[str, tuple[dict[str, Any], int]] = {}
+        for mode in modes:
+            command = [sys.executable, __file__, "--child", mode, "--path", str(path)]
+            results[mode] = run_child([*command, "--repeat", str(args.repeat)])
+        snsql_ok = SNSQL_PYTHON.exists() and size <= parse_size(args.smartnoise_max_rows)
+        if not args.skip_smartnoise and snsql_ok:
+            command = [str(SNSQL_PYTHON), "-c", SNSQL_CHILD, str(path), str(args.repeat)]
+            command += [str(EPSILON), str(DELTA), str(size), "duckdb"]
+            results["smartnoise"] = run_child(command, stdin=QUERY)
+        raw = statistics.median(results["duckdb"][0]["times"])
+        for mode, (report, peak) in results.items():
+            seconds = statistics.median(report["times"])
+            table.append((size, mode, seconds, seconds / raw, peak, report))
+        if "smartnoise" in results:
+            assert results["smartnoise"][0]["groups"] == 400
+        bounded = results["bounded"][0]
+        assert bounded["groups"] == 400, "every public group is answered"
+        # with ε = 1 the noisy total is far within 1% of the bounded count
+        assert 0.5 * size < bounded["visits"] < 1.01 * size
+    print()
+    print(f"{'rows':>12} {'mode':>11} {'seconds':>8} {'x duckdb':>9} {'peak RSS':>10}")
+    for size, mode, seconds, ratio, peak, _ in table:
+        print(f"{size:>12,} {mode:>11} {seconds:>8.3f} {ratio:>9.2f} {peak / 1024**3:>8.2f} GB")
+    for size in sorted({row[0] for row in table}):
+        rows = {row[1]: row for row in table if row[0] == size}
+        if "smartnoise" in rows:
+            speedup = rows["smartnoise"][2] / rows["bounded"][2]
+            plan_sn = rows["smartnoise"][5].get("plan_ms", float("nan"))
+            print(
+                f"{size:,} rows: entrepot (bounded) is {speedup:.1f}x faster than SmartNoise; "
+                f"SmartNoise planning {plan_sn:.0f} ms vs entrepot {plan_ms + release_ms:.1f} ms"
+            )
+    print(f"bars: one-row <= {BARS['one-row']}x, bounded <= {BARS['bounded']}x duckdb, ")
+    print(f"      >= {BARS['smartnoise_speedup']}x SmartNoise at 10M, plan <= {BARS['plan_ms']} ms")
+
+
+if __name__ == "__main__":
+    main()

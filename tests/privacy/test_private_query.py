@@ -1,0 +1,398 @@
+"""The query path end to end on a real DuckDB: plan (check, price, rewrite) then run."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from privacy_fixtures import CODES, DATASET, visit_standard
+
+from entrepot.engine import DuckDBEngine
+from entrepot.errors import InvalidInput, PolicyViolation
+from entrepot.privacy import OTHER, Answer, Policy, parse_policy, plan
+from entrepot.standards.schema import Standard
+
+STANDARD = visit_standard()
+BOUNDS = {"cost": (0.0, 5000.0), "duration_hours": (0.0, 12.0)}
+
+
+def loose(**overrides: Any) -> Policy:
+    """A policy that lets ε grow large enough for the noise to vanish."""
+    document: dict[str, Any] = {"epsilon": {"per_query": 1e9, "default": 1.0}}
+    document.update(overrides)
+    return parse_policy(document, STANDARD)
+
+
+def run(sql: str, policy: Policy, path: Path, epsilon: float = 1e8) -> Answer:
+    p = plan(sql, standard=STANDARD, policy=policy, dataset=DATASET, epsilon=epsilon, codes=CODES)
+    with DuckDBEngine(threads=1) as engine:
+        engine.register_parquet("v", [path])
+        return p.run(engine, "v")
+
+
+# -- generated data and queries ---------------------------------------------------------
+
+rows_strategy = st.lists(
+    st.tuples(
+        st.integers(0, 7),  # unit
+        st.sampled_from(["D1", "D2", "D3", "DX"]),  # DX is outside the public code list
+        st.sampled_from([1, 2]),
+        st.integers(0, 364),  # day of 2025
+        st.floats(-500, 8000, allow_nan=False),  # cost, clamped to [0, 5000]
+        st.one_of(st.none(), st.floats(0, 20, allow_nan=False)),  # duration, nullable
+    ),
+    min_size=0,
+    max_size=60,
+)
+
+KEYS = {
+    "district": ("district", lambda f: f["district"]),
+    "sex": ("sex", lambda f: f["sex"]),
+    "month": ("date_trunc('month', visit_date) AS month", lambda f: f["month"]),
+}
+AGGREGATES = {
+    "n": "COUNT(*) AS n",
+    "units": "COUNT(DISTINCT patient_id) AS units",
+    "total": "SUM(cost) AS total",
+    "mean": "AVG(cost) AS mean",
+    "hours": "AVG(duration_hours) AS hours",
+    "timed": "COUNT(duration_hours) AS timed",
+}
+FILTERS = {
+    "": lambda f: f["district"] == f["district"],
+    "district IN ('D1', 'D3')": lambda f: f["district"].isin(["D1", "D3"]),
+    "sex = 2 OR visit_date < DATE '2025-07-01'": lambda f: (
+        (f["sex"] == 2) | (f["visit_date"] < pd.Timestamp("2025-07-01").date())
+    ),
+    "NOT (sex = 1) AND visit_date BETWEEN DATE '2025-03-01' AND DATE '2025-09-30'": lambda f: (
+        (f["sex"] != 1)
+        & (f["visit_date"] >= pd.Timestamp("2025-03-01").date())
+        & (f["visit_date"] <= pd.Timestamp("2025-09-30").date())
+    ),
+}
+queries = st.tuples(
+    st.lists(st.sampled_from(sorted(KEYS)), unique=True, max_size=2),
+    st.lists(st.sampled_from(sorted(AGGREGATES)), unique=True, min_size=1, max_size=3),
+    st.sampled_from(sorted(FILTERS)),
+)
+
+
+def months_between(y0: int, m0: int, y1: int, m1: int) -> list[str]:
+    return [f"{i // 12}-{i % 12 + 1:02d}-01" for i in range(y0 * 12 + m0 - 1, y1 * 12 + m1)]
+
+
+def frame(rows: list[tuple[Any, ...]]) -> pd.DataFrame:
+    start = pd.Timestamp("2025-01-01")
+    return pd.DataFrame(
+        {
+            "visit_id": [f"V{i}" for i in range(len(rows))],
+            "patient_id": [f"P-{r[0]:04d}" for r in rows],
+            "visit_date": [(start + pd.Timedelta(days=r[3])).date() for r in rows],
+            "district": [r[1] for r in rows],
+            "sex": pd.array([r[2] for r in rows], dtype="int64"),
+            "age_band": ["18-64"] * len(rows),
+            "diagnosis_group": ["A"] * len(rows),
+            "cost": pd.array([r[4] for r in rows], dtype="float64"),
+            "duration_hours": pd.array([r[5] for r in rows], dtype="Float64"),
+        }
+    )
+
+
+SCHEMA = pa.schema(
+    [
+        ("visit_id", pa.string()),
+        ("patient_id", pa.string()),
+        ("visit_date", pa.date32()),
+        ("district", pa.string()),
+        ("sex", pa.int64()),
+        ("age_band", pa.string()),
+        ("diagnosis_group", pa.string()),
+        ("cost", pa.float64()),
+        ("duration_hours", pa.float64()),
+    ]
+)
+
+
+def write(df: pd.DataFrame, path: Path) -> Path:
+    columns = {
+        name: [None if pd.isna(v) else v for v in df[name].astype(object)] for name in SCHEMA.names
+    }
+    table = pa.Table.from_pydict(columns, schema=SCHEMA)
+    pq.write_table(table, path)
+    return path
+
+
+def sql_of(keys: list[str], aggregates: list[str], where: str) -> str:
+    select = [KEYS[k][0] for k in keys] + [AGGREGATES[a] for a in aggregates]
+    text = f"SELECT {', '.join(select)} FROM {DATASET}"
+    text += f" WHERE {where}" if where else ""
+    text += f" GROUP BY {', '.join(str(i + 1) for i in range(len(keys)))}" if keys else ""
+    return text
+
+
+def reference(df: pd.DataFrame, keys: list[str], where: str, k: int) -> dict[tuple[str, ...], dict]:
+    """The aggregates on the clamped, bounded data, computed directly in pandas."""
+    f = df[FILTERS[where](df)].copy() if len(df) else df.copy()
+    f["month"] = [f"{d.year}-{d.month:02d}-01" for d in f["visit_date"]]
+    f["district"] = f["district"].astype(str)
+    f["sex"] = f["sex"].astype(str)
+    for column, (low, high) in BOUNDS.items():
+        f[column] = f[column].astype("float64").clip(low, high)
+    f["timed"] = f["duration_hours"].notna().astype(float)
+    # the public months: the standard's range, narrowed only by a top-level BETWEEN
+    narrowed = "BETWEEN" in where and "OR" not in where
+    months = months_between(2025, 3, 2025, 9) if narrowed else months_between(2000, 1, 2030, 12)
+    districts = ["D1", "D3"] if where.startswith("district IN") else CODES["region.district"]
+    axes = {"district": districts, "sex": [1, 2], "month": months}
+    cells: dict[tuple[str, ...], dict[str, float]] = {}
+    for (_unit, *key), part in f.groupby(["patient_id", *keys]):
+        n = len(part)
+        factor = min(n, k) / n
+        cell = cells.setdefault(tuple(key), {"n": 0.0, "units": 0.0, "total": 0.0, "hours": 0.0})
+        cell.setdefault("timed", 0.0)
+        cell["n"] += min(n, k)
+        cell["units"] += 1
+        cell["total"] += float(part["cost"].sum()) * factor
+        cell["hours"] += float(part["duration_hours"].sum()) * factor
+        cell["timed"] += float(part["timed"].sum()) * factor
+    out = {}
+    for combo in itertools.product(*(axes[key] for key in keys)):
+        key = tuple(str(v) for v in combo)
+        c = cells.get(key, {"n": 0.0, "units": 0.0, "total": 0.0, "hours": 0.0, "timed": 0.0})
+        out[key] = {
+            "n": c["n"],
+            "units": c["units"],
+            "total": c["total"],
+            "mean": min(max(c["total"] / c["n"], 0.0), 5000.0) if c["n"] else None,
+            "hours": min(max(c["hours"] / c["timed"], 0.0), 12.0) if c["timed"] else None,
+            "timed": c["timed"],
+        }
+    return out
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(rows=rows_strategy, query=queries, k=st.integers(1, 3))
+def test_with_huge_epsilon_an_accepted_query_equals_the_aggregate_on_bounded_data(
+    tmp_path: Path, rows: list[tuple[Any, ...]], query: tuple[list[str], list[str], str], k: int
+) -> None:
+    keys, aggregates, where = query
+    df = frame(rows)
+    path = write(df, tmp_path / "data.parquet")
+    # a cap of 100 groups never binds here, so the bounded data is fully determined
+    policy = loose(contributions={"rows_per_group": k, "groups": 100})
+    answer = run(sql_of(keys, aggregates, where), policy, path)
+    expected = reference(df, keys, where, k)
+    got = {tuple(str(v) for v in row.key): row for row in answer.rows}
+    assert set(got) == set(expected)
+    for key, row in got.items():
+        for name, estimate in zip(answer.aggregates, row.values, strict=True):
+            truth = expected[key][name]
+            if truth is None:
+                continue
+            tolerance = 1e-6 * abs(truth) + 60 * answer.scales[name] + 1e-6
+            assert math.isclose(estimate.value, truth, abs_tol=tolerance), (key, name)
+
+
+def exact_vectors(p: Any, path: Path) -> dict[str, dict[tuple[str, ...], float]]:
+    with DuckDBEngine(threads=1) as engine:
+        engine.register_parquet("v", [path])
+        table = engine.execute(p.sql("v")).to_pylist()
+    out: dict[str, dict[tuple[str, ...], float]] = {q.name: {} for q in p.rewrite.quantities}
+    for record in table:
+        key = tuple(str(record[k]) for k in p.rewrite.keys)
+        for q in p.rewrite.quantities:
+            out[q.name][key] = record[q.name]
+    return out
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    rows=rows_strategy.filter(bool),
+    query=queries,
+    k=st.integers(1, 3),
+    cap=st.integers(1, 3),
+    data=st.data(),
+)
+def test_removing_one_unit_moves_each_quantity_by_at_most_its_sensitivity(
+    tmp_path: Path,
+    rows: list[tuple[Any, ...]],
+    query: tuple[list[str], list[str], str],
+    k: int,
+    cap: int,
+    data: st.DataObject,
+) -> None:
+    keys, aggregates, where = query
+    policy = loose(contributions={"rows_per_group": k, "groups": cap})
+    sql = sql_of(keys, aggregates, where)
+    p = plan(sql, standard=STANDARD, policy=policy, dataset=DATASET, epsilon=1.0, codes=CODES)
+    unit = data.draw(st.sampled_from(sorted({r[0] for r in rows})))
+    full = exact_vectors(p, write(frame(rows), tmp_path / "full.parquet"))
+    rest = [r for r in rows if r[0] != unit]
+    without = exact_vectors(p, write(frame(rest), tmp_path / "rest.parquet"))
+    for q in p.rewrite.quantities:
+        keys_seen = set(full[q.name]) | set(without[q.name])
+        diffs = [abs(full[q.name].get(g, 0.0) - without[q.name].get(g, 0.0)) for g in keys_seen]
+        assert max(diffs, default=0.0) <= q.bound + 1e-6
+        assert sum(diffs) <= p.rewrite.sensitivity(q, 1) + 1e-6
+        assert math.sqrt(sum(d * d for d in diffs)) <= p.rewrite.sensitivity(q, 2) + 1e-6
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(rows=rows_strategy, query=queries, data=st.data())
+def test_output_rows_never_depend_on_any_single_unit(
+    tmp_path: Path,
+    rows: list[tuple[Any, ...]],
+    query: tuple[list[str], list[str], str],
+    data: st.DataObject,
+) -> None:
+    keys, aggregates, where = query
+    policy = loose(threshold=0)
+    sql = sql_of(keys, aggregates, where)
+    units = sorted({r[0] for r in rows})
+    unit = data.draw(st.sampled_from(units)) if units else None
+    rest = [r for r in rows if r[0] != unit]
+    one = run(sql, policy, write(frame(rows), tmp_path / "a.parquet"), epsilon=1.0)
+    two = run(sql, policy, write(frame(rest), tmp_path / "b.parquet"), epsilon=1.0)
+    # the same public groups, whatever the data; and no identifier anywhere in the answer
+    assert [r.key for r in one.rows] == [r.key for r in two.rows]
+    text = one.to_json().decode()
+    assert "P-0" not in text
+    assert "V1" not in text
+
+
+def test_the_issue_example_runs_and_reports_intervals(visits_file: Path) -> None:
+    sql = (
+        "SELECT district, diagnosis_group, COUNT(*) AS visits, AVG(cost) AS avg_cost "
+        f"FROM {DATASET} WHERE visit_date >= DATE '2025-01-01' "
+        "GROUP BY district, diagnosis_group"
+    )
+    answer = run(sql, parse_policy({}, STANDARD), visits_file, epsilon=0.5)
+    table = answer.to_arrow()
+    assert table.column_names == [
+        "district", "diagnosis_group", "visits", "visits_lo", "visits_hi",
+        "avg_cost", "avg_cost_lo", "avg_cost_hi",
+    ]  # fmt: skip
+    assert table.num_rows == 3 * 4  # every public group, diagnosis E is not in the code list
+    for row in answer.rows:
+        for estimate in row.values:
+            assert estimate.lo <= estimate.hi
+        assert 0.0 <= row.values[1].lo <= row.values[1].value <= row.values[1].hi <= 5000.0
+    assert answer.epsilon == 0.5
+    assert answer.delta == 0.0
+    assert answer.mechanism == "laplace"
+    assert answer.scales["visits"] > 0
+    frame_ = answer.to_pandas()
+    assert list(frame_["district"].unique()) == ["D1", "D2", "D3"]
+
+
+def test_answers_round_trip_through_canonical_json(visits_file: Path) -> None:
+    sql = (
+        f"SELECT date_trunc('month', visit_date) AS month, COUNT(*) AS n FROM {DATASET} GROUP BY 1"
+    )
+    policy = parse_policy({"epsilon": {"default": 1.0}}, STANDARD)
+    answer = run(sql, policy, visits_file, epsilon=1.0)
+    data = answer.to_json()
+    again = Answer.from_json(data)
+    assert again == answer
+    assert again.to_json() == data
+    assert json.loads(data)["rows"][0]["key"] == ["2000-01-01"]
+    with pytest.raises(InvalidInput):
+        Answer.from_json(b"{}")
+
+
+def test_small_groups_are_suppressed_or_merged_as_the_policy_says(visits_file: Path) -> None:
+    sql = f"SELECT diagnosis_group, COUNT(*) AS n FROM {DATASET} GROUP BY diagnosis_group"
+    # an impossible threshold makes every group small, whatever the noise
+    suppress = run(sql, loose(threshold=1e12), visits_file, epsilon=1.0)
+    assert suppress.rows == ()
+    assert sorted(k[0] for k in suppress.suppressed) == ["A", "B", "C", "D"]
+    unbounded = {"rows_per_group": 100, "groups": 10}
+    merging = loose(threshold=1e12, small_groups="merge", contributions=unbounded)
+    merged = run(sql, merging, visits_file, epsilon=1e9)
+    assert [row.key for row in merged.rows] == [(OTHER,)]
+    assert len(merged.merged) == 4
+    assert merged.rows[0].values[0].value == pytest.approx(1600, abs=1)  # A-D of 2000 rows
+    assert merged.to_arrow().column("diagnosis_group").to_pylist() == [OTHER]
+
+
+def test_the_gaussian_mechanism_reports_delta(visits_file: Path) -> None:
+    policy = loose(mechanism="gaussian", delta=1e-9)
+    answer = run(f"SELECT SUM(cost) AS total FROM {DATASET}", policy, visits_file, epsilon=1.0)
+    assert answer.mechanism == "gaussian"
+    assert answer.delta == 1e-9
+    assert answer.rows[0].values[0].lo < answer.rows[0].values[0].hi
+
+
+def test_price_comes_from_the_text_and_policy_and_is_capped() -> None:
+    policy = parse_policy({"epsilon": {"per_query": 0.8, "default": 0.3}}, STANDARD)
+    sql = f"SELECT COUNT(*) FROM {DATASET}"
+    assert plan(sql, standard=STANDARD, policy=policy).epsilon == 0.3
+    assert plan(sql, standard=STANDARD, policy=policy, epsilon=0.8).epsilon == 0.8
+    with pytest.raises(PolicyViolation) as refused:
+        plan(sql, standard=STANDARD, policy=policy, epsilon=0.81)
+    assert refused.value.rule == "epsilon_cap"
+    with pytest.raises(InvalidInput):
+        plan(sql, standard=STANDARD, policy=policy, epsilon=float("nan"))
+
+
+def test_too_many_groups_are_refused_before_any_data_is_read() -> None:
+    policy = parse_policy({"max_groups": 100}, STANDARD)
+    sql = f"SELECT date_trunc('day', visit_date) AS d, COUNT(*) FROM {DATASET} GROUP BY 1"
+    with pytest.raises(PolicyViolation) as refused:
+        plan(sql, standard=STANDARD, policy=policy, codes=CODES)
+    assert refused.value.rule == "max_groups"
+    narrowed = sql.replace(
+        "GROUP BY", "WHERE visit_date BETWEEN DATE '2025-01-01' AND DATE '2025-02-15' GROUP BY"
+    )
+    assert len(plan(narrowed, standard=STANDARD, policy=policy, codes=CODES).groups) == 46
+
+
+def test_the_fingerprint_is_stable_and_binds_query_policy_version_and_epsilon() -> None:
+    policy = parse_policy({}, STANDARD)
+
+    def fingerprint(sql: str, **kw: Any) -> str:
+        args: dict[str, Any] = {"epsilon": 0.5, "version": "v1", "policy": policy} | kw
+        return plan(sql, standard=STANDARD, codes=CODES, **args).fingerprint
+
+    base = f"SELECT sex, COUNT(*) FROM {DATASET} GROUP BY sex"
+    first = fingerprint(base)
+    assert first == fingerprint(base.lower().replace(" ", "  "))
+    assert first != fingerprint(base, epsilon=0.4)
+    assert first != fingerprint(base, version="v2")
+    assert first != fingerprint(base, policy=parse_policy({"threshold": 3}, STANDARD))
+    assert first != fingerprint(base.replace("COUNT(*)", "COUNT(DISTINCT patient_id)"))
+
+
+def test_one_row_per_unit_skips_bounding(tmp_path: Path) -> None:
+    document = dict(visit_standard().document)
+    document["entrepot:oneRowPerUnit"] = True
+    from entrepot.standards.schema import parse_standard
+
+    standard: Standard = parse_standard(document, "health.visit")
+    policy = parse_policy({}, standard)
+    sql = f"SELECT sex, COUNT(*) AS n, SUM(cost) AS s FROM {DATASET} GROUP BY sex"
+    p = plan(sql, standard=standard, policy=policy, codes=CODES)
+    assert "__per_unit" not in p.sql("v")
+    assert p.rewrite.sensitivity(p.rewrite.quantities[0], 1) == 1.0
+    assert p.rewrite.sensitivity(p.rewrite.quantities[1], 1) == 5000.0
