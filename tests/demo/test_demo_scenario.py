@@ -114,6 +114,17 @@ def test_fresh_wipes_a_demo_home_and_starts_over(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("fresh", [False, True])
+def test_an_interrupted_first_run_can_be_run_again(tmp_path: Path, fresh: bool) -> None:
+    home = tmp_path / "exchange"
+    # What Ctrl-C in the middle of the first run's generation leaves behind.
+    run(home, scale=0.02, steps=())
+    (home / "demo" / "riverside-visits-2025.csv").write_bytes(b"half a fi")
+    result = run(home, scale=0.02, fresh=fresh, steps=STEPS[:2])
+    assert result.data("node")["reused"] is False
+    assert is_demo_home(home)
+
+
+@pytest.mark.parametrize("fresh", [False, True])
 def test_a_home_the_demo_did_not_build_is_left_alone(tmp_path: Path, fresh: bool) -> None:
     (tmp_path / "notes.txt").write_text("mine")
     with pytest.raises(Conflict, match="not built by the demo"):

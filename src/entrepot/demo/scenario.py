@@ -5,8 +5,8 @@ A scenario is a tuple of small :class:`Step` functions run in order over one
 as it arrives (the CLI renders it with Rich), so a capability that lands later
 adds one step to :data:`STEPS` and one renderer, nothing else.
 
-The raw files, their mappings and the manifest live in ``<home>/demo/``; that
-folder is also what marks a home as a demo exchange, which ``fresh=True`` may wipe.
+The raw files, their mappings and the manifest live in ``<home>/demo/``, with the
+marker file that makes a home a demo exchange, which ``fresh=True`` may wipe.
 """
 
 from __future__ import annotations
@@ -33,10 +33,12 @@ from entrepot.demo._publishing import (
 )
 from entrepot.demo._state import DEMO_FOLDER, Demo, Reporter, Silent, Step
 from entrepot.demo.generate import DEFAULT_SEED
-from entrepot.demo.manifest import MANIFEST_NAME
 from entrepot.errors import Conflict
 from entrepot.settings import Settings
 from entrepot.vault import DatasetRef
+
+# The file that marks a home as built by the demo.
+MARKER = "BUILT-BY-ENTREPOT-DEMO"
 
 __all__ = [
     "DEMO_FOLDER",
@@ -68,7 +70,16 @@ class DemoResult:
 
 def is_demo_home(home: Path) -> bool:
     """Whether ``home`` was built by the demo (and so may be wiped and rebuilt)."""
-    return (home / DEMO_FOLDER / MANIFEST_NAME).is_file()
+    return (home / DEMO_FOLDER / MARKER).is_file()
+
+
+def _mark(home: Path) -> None:
+    # Marked before anything else is written, so an interrupted first run can be redone.
+    (home / DEMO_FOLDER).mkdir(parents=True, exist_ok=True)
+    (home / DEMO_FOLDER / MARKER).write_text(
+        "This home was built by `entrepot demo`, which may wipe it (--fresh).\n",
+        encoding="utf-8",
+    )
 
 
 def _prepare_home(home: Path, fresh: bool) -> None:
@@ -147,6 +158,7 @@ def run(
     """
     chosen = (settings or Settings()).model_copy(update={"home": home})
     _prepare_home(home, fresh)
+    _mark(home)
     demo = Demo(chosen, seed, scale, reporter or Silent())
     result = DemoResult(home)
     try:
