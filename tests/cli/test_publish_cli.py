@@ -11,6 +11,7 @@ from tests.vault.cli_runner import Cli, Result, run_cli
 from tests.vault.visits import HEADER, visit_rows, write_visits_csv
 
 from entrepot.exchange.node import Node
+from entrepot.settings import Settings
 from entrepot.vault import add_provider
 from entrepot.vault.models import Version
 
@@ -199,3 +200,26 @@ def test_verify_removes_leftovers_and_catches_tampering(
     tampered = cli("dataset", "verify")
     assert tampered.code == 1
     assert "SHA-256 does not match" in tampered.output
+
+
+def test_a_published_version_is_written_to_the_transparency_log(
+    cli: Cli, tmp_path: Path, home: str
+) -> None:
+    source = write_visits_csv(tmp_path / "a.csv", 20, bad=1)
+    out = cli(*publish_args(source, "--on-error", "quarantine", "--json")).json()
+    assert cli(*publish_args(write_visits_csv(tmp_path / "bad.csv", 5, bad=1))).code == 2
+    node = Node.open(Settings(home=Path(home)))
+    try:
+        logged = node.log.search(kind="dataset_version")
+    finally:
+        node.close()
+    assert len(logged) == 1  # the refused publish left no entry
+    (_, entry) = logged[0]
+    assert entry["actor"] == "riverside-hospitals"
+    assert entry["dataset"] == REF
+    assert (entry["version"], entry["sha256"], entry["rows"], entry["rows_rejected"]) == (
+        1,
+        out["sha256"],
+        19,
+        1,
+    )

@@ -32,7 +32,13 @@ def test_the_vault_exports_exactly_its_public_names() -> None:
 
 
 def test_catalog_and_dcat_export_what_they_name() -> None:
-    assert catalog.__all__ == ["Catalog", "DatasetPage", "DatasetSummary", "search_terms"]
+    assert catalog.__all__ == [
+        "Catalog",
+        "DatasetPage",
+        "DatasetSummary",
+        "publish_version",
+        "search_terms",
+    ]
     assert dcat.__all__ == ["CONTEXT", "PARQUET_MEDIA_TYPE", "export_dcat"]
     for module in (catalog, dcat):
         for name in module.__all__:

@@ -22,6 +22,7 @@ from entrepot import standards
 from entrepot.cli._common import Home, Json, console, emit, err_console, open_node, table
 from entrepot.cli._report import render_report
 from entrepot.errors import NotFound, ValidationFailed
+from entrepot.exchange.catalog import publish_version
 from entrepot.standards import OffendingRow, Report, Violation
 from entrepot.vault import LocalVault, OnError, Published, PublishRequest
 
@@ -158,7 +159,7 @@ def publish(
             ) from None
         with handle:
             try:
-                published = LocalVault.of(node).publish(request, handle, progress=progress)
+                published = publish_version(node, request, handle, progress=progress)
             except ValidationFailed as error:
                 if not as_json and "report" in error.details:
                     report = _report_of(error.details["report"], target.field_names)

@@ -15,19 +15,21 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, BinaryIO
 
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session, selectinload
 
 from entrepot.db import Database
 from entrepot.errors import LimitExceeded, NotFound
+from entrepot.exchange.node import Node
 from entrepot.standards.schema import Standard, parse_standard
-from entrepot.vault import DatasetRef, VersionInfo
+from entrepot.transparency.entries import Kind, make_entry
+from entrepot.vault import DatasetRef, LocalVault, Progress, Published, PublishRequest, VersionInfo
 from entrepot.vault.local import version_info
 from entrepot.vault.models import Dataset, Provider, as_utc
 
-__all__ = ["Catalog", "DatasetPage", "DatasetSummary", "search_terms"]
+__all__ = ["Catalog", "DatasetPage", "DatasetSummary", "publish_version", "search_terms"]
 
 # Words of a query that are searched for; more only slows the match down.
 MAX_TERMS = 16
@@ -236,3 +238,28 @@ class Catalog:
     def pages(self) -> list[DatasetPage]:
         """Every dataset's page, by reference (for exports)."""
         return [self.show(summary.ref) for summary in self.datasets()]
+
+
+def publish_version(
+    node: Node, request: PublishRequest, data: BinaryIO, *, progress: Progress | None = None
+) -> Published:
+    """Publish through the node's vault, then write the new version to the transparency log.
+
+    The log entry follows the commit, so it only ever states a version that exists;
+    it names the version by content hash and counts, never by a value of a row.
+    """
+    published = LocalVault.of(node).publish(request, data, progress=progress)
+    version = published.version
+    node.log.append(
+        make_entry(
+            Kind.DATASET_VERSION,
+            version.ref.provider,
+            dataset=str(version.ref),
+            version=version.number,
+            sha256=version.sha256,
+            rows=version.rows,
+            rows_rejected=version.rows_rejected,
+            standard=version.standard,
+        )
+    )
+    return published
