@@ -250,3 +250,12 @@ def test_a_file_without_header_uses_the_mapping_names(tmp_path: Path) -> None:
         assert [(r.line, r.reasons) for r in run.report.rows] == [
             (2, ("pattern:firm_id", "codelist:size_band"))
         ]
+
+
+def test_a_report_survives_its_json_form() -> None:
+    from entrepot.standards import Report
+
+    golden = json.loads((FIXTURES / "riverside.report.json").read_text(encoding="utf-8"))
+    report = Report.from_dict(golden)
+    assert report.to_dict() == golden
+    assert report.columns == tuple(get("health.visit").field_names)

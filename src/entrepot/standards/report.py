@@ -77,6 +77,29 @@ class Report:
         """Violations of ``rule`` on ``column`` (0 when none)."""
         return sum(v.count for v in self.violations if (v.rule, v.column) == (rule, column))
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Report:
+        """Rebuild a report from :meth:`to_dict` data (e.g. one stored with a version)."""
+        rows = tuple(
+            OffendingRow(int(r["line"]), tuple(r["reasons"]), dict(r["values"]))
+            for r in data.get("rows", [])
+        )
+        return cls(
+            source=data["source"],
+            standard=data["standard"],
+            mapping=data.get("mapping"),
+            rows_total=int(data["rows_total"]),
+            rows_invalid=int(data["rows_invalid"]),
+            violations=tuple(
+                Violation(v["rule"], v["column"], int(v["count"]))
+                for v in data.get("violations", [])
+            ),
+            rows=rows,
+            ignored_columns=tuple(data.get("ignored_columns", [])),
+            # Every listed row carries every column, in the standard's order.
+            columns=tuple(rows[0].values) if rows else (),
+        )
+
     def to_dict(self) -> dict[str, Any]:
         """The report as JSON-ready data (the shape ``--json`` prints)."""
         return {
