@@ -243,3 +243,17 @@ def test_a_tampered_file_is_caught(
     path.write_bytes(bytes(data[:-10]))
     with DuckDBEngine() as engine, pytest.raises(StorageCorrupt, match="wrong size"):
         vault.attach(engine, REF)
+
+
+def test_progress_reports_each_step_in_order(
+    vault: LocalVault, write_visits: WriteVisits, visit_standard: Standard
+) -> None:
+    seen: list[tuple[str, int, int]] = []
+    with write_visits(25).open("rb") as data:
+        published = vault.publish(
+            request(visit_standard), data, progress=lambda *step: seen.append(step)
+        )
+    steps = [name for name, _, _ in seen]
+    assert list(dict.fromkeys(steps)) == ["validate", "write", "hash", "commit"]
+    hashed = [(done, total) for name, done, total in seen if name == "hash"]
+    assert hashed[-1] == (published.version.size_bytes, published.version.size_bytes)
