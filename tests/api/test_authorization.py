@@ -235,7 +235,9 @@ def add_pending_requests(node: Node) -> None:
 def read_world(
     tmp_path_factory: pytest.TempPathFactory, serve: Serve, make_world: Callable[[Node], World]
 ) -> Iterator[tuple[httpx.Client, World]]:
-    node = Node.init(Settings(home=tmp_path_factory.mktemp("authz") / "node"))
+    node = Node.init(
+        Settings(home=tmp_path_factory.mktemp("authz") / "node", token_hash_memory_kib=1024)
+    )
     world = make_world(node)
     with serve(create_app(node)) as client:
         yield client, world

@@ -25,6 +25,7 @@ def small_node(tmp_path: Path) -> Node:
         request_body_max_bytes=64,
         rate_limit_per_s=1.0,
         rate_limit_burst=3,
+        token_hash_memory_kib=1024,
     )
     return Node.init(settings)
 

@@ -1,0 +1,92 @@
+"""Publishing over HTTP: multipart upload, provider only, size-limited."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import httpx
+import pytest
+
+from entrepot.api import create_app
+from entrepot.exchange.node import Node
+from entrepot.settings import Settings
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from contextlib import AbstractContextManager
+
+    from fastapi import FastAPI
+    from tests.api.conftest import World
+
+FORM = {"standard": "health.visit", "title": "Outpatient visits 2026", "on_error": "reject"}
+
+
+def upload(
+    client: httpx.Client, world: World, who: str, data: bytes, **form: str
+) -> httpx.Response:
+    return client.post(
+        "/v1/datasets",
+        data={**FORM, **form},
+        files={"file": ("visits.csv", data, "text/csv")},
+        headers=world.auth(who),
+    )
+
+
+def test_provider_publishes_a_new_version_of_its_own_dataset(
+    world: World, api: httpx.Client, tmp_path: Path, make_visits: Callable[..., Path]
+) -> None:
+    data = make_visits(tmp_path / "v.csv", 50, seed=3).read_bytes()
+    response = upload(api, world, "provider", data, dataset="outpatient-visits")
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert body["dataset"] == "riverside-hospitals/outpatient-visits"
+    assert body["version"] == 2
+    assert body["rows"] == 50
+    versions = api.get(
+        "/v1/datasets/riverside-hospitals/outpatient-visits/versions",
+        headers=world.auth("consumer"),
+    ).json()
+    assert [v["version"] for v in versions] == [1, 2]
+
+
+@pytest.mark.parametrize("who", ["consumer", "auditor", "operator"])
+def test_only_providers_publish(world: World, api: httpx.Client, who: str) -> None:
+    response = upload(api, world, who, b"visit_id\n")
+    assert response.status_code == 403
+
+
+def test_rows_breaking_the_standard_are_refused_with_the_report(
+    world: World, api: httpx.Client
+) -> None:
+    response = upload(api, world, "provider", b"visit_id,cost\nV1,-3\n")
+    assert 400 <= response.status_code < 500
+    assert set(response.json()) == {"error"}
+
+
+def test_an_uploaded_mapping_may_not_read_server_files(world: World, api: httpx.Client) -> None:
+    mapping = b"columns:\n  district: {from: qx, codes_file: /etc/passwd}\n"
+    response = api.post(
+        "/v1/datasets",
+        data=FORM,
+        files={"file": ("v.csv", b"qx\n1\n", "text/csv"), "mapping": ("m.yaml", mapping)},
+        headers=world.auth("provider"),
+    )
+    assert response.status_code == 400
+    assert "codes_file" in response.json()["error"]["message"]
+
+
+def test_uploads_over_the_limit_are_refused_before_parsing(
+    tmp_path: Path,
+    serve: Callable[[FastAPI], AbstractContextManager[httpx.Client]],
+    make_world: Callable[[Node], World],
+) -> None:
+    node = Node.init(
+        Settings(home=tmp_path / "node", max_upload_bytes=64_000, token_hash_memory_kib=1024)
+    )
+    world = make_world(node)
+    with serve(create_app(node)) as client:
+        response = upload(client, world, "provider", b"x" * 100_000)
+    node.close()
+    assert response.status_code == 413
+    assert response.json()["error"]["setting"] == "max_upload_bytes"
