@@ -26,6 +26,18 @@ def _generated(data: dict[str, Any]) -> None:
             rows,
         )
     )
+    provider = {f["file"]: f["provider"] for f in data["files"]}
+    console.print(
+        table(
+            "People two providers share (the generator's answer key for private joins)",
+            ["provider", "provider", "people"],
+            [
+                [provider[a], provider[b], f"{pair['people']:,}"]
+                for pair in data["shared_people"]
+                for a, b in [pair["files"]]
+            ],
+        )
+    )
 
 
 def _node(data: dict[str, Any]) -> None:

@@ -39,6 +39,12 @@ def generate_files(demo: Demo) -> dict[str, Any]:
             }
             for f in demo.manifest.files
         ],
+        # The generator's answer key: how many people two providers share. Only a
+        # private join on blinded identifiers may find them; the exchange never looks.
+        "shared_people": [
+            {"files": pair.split("|"), "people": count}
+            for pair, count in demo.manifest.overlaps.items()
+        ],
     }
 
 
