@@ -90,7 +90,7 @@ def _visits(ctx: Context, province: int, base_rows: int) -> Visits:
     }
 
 
-def _text(values: npt.NDArray) -> npt.NDArray[np.str_]:
+def _text(values: npt.NDArray[Any]) -> npt.NDArray[Any]:
     return np.asarray([str(v) for v in values], dtype=object)
 
 

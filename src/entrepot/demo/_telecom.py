@@ -55,6 +55,7 @@ def _presence(ctx: Context) -> dict[str, npt.NDArray[Any]]:
             for d in region.districts
         }
         nearby = mine[(move >= 0.12) & (move < 0.32)]
+        # One draw per row, folded onto the city's districts (five each in the code list).
         pick = rng.integers(0, 5, size=len(nearby))
         for i, j in zip(nearby, pick, strict=True):
             options = same_city[str(home[i])]
