@@ -108,6 +108,7 @@ def test_search_filters_by_dataset_kind_and_time(open_log: Factory) -> None:
     assert [i for i, _ in log.search(kind="query")] == [1]
     assert [i for i, _ in log.search(limit=1)] == [2]
     assert [i for i, _ in log.search(since=later)] == [1, 2]
+    assert [i for i, _ in log.search(since=later.replace(tzinfo=None))] == [1, 2]
     with pytest.raises(InvalidInput, match="unknown"):
         log.search(kind="gossip")
 

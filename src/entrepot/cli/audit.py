@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -65,9 +65,8 @@ def log_entries(
 
     Example: entrepot audit log --dataset riverside-hospitals/outpatient-visits --kind query
     """
-    moment = None if since is None else since.replace(tzinfo=since.tzinfo or UTC)
     with open_node(home) as node:
-        found = node.log.search(dataset=dataset, kind=kind, since=moment, limit=limit)
+        found = node.log.search(dataset=dataset, kind=kind, since=since, limit=limit)
     data = [{"index": index, **entry} for index, entry in found]
     rows = [
         [

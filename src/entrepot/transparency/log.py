@@ -194,13 +194,15 @@ class TransparencyLog:
         limit: int = 100,
     ) -> list[tuple[int, Any]]:
         """The last ``limit`` entries about ``dataset`` (alone or in a join), of ``kind``,
-        logged at or after ``since``, oldest first."""
+        logged at or after ``since`` (UTC when it has no time zone), oldest first."""
         if kind is not None and kind not in set(Kind):
             raise InvalidInput(
                 f"log entry kind {kind!r} is unknown",
                 hint=f"use one of: {', '.join(k.value for k in Kind)}",
             )
         # Canonical timestamps sort as text, so no entry needs its time parsed.
+        if since is not None and since.tzinfo is None:
+            since = since.replace(tzinfo=UTC)
         after = None if since is None else timestamp(since)
         found: deque[tuple[int, Any]] = deque(maxlen=limit)
         for index, entry in self.entries():
