@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import threading
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -120,3 +122,26 @@ def test_any_other_string_is_refused_and_never_echoed(market: Market, garbage: s
         market.accounts.authenticate(garbage)
     body = str(refused.value.to_dict())
     assert garbage == "" or garbage not in body
+
+
+def test_racing_creations_of_one_account_give_one_account_and_clean_conflicts(
+    market: Market,
+) -> None:
+    outcomes: list[str] = []
+    start = threading.Barrier(6)
+
+    def create() -> None:
+        start.wait()
+        try:
+            market.accounts.create(LOCAL, "twin", "consumer")
+            outcomes.append("created")
+        except Conflict:
+            outcomes.append("conflict")
+
+    workers = [threading.Thread(target=create) for _ in range(6)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert sorted(outcomes) == ["conflict"] * 5 + ["created"]
+    assert [a.name for a in market.accounts.list_accounts(LOCAL)].count("twin") == 1

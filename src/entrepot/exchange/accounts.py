@@ -26,6 +26,8 @@ import re
 import secrets
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -34,6 +36,7 @@ from typing import Any
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import CheckConstraint, DateTime, ForeignKey, Integer, String, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from entrepot.db import Base, Database
@@ -54,6 +57,7 @@ __all__ = [
     "Organization",
     "Role",
     "TokenInfo",
+    "raced",
 ]
 
 _TOKEN = re.compile(r"ent_([0-9a-f]{12})_[A-Za-z0-9_-]{43}")
@@ -226,6 +230,15 @@ class _TokenCache:
 _CACHE = _TokenCache()
 
 
+@contextmanager
+def raced(message: str) -> Iterator[None]:
+    """A unique key lost to a concurrent writer (PostgreSQL) becomes a clean Conflict."""
+    try:
+        yield
+    except IntegrityError:
+        raise Conflict(message, hint="look again, then retry if still needed") from None
+
+
 def _actor_of(org: Organization, account: Account | None = None) -> Actor:
     return Actor(
         role=Role(account.role if account is not None else org.kind).value,
@@ -256,8 +269,17 @@ class Accounts:
 
         A vault provider gets its organization on first use, linked to its providers row.
         """
-        with self.db.write() as session:
-            return _actor_of(self._org(session, org_slug, create_provider=True))
+        with self.db.read() as session:
+            org = session.scalar(select(Organization).where(Organization.slug == org_slug))
+            if org is not None:
+                return _actor_of(org)
+        try:
+            with self.db.write() as session:
+                return _actor_of(self._org(session, org_slug, create_provider=True))
+        except IntegrityError:
+            # Another process created the organization first: use theirs.
+            with self.db.read() as session:
+                return _actor_of(self._org(session, org_slug))
 
     def _org(self, session: Session, slug: str, *, create_provider: bool = False) -> Organization:
         org = session.scalar(select(Organization).where(Organization.slug == slug))
@@ -297,7 +319,10 @@ class Accounts:
         check_slug(name, "account")
         role = _role(role)
         org_slug = check_slug(org or name, "organization")
-        with self.db.write() as session:
+        with (
+            raced(f"account {name} or organization {org_slug} was created meanwhile"),
+            self.db.write() as session,
+        ):
             if session.scalar(select(Account.id).where(Account.name == name)) is not None:
                 raise Conflict(
                     f"account {name} already exists",

@@ -48,7 +48,7 @@ from entrepot.exchange._contract_models import (
     start_of,
     to_cents,
 )
-from entrepot.exchange.accounts import Actor, Organization, Role
+from entrepot.exchange.accounts import Actor, Organization, Role, raced
 from entrepot.exchange.purposes import Purpose, check_purpose, covers, purposes
 from entrepot.privacy.ledger import close_budget, from_nano, open_budget, to_nano, utcnow
 from entrepot.settings import Settings
@@ -207,7 +207,10 @@ class Contracts:
                 f"unknown duties: {', '.join(unknown)}", hint=f"choose from: {', '.join(DUTIES)}"
             )
         now = self.clock()
-        with self.db.write() as session:
+        with (
+            raced(f"{request}: a grant for this consumer and dataset was made meanwhile"),
+            self.db.write() as session,
+        ):
             self._expire_due(session)
             row = self._pending(session, actor, request, "grant")
             epsilon_nano = row.epsilon_nano if epsilon is None else to_nano(epsilon, round_up=False)
