@@ -193,9 +193,9 @@ def _pattern(c: Column) -> Iterator[Check]:
 def _duplicates(rule: str, column: str, values: list[str]) -> Check:
     """Rows whose key repeats an earlier row's: every occurrence after the first.
 
-    A hash aggregate of the repeated keys and a join beat a window function, which
-    would sort every column of every row: 0.39 s vs 0.39 s on one key column alone,
-    but the window grows with the row width and the join does not.
+    A hash aggregate of the repeated keys and a join instead of a window function: on
+    the key alone both took 0.39 s per 500k rows, but a window over the typed rows
+    would also sort every other column, and the join does not.
     """
     keys = ", ".join(f"{v} AS k{i}" for i, v in enumerate(values))
     present = " AND ".join(f"{v} IS NOT NULL" for v in values)

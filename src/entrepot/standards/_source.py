@@ -53,7 +53,7 @@ def _fail(path: Path, line: int | None, message: str, hint: str) -> InvalidInput
 
 def _encoding_hint(source: Source) -> str:
     if source.encoding == "gbk":
-        return "the file is neither GBK; re-save it as UTF-8 and set `encoding: utf-8`"
+        return "the file is not GBK either; re-save it as UTF-8 and set `encoding: utf-8`"
     return "if the file comes from a Chinese-locale tool, set `encoding: gbk` under `source:`"
 
 

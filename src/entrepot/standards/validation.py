@@ -46,6 +46,14 @@ def _ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def _reasons(checks: list[Check]) -> str:
+    """SQL for a row's broken rules, as ``rule:column`` texts in check order."""
+    labels = ", ".join(
+        f"CASE WHEN x{i} THEN {quote(f'{c.rule}:{c.column}')} END" for i, c in enumerate(checks)
+    )
+    return f"list_filter([{labels}], lambda r: r IS NOT NULL)" if labels else "[]::VARCHAR[]"
+
+
 class Validation:
     """The outcome of :func:`validate`: the report, and the rows ready to be written.
 
@@ -69,13 +77,6 @@ class Validation:
         self._checks = checks
         self.report = report
 
-    def _reasons(self) -> str:
-        labels = ", ".join(
-            f"CASE WHEN x{i} THEN {quote(f'{c.rule}:{c.column}')} END"
-            for i, c in enumerate(self._checks)
-        )
-        return f"list_filter([{labels}], lambda r: r IS NOT NULL)" if labels else "[]::VARCHAR[]"
-
     def _copy(self, select: str, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._con.execute(
@@ -96,7 +97,7 @@ class Validation:
         every column's text as read (after the mapping); return their count."""
         texts = ", ".join(f"{c.text} AS {_ident(c.field.name)}" for c in self._columns)
         self._copy(
-            f"SELECT line, {self._reasons()} AS reasons, {texts} "
+            f"SELECT line, {_reasons(self._checks)} AS reasons, {texts} "
             "FROM checked WHERE invalid ORDER BY line",
             path,
         )
@@ -288,12 +289,9 @@ def _report(
         (Violation(c.rule, c.column, n) for c, n in zip(checks, per_check, strict=True) if n),
         key=lambda v: (order.get(v.column.split(",")[0], len(order)), RULES.index(v.rule)),
     )
-    labels = ", ".join(
-        f"CASE WHEN x{i} THEN {quote(f'{c.rule}:{c.column}')} END" for i, c in enumerate(checks)
-    )
     texts = ", ".join(c.text for c in columns)
     offending = con.execute(
-        f"SELECT line, list_filter([{labels or 'NULL'}], lambda r: r IS NOT NULL), {texts} "
+        f"SELECT line, {_reasons(checks)}, {texts} "
         f"FROM checked WHERE invalid ORDER BY line LIMIT {int(report_rows)}"
     ).fetchall()
     used = {entry.source for entry in plan.values() if entry.source is not None}
