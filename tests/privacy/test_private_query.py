@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from privacy_fixtures import CODES, DATASET, visit_standard
 
 from entrepot.engine import DuckDBEngine
-from entrepot.errors import InvalidInput, PolicyViolation
+from entrepot.errors import EntrepotError, InvalidInput, PolicyViolation
 from entrepot.privacy import OTHER, Answer, Policy, parse_policy, plan
 from entrepot.standards.schema import Standard
 
@@ -396,3 +396,16 @@ def test_one_row_per_unit_skips_bounding(tmp_path: Path) -> None:
     assert "__per_unit" not in p.sql("v")
     assert p.rewrite.sensitivity(p.rewrite.quantities[0], 1) == 1.0
     assert p.rewrite.sensitivity(p.rewrite.quantities[1], 1) == 5000.0
+
+
+def test_engine_failures_do_not_quote_stored_values(tmp_path: Path) -> None:
+    # a file whose cost column holds text: the engine fails on a stored value
+    bad = pa.table({"patient_id": ["P-1"], "district": ["D1"], "cost": ["secret-42"]})
+    pq.write_table(bad, tmp_path / "bad.parquet")
+    sql = f"SELECT SUM(cost) AS s FROM {DATASET}"
+    p = plan(sql, standard=STANDARD, policy=parse_policy({}, STANDARD), codes=CODES)
+    with DuckDBEngine(threads=1) as engine:
+        engine.register_parquet("v", [tmp_path / "bad.parquet"])
+        with pytest.raises(EntrepotError) as failed:
+            p.run(engine, "v")
+    assert "secret" not in str(failed.value.to_dict())

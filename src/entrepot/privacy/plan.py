@@ -24,7 +24,7 @@ from typing import Any
 import pyarrow as pa
 
 from entrepot.engine import Engine
-from entrepot.errors import InvalidInput, PolicyViolation
+from entrepot.errors import EntrepotError, InvalidInput, PolicyViolation
 from entrepot.privacy import mechanisms
 from entrepot.privacy._groups import Codes, enumerate_groups, normalize
 from entrepot.privacy._post import Noisy, estimate_rows
@@ -60,8 +60,21 @@ class Plan:
         return self.rewrite.sql(view, dialect)
 
     def run(self, engine: Engine, view: str) -> Answer:
-        """Compute the exact aggregates on ``engine`` over ``view``, then release them."""
-        return self.release(engine.execute(self.sql(view, engine.dialect)))
+        """Compute the exact aggregates on ``engine`` over ``view``, then release them.
+
+        An engine failure is reported without the engine's own message, which may
+        quote stored values; the budget stays spent (the data may have been read).
+        """
+        try:
+            exact = engine.execute(self.sql(view, engine.dialect))
+        except EntrepotError:
+            raise
+        except Exception as error:
+            raise EntrepotError(
+                f"the engine could not run the query on {self.table} ({type(error).__name__})",
+                hint="check that the dataset version matches its standard; the ε stays spent",
+            ) from None
+        return self.release(exact)
 
     def release(self, exact: pa.Table) -> Answer:
         """Add noise to the exact per-group table :meth:`sql` returns and post-process.

@@ -6,6 +6,8 @@ returns the resolved piece or raises :class:`PolicyViolation` with the rule name
 
 from __future__ import annotations
 
+import datetime as dt
+
 from sqlglot import exp
 
 from entrepot.errors import PolicyViolation
@@ -32,6 +34,40 @@ def _is_literal(node: exp.Expr) -> bool:
     if isinstance(node, exp.Paren):
         return _is_literal(node.this)
     return False
+
+
+_LITERAL_HINTS = {
+    "string": "quote the value: 'D1'",
+    "integer": "write a whole number without quotes",
+    "number": "write a number without quotes",
+    "boolean": "write TRUE or FALSE",
+    "date": "write DATE '2025-01-31'",
+    "datetime": "write TIMESTAMP '2025-01-31 08:00:00'",
+}
+
+
+def _fits(literal: exp.Expr, column_type: str) -> bool:
+    """Whether a checked literal has a value of the column's Table Schema type."""
+    if isinstance(literal, exp.Paren):
+        return _fits(literal.this, column_type)
+    if column_type == "boolean":
+        return isinstance(literal, exp.Boolean)
+    if isinstance(literal, exp.Cast):
+        literal = literal.this
+    if column_type in ("date", "datetime"):
+        if not (isinstance(literal, exp.Literal) and literal.is_string):
+            return False
+        try:
+            dt.datetime.fromisoformat(literal.name)
+        except ValueError:
+            return False
+        return True
+    if column_type == "string":
+        return isinstance(literal, exp.Literal) and literal.is_string
+    number = literal.this if isinstance(literal, exp.Neg) else literal
+    if not isinstance(number, exp.Literal) or number.is_string:
+        return False
+    return column_type == "number" or number.name.isdigit()
 
 
 class Resolver:
@@ -263,29 +299,29 @@ class Resolver:
                 isinstance(s, exp.Column) or _is_literal(s) for s in sides
             ):
                 self._bad_where(node)
-            self._where_column(columns[0], policy)
+            self._where_column(columns[0], policy, [s for s in sides if s is not columns[0]])
         elif isinstance(node, exp.In):
             values = node.expressions
             if not isinstance(node.this, exp.Column) or not values or node.args.get("query"):
                 self._bad_where(node)
             if not all(_is_literal(v) for v in values):
                 self._bad_where(node)
-            self._where_column(node.this, policy)
+            self._where_column(node.this, policy, values)
         elif isinstance(node, exp.Between):
             bounds = (node.args.get("low"), node.args.get("high"))
             if not isinstance(node.this, exp.Column) or not all(
                 b is not None and _is_literal(b) for b in bounds
             ):
                 self._bad_where(node)
-            self._where_column(node.this, policy)
+            self._where_column(node.this, policy, [b for b in bounds if b is not None])
         elif isinstance(node, exp.Is):
             if not isinstance(node.this, exp.Column) or not isinstance(node.expression, exp.Null):
                 self._bad_where(node)
-            self._where_column(node.this, policy)
+            self._where_column(node.this, policy, [])
         elif not isinstance(node, exp.Boolean):
             self._bad_where(node)
 
-    def _where_column(self, column: exp.Column, policy: Policy) -> None:
+    def _where_column(self, column: exp.Column, policy: Policy, literals: list[exp.Expr]) -> None:
         field = self.field(column)
         if field is None or field.name not in policy.where_columns:
             allowed = ", ".join(policy.where_columns) or "none"
@@ -294,6 +330,16 @@ class Resolver:
                 f"filtering on {column.name!r} is not allowed by the dataset's policy",
                 f"filter on one of: {allowed}",
             )
+        for literal in literals:
+            if not isinstance(literal, exp.Null) and not _fits(literal, field.type):
+                # A literal the engine would have to cast the column for could make it
+                # fail on a stored value, and such errors quote the value.
+                raise _refuse(
+                    "where_expression",
+                    f"{literal.sql(dialect='duckdb')} is not a {field.type} literal "
+                    f"for {field.name!r}",
+                    _LITERAL_HINTS.get(field.type, "compare with a literal of the column's type"),
+                )
 
     @staticmethod
     def _bad_where(node: exp.Expr) -> None:
