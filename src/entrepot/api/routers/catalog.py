@@ -26,8 +26,6 @@ SLUG = r"^[a-z0-9][a-z0-9-]{0,63}$"
 Paging = Annotated[PageParams, Depends(page_params)]
 ProviderSlug = Annotated[str, Path(pattern=SLUG, examples=["riverside-hospitals"])]
 DatasetSlug = Annotated[str, Path(pattern=SLUG, examples=["outpatient-visits"])]
-# Bound on how many hits a search ranks; pages are cut from these.
-_SEARCH_MAX = 1000
 
 
 def catalog(request: Request) -> Catalog:
@@ -113,12 +111,15 @@ def list_datasets(
 
 @router.get("/search", summary="Full-text search over titles, descriptions, columns; ranked.")
 def search(
+    request: Request,
     _actor: AnyActor,
     domain: CatalogDep,
     paging: Paging,
     q: Annotated[str, Query(max_length=500, description="Words to find (prefixes match).")],
 ) -> Page[DatasetOut]:
-    return page_of(domain.search(q, limit=_SEARCH_MAX), paging, DatasetOut.of)
+    # The catalog ranks at most `catalog_max_results` hits; pages are cut from those.
+    ranked = domain.search(q, limit=request.app.state.node.settings.catalog_max_results)
+    return page_of(ranked, paging, DatasetOut.of)
 
 
 @router.get("/datasets/{provider}/{dataset}", summary="A dataset's public page.")
