@@ -114,8 +114,9 @@ def _safe_int(text: str) -> int:
 def parse_canonical(data: bytes, *, what: str) -> Any:
     """Parse ``data``, refusing it unless it is exactly canonical JSON (ProofInvalid)."""
     try:
+        text = data.decode("utf-8")
         value = json.loads(
-            data.decode("utf-8"),
+            text,
             parse_float=_refuse_float,
             parse_int=_safe_int,
             parse_constant=_refuse,
@@ -126,16 +127,10 @@ def parse_canonical(data: bytes, *, what: str) -> Any:
             hint="the bytes were altered or truncated; fetch a fresh copy from the node",
             part=what,
         ) from error
-    try:
-        # Parsed JSON holds only JSON types, so re-encoding it is the whole check.
-        again = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode(
-            "utf-8"
-        )
-    except UnicodeEncodeError as error:
-        raise ProofInvalid(
-            f"{what} holds invalid Unicode", hint="it was altered", part=what
-        ) from error
-    if again != data:
+    # Parsed JSON holds only JSON types, so re-encoding it is the whole check (a lone
+    # surrogate, which only an escape can spell, comes back raw and differs).
+    again = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    if again != text:
         raise ProofInvalid(
             f"{what} is not in canonical JSON form",
             hint="entries and heads are signed and hashed in canonical form; do not reformat them",

@@ -116,11 +116,12 @@ def _hash_chunk(job: tuple[int, list[bytes]]) -> tuple[list[bytes], tuple[int, s
     """Leaf hashes of canonical entries, or where and why the first one is not canonical."""
     first, records = job
     leaves: list[bytes] = []
-    for offset, data in enumerate(records):
+    for data in records:
         try:
-            parse_canonical(data, what=f"log entry {first + offset}")
+            parse_canonical(data, what="log entry")
         except ProofInvalid as error:
-            return leaves, (first + offset, error.message)
+            index = first + len(leaves)
+            return leaves, (index, error.message.replace("log entry", f"log entry {index}", 1))
         leaves.append(leaf_hash(data))
     return leaves, None
 
