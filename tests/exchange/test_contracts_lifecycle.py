@@ -7,7 +7,8 @@ from decimal import Decimal
 import pytest
 
 from entrepot.errors import Conflict, ContractViolation, Forbidden, InvalidInput, NotFound
-from entrepot.exchange.contracts import GrantInfo, RequestInfo, covers, purposes
+from entrepot.exchange.accounts import LOCAL, Accounts
+from entrepot.exchange.contracts import Contracts, GrantInfo, RequestInfo, covers, purposes
 from marketplace import Market
 
 PURPOSE = "public-health-surveillance"
@@ -195,3 +196,28 @@ def test_purpose_vocabulary_is_a_forest_with_known_parents() -> None:
         assert covers(purpose.id, purpose.id)
     assert covers("public-interest", PURPOSE)
     assert not covers(PURPOSE, "public-interest")
+
+
+def test_contract_and_account_changes_reach_the_transparency_log(market: Market) -> None:
+    log = market.node.log
+    contracts = Contracts(market.node.db, market.node.settings, clock=market.clock, log=log)
+    accounts = Accounts(market.node.db, market.node.settings, clock=market.clock, log=log)
+    _, token = accounts.create(LOCAL, "analyst", "consumer", org="city-health-bureau")
+    request = contracts.request(
+        market.consumer, market.dataset, purpose=PURPOSE, epsilon=2, until=date(2026, 11, 30)
+    )
+    contracts.grant(market.provider, request.ref, max_queries=10)
+    market.clock.advance(days=30)
+    contracts.expire_due()
+    entries = [entry for _, entry in log.entries()]
+    kinds = [(e["kind"], e["change"], e["actor"]) for e in entries]
+    assert kinds == [
+        ("account", "created", "local"),
+        ("grant", "requested", "org:city-health-bureau"),
+        ("grant", "granted", "org:riverside-hospitals"),
+        ("grant", "expired", "system"),
+    ]
+    assert entries[2]["dataset"] == market.dataset
+    assert entries[2]["epsilon"] == "2"
+    assert entries[2]["grant"] == "GRANT-1"
+    assert token.secret not in json.dumps(entries)

@@ -83,7 +83,7 @@ def request(
     --as city-health-bureau --purpose public-health-surveillance --epsilon 3 --until 2026-12-31
     """
     with open_node(home) as node:
-        info = Contracts(node.db, node.settings).request(
+        info = Contracts(node.db, node.settings, log=node.log).request(
             acting(node, as_),
             dataset,
             purpose=purpose,
@@ -162,7 +162,7 @@ def grant(
     Example: entrepot access grant REQ-7 --epsilon 2 --max-queries 100 --price-per-epsilon 50
     """
     with open_node(home) as node:
-        info = Contracts(node.db, node.settings).grant(
+        info = Contracts(node.db, node.settings, log=node.log).grant(
             acting(node, as_),
             request_id,
             epsilon=epsilon,
@@ -195,7 +195,9 @@ def refuse(
     Example: entrepot access refuse REQ-7 --reason "purpose outside our mandate"
     """
     with open_node(home) as node:
-        info = Contracts(node.db, node.settings).refuse(acting(node, as_), request_id, reason)
+        info = Contracts(node.db, node.settings, log=node.log).refuse(
+            acting(node, as_), request_id, reason
+        )
     emit(info.to_dict(), as_json, lambda: console.print(f"[yellow]refused[/] {info.ref}"))
 
 
@@ -212,7 +214,9 @@ def revoke(
     Example: entrepot access revoke GRANT-3 --reason "contract ended"
     """
     with open_node(home) as node:
-        info = Contracts(node.db, node.settings).revoke(acting(node, as_), grant_id, reason)
+        info = Contracts(node.db, node.settings, log=node.log).revoke(
+            acting(node, as_), grant_id, reason
+        )
     emit(info.to_dict(), as_json, lambda: console.print(f"[yellow]revoked[/] {info.ref}"))
 
 

@@ -53,7 +53,7 @@ def create(
     Example: entrepot account create city-health-bureau --role consumer
     """
     with open_node(home) as node:
-        info, token = Accounts(node.db, node.settings).create(
+        info, token = Accounts(node.db, node.settings, log=node.log).create(
             acting(node, as_), name, role, org=org, org_name=org_name
         )
 
@@ -78,7 +78,7 @@ def token(
     Example: entrepot account token city-health-bureau
     """
     with open_node(home) as node:
-        issued = Accounts(node.db, node.settings).issue_token(acting(node, as_), name)
+        issued = Accounts(node.db, node.settings, log=node.log).issue_token(acting(node, as_), name)
     emit({"token": issued.secret, **issued.info.to_dict()}, as_json, lambda: _show_token(issued))
 
 
@@ -132,7 +132,9 @@ def revoke_token(
     Example: entrepot account revoke-token 3f9a0c1b2d4e
     """
     with open_node(home) as node:
-        info = Accounts(node.db, node.settings).revoke_token(acting(node, as_), token_id)
+        info = Accounts(node.db, node.settings, log=node.log).revoke_token(
+            acting(node, as_), token_id
+        )
     emit(
         info.to_dict(),
         as_json,

@@ -29,9 +29,9 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -43,6 +43,7 @@ from entrepot.db import Base, Database
 from entrepot.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
 from entrepot.privacy.ledger import utcnow
 from entrepot.settings import Settings
+from entrepot.transparency.entries import Entry, Kind, make_entry
 from entrepot.vault.models import Provider
 from entrepot.vault.refs import check_slug
 
@@ -53,6 +54,7 @@ __all__ = [
     "Accounts",
     "Actor",
     "ApiToken",
+    "EventLog",
     "IssuedToken",
     "Organization",
     "Role",
@@ -230,6 +232,12 @@ class _TokenCache:
 _CACHE = _TokenCache()
 
 
+class EventLog(Protocol):
+    """Where account and contract changes are recorded: the node's transparency log."""
+
+    def append(self, entry: Entry) -> int: ...
+
+
 @contextmanager
 def raced(message: str) -> Iterator[None]:
     """A unique key lost to a concurrent writer (PostgreSQL) becomes a clean Conflict."""
@@ -252,10 +260,17 @@ def _actor_of(org: Organization, account: Account | None = None) -> Actor:
 class Accounts:
     """Organizations, accounts and tokens of one node."""
 
-    def __init__(self, db: Database, settings: Settings | None = None, clock: Any = utcnow) -> None:
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings | None = None,
+        clock: Any = utcnow,
+        log: EventLog | None = None,
+    ) -> None:
         self.db = db
         self.settings = settings or Settings()
         self.clock = clock
+        self.log = log
         # RFC 9106's second recommended (low-memory) profile, with the memory cost a
         # setting; verifying uses the parameters stored in each hash.
         self._hasher = PasswordHasher(
@@ -344,7 +359,10 @@ class Accounts:
             info = AccountInfo(
                 name, role.value, organization.slug, organization.name, account.created_at, 1
             )
-            return info, token
+        self._record(
+            actor, "created", name, role=info.role, org=info.org, token_id=token.info.token_id
+        )
+        return info, token
 
     def _new_org(self, session: Session, slug: str, role: str, name: str | None) -> Organization:
         provider_id = None
@@ -397,7 +415,9 @@ class Accounts:
         """A new token for ``account`` (administrators, or the account's organization)."""
         with self.db.write() as session:
             row = self._visible_account(session, actor, account)
-            return self._issue(session, row)
+            issued = self._issue(session, row)
+        self._record(actor, "token_issued", account, token_id=issued.info.token_id)
+        return issued
 
     def _issue(self, session: Session, account: Account) -> IssuedToken:
         token_id = secrets.token_hex(6)
@@ -446,7 +466,22 @@ class Accounts:
                 token.revoked_at = self.clock()
             info = _token_info(token, account.name)
         _CACHE.forget(token_id)
+        self._record(actor, "token_revoked", info.account, token_id=token_id)
         return info
+
+    def _record(self, actor: Actor, change: str, account: str, **fields: str) -> None:
+        """Append an account change to the transparency log (never a secret: ids only)."""
+        if self.log is not None:
+            self.log.append(
+                make_entry(
+                    Kind.ACCOUNT,
+                    actor.name,
+                    time=self.clock().replace(tzinfo=UTC),
+                    change=change,
+                    account=account,
+                    **fields,
+                )
+            )
 
     def _visible_account(self, session: Session, actor: Actor, name: str) -> Account:
         account = session.scalar(select(Account).where(Account.name == name))

@@ -17,7 +17,7 @@ state, period, count and ε atomically when it reserves.
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import UTC, date, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -48,10 +48,11 @@ from entrepot.exchange._contract_models import (
     start_of,
     to_cents,
 )
-from entrepot.exchange.accounts import Actor, Organization, Role, raced
+from entrepot.exchange.accounts import Actor, EventLog, Organization, Role, raced
 from entrepot.exchange.purposes import Purpose, check_purpose, covers, purposes
 from entrepot.privacy.ledger import close_budget, from_nano, open_budget, to_nano, utcnow
 from entrepot.settings import Settings
+from entrepot.transparency.entries import Kind, make_entry
 from entrepot.vault.models import Dataset
 
 __all__ = [
@@ -73,10 +74,17 @@ __all__ = [
 class Contracts:
     """Requests, grants and the execution-time check of one node."""
 
-    def __init__(self, db: Database, settings: Settings | None = None, clock: Any = utcnow) -> None:
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings | None = None,
+        clock: Any = utcnow,
+        log: EventLog | None = None,
+    ) -> None:
         self.db = db
         self.settings = settings or Settings()
         self.clock = clock
+        self.log = log
 
     # -- requests ---------------------------------------------------------------
 
@@ -140,7 +148,9 @@ class Contracts:
             session.add(row)
             session.flush()
             record_event(session, row.id, None, None, "requested", actor.name, now)
-            return self._request_info(session, row, history=True)
+            info = self._request_info(session, row, history=True)
+        self._record(actor.name, info, "requested")
+        return info
 
     def requests(self, actor: Actor, *, pending: bool = False) -> list[RequestInfo]:
         """Requests the actor may see: its own, or those for its datasets."""
@@ -159,7 +169,9 @@ class Contracts:
             record_event(
                 session, row.id, None, "requested", "refused", actor.name, self.clock(), reason
             )
-            return self._request_info(session, row, history=True)
+            info = self._request_info(session, row, history=True)
+        self._record(actor.name, info, "refused", reason=reason)
+        return info
 
     def _pending(self, session: Session, actor: Actor, request: str, verb: str) -> AccessRequest:
         row = session.get(AccessRequest, parse_id(request, "REQ"), with_for_update=True)
@@ -206,12 +218,12 @@ class Contracts:
             raise InvalidInput(
                 f"unknown duties: {', '.join(unknown)}", hint=f"choose from: {', '.join(DUTIES)}"
             )
+        self.expire_due()
         now = self.clock()
         with (
             raced(f"{request}: a grant for this consumer and dataset was made meanwhile"),
             self.db.write() as session,
         ):
-            self._expire_due(session)
             row = self._pending(session, actor, request, "grant")
             epsilon_nano = row.epsilon_nano if epsilon is None else to_nano(epsilon, round_up=False)
             if epsilon_nano <= 0:
@@ -272,12 +284,14 @@ class Contracts:
                 actor=actor.name,
                 now=now,
             )
-            return self._grant_info(session, grant, history=True)
+            granted = self._grant_info(session, grant, history=True)
+        self._record(actor.name, granted, "granted")
+        return granted
 
     def revoke(self, actor: Actor, grant: str, reason: str = "") -> GrantInfo:
         """End a grant now; its budget closes in the same transaction."""
+        self.expire_due()
         with self.db.write() as session:
-            self._expire_due(session)
             row = self._visible_grant(session, actor, grant)
             provider_id = provider_of(session, row.dataset_id)
             if not (decides(actor, provider_id) or actor.role == Role.OPERATOR):
@@ -293,7 +307,9 @@ class Contracts:
             record_event(
                 session, row.request_id, row.id, "granted", "revoked", actor.name, now, reason
             )
-            return self._grant_info(session, row, history=True)
+            revoked = self._grant_info(session, row, history=True)
+        self._record(actor.name, revoked, "revoked", reason=reason)
+        return revoked
 
     def grants(self, actor: Actor, *, active: bool = False) -> list[GrantInfo]:
         """Grants the actor may see: its own, or those on its datasets."""
@@ -344,21 +360,47 @@ class Contracts:
                 .where(Grant.state == "granted", Grant.valid_until <= self.clock())
                 .limit(1)
             )
-        if due is not None:
-            with self.db.write() as session:
-                self._expire_due(session)
+        if due is None:
+            return
+        with self.db.write() as session:
+            rows = session.scalars(
+                select(Grant).where(Grant.state == "granted", Grant.valid_until <= self.clock())
+            ).all()
+            expired = []
+            for row in rows:
+                row.state = "expired"
+                close_budget(session, row.id, "expired")
+                record_event(
+                    session, row.request_id, row.id, "granted", "expired", "system", row.valid_until
+                )
+                expired.append(self._grant_info(session, row))
+        for info in expired:
+            self._record("system", info, "expired")
 
-    def _expire_due(self, session: Session) -> None:
-        """Move grants past their period to ``expired``, dated when they expired."""
-        due = session.scalars(
-            select(Grant).where(Grant.state == "granted", Grant.valid_until <= self.clock())
-        ).all()
-        for row in due:
-            row.state = "expired"
-            close_budget(session, row.id, "expired")
-            record_event(
-                session, row.request_id, row.id, "granted", "expired", "system", row.valid_until
+    def _record(
+        self, actor: str, info: RequestInfo | GrantInfo, change: str, **fields: str
+    ) -> None:
+        """Append a contract change to the transparency log, after it is committed."""
+        if self.log is None:
+            return
+        terms: dict[str, Any] = {"consumer": info.consumer, "change": change}
+        if isinstance(info, GrantInfo):
+            terms.update(grant=info.ref, request=f"REQ-{info.request_id}")
+            terms.update(max_queries=info.max_queries, valid_until=info.valid_until.isoformat())
+        else:
+            terms.update(request=info.ref, valid_until=info.valid_until.isoformat())
+        self.log.append(
+            make_entry(
+                Kind.GRANT,
+                actor,
+                dataset=info.dataset,
+                purpose=info.purpose,
+                epsilon=str(info.epsilon),
+                time=self.clock().replace(tzinfo=UTC),
+                **terms,
+                **fields,
             )
+        )
 
     # -- the execution-time check -------------------------------------------------
 
