@@ -117,11 +117,15 @@ def test_a_new_token_works_beside_the_old_one(market: Market) -> None:
         st.from_regex(r"ent_[0-9a-f]{12}_[A-Za-z0-9_-]{43}", fullmatch=True),
     )
 )
-def test_any_other_string_is_refused_and_never_echoed(market: Market, garbage: str) -> None:
+def test_any_other_string_is_refused_with_one_input_free_message(
+    market: Market, garbage: str
+) -> None:
     with pytest.raises(Unauthorized) as refused:
         market.accounts.authenticate(garbage)
-    body = str(refused.value.to_dict())
-    assert garbage == "" or garbage not in body
+    with pytest.raises(Unauthorized) as reference:
+        market.accounts.authenticate("not a token")
+    # Nothing in the refusal depends on what was sent, so nothing of it is echoed.
+    assert refused.value.to_dict() == reference.value.to_dict()
 
 
 def test_racing_creations_of_one_account_give_one_account_and_clean_conflicts(

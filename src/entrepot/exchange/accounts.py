@@ -334,6 +334,7 @@ class Accounts:
         check_slug(name, "account")
         role = _role(role)
         org_slug = check_slug(org or name, "organization")
+        minted = self._mint()
         with (
             raced(f"account {name} or organization {org_slug} was created meanwhile"),
             self.db.write() as session,
@@ -355,7 +356,7 @@ class Accounts:
             account = Account(name=name, org_id=organization.id, role=role, created_at=self.clock())
             session.add(account)
             session.flush()
-            token = self._issue(session, account)
+            token = self._issue(session, account, minted)
             info = AccountInfo(
                 name, role.value, organization.slug, organization.name, account.created_at, 1
             )
@@ -413,21 +414,30 @@ class Accounts:
 
     def issue_token(self, actor: Actor, account: str) -> IssuedToken:
         """A new token for ``account`` (administrators, or the account's organization)."""
+        minted = self._mint()
         with self.db.write() as session:
             row = self._visible_account(session, actor, account)
-            issued = self._issue(session, row)
+            issued = self._issue(session, row, minted)
         self._record(actor, "token_issued", account, token_id=issued.info.token_id)
         return issued
 
-    def _issue(self, session: Session, account: Account) -> IssuedToken:
+    def _mint(self) -> tuple[str, str, str]:
+        """A new token id, secret and hash, made before any transaction opens."""
+        # Argon2id takes tens of milliseconds: not while holding the DB's write lock.
         token_id = secrets.token_hex(6)
         # 32 random bytes: 256 bits, beyond any guessing.
         secret = f"ent_{token_id}_{secrets.token_urlsafe(32)}"
+        return token_id, secret, self._hasher.hash(secret)
+
+    def _issue(
+        self, session: Session, account: Account, minted: tuple[str, str, str]
+    ) -> IssuedToken:
+        token_id, secret, secret_hash = minted
         now = self.clock()
         row = ApiToken(
             token_id=token_id,
             account_id=account.id,
-            secret_hash=self._hasher.hash(secret),
+            secret_hash=secret_hash,
             created_at=now,
             expires_at=now + timedelta(days=self.settings.token_ttl_days),
         )
