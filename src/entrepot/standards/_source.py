@@ -61,7 +61,7 @@ def _line_of(data: bytes, offset: int) -> int:
     return data.count(b"\n", 0, offset) + 1
 
 
-def _check_bytes(path: Path, source: Source, max_bytes: int | None) -> None:
+def _check_bytes(path: Path, max_bytes: int | None) -> None:
     try:
         size = path.stat().st_size
     except FileNotFoundError:
@@ -169,7 +169,7 @@ def _header(path: Path, origin: Path, source: Source) -> tuple[tuple[str, ...], 
 
 def open_raw(path: Path, source: Source, workdir: Path, max_bytes: int | None = None) -> RawFile:
     """Check ``path`` and prepare it for DuckDB; ``workdir`` holds any transcoded copy."""
-    _check_bytes(path, source, max_bytes)
+    _check_bytes(path, max_bytes)
     readable = path
     if source.encoding == "gbk":
         readable = workdir / "transcoded.csv"
