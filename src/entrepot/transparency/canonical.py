@@ -16,7 +16,6 @@ form of what it parses to, so a verifier never accepts two encodings of one entr
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import re
@@ -32,7 +31,6 @@ __all__ = [
     "parse_canonical",
     "parse_hash",
     "parse_timestamp",
-    "sha256_hex",
     "timestamp",
 ]
 
@@ -176,10 +174,6 @@ def decimal_text(value: float | int | str | Decimal) -> str:
             )
     text = format(number.normalize(), "f")
     return "0" if text in ("-0", "0") else text
-
-
-def sha256_hex(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def parse_hash(text: Any, *, what: str) -> bytes:
