@@ -271,7 +271,7 @@ def _notes(query: Query, standard: Standard, policy: Policy, rewritten: Rewrite)
             notes.append(f"{column} clamped to [{low:g}, {high:g}]")
     if rewritten.bounded:
         notes.append(
-            f"each {standard.privacy_unit} counts for at most {policy.rows_per_group} rows "
-            f"per group and {rewritten.groups_per_unit} group(s)"
+            f"each {standard.privacy_unit} counts for at most {rewritten.rows_per_unit} rows "
+            f"in total and {rewritten.groups_per_unit} group(s) in distinct counts"
         )
     return tuple(notes)

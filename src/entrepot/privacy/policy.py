@@ -9,8 +9,8 @@ the roles of the dataset's standard::
       group_by: [district, visit_date]  # dimensions, and time columns (truncated)
     aggregates: [count, count_distinct, sum, avg]
     contributions:
-      rows_per_group: 5       # rows one privacy unit may add to one group
-      groups: 3               # groups one privacy unit may add to
+      rows_per_group: 5       # a privacy unit adds at most rows_per_group x groups rows
+      groups: 3               # and counts in at most this many groups
     threshold: 10             # a group's noisy count must reach this to be shown
     small_groups: suppress    # or merge (into one "other" group)
     mechanism: laplace        # laplace: pure ε; gaussian: zCDP, reported as (ε, δ)

@@ -1,31 +1,33 @@
 """The rewrite: bound each privacy unit's contribution, clamp measures, aggregate exactly.
 
-Contribution bounding, when the standard does not declare one row per unit::
+Contribution bounding, when the standard does not declare one row per unit, weights
+each unit's rows instead of dropping some of them::
 
-    per_unit:  one row per (unit, group): n rows, Σ clamp(x), count(x)
-    capped:    keep at most G of a unit's groups (row_number over each unit's groups,
-               in key order)
-    result:    per group, Σ min(n, k), Σ clamp-sum · min(n, k)/n, count of units, ...
+    units:   per unit, its number of rows n (after the query's WHERE)
+    result:  per group, Σ w, Σ w·clamp(x), Σ w·[x not null] over rows, where
+             w = min(1, R / n) and R = k·G' (k rows per group, G' groups per unit)
 
-The order that picks a unit's groups depends on that unit's rows only (its keys),
-so removing one unit never changes which groups another unit keeps: the condition
-the sensitivity below needs. Key order keeps the lowest keys of a unit with more
-than G groups, a bias toward low keys; a hashed order, ``hash(unit, keys)``, would
-spread it evenly but cost about 2x the whole query on DuckDB (measured at 1M rows:
-6.3 s against 3.0 s), and no order at all is not a function of the unit's own rows.
+A unit with more than R rows counts as exactly R rows in total, spread over its
+groups like its rows are; its averages are unchanged. The weight depends on the
+unit's own rows only, so removing one unit changes no other unit's weight: the
+condition the sensitivity below needs. Counting each unit's rows is one hash
+aggregate over the rows, joined back on the unit; no window and no sort (a
+``row_number() <= k`` over rows costs several times more, see benchmarks/RESULTS.md).
 
-Scaling a unit's per-group sums by ``f = min(n, k)/n`` keeps its average in the
-group and makes it count as at most ``k`` rows. Aggregating per (unit, group)
-first touches every row once in a plain hash aggregate; the window runs over the
-much smaller per-unit table, not over rows.
+COUNT(DISTINCT unit) bounds groups instead: per (unit, group) one pair, per unit its
+number of groups g, and each pair weighs ``min(1, G' / g)``.
 
 Sensitivity (adding or removing one unit, the neighbouring relation the budget is
-stated in): the unit changes at most ``G' = min(G, groups)`` groups, and in each
-by at most ``c``: ``k`` for row and value counts (``min(n, k)`` and ``n_x · f``),
-1 for a count of units, and ``k · M`` with ``M = max(|low|, |high|)`` for a sum
-of a measure clamped to ``[low, high]`` (``|Σ clamp(x)| · f ≤ n·M·k/n``). So
-``Δ₁ = G'·c`` and ``Δ₂ = √G'·c``. Without a GROUP BY, or with one row per unit
-(``G' = 1``, ``k = 1``), the same formulas apply.
+stated in), with ``G' = min(G, number of output groups)`` and ``M = max(|low|,
+|high|)`` for a measure clamped to ``[low, high]``:
+
+- rows and value counts: the unit adds ``Σ w ≤ R`` in total, so ``Δ₁ = Δ₂ = R``
+  (all of it may land in one group);
+- sums: ``|Σ w·clamp(x)| ≤ R·M``, so ``Δ₁ = Δ₂ = R·M``;
+- distinct units: at most 1 per group and ``G'`` in total, so ``Δ₁ = G'`` and
+  ``Δ₂ = √G'``.
+
+Without a GROUP BY ``G' = 1``; with one row per unit nothing is weighted (``R = 1``).
 """
 
 from __future__ import annotations
@@ -49,13 +51,14 @@ class Quantity:
 
     ``kind`` is ``rows`` (rows, bounded), ``values`` (non-null values of
     ``column``), ``units`` (distinct privacy units) or ``sum`` (of ``column``,
-    clamped); ``bound`` is the most one unit can change it in one group.
+    clamped); ``l1`` and ``l2`` are its sensitivities to one unit.
     """
 
     name: str
     kind: str
     column: str | None
-    bound: float
+    l1: float
+    l2: float
 
 
 @dataclass(frozen=True)
@@ -63,23 +66,24 @@ class Rewrite:
     """The engine SQL (for any view name) and the quantities it returns per group."""
 
     template: str
+    where: str
     keys: tuple[str, ...]
     quantities: tuple[Quantity, ...]
     groups_per_unit: int
     bounded: bool
+    rows_per_unit: int
 
     def sql(self, view: str, dialect: str = "duckdb") -> str:
         """The SQL over ``view``, transpiled to ``dialect``."""
-        # The view's slot comes before the WHERE clause, the only consumer-written text.
-        text = self.template.replace("{view}", quote_ident(view), 1)
+        # The consumer-written filter goes in last, so no text of its is substituted.
+        text = self.template.replace("{view}", quote_ident(view)).replace("{where}", self.where)
         if dialect == "duckdb":
             return text
         return sqlglot.transpile(text, read="duckdb", write=dialect)[0]
 
     def sensitivity(self, quantity: Quantity, norm: int) -> float:
         """Δ₁ (``norm=1``) or Δ₂ (``norm=2``) of ``quantity`` under add/remove of one unit."""
-        groups = self.groups_per_unit
-        return quantity.bound * (groups if norm == 1 else math.sqrt(groups))
+        return quantity.l1 if norm == 1 else quantity.l2
 
 
 def _needs(query: Query, standard: Standard, policy: Policy) -> list[tuple[str, str | None]]:
@@ -119,38 +123,47 @@ def rewrite(query: Query, standard: Standard, policy: Policy, *, groups: int) ->
     """Rewrite an accepted query; ``groups`` is the number of public output groups."""
     unit = standard.privacy_unit
     bounded = unit is not None and not standard.one_row_per_unit
-    k = policy.rows_per_group if bounded else 1
-    cap = policy.groups_per_unit if bounded and query.keys else 1
-    groups_per_unit = min(cap, max(groups, 1))
+    spread = min(policy.groups_per_unit, max(groups, 1)) if bounded and query.keys else 1
+    rows = policy.rows_per_group * spread if bounded else 1
     keys = [f"__k{i}" for i in range(len(query.keys))]
     key_sql = [_key_sql(key.column, key.unit) for key in query.keys]
-    where = f"WHERE {query.where.sql(dialect='duckdb')}" if query.where is not None else ""
+    where = query.where.sql(dialect="duckdb") if query.where is not None else "TRUE"
 
     quantities = []
     for i, (kind, column) in enumerate(_needs(query, standard, policy)):
-        bound = float(k)
         if kind == "units":
-            bound = 1.0
+            l1, l2 = float(spread), math.sqrt(spread)
         elif kind == "sum":
             assert column is not None, "a sum always names its measure"
             low, high = standard.field(column).bounds or (0.0, 0.0)
-            bound = k * max(abs(low), abs(high))
-        quantities.append(Quantity(name=f"__q{i}", kind=kind, column=column, bound=bound))
+            l1 = l2 = rows * max(abs(low), abs(high))
+        else:
+            l1 = l2 = float(rows)
+        quantities.append(Quantity(name=f"__q{i}", kind=kind, column=column, l1=l1, l2=l2))
 
     if bounded:
         assert unit is not None
-        template = _bounded_sql(
-            quantities, standard, unit, keys, key_sql, where, k, cap, groups_per_unit < groups
-        )
+        template = _bounded_sql(quantities, standard, unit, keys, key_sql, rows, spread)
     else:
-        template = _direct_sql(quantities, standard, keys, key_sql, where, unit)
+        template = _direct_sql(quantities, standard, keys, key_sql, unit)
     return Rewrite(
         template=template,
+        where=where,
         keys=tuple(keys),
         quantities=tuple(quantities),
-        groups_per_unit=groups_per_unit,
+        groups_per_unit=spread,
         bounded=bounded,
+        rows_per_unit=rows,
     )
+
+
+def _measure(q: Quantity, standard: Standard) -> str:
+    if q.kind == "values":
+        return f"CAST({quote_ident(q.column or '')} IS NOT NULL AS DOUBLE)"
+    if q.kind == "sum":
+        low, high = standard.field(q.column or "").bounds or (0.0, 0.0)
+        return _clamp(q.column or "", low, high)
+    return "1.0"
 
 
 def _direct_sql(
@@ -158,23 +171,17 @@ def _direct_sql(
     standard: Standard,
     keys: list[str],
     key_sql: list[str],
-    where: str,
     unit: str | None,
 ) -> str:
     select = [f"{expr} AS {key}" for expr, key in zip(key_sql, keys, strict=True)]
     for q in quantities:
-        if q.kind == "rows":
-            expr = "count(*)"
-        elif q.kind == "units":
+        if q.kind == "units":
             expr = f"count({quote_ident(unit or '')})"
-        elif q.kind == "values":
-            expr = f"count({quote_ident(q.column or '')})"
         else:
-            low, high = standard.field(q.column or "").bounds or (0.0, 0.0)
-            expr = f"sum({_clamp(q.column or '', low, high)})"
+            expr = f"sum({_measure(q, standard)})"
         select.append(f"CAST(coalesce({expr}, 0) AS DOUBLE) AS {q.name}")
     group = f" GROUP BY {', '.join(str(i + 1) for i in range(len(keys)))}" if keys else ""
-    return f"SELECT {', '.join(select)} FROM {{view}} {where}{group}"
+    return f"SELECT {', '.join(select)} FROM {{view}} WHERE {{where}}{group}"
 
 
 def _bounded_sql(
@@ -183,41 +190,49 @@ def _bounded_sql(
     unit: str,
     keys: list[str],
     key_sql: list[str],
-    where: str,
-    k: int,
-    cap: int,
-    capped: bool,
+    rows: int,
+    spread: int,
 ) -> str:
-    inner = [f"{quote_ident(unit)} AS __u"]
-    inner += [f"{expr} AS {key}" for expr, key in zip(key_sql, keys, strict=True)]
-    inner.append("count(*) AS __n")
-    outer = list(keys)
-    factor = f"(least(__n, {k}) / __n)"
-    for q in quantities:
-        if q.kind == "rows":
-            expr = f"sum(least(__n, {k}))"
-        elif q.kind == "units":
-            expr = "count(*)"
-        elif q.kind == "values":
-            inner.append(f"count({quote_ident(q.column or '')}) AS {q.name}_c")
-            expr = f"sum({q.name}_c * {factor})"
-        else:
-            low, high = standard.field(q.column or "").bounds or (0.0, 0.0)
-            inner.append(f"sum({_clamp(q.column or '', low, high)}) AS {q.name}_s")
-            expr = f"sum({q.name}_s * {factor})"
-        outer.append(f"CAST(coalesce({expr}, 0) AS DOUBLE) AS {q.name}")
-    per_unit = (
-        f"SELECT {', '.join(inner)} FROM {{view}} {where} "
-        f"GROUP BY {', '.join(str(i + 1) for i in range(len(keys) + 1))}"
-    )
-    source = "__per_unit"
-    ctes = [f"__per_unit AS ({per_unit})"]
-    if capped:
-        order = ", ".join(keys)
+    u = quote_ident(unit)
+    group = f" GROUP BY {', '.join(str(i + 1) for i in range(len(keys)))}" if keys else ""
+    ctes, parts = [], []
+    weighted = [q for q in quantities if q.kind != "units"]
+    distinct = [q for q in quantities if q.kind == "units"]
+    select = [f"{expr} AS {key}" for expr, key in zip(key_sql, keys, strict=True)]
+    if weighted:
         ctes.append(
-            "__capped AS (SELECT * FROM __per_unit "
-            f"QUALIFY row_number() OVER (PARTITION BY __u ORDER BY {order}) <= {cap})"
+            f"__units AS (SELECT {u} AS __u, count(*) AS __n FROM {{view}} "
+            "WHERE {where} GROUP BY 1)"
         )
-        source = "__capped"
-    group = f" GROUP BY {', '.join(keys)}" if keys else ""
-    return f"WITH {', '.join(ctes)} SELECT {', '.join(outer)} FROM {source}{group}"
+        weight = f"least(1.0, {float(rows)!r} / __n)"
+        sums = [
+            f"CAST(coalesce(sum({_measure(q, standard)} * {weight}), 0) AS DOUBLE) AS {q.name}"
+            for q in weighted
+        ]
+        ctes.append(
+            f"__weighted AS (SELECT {', '.join(select + sums)} FROM {{view}} "
+            f"JOIN __units ON {u} = __units.__u WHERE {{where}}{group})"
+        )
+        parts.append("__weighted")
+    if distinct:
+        q = distinct[0]
+        ctes.append(
+            f"__pairs AS (SELECT {', '.join([f'{u} AS __u', *select])} FROM {{view}} "
+            f"WHERE {{where}} GROUP BY {', '.join(str(i + 1) for i in range(len(keys) + 1))})"
+        )
+        ctes.append("__spread AS (SELECT __u, count(*) AS __g FROM __pairs GROUP BY 1)")
+        total = f"sum(least(1.0, {float(spread)!r} / __g))"
+        outer = [*keys, f"CAST(coalesce({total}, 0) AS DOUBLE) AS {q.name}"]
+        by_keys = f" GROUP BY {', '.join(keys)}" if keys else ""
+        ctes.append(
+            f"__distinct AS (SELECT {', '.join(outer)} FROM __pairs "
+            f"JOIN __spread USING (__u){by_keys})"
+        )
+        parts.append("__distinct")
+    if len(parts) == 1:
+        body = f"SELECT * FROM {parts[0]}"
+    elif keys:
+        body = f"SELECT * FROM __weighted FULL JOIN __distinct USING ({', '.join(keys)})"
+    else:
+        body = "SELECT * FROM __weighted CROSS JOIN __distinct"
+    return f"WITH {', '.join(ctes)} {body}"
