@@ -178,7 +178,8 @@ def test_unreadable_files_publish_nothing(
     result = cli(*publish_args(source))
     assert result.code == 2
     assert message in result.errors
-    assert "visits.csv" in result.errors
+    # Rich may break a long path anywhere: look for the name with all spacing removed.
+    assert "visits.csv" in "".join(result.stderr.split())
     assert cli("catalog", "list", "--json").json() == []
     assert not [p for p in (Path(home) / "vaults").rglob("*") if p.is_file()]
 

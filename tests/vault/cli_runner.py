@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from entrepot.cli import _common as common
 from entrepot.cli.app import main
 
 
@@ -43,8 +44,10 @@ def run_cli(
     """``entrepot *args``: its exit code and output, errors handled as for a user."""
     capsys.readouterr()
     monkeypatch.setattr(sys, "argv", ["entrepot", *args])
-    # Wide enough that Rich never wraps a table cell the tests look for.
-    monkeypatch.setenv("COLUMNS", "250")
+    # Wide enough that Rich never wraps a table cell the tests look for. The consoles
+    # are made at import, so their width is set here rather than through COLUMNS.
+    for shared in (common.console, common.err_console):
+        monkeypatch.setattr(shared, "width", 250)
     code = 0
     try:
         main()
