@@ -84,6 +84,12 @@ class Settings(BaseSettings):
         200, ge=1, description="API requests one token may make at once, above the rate."
     )
     page_max: int = Field(500, ge=1, description="Most items one API list page returns.")
+    api_query_concurrency: int = Field(
+        2,
+        ge=1,
+        description="Private queries one API worker runs at once; more wait their turn, "
+        "so that catalog calls are not starved of the interpreter.",
+    )
     client_config: Path = Field(
         Path.home() / ".config" / "entrepot" / "remote.json",
         description="Where `entrepot login` keeps the server URL and token (mode 0600).",

@@ -4,8 +4,7 @@
 constant-time, with its short in-process cache of verified tokens); the result is
 an :class:`~entrepot.exchange.accounts.Actor`, which every router passes to the
 domain layer as the acting party. The domain layer scopes what an actor sees; this
-module adds the role gate in front of it and the object-level helpers routers use
-where they shape results themselves.
+module adds the role gate in front of it.
 
 A refused cross-tenant read or write answers 404, never 403, wherever a 403 would
 reveal that the object exists; 403 is kept for refusals that reveal nothing (a role
@@ -20,20 +19,17 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from entrepot.errors import Forbidden, NotFound, Unauthorized
+from entrepot.errors import Forbidden, Unauthorized
 from entrepot.exchange.accounts import Accounts, Actor, Role
-from entrepot.exchange.node import Node
 
 __all__ = [
     "AnyActor",
     "Auditor",
     "Consumer",
-    "NodeDep",
     "Operator",
     "Provider",
     "accounts_of",
     "current_actor",
-    "hidden",
     "require_role",
 ]
 
@@ -44,17 +40,9 @@ _bearer = HTTPBearer(
 )
 
 
-def node_of(request: Request) -> Node:
-    node: Node = request.app.state.node
-    return node
-
-
 def accounts_of(request: Request) -> Accounts:
     accounts: Accounts = request.app.state.accounts
     return accounts
-
-
-NodeDep = Annotated[Node, Depends(node_of)]
 
 
 def current_actor(
@@ -92,11 +80,3 @@ Operator = Annotated[Actor, Depends(require_role(Role.OPERATOR))]
 Provider = Annotated[Actor, Depends(require_role(Role.PROVIDER))]
 Consumer = Annotated[Actor, Depends(require_role(Role.CONSUMER))]
 Auditor = Annotated[Actor, Depends(require_role(Role.AUDITOR, Role.OPERATOR))]
-
-
-def hidden(what: str) -> NotFound:
-    """The 404 for an object that does not exist *or* that the caller may not see."""
-    return NotFound(
-        f"no {what} that this account may see",
-        hint="check the identifier; objects of other organizations are not visible",
-    )
