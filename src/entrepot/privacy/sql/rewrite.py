@@ -177,6 +177,10 @@ def _direct_sql(
     for q in quantities:
         if q.kind == "units":
             expr = f"count({quote_ident(unit or '')})"
+        elif q.kind == "rows":
+            expr = "count(*)"
+        elif q.kind == "values":
+            expr = f"count({quote_ident(q.column or '')})"
         else:
             expr = f"sum({_measure(q, standard)})"
         select.append(f"CAST(coalesce({expr}, 0) AS DOUBLE) AS {q.name}")
