@@ -122,6 +122,18 @@ def seed(home: Path, rows: int, clients: int) -> list[str]:
     return tokens
 
 
+def sequential_searches(url: str, token: str, repeats: int) -> list[float]:
+    """Seconds per catalog search with one client: the service time, without queueing."""
+    timings = []
+    headers = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=url, headers=headers, timeout=60) as client:
+        for i in range(repeats):
+            started = time.perf_counter()
+            client.get("/v1/catalog/search", params={"q": SEARCHES[i % len(SEARCHES)]})
+            timings.append(time.perf_counter() - started)
+    return timings
+
+
 def paired(
     home: Path, url: str, token: str, repeats: int
 ) -> tuple[list[float], list[float], float]:
@@ -271,6 +283,7 @@ def main() -> None:
         url, server = serve(home, args.workers)
         try:
             local, remote, paired_spent = paired(home, url, tokens[1], args.repeats)
+            alone = sequential_searches(url, tokens[1], args.repeats * 5)
             load = asyncio.run(run_load(url, tokens[2:], args.seconds, args.query_share))
         finally:
             os.killpg(server.pid, signal.SIGTERM)
@@ -291,6 +304,8 @@ def main() -> None:
         print(f"{kind + ' requests':<34}{len(values):>14}")
         print(f"{kind + ' p50 ms':<34}{quantile(values, 0.5) * 1000:>14.1f}")
         print(f"{kind + ' p99 ms':<34}{quantile(values, 0.99) * 1000:>14.1f}")
+    print(f"{'search, 1 client, p50 ms':<34}{quantile(alone, 0.5) * 1000:>14.1f}")
+    print(f"{'search, 1 client, p99 ms':<34}{quantile(alone, 0.99) * 1000:>14.1f}")
     print(f"{'query in-process p50 ms':<34}{statistics.median(local) * 1000:>14.1f}")
     print(f"{'query over HTTP p50 ms':<34}{statistics.median(remote) * 1000:>14.1f}")
     print(f"{'API overhead p50 ms':<34}{overhead_ms:>14.1f}")
