@@ -22,6 +22,7 @@ notes say which bounds applied.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -62,6 +63,7 @@ class Noisy:
         return self.name("values", column)
 
     def halfwidth(self, merged: int) -> Halfwidth:
+        @functools.cache
         def width(name: str, alpha: float) -> float:
             scale = self.scales[name]
             if merged <= 1:
@@ -71,55 +73,63 @@ class Noisy:
         return width
 
 
-def _estimates(
-    aggregates: Sequence[Aggregate],
-    values: dict[str, float],
-    width: Halfwidth,
-    noisy: Noisy,
-    standard: Standard,
-) -> tuple[Estimate, ...]:
+Recipe = tuple[str, str, str, float, float]
+
+
+def recipes(aggregates: Sequence[Aggregate], noisy: Noisy, standard: Standard) -> list[Recipe]:
+    """Per aggregate: its function, the quantity it reads, its count, and its bounds."""
     out = []
     for aggregate in aggregates:
-        if aggregate.function in ("count", "count_distinct"):
-            name = (
-                noisy.name("units", None)
-                if aggregate.function == "count_distinct"
-                else noisy.count_name(aggregate.column, standard)
-            )
-            v, h = values[name], width(name, _ALPHA)
-            out.append(Estimate(v, max(0.0, v - h), max(0.0, v + h)))
-        elif aggregate.function == "sum":
+        low, high = -math.inf, math.inf
+        count = ""
+        if aggregate.function == "count_distinct":
+            name = noisy.name("units", None)
+        elif aggregate.function == "count":
+            name = noisy.count_name(aggregate.column, standard)
+        else:
+            assert aggregate.column is not None, "SUM and AVG always name their measure"
             name = noisy.name("sum", aggregate.column)
-            v, h = values[name], width(name, _ALPHA)
+            if aggregate.function == "avg":
+                count = noisy.count_name(aggregate.column, standard)
+            low, high = standard.field(aggregate.column).bounds or (low, high)
+        out.append((aggregate.function, name, count, low, high))
+    return out
+
+
+def _estimates(
+    plan: Sequence[Recipe], values: dict[str, float], width: Halfwidth
+) -> tuple[Estimate, ...]:
+    out = []
+    for function, name, count_name, low, high in plan:
+        v = values[name]
+        if function in ("count", "count_distinct"):
+            h = width(name, _ALPHA)
+            out.append(Estimate(v, max(0.0, v - h), max(0.0, v + h)))
+        elif function == "sum":
+            h = width(name, _ALPHA)
             out.append(Estimate(v, v - h, v + h))
         else:
-            out.append(_average(aggregate, values, width, noisy, standard))
+            out.append(_average(v, values[count_name], name, count_name, low, high, width))
     return tuple(out)
 
 
 def _average(
-    aggregate: Aggregate,
-    values: dict[str, float],
+    total: float,
+    count: float,
+    total_name: str,
+    count_name: str,
+    low: float,
+    high: float,
     width: Halfwidth,
-    noisy: Noisy,
-    standard: Standard,
 ) -> Estimate:
-    assert aggregate.column is not None, "AVG always names its measure"
-    low, high = standard.field(aggregate.column).bounds or (-math.inf, math.inf)
-    total_name = noisy.name("sum", aggregate.column)
-    count_name = noisy.count_name(aggregate.column, standard)
-    total, count = values[total_name], values[count_name]
     if count <= 0:
         return Estimate((low + high) / 2, low, high)
     value = min(max(total / count, low), high)
     total_h, count_h = width(total_name, _ALPHA / 2), width(count_name, _ALPHA / 2)
     if count - count_h <= 0:
         return Estimate(value, low, high)
-    ratios = [
-        t / c
-        for t in (total - total_h, total + total_h)
-        for c in (count - count_h, count + count_h)
-    ]
+    totals = (total - total_h, total + total_h)
+    ratios = [t / c for t in totals for c in (count - count_h, count + count_h)]
     return Estimate(value, max(min(ratios), low), min(max(ratios), high))
 
 
@@ -137,12 +147,13 @@ def estimate_rows(
     rows: list[Row] = []
     small: list[int] = []
     single = noisy.halfwidth(1)
+    plan = recipes(aggregates, noisy, standard)
     for index, key in enumerate(groups):
         values = {name: vector[index] for name, vector in noisy.vectors.items()}
         if threshold_name is not None and values[threshold_name] < threshold:
             small.append(index)
             continue
-        rows.append(Row(key=key, values=_estimates(aggregates, values, single, noisy, standard)))
+        rows.append(Row(key=key, values=_estimates(plan, values, single)))
     small_keys = [groups[i] for i in small]
     if not merge or not small:
         return rows, small_keys, []
@@ -150,7 +161,7 @@ def estimate_rows(
     width = noisy.halfwidth(len(small))
     other = Row(
         key=tuple(OTHER for _ in groups[0]),
-        values=_estimates(aggregates, merged, width, noisy, standard),
+        values=_estimates(plan, merged, width),
         other=True,
     )
     return [*rows, other], [], small_keys

@@ -19,6 +19,7 @@ import hashlib
 import json
 import math
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import pyarrow as pa
@@ -133,6 +134,12 @@ class Plan:
             fingerprint=self.fingerprint,
             notes=self.notes,
         )
+
+    @cached_property
+    def _index(self) -> dict[tuple[str, ...], int]:
+        """Each public group's position, by the text its key values match by."""
+        keys = (tuple(normalize(v) for v in group) for group in self.groups)
+        return {key: i for i, key in enumerate(keys)}
 
     def _aggregate_scales(self) -> dict[str, float]:
         by_kind = {(q.kind, q.column): q.name for q in self.rewrite.quantities}
