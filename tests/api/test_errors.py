@@ -1,6 +1,11 @@
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import httpx
+
+if TYPE_CHECKING:
+    from tests.api.conftest import World
 
 
 def _assert_error_shape(body: dict[str, object], code: str) -> None:
@@ -31,9 +36,41 @@ def test_wrong_method_has_the_one_error_shape_and_allow_header(api: httpx.Client
     _assert_error_shape(response.json(), "invalid_input")
 
 
-def test_invalid_query_parameter_names_the_field(api: httpx.Client) -> None:
-    response = api.get("/openapi.json")
-    assert response.status_code == 200
-    schema = response.json()
-    health = schema["paths"]["/healthz"]["get"]["responses"]
-    assert "500" in health
+def test_invalid_query_parameter_names_the_field(world: World, api: httpx.Client) -> None:
+    response = api.get(
+        "/v1/access/requests", params={"limit": "many"}, headers=world.auth("consumer")
+    )
+    assert response.status_code == 400
+    _assert_error_shape(response.json(), "invalid_input")
+    assert response.json()["error"]["fields"] == ["query.limit"]
+    assert "many" not in response.text
+
+
+def test_every_operation_documents_its_success_body_and_the_error_shape(
+    api: httpx.Client,
+) -> None:
+    schema = api.get("/openapi.json").json()
+    operations = [
+        (path, method, op)
+        for path, item in schema["paths"].items()
+        for method, op in item.items()
+        if path.startswith("/v1/")
+    ]
+    assert len(operations) >= 30
+    for path, method, op in operations:
+        where = f"{method.upper()} {path}"
+        success = [code for code in op["responses"] if code.startswith("2")]
+        assert success, where
+        assert op["responses"][success[0]].get("content"), where
+        for code in ("400", "401", "403", "404", "413", "429", "500"):
+            content = op["responses"][code]["content"]["application/json"]["schema"]
+            assert content == {"$ref": "#/components/schemas/ErrorBody"}, (where, code)
+        assert op.get("security") == [{"HTTPBearer": []}], where
+
+
+def test_the_api_package_names_its_public_surface() -> None:
+    import entrepot.api
+
+    assert sorted(entrepot.api.__all__) == ["Client", "create_app", "current"]
+    for name in entrepot.api.__all__:
+        assert getattr(entrepot.api, name) is not None
