@@ -1,5 +1,12 @@
 from __future__ import annotations
 
+import os
+
+# Rich sizes tables to the terminal, and to 80 columns without one; tests read the
+# rendered text, so give every test process and subprocess one wide, fixed width.
+os.environ["COLUMNS"] = "200"
+os.environ["LINES"] = "50"
+
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
