@@ -48,6 +48,12 @@ def test_provider_publishes_a_new_version_of_its_own_dataset(
         headers=world.auth("consumer"),
     ).json()
     assert [v["version"] for v in versions] == [1, 2]
+    _, logged = world.node.log.search(kind="dataset_version")[-1]
+    assert (logged["dataset"], logged["version"], logged["sha256"]) == (
+        body["dataset"],
+        2,
+        body["sha256"],
+    )
 
 
 @pytest.mark.parametrize("who", ["consumer", "auditor", "operator"])

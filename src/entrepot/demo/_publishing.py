@@ -9,9 +9,9 @@ from entrepot import standards
 from entrepot.demo._state import Demo
 from entrepot.demo.generate import generate
 from entrepot.demo.manifest import DemoFile
-from entrepot.exchange.catalog import Catalog
+from entrepot.exchange.catalog import Catalog, publish_version
 from entrepot.exchange.node import Node
-from entrepot.vault import LocalVault, OnError, PublishRequest, add_provider, list_providers
+from entrepot.vault import OnError, PublishRequest, add_provider, list_providers
 
 # What the catalog step searches for: words a consumer looking for health data would use.
 SEARCH = "visits district"
@@ -73,7 +73,7 @@ def register_providers(demo: Demo) -> dict[str, Any]:
     return {"added": added, "existing": sorted(set(kept))}
 
 
-def _publish_one(demo: Demo, vault: LocalVault, f: DemoFile) -> dict[str, Any]:
+def _publish_one(demo: Demo, node: Node, f: DemoFile) -> dict[str, Any]:
     mapping_path = demo.files / f.mapping
     request = PublishRequest(
         provider=f.provider,
@@ -91,7 +91,7 @@ def _publish_one(demo: Demo, vault: LocalVault, f: DemoFile) -> dict[str, Any]:
         demo.reporter.progress(f"{f.provider}/{f.dataset}: {step}", done, total)
 
     with (demo.files / f.path).open("rb") as handle:
-        published = vault.publish(request, handle, progress=progress)
+        published = publish_version(node, request, handle, progress=progress)
     version = published.version
     violations = published.report.get("violations", [])
     found = {f"{v['rule']}:{v['column']}": v["count"] for v in violations}
@@ -111,8 +111,8 @@ def _publish_one(demo: Demo, vault: LocalVault, f: DemoFile) -> dict[str, Any]:
 
 
 def publish_files(demo: Demo) -> dict[str, Any]:
-    vault = LocalVault.of(demo.opened())
-    return {"datasets": [_publish_one(demo, vault, f) for f in demo.demo_manifest().files]}
+    node = demo.opened()
+    return {"datasets": [_publish_one(demo, node, f) for f in demo.demo_manifest().files]}
 
 
 def search_catalog(demo: Demo) -> dict[str, Any]:

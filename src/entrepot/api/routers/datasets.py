@@ -17,6 +17,7 @@ from entrepot import standards
 from entrepot.api.auth import AnyActor, Provider
 from entrepot.api.routers.catalog import DatasetSlug, ProviderSlug, VersionOut
 from entrepot.errors import InvalidInput, NotFound
+from entrepot.exchange.catalog import publish_version
 from entrepot.vault import LocalVault
 from entrepot.vault.protocol import OnError, PublishRequest
 
@@ -57,7 +58,8 @@ def publish(
         )
     mapping_text = None if mapping is None else _read_mapping(mapping)
     node = request.app.state.node
-    published = LocalVault.of(node).publish(
+    published = publish_version(
+        node,
         PublishRequest(
             provider=actor.org_slug,
             standard=standards.get(standard),
