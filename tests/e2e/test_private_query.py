@@ -200,6 +200,7 @@ def test_cli_refusal_is_one_paragraph_with_the_rule(exchange: tuple) -> None:
     assert refused.returncode == 2
     assert "Traceback" not in refused.stderr
     assert "error:" in refused.stderr
+    assert "refused by rule identifier" in refused.stderr
     assert "hint:" in refused.stderr
 
 

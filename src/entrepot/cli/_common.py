@@ -85,7 +85,14 @@ def fail(error: EntrepotError, as_json: bool = False) -> None:
     if as_json:
         sys.stdout.write(json.dumps(error.to_dict(), indent=2, default=str) + "\n")
     else:
-        err_console.print(f"[bold red]error:[/] {error.message}", highlight=False)
+        # Name what refused: the policy rule, contract clause, budget or limit setting.
+        refused_by = [
+            f"{name} {error.details[name]}"
+            for name in ("rule", "clause", "budget", "setting")
+            if error.details.get(name)
+        ]
+        suffix = f" [dim](refused by {', '.join(refused_by)})[/]" if refused_by else ""
+        err_console.print(f"[bold red]error:[/] {error.message}{suffix}", highlight=False)
         if error.hint:
             err_console.print(f"[bold]hint:[/] {error.hint}", highlight=False)
     raise SystemExit(2 if error.status < 500 else 1)
