@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEMO_HOME ?= .demo-exchange
 
-.PHONY: install demo test test-fast check system-deps bench clean
+.PHONY: install demo test test-fast check system-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,9 +39,6 @@ test: install system-deps check
 ## test-fast: the suite without tests marked slow
 test-fast: install
 	$(BIN)/python -m pytest -n 2
-
-bench: install
-	$(BIN)/python benchmarks/bench_validate.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_HOME) .pytest_cache .mypy_cache .ruff_cache
