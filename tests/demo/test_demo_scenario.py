@@ -89,8 +89,10 @@ def test_the_consumer_gets_a_grant_a_private_answer_and_a_verifiable_log(tmp_pat
     assert query["refused_query"]["rule"] == "identifier"
     audit = first.data("audit")
     published = len(first.data("publish")["datasets"])
-    assert audit["kinds"] == {"dataset_version": published, "policy": 1, "query": 2}
-    assert audit["verified_entries"] == audit["entries"] == published + 3
+    # The consumer's account, the request and the grant, the policy, an answer and a refusal.
+    expected = {"dataset_version": published, "account": 1, "grant": 2, "policy": 1, "query": 2}
+    assert audit["kinds"] == expected
+    assert audit["verified_entries"] == audit["entries"] == sum(expected.values())
     assert audit["receipt_verified_at_index"] == query["receipt_log_index"]
     verified = entrepot("receipt", "verify", query["receipt"], "--home", str(home), "--json")
     assert _json(verified)["ok"] is True
@@ -103,8 +105,8 @@ def test_the_consumer_gets_a_grant_a_private_answer_and_a_verifiable_log(tmp_pat
     assert second.data("query")["version"] == 2
     assert second.data("query")["repeated"] is False
     assert second.data("query")["epsilon_left"] == pytest.approx(access["epsilon"] - 2.0)
-    # Four more versions, the policy set again, one answer and one refusal.
-    assert second.data("audit")["entries"] == 2 * (published + 3)
+    # New versions, one account entry, the policy set again, an answer and a refusal.
+    assert second.data("audit")["entries"] == audit["entries"] + published + 4
 
 
 def test_fresh_wipes_a_demo_home_and_starts_over(tmp_path: Path) -> None:

@@ -77,7 +77,7 @@ def create_app(node_or_settings: Node | Settings) -> FastAPI:
         responses={500: errors.ERROR_RESPONSES[500]},
     )
     app.state.node = node
-    app.state.accounts = Accounts(node.db, node.settings)
+    app.state.accounts = Accounts(node.db, node.settings, log=node.log)
     errors.install(app)
     settings = node.settings
     app.add_middleware(

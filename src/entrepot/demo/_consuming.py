@@ -82,7 +82,7 @@ def request_access(demo: Demo) -> dict[str, Any]:
     node = demo.opened()
     entry = _health_file(demo)
     ref = f"{entry.provider}/{entry.dataset}"
-    accounts = Accounts(node.db, node.settings)
+    accounts = Accounts(node.db, node.settings, log=node.log)
     try:
         _, token = accounts.create(LOCAL, CONSUMER, "consumer", org_name=CONSUMER_NAME)
         created = True
@@ -93,7 +93,7 @@ def request_access(demo: Demo) -> dict[str, Any]:
     consumer = accounts.actor(CONSUMER)
     provider = accounts.actor(entry.provider)
     policy = Policies(node).set(provider, ref, POLICY, where="the demo's policy")
-    contracts = Contracts(node.db, node.settings)
+    contracts = Contracts(node.db, node.settings, log=node.log)
     # A consumer holds one active grant per dataset: a rebuilt demo keeps using it.
     active = [g for g in contracts.grants(consumer, active=True) if g.dataset == ref]
     if active:

@@ -105,7 +105,7 @@ class Queries:
         self.node = node
         self.vault = LocalVault.of(node)
         self.ledger = Ledger(node.db)
-        self.contracts = contracts or Contracts(node.db, node.settings)
+        self.contracts = contracts or Contracts(node.db, node.settings, log=node.log)
         self.policies = Policies(node)
 
     def run(

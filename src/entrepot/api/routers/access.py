@@ -41,7 +41,7 @@ _DATASET = r"^[a-z0-9][a-z0-9-]{0,63}/[a-z0-9][a-z0-9-]{0,63}$"
 
 def contracts(request: Request) -> Contracts:
     node = request.app.state.node
-    return Contracts(node.db, node.settings)
+    return Contracts(node.db, node.settings, log=node.log)
 
 
 ContractsDep = Annotated[Contracts, Depends(contracts)]
