@@ -82,3 +82,21 @@ def test_count_noise_matches_the_claimed_scale_and_intervals_cover_95_percent(
     assert stats.kstest(noise, reference.cdf).pvalue > 0.001
     covered = sum(e.lo <= true_count <= e.hi for e in estimates) / runs
     assert 0.93 <= covered <= 0.97
+
+
+def test_every_estimate_lies_inside_its_interval_even_for_empty_groups(
+    standard: Standard, visits_file: Path
+) -> None:
+    policy = parse_policy({}, standard)
+    sql = (
+        f"SELECT COUNT(*) AS visits, SUM(cost) AS cost, AVG(cost) AS avg_cost FROM {DATASET} "
+        "WHERE visit_date < DATE '2001-01-01'"
+    )
+    p = plan(sql, standard=standard, policy=policy, epsilon=0.05, codes=CODES)
+    with DuckDBEngine(threads=1) as engine:
+        engine.register_parquet("v", [visits_file])
+        exact = engine.execute(p.sql("v"))
+    for _ in range(300):
+        for row in p.release(exact).rows:
+            for estimate in row.values:
+                assert estimate.lo <= estimate.value <= estimate.hi

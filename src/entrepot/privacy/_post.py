@@ -6,7 +6,8 @@ threshold) only, so it spends no privacy budget.
 Intervals, at confidence 1 - α (α = 0.05):
 
 - COUNT and SUM: the noisy value ± the mechanism's exact half-width; a count's
-  interval is cut at 0 (the truth is never negative, so coverage is unchanged).
+  value and interval are cut at 0 (the truth is never negative, so coverage is
+  unchanged).
 - AVG = noisy SUM / noisy COUNT, clamped to the measure's public bounds; its
   interval takes every ratio of the SUM and COUNT intervals at level α/2 each
   (Bonferroni: both cover with probability ≥ 1 - α), intersected with the bounds;
@@ -103,8 +104,10 @@ def _estimates(
     for function, name, count_name, low, high in plan:
         v = values[name]
         if function in ("count", "count_distinct"):
+            # A count is never negative: flooring the noisy value at 0 is free
+            # post-processing and keeps it inside its (floored) interval.
             h = width(name, _ALPHA)
-            out.append(Estimate(v, max(0.0, v - h), max(0.0, v + h)))
+            out.append(Estimate(max(0.0, v), max(0.0, v - h), max(0.0, v + h)))
         elif function == "sum":
             h = width(name, _ALPHA)
             out.append(Estimate(v, v - h, v + h))
