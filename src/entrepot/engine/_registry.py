@@ -27,6 +27,10 @@ class Engine(ABC):
         """Expose Parquet files as a read-only view named ``view``."""
 
     @abstractmethod
+    def lock(self, allowed_directories: Sequence[Path]) -> None:
+        """Forbid reading outside ``allowed_directories`` and any change of setting."""
+
+    @abstractmethod
     def execute(self, sql: str, params: Sequence[Any] | None = None) -> pa.Table:
         """Run one statement and return its result as an Arrow table."""
 

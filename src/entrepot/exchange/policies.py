@@ -21,6 +21,7 @@ from entrepot.exchange.accounts import Actor
 from entrepot.exchange.node import Node
 from entrepot.privacy import Policy, default_policy, parse_policy
 from entrepot.privacy.ledger import Ledger
+from entrepot.standards.schema import Standard, parse_standard
 from entrepot.transparency import Kind, make_entry
 from entrepot.vault import DatasetRef
 from entrepot.vault.models import Dataset, Provider
@@ -58,7 +59,8 @@ class PolicyInfo:
         }
 
 
-def _dataset(node: Node, ref: DatasetRef) -> tuple[int, int, dict[str, Any], str]:
+def _dataset(node: Node, ref: DatasetRef) -> tuple[int, int, Standard]:
+    """The dataset's id, its provider's id, and the standard it was published in."""
     with node.db.read() as session:
         row = session.execute(
             select(Dataset.id, Dataset.provider_id, Dataset.schema, Dataset.standard)
@@ -67,7 +69,7 @@ def _dataset(node: Node, ref: DatasetRef) -> tuple[int, int, dict[str, Any], str
         ).first()
     if row is None:
         raise NotFound(f"no dataset {ref}", hint="see `entrepot catalog list`")
-    return row[0], row[1], row[2], row[3]
+    return row[0], row[1], parse_standard(row[2], row[3])
 
 
 class Policies:
@@ -78,11 +80,8 @@ class Policies:
 
     def get(self, dataset: DatasetRef | str) -> PolicyInfo:
         """The policy in force: the provider's, or the default of the standard's roles."""
-        from entrepot.standards.schema import parse_standard
-
         ref = DatasetRef.parse(dataset) if isinstance(dataset, str) else dataset
-        dataset_id, _provider, schema, standard_name = _dataset(self.node, ref)
-        standard = parse_standard(schema, standard_name)
+        dataset_id, _provider, standard = _dataset(self.node, ref)
         with self.node.db.read() as session:
             record = session.scalar(
                 select(PolicyRecord).where(PolicyRecord.dataset_id == dataset_id)
@@ -94,10 +93,8 @@ class Policies:
 
     def set(self, actor: Actor, dataset: DatasetRef | str, text: str, *, where: str) -> PolicyInfo:
         """Set ``dataset``'s policy from YAML ``text`` (``where`` names its source)."""
-        from entrepot.standards.schema import parse_standard
-
         ref = DatasetRef.parse(dataset) if isinstance(dataset, str) else dataset
-        dataset_id, provider_id, schema, standard_name = _dataset(self.node, ref)
+        dataset_id, provider_id, standard = _dataset(self.node, ref)
         if not (actor.administers or actor.provider_id == provider_id):
             raise NotFound(f"no dataset {ref}", hint="see `entrepot catalog list`")
         try:
@@ -106,7 +103,7 @@ class Policies:
             raise InvalidInput(
                 f"{where}: not valid YAML ({error})", hint="fix the syntax"
             ) from None
-        policy = parse_policy(document, parse_standard(schema, standard_name), where=where)
+        policy = parse_policy(document, standard, where=where)
         now = datetime.now(UTC).replace(tzinfo=None)
         with self.node.db.write() as session:
             record = session.scalar(

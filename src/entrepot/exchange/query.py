@@ -33,7 +33,7 @@ from entrepot.exchange.accounts import Actor
 from entrepot.exchange.contracts import Contracts
 from entrepot.exchange.node import Node
 from entrepot.exchange.policies import Policies
-from entrepot.privacy import Answer, dataset_of, plan
+from entrepot.privacy import Answer, Plan, Policy, dataset_of, plan
 from entrepot.privacy.ledger import Ledger, Reservation
 from entrepot.standards import codelist
 from entrepot.transparency import (
@@ -148,7 +148,7 @@ class Queries:
         sql: str,
         ref: DatasetRef,
         dataset_id: int,
-        policy: Any,
+        policy: Policy,
         epsilon: float | None,
         purpose: str,
     ) -> QueryResult:
@@ -193,15 +193,13 @@ class Queries:
         )
 
     def _execute(
-        self, reservation: Reservation, ref: DatasetRef, version: int, planned: Any
+        self, reservation: Reservation, ref: DatasetRef, version: int, planned: Plan
     ) -> tuple[Answer, int]:
         touched = False
         try:
             with self.node.engine() as engine:
                 attached = self.vault.attach(engine, ref, version=version)
-                lock = getattr(engine, "lock", None)
-                if lock is not None:
-                    lock([self.node.path("vaults")])
+                engine.lock([self.node.path("vaults")])
                 self.ledger.mark_touched(reservation)
                 touched = True
                 return planned.run(engine, attached.view), attached.rows
