@@ -1,6 +1,12 @@
 from __future__ import annotations
 
 import os
+import tempfile
+
+# A developer's own `entrepot login` must not send the tests' commands to a server:
+# every test process starts logged out (tests that log in use a file of their own).
+os.environ["ENTREPOT_CLIENT_CONFIG"] = os.path.join(tempfile.mkdtemp(), "remote.json")
+os.environ.pop("ENTREPOT_AS", None)
 
 # Rich sizes tables to the terminal, and to 80 columns without one; tests read the
 # rendered text, so give every test process and subprocess one wide, fixed width.

@@ -1,4 +1,12 @@
-"""What every command shares: --home and --json, opening the node, printing, errors."""
+"""What every command shares: --home and --json, where a command runs, printing, errors.
+
+A command runs in one of two places. Logged in (`entrepot login`), it calls the
+server's HTTP API as the token's account; otherwise it opens the local node and
+acts as ``--as ORG`` (or the home's holder). :func:`dispatch` picks the place, so
+a command module only says what each one does. The library behind the local
+path (DuckDB, SQLAlchemy, OpenDP, pandas) is imported inside the local callables:
+a command that calls a server starts without loading the analytical stack.
+"""
 
 from __future__ import annotations
 
@@ -7,15 +15,21 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from entrepot.errors import EntrepotError
-from entrepot.exchange.node import Node
+from entrepot.api.client import Client, current
+from entrepot.errors import EntrepotError, InvalidInput
 from entrepot.settings import Settings
+
+if TYPE_CHECKING:
+    from entrepot.exchange.accounts import Actor
+    from entrepot.exchange.node import Node
+
+T = TypeVar("T")
 
 console = Console()
 err_console = Console(stderr=True)
@@ -56,11 +70,47 @@ def settings(home: Path | None, db: str | None = None) -> Settings:
 
 @contextmanager
 def open_node(home: Path | None, db: str | None = None) -> Iterator[Node]:
+    from entrepot.exchange.node import Node
+
     node = Node.open(settings(home, db))
     try:
         yield node
     finally:
         node.close()
+
+
+def acting(node: Node, as_: str | None) -> Actor:
+    """The party a local command acts for: ``--as ORG``, else the home's holder."""
+    from entrepot.exchange.accounts import LOCAL, Accounts
+
+    return Accounts(node.db, node.settings).actor(as_) if as_ else LOCAL
+
+
+def dispatch(
+    home: Path | None,
+    as_: str | None,
+    *,
+    local: Callable[[Node, Actor], T],
+    remote: Callable[[Client], T],
+) -> T:
+    """Run ``remote`` against the logged-in server, else ``local`` on the node in ``home``.
+
+    Both callables return the same JSON-shaped data (the API's response body), so
+    one renderer prints either. Logged in, the token decides who acts: ``--as``
+    is refused rather than silently ignored.
+    """
+    client = current()
+    if client is None:
+        with open_node(home) as node:
+            return local(node, acting(node, as_))
+    with client:
+        if as_ is not None:
+            raise InvalidInput(
+                f"--as {as_} acts on a local node, but the CLI is logged in to {client.url}",
+                hint="the server acts as the logged-in token's account; drop --as (and unset "
+                "ENTREPOT_AS), or `entrepot logout` to work on the local node",
+            )
+        return remote(client)
 
 
 def emit(data: Any, as_json: bool, render: Callable[[], None] | None = None) -> None:

@@ -9,8 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from entrepot.cli._common import As, Home, Json, console, emit, open_node, table
-from entrepot.cli.account import acting
+from entrepot.cli._common import As, Home, Json, acting, console, emit, open_node, table
 from entrepot.exchange.contracts import ACTIONS, Contracts, GrantInfo, RequestInfo, purposes
 
 access_app = typer.Typer(

@@ -6,19 +6,23 @@ from typing import Annotated
 
 import typer
 
-from entrepot.cli._common import As, Home, Json, console, emit, err_console, open_node, table
-from entrepot.exchange.accounts import LOCAL, Accounts, Actor, IssuedToken
-from entrepot.exchange.node import Node
+from entrepot.cli._common import (
+    As,
+    Home,
+    Json,
+    acting,
+    console,
+    emit,
+    err_console,
+    open_node,
+    table,
+)
+from entrepot.exchange.accounts import Accounts, IssuedToken
 
 account_app = typer.Typer(
     help="Accounts of providers, consumers, auditors and operators, and their API tokens.",
     no_args_is_help=True,
 )
-
-
-def acting(node: Node, as_: str | None) -> Actor:
-    """The party a local command acts for: ``--as ORG``, else the home's holder."""
-    return Accounts(node.db, node.settings).actor(as_) if as_ else LOCAL
 
 
 def _show_token(token: IssuedToken) -> None:

@@ -8,8 +8,7 @@ from typing import Annotated
 
 import typer
 
-from entrepot.cli._common import As, Home, Json, console, emit, open_node, table
-from entrepot.cli.account import acting
+from entrepot.cli._common import As, Home, Json, acting, console, emit, open_node, table
 from entrepot.exchange.metering import Metering
 
 
