@@ -66,8 +66,8 @@ class Settings(BaseSettings):
     token_cache_ttl_s: float = Field(
         30.0,
         ge=0,
-        description="How long a verified API token is trusted without re-hashing; "
-        "a revocation reaches other processes within this time. 0 disables the cache.",
+        description="How long a token's Argon2id check is reused without re-hashing; "
+        "revocation and expiry are read on every request. 0 disables the cache.",
     )
     token_hash_memory_kib: int = Field(
         65536,

@@ -1,7 +1,9 @@
 """Who is calling, and what they may touch.
 
 ``Authorization: Bearer <token>`` is verified by the accounts module (Argon2id,
-constant-time, with its short in-process cache of verified tokens); the result is
+constant-time; only that check is cached, while revocation and expiry are read from
+the database on every request, so a token revoked through one worker is refused by
+all of them at once); the result is
 an :class:`~entrepot.exchange.accounts.Actor`, which every router passes to the
 domain layer as the acting party. The domain layer scopes what an actor sees; this
 module adds the role gate in front of it.

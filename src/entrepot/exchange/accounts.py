@@ -11,12 +11,12 @@ API tokens look like ``ent_<id>_<secret>``. The 12-hex ``id`` is not secret and 
 the row; the whole token is checked against an Argon2id hash (argon2-cffi, constant
 time). The token is shown once and stored nowhere in clear.
 
-Argon2id costs tens of milliseconds by design, too much for every API request, so a
-verified token is cached in this process for ``token_cache_ttl_s`` seconds, keyed by
-the SHA-256 of the token (never the token). The trade-off: a revocation clears the
-cache of the process that made it at once, but other processes (workers of a server)
-keep trusting the token until their entry ages out, at most that TTL. Expiry is
-checked on every hit.
+Argon2id costs tens of milliseconds by design, too much for every API request, so
+each :class:`Accounts` remembers, for ``token_cache_ttl_s`` seconds, that a token
+(keyed by its SHA-256, never the token) matched the hash of its row. Only that
+verification is cached: every request still reads the token's row by its id, so a
+revocation or an expiry made by any process (another worker of a server) is refused
+at once by all of them.
 """
 
 from __future__ import annotations
@@ -192,44 +192,39 @@ class IssuedToken:
         return f"IssuedToken(info={self.info!r}, secret=<hidden>)"
 
 
-@dataclass
-class _Cached:
-    actor: Actor
-    token_id: str
-    expires_at: datetime
+@dataclass(frozen=True)
+class _Verified:
+    secret_hash: str
     trusted_until: float
 
 
-class _TokenCache:
-    """Verified tokens by (database, SHA-256 of the token); see the module docstring."""
+class _VerifiedTokens:
+    """Tokens that matched their row's Argon2id hash, by the SHA-256 of the token.
+
+    A hit says only that the token matches ``secret_hash``; the caller compares it
+    with the hash it has just read, and reads revocation and expiry there too.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._entries: dict[tuple[str, bytes], _Cached] = {}
+        self._entries: dict[bytes, _Verified] = {}
 
-    def get(self, key: tuple[str, bytes], now: datetime) -> Actor | None:
+    def matches(self, key: bytes, secret_hash: str) -> bool:
         with self._lock:
             hit = self._entries.get(key)
             if hit is None:
-                return None
-            if hit.trusted_until <= time.monotonic() or hit.expires_at <= now:
+                return False
+            if hit.trusted_until <= time.monotonic():
                 del self._entries[key]
-                return None
-            return hit.actor
+                return False
+            return hit.secret_hash == secret_hash
 
-    def put(self, key: tuple[str, bytes], entry: _Cached) -> None:
+    def put(self, key: bytes, entry: _Verified) -> None:
         with self._lock:
+            self._entries.pop(key, None)
             while len(self._entries) >= _CACHE_MAX:
                 del self._entries[next(iter(self._entries))]
             self._entries[key] = entry
-
-    def forget(self, token_id: str) -> None:
-        with self._lock:
-            for key in [k for k, v in self._entries.items() if v.token_id == token_id]:
-                del self._entries[key]
-
-
-_CACHE = _TokenCache()
 
 
 class EventLog(Protocol):
@@ -276,6 +271,7 @@ class Accounts:
         self._hasher = PasswordHasher(
             time_cost=3, memory_cost=self.settings.token_hash_memory_kib, parallelism=4
         )
+        self._verified = _VerifiedTokens()
 
     # -- organizations ------------------------------------------------------------
 
@@ -459,7 +455,7 @@ class Accounts:
             return [_token_info(t, a.name) for t, a in session.execute(query)]
 
     def revoke_token(self, actor: Actor, token_id: str) -> TokenInfo:
-        """Revoke a token by its public id; the cache of this process forgets it at once."""
+        """Revoke a token by its public id; every process refuses it from the next request."""
         with self.db.write() as session:
             found = session.execute(
                 select(ApiToken, Account)
@@ -475,7 +471,6 @@ class Accounts:
             if token.revoked_at is None:
                 token.revoked_at = self.clock()
             info = _token_info(token, account.name)
-        _CACHE.forget(token_id)
         self._record(actor, "token_revoked", info.account, token_id=token_id)
         return info
 
@@ -512,11 +507,8 @@ class Accounts:
         if match is None:
             raise refused
         now = self.clock()
-        key = (self.db.url, hashlib.sha256(token.encode()).digest())
-        if self.settings.token_cache_ttl_s > 0:
-            cached = _CACHE.get(key, now)
-            if cached is not None:
-                return cached
+        # The row is read on every call (one indexed lookup), so revocation and expiry
+        # take effect at once in every process; only the Argon2id check is cached.
         with self.db.read() as session:
             found = session.execute(
                 select(ApiToken, Account, Organization)
@@ -529,15 +521,18 @@ class Accounts:
             row, account, org = found
             if row.revoked_at is not None or row.expires_at <= now:
                 raise refused
-            token_id, expires_at, secret_hash = row.token_id, row.expires_at, row.secret_hash
+            secret_hash = row.secret_hash
             actor = _actor_of(org, account)
+        key = hashlib.sha256(token.encode()).digest()
+        ttl = self.settings.token_cache_ttl_s
+        if ttl > 0 and self._verified.matches(key, secret_hash):
+            return actor
         try:
             self._hasher.verify(secret_hash, token)
         except (VerificationError, InvalidHashError):
             raise refused from None
-        if self.settings.token_cache_ttl_s > 0:
-            trusted = time.monotonic() + self.settings.token_cache_ttl_s
-            _CACHE.put(key, _Cached(actor, token_id, expires_at, trusted))
+        if ttl > 0:
+            self._verified.put(key, _Verified(secret_hash, time.monotonic() + ttl))
         return actor
 
 
