@@ -2,7 +2,9 @@
 
 A provider sets a policy per dataset (YAML, see :mod:`entrepot.privacy.policy`); a
 dataset without one is governed by the default its standard's roles imply. Setting a
-policy also sets the dataset's global ε cap in the ledger, and is logged publicly.
+policy also sets the dataset's global ε cap in the ledger, and is logged publicly. A
+Gaussian policy's δ is checked against the current version's public row count here,
+and again by the query coordinator against the version each query reads.
 """
 
 from __future__ import annotations
@@ -21,9 +23,10 @@ from entrepot.exchange.accounts import Actor
 from entrepot.exchange.node import Node
 from entrepot.privacy import Policy, default_policy, parse_policy
 from entrepot.privacy.ledger import Ledger
+from entrepot.privacy.policy import check_delta
 from entrepot.standards.schema import Standard, parse_standard
 from entrepot.transparency import Kind, make_entry
-from entrepot.vault import DatasetRef
+from entrepot.vault import DatasetRef, LocalVault
 from entrepot.vault.models import Dataset, Provider
 
 __all__ = ["Policies", "PolicyInfo", "PolicyRecord"]
@@ -104,6 +107,9 @@ class Policies:
                 f"{where}: not valid YAML ({error})", hint="fix the syntax"
             ) from None
         policy = parse_policy(document, standard, where=where)
+        versions = LocalVault.of(self.node).versions(ref)
+        if versions:
+            check_delta(policy, versions[-1].rows, dataset=str(ref))
         now = datetime.now(UTC).replace(tzinfo=None)
         with self.node.db.write() as session:
             record = session.scalar(

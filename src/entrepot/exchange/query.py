@@ -4,7 +4,8 @@ The order of the steps is the privacy argument, so it is spelled out here once::
 
     1. name the dataset the SQL reads                    (text only)
     2. check the consumer's contract (period, purpose, count, action)
-    3. check and price the SQL against the policy        (text + policy only)
+    3. check and price the SQL against the policy        (text + policy only;
+       a Gaussian δ also against the version's public row count)
     4. return the earlier answer, byte for byte, for a query already paid for
     5. reserve ε against the grant and the dataset cap   (one transaction)
     6. attach the version in a locked engine, mark the reservation touched, run
@@ -35,6 +36,7 @@ from entrepot.exchange.node import Node
 from entrepot.exchange.policies import Policies
 from entrepot.privacy import Answer, Plan, Policy, dataset_of, plan
 from entrepot.privacy.ledger import Ledger, Reservation
+from entrepot.privacy.policy import check_delta
 from entrepot.standards import codelist
 from entrepot.transparency import (
     DatasetVersion,
@@ -153,6 +155,7 @@ class Queries:
         purpose: str,
     ) -> QueryResult:
         version = self.vault.versions(ref)[-1]
+        check_delta(policy, version.rows, dataset=str(ref))
         planned = plan(
             sql,
             standard=self.vault.standard(ref),

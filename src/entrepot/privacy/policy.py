@@ -14,7 +14,7 @@ the roles of the dataset's standard::
     threshold: 10             # a group's noisy count must reach this to be shown
     small_groups: suppress    # or merge (into one "other" group)
     mechanism: laplace        # laplace: pure ε; gaussian: zCDP, reported as (ε, δ)
-    delta: 1.0e-10            # gaussian only; keep it far below 1/N
+    delta: 1.0e-10            # gaussian only; at most 1/(10·N) for the version's N rows
     epsilon:
       per_query: 1.0          # the largest ε one query may spend
       default: 0.5            # what a query spends when it names no ε
@@ -37,10 +37,19 @@ from typing import Any
 
 import yaml
 
-from entrepot.errors import InvalidInput
+from entrepot.errors import InvalidInput, PolicyViolation
 from entrepot.standards.schema import Role, Standard
 
-__all__ = ["AGGREGATES", "MECHANISMS", "SMALL_GROUPS", "Policy", "default_policy", "parse_policy"]
+__all__ = [
+    "AGGREGATES",
+    "MECHANISMS",
+    "SMALL_GROUPS",
+    "Policy",
+    "check_delta",
+    "default_policy",
+    "delta_limit",
+    "parse_policy",
+]
 
 AGGREGATES = ("count", "count_distinct", "sum", "avg")
 MECHANISMS = ("laplace", "gaussian")
@@ -60,6 +69,10 @@ _KEYS = (
 # δ must stay negligible against 1/N for any realistic dataset size N; a provider
 # who needs a larger δ has misunderstood what it buys (a 1/N chance of a full leak).
 _MAX_DELTA = 1e-6
+# δ bounds the chance that the guarantee fails outright, which may expose anyone in
+# the data: with N rows (never fewer than the people in them), δ <= 1/(10·N) keeps the
+# expected number of people one query can expose under 0.1.
+_ROWS_FACTOR = 10
 
 
 @dataclass(frozen=True)
@@ -116,6 +129,34 @@ class Policy:
         """SHA-256 of the canonical JSON of the policy: part of every answer's fingerprint."""
         canonical = json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def delta_limit(rows: int) -> float:
+    """The largest δ a Gaussian query may spend on a dataset version of ``rows`` rows."""
+    return min(_MAX_DELTA, 1 / (_ROWS_FACTOR * max(rows, 1)))
+
+
+def check_delta(policy: Policy, rows: int, *, dataset: str) -> None:
+    """Refuse a Gaussian ``policy`` whose δ is above :func:`delta_limit` for ``rows``.
+
+    ``rows`` is the public row count of the version a query reads (or, when a policy
+    is set, of the current version), so a refusal reveals nothing the catalog does
+    not show. Raises :class:`PolicyViolation` with rule ``delta_rows``.
+    """
+    limit = delta_limit(rows)
+    if policy.mechanism != "gaussian" or policy.delta <= limit:
+        return
+    suggestion = 10 ** math.floor(math.log10(limit))
+    raise PolicyViolation(
+        f"{dataset}: the policy's δ {policy.delta:g} is above 1/(10·N) = {limit:.3g} "
+        f"for the {rows:,} rows of the version read",
+        rule="delta_rows",
+        hint=f"lower delta in the dataset's policy to at most {limit:.3g}, "
+        f"e.g. `delta: {suggestion:.1e}`, and set it again with `entrepot policy set`",
+        delta=policy.delta,
+        limit=limit,
+        rows=rows,
+    )
 
 
 def default_policy(standard: Standard) -> Policy:
@@ -262,7 +303,11 @@ class _Reader:
         ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
         if not ok or value < 0 or (positive and value == 0):
             bound = "> 0" if positive else ">= 0"
-            raise self.fail(key, f"must be a finite number {bound}, not {value!r}", f"{key}: 1.0")
+            hint = f"{key}: 1.0"
+            if isinstance(value, str) and _is_float(value):
+                # YAML 1.1 reads 1e-6 as text; it needs a decimal point to be a number.
+                hint = f"write it with a decimal point, e.g. {key}: {float(value):.1e}"
+            raise self.fail(key, f"must be a finite number {bound}, not {value!r}", hint)
         return float(value)
 
     def integer(self, block: dict[str, Any], key: str, default: int, minimum: int) -> int:
@@ -272,3 +317,11 @@ class _Reader:
                 key, f"must be an integer >= {minimum}, not {value!r}", f"{key}: {default}"
             )
         return value
+
+
+def _is_float(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
