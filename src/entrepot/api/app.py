@@ -30,7 +30,9 @@ __all__ = ["ROUTERS", "UPLOAD_PATHS", "create_app", "from_environment"]
 ROUTERS: tuple[str, ...] = (
     "catalog",
     "standards",
+    "providers",
     "datasets",
+    "policies",
     "access",
     "queries",
     "budgets",

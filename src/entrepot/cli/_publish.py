@@ -1,11 +1,18 @@
-"""`entrepot dataset publish` and `entrepot dataset versions` (added to the dataset app)."""
+"""`entrepot dataset publish`, `versions` and `verify` (added to the dataset app).
+
+Logged in, a publish uploads the file and its mapping to the server, which
+validates and stores them as the token's organization; otherwise the local node
+does the same work in-process. Either way the answer is the API's body, so one
+renderer prints it.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, BinaryIO
 
 import typer
 from rich.progress import (
@@ -18,17 +25,23 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from entrepot import standards
-from entrepot.cli._common import Home, Json, console, emit, err_console, open_node, table
+from entrepot.cli._common import Home, Json, console, dispatch, emit, err_console, open_node, table
 from entrepot.cli._report import render_report
-from entrepot.errors import NotFound, ValidationFailed
-from entrepot.exchange.catalog import publish_version
-from entrepot.standards import OffendingRow, Report, Violation
-from entrepot.vault import LocalVault, OnError, Published, PublishRequest
+from entrepot.cli.catalog import dataset_path
+from entrepot.errors import InvalidInput, NotFound, ValidationFailed
 
-__all__ = ["publish", "verify", "versions"]
+if TYPE_CHECKING:
+    from entrepot.api.client import Client
+    from entrepot.exchange.accounts import Actor
+    from entrepot.exchange.node import Node
+
+__all__ = ["OnErrorChoice", "publish", "verify", "versions"]
+
+Advance = Callable[[str, int, int], None]
 
 _STEPS = {
+    "upload": "uploading",
+    "server": "validating and publishing on the server",
     "validate": "reading and validating",
     "write": "writing Parquet",
     "hash": "hashing",
@@ -36,8 +49,15 @@ _STEPS = {
 }
 
 
+class OnErrorChoice(StrEnum):
+    """What to do with invalid rows (the library's OnError, without importing the vault)."""
+
+    REJECT = "reject"
+    QUARANTINE = "quarantine"
+
+
 @contextmanager
-def _progress(enabled: bool) -> Iterator[Any]:
+def _progress(enabled: bool) -> Iterator[Advance | None]:
     """A callback drawing one Rich progress line per publish step (none when disabled)."""
     if not enabled:
         yield None
@@ -65,46 +85,79 @@ def _progress(enabled: bool) -> Iterator[Any]:
         yield advance
 
 
-def _report_of(data: dict[str, Any], columns: list[str]) -> Report:
-    """Rebuild the report a publish returned (as JSON data) to render it."""
-    return Report(
-        source=data["source"],
-        standard=data["standard"],
-        mapping=data.get("mapping"),
-        rows_total=data["rows_total"],
-        rows_invalid=data["rows_invalid"],
-        violations=tuple(Violation(**v) for v in data.get("violations", [])),
-        rows=tuple(
-            OffendingRow(r["line"], tuple(r["reasons"]), r["values"]) for r in data.get("rows", [])
-        ),
-        ignored_columns=tuple(data.get("ignored_columns", [])),
-        columns=tuple(columns),
-    )
+class _Upload:
+    """A file httpx streams in chunks, reporting the bytes sent so far."""
+
+    def __init__(self, handle: BinaryIO, total: int, advance: Advance | None) -> None:
+        self._handle = handle
+        self._total = total
+        self._sent = 0
+        self._advance = advance
+
+    def fileno(self) -> int:
+        # httpx reads the size from the descriptor to send a Content-Length.
+        return self._handle.fileno()
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        self._sent = 0
+        return self._handle.seek(offset, whence)
+
+    def read(self, size: int = -1) -> bytes:
+        chunk = self._handle.read(size)
+        self._sent += len(chunk)
+        if self._advance is not None:
+            if chunk:
+                self._advance("upload", self._sent, self._total)
+            else:
+                # Sent: what remains is the server's work, of unknown length.
+                self._advance("server", 0, 0)
+        return chunk
 
 
-def _render_published(published: Published, columns: list[str]) -> None:
-    version = published.version
-    if published.quarantined:
-        render_report(console, _report_of(published.report, columns))
+def _open(source: Path) -> BinaryIO:
+    try:
+        return source.open("rb")
+    except FileNotFoundError:
+        raise NotFound(
+            f"no file at {source}", hint="check the path of the file to publish"
+        ) from None
+
+
+def _render_published(data: dict[str, Any]) -> None:
+    if data["quarantined"]:
+        render_report(console, data["report"])
     console.print(
-        f"[green]published[/] {version.ref} version {version.number}: "
-        f"{version.rows:,} rows ({version.size_bytes:,} bytes, sha256 {version.sha256})"
+        f"[green]published[/] {data['dataset']} version {data['version']}: "
+        f"{data['rows']:,} rows ({data['size_bytes']:,} bytes, sha256 {data['sha256']})",
+        highlight=False,
     )
-    if published.quarantined:
+    if data["quarantined"]:
         console.print(
-            f"[yellow]quarantined[/] {published.quarantined:,} invalid rows with their reasons; "
-            f"{version.rows:,} + {published.quarantined:,} = {published.rows_total:,} rows read"
+            f"[yellow]quarantined[/] {data['quarantined']:,} invalid rows with their reasons; "
+            f"{data['rows']:,} + {data['quarantined']:,} = {data['rows_total']:,} rows read",
+            highlight=False,
         )
 
 
 def publish(
     source: Annotated[Path, typer.Argument(help="The raw file (CSV or other delimited text).")],
-    provider: Annotated[str, typer.Option("--provider", "-p", help="The publishing provider.")],
     standard: Annotated[
         str,
-        typer.Option("--standard", "-s", help="A shipped standard or a Table Schema file."),
+        typer.Option(
+            "--standard",
+            "-s",
+            help="A shipped standard, or (local only) a Table Schema file.",
+        ),
     ],
     title: Annotated[str, typer.Option("--title", "-t", help="Title of this version.")],
+    provider: Annotated[
+        str | None,
+        typer.Option(
+            "--provider",
+            "-p",
+            help="The publishing provider (logged in: the token's organization).",
+        ),
+    ] = None,
     mapping: Annotated[
         Path | None,
         typer.Option("--mapping", "-m", help="A provider mapping (YAML) onto the standard."),
@@ -117,13 +170,13 @@ def publish(
     ] = None,
     description: Annotated[str, typer.Option("--description", help="What the dataset holds.")] = "",
     on_error: Annotated[
-        OnError,
+        OnErrorChoice,
         typer.Option(
             "--on-error",
             help="reject: publish nothing if any row is invalid; quarantine: publish the "
             "valid rows and keep the invalid ones, with reasons, under quarantine/.",
         ),
-    ] = OnError.REJECT,
+    ] = OnErrorChoice.REJECT,
     home: Home = None,
     as_json: Json = False,
 ) -> None:
@@ -132,44 +185,79 @@ def publish(
     A new publish of the same dataset adds a version and never overwrites one; an
     interrupted publish leaves the complete version or nothing. Exit code 0 when
     published, 2 when rows are invalid under --on-error reject (nothing published)
-    or the input cannot be read.
+    or the input cannot be read. Logged in, the file and mapping are uploaded and
+    the server publishes them for the token's organization.
 
     Example: entrepot dataset publish visits.csv --provider riverside-hospitals
     --standard health.visit --mapping riverside.yaml --title "Outpatient visits 2025"
     """
-    target = standards.get(standard)
-    parsed = standards.load_mapping(mapping) if mapping is not None else None
-    request = PublishRequest(
-        provider=provider,
-        standard=target,
-        title=title,
-        dataset=dataset,
-        description=description,
-        mapping=parsed,
-        mapping_text=mapping.read_text(encoding="utf-8-sig") if mapping is not None else None,
-        on_error=on_error,
-        filename=source.name,
-    )
-    with open_node(home) as node, _progress(err_console.is_terminal) as progress:
+
+    def local(node: Node, _actor: Actor) -> dict[str, Any]:
+        from entrepot import standards
+        from entrepot.api.routers.datasets import PublishedOut
+        from entrepot.exchange.catalog import publish_version
+        from entrepot.vault import OnError, PublishRequest
+
+        if provider is None:
+            raise InvalidInput(
+                "a local publish needs --provider",
+                hint="name the publishing provider, e.g. --provider riverside-hospitals",
+            )
+        target = standards.get(standard)
+        request = PublishRequest(
+            provider=provider,
+            standard=target,
+            title=title,
+            dataset=dataset,
+            description=description,
+            mapping=standards.load_mapping(mapping) if mapping is not None else None,
+            mapping_text=mapping.read_text(encoding="utf-8-sig") if mapping is not None else None,
+            on_error=OnError(on_error.value),
+            filename=source.name,
+        )
+        with _open(source) as handle:
+            published = publish_version(node, request, handle, progress=progress)
+        return PublishedOut.model_validate(published.to_dict()).model_dump(mode="json")
+
+    def remote(client: Client) -> dict[str, Any]:
+        if Path(standard).is_file():
+            raise InvalidInput(
+                f"--standard {standard} is a file on this machine; a server publishes only "
+                "in the standards it ships",
+                hint="pick one from `entrepot standard list`, or `entrepot logout` to publish "
+                "on the local node",
+            )
+        if provider is not None:
+            org = client.get("/v1/me")["org"]
+            if org != provider:
+                raise InvalidInput(
+                    f"--provider {provider}, but the logged-in token acts for {org}",
+                    hint=f"drop --provider (the server publishes for {org}), or log in with "
+                    f"a token of {provider}",
+                )
+        form = {"standard": standard, "title": title, "description": description}
+        form["on_error"] = on_error.value
+        if dataset is not None:
+            form["dataset"] = dataset
+        with _open(source) as handle:
+            files: dict[str, Any] = {
+                "file": (source.name, _Upload(handle, Path(source).stat().st_size, progress))
+            }
+            if mapping is not None:
+                if not mapping.is_file():
+                    raise NotFound(f"no mapping at {mapping}", hint="check the mapping's path")
+                files["mapping"] = (mapping.name, mapping.read_bytes(), "application/yaml")
+            data: dict[str, Any] = client.post("/v1/datasets", data=form, files=files)
+            return data
+
+    with _progress(err_console.is_terminal and not as_json) as progress:
         try:
-            handle = source.open("rb")
-        except FileNotFoundError:
-            raise NotFound(
-                f"no file at {source}", hint="check the path of the file to publish"
-            ) from None
-        with handle:
-            try:
-                published = publish_version(node, request, handle, progress=progress)
-            except ValidationFailed as error:
-                if not as_json and "report" in error.details:
-                    report = _report_of(error.details["report"], target.field_names)
-                    render_report(console, report)
-                raise
-    emit(
-        published.to_dict(),
-        as_json,
-        lambda: _render_published(published, target.field_names),
-    )
+            published = dispatch(home, None, local=local, remote=remote)
+        except ValidationFailed as error:
+            if not as_json and "report" in error.details:
+                render_report(console, error.details["report"])
+            raise
+    emit(published, as_json, lambda: _render_published(published))
 
 
 def versions(
@@ -181,21 +269,26 @@ def versions(
 
     Example: entrepot dataset versions riverside-hospitals/outpatient-visits
     """
-    with open_node(home) as node:
+
+    def local(node: Node, _actor: Actor) -> list[dict[str, Any]]:
+        from entrepot.api.routers.catalog import VersionOut
+        from entrepot.vault import LocalVault
+
         found = LocalVault.of(node).versions(dataset)
+        return [VersionOut.of(v).model_dump(mode="json") for v in found]
+
+    found: list[dict[str, Any]] = dispatch(
+        home,
+        None,
+        local=local,
+        remote=lambda client: client.get(f"/v1/datasets/{dataset_path(dataset)}/versions"),
+    )
     rows = [
-        [
-            v.number,
-            v.title,
-            v.created_at.isoformat(timespec="seconds"),
-            v.rows,
-            v.rows_rejected,
-            v.sha256,
-        ]
+        [v["version"], v["title"], v["created_at"][:19], v["rows"], v["rows_rejected"], v["sha256"]]
         for v in found
     ]
     emit(
-        [v.to_dict() for v in found],
+        found,
         as_json,
         lambda: console.print(
             table(
@@ -210,11 +303,14 @@ def versions(
 def verify(home: Home = None, as_json: Json = False) -> None:
     """Re-hash every published version and delete files crashed publishes left behind.
 
+    Runs on the machine holding the node's vaults, also when logged in to a server.
     Exit code 0 when every version's file matches the catalog (SHA-256 and row
     count), 1 when one does not.
 
     Example: entrepot dataset verify --home ./exchange
     """
+    from entrepot.vault import LocalVault
+
     with open_node(home) as node:
         vault = LocalVault.of(node)
         removed = [vault.relative(path) for path in vault.recover()]

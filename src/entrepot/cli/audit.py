@@ -1,4 +1,9 @@
-"""`entrepot audit`: read, prove and verify the node's transparency log."""
+"""`entrepot audit`: read, prove and verify the node's transparency log.
+
+Logged in, the log is read from the server, and verification happens here: the
+client fetches heads, proofs or every entry and checks them with the node's public
+key, trusting nothing the server computed.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +11,33 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from nacl.signing import VerifyKey
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from entrepot.cli._common import Home, Json, console, emit, open_node, settings, table
-from entrepot.transparency import read_head, read_verify_key, repair_log, verify_export
+from entrepot.cli._common import Home, Json, console, dispatch, emit, open_node, settings, table
+from entrepot.errors import NotFound, ProofInvalid
+from entrepot.transparency import (
+    TreeHead,
+    load_verify_key,
+    read_head,
+    read_verify_key,
+    repair_log,
+    verify_entries,
+    verify_export,
+    verify_head,
+)
+from entrepot.transparency.canonical import parse_hash
+from entrepot.transparency.merkle import verify_consistency
+
+if TYPE_CHECKING:
+    from entrepot.api.client import Client
+    from entrepot.exchange.accounts import Actor
+    from entrepot.exchange.node import Node
+
+__all__ = ["NodeKey", "register", "server_extends"]
 
 audit_app = typer.Typer(
     help="The transparency log: who asked what, when and why; heads, proofs, verification.",
@@ -24,10 +49,17 @@ NodeKey = Annotated[
     typer.Option(
         "--node-key",
         help="The node's public key: its node.pub file or 64 hex digits "
-        "[default: <home>/keys/node.pub].",
+        "[default: <home>/keys/node.pub; logged in: the server's].",
         show_default=False,
     ),
 ]
+
+_README = (
+    "A copy of an entrepot transparency log: entries.jsonl (one canonical JSON entry\n"
+    "per line, in log order), heads.jsonl (the node's signed tree heads), node.pub.\n"
+    "Verify it without the node (compare node.pub with a key you trust):\n\n"
+    "    entrepot audit verify-export . --node-key node.pub\n"
+)
 
 
 @contextmanager
@@ -41,6 +73,72 @@ def _progress(label: str, enabled: bool) -> Iterator[Callable[[int], None] | Non
     ) as bar:
         task = bar.add_task(label)
         yield lambda done: bar.update(task, description=f"{label}: {done:,} entries")
+
+
+def _lines(client: Client, path: str) -> Iterator[bytes]:
+    """The lines of a JSON-lines route, as the exact bytes sent (they are what gets hashed)."""
+    from entrepot.api.client import _raise_for
+
+    # The client's request() decodes whole bodies; an export is read as a stream instead.
+    with client._http.stream("GET", path, headers={"Accept": "application/jsonl"}) as response:
+        if response.status_code >= 400:
+            response.read()
+            _raise_for(response, client.url)
+        rest = b""
+        for chunk in response.iter_bytes():
+            *whole, rest = (rest + chunk).split(b"\n")
+            yield from whole
+    if rest:
+        raise ProofInvalid(
+            f"{client.url}{path} ended inside a line",
+            hint="the transfer was cut; run the command again",
+            part="log entries",
+        )
+
+
+def _remote_heads(client: Client) -> list[TreeHead]:
+    return [
+        TreeHead.from_bytes(line, what=f"tree head #{position}")
+        for position, line in enumerate(_lines(client, "/v1/audit/export/heads"))
+    ]
+
+
+def _server_head(client: Client) -> TreeHead:
+    return TreeHead.from_json(client.get("/v1/audit/head"), what="the server's tree head")
+
+
+def server_extends(client: Client, earlier: TreeHead, key: VerifyKey) -> dict[str, Any]:
+    """Check on this side that the server's latest signed head extends ``earlier``.
+
+    Both heads must carry ``key``'s signature and the consistency proof must lead
+    from one root to the other; nothing the server says is taken on trust.
+    """
+    verify_head(earlier, key, what="earlier tree head")
+    latest = _server_head(client)
+    verify_head(latest, key, what="the server's tree head")
+    if latest.size < earlier.size:
+        raise ProofInvalid(
+            f"the server's latest head covers {latest.size} entries, fewer than the "
+            f"{earlier.size} of the earlier head: entries were removed",
+            hint="this log is not append-only; keep the earlier head as evidence",
+            part="consistency proof",
+        )
+    path: list[bytes] = []
+    if 0 < earlier.size < latest.size:
+        proof = client.get("/v1/audit/proofs/consistency", size1=earlier.size, size2=latest.size)
+        path = [
+            parse_hash(node, what=f"consistency proof[{position}]")
+            for position, node in enumerate(proof["consistency"])
+        ]
+    if earlier.size > 0:
+        verify_consistency(earlier.size, latest.size, path, earlier.root, latest.root)
+    return {
+        "size1": earlier.size,
+        "size2": latest.size,
+        "root1": earlier.root.hex(),
+        "root2": latest.root.hex(),
+        "consistency": [node.hex() for node in path],
+    }
 
 
 def _what(entry: dict[str, Any]) -> str:
@@ -65,9 +163,22 @@ def log_entries(
 
     Example: entrepot audit log --dataset riverside-hospitals/outpatient-visits --kind query
     """
-    with open_node(home) as node:
+
+    def local(node: Node, _actor: Actor) -> list[dict[str, Any]]:
         found = node.log.search(dataset=dataset, kind=kind, since=since, limit=limit)
-    data = [{"index": index, **entry} for index, entry in found]
+        return [{"index": index, **entry} for index, entry in found]
+
+    def remote(client: Client) -> list[dict[str, Any]]:
+        found = client.get(
+            "/v1/audit/entries",
+            dataset=dataset,
+            kind=kind,
+            since=None if since is None else since.isoformat(),
+            limit=limit,
+        )
+        return [{"index": item["index"], **item["entry"]} for item in found]
+
+    data = dispatch(home, None, local=local, remote=remote)
     rows = [
         [
             d["index"],
@@ -86,7 +197,9 @@ def log_entries(
 
 @audit_app.command("head")
 def head(
-    new: Annotated[bool, typer.Option("--new", help="Sign a new head now.")] = False,
+    new: Annotated[
+        bool, typer.Option("--new", help="Sign a new head now (logged in: auditor or operator).")
+    ] = False,
     home: Home = None,
     as_json: Json = False,
 ) -> None:
@@ -94,10 +207,19 @@ def head(
 
     Example: entrepot audit head --json > head-2026-01-31.json
     """
-    with open_node(home) as node:
+
+    def local(node: Node, _actor: Actor) -> dict[str, Any]:
         latest = node.log.latest_head()
         signed = node.log.sign_head() if new or latest is None else latest
-        data = signed.to_json()
+        return signed.to_json()
+
+    def remote(client: Client) -> dict[str, Any]:
+        signed: dict[str, Any] = (
+            client.post("/v1/audit/heads") if new else client.get("/v1/audit/head")
+        )
+        return signed
+
+    data = dispatch(home, None, local=local, remote=remote)
     emit(
         data,
         as_json,
@@ -122,8 +244,12 @@ def prove(
 
     Example: entrepot audit prove 1234 --json > proof-1234.json
     """
-    with open_node(home) as node:
-        data = node.log.prove(index, size).to_json()
+    data: dict[str, Any] = dispatch(
+        home,
+        None,
+        local=lambda node, _actor: node.log.prove(index, size).to_json(),
+        remote=lambda client: client.get(f"/v1/audit/proofs/inclusion/{index}", size=size),
+    )
     emit(
         data,
         as_json,
@@ -136,6 +262,18 @@ def prove(
     )
 
 
+def _trusted_key(node_key: str | None, fallback: TreeHead | None) -> VerifyKey:
+    """--node-key, else the key a head the user holds (or the server's first) names."""
+    if node_key is not None:
+        return read_verify_key(node_key, Path(node_key))
+    if fallback is None:
+        raise NotFound(
+            "the server has no signed head to take the node key from",
+            hint="pass --node-key with the node's public key, or ask an auditor to sign a head",
+        )
+    return load_verify_key(fallback.key.hex(), where="tree head")
+
+
 @audit_app.command("verify")
 def verify(
     from_head: Annotated[
@@ -145,36 +283,61 @@ def verify(
     full: Annotated[
         bool, typer.Option("--full", help="Also rehash every entry and check every head.")
     ] = False,
+    node_key: NodeKey = None,
     home: Home = None,
     as_json: Json = False,
 ) -> None:
     """Check the log is append-only since an earlier head, or rehash all of it.
 
+    Logged in, the heads, proofs and entries are fetched and checked here, with
+    --node-key, else the key of the earlier head, else the key the server's heads
+    name (printed: compare it with one you trust). --full needs an auditor or
+    operator account.
+
     Example: entrepot audit verify --from-head head-2026-01-31.json
     """
-    data: dict[str, Any] = {"ok": True}
-    with open_node(home) as node:
-        if from_head is not None:
-            data["consistency"] = node.log.verify_from(read_head(from_head)).to_json()
-        if full or from_head is None:
+    earlier = None if from_head is None else read_head(from_head)
+
+    def local(node: Node, _actor: Actor) -> dict[str, Any]:
+        data: dict[str, Any] = {"ok": True, "key": bytes(node.log.verify_key).hex()}
+        if earlier is not None:
+            data["consistency"] = node.log.verify_from(earlier).to_json()
+        if full or earlier is None:
             with _progress("rehashing", not as_json) as progress:
                 data["check"] = node.log.check(progress).to_json()
+        return data
+
+    def remote(client: Client) -> dict[str, Any]:
+        heads = _remote_heads(client) if full or earlier is None else []
+        key = _trusted_key(node_key, earlier or (heads[0] if heads else None))
+        data: dict[str, Any] = {"ok": True, "key": bytes(key).hex()}
+        if earlier is not None:
+            data["consistency"] = server_extends(client, earlier, key)
+        if full or earlier is None:
+            # Heads first: every entry they cover is then in the stream that follows.
+            with _progress("rehashing", not as_json) as progress:
+                records = _lines(client, "/v1/audit/export/entries")
+                data["check"] = verify_entries(records, heads, key, progress).to_json()
+        return data
+
+    result = dispatch(home, None, local=local, remote=remote)
 
     def render() -> None:
-        if "consistency" in data:
-            proof = data["consistency"]
+        if "consistency" in result:
+            proof = result["consistency"]
             console.print(
                 f"[green]append-only[/]: the log of {proof['size2']} entries extends the "
                 f"earlier head of {proof['size1']}"
             )
-        if "check" in data:
-            check = data["check"]
+        if "check" in result:
+            check = result["check"]
             console.print(
                 f"[green]verified[/] {check['entries']:,} entries against {check['heads']} "
                 f"signed heads; root {check['root']}"
             )
+        console.print(f"node key {result['key']}", highlight=False)
 
-    emit(data, as_json, render)
+    emit(result, as_json, render)
 
 
 @audit_app.command("export")
@@ -185,10 +348,29 @@ def export(
 ) -> None:
     """Copy the log (entries and signed heads) for anyone to verify without the node.
 
+    Logged in, the copy is downloaded from the server (auditor or operator account).
+
     Example: entrepot audit export ./log-copy
     """
-    with open_node(home) as node:
-        data = node.log.export(directory)
+
+    def remote(client: Client) -> dict[str, Any]:
+        directory.mkdir(parents=True, exist_ok=True)
+        heads = list(_lines(client, "/v1/audit/export/heads"))
+        entries = 0
+        with (directory / "entries.jsonl").open("wb") as out:
+            for line in _lines(client, "/v1/audit/export/entries"):
+                out.write(line + b"\n")
+                entries += 1
+        (directory / "heads.jsonl").write_bytes(b"".join(line + b"\n" for line in heads))
+        if heads:
+            key = TreeHead.from_bytes(heads[-1], what="the server's latest head").key
+            (directory / "node.pub").write_text(key.hex() + "\n")
+        (directory / "README.txt").write_text(_README)
+        return {"directory": str(directory), "entries": entries, "heads": len(heads)}
+
+    data = dispatch(
+        home, None, local=lambda node, _actor: node.log.export(directory), remote=remote
+    )
     emit(
         data,
         as_json,
@@ -210,6 +392,8 @@ def verify_export_cmd(
 ) -> None:
     """Verify an exported log offline: every entry rehashed, every head's signature checked.
 
+    Needs no node and no server, logged in or not.
+
     Example: entrepot audit verify-export ./log-copy --node-key node.pub
     """
     key = read_verify_key(node_key, settings(home).home / "keys" / "node.pub")
@@ -228,6 +412,8 @@ def verify_export_cmd(
 @audit_app.command("repair")
 def repair(home: Home = None, as_json: Json = False) -> None:
     """Move a torn tail (a writer killed mid-append) aside and rebuild derived hashes.
+
+    Runs on the machine holding the node's log, also when logged in to a server.
 
     Example: entrepot audit repair --home ./exchange
     """

@@ -6,33 +6,81 @@ import json
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Group
 from rich.panel import Panel
 from rich.text import Text
 
-from entrepot.cli._common import Home, Json, console, emit, open_node, table
-from entrepot.exchange.catalog import Catalog, DatasetPage, DatasetSummary
-from entrepot.exchange.dcat import export_dcat
+from entrepot.cli._common import Home, Json, console, dispatch, emit, table
+from entrepot.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from entrepot.api.client import Client
+    from entrepot.exchange.accounts import Actor
+    from entrepot.exchange.node import Node
+
+__all__ = ["dataset_path", "every_item", "register"]
 
 catalog_app = typer.Typer(
     help="Search and show the datasets this node offers; export the catalog as DCAT.",
     no_args_is_help=True,
 )
 
+# Items asked for per page; the server caps it at its `page_max` setting.
+_PAGE = 1000
+
 
 class ExportFormat(StrEnum):
     DCAT = "dcat"
 
 
-def _summaries(title: str, found: list[DatasetSummary], empty: str) -> None:
+def every_item(client: Client, path: str, *, most: int | None = None, **params: Any) -> list[Any]:
+    """The items of a paged list route, page after page (the first ``most`` of them)."""
+    items: list[Any] = []
+    offset: int | None = 0
+    while offset is not None and (most is None or len(items) < most):
+        limit = _PAGE if most is None else min(_PAGE, most - len(items))
+        page = client.get(path, limit=limit, offset=offset, **params)
+        items.extend(page["items"])
+        offset = page["next_offset"]
+    return items
+
+
+def dataset_path(ref: str) -> str:
+    """``provider/dataset`` for a URL path; the same refusal as the library for a bad one."""
+    provider, sep, dataset = ref.strip().partition("/")
+    if not sep or not provider or not dataset:
+        raise InvalidInput(
+            f"{ref!r} is not a dataset reference",
+            hint="write it as <provider>/<dataset>, e.g. riverside-hospitals/outpatient-visits",
+        )
+    return f"{provider}/{dataset}"
+
+
+def _summaries(title: str, found: list[dict[str, Any]], empty: str) -> None:
     if not found:
         console.print(empty)
         return
-    rows = [[s.ref, s.title, s.provider, s.standard, s.latest or "", s.rows or ""] for s in found]
+    rows = [
+        [
+            s["dataset"],
+            s["title"],
+            s["provider"],
+            s["standard"],
+            s["latest_version"] or "",
+            s["rows"] or "",
+        ]
+        for s in found
+    ]
     console.print(table(title, ["dataset", "title", "provider", "standard", "v", "rows"], rows))
+
+
+def _dumped(summaries: list[Any]) -> list[dict[str, Any]]:
+    from entrepot.api.routers.catalog import DatasetOut
+
+    return [DatasetOut.of(s).model_dump(mode="json") for s in summaries]
 
 
 @catalog_app.command("search")
@@ -48,11 +96,21 @@ def search(
 
     Example: entrepot catalog search "visits district"
     """
-    with open_node(home) as node:
+
+    def local(node: Node, _actor: Actor) -> list[dict[str, Any]]:
+        from entrepot.exchange.catalog import Catalog
+
         catalog = Catalog(node.db, max_results=node.settings.catalog_max_results)
-        found = catalog.search(query, limit=limit)
+        return _dumped(catalog.search(query, limit=limit))
+
+    found = dispatch(
+        home,
+        None,
+        local=local,
+        remote=lambda client: every_item(client, "/v1/catalog/search", most=limit, q=query),
+    )
     emit(
-        [s.to_dict() for s in found],
+        found,
         as_json,
         lambda: _summaries(f"Datasets matching {query!r}", found, f"nothing matches {query!r}"),
     )
@@ -68,10 +126,20 @@ def list_(
 
     Example: entrepot catalog list --provider riverside-hospitals
     """
-    with open_node(home) as node:
-        found = Catalog(node.db).datasets(provider=provider)
+
+    def local(node: Node, _actor: Actor) -> list[dict[str, Any]]:
+        from entrepot.exchange.catalog import Catalog
+
+        return _dumped(Catalog(node.db).datasets(provider=provider))
+
+    found = dispatch(
+        home,
+        None,
+        local=local,
+        remote=lambda client: every_item(client, "/v1/catalog/datasets", provider=provider),
+    )
     emit(
-        [s.to_dict() for s in found],
+        found,
         as_json,
         lambda: _summaries("Catalog", found, "the catalog is empty: publish a dataset first"),
     )
@@ -81,17 +149,17 @@ def _percent(share: Any) -> str:
     return f"{float(share) * 100:.2f} %"
 
 
-def _render_page(page: DatasetPage) -> None:
-    summary = page.summary
+def _render_page(page: dict[str, Any]) -> None:
+    standard = page["standard"]
     head = Text()
-    head.append(f"{summary.title}\n", style="bold")
-    head.append(f"{summary.ref}  (SQL: {summary.ref.sql_name})\n", style="cyan")
-    head.append(f"provider {summary.provider} · standard {page.standard.name} ")
-    head.append(f"{page.standard.version}")
-    if page.standard.privacy_unit:
-        head.append(f" · privacy unit {page.standard.privacy_unit}")
-    if summary.description:
-        head.append(f"\n{summary.description}", style="dim")
+    head.append(f"{page['title']}\n", style="bold")
+    head.append(f"{page['dataset']}  (SQL: {page['sql_name']})\n", style="cyan")
+    head.append(f"provider {page['provider']} · standard {standard['name']} ")
+    head.append(f"{standard['version']}")
+    if standard["privacy_unit"]:
+        head.append(f" · privacy unit {standard['privacy_unit']}")
+    if page["description"]:
+        head.append(f"\n{page['description']}", style="dim")
     columns = [
         [
             c["name"],
@@ -101,18 +169,18 @@ def _render_page(page: DatasetPage) -> None:
             c.get("codelist") or (" – ".join(str(b) for b in c["bounds"]) if "bounds" in c else ""),
             c["description"],
         ]
-        for c in page.schema()
+        for c in page["schema"]
     ]
     versions = [
         [
-            v.number,
-            v.created_at.date().isoformat(),
-            v.rows,
-            v.rows_rejected,
-            v.size_bytes,
-            v.sha256[:16] + "…",
+            v["version"],
+            v["created_at"][:10],
+            v["rows"],
+            v["rows_rejected"],
+            v["size_bytes"],
+            v["sha256"][:16] + "…",
         ]
-        for v in page.versions
+        for v in page["versions"]
     ]
     parts: list[Any] = [
         Panel(head, expand=False),
@@ -121,11 +189,11 @@ def _render_page(page: DatasetPage) -> None:
         ),
         table("Versions", ["v", "published", "rows", "rejected", "bytes", "sha256"], versions),
     ]
-    completeness = page.quality.get("completeness", {})
+    completeness = page["quality"].get("completeness", {})
     if completeness:
         rows = [[name, _percent(share)] for name, share in completeness.items()]
         parts.append(table("Completeness (newest version)", ["column", "non-empty"], rows))
-    validation = page.quality.get("validation", {})
+    validation = page["quality"].get("validation", {})
     if validation:
         counts = [[v["rule"], v["column"], v["count"]] for v in validation.get("violations", [])]
         title = (
@@ -150,9 +218,21 @@ def show(
 
     Example: entrepot catalog show riverside-hospitals/outpatient-visits
     """
-    with open_node(home) as node:
-        page = Catalog(node.db).show(dataset)
-    emit(page.to_dict(), as_json, lambda: _render_page(page))
+
+    def local(node: Node, _actor: Actor) -> dict[str, Any]:
+        from entrepot.api.routers.catalog import DatasetPageOut
+        from entrepot.exchange.catalog import Catalog
+
+        page = DatasetPageOut.of(Catalog(node.db).show(dataset))
+        return page.model_dump(mode="json", by_alias=True)
+
+    page: dict[str, Any] = dispatch(
+        home,
+        None,
+        local=local,
+        remote=lambda client: client.get(f"/v1/catalog/datasets/{dataset_path(dataset)}"),
+    )
+    emit(page, as_json, lambda: _render_page(page))
 
 
 @catalog_app.command("export")
@@ -162,7 +242,11 @@ def export(
     ] = ExportFormat.DCAT,
     base_url: Annotated[
         str | None,
-        typer.Option("--base-url", help="Where the node is reached (default: http://HOST:PORT/)."),
+        typer.Option(
+            "--base-url",
+            help="Where the node is reached (default: http://HOST:PORT/, or the server's URL "
+            "when logged in).",
+        ),
     ] = None,
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write to this file, not stdout.")
@@ -173,9 +257,20 @@ def export(
 
     Example: entrepot catalog export --format dcat > catalog.jsonld
     """
-    with open_node(home) as node:
+
+    def local(node: Node, _actor: Actor) -> dict[str, Any]:
+        from entrepot.exchange.catalog import Catalog
+        from entrepot.exchange.dcat import export_dcat
+
         base = base_url or f"http://{node.settings.host}:{node.settings.port}/"
-        document = export_dcat(Catalog(node.db), base_url=base)
+        return export_dcat(Catalog(node.db), base_url=base)
+
+    document: dict[str, Any] = dispatch(
+        home,
+        None,
+        local=local,
+        remote=lambda client: client.get("/v1/catalog/dcat", base_url=base_url),
+    )
     text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
     if output is None:
         sys.stdout.write(text)

@@ -1,4 +1,4 @@
-"""`entrepot dataset`: check and publish a provider's files."""
+"""`entrepot dataset`: check and publish a provider's files, list and verify versions."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from typing import Annotated
 
 import typer
 
-from entrepot import standards
 from entrepot.cli._common import Home, Json, console, emit, settings
 from entrepot.cli._publish import publish, verify, versions
 from entrepot.cli._report import render_report
@@ -46,8 +45,12 @@ def validate(
     Exit code 0 when every row is valid, 1 when some rows break the standard (the
     report says which and why), 2 when the file, mapping or standard cannot be read.
 
+    It reads a file on this machine, so it runs here also when logged in to a server.
+
     Example: entrepot dataset validate visits.csv --standard health.visit --mapping riverside.yaml
     """
+    from entrepot import standards
+
     config = settings(home)
     target = standards.get(standard)
     busy: AbstractContextManager[object] = (
@@ -64,9 +67,9 @@ def validate(
             threads=config.engine_threads,
         )
     with run:
-        report = run.report
-    emit(report.to_dict(), as_json, lambda: render_report(console, report))
-    if not report.valid:
+        report = run.report.to_dict()
+    emit(report, as_json, lambda: render_report(console, report))
+    if not report["valid"]:
         raise typer.Exit(EXIT_INVALID_ROWS)
 
 

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+import yaml
 
-from entrepot.cli._common import As, Home, Json, console, emit, open_node
+from entrepot.cli._common import As, Home, Json, console, dispatch, emit
+from entrepot.cli.catalog import dataset_path
 from entrepot.errors import NotFound
-from entrepot.exchange.accounts import LOCAL, Accounts
-from entrepot.exchange.policies import Policies, PolicyInfo
+
+if TYPE_CHECKING:
+    from entrepot.exchange.accounts import Actor
+    from entrepot.exchange.node import Node
 
 policy_app = typer.Typer(
     help="Show or set a dataset's analysis policy (what queries may touch and spend).",
@@ -20,21 +24,34 @@ policy_app = typer.Typer(
 Dataset = Annotated[str, typer.Argument(help="The dataset, as provider/dataset.")]
 
 
-def _render(info: PolicyInfo) -> None:
-    origin = f"set by {info.set_by}" if info.explicit else "the default of the standard's roles"
-    console.print(f"[bold]{info.dataset}[/] — {origin}\n")
-    console.print(info.policy.to_yaml(), highlight=False)
+def _render(data: dict[str, Any]) -> None:
+    origin = (
+        f"set by {data['set_by']}" if data["explicit"] else "the default of the standard's roles"
+    )
+    console.print(f"[bold]{data['dataset']}[/] — {origin}\n", highlight=False)
+    console.print(yaml.safe_dump(data["policy"], sort_keys=False), highlight=False)
 
 
 @policy_app.command("show")
 def show(dataset: Dataset, home: Home = None, as_json: Json = False) -> None:
-    """Show the policy in force on a dataset.
+    """Show the policy in force on a dataset (policies are public to every account).
 
     Example: entrepot policy show riverside-hospitals/outpatient-visits
     """
-    with open_node(home) as node:
-        info = Policies(node).get(dataset)
-    emit(info.to_dict(), as_json, lambda: _render(info))
+
+    def local(node: Node, _actor: Actor) -> dict[str, Any]:
+        from entrepot.api.routers.policies import PolicyOut
+        from entrepot.exchange.policies import Policies
+
+        return PolicyOut.of(Policies(node).get(dataset)).model_dump(mode="json")
+
+    data: dict[str, Any] = dispatch(
+        home,
+        None,
+        local=local,
+        remote=lambda client: client.get(f"/v1/policies/{dataset_path(dataset)}"),
+    )
+    emit(data, as_json, lambda: _render(data))
 
 
 @policy_app.command("set")
@@ -47,16 +64,31 @@ def set_(
 ) -> None:
     """Set a dataset's policy from a YAML file; it also sets the dataset's global ε cap.
 
+    Logged in, the account must be the dataset's provider.
+
     Example: entrepot policy set riverside-hospitals/outpatient-visits policy.yaml
     """
     try:
         text = file.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise NotFound(f"no policy file at {file}", hint="check the path") from None
-    with open_node(home) as node:
-        actor = Accounts(node.db, node.settings).actor(as_) if as_ else LOCAL
+
+    def local(node: Node, actor: Actor) -> dict[str, Any]:
+        from entrepot.api.routers.policies import PolicyOut
+        from entrepot.exchange.policies import Policies
+
         info = Policies(node).set(actor, dataset, text, where=str(file))
-    emit(info.to_dict(), as_json, lambda: _render(info))
+        return PolicyOut.of(info).model_dump(mode="json")
+
+    data: dict[str, Any] = dispatch(
+        home,
+        as_,
+        local=local,
+        remote=lambda client: client.request(
+            "PUT", f"/v1/policies/{dataset_path(dataset)}", json={"document": text}
+        ),
+    )
+    emit(data, as_json, lambda: _render(data))
 
 
 def register(app: typer.Typer) -> None:

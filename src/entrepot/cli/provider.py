@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from entrepot.cli._common import Home, Json, console, emit, open_node, table
-from entrepot.vault import add_provider, list_providers
+from entrepot.cli._common import Home, Json, console, dispatch, emit, table
+from entrepot.cli.catalog import every_item
+
+if TYPE_CHECKING:
+    from entrepot.exchange.accounts import Actor
+    from entrepot.exchange.node import Node
 
 provider_app = typer.Typer(
     help="Register and list data providers (hospitals, operators, agencies).",
@@ -24,14 +28,29 @@ def add(
 ) -> None:
     """Register a provider; its datasets are then named <slug>/<dataset>.
 
+    Logged in, this needs an operator account.
+
     Example: entrepot provider add riverside-hospitals --name "Riverside Hospitals"
     """
-    with open_node(home) as node:
-        info = add_provider(node.db, slug, name)
+
+    def local(node: Node, _actor: Actor) -> dict[str, Any]:
+        from entrepot.api.routers.providers import ProviderOut
+        from entrepot.vault import add_provider
+
+        return ProviderOut.of(add_provider(node.db, slug, name)).model_dump(mode="json")
+
+    info: dict[str, Any] = dispatch(
+        home,
+        None,
+        local=local,
+        remote=lambda client: client.post("/v1/providers", {"slug": slug, "name": name}),
+    )
     emit(
-        info.to_dict(),
+        info,
         as_json,
-        lambda: console.print(f"[green]added[/] provider {info.slug} ({info.name})"),
+        lambda: console.print(
+            f"[green]added[/] provider {info['slug']} ({info['name']})", highlight=False
+        ),
     )
 
 
@@ -41,11 +60,19 @@ def list_(home: Home = None, as_json: Json = False) -> None:
 
     Example: entrepot provider list --json
     """
-    with open_node(home) as node:
-        providers = list_providers(node.db)
-    rows = [[p.slug, p.name, p.datasets, p.created_at.date().isoformat()] for p in providers]
+
+    def local(node: Node, _actor: Actor) -> list[dict[str, Any]]:
+        from entrepot.api.routers.providers import ProviderOut
+        from entrepot.vault import list_providers
+
+        return [ProviderOut.of(p).model_dump(mode="json") for p in list_providers(node.db)]
+
+    providers = dispatch(
+        home, None, local=local, remote=lambda client: every_item(client, "/v1/providers")
+    )
+    rows = [[p["slug"], p["name"], p["datasets"], p["created_at"][:10]] for p in providers]
     emit(
-        [p.to_dict() for p in providers],
+        providers,
         as_json,
         lambda: console.print(
             table("Providers", ["slug", "name", "datasets", "since"], rows)

@@ -1,16 +1,17 @@
-"""`entrepot receipt`: check a signed receipt offline."""
+"""`entrepot receipt`: check a signed receipt offline (and against the server, logged in)."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
+from entrepot.api.client import current
 from entrepot.cli._common import Home, Json, console, emit, settings
-from entrepot.cli.audit import NodeKey
+from entrepot.cli.audit import NodeKey, server_extends
 from entrepot.errors import NotFound
-from entrepot.transparency import read_verify_key, verify_receipt
+from entrepot.transparency import TreeHead, load_verify_key, read_verify_key, verify_receipt
 
 receipt_app = typer.Typer(help="Signed receipts that come with every answer.", no_args_is_help=True)
 
@@ -24,30 +25,54 @@ def verify(
 ) -> None:
     """Verify a receipt with the node's public key only: no server, no network.
 
+    Logged in, the key defaults to the one the server's signed head names, and the
+    server's latest head is checked to extend the head in the receipt (the answer's
+    log entry is still in the log).
+
     Example: entrepot receipt verify receipt.json --node-key node.pub
     """
-    key = read_verify_key(node_key, settings(home).home / "keys" / "node.pub")
+    client = current()
+    default_key = settings(home).home / "keys" / "node.pub"
+    if client is None or node_key is not None:
+        key = read_verify_key(node_key, default_key)
     if not path.is_file():
         raise NotFound(f"no receipt at {path}", hint="pass the receipt file the answer came with")
-    receipt = verify_receipt(path.read_bytes(), key)
-    data = {
+    server: dict[str, Any] | None = None
+    if client is None:
+        receipt = verify_receipt(path.read_bytes(), key)
+    else:
+        with client:
+            if node_key is None:
+                latest = TreeHead.from_json(client.get("/v1/audit/head"), what="the server's head")
+                key = load_verify_key(latest.key.hex(), where="the server's tree head")
+            receipt = verify_receipt(path.read_bytes(), key)
+            server = {"url": client.url, **server_extends(client, receipt.head, key)}
+    data: dict[str, Any] = {
         "ok": True,
         "statement": receipt.statement,
         "log_index": receipt.index,
         "head": receipt.head.to_json(),
     }
+    if server is not None:
+        data["server"] = server
     statement = receipt.statement
-    emit(
-        data,
-        as_json,
-        lambda: console.print(
+
+    def render() -> None:
+        console.print(
             f"[green]valid[/] {statement['kind']} receipt: ε {statement['epsilon']}, "
             f"answer sha256 {statement['answer_sha256']}\n"
             f"logged as entry {receipt.index} under the head of size {receipt.head.size} "
             f"signed {receipt.head.time}",
             highlight=False,
-        ),
-    )
+        )
+        if server is not None:
+            console.print(
+                f"[green]still logged[/]: {server['url']}'s head of size {server['size2']} "
+                f"extends the receipt's head of size {server['size1']}",
+                highlight=False,
+            )
+
+    emit(data, as_json, render)
 
 
 def register(app: typer.Typer) -> None:

@@ -1,13 +1,20 @@
-"""`entrepot standard`: the shipped standards and their code lists."""
+"""`entrepot standard`: the standards datasets are published in, and their code lists."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
-from entrepot import standards
 from entrepot.cli._common import Home, Json, console, emit, table
+from entrepot.cli.catalog import every_item
+
+if TYPE_CHECKING:
+    from entrepot.api.client import Client
+
+T = TypeVar("T")
 
 standard_app = typer.Typer(
     help="The common standards datasets are published in, and their code lists.",
@@ -15,27 +22,28 @@ standard_app = typer.Typer(
 )
 
 NameOrPath = Annotated[
-    str, typer.Argument(help="A shipped standard (e.g. health.visit) or a Table Schema file.")
+    str,
+    typer.Argument(
+        help="A standard (e.g. health.visit) or a Table Schema file, which is read on this "
+        "machine even when logged in."
+    ),
 ]
 
 
 @standard_app.command("list")
 def list_standards(home: Home = None, as_json: Json = False) -> None:
-    """List the standards shipped with entrepot.
+    """List the standards shipped with entrepot (the server's, when logged in).
 
     Example: entrepot standard list --json
     """
-    rows = [standards.get(name) for name in standards.names()]
-    data = [
-        {
-            "name": s.name,
-            "title": s.title,
-            "version": s.version,
-            "columns": len(s.fields),
-            "privacy_unit": s.privacy_unit,
-        }
-        for s in rows
-    ]
+
+    def local() -> list[dict[str, Any]]:
+        from entrepot import standards
+        from entrepot.api.routers.standards import summary_of
+
+        return [summary_of(standards.get(name)).model_dump() for name in standards.names()]
+
+    data = _shipped(local, lambda client: every_item(client, "/v1/standards"))
     emit(
         data,
         as_json,
@@ -50,6 +58,17 @@ def list_standards(home: Home = None, as_json: Json = False) -> None:
             )
         ),
     )
+
+
+def _shipped(local: Callable[[], T], remote: Callable[[Client], T]) -> T:
+    """Standards ship with the package: without a login they need no node, nor a home."""
+    from entrepot.api.client import current
+
+    client = current()
+    if client is None:
+        return local()
+    with client:
+        return remote(client)
 
 
 def _constraints(column: dict[str, Any]) -> str:
@@ -70,7 +89,17 @@ def show(name: NameOrPath, home: Home = None, as_json: Json = False) -> None:
 
     Example: entrepot standard show health.visit
     """
-    data = standards.get(name).summary()
+
+    def local() -> dict[str, Any]:
+        from entrepot import standards
+        from entrepot.api.routers.standards import StandardOut
+
+        return StandardOut.model_validate(standards.get(name).summary()).model_dump()
+
+    if Path(name).is_file():
+        data = local()
+    else:
+        data = _shipped(local, lambda client: client.get(f"/v1/standards/{name}"))
 
     def render() -> None:
         console.print(f"[bold]{data['name']}[/] {data['version']}: {data['title']}")
@@ -111,17 +140,22 @@ def codes(
 
     Example: entrepot standard codes region.city
     """
-    listed = standards.codelist(name)
-    data = {
-        "name": listed.name,
-        "codes": [{"code": c, "label": lb, "parent": p} for c, lb, p in listed.rows()],
-    }
+
+    def local() -> dict[str, Any]:
+        from entrepot import standards
+        from entrepot.api.routers.standards import CodeListOut
+
+        return CodeListOut.of(standards.codelist(name)).model_dump()
+
+    data = _shipped(local, lambda client: client.get(f"/v1/standards/codelists/{name}"))
     emit(
         data,
         as_json,
         lambda: console.print(
             table(
-                f"Code list {name}", ["code", "label", "parent"], [list(r) for r in listed.rows()]
+                f"Code list {name}",
+                ["code", "label", "parent"],
+                [[c["code"], c["label"], c["parent"]] for c in data["codes"]],
             )
         ),
     )

@@ -6,10 +6,12 @@ purpose), so every account reads it; entries hold no personal data.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from entrepot.api.auth import AnyActor, Auditor
@@ -22,6 +24,16 @@ router = APIRouter(prefix="/v1/audit", tags=["audit"])
 
 # Entries one call returns at most (the log is scanned in order).
 _ENTRIES_MAX = 1000
+# JSON Lines has no registered media type; this is the common name for it.
+JSON_LINES = "application/jsonl"
+# Lines are sent in chunks of about this size: one write per line would dominate the cost.
+_CHUNK_BYTES = 64 * 1024
+_EXPORT_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "One canonical JSON object per line, in log order.",
+        "content": {JSON_LINES: {}},
+    }
+}
 
 
 def log_of(request: Request) -> TransparencyLog:
@@ -115,3 +127,41 @@ def consistency(
     if size1 > size2:
         raise InvalidInput("size1 must not exceed size2", hint="swap them")
     return ConsistencyOut.model_validate(log_of(request).consistency(size1, size2).to_json())
+
+
+def _chunks(lines: Iterable[bytes]) -> Iterator[bytes]:
+    pending: list[bytes] = []
+    size = 0
+    for line in lines:
+        pending.append(line + b"\n")
+        size += len(line) + 1
+        if size >= _CHUNK_BYTES:
+            yield b"".join(pending)
+            pending, size = [], 0
+    if pending:
+        yield b"".join(pending)
+
+
+@router.get(
+    "/export/heads",
+    summary="Every signed tree head, oldest first, as JSON lines (auditor or operator).",
+    response_class=StreamingResponse,
+    responses=_EXPORT_RESPONSES,
+)
+def export_heads(request: Request, _actor: Auditor) -> StreamingResponse:
+    lines = log_of(request).store.head_lines()
+    return StreamingResponse(_chunks(lines), media_type=JSON_LINES)
+
+
+@router.get(
+    "/export/entries",
+    summary="Every log entry as stored (canonical JSON), one per line (auditor or operator).",
+    description="Rehash these lines to check the signed heads: nothing the node computed "
+    "needs to be trusted. Fetch the heads first: the entries then cover every one of them.",
+    response_class=StreamingResponse,
+    responses=_EXPORT_RESPONSES,
+)
+def export_entries(request: Request, _actor: Auditor) -> StreamingResponse:
+    store = log_of(request).store
+    # The log as it is now: entries appended while streaming belong to a later export.
+    return StreamingResponse(_chunks(store.entries(0, store.size)), media_type=JSON_LINES)

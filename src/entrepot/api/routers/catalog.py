@@ -130,5 +130,18 @@ def show_dataset(
 
 
 @router.get("/dcat", summary="The whole catalog as DCAT-3 JSON-LD.")
-def dcat(request: Request, _actor: AnyActor, domain: CatalogDep) -> dict[str, Any]:
-    return export_dcat(domain, base_url=str(request.base_url))
+def dcat(
+    request: Request,
+    _actor: AnyActor,
+    domain: CatalogDep,
+    base_url: Annotated[
+        str | None,
+        Query(
+            max_length=500,
+            pattern=r"^https?://[^\s]+$",
+            description="Where the node is published, for the document's ids (default: "
+            "the URL this request reached).",
+        ),
+    ] = None,
+) -> dict[str, Any]:
+    return export_dcat(domain, base_url=base_url or str(request.base_url))

@@ -1,4 +1,4 @@
-"""The shipped standards: list and show (public to every account).
+"""The shipped standards and code lists: list and show (public to every account).
 
 Only shipped names are served: the library also reads a standard from a file path,
 which the API must never do on a client's say-so.
@@ -16,13 +16,16 @@ from entrepot.api.auth import AnyActor
 from entrepot.api.pagination import Page, PageParams, page_of, page_params
 from entrepot.errors import NotFound
 
-__all__ = ["router"]
+__all__ = ["CodeListOut", "StandardOut", "StandardSummary", "router", "summary_of"]
 
 router = APIRouter(prefix="/v1/standards", tags=["standards"])
 
 Paging = Annotated[PageParams, Depends(page_params)]
 StandardName = Annotated[
     str, Path(pattern=r"^[a-z0-9][a-z0-9._-]{0,99}$", examples=["health.visit"])
+]
+CodeListName = Annotated[
+    str, Path(pattern=r"^[a-z0-9][a-z0-9._-]{0,99}$", examples=["region.district"])
 ]
 
 
@@ -61,6 +64,35 @@ class StandardSummary(BaseModel):
     title: str
     version: str
     columns: int
+    privacy_unit: str | None
+
+
+class CodeOut(BaseModel):
+    code: str
+    label: str
+    parent: str | None
+
+
+class CodeListOut(BaseModel):
+    name: str
+    codes: list[CodeOut]
+
+    @classmethod
+    def of(cls, listed: standards.CodeList) -> CodeListOut:
+        return cls(
+            name=listed.name,
+            codes=[CodeOut(code=c, label=lb, parent=p) for c, lb, p in listed.rows()],
+        )
+
+
+def summary_of(standard: standards.Standard) -> StandardSummary:
+    return StandardSummary(
+        name=standard.name,
+        title=standard.title,
+        version=standard.version,
+        columns=len(standard.fields),
+        privacy_unit=standard.privacy_unit,
+    )
 
 
 def _shipped(name: str) -> standards.Standard:
@@ -75,13 +107,12 @@ def _shipped(name: str) -> standards.Standard:
 @router.get("", summary="The standards datasets can be published in.")
 def list_standards(_actor: AnyActor, paging: Paging) -> Page[StandardSummary]:
     shipped = [standards.get(name) for name in standards.names()]
-    return page_of(
-        shipped,
-        paging,
-        lambda s: StandardSummary(
-            name=s.name, title=s.title, version=s.version, columns=len(s.fields)
-        ),
-    )
+    return page_of(shipped, paging, summary_of)
+
+
+@router.get("/codelists/{name}", summary="A code list: codes, labels and parent codes.")
+def show_codelist(_actor: AnyActor, name: CodeListName) -> CodeListOut:
+    return CodeListOut.of(standards.codelist(name))
 
 
 @router.get("/{name}", summary="One standard: columns with type, role, constraints, bounds.")
