@@ -84,6 +84,7 @@ READS: list[tuple[str, str, dict[str, tuple[int, int]]]] = [
     ("GET", "/v1/me", same(401, 200)),
     ("GET", "/v1/accounts", same(401, 200)),
     ("GET", "/v1/accounts/{account}/tokens", scoped(200, (404, 404), (200, 404), 404)),
+    ("GET", "/v1/tokens", same(401, 200)),
     ("GET", "/v1/access/purposes", same(401, 200)),
     ("GET", "/v1/access/requests", same(401, 200)),
     ("GET", "/v1/access/requests/{request}", scoped(200, (200, 404), (200, 404), 404)),
@@ -188,6 +189,16 @@ WRITES: list[tuple[str, str, dict[str, Any] | None, list[Cell]]] = [
             *[(r, s, 403) for r in ("provider", "consumer", "auditor") for s in "AB"],
             ("operator", "A", 201),
             ("operator", "B", 201),
+        ),
+    ),
+    (
+        "POST",
+        "/v1/budgets/caps",
+        {"dataset": "{dataset}", "epsilon": 20},
+        refusals(
+            *[(r, s, 403) for r in ("operator", "consumer", "auditor") for s in "AB"],
+            ("provider", "B", 404),
+            ("provider", "A", 200),
         ),
     ),
     (

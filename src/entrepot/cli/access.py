@@ -1,61 +1,116 @@
-"""`entrepot access`: request, grant, refuse, revoke and export access contracts."""
+"""`entrepot access`: request, grant, refuse, revoke and export access contracts.
+
+Every command runs against the logged-in server or, logged out, on the local node;
+both print the API's request and grant bodies (``/v1/access``).
+"""
 
 from __future__ import annotations
 
 import json
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
+from urllib.parse import quote
 
 import typer
 
-from entrepot.cli._common import As, Home, Json, acting, console, emit, open_node, table
-from entrepot.exchange.contracts import ACTIONS, Contracts, GrantInfo, RequestInfo, purposes
+from entrepot.api.client import Client
+from entrepot.cli._common import As, Home, Json, console, dispatch, emit, table
+from entrepot.cli.login import all_items
+from entrepot.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from entrepot.exchange.accounts import Actor
+    from entrepot.exchange.contracts import Contracts, GrantInfo, RequestInfo
+    from entrepot.exchange.node import Node
 
 access_app = typer.Typer(
     help="Access contracts: consumers request datasets, providers grant or refuse.",
     no_args_is_help=True,
 )
 
+# Spelled out here so that `--help` needs no library import (the API's schema lists the same).
+_ACTIONS = ("aggregate-query", "private-join", "release-download")
 Day = Annotated[datetime, typer.Option(formats=["%Y-%m-%d"], help="A date, YYYY-MM-DD.")]
 Actions = Annotated[
     list[str] | None,
-    typer.Option("--action", help=f"Permitted action, repeatable: {', '.join(ACTIONS)}."),
+    typer.Option("--action", help=f"Permitted action, repeatable: {', '.join(_ACTIONS)}."),
 ]
 
 
-def _request_rows(requests: list[RequestInfo]) -> list[list[Any]]:
+def _contracts(node: Node) -> Contracts:
+    from entrepot.exchange.contracts import Contracts
+
+    return Contracts(node.db, node.settings, log=node.log)
+
+
+def _request_body(info: RequestInfo) -> dict[str, Any]:
+    from entrepot.api.routers.access import RequestOut
+
+    return RequestOut.of(info).model_dump(mode="json", by_alias=True)
+
+
+def _grant_body(info: GrantInfo) -> dict[str, Any]:
+    from entrepot.api.routers.access import GrantOut
+
+    return GrantOut.of(info).model_dump(mode="json", by_alias=True)
+
+
+def _body(info: RequestInfo | GrantInfo) -> dict[str, Any]:
+    from entrepot.exchange.contracts import GrantInfo
+
+    return _grant_body(info) if isinstance(info, GrantInfo) else _request_body(info)
+
+
+def _ident(ident: str, prefix: str) -> str:
+    """``REQ-7`` from ``7``, ``req-7`` or ``REQ-7``, as the API's paths spell it."""
+    upper = ident.strip().upper()
+    return quote(upper if upper.startswith(f"{prefix}-") else f"{prefix}-{upper}", safe="")
+
+
+def _request_rows(requests: list[dict[str, Any]]) -> list[list[Any]]:
     return [
-        [r.ref, r.consumer, r.dataset, r.purpose, f"{r.epsilon:g}", r.valid_until, r.state]
+        [
+            r["id"],
+            r["consumer"],
+            r["dataset"],
+            r["purpose"],
+            f"{r['epsilon']:g}",
+            r["valid_until"],
+            r["state"],
+        ]
         for r in requests
     ]
 
 
-def _grant_rows(grants: list[GrantInfo]) -> list[list[Any]]:
+def _grant_rows(grants: list[dict[str, Any]]) -> list[list[Any]]:
     return [
         [
-            g.ref,
-            g.consumer,
-            g.dataset,
-            g.purpose,
-            f"{g.epsilon:g}",
-            g.max_queries or "",
-            g.valid_until,
-            g.state,
+            g["id"],
+            g["consumer"],
+            g["dataset"],
+            g["purpose"],
+            f"{g['epsilon']:g}",
+            g["max_queries"] or "",
+            g["valid_until"],
+            g["state"],
         ]
         for g in grants
     ]
 
 
-def _print_contract(info: RequestInfo | GrantInfo) -> None:
-    for key, value in info.to_dict().items():
+def _print_contract(data: dict[str, Any]) -> None:
+    for key, value in data.items():
         if key != "history":
             console.print(f"[bold]{key:>17}[/] {value}", highlight=False)
     console.print(
         table(
             "History",
             ["when", "subject", "from", "to", "by", "reason"],
-            [[t.at, t.subject, t.from_state, t.to_state, t.actor, t.reason] for t in info.history],
+            [
+                [t["at"], t["subject"], t["from"], t["to"], t["actor"], t["reason"]]
+                for t in data["history"]
+            ],
         )
     )
 
@@ -81,21 +136,39 @@ def request(
     Example: entrepot access request riverside-hospitals/outpatient-visits
     --as city-health-bureau --purpose public-health-surveillance --epsilon 3 --until 2026-12-31
     """
-    with open_node(home) as node:
-        info = Contracts(node.db, node.settings, log=node.log).request(
-            acting(node, as_),
+    actions = list(action or ("aggregate-query",))
+
+    def local(node: Node, actor: Actor) -> dict[str, Any]:
+        info = _contracts(node).request(
+            actor,
             dataset,
             purpose=purpose,
             epsilon=epsilon,
             until=until.date(),
             since=since.date() if since else None,
-            actions=tuple(action or ("aggregate-query",)),
+            actions=tuple(actions),
             note=note,
         )
+        return _request_body(info)
+
+    def remote(client: Client) -> dict[str, Any]:
+        body = {
+            "dataset": dataset,
+            "purpose": purpose,
+            "epsilon": epsilon,
+            "until": until.date().isoformat(),
+            "since": since.date().isoformat() if since else None,
+            "actions": actions,
+            "note": note,
+        }
+        created: dict[str, Any] = client.post("/v1/access/requests", body)
+        return created
+
+    data = dispatch(home, as_, local=local, remote=remote)
     emit(
-        info.to_dict(),
+        data,
         as_json,
-        lambda: console.print(f"[green]requested[/] {info.ref}: {dataset} for {purpose}"),
+        lambda: console.print(f"[green]requested[/] {data['id']}: {dataset} for {purpose}"),
     )
 
 
@@ -112,22 +185,30 @@ def list_(
 
     Example: entrepot access list --pending --as riverside-hospitals
     """
-    with open_node(home) as node:
-        contracts = Contracts(node.db, node.settings)
-        actor = acting(node, as_)
+
+    def local(node: Node, actor: Actor) -> dict[str, Any]:
+        contracts = _contracts(node)
         requests = contracts.requests(actor, pending=pending)
         grants = [] if pending else contracts.grants(actor)
-    data = {
-        "requests": [r.to_dict() for r in requests],
-        "grants": [g.to_dict() for g in grants],
-    }
+        return {
+            "requests": [_request_body(r) for r in requests],
+            "grants": [_grant_body(g) for g in grants],
+        }
+
+    def remote(client: Client) -> dict[str, Any]:
+        return {
+            "requests": all_items(client, "/v1/access/requests", pending=pending),
+            "grants": [] if pending else all_items(client, "/v1/access/grants"),
+        }
+
+    data = dispatch(home, as_, local=local, remote=remote)
 
     def render() -> None:
         head = ["id", "consumer", "dataset", "purpose", "ε", "until", "state"]
-        console.print(table("Access requests", head, _request_rows(requests)))
+        console.print(table("Access requests", head, _request_rows(data["requests"])))
         if not pending:
             head = [*head[:5], "max queries", *head[5:]]
-            console.print(table("Grants", head, _grant_rows(grants)))
+            console.print(table("Grants", head, _grant_rows(data["grants"])))
 
     emit(data, as_json, render)
 
@@ -160,9 +241,10 @@ def grant(
 
     Example: entrepot access grant REQ-7 --epsilon 2 --max-queries 100 --price-per-epsilon 50
     """
-    with open_node(home) as node:
-        info = Contracts(node.db, node.settings, log=node.log).grant(
-            acting(node, as_),
+
+    def local(node: Node, actor: Actor) -> dict[str, Any]:
+        info = _contracts(node).grant(
+            actor,
             request_id,
             epsilon=epsilon,
             max_queries=max_queries,
@@ -171,12 +253,29 @@ def grant(
             actions=tuple(action) if action else None,
             until=until.date() if until else None,
         )
+        return _grant_body(info)
+
+    def remote(client: Client) -> dict[str, Any]:
+        body = {
+            "epsilon": epsilon,
+            "max_queries": max_queries,
+            "price_per_query": price_per_query,
+            "price_per_epsilon": price_per_epsilon,
+            "actions": list(action) if action else None,
+            "until": until.date().isoformat() if until else None,
+        }
+        granted: dict[str, Any] = client.post(
+            f"/v1/access/requests/{_ident(request_id, 'REQ')}/grant", body
+        )
+        return granted
+
+    data = dispatch(home, as_, local=local, remote=remote)
     emit(
-        info.to_dict(),
+        data,
         as_json,
         lambda: console.print(
-            f"[green]granted[/] {info.ref} to {info.consumer}: {info.epsilon:g} ε on "
-            f"{info.dataset} until {info.valid_until}"
+            f"[green]granted[/] {data['id']} to {data['consumer']}: {data['epsilon']:g} ε on "
+            f"{data['dataset']} until {data['valid_until']}"
         ),
     )
 
@@ -193,11 +292,15 @@ def refuse(
 
     Example: entrepot access refuse REQ-7 --reason "purpose outside our mandate"
     """
-    with open_node(home) as node:
-        info = Contracts(node.db, node.settings, log=node.log).refuse(
-            acting(node, as_), request_id, reason
-        )
-    emit(info.to_dict(), as_json, lambda: console.print(f"[yellow]refused[/] {info.ref}"))
+    data = dispatch(
+        home,
+        as_,
+        local=lambda node, actor: _request_body(_contracts(node).refuse(actor, request_id, reason)),
+        remote=lambda client: client.post(
+            f"/v1/access/requests/{_ident(request_id, 'REQ')}/refuse", {"reason": reason}
+        ),
+    )
+    emit(data, as_json, lambda: console.print(f"[yellow]refused[/] {data['id']}"))
 
 
 @access_app.command("revoke")
@@ -212,11 +315,15 @@ def revoke(
 
     Example: entrepot access revoke GRANT-3 --reason "contract ended"
     """
-    with open_node(home) as node:
-        info = Contracts(node.db, node.settings, log=node.log).revoke(
-            acting(node, as_), grant_id, reason
-        )
-    emit(info.to_dict(), as_json, lambda: console.print(f"[yellow]revoked[/] {info.ref}"))
+    data = dispatch(
+        home,
+        as_,
+        local=lambda node, actor: _grant_body(_contracts(node).revoke(actor, grant_id, reason)),
+        remote=lambda client: client.post(
+            f"/v1/access/grants/{_ident(grant_id, 'GRANT')}/revoke", {"reason": reason}
+        ),
+    )
+    emit(data, as_json, lambda: console.print(f"[yellow]revoked[/] {data['id']}"))
 
 
 @access_app.command("show")
@@ -230,9 +337,25 @@ def show(
 
     Example: entrepot access show GRANT-3 --as city-health-bureau
     """
-    with open_node(home) as node:
-        info = Contracts(node.db, node.settings).show(acting(node, as_), ident)
-    emit(info.to_dict(), as_json, lambda: _print_contract(info))
+
+    def remote(client: Client) -> Any:
+        upper = quote(ident.strip().upper(), safe="")
+        if upper.startswith("GRANT-"):
+            return client.get(f"/v1/access/grants/{upper}")
+        if upper.startswith("REQ-"):
+            return client.get(f"/v1/access/requests/{upper}")
+        raise InvalidInput(
+            f"{ident!r} names neither a request nor a grant",
+            hint="give REQ-n or GRANT-n, as `entrepot access list` shows them",
+        )
+
+    data = dispatch(
+        home,
+        as_,
+        local=lambda node, actor: _body(_contracts(node).show(actor, ident)),
+        remote=remote,
+    )
+    emit(data, as_json, lambda: _print_contract(data))
 
 
 @access_app.command("export-odrl")
@@ -248,8 +371,12 @@ def export_odrl(
 
     Example: entrepot access export-odrl GRANT-3 -o grant-3.jsonld
     """
-    with open_node(home) as node:
-        document = Contracts(node.db, node.settings).odrl(acting(node, as_), grant_id)
+    document = dispatch(
+        home,
+        as_,
+        local=lambda node, actor: _contracts(node).odrl(actor, grant_id),
+        remote=lambda client: client.get(f"/v1/access/grants/{_ident(grant_id, 'GRANT')}/odrl"),
+    )
     text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
     if output is None:
         typer.echo(text, nl=False)
@@ -259,21 +386,35 @@ def export_odrl(
 
 
 @access_app.command("purposes")
-def list_purposes(as_json: Json = False) -> None:
+def list_purposes(as_: As = None, home: Home = None, as_json: Json = False) -> None:
     """List the purposes a request may name (a grant covers narrower purposes too).
 
     Example: entrepot access purposes --json
     """
-    known = sorted(purposes().values(), key=lambda p: p.id)
+
+    def local(_node: Node, _actor: Actor) -> list[dict[str, Any]]:
+        from entrepot.api.routers.access import PurposeOut
+        from entrepot.exchange.purposes import purposes
+
+        return [
+            PurposeOut(
+                id=p.id, label=p.label, description=p.description, broader=p.broader, dpv=p.dpv
+            ).model_dump(mode="json")
+            for p in purposes().values()
+        ]
+
+    known = sorted(
+        dispatch(home, as_, local=local, remote=lambda client: client.get("/v1/access/purposes")),
+        key=lambda p: p["id"],
+    )
     emit(
-        [
-            {"id": p.id, "label": p.label, "broader": p.broader, "description": p.description}
-            for p in known
-        ],
+        known,
         as_json,
         lambda: console.print(
             table(
-                "Purposes", ["id", "broader", "label"], [[p.id, p.broader, p.label] for p in known]
+                "Purposes",
+                ["id", "broader", "label"],
+                [[p["id"], p["broader"], p["label"]] for p in known],
             )
         ),
     )

@@ -1,23 +1,23 @@
-"""`entrepot account`: organizations' accounts and their API tokens."""
+"""`entrepot account`: organizations' accounts and their API tokens.
+
+Every command runs against the logged-in server (as an operator, or for one's own
+organization) or, logged out, on the local node.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
+from urllib.parse import quote
 
 import typer
 
-from entrepot.cli._common import (
-    As,
-    Home,
-    Json,
-    acting,
-    console,
-    emit,
-    err_console,
-    open_node,
-    table,
-)
-from entrepot.exchange.accounts import Accounts, IssuedToken
+from entrepot.api.client import Client
+from entrepot.cli._common import As, Home, Json, console, dispatch, emit, err_console, table
+from entrepot.cli.login import all_items
+
+if TYPE_CHECKING:
+    from entrepot.exchange.accounts import Accounts, Actor, IssuedToken
+    from entrepot.exchange.node import Node
 
 account_app = typer.Typer(
     help="Accounts of providers, consumers, auditors and operators, and their API tokens.",
@@ -25,12 +25,28 @@ account_app = typer.Typer(
 )
 
 
-def _show_token(token: IssuedToken) -> None:
-    console.print(f"API token (shown once, store it now):\n  {token.secret}", soft_wrap=True)
+def _accounts(node: Node) -> Accounts:
+    from entrepot.exchange.accounts import Accounts
+
+    return Accounts(node.db, node.settings, log=node.log)
+
+
+def _new_token(issued: IssuedToken) -> dict[str, Any]:
+    from entrepot.api.routers.accounts import NewToken, TokenOut
+
+    return NewToken(token=issued.secret, info=TokenOut.of(issued.info)).model_dump(mode="json")
+
+
+def _issued(new_token: dict[str, Any]) -> dict[str, Any]:
+    """What the CLI prints of an API ``NewToken``: the secret beside its public fields."""
+    return {"token": new_token["token"], **new_token["info"]}
+
+
+def _show_token(issued: dict[str, Any]) -> None:
+    console.print(f"API token (shown once, store it now):\n  {issued['token']}", soft_wrap=True)
     err_console.print(
-        f"token id {token.info.token_id}, expires {token.info.expires_at:%Y-%m-%d}; "
-        "revoke it with `entrepot account revoke-token "
-        f"{token.info.token_id}`",
+        f"token id {issued['token_id']}, expires {issued['expires_at'][:10]}; "
+        f"revoke it with `entrepot account revoke-token {issued['token_id']}`",
         highlight=False,
     )
 
@@ -56,18 +72,32 @@ def create(
 
     Example: entrepot account create city-health-bureau --role consumer
     """
-    with open_node(home) as node:
-        info, token = Accounts(node.db, node.settings, log=node.log).create(
-            acting(node, as_), name, role, org=org, org_name=org_name
-        )
+
+    def local(node: Node, actor: Actor) -> dict[str, Any]:
+        from entrepot.api.routers.accounts import AccountOut
+
+        info, issued = _accounts(node).create(actor, name, role, org=org, org_name=org_name)
+        return {
+            "account": AccountOut.of(info).model_dump(mode="json"),
+            "token": _new_token(issued),
+        }
+
+    def remote(client: Client) -> dict[str, Any]:
+        body = {"name": name, "role": role, "org": org, "org_name": org_name}
+        created: dict[str, Any] = client.post("/v1/accounts", body)
+        return created
+
+    created = dispatch(home, as_, local=local, remote=remote)
+    account = created["account"]
+    data = {**_issued(created["token"]), "role": account["role"], "org": account["org"]}
 
     def render() -> None:
-        console.print(f"[green]created[/] {info.role} account {info.name} in {info.org}")
-        _show_token(token)
+        console.print(
+            f"[green]created[/] {account['role']} account {account['name']} in {account['org']}"
+        )
+        _show_token(data)
 
-    emit(
-        {"account": info.to_dict(), "token": token.secret, **token.info.to_dict()}, as_json, render
-    )
+    emit(data, as_json, render)
 
 
 @account_app.command("token")
@@ -81,9 +111,14 @@ def token(
 
     Example: entrepot account token city-health-bureau
     """
-    with open_node(home) as node:
-        issued = Accounts(node.db, node.settings, log=node.log).issue_token(acting(node, as_), name)
-    emit({"token": issued.secret, **issued.info.to_dict()}, as_json, lambda: _show_token(issued))
+    issued = dispatch(
+        home,
+        as_,
+        local=lambda node, actor: _new_token(_accounts(node).issue_token(actor, name)),
+        remote=lambda client: client.post(f"/v1/accounts/{quote(name, safe='')}/tokens"),
+    )
+    data = _issued(issued)
+    emit(data, as_json, lambda: _show_token(data))
 
 
 @account_app.command("list")
@@ -99,28 +134,35 @@ def list_(
 
     Example: entrepot account list --tokens --json
     """
-    with open_node(home) as node:
-        service = Accounts(node.db, node.settings)
-        actor = acting(node, as_)
-        rows: list[list[object]]
+
+    def local(node: Node, actor: Actor) -> list[dict[str, Any]]:
+        from entrepot.api.routers.accounts import AccountOut, TokenOut
+
+        service = _accounts(node)
         if tokens:
-            found = service.tokens(actor)
-            rows = [
-                [
-                    t.token_id,
-                    t.account,
-                    f"{t.expires_at:%Y-%m-%d}",
-                    "revoked" if t.revoked_at else "",
-                ]
-                for t in found
+            return [TokenOut.of(t).model_dump(mode="json") for t in service.tokens(actor)]
+        return [AccountOut.of(a).model_dump(mode="json") for a in service.list_accounts(actor)]
+
+    data = dispatch(
+        home,
+        as_,
+        local=local,
+        remote=lambda client: all_items(client, "/v1/tokens" if tokens else "/v1/accounts"),
+    )
+    if tokens:
+        rows = [
+            [
+                t["token_id"],
+                t["account"],
+                t["expires_at"][:10],
+                "revoked" if t["revoked_at"] else "",
             ]
-            data = [t.to_dict() for t in found]
-            view = table("API tokens", ["token id", "account", "expires", "state"], rows)
-        else:
-            accounts = service.list_accounts(actor)
-            rows = [[a.name, a.role, a.org, a.active_tokens] for a in accounts]
-            data = [a.to_dict() for a in accounts]
-            view = table("Accounts", ["account", "role", "organization", "active tokens"], rows)
+            for t in data
+        ]
+        view = table("API tokens", ["token id", "account", "expires", "state"], rows)
+    else:
+        rows = [[a["name"], a["role"], a["org"], a["active_tokens"]] for a in data]
+        view = table("Accounts", ["account", "role", "organization", "active tokens"], rows)
     emit(data, as_json, lambda: console.print(view if rows else "none yet"))
 
 
@@ -131,18 +173,28 @@ def revoke_token(
     home: Home = None,
     as_json: Json = False,
 ) -> None:
-    """Revoke an API token by its public id; it stops working at once.
+    """Revoke an API token by its public id; it stops working at once, on every worker.
 
     Example: entrepot account revoke-token 3f9a0c1b2d4e
     """
-    with open_node(home) as node:
-        info = Accounts(node.db, node.settings, log=node.log).revoke_token(
-            acting(node, as_), token_id
-        )
+
+    def local(node: Node, actor: Actor) -> dict[str, Any]:
+        from entrepot.api.routers.accounts import TokenOut
+
+        return TokenOut.of(_accounts(node).revoke_token(actor, token_id)).model_dump(mode="json")
+
+    data = dispatch(
+        home,
+        as_,
+        local=local,
+        remote=lambda client: client.post(
+            f"/v1/tokens/{quote(token_id.strip().lower(), safe='')}/revoke"
+        ),
+    )
     emit(
-        info.to_dict(),
+        data,
         as_json,
-        lambda: console.print(f"[green]revoked[/] token {info.token_id} of {info.account}"),
+        lambda: console.print(f"[green]revoked[/] token {data['token_id']} of {data['account']}"),
     )
 
 

@@ -1,20 +1,48 @@
-"""`entrepot budget`: ε granted, spent and left per dataset; providers set dataset caps."""
+"""`entrepot budget`: ε granted, spent and left per dataset; providers set dataset caps.
+
+Both commands run against the logged-in server or, logged out, on the local node,
+and print the API's bodies (``/v1/budgets``).
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from entrepot.cli._common import As, Home, Json, acting, console, emit, open_node, table
-from entrepot.exchange.budgets import Budgets
+from entrepot.api.client import Client
+from entrepot.cli._common import As, Home, Json, console, dispatch, emit, table
+from entrepot.cli.login import all_items
+
+if TYPE_CHECKING:
+    from entrepot.exchange.accounts import Actor
+    from entrepot.exchange.node import Node
 
 budget_app = typer.Typer(invoke_without_command=True)
+
+
+def _row(budget: dict[str, Any]) -> list[Any]:
+    cap = budget["cap"]
+    uses = budget["queries_used"]
+    return [
+        budget["dataset"],
+        budget["consumer"],
+        budget["grant"],
+        f"{budget['epsilon_granted']:g}",
+        f"{budget['epsilon_spent']:g}",
+        f"{budget['epsilon_left']:g}",
+        f"{uses}/{budget['max_queries']}" if budget["max_queries"] else uses,
+        budget["valid_until"],
+        "" if cap is None else f"{cap['epsilon_left']:g} of {cap['epsilon_cap']:g}",
+    ]
 
 
 @budget_app.callback()
 def show(
     ctx: typer.Context,
+    closed: Annotated[
+        bool, typer.Option("--closed", help="Include revoked and expired budgets.")
+    ] = False,
     as_: As = None,
     home: Home = None,
     as_json: Json = False,
@@ -27,29 +55,23 @@ def show(
     """
     if ctx.invoked_subcommand is not None:
         return
-    with open_node(home) as node:
-        views = Budgets(node.db).visible(acting(node, as_))
-    rows = [
-        [
-            v.dataset,
-            v.consumer,
-            v.grant,
-            f"{v.epsilon_granted:g}",
-            f"{v.epsilon_spent:g}",
-            f"{v.epsilon_left:g}",
-            f"{v.queries_used}/{v.max_queries}" if v.max_queries else v.queries_used,
-            v.valid_until,
-            "" if v.cap is None else f"{v.cap.epsilon_left:g} of {v.cap.epsilon_cap:g}",
-        ]
-        for v in views
-    ]
+
+    def local(node: Node, actor: Actor) -> list[dict[str, Any]]:
+        from entrepot.api.routers.budgets import budget_list
+
+        return [b.model_dump(mode="json") for b in budget_list(node, actor, closed=closed)]
+
+    def remote(client: Client) -> list[dict[str, Any]]:
+        return all_items(client, "/v1/budgets", closed=closed)
+
+    data = dispatch(home, as_, local=local, remote=remote)
     head = ["dataset", "consumer", "grant", "ε granted", "ε spent", "ε left", "uses", "until"]
     emit(
-        [v.to_dict() for v in views],
+        data,
         as_json,
         lambda: console.print(
-            table("Budgets", [*head, "dataset cap left"], rows)
-            if rows
+            table("Budgets", [*head, "dataset cap left"], [_row(b) for b in data])
+            if data
             else "no open budgets: request access with `entrepot access request`"
         ),
     )
@@ -67,17 +89,30 @@ def set_cap(
 ) -> None:
     """Set a dataset's global ε cap, across every consumer (never below what was spent).
 
+    Only the dataset's provider sets it (logged in: a provider account).
+
     Example: entrepot budget set-cap riverside-hospitals/outpatient-visits --epsilon 10
     --as riverside-hospitals
     """
-    with open_node(home) as node:
-        cap = Budgets(node.db).set_cap(acting(node, as_), dataset, epsilon)
+
+    def local(node: Node, actor: Actor) -> dict[str, Any]:
+        from entrepot.api.routers import budgets
+
+        return budgets.set_cap(node, actor, dataset, epsilon).model_dump(mode="json")
+
+    def remote(client: Client) -> dict[str, Any]:
+        cap: dict[str, Any] = client.post(
+            "/v1/budgets/caps", {"dataset": dataset, "epsilon": epsilon}
+        )
+        return cap
+
+    cap = dispatch(home, as_, local=local, remote=remote)
     emit(
-        cap.to_dict(),
+        cap,
         as_json,
         lambda: console.print(
-            f"[green]cap set[/] {cap.dataset}: {cap.epsilon_cap:g} ε, "
-            f"{cap.epsilon_spent:g} spent, {cap.epsilon_left:g} left"
+            f"[green]cap set[/] {cap['dataset']}: {cap['epsilon_cap']:g} ε, "
+            f"{cap['epsilon_spent']:g} spent, {cap['epsilon_left']:g} left"
         ),
     )
 

@@ -2,14 +2,32 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from entrepot.api.client import Client, Remote, forget, save_remote
-from entrepot.cli._common import Json, console, emit
+from entrepot.cli._common import As, Home, Json, console, dispatch, emit
 from entrepot.errors import InvalidInput
 from entrepot.settings import Settings
+
+if TYPE_CHECKING:
+    from entrepot.exchange.accounts import Actor
+    from entrepot.exchange.node import Node
+
+# Items asked for per page of a list route; the server caps it at its `page_max`.
+_PAGE = 1000
+
+
+def all_items(client: Client, path: str, **params: Any) -> list[Any]:
+    """Every item of a paged list route on the server, page after page."""
+    items: list[Any] = []
+    offset: int | None = 0
+    while offset is not None:
+        page = client.get(path, limit=_PAGE, offset=offset, **params)
+        items.extend(page["items"])
+        offset = page["next_offset"]
+    return items
 
 
 def login(
@@ -66,6 +84,44 @@ def logout(as_json: Json = False) -> None:
     )
 
 
+def whoami(as_: As = None, home: Home = None, as_json: Json = False) -> None:
+    """Who the CLI acts as: the account behind the stored token, or the local node.
+
+    Logged in, it asks the server for the token's account, role and organization;
+    logged out, it names the node in --home and the organization of --as, if any.
+
+    Example: entrepot whoami --json
+    """
+
+    def local(node: Node, actor: Actor) -> dict[str, Any]:
+        return {
+            "server": None,
+            "home": str(node.home.resolve()),
+            "account": actor.account,
+            "role": actor.role,
+            "org": actor.org_slug or None,
+        }
+
+    def remote(client: Client) -> dict[str, Any]:
+        me = client.get("/v1/me")
+        return {"server": client.url, "home": None, **me}
+
+    data = dispatch(home, as_, local=local, remote=remote)
+
+    def render() -> None:
+        if data["server"] is None:
+            who = f" as [bold]{data['org']}[/] ({data['role']})" if data["org"] else ""
+            console.print(f"local node at {data['home']}{who}", highlight=False)
+        else:
+            console.print(
+                f"[bold]{data['account']}[/] ({data['role']} of {data['org']}) on {data['server']}",
+                highlight=False,
+            )
+
+    emit(data, as_json, render)
+
+
 def register(app: typer.Typer) -> None:
     app.command()(login)
     app.command()(logout)
+    app.command()(whoami)

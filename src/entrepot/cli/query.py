@@ -1,55 +1,67 @@
-"""`entrepot query`: ask a differentially private question in SQL."""
+"""`entrepot query`: ask a differentially private question in SQL.
+
+Logged in, the server answers (``POST /v1/queries``) as the token's consumer;
+logged out, the local node answers for ``--as ORG``. Both print the API's body.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
-from entrepot.cli._common import As, Home, Json, console, emit, open_node
+from entrepot.api.client import Client
+from entrepot.cli._common import As, Home, Json, console, dispatch, emit
 from entrepot.errors import InvalidInput
-from entrepot.exchange.accounts import Accounts
-from entrepot.exchange.query import Queries, QueryResult
+
+if TYPE_CHECKING:
+    from entrepot.exchange.accounts import Actor
+    from entrepot.exchange.node import Node
 
 
-def _fmt(value: float) -> str:
+def _fmt(value: float | None) -> str:
+    if value is None:
+        return ""
     return f"{value:,.2f}" if abs(value) < 1e6 else f"{value:,.0f}"
 
 
-def _render(result: QueryResult) -> None:
-    answer = result.answer
+def _render(result: dict[str, Any]) -> None:
+    answer = result["answer"]
     out = Table(
-        title=f"{result.dataset} v{result.version}",
+        title=f"{result['dataset']} v{result['version']}",
         title_justify="left",
         header_style="bold",
-        caption=f"95% intervals · {answer.mechanism} noise",
+        caption=f"95% intervals · {answer['mechanism']} noise",
         caption_justify="left",
     )
-    for key in answer.keys:
+    for key in answer["keys"]:
         out.add_column(key)
-    for name in answer.aggregates:
+    for name in answer["aggregates"]:
         out.add_column(name, justify="right")
         out.add_column("95% interval", justify="right", style="dim")
-    for row in answer.rows:
-        cells = [str(k) for k in row.key]
-        for estimate in row.values:
-            cells += [_fmt(estimate.value), f"[{_fmt(estimate.lo)}, {_fmt(estimate.hi)}]"]
+    for row in answer["rows"]:
+        cells = [str(k) for k in row["key"]]
+        for value, lo, hi in row["values"]:
+            cells += [_fmt(value), f"[{_fmt(lo)}, {_fmt(hi)}]"]
         out.add_row(*cells)
     console.print(out)
-    if answer.suppressed:
+    if answer["suppressed"]:
         console.print(
-            f"{len(answer.suppressed)} group(s) under the threshold "
-            f"({answer.threshold:g}) suppressed"
+            f"{len(answer['suppressed'])} group(s) under the threshold "
+            f"({answer['threshold']:g}) suppressed"
         )
-    if answer.merged:
-        console.print(f"{len(answer.merged)} small group(s) merged into 'other'")
-    for note in answer.notes:
+    if answer["merged"]:
+        console.print(f"{len(answer['merged'])} small group(s) merged into 'other'")
+    for note in answer["notes"]:
         console.print(f"[dim]{note}[/]")
-    spent = "0 (the earlier answer, repeated)" if result.repeated else f"{result.epsilon_spent:g}"
-    left = "" if result.epsilon_left is None else f" · ε left {result.epsilon_left:g}"
-    console.print(f"ε spent {spent}{left} · receipt: log entry {result.receipt.index}")
+    spent = (
+        "0 (the earlier answer, repeated)" if result["repeated"] else f"{result['epsilon_spent']:g}"
+    )
+    left = "" if result["epsilon_left"] is None else f" · ε left {result['epsilon_left']:g}"
+    index = result["receipt"]["log"]["index"]
+    console.print(f"ε spent {spent}{left} · receipt: log entry {index}")
 
 
 def query(
@@ -72,18 +84,34 @@ def query(
 ) -> None:
     """Answer SQL with differential privacy: noisy values, 95% intervals, ε spent.
 
+    Logged in, the token's consumer account asks; locally, --as names the consumer.
+
     Example: entrepot query --as city-health-bureau --epsilon 0.5
     "SELECT district, COUNT(*) AS visits FROM riverside_hospitals.outpatient_visits
     GROUP BY district"
     """
-    if not as_:
-        raise InvalidInput("say which consumer asks", hint="add --as ORG (or set ENTREPOT_AS)")
-    with open_node(home) as node:
-        consumer = Accounts(node.db, node.settings).actor(as_)
-        result = Queries(node).run(consumer, sql, epsilon=epsilon, purpose=purpose)
+
+    def local(node: Node, actor: Actor) -> dict[str, Any]:
+        from entrepot.api.routers.queries import QueryOut
+        from entrepot.exchange.query import Queries
+
+        if not as_:
+            raise InvalidInput("say which consumer asks", hint="add --as ORG (or set ENTREPOT_AS)")
+        result = Queries(node).run(actor, sql, epsilon=epsilon, purpose=purpose)
+        return QueryOut.model_validate(result.to_dict()).model_dump(mode="json")
+
+    def remote(client: Client) -> dict[str, Any]:
+        answered: dict[str, Any] = client.post(
+            "/v1/queries", {"sql": sql, "epsilon": epsilon, "purpose": purpose}
+        )
+        return answered
+
+    data = dispatch(home, as_, local=local, remote=remote)
     if receipt is not None:
-        receipt.write_bytes(result.receipt.to_bytes())
-    emit(result.to_dict(), as_json, lambda: _render(result))
+        from entrepot.transparency.canonical import canonical_json
+
+        receipt.write_bytes(canonical_json(data["receipt"], where="receipt"))
+    emit(data, as_json, lambda: _render(data))
 
 
 def register(app: typer.Typer) -> None:

@@ -1,21 +1,51 @@
-"""`entrepot usage`: a month's metered use, and the invoice as a table, JSON or CSV."""
+"""`entrepot usage`: a month's metered use, and the invoice as a table, JSON or CSV.
+
+It runs against the logged-in server (``GET /v1/usage``) or, logged out, on the
+local node; JSON and CSV are the API's bodies in both places.
+"""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from entrepot.cli._common import As, Home, Json, acting, console, emit, open_node, table
-from entrepot.exchange.metering import Metering
+from entrepot.api.client import Client
+from entrepot.cli._common import As, Home, Json, console, dispatch, emit, table
+
+if TYPE_CHECKING:
+    from entrepot.exchange.accounts import Actor
+    from entrepot.exchange.node import Node
 
 
 class Format(StrEnum):
     TABLE = "table"
     JSON = "json"
     CSV = "csv"
+
+
+def _render(invoice: dict[str, Any]) -> None:
+    by_consumer = invoice["role"] == "provider"
+    rows = [
+        [
+            line["grant"],
+            line["consumer"] if by_consumer else line["dataset"],
+            line["action"],
+            line["uses"],
+            f"{line['epsilon']:g}",
+            line["rows_scanned"],
+            line["amount"],
+        ]
+        for line in invoice["lines"]
+    ]
+    total = invoice["total"]
+    totals = [total["uses"], f"{total['epsilon']:g}", total["rows_scanned"], total["amount"]]
+    rows.append(["total", "", "", *totals])
+    who = "consumer" if by_consumer else "dataset"
+    head = ["grant", who, "action", "uses", "ε", "rows scanned", f"amount ({invoice['currency']})"]
+    console.print(table(f"Usage of {invoice['party']}, {invoice['month']}", head, rows))
 
 
 def usage(
@@ -39,41 +69,25 @@ def usage(
     Example: entrepot usage --as city-health-bureau --month 2026-11 --format csv
     """
     month = month or datetime.now(UTC).strftime("%Y-%m")
-    with open_node(home) as node:
-        invoice = Metering(node.db, node.settings).invoice(acting(node, as_), month, party)
-    if output is Format.CSV:
-        typer.echo(invoice.to_csv(), nl=False)
+    csv = output is Format.CSV
+
+    def local(node: Node, actor: Actor) -> Any:
+        from entrepot.api.routers.usage import InvoiceOut
+        from entrepot.exchange.metering import Metering
+
+        invoice = Metering(node.db, node.settings).invoice(actor, month, party)
+        if csv:
+            return invoice.to_csv()
+        return InvoiceOut.model_validate(invoice.to_dict()).model_dump(mode="json")
+
+    def remote(client: Client) -> Any:
+        return client.get("/v1/usage", month=month, party=party, format="csv" if csv else "json")
+
+    data = dispatch(home, as_, local=local, remote=remote)
+    if csv:
+        typer.echo(data, nl=False)
         return
-    rows = [
-        [
-            line.grant,
-            line.consumer if invoice.role == "provider" else line.dataset,
-            line.action,
-            line.uses,
-            f"{line.epsilon:g}",
-            line.rows_scanned,
-            f"{line.amount:.2f}",
-        ]
-        for line in invoice.lines
-    ]
-    rows.append(
-        [
-            "total",
-            "",
-            "",
-            invoice.uses,
-            f"{invoice.epsilon:g}",
-            invoice.rows_scanned,
-            f"{invoice.amount:.2f}",
-        ]
-    )
-    who = "consumer" if invoice.role == "provider" else "dataset"
-    head = ["grant", who, "action", "uses", "ε", "rows scanned", f"amount ({invoice.currency})"]
-    emit(
-        invoice.to_dict(),
-        as_json or output is Format.JSON,
-        lambda: console.print(table(f"Usage of {invoice.party}, {invoice.month}", head, rows)),
-    )
+    emit(data, as_json or output is Format.JSON, lambda: _render(data))
 
 
 def register(app: typer.Typer) -> None:

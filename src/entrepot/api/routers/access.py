@@ -21,7 +21,7 @@ from entrepot.api.pagination import Page, PageParams, page_of, page_params
 from entrepot.exchange.contracts import Contracts, GrantInfo, RequestInfo, purposes
 from entrepot.exchange.odrl import agreement
 
-__all__ = ["router"]
+__all__ = ["GrantOut", "PurposeOut", "RequestOut", "router"]
 
 router = APIRouter(prefix="/v1/access", tags=["access"])
 

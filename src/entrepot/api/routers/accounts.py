@@ -12,7 +12,7 @@ from entrepot.api.auth import AnyActor, Operator, accounts_of
 from entrepot.api.pagination import Page, PageParams, page_of, page_params
 from entrepot.exchange.accounts import AccountInfo, Role, TokenInfo
 
-__all__ = ["router"]
+__all__ = ["AccountCreated", "AccountOut", "Me", "NewToken", "TokenOut", "router"]
 
 router = APIRouter(prefix="/v1", tags=["accounts"])
 
@@ -122,6 +122,11 @@ def list_tokens(
 def issue_token(request: Request, actor: AnyActor, name: AccountName) -> NewToken:
     issued = accounts_of(request).issue_token(actor, name)
     return NewToken(token=issued.secret, info=TokenOut.of(issued.info))
+
+
+@router.get("/tokens", summary="Tokens you may see: all for operators, your organization's.")
+def list_all_tokens(request: Request, actor: AnyActor, paging: Paging) -> Page[TokenOut]:
+    return page_of(accounts_of(request).tokens(actor), paging, TokenOut.of)
 
 
 @router.post("/tokens/{token_id}/revoke", summary="Revoke a token by its public id.")

@@ -2,42 +2,50 @@
 
 A consumer sees its own budgets, a provider those on its datasets, an operator all.
 Spend is summed from the ledger rows by the ledger itself, never kept by the API.
+A dataset's provider sets the dataset's global ε cap.
+
+:func:`budget_list` and :func:`set_cap` are also what the local CLI calls, so the
+CLI prints the same body whether it runs against a server or on the node itself.
 """
 
 from __future__ import annotations
 
+from datetime import date, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy import select
 
-from entrepot.api._types import UtcDateTime
-from entrepot.api.auth import AnyActor
+from entrepot.api.auth import AnyActor, Provider
 from entrepot.api.pagination import Page, PageParams, page_of, page_params
 from entrepot.errors import Forbidden
 from entrepot.exchange.accounts import Actor, Organization, Role
+from entrepot.exchange.budgets import Budgets
 from entrepot.exchange.node import Node
 from entrepot.privacy.ledger import BudgetRow, Ledger
-from entrepot.vault.models import Dataset, Provider
+from entrepot.vault.models import Dataset
+from entrepot.vault.models import Provider as ProviderRow
 
-__all__ = ["router"]
+__all__ = ["BudgetOut", "CapIn", "CapOut", "budget_list", "router", "set_cap"]
 
-router = APIRouter(prefix="/v1", tags=["budgets"])
+router = APIRouter(prefix="/v1/budgets", tags=["budgets"])
 
 Paging = Annotated[PageParams, Depends(page_params)]
+_DATASET = r"^[a-z0-9][a-z0-9-]{0,63}/[a-z0-9][a-z0-9-]{0,63}$"
 
 
 class CapOut(BaseModel):
-    epsilon_cap: float
+    dataset: str = Field(examples=["riverside-hospitals/outpatient-visits"])
+    epsilon_cap: float = Field(description="Total ε all consumers together may spend.")
     epsilon_spent: float
     epsilon_left: float
 
 
 class BudgetOut(BaseModel):
-    grant: str
-    consumer: str
     dataset: str
+    consumer: str
+    grant: str = Field(examples=["GRANT-3"])
     state: str
     epsilon_granted: float
     epsilon_spent: float
@@ -45,60 +53,59 @@ class BudgetOut(BaseModel):
     delta_spent: float
     max_queries: int | None
     queries_used: int
-    valid_from: UtcDateTime
-    valid_until: UtcDateTime
-    dataset_cap: CapOut | None
+    valid_from: date
+    valid_until: date = Field(description="The last day the budget may be spent.")
+    cap: CapOut | None = Field(description="The dataset's global ε cap, across consumers.")
 
 
-def _names(node: Node) -> tuple[dict[int, str], dict[int, str]]:
-    with node.db.read() as session:
-        datasets = {
-            dataset_id: f"{provider}/{slug}"
-            for dataset_id, provider, slug in session.execute(
-                select(Dataset.id, Provider.slug, Dataset.slug).join(Provider)
-            )
-        }
-        orgs = {
-            org_id: slug
-            for org_id, slug in session.execute(select(Organization.id, Organization.slug))
-        }
-    return datasets, orgs
+class CapIn(BaseModel):
+    dataset: str = Field(pattern=_DATASET, examples=["riverside-hospitals/outpatient-visits"])
+    epsilon: float = Field(gt=0, le=1e6, description="The new cap: never below what was spent.")
 
 
-def _visible(node: Node, ledger: Ledger, actor: Actor, closed: bool) -> list[BudgetRow]:
-    if actor.role == Role.CONSUMER:
-        return ledger.budgets(consumer_id=actor.org_id, include_closed=closed)
+def _rows(node: Node, actor: Actor, closed: bool) -> list[BudgetRow]:
+    ledger = Ledger(node.db)
+    if actor.administers:
+        return ledger.budgets(include_closed=closed)
     if actor.role == Role.PROVIDER:
         with node.db.read() as session:
             own = list(
                 session.scalars(select(Dataset.id).where(Dataset.provider_id == actor.provider_id))
             )
         return ledger.budgets(dataset_ids=own, include_closed=closed)
-    if actor.administers:
-        return ledger.budgets(include_closed=closed)
+    if actor.role == Role.CONSUMER:
+        return ledger.budgets(consumer_id=actor.org_id, include_closed=closed)
     raise Forbidden(
         f"a {actor.role} account has no budgets",
         hint="budgets belong to consumers; providers see those on their datasets",
     )
 
 
-@router.get("/budgets", summary="Budgets you hold (consumer) or that spend your datasets.")
-def list_budgets(
-    request: Request,
-    actor: AnyActor,
-    paging: Paging,
-    closed: Annotated[bool, Query(description="Include revoked and expired budgets.")] = False,
-) -> Page[BudgetOut]:
-    node: Node = request.app.state.node
-    rows = _visible(node, Ledger(node.db), actor, closed)
-    datasets, orgs = _names(node)
+def budget_list(node: Node, actor: Actor, *, closed: bool = False) -> list[BudgetOut]:
+    """The budgets ``actor`` may see, by dataset then consumer."""
+    rows = _rows(node, actor, closed)
+    with node.db.read() as session:
+        datasets = {
+            dataset_id: f"{provider}/{slug}"
+            for dataset_id, provider, slug in session.execute(
+                select(Dataset.id, ProviderRow.slug, Dataset.slug).join(ProviderRow)
+            )
+        }
+        orgs = dict(
+            session.execute(
+                select(Organization.id, Organization.slug).where(
+                    Organization.id.in_({r.consumer_id for r in rows})
+                )
+            ).all()
+        )
 
     def out(row: BudgetRow) -> BudgetOut:
+        dataset = datasets.get(row.dataset_id, str(row.dataset_id))
         cap = row.cap
         return BudgetOut(
-            grant=f"GRANT-{row.grant_id}",
+            dataset=dataset,
             consumer=orgs.get(row.consumer_id, str(row.consumer_id)),
-            dataset=datasets.get(row.dataset_id, str(row.dataset_id)),
+            grant=f"GRANT-{row.grant_id}",
             state=row.state,
             epsilon_granted=row.epsilon_granted,
             epsilon_spent=row.epsilon_spent,
@@ -106,15 +113,38 @@ def list_budgets(
             delta_spent=row.delta_spent,
             max_queries=row.max_queries,
             queries_used=row.queries_used,
-            valid_from=row.valid_from,
-            valid_until=row.valid_until,
-            dataset_cap=None
+            valid_from=row.valid_from.date(),
+            # The ledger keeps the exclusive end (midnight after the last day).
+            valid_until=(row.valid_until - timedelta(days=1)).date(),
+            cap=None
             if cap is None
             else CapOut(
+                dataset=dataset,
                 epsilon_cap=cap.epsilon_cap,
                 epsilon_spent=cap.epsilon_spent,
                 epsilon_left=cap.epsilon_left,
             ),
         )
 
-    return page_of(rows, paging, out)
+    return sorted((out(row) for row in rows), key=lambda b: (b.dataset, b.consumer, b.grant))
+
+
+def set_cap(node: Node, actor: Actor, dataset: str, epsilon: float) -> CapOut:
+    """Set the global ε cap of ``dataset`` (its provider's decision alone)."""
+    return CapOut.model_validate(Budgets(node.db).set_cap(actor, dataset, epsilon).to_dict())
+
+
+@router.get("", summary="Budgets you hold (consumer) or that spend your datasets.")
+def list_budgets(
+    request: Request,
+    actor: AnyActor,
+    paging: Paging,
+    closed: Annotated[bool, Query(description="Include revoked and expired budgets.")] = False,
+) -> Page[BudgetOut]:
+    rows = budget_list(request.app.state.node, actor, closed=closed)
+    return page_of(rows, paging, lambda row: row)
+
+
+@router.post("/caps", summary="Set a dataset's global ε cap across consumers (its provider).")
+def set_dataset_cap(request: Request, actor: Provider, body: CapIn) -> CapOut:
+    return set_cap(request.app.state.node, actor, body.dataset, body.epsilon)

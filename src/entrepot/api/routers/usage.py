@@ -15,7 +15,7 @@ from pydantic import BaseModel
 from entrepot.api.auth import AnyActor
 from entrepot.exchange.metering import Metering
 
-__all__ = ["router"]
+__all__ = ["InvoiceOut", "router"]
 
 router = APIRouter(prefix="/v1", tags=["usage"])
 
