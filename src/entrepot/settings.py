@@ -87,8 +87,20 @@ class Settings(BaseSettings):
     api_query_concurrency: int = Field(
         2,
         ge=1,
-        description="Private queries one API worker runs at once; more wait their turn, "
-        "so that catalog calls are not starved of the interpreter.",
+        description="With api_query_workers = 0: private queries one API worker runs at "
+        "once in its own threads; more wait their turn.",
+    )
+    api_query_workers: int = Field(
+        2,
+        ge=0,
+        description="Processes each API worker keeps to run private queries, so that other "
+        "calls never wait for a query's turn at the interpreter; 0 runs queries in-process.",
+    )
+    api_query_queue: int = Field(
+        64,
+        ge=0,
+        description="Private queries one API worker holds waiting for a free query process; "
+        "beyond it the API answers 429.",
     )
     client_config: Path = Field(
         Path.home() / ".config" / "entrepot" / "remote.json",

@@ -19,6 +19,7 @@ from pydantic import BaseModel
 
 from entrepot import __version__
 from entrepot.api import errors
+from entrepot.api._query_workers import runner_for
 from entrepot.api.limits import BodySizeLimit, RateLimit
 from entrepot.exchange.accounts import Accounts
 from entrepot.exchange.node import Node
@@ -59,14 +60,21 @@ def create_app(node_or_settings: Node | Settings) -> FastAPI:
     node = node_or_settings if isinstance(node_or_settings, Node) else Node.open(node_or_settings)
 
     @asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        # Sync endpoints run in anyio's thread pool (40 threads by default). A query's
-        # answer is padded to the policy's latency floor by sleeping in its thread, so
-        # 40 queries in flight would stall every other call; threads mostly wait here.
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Sync endpoints and dependencies run in anyio's thread pool (40 threads by
+        # default); with 50 clients or more, every call would queue for a thread.
         anyio.to_thread.current_default_thread_limiter().total_tokens = _THREADS
-        yield
-        if owned:
-            node.close()
+        # Private queries run in worker processes started here, before the first request.
+        runner = runner_for(node)
+        await runner.start()
+        app.state.query_runner = runner
+        try:
+            yield
+        finally:
+            app.state.query_runner = None
+            await anyio.to_thread.run_sync(runner.close)
+            if owned:
+                node.close()
 
     app = FastAPI(
         title="entrepot",

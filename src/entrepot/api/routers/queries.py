@@ -1,51 +1,38 @@
 """Private queries: a consumer's SQL answered with differential privacy, and a receipt.
 
 The coordinator (:class:`~entrepot.exchange.query.Queries`) checks the contract,
-the policy and the budget, and logs every answer and refusal; this router only
-passes the token's actor and shapes the result.
+the policy and the budget, and logs every answer and refusal; it runs in a query
+worker process (:mod:`entrepot.api._query_workers`), so this router only passes the
+token's actor, awaits the answer and shapes it.
 """
 
 from __future__ import annotations
 
-import threading
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from entrepot.api._query_workers import QueryRunner, QueueFull
 from entrepot.api.auth import Consumer
-from entrepot.exchange.query import Queries
+from entrepot.api.errors import error_response
+from entrepot.errors import EntrepotError
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/v1/queries", tags=["queries"])
 
 
-class _Admission:
-    """The coordinator of one app, and how many queries it may run at once.
-
-    A query is mostly Python (parse, check, rewrite, noise, sign) under the GIL: with
-    dozens in flight in one process every other request waits for its turn at the
-    interpreter (measured: catalog search p50 4.7 s under 50 clients). Queries beyond
-    ``api_query_concurrency`` wait here, holding nothing, and the rest stays fast.
-    """
-
-    def __init__(self, request: Request) -> None:
-        node = request.app.state.node
-        self.coordinator = Queries(node)
-        self.slots = threading.BoundedSemaphore(node.settings.api_query_concurrency)
-
-
-def admission(request: Request) -> _Admission:
-    state = request.app.state
-    with _LOCK:
-        if getattr(state, "query_admission", None) is None:
-            state.query_admission = _Admission(request)
-    admitted: _Admission = state.query_admission
-    return admitted
-
-
-_LOCK = threading.Lock()
+def query_runner(request: Request) -> QueryRunner:
+    """The app's query runner, which its lifespan starts and stops."""
+    runner: QueryRunner | None = getattr(request.app.state, "query_runner", None)
+    if runner is None:
+        raise EntrepotError(
+            "this server runs no private queries: the app was started without its lifespan",
+            hint="serve the app with `entrepot serve`, or with uvicorn's lifespan on",
+        )
+    return runner
 
 
 class QueryIn(BaseModel):
@@ -96,10 +83,16 @@ class QueryOut(BaseModel):
     receipt: dict[str, Any] = Field(description="Signed receipt; verify offline.")
 
 
-@router.post("", summary="Run a private aggregate query (consumer with a grant).")
-def run_query(
-    actor: Consumer, body: QueryIn, gate: Annotated[_Admission, Depends(admission)]
-) -> QueryOut:
-    with gate.slots:
-        result = gate.coordinator.run(actor, body.sql, epsilon=body.epsilon, purpose=body.purpose)
-    return QueryOut.model_validate(result.to_dict())
+@router.post(
+    "",
+    summary="Run a private aggregate query (consumer with a grant).",
+    response_model=QueryOut,
+)
+async def run_query(
+    actor: Consumer, body: QueryIn, runner: Annotated[QueryRunner, Depends(query_runner)]
+) -> QueryOut | JSONResponse:
+    try:
+        result = await runner.run(actor, body.sql, epsilon=body.epsilon, purpose=body.purpose)
+    except QueueFull as full:
+        return error_response(full, headers={"Retry-After": str(full.details["retry_after_s"])})
+    return QueryOut.model_validate(result)
