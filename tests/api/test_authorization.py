@@ -101,6 +101,11 @@ READS: list[tuple[str, str, dict[str, tuple[int, int]]]] = [
     ("GET", "/v1/standards/health.visit", same(401, 200)),
     ("GET", "/v1/datasets/{dataset}/versions", same(401, 200)),
     ("GET", "/v1/audit/entries", same(401, 200)),
+    ("GET", "/v1/standards/codelists/region.district", same(401, 200)),
+    ("GET", "/v1/providers", same(401, 200)),
+    ("GET", "/v1/policies/{dataset}", same(401, 200)),
+    ("GET", "/v1/audit/export/heads", scoped(200, (403, 403), (403, 403), 200)),
+    ("GET", "/v1/audit/export/entries", scoped(200, (403, 403), (403, 403), 200)),
 ]
 
 # (method, path, body, [(role, side, expected), ...] in the order they run)
@@ -209,6 +214,27 @@ WRITES: list[tuple[str, str, dict[str, Any] | None, list[Cell]]] = [
             *[(r, s, 403) for r in ("operator", "provider", "auditor") for s in "AB"],
             ("consumer", "B", 403),
             ("consumer", "A", 200),
+        ),
+    ),
+    (
+        "POST",
+        "/v1/providers",
+        {"slug": "new-{account}", "name": "New provider"},
+        refusals(
+            *[(r, s, 403) for r in ("provider", "consumer", "auditor") for s in "AB"],
+            ("operator", "A", 201),
+            ("operator", "B", 201),
+            ("operator", "A", 409),
+        ),
+    ),
+    (
+        "PUT",
+        "/v1/policies/{dataset}",
+        {"document": "threshold: 12\n"},
+        refusals(
+            *[(r, s, 403) for r in ("operator", "consumer", "auditor") for s in "AB"],
+            ("provider", "B", 404),
+            ("provider", "A", 200),
         ),
     ),
 ]
