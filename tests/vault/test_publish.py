@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 from tests.vault.visits import WriteVisits
 
-from entrepot.engine import DuckDBEngine
+from entrepot.engine import HIDDEN_COLUMNS, DuckDBEngine
 from entrepot.errors import Conflict, LimitExceeded, NotFound, StorageCorrupt, ValidationFailed
 from entrepot.exchange.node import Node
 from entrepot.settings import Settings
@@ -66,7 +66,7 @@ def test_publish_writes_a_version_whose_hash_and_rows_match_its_file(
     assert path.stat().st_size == version.size_bytes
     table = pq.read_table(path)
     assert table.num_rows == 250
-    assert table.column_names == visit_standard.field_names
+    assert table.column_names == [*visit_standard.field_names, *HIDDEN_COLUMNS]
     assert str(table.schema.field("visit_date").type) == "date32[day]"
     assert version.quality["completeness"]["duration_hours"] == pytest.approx(0.9)
     assert version.quality["validation"]["rows_total"] == 250

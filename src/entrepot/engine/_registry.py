@@ -27,6 +27,10 @@ class Engine(ABC):
         """Expose Parquet files as a read-only view named ``view``."""
 
     @abstractmethod
+    def columns(self, view: str) -> tuple[str, ...]:
+        """The column names of ``view``, without reading its rows."""
+
+    @abstractmethod
     def lock(self, allowed_directories: Sequence[Path]) -> None:
         """Forbid reading outside ``allowed_directories`` and any change of setting."""
 

@@ -20,6 +20,13 @@ def quote_literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+# Group keys whose range fits in this many bits get a perfect hash table (an array
+# indexed by the key) instead of a hashed one. DuckDB's default (12) leaves dense
+# unit keys out; at 10M rows and 2M units, 24 bits took the per-unit count from
+# 1.6 to 0.76 CPU seconds. 26 bits covers 67M units; 32 is DuckDB's maximum.
+_PERFECT_HASH_BITS = 26
+
+
 @register
 class DuckDBEngine(Engine):
     """The embedded default: an in-memory DuckDB over the vault's Parquet files.
@@ -46,6 +53,7 @@ class DuckDBEngine(Engine):
             config={
                 "threads": threads,
                 "memory_limit": memory_limit,
+                "perfect_ht_threshold": _PERFECT_HASH_BITS,
                 "autoinstall_known_extensions": False,
                 "autoload_known_extensions": False,
             },
@@ -63,6 +71,11 @@ class DuckDBEngine(Engine):
         self._conn.execute(
             f"CREATE OR REPLACE VIEW {quote_ident(view)} AS SELECT * FROM read_parquet([{files}])"
         )
+
+    def columns(self, view: str) -> tuple[str, ...]:
+        # DESCRIBE reads the Parquet footers only, not the rows.
+        described = self._conn.sql(f"DESCRIBE {quote_ident(view)}").fetchall()
+        return tuple(str(row[0]) for row in described)
 
     def lock(self, allowed_directories: Sequence[Path]) -> None:
         """Forbid file access outside ``allowed_directories`` and any further setting."""

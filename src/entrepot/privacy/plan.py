@@ -25,6 +25,7 @@ from typing import Any
 import pyarrow as pa
 
 from entrepot.engine import Engine
+from entrepot.engine.units import HIDDEN_COLUMNS
 from entrepot.errors import EntrepotError, InvalidInput, PolicyViolation
 from entrepot.privacy import mechanisms
 from entrepot.privacy._groups import Codes, enumerate_groups, normalize
@@ -56,18 +57,24 @@ class Plan:
     table: str
     notes: tuple[str, ...] = field(default=())
 
-    def sql(self, view: str, dialect: str = "duckdb") -> str:
-        """The engine SQL computing the exact, bounded aggregates over ``view``."""
-        return self.rewrite.sql(view, dialect)
+    def sql(self, view: str, dialect: str = "duckdb", *, counted: bool = False) -> str:
+        """The engine SQL computing the exact, bounded aggregates over ``view``;
+        ``counted`` when ``view`` carries the per-unit columns a publish adds."""
+        return self.rewrite.sql(view, dialect, counted=counted)
 
     def run(self, engine: Engine, view: str) -> Answer:
         """Compute the exact aggregates on ``engine`` over ``view``, then release them.
 
-        An engine failure is reported without the engine's own message, which may
-        quote stored values; the budget stays spent (the data may have been read).
+        A version published with per-unit columns is read through them, any other
+        one by counting units in the query; both give the same values. An engine
+        failure is reported without the engine's own message, which may quote stored
+        values; the budget stays spent (the data may have been read).
         """
         try:
-            exact = engine.execute(self.sql(view, engine.dialect))
+            counted = bool(self.rewrite.counted) and set(HIDDEN_COLUMNS) <= set(
+                engine.columns(view)
+            )
+            exact = engine.execute(self.sql(view, engine.dialect, counted=counted))
         except EntrepotError:
             raise
         except Exception as error:

@@ -2,8 +2,13 @@
 
 The steps, each a named fault point a test can kill the process at::
 
-    validate → write temp Parquet → fsync → [commit lock] number → rename → fsync dir
-             → insert row → commit
+    validate → write temp Parquet (+ per-unit columns) → fsync → [commit lock] number
+             → rename → fsync dir → insert row → commit
+
+When the standard bounds each privacy unit's contribution, the written file also
+carries each unit's row count and integer key (:mod:`entrepot.engine.units`), so
+private queries need not count them; both columns go through the same temporary
+name, fsync and rename as the rest of the version.
 
 Until the commit, nothing the catalog reads has changed; a crash leaves at most
 temporary or unclaimed files, which :meth:`LocalVault.recover` deletes.
@@ -23,6 +28,7 @@ import pyarrow.parquet as pq
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
+from entrepot.engine.units import HIDDEN_PREFIX, is_hidden, write_unit_columns
 from entrepot.errors import Conflict, InvalidInput, LimitExceeded, StorageCorrupt, ValidationFailed
 from entrepot.standards import Report, Validation, validate
 from entrepot.vault._storage import (
@@ -105,6 +111,13 @@ def _resolve(vault: LocalVault, request: PublishRequest) -> DatasetRef:
         else dataset_slug_from_title(request.title)
     )
     ref = DatasetRef(check_slug(request.provider, "provider"), slug)
+    reserved = [name for name in request.standard.field_names if is_hidden(name)]
+    if reserved:
+        raise InvalidInput(
+            f"standard {request.standard.name} names column {reserved[0]!r}, but names "
+            f"starting with {HIDDEN_PREFIX!r} are reserved for the columns a publish adds",
+            hint="rename the column in the standard",
+        )
     with vault.db.read() as session:
         get_provider(session, ref.provider)
         existing = session.scalar(
@@ -195,9 +208,24 @@ def _write(
         quarantine = vault.quarantine_dir / ref.provider / ref.dataset
         make_dirs(quarantine)
         rejected = temp_path(quarantine, ".parquet")
-    with removing(written, *([rejected] if rejected else [])):
+    unit = request.standard.privacy_unit
+    counted = unit is not None and not request.standard.one_row_per_unit
+    # Without per-unit columns the validation writes the version itself.
+    plain = temp_path(directory, ".parquet") if counted else written
+    with removing(written, plain, *([rejected] if rejected else [])):
         step("write", 0, 0)
-        validation.write_valid(written)
+        validation.write_valid(plain)
+        # Public figures describe the standard's columns only, never the added ones.
+        quality = quality_figures(plain, report)
+        if unit is not None and plain != written:
+            write_unit_columns(
+                plain,
+                written,
+                unit,
+                threads=vault.settings.engine_threads,
+                memory_limit=vault.settings.ingest_memory_limit,
+            )
+            plain.unlink()
         if rejected is not None:
             validation.write_rejected(rejected)
         fault(armed, "after-write")
@@ -209,7 +237,6 @@ def _write(
         _check_rows(written, valid, "valid")
         if rejected is not None:
             _check_rows(rejected, invalid, "rejected")
-        quality = quality_figures(written, report)
         step("commit", 0, 0)
         return _commit(
             vault,

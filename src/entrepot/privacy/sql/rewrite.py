@@ -28,6 +28,13 @@ stated in), with ``G' = min(G, number of output groups)`` and ``M = max(|low|,
   ``Δ₂ = √G'``.
 
 Without a GROUP BY ``G' = 1``; with one row per unit nothing is weighted (``R = 1``).
+
+Versions published with per-unit columns (:mod:`entrepot.engine.units`) get a
+second text, :attr:`Rewrite.counted`, with the same semantics and cheaper steps: a
+query without a filter reads each unit's row count from the row itself (the count
+is over the whole version, which is what a filter of TRUE counts), so nothing is
+aggregated per unit; one with a filter counts and pairs units by their integer key
+instead of their identifier. Older versions get :attr:`Rewrite.template`.
 """
 
 from __future__ import annotations
@@ -38,6 +45,7 @@ from dataclasses import dataclass
 import sqlglot
 
 from entrepot.engine.duckdb import quote_ident, quote_literal
+from entrepot.engine.units import UNIT_KEY, UNIT_ROWS
 from entrepot.privacy.policy import Policy
 from entrepot.privacy.sql.query import Query
 from entrepot.standards.schema import Standard
@@ -63,9 +71,14 @@ class Quantity:
 
 @dataclass(frozen=True)
 class Rewrite:
-    """The engine SQL (for any view name) and the quantities it returns per group."""
+    """The engine SQL (for any view name) and the quantities it returns per group.
+
+    ``template`` runs on any version; ``counted`` (empty when nothing is bounded)
+    only on versions carrying the per-unit columns, and returns the same values.
+    """
 
     template: str
+    counted: str
     where: str
     keys: tuple[str, ...]
     quantities: tuple[Quantity, ...]
@@ -73,10 +86,12 @@ class Rewrite:
     bounded: bool
     rows_per_unit: int
 
-    def sql(self, view: str, dialect: str = "duckdb") -> str:
-        """The SQL over ``view``, transpiled to ``dialect``."""
+    def sql(self, view: str, dialect: str = "duckdb", *, counted: bool = False) -> str:
+        """The SQL over ``view``, transpiled to ``dialect``; ``counted`` when ``view``
+        has the per-unit columns (see :data:`entrepot.engine.units.HIDDEN_COLUMNS`)."""
+        template = self.counted if counted and self.counted else self.template
         # The consumer-written filter goes in last, so no text of its is substituted.
-        text = self.template.replace("{view}", quote_ident(view)).replace("{where}", self.where)
+        text = template.replace("{view}", quote_ident(view)).replace("{where}", self.where)
         if dialect == "duckdb":
             return text
         return sqlglot.transpile(text, read="duckdb", write=dialect)[0]
@@ -141,13 +156,17 @@ def rewrite(query: Query, standard: Standard, policy: Policy, *, groups: int) ->
             l1 = l2 = float(rows)
         quantities.append(Quantity(name=f"__q{i}", kind=kind, column=column, l1=l1, l2=l2))
 
+    counted = ""
     if bounded:
         assert unit is not None
-        template = _bounded_sql(quantities, standard, unit, keys, key_sql, rows, spread)
+        shape = _Shape(quantities, standard, keys, key_sql, rows, spread)
+        template = _bounded_sql(shape, quote_ident(unit))
+        counted = _bounded_sql(shape, quote_ident(UNIT_KEY), precounted=query.where is None)
     else:
         template = _direct_sql(quantities, standard, keys, key_sql, unit)
     return Rewrite(
         template=template,
+        counted=counted,
         where=where,
         keys=tuple(keys),
         quantities=tuple(quantities),
@@ -188,34 +207,48 @@ def _direct_sql(
     return f"SELECT {', '.join(select)} FROM {{view}} WHERE {{where}}{group}"
 
 
-def _bounded_sql(
-    quantities: list[Quantity],
-    standard: Standard,
-    unit: str,
-    keys: list[str],
-    key_sql: list[str],
-    rows: int,
-    spread: int,
-) -> str:
-    u = quote_ident(unit)
+@dataclass(frozen=True)
+class _Shape:
+    """What both texts of a bounded rewrite share."""
+
+    quantities: list[Quantity]
+    standard: Standard
+    keys: list[str]
+    key_sql: list[str]
+    rows: int
+    spread: int
+
+
+def _bounded_sql(shape: _Shape, u: str, *, precounted: bool = False) -> str:
+    """The bounded SQL, units named by the SQL expression ``u``; ``precounted`` reads
+    each unit's row count from the stored column instead of counting it."""
+    keys = shape.keys
     group = f" GROUP BY {', '.join(str(i + 1) for i in range(len(keys)))}" if keys else ""
     ctes, parts = [], []
-    weighted = [q for q in quantities if q.kind != "units"]
-    distinct = [q for q in quantities if q.kind == "units"]
-    select = [f"{expr} AS {key}" for expr, key in zip(key_sql, keys, strict=True)]
+    weighted = [q for q in shape.quantities if q.kind != "units"]
+    distinct = [q for q in shape.quantities if q.kind == "units"]
+    select = [f"{expr} AS {key}" for expr, key in zip(shape.key_sql, keys, strict=True)]
     if weighted:
-        ctes.append(
-            f"__units AS (SELECT {u} AS __u, count(*) AS __n FROM {{view}} "
-            "WHERE {where} GROUP BY 1)"
-        )
-        weight = f"least(1.0, {float(rows)!r} / __n)"
+        if precounted:
+            # A row without a unit has no count: its weight is NULL and sums skip it,
+            # as the join below drops it.
+            weight = f"least(1.0, {float(shape.rows)!r} / {quote_ident(UNIT_ROWS)})"
+            source = "{view}"
+        else:
+            ctes.append(
+                f"__units AS (SELECT {u} AS __u, count(*) AS __n FROM {{view}} "
+                "WHERE {where} GROUP BY 1)"
+            )
+            weight = f"least(1.0, {float(shape.rows)!r} / __n)"
+            source = f"{{view}} JOIN __units ON {u} = __units.__u"
         sums = [
-            f"CAST(coalesce(sum({_measure(q, standard)} * {weight}), 0) AS DOUBLE) AS {q.name}"
+            f"CAST(coalesce(sum({_measure(q, shape.standard)} * {weight}), 0) AS DOUBLE) "
+            f"AS {q.name}"
             for q in weighted
         ]
         ctes.append(
-            f"__weighted AS (SELECT {', '.join(select + sums)} FROM {{view}} "
-            f"JOIN __units ON {u} = __units.__u WHERE {{where}}{group})"
+            f"__weighted AS (SELECT {', '.join(select + sums)} FROM {source} "
+            f"WHERE {{where}}{group})"
         )
         parts.append("__weighted")
     if distinct:
@@ -225,7 +258,7 @@ def _bounded_sql(
             f"WHERE {{where}} GROUP BY {', '.join(str(i + 1) for i in range(len(keys) + 1))})"
         )
         ctes.append("__spread AS (SELECT __u, count(*) AS __g FROM __pairs GROUP BY 1)")
-        total = f"sum(least(1.0, {float(spread)!r} / __g))"
+        total = f"sum(least(1.0, {float(shape.spread)!r} / __g))"
         outer = [*keys, f"CAST(coalesce({total}, 0) AS DOUBLE) AS {q.name}"]
         by_keys = f" GROUP BY {', '.join(keys)}" if keys else ""
         ctes.append(

@@ -1,0 +1,93 @@
+"""Per-unit columns a published version carries next to its standard's columns.
+
+Bounding a privacy unit's contribution weights each of its rows by ``min(1, R / n)``,
+where ``n`` is the unit's number of rows. Counting them at query time is a hash
+aggregate over millions of unit identifiers, joined back to the rows: at 10M rows
+that is about 90% of a bounded query (benchmarks/RESULTS.md). ``n`` depends on the
+data only, so a publish counts it once and stores it in the version's own file::
+
+    __entrepot_unit_rows   the unit's number of rows in the version (NULL: no unit)
+    __entrepot_unit_key    a dense integer standing for the unit (1, 2, ... by first row)
+
+A query without a filter then weights each row with no aggregate over units; one
+with a filter counts its rows per unit over the integer key, which DuckDB groups
+with a perfect hash table instead of hashing strings.
+
+These columns are hidden: their names start with :data:`HIDDEN_PREFIX`, which no
+standard's column may, so the SQL checker (which accepts only the standard's
+columns) refuses any query naming them, and only the rewrite reads them.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import duckdb
+
+from entrepot.engine.duckdb import quote_ident, quote_literal
+
+__all__ = [
+    "HIDDEN_COLUMNS",
+    "HIDDEN_PREFIX",
+    "UNIT_KEY",
+    "UNIT_ROWS",
+    "is_hidden",
+    "write_unit_columns",
+]
+
+HIDDEN_PREFIX = "__entrepot_"
+UNIT_ROWS = HIDDEN_PREFIX + "unit_rows"
+UNIT_KEY = HIDDEN_PREFIX + "unit_key"
+HIDDEN_COLUMNS = (UNIT_ROWS, UNIT_KEY)
+# Matches what the validation writes, so a version's row groups stay the same size.
+_ROW_GROUP_SIZE = 1_000_000
+
+
+def is_hidden(name: str) -> bool:
+    """Whether ``name`` is reserved for the columns a publish adds."""
+    return name.lower().startswith(HIDDEN_PREFIX)
+
+
+def write_unit_columns(
+    source: Path,
+    target: Path,
+    unit: str,
+    *,
+    threads: int = 2,
+    memory_limit: str = "2GB",
+) -> None:
+    """Copy the Parquet file ``source`` to ``target`` with the hidden unit columns added.
+
+    Rows keep their order and the key numbers units by their first row, so the same
+    input always gives the same bytes. DuckDB spills to a private temporary folder
+    beyond ``memory_limit``.
+    """
+    workdir = Path(tempfile.mkdtemp(prefix="entrepot-units-"))
+    u = quote_ident(unit)
+    rows = f"read_parquet({quote_literal(str(source))}, file_row_number = true)"
+    sql = f"""COPY (
+        WITH __rows AS (SELECT * FROM {rows}),
+        __units AS (
+            SELECT {u} AS __u, CAST(count(*) AS INTEGER) AS __n,
+                   CAST(row_number() OVER (ORDER BY min(file_row_number)) AS INTEGER) AS __k
+            FROM __rows WHERE {u} IS NOT NULL GROUP BY 1)
+        SELECT __rows.* EXCLUDE (file_row_number),
+               __units.__n AS {quote_ident(UNIT_ROWS)}, __units.__k AS {quote_ident(UNIT_KEY)}
+        FROM __rows LEFT JOIN __units ON __rows.{u} = __units.__u
+        ORDER BY __rows.file_row_number
+    ) TO {quote_literal(str(target))} (FORMAT parquet, ROW_GROUP_SIZE {_ROW_GROUP_SIZE})"""
+    config: dict[str, str | bool | int | float | list[str]] = {
+        "threads": threads,
+        "memory_limit": memory_limit,
+        "temp_directory": str(workdir / "spill"),
+        "preserve_insertion_order": True,
+        "autoinstall_known_extensions": False,
+        "autoload_known_extensions": False,
+    }
+    try:
+        with duckdb.connect(":memory:", config=config) as con:
+            con.execute(sql)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
