@@ -28,6 +28,8 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
+
 from entrepot.privacy.answer import OTHER, Estimate, Row
 from entrepot.privacy.mechanisms import Mechanism
 from entrepot.privacy.sql.query import Aggregate
@@ -97,43 +99,82 @@ def recipes(aggregates: Sequence[Aggregate], noisy: Noisy, standard: Standard) -
     return out
 
 
-def _estimates(
-    plan: Sequence[Recipe], values: dict[str, float], width: Halfwidth
-) -> tuple[Estimate, ...]:
+Columns = list[tuple[list[float], list[float], list[float]]]
+
+
+def _columns(plan: Sequence[Recipe], vectors: dict[str, Any], width: Halfwidth) -> Columns:
+    """Per aggregate, the value, low and high of every group, as Python floats.
+
+    One array operation per step over all groups; each ``np.where`` keeps the exact
+    choice (and the sign of a zero) of the scalar ``max``/``min`` it stands for, so
+    the answer's bytes are those of a group-by-group computation.
+    """
     out = []
     for function, name, count_name, low, high in plan:
-        v = values[name]
+        v = vectors[name]
         if function in ("count", "count_distinct"):
             # A count is never negative: flooring the noisy value at 0 is free
             # post-processing and keeps it inside its (floored) interval.
             h = width(name, _ALPHA)
-            out.append(Estimate(max(0.0, v), max(0.0, v - h), max(0.0, v + h)))
+            columns = (_floor(v), _floor(v - h), _floor(v + h))
         elif function == "sum":
             h = width(name, _ALPHA)
-            out.append(Estimate(v, v - h, v + h))
+            columns = (v, v - h, v + h)
         else:
-            out.append(_average(v, values[count_name], name, count_name, low, high, width))
-    return tuple(out)
+            columns = _average(v, vectors[count_name], name, count_name, low, high, width)
+        out.append((columns[0].tolist(), columns[1].tolist(), columns[2].tolist()))
+    return out
+
+
+def _floor(v: Any) -> Any:
+    return np.where(v > 0.0, v, 0.0)
+
+
+def _clamp(v: Any, low: float, high: float) -> Any:
+    """``min(max(v, low), high)`` elementwise."""
+    v = np.where(low > v, low, v)
+    return np.where(high < v, high, v)
 
 
 def _average(
-    total: float,
-    count: float,
+    total: Any,
+    count: Any,
     total_name: str,
     count_name: str,
     low: float,
     high: float,
     width: Halfwidth,
-) -> Estimate:
-    if count <= 0:
-        return Estimate((low + high) / 2, low, high)
-    value = min(max(total / count, low), high)
+) -> tuple[Any, Any, Any]:
+    """AVG = SUM / COUNT per group; its interval spans the ratios of the two intervals.
+
+    Both ends are clamped into the bounds: when every ratio falls outside them (the
+    two intervals missed together, a < 5% event), the interval is the nearer bound.
+    """
     total_h, count_h = width(total_name, _ALPHA / 2), width(count_name, _ALPHA / 2)
-    if count - count_h <= 0:
-        return Estimate(value, low, high)
-    totals = (total - total_h, total + total_h)
-    ratios = [t / c for t in totals for c in (count - count_h, count + count_h)]
-    return Estimate(value, max(min(ratios), low), min(max(ratios), high))
+    near, far = count - count_h, count + count_h
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        value = _clamp(total / count, low, high)
+        ratios = [t / c for t in (total - total_h, total + total_h) for c in (near, far)]
+    smallest, largest = ratios[0], ratios[0]
+    for ratio in ratios[1:]:
+        smallest = np.where(ratio < smallest, ratio, smallest)
+        largest = np.where(ratio > largest, ratio, largest)
+    lo = _clamp(smallest, low, high)
+    hi = _clamp(largest, low, high)
+    # No count, or a count interval reaching 0: the bounds are all that is known.
+    empty, unsure = count <= 0, near <= 0
+    value = np.where(empty, (low + high) / 2, value)
+    lo = np.where(empty | unsure, low, lo)
+    hi = np.where(empty | unsure, high, hi)
+    return value, lo, hi
+
+
+def _rows(keys: Sequence[tuple[Any, ...]], columns: Columns, *, other: bool = False) -> list[Row]:
+    per_aggregate = [list(map(Estimate, *column)) for column in columns]
+    return [
+        Row(key=key, values=tuple(estimates), other=other)
+        for key, *estimates in zip(keys, *per_aggregate, strict=True)
+    ]
 
 
 def estimate_rows(
@@ -147,24 +188,23 @@ def estimate_rows(
     merge: bool,
 ) -> tuple[list[Row], list[tuple[Any, ...]], list[tuple[Any, ...]]]:
     """Rows to show, and the keys of suppressed and of merged groups."""
-    rows: list[Row] = []
-    small: list[int] = []
-    single = noisy.halfwidth(1)
     plan = recipes(aggregates, noisy, standard)
-    for index, key in enumerate(groups):
-        values = {name: vector[index] for name, vector in noisy.vectors.items()}
-        if threshold_name is not None and values[threshold_name] < threshold:
-            small.append(index)
-            continue
-        rows.append(Row(key=key, values=_estimates(plan, values, single)))
+    vectors = {name: np.asarray(vector, dtype=np.float64) for name, vector in noisy.vectors.items()}
+    small: list[int] = []
+    if threshold_name is not None:
+        small = np.flatnonzero(vectors[threshold_name] < threshold).tolist()
+    shown = np.ones(len(groups), dtype=bool)
+    shown[small] = False
+    kept = {name: vector[shown] for name, vector in vectors.items()}
+    keys = [key for key, keep in zip(groups, shown.tolist(), strict=True) if keep]
+    rows = _rows(keys, _columns(plan, kept, noisy.halfwidth(1)))
     small_keys = [groups[i] for i in small]
     if not merge or not small:
         return rows, small_keys, []
-    merged = {name: math.fsum(vector[i] for i in small) for name, vector in noisy.vectors.items()}
-    width = noisy.halfwidth(len(small))
-    other = Row(
-        key=tuple(OTHER for _ in groups[0]),
-        values=_estimates(plan, merged, width),
-        other=True,
-    )
-    return [*rows, other], [], small_keys
+    merged = {
+        name: np.array([math.fsum(vector[i] for i in small)])
+        for name, vector in noisy.vectors.items()
+    }
+    other_key = tuple(OTHER for _ in groups[0])
+    other = _rows([other_key], _columns(plan, merged, noisy.halfwidth(len(small))), other=True)
+    return [*rows, *other], [], small_keys

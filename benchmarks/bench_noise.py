@@ -1,0 +1,114 @@
+"""Noise and answer time of a private query: one OpenDP call per value vs per vector.
+
+The query of ``bench_query.py`` (COUNT, SUM and AVG of cost by district and diagnosis
+group) needs two noisy quantities (rows, and the sum of cost) per output group. With
+``--groups`` output groups (a multiple of 20: the districts are made up to fit) that
+is ``2 × groups`` noisy values. Timed, in process, on a fixed exact table (no engine):
+
+- ``per-value``: one OpenDP measurement call per value (the baseline);
+- ``per-vector``: ``Mechanism.release``, one OpenDP call per quantity's whole vector;
+- ``post-process``: intervals, AVG and thresholds (``Plan.release`` minus the noise);
+- ``to_json``: the canonical answer bytes the coordinator caches and signs;
+- ``noise + answer``: ``Plan.release`` and ``Answer.to_json``, what a query costs after
+  the engine returns.
+
+    python benchmarks/bench_noise.py --groups 40 --repeat 5     # quick
+    python benchmarks/bench_noise.py --groups 400 --repeat 50   # the recorded run
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import opendp.prelude as dp
+import pyarrow as pa
+
+from entrepot.privacy import mechanisms, parse_policy, plan
+from entrepot.standards.schema import load_standard_file
+
+ROOT = Path(__file__).resolve().parent
+SCHEMA = ROOT.parent / "src/entrepot/standards/schemas/health.visit.json"
+DATASET = "riverside_hospitals.outpatient_visits"
+QUERY = (
+    "SELECT district, diagnosis_group, COUNT(*) AS visits, SUM(cost) AS total, "
+    f"AVG(cost) AS avg_cost FROM {DATASET} GROUP BY district, diagnosis_group"
+)
+
+
+def _median_ms(run: Callable[[], Any], repeat: int) -> float:
+    run()  # warm-up: OpenDP builds and caches its measurements on first use
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--groups", type=int, default=400, help="output groups (x20)")
+    parser.add_argument("--repeat", type=int, default=50)
+    parser.add_argument("--mechanism", choices=mechanisms.names(), default="laplace")
+    args = parser.parse_args()
+
+    districts = max(args.groups // 20, 1)
+    codes = {
+        "region.district": [f"D{i:03d}" for i in range(districts)],
+        "diagnosis_group": [chr(65 + i) for i in range(20)],
+    }
+    standard = load_standard_file(SCHEMA)
+    policy = parse_policy(
+        {"mechanism": args.mechanism, "delta": 1e-10, "epsilon": {"per_query": 1.0}}, standard
+    )
+    p = plan(QUERY, standard=standard, policy=policy, epsilon=1.0, codes=codes)
+    keys = [list(column) for column in zip(*p.groups, strict=True)]
+    quantities = p.rewrite.quantities
+    exact = pa.table(
+        {
+            "__k0": keys[0],
+            "__k1": keys[1],
+            **{q.name: [100.0 + i for i in range(len(p.groups))] for q in quantities},
+        }
+    )
+    mechanism = mechanisms.get(args.mechanism)
+    vectors = {q.name: exact.column(q.name).to_pylist() for q in quantities}
+    sensitivities = {q.name: p.rewrite.sensitivity(q, mechanism.norm) for q in quantities}
+    single = {q.name: mechanism._measurement(1, p.scales[q.name]) for q in quantities}
+
+    def per_value() -> None:
+        for name, values in vectors.items():
+            for value in values:
+                single[name]([value])
+
+    def per_vector() -> None:
+        for name, values in vectors.items():
+            mechanism.release(values, sensitivities[name], p.scales[name])
+
+    answer = p.release(exact)
+    values = 2 * len(p.groups)
+    timings = {
+        "per-value": _median_ms(per_value, args.repeat),
+        "per-vector": _median_ms(per_vector, args.repeat),
+        "release": _median_ms(lambda: p.release(exact), args.repeat),
+        "to_json": _median_ms(answer.to_json, args.repeat),
+        "noise + answer": _median_ms(lambda: p.release(exact).to_json(), args.repeat),
+    }
+    timings["post-process"] = timings["release"] - timings["per-vector"]
+    baseline = timings["per-value"]
+    print(f"opendp {dp.__version__}, {args.mechanism}, {len(p.groups)} groups, {values} values")
+    print(f"{'step':>16} {'ms':>8} {'µs/value':>9} {'x per-value':>12}")
+    for step in ("per-value", "per-vector", "post-process", "to_json", "noise + answer"):
+        ms = timings[step]
+        print(f"{step:>16} {ms:8.2f} {ms * 1000 / values:9.2f} {ms / baseline:12.2f}")
+    if not all(e.lo <= e.value <= e.hi for row in answer.rows for e in row.values):
+        raise SystemExit("an estimate fell outside its interval")
+
+
+if __name__ == "__main__":
+    main()
