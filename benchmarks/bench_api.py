@@ -2,6 +2,7 @@
 
     python benchmarks/bench_api.py                      # 50 clients, 60 s, 100k rows
     python benchmarks/bench_api.py --seconds 10 --rows 10000 --clients 20   # quick
+    python benchmarks/bench_api.py --query-workers 0    # queries in the serving process
 
 Builds a node in a temporary home (one provider, one dataset, one consumer account
 with its own grant per client), then, in the same run:
@@ -11,12 +12,16 @@ with its own grant per client), then, in the same run:
    the medians;
 2. ``--clients`` concurrent clients for ``--seconds``, each issuing catalog
    searches and private queries (``--query-share``) with its own token:
-   requests/s and p50/p99 per kind;
+   requests/s and p50/p99 per kind. The clients start one by one over ``--ramp``
+   seconds (1 s by default), as the clients of a real service do; ``--ramp 0``
+   starts all of them in the same millisecond, and the first searches then queue
+   behind each other;
 3. afterwards, from the ledger: every budget's granted = spent + left, and the ε
    the clients were told they spent equals what the ledger holds.
 
-Prints one table; asserts zero errors and exact budgets. Bars (issue): catalog
-search p99 < 100 ms; API overhead ≤ 10 ms per query.
+Prints one table, with the machine's load average before and after the run (the
+figures mean little on a loaded machine); asserts zero errors and exact budgets.
+Bars: catalog search p99 < 100 ms; API overhead ≤ 10 ms per query.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -171,30 +177,33 @@ class Load:
 
 
 async def client_loop(
-    url: str, token: str, until: float, load: Load, index: int, query_share: float
+    client: httpx.AsyncClient,
+    until: float,
+    load: Load,
+    index: int,
+    query_share: float,
+    delay: float,
 ) -> None:
     rng = random.Random(index)
-    async with httpx.AsyncClient(
-        base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=60
-    ) as client:
-        n = 0
-        while time.perf_counter() < until:
-            n += 1
-            if rng.random() >= query_share:
-                kind = "search"
-                call = client.get("/v1/catalog/search", params={"q": rng.choice(SEARCHES)})
-            else:
-                kind = "query"
-                # Distinct ε per call, so every query is priced and run (no repeat cache).
-                epsilon = LOAD_EPSILON + (index * 100_000 + n) * 1e-9
-                call = client.post("/v1/queries", json={"sql": SQL, "epsilon": epsilon})
-            started = time.perf_counter()
-            response = await call
-            load.latencies[kind].append(time.perf_counter() - started)
-            if response.status_code != 200:
-                load.errors.append(f"{kind} {response.status_code} {response.text[:200]}")
-            elif kind == "query":
-                load.epsilon_told += response.json()["epsilon_spent"]
+    await asyncio.sleep(delay)
+    n = 0
+    while time.perf_counter() < until:
+        n += 1
+        if rng.random() >= query_share:
+            kind = "search"
+            call = client.get("/v1/catalog/search", params={"q": rng.choice(SEARCHES)})
+        else:
+            kind = "query"
+            # Distinct ε per call, so every query is priced and run (no repeat cache).
+            epsilon = LOAD_EPSILON + (index * 100_000 + n) * 1e-9
+            call = client.post("/v1/queries", json={"sql": SQL, "epsilon": epsilon})
+        started = time.perf_counter()
+        response = await call
+        load.latencies[kind].append(time.perf_counter() - started)
+        if response.status_code != 200:
+            load.errors.append(f"{kind} {response.status_code} {response.text[:200]}")
+        elif kind == "query":
+            load.epsilon_told += response.json()["epsilon_spent"]
 
 
 async def warm_up(url: str, tokens: list[str]) -> None:
@@ -210,13 +219,30 @@ async def warm_up(url: str, tokens: list[str]) -> None:
         print(f"warm-up: {len(tokens)} cached tokens in {time.perf_counter() - started:.2f} s")
 
 
-async def run_load(url: str, tokens: list[str], seconds: float, query_share: float) -> Load:
+async def run_load(
+    url: str, tokens: list[str], seconds: float, query_share: float, ramp: float
+) -> Load:
     await warm_up(url, tokens)
     load = Load()
-    until = time.perf_counter() + seconds
-    await asyncio.gather(
-        *(client_loop(url, token, until, load, i, query_share) for i, token in enumerate(tokens))
-    )
+    async with AsyncExitStack() as stack:
+        # Every client exists before the clock starts: building one (its SSL context)
+        # takes tens of ms of this loop, which would count as the first requests' latency.
+        clients = [
+            await stack.enter_async_context(
+                httpx.AsyncClient(
+                    base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=60
+                )
+            )
+            for token in tokens
+        ]
+        until = time.perf_counter() + seconds
+        # Client i starts at i/N of the ramp: with 0, all fire in the same millisecond.
+        await asyncio.gather(
+            *(
+                client_loop(client, until, load, i, query_share, ramp * i / len(clients))
+                for i, client in enumerate(clients)
+            )
+        )
     return load
 
 
@@ -226,18 +252,25 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def serve(home: Path, workers: int) -> tuple[str, subprocess.Popen[bytes]]:
+def serve(home: Path, workers: int, query_workers: int) -> tuple[str, subprocess.Popen[bytes]]:
     port = free_port()
     process = subprocess.Popen(
-        [*ENTREPOT, "serve", "--home", str(home), "--port", str(port), "--workers", str(workers)],
+        [
+            *ENTREPOT,
+            "serve",
+            "--home",
+            str(home),
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--query-workers",
+            str(query_workers),
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
-        env={
-            **os.environ,
-            "ENTREPOT_RATE_LIMIT_PER_S": "1000",
-            "ENTREPOT_RATE_LIMIT_BURST": "1000",
-        },
+        env={**os.environ, **SERVER_ENV},
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
@@ -273,6 +306,15 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=40, help="sequential queries per path")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument(
+        "--query-workers", type=int, default=2, help="query processes per worker (0: in-process)"
+    )
+    parser.add_argument(
+        "--ramp",
+        type=float,
+        default=1.0,
+        help="seconds over which the clients start (0: all at once, a thundering herd)",
+    )
+    parser.add_argument(
         "--query-share", type=float, default=0.5, help="fraction of load calls that are queries"
     )
     args = parser.parse_args()
@@ -280,11 +322,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-api-") as tmp:
         home = Path(tmp) / "node"
         tokens = seed(home, args.rows, args.clients)
-        url, server = serve(home, args.workers)
+        url, server = serve(home, args.workers, args.query_workers)
         try:
             local, remote, paired_spent = paired(home, url, tokens[1], args.repeats)
             alone = sequential_searches(url, tokens[1], args.repeats * 5)
-            load = asyncio.run(run_load(url, tokens[2:], args.seconds, args.query_share))
+            load_before = os.getloadavg()
+            load = asyncio.run(run_load(url, tokens[2:], args.seconds, args.query_share, args.ramp))
+            load_after = os.getloadavg()
         finally:
             os.killpg(server.pid, signal.SIGTERM)
             server.wait(timeout=60)
@@ -296,7 +340,12 @@ def main() -> None:
     overhead_ms = (statistics.median(remote) - statistics.median(local)) * 1000
     print(
         f"bench_api: {args.clients} clients, {args.seconds:g} s, {args.rows} rows, "
-        f"{args.workers} worker(s), {args.query_share:.0%} queries"
+        f"{args.workers} worker(s) x {args.query_workers} query process(es), "
+        f"{args.query_share:.0%} queries, clients start over {args.ramp:g} s"
+    )
+    print(
+        f"load average (1/5/15 min): before {' '.join(f'{x:.2f}' for x in load_before)}, "
+        f"after {' '.join(f'{x:.2f}' for x in load_after)}"
     )
     print(f"{'measure':<34}{'value':>14}")
     print(f"{'requests/s (all)':<34}{total / args.seconds:>14.1f}")

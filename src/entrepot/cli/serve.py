@@ -22,13 +22,24 @@ def serve(
         typer.Option("--port", min=0, max=65535, help="Port to listen on [default: 8000]."),
     ] = None,
     workers: Annotated[int, typer.Option("--workers", min=1, max=64, help="Worker processes.")] = 1,
+    query_workers: Annotated[
+        int | None,
+        typer.Option(
+            "--query-workers",
+            min=0,
+            max=64,
+            help="Processes per worker that run private queries (0: in-process) "
+            "[default: ENTREPOT_API_QUERY_WORKERS or 2].",
+        ),
+    ] = None,
 ) -> None:
     """Serve the node's HTTP API (OpenAPI at /docs) until Ctrl-C.
 
     With --workers N, N processes share the node: use a PostgreSQL --db for
-    many writers; SQLite serializes them.
+    many writers; SQLite serializes them. Each worker runs private queries in
+    its own --query-workers processes, so N x (1 + query workers) in all.
 
-    Example: entrepot serve --home ./exchange --port 8000 --workers 4
+    Example: entrepot serve --home ./exchange --port 8000 --workers 4 --query-workers 2
     """
     import uvicorn  # only `serve` needs it; other commands start faster without
 
@@ -39,11 +50,15 @@ def serve(
     os.environ["ENTREPOT_HOME"] = str(chosen.home.resolve())
     if db is not None:
         os.environ["ENTREPOT_DB"] = db
+    if query_workers is not None:
+        os.environ["ENTREPOT_API_QUERY_WORKERS"] = str(query_workers)
+    pool = chosen.api_query_workers if query_workers is None else query_workers
     bind_host = host or chosen.host
     bind_port = chosen.port if port is None else port
     console.print(
         f"serving [bold]{chosen.home}[/] on http://{bind_host}:{bind_port} "
-        f"(OpenAPI at /docs, {workers} worker{'s' if workers > 1 else ''})",
+        f"(OpenAPI at /docs, {workers} worker{'s' if workers > 1 else ''}, "
+        f"{pool} query process{'es' if pool != 1 else ''} each)",
         highlight=False,
     )
     uvicorn.run(
