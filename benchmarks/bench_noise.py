@@ -3,11 +3,13 @@
 The query of ``bench_query.py`` (COUNT, SUM and AVG of cost by district and diagnosis
 group) needs two noisy quantities (rows, and the sum of cost) per output group. With
 ``--groups`` output groups (a multiple of 20: the districts are made up to fit) that
-is ``2 × groups`` noisy values. Timed, in process, on a fixed exact table (no engine):
+is ``2 × groups`` noisy values. Each step is timed in process on a fixed exact table
+(no engine), as the fastest of ``--repeat`` runs (the least disturbed on a shared
+machine):
 
 - ``per-value``: one OpenDP measurement call per value (the baseline);
 - ``per-vector``: ``Mechanism.release``, one OpenDP call per quantity's whole vector;
-- ``post-process``: intervals, AVG and thresholds (``Plan.release`` minus the noise);
+- ``post-process``: intervals, AVG and thresholds on the noisy vectors;
 - ``to_json``: the canonical answer bytes the coordinator caches and signs;
 - ``noise + answer``: ``Plan.release`` and ``Answer.to_json``, what a query costs after
   the engine returns.
@@ -19,7 +21,6 @@ is ``2 × groups`` noisy values. Timed, in process, on a fixed exact table (no e
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -29,6 +30,7 @@ import opendp.prelude as dp
 import pyarrow as pa
 
 from entrepot.privacy import mechanisms, parse_policy, plan
+from entrepot.privacy._post import Noisy, estimate_rows
 from entrepot.standards.schema import load_standard_file
 
 ROOT = Path(__file__).resolve().parent
@@ -40,14 +42,15 @@ QUERY = (
 )
 
 
-def _median_ms(run: Callable[[], Any], repeat: int) -> float:
+def _best_ms(run: Callable[[], Any], repeat: int) -> float:
+    """The fastest of ``repeat`` runs: on a shared machine, the least disturbed one."""
     run()  # warm-up: OpenDP builds and caches its measurements on first use
     times = []
     for _ in range(repeat):
         start = time.perf_counter()
         run()
         times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1000
+    return min(times) * 1000
 
 
 def main() -> None:
@@ -90,24 +93,46 @@ def main() -> None:
         for name, values in vectors.items():
             mechanism.release(values, sensitivities[name], p.scales[name])
 
+    noisy = Noisy(
+        mechanism,
+        quantities,
+        p.scales,
+        {
+            name: mechanism.release(v, sensitivities[name], p.scales[name])
+            for name, v in vectors.items()
+        },
+    )
+
+    def post_process() -> None:
+        estimate_rows(
+            p.groups, p.query.aggregates, noisy, standard, threshold_name=None, threshold=0.0,
+            merge=False,
+        )  # fmt: skip
+
     answer = p.release(exact)
     values = 2 * len(p.groups)
     timings = {
-        "per-value": _median_ms(per_value, args.repeat),
-        "per-vector": _median_ms(per_vector, args.repeat),
-        "release": _median_ms(lambda: p.release(exact), args.repeat),
-        "to_json": _median_ms(answer.to_json, args.repeat),
-        "noise + answer": _median_ms(lambda: p.release(exact).to_json(), args.repeat),
+        "per-value": _best_ms(per_value, args.repeat),
+        "per-vector": _best_ms(per_vector, args.repeat),
+        "post-process": _best_ms(post_process, args.repeat),
+        "to_json": _best_ms(answer.to_json, args.repeat),
+        "noise + answer": _best_ms(lambda: p.release(exact).to_json(), args.repeat),
     }
-    timings["post-process"] = timings["release"] - timings["per-vector"]
     baseline = timings["per-value"]
     print(f"opendp {dp.__version__}, {args.mechanism}, {len(p.groups)} groups, {values} values")
     print(f"{'step':>16} {'ms':>8} {'µs/value':>9} {'x per-value':>12}")
     for step in ("per-value", "per-vector", "post-process", "to_json", "noise + answer"):
         ms = timings[step]
         print(f"{step:>16} {ms:8.2f} {ms * 1000 / values:9.2f} {ms / baseline:12.2f}")
-    if not all(e.lo <= e.value <= e.hi for row in answer.rows for e in row.values):
-        raise SystemExit("an estimate fell outside its interval")
+    outside = sum(
+        not e.lo <= e.value <= e.hi
+        for _ in range(args.repeat)
+        for row in p.release(exact).rows
+        for e in row.values
+    )
+    print(f"estimates outside their interval in {args.repeat} answers: {outside}")
+    if outside:
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":

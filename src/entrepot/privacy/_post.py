@@ -10,8 +10,9 @@ Intervals, at confidence 1 - α (α = 0.05):
   unchanged).
 - AVG = noisy SUM / noisy COUNT, clamped to the measure's public bounds; its
   interval takes every ratio of the SUM and COUNT intervals at level α/2 each
-  (Bonferroni: both cover with probability ≥ 1 - α), intersected with the bounds;
-  when the COUNT interval reaches 0 the interval is the bounds themselves.
+  (Bonferroni: both cover with probability ≥ 1 - α), with both ends clamped into
+  the bounds (so when every ratio lies outside them, the interval is the nearer
+  bound); when the COUNT interval reaches 0 the interval is the bounds themselves.
 - The merged "other" group: the sum of m noisy values has variance m·v; its
   half-width is √(m·v/α) (Chebyshev: conservative, valid for any noise shape);
   a single merged group keeps its exact half-width.
