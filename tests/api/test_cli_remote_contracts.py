@@ -73,7 +73,8 @@ def server(
     tmp_path_factory: pytest.TempPathFactory, serve: Serve, make_world: Callable[[Node], World]
 ) -> Iterator[Server]:
     root = tmp_path_factory.mktemp("remote-cli")
-    node = Node.init(Settings(home=root / "node", token_hash_memory_kib=1024))
+    # Pages of two items: every list the CLI prints spans pages, which it must follow.
+    node = Node.init(Settings(home=root / "node", token_hash_memory_kib=1024, page_max=2))
     world = make_world(node)
     (root / "logins").mkdir()
     with serve(create_app(node)) as client:
@@ -193,6 +194,7 @@ READS: list[tuple[str, tuple[str, ...]]] = [
     ("consumer", ("access", "list")),
     ("consumer", ("access", "show", "GRANT-1")),
     ("consumer", ("access", "show", "REQ-1")),
+    ("consumer", ("access", "show", "1")),
     ("consumer", ("access", "purposes")),
     ("consumer", ("budget",)),
     ("consumer", ("usage", "--month", MONTH)),

@@ -17,7 +17,6 @@ import typer
 from entrepot.api.client import Client
 from entrepot.cli._common import As, Home, Json, console, dispatch, emit, table
 from entrepot.cli.login import all_items
-from entrepot.errors import InvalidInput
 
 if TYPE_CHECKING:
     from entrepot.exchange.accounts import Actor
@@ -339,15 +338,10 @@ def show(
     """
 
     def remote(client: Client) -> Any:
-        upper = quote(ident.strip().upper(), safe="")
-        if upper.startswith("GRANT-"):
-            return client.get(f"/v1/access/grants/{upper}")
-        if upper.startswith("REQ-"):
-            return client.get(f"/v1/access/requests/{upper}")
-        raise InvalidInput(
-            f"{ident!r} names neither a request nor a grant",
-            hint="give REQ-n or GRANT-n, as `entrepot access list` shows them",
-        )
+        # As the library reads it: GRANT-n is a grant, anything else a request number.
+        if ident.strip().upper().startswith("GRANT"):
+            return client.get(f"/v1/access/grants/{_ident(ident, 'GRANT')}")
+        return client.get(f"/v1/access/requests/{_ident(ident, 'REQ')}")
 
     data = dispatch(
         home,

@@ -1,4 +1,4 @@
-"""`entrepot login` / `entrepot logout`: point the CLI at a server, or back at the local node."""
+"""`entrepot login` / `logout` / `whoami`: point the CLI at a server, or back at the local node."""
 
 from __future__ import annotations
 
