@@ -177,7 +177,16 @@ class WorkerPool(QueryRunner):
             self._executor = self._new_executor()
             # Each submission finds no idle worker yet, so each starts a process.
             started = [self._executor.submit(os.getpid) for _ in range(self.slots)]
-        await asyncio.gather(*(asyncio.wrap_future(future) for future in started))
+        try:
+            await asyncio.gather(*(asyncio.wrap_future(future) for future in started))
+        except BrokenProcessPool:
+            self.close()
+            raise EntrepotError(
+                "the query worker processes could not open the node; "
+                "their error is in the server log above",
+                hint="fix that error, or run queries in the server process with "
+                "ENTREPOT_API_QUERY_WORKERS=0",
+            ) from None
 
     def close(self) -> None:
         with self._pool_lock:
