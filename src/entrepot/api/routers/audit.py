@@ -92,7 +92,10 @@ def entries(
 def head(request: Request, _actor: AnyActor) -> HeadOut:
     latest = log_of(request).latest_head()
     if latest is None:
-        raise NotFound("the log has no signed head yet", hint="POST /v1/audit/heads signs one")
+        raise NotFound(
+            "the log has no signed head yet",
+            hint="an auditor signs one with `entrepot audit head --new` (POST /v1/audit/heads)",
+        )
     return HeadOut.model_validate(latest.to_json())
 
 
