@@ -98,6 +98,7 @@ READS = [
     ("catalog", "list"),
     ("catalog", "list", "--provider", "harbor-clinics"),
     ("catalog", "search", "visits"),
+    ("catalog", "search", "outpatient visits", "--limit", "1"),
     ("catalog", "show", MINE),
     ("standard", "list"),
     ("standard", "show", "health.visit"),
@@ -129,6 +130,19 @@ def test_people_see_the_same_tables_logged_in(cli: Callable[[str | None], Run]) 
         assert heading in page.output
     assert "dataset_cap: 10.0" in cli("auditor")("policy", "show", MINE).output
     assert "Yunping Old Town" in cli("provider")("standard", "codes", "region.district").output
+
+
+def test_files_named_on_the_command_line_are_read_here(
+    cli: Callable[[str | None], Run], tmp_path: Path
+) -> None:
+    schema = tmp_path / "mine.json"
+    schema.write_text(json.dumps({"name": "mine", "fields": [{"name": "n", "type": "integer"}]}))
+    shown = cli("consumer")("standard", "show", str(schema), "--json")
+    assert shown.json()["fields"][0]["type"] == "integer"
+    args = ("dataset", "publish", str(schema), "--standard", str(schema), "--title", "Mine")
+    refused = cli("provider")(*args)
+    assert refused.code == 2
+    assert "entrepot standard list" in refused.errors
 
 
 def test_remote_lists_follow_every_page(server: Server, cli: Callable[[str | None], Run]) -> None:
