@@ -31,18 +31,18 @@ def verify(
 
     Example: entrepot receipt verify receipt.json --node-key node.pub
     """
-    client = current()
-    default_key = settings(home).home / "keys" / "node.pub"
-    if client is None or node_key is not None:
-        key = read_verify_key(node_key, default_key)
     if not path.is_file():
         raise NotFound(f"no receipt at {path}", hint="pass the receipt file the answer came with")
+    client = current()
     server: dict[str, Any] | None = None
     if client is None:
+        key = read_verify_key(node_key, settings(home).home / "keys" / "node.pub")
         receipt = verify_receipt(path.read_bytes(), key)
     else:
         with client:
-            if node_key is None:
+            if node_key is not None:
+                key = read_verify_key(node_key, Path(node_key))
+            else:
                 latest = TreeHead.from_json(client.get("/v1/audit/head"), what="the server's head")
                 key = load_verify_key(latest.key.hex(), where="the server's tree head")
             receipt = verify_receipt(path.read_bytes(), key)
