@@ -13,7 +13,7 @@ import typer
 from rich.table import Table
 
 from entrepot.api.client import Client
-from entrepot.cli._common import As, Home, Json, console, dispatch, emit
+from entrepot.cli._common import As, Home, Json, console, dispatch, emit, err_console
 from entrepot.errors import InvalidInput
 
 if TYPE_CHECKING:
@@ -106,7 +106,9 @@ def query(
         )
         return answered
 
-    data = dispatch(home, as_, local=local, remote=remote)
+    # A spinner on stderr, shown only on a terminal: the answer may take a while.
+    with err_console.status("answering with differential privacy…"):
+        data = dispatch(home, as_, local=local, remote=remote)
     if receipt is not None:
         from entrepot.transparency.canonical import canonical_json
 
