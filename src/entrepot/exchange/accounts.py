@@ -13,10 +13,10 @@ time). The token is shown once and stored nowhere in clear.
 
 Argon2id costs tens of milliseconds by design, too much for every API request, so
 each :class:`Accounts` remembers, for ``token_cache_ttl_s`` seconds, that a token
-(keyed by its SHA-256, never the token) matched the hash of its row. Only that
-verification is cached: every request still reads the token's row by its id, so a
-revocation or an expiry made by any process (another worker of a server) is refused
-at once by all of them.
+(keyed by its SHA-256, never the token) matched the hash of its row, and whom it
+stands for. Only that verification is cached: every request still reads the token's
+row by its primary key, so a revocation or an expiry made by any process (another
+worker of a server) is refused at once by all of them.
 """
 
 from __future__ import annotations
@@ -194,30 +194,31 @@ class IssuedToken:
 
 @dataclass(frozen=True)
 class _Verified:
-    secret_hash: str
+    """A token that matched its row's Argon2id hash: who it stands for, and its row."""
+
+    actor: Actor
+    row_id: int
     trusted_until: float
 
 
 class _VerifiedTokens:
-    """Tokens that matched their row's Argon2id hash, by the SHA-256 of the token.
+    """Verified tokens by the SHA-256 of the token (never the token itself).
 
-    A hit says only that the token matches ``secret_hash``; the caller compares it
-    with the hash it has just read, and reads revocation and expiry there too.
+    A hit spares the Argon2id check only: the caller still reads the token's row
+    for revocation and expiry.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._entries: dict[bytes, _Verified] = {}
 
-    def matches(self, key: bytes, secret_hash: str) -> bool:
+    def get(self, key: bytes) -> _Verified | None:
         with self._lock:
             hit = self._entries.get(key)
-            if hit is None:
-                return False
-            if hit.trusted_until <= time.monotonic():
+            if hit is not None and hit.trusted_until <= time.monotonic():
                 del self._entries[key]
-                return False
-            return hit.secret_hash == secret_hash
+                return None
+            return hit
 
     def put(self, key: bytes, entry: _Verified) -> None:
         with self._lock:
@@ -225,6 +226,10 @@ class _VerifiedTokens:
             while len(self._entries) >= _CACHE_MAX:
                 del self._entries[next(iter(self._entries))]
             self._entries[key] = entry
+
+    def forget(self, key: bytes) -> None:
+        with self._lock:
+            self._entries.pop(key, None)
 
 
 class EventLog(Protocol):
@@ -507,8 +512,22 @@ class Accounts:
         if match is None:
             raise refused
         now = self.clock()
-        # The row is read on every call (one indexed lookup), so revocation and expiry
-        # take effect at once in every process; only the Argon2id check is cached.
+        key = hashlib.sha256(token.encode()).digest()
+        ttl = self.settings.token_cache_ttl_s
+        hit = self._verified.get(key) if ttl > 0 else None
+        if hit is not None:
+            # Revocation and expiry are read on every call (a primary-key read), so a
+            # token revoked by any process is refused at once by all of them.
+            with self.db.read() as session:
+                live = session.execute(
+                    select(ApiToken.revoked_at, ApiToken.expires_at).where(
+                        ApiToken.id == hit.row_id
+                    )
+                ).first()
+            if live is None or live.revoked_at is not None or live.expires_at <= now:
+                self._verified.forget(key)
+                raise refused
+            return hit.actor
         with self.db.read() as session:
             found = session.execute(
                 select(ApiToken, Account, Organization)
@@ -521,18 +540,14 @@ class Accounts:
             row, account, org = found
             if row.revoked_at is not None or row.expires_at <= now:
                 raise refused
-            secret_hash = row.secret_hash
+            row_id, secret_hash = row.id, row.secret_hash
             actor = _actor_of(org, account)
-        key = hashlib.sha256(token.encode()).digest()
-        ttl = self.settings.token_cache_ttl_s
-        if ttl > 0 and self._verified.matches(key, secret_hash):
-            return actor
         try:
             self._hasher.verify(secret_hash, token)
         except (VerificationError, InvalidHashError):
             raise refused from None
         if ttl > 0:
-            self._verified.put(key, _Verified(secret_hash, time.monotonic() + ttl))
+            self._verified.put(key, _Verified(actor, row_id, time.monotonic() + ttl))
         return actor
 
 
