@@ -19,10 +19,12 @@ from typing import TYPE_CHECKING
 import httpx
 import pytest
 from fastapi import FastAPI
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 
 from entrepot.api import create_app
 from entrepot.errors import Unauthorized
-from entrepot.exchange.accounts import LOCAL, Accounts
+from entrepot.exchange.accounts import LOCAL, Accounts, IssuedToken
 from entrepot.exchange.node import Node
 from entrepot.settings import Settings
 
@@ -90,7 +92,7 @@ class CountingHasher:
     def __init__(self, accounts: Accounts) -> None:
         self.real = accounts._hasher
         self.calls = 0
-        accounts._hasher = self  # type: ignore[assignment]
+        accounts._hasher = self
 
     def verify(self, secret_hash: str, token: str) -> bool:
         self.calls += 1
@@ -100,12 +102,12 @@ class CountingHasher:
         return str(self.real.hash(secret))
 
 
-def settings(home: Path, ttl: float) -> Settings:
+def token_settings(home: Path, ttl: float) -> Settings:
     return Settings(home=home, token_hash_memory_kib=1024, token_cache_ttl_s=ttl)
 
 
 def test_only_the_argon2_check_is_cached_and_the_row_is_read_every_time(node: Node) -> None:
-    accounts = Accounts(node.db, settings(node.home, 30))
+    accounts = Accounts(node.db, token_settings(node.home, 30))
     _info, issued = accounts.create(LOCAL, "analyst", "consumer", org="city-health-bureau")
     hasher = CountingHasher(accounts)
     for _ in range(3):
@@ -119,7 +121,7 @@ def test_only_the_argon2_check_is_cached_and_the_row_is_read_every_time(node: No
 
 
 def test_with_the_cache_off_every_call_verifies(node: Node) -> None:
-    accounts = Accounts(node.db, settings(node.home, 0))
+    accounts = Accounts(node.db, token_settings(node.home, 0))
     _info, issued = accounts.create(LOCAL, "analyst", "consumer", org="city-health-bureau")
     hasher = CountingHasher(accounts)
     for _ in range(2):
@@ -127,10 +129,29 @@ def test_with_the_cache_off_every_call_verifies(node: Node) -> None:
     assert hasher.calls == 2
 
 
-def test_a_wrong_secret_is_never_answered_from_the_cache(node: Node) -> None:
-    accounts = Accounts(node.db, settings(node.home, 30))
+TOKEN_ALPHABET = "0123456789abcdefABCDEFGHIJKLMNOPQRSTUVWXYZghijklmnopqrstuvwxyz_-"
+
+
+@pytest.fixture
+def warm(node: Node) -> tuple[Accounts, IssuedToken]:
+    """An Accounts whose cache holds one verified token."""
+    accounts = Accounts(node.db, token_settings(node.home, 30))
     _info, issued = accounts.create(LOCAL, "analyst", "consumer", org="city-health-bureau")
     accounts.authenticate(issued.secret)
-    forged = issued.secret[:-1] + ("A" if issued.secret[-1] != "A" else "B")
+    return accounts, issued
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(other=st.text(alphabet=TOKEN_ALPHABET, min_size=43, max_size=43))
+def test_a_warm_cache_accepts_only_the_exact_token(
+    warm: tuple[Accounts, IssuedToken], other: str
+) -> None:
+    accounts, issued = warm
+    # The same shape and token id with any other secret is refused.
+    prefix, secret = issued.secret[:17], issued.secret[17:]
+    assume(other != secret)
     with pytest.raises(Unauthorized):
-        accounts.authenticate(forged)
+        accounts.authenticate(prefix + other)
+    assert accounts.authenticate(issued.secret).account == "analyst"
