@@ -90,9 +90,7 @@ class Plan:
         Groups outside the public list are dropped and missing ones count as zero,
         so which groups appear never depends on the data.
         """
-        index = {
-            key: i for i, key in enumerate(tuple(normalize(v) for v in g) for g in self.groups)
-        }
+        index = self._index
         quantities = self.rewrite.quantities
         exact_vectors = {q.name: [0.0] * len(self.groups) for q in quantities}
         columns = {name: exact.column(name).to_pylist() for name in exact.column_names}
