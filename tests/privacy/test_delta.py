@@ -158,12 +158,23 @@ def consumer(node: Node, tmp_path: Path) -> Actor:
 
 
 def test_a_query_on_a_version_too_large_for_the_delta_is_refused_logged_and_free(
-    node: Node, consumer: Actor, tmp_path: Path
+    node: Node,
+    consumer: Actor,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     queries = Queries(node)
     first = queries.run(consumer, SQL, epsilon=0.5)
     assert (first.version, first.answer.delta) == (1, 1e-6)
     _publish(node, _large_csv(tmp_path / "large.csv", LARGE))
+    shown = run_cli(
+        capsys, monkeypatch, "query", SQL, "--as", "city-health-bureau", "-e", "0.5",
+        "--home", str(node.home),
+    )  # fmt: skip
+    assert shown.code == 2
+    assert "refused by rule delta_rows" in shown.errors
+    assert "Traceback" not in shown.stderr
     with pytest.raises(PolicyViolation) as refused:
         queries.run(consumer, SQL.replace("district", "sex"), epsilon=0.5)
     assert refused.value.rule == "delta_rows"
