@@ -99,7 +99,10 @@ def exact(p: Plan, path: Path, *, counted: bool) -> dict[tuple[str, ...], tuple[
         engine.register_parquet("v", [path])
         records = engine.execute(p.sql("v", counted=counted)).to_pylist()
     names = [q.name for q in p.rewrite.quantities]
-    return {tuple(str(r[k]) for k in p.rewrite.keys): tuple(r[n] for n in names) for r in records}
+    # a quantity missing from a group (NULL after the outer join) is zero, as release reads it
+    return {
+        tuple(str(r[k]) for k in p.rewrite.keys): tuple(r[n] or 0.0 for n in names) for r in records
+    }
 
 
 def answer(p: Plan, path: Path) -> Answer:
