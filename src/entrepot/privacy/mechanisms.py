@@ -86,13 +86,13 @@ class Mechanism(ABC):
     def release(self, values: Sequence[float], sensitivity: float, scale: float) -> list[float]:
         """``values`` plus noise of ``scale``: one OpenDP measurement call for the vector.
 
-        The measurement is the one :meth:`scale` checked the privacy map of (same
-        size, same scale), so the whole vector spends exactly the share it was priced
-        at; OpenDP draws every coordinate's noise in that one call.
+        The measurement is built as the one whose privacy map :meth:`scale` checked
+        (same size, same scale), so the whole vector spends at most the share it was
+        priced at; OpenDP draws every coordinate's noise in that one call.
         """
         if not len(values):
             return []
-        measurement = _measurement(self.name, len(values), scale)
+        measurement = _built(self.name, len(values), scale)
         # A float64 array crosses into OpenDP as one buffer, not value by value.
         return list(measurement(np.asarray(values, dtype=np.float64)))
 
@@ -105,7 +105,7 @@ def _scale(name: str, sensitivity: float, share: float, size: int) -> float:
 
 
 @functools.lru_cache(maxsize=256)
-def _measurement(name: str, size: int, scale: float) -> Any:
+def _built(name: str, size: int, scale: float) -> Any:
     # Building a measurement costs about as much as drawing 20 values (~200 µs,
     # measured), and a query's scales repeat whenever its shape does.
     return get(name)._measurement(size, scale)
