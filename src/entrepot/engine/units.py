@@ -66,17 +66,22 @@ def write_unit_columns(
     """
     workdir = Path(tempfile.mkdtemp(prefix="entrepot-units-"))
     u = quote_ident(unit)
-    rows = f"read_parquet({quote_literal(str(source))}, file_row_number = true)"
+    read = f"read_parquet({quote_literal(str(source))}"
+    # Only the unit and the row number go through the join and the sort back into row
+    # order; a positional join then lays the two new columns beside the rows as the
+    # file holds them. Sorting whole rows instead took 1.5 times the CPU at 10M rows
+    # and had spilled 13 GB at 100M when it was stopped.
     sql = f"""COPY (
-        WITH __rows AS (SELECT * FROM {rows}),
+        WITH __rows AS (SELECT {u} AS __u, file_row_number AS __r
+                        FROM {read}, file_row_number = true)),
         __units AS (
-            SELECT {u} AS __u, CAST(count(*) AS INTEGER) AS __n,
-                   CAST(row_number() OVER (ORDER BY min(file_row_number)) AS INTEGER) AS __k
-            FROM __rows WHERE {u} IS NOT NULL GROUP BY 1)
-        SELECT __rows.* EXCLUDE (file_row_number),
-               __units.__n AS {quote_ident(UNIT_ROWS)}, __units.__k AS {quote_ident(UNIT_KEY)}
-        FROM __rows LEFT JOIN __units ON __rows.{u} = __units.__u
-        ORDER BY __rows.file_row_number
+            SELECT __u, CAST(count(*) AS INTEGER) AS __n,
+                   CAST(row_number() OVER (ORDER BY min(__r)) AS INTEGER) AS __k
+            FROM __rows WHERE __u IS NOT NULL GROUP BY 1),
+        __counts AS (
+            SELECT __units.__n AS {quote_ident(UNIT_ROWS)}, __units.__k AS {quote_ident(UNIT_KEY)}
+            FROM __rows LEFT JOIN __units USING (__u) ORDER BY __rows.__r)
+        SELECT * FROM {read}) POSITIONAL JOIN __counts
     ) TO {quote_literal(str(target))} (FORMAT parquet, ROW_GROUP_SIZE {_ROW_GROUP_SIZE})"""
     config: dict[str, str | bool | int | float | list[str]] = {
         "threads": threads,
