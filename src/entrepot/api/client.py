@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,8 @@ __all__ = ["Client", "Remote", "current", "forget", "load_remote", "require", "s
 
 # A server that does not accept a connection within this is down or unreachable.
 _CONNECT_TIMEOUT_S = 5.0
+# Items asked for per page when a command reads a whole list (the server may cap it).
+_PAGE = 500
 
 
 @dataclass(frozen=True)
@@ -146,26 +149,59 @@ class Client:
     def __repr__(self) -> str:
         return f"Client(url={self.url!r})"
 
+    def _unreachable(self, method: str, path: str, error: httpx.TransportError) -> PeerError:
+        if isinstance(error, httpx.TimeoutException):
+            return PeerError(
+                f"{self.url} did not answer {method} {path} in time",
+                hint="check the server, or raise ENTREPOT_HTTP_TIMEOUT_S",
+            )
+        return PeerError(
+            f"cannot reach {self.url} ({type(error).__name__})",
+            hint="is `entrepot serve` running there? `entrepot logout` to work locally",
+        )
+
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
         """Send one request; the decoded JSON body, or the error tree's error."""
         try:
             response = self._http.request(method, path, **kwargs)
-        except httpx.TimeoutException:
-            raise PeerError(
-                f"{self.url} did not answer {method} {path} in time",
-                hint="check the server, or raise ENTREPOT_HTTP_TIMEOUT_S",
-            ) from None
         except httpx.TransportError as error:
-            raise PeerError(
-                f"cannot reach {self.url} ({type(error).__name__})",
-                hint="is `entrepot serve` running there? `entrepot logout` to work locally",
-            ) from None
+            raise self._unreachable(method, path, error) from None
         if response.status_code >= 400:
             _raise_for(response, self.url)
         if not response.content:
             return None
         content_type = response.headers.get("content-type", "")
         return response.json() if "json" in content_type else response.text
+
+    def items(self, path: str, *, most: int | None = None, **params: Any) -> list[Any]:
+        """The items of a paged list route, page after page (the first ``most`` of them)."""
+        found: list[Any] = []
+        offset: int | None = 0
+        while offset is not None and (most is None or len(found) < most):
+            limit = _PAGE if most is None else min(_PAGE, most - len(found))
+            page = self.get(path, limit=limit, offset=offset, **params)
+            found.extend(page["items"])
+            offset = page["next_offset"]
+        return found
+
+    def lines(self, path: str) -> Iterator[bytes]:
+        """The lines of a JSON-lines route as the exact bytes sent, read as a stream."""
+        try:
+            with self._http.stream("GET", path, headers={"Accept": "application/jsonl"}) as reply:
+                if reply.status_code >= 400:
+                    reply.read()
+                    _raise_for(reply, self.url)
+                rest = b""
+                for chunk in reply.iter_bytes():
+                    *whole, rest = (rest + chunk).split(b"\n")
+                    yield from whole
+        except httpx.TransportError as error:
+            raise self._unreachable("GET", path, error) from None
+        if rest:
+            raise PeerError(
+                f"{self.url}{path} ended inside a line",
+                hint="the transfer was cut; run the command again",
+            )
 
     def get(self, path: str, **params: Any) -> Any:
         return self.request("GET", path, params={k: v for k, v in params.items() if v is not None})

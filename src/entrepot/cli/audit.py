@@ -75,31 +75,10 @@ def _progress(label: str, enabled: bool) -> Iterator[Callable[[int], None] | Non
         yield lambda done: bar.update(task, description=f"{label}: {done:,} entries")
 
 
-def _lines(client: Client, path: str) -> Iterator[bytes]:
-    """The lines of a JSON-lines route, as the exact bytes sent (they are what gets hashed)."""
-    from entrepot.api.client import _raise_for
-
-    # The client's request() decodes whole bodies; an export is read as a stream instead.
-    with client._http.stream("GET", path, headers={"Accept": "application/jsonl"}) as response:
-        if response.status_code >= 400:
-            response.read()
-            _raise_for(response, client.url)
-        rest = b""
-        for chunk in response.iter_bytes():
-            *whole, rest = (rest + chunk).split(b"\n")
-            yield from whole
-    if rest:
-        raise ProofInvalid(
-            f"{client.url}{path} ended inside a line",
-            hint="the transfer was cut; run the command again",
-            part="log entries",
-        )
-
-
 def _remote_heads(client: Client) -> list[TreeHead]:
     return [
         TreeHead.from_bytes(line, what=f"tree head #{position}")
-        for position, line in enumerate(_lines(client, "/v1/audit/export/heads"))
+        for position, line in enumerate(client.lines("/v1/audit/export/heads"))
     ]
 
 
@@ -316,7 +295,7 @@ def verify(
         if full or earlier is None:
             # Heads first: every entry they cover is then in the stream that follows.
             with _progress("rehashing", not as_json) as progress:
-                records = _lines(client, "/v1/audit/export/entries")
+                records = client.lines("/v1/audit/export/entries")
                 data["check"] = verify_entries(records, heads, key, progress).to_json()
         return data
 
@@ -355,10 +334,10 @@ def export(
 
     def remote(client: Client) -> dict[str, Any]:
         directory.mkdir(parents=True, exist_ok=True)
-        heads = list(_lines(client, "/v1/audit/export/heads"))
+        heads = list(client.lines("/v1/audit/export/heads"))
         entries = 0
         with (directory / "entries.jsonl").open("wb") as out:
-            for line in _lines(client, "/v1/audit/export/entries"):
+            for line in client.lines("/v1/audit/export/entries"):
                 out.write(line + b"\n")
                 entries += 1
         (directory / "heads.jsonl").write_bytes(b"".join(line + b"\n" for line in heads))

@@ -17,35 +17,19 @@ from entrepot.cli._common import Home, Json, console, dispatch, emit, table
 from entrepot.errors import InvalidInput
 
 if TYPE_CHECKING:
-    from entrepot.api.client import Client
     from entrepot.exchange.accounts import Actor
     from entrepot.exchange.node import Node
 
-__all__ = ["dataset_path", "every_item", "register"]
+__all__ = ["dataset_path", "register"]
 
 catalog_app = typer.Typer(
     help="Search and show the datasets this node offers; export the catalog as DCAT.",
     no_args_is_help=True,
 )
 
-# Items asked for per page; the server caps it at its `page_max` setting.
-_PAGE = 1000
-
 
 class ExportFormat(StrEnum):
     DCAT = "dcat"
-
-
-def every_item(client: Client, path: str, *, most: int | None = None, **params: Any) -> list[Any]:
-    """The items of a paged list route, page after page (the first ``most`` of them)."""
-    items: list[Any] = []
-    offset: int | None = 0
-    while offset is not None and (most is None or len(items) < most):
-        limit = _PAGE if most is None else min(_PAGE, most - len(items))
-        page = client.get(path, limit=limit, offset=offset, **params)
-        items.extend(page["items"])
-        offset = page["next_offset"]
-    return items
 
 
 def dataset_path(ref: str) -> str:
@@ -107,7 +91,7 @@ def search(
         home,
         None,
         local=local,
-        remote=lambda client: every_item(client, "/v1/catalog/search", most=limit, q=query),
+        remote=lambda client: client.items("/v1/catalog/search", most=limit, q=query),
     )
     emit(
         found,
@@ -136,7 +120,7 @@ def list_(
         home,
         None,
         local=local,
-        remote=lambda client: every_item(client, "/v1/catalog/datasets", provider=provider),
+        remote=lambda client: client.items("/v1/catalog/datasets", provider=provider),
     )
     emit(
         found,

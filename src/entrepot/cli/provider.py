@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from entrepot.cli._common import Home, Json, console, dispatch, emit, table
-from entrepot.cli.catalog import every_item
 
 if TYPE_CHECKING:
     from entrepot.exchange.accounts import Actor
@@ -68,7 +67,7 @@ def list_(home: Home = None, as_json: Json = False) -> None:
         return [ProviderOut.of(p).model_dump(mode="json") for p in list_providers(node.db)]
 
     providers = dispatch(
-        home, None, local=local, remote=lambda client: every_item(client, "/v1/providers")
+        home, None, local=local, remote=lambda client: client.items("/v1/providers")
     )
     rows = [[p["slug"], p["name"], p["datasets"], p["created_at"][:10]] for p in providers]
     emit(

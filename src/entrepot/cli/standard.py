@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 
 from entrepot.cli._common import Home, Json, console, emit, table
-from entrepot.cli.catalog import every_item
 
 if TYPE_CHECKING:
     from entrepot.api.client import Client
@@ -43,7 +42,7 @@ def list_standards(home: Home = None, as_json: Json = False) -> None:
 
         return [summary_of(standards.get(name)).model_dump() for name in standards.names()]
 
-    data = _shipped(local, lambda client: every_item(client, "/v1/standards"))
+    data = _shipped(local, lambda client: client.items("/v1/standards"))
     emit(
         data,
         as_json,
