@@ -16,7 +16,6 @@ import typer
 
 from entrepot.api.client import Client
 from entrepot.cli._common import As, Home, Json, console, dispatch, emit, table
-from entrepot.cli.login import all_items
 
 if TYPE_CHECKING:
     from entrepot.exchange.accounts import Actor
@@ -196,8 +195,8 @@ def list_(
 
     def remote(client: Client) -> dict[str, Any]:
         return {
-            "requests": all_items(client, "/v1/access/requests", pending=pending),
-            "grants": [] if pending else all_items(client, "/v1/access/grants"),
+            "requests": client.items("/v1/access/requests", pending=pending),
+            "grants": [] if pending else client.items("/v1/access/grants"),
         }
 
     data = dispatch(home, as_, local=local, remote=remote)

@@ -13,7 +13,6 @@ import typer
 
 from entrepot.api.client import Client
 from entrepot.cli._common import As, Home, Json, console, dispatch, emit, err_console, table
-from entrepot.cli.login import all_items
 
 if TYPE_CHECKING:
     from entrepot.exchange.accounts import Accounts, Actor, IssuedToken
@@ -147,7 +146,7 @@ def list_(
         home,
         as_,
         local=local,
-        remote=lambda client: all_items(client, "/v1/tokens" if tokens else "/v1/accounts"),
+        remote=lambda client: client.items("/v1/tokens" if tokens else "/v1/accounts"),
     )
     if tokens:
         rows = [

@@ -12,7 +12,6 @@ import typer
 
 from entrepot.api.client import Client
 from entrepot.cli._common import As, Home, Json, console, dispatch, emit, table
-from entrepot.cli.login import all_items
 
 if TYPE_CHECKING:
     from entrepot.exchange.accounts import Actor
@@ -62,7 +61,7 @@ def show(
         return [b.model_dump(mode="json") for b in budget_list(node, actor, closed=closed)]
 
     def remote(client: Client) -> list[dict[str, Any]]:
-        return all_items(client, "/v1/budgets", closed=closed)
+        return client.items("/v1/budgets", closed=closed)
 
     data = dispatch(home, as_, local=local, remote=remote)
     head = ["dataset", "consumer", "grant", "ε granted", "ε spent", "ε left", "uses", "until"]

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 
 from entrepot.cli._common import Home, Json, console, emit, settings, table
 from entrepot.cli.serve import serve
-from entrepot.demo import DEFAULT_SEED, MAX_SCALE
-from entrepot.demo.scenario import Step, run
+
+if TYPE_CHECKING:
+    from entrepot.demo.scenario import Step
 
 
 def _generated(data: dict[str, Any]) -> None:
@@ -240,13 +241,17 @@ def demo(
         bool, typer.Option("--no-serve", help="Exit after the scenario instead of serving.")
     ] = False,
     seed: Annotated[
-        int, typer.Option("--seed", min=0, help="Seed of the synthetic data.")
-    ] = DEFAULT_SEED,
+        int | None,
+        typer.Option(
+            "--seed",
+            min=0,
+            help="Seed of the synthetic data [default: the demo's own].",
+            show_default=False,
+        ),
+    ] = None,
     scale: Annotated[
         float,
-        typer.Option(
-            "--scale", min=0.01, max=MAX_SCALE, help="Data size; 1 is about 150k rows in all."
-        ),
+        typer.Option("--scale", min=0.01, help="Data size; 1 is about 150k rows in all."),
     ] = 1.0,
     as_json: Json = False,
 ) -> None:
@@ -262,10 +267,12 @@ def demo(
 
     Example: entrepot demo --home .demo-exchange --fresh --no-serve
     """
+    from entrepot.demo import DEFAULT_SEED, run
+
     chosen = settings(home)
     result = run(
         chosen.home,
-        seed=seed,
+        seed=DEFAULT_SEED if seed is None else seed,
         scale=scale,
         fresh=fresh,
         reporter=None if as_json else _RichReporter(),

@@ -15,20 +15,6 @@ if TYPE_CHECKING:
     from entrepot.exchange.accounts import Actor
     from entrepot.exchange.node import Node
 
-# Items asked for per page of a list route; the server caps it at its `page_max`.
-_PAGE = 1000
-
-
-def all_items(client: Client, path: str, **params: Any) -> list[Any]:
-    """Every item of a paged list route on the server, page after page."""
-    items: list[Any] = []
-    offset: int | None = 0
-    while offset is not None:
-        page = client.get(path, limit=_PAGE, offset=offset, **params)
-        items.extend(page["items"])
-        offset = page["next_offset"]
-    return items
-
 
 def login(
     url: Annotated[str, typer.Argument(help="The server, e.g. http://127.0.0.1:8000.")],

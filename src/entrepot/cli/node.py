@@ -5,7 +5,6 @@ from __future__ import annotations
 import typer
 
 from entrepot.cli._common import Db, Home, Json, console, emit, settings
-from entrepot.exchange.node import Node
 
 
 def init(home: Home = None, db: Db = None, as_json: Json = False) -> None:
@@ -13,6 +12,8 @@ def init(home: Home = None, db: Db = None, as_json: Json = False) -> None:
 
     Example: entrepot init --home ./exchange
     """
+    from entrepot.exchange.node import Node
+
     node = Node.init(settings(home, db))
     data = {
         "home": str(node.home.resolve()),
