@@ -2,9 +2,12 @@
 
 A private query is mostly Python under the GIL (parse, check, rewrite, noise, ledger,
 log, signature) around a DuckDB run. In the serving process every other request then
-waits for its turn at the interpreter: a probe of 30 short Python steps between
-blocking calls took p99 72 ms next to two query threads, 13.5 ms next to two query
-processes and 10 ms when those run at a lower priority (9 ms idle; 100,000 rows).
+waits for its turn at the interpreter. Measured on a shared 2-core machine (load
+average ~5, 100,000 rows), a probe of 30 short Python steps between blocking calls
+took p99 72 ms next to two threads running queries back to back, 54 ms with a 0.5 ms
+switch interval, and 13.5 ms next to two processes running them (9 ms with no
+queries). Workers keep the default priority: at niceness 10 the probe gained 3.5 ms,
+but under load from other programs each query took up to 85 ms longer.
 
 So the API hands each query to a :class:`WorkerPool`: ``api_query_workers`` processes
 per API worker, each with its own opened :class:`~entrepot.exchange.node.Node` and
@@ -56,9 +59,6 @@ _log = logging.getLogger("entrepot.api")
 _PRELOAD = ["entrepot.api._query_workers"]
 # A queued query answers 429 with this Retry-After: about the time a query takes.
 _RETRY_AFTER_S = 1
-# Queries yield the CPU to the serving process: measured, the probe above went from
-# p99 13.5 ms to 10 ms with query processes at niceness 10.
-_NICENESS = 10
 
 
 class QueueFull(LimitExceeded):
@@ -258,7 +258,6 @@ def _start_worker(settings: Settings) -> None:
     # pool down after the queries in flight, which then still reach ledger and log.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    os.nice(_NICENESS)
     _queries = Queries(Node.open(settings))
     parent = multiprocessing.parent_process()
     if parent is not None:
