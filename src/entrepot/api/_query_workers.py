@@ -19,8 +19,9 @@ the same database and transparency log as every other process of the node.
 
 What crosses the boundary: in, the :class:`~entrepot.exchange.accounts.Actor` the
 serving process resolved from the bearer token (a frozen record of ids; the client
-supplies only the SQL, ε and purpose); out, the result as a JSON-ready dict, or an
-error rebuilt as the same class of :mod:`entrepot.errors` with the same body.
+supplies only the SQL, ε and purpose); out, the response body, validated and
+serialized by the worker (the serving process only forwards bytes), or an error
+rebuilt as the same class of :mod:`entrepot.errors` with the same body.
 
 ``api_query_workers = 0`` keeps queries in-process (:class:`InProcess`), at most
 ``api_query_concurrency`` at once in threads, with the same queue bound.
@@ -35,8 +36,10 @@ import os
 import signal
 import threading
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
 from functools import partial
 from multiprocessing.connection import wait
 from typing import Any
@@ -56,7 +59,7 @@ _log = logging.getLogger("entrepot.api")
 
 # Workers are forked from a server process that imported the query path once, so a
 # new pool starts in milliseconds instead of importing it again (~2 s per process).
-_PRELOAD = ["entrepot.api._query_workers"]
+_PRELOAD = ["entrepot.api._query_workers", "entrepot.api.routers.queries"]
 # A queued query answers 429 with this Retry-After: about the time a query takes.
 _RETRY_AFTER_S = 1
 
@@ -68,6 +71,20 @@ class QueueFull(LimitExceeded):
 
 
 Outcome = tuple[str, Any]
+# Turns ``QueryResult.to_dict()`` into the response body; a module-level function, so
+# that a worker process can receive it.
+Render = Callable[[dict[str, Any]], bytes]
+
+
+@dataclass(frozen=True)
+class Call:
+    """One query to run: who asks (resolved by the server), what, and how to render it."""
+
+    actor: Actor
+    sql: str
+    epsilon: float | None
+    purpose: str | None
+    render: Render
 
 
 class QueryRunner(ABC):
@@ -90,16 +107,20 @@ class QueryRunner(ABC):
         """Stop, after the queries already running have finished."""
 
     async def run(
-        self, actor: Actor, sql: str, *, epsilon: float | None, purpose: str | None
-    ) -> dict[str, Any]:
-        """The coordinator's result for ``actor`` as ``QueryResult.to_dict()``, or its error."""
+        self,
+        actor: Actor,
+        sql: str,
+        *,
+        epsilon: float | None,
+        purpose: str | None,
+        render: Render,
+    ) -> bytes:
+        """The coordinator's result for ``actor``, rendered by ``render``; or its error."""
         self._admit()
-        return _unwrap(await self._outcome(actor, sql, epsilon, purpose))
+        return _unwrap(await self._outcome(Call(actor, sql, epsilon, purpose, render)))
 
     @abstractmethod
-    async def _outcome(
-        self, actor: Actor, sql: str, epsilon: float | None, purpose: str | None
-    ) -> Outcome:
+    async def _outcome(self, call: Call) -> Outcome:
         """Run one admitted query; calls :meth:`_release` once it no longer holds a slot."""
 
     def _admit(self) -> None:
@@ -141,15 +162,11 @@ class InProcess(QueryRunner):
     def close(self) -> None:
         """Nothing to stop: the server waits for its requests, and so for their queries."""
 
-    async def _outcome(
-        self, actor: Actor, sql: str, epsilon: float | None, purpose: str | None
-    ) -> Outcome:
+    async def _outcome(self, call: Call) -> Outcome:
         try:
             async with self._slots:
                 # Not cancellable: once the thread runs, the request waits for its end.
-                outcome = await anyio.to_thread.run_sync(
-                    partial(_answer, self.queries, actor, sql, epsilon, purpose)
-                )
+                outcome = await anyio.to_thread.run_sync(partial(_answer, self.queries, call))
         finally:
             self._release()
         return outcome
@@ -201,9 +218,7 @@ class WorkerPool(QueryRunner):
             processes = getattr(self._executor, "_processes", None) or {}
             return sorted(pid for pid, process in processes.items() if process.is_alive())
 
-    async def _outcome(
-        self, actor: Actor, sql: str, epsilon: float | None, purpose: str | None
-    ) -> Outcome:
+    async def _outcome(self, call: Call) -> Outcome:
         with self._pool_lock:
             executor = self._executor
             if executor is None:
@@ -213,7 +228,7 @@ class WorkerPool(QueryRunner):
                     hint="retry in a few seconds",
                 )
             try:
-                future = executor.submit(_answer_in_worker, actor, sql, epsilon, purpose)
+                future = executor.submit(_answer_in_worker, call)
             except BrokenProcessPool:
                 self._release()
                 raise self._replace(executor) from None
@@ -270,25 +285,21 @@ def _exit_with(sentinel: int) -> None:
     os._exit(0)
 
 
-def _answer_in_worker(
-    actor: Actor, sql: str, epsilon: float | None, purpose: str | None
-) -> Outcome:
+def _answer_in_worker(call: Call) -> Outcome:
     assert _queries is not None, "the worker initializer opens the node"
-    return _answer(_queries, actor, sql, epsilon, purpose)
+    return _answer(_queries, call)
 
 
-def _answer(
-    queries: Queries, actor: Actor, sql: str, epsilon: float | None, purpose: str | None
-) -> Outcome:
+def _answer(queries: Queries, call: Call) -> Outcome:
     """Run one query; errors become data, so any of them crosses a process boundary."""
     try:
-        result = queries.run(actor, sql, epsilon=epsilon, purpose=purpose)
+        result = queries.run(call.actor, call.sql, epsilon=call.epsilon, purpose=call.purpose)
+        return "ok", call.render(result.to_dict())
     except EntrepotError as error:
         return "error", (_public_class(error).__name__, error.to_dict()["error"])
     except Exception:
         _log.exception("unexpected error in a private query")
         return "crash", None
-    return "ok", result.to_dict()
 
 
 def _public_class(error: EntrepotError) -> type[EntrepotError]:
@@ -300,16 +311,16 @@ def _public_class(error: EntrepotError) -> type[EntrepotError]:
     return EntrepotError
 
 
-def _unwrap(outcome: Outcome) -> dict[str, Any]:
+def _unwrap(outcome: Outcome) -> bytes:
     kind, payload = outcome
     if kind == "ok":
-        result: dict[str, Any] = payload
-        return result
+        answer: bytes = payload
+        return answer
     if kind == "error":
-        name, body = payload
+        name, error = payload
         cls: type[EntrepotError] = getattr(errors, name)
-        fields = {k: v for k, v in body.items() if k not in ("code", "message", "hint")}
-        raise cls(body["message"], hint=body["hint"], **fields)
+        fields = {k: v for k, v in error.items() if k not in ("code", "message", "hint")}
+        raise cls(error["message"], hint=error["hint"], **fields)
     raise EntrepotError(
         "internal error while running the query",
         hint="the server log has the details; report it if it persists",

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from entrepot.api._query_workers import QueryRunner, QueueFull
@@ -90,9 +90,16 @@ class QueryOut(BaseModel):
 )
 async def run_query(
     actor: Consumer, body: QueryIn, runner: Annotated[QueryRunner, Depends(query_runner)]
-) -> QueryOut | JSONResponse:
+) -> Response:
     try:
-        result = await runner.run(actor, body.sql, epsilon=body.epsilon, purpose=body.purpose)
+        answer = await runner.run(
+            actor, body.sql, epsilon=body.epsilon, purpose=body.purpose, render=render
+        )
     except QueueFull as full:
         return error_response(full, headers={"Retry-After": str(full.details["retry_after_s"])})
-    return QueryOut.model_validate(result)
+    return Response(answer, media_type="application/json")
+
+
+def render(result: dict[str, Any]) -> bytes:
+    """The response body of one answer, validated and serialized where the query ran."""
+    return QueryOut.model_validate(result).model_dump_json().encode()
