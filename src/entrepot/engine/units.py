@@ -41,8 +41,6 @@ HIDDEN_PREFIX = "__entrepot_"
 UNIT_ROWS = HIDDEN_PREFIX + "unit_rows"
 UNIT_KEY = HIDDEN_PREFIX + "unit_key"
 HIDDEN_COLUMNS = (UNIT_ROWS, UNIT_KEY)
-# Matches what the validation writes, so a version's row groups stay the same size.
-_ROW_GROUP_SIZE = 1_000_000
 
 
 def is_hidden(name: str) -> bool:
@@ -61,8 +59,8 @@ def write_unit_columns(
     """Copy the Parquet file ``source`` to ``target`` with the hidden unit columns added.
 
     Rows keep their order and the key numbers units by their first row, so the same
-    input always gives the same bytes. DuckDB spills to a private temporary folder
-    beyond ``memory_limit``.
+    input always gives the same bytes; compression is zstd, as the validation writes.
+    DuckDB spills to a private temporary folder beyond ``memory_limit``.
     """
     workdir = Path(tempfile.mkdtemp(prefix="entrepot-units-"))
     u = quote_ident(unit)
@@ -82,7 +80,7 @@ def write_unit_columns(
             SELECT __units.__n AS {quote_ident(UNIT_ROWS)}, __units.__k AS {quote_ident(UNIT_KEY)}
             FROM __rows LEFT JOIN __units USING (__u) ORDER BY __rows.__r)
         SELECT * FROM {read}) POSITIONAL JOIN __counts
-    ) TO {quote_literal(str(target))} (FORMAT parquet, ROW_GROUP_SIZE {_ROW_GROUP_SIZE})"""
+    ) TO {quote_literal(str(target))} (FORMAT parquet, COMPRESSION zstd)"""
     config: dict[str, str | bool | int | float | list[str]] = {
         "threads": threads,
         "memory_limit": memory_limit,
