@@ -8,7 +8,6 @@ from typing import Annotated
 import typer
 
 from entrepot.cli._common import Db, Home, console, settings
-from entrepot.exchange.node import Node
 
 
 def serve(
@@ -41,7 +40,9 @@ def serve(
 
     Example: entrepot serve --home ./exchange --port 8000 --workers 4 --query-workers 2
     """
-    import uvicorn  # only `serve` needs it; other commands start faster without
+    import uvicorn
+
+    from entrepot.exchange.node import Node
 
     chosen = settings(home, db)
     # Open once here: a missing node fails with a friendly message, and migrations run
