@@ -306,7 +306,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=40, help="sequential queries per path")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument(
-        "--query-workers", type=int, default=2, help="query processes per worker (0: in-process)"
+        "--query-workers",
+        type=int,
+        default=Settings().api_query_workers,
+        help="query processes per worker (0: in-process) [default: the server's]",
     )
     parser.add_argument(
         "--ramp",

@@ -7,6 +7,7 @@ hits one names the setting that raises it.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from pydantic import Field
@@ -91,10 +92,12 @@ class Settings(BaseSettings):
         "once in its own threads; more wait their turn.",
     )
     api_query_workers: int = Field(
-        2,
+        default_factory=lambda: max(1, (os.cpu_count() or 2) - 1),
         ge=0,
         description="Processes each API worker keeps to run private queries, so that other "
-        "calls never wait for a query's turn at the interpreter; 0 runs queries in-process.",
+        "calls never wait for a query's turn at the interpreter; 0 runs queries in-process. "
+        "The default leaves one core to serving: a query process per core takes the CPU "
+        "catalog calls need (measured on 2 cores: search p99 30 ms with 1, 137 ms with 2).",
     )
     api_query_queue: int = Field(
         64,

@@ -208,7 +208,7 @@ def wait_gone(pids: list[int], wait_s: float = 30) -> list[int]:
 
 def test_workers_end_with_the_pool(node: Node) -> None:
     async def started() -> WorkerPool:
-        pool = WorkerPool(node.settings)
+        pool = WorkerPool(node.settings.model_copy(update={"api_query_workers": 2}))
         await pool.start()
         return pool
 
@@ -226,7 +226,7 @@ from entrepot.api._query_workers import WorkerPool
 from entrepot.settings import Settings
 
 async def main():
-    pool = WorkerPool(Settings(home=sys.argv[1]))
+    pool = WorkerPool(Settings(home=sys.argv[1], api_query_workers=2))
     await pool.start()
     print(*pool.pids, flush=True)
     await asyncio.sleep(3600)

@@ -28,7 +28,7 @@ def serve(
             min=0,
             max=64,
             help="Processes per worker that run private queries (0: in-process) "
-            "[default: ENTREPOT_API_QUERY_WORKERS or 2].",
+            "[default: ENTREPOT_API_QUERY_WORKERS, else one less than the cores, at least 1].",
         ),
     ] = None,
 ) -> None:
