@@ -19,6 +19,8 @@ once, reported as the publish-time cost), then runs one grouped COUNT / SUM / AV
 
 Each run is a child process (its peak RSS is reported); times are the median of
 ``--repeat`` runs after one warm-up, end to end (planning, engine, noise, answer).
+A last child runs raw DuckDB and both entrepot modes taking turns in one process,
+so that the ratios are also compared under the same CPU and cache conditions.
 Planning (parse, check, price, rewrite, list groups, noise and post-processing) is
 timed separately, in process, with the engine time left out.
 
@@ -175,6 +177,38 @@ def child_entrepot(path: Path, repeat: int, one_row: bool) -> dict[str, Any]:
     return {"times": times[1:], "groups": groups, "visits": total}
 
 
+def child_interleaved(path: Path, repeat: int) -> dict[str, Any]:
+    """Raw DuckDB and both entrepot modes in one process, taking turns each round.
+
+    Separate children see different CPU and cache conditions from one run to the
+    next; taking turns in one process compares the three under the same ones.
+    """
+    import duckdb
+
+    from entrepot.engine import DuckDBEngine
+    from entrepot.privacy import plan
+
+    con = duckdb.connect(config={"threads": THREADS, "memory_limit": MEMORY_LIMIT})
+    con.execute(f"CREATE VIEW v AS SELECT * FROM read_parquet('{path}')")
+    raw_sql = QUERY.replace(DATASET, "v")
+    engine = DuckDBEngine(threads=THREADS, memory_limit=MEMORY_LIMIT, timeout_s=3600)
+    engine.register_parquet("v", [path])
+    engine.lock([path.parent])
+    setups = {mode: standard(mode == "one-row") for mode in ("one-row", "bounded")}
+    times: dict[str, list[float]] = {"duckdb": [], "one-row": [], "bounded": []}
+    for _ in range(repeat + 1):
+        start = time.perf_counter()
+        con.sql(raw_sql).fetchall()
+        times["duckdb"].append(time.perf_counter() - start)
+        for mode, std in setups.items():
+            start = time.perf_counter()
+            plan(QUERY, standard=std, policy=policy(std), epsilon=EPSILON, codes=CODES).run(
+                engine, "v"
+            )
+            times[mode].append(time.perf_counter() - start)
+    return {mode: statistics.median(seconds[1:]) for mode, seconds in times.items()}
+
+
 def child_row_number(path: Path, repeat: int) -> dict[str, Any]:
     import duckdb
 
@@ -313,6 +347,7 @@ def main() -> None:
             "bounded-old": lambda: child_entrepot(path, args.repeat, one_row=False),
             "row-number": lambda: child_row_number(path, args.repeat),
             "units": lambda: child_units(path),
+            "interleaved": lambda: child_interleaved(path, args.repeat),
         }[args.child]()
         print(json.dumps(report))
         return
@@ -320,15 +355,14 @@ def main() -> None:
     plan_ms, release_ms = planning_ms()
     print(f"planning: plan() {plan_ms:.2f} ms, noise + answer {release_ms:.2f} ms per query")
     table = []
+    interleaved: dict[int, dict[str, float]] = {}
     for size in (parse_size(s) for s in args.rows.split(",")):
         started = time.perf_counter()
         plain = generate(size)
         print(f"data: {size:,} rows in {plain} ({time.perf_counter() - started:.0f} s)")
         path, seconds, peak = with_unit_columns(plain)
-        print(
-            f"per-unit columns (once, at publish): {seconds:.1f} s, "
-            f"peak RSS {peak / 1024**3:.2f} GB -> {path.name}"
-        )
+        made = f"{seconds:.1f} s, peak RSS {peak / 1024**3:.2f} GB" if peak else "an earlier run"
+        print(f"per-unit columns (once, at publish): {made} -> {path.name}")
         modes = ["duckdb", "one-row", "bounded"]
         modes += [] if args.skip_old else ["bounded-old"]
         modes += [] if args.skip_row_number else ["row-number"]
@@ -343,6 +377,9 @@ def main() -> None:
             # SmartNoise has no DuckDB reader: its PostgreSQL one over a DuckDB connection
             command += [str(EPSILON), str(DELTA), str(size), "postgres"]
             results["smartnoise"] = run_child(command, stdin=QUERY)
+        command = [sys.executable, __file__, "--child", "interleaved", "--path", str(path)]
+        turns, _peak = run_child([*command, "--repeat", str(max(args.repeat, 5))])
+        interleaved[size] = turns
         raw = statistics.median(results["duckdb"][0]["times"])
         for mode, (report, peak) in results.items():
             seconds = statistics.median(report["times"])
@@ -361,6 +398,13 @@ def main() -> None:
     print(f"{'rows':>12} {'mode':>11} {'seconds':>8} {'x duckdb':>9} {'peak RSS':>10}")
     for size, mode, seconds, ratio, peak, _ in table:
         print(f"{size:>12,} {mode:>11} {seconds:>8.3f} {ratio:>9.2f} {peak / 1024**3:>8.2f} GB")
+    print("\nthe same three in one process, taking turns (median seconds, x duckdb):")
+    for size, turns in interleaved.items():
+        print(
+            f"{size:>12,} duckdb {turns['duckdb']:.3f}  "
+            f"one-row {turns['one-row']:.3f} ({turns['one-row'] / turns['duckdb']:.2f}x)  "
+            f"bounded {turns['bounded']:.3f} ({turns['bounded'] / turns['duckdb']:.2f}x)"
+        )
     for size in sorted({row[0] for row in table}):
         rows = {row[1]: row for row in table if row[0] == size}
         if "smartnoise" in rows:
