@@ -191,6 +191,27 @@ def test_a_killed_worker_fails_its_query_and_the_pool_recovers(
     assert after.status_code == 200, after.text
 
 
+def test_a_worker_killed_while_idle_fails_one_query_and_the_pool_recovers(
+    tmp_path: Path, serve: Serve, make_world: Callable[[Node], World]
+) -> None:
+    node = open_node(tmp_path, api_query_workers=1)
+    consumer = make_world(node).auth("consumer")
+    app = create_app(node)
+    with serve(app) as api:
+        pool: WorkerPool = app.state.query_runner
+        (worker,) = pool.pids
+        os.kill(worker, signal.SIGKILL)
+        assert wait_gone([worker]) == []
+        first = api.post("/v1/queries", json={"sql": SQL, "epsilon": 0.2}, headers=consumer)
+        after = api.post("/v1/queries", json={"sql": SQL, "epsilon": 0.3}, headers=consumer)
+        assert worker not in pool.pids
+    assert Ledger(node.db).check() == []
+    node.close()
+    assert first.status_code == 500
+    assert "worker" in first.json()["error"]["message"]
+    assert after.status_code == 200, after.text
+
+
 def gone(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]

@@ -37,7 +37,7 @@ import signal
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from functools import partial
@@ -57,8 +57,8 @@ __all__ = ["InProcess", "QueryRunner", "QueueFull", "WorkerPool", "runner_for"]
 
 _log = logging.getLogger("entrepot.api")
 
-# Workers are forked from a server process that imported the query path once, so a
-# new pool starts in milliseconds instead of importing it again (~2 s per process).
+# Workers are forked from a forkserver that imported the query path once, so a new
+# pool starts in milliseconds instead of importing it again (~2 s per process).
 _PRELOAD = ["entrepot.api._query_workers", "entrepot.api.routers.queries"]
 # A queued query answers 429 with this Retry-After: about the time a query takes.
 _RETRY_AFTER_S = 1
@@ -228,10 +228,13 @@ class WorkerPool(QueryRunner):
                     hint="retry in a few seconds",
                 )
             try:
-                future = executor.submit(_answer_in_worker, call)
+                future: Future[Outcome] | None = executor.submit(_answer_in_worker, call)
             except BrokenProcessPool:
-                self._release()
-                raise self._replace(executor) from None
+                # A worker died while idle. Replaced outside the lock, which _replace takes.
+                future = None
+        if future is None:
+            self._release()
+            raise self._replace(executor) from None
         # Released when the worker is done, even if this request is cancelled meanwhile:
         # a query already running holds its process until it ends.
         future.add_done_callback(self._release)
