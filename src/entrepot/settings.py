@@ -96,8 +96,8 @@ class Settings(BaseSettings):
         ge=0,
         description="Processes each API worker keeps to run private queries, so that other "
         "calls never wait for a query's turn at the interpreter; 0 runs queries in-process. "
-        "The default leaves one core to serving: a query process per core takes the CPU "
-        "catalog calls need (measured on 2 cores: search p99 30 ms with 1, 137 ms with 2).",
+        "The default leaves one core to serving: a query process on every core takes the "
+        "CPU that catalog calls need (see benchmarks/RESULTS.md).",
     )
     api_query_queue: int = Field(
         64,

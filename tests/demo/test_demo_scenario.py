@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from entrepot.demo.scenario import STEPS, Demo, Step, is_demo_home, run
-from entrepot.errors import Conflict
+from entrepot.errors import Conflict, InvalidInput
 
 # Small enough for a quick run, large enough that every defect kind is injected.
 SCALE = "0.05"
@@ -220,3 +220,18 @@ def test_without_no_serve_the_demo_serves_the_exchange(tmp_path: Path) -> None:
             process.terminate()
             process.wait(timeout=30)
     assert f"127.0.0.1:{port}" in log.read_text()
+
+
+@pytest.mark.parametrize(("seed", "scale"), [(7, 0.0), (7, 1000.0), (-1, 1.0)])
+def test_a_bad_seed_or_scale_is_refused_before_a_fresh_run_wipes_the_home(
+    tmp_path: Path, seed: int, scale: float
+) -> None:
+    home = tmp_path / "demo-home"
+    run(home, steps=())  # an empty scenario: the home is marked as the demo's, nothing else
+    assert is_demo_home(home)
+    kept = home / "earlier-run.txt"
+    kept.write_text("what an earlier demo run left", encoding="utf-8")
+    with pytest.raises(InvalidInput) as refused:
+        run(home, seed=seed, scale=scale, fresh=True)
+    assert refused.value.hint
+    assert kept.exists()

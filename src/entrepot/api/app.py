@@ -66,9 +66,9 @@ def create_app(node_or_settings: Node | Settings) -> FastAPI:
         anyio.to_thread.current_default_thread_limiter().total_tokens = _THREADS
         # Private queries run in worker processes started here, before the first request.
         runner = runner_for(node)
-        await runner.start()
-        app.state.query_runner = runner
         try:
+            await runner.start()
+            app.state.query_runner = runner
             yield
         finally:
             app.state.query_runner = None

@@ -134,7 +134,9 @@ def log_entries(
     since: Annotated[
         datetime | None, typer.Option("--since", help="Only entries from this UTC time on.")
     ] = None,
-    limit: Annotated[int, typer.Option("--limit", min=1, help="Show the last N.")] = 100,
+    limit: Annotated[
+        int, typer.Option("--limit", min=1, max=1000, help="Show the last N (at most 1000).")
+    ] = 100,
     home: Home = None,
     as_json: Json = False,
 ) -> None:

@@ -28,7 +28,8 @@ def serve(
             min=0,
             max=64,
             help="Processes per worker that run private queries (0: in-process) "
-            "[default: ENTREPOT_API_QUERY_WORKERS, else one less than the cores, at least 1].",
+            "[default: ENTREPOT_API_QUERY_WORKERS, else one less than the cores shared "
+            "by the workers, at least 1 each].",
         ),
     ] = None,
 ) -> None:
@@ -51,6 +52,9 @@ def serve(
     os.environ["ENTREPOT_HOME"] = str(chosen.home.resolve())
     if db is not None:
         os.environ["ENTREPOT_DB"] = db
+    if query_workers is None and "api_query_workers" not in chosen.model_fields_set:
+        # The default is per machine: N workers share it rather than each taking it all.
+        query_workers = max(1, chosen.api_query_workers // workers)
     if query_workers is not None:
         os.environ["ENTREPOT_API_QUERY_WORKERS"] = str(query_workers)
     pool = chosen.api_query_workers if query_workers is None else query_workers

@@ -28,7 +28,7 @@ from entrepot.demo.manifest import DemoFile, Manifest
 from entrepot.demo.population import make_population
 from entrepot.errors import InvalidInput
 
-__all__ = ["DEFAULT_SEED", "MAX_SCALE", "generate"]
+__all__ = ["DEFAULT_SEED", "MAX_SCALE", "check_arguments", "generate"]
 
 DEFAULT_SEED = 7
 # At scale 1 each provider writes 25-55k rows; 100 is about 5M rows, 1 GB of CSV.
@@ -41,8 +41,8 @@ Builder = Callable[[Context, Path], tuple[DemoFile, RawTable]]
 BUILDERS: tuple[Builder, ...] = (riverside, highland, skyline, jade_pay)
 
 
-def generate(directory: Path, *, seed: int = DEFAULT_SEED, scale: float = 1.0) -> Manifest:
-    """Write the demo providers' raw files, mappings and manifest into ``directory``."""
+def check_arguments(seed: int, scale: float) -> None:
+    """Refuse a seed or scale the generator cannot use, before anything is written."""
     if not 0 < scale <= MAX_SCALE:
         raise InvalidInput(
             f"demo scale {scale:g} is out of range",
@@ -50,6 +50,11 @@ def generate(directory: Path, *, seed: int = DEFAULT_SEED, scale: float = 1.0) -
         )
     if seed < 0:
         raise InvalidInput(f"demo seed {seed} is negative", hint="use a seed of 0 or more")
+
+
+def generate(directory: Path, *, seed: int = DEFAULT_SEED, scale: float = 1.0) -> Manifest:
+    """Write the demo providers' raw files, mappings and manifest into ``directory``."""
+    check_arguments(seed, scale)
     directory.mkdir(parents=True, exist_ok=True)
     streams = np.random.SeedSequence(seed).spawn(1 + len(BUILDERS))
     areas = regions()

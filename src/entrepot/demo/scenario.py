@@ -32,7 +32,7 @@ from entrepot.demo._publishing import (
     search_catalog,
 )
 from entrepot.demo._state import DEMO_FOLDER, Demo, Reporter, Silent, Step
-from entrepot.demo.generate import DEFAULT_SEED
+from entrepot.demo.generate import DEFAULT_SEED, check_arguments
 from entrepot.errors import Conflict
 from entrepot.settings import Settings
 from entrepot.vault import DatasetRef
@@ -156,6 +156,7 @@ def run(
     holding anything else is refused (Conflict) whatever ``fresh`` says. Reusing a
     demo home publishes a new version of each dataset.
     """
+    check_arguments(seed, scale)
     chosen = (settings or Settings()).model_copy(update={"home": home})
     _prepare_home(home, fresh)
     _mark(home)
