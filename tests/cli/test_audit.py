@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from nacl.signing import SigningKey
 from typer.testing import CliRunner
 
 from entrepot.cli.app import app
@@ -89,6 +90,18 @@ def test_verify_from_an_earlier_head_then_after_more_entries(home: Path, tmp_pat
     saved.write_text(json.dumps(forged))
     with pytest.raises(ProofInvalid, match="earlier tree head signature"):
         cli("audit", "verify", "--from-head", str(saved), "--home", str(home))
+
+
+def test_verify_checks_the_node_key_given_against_the_nodes_own(
+    home: Path, tmp_path: Path
+) -> None:
+    own = home / "keys" / "node.pub"
+    out = json.loads(cli("audit", "verify", "--node-key", str(own), "--home", str(home), "--json"))
+    assert out["ok"] is True
+    stranger = tmp_path / "other.pub"
+    stranger.write_text(bytes(SigningKey.generate().verify_key).hex(), encoding="utf-8")
+    with pytest.raises(ProofInvalid, match="not the --node-key given"):
+        cli("audit", "verify", "--node-key", str(stranger), "--home", str(home))
 
 
 def test_export_verifies_without_the_node(home: Path, tmp_path: Path) -> None:

@@ -280,7 +280,15 @@ def verify(
     earlier = None if from_head is None else read_head(from_head)
 
     def local(node: Node, _actor: Actor) -> dict[str, Any]:
-        data: dict[str, Any] = {"ok": True, "key": bytes(node.log.verify_key).hex()}
+        key = bytes(node.log.verify_key)
+        if node_key is not None and bytes(read_verify_key(node_key, Path(node_key))) != key:
+            raise ProofInvalid(
+                f"this node signs its log with key {key.hex()}, not the --node-key given",
+                hint="the home is not the node you meant, or its key was replaced: "
+                "compare the key with one you trust",
+                part="node key",
+            )
+        data: dict[str, Any] = {"ok": True, "key": key.hex()}
         if earlier is not None:
             data["consistency"] = node.log.verify_from(earlier).to_json()
         if full or earlier is None:
