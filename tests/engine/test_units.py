@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from entrepot.engine import HIDDEN_COLUMNS, UNIT_KEY, UNIT_ROWS, is_hidden, write_unit_columns
+from entrepot.engine.units import _check
+from entrepot.errors import StorageCorrupt
 
 
 def write(units: list[str | None], path: Path) -> Path:
@@ -53,3 +57,38 @@ def test_hidden_names_are_those_with_the_reserved_prefix() -> None:
     assert is_hidden("__ENTREPOT_anything")
     assert not is_hidden("patient_id")
     assert not is_hidden("_entrepot_unit_rows")
+
+
+def counted(path: Path, rows: list[int | None], keys: list[int | None]) -> Path:
+    """Units a, a, b and a row without a unit, with the given hidden columns."""
+    table = pa.table(
+        {
+            "unit": pa.array(["a", "a", "b", None], type=pa.string()),
+            UNIT_ROWS: pa.array([*rows, None], type=pa.int32()),
+            UNIT_KEY: pa.array([*keys, None], type=pa.int32()),
+        }
+    )
+    pq.write_table(table, path)
+    return path
+
+
+def test_unit_columns_that_match_the_units_pass_the_check(tmp_path: Path) -> None:
+    with duckdb.connect() as con:
+        _check(con, counted(tmp_path / "ok.parquet", [2, 2, 1], [1, 1, 2]), "unit")
+
+
+@pytest.mark.parametrize(
+    ("rows", "keys"),
+    [
+        ([2, 1, 1], [1, 1, 2]),  # a unit's rows carry two different counts
+        ([2, 2, 2], [1, 1, 2]),  # a count that is not the unit's number of rows
+        ([2, 2, 1], [1, 3, 2]),  # one unit under two keys
+        ([2, 2, 1], [1, 1, 1]),  # two units under one key
+        ([2, 2, None], [1, 1, None]),  # a unit's row left without count or key
+    ],
+)
+def test_unit_columns_that_disagree_with_the_units_are_refused(
+    tmp_path: Path, rows: list[int | None], keys: list[int | None]
+) -> None:
+    with duckdb.connect() as con, pytest.raises(StorageCorrupt, match="disagree with the units"):
+        _check(con, counted(tmp_path / "bad.parquet", rows, keys), "unit")

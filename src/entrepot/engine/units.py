@@ -27,6 +27,7 @@ from pathlib import Path
 import duckdb
 
 from entrepot.engine.duckdb import quote_ident, quote_literal
+from entrepot.errors import StorageCorrupt
 
 __all__ = [
     "HIDDEN_COLUMNS",
@@ -91,6 +92,40 @@ def write_unit_columns(
     }
     try:
         with duckdb.connect(":memory:", config=config) as con:
+            # The caller draws its own progress; DuckDB's bar would write over it.
+            con.execute("SET enable_progress_bar = false")
             con.execute(sql)
+            _check(con, target, unit)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _check(con: duckdb.DuckDBPyConnection, target: Path, unit: str) -> None:
+    """Prove, on the written file, that every row carries its own unit's count and key.
+
+    Queries trust these columns to bound each unit's contribution, so a file where
+    they disagree with the units (rows misaligned by the positional join) is refused
+    rather than published.
+    """
+    u, rows, key = quote_ident(unit), quote_ident(UNIT_ROWS), quote_ident(UNIT_KEY)
+    read = f"read_parquet({quote_literal(str(target))})"
+    wrong_units, wrong_keys = con.execute(
+        f"""SELECT
+            (SELECT count(*) FROM (
+                SELECT {u} IS NULL AS orphan, count(*) AS n, min({rows}) AS lo,
+                       max({rows}) AS hi, count({rows}) AS counted,
+                       count(DISTINCT {key}) AS keys, count({key}) AS keyed
+                FROM {read} GROUP BY {u})
+             WHERE CASE WHEN orphan THEN counted > 0 OR keyed > 0
+                        ELSE lo <> n OR hi <> n OR counted <> n OR keys <> 1 OR keyed <> n END),
+            (SELECT count(*) FROM (
+                SELECT count(DISTINCT {u}) AS units FROM {read}
+                WHERE {key} IS NOT NULL GROUP BY {key})
+             WHERE units <> 1)"""
+    ).fetchone() or (0, 0)
+    if wrong_units or wrong_keys:
+        raise StorageCorrupt(
+            f"the per-unit columns written to {target.name} disagree with the units "
+            f"({wrong_units} units with a wrong count or key, {wrong_keys} keys shared)",
+            hint="publish again; if it recurs, report it with the DuckDB version",
+        )
