@@ -81,7 +81,6 @@ def main() -> None:
     )
     mechanism = mechanisms.get(args.mechanism)
     vectors = {q.name: exact.column(q.name).to_pylist() for q in quantities}
-    sensitivities = {q.name: p.rewrite.sensitivity(q, mechanism.norm) for q in quantities}
     single = {q.name: mechanism._measurement(1, p.scales[q.name]) for q in quantities}
 
     def per_value() -> None:
@@ -91,16 +90,13 @@ def main() -> None:
 
     def per_vector() -> None:
         for name, values in vectors.items():
-            mechanism.release(values, sensitivities[name], p.scales[name])
+            mechanism.release(values, p.scales[name])
 
     noisy = Noisy(
         mechanism,
         quantities,
         p.scales,
-        {
-            name: mechanism.release(v, sensitivities[name], p.scales[name])
-            for name, v in vectors.items()
-        },
+        {name: mechanism.release(v, p.scales[name]) for name, v in vectors.items()},
     )
 
     def post_process() -> None:

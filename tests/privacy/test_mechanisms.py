@@ -50,10 +50,10 @@ def test_the_gaussian_rho_converts_back_to_the_requested_epsilon_and_delta() -> 
 
 def test_release_adds_noise_and_keeps_the_length() -> None:
     laplace = Laplace()
-    noisy = laplace.release([10.0, 20.0, 30.0], 1.0, 1.0)
+    noisy = laplace.release([10.0, 20.0, 30.0], 1.0)
     assert len(noisy) == 3
     assert noisy != [10.0, 20.0, 30.0]
-    assert laplace.release([], 1.0, 1.0) == []
+    assert laplace.release([], 1.0) == []
 
 
 @pytest.mark.parametrize("mechanism", ["laplace", "gaussian"])

@@ -49,7 +49,7 @@ def test_one_release_draws_independent_noise_of_the_claimed_scale_per_coordinate
     mechanism = mechanisms.get(name)
     scale = 3.0
     truth = np.arange(SIZE, dtype=np.float64) * 10
-    noise = np.asarray(mechanism.release(truth.tolist(), 1.0, scale)) - truth
+    noise = np.asarray(mechanism.release(truth.tolist(), scale)) - truth
     assert len(noise) == SIZE
     family = stats.laplace if name == "laplace" else stats.norm
     assert stats.kstest(noise, family(scale=scale).cdf).pvalue > 0.001
@@ -64,7 +64,7 @@ def test_one_release_draws_independent_noise_of_the_claimed_scale_per_coordinate
 def test_a_release_accepts_any_sequence_and_returns_python_floats() -> None:
     laplace = mechanisms.get("laplace")
     for values in ([1.0, 2.0], (1.0, 2)):
-        noisy = laplace.release(values, 1.0, 1.0)
+        noisy = laplace.release(values, 1.0)
         assert [type(v) for v in noisy] == [float, float]
         assert all(math.isfinite(v) for v in noisy)
-    assert laplace.release((), 1.0, 1.0) == []
+    assert laplace.release((), 1.0) == []

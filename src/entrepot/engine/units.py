@@ -68,8 +68,8 @@ def write_unit_columns(
     read = f"read_parquet({quote_literal(str(source))}"
     # Only the unit and the row number go through the join and the sort back into row
     # order; a positional join then lays the two new columns beside the rows as the
-    # file holds them. Sorting whole rows instead took 1.5 times the CPU at 10M rows
-    # and had spilled 13 GB at 100M when it was stopped.
+    # file holds them. Sorting whole rows instead costs 1.5 times the CPU at 10M rows
+    # and spills over 13 GB at 100M.
     sql = f"""COPY (
         WITH __rows AS (SELECT {u} AS __u, file_row_number AS __r
                         FROM {read}, file_row_number = true)),

@@ -83,7 +83,7 @@ class Mechanism(ABC):
     def _share_unit(self, share: float) -> float:
         return share
 
-    def release(self, values: Sequence[float], sensitivity: float, scale: float) -> list[float]:
+    def release(self, values: Sequence[float], scale: float) -> list[float]:
         """``values`` plus noise of ``scale``: one OpenDP measurement call for the vector.
 
         The measurement is built as the one whose privacy map :meth:`scale` checked

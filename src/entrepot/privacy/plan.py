@@ -103,11 +103,7 @@ class Plan:
                 exact_vectors[q.name][position] = float(columns[q.name][row] or 0.0)
         mechanism = mechanisms.get(self.mechanism)
         vectors = {
-            q.name: mechanism.release(
-                exact_vectors[q.name],
-                self.rewrite.sensitivity(q, mechanism.norm),
-                self.scales[q.name],
-            )
+            q.name: mechanism.release(exact_vectors[q.name], self.scales[q.name])
             for q in quantities
         }
         noisy = Noisy(mechanism, quantities, self.scales, vectors)
