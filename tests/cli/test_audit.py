@@ -92,9 +92,7 @@ def test_verify_from_an_earlier_head_then_after_more_entries(home: Path, tmp_pat
         cli("audit", "verify", "--from-head", str(saved), "--home", str(home))
 
 
-def test_verify_checks_the_node_key_given_against_the_nodes_own(
-    home: Path, tmp_path: Path
-) -> None:
+def test_verify_checks_the_node_key_given_against_the_nodes_own(home: Path, tmp_path: Path) -> None:
     own = home / "keys" / "node.pub"
     out = json.loads(cli("audit", "verify", "--node-key", str(own), "--home", str(home), "--json"))
     assert out["ok"] is True
