@@ -24,6 +24,7 @@ one friendly paragraph and a non-zero exit code, never a traceback::
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 __all__ = [
@@ -41,6 +42,7 @@ __all__ = [
     "StorageCorrupt",
     "Unauthorized",
     "ValidationFailed",
+    "from_body",
 ]
 
 
@@ -154,3 +156,24 @@ class StorageCorrupt(EntrepotError):
 class PeerError(EntrepotError):
     code = "peer_error"
     status = 502
+
+
+def from_body(body: Mapping[str, Any]) -> EntrepotError:
+    """The error an ``{"error": body}`` answer describes, as its class of this tree.
+
+    For errors raised in another process or on a server: ``code`` picks the class
+    (:class:`EntrepotError` for a code this version does not know), and the named
+    field (rule, clause, budget, setting) is an attribute again.
+    """
+    fields = dict(body)
+    code, message = fields.pop("code", ""), fields.pop("message", "")
+    hint = fields.pop("hint", "")
+    tree = [c for c in globals().values() if isinstance(c, type) and issubclass(c, EntrepotError)]
+    by_code = {c.code: c for c in tree}
+    cls = by_code.get(code, EntrepotError)
+    error = cls.__new__(cls)
+    EntrepotError.__init__(error, message, hint=hint, **fields)
+    for name in ("rule", "clause", "budget", "setting"):
+        if name in fields:
+            setattr(error, name, fields[name])
+    return error

@@ -46,8 +46,7 @@ from typing import Any
 
 import anyio.to_thread
 
-from entrepot import errors
-from entrepot.errors import EntrepotError, LimitExceeded
+from entrepot.errors import EntrepotError, LimitExceeded, from_body
 from entrepot.exchange.accounts import Actor
 from entrepot.exchange.node import Node
 from entrepot.exchange.query import Queries
@@ -299,19 +298,10 @@ def _answer(queries: Queries, call: Call) -> Outcome:
         result = queries.run(call.actor, call.sql, epsilon=call.epsilon, purpose=call.purpose)
         return "ok", call.render(result.to_dict())
     except EntrepotError as error:
-        return "error", (_public_class(error).__name__, error.to_dict()["error"])
+        return "error", error.to_dict()["error"]
     except Exception:
         _log.exception("unexpected error in a private query")
         return "crash", None
-
-
-def _public_class(error: EntrepotError) -> type[EntrepotError]:
-    """The nearest class of the error tree (a private subclass maps to its public base)."""
-    for cls in type(error).__mro__:
-        if cls.__name__ in errors.__all__:
-            public: type[EntrepotError] = getattr(errors, cls.__name__)
-            return public
-    return EntrepotError
 
 
 def _unwrap(outcome: Outcome) -> bytes:
@@ -320,10 +310,7 @@ def _unwrap(outcome: Outcome) -> bytes:
         answer: bytes = payload
         return answer
     if kind == "error":
-        name, error = payload
-        cls: type[EntrepotError] = getattr(errors, name)
-        fields = {k: v for k, v in error.items() if k not in ("code", "message", "hint")}
-        raise cls(error["message"], hint=error["hint"], **fields)
+        raise from_body(payload)
     raise EntrepotError(
         "internal error while running the query",
         hint="the server log has the details; report it if it persists",

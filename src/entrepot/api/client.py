@@ -28,8 +28,7 @@ from typing import Any
 
 import httpx
 
-from entrepot import errors
-from entrepot.errors import EntrepotError, InvalidInput, PeerError, Unauthorized
+from entrepot.errors import InvalidInput, PeerError, Unauthorized, from_body
 from entrepot.settings import Settings
 
 __all__ = ["Client", "Remote", "current", "forget", "load_remote", "require", "save_remote"]
@@ -100,35 +99,17 @@ def forget(settings: Settings | None = None) -> bool:
     return True
 
 
-def _error_classes() -> dict[str, type[EntrepotError]]:
-    found: dict[str, type[EntrepotError]] = {}
-    pending: list[type[EntrepotError]] = [EntrepotError]
-    while pending:
-        cls = pending.pop()
-        found.setdefault(cls.code, cls)
-        pending.extend(cls.__subclasses__())
-    return found
-
-
 def _raise_for(response: httpx.Response, url: str) -> None:
     try:
         body = response.json()["error"]
-        code, message, hint = body.pop("code"), body.pop("message"), body.pop("hint", "")
+        if not all(isinstance(body.get(key), str) for key in ("code", "message")):
+            raise TypeError
     except (ValueError, KeyError, TypeError, AttributeError):
         raise PeerError(
             f"{url} answered HTTP {response.status_code} without an entrepot error body",
             hint="check that the login URL points at an entrepot server",
         ) from None
-    cls = _error_classes().get(code, EntrepotError)
-    if cls.__module__ != errors.__name__:
-        cls = EntrepotError
-    error = cls.__new__(cls)
-    EntrepotError.__init__(error, message, hint=hint, **body)
-    # Classes with a named field (rule, clause, budget, setting) expose it as an attribute.
-    for name in ("rule", "clause", "budget", "setting"):
-        if name in body:
-            setattr(error, name, body[name])
-    raise error
+    raise from_body(body)
 
 
 class Client:

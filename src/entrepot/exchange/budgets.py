@@ -45,12 +45,14 @@ class BudgetView:
     dataset: str
     consumer: str
     grant: str
+    state: str
     epsilon_granted: float
     epsilon_spent: float
     epsilon_left: float
     delta_spent: float
     max_queries: int | None
     queries_used: int
+    valid_from: date
     valid_until: date
     cap: CapView | None
 
@@ -59,12 +61,14 @@ class BudgetView:
             "dataset": self.dataset,
             "consumer": self.consumer,
             "grant": self.grant,
+            "state": self.state,
             "epsilon_granted": self.epsilon_granted,
             "epsilon_spent": self.epsilon_spent,
             "epsilon_left": self.epsilon_left,
             "delta_spent": self.delta_spent,
             "max_queries": self.max_queries,
             "queries_used": self.queries_used,
+            "valid_from": self.valid_from.isoformat(),
             "valid_until": self.valid_until.isoformat(),
             "cap": None if self.cap is None else self.cap.to_dict(),
         }
@@ -81,10 +85,10 @@ class Budgets:
         self.db = db
         self.ledger = ledger or Ledger(db, clock=clock)
 
-    def visible(self, actor: Actor) -> list[BudgetView]:
-        """The open budgets the actor may see, by dataset then consumer."""
+    def visible(self, actor: Actor, *, include_closed: bool = False) -> list[BudgetView]:
+        """The budgets the actor may see (open ones unless asked), by dataset then consumer."""
         if actor.administers:
-            rows = self.ledger.budgets()
+            rows = self.ledger.budgets(include_closed=include_closed)
         elif actor.provider_id is not None:
             with self.db.read() as session:
                 owned = list(
@@ -92,9 +96,9 @@ class Budgets:
                         select(Dataset.id).where(Dataset.provider_id == actor.provider_id)
                     )
                 )
-            rows = self.ledger.budgets(dataset_ids=owned)
+            rows = self.ledger.budgets(dataset_ids=owned, include_closed=include_closed)
         elif actor.org_id is not None:
-            rows = self.ledger.budgets(consumer_id=actor.org_id)
+            rows = self.ledger.budgets(consumer_id=actor.org_id, include_closed=include_closed)
         else:
             rows = []
         return self._views(rows)
@@ -114,18 +118,21 @@ class Budgets:
                 dataset=refs[r.dataset_id],
                 consumer=orgs.get(r.consumer_id, ""),
                 grant=f"GRANT-{r.grant_id}",
+                state=r.state,
                 epsilon_granted=r.epsilon_granted,
                 epsilon_spent=r.epsilon_spent,
                 epsilon_left=r.epsilon_left,
                 delta_spent=r.delta_spent,
                 max_queries=r.max_queries,
                 queries_used=r.queries_used,
+                valid_from=r.valid_from.date(),
+                # The ledger keeps the exclusive end (midnight after the last day).
                 valid_until=(r.valid_until - timedelta(days=1)).date(),
                 cap=None if r.cap is None else _cap_view(refs[r.dataset_id], r.cap),
             )
             for r in rows
         ]
-        return sorted(views, key=lambda v: (v.dataset, v.consumer))
+        return sorted(views, key=lambda v: (v.dataset, v.consumer, v.grant))
 
     def set_cap(self, actor: Actor, dataset: str, epsilon: float) -> CapView:
         """Set the global ε cap of ``dataset``: its provider's decision alone."""

@@ -10,22 +10,18 @@ CLI prints the same body whether it runs against a server or on the node itself.
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
-from sqlalchemy import select
 
 from entrepot.api.auth import AnyActor, Provider
 from entrepot.api.pagination import Page, PageParams, page_of, page_params
 from entrepot.errors import Forbidden
-from entrepot.exchange.accounts import Actor, Organization, Role
+from entrepot.exchange.accounts import Actor, Role
 from entrepot.exchange.budgets import Budgets
 from entrepot.exchange.node import Node
-from entrepot.privacy.ledger import BudgetRow, Ledger
-from entrepot.vault.models import Dataset
-from entrepot.vault.models import Provider as ProviderRow
 
 __all__ = ["BudgetOut", "CapIn", "CapOut", "budget_list", "router", "set_cap"]
 
@@ -63,70 +59,15 @@ class CapIn(BaseModel):
     epsilon: float = Field(gt=0, le=1e6, description="The new cap: never below what was spent.")
 
 
-def _rows(node: Node, actor: Actor, closed: bool) -> list[BudgetRow]:
-    ledger = Ledger(node.db)
-    if actor.administers:
-        return ledger.budgets(include_closed=closed)
-    if actor.role == Role.PROVIDER:
-        with node.db.read() as session:
-            own = list(
-                session.scalars(select(Dataset.id).where(Dataset.provider_id == actor.provider_id))
-            )
-        return ledger.budgets(dataset_ids=own, include_closed=closed)
-    if actor.role == Role.CONSUMER:
-        return ledger.budgets(consumer_id=actor.org_id, include_closed=closed)
-    raise Forbidden(
-        f"a {actor.role} account has no budgets",
-        hint="budgets belong to consumers; providers see those on their datasets",
-    )
-
-
 def budget_list(node: Node, actor: Actor, *, closed: bool = False) -> list[BudgetOut]:
     """The budgets ``actor`` may see, by dataset then consumer."""
-    rows = _rows(node, actor, closed)
-    with node.db.read() as session:
-        datasets = {
-            dataset_id: f"{provider}/{slug}"
-            for dataset_id, provider, slug in session.execute(
-                select(Dataset.id, ProviderRow.slug, Dataset.slug).join(ProviderRow)
-            )
-        }
-        orgs = dict(
-            session.execute(
-                select(Organization.id, Organization.slug).where(
-                    Organization.id.in_({r.consumer_id for r in rows})
-                )
-            ).all()
+    if not actor.administers and actor.role not in (Role.PROVIDER, Role.CONSUMER):
+        raise Forbidden(
+            f"a {actor.role} account has no budgets",
+            hint="budgets belong to consumers; providers see those on their datasets",
         )
-
-    def out(row: BudgetRow) -> BudgetOut:
-        dataset = datasets.get(row.dataset_id, str(row.dataset_id))
-        cap = row.cap
-        return BudgetOut(
-            dataset=dataset,
-            consumer=orgs.get(row.consumer_id, str(row.consumer_id)),
-            grant=f"GRANT-{row.grant_id}",
-            state=row.state,
-            epsilon_granted=row.epsilon_granted,
-            epsilon_spent=row.epsilon_spent,
-            epsilon_left=row.epsilon_left,
-            delta_spent=row.delta_spent,
-            max_queries=row.max_queries,
-            queries_used=row.queries_used,
-            valid_from=row.valid_from.date(),
-            # The ledger keeps the exclusive end (midnight after the last day).
-            valid_until=(row.valid_until - timedelta(days=1)).date(),
-            cap=None
-            if cap is None
-            else CapOut(
-                dataset=dataset,
-                epsilon_cap=cap.epsilon_cap,
-                epsilon_spent=cap.epsilon_spent,
-                epsilon_left=cap.epsilon_left,
-            ),
-        )
-
-    return sorted((out(row) for row in rows), key=lambda b: (b.dataset, b.consumer, b.grant))
+    views = Budgets(node.db).visible(actor, include_closed=closed)
+    return [BudgetOut.model_validate(view.to_dict()) for view in views]
 
 
 def set_cap(node: Node, actor: Actor, dataset: str, epsilon: float) -> CapOut:
