@@ -9,9 +9,7 @@ in as they do on the local node for the same party.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from datetime import date, timedelta
@@ -22,10 +20,10 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from tests.api.remote import Served, entrepot
 from typer.testing import CliRunner, Result
 
 from entrepot.api import create_app
-from entrepot.api.client import Remote, save_remote
 from entrepot.cli.app import app
 from entrepot.errors import Forbidden, NotFound
 from entrepot.exchange.accounts import LOCAL, Accounts, Actor
@@ -53,47 +51,18 @@ ORG = {
 }
 
 
-class Server:
-    def __init__(self, url: str, world: World, logins: Path) -> None:
-        self.url = url
-        self.world = world
-        self.node = world.node
-        self.logins = logins
-
-    def login(self, who: str) -> Path:
-        """A login file for account ``who`` (what `entrepot login` writes)."""
-        config = self.logins / f"{who}.json"
-        if not config.exists():
-            save_remote(Remote(self.url, self.world.tokens[who]), Settings(client_config=config))
-        return config
-
-
 @pytest.fixture(scope="module")
 def server(
     tmp_path_factory: pytest.TempPathFactory, serve: Serve, make_world: Callable[[Node], World]
-) -> Iterator[Server]:
+) -> Iterator[Served]:
     root = tmp_path_factory.mktemp("remote-cli")
     # Pages of two items: every list the CLI prints spans pages, which it must follow.
     node = Node.init(Settings(home=root / "node", token_hash_memory_kib=1024, page_max=2))
     world = make_world(node)
     (root / "logins").mkdir()
     with serve(create_app(node)) as client:
-        yield Server(str(client.base_url).rstrip("/"), world, root / "logins")
+        yield Served(str(client.base_url).rstrip("/"), world, root / "logins")
     node.close()
-
-
-def entrepot(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """The real CLI in its own process, logged in with ``config``."""
-    env = {**os.environ, "ENTREPOT_CLIENT_CONFIG": str(config)}
-    env.pop("ENTREPOT_AS", None)
-    return subprocess.run(
-        [sys.executable, "-m", "entrepot", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=False,
-    )
 
 
 def ok(result: subprocess.CompletedProcess[str]) -> Any:
@@ -125,7 +94,7 @@ def grant_on_server(node: Node, ref: str) -> GrantInfo:
     return info
 
 
-def test_a_contract_is_requested_granted_and_revoked_over_the_server(server: Server) -> None:
+def test_a_contract_is_requested_granted_and_revoked_over_the_server(server: Served) -> None:
     consumer, provider = server.login("consumer"), server.login("other-provider")
     asked = ok(
         entrepot(
@@ -168,7 +137,7 @@ def test_a_contract_is_requested_granted_and_revoked_over_the_server(server: Ser
     assert after.history[-1].actor == "account:other-provider"
 
 
-def test_a_provider_refuses_a_request_over_the_server(server: Server) -> None:
+def test_a_provider_refuses_a_request_over_the_server(server: Served) -> None:
     contracts = Contracts(server.node.db, server.node.settings)
     asked = contracts.request(
         actor(server.node, "rival-analytics"),
@@ -211,7 +180,7 @@ READS: list[tuple[str, tuple[str, ...]]] = [
 
 @pytest.mark.parametrize(("who", "args"), READS, ids=[f"{w} {' '.join(a)}" for w, a in READS])
 def test_json_is_the_same_logged_in_and_on_the_local_node(
-    server: Server, tmp_path: Path, who: str, args: tuple[str, ...]
+    server: Served, tmp_path: Path, who: str, args: tuple[str, ...]
 ) -> None:
     remote = in_process(server.login(who), *args, "--json")
     local = in_process(
@@ -224,7 +193,7 @@ def test_json_is_the_same_logged_in_and_on_the_local_node(
 
 
 def test_odrl_and_csv_are_the_same_logged_in_and_on_the_local_node(
-    server: Server, tmp_path: Path
+    server: Served, tmp_path: Path
 ) -> None:
     local = ("--home", str(server.node.home), "--as", ORG["consumer"])
     logged_out = tmp_path / "logged-out.json"
@@ -236,7 +205,7 @@ def test_odrl_and_csv_are_the_same_logged_in_and_on_the_local_node(
     assert in_process(server.login("consumer"), *csv).startswith("grant,")
 
 
-def test_a_query_over_the_server_answers_spends_and_signs(server: Server, tmp_path: Path) -> None:
+def test_a_query_over_the_server_answers_spends_and_signs(server: Served, tmp_path: Path) -> None:
     consumer = server.login("consumer")
     receipt = tmp_path / "receipt.json"
     before = consumer_budget(server.node)
@@ -272,7 +241,7 @@ def consumer_budget(node: Node) -> float:
     return budget.epsilon_spent
 
 
-def test_only_the_provider_sets_its_dataset_cap_over_the_server(server: Server) -> None:
+def test_only_the_provider_sets_its_dataset_cap_over_the_server(server: Served) -> None:
     provider = server.login("provider")
     cap = json.loads(in_process(provider, "budget", "set-cap", DATASET, "--epsilon", "7", "--json"))
     assert (cap["dataset"], cap["epsilon_cap"]) == (DATASET, 7.0)
@@ -289,7 +258,7 @@ def test_only_the_provider_sets_its_dataset_cap_over_the_server(server: Server) 
     assert Budgets(server.node.db).cap(LOCAL, DATASET) == on_server
 
 
-def test_accounts_and_tokens_over_the_server(server: Server) -> None:
+def test_accounts_and_tokens_over_the_server(server: Served) -> None:
     created = json.loads(
         in_process(
             server.login("operator"),
@@ -322,7 +291,7 @@ def test_accounts_and_tokens_over_the_server(server: Server) -> None:
     assert "may not call this endpoint" in sneaky.exception.message
 
 
-def test_whoami_names_the_tokens_account_or_the_local_node(server: Server, tmp_path: Path) -> None:
+def test_whoami_names_the_tokens_account_or_the_local_node(server: Served, tmp_path: Path) -> None:
     shown = entrepot(server.login("consumer"), "whoami")
     assert shown.returncode == 0, shown.stderr
     assert " ".join(shown.stdout.split()) == (

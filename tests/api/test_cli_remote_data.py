@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import httpx
 import pytest
 from fastapi import FastAPI
+from tests.api.remote import Served
 from tests.vault.cli_runner import Result, run_cli
 
 from entrepot.api import create_app
@@ -42,25 +43,10 @@ MINE = "riverside-hospitals/outpatient-visits"
 THEIRS = "harbor-clinics/outpatient-visits"
 
 
-class Server:
-    """A world served on loopback, and the CLI run logged in as one of its accounts."""
-
-    def __init__(self, node: Node, world: World, url: str, tmp: Path) -> None:
-        self.node, self.world, self.url, self.tmp = node, world, url, tmp
-
-    def config(self, who: str) -> Path:
-        path = self.tmp / f"{who}.json"
-        if not path.exists():
-            body = {"url": self.url, "token": self.world.tokens[who]}
-            path.write_text(json.dumps(body), encoding="utf-8")
-            path.chmod(0o600)
-        return path
-
-
 @pytest.fixture(scope="module")
 def server(
     tmp_path_factory: pytest.TempPathFactory, serve: Serve, make_world: Callable[[Node], World]
-) -> Iterator[Server]:
+) -> Iterator[Served]:
     root = tmp_path_factory.mktemp("remote-data")
     # Pages of 4 items: every remote list below spans several of them.
     node = Node.init(Settings(home=root / "node", token_hash_memory_kib=1024, page_max=4))
@@ -68,7 +54,7 @@ def server(
     # A log with entries and a signed head: the library calls above log nothing.
     node.log.append_many(_entries(3))
     with serve(create_app(node)) as client:
-        yield Server(node, world, str(client.base_url).rstrip("/"), root)
+        yield Served(str(client.base_url).rstrip("/"), world, root)
     node.close()
 
 
@@ -77,16 +63,16 @@ Run = Callable[..., Result]
 
 @pytest.fixture
 def cli(
-    server: Server, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    server: Served, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> Callable[[str | None], Run]:
     """``cli(who)(*args)``: logged in as ``who``; ``cli(None)`` works on the node's home."""
 
     def bind(who: str | None) -> Run:
         def run(*args: str) -> Result:
             if who is None:
-                monkeypatch.setenv("ENTREPOT_CLIENT_CONFIG", str(server.tmp / "logged-out"))
+                monkeypatch.setenv("ENTREPOT_CLIENT_CONFIG", str(server.logins / "logged-out"))
                 return run_cli(capsys, monkeypatch, *args, "--home", str(server.node.home))
-            monkeypatch.setenv("ENTREPOT_CLIENT_CONFIG", str(server.config(who)))
+            monkeypatch.setenv("ENTREPOT_CLIENT_CONFIG", str(server.login(who)))
             return run_cli(capsys, monkeypatch, *args)
 
         return run
@@ -145,7 +131,7 @@ def test_files_named_on_the_command_line_are_read_here(
     assert "entrepot standard list" in refused.errors
 
 
-def test_remote_lists_follow_every_page(server: Server, cli: Callable[[str | None], Run]) -> None:
+def test_remote_lists_follow_every_page(server: Served, cli: Callable[[str | None], Run]) -> None:
     # More providers than one page of the server holds (page_max caps `limit`).
     for number in range(server.node.settings.page_max + 1):
         cli("operator")("provider", "add", f"extra-{number}", "--name", f"Extra {number}")
@@ -155,7 +141,7 @@ def test_remote_lists_follow_every_page(server: Server, cli: Callable[[str | Non
 
 
 def test_catalog_export_names_the_server_or_the_given_base(
-    server: Server, cli: Callable[[str | None], Run]
+    server: Served, cli: Callable[[str | None], Run]
 ) -> None:
     document = cli("consumer")("catalog", "export").json()
     assert {d["@id"] for d in document["dcat:dataset"]} >= {f"{server.url}/datasets/{MINE}"}
@@ -164,7 +150,7 @@ def test_catalog_export_names_the_server_or_the_given_base(
 
 
 def test_a_provider_is_added_by_an_operator_only(
-    server: Server, cli: Callable[[str | None], Run]
+    server: Served, cli: Callable[[str | None], Run]
 ) -> None:
     added = cli("operator")("provider", "add", "lakeside-care", "--name", "Lakeside", "--json")
     assert added.code == 0, added.stderr
@@ -181,7 +167,7 @@ def test_a_provider_is_added_by_an_operator_only(
 
 
 def test_publish_uploads_the_file_and_mapping_for_the_tokens_provider(
-    server: Server,
+    server: Served,
     cli: Callable[[str | None], Run],
     tmp_path: Path,
     make_visits: Callable[..., Path],
@@ -203,7 +189,7 @@ def test_publish_uploads_the_file_and_mapping_for_the_tokens_provider(
 
 
 def test_a_refused_publish_shows_the_report_and_stores_nothing(
-    server: Server,
+    server: Served,
     cli: Callable[[str | None], Run],
     tmp_path: Path,
     make_visits: Callable[..., Path],
@@ -229,7 +215,7 @@ def test_a_refused_publish_shows_the_report_and_stores_nothing(
 
 
 def test_policy_is_set_by_the_datasets_provider_only(
-    server: Server, cli: Callable[[str | None], Run], tmp_path: Path
+    server: Served, cli: Callable[[str | None], Run], tmp_path: Path
 ) -> None:
     policy = tmp_path / "policy.yaml"
     policy.write_text("epsilon:\n  per_query: 0.4\n  dataset_cap: 6\nthreshold: 12\n")
@@ -248,7 +234,7 @@ def test_policy_is_set_by_the_datasets_provider_only(
 
 
 def test_audit_verify_checks_the_servers_log_on_the_client(
-    server: Server, cli: Callable[[str | None], Run], tmp_path: Path
+    server: Served, cli: Callable[[str | None], Run], tmp_path: Path
 ) -> None:
     auditor = cli("auditor")
     saved = tmp_path / "head.json"
@@ -282,7 +268,7 @@ def _entries(count: int) -> list[Entry]:
 
 
 def test_receipt_verify_logged_in_checks_the_receipt_is_still_in_the_log(
-    server: Server, cli: Callable[[str | None], Run], tmp_path: Path
+    server: Served, cli: Callable[[str | None], Run], tmp_path: Path
 ) -> None:
     fields = ReceiptFields.build(
         "query",
@@ -346,7 +332,7 @@ def _rewrite_first(path: Path, old: bytes, new: bytes) -> None:
     raise AssertionError(f"no record holds {old!r}")
 
 
-def test_a_logged_in_command_does_not_load_the_analytical_stack(server: Server) -> None:
+def test_a_logged_in_command_does_not_load_the_analytical_stack(server: Served) -> None:
     """The whole CLI, every noun registered: the library loads only on the local path."""
     program = (
         "import sys\n"
@@ -368,7 +354,7 @@ def test_a_logged_in_command_does_not_load_the_analytical_stack(server: Server) 
         "usage|--json",
         "whoami",
     ]
-    env = {**os.environ, "ENTREPOT_CLIENT_CONFIG": str(server.config("consumer"))}
+    env = {**os.environ, "ENTREPOT_CLIENT_CONFIG": str(server.login("consumer"))}
     result = subprocess.run(
         [sys.executable, "-c", program, *commands],
         capture_output=True,
@@ -383,9 +369,9 @@ def test_a_logged_in_command_does_not_load_the_analytical_stack(server: Server) 
 
 
 def test_the_console_script_logged_in_reports_errors_without_a_traceback(
-    server: Server,
+    server: Served,
 ) -> None:
-    env = {**os.environ, "ENTREPOT_CLIENT_CONFIG": str(server.config("consumer"))}
+    env = {**os.environ, "ENTREPOT_CLIENT_CONFIG": str(server.login("consumer"))}
     result = subprocess.run(
         [sys.executable, "-m", "entrepot", "catalog", "show", "riverside-hospitals/nothing"],
         capture_output=True,

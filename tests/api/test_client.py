@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import stat
-import subprocess
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import httpx
 import pytest
+from tests.api.remote import entrepot
 
 from entrepot.api.client import Client, current, load_remote
 from entrepot.errors import BudgetExhausted, NotFound, PeerError, Unauthorized
@@ -23,19 +21,6 @@ if TYPE_CHECKING:
 @pytest.fixture
 def url(world: World, api: httpx.Client) -> str:
     return str(api.base_url)
-
-
-def entrepot(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "ENTREPOT_CLIENT_CONFIG": str(config)}
-    env.pop("ENTREPOT_TOKEN", None)
-    return subprocess.run(
-        [sys.executable, "-m", "entrepot", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=False,
-    )
 
 
 def test_login_stores_url_and_token_privately_and_never_prints_it(
