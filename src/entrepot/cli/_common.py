@@ -18,9 +18,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
-from rich.console import Console
+from rich.console import Console, HighlighterType, JustifyMethod, OverflowMethod
+from rich.errors import MarkupError
+from rich.markup import escape
+from rich.style import Style
 from rich.table import Table
+from rich.text import Text
 
+from entrepot._text import is_unsafe, printable
 from entrepot.api.client import Client, current
 from entrepot.errors import EntrepotError, InvalidInput
 from entrepot.settings import Settings
@@ -31,8 +36,78 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-console = Console()
-err_console = Console(stderr=True)
+
+class SafeConsole(Console):
+    """A console whose printed strings cannot drive the terminal or crash the command.
+
+    Commands pass what they echo through :func:`esc` (or print it as a plain
+    :class:`~rich.text.Text`); this is the net under them, for a call site that
+    forgets: a control character in a printed string comes out escaped, and brackets
+    that are not valid markup come out as written instead of as a traceback (a
+    traceback after a commit would report failure for a change that was made).
+    Emoji codes stay off: ``:x:`` in a file's header is text, not a picture.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(emoji=False, **kwargs)
+
+    def render_str(
+        self,
+        text: str,
+        *,
+        style: str | Style = "",
+        justify: JustifyMethod | None = None,
+        overflow: OverflowMethod | None = None,
+        emoji: bool | None = None,
+        markup: bool | None = None,
+        highlight: bool | None = None,
+        highlighter: HighlighterType | None = None,
+    ) -> Text:
+        options: dict[str, Any] = {
+            "style": style,
+            "justify": justify,
+            "overflow": overflow,
+            "emoji": emoji,
+            "highlight": highlight,
+            "highlighter": highlighter,
+        }
+        safe = printable(text, multiline=True)
+        try:
+            return super().render_str(safe, markup=markup, **options)
+        except MarkupError:
+            return super().render_str(safe, markup=False, **options)
+
+
+console = SafeConsole()
+err_console = SafeConsole(stderr=True)
+
+
+def esc(value: object, *, multiline: bool = False) -> str:
+    """``value`` as text to put in a markup string: control characters and markup escaped."""
+    return escape(printable(str(value), multiline=multiline))
+
+
+def json_text(data: Any) -> str:
+    """``data`` as indented JSON whose strings hold no raw control character.
+
+    ``json`` escapes C0 controls itself; DEL, C1, bidirectional controls and lone
+    surrogates would pass through raw with ``ensure_ascii=False``, so they are
+    written as ``\\uXXXX`` escapes (valid JSON: they only occur inside strings).
+    """
+    text = json.dumps(data, indent=2, default=str, ensure_ascii=False)
+    # The indentation's newlines are JSON's own; json escapes any newline in a string.
+    return "".join(f"\\u{ord(c):04x}" if is_unsafe(c) and c != "\n" else c for c in text)
+
+
+def cell(value: object, *, multiline: bool = False) -> Text:
+    """A table cell or a line of data: plain text, never markup, control characters escaped.
+
+    A :class:`~rich.text.Text` passes as it is: a command styles its own words that way.
+    """
+    if isinstance(value, Text):
+        return value
+    return Text("" if value is None else printable(str(value), multiline=multiline))
+
 
 Home = Annotated[
     Path | None,
@@ -116,17 +191,20 @@ def dispatch(
 def emit(data: Any, as_json: bool, render: Callable[[], None] | None = None) -> None:
     """Print ``data`` as JSON for scripts, or call ``render`` for people."""
     if as_json or render is None:
-        sys.stdout.write(json.dumps(data, indent=2, default=str, ensure_ascii=False) + "\n")
+        sys.stdout.write(json_text(data) + "\n")
     else:
         render()
 
 
 def table(title: str | None, columns: list[str], rows: list[list[Any]]) -> Table:
-    out = Table(title=title, title_justify="left", header_style="bold")
+    """A table of data: its title and every cell are plain text, never markup."""
+    out = Table(
+        title=None if title is None else cell(title), title_justify="left", header_style="bold"
+    )
     for column in columns:
-        out.add_column(column)
+        out.add_column(cell(column))
     for row in rows:
-        out.add_row(*("" if v is None else str(v) for v in row))
+        out.add_row(*(cell(v) for v in row))
     return out
 
 
@@ -141,8 +219,10 @@ def fail(error: EntrepotError, as_json: bool = False) -> None:
             for name in ("rule", "clause", "budget", "setting")
             if error.details.get(name)
         ]
-        suffix = f" [dim](refused by {', '.join(refused_by)})[/]" if refused_by else ""
-        err_console.print(f"[bold red]error:[/] {error.message}{suffix}", highlight=False)
+        suffix = f" [dim](refused by {esc(', '.join(refused_by))})[/]" if refused_by else ""
+        err_console.print(
+            f"[bold red]error:[/] {esc(error.message, multiline=True)}{suffix}", highlight=False
+        )
         if error.hint:
-            err_console.print(f"[bold]hint:[/] {error.hint}", highlight=False)
+            err_console.print(f"[bold]hint:[/] {esc(error.hint, multiline=True)}", highlight=False)
     raise SystemExit(2 if error.status < 500 else 1)

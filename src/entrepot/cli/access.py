@@ -6,7 +6,6 @@ both print the API's request and grant bodies (``/v1/access``).
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -15,7 +14,7 @@ from urllib.parse import quote
 import typer
 
 from entrepot.api.client import Client
-from entrepot.cli._common import As, Home, Json, console, dispatch, emit, table
+from entrepot.cli._common import As, Home, Json, console, dispatch, emit, esc, json_text, table
 
 if TYPE_CHECKING:
     from entrepot.exchange.accounts import Actor
@@ -100,7 +99,7 @@ def _grant_rows(grants: list[dict[str, Any]]) -> list[list[Any]]:
 def _print_contract(data: dict[str, Any]) -> None:
     for key, value in data.items():
         if key != "history":
-            console.print(f"[bold]{key:>17}[/] {value}", highlight=False)
+            console.print(f"[bold]{key:>17}[/] {esc(value)}", highlight=False)
     console.print(
         table(
             "History",
@@ -166,7 +165,9 @@ def request(
     emit(
         data,
         as_json,
-        lambda: console.print(f"[green]requested[/] {data['id']}: {dataset} for {purpose}"),
+        lambda: console.print(
+            f"[green]requested[/] {esc(data['id'])}: {esc(dataset)} for {esc(purpose)}"
+        ),
     )
 
 
@@ -272,8 +273,8 @@ def grant(
         data,
         as_json,
         lambda: console.print(
-            f"[green]granted[/] {data['id']} to {data['consumer']}: {data['epsilon']:g} ε on "
-            f"{data['dataset']} until {data['valid_until']}"
+            f"[green]granted[/] {esc(data['id'])} to {esc(data['consumer'])}: "
+            f"{data['epsilon']:g} ε on {esc(data['dataset'])} until {esc(data['valid_until'])}"
         ),
     )
 
@@ -298,7 +299,7 @@ def refuse(
             f"/v1/access/requests/{_ident(request_id, 'REQ')}/refuse", {"reason": reason}
         ),
     )
-    emit(data, as_json, lambda: console.print(f"[yellow]refused[/] {data['id']}"))
+    emit(data, as_json, lambda: console.print(f"[yellow]refused[/] {esc(data['id'])}"))
 
 
 @access_app.command("revoke")
@@ -321,7 +322,7 @@ def revoke(
             f"/v1/access/grants/{_ident(grant_id, 'GRANT')}/revoke", {"reason": reason}
         ),
     )
-    emit(data, as_json, lambda: console.print(f"[yellow]revoked[/] {data['id']}"))
+    emit(data, as_json, lambda: console.print(f"[yellow]revoked[/] {esc(data['id'])}"))
 
 
 @access_app.command("show")
@@ -370,12 +371,12 @@ def export_odrl(
         local=lambda node, actor: _contracts(node).odrl(actor, grant_id),
         remote=lambda client: client.get(f"/v1/access/grants/{_ident(grant_id, 'GRANT')}/odrl"),
     )
-    text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+    text = json_text(document) + "\n"
     if output is None:
         typer.echo(text, nl=False)
     else:
         output.write_text(text, encoding="utf-8")
-        console.print(f"[green]wrote[/] {output}")
+        console.print(f"[green]wrote[/] {esc(output)}")
 
 
 @access_app.command("purposes")

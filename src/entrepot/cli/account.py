@@ -12,7 +12,17 @@ from urllib.parse import quote
 import typer
 
 from entrepot.api.client import Client
-from entrepot.cli._common import As, Home, Json, console, dispatch, emit, err_console, table
+from entrepot.cli._common import (
+    As,
+    Home,
+    Json,
+    console,
+    dispatch,
+    emit,
+    err_console,
+    esc,
+    table,
+)
 
 if TYPE_CHECKING:
     from entrepot.exchange.accounts import Accounts, Actor, IssuedToken
@@ -42,10 +52,13 @@ def _issued(new_token: dict[str, Any]) -> dict[str, Any]:
 
 
 def _show_token(issued: dict[str, Any]) -> None:
-    console.print(f"API token (shown once, store it now):\n  {issued['token']}", soft_wrap=True)
+    console.print(
+        f"API token (shown once, store it now):\n  {esc(issued['token'])}", soft_wrap=True
+    )
+    token_id = esc(issued["token_id"])
     err_console.print(
-        f"token id {issued['token_id']}, expires {issued['expires_at'][:10]}; "
-        f"revoke it with `entrepot account revoke-token {issued['token_id']}`",
+        f"token id {token_id}, expires {esc(issued['expires_at'][:10])}; "
+        f"revoke it with `entrepot account revoke-token {token_id}`",
         highlight=False,
     )
 
@@ -92,7 +105,8 @@ def create(
 
     def render() -> None:
         console.print(
-            f"[green]created[/] {account['role']} account {account['name']} in {account['org']}"
+            f"[green]created[/] {esc(account['role'])} account {esc(account['name'])} "
+            f"in {esc(account['org'])}"
         )
         _show_token(data)
 
@@ -193,7 +207,9 @@ def revoke_token(
     emit(
         data,
         as_json,
-        lambda: console.print(f"[green]revoked[/] token {data['token_id']} of {data['account']}"),
+        lambda: console.print(
+            f"[green]revoked[/] token {esc(data['token_id'])} of {esc(data['account'])}"
+        ),
     )
 
 

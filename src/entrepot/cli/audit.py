@@ -17,7 +17,17 @@ import typer
 from nacl.signing import VerifyKey
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from entrepot.cli._common import Home, Json, console, dispatch, emit, open_node, settings, table
+from entrepot.cli._common import (
+    Home,
+    Json,
+    console,
+    dispatch,
+    emit,
+    esc,
+    open_node,
+    settings,
+    table,
+)
 from entrepot.errors import NotFound, ProofInvalid
 from entrepot.transparency import (
     TreeHead,
@@ -205,8 +215,8 @@ def head(
         data,
         as_json,
         lambda: console.print(
-            f"size {data['size']}\nroot {data['root']}\ntime {data['time']}\n"
-            f"key  {data['key']}\nsig  {data['signature']}",
+            f"size {esc(data['size'])}\nroot {esc(data['root'])}\ntime {esc(data['time'])}\n"
+            f"key  {esc(data['key'])}\nsig  {esc(data['signature'])}",
             highlight=False,
         ),
     )
@@ -235,9 +245,9 @@ def prove(
         data,
         as_json,
         lambda: console.print(
-            f"entry {data['index']} of {data['size']}: {data['entry']}\n"
-            f"leaf  {data['leaf_hash']}\nroot  {data['root']}\n"
-            + "\n".join(f"  {node}" for node in data["inclusion"]),
+            f"entry {esc(data['index'])} of {esc(data['size'])}: {esc(data['entry'])}\n"
+            f"leaf  {esc(data['leaf_hash'])}\nroot  {esc(data['root'])}\n"
+            + "\n".join(f"  {esc(node)}" for node in data["inclusion"]),
             highlight=False,
         ),
     )
@@ -322,9 +332,9 @@ def verify(
             check = result["check"]
             console.print(
                 f"[green]verified[/] {check['entries']:,} entries against {check['heads']} "
-                f"signed heads; root {check['root']}"
+                f"signed heads; root {esc(check['root'])}"
             )
-        console.print(f"node key {result['key']}", highlight=False)
+        console.print(f"node key {esc(result['key'])}", highlight=False)
 
     emit(result, as_json, render)
 
@@ -364,9 +374,9 @@ def export(
         data,
         as_json,
         lambda: console.print(
-            f"exported {data['entries']:,} entries and {data['heads']} heads to {directory}\n"
-            f"verify with: entrepot audit verify-export {directory} "
-            f"--node-key {directory / 'node.pub'}",
+            f"exported {data['entries']:,} entries and {data['heads']} heads to "
+            f"{esc(directory)}\nverify with: entrepot audit verify-export {esc(directory)} "
+            f"--node-key {esc(directory / 'node.pub')}",
             highlight=False,
         ),
     )
@@ -393,7 +403,8 @@ def verify_export_cmd(
         as_json,
         lambda: console.print(
             f"[green]verified[/] {data['entries']:,} entries against {data['heads']} signed "
-            f"heads ({data['unsigned_entries']} entries after the last head)\nroot {data['root']}"
+            f"heads ({data['unsigned_entries']} entries after the last head)\n"
+            f"root {esc(data['root'])}"
         ),
     )
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from entrepot.api.client import Client
-from entrepot.cli._common import As, Home, Json, console, dispatch, emit, table
+from entrepot.cli._common import As, Home, Json, console, dispatch, emit, esc, table
 
 if TYPE_CHECKING:
     from entrepot.exchange.accounts import Actor
@@ -110,7 +110,7 @@ def set_cap(
         cap,
         as_json,
         lambda: console.print(
-            f"[green]cap set[/] {cap['dataset']}: {cap['epsilon_cap']:g} ε, "
+            f"[green]cap set[/] {esc(cap['dataset'])}: {cap['epsilon_cap']:g} ε, "
             f"{cap['epsilon_spent']:g} spent, {cap['epsilon_left']:g} left"
         ),
     )

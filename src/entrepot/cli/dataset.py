@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from entrepot.cli._common import Home, Json, console, emit, settings
+from entrepot.cli._common import Home, Json, console, emit, esc, settings
 from entrepot.cli._publish import publish, verify, versions
 from entrepot.cli._report import render_report
 
@@ -54,7 +54,9 @@ def validate(
     config = settings(home)
     target = standards.get(standard)
     busy: AbstractContextManager[object] = (
-        nullcontext() if as_json else console.status(f"validating {source.name}", spinner="dots")
+        nullcontext()
+        if as_json
+        else console.status(f"validating {esc(source.name)}", spinner="dots")
     )
     with busy:
         run = standards.validate(

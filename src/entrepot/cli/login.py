@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from entrepot.api.client import Client, Remote, forget, save_remote
-from entrepot.cli._common import As, Home, Json, console, dispatch, emit
+from entrepot.cli._common import As, Home, Json, console, dispatch, emit, esc
 from entrepot.errors import InvalidInput
 from entrepot.settings import Settings
 
@@ -50,8 +50,8 @@ def login(
         data,
         as_json,
         lambda: console.print(
-            f"[green]logged in[/] to {client.url} as [bold]{me['account']}[/] "
-            f"({me['role']} of {me['org']})",
+            f"[green]logged in[/] to {esc(client.url)} as [bold]{esc(me['account'])}[/] "
+            f"({esc(me['role'])} of {esc(me['org'])})",
             highlight=False,
         ),
     )
@@ -96,11 +96,12 @@ def whoami(as_: As = None, home: Home = None, as_json: Json = False) -> None:
 
     def render() -> None:
         if data["server"] is None:
-            who = f" as [bold]{data['org']}[/] ({data['role']})" if data["org"] else ""
-            console.print(f"local node at {data['home']}{who}", highlight=False)
+            who = f" as [bold]{esc(data['org'])}[/] ({esc(data['role'])})" if data["org"] else ""
+            console.print(f"local node at {esc(data['home'])}{who}", highlight=False)
         else:
             console.print(
-                f"[bold]{data['account']}[/] ({data['role']} of {data['org']}) on {data['server']}",
+                f"[bold]{esc(data['account'])}[/] ({esc(data['role'])} of {esc(data['org'])}) "
+                f"on {esc(data['server'])}",
                 highlight=False,
             )
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from entrepot.cli._common import Db, Home, Json, console, emit, settings
+from entrepot.cli._common import Db, Home, Json, console, emit, esc, settings
 
 
 def init(home: Home = None, db: Db = None, as_json: Json = False) -> None:
@@ -25,7 +25,7 @@ def init(home: Home = None, db: Db = None, as_json: Json = False) -> None:
         data,
         as_json,
         lambda: console.print(
-            f"[green]created[/] node at {data['home']}\n  public key {data['node_key']}"
+            f"[green]created[/] node at {esc(data['home'])}\n  public key {esc(data['node_key'])}"
         ),
     )
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 import yaml
 
-from entrepot.cli._common import As, Home, Json, console, dispatch, emit
+from entrepot.cli._common import As, Home, Json, cell, console, dispatch, emit, esc
 from entrepot.cli.catalog import dataset_path
 from entrepot.errors import NotFound
 
@@ -26,10 +26,15 @@ Dataset = Annotated[str, typer.Argument(help="The dataset, as provider/dataset."
 
 def _render(data: dict[str, Any]) -> None:
     origin = (
-        f"set by {data['set_by']}" if data["explicit"] else "the default of the standard's roles"
+        f"set by {esc(data['set_by'])}"
+        if data["explicit"]
+        else "the default of the standard's roles"
     )
-    console.print(f"[bold]{data['dataset']}[/] — {origin}\n", highlight=False)
-    console.print(yaml.safe_dump(data["policy"], sort_keys=False), highlight=False)
+    console.print(f"[bold]{esc(data['dataset'])}[/] — {origin}\n", highlight=False)
+    # YAML escapes control characters itself; as plain text, brackets are not markup.
+    console.print(
+        cell(yaml.safe_dump(data["policy"], sort_keys=False), multiline=True), highlight=False
+    )
 
 
 @policy_app.command("show")

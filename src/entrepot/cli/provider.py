@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from entrepot.cli._common import Home, Json, console, dispatch, emit, table
+from entrepot.cli._common import Home, Json, console, dispatch, emit, esc, table
 
 if TYPE_CHECKING:
     from entrepot.exchange.accounts import Actor
@@ -48,7 +48,7 @@ def add(
         info,
         as_json,
         lambda: console.print(
-            f"[green]added[/] provider {info['slug']} ({info['name']})", highlight=False
+            f"[green]added[/] provider {esc(info['slug'])} ({esc(info['name'])})", highlight=False
         ),
     )
 

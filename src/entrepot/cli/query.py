@@ -13,7 +13,7 @@ import typer
 from rich.table import Table
 
 from entrepot.api.client import Client
-from entrepot.cli._common import As, Home, Json, console, dispatch, emit, err_console
+from entrepot.cli._common import As, Home, Json, cell, console, dispatch, emit, err_console, esc
 from entrepot.errors import InvalidInput
 
 if TYPE_CHECKING:
@@ -30,21 +30,21 @@ def _fmt(value: float | None) -> str:
 def _render(result: dict[str, Any]) -> None:
     answer = result["answer"]
     out = Table(
-        title=f"{result['dataset']} v{result['version']}",
+        title=cell(f"{result['dataset']} v{result['version']}"),
         title_justify="left",
         header_style="bold",
-        caption=f"95% intervals · {answer['mechanism']} noise",
+        caption=cell(f"95% intervals · {answer['mechanism']} noise"),
         caption_justify="left",
     )
     for key in answer["keys"]:
-        out.add_column(key)
+        out.add_column(cell(key))
     for name in answer["aggregates"]:
-        out.add_column(name, justify="right")
+        out.add_column(cell(name), justify="right")
         out.add_column("95% interval", justify="right", style="dim")
     for row in answer["rows"]:
-        cells = [str(k) for k in row["key"]]
+        cells = [cell(k) for k in row["key"]]
         for value, lo, hi in row["values"]:
-            cells += [_fmt(value), f"[{_fmt(lo)}, {_fmt(hi)}]"]
+            cells += [cell(_fmt(value)), cell(f"[{_fmt(lo)}, {_fmt(hi)}]")]
         out.add_row(*cells)
     console.print(out)
     if answer["suppressed"]:
@@ -55,7 +55,7 @@ def _render(result: dict[str, Any]) -> None:
     if answer["merged"]:
         console.print(f"{len(answer['merged'])} small group(s) merged into 'other'")
     for note in answer["notes"]:
-        console.print(f"[dim]{note}[/]")
+        console.print(f"[dim]{esc(note)}[/]")
     spent = (
         "0 (the earlier answer, repeated)" if result["repeated"] else f"{result['epsilon_spent']:g}"
     )

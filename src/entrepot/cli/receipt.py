@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from entrepot.api.client import current
-from entrepot.cli._common import Home, Json, console, emit, settings
+from entrepot.cli._common import Home, Json, console, emit, esc, settings
 from entrepot.cli.audit import NodeKey, server_extends
 from entrepot.errors import NotFound
 from entrepot.transparency import TreeHead, load_verify_key, read_verify_key, verify_receipt
@@ -59,15 +59,15 @@ def verify(
 
     def render() -> None:
         console.print(
-            f"[green]valid[/] {statement['kind']} receipt: ε {statement['epsilon']}, "
-            f"answer sha256 {statement['answer_sha256']}\n"
+            f"[green]valid[/] {esc(statement['kind'])} receipt: ε {esc(statement['epsilon'])}, "
+            f"answer sha256 {esc(statement['answer_sha256'])}\n"
             f"logged as entry {receipt.index} under the head of size {receipt.head.size} "
-            f"signed {receipt.head.time}",
+            f"signed {esc(receipt.head.time)}",
             highlight=False,
         )
         if server is not None:
             console.print(
-                f"[green]still logged[/]: {server['url']}'s head of size {server['size2']} "
+                f"[green]still logged[/]: {esc(server['url'])}'s head of size {server['size2']} "
                 f"extends the receipt's head of size {server['size1']}",
                 highlight=False,
             )

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from entrepot.cli._common import Db, Home, console, settings
+from entrepot.cli._common import Db, Home, console, esc, settings
 
 
 def serve(
@@ -61,7 +61,7 @@ def serve(
     bind_host = host or chosen.host
     bind_port = chosen.port if port is None else port
     console.print(
-        f"serving [bold]{chosen.home}[/] on http://{bind_host}:{bind_port} "
+        f"serving [bold]{esc(chosen.home)}[/] on http://{esc(bind_host)}:{bind_port} "
         f"(OpenAPI at /docs, {workers} worker{'s' if workers > 1 else ''}, "
         f"{pool} query process{'es' if pool != 1 else ''} each)",
         highlight=False,

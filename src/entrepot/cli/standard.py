@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
-from entrepot.cli._common import Home, Json, console, emit, table
+from entrepot.cli._common import Home, Json, cell, console, emit, esc, table
 
 if TYPE_CHECKING:
     from entrepot.api.client import Client
@@ -101,11 +101,11 @@ def show(name: NameOrPath, home: Home = None, as_json: Json = False) -> None:
         data = _shipped(local, lambda client: client.get(f"/v1/standards/{name}"))
 
     def render() -> None:
-        console.print(f"[bold]{data['name']}[/] {data['version']}: {data['title']}")
-        console.print(data["description"], highlight=False)
+        console.print(f"[bold]{esc(data['name'])}[/] {esc(data['version'])}: {esc(data['title'])}")
+        console.print(cell(data["description"], multiline=True), highlight=False)
         unit = data["privacy_unit"] or "none"
         keys = ", ".join(data["primary_key"]) or "none"
-        console.print(f"privacy unit: {unit}; primary key: {keys}")
+        console.print(cell(f"privacy unit: {unit}; primary key: {keys}"))
         rows = [
             [
                 c["name"],
@@ -122,8 +122,10 @@ def show(name: NameOrPath, home: Home = None, as_json: Json = False) -> None:
         )
         for key in data["foreign_keys"]:
             console.print(
-                f"foreign key: ({', '.join(key['fields'])}) in code list {key['codelist']} "
-                f"({', '.join(key['columns'])})"
+                cell(
+                    f"foreign key: ({', '.join(key['fields'])}) in code list {key['codelist']} "
+                    f"({', '.join(key['columns'])})"
+                )
             )
 
     emit(data, as_json, render)

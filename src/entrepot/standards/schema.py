@@ -28,6 +28,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from entrepot._text import check_text
 from entrepot.errors import InvalidInput, NotFound
 from entrepot.standards.codelist import codelist_names
 
@@ -154,9 +155,21 @@ def _fail(where: str, message: str, hint: str) -> InvalidInput:
     return InvalidInput(f"{where}: {message}", hint=hint, source=where)
 
 
+def _check_texts(raw: dict[str, Any], where: str) -> None:
+    """Names, titles and descriptions reach terminals: no control characters in them."""
+    for key in ("name", "title", "description"):
+        value = raw.get(key)
+        if isinstance(value, str):
+            try:
+                check_text(value, key, multiline=key == "description")
+            except InvalidInput as error:
+                raise _fail(where, error.message, error.hint) from None
+
+
 def _parse_field(raw: Any, where: str) -> Field:
     if not isinstance(raw, dict) or not isinstance(raw.get("name"), str):
         raise _fail(where, "a field must be an object with a string name", 'e.g. {"name": "x"}')
+    _check_texts(raw, where)
     name = raw["name"]
     here = f"{where}, field {name!r}"
     ftype = raw.get("type", "string")
@@ -307,6 +320,7 @@ def parse_standard(document: Any, where: str) -> Standard:
     """Build a :class:`Standard` from a Table Schema document; ``where`` names its source."""
     if not isinstance(document, dict) or not isinstance(document.get("fields"), list):
         raise _fail(where, "not a Table Schema: no list of fields", 'expected {"fields": [...]}')
+    _check_texts(document, where)
     fields = tuple(_parse_field(raw, where) for raw in document["fields"])
     names = [f.name for f in fields]
     duplicates = sorted({n for n in names if names.count(n) > 1})

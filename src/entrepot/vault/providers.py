@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from entrepot._text import check_text
 from entrepot.db import Database
 from entrepot.errors import Conflict, InvalidInput, NotFound
 from entrepot.vault.models import Dataset, Provider, as_utc
@@ -39,7 +40,7 @@ class ProviderInfo:
 def add_provider(db: Database, slug: str, name: str) -> ProviderInfo:
     """Register a provider; its slug names it in dataset references."""
     check_slug(slug, "provider")
-    name = name.strip()
+    name = check_text(name.strip(), "provider name")
     if not name or len(name) > _NAME_MAX:
         raise InvalidInput(
             f"provider {slug}: the name must be 1 to {_NAME_MAX} characters",
