@@ -12,6 +12,7 @@ from sqlalchemy import update
 from tests.vault.visits import write_visits_csv
 
 from entrepot.errors import InvalidInput, LimitExceeded, NotFound
+from entrepot.exchange.accounts import LOCAL
 from entrepot.exchange.catalog import Catalog, search_terms
 from entrepot.exchange.node import Node
 from entrepot.settings import Settings
@@ -167,8 +168,12 @@ def test_list_and_show(catalog: Catalog) -> None:
     assert roles["cost"] == "measure"
     cost = next(c for c in page.schema() if c["name"] == "cost")
     assert cost["bounds"] == [0.0, 5000.0]
-    assert [v.rows for v in page.versions] == [40]
-    assert page.quality["validation"]["rows_valid"] == 40
+    assert [v.content for v in page.versions] == [None]
+    assert page.quality is None
+    owned = Catalog(catalog.db, viewer=LOCAL).show("riverside-hospitals/outpatient-visits")
+    assert [v.content.rows for v in owned.versions if v.content] == [40]
+    assert owned.quality is not None
+    assert owned.quality["validation"]["rows_valid"] == 40
     with pytest.raises(NotFound, match="catalog"):
         catalog.show("riverside-hospitals/nothing")
     with pytest.raises(InvalidInput):
@@ -202,7 +207,9 @@ def test_show_never_contains_row_values(node: Node, tmp_path: Path) -> None:
         if value is not None
     }
     assert "-5.00" in values  # the rejected rows are among the values looked for
-    page = json.dumps(Catalog(node.db).show("riverside-hospitals/outpatient-visits").to_dict())
+    page = json.dumps(
+        Catalog(node.db, viewer=LOCAL).show("riverside-hospitals/outpatient-visits").to_dict()
+    )
     versions = json.dumps(
         [v.to_dict() for v in vault.versions("riverside-hospitals/outpatient-visits")]
     )

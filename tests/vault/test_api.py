@@ -33,11 +33,14 @@ def test_the_vault_exports_exactly_its_public_names() -> None:
 
 def test_catalog_and_dcat_export_what_they_name() -> None:
     assert catalog.__all__ == [
+        "CONTENT_FIGURES",
         "Catalog",
+        "CatalogVersion",
         "DatasetPage",
         "DatasetSummary",
         "publish_version",
         "search_terms",
+        "sees_content",
     ]
     assert dcat.__all__ == ["CONTEXT", "PARQUET_MEDIA_TYPE", "export_dcat"]
     for module in (catalog, dcat):

@@ -25,9 +25,9 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from entrepot.cli._common import Home, Json, console, dispatch, emit, err_console, open_node, table
+from entrepot.cli._common import As, Home, Json, console, dispatch, emit, err_console, open_node
 from entrepot.cli._report import render_report
-from entrepot.cli.catalog import dataset_path
+from entrepot.cli.catalog import CONTENT_HIDDEN, dataset_path, versions_table
 from entrepot.errors import InvalidInput, NotFound, ValidationFailed
 
 if TYPE_CHECKING:
@@ -262,42 +262,35 @@ def publish(
 
 def versions(
     dataset: Annotated[str, typer.Argument(help="The dataset, as <provider>/<dataset>.")],
+    as_: As = None,
     home: Home = None,
     as_json: Json = False,
 ) -> None:
-    """List a dataset's versions with their row counts and content hashes.
+    """List a dataset's versions; its provider also sees their row counts and hashes.
 
     Example: entrepot dataset versions riverside-hospitals/outpatient-visits
     """
 
-    def local(node: Node, _actor: Actor) -> list[dict[str, Any]]:
+    def local(node: Node, actor: Actor) -> list[dict[str, Any]]:
         from entrepot.api.routers.catalog import VersionOut
-        from entrepot.vault import LocalVault
+        from entrepot.exchange.catalog import Catalog
 
-        found = LocalVault.of(node).versions(dataset)
+        found = Catalog(node.db, viewer=actor).versions(dataset)
         return [VersionOut.of(v).model_dump(mode="json") for v in found]
 
     found: list[dict[str, Any]] = dispatch(
         home,
-        None,
+        as_,
         local=local,
         remote=lambda client: client.get(f"/v1/datasets/{dataset_path(dataset)}/versions"),
     )
-    rows = [
-        [v["version"], v["title"], v["created_at"][:19], v["rows"], v["rows_rejected"], v["sha256"]]
-        for v in found
-    ]
-    emit(
-        found,
-        as_json,
-        lambda: console.print(
-            table(
-                f"Versions of {dataset}",
-                ["v", "title", "published", "rows", "rejected", "sha256"],
-                rows,
-            )
-        ),
-    )
+
+    def render() -> None:
+        console.print(versions_table(f"Versions of {dataset}", found))
+        if not any(v["sha256"] is not None for v in found):
+            console.print(CONTENT_HIDDEN, style="dim", highlight=False)
+
+    emit(found, as_json, render)
 
 
 def verify(home: Home = None, as_json: Json = False) -> None:

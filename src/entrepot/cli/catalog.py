@@ -11,16 +11,17 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Group
 from rich.panel import Panel
+from rich.table import Table
 from rich.text import Text
 
-from entrepot.cli._common import Home, Json, console, dispatch, emit, table
+from entrepot.cli._common import As, Home, Json, console, dispatch, emit, table
 from entrepot.errors import InvalidInput
 
 if TYPE_CHECKING:
     from entrepot.exchange.accounts import Actor
     from entrepot.exchange.node import Node
 
-__all__ = ["dataset_path", "register"]
+__all__ = ["CONTENT_HIDDEN", "dataset_path", "register", "versions_table"]
 
 catalog_app = typer.Typer(
     help="Search and show the datasets this node offers; export the catalog as DCAT.",
@@ -71,6 +72,7 @@ def _dumped(summaries: list[Any]) -> list[dict[str, Any]]:
 def search(
     query: Annotated[str, typer.Argument(help="Words to find; every word must match.")],
     limit: Annotated[int, typer.Option("--limit", help="Most results to show.", min=1)] = 20,
+    as_: As = None,
     home: Home = None,
     as_json: Json = False,
 ) -> None:
@@ -81,15 +83,15 @@ def search(
     Example: entrepot catalog search "visits district"
     """
 
-    def local(node: Node, _actor: Actor) -> list[dict[str, Any]]:
+    def local(node: Node, actor: Actor) -> list[dict[str, Any]]:
         from entrepot.exchange.catalog import Catalog
 
-        catalog = Catalog(node.db, max_results=node.settings.catalog_max_results)
+        catalog = Catalog(node.db, viewer=actor, max_results=node.settings.catalog_max_results)
         return _dumped(catalog.search(query, limit=limit))
 
     found = dispatch(
         home,
-        None,
+        as_,
         local=local,
         remote=lambda client: client.items("/v1/catalog/search", most=limit, q=query),
     )
@@ -103,6 +105,7 @@ def search(
 @catalog_app.command("list")
 def list_(
     provider: Annotated[str | None, typer.Option("--provider", help="Only this provider.")] = None,
+    as_: As = None,
     home: Home = None,
     as_json: Json = False,
 ) -> None:
@@ -111,14 +114,14 @@ def list_(
     Example: entrepot catalog list --provider riverside-hospitals
     """
 
-    def local(node: Node, _actor: Actor) -> list[dict[str, Any]]:
+    def local(node: Node, actor: Actor) -> list[dict[str, Any]]:
         from entrepot.exchange.catalog import Catalog
 
-        return _dumped(Catalog(node.db).datasets(provider=provider))
+        return _dumped(Catalog(node.db, viewer=actor).datasets(provider=provider))
 
     found = dispatch(
         home,
-        None,
+        as_,
         local=local,
         remote=lambda client: client.items("/v1/catalog/datasets", provider=provider),
     )
@@ -127,6 +130,26 @@ def list_(
         as_json,
         lambda: _summaries("Catalog", found, "the catalog is empty: publish a dataset first"),
     )
+
+
+# Said where content figures would be, to a reader who does not own the dataset.
+CONTENT_HIDDEN = (
+    "Row counts, sizes, hashes and quality figures are shown to the dataset's provider only."
+)
+
+
+def versions_table(title: str, versions: list[dict[str, Any]]) -> Table:
+    """A table of versions, with the content columns only for a reader who owns them."""
+    owned = any(v["sha256"] is not None for v in versions)
+    columns = ["v", "title", "published"]
+    if owned:
+        columns += ["rows", "rejected", "bytes", "sha256"]
+    rows = [
+        [v["version"], v["title"], v["created_at"][:19]]
+        + ([v["rows"], v["rows_rejected"], v["size_bytes"], v["sha256"]] if owned else [])
+        for v in versions
+    ]
+    return table(title, columns, rows)
 
 
 def _percent(share: Any) -> str:
@@ -155,24 +178,17 @@ def _render_page(page: dict[str, Any]) -> None:
         ]
         for c in page["schema"]
     ]
-    versions = [
-        [
-            v["version"],
-            v["created_at"][:10],
-            v["rows"],
-            v["rows_rejected"],
-            v["size_bytes"],
-            v["sha256"][:16] + "…",
-        ]
-        for v in page["versions"]
-    ]
     parts: list[Any] = [
         Panel(head, expand=False),
         table(
             "Schema", ["column", "type", "role", "", "code list / bounds", "description"], columns
         ),
-        table("Versions", ["v", "published", "rows", "rejected", "bytes", "sha256"], versions),
+        versions_table("Versions", page["versions"]),
     ]
+    if page["quality"] is None:
+        parts.append(Text(CONTENT_HIDDEN, style="dim"))
+        console.print(Group(*parts))
+        return
     completeness = page["quality"].get("completeness", {})
     if completeness:
         rows = [[name, _percent(share)] for name, share in completeness.items()]
@@ -193,26 +209,28 @@ def _render_page(page: dict[str, Any]) -> None:
 @catalog_app.command("show")
 def show(
     dataset: Annotated[str, typer.Argument(help="The dataset, as <provider>/<dataset>.")],
+    as_: As = None,
     home: Home = None,
     as_json: Json = False,
 ) -> None:
-    """Show a dataset's public page: schema with roles, standard, versions, quality.
+    """Show a dataset's page: schema with roles, standard, versions, and quality.
 
-    Only figures a provider would show publicly: never a value of an individual row.
+    Row counts, sizes, hashes and quality figures are shown to the dataset's provider
+    and the node's operators only; never a value of an individual row, to anyone.
 
     Example: entrepot catalog show riverside-hospitals/outpatient-visits
     """
 
-    def local(node: Node, _actor: Actor) -> dict[str, Any]:
+    def local(node: Node, actor: Actor) -> dict[str, Any]:
         from entrepot.api.routers.catalog import DatasetPageOut
         from entrepot.exchange.catalog import Catalog
 
-        page = DatasetPageOut.of(Catalog(node.db).show(dataset))
+        page = DatasetPageOut.of(Catalog(node.db, viewer=actor).show(dataset))
         return page.model_dump(mode="json", by_alias=True)
 
     page: dict[str, Any] = dispatch(
         home,
-        None,
+        as_,
         local=local,
         remote=lambda client: client.get(f"/v1/catalog/datasets/{dataset_path(dataset)}"),
     )

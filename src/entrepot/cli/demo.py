@@ -89,11 +89,8 @@ def _catalog(data: dict[str, Any]) -> None:
     console.print(
         table(
             f'Catalog search "{data["search"]}"',
-            ["dataset", "title", "provider", "standard", "rows"],
-            [
-                [h["dataset"], h["title"], h["provider"], h["standard"], f"{h['rows']:,}"]
-                for h in data["hits"]
-            ],
+            ["dataset", "title", "provider", "standard"],
+            [[h["dataset"], h["title"], h["provider"], h["standard"]] for h in data["hits"]],
         )
     )
     console.print(f"{len(data['datasets'])} datasets in the catalog")

@@ -116,6 +116,7 @@ def publish_files(demo: Demo) -> dict[str, Any]:
 
 
 def search_catalog(demo: Demo) -> dict[str, Any]:
+    # What any consumer sees: public metadata, no content figures.
     catalog = Catalog(demo.opened().db)
     return {
         "search": SEARCH,

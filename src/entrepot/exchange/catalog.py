@@ -1,9 +1,15 @@
 """The catalog: what datasets a node offers, found by full-text search.
 
-Everything here is public: titles, descriptions, schemas with column roles,
-versions with row counts and content hashes, and quality figures (completeness per
-column, counts of the validation). Never a value of an individual row: the stored
-validation reports, which list offending rows, stay with their provider.
+What anyone reads is a function of public metadata: titles, descriptions, provider,
+standard, schema with column roles, and each version's number, title and publish
+time. Exact figures of a version's content — rows, rejected rows, size in bytes,
+the file's SHA-256, completeness and validation counts per rule and column — go to
+the dataset's provider and the node's administrators only (:func:`sees_content`);
+every other reader gets them absent (``None``), never rounded or zeroed. An exact
+count tells two versions one person apart (2,285 rows against 2,284), and the hash
+of a deterministic publish can be matched against candidate files rebuilt by a
+guesser. Never a value of an individual row, to anyone: the stored validation
+reports, which list offending rows, stay with their provider.
 
 Search runs on SQLite FTS5 or a PostgreSQL tsvector (migration 0002 keeps both in
 sync with ``datasets``); the query text is reduced to plain words first, so any
@@ -13,7 +19,7 @@ input — quotes, ``*``, ``NEAR(`` — is searched for, never parsed as syntax.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, BinaryIO
 
@@ -22,14 +28,26 @@ from sqlalchemy.orm import Session, selectinload
 
 from entrepot.db import Database
 from entrepot.errors import LimitExceeded, NotFound
+from entrepot.exchange.accounts import Actor
 from entrepot.exchange.node import Node
+from entrepot.exchange.policies import Policies
+from entrepot.privacy.policy import check_delta, default_policy
 from entrepot.standards.schema import Standard, parse_standard
 from entrepot.transparency.entries import Kind, make_entry
 from entrepot.vault import DatasetRef, LocalVault, Progress, Published, PublishRequest, VersionInfo
 from entrepot.vault.local import version_info
 from entrepot.vault.models import Dataset, Provider, as_utc
 
-__all__ = ["Catalog", "DatasetPage", "DatasetSummary", "publish_version", "search_terms"]
+__all__ = [
+    "CONTENT_FIGURES",
+    "Catalog",
+    "CatalogVersion",
+    "DatasetPage",
+    "DatasetSummary",
+    "publish_version",
+    "search_terms",
+    "sees_content",
+]
 
 # Words of a query that are searched for; more only slows the match down.
 MAX_TERMS = 16
@@ -39,6 +57,20 @@ DEFAULT_LIMIT = 20
 # columns): a word in the title says more about a dataset than one in a column note.
 _BM25_WEIGHTS = "10.0, 4.0, 3.0, 3.0, 1.0"
 _WORD = re.compile(r"[^\W_]+")
+# A version's figures that depend on its rows: absent (None) for whoever does not own it.
+CONTENT_FIGURES = ("sha256", "size_bytes", "rows", "rows_rejected", "quality")
+
+
+def sees_content(viewer: Actor | None, provider_id: int) -> bool:
+    """Whether ``viewer`` may read exact figures of the content of ``provider_id``'s datasets.
+
+    The provider's own accounts and the node's administrators (operators, and the
+    holder of the node's home, who holds the files already) may; consumers, auditors,
+    other providers and anonymous readers (``None``) may not.
+    """
+    if viewer is None:
+        return False
+    return viewer.administers or viewer.provider_id == provider_id
 
 
 def search_terms(query: str) -> list[str]:
@@ -57,7 +89,7 @@ class DatasetSummary:
     standard: str
     versions: int
     latest: int | None
-    rows: int | None
+    rows: int | None  # the newest version's rows, for whoever sees the content; else None
     updated_at: datetime
     score: float | None = None
 
@@ -80,17 +112,57 @@ class DatasetSummary:
 
 
 @dataclass(frozen=True)
+class CatalogVersion:
+    """A version as one reader sees it: public metadata, and its content figures if owned."""
+
+    ref: DatasetRef
+    number: int
+    title: str
+    standard: str
+    standard_version: str
+    created_at: datetime
+    content: VersionInfo | None = None  # None unless the reader sees the content
+
+    @classmethod
+    def of(cls, info: VersionInfo, *, owned: bool) -> CatalogVersion:
+        return cls(
+            ref=info.ref,
+            number=info.number,
+            title=info.title,
+            standard=info.standard,
+            standard_version=info.standard_version,
+            created_at=info.created_at,
+            content=info if owned else None,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        if self.content is not None:
+            return self.content.to_dict()
+        return {
+            "dataset": str(self.ref),
+            "version": self.number,
+            "title": self.title,
+            "standard": self.standard,
+            "standard_version": self.standard_version,
+            "created_at": self.created_at.isoformat(),
+            **dict.fromkeys(CONTENT_FIGURES),
+        }
+
+
+@dataclass(frozen=True)
 class DatasetPage:
-    """A dataset's public page: schema with roles, standard, versions, quality."""
+    """A dataset's page: schema with roles, standard, versions, and quality if owned."""
 
     summary: DatasetSummary
     standard: Standard
     created_at: datetime
-    versions: list[VersionInfo] = field(default_factory=list)
+    versions: list[CatalogVersion] = field(default_factory=list)
 
     @property
-    def quality(self) -> dict[str, Any]:
-        return self.versions[-1].quality if self.versions else {}
+    def quality(self) -> dict[str, Any] | None:
+        """The newest version's quality figures, for whoever sees the content; else None."""
+        newest = self.versions[-1].content if self.versions else None
+        return newest.quality if newest is not None else None
 
     def schema(self) -> list[dict[str, Any]]:
         """Each column: type, role and the public parts of its constraints."""
@@ -132,8 +204,9 @@ class DatasetPage:
         }
 
 
-def _summary(dataset: Dataset, score: float | None = None) -> DatasetSummary:
+def _summary(dataset: Dataset, viewer: Actor | None, score: float | None = None) -> DatasetSummary:
     latest = dataset.versions[-1] if dataset.versions else None
+    owned = sees_content(viewer, dataset.provider_id)
     return DatasetSummary(
         ref=DatasetRef(dataset.provider.slug, dataset.slug),
         title=dataset.title,
@@ -142,7 +215,7 @@ def _summary(dataset: Dataset, score: float | None = None) -> DatasetSummary:
         standard=dataset.standard,
         versions=len(dataset.versions),
         latest=latest.number if latest else None,
-        rows=latest.rows if latest else None,
+        rows=latest.rows if latest and owned else None,
         updated_at=as_utc(dataset.updated_at),
         score=score,
     )
@@ -158,10 +231,17 @@ def _load(session: Session, ids: list[int]) -> dict[int, Dataset]:
 
 
 class Catalog:
-    """Read the node's catalog: list, search, show."""
+    """Read the node's catalog as ``viewer`` sees it: list, search, show.
 
-    def __init__(self, db: Database, *, max_results: int = 200) -> None:
+    ``viewer`` decides whether content figures are filled in (:func:`sees_content`);
+    the default, ``None``, is anyone: public metadata only.
+    """
+
+    def __init__(
+        self, db: Database, *, viewer: Actor | None = None, max_results: int = 200
+    ) -> None:
         self.db = db
+        self.viewer = viewer
         self.max_results = max_results
 
     def datasets(self, *, provider: str | None = None) -> list[DatasetSummary]:
@@ -175,7 +255,7 @@ class Catalog:
         if provider is not None:
             query = query.where(Provider.slug == provider)
         with self.db.read() as session:
-            return [_summary(d) for d in session.scalars(query).all()]
+            return [_summary(d, self.viewer) for d in session.scalars(query).all()]
 
     def search(self, query: str, *, limit: int = DEFAULT_LIMIT) -> list[DatasetSummary]:
         """Datasets matching every word of ``query`` (as a prefix), best first."""
@@ -210,34 +290,51 @@ class Catalog:
                     {"q": " ".join(f'"{t}"*' for t in terms), "limit": limit},
                 ).all()
             datasets = _load(session, [row[0] for row in hits])
-            return [_summary(datasets[row[0]], float(row[1])) for row in hits if row[0] in datasets]
+            return [
+                _summary(datasets[row[0]], self.viewer, float(row[1]))
+                for row in hits
+                if row[0] in datasets
+            ]
 
     def show(self, ref: DatasetRef | str) -> DatasetPage:
-        """The public page of one dataset."""
-        ref = DatasetRef.parse(ref) if isinstance(ref, str) else ref
+        """The page of one dataset."""
         with self.db.read() as session:
-            dataset = session.scalar(
-                select(Dataset)
-                .join(Provider)
-                .where(Provider.slug == ref.provider, Dataset.slug == ref.dataset)
-                .options(selectinload(Dataset.provider), selectinload(Dataset.versions))
-            )
-            if dataset is None:
-                raise NotFound(
-                    f"no dataset {ref} in the catalog",
-                    hint='find datasets with `entrepot catalog search "..."` or '
-                    "`entrepot catalog list`",
-                )
+            dataset = _find(session, ref)
             return DatasetPage(
-                summary=_summary(dataset),
+                summary=_summary(dataset, self.viewer),
                 standard=parse_standard(dataset.schema, dataset.standard),
                 created_at=as_utc(dataset.created_at),
-                versions=[version_info(dataset, v) for v in dataset.versions],
+                versions=self._versions(dataset),
             )
+
+    def versions(self, ref: DatasetRef | str) -> list[CatalogVersion]:
+        """One dataset's versions, oldest first."""
+        with self.db.read() as session:
+            return self._versions(_find(session, ref))
+
+    def _versions(self, dataset: Dataset) -> list[CatalogVersion]:
+        owned = sees_content(self.viewer, dataset.provider_id)
+        return [CatalogVersion.of(version_info(dataset, v), owned=owned) for v in dataset.versions]
 
     def pages(self) -> list[DatasetPage]:
         """Every dataset's page, by reference (for exports)."""
         return [self.show(summary.ref) for summary in self.datasets()]
+
+
+def _find(session: Session, ref: DatasetRef | str) -> Dataset:
+    ref = DatasetRef.parse(ref) if isinstance(ref, str) else ref
+    dataset = session.scalar(
+        select(Dataset)
+        .join(Provider)
+        .where(Provider.slug == ref.provider, Dataset.slug == ref.dataset)
+        .options(selectinload(Dataset.provider), selectinload(Dataset.versions))
+    )
+    if dataset is None:
+        raise NotFound(
+            f"no dataset {ref} in the catalog",
+            hint='find datasets with `entrepot catalog search "..."` or `entrepot catalog list`',
+        )
+    return dataset
 
 
 def publish_version(
@@ -245,10 +342,16 @@ def publish_version(
 ) -> Published:
     """Publish through the node's vault, then write the new version to the transparency log.
 
+    Once validation has counted the valid rows, and before the version exists, the
+    dataset's policy must allow them: a Gaussian δ above 1/(10·N) for the new N
+    refuses the publish (rule ``delta_rows``). The check runs here, on the provider's
+    side, because N is not public: no consumer's query may be refused because of it.
+
     The log entry follows the commit, so it only ever states a version that exists;
-    it names the version by content hash and counts, never by a value of a row.
+    it names the version by content hash, never by a figure or a value of its rows.
     """
-    published = LocalVault.of(node).publish(request, data, progress=progress)
+    admitted = replace(request, admit=lambda ref, rows: _check_delta(node, request, ref, rows))
+    published = LocalVault.of(node).publish(admitted, data, progress=progress)
     version = published.version
     node.log.append(
         make_entry(
@@ -257,9 +360,17 @@ def publish_version(
             dataset=str(version.ref),
             version=version.number,
             sha256=version.sha256,
-            rows=version.rows,
-            rows_rejected=version.rows_rejected,
             standard=version.standard,
         )
     )
     return published
+
+
+def _check_delta(node: Node, request: PublishRequest, ref: DatasetRef, rows: int) -> None:
+    """Refuse ``rows`` valid rows if the policy in force on ``ref`` allows too large a δ."""
+    try:
+        policy = Policies(node).get(ref).policy
+    except NotFound:
+        # The dataset's first version: the policy its standard's roles imply governs it.
+        policy = default_policy(request.standard)
+    check_delta(policy, rows, dataset=str(ref))

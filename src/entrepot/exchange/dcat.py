@@ -1,12 +1,17 @@
 """The catalog as DCAT-3 JSON-LD, for data spaces and open-data portals to harvest.
 
 One ``dcat:Catalog`` holds a ``dcat:Dataset`` per dataset; each version is a
-``dcat:Distribution`` (Parquet, byte size, SPDX SHA-256 checksum) that is not
+``dcat:Distribution`` (Parquet, version number, issue time) that is not
 downloadable: its ``dcat:accessURL`` is the dataset's page, where access is
 requested. ``dct:conformsTo`` points at the standard the dataset follows. The
 ``@context`` is inline, so a reader never needs the network to expand it.
 
-References: DCAT 3 (https://www.w3.org/TR/vocab-dcat-3/), SPDX 2.3 checksums.
+The export is made to be harvested and republished, so it holds public metadata
+only, whoever asks for it: no byte size, checksum or row count (DCAT makes all of
+them optional), which would tell versions one person apart or let a guesser match
+rebuilt files (see docs/privacy.md, "What anyone can see").
+
+Reference: DCAT 3 (https://www.w3.org/TR/vocab-dcat-3/).
 """
 
 from __future__ import annotations
@@ -14,8 +19,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
-from entrepot.exchange.catalog import Catalog, DatasetPage
-from entrepot.vault import VersionInfo
+from entrepot.exchange.catalog import Catalog, CatalogVersion, DatasetPage
 
 __all__ = ["CONTEXT", "PARQUET_MEDIA_TYPE", "export_dcat"]
 
@@ -26,9 +30,7 @@ CONTEXT: dict[str, str] = {
     "dcat": "http://www.w3.org/ns/dcat#",
     "dct": "http://purl.org/dc/terms/",
     "foaf": "http://xmlns.com/foaf/0.1/",
-    "spdx": "http://spdx.org/rdf/terms#",
     "xsd": "http://www.w3.org/2001/XMLSchema#",
-    "entrepot": "https://entrepot.dev/ns#",
 }
 
 
@@ -36,7 +38,7 @@ def _typed(value: Any, datatype: str) -> dict[str, Any]:
     return {"@value": str(value), "@type": datatype}
 
 
-def _distribution(base: str, page: DatasetPage, version: VersionInfo) -> dict[str, Any]:
+def _distribution(base: str, page: DatasetPage, version: CatalogVersion) -> dict[str, Any]:
     ref = page.summary.ref
     return {
         "@id": f"{base}datasets/{ref}/versions/{version.number}",
@@ -47,16 +49,9 @@ def _distribution(base: str, page: DatasetPage, version: VersionInfo) -> dict[st
             "@id": f"https://www.iana.org/assignments/media-types/{PARQUET_MEDIA_TYPE}"
         },
         "dct:format": PARQUET_MEDIA_TYPE,
-        "dcat:byteSize": _typed(version.size_bytes, "xsd:nonNegativeInteger"),
-        "spdx:checksum": {
-            "@type": "spdx:Checksum",
-            "spdx:algorithm": {"@id": "spdx:checksumAlgorithm_sha256"},
-            "spdx:checksumValue": _typed(version.sha256, "xsd:hexBinary"),
-        },
         "dct:issued": _typed(version.created_at.isoformat(), "xsd:dateTime"),
         "dcat:accessURL": {"@id": f"{base}datasets/{ref}"},
         "dct:conformsTo": {"@id": _standard_iri(base, page.standard.name)},
-        "entrepot:rows": _typed(version.rows, "xsd:nonNegativeInteger"),
     }
 
 

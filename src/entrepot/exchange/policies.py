@@ -3,8 +3,10 @@
 A provider sets a policy per dataset (YAML, see :mod:`entrepot.privacy.policy`); a
 dataset without one is governed by the default its standard's roles imply. Setting a
 policy also sets the dataset's global ε cap in the ledger, and is logged publicly. A
-Gaussian policy's δ is checked against the current version's public row count here,
-and again by the query coordinator against the version each query reads.
+Gaussian policy's δ is checked against the current version's row count here, and a
+new version's against the policy in force when it is published
+(:func:`~entrepot.exchange.catalog.publish_version`): both on the provider's side, as
+N is not public, so no consumer's query is ever refused because of it.
 """
 
 from __future__ import annotations

@@ -139,9 +139,11 @@ def delta_limit(rows: int) -> float:
 def check_delta(policy: Policy, rows: int, *, dataset: str) -> None:
     """Refuse a Gaussian ``policy`` whose δ is above :func:`delta_limit` for ``rows``.
 
-    ``rows`` is the public row count of the version a query reads (or, when a policy
-    is set, of the current version), so a refusal reveals nothing the catalog does
-    not show. Raises :class:`PolicyViolation` with rule ``delta_rows``.
+    ``rows`` is the row count of the version the policy governs: the current one when
+    a policy is set, the new one when a version is published. Both run for the
+    dataset's provider, the only party besides the node's operator that knows N; a
+    consumer's query never runs this check, so its outcome cannot depend on N.
+    Raises :class:`PolicyViolation` with rule ``delta_rows``.
     """
     limit = delta_limit(rows)
     if policy.mechanism != "gaussian" or policy.delta <= limit:
@@ -149,7 +151,7 @@ def check_delta(policy: Policy, rows: int, *, dataset: str) -> None:
     suggestion = 10 ** math.floor(math.log10(limit))
     raise PolicyViolation(
         f"{dataset}: the policy's δ {policy.delta:g} is above 1/(10·N) = {limit:.3g} "
-        f"for the {rows:,} rows of the version read",
+        f"for a version of {rows:,} rows",
         rule="delta_rows",
         hint=f"lower delta in the dataset's policy to at most {limit:.3g}, "
         f"e.g. `delta: {suggestion:.1e}`, and set it again with `entrepot policy set`",

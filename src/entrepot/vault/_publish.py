@@ -165,6 +165,8 @@ def publish(
         fault(settings.fault_point, "after-validate")
         report: dict[str, Any] = validation.report.to_dict()
         _refuse_invalid(request, validation.report)
+        if request.admit is not None:
+            request.admit(ref, validation.report.rows_valid)
         info = _write(vault, request, ref, validation, report, step)
     fault(settings.fault_point, "after-commit")
     return Published(info, report, validation.report.rows_total, validation.report.rows_invalid)

@@ -1,7 +1,10 @@
-"""The catalog: list, search, show, and the DCAT-3 export (public to every account).
+"""The catalog: list, search, show, and the DCAT-3 export (readable by every account).
 
-A catalog page holds only figures a provider shows publicly (schema, versions,
-hashes, quality), never values of individual rows.
+Every account reads the public metadata (titles, schema with roles, standard, version
+numbers and times). The exact content figures — ``rows``, ``rows_rejected``,
+``size_bytes``, ``sha256``, ``quality`` — are filled in only for the dataset's
+provider and the node's operators; for every other caller they are ``null``, never
+zero (see docs/privacy.md, "What anyone can see"). Never a value of an individual row.
 """
 
 from __future__ import annotations
@@ -14,11 +17,10 @@ from pydantic import BaseModel, Field
 from entrepot.api._types import UtcDateTime
 from entrepot.api.auth import AnyActor
 from entrepot.api.pagination import Page, PageParams, page_of, page_params
-from entrepot.exchange.catalog import Catalog, DatasetPage, DatasetSummary
+from entrepot.exchange.catalog import Catalog, CatalogVersion, DatasetPage, DatasetSummary
 from entrepot.exchange.dcat import export_dcat
-from entrepot.vault.protocol import VersionInfo
 
-__all__ = ["SLUG", "VersionOut", "router"]
+__all__ = ["SLUG", "VersionOut", "catalog", "router"]
 
 router = APIRouter(prefix="/v1/catalog", tags=["catalog"])
 
@@ -28,11 +30,15 @@ ProviderSlug = Annotated[str, Path(pattern=SLUG, examples=["riverside-hospitals"
 DatasetSlug = Annotated[str, Path(pattern=SLUG, examples=["outpatient-visits"])]
 
 
-def catalog(request: Request) -> Catalog:
-    return Catalog(request.app.state.node.db)
+def catalog(request: Request, actor: AnyActor) -> Catalog:
+    """The catalog as the caller sees it: content figures for its own datasets only."""
+    return Catalog(request.app.state.node.db, viewer=actor)
 
 
 CatalogDep = Annotated[Catalog, Depends(catalog)]
+
+
+_OWNER_ONLY = "{}; null unless the caller is the dataset's provider or an operator."
 
 
 class DatasetOut(BaseModel):
@@ -44,7 +50,7 @@ class DatasetOut(BaseModel):
     standard: str
     versions: int
     latest_version: int | None
-    rows: int | None
+    rows: int | None = Field(description=_OWNER_ONLY.format("Rows of the newest version"))
     updated_at: UtcDateTime
     score: float | None = Field(None, description="Search rank (higher is better).")
 
@@ -65,18 +71,24 @@ class VersionOut(BaseModel):
     dataset: str
     version: int
     title: str
-    sha256: str = Field(description="SHA-256 of the version's Parquet file.")
-    size_bytes: int
-    rows: int
-    rows_rejected: int
+    sha256: str | None = Field(
+        description=_OWNER_ONLY.format("SHA-256 of the version's Parquet file")
+    )
+    size_bytes: int | None = Field(description=_OWNER_ONLY.format("Size of the file in bytes"))
+    rows: int | None = Field(description=_OWNER_ONLY.format("Rows published"))
+    rows_rejected: int | None = Field(
+        description=_OWNER_ONLY.format("Rows refused by the validation")
+    )
     standard: str
     standard_version: str
     created_at: UtcDateTime
-    quality: dict[str, Any] = Field(description="Completeness per column, validation summary.")
+    quality: dict[str, Any] | None = Field(
+        description=_OWNER_ONLY.format("Completeness per column and validation counts")
+    )
 
     @classmethod
-    def of(cls, info: VersionInfo) -> VersionOut:
-        return cls.model_validate(info.to_dict())
+    def of(cls, version: CatalogVersion) -> VersionOut:
+        return cls.model_validate(version.to_dict())
 
 
 class DatasetPageOut(BaseModel):
@@ -87,12 +99,14 @@ class DatasetPageOut(BaseModel):
     provider: str
     versions: list[VersionOut]
     latest_version: int | None
-    rows: int | None
+    rows: int | None = Field(description=_OWNER_ONLY.format("Rows of the newest version"))
     updated_at: UtcDateTime
     created_at: UtcDateTime
     standard: StandardRef
     schema_: list[dict[str, Any]] = Field(alias="schema", serialization_alias="schema")
-    quality: dict[str, Any]
+    quality: dict[str, Any] | None = Field(
+        description=_OWNER_ONLY.format("The newest version's quality figures")
+    )
 
     @classmethod
     def of(cls, page: DatasetPage) -> DatasetPageOut:
@@ -101,7 +115,6 @@ class DatasetPageOut(BaseModel):
 
 @router.get("/datasets", summary="Every dataset in the catalog, by reference.")
 def list_datasets(
-    _actor: AnyActor,
     domain: CatalogDep,
     paging: Paging,
     provider: Annotated[str | None, Query(pattern=SLUG, description="Only this provider.")] = None,
@@ -112,7 +125,6 @@ def list_datasets(
 @router.get("/search", summary="Full-text search over titles, descriptions, columns; ranked.")
 def search(
     request: Request,
-    _actor: AnyActor,
     domain: CatalogDep,
     paging: Paging,
     q: Annotated[str, Query(max_length=500, description="Words to find (prefixes match).")],
@@ -122,9 +134,9 @@ def search(
     return page_of(ranked, paging, DatasetOut.of)
 
 
-@router.get("/datasets/{provider}/{dataset}", summary="A dataset's public page.")
+@router.get("/datasets/{provider}/{dataset}", summary="A dataset's page.")
 def show_dataset(
-    _actor: AnyActor, domain: CatalogDep, provider: ProviderSlug, dataset: DatasetSlug
+    domain: CatalogDep, provider: ProviderSlug, dataset: DatasetSlug
 ) -> DatasetPageOut:
     return DatasetPageOut.of(domain.show(f"{provider}/{dataset}"))
 
@@ -132,7 +144,6 @@ def show_dataset(
 @router.get("/dcat", summary="The whole catalog as DCAT-3 JSON-LD.")
 def dcat(
     request: Request,
-    _actor: AnyActor,
     domain: CatalogDep,
     base_url: Annotated[
         str | None,

@@ -1,5 +1,9 @@
 """Datasets: a provider publishes a raw file as a new version; anyone lists versions.
 
+A version's content figures (rows, size, SHA-256, quality) are ``null`` in the list
+unless the caller is the dataset's provider or an operator; the publish answer, which
+only the publishing provider receives, always has them.
+
 The upload is multipart and limited by ``max_upload_bytes`` (not the small
 ``request_body_max_bytes`` of other calls). A provider account publishes only for
 its own organization: the provider is taken from the token, never from the request.
@@ -10,15 +14,14 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 import yaml
-from fastapi import APIRouter, File, Form, Request, UploadFile, status
+from fastapi import APIRouter, Depends, File, Form, Request, UploadFile, status
 from pydantic import Field
 
 from entrepot import standards
-from entrepot.api.auth import AnyActor, Provider
-from entrepot.api.routers.catalog import DatasetSlug, ProviderSlug, VersionOut
+from entrepot.api.auth import Provider
+from entrepot.api.routers.catalog import DatasetSlug, ProviderSlug, VersionOut, catalog
 from entrepot.errors import InvalidInput, NotFound
-from entrepot.exchange.catalog import publish_version
-from entrepot.vault import LocalVault
+from entrepot.exchange.catalog import Catalog, publish_version
 from entrepot.vault.protocol import OnError, PublishRequest
 
 __all__ = ["router"]
@@ -78,10 +81,9 @@ def publish(
 
 @router.get("/{provider}/{dataset}/versions", summary="A dataset's versions, oldest first.")
 def versions(
-    request: Request, _actor: AnyActor, provider: ProviderSlug, dataset: DatasetSlug
+    domain: Annotated[Catalog, Depends(catalog)], provider: ProviderSlug, dataset: DatasetSlug
 ) -> list[VersionOut]:
-    vault = LocalVault.of(request.app.state.node)
-    return [VersionOut.of(v) for v in vault.versions(f"{provider}/{dataset}")]
+    return [VersionOut.of(v) for v in domain.versions(f"{provider}/{dataset}")]
 
 
 def _read_mapping(upload: UploadFile) -> str:
