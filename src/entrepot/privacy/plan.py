@@ -34,7 +34,7 @@ from entrepot.privacy.answer import Answer
 from entrepot.privacy.policy import Policy
 from entrepot.privacy.sql.query import Query
 from entrepot.privacy.sql.rewrite import Rewrite, rewrite
-from entrepot.privacy.sql.rules import check
+from entrepot.privacy.sql.rules import check, source
 from entrepot.standards.schema import Standard
 
 __all__ = ["Plan", "dataset_of", "plan", "price"]
@@ -159,25 +159,11 @@ class Plan:
 def dataset_of(sql: str) -> str:
     """The ``provider.dataset`` name a query reads, so the caller can find its policy.
 
-    Raises :class:`PolicyViolation` when the text names no single dataset.
+    Raises :class:`PolicyViolation` under the rule that refuses what the query reads
+    instead (no FROM, a system table, a file, a table function, a subquery), before
+    any policy is looked up.
     """
-    from entrepot.privacy.sql.rules import Context, single_statement, statement, syntax
-
-    probe = Context(sql=sql, standard=Standard("", "", "", "", ()), policy=_NO_POLICY, dataset="")
-    for rule in (syntax, single_statement, statement):
-        rule(probe)
-    source = probe.select.args.get("from_") or probe.select.args.get("from")
-    node = source.this if source is not None else None
-    if node is None or not node.text("db") or not node.name:
-        raise PolicyViolation(
-            "the query names no dataset",
-            rule="table",
-            hint="write FROM <provider>.<dataset>, e.g. FROM riverside_hospitals.outpatient_visits",
-        )
-    return f"{node.text('db')}.{node.name}".lower()
-
-
-_NO_POLICY = Policy(aggregate_columns=(), where_columns=(), group_by_columns=())
+    return source(sql)
 
 
 def price(policy: Policy, epsilon: float | None = None) -> tuple[float, float]:

@@ -12,6 +12,7 @@ from sqlglot import exp
 
 from entrepot.errors import PolicyViolation
 from entrepot.privacy.policy import Policy
+from entrepot.privacy.sql._words import Source
 from entrepot.privacy.sql.query import TIME_UNITS, Aggregate, GroupKey, Query
 from entrepot.standards.schema import Field, Role, Standard
 
@@ -73,9 +74,10 @@ def _fits(literal: exp.Expr, column_type: str) -> bool:
 class Resolver:
     """Resolves the parts of one SELECT against a standard and a policy."""
 
-    def __init__(self, select: exp.Select, standard: Standard) -> None:
+    def __init__(self, select: exp.Select, standard: Standard, words: Source) -> None:
         self.select = select
         self.standard = standard
+        self.words = words
         self._by_name = {f.name.lower(): f for f in standard.fields}
         source = select.args.get("from_") or select.args.get("from")
         table = source.this if source is not None else None
@@ -90,7 +92,7 @@ class Resolver:
         if column.text("table").lower() not in self._qualifiers or column.text("db"):
             raise _refuse(
                 "unknown_column",
-                f"{column.sql(dialect='duckdb')} does not name a column of the dataset",
+                f"{self.words.quote(column)!r} does not name a column of the dataset",
                 "qualify columns only with the dataset's alias, or not at all",
             )
         found = self._by_name.get(column.name.lower())
@@ -147,7 +149,7 @@ class Resolver:
         else:
             raise _refuse(
                 "aggregate_argument",
-                f"{function.upper()} takes a plain column here, not {arg.sql(dialect='duckdb')}",
+                f"{function.upper()} takes a plain column here, not {self.words.quote(arg)!r}",
                 f"write {function.upper()}(<measure>) or COUNT(*)",
             )
         if function not in policy.aggregates:
@@ -220,7 +222,7 @@ class Resolver:
         if not isinstance(column, exp.Column):
             raise _refuse(
                 "group_by_expression",
-                f"GROUP BY {node.sql(dialect='duckdb')} is not accepted",
+                f"GROUP BY {self.words.quote(node)} is not accepted",
                 "group by dimension columns or date_trunc('<unit>', <time column>)",
             )
         field = self.field(column)
@@ -255,7 +257,7 @@ class Resolver:
                 if not matches:
                     raise _refuse(
                         "row_level" if isinstance(node, exp.Column) else "projection",
-                        f"{node.sql(dialect='duckdb')} is neither an aggregate nor a group key",
+                        f"{self.words.quote(node)!r} is neither an aggregate nor a group key",
                         "select aggregates (COUNT, SUM, AVG) and the columns you GROUP BY",
                     )
                 resolved = matches[0]
@@ -336,16 +338,15 @@ class Resolver:
                 # fail on a stored value, and such errors quote the value.
                 raise _refuse(
                     "where_expression",
-                    f"{literal.sql(dialect='duckdb')} is not a {field.type} literal "
+                    f"{self.words.quote(literal)} is not a {field.type} literal "
                     f"for {field.name!r}",
                     _LITERAL_HINTS.get(field.type, "compare with a literal of the column's type"),
                 )
 
-    @staticmethod
-    def _bad_where(node: exp.Expr) -> None:
+    def _bad_where(self, node: exp.Expr) -> None:
         raise _refuse(
             "where_expression",
-            f"the condition {node.sql(dialect='duckdb')} is not accepted",
+            f"the condition {self.words.quote(node)!r} is not accepted",
             "compare one column with literals: =, <>, <, <=, >, >=, IN (...), BETWEEN, IS NULL",
         )
 

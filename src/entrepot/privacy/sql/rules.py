@@ -9,33 +9,49 @@ literals and grouped by allowed dimensions and truncated time columns; anything
 else (statements, files, table functions, joins, subqueries, windows, ordering,
 limits, other functions) is refused. The last rule is an allow-list of AST node
 types, so syntax no earlier rule thought of is refused too.
+
+:data:`SOURCE_RULES`, the first rules, need no standard or policy: :func:`source` runs
+them to find the dataset a query reads, so a query naming a system table, a file or a
+function is refused by its own rule before anyone looks the name up.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
 import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ParseError, TokenError
-from sqlglot.tokens import Token
+from sqlglot.tokens import Token, TokenType
 
 from entrepot.errors import PolicyViolation
 from entrepot.privacy.policy import Policy
 from entrepot.privacy.sql._resolve import Resolver
+from entrepot.privacy.sql._words import Source
 from entrepot.privacy.sql.query import Query
 from entrepot.standards.schema import Role, Standard
 
-__all__ = ["RULES", "RULE_NAMES", "Context", "Rule", "check"]
+__all__ = [
+    "MAX_DEPTH",
+    "MAX_NESTING",
+    "RULES",
+    "RULE_NAMES",
+    "SOURCE_RULES",
+    "Context",
+    "Rule",
+    "check",
+    "source",
+]
 
 # Every name a refusal's ``rule`` can take (the planner adds ``epsilon_cap`` and
 # ``max_groups``); docs/privacy.md explains each one.
 RULE_NAMES = frozenset(
     {
-        "syntax", "comment", "single_statement", "set_operation", "statement", "subquery",
-        "table", "table_function", "file_path", "system_table", "unknown_table",
+        "nesting", "syntax", "comment", "single_statement", "set_operation", "statement",
+        "subquery", "table", "table_function", "file_path", "system_table", "unknown_table",
         "table_modifier", "join", "window", "select_star", "order_limit", "having",
         "distinct", "function", "aggregate_function", "identifier", "sensitive",
         "unknown_column", "count_distinct", "aggregate_argument", "aggregate_column",
@@ -45,8 +61,40 @@ RULE_NAMES = frozenset(
 )  # fmt: skip
 
 _DIALECT = sqlglot.Dialect.get_or_raise("duckdb")
+# Brackets, CASE ... END and prefix operators (NOT, -, +) nested deeper than this are
+# refused before sqlglot parses them: its recursive descent spends about 23 Python
+# frames per bracket, and 43 brackets, 40 nested calls or 97 NOTs in a row exhausted
+# the 1,000-frame stack (sqlglot 30.31); 20 leaves more than half of it to the server.
+MAX_NESTING = 20
+# Expression trees deeper than this are refused once parsed: AND / OR chains parse
+# without recursion, but the rules and the SQL generator walk them recursively (987
+# ANDs in a row exhausted the stack); a filter needs a few dozen at most.
+MAX_DEPTH = 100
+_OPENERS = {TokenType.L_PAREN, TokenType.L_BRACKET, TokenType.L_BRACE, TokenType.CASE}
+_CLOSERS = {TokenType.R_PAREN, TokenType.R_BRACKET, TokenType.R_BRACE, TokenType.END}
+_PREFIXES = {TokenType.NOT, TokenType.DASH, TokenType.PLUS, TokenType.TILDE}
+# Tokens that end every prefix operator before them (NOT binds tighter than AND).
+_BOUNDARIES = {
+    TokenType.AND, TokenType.OR, TokenType.COMMA, TokenType.SEMICOLON, TokenType.SELECT,
+    TokenType.FROM, TokenType.WHERE, TokenType.GROUP_BY, TokenType.WHEN, TokenType.THEN,
+    TokenType.ELSE,
+}  # fmt: skip
 _SYSTEM_SCHEMAS = {"information_schema", "pg_catalog", "main", "temp", "system", "memory"}
 _SYSTEM_PREFIXES = ("duckdb_", "sqlite_", "pg_", "pragma_")
+# How a dataset is named in SQL, as entrepot.vault.refs.DatasetRef.sql_name writes it.
+_DATASET_PART = re.compile(r"[a-z0-9]+(?:_[a-z0-9]+)*")
+# The parts of a table reference a query may use; any other (samples, time travel,
+# pivots, hints, column renames) changes what is read.
+_TABLE_PARTS = {"this", "db", "catalog", "alias"}
+# How each modifier is written, for the refusal.
+_MODIFIERS = {
+    "sample": "sampling (TABLESAMPLE, USING SAMPLE)",
+    "version": "time travel (AT, FOR SYSTEM_TIME AS OF)",
+    "when": "time travel (AT, FOR SYSTEM_TIME AS OF)",
+    "changes": "CHANGES",
+    "pivots": "PIVOT and UNPIVOT",
+    "hints": "table hints (WITH (...))",
+}
 _FILE_HINTS = ("/", "\\", ".csv", ".parquet", ".json", ".tsv", ".txt", "://", "~")
 _AGGREGATES: dict[type[exp.Expr], str] = {exp.Count: "count", exp.Sum: "sum", exp.Avg: "avg"}
 _LITERALS = (exp.Literal, exp.Boolean, exp.Null)
@@ -71,6 +119,49 @@ def _syntax_error(error: Exception) -> PolicyViolation:
     return _refuse("syntax", f"the query is not valid SQL: {first}", "check the SQL syntax")
 
 
+def _too_deep(limit: int) -> PolicyViolation:
+    return _refuse(
+        "nesting",
+        f"the query is nested more than {limit} levels deep",
+        "write a flatter query: fewer brackets, NOTs, CASEs or chained conditions "
+        "(IN (...) lists any number of values)",
+    )
+
+
+def _nesting(tokens: Sequence[Token]) -> int:
+    """How deep brackets, CASEs and prefix operators nest, counted without parsing;
+    stops counting past :data:`MAX_NESTING`."""
+    prefixes = [0]
+    brackets = deepest = 0
+    for token in tokens:
+        kind = token.token_type
+        if kind in _OPENERS:
+            brackets += 1
+            prefixes.append(0)
+        elif kind in _CLOSERS and len(prefixes) > 1:
+            brackets -= 1
+            prefixes.pop()
+        elif kind in _PREFIXES:
+            prefixes[-1] += 1
+        elif kind in _BOUNDARIES:
+            prefixes[-1] = 0
+        deepest = max(deepest, brackets + sum(prefixes))
+        if deepest > MAX_NESTING:
+            break
+    return deepest
+
+
+def _tree_depth(root: exp.Expr) -> int:
+    """The depth of a parsed tree, walked without recursion; stops past :data:`MAX_DEPTH`."""
+    stack = [(root, 1)]
+    deepest = 0
+    while stack and deepest <= MAX_DEPTH:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in node.iter_expressions())
+    return deepest
+
+
 @dataclass
 class Context:
     """What the rules look at: the SQL text, its parse, the standard and the policy."""
@@ -89,11 +180,22 @@ class Context:
 
     @cached_property
     def statements(self) -> list[exp.Expr]:
+        if _nesting(self.tokens) > MAX_NESTING:
+            raise _too_deep(MAX_NESTING)
         try:
             parsed = _DIALECT.parser().parse(self.tokens, self.sql)
         except ParseError as error:
             raise _syntax_error(error) from None
+        except RecursionError:
+            # The pre-scan bounds what recursion the parser can meet; this is the
+            # last resort should a shape it does not count still go too deep.
+            raise _too_deep(MAX_NESTING) from None
         return [statement for statement in parsed if statement is not None]
+
+    @cached_property
+    def words(self) -> Source:
+        """The query's own text, to quote parts of the parse as the consumer wrote them."""
+        return Source(self.sql, self.tokens)
 
     @cached_property
     def select(self) -> exp.Select:
@@ -103,7 +205,7 @@ class Context:
 
     @cached_property
     def resolver(self) -> Resolver:
-        return Resolver(self.select, self.standard)
+        return Resolver(self.select, self.standard, self.words)
 
     def body(self) -> list[exp.Expr]:
         """Every part of the SELECT except its FROM clause."""
@@ -117,13 +219,21 @@ class Context:
 Rule = Callable[[Context], None]
 
 
+def nesting(ctx: Context) -> None:
+    if _nesting(ctx.tokens) > MAX_NESTING:
+        raise _too_deep(MAX_NESTING)
+    if any(_tree_depth(statement) > MAX_DEPTH for statement in ctx.statements):
+        raise _too_deep(MAX_DEPTH)
+
+
 def syntax(ctx: Context) -> None:
     if not ctx.statements:
         raise _refuse("syntax", "the query is empty", "write one SELECT ... FROM <dataset>")
 
 
 def comment(ctx: Context) -> None:
-    if any(token.comments for token in ctx.tokens):
+    # A text of comments alone tokenizes to nothing.
+    if any(token.comments for token in ctx.tokens) or (not ctx.tokens and ctx.sql.strip()):
         raise _refuse(
             "comment",
             "comments are not accepted in queries",
@@ -140,8 +250,18 @@ def single_statement(ctx: Context) -> None:
         )
 
 
+def _query_root(node: exp.Expr) -> exp.Expr:
+    """The query inside the brackets a whole statement may be wrapped in."""
+    while isinstance(node, exp.Subquery) and isinstance(node.this, exp.Expr):
+        node = node.this
+    return node
+
+
 def set_operation(ctx: Context) -> None:
-    if any(isinstance(node, exp.SetOperation) for node in ctx.statements[0].walk()):
+    root = _query_root(ctx.statements[0])
+    if isinstance(root, exp.Select | exp.SetOperation) and any(
+        isinstance(node, exp.SetOperation) for node in root.walk()
+    ):
         raise _refuse(
             "set_operation",
             "UNION, INTERSECT and EXCEPT are not accepted",
@@ -150,18 +270,18 @@ def set_operation(ctx: Context) -> None:
 
 
 def statement(ctx: Context) -> None:
-    node = ctx.statements[0]
+    node = _query_root(ctx.statements[0])
     if not isinstance(node, exp.Select):
-        kind = node.key.upper() if not isinstance(node, exp.Command) else str(node.this).upper()
+        first = next(t for t in ctx.tokens if t.token_type is not TokenType.L_PAREN)
         raise _refuse(
             "statement",
-            f"only SELECT queries are accepted, not {kind}",
+            f"only SELECT queries are accepted, not {first.text.upper()}",
             "ask for aggregates: SELECT <dimension>, COUNT(*) FROM <dataset> GROUP BY <dimension>",
         )
 
 
 def subquery(ctx: Context) -> None:
-    root = ctx.select
+    root = ctx.statements[0]
     nested = [n for n in root.walk() if isinstance(n, exp.Select | exp.Subquery) and n is not root]
     if root.args.get("with") is not None or root.args.get("with_") is not None or nested:
         raise _refuse(
@@ -173,39 +293,86 @@ def subquery(ctx: Context) -> None:
 
 def table(ctx: Context) -> None:
     source = ctx.select.args.get("from_") or ctx.select.args.get("from")
+    wanted = ctx.dataset or "<provider>.<dataset>"
     if source is None:
-        raise _refuse("table", "the query reads no dataset", f"add FROM {ctx.dataset}")
+        raise _refuse("table", "the query reads no dataset", f"add FROM {wanted}")
     node = source.this
     if not isinstance(node, exp.Table):
-        raise _refuse("table_function", "only a dataset may follow FROM", f"use FROM {ctx.dataset}")
-    if not isinstance(node.this, exp.Identifier):
         raise _refuse(
             "table_function",
-            "table functions (read_csv, read_parquet, ...) are not accepted",
-            f"query the dataset by name: FROM {ctx.dataset}",
+            f"only a dataset may follow FROM, not {ctx.words.quote(node)!r}",
+            f"use FROM {wanted}",
+        )
+    if isinstance(node.this, exp.Func):
+        name = ctx.words.name(node.this)
+        if name.lower().startswith(_SYSTEM_PREFIXES):
+            raise _refuse(
+                "system_table", f"{name}() describes the system and cannot be queried", _ask(ctx)
+            )
+        raise _refuse(
+            "table_function",
+            f"the table function {name}() is not accepted",
+            f"query the dataset by name: FROM {wanted}",
+        )
+    if not isinstance(node.this, exp.Identifier):
+        raise _refuse(
+            "unknown_table",
+            f"{ctx.words.quote(node)!r} does not name a dataset",
+            f"use FROM {wanted}",
         )
     name = node.name
     schema = node.text("db")
-    if ctx.dataset is None:
-        ctx.dataset = f"{schema}.{name}".lower()
-    if (node.this.quoted and any(mark in name.lower() for mark in _FILE_HINTS)) or "/" in schema:
+    catalog = node.text("catalog")
+    if (node.this.quoted and any(mark in name.lower() for mark in _FILE_HINTS)) or any(
+        mark in part for part in (schema, catalog) for mark in ("/", "\\")
+    ):
+        raise _refuse("file_path", "file paths cannot be queried", _ask(ctx))
+    system = {schema.lower(), catalog.lower()} & _SYSTEM_SCHEMAS
+    if system or (not schema and name.lower().startswith(_SYSTEM_PREFIXES)):
         raise _refuse(
-            "file_path", "file paths cannot be queried", f"query the dataset: FROM {ctx.dataset}"
+            "system_table",
+            f"{ctx.words.quote(node)!r} is a system table and cannot be queried",
+            _ask(ctx),
         )
-    if schema.lower() in _SYSTEM_SCHEMAS or name.lower().startswith(_SYSTEM_PREFIXES):
-        raise _refuse(
-            "system_table", "system tables cannot be queried", f"query FROM {ctx.dataset}"
-        )
-    if node.text("catalog") or f"{schema}.{name}".lower() != ctx.dataset.lower():
+    named = f"{schema}.{name}".lower()
+    if (
+        ctx.dataset is None
+        and not catalog
+        and all(_DATASET_PART.fullmatch(part) for part in named.split("."))
+    ):
+        ctx.dataset = named
+    if catalog or named != (ctx.dataset or "").lower():
         raise _refuse(
             "unknown_table",
-            f"{node.sql(dialect='duckdb')!r} is not the dataset this query is for",
-            f"use FROM {ctx.dataset}",
+            f"{ctx.words.quote(node)!r} is not the dataset this query is for"
+            if ctx.dataset
+            else f"{ctx.words.quote(node)!r} is not a dataset name",
+            _ask(ctx),
         )
-    for key in ("sample", "laterals", "pivots", "version", "joins", "hints"):
-        if node.args.get(key):
-            rule = "join" if key in ("joins", "laterals") else "table_modifier"
-            raise _refuse(rule, f"{key} on the dataset is not accepted", "use a plain FROM")
+    for key, value in node.args.items():
+        if key in _TABLE_PARTS or not value:
+            continue
+        if key in ("joins", "laterals"):
+            raise _refuse("join", "joins are not accepted in a private query", "use a plain FROM")
+        modifier = _MODIFIERS.get(key) or ctx.words.quote(value) or "this table modifier"
+        raise _refuse(
+            "table_modifier",
+            f"{modifier} on the dataset is not accepted",
+            "read the whole dataset: a plain FROM, no sampling, no time travel",
+        )
+    alias = node.args.get("alias")
+    if isinstance(alias, exp.TableAlias) and alias.columns:
+        raise _refuse(
+            "table_modifier",
+            "renaming the dataset's columns in FROM is not accepted",
+            f"give the dataset an alias without a column list: FROM {ctx.dataset} AS v",
+        )
+
+
+def _ask(ctx: Context) -> str:
+    if ctx.dataset:
+        return f"query the dataset by name: FROM {ctx.dataset}"
+    return "name it <provider>.<dataset>, e.g. FROM riverside_hospitals.outpatient_visits"
 
 
 def join(ctx: Context) -> None:
@@ -266,15 +433,22 @@ def function(ctx: Context) -> None:
                 allowed = ", ".join(a.upper() for a in ctx.policy.aggregates)
                 raise _refuse(
                     "aggregate_function",
-                    f"the aggregate {node.sql_name()} is not accepted",
+                    f"the aggregate {_function_name(ctx, node)} is not accepted",
                     f"use one of: {allowed}",
                 )
-            name = node.name if isinstance(node, exp.Anonymous) else node.sql_name()
             raise _refuse(
                 "function",
-                f"the function {name.lower()}() is not accepted",
+                f"the function {_function_name(ctx, node)} is not accepted",
                 "use only COUNT, SUM, AVG, date_trunc and literal comparisons",
             )
+
+
+def _function_name(ctx: Context, node: exp.Func) -> str:
+    """``getenv()`` as written, ``CASE``, or the quoted call."""
+    if isinstance(node, exp.Case):
+        return "CASE"
+    name = ctx.words.name(node)
+    return f"{name}()" if name else repr(ctx.words.quote(node))
 
 
 def columns(ctx: Context) -> None:
@@ -334,9 +508,12 @@ def group_by(ctx: Context) -> None:
 def allowed_nodes(ctx: Context) -> None:
     for node in ctx.select.walk():
         if not isinstance(node, _ALLOWED_NODES):
+            quoted = ctx.words.quote(node)
             raise _refuse(
                 "expression",
-                f"{node.key.upper()} is not accepted in a private query",
+                f"{quoted!r} is not accepted in a private query"
+                if quoted
+                else "part of the query is not accepted in a private query",
                 "use only aggregates, group keys, and comparisons with literals",
             )
         if isinstance(node, exp.Cast) and (
@@ -349,14 +526,18 @@ def allowed_nodes(ctx: Context) -> None:
             )
 
 
-RULES: tuple[Rule, ...] = (
-    syntax,
+SOURCE_RULES: tuple[Rule, ...] = (
+    nesting,
     comment,
+    syntax,
     single_statement,
     set_operation,
     statement,
     subquery,
     table,
+)
+RULES: tuple[Rule, ...] = (
+    *SOURCE_RULES,
     join,
     window,
     select_star,
@@ -386,6 +567,32 @@ def check(
     naming the first rule that refused.
     """
     ctx = Context(sql=sql, standard=standard, policy=policy, dataset=dataset)
-    for rule in rules:
-        rule(ctx)
-    return ctx.resolver.query(ctx.dataset or "", ctx.policy)
+    try:
+        for rule in rules:
+            rule(ctx)
+        return ctx.resolver.query(ctx.dataset or "", ctx.policy)
+    except RecursionError:
+        # The nesting rule bounds the depth every later rule meets; this is the
+        # last resort should a shape it does not count still go too deep.
+        raise _too_deep(MAX_DEPTH) from None
+
+
+_NO_STANDARD = Standard("", "", "", "", ())
+_NO_POLICY = Policy(aggregate_columns=(), where_columns=(), group_by_columns=())
+
+
+def source(sql: str) -> str:
+    """The ``provider.dataset`` name ``sql`` reads, found by :data:`SOURCE_RULES`.
+
+    Needs no standard or policy, so a caller can look up the dataset's with it.
+    Raises :class:`PolicyViolation` naming the rule when the query reads no
+    dataset, or something else (a system table, a file, a function, a subquery).
+    """
+    ctx = Context(sql=sql, standard=_NO_STANDARD, policy=_NO_POLICY, dataset=None)
+    try:
+        for rule in SOURCE_RULES:
+            rule(ctx)
+    except RecursionError:
+        raise _too_deep(MAX_NESTING) from None
+    assert ctx.dataset is not None, "the table rule names the dataset or refuses"
+    return ctx.dataset
