@@ -16,7 +16,7 @@ import unicodedata
 
 from entrepot.errors import InvalidInput
 
-__all__ = ["check_text", "is_unsafe", "printable"]
+__all__ = ["check_text", "excerpt", "is_unsafe", "printable"]
 
 # Bidirectional embeddings, overrides and isolates (Unicode TR #9): the characters
 # that reorder what follows them. Line and paragraph separators break a line
@@ -51,6 +51,16 @@ def printable(text: str, *, multiline: bool = False) -> str:
     if not any(is_unsafe(c) for c in text):
         return text
     return "".join(c if (c == "\n" and multiline) or not is_unsafe(c) else _escape(c) for c in text)
+
+
+def excerpt(text: str, limit: int = 40) -> str:
+    """At most ``limit`` characters of ``text``, escaped, with ``…`` where it was cut.
+
+    What an error or a report may quote of a file it read: enough to find the place,
+    never a whole line of a file that may not be what the user meant to give.
+    """
+    shown = printable(text)
+    return shown if len(shown) <= limit else shown[: limit - 1] + "…"
 
 
 def check_text(value: str, field: str, *, multiline: bool = False) -> str:

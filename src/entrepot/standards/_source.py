@@ -11,16 +11,19 @@ from __future__ import annotations
 
 import codecs
 import csv
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 
-from entrepot.errors import InvalidInput, LimitExceeded, NotFound
+from entrepot._files import open_regular
+from entrepot._text import excerpt
+from entrepot.errors import InvalidInput, LimitExceeded
 from entrepot.standards.mapping import Source
 
-__all__ = ["RawFile", "load_raw", "open_raw"]
+__all__ = ["RawFile", "columns_excerpt", "load_raw", "open_raw"]
 
 # Enough bytes to tell text from binary: NUL never occurs in UTF-8 or GBK text.
 _SNIFF_BYTES = 64 * 1024
@@ -29,6 +32,9 @@ _CHUNK_BYTES = 4 * 1024 * 1024
 _DELIMITERS = (",", ";", "\t", "|")
 _DUCKDB_LINE = re.compile(r"CSV Error on Line: (\d+)")
 _DUCKDB_COLUMNS = re.compile(r"Expected Number of Columns: (\d+) Found: (\d+)")
+# An error names a file's columns to help fix a mapping, but quotes no more of the
+# file than this: a wrong file (a key, a password file) must not be echoed whole.
+_QUOTED_COLUMNS = 12
 
 
 @dataclass(frozen=True)
@@ -51,6 +57,13 @@ def _fail(path: Path, line: int | None, message: str, hint: str) -> InvalidInput
     return InvalidInput(f"{where}: {message}", hint=hint, source=str(path), line=line)
 
 
+def columns_excerpt(columns: tuple[str, ...] | list[str]) -> str:
+    """The first column names, each cut short and escaped, for an error message."""
+    shown = ", ".join(excerpt(c) for c in columns[:_QUOTED_COLUMNS])
+    more = len(columns) - _QUOTED_COLUMNS
+    return shown + (f" and {more} more" if more > 0 else "")
+
+
 def _encoding_hint(source: Source) -> str:
     if source.encoding == "gbk":
         return "the file is not GBK either; re-save it as UTF-8 and set `encoding: utf-8`"
@@ -62,12 +75,9 @@ def _line_of(data: bytes, offset: int) -> int:
 
 
 def _check_bytes(path: Path, max_bytes: int | None) -> None:
-    try:
-        size = path.stat().st_size
-    except FileNotFoundError:
-        raise NotFound(f"no file at {path}", hint="check the path of the raw file") from None
-    if path.is_dir():
-        raise _fail(path, None, "is a directory, not a file", "give the path of a CSV file")
+    with open_regular(path) as handle:
+        size = os.fstat(handle.fileno()).st_size
+        head = handle.read(_SNIFF_BYTES)
     if size == 0:
         raise _fail(
             path, None, "the file is empty (0 bytes)", "export the data again, with a header"
@@ -78,8 +88,6 @@ def _check_bytes(path: Path, max_bytes: int | None) -> None:
             setting="max_upload_bytes",
             hint="split the file, or raise ENTREPOT_MAX_UPLOAD_BYTES",
         )
-    with path.open("rb") as handle:
-        head = handle.read(_SNIFF_BYTES)
     if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         raise _fail(path, 1, "the file is UTF-16 text", "re-save it as UTF-8 (or GBK)")
     if b"\x00" in head:
@@ -163,7 +171,9 @@ def _header(path: Path, origin: Path, source: Source) -> tuple[tuple[str, ...], 
     folded = [n.casefold() for n in names]
     duplicates = sorted({n for n in names if folded.count(n.casefold()) > 1})
     if duplicates:
-        raise _fail(origin, 1, f"duplicate header name(s) {', '.join(duplicates)}", "rename them")
+        raise _fail(
+            origin, 1, f"duplicate header name(s) {columns_excerpt(duplicates)}", "rename them"
+        )
     return names, len(lines) > 1
 
 
@@ -179,7 +189,7 @@ def open_raw(path: Path, source: Source, workdir: Path, max_bytes: int | None = 
         raise _fail(
             path,
             2,
-            f"the file has a header ({', '.join(columns)}) but no data rows",
+            f"the file has a header ({columns_excerpt(columns)}) but no data rows",
             "an empty dataset cannot be validated or published; export the rows too",
         )
     return RawFile(origin=path, path=readable, source=source, columns=columns)
@@ -249,4 +259,9 @@ def _read_error(raw: RawFile, text: str) -> InvalidInput:
             f"{raw.source.delimiter!r})",
         )
     first = text.strip().splitlines()[0] if text.strip() else "unreadable file"
-    return _fail(raw.origin, line, f"cannot read the file ({first})", "check it is delimited text")
+    return _fail(
+        raw.origin,
+        line,
+        f"cannot read the file ({excerpt(first, 120)})",
+        "check it is delimited text",
+    )

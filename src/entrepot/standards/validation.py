@@ -34,7 +34,13 @@ from entrepot.standards._rules import (
     table_checks,
     typed_value,
 )
-from entrepot.standards._source import RawFile, guess_delimiter, load_raw, open_raw
+from entrepot.standards._source import (
+    RawFile,
+    columns_excerpt,
+    guess_delimiter,
+    load_raw,
+    open_raw,
+)
 from entrepot.standards.mapping import ColumnMap, Mapping, Source, load_mapping
 from entrepot.standards.report import RULES, OffendingRow, Report, Violation
 from entrepot.standards.schema import Standard
@@ -132,7 +138,7 @@ class Validation:
 def _plan(raw: RawFile, standard: Standard, mapping: Mapping | None) -> dict[str, ColumnMap]:
     """How each standard column is obtained; mistakes are errors naming file and columns."""
     mapping_name = mapping.where if mapping else "the mapping"
-    existing = ", ".join(raw.columns)
+    existing = columns_excerpt(raw.columns)
     plan: dict[str, ColumnMap] = {}
     for entry in mapping.columns if mapping else ():
         if entry.target not in standard.field_names:
