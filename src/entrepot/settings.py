@@ -76,6 +76,37 @@ class Settings(BaseSettings):
         description="Argon2id memory cost of API token hashes, in KiB (RFC 9106's "
         "second recommended profile: 64 MiB, 3 passes, 4 lanes).",
     )
+    auth_failures_per_min: float = Field(
+        6.0,
+        gt=0,
+        description="Failed authentications per minute, sustained, that one token id and "
+        "one client address may make; past them a token that needs an Argon2id check is "
+        "answered 429 without the check. A token already verified is never held back.",
+    )
+    auth_failures_burst: int = Field(
+        5, ge=1, description="Failed authentications one token id may make at once."
+    )
+    auth_address_failures_burst: int = Field(
+        20, ge=1, description="Failed authentications one client address may make at once."
+    )
+    auth_verify_concurrency: int = Field(
+        2,
+        ge=1,
+        description="Argon2id checks one API worker runs at once; each holds "
+        "token_hash_memory_kib of memory while it runs.",
+    )
+    auth_verify_wait_s: float = Field(
+        2.0,
+        ge=0,
+        description="How long a token waits for a free Argon2id check before the API "
+        "answers 429 with Retry-After.",
+    )
+    request_header_max_bytes: int = Field(
+        16 * 1024,
+        ge=1024,
+        description="Largest request line and headers `entrepot serve` reads; beyond it "
+        "the API answers 431 and closes the connection.",
+    )
     currency: str = Field("CNY", description="ISO 4217 currency of contract prices and invoices.")
     http_timeout_s: float = Field(30.0, gt=0, description="Timeout of outgoing HTTP calls.")
     rate_limit_per_s: float = Field(

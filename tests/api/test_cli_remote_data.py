@@ -100,10 +100,14 @@ READS = [
 
 @pytest.mark.parametrize("args", READS, ids=[" ".join(a) for a in READS])
 def test_json_is_the_same_logged_in_and_local(
-    cli: Callable[[str | None], Run], args: tuple[str, ...]
+    cli: Callable[[str | None], Run],
+    args: tuple[str, ...],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     remote = cli("consumer")(*args, "--json")
     assert remote.code == 0, remote.stderr
+    # Locally as the same organization (commands that act for nobody ignore it).
+    monkeypatch.setenv("ENTREPOT_AS", "city-health-bureau")
     local = cli(None)(*args, "--json")
     assert local.code == 0, local.stderr
     assert remote.json() == local.json()
@@ -112,8 +116,10 @@ def test_json_is_the_same_logged_in_and_local(
 
 def test_people_see_the_same_tables_logged_in(cli: Callable[[str | None], Run]) -> None:
     page = cli("consumer")("catalog", "show", MINE)
-    for heading in ("Schema", "Versions", "Completeness", "patient_id"):
+    for heading in ("Schema", "Versions", "patient_id", "provider only"):
         assert heading in page.output
+    assert "Completeness" not in page.output
+    assert "Completeness" in cli("provider")("catalog", "show", MINE).output
     assert "dataset_cap: 10.0" in cli("auditor")("policy", "show", MINE).output
     assert "Yunping Old Town" in cli("provider")("standard", "codes", "region.district").output
 
@@ -184,8 +190,10 @@ def test_publish_uploads_the_file_and_mapping_for_the_tokens_provider(
     assert (out["dataset"], out["version"], out["rows"]) == (MINE, 2, 40)
     held = LocalVault.of(server.node).versions(MINE)
     assert [(v.number, v.rows, v.sha256) for v in held][-1] == (2, 40, out["sha256"])
-    versions = cli("consumer")("dataset", "versions", MINE, "--json").json()
+    versions = cli("provider")("dataset", "versions", MINE, "--json").json()
     assert versions[-1]["sha256"] == out["sha256"]
+    hidden = cli("consumer")("dataset", "versions", MINE, "--json").json()
+    assert [(v["rows"], v["sha256"]) for v in hidden] == [(None, None)] * len(versions)
 
 
 def test_a_refused_publish_shows_the_report_and_stores_nothing(

@@ -218,9 +218,6 @@ def test_a_published_version_is_written_to_the_transparency_log(
     (_, entry) = logged[0]
     assert entry["actor"] == "riverside-hospitals"
     assert entry["dataset"] == REF
-    assert (entry["version"], entry["sha256"], entry["rows"], entry["rows_rejected"]) == (
-        1,
-        out["sha256"],
-        19,
-        1,
-    )
+    assert (entry["version"], entry["sha256"]) == (1, out["sha256"])
+    # The log is public: no count of the version's rows.
+    assert not {"rows", "rows_rejected"} & set(entry)

@@ -20,7 +20,7 @@ from pydantic import BaseModel
 from entrepot import __version__
 from entrepot.api import errors
 from entrepot.api._query_workers import runner_for
-from entrepot.api.limits import BodySizeLimit, RateLimit
+from entrepot.api.limits import AuthGuard, BodySizeLimit, RateLimit
 from entrepot.exchange.accounts import Accounts
 from entrepot.exchange.node import Node
 from entrepot.settings import Settings
@@ -88,6 +88,7 @@ def create_app(node_or_settings: Node | Settings) -> FastAPI:
     )
     app.state.node = node
     app.state.accounts = Accounts(node.db, node.settings, log=node.log)
+    app.state.auth_guard = AuthGuard(node.settings)
     errors.install(app)
     settings = node.settings
     app.add_middleware(

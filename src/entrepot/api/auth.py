@@ -3,7 +3,9 @@
 ``Authorization: Bearer <token>`` is verified by the accounts module (Argon2id,
 constant-time; only that check is cached, while revocation and expiry are read from
 the database on every request, so a token revoked through one worker is refused by
-all of them at once); the result is
+all of them at once). A check costs 64 MiB and tens of milliseconds, so it runs only
+when :class:`~entrepot.api.limits.AuthGuard` admits it: failures are limited per
+token id and per client address, and checks at once per worker. The result is
 an :class:`~entrepot.exchange.accounts.Actor`, which every router passes to the
 domain layer as the acting party. The domain layer scopes what an actor sees; this
 module adds the role gate in front of it.
@@ -18,9 +20,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated
 
+import anyio.to_thread
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from entrepot.api.limits import AuthGuard
 from entrepot.errors import Forbidden, Unauthorized
 from entrepot.exchange.accounts import Accounts, Actor, Role
 
@@ -47,18 +51,33 @@ def accounts_of(request: Request) -> Accounts:
     return accounts
 
 
-def current_actor(
+async def current_actor(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Actor:
-    """The actor behind the bearer token; 401 without one or with a bad one."""
+    """The actor behind the bearer token; 401 without one or with a bad one, 429 when
+    the token or the caller's address has failed too often."""
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthorized(
             "this endpoint needs an API token",
             hint="send `Authorization: Bearer <token>`; "
             "an operator creates one with `entrepot account create`",
         )
-    return accounts_of(request).authenticate(credentials.credentials)
+    token = credentials.credentials
+    accounts = accounts_of(request)
+    guard: AuthGuard = request.app.state.auth_guard
+    address = request.client.host if request.client else "unknown"
+    try:
+        found = await anyio.to_thread.run_sync(accounts.recall, token)
+    except Unauthorized:
+        guard.failed(address)
+        raise
+    if isinstance(found, Actor):
+        return found
+    # Waiting for a check happens here, on the event loop: a flood of guesses holds
+    # neither a thread nor the memory of a check.
+    async with guard.attempt(found.token_id, address):
+        return await anyio.to_thread.run_sync(accounts.verify, found, token)
 
 
 def require_role(*roles: Role) -> Callable[[Actor], Actor]:

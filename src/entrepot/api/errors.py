@@ -16,8 +16,10 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
 
 from entrepot.errors import EntrepotError, InvalidInput, LimitExceeded, NotFound
 
@@ -92,9 +94,13 @@ async def _on_entrepot_error(_request: Request, error: Exception) -> JSONRespons
     assert isinstance(error, EntrepotError)
     if error.status >= 500:
         _log.error("%s: %s", error.code, error.message)
-    # RFC 9110 section 11.6.1: a 401 names the scheme the client should use.
-    headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else None
-    return error_response(error, headers=headers)
+    headers: dict[str, str] = {}
+    if error.status == 401:
+        # RFC 9110 section 11.6.1: a 401 names the scheme the client should use.
+        headers["WWW-Authenticate"] = "Bearer"
+    if error.status == 429 and "retry_after_s" in error.details:
+        headers["Retry-After"] = str(error.details["retry_after_s"])
+    return error_response(error, headers=headers or None)
 
 
 async def _on_validation_error(_request: Request, error: Exception) -> JSONResponse:
@@ -114,8 +120,25 @@ async def _on_validation_error(_request: Request, error: Exception) -> JSONRespo
 
 async def _on_http_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, StarletteHTTPException)
+    if isinstance(error.__cause__, LimitExceeded):
+        # FastAPI turns any failure while reading a body into a 400, the body limit's
+        # own refusal of a streamed (chunked) body included.
+        return error_response(error.__cause__)
     mapped = _http_error(error.status_code, request.url.path)
-    return error_response(mapped, status=error.status_code, headers=error.headers)
+    headers = error.headers
+    if error.status_code == 405:
+        # Starlette names the methods of the first route on the path, not of all of them.
+        headers = {**(headers or {}), "Allow": ", ".join(_methods(request))}
+    return error_response(mapped, status=error.status_code, headers=headers)
+
+
+def _methods(request: Request) -> list[str]:
+    """Every method some route takes on the request's path (RFC 9110 section 10.2.1)."""
+    allowed: set[str] = set()
+    for route in iter_route_contexts(request.app.routes):
+        if route.path and compile_path(route.path)[0].fullmatch(request.url.path):
+            allowed |= set(route.methods or ())
+    return sorted(allowed)
 
 
 async def _on_unexpected(request: Request, error: Exception) -> JSONResponse:

@@ -1,18 +1,25 @@
-"""Resource limits on by default: request body size and a request rate per token.
+"""Resource limits on by default: body size, request rate, and what a login may cost.
 
-Both are plain ASGI middleware so they run before any body is parsed:
+The first two are plain ASGI middleware so they run before any body is parsed:
 
 - **Body size.** A declared ``Content-Length`` over the limit is refused at once;
   a chunked body is counted as it streams and refused the moment it passes the
   limit, so an oversized upload never lands in memory or on disk. Dataset uploads
   (``upload_paths``) get ``max_upload_bytes``; every other request
   ``request_body_max_bytes``.
-- **Rate.** A token bucket per API token (keyed by a SHA-256 of the token, never
-  the token itself), or per client address for anonymous requests: ``rate_limit_per_s``
-  sustained, ``rate_limit_burst`` at once. Over it: 429 with ``Retry-After``. Each
-  worker process keeps its own buckets, so with ``--workers N`` a client may reach
-  N times the rate; the limit guards a node against a runaway client, it is not a
-  billing meter (metering is).
+- **Rate.** A token bucket per API token id (the public half of ``ent_<id>_<secret>``,
+  so a new secret does not buy a new bucket), per SHA-256 of any other
+  ``Authorization`` header, or per client address for anonymous requests:
+  ``rate_limit_per_s`` sustained, ``rate_limit_burst`` at once. Over it: 429 with
+  ``Retry-After``. Each worker process keeps its own buckets, so with ``--workers N``
+  a client may reach N times the rate; the limit guards a node against a runaway
+  client, it is not a billing meter (metering is).
+- **Logins.** A token that is not cached yet needs an Argon2id check (64 MiB, tens
+  of ms): :class:`AuthGuard` spends one only when the token id and the client
+  address both have failures left (``auth_failures_*``; a success gives its charge
+  back, so only failures count), and runs at most ``auth_verify_concurrency`` at
+  once; the next ones wait up to ``auth_verify_wait_s``, then get 429. Memory is
+  bounded by the concurrency, whatever the flood; a cached token passes untouched.
 """
 
 from __future__ import annotations
@@ -21,15 +28,19 @@ import hashlib
 import math
 import time
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from entrepot.api.errors import error_response
-from entrepot.errors import LimitExceeded
+from entrepot.errors import LimitExceeded, Unauthorized
+from entrepot.exchange.accounts import token_id_of
+from entrepot.settings import Settings
 
-__all__ = ["BodySizeLimit", "RateLimit", "TokenBuckets"]
+__all__ = ["AuthGuard", "BodySizeLimit", "RateLimit", "TokenBuckets", "TooManyAttempts"]
 
 # Buckets kept in memory at most; the least recently seen client is forgotten first.
 _MAX_BUCKETS = 10_000
@@ -37,6 +48,12 @@ _MAX_BUCKETS = 10_000
 
 class _TooLarge(LimitExceeded):
     """Raised from ``receive`` when a streamed body passes the limit."""
+
+
+class TooManyAttempts(LimitExceeded):
+    """A limit on a client's rate was hit: 429, with ``retry_after_s`` for ``Retry-After``."""
+
+    status = 429
 
 
 def _too_large(limit: int, setting: str) -> LimitExceeded:
@@ -132,10 +149,20 @@ class TokenBuckets:
             return 0.0
         return (1.0 - bucket.tokens) / self.rate
 
+    def give_back(self, key: str) -> None:
+        """Return the token a ``take`` spent, when what it paid for turned out free."""
+        bucket = self._buckets.get(key)
+        if bucket is not None:
+            bucket.tokens = min(float(self.burst), bucket.tokens + 1.0)
+
 
 def _client_key(scope: Scope) -> str:
     authorization = dict(scope["headers"]).get(b"authorization", b"")
     if authorization:
+        scheme, _, credentials = authorization.decode("latin-1").partition(" ")
+        token_id = token_id_of(credentials.strip()) if scheme.lower() == "bearer" else None
+        if token_id is not None:
+            return "i:" + token_id
         return "t:" + hashlib.sha256(authorization).hexdigest()
     client = scope.get("client")
     return "a:" + (client[0] if client else "unknown")
@@ -170,3 +197,92 @@ class RateLimit:
         )
         response = error_response(error, status=429, headers={"Retry-After": str(retry_after)})
         await response(scope, receive, send)
+
+
+def _retry_after(wait: float) -> int:
+    return max(1, math.ceil(wait))
+
+
+class AuthGuard:
+    """What an API worker may spend on tokens it has not verified yet.
+
+    ``attempt`` is entered around each Argon2id check. Every failed authentication
+    (``failed``, or an attempt that ends in :class:`Unauthorized`) spends one token of
+    the buckets of its token id and its client address; an attempt charges both
+    before it runs, so a burst of parallel guesses is cut at the burst, and a success
+    gives both back.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        rate = settings.auth_failures_per_min / 60
+        self.by_token_id = TokenBuckets(rate, settings.auth_failures_burst)
+        self.by_address = TokenBuckets(rate, settings.auth_address_failures_burst)
+        self.concurrency = settings.auth_verify_concurrency
+        self.wait_s = settings.auth_verify_wait_s
+        # Made on first use, inside the server's event loop.
+        self._slots: anyio.Semaphore | None = None
+
+    def failed(self, address: str) -> None:
+        """A failure that needed no check (an unknown, expired or revoked token)."""
+        self.by_address.take(address)
+
+    @asynccontextmanager
+    async def attempt(self, token_id: str, address: str) -> AsyncIterator[None]:
+        """Admit one Argon2id check for ``token_id`` from ``address``, or raise 429."""
+        wait = self.by_token_id.take(token_id)
+        if wait > 0:
+            raise self._refused(wait, "this token id", "auth_failures_burst")
+        wait = self.by_address.take(address)
+        if wait > 0:
+            self.by_token_id.give_back(token_id)
+            raise self._refused(wait, "this address", "auth_address_failures_burst")
+        try:
+            await self._acquire()
+        except TooManyAttempts:
+            self.by_token_id.give_back(token_id)
+            self.by_address.give_back(address)
+            raise
+        failed = False
+        try:
+            yield
+        except Unauthorized:
+            failed = True
+            raise
+        finally:
+            self._release()
+            if not failed:
+                self.by_token_id.give_back(token_id)
+                self.by_address.give_back(address)
+
+    async def _acquire(self) -> None:
+        if self._slots is None:
+            self._slots = anyio.Semaphore(self.concurrency)
+        try:
+            self._slots.acquire_nowait()
+            return
+        except anyio.WouldBlock:
+            pass
+        with anyio.move_on_after(self.wait_s) as waiting:
+            await self._slots.acquire()
+        if waiting.cancelled_caught:
+            raise TooManyAttempts(
+                f"the server is busy checking {self.concurrency} other tokens",
+                setting="auth_verify_concurrency",
+                hint="retry after 1 s; an operator may raise "
+                "ENTREPOT_AUTH_VERIFY_CONCURRENCY (each check holds its memory cost)",
+                retry_after_s=1,
+            )
+
+    def _release(self) -> None:
+        assert self._slots is not None
+        self._slots.release()
+
+    def _refused(self, wait: float, whose: str, setting: str) -> TooManyAttempts:
+        retry_after = _retry_after(wait)
+        return TooManyAttempts(
+            f"too many failed authentications from {whose}; retry after {retry_after} s",
+            setting=setting,
+            hint="check the token; an operator may raise ENTREPOT_AUTH_FAILURES_PER_MIN "
+            f"or ENTREPOT_{setting.upper()}",
+            retry_after_s=retry_after,
+        )

@@ -17,6 +17,13 @@ each :class:`Accounts` remembers, for ``token_cache_ttl_s`` seconds, that a toke
 stands for. Only that verification is cached: every request still reads the token's
 row by its primary key, so a revocation or an expiry made by any process (another
 worker of a server) is refused at once by all of them.
+
+A token that is not cached is authenticated in two steps, so that a server can
+decide between them whether it may spend an Argon2id check (64 MiB of memory) on
+it: :meth:`Accounts.recall` reads the row (cheap: a SHA-256 and one indexed read),
+:meth:`Accounts.verify` runs the check and counts it in ``verifications``. The
+token id is kept out of the public log, which names a token by its ``TOKEN-<n>``
+reference instead: an id lets anyone make the server run those checks.
 """
 
 from __future__ import annotations
@@ -59,7 +66,9 @@ __all__ = [
     "Organization",
     "Role",
     "TokenInfo",
+    "Unverified",
     "raced",
+    "token_id_of",
 ]
 
 _TOKEN = re.compile(r"ent_([0-9a-f]{12})_[A-Za-z0-9_-]{43}")
@@ -170,10 +179,13 @@ class TokenInfo:
     created_at: datetime
     expires_at: datetime
     revoked_at: datetime | None
+    # How the public log names the token: its row number, which authenticates nothing.
+    ref: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "token_id": self.token_id,
+            "ref": self.ref,
             "account": self.account,
             "created_at": self.created_at.isoformat() + "Z",
             "expires_at": self.expires_at.isoformat() + "Z",
@@ -190,6 +202,20 @@ class IssuedToken:
 
     def __repr__(self) -> str:
         return f"IssuedToken(info={self.info!r}, secret=<hidden>)"
+
+
+@dataclass(frozen=True)
+class Unverified:
+    """A live token whose secret is not checked yet: what :meth:`Accounts.verify` needs."""
+
+    token_id: str
+    actor: Actor
+    row_id: int
+    secret_hash: str
+    key: bytes
+
+    def __repr__(self) -> str:
+        return f"Unverified(token_id={self.token_id!r}, actor={self.actor!r})"
 
 
 @dataclass(frozen=True)
@@ -277,6 +303,13 @@ class Accounts:
             time_cost=3, memory_cost=self.settings.token_hash_memory_kib, parallelism=4
         )
         self._verified = _VerifiedTokens()
+        self._verifications = 0
+        self._verifications_lock = threading.Lock()
+
+    @property
+    def verifications(self) -> int:
+        """Argon2id checks of API tokens this object has run (cached tokens need none)."""
+        return self._verifications
 
     # -- organizations ------------------------------------------------------------
 
@@ -361,9 +394,7 @@ class Accounts:
             info = AccountInfo(
                 name, role.value, organization.slug, organization.name, account.created_at, 1
             )
-        self._record(
-            actor, "created", name, role=info.role, org=info.org, token_id=token.info.token_id
-        )
+        self._record(actor, "created", name, role=info.role, org=info.org, token=token.info.ref)
         return info, token
 
     def _new_org(self, session: Session, slug: str, role: str, name: str | None) -> Organization:
@@ -419,7 +450,7 @@ class Accounts:
         with self.db.write() as session:
             row = self._visible_account(session, actor, account)
             issued = self._issue(session, row, minted)
-        self._record(actor, "token_issued", account, token_id=issued.info.token_id)
+        self._record(actor, "token_issued", account, token=issued.info.ref)
         return issued
 
     def _mint(self) -> tuple[str, str, str]:
@@ -476,11 +507,15 @@ class Accounts:
             if token.revoked_at is None:
                 token.revoked_at = self.clock()
             info = _token_info(token, account.name)
-        self._record(actor, "token_revoked", info.account, token_id=token_id)
+        self._record(actor, "token_revoked", info.account, token=info.ref)
         return info
 
     def _record(self, actor: Actor, change: str, account: str, **fields: str) -> None:
-        """Append an account change to the transparency log (never a secret: ids only)."""
+        """Append an account change to the transparency log.
+
+        Tokens appear by reference (``TOKEN-<n>``), never by id: an id is half of a
+        token, and lets anyone make the server run Argon2id checks.
+        """
         if self.log is not None:
             self.log.append(
                 make_entry(
@@ -504,17 +539,20 @@ class Accounts:
 
     def authenticate(self, token: str) -> Actor:
         """The actor a bearer token stands for, or :class:`Unauthorized`."""
-        refused = Unauthorized(
-            "the API token is not valid: unknown, mistyped, expired or revoked",
-            hint="ask an operator for a new token (`entrepot account token ACCOUNT`)",
-        )
-        match = _TOKEN.fullmatch(token)
-        if match is None:
-            raise refused
+        found = self.recall(token)
+        return found if isinstance(found, Actor) else self.verify(found, token)
+
+    def recall(self, token: str) -> Actor | Unverified:
+        """A cached token's actor, or what :meth:`verify` needs; no Argon2id check here.
+
+        Raises :class:`Unauthorized` for a malformed, unknown, expired or revoked token.
+        """
+        token_id = token_id_of(token)
+        if token_id is None:
+            raise _refused()
         now = self.clock()
         key = hashlib.sha256(token.encode()).digest()
-        ttl = self.settings.token_cache_ttl_s
-        hit = self._verified.get(key) if ttl > 0 else None
+        hit = self._verified.get(key) if self.settings.token_cache_ttl_s > 0 else None
         if hit is not None:
             # Revocation and expiry are read on every call (a primary-key read), so a
             # token revoked by any process is refused at once by all of them.
@@ -526,33 +564,56 @@ class Accounts:
                 ).first()
             if live is None or live.revoked_at is not None or live.expires_at <= now:
                 self._verified.forget(key)
-                raise refused
+                raise _refused()
             return hit.actor
         with self.db.read() as session:
             found = session.execute(
                 select(ApiToken, Account, Organization)
                 .join(Account, Account.id == ApiToken.account_id)
                 .join(Organization, Organization.id == Account.org_id)
-                .where(ApiToken.token_id == match.group(1))
+                .where(ApiToken.token_id == token_id)
             ).first()
             if found is None:
-                raise refused
+                raise _refused()
             row, account, org = found
             if row.revoked_at is not None or row.expires_at <= now:
-                raise refused
-            row_id, secret_hash = row.id, row.secret_hash
-            actor = _actor_of(org, account)
+                raise _refused()
+            return Unverified(token_id, _actor_of(org, account), row.id, row.secret_hash, key)
+
+    def verify(self, unverified: Unverified, token: str) -> Actor:
+        """Check ``token`` against its row's Argon2id hash; cache it when it matches."""
+        with self._verifications_lock:
+            self._verifications += 1
         try:
-            self._hasher.verify(secret_hash, token)
+            self._hasher.verify(unverified.secret_hash, token)
         except (VerificationError, InvalidHashError):
-            raise refused from None
+            raise _refused() from None
+        ttl = self.settings.token_cache_ttl_s
         if ttl > 0:
-            self._verified.put(key, _Verified(actor, row_id, time.monotonic() + ttl))
-        return actor
+            self._verified.put(
+                unverified.key,
+                _Verified(unverified.actor, unverified.row_id, time.monotonic() + ttl),
+            )
+        return unverified.actor
+
+
+def _refused() -> Unauthorized:
+    return Unauthorized(
+        "the API token is not valid: unknown, mistyped, expired or revoked",
+        hint="ask an operator for a new token (`entrepot account token ACCOUNT`)",
+    )
 
 
 def _token_info(row: ApiToken, account: str) -> TokenInfo:
-    return TokenInfo(row.token_id, account, row.created_at, row.expires_at, row.revoked_at)
+    return TokenInfo(
+        row.token_id, account, row.created_at, row.expires_at, row.revoked_at, f"TOKEN-{row.id}"
+    )
+
+
+def token_id_of(token: str) -> str | None:
+    """The public id of a well-formed token, or None: the key to limit attempts by."""
+    match = _TOKEN.fullmatch(token)
+    return None if match is None else match.group(1)
 
 
 def _role(role: str) -> Role:

@@ -7,19 +7,21 @@ grants, a provider those for its own datasets. Anything else is a 404.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request, status
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field, model_validator
 
 from entrepot.api._types import UtcDateTime
 from entrepot.api.auth import AnyActor, Consumer, Provider
 from entrepot.api.pagination import Page, PageParams, page_of, page_params
+from entrepot.api.routers.catalog import DATASET_REF
 from entrepot.exchange.contracts import Contracts, GrantInfo, RequestInfo, purposes
 from entrepot.exchange.odrl import agreement
+from entrepot.vault.refs import SLUG_MAX
 
 __all__ = ["GrantOut", "PurposeOut", "RequestOut", "router"]
 
@@ -36,7 +38,6 @@ GrantId = Annotated[
 # The contract actions, spelled out so the OpenAPI schema lists them (tests compare to ACTIONS).
 Action = Literal["aggregate-query", "private-join", "release-download"]
 Duty = Literal["attribution"]
-_DATASET = r"^[a-z0-9][a-z0-9-]{0,63}/[a-z0-9][a-z0-9-]{0,63}$"
 
 
 def contracts(request: Request) -> Contracts:
@@ -117,14 +118,38 @@ def _default_duties() -> list[Duty]:
     return ["attribution"]
 
 
+def _not_over(day: date) -> date:
+    # A contract's period runs to the end of its last day, UTC: today is still in force.
+    if day < datetime.now(UTC).date():
+        raise ValueError("the date is in the past; give one from today (UTC) on")
+    return day
+
+
+Until = Annotated[
+    date,
+    AfterValidator(_not_over),
+    Field(description="The last day of the contract (UTC): today or later."),
+]
+
+
 class RequestCreate(BaseModel):
-    dataset: str = Field(pattern=_DATASET, examples=["riverside-hospitals/outpatient-visits"])
+    dataset: str = Field(
+        pattern=DATASET_REF,
+        max_length=2 * SLUG_MAX + 1,
+        examples=["riverside-hospitals/outpatient-visits"],
+    )
     purpose: str = Field(min_length=1, max_length=100, examples=["public-health-surveillance"])
     epsilon: float = Field(gt=0, le=1e6, examples=[3.0])
-    until: date
-    since: date | None = None
+    until: Until
+    since: date | None = Field(None, description="The first day (UTC); today if omitted.")
     actions: list[Action] = Field(default_factory=_default_actions, min_length=1)
     note: str = Field("", max_length=2000)
+
+    @model_validator(mode="after")
+    def _period(self) -> RequestCreate:
+        if self.since is not None and self.since > self.until:
+            raise ValueError("since is after until: the period is empty")
+        return self
 
 
 class GrantCreate(BaseModel):
@@ -133,7 +158,7 @@ class GrantCreate(BaseModel):
     price_per_query: Decimal = Field(Decimal(0), ge=0, le=10**9, decimal_places=2)
     price_per_epsilon: Decimal = Field(Decimal(0), ge=0, le=10**9, decimal_places=2)
     actions: list[Action] | None = Field(None, min_length=1)
-    until: date | None = None
+    until: Until | None = None
     duties: list[Duty] = Field(default_factory=_default_duties)
 
 

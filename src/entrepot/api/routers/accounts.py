@@ -10,13 +10,13 @@ from pydantic import BaseModel, Field
 from entrepot.api._types import UtcDateTime
 from entrepot.api.auth import AnyActor, Operator, accounts_of
 from entrepot.api.pagination import Page, PageParams, page_of, page_params
+from entrepot.api.routers.catalog import SLUG as _SLUG
 from entrepot.exchange.accounts import AccountInfo, Role, TokenInfo
 
 __all__ = ["AccountCreated", "AccountOut", "Me", "NewToken", "TokenOut", "router"]
 
 router = APIRouter(prefix="/v1", tags=["accounts"])
 
-_SLUG = r"^[a-z0-9][a-z0-9-]{0,63}$"
 AccountName = Annotated[str, Path(pattern=_SLUG, max_length=64, description="Account name.")]
 Paging = Annotated[PageParams, Depends(page_params)]
 
@@ -48,7 +48,13 @@ class AccountOut(BaseModel):
 
 
 class TokenOut(BaseModel):
-    token_id: str = Field(description="The token's public id (not secret).")
+    token_id: str = Field(
+        description="The token's id: not secret, yet shown only to its organization and "
+        "operators, as anyone holding it can make the server check guessed secrets."
+    )
+    ref: str = Field(
+        description="How the public transparency log names the token.", examples=["TOKEN-7"]
+    )
     account: str
     created_at: UtcDateTime
     expires_at: UtcDateTime
@@ -58,6 +64,7 @@ class TokenOut(BaseModel):
     def of(cls, info: TokenInfo) -> TokenOut:
         return cls(
             token_id=info.token_id,
+            ref=info.ref,
             account=info.account,
             created_at=info.created_at,
             expires_at=info.expires_at,

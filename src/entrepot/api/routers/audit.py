@@ -6,13 +6,14 @@ purpose), so every account reads it; entries hold no personal data.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, Field
 
 from entrepot.api.auth import AnyActor, Auditor
 from entrepot.errors import InvalidInput, NotFound
@@ -25,6 +26,26 @@ router = APIRouter(prefix="/v1/audit", tags=["audit"])
 # Entries one call returns at most (the log is scanned in order).
 _ENTRIES_MAX = 1000
 # JSON Lines has no registered media type; this is the common name for it.
+# Tree sizes and indexes stay within I-JSON's exact integers (RFC 7493 section 2.2);
+# the server refuses any beyond the log's own size.
+_SIZE_MAX = 2**53 - 1
+# RFC 3339 date-times, the offset optional (UTC then); not the Unix numbers pydantic reads.
+_DATE_TIME = re.compile(
+    r"\d{4}-\d{2}-\d{2}(?:[Tt ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?(?:[Zz]|[+-]\d{2}:\d{2})?)?"
+)
+
+
+def _date_time(value: object) -> object:
+    if not (isinstance(value, str) and _DATE_TIME.fullmatch(value)):
+        raise ValueError("expected an RFC 3339 date-time, e.g. 2025-01-31T00:00:00Z")
+    return value
+
+
+Since = Annotated[
+    datetime | None,
+    BeforeValidator(_date_time),
+    Query(description="Only entries from this time on (RFC 3339; UTC without an offset)."),
+]
 JSON_LINES = "application/jsonl"
 # Lines are sent in chunks of about this size: one write per line would dominate the cost.
 _CHUNK_BYTES = 64 * 1024
@@ -79,7 +100,7 @@ def entries(
     _actor: AnyActor,
     dataset: Annotated[str | None, Query(max_length=200)] = None,
     kind: Annotated[Kind | None, Query()] = None,
-    since: Annotated[datetime | None, Query()] = None,
+    since: Since = None,
     limit: Annotated[int, Query(ge=1, le=_ENTRIES_MAX)] = 100,
 ) -> list[EntryOut]:
     found = log_of(request).search(
@@ -111,8 +132,8 @@ def sign_head(request: Request, _actor: Auditor) -> HeadOut:
 def inclusion(
     request: Request,
     _actor: AnyActor,
-    index: Annotated[int, Path(ge=0, le=2**62)],
-    size: Annotated[int | None, Query(ge=1, le=2**62)] = None,
+    index: Annotated[int, Path(ge=0, le=_SIZE_MAX)],
+    size: Annotated[int | None, Query(ge=1, le=_SIZE_MAX)] = None,
 ) -> InclusionOut:
     log = log_of(request)
     if index >= log.size or (size is not None and index >= size):
@@ -124,8 +145,8 @@ def inclusion(
 def consistency(
     request: Request,
     _actor: AnyActor,
-    size1: Annotated[int, Query(ge=1, le=2**62)],
-    size2: Annotated[int, Query(ge=1, le=2**62)],
+    size1: Annotated[int, Query(ge=1, le=_SIZE_MAX)],
+    size2: Annotated[int, Query(ge=1, le=_SIZE_MAX)],
 ) -> ConsistencyOut:
     if size1 > size2:
         raise InvalidInput("size1 must not exceed size2", hint="swap them")

@@ -18,17 +18,18 @@ from pydantic import BaseModel, Field
 
 from entrepot.api.auth import AnyActor, Provider
 from entrepot.api.pagination import Page, PageParams, page_of, page_params
+from entrepot.api.routers.catalog import DATASET_REF
 from entrepot.errors import Forbidden
 from entrepot.exchange.accounts import Actor, Role
 from entrepot.exchange.budgets import Budgets
 from entrepot.exchange.node import Node
+from entrepot.vault.refs import SLUG_MAX
 
 __all__ = ["BudgetOut", "CapIn", "CapOut", "budget_list", "router", "set_cap"]
 
 router = APIRouter(prefix="/v1/budgets", tags=["budgets"])
 
 Paging = Annotated[PageParams, Depends(page_params)]
-_DATASET = r"^[a-z0-9][a-z0-9-]{0,63}/[a-z0-9][a-z0-9-]{0,63}$"
 
 
 class CapOut(BaseModel):
@@ -55,7 +56,11 @@ class BudgetOut(BaseModel):
 
 
 class CapIn(BaseModel):
-    dataset: str = Field(pattern=_DATASET, examples=["riverside-hospitals/outpatient-visits"])
+    dataset: str = Field(
+        pattern=DATASET_REF,
+        max_length=2 * SLUG_MAX + 1,
+        examples=["riverside-hospitals/outpatient-visits"],
+    )
     epsilon: float = Field(gt=0, le=1e6, description="The new cap: never below what was spent.")
 
 

@@ -19,15 +19,23 @@ from entrepot.api.auth import AnyActor
 from entrepot.api.pagination import Page, PageParams, page_of, page_params
 from entrepot.exchange.catalog import Catalog, CatalogVersion, DatasetPage, DatasetSummary
 from entrepot.exchange.dcat import export_dcat
+from entrepot.vault.refs import SLUG_MAX
 
-__all__ = ["SLUG", "VersionOut", "catalog", "router"]
+__all__ = ["DATASET_REF", "SLUG", "VersionOut", "catalog", "router"]
 
 router = APIRouter(prefix="/v1/catalog", tags=["catalog"])
 
-SLUG = r"^[a-z0-9][a-z0-9-]{0,63}$"
+# The server's slug grammar (entrepot.vault.refs): words joined by single hyphens.
+SLUG = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
+# `<provider>/<dataset>`; each part is also at most SLUG_MAX long, which the server checks.
+DATASET_REF = r"^[a-z0-9]+(?:-[a-z0-9]+)*/[a-z0-9]+(?:-[a-z0-9]+)*$"
 Paging = Annotated[PageParams, Depends(page_params)]
-ProviderSlug = Annotated[str, Path(pattern=SLUG, examples=["riverside-hospitals"])]
-DatasetSlug = Annotated[str, Path(pattern=SLUG, examples=["outpatient-visits"])]
+ProviderSlug = Annotated[
+    str, Path(pattern=SLUG, max_length=SLUG_MAX, examples=["riverside-hospitals"])
+]
+DatasetSlug = Annotated[
+    str, Path(pattern=SLUG, max_length=SLUG_MAX, examples=["outpatient-visits"])
+]
 
 
 def catalog(request: Request, actor: AnyActor) -> Catalog:
@@ -117,7 +125,9 @@ class DatasetPageOut(BaseModel):
 def list_datasets(
     domain: CatalogDep,
     paging: Paging,
-    provider: Annotated[str | None, Query(pattern=SLUG, description="Only this provider.")] = None,
+    provider: Annotated[
+        str | None, Query(pattern=SLUG, max_length=SLUG_MAX, description="Only this provider.")
+    ] = None,
 ) -> Page[DatasetOut]:
     return page_of(domain.datasets(provider=provider), paging, DatasetOut.of)
 

@@ -11,6 +11,8 @@ its own organization: the provider is taken from the token, never from the reque
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
@@ -19,10 +21,12 @@ from pydantic import Field
 
 from entrepot import standards
 from entrepot.api.auth import Provider
-from entrepot.api.routers.catalog import DatasetSlug, ProviderSlug, VersionOut, catalog
-from entrepot.errors import InvalidInput, NotFound
+from entrepot.api.routers.catalog import SLUG, DatasetSlug, ProviderSlug, VersionOut, catalog
+from entrepot.errors import EntrepotError, InvalidInput, NotFound
 from entrepot.exchange.catalog import Catalog, publish_version
+from entrepot.vault import LocalVault
 from entrepot.vault.protocol import OnError, PublishRequest
+from entrepot.vault.refs import SLUG_MAX
 
 __all__ = ["router"]
 
@@ -49,7 +53,7 @@ def publish(
     file: Annotated[UploadFile, File(description="The raw file (CSV, ...).")],
     standard: Annotated[str, Form(pattern=r"^[a-z0-9][a-z0-9._-]{0,99}$")],
     title: Annotated[str, Form(min_length=1, max_length=200)],
-    dataset: Annotated[str | None, Form(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")] = None,
+    dataset: Annotated[str | None, Form(pattern=SLUG, max_length=SLUG_MAX)] = None,
     description: Annotated[str, Form(max_length=5000)] = "",
     on_error: Annotated[Literal["reject", "quarantine"], Form()] = "reject",
     mapping: Annotated[UploadFile | None, File(description="Provider mapping (YAML).")] = None,
@@ -61,22 +65,30 @@ def publish(
         )
     mapping_text = None if mapping is None else _read_mapping(mapping)
     node = request.app.state.node
-    published = publish_version(
-        node,
-        PublishRequest(
-            provider=actor.org_slug,
-            standard=standards.get(standard),
-            title=title,
-            dataset=dataset,
-            description=description,
-            mapping=None if mapping_text is None else _parse_mapping(mapping_text),
-            mapping_text=mapping_text,
-            on_error=OnError(on_error),
-            filename=file.filename or "upload.csv",
-        ),
-        file.file,
-    )
-    return PublishedOut.model_validate(published.to_dict())
+    filename = file.filename or "upload.csv"
+    spool = _spool_path(LocalVault.of(node).vaults_dir)
+    try:
+        published = publish_version(
+            node,
+            PublishRequest(
+                provider=actor.org_slug,
+                standard=standards.get(standard),
+                title=title,
+                dataset=dataset,
+                description=description,
+                mapping=None if mapping_text is None else _parse_mapping(mapping_text),
+                mapping_text=mapping_text,
+                on_error=OnError(on_error),
+                filename=filename,
+            ),
+            file.file,
+        )
+    except EntrepotError as error:
+        error.message = _named(error.message, spool, filename)
+        error.hint = _named(error.hint, spool, filename)
+        error.details = _named(error.details, spool, filename)
+        raise
+    return PublishedOut.model_validate(_named(published.to_dict(), spool, filename))
 
 
 @router.get("/{provider}/{dataset}/versions", summary="A dataset's versions, oldest first.")
@@ -84,6 +96,24 @@ def versions(
     domain: Annotated[Catalog, Depends(catalog)], provider: ProviderSlug, dataset: DatasetSlug
 ) -> list[VersionOut]:
     return [VersionOut.of(v) for v in domain.versions(f"{provider}/{dataset}")]
+
+
+def _spool_path(vaults: Path) -> re.Pattern[str]:
+    """The names the upload is spooled under on the server's disk (host and PID inside)."""
+    folders = {str(vaults / ".incoming"), str(vaults.resolve() / ".incoming")}
+    alternatives = "|".join(re.escape(folder) for folder in sorted(folders, key=len, reverse=True))
+    return re.compile(rf"(?:{alternatives})/\.tmp-[A-Za-z0-9._-]+")
+
+
+def _named(value: Any, spool: re.Pattern[str], filename: str) -> Any:
+    """``value`` with the spooled file's path replaced by the client's own file name."""
+    if isinstance(value, str):
+        return spool.sub(lambda _match: filename, value)
+    if isinstance(value, dict):
+        return {key: _named(item, spool, filename) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_named(item, spool, filename) for item in value]
+    return value
 
 
 def _read_mapping(upload: UploadFile) -> str:

@@ -13,7 +13,9 @@ from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel
 
 from entrepot.api.auth import AnyActor
+from entrepot.api.routers.catalog import SLUG
 from entrepot.exchange.metering import Metering
+from entrepot.vault.refs import SLUG_MAX
 
 __all__ = ["InvoiceOut", "router"]
 
@@ -29,7 +31,7 @@ Month = Annotated[
 ]
 Party = Annotated[
     str | None,
-    Query(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$", description="Organization (operators only)."),
+    Query(pattern=SLUG, max_length=SLUG_MAX, description="Organization (operators only)."),
 ]
 
 
