@@ -30,6 +30,8 @@ MODEL_MODULES: tuple[str, ...] = (
     "entrepot.exchange.contracts",
     "entrepot.privacy.ledger",
     "entrepot.exchange.policies",
+    "entrepot.exchange.outbox",
+    "entrepot.exchange.openings",
 )
 
 _NAMING = {

@@ -29,6 +29,7 @@ from entrepot.transparency import (
     DatasetVersion,
     Entry,
     Kind,
+    QueryOpening,
     ReceiptFields,
     issue_receipt,
     make_entry,
@@ -280,10 +281,10 @@ def test_receipt_verify_logged_in_checks_the_receipt_is_still_in_the_log(
 ) -> None:
     fields = ReceiptFields.build(
         "query",
+        opening=QueryOpening.fresh("SELECT COUNT(*) FROM riverside_hospitals.outpatient_visits"),
         answer=b'{"count": 42}',
         epsilon=0.25,
         datasets=[DatasetVersion(MINE, "1", "ab" * 32)],
-        query_text="SELECT COUNT(*) FROM riverside_hospitals.outpatient_visits",
     )
     index = server.node.log.append(fields.entry("city-health-bureau", purpose="planning"))
     receipt = tmp_path / "receipt.json"

@@ -47,7 +47,7 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
                 purpose="planning",
                 epsilon=0.1,
                 outcome="accepted",
-                query_sha256="ab" * 32,
+                query_commitment="ab" * 32,
             ),
             make_entry("query", "acme", dataset="other/set", epsilon=0.2, outcome="refused"),
         ]

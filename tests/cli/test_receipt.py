@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from entrepot.cli.app import app
 from entrepot.exchange.node import Node
 from entrepot.settings import Settings
-from entrepot.transparency import DatasetVersion, ReceiptFields, issue_receipt
+from entrepot.transparency import DatasetVersion, QueryOpening, ReceiptFields, issue_receipt
 
 
 def entrepot(*args: str) -> subprocess.CompletedProcess[str]:
@@ -25,10 +25,10 @@ def test_receipt_verify_accepts_the_original_and_names_what_was_altered(tmp_path
     node = Node.init(Settings(home=tmp_path / "node"))
     fields = ReceiptFields.build(
         "query",
+        opening=QueryOpening.fresh("SELECT COUNT(*) FROM visits"),
         answer=b'{"count": 42}',
         epsilon=0.25,
         datasets=[DatasetVersion("riverside/visits", "2026-01", "ab" * 32)],
-        query_text="SELECT COUNT(*) FROM visits",
     )
     index = node.log.append(fields.entry("acme", purpose="planning"))
     receipt = tmp_path / "receipt.json"

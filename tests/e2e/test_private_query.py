@@ -20,7 +20,7 @@ from entrepot.exchange.node import Node
 from entrepot.exchange.policies import Policies
 from entrepot.exchange.query import Queries
 from entrepot.standards import codelist, get
-from entrepot.transparency import query_hash, verify_receipt
+from entrepot.transparency import verify_opening, verify_receipt
 from entrepot.vault import LocalVault, OnError, PublishRequest, add_provider
 
 SQL = (
@@ -112,7 +112,9 @@ def test_answer_is_noisy_close_signed_logged_and_metered(exchange: tuple) -> Non
     index, entry = node.log.search(kind="query")[-1]
     assert index == result.receipt.index
     assert entry["outcome"] == "answered"
-    assert entry["query_sha256"] == query_hash(SQL)
+    assert result.receipt.opening is not None
+    assert result.receipt.opening.text == SQL
+    verify_opening(result.receipt.opening, entry, answer=result.answer.to_json())
     assert entry["dataset"] == "riverside-hospitals/outpatient-visits"
 
 

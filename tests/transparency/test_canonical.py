@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from decimal import Decimal
@@ -10,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from entrepot.errors import InvalidInput, ProofInvalid
-from entrepot.transparency import Entry, Kind, make_entry, query_hash
+from entrepot.transparency import Entry, Kind, QueryOpening, make_entry
 from entrepot.transparency.canonical import (
     canonical_json,
     decimal_text,
@@ -85,12 +86,14 @@ def test_timestamps_have_one_form() -> None:
 
 def test_entries_hold_epsilon_as_a_decimal_string_and_never_query_text() -> None:
     sql = "SELECT COUNT(*) FROM visits"
+    committed = QueryOpening.fresh(sql).commitment
     entry = make_entry(
-        "query", "acme", dataset="r/v", epsilon=0.1, outcome="refused", query_sha256=query_hash(sql)
+        "query", "acme", dataset="r/v", epsilon=0.1, outcome="refused", query_commitment=committed
     )
     body = json.loads(entry.to_bytes())
     assert body["epsilon"] == "0.1"
     assert sql not in entry.to_bytes().decode()
+    assert hashlib.sha256(sql.encode()).hexdigest() not in entry.to_bytes().decode()
     with pytest.raises(InvalidInput, match="unknown"):
         make_entry("gossip", "acme")
     with pytest.raises(InvalidInput, match="common key"):

@@ -12,6 +12,7 @@ from nacl.signing import SigningKey
 from entrepot.errors import InvalidInput, ProofInvalid
 from entrepot.transparency import (
     DatasetVersion,
+    QueryOpening,
     Receipt,
     ReceiptFields,
     TransparencyLog,
@@ -23,10 +24,10 @@ Factory = Callable[..., TransparencyLog]
 SQL = "SELECT region, COUNT(*) FROM visits GROUP BY region"
 
 
-def _fields(answer: bytes = b'{"north": 120}', text: str | None = SQL) -> ReceiptFields:
+def _fields(answer: bytes = b'{"north": 120}', text: str = SQL) -> ReceiptFields:
     version = DatasetVersion("riverside-hospitals/outpatient-visits", "2026-01", "ab" * 32)
     return ReceiptFields.build(
-        "query", answer=answer, epsilon=0.1, datasets=[version], query_text=text
+        "query", opening=QueryOpening.fresh(text), answer=answer, epsilon=0.1, datasets=[version]
     )
 
 
@@ -42,7 +43,9 @@ def test_a_receipt_verifies_with_the_node_key_only(open_log: Factory, key: Signi
     assert receipt.head.size == 5
     checked = verify_receipt(receipt.to_bytes(), key.verify_key)
     assert checked.statement["epsilon"] == "0.1"
-    assert checked.statement["query_text"] == SQL
+    assert checked.opening is not None
+    assert checked.opening.text == SQL
+    assert "query_text" not in checked.statement
     assert checked.index == 4
     pretty = json.dumps(receipt.to_json(), indent=2)
     verify_receipt(pretty, key.verify_key)
@@ -83,8 +86,12 @@ def _flip_hex(text: str) -> str:
             "tree head signature",
         ),
         (lambda b: b["statement"].update(epsilon="0.01"), "log entry"),
-        (lambda b: b["statement"].update(answer_sha256="00" * 32), "log entry"),
-        (lambda b: b["statement"].update(query_text=SQL + " "), "query text"),
+        (lambda b: b["statement"].update(answer_commitment="00" * 32), "log entry"),
+        (lambda b: b["statement"].update(query_commitment="00" * 32), "log entry"),
+        (lambda b: b["opening"].update(query_text=SQL + " "), "opening"),
+        (lambda b: b["opening"].update(nonce=_flip_hex(b["opening"]["nonce"])), "opening"),
+        (lambda b: b["opening"].pop("query_commitment"), "opening must have exactly"),
+        (lambda b: b.update(opening="SELECT 1"), "opening"),
         (lambda b: b.update(signature=_flip_hex(b["signature"])), "receipt signature"),
         (lambda b: b.update(node_key="00" * 32), "node key"),
         (lambda b: b["log"].pop("head"), "receipt log part"),
@@ -110,30 +117,31 @@ def test_another_nodes_key_is_refused(open_log: Factory) -> None:
 def test_a_receipt_needs_an_entry_recording_the_answer(open_log: Factory) -> None:
     log = open_log()
     index = log.append(_fields(b"other answer").entry("acme-insights"))
-    with pytest.raises(InvalidInput, match="answer_sha256"):
+    with pytest.raises(InvalidInput, match="does not record this answer"):
         issue_receipt(log, index, _fields())
 
 
-def test_a_receipt_may_carry_only_the_query_hash(open_log: Factory, key: SigningKey) -> None:
+def test_without_its_opening_a_receipt_still_verifies_and_reveals_no_query(
+    open_log: Factory, key: SigningKey
+) -> None:
     log = open_log()
     fields = ReceiptFields.build(
         "join",
+        opening=QueryOpening.fresh("JOIN a/x WITH b/y ON person"),
         answer=b"7",
         epsilon="0.5",
         datasets=[DatasetVersion("a/x", "1", "cd" * 32), DatasetVersion("b/y", "3", "ef" * 32)],
-        query_sha256="12" * 32,
     )
-    receipt = issue_receipt(log, log.append(fields.entry("acme")), fields)
-    assert "query_text" not in verify_receipt(receipt.to_bytes(), key.verify_key).statement
-    with pytest.raises(InvalidInput, match="answers"):
-        ReceiptFields.build("grant", answer=b"", epsilon=0, datasets=[], query_sha256="12" * 32)
+    receipt = issue_receipt(log, log.append(fields.entry("acme")), fields).to_json()
+    del receipt["opening"]
+    checked = verify_receipt(json.dumps(receipt), key.verify_key)
+    assert checked.opening is None
+    assert "JOIN" not in json.dumps(checked.to_json())
 
 
-def test_receipt_fields_refuse_bad_input() -> None:
+def test_receipt_fields_refuse_other_kinds() -> None:
     version = [DatasetVersion("a/x", "1", "cd" * 32)]
-    with pytest.raises(InvalidInput, match="answers"):
-        ReceiptFields.build("gossip", answer=b"", epsilon=0, datasets=version, query_sha256="1")
-    with pytest.raises(InvalidInput, match="lowercase hex"):
-        ReceiptFields.build("query", answer=b"", epsilon=0, datasets=version, query_sha256="AB")
-    with pytest.raises(InvalidInput, match="text or its hash"):
-        ReceiptFields.build("query", answer=b"", epsilon=0, datasets=version)
+    opening = QueryOpening.fresh(SQL)
+    for kind in ("gossip", "grant"):
+        with pytest.raises(InvalidInput, match="answers"):
+            ReceiptFields.build(kind, opening=opening, answer=b"", epsilon=0, datasets=version)

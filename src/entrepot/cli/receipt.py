@@ -27,7 +27,8 @@ def verify(
 
     Logged in, the key defaults to the one the server's signed head names, and the
     server's latest head is checked to extend the head in the receipt (the answer's
-    log entry is still in the log).
+    log entry is still in the log). A receipt's opening, when present, must open its
+    query commitment; drop it from the file to show the receipt without the query.
 
     Example: entrepot receipt verify receipt.json --node-key node.pub
     """
@@ -50,6 +51,7 @@ def verify(
     data: dict[str, Any] = {
         "ok": True,
         "statement": receipt.statement,
+        "query_text": None if receipt.opening is None else receipt.opening.text,
         "log_index": receipt.index,
         "head": receipt.head.to_json(),
     }
@@ -60,8 +62,13 @@ def verify(
     def render() -> None:
         console.print(
             f"[green]valid[/] {esc(statement['kind'])} receipt: ε {esc(statement['epsilon'])}, "
-            f"answer sha256 {esc(statement['answer_sha256'])}\n"
-            f"logged as entry {receipt.index} under the head of size {receipt.head.size} "
+            f"answer commitment {esc(statement['answer_commitment'])}\n"
+            + (
+                "no opening: the query stays sealed\n"
+                if receipt.opening is None
+                else f"query (opens its commitment): {esc(receipt.opening.text)}\n"
+            )
+            + f"logged as entry {receipt.index} under the head of size {receipt.head.size} "
             f"signed {esc(receipt.head.time)}",
             highlight=False,
         )

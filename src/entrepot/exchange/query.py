@@ -33,6 +33,7 @@ from entrepot.errors import BudgetExhausted, ContractViolation, EntrepotError, P
 from entrepot.exchange.accounts import Actor
 from entrepot.exchange.contracts import Contracts
 from entrepot.exchange.node import Node
+from entrepot.exchange.openings import commit_query, committed_version
 from entrepot.exchange.policies import Policies
 from entrepot.privacy import Answer, Plan, Policy, dataset_of, plan
 from entrepot.privacy.ledger import Ledger, Reservation
@@ -44,7 +45,6 @@ from entrepot.transparency import (
     ReceiptFields,
     issue_receipt,
     make_entry,
-    query_hash,
 )
 from entrepot.vault import DatasetRef, LocalVault
 
@@ -164,7 +164,7 @@ class Queries:
             version=version.sha256,
         )
         assert consumer.org_id is not None  # authorize() refused consumers without an org
-        datasets = (DatasetVersion(str(ref), str(version.number), version.sha256),)
+        datasets = (committed_version(self.node.db, version),)
         earlier = self.ledger.recall(consumer.org_id, bytes.fromhex(planned.fingerprint))
         if earlier is not None:
             answer = Answer.from_json(earlier)
@@ -219,8 +219,10 @@ class Queries:
         purpose: str,
         repeated: bool,
     ) -> Receipt:
+        # A fresh commitment for a repeat too: the public must not see two queries are equal.
+        opening = commit_query(self.node.db, consumer, sql)
         fields = ReceiptFields.build(
-            Kind.QUERY, answer=body, epsilon=spent, datasets=datasets, query_text=sql
+            Kind.QUERY, opening=opening, answer=body, epsilon=spent, datasets=datasets
         )
         outcome = "repeated" if repeated else "answered"
         index = self.node.log.append(fields.entry(consumer.name, purpose=purpose, outcome=outcome))
@@ -245,7 +247,7 @@ class Queries:
                 outcome="refused",
                 refusal=refusal.code,
                 rule=rule or getattr(refusal, "budget", ""),
-                query_sha256=query_hash(sql),
+                query_commitment=commit_query(self.node.db, consumer, sql).commitment,
             )
         )
 

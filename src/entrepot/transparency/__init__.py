@@ -2,12 +2,22 @@
 
 Public surface: :class:`TransparencyLog` (append, heads, proofs, export),
 :func:`make_entry` and :class:`Kind` to build entries, :func:`issue_receipt` and
-:func:`verify_receipt`, :func:`verify_export`, and the RFC 9162 functions in
-:mod:`entrepot.transparency.merkle`. Formats are described in docs/transparency.md.
+:func:`verify_receipt`, commitments and their openings (:class:`QueryOpening`,
+:class:`ContentOpening`, :func:`verify_opening`), :func:`verify_export`, and the
+RFC 9162 functions in :mod:`entrepot.transparency.merkle`. Formats are described
+in docs/transparency.md.
 """
 
 from entrepot.transparency.canonical import canonical_json, decimal_text
-from entrepot.transparency.entries import Entry, Kind, make_entry, query_hash
+from entrepot.transparency.commitments import (
+    ContentOpening,
+    QueryOpening,
+    content_commitment,
+    new_key,
+    parse_opening,
+    verify_opening,
+)
+from entrepot.transparency.entries import Entry, Kind, make_entry
 from entrepot.transparency.export import VerifyReport, verify_entries, verify_export
 from entrepot.transparency.heads import (
     TreeHead,
@@ -33,21 +43,25 @@ from entrepot.transparency.receipts import (
 
 __all__ = [
     "ConsistencyProof",
+    "ContentOpening",
     "DatasetVersion",
     "Entry",
     "InclusionProof",
     "Kind",
+    "QueryOpening",
     "Receipt",
     "ReceiptFields",
     "TransparencyLog",
     "TreeHead",
     "VerifyReport",
     "canonical_json",
+    "content_commitment",
     "decimal_text",
     "issue_receipt",
     "load_verify_key",
     "make_entry",
-    "query_hash",
+    "new_key",
+    "parse_opening",
     "read_head",
     "read_verify_key",
     "repair_log",
@@ -55,5 +69,6 @@ __all__ = [
     "verify_entries",
     "verify_export",
     "verify_head",
+    "verify_opening",
     "verify_receipt",
 ]

@@ -2,17 +2,17 @@
 
 An entry is a flat object: the common keys ``kind``, ``time``, ``actor`` and, when
 they apply, ``dataset``, ``purpose`` and ``epsilon`` (a decimal string), plus the
-fields of its kind (e.g. ``action``, ``outcome``, ``query_sha256``).
+fields of its kind (e.g. ``action``, ``outcome``, ``query_commitment``).
 
 Personal data never goes in an entry: the log is public. ``actor`` is an account
-or node name, never a person's name or e-mail; a query is logged by the SHA-256
-of its text (:func:`query_hash`), and its text only when the caller decides the
-text itself is fit to publish; answers, rows and identifiers are never logged.
+or node name, never a person's name or e-mail; a query, its answer and the dataset
+versions it read are named by commitments a guess cannot confirm
+(:mod:`entrepot.transparency.commitments`), never by a plain hash or their text;
+rows and identifiers are never logged.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -24,7 +24,7 @@ from typing import Any
 from entrepot.errors import InvalidInput
 from entrepot.transparency.canonical import canonical_json, decimal_text, timestamp
 
-__all__ = ["Entry", "Kind", "make_entry", "query_hash"]
+__all__ = ["Entry", "Kind", "make_entry"]
 
 
 class Kind(StrEnum):
@@ -34,7 +34,7 @@ class Kind(StrEnum):
     GRANT = "grant"  # access to a dataset was granted, changed or revoked
     POLICY = "policy"  # a dataset's privacy policy changed
     DATASET_VERSION = "dataset_version"  # a dataset version was published
-    QUERY = "query"  # a query was answered or refused, with ε and its hash
+    QUERY = "query"  # a query was answered or refused, with ε and its commitment
     JOIN = "join"  # a private join across holders ran
     RELEASE = "release"  # an anonymized release was made
     DOWNLOAD = "download"  # a release was downloaded
@@ -93,8 +93,8 @@ def make_entry(
     """Build an entry; ε becomes a decimal string and the entry is checked for canonical JSON.
 
     Example: ``make_entry("query", "acme-insights", dataset="riverside/visits",
-    purpose="capacity planning", epsilon=0.1, outcome="accepted",
-    query_sha256=query_hash(sql))``.
+    purpose="capacity planning", epsilon=0, outcome="refused",
+    query_commitment=QueryOpening.fresh(sql).commitment)``.
     """
     try:
         known = Kind(kind)
@@ -118,8 +118,3 @@ def make_entry(
     )
     entry.to_bytes()
     return entry
-
-
-def query_hash(text: str) -> str:
-    """The SHA-256 (hex) of a query's UTF-8 text: how a query is named in the log."""
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()

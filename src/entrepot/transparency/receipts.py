@@ -2,19 +2,25 @@
 
 A receipt is canonical JSON::
 
-    {"format": "entrepot.receipt/1",
+    {"format": "entrepot.receipt/2",
      "node_key": <hex>,
-     "statement": {"kind", "query_sha256", "query_text"?, "epsilon", "answer_sha256",
-                   "datasets": [{"dataset", "version", "content_sha256"}], "time"},
+     "statement": {"kind", "query_commitment", "answer_commitment", "epsilon",
+                   "datasets": [{"dataset", "version", "content_commitment"}], "time"},
      "log": {"index", "entry": <the log entry's canonical JSON text>,
              "inclusion": [<hex>...], "head": <signed tree head>},
-     "signature": <hex Ed25519 signature of everything else>}
+     "signature": <hex Ed25519 signature of everything above>,
+     "opening": <the query opening: text and nonce>}
+
+The statement names the query, the answer and each dataset version by commitment
+(:mod:`entrepot.transparency.commitments`), exactly as the public log entry does.
+``opening`` is outside the signature: the commitments bind it, so the consumer may
+drop it to show the receipt without revealing what it asked.
 
 :func:`verify_receipt` checks, in this order, naming the first part that fails:
 the node key, the tree head's signature, the log entry's form, the inclusion
-proof of the entry in that head, that the entry records the statement (kind, query
-hash, ε, answer hash, dataset versions, time), that the query text hashes to the
-query hash, and the receipt's own signature.
+proof of the entry in that head, that the entry records the statement (kind,
+commitments, ε, dataset versions, time), the receipt's own signature, and, when
+present, that the opening opens the query commitment.
 
 The coordinator appends ``fields.entry(...)`` to the log, then calls
 :func:`issue_receipt` with the index it got back.
@@ -22,9 +28,7 @@ The coordinator appends ``fields.entry(...)`` to the log, then calls
 
 from __future__ import annotations
 
-import hashlib
 import json
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -41,7 +45,8 @@ from entrepot.transparency.canonical import (
     parse_canonical,
     parse_hash,
 )
-from entrepot.transparency.entries import Entry, Kind, make_entry, query_hash
+from entrepot.transparency.commitments import QueryOpening, parse_opening, verify_opening
+from entrepot.transparency.entries import Entry, Kind, make_entry
 from entrepot.transparency.heads import TreeHead, verify_head
 from entrepot.transparency.log import TransparencyLog
 from entrepot.transparency.merkle import leaf_hash, verify_inclusion
@@ -55,27 +60,27 @@ __all__ = [
     "verify_receipt",
 ]
 
-RECEIPT_FORMAT = "entrepot.receipt/1"
+RECEIPT_FORMAT = "entrepot.receipt/2"
 _KINDS = (Kind.QUERY, Kind.JOIN, Kind.RELEASE)
 # Statement fields the log entry must record with the very same value.
-_BOUND = ("kind", "query_sha256", "epsilon", "answer_sha256", "datasets", "time")
-_TOP = {"format", "node_key", "statement", "log", "signature"}
+_BOUND = ("kind", "query_commitment", "answer_commitment", "epsilon", "datasets", "time")
+_SIGNED = {"format", "node_key", "statement", "log", "signature"}
 _LOG = {"index", "entry", "inclusion", "head"}
-_STATEMENT = set(_BOUND) | {"query_text"}
-_HEX32 = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
 class DatasetVersion:
+    """A dataset version as receipts and the log name it: by its content commitment."""
+
     dataset: str
     version: str
-    content_sha256: str
+    content_commitment: str
 
     def to_json(self) -> dict[str, str]:
         return {
             "dataset": self.dataset,
             "version": self.version,
-            "content_sha256": self.content_sha256,
+            "content_commitment": self.content_commitment,
         }
 
 
@@ -84,49 +89,39 @@ class ReceiptFields:
     """What an answer was: built by the coordinator, logged, then signed into a receipt."""
 
     kind: Kind
-    query_sha256: str
+    opening: QueryOpening
     epsilon: str
-    answer_sha256: str
+    answer_commitment: str
     datasets: tuple[DatasetVersion, ...]
-    query_text: str | None = None
 
     @classmethod
     def build(
         cls,
         kind: Kind | str,
         *,
+        opening: QueryOpening,
         answer: bytes,
         epsilon: float | int | str | Decimal,
         datasets: Sequence[DatasetVersion],
-        query_text: str | None = None,
-        query_sha256: str | None = None,
     ) -> ReceiptFields:
-        """Fields of an answer; pass ``query_text`` to publish it, else only ``query_sha256``."""
+        """Fields of an answer to the query ``opening`` commits to (a fresh one per answer,
+        repeats included, so equal queries never share a commitment)."""
         if kind not in _KINDS:
             raise InvalidInput(
                 f"receipts are issued for answers, not {kind!r} events",
                 hint=f"use one of: {', '.join(_KINDS)}",
             )
-        if query_text is not None:
-            query_sha256 = query_hash(query_text)
-        if query_sha256 is None:
-            raise InvalidInput(
-                "a receipt needs the query's text or its hash",
-                hint="pass query_text=... or query_sha256=query_hash(text)",
-            )
-        if not _HEX32.fullmatch(query_sha256):
-            raise InvalidInput(
-                f"query_sha256 {query_sha256!r} is not a SHA-256 in lowercase hex",
-                hint="compute it with entrepot.transparency.query_hash(text)",
-            )
         return cls(
             kind=Kind(kind),
-            query_sha256=query_sha256,
+            opening=opening,
             epsilon=decimal_text(epsilon),
-            answer_sha256=hashlib.sha256(answer).hexdigest(),
+            answer_commitment=opening.answer_commitment(answer),
             datasets=tuple(datasets),
-            query_text=query_text,
         )
+
+    @property
+    def query_commitment(self) -> str:
+        return self.opening.commitment
 
     def entry(
         self, actor: str, *, purpose: str | None = None, time: datetime | None = None, **more: Any
@@ -141,8 +136,8 @@ class ReceiptFields:
             purpose=purpose,
             epsilon=self.epsilon,
             time=time,
-            query_sha256=self.query_sha256,
-            answer_sha256=self.answer_sha256,
+            query_commitment=self.query_commitment,
+            answer_commitment=self.answer_commitment,
             datasets=[d.to_json() for d in self.datasets],
             **more,
         )
@@ -157,6 +152,7 @@ class Receipt:
     inclusion: list[bytes]
     head: TreeHead
     signature: bytes
+    opening: QueryOpening | None = None
 
     def body(self) -> dict[str, Any]:
         return {
@@ -172,7 +168,8 @@ class Receipt:
         }
 
     def to_json(self) -> dict[str, Any]:
-        return {**self.body(), "signature": self.signature.hex()}
+        signed = {**self.body(), "signature": self.signature.hex()}
+        return signed if self.opening is None else {**signed, "opening": self.opening.to_json()}
 
     def to_bytes(self) -> bytes:
         return canonical_json(self.to_json(), where="receipt")
@@ -193,27 +190,29 @@ def issue_receipt(log: TransparencyLog, index: int, fields: ReceiptFields) -> Re
     path = log.prove(index, head.size).path
     unsigned = Receipt(bytes(log.verify_key), statement, index, entry_bytes, path, head, b"")
     signature = log.signing_key.sign(canonical_json(unsigned.body())).signature
-    return Receipt(unsigned.node_key, statement, index, entry_bytes, path, head, signature)
+    return Receipt(
+        unsigned.node_key, statement, index, entry_bytes, path, head, signature, fields.opening
+    )
 
 
 def _statement(fields: ReceiptFields, time: Any) -> dict[str, Any]:
-    statement: dict[str, Any] = {
+    return {
         "kind": str(fields.kind),
-        "query_sha256": fields.query_sha256,
+        "query_commitment": fields.query_commitment,
+        "answer_commitment": fields.answer_commitment,
         "epsilon": fields.epsilon,
-        "answer_sha256": fields.answer_sha256,
         "datasets": [d.to_json() for d in fields.datasets],
         "time": time,
     }
-    if fields.query_text is not None:
-        statement["query_text"] = fields.query_text
-    return statement
 
 
 def verify_receipt(receipt: bytes | str | Mapping[str, Any], key: VerifyKey) -> Receipt:
     """Check a receipt offline; ProofInvalid names the first part that fails."""
     body = _load(receipt)
-    _shape(body, _TOP, "receipt")
+    if not isinstance(body, dict) or not _SIGNED <= set(body) <= _SIGNED | {"opening"}:
+        raise _invalid(
+            "receipt", f"must have the keys {', '.join(sorted(_SIGNED))}, and may have opening"
+        )
     if body["format"] != RECEIPT_FORMAT:
         raise _invalid("receipt", f"has format {body['format']!r}, not {RECEIPT_FORMAT!r}")
     node_key = parse_hash(body["node_key"], what="receipt node key")
@@ -225,8 +224,10 @@ def verify_receipt(receipt: bytes | str | Mapping[str, Any], key: VerifyKey) -> 
         )
     log_part, statement = body["log"], body["statement"]
     _shape(log_part, _LOG, "receipt log part")
-    if not isinstance(statement, dict) or not set(_BOUND) <= set(statement) <= _STATEMENT:
-        raise _invalid("receipt statement", f"must have the keys {', '.join(sorted(_BOUND))}")
+    if not isinstance(statement, dict) or set(statement) != set(_BOUND):
+        raise _invalid(
+            "receipt statement", f"must have exactly the keys {', '.join(sorted(_BOUND))}"
+        )
     head = TreeHead.from_json(log_part["head"])
     verify_head(head, key)
     if not isinstance(log_part["entry"], str):
@@ -248,20 +249,24 @@ def verify_receipt(receipt: bytes | str | Mapping[str, Any], key: VerifyKey) -> 
     for name in _BOUND:
         if not isinstance(entry, dict) or entry.get(name) != statement[name]:
             raise _invalid("log entry", f"records another {name} than the receipt states")
-    text = statement.get("query_text")
-    if text is not None and (
-        not isinstance(text, str) or query_hash(text) != statement["query_sha256"]
-    ):
-        raise _invalid("query text", "does not hash to the receipt's query_sha256")
     signature = body["signature"]
-    unsigned = {name: value for name, value in body.items() if name != "signature"}
+    unsigned = {name: body[name] for name in _SIGNED if name != "signature"}
     try:
         if not isinstance(signature, str) or len(signature) != 128:
             raise ValueError(signature)
         key.verify(canonical_json(unsigned, where="receipt"), bytes.fromhex(signature))
     except (ValueError, InvalidInput, BadSignatureError) as error:
         raise _invalid("receipt signature", "does not verify") from error
-    return Receipt(node_key, statement, index, entry_bytes, path, head, bytes.fromhex(signature))
+    opening: QueryOpening | None = None
+    if "opening" in body:
+        parsed = parse_opening(body["opening"])
+        if not isinstance(parsed, QueryOpening):
+            raise _invalid("query opening", "is not a query opening")
+        verify_opening(parsed, statement)
+        opening = parsed
+    return Receipt(
+        node_key, statement, index, entry_bytes, path, head, bytes.fromhex(signature), opening
+    )
 
 
 def _load(receipt: bytes | str | Mapping[str, Any]) -> Any:

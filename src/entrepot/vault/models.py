@@ -7,6 +7,7 @@ visible under its final name, so a committed row always names a complete file
 
 from __future__ import annotations
 
+import secrets
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,6 +17,7 @@ from sqlalchemy import (
     DateTime,
     ForeignKey,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -90,6 +92,12 @@ class Version(Base):
     # Relative to the node's home, so a home can be moved or backed up as a whole.
     path: Mapped[str] = mapped_column(String(500))
     sha256: Mapped[str] = mapped_column(String(64))
+    # The secret key of the version's public content commitment (HMAC-SHA256 of
+    # ``sha256``): receipts and the log show the commitment, which a rebuilt candidate
+    # file cannot confirm; only the provider reveals the key, to an auditor it chooses.
+    commitment_key: Mapped[bytes] = mapped_column(
+        LargeBinary(32), default=lambda: secrets.token_bytes(32)
+    )
     size_bytes: Mapped[int] = mapped_column(BigInteger)
     rows: Mapped[int] = mapped_column(BigInteger)
     rows_rejected: Mapped[int] = mapped_column(BigInteger, default=0)
