@@ -18,6 +18,7 @@ one friendly paragraph and a non-zero exit code, never a traceback::
     ├── Conflict           409 conflict            exists already, or a bad state change
     ├── LimitExceeded      413 limit_exceeded      a resource limit was hit (setting)
     ├── ProofInvalid       422 proof_invalid       a proof, head, signature or receipt failed
+    ├── QueryFailed        500 query_failed        a query failed after reading data (ε spent)
     ├── StorageCorrupt     500 storage_corrupt     stored state failed an integrity check
     └── PeerError          502 peer_error          a federated node failed or answered badly
 """
@@ -39,6 +40,7 @@ __all__ = [
     "PeerError",
     "PolicyViolation",
     "ProofInvalid",
+    "QueryFailed",
     "StorageCorrupt",
     "Unauthorized",
     "ValidationFailed",
@@ -146,6 +148,17 @@ class LimitExceeded(EntrepotError):
 class ProofInvalid(EntrepotError):
     code = "proof_invalid"
     status = 422
+
+
+class QueryFailed(EntrepotError):
+    """A private query failed after its data was read: one message for every cause.
+
+    The cause (a time or memory limit, an engine fault) is kept out of the answer,
+    since it may depend on the data; the ε stays spent and the failure is logged.
+    """
+
+    code = "query_failed"
+    status = 500
 
 
 class StorageCorrupt(EntrepotError):

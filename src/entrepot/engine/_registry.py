@@ -27,8 +27,9 @@ class Engine(ABC):
         """Expose Parquet files as a read-only view named ``view``."""
 
     @abstractmethod
-    def columns(self, view: str) -> tuple[str, ...]:
-        """The column names of ``view``, without reading its rows."""
+    def columns(self, view: str) -> dict[str, str]:
+        """The columns of ``view`` and their SQL types (upper case), without reading
+        its rows."""
 
     @abstractmethod
     def lock(self, allowed_directories: Sequence[Path]) -> None:

@@ -72,10 +72,10 @@ class DuckDBEngine(Engine):
             f"CREATE OR REPLACE VIEW {quote_ident(view)} AS SELECT * FROM read_parquet([{files}])"
         )
 
-    def columns(self, view: str) -> tuple[str, ...]:
+    def columns(self, view: str) -> dict[str, str]:
         # DESCRIBE reads the Parquet footers only, not the rows.
         described = self._conn.sql(f"DESCRIBE {quote_ident(view)}").fetchall()
-        return tuple(str(row[0]) for row in described)
+        return {str(row[0]): str(row[1]).upper() for row in described}
 
     def lock(self, allowed_directories: Sequence[Path]) -> None:
         """Forbid file access outside ``allowed_directories`` and any further setting."""

@@ -5,8 +5,9 @@ download (a download spends no ε but is reserved and completed like the others,
 its count and price go through the same rows) — is a ``completed`` ledger row carrying
 its ε, rows scanned and price, fixed from the grant's terms when it was reserved.
 A month's usage is those rows grouped by grant and action; totals are sums of them, so
-an invoice always equals the sum of its ledger rows, by construction. Uses that failed
-after touching data spent their ε but are not billed.
+an invoice always equals the sum of its ledger rows, by construction. A use that failed
+after touching data is completed too: it spent its ε, is billed like any other, and
+its log entry (outcome ``failed``) tells it apart, so every ε spent has its usage line.
 """
 
 from __future__ import annotations

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -26,7 +28,7 @@ import pyarrow as pa
 
 from entrepot.engine import Engine
 from entrepot.engine.units import HIDDEN_COLUMNS
-from entrepot.errors import EntrepotError, InvalidInput, PolicyViolation
+from entrepot.errors import InvalidInput, PolicyViolation, QueryFailed, StorageCorrupt
 from entrepot.privacy import mechanisms
 from entrepot.privacy._groups import Codes, enumerate_groups, normalize
 from entrepot.privacy._post import Noisy, estimate_rows
@@ -35,9 +37,12 @@ from entrepot.privacy.policy import Policy
 from entrepot.privacy.sql.query import Query
 from entrepot.privacy.sql.rewrite import Rewrite, rewrite
 from entrepot.privacy.sql.rules import check, source
+from entrepot.standards import SQL_TYPES
 from entrepot.standards.schema import Standard
 
 __all__ = ["Plan", "dataset_of", "plan", "price"]
+
+_log = logging.getLogger("entrepot.privacy")
 
 
 @dataclass(frozen=True)
@@ -66,23 +71,36 @@ class Plan:
         """Compute the exact aggregates on ``engine`` over ``view``, then release them.
 
         A version published with per-unit columns is read through them, any other
-        one by counting units in the query; both give the same values. An engine
-        failure is reported without the engine's own message, which may quote stored
-        values; the budget stays spent (the data may have been read).
+        one by counting units in the query; both give the same values. The view's
+        column types are checked against the standard first: the checker typed every
+        literal by the standard, so a column of another type could make a comparison
+        cast stored values. Any failure raises :class:`QueryFailed` with one message
+        whatever its cause, since the cause may depend on the data; the budget stays
+        spent (the data may have been read) and the operator's log has the cause.
         """
         try:
-            counted = bool(self.rewrite.counted) and set(HIDDEN_COLUMNS) <= set(
-                engine.columns(view)
-            )
+            columns = engine.columns(view)
+            self._check_types(columns)
+            counted = bool(self.rewrite.counted) and set(HIDDEN_COLUMNS) <= set(columns)
             exact = engine.execute(self.sql(view, engine.dialect, counted=counted))
-        except EntrepotError:
-            raise
-        except Exception as error:
-            raise EntrepotError(
-                f"the engine could not run the query on {self.table} ({type(error).__name__})",
-                hint="check that the dataset version matches its standard; the ε stays spent",
+            return self.release(exact)
+        except Exception:
+            _log.exception("a private query on %s failed after reading data", self.table)
+            raise QueryFailed(
+                f"the query on {self.table} failed after the data was read; its ε is spent",
+                hint="the cause is not shown, as it may depend on the data: a time or "
+                "memory limit, or a fault of the engine the operator's log names; "
+                "retrying spends ε again",
             ) from None
-        return self.release(exact)
+
+    def _check_types(self, columns: Mapping[str, str]) -> None:
+        for column in self.standard.fields:
+            stored = columns.get(column.name)
+            if stored != SQL_TYPES[column.type]:
+                raise StorageCorrupt(
+                    f"{self.table}: column {column.name!r} is stored as {stored}, "
+                    f"not {SQL_TYPES[column.type]} as its standard says"
+                )
 
     def release(self, exact: pa.Table) -> Answer:
         """Add noise to the exact per-group table :meth:`sql` returns and post-process.

@@ -11,6 +11,7 @@
         v.report.to_dict()
 """
 
+from entrepot.standards._rules import SQL_TYPES
 from entrepot.standards.codelist import CodeList, codelist, codelist_names
 from entrepot.standards.mapping import (
     ENCODINGS,
@@ -37,6 +38,7 @@ from entrepot.standards.validation import Validation, validate
 __all__ = [
     "ENCODINGS",
     "RULES",
+    "SQL_TYPES",
     "TYPES",
     "UNITS",
     "CodeList",

@@ -7,6 +7,7 @@ returns the resolved piece or raises :class:`PolicyViolation` with the rule name
 from __future__ import annotations
 
 import datetime as dt
+import math
 
 from sqlglot import exp
 
@@ -47,28 +48,75 @@ _LITERAL_HINTS = {
 }
 
 
-def _fits(literal: exp.Expr, column_type: str) -> bool:
-    """Whether a checked literal has a value of the column's Table Schema type."""
+# The range of the BIGINT the vault stores integers as: a literal outside it would make
+# the engine widen the column instead of the literal.
+_INT64 = (-(2**63), 2**63 - 1)
+_TIME_CASTS = (exp.DataType.Type.DATE, exp.DataType.Type.TIMESTAMP, exp.DataType.Type.TIMESTAMPNTZ)
+
+
+def typed_literal(literal: exp.Expr, column_type: str) -> exp.Expr | None:
+    """The literal as a constant of the column's stored type, or ``None`` if it has none.
+
+    The filter the engine runs is rebuilt from these, so a column is only ever compared
+    with a constant of its own type: the engine never casts a column, and no stored
+    value can make the filter fail (a cast that fails only on some rows would tell
+    which rows exist). Each constant is written with an explicit CAST to the stored
+    type (:data:`entrepot.standards.SQL_TYPES`), folded once before any row is read.
+    """
     if isinstance(literal, exp.Paren):
-        return _fits(literal.this, column_type)
+        return typed_literal(literal.this, column_type)
+    if isinstance(literal, exp.Null):
+        return exp.Null()
     if column_type == "boolean":
-        return isinstance(literal, exp.Boolean)
-    if isinstance(literal, exp.Cast):
-        literal = literal.this
+        return exp.Boolean(this=literal.this) if isinstance(literal, exp.Boolean) else None
     if column_type in ("date", "datetime"):
-        if not (isinstance(literal, exp.Literal) and literal.is_string):
-            return False
-        try:
-            dt.datetime.fromisoformat(literal.name)
-        except ValueError:
-            return False
-        return True
+        return _time_literal(literal, column_type)
     if column_type == "string":
-        return isinstance(literal, exp.Literal) and literal.is_string
-    number = literal.this if isinstance(literal, exp.Neg) else literal
+        if isinstance(literal, exp.Literal) and literal.is_string:
+            return exp.Literal.string(literal.name)
+        return None
+    negative = isinstance(literal, exp.Neg)
+    number = literal.this if negative else literal
     if not isinstance(number, exp.Literal) or number.is_string:
-        return False
-    return column_type == "number" or number.name.isdigit()
+        return None
+    text = ("-" if negative else "") + number.name
+    if column_type == "integer":
+        if not number.name.isdigit() or not _INT64[0] <= int(text) <= _INT64[1]:
+            return None
+        return exp.cast(exp.Literal.number(int(text)), exp.DataType.Type.BIGINT)
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    if column_type != "number" or not math.isfinite(value):
+        return None
+    return exp.cast(exp.Literal.number(repr(value)), exp.DataType.Type.DOUBLE)
+
+
+def _time_literal(literal: exp.Expr, column_type: str) -> exp.Expr | None:
+    """A date or timestamp constant for a time column: a string, DATE '...' or
+    TIMESTAMP '...' that the column's type holds exactly (a timestamp on a date column
+    only at midnight, so comparing it as a date means the same)."""
+    if isinstance(literal, exp.Cast):
+        if literal.to.this not in _TIME_CASTS:
+            return None
+        literal = literal.this
+    if not (isinstance(literal, exp.Literal) and literal.is_string):
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(literal.name)
+    except ValueError:
+        return None
+    if moment.tzinfo is not None:
+        # The vault stores TIMESTAMP without a zone; comparing one with a zoned
+        # constant would make the engine convert every stored value.
+        return None
+    if column_type == "date":
+        if moment.time() != dt.time():
+            return None
+        return exp.cast(exp.Literal.string(moment.date().isoformat()), exp.DataType.Type.DATE)
+    text = moment.isoformat(sep=" ")
+    return exp.cast(exp.Literal.string(text), exp.DataType.Type.TIMESTAMP)
 
 
 class Resolver:
@@ -333,15 +381,31 @@ class Resolver:
                 f"filter on one of: {allowed}",
             )
         for literal in literals:
-            if not isinstance(literal, exp.Null) and not _fits(literal, field.type):
-                # A literal the engine would have to cast the column for could make it
-                # fail on a stored value, and such errors quote the value.
+            if typed_literal(literal, field.type) is None:
                 raise _refuse(
                     "where_expression",
-                    f"{self.words.quote(literal)} is not a {field.type} literal "
+                    f"{self.words.quote(literal)} is not a literal of type {field.type} "
                     f"for {field.name!r}",
                     _LITERAL_HINTS.get(field.type, "compare with a literal of the column's type"),
                 )
+
+    def _typed(self, condition: exp.Expr) -> exp.Expr:
+        """The accepted filter with each column named as the standard does and each
+        literal as a constant of that column's type (:func:`typed_literal`)."""
+        for node in list(condition.walk()):
+            if not isinstance(node, (*_COMPARISONS, exp.In, exp.Between, exp.Is)):
+                continue
+            column = next(c for c in node.iter_expressions() if isinstance(c, exp.Column))
+            field = self.field(column)
+            assert field is not None, "predicate() accepted only dataset columns"
+            for child in list(node.iter_expressions()):
+                if child is column:
+                    continue
+                typed = typed_literal(child, field.type)
+                assert typed is not None, "predicate() accepted only literals of the type"
+                child.replace(typed)
+            column.replace(exp.column(field.name, quoted=True))
+        return condition
 
     def _bad_where(self, node: exp.Expr) -> None:
         raise _refuse(
@@ -360,13 +424,7 @@ class Resolver:
             Aggregate(name, a.function, a.column) for name, a in items if isinstance(a, Aggregate)
         )
         clause = self.select.args.get("where")
-        condition = None
-        if clause is not None:
-            condition = clause.this.copy()
-            for column in condition.find_all(exp.Column):
-                field = self.field(column)
-                assert field is not None, "predicate() accepted only dataset columns"
-                column.replace(exp.column(field.name, quoted=True))
+        condition = None if clause is None else self._typed(clause.this.copy())
         return Query(
             dataset=dataset,
             keys=keys,
