@@ -30,6 +30,7 @@ from entrepot.db import Database
 from entrepot.errors import LimitExceeded, NotFound
 from entrepot.exchange.accounts import Actor
 from entrepot.exchange.node import Node
+from entrepot.exchange.openings import committed_version
 from entrepot.exchange.policies import Policies
 from entrepot.privacy.policy import check_delta, default_policy
 from entrepot.standards.schema import Standard, parse_standard
@@ -348,7 +349,8 @@ def publish_version(
     side, because N is not public: no consumer's query may be refused because of it.
 
     The log entry follows the commit, so it only ever states a version that exists;
-    it names the version by content hash, never by a figure or a value of its rows.
+    it names the version by its content commitment (a keyed hash a rebuilt candidate
+    file cannot confirm), never by a figure or a value of its rows.
     """
     admitted = replace(request, admit=lambda ref, rows: _check_delta(node, request, ref, rows))
     published = LocalVault.of(node).publish(admitted, data, progress=progress)
@@ -359,7 +361,7 @@ def publish_version(
             version.ref.provider,
             dataset=str(version.ref),
             version=version.number,
-            sha256=version.sha256,
+            content_commitment=committed_version(node.db, version).content_commitment,
             standard=version.standard,
         )
     )
