@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import ast
 import re
 from pathlib import Path
 
@@ -9,11 +10,12 @@ from hypothesis import strategies as st
 from privacy_fixtures import DATASET, visit_standard
 
 from entrepot.errors import PolicyViolation
-from entrepot.privacy import default_policy, parse_policy
+from entrepot.privacy import dataset_of, default_policy, parse_policy
 from entrepot.privacy.sql import RULE_NAMES, RULES, check, rules
 from entrepot.standards.schema import Standard, parse_standard
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "sql"
+DOCS = Path(__file__).parents[2] / "docs" / "privacy.md"
 
 
 def entries(name: str, marker: str) -> list[tuple[str, str]]:
@@ -29,10 +31,94 @@ STANDARD = visit_standard()
 POLICY = default_policy(STANDARD)
 
 
+def documented_rules() -> list[str]:
+    """The rule names of the table under "## The rules" in docs/privacy.md."""
+    section = DOCS.read_text(encoding="utf-8").split("## The rules", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"^\| `(\w+)` \|", section, flags=re.MULTILINE)
+
+
 def test_the_hostile_corpus_is_large_and_covers_every_checker_rule() -> None:
     assert len(REJECTED) >= 60
+    # The planner's rules need a price or code lists, `sensitive` a standard with a
+    # sensitive column: each has its own test.
     planner_rules = {"epsilon_cap", "max_groups", "sensitive"}
-    assert {rule for rule, _ in REJECTED} == RULE_NAMES - planner_rules
+    assert {rule for rule, _ in REJECTED} == set(documented_rules()) - planner_rules
+
+
+def test_every_rule_the_checker_can_raise_is_documented_once() -> None:
+    documented = documented_rules()
+    assert len(documented) == len(set(documented))
+    assert set(documented) == RULE_NAMES
+
+
+@pytest.mark.parametrize(
+    ("rule", "sql"), REJECTED, ids=[f"{r}-{i}" for i, (r, _) in enumerate(REJECTED)]
+)
+def test_the_dataset_lookup_refuses_under_the_same_rule_or_names_a_dataset(
+    rule: str, sql: str
+) -> None:
+    """What the coordinator runs before any policy: never a generic or another rule."""
+    try:
+        name = dataset_of(sql)
+    except PolicyViolation as refused:
+        assert refused.rule == rule, refused.message  # noqa: PT017 - the rule is the behaviour
+        return
+    assert re.fullmatch(r"[a-z0-9_]+\.[a-z0-9_]+", name)
+
+
+def test_the_table_rule_fires_only_without_from() -> None:
+    with pytest.raises(PolicyViolation) as refused:
+        dataset_of("SELECT 1 + 1 AS two")
+    assert refused.value.rule == "table"
+    assert dataset_of(f"SELECT COUNT(*) FROM {DATASET.upper()}") == DATASET
+    assert dataset_of("SELECT COUNT(*) FROM riverside_hospitals.inpatient_stays") == (
+        "riverside_hospitals.inpatient_stays"
+    )
+
+
+@pytest.mark.parametrize(
+    ("sql", "rule", "quoted", "renamed"),
+    [
+        (f"SELECT STRING_AGG(district, ',') FROM {DATASET}", "aggregate_function",
+         "STRING_AGG()", "GROUP_CONCAT"),
+        (f"SELECT arg_max(district, cost) FROM {DATASET}", "aggregate_function",
+         "arg_max()", "ARG_MAX"),
+        (f"SELECT SUM(cost::INT) FROM {DATASET}", "aggregate_argument", "'cost::INT'", "CAST"),
+        (f"SELECT COUNT(*) FROM {DATASET} WHERE sex = CAST('1' AS INTEGER)", "where_expression",
+         "CAST('1' AS INTEGER)", "BIGINT"),
+        (f"SELECT COUNT(*) FROM {DATASET} WHERE visit_date > now()", "function", "now()",
+         "CURRENT_TIMESTAMP"),
+        (f"SELECT COUNT(*) FROM {DATASET} AT (VERSION => 1)", "table_modifier", "time travel",
+         "HISTORICALDATA"),
+        (f"SELECT COUNT(*) FROM {DATASET} CLUSTER BY district", "expression",
+         "'CLUSTER BY district'", "Cluster"),
+        ('SELECT COUNT(*) FROM "Riverside Hospitals".outpatient_visits', "unknown_table",
+         '\'"Riverside Hospitals".outpatient_visits\'', "riverside hospitals"),
+        ("SELECT COUNT(*) FROM duckdb_tables()", "system_table", "duckdb_tables()", "ANONYMOUS"),
+        (f"(SELECT COUNT(*) FROM {DATASET})", "subquery", "subqueries", "SUBQUERY"),
+        ("EXPLAIN SELECT 1", "statement", "not EXPLAIN", "COMMAND"),
+        ("CREATE TABLE t AS SELECT 1", "statement", "not CREATE", "CREATE TABLE"),
+    ],
+)  # fmt: skip
+def test_refusals_quote_the_query_as_written_not_as_parsed(
+    sql: str, rule: str, quoted: str, renamed: str
+) -> None:
+    with pytest.raises(PolicyViolation) as refused:
+        check(sql, standard=STANDARD, policy=POLICY, dataset=DATASET)
+    assert refused.value.rule == rule
+    assert quoted in refused.value.message
+    assert renamed not in refused.value.message
+
+
+@pytest.mark.parametrize(
+    ("rule", "sql"), REJECTED, ids=[f"{r}-{i}" for i, (r, _) in enumerate(REJECTED)]
+)
+def test_every_quoted_piece_of_a_refusal_is_the_consumers_own_text(rule: str, sql: str) -> None:
+    with pytest.raises(PolicyViolation) as refused:
+        check(sql, standard=STANDARD, policy=POLICY, dataset=DATASET)
+    for piece in re.findall("'(?:[^'\\\\]|\\\\.)*'" + '|"[^"]*"', refused.value.message):
+        text = ast.literal_eval(piece)  # messages quote with repr()
+        assert text.lower() in sql.lower() or text in STANDARD.field_names, text
 
 
 @pytest.mark.parametrize(
