@@ -105,7 +105,7 @@ class Settings(BaseSettings):
         16 * 1024,
         ge=1024,
         description="Largest request line and headers `entrepot serve` reads; beyond it "
-        "the API answers 431 and closes the connection.",
+        "the server answers 400 and closes the connection, having held no more.",
     )
     currency: str = Field("CNY", description="ISO 4217 currency of contract prices and invoices.")
     http_timeout_s: float = Field(30.0, gt=0, description="Timeout of outgoing HTTP calls.")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Literal
+from typing import Any, Literal
 
 import anyio.to_thread
 from fastapi import FastAPI
@@ -25,7 +25,7 @@ from entrepot.exchange.accounts import Accounts
 from entrepot.exchange.node import Node
 from entrepot.settings import Settings
 
-__all__ = ["ROUTERS", "UPLOAD_PATHS", "create_app", "from_environment"]
+__all__ = ["ROUTERS", "UPLOAD_PATHS", "create_app", "from_environment", "server_options"]
 
 # Router modules under entrepot.api.routers, each exposing `router`; in /docs order.
 ROUTERS: tuple[str, ...] = (
@@ -40,6 +40,7 @@ ROUTERS: tuple[str, ...] = (
     "usage",
     "accounts",
     "audit",
+    "openings",
 )
 
 # Paths whose bodies are dataset uploads, limited by `max_upload_bytes` instead.
@@ -112,6 +113,18 @@ def create_app(node_or_settings: Node | Settings) -> FastAPI:
         module = importlib.import_module(f"entrepot.api.routers.{name}")
         app.include_router(module.router, responses=errors.ERROR_RESPONSES)
     return app
+
+
+def server_options(settings: Settings) -> dict[str, Any]:
+    """The uvicorn options that bound what a connection may make the server hold.
+
+    httptools, uvicorn's default parser, buffers headers of any size (64 MiB were
+    accepted); h11 stops at ``request_header_max_bytes`` and answers 400.
+    """
+    return {
+        "http": "h11",
+        "h11_max_incomplete_event_size": settings.request_header_max_bytes,
+    }
 
 
 def from_environment() -> FastAPI:

@@ -25,7 +25,9 @@ def login(
             envvar="ENTREPOT_TOKEN",
             prompt=True,
             hide_input=True,
-            help="An API token from `entrepot account create` (prompted when omitted).",
+            help="An API token from `entrepot account create`. Prefer ENTREPOT_TOKEN or "
+            "the hidden prompt (when both are absent): a command line is seen by every "
+            "user of the machine (ps) and kept in shell history.",
         ),
     ],
     as_json: Json = False,
@@ -33,9 +35,10 @@ def login(
     """Log the CLI in to a server: later commands call its API with this token.
 
     The token is checked against the server, then stored with the URL in the
-    client config file (mode 0600). It is never printed.
+    client config file (mode 0600). It is never printed. Without --token it is
+    read from ENTREPOT_TOKEN, else asked for at a prompt that does not echo it.
 
-    Example: entrepot login http://127.0.0.1:8000 --token "$TOKEN"
+    Example: entrepot login http://127.0.0.1:8000   (then paste the token at the prompt)
     """
     if not url.startswith(("http://", "https://")):
         raise InvalidInput(

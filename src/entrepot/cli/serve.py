@@ -43,6 +43,7 @@ def serve(
     """
     import uvicorn
 
+    from entrepot.api.app import server_options
     from entrepot.exchange.node import Node
 
     chosen = settings(home, db)
@@ -76,6 +77,7 @@ def serve(
         # Query strings never carry secrets here, but access logs are kept minimal anyway.
         access_log=False,
         server_header=False,
+        **server_options(chosen),
     )
 
 
