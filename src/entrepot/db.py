@@ -13,12 +13,13 @@ with the package that owns them and share :class:`Base`.
 from __future__ import annotations
 
 import importlib
+import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, MetaData, create_engine, event
+from sqlalchemy import Engine, MetaData, create_engine, event, make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 __all__ = ["MODEL_MODULES", "Base", "Database"]
@@ -64,8 +65,29 @@ def _sqlite_begin(conn: Any) -> None:
     conn.exec_driver_sql(conn.get_execution_options().get("sqlite_begin", "BEGIN"))
 
 
+def _private_sqlite_file(url: str) -> None:
+    """Create the SQLite file ``0600`` (or make it so) before SQLite first opens it.
+
+    It holds consumers' SQL, grants and token hashes. SQLite gives its ``-wal`` and
+    ``-shm`` files the database file's permissions, so the three stay private
+    whatever the umask; a file left lax by an older version is tightened here too.
+    """
+    database = make_url(url).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    path = Path(database)
+    # A missing directory is left for SQLite to report, as it always has.
+    with suppress(FileExistsError, FileNotFoundError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    for name in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        # Another user's database (read by an auditor, say) is theirs to keep as it is.
+        with suppress(FileNotFoundError, PermissionError):
+            os.chmod(name, 0o600)
+
+
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
+        _private_sqlite_file(url)
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)

@@ -56,14 +56,17 @@ def write_unit_columns(
     *,
     threads: int = 2,
     memory_limit: str = "2GB",
+    workdir: Path | None = None,
 ) -> None:
     """Copy the Parquet file ``source`` to ``target`` with the hidden unit columns added.
 
     Rows keep their order and the key numbers units by their first row, so the same
     input always gives the same bytes; compression is zstd, as the validation writes.
-    DuckDB spills to a private temporary folder beyond ``memory_limit``.
+    DuckDB spills to a private temporary folder beyond ``memory_limit``: ``workdir``,
+    an empty one the caller made, else a new one in the system's temporary folder;
+    it is deleted at the end.
     """
-    workdir = Path(tempfile.mkdtemp(prefix="entrepot-units-"))
+    workdir = workdir or Path(tempfile.mkdtemp(prefix="entrepot-units-"))
     u = quote_ident(unit)
     read = f"read_parquet({quote_literal(str(source))}"
     # Only the unit and the row number go through the join and the sort back into row

@@ -7,6 +7,12 @@
     <home>/quarantine/                                rejected rows with their reasons
     <home>/log/                                       the transparency log
     <home>/keys/node.key, node.pub                    the node's Ed25519 signing key
+    <home>/tmp/                                       working folders of running publishes
+
+Everything under a home is private to its owner whatever the umask: directories
+``0700``, files ``0600`` (see :mod:`entrepot._files`). Opening a node tightens an
+older home made under a lax umask, and deletes the spool files and working folders
+that killed processes left (never those of a process still running).
 """
 
 from __future__ import annotations
@@ -17,15 +23,24 @@ from pathlib import Path
 
 from nacl.signing import SigningKey, VerifyKey
 
+from entrepot._files import private_dir
 from entrepot.db import Database
 from entrepot.engine import Engine, get
 from entrepot.errors import Conflict, NotFound
 from entrepot.settings import Settings
 from entrepot.transparency import TransparencyLog
+from entrepot.vault._storage import sweep_temp_files
 
 __all__ = ["Node"]
 
-_DIRS = ("vaults", "quarantine", "log", "keys")
+_DIRS = ("vaults", "quarantine", "log", "keys", "tmp")
+
+
+def _private_home(home: Path) -> None:
+    """Create (or tighten) the home and its directories, each ``0700``."""
+    private_dir(home)
+    for name in _DIRS:
+        private_dir(home / name)
 
 
 class Node:
@@ -54,15 +69,16 @@ class Node:
                 f"{home} already holds a node",
                 hint="open it with --home, or choose an empty directory for a new node",
             )
-        for name in _DIRS:
-            (home / name).mkdir(parents=True, exist_ok=True)
+        _private_home(home)
         key = SigningKey.generate()
         fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as out:
             out.write(bytes(key))
             out.flush()
             os.fsync(out.fileno())
-        (home / "keys" / "node.pub").write_text(bytes(key.verify_key).hex() + "\n")
+        fd = os.open(home / "keys" / "node.pub", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(bytes(key.verify_key).hex() + "\n")
         node = cls(settings, key)
         node.db.upgrade()
         return node
@@ -77,6 +93,9 @@ class Node:
                 hint=f"create one with `entrepot init --home {settings.home}`, "
                 "or point --home / ENTREPOT_HOME at an existing node",
             )
+        _private_home(settings.home)
+        for root in ("vaults", "quarantine", "tmp"):
+            sweep_temp_files(settings.home / root)
         node = cls(settings, SigningKey(key_file.read_bytes()))
         node.db.upgrade()
         return node

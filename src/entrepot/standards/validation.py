@@ -331,6 +331,7 @@ def validate(
     max_bytes: int | None = None,
     memory_limit: str = "2GB",
     threads: int | None = None,
+    workdir: Path | None = None,
 ) -> Validation:
     """Read ``source``, map it onto ``standard`` and check every rule, in DuckDB.
 
@@ -338,7 +339,9 @@ def validate(
     (the file already uses the standard's column names, UTF-8, comma-delimited).
     ``report_rows`` caps the offending rows listed (counts are always complete);
     ``max_bytes`` refuses larger files (LimitExceeded); ``memory_limit`` and
-    ``threads`` bound DuckDB, which spills to a temporary folder beyond the limit.
+    ``threads`` bound DuckDB, which spills to a temporary folder beyond the limit:
+    ``workdir``, an empty private folder the caller made (a node's own, under its
+    home), else a new one in the system's temporary folder; it is deleted on close.
 
     Raises InvalidInput (with file, line and a fix) when the file or the mapping cannot
     be read; rows that break rules do not raise: they are counted in ``report``. Close
@@ -346,7 +349,7 @@ def validate(
     """
     if isinstance(mapping, Path):
         mapping = load_mapping(mapping)
-    workdir = Path(tempfile.mkdtemp(prefix="entrepot-validate-"))
+    workdir = workdir or Path(tempfile.mkdtemp(prefix="entrepot-validate-"))
     config: dict[str, Any] = {
         "memory_limit": memory_limit,
         "temp_directory": str(workdir / "spill"),

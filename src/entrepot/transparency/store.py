@@ -42,6 +42,10 @@ _OFFSET = struct.Struct(">Q")
 MAX_ENTRY_BYTES = 1 << 20
 _READ_CHUNK = 1 << 20
 
+# The log's files hold who asked what: readable by the node's owner alone, whatever
+# the umask (the log is published through the API and exports, not the file system).
+_PRIVATE = 0o600
+
 
 def _nodes(size: int) -> int:
     """Complete nodes of a tree of ``size`` leaves: each leaf plus each parent completed."""
@@ -58,14 +62,14 @@ class LogStore:
 
     def __init__(self, path: Path, *, repair: bool = False) -> None:
         self.path = path
-        path.mkdir(parents=True, exist_ok=True)
-        (path / "torn").mkdir(exist_ok=True)
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        (path / "torn").mkdir(mode=0o700, exist_ok=True)
         flags = os.O_RDWR | os.O_CREAT | os.O_APPEND
-        self._lock_fd = os.open(path / "lock", os.O_RDWR | os.O_CREAT, 0o644)
-        self._entries = os.open(path / "entries.bin", flags, 0o644)
-        self._index = os.open(path / "entries.idx", flags, 0o644)
-        self._tree = os.open(path / "tree.bin", flags, 0o644)
-        self._heads = os.open(path / "heads.jsonl", flags, 0o644)
+        self._lock_fd = os.open(path / "lock", os.O_RDWR | os.O_CREAT, _PRIVATE)
+        self._entries = os.open(path / "entries.bin", flags, _PRIVATE)
+        self._index = os.open(path / "entries.idx", flags, _PRIVATE)
+        self._tree = os.open(path / "tree.bin", flags, _PRIVATE)
+        self._heads = os.open(path / "heads.jsonl", flags, _PRIVATE)
         self._fds = [self._lock_fd, self._entries, self._index, self._tree, self._heads]
         _fsync_dir(path)
         self._thread_lock = threading.RLock()
@@ -91,7 +95,7 @@ class LogStore:
     def _reopen_lock(self) -> None:
         if self._fds:
             os.close(self._lock_fd)
-            self._lock_fd = os.open(self.path / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+            self._lock_fd = os.open(self.path / "lock", os.O_RDWR | os.O_CREAT, _PRIVATE)
             self._fds[0] = self._lock_fd
         self._thread_lock = threading.RLock()
         self._depth = 0
@@ -350,7 +354,9 @@ class LogStore:
         size = os.fstat(fd).st_size
         torn = os.pread(fd, size - offset, offset)
         target = self.path / "torn" / f"{name}.{offset}"
-        with open(target, "wb") as out:
+        with os.fdopen(
+            os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, _PRIVATE), "wb"
+        ) as out:
             out.write(torn)
             out.flush()
             os.fsync(out.fileno())

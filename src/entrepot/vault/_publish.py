@@ -28,6 +28,7 @@ import pyarrow.parquet as pq
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
+from entrepot._text import check_text
 from entrepot.engine.units import HIDDEN_PREFIX, is_hidden, write_unit_columns
 from entrepot.errors import Conflict, InvalidInput, LimitExceeded, StorageCorrupt, ValidationFailed
 from entrepot.standards import Report, Validation, validate
@@ -38,6 +39,7 @@ from entrepot.vault._storage import (
     hash_file,
     make_dirs,
     removing,
+    temp_dir,
     temp_path,
 )
 from entrepot.vault.local import serialize_commits, version_info
@@ -89,7 +91,7 @@ def _source(vault: LocalVault, data: BinaryIO, filename: str) -> Iterator[Path]:
     spooled = temp_path(incoming, suffix if _SUFFIX.fullmatch(suffix) else "")
     with removing(spooled):
         written = 0
-        with spooled.open("wb") as out:
+        with os.fdopen(os.open(spooled, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as out:
             while chunk := data.read(_COPY_CHUNK):
                 written += len(chunk)
                 if written > limit:
@@ -100,6 +102,8 @@ def _source(vault: LocalVault, data: BinaryIO, filename: str) -> Iterator[Path]:
 
 def _resolve(vault: LocalVault, request: PublishRequest) -> DatasetRef:
     """Check the request against the catalog before any work is done."""
+    check_text(request.title, "title")
+    check_text(request.description, "description", multiline=True)
     if not request.title.strip():
         raise InvalidInput(
             "a published dataset needs a title",
@@ -152,6 +156,7 @@ def publish(
     step("validate", 0, 0)
     with (
         _source(vault, data, request.filename) as source,
+        temp_dir(vault.temp_dir) as workdir,
         validate(
             source,
             request.standard,
@@ -160,6 +165,7 @@ def publish(
             max_bytes=settings.max_upload_bytes,
             memory_limit=settings.engine_memory_limit,
             threads=settings.engine_threads,
+            workdir=workdir,
         ) as validation,
     ):
         fault(settings.fault_point, "after-validate")
@@ -220,13 +226,15 @@ def _write(
         # Public figures describe the standard's columns only, never the added ones.
         quality = quality_figures(plain, report)
         if unit is not None and plain != written:
-            write_unit_columns(
-                plain,
-                written,
-                unit,
-                threads=vault.settings.engine_threads,
-                memory_limit=vault.settings.ingest_memory_limit,
-            )
+            with temp_dir(vault.temp_dir) as workdir:
+                write_unit_columns(
+                    plain,
+                    written,
+                    unit,
+                    threads=vault.settings.engine_threads,
+                    memory_limit=vault.settings.ingest_memory_limit,
+                    workdir=workdir,
+                )
             plain.unlink()
         if rejected is not None:
             validation.write_rejected(rejected)

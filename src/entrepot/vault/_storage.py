@@ -1,15 +1,22 @@
 """Durable file steps of a publish: temporary names, fsync, hashing, orphan sweeping.
 
 A file being written lives under a temporary name that starts with ``.tmp-`` and
-carries the writer's host and process id. A sweep deletes such a file only when that
-process is gone, so it never pulls a file from under a publish still running; a
-crashed writer's leftovers go on the next sweep.
+carries the writer's host and process id; so does a working folder (DuckDB's spill
+files, a transcoded copy) under ``<home>/tmp/``. A sweep deletes such a file or
+folder only when that process is gone, so it never pulls one from under a publish
+still running; a crashed writer's leftovers go on the next sweep, and every node
+sweeps when it opens.
+
+Every directory and file made here is private to the node's owner (``0700`` and
+``0600``, see :mod:`entrepot._files`): a version's files are made private when they
+are synced, before their rename gives them a final name.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import signal
 import socket
 import uuid
@@ -17,6 +24,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
+from entrepot._files import PRIVATE_DIR, PRIVATE_FILE
 from entrepot.errors import InvalidInput
 
 __all__ = [
@@ -30,6 +38,7 @@ __all__ = [
     "make_dirs",
     "removing",
     "sweep_temp_files",
+    "temp_dir",
     "temp_path",
 ]
 
@@ -73,6 +82,21 @@ def temp_path(directory: Path, suffix: str) -> Path:
 
 
 @contextmanager
+def temp_dir(root: Path) -> Iterator[Path]:
+    """A new private working folder under ``root``, deleted when the block ends.
+
+    A folder left by a killed process goes on the next sweep of ``root``.
+    """
+    make_dirs(root)
+    path = temp_path(root, "")
+    path.mkdir(mode=PRIVATE_DIR)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@contextmanager
 def removing(*paths: Path) -> Iterator[None]:
     """Delete ``paths`` (those still there) when the block ends, however it ends."""
     try:
@@ -84,7 +108,8 @@ def removing(*paths: Path) -> Iterator[None]:
 
 
 def make_dirs(directory: Path) -> None:
-    """Create ``directory`` and its parents, fsyncing each parent that gained an entry."""
+    """Create ``directory`` and its parents (``0700``), fsyncing each parent that gained
+    an entry."""
     missing: list[Path] = []
     current = directory
     while not current.exists():
@@ -92,13 +117,20 @@ def make_dirs(directory: Path) -> None:
         current = current.parent
     for path in reversed(missing):
         with suppress(FileExistsError):
-            path.mkdir()
+            path.mkdir(mode=PRIVATE_DIR)
         fsync_dir(path.parent)
 
 
 def fsync_file(path: Path) -> None:
+    """Make the file at ``path`` private to its owner and durable.
+
+    DuckDB and pyarrow create files with the umask's permissions; every file a
+    publish keeps is synced here before its rename, so it is private before it is
+    anyone's to read.
+    """
     fd = os.open(path, os.O_RDONLY)
     try:
+        os.fchmod(fd, PRIVATE_FILE)
         os.fsync(fd)
     finally:
         os.close(fd)
@@ -147,12 +179,17 @@ def _writer_alive(name: str) -> bool:
 
 
 def sweep_temp_files(root: Path) -> list[Path]:
-    """Delete temporary files under ``root`` whose writer is gone; return them."""
+    """Delete temporary files and folders under ``root`` whose writer is gone; return them."""
     removed: list[Path] = []
     if not root.exists():
         return removed
-    for path in root.rglob(f"{TEMP_PREFIX}*"):
-        if path.is_file() and not _writer_alive(path.name):
+    for path in sorted(root.rglob(f"{TEMP_PREFIX}*")):
+        if _writer_alive(path.name) or path.is_symlink():
+            continue
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+        elif path.is_file():
             with suppress(FileNotFoundError):
                 path.unlink()
                 removed.append(path)

@@ -90,6 +90,11 @@ class LocalVault:
     def quarantine_dir(self) -> Path:
         return self.home / "quarantine"
 
+    @property
+    def temp_dir(self) -> Path:
+        """Working folders of running publishes (DuckDB's spill files), swept when stale."""
+        return self.home / "tmp"
+
     def relative(self, path: Path) -> str:
         return path.relative_to(self.home).as_posix()
 
@@ -109,7 +114,11 @@ class LocalVault:
         no version row claims go under the commit lock, so never while a running
         publish is between its rename and its commit.
         """
-        removed = sweep_temp_files(self.vaults_dir) + sweep_temp_files(self.quarantine_dir)
+        removed = [
+            *sweep_temp_files(self.vaults_dir),
+            *sweep_temp_files(self.quarantine_dir),
+            *sweep_temp_files(self.temp_dir),
+        ]
         with self.db.write() as session:
             serialize_commits(session)
             known = set(session.scalars(select(Version.path)))
