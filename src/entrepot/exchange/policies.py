@@ -20,7 +20,7 @@ from sqlalchemy import DateTime, ForeignKey, Integer, String, Text, select
 from sqlalchemy.orm import Mapped, mapped_column
 
 from entrepot.db import Base
-from entrepot.errors import InvalidInput, NotFound
+from entrepot.errors import NotFound
 from entrepot.exchange.accounts import Actor
 from entrepot.exchange.node import Node
 from entrepot.privacy import Policy, default_policy, parse_policy
@@ -102,13 +102,7 @@ class Policies:
         dataset_id, provider_id, standard = _dataset(self.node, ref)
         if not (actor.administers or actor.provider_id == provider_id):
             raise NotFound(f"no dataset {ref}", hint="see `entrepot catalog list`")
-        try:
-            document = yaml.safe_load(text) or {}
-        except yaml.YAMLError as error:
-            raise InvalidInput(
-                f"{where}: not valid YAML ({error})", hint="fix the syntax"
-            ) from None
-        policy = parse_policy(document, standard, where=where)
+        policy = parse_policy(text, standard, where=where)
         versions = LocalVault.of(self.node).versions(ref)
         if versions:
             check_delta(policy, versions[-1].rows, dataset=str(ref))

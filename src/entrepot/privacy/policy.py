@@ -166,18 +166,48 @@ def default_policy(standard: Standard) -> Policy:
     return parse_policy({}, standard, where="default policy")
 
 
+# A policy is three levels deep; PyYAML builds nested collections recursively, and a
+# document nested 5,000 deep exhausted Python's stack, so deeper text is refused
+# after a scan that does not recurse.
+_MAX_YAML_DEPTH = 32
+_YAML_OPENERS = (
+    yaml.BlockMappingStartToken,
+    yaml.BlockSequenceStartToken,
+    yaml.FlowMappingStartToken,
+    yaml.FlowSequenceStartToken,
+)
+_YAML_CLOSERS = (yaml.BlockEndToken, yaml.FlowMappingEndToken, yaml.FlowSequenceEndToken)
+
+
+def _load_yaml(text: str, where: str) -> Any:
+    too_deep = InvalidInput(
+        f"{where}: nested more than {_MAX_YAML_DEPTH} levels deep",
+        hint="a policy needs three levels: top-level keys, their mappings and lists",
+    )
+    depth = 0
+    try:
+        for token in yaml.scan(text, Loader=yaml.SafeLoader):
+            if isinstance(token, _YAML_OPENERS):
+                depth += 1
+                if depth > _MAX_YAML_DEPTH:
+                    raise too_deep
+            elif isinstance(token, _YAML_CLOSERS):
+                depth -= 1
+        return yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise InvalidInput(f"{where}: not valid YAML ({error})", hint="fix the syntax") from None
+    except RecursionError:
+        # The scan bounds the nesting the loader meets; this is the last resort.
+        raise too_deep from None
+
+
 def parse_policy(document: Any, standard: Standard, *, where: str = "policy") -> Policy:
     """Read a policy document (a mapping, or YAML text) and check it against ``standard``.
 
     Every error names the key path (``epsilon.per_query``) and how to fix the value.
     """
     if isinstance(document, str):
-        try:
-            document = yaml.safe_load(document)
-        except yaml.YAMLError as error:
-            raise InvalidInput(
-                f"{where}: not valid YAML ({error})", hint="fix the syntax"
-            ) from None
+        document = _load_yaml(document, where)
         document = {} if document is None else document
     reader = _Reader(document, where)
     reader.only(_KEYS, "")
