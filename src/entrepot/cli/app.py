@@ -29,6 +29,7 @@ _NOUNS = (
     "usage",
     "audit",
     "receipt",
+    "opening",
     "demo",
 )
 

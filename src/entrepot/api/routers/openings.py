@@ -1,0 +1,67 @@
+"""Openings of the commitments the public log shows, for those who may see them.
+
+A query's opening goes to the organization that asked, auditors and operators; a
+version's opening to the dataset's provider only. Either can then be checked
+offline against the log entry or receipt (`entrepot opening verify`).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Request
+from pydantic import BaseModel, Field
+
+from entrepot.api.auth import AnyActor
+from entrepot.exchange.openings import Openings
+
+__all__ = ["ContentOpeningOut", "QueryOpeningOut", "router"]
+
+router = APIRouter(prefix="/v1/openings", tags=["audit"])
+
+
+class QueryOpeningOut(BaseModel):
+    format: str
+    kind: str
+    query_text: str
+    nonce: str = Field(description="The 32-byte key of the query's commitment, hex.")
+    query_commitment: str
+
+
+class ContentOpeningOut(BaseModel):
+    format: str
+    kind: str
+    dataset: str
+    version: str
+    content_sha256: str = Field(description="SHA-256 of the version's stored Parquet file.")
+    key: str = Field(description="The version's 32-byte commitment key, hex.")
+    content_commitment: str
+
+
+def openings_of(request: Request) -> Openings:
+    return Openings(request.app.state.node)
+
+
+@router.get(
+    "/queries/{index}",
+    summary="Open the query commitment of log entry `index` (who asked, auditor, operator).",
+)
+def query_opening(
+    request: Request, actor: AnyActor, index: Annotated[int, Path(ge=0, le=2**62)]
+) -> QueryOpeningOut:
+    return QueryOpeningOut.model_validate(openings_of(request).query(actor, index).to_json())
+
+
+@router.get(
+    "/datasets/{provider}/{dataset}/versions/{version}",
+    summary="Open a version's content commitment (its provider only).",
+)
+def content_opening(
+    request: Request,
+    actor: AnyActor,
+    provider: Annotated[str, Path(max_length=64)],
+    dataset: Annotated[str, Path(max_length=64)],
+    version: Annotated[int, Path(ge=1, le=2**31)],
+) -> ContentOpeningOut:
+    opened = openings_of(request).content(actor, f"{provider}/{dataset}", version)
+    return ContentOpeningOut.model_validate(opened.to_json())
