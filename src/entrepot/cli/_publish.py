@@ -25,7 +25,17 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from entrepot.cli._common import As, Home, Json, console, dispatch, emit, err_console, open_node
+from entrepot.cli._common import (
+    As,
+    Home,
+    Json,
+    console,
+    dispatch,
+    emit,
+    err_console,
+    esc,
+    open_node,
+)
 from entrepot.cli._report import render_report
 from entrepot.cli.catalog import CONTENT_HIDDEN, dataset_path, versions_table
 from entrepot.errors import InvalidInput, NotFound, ValidationFailed
@@ -115,20 +125,19 @@ class _Upload:
 
 
 def _open(source: Path) -> BinaryIO:
-    try:
-        return source.open("rb")
-    except FileNotFoundError:
-        raise NotFound(
-            f"no file at {source}", hint="check the path of the file to publish"
-        ) from None
+    from entrepot._files import check_regular
+
+    # Uploaded or read here, a raw file is named directly: no link, pipe or device.
+    check_regular(source)
+    return source.open("rb")
 
 
 def _render_published(data: dict[str, Any]) -> None:
     if data["quarantined"]:
         render_report(console, data["report"])
     console.print(
-        f"[green]published[/] {data['dataset']} version {data['version']}: "
-        f"{data['rows']:,} rows ({data['size_bytes']:,} bytes, sha256 {data['sha256']})",
+        f"[green]published[/] {esc(data['dataset'])} version {esc(data['version'])}: "
+        f"{data['rows']:,} rows ({data['size_bytes']:,} bytes, sha256 {esc(data['sha256'])})",
         highlight=False,
     )
     if data["quarantined"]:
@@ -312,9 +321,9 @@ def verify(home: Home = None, as_json: Json = False) -> None:
 
     def render() -> None:
         for path in removed:
-            console.print(f"[yellow]removed[/] {path} (left by an interrupted publish)")
+            console.print(f"[yellow]removed[/] {esc(path)} (left by an interrupted publish)")
         for problem in problems:
-            console.print(f"[red]corrupt[/] {problem['message']}")
+            console.print(f"[red]corrupt[/] {esc(problem['message'])}")
         if not problems:
             console.print("[green]every version matches its SHA-256 and row count[/]")
 

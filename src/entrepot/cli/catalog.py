@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from enum import StrEnum
 from pathlib import Path
@@ -14,7 +13,8 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from entrepot.cli._common import As, Home, Json, console, dispatch, emit, table
+from entrepot._text import printable
+from entrepot.cli._common import As, Home, Json, console, dispatch, emit, esc, json_text, table
 from entrepot.errors import InvalidInput
 
 if TYPE_CHECKING:
@@ -158,15 +158,16 @@ def _percent(share: Any) -> str:
 
 def _render_page(page: dict[str, Any]) -> None:
     standard = page["standard"]
+    # Plain text appended, never markup; what a provider typed is escaped.
     head = Text()
-    head.append(f"{page['title']}\n", style="bold")
-    head.append(f"{page['dataset']}  (SQL: {page['sql_name']})\n", style="cyan")
-    head.append(f"provider {page['provider']} · standard {standard['name']} ")
-    head.append(f"{standard['version']}")
+    head.append(f"{printable(page['title'])}\n", style="bold")
+    head.append(printable(f"{page['dataset']}  (SQL: {page['sql_name']})") + "\n", style="cyan")
+    head.append(printable(f"provider {page['provider']} · standard {standard['name']} "))
+    head.append(printable(f"{standard['version']}"))
     if standard["privacy_unit"]:
-        head.append(f" · privacy unit {standard['privacy_unit']}")
+        head.append(printable(f" · privacy unit {standard['privacy_unit']}"))
     if page["description"]:
-        head.append(f"\n{page['description']}", style="dim")
+        head.append("\n" + printable(page["description"], multiline=True), style="dim")
     columns = [
         [
             c["name"],
@@ -201,7 +202,9 @@ def _render_page(page: dict[str, Any]) -> None:
             f"published, {validation['rows_invalid']} quarantined"
         )
         parts.append(
-            table(title, ["rule", "column", "rows"], counts) if counts else Text(title + ".")
+            table(title, ["rule", "column", "rows"], counts)
+            if counts
+            else Text(printable(title) + ".")
         )
     console.print(Group(*parts))
 
@@ -273,12 +276,12 @@ def export(
         local=local,
         remote=lambda client: client.get("/v1/catalog/dcat", base_url=base_url),
     )
-    text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+    text = json_text(document) + "\n"
     if output is None:
         sys.stdout.write(text)
     else:
         output.write_text(text, encoding="utf-8")
-        console.print(f"[green]wrote[/] {len(document['dcat:dataset'])} datasets to {output}")
+        console.print(f"[green]wrote[/] {len(document['dcat:dataset'])} datasets to {esc(output)}")
 
 
 def register(app: typer.Typer) -> None:

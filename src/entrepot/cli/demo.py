@@ -7,8 +7,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
+from rich.text import Text
 
-from entrepot.cli._common import Home, Json, console, emit, settings, table
+from entrepot.cli._common import Home, Json, console, emit, esc, settings, table
 from entrepot.cli.serve import serve
 
 if TYPE_CHECKING:
@@ -43,7 +44,9 @@ def _generated(data: dict[str, Any]) -> None:
 
 def _node(data: dict[str, Any]) -> None:
     verb = "reusing" if data["reused"] else "created"
-    console.print(f"[green]{verb}[/] node at {data['home']}\n  public key {data['node_key']}")
+    console.print(
+        f"[green]{verb}[/] node at {esc(data['home'])}\n  public key {esc(data['node_key'])}"
+    )
 
 
 def _providers(data: dict[str, Any]) -> None:
@@ -66,7 +69,9 @@ def _published(data: dict[str, Any]) -> None:
                     f"{d['rows_read']:,}",
                     f"{d['rows_published']:,}",
                     f"{d['rows_quarantined']:,}",
-                    "[green]all[/]" if d["all_defects_caught"] else "[red]not all[/]",
+                    Text("all", style="green")
+                    if d["all_defects_caught"]
+                    else Text("not all", style="red"),
                 ]
                 for d in datasets
             ],
@@ -113,10 +118,10 @@ def _estimate(value: list[float]) -> str:
 
 
 def _query(data: dict[str, Any]) -> None:
-    console.print(f"[bold]$[/] {data['sql']}", highlight=False, soft_wrap=True)
+    console.print(f"[bold]$[/] {esc(data['sql'])}", highlight=False, soft_wrap=True)
     if not data["answered"]:
         refusal = data["refusal"]
-        console.print(f"[yellow]refused[/] {refusal['message']}\n  {refusal['hint']}")
+        console.print(f"[yellow]refused[/] {esc(refusal['message'])}\n  {esc(refusal['hint'])}")
         return
     rows = data["rows"][: data["rows_shown"]]
     console.print(
@@ -137,9 +142,9 @@ def _query(data: dict[str, Any]) -> None:
         )
     console.print(f"signed receipt (log entry {data['receipt_log_index']}): {data['receipt']}")
     refused = data["refused_query"]
-    console.print(f"[bold]$[/] {refused['sql']}", highlight=False, soft_wrap=True)
+    console.print(f"[bold]$[/] {esc(refused['sql'])}", highlight=False, soft_wrap=True)
     if refused["refused"]:
-        console.print(f"[yellow]refused[/] ({refused['rule']}): {refused['message']}")
+        console.print(f"[yellow]refused[/] ({esc(refused['rule'])}): {esc(refused['message'])}")
 
 
 def _audit(data: dict[str, Any]) -> None:

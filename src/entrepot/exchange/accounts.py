@@ -46,6 +46,7 @@ from sqlalchemy import CheckConstraint, DateTime, ForeignKey, Integer, String, s
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from entrepot._text import check_text
 from entrepot.db import Base, Database
 from entrepot.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
 from entrepot.privacy.ledger import utcnow
@@ -368,6 +369,8 @@ class Accounts:
         check_slug(name, "account")
         role = _role(role)
         org_slug = check_slug(org or name, "organization")
+        if org_name is not None:
+            check_text(org_name, "organization name")
         minted = self._mint()
         with (
             raced(f"account {name} or organization {org_slug} was created meanwhile"),

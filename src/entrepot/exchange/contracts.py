@@ -24,6 +24,7 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from entrepot._text import check_text
 from entrepot.db import Database
 from entrepot.errors import Conflict, ContractViolation, Forbidden, InvalidInput, NotFound
 from entrepot.exchange._contract_models import (
@@ -107,6 +108,7 @@ class Contracts:
                 hint="act as a consumer organization (--as ORG)",
             )
         check_purpose(purpose)
+        check_text(note, "note", multiline=True)
         wanted = check_actions(actions)
         epsilon_nano = to_nano(epsilon, round_up=False)
         if epsilon_nano <= 0:
@@ -163,6 +165,7 @@ class Contracts:
             return [self._request_info(session, r) for r in session.scalars(query)]
 
     def refuse(self, actor: Actor, request: str, reason: str = "") -> RequestInfo:
+        check_text(reason, "reason")
         with self.db.write() as session:
             row = self._pending(session, actor, request, "refuse")
             row.state = "refused"
@@ -290,6 +293,7 @@ class Contracts:
 
     def revoke(self, actor: Actor, grant: str, reason: str = "") -> GrantInfo:
         """End a grant now; its budget closes in the same transaction."""
+        check_text(reason, "reason")
         self.expire_due()
         with self.db.write() as session:
             row = self._visible_grant(session, actor, grant)
