@@ -172,7 +172,7 @@ def test_the_schema_refuses_what_the_server_would(
     api: httpx.Client,
     method: str,
     path: str,
-    params: dict[str, object] | None,
+    params: dict[str, str | int] | None,
     body: dict[str, object] | None,
     field: str | None,
 ) -> None:
