@@ -39,7 +39,7 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     node = Node.init(Settings(home=home, log_head_every_entries=4))
     node.log.append_many(
         [
-            make_entry("grant", "admin", dataset="riverside/visits", action="granted"),
+            make_entry("peer", "admin", dataset="riverside/visits", action="added"),
             make_entry(
                 "query",
                 "acme",

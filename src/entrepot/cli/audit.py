@@ -290,6 +290,8 @@ def verify(
     earlier = None if from_head is None else read_head(from_head)
 
     def local(node: Node, _actor: Actor) -> dict[str, Any]:
+        from entrepot.exchange.reconcile import WITNESS_NOTE, reconcile
+
         key = bytes(node.log.verify_key)
         if node_key is not None and bytes(read_verify_key(node_key, Path(node_key))) != key:
             raise ProofInvalid(
@@ -304,9 +306,15 @@ def verify(
         if full or earlier is None:
             with _progress("rehashing", not as_json) as progress:
                 data["check"] = node.log.check(progress).to_json()
+            found = reconcile(node.db, node.log)
+            found.raise_for_differences()
+            data["database"] = found.to_json()
+            data["needs_witness"] = WITNESS_NOTE
         return data
 
     def remote(client: Client) -> dict[str, Any]:
+        from entrepot.exchange.reconcile import WITNESS_NOTE, Reconciliation
+
         heads = _remote_heads(client) if full or earlier is None else []
         key = _trusted_key(node_key, earlier or (heads[0] if heads else None))
         data: dict[str, Any] = {"ok": True, "key": bytes(key).hex()}
@@ -317,6 +325,11 @@ def verify(
             with _progress("rehashing", not as_json) as progress:
                 records = client.lines("/v1/audit/export/entries")
                 data["check"] = verify_entries(records, heads, key, progress).to_json()
+            # The server compares its own database with its own log: reported, not proved.
+            found = Reconciliation.from_json(client.get("/v1/audit/reconciliation"))
+            found.raise_for_differences()
+            data["database"] = found.to_json()
+            data["needs_witness"] = WITNESS_NOTE
         return data
 
     result = dispatch(home, None, local=local, remote=remote)
@@ -334,6 +347,10 @@ def verify(
                 f"[green]verified[/] {check['entries']:,} entries against {check['heads']} "
                 f"signed heads; root {esc(check['root'])}"
             )
+        if "database" in result:
+            checked = ", ".join(f"{n} {what}" for what, n in result["database"]["checked"].items())
+            console.print(f"[green]agrees[/] with node.db: {esc(checked)}")
+            console.print(f"[yellow]not provable here[/]: {esc(result['needs_witness'])}")
         console.print(f"node key {esc(result['key'])}", highlight=False)
 
     emit(result, as_json, render)

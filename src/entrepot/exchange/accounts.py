@@ -38,7 +38,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -49,9 +49,11 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from entrepot._text import check_text
 from entrepot.db import Base, Database
 from entrepot.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
+from entrepot.exchange.outbox import Outbox
 from entrepot.privacy.ledger import utcnow
 from entrepot.settings import Settings
-from entrepot.transparency.entries import Entry, Kind, make_entry
+from entrepot.transparency import TransparencyLog
+from entrepot.transparency.entries import Kind, make_entry
 from entrepot.vault.models import Provider
 from entrepot.vault.refs import check_slug
 
@@ -62,7 +64,6 @@ __all__ = [
     "Accounts",
     "Actor",
     "ApiToken",
-    "EventLog",
     "IssuedToken",
     "Organization",
     "Role",
@@ -259,12 +260,6 @@ class _VerifiedTokens:
             self._entries.pop(key, None)
 
 
-class EventLog(Protocol):
-    """Where account and contract changes are recorded: the node's transparency log."""
-
-    def append(self, entry: Entry) -> int: ...
-
-
 @contextmanager
 def raced(message: str) -> Iterator[None]:
     """A unique key lost to a concurrent writer (PostgreSQL) becomes a clean Conflict."""
@@ -292,12 +287,14 @@ class Accounts:
         db: Database,
         settings: Settings | None = None,
         clock: Any = utcnow,
-        log: EventLog | None = None,
+        log: TransparencyLog | None = None,
     ) -> None:
         self.db = db
         self.settings = settings or Settings()
         self.clock = clock
-        self.log = log
+        self.outbox = (
+            None if log is None else Outbox(db, log, fault_point=self.settings.fault_point)
+        )
         # RFC 9106's second recommended (low-memory) profile, with the memory cost a
         # setting; verifying uses the parameters stored in each hash.
         self._hasher = PasswordHasher(
@@ -397,7 +394,10 @@ class Accounts:
             info = AccountInfo(
                 name, role.value, organization.slug, organization.name, account.created_at, 1
             )
-        self._record(actor, "created", name, role=info.role, org=info.org, token=token.info.ref)
+            self._record(
+                session, actor, "created", name, role=info.role, org=info.org, token=token.info.ref
+            )
+        self._logged()
         return info, token
 
     def _new_org(self, session: Session, slug: str, role: str, name: str | None) -> Organization:
@@ -453,7 +453,8 @@ class Accounts:
         with self.db.write() as session:
             row = self._visible_account(session, actor, account)
             issued = self._issue(session, row, minted)
-        self._record(actor, "token_issued", account, token=issued.info.ref)
+            self._record(session, actor, "token_issued", account, token=issued.info.ref)
+        self._logged()
         return issued
 
     def _mint(self) -> tuple[str, str, str]:
@@ -510,17 +511,21 @@ class Accounts:
             if token.revoked_at is None:
                 token.revoked_at = self.clock()
             info = _token_info(token, account.name)
-        self._record(actor, "token_revoked", info.account, token=info.ref)
+            self._record(session, actor, "token_revoked", info.account, token=info.ref)
+        self._logged()
         return info
 
-    def _record(self, actor: Actor, change: str, account: str, **fields: str) -> None:
-        """Append an account change to the transparency log.
+    def _record(
+        self, session: Session, actor: Actor, change: str, account: str, **fields: str
+    ) -> None:
+        """Stage an account change for the transparency log, in the transaction that makes it.
 
         Tokens appear by reference (``TOKEN-<n>``), never by id: an id is half of a
         token, and lets anyone make the server run Argon2id checks.
         """
-        if self.log is not None:
-            self.log.append(
+        if self.outbox is not None:
+            self.outbox.stage(
+                session,
                 make_entry(
                     Kind.ACCOUNT,
                     actor.name,
@@ -528,8 +533,13 @@ class Accounts:
                     change=change,
                     account=account,
                     **fields,
-                )
+                ),
             )
+
+    def _logged(self) -> None:
+        """After a commit: append the staged entries to the log."""
+        if self.outbox is not None:
+            self.outbox.flush()
 
     def _visible_account(self, session: Session, actor: Actor, name: str) -> Account:
         account = session.scalar(select(Account).where(Account.name == name))

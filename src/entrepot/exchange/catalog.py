@@ -30,7 +30,7 @@ from entrepot.db import Database
 from entrepot.errors import LimitExceeded, NotFound
 from entrepot.exchange.accounts import Actor
 from entrepot.exchange.node import Node
-from entrepot.exchange.openings import committed_version
+from entrepot.exchange.openings import commitment_of
 from entrepot.exchange.policies import Policies
 from entrepot.privacy.policy import check_delta, default_policy
 from entrepot.standards.schema import Standard, parse_standard
@@ -348,23 +348,29 @@ def publish_version(
     refuses the publish (rule ``delta_rows``). The check runs here, on the provider's
     side, because N is not public: no consumer's query may be refused because of it.
 
-    The log entry follows the commit, so it only ever states a version that exists;
-    it names the version by its content commitment (a keyed hash a rebuilt candidate
-    file cannot confirm), never by a figure or a value of its rows.
+    The log entry is staged in the outbox by the transaction that adds the version
+    and appended after it commits (:mod:`entrepot.exchange.outbox`), so the version
+    and its entry exist together or not at all; it names the version by its content
+    commitment (a keyed hash a rebuilt candidate file cannot confirm), never by a
+    figure or a value of its rows.
     """
     admitted = replace(request, admit=lambda ref, rows: _check_delta(node, request, ref, rows))
-    published = LocalVault.of(node).publish(admitted, data, progress=progress)
-    version = published.version
-    node.log.append(
-        make_entry(
-            Kind.DATASET_VERSION,
-            version.ref.provider,
-            dataset=str(version.ref),
-            version=version.number,
-            content_commitment=committed_version(node.db, version).content_commitment,
-            standard=version.standard,
+
+    def stage(session: Session, version: VersionInfo) -> None:
+        node.outbox.stage(
+            session,
+            make_entry(
+                Kind.DATASET_VERSION,
+                version.ref.provider,
+                dataset=str(version.ref),
+                version=version.number,
+                content_commitment=commitment_of(session, version),
+                standard=version.standard,
+            ),
         )
-    )
+
+    published = LocalVault.of(node).publish(admitted, data, progress=progress, on_commit=stage)
+    node.outbox.flush()
     return published
 
 

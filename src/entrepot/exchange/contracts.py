@@ -49,10 +49,12 @@ from entrepot.exchange._contract_models import (
     start_of,
     to_cents,
 )
-from entrepot.exchange.accounts import Actor, EventLog, Organization, Role, raced
+from entrepot.exchange.accounts import Actor, Organization, Role, raced
+from entrepot.exchange.outbox import Outbox
 from entrepot.exchange.purposes import Purpose, check_purpose, covers, purposes
 from entrepot.privacy.ledger import close_budget, from_nano, open_budget, to_nano, utcnow
 from entrepot.settings import Settings
+from entrepot.transparency import TransparencyLog
 from entrepot.transparency.entries import Kind, make_entry
 from entrepot.vault.models import Dataset
 
@@ -80,12 +82,14 @@ class Contracts:
         db: Database,
         settings: Settings | None = None,
         clock: Any = utcnow,
-        log: EventLog | None = None,
+        log: TransparencyLog | None = None,
     ) -> None:
         self.db = db
         self.settings = settings or Settings()
         self.clock = clock
-        self.log = log
+        self.outbox = (
+            None if log is None else Outbox(db, log, fault_point=self.settings.fault_point)
+        )
 
     # -- requests ---------------------------------------------------------------
 
@@ -151,7 +155,6 @@ class Contracts:
             session.flush()
             record_event(session, row.id, None, None, "requested", actor.name, now)
             info = self._request_info(session, row, history=True)
-        self._record(actor.name, info, "requested")
         return info
 
     def requests(self, actor: Actor, *, pending: bool = False) -> list[RequestInfo]:
@@ -173,7 +176,6 @@ class Contracts:
                 session, row.id, None, "requested", "refused", actor.name, self.clock(), reason
             )
             info = self._request_info(session, row, history=True)
-        self._record(actor.name, info, "refused", reason=reason)
         return info
 
     def _pending(self, session: Session, actor: Actor, request: str, verb: str) -> AccessRequest:
@@ -288,7 +290,8 @@ class Contracts:
                 now=now,
             )
             granted = self._grant_info(session, grant, history=True)
-        self._record(actor.name, granted, "granted")
+            self._record(session, actor.name, granted, "granted")
+        self._logged()
         return granted
 
     def revoke(self, actor: Actor, grant: str, reason: str = "") -> GrantInfo:
@@ -312,7 +315,8 @@ class Contracts:
                 session, row.request_id, row.id, "granted", "revoked", actor.name, now, reason
             )
             revoked = self._grant_info(session, row, history=True)
-        self._record(actor.name, revoked, "revoked", reason=reason)
+            self._record(session, actor.name, revoked, "revoked")
+        self._logged()
         return revoked
 
     def grants(self, actor: Actor, *, active: bool = False) -> list[GrantInfo]:
@@ -370,30 +374,37 @@ class Contracts:
             rows = session.scalars(
                 select(Grant).where(Grant.state == "granted", Grant.valid_until <= self.clock())
             ).all()
-            expired = []
             for row in rows:
                 row.state = "expired"
                 close_budget(session, row.id, "expired")
                 record_event(
                     session, row.request_id, row.id, "granted", "expired", "system", row.valid_until
                 )
-                expired.append(self._grant_info(session, row))
-        for info in expired:
-            self._record("system", info, "expired")
+                self._record(session, "system", self._grant_info(session, row), "expired")
+        self._logged()
 
-    def _record(
-        self, actor: str, info: RequestInfo | GrantInfo, change: str, **fields: str
-    ) -> None:
-        """Append a contract change to the transparency log, after it is committed."""
-        if self.log is None:
+    def _record(self, session: Session, actor: str, info: GrantInfo, change: str) -> None:
+        """Stage a grant's change for the public log, in the transaction that makes it.
+
+        The public sees what accountability needs: that a grant exists, who holds it,
+        on which dataset, for which purpose and what it allows (actions, ε, uses,
+        period). Requests and refusals, prices, duties and free-text reasons stay in
+        the contract's history, for its parties and the node's auditors: a request
+        gives no access, and the log is permanent (see docs/transparency.md).
+        """
+        if self.outbox is None:
             return
-        terms: dict[str, Any] = {"consumer": info.consumer, "change": change}
-        if isinstance(info, GrantInfo):
-            terms.update(grant=info.ref, request=f"REQ-{info.request_id}")
-            terms.update(max_queries=info.max_queries, valid_until=info.valid_until.isoformat())
-        else:
-            terms.update(request=info.ref, valid_until=info.valid_until.isoformat())
-        self.log.append(
+        terms: dict[str, Any] = {
+            "consumer": info.consumer,
+            "change": change,
+            "grant": info.ref,
+            "actions": list(info.actions),
+            "max_queries": info.max_queries,
+            "valid_from": info.valid_from.isoformat(),
+            "valid_until": info.valid_until.isoformat(),
+        }
+        self.outbox.stage(
+            session,
             make_entry(
                 Kind.GRANT,
                 actor,
@@ -402,9 +413,13 @@ class Contracts:
                 epsilon=str(info.epsilon),
                 time=self.clock().replace(tzinfo=UTC),
                 **terms,
-                **fields,
-            )
+            ),
         )
+
+    def _logged(self) -> None:
+        """After a commit: append the staged entries to the log."""
+        if self.outbox is not None:
+            self.outbox.flush()
 
     # -- the execution-time check -------------------------------------------------
 

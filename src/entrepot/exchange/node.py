@@ -17,6 +17,7 @@ that killed processes left (never those of a process still running).
 
 from __future__ import annotations
 
+import contextlib
 import os
 from functools import cached_property
 from pathlib import Path
@@ -26,7 +27,8 @@ from nacl.signing import SigningKey, VerifyKey
 from entrepot._files import private_dir
 from entrepot.db import Database
 from entrepot.engine import Engine, get
-from entrepot.errors import Conflict, NotFound
+from entrepot.errors import Conflict, NotFound, StorageCorrupt
+from entrepot.exchange.outbox import Outbox, has_pending, remember_log
 from entrepot.settings import Settings
 from entrepot.transparency import TransparencyLog
 from entrepot.vault._storage import sweep_temp_files
@@ -98,6 +100,11 @@ class Node:
             sweep_temp_files(settings.home / root)
         node = cls(settings, SigningKey(key_file.read_bytes()))
         node.db.upgrade()
+        if has_pending(node.db):
+            # The node must open even if its log is damaged, so that `entrepot audit
+            # repair` can mend it; the entries stay owed and `audit verify` names them.
+            with contextlib.suppress(StorageCorrupt):
+                node.outbox.replay()
         return node
 
     def engine(self) -> Engine:
@@ -117,7 +124,13 @@ class Node:
             self.signing_key,
             head_every_entries=self.settings.log_head_every_entries,
             head_every_s=self.settings.log_head_every_s,
+            on_head=lambda log: remember_log(self.db, log),
         )
+
+    @cached_property
+    def outbox(self) -> Outbox:
+        """Log entries owed by committed state changes (see :mod:`entrepot.exchange.outbox`)."""
+        return Outbox(self.db, self.log, fault_point=self.settings.fault_point)
 
     def close(self) -> None:
         if "log" in self.__dict__:

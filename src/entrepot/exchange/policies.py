@@ -118,15 +118,17 @@ class Policies:
             record.digest = policy.digest
             record.set_by = actor.name
             record.set_at = now
-        Ledger(self.node.db).set_cap(dataset_id, policy.dataset_epsilon_cap, actor=actor.name)
-        self.node.log.append(
-            make_entry(
-                Kind.POLICY,
-                actor.name,
-                dataset=str(ref),
-                digest=policy.digest,
-                epsilon_cap=str(policy.dataset_epsilon_cap),
-                max_epsilon_per_query=str(policy.max_epsilon_per_query),
+            self.node.outbox.stage(
+                session,
+                make_entry(
+                    Kind.POLICY,
+                    actor.name,
+                    dataset=str(ref),
+                    digest=policy.digest,
+                    epsilon_cap=str(policy.dataset_epsilon_cap),
+                    max_epsilon_per_query=str(policy.max_epsilon_per_query),
+                ),
             )
-        )
+        Ledger(self.node.db).set_cap(dataset_id, policy.dataset_epsilon_cap, actor=actor.name)
+        self.node.outbox.flush()
         return PolicyInfo(str(ref), policy, True, actor.name, now)

@@ -61,12 +61,15 @@ def verify_entries(
     key: VerifyKey,
     progress: Progress | None = None,
     workers: int | None = None,
+    nodes: Callable[[list[bytes]], None] | None = None,
 ) -> VerifyReport:
     """Rehash ``records`` and check every head against them; ProofInvalid names the first fault.
 
     Checking each entry's canonical form and hashing it is spread over ``workers``
     processes (default: the CPUs, at most 4) once there is more than one chunk;
-    folding the leaves into roots stays in this process, in order.
+    folding the leaves into roots stays in this process, in order. ``nodes``, if
+    given, receives every complete Merkle node in post-order (a leaf, then the
+    parents it completes), chunk by chunk, to compare with a stored tree.
     """
     by_size: dict[int, list[TreeHead]] = {}
     previous = 0
@@ -85,12 +88,15 @@ def verify_entries(
         _match(head, EMPTY_ROOT)
     tree = CompactRange()
     for leaves in _leaf_chunks(records, workers):
+        completed: list[bytes] = []
         for leaf in leaves:
-            tree.append(leaf)
+            completed += tree.append(leaf)
             if tree.size in by_size:
                 root = tree.root()
                 for head in by_size.pop(tree.size):
                     _match(head, root)
+        if nodes is not None:
+            nodes(completed)
         if progress is not None:
             progress(tree.size)
     if by_size:

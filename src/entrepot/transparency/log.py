@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import shutil
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,17 +22,19 @@ from typing import Any
 
 from nacl.signing import SigningKey, VerifyKey
 
-from entrepot.errors import InvalidInput, ProofInvalid
+from entrepot.errors import InvalidInput, ProofInvalid, StorageCorrupt
 from entrepot.transparency.canonical import timestamp
 from entrepot.transparency.entries import Entry, Kind
 from entrepot.transparency.export import Progress, VerifyReport, verify_entries
 from entrepot.transparency.heads import TreeHead, sign_head, verify_head
 from entrepot.transparency.merkle import (
+    CompactRange,
     consistency_path,
     inclusion_path,
     leaf_hash,
     range_hash,
     verify_consistency,
+    verify_inclusion,
 )
 from entrepot.transparency.store import LogStore
 
@@ -89,7 +91,9 @@ class TransparencyLog:
         head_every_entries: int = 1000,
         head_every_s: float = 60.0,
         clock: Callable[[], datetime] | None = None,
+        on_head: Callable[[TransparencyLog], None] | None = None,
     ) -> None:
+        """``on_head`` is called, under the writer lock, after every head is stored."""
         self.path = path
         self.store = LogStore(path)
         self.signing_key = signing_key
@@ -97,6 +101,7 @@ class TransparencyLog:
         self.head_every_s = head_every_s
         self._clock = clock or (lambda: datetime.now(UTC))
         self._latest: tuple[bytes, TreeHead] | None = None
+        self._on_head = on_head
 
     @property
     def verify_key(self) -> VerifyKey:
@@ -117,7 +122,10 @@ class TransparencyLog:
 
     def append_many(self, entries: Iterable[Entry]) -> int:
         """Append entries in one durable batch; returns the index of the first."""
-        records = [entry.to_bytes() for entry in entries]
+        return self.append_encoded([entry.to_bytes() for entry in entries])
+
+    def append_encoded(self, records: Sequence[bytes]) -> int:
+        """Append entries already encoded by :meth:`Entry.to_bytes` (e.g. kept in an outbox)."""
         with self.store.locked():
             first = self.store.append(records)
             self._maybe_sign()
@@ -146,6 +154,8 @@ class TransparencyLog:
             line = head.to_bytes()
             self.store.append_head_line(line)
             self._latest = (line, head)
+            if self._on_head is not None:
+                self._on_head(self)
             return head
 
     def latest_head(self) -> TreeHead | None:
@@ -248,7 +258,19 @@ class TransparencyLog:
             latest = self.latest_head()
             head = latest if latest is not None and latest.size == size else None
         path = inclusion_path(self.store.node, index, size)
-        return InclusionProof(index, size, self.store.entry(index), path, self.root(size), head)
+        entry = self.store.entry(index)
+        root = self.root(size)
+        try:
+            verify_inclusion(
+                leaf_hash(entry), index, size, path, root if head is None else head.root
+            )
+        except ProofInvalid as error:
+            # Proofs come from tree.bin, a cache of hashes: never hand out one it spoiled.
+            raise StorageCorrupt(
+                f"the stored tree hashes give a proof of entry {index} that does not verify",
+                hint="rebuild them from the entries with `entrepot audit repair`",
+            ) from error
+        return InclusionProof(index, size, entry, path, root, head)
 
     def consistency(self, size1: int, size2: int) -> ConsistencyProof:
         self._check_size(size2)
@@ -281,16 +303,12 @@ class TransparencyLog:
     # -- whole-log operations ----------------------------------------------------
 
     def check(self, progress: Progress | None = None) -> VerifyReport:
-        """Rehash every entry and check every stored head, as an offline verifier would."""
-        report = verify_entries(self.store.entries(), self.heads(), self.verify_key, progress)
-        stored = self.root(report.entries).hex()
-        if stored != report.root:
-            raise ProofInvalid(
-                f"the stored tree hashes give root {stored[:16]}…, the entries {report.root[:16]}…",
-                hint="rebuild tree.bin: delete it and open the log again",
-                part="tree hashes",
-            )
-        return report
+        """Rehash every entry and check every stored head, as an offline verifier would,
+        and every hash stored in tree.bin against the rehashed entries."""
+        comparison = self.store.compare_tree()
+        return verify_entries(
+            self.store.entries(), self.heads(), self.verify_key, progress, nodes=comparison.feed
+        )
 
     def export(self, directory: Path) -> dict[str, Any]:
         """Copy entries and heads to ``directory`` for verification without the node."""
@@ -314,5 +332,13 @@ class TransparencyLog:
 def repair_log(path: Path) -> dict[str, Any]:
     """Move a torn tail of the log in ``path`` aside and rebuild its hashes; says what it did."""
     store = LogStore(path, repair=True)
-    store.close()
+    try:
+        comparison, tree = store.compare_tree(), CompactRange()
+        try:
+            for data in store.entries():
+                comparison.feed(tree.append(leaf_hash(data)))
+        except ProofInvalid:
+            store.recovery["rehashed"] = store.rebuild_tree()
+    finally:
+        store.close()
     return store.recovery

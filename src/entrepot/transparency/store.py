@@ -26,15 +26,15 @@ import struct
 import threading
 import weakref
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from entrepot.errors import InvalidInput, StorageCorrupt
+from entrepot.errors import InvalidInput, ProofInvalid, StorageCorrupt
 from entrepot.transparency.merkle import HASH_SIZE, CompactRange, leaf_hash
 
-__all__ = ["LogStore"]
+__all__ = ["LogStore", "TreeComparison"]
 
 _RECORD = struct.Struct(">II")
 _OFFSET = struct.Struct(">Q")
@@ -186,15 +186,33 @@ class LogStore:
         return [line for line in data.split(b"\n") if line]
 
     def last_head_line(self) -> bytes | None:
-        size = os.fstat(self._heads).st_size
-        if size == 0:
+        return self.head_line_before(self.heads_end())
+
+    def heads_end(self) -> int:
+        """The size of ``heads.jsonl`` in bytes: where the next head will start."""
+        return os.fstat(self._heads).st_size
+
+    def head_line_before(self, end: int) -> bytes | None:
+        """The head line that ends at byte ``end`` of ``heads.jsonl`` (None before the first)."""
+        end = min(end, self.heads_end())
+        if end == 0:
             return None
-        back = min(size, 4096)
-        tail = os.pread(self._heads, back, size - back).rstrip(b"\n")
-        while b"\n" not in tail and back < size:
-            back = min(size, back * 2)
-            tail = os.pread(self._heads, back, size - back).rstrip(b"\n")
+        back = min(end, 4096)
+        tail = os.pread(self._heads, back, end - back).rstrip(b"\n")
+        while b"\n" not in tail and back < end:
+            back = min(end, back * 2)
+            tail = os.pread(self._heads, back, end - back).rstrip(b"\n")
         return tail.rsplit(b"\n", 1)[-1]
+
+    def compare_tree(self) -> TreeComparison:
+        """A comparison of ``tree.bin`` with hashes recomputed elsewhere, fed in order."""
+        return TreeComparison(self._tree)
+
+    def rebuild_tree(self) -> int:
+        """Recompute all of ``tree.bin`` from the entries; returns the leaves rehashed."""
+        with self.locked():
+            os.ftruncate(self._tree, 0)
+            return self._rebuild_tree(self.size)
 
     # -- writing -----------------------------------------------------------------
 
@@ -383,6 +401,35 @@ class LogStore:
                 hint="the file was altered on disk; restore it from an export or a backup",
             )
         return data, _RECORD.size + length
+
+
+class TreeComparison:
+    """Compares ``tree.bin`` with its post-order hashes as recomputed from the entries."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+        self._position = 0
+        self._base = 0
+        self._chunk = b""
+
+    def feed(self, nodes: Iterable[bytes]) -> None:
+        """The next recomputed nodes; ProofInvalid at the first stored one that differs."""
+        for expected in nodes:
+            at = (self._position - self._base) * HASH_SIZE
+            if at >= len(self._chunk):
+                self._base, at = self._position, 0
+                self._chunk = os.pread(self._fd, _READ_CHUNK, self._position * HASH_SIZE)
+            if self._chunk[at : at + HASH_SIZE] != expected:
+                raise self._differs()
+            self._position += 1
+
+    def _differs(self) -> ProofInvalid:
+        return ProofInvalid(
+            f"tree.bin differs at node {self._position} from the hashes of the entries: "
+            "proofs served from it would not verify",
+            hint="rebuild it from the entries with `entrepot audit repair`",
+            part="tree hashes",
+        )
 
 
 def _write_all(fd: int, data: bytes | bytearray) -> None:

@@ -19,14 +19,14 @@ from __future__ import annotations
 import io
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 import pyarrow.parquet as pq
 from sqlalchemy import func, select
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import Session, selectinload
 
 from entrepot._text import check_text
 from entrepot.engine.units import HIDDEN_PREFIX, is_hidden, write_unit_columns
@@ -57,7 +57,10 @@ from entrepot.vault.refs import (
 if TYPE_CHECKING:
     from entrepot.vault.local import LocalVault
 
-__all__ = ["publish"]
+__all__ = ["OnCommit", "publish"]
+
+# Called inside the transaction that adds a version, with the new version.
+OnCommit = Callable[[Session, VersionInfo], None]
 
 _COPY_CHUNK = 4 * 1024 * 1024
 # The suffix of an uploaded file's name is kept (it tells the format), if it is sane.
@@ -147,8 +150,14 @@ def publish(
     data: BinaryIO,
     *,
     progress: Progress | None = None,
+    on_commit: OnCommit | None = None,
 ) -> Published:
-    """Validate ``data`` and add it to the catalog as the dataset's next version."""
+    """Validate ``data`` and add it to the catalog as the dataset's next version.
+
+    ``on_commit`` runs inside the transaction that adds the version, with the new
+    version: what must exist if and only if the version does (its log entry, staged
+    in the outbox) is written there.
+    """
     step = progress or _no_progress
     settings = vault.settings
     ref = _resolve(vault, request)
@@ -173,7 +182,7 @@ def publish(
         _refuse_invalid(request, validation.report)
         if request.admit is not None:
             request.admit(ref, validation.report.rows_valid)
-        info = _write(vault, request, ref, validation, report, step)
+        info = _write(vault, request, ref, validation, report, step, on_commit)
     fault(settings.fault_point, "after-commit")
     return Published(info, report, validation.report.rows_total, validation.report.rows_invalid)
 
@@ -204,6 +213,7 @@ def _write(
     validation: Validation,
     report: dict[str, Any],
     step: Progress,
+    on_commit: OnCommit | None,
 ) -> VersionInfo:
     """Write the version's files under temporary names, durably, then commit them."""
     armed = vault.settings.fault_point
@@ -258,6 +268,7 @@ def _write(
             rows_rejected=invalid,
             report=report,
             quality=quality,
+            on_commit=on_commit,
         )
 
 
@@ -281,6 +292,7 @@ def _commit(
     rows_rejected: int,
     report: dict[str, Any],
     quality: dict[str, Any],
+    on_commit: OnCommit | None,
 ) -> VersionInfo:
     """Under the commit lock: number the version, rename its files, insert its row."""
     armed = vault.settings.fault_point
@@ -340,6 +352,9 @@ def _commit(
             )
             session.add(version)
             session.flush()
+            info = version_info(dataset, version)
+            if on_commit is not None:
+                on_commit(session, info)
             fault(armed, "before-commit")
         except BaseException:
             # Still under the lock: these names are ours until the transaction ends.
@@ -347,4 +362,4 @@ def _commit(
                 if path is not None:
                     path.unlink(missing_ok=True)
             raise
-        return version_info(dataset, version)
+        return info

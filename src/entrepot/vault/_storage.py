@@ -29,6 +29,7 @@ from entrepot.errors import InvalidInput
 
 __all__ = [
     "FAULT_POINTS",
+    "OUTBOX_FAULT_POINTS",
     "TEMP_PREFIX",
     "check_fault_point",
     "fault",
@@ -56,13 +57,17 @@ FAULT_POINTS = (
     "before-commit",
     "after-commit",
 )
+# Points between a state change's commit and its log entry, in the exchange's outbox
+# (publishes, grants, revocations, account and policy changes).
+OUTBOX_FAULT_POINTS = ("outbox-committed", "outbox-claimed", "outbox-appended")
 
 
 def check_fault_point(point: str | None) -> None:
-    if point is not None and point not in FAULT_POINTS:
+    known = FAULT_POINTS + OUTBOX_FAULT_POINTS
+    if point is not None and point not in known:
         raise InvalidInput(
             f"unknown fault point {point!r}",
-            hint=f"set ENTREPOT_FAULT_POINT to one of: {', '.join(FAULT_POINTS)}, or unset it",
+            hint=f"set ENTREPOT_FAULT_POINT to one of: {', '.join(known)}, or unset it",
         )
 
 

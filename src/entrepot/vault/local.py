@@ -15,7 +15,7 @@ and a file no row names never outlives the next publish.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
 import pyarrow.parquet as pq
 from sqlalchemy import select, text
@@ -30,6 +30,9 @@ from entrepot.vault._storage import check_fault_point, hash_file, sweep_temp_fil
 from entrepot.vault.models import Dataset, Provider, Version, as_utc
 from entrepot.vault.protocol import AttachedView, Progress, Published, PublishRequest, VersionInfo
 from entrepot.vault.refs import DatasetRef
+
+if TYPE_CHECKING:
+    from entrepot.vault._publish import OnCommit
 
 __all__ = ["LocalVault", "version_info"]
 
@@ -101,11 +104,17 @@ class LocalVault:
     # -- publishing ---------------------------------------------------------------
 
     def publish(
-        self, request: PublishRequest, data: BinaryIO, *, progress: Progress | None = None
+        self,
+        request: PublishRequest,
+        data: BinaryIO,
+        *,
+        progress: Progress | None = None,
+        on_commit: OnCommit | None = None,
     ) -> Published:
+        """Publish ``data``; ``on_commit(session, version)`` runs in the version's transaction."""
         from entrepot.vault._publish import publish
 
-        return publish(self, request, data, progress=progress)
+        return publish(self, request, data, progress=progress, on_commit=on_commit)
 
     def recover(self) -> list[Path]:
         """Delete what crashed publishes left behind; return the deleted files.

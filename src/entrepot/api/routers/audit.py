@@ -17,6 +17,7 @@ from pydantic import BaseModel, BeforeValidator, Field
 
 from entrepot.api.auth import AnyActor, Auditor
 from entrepot.errors import InvalidInput, NotFound
+from entrepot.exchange.reconcile import reconcile
 from entrepot.transparency import Kind, TransparencyLog
 
 __all__ = ["router"]
@@ -25,7 +26,6 @@ router = APIRouter(prefix="/v1/audit", tags=["audit"])
 
 # Entries one call returns at most (the log is scanned in order).
 _ENTRIES_MAX = 1000
-# JSON Lines has no registered media type; this is the common name for it.
 # Tree sizes and indexes stay within I-JSON's exact integers (RFC 7493 section 2.2);
 # the server refuses any beyond the log's own size.
 _SIZE_MAX = 2**53 - 1
@@ -46,6 +46,7 @@ Since = Annotated[
     BeforeValidator(_date_time),
     Query(description="Only entries from this time on (RFC 3339; UTC without an offset)."),
 ]
+# JSON Lines has no registered media type; this is the common name for it.
 JSON_LINES = "application/jsonl"
 # Lines are sent in chunks of about this size: one write per line would dominate the cost.
 _CHUNK_BYTES = 64 * 1024
@@ -107,6 +108,31 @@ def entries(
         dataset=dataset, kind=None if kind is None else kind.value, since=since, limit=limit
     )
     return [EntryOut(index=index, entry=entry) for index, entry in found]
+
+
+class DifferenceOut(BaseModel):
+    what: str
+    subject: str
+    problem: str
+
+
+class ReconciliationOut(BaseModel):
+    ok: bool
+    checked: dict[str, int] = Field(description="Records compared, by kind.")
+    differences: list[DifferenceOut]
+
+
+@router.get(
+    "/reconciliation",
+    summary="The node's database against its log (auditor or operator).",
+    description="Every published version, grant change, account change and policy has its "
+    "entry, every ledger row that spent ε one answered or failed query entry and one use; "
+    "the log is no shorter than the database last saw it. Computed by the server: what it "
+    "reports, not a proof.",
+)
+def reconciliation(request: Request, _actor: Auditor) -> ReconciliationOut:
+    node = request.app.state.node
+    return ReconciliationOut.model_validate(reconcile(node.db, node.log).to_json())
 
 
 @router.get("/head", summary="The latest signed tree head.")
