@@ -9,8 +9,14 @@ the one shape of :mod:`entrepot.api.errors`; limits are on by default
 from __future__ import annotations
 
 import importlib
+import multiprocessing
+import os
+import signal
+import threading
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from multiprocessing.connection import wait
 from typing import Any, Literal
 
 import anyio.to_thread
@@ -130,6 +136,30 @@ def server_options(settings: Settings) -> dict[str, Any]:
 def from_environment() -> FastAPI:
     """App factory for ``uvicorn --factory``: settings from ``ENTREPOT_*`` variables.
 
-    ``entrepot serve --workers N`` starts N processes, each calling this.
+    ``entrepot serve --workers N`` starts N processes, each calling this; each of
+    them ends when the process that started it is gone.
     """
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        threading.Thread(
+            target=_exit_with, args=(parent.sentinel,), name="exit-with-parent", daemon=True
+        ).start()
     return create_app(Settings())
+
+
+# How long a worker whose parent died may take to finish its requests, once told to.
+_ORPHAN_GRACE_S = 10.0
+
+
+def _exit_with(sentinel: int) -> None:
+    """Shut this worker down when the serving process is gone (killed without a shutdown).
+
+    uvicorn's supervisor passes its listening socket to every worker; a SIGKILLed
+    supervisor would leave them serving, and the port taken, for ever. SIGTERM is
+    uvicorn's own graceful shutdown; a worker that has not ended after the grace
+    period is ended outright. Its query processes follow it the same way.
+    """
+    wait([sentinel])
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(_ORPHAN_GRACE_S)
+    os._exit(1)
