@@ -50,7 +50,8 @@ def open_node(tmp_path: Path, **settings: int) -> Node:
 def world(
     request: pytest.FixtureRequest, tmp_path: Path, make_world: Callable[[Node], World]
 ) -> Iterator[World]:
-    node = open_node(tmp_path, api_query_workers=request.param)
+    # One account sends every query of the races below.
+    node = open_node(tmp_path, api_query_workers=request.param, api_query_per_account=64)
     yield make_world(node)
     node.close()
 
@@ -121,7 +122,7 @@ def test_concurrent_queries_never_overspend_the_cap(world: World, serve: Serve) 
             responses = list(pool.map(ask, range(16)))
     answered = [r.json() for r in responses if r.status_code == 200]
     refused = [r.json()["error"] for r in responses if r.status_code != 200]
-    assert {error["code"] for error in refused} == {"budget_exhausted"}
+    assert {error["code"] for error in refused} == {"budget_exhausted"}, refused
     assert 0 < len(answered) < 16
     assert sum(answer["epsilon_spent"] for answer in answered) <= 1.0 + 1e-9
     assert Ledger(world.node.db).check() == []
@@ -229,7 +230,7 @@ def wait_gone(pids: list[int], wait_s: float = 30) -> list[int]:
 
 def test_workers_end_with_the_pool(node: Node) -> None:
     async def started() -> WorkerPool:
-        pool = WorkerPool(node.settings.model_copy(update={"api_query_workers": 2}))
+        pool = WorkerPool(Node.open(node.settings.model_copy(update={"api_query_workers": 2})))
         await pool.start()
         return pool
 
@@ -244,10 +245,11 @@ def test_workers_end_with_the_pool(node: Node) -> None:
 _ORPHAN = """
 import asyncio, sys
 from entrepot.api._query_workers import WorkerPool
+from entrepot.exchange.node import Node
 from entrepot.settings import Settings
 
 async def main():
-    pool = WorkerPool(Settings(home=sys.argv[1], api_query_workers=2))
+    pool = WorkerPool(Node.open(Settings(home=sys.argv[1], api_query_workers=2)))
     await pool.start()
     print(*pool.pids, flush=True)
     await asyncio.sleep(3600)
@@ -267,3 +269,83 @@ def test_workers_end_when_the_server_is_killed(node: Node) -> None:
     server.wait()
     server.stdout.close()
     assert wait_gone(pids) == []
+
+
+def test_one_account_holds_at_most_its_share_of_queries(
+    tmp_path: Path, serve: Serve, make_world: Callable[[Node], World]
+) -> None:
+    node = open_node(tmp_path, api_query_workers=1, api_query_per_account=2)
+    world = make_world(node)
+    slow_floor(node, 3000)
+    consumer = world.auth("consumer")
+    with serve(create_app(node)) as api:
+        api.get("/v1/me", headers=consumer)
+
+        def ask(i: int) -> httpx.Response:
+            return api.post(
+                "/v1/queries", json={"sql": SQL, "epsilon": 0.1 + i * 1e-6}, headers=consumer
+            )
+
+        with ThreadPoolExecutor(max_workers=5) as pool:
+            responses = list(pool.map(ask, range(5)))
+    node.close()
+    assert sorted(r.status_code for r in responses) == [200, 200, 429, 429, 429]
+    full = next(r for r in responses if r.status_code == 429)
+    assert full.json()["error"]["setting"] == "api_query_per_account"
+
+
+def test_refusals_are_screened_without_a_query_process_and_padded(
+    tmp_path: Path, serve: Serve, make_world: Callable[[Node], World]
+) -> None:
+    node = open_node(tmp_path, api_query_workers=1)
+    world = make_world(node)
+    slow_floor(node, 3000)
+    # The other consumer holds no grant on this dataset: every query of its is refused.
+    outsider = world.auth("other-consumer")
+    app = create_app(node)
+    with serve(app) as api:
+        api.get("/v1/me", headers=outsider)
+        pool: WorkerPool = app.state.query_runner
+        refused: list[httpx.Response] = []
+
+        def ask(i: int) -> None:
+            body = {"sql": SQL, "epsilon": 0.1 + i * 1e-6}
+            refused.append(api.post("/v1/queries", json=body, headers=outsider))
+
+        senders = [threading.Thread(target=ask, args=(i,)) for i in range(4)]
+        for sender in senders:
+            sender.start()
+        while len(query_outcomes(node.settings)) < 4:
+            time.sleep(0.05)
+        # Logged, padded to the 3 s floor, and no query process was asked for.
+        assert not refused
+        assert pool.in_flight == 0
+        for sender in senders:
+            sender.join()
+    node.close()
+    assert [r.status_code for r in refused] == [403] * 4
+    assert {r.json()["error"]["clause"] for r in refused} == {"grant"}
+
+
+def test_an_account_past_its_refusals_gets_429_and_floods_no_log(
+    tmp_path: Path, serve: Serve, make_world: Callable[[Node], World]
+) -> None:
+    node = open_node(tmp_path, api_query_workers=0, api_refusals_per_minute=1)
+    world = make_world(node)
+    slow_floor(node, 0)
+    outsider = world.auth("other-consumer")
+    with serve(create_app(node)) as api:
+        statuses = [
+            api.post("/v1/queries", json={"sql": SQL}, headers=outsider).status_code
+            for _ in range(22)
+        ]
+        limited = api.post("/v1/queries", json={"sql": SQL}, headers=outsider)
+        answered = api.post("/v1/queries", json={"sql": SQL}, headers=world.auth("consumer"))
+    refusals = query_outcomes(node.settings)
+    node.close()
+    assert statuses[:20] == [403] * 20
+    assert set(statuses[20:]) == {429}
+    assert limited.json()["error"]["setting"] == "api_refusals_per_minute"
+    assert int(limited.headers["Retry-After"]) >= 1
+    assert answered.status_code == 200, answered.text
+    assert [outcome for outcome, _ in refusals].count("refused") == 20

@@ -10,15 +10,25 @@ import sys
 from datetime import date, timedelta
 from pathlib import Path
 
+import duckdb
 import pytest
 
 import entrepot
-from entrepot.errors import BudgetExhausted, ContractViolation, PolicyViolation
+from entrepot.engine import DuckDBEngine
+from entrepot.errors import (
+    BudgetExhausted,
+    ContractViolation,
+    NotFound,
+    PolicyViolation,
+    QueryFailed,
+)
 from entrepot.exchange.accounts import LOCAL, Accounts, Actor
 from entrepot.exchange.contracts import Contracts
+from entrepot.exchange.metering import Metering
 from entrepot.exchange.node import Node
 from entrepot.exchange.policies import Policies
 from entrepot.exchange.query import Queries
+from entrepot.privacy.ledger import COMPLETED, Ledger
 from entrepot.standards import codelist, get
 from entrepot.transparency import verify_opening, verify_receipt
 from entrepot.vault import LocalVault, OnError, PublishRequest, add_provider
@@ -213,3 +223,42 @@ def test_python_api_connect_returns_interval_columns(exchange: tuple) -> None:
         left = {b.dataset_id: b.epsilon_left for b in ex.budgets()}
     assert {"district", "visits", "visits_lo", "visits_hi", "avg_cost_lo"} <= set(frame.columns)
     assert list(left.values()) == [pytest.approx(1.75)]
+
+
+def test_a_failure_after_reading_is_charged_logged_metered_and_names_no_cause(
+    exchange: tuple, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    node, consumer, _ = exchange
+
+    def out_of_memory(*_: object, **__: object) -> None:
+        # An engine fault after the rows were read, quoting a stored value.
+        raise duckdb.OutOfMemoryException("could not allocate for 'P-00042'")
+
+    monkeypatch.setattr(DuckDBEngine, "execute", out_of_memory)
+    size = node.log.size
+    with pytest.raises(QueryFailed) as failed:
+        Queries(node).run(consumer, SQL, epsilon=0.5)
+    assert failed.value.status == 500
+    assert "P-00042" not in failed.value.message + failed.value.hint
+    assert node.log.size == size + 1
+    _, entry = node.log.search(kind="query")[-1]
+    assert (entry["outcome"], entry["epsilon"]) == ("failed", "0.5")
+    (spent,) = Ledger(node.db).entries(consumer_id=consumer.org_id)
+    assert spent.state == COMPLETED
+    month = spent.finished_at.strftime("%Y-%m")
+    (line,) = Metering(node.db, node.settings).invoice(consumer, month).lines
+    assert (line.uses, line.epsilon) == (1, pytest.approx(0.5))
+
+
+def test_a_query_naming_an_unknown_dataset_is_refused_and_logged(exchange: tuple) -> None:
+    node, consumer, _ = exchange
+    size = node.log.size
+    with pytest.raises(NotFound):
+        Queries(node).run(consumer, "SELECT COUNT(*) FROM nobody.nothing", epsilon=0.5)
+    assert node.log.size == size + 1
+    _, entry = node.log.search(kind="query")[-1]
+    assert (entry["outcome"], entry["rule"], entry["epsilon"]) == (
+        "refused",
+        "unknown_dataset",
+        "0",
+    )
