@@ -136,6 +136,18 @@ class Settings(BaseSettings):
         description="Private queries one API worker holds waiting for a free query process; "
         "beyond it the API answers 429.",
     )
+    api_query_per_account: int = Field(
+        4,
+        ge=1,
+        description="Private queries one account may have running or waiting on one API "
+        "worker; beyond it the API answers 429, so no account takes every query process.",
+    )
+    api_refusals_per_minute: float = Field(
+        60.0,
+        gt=0,
+        description="Refused private queries one account may have per minute (after a "
+        "burst of 20); beyond it its queries answer 429 unscreened and unlogged.",
+    )
     client_config: Path = Field(
         Path.home() / ".config" / "entrepot" / "remote.json",
         description="Where `entrepot login` keeps the server URL and token (mode 0600).",
