@@ -100,7 +100,9 @@ def private_dir(directory: Path) -> Path:
     for path in reversed(missing):
         with suppress(FileExistsError):
             path.mkdir(mode=PRIVATE_DIR)
-    os.chmod(directory, PRIVATE_DIR)
+    # A home on a read-only mount, or another user's, is opened as it is.
+    with suppress(PermissionError):
+        os.chmod(directory, PRIVATE_DIR)
     for path in missing:
         os.chmod(path, PRIVATE_DIR)
     return directory
