@@ -26,7 +26,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from entrepot.api.limits import AuthGuard
 from entrepot.errors import Forbidden, Unauthorized
-from entrepot.exchange.accounts import Accounts, Actor, Role
+from entrepot.exchange.accounts import Accounts, Actor, Role, token_id_of
 
 __all__ = [
     "AnyActor",
@@ -65,18 +65,25 @@ async def current_actor(
         )
     token = credentials.credentials
     accounts = accounts_of(request)
+    token_id = token_id_of(token)
+    if token_id is None:
+        raise Unauthorized(
+            "the API token is malformed",
+            hint="a token looks like ent_<12 hex digits>_<43 characters>; copy it whole",
+        )
+    if accounts.is_cached(token):
+        # A primary-key read, for revocation, and no check.
+        found = await anyio.to_thread.run_sync(accounts.recall, token)
+        if isinstance(found, Actor):
+            return found
     guard: AuthGuard = request.app.state.auth_guard
     address = request.client.host if request.client else "unknown"
-    try:
+    # Admission is decided on the event loop before any read: a refused guess costs
+    # neither a thread, nor a database read, nor the memory of a check.
+    async with guard.attempt(token_id, address):
         found = await anyio.to_thread.run_sync(accounts.recall, token)
-    except Unauthorized:
-        guard.failed(address)
-        raise
-    if isinstance(found, Actor):
-        return found
-    # Waiting for a check happens here, on the event loop: a flood of guesses holds
-    # neither a thread nor the memory of a check.
-    async with guard.attempt(found.token_id, address):
+        if isinstance(found, Actor):
+            return found
         return await anyio.to_thread.run_sync(accounts.verify, found, token)
 
 

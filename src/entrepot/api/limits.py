@@ -206,11 +206,11 @@ def _retry_after(wait: float) -> int:
 class AuthGuard:
     """What an API worker may spend on tokens it has not verified yet.
 
-    ``attempt`` is entered around each Argon2id check. Every failed authentication
-    (``failed``, or an attempt that ends in :class:`Unauthorized`) spends one token of
-    the buckets of its token id and its client address; an attempt charges both
-    before it runs, so a burst of parallel guesses is cut at the burst, and a success
-    gives both back.
+    ``attempt`` is entered around the authentication of each token that is not
+    cached. It charges the buckets of the token id and of the client address before
+    anything runs, so a burst of parallel guesses is cut at the burst; an attempt
+    that ends in :class:`Unauthorized` (a wrong secret, an unknown, expired or
+    revoked token) keeps the charge, any other gives it back.
     """
 
     def __init__(self, settings: Settings) -> None:
@@ -221,10 +221,6 @@ class AuthGuard:
         self.wait_s = settings.auth_verify_wait_s
         # Made on first use, inside the server's event loop.
         self._slots: anyio.Semaphore | None = None
-
-    def failed(self, address: str) -> None:
-        """A failure that needed no check (an unknown, expired or revoked token)."""
-        self.by_address.take(address)
 
     @asynccontextmanager
     async def attempt(self, token_id: str, address: str) -> AsyncIterator[None]:

@@ -555,6 +555,13 @@ class Accounts:
         found = self.recall(token)
         return found if isinstance(found, Actor) else self.verify(found, token)
 
+    def is_cached(self, token: str) -> bool:
+        """Whether ``token`` was verified lately, so that :meth:`recall` will not need
+        :meth:`verify`; in memory only (the revocation read is :meth:`recall`'s)."""
+        if self.settings.token_cache_ttl_s <= 0:
+            return False
+        return self._verified.get(hashlib.sha256(token.encode()).digest()) is not None
+
     def recall(self, token: str) -> Actor | Unverified:
         """A cached token's actor, or what :meth:`verify` needs; no Argon2id check here.
 
