@@ -280,6 +280,10 @@ def verify(
 ) -> None:
     """Check the log is append-only since an earlier head, or rehash all of it.
 
+    Rehashing also checks tree.bin and compares node.db with the log: every version,
+    grant change, account change and policy has its entry, every ε spent its query
+    entry and its use. What only a head saved elsewhere can show is printed too.
+
     Logged in, the heads, proofs and entries are fetched and checked here, with
     --node-key, else the key of the earlier head, else the key the server's heads
     name (printed: compare it with one you trust). --full needs an auditor or
