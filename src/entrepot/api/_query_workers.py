@@ -155,35 +155,45 @@ class QueryRunner(ABC):
         render: Render,
     ) -> bytes:
         """The coordinator's result for ``actor``, rendered by ``render``; or its error."""
-        self._limit_refusals(actor)
-        floor = Floor()
+        # A refusal's token is taken before screening, so parallel queries cannot all
+        # pass the check before the first refusal counts; anything else gives it back.
+        self._take_refusal(actor)
+        refused = False
         try:
-            await anyio.to_thread.run_sync(
-                partial(
-                    self.queries.screen, actor, sql, epsilon=epsilon, purpose=purpose, floor=floor
+            floor = Floor()
+            try:
+                await anyio.to_thread.run_sync(
+                    partial(
+                        self.queries.screen,
+                        actor,
+                        sql,
+                        epsilon=epsilon,
+                        purpose=purpose,
+                        floor=floor,
+                    )
                 )
-            )
-        except EntrepotError as refusal:
-            self._refused(actor, refusal.status)
-            await asyncio.sleep(floor.rest_s())
-            raise
-        admitted = self._admit(actor)
-        try:
-            kind, payload, rest_s = await self._outcome(
-                Call(actor, sql, epsilon, purpose, render), admitted
-            )
-            if kind == "error":
-                self._refused(actor, from_body(payload).status)
-            await asyncio.sleep(rest_s)
+            except EntrepotError as refusal:
+                refused = 400 <= refusal.status < 500
+                await asyncio.sleep(floor.rest_s())
+                raise
+            admitted = self._admit(actor)
+            try:
+                kind, payload, rest_s = await self._outcome(
+                    Call(actor, sql, epsilon, purpose, render), admitted
+                )
+                refused = kind == "error" and 400 <= from_body(payload).status < 500
+                await asyncio.sleep(rest_s)
+            finally:
+                admitted.done()
         finally:
-            admitted.done()
+            if not refused:
+                with self._lock:
+                    self._refusals.give_back(actor.name)
         return _unwrap(kind, payload)
 
-    def _limit_refusals(self, actor: Actor) -> None:
+    def _take_refusal(self, actor: Actor) -> None:
         with self._lock:
             wait = self._refusals.take(actor.name)
-            if not wait:
-                self._refusals.give_back(actor.name)
         if wait:
             raise QueueFull(
                 f"{actor.name} had more private queries refused than "
@@ -192,12 +202,6 @@ class QueryRunner(ABC):
                 hint=f"fix the queries the last refusals named, and retry in {math.ceil(wait)} s",
                 retry_after_s=math.ceil(wait),
             )
-
-    def _refused(self, actor: Actor, status: int) -> None:
-        """Count a refusal (a 4xx of the coordinator) against the account's allowance."""
-        if 400 <= status < 500:
-            with self._lock:
-                self._refusals.take(actor.name)
 
     @abstractmethod
     async def _outcome(self, call: Call, admitted: Admitted) -> Outcome:
