@@ -211,13 +211,15 @@ def test_contract_and_account_changes_reach_the_transparency_log(market: Market)
     contracts.expire_due()
     entries = [entry for _, entry in log.entries()]
     kinds = [(e["kind"], e["change"], e["actor"]) for e in entries]
+    # A request gives no access: it stays between the parties, out of the public log.
     assert kinds == [
         ("account", "created", "local"),
-        ("grant", "requested", "org:city-health-bureau"),
         ("grant", "granted", "org:riverside-hospitals"),
         ("grant", "expired", "system"),
     ]
-    assert entries[2]["dataset"] == market.dataset
-    assert entries[2]["epsilon"] == "2"
-    assert entries[2]["grant"] == "GRANT-1"
+    assert entries[1]["dataset"] == market.dataset
+    assert entries[1]["epsilon"] == "2"
+    assert entries[1]["grant"] == "GRANT-1"
+    assert (entries[1]["max_queries"], entries[1]["valid_until"]) == (10, "2026-11-30")
+    assert "request" not in entries[1]
     assert token.secret not in json.dumps(entries)
