@@ -79,6 +79,7 @@ def create_app(node_or_settings: Node | Settings) -> FastAPI:
             yield
         finally:
             app.state.query_runner = None
+            app.state.auth_guard.close()
             await anyio.to_thread.run_sync(runner.close)
             if owned:
                 node.close()

@@ -84,7 +84,7 @@ async def current_actor(
         found = await anyio.to_thread.run_sync(accounts.recall, token)
         if isinstance(found, Actor):
             return found
-        return await anyio.to_thread.run_sync(accounts.verify, found, token)
+        return await guard.check(accounts.verify, found, token)
 
 
 def require_role(*roles: Role) -> Callable[[Actor], Actor]:

@@ -24,13 +24,19 @@ The first two are plain ASGI middleware so they run before any body is parsed:
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import math
+import os
+import threading
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -44,6 +50,9 @@ __all__ = ["AuthGuard", "BodySizeLimit", "RateLimit", "TokenBuckets", "TooManyAt
 
 # Buckets kept in memory at most; the least recently seen client is forgotten first.
 _MAX_BUCKETS = 10_000
+# Nice value of the threads that run Argon2id checks (0 is the default, 19 the lowest).
+_CHECK_NICE = 10
+_T = TypeVar("_T")
 
 
 class _TooLarge(LimitExceeded):
@@ -199,6 +208,14 @@ class RateLimit:
         await response(scope, receive, send)
 
 
+def _lower_priority() -> None:
+    # Linux keeps a nice value per thread, and Argon2id's lanes are threads this one
+    # starts, which inherit it: checks then yield the CPU to requests already
+    # authenticated. Measured with benchmarks/auth_flood.py (see RESULTS.md).
+    with contextlib.suppress(OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), _CHECK_NICE)
+
+
 def _retry_after(wait: float) -> int:
     return max(1, math.ceil(wait))
 
@@ -221,6 +238,19 @@ class AuthGuard:
         self.wait_s = settings.auth_verify_wait_s
         # Made on first use, inside the server's event loop.
         self._slots: anyio.Semaphore | None = None
+        self._checks = ThreadPoolExecutor(
+            max_workers=self.concurrency,
+            thread_name_prefix="entrepot-token-check",
+            initializer=_lower_priority,
+        )
+
+    async def check(self, function: Callable[..., _T], *args: Any) -> _T:
+        """Run an Argon2id check in the guard's own threads, at a lower CPU priority."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._checks, function, *args)
+
+    def close(self) -> None:
+        self._checks.shutdown(wait=False, cancel_futures=True)
 
     @asynccontextmanager
     async def attempt(self, token_id: str, address: str) -> AsyncIterator[None]:
