@@ -26,6 +26,10 @@ class Format(StrEnum):
     CSV = "csv"
 
 
+def _rows(count: int | None) -> str:
+    return "—" if count is None else str(count)
+
+
 def _render(invoice: dict[str, Any]) -> None:
     by_consumer = invoice["role"] == "provider"
     rows = [
@@ -35,13 +39,13 @@ def _render(invoice: dict[str, Any]) -> None:
             line["action"],
             line["uses"],
             f"{line['epsilon']:g}",
-            line["rows_scanned"],
+            _rows(line["rows_scanned"]),
             line["amount"],
         ]
         for line in invoice["lines"]
     ]
     total = invoice["total"]
-    totals = [total["uses"], f"{total['epsilon']:g}", total["rows_scanned"], total["amount"]]
+    totals = [total["uses"], f"{total['epsilon']:g}", _rows(total["rows_scanned"]), total["amount"]]
     rows.append(["total", "", "", *totals])
     who = "consumer" if by_consumer else "dataset"
     head = ["grant", who, "action", "uses", "ε", "rows scanned", f"amount ({invoice['currency']})"]

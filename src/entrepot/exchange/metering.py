@@ -68,7 +68,9 @@ class InvoiceLine:
     action: str
     uses: int
     epsilon_nano: int
-    rows_scanned: int
+    # None on a consumer's invoice: the rows a query scanned are its version's exact
+    # row count, which only the provider and operators may see (docs/privacy.md).
+    rows_scanned: int | None
     amount_cents: int
 
     @property
@@ -89,6 +91,7 @@ class Invoice:
     month: str
     currency: str
     lines: tuple[InvoiceLine, ...]
+    rows_shown: bool = True  # False on a consumer's invoice, see InvoiceLine.rows_scanned
 
     @property
     def uses(self) -> int:
@@ -99,8 +102,10 @@ class Invoice:
         return from_nano(sum(line.epsilon_nano for line in self.lines))
 
     @property
-    def rows_scanned(self) -> int:
-        return sum(line.rows_scanned for line in self.lines)
+    def rows_scanned(self) -> int | None:
+        if not self.rows_shown:
+            return None
+        return sum(line.rows_scanned or 0 for line in self.lines)
 
     @property
     def amount(self) -> Decimal:
@@ -149,7 +154,7 @@ class Invoice:
                     line.action,
                     line.uses,
                     repr(line.epsilon),
-                    line.rows_scanned,
+                    "" if line.rows_scanned is None else line.rows_scanned,
                     f"{line.amount:.2f}",
                     self.currency,
                 ]
@@ -163,7 +168,7 @@ class Invoice:
                 "",
                 self.uses,
                 repr(self.epsilon),
-                self.rows_scanned,
+                "" if self.rows_scanned is None else self.rows_scanned,
                 f"{self.amount:.2f}",
                 self.currency,
             ]
@@ -234,6 +239,7 @@ class Metering:
                 )
                 .order_by(Budget.grant_id, LedgerEntry.action)
             )
+            figures = org.kind == Role.PROVIDER or actor.administers
             if org.kind == Role.CONSUMER:
                 query = query.where(LedgerEntry.consumer_id == org.id)
             else:
@@ -247,9 +253,9 @@ class Metering:
                     action=row[4],
                     uses=int(row[5]),
                     epsilon_nano=int(row[6]),
-                    rows_scanned=int(row[7]),
+                    rows_scanned=int(row[7]) if figures else None,
                     amount_cents=int(row[8]),
                 )
                 for row in session.execute(query)
             )
-            return Invoice(org.slug, org.kind, month, self.settings.currency, lines)
+            return Invoice(org.slug, org.kind, month, self.settings.currency, lines, figures)

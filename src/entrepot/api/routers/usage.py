@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import PlainTextResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from entrepot.api.auth import AnyActor
 from entrepot.api.routers.catalog import SLUG
@@ -43,14 +43,20 @@ class LineOut(BaseModel):
     action: str
     uses: int
     epsilon: float
-    rows_scanned: int
+    rows_scanned: int | None = Field(
+        description="Rows the uses read: for the provider and operators only (null for "
+        "a consumer, as it is a version's exact row count)."
+    )
     amount: str
 
 
 class TotalOut(BaseModel):
     uses: int
     epsilon: float
-    rows_scanned: int
+    rows_scanned: int | None = Field(
+        description="Rows the uses read: for the provider and operators only (null for "
+        "a consumer, as it is a version's exact row count)."
+    )
     amount: str
 
 
