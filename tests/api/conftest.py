@@ -20,10 +20,10 @@ from fastapi import FastAPI
 from entrepot import standards
 from entrepot.api import create_app
 from entrepot.exchange.accounts import LOCAL, Accounts
+from entrepot.exchange.catalog import publish_version
 from entrepot.exchange.contracts import Contracts
 from entrepot.exchange.node import Node
 from entrepot.settings import Settings
-from entrepot.vault import LocalVault
 from entrepot.vault.protocol import PublishRequest
 from entrepot.vault.providers import add_provider
 
@@ -127,9 +127,8 @@ def visits_csv(path: Path, rows: int, seed: int = 7) -> Path:
 
 def build_world(node: Node, rows: int = 300, epsilon: float = 5.0) -> World:
     world = World(node)
-    accounts = Accounts(node.db, node.settings)
-    contracts = Contracts(node.db, node.settings)
-    vault = LocalVault.of(node)
+    accounts = Accounts(node.db, node.settings, log=node.log)
+    contracts = Contracts(node.db, node.settings, log=node.log)
     for slug, name in (("riverside-hospitals", "Riverside"), ("harbor-clinics", "Harbor")):
         add_provider(node.db, slug, name)
     for name, (role, org) in ACCOUNTS.items():
@@ -139,7 +138,8 @@ def build_world(node: Node, rows: int = 300, epsilon: float = 5.0) -> World:
     for ref in DATASETS.values():
         provider, dataset = ref.split("/")
         with source.open("rb") as data:
-            vault.publish(
+            publish_version(
+                node,
                 PublishRequest(
                     provider=provider,
                     standard=standards.get("health.visit"),

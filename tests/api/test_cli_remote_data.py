@@ -310,6 +310,7 @@ def test_a_server_that_rewrote_an_entry_fails_verification(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     node.log.append_many(_entries(4))
+    node.log.sign_head()
     key = bytes(node.log.verify_key).hex()
     # Entry 2 now says 7: every signed head that covers it no longer matches.
     _rewrite_first(node.home / "log" / "entries.bin", b'"number":2', b'"number":7')

@@ -89,8 +89,9 @@ def test_the_consumer_gets_a_grant_a_private_answer_and_a_verifiable_log(tmp_pat
     assert query["refused_query"]["rule"] == "identifier"
     audit = first.data("audit")
     published = len(first.data("publish")["datasets"])
-    # The consumer's account, the request and the grant, the policy, an answer and a refusal.
-    expected = {"dataset_version": published, "account": 1, "grant": 2, "policy": 1, "query": 2}
+    # The consumer's account, the grant (requests are not public), the policy, an answer
+    # and a refusal.
+    expected = {"dataset_version": published, "account": 1, "grant": 1, "policy": 1, "query": 2}
     assert audit["kinds"] == expected
     assert audit["verified_entries"] == audit["entries"] == sum(expected.values())
     assert audit["receipt_verified_at_index"] == query["receipt_log_index"]
