@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
@@ -118,6 +119,20 @@ def test_a_success_gives_its_charge_back(tmp_path: Path, serve: Serve) -> None:
         statuses = [client.get("/v1/me", headers=bearer(token)).status_code for _ in range(5)]
     assert statuses == [200] * 5
     assert app.state.accounts.verifications == 5
+    node.close()
+
+
+def test_a_new_clients_parallel_first_requests_share_one_check(
+    tmp_path: Path, serve: Serve
+) -> None:
+    node = limited_node(tmp_path, auth_failures_burst=2, auth_address_failures_burst=2)
+    token = issue(node, "bureau")
+    app = create_app(node)
+    with serve(app) as client, ThreadPoolExecutor(max_workers=16) as pool:
+        answers = list(pool.map(lambda _: client.get("/v1/me", headers=bearer(token)), range(16)))
+    assert [a.status_code for a in answers] == [200] * 16
+    # Requests that arrived while the first check ran waited for it instead of checking.
+    assert app.state.accounts.verifications < 16
     node.close()
 
 

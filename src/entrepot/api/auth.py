@@ -17,6 +17,7 @@ that may never call an endpoint, a contract clause on the caller's own grant).
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from typing import Annotated
 
@@ -78,13 +79,17 @@ async def current_actor(
             return found
     guard: AuthGuard = request.app.state.auth_guard
     address = request.client.host if request.client else "unknown"
-    # Admission is decided on the event loop before any read: a refused guess costs
-    # neither a thread, nor a database read, nor the memory of a check.
-    async with guard.attempt(token_id, address):
-        found = await anyio.to_thread.run_sync(accounts.recall, token)
-        if isinstance(found, Actor):
-            return found
-        return await guard.check(accounts.verify, found, token)
+
+    async def verify() -> Actor:
+        # Admission is decided on the event loop before any read: a refused guess costs
+        # neither a thread, nor a database read, nor the memory of a check.
+        async with guard.attempt(token_id, address):
+            found = await anyio.to_thread.run_sync(accounts.recall, token)
+            if isinstance(found, Actor):
+                return found
+            return await guard.check(accounts.verify, found, token)
+
+    return await guard.once(hashlib.sha256(token.encode()).hexdigest(), verify)
 
 
 def require_role(*roles: Role) -> Callable[[Actor], Actor]:

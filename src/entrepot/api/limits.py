@@ -32,11 +32,12 @@ import os
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from functools import partial
+from typing import Any, TypeVar, cast
 
 import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -238,6 +239,7 @@ class AuthGuard:
         self.wait_s = settings.auth_verify_wait_s
         # Made on first use, inside the server's event loop.
         self._slots: anyio.Semaphore | None = None
+        self._pending: dict[str, asyncio.Future[Any]] = {}
         self._checks = ThreadPoolExecutor(
             max_workers=self.concurrency,
             thread_name_prefix="entrepot-token-check",
@@ -251,6 +253,25 @@ class AuthGuard:
 
     def close(self) -> None:
         self._checks.shutdown(wait=False, cancel_futures=True)
+
+    async def once(self, key: str, run: Callable[[], Awaitable[_T]]) -> _T:
+        """Run ``run`` once for the parallel callers with the same ``key`` (a digest of
+        the whole token): the first one's check, and its outcome, serve them all.
+
+        A client's first requests often go out in parallel; each would otherwise charge
+        the token id's failure budget before any succeeds and gives it back.
+        """
+        pending = self._pending.get(key)
+        if pending is None:
+            pending = asyncio.ensure_future(run())
+            self._pending[key] = pending
+            pending.add_done_callback(partial(self._settled, key))
+        return cast("_T", await asyncio.shield(pending))
+
+    def _settled(self, key: str, done: asyncio.Future[Any]) -> None:
+        self._pending.pop(key, None)
+        if not done.cancelled():
+            done.exception()  # retrieved: a caller cancelled meanwhile need not see it
 
     @asynccontextmanager
     async def attempt(self, token_id: str, address: str) -> AsyncIterator[None]:
