@@ -122,6 +122,27 @@ def test_a_success_gives_its_charge_back(tmp_path: Path, serve: Serve) -> None:
     node.close()
 
 
+def test_guesses_past_the_limit_are_refused_before_routing(tmp_path: Path, serve: Serve) -> None:
+    node = limited_node(tmp_path, auth_failures_burst=2, auth_address_failures_burst=100)
+    token = issue(node, "bureau")
+    app = create_app(node)
+    with serve(app) as client:
+        for _ in range(2):
+            assert client.get("/v1/me", headers=bearer(guessed(token))).status_code == 401
+        # No route answers this path: a 429 rather than a 404 shows the request was
+        # refused before FastAPI looked at it.
+        refused = client.get("/v1/no-such-route", headers=bearer(guessed(token)))
+        fine = client.get("/v1/me", headers=bearer(token))
+    assert refused.status_code == 429
+    assert refused.json()["error"]["setting"] == "auth_failures_burst"
+    assert int(refused.headers["Retry-After"]) >= 1
+    # Until the id's budget refills even its real secret waits, unchecked: only a token
+    # verified before the guesses passes (see the first test).
+    assert fine.status_code == 429
+    assert app.state.accounts.verifications == 2
+    node.close()
+
+
 def test_a_new_clients_parallel_first_requests_share_one_check(
     tmp_path: Path, serve: Serve
 ) -> None:

@@ -26,7 +26,7 @@ from pydantic import BaseModel
 from entrepot import __version__
 from entrepot.api import errors
 from entrepot.api._query_workers import runner_for
-from entrepot.api.limits import AuthGuard, BodySizeLimit, RateLimit
+from entrepot.api.limits import AuthGuard, BodySizeLimit, GuessGate, RateLimit
 from entrepot.exchange.accounts import Accounts
 from entrepot.exchange.node import Node
 from entrepot.settings import Settings
@@ -105,6 +105,7 @@ def create_app(node_or_settings: Node | Settings) -> FastAPI:
         burst=settings.rate_limit_burst,
         exempt=(_HEALTH,),
     )
+    app.add_middleware(GuessGate)
     app.add_middleware(
         BodySizeLimit,
         max_bytes=settings.request_body_max_bytes,

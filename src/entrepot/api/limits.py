@@ -47,7 +47,14 @@ from entrepot.errors import LimitExceeded, Unauthorized
 from entrepot.exchange.accounts import token_id_of
 from entrepot.settings import Settings
 
-__all__ = ["AuthGuard", "BodySizeLimit", "RateLimit", "TokenBuckets", "TooManyAttempts"]
+__all__ = [
+    "AuthGuard",
+    "BodySizeLimit",
+    "GuessGate",
+    "RateLimit",
+    "TokenBuckets",
+    "TooManyAttempts",
+]
 
 # Buckets kept in memory at most; the least recently seen client is forgotten first.
 _MAX_BUCKETS = 10_000
@@ -159,6 +166,16 @@ class TokenBuckets:
             return 0.0
         return (1.0 - bucket.tokens) / self.rate
 
+    def wait(self, key: str) -> float:
+        """Seconds until ``key`` has a token, spending none: 0 when it has one now."""
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            return 0.0
+        tokens = min(
+            float(self.burst), bucket.tokens + (time.monotonic() - bucket.stamp) * self.rate
+        )
+        return 0.0 if tokens >= 1.0 else (1.0 - tokens) / self.rate
+
     def give_back(self, key: str) -> None:
         """Return the token a ``take`` spent, when what it paid for turned out free."""
         bucket = self._buckets.get(key)
@@ -176,6 +193,38 @@ def _client_key(scope: Scope) -> str:
         return "t:" + hashlib.sha256(authorization).hexdigest()
     client = scope.get("client")
     return "a:" + (client[0] if client else "unknown")
+
+
+class GuessGate:
+    """Refuse a token that is not verified yet, before routing, when its id or the
+    caller's address has no failures left: the decision :meth:`AuthGuard.attempt`
+    would take, at the cost of a header read. Under a flood of guesses nearly every
+    request ends here, so FastAPI's routing and dependencies run only for the rest
+    (see benchmarks/RESULTS.md, wrong secrets for real token ids)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        refusal = _guess_refusal(scope) if scope["type"] == "http" else None
+        if refusal is None:
+            await self.app(scope, receive, send)
+            return
+        headers = {"Retry-After": str(refusal.details["retry_after_s"])}
+        await error_response(refusal, headers=headers)(scope, receive, send)
+
+
+def _guess_refusal(scope: Scope) -> TooManyAttempts | None:
+    authorization = dict(scope["headers"]).get(b"authorization", b"")
+    scheme, _, credentials = authorization.decode("latin-1").partition(" ")
+    token = credentials.strip()
+    token_id = token_id_of(token) if scheme.lower() == "bearer" else None
+    state = scope["app"].state
+    if token_id is None or state.accounts.is_cached(token):
+        return None
+    client = scope.get("client")
+    guard: AuthGuard = state.auth_guard
+    return guard.refusal(token_id, client[0] if client else "unknown")
 
 
 class RateLimit:
@@ -272,6 +321,17 @@ class AuthGuard:
         self._pending.pop(key, None)
         if not done.cancelled():
             done.exception()  # retrieved: a caller cancelled meanwhile need not see it
+
+    def refusal(self, token_id: str, address: str) -> TooManyAttempts | None:
+        """What :meth:`attempt` would refuse now for ``token_id`` from ``address``,
+        without charging anything; ``None`` when it would admit."""
+        wait = self.by_token_id.wait(token_id)
+        if wait > 0:
+            return self._refused(wait, "this token id", "auth_failures_burst")
+        wait = self.by_address.wait(address)
+        if wait > 0:
+            return self._refused(wait, "this address", "auth_address_failures_burst")
+        return None
 
     @asynccontextmanager
     async def attempt(self, token_id: str, address: str) -> AsyncIterator[None]:
