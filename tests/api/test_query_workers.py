@@ -230,7 +230,7 @@ def wait_gone(pids: list[int], wait_s: float = 30) -> list[int]:
 
 def test_workers_end_with_the_pool(node: Node) -> None:
     async def started() -> WorkerPool:
-        pool = WorkerPool(Node.open(node.settings.model_copy(update={"api_query_workers": 2})))
+        pool = WorkerPool(node.settings.model_copy(update={"api_query_workers": 2}))
         await pool.start()
         return pool
 
@@ -245,11 +245,10 @@ def test_workers_end_with_the_pool(node: Node) -> None:
 _ORPHAN = """
 import asyncio, sys
 from entrepot.api._query_workers import WorkerPool
-from entrepot.exchange.node import Node
 from entrepot.settings import Settings
 
 async def main():
-    pool = WorkerPool(Node.open(Settings(home=sys.argv[1], api_query_workers=2)))
+    pool = WorkerPool(Settings(home=sys.argv[1], api_query_workers=2))
     await pool.start()
     print(*pool.pids, flush=True)
     await asyncio.sleep(3600)
