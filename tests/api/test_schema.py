@@ -63,12 +63,15 @@ def live(
     make_world: Callable[[Node], World],
 ) -> Iterator[tuple[str, World]]:
     home = tmp_path_factory.mktemp("schema") / "node"
-    # Fuzzing sends hundreds of requests a second: the rate limit is not under test here.
+    # Fuzzing sends hundreds of requests a second, and may revoke the token it calls
+    # with: neither the rate limit nor the failure budgets are under test here.
     node = Node.init(
         Settings(
             home=home,
             rate_limit_per_s=100_000,
             rate_limit_burst=100_000,
+            auth_failures_burst=100_000,
+            auth_address_failures_burst=100_000,
             token_hash_memory_kib=1024,
         )
     )

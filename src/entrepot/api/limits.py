@@ -282,10 +282,12 @@ class AuthGuard:
     """What an API worker may spend on tokens it has not verified yet.
 
     ``attempt`` is entered around the authentication of each token that is not
-    cached. It charges the buckets of the token id and of the client address before
-    anything runs, so a burst of parallel guesses is cut at the burst; an attempt
-    that ends in :class:`Unauthorized` (a wrong secret, an unknown, expired or
-    revoked token) keeps the charge, any other gives it back.
+    cached. Once one of the ``auth_verify_concurrency`` check slots is free, it
+    charges the buckets of the token id and of the client address before anything
+    runs, so a burst of parallel guesses is cut at the burst; an attempt that ends in
+    :class:`Unauthorized` (a wrong secret, an unknown, expired or revoked token) keeps
+    the charge, any other gives it back. :class:`GuessGate` refuses, before routing,
+    what a spent budget would refuse here.
     """
 
     def __init__(self, settings: Settings) -> None:
@@ -343,20 +345,22 @@ class AuthGuard:
 
     @asynccontextmanager
     async def attempt(self, token_id: str, address: str) -> AsyncIterator[None]:
-        """Admit one Argon2id check for ``token_id`` from ``address``, or raise 429."""
+        """Admit one Argon2id check for ``token_id`` from ``address``, or raise 429.
+
+        The budgets are charged once a check slot is held, so only the checks that run
+        hold a charge: a client's many first requests from one address (or many
+        clients behind one) wait for a slot instead of spending the address's budget
+        on checks that will succeed and give it back."""
+        await self._acquire()
         wait = self.by_token_id.take(token_id)
         if wait > 0:
+            self._release()
             raise self._refused(wait, "this token id", "auth_failures_burst")
         wait = self.by_address.take(address)
         if wait > 0:
+            self._release()
             self.by_token_id.give_back(token_id)
             raise self._refused(wait, "this address", "auth_address_failures_burst")
-        try:
-            await self._acquire()
-        except TooManyAttempts:
-            self.by_token_id.give_back(token_id)
-            self.by_address.give_back(address)
-            raise
         failed = False
         try:
             yield
