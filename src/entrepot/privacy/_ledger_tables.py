@@ -45,7 +45,9 @@ __all__ = [
     "BudgetRow",
     "Cap",
     "DatasetCap",
+    "Debit",
     "Entry",
+    "Held",
     "LedgerEntry",
     "Reservation",
     "StoredAnswer",
@@ -196,19 +198,55 @@ class StoredAnswer(Base):
 
 
 @dataclass(frozen=True)
-class Reservation:
-    """ε held for one use; hand it back to :meth:`Ledger.mark_touched` / ``complete``."""
+class Debit:
+    """One debit a use asks for: ε and δ from a dataset's grant budget and its cap."""
 
-    id: int
-    budget_id: int
-    consumer_id: int
     dataset_id: int
     version: int
-    action: str
+    epsilon: float
+    delta: float = 0.0
+
+
+@dataclass(frozen=True)
+class Held:
+    """One debit as reserved: its ledger row and the budget it was taken from."""
+
+    entry_id: int
+    budget_id: int
+    dataset_id: int
+    version: int
     epsilon: float
     delta: float
     price_cents: int
-    state: str = RESERVED
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """ε held for one use, over one or several datasets; it moves as a whole.
+
+    Hand it back to :meth:`Ledger.mark_touched`, ``complete`` or ``release``. Its ``id``
+    is its first ledger row's: the one the log entry and a stored answer name.
+    """
+
+    consumer_id: int
+    action: str
+    held: tuple[Held, ...]
+
+    @property
+    def id(self) -> int:
+        return self.held[0].entry_id
+
+    @property
+    def entry_ids(self) -> tuple[int, ...]:
+        return tuple(h.entry_id for h in self.held)
+
+    @property
+    def epsilon(self) -> float:
+        return sum(h.epsilon for h in self.held)
+
+    @property
+    def price_cents(self) -> int:
+        return sum(h.price_cents for h in self.held)
 
 
 @dataclass(frozen=True)

@@ -3,10 +3,12 @@
 A query is priced from its text before any data is touched, then :meth:`Ledger.reserve`
 debits, in ONE write transaction, both the consumer's budget (from its grant) and the
 dataset's global cap (across all consumers, so pooled or fake accounts cannot exceed it),
-counts one use against the grant's maximum, and writes the ledger row. Each debit is a
-single conditional ``UPDATE ... WHERE remaining >= :cost`` whose row count is checked,
-backed by ``CHECK (remaining >= 0)``: checking in one statement and debiting in another
-let 51-61 of 64 racing 0.1-ε queries through a 1.0 budget; this way exactly 10 pass.
+counts one use against the grant's maximum, and writes the ledger row. A use that reads
+several datasets (a join) takes one such debit per dataset, all in that one transaction:
+every debit or none. Each debit is a single conditional
+``UPDATE ... WHERE remaining >= :cost`` whose row count is checked, backed by
+``CHECK (remaining >= 0)``: checking in one statement and debiting in another let 51-61
+of 64 racing 0.1-ε queries through a 1.0 budget; this way exactly 10 pass.
 
 A reservation moves ``reserved → touched → completed`` or ``reserved → released``. Only
 a reservation that never touched data can be released (refunded): a refund that depends
@@ -48,7 +50,9 @@ from entrepot.privacy._ledger_tables import (
     BudgetRow,
     Cap,
     DatasetCap,
+    Debit,
     Entry,
+    Held,
     LedgerEntry,
     Reservation,
     StoredAnswer,
@@ -71,7 +75,9 @@ __all__ = [
     "BudgetRow",
     "Cap",
     "DatasetCap",
+    "Debit",
     "Entry",
+    "Held",
     "Ledger",
     "LedgerEntry",
     "Reservation",
@@ -82,6 +88,7 @@ __all__ = [
     "price_cents",
     "to_nano",
     "utcnow",
+    "write_cap",
 ]
 
 # PostgreSQL SQLSTATEs worth retrying: serialization failure and deadlock detected.
@@ -111,60 +118,66 @@ class Ledger:
         epsilon: float,
         delta: float = 0.0,
         *,
+        also: Sequence[Debit] = (),
         action: str = "aggregate-query",
         actor: str = "",
     ) -> Reservation:
         """Hold ``epsilon`` against the grant's budget and the dataset's cap, atomically.
 
-        Raises :class:`BudgetExhausted` (``budget="grant"`` or ``"dataset"``) when either
-        has too little left, and :class:`ContractViolation` when there is no open grant,
-        it is outside its period, or its use count is exhausted. Nothing is debited then.
+        ``also`` names further datasets the same use reads (a join): each is one more
+        debit of its grant's budget and its cap, taken in the same transaction, so the
+        use holds every debit or none.
+
+        Raises :class:`BudgetExhausted` (``budget="grant"`` or ``"dataset"``) when any
+        budget or cap has too little left, and :class:`ContractViolation` when a dataset
+        has no open grant, it is outside its period, or its use count is exhausted.
+        Nothing is debited then, on any dataset.
         """
-        cost = to_nano(epsilon)
-        if not (math.isfinite(delta) and 0 <= delta < 1):
+        debits = (Debit(dataset_id, version, epsilon, delta), *also)
+        if len({d.dataset_id for d in debits}) != len(debits):
             raise InvalidInput(
-                f"δ must be in [0, 1), got {delta!r}",
-                hint="δ is a probability; use 0 for pure ε-DP",
+                "a reservation names the same dataset twice",
+                hint="one debit per dataset: add up the ε of its parts",
             )
+        for debit in debits:
+            if not (math.isfinite(debit.delta) and 0 <= debit.delta < 1):
+                raise InvalidInput(
+                    f"δ must be in [0, 1), got {debit.delta!r}",
+                    hint="δ is a probability; use 0 for pure ε-DP",
+                )
         digest = hashlib.sha256(query_text.encode()).hexdigest()
+        # Budgets first, then caps, each in dataset order, in every transaction: two
+        # reservations over the same datasets take their row locks in the same order, so
+        # PostgreSQL never deadlocks.
+        ordered = sorted(debits, key=lambda d: d.dataset_id)
 
         def attempt(session: Session) -> Reservation:
-            return self._reserve(
-                session,
-                consumer_id,
-                dataset_id,
-                version,
-                query_text,
-                digest,
-                cost,
-                delta,
-                action,
-                actor,
-            )
+            now = self.clock()
+            budgets = [self._debit_budget(session, consumer_id, d, now) for d in ordered]
+            for debit in ordered:
+                self._debit_cap(session, debit)
+            held = [
+                self._write_entry(
+                    session, consumer_id, d, b, query_text, digest, action, actor, now
+                )
+                for d, b in zip(ordered, budgets, strict=True)
+            ]
+            by_dataset = {h.dataset_id: h for h in held}
+            return Reservation(consumer_id, action, tuple(by_dataset[d.dataset_id] for d in debits))
 
         return self._retrying(attempt)
 
-    def _reserve(
-        self,
-        session: Session,
-        consumer_id: int,
-        dataset_id: int,
-        version: int,
-        query_text: str,
-        digest: str,
-        cost: int,
-        delta: float,
-        action: str,
-        actor: str,
-    ) -> Reservation:
-        now = self.clock()
+    def _debit_budget(
+        self, session: Session, consumer_id: int, debit: Debit, now: datetime
+    ) -> tuple[int, int, int]:
+        """Take ``debit`` from the consumer's open budget: (budget id, its two prices)."""
+        cost = to_nano(debit.epsilon)
         budgets = table_of(Budget)
-        # Budget first, cap second, in every transaction: PostgreSQL never deadlocks.
-        debit = (
+        row = session.execute(
             update(budgets)
             .where(
                 budgets.c.consumer_id == consumer_id,
-                budgets.c.dataset_id == dataset_id,
+                budgets.c.dataset_id == debit.dataset_id,
                 budgets.c.state == "open",
                 budgets.c.valid_from <= now,
                 budgets.c.valid_until > now,
@@ -178,21 +191,24 @@ class Ledger:
             .returning(
                 budgets.c.id, budgets.c.price_per_query_cents, budgets.c.price_per_epsilon_cents
             )
-        )
-        row = session.execute(debit).first()
+        ).first()
         if row is None:
-            self._refuse(session, consumer_id, dataset_id, cost, now)
+            self._refuse(session, consumer_id, debit.dataset_id, cost, now)
         budget_id, per_query, per_epsilon = row  # type: ignore[misc]
+        return budget_id, per_query, per_epsilon
+
+    def _debit_cap(self, session: Session, debit: Debit) -> None:
+        cost = to_nano(debit.epsilon)
         caps = table_of(DatasetCap)
         capped = session.execute(
             update(caps)
-            .where(caps.c.dataset_id == dataset_id, caps.c.remaining_nano >= cost)
+            .where(caps.c.dataset_id == debit.dataset_id, caps.c.remaining_nano >= cost)
             .values(remaining_nano=caps.c.remaining_nano - cost)
             .returning(caps.c.remaining_nano)
         ).first()
         if capped is None:
             left = session.scalar(
-                select(DatasetCap.remaining_nano).where(DatasetCap.dataset_id == dataset_id)
+                select(DatasetCap.remaining_nano).where(DatasetCap.dataset_id == debit.dataset_id)
             )
             raise BudgetExhausted(
                 f"the dataset's global ε cap has {from_nano(left or 0):g} ε left across all "
@@ -200,18 +216,33 @@ class Ledger:
                 budget="dataset",
                 hint="the cap protects the dataset from pooled budgets; only its provider "
                 "can raise it (`entrepot budget set-cap`)",
-                dataset_id=dataset_id,
+                dataset_id=debit.dataset_id,
             )
+
+    @staticmethod
+    def _write_entry(
+        session: Session,
+        consumer_id: int,
+        debit: Debit,
+        budget: tuple[int, int, int],
+        query_text: str,
+        digest: str,
+        action: str,
+        actor: str,
+        now: datetime,
+    ) -> Held:
+        cost = to_nano(debit.epsilon)
+        budget_id, per_query, per_epsilon = budget
         entry = LedgerEntry(
             budget_id=budget_id,
             consumer_id=consumer_id,
-            dataset_id=dataset_id,
-            version=version,
+            dataset_id=debit.dataset_id,
+            version=debit.version,
             action=action,
             query_text=query_text,
             query_sha256=digest,
             epsilon_nano=cost,
-            delta=delta,
+            delta=debit.delta,
             price_cents=price_cents(cost, per_query, per_epsilon),
             state=RESERVED,
             actor=actor,
@@ -219,15 +250,13 @@ class Ledger:
         )
         session.add(entry)
         session.flush()
-        return Reservation(
-            id=entry.id,
+        return Held(
+            entry_id=entry.id,
             budget_id=budget_id,
-            consumer_id=consumer_id,
-            dataset_id=dataset_id,
-            version=version,
-            action=action,
+            dataset_id=debit.dataset_id,
+            version=debit.version,
             epsilon=from_nano(cost),
-            delta=delta,
+            delta=debit.delta,
             price_cents=entry.price_cents,
         )
 
@@ -286,11 +315,11 @@ class Ledger:
             table = table_of(LedgerEntry)
             done = session.execute(
                 update(table)
-                .where(table.c.id == reservation.id, table.c.state == RESERVED)
+                .where(table.c.id.in_(reservation.entry_ids), table.c.state == RESERVED)
                 .values(state=TOUCHED, touched_at=self.clock())
                 .returning(table.c.id)
-            ).first()
-            if done is None:
+            ).all()
+            if len(done) != len(reservation.held):
                 self._expect(session, reservation, (TOUCHED,), "mark as touched")
 
         self._retrying(attempt)
@@ -302,27 +331,29 @@ class Ledger:
             table = table_of(LedgerEntry)
             done = session.execute(
                 update(table)
-                .where(table.c.id == reservation.id, table.c.state == RESERVED)
+                .where(table.c.id.in_(reservation.entry_ids), table.c.state == RESERVED)
                 .values(state=RELEASED, finished_at=self.clock())
                 .returning(table.c.epsilon_nano, table.c.budget_id, table.c.dataset_id)
-            ).first()
-            if done is None:
+            ).all()
+            if len(done) != len(reservation.held):
                 self._expect(session, reservation, (), "release")
-            cost, budget_id, dataset_id = done  # type: ignore[misc]
             budgets, caps = table_of(Budget), table_of(DatasetCap)
-            session.execute(
-                update(budgets)
-                .where(budgets.c.id == budget_id)
-                .values(
-                    epsilon_remaining_nano=budgets.c.epsilon_remaining_nano + cost,
-                    queries_remaining=budgets.c.queries_remaining + 1,
+            # The same order as reserve() takes its row locks in.
+            for cost, budget_id, _ in sorted(done, key=lambda row: row[2]):
+                session.execute(
+                    update(budgets)
+                    .where(budgets.c.id == budget_id)
+                    .values(
+                        epsilon_remaining_nano=budgets.c.epsilon_remaining_nano + cost,
+                        queries_remaining=budgets.c.queries_remaining + 1,
+                    )
                 )
-            )
-            session.execute(
-                update(caps)
-                .where(caps.c.dataset_id == dataset_id)
-                .values(remaining_nano=caps.c.remaining_nano + cost)
-            )
+            for cost, _, dataset_id in sorted(done, key=lambda row: row[2]):
+                session.execute(
+                    update(caps)
+                    .where(caps.c.dataset_id == dataset_id)
+                    .values(remaining_nano=caps.c.remaining_nano + cost)
+                )
 
         self._retrying(attempt)
 
@@ -344,11 +375,14 @@ class Ledger:
             table = table_of(LedgerEntry)
             done = session.execute(
                 update(table)
-                .where(table.c.id == reservation.id, table.c.state.in_((RESERVED, TOUCHED)))
+                .where(
+                    table.c.id.in_(reservation.entry_ids),
+                    table.c.state.in_((RESERVED, TOUCHED)),
+                )
                 .values(state=COMPLETED, rows_scanned=rows_scanned, finished_at=now)
                 .returning(table.c.id)
-            ).first()
-            if done is None:
+            ).all()
+            if len(done) != len(reservation.held):
                 self._expect(session, reservation, (), "complete")
             if answer is not None:
                 fingerprint, body = answer
@@ -398,48 +432,9 @@ class Ledger:
 
     def set_cap(self, dataset_id: int, epsilon: float, *, actor: str) -> Cap:
         """Set a dataset's global ε cap; it can never go below the ε already spent."""
-        new = to_nano(epsilon, round_up=False)
-
-        def attempt(session: Session) -> Cap:
-            caps = table_of(DatasetCap)
-            now = self.clock()
-            done = session.execute(
-                update(caps)
-                .where(
-                    caps.c.dataset_id == dataset_id, caps.c.cap_nano - caps.c.remaining_nano <= new
-                )
-                .values(
-                    cap_nano=new,
-                    remaining_nano=new - (caps.c.cap_nano - caps.c.remaining_nano),
-                    updated_by=actor,
-                    updated_at=now,
-                )
-                .returning(caps.c.dataset_id)
-            ).first()
-            if done is None:
-                row = session.get(DatasetCap, dataset_id)
-                if row is not None:
-                    spent = from_nano(row.cap_nano - row.remaining_nano)
-                    raise Conflict(
-                        f"dataset {dataset_id} has already spent {spent:g} ε; a cap of "
-                        f"{from_nano(new):g} ε would be below it",
-                        hint=f"set a cap of at least {spent:g} ε",
-                    )
-                session.add(
-                    DatasetCap(
-                        dataset_id=dataset_id,
-                        cap_nano=new,
-                        remaining_nano=new,
-                        updated_by=actor,
-                        updated_at=now,
-                    )
-                )
-                session.flush()
-            row = session.get(DatasetCap, dataset_id, populate_existing=True)
-            assert row is not None
-            return cap_view(row)
-
-        return self._retrying(attempt)
+        return self._retrying(
+            lambda session: write_cap(session, dataset_id, epsilon, actor=actor, now=self.clock())
+        )
 
     def cap(self, dataset_id: int) -> Cap | None:
         with self.db.read() as session:
@@ -576,6 +571,47 @@ class Ledger:
                 if state not in _RETRY_SQLSTATES or tries == _RETRIES:
                     raise
         raise AssertionError("unreachable")
+
+
+def write_cap(
+    session: Session, dataset_id: int, epsilon: float, *, actor: str, now: datetime
+) -> Cap:
+    """Set a dataset's global ε cap inside the caller's transaction (see :meth:`Ledger.set_cap`)."""
+    new = to_nano(epsilon, round_up=False)
+    caps = table_of(DatasetCap)
+    done = session.execute(
+        update(caps)
+        .where(caps.c.dataset_id == dataset_id, caps.c.cap_nano - caps.c.remaining_nano <= new)
+        .values(
+            cap_nano=new,
+            remaining_nano=new - (caps.c.cap_nano - caps.c.remaining_nano),
+            updated_by=actor,
+            updated_at=now,
+        )
+        .returning(caps.c.dataset_id)
+    ).first()
+    if done is None:
+        row = session.get(DatasetCap, dataset_id)
+        if row is not None:
+            spent = from_nano(row.cap_nano - row.remaining_nano)
+            raise Conflict(
+                f"dataset {dataset_id} has already spent {spent:g} ε; a cap of "
+                f"{from_nano(new):g} ε would be below it",
+                hint=f"set a cap of at least {spent:g} ε",
+            )
+        session.add(
+            DatasetCap(
+                dataset_id=dataset_id,
+                cap_nano=new,
+                remaining_nano=new,
+                updated_by=actor,
+                updated_at=now,
+            )
+        )
+        session.flush()
+    row = session.get(DatasetCap, dataset_id, populate_existing=True)
+    assert row is not None
+    return cap_view(row)
 
 
 def _backoff() -> Iterator[int]:
