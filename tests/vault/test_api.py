@@ -8,14 +8,20 @@ import entrepot.vault
 from entrepot.exchange import catalog, dcat
 
 VAULT_API = [
+    "Aggregate",
+    "Aggregated",
     "AttachedView",
     "DatasetRef",
     "LocalVault",
     "OnError",
+    "Operation",
+    "OperationKind",
+    "Outcome",
     "Progress",
     "ProviderInfo",
     "PublishRequest",
     "Published",
+    "Touched",
     "Vault",
     "VersionInfo",
     "add_provider",
@@ -48,8 +54,10 @@ def test_catalog_and_dcat_export_what_they_name() -> None:
             assert hasattr(module, name)
 
 
-def test_the_vault_protocol_has_no_paths_or_sessions_in_its_signatures() -> None:
-    for name in ("publish", "versions", "attach"):
+def test_the_vault_protocol_has_no_paths_sessions_or_engines_in_its_signatures() -> None:
+    for name in ("publish", "versions", "standard", "run"):
         signature = str(inspect.signature(getattr(entrepot.vault.Vault, name)))
         assert "Path" not in signature
         assert "Session" not in signature
+        assert "Engine" not in signature
+    assert not hasattr(entrepot.vault.Vault, "attach")

@@ -156,7 +156,12 @@ def test_a_stream_larger_than_the_upload_limit_is_refused(
     node: Node, write_visits: WriteVisits, visit_standard: Standard
 ) -> None:
     add_provider(node.db, PROVIDER, "Riverside Hospitals")
-    small = LocalVault(node.home, node.db, Settings(home=node.home, max_upload_bytes=1000))
+    small = LocalVault(
+        node.home,
+        node.db,
+        Settings(home=node.home, max_upload_bytes=1000),
+        engine=node.engine,
+    )
     with pytest.raises(LimitExceeded) as caught:
         small.publish(request(visit_standard), io.BytesIO(write_visits(100).read_bytes()))
     assert caught.value.setting == "max_upload_bytes"

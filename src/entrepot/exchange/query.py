@@ -7,7 +7,8 @@ The order of the steps is the privacy argument, so it is spelled out here once::
     3. check and price the SQL against the policy        (text + policy only)
     4. return the earlier answer, byte for byte, for a query already paid for
     5. reserve ε against the grant and the dataset cap   (one transaction)
-    6. attach the version in a locked engine, mark the reservation touched, run
+    6. ask the vault to run the plan where the data is; it marks the reservation
+       touched before it reads anything
     7. complete the reservation (metered; never refundable) and keep the answer
     8. log the answer, and sign a receipt with an inclusion proof to a tree head
 
@@ -56,7 +57,7 @@ from entrepot.transparency import (
     issue_receipt,
     make_entry,
 )
-from entrepot.vault import DatasetRef, LocalVault, VersionInfo
+from entrepot.vault import Aggregate, DatasetRef, LocalVault, Vault, VersionInfo
 
 __all__ = ["ACTION", "Floor", "Queries", "QueryResult"]
 
@@ -132,7 +133,7 @@ class Queries:
 
     def __init__(self, node: Node, *, contracts: Contracts | None = None) -> None:
         self.node = node
-        self.vault = LocalVault.of(node)
+        self.vault: Vault = LocalVault.of(node)
         self.ledger = Ledger(node.db)
         self.contracts = contracts or Contracts(node.db, node.settings, log=node.log)
         self.policies = Policies(node)
@@ -273,17 +274,19 @@ class Queries:
         self, reservation: Reservation, ref: DatasetRef, version: int, planned: Plan
     ) -> tuple[Answer, int]:
         touched = False
+
+        def touch() -> None:
+            nonlocal touched
+            self.ledger.mark_touched(reservation)
+            touched = True
+
         try:
-            with self.node.engine() as engine:
-                attached = self.vault.attach(engine, ref, version=version)
-                engine.lock([self.node.path("vaults")])
-                self.ledger.mark_touched(reservation)
-                touched = True
-                return planned.run(engine, attached.view), attached.rows
+            done = self.vault.run(Aggregate(ref, version, planned), touched=touch)
         except BaseException:
             if not touched:
                 self.ledger.release(reservation)
             raise
+        return done.answer, done.rows
 
     def _log_answer(
         self,

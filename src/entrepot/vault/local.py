@@ -14,6 +14,8 @@ and a file no row names never outlives the next publish.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
@@ -28,13 +30,23 @@ from entrepot.settings import Settings
 from entrepot.standards.schema import Standard, parse_standard
 from entrepot.vault._storage import check_fault_point, hash_file, sweep_temp_files
 from entrepot.vault.models import Dataset, Provider, Version, as_utc
-from entrepot.vault.protocol import AttachedView, Progress, Published, PublishRequest, VersionInfo
+from entrepot.vault.protocol import (
+    Aggregate,
+    Aggregated,
+    Operation,
+    Outcome,
+    Progress,
+    Published,
+    PublishRequest,
+    Touched,
+    VersionInfo,
+)
 from entrepot.vault.refs import DatasetRef
 
 if TYPE_CHECKING:
     from entrepot.vault._publish import OnCommit
 
-__all__ = ["LocalVault", "version_info"]
+__all__ = ["AttachedView", "LocalVault", "version_info"]
 
 # Any constant works: it names the one PostgreSQL advisory lock that serializes the
 # commit step of publishes and sweeps, as BEGIN IMMEDIATE does on SQLite.
@@ -45,6 +57,20 @@ class _NodeLike(Protocol):
     home: Path
     db: Database
     settings: Settings
+
+    def engine(self) -> Engine: ...
+
+
+@dataclass(frozen=True)
+class AttachedView:
+    """A version registered read-only inside this node's own engine."""
+
+    view: str
+    ref: DatasetRef
+    standard: Standard
+    version: int
+    sha256: str
+    rows: int
 
 
 def version_info(dataset: Dataset, version: Version) -> VersionInfo:
@@ -74,16 +100,24 @@ def serialize_commits(session: Session) -> None:
 class LocalVault:
     """A :class:`~entrepot.vault.protocol.Vault` over files in the node's home."""
 
-    def __init__(self, home: Path, db: Database, settings: Settings | None = None) -> None:
+    def __init__(
+        self,
+        home: Path,
+        db: Database,
+        settings: Settings | None = None,
+        *,
+        engine: Callable[[], Engine],
+    ) -> None:
         self.home = home
         self.db = db
         self.settings = settings or Settings(home=home)
+        self.engine = engine
         check_fault_point(self.settings.fault_point)
 
     @classmethod
     def of(cls, node: _NodeLike) -> LocalVault:
         """The vault of an opened :class:`~entrepot.exchange.Node`."""
-        return cls(node.home, node.db, node.settings)
+        return cls(node.home, node.db, node.settings, engine=node.engine)
 
     @property
     def vaults_dir(self) -> Path:
@@ -195,6 +229,19 @@ class LocalVault:
             view = f"{ref.sql_name.replace('.', '__')}__v{chosen.number}"
             engine.register_parquet(view, [path])
             return AttachedView(view, ref, standard, chosen.number, chosen.sha256, chosen.rows)
+
+    # -- computing ------------------------------------------------------------------
+
+    def run(self, operation: Operation, *, touched: Touched) -> Outcome:
+        """Compute ``operation`` in an engine that can read nothing but the vaults."""
+        return self._aggregate(operation, touched)
+
+    def _aggregate(self, operation: Aggregate, touched: Touched) -> Aggregated:
+        with self.engine() as engine:
+            attached = self.attach(engine, operation.ref, version=operation.version)
+            engine.lock([self.vaults_dir])
+            touched()
+            return Aggregated(operation.plan.run(engine, attached.view), attached.rows)
 
     @staticmethod
     def _pick(dataset: Dataset, ref: DatasetRef, number: int | None) -> Version:

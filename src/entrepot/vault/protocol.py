@@ -2,10 +2,16 @@
 
 :class:`~entrepot.vault.local.LocalVault` keeps the data in the node's own home; a
 remote vault speaks the same protocol over HTTP. Signatures therefore carry only
-plain values (references, standards, streams, figures): no database sessions and no
-file paths. A vault never hands out rows: it publishes them, describes them with
-public figures, and exposes them as a view inside an engine that the privacy layer
-controls.
+plain values (references, standards, streams, figures, described operations): no
+database sessions, no engines and no file paths. A vault never hands out rows: it
+publishes them, describes them with public figures, and runs a described operation
+where the data is, returning only its released result.
+
+The protocol is compute-to-data. An operation names its kind and carries what the
+holder needs to run it; the holder's engine, sandbox and files never leave it. The
+first kind is :class:`Aggregate` (a checked, priced query plan run on one version,
+with its noise added by the holder); blinding identifiers for a join and making a
+release are further kinds of :data:`Operation`, not new methods.
 """
 
 from __future__ import annotations
@@ -14,25 +20,38 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, BinaryIO, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, BinaryIO, ClassVar, Protocol, runtime_checkable
 
-from entrepot.engine import Engine
 from entrepot.standards.mapping import Mapping
 from entrepot.standards.schema import Standard
 from entrepot.vault.refs import DatasetRef
 
+if TYPE_CHECKING:
+    # Only named in annotations: a vault runs a plan it is handed, it imports no privacy.
+    from entrepot.privacy import Answer, Plan
+
 __all__ = [
-    "AttachedView",
+    "Aggregate",
+    "Aggregated",
     "OnError",
+    "Operation",
+    "OperationKind",
+    "Outcome",
     "Progress",
     "PublishRequest",
     "Published",
+    "Touched",
     "Vault",
     "VersionInfo",
 ]
 
 # Called as progress(step, done, total) while a publish runs; total 0 means unknown.
 Progress = Callable[[str, int, int], None]
+
+# Called by a vault once, right before it reads any data for an operation: from then
+# on the operation's reservation is spent whatever happens (a refund that depends on
+# what the data did would be a side channel).
+Touched = Callable[[], None]
 
 
 class OnError(StrEnum):
@@ -110,21 +129,43 @@ class Published:
         }
 
 
-@dataclass(frozen=True)
-class AttachedView:
-    """A version exposed read-only inside an engine: what the privacy layer needs."""
+class OperationKind(StrEnum):
+    """What a vault is asked to compute; each kind has one operation class."""
 
-    view: str
+    AGGREGATE = "aggregate"
+
+
+@dataclass(frozen=True)
+class Aggregate:
+    """Answer a checked, priced aggregate query on one version of one dataset.
+
+    The plan was checked against the dataset's policy and priced before any data was
+    touched; the holder runs its rewritten SQL and adds the plan's noise itself.
+    """
+
+    kind: ClassVar[OperationKind] = OperationKind.AGGREGATE
     ref: DatasetRef
-    standard: Standard
     version: int
-    sha256: str
+    plan: Plan
+
+
+@dataclass(frozen=True)
+class Aggregated:
+    """A released aggregate and the version's row count (its provider's figure)."""
+
+    answer: Answer
     rows: int
+
+
+# Every operation a vault answers, and every result it returns; a new kind (blinding
+# identifiers for a join, a release) adds one class to each.
+Operation = Aggregate
+Outcome = Aggregated
 
 
 @runtime_checkable
 class Vault(Protocol):
-    """Publish, list and attach dataset versions; never return rows."""
+    """Publish and describe dataset versions and run operations on them; never return rows."""
 
     def publish(
         self, request: PublishRequest, data: BinaryIO, *, progress: Progress | None = None
@@ -136,8 +177,10 @@ class Vault(Protocol):
         """The dataset's versions, oldest first."""
         ...
 
-    def attach(
-        self, engine: Engine, ref: DatasetRef | str, *, version: int | None = None
-    ) -> AttachedView:
-        """Register a version (default: the newest) as a read-only view in ``engine``."""
+    def standard(self, ref: DatasetRef | str) -> Standard:
+        """The standard the dataset follows: public metadata a query is checked against."""
+        ...
+
+    def run(self, operation: Operation, *, touched: Touched) -> Outcome:
+        """Compute ``operation`` where the data is; call ``touched`` before reading any."""
         ...
