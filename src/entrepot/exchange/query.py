@@ -131,9 +131,12 @@ _REFUSALS = (PolicyViolation, ContractViolation, BudgetExhausted, NotFound, Inva
 class Queries:
     """Runs consumers' private queries on one node."""
 
-    def __init__(self, node: Node, *, contracts: Contracts | None = None) -> None:
+    def __init__(
+        self, node: Node, *, contracts: Contracts | None = None, vault: Vault | None = None
+    ) -> None:
         self.node = node
-        self.vault: Vault = LocalVault.of(node)
+        # The node's own vault unless told otherwise: any Vault answers through the protocol.
+        self.vault = vault or LocalVault.of(node)
         self.ledger = Ledger(node.db)
         self.contracts = contracts or Contracts(node.db, node.settings, log=node.log)
         self.policies = Policies(node)
