@@ -14,7 +14,7 @@ import duckdb
 import pytest
 
 import entrepot
-from entrepot.engine import DuckDBEngine
+from entrepot.engine import DuckDBSession
 from entrepot.errors import (
     BudgetExhausted,
     ContractViolation,
@@ -234,7 +234,7 @@ def test_a_failure_after_reading_is_charged_logged_metered_and_names_no_cause(
         # An engine fault after the rows were read, quoting a stored value.
         raise duckdb.OutOfMemoryException("could not allocate for 'P-00042'")
 
-    monkeypatch.setattr(DuckDBEngine, "execute", out_of_memory)
+    monkeypatch.setattr(DuckDBSession, "execute", out_of_memory)
     size = node.log.size
     with pytest.raises(QueryFailed) as failed:
         Queries(node).run(consumer, SQL, epsilon=0.5)

@@ -10,7 +10,7 @@ import pytest
 from privacy_fixtures import CODES, DATASET
 from scipy import stats
 
-from entrepot.engine import DuckDBEngine
+from entrepot.engine import DuckDBEngine, EngineOptions
 from entrepot.errors import InvalidInput
 from entrepot.privacy import Gaussian, Laplace, mechanisms, parse_policy, plan
 from entrepot.standards.schema import Standard
@@ -64,13 +64,14 @@ def test_count_noise_matches_the_claimed_scale_and_intervals_cover_95_percent(
     sql = f"SELECT COUNT(DISTINCT patient_id) AS patients FROM {DATASET}"
     p = plan(sql, standard=standard, policy=policy, epsilon=0.5, codes=CODES)
     runs = 2000
-    with DuckDBEngine(threads=1) as engine:
-        engine.register_parquet("v", [visits_file])
-        truth = engine.execute(
+    options = EngineOptions((visits_file.parent,), threads=1)
+    with DuckDBEngine(options) as engine, engine.session() as session:
+        session.register_parquet("v", [visits_file])
+        truth = session.execute(
             f"SELECT COUNT(DISTINCT patient_id) AS n FROM read_parquet('{visits_file}')"
         )
         true_count = float(truth.column("n")[0].as_py())
-        exact = engine.execute(p.sql("v"))
+        exact = session.execute(p.sql("v"))
     # the exact aggregate is computed once; each release draws fresh noise on it
     answers = [p.release(exact) for _ in range(runs)]
     scale = answers[0].scales["patients"]
@@ -93,9 +94,10 @@ def test_every_estimate_lies_inside_its_interval_even_for_empty_groups(
         "WHERE visit_date < DATE '2001-01-01'"
     )
     p = plan(sql, standard=standard, policy=policy, epsilon=0.05, codes=CODES)
-    with DuckDBEngine(threads=1) as engine:
-        engine.register_parquet("v", [visits_file])
-        exact = engine.execute(p.sql("v"))
+    options = EngineOptions((visits_file.parent,), threads=1)
+    with DuckDBEngine(options) as engine, engine.session() as session:
+        session.register_parquet("v", [visits_file])
+        exact = session.execute(p.sql("v"))
     for _ in range(300):
         for row in p.release(exact).rows:
             for estimate in row.values:

@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from privacy_fixtures import CODES, DATASET, visit_standard
 
-from entrepot.engine import DuckDBEngine
+from entrepot.engine import DuckDBEngine, EngineOptions, Session
 from entrepot.errors import EntrepotError
 from entrepot.privacy import plan
 from entrepot.privacy.policy import parse_policy
@@ -53,21 +53,20 @@ def _write(path: Path, sql: str) -> Path:
 
 
 @pytest.fixture(scope="module")
-def neighbours(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[DuckDBEngine]]:
+def neighbours(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Session]]:
     folder = tmp_path_factory.mktemp("neighbours")
     files = [
         _write(folder / "with.parquet", f"{_ROWS} UNION ALL {_VICTIM}"),
         _write(folder / "without.parquet", _ROWS),
     ]
-    engines = []
-    for path in files:
-        engine = DuckDBEngine(threads=1, memory_limit="256MB")
-        engine.register_parquet("visits", [path])
-        engine.lock([folder])
-        engines.append(engine)
-    yield engines
-    for engine in engines:
-        engine.close()
+    # Two sessions of one engine, each with its own view of the same name.
+    with DuckDBEngine(EngineOptions((folder,), threads=1, memory_limit="256MB")) as engine:
+        sessions = [engine.session() for _ in files]
+        for session, path in zip(sessions, files, strict=True):
+            session.register_parquet("visits", [path])
+        yield sessions
+        for session in sessions:
+            session.close()
 
 
 _COLUMNS = ("district", "age_band", "diagnosis_group", "sex", "visit_date")
@@ -128,7 +127,7 @@ def _query(draw: st.DrawFn) -> str:
     return text
 
 
-def _outcome(sql: str, engine: DuckDBEngine) -> tuple[str, str, int]:
+def _outcome(sql: str, session: Session) -> tuple[str, str, int]:
     try:
         planned = plan(
             sql, standard=STANDARD, policy=POLICY, dataset=DATASET, epsilon=1.0, codes=CODES
@@ -136,7 +135,7 @@ def _outcome(sql: str, engine: DuckDBEngine) -> tuple[str, str, int]:
     except EntrepotError as refusal:
         return ("refused", str(refusal.details.get("rule", refusal.code)), refusal.status)
     try:
-        planned.run(engine, "visits")
+        planned.run(session, "visits")
     except EntrepotError as failure:
         return ("failed", failure.code, failure.status)
     return ("answered", "", 200)
@@ -146,7 +145,7 @@ def _outcome(sql: str, engine: DuckDBEngine) -> tuple[str, str, int]:
     max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(sql=_query())
-def test_no_outcome_depends_on_one_unit(neighbours: list[DuckDBEngine], sql: str) -> None:
+def test_no_outcome_depends_on_one_unit(neighbours: list[Session], sql: str) -> None:
     with_victim, without = neighbours
     outcome = _outcome(sql, with_victim)
     assert outcome == _outcome(sql, without), sql
@@ -165,7 +164,7 @@ def test_no_outcome_depends_on_one_unit(neighbours: list[DuckDBEngine], sql: str
     ],
 )
 def test_literals_the_engine_would_cast_a_column_for_are_refused(
-    neighbours: list[DuckDBEngine], condition: str
+    neighbours: list[Session], condition: str
 ) -> None:
     sql = f"SELECT COUNT(*) FROM {DATASET} WHERE {condition}"
     kind, rule, status = _outcome(sql, neighbours[0])

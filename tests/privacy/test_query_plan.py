@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from privacy_fixtures import CODES, DATASET, visit_standard
 
-from entrepot.engine import DuckDBEngine
+from entrepot.engine import DuckDBEngine, EngineOptions
 from entrepot.errors import EntrepotError, InvalidInput, PolicyViolation
 from entrepot.privacy import OTHER, Answer, Policy, parse_policy, plan
 from entrepot.standards.schema import Standard
@@ -34,9 +34,12 @@ def loose(**overrides: Any) -> Policy:
 
 def run(sql: str, policy: Policy, path: Path, epsilon: float = 1e8) -> Answer:
     p = plan(sql, standard=STANDARD, policy=policy, dataset=DATASET, epsilon=epsilon, codes=CODES)
-    with DuckDBEngine(threads=1) as engine:
-        engine.register_parquet("v", [path])
-        return p.run(engine, "v")
+    with (
+        DuckDBEngine(EngineOptions((path.parent,), threads=1)) as engine,
+        engine.session() as session,
+    ):
+        session.register_parquet("v", [path])
+        return p.run(session, "v")
 
 
 # -- generated data and queries ---------------------------------------------------------
@@ -218,9 +221,12 @@ def test_with_huge_epsilon_an_accepted_query_equals_the_aggregate_on_bounded_dat
 
 
 def exact_vectors(p: Any, path: Path) -> dict[str, dict[tuple[str, ...], float]]:
-    with DuckDBEngine(threads=1) as engine:
-        engine.register_parquet("v", [path])
-        table = engine.execute(p.sql("v")).to_pylist()
+    with (
+        DuckDBEngine(EngineOptions((path.parent,), threads=1)) as engine,
+        engine.session() as session,
+    ):
+        session.register_parquet("v", [path])
+        table = session.execute(p.sql("v")).to_pylist()
     out: dict[str, dict[tuple[str, ...], float]] = {q.name: {} for q in p.rewrite.quantities}
     for record in table:
         key = tuple(str(record[k]) for k in p.rewrite.keys)
@@ -414,8 +420,11 @@ def test_engine_failures_do_not_quote_stored_values(tmp_path: Path) -> None:
     pq.write_table(bad, tmp_path / "bad.parquet")
     sql = f"SELECT SUM(cost) AS s FROM {DATASET}"
     p = plan(sql, standard=STANDARD, policy=parse_policy({}, STANDARD), codes=CODES)
-    with DuckDBEngine(threads=1) as engine:
-        engine.register_parquet("v", [tmp_path / "bad.parquet"])
+    with (
+        DuckDBEngine(EngineOptions((tmp_path,), threads=1)) as engine,
+        engine.session() as session,
+    ):
+        session.register_parquet("v", [tmp_path / "bad.parquet"])
         with pytest.raises(EntrepotError) as failed:
-            p.run(engine, "v")
+            p.run(session, "v")
     assert "secret" not in str(failed.value.to_dict())

@@ -14,7 +14,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from privacy_fixtures import CODES, DATASET, visit_standard
 
-from entrepot.engine import HIDDEN_COLUMNS, UNIT_ROWS, DuckDBEngine, write_unit_columns
+from entrepot.engine import (
+    HIDDEN_COLUMNS,
+    UNIT_ROWS,
+    DuckDBEngine,
+    EngineOptions,
+    write_unit_columns,
+)
 from entrepot.errors import PolicyViolation
 from entrepot.privacy import Answer, Plan, parse_policy, plan
 
@@ -95,9 +101,12 @@ def sql_of(keys: list[int], aggregates: list[str], where: str) -> str:
 
 
 def exact(p: Plan, path: Path, *, counted: bool) -> dict[tuple[str, ...], tuple[float, ...]]:
-    with DuckDBEngine(threads=1) as engine:
-        engine.register_parquet("v", [path])
-        records = engine.execute(p.sql("v", counted=counted)).to_pylist()
+    with (
+        DuckDBEngine(EngineOptions((path.parent,), threads=1)) as engine,
+        engine.session() as session,
+    ):
+        session.register_parquet("v", [path])
+        records = session.execute(p.sql("v", counted=counted)).to_pylist()
     names = [q.name for q in p.rewrite.quantities]
     # a quantity missing from a group (NULL after the outer join) is zero, as release reads it
     return {
@@ -106,10 +115,12 @@ def exact(p: Plan, path: Path, *, counted: bool) -> dict[tuple[str, ...], tuple[
 
 
 def answer(p: Plan, path: Path) -> Answer:
-    with DuckDBEngine(threads=1) as engine:
-        engine.register_parquet("v", [path])
-        engine.lock([path.parent])
-        return p.run(engine, "v")
+    with (
+        DuckDBEngine(EngineOptions((path.parent,), threads=1)) as engine,
+        engine.session() as session,
+    ):
+        session.register_parquet("v", [path])
+        return p.run(session, "v")
 
 
 @settings(

@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 from tests.vault.visits import WriteVisits
 
-from entrepot.engine import HIDDEN_COLUMNS, DuckDBEngine
+from entrepot.engine import HIDDEN_COLUMNS, DuckDBEngine, EngineOptions
 from entrepot.errors import Conflict, LimitExceeded, NotFound, StorageCorrupt, ValidationFailed
 from entrepot.exchange.node import Node
 from entrepot.settings import Settings
@@ -160,7 +160,7 @@ def test_a_stream_larger_than_the_upload_limit_is_refused(
         node.home,
         node.db,
         Settings(home=node.home, max_upload_bytes=1000),
-        engine=node.engine,
+        engine=lambda: node.engine,
     )
     with pytest.raises(LimitExceeded) as caught:
         small.publish(request(visit_standard), io.BytesIO(write_visits(100).read_bytes()))
@@ -221,16 +221,19 @@ def test_attach_registers_the_version_as_a_view(
 ) -> None:
     publish(vault, write_visits(60, seed=1), visit_standard)
     second = publish(vault, write_visits(80, seed=2), visit_standard)
-    with DuckDBEngine() as engine:
-        newest = vault.attach(engine, REF)
-        older = vault.attach(engine, REF, version=1)
+    options = EngineOptions((vault.vaults_dir,))
+    with DuckDBEngine(options) as engine, engine.session() as session:
+        newest = vault.attach(session, REF)
+        older = vault.attach(session, REF, version=1)
         assert (newest.version, newest.rows, newest.sha256) == (2, 80, second.version.sha256)
         assert newest.view == "riverside_hospitals__outpatient_visits__v2"
         assert newest.standard.privacy_unit == "patient_id"
-        assert engine.execute(f"SELECT count(*) AS n FROM {newest.view}").to_pylist() == [{"n": 80}]
-        assert engine.execute(f"SELECT count(*) AS n FROM {older.view}").to_pylist() == [{"n": 60}]
+        assert session.execute(f"SELECT count(*) AS n FROM {newest.view}").to_pylist() == [
+            {"n": 80}
+        ]
+        assert session.execute(f"SELECT count(*) AS n FROM {older.view}").to_pylist() == [{"n": 60}]
         with pytest.raises(NotFound, match="no version 9"):
-            vault.attach(engine, REF, version=9)
+            vault.attach(session, REF, version=9)
 
 
 def test_a_tampered_file_is_caught(
@@ -243,11 +246,15 @@ def test_a_tampered_file_is_caught(
     path.write_bytes(bytes(data))
     problems = vault.check()
     assert [p["code"] for p in problems] == ["storage_corrupt"]
-    with DuckDBEngine() as engine, pytest.raises(StorageCorrupt, match="SHA-256"):
-        vault.attach(engine, REF, verify=True)
-    path.write_bytes(bytes(data[:-10]))
-    with DuckDBEngine() as engine, pytest.raises(StorageCorrupt, match="wrong size"):
-        vault.attach(engine, REF)
+    with (
+        DuckDBEngine(EngineOptions((vault.vaults_dir,))) as engine,
+        engine.session() as session,
+    ):
+        with pytest.raises(StorageCorrupt, match="SHA-256"):
+            vault.attach(session, REF, verify=True)
+        path.write_bytes(bytes(data[:-10]))
+        with pytest.raises(StorageCorrupt, match="wrong size"):
+            vault.attach(session, REF)
 
 
 def test_progress_reports_each_step_in_order(

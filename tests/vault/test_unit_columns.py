@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 from tests.vault.visits import WriteVisits
 
-from entrepot.engine import HIDDEN_COLUMNS, UNIT_ROWS, DuckDBEngine
+from entrepot.engine import HIDDEN_COLUMNS, UNIT_ROWS, DuckDBEngine, EngineOptions
 from entrepot.errors import InvalidInput
 from entrepot.exchange.node import Node
 from entrepot.privacy import parse_policy, plan
@@ -57,22 +57,22 @@ def test_a_bounded_version_carries_unit_columns_that_no_public_figure_shows(
 
 
 def test_queries_on_a_published_version_equal_those_on_its_plain_columns(
-    vault: LocalVault, write_visits: WriteVisits, visit_standard: Standard
+    vault: LocalVault, write_visits: WriteVisits, visit_standard: Standard, tmp_path: Path
 ) -> None:
     publish(vault, write_visits(400), visit_standard)
+    # the same version as one published before the columns existed
+    published = vault.vaults_dir / PROVIDER / "outpatient-visits" / "1.parquet"
+    pq.write_table(
+        pq.read_table(published).drop_columns(list(HIDDEN_COLUMNS)), tmp_path / "old.parquet"
+    )
     policy = parse_policy({"epsilon": {"per_query": 1e9}, "threshold": 0}, visit_standard)
     p = plan(SQL, standard=visit_standard, policy=policy, epsilon=1e8)
-    with DuckDBEngine(threads=1) as engine:
-        assert isinstance(engine, DuckDBEngine)
-        attached = vault.attach(engine, REF)
-        assert set(HIDDEN_COLUMNS) <= set(engine.columns(attached.view))
-        hidden = ", ".join(HIDDEN_COLUMNS)
-        # the same version as one published before the columns existed
-        engine.connection.execute(
-            f"CREATE VIEW old AS SELECT * EXCLUDE ({hidden}) FROM {attached.view}"
-        )
-        engine.lock([vault.vaults_dir])
-        new, old = p.run(engine, attached.view), p.run(engine, "old")
+    options = EngineOptions((vault.vaults_dir, tmp_path), threads=1)
+    with DuckDBEngine(options) as engine, engine.session() as session:
+        attached = vault.attach(session, REF)
+        assert set(HIDDEN_COLUMNS) <= set(session.columns(attached.view))
+        session.register_parquet("old", [tmp_path / "old.parquet"])
+        new, old = p.run(session, attached.view), p.run(session, "old")
     for a, b in zip(new.rows[0].values, old.rows[0].values, strict=True):
         assert a.value == pytest.approx(b.value, rel=1e-6, abs=1e-3)
     assert new.rows[0].values[0].value == pytest.approx(400, abs=1e-3)

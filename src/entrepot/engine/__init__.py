@@ -1,12 +1,14 @@
 """Analytical engines: one protocol, backends registered by name.
 
-The vault registers a view per dataset version; the privacy layer runs checked,
-rewritten SQL against those views. SQL is written in sqlglot's DuckDB dialect and
+A node holds one long-lived engine, sandboxed when it opens, and runs each query in
+a session of its own: the vault registers a view per dataset version in the session,
+the privacy layer runs checked, rewritten SQL against it, and the session's views are
+dropped when it ends. SQL is written in sqlglot's DuckDB dialect and
 transpiled to the backend's own (``Engine.dialect``).
 """
 
-from entrepot.engine._registry import Engine, get, names, register
-from entrepot.engine.duckdb import DuckDBEngine
+from entrepot.engine._registry import Engine, EngineOptions, Session, get, names, register
+from entrepot.engine.duckdb import DuckDBEngine, DuckDBSession
 from entrepot.engine.units import (
     HIDDEN_COLUMNS,
     HIDDEN_PREFIX,
@@ -22,7 +24,10 @@ __all__ = [
     "UNIT_KEY",
     "UNIT_ROWS",
     "DuckDBEngine",
+    "DuckDBSession",
     "Engine",
+    "EngineOptions",
+    "Session",
     "get",
     "is_hidden",
     "names",

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -12,8 +13,56 @@ from entrepot.errors import InvalidInput
 _ENGINES: dict[str, type[Engine]] = {}
 
 
+@dataclass(frozen=True)
+class EngineOptions:
+    """How an engine is opened: its sandbox and its limits (a node takes them from its
+    settings)."""
+
+    # The only directories a session may read; nothing outside them is readable,
+    # writable or loadable once the engine is open.
+    allowed_directories: tuple[Path, ...]
+    # Where the engine may spill beyond its memory limit (private to the node);
+    # None keeps everything in memory.
+    temp_directory: Path | None = None
+    threads: int = 2
+    memory_limit: str = "4GB"
+    timeout_s: float = 60.0
+
+
+class Session(ABC):
+    """One query's workspace in an engine: the views it registers and the statements it
+    runs. Other sessions never see its views, and they are dropped when it closes."""
+
+    dialect: ClassVar[str]
+
+    @abstractmethod
+    def register_parquet(self, view: str, paths: Sequence[Path]) -> None:
+        """Expose Parquet files (inside the allowed directories) as a read-only view."""
+
+    @abstractmethod
+    def columns(self, view: str) -> dict[str, str]:
+        """The columns of ``view`` and their SQL types (upper case), without reading
+        its rows."""
+
+    @abstractmethod
+    def execute(self, sql: str, params: Sequence[Any] | None = None) -> pa.Table:
+        """Run one query and return its result as an Arrow table; any other statement
+        (or a file access the sandbox refuses) raises :class:`Forbidden`."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Drop everything the session made."""
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 class Engine(ABC):
-    """An analytical engine over Parquet views.
+    """A long-lived analytical backend, opened once and sandboxed from the start, that
+    opens a :class:`Session` per query; sessions may run concurrently from threads.
 
     Subclasses declare ``name`` (how settings refer to them) and ``dialect`` (the
     sqlglot dialect their SQL is transpiled to), and register with :func:`register`.
@@ -22,22 +71,13 @@ class Engine(ABC):
     name: ClassVar[str]
     dialect: ClassVar[str]
 
-    @abstractmethod
-    def register_parquet(self, view: str, paths: Sequence[Path]) -> None:
-        """Expose Parquet files as a read-only view named ``view``."""
+    def __init__(self, options: EngineOptions) -> None:
+        self.options = options
 
     @abstractmethod
-    def columns(self, view: str) -> dict[str, str]:
-        """The columns of ``view`` and their SQL types (upper case), without reading
-        its rows."""
-
-    @abstractmethod
-    def lock(self, allowed_directories: Sequence[Path]) -> None:
-        """Forbid reading outside ``allowed_directories`` and any change of setting."""
-
-    @abstractmethod
-    def execute(self, sql: str, params: Sequence[Any] | None = None) -> pa.Table:
-        """Run one statement and return its result as an Arrow table."""
+    def session(self) -> Session:
+        """A new session, locked to the allowed directories; close it (or use it as a
+        context manager) when the query is done."""
 
     @abstractmethod
     def close(self) -> None:

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import duckdb
 
-from entrepot.engine.duckdb import quote_ident, quote_literal
+from entrepot.engine._sql import ident, literal
 from entrepot.errors import StorageCorrupt
 
 __all__ = [
@@ -67,8 +67,8 @@ def write_unit_columns(
     it is deleted at the end.
     """
     workdir = workdir or Path(tempfile.mkdtemp(prefix="entrepot-units-"))
-    u = quote_ident(unit)
-    read = f"read_parquet({quote_literal(str(source))}"
+    u = ident(unit)
+    read = f"read_parquet({literal(str(source))}"
     # Only the unit and the row number go through the join and the sort back into row
     # order; a positional join then lays the two new columns beside the rows as the
     # file holds them. Sorting whole rows instead costs 1.5 times the CPU at 10M rows
@@ -81,10 +81,10 @@ def write_unit_columns(
                    CAST(row_number() OVER (ORDER BY min(__r)) AS INTEGER) AS __k
             FROM __rows WHERE __u IS NOT NULL GROUP BY 1),
         __counts AS (
-            SELECT __units.__n AS {quote_ident(UNIT_ROWS)}, __units.__k AS {quote_ident(UNIT_KEY)}
+            SELECT __units.__n AS {ident(UNIT_ROWS)}, __units.__k AS {ident(UNIT_KEY)}
             FROM __rows LEFT JOIN __units USING (__u) ORDER BY __rows.__r)
         SELECT * FROM {read}) POSITIONAL JOIN __counts
-    ) TO {quote_literal(str(target))} (FORMAT parquet, COMPRESSION zstd)"""
+    ) TO {literal(str(target))} (FORMAT parquet, COMPRESSION zstd)"""
     config: dict[str, str | bool | int | float | list[str]] = {
         "threads": threads,
         "memory_limit": memory_limit,
@@ -110,8 +110,8 @@ def _check(con: duckdb.DuckDBPyConnection, target: Path, unit: str) -> None:
     they disagree with the units (rows misaligned by the positional join) is refused
     rather than published.
     """
-    u, rows, key = quote_ident(unit), quote_ident(UNIT_ROWS), quote_ident(UNIT_KEY)
-    read = f"read_parquet({quote_literal(str(target))})"
+    u, rows, key = ident(unit), ident(UNIT_ROWS), ident(UNIT_KEY)
+    read = f"read_parquet({literal(str(target))})"
     wrong_units, wrong_keys = con.execute(
         f"""SELECT
             (SELECT count(*) FROM (

@@ -6,7 +6,7 @@
                outpatient_visits", epsilon=0.5, codes=codelist, version=version_hash)
     plan.epsilon, plan.delta      # the price, from the text and the policy alone
     plan.fingerprint              # stable id of (query, policy, dataset version, ε, groups)
-    answer = plan.run(engine, view)   # exact aggregates in the engine, then OpenDP noise
+    answer = plan.run(session, view)  # exact aggregates in an engine session, then OpenDP noise
 
 :func:`plan` touches no data: it checks the SQL, prices it, lists the public output
 groups and rewrites the SQL, so the ledger can reserve the price before
@@ -26,7 +26,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from entrepot.engine import Engine
+from entrepot.engine import Session
 from entrepot.engine.units import HIDDEN_COLUMNS
 from entrepot.errors import InvalidInput, PolicyViolation, QueryFailed, StorageCorrupt
 from entrepot.privacy import mechanisms
@@ -67,8 +67,8 @@ class Plan:
         ``counted`` when ``view`` carries the per-unit columns a publish adds."""
         return self.rewrite.sql(view, dialect, counted=counted)
 
-    def run(self, engine: Engine, view: str) -> Answer:
-        """Compute the exact aggregates on ``engine`` over ``view``, then release them.
+    def run(self, session: Session, view: str) -> Answer:
+        """Compute the exact aggregates in ``session`` over ``view``, then release them.
 
         A version published with per-unit columns is read through them, any other
         one by counting units in the query; both give the same values. The view's
@@ -79,10 +79,10 @@ class Plan:
         spent (the data may have been read) and the operator's log has the cause.
         """
         try:
-            columns = engine.columns(view)
+            columns = session.columns(view)
             self._check_types(columns)
             counted = bool(self.rewrite.counted) and set(HIDDEN_COLUMNS) <= set(columns)
-            exact = engine.execute(self.sql(view, engine.dialect, counted=counted))
+            exact = session.execute(self.sql(view, session.dialect, counted=counted))
             return self.release(exact)
         except Exception:
             _log.exception("a private query on %s failed after reading data", self.table)

@@ -5,9 +5,11 @@
     <home>/vaults/<provider>/<dataset>/<number>.parquet       published versions
     <home>/quarantine/<provider>/<dataset>/<number>.parquet   their rejected rows
 
-A version's file reaches its final name atomically with its row
-(:mod:`entrepot.vault._commit`), so the catalog never names a file that is missing
-or partial, and a file no row names never outlives the next publish.
+A version's file reaches its final name by a rename made while the metadata write
+lock is held, and its row is committed before the lock is released; a sweep under
+the same lock deletes final-named files that no row claims (left by a crash between
+rename and commit). So the catalog never names a file that is missing or partial,
+and a file no row names never outlives the next publish.
 """
 
 from __future__ import annotations
@@ -15,22 +17,20 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
 import pyarrow.parquet as pq
-from sqlalchemy import select
-from sqlalchemy.orm import selectinload
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session, selectinload
 
 from entrepot.db import Database
 from entrepot.engine import Engine
+from entrepot.engine import Session as EngineSession
 from entrepot.errors import NotFound, StorageCorrupt
 from entrepot.settings import Settings
 from entrepot.standards.schema import Standard, parse_standard
-from entrepot.vault._commit import serialize_commits, sweep_unclaimed
-from entrepot.vault._publish import OnCommit, publish
 from entrepot.vault._storage import check_fault_point, hash_file, sweep_temp_files
-from entrepot.vault.datasets import find_dataset, version_info
-from entrepot.vault.models import Dataset, Version
+from entrepot.vault.models import Dataset, Provider, Version, as_utc
 from entrepot.vault.protocol import (
     Aggregate,
     Aggregated,
@@ -44,7 +44,14 @@ from entrepot.vault.protocol import (
 )
 from entrepot.vault.refs import DatasetRef
 
-__all__ = ["AttachedView", "LocalVault"]
+if TYPE_CHECKING:
+    from entrepot.vault._publish import OnCommit
+
+__all__ = ["AttachedView", "LocalVault", "version_info"]
+
+# Any constant works: it names the one PostgreSQL advisory lock that serializes the
+# commit step of publishes and sweeps, as BEGIN IMMEDIATE does on SQLite.
+_PG_LOCK_KEY = 0x656E7472
 
 
 class _NodeLike(Protocol):
@@ -52,6 +59,7 @@ class _NodeLike(Protocol):
     db: Database
     settings: Settings
 
+    @property
     def engine(self) -> Engine: ...
 
 
@@ -65,6 +73,30 @@ class AttachedView:
     version: int
     sha256: str
     rows: int
+
+
+def version_info(dataset: Dataset, version: Version) -> VersionInfo:
+    """The public description of ``version`` (its provider must be loaded)."""
+    return VersionInfo(
+        ref=DatasetRef(dataset.provider.slug, dataset.slug),
+        number=version.number,
+        title=version.title,
+        sha256=version.sha256,
+        size_bytes=version.size_bytes,
+        rows=version.rows,
+        rows_rejected=version.rows_rejected,
+        standard=dataset.standard,
+        standard_version=version.standard_version,
+        created_at=as_utc(version.created_at),
+        quality=version.quality,
+    )
+
+
+def serialize_commits(session: Session) -> None:
+    """Hold the node-wide commit lock until ``session``'s transaction ends."""
+    bind = session.get_bind()
+    if bind.dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
 
 
 class LocalVault:
@@ -87,7 +119,7 @@ class LocalVault:
     @classmethod
     def of(cls, node: _NodeLike) -> LocalVault:
         """The vault of an opened :class:`~entrepot.exchange.Node`."""
-        return cls(node.home, node.db, node.settings, engine=node.engine)
+        return cls(node.home, node.db, node.settings, engine=lambda: node.engine)
 
     @property
     def vaults_dir(self) -> Path:
@@ -116,6 +148,8 @@ class LocalVault:
         on_commit: OnCommit | None = None,
     ) -> Published:
         """Publish ``data``; ``on_commit(session, version)`` runs in the version's transaction."""
+        from entrepot.vault._publish import publish
+
         return publish(self, request, data, progress=progress, on_commit=on_commit)
 
     def recover(self) -> list[Path]:
@@ -132,30 +166,51 @@ class LocalVault:
         ]
         with self.db.write() as session:
             serialize_commits(session)
-            claimed = set(session.scalars(select(Version.path)))
-            claimed.update(p for p in session.scalars(select(Version.quarantine_path)) if p)
-            roots = (self.vaults_dir, self.quarantine_dir)
-            removed.extend(sweep_unclaimed(session, self.home, roots, claimed))
+            known = set(session.scalars(select(Version.path)))
+            known.update(p for p in session.scalars(select(Version.quarantine_path)) if p)
+            for root in (self.vaults_dir, self.quarantine_dir):
+                if not root.exists():
+                    continue
+                for path in root.glob("*/*/*.parquet"):
+                    # Only version-numbered names are ours to judge; leave anything else.
+                    if not path.stem.isdigit() or self.relative(path) in known:
+                        continue
+                    path.unlink(missing_ok=True)
+                    removed.append(path)
         return removed
 
     # -- reading ------------------------------------------------------------------
 
+    def _dataset(self, session: Session, ref: DatasetRef) -> Dataset:
+        dataset = session.scalar(
+            select(Dataset)
+            .join(Provider)
+            .where(Provider.slug == ref.provider, Dataset.slug == ref.dataset)
+            .options(selectinload(Dataset.provider), selectinload(Dataset.versions))
+        )
+        if dataset is None:
+            raise NotFound(
+                f"no dataset {ref} on this node",
+                hint="list datasets with `entrepot catalog list`",
+            )
+        return dataset
+
     def versions(self, ref: DatasetRef | str) -> list[VersionInfo]:
         ref = DatasetRef.parse(ref) if isinstance(ref, str) else ref
         with self.db.read() as session:
-            dataset = find_dataset(session, ref, versions=True)
+            dataset = self._dataset(session, ref)
             return [version_info(dataset, v) for v in dataset.versions]
 
     def standard(self, ref: DatasetRef | str) -> Standard:
         """The standard the dataset follows, as stored with it."""
         ref = DatasetRef.parse(ref) if isinstance(ref, str) else ref
         with self.db.read() as session:
-            dataset = find_dataset(session, ref)
+            dataset = self._dataset(session, ref)
             return parse_standard(dataset.schema, dataset.standard)
 
     def attach(
         self,
-        engine: Engine,
+        engine_session: EngineSession,
         ref: DatasetRef | str,
         *,
         version: int | None = None,
@@ -168,13 +223,13 @@ class LocalVault:
         """
         ref = DatasetRef.parse(ref) if isinstance(ref, str) else ref
         with self.db.read() as session:
-            dataset = find_dataset(session, ref, versions=True)
+            dataset = self._dataset(session, ref)
             chosen = self._pick(dataset, ref, version)
             standard = parse_standard(dataset.schema, dataset.standard)
             path = self.home / chosen.path
             self._check_file(ref, chosen, path, verify)
             view = f"{ref.sql_name.replace('.', '__')}__v{chosen.number}"
-            engine.register_parquet(view, [path])
+            engine_session.register_parquet(view, [path])
             return AttachedView(view, ref, standard, chosen.number, chosen.sha256, chosen.rows)
 
     # -- computing ------------------------------------------------------------------
@@ -184,11 +239,10 @@ class LocalVault:
         return self._aggregate(operation, touched)
 
     def _aggregate(self, operation: Aggregate, touched: Touched) -> Aggregated:
-        with self.engine() as engine:
-            attached = self.attach(engine, operation.ref, version=operation.version)
-            engine.lock([self.vaults_dir])
+        with self.engine().session() as session:
+            attached = self.attach(session, operation.ref, version=operation.version)
             touched()
-            return Aggregated(operation.plan.run(engine, attached.view), attached.rows)
+            return Aggregated(operation.plan.run(session, attached.view), attached.rows)
 
     @staticmethod
     def _pick(dataset: Dataset, ref: DatasetRef, number: int | None) -> Version:
