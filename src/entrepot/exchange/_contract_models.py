@@ -25,10 +25,9 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from entrepot.db import Base
-from entrepot.errors import InvalidInput, NotFound
+from entrepot.errors import InvalidInput
 from entrepot.exchange.accounts import Actor
 from entrepot.vault.models import Dataset, Provider
-from entrepot.vault.refs import DatasetRef
 
 __all__ = [
     "ACTIONS",
@@ -308,21 +307,6 @@ def history_of(session: Session, where: Any) -> tuple[Transition, ...]:
         )
         for e in events
     )
-
-
-def find_dataset(session: Session, text: str) -> Dataset:
-    ref = DatasetRef.parse(text)
-    found = session.scalar(
-        select(Dataset)
-        .join(Provider, Provider.id == Dataset.provider_id)
-        .where(Provider.slug == ref.provider, Dataset.slug == ref.dataset)
-    )
-    if found is None:
-        raise NotFound(
-            f"no dataset {ref} on this node",
-            hint="find datasets with `entrepot catalog search`",
-        )
-    return found
 
 
 def provider_of(session: Session, dataset_id: int) -> int:

@@ -16,9 +16,10 @@ from sqlalchemy import select
 
 from entrepot.db import Database
 from entrepot.errors import Forbidden, NotFound
-from entrepot.exchange._contract_models import dataset_ref, decides, find_dataset
+from entrepot.exchange._contract_models import dataset_ref, decides
 from entrepot.exchange.accounts import Actor, Organization
 from entrepot.privacy.ledger import BudgetRow, Cap, Ledger, utcnow
+from entrepot.vault.datasets import find_dataset
 from entrepot.vault.models import Dataset
 
 __all__ = ["BudgetView", "Budgets", "CapView"]

@@ -36,7 +36,7 @@ from entrepot.privacy.policy import check_delta, default_policy
 from entrepot.standards.schema import Standard, parse_standard
 from entrepot.transparency.entries import Kind, make_entry
 from entrepot.vault import DatasetRef, LocalVault, Progress, Published, PublishRequest, VersionInfo
-from entrepot.vault.local import version_info
+from entrepot.vault.datasets import find_dataset, version_info
 from entrepot.vault.models import Dataset, Provider, as_utc
 
 __all__ = [
@@ -300,7 +300,7 @@ class Catalog:
     def show(self, ref: DatasetRef | str) -> DatasetPage:
         """The page of one dataset."""
         with self.db.read() as session:
-            dataset = _find(session, ref)
+            dataset = find_dataset(session, ref, versions=True)
             return DatasetPage(
                 summary=_summary(dataset, self.viewer),
                 standard=parse_standard(dataset.schema, dataset.standard),
@@ -311,7 +311,7 @@ class Catalog:
     def versions(self, ref: DatasetRef | str) -> list[CatalogVersion]:
         """One dataset's versions, oldest first."""
         with self.db.read() as session:
-            return self._versions(_find(session, ref))
+            return self._versions(find_dataset(session, ref, versions=True))
 
     def _versions(self, dataset: Dataset) -> list[CatalogVersion]:
         owned = sees_content(self.viewer, dataset.provider_id)
@@ -320,22 +320,6 @@ class Catalog:
     def pages(self) -> list[DatasetPage]:
         """Every dataset's page, by reference (for exports)."""
         return [self.show(summary.ref) for summary in self.datasets()]
-
-
-def _find(session: Session, ref: DatasetRef | str) -> Dataset:
-    ref = DatasetRef.parse(ref) if isinstance(ref, str) else ref
-    dataset = session.scalar(
-        select(Dataset)
-        .join(Provider)
-        .where(Provider.slug == ref.provider, Dataset.slug == ref.dataset)
-        .options(selectinload(Dataset.provider), selectinload(Dataset.versions))
-    )
-    if dataset is None:
-        raise NotFound(
-            f"no dataset {ref} in the catalog",
-            hint='find datasets with `entrepot catalog search "..."` or `entrepot catalog list`',
-        )
-    return dataset
 
 
 def publish_version(

@@ -40,7 +40,6 @@ from entrepot.exchange._contract_models import (
     dataset_ref,
     decides,
     end_of,
-    find_dataset,
     history_of,
     may_see,
     parse_id,
@@ -50,12 +49,14 @@ from entrepot.exchange._contract_models import (
     to_cents,
 )
 from entrepot.exchange.accounts import Actor, Organization, Role, raced
+from entrepot.exchange.odrl import agreement
 from entrepot.exchange.outbox import Outbox
 from entrepot.exchange.purposes import Purpose, check_purpose, covers, purposes
 from entrepot.privacy.ledger import close_budget, from_nano, open_budget, to_nano, utcnow
 from entrepot.settings import Settings
 from entrepot.transparency import TransparencyLog
 from entrepot.transparency.entries import Kind, make_entry
+from entrepot.vault.datasets import find_dataset
 from entrepot.vault.models import Dataset
 
 __all__ = [
@@ -348,8 +349,6 @@ class Contracts:
 
     def odrl(self, actor: Actor, grant: str) -> dict[str, Any]:
         """Grant ``GRANT-n`` as an ODRL 2.2 Agreement (JSON-LD)."""
-        from entrepot.exchange.odrl import agreement
-
         info = self.show(actor, grant if grant.upper().startswith("GRANT") else f"GRANT-{grant}")
         assert isinstance(info, GrantInfo)
         return agreement(info)

@@ -12,7 +12,8 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from entrepot.exchange.contracts import GrantInfo, purposes
+from entrepot.exchange._contract_models import GrantInfo
+from entrepot.exchange.purposes import purposes
 
 __all__ = ["ACTION_IRIS", "PROFILE", "agreement"]
 

@@ -12,7 +12,7 @@ N is not public, so no consumer's query is ever refused because of it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import yaml
@@ -20,16 +20,15 @@ from sqlalchemy import DateTime, ForeignKey, Integer, String, Text, select
 from sqlalchemy.orm import Mapped, mapped_column
 
 from entrepot.db import Base
-from entrepot.errors import NotFound
 from entrepot.exchange.accounts import Actor
 from entrepot.exchange.node import Node
 from entrepot.privacy import Policy, default_policy, parse_policy
-from entrepot.privacy.ledger import Ledger
+from entrepot.privacy.ledger import utcnow, write_cap
 from entrepot.privacy.policy import check_delta
 from entrepot.standards.schema import Standard, parse_standard
 from entrepot.transparency import Kind, make_entry
 from entrepot.vault import DatasetRef, LocalVault
-from entrepot.vault.models import Dataset, Provider
+from entrepot.vault.datasets import dataset_not_found, find_dataset
 
 __all__ = ["Policies", "PolicyInfo", "PolicyRecord"]
 
@@ -67,14 +66,8 @@ class PolicyInfo:
 def _dataset(node: Node, ref: DatasetRef) -> tuple[int, int, Standard]:
     """The dataset's id, its provider's id, and the standard it was published in."""
     with node.db.read() as session:
-        row = session.execute(
-            select(Dataset.id, Dataset.provider_id, Dataset.schema, Dataset.standard)
-            .join(Provider, Provider.id == Dataset.provider_id)
-            .where(Provider.slug == ref.provider, Dataset.slug == ref.dataset)
-        ).first()
-    if row is None:
-        raise NotFound(f"no dataset {ref}", hint="see `entrepot catalog list`")
-    return row[0], row[1], parse_standard(row[2], row[3])
+        dataset = find_dataset(session, ref)
+        return dataset.id, dataset.provider_id, parse_standard(dataset.schema, dataset.standard)
 
 
 class Policies:
@@ -101,12 +94,14 @@ class Policies:
         ref = DatasetRef.parse(dataset) if isinstance(dataset, str) else dataset
         dataset_id, provider_id, standard = _dataset(self.node, ref)
         if not (actor.administers or actor.provider_id == provider_id):
-            raise NotFound(f"no dataset {ref}", hint="see `entrepot catalog list`")
+            raise dataset_not_found(ref)
         policy = parse_policy(text, standard, where=where)
         versions = LocalVault.of(self.node).versions(ref)
         if versions:
             check_delta(policy, versions[-1].rows, dataset=str(ref))
-        now = datetime.now(UTC).replace(tzinfo=None)
+        now = utcnow()
+        # The policy, its cap and its log entry stand or fall together: a cap the ε
+        # already spent refuses leaves the policy in force unchanged.
         with self.node.db.write() as session:
             record = session.scalar(
                 select(PolicyRecord).where(PolicyRecord.dataset_id == dataset_id)
@@ -129,6 +124,6 @@ class Policies:
                     max_epsilon_per_query=str(policy.max_epsilon_per_query),
                 ),
             )
-        Ledger(self.node.db).set_cap(dataset_id, policy.dataset_epsilon_cap, actor=actor.name)
+            write_cap(session, dataset_id, policy.dataset_epsilon_cap, actor=actor.name, now=now)
         self.node.outbox.flush()
         return PolicyInfo(str(ref), policy, True, actor.name, now)

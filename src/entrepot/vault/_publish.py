@@ -11,7 +11,8 @@ private queries need not count them; both columns go through the same temporary
 name, fsync and rename as the rest of the version.
 
 Until the commit, nothing the catalog reads has changed; a crash leaves at most
-temporary or unclaimed files, which :meth:`LocalVault.recover` deletes.
+temporary or unclaimed files, which :meth:`LocalVault.recover` deletes. The commit
+step gives the files their final names with :mod:`entrepot.vault._commit`.
 """
 
 from __future__ import annotations
@@ -32,9 +33,9 @@ from entrepot._text import check_text
 from entrepot.engine.units import HIDDEN_PREFIX, is_hidden, write_unit_columns
 from entrepot.errors import Conflict, InvalidInput, LimitExceeded, StorageCorrupt, ValidationFailed
 from entrepot.standards import Report, Validation, validate
+from entrepot.vault._commit import placing, serialize_commits
 from entrepot.vault._storage import (
     fault,
-    fsync_dir,
     fsync_file,
     hash_file,
     make_dirs,
@@ -42,7 +43,7 @@ from entrepot.vault._storage import (
     temp_dir,
     temp_path,
 )
-from entrepot.vault.local import serialize_commits, version_info
+from entrepot.vault.datasets import version_info
 from entrepot.vault.models import Dataset, Provider, Version, utcnow
 from entrepot.vault.protocol import OnError, Progress, Published, PublishRequest, VersionInfo
 from entrepot.vault.providers import get_provider
@@ -327,12 +328,10 @@ def _commit(
         final = written.with_name(f"{number}.parquet")
         final_rejected = rejected.with_name(f"{number}.parquet") if rejected else None
         fault(armed, "before-rename")
-        try:
-            os.replace(written, final)
-            if rejected is not None and final_rejected is not None:
-                os.replace(rejected, final_rejected)
-                fsync_dir(final_rejected.parent)
-            fsync_dir(final.parent)
+        moves = [(written, final)]
+        if rejected is not None and final_rejected is not None:
+            moves.append((rejected, final_rejected))
+        with placing(moves):
             fault(armed, "after-rename")
             version = Version(
                 dataset=dataset,
@@ -356,10 +355,4 @@ def _commit(
             if on_commit is not None:
                 on_commit(session, info)
             fault(armed, "before-commit")
-        except BaseException:
-            # Still under the lock: these names are ours until the transaction ends.
-            for path in (final, final_rejected):
-                if path is not None:
-                    path.unlink(missing_ok=True)
-            raise
         return info

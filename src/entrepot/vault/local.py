@@ -5,11 +5,9 @@
     <home>/vaults/<provider>/<dataset>/<number>.parquet       published versions
     <home>/quarantine/<provider>/<dataset>/<number>.parquet   their rejected rows
 
-A version's file reaches its final name by a rename made while the metadata write
-lock is held, and its row is committed before the lock is released; a sweep under
-the same lock deletes final-named files that no row claims (left by a crash between
-rename and commit). So the catalog never names a file that is missing or partial,
-and a file no row names never outlives the next publish.
+A version's file reaches its final name atomically with its row
+(:mod:`entrepot.vault._commit`), so the catalog never names a file that is missing
+or partial, and a file no row names never outlives the next publish.
 """
 
 from __future__ import annotations
@@ -17,11 +15,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
+from typing import Any, BinaryIO, Protocol
 
 import pyarrow.parquet as pq
-from sqlalchemy import select, text
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
 
 from entrepot.db import Database
 from entrepot.engine import Engine
@@ -29,8 +27,11 @@ from entrepot.engine import Session as EngineSession
 from entrepot.errors import NotFound, StorageCorrupt
 from entrepot.settings import Settings
 from entrepot.standards.schema import Standard, parse_standard
+from entrepot.vault._commit import serialize_commits, sweep_unclaimed
+from entrepot.vault._publish import OnCommit, publish
 from entrepot.vault._storage import check_fault_point, hash_file, sweep_temp_files
-from entrepot.vault.models import Dataset, Provider, Version, as_utc
+from entrepot.vault.datasets import find_dataset, version_info
+from entrepot.vault.models import Dataset, Version
 from entrepot.vault.protocol import (
     Aggregate,
     Aggregated,
@@ -44,14 +45,7 @@ from entrepot.vault.protocol import (
 )
 from entrepot.vault.refs import DatasetRef
 
-if TYPE_CHECKING:
-    from entrepot.vault._publish import OnCommit
-
-__all__ = ["AttachedView", "LocalVault", "version_info"]
-
-# Any constant works: it names the one PostgreSQL advisory lock that serializes the
-# commit step of publishes and sweeps, as BEGIN IMMEDIATE does on SQLite.
-_PG_LOCK_KEY = 0x656E7472
+__all__ = ["AttachedView", "LocalVault"]
 
 
 class _NodeLike(Protocol):
@@ -73,30 +67,6 @@ class AttachedView:
     version: int
     sha256: str
     rows: int
-
-
-def version_info(dataset: Dataset, version: Version) -> VersionInfo:
-    """The public description of ``version`` (its provider must be loaded)."""
-    return VersionInfo(
-        ref=DatasetRef(dataset.provider.slug, dataset.slug),
-        number=version.number,
-        title=version.title,
-        sha256=version.sha256,
-        size_bytes=version.size_bytes,
-        rows=version.rows,
-        rows_rejected=version.rows_rejected,
-        standard=dataset.standard,
-        standard_version=version.standard_version,
-        created_at=as_utc(version.created_at),
-        quality=version.quality,
-    )
-
-
-def serialize_commits(session: Session) -> None:
-    """Hold the node-wide commit lock until ``session``'s transaction ends."""
-    bind = session.get_bind()
-    if bind.dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
 
 
 class LocalVault:
@@ -148,8 +118,6 @@ class LocalVault:
         on_commit: OnCommit | None = None,
     ) -> Published:
         """Publish ``data``; ``on_commit(session, version)`` runs in the version's transaction."""
-        from entrepot.vault._publish import publish
-
         return publish(self, request, data, progress=progress, on_commit=on_commit)
 
     def recover(self) -> list[Path]:
@@ -166,46 +134,25 @@ class LocalVault:
         ]
         with self.db.write() as session:
             serialize_commits(session)
-            known = set(session.scalars(select(Version.path)))
-            known.update(p for p in session.scalars(select(Version.quarantine_path)) if p)
-            for root in (self.vaults_dir, self.quarantine_dir):
-                if not root.exists():
-                    continue
-                for path in root.glob("*/*/*.parquet"):
-                    # Only version-numbered names are ours to judge; leave anything else.
-                    if not path.stem.isdigit() or self.relative(path) in known:
-                        continue
-                    path.unlink(missing_ok=True)
-                    removed.append(path)
+            claimed = set(session.scalars(select(Version.path)))
+            claimed.update(p for p in session.scalars(select(Version.quarantine_path)) if p)
+            roots = (self.vaults_dir, self.quarantine_dir)
+            removed.extend(sweep_unclaimed(session, self.home, roots, claimed))
         return removed
 
     # -- reading ------------------------------------------------------------------
 
-    def _dataset(self, session: Session, ref: DatasetRef) -> Dataset:
-        dataset = session.scalar(
-            select(Dataset)
-            .join(Provider)
-            .where(Provider.slug == ref.provider, Dataset.slug == ref.dataset)
-            .options(selectinload(Dataset.provider), selectinload(Dataset.versions))
-        )
-        if dataset is None:
-            raise NotFound(
-                f"no dataset {ref} on this node",
-                hint="list datasets with `entrepot catalog list`",
-            )
-        return dataset
-
     def versions(self, ref: DatasetRef | str) -> list[VersionInfo]:
         ref = DatasetRef.parse(ref) if isinstance(ref, str) else ref
         with self.db.read() as session:
-            dataset = self._dataset(session, ref)
+            dataset = find_dataset(session, ref, versions=True)
             return [version_info(dataset, v) for v in dataset.versions]
 
     def standard(self, ref: DatasetRef | str) -> Standard:
         """The standard the dataset follows, as stored with it."""
         ref = DatasetRef.parse(ref) if isinstance(ref, str) else ref
         with self.db.read() as session:
-            dataset = self._dataset(session, ref)
+            dataset = find_dataset(session, ref)
             return parse_standard(dataset.schema, dataset.standard)
 
     def attach(
@@ -223,7 +170,7 @@ class LocalVault:
         """
         ref = DatasetRef.parse(ref) if isinstance(ref, str) else ref
         with self.db.read() as session:
-            dataset = self._dataset(session, ref)
+            dataset = find_dataset(session, ref, versions=True)
             chosen = self._pick(dataset, ref, version)
             standard = parse_standard(dataset.schema, dataset.standard)
             path = self.home / chosen.path
