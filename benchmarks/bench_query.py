@@ -157,19 +157,21 @@ def child_duckdb(path: Path, repeat: int) -> dict[str, Any]:
 
 
 def child_entrepot(path: Path, repeat: int, one_row: bool) -> dict[str, Any]:
-    from entrepot.engine import DuckDBEngine
+    from entrepot.engine import DuckDBEngine, EngineOptions
     from entrepot.privacy import plan
 
     std = standard(one_row)
     pol = policy(std)
-    engine = DuckDBEngine(threads=THREADS, memory_limit=MEMORY_LIMIT, timeout_s=3600)
-    engine.register_parquet("v", [path])
-    engine.lock([path.parent])
+    options = EngineOptions(
+        (path.parent,), threads=THREADS, memory_limit=MEMORY_LIMIT, timeout_s=3600
+    )
+    session = DuckDBEngine(options).session()
+    session.register_parquet("v", [path])
     times, groups, total = [], 0, 0.0
     for _ in range(repeat + 1):
         start = time.perf_counter()
         answer = plan(QUERY, standard=std, policy=pol, epsilon=EPSILON, codes=CODES).run(
-            engine, "v"
+            session, "v"
         )
         times.append(time.perf_counter() - start)
         groups = len(answer.rows)
@@ -185,15 +187,17 @@ def child_interleaved(path: Path, repeat: int) -> dict[str, Any]:
     """
     import duckdb
 
-    from entrepot.engine import DuckDBEngine
+    from entrepot.engine import DuckDBEngine, EngineOptions
     from entrepot.privacy import plan
 
     con = duckdb.connect(config={"threads": THREADS, "memory_limit": MEMORY_LIMIT})
     con.execute(f"CREATE VIEW v AS SELECT * FROM read_parquet('{path}')")
     raw_sql = QUERY.replace(DATASET, "v")
-    engine = DuckDBEngine(threads=THREADS, memory_limit=MEMORY_LIMIT, timeout_s=3600)
-    engine.register_parquet("v", [path])
-    engine.lock([path.parent])
+    options = EngineOptions(
+        (path.parent,), threads=THREADS, memory_limit=MEMORY_LIMIT, timeout_s=3600
+    )
+    session = DuckDBEngine(options).session()
+    session.register_parquet("v", [path])
     setups = {mode: standard(mode == "one-row") for mode in ("one-row", "bounded")}
     times: dict[str, list[float]] = {"duckdb": [], "one-row": [], "bounded": []}
     for _ in range(repeat + 1):
@@ -203,7 +207,7 @@ def child_interleaved(path: Path, repeat: int) -> dict[str, Any]:
         for mode, std in setups.items():
             start = time.perf_counter()
             plan(QUERY, standard=std, policy=policy(std), epsilon=EPSILON, codes=CODES).run(
-                engine, "v"
+                session, "v"
             )
             times[mode].append(time.perf_counter() - start)
     return {mode: statistics.median(seconds[1:]) for mode, seconds in times.items()}
