@@ -71,7 +71,7 @@ def seed(home: Path, ids: int) -> tuple[str, list[str]]:
     """The node; returns the legitimate client's token and the victims' token ids."""
     node = Node.init(Settings(home=home))
     add_provider(node.db, "riverside-hospitals", "Riverside Hospitals")
-    accounts = Accounts(node.db, node.settings)
+    accounts = Accounts(node.db, node.settings, log=node.log)
     source = write_visits(home / "visits.csv", 2_000)
     with source.open("rb") as data:
         LocalVault.of(node).publish(

@@ -98,7 +98,10 @@ def seed(home: Path, rows: int, clients: int) -> list[str]:
     )
     node = Node.init(settings)
     add_provider(node.db, "riverside-hospitals", "Riverside Hospitals")
-    accounts, contracts = Accounts(node.db, settings), Contracts(node.db, settings)
+    accounts, contracts = (
+        Accounts(node.db, settings, log=node.log),
+        Contracts(node.db, settings, log=node.log),
+    )
     accounts.create(LOCAL, "riverside", "provider", org="riverside-hospitals")
     source = write_visits(home / "visits.csv", rows)
     with source.open("rb") as data:
@@ -149,7 +152,7 @@ def paired(
     query of each path and the ε both spent.
     """
     node = Node.open(Settings(home=home))
-    actor = Accounts(node.db, node.settings).actor("bureau-0")
+    actor = Accounts(node.db, node.settings, log=node.log).actor("bureau-0")
     queries = Queries(node)
     local, remote, spent = [], [], 0.0
     headers = {"Authorization": f"Bearer {token}"}

@@ -60,10 +60,10 @@ def seed(node: Node, epsilon: float) -> tuple[int, int]:
         session.add(dataset)
         session.flush()
         dataset_id = dataset.id
-    accounts = Accounts(node.db, node.settings)
+    accounts = Accounts(node.db, node.settings, log=node.log)
     accounts.create(LOCAL, "city-health-bureau", "consumer")
     consumer = accounts.actor("city-health-bureau")
-    contracts = Contracts(node.db, node.settings)
+    contracts = Contracts(node.db, node.settings, log=node.log)
     request = contracts.request(
         consumer,
         "riverside-hospitals/outpatient-visits",

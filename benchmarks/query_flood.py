@@ -67,7 +67,7 @@ def seed(home: Path) -> tuple[str, str]:
             ),
             data,
         )
-    accounts = Accounts(node.db, node.settings)
+    accounts = Accounts(node.db, node.settings, log=node.log)
     _info, consumer = accounts.create(LOCAL, "bureau", "consumer")
     _info, intruder = accounts.create(LOCAL, "intruder", "consumer")
     contracts = Contracts(node.db, node.settings, log=node.log)

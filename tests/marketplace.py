@@ -52,13 +52,13 @@ class Market:
         """Seed ``node`` with riverside-hospitals/outpatient-visits and city-health-bureau."""
         add_provider(node.db, "riverside-hospitals", "Riverside Hospitals")
         dataset_id = add_dataset(node, "riverside-hospitals", "outpatient-visits")
-        accounts = Accounts(node.db, node.settings, clock=clock)
+        accounts = Accounts(node.db, node.settings, clock=clock, log=node.log)
         accounts.create(LOCAL, "city-health-bureau", "consumer")
         return cls(
             node=node,
             clock=clock,
             accounts=accounts,
-            contracts=Contracts(node.db, node.settings, clock=clock),
+            contracts=Contracts(node.db, node.settings, clock=clock, log=node.log),
             ledger=Ledger(node.db, clock=clock),
             metering=Metering(node.db, node.settings),
             provider=accounts.actor("riverside-hospitals"),

@@ -37,9 +37,6 @@ class Settings(BaseSettings):
         description="Memory validating one raw file may use; beyond it DuckDB spills to disk.",
     )
     query_timeout_s: float = Field(60.0, gt=0, description="Wall-clock limit of one query.")
-    max_epsilon_per_query: float = Field(
-        1.0, gt=0, description="Node-wide cap on the ε one query may spend."
-    )
     report_rows: int = Field(
         20, ge=0, description="Offending rows listed per validation report (counts are complete)."
     )

@@ -257,7 +257,10 @@ def call(
 
 def add_pending_requests(node: Node) -> None:
     """REQ-3: rival-analytics asks riverside (side A's inbox); REQ-4: the reverse."""
-    accounts, contracts = Accounts(node.db, node.settings), Contracts(node.db, node.settings)
+    accounts, contracts = (
+        Accounts(node.db, node.settings, log=node.log),
+        Contracts(node.db, node.settings, log=node.log),
+    )
     for consumer, dataset in (("rival-analytics", "A"), ("city-health-bureau", "B")):
         contracts.request(
             accounts.actor(consumer),

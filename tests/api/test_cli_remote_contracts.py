@@ -89,7 +89,7 @@ def in_process(config: Path, *args: str) -> str:
 
 
 def grant_on_server(node: Node, ref: str) -> GrantInfo:
-    info = Contracts(node.db, node.settings).show(LOCAL, ref)
+    info = Contracts(node.db, node.settings, log=node.log).show(LOCAL, ref)
     assert isinstance(info, GrantInfo)
     return info
 
@@ -138,7 +138,7 @@ def test_a_contract_is_requested_granted_and_revoked_over_the_server(server: Ser
 
 
 def test_a_provider_refuses_a_request_over_the_server(server: Served) -> None:
-    contracts = Contracts(server.node.db, server.node.settings)
+    contracts = Contracts(server.node.db, server.node.settings, log=server.node.log)
     asked = contracts.request(
         actor(server.node, "rival-analytics"),
         DATASET,
@@ -156,7 +156,7 @@ def test_a_provider_refuses_a_request_over_the_server(server: Served) -> None:
 
 
 def actor(node: Node, org: str) -> Actor:
-    return Accounts(node.db, node.settings).actor(org)
+    return Accounts(node.db, node.settings, log=node.log).actor(org)
 
 
 READS: list[tuple[str, tuple[str, ...]]] = [

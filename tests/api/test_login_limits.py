@@ -1,7 +1,7 @@
 """What a token costs the server before it is known good, through the HTTP API.
 
 Each test serves the real app on uvicorn over loopback and reads the count of
-Argon2id checks the server ran (``app.state.accounts.verifications``).
+Argon2id checks the server ran (``app.state.exchange.accounts.verifications``).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ def limited_node(tmp_path: Path, **limits: Any) -> Node:
 
 
 def issue(node: Node, name: str) -> str:
-    _info, issued = Accounts(node.db, node.settings).create(LOCAL, name, "consumer")
+    _info, issued = Accounts(node.db, node.settings, log=node.log).create(LOCAL, name, "consumer")
     return issued.secret
 
 
@@ -64,7 +64,7 @@ def test_wrong_secrets_for_one_token_id_get_429_without_a_check_each(
     assert int(refused.headers["retry-after"]) >= 1
     assert refused.json()["error"]["setting"] == "auth_failures_burst"
     # One check for the real token, then one per failure the burst allows, none after.
-    assert app.state.accounts.verifications == 1 + 3
+    assert app.state.exchange.accounts.verifications == 1 + 3
     # A token already verified is never held back by the guesses at its id.
     assert cached.status_code == 200
     node.close()
@@ -84,7 +84,7 @@ def test_failures_from_one_address_are_limited_across_token_ids(
         refused = client.get("/v1/me", headers=bearer(guessed(tokens[0])))
     assert statuses == [401] * 4 + [429] * 5
     assert refused.json()["error"]["setting"] == "auth_address_failures_burst"
-    assert app.state.accounts.verifications == 4
+    assert app.state.exchange.accounts.verifications == 4
     node.close()
 
 
@@ -104,7 +104,7 @@ def test_unknown_token_ids_spend_the_address_budget_without_a_check(
         guess = client.get("/v1/me", headers=bearer(guessed(token)))
     assert statuses == [401, 401, 429]
     assert guess.status_code == 429
-    assert app.state.accounts.verifications == 0
+    assert app.state.exchange.accounts.verifications == 0
     node.close()
 
 
@@ -118,7 +118,7 @@ def test_a_success_gives_its_charge_back(tmp_path: Path, serve: Serve) -> None:
     with serve(app) as client:
         statuses = [client.get("/v1/me", headers=bearer(token)).status_code for _ in range(5)]
     assert statuses == [200] * 5
-    assert app.state.accounts.verifications == 5
+    assert app.state.exchange.accounts.verifications == 5
     node.close()
 
 
@@ -139,7 +139,7 @@ def test_guesses_past_the_limit_are_refused_before_routing(tmp_path: Path, serve
     # Until the id's budget refills even its real secret waits, unchecked: only a token
     # verified before the guesses passes (see the first test).
     assert fine.status_code == 429
-    assert app.state.accounts.verifications == 2
+    assert app.state.exchange.accounts.verifications == 2
     node.close()
 
 
@@ -153,13 +153,13 @@ def test_a_new_clients_parallel_first_requests_share_one_check(
         answers = list(pool.map(lambda _: client.get("/v1/me", headers=bearer(token)), range(16)))
     assert [a.status_code for a in answers] == [200] * 16
     # Requests that arrived while the first check ran waited for it instead of checking.
-    assert app.state.accounts.verifications < 16
+    assert app.state.exchange.accounts.verifications < 16
     node.close()
 
 
 def test_a_revoked_token_is_refused_at_once_even_when_cached(tmp_path: Path, serve: Serve) -> None:
     node = limited_node(tmp_path)
-    accounts = Accounts(node.db, node.settings)
+    accounts = Accounts(node.db, node.settings, log=node.log)
     _info, issued = accounts.create(LOCAL, "bureau", "consumer")
     with serve(create_app(node)) as client:
         assert client.get("/v1/me", headers=bearer(issued.secret)).status_code == 200

@@ -107,21 +107,21 @@ def token_settings(home: Path, ttl: float) -> Settings:
 
 
 def test_only_the_argon2_check_is_cached_and_the_row_is_read_every_time(node: Node) -> None:
-    accounts = Accounts(node.db, token_settings(node.home, 30))
+    accounts = Accounts(node.db, token_settings(node.home, 30), log=node.log)
     _info, issued = accounts.create(LOCAL, "analyst", "consumer", org="city-health-bureau")
     hasher = CountingHasher(accounts)
     for _ in range(3):
         assert accounts.authenticate(issued.secret).account == "analyst"
     assert hasher.calls == 1
     # Revoked through another Accounts (another process): refused without a re-hash.
-    Accounts(node.db, node.settings).revoke_token(LOCAL, issued.info.token_id)
+    Accounts(node.db, node.settings, log=node.log).revoke_token(LOCAL, issued.info.token_id)
     with pytest.raises(Unauthorized):
         accounts.authenticate(issued.secret)
     assert hasher.calls == 1
 
 
 def test_with_the_cache_off_every_call_verifies(node: Node) -> None:
-    accounts = Accounts(node.db, token_settings(node.home, 0))
+    accounts = Accounts(node.db, token_settings(node.home, 0), log=node.log)
     _info, issued = accounts.create(LOCAL, "analyst", "consumer", org="city-health-bureau")
     hasher = CountingHasher(accounts)
     for _ in range(2):
@@ -135,7 +135,7 @@ TOKEN_ALPHABET = "0123456789abcdefABCDEFGHIJKLMNOPQRSTUVWXYZghijklmnopqrstuvwxyz
 @pytest.fixture
 def warm(node: Node) -> tuple[Accounts, IssuedToken]:
     """An Accounts whose cache holds one verified token."""
-    accounts = Accounts(node.db, token_settings(node.home, 30))
+    accounts = Accounts(node.db, token_settings(node.home, 30), log=node.log)
     _info, issued = accounts.create(LOCAL, "analyst", "consumer", org="city-health-bureau")
     accounts.authenticate(issued.secret)
     return accounts, issued

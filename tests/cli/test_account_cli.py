@@ -43,7 +43,7 @@ def test_create_prints_the_token_once_and_list_never_shows_it(home: Path) -> Non
     assert created["token_id"] in listed
     node = Node.open(Settings(home=home))
     try:
-        accounts = Accounts(node.db, node.settings)
+        accounts = Accounts(node.db, node.settings, log=node.log)
         assert accounts.authenticate(secret).org_slug == "city-health-bureau"
         invoke(home, "account", "revoke-token", created["token_id"])
         with pytest.raises(Unauthorized):

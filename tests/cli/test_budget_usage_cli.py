@@ -73,7 +73,7 @@ def test_the_provider_sets_the_cap_and_a_consumer_cannot(home: Path) -> None:
 
 def test_another_consumer_sees_no_budget(home: Path) -> None:
     node = Node.open(Settings(home=home, token_hash_memory_kib=1024))
-    Accounts(node.db, node.settings).create(LOCAL, "harbour-statistics", "consumer")
+    Accounts(node.db, node.settings, log=node.log).create(LOCAL, "harbour-statistics", "consumer")
     node.close()
     result = invoke(home, "budget", "--as", "harbour-statistics", "--json")
     assert json.loads(result.stdout) == []

@@ -25,7 +25,7 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     node = Node.init(Settings(home=root / "node"))
     add_provider(node.db, "riverside-hospitals", "Riverside Hospitals")
     add_provider(node.db, "harbor-clinics", "Harbor Clinics")
-    Accounts(node.db, node.settings).create(LOCAL, "city-health-bureau", "consumer")
+    Accounts(node.db, node.settings, log=node.log).create(LOCAL, "city-health-bureau", "consumer")
     source = write_visits_csv(root / "visits.csv", 40, bad=3)
     request = PublishRequest(
         provider="riverside-hospitals",

@@ -22,9 +22,9 @@ from entrepot.errors import (
     PolicyViolation,
     QueryFailed,
 )
+from entrepot.exchange import Exchange
 from entrepot.exchange.accounts import LOCAL, Accounts, Actor
 from entrepot.exchange.contracts import Contracts
-from entrepot.exchange.metering import Metering
 from entrepot.exchange.node import Node
 from entrepot.exchange.policies import Policies
 from entrepot.exchange.query import Queries
@@ -89,12 +89,12 @@ def exchange(node: Node, tmp_path: Path) -> tuple[Node, Actor, list[list[str]]]:
             ),
             data,
         )
-    accounts = Accounts(node.db, node.settings)
+    accounts = Accounts(node.db, node.settings, log=node.log)
     accounts.create(LOCAL, "city-health-bureau", "consumer")
     provider = accounts.actor("riverside-hospitals")
     Policies(node).set(provider, "riverside-hospitals/outpatient-visits", POLICY, where="test")
     consumer = accounts.actor("city-health-bureau")
-    contracts = Contracts(node.db, node.settings)
+    contracts = Contracts(node.db, node.settings, log=node.log)
     request = contracts.request(
         consumer,
         "riverside-hospitals/outpatient-visits",
@@ -246,7 +246,7 @@ def test_a_failure_after_reading_is_charged_logged_metered_and_names_no_cause(
     (spent,) = Ledger(node.db).entries(consumer_id=consumer.org_id)
     assert spent.state == COMPLETED
     month = spent.finished_at.strftime("%Y-%m")
-    (line,) = Metering(node.db, node.settings).invoice(consumer, month).lines
+    (line,) = Exchange(node).metering.invoice(consumer, month).lines
     assert (line.uses, line.epsilon) == (1, pytest.approx(0.5))
 
 

@@ -40,7 +40,10 @@ PENDING = 24  # consumers whose requests the provider grants during the burst
 def seed(home: Path) -> dict[str, str]:
     """A provider, its dataset, GRANTED consumers with grants, PENDING with requests."""
     node = Node.init(Settings(home=home))
-    accounts, contracts = Accounts(node.db, node.settings), Contracts(node.db, node.settings)
+    accounts, contracts = (
+        Accounts(node.db, node.settings, log=node.log),
+        Contracts(node.db, node.settings, log=node.log),
+    )
     add_provider(node.db, "riverside-hospitals", "Riverside Hospitals")
     _info, issued = accounts.create(LOCAL, "riverside", "provider", org="riverside-hospitals")
     tokens = {"provider": issued.secret}

@@ -35,7 +35,10 @@ CONSUMERS = 40
 def seed(home: Path, db: str) -> list[str]:
     settings = Settings(home=home, db=db, token_hash_memory_kib=1024)
     node = Node.init(settings)
-    accounts, contracts = Accounts(node.db, settings), Contracts(node.db, settings)
+    accounts, contracts = (
+        Accounts(node.db, settings, log=node.log),
+        Contracts(node.db, settings, log=node.log),
+    )
     add_provider(node.db, "riverside-hospitals", "Riverside Hospitals")
     lines = ["visit_id,patient_id,visit_date,district,sex,age_band,diagnosis_group,cost"]
     lines += [

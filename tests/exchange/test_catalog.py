@@ -12,6 +12,7 @@ from sqlalchemy import update
 from tests.vault.visits import write_visits_csv
 
 from entrepot.errors import InvalidInput, LimitExceeded, NotFound
+from entrepot.exchange import Exchange
 from entrepot.exchange.accounts import LOCAL
 from entrepot.exchange.catalog import Catalog, search_terms
 from entrepot.exchange.node import Node
@@ -52,7 +53,7 @@ def build(node: Node, tmp_path: Path) -> Catalog:
         "Admissions, with the outpatient visits that led to them",
     )
     publish(node, tmp_path, "northbank-clinics", "Clinic costs", "What care cost, per case")
-    return Catalog(node.db)
+    return Exchange(node).catalog()
 
 
 @pytest.fixture(scope="module")
@@ -170,7 +171,9 @@ def test_list_and_show(catalog: Catalog) -> None:
     assert cost["bounds"] == [0.0, 5000.0]
     assert [v.content for v in page.versions] == [None]
     assert page.quality is None
-    owned = Catalog(catalog.db, viewer=LOCAL).show("riverside-hospitals/outpatient-visits")
+    owned = Catalog(catalog.db, viewer=LOCAL, max_results=catalog.max_results).show(
+        "riverside-hospitals/outpatient-visits"
+    )
     assert [v.content.rows for v in owned.versions if v.content] == [40]
     assert owned.quality is not None
     assert owned.quality["validation"]["rows_valid"] == 40
@@ -208,7 +211,7 @@ def test_show_never_contains_row_values(node: Node, tmp_path: Path) -> None:
     }
     assert "-5.00" in values  # the rejected rows are among the values looked for
     page = json.dumps(
-        Catalog(node.db, viewer=LOCAL).show("riverside-hospitals/outpatient-visits").to_dict()
+        Exchange(node).catalog(LOCAL).show("riverside-hospitals/outpatient-visits").to_dict()
     )
     versions = json.dumps(
         [v.to_dict() for v in vault.versions("riverside-hospitals/outpatient-visits")]

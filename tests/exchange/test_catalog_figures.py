@@ -12,8 +12,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tests.vault.visits import HEADER, visit_rows
 
+from entrepot.exchange import Exchange
 from entrepot.exchange.accounts import LOCAL, Accounts, Actor
-from entrepot.exchange.catalog import CONTENT_FIGURES, Catalog, publish_version, sees_content
+from entrepot.exchange.catalog import CONTENT_FIGURES, publish_version, sees_content
 from entrepot.exchange.node import Node
 from entrepot.settings import Settings
 from entrepot.standards import get
@@ -50,7 +51,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Node, dict
     node = Node.init(Settings(home=tmp_path_factory.mktemp("figures") / "node"))
     add_provider(node.db, PROVIDER, "Riverside Hospitals")
     add_provider(node.db, "harbor-clinics", "Harbor Clinics")
-    accounts = Accounts(node.db, node.settings)
+    accounts = Accounts(node.db, node.settings, log=node.log)
     accounts.create(LOCAL, "city-health-bureau", "consumer")
     accounts.create(LOCAL, "public-auditor", "auditor")
     accounts.create(LOCAL, "exchange-operator", "operator")
@@ -97,7 +98,7 @@ def test_a_non_owner_gets_every_content_figure_absent_not_zero(
     _publish(node, "absent", _csv(rows))
     ref = f"{PROVIDER}/absent"
     for who in ("harbor-clinics", "city-health-bureau", "public-auditor"):
-        catalog = Catalog(node.db, viewer=actors[who])
+        catalog = Exchange(node).catalog(actors[who])
         page = catalog.show(ref).to_dict()
         assert page["rows"] is None
         assert page["quality"] is None
@@ -106,7 +107,7 @@ def test_a_non_owner_gets_every_content_figure_absent_not_zero(
         assert [v.to_dict() for v in catalog.versions(ref)] == page["versions"]
         listed = [s for s in catalog.datasets() if str(s.ref) == ref]
         assert [s.rows for s in listed] == [None]
-    owned = Catalog(node.db, viewer=actors[PROVIDER]).show(ref).to_dict()
+    owned = Exchange(node).catalog(actors[PROVIDER]).show(ref).to_dict()
     assert (owned["rows"], owned["versions"][0]["rows_rejected"]) == (28, 2)
     assert owned["quality"]["validation"]["rows_invalid"] == 2
 
@@ -133,7 +134,7 @@ def test_two_versions_one_unit_apart_give_a_non_owner_the_same_page(
     index = data.draw(st.integers(0, len(rows) - 1))
     dataset = f"neighbours-{size}-{seed}-{index}"
     ref = f"{PROVIDER}/{dataset}"
-    consumer = Catalog(node.db, viewer=actors["city-health-bureau"])
+    consumer = Exchange(node).catalog(actors["city-health-bureau"])
     _publish(node, dataset, _csv(rows))
     before = consumer.show(ref).to_dict()
     _publish(node, dataset, _csv(_without_one_unit(rows, index)))
@@ -141,6 +142,6 @@ def test_two_versions_one_unit_apart_give_a_non_owner_the_same_page(
     assert _public(before) == _public(after)
     assert after["latest_version"] == before["latest_version"] + 1
     # The provider does tell them apart.
-    owned = Catalog(node.db, viewer=actors[PROVIDER]).show(ref).to_dict()
+    owned = Exchange(node).catalog(actors[PROVIDER]).show(ref).to_dict()
     first, second = (v["rows"] + v["rows_rejected"] for v in owned["versions"])
     assert second < first == len(rows)

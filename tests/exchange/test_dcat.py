@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from tests.vault.visits import write_visits_csv
 
+from entrepot.exchange import Exchange
 from entrepot.exchange.accounts import LOCAL
-from entrepot.exchange.catalog import Catalog
 from entrepot.exchange.dcat import CONTEXT, PARQUET_MEDIA_TYPE, export_dcat
 from entrepot.exchange.node import Node
 from entrepot.standards import get
@@ -33,7 +33,7 @@ def document(node: Node, tmp_path: Path) -> dict[str, Any]:
         )
         with source.open("rb") as data:
             vault.publish(request, data)
-    exported = export_dcat(Catalog(node.db), base_url=BASE.rstrip("/"))
+    exported = export_dcat(Exchange(node).catalog(), base_url=BASE.rstrip("/"))
     # What a harvester receives: JSON text, parsed again.
     return json.loads(json.dumps(exported))
 
@@ -97,10 +97,10 @@ def test_no_figure_of_the_content_is_exported_whoever_asks(
         assert row_count not in text
     assert not {"dcat:byteSize", "spdx:checksum", "entrepot:rows"} & terms(document)
     # The holder of the node's home exports the same document as anyone.
-    assert export_dcat(Catalog(node.db, viewer=LOCAL), base_url=BASE) == document
+    assert export_dcat(Exchange(node).catalog(LOCAL), base_url=BASE) == document
 
 
 def test_an_empty_catalog_exports_an_empty_list(node: Node) -> None:
-    exported = export_dcat(Catalog(node.db), base_url=BASE)
+    exported = export_dcat(Exchange(node).catalog(), base_url=BASE)
     assert exported["dcat:dataset"] == []
     assert exported["@id"] == f"{BASE}catalog"

@@ -10,9 +10,10 @@ from tests.exchange.logged_world import CONSUMER, DATASET, SQL, seed
 from tests.vault.visits import write_visits_csv
 
 from entrepot.errors import ProofInvalid
+from entrepot.exchange import Exchange
 from entrepot.exchange.accounts import Organization
 from entrepot.exchange.node import Node
-from entrepot.exchange.reconcile import Difference, Reconciliation, reconcile
+from entrepot.exchange.reconcile import Difference, Reconciliation
 from entrepot.privacy.ledger import Ledger
 from entrepot.standards import get
 from entrepot.transparency import make_entry
@@ -27,11 +28,11 @@ def world(node: Node, tmp_path: Path) -> Node:
 
 
 def _differences(node: Node) -> list[tuple[str, str]]:
-    return [(d.what, d.subject) for d in reconcile(node.db, node.log).differences]
+    return [(d.what, d.subject) for d in Exchange(node).reconcile().differences]
 
 
 def test_changes_made_through_the_exchange_all_have_their_entries(world: Node) -> None:
-    found = reconcile(world.db, world.log)
+    found = Exchange(world).reconcile()
     assert found.ok, found.differences
     assert found.checked == {
         "accounts": 1,
@@ -59,7 +60,7 @@ def test_a_version_published_around_the_log_is_named(world: Node, tmp_path: Path
         )
     assert _differences(world) == [("dataset_version", f"{DATASET} v2")]
     with pytest.raises(ProofInvalid, match=f"{DATASET} v2: published, but the log has no entry"):
-        reconcile(world.db, world.log).raise_for_differences()
+        Exchange(world).reconcile().raise_for_differences()
 
 
 def test_epsilon_spent_without_a_query_entry_is_named(world: Node) -> None:

@@ -80,7 +80,7 @@ def _world(home: Path, source: Path) -> tuple[Node, dict[str, Actor]]:
     node = Node.init(Settings(home=home, token_hash_memory_kib=1024))
     add_provider(node.db, "riverside-hospitals", "Riverside Hospitals")
     _publish(node, source)
-    accounts = Accounts(node.db, node.settings)
+    accounts = Accounts(node.db, node.settings, log=node.log)
     actors = {"provider": accounts.actor("riverside-hospitals")}
     for name, role in (("acme", "consumer"), ("rival", "consumer"), ("watch", "auditor")):
         accounts.create(LOCAL, name, role, org=name)

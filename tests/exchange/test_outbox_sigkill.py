@@ -16,10 +16,10 @@ from nacl.signing import SigningKey
 from tests.exchange.logged_world import CONSUMER, DATASET, PROVIDER, publish
 from tests.vault.visits import write_visits_csv
 
+from entrepot.exchange import Exchange
 from entrepot.exchange.accounts import LOCAL, Accounts
 from entrepot.exchange.contracts import Contracts
 from entrepot.exchange.node import Node
-from entrepot.exchange.reconcile import reconcile
 from entrepot.settings import Settings
 from entrepot.vault import add_provider
 from entrepot.vault._storage import OUTBOX_FAULT_POINTS
@@ -97,7 +97,7 @@ def test_a_change_killed_before_its_entry_is_named_then_logged_once(
     # As the dead process left it: the change is committed, its entry owed.
     raw = Node(Settings(home=home), SigningKey((home / "keys" / "node.key").read_bytes()))
     try:
-        found = reconcile(raw.db, raw.log).differences
+        found = Exchange(raw).reconcile().differences
         owed = [d for d in found if d.what == "outbox"]
         assert len(owed) == 1
         assert f'"kind":"{what}"' in owed[0].subject
@@ -110,7 +110,7 @@ def test_a_change_killed_before_its_entry_is_named_then_logged_once(
 
     reopened = Node.open(Settings(home=home))
     try:
-        assert reconcile(reopened.db, reopened.log).ok
+        assert Exchange(reopened).reconcile().ok
         stating = [
             entry
             for _, entry in reopened.log.entries()

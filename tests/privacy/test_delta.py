@@ -144,12 +144,12 @@ def test_policy_set_refuses_a_delta_above_one_over_ten_n_of_the_current_version(
 def consumer(node: Node, tmp_path: Path) -> Actor:
     add_provider(node.db, "riverside-hospitals", "Riverside Hospitals")
     _publish(node, write_visits_csv(tmp_path / "small.csv", 2_000))
-    accounts = Accounts(node.db, node.settings)
+    accounts = Accounts(node.db, node.settings, log=node.log)
     accounts.create(LOCAL, "city-health-bureau", "consumer")
     provider = accounts.actor("riverside-hospitals")
     # 2,000 rows allow δ up to the 1e-6 ceiling (1/(10·N) = 5e-5).
     Policies(node).set(provider, REF, _gaussian(1e-6), where="test")
-    contracts = Contracts(node.db, node.settings)
+    contracts = Contracts(node.db, node.settings, log=node.log)
     request = contracts.request(
         accounts.actor("city-health-bureau"),
         REF,
@@ -181,7 +181,7 @@ def test_a_publish_too_large_for_the_policys_delta_is_refused_before_the_version
     assert [v.number for v in LocalVault.of(node).versions(REF)] == [1]
     assert len(node.log.search(kind="dataset_version")) == 0
     assert not list((node.home / "vaults" / "riverside-hospitals" / "outpatient-visits").glob("2*"))
-    provider = Accounts(node.db, node.settings).actor("riverside-hospitals")
+    provider = Accounts(node.db, node.settings, log=node.log).actor("riverside-hospitals")
     Policies(node).set(provider, REF, _gaussian(5e-7), where="test")
     published = run_cli(capsys, monkeypatch, *args, "--dataset", "outpatient-visits", *home)
     assert published.code == 0, published.stderr

@@ -47,13 +47,13 @@ LocalVault.of(node).publish(
     ),
     io.BytesIO("\\n".join(lines).encode()),
 )
-accounts = Accounts(node.db, node.settings)
+accounts = Accounts(node.db, node.settings, log=node.log)
 accounts.create(LOCAL, "city-health-bureau", "consumer")
 provider = accounts.actor("riverside-hospitals")
 policy = "epsilon:\\n  per_query: 1.0\\n  dataset_cap: 5.0\\nlatency_floor_ms: 0\\nthreshold: 0\\n"
 Policies(node).set(provider, "riverside-hospitals/outpatient-visits", policy, where="test")
 consumer = accounts.actor("city-health-bureau")
-contracts = Contracts(node.db, node.settings)
+contracts = Contracts(node.db, node.settings, log=node.log)
 request = contracts.request(
     consumer,
     "riverside-hospitals/outpatient-visits",

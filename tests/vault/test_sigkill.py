@@ -17,7 +17,7 @@ import pytest
 from tests.vault.visits import write_visits_csv
 
 from entrepot.cli.app import main
-from entrepot.exchange.catalog import Catalog
+from entrepot.exchange import Exchange
 from entrepot.exchange.node import Node
 from entrepot.settings import Settings
 from entrepot.vault import LocalVault, add_provider
@@ -93,7 +93,7 @@ def versions_in_catalog(home: Path) -> int:
     try:
         # Every version's file exists, and its SHA-256 and row count match the catalog.
         assert LocalVault.of(node).check() == []
-        found = Catalog(node.db).datasets()
+        found = Exchange(node).catalog().datasets()
         return found[0].versions if found else 0
     finally:
         node.close()

@@ -27,8 +27,7 @@ from entrepot import __version__
 from entrepot.api import errors
 from entrepot.api._query_workers import runner_for
 from entrepot.api.limits import AuthGuard, BodySizeLimit, GuessGate, RateLimit
-from entrepot.exchange.accounts import Accounts
-from entrepot.exchange.node import Node
+from entrepot.exchange import Exchange, Node
 from entrepot.settings import Settings
 
 __all__ = ["ROUTERS", "UPLOAD_PATHS", "create_app", "from_environment", "server_options"]
@@ -95,7 +94,7 @@ def create_app(node_or_settings: Node | Settings) -> FastAPI:
         responses={500: errors.ERROR_RESPONSES[500]},
     )
     app.state.node = node
-    app.state.accounts = Accounts(node.db, node.settings, log=node.log)
+    app.state.exchange = Exchange(node)
     app.state.auth_guard = AuthGuard(node.settings)
     errors.install(app)
     settings = node.settings

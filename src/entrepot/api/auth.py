@@ -25,6 +25,7 @@ import anyio.to_thread
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from entrepot.api._exchange import exchange_of
 from entrepot.api.limits import AuthGuard
 from entrepot.errors import Forbidden, Unauthorized
 from entrepot.exchange.accounts import Accounts, Actor, Role, token_id_of
@@ -48,8 +49,7 @@ _bearer = HTTPBearer(
 
 
 def accounts_of(request: Request) -> Accounts:
-    accounts: Accounts = request.app.state.accounts
-    return accounts
+    return exchange_of(request).accounts
 
 
 async def current_actor(

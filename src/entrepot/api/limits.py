@@ -228,7 +228,7 @@ def _guess_refusal(scope: Scope) -> TooManyAttempts | None:
     token = credentials.strip()
     token_id = token_id_of(token) if scheme.lower() == "bearer" else None
     state = scope["app"].state
-    if token_id is None or state.accounts.is_cached(token):
+    if token_id is None or state.exchange.accounts.is_cached(token):
         return None
     client = scope.get("client")
     guard: AuthGuard = state.auth_guard

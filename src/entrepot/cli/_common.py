@@ -31,6 +31,7 @@ from entrepot.errors import EntrepotError, InvalidInput
 from entrepot.settings import Settings
 
 if TYPE_CHECKING:
+    from entrepot.exchange import Exchange
     from entrepot.exchange.accounts import Actor
     from entrepot.exchange.node import Node
 
@@ -154,30 +155,34 @@ def open_node(home: Path | None, db: str | None = None) -> Iterator[Node]:
         node.close()
 
 
-def acting(node: Node, as_: str | None) -> Actor:
+def acting(exchange: Exchange, as_: str | None) -> Actor:
     """The party a local command acts for: ``--as ORG``, else the home's holder."""
-    from entrepot.exchange.accounts import LOCAL, Accounts
+    from entrepot.exchange.accounts import LOCAL
 
-    return Accounts(node.db, node.settings).actor(as_) if as_ else LOCAL
+    return exchange.actor(as_) if as_ else LOCAL
 
 
 def dispatch(
     home: Path | None,
     as_: str | None,
     *,
-    local: Callable[[Node, Actor], T],
+    local: Callable[[Exchange, Actor], T],
     remote: Callable[[Client], T],
 ) -> T:
     """Run ``remote`` against the logged-in server, else ``local`` on the node in ``home``.
 
-    Both callables return the same JSON-shaped data (the API's response body), so
+    Locally, the services come from one :class:`~entrepot.exchange.Exchange` over the
+    node. Both callables return the same JSON-shaped data (the API's response body), so
     one renderer prints either. Logged in, the token decides who acts: ``--as``
     is refused rather than silently ignored.
     """
     client = current()
     if client is None:
+        from entrepot.exchange import Exchange
+
         with open_node(home) as node:
-            return local(node, acting(node, as_))
+            exchange = Exchange(node)
+            return local(exchange, acting(exchange, as_))
     with client:
         if as_ is not None:
             raise InvalidInput(

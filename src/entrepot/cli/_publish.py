@@ -42,8 +42,8 @@ from entrepot.errors import InvalidInput, NotFound, ValidationFailed
 
 if TYPE_CHECKING:
     from entrepot.api.client import Client
+    from entrepot.exchange import Exchange
     from entrepot.exchange.accounts import Actor
-    from entrepot.exchange.node import Node
 
 __all__ = ["OnErrorChoice", "publish", "verify", "versions"]
 
@@ -201,7 +201,7 @@ def publish(
     --standard health.visit --mapping riverside.yaml --title "Outpatient visits 2025"
     """
 
-    def local(node: Node, _actor: Actor) -> dict[str, Any]:
+    def local(exchange: Exchange, _actor: Actor) -> dict[str, Any]:
         from entrepot import standards
         from entrepot.api.routers.datasets import PublishedOut
         from entrepot.exchange.catalog import publish_version
@@ -225,7 +225,7 @@ def publish(
             filename=source.name,
         )
         with _open(source) as handle:
-            published = publish_version(node, request, handle, progress=progress)
+            published = publish_version(exchange.node, request, handle, progress=progress)
         return PublishedOut.model_validate(published.to_dict()).model_dump(mode="json")
 
     def remote(client: Client) -> dict[str, Any]:
@@ -280,11 +280,10 @@ def versions(
     Example: entrepot dataset versions riverside-hospitals/outpatient-visits
     """
 
-    def local(node: Node, actor: Actor) -> list[dict[str, Any]]:
+    def local(exchange: Exchange, actor: Actor) -> list[dict[str, Any]]:
         from entrepot.api.routers.catalog import VersionOut
-        from entrepot.exchange.catalog import Catalog
 
-        found = Catalog(node.db, viewer=actor).versions(dataset)
+        found = exchange.catalog(actor).versions(dataset)
         return [VersionOut.of(v).model_dump(mode="json") for v in found]
 
     found: list[dict[str, Any]] = dispatch(

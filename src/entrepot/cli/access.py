@@ -17,9 +17,9 @@ from entrepot.api.client import Client
 from entrepot.cli._common import As, Home, Json, console, dispatch, emit, esc, json_text, table
 
 if TYPE_CHECKING:
+    from entrepot.exchange import Exchange
     from entrepot.exchange.accounts import Actor
-    from entrepot.exchange.contracts import Contracts, GrantInfo, RequestInfo
-    from entrepot.exchange.node import Node
+    from entrepot.exchange.contracts import GrantInfo, RequestInfo
 
 access_app = typer.Typer(
     help="Access contracts: consumers request datasets, providers grant or refuse.",
@@ -33,12 +33,6 @@ Actions = Annotated[
     list[str] | None,
     typer.Option("--action", help=f"Permitted action, repeatable: {', '.join(_ACTIONS)}."),
 ]
-
-
-def _contracts(node: Node) -> Contracts:
-    from entrepot.exchange.contracts import Contracts
-
-    return Contracts(node.db, node.settings, log=node.log)
 
 
 def _request_body(info: RequestInfo) -> dict[str, Any]:
@@ -135,8 +129,8 @@ def request(
     """
     actions = list(action or ("aggregate-query",))
 
-    def local(node: Node, actor: Actor) -> dict[str, Any]:
-        info = _contracts(node).request(
+    def local(exchange: Exchange, actor: Actor) -> dict[str, Any]:
+        info = exchange.contracts.request(
             actor,
             dataset,
             purpose=purpose,
@@ -185,8 +179,8 @@ def list_(
     Example: entrepot access list --pending --as riverside-hospitals
     """
 
-    def local(node: Node, actor: Actor) -> dict[str, Any]:
-        contracts = _contracts(node)
+    def local(exchange: Exchange, actor: Actor) -> dict[str, Any]:
+        contracts = exchange.contracts
         requests = contracts.requests(actor, pending=pending)
         grants = [] if pending else contracts.grants(actor)
         return {
@@ -241,8 +235,8 @@ def grant(
     Example: entrepot access grant REQ-7 --epsilon 2 --max-queries 100 --price-per-epsilon 50
     """
 
-    def local(node: Node, actor: Actor) -> dict[str, Any]:
-        info = _contracts(node).grant(
+    def local(exchange: Exchange, actor: Actor) -> dict[str, Any]:
+        info = exchange.contracts.grant(
             actor,
             request_id,
             epsilon=epsilon,
@@ -294,7 +288,9 @@ def refuse(
     data = dispatch(
         home,
         as_,
-        local=lambda node, actor: _request_body(_contracts(node).refuse(actor, request_id, reason)),
+        local=lambda exchange, actor: _request_body(
+            exchange.contracts.refuse(actor, request_id, reason)
+        ),
         remote=lambda client: client.post(
             f"/v1/access/requests/{_ident(request_id, 'REQ')}/refuse", {"reason": reason}
         ),
@@ -317,7 +313,9 @@ def revoke(
     data = dispatch(
         home,
         as_,
-        local=lambda node, actor: _grant_body(_contracts(node).revoke(actor, grant_id, reason)),
+        local=lambda exchange, actor: _grant_body(
+            exchange.contracts.revoke(actor, grant_id, reason)
+        ),
         remote=lambda client: client.post(
             f"/v1/access/grants/{_ident(grant_id, 'GRANT')}/revoke", {"reason": reason}
         ),
@@ -346,7 +344,7 @@ def show(
     data = dispatch(
         home,
         as_,
-        local=lambda node, actor: _body(_contracts(node).show(actor, ident)),
+        local=lambda exchange, actor: _body(exchange.contracts.show(actor, ident)),
         remote=remote,
     )
     emit(data, as_json, lambda: _print_contract(data))
@@ -368,7 +366,7 @@ def export_odrl(
     document = dispatch(
         home,
         as_,
-        local=lambda node, actor: _contracts(node).odrl(actor, grant_id),
+        local=lambda exchange, actor: exchange.contracts.odrl(actor, grant_id),
         remote=lambda client: client.get(f"/v1/access/grants/{_ident(grant_id, 'GRANT')}/odrl"),
     )
     text = json_text(document) + "\n"
@@ -386,7 +384,7 @@ def list_purposes(as_: As = None, home: Home = None, as_json: Json = False) -> N
     Example: entrepot access purposes --json
     """
 
-    def local(_node: Node, _actor: Actor) -> list[dict[str, Any]]:
+    def local(_exchange: Exchange, _actor: Actor) -> list[dict[str, Any]]:
         from entrepot.api.routers.access import PurposeOut
         from entrepot.exchange.purposes import purposes
 

@@ -25,19 +25,13 @@ from entrepot.cli._common import (
 )
 
 if TYPE_CHECKING:
-    from entrepot.exchange.accounts import Accounts, Actor, IssuedToken
-    from entrepot.exchange.node import Node
+    from entrepot.exchange import Exchange
+    from entrepot.exchange.accounts import Actor, IssuedToken
 
 account_app = typer.Typer(
     help="Accounts of providers, consumers, auditors and operators, and their API tokens.",
     no_args_is_help=True,
 )
-
-
-def _accounts(node: Node) -> Accounts:
-    from entrepot.exchange.accounts import Accounts
-
-    return Accounts(node.db, node.settings, log=node.log)
 
 
 def _new_token(issued: IssuedToken) -> dict[str, Any]:
@@ -85,10 +79,10 @@ def create(
     Example: entrepot account create city-health-bureau --role consumer
     """
 
-    def local(node: Node, actor: Actor) -> dict[str, Any]:
+    def local(exchange: Exchange, actor: Actor) -> dict[str, Any]:
         from entrepot.api.routers.accounts import AccountOut
 
-        info, issued = _accounts(node).create(actor, name, role, org=org, org_name=org_name)
+        info, issued = exchange.accounts.create(actor, name, role, org=org, org_name=org_name)
         return {
             "account": AccountOut.of(info).model_dump(mode="json"),
             "token": _new_token(issued),
@@ -127,7 +121,7 @@ def token(
     issued = dispatch(
         home,
         as_,
-        local=lambda node, actor: _new_token(_accounts(node).issue_token(actor, name)),
+        local=lambda exchange, actor: _new_token(exchange.accounts.issue_token(actor, name)),
         remote=lambda client: client.post(f"/v1/accounts/{quote(name, safe='')}/tokens"),
     )
     data = _issued(issued)
@@ -148,10 +142,10 @@ def list_(
     Example: entrepot account list --tokens --json
     """
 
-    def local(node: Node, actor: Actor) -> list[dict[str, Any]]:
+    def local(exchange: Exchange, actor: Actor) -> list[dict[str, Any]]:
         from entrepot.api.routers.accounts import AccountOut, TokenOut
 
-        service = _accounts(node)
+        service = exchange.accounts
         if tokens:
             return [TokenOut.of(t).model_dump(mode="json") for t in service.tokens(actor)]
         return [AccountOut.of(a).model_dump(mode="json") for a in service.list_accounts(actor)]
@@ -191,10 +185,10 @@ def revoke_token(
     Example: entrepot account revoke-token 3f9a0c1b2d4e
     """
 
-    def local(node: Node, actor: Actor) -> dict[str, Any]:
+    def local(exchange: Exchange, actor: Actor) -> dict[str, Any]:
         from entrepot.api.routers.accounts import TokenOut
 
-        return TokenOut.of(_accounts(node).revoke_token(actor, token_id)).model_dump(mode="json")
+        return TokenOut.of(exchange.accounts.revoke_token(actor, token_id)).model_dump(mode="json")
 
     data = dispatch(
         home,

@@ -44,8 +44,8 @@ from entrepot.transparency.merkle import verify_consistency
 
 if TYPE_CHECKING:
     from entrepot.api.client import Client
+    from entrepot.exchange import Exchange
     from entrepot.exchange.accounts import Actor
-    from entrepot.exchange.node import Node
 
 __all__ = ["NodeKey", "register", "server_extends"]
 
@@ -155,8 +155,8 @@ def log_entries(
     Example: entrepot audit log --dataset riverside-hospitals/outpatient-visits --kind query
     """
 
-    def local(node: Node, _actor: Actor) -> list[dict[str, Any]]:
-        found = node.log.search(dataset=dataset, kind=kind, since=since, limit=limit)
+    def local(exchange: Exchange, _actor: Actor) -> list[dict[str, Any]]:
+        found = exchange.node.log.search(dataset=dataset, kind=kind, since=since, limit=limit)
         return [{"index": index, **entry} for index, entry in found]
 
     def remote(client: Client) -> list[dict[str, Any]]:
@@ -199,9 +199,9 @@ def head(
     Example: entrepot audit head --json > head-2026-01-31.json
     """
 
-    def local(node: Node, _actor: Actor) -> dict[str, Any]:
-        latest = node.log.latest_head()
-        signed = node.log.sign_head() if new or latest is None else latest
+    def local(exchange: Exchange, _actor: Actor) -> dict[str, Any]:
+        latest = exchange.node.log.latest_head()
+        signed = exchange.node.log.sign_head() if new or latest is None else latest
         return signed.to_json()
 
     def remote(client: Client) -> dict[str, Any]:
@@ -238,7 +238,7 @@ def prove(
     data: dict[str, Any] = dispatch(
         home,
         None,
-        local=lambda node, _actor: node.log.prove(index, size).to_json(),
+        local=lambda exchange, _actor: exchange.node.log.prove(index, size).to_json(),
         remote=lambda client: client.get(f"/v1/audit/proofs/inclusion/{index}", size=size),
     )
     emit(
@@ -293,10 +293,10 @@ def verify(
     """
     earlier = None if from_head is None else read_head(from_head)
 
-    def local(node: Node, _actor: Actor) -> dict[str, Any]:
-        from entrepot.exchange.reconcile import WITNESS_NOTE, reconcile
+    def local(exchange: Exchange, _actor: Actor) -> dict[str, Any]:
+        from entrepot.exchange.reconcile import WITNESS_NOTE
 
-        key = bytes(node.log.verify_key)
+        key = bytes(exchange.node.log.verify_key)
         if node_key is not None and bytes(read_verify_key(node_key, Path(node_key))) != key:
             raise ProofInvalid(
                 f"this node signs its log with key {key.hex()}, not the --node-key given",
@@ -306,11 +306,11 @@ def verify(
             )
         data: dict[str, Any] = {"ok": True, "key": key.hex()}
         if earlier is not None:
-            data["consistency"] = node.log.verify_from(earlier).to_json()
+            data["consistency"] = exchange.node.log.verify_from(earlier).to_json()
         if full or earlier is None:
             with _progress("rehashing", not as_json) as progress:
-                data["check"] = node.log.check(progress).to_json()
-            found = reconcile(node.db, node.log)
+                data["check"] = exchange.node.log.check(progress).to_json()
+            found = exchange.reconcile()
             found.raise_for_differences()
             data["database"] = found.to_json()
             data["needs_witness"] = WITNESS_NOTE
@@ -389,7 +389,10 @@ def export(
         return {"directory": str(directory), "entries": entries, "heads": len(heads)}
 
     data = dispatch(
-        home, None, local=lambda node, _actor: node.log.export(directory), remote=remote
+        home,
+        None,
+        local=lambda ex, _actor: ex.node.log.export(directory),
+        remote=remote,
     )
     emit(
         data,

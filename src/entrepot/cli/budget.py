@@ -14,8 +14,8 @@ from entrepot.api.client import Client
 from entrepot.cli._common import As, Home, Json, console, dispatch, emit, esc, table
 
 if TYPE_CHECKING:
+    from entrepot.exchange import Exchange
     from entrepot.exchange.accounts import Actor
-    from entrepot.exchange.node import Node
 
 budget_app = typer.Typer(invoke_without_command=True)
 
@@ -55,10 +55,11 @@ def show(
     if ctx.invoked_subcommand is not None:
         return
 
-    def local(node: Node, actor: Actor) -> list[dict[str, Any]]:
-        from entrepot.api.routers.budgets import budget_list
+    def local(exchange: Exchange, actor: Actor) -> list[dict[str, Any]]:
+        from entrepot.api.routers.budgets import BudgetOut
 
-        return [b.model_dump(mode="json") for b in budget_list(node, actor, closed=closed)]
+        views = exchange.budgets.visible(actor, include_closed=closed)
+        return [BudgetOut.model_validate(v.to_dict()).model_dump(mode="json") for v in views]
 
     def remote(client: Client) -> list[dict[str, Any]]:
         return client.items("/v1/budgets", closed=closed)
@@ -94,10 +95,11 @@ def set_cap(
     --as riverside-hospitals
     """
 
-    def local(node: Node, actor: Actor) -> dict[str, Any]:
-        from entrepot.api.routers import budgets
+    def local(exchange: Exchange, actor: Actor) -> dict[str, Any]:
+        from entrepot.api.routers.budgets import CapOut
 
-        return budgets.set_cap(node, actor, dataset, epsilon).model_dump(mode="json")
+        cap = exchange.budgets.set_cap(actor, dataset, epsilon)
+        return CapOut.model_validate(cap.to_dict()).model_dump(mode="json")
 
     def remote(client: Client) -> dict[str, Any]:
         cap: dict[str, Any] = client.post(

@@ -18,8 +18,8 @@ from entrepot.cli._common import As, Home, Json, console, dispatch, emit, esc, j
 from entrepot.errors import InvalidInput
 
 if TYPE_CHECKING:
+    from entrepot.exchange import Exchange
     from entrepot.exchange.accounts import Actor
-    from entrepot.exchange.node import Node
 
 __all__ = ["CONTENT_HIDDEN", "dataset_path", "register", "versions_table"]
 
@@ -83,10 +83,9 @@ def search(
     Example: entrepot catalog search "visits district"
     """
 
-    def local(node: Node, actor: Actor) -> list[dict[str, Any]]:
-        from entrepot.exchange.catalog import Catalog
+    def local(exchange: Exchange, actor: Actor) -> list[dict[str, Any]]:
 
-        catalog = Catalog(node.db, viewer=actor, max_results=node.settings.catalog_max_results)
+        catalog = exchange.catalog(actor)
         return _dumped(catalog.search(query, limit=limit))
 
     found = dispatch(
@@ -114,10 +113,9 @@ def list_(
     Example: entrepot catalog list --provider riverside-hospitals
     """
 
-    def local(node: Node, actor: Actor) -> list[dict[str, Any]]:
-        from entrepot.exchange.catalog import Catalog
+    def local(exchange: Exchange, actor: Actor) -> list[dict[str, Any]]:
 
-        return _dumped(Catalog(node.db, viewer=actor).datasets(provider=provider))
+        return _dumped(exchange.catalog(actor).datasets(provider=provider))
 
     found = dispatch(
         home,
@@ -224,11 +222,10 @@ def show(
     Example: entrepot catalog show riverside-hospitals/outpatient-visits
     """
 
-    def local(node: Node, actor: Actor) -> dict[str, Any]:
+    def local(exchange: Exchange, actor: Actor) -> dict[str, Any]:
         from entrepot.api.routers.catalog import DatasetPageOut
-        from entrepot.exchange.catalog import Catalog
 
-        page = DatasetPageOut.of(Catalog(node.db, viewer=actor).show(dataset))
+        page = DatasetPageOut.of(exchange.catalog(actor).show(dataset))
         return page.model_dump(mode="json", by_alias=True)
 
     page: dict[str, Any] = dispatch(
@@ -263,12 +260,11 @@ def export(
     Example: entrepot catalog export --format dcat > catalog.jsonld
     """
 
-    def local(node: Node, _actor: Actor) -> dict[str, Any]:
-        from entrepot.exchange.catalog import Catalog
+    def local(exchange: Exchange, _actor: Actor) -> dict[str, Any]:
         from entrepot.exchange.dcat import export_dcat
 
-        base = base_url or f"http://{node.settings.host}:{node.settings.port}/"
-        return export_dcat(Catalog(node.db), base_url=base)
+        base = base_url or f"http://{exchange.settings.host}:{exchange.settings.port}/"
+        return export_dcat(exchange.catalog(), base_url=base)
 
     document: dict[str, Any] = dispatch(
         home,

@@ -12,8 +12,8 @@ from entrepot.errors import InvalidInput
 from entrepot.settings import Settings
 
 if TYPE_CHECKING:
+    from entrepot.exchange import Exchange
     from entrepot.exchange.accounts import Actor
-    from entrepot.exchange.node import Node
 
 
 def login(
@@ -82,10 +82,10 @@ def whoami(as_: As = None, home: Home = None, as_json: Json = False) -> None:
     Example: entrepot whoami --json
     """
 
-    def local(node: Node, actor: Actor) -> dict[str, Any]:
+    def local(exchange: Exchange, actor: Actor) -> dict[str, Any]:
         return {
             "server": None,
-            "home": str(node.home.resolve()),
+            "home": str(exchange.node.home.resolve()),
             "account": actor.account,
             "role": actor.role,
             "org": actor.org_slug or None,

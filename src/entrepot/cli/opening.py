@@ -21,8 +21,8 @@ from entrepot.transparency.canonical import parse_canonical
 
 if TYPE_CHECKING:
     from entrepot.api.client import Client
+    from entrepot.exchange import Exchange
     from entrepot.exchange.accounts import Actor
-    from entrepot.exchange.node import Node
 
 __all__ = ["register"]
 
@@ -57,10 +57,9 @@ def query(
     Example: entrepot opening query 1234 --out opening.json
     """
 
-    def local(node: Node, actor: Actor) -> dict[str, Any]:
-        from entrepot.exchange.openings import Openings
+    def local(exchange: Exchange, actor: Actor) -> dict[str, Any]:
 
-        return Openings(node).query(actor, index).to_json()
+        return exchange.openings.query(actor, index).to_json()
 
     def remote(client: Client) -> dict[str, Any]:
         found: dict[str, Any] = client.get(f"/v1/openings/queries/{index}")
@@ -94,10 +93,9 @@ def version(
     Example: entrepot opening version riverside-hospitals/outpatient-visits 3 --out v3.json
     """
 
-    def local(node: Node, actor: Actor) -> dict[str, Any]:
-        from entrepot.exchange.openings import Openings
+    def local(exchange: Exchange, actor: Actor) -> dict[str, Any]:
 
-        return Openings(node).content(actor, dataset, number).to_json()
+        return exchange.openings.content(actor, dataset, number).to_json()
 
     def remote(client: Client) -> dict[str, Any]:
         found: dict[str, Any] = client.get(f"/v1/openings/datasets/{dataset}/versions/{number}")

@@ -13,8 +13,8 @@ from entrepot.cli.catalog import dataset_path
 from entrepot.errors import NotFound
 
 if TYPE_CHECKING:
+    from entrepot.exchange import Exchange
     from entrepot.exchange.accounts import Actor
-    from entrepot.exchange.node import Node
 
 policy_app = typer.Typer(
     help="Show or set a dataset's analysis policy (what queries may touch and spend).",
@@ -44,11 +44,10 @@ def show(dataset: Dataset, home: Home = None, as_json: Json = False) -> None:
     Example: entrepot policy show riverside-hospitals/outpatient-visits
     """
 
-    def local(node: Node, _actor: Actor) -> dict[str, Any]:
+    def local(exchange: Exchange, _actor: Actor) -> dict[str, Any]:
         from entrepot.api.routers.policies import PolicyOut
-        from entrepot.exchange.policies import Policies
 
-        return PolicyOut.of(Policies(node).get(dataset)).model_dump(mode="json")
+        return PolicyOut.of(exchange.policies.get(dataset)).model_dump(mode="json")
 
     data: dict[str, Any] = dispatch(
         home,
@@ -78,11 +77,10 @@ def set_(
     except FileNotFoundError:
         raise NotFound(f"no policy file at {file}", hint="check the path") from None
 
-    def local(node: Node, actor: Actor) -> dict[str, Any]:
+    def local(exchange: Exchange, actor: Actor) -> dict[str, Any]:
         from entrepot.api.routers.policies import PolicyOut
-        from entrepot.exchange.policies import Policies
 
-        info = Policies(node).set(actor, dataset, text, where=str(file))
+        info = exchange.policies.set(actor, dataset, text, where=str(file))
         return PolicyOut.of(info).model_dump(mode="json")
 
     data: dict[str, Any] = dispatch(

@@ -9,8 +9,8 @@ import typer
 from entrepot.cli._common import Home, Json, console, dispatch, emit, esc, table
 
 if TYPE_CHECKING:
+    from entrepot.exchange import Exchange
     from entrepot.exchange.accounts import Actor
-    from entrepot.exchange.node import Node
 
 provider_app = typer.Typer(
     help="Register and list data providers (hospitals, operators, agencies).",
@@ -32,11 +32,11 @@ def add(
     Example: entrepot provider add riverside-hospitals --name "Riverside Hospitals"
     """
 
-    def local(node: Node, _actor: Actor) -> dict[str, Any]:
+    def local(exchange: Exchange, _actor: Actor) -> dict[str, Any]:
         from entrepot.api.routers.providers import ProviderOut
         from entrepot.vault import add_provider
 
-        return ProviderOut.of(add_provider(node.db, slug, name)).model_dump(mode="json")
+        return ProviderOut.of(add_provider(exchange.node.db, slug, name)).model_dump(mode="json")
 
     info: dict[str, Any] = dispatch(
         home,
@@ -60,11 +60,11 @@ def list_(home: Home = None, as_json: Json = False) -> None:
     Example: entrepot provider list --json
     """
 
-    def local(node: Node, _actor: Actor) -> list[dict[str, Any]]:
+    def local(exchange: Exchange, _actor: Actor) -> list[dict[str, Any]]:
         from entrepot.api.routers.providers import ProviderOut
         from entrepot.vault import list_providers
 
-        return [ProviderOut.of(p).model_dump(mode="json") for p in list_providers(node.db)]
+        return [ProviderOut.of(p).model_dump(mode="json") for p in list_providers(exchange.node.db)]
 
     providers = dispatch(
         home, None, local=local, remote=lambda client: client.items("/v1/providers")

@@ -17,8 +17,8 @@ from entrepot.cli._common import As, Home, Json, cell, console, dispatch, emit, 
 from entrepot.errors import InvalidInput
 
 if TYPE_CHECKING:
+    from entrepot.exchange import Exchange
     from entrepot.exchange.accounts import Actor
-    from entrepot.exchange.node import Node
 
 
 def _fmt(value: float | None) -> str:
@@ -91,13 +91,12 @@ def query(
     GROUP BY district"
     """
 
-    def local(node: Node, actor: Actor) -> dict[str, Any]:
+    def local(exchange: Exchange, actor: Actor) -> dict[str, Any]:
         from entrepot.api.routers.queries import QueryOut
-        from entrepot.exchange.query import Queries
 
         if not as_:
             raise InvalidInput("say which consumer asks", hint="add --as ORG (or set ENTREPOT_AS)")
-        result = Queries(node).run(actor, sql, epsilon=epsilon, purpose=purpose)
+        result = exchange.queries.run(actor, sql, epsilon=epsilon, purpose=purpose)
         return QueryOut.model_validate(result.to_dict()).model_dump(mode="json")
 
     def remote(client: Client) -> dict[str, Any]:

@@ -16,8 +16,8 @@ from entrepot.api.client import Client
 from entrepot.cli._common import As, Home, Json, console, dispatch, emit, table
 
 if TYPE_CHECKING:
+    from entrepot.exchange import Exchange
     from entrepot.exchange.accounts import Actor
-    from entrepot.exchange.node import Node
 
 
 class Format(StrEnum):
@@ -75,11 +75,10 @@ def usage(
     month = month or datetime.now(UTC).strftime("%Y-%m")
     csv = output is Format.CSV
 
-    def local(node: Node, actor: Actor) -> Any:
+    def local(exchange: Exchange, actor: Actor) -> Any:
         from entrepot.api.routers.usage import InvoiceOut
-        from entrepot.exchange.metering import Metering
 
-        invoice = Metering(node.db, node.settings).invoice(actor, month, party)
+        invoice = exchange.metering.invoice(actor, month, party)
         if csv:
             return invoice.to_csv()
         return InvoiceOut.model_validate(invoice.to_dict()).model_dump(mode="json")

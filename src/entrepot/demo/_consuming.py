@@ -18,10 +18,7 @@ from typing import Any
 from entrepot.demo._state import Demo
 from entrepot.demo.manifest import DemoFile
 from entrepot.errors import BudgetExhausted, Conflict, ContractViolation, PolicyViolation
-from entrepot.exchange.accounts import LOCAL, Accounts, Actor
-from entrepot.exchange.contracts import Contracts
-from entrepot.exchange.policies import Policies
-from entrepot.exchange.query import Queries
+from entrepot.exchange.accounts import LOCAL, Actor
 from entrepot.transparency import verify_receipt
 from entrepot.vault import DatasetRef
 
@@ -79,10 +76,10 @@ def _keep_secret(path: Path, secret: str) -> Path:
 
 
 def request_access(demo: Demo) -> dict[str, Any]:
-    node = demo.opened()
+    exchange = demo.exchange()
     entry = _health_file(demo)
     ref = f"{entry.provider}/{entry.dataset}"
-    accounts = Accounts(node.db, node.settings, log=node.log)
+    accounts = exchange.accounts
     try:
         _, token = accounts.create(LOCAL, CONSUMER, "consumer", org_name=CONSUMER_NAME)
         created = True
@@ -92,8 +89,8 @@ def request_access(demo: Demo) -> dict[str, Any]:
     token_file = _keep_secret(demo.files / TOKEN_NAME, token.secret)
     consumer = accounts.actor(CONSUMER)
     provider = accounts.actor(entry.provider)
-    policy = Policies(node).set(provider, ref, POLICY, where="the demo's policy")
-    contracts = Contracts(node.db, node.settings, log=node.log)
+    policy = exchange.policies.set(provider, ref, POLICY, where="the demo's policy")
+    contracts = exchange.contracts
     # A consumer holds one active grant per dataset: a rebuilt demo keeps using it.
     active = [g for g in contracts.grants(consumer, active=True) if g.dataset == ref]
     if active:
@@ -126,11 +123,10 @@ def request_access(demo: Demo) -> dict[str, Any]:
 
 
 def private_query(demo: Demo) -> dict[str, Any]:
-    node = demo.opened()
     consumer = _consumer(demo)
     entry = _health_file(demo)
     table = DatasetRef(entry.provider, entry.dataset).sql_name
-    queries = Queries(node)
+    queries = demo.exchange().queries
     sql = QUERY.format(table=table)
     try:
         result = queries.run(consumer, sql, epsilon=QUERY_EPSILON)

@@ -9,7 +9,7 @@ from entrepot import standards
 from entrepot.demo._state import Demo
 from entrepot.demo.generate import generate
 from entrepot.demo.manifest import DemoFile
-from entrepot.exchange.catalog import Catalog, publish_version
+from entrepot.exchange.catalog import publish_version
 from entrepot.exchange.node import Node
 from entrepot.vault import OnError, PublishRequest, add_provider, list_providers
 
@@ -117,7 +117,7 @@ def publish_files(demo: Demo) -> dict[str, Any]:
 
 def search_catalog(demo: Demo) -> dict[str, Any]:
     # What any consumer sees: public metadata, no content figures.
-    catalog = Catalog(demo.opened().db)
+    catalog = demo.exchange().catalog()
     return {
         "search": SEARCH,
         "hits": [hit.to_dict() for hit in catalog.search(SEARCH)],

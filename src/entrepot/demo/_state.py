@@ -9,7 +9,7 @@ from typing import Any, Protocol
 
 from entrepot.demo.manifest import Manifest
 from entrepot.errors import Conflict
-from entrepot.exchange.node import Node
+from entrepot.exchange import Exchange, Node
 from entrepot.settings import Settings
 
 # The folder of a demo home that holds the raw files; its manifest marks the home.
@@ -51,6 +51,7 @@ class Demo:
     node: Node | None = None
     # What earlier steps left for later ones (e.g. the consumer a grant was made to).
     notes: dict[str, Any] = field(default_factory=dict)
+    _exchange: Exchange | None = field(default=None, repr=False)
 
     @property
     def home(self) -> Path:
@@ -67,6 +68,13 @@ class Demo:
                 hint="keep the `node` step before the steps that use the exchange",
             )
         return self.node
+
+    def exchange(self) -> Exchange:
+        """The services of the opened node, built once per node."""
+        node = self.opened()
+        if self._exchange is None or self._exchange.node is not node:
+            self._exchange = Exchange(node)
+        return self._exchange
 
     def demo_manifest(self) -> Manifest:
         if self.manifest is None:

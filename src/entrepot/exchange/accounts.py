@@ -285,16 +285,15 @@ class Accounts:
     def __init__(
         self,
         db: Database,
-        settings: Settings | None = None,
+        settings: Settings,
+        *,
+        log: TransparencyLog,
         clock: Any = utcnow,
-        log: TransparencyLog | None = None,
     ) -> None:
         self.db = db
-        self.settings = settings or Settings()
+        self.settings = settings
         self.clock = clock
-        self.outbox = (
-            None if log is None else Outbox(db, log, fault_point=self.settings.fault_point)
-        )
+        self.outbox = Outbox(db, log, fault_point=settings.fault_point)
         # RFC 9106's second recommended (low-memory) profile, with the memory cost a
         # setting; verifying uses the parameters stored in each hash.
         self._hasher = PasswordHasher(
@@ -523,23 +522,21 @@ class Accounts:
         Tokens appear by reference (``TOKEN-<n>``), never by id: an id is half of a
         token, and lets anyone make the server run Argon2id checks.
         """
-        if self.outbox is not None:
-            self.outbox.stage(
-                session,
-                make_entry(
-                    Kind.ACCOUNT,
-                    actor.name,
-                    time=self.clock().replace(tzinfo=UTC),
-                    change=change,
-                    account=account,
-                    **fields,
-                ),
-            )
+        self.outbox.stage(
+            session,
+            make_entry(
+                Kind.ACCOUNT,
+                actor.name,
+                time=self.clock().replace(tzinfo=UTC),
+                change=change,
+                account=account,
+                **fields,
+            ),
+        )
 
     def _logged(self) -> None:
         """After a commit: append the staged entries to the log."""
-        if self.outbox is not None:
-            self.outbox.flush()
+        self.outbox.flush()
 
     def _visible_account(self, session: Session, actor: Actor, name: str) -> Account:
         account = session.scalar(select(Account).where(Account.name == name))

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from entrepot.db import Database
 from entrepot.errors import Forbidden, NotFound
 from entrepot.exchange._contract_models import dataset_ref, decides
-from entrepot.exchange.accounts import Actor, Organization
+from entrepot.exchange.accounts import Actor, Organization, Role
 from entrepot.privacy.ledger import BudgetRow, Cap, Ledger, utcnow
 from entrepot.vault.datasets import find_dataset
 from entrepot.vault.models import Dataset
@@ -87,7 +87,15 @@ class Budgets:
         self.ledger = ledger or Ledger(db, clock=clock)
 
     def visible(self, actor: Actor, *, include_closed: bool = False) -> list[BudgetView]:
-        """The budgets the actor may see (open ones unless asked), by dataset then consumer."""
+        """The budgets the actor may see (open ones unless asked), by dataset then consumer.
+
+        Raises :class:`Forbidden` for a role that holds no budgets (an auditor).
+        """
+        if not actor.administers and actor.role not in (Role.PROVIDER, Role.CONSUMER):
+            raise Forbidden(
+                f"a {actor.role} account has no budgets",
+                hint="budgets belong to consumers; providers see those on their datasets",
+            )
         if actor.administers:
             rows = self.ledger.budgets(include_closed=include_closed)
         elif actor.provider_id is not None:

@@ -238,9 +238,7 @@ class Catalog:
     the default, ``None``, is anyone: public metadata only.
     """
 
-    def __init__(
-        self, db: Database, *, viewer: Actor | None = None, max_results: int = 200
-    ) -> None:
+    def __init__(self, db: Database, *, viewer: Actor | None = None, max_results: int) -> None:
         self.db = db
         self.viewer = viewer
         self.max_results = max_results

@@ -18,10 +18,11 @@ from pathlib import Path
 import pyarrow as pa
 
 from entrepot.errors import InvalidInput
-from entrepot.exchange.accounts import Accounts, Actor
+from entrepot.exchange.accounts import Actor
+from entrepot.exchange.facade import Exchange
 from entrepot.exchange.node import Node
-from entrepot.exchange.query import Queries, QueryResult
-from entrepot.privacy.ledger import BudgetRow, Ledger
+from entrepot.exchange.query import QueryResult
+from entrepot.privacy.ledger import BudgetRow
 from entrepot.settings import Settings
 
 __all__ = ["Connection", "connect"]
@@ -30,16 +31,15 @@ __all__ = ["Connection", "connect"]
 class Connection:
     """A consumer's handle on a local node."""
 
-    def __init__(self, node: Node, consumer: Actor) -> None:
-        self.node = node
+    def __init__(self, exchange: Exchange, consumer: Actor) -> None:
+        self.exchange = exchange
         self.consumer = consumer
-        self._queries = Queries(node)
 
     def query(
         self, sql: str, *, epsilon: float | None = None, purpose: str | None = None
     ) -> QueryResult:
         """A differentially private answer to ``sql``, with its receipt."""
-        return self._queries.run(self.consumer, sql, epsilon=epsilon, purpose=purpose)
+        return self.exchange.queries.run(self.consumer, sql, epsilon=epsilon, purpose=purpose)
 
     def query_arrow(self, sql: str, *, epsilon: float | None = None) -> pa.Table:
         """Only the answer, as Arrow: one column per key, and per aggregate its value,
@@ -48,10 +48,10 @@ class Connection:
 
     def budgets(self) -> list[BudgetRow]:
         """ε granted, spent and left on each dataset this consumer holds a grant on."""
-        return Ledger(self.node.db).budgets(consumer_id=self.consumer.org_id)
+        return self.exchange.budgets.ledger.budgets(consumer_id=self.consumer.org_id)
 
     def close(self) -> None:
-        self.node.close()
+        self.exchange.node.close()
 
     def __enter__(self) -> Connection:
         return self
@@ -76,10 +76,10 @@ def connect(
             "connect() needs the consumer organization to act as",
             hint='pass consumer="city-health-bureau", or set ENTREPOT_AS',
         )
-    node = Node.open(base)
+    exchange = Exchange(Node.open(base))
     try:
-        actor = Accounts(node.db, node.settings).actor(name)
+        actor = exchange.actor(name)
     except BaseException:
-        node.close()
+        exchange.node.close()
         raise
-    return Connection(node, actor)
+    return Connection(exchange, actor)

@@ -81,16 +81,15 @@ class Contracts:
     def __init__(
         self,
         db: Database,
-        settings: Settings | None = None,
+        settings: Settings,
+        *,
+        log: TransparencyLog,
         clock: Any = utcnow,
-        log: TransparencyLog | None = None,
     ) -> None:
         self.db = db
-        self.settings = settings or Settings()
+        self.settings = settings
         self.clock = clock
-        self.outbox = (
-            None if log is None else Outbox(db, log, fault_point=self.settings.fault_point)
-        )
+        self.outbox = Outbox(db, log, fault_point=settings.fault_point)
 
     # -- requests ---------------------------------------------------------------
 
@@ -391,8 +390,6 @@ class Contracts:
         the contract's history, for its parties and the node's auditors: a request
         gives no access, and the log is permanent (see docs/transparency.md).
         """
-        if self.outbox is None:
-            return
         terms: dict[str, Any] = {
             "consumer": info.consumer,
             "change": change,
@@ -417,8 +414,7 @@ class Contracts:
 
     def _logged(self) -> None:
         """After a commit: append the staged entries to the log."""
-        if self.outbox is not None:
-            self.outbox.flush()
+        self.outbox.flush()
 
     # -- the execution-time check -------------------------------------------------
 

@@ -179,9 +179,9 @@ class Invoice:
 class Metering:
     """Monthly usage and invoices of one node."""
 
-    def __init__(self, db: Database, settings: Settings | None = None) -> None:
+    def __init__(self, db: Database, settings: Settings) -> None:
         self.db = db
-        self.settings = settings or Settings()
+        self.settings = settings
 
     def invoice(self, actor: Actor, month: str, party: str | None = None) -> Invoice:
         """The month's invoice of ``party`` (default: the actor's own organization).

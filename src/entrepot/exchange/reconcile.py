@@ -160,8 +160,11 @@ def _read(entries: Iterable[tuple[int, Any]]) -> _Stated:
     return stated
 
 
-def reconcile(db: Database, log: TransparencyLog) -> Reconciliation:
-    """Compare node.db with ``log`` (read from the start); see the module docstring."""
+def reconcile(db: Database, log: TransparencyLog, metering: Metering) -> Reconciliation:
+    """Compare node.db with ``log`` (read from the start); see the module docstring.
+
+    ``metering`` bills the uses that the ledger's spent rows are compared with.
+    """
     result = Reconciliation()
     for problem in log_state_problems(db, log):
         result.add("log", "size and heads", problem)
@@ -172,7 +175,7 @@ def reconcile(db: Database, log: TransparencyLog) -> Reconciliation:
     _grants(db, stated, result)
     _accounts(db, stated, result)
     _policies(db, stated, result)
-    _ledger(db, stated, result)
+    _ledger(db, stated, result, metering)
     return result
 
 
@@ -264,7 +267,7 @@ def _policies(db: Database, stated: _Stated, result: Reconciliation) -> None:
         result.add("policy", ref, f"policy {digest[:16]}… is in force, but the log has no entry")
 
 
-def _ledger(db: Database, stated: _Stated, result: Reconciliation) -> None:
+def _ledger(db: Database, stated: _Stated, result: Reconciliation, metering: Metering) -> None:
     with db.read() as session:
         rows = session.execute(
             select(
@@ -295,16 +298,15 @@ def _ledger(db: Database, stated: _Stated, result: Reconciliation) -> None:
         )
     for index in stated.unlinked:
         result.add("query", f"log entry {index}", "answered or failed, but names no reservation")
-    _usage(db, rows, result)
+    _usage(metering, rows, result)
 
 
-def _usage(db: Database, rows: Sequence[Any], result: Reconciliation) -> None:
+def _usage(metering: Metering, rows: Sequence[Any], result: Reconciliation) -> None:
     """Each spent ledger row is one use on its grant's usage, over the months it spans."""
     per_grant: Counter[int] = Counter(row[1] for row in rows)
     consumers = {row[2] for row in rows}
     moments = [moment for row in rows for moment in (row[3], row[4]) if moment is not None]
     billed: Counter[int] = Counter()
-    metering = Metering(db)
     for month in _months(min(moments), max(moments)) if moments else ():
         for consumer in sorted(consumers):
             for line in metering.invoice(LOCAL, month, consumer).lines:

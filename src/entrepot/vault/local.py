@@ -76,13 +76,13 @@ class LocalVault:
         self,
         home: Path,
         db: Database,
-        settings: Settings | None = None,
+        settings: Settings,
         *,
         engine: Callable[[], Engine],
     ) -> None:
         self.home = home
         self.db = db
-        self.settings = settings or Settings(home=home)
+        self.settings = settings
         self.engine = engine
         check_fault_point(self.settings.fault_point)
 

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request, status
 from fastapi.responses import JSONResponse
 from pydantic import AfterValidator, BaseModel, Field, model_validator
 
+from entrepot.api._exchange import exchange_of
 from entrepot.api._types import UtcDateTime
 from entrepot.api.auth import AnyActor, Consumer, Provider
 from entrepot.api.pagination import Page, PageParams, page_of, page_params
@@ -41,8 +42,7 @@ Duty = Literal["attribution"]
 
 
 def contracts(request: Request) -> Contracts:
-    node = request.app.state.node
-    return Contracts(node.db, node.settings, log=node.log)
+    return exchange_of(request).contracts
 
 
 ContractsDep = Annotated[Contracts, Depends(contracts)]

@@ -15,9 +15,9 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, BeforeValidator, Field
 
+from entrepot.api._exchange import exchange_of
 from entrepot.api.auth import AnyActor, Auditor
 from entrepot.errors import InvalidInput, NotFound
-from entrepot.exchange.reconcile import reconcile
 from entrepot.transparency import Kind, TransparencyLog
 
 __all__ = ["router"]
@@ -131,8 +131,7 @@ class ReconciliationOut(BaseModel):
     "reports, not a proof.",
 )
 def reconciliation(request: Request, _actor: Auditor) -> ReconciliationOut:
-    node = request.app.state.node
-    return ReconciliationOut.model_validate(reconcile(node.db, node.log).to_json())
+    return ReconciliationOut.model_validate(exchange_of(request).reconcile().to_json())
 
 
 @router.get("/head", summary="The latest signed tree head.")

@@ -3,9 +3,6 @@
 A consumer sees its own budgets, a provider those on its datasets, an operator all.
 Spend is summed from the ledger rows by the ledger itself, never kept by the API.
 A dataset's provider sets the dataset's global ε cap.
-
-:func:`budget_list` and :func:`set_cap` are also what the local CLI calls, so the
-CLI prints the same body whether it runs against a server or on the node itself.
 """
 
 from __future__ import annotations
@@ -16,16 +13,13 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
+from entrepot.api._exchange import exchange_of
 from entrepot.api.auth import AnyActor, Provider
 from entrepot.api.pagination import Page, PageParams, page_of, page_params
 from entrepot.api.routers.catalog import DATASET_REF
-from entrepot.errors import Forbidden
-from entrepot.exchange.accounts import Actor, Role
-from entrepot.exchange.budgets import Budgets
-from entrepot.exchange.node import Node
 from entrepot.vault.refs import SLUG_MAX
 
-__all__ = ["BudgetOut", "CapIn", "CapOut", "budget_list", "router", "set_cap"]
+__all__ = ["BudgetOut", "CapIn", "CapOut", "router"]
 
 router = APIRouter(prefix="/v1/budgets", tags=["budgets"])
 
@@ -64,22 +58,6 @@ class CapIn(BaseModel):
     epsilon: float = Field(gt=0, le=1e6, description="The new cap: never below what was spent.")
 
 
-def budget_list(node: Node, actor: Actor, *, closed: bool = False) -> list[BudgetOut]:
-    """The budgets ``actor`` may see, by dataset then consumer."""
-    if not actor.administers and actor.role not in (Role.PROVIDER, Role.CONSUMER):
-        raise Forbidden(
-            f"a {actor.role} account has no budgets",
-            hint="budgets belong to consumers; providers see those on their datasets",
-        )
-    views = Budgets(node.db).visible(actor, include_closed=closed)
-    return [BudgetOut.model_validate(view.to_dict()) for view in views]
-
-
-def set_cap(node: Node, actor: Actor, dataset: str, epsilon: float) -> CapOut:
-    """Set the global ε cap of ``dataset`` (its provider's decision alone)."""
-    return CapOut.model_validate(Budgets(node.db).set_cap(actor, dataset, epsilon).to_dict())
-
-
 @router.get("", summary="Budgets you hold (consumer) or that spend your datasets.")
 def list_budgets(
     request: Request,
@@ -87,10 +65,11 @@ def list_budgets(
     paging: Paging,
     closed: Annotated[bool, Query(description="Include revoked and expired budgets.")] = False,
 ) -> Page[BudgetOut]:
-    rows = budget_list(request.app.state.node, actor, closed=closed)
-    return page_of(rows, paging, lambda row: row)
+    views = exchange_of(request).budgets.visible(actor, include_closed=closed)
+    return page_of(views, paging, lambda view: BudgetOut.model_validate(view.to_dict()))
 
 
 @router.post("/caps", summary="Set a dataset's global ε cap across consumers (its provider).")
 def set_dataset_cap(request: Request, actor: Provider, body: CapIn) -> CapOut:
-    return set_cap(request.app.state.node, actor, body.dataset, body.epsilon)
+    cap = exchange_of(request).budgets.set_cap(actor, body.dataset, body.epsilon)
+    return CapOut.model_validate(cap.to_dict())

@@ -14,6 +14,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, Field
 
+from entrepot.api._exchange import exchange_of
 from entrepot.api._types import UtcDateTime
 from entrepot.api.auth import AnyActor
 from entrepot.api.pagination import Page, PageParams, page_of, page_params
@@ -40,7 +41,7 @@ DatasetSlug = Annotated[
 
 def catalog(request: Request, actor: AnyActor) -> Catalog:
     """The catalog as the caller sees it: content figures for its own datasets only."""
-    return Catalog(request.app.state.node.db, viewer=actor)
+    return exchange_of(request).catalog(actor)
 
 
 CatalogDep = Annotated[Catalog, Depends(catalog)]
@@ -134,13 +135,12 @@ def list_datasets(
 
 @router.get("/search", summary="Full-text search over titles, descriptions, columns; ranked.")
 def search(
-    request: Request,
     domain: CatalogDep,
     paging: Paging,
     q: Annotated[str, Query(max_length=500, description="Words to find (prefixes match).")],
 ) -> Page[DatasetOut]:
     # The catalog ranks at most `catalog_max_results` hits; pages are cut from those.
-    ranked = domain.search(q, limit=request.app.state.node.settings.catalog_max_results)
+    ranked = domain.search(q, limit=domain.max_results)
     return page_of(ranked, paging, DatasetOut.of)
 
 

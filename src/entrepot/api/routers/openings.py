@@ -12,6 +12,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Request
 from pydantic import BaseModel, Field
 
+from entrepot.api._exchange import exchange_of
 from entrepot.api.auth import AnyActor
 from entrepot.exchange.openings import Openings
 
@@ -39,7 +40,7 @@ class ContentOpeningOut(BaseModel):
 
 
 def openings_of(request: Request) -> Openings:
-    return Openings(request.app.state.node)
+    return exchange_of(request).openings
 
 
 @router.get(

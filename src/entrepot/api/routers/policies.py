@@ -12,10 +12,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 
+from entrepot.api._exchange import exchange_of
 from entrepot.api._types import UtcDateTime
 from entrepot.api.auth import AnyActor, Provider
 from entrepot.api.routers.catalog import DatasetSlug, ProviderSlug
-from entrepot.exchange.node import Node
 from entrepot.exchange.policies import Policies, PolicyInfo
 
 __all__ = ["PolicyIn", "PolicyOut", "router"]
@@ -27,8 +27,7 @@ _DOCUMENT_MAX = 64 * 1024
 
 
 def policies(request: Request) -> Policies:
-    node: Node = request.app.state.node
-    return Policies(node)
+    return exchange_of(request).policies
 
 
 PoliciesDep = Annotated[Policies, Depends(policies)]

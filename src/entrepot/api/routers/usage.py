@@ -12,9 +12,9 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
 
+from entrepot.api._exchange import exchange_of
 from entrepot.api.auth import AnyActor
 from entrepot.api.routers.catalog import SLUG
-from entrepot.exchange.metering import Metering
 from entrepot.vault.refs import SLUG_MAX
 
 __all__ = ["InvoiceOut", "router"]
@@ -82,8 +82,7 @@ def usage(
     party: Party = None,
     format: Annotated[Literal["json", "csv"], Query()] = "json",
 ) -> InvoiceOut | PlainTextResponse:
-    node = request.app.state.node
-    invoice = Metering(node.db, node.settings).invoice(actor, month, party)
+    invoice = exchange_of(request).metering.invoice(actor, month, party)
     if format == "csv":
         return PlainTextResponse(invoice.to_csv(), media_type="text/csv")
     return InvoiceOut.model_validate(invoice.to_dict())

@@ -1,0 +1,81 @@
+"""The composition root: every service of one node, built once from its one ``Settings``.
+
+The API app holds one :class:`Exchange` (``app.state.exchange``); the local CLI, the
+Python API and the demo build one over the node they open. A service is made on
+first use and kept, so a setting reaches every door the same way, and the
+transparency log is wired into each service that changes what the public log states.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+from entrepot.exchange.accounts import Accounts, Actor
+from entrepot.exchange.budgets import Budgets
+from entrepot.exchange.catalog import Catalog
+from entrepot.exchange.contracts import Contracts
+from entrepot.exchange.metering import Metering
+from entrepot.exchange.node import Node
+from entrepot.exchange.openings import Openings
+from entrepot.exchange.policies import Policies
+from entrepot.exchange.query import Queries
+from entrepot.exchange.reconcile import Reconciliation, reconcile
+from entrepot.settings import Settings
+from entrepot.vault import LocalVault
+
+__all__ = ["Exchange"]
+
+
+class Exchange:
+    """The services of one opened :class:`~entrepot.exchange.node.Node`."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+
+    @property
+    def settings(self) -> Settings:
+        return self.node.settings
+
+    @cached_property
+    def vault(self) -> LocalVault:
+        return LocalVault.of(self.node)
+
+    @cached_property
+    def accounts(self) -> Accounts:
+        return Accounts(self.node.db, self.settings, log=self.node.log)
+
+    @cached_property
+    def contracts(self) -> Contracts:
+        return Contracts(self.node.db, self.settings, log=self.node.log)
+
+    @cached_property
+    def policies(self) -> Policies:
+        return Policies(self.node)
+
+    @cached_property
+    def budgets(self) -> Budgets:
+        return Budgets(self.node.db)
+
+    @cached_property
+    def metering(self) -> Metering:
+        return Metering(self.node.db, self.settings)
+
+    @cached_property
+    def queries(self) -> Queries:
+        return Queries(self.node, contracts=self.contracts)
+
+    @cached_property
+    def openings(self) -> Openings:
+        return Openings(self.node)
+
+    def catalog(self, viewer: Actor | None = None) -> Catalog:
+        """The catalog as ``viewer`` sees it (content figures of its own datasets only)."""
+        return Catalog(self.node.db, viewer=viewer, max_results=self.settings.catalog_max_results)
+
+    def reconcile(self) -> Reconciliation:
+        """What node.db holds against what the transparency log states."""
+        return reconcile(self.node.db, self.node.log, self.metering)
+
+    def actor(self, org_slug: str) -> Actor:
+        """Act as organization ``org_slug`` (the local CLI's ``--as``)."""
+        return self.accounts.actor(org_slug)
