@@ -26,9 +26,9 @@ from tests.api.conftest import World, free_port
 
 from entrepot.api import create_app
 from entrepot.api.app import server_options
-from entrepot.api.routers.catalog import SLUG
 from entrepot.errors import InvalidInput
 from entrepot.exchange.node import Node
+from entrepot.schemas.catalog import SLUG
 from entrepot.settings import Settings
 from entrepot.vault.refs import SLUG_MAX, check_slug
 

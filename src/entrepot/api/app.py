@@ -1,9 +1,9 @@
 """The HTTP API: one FastAPI app over one opened :class:`~entrepot.exchange.node.Node`.
 
 Routers are thin: they authenticate, check which objects the caller may touch,
-call the domain layer and shape its result into pydantic models. Every error has
-the one shape of :mod:`entrepot.api.errors`; limits are on by default
-(:mod:`entrepot.api.limits`).
+call the domain layer and shape its result into the wire models of
+:mod:`entrepot.schemas`. Every error has the one shape of :mod:`entrepot.api.errors`;
+limits are on by default (:mod:`entrepot.api.limits`).
 """
 
 from __future__ import annotations

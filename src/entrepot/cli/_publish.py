@@ -203,8 +203,8 @@ def publish(
 
     def local(exchange: Exchange, _actor: Actor) -> dict[str, Any]:
         from entrepot import standards
-        from entrepot.api.routers.datasets import PublishedOut
         from entrepot.exchange.catalog import publish_version
+        from entrepot.schemas.datasets import PublishedOut
         from entrepot.vault import OnError, PublishRequest
 
         if provider is None:
@@ -281,7 +281,7 @@ def versions(
     """
 
     def local(exchange: Exchange, actor: Actor) -> list[dict[str, Any]]:
-        from entrepot.api.routers.catalog import VersionOut
+        from entrepot.schemas.catalog import VersionOut
 
         found = exchange.catalog(actor).versions(dataset)
         return [VersionOut.of(v).model_dump(mode="json") for v in found]

@@ -36,13 +36,13 @@ Actions = Annotated[
 
 
 def _request_body(info: RequestInfo) -> dict[str, Any]:
-    from entrepot.api.routers.access import RequestOut
+    from entrepot.schemas.access import RequestOut
 
     return RequestOut.of(info).model_dump(mode="json", by_alias=True)
 
 
 def _grant_body(info: GrantInfo) -> dict[str, Any]:
-    from entrepot.api.routers.access import GrantOut
+    from entrepot.schemas.access import GrantOut
 
     return GrantOut.of(info).model_dump(mode="json", by_alias=True)
 
@@ -385,8 +385,8 @@ def list_purposes(as_: As = None, home: Home = None, as_json: Json = False) -> N
     """
 
     def local(_exchange: Exchange, _actor: Actor) -> list[dict[str, Any]]:
-        from entrepot.api.routers.access import PurposeOut
         from entrepot.exchange.purposes import purposes
+        from entrepot.schemas.access import PurposeOut
 
         return [
             PurposeOut(

@@ -35,7 +35,7 @@ account_app = typer.Typer(
 
 
 def _new_token(issued: IssuedToken) -> dict[str, Any]:
-    from entrepot.api.routers.accounts import NewToken, TokenOut
+    from entrepot.schemas.accounts import NewToken, TokenOut
 
     return NewToken(token=issued.secret, info=TokenOut.of(issued.info)).model_dump(mode="json")
 
@@ -80,7 +80,7 @@ def create(
     """
 
     def local(exchange: Exchange, actor: Actor) -> dict[str, Any]:
-        from entrepot.api.routers.accounts import AccountOut
+        from entrepot.schemas.accounts import AccountOut
 
         info, issued = exchange.accounts.create(actor, name, role, org=org, org_name=org_name)
         return {
@@ -143,7 +143,7 @@ def list_(
     """
 
     def local(exchange: Exchange, actor: Actor) -> list[dict[str, Any]]:
-        from entrepot.api.routers.accounts import AccountOut, TokenOut
+        from entrepot.schemas.accounts import AccountOut, TokenOut
 
         service = exchange.accounts
         if tokens:
@@ -186,7 +186,7 @@ def revoke_token(
     """
 
     def local(exchange: Exchange, actor: Actor) -> dict[str, Any]:
-        from entrepot.api.routers.accounts import TokenOut
+        from entrepot.schemas.accounts import TokenOut
 
         return TokenOut.of(exchange.accounts.revoke_token(actor, token_id)).model_dump(mode="json")
 

@@ -56,7 +56,7 @@ def show(
         return
 
     def local(exchange: Exchange, actor: Actor) -> list[dict[str, Any]]:
-        from entrepot.api.routers.budgets import BudgetOut
+        from entrepot.schemas.budgets import BudgetOut
 
         views = exchange.budgets.visible(actor, include_closed=closed)
         return [BudgetOut.model_validate(v.to_dict()).model_dump(mode="json") for v in views]
@@ -96,7 +96,7 @@ def set_cap(
     """
 
     def local(exchange: Exchange, actor: Actor) -> dict[str, Any]:
-        from entrepot.api.routers.budgets import CapOut
+        from entrepot.schemas.budgets import CapOut
 
         cap = exchange.budgets.set_cap(actor, dataset, epsilon)
         return CapOut.model_validate(cap.to_dict()).model_dump(mode="json")

@@ -63,7 +63,7 @@ def _summaries(title: str, found: list[dict[str, Any]], empty: str) -> None:
 
 
 def _dumped(summaries: list[Any]) -> list[dict[str, Any]]:
-    from entrepot.api.routers.catalog import DatasetOut
+    from entrepot.schemas.catalog import DatasetOut
 
     return [DatasetOut.of(s).model_dump(mode="json") for s in summaries]
 
@@ -223,7 +223,7 @@ def show(
     """
 
     def local(exchange: Exchange, actor: Actor) -> dict[str, Any]:
-        from entrepot.api.routers.catalog import DatasetPageOut
+        from entrepot.schemas.catalog import DatasetPageOut
 
         page = DatasetPageOut.of(exchange.catalog(actor).show(dataset))
         return page.model_dump(mode="json", by_alias=True)

@@ -45,7 +45,7 @@ def show(dataset: Dataset, home: Home = None, as_json: Json = False) -> None:
     """
 
     def local(exchange: Exchange, _actor: Actor) -> dict[str, Any]:
-        from entrepot.api.routers.policies import PolicyOut
+        from entrepot.schemas.policies import PolicyOut
 
         return PolicyOut.of(exchange.policies.get(dataset)).model_dump(mode="json")
 
@@ -78,7 +78,7 @@ def set_(
         raise NotFound(f"no policy file at {file}", hint="check the path") from None
 
     def local(exchange: Exchange, actor: Actor) -> dict[str, Any]:
-        from entrepot.api.routers.policies import PolicyOut
+        from entrepot.schemas.policies import PolicyOut
 
         info = exchange.policies.set(actor, dataset, text, where=str(file))
         return PolicyOut.of(info).model_dump(mode="json")

@@ -33,7 +33,7 @@ def add(
     """
 
     def local(exchange: Exchange, _actor: Actor) -> dict[str, Any]:
-        from entrepot.api.routers.providers import ProviderOut
+        from entrepot.schemas.providers import ProviderOut
         from entrepot.vault import add_provider
 
         return ProviderOut.of(add_provider(exchange.node.db, slug, name)).model_dump(mode="json")
@@ -61,7 +61,7 @@ def list_(home: Home = None, as_json: Json = False) -> None:
     """
 
     def local(exchange: Exchange, _actor: Actor) -> list[dict[str, Any]]:
-        from entrepot.api.routers.providers import ProviderOut
+        from entrepot.schemas.providers import ProviderOut
         from entrepot.vault import list_providers
 
         return [ProviderOut.of(p).model_dump(mode="json") for p in list_providers(exchange.node.db)]

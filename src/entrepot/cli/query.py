@@ -92,7 +92,7 @@ def query(
     """
 
     def local(exchange: Exchange, actor: Actor) -> dict[str, Any]:
-        from entrepot.api.routers.queries import QueryOut
+        from entrepot.schemas.queries import QueryOut
 
         if not as_:
             raise InvalidInput("say which consumer asks", hint="add --as ORG (or set ENTREPOT_AS)")

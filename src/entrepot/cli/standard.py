@@ -38,7 +38,7 @@ def list_standards(home: Home = None, as_json: Json = False) -> None:
 
     def local() -> list[dict[str, Any]]:
         from entrepot import standards
-        from entrepot.api.routers.standards import summary_of
+        from entrepot.schemas.standards import summary_of
 
         return [summary_of(standards.get(name)).model_dump() for name in standards.names()]
 
@@ -91,7 +91,7 @@ def show(name: NameOrPath, home: Home = None, as_json: Json = False) -> None:
 
     def local() -> dict[str, Any]:
         from entrepot import standards
-        from entrepot.api.routers.standards import StandardOut
+        from entrepot.schemas.standards import StandardOut
 
         return StandardOut.model_validate(standards.get(name).summary()).model_dump()
 
@@ -144,7 +144,7 @@ def codes(
 
     def local() -> dict[str, Any]:
         from entrepot import standards
-        from entrepot.api.routers.standards import CodeListOut
+        from entrepot.schemas.standards import CodeListOut
 
         return CodeListOut.of(standards.codelist(name)).model_dump()
 

@@ -76,7 +76,7 @@ def usage(
     csv = output is Format.CSV
 
     def local(exchange: Exchange, actor: Actor) -> Any:
-        from entrepot.api.routers.usage import InvoiceOut
+        from entrepot.schemas.usage import InvoiceOut
 
         invoice = exchange.metering.invoice(actor, month, party)
         if csv:

@@ -13,11 +13,18 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, BeforeValidator, Field
+from pydantic import BeforeValidator
 
 from entrepot.api._exchange import exchange_of
 from entrepot.api.auth import AnyActor, Auditor
 from entrepot.errors import InvalidInput, NotFound
+from entrepot.schemas.audit import (
+    ConsistencyOut,
+    EntryOut,
+    HeadOut,
+    InclusionOut,
+    ReconciliationOut,
+)
 from entrepot.transparency import Kind, TransparencyLog
 
 __all__ = ["router"]
@@ -63,38 +70,6 @@ def log_of(request: Request) -> TransparencyLog:
     return log
 
 
-class EntryOut(BaseModel):
-    index: int
-    entry: dict[str, Any]
-
-
-class HeadOut(BaseModel):
-    format: str
-    key: str = Field(description="The node's Ed25519 public key, hex.")
-    root: str
-    size: int
-    time: str
-    signature: str
-
-
-class InclusionOut(BaseModel):
-    index: int
-    size: int
-    entry: str
-    leaf_hash: str
-    inclusion: list[str]
-    root: str
-    head: HeadOut | None
-
-
-class ConsistencyOut(BaseModel):
-    size1: int
-    size2: int
-    root1: str
-    root2: str
-    consistency: list[str]
-
-
 @router.get("/entries", summary="Log entries, oldest first (the last `limit` that match).")
 def entries(
     request: Request,
@@ -108,18 +83,6 @@ def entries(
         dataset=dataset, kind=None if kind is None else kind.value, since=since, limit=limit
     )
     return [EntryOut(index=index, entry=entry) for index, entry in found]
-
-
-class DifferenceOut(BaseModel):
-    what: str
-    subject: str
-    problem: str
-
-
-class ReconciliationOut(BaseModel):
-    ok: bool
-    checked: dict[str, int] = Field(description="Records compared, by kind.")
-    differences: list[DifferenceOut]
 
 
 @router.get(

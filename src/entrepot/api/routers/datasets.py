@@ -17,13 +17,14 @@ from typing import Annotated, Any, Literal
 
 import yaml
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile, status
-from pydantic import Field
 
 from entrepot import standards
 from entrepot.api.auth import Provider
-from entrepot.api.routers.catalog import SLUG, DatasetSlug, ProviderSlug, VersionOut, catalog
+from entrepot.api.routers.catalog import DatasetSlug, ProviderSlug, catalog
 from entrepot.errors import EntrepotError, InvalidInput, NotFound
 from entrepot.exchange.catalog import Catalog, publish_version
+from entrepot.schemas.catalog import SLUG, VersionOut
+from entrepot.schemas.datasets import PublishedOut
 from entrepot.vault import LocalVault
 from entrepot.vault.protocol import OnError, PublishRequest
 from entrepot.vault.refs import SLUG_MAX
@@ -34,12 +35,6 @@ router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
 
 # A provider mapping is a short YAML document; anything larger is not one.
 _MAPPING_MAX_BYTES = 256 * 1024
-
-
-class PublishedOut(VersionOut):
-    rows_total: int = Field(description="Rows in the uploaded file.")
-    quarantined: int = Field(description="Rows kept in quarantine with their reasons.")
-    report: dict[str, Any] = Field(description="The validation report.")
 
 
 @router.post(

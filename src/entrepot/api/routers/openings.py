@@ -10,33 +10,15 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Request
-from pydantic import BaseModel, Field
 
 from entrepot.api._exchange import exchange_of
 from entrepot.api.auth import AnyActor
 from entrepot.exchange.openings import Openings
+from entrepot.schemas.openings import ContentOpeningOut, QueryOpeningOut
 
-__all__ = ["ContentOpeningOut", "QueryOpeningOut", "router"]
+__all__ = ["router"]
 
 router = APIRouter(prefix="/v1/openings", tags=["audit"])
-
-
-class QueryOpeningOut(BaseModel):
-    format: str
-    kind: str
-    query_text: str
-    nonce: str = Field(description="The 32-byte key of the query's commitment, hex.")
-    query_commitment: str
-
-
-class ContentOpeningOut(BaseModel):
-    format: str
-    kind: str
-    dataset: str
-    version: str
-    content_sha256: str = Field(description="SHA-256 of the version's stored Parquet file.")
-    key: str = Field(description="The version's 32-byte commitment key, hex.")
-    content_commitment: str
 
 
 def openings_of(request: Request) -> Openings:

@@ -7,23 +7,19 @@ dataset answers 404, as if it did not exist.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, Field
 
 from entrepot.api._exchange import exchange_of
-from entrepot.api._types import UtcDateTime
 from entrepot.api.auth import AnyActor, Provider
 from entrepot.api.routers.catalog import DatasetSlug, ProviderSlug
-from entrepot.exchange.policies import Policies, PolicyInfo
+from entrepot.exchange.policies import Policies
+from entrepot.schemas.policies import PolicyIn, PolicyOut
 
-__all__ = ["PolicyIn", "PolicyOut", "router"]
+__all__ = ["router"]
 
 router = APIRouter(prefix="/v1/policies", tags=["policies"])
-
-# A policy is a page of YAML; the request body limit would stop anything far larger.
-_DOCUMENT_MAX = 64 * 1024
 
 
 def policies(request: Request) -> Policies:
@@ -31,35 +27,6 @@ def policies(request: Request) -> Policies:
 
 
 PoliciesDep = Annotated[Policies, Depends(policies)]
-
-
-class PolicyIn(BaseModel):
-    document: str = Field(
-        min_length=1,
-        max_length=_DOCUMENT_MAX,
-        description="The policy as YAML (or JSON), as `entrepot policy set` reads it.",
-        examples=["max_epsilon_per_query: 0.5\ndataset_epsilon_cap: 10\n"],
-    )
-
-
-class PolicyOut(BaseModel):
-    dataset: str = Field(examples=["riverside-hospitals/outpatient-visits"])
-    explicit: bool = Field(description="False: the default the standard's column roles imply.")
-    digest: str = Field(description="SHA-256 of the policy, part of every answer's fingerprint.")
-    set_by: str | None
-    set_at: UtcDateTime | None
-    policy: dict[str, Any] = Field(description="Columns, aggregates, ε limits, thresholds.")
-
-    @classmethod
-    def of(cls, info: PolicyInfo) -> PolicyOut:
-        return cls(
-            dataset=info.dataset,
-            explicit=info.explicit,
-            digest=info.policy.digest,
-            set_by=info.set_by,
-            set_at=info.set_at,
-            policy=info.policy.to_dict(),
-        )
 
 
 @router.get("/{provider}/{dataset}", summary="The policy in force on a dataset.")

@@ -12,12 +12,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, Field
 
 from entrepot.api._query_workers import QueryRunner, QueueFull
 from entrepot.api.auth import Consumer
 from entrepot.api.errors import error_response
 from entrepot.errors import EntrepotError
+from entrepot.schemas.queries import QueryIn, QueryOut
 
 __all__ = ["router"]
 
@@ -33,54 +33,6 @@ def query_runner(request: Request) -> QueryRunner:
             hint="serve the app with `entrepot serve`, or with uvicorn's lifespan on",
         )
     return runner
-
-
-class QueryIn(BaseModel):
-    sql: str = Field(
-        min_length=1,
-        max_length=20_000,
-        examples=[
-            "SELECT district, COUNT(*) FROM riverside_hospitals.outpatient_visits GROUP BY district"
-        ],
-    )
-    epsilon: float | None = Field(None, gt=0, le=1e6, description="ε to spend (policy default).")
-    purpose: str | None = Field(
-        None, min_length=1, max_length=100, description="Purpose (default: the grant's)."
-    )
-
-
-class AnswerRow(BaseModel):
-    key: list[Any]
-    values: list[list[float | None]] = Field(description="Per aggregate: [value, low, high].")
-    other: bool
-
-
-class AnswerOut(BaseModel):
-    columns: list[str]
-    keys: list[str]
-    aggregates: list[str]
-    key_types: Any
-    rows: list[AnswerRow]
-    epsilon: float
-    delta: float
-    mechanism: str
-    scales: Any
-    suppressed: list[list[Any]]
-    merged: list[list[Any]]
-    threshold: float | None
-    fingerprint: str
-    confidence: float
-    notes: list[str]
-
-
-class QueryOut(BaseModel):
-    dataset: str
-    version: int
-    epsilon_spent: float = Field(description="0 when the answer repeats an earlier one.")
-    epsilon_left: float | None
-    repeated: bool
-    answer: AnswerOut
-    receipt: dict[str, Any] = Field(description="Signed receipt; verify offline.")
 
 
 @router.post(

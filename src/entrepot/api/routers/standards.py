@@ -6,17 +6,22 @@ which the API must never do on a client's say-so.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path
-from pydantic import BaseModel, Field
 
 from entrepot import standards
 from entrepot.api.auth import AnyActor
 from entrepot.api.pagination import Page, PageParams, page_of, page_params
 from entrepot.errors import NotFound
+from entrepot.schemas.standards import (
+    CodeListOut,
+    StandardOut,
+    StandardSummary,
+    summary_of,
+)
 
-__all__ = ["CodeListOut", "StandardOut", "StandardSummary", "router", "summary_of"]
+__all__ = ["router"]
 
 router = APIRouter(prefix="/v1/standards", tags=["standards"])
 
@@ -27,72 +32,6 @@ StandardName = Annotated[
 CodeListName = Annotated[
     str, Path(pattern=r"^[a-z0-9][a-z0-9._-]{0,99}$", examples=["region.district"])
 ]
-
-
-class ForeignKeyOut(BaseModel):
-    fields: list[str]
-    codelist: str
-    columns: list[str]
-
-
-class FieldOut(BaseModel):
-    name: str
-    type: str
-    format: str | None
-    role: str
-    title: str
-    description: str
-    constraints: dict[str, Any] = Field(description="required, unique, minimum, maximum, ...")
-    bounds: list[float] | None = Field(description="Public clamping bounds of a measure.")
-    codelist: str | None
-
-
-class StandardOut(BaseModel):
-    name: str
-    title: str
-    description: str
-    version: str
-    privacy_unit: str | None
-    one_row_per_unit: bool
-    primary_key: list[str]
-    foreign_keys: list[ForeignKeyOut]
-    fields: list[FieldOut]
-
-
-class StandardSummary(BaseModel):
-    name: str
-    title: str
-    version: str
-    columns: int
-    privacy_unit: str | None
-
-
-class CodeOut(BaseModel):
-    code: str
-    label: str
-    parent: str | None
-
-
-class CodeListOut(BaseModel):
-    name: str
-    codes: list[CodeOut]
-
-    @classmethod
-    def of(cls, listed: standards.CodeList) -> CodeListOut:
-        return cls(
-            name=listed.name,
-            codes=[CodeOut(code=c, label=lb, parent=p) for c, lb, p in listed.rows()],
-        )
-
-
-def summary_of(standard: standards.Standard) -> StandardSummary:
-    return StandardSummary(
-        name=standard.name,
-        title=standard.title,
-        version=standard.version,
-        columns=len(standard.fields),
-        privacy_unit=standard.privacy_unit,
-    )
 
 
 def _shipped(name: str) -> standards.Standard:

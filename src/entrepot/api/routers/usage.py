@@ -10,14 +10,14 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import PlainTextResponse
-from pydantic import BaseModel, Field
 
 from entrepot.api._exchange import exchange_of
 from entrepot.api.auth import AnyActor
-from entrepot.api.routers.catalog import SLUG
+from entrepot.schemas.catalog import SLUG
+from entrepot.schemas.usage import InvoiceOut
 from entrepot.vault.refs import SLUG_MAX
 
-__all__ = ["InvoiceOut", "router"]
+__all__ = ["router"]
 
 router = APIRouter(prefix="/v1", tags=["usage"])
 
@@ -33,40 +33,6 @@ Party = Annotated[
     str | None,
     Query(pattern=SLUG, max_length=SLUG_MAX, description="Organization (operators only)."),
 ]
-
-
-class LineOut(BaseModel):
-    grant: str
-    consumer: str
-    provider: str
-    dataset: str
-    action: str
-    uses: int
-    epsilon: float
-    rows_scanned: int | None = Field(
-        description="Rows the uses read: for the provider and operators only (null for "
-        "a consumer, as it is a version's exact row count)."
-    )
-    amount: str
-
-
-class TotalOut(BaseModel):
-    uses: int
-    epsilon: float
-    rows_scanned: int | None = Field(
-        description="Rows the uses read: for the provider and operators only (null for "
-        "a consumer, as it is a version's exact row count)."
-    )
-    amount: str
-
-
-class InvoiceOut(BaseModel):
-    party: str
-    role: str
-    month: str
-    currency: str
-    lines: list[LineOut]
-    total: TotalOut
 
 
 @router.get(

@@ -1,0 +1,95 @@
+"""The catalog's wire shapes: datasets, versions, a dataset's page; the slug grammar."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from entrepot.exchange.catalog import CatalogVersion, DatasetPage, DatasetSummary
+from entrepot.schemas._types import UtcDateTime
+
+__all__ = ["DATASET_REF", "SLUG", "DatasetOut", "DatasetPageOut", "StandardRef", "VersionOut"]
+
+
+# The server's slug grammar (entrepot.vault.refs): words joined by single hyphens.
+SLUG = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
+
+
+# `<provider>/<dataset>`; each part is also at most SLUG_MAX long, which the server checks.
+DATASET_REF = r"^[a-z0-9]+(?:-[a-z0-9]+)*/[a-z0-9]+(?:-[a-z0-9]+)*$"
+
+
+_OWNER_ONLY = "{}; null unless the caller is the dataset's provider or an operator."
+
+
+class DatasetOut(BaseModel):
+    dataset: str = Field(examples=["riverside-hospitals/outpatient-visits"])
+    sql_name: str = Field(examples=["riverside_hospitals.outpatient_visits"])
+    title: str
+    description: str
+    provider: str
+    standard: str
+    versions: int
+    latest_version: int | None
+    rows: int | None = Field(description=_OWNER_ONLY.format("Rows of the newest version"))
+    updated_at: UtcDateTime
+    score: float | None = Field(None, description="Search rank (higher is better).")
+
+    @classmethod
+    def of(cls, summary: DatasetSummary) -> DatasetOut:
+        return cls.model_validate(summary.to_dict())
+
+
+class StandardRef(BaseModel):
+    name: str
+    title: str
+    version: str
+    privacy_unit: str | None
+    primary_key: list[str]
+
+
+class VersionOut(BaseModel):
+    dataset: str
+    version: int
+    title: str
+    sha256: str | None = Field(
+        description=_OWNER_ONLY.format("SHA-256 of the version's Parquet file")
+    )
+    size_bytes: int | None = Field(description=_OWNER_ONLY.format("Size of the file in bytes"))
+    rows: int | None = Field(description=_OWNER_ONLY.format("Rows published"))
+    rows_rejected: int | None = Field(
+        description=_OWNER_ONLY.format("Rows refused by the validation")
+    )
+    standard: str
+    standard_version: str
+    created_at: UtcDateTime
+    quality: dict[str, Any] | None = Field(
+        description=_OWNER_ONLY.format("Completeness per column and validation counts")
+    )
+
+    @classmethod
+    def of(cls, version: CatalogVersion) -> VersionOut:
+        return cls.model_validate(version.to_dict())
+
+
+class DatasetPageOut(BaseModel):
+    dataset: str
+    sql_name: str
+    title: str
+    description: str
+    provider: str
+    versions: list[VersionOut]
+    latest_version: int | None
+    rows: int | None = Field(description=_OWNER_ONLY.format("Rows of the newest version"))
+    updated_at: UtcDateTime
+    created_at: UtcDateTime
+    standard: StandardRef
+    schema_: list[dict[str, Any]] = Field(alias="schema", serialization_alias="schema")
+    quality: dict[str, Any] | None = Field(
+        description=_OWNER_ONLY.format("The newest version's quality figures")
+    )
+
+    @classmethod
+    def of(cls, page: DatasetPage) -> DatasetPageOut:
+        return cls.model_validate(page.to_dict())

@@ -1,0 +1,45 @@
+"""Dataset policies on the wire."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from entrepot.exchange.policies import PolicyInfo
+from entrepot.schemas._types import UtcDateTime
+
+__all__ = ["PolicyIn", "PolicyOut"]
+
+
+# A policy is a page of YAML; the request body limit would stop anything far larger.
+_DOCUMENT_MAX = 64 * 1024
+
+
+class PolicyIn(BaseModel):
+    document: str = Field(
+        min_length=1,
+        max_length=_DOCUMENT_MAX,
+        description="The policy as YAML (or JSON), as `entrepot policy set` reads it.",
+        examples=["max_epsilon_per_query: 0.5\ndataset_epsilon_cap: 10\n"],
+    )
+
+
+class PolicyOut(BaseModel):
+    dataset: str = Field(examples=["riverside-hospitals/outpatient-visits"])
+    explicit: bool = Field(description="False: the default the standard's column roles imply.")
+    digest: str = Field(description="SHA-256 of the policy, part of every answer's fingerprint.")
+    set_by: str | None
+    set_at: UtcDateTime | None
+    policy: dict[str, Any] = Field(description="Columns, aggregates, ε limits, thresholds.")
+
+    @classmethod
+    def of(cls, info: PolicyInfo) -> PolicyOut:
+        return cls(
+            dataset=info.dataset,
+            explicit=info.explicit,
+            digest=info.policy.digest,
+            set_by=info.set_by,
+            set_at=info.set_at,
+            policy=info.policy.to_dict(),
+        )

@@ -1,0 +1,57 @@
+"""Private queries on the wire: the question, the answer and its receipt."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+__all__ = ["AnswerOut", "AnswerRow", "QueryIn", "QueryOut"]
+
+
+class QueryIn(BaseModel):
+    sql: str = Field(
+        min_length=1,
+        max_length=20_000,
+        examples=[
+            "SELECT district, COUNT(*) FROM riverside_hospitals.outpatient_visits GROUP BY district"
+        ],
+    )
+    epsilon: float | None = Field(None, gt=0, le=1e6, description="ε to spend (policy default).")
+    purpose: str | None = Field(
+        None, min_length=1, max_length=100, description="Purpose (default: the grant's)."
+    )
+
+
+class AnswerRow(BaseModel):
+    key: list[Any]
+    values: list[list[float | None]] = Field(description="Per aggregate: [value, low, high].")
+    other: bool
+
+
+class AnswerOut(BaseModel):
+    columns: list[str]
+    keys: list[str]
+    aggregates: list[str]
+    key_types: Any
+    rows: list[AnswerRow]
+    epsilon: float
+    delta: float
+    mechanism: str
+    scales: Any
+    suppressed: list[list[Any]]
+    merged: list[list[Any]]
+    threshold: float | None
+    fingerprint: str
+    confidence: float
+    notes: list[str]
+
+
+class QueryOut(BaseModel):
+    dataset: str
+    version: int
+    epsilon_spent: float = Field(description="0 when the answer repeats an earlier one.")
+    epsilon_left: float | None
+    repeated: bool
+    answer: AnswerOut
+    receipt: dict[str, Any] = Field(description="Signed receipt; verify offline.")
