@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Callable
 from contextlib import suppress
 from pathlib import Path
 from typing import BinaryIO
@@ -86,11 +87,12 @@ def make_private(path: Path) -> None:
     os.chmod(path, PRIVATE_DIR if path.is_dir() else PRIVATE_FILE)
 
 
-def private_dir(directory: Path) -> Path:
+def private_dir(directory: Path, *, made: Callable[[Path], None] | None = None) -> Path:
     """Create ``directory`` and any missing parent, each ``0700``; return it.
 
     An existing directory is made private too: a home made by hand, or by an
-    older version under a lax umask.
+    older version under a lax umask. ``made`` is called with each directory created,
+    parents first (the vault fsyncs the parent that gained an entry).
     """
     missing: list[Path] = []
     current = directory
@@ -100,6 +102,8 @@ def private_dir(directory: Path) -> Path:
     for path in reversed(missing):
         with suppress(FileExistsError):
             path.mkdir(mode=PRIVATE_DIR)
+        if made is not None:
+            made(path)
     # A home on a read-only mount, or another user's, is opened as it is.
     with suppress(PermissionError):
         os.chmod(directory, PRIVATE_DIR)

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
-from entrepot._files import PRIVATE_DIR, PRIVATE_FILE
+from entrepot._files import PRIVATE_DIR, PRIVATE_FILE, private_dir
 from entrepot.errors import InvalidInput
 
 __all__ = [
@@ -115,15 +115,7 @@ def removing(*paths: Path) -> Iterator[None]:
 def make_dirs(directory: Path) -> None:
     """Create ``directory`` and its parents (``0700``), fsyncing each parent that gained
     an entry."""
-    missing: list[Path] = []
-    current = directory
-    while not current.exists():
-        missing.append(current)
-        current = current.parent
-    for path in reversed(missing):
-        with suppress(FileExistsError):
-            path.mkdir(mode=PRIVATE_DIR)
-        fsync_dir(path.parent)
+    private_dir(directory, made=lambda path: fsync_dir(path.parent))
 
 
 def fsync_file(path: Path) -> None:
