@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -109,3 +111,30 @@ def add_dataset(node: Node, provider: str, dataset: str) -> int:
         session.add(row)
         session.flush()
         return row.id
+
+
+def race_processes(script: str, args: list[str], count: int = 4) -> list[str]:
+    """Run ``script`` in ``count`` processes released together once all are ready; their
+    outputs. Each prints ``ready``, waits for a line on stdin, then does its work."""
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, *args],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(count)
+    ]
+    for worker in workers:
+        assert worker.stdout is not None
+        assert worker.stdout.readline().strip() == "ready"
+    for worker in workers:
+        assert worker.stdin is not None
+        worker.stdin.write("go\n")
+        worker.stdin.flush()
+    outputs = []
+    for worker in workers:
+        out, _ = worker.communicate(timeout=300)
+        assert worker.returncode == 0
+        outputs.append(out.strip())
+    return outputs

@@ -6,8 +6,6 @@ and from separate processes, on SQLite and on PostgreSQL, and the ledger must ad
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import threading
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -17,7 +15,7 @@ import pytest
 from entrepot.errors import BudgetExhausted, ContractViolation
 from entrepot.exchange.accounts import Actor
 from entrepot.privacy.ledger import Ledger
-from marketplace import Market
+from marketplace import Market, race_processes
 
 SQL = "SELECT COUNT(*) FROM riverside_hospitals.outpatient_visits"
 
@@ -120,27 +118,9 @@ def test_processes_never_overspend_budgets_or_the_cap(market: Market) -> None:
     market.ledger.set_cap(market.dataset_id, 1.5, actor="org:riverside-hospitals")
     ids = ",".join(str(c.org_id) for c in (market.consumer, other))
     args = [market.node.db.url, str(market.dataset_id), ids, "5", "10"]
-    workers = [
-        subprocess.Popen(
-            [sys.executable, "-c", WORKER, *args],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(4)
-    ]
-    for worker in workers:
-        assert worker.stdout is not None
-        assert worker.stdout.readline().strip() == "ready"
-    for worker in workers:
-        assert worker.stdin is not None
-        worker.stdin.write("go\n")
-        worker.stdin.flush()
     won: Counter[int] = Counter()
-    for worker in workers:
-        out, _ = worker.communicate(timeout=300)
-        assert worker.returncode == 0
-        for pair in filter(None, out.strip().split(",")):
+    for out in race_processes(WORKER, args):
+        for pair in filter(None, out.split(",")):
             consumer, count = pair.split(":")
             won[int(consumer)] += int(count)
     assert sum(won.values()) == 15

@@ -8,8 +8,6 @@ leave the other untouched; and the reservation moves through its states as a who
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date
@@ -18,7 +16,7 @@ import pytest
 
 from entrepot.errors import BudgetExhausted, Conflict, ContractViolation, InvalidInput
 from entrepot.privacy.ledger import Debit, Reservation
-from marketplace import Market, add_dataset
+from marketplace import Market, add_dataset, race_processes
 
 SQL = (
     "SELECT COUNT(*) FROM riverside_hospitals.outpatient_visits JOIN riverside_hospitals.admissions"
@@ -203,27 +201,7 @@ def test_processes_never_overspend_either_dataset(market: Market) -> None:
         "5",
         "5",
     ]
-    workers = [
-        subprocess.Popen(
-            [sys.executable, "-c", WORKER, *args],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(4)
-    ]
-    for worker in workers:
-        assert worker.stdout is not None
-        assert worker.stdout.readline().strip() == "ready"
-    for worker in workers:
-        assert worker.stdin is not None
-        worker.stdin.write("go\n")
-        worker.stdin.flush()
-    total = 0
-    for worker in workers:
-        out, _ = worker.communicate(timeout=300)
-        assert worker.returncode == 0
-        total += int(out.strip())
+    total = sum(int(out) for out in race_processes(WORKER, args))
     assert total == 7
     assert left(market, market.dataset_id) == pytest.approx(0.3)
     assert left(market, second) == pytest.approx(0.0)
