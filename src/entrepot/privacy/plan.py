@@ -19,7 +19,7 @@ import hashlib
 import json
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -174,14 +174,16 @@ class Plan:
         return scales
 
 
-def dataset_of(sql: str) -> str:
+def dataset_of(sql: str, *, catalog: Callable[[], Iterable[str]] | None = None) -> str:
     """The ``provider.dataset`` name a query reads, so the caller can find its policy.
 
     Raises :class:`PolicyViolation` under the rule that refuses what the query reads
     instead (no FROM, a system table, a file, a table function, a subquery), before
-    any policy is looked up.
+    any policy is looked up. ``catalog`` returns the SQL names of the datasets in the
+    public catalog: a query naming ``outpatient_visits`` alone is then told the one
+    qualified name it may mean. It is public, so the refusal reveals nothing else.
     """
-    return source(sql)
+    return source(sql, catalog=catalog)
 
 
 def price(policy: Policy, epsilon: float | None = None) -> tuple[float, float]:

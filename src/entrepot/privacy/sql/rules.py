@@ -18,7 +18,7 @@ function is refused by its own rule before anyone looks the name up.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -83,6 +83,15 @@ _SYSTEM_SCHEMAS = {"information_schema", "pg_catalog", "main", "temp", "system",
 _SYSTEM_PREFIXES = ("duckdb_", "sqlite_", "pg_", "pragma_")
 # How a dataset is named in SQL, as entrepot.vault.refs.DatasetRef.sql_name writes it.
 _DATASET_PART = re.compile(r"[a-z0-9]+(?:_[a-z0-9]+)*")
+_SLUG_PART = re.compile(r"[a-z0-9]+(?:[-_][a-z0-9]+)*", re.IGNORECASE)
+# A dataset written as the catalog names it (``riverside-hospitals/outpatient-visits``)
+# or with hyphens, which SQL reads as minus signs; found in the text when it does not
+# parse, so the refusal can give the SQL name instead of the parser's complaint.
+_CATALOG_FORM = re.compile(
+    r"""\bFROM\s+(?P<q1>["`]?)(?P<provider>[a-z0-9]+(?:[-_][a-z0-9]+)*)(?P=q1)\s*"""
+    r"""(?P<sep>[./])\s*(?P<q2>["`]?)(?P<dataset>[a-z0-9]+(?:[-_][a-z0-9]+)*)(?P=q2)""",
+    re.IGNORECASE,
+)
 # The parts of a table reference a query may use; any other (samples, time travel,
 # pivots, hints, column renames) changes what is read.
 _TABLE_PARTS = {"this", "db", "catalog", "alias"}
@@ -114,9 +123,23 @@ def _refuse(rule: str, message: str, hint: str) -> PolicyViolation:
     return PolicyViolation(message, rule=rule, hint=hint)
 
 
-def _syntax_error(error: Exception) -> PolicyViolation:
+def _syntax_error(error: Exception, sql: str) -> PolicyViolation:
+    written = _CATALOG_FORM.search(sql)
+    if written is not None and (written["sep"] == "/" or "-" in written.group(0)):
+        return _catalog_form(written.group(0)[4:].strip(), written["provider"], written["dataset"])
     first = str(error).splitlines()[0] if str(error) else "unparseable"
     return _refuse("syntax", f"the query is not valid SQL: {first}", "check the SQL syntax")
+
+
+def _catalog_form(written: str, provider: str, dataset: str) -> PolicyViolation:
+    """The refusal of a dataset written as the catalog names it, giving its SQL name."""
+    name = f"{provider}.{dataset}".lower().replace("-", "_")
+    return _refuse(
+        "unknown_table",
+        f"{written!r} is not how SQL names a dataset: in SQL it is {name}",
+        f"write FROM {name} (the catalog's <provider>/<dataset> with underscores for "
+        "hyphens and a dot for the slash)",
+    )
 
 
 def _too_deep(limit: int) -> PolicyViolation:
@@ -170,13 +193,16 @@ class Context:
     standard: Standard
     policy: Policy
     dataset: str | None
+    # The SQL names of the datasets in the public catalog, read only to guide a
+    # query that names a dataset without its provider.
+    catalog: Callable[[], Iterable[str]] | None = None
 
     @cached_property
     def tokens(self) -> list[Token]:
         try:
             return _DIALECT.tokenize(self.sql)
         except TokenError as error:
-            raise _syntax_error(error) from None
+            raise _syntax_error(error, self.sql) from None
 
     @cached_property
     def statements(self) -> list[exp.Expr]:
@@ -185,7 +211,7 @@ class Context:
         try:
             parsed = _DIALECT.parser().parse(self.tokens, self.sql)
         except ParseError as error:
-            raise _syntax_error(error) from None
+            raise _syntax_error(error, self.sql) from None
         except RecursionError:
             # The pre-scan bounds what recursion the parser can meet; this is the
             # last resort should a shape it does not count still go too deep.
@@ -323,6 +349,10 @@ def table(ctx: Context) -> None:
     name = node.name
     schema = node.text("db")
     catalog = node.text("catalog")
+    if node.this.quoted and not schema and not catalog:
+        provider, slash, dataset = name.partition("/")
+        if slash and _SLUG_PART.fullmatch(provider) and _SLUG_PART.fullmatch(dataset):
+            raise _catalog_form(ctx.words.quote(node), provider, dataset)
     if (node.this.quoted and any(mark in name.lower() for mark in _FILE_HINTS)) or any(
         mark in part for part in (schema, catalog) for mark in ("/", "\\")
     ):
@@ -334,6 +364,11 @@ def table(ctx: Context) -> None:
             f"{ctx.words.quote(node)!r} is a system table and cannot be queried",
             _ask(ctx),
         )
+    slugs = all(_SLUG_PART.fullmatch(part) for part in (schema, name))
+    if not catalog and slugs and "-" in schema + name:
+        raise _catalog_form(ctx.words.quote(node), schema, name)
+    if ctx.dataset is None and not schema and _DATASET_PART.fullmatch(name.lower()):
+        raise _unqualified(ctx, ctx.words.quote(node), name.lower())
     named = f"{schema}.{name}".lower()
     if (
         ctx.dataset is None
@@ -367,6 +402,24 @@ def table(ctx: Context) -> None:
             "renaming the dataset's columns in FROM is not accepted",
             f"give the dataset an alias without a column list: FROM {ctx.dataset} AS v",
         )
+
+
+def _unqualified(ctx: Context, written: str, name: str) -> PolicyViolation:
+    """The refusal of a dataset named without its provider, naming the one meant when
+    the public catalog holds exactly one dataset of that name."""
+    matches = sorted(
+        {known for known in (ctx.catalog() if ctx.catalog else ()) if known.endswith(f".{name}")}
+    )
+    if len(matches) == 1:
+        hint = f"write FROM {matches[0]}"
+    elif matches:
+        hint = f"say which provider's: FROM {' or FROM '.join(matches)}"
+    else:
+        hint = (
+            f"write FROM <provider>.{name}; `entrepot catalog search` lists the datasets "
+            "and their SQL names"
+        )
+    return _refuse("unknown_table", f"{written!r} names a dataset without its provider", hint)
 
 
 def _ask(ctx: Context) -> str:
@@ -581,14 +634,16 @@ _NO_STANDARD = Standard("", "", "", "", ())
 _NO_POLICY = Policy(aggregate_columns=(), where_columns=(), group_by_columns=())
 
 
-def source(sql: str) -> str:
+def source(sql: str, *, catalog: Callable[[], Iterable[str]] | None = None) -> str:
     """The ``provider.dataset`` name ``sql`` reads, found by :data:`SOURCE_RULES`.
 
     Needs no standard or policy, so a caller can look up the dataset's with it.
     Raises :class:`PolicyViolation` naming the rule when the query reads no
     dataset, or something else (a system table, a file, a function, a subquery).
+    ``catalog`` lists the SQL names of the public catalog's datasets; it is called
+    only to name the dataset meant by a name without its provider.
     """
-    ctx = Context(sql=sql, standard=_NO_STANDARD, policy=_NO_POLICY, dataset=None)
+    ctx = Context(sql=sql, standard=_NO_STANDARD, policy=_NO_POLICY, dataset=None, catalog=catalog)
     try:
         for rule in SOURCE_RULES:
             rule(ctx)
