@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from entrepot.api.client import Remote, save_remote
+from entrepot.client import Remote, save_remote
 from entrepot.exchange.node import Node
 from entrepot.settings import Settings
 

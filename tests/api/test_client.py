@@ -10,7 +10,8 @@ import httpx
 import pytest
 from tests.api.remote import entrepot
 
-from entrepot.api.client import Client, current, load_remote
+from entrepot.client import HttpClient as Client
+from entrepot.client import current, load_remote
 from entrepot.errors import BudgetExhausted, NotFound, PeerError, Unauthorized
 from entrepot.settings import Settings
 

@@ -1,7 +1,6 @@
-"""The HTTP API (FastAPI) and the client the CLI uses when logged in to a server.
+"""The HTTP API (FastAPI); its client is :mod:`entrepot.client`.
 
-Imports are lazy: the CLI asks :func:`current` on every command and should not pay
-for loading FastAPI and every router to learn that it works locally.
+Imports are lazy: importing the package does not load FastAPI and every router.
 """
 
 from __future__ import annotations
@@ -10,9 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from entrepot.api.app import create_app
-    from entrepot.api.client import Client, current
 
-__all__ = ["Client", "create_app", "current"]
+__all__ = ["create_app"]
 
 
 def __getattr__(name: str) -> Any:
@@ -20,8 +18,4 @@ def __getattr__(name: str) -> Any:
         from entrepot.api.app import create_app
 
         return create_app
-    if name in ("Client", "current"):
-        from entrepot.api import client
-
-        return getattr(client, name)
     raise AttributeError(f"module 'entrepot.api' has no attribute {name!r}")

@@ -2,10 +2,11 @@
 
 A command runs in one of two places. Logged in (`entrepot login`), it calls the
 server's HTTP API as the token's account; otherwise it opens the local node and
-acts as ``--as ORG`` (or the home's holder). :func:`dispatch` picks the place, so
-a command module only says what each one does. The library behind the local
-path (DuckDB, SQLAlchemy, OpenDP, pandas) is imported inside the local callables:
-a command that calls a server starts without loading the analytical stack.
+acts as ``--as ORG`` (or the home's holder). :func:`session` hands it the one
+client interface for either place, so a command module only renders. The library
+behind the local client (DuckDB, SQLAlchemy, OpenDP, pandas) is imported only when
+it is used: a command that calls a server starts without loading the analytical
+stack.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console, HighlighterType, JustifyMethod, OverflowMethod
@@ -26,7 +27,7 @@ from rich.table import Table
 from rich.text import Text
 
 from entrepot._text import is_unsafe, printable
-from entrepot.api.client import Client, current
+from entrepot.client import Client, current
 from entrepot.errors import EntrepotError, InvalidInput
 from entrepot.settings import Settings
 
@@ -34,8 +35,6 @@ if TYPE_CHECKING:
     from entrepot.exchange import Exchange
     from entrepot.exchange.accounts import Actor
     from entrepot.exchange.node import Node
-
-T = TypeVar("T")
 
 
 class SafeConsole(Console):
@@ -162,35 +161,33 @@ def acting(exchange: Exchange, as_: str | None) -> Actor:
     return exchange.actor(as_) if as_ else LOCAL
 
 
-def dispatch(
-    home: Path | None,
-    as_: str | None,
-    *,
-    local: Callable[[Exchange, Actor], T],
-    remote: Callable[[Client], T],
-) -> T:
-    """Run ``remote`` against the logged-in server, else ``local`` on the node in ``home``.
+@contextmanager
+def session(home: Path | None, as_: str | None = None) -> Iterator[Client]:
+    """The client a command calls: the logged-in server's, else the node in ``home``'s.
 
-    Locally, the services come from one :class:`~entrepot.exchange.Exchange` over the
-    node. Both callables return the same JSON-shaped data (the API's response body), so
-    one renderer prints either. Logged in, the token decides who acts: ``--as``
-    is refused rather than silently ignored.
+    Locally, a :class:`~entrepot.client.LocalClient` acts as ``--as ORG`` (or the
+    home's holder) on the node's services; logged in, an
+    :class:`~entrepot.client.HttpClient` acts as the token's account, and ``--as`` is
+    refused rather than silently ignored. Both return the API's bodies, so one
+    renderer prints either.
     """
-    client = current()
-    if client is None:
+    remote = current()
+    if remote is None:
+        from entrepot.client.local import LocalClient
         from entrepot.exchange import Exchange
 
         with open_node(home) as node:
             exchange = Exchange(node)
-            return local(exchange, acting(exchange, as_))
-    with client:
+            yield LocalClient(exchange, acting(exchange, as_))
+        return
+    with remote:
         if as_ is not None:
             raise InvalidInput(
-                f"--as {as_} acts on a local node, but the CLI is logged in to {client.url}",
+                f"--as {as_} acts on a local node, but the CLI is logged in to {remote.url}",
                 hint="the server acts as the logged-in token's account; drop --as (and unset "
                 "ENTREPOT_AS), or `entrepot logout` to work on the local node",
             )
-        return remote(client)
+        yield remote
 
 
 def emit(data: Any, as_json: bool, render: Callable[[], None] | None = None) -> None:

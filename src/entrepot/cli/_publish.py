@@ -8,11 +8,11 @@ renderer prints it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, BinaryIO
+from typing import Annotated, Any
 
 import typer
 from rich.progress import (
@@ -25,29 +25,13 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from entrepot.cli._common import (
-    As,
-    Home,
-    Json,
-    console,
-    dispatch,
-    emit,
-    err_console,
-    esc,
-    open_node,
-)
+from entrepot.cli._common import As, Home, Json, console, emit, err_console, esc, open_node, session
 from entrepot.cli._report import render_report
-from entrepot.cli.catalog import CONTENT_HIDDEN, dataset_path, versions_table
-from entrepot.errors import InvalidInput, NotFound, ValidationFailed
-
-if TYPE_CHECKING:
-    from entrepot.api.client import Client
-    from entrepot.exchange import Exchange
-    from entrepot.exchange.accounts import Actor
+from entrepot.cli.catalog import CONTENT_HIDDEN, versions_table
+from entrepot.client.protocol import Advance
+from entrepot.errors import ValidationFailed
 
 __all__ = ["OnErrorChoice", "publish", "verify", "versions"]
-
-Advance = Callable[[str, int, int], None]
 
 _STEPS = {
     "upload": "uploading",
@@ -93,43 +77,6 @@ def _progress(enabled: bool) -> Iterator[Advance | None]:
 
     with bars:
         yield advance
-
-
-class _Upload:
-    """A file httpx streams in chunks, reporting the bytes sent so far."""
-
-    def __init__(self, handle: BinaryIO, total: int, advance: Advance | None) -> None:
-        self._handle = handle
-        self._total = total
-        self._sent = 0
-        self._advance = advance
-
-    def fileno(self) -> int:
-        # httpx reads the size from the descriptor to send a Content-Length.
-        return self._handle.fileno()
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        self._sent = 0
-        return self._handle.seek(offset, whence)
-
-    def read(self, size: int = -1) -> bytes:
-        chunk = self._handle.read(size)
-        self._sent += len(chunk)
-        if self._advance is not None:
-            if chunk:
-                self._advance("upload", self._sent, self._total)
-            else:
-                # Sent: what remains is the server's work, of unknown length.
-                self._advance("server", 0, 0)
-        return chunk
-
-
-def _open(source: Path) -> BinaryIO:
-    from entrepot._files import check_regular
-
-    # Uploaded or read here, a raw file is named directly: no link, pipe or device.
-    check_regular(source)
-    return source.open("rb")
 
 
 def _render_published(data: dict[str, Any]) -> None:
@@ -201,67 +148,20 @@ def publish(
     --standard health.visit --mapping riverside.yaml --title "Outpatient visits 2025"
     """
 
-    def local(exchange: Exchange, _actor: Actor) -> dict[str, Any]:
-        from entrepot import standards
-        from entrepot.exchange.catalog import publish_version
-        from entrepot.schemas.datasets import PublishedOut
-        from entrepot.vault import OnError, PublishRequest
-
-        if provider is None:
-            raise InvalidInput(
-                "a local publish needs --provider",
-                hint="name the publishing provider, e.g. --provider riverside-hospitals",
-            )
-        target = standards.get(standard)
-        request = PublishRequest(
-            provider=provider,
-            standard=target,
-            title=title,
-            dataset=dataset,
-            description=description,
-            mapping=standards.load_mapping(mapping) if mapping is not None else None,
-            mapping_text=mapping.read_text(encoding="utf-8-sig") if mapping is not None else None,
-            on_error=OnError(on_error.value),
-            filename=source.name,
-        )
-        with _open(source) as handle:
-            published = publish_version(exchange.node, request, handle, progress=progress)
-        return PublishedOut.model_validate(published.to_dict()).model_dump(mode="json")
-
-    def remote(client: Client) -> dict[str, Any]:
-        if Path(standard).is_file():
-            raise InvalidInput(
-                f"--standard {standard} is a file on this machine; a server publishes only "
-                "in the standards it ships",
-                hint="pick one from `entrepot standard list`, or `entrepot logout` to publish "
-                "on the local node",
-            )
-        if provider is not None:
-            org = client.get("/v1/me")["org"]
-            if org != provider:
-                raise InvalidInput(
-                    f"--provider {provider}, but the logged-in token acts for {org}",
-                    hint=f"drop --provider (the server publishes for {org}), or log in with "
-                    f"a token of {provider}",
-                )
-        form = {"standard": standard, "title": title, "description": description}
-        form["on_error"] = on_error.value
-        if dataset is not None:
-            form["dataset"] = dataset
-        with _open(source) as handle:
-            files: dict[str, Any] = {
-                "file": (source.name, _Upload(handle, Path(source).stat().st_size, progress))
-            }
-            if mapping is not None:
-                if not mapping.is_file():
-                    raise NotFound(f"no mapping at {mapping}", hint="check the mapping's path")
-                files["mapping"] = (mapping.name, mapping.read_bytes(), "application/yaml")
-            data: dict[str, Any] = client.post("/v1/datasets", data=form, files=files)
-            return data
-
     with _progress(err_console.is_terminal and not as_json) as progress:
         try:
-            published = dispatch(home, None, local=local, remote=remote)
+            with session(home) as client:
+                published = client.publish(
+                    source,
+                    standard=standard,
+                    title=title,
+                    provider=provider,
+                    mapping=mapping,
+                    dataset=dataset,
+                    description=description,
+                    on_error=on_error.value,
+                    progress=progress,
+                )
         except ValidationFailed as error:
             if not as_json and "report" in error.details:
                 render_report(console, error.details["report"])
@@ -280,18 +180,8 @@ def versions(
     Example: entrepot dataset versions riverside-hospitals/outpatient-visits
     """
 
-    def local(exchange: Exchange, actor: Actor) -> list[dict[str, Any]]:
-        from entrepot.schemas.catalog import VersionOut
-
-        found = exchange.catalog(actor).versions(dataset)
-        return [VersionOut.of(v).model_dump(mode="json") for v in found]
-
-    found: list[dict[str, Any]] = dispatch(
-        home,
-        as_,
-        local=local,
-        remote=lambda client: client.get(f"/v1/datasets/{dataset_path(dataset)}/versions"),
-    )
+    with session(home, as_) as client:
+        found = client.dataset_versions(dataset)
 
     def render() -> None:
         console.print(versions_table(f"Versions of {dataset}", found))

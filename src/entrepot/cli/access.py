@@ -8,18 +8,11 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
-from urllib.parse import quote
+from typing import Annotated, Any
 
 import typer
 
-from entrepot.api.client import Client
-from entrepot.cli._common import As, Home, Json, console, dispatch, emit, esc, json_text, table
-
-if TYPE_CHECKING:
-    from entrepot.exchange import Exchange
-    from entrepot.exchange.accounts import Actor
-    from entrepot.exchange.contracts import GrantInfo, RequestInfo
+from entrepot.cli._common import As, Home, Json, console, emit, esc, json_text, session, table
 
 access_app = typer.Typer(
     help="Access contracts: consumers request datasets, providers grant or refuse.",
@@ -33,30 +26,6 @@ Actions = Annotated[
     list[str] | None,
     typer.Option("--action", help=f"Permitted action, repeatable: {', '.join(_ACTIONS)}."),
 ]
-
-
-def _request_body(info: RequestInfo) -> dict[str, Any]:
-    from entrepot.schemas.access import RequestOut
-
-    return RequestOut.of(info).model_dump(mode="json", by_alias=True)
-
-
-def _grant_body(info: GrantInfo) -> dict[str, Any]:
-    from entrepot.schemas.access import GrantOut
-
-    return GrantOut.of(info).model_dump(mode="json", by_alias=True)
-
-
-def _body(info: RequestInfo | GrantInfo) -> dict[str, Any]:
-    from entrepot.exchange.contracts import GrantInfo
-
-    return _grant_body(info) if isinstance(info, GrantInfo) else _request_body(info)
-
-
-def _ident(ident: str, prefix: str) -> str:
-    """``REQ-7`` from ``7``, ``req-7`` or ``REQ-7``, as the API's paths spell it."""
-    upper = ident.strip().upper()
-    return quote(upper if upper.startswith(f"{prefix}-") else f"{prefix}-{upper}", safe="")
 
 
 def _request_rows(requests: list[dict[str, Any]]) -> list[list[Any]]:
@@ -129,33 +98,16 @@ def request(
     """
     actions = list(action or ("aggregate-query",))
 
-    def local(exchange: Exchange, actor: Actor) -> dict[str, Any]:
-        info = exchange.contracts.request(
-            actor,
+    with session(home, as_) as client:
+        data = client.request_access(
             dataset,
             purpose=purpose,
             epsilon=epsilon,
             until=until.date(),
             since=since.date() if since else None,
-            actions=tuple(actions),
+            actions=actions,
             note=note,
         )
-        return _request_body(info)
-
-    def remote(client: Client) -> dict[str, Any]:
-        body = {
-            "dataset": dataset,
-            "purpose": purpose,
-            "epsilon": epsilon,
-            "until": until.date().isoformat(),
-            "since": since.date().isoformat() if since else None,
-            "actions": actions,
-            "note": note,
-        }
-        created: dict[str, Any] = client.post("/v1/access/requests", body)
-        return created
-
-    data = dispatch(home, as_, local=local, remote=remote)
     emit(
         data,
         as_json,
@@ -179,22 +131,11 @@ def list_(
     Example: entrepot access list --pending --as riverside-hospitals
     """
 
-    def local(exchange: Exchange, actor: Actor) -> dict[str, Any]:
-        contracts = exchange.contracts
-        requests = contracts.requests(actor, pending=pending)
-        grants = [] if pending else contracts.grants(actor)
-        return {
-            "requests": [_request_body(r) for r in requests],
-            "grants": [_grant_body(g) for g in grants],
+    with session(home, as_) as client:
+        data = {
+            "requests": client.access_requests(pending=pending),
+            "grants": [] if pending else client.access_grants(),
         }
-
-    def remote(client: Client) -> dict[str, Any]:
-        return {
-            "requests": client.items("/v1/access/requests", pending=pending),
-            "grants": [] if pending else client.items("/v1/access/grants"),
-        }
-
-    data = dispatch(home, as_, local=local, remote=remote)
 
     def render() -> None:
         head = ["id", "consumer", "dataset", "purpose", "ε", "until", "state"]
@@ -235,34 +176,16 @@ def grant(
     Example: entrepot access grant REQ-7 --epsilon 2 --max-queries 100 --price-per-epsilon 50
     """
 
-    def local(exchange: Exchange, actor: Actor) -> dict[str, Any]:
-        info = exchange.contracts.grant(
-            actor,
+    with session(home, as_) as client:
+        data = client.grant_access(
             request_id,
             epsilon=epsilon,
             max_queries=max_queries,
             price_per_query=price_per_query,
             price_per_epsilon=price_per_epsilon,
-            actions=tuple(action) if action else None,
+            actions=action or None,
             until=until.date() if until else None,
         )
-        return _grant_body(info)
-
-    def remote(client: Client) -> dict[str, Any]:
-        body = {
-            "epsilon": epsilon,
-            "max_queries": max_queries,
-            "price_per_query": price_per_query,
-            "price_per_epsilon": price_per_epsilon,
-            "actions": list(action) if action else None,
-            "until": until.date().isoformat() if until else None,
-        }
-        granted: dict[str, Any] = client.post(
-            f"/v1/access/requests/{_ident(request_id, 'REQ')}/grant", body
-        )
-        return granted
-
-    data = dispatch(home, as_, local=local, remote=remote)
     emit(
         data,
         as_json,
@@ -285,16 +208,8 @@ def refuse(
 
     Example: entrepot access refuse REQ-7 --reason "purpose outside our mandate"
     """
-    data = dispatch(
-        home,
-        as_,
-        local=lambda exchange, actor: _request_body(
-            exchange.contracts.refuse(actor, request_id, reason)
-        ),
-        remote=lambda client: client.post(
-            f"/v1/access/requests/{_ident(request_id, 'REQ')}/refuse", {"reason": reason}
-        ),
-    )
+    with session(home, as_) as client:
+        data = client.refuse_access(request_id, reason)
     emit(data, as_json, lambda: console.print(f"[yellow]refused[/] {esc(data['id'])}"))
 
 
@@ -310,16 +225,8 @@ def revoke(
 
     Example: entrepot access revoke GRANT-3 --reason "contract ended"
     """
-    data = dispatch(
-        home,
-        as_,
-        local=lambda exchange, actor: _grant_body(
-            exchange.contracts.revoke(actor, grant_id, reason)
-        ),
-        remote=lambda client: client.post(
-            f"/v1/access/grants/{_ident(grant_id, 'GRANT')}/revoke", {"reason": reason}
-        ),
-    )
+    with session(home, as_) as client:
+        data = client.revoke_grant(grant_id, reason)
     emit(data, as_json, lambda: console.print(f"[yellow]revoked[/] {esc(data['id'])}"))
 
 
@@ -335,18 +242,8 @@ def show(
     Example: entrepot access show GRANT-3 --as city-health-bureau
     """
 
-    def remote(client: Client) -> Any:
-        # As the library reads it: GRANT-n is a grant, anything else a request number.
-        if ident.strip().upper().startswith("GRANT"):
-            return client.get(f"/v1/access/grants/{_ident(ident, 'GRANT')}")
-        return client.get(f"/v1/access/requests/{_ident(ident, 'REQ')}")
-
-    data = dispatch(
-        home,
-        as_,
-        local=lambda exchange, actor: _body(exchange.contracts.show(actor, ident)),
-        remote=remote,
-    )
+    with session(home, as_) as client:
+        data = client.access_show(ident)
     emit(data, as_json, lambda: _print_contract(data))
 
 
@@ -363,12 +260,8 @@ def export_odrl(
 
     Example: entrepot access export-odrl GRANT-3 -o grant-3.jsonld
     """
-    document = dispatch(
-        home,
-        as_,
-        local=lambda exchange, actor: exchange.contracts.odrl(actor, grant_id),
-        remote=lambda client: client.get(f"/v1/access/grants/{_ident(grant_id, 'GRANT')}/odrl"),
-    )
+    with session(home, as_) as client:
+        document = client.grant_odrl(grant_id)
     text = json_text(document) + "\n"
     if output is None:
         typer.echo(text, nl=False)
@@ -384,21 +277,8 @@ def list_purposes(as_: As = None, home: Home = None, as_json: Json = False) -> N
     Example: entrepot access purposes --json
     """
 
-    def local(_exchange: Exchange, _actor: Actor) -> list[dict[str, Any]]:
-        from entrepot.exchange.purposes import purposes
-        from entrepot.schemas.access import PurposeOut
-
-        return [
-            PurposeOut(
-                id=p.id, label=p.label, description=p.description, broader=p.broader, dpv=p.dpv
-            ).model_dump(mode="json")
-            for p in purposes().values()
-        ]
-
-    known = sorted(
-        dispatch(home, as_, local=local, remote=lambda client: client.get("/v1/access/purposes")),
-        key=lambda p: p["id"],
-    )
+    with session(home, as_) as client:
+        known = sorted(client.purposes(), key=lambda p: p["id"])
     emit(
         known,
         as_json,

@@ -6,38 +6,16 @@ organization) or, logged out, on the local node.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any
-from urllib.parse import quote
+from typing import Annotated, Any
 
 import typer
 
-from entrepot.api.client import Client
-from entrepot.cli._common import (
-    As,
-    Home,
-    Json,
-    console,
-    dispatch,
-    emit,
-    err_console,
-    esc,
-    table,
-)
-
-if TYPE_CHECKING:
-    from entrepot.exchange import Exchange
-    from entrepot.exchange.accounts import Actor, IssuedToken
+from entrepot.cli._common import As, Home, Json, console, emit, err_console, esc, session, table
 
 account_app = typer.Typer(
     help="Accounts of providers, consumers, auditors and operators, and their API tokens.",
     no_args_is_help=True,
 )
-
-
-def _new_token(issued: IssuedToken) -> dict[str, Any]:
-    from entrepot.schemas.accounts import NewToken, TokenOut
-
-    return NewToken(token=issued.secret, info=TokenOut.of(issued.info)).model_dump(mode="json")
 
 
 def _issued(new_token: dict[str, Any]) -> dict[str, Any]:
@@ -79,21 +57,8 @@ def create(
     Example: entrepot account create city-health-bureau --role consumer
     """
 
-    def local(exchange: Exchange, actor: Actor) -> dict[str, Any]:
-        from entrepot.schemas.accounts import AccountOut
-
-        info, issued = exchange.accounts.create(actor, name, role, org=org, org_name=org_name)
-        return {
-            "account": AccountOut.of(info).model_dump(mode="json"),
-            "token": _new_token(issued),
-        }
-
-    def remote(client: Client) -> dict[str, Any]:
-        body = {"name": name, "role": role, "org": org, "org_name": org_name}
-        created: dict[str, Any] = client.post("/v1/accounts", body)
-        return created
-
-    created = dispatch(home, as_, local=local, remote=remote)
+    with session(home, as_) as client:
+        created = client.create_account(name, role, org=org, org_name=org_name)
     account = created["account"]
     data = {**_issued(created["token"]), "role": account["role"], "org": account["org"]}
 
@@ -118,12 +83,8 @@ def token(
 
     Example: entrepot account token city-health-bureau
     """
-    issued = dispatch(
-        home,
-        as_,
-        local=lambda exchange, actor: _new_token(exchange.accounts.issue_token(actor, name)),
-        remote=lambda client: client.post(f"/v1/accounts/{quote(name, safe='')}/tokens"),
-    )
+    with session(home, as_) as client:
+        issued = client.issue_token(name)
     data = _issued(issued)
     emit(data, as_json, lambda: _show_token(data))
 
@@ -142,20 +103,8 @@ def list_(
     Example: entrepot account list --tokens --json
     """
 
-    def local(exchange: Exchange, actor: Actor) -> list[dict[str, Any]]:
-        from entrepot.schemas.accounts import AccountOut, TokenOut
-
-        service = exchange.accounts
-        if tokens:
-            return [TokenOut.of(t).model_dump(mode="json") for t in service.tokens(actor)]
-        return [AccountOut.of(a).model_dump(mode="json") for a in service.list_accounts(actor)]
-
-    data = dispatch(
-        home,
-        as_,
-        local=local,
-        remote=lambda client: client.items("/v1/tokens" if tokens else "/v1/accounts"),
-    )
+    with session(home, as_) as client:
+        data = client.tokens() if tokens else client.accounts()
     if tokens:
         rows = [
             [
@@ -185,19 +134,8 @@ def revoke_token(
     Example: entrepot account revoke-token 3f9a0c1b2d4e
     """
 
-    def local(exchange: Exchange, actor: Actor) -> dict[str, Any]:
-        from entrepot.schemas.accounts import TokenOut
-
-        return TokenOut.of(exchange.accounts.revoke_token(actor, token_id)).model_dump(mode="json")
-
-    data = dispatch(
-        home,
-        as_,
-        local=local,
-        remote=lambda client: client.post(
-            f"/v1/tokens/{quote(token_id.strip().lower(), safe='')}/revoke"
-        ),
-    )
+    with session(home, as_) as client:
+        data = client.revoke_token(token_id)
     emit(
         data,
         as_json,

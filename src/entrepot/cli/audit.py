@@ -2,7 +2,7 @@
 
 Logged in, the log is read from the server, and verification happens here: the
 client fetches heads, proofs or every entry and checks them with the node's public
-key, trusting nothing the server computed.
+key (:mod:`entrepot.transparency.remote`), trusting nothing the server computed.
 """
 
 from __future__ import annotations
@@ -11,43 +11,17 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
-from nacl.signing import VerifyKey
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from entrepot.cli._common import (
-    Home,
-    Json,
-    console,
-    dispatch,
-    emit,
-    esc,
-    open_node,
-    settings,
-    table,
-)
-from entrepot.errors import NotFound, ProofInvalid
-from entrepot.transparency import (
-    TreeHead,
-    load_verify_key,
-    read_head,
-    read_verify_key,
-    repair_log,
-    verify_entries,
-    verify_export,
-    verify_head,
-)
-from entrepot.transparency.canonical import parse_hash
-from entrepot.transparency.merkle import verify_consistency
+from entrepot.cli._common import Home, Json, console, emit, esc, open_node, session, settings, table
+from entrepot.client import HttpClient
+from entrepot.errors import NotFound
+from entrepot.transparency import read_head, read_verify_key, repair_log, verify_export
 
-if TYPE_CHECKING:
-    from entrepot.api.client import Client
-    from entrepot.exchange import Exchange
-    from entrepot.exchange.accounts import Actor
-
-__all__ = ["NodeKey", "register", "server_extends"]
+__all__ = ["NodeKey", "register"]
 
 audit_app = typer.Typer(
     help="The transparency log: who asked what, when and why; heads, proofs, verification.",
@@ -64,13 +38,6 @@ NodeKey = Annotated[
     ),
 ]
 
-_README = (
-    "A copy of an entrepot transparency log: entries.jsonl (one canonical JSON entry\n"
-    "per line, in log order), heads.jsonl (the node's signed tree heads), node.pub.\n"
-    "Verify it without the node (compare node.pub with a key you trust):\n\n"
-    "    entrepot audit verify-export . --node-key node.pub\n"
-)
-
 
 @contextmanager
 def _progress(label: str, enabled: bool) -> Iterator[Callable[[int], None] | None]:
@@ -83,51 +50,6 @@ def _progress(label: str, enabled: bool) -> Iterator[Callable[[int], None] | Non
     ) as bar:
         task = bar.add_task(label)
         yield lambda done: bar.update(task, description=f"{label}: {done:,} entries")
-
-
-def _remote_heads(client: Client) -> list[TreeHead]:
-    return [
-        TreeHead.from_bytes(line, what=f"tree head #{position}")
-        for position, line in enumerate(client.lines("/v1/audit/export/heads"))
-    ]
-
-
-def _server_head(client: Client) -> TreeHead:
-    return TreeHead.from_json(client.get("/v1/audit/head"), what="the server's tree head")
-
-
-def server_extends(client: Client, earlier: TreeHead, key: VerifyKey) -> dict[str, Any]:
-    """Check on this side that the server's latest signed head extends ``earlier``.
-
-    Both heads must carry ``key``'s signature and the consistency proof must lead
-    from one root to the other; nothing the server says is taken on trust.
-    """
-    verify_head(earlier, key, what="earlier tree head")
-    latest = _server_head(client)
-    verify_head(latest, key, what="the server's tree head")
-    if latest.size < earlier.size:
-        raise ProofInvalid(
-            f"the server's latest head covers {latest.size} entries, fewer than the "
-            f"{earlier.size} of the earlier head: entries were removed",
-            hint="this log is not append-only; keep the earlier head as evidence",
-            part="consistency proof",
-        )
-    path: list[bytes] = []
-    if 0 < earlier.size < latest.size:
-        proof = client.get("/v1/audit/proofs/consistency", size1=earlier.size, size2=latest.size)
-        path = [
-            parse_hash(node, what=f"consistency proof[{position}]")
-            for position, node in enumerate(proof["consistency"])
-        ]
-    if earlier.size > 0:
-        verify_consistency(earlier.size, latest.size, path, earlier.root, latest.root)
-    return {
-        "size1": earlier.size,
-        "size2": latest.size,
-        "root1": earlier.root.hex(),
-        "root2": latest.root.hex(),
-        "consistency": [node.hex() for node in path],
-    }
 
 
 def _what(entry: dict[str, Any]) -> str:
@@ -155,21 +77,9 @@ def log_entries(
     Example: entrepot audit log --dataset riverside-hospitals/outpatient-visits --kind query
     """
 
-    def local(exchange: Exchange, _actor: Actor) -> list[dict[str, Any]]:
-        found = exchange.node.log.search(dataset=dataset, kind=kind, since=since, limit=limit)
-        return [{"index": index, **entry} for index, entry in found]
-
-    def remote(client: Client) -> list[dict[str, Any]]:
-        found = client.get(
-            "/v1/audit/entries",
-            dataset=dataset,
-            kind=kind,
-            since=None if since is None else since.isoformat(),
-            limit=limit,
-        )
-        return [{"index": item["index"], **item["entry"]} for item in found]
-
-    data = dispatch(home, None, local=local, remote=remote)
+    with session(home) as client:
+        found = client.audit_entries(dataset=dataset, kind=kind, since=since, limit=limit)
+    data = [{"index": item["index"], **item["entry"]} for item in found]
     rows = [
         [
             d["index"],
@@ -199,18 +109,17 @@ def head(
     Example: entrepot audit head --json > head-2026-01-31.json
     """
 
-    def local(exchange: Exchange, _actor: Actor) -> dict[str, Any]:
-        latest = exchange.node.log.latest_head()
-        signed = exchange.node.log.sign_head() if new or latest is None else latest
-        return signed.to_json()
-
-    def remote(client: Client) -> dict[str, Any]:
-        signed: dict[str, Any] = (
-            client.post("/v1/audit/heads") if new else client.get("/v1/audit/head")
-        )
-        return signed
-
-    data = dispatch(home, None, local=local, remote=remote)
+    with session(home) as client:
+        if new:
+            data = client.audit_sign_head()
+        else:
+            try:
+                data = client.audit_head()
+            except NotFound:
+                # The node's own holder signs a first head rather than show none.
+                if isinstance(client, HttpClient):
+                    raise
+                data = client.audit_sign_head()
     emit(
         data,
         as_json,
@@ -235,12 +144,8 @@ def prove(
 
     Example: entrepot audit prove 1234 --json > proof-1234.json
     """
-    data: dict[str, Any] = dispatch(
-        home,
-        None,
-        local=lambda exchange, _actor: exchange.node.log.prove(index, size).to_json(),
-        remote=lambda client: client.get(f"/v1/audit/proofs/inclusion/{index}", size=size),
-    )
+    with session(home) as client:
+        data = client.audit_inclusion(index, size)
     emit(
         data,
         as_json,
@@ -251,18 +156,6 @@ def prove(
             highlight=False,
         ),
     )
-
-
-def _trusted_key(node_key: str | None, fallback: TreeHead | None) -> VerifyKey:
-    """--node-key, else the key a head the user holds (or the server's first) names."""
-    if node_key is not None:
-        return read_verify_key(node_key, Path(node_key))
-    if fallback is None:
-        raise NotFound(
-            "the server has no signed head to take the node key from",
-            hint="pass --node-key with the node's public key, or ask an auditor to sign a head",
-        )
-    return load_verify_key(fallback.key.hex(), where="tree head")
 
 
 @audit_app.command("verify")
@@ -293,50 +186,8 @@ def verify(
     """
     earlier = None if from_head is None else read_head(from_head)
 
-    def local(exchange: Exchange, _actor: Actor) -> dict[str, Any]:
-        from entrepot.exchange.reconcile import WITNESS_NOTE
-
-        key = bytes(exchange.node.log.verify_key)
-        if node_key is not None and bytes(read_verify_key(node_key, Path(node_key))) != key:
-            raise ProofInvalid(
-                f"this node signs its log with key {key.hex()}, not the --node-key given",
-                hint="the home is not the node you meant, or its key was replaced: "
-                "compare the key with one you trust",
-                part="node key",
-            )
-        data: dict[str, Any] = {"ok": True, "key": key.hex()}
-        if earlier is not None:
-            data["consistency"] = exchange.node.log.verify_from(earlier).to_json()
-        if full or earlier is None:
-            with _progress("rehashing", not as_json) as progress:
-                data["check"] = exchange.node.log.check(progress).to_json()
-            found = exchange.reconcile()
-            found.raise_for_differences()
-            data["database"] = found.to_json()
-            data["needs_witness"] = WITNESS_NOTE
-        return data
-
-    def remote(client: Client) -> dict[str, Any]:
-        from entrepot.exchange.reconcile import WITNESS_NOTE, Reconciliation
-
-        heads = _remote_heads(client) if full or earlier is None else []
-        key = _trusted_key(node_key, earlier or (heads[0] if heads else None))
-        data: dict[str, Any] = {"ok": True, "key": bytes(key).hex()}
-        if earlier is not None:
-            data["consistency"] = server_extends(client, earlier, key)
-        if full or earlier is None:
-            # Heads first: every entry they cover is then in the stream that follows.
-            with _progress("rehashing", not as_json) as progress:
-                records = client.lines("/v1/audit/export/entries")
-                data["check"] = verify_entries(records, heads, key, progress).to_json()
-            # The server compares its own database with its own log: reported, not proved.
-            found = Reconciliation.from_json(client.get("/v1/audit/reconciliation"))
-            found.raise_for_differences()
-            data["database"] = found.to_json()
-            data["needs_witness"] = WITNESS_NOTE
-        return data
-
-    result = dispatch(home, None, local=local, remote=remote)
+    with session(home) as client, _progress("rehashing", not as_json) as progress:
+        result = client.audit_verify(earlier, full=full, node_key=node_key, progress=progress)
 
     def render() -> None:
         if "consistency" in result:
@@ -373,27 +224,8 @@ def export(
     Example: entrepot audit export ./log-copy
     """
 
-    def remote(client: Client) -> dict[str, Any]:
-        directory.mkdir(parents=True, exist_ok=True)
-        heads = list(client.lines("/v1/audit/export/heads"))
-        entries = 0
-        with (directory / "entries.jsonl").open("wb") as out:
-            for line in client.lines("/v1/audit/export/entries"):
-                out.write(line + b"\n")
-                entries += 1
-        (directory / "heads.jsonl").write_bytes(b"".join(line + b"\n" for line in heads))
-        if heads:
-            key = TreeHead.from_bytes(heads[-1], what="the server's latest head").key
-            (directory / "node.pub").write_text(key.hex() + "\n")
-        (directory / "README.txt").write_text(_README)
-        return {"directory": str(directory), "entries": entries, "heads": len(heads)}
-
-    data = dispatch(
-        home,
-        None,
-        local=lambda ex, _actor: ex.node.log.export(directory),
-        remote=remote,
-    )
+    with session(home) as client:
+        data = client.audit_export(directory)
     emit(
         data,
         as_json,

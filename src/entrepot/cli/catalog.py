@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 from rich.console import Group
@@ -14,14 +14,9 @@ from rich.table import Table
 from rich.text import Text
 
 from entrepot._text import printable
-from entrepot.cli._common import As, Home, Json, console, dispatch, emit, esc, json_text, table
-from entrepot.errors import InvalidInput
+from entrepot.cli._common import As, Home, Json, console, emit, esc, json_text, session, table
 
-if TYPE_CHECKING:
-    from entrepot.exchange import Exchange
-    from entrepot.exchange.accounts import Actor
-
-__all__ = ["CONTENT_HIDDEN", "dataset_path", "register", "versions_table"]
+__all__ = ["CONTENT_HIDDEN", "register", "versions_table"]
 
 catalog_app = typer.Typer(
     help="Search and show the datasets this node offers; export the catalog as DCAT.",
@@ -31,17 +26,6 @@ catalog_app = typer.Typer(
 
 class ExportFormat(StrEnum):
     DCAT = "dcat"
-
-
-def dataset_path(ref: str) -> str:
-    """``provider/dataset`` for a URL path; the same refusal as the library for a bad one."""
-    provider, sep, dataset = ref.strip().partition("/")
-    if not sep or not provider or not dataset:
-        raise InvalidInput(
-            f"{ref!r} is not a dataset reference",
-            hint="write it as <provider>/<dataset>, e.g. riverside-hospitals/outpatient-visits",
-        )
-    return f"{provider}/{dataset}"
 
 
 def _summaries(title: str, found: list[dict[str, Any]], empty: str) -> None:
@@ -62,12 +46,6 @@ def _summaries(title: str, found: list[dict[str, Any]], empty: str) -> None:
     console.print(table(title, ["dataset", "title", "provider", "standard", "v", "rows"], rows))
 
 
-def _dumped(summaries: list[Any]) -> list[dict[str, Any]]:
-    from entrepot.schemas.catalog import DatasetOut
-
-    return [DatasetOut.of(s).model_dump(mode="json") for s in summaries]
-
-
 @catalog_app.command("search")
 def search(
     query: Annotated[str, typer.Argument(help="Words to find; every word must match.")],
@@ -83,17 +61,8 @@ def search(
     Example: entrepot catalog search "visits district"
     """
 
-    def local(exchange: Exchange, actor: Actor) -> list[dict[str, Any]]:
-
-        catalog = exchange.catalog(actor)
-        return _dumped(catalog.search(query, limit=limit))
-
-    found = dispatch(
-        home,
-        as_,
-        local=local,
-        remote=lambda client: client.items("/v1/catalog/search", most=limit, q=query),
-    )
+    with session(home, as_) as client:
+        found = client.catalog_search(query, limit)
     emit(
         found,
         as_json,
@@ -113,16 +82,8 @@ def list_(
     Example: entrepot catalog list --provider riverside-hospitals
     """
 
-    def local(exchange: Exchange, actor: Actor) -> list[dict[str, Any]]:
-
-        return _dumped(exchange.catalog(actor).datasets(provider=provider))
-
-    found = dispatch(
-        home,
-        as_,
-        local=local,
-        remote=lambda client: client.items("/v1/catalog/datasets", provider=provider),
-    )
+    with session(home, as_) as client:
+        found = client.catalog_datasets(provider)
     emit(
         found,
         as_json,
@@ -222,18 +183,8 @@ def show(
     Example: entrepot catalog show riverside-hospitals/outpatient-visits
     """
 
-    def local(exchange: Exchange, actor: Actor) -> dict[str, Any]:
-        from entrepot.schemas.catalog import DatasetPageOut
-
-        page = DatasetPageOut.of(exchange.catalog(actor).show(dataset))
-        return page.model_dump(mode="json", by_alias=True)
-
-    page: dict[str, Any] = dispatch(
-        home,
-        as_,
-        local=local,
-        remote=lambda client: client.get(f"/v1/catalog/datasets/{dataset_path(dataset)}"),
-    )
+    with session(home, as_) as client:
+        page = client.catalog_show(dataset)
     emit(page, as_json, lambda: _render_page(page))
 
 
@@ -260,18 +211,8 @@ def export(
     Example: entrepot catalog export --format dcat > catalog.jsonld
     """
 
-    def local(exchange: Exchange, _actor: Actor) -> dict[str, Any]:
-        from entrepot.exchange.dcat import export_dcat
-
-        base = base_url or f"http://{exchange.settings.host}:{exchange.settings.port}/"
-        return export_dcat(exchange.catalog(), base_url=base)
-
-    document: dict[str, Any] = dispatch(
-        home,
-        None,
-        local=local,
-        remote=lambda client: client.get("/v1/catalog/dcat", base_url=base_url),
-    )
+    with session(home) as client:
+        document = client.catalog_dcat(base_url)
     text = json_text(document) + "\n"
     if output is None:
         sys.stdout.write(text)

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated
 
 import typer
 
-from entrepot.api.client import Client, Remote, forget, save_remote
-from entrepot.cli._common import As, Home, Json, console, dispatch, emit, esc
+from entrepot.cli._common import As, Home, Json, console, emit, esc, session
+from entrepot.client import HttpClient, Remote, forget, save_remote
 from entrepot.errors import InvalidInput
 from entrepot.settings import Settings
-
-if TYPE_CHECKING:
-    from entrepot.exchange import Exchange
-    from entrepot.exchange.accounts import Actor
 
 
 def login(
@@ -45,8 +41,8 @@ def login(
             f"not a server URL: {url!r}", hint="give it as http://HOST:PORT or https://HOST"
         )
     settings = Settings()
-    with Client(url, token.strip(), timeout_s=settings.http_timeout_s) as client:
-        me = client.get("/v1/me")
+    with HttpClient(url, token.strip(), timeout_s=settings.http_timeout_s) as client:
+        me = client.me()
     path = save_remote(Remote(url=client.url, token=token.strip()), settings)
     data = {"url": client.url, "account": me, "config": str(path)}
     emit(
@@ -82,20 +78,8 @@ def whoami(as_: As = None, home: Home = None, as_json: Json = False) -> None:
     Example: entrepot whoami --json
     """
 
-    def local(exchange: Exchange, actor: Actor) -> dict[str, Any]:
-        return {
-            "server": None,
-            "home": str(exchange.node.home.resolve()),
-            "account": actor.account,
-            "role": actor.role,
-            "org": actor.org_slug or None,
-        }
-
-    def remote(client: Client) -> dict[str, Any]:
-        me = client.get("/v1/me")
-        return {"server": client.url, "home": None, **me}
-
-    data = dispatch(home, as_, local=local, remote=remote)
+    with session(home, as_) as client:
+        data = client.whoami()
 
     def render() -> None:
         if data["server"] is None:

@@ -10,19 +10,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 
-from entrepot.cli._common import As, Home, Json, console, dispatch, emit, esc, settings
+from entrepot.cli._common import As, Home, Json, console, emit, esc, session, settings
 from entrepot.errors import InvalidInput, NotFound
 from entrepot.transparency import parse_opening, read_verify_key, verify_opening, verify_receipt
 from entrepot.transparency.canonical import parse_canonical
-
-if TYPE_CHECKING:
-    from entrepot.api.client import Client
-    from entrepot.exchange import Exchange
-    from entrepot.exchange.accounts import Actor
 
 __all__ = ["register"]
 
@@ -57,15 +52,8 @@ def query(
     Example: entrepot opening query 1234 --out opening.json
     """
 
-    def local(exchange: Exchange, actor: Actor) -> dict[str, Any]:
-
-        return exchange.openings.query(actor, index).to_json()
-
-    def remote(client: Client) -> dict[str, Any]:
-        found: dict[str, Any] = client.get(f"/v1/openings/queries/{index}")
-        return found
-
-    data = dispatch(home, as_, local=local, remote=remote)
+    with session(home, as_) as client:
+        data = client.query_opening(index)
     _write(data, out)
     emit(
         data,
@@ -93,15 +81,8 @@ def version(
     Example: entrepot opening version riverside-hospitals/outpatient-visits 3 --out v3.json
     """
 
-    def local(exchange: Exchange, actor: Actor) -> dict[str, Any]:
-
-        return exchange.openings.content(actor, dataset, number).to_json()
-
-    def remote(client: Client) -> dict[str, Any]:
-        found: dict[str, Any] = client.get(f"/v1/openings/datasets/{dataset}/versions/{number}")
-        return found
-
-    data = dispatch(home, as_, local=local, remote=remote)
+    with session(home, as_) as client:
+        data = client.version_opening(dataset, number)
     _write(data, out)
     emit(
         data,

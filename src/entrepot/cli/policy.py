@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 import yaml
 
-from entrepot.cli._common import As, Home, Json, cell, console, dispatch, emit, esc
-from entrepot.cli.catalog import dataset_path
+from entrepot.cli._common import As, Home, Json, cell, console, emit, esc, session
 from entrepot.errors import NotFound
-
-if TYPE_CHECKING:
-    from entrepot.exchange import Exchange
-    from entrepot.exchange.accounts import Actor
 
 policy_app = typer.Typer(
     help="Show or set a dataset's analysis policy (what queries may touch and spend).",
@@ -44,17 +39,8 @@ def show(dataset: Dataset, home: Home = None, as_json: Json = False) -> None:
     Example: entrepot policy show riverside-hospitals/outpatient-visits
     """
 
-    def local(exchange: Exchange, _actor: Actor) -> dict[str, Any]:
-        from entrepot.schemas.policies import PolicyOut
-
-        return PolicyOut.of(exchange.policies.get(dataset)).model_dump(mode="json")
-
-    data: dict[str, Any] = dispatch(
-        home,
-        None,
-        local=local,
-        remote=lambda client: client.get(f"/v1/policies/{dataset_path(dataset)}"),
-    )
+    with session(home) as client:
+        data = client.policy(dataset)
     emit(data, as_json, lambda: _render(data))
 
 
@@ -77,20 +63,8 @@ def set_(
     except FileNotFoundError:
         raise NotFound(f"no policy file at {file}", hint="check the path") from None
 
-    def local(exchange: Exchange, actor: Actor) -> dict[str, Any]:
-        from entrepot.schemas.policies import PolicyOut
-
-        info = exchange.policies.set(actor, dataset, text, where=str(file))
-        return PolicyOut.of(info).model_dump(mode="json")
-
-    data: dict[str, Any] = dispatch(
-        home,
-        as_,
-        local=local,
-        remote=lambda client: client.request(
-            "PUT", f"/v1/policies/{dataset_path(dataset)}", json={"document": text}
-        ),
-    )
+    with session(home, as_) as client:
+        data = client.set_policy(dataset, text, where=str(file))
     emit(data, as_json, lambda: _render(data))
 
 

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated
 
 import typer
 
-from entrepot.cli._common import Home, Json, console, dispatch, emit, esc, table
-
-if TYPE_CHECKING:
-    from entrepot.exchange import Exchange
-    from entrepot.exchange.accounts import Actor
+from entrepot.cli._common import Home, Json, console, emit, esc, session, table
 
 provider_app = typer.Typer(
     help="Register and list data providers (hospitals, operators, agencies).",
@@ -32,18 +28,8 @@ def add(
     Example: entrepot provider add riverside-hospitals --name "Riverside Hospitals"
     """
 
-    def local(exchange: Exchange, _actor: Actor) -> dict[str, Any]:
-        from entrepot.schemas.providers import ProviderOut
-        from entrepot.vault import add_provider
-
-        return ProviderOut.of(add_provider(exchange.node.db, slug, name)).model_dump(mode="json")
-
-    info: dict[str, Any] = dispatch(
-        home,
-        None,
-        local=local,
-        remote=lambda client: client.post("/v1/providers", {"slug": slug, "name": name}),
-    )
+    with session(home) as client:
+        info = client.add_provider(slug, name)
     emit(
         info,
         as_json,
@@ -60,15 +46,8 @@ def list_(home: Home = None, as_json: Json = False) -> None:
     Example: entrepot provider list --json
     """
 
-    def local(exchange: Exchange, _actor: Actor) -> list[dict[str, Any]]:
-        from entrepot.schemas.providers import ProviderOut
-        from entrepot.vault import list_providers
-
-        return [ProviderOut.of(p).model_dump(mode="json") for p in list_providers(exchange.node.db)]
-
-    providers = dispatch(
-        home, None, local=local, remote=lambda client: client.items("/v1/providers")
-    )
+    with session(home) as client:
+        providers = client.providers()
     rows = [[p["slug"], p["name"], p["datasets"], p["created_at"][:10]] for p in providers]
     emit(
         providers,

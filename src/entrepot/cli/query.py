@@ -7,18 +7,14 @@ logged out, the local node answers for ``--as ORG``. Both print the API's body.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
-from entrepot.api.client import Client
-from entrepot.cli._common import As, Home, Json, cell, console, dispatch, emit, err_console, esc
+from entrepot.cli._common import As, Home, Json, cell, console, emit, err_console, esc, session
+from entrepot.client import HttpClient
 from entrepot.errors import InvalidInput
-
-if TYPE_CHECKING:
-    from entrepot.exchange import Exchange
-    from entrepot.exchange.accounts import Actor
 
 
 def _fmt(value: float | None) -> str:
@@ -91,23 +87,11 @@ def query(
     GROUP BY district"
     """
 
-    def local(exchange: Exchange, actor: Actor) -> dict[str, Any]:
-        from entrepot.schemas.queries import QueryOut
-
-        if not as_:
-            raise InvalidInput("say which consumer asks", hint="add --as ORG (or set ENTREPOT_AS)")
-        result = exchange.queries.run(actor, sql, epsilon=epsilon, purpose=purpose)
-        return QueryOut.model_validate(result.to_dict()).model_dump(mode="json")
-
-    def remote(client: Client) -> dict[str, Any]:
-        answered: dict[str, Any] = client.post(
-            "/v1/queries", {"sql": sql, "epsilon": epsilon, "purpose": purpose}
-        )
-        return answered
-
     # A spinner on stderr, shown only on a terminal: the answer may take a while.
-    with err_console.status("answering with differential privacy…"):
-        data = dispatch(home, as_, local=local, remote=remote)
+    with err_console.status("answering with differential privacy…"), session(home, as_) as client:
+        if not as_ and not isinstance(client, HttpClient):
+            raise InvalidInput("say which consumer asks", hint="add --as ORG (or set ENTREPOT_AS)")
+        data = client.query(sql, epsilon=epsilon, purpose=purpose)
     if receipt is not None:
         from entrepot.transparency.canonical import canonical_json
 

@@ -7,11 +7,12 @@ from typing import Annotated, Any
 
 import typer
 
-from entrepot.api.client import current
 from entrepot.cli._common import Home, Json, console, emit, esc, settings
-from entrepot.cli.audit import NodeKey, server_extends
+from entrepot.cli.audit import NodeKey
+from entrepot.client import current
 from entrepot.errors import NotFound
-from entrepot.transparency import TreeHead, load_verify_key, read_verify_key, verify_receipt
+from entrepot.transparency import load_verify_key, read_verify_key, verify_receipt
+from entrepot.transparency.remote import latest_head, source_extends
 
 receipt_app = typer.Typer(help="Signed receipts that come with every answer.", no_args_is_help=True)
 
@@ -44,10 +45,10 @@ def verify(
             if node_key is not None:
                 key = read_verify_key(node_key, Path(node_key))
             else:
-                latest = TreeHead.from_json(client.get("/v1/audit/head"), what="the server's head")
+                latest = latest_head(client)
                 key = load_verify_key(latest.key.hex(), where="the server's tree head")
             receipt = verify_receipt(path.read_bytes(), key)
-            server = {"url": client.url, **server_extends(client, receipt.head, key)}
+            server = {"url": client.url, **source_extends(client, receipt.head, key)}
     data: dict[str, Any] = {
         "ok": True,
         "statement": receipt.statement,

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 
 from entrepot.cli._common import Home, Json, cell, console, emit, esc, table
-
-if TYPE_CHECKING:
-    from entrepot.api.client import Client
+from entrepot.client import Standards, current
 
 T = TypeVar("T")
 
@@ -36,13 +34,7 @@ def list_standards(home: Home = None, as_json: Json = False) -> None:
     Example: entrepot standard list --json
     """
 
-    def local() -> list[dict[str, Any]]:
-        from entrepot import standards
-        from entrepot.schemas.standards import summary_of
-
-        return [summary_of(standards.get(name)).model_dump() for name in standards.names()]
-
-    data = _shipped(local, lambda client: client.items("/v1/standards"))
+    data = _shipped(lambda client: client.standards())
     emit(
         data,
         as_json,
@@ -59,15 +51,15 @@ def list_standards(home: Home = None, as_json: Json = False) -> None:
     )
 
 
-def _shipped(local: Callable[[], T], remote: Callable[[Client], T]) -> T:
+def _shipped(call: Callable[[Standards], T]) -> T:
     """Standards ship with the package: without a login they need no node, nor a home."""
-    from entrepot.api.client import current
+    remote = current()
+    if remote is None:
+        from entrepot.client.local import ShippedStandards
 
-    client = current()
-    if client is None:
-        return local()
-    with client:
-        return remote(client)
+        return call(ShippedStandards())
+    with remote:
+        return call(remote)
 
 
 def _constraints(column: dict[str, Any]) -> str:
@@ -89,16 +81,12 @@ def show(name: NameOrPath, home: Home = None, as_json: Json = False) -> None:
     Example: entrepot standard show health.visit
     """
 
-    def local() -> dict[str, Any]:
-        from entrepot import standards
-        from entrepot.schemas.standards import StandardOut
-
-        return StandardOut.model_validate(standards.get(name).summary()).model_dump()
-
     if Path(name).is_file():
-        data = local()
+        from entrepot.client.local import ShippedStandards
+
+        data = ShippedStandards().standard(name)
     else:
-        data = _shipped(local, lambda client: client.get(f"/v1/standards/{name}"))
+        data = _shipped(lambda client: client.standard(name))
 
     def render() -> None:
         console.print(f"[bold]{esc(data['name'])}[/] {esc(data['version'])}: {esc(data['title'])}")
@@ -142,13 +130,7 @@ def codes(
     Example: entrepot standard codes region.city
     """
 
-    def local() -> dict[str, Any]:
-        from entrepot import standards
-        from entrepot.schemas.standards import CodeListOut
-
-        return CodeListOut.of(standards.codelist(name)).model_dump()
-
-    data = _shipped(local, lambda client: client.get(f"/v1/standards/codelists/{name}"))
+    data = _shipped(lambda client: client.codelist(name))
     emit(
         data,
         as_json,

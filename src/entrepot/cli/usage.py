@@ -8,16 +8,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 
-from entrepot.api.client import Client
-from entrepot.cli._common import As, Home, Json, console, dispatch, emit, table
-
-if TYPE_CHECKING:
-    from entrepot.exchange import Exchange
-    from entrepot.exchange.accounts import Actor
+from entrepot.cli._common import As, Home, Json, console, emit, session, table
 
 
 class Format(StrEnum):
@@ -75,21 +70,11 @@ def usage(
     month = month or datetime.now(UTC).strftime("%Y-%m")
     csv = output is Format.CSV
 
-    def local(exchange: Exchange, actor: Actor) -> Any:
-        from entrepot.schemas.usage import InvoiceOut
-
-        invoice = exchange.metering.invoice(actor, month, party)
+    with session(home, as_) as client:
         if csv:
-            return invoice.to_csv()
-        return InvoiceOut.model_validate(invoice.to_dict()).model_dump(mode="json")
-
-    def remote(client: Client) -> Any:
-        return client.get("/v1/usage", month=month, party=party, format="csv" if csv else "json")
-
-    data = dispatch(home, as_, local=local, remote=remote)
-    if csv:
-        typer.echo(data, nl=False)
-        return
+            typer.echo(client.usage_csv(month, party), nl=False)
+            return
+        data = client.usage(month, party)
     emit(data, as_json or output is Format.JSON, lambda: _render(data))
 
 

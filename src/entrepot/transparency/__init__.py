@@ -3,7 +3,8 @@
 Public surface: :class:`TransparencyLog` (append, heads, proofs, export),
 :func:`make_entry` and :class:`Kind` to build entries, :func:`issue_receipt` and
 :func:`verify_receipt`, commitments and their openings (:class:`QueryOpening`,
-:class:`ContentOpening`, :func:`verify_opening`), :func:`verify_export`, and the
+:class:`ContentOpening`, :func:`verify_opening`), :func:`verify_export`, the checks
+of a log another party serves in :mod:`entrepot.transparency.remote`, and the
 RFC 9162 functions in :mod:`entrepot.transparency.merkle`. Formats are described
 in docs/transparency.md.
 """

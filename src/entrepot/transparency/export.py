@@ -29,11 +29,25 @@ from entrepot.transparency.canonical import parse_canonical
 from entrepot.transparency.heads import TreeHead, verify_head
 from entrepot.transparency.merkle import EMPTY_ROOT, CompactRange, leaf_hash
 
-__all__ = ["VerifyReport", "read_heads", "verify_entries", "verify_export"]
+__all__ = [
+    "EXPORT_README",
+    "VerifyReport",
+    "read_heads",
+    "verify_entries",
+    "verify_export",
+    "write_export",
+]
 
 Progress = Callable[[int], None]
 # Entries per unit of work: large enough to amortise sending them to a worker.
 _CHUNK = 16384
+
+EXPORT_README = (
+    "A copy of an entrepot transparency log: entries.jsonl (one canonical JSON entry\n"
+    "per line, in log order), heads.jsonl (the node's signed tree heads), node.pub.\n"
+    "Verify it without the node (compare node.pub with a key you trust):\n\n"
+    "    entrepot audit verify-export . --node-key node.pub\n"
+)
 
 
 @dataclass(frozen=True)
@@ -195,6 +209,23 @@ def _match(head: TreeHead, root: bytes) -> None:
             part="log entries",
             size=head.size,
         )
+
+
+def write_export(
+    directory: Path, entries: Iterable[bytes], heads: Sequence[bytes], key: bytes | None
+) -> dict[str, object]:
+    """Write an export of ``entries`` and ``heads`` (lines as stored) signed with ``key``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    count = 0
+    with (directory / "entries.jsonl").open("wb") as out:
+        for line in entries:
+            out.write(line + b"\n")
+            count += 1
+    (directory / "heads.jsonl").write_bytes(b"".join(line + b"\n" for line in heads))
+    if key is not None:
+        (directory / "node.pub").write_text(key.hex() + "\n")
+    (directory / "README.txt").write_text(EXPORT_README)
+    return {"directory": str(directory), "entries": count, "heads": len(heads)}
 
 
 def read_heads(path: Path) -> list[TreeHead]:

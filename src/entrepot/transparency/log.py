@@ -12,7 +12,6 @@ most one), and on demand with :meth:`TransparencyLog.sign_head`.
 from __future__ import annotations
 
 import json
-import shutil
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ from nacl.signing import SigningKey, VerifyKey
 from entrepot.errors import InvalidInput, ProofInvalid, StorageCorrupt
 from entrepot.transparency.canonical import timestamp
 from entrepot.transparency.entries import Entry, Kind
-from entrepot.transparency.export import Progress, VerifyReport, verify_entries
+from entrepot.transparency.export import Progress, VerifyReport, verify_entries, write_export
 from entrepot.transparency.heads import TreeHead, sign_head, verify_head
 from entrepot.transparency.merkle import (
     CompactRange,
@@ -312,21 +311,14 @@ class TransparencyLog:
 
     def export(self, directory: Path) -> dict[str, Any]:
         """Copy entries and heads to ``directory`` for verification without the node."""
-        directory.mkdir(parents=True, exist_ok=True)
         with self.store.locked():
             size = self.store.size
-            with (directory / "entries.jsonl").open("wb") as out:
-                for data in self.store.entries(0, size):
-                    out.write(data + b"\n")
-            shutil.copyfile(self.path / "heads.jsonl", directory / "heads.jsonl")
-        (directory / "node.pub").write_text(bytes(self.verify_key).hex() + "\n")
-        (directory / "README.txt").write_text(
-            "A copy of an entrepot transparency log: entries.jsonl (one canonical JSON entry\n"
-            "per line, in log order), heads.jsonl (the node's signed tree heads), node.pub.\n"
-            "Verify it without the node (compare node.pub with a key you trust):\n\n"
-            "    entrepot audit verify-export . --node-key node.pub\n"
-        )
-        return {"directory": str(directory), "entries": size, "heads": len(self.heads())}
+            return write_export(
+                directory,
+                self.store.entries(0, size),
+                self.store.head_lines(),
+                bytes(self.verify_key),
+            )
 
 
 def repair_log(path: Path) -> dict[str, Any]:

@@ -1,0 +1,523 @@
+"""The client interface over HTTP: what the CLI uses once `entrepot login` stored a server.
+
+Each operation is one call of the HTTP API; the answer is the API's JSON body, so it
+equals what :class:`~entrepot.client.local.LocalClient` returns in-process. Timeouts
+are strict by default (connect 5 s, everything else ``timeout_s``). An error answered
+by the server is raised again as the same class of the error tree, with its message,
+hint and fields, so the CLI prints it as it would a local one. The token lives only
+in the Authorization header; it is never printed, logged or put in a URL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any, BinaryIO
+from urllib.parse import quote
+
+import httpx
+
+from entrepot.client.protocol import Advance, Progress
+from entrepot.errors import InvalidInput, NotFound, PeerError, from_body
+from entrepot.transparency import remote
+from entrepot.transparency.heads import TreeHead, read_verify_key
+
+__all__ = ["HttpClient"]
+
+# A server that does not accept a connection within this is down or unreachable.
+_CONNECT_TIMEOUT_S = 5.0
+# Items asked for per page when a command reads a whole list (the server may cap it).
+_PAGE = 500
+
+
+def _raise_for(response: httpx.Response, url: str) -> None:
+    try:
+        body = response.json()["error"]
+        if not all(isinstance(body.get(key), str) for key in ("code", "message")):
+            raise TypeError
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise PeerError(
+            f"{url} answered HTTP {response.status_code} without an entrepot error body",
+            hint="check that the login URL points at an entrepot server",
+        ) from None
+    raise from_body(body)
+
+
+class HttpClient:
+    """The client interface over HTTP: one entrepot server, as one token's account."""
+
+    def __init__(
+        self, url: str, token: str, *, timeout_s: float = 30.0, transport: Any = None
+    ) -> None:
+        self.url = url.rstrip("/")
+        self._http = httpx.Client(
+            base_url=self.url,
+            headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
+            timeout=httpx.Timeout(timeout_s, connect=min(_CONNECT_TIMEOUT_S, timeout_s)),
+            transport=transport,
+            follow_redirects=False,
+        )
+
+    def __repr__(self) -> str:
+        return f"HttpClient(url={self.url!r})"
+
+    def _unreachable(self, method: str, path: str, error: httpx.TransportError) -> PeerError:
+        if isinstance(error, httpx.TimeoutException):
+            return PeerError(
+                f"{self.url} did not answer {method} {path} in time",
+                hint="check the server, or raise ENTREPOT_HTTP_TIMEOUT_S",
+            )
+        return PeerError(
+            f"cannot reach {self.url} ({type(error).__name__})",
+            hint="is `entrepot serve` running there? `entrepot logout` to work locally",
+        )
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        """Send one request; the decoded JSON body, or the error tree's error."""
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.TransportError as error:
+            raise self._unreachable(method, path, error) from None
+        if response.status_code >= 400:
+            _raise_for(response, self.url)
+        if not response.content:
+            return None
+        content_type = response.headers.get("content-type", "")
+        return response.json() if "json" in content_type else response.text
+
+    def items(self, path: str, *, most: int | None = None, **params: Any) -> list[Any]:
+        """The items of a paged list route, page after page (the first ``most`` of them)."""
+        found: list[Any] = []
+        offset: int | None = 0
+        while offset is not None and (most is None or len(found) < most):
+            limit = _PAGE if most is None else min(_PAGE, most - len(found))
+            page = self.get(path, limit=limit, offset=offset, **params)
+            found.extend(page["items"])
+            offset = page["next_offset"]
+        return found
+
+    def lines(self, path: str) -> Iterator[bytes]:
+        """The lines of a JSON-lines route as the exact bytes sent, read as a stream."""
+        try:
+            with self._http.stream("GET", path, headers={"Accept": "application/jsonl"}) as reply:
+                if reply.status_code >= 400:
+                    reply.read()
+                    _raise_for(reply, self.url)
+                rest = b""
+                for chunk in reply.iter_bytes():
+                    *whole, rest = (rest + chunk).split(b"\n")
+                    yield from whole
+        except httpx.TransportError as error:
+            raise self._unreachable("GET", path, error) from None
+        if rest:
+            raise PeerError(
+                f"{self.url}{path} ended inside a line",
+                hint="the transfer was cut; run the command again",
+            )
+
+    def get(self, path: str, **params: Any) -> Any:
+        return self.request("GET", path, params={k: v for k, v in params.items() if v is not None})
+
+    def post(self, path: str, body: Any = None, **kwargs: Any) -> Any:
+        if body is not None:
+            kwargs["json"] = body
+        return self.request("POST", path, **kwargs)
+
+    def delete(self, path: str) -> Any:
+        return self.request("DELETE", path)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> HttpClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- who ----------------------------------------------------------------------
+
+    def me(self) -> dict[str, Any]:
+        found: dict[str, Any] = self.get("/v1/me")
+        return found
+
+    def whoami(self) -> dict[str, Any]:
+        return {"server": self.url, "home": None, **self.me()}
+
+    # -- catalog and datasets ------------------------------------------------------
+
+    def catalog_datasets(self, provider: str | None = None) -> list[dict[str, Any]]:
+        return self.items("/v1/catalog/datasets", provider=provider)
+
+    def catalog_search(self, query: str, limit: int | None = None) -> list[dict[str, Any]]:
+        return self.items("/v1/catalog/search", most=limit, q=query)
+
+    def catalog_show(self, dataset: str) -> dict[str, Any]:
+        found: dict[str, Any] = self.get(f"/v1/catalog/datasets/{dataset_path(dataset)}")
+        return found
+
+    def catalog_dcat(self, base_url: str | None = None) -> dict[str, Any]:
+        found: dict[str, Any] = self.get("/v1/catalog/dcat", base_url=base_url)
+        return found
+
+    def dataset_versions(self, dataset: str) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = self.get(f"/v1/datasets/{dataset_path(dataset)}/versions")
+        return found
+
+    def publish(
+        self,
+        source: Path,
+        *,
+        standard: str,
+        title: str,
+        provider: str | None = None,
+        mapping: Path | None = None,
+        dataset: str | None = None,
+        description: str = "",
+        on_error: str = "reject",
+        progress: Advance | None = None,
+    ) -> dict[str, Any]:
+        if Path(standard).is_file():
+            raise InvalidInput(
+                f"--standard {standard} is a file on this machine; a server publishes only "
+                "in the standards it ships",
+                hint="pick one from `entrepot standard list`, or `entrepot logout` to publish "
+                "on the local node",
+            )
+        if provider is not None:
+            org = self.me()["org"]
+            if org != provider:
+                raise InvalidInput(
+                    f"--provider {provider}, but the logged-in token acts for {org}",
+                    hint=f"drop --provider (the server publishes for {org}), or log in with "
+                    f"a token of {provider}",
+                )
+        form = {"standard": standard, "title": title, "description": description}
+        form["on_error"] = on_error
+        if dataset is not None:
+            form["dataset"] = dataset
+        with open_raw(source) as handle:
+            files: dict[str, Any] = {
+                "file": (source.name, _Upload(handle, Path(source).stat().st_size, progress))
+            }
+            if mapping is not None:
+                if not mapping.is_file():
+                    raise NotFound(f"no mapping at {mapping}", hint="check the mapping's path")
+                files["mapping"] = (mapping.name, mapping.read_bytes(), "application/yaml")
+            data: dict[str, Any] = self.post("/v1/datasets", data=form, files=files)
+            return data
+
+    # -- standards -----------------------------------------------------------------
+
+    def standards(self) -> list[dict[str, Any]]:
+        return self.items("/v1/standards")
+
+    def standard(self, name: str) -> dict[str, Any]:
+        found: dict[str, Any] = self.get(f"/v1/standards/{name}")
+        return found
+
+    def codelist(self, name: str) -> dict[str, Any]:
+        found: dict[str, Any] = self.get(f"/v1/standards/codelists/{name}")
+        return found
+
+    # -- policies ------------------------------------------------------------------
+
+    def policy(self, dataset: str) -> dict[str, Any]:
+        found: dict[str, Any] = self.get(f"/v1/policies/{dataset_path(dataset)}")
+        return found
+
+    def set_policy(self, dataset: str, document: str, *, where: str = "") -> dict[str, Any]:
+        found: dict[str, Any] = self.request(
+            "PUT", f"/v1/policies/{dataset_path(dataset)}", json={"document": document}
+        )
+        return found
+
+    # -- access contracts ----------------------------------------------------------
+
+    def purposes(self) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = self.get("/v1/access/purposes")
+        return found
+
+    def request_access(
+        self,
+        dataset: str,
+        *,
+        purpose: str,
+        epsilon: float,
+        until: date,
+        since: date | None = None,
+        actions: Sequence[str] = ("aggregate-query",),
+        note: str = "",
+    ) -> dict[str, Any]:
+        body = {
+            "dataset": dataset,
+            "purpose": purpose,
+            "epsilon": epsilon,
+            "until": until.isoformat(),
+            "since": None if since is None else since.isoformat(),
+            "actions": list(actions),
+            "note": note,
+        }
+        created: dict[str, Any] = self.post("/v1/access/requests", body)
+        return created
+
+    def access_requests(self, *, pending: bool = False) -> list[dict[str, Any]]:
+        return self.items("/v1/access/requests", pending=pending)
+
+    def access_grants(self, *, active: bool = False) -> list[dict[str, Any]]:
+        return self.items("/v1/access/grants", active=active)
+
+    def access_show(self, ident: str) -> dict[str, Any]:
+        found: dict[str, Any]
+        # As the library reads it: GRANT-n is a grant, anything else a request number.
+        if ident.strip().upper().startswith("GRANT"):
+            found = self.get(f"/v1/access/grants/{_ident(ident, 'GRANT')}")
+        else:
+            found = self.get(f"/v1/access/requests/{_ident(ident, 'REQ')}")
+        return found
+
+    def grant_access(
+        self,
+        request: str,
+        *,
+        epsilon: float | None = None,
+        max_queries: int | None = None,
+        price_per_query: str = "0",
+        price_per_epsilon: str = "0",
+        actions: Sequence[str] | None = None,
+        until: date | None = None,
+    ) -> dict[str, Any]:
+        body = {
+            "epsilon": epsilon,
+            "max_queries": max_queries,
+            "price_per_query": price_per_query,
+            "price_per_epsilon": price_per_epsilon,
+            "actions": None if actions is None else list(actions),
+            "until": None if until is None else until.isoformat(),
+        }
+        granted: dict[str, Any] = self.post(
+            f"/v1/access/requests/{_ident(request, 'REQ')}/grant", body
+        )
+        return granted
+
+    def refuse_access(self, request: str, reason: str = "") -> dict[str, Any]:
+        found: dict[str, Any] = self.post(
+            f"/v1/access/requests/{_ident(request, 'REQ')}/refuse", {"reason": reason}
+        )
+        return found
+
+    def revoke_grant(self, grant: str, reason: str = "") -> dict[str, Any]:
+        found: dict[str, Any] = self.post(
+            f"/v1/access/grants/{_ident(grant, 'GRANT')}/revoke", {"reason": reason}
+        )
+        return found
+
+    def grant_odrl(self, grant: str) -> dict[str, Any]:
+        found: dict[str, Any] = self.get(f"/v1/access/grants/{_ident(grant, 'GRANT')}/odrl")
+        return found
+
+    # -- budgets and usage -----------------------------------------------------------
+
+    def budgets(self, *, closed: bool = False) -> list[dict[str, Any]]:
+        return self.items("/v1/budgets", closed=closed)
+
+    def set_cap(self, dataset: str, epsilon: float) -> dict[str, Any]:
+        cap: dict[str, Any] = self.post(
+            "/v1/budgets/caps", {"dataset": dataset, "epsilon": epsilon}
+        )
+        return cap
+
+    def usage(self, month: str, party: str | None = None) -> dict[str, Any]:
+        found: dict[str, Any] = self.get("/v1/usage", month=month, party=party, format="json")
+        return found
+
+    def usage_csv(self, month: str, party: str | None = None) -> str:
+        found: str = self.get("/v1/usage", month=month, party=party, format="csv")
+        return found
+
+    # -- accounts and providers ------------------------------------------------------
+
+    def accounts(self) -> list[dict[str, Any]]:
+        return self.items("/v1/accounts")
+
+    def tokens(self, account: str | None = None) -> list[dict[str, Any]]:
+        if account is None:
+            return self.items("/v1/tokens")
+        return self.items(f"/v1/accounts/{quote(account, safe='')}/tokens")
+
+    def create_account(
+        self, name: str, role: str, *, org: str | None = None, org_name: str | None = None
+    ) -> dict[str, Any]:
+        body = {"name": name, "role": role, "org": org, "org_name": org_name}
+        created: dict[str, Any] = self.post("/v1/accounts", body)
+        return created
+
+    def issue_token(self, account: str) -> dict[str, Any]:
+        issued: dict[str, Any] = self.post(f"/v1/accounts/{quote(account, safe='')}/tokens")
+        return issued
+
+    def revoke_token(self, token_id: str) -> dict[str, Any]:
+        found: dict[str, Any] = self.post(
+            f"/v1/tokens/{quote(token_id.strip().lower(), safe='')}/revoke"
+        )
+        return found
+
+    def providers(self) -> list[dict[str, Any]]:
+        return self.items("/v1/providers")
+
+    def add_provider(self, slug: str, name: str) -> dict[str, Any]:
+        added: dict[str, Any] = self.post("/v1/providers", {"slug": slug, "name": name})
+        return added
+
+    # -- queries and openings ------------------------------------------------------
+
+    def query(
+        self, sql: str, *, epsilon: float | None = None, purpose: str | None = None
+    ) -> dict[str, Any]:
+        answered: dict[str, Any] = self.post(
+            "/v1/queries", {"sql": sql, "epsilon": epsilon, "purpose": purpose}
+        )
+        return answered
+
+    def query_opening(self, index: int) -> dict[str, Any]:
+        found: dict[str, Any] = self.get(f"/v1/openings/queries/{index}")
+        return found
+
+    def version_opening(self, dataset: str, version: int) -> dict[str, Any]:
+        found: dict[str, Any] = self.get(f"/v1/openings/datasets/{dataset}/versions/{version}")
+        return found
+
+    # -- the transparency log ------------------------------------------------------
+
+    def audit_entries(
+        self,
+        *,
+        dataset: str | None = None,
+        kind: str | None = None,
+        since: datetime | None = None,
+        limit: int = 100,
+    ) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = self.get(
+            "/v1/audit/entries",
+            dataset=dataset,
+            kind=kind,
+            since=None if since is None else since.isoformat(),
+            limit=limit,
+        )
+        return found
+
+    def audit_head(self) -> dict[str, Any]:
+        found: dict[str, Any] = self.get("/v1/audit/head")
+        return found
+
+    def audit_sign_head(self) -> dict[str, Any]:
+        found: dict[str, Any] = self.post("/v1/audit/heads")
+        return found
+
+    def audit_inclusion(self, index: int, size: int | None = None) -> dict[str, Any]:
+        found: dict[str, Any] = self.get(f"/v1/audit/proofs/inclusion/{index}", size=size)
+        return found
+
+    def audit_consistency(self, size1: int, size2: int) -> dict[str, Any]:
+        found: dict[str, Any] = self.get("/v1/audit/proofs/consistency", size1=size1, size2=size2)
+        return found
+
+    def audit_reconciliation(self) -> dict[str, Any]:
+        found: dict[str, Any] = self.get("/v1/audit/reconciliation")
+        return found
+
+    def audit_export_heads(self) -> Iterator[bytes]:
+        return self.lines("/v1/audit/export/heads")
+
+    def audit_export_entries(self) -> Iterator[bytes]:
+        return self.lines("/v1/audit/export/entries")
+
+    def audit_verify(
+        self,
+        earlier: TreeHead | None = None,
+        *,
+        full: bool = False,
+        node_key: str | None = None,
+        progress: Progress | None = None,
+    ) -> dict[str, Any]:
+        """Fetch heads, proofs and entries and check them here with the node's key.
+
+        The key is ``node_key``, else the earlier head's, else the one the server's
+        first head names (returned: compare it with one you trust).
+        """
+        from entrepot.exchange.reconcile import WITNESS_NOTE, Reconciliation
+
+        heads = remote.source_heads(self) if full or earlier is None else []
+        if node_key is not None:
+            key = read_verify_key(node_key, Path(node_key))
+        else:
+            key = remote.source_key(earlier or (heads[0] if heads else None))
+        data: dict[str, Any] = {"ok": True, "key": bytes(key).hex()}
+        if earlier is not None:
+            data["consistency"] = remote.source_extends(self, earlier, key)
+        if full or earlier is None:
+            data["check"] = remote.verify_source(self, heads, key, progress).to_json()
+            # The server compares its own database with its own log: reported, not proved.
+            found = Reconciliation.from_json(self.audit_reconciliation())
+            found.raise_for_differences()
+            data["database"] = found.to_json()
+            data["needs_witness"] = WITNESS_NOTE
+        return data
+
+    def audit_export(self, directory: Path) -> dict[str, Any]:
+        return remote.export_source(self, directory)
+
+
+def dataset_path(ref: str) -> str:
+    """``provider/dataset`` for a URL path; the same refusal as the library for a bad one."""
+    provider, sep, dataset = ref.strip().partition("/")
+    if not sep or not provider or not dataset:
+        raise InvalidInput(
+            f"{ref!r} is not a dataset reference",
+            hint="write it as <provider>/<dataset>, e.g. riverside-hospitals/outpatient-visits",
+        )
+    return f"{provider}/{dataset}"
+
+
+def _ident(ident: str, prefix: str) -> str:
+    """``REQ-7`` from ``7``, ``req-7`` or ``REQ-7``, as the API's paths spell it."""
+    upper = ident.strip().upper()
+    return quote(upper if upper.startswith(f"{prefix}-") else f"{prefix}-{upper}", safe="")
+
+
+def open_raw(source: Path) -> BinaryIO:
+    """A raw file to publish, named directly: no link, pipe or device."""
+    from entrepot._files import check_regular
+
+    check_regular(source)
+    return source.open("rb")
+
+
+class _Upload:
+    """A file httpx streams in chunks, reporting the bytes sent so far."""
+
+    def __init__(self, handle: BinaryIO, total: int, advance: Advance | None) -> None:
+        self._handle = handle
+        self._total = total
+        self._sent = 0
+        self._advance = advance
+
+    def fileno(self) -> int:
+        # httpx reads the size from the descriptor to send a Content-Length.
+        return self._handle.fileno()
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        self._sent = 0
+        return self._handle.seek(offset, whence)
+
+    def read(self, size: int = -1) -> bytes:
+        chunk = self._handle.read(size)
+        self._sent += len(chunk)
+        if self._advance is not None:
+            if chunk:
+                self._advance("upload", self._sent, self._total)
+            else:
+                # Sent: what remains is the server's work, of unknown length.
+                self._advance("server", 0, 0)
+        return chunk

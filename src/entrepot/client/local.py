@@ -1,0 +1,409 @@
+"""The client interface in-process: a node's services, acting as one organization.
+
+Each method calls the services of an :class:`~entrepot.exchange.Exchange` and converts
+the result with the wire schemas of :mod:`entrepot.schemas`: it returns the very body
+the HTTP API answers, because the API's routes call these methods too. The CLI uses
+it when not logged in, a provider's notebook through ``entrepot.connect(home)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+from entrepot import standards as shipped
+from entrepot.client.protocol import Advance, Progress
+from entrepot.errors import InvalidInput, NotFound, ProofInvalid
+from entrepot.exchange.accounts import Actor, IssuedToken
+from entrepot.exchange.contracts import GrantInfo, RequestInfo
+from entrepot.exchange.facade import Exchange
+from entrepot.schemas.access import GrantOut, PurposeOut, RequestOut
+from entrepot.schemas.accounts import AccountOut, NewToken, TokenOut
+from entrepot.schemas.budgets import budgets_json, cap_json
+from entrepot.schemas.catalog import DatasetOut, DatasetPageOut, VersionOut
+from entrepot.schemas.policies import PolicyOut
+from entrepot.schemas.providers import ProviderOut
+from entrepot.schemas.queries import QueryOut
+from entrepot.schemas.standards import CodeListOut, StandardOut, summary_of
+from entrepot.schemas.usage import InvoiceOut
+from entrepot.transparency import TreeHead, read_verify_key
+
+__all__ = ["LocalClient", "ShippedStandards"]
+
+
+class ShippedStandards:
+    """The standards and code lists shipped with entrepot: no node needed."""
+
+    def standards(self) -> list[dict[str, Any]]:
+        return [summary_of(shipped.get(name)).model_dump() for name in shipped.names()]
+
+    def standard(self, name: str) -> dict[str, Any]:
+        """A standard by name, or (on this machine only) by Table Schema file."""
+        return StandardOut.model_validate(shipped.get(name).summary()).model_dump()
+
+    def codelist(self, name: str) -> dict[str, Any]:
+        return CodeListOut.of(shipped.codelist(name)).model_dump()
+
+
+def _request_body(info: RequestInfo) -> dict[str, Any]:
+    return RequestOut.of(info).model_dump(mode="json", by_alias=True)
+
+
+def _grant_body(info: GrantInfo) -> dict[str, Any]:
+    return GrantOut.of(info).model_dump(mode="json", by_alias=True)
+
+
+def _contract_body(info: RequestInfo | GrantInfo) -> dict[str, Any]:
+    return _grant_body(info) if isinstance(info, GrantInfo) else _request_body(info)
+
+
+def _new_token(issued: IssuedToken) -> dict[str, Any]:
+    return NewToken(token=issued.secret, info=TokenOut.of(issued.info)).model_dump(mode="json")
+
+
+class LocalClient(ShippedStandards):
+    """The client interface on ``exchange``'s services, acting as ``actor``."""
+
+    def __init__(self, exchange: Exchange, actor: Actor) -> None:
+        self.exchange = exchange
+        self.actor = actor
+
+    def __repr__(self) -> str:
+        return f"LocalClient(home={str(self.exchange.node.home)!r}, actor={self.actor.name!r})"
+
+    # -- who ----------------------------------------------------------------------
+
+    def me(self) -> dict[str, Any]:
+        return {"account": self.actor.account, "role": self.actor.role, "org": self.actor.org_slug}
+
+    def whoami(self) -> dict[str, Any]:
+        return {
+            "server": None,
+            "home": str(self.exchange.node.home.resolve()),
+            "account": self.actor.account,
+            "role": self.actor.role,
+            "org": self.actor.org_slug or None,
+        }
+
+    # -- catalog and datasets ------------------------------------------------------
+
+    def catalog_datasets(self, provider: str | None = None) -> list[dict[str, Any]]:
+        found = self.exchange.catalog(self.actor).datasets(provider=provider)
+        return [DatasetOut.of(s).model_dump(mode="json") for s in found]
+
+    def catalog_search(self, query: str, limit: int | None = None) -> list[dict[str, Any]]:
+        catalog = self.exchange.catalog(self.actor)
+        found = catalog.search(query, limit=catalog.max_results if limit is None else limit)
+        return [DatasetOut.of(s).model_dump(mode="json") for s in found]
+
+    def catalog_show(self, dataset: str) -> dict[str, Any]:
+        page = DatasetPageOut.of(self.exchange.catalog(self.actor).show(dataset))
+        return page.model_dump(mode="json", by_alias=True)
+
+    def catalog_dcat(self, base_url: str | None = None) -> dict[str, Any]:
+        from entrepot.exchange.dcat import export_dcat
+
+        settings = self.exchange.settings
+        base = base_url or f"http://{settings.host}:{settings.port}/"
+        return export_dcat(self.exchange.catalog(self.actor), base_url=base)
+
+    def dataset_versions(self, dataset: str) -> list[dict[str, Any]]:
+        found = self.exchange.catalog(self.actor).versions(dataset)
+        return [VersionOut.of(v).model_dump(mode="json") for v in found]
+
+    def publish(
+        self,
+        source: Path,
+        *,
+        standard: str,
+        title: str,
+        provider: str | None = None,
+        mapping: Path | None = None,
+        dataset: str | None = None,
+        description: str = "",
+        on_error: str = "reject",
+        progress: Advance | None = None,
+    ) -> dict[str, Any]:
+        from entrepot.client.http import open_raw
+        from entrepot.exchange.catalog import publish_version
+        from entrepot.schemas.datasets import PublishedOut
+        from entrepot.vault import OnError, PublishRequest
+
+        if provider is None:
+            raise InvalidInput(
+                "a local publish needs --provider",
+                hint="name the publishing provider, e.g. --provider riverside-hospitals",
+            )
+        request = PublishRequest(
+            provider=provider,
+            standard=shipped.get(standard),
+            title=title,
+            dataset=dataset,
+            description=description,
+            mapping=shipped.load_mapping(mapping) if mapping is not None else None,
+            mapping_text=mapping.read_text(encoding="utf-8-sig") if mapping is not None else None,
+            on_error=OnError(on_error),
+            filename=source.name,
+        )
+        with open_raw(source) as handle:
+            published = publish_version(self.exchange.node, request, handle, progress=progress)
+        return PublishedOut.model_validate(published.to_dict()).model_dump(mode="json")
+
+    # -- policies ------------------------------------------------------------------
+
+    def policy(self, dataset: str) -> dict[str, Any]:
+        return PolicyOut.of(self.exchange.policies.get(dataset)).model_dump(mode="json")
+
+    def set_policy(
+        self, dataset: str, document: str, *, where: str = "policy document"
+    ) -> dict[str, Any]:
+        info = self.exchange.policies.set(
+            self.actor, dataset, document, where=where or "policy document"
+        )
+        return PolicyOut.of(info).model_dump(mode="json")
+
+    # -- access contracts ----------------------------------------------------------
+
+    def purposes(self) -> list[dict[str, Any]]:
+        from entrepot.exchange.purposes import purposes
+
+        return [
+            PurposeOut(
+                id=p.id, label=p.label, description=p.description, broader=p.broader, dpv=p.dpv
+            ).model_dump(mode="json")
+            for p in purposes().values()
+        ]
+
+    def request_access(
+        self,
+        dataset: str,
+        *,
+        purpose: str,
+        epsilon: float,
+        until: date,
+        since: date | None = None,
+        actions: Sequence[str] = ("aggregate-query",),
+        note: str = "",
+    ) -> dict[str, Any]:
+        info = self.exchange.contracts.request(
+            self.actor,
+            dataset,
+            purpose=purpose,
+            epsilon=epsilon,
+            until=until,
+            since=since,
+            actions=tuple(actions),
+            note=note,
+        )
+        return _request_body(info)
+
+    def access_requests(self, *, pending: bool = False) -> list[dict[str, Any]]:
+        found = self.exchange.contracts.requests(self.actor, pending=pending)
+        return [_request_body(r) for r in found]
+
+    def access_grants(self, *, active: bool = False) -> list[dict[str, Any]]:
+        found = self.exchange.contracts.grants(self.actor, active=active)
+        return [_grant_body(g) for g in found]
+
+    def access_show(self, ident: str) -> dict[str, Any]:
+        return _contract_body(self.exchange.contracts.show(self.actor, ident))
+
+    def grant_access(
+        self,
+        request: str,
+        *,
+        epsilon: float | None = None,
+        max_queries: int | None = None,
+        price_per_query: str = "0",
+        price_per_epsilon: str = "0",
+        actions: Sequence[str] | None = None,
+        until: date | None = None,
+        duties: Sequence[str] | None = None,
+    ) -> dict[str, Any]:
+        options: dict[str, Any] = {}
+        if duties is not None:
+            options["duties"] = tuple(duties)
+        info = self.exchange.contracts.grant(
+            self.actor,
+            request,
+            epsilon=epsilon,
+            max_queries=max_queries,
+            price_per_query=price_per_query,
+            price_per_epsilon=price_per_epsilon,
+            actions=None if actions is None else tuple(actions),
+            until=until,
+            **options,
+        )
+        return _grant_body(info)
+
+    def refuse_access(self, request: str, reason: str = "") -> dict[str, Any]:
+        return _request_body(self.exchange.contracts.refuse(self.actor, request, reason))
+
+    def revoke_grant(self, grant: str, reason: str = "") -> dict[str, Any]:
+        return _grant_body(self.exchange.contracts.revoke(self.actor, grant, reason))
+
+    def grant_odrl(self, grant: str) -> dict[str, Any]:
+        return self.exchange.contracts.odrl(self.actor, grant)
+
+    # -- budgets and usage -----------------------------------------------------------
+
+    def budgets(self, *, closed: bool = False) -> list[dict[str, Any]]:
+        views = self.exchange.budgets.visible(self.actor, include_closed=closed)
+        return budgets_json(views)
+
+    def set_cap(self, dataset: str, epsilon: float) -> dict[str, Any]:
+        cap = self.exchange.budgets.set_cap(self.actor, dataset, epsilon)
+        return cap_json(cap)
+
+    def usage(self, month: str, party: str | None = None) -> dict[str, Any]:
+        invoice = self.exchange.metering.invoice(self.actor, month, party)
+        return InvoiceOut.model_validate(invoice.to_dict()).model_dump(mode="json")
+
+    def usage_csv(self, month: str, party: str | None = None) -> str:
+        return self.exchange.metering.invoice(self.actor, month, party).to_csv()
+
+    # -- accounts and providers ------------------------------------------------------
+
+    def accounts(self) -> list[dict[str, Any]]:
+        found = self.exchange.accounts.list_accounts(self.actor)
+        return [AccountOut.of(a).model_dump(mode="json") for a in found]
+
+    def tokens(self, account: str | None = None) -> list[dict[str, Any]]:
+        found = self.exchange.accounts.tokens(self.actor, account)
+        return [TokenOut.of(t).model_dump(mode="json") for t in found]
+
+    def create_account(
+        self, name: str, role: str, *, org: str | None = None, org_name: str | None = None
+    ) -> dict[str, Any]:
+        info, issued = self.exchange.accounts.create(
+            self.actor, name, role, org=org, org_name=org_name
+        )
+        return {"account": AccountOut.of(info).model_dump(mode="json"), "token": _new_token(issued)}
+
+    def issue_token(self, account: str) -> dict[str, Any]:
+        return _new_token(self.exchange.accounts.issue_token(self.actor, account))
+
+    def revoke_token(self, token_id: str) -> dict[str, Any]:
+        revoked = self.exchange.accounts.revoke_token(self.actor, token_id)
+        return TokenOut.of(revoked).model_dump(mode="json")
+
+    def providers(self) -> list[dict[str, Any]]:
+        from entrepot.vault import list_providers
+
+        found = list_providers(self.exchange.node.db)
+        return [ProviderOut.of(p).model_dump(mode="json") for p in found]
+
+    def add_provider(self, slug: str, name: str) -> dict[str, Any]:
+        from entrepot.vault import add_provider
+
+        added = add_provider(self.exchange.node.db, slug, name)
+        return ProviderOut.of(added).model_dump(mode="json")
+
+    # -- queries and openings ------------------------------------------------------
+
+    def query(
+        self, sql: str, *, epsilon: float | None = None, purpose: str | None = None
+    ) -> dict[str, Any]:
+        result = self.exchange.queries.run(self.actor, sql, epsilon=epsilon, purpose=purpose)
+        return QueryOut.model_validate(result.to_dict()).model_dump(mode="json")
+
+    def query_opening(self, index: int) -> dict[str, Any]:
+        return self.exchange.openings.query(self.actor, index).to_json()
+
+    def version_opening(self, dataset: str, version: int) -> dict[str, Any]:
+        return self.exchange.openings.content(self.actor, dataset, version).to_json()
+
+    # -- the transparency log ------------------------------------------------------
+
+    def audit_entries(
+        self,
+        *,
+        dataset: str | None = None,
+        kind: str | None = None,
+        since: datetime | None = None,
+        limit: int = 100,
+    ) -> list[dict[str, Any]]:
+        found = self.exchange.node.log.search(dataset=dataset, kind=kind, since=since, limit=limit)
+        return [{"index": index, "entry": entry} for index, entry in found]
+
+    def audit_head(self) -> dict[str, Any]:
+        latest = self.exchange.node.log.latest_head()
+        if latest is None:
+            raise NotFound(
+                "the log has no signed head yet",
+                hint="an auditor signs one with `entrepot audit head --new` (POST /v1/audit/heads)",
+            )
+        return latest.to_json()
+
+    def audit_sign_head(self) -> dict[str, Any]:
+        log = self.exchange.node.log
+        if log.size == 0:
+            raise InvalidInput("the log is empty: nothing to sign", hint="wait for a first entry")
+        return log.sign_head().to_json()
+
+    def audit_inclusion(self, index: int, size: int | None = None) -> dict[str, Any]:
+        log = self.exchange.node.log
+        if index >= log.size or (size is not None and index >= size):
+            raise NotFound(f"no log entry {index}", hint=f"the log holds {log.size} entries")
+        return log.prove(index, size).to_json()
+
+    def audit_consistency(self, size1: int, size2: int) -> dict[str, Any]:
+        if size1 > size2:
+            raise InvalidInput("size1 must not exceed size2", hint="swap them")
+        return self.exchange.node.log.consistency(size1, size2).to_json()
+
+    def audit_reconciliation(self) -> dict[str, Any]:
+        return self.exchange.reconcile().to_json()
+
+    def audit_export_heads(self) -> Iterator[bytes]:
+        return iter(self.exchange.node.log.store.head_lines())
+
+    def audit_export_entries(self) -> Iterator[bytes]:
+        store = self.exchange.node.log.store
+        # The log as it is now: entries appended while reading belong to a later export.
+        return store.entries(0, store.size)
+
+    def audit_verify(
+        self,
+        earlier: TreeHead | None = None,
+        *,
+        full: bool = False,
+        node_key: str | None = None,
+        progress: Progress | None = None,
+    ) -> dict[str, Any]:
+        """Check the node's own log: the key it signs with must be ``node_key``, if given."""
+        from entrepot.exchange.reconcile import WITNESS_NOTE
+
+        log = self.exchange.node.log
+        key = bytes(log.verify_key)
+        if node_key is not None and bytes(read_verify_key(node_key, Path(node_key))) != key:
+            raise ProofInvalid(
+                f"this node signs its log with key {key.hex()}, not the --node-key given",
+                hint="the home is not the node you meant, or its key was replaced: "
+                "compare the key with one you trust",
+                part="node key",
+            )
+        data: dict[str, Any] = {"ok": True, "key": key.hex()}
+        if earlier is not None:
+            data["consistency"] = log.verify_from(earlier).to_json()
+        if full or earlier is None:
+            data["check"] = log.check(progress).to_json()
+            found = self.exchange.reconcile()
+            found.raise_for_differences()
+            data["database"] = found.to_json()
+            data["needs_witness"] = WITNESS_NOTE
+        return data
+
+    def audit_export(self, directory: Path) -> dict[str, Any]:
+        return self.exchange.node.log.export(directory)
+
+    def close(self) -> None:
+        self.exchange.node.close()
+
+    def __enter__(self) -> LocalClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

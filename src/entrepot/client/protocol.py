@@ -1,0 +1,194 @@
+"""The one client interface: every operation a person or a program asks of a node.
+
+:class:`Client` is implemented in-process (:class:`~entrepot.client.local.LocalClient`,
+on the node's services, acting as one organization) and over HTTP
+(:class:`~entrepot.client.http.HttpClient`, acting as a token's account). Every method
+returns the JSON value the HTTP API answers, so the CLI, the portal and a notebook
+render either alike; the API's routes produce their bodies through the local client.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from entrepot.transparency.heads import TreeHead
+
+__all__ = ["Advance", "Client", "Progress", "Standards"]
+
+# A publish step's progress: (step, done, total).
+Advance = Callable[[str, int, int], None]
+# Entries verified so far.
+Progress = Callable[[int], None]
+
+
+class Standards(Protocol):
+    """The standards and code lists a node publishes in (shipped with the package)."""
+
+    def standards(self) -> list[dict[str, Any]]: ...
+
+    def standard(self, name: str) -> dict[str, Any]: ...
+
+    def codelist(self, name: str) -> dict[str, Any]: ...
+
+
+class Client(Standards, Protocol):
+    """What a node offers its users; every value is the API's JSON body."""
+
+    # -- who --------------------------------------------------------------------
+    def me(self) -> dict[str, Any]:
+        """The account, role and organization this client acts as."""
+        ...
+
+    def whoami(self) -> dict[str, Any]:
+        """Where this client works (a server's URL or a node's home) and as whom."""
+        ...
+
+    # -- catalog and datasets ------------------------------------------------------
+    def catalog_datasets(self, provider: str | None = None) -> list[dict[str, Any]]: ...
+
+    def catalog_search(self, query: str, limit: int | None = None) -> list[dict[str, Any]]: ...
+
+    def catalog_show(self, dataset: str) -> dict[str, Any]: ...
+
+    def catalog_dcat(self, base_url: str | None = None) -> dict[str, Any]: ...
+
+    def dataset_versions(self, dataset: str) -> list[dict[str, Any]]: ...
+
+    def publish(
+        self,
+        source: Path,
+        *,
+        standard: str,
+        title: str,
+        provider: str | None = None,
+        mapping: Path | None = None,
+        dataset: str | None = None,
+        description: str = "",
+        on_error: str = "reject",
+        progress: Advance | None = None,
+    ) -> dict[str, Any]: ...
+
+    # -- policies ------------------------------------------------------------------
+    def policy(self, dataset: str) -> dict[str, Any]: ...
+
+    def set_policy(self, dataset: str, document: str, *, where: str = "") -> dict[str, Any]: ...
+
+    # -- access contracts ----------------------------------------------------------
+    def purposes(self) -> list[dict[str, Any]]: ...
+
+    def request_access(
+        self,
+        dataset: str,
+        *,
+        purpose: str,
+        epsilon: float,
+        until: date,
+        since: date | None = None,
+        actions: Sequence[str] = ("aggregate-query",),
+        note: str = "",
+    ) -> dict[str, Any]: ...
+
+    def access_requests(self, *, pending: bool = False) -> list[dict[str, Any]]: ...
+
+    def access_grants(self, *, active: bool = False) -> list[dict[str, Any]]: ...
+
+    def access_show(self, ident: str) -> dict[str, Any]:
+        """A request (``REQ-n`` or ``n``) or a grant (``GRANT-n``) with its history."""
+        ...
+
+    def grant_access(
+        self,
+        request: str,
+        *,
+        epsilon: float | None = None,
+        max_queries: int | None = None,
+        price_per_query: str = "0",
+        price_per_epsilon: str = "0",
+        actions: Sequence[str] | None = None,
+        until: date | None = None,
+    ) -> dict[str, Any]: ...
+
+    def refuse_access(self, request: str, reason: str = "") -> dict[str, Any]: ...
+
+    def revoke_grant(self, grant: str, reason: str = "") -> dict[str, Any]: ...
+
+    def grant_odrl(self, grant: str) -> dict[str, Any]: ...
+
+    # -- budgets and usage -----------------------------------------------------------
+    def budgets(self, *, closed: bool = False) -> list[dict[str, Any]]: ...
+
+    def set_cap(self, dataset: str, epsilon: float) -> dict[str, Any]: ...
+
+    def usage(self, month: str, party: str | None = None) -> dict[str, Any]: ...
+
+    def usage_csv(self, month: str, party: str | None = None) -> str: ...
+
+    # -- accounts and providers ------------------------------------------------------
+    def accounts(self) -> list[dict[str, Any]]: ...
+
+    def tokens(self, account: str | None = None) -> list[dict[str, Any]]: ...
+
+    def create_account(
+        self, name: str, role: str, *, org: str | None = None, org_name: str | None = None
+    ) -> dict[str, Any]: ...
+
+    def issue_token(self, account: str) -> dict[str, Any]: ...
+
+    def revoke_token(self, token_id: str) -> dict[str, Any]: ...
+
+    def providers(self) -> list[dict[str, Any]]: ...
+
+    def add_provider(self, slug: str, name: str) -> dict[str, Any]: ...
+
+    # -- queries and openings ------------------------------------------------------
+    def query(
+        self, sql: str, *, epsilon: float | None = None, purpose: str | None = None
+    ) -> dict[str, Any]:
+        """A differentially private answer with its signed receipt."""
+        ...
+
+    def query_opening(self, index: int) -> dict[str, Any]: ...
+
+    def version_opening(self, dataset: str, version: int) -> dict[str, Any]: ...
+
+    # -- the transparency log ------------------------------------------------------
+    def audit_entries(
+        self,
+        *,
+        dataset: str | None = None,
+        kind: str | None = None,
+        since: datetime | None = None,
+        limit: int = 100,
+    ) -> list[dict[str, Any]]: ...
+
+    def audit_head(self) -> dict[str, Any]: ...
+
+    def audit_sign_head(self) -> dict[str, Any]: ...
+
+    def audit_inclusion(self, index: int, size: int | None = None) -> dict[str, Any]: ...
+
+    def audit_consistency(self, size1: int, size2: int) -> dict[str, Any]: ...
+
+    def audit_reconciliation(self) -> dict[str, Any]: ...
+
+    def audit_export_heads(self) -> Iterator[bytes]: ...
+
+    def audit_export_entries(self) -> Iterator[bytes]: ...
+
+    def audit_verify(
+        self,
+        earlier: TreeHead | None = None,
+        *,
+        full: bool = False,
+        node_key: str | None = None,
+        progress: Progress | None = None,
+    ) -> dict[str, Any]:
+        """Check the log extends ``earlier``, and (``full``, or no head) rehash all of it."""
+        ...
+
+    def audit_export(self, directory: Path) -> dict[str, Any]: ...
+
+    def close(self) -> None: ...
