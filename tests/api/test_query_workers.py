@@ -107,7 +107,7 @@ def test_answers_refusals_and_repeats_cross_the_boundary(world: World, serve: Se
 
 
 def test_concurrent_queries_never_overspend_the_cap(world: World, serve: Serve) -> None:
-    dataset_id = next(r.dataset_id for r in Ledger(world.node.db).budgets() if r.grant_id == 1)
+    dataset_id = next(r.dataset for r in Ledger(world.node.db).budgets() if r.grant == 1)
     Ledger(world.node.db).set_cap(dataset_id, 1.0, actor="test")
     consumer = world.auth("consumer")
     with serve(create_app(world.node)) as api:

@@ -220,7 +220,7 @@ def test_python_api_connect_returns_interval_columns(exchange: tuple) -> None:
     node, _, _ = exchange
     with entrepot.connect(node.home, consumer="city-health-bureau") as ex:
         frame = ex.query(SQL, epsilon=0.25).to_pandas()
-        left = {b.dataset_id: b.epsilon_left for b in ex.budgets()}
+        left = {b.dataset: b.epsilon_left for b in ex.budgets()}
     assert {"district", "visits", "visits_lo", "visits_hi", "avg_cost_lo"} <= set(frame.columns)
     assert list(left.values()) == [pytest.approx(1.75)]
 

@@ -159,7 +159,7 @@ def test_acknowledged_writes_survive_kill_9(tmp_path: Path) -> None:
             index = int(entry["index"])
             assert index < log.size
             assert log.entry_bytes(index) == entry["entry"].encode("utf-8")
-        spent = {row.grant_id: row for row in Ledger(node.db).budgets()}
+        spent = {row.grant: row for row in Ledger(node.db).budgets()}
         for row in spent.values():
             assert abs(row.epsilon_granted - row.epsilon_spent - row.epsilon_left) < 1e-9
     finally:

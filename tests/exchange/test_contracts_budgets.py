@@ -57,4 +57,4 @@ def test_the_view_agrees_with_the_ledger_after_spending(market: Market) -> None:
     assert (budget.queries_used, budget.max_queries) == (3, 5)
     assert budget.cap is not None
     assert budget.cap.epsilon_spent == pytest.approx(0.6)
-    assert budget.to_dict()["grant"] == "GRANT-1"
+    assert budget.grant == "GRANT-1"

@@ -6,11 +6,16 @@ and print the API's bodies (``/v1/budgets``).
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from entrepot.cli._common import As, Home, Json, console, emit, esc, session, table
+from entrepot.api.client import Client
+from entrepot.cli._common import As, Home, Json, console, dispatch, emit, esc, table
+
+if TYPE_CHECKING:
+    from entrepot.exchange import Exchange
+    from entrepot.exchange.accounts import Actor
 
 budget_app = typer.Typer(invoke_without_command=True)
 
@@ -50,8 +55,15 @@ def show(
     if ctx.invoked_subcommand is not None:
         return
 
-    with session(home, as_) as client:
-        data = client.budgets(closed=closed)
+    def local(exchange: Exchange, actor: Actor) -> list[dict[str, Any]]:
+        from entrepot.schemas.budgets import budgets_json
+
+        return budgets_json(exchange.budgets.visible(actor, include_closed=closed))
+
+    def remote(client: Client) -> list[dict[str, Any]]:
+        return client.items("/v1/budgets", closed=closed)
+
+    data = dispatch(home, as_, local=local, remote=remote)
     head = ["dataset", "consumer", "grant", "ε granted", "ε spent", "ε left", "uses", "until"]
     emit(
         data,
@@ -82,8 +94,18 @@ def set_cap(
     --as riverside-hospitals
     """
 
-    with session(home, as_) as client:
-        cap = client.set_cap(dataset, epsilon)
+    def local(exchange: Exchange, actor: Actor) -> dict[str, Any]:
+        from entrepot.schemas.budgets import cap_json
+
+        return cap_json(exchange.budgets.set_cap(actor, dataset, epsilon))
+
+    def remote(client: Client) -> dict[str, Any]:
+        cap: dict[str, Any] = client.post(
+            "/v1/budgets/caps", {"dataset": dataset, "epsilon": epsilon}
+        )
+        return cap
+
+    cap = dispatch(home, as_, local=local, remote=remote)
     emit(
         cap,
         as_json,

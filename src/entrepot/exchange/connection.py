@@ -22,7 +22,7 @@ from entrepot.exchange.accounts import Actor
 from entrepot.exchange.facade import Exchange
 from entrepot.exchange.node import Node
 from entrepot.exchange.query import QueryResult
-from entrepot.privacy.ledger import BudgetRow
+from entrepot.privacy.ledger import BudgetRecord
 from entrepot.settings import Settings
 
 __all__ = ["Connection", "connect"]
@@ -46,9 +46,10 @@ class Connection:
         ``_lo`` and ``_hi``."""
         return self.query(sql, epsilon=epsilon).answer.to_arrow()
 
-    def budgets(self) -> list[BudgetRow]:
-        """ε granted, spent and left on each dataset this consumer holds a grant on."""
-        return self.exchange.budgets.ledger.budgets(consumer_id=self.consumer.org_id)
+    def budgets(self) -> list[BudgetRecord[str]]:
+        """ε granted, spent and left on each dataset this consumer holds a grant on,
+        as ``entrepot budget`` shows them."""
+        return self.exchange.budgets.visible(self.consumer)
 
     def close(self) -> None:
         self.exchange.node.close()

@@ -377,7 +377,7 @@ class Queries:
             (
                 row.epsilon_left
                 for row in self.ledger.budgets(consumer_id=consumer.org_id)
-                if row.dataset_id == dataset_id
+                if row.dataset == dataset_id
             ),
             None,
         )

@@ -6,10 +6,10 @@ module its rows. ε is an integer count of nano-ε everywhere below.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
-from typing import Any, cast
+from typing import Any, ClassVar, Generic, TypeVar, cast
 
 from sqlalchemy import (
     BigInteger,
@@ -42,7 +42,7 @@ __all__ = [
     "SPENT_STATES",
     "TOUCHED",
     "Budget",
-    "BudgetRow",
+    "BudgetRecord",
     "Cap",
     "DatasetCap",
     "Debit",
@@ -62,6 +62,9 @@ __all__ = [
 # One ε is 10^9 nano-ε: fine enough for any ε a policy would allow, and 2^63 nano-ε is
 # still 9.2e9 ε, so BIGINT never overflows.
 NANO = 10**9
+
+Ref = TypeVar("Ref")
+Other = TypeVar("Other")
 
 # Reservation states; only RESERVED may become RELEASED.
 RESERVED, TOUCHED, COMPLETED, RELEASED = "reserved", "touched", "completed", "released"
@@ -272,32 +275,72 @@ class Entry:
     finished_at: datetime | None
 
 
+# Lets pydantic, which derives the wire schema from these records, read the field
+# docstrings below as the fields' descriptions.
+_DOCUMENTED: dict[str, Any] = {"use_attribute_docstrings": True}
+
+
 @dataclass(frozen=True)
-class Cap:
-    dataset_id: int
+class Cap(Generic[Ref]):
+    """A dataset's global ε cap, across every consumer together.
+
+    ``Ref`` is how the dataset is referenced: its id where the ledger returns the cap
+    (``Cap[int]``), its ``provider/dataset`` reference where parties see it
+    (``Cap[str]``, the wire shape).
+    """
+
+    __pydantic_config__: ClassVar[dict[str, Any]] = _DOCUMENTED
+
+    dataset: Ref
     epsilon_cap: float
+    """Total ε all consumers together may spend."""
     epsilon_spent: float
     epsilon_left: float
 
+    def named(self, dataset: Other) -> Cap[Other]:
+        """The same cap, its dataset referenced by ``dataset``."""
+        return cast("Cap[Other]", replace(cast("Cap[Any]", self), dataset=dataset))
+
 
 @dataclass(frozen=True)
-class BudgetRow:
-    """One consumer's budget on one dataset, with the dataset's global cap beside it."""
+class BudgetRecord(Generic[Ref]):
+    """One consumer's budget on one dataset, with the dataset's global cap beside it.
 
-    budget_id: int
-    grant_id: int
-    consumer_id: int
-    dataset_id: int
+    The one record of a budget: the ledger returns it with ids for references
+    (``BudgetRecord[int]``), the exchange names them (``BudgetRecord[str]``) and both
+    doors show that, unchanged, as the wire shape. Spend is summed from ledger rows.
+    """
+
+    __pydantic_config__: ClassVar[dict[str, Any]] = _DOCUMENTED
+
+    dataset: Ref
+    consumer: Ref
+    grant: Ref
     state: str
+    """``open``, ``revoked`` or ``expired``."""
     epsilon_granted: float
     epsilon_spent: float
     epsilon_left: float
     delta_spent: float
     max_queries: int | None
     queries_used: int
-    valid_from: datetime
-    valid_until: datetime
-    cap: Cap | None
+    valid_from: date
+    valid_until: date
+    """The last day the budget may be spent."""
+    cap: Cap[Ref] | None
+    """The dataset's global ε cap, across consumers."""
+
+    def named(self, dataset: Other, consumer: Other, grant: Other) -> BudgetRecord[Other]:
+        """The same budget, its dataset, consumer and grant referenced by these names."""
+        cap = None if self.cap is None else self.cap.named(dataset)
+        renamed = replace(
+            cast("BudgetRecord[Any]", self),
+            dataset=dataset,
+            consumer=consumer,
+            grant=grant,
+            cap=cap,
+        )
+        return cast("BudgetRecord[Other]", renamed)
 
 
 def table_of(model: type[Base]) -> Table:
@@ -326,9 +369,9 @@ def entry_view(row: LedgerEntry) -> Entry:
     )
 
 
-def cap_view(row: DatasetCap) -> Cap:
+def cap_view(row: DatasetCap) -> Cap[int]:
     return Cap(
-        dataset_id=row.dataset_id,
+        dataset=row.dataset_id,
         epsilon_cap=from_nano(row.cap_nano),
         epsilon_spent=from_nano(row.cap_nano - row.remaining_nano),
         epsilon_left=from_nano(row.remaining_nano),

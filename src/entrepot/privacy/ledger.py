@@ -30,7 +30,7 @@ import hashlib
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TypeVar
 
 from sqlalchemy import func, or_, select, update
@@ -47,7 +47,7 @@ from entrepot.privacy._ledger_tables import (
     SPENT_STATES,
     TOUCHED,
     Budget,
-    BudgetRow,
+    BudgetRecord,
     Cap,
     DatasetCap,
     Debit,
@@ -72,7 +72,7 @@ __all__ = [
     "COMPLETED",
     "NANO",
     "Budget",
-    "BudgetRow",
+    "BudgetRecord",
     "Cap",
     "DatasetCap",
     "Debit",
@@ -430,13 +430,13 @@ class Ledger:
 
     # -- caps -----------------------------------------------------------------------
 
-    def set_cap(self, dataset_id: int, epsilon: float, *, actor: str) -> Cap:
+    def set_cap(self, dataset_id: int, epsilon: float, *, actor: str) -> Cap[int]:
         """Set a dataset's global ε cap; it can never go below the ε already spent."""
         return self._retrying(
             lambda session: write_cap(session, dataset_id, epsilon, actor=actor, now=self.clock())
         )
 
-    def cap(self, dataset_id: int) -> Cap | None:
+    def cap(self, dataset_id: int) -> Cap[int] | None:
         with self.db.read() as session:
             row = session.get(DatasetCap, dataset_id)
             return None if row is None else cap_view(row)
@@ -449,8 +449,11 @@ class Ledger:
         consumer_id: int | None = None,
         dataset_ids: Sequence[int] | None = None,
         include_closed: bool = False,
-    ) -> list[BudgetRow]:
-        """Budgets with their spend summed from the ledger rows (not from a counter)."""
+    ) -> list[BudgetRecord[int]]:
+        """Budgets with their spend summed from the ledger rows (not from a counter).
+
+        References are ids: the budget's dataset, consumer and grant.
+        """
         with self.db.read() as session:
             query = select(Budget).order_by(Budget.dataset_id, Budget.id)
             if consumer_id is not None:
@@ -484,15 +487,14 @@ class Ledger:
                     )
                 )
             }
-            out = []
+            out: list[BudgetRecord[int]] = []
             for r in rows:
                 eps, delta, uses = spends.get(r.id, (0, 0.0, 0))
                 out.append(
-                    BudgetRow(
-                        budget_id=r.id,
-                        grant_id=r.grant_id,
-                        consumer_id=r.consumer_id,
-                        dataset_id=r.dataset_id,
+                    BudgetRecord(
+                        dataset=r.dataset_id,
+                        consumer=r.consumer_id,
+                        grant=r.grant_id,
                         state=r.state,
                         epsilon_granted=from_nano(r.epsilon_total_nano),
                         epsilon_spent=from_nano(int(eps)),
@@ -500,8 +502,9 @@ class Ledger:
                         delta_spent=float(delta),
                         max_queries=r.max_queries,
                         queries_used=int(uses),
-                        valid_from=r.valid_from,
-                        valid_until=r.valid_until,
+                        valid_from=r.valid_from.date(),
+                        # The table keeps the exclusive end (midnight after the last day).
+                        valid_until=(r.valid_until - timedelta(days=1)).date(),
                         cap=caps.get(r.dataset_id),
                     )
                 )
@@ -575,7 +578,7 @@ class Ledger:
 
 def write_cap(
     session: Session, dataset_id: int, epsilon: float, *, actor: str, now: datetime
-) -> Cap:
+) -> Cap[int]:
     """Set a dataset's global ε cap inside the caller's transaction (see :meth:`Ledger.set_cap`)."""
     new = to_nano(epsilon, round_up=False)
     caps = table_of(DatasetCap)

@@ -1,38 +1,40 @@
-"""Budgets and dataset caps on the wire."""
+"""Budgets and dataset caps on the wire: the ledger's own records, named.
+
+A budget's wire shape is :class:`~entrepot.privacy.ledger.BudgetRecord` with its
+dataset, consumer and grant given by name, exactly as the exchange returns it; no
+field is restated here. :func:`budgets_json` and :func:`cap_json` give the JSON
+bodies a door prints or sends.
+"""
 
 from __future__ import annotations
 
-from datetime import date
+from collections.abc import Sequence
+from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, TypeAdapter
 
+from entrepot.privacy.ledger import BudgetRecord, Cap
 from entrepot.schemas.catalog import DATASET_REF
 from entrepot.vault.refs import SLUG_MAX
 
-__all__ = ["BudgetOut", "CapIn", "CapOut"]
+__all__ = ["BudgetOut", "CapIn", "CapOut", "budgets_json", "cap_json"]
+
+BudgetOut = BudgetRecord[str]
+CapOut = Cap[str]
+
+_BUDGETS = TypeAdapter(list[BudgetOut])
+_CAP = TypeAdapter(CapOut)
 
 
-class CapOut(BaseModel):
-    dataset: str = Field(examples=["riverside-hospitals/outpatient-visits"])
-    epsilon_cap: float = Field(description="Total ε all consumers together may spend.")
-    epsilon_spent: float
-    epsilon_left: float
+def budgets_json(budgets: Sequence[BudgetOut]) -> list[dict[str, Any]]:
+    """Budgets as the JSON objects of ``GET /v1/budgets`` and ``entrepot budget --json``."""
+    return _BUDGETS.dump_python(list(budgets), mode="json")
 
 
-class BudgetOut(BaseModel):
-    dataset: str
-    consumer: str
-    grant: str = Field(examples=["GRANT-3"])
-    state: str
-    epsilon_granted: float
-    epsilon_spent: float
-    epsilon_left: float
-    delta_spent: float
-    max_queries: int | None
-    queries_used: int
-    valid_from: date
-    valid_until: date = Field(description="The last day the budget may be spent.")
-    cap: CapOut | None = Field(description="The dataset's global ε cap, across consumers.")
+def cap_json(cap: CapOut) -> dict[str, Any]:
+    """A cap as the JSON object of ``POST /v1/budgets/caps``."""
+    body: dict[str, Any] = _CAP.dump_python(cap, mode="json")
+    return body
 
 
 class CapIn(BaseModel):

@@ -31,10 +31,9 @@ def list_budgets(
     closed: Annotated[bool, Query(description="Include revoked and expired budgets.")] = False,
 ) -> Page[BudgetOut]:
     views = exchange_of(request).budgets.visible(actor, include_closed=closed)
-    return page_of(views, paging, lambda view: BudgetOut.model_validate(view.to_dict()))
+    return page_of(views, paging, lambda view: view)
 
 
 @router.post("/caps", summary="Set a dataset's global ε cap across consumers (its provider).")
 def set_dataset_cap(request: Request, actor: Provider, body: CapIn) -> CapOut:
-    cap = exchange_of(request).budgets.set_cap(actor, body.dataset, body.epsilon)
-    return CapOut.model_validate(cap.to_dict())
+    return exchange_of(request).budgets.set_cap(actor, body.dataset, body.epsilon)
