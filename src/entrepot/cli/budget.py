@@ -6,16 +6,11 @@ and print the API's bodies (``/v1/budgets``).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 
-from entrepot.api.client import Client
-from entrepot.cli._common import As, Home, Json, console, dispatch, emit, esc, table
-
-if TYPE_CHECKING:
-    from entrepot.exchange import Exchange
-    from entrepot.exchange.accounts import Actor
+from entrepot.cli._common import As, Home, Json, console, emit, esc, session, table
 
 budget_app = typer.Typer(invoke_without_command=True)
 
@@ -55,15 +50,8 @@ def show(
     if ctx.invoked_subcommand is not None:
         return
 
-    def local(exchange: Exchange, actor: Actor) -> list[dict[str, Any]]:
-        from entrepot.schemas.budgets import budgets_json
-
-        return budgets_json(exchange.budgets.visible(actor, include_closed=closed))
-
-    def remote(client: Client) -> list[dict[str, Any]]:
-        return client.items("/v1/budgets", closed=closed)
-
-    data = dispatch(home, as_, local=local, remote=remote)
+    with session(home, as_) as client:
+        data = client.budgets(closed=closed)
     head = ["dataset", "consumer", "grant", "ε granted", "ε spent", "ε left", "uses", "until"]
     emit(
         data,
@@ -94,18 +82,8 @@ def set_cap(
     --as riverside-hospitals
     """
 
-    def local(exchange: Exchange, actor: Actor) -> dict[str, Any]:
-        from entrepot.schemas.budgets import cap_json
-
-        return cap_json(exchange.budgets.set_cap(actor, dataset, epsilon))
-
-    def remote(client: Client) -> dict[str, Any]:
-        cap: dict[str, Any] = client.post(
-            "/v1/budgets/caps", {"dataset": dataset, "epsilon": epsilon}
-        )
-        return cap
-
-    cap = dispatch(home, as_, local=local, remote=remote)
+    with session(home, as_) as client:
+        cap = client.set_cap(dataset, epsilon)
     emit(
         cap,
         as_json,
