@@ -16,14 +16,12 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import duckdb
-
 from entrepot._files import open_regular
 from entrepot._text import excerpt
 from entrepot.errors import InvalidInput, LimitExceeded
 from entrepot.standards.mapping import Source
 
-__all__ = ["RawFile", "columns_excerpt", "load_raw", "open_raw"]
+__all__ = ["RawFile", "columns_excerpt", "is_read_error", "open_raw", "read_error", "scan"]
 
 # Enough bytes to tell text from binary: NUL never occurs in UTF-8 or GBK text.
 _SNIFF_BYTES = 64 * 1024
@@ -213,8 +211,13 @@ def _ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def load_raw(con: duckdb.DuckDBPyConnection, raw: RawFile, wanted: list[str]) -> None:
-    """Create table ``raw`` (``line`` + the ``wanted`` columns, as text) from ``raw``."""
+def scan(raw: RawFile, wanted: list[str]) -> str:
+    """SQL reading the ``wanted`` columns of ``raw`` as text, in file order.
+
+    Nothing is stored: the validation types and checks the rows as they are read.
+    DuckDB keeps a single table function's row order when the result is inserted, so
+    a table created from this scan numbers the records in ``rowid``.
+    """
     columns = "{" + ", ".join(f"{_quote(c)}: 'VARCHAR'" for c in raw.columns) + "}"
     nulls = "[" + ", ".join(_quote(n) for n in raw.source.null_values) + "]"
     options = ", ".join(
@@ -231,19 +234,20 @@ def load_raw(con: duckdb.DuckDBPyConnection, raw: RawFile, wanted: list[str]) ->
         ]
     )
     selected = ", ".join(_ident(c) for c in wanted) or "NULL AS _empty"
-    # Insertion order is preserved, so rowid is the record's position in the file.
-    query = (
-        f"CREATE TABLE raw_text AS SELECT {selected} "
-        f"FROM read_csv({_quote(str(raw.path))}, {options})"
+    return f"(SELECT {selected} FROM read_csv({_quote(str(raw.path))}, {options}))"
+
+
+def is_read_error(text: str) -> bool:
+    """Whether a DuckDB error came from reading the file rather than from a rule."""
+    return (
+        "CSV Error" in text
+        or "Invalid unicode" in text
+        or "not utf-8" in text
+        or _DUCKDB_COLUMNS.search(text) is not None
     )
-    try:
-        con.execute(query)
-        con.execute(f"CREATE VIEW raw AS SELECT rowid + {raw.first_line} AS line, * FROM raw_text")
-    except duckdb.Error as error:
-        raise _read_error(raw, str(error)) from None
 
 
-def _read_error(raw: RawFile, text: str) -> InvalidInput:
+def read_error(raw: RawFile, text: str) -> InvalidInput:
     match = _DUCKDB_LINE.search(text)
     line = int(match.group(1)) if match else None
     if "Invalid unicode" in text or "not utf-8" in text:
