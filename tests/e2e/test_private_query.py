@@ -27,7 +27,6 @@ from entrepot.exchange.accounts import LOCAL, Accounts, Actor
 from entrepot.exchange.contracts import Contracts
 from entrepot.exchange.node import Node
 from entrepot.exchange.policies import Policies
-from entrepot.exchange.query import Queries
 from entrepot.privacy.ledger import COMPLETED, Ledger
 from entrepot.standards import codelist, get
 from entrepot.transparency import verify_opening, verify_receipt
@@ -108,7 +107,7 @@ def exchange(node: Node, tmp_path: Path) -> tuple[Node, Actor, list[list[str]]]:
 
 def test_answer_is_noisy_close_signed_logged_and_metered(exchange: tuple) -> None:
     node, consumer, rows = exchange
-    result = Queries(node).run(consumer, SQL, epsilon=1.0)
+    result = Exchange(node).queries.run(consumer, SQL, epsilon=1.0)
     counts = {}
     for row in rows:
         counts[row[3]] = counts.get(row[3], 0) + 1
@@ -130,7 +129,7 @@ def test_answer_is_noisy_close_signed_logged_and_metered(exchange: tuple) -> Non
 
 def test_repeated_query_returns_the_same_bytes_for_free(exchange: tuple) -> None:
     node, consumer, _ = exchange
-    queries = Queries(node)
+    queries = Exchange(node).queries
     first = queries.run(consumer, SQL, epsilon=0.5)
     again = queries.run(consumer, SQL, epsilon=0.5)
     assert again.repeated
@@ -141,7 +140,7 @@ def test_repeated_query_returns_the_same_bytes_for_free(exchange: tuple) -> None
 
 def test_budget_refusal_names_the_budget_and_is_logged(exchange: tuple) -> None:
     node, consumer, _ = exchange
-    queries = Queries(node)
+    queries = Exchange(node).queries
     queries.run(consumer, SQL, epsilon=1.0)
     queries.run(consumer, SQL.replace("district", "sex"), epsilon=1.0)
     size = node.log.size
@@ -155,7 +154,7 @@ def test_budget_refusal_names_the_budget_and_is_logged(exchange: tuple) -> None:
 
 def test_hostile_sql_is_refused_with_its_rule_and_spends_nothing(exchange: tuple) -> None:
     node, consumer, _ = exchange
-    queries = Queries(node)
+    queries = Exchange(node).queries
     with pytest.raises(PolicyViolation) as refused:
         queries.run(consumer, "SELECT * FROM riverside_hospitals.outpatient_visits")
     assert refused.value.rule
@@ -165,7 +164,7 @@ def test_hostile_sql_is_refused_with_its_rule_and_spends_nothing(exchange: tuple
 def test_wrong_purpose_is_refused_by_the_purpose_clause(exchange: tuple) -> None:
     node, consumer, _ = exchange
     with pytest.raises(ContractViolation) as refused:
-        Queries(node).run(consumer, SQL, epsilon=0.1, purpose="marketing")
+        Exchange(node).queries.run(consumer, SQL, epsilon=0.1, purpose="marketing")
     assert refused.value.clause == "purpose"
 
 
@@ -237,7 +236,7 @@ def test_a_failure_after_reading_is_charged_logged_metered_and_names_no_cause(
     monkeypatch.setattr(DuckDBSession, "execute", out_of_memory)
     size = node.log.size
     with pytest.raises(QueryFailed) as failed:
-        Queries(node).run(consumer, SQL, epsilon=0.5)
+        Exchange(node).queries.run(consumer, SQL, epsilon=0.5)
     assert failed.value.status == 500
     assert "P-00042" not in failed.value.message + failed.value.hint
     assert node.log.size == size + 1
@@ -254,7 +253,7 @@ def test_a_query_naming_an_unknown_dataset_is_refused_and_logged(exchange: tuple
     node, consumer, _ = exchange
     size = node.log.size
     with pytest.raises(NotFound):
-        Queries(node).run(consumer, "SELECT COUNT(*) FROM nobody.nothing", epsilon=0.5)
+        Exchange(node).queries.run(consumer, "SELECT COUNT(*) FROM nobody.nothing", epsilon=0.5)
     assert node.log.size == size + 1
     _, entry = node.log.search(kind="query")[-1]
     assert (entry["outcome"], entry["rule"], entry["epsilon"]) == (

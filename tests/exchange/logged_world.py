@@ -7,12 +7,12 @@ from pathlib import Path
 
 from tests.vault.visits import write_visits_csv
 
+from entrepot.exchange import Exchange
 from entrepot.exchange.accounts import LOCAL, Accounts
 from entrepot.exchange.catalog import publish_version
 from entrepot.exchange.contracts import Contracts
 from entrepot.exchange.node import Node
 from entrepot.exchange.policies import Policies
-from entrepot.exchange.query import Queries
 from entrepot.standards import get
 from entrepot.vault import OnError, PublishRequest, add_provider
 
@@ -65,4 +65,4 @@ def seed(node: Node, tmp_path: Path, *, query: bool = True) -> None:
     )
     contracts.grant(provider, request.ref)
     if query:
-        Queries(node, contracts=contracts).run(consumer, SQL, epsilon=0.5)
+        Exchange(node).queries.run(consumer, SQL, epsilon=0.5)

@@ -16,13 +16,13 @@ from alembic import command
 
 from entrepot.db import Database, alembic_config
 from entrepot.errors import Forbidden, InvalidInput, PolicyViolation, ProofInvalid
+from entrepot.exchange import Exchange
 from entrepot.exchange.accounts import LOCAL, Accounts, Actor
 from entrepot.exchange.catalog import publish_version
 from entrepot.exchange.contracts import Contracts
 from entrepot.exchange.node import Node
 from entrepot.exchange.openings import Openings
 from entrepot.exchange.policies import Policies
-from entrepot.exchange.query import Queries
 from entrepot.settings import Settings
 from entrepot.standards import codelist, get
 from entrepot.transparency import verify_opening, verify_receipt
@@ -116,7 +116,7 @@ def test_rebuilt_candidate_files_match_no_public_commitment(
     world: tuple[Node, dict[str, Actor]], tmp_path: Path
 ) -> None:
     node, actors = world
-    result = Queries(node).run(actors["acme"], SQL, epsilon=0.5)
+    result = Exchange(node).queries.run(actors["acme"], SQL, epsilon=0.5)
     # The attacker rebuilds the file for each candidate diagnosis with the same software.
     attacker = Node.init(Settings(home=tmp_path / "attacker"))
     add_provider(attacker.db, "riverside-hospitals", "Riverside Hospitals")
@@ -159,7 +159,7 @@ def test_guessed_queries_match_no_commitment_and_repeats_look_new(
     world: tuple[Node, dict[str, Actor]],
 ) -> None:
     node, actors = world
-    queries = Queries(node)
+    queries = Exchange(node).queries
     first = queries.run(actors["acme"], SQL, epsilon=0.5)
     again = queries.run(actors["acme"], SQL, epsilon=0.5)
     assert again.repeated
@@ -186,9 +186,9 @@ def test_a_query_opens_to_its_asker_and_auditors_only(
     world: tuple[Node, dict[str, Actor]],
 ) -> None:
     node, actors = world
-    result = Queries(node).run(actors["acme"], SQL, epsilon=0.5)
+    result = Exchange(node).queries.run(actors["acme"], SQL, epsilon=0.5)
     with pytest.raises(PolicyViolation):
-        Queries(node).run(actors["rival"], SQL.replace("district", "patient_id"))
+        Exchange(node).queries.run(actors["rival"], SQL.replace("district", "patient_id"))
     openings = Openings(node)
     index = result.receipt.index
     for who in ("acme", "watch"):

@@ -10,15 +10,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from tests.api.conftest import running
 from tests.exchange.logged_world import CONSUMER, DATASET, SQL, seed
 from tests.exchange.remote_vault import RemoteVault, vault_app
 
-from entrepot.errors import Forbidden, NotFound
+from entrepot.errors import Forbidden, NotFound, QueryFailed
+from entrepot.exchange import Exchange
 from entrepot.exchange.accounts import Accounts, Actor
 from entrepot.exchange.node import Node
-from entrepot.exchange.query import Queries
 from entrepot.settings import Settings
 from entrepot.transparency import verify_receipt
 from entrepot.vault import Vault
@@ -58,13 +59,13 @@ def test_a_remote_vault_is_a_vault_that_describes_its_datasets(
 def test_a_private_query_is_answered_through_the_protocol_over_http(
     holder: Node, remote: RemoteVault
 ) -> None:
-    queries = Queries(holder, vault=remote)
+    queries = Exchange(holder, vault=remote).queries
     asker = consumer(holder)
     result = queries.run(asker, SQL, epsilon=0.5)
     # 198 valid rows; Laplace noise at ε 0.5 is far below 40 with overwhelming odds.
     assert result.answer.rows[0].values[0].value == pytest.approx(198, abs=40)
     assert (result.epsilon_spent, result.repeated, result.version) == (0.5, False, 1)
-    [entry] = queries.ledger.entries()
+    [entry] = queries.coordinator.ledger.entries()
     assert (entry.state, entry.rows_scanned, entry.epsilon) == ("completed", 198, 0.5)
     checked = verify_receipt(result.receipt.to_bytes(), holder.verify_key)
     assert checked.opening is not None
@@ -73,4 +74,34 @@ def test_a_private_query_is_answered_through_the_protocol_over_http(
     again = queries.run(asker, SQL, epsilon=0.5)
     assert again.repeated
     assert again.answer.to_json() == result.answer.to_json()
-    assert len(queries.ledger.entries()) == 1
+    assert len(queries.coordinator.ledger.entries()) == 1
+
+
+def test_a_remote_failure_after_the_data_may_be_read_is_spent_logged_and_one_error(
+    holder: Node, remote: RemoteVault
+) -> None:
+    """Once the operation is sent, the holder may have read the data: whatever happens
+    next (here the holder never answers) costs the ε and answers one QueryFailed."""
+
+    def timed_out(request: httpx.Request) -> None:
+        if request.url.path == "/vault/run":
+            raise httpx.ReadTimeout("the holder did not answer", request=request)
+
+    remote.client.event_hooks["request"] = [timed_out]
+    queries = Exchange(holder, vault=remote).queries
+    with pytest.raises(QueryFailed) as failed:
+        queries.run(consumer(holder), SQL, epsilon=0.5)
+    assert "holder" not in failed.value.message + failed.value.hint
+    [entry] = queries.coordinator.ledger.entries()
+    assert (entry.state, entry.epsilon) == ("completed", 0.5)
+    _, logged = holder.log.search(kind="query")[-1]
+    assert (logged["outcome"], logged["reservation"], logged["epsilon"]) == (
+        "failed",
+        entry.id,
+        "0.5",
+    )
+    # Nothing was stored as an answer: asking again is a new, paid query.
+    remote.client.event_hooks["request"] = []
+    again = queries.run(consumer(holder), SQL, epsilon=0.5)
+    assert (again.repeated, again.epsilon_spent) == (False, 0.5)
+

@@ -17,11 +17,11 @@ from tests.vault.cli_runner import Cli, Result, run_cli
 from tests.vault.visits import write_visits_csv
 
 from entrepot.errors import InvalidInput, PolicyViolation
+from entrepot.exchange import Exchange
 from entrepot.exchange.accounts import LOCAL, Accounts, Actor
 from entrepot.exchange.contracts import Contracts
 from entrepot.exchange.node import Node
 from entrepot.exchange.policies import Policies
-from entrepot.exchange.query import Queries
 from entrepot.privacy import parse_policy
 from entrepot.privacy.policy import check_delta, delta_limit
 from entrepot.standards import get
@@ -185,14 +185,14 @@ def test_a_publish_too_large_for_the_policys_delta_is_refused_before_the_version
     Policies(node).set(provider, REF, _gaussian(5e-7), where="test")
     published = run_cli(capsys, monkeypatch, *args, "--dataset", "outpatient-visits", *home)
     assert published.code == 0, published.stderr
-    answered = Queries(node).run(consumer, SQL, epsilon=0.5)
+    answered = Exchange(node).queries.run(consumer, SQL, epsilon=0.5)
     assert (answered.version, answered.answer.delta) == (2, 5e-7)
 
 
 def test_a_consumers_query_does_not_depend_on_the_row_count(
     node: Node, consumer: Actor, tmp_path: Path
 ) -> None:
-    queries = Queries(node)
+    queries = Exchange(node).queries
     first = queries.run(consumer, SQL, epsilon=0.5)
     assert (first.version, first.answer.delta) == (1, 1e-6)
     # Through the vault alone, a version whose N the policy's δ does not fit: a query

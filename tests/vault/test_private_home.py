@@ -29,7 +29,7 @@ from entrepot.exchange.accounts import LOCAL, Accounts
 from entrepot.exchange.contracts import Contracts
 from entrepot.exchange.node import Node
 from entrepot.exchange.policies import Policies
-from entrepot.exchange.query import Queries
+from entrepot.exchange import Exchange
 from entrepot.settings import Settings
 from entrepot.standards import get
 from entrepot.vault import LocalVault, OnError, PublishRequest, add_provider
@@ -62,7 +62,7 @@ request = contracts.request(
     until=date.today() + timedelta(days=30),
 )
 contracts.grant(provider, request.ref, epsilon=2.0)
-Queries(node).run(
+Exchange(node).queries.run(
     consumer,
     "SELECT district, COUNT(*) AS n FROM riverside_hospitals.outpatient_visits GROUP BY district",
     epsilon=1.0,

@@ -67,6 +67,7 @@ import anyio.to_thread
 from entrepot.api.limits import TokenBuckets
 from entrepot.errors import EntrepotError, LimitExceeded, from_body
 from entrepot.exchange.accounts import Actor
+from entrepot.exchange.facade import Exchange
 from entrepot.exchange.node import Node
 from entrepot.exchange.query import Floor, Queries
 from entrepot.settings import Settings
@@ -259,10 +260,10 @@ class QueryRunner(ABC):
 class InProcess(QueryRunner):
     """Queries in this process's threads, ``api_query_concurrency`` at once."""
 
-    def __init__(self, node: Node) -> None:
-        self.slots = node.settings.api_query_concurrency
-        super().__init__(node.settings)
-        self.queries = Queries(node)
+    def __init__(self, exchange: Exchange) -> None:
+        self.slots = exchange.settings.api_query_concurrency
+        super().__init__(exchange.settings)
+        self.queries = exchange.queries
         self._slots = asyncio.Semaphore(self.slots)
 
     async def start(self) -> None:
@@ -395,11 +396,11 @@ class WorkerPool(QueryRunner):
         return await self._queries.run(_answer, call, partial(admitted.done, "process"))
 
 
-def runner_for(node: Node) -> QueryRunner:
+def runner_for(exchange: Exchange) -> QueryRunner:
     """The runner the settings choose: a worker pool, or in-process threads with 0."""
-    if node.settings.api_query_workers == 0:
-        return InProcess(node)
-    return WorkerPool(node.settings)
+    if exchange.settings.api_query_workers == 0:
+        return InProcess(exchange)
+    return WorkerPool(exchange.settings)
 
 
 # -- inside a worker process ---------------------------------------------------------
@@ -414,7 +415,7 @@ def _start_worker(settings: Settings) -> None:
     # pool down after the queries in flight, which then still reach ledger and log.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    _queries = Queries(Node.open(settings))
+    _queries = Exchange(Node.open(settings)).queries
     parent = multiprocessing.parent_process()
     if parent is not None:
         threading.Thread(target=_exit_with, args=(parent.sentinel,), daemon=True).start()

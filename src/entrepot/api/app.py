@@ -71,7 +71,7 @@ def create_app(node_or_settings: Node | Settings) -> FastAPI:
         # default); with 50 clients or more, every call would queue for a thread.
         anyio.to_thread.current_default_thread_limiter().total_tokens = _THREADS
         # Private queries run in worker processes started here, before the first request.
-        runner = runner_for(node)
+        runner = runner_for(app.state.exchange)
         try:
             await runner.start()
             app.state.query_runner = runner

@@ -4,6 +4,8 @@ The API app holds one :class:`Exchange` (``app.state.exchange``); the local CLI,
 Python API and the demo build one over the node they open. A service is made on
 first use and kept, so a setting reaches every door the same way, and the
 transparency log is wired into each service that changes what the public log states.
+The vault is the node's own unless another :class:`~entrepot.vault.Vault` is given: the
+coordinator reaches data only through the protocol.
 """
 
 from __future__ import annotations
@@ -14,14 +16,16 @@ from entrepot.exchange.accounts import Accounts, Actor
 from entrepot.exchange.budgets import Budgets
 from entrepot.exchange.catalog import Catalog
 from entrepot.exchange.contracts import Contracts
+from entrepot.exchange.coordinator import Coordinator
 from entrepot.exchange.metering import Metering
 from entrepot.exchange.node import Node
 from entrepot.exchange.openings import Openings
 from entrepot.exchange.policies import Policies
 from entrepot.exchange.query import Queries
 from entrepot.exchange.reconcile import Reconciliation, reconcile
+from entrepot.privacy.ledger import Ledger
 from entrepot.settings import Settings
-from entrepot.vault import LocalVault
+from entrepot.vault import LocalVault, Vault
 
 __all__ = ["Exchange"]
 
@@ -29,16 +33,21 @@ __all__ = ["Exchange"]
 class Exchange:
     """The services of one opened :class:`~entrepot.exchange.node.Node`."""
 
-    def __init__(self, node: Node) -> None:
+    def __init__(self, node: Node, *, vault: Vault | None = None) -> None:
         self.node = node
+        self._vault = vault
 
     @property
     def settings(self) -> Settings:
         return self.node.settings
 
     @cached_property
-    def vault(self) -> LocalVault:
-        return LocalVault.of(self.node)
+    def vault(self) -> Vault:
+        return self._vault or LocalVault.of(self.node)
+
+    @cached_property
+    def ledger(self) -> Ledger:
+        return Ledger(self.node.db)
 
     @cached_property
     def accounts(self) -> Accounts:
@@ -54,15 +63,25 @@ class Exchange:
 
     @cached_property
     def budgets(self) -> Budgets:
-        return Budgets(self.node.db)
+        return Budgets(self.node.db, ledger=self.ledger)
 
     @cached_property
     def metering(self) -> Metering:
         return Metering(self.node.db, self.settings)
 
     @cached_property
+    def coordinator(self) -> Coordinator:
+        return Coordinator(
+            self.node,
+            vault=self.vault,
+            contracts=self.contracts,
+            policies=self.policies,
+            ledger=self.ledger,
+        )
+
+    @cached_property
     def queries(self) -> Queries:
-        return Queries(self.node, contracts=self.contracts)
+        return Queries(self.coordinator)
 
     @cached_property
     def openings(self) -> Openings:

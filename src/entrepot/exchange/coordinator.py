@@ -1,0 +1,432 @@
+"""The coordinator: every operation on data, from a consumer's request to a signed, logged outcome.
+
+An operation reads one dataset (an aggregate query) or several (a join); what it is
+lives in its :class:`Request`, the order of the steps lives here, once, because the
+order is the privacy argument::
+
+    1. name the datasets the request reads                 (its text only)
+    2. read each dataset's policy; check the consumer's contract on each
+       (period, purpose, count, action)
+    3. check and price the request against the policies     (text + public metadata)
+    4. return the earlier outcome, byte for byte, for a request already paid for
+    5. reserve ε and δ against every grant and every dataset cap   (one transaction:
+       every debit or none)
+    6. ask the vault to run the operation where the data is; it marks the
+       reservation touched before it reads anything
+    7. complete the reservation (metered; never refundable) and keep the outcome
+    8. log the outcome, and sign a receipt with an inclusion proof to a tree head
+
+A failure before step 6 releases the reservation; a failure after it never does (a
+refund that depends on what the data did would be a side channel): it completes the
+reservation, is logged with its ε as outcome ``failed`` and answers one
+:class:`~entrepot.errors.QueryFailed`, whatever its cause, a remote vault's included.
+Every outcome, every failure and every refusal (an unknown dataset and a bad argument
+included) is appended to the transparency log, and all are padded to the strictest
+latency floor of the datasets' policies (:class:`Floor`), so timing does not reveal
+the data. Steps 1 to 3 read no data: :meth:`Coordinator.screen` runs them alone.
+
+A new kind of operation is one :class:`Request` class (which datasets, which contract
+action, how it is priced, what the vault runs) and one vault operation; it takes
+every step above without copying any.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol
+
+from entrepot.errors import (
+    BudgetExhausted,
+    ContractViolation,
+    EntrepotError,
+    InvalidInput,
+    NotFound,
+    PolicyViolation,
+    QueryFailed,
+)
+from entrepot.exchange.accounts import Actor
+from entrepot.exchange.contracts import Contracts
+from entrepot.exchange.node import Node
+from entrepot.exchange.openings import commit_query, committed_version
+from entrepot.exchange.policies import Policies
+from entrepot.privacy import Policy
+from entrepot.privacy.ledger import Debit, Ledger, Reservation
+from entrepot.standards.schema import Standard
+from entrepot.transparency import (
+    DatasetVersion,
+    Kind,
+    Receipt,
+    ReceiptFields,
+    issue_receipt,
+    make_entry,
+)
+from entrepot.vault import DatasetRef, Operation, Outcome, Vault, VersionInfo
+
+__all__ = ["Coordinator", "Cost", "Done", "Floor", "Found", "Priced", "Request", "Use"]
+
+_log = logging.getLogger(__name__)
+
+_REFUSALS = (PolicyViolation, ContractViolation, BudgetExhausted, NotFound, InvalidInput)
+
+
+@dataclass
+class Floor:
+    """The latency floor an operation is padded to, known once its policies are read.
+
+    Whoever runs the operation pads it: :meth:`Coordinator.run` by sleeping when it is
+    given no floor; the API awaits :meth:`rest_s` instead, so padding never holds a
+    query worker.
+    """
+
+    ms: float = 0.0
+    started: float = field(default_factory=time.monotonic)
+
+    def rest_s(self) -> float:
+        """Seconds still to wait for the outcome or refusal to reach the floor."""
+        return max(0.0, self.ms / 1000 - (time.monotonic() - self.started))
+
+
+@dataclass(frozen=True)
+class Found:
+    """A dataset a request reads, as the steps that read no data know it."""
+
+    ref: DatasetRef
+    policy: Policy
+    standard: Standard
+    version: VersionInfo  # the latest: the one the operation reads
+
+
+@dataclass(frozen=True)
+class Cost:
+    """What a request spends on one dataset."""
+
+    epsilon: float
+    delta: float = 0.0
+
+
+@dataclass(frozen=True)
+class Priced:
+    """A request checked against every dataset's policy and priced, before any data is read."""
+
+    operation: Operation  # what the vault runs
+    fingerprint: bytes  # equal requests on equal versions have equal fingerprints
+    costs: Mapping[DatasetRef, Cost]
+
+
+class Request(Protocol):
+    """One kind of operation, as the coordinator sees it."""
+
+    action: ClassVar[str]  # the contract action a grant must allow
+    kind: ClassVar[Kind]  # what its log entries and receipts are
+
+    @property
+    def text(self) -> str:
+        """What was asked, as the log commits to it (the SQL of a query)."""
+        ...
+
+    def datasets(self) -> tuple[DatasetRef, ...]:
+        """The datasets the request reads, from its text alone."""
+        ...
+
+    def price(self, found: Mapping[DatasetRef, Found]) -> Priced:
+        """Check the request against public metadata and price it; raise a refusal."""
+        ...
+
+    def body(self, outcome: Outcome) -> bytes:
+        """The released outcome as the bytes that are logged, stored and answered."""
+        ...
+
+
+@dataclass(frozen=True)
+class Use:
+    """One dataset an outcome read."""
+
+    ref: DatasetRef
+    dataset_id: int
+    version: int
+
+
+@dataclass(frozen=True)
+class Done:
+    """An operation's outcome: its bytes, what it cost, and the receipt that proves it."""
+
+    body: bytes
+    outcome: Outcome | None  # None when the outcome repeats an earlier one
+    receipt: Receipt
+    uses: tuple[Use, ...]
+    epsilon_spent: float  # 0 for a repeat
+
+    @property
+    def repeated(self) -> bool:
+        return self.outcome is None
+
+
+@dataclass(frozen=True)
+class _Screened:
+    """What the steps that read no data found: the request is refused by none of them."""
+
+    uses: tuple[Use, ...]
+    found: tuple[Found, ...]
+    purpose: str
+    priced: Priced
+
+
+class Coordinator:
+    """Runs consumers' operations on one node's data through its vault."""
+
+    def __init__(
+        self,
+        node: Node,
+        *,
+        vault: Vault,
+        contracts: Contracts,
+        policies: Policies,
+        ledger: Ledger,
+    ) -> None:
+        self.node = node
+        self.vault = vault
+        self.contracts = contracts
+        self.policies = policies
+        self.ledger = ledger
+
+    def run(
+        self,
+        consumer: Actor,
+        request: Request,
+        *,
+        purpose: str | None = None,
+        floor: Floor | None = None,
+    ) -> Done:
+        """Take every step for ``request``: its outcome, or a refusal naming the rule.
+
+        The outcome or refusal is padded to the latency floor here, unless the caller
+        passes ``floor`` and waits for its :meth:`Floor.rest_s` itself.
+        """
+        own = floor is None
+        floor = floor or Floor()
+        try:
+            screened = self._screen(consumer, request, purpose, floor)
+            return self._complete(consumer, request, screened)
+        finally:
+            if own:
+                time.sleep(floor.rest_s())
+
+    def screen(
+        self,
+        consumer: Actor,
+        request: Request,
+        *,
+        purpose: str | None = None,
+        floor: Floor | None = None,
+    ) -> None:
+        """Run the steps that read no data (1 to 3) and raise their refusal, logged.
+
+        The API screens a query before it waits for a query process, so a refusal never
+        waits behind answers; :meth:`run` then takes every step again.
+        """
+        self._screen(consumer, request, purpose, floor or Floor())
+
+    def _screen(
+        self, consumer: Actor, request: Request, purpose: str | None, floor: Floor
+    ) -> _Screened:
+        refs: tuple[DatasetRef, ...] = ()
+        try:
+            refs = request.datasets()
+            policies = [self._policy(ref) for ref in refs]
+            floor.ms = max(policy.latency_floor_ms for policy in policies)
+            purpose = purpose or self._purpose(consumer, refs[0])
+            grants = [
+                self.contracts.authorize(consumer, str(ref), request.action, purpose)
+                for ref in refs
+            ]
+            found = tuple(
+                Found(ref, policy, self.vault.standard(ref), self.vault.versions(ref)[-1])
+                for ref, policy in zip(refs, policies, strict=True)
+            )
+            priced = request.price({f.ref: f for f in found})
+        except _REFUSALS as refusal:
+            self._log_refusal(consumer, request, refs, purpose, refusal)
+            raise
+        uses = tuple(
+            Use(f.ref, grant.dataset_id, f.version.number)
+            for f, grant in zip(found, grants, strict=True)
+        )
+        return _Screened(uses, found, purpose, priced)
+
+    def _policy(self, ref: DatasetRef) -> Policy:
+        try:
+            return self.policies.get(ref).policy
+        except NotFound as missing:
+            # Logged like the checker's refusals, so probing for names leaves a trace.
+            raise NotFound(missing.message, hint=missing.hint, rule="unknown_dataset") from None
+
+    def _purpose(self, consumer: Actor, ref: DatasetRef) -> str:
+        """The purpose of the consumer's active grant on ``ref``: the default one to state."""
+        for grant in self.contracts.grants(consumer, active=True):
+            if grant.dataset == str(ref):
+                return grant.purpose
+        raise ContractViolation(
+            f"{consumer.name} holds no active grant on {ref}",
+            clause="grant",
+            hint="request access with `entrepot access request`",
+        )
+
+    def _complete(self, consumer: Actor, request: Request, screened: _Screened) -> Done:
+        assert consumer.org_id is not None  # authorize() refused consumers without an org
+        versions = tuple(committed_version(self.node.db, f.version) for f in screened.found)
+        priced = screened.priced
+        earlier = self.ledger.recall(consumer.org_id, priced.fingerprint)
+        if earlier is not None:
+            receipt = self._log_outcome(consumer, request, earlier, 0.0, versions, screened, None)
+            return Done(earlier, None, receipt, screened.uses, 0.0)
+
+        reservation = self._reserve(consumer, request, screened)
+        outcome = self._execute(consumer, request, screened, reservation)
+        body = request.body(outcome)
+        self.ledger.complete(
+            reservation, rows_scanned=outcome.rows, answer=(priced.fingerprint, body)
+        )
+        spent = _spent(priced)
+        receipt = self._log_outcome(consumer, request, body, spent, versions, screened, reservation)
+        return Done(body, outcome, receipt, screened.uses, spent)
+
+    def _reserve(self, consumer: Actor, request: Request, screened: _Screened) -> Reservation:
+        assert consumer.org_id is not None
+        debits = [
+            Debit(use.dataset_id, use.version, cost.epsilon, cost.delta)
+            for use in screened.uses
+            for cost in (screened.priced.costs[use.ref],)
+        ]
+        first, *also = debits
+        try:
+            return self.ledger.reserve(
+                consumer.org_id,
+                first.dataset_id,
+                first.version,
+                request.text,
+                first.epsilon,
+                first.delta,
+                also=also,
+                action=request.action,
+                actor=consumer.name,
+            )
+        except (ContractViolation, BudgetExhausted) as refusal:
+            refs = tuple(use.ref for use in screened.uses)
+            self._log_refusal(consumer, request, refs, screened.purpose, refusal)
+            raise
+
+    def _execute(
+        self, consumer: Actor, request: Request, screened: _Screened, reservation: Reservation
+    ) -> Outcome:
+        """Run the operation in the vault: released if it fails before reading any data,
+        spent, logged and answered as one :class:`QueryFailed` if it fails after."""
+        touched = False
+
+        def touch() -> None:
+            nonlocal touched
+            self.ledger.mark_touched(reservation)
+            touched = True
+
+        try:
+            return self.vault.run(screened.priced.operation, touched=touch)
+        except BaseException as error:
+            if not touched:
+                self.ledger.release(reservation)
+                raise
+            if not isinstance(error, Exception):
+                raise
+            if not isinstance(error, QueryFailed):
+                _log.exception("an operation failed after reading data")
+            # Spent and used like an outcome: billed, and logged with its ε, so that an
+            # auditor sees every ε a failure cost. One error for every cause, since the
+            # cause may depend on the data.
+            self.ledger.complete(reservation)
+            self._log_failure(consumer, request, screened, reservation)
+            if isinstance(error, QueryFailed):
+                raise
+            raise QueryFailed(
+                "the operation failed after the data was read; its ε is spent",
+                hint="the cause is not shown, as it may depend on the data; the operator's "
+                "log names it; retrying spends ε again",
+            ) from None
+
+    def _log_outcome(
+        self,
+        consumer: Actor,
+        request: Request,
+        body: bytes,
+        spent: float,
+        versions: tuple[DatasetVersion, ...],
+        screened: _Screened,
+        reservation: Reservation | None,
+    ) -> Receipt:
+        """Log an outcome: a repeat (``reservation`` None) or the use of ``reservation``."""
+        # A fresh commitment for a repeat too: the public must not see two requests are equal.
+        opening = commit_query(self.node.db, consumer, request.text)
+        fields = ReceiptFields.build(
+            request.kind, opening=opening, answer=body, epsilon=spent, datasets=versions
+        )
+        # The reservation links the entry to its ledger rows (`audit verify` checks both).
+        link: dict[str, Any] = {} if reservation is None else {"reservation": reservation.id}
+        outcome = "repeated" if reservation is None else "answered"
+        index = self.node.log.append(
+            fields.entry(consumer.name, purpose=screened.purpose, outcome=outcome, **link)
+        )
+        return issue_receipt(self.node.log, index, fields)
+
+    def _log_failure(
+        self, consumer: Actor, request: Request, screened: _Screened, reservation: Reservation
+    ) -> None:
+        self.node.log.append(
+            make_entry(
+                request.kind,
+                consumer.name,
+                purpose=screened.purpose,
+                epsilon=_spent(screened.priced),
+                outcome="failed",
+                reservation=reservation.id,
+                refusal=QueryFailed.code,
+                query_commitment=commit_query(self.node.db, consumer, request.text).commitment,
+                **_named(tuple(use.ref for use in screened.uses)),
+            )
+        )
+
+    def _log_refusal(
+        self,
+        consumer: Actor,
+        request: Request,
+        refs: tuple[DatasetRef, ...],
+        purpose: str | None,
+        refusal: EntrepotError,
+    ) -> None:
+        named = refusal.details
+        rule = named.get("rule") or named.get("clause") or named.get("budget", "")
+        self.node.log.append(
+            make_entry(
+                request.kind,
+                consumer.name,
+                purpose=purpose,
+                epsilon=0,
+                outcome="refused",
+                refusal=refusal.code,
+                rule=rule,
+                query_commitment=commit_query(self.node.db, consumer, request.text).commitment,
+                **_named(refs),
+            )
+        )
+
+
+def _named(refs: tuple[DatasetRef, ...]) -> dict[str, Any]:
+    """How an entry names the datasets it is about: one as ``dataset``, several as a list."""
+    if len(refs) == 1:
+        return {"dataset": str(refs[0])}
+    if refs:
+        return {"datasets": [str(ref) for ref in refs]}
+    return {}
+
+
+def _spent(priced: Priced) -> float:
+    return sum(cost.epsilon for cost in priced.costs.values())
