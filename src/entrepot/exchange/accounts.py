@@ -47,10 +47,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from entrepot._text import check_text
+from entrepot.clock import utcnow
 from entrepot.db import Base, Database
 from entrepot.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
 from entrepot.exchange.outbox import Outbox
-from entrepot.privacy.ledger import utcnow
 from entrepot.settings import Settings
 from entrepot.transparency import TransparencyLog
 from entrepot.transparency.entries import Kind, make_entry

@@ -12,11 +12,12 @@ from typing import Any
 
 from sqlalchemy import select
 
+from entrepot.clock import utcnow
 from entrepot.db import Database
 from entrepot.errors import Forbidden, NotFound
 from entrepot.exchange._contract_models import dataset_ref, decides
 from entrepot.exchange.accounts import Actor, Organization, Role
-from entrepot.privacy.ledger import BudgetRecord, Cap, Ledger, utcnow
+from entrepot.privacy.ledger import BudgetRecord, Cap, Ledger
 from entrepot.vault.datasets import find_dataset
 from entrepot.vault.models import Dataset
 

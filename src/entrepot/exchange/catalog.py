@@ -26,6 +26,7 @@ from typing import Any, BinaryIO
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session, selectinload
 
+from entrepot.clock import as_utc
 from entrepot.db import Database
 from entrepot.errors import LimitExceeded, NotFound
 from entrepot.exchange.accounts import Actor
@@ -37,7 +38,7 @@ from entrepot.standards.schema import Standard, parse_standard
 from entrepot.transparency.entries import Kind, make_entry
 from entrepot.vault import DatasetRef, LocalVault, Progress, Published, PublishRequest, VersionInfo
 from entrepot.vault.datasets import find_dataset, version_info
-from entrepot.vault.models import Dataset, Provider, as_utc
+from entrepot.vault.models import Dataset, Provider
 
 __all__ = [
     "CONTENT_FIGURES",

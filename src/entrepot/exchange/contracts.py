@@ -25,6 +25,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from entrepot._text import check_text
+from entrepot.clock import utcnow
 from entrepot.db import Database
 from entrepot.errors import Conflict, ContractViolation, Forbidden, InvalidInput, NotFound
 from entrepot.exchange._contract_models import (
@@ -52,7 +53,7 @@ from entrepot.exchange.accounts import Actor, Organization, Role, raced
 from entrepot.exchange.odrl import agreement
 from entrepot.exchange.outbox import Outbox
 from entrepot.exchange.purposes import Purpose, check_purpose, covers, purposes
-from entrepot.privacy.ledger import close_budget, from_nano, open_budget, to_nano, utcnow
+from entrepot.privacy.ledger import close_budget, from_nano, open_budget, to_nano
 from entrepot.settings import Settings
 from entrepot.transparency import TransparencyLog
 from entrepot.transparency.entries import Kind, make_entry

@@ -26,13 +26,14 @@ from datetime import datetime
 from sqlalchemy import DateTime, ForeignKey, LargeBinary, String, Text, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from entrepot.clock import utcnow
 from entrepot.db import Base, Database
 from entrepot.errors import Forbidden, InvalidInput, NotFound
 from entrepot.exchange.accounts import Actor, Role
 from entrepot.exchange.node import Node
 from entrepot.transparency import ContentOpening, DatasetVersion, QueryOpening, content_commitment
 from entrepot.vault import DatasetRef, VersionInfo
-from entrepot.vault.models import Dataset, Provider, Version, utcnow
+from entrepot.vault.models import Dataset, Provider, Version
 
 __all__ = [
     "Openings",
@@ -53,7 +54,7 @@ class QueryOpeningRow(Base):
     query_text: Mapped[str] = mapped_column(Text)
     consumer_id: Mapped[int | None] = mapped_column(ForeignKey("organizations.id"))
     actor: Mapped[str] = mapped_column(String(200))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
 def commit_query(db: Database, actor: Actor, text: str) -> QueryOpening:

@@ -35,8 +35,8 @@ from datetime import datetime
 from sqlalchemy import BigInteger, DateTime, Integer, LargeBinary, String, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from entrepot.clock import utcnow
 from entrepot.db import Base, Database
-from entrepot.privacy.ledger import utcnow
 from entrepot.transparency import Entry, TransparencyLog
 from entrepot.vault._storage import fault
 

@@ -19,11 +19,12 @@ import yaml
 from sqlalchemy import DateTime, ForeignKey, Integer, String, Text, select
 from sqlalchemy.orm import Mapped, mapped_column
 
+from entrepot.clock import utcnow
 from entrepot.db import Base
 from entrepot.exchange.accounts import Actor
 from entrepot.exchange.node import Node
 from entrepot.privacy import Policy, default_policy, parse_policy
-from entrepot.privacy.ledger import utcnow, write_cap
+from entrepot.privacy.ledger import write_cap
 from entrepot.privacy.policy import check_delta
 from entrepot.standards.schema import Standard, parse_standard
 from entrepot.transparency import Kind, make_entry

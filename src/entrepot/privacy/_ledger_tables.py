@@ -7,7 +7,7 @@ module its rows. ε is an integer count of nano-ε everywhere below.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
 from typing import Any, ClassVar, Generic, TypeVar, cast
 
@@ -56,7 +56,6 @@ __all__ = [
     "open_budget",
     "price_cents",
     "to_nano",
-    "utcnow",
 ]
 
 # One ε is 10^9 nano-ε: fine enough for any ε a policy would allow, and 2^63 nano-ε is
@@ -69,11 +68,6 @@ Other = TypeVar("Other")
 # Reservation states; only RESERVED may become RELEASED.
 RESERVED, TOUCHED, COMPLETED, RELEASED = "reserved", "touched", "completed", "released"
 SPENT_STATES = (RESERVED, TOUCHED, COMPLETED)
-
-
-def utcnow() -> datetime:
-    """Now, as the naive UTC datetime every timestamp column stores."""
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def _decimal(epsilon: float | str | Decimal, what: str) -> Decimal:

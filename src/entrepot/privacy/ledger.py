@@ -37,6 +37,7 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
+from entrepot.clock import utcnow
 from entrepot.db import Database, import_models
 from entrepot.errors import BudgetExhausted, Conflict, ContractViolation, InvalidInput, NotFound
 from entrepot.privacy._ledger_tables import (
@@ -65,7 +66,6 @@ from entrepot.privacy._ledger_tables import (
     price_cents,
     table_of,
     to_nano,
-    utcnow,
 )
 
 __all__ = [
@@ -87,7 +87,6 @@ __all__ = [
     "open_budget",
     "price_cents",
     "to_nano",
-    "utcnow",
     "write_cap",
 ]
 

@@ -30,6 +30,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from entrepot._text import check_text
+from entrepot.clock import utcnow
 from entrepot.engine.units import HIDDEN_PREFIX, is_hidden, write_unit_columns
 from entrepot.errors import Conflict, InvalidInput, LimitExceeded, StorageCorrupt, ValidationFailed
 from entrepot.standards import Report, Validation, validate
@@ -44,7 +45,7 @@ from entrepot.vault._storage import (
     temp_path,
 )
 from entrepot.vault.datasets import version_info
-from entrepot.vault.models import Dataset, Provider, Version, utcnow
+from entrepot.vault.models import Dataset, Provider, Version
 from entrepot.vault.protocol import OnError, Progress, Published, PublishRequest, VersionInfo
 from entrepot.vault.providers import get_provider
 from entrepot.vault.quality import quality_figures

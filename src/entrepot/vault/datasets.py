@@ -5,8 +5,9 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session, contains_eager, selectinload
 
+from entrepot.clock import as_utc
 from entrepot.errors import NotFound
-from entrepot.vault.models import Dataset, Provider, Version, as_utc
+from entrepot.vault.models import Dataset, Provider, Version
 from entrepot.vault.protocol import VersionInfo
 from entrepot.vault.refs import DatasetRef
 

@@ -8,7 +8,7 @@ visible under its final name, so a committed row always names a complete file
 from __future__ import annotations
 
 import secrets
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -24,18 +24,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from entrepot.clock import utcnow
 from entrepot.db import Base
 
-__all__ = ["Dataset", "Provider", "Version", "as_utc", "utcnow"]
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-def as_utc(moment: datetime) -> datetime:
-    """``moment`` as an aware UTC time (SQLite hands back naive ones)."""
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+__all__ = ["Dataset", "Provider", "Version"]
 
 
 class Provider(Base):
@@ -46,7 +38,7 @@ class Provider(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     slug: Mapped[str] = mapped_column(String(64), unique=True)
     name: Mapped[str] = mapped_column(String(200))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
     datasets: Mapped[list[Dataset]] = relationship(back_populates="provider")
 
@@ -66,8 +58,8 @@ class Dataset(Base):
     # The standard's Table Schema document, so the catalog can show the schema (and
     # search its column names) even for a standard given as a file.
     schema: Mapped[dict[str, Any]] = mapped_column(JSON)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
     provider: Mapped[Provider] = relationship(back_populates="datasets")
     versions: Mapped[list[Version]] = relationship(
@@ -106,6 +98,6 @@ class Version(Base):
     mapping: Mapped[str | None] = mapped_column(Text, nullable=True)
     report: Mapped[dict[str, Any]] = mapped_column(JSON)
     quality: Mapped[dict[str, Any]] = mapped_column(JSON)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
     dataset: Mapped[Dataset] = relationship(back_populates="versions")

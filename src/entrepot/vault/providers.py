@@ -10,9 +10,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from entrepot._text import check_text
+from entrepot.clock import as_utc
 from entrepot.db import Database
 from entrepot.errors import Conflict, InvalidInput, NotFound
-from entrepot.vault.models import Dataset, Provider, as_utc
+from entrepot.vault.models import Dataset, Provider
 from entrepot.vault.refs import check_slug
 
 __all__ = ["ProviderInfo", "add_provider", "get_provider", "list_providers"]
