@@ -2,8 +2,9 @@
 
 Generates a seeded visits Parquet file per size (once, into benchmarks/.data/), adds
 the per-unit columns a publish writes (``entrepot.engine.write_unit_columns``, timed
-once, reported as the publish-time cost), then runs one grouped COUNT / SUM / AVG
-(20 districts x 20 diagnosis groups) on that same file as:
+once, reported as the publish-time cost), then runs each query (``--queries``: the
+grouped COUNT / SUM / AVG over 20 districts x 20 diagnosis groups, and the same with
+a WHERE on a dimension and on the time column) on that same file as:
 
 - ``duckdb``: the consumer's SQL straight on the file (no privacy: the baseline);
 - ``one-row``: entrepot when the standard declares one row per unit (clamp + noise);
@@ -14,8 +15,12 @@ once, reported as the publish-time cost), then runs one grouped COUNT / SUM / AV
 - ``row-number``: the naive bounding rewrite, ``row_number() <= k`` over a random
   order, for reference;
 - ``smartnoise``: SmartNoise SQL over a DuckDB connection to the same file, same ε,
-  in its own virtual environment (``benchmarks/.venv-snsql``, it pins old
-  dependencies), run as a subprocess.
+  with its per-person contribution limit enforced (``sample_max_ids: True``), at
+  ``max_ids`` 5 and 15 (entrepot bounds rows per group, SmartNoise rows per person:
+  5 is entrepot's bound, 15 about the rows a person has across groups), in its own
+  virtual environment (``benchmarks/.venv-snsql``, it pins old dependencies), run as
+  a subprocess; ``smartnoise-unenforced`` is its fastest setting, which bounds
+  nothing (``sample_max_ids: False``), on a line of its own for reference only.
 
 Each run is a child process (its peak RSS is reported); times are the median of
 ``--repeat`` runs after one warm-up, end to end (planning, engine, noise, answer).
@@ -27,6 +32,7 @@ timed separately, in process, with the engine time left out.
     python benchmarks/bench_query.py --rows 1M              # quick
     python benchmarks/bench_query.py --rows 10M,100M         # the recorded run
     python benchmarks/bench_query.py --rows 2M --repeat 5 --skip-smartnoise --skip-row-number
+    python benchmarks/bench_query.py --rows 10M --queries filtered --repeat 2
 """
 
 from __future__ import annotations
@@ -57,12 +63,37 @@ CODES: dict[str, list[Any]] = {
     "sex": [1, 2],
     "age_band": ["0-17", "18-64", "65+"],
 }
-QUERY = (
+_SELECT = (
     "SELECT district, diagnosis_group, COUNT(*) AS visits, SUM(cost) AS total, "
-    f"AVG(cost) AS avg_cost FROM {DATASET} GROUP BY district, diagnosis_group"
+    f"AVG(cost) AS avg_cost FROM {DATASET}"
+)
+_GROUP = " GROUP BY district, diagnosis_group"
+# The queries, by name: the grouped aggregate, and the same filtered on a dimension and
+# on the time column (SmartNoise reads no DATE literal: it gets the text, cast by DuckDB).
+QUERIES = {
+    "grouped": _SELECT + _GROUP,
+    "filtered": _SELECT + " WHERE sex = 1 AND visit_date >= DATE '2025-04-01'" + _GROUP,
+}
+SNSQL_QUERIES = {
+    "grouped": QUERIES["grouped"],
+    "filtered": _SELECT + " WHERE sex = 1 AND visit_date >= '2025-04-01'" + _GROUP,
+}
+# The share of rows the filter keeps: half the sexes, 275 days of 365.
+FILTERED_SHARE = 0.5 * 275 / 365
+# SmartNoise runs: (mode, max_ids, sample_max_ids). Enforced is the like-for-like one.
+SNSQL_RUNS = (
+    ("smartnoise", 5, True),
+    ("smartnoise-15", 15, True),
+    ("smartnoise-unenforced", 5, False),
 )
 # Bars the run is judged by (ratios to raw DuckDB, and to SmartNoise at 10M rows).
-BARS = {"one-row": 1.3, "bounded": 4.0, "smartnoise_speedup": 5.0, "plan_ms": 10.0}
+BARS = {
+    "one-row": 1.3,
+    "bounded": 4.0,
+    "bounded-filtered": 2.5,
+    "smartnoise_speedup": 5.0,
+    "plan_ms": 10.0,
+}
 
 
 def parse_size(text: str) -> int:
@@ -142,12 +173,12 @@ def policy(std: Any) -> Any:
 # -- children: one configuration each, printing {"times": [...], ...} ------------------
 
 
-def child_duckdb(path: Path, repeat: int) -> dict[str, Any]:
+def child_duckdb(path: Path, repeat: int, query: str) -> dict[str, Any]:
     import duckdb
 
     con = duckdb.connect(config={"threads": THREADS, "memory_limit": MEMORY_LIMIT})
     con.execute(f"CREATE VIEW v AS SELECT * FROM read_parquet('{path}')")
-    sql = QUERY.replace(DATASET, "v")
+    sql = query.replace(DATASET, "v")
     times, rows = [], 0
     for _ in range(repeat + 1):
         start = time.perf_counter()
@@ -156,7 +187,7 @@ def child_duckdb(path: Path, repeat: int) -> dict[str, Any]:
     return {"times": times[1:], "groups": rows}
 
 
-def child_entrepot(path: Path, repeat: int, one_row: bool) -> dict[str, Any]:
+def child_entrepot(path: Path, repeat: int, one_row: bool, query: str) -> dict[str, Any]:
     from entrepot.engine import DuckDBEngine, EngineOptions
     from entrepot.privacy import plan
 
@@ -170,7 +201,7 @@ def child_entrepot(path: Path, repeat: int, one_row: bool) -> dict[str, Any]:
     times, groups, total = [], 0, 0.0
     for _ in range(repeat + 1):
         start = time.perf_counter()
-        answer = plan(QUERY, standard=std, policy=pol, epsilon=EPSILON, codes=CODES).run(
+        answer = plan(query, standard=std, policy=pol, epsilon=EPSILON, codes=CODES).run(
             session, "v"
         )
         times.append(time.perf_counter() - start)
@@ -179,7 +210,7 @@ def child_entrepot(path: Path, repeat: int, one_row: bool) -> dict[str, Any]:
     return {"times": times[1:], "groups": groups, "visits": total}
 
 
-def child_interleaved(path: Path, repeat: int) -> dict[str, Any]:
+def child_interleaved(path: Path, repeat: int, query: str) -> dict[str, Any]:
     """Raw DuckDB and both entrepot modes in one process, taking turns each round.
 
     Separate children see different CPU and cache conditions from one run to the
@@ -192,7 +223,7 @@ def child_interleaved(path: Path, repeat: int) -> dict[str, Any]:
 
     con = duckdb.connect(config={"threads": THREADS, "memory_limit": MEMORY_LIMIT})
     con.execute(f"CREATE VIEW v AS SELECT * FROM read_parquet('{path}')")
-    raw_sql = QUERY.replace(DATASET, "v")
+    raw_sql = query.replace(DATASET, "v")
     options = EngineOptions(
         (path.parent,), threads=THREADS, memory_limit=MEMORY_LIMIT, timeout_s=3600
     )
@@ -206,23 +237,24 @@ def child_interleaved(path: Path, repeat: int) -> dict[str, Any]:
         times["duckdb"].append(time.perf_counter() - start)
         for mode, std in setups.items():
             start = time.perf_counter()
-            plan(QUERY, standard=std, policy=policy(std), epsilon=EPSILON, codes=CODES).run(
+            plan(query, standard=std, policy=policy(std), epsilon=EPSILON, codes=CODES).run(
                 session, "v"
             )
             times[mode].append(time.perf_counter() - start)
     return {mode: statistics.median(seconds[1:]) for mode, seconds in times.items()}
 
 
-def child_row_number(path: Path, repeat: int) -> dict[str, Any]:
+def child_row_number(path: Path, repeat: int, query: str) -> dict[str, Any]:
     import duckdb
 
     con = duckdb.connect(config={"threads": THREADS, "memory_limit": MEMORY_LIMIT})
     con.execute(f"CREATE VIEW v AS SELECT * FROM read_parquet('{path}')")
+    where = query[query.index(" WHERE ") : query.index(_GROUP)] if " WHERE " in query else ""
     sql = (
         "SELECT district, diagnosis_group, COUNT(*), SUM(c), AVG(c) FROM ("
         "  SELECT district, diagnosis_group, least(greatest(cost, 0), 5000) AS c,"
         "         row_number() OVER (PARTITION BY patient_id ORDER BY r) AS rn"
-        "  FROM (SELECT *, random() AS r FROM v)) WHERE rn <= 5 GROUP BY 1, 2"
+        f"  FROM (SELECT *, random() AS r FROM v{where})) WHERE rn <= 5 GROUP BY 1, 2"
     )
     times = []
     for _ in range(repeat + 1):
@@ -233,24 +265,38 @@ def child_row_number(path: Path, repeat: int) -> dict[str, Any]:
 
 
 SNSQL_CHILD = r"""
-import json, sys, time
+import json, re, sys, time
 import duckdb, snsql
 from snsql import Privacy
 path, repeat, rows = sys.argv[1], int(sys.argv[2]), int(sys.argv[5])
 epsilon, delta = float(sys.argv[3]), float(sys.argv[4])
+max_ids, sample_max_ids = int(sys.argv[7]), sys.argv[8] == "true"
 meta = {"": {"riverside_hospitals": {"outpatient_visits": {
-    "row_privacy": False, "max_ids": 5, "sample_max_ids": False, "censor_dims": False,
-    "rows": rows,
+    "row_privacy": False, "max_ids": max_ids, "sample_max_ids": sample_max_ids,
+    "censor_dims": False, "rows": rows,
     "patient_id": {"type": "string", "private_id": True},
     "district": {"type": "string"}, "diagnosis_group": {"type": "string"},
+    "sex": {"type": "int"}, "visit_date": {"type": "datetime"},
     "cost": {"type": "float", "lower": 0.0, "upper": 5000.0, "nullable": False},
 }}}}
+# DuckDB refuses ORDER BY RANDOM() inside a window (a volatile sort key): the random
+# key moves into a column of an inner SELECT, at the same cost.
+SAMPLED = re.compile(
+    r"SELECT \*, ROW_NUMBER \( \) OVER \( PARTITION BY (\w+) ORDER BY RANDOM \( \) \) "
+    r"AS row_num FROM \((.*)\) AS clamped \)"
+)
+def duckdb_sql(sql):
+    return SAMPLED.sub(
+        r"SELECT * EXCLUDE (__random), ROW_NUMBER() OVER (PARTITION BY \1 ORDER BY __random) "
+        r"AS row_num FROM (SELECT *, random() AS __random FROM (\2) AS clamped) AS clamped )",
+        sql,
+    )
 class Cursor:
     # SmartNoise's PostgreSQL reader speaks DB-API; DuckDB's SQL is close enough
     def __init__(self, con):
         self.con, self.description, self.rows = con, None, []
     def execute(self, sql):
-        result = self.con.execute(sql)
+        result = self.con.execute(duckdb_sql(sql))
         self.description, self.rows = result.description, result.fetchall()
     def __iter__(self):
         return iter(self.rows)
@@ -264,6 +310,8 @@ class Connection:
     def rollback(self):
         pass
 con = duckdb.connect(config={"threads": 2, "memory_limit": "6GB"})
+# The bar would be drawn on this child's output, which carries its JSON report.
+con.execute("SET enable_progress_bar = false")
 con.execute("CREATE SCHEMA riverside_hospitals")
 view = "riverside_hospitals.outpatient_visits"
 con.execute(f"CREATE VIEW {view} AS SELECT * FROM read_parquet('{path}')")
@@ -313,7 +361,9 @@ def planning_ms(samples: int = 200) -> tuple[float, float]:
     exact = None
     start = time.perf_counter()
     for i in range(samples):
-        p = plan(QUERY, standard=std, policy=pol, epsilon=EPSILON - i * 1e-6, codes=CODES)
+        p = plan(
+            QUERIES["grouped"], standard=std, policy=pol, epsilon=EPSILON - i * 1e-6, codes=CODES
+        )
     plan_ms = (time.perf_counter() - start) / samples * 1000
     keys = [list(g) for g in zip(*p.groups, strict=True)]
     exact = pa.table(
@@ -330,9 +380,33 @@ def planning_ms(samples: int = 200) -> tuple[float, float]:
     return plan_ms, release_ms
 
 
+def load() -> str:
+    """The 1, 5 and 15-minute load averages, as /proc/loadavg prints them."""
+    one, five, fifteen = os.getloadavg()
+    return f"{one:.2f} {five:.2f} {fifteen:.2f}"
+
+
+def check_answers(size: int, query: str, results: dict[str, tuple[dict[str, Any], int]]) -> None:
+    """Every public group answered, noisy totals near the true count, both paths agree."""
+    share = FILTERED_SHARE if query == "filtered" else 1.0
+    if size < 100_000:
+        return  # the noise of 400 groups is then as large as the bounds checked below
+    for mode in ("bounded", "bounded-old"):
+        if mode in results:
+            bounded = results[mode][0]
+            assert bounded["groups"] == 400, "every public group is answered"
+            # with ε = 1 the noisy total is far within 1% of the bounded count
+            assert 0.5 * share * size < bounded["visits"] < 1.01 * share * size
+    if "bounded-old" in results:
+        # both paths bound the same way: their noisy totals differ by noise only
+        gap = abs(results["bounded"][0]["visits"] - results["bounded-old"][0]["visits"])
+        assert gap < 0.005 * size, "stored and counted unit rows agree"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", default="1M", help="comma-separated sizes, e.g. 10M,100M")
+    parser.add_argument("--queries", default="grouped,filtered", help="of: " + ", ".join(QUERIES))
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--skip-smartnoise", action="store_true")
     parser.add_argument("--smartnoise-max-rows", default="10M", help="skip SmartNoise above")
@@ -340,26 +414,29 @@ def main() -> None:
     parser.add_argument("--skip-old", action="store_true", help="skip bounded-old")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--path", help=argparse.SUPPRESS)
+    parser.add_argument("--query", default="grouped", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     if args.child:
-        path = Path(args.path)
+        path, query = Path(args.path), QUERIES[args.query]
         report = {
-            "duckdb": lambda: child_duckdb(path, args.repeat),
-            "one-row": lambda: child_entrepot(path, args.repeat, one_row=True),
-            "bounded": lambda: child_entrepot(path, args.repeat, one_row=False),
-            "bounded-old": lambda: child_entrepot(path, args.repeat, one_row=False),
-            "row-number": lambda: child_row_number(path, args.repeat),
+            "duckdb": lambda: child_duckdb(path, args.repeat, query),
+            "one-row": lambda: child_entrepot(path, args.repeat, True, query),
+            "bounded": lambda: child_entrepot(path, args.repeat, False, query),
+            "bounded-old": lambda: child_entrepot(path, args.repeat, False, query),
+            "row-number": lambda: child_row_number(path, args.repeat, query),
             "units": lambda: child_units(path),
-            "interleaved": lambda: child_interleaved(path, args.repeat),
+            "interleaved": lambda: child_interleaved(path, args.repeat, query),
         }[args.child]()
         print(json.dumps(report))
         return
 
+    print(f"load average before: {load()}", flush=True)
     plan_ms, release_ms = planning_ms()
     print(f"planning: plan() {plan_ms:.2f} ms, noise + answer {release_ms:.2f} ms per query")
     table = []
-    interleaved: dict[int, dict[str, float]] = {}
+    interleaved: dict[tuple[int, str], dict[str, float]] = {}
+    queries = [q.strip() for q in args.queries.split(",")]
     for size in (parse_size(s) for s in args.rows.split(",")):
         started = time.perf_counter()
         plain = generate(size)
@@ -367,59 +444,75 @@ def main() -> None:
         path, seconds, peak = with_unit_columns(plain)
         made = f"{seconds:.1f} s, peak RSS {peak / 1024**3:.2f} GB" if peak else "an earlier run"
         print(f"per-unit columns (once, at publish): {made} -> {path.name}")
-        modes = ["duckdb", "one-row", "bounded"]
-        modes += [] if args.skip_old else ["bounded-old"]
-        modes += [] if args.skip_row_number else ["row-number"]
-        results: dict[str, tuple[dict[str, Any], int]] = {}
-        for mode in modes:
-            source = plain if mode == "bounded-old" else path
-            command = [sys.executable, __file__, "--child", mode, "--path", str(source)]
-            results[mode] = run_child([*command, "--repeat", str(args.repeat)])
-        snsql_ok = SNSQL_PYTHON.exists() and size <= parse_size(args.smartnoise_max_rows)
-        if not args.skip_smartnoise and snsql_ok:
-            command = [str(SNSQL_PYTHON), "-c", SNSQL_CHILD, str(path), str(args.repeat)]
-            # SmartNoise has no DuckDB reader: its PostgreSQL one over a DuckDB connection
-            command += [str(EPSILON), str(DELTA), str(size), "postgres"]
-            results["smartnoise"] = run_child(command, stdin=QUERY)
-        command = [sys.executable, __file__, "--child", "interleaved", "--path", str(path)]
-        turns, _peak = run_child([*command, "--repeat", str(max(args.repeat, 5))])
-        interleaved[size] = turns
-        raw = statistics.median(results["duckdb"][0]["times"])
-        for mode, (report, peak) in results.items():
-            seconds = statistics.median(report["times"])
-            table.append((size, mode, seconds, seconds / raw, peak, report))
-        for mode in ("bounded", "bounded-old"):
-            if mode in results:
-                bounded = results[mode][0]
-                assert bounded["groups"] == 400, "every public group is answered"
-                # with ε = 1 the noisy total is far within 1% of the bounded count
-                assert 0.5 * size < bounded["visits"] < 1.01 * size
-        if "bounded-old" in results:
-            # both paths bound the same way: their noisy totals differ by noise only
-            gap = abs(results["bounded"][0]["visits"] - results["bounded-old"][0]["visits"])
-            assert gap < 0.005 * size, "stored and counted unit rows agree"
+        for query in queries:
+            modes = ["duckdb", "one-row", "bounded"]
+            modes += [] if args.skip_old else ["bounded-old"]
+            modes += [] if args.skip_row_number else ["row-number"]
+            results: dict[str, tuple[dict[str, Any], int]] = {}
+            for mode in modes:
+                source = plain if mode == "bounded-old" else path
+                command = [sys.executable, __file__, "--child", mode, "--path", str(source)]
+                command += ["--query", query, "--repeat", str(args.repeat)]
+                results[mode] = run_child(command)
+                print(f"  {query} {mode}: done, load average {load()}", flush=True)
+            snsql_ok = SNSQL_PYTHON.exists() and size <= parse_size(args.smartnoise_max_rows)
+            if not args.skip_smartnoise and snsql_ok:
+                for mode, max_ids, enforced in SNSQL_RUNS:
+                    command = [str(SNSQL_PYTHON), "-c", SNSQL_CHILD, str(path), str(args.repeat)]
+                    # SmartNoise has no DuckDB reader: its PostgreSQL one over a DuckDB connection
+                    command += [str(EPSILON), str(DELTA), str(size), "postgres"]
+                    command += [str(max_ids), str(enforced).lower()]
+                    results[mode] = run_child(command, stdin=SNSQL_QUERIES[query])
+                    print(f"  {query} {mode}: done, load average {load()}", flush=True)
+            command = [sys.executable, __file__, "--child", "interleaved", "--path", str(path)]
+            command += ["--query", query, "--repeat", str(max(args.repeat, 5))]
+            turns, _peak = run_child(command)
+            interleaved[size, query] = turns
+            raw = statistics.median(results["duckdb"][0]["times"])
+            for mode, (report, peak) in results.items():
+                seconds = statistics.median(report["times"])
+                table.append((size, query, mode, seconds, seconds / raw, peak, report))
+            check_answers(size, query, results)
+    print(f"load average after: {load()}")
     print()
-    print(f"{'rows':>12} {'mode':>11} {'seconds':>8} {'x duckdb':>9} {'peak RSS':>10}")
-    for size, mode, seconds, ratio, peak, _ in table:
-        print(f"{size:>12,} {mode:>11} {seconds:>8.3f} {ratio:>9.2f} {peak / 1024**3:>8.2f} GB")
-    print("\nthe same three in one process, taking turns (median seconds, x duckdb):")
-    for size, turns in interleaved.items():
+    print(f"{'rows':>12} {'query':>8} {'mode':>21} {'seconds':>8} {'x duckdb':>9} {'peak RSS':>10}")
+    for size, query, mode, seconds, ratio, peak, _ in table:
         print(
-            f"{size:>12,} duckdb {turns['duckdb']:.3f}  "
+            f"{size:>12,} {query:>8} {mode:>21} {seconds:>8.3f} {ratio:>9.2f} "
+            f"{peak / 1024**3:>8.2f} GB"
+        )
+    print("\nthe same three in one process, taking turns (median seconds, x duckdb):")
+    for (size, query), turns in interleaved.items():
+        print(
+            f"{size:>12,} {query:>8} duckdb {turns['duckdb']:.3f}  "
             f"one-row {turns['one-row']:.3f} ({turns['one-row'] / turns['duckdb']:.2f}x)  "
             f"bounded {turns['bounded']:.3f} ({turns['bounded'] / turns['duckdb']:.2f}x)"
         )
-    for size in sorted({row[0] for row in table}):
-        rows = {row[1]: row for row in table if row[0] == size}
-        if "smartnoise" in rows:
-            speedup = rows["smartnoise"][2] / rows["bounded"][2]
-            plan_sn = rows["smartnoise"][5].get("plan_ms", float("nan"))
-            print(
-                f"{size:,} rows: entrepot (bounded) is {speedup:.1f}x faster than SmartNoise; "
-                f"SmartNoise planning {plan_sn:.0f} ms vs entrepot {plan_ms + release_ms:.1f} ms"
+    for size, query in interleaved:
+        rows = {row[2]: row for row in table if row[0] == size and row[1] == query}
+        for mode, max_ids, enforced in SNSQL_RUNS:
+            if mode not in rows:
+                continue
+            speedup = rows[mode][3] / rows["bounded"][3]
+            plan_sn = rows[mode][6].get("plan_ms", float("nan"))
+            label = (
+                f"SmartNoise, max_ids {max_ids}, limit enforced"
+                if enforced
+                else f"SmartNoise, max_ids {max_ids}, limit NOT enforced (reference only)"
             )
-    print(f"bars: one-row <= {BARS['one-row']}x, bounded <= {BARS['bounded']}x duckdb, ")
-    print(f"      >= {BARS['smartnoise_speedup']}x SmartNoise at 10M, plan <= {BARS['plan_ms']} ms")
+            print(
+                f"{size:,} rows, {query}: entrepot (bounded) is {speedup:.1f}x faster than "
+                f"{label}; SmartNoise planning {plan_sn:.0f} ms vs entrepot "
+                f"{plan_ms + release_ms:.1f} ms"
+            )
+    print(
+        f"bars: one-row <= {BARS['one-row']}x, bounded <= {BARS['bounded']}x duckdb, "
+        f"filtered bounded <= {BARS['bounded-filtered']}x duckdb,"
+    )
+    print(
+        f"      >= {BARS['smartnoise_speedup']}x SmartNoise (limit enforced) at 10M, "
+        f"plan <= {BARS['plan_ms']} ms"
+    )
 
 
 if __name__ == "__main__":
