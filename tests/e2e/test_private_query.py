@@ -261,3 +261,11 @@ def test_a_query_naming_an_unknown_dataset_is_refused_and_logged(exchange: tuple
         "unknown_dataset",
         "0",
     )
+
+
+def test_a_dataset_named_without_its_provider_is_told_its_catalog_name(exchange: tuple) -> None:
+    node, consumer, _ = exchange
+    with pytest.raises(PolicyViolation) as refused:
+        Exchange(node).queries.run(consumer, "SELECT COUNT(*) AS n FROM outpatient_visits")
+    assert refused.value.rule == "unknown_table"
+    assert refused.value.hint == "write FROM riverside_hospitals.outpatient_visits"

@@ -81,7 +81,7 @@ class Exchange:
 
     @cached_property
     def queries(self) -> Queries:
-        return Queries(self.coordinator)
+        return Queries(self.coordinator, catalog=self._sql_names)
 
     @cached_property
     def openings(self) -> Openings:
@@ -90,6 +90,10 @@ class Exchange:
     def catalog(self, viewer: Actor | None = None) -> Catalog:
         """The catalog as ``viewer`` sees it (content figures of its own datasets only)."""
         return Catalog(self.node.db, viewer=viewer, max_results=self.settings.catalog_max_results)
+
+    def _sql_names(self) -> list[str]:
+        """The SQL names of the datasets in the public catalog."""
+        return [summary.ref.sql_name for summary in self.catalog().datasets()]
 
     def reconcile(self) -> Reconciliation:
         """What node.db holds against what the transparency log states."""

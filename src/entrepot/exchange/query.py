@@ -10,8 +10,8 @@ door every client uses: SQL in, a :class:`QueryResult` with its receipt out.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import pandas as pd
@@ -71,13 +71,15 @@ class AggregateQuery:
     kind: ClassVar[Kind] = Kind.QUERY
     sql: str
     epsilon: float | None = None
+    # The SQL names of the public catalog's datasets, read only to word a refusal.
+    catalog: Callable[[], Iterable[str]] | None = field(default=None, compare=False)
 
     @property
     def text(self) -> str:
         return self.sql
 
     def datasets(self) -> tuple[DatasetRef, ...]:
-        return (DatasetRef.from_sql_name(dataset_of(self.sql)),)
+        return (DatasetRef.from_sql_name(dataset_of(self.sql, catalog=self.catalog)),)
 
     def price(self, found: Mapping[DatasetRef, Found]) -> Priced:
         [dataset] = found.values()
@@ -103,8 +105,11 @@ class AggregateQuery:
 class Queries:
     """Consumers' private queries on one node, run by its coordinator."""
 
-    def __init__(self, coordinator: Coordinator) -> None:
+    def __init__(
+        self, coordinator: Coordinator, *, catalog: Callable[[], Iterable[str]] | None = None
+    ) -> None:
         self.coordinator = coordinator
+        self.catalog = catalog
 
     def run(
         self,
@@ -120,9 +125,8 @@ class Queries:
         The answer or refusal is padded to the policy's latency floor here, unless the
         caller passes ``floor`` and waits for its :meth:`Floor.rest_s` itself.
         """
-        done = self.coordinator.run(
-            consumer, AggregateQuery(sql, epsilon), purpose=purpose, floor=floor
-        )
+        request = AggregateQuery(sql, epsilon, self.catalog)
+        done = self.coordinator.run(consumer, request, purpose=purpose, floor=floor)
         return self._result(consumer, done)
 
     def screen(
@@ -135,7 +139,7 @@ class Queries:
         floor: Floor | None = None,
     ) -> None:
         """Run the steps that read no data and raise their refusal, logged."""
-        request = AggregateQuery(sql, epsilon)
+        request = AggregateQuery(sql, epsilon, self.catalog)
         self.coordinator.screen(consumer, request, purpose=purpose, floor=floor)
 
     def _result(self, consumer: Actor, done: Done) -> QueryResult:
