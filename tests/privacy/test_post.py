@@ -47,7 +47,7 @@ def _plan(mechanism: str, threshold: float, small_groups: str, epsilon: float) -
 
 def _reference(
     p: Plan, vectors: dict[str, list[float]], index: list[int], merged: int
-) -> list[tuple[float, ...]]:
+) -> list[tuple[float | None, ...]]:
     """The estimates of the groups ``index`` (summed when ``merged``), one at a time."""
     mechanism = mechanisms.get(p.mechanism)
 
@@ -63,10 +63,12 @@ def _reference(
             return names[("rows", None)]
         return names[("values", column)]
 
-    out: list[tuple[float, ...]] = []
+    out: list[tuple[float | None, ...]] = []
     for i in index:
         v = {name: vector[i] for name, vector in vectors.items()}
-        row: list[float] = []
+        units = names[("units", None)]
+        near = v[units] - width(units, ALPHA) <= 0
+        row: list[float | None] = []
         for aggregate in p.query.aggregates:
             if aggregate.function in ("count", "count_distinct"):
                 name = (
@@ -86,24 +88,25 @@ def _reference(
             low, high = STANDARD.field(aggregate.column).bounds or (-math.inf, math.inf)
             total, count = v[name], v[count_name(aggregate.column)]
             if count <= 0:
-                row += [(low + high) / 2, low, high]
+                row += [None, low, high]
                 continue
             value = min(max(total / count, low), high)
             th, ch = width(name, ALPHA / 2), width(count_name(aggregate.column), ALPHA / 2)
             if count - ch <= 0:
-                row += [value, low, high]
+                row += [None if near else value, low, high]
                 continue
             ratios = [t / c for t in (total - th, total + th) for c in (count - ch, count + ch)]
-            row += [value, min(max(min(ratios), low), high), max(min(max(ratios), high), low)]
+            lo, hi = min(max(min(ratios), low), high), max(min(max(ratios), high), low)
+            row += [None if near else value, lo, hi]
         out.append(tuple(row))
     return out
 
 
-def _flat(rows: list[Any]) -> list[tuple[float, ...]]:
+def _flat(rows: list[Any]) -> list[tuple[float | None, ...]]:
     return [tuple(x for e in row.values for x in (e.value, e.lo, e.hi)) for row in rows]
 
 
-def _bits(rows: list[tuple[float, ...]]) -> list[list[str]]:
+def _bits(rows: list[tuple[float | None, ...]]) -> list[list[str]]:
     # repr tells 0.0 from -0.0, which the canonical JSON of an answer does too.
     return [[repr(x) for x in row] for row in rows]
 
@@ -115,9 +118,15 @@ def _bits(rows: list[tuple[float, ...]]) -> list[list[str]]:
     threshold=st.sampled_from([0.0, 5.0, 50.0]),
     small_groups=st.sampled_from(["suppress", "merge"]),
     epsilon=st.sampled_from([0.01, 0.5, 1.0]),
+    drop_near_zero=st.booleans(),
 )
 def test_array_post_processing_equals_the_group_by_group_computation(
-    data: st.DataObject, mechanism: str, threshold: float, small_groups: str, epsilon: float
+    data: st.DataObject,
+    mechanism: str,
+    threshold: float,
+    small_groups: str,
+    epsilon: float,
+    drop_near_zero: bool,
 ) -> None:
     p = _plan(mechanism, threshold, small_groups, epsilon)
     vectors = {
@@ -134,8 +143,15 @@ def test_array_post_processing_equals_the_group_by_group_computation(
         threshold_name=counted if threshold > 0 else None,
         threshold=threshold,
         merge=small_groups == "merge",
+        drop_near_zero=drop_near_zero,
     )
-    small = [i for i in range(GROUPS) if threshold > 0 and vectors[counted][i] < threshold]
+    h = mechanisms.get(mechanism).halfwidth(p.scales[counted])
+    near = [vectors[counted][i] - h <= 0 for i in range(GROUPS)]
+    small = [
+        i
+        for i in range(GROUPS)
+        if (threshold > 0 and vectors[counted][i] < threshold) or (drop_near_zero and near[i])
+    ]
     shown = [i for i in range(GROUPS) if i not in small]
     expected = _reference(p, vectors, shown, 1)
     if small and small_groups == "merge":
@@ -146,8 +162,9 @@ def test_array_post_processing_equals_the_group_by_group_computation(
         assert (suppressed, merged) == ([p.groups[i] for i in small], [])
     assert _bits(_flat(rows)) == _bits(expected)
     assert [row.key for row in rows if not row.other] == [p.groups[i] for i in shown]
+    assert [row.near_zero for row in rows if not row.other] == [near[i] for i in shown]
     for row in rows:
-        assert all(e.lo <= e.value <= e.hi for e in row.values)
+        assert all(e.lo <= e.value <= e.hi for e in row.values if e.value is not None)
 
 
 @pytest.mark.parametrize(("total", "bound"), [(-1e13, 0.0), (1e13, 5000.0)])

@@ -307,13 +307,15 @@ def test_the_issue_example_runs_and_reports_intervals(visits_file: Path) -> None
     table = answer.to_arrow()
     assert table.column_names == [
         "district", "diagnosis_group", "visits", "visits_lo", "visits_hi",
-        "avg_cost", "avg_cost_lo", "avg_cost_hi",
+        "avg_cost", "avg_cost_lo", "avg_cost_hi", "near_zero",
     ]  # fmt: skip
     assert table.num_rows == 3 * 4  # every public group, diagnosis E is not in the code list
     for row in answer.rows:
         for estimate in row.values:
             assert estimate.lo <= estimate.hi
-        assert 0.0 <= row.values[1].lo <= row.values[1].value <= row.values[1].hi <= 5000.0
+        average = row.values[1]
+        assert (average.value is None) == row.near_zero
+        assert 0.0 <= average.lo <= (average.value or average.lo) <= average.hi <= 5000.0
     assert answer.epsilon == 0.5
     assert answer.delta == 0.0
     assert answer.mechanism == "laplace"

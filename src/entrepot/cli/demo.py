@@ -113,8 +113,9 @@ def _access(data: dict[str, Any]) -> None:
     )
 
 
-def _estimate(value: list[float]) -> str:
-    return f"{value[0]:,.1f} [dim]({value[1]:,.1f} to {value[2]:,.1f})[/]"
+def _estimate(value: list[float | None]) -> str:
+    shown = "—" if value[0] is None else f"{value[0]:,.1f}"
+    return f"{shown} [dim]({value[1]:,.1f} to {value[2]:,.1f})[/]"
 
 
 def _query(data: dict[str, Any]) -> None:

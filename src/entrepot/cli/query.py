@@ -19,7 +19,7 @@ from entrepot.errors import InvalidInput
 
 def _fmt(value: float | None) -> str:
     if value is None:
-        return ""
+        return "—"
     return f"{value:,.2f}" if abs(value) < 1e6 else f"{value:,.0f}"
 
 
@@ -37,12 +37,23 @@ def _render(result: dict[str, Any]) -> None:
     for name in answer["aggregates"]:
         out.add_column(cell(name), justify="right")
         out.add_column("95% interval", justify="right", style="dim")
+    near = [row for row in answer["rows"] if row.get("near_zero")]
+    if near:
+        out.add_column("")
     for row in answer["rows"]:
         cells = [cell(k) for k in row["key"]]
         for value, lo, hi in row["values"]:
             cells += [cell(_fmt(value)), cell(f"[{_fmt(lo)}, {_fmt(hi)}]")]
+        if near:
+            cells.append(cell("~ near zero" if row.get("near_zero") else ""))
         out.add_row(*cells)
     console.print(out)
+    if near:
+        console.print(
+            f"~ {len(near)} group(s) near zero: a count under "
+            f"{answer.get('near_zero_threshold', 0.0):,.1f} (its 95% half-width) cannot be "
+            "told from an empty group; their averages are not shown"
+        )
     if answer["suppressed"]:
         console.print(
             f"{len(answer['suppressed'])} group(s) under the threshold "

@@ -15,8 +15,10 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+from entrepot.demo._context import PROVINCES
 from entrepot.demo._state import Demo
 from entrepot.demo.manifest import DemoFile
+from entrepot.demo.population import DEMO_YEAR
 from entrepot.errors import BudgetExhausted, Conflict, ContractViolation, PolicyViolation
 from entrepot.exchange.accounts import LOCAL, Actor
 from entrepot.transparency import verify_receipt
@@ -32,7 +34,9 @@ GRANTED_EPSILON = 3.0
 QUERY_EPSILON = 1.0
 # Riverside's rules: a query may spend at most 1 ε, all consumers together 20 ε; a
 # patient adds at most 3 visits to at most 2 districts; groups under 50 are hidden.
-POLICY = """\
+# Its visits are January to June at the hospitals of its own province, and it says
+# so: answers have no months or districts beyond them.
+POLICY = f"""\
 epsilon:
   per_query: 1.0
   default: 0.5
@@ -41,6 +45,9 @@ contributions:
   rows_per_group: 3
   groups: 2
 threshold: 50
+coverage:
+  visit_date: {{from: {DEMO_YEAR}-01-01, to: {DEMO_YEAR}-06-30}}
+  district: {{within: ["{PROVINCES[0]}"]}}
 """
 QUERY = "SELECT district, COUNT(*) AS visits, AVG(cost) AS avg_cost FROM {table} GROUP BY district"
 # Asking for identifiers is what the policy exists to refuse.

@@ -1,10 +1,12 @@
 """The public output groups of a query: every combination of its keys' public values.
 
 A dimension's values come from its public code list (or its enum), a truncated time
-column's from the standard's public range, narrowed only by what the query text
-itself says (``WHERE visit_date >= DATE '2025-01-01'``, ``district IN (...)``).
-Nothing here looks at the data, so empty groups appear too and the set of keys in
-an answer reveals nothing about who is in the dataset.
+column's from the standard's public range, both narrowed by the policy's public
+coverage and by what the query text itself says (``WHERE visit_date >= DATE
+'2025-01-01'``, ``district IN (...)``). A query whose filter or groups lie wholly
+outside the coverage is refused under rule ``coverage``. Nothing here looks at the
+data, so empty groups appear too and the set of keys in an answer reveals nothing
+about who is in the dataset.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 from sqlglot import exp
 
 from entrepot.errors import InvalidInput, PolicyViolation
+from entrepot.privacy.coverage import Coverage
 from entrepot.privacy.sql.query import GroupKey, Query
 from entrepot.standards.schema import Standard
 
@@ -37,11 +40,22 @@ def normalize(value: Any) -> str:
 
 
 def enumerate_groups(
-    query: Query, standard: Standard, codes: Codes, *, limit: int
+    query: Query,
+    standard: Standard,
+    codes: Codes,
+    *,
+    limit: int,
+    coverage: Coverage | None = None,
 ) -> list[tuple[Any, ...]]:
-    """Every output group of ``query``, in a stable order; refuses more than ``limit``."""
+    """Every output group of ``query`` within ``coverage``, in a stable order.
+
+    Refuses more than ``limit`` groups (rule ``max_groups``), and a filter or a group
+    key that leaves nothing of the coverage (rule ``coverage``).
+    """
+    coverage = coverage or Coverage()
     conjuncts = _conjuncts(query.where)
-    axes = [_values(key, standard, codes, conjuncts) for key in query.keys]
+    _check_filter(conjuncts, coverage)
+    axes = [_values(key, standard, codes, conjuncts, coverage) for key in query.keys]
     total = 1
     for axis in axes:
         total *= len(axis)
@@ -65,8 +79,36 @@ def _conjuncts(where: exp.Expr | None) -> list[exp.Expr]:
     return [where]
 
 
+def _outside(coverage: Coverage, column: str, asked: str) -> PolicyViolation:
+    return PolicyViolation(
+        f"the query asks about {asked}, wholly outside the dataset's public coverage "
+        f"({coverage.describe(column)})",
+        rule="coverage",
+        hint=f"ask within the coverage; `entrepot policy show` gives it ({column} "
+        "outside it has no public groups)",
+    )
+
+
+def _check_filter(conjuncts: list[exp.Expr], coverage: Coverage) -> None:
+    """Refuse a WHERE whose top-level conditions on a covered column exclude all of it."""
+    for column, first, last in coverage.periods:
+        low, high = _narrow(column, dt.date.min, dt.date.max, conjuncts)
+        if high < dt.date.fromisoformat(first) or low > dt.date.fromisoformat(last):
+            start = "…" if low == dt.date.min else low.isoformat()
+            end = "…" if high == dt.date.max else high.isoformat()
+            raise _outside(coverage, column, f"{column} from {start} to {end}")
+    for column, covered in coverage.codes:
+        allowed = _allowed(column, conjuncts)
+        if allowed is not None and not allowed & set(covered):
+            raise _outside(coverage, column, f"{column} {', '.join(sorted(allowed))}")
+
+
 def _values(
-    key: GroupKey, standard: Standard, codes: Codes, conjuncts: list[exp.Expr]
+    key: GroupKey,
+    standard: Standard,
+    codes: Codes,
+    conjuncts: list[exp.Expr],
+    coverage: Coverage,
 ) -> list[Any]:
     field = standard.field(key.column)
     if key.unit is not None:
@@ -79,8 +121,14 @@ def _values(
                 hint="group by a dimension instead, or ask the standard's maintainers "
                 "for a minimum and maximum",
             )
+        period = coverage.period(key.column)
+        if period is not None:
+            low, high = max(low, period[0]), min(high, period[1])
         low, high = _narrow(key.column, low, high, conjuncts)
-        return _buckets(low, high, key.unit)
+        buckets = _buckets(low, high, key.unit)
+        if not buckets and period is not None:
+            raise _outside(coverage, key.column, f"{key.column} outside it")
+        return buckets
     if field.enum is not None:
         values: list[Any] = list(field.enum)
     elif field.codelist is not None:
@@ -90,6 +138,11 @@ def _values(
             f"{key.column!r} has neither a code list nor an enum in {standard.name}",
             hint="give the dimension a public code list",
         )
+    covered = coverage.codes_of(key.column)
+    if covered is not None:
+        values = [v for v in values if normalize(v) in covered]
+        if not values:
+            raise _outside(coverage, key.column, f"the codes of {key.column} given to it")
     allowed = _allowed(key.column, conjuncts)
     if allowed is not None:
         values = [v for v in values if normalize(v) in allowed]

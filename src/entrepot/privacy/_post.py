@@ -16,6 +16,12 @@ Intervals, at confidence 1 - α (α = 0.05):
 - The merged "other" group: the sum of m noisy values has variance m·v; its
   half-width is √(m·v/α) (Chebyshev: conservative, valid for any noise shape);
   a single merged group keeps its exact half-width.
+- Near zero: a group whose size (its noisy count of units, else of rows, else of
+  values, else its first SUM) has a 95% interval reaching 0 cannot be told from an
+  empty group at this noise level. Its row is marked ``near_zero`` and its AVGs
+  have no value (their interval is what is known), and a policy may suppress such
+  groups: the threshold is the size's 95% half-width, a function of the public
+  noise scale only.
 
 The intervals cover the answer on the clamped, bounded data; clamping and
 contribution bounding can bias that answer against the raw data, and the answer's
@@ -26,7 +32,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -37,7 +43,7 @@ from entrepot.privacy.sql.query import Aggregate
 from entrepot.privacy.sql.rewrite import Quantity
 from entrepot.standards.schema import Standard
 
-__all__ = ["Noisy", "estimate_rows"]
+__all__ = ["Noisy", "estimate_rows", "size_name"]
 
 _ALPHA = 0.05
 Halfwidth = Callable[[str, float], float]
@@ -60,6 +66,9 @@ class Noisy:
 
     def name(self, kind: str, column: str | None) -> str:
         return self.quantities[(kind, column)].name
+
+    def kind(self, name: str) -> str:
+        return next(q.kind for q in self.quantities.values() if q.name == name)
 
     def count_name(self, column: str | None, standard: Standard) -> str:
         if column is None or standard.field(column).required:
@@ -100,17 +109,42 @@ def recipes(aggregates: Sequence[Aggregate], noisy: Noisy, standard: Standard) -
     return out
 
 
-Columns = list[tuple[list[float], list[float], list[float]]]
+Columns = list[tuple[list[float | None], list[float], list[float]]]
+_COUNTS = ("units", "rows", "values")
 
 
-def _columns(plan: Sequence[Recipe], vectors: dict[str, Any], width: Halfwidth) -> Columns:
+def size_name(quantities: Iterable[Quantity]) -> str | None:
+    """The quantity that tells a group from an empty one: its count of units, else of
+    rows, else of a column's values, else a SUM; None without any."""
+    ranked = sorted(quantities, key=lambda q: (_rank(q.kind), q.column or ""))
+    return ranked[0].name if ranked else None
+
+
+def _rank(kind: str) -> int:
+    return _COUNTS.index(kind) if kind in _COUNTS else len(_COUNTS)
+
+
+def _near_zero(noisy: Noisy, size: str | None, vectors: dict[str, Any], width: Halfwidth) -> Any:
+    """Per group, whether the 95% interval of its size reaches 0."""
+    if size is None:
+        return np.zeros(len(next(iter(vectors.values()), [])), dtype=bool)
+    v, h = vectors[size], width(size, _ALPHA)
+    if noisy.kind(size) in _COUNTS:
+        return v - h <= 0.0
+    return (v - h <= 0.0) & (v + h >= 0.0)
+
+
+def _columns(
+    plan: Sequence[Recipe], vectors: dict[str, Any], width: Halfwidth, near: Any
+) -> Columns:
     """Per aggregate, the value, low and high of every group, as Python floats.
 
     One array operation per step over all groups; each ``np.where`` keeps the exact
     choice (and the sign of a zero) of the scalar ``max``/``min`` it stands for, so
-    the answer's bytes are those of a group-by-group computation.
+    the answer's bytes are those of a group-by-group computation. An AVG has no value
+    where its group is ``near`` zero or its noisy count is not above 0.
     """
-    out = []
+    out: Columns = []
     for function, name, count_name, low, high in plan:
         v = vectors[name]
         if function in ("count", "count_distinct"):
@@ -122,7 +156,13 @@ def _columns(plan: Sequence[Recipe], vectors: dict[str, Any], width: Halfwidth) 
             h = width(name, _ALPHA)
             columns = (v, v - h, v + h)
         else:
-            columns = _average(v, vectors[count_name], name, count_name, low, high, width)
+            value, lo, hi, unknown = _average(
+                v, vectors[count_name], name, count_name, low, high, width
+            )
+            hidden = (unknown | near).tolist()
+            shown = [None if h else x for x, h in zip(value.tolist(), hidden, strict=True)]
+            out.append((shown, lo.tolist(), hi.tolist()))
+            continue
         out.append((columns[0].tolist(), columns[1].tolist(), columns[2].tolist()))
     return out
 
@@ -145,11 +185,12 @@ def _average(
     low: float,
     high: float,
     width: Halfwidth,
-) -> tuple[Any, Any, Any]:
+) -> tuple[Any, Any, Any, Any]:
     """AVG = SUM / COUNT per group; its interval spans the ratios of the two intervals.
 
     Both ends are clamped into the bounds: when every ratio falls outside them (the
     two intervals missed together, a < 5% event), the interval is the nearer bound.
+    The last array says where the count is not above 0, so the value is unknown.
     """
     total_h, count_h = width(total_name, _ALPHA / 2), width(count_name, _ALPHA / 2)
     near, far = count - count_h, count + count_h
@@ -167,14 +208,16 @@ def _average(
     value = np.where(empty, (low + high) / 2, value)
     lo = np.where(empty | unsure, low, lo)
     hi = np.where(empty | unsure, high, hi)
-    return value, lo, hi
+    return value, lo, hi, empty
 
 
-def _rows(keys: Sequence[tuple[Any, ...]], columns: Columns, *, other: bool = False) -> list[Row]:
+def _rows(
+    keys: Sequence[tuple[Any, ...]], columns: Columns, near: Any, *, other: bool = False
+) -> list[Row]:
     per_aggregate = [list(map(Estimate, *column)) for column in columns]
     return [
-        Row(key=key, values=tuple(estimates), other=other)
-        for key, *estimates in zip(keys, *per_aggregate, strict=True)
+        Row(key=key, values=tuple(estimates), other=other, near_zero=bool(marked))
+        for key, marked, *estimates in zip(keys, near.tolist(), *per_aggregate, strict=True)
     ]
 
 
@@ -187,18 +230,28 @@ def estimate_rows(
     threshold_name: str | None,
     threshold: float,
     merge: bool,
+    drop_near_zero: bool = False,
 ) -> tuple[list[Row], list[tuple[Any, ...]], list[tuple[Any, ...]]]:
-    """Rows to show, and the keys of suppressed and of merged groups."""
+    """Rows to show, and the keys of suppressed and of merged groups.
+
+    A group is small when its ``threshold_name`` count is under ``threshold``, or,
+    with ``drop_near_zero``, when it is near zero (see the module's docstring).
+    """
     plan = recipes(aggregates, noisy, standard)
     vectors = {name: np.asarray(vector, dtype=np.float64) for name, vector in noisy.vectors.items()}
-    small: list[int] = []
+    size = size_name(noisy.quantities.values())
+    width = noisy.halfwidth(1)
+    near = _near_zero(noisy, size, vectors, width)
+    below = np.zeros(len(groups), dtype=bool)
     if threshold_name is not None:
-        small = np.flatnonzero(vectors[threshold_name] < threshold).tolist()
-    shown = np.ones(len(groups), dtype=bool)
-    shown[small] = False
+        below = vectors[threshold_name] < threshold
+    if drop_near_zero:
+        below = below | near
+    small: list[int] = np.flatnonzero(below).tolist()
+    shown = ~below
     kept = {name: vector[shown] for name, vector in vectors.items()}
     keys = [key for key, keep in zip(groups, shown.tolist(), strict=True) if keep]
-    rows = _rows(keys, _columns(plan, kept, noisy.halfwidth(1)))
+    rows = _rows(keys, _columns(plan, kept, width, near[shown]), near[shown])
     small_keys = [groups[i] for i in small]
     if not merge or not small:
         return rows, small_keys, []
@@ -206,6 +259,9 @@ def estimate_rows(
         name: np.array([math.fsum(vector[i] for i in small)])
         for name, vector in noisy.vectors.items()
     }
+    merged_width = noisy.halfwidth(len(small))
+    merged_near = _near_zero(noisy, size, merged, merged_width)
     other_key = tuple(OTHER for _ in groups[0])
-    other = _rows([other_key], _columns(plan, merged, noisy.halfwidth(len(small))), other=True)
+    columns = _columns(plan, merged, merged_width, merged_near)
+    other = _rows([other_key], columns, merged_near, other=True)
     return [*rows, *other], [], small_keys

@@ -27,20 +27,29 @@ OTHER = "other"
 
 @dataclass(frozen=True)
 class Estimate:
-    """A noisy value and its interval; ``lo <= truth <= hi`` with the answer's confidence."""
+    """A noisy value and its interval; ``lo <= truth <= hi`` with the answer's confidence.
 
-    value: float
+    ``value`` is None for an AVG whose group cannot be told from an empty one: noise
+    over noise is not a figure, and the interval says all that is known.
+    """
+
+    value: float | None
     lo: float
     hi: float
 
 
 @dataclass(frozen=True)
 class Row:
-    """One output group: its key (one value per key column) and one estimate per aggregate."""
+    """One output group: its key (one value per key column) and one estimate per aggregate.
+
+    ``near_zero``: the 95% interval of the group's noisy count reaches 0, so at this
+    noise level the group cannot be told from an empty one.
+    """
 
     key: tuple[Any, ...]
     values: tuple[Estimate, ...]
     other: bool = False
+    near_zero: bool = False
 
 
 @dataclass(frozen=True)
@@ -52,6 +61,8 @@ class Answer:
     are all ``"other"``); ``suppressed`` and ``merged`` list the keys of groups whose
     noisy count fell under the threshold. ``scales`` gives each aggregate's noise
     scale (Laplace ``b`` or Gaussian ``σ``; for AVG, that of its SUM).
+    ``near_zero_threshold`` is the 95% half-width of a group's count: a row whose
+    count is under it is marked ``near_zero`` (and suppressed if the policy says so).
     """
 
     columns: tuple[str, ...]
@@ -68,9 +79,11 @@ class Answer:
     fingerprint: str = ""
     confidence: float = 0.95
     notes: tuple[str, ...] = field(default=())
+    near_zero_threshold: float = 0.0
 
     def to_arrow(self) -> pa.Table:
-        """One column per key, and per aggregate ``name``, ``name_lo``, ``name_hi``."""
+        """One column per key, per aggregate ``name``, ``name_lo``, ``name_hi``, and
+        ``near_zero`` last."""
         data: dict[str, list[Any]] = {}
         merged = any(row.other for row in self.rows)
         for name in self.columns:
@@ -85,8 +98,14 @@ class Answer:
                 data[name] = [row.values[index].value for row in self.rows]
                 data[f"{name}_lo"] = [row.values[index].lo for row in self.rows]
                 data[f"{name}_hi"] = [row.values[index].hi for row in self.rows]
+        data["near_zero"] = [row.near_zero for row in self.rows]
         if not self.rows:
-            return pa.table({name: pa.array([], pa.float64()) for name in data})
+            return pa.table(
+                {
+                    name: pa.array([], pa.bool_() if name == "near_zero" else pa.float64())
+                    for name in data
+                }
+            )
         return pa.table(data)
 
     def to_pandas(self) -> pd.DataFrame:
@@ -103,6 +122,7 @@ class Answer:
                     "key": [_plain(v) for v in row.key],
                     "values": [[e.value, e.lo, e.hi] for e in row.values],
                     "other": row.other,
+                    "near_zero": row.near_zero,
                 }
                 for row in self.rows
             ],
@@ -116,6 +136,7 @@ class Answer:
             "fingerprint": self.fingerprint,
             "confidence": self.confidence,
             "notes": list(self.notes),
+            "near_zero_threshold": self.near_zero_threshold,
         }
 
     def to_json(self) -> bytes:
@@ -147,6 +168,7 @@ class Answer:
                         key=key_of(r["key"]),
                         values=tuple(Estimate(*v) for v in r["values"]),
                         other=r["other"],
+                        near_zero=r.get("near_zero", False),
                     )
                     for r in doc["rows"]
                 ),
@@ -160,6 +182,7 @@ class Answer:
                 fingerprint=doc["fingerprint"],
                 confidence=doc["confidence"],
                 notes=tuple(doc["notes"]),
+                near_zero_threshold=doc.get("near_zero_threshold", 0.0),
             )
         except (ValueError, KeyError, TypeError) as error:
             raise InvalidInput(

@@ -31,7 +31,7 @@ from entrepot.engine.units import HIDDEN_COLUMNS
 from entrepot.errors import InvalidInput, PolicyViolation, QueryFailed, StorageCorrupt
 from entrepot.privacy import mechanisms
 from entrepot.privacy._groups import Codes, enumerate_groups, normalize
-from entrepot.privacy._post import Noisy, estimate_rows
+from entrepot.privacy._post import Noisy, estimate_rows, size_name
 from entrepot.privacy.answer import Answer
 from entrepot.privacy.policy import Policy
 from entrepot.privacy.sql.query import Query
@@ -137,6 +137,7 @@ class Plan:
             threshold_name=threshold_name,
             threshold=self.policy.threshold,
             merge=self.policy.small_groups == "merge",
+            drop_near_zero=self.policy.near_zero == "suppress",
         )
         return Answer(
             columns=self.query.output,
@@ -152,7 +153,18 @@ class Plan:
             threshold=self.policy.threshold,
             fingerprint=self.fingerprint,
             notes=self.notes,
+            near_zero_threshold=self.near_zero_threshold,
         )
+
+    @property
+    def near_zero_threshold(self) -> float:
+        """The 95% half-width of a group's count: under it, a group is near zero.
+
+        A function of the public noise scale only, so suppressing by it is too."""
+        name = size_name(self.rewrite.quantities)
+        if name is None:
+            return 0.0
+        return mechanisms.get(self.mechanism).halfwidth(self.scales[name])
 
     @cached_property
     def _index(self) -> dict[tuple[str, ...], int]:
@@ -225,7 +237,9 @@ def plan(
     query = check(sql, standard=standard, policy=policy, dataset=dataset)
     table = query.dataset
     spend, delta = price(policy, epsilon)
-    groups = enumerate_groups(query, standard, codes, limit=policy.max_groups)
+    groups = enumerate_groups(
+        query, standard, codes, limit=policy.max_groups, coverage=policy.coverage
+    )
     rewritten = rewrite(query, standard, policy, groups=len(groups))
     mechanism = mechanisms.get(policy.mechanism)
     share = mechanism.share(spend, delta, len(rewritten.quantities))

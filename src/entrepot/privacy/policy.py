@@ -21,6 +21,10 @@ the roles of the dataset's standard::
       dataset_cap: 10.0       # all consumers together (read by the budget ledger)
     latency_floor_ms: 250     # answers are padded to at least this latency
     max_groups: 10000         # the largest number of output groups
+    coverage:                 # what the dataset covers, in public: output groups come
+      visit_date: {from: 2025-01-01, to: 2025-06-30}   # from here, not the whole
+      district: {within: ["910000"]}                   # code list or time range
+    near_zero: mark           # groups whose count is not told from zero: mark or suppress
 
 Defaults from the roles: identifiers, quasi-identifiers and sensitive columns are
 never in WHERE or GROUP BY; measures are only allowed inside aggregates; dimensions
@@ -32,17 +36,19 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import yaml
 
 from entrepot.errors import InvalidInput, PolicyViolation
+from entrepot.privacy.coverage import Coverage, parse_coverage
 from entrepot.standards.schema import Role, Standard
 
 __all__ = [
     "AGGREGATES",
     "MECHANISMS",
+    "NEAR_ZERO",
     "SMALL_GROUPS",
     "Policy",
     "check_delta",
@@ -54,6 +60,7 @@ __all__ = [
 AGGREGATES = ("count", "count_distinct", "sum", "avg")
 MECHANISMS = ("laplace", "gaussian")
 SMALL_GROUPS = ("suppress", "merge")
+NEAR_ZERO = ("mark", "suppress")
 _KEYS = (
     "columns",
     "aggregates",
@@ -65,6 +72,8 @@ _KEYS = (
     "epsilon",
     "latency_floor_ms",
     "max_groups",
+    "coverage",
+    "near_zero",
 )
 # δ must stay negligible against 1/N for any realistic dataset size N; a provider
 # who needs a larger δ has misunderstood what it buys (a 1/N chance of a full leak).
@@ -94,6 +103,8 @@ class Policy:
     dataset_epsilon_cap: float = 10.0
     latency_floor_ms: int = 250
     max_groups: int = 10_000
+    coverage: Coverage = field(default_factory=Coverage)
+    near_zero: str = "mark"
 
     def to_dict(self) -> dict[str, Any]:
         """The policy as a document :func:`parse_policy` reads back to an equal policy."""
@@ -119,6 +130,8 @@ class Policy:
             },
             "latency_floor_ms": self.latency_floor_ms,
             "max_groups": self.max_groups,
+            "coverage": self.coverage.to_dict(),
+            "near_zero": self.near_zero,
         }
 
     def to_yaml(self) -> str:
@@ -127,8 +140,17 @@ class Policy:
     @property
     def digest(self) -> str:
         """SHA-256 of the canonical JSON of the policy: part of every answer's fingerprint."""
-        canonical = json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
+        document = asdict(self)
+        # Options added later count only when set, so a policy set before they existed
+        # keeps the digest its log entry states.
+        for name in ("coverage", "near_zero"):
+            if getattr(self, name) == _LATER_DEFAULTS[name]:
+                del document[name]
+        canonical = json.dumps(document, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+_LATER_DEFAULTS: dict[str, Any] = {"coverage": Coverage(), "near_zero": "mark"}
 
 
 def delta_limit(rows: int) -> float:
@@ -258,6 +280,8 @@ def parse_policy(document: Any, standard: Standard, *, where: str = "policy") ->
         dataset_epsilon_cap=reader.number(epsilon, "epsilon.dataset_cap", 10.0, positive=True),
         latency_floor_ms=reader.integer(document, "latency_floor_ms", 250, 0),
         max_groups=reader.integer(document, "max_groups", 10_000, 1),
+        coverage=parse_coverage(document.get("coverage", {}), standard, where),
+        near_zero=reader.choice(document, "near_zero", NEAR_ZERO, "mark"),
     )
 
 

@@ -25,8 +25,14 @@ class QueryIn(BaseModel):
 
 class AnswerRow(BaseModel):
     key: list[Any]
-    values: list[list[float | None]] = Field(description="Per aggregate: [value, low, high].")
+    values: list[list[float | None]] = Field(
+        description="Per aggregate: [value, low, high]; value is null for an AVG of a "
+        "group near zero."
+    )
     other: bool
+    near_zero: bool = Field(
+        False, description="The group's noisy count cannot be told from zero at this noise."
+    )
 
 
 class AnswerOut(BaseModel):
@@ -45,6 +51,9 @@ class AnswerOut(BaseModel):
     fingerprint: str
     confidence: float
     notes: list[str]
+    near_zero_threshold: float = Field(
+        0.0, description="The 95% half-width of a group's count: rows under it are near zero."
+    )
 
 
 class QueryOut(BaseModel):

@@ -46,8 +46,8 @@ __all__ = [
     "source",
 ]
 
-# Every name a refusal's ``rule`` can take (the planner adds ``epsilon_cap`` and
-# ``max_groups``); docs/privacy.md explains each one.
+# Every name a refusal's ``rule`` can take (the planner adds ``epsilon_cap``,
+# ``max_groups`` and ``coverage``); docs/privacy.md explains each one.
 RULE_NAMES = frozenset(
     {
         "nesting", "syntax", "comment", "single_statement", "set_operation", "statement",
@@ -57,6 +57,7 @@ RULE_NAMES = frozenset(
         "unknown_column", "count_distinct", "aggregate_argument", "aggregate_column",
         "row_level", "projection", "output_name", "where_column", "where_expression",
         "group_by_column", "group_by_expression", "expression", "epsilon_cap", "max_groups",
+        "coverage",
     }
 )  # fmt: skip
 
