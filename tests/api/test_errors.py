@@ -71,6 +71,6 @@ def test_every_operation_documents_its_success_body_and_the_error_shape(
 def test_the_api_package_names_its_public_surface() -> None:
     import entrepot.api
 
-    assert sorted(entrepot.api.__all__) == ["Client", "create_app", "current"]
+    assert sorted(entrepot.api.__all__) == ["create_app"]
     for name in entrepot.api.__all__:
         assert getattr(entrepot.api, name) is not None

@@ -227,7 +227,9 @@ class HttpClient:
         found: dict[str, Any] = self.get(f"/v1/policies/{dataset_path(dataset)}")
         return found
 
-    def set_policy(self, dataset: str, document: str, *, where: str = "") -> dict[str, Any]:
+    def set_policy(
+        self, dataset: str, document: str, *, where: str = "policy document"
+    ) -> dict[str, Any]:
         found: dict[str, Any] = self.request(
             "PUT", f"/v1/policies/{dataset_path(dataset)}", json={"document": document}
         )

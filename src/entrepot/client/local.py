@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from datetime import date, datetime
+from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from entrepot import standards as shipped
 from entrepot.client.protocol import Advance, Progress
@@ -28,6 +29,7 @@ from entrepot.schemas.providers import ProviderOut
 from entrepot.schemas.queries import QueryOut
 from entrepot.schemas.standards import CodeListOut, StandardOut, summary_of
 from entrepot.schemas.usage import InvoiceOut
+from entrepot.standards import Mapping, Standard
 from entrepot.transparency import TreeHead, read_verify_key
 
 __all__ = ["LocalClient", "ShippedStandards"]
@@ -127,28 +129,60 @@ class LocalClient(ShippedStandards):
         progress: Advance | None = None,
     ) -> dict[str, Any]:
         from entrepot.client.http import open_raw
-        from entrepot.exchange.catalog import publish_version
-        from entrepot.schemas.datasets import PublishedOut
-        from entrepot.vault import OnError, PublishRequest
 
         if provider is None:
             raise InvalidInput(
                 "a local publish needs --provider",
                 hint="name the publishing provider, e.g. --provider riverside-hospitals",
             )
+        target = shipped.get(standard)
+        with open_raw(source) as handle:
+            return self.publish_stream(
+                handle,
+                filename=source.name,
+                provider=provider,
+                standard=target,
+                title=title,
+                mapping=shipped.load_mapping(mapping) if mapping is not None else None,
+                mapping_text=None if mapping is None else mapping.read_text(encoding="utf-8-sig"),
+                dataset=dataset,
+                description=description,
+                on_error=on_error,
+                progress=progress,
+            )
+
+    def publish_stream(
+        self,
+        handle: BinaryIO,
+        *,
+        filename: str,
+        provider: str,
+        standard: Standard,
+        title: str,
+        mapping: Mapping | None = None,
+        mapping_text: str | None = None,
+        dataset: str | None = None,
+        description: str = "",
+        on_error: str = "reject",
+        progress: Advance | None = None,
+    ) -> dict[str, Any]:
+        """Publish the raw bytes ``handle`` reads (a file here, or an upload the API spooled)."""
+        from entrepot.exchange.catalog import publish_version
+        from entrepot.schemas.datasets import PublishedOut
+        from entrepot.vault import OnError, PublishRequest
+
         request = PublishRequest(
             provider=provider,
-            standard=shipped.get(standard),
+            standard=standard,
             title=title,
             dataset=dataset,
             description=description,
-            mapping=shipped.load_mapping(mapping) if mapping is not None else None,
-            mapping_text=mapping.read_text(encoding="utf-8-sig") if mapping is not None else None,
+            mapping=mapping,
+            mapping_text=mapping_text,
             on_error=OnError(on_error),
-            filename=source.name,
+            filename=filename,
         )
-        with open_raw(source) as handle:
-            published = publish_version(self.exchange.node, request, handle, progress=progress)
+        published = publish_version(self.exchange.node, request, handle, progress=progress)
         return PublishedOut.model_validate(published.to_dict()).model_dump(mode="json")
 
     # -- policies ------------------------------------------------------------------
@@ -159,9 +193,7 @@ class LocalClient(ShippedStandards):
     def set_policy(
         self, dataset: str, document: str, *, where: str = "policy document"
     ) -> dict[str, Any]:
-        info = self.exchange.policies.set(
-            self.actor, dataset, document, where=where or "policy document"
-        )
+        info = self.exchange.policies.set(self.actor, dataset, document, where=where)
         return PolicyOut.of(info).model_dump(mode="json")
 
     # -- access contracts ----------------------------------------------------------
@@ -216,8 +248,8 @@ class LocalClient(ShippedStandards):
         *,
         epsilon: float | None = None,
         max_queries: int | None = None,
-        price_per_query: str = "0",
-        price_per_epsilon: str = "0",
+        price_per_query: Decimal | str = "0",
+        price_per_epsilon: Decimal | str = "0",
         actions: Sequence[str] | None = None,
         until: date | None = None,
         duties: Sequence[str] | None = None,

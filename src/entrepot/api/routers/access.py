@@ -7,16 +7,14 @@ grants, a provider those for its own datasets. Anything else is a 404.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request, status
 from fastapi.responses import JSONResponse
 
-from entrepot.api._exchange import exchange_of
 from entrepot.api.auth import AnyActor, Consumer, Provider
 from entrepot.api.pagination import Page, PageParams, page_of, page_params
-from entrepot.exchange.contracts import Contracts, GrantInfo, RequestInfo, purposes
-from entrepot.exchange.odrl import agreement
+from entrepot.api.routers._client import client_of
 from entrepot.schemas.access import (
     GrantCreate,
     GrantOut,
@@ -40,19 +38,9 @@ GrantId = Annotated[
 ]
 
 
-def contracts(request: Request) -> Contracts:
-    return exchange_of(request).contracts
-
-
-ContractsDep = Annotated[Contracts, Depends(contracts)]
-
-
 @router.get("/purposes", summary="The purpose vocabulary requests choose from.")
-def list_purposes(_actor: AnyActor) -> list[PurposeOut]:
-    return [
-        PurposeOut(id=p.id, label=p.label, description=p.description, broader=p.broader, dpv=p.dpv)
-        for p in purposes().values()
-    ]
+def list_purposes(request: Request, actor: AnyActor) -> list[PurposeOut]:
+    return [PurposeOut.model_validate(p) for p in client_of(request, actor).purposes()]
 
 
 @router.post(
@@ -60,35 +48,33 @@ def list_purposes(_actor: AnyActor) -> list[PurposeOut]:
     status_code=status.HTTP_201_CREATED,
     summary="Request access to a dataset for a purpose (consumer).",
 )
-def create_request(actor: Consumer, body: RequestCreate, domain: ContractsDep) -> RequestOut:
-    info = domain.request(
-        actor,
+def create_request(request: Request, actor: Consumer, body: RequestCreate) -> RequestOut:
+    created = client_of(request, actor).request_access(
         body.dataset,
         purpose=body.purpose,
         epsilon=body.epsilon,
         until=body.until,
         since=body.since,
-        actions=tuple(body.actions),
+        actions=body.actions,
         note=body.note,
     )
-    return RequestOut.of(info)
+    return RequestOut.model_validate(created)
 
 
 @router.get("/requests", summary="Your requests, or those for your datasets (a provider's inbox).")
 def list_requests(
+    request: Request,
     actor: AnyActor,
-    domain: ContractsDep,
     paging: Paging,
     pending: Annotated[bool, Query(description="Only requests waiting for a decision.")] = False,
 ) -> Page[RequestOut]:
-    return page_of(domain.requests(actor, pending=pending), paging, RequestOut.of)
+    found = client_of(request, actor).access_requests(pending=pending)
+    return page_of(found, paging, RequestOut.model_validate)
 
 
 @router.get("/requests/{request_id}", summary="One request with its history.")
-def show_request(actor: AnyActor, request_id: RequestId, domain: ContractsDep) -> RequestOut:
-    info = domain.show(actor, _as("REQ", request_id))
-    assert isinstance(info, RequestInfo)
-    return RequestOut.of(info)
+def show_request(request: Request, actor: AnyActor, request_id: RequestId) -> RequestOut:
+    return RequestOut.model_validate(client_of(request, actor).access_show(_as("REQ", request_id)))
 
 
 @router.post(
@@ -97,43 +83,43 @@ def show_request(actor: AnyActor, request_id: RequestId, domain: ContractsDep) -
     summary="Grant a pending request: the contract (the dataset's provider).",
 )
 def grant_request(
-    actor: Provider, request_id: RequestId, body: GrantCreate, domain: ContractsDep
+    request: Request, actor: Provider, request_id: RequestId, body: GrantCreate
 ) -> GrantOut:
-    options: dict[str, Any] = {
-        "epsilon": body.epsilon,
-        "max_queries": body.max_queries,
-        "price_per_query": body.price_per_query,
-        "price_per_epsilon": body.price_per_epsilon,
-        "until": body.until,
-        "duties": tuple(body.duties),
-    }
-    if body.actions is not None:
-        options["actions"] = tuple(body.actions)
-    return GrantOut.of(domain.grant(actor, _as("REQ", request_id), **options))
+    granted = client_of(request, actor).grant_access(
+        _as("REQ", request_id),
+        epsilon=body.epsilon,
+        max_queries=body.max_queries,
+        price_per_query=body.price_per_query,
+        price_per_epsilon=body.price_per_epsilon,
+        actions=body.actions,
+        until=body.until,
+        duties=body.duties,
+    )
+    return GrantOut.model_validate(granted)
 
 
 @router.post("/requests/{request_id}/refuse", summary="Refuse a pending request (its provider).")
 def refuse_request(
-    actor: Provider, request_id: RequestId, body: Reason, domain: ContractsDep
+    request: Request, actor: Provider, request_id: RequestId, body: Reason
 ) -> RequestOut:
-    return RequestOut.of(domain.refuse(actor, _as("REQ", request_id), body.reason))
+    refused = client_of(request, actor).refuse_access(_as("REQ", request_id), body.reason)
+    return RequestOut.model_validate(refused)
 
 
 @router.get("/grants", summary="Your grants, or those for your datasets.")
 def list_grants(
+    request: Request,
     actor: AnyActor,
-    domain: ContractsDep,
     paging: Paging,
     active: Annotated[bool, Query(description="Only grants in force.")] = False,
 ) -> Page[GrantOut]:
-    return page_of(domain.grants(actor, active=active), paging, GrantOut.of)
+    found = client_of(request, actor).access_grants(active=active)
+    return page_of(found, paging, GrantOut.model_validate)
 
 
 @router.get("/grants/{grant_id}", summary="One grant with its history.")
-def show_grant(actor: AnyActor, grant_id: GrantId, domain: ContractsDep) -> GrantOut:
-    info = domain.show(actor, _as("GRANT", grant_id))
-    assert isinstance(info, GrantInfo)
-    return GrantOut.of(info)
+def show_grant(request: Request, actor: AnyActor, grant_id: GrantId) -> GrantOut:
+    return GrantOut.model_validate(client_of(request, actor).access_show(_as("GRANT", grant_id)))
 
 
 @router.get(
@@ -141,17 +127,15 @@ def show_grant(actor: AnyActor, grant_id: GrantId, domain: ContractsDep) -> Gran
     summary="A grant as an ODRL 2.2 Agreement (JSON-LD).",
     responses={200: {"content": {"application/ld+json": {"schema": {"type": "object"}}}}},
 )
-def export_odrl(actor: AnyActor, grant_id: GrantId, domain: ContractsDep) -> JSONResponse:
-    info = domain.show(actor, _as("GRANT", grant_id))
-    assert isinstance(info, GrantInfo)
-    return JSONResponse(agreement(info), media_type="application/ld+json")
+def export_odrl(request: Request, actor: AnyActor, grant_id: GrantId) -> JSONResponse:
+    document = client_of(request, actor).grant_odrl(_as("GRANT", grant_id))
+    return JSONResponse(document, media_type="application/ld+json")
 
 
 @router.post("/grants/{grant_id}/revoke", summary="Revoke a grant now (its provider, an operator).")
-def revoke_grant(
-    actor: AnyActor, grant_id: GrantId, body: Reason, domain: ContractsDep
-) -> GrantOut:
-    return GrantOut.of(domain.revoke(actor, _as("GRANT", grant_id), body.reason))
+def revoke_grant(request: Request, actor: AnyActor, grant_id: GrantId, body: Reason) -> GrantOut:
+    revoked = client_of(request, actor).revoke_grant(_as("GRANT", grant_id), body.reason)
+    return GrantOut.model_validate(revoked)
 
 
 def _as(prefix: str, ident: str) -> str:

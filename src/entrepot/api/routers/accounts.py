@@ -6,8 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Request, status
 
-from entrepot.api.auth import AnyActor, Operator, accounts_of
+from entrepot.api.auth import AnyActor, Operator
 from entrepot.api.pagination import Page, PageParams, page_of, page_params
+from entrepot.api.routers._client import client_of
 from entrepot.schemas.accounts import (
     AccountCreate,
     AccountCreated,
@@ -27,13 +28,13 @@ Paging = Annotated[PageParams, Depends(page_params)]
 
 
 @router.get("/me", summary="The account behind the token.")
-def me(actor: AnyActor) -> Me:
-    return Me(account=actor.account, role=actor.role, org=actor.org_slug)
+def me(request: Request, actor: AnyActor) -> Me:
+    return Me.model_validate(client_of(request, actor).me())
 
 
 @router.get("/accounts", summary="Accounts: all for operators, your organization's otherwise.")
 def list_accounts(request: Request, actor: AnyActor, paging: Paging) -> Page[AccountOut]:
-    return page_of(accounts_of(request).list_accounts(actor), paging, AccountOut.of)
+    return page_of(client_of(request, actor).accounts(), paging, AccountOut.model_validate)
 
 
 @router.post(
@@ -42,20 +43,17 @@ def list_accounts(request: Request, actor: AnyActor, paging: Paging) -> Page[Acc
     summary="Create an account (and its organization) with a first token (operator).",
 )
 def create_account(request: Request, actor: Operator, body: AccountCreate) -> AccountCreated:
-    info, issued = accounts_of(request).create(
-        actor, body.name, body.role, org=body.org, org_name=body.org_name
+    created = client_of(request, actor).create_account(
+        body.name, body.role, org=body.org, org_name=body.org_name
     )
-    return AccountCreated(
-        account=AccountOut.of(info),
-        token=NewToken(token=issued.secret, info=TokenOut.of(issued.info)),
-    )
+    return AccountCreated.model_validate(created)
 
 
 @router.get("/accounts/{name}/tokens", summary="An account's tokens (never their secrets).")
 def list_tokens(
     request: Request, actor: AnyActor, name: AccountName, paging: Paging
 ) -> Page[TokenOut]:
-    return page_of(accounts_of(request).tokens(actor, name), paging, TokenOut.of)
+    return page_of(client_of(request, actor).tokens(name), paging, TokenOut.model_validate)
 
 
 @router.post(
@@ -64,13 +62,12 @@ def list_tokens(
     summary="Issue a new token for an account (operator, or the account's organization).",
 )
 def issue_token(request: Request, actor: AnyActor, name: AccountName) -> NewToken:
-    issued = accounts_of(request).issue_token(actor, name)
-    return NewToken(token=issued.secret, info=TokenOut.of(issued.info))
+    return NewToken.model_validate(client_of(request, actor).issue_token(name))
 
 
 @router.get("/tokens", summary="Tokens you may see: all for operators, your organization's.")
 def list_all_tokens(request: Request, actor: AnyActor, paging: Paging) -> Page[TokenOut]:
-    return page_of(accounts_of(request).tokens(actor), paging, TokenOut.of)
+    return page_of(client_of(request, actor).tokens(), paging, TokenOut.model_validate)
 
 
 @router.post("/tokens/{token_id}/revoke", summary="Revoke a token by its public id.")
@@ -79,4 +76,4 @@ def revoke_token(
     actor: AnyActor,
     token_id: Annotated[str, Path(pattern=r"^[0-9a-f]{12}$")],
 ) -> TokenOut:
-    return TokenOut.of(accounts_of(request).revoke_token(actor, token_id))
+    return TokenOut.model_validate(client_of(request, actor).revoke_token(token_id))

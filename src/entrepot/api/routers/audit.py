@@ -15,9 +15,8 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BeforeValidator
 
-from entrepot.api._exchange import exchange_of
 from entrepot.api.auth import AnyActor, Auditor
-from entrepot.errors import InvalidInput, NotFound
+from entrepot.api.routers._client import client_of
 from entrepot.schemas.audit import (
     ConsistencyOut,
     EntryOut,
@@ -25,7 +24,7 @@ from entrepot.schemas.audit import (
     InclusionOut,
     ReconciliationOut,
 )
-from entrepot.transparency import Kind, TransparencyLog
+from entrepot.transparency import Kind
 
 __all__ = ["router"]
 
@@ -65,24 +64,19 @@ _EXPORT_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-def log_of(request: Request) -> TransparencyLog:
-    log: TransparencyLog = request.app.state.node.log
-    return log
-
-
 @router.get("/entries", summary="Log entries, oldest first (the last `limit` that match).")
 def entries(
     request: Request,
-    _actor: AnyActor,
+    actor: AnyActor,
     dataset: Annotated[str | None, Query(max_length=200)] = None,
     kind: Annotated[Kind | None, Query()] = None,
     since: Since = None,
     limit: Annotated[int, Query(ge=1, le=_ENTRIES_MAX)] = 100,
 ) -> list[EntryOut]:
-    found = log_of(request).search(
+    found = client_of(request, actor).audit_entries(
         dataset=dataset, kind=None if kind is None else kind.value, since=since, limit=limit
     )
-    return [EntryOut(index=index, entry=entry) for index, entry in found]
+    return [EntryOut.model_validate(item) for item in found]
 
 
 @router.get(
@@ -93,52 +87,39 @@ def entries(
     "the log is no shorter than the database last saw it. Computed by the server: what it "
     "reports, not a proof.",
 )
-def reconciliation(request: Request, _actor: Auditor) -> ReconciliationOut:
-    return ReconciliationOut.model_validate(exchange_of(request).reconcile().to_json())
+def reconciliation(request: Request, actor: Auditor) -> ReconciliationOut:
+    return ReconciliationOut.model_validate(client_of(request, actor).audit_reconciliation())
 
 
 @router.get("/head", summary="The latest signed tree head.")
-def head(request: Request, _actor: AnyActor) -> HeadOut:
-    latest = log_of(request).latest_head()
-    if latest is None:
-        raise NotFound(
-            "the log has no signed head yet",
-            hint="an auditor signs one with `entrepot audit head --new` (POST /v1/audit/heads)",
-        )
-    return HeadOut.model_validate(latest.to_json())
+def head(request: Request, actor: AnyActor) -> HeadOut:
+    return HeadOut.model_validate(client_of(request, actor).audit_head())
 
 
 @router.post("/heads", summary="Sign a new tree head now (auditor or operator).")
-def sign_head(request: Request, _actor: Auditor) -> HeadOut:
-    log = log_of(request)
-    if log.size == 0:
-        raise InvalidInput("the log is empty: nothing to sign", hint="wait for a first entry")
-    return HeadOut.model_validate(log.sign_head().to_json())
+def sign_head(request: Request, actor: Auditor) -> HeadOut:
+    return HeadOut.model_validate(client_of(request, actor).audit_sign_head())
 
 
 @router.get("/proofs/inclusion/{index}", summary="Inclusion proof of one entry.")
 def inclusion(
     request: Request,
-    _actor: AnyActor,
+    actor: AnyActor,
     index: Annotated[int, Path(ge=0, le=_SIZE_MAX)],
     size: Annotated[int | None, Query(ge=1, le=_SIZE_MAX)] = None,
 ) -> InclusionOut:
-    log = log_of(request)
-    if index >= log.size or (size is not None and index >= size):
-        raise NotFound(f"no log entry {index}", hint=f"the log holds {log.size} entries")
-    return InclusionOut.model_validate(log.prove(index, size).to_json())
+    return InclusionOut.model_validate(client_of(request, actor).audit_inclusion(index, size))
 
 
 @router.get("/proofs/consistency", summary="Consistency proof between two tree sizes.")
 def consistency(
     request: Request,
-    _actor: AnyActor,
+    actor: AnyActor,
     size1: Annotated[int, Query(ge=1, le=_SIZE_MAX)],
     size2: Annotated[int, Query(ge=1, le=_SIZE_MAX)],
 ) -> ConsistencyOut:
-    if size1 > size2:
-        raise InvalidInput("size1 must not exceed size2", hint="swap them")
-    return ConsistencyOut.model_validate(log_of(request).consistency(size1, size2).to_json())
+    proof = client_of(request, actor).audit_consistency(size1, size2)
+    return ConsistencyOut.model_validate(proof)
 
 
 def _chunks(lines: Iterable[bytes]) -> Iterator[bytes]:
@@ -160,8 +141,8 @@ def _chunks(lines: Iterable[bytes]) -> Iterator[bytes]:
     response_class=StreamingResponse,
     responses=_EXPORT_RESPONSES,
 )
-def export_heads(request: Request, _actor: Auditor) -> StreamingResponse:
-    lines = log_of(request).store.head_lines()
+def export_heads(request: Request, actor: Auditor) -> StreamingResponse:
+    lines = client_of(request, actor).audit_export_heads()
     return StreamingResponse(_chunks(lines), media_type=JSON_LINES)
 
 
@@ -173,7 +154,6 @@ def export_heads(request: Request, _actor: Auditor) -> StreamingResponse:
     response_class=StreamingResponse,
     responses=_EXPORT_RESPONSES,
 )
-def export_entries(request: Request, _actor: Auditor) -> StreamingResponse:
-    store = log_of(request).store
-    # The log as it is now: entries appended while streaming belong to a later export.
-    return StreamingResponse(_chunks(store.entries(0, store.size)), media_type=JSON_LINES)
+def export_entries(request: Request, actor: Auditor) -> StreamingResponse:
+    lines = client_of(request, actor).audit_export_entries()
+    return StreamingResponse(_chunks(lines), media_type=JSON_LINES)

@@ -10,10 +10,11 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
+from pydantic import TypeAdapter
 
-from entrepot.api._exchange import exchange_of
 from entrepot.api.auth import AnyActor, Provider
 from entrepot.api.pagination import Page, PageParams, page_of, page_params
+from entrepot.api.routers._client import client_of
 from entrepot.schemas.budgets import BudgetOut, CapIn, CapOut
 
 __all__ = ["router"]
@@ -21,6 +22,8 @@ __all__ = ["router"]
 router = APIRouter(prefix="/v1/budgets", tags=["budgets"])
 
 Paging = Annotated[PageParams, Depends(page_params)]
+_BUDGET = TypeAdapter(BudgetOut)
+_CAP = TypeAdapter(CapOut)
 
 
 @router.get("", summary="Budgets you hold (consumer) or that spend your datasets.")
@@ -30,10 +33,11 @@ def list_budgets(
     paging: Paging,
     closed: Annotated[bool, Query(description="Include revoked and expired budgets.")] = False,
 ) -> Page[BudgetOut]:
-    views = exchange_of(request).budgets.visible(actor, include_closed=closed)
-    return page_of(views, paging, lambda view: view)
+    found = client_of(request, actor).budgets(closed=closed)
+    return page_of(found, paging, _BUDGET.validate_python)
 
 
 @router.post("/caps", summary="Set a dataset's global ε cap across consumers (its provider).")
 def set_dataset_cap(request: Request, actor: Provider, body: CapIn) -> CapOut:
-    return exchange_of(request).budgets.set_cap(actor, body.dataset, body.epsilon)
+    cap = client_of(request, actor).set_cap(body.dataset, body.epsilon)
+    return _CAP.validate_python(cap)

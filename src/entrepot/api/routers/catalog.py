@@ -13,11 +13,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 
-from entrepot.api._exchange import exchange_of
 from entrepot.api.auth import AnyActor
 from entrepot.api.pagination import Page, PageParams, page_of, page_params
-from entrepot.exchange.catalog import Catalog
-from entrepot.exchange.dcat import export_dcat
+from entrepot.api.routers._client import client_of
 from entrepot.schemas.catalog import (
     SLUG,
     DatasetOut,
@@ -25,7 +23,7 @@ from entrepot.schemas.catalog import (
 )
 from entrepot.vault.refs import SLUG_MAX
 
-__all__ = ["catalog", "router"]
+__all__ = ["DatasetSlug", "ProviderSlug", "router"]
 
 router = APIRouter(prefix="/v1/catalog", tags=["catalog"])
 
@@ -38,47 +36,43 @@ DatasetSlug = Annotated[
 ]
 
 
-def catalog(request: Request, actor: AnyActor) -> Catalog:
-    """The catalog as the caller sees it: content figures for its own datasets only."""
-    return exchange_of(request).catalog(actor)
-
-
-CatalogDep = Annotated[Catalog, Depends(catalog)]
-
-
 @router.get("/datasets", summary="Every dataset in the catalog, by reference.")
 def list_datasets(
-    domain: CatalogDep,
+    request: Request,
+    actor: AnyActor,
     paging: Paging,
     provider: Annotated[
         str | None, Query(pattern=SLUG, max_length=SLUG_MAX, description="Only this provider.")
     ] = None,
 ) -> Page[DatasetOut]:
-    return page_of(domain.datasets(provider=provider), paging, DatasetOut.of)
+    found = client_of(request, actor).catalog_datasets(provider)
+    return page_of(found, paging, DatasetOut.model_validate)
 
 
 @router.get("/search", summary="Full-text search over titles, descriptions, columns; ranked.")
 def search(
-    domain: CatalogDep,
+    request: Request,
+    actor: AnyActor,
     paging: Paging,
     q: Annotated[str, Query(max_length=500, description="Words to find (prefixes match).")],
 ) -> Page[DatasetOut]:
     # The catalog ranks at most `catalog_max_results` hits; pages are cut from those.
-    ranked = domain.search(q, limit=domain.max_results)
-    return page_of(ranked, paging, DatasetOut.of)
+    ranked = client_of(request, actor).catalog_search(q)
+    return page_of(ranked, paging, DatasetOut.model_validate)
 
 
 @router.get("/datasets/{provider}/{dataset}", summary="A dataset's page.")
 def show_dataset(
-    domain: CatalogDep, provider: ProviderSlug, dataset: DatasetSlug
+    request: Request, actor: AnyActor, provider: ProviderSlug, dataset: DatasetSlug
 ) -> DatasetPageOut:
-    return DatasetPageOut.of(domain.show(f"{provider}/{dataset}"))
+    page = client_of(request, actor).catalog_show(f"{provider}/{dataset}")
+    return DatasetPageOut.model_validate(page)
 
 
 @router.get("/dcat", summary="The whole catalog as DCAT-3 JSON-LD.")
 def dcat(
     request: Request,
-    domain: CatalogDep,
+    actor: AnyActor,
     base_url: Annotated[
         str | None,
         Query(
@@ -89,4 +83,4 @@ def dcat(
         ),
     ] = None,
 ) -> dict[str, Any]:
-    return export_dcat(domain, base_url=base_url or str(request.base_url))
+    return client_of(request, actor).catalog_dcat(base_url or str(request.base_url))

@@ -16,17 +16,16 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from fastapi import APIRouter, Depends, File, Form, Request, UploadFile, status
+from fastapi import APIRouter, File, Form, Request, UploadFile, status
 
 from entrepot import standards
-from entrepot.api.auth import Provider
-from entrepot.api.routers.catalog import DatasetSlug, ProviderSlug, catalog
+from entrepot.api.auth import AnyActor, Provider
+from entrepot.api.routers._client import client_of
+from entrepot.api.routers.catalog import DatasetSlug, ProviderSlug
 from entrepot.errors import EntrepotError, InvalidInput, NotFound
-from entrepot.exchange.catalog import Catalog, publish_version
 from entrepot.schemas.catalog import SLUG, VersionOut
 from entrepot.schemas.datasets import PublishedOut
 from entrepot.vault import LocalVault
-from entrepot.vault.protocol import OnError, PublishRequest
 from entrepot.vault.refs import SLUG_MAX
 
 __all__ = ["router"]
@@ -63,34 +62,32 @@ def publish(
     filename = file.filename or "upload.csv"
     spool = _spool_path(LocalVault.of(node).vaults_dir)
     try:
-        published = publish_version(
-            node,
-            PublishRequest(
-                provider=actor.org_slug,
-                standard=standards.get(standard),
-                title=title,
-                dataset=dataset,
-                description=description,
-                mapping=None if mapping_text is None else _parse_mapping(mapping_text),
-                mapping_text=mapping_text,
-                on_error=OnError(on_error),
-                filename=filename,
-            ),
+        published = client_of(request, actor).publish_stream(
             file.file,
+            filename=filename,
+            provider=actor.org_slug,
+            standard=standards.get(standard),
+            title=title,
+            mapping=None if mapping_text is None else _parse_mapping(mapping_text),
+            mapping_text=mapping_text,
+            dataset=dataset,
+            description=description,
+            on_error=on_error,
         )
     except EntrepotError as error:
         error.message = _named(error.message, spool, filename)
         error.hint = _named(error.hint, spool, filename)
         error.details = _named(error.details, spool, filename)
         raise
-    return PublishedOut.model_validate(_named(published.to_dict(), spool, filename))
+    return PublishedOut.model_validate(_named(published, spool, filename))
 
 
 @router.get("/{provider}/{dataset}/versions", summary="A dataset's versions, oldest first.")
 def versions(
-    domain: Annotated[Catalog, Depends(catalog)], provider: ProviderSlug, dataset: DatasetSlug
+    request: Request, actor: AnyActor, provider: ProviderSlug, dataset: DatasetSlug
 ) -> list[VersionOut]:
-    return [VersionOut.of(v) for v in domain.versions(f"{provider}/{dataset}")]
+    found = client_of(request, actor).dataset_versions(f"{provider}/{dataset}")
+    return [VersionOut.model_validate(v) for v in found]
 
 
 def _spool_path(vaults: Path) -> re.Pattern[str]:

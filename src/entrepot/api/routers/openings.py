@@ -11,18 +11,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Request
 
-from entrepot.api._exchange import exchange_of
 from entrepot.api.auth import AnyActor
-from entrepot.exchange.openings import Openings
+from entrepot.api.routers._client import client_of
 from entrepot.schemas.openings import ContentOpeningOut, QueryOpeningOut
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/v1/openings", tags=["audit"])
-
-
-def openings_of(request: Request) -> Openings:
-    return exchange_of(request).openings
 
 
 @router.get(
@@ -32,7 +27,7 @@ def openings_of(request: Request) -> Openings:
 def query_opening(
     request: Request, actor: AnyActor, index: Annotated[int, Path(ge=0, le=2**62)]
 ) -> QueryOpeningOut:
-    return QueryOpeningOut.model_validate(openings_of(request).query(actor, index).to_json())
+    return QueryOpeningOut.model_validate(client_of(request, actor).query_opening(index))
 
 
 @router.get(
@@ -46,5 +41,5 @@ def content_opening(
     dataset: Annotated[str, Path(max_length=64)],
     version: Annotated[int, Path(ge=1, le=2**31)],
 ) -> ContentOpeningOut:
-    opened = openings_of(request).content(actor, f"{provider}/{dataset}", version)
-    return ContentOpeningOut.model_validate(opened.to_json())
+    opened = client_of(request, actor).version_opening(f"{provider}/{dataset}", version)
+    return ContentOpeningOut.model_validate(opened)

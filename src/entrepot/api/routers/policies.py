@@ -7,14 +7,11 @@ dataset answers 404, as if it did not exist.
 
 from __future__ import annotations
 
-from typing import Annotated
+from fastapi import APIRouter, Request
 
-from fastapi import APIRouter, Depends, Request
-
-from entrepot.api._exchange import exchange_of
 from entrepot.api.auth import AnyActor, Provider
+from entrepot.api.routers._client import client_of
 from entrepot.api.routers.catalog import DatasetSlug, ProviderSlug
-from entrepot.exchange.policies import Policies
 from entrepot.schemas.policies import PolicyIn, PolicyOut
 
 __all__ = ["router"]
@@ -22,18 +19,11 @@ __all__ = ["router"]
 router = APIRouter(prefix="/v1/policies", tags=["policies"])
 
 
-def policies(request: Request) -> Policies:
-    return exchange_of(request).policies
-
-
-PoliciesDep = Annotated[Policies, Depends(policies)]
-
-
 @router.get("/{provider}/{dataset}", summary="The policy in force on a dataset.")
 def show(
-    _actor: AnyActor, domain: PoliciesDep, provider: ProviderSlug, dataset: DatasetSlug
+    request: Request, actor: AnyActor, provider: ProviderSlug, dataset: DatasetSlug
 ) -> PolicyOut:
-    return PolicyOut.of(domain.get(f"{provider}/{dataset}"))
+    return PolicyOut.model_validate(client_of(request, actor).policy(f"{provider}/{dataset}"))
 
 
 @router.put(
@@ -41,11 +31,12 @@ def show(
     summary="Set a dataset's policy and its global ε cap (the dataset's provider).",
 )
 def set_policy(
+    request: Request,
     actor: Provider,
-    domain: PoliciesDep,
     provider: ProviderSlug,
     dataset: DatasetSlug,
     body: PolicyIn,
 ) -> PolicyOut:
-    info = domain.set(actor, f"{provider}/{dataset}", body.document, where="policy document")
-    return PolicyOut.of(info)
+    client = client_of(request, actor)
+    info = client.set_policy(f"{provider}/{dataset}", body.document, where="policy document")
+    return PolicyOut.model_validate(info)

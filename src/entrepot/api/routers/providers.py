@@ -12,8 +12,8 @@ from fastapi import APIRouter, Depends, Request, status
 
 from entrepot.api.auth import AnyActor, Operator
 from entrepot.api.pagination import Page, PageParams, page_of, page_params
+from entrepot.api.routers._client import client_of
 from entrepot.schemas.providers import ProviderIn, ProviderOut
-from entrepot.vault.providers import add_provider, list_providers
 
 __all__ = ["router"]
 
@@ -23,10 +23,10 @@ Paging = Annotated[PageParams, Depends(page_params)]
 
 
 @router.get("", summary="Every provider of this node, by slug.")
-def list_all(request: Request, _actor: AnyActor, paging: Paging) -> Page[ProviderOut]:
-    return page_of(list_providers(request.app.state.node.db), paging, ProviderOut.of)
+def list_all(request: Request, actor: AnyActor, paging: Paging) -> Page[ProviderOut]:
+    return page_of(client_of(request, actor).providers(), paging, ProviderOut.model_validate)
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, summary="Register a provider (operator).")
-def add(request: Request, _actor: Operator, body: ProviderIn) -> ProviderOut:
-    return ProviderOut.of(add_provider(request.app.state.node.db, body.slug, body.name))
+def add(request: Request, actor: Operator, body: ProviderIn) -> ProviderOut:
+    return ProviderOut.model_validate(client_of(request, actor).add_provider(body.slug, body.name))

@@ -13,12 +13,12 @@ from fastapi import APIRouter, Depends, Path
 from entrepot import standards
 from entrepot.api.auth import AnyActor
 from entrepot.api.pagination import Page, PageParams, page_of, page_params
+from entrepot.client.local import ShippedStandards
 from entrepot.errors import NotFound
 from entrepot.schemas.standards import (
     CodeListOut,
     StandardOut,
     StandardSummary,
-    summary_of,
 )
 
 __all__ = ["router"]
@@ -34,26 +34,25 @@ CodeListName = Annotated[
 ]
 
 
-def _shipped(name: str) -> standards.Standard:
+def _shipped(name: str) -> str:
     if name not in standards.names():
         raise NotFound(
             f"no standard {name!r} on this node",
             hint=f"the shipped standards are: {', '.join(standards.names())}",
         )
-    return standards.get(name)
+    return name
 
 
 @router.get("", summary="The standards datasets can be published in.")
 def list_standards(_actor: AnyActor, paging: Paging) -> Page[StandardSummary]:
-    shipped = [standards.get(name) for name in standards.names()]
-    return page_of(shipped, paging, summary_of)
+    return page_of(ShippedStandards().standards(), paging, StandardSummary.model_validate)
 
 
 @router.get("/codelists/{name}", summary="A code list: codes, labels and parent codes.")
 def show_codelist(_actor: AnyActor, name: CodeListName) -> CodeListOut:
-    return CodeListOut.of(standards.codelist(name))
+    return CodeListOut.model_validate(ShippedStandards().codelist(name))
 
 
 @router.get("/{name}", summary="One standard: columns with type, role, constraints, bounds.")
 def show_standard(_actor: AnyActor, name: StandardName) -> StandardOut:
-    return StandardOut.model_validate(_shipped(name).summary())
+    return StandardOut.model_validate(ShippedStandards().standard(_shipped(name)))

@@ -11,8 +11,8 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import PlainTextResponse
 
-from entrepot.api._exchange import exchange_of
 from entrepot.api.auth import AnyActor
+from entrepot.api.routers._client import client_of
 from entrepot.schemas.catalog import SLUG
 from entrepot.schemas.usage import InvoiceOut
 from entrepot.vault.refs import SLUG_MAX
@@ -48,7 +48,7 @@ def usage(
     party: Party = None,
     format: Annotated[Literal["json", "csv"], Query()] = "json",
 ) -> InvoiceOut | PlainTextResponse:
-    invoice = exchange_of(request).metering.invoice(actor, month, party)
+    client = client_of(request, actor)
     if format == "csv":
-        return PlainTextResponse(invoice.to_csv(), media_type="text/csv")
-    return InvoiceOut.model_validate(invoice.to_dict())
+        return PlainTextResponse(client.usage_csv(month, party), media_type="text/csv")
+    return InvoiceOut.model_validate(client.usage(month, party))
