@@ -420,9 +420,10 @@ class Contracts:
     # -- the execution-time check -------------------------------------------------
 
     def authorize(
-        self, consumer: Actor, dataset: str | int, action: str, purpose: str
+        self, consumer: Actor, dataset: str | int, action: str, purpose: str | None = None
     ) -> GrantInfo:
-        """The grant that lets ``consumer`` do ``action`` on ``dataset`` for ``purpose``.
+        """The grant that lets ``consumer`` do ``action`` on ``dataset`` for ``purpose``
+        (by default, the grant's own purpose).
 
         Raises :class:`ContractViolation` naming the clause that refuses: ``grant`` (none),
         ``revoked``, ``period``, ``action``, ``purpose`` or ``count``. ε is the ledger's
@@ -468,7 +469,7 @@ class Contracts:
                     clause="action",
                     hint=ask + f" with --action {action}",
                 )
-            if not covers(current.purpose, purpose):
+            if purpose is not None and not covers(current.purpose, purpose):
                 raise ContractViolation(
                     f"{ref} is for the purpose {current.purpose}, not {purpose}",
                     clause="purpose",

@@ -237,10 +237,12 @@ class Coordinator:
             refs = request.datasets()
             policies = [self._policy(ref) for ref in refs]
             floor.ms = max(policy.latency_floor_ms for policy in policies)
-            purpose = purpose or self._purpose(consumer, refs[0])
-            grants = [
+            # Unless stated, the purpose is that of the grant on the first dataset.
+            first = self.contracts.authorize(consumer, str(refs[0]), request.action, purpose)
+            purpose = purpose or first.purpose
+            grants = [first] + [
                 self.contracts.authorize(consumer, str(ref), request.action, purpose)
-                for ref in refs
+                for ref in refs[1:]
             ]
             found = tuple(
                 Found(ref, policy, self.vault.standard(ref), self.vault.versions(ref)[-1])
@@ -262,17 +264,6 @@ class Coordinator:
         except NotFound as missing:
             # Logged like the checker's refusals, so probing for names leaves a trace.
             raise NotFound(missing.message, hint=missing.hint, rule="unknown_dataset") from None
-
-    def _purpose(self, consumer: Actor, ref: DatasetRef) -> str:
-        """The purpose of the consumer's active grant on ``ref``: the default one to state."""
-        for grant in self.contracts.grants(consumer, active=True):
-            if grant.dataset == str(ref):
-                return grant.purpose
-        raise ContractViolation(
-            f"{consumer.name} holds no active grant on {ref}",
-            clause="grant",
-            hint="request access with `entrepot access request`",
-        )
 
     def _complete(self, consumer: Actor, request: Request, screened: _Screened) -> Done:
         assert consumer.org_id is not None  # authorize() refused consumers without an org

@@ -80,10 +80,11 @@ class Policies:
     def get(self, dataset: DatasetRef | str) -> PolicyInfo:
         """The policy in force: the provider's, or the default of the standard's roles."""
         ref = DatasetRef.parse(dataset) if isinstance(dataset, str) else dataset
-        dataset_id, _provider, standard = _dataset(self.node, ref)
         with self.node.db.read() as session:
+            dataset = find_dataset(session, ref)
+            standard = parse_standard(dataset.schema, dataset.standard)
             record = session.scalar(
-                select(PolicyRecord).where(PolicyRecord.dataset_id == dataset_id)
+                select(PolicyRecord).where(PolicyRecord.dataset_id == dataset.id)
             )
         if record is None:
             return PolicyInfo(str(ref), default_policy(standard), explicit=False)
