@@ -59,3 +59,57 @@ def test_vault_timestamps_become_naive_utc_at_the_same_instant(empty_db: Databas
     with empty_db.engine.begin() as connection:
         [stored] = connection.execute(select(after.c.created_at)).scalars()
     assert stored == datetime(2026, 11, 15, 9, 0)
+
+
+def test_every_provider_gets_its_organization(empty_db: Database) -> None:
+    _migrate(empty_db, "0007")
+    created = datetime(2026, 11, 15, 9, 0)
+    providers = table(
+        "providers", column("id"), column("slug"), column("name"), column("created_at", DateTime())
+    )
+    organizations = table(
+        "organizations",
+        column("slug"),
+        column("name"),
+        column("kind"),
+        column("provider_id"),
+        column("created_at", DateTime()),
+    )
+    with empty_db.engine.begin() as connection:
+        connection.execute(
+            insert(providers),
+            [
+                {"id": 1, "slug": "never-used", "name": "Never Used", "created_at": created},
+                {"id": 2, "slug": "used", "name": "Used", "created_at": created},
+                {"id": 3, "slug": "clash", "name": "Clash", "created_at": created},
+            ],
+        )
+        connection.execute(
+            insert(organizations).values(created_at=created),
+            [
+                # As first use made it before, for provider 2.
+                {"slug": "used", "name": "Used", "kind": "provider", "provider_id": 2},
+                {
+                    "slug": "clash",
+                    "name": "Clash Consumer",
+                    "kind": "consumer",
+                    "provider_id": None,
+                },
+            ],
+        )
+    _migrate(empty_db, "0008")
+    with empty_db.engine.begin() as connection:
+        rows = connection.execute(
+            select(
+                organizations.c.slug,
+                organizations.c.name,
+                organizations.c.kind,
+                organizations.c.provider_id,
+                organizations.c.created_at,
+            ).order_by(organizations.c.slug)
+        ).all()
+    assert [tuple(row) for row in rows] == [
+        ("clash", "Clash Consumer", "consumer", None, created),
+        ("never-used", "Never Used", "provider", 1, created),
+        ("used", "Used", "provider", 2, created),
+    ]

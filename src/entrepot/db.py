@@ -26,6 +26,7 @@ __all__ = ["MODEL_MODULES", "Base", "Database"]
 
 # Modules that declare tables; imported before migrations are compared with models.
 MODEL_MODULES: tuple[str, ...] = (
+    "entrepot.organizations",
     "entrepot.vault.models",
     "entrepot.exchange.accounts",
     "entrepot.exchange.contracts",

@@ -2,7 +2,7 @@
 
 Every party is an organization (``city-health-bureau``) with accounts in one role:
 ``operator`` (runs the node), ``provider`` (its organization is a vault provider:
-the ``organizations`` row links the ``providers`` row, nothing is duplicated),
+it is made with its vault ``providers`` row, see :mod:`entrepot.organizations`),
 ``consumer`` or ``auditor``. Functions take the acting party as an explicit
 :class:`Actor`: the API builds it from a token, the local CLI from ``--as ORG``, and
 :data:`LOCAL` is whoever holds the node's home (they hold every file already).
@@ -37,7 +37,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from enum import StrEnum
 from typing import Any
 
 from argon2 import PasswordHasher
@@ -51,10 +50,10 @@ from entrepot.clock import utcnow
 from entrepot.db import Base, Database
 from entrepot.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
 from entrepot.exchange.outbox import Outbox
+from entrepot.organizations import Organization, Role
 from entrepot.settings import Settings
 from entrepot.transparency import TransparencyLog
 from entrepot.transparency.entries import Kind, make_entry
-from entrepot.vault.models import Provider
 from entrepot.vault.refs import check_slug
 
 __all__ = [
@@ -78,26 +77,7 @@ _TOKEN = re.compile(r"ent_([0-9a-f]{12})_[A-Za-z0-9_-]{43}")
 _CACHE_MAX = 4096
 
 
-class Role(StrEnum):
-    OPERATOR = "operator"
-    PROVIDER = "provider"
-    CONSUMER = "consumer"
-    AUDITOR = "auditor"
-
-
 _ROLES = "', '".join(Role)
-
-
-class Organization(Base):
-    __tablename__ = "organizations"
-    __table_args__ = (CheckConstraint(f"kind IN ('{_ROLES}')", name="kind"),)
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    slug: Mapped[str] = mapped_column(String(64), unique=True)
-    name: Mapped[str] = mapped_column(String(200))
-    kind: Mapped[str] = mapped_column(String(16))
-    provider_id: Mapped[int | None] = mapped_column(ForeignKey("providers.id"), unique=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime)
 
 
 class Account(Base):
@@ -311,43 +291,16 @@ class Accounts:
     # -- organizations ------------------------------------------------------------
 
     def actor(self, org_slug: str) -> Actor:
-        """Act as organization ``org_slug`` (the local CLI's ``--as``).
-
-        A vault provider gets its organization on first use, linked to its providers row.
-        """
+        """Act as organization ``org_slug`` (the local CLI's ``--as``)."""
         with self.db.read() as session:
             org = session.scalar(select(Organization).where(Organization.slug == org_slug))
-            if org is not None:
-                return _actor_of(org)
-        try:
-            with self.db.write() as session:
-                return _actor_of(self._org(session, org_slug, create_provider=True))
-        except IntegrityError:
-            # Another process created the organization first: use theirs.
-            with self.db.read() as session:
-                return _actor_of(self._org(session, org_slug))
-
-    def _org(self, session: Session, slug: str, *, create_provider: bool = False) -> Organization:
-        org = session.scalar(select(Organization).where(Organization.slug == slug))
-        if org is not None:
-            return org
-        provider = session.scalar(select(Provider).where(Provider.slug == slug))
-        if provider is None or not create_provider:
+        if org is None:
             raise NotFound(
-                f"no organization {slug!r} on this node",
-                hint=f"create it with `entrepot account create {slug} --role consumer`, "
-                f"or `entrepot provider add {slug}` for a data provider",
+                f"no organization {org_slug!r} on this node",
+                hint=f"create it with `entrepot account create {org_slug} --role consumer`, "
+                f"or `entrepot provider add {org_slug}` for a data provider",
             )
-        org = Organization(
-            slug=slug,
-            name=provider.name,
-            kind=Role.PROVIDER,
-            provider_id=provider.id,
-            created_at=self.clock(),
-        )
-        session.add(org)
-        session.flush()
-        return org
+        return _actor_of(org)
 
     # -- accounts -----------------------------------------------------------------
 
@@ -400,22 +353,13 @@ class Accounts:
         return info, token
 
     def _new_org(self, session: Session, slug: str, role: str, name: str | None) -> Organization:
-        provider_id = None
         if role == Role.PROVIDER:
-            provider = session.scalar(select(Provider).where(Provider.slug == slug))
-            if provider is None:
-                raise NotFound(
-                    f"no provider {slug!r} on this node for a provider account",
-                    hint=f'add it first with `entrepot provider add {slug} --name "..."`',
-                )
-            provider_id, name = provider.id, name or provider.name
-        org = Organization(
-            slug=slug,
-            name=name or slug,
-            kind=role,
-            provider_id=provider_id,
-            created_at=self.clock(),
-        )
+            # A provider's organization is made with its vault row, never here.
+            raise NotFound(
+                f"no provider {slug!r} on this node for a provider account",
+                hint=f'add it first with `entrepot provider add {slug} --name "..."`',
+            )
+        org = Organization(slug=slug, name=name or slug, kind=role, created_at=self.clock())
         session.add(org)
         session.flush()
         return org

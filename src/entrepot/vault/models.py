@@ -31,7 +31,11 @@ __all__ = ["Dataset", "Provider", "Version"]
 
 
 class Provider(Base):
-    """An organization that holds data on this node and publishes it."""
+    """The vault's row of an organization that holds data on this node and publishes it.
+
+    Its :class:`~entrepot.organizations.Organization` references it and is written in
+    the same transaction (see :func:`entrepot.vault.providers.add_provider`).
+    """
 
     __tablename__ = "providers"
 

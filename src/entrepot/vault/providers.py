@@ -10,9 +10,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from entrepot._text import check_text
-from entrepot.clock import as_utc
+from entrepot.clock import as_utc, utcnow
 from entrepot.db import Database
 from entrepot.errors import Conflict, InvalidInput, NotFound
+from entrepot.organizations import Organization, Role
 from entrepot.vault.models import Dataset, Provider
 from entrepot.vault.refs import check_slug
 
@@ -39,7 +40,11 @@ class ProviderInfo:
 
 
 def add_provider(db: Database, slug: str, name: str) -> ProviderInfo:
-    """Register a provider; its slug names it in dataset references."""
+    """Register a provider and its organization, in one transaction.
+
+    The slug names both: the organization (``--as``, accounts) and the provider in
+    dataset references.
+    """
     check_slug(slug, "provider")
     name = check_text(name.strip(), "provider name")
     if not name or len(name) > _NAME_MAX:
@@ -53,9 +58,21 @@ def add_provider(db: Database, slug: str, name: str) -> ProviderInfo:
                 f"provider {slug} already exists",
                 hint="list providers with `entrepot provider list`, or choose another slug",
             )
-        provider = Provider(slug=slug, name=name)
+        taken = session.scalar(select(Organization.kind).where(Organization.slug == slug))
+        if taken is not None:
+            raise Conflict(
+                f"organization {slug} already exists as a {taken}",
+                hint="a provider is an organization of its own: choose another slug",
+            )
+        now = utcnow()
+        provider = Provider(slug=slug, name=name, created_at=now)
         session.add(provider)
         session.flush()
+        session.add(
+            Organization(
+                slug=slug, name=name, kind=Role.PROVIDER, provider_id=provider.id, created_at=now
+            )
+        )
         return ProviderInfo(provider.slug, provider.name, provider.created_at)
 
 
