@@ -214,9 +214,8 @@ def _ident(name: str) -> str:
 def scan(raw: RawFile, wanted: list[str]) -> str:
     """SQL reading the ``wanted`` columns of ``raw`` as text, in file order.
 
-    Nothing is stored: the validation types and checks the rows as they are read.
-    DuckDB keeps a single table function's row order when the result is inserted, so
-    a table created from this scan numbers the records in ``rowid``.
+    Nothing is stored: the validation numbers, types and checks the rows as they are
+    read.
     """
     columns = "{" + ", ".join(f"{_quote(c)}: 'VARCHAR'" for c in raw.columns) + "}"
     nulls = "[" + ", ".join(_quote(n) for n in raw.source.null_values) + "]"

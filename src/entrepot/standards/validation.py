@@ -7,7 +7,7 @@
         v.write_valid(Path("visits.parquet"))
         v.write_rejected(Path("rejected.parquet"))
 
-The file is read once: each row is mapped onto the standard's columns, typed strictly
+The file is read once: each row is numbered, mapped onto the standard's columns, typed strictly
 and checked by every row rule as it is read, and only the typed values are stored
 (with the texts a rejected row needs); checks across rows (keys that repeat) then run
 on the stored values. Nothing runs row by row in Python. The
@@ -61,11 +61,6 @@ def _ident(name: str) -> str:
 _PRINTED_BACK = ("integer", "date")
 
 
-def _line(first: int) -> str:
-    """A stored row's source line: rows are stored in file order, numbered by rowid."""
-    return f"(rowid + {int(first)})"
-
-
 def _text(c: Column) -> str:
     """SQL for a stored row's text as read (after the mapping)."""
     if c.field.type == "string":
@@ -109,10 +104,8 @@ class Validation:
         columns: list[Column],
         checks: list[Check],
         report: Report,
-        first_line: int,
     ) -> None:
         self._con = con
-        self._first_line = first_line
         self._workdir = workdir
         self.standard = standard
         self._columns = columns
@@ -131,17 +124,15 @@ class Validation:
             f"CAST({c.value} AS {SQL_TYPES[c.field.type]}) AS {_ident(c.field.name)}"
             for c in self._columns
         )
-        # A single table filtered keeps its row order: no sort needed.
-        self._copy(f"SELECT {typed} FROM checked WHERE NOT invalid", path)
+        self._copy(f"SELECT {typed} FROM checked WHERE NOT invalid ORDER BY line", path)
         return self.report.rows_valid
 
     def write_rejected(self, path: Path) -> int:
         """Write the invalid rows to Parquet: ``line``, ``reasons`` (``rule:column``) and
         every column's text as read (after the mapping); return their count."""
         texts = ", ".join(f"{_text(c)} AS {_ident(c.field.name)}" for c in self._columns)
-        line = _line(self._first_line)
         self._copy(
-            f"SELECT {line} AS line, {_reasons(self._checks)} AS reasons, {texts} "
+            f"SELECT line, {_reasons(self._checks)} AS reasons, {texts} "
             "FROM checked WHERE invalid ORDER BY line",
             path,
         )
@@ -232,9 +223,12 @@ def _missing_hint(raw: RawFile, default: str) -> str:
     )
 
 
-def _mapped(source: str, standard: Standard, plan: dict[str, ColumnMap]) -> str:
-    """SQL for the file's rows as the standard's columns of text ``t0, t1, ...``."""
-    selects = []
+def _mapped(raw: RawFile, source: str, standard: Standard, plan: dict[str, ColumnMap]) -> str:
+    """SQL for the file's rows as their source ``line`` and the standard's columns of
+    text ``t0, t1, ...``."""
+    # A window with an empty OVER numbers the rows in file order (DuckDB guarantees
+    # it); the rows themselves may then be stored in any order.
+    selects = [f"row_number() OVER () + {raw.first_line - 1} AS line"]
     for i, f in enumerate(standard.fields):
         entry = plan.get(f.name)
         if entry is None:
@@ -253,13 +247,13 @@ def _mapped(source: str, standard: Standard, plan: dict[str, ColumnMap]) -> str:
     return f"SELECT {', '.join(selects)} FROM {source}"
 
 
-def _ordered(checks: list[Check]) -> tuple[list[Check], list[Check], list[Check]]:
-    """The checks as three groups, in the order of their flags ``x0, x1, ...``: row
-    checks, row checks that read other checks' flags, and checks across rows."""
+def _ordered(checks: list[Check]) -> tuple[list[Check], list[Check]]:
+    """The checks in the order of their flags ``x0, x1, ...``, as two groups: row
+    checks that read no other flag, then the others (row checks that read flags, and
+    checks across rows), each in the standard's order."""
     tokens = [f"{{{c.rule}:{c.column}}}" for c in checks]
-    dependent = [c for c in checks if not c.key and any(token in c.condition for token in tokens)]
-    plain = [c for c in checks if not c.key and c not in dependent]
-    return plain, dependent, [c for c in checks if c.key]
+    later = [c for c in checks if c.key or any(token in c.condition for token in tokens)]
+    return [c for c in checks if c not in later], later
 
 
 def _checked_table(
@@ -271,8 +265,8 @@ def _checked_table(
 ) -> list[Check]:
     """Read, type and check every row into table ``checked``; return the checks in the
     order of the flag columns ``x0, x1, ...``."""
-    plain, dependent, keyed = _ordered(checks)
-    ordered = plain + dependent + keyed
+    plain, later = _ordered(checks)
+    ordered = plain + later
     flag = {f"{{{c.rule}:{c.column}}}": f"x{i}" for i, c in enumerate(ordered)}
 
     def resolved(condition: str) -> str:
@@ -284,13 +278,15 @@ def _checked_table(
         return "".join(
             f", coalesce({resolved(c.condition)}, false) AS x{first + i}"
             for i, c in enumerate(items)
+            if not c.key
         )
 
-    rows = len(plain) + len(dependent)
+    keyed = [(f"x{i}", c.key) for i, c in enumerate(ordered) if c.key]
     texts = ", ".join(c.text for c in columns)
     values = ", ".join(f"{typed_value(c)} AS {c.value}" for c in columns)
-    invalid = " OR ".join(f"x{i}" for i in range(rows)) or "false"
-    pending = "".join(f", false AS x{rows + i}" for i in range(len(keyed)))
+    invalid = " OR ".join(f"x{i}" for i, c in enumerate(ordered) if not c.key) or "false"
+    # Checks across rows are flagged once every row is stored.
+    pending = "".join(f", false AS {name}" for name, _ in keyed)
     stored = "".join(
         f", {_kept_text(c, bool(keyed))} AS {c.text}" for c in columns if c.field.type != "string"
     )
@@ -299,12 +295,12 @@ def _checked_table(
         raw,
         f"CREATE TABLE checked AS SELECT * EXCLUDE ({texts}){pending}{stored} FROM ("
         f"SELECT *, ({invalid}) AS invalid FROM ("
-        f"SELECT *{flags(len(plain), dependent)} FROM ("
+        f"SELECT *{flags(len(plain), later)} FROM ("
         f"SELECT *{flags(0, plain)} FROM ("
-        f"SELECT {texts}, {values} FROM ({mapped})))))",
+        f"SELECT line, {texts}, {values} FROM ({mapped})))))",
     )
-    for i, check in enumerate(keyed):
-        _mark_repeats(con, raw, f"x{rows + i}", check.key)
+    for name, key in keyed:
+        _mark_repeats(con, raw, name, key)
     return ordered
 
 
@@ -320,9 +316,9 @@ def _mark_repeats(
         con,
         raw,
         f"UPDATE checked SET {flag} = true, invalid = true FROM ("
-        f"SELECT {keys}, min(rowid) AS first FROM checked WHERE {present} "
+        f"SELECT {keys}, min(line) AS first FROM checked WHERE {present} "
         f"GROUP BY ALL HAVING count(*) > 1) AS repeated "
-        f"WHERE {on} AND checked.rowid > repeated.first",
+        f"WHERE {on} AND checked.line > repeated.first",
     )
 
 
@@ -369,7 +365,7 @@ def _report(
     )
     texts = ", ".join(_text(c) for c in columns)
     offending = con.execute(
-        f"SELECT {_line(raw.first_line)} AS line, {_reasons(checks)}, {texts} "
+        f"SELECT line, {_reasons(checks)}, {texts} "
         f"FROM checked WHERE invalid ORDER BY line LIMIT {int(report_rows)}"
     ).fetchall()
     used = {entry.source for entry in plan.values() if entry.source is not None}
@@ -446,11 +442,11 @@ def validate(
             for i, f in enumerate(standard.fields)
         ]
         checks = field_checks(columns, standard) + table_checks(columns, standard)
-        mapped = _mapped(scan(raw, wanted), standard, plan)
+        mapped = _mapped(raw, scan(raw, wanted), standard, plan)
         checks = _checked_table(con, raw, mapped, columns, checks)
         report = _report(con, raw, standard, mapping, columns, checks, plan, report_rows)
     except BaseException:
         con.close()
         shutil.rmtree(workdir, ignore_errors=True)
         raise
-    return Validation(con, workdir, standard, columns, checks, report, raw.first_line)
+    return Validation(con, workdir, standard, columns, checks, report)
