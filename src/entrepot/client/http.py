@@ -13,15 +13,16 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 from urllib.parse import quote
 
 import httpx
 
 from entrepot.client.protocol import Advance, Progress
 from entrepot.errors import InvalidInput, NotFound, PeerError, from_body
-from entrepot.transparency import remote
-from entrepot.transparency.heads import TreeHead, read_verify_key
+
+if TYPE_CHECKING:
+    from entrepot.transparency.heads import TreeHead
 
 __all__ = ["HttpClient"]
 
@@ -315,8 +316,9 @@ class HttpClient:
         )
         return found
 
-    def grant_odrl(self, grant: str) -> dict[str, Any]:
-        found: dict[str, Any] = self.get(f"/v1/access/grants/{_ident(grant, 'GRANT')}/odrl")
+    def grant_odrl(self, grant: str, base_url: str | None = None) -> dict[str, Any]:
+        path = f"/v1/access/grants/{_ident(grant, 'GRANT')}/odrl"
+        found: dict[str, Any] = self.get(path, base_url=base_url)
         return found
 
     # -- budgets and usage -----------------------------------------------------------
@@ -449,6 +451,7 @@ class HttpClient:
         first head names (returned: compare it with one you trust).
         """
         from entrepot.exchange.reconcile import WITNESS_NOTE, Reconciliation
+        from entrepot.transparency import read_verify_key, remote
 
         heads = remote.source_heads(self) if full or earlier is None else []
         if node_key is not None:
@@ -468,7 +471,9 @@ class HttpClient:
         return data
 
     def audit_export(self, directory: Path) -> dict[str, Any]:
-        return remote.export_source(self, directory)
+        from entrepot.transparency.remote import export_source
+
+        return export_source(self, directory)
 
 
 def dataset_path(ref: str) -> str:

@@ -12,9 +12,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from entrepot.transparency.heads import TreeHead
+if TYPE_CHECKING:
+    from entrepot.transparency.heads import TreeHead
 
 __all__ = ["Advance", "Client", "Progress", "Standards"]
 
@@ -117,7 +118,7 @@ class Client(Standards, Protocol):
 
     def revoke_grant(self, grant: str, reason: str = "") -> dict[str, Any]: ...
 
-    def grant_odrl(self, grant: str) -> dict[str, Any]: ...
+    def grant_odrl(self, grant: str, base_url: str | None = None) -> dict[str, Any]: ...
 
     # -- budgets and usage -----------------------------------------------------------
     def budgets(self, *, closed: bool = False) -> list[dict[str, Any]]: ...
