@@ -33,8 +33,10 @@ Versions published with per-unit columns (:mod:`entrepot.engine.units`) get a
 second text, :attr:`Rewrite.counted`, with the same semantics and cheaper steps: a
 query without a filter reads each unit's row count from the row itself (the count
 is over the whole version, which is what a filter of TRUE counts), so nothing is
-aggregated per unit; one with a filter counts and pairs units by their integer key
-instead of their identifier. Older versions get :attr:`Rewrite.template`.
+aggregated per unit; one with a filter counts only the units whose stored count
+exceeds the bound (no filter can take a unit above its count), and pairs units by
+their integer key instead of their identifier. Older versions get
+:attr:`Rewrite.template`.
 """
 
 from __future__ import annotations
@@ -183,7 +185,7 @@ def rewrite(query: Query, standard: Standard, policy: Policy, *, groups: int) ->
         assert unit is not None
         shape = _Shape(quantities, standard, keys, key_sql, rows, spread)
         template = _bounded_sql(shape, _ident(unit))
-        counted = _bounded_sql(shape, _ident(UNIT_KEY), precounted=query.where is None)
+        counted = _bounded_sql(shape, _ident(UNIT_KEY), precounted=query.where is None, stored=True)
     else:
         template = _direct_sql(quantities, standard, keys, key_sql, unit)
     return Rewrite(
@@ -245,9 +247,10 @@ class _Shape:
     spread: int
 
 
-def _bounded_sql(shape: _Shape, u: str, *, precounted: bool = False) -> str:
+def _bounded_sql(shape: _Shape, u: str, *, precounted: bool = False, stored: bool = False) -> str:
     """The bounded SQL, units named by the SQL expression ``u``; ``precounted`` reads
-    each unit's row count from the stored column instead of counting it."""
+    each unit's row count from the stored column instead of counting it; ``stored``
+    (with a filter) counts only the units the stored count cannot settle."""
     keys = shape.keys
     group = f" GROUP BY {', '.join(str(i + 1) for i in range(len(keys)))}" if keys else ""
     ctes, parts = [], []
@@ -260,6 +263,19 @@ def _bounded_sql(shape: _Shape, u: str, *, precounted: bool = False) -> str:
             # as the join below drops it.
             weight = _weight(shape.rows, _ident(UNIT_ROWS))
             source = "{view}"
+        elif stored:
+            # A unit with at most R rows in the version has at most R after any filter:
+            # its weight is 1 and nothing of it is removed, whatever it counts. Only the
+            # units above R are counted over the filter, a small table looked up by key;
+            # the weights stay exact (4.7x raw DuckDB's CPU at 10M rows before, 2.1x).
+            above = f"{_ident(UNIT_ROWS)} > {shape.rows}"
+            ctes.append(
+                f"__units AS (SELECT {u} AS __u, count(*) AS __n FROM {{view}} "
+                f"WHERE {above} AND ({{where}}) GROUP BY 1)"
+            )
+            count = f"(CASE WHEN {above} THEN __units.__n ELSE {_ident(UNIT_ROWS)} END)"
+            weight = _weight(shape.rows, count)
+            source = f"{{view}} LEFT JOIN __units ON {u} = __units.__u"
         else:
             ctes.append(
                 f"__units AS (SELECT {u} AS __u, count(*) AS __n FROM {{view}} "
