@@ -13,13 +13,21 @@ from nacl.signing import SigningKey
 from transparency_helpers import Clock, grant
 
 from entrepot.errors import NotFound, ProofInvalid
-from entrepot.transparency import TransparencyLog, verify_export
+from entrepot.transparency import (
+    DatasetVersion,
+    QueryOpening,
+    ReceiptFields,
+    TransparencyLog,
+    issue_receipt,
+    verify_export,
+)
 from entrepot.transparency.remote import (
     export_source,
     latest_head,
     source_extends,
     source_heads,
     source_key,
+    verify_served_receipt,
     verify_source,
 )
 
@@ -111,3 +119,25 @@ def test_no_head_to_take_a_key_from_is_not_found() -> None:
     with pytest.raises(NotFound, match="no signed head") as missing:
         source_key(None)
     assert "--node-key" in (missing.value.hint or "")
+
+
+def test_a_receipt_checks_against_the_log_that_still_holds_its_entry(
+    tmp_path: Path, key: SigningKey, open_log: Factory
+) -> None:
+    log = open_log()
+    version = DatasetVersion("riverside-hospitals/outpatient-visits", "2026-01", "ab" * 32)
+    fields = ReceiptFields.build(
+        "query", opening=QueryOpening.fresh("SELECT 1"), answer=b"{}", epsilon=0.1,
+        datasets=[version],
+    )  # fmt: skip
+    receipt = issue_receipt(log, log.append(fields.entry("acme")), fields).to_bytes()
+    log.append_many([grant(i) for i in range(5)])
+    log.sign_head()
+    checked, extends = verify_served_receipt(receipt, Served(log))
+    assert (extends["size1"], extends["size2"]) == (checked.head.size, 6)
+    forked = TransparencyLog(tmp_path / "forked", key, clock=Clock())
+    forked.append_many([grant(i) for i in range(6)])
+    forked.sign_head()
+    with pytest.raises(ProofInvalid):
+        verify_served_receipt(receipt, Served(forked), key.verify_key)
+    forked.close()

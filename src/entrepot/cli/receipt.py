@@ -11,8 +11,8 @@ from entrepot.cli._common import Home, Json, console, emit, esc, settings
 from entrepot.cli.audit import NodeKey
 from entrepot.client import current
 from entrepot.errors import NotFound
-from entrepot.transparency import load_verify_key, read_verify_key, verify_receipt
-from entrepot.transparency.remote import latest_head, source_extends
+from entrepot.transparency import read_verify_key, verify_receipt
+from entrepot.transparency.remote import verify_served_receipt
 
 receipt_app = typer.Typer(help="Signed receipts that come with every answer.", no_args_is_help=True)
 
@@ -42,13 +42,9 @@ def verify(
         receipt = verify_receipt(path.read_bytes(), key)
     else:
         with client:
-            if node_key is not None:
-                key = read_verify_key(node_key, Path(node_key))
-            else:
-                latest = latest_head(client)
-                key = load_verify_key(latest.key.hex(), where="the server's tree head")
-            receipt = verify_receipt(path.read_bytes(), key)
-            server = {"url": client.url, **source_extends(client, receipt.head, key)}
+            given = None if node_key is None else read_verify_key(node_key, Path(node_key))
+            receipt, extends = verify_served_receipt(path.read_bytes(), client, given)
+            server = {"url": client.url, **extends}
     data: dict[str, Any] = {
         "ok": True,
         "statement": receipt.statement,

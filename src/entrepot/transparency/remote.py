@@ -22,6 +22,7 @@ from entrepot.transparency.canonical import parse_hash
 from entrepot.transparency.export import Progress, VerifyReport, verify_entries, write_export
 from entrepot.transparency.heads import TreeHead, load_verify_key, verify_head
 from entrepot.transparency.merkle import verify_consistency
+from entrepot.transparency.receipts import Receipt, verify_receipt
 
 __all__ = [
     "LogSource",
@@ -109,6 +110,17 @@ def source_extends(source: LogSource, earlier: TreeHead, key: VerifyKey) -> dict
         "root2": latest.root.hex(),
         "consistency": [node.hex() for node in path],
     }
+
+
+def verify_served_receipt(
+    receipt: bytes, source: LogSource, key: VerifyKey | None = None
+) -> tuple[Receipt, dict[str, Any]]:
+    """Verify ``receipt`` with ``key`` (default: the key the source's latest head names),
+    and that the source's log still extends the head in it: its entry is still logged."""
+    if key is None:
+        key = load_verify_key(latest_head(source).key.hex(), where="the server's tree head")
+    verified = verify_receipt(receipt, key)
+    return verified, source_extends(source, verified.head, key)
 
 
 def verify_source(
