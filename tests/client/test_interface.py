@@ -33,3 +33,22 @@ def test_every_operation_takes_the_same_arguments_in_both_clients(
     # An implementation may take more (the API's own options), after the shared ones.
     assert own[: len(_parameters(declared))] == _parameters(declared)
     assert all(p[2] is not inspect.Parameter.empty for p in own[len(_parameters(declared)) :])
+
+
+def test_the_client_package_names_its_public_surface() -> None:
+    import entrepot.client
+
+    assert sorted(entrepot.client.__all__) == [
+        "Client",
+        "HttpClient",
+        "LocalClient",
+        "Remote",
+        "Standards",
+        "current",
+        "forget",
+        "load_remote",
+        "require",
+        "save_remote",
+    ]
+    for name in entrepot.client.__all__:
+        assert getattr(entrepot.client, name) is not None
