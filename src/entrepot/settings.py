@@ -29,6 +29,18 @@ class Settings(BaseSettings):
 
     host: str = Field("127.0.0.1", description="Address `entrepot serve` binds to.")
     port: int = Field(8000, ge=0, le=65535, description="Port `entrepot serve` listens on.")
+    public_url: str | None = Field(
+        None,
+        pattern=r"^https?://[^\s]+$",
+        description="The URL clients reach the node at (behind a reverse proxy, the "
+        "proxy's https:// URL); the ids of the DCAT catalog and of ODRL agreements start "
+        "with it. Default: http://<host>:<port>/.",
+    )
+    license: str = Field(
+        "http://publications.europa.eu/resource/authority/licence/CC_BY_4_0",
+        description="IRI of the licence the node's answers are given under, stated in "
+        "its DCAT catalog.",
+    )
 
     engine_threads: int = Field(2, ge=1, description="Threads the analytical engine may use.")
     engine_memory_limit: str = Field("4GB", description="Memory the analytical engine may use.")
@@ -155,6 +167,12 @@ class Settings(BaseSettings):
     log_head_every_s: float = Field(
         60.0, gt=0, description="Sign a new transparency tree head at least every T seconds."
     )
+
+    @property
+    def base_url(self) -> str:
+        """Where the node is published, ending with ``/``."""
+        url = self.public_url or f"http://{self.host}:{self.port}/"
+        return url if url.endswith("/") else url + "/"
 
     @property
     def db_url(self) -> str:

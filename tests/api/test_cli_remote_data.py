@@ -151,7 +151,8 @@ def test_catalog_export_names_the_server_or_the_given_base(
     server: Served, cli: Callable[[str | None], Run]
 ) -> None:
     document = cli("consumer")("catalog", "export").json()
-    assert {d["@id"] for d in document["dcat:dataset"]} >= {f"{server.url}/datasets/{MINE}"}
+    mine = f"{server.url}/v1/catalog/datasets/{MINE}"
+    assert {d["@id"] for d in document["dcat:dataset"]} >= {mine}
     based = cli("consumer")("catalog", "export", "--base-url", "https://x.example")
     assert based.json() == cli(None)("catalog", "export", "--base-url", "https://x.example").json()
 

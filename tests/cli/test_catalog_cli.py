@@ -103,10 +103,10 @@ def test_export_dcat(cli: Cli, tmp_path: Path) -> None:
     document = cli("catalog", "export", "--format", "dcat").json()
     assert document["@type"] == "dcat:Catalog"
     (dataset,) = document["dcat:dataset"]
-    assert dataset["@id"] == f"http://127.0.0.1:8000/datasets/{REF}"
-    assert len(dataset["dcat:distribution"]) == 2
+    assert dataset["@id"] == f"http://127.0.0.1:8000/v1/catalog/datasets/{REF}"
+    assert dataset["dcat:version"] == "2"
     target = tmp_path / "catalog.jsonld"
     written = cli("catalog", "export", "--base-url", "https://x.example", "--output", str(target))
     assert written.code == 0
-    assert json.loads(target.read_text())["@id"] == "https://x.example/catalog"
+    assert json.loads(target.read_text())["@id"] == "https://x.example/v1/catalog/dcat"
     assert cli("catalog", "export", "--format", "csv").code == 2

@@ -172,13 +172,15 @@ def test_grant_exports_as_an_odrl_agreement(market: Market) -> None:
     document = json.loads(json.dumps(market.contracts.odrl(market.consumer, "GRANT-1")))
     assert document["@context"][0] == "http://www.w3.org/ns/odrl.jsonld"
     assert document["@type"] == "Agreement"
-    assert document["uid"] == "urn:entrepot:grant:1"
-    assert document["assigner"]["uid"] == "urn:entrepot:org:riverside-hospitals"
+    base = market.contracts.settings.base_url
+    assert document["uid"] == f"{base}v1/access/grants/GRANT-1/odrl"
+    assert document["assigner"]["uid"] == f"{base}v1/providers#riverside-hospitals"
     assert document["assignee"]["uid"] == "urn:entrepot:org:city-health-bureau"
     actions = [p["action"] for p in document["permission"]]
     assert actions == ["aggregate", "entrepot:privateJoin"]
     permission = document["permission"][0]
-    assert permission["target"] == "urn:entrepot:dataset:riverside-hospitals/outpatient-visits"
+    dataset = f"{base}v1/catalog/datasets/riverside-hospitals/outpatient-visits"
+    assert permission["target"] == dataset
     operands = {(c["leftOperand"], c["operator"]) for c in permission["constraint"]}
     assert {("purpose", "isA"), ("count", "lteq"), ("entrepot:epsilon", "lteq")} <= operands
     assert ("dateTime", "lteq") in operands

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -10,12 +11,19 @@ from tests.vault.visits import write_visits_csv
 
 from entrepot.exchange import Exchange
 from entrepot.exchange.accounts import LOCAL
-from entrepot.exchange.dcat import CONTEXT, PARQUET_MEDIA_TYPE, export_dcat
+from entrepot.exchange.dcat import (
+    ANSWER_MEDIA_TYPE,
+    CONTEXT,
+    DEFAULT_LICENSE,
+    RESTRICTED,
+    export_dcat,
+)
 from entrepot.exchange.node import Node
 from entrepot.standards import get
 from entrepot.vault import LocalVault, PublishRequest, add_provider
 
 BASE = "https://exchange.example/"
+SHAPES = Path(__file__).parents[1] / "fixtures" / "dcat-ap" / "shacl_dcat-ap-SHACL.ttl"
 
 
 @pytest.fixture
@@ -54,6 +62,38 @@ def terms(node: Any) -> set[str]:
     return found
 
 
+def conforms(document: dict[str, Any]) -> tuple[bool, str]:
+    """Whether ``document`` passes the DCAT-AP 3.0.0 shapes, and pyshacl's report."""
+    from pyshacl import validate
+    from rdflib import Graph
+
+    with warnings.catch_warnings():
+        # rdflib's own JSON-LD parser builds a ConjunctiveGraph it deprecates itself.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        data = Graph().parse(data=json.dumps(document), format="json-ld")
+        shapes = Graph().parse(SHAPES, format="turtle")
+        ok, _graph, report = validate(data, shacl_graph=shapes)
+    return bool(ok), str(report)
+
+
+def test_the_export_conforms_to_the_dcat_ap_3_shapes(document: dict[str, Any]) -> None:
+    ok, report = conforms(document)
+    assert ok, report
+
+
+def test_the_shapes_catch_a_dataset_without_a_title(document: dict[str, Any]) -> None:
+    del document["dcat:dataset"][0]["dct:title"]
+    ok, report = conforms(document)
+    assert not ok
+    assert "MinCountConstraintComponent" in report
+    assert "outpatient-visits>->dc1:title" in report
+
+
+def test_an_empty_catalog_conforms_too(node: Node) -> None:
+    ok, report = conforms(export_dcat(Exchange(node).catalog(), base_url=BASE))
+    assert ok, report
+
+
 def test_every_term_uses_a_prefix_declared_inline(document: dict[str, Any]) -> None:
     assert isinstance(document["@context"], dict)  # nothing to fetch from the network
     for term in terms(document) - {"@id", "@type", "@value"}:
@@ -64,24 +104,39 @@ def test_every_term_uses_a_prefix_declared_inline(document: dict[str, Any]) -> N
     assert CONTEXT["dct"] == "http://purl.org/dc/terms/"
 
 
-def test_catalog_datasets_and_distributions(document: dict[str, Any], node: Node) -> None:
-    assert document["@type"] == "dcat:Catalog"
+def test_ids_are_routes_of_the_api(document: dict[str, Any]) -> None:
+    assert document["@id"] == f"{BASE}v1/catalog/dcat"
     (dataset,) = document["dcat:dataset"]
-    assert dataset["@type"] == "dcat:Dataset"
-    assert dataset["@id"] == f"{BASE}datasets/riverside-hospitals/outpatient-visits"
+    assert dataset["@id"] == f"{BASE}v1/catalog/datasets/riverside-hospitals/outpatient-visits"
+    assert dataset["dct:publisher"]["@id"] == f"{BASE}v1/providers#riverside-hospitals"
+    assert dataset["dct:conformsTo"]["@id"] == f"{BASE}v1/standards/health.visit"
+    (service,) = document["dcat:service"]
+    assert service["@id"] == f"{BASE}docs"
+    assert service["dcat:endpointURL"]["@id"] == f"{BASE}v1/queries"
+    assert service["dcat:servesDataset"] == [{"@id": dataset["@id"]}]
+
+
+def test_access_is_a_query_service_not_a_download(document: dict[str, Any]) -> None:
+    (dataset,) = document["dcat:dataset"]
     assert dataset["dct:title"] == "Outpatient visits"
-    assert dataset["dct:publisher"]["@type"] == "foaf:Agent"
     assert dataset["dct:publisher"]["foaf:name"] == "Riverside Hospitals"
-    assert dataset["dct:conformsTo"]["@id"] == f"{BASE}standards/health.visit"
-    assert dataset["dct:issued"]["@type"] == "xsd:dateTime"
+    assert dataset["dct:accessRights"]["@id"] == RESTRICTED
+    assert dataset["dcat:version"] == "2"
     assert dataset["dct:modified"]["@value"] >= dataset["dct:issued"]["@value"]
-    distributions = dataset["dcat:distribution"]
-    assert [d["dcat:version"] for d in distributions] == ["1", "2"]
-    for distribution in distributions:
-        assert distribution["@type"] == "dcat:Distribution"
-        assert distribution["dct:format"] == PARQUET_MEDIA_TYPE
-        assert distribution["dct:conformsTo"] == {"@id": f"{BASE}standards/health.visit"}
-        assert distribution["dcat:accessURL"]["@id"] == dataset["@id"]
+    (distribution,) = dataset["dcat:distribution"]
+    (service,) = document["dcat:service"]
+    assert distribution["dcat:accessService"] == {"@id": service["@id"]}
+    assert distribution["dcat:accessURL"] == service["dcat:endpointURL"]
+    assert distribution["dcat:mediaType"]["@id"].endswith(ANSWER_MEDIA_TYPE)
+    assert distribution["dct:license"]["@id"] == DEFAULT_LICENSE
+    assert not {"dcat:downloadURL", "dcat:byteSize", "dct:format"} & terms(document)
+    assert "parquet" not in json.dumps(document).lower()
+
+
+def test_the_licence_is_the_nodes(node: Node) -> None:
+    licence = "https://data.example/licence"
+    exported = export_dcat(Exchange(node).catalog(), base_url=BASE, license=licence)
+    assert exported["dct:license"]["@id"] == licence
 
 
 def test_no_figure_of_the_content_is_exported_whoever_asks(
@@ -103,4 +158,4 @@ def test_no_figure_of_the_content_is_exported_whoever_asks(
 def test_an_empty_catalog_exports_an_empty_list(node: Node) -> None:
     exported = export_dcat(Exchange(node).catalog(), base_url=BASE)
     assert exported["dcat:dataset"] == []
-    assert exported["@id"] == f"{BASE}catalog"
+    assert exported["@id"] == f"{BASE}v1/catalog/dcat"

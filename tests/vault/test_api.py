@@ -54,7 +54,15 @@ def test_catalog_and_dcat_export_what_they_name() -> None:
         "search_terms",
         "sees_content",
     ]
-    assert dcat.__all__ == ["CONTEXT", "PARQUET_MEDIA_TYPE", "export_dcat"]
+    assert dcat.__all__ == [
+        "ANSWER_MEDIA_TYPE",
+        "CONTEXT",
+        "DEFAULT_LICENSE",
+        "RESTRICTED",
+        "agent_iri",
+        "dataset_iri",
+        "export_dcat",
+    ]
     for module in (catalog, dcat):
         for name in module.__all__:
             assert hasattr(module, name)

@@ -108,8 +108,11 @@ class LocalClient(ShippedStandards):
         from entrepot.exchange.dcat import export_dcat
 
         settings = self.exchange.settings
-        base = base_url or f"http://{settings.host}:{settings.port}/"
-        return export_dcat(self.exchange.catalog(self.actor), base_url=base)
+        return export_dcat(
+            self.exchange.catalog(self.actor),
+            base_url=base_url or settings.base_url,
+            license=settings.license,
+        )
 
     def dataset_versions(self, dataset: str) -> list[dict[str, Any]]:
         found = self.exchange.catalog(self.actor).versions(dataset)
@@ -276,8 +279,8 @@ class LocalClient(ShippedStandards):
     def revoke_grant(self, grant: str, reason: str = "") -> dict[str, Any]:
         return _grant_body(self.exchange.contracts.revoke(self.actor, grant, reason))
 
-    def grant_odrl(self, grant: str) -> dict[str, Any]:
-        return self.exchange.contracts.odrl(self.actor, grant)
+    def grant_odrl(self, grant: str, base_url: str | None = None) -> dict[str, Any]:
+        return self.exchange.contracts.odrl(self.actor, grant, base_url=base_url)
 
     # -- budgets and usage -----------------------------------------------------------
 

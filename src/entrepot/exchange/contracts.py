@@ -347,11 +347,12 @@ class Contracts:
                 )
             return self._request_info(session, row, history=True)
 
-    def odrl(self, actor: Actor, grant: str) -> dict[str, Any]:
-        """Grant ``GRANT-n`` as an ODRL 2.2 Agreement (JSON-LD)."""
+    def odrl(self, actor: Actor, grant: str, *, base_url: str | None = None) -> dict[str, Any]:
+        """Grant ``GRANT-n`` as an ODRL 2.2 Agreement (JSON-LD); its IRIs start with
+        ``base_url`` (default: where the node is published), as the DCAT catalog's do."""
         info = self.show(actor, grant if grant.upper().startswith("GRANT") else f"GRANT-{grant}")
         assert isinstance(info, GrantInfo)
-        return agreement(info)
+        return agreement(info, base_url=base_url or self.settings.base_url)
 
     def _visible_grant(self, session: Session, actor: Actor, ident: str) -> Grant:
         row = session.get(Grant, parse_id(ident, "GRANT"))

@@ -1,17 +1,25 @@
 """The catalog as DCAT-3 JSON-LD, for data spaces and open-data portals to harvest.
 
-One ``dcat:Catalog`` holds a ``dcat:Dataset`` per dataset; each version is a
-``dcat:Distribution`` (Parquet, version number, issue time) that is not
-downloadable: its ``dcat:accessURL`` is the dataset's page, where access is
-requested. ``dct:conformsTo`` points at the standard the dataset follows. The
-``@context`` is inline, so a reader never needs the network to expand it.
+One ``dcat:Catalog`` holds a ``dcat:Dataset`` per dataset and one ``dcat:DataService``:
+the node's private-query API. Data never leaves a node, so no distribution is a
+file to download: each dataset has one ``dcat:Distribution`` whose
+``dcat:accessService`` is that service and whose ``dcat:accessURL`` is its query
+endpoint; the answers are JSON, under the node's licence, and access is restricted
+(a consumer needs a grant, whose ODRL agreement targets the dataset's ``@id``).
+
+Every IRI is a route of the node's API, so a harvester that follows one reaches the
+thing it names (with a token: every route of the API asks for one). An agent or a
+distribution, which has no route of its own, is a fragment of the page that lists it.
+The ``@context`` is inline, so a reader never needs the network to expand it. The
+document conforms to the DCAT-AP 3.0.0 SHACL shapes (checked by the tests).
 
 The export is made to be harvested and republished, so it holds public metadata
 only, whoever asks for it: no byte size, checksum or row count (DCAT makes all of
 them optional), which would tell versions one person apart or let a guesser match
 rebuilt files (see docs/privacy.md, "What anyone can see").
 
-Reference: DCAT 3 (https://www.w3.org/TR/vocab-dcat-3/).
+Reference: DCAT 3 (https://www.w3.org/TR/vocab-dcat-3/), DCAT-AP 3.0.0
+(https://semiceu.github.io/DCAT-AP/releases/3.0.0/).
 """
 
 from __future__ import annotations
@@ -19,71 +27,134 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
-from entrepot.exchange.catalog import Catalog, CatalogVersion, DatasetPage
+from entrepot.exchange.catalog import Catalog, DatasetPage
 
-__all__ = ["CONTEXT", "PARQUET_MEDIA_TYPE", "export_dcat"]
+__all__ = [
+    "ANSWER_MEDIA_TYPE",
+    "CONTEXT",
+    "DEFAULT_LICENSE",
+    "RESTRICTED",
+    "agent_iri",
+    "dataset_iri",
+    "export_dcat",
+]
 
-# IANA registered Parquet in 2024: https://www.iana.org/assignments/media-types/
-PARQUET_MEDIA_TYPE = "application/vnd.apache.parquet"
+# Answers are JSON documents of noisy aggregates; no file of the data is ever served.
+ANSWER_MEDIA_TYPE = "application/json"
+_IANA = "http://www.iana.org/assignments/media-types/"
+_EU = "http://publications.europa.eu/resource/authority/"
+# The EU access-rights vocabulary DCAT-AP recommends: available under conditions.
+RESTRICTED = _EU + "access-right/RESTRICTED"
+DEFAULT_LICENSE = _EU + "licence/CC_BY_4_0"
 
 CONTEXT: dict[str, str] = {
     "dcat": "http://www.w3.org/ns/dcat#",
     "dct": "http://purl.org/dc/terms/",
     "foaf": "http://xmlns.com/foaf/0.1/",
+    "rdfs": "http://www.w3.org/2000/01/rdf-schema#",
     "xsd": "http://www.w3.org/2001/XMLSchema#",
 }
+
+
+def _base(base_url: str) -> str:
+    return base_url if base_url.endswith("/") else base_url + "/"
+
+
+def dataset_iri(base_url: str, ref: str) -> str:
+    """A dataset's ``@id``: its catalog page (``GET /v1/catalog/datasets/{ref}``)."""
+    provider, _, dataset = ref.partition("/")
+    return f"{_base(base_url)}v1/catalog/datasets/{quote(provider)}/{quote(dataset)}"
+
+
+def agent_iri(base_url: str, slug: str) -> str:
+    """An organization's ``@id``: its entry in ``GET /v1/providers``."""
+    return f"{_base(base_url)}v1/providers#{quote(slug)}"
 
 
 def _typed(value: Any, datatype: str) -> dict[str, Any]:
     return {"@value": str(value), "@type": datatype}
 
 
-def _distribution(base: str, page: DatasetPage, version: CatalogVersion) -> dict[str, Any]:
-    ref = page.summary.ref
+def _standard_iri(base: str, name: str) -> str:
+    return f"{base}v1/standards/{quote(name)}"
+
+
+def _service(base: str, license_iri: str, pages: list[DatasetPage]) -> dict[str, Any]:
     return {
-        "@id": f"{base}datasets/{ref}/versions/{version.number}",
+        "@id": _service_iri(base),
+        "@type": "dcat:DataService",
+        "dct:title": "Private queries",
+        "dct:description": "Aggregate SQL over a dataset, answered with differential "
+        "privacy within a granted ε budget; no row ever leaves the node.",
+        "dcat:endpointURL": _resource(f"{base}v1/queries"),
+        "dcat:endpointDescription": _resource(f"{base}openapi.json"),
+        "dct:accessRights": _rights(),
+        "dct:license": _license(license_iri),
+        "dcat:servesDataset": [{"@id": dataset_iri(base, str(p.summary.ref))} for p in pages],
+    }
+
+
+def _service_iri(base: str) -> str:
+    """The query service's ``@id``: the API's documentation page."""
+    return f"{base}docs"
+
+
+def _resource(iri: str) -> dict[str, Any]:
+    # DCAT-AP's shapes ask for the class explicitly; a harvester without RDFS
+    # inference would not know that every IRI names an rdfs:Resource.
+    return {"@id": iri, "@type": "rdfs:Resource"}
+
+
+def _rights() -> dict[str, Any]:
+    return {"@id": RESTRICTED, "@type": "dct:RightsStatement"}
+
+
+def _license(iri: str) -> dict[str, Any]:
+    return {"@id": iri, "@type": "dct:LicenseDocument"}
+
+
+def _distribution(base: str, page: DatasetPage, license_iri: str) -> dict[str, Any]:
+    iri = dataset_iri(base, str(page.summary.ref))
+    return {
+        "@id": f"{iri}#query",
         "@type": "dcat:Distribution",
-        "dct:title": version.title or f"{page.summary.title}, version {version.number}",
-        "dcat:version": str(version.number),
-        "dcat:mediaType": {
-            "@id": f"https://www.iana.org/assignments/media-types/{PARQUET_MEDIA_TYPE}"
-        },
-        "dct:format": PARQUET_MEDIA_TYPE,
-        "dct:issued": _typed(version.created_at.isoformat(), "xsd:dateTime"),
-        "dcat:accessURL": {"@id": f"{base}datasets/{ref}"},
+        "dct:title": f"{page.summary.title}: private queries",
+        "dct:description": "Differentially private aggregates, on request under a grant.",
+        "dcat:accessURL": _resource(f"{base}v1/queries"),
+        "dcat:accessService": {"@id": _service_iri(base)},
+        "dcat:mediaType": {"@id": _IANA + ANSWER_MEDIA_TYPE, "@type": "dct:MediaType"},
+        "dct:license": _license(license_iri),
+        "dct:rights": _rights(),
         "dct:conformsTo": {"@id": _standard_iri(base, page.standard.name)},
     }
 
 
-def _standard_iri(base: str, name: str) -> str:
-    return f"{base}standards/{quote(name)}"
+def _agent(base: str, slug: str, name: str) -> dict[str, Any]:
+    return {"@id": agent_iri(base, slug), "@type": "foaf:Agent", "foaf:name": name}
 
 
-def _dataset(base: str, page: DatasetPage) -> dict[str, Any]:
+def _dataset(base: str, page: DatasetPage, license_iri: str) -> dict[str, Any]:
     summary = page.summary
     ref = summary.ref
     keywords = sorted({page.standard.name, *(f.name for f in page.standard.fields)})
     out: dict[str, Any] = {
-        "@id": f"{base}datasets/{ref}",
+        "@id": dataset_iri(base, str(ref)),
         "@type": "dcat:Dataset",
         "dct:identifier": str(ref),
         "dct:title": summary.title,
-        "dct:description": summary.description,
-        "dct:publisher": {
-            "@id": f"{base}providers/{ref.provider}",
-            "@type": "foaf:Agent",
-            "foaf:name": summary.provider,
-        },
+        "dct:description": summary.description or summary.title,
+        "dct:publisher": _agent(base, ref.provider, summary.provider),
         "dct:conformsTo": {
             "@id": _standard_iri(base, page.standard.name),
             "@type": "dct:Standard",
             "dct:title": page.standard.title or page.standard.name,
             "dcat:version": page.standard.version,
         },
+        "dct:accessRights": _rights(),
         "dct:issued": _typed(page.created_at.isoformat(), "xsd:dateTime"),
         "dct:modified": _typed(summary.updated_at.isoformat(), "xsd:dateTime"),
         "dcat:keyword": keywords,
-        "dcat:distribution": [_distribution(base, page, v) for v in page.versions],
+        "dcat:distribution": [_distribution(base, page, license_iri)],
     }
     if page.versions:
         out["dcat:version"] = str(page.versions[-1].number)
@@ -91,16 +162,31 @@ def _dataset(base: str, page: DatasetPage) -> dict[str, Any]:
 
 
 def export_dcat(
-    catalog: Catalog, *, base_url: str, title: str = "entrepot catalog"
+    catalog: Catalog,
+    *,
+    base_url: str,
+    title: str = "entrepot catalog",
+    license: str = DEFAULT_LICENSE,
 ) -> dict[str, Any]:
-    """The whole catalog as one DCAT-3 JSON-LD document; IRIs start with ``base_url``."""
-    base = base_url if base_url.endswith("/") else base_url + "/"
+    """The whole catalog as one DCAT-3 JSON-LD document; IRIs start with ``base_url``.
+
+    ``license`` is the IRI of the licence the node's answers are given under.
+    """
+    base = _base(base_url)
     pages = catalog.pages()
     return {
         "@context": CONTEXT,
-        "@id": f"{base}catalog",
+        "@id": f"{base}v1/catalog/dcat",
         "@type": "dcat:Catalog",
         "dct:title": title,
-        "dcat:dataset": [_dataset(base, page) for page in pages],
-        "foaf:homepage": {"@id": base},
+        "dct:description": "The datasets of this entrepot node: described here, "
+        "queried with differential privacy, never downloaded.",
+        "dct:publisher": {
+            "@id": f"{base}v1/catalog/dcat#publisher",
+            "@type": "foaf:Agent",
+            "foaf:name": title,
+        },
+        "dct:license": _license(license),
+        "dcat:dataset": [_dataset(base, page, license) for page in pages],
+        "dcat:service": [_service(base, license, pages)],
     }

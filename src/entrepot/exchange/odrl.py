@@ -5,6 +5,11 @@ permission per permitted action on the dataset, constrained by purpose, period a
 count, with the grant's duties (attribution; compensation when it has a price). ODRL has
 no operand for a privacy budget, so ε is expressed with the entrepot profile's
 ``entrepot:epsilon`` left operand, declared in the context.
+
+The target is the dataset's ``@id`` in the node's DCAT catalog and the provider's
+``uid`` its publisher's ``@id`` there (:mod:`entrepot.exchange.dcat`), so a data-space
+connector can join the two documents; the Agreement's ``uid`` is the route that
+serves it. The consumer, not being in the catalog, is named by a URN.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from decimal import Decimal
 from typing import Any
 
 from entrepot.exchange._contract_models import GrantInfo
+from entrepot.exchange.dcat import agent_iri, dataset_iri
 from entrepot.exchange.purposes import purposes
 
 __all__ = ["ACTION_IRIS", "PROFILE", "agreement"]
@@ -29,8 +35,8 @@ ACTION_IRIS = {
 }
 
 
-def _party(slug: str) -> dict[str, str]:
-    return {"@type": "Party", "uid": f"urn:entrepot:org:{slug}"}
+def _party(uid: str) -> dict[str, str]:
+    return {"@type": "Party", "uid": uid}
 
 
 def _money(amount: Decimal, currency: str) -> dict[str, Any]:
@@ -42,9 +48,13 @@ def _money(amount: Decimal, currency: str) -> dict[str, Any]:
     }
 
 
-def agreement(grant: GrantInfo) -> dict[str, Any]:
-    """The ODRL 2.2 Agreement for ``grant``, as a JSON-LD document (a plain dict)."""
-    target = f"urn:entrepot:dataset:{grant.dataset}"
+def agreement(grant: GrantInfo, *, base_url: str) -> dict[str, Any]:
+    """The ODRL 2.2 Agreement for ``grant``, as a JSON-LD document (a plain dict);
+    IRIs start with ``base_url``, as the DCAT catalog's do."""
+    base = base_url if base_url.endswith("/") else base_url + "/"
+    target = dataset_iri(base, grant.dataset)
+    assigner = _party(agent_iri(base, grant.provider))
+    assignee = _party(f"urn:entrepot:org:{grant.consumer}")
     purpose = purposes().get(grant.purpose)
     constraints: list[dict[str, Any]] = [
         {
@@ -77,7 +87,7 @@ def agreement(grant: GrantInfo) -> dict[str, Any]:
         )
     duties: list[dict[str, Any]] = []
     if "attribution" in grant.duties:
-        duties.append({"action": "attribute", "attributedParty": _party(grant.provider)})
+        duties.append({"action": "attribute", "attributedParty": assigner})
     prices = []
     if grant.price_per_query:
         prices.append(("use", grant.price_per_query))
@@ -92,8 +102,8 @@ def agreement(grant: GrantInfo) -> dict[str, Any]:
     permissions = [
         {
             "target": target,
-            "assigner": _party(grant.provider),
-            "assignee": _party(grant.consumer),
+            "assigner": assigner,
+            "assignee": assignee,
             "action": ACTION_IRIS[action],
             "constraint": constraints,
             **({"duty": duties} if duties else {}),
@@ -106,10 +116,10 @@ def agreement(grant: GrantInfo) -> dict[str, Any]:
             {"entrepot": _NS, "xsd": "http://www.w3.org/2001/XMLSchema#"},
         ],
         "@type": "Agreement",
-        "uid": f"urn:entrepot:grant:{grant.id}",
+        "uid": f"{base}v1/access/grants/GRANT-{grant.id}/odrl",
         "profile": PROFILE,
-        "assigner": _party(grant.provider),
-        "assignee": _party(grant.consumer),
+        "assigner": assigner,
+        "assignee": assignee,
         "target": target,
         "permission": permissions,
         "entrepot:state": grant.state,

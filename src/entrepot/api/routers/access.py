@@ -127,8 +127,23 @@ def show_grant(request: Request, actor: AnyActor, grant_id: GrantId) -> GrantOut
     summary="A grant as an ODRL 2.2 Agreement (JSON-LD).",
     responses={200: {"content": {"application/ld+json": {"schema": {"type": "object"}}}}},
 )
-def export_odrl(request: Request, actor: AnyActor, grant_id: GrantId) -> JSONResponse:
-    document = client_of(request, actor).grant_odrl(_as("GRANT", grant_id))
+def export_odrl(
+    request: Request,
+    actor: AnyActor,
+    grant_id: GrantId,
+    base_url: Annotated[
+        str | None,
+        Query(
+            max_length=500,
+            pattern=r"^https?://[^\s]+$",
+            description="Where the node is published, for the document's ids, as in "
+            "`/v1/catalog/dcat` (default: the node's public_url setting, else the URL this "
+            "request reached).",
+        ),
+    ] = None,
+) -> JSONResponse:
+    published = request.app.state.node.settings.public_url or str(request.base_url)
+    document = client_of(request, actor).grant_odrl(_as("GRANT", grant_id), base_url or published)
     return JSONResponse(document, media_type="application/ld+json")
 
 

@@ -79,8 +79,9 @@ def dcat(
             max_length=500,
             pattern=r"^https?://[^\s]+$",
             description="Where the node is published, for the document's ids (default: "
-            "the URL this request reached).",
+            "the node's public_url setting, else the URL this request reached).",
         ),
     ] = None,
 ) -> dict[str, Any]:
-    return client_of(request, actor).catalog_dcat(base_url or str(request.base_url))
+    published = request.app.state.node.settings.public_url or str(request.base_url)
+    return client_of(request, actor).catalog_dcat(base_url or published)
