@@ -281,6 +281,7 @@ def test_the_near_zero_threshold_depends_on_public_numbers_only(tmp_path: Path) 
     one = plan(sql, standard=STANDARD, policy=policy, epsilon=0.5, codes=codes)
     two = plan(sql, standard=STANDARD, policy=policy, epsilon=0.5, codes=codes)
     assert one.near_zero_threshold == two.near_zero_threshold > 0
-    # Laplace: b · ln 20, with b = the rows one unit may add / ε
+    # Laplace: b · ln 20, with b = the rows one unit may add / the ε the count gets
     rows_per_unit = policy.rows_per_group * policy.groups_per_unit
-    assert one.near_zero_threshold == pytest.approx(rows_per_unit / 0.5 * 2.9957, rel=1e-3)
+    counted = 0.5 * (1 - policy.removed_epsilon)
+    assert one.near_zero_threshold == pytest.approx(rows_per_unit / counted * 2.9957, rel=1e-3)

@@ -63,6 +63,15 @@ def _render(result: dict[str, Any]) -> None:
         console.print(f"{len(answer['merged'])} small group(s) merged into 'other'")
     for note in answer["notes"]:
         console.print(f"[dim]{esc(note)}[/]")
+    if answer.get("interval_of") == "bounded data":
+        removed = answer.get("removed") or {}
+        shares = ", ".join(
+            f"{name} {value:.1%} [{lo:.1%}, {hi:.1%}]" for name, (value, lo, hi) in removed.items()
+        )
+        budget = answer.get("removed_budget", 0.0)
+        told = f"; bounding removed an estimated {shares}" if shares else ""
+        paid = f" ({budget:.0%} of the ε)" if shares else ""
+        console.print(cell(f"intervals are about the bounded data{told}{paid}"))
     spent = (
         "0 (the earlier answer, repeated)" if result["repeated"] else f"{result['epsilon_spent']:g}"
     )

@@ -43,7 +43,7 @@ from entrepot.privacy.sql.query import Aggregate
 from entrepot.privacy.sql.rewrite import Quantity
 from entrepot.standards.schema import Standard
 
-__all__ = ["Noisy", "estimate_rows", "size_name"]
+__all__ = ["Noisy", "estimate_rows", "removed_shares", "size_name"]
 
 _ALPHA = 0.05
 Halfwidth = Callable[[str, float], float]
@@ -165,6 +165,49 @@ def _columns(
             continue
         out.append((columns[0].tolist(), columns[1].tolist(), columns[2].tolist()))
     return out
+
+
+def removed_shares(
+    aggregates: Sequence[Aggregate],
+    noisy: Noisy,
+    standard: Standard,
+    lost: dict[str, float],
+    scales: dict[str, float],
+) -> dict[str, Estimate]:
+    """Per aggregate, the share of its quantity that contribution bounding removed.
+
+    ``lost`` holds each bounded quantity's noisy total removed (over all groups) and
+    ``scales`` its noise scale. The share is ``E / (B + E)``, ``B`` the sum of the
+    noisy groups; its interval takes ``E`` and ``B`` at level α/2 each (Bonferroni),
+    ``B``'s half-width by Chebyshev over the groups. An AVG reports the share of the
+    rows (or values) it averages over.
+    """
+    out: dict[str, Estimate] = {}
+    for aggregate, (function, name, count_name, _low, _high) in zip(
+        aggregates, recipes(aggregates, noisy, standard), strict=True
+    ):
+        quantity = count_name if function == "avg" else name
+        if quantity not in lost:
+            continue
+        groups = noisy.vectors[quantity]
+        total = math.fsum(groups)
+        spread = noisy.halfwidth(len(groups))(quantity, _ALPHA / 2)
+        margin = noisy.mechanism.halfwidth(scales[quantity], _ALPHA / 2)
+        out[aggregate.name] = _share(lost[quantity], margin, total, spread)
+    return out
+
+
+def _share(removed: float, margin: float, kept: float, spread: float) -> Estimate:
+    """``removed / (kept + removed)`` and its interval from the two intervals."""
+
+    def ratio(part: float, rest: float, empty: float) -> float:
+        part, rest = max(part, 0.0), max(rest, 0.0)
+        return part / (rest + part) if rest + part > 0 else empty
+
+    value = ratio(removed, kept, 0.0)
+    lo = ratio(removed - margin, kept + spread, 0.0)
+    hi = ratio(removed + margin, kept - spread, 1.0)
+    return Estimate(value, min(lo, value), max(hi, value))
 
 
 def _floor(v: Any) -> Any:

@@ -63,6 +63,10 @@ class Answer:
     scale (Laplace ``b`` or Gaussian ``σ``; for AVG, that of its SUM).
     ``near_zero_threshold`` is the 95% half-width of a group's count: a row whose
     count is under it is marked ``near_zero`` (and suppressed if the policy says so).
+    ``interval_of`` says what the intervals cover: ``"bounded data"`` when each unit's
+    contribution was bounded, and then ``removed`` gives, per aggregate, the noisy
+    share of it that bounding removed (over all groups, with its 95% interval),
+    bought with ``removed_budget`` of the query's ε (of its ρ for Gaussian noise).
     """
 
     columns: tuple[str, ...]
@@ -80,6 +84,9 @@ class Answer:
     confidence: float = 0.95
     notes: tuple[str, ...] = field(default=())
     near_zero_threshold: float = 0.0
+    removed: dict[str, Estimate] = field(default_factory=dict)
+    removed_budget: float = 0.0
+    interval_of: str = "data"
 
     def to_arrow(self) -> pa.Table:
         """One column per key, per aggregate ``name``, ``name_lo``, ``name_hi``, and
@@ -137,6 +144,9 @@ class Answer:
             "confidence": self.confidence,
             "notes": list(self.notes),
             "near_zero_threshold": self.near_zero_threshold,
+            "removed": {name: [e.value, e.lo, e.hi] for name, e in self.removed.items()},
+            "removed_budget": self.removed_budget,
+            "interval_of": self.interval_of,
         }
 
     def to_json(self) -> bytes:
@@ -183,6 +193,9 @@ class Answer:
                 confidence=doc["confidence"],
                 notes=tuple(doc["notes"]),
                 near_zero_threshold=doc.get("near_zero_threshold", 0.0),
+                removed={name: Estimate(*v) for name, v in doc.get("removed", {}).items()},
+                removed_budget=doc.get("removed_budget", 0.0),
+                interval_of=doc.get("interval_of", ""),
             )
         except (ValueError, KeyError, TypeError) as error:
             raise InvalidInput(

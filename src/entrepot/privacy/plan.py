@@ -31,7 +31,7 @@ from entrepot.engine.units import HIDDEN_COLUMNS
 from entrepot.errors import InvalidInput, PolicyViolation, QueryFailed, StorageCorrupt
 from entrepot.privacy import mechanisms
 from entrepot.privacy._groups import Codes, enumerate_groups, normalize
-from entrepot.privacy._post import Noisy, estimate_rows, size_name
+from entrepot.privacy._post import Noisy, estimate_rows, removed_shares, size_name
 from entrepot.privacy.answer import Answer
 from entrepot.privacy.policy import Policy
 from entrepot.privacy.sql.query import Query
@@ -61,6 +61,10 @@ class Plan:
     fingerprint: str
     table: str
     notes: tuple[str, ...] = field(default=())
+    # The scale of the noisy total each bounded quantity lost to bounding, and the
+    # share of the query's budget those totals spend.
+    removal_scales: dict[str, float] = field(default_factory=dict)
+    removed_budget: float = 0.0
 
     def sql(self, view: str, dialect: str = "duckdb", *, counted: bool = False) -> str:
         """The engine SQL computing the exact, bounded aggregates over ``view``;
@@ -111,6 +115,7 @@ class Plan:
         index = self._index
         quantities = self.rewrite.quantities
         exact_vectors = {q.name: [0.0] * len(self.groups) for q in quantities}
+        lost = {name: [0.0] for name in self.removal_scales}
         columns = {name: exact.column(name).to_pylist() for name in exact.column_names}
         for row in range(exact.num_rows):
             key = tuple(normalize(columns[k][row]) for k in self.rewrite.keys)
@@ -119,12 +124,21 @@ class Plan:
                 continue
             for q in quantities:
                 exact_vectors[q.name][position] = float(columns[q.name][row] or 0.0)
+            for name in lost:
+                lost[name][0] += float(columns[f"{name}_removed"][row] or 0.0)
         mechanism = mechanisms.get(self.mechanism)
         vectors = {
             q.name: mechanism.release(exact_vectors[q.name], self.scales[q.name])
             for q in quantities
         }
         noisy = Noisy(mechanism, quantities, self.scales, vectors)
+        removed = removed_shares(
+            self.query.aggregates,
+            noisy,
+            self.standard,
+            {name: mechanism.release(lost[name], self.removal_scales[name])[0] for name in lost},
+            self.removal_scales,
+        )
         threshold_name = None
         if self.policy.threshold > 0:
             kinds = {q.kind: q.name for q in quantities}
@@ -154,6 +168,9 @@ class Plan:
             fingerprint=self.fingerprint,
             notes=self.notes,
             near_zero_threshold=self.near_zero_threshold,
+            removed=removed,
+            removed_budget=self.removed_budget,
+            interval_of="bounded data" if self.rewrite.bounded else "data",
         )
 
     @property
@@ -242,12 +259,22 @@ def plan(
     )
     rewritten = rewrite(query, standard, policy, groups=len(groups))
     mechanism = mechanisms.get(policy.mechanism)
-    share = mechanism.share(spend, delta, len(rewritten.quantities))
+    # COUNT(DISTINCT unit) without GROUP BY bounds nothing: each unit is in one group.
+    lossy = [q for q in rewritten.quantities if q.removed > 0 and (q.kind != "units" or query.keys)]
+    fraction = policy.removed_epsilon if lossy else 0.0
+    # Sequential composition: ε (pure DP) or ρ (zCDP) adds up, so the query's budget
+    # is split in these shares.
+    budget = mechanism.share(spend, delta, 1)
+    share = budget * (1 - fraction) / len(rewritten.quantities)
     size = max(len(groups), 1)
     scales = {
         q.name: mechanism.scale(rewritten.sensitivity(q, mechanism.norm), share, size)
         for q in rewritten.quantities
     }
+    removal_scales = {}
+    if fraction > 0:
+        part = budget * fraction / len(lossy)
+        removal_scales = {q.name: mechanism.scale(q.removed, part, 1) for q in lossy}
     fingerprint = _fingerprint(query, policy, table, version, spend, delta, groups)
     return Plan(
         query=query,
@@ -262,6 +289,8 @@ def plan(
         fingerprint=fingerprint,
         table=table,
         notes=_notes(query, standard, policy, rewritten),
+        removal_scales=removal_scales,
+        removed_budget=fraction,
     )
 
 

@@ -11,6 +11,7 @@ the roles of the dataset's standard::
     contributions:
       rows_per_group: 5       # a privacy unit adds at most rows_per_group x groups rows
       groups: 3               # and counts in at most this many groups
+      removed_epsilon: 0.1    # share of a query's ε that estimates what bounding removed
     threshold: 10             # a group's noisy count must reach this to be shown
     small_groups: suppress    # or merge (into one "other" group)
     mechanism: laplace        # laplace: pure ε; gaussian: zCDP, reported as (ε, δ)
@@ -105,6 +106,7 @@ class Policy:
     max_groups: int = 10_000
     coverage: Coverage = field(default_factory=Coverage)
     near_zero: str = "mark"
+    removed_epsilon: float = 0.1
 
     def to_dict(self) -> dict[str, Any]:
         """The policy as a document :func:`parse_policy` reads back to an equal policy."""
@@ -118,6 +120,7 @@ class Policy:
             "contributions": {
                 "rows_per_group": self.rows_per_group,
                 "groups": self.groups_per_unit,
+                "removed_epsilon": self.removed_epsilon,
             },
             "threshold": self.threshold,
             "small_groups": self.small_groups,
@@ -143,14 +146,18 @@ class Policy:
         document = asdict(self)
         # Options added later count only when set, so a policy set before they existed
         # keeps the digest its log entry states.
-        for name in ("coverage", "near_zero"):
+        for name in _LATER_DEFAULTS:
             if getattr(self, name) == _LATER_DEFAULTS[name]:
                 del document[name]
         canonical = json.dumps(document, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-_LATER_DEFAULTS: dict[str, Any] = {"coverage": Coverage(), "near_zero": "mark"}
+_LATER_DEFAULTS: dict[str, Any] = {
+    "coverage": Coverage(),
+    "near_zero": "mark",
+    "removed_epsilon": 0.1,
+}
 
 
 def delta_limit(rows: int) -> float:
@@ -236,7 +243,7 @@ def parse_policy(document: Any, standard: Standard, *, where: str = "policy") ->
     columns = reader.mapping("columns")
     reader.only(("aggregate", "where", "group_by"), "columns", columns)
     contributions = reader.mapping("contributions")
-    reader.only(("rows_per_group", "groups"), "contributions", contributions)
+    reader.only(("rows_per_group", "groups", "removed_epsilon"), "contributions", contributions)
     epsilon = reader.mapping("epsilon")
     reader.only(("per_query", "default", "dataset_cap"), "epsilon", epsilon)
 
@@ -258,6 +265,15 @@ def parse_policy(document: Any, standard: Standard, *, where: str = "policy") ->
             "epsilon.default",
             f"{default_eps:g} is above epsilon.per_query ({per_query:g})",
             "lower epsilon.default or raise epsilon.per_query",
+        )
+    removed_epsilon = reader.number(
+        contributions, "contributions.removed_epsilon", 0.1, positive=False
+    )
+    if removed_epsilon > 0.5:
+        raise reader.fail(
+            "contributions.removed_epsilon",
+            f"{removed_epsilon:g} would leave less than half of each query's ε to its answer",
+            "use a share between 0 (no estimate of what bounding removed) and 0.5, e.g. 0.1",
         )
     delta = reader.number(document, "delta", 1e-10, positive=True)
     if delta > _MAX_DELTA:
@@ -282,6 +298,7 @@ def parse_policy(document: Any, standard: Standard, *, where: str = "policy") ->
         max_groups=reader.integer(document, "max_groups", 10_000, 1),
         coverage=parse_coverage(document.get("coverage", {}), standard, where),
         near_zero=reader.choice(document, "near_zero", NEAR_ZERO, "mark"),
+        removed_epsilon=removed_epsilon,
     )
 
 

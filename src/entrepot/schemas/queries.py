@@ -54,6 +54,16 @@ class AnswerOut(BaseModel):
     near_zero_threshold: float = Field(
         0.0, description="The 95% half-width of a group's count: rows under it are near zero."
     )
+    interval_of: str = Field(
+        "", description="What the intervals cover: 'bounded data' when contributions were bounded."
+    )
+    removed: dict[str, list[float | None]] = Field(
+        default_factory=dict,
+        description="Per aggregate: [share, low, high] of it that contribution bounding removed.",
+    )
+    removed_budget: float = Field(
+        0.0, description="The share of the query's ε (ρ for Gaussian noise) spent on removed."
+    )
 
 
 class QueryOut(BaseModel):

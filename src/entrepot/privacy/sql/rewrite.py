@@ -29,6 +29,13 @@ stated in), with ``G' = min(G, number of output groups)`` and ``M = max(|low|,
 
 Without a GROUP BY ``G' = 1``; with one row per unit nothing is weighted (``R = 1``).
 
+What bounding removed is returned beside each bounded quantity, per group, in a
+column ``<name>_removed``: a unit with ``n > R`` rows loses ``(1 - w)`` of its value,
+counted up to :data:`REMOVED_CAP` times its bound (each of its rows adds
+``min(n - R, C) / n`` of its measure, ``C = REMOVED_CAP·R``), so one unit moves the
+total removed by at most ``C`` rows (``C·M`` for a sum, ``REMOVED_CAP·G'`` pairs for
+distinct units): :attr:`Quantity.removed` is that sensitivity.
+
 Versions published with per-unit columns (:mod:`entrepot.engine.units`) get a
 second text, :attr:`Rewrite.counted`, with the same semantics and cheaper steps: a
 query without a filter reads each unit's row count from the row itself (the count
@@ -52,7 +59,11 @@ from entrepot.privacy.policy import Policy
 from entrepot.privacy.sql.query import Query
 from entrepot.standards.schema import Standard
 
-__all__ = ["Quantity", "Rewrite", "rewrite"]
+__all__ = ["REMOVED_CAP", "Quantity", "Rewrite", "rewrite"]
+
+# What bounding removed from one unit is counted up to this many times its bound: a
+# unit with up to 10·R rows is fully accounted, one with more as if it had 10·R.
+REMOVED_CAP = 9
 
 
 # The templates are written in DuckDB's dialect and transpiled to the engine's last.
@@ -70,7 +81,8 @@ class Quantity:
 
     ``kind`` is ``rows`` (rows, bounded), ``values`` (non-null values of
     ``column``), ``units`` (distinct privacy units) or ``sum`` (of ``column``,
-    clamped); ``l1`` and ``l2`` are its sensitivities to one unit.
+    clamped); ``l1`` and ``l2`` are its sensitivities to one unit; ``removed`` is the
+    sensitivity of its ``_removed`` column's total (0 when nothing is bounded).
     """
 
     name: str
@@ -78,6 +90,7 @@ class Quantity:
     column: str | None
     l1: float
     l2: float
+    removed: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -152,6 +165,15 @@ def _weight(rows: int, count: str) -> str:
     return f"CASE WHEN {count} <= {rows} THEN 1.0 ELSE {float(rows)!r} / {count} END"
 
 
+def _removed(rows: int, count: str) -> str:
+    """A row's share of what bounding removed from its unit: ``min(count - rows, C) /
+    count`` above the bound, ``C = REMOVED_CAP·rows``; NULL without a unit."""
+    cap = float(REMOVED_CAP * rows)
+    return (
+        f"CASE WHEN {count} <= {rows} THEN 0.0 ELSE least({count} - {rows}, {cap!r}) / {count} END"
+    )
+
+
 def _key_sql(column: str, unit: str | None) -> str:
     if unit is None:
         return _ident(column)
@@ -178,7 +200,10 @@ def rewrite(query: Query, standard: Standard, policy: Policy, *, groups: int) ->
             l1 = l2 = rows * max(abs(low), abs(high))
         else:
             l1 = l2 = float(rows)
-        quantities.append(Quantity(name=f"__q{i}", kind=kind, column=column, l1=l1, l2=l2))
+        removed = REMOVED_CAP * l1 if bounded else 0.0
+        quantities.append(
+            Quantity(name=f"__q{i}", kind=kind, column=column, l1=l1, l2=l2, removed=removed)
+        )
 
     counted = ""
     if bounded:
@@ -262,6 +287,7 @@ def _bounded_sql(shape: _Shape, u: str, *, precounted: bool = False, stored: boo
             # A row without a unit has no count: its weight is NULL and sums skip it,
             # as the join below drops it.
             weight = _weight(shape.rows, _ident(UNIT_ROWS))
+            cut = _removed(shape.rows, _ident(UNIT_ROWS))
             source = "{view}"
         elif stored:
             # A unit with at most R rows in the version has at most R after any filter:
@@ -275,6 +301,7 @@ def _bounded_sql(shape: _Shape, u: str, *, precounted: bool = False, stored: boo
             )
             count = f"(CASE WHEN {above} THEN __units.__n ELSE {_ident(UNIT_ROWS)} END)"
             weight = _weight(shape.rows, count)
+            cut = _removed(shape.rows, count)
             source = f"{{view}} LEFT JOIN __units ON {u} = __units.__u"
         else:
             ctes.append(
@@ -282,9 +309,15 @@ def _bounded_sql(shape: _Shape, u: str, *, precounted: bool = False, stored: boo
                 "WHERE {where} GROUP BY 1)"
             )
             weight = _weight(shape.rows, "__n")
+            cut = _removed(shape.rows, "__n")
             source = f"{{view}} JOIN __units ON {u} = __units.__u"
         sums = [
             f"CAST(coalesce(sum({_weighted(q, shape.standard, weight)}), 0) AS DOUBLE) AS {q.name}"
+            for q in weighted
+        ]
+        sums += [
+            f"CAST(coalesce(sum({_weighted(q, shape.standard, cut)}), 0) AS DOUBLE) "
+            f"AS {q.name}_removed"
             for q in weighted
         ]
         ctes.append(
@@ -300,7 +333,12 @@ def _bounded_sql(shape: _Shape, u: str, *, precounted: bool = False, stored: boo
         )
         ctes.append("__spread AS (SELECT __u, count(*) AS __g FROM __pairs GROUP BY 1)")
         total = f"sum(least(1.0, {float(shape.spread)!r} / __g))"
-        outer = [*keys, f"CAST(coalesce({total}, 0) AS DOUBLE) AS {q.name}"]
+        cut = f"sum({_removed(shape.spread, '__g')})"
+        outer = [
+            *keys,
+            f"CAST(coalesce({total}, 0) AS DOUBLE) AS {q.name}",
+            f"CAST(coalesce({cut}, 0) AS DOUBLE) AS {q.name}_removed",
+        ]
         by_keys = f" GROUP BY {', '.join(keys)}" if keys else ""
         ctes.append(
             f"__distinct AS (SELECT {', '.join(outer)} FROM __pairs "

@@ -1,0 +1,179 @@
+"""What contribution bounding removed: a noisy share per aggregate, with an interval
+that covers the truth at its stated rate, paid from the query's own ε."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from privacy_fixtures import DATASET, visit_standard
+
+from entrepot.engine import DuckDBEngine, EngineOptions
+from entrepot.privacy import Plan, Policy, parse_policy, plan
+from entrepot.privacy.sql.rewrite import REMOVED_CAP
+from entrepot.standards import codelist
+
+STANDARD = visit_standard()
+DISTRICTS = ("910101", "910102", "910103")
+POLICY = parse_policy(
+    {
+        "epsilon": {"per_query": 1e9},
+        "contributions": {"rows_per_group": 2, "groups": 2},
+        "coverage": {"district": list(DISTRICTS)},
+    },
+    STANDARD,
+)
+GROUPED = f"SELECT district, COUNT(*) AS n, SUM(cost) AS s FROM {DATASET} GROUP BY district"
+TOTAL = f"SELECT COUNT(*) AS n, COUNT(DISTINCT patient_id) AS u FROM {DATASET}"
+SCHEMA = pa.schema(
+    [
+        ("visit_id", pa.string()),
+        ("patient_id", pa.string()),
+        ("visit_date", pa.date32()),
+        ("district", pa.string()),
+        ("sex", pa.int64()),
+        ("age_band", pa.string()),
+        ("diagnosis_group", pa.string()),
+        ("cost", pa.float64()),
+        ("duration_hours", pa.float64()),
+    ]
+)
+
+
+def codes(name: str) -> tuple[str, ...]:
+    return codelist(name).codes
+
+
+def write(rows: list[tuple[int, str]], path: Path) -> Path:
+    """Visits as (unit, district), each costing 100."""
+    table = pa.Table.from_pydict(
+        {
+            "visit_id": [f"V{i}" for i in range(len(rows))],
+            "patient_id": [f"P-{unit:04d}" for unit, _ in rows],
+            "visit_date": [dt.date(2025, 3, 1)] * len(rows),
+            "district": [district for _, district in rows],
+            "sex": [1] * len(rows),
+            "age_band": ["25-34"] * len(rows),
+            "diagnosis_group": ["I"] * len(rows),
+            "cost": [100.0] * len(rows),
+            "duration_hours": [1.0] * len(rows),
+        },
+        schema=SCHEMA,
+    )
+    pq.write_table(table, path)
+    return path
+
+
+def exact(p: Plan, path: Path) -> pa.Table:
+    with (
+        DuckDBEngine(EngineOptions((path.parent,), threads=1)) as engine,
+        engine.session() as session,
+    ):
+        session.register_parquet("v", [path])
+        return session.execute(p.sql("v"))
+
+
+def planned(sql: str, policy: Policy = POLICY, epsilon: float = 1.0) -> Plan:
+    return plan(
+        sql, standard=STANDARD, policy=policy, dataset=DATASET, epsilon=epsilon, codes=codes
+    )
+
+
+def true_share(rows: list[tuple[int, str]], bound: int) -> float:
+    """The share of rows bounding removed, every unit counted in full."""
+    per_unit = Counter(unit for unit, _ in rows)
+    removed = sum(max(0, n - bound) for n in per_unit.values())
+    return removed / len(rows) if rows else 0.0
+
+
+# Units of 1 to 10·R rows (R = 2 ungrouped, 2·2 grouped): nothing is cut from the
+# removed total, so it is the truth.
+datasets = st.lists(
+    st.tuples(st.integers(1, 10 * 2), st.sampled_from(DISTRICTS)), min_size=5, max_size=30
+).map(lambda units: [(u, d) for u, (n, d) in enumerate(units) for _ in range(n)])
+
+
+def test_the_budget_is_split_in_the_open() -> None:
+    p = planned(GROUPED)
+    assert p.removed_budget == POLICY.removed_epsilon == 0.1
+    assert set(p.removal_scales) == {q.name for q in p.rewrite.quantities}
+    rows = next(q for q in p.rewrite.quantities if q.kind == "rows")
+    # each of the two aggregates' quantities gets 0.9 / 2 of ε, each removed total 0.1 / 2
+    assert p.scales[rows.name] == pytest.approx(rows.l1 / 0.45, rel=1e-6)
+    assert p.removal_scales[rows.name] == pytest.approx(REMOVED_CAP * rows.l1 / 0.05, rel=1e-6)
+    off = planned(GROUPED, parse_policy({"contributions": {"removed_epsilon": 0}}, STANDARD))
+    assert off.removal_scales == {}
+    assert off.scales[rows.name] == pytest.approx(15 / 0.5, rel=1e-6)  # R = 5·3, ε 1 / 2
+
+
+def test_nothing_is_spent_on_what_cannot_be_removed(tmp_path: Path) -> None:
+    # without GROUP BY, a unit is in one group: its distinct count bounds nothing
+    p = planned(TOTAL)
+    assert [q.kind for q in p.rewrite.quantities if q.name in p.removal_scales] == ["rows"]
+    rows = [(u, "910101") for u in range(10) for _ in range(u + 1)]
+    answer = p.release(exact(p, write(rows, tmp_path / "v.parquet")))
+    assert set(answer.removed) == {"n"}
+    assert answer.interval_of == "bounded data"
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(rows=datasets, grouped=st.booleans())
+def test_with_huge_epsilon_the_removed_share_is_the_truth(
+    tmp_path: Path, rows: list[tuple[int, str]], grouped: bool
+) -> None:
+    p = planned(GROUPED if grouped else TOTAL, epsilon=1e8)
+    answer = p.release(exact(p, write(rows, tmp_path / "v.parquet")))
+    truth = true_share(rows, p.rewrite.rows_per_unit)
+    share = answer.removed["n"]
+    assert share.value == pytest.approx(truth, abs=1e-4)
+    assert share.lo <= truth + 1e-4
+    assert truth - 1e-4 <= share.hi
+    if grouped:
+        assert answer.removed["s"].value == pytest.approx(truth, abs=1e-4)
+
+
+@settings(
+    max_examples=20,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(rows=datasets, unit=st.integers(0, 29))
+def test_removing_one_unit_moves_the_removed_total_by_at_most_its_sensitivity(
+    tmp_path: Path, rows: list[tuple[int, str]], unit: int
+) -> None:
+    p = planned(GROUPED)
+    rest = [row for row in rows if row[0] != unit] or [(999, "910101")]
+    one = exact(p, write(rows, tmp_path / "a.parquet"))
+    two = exact(p, write(rest, tmp_path / "b.parquet"))
+    for q in p.rewrite.quantities:
+        column = f"{q.name}_removed"
+        moved = abs(sum(one.column(column).to_pylist()) - sum(two.column(column).to_pylist()))
+        assert moved <= q.removed + 1e-6
+
+
+@settings(
+    max_examples=6,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(rows=datasets, epsilon=st.sampled_from([0.5, 1.0]), grouped=st.booleans())
+def test_the_removed_share_lies_within_its_interval_at_its_stated_rate(
+    tmp_path: Path, rows: list[tuple[int, str]], epsilon: float, grouped: bool
+) -> None:
+    p = planned(GROUPED if grouped else TOTAL, epsilon=epsilon)
+    table = exact(p, write(rows, tmp_path / "v.parquet"))
+    truth = true_share(rows, p.rewrite.rows_per_unit)
+    draws = [p.release(table).removed["n"] for _ in range(300)]
+    covered = sum(share.lo <= truth <= share.hi for share in draws) / len(draws)
+    assert covered >= 0.93
+    assert all(0.0 <= s.lo <= s.value <= s.hi <= 1.0 for s in draws)
