@@ -286,6 +286,7 @@ class Cap(Generic[Ref]):
     __pydantic_config__: ClassVar[dict[str, Any]] = _DOCUMENTED
 
     dataset: Ref
+    """The dataset: its id, or its ``provider/dataset`` reference."""
     epsilon_cap: float
     """Total ε all consumers together may spend."""
     epsilon_spent: float
@@ -308,8 +309,11 @@ class BudgetRecord(Generic[Ref]):
     __pydantic_config__: ClassVar[dict[str, Any]] = _DOCUMENTED
 
     dataset: Ref
+    """The dataset: its id, or its ``provider/dataset`` reference."""
     consumer: Ref
+    """The consumer organization: its id, or its slug."""
     grant: Ref
+    """The grant that opened the budget: its id, or ``GRANT-<id>``."""
     state: str
     """``open``, ``revoked`` or ``expired``."""
     epsilon_granted: float

@@ -21,46 +21,36 @@ branch_labels = None
 depends_on = None
 
 _providers = sa.table(
-    "providers",
-    sa.column("id", sa.Integer()),
-    sa.column("slug", sa.String()),
-    sa.column("name", sa.String()),
-    sa.column("created_at", sa.DateTime()),
+    "providers", sa.column("id"), sa.column("slug"), sa.column("name"), sa.column("created_at")
 )
 _organizations = sa.table(
     "organizations",
-    sa.column("id", sa.Integer()),
-    sa.column("slug", sa.String()),
-    sa.column("name", sa.String()),
-    sa.column("kind", sa.String()),
-    sa.column("provider_id", sa.Integer()),
-    sa.column("created_at", sa.DateTime()),
+    sa.column("slug"),
+    sa.column("name"),
+    sa.column("kind"),
+    sa.column("provider_id"),
+    sa.column("created_at"),
 )
 
 
 def upgrade() -> None:
-    connection = op.get_bind()
     linked = sa.select(_organizations.c.provider_id).where(
         _organizations.c.provider_id.is_not(None)
     )
     taken = sa.select(_organizations.c.slug)
-    missing = connection.execute(
-        sa.select(_providers).where(_providers.c.id.not_in(linked), _providers.c.slug.not_in(taken))
-    ).all()
-    if missing:
-        connection.execute(
-            sa.insert(_organizations),
-            [
-                {
-                    "slug": row.slug,
-                    "name": row.name,
-                    "kind": "provider",
-                    "provider_id": row.id,
-                    "created_at": row.created_at,
-                }
-                for row in missing
-            ],
+    # In SQL alone, so that every value is copied exactly as stored.
+    missing = sa.select(
+        _providers.c.slug,
+        _providers.c.name,
+        sa.literal("provider"),
+        _providers.c.id,
+        _providers.c.created_at,
+    ).where(_providers.c.id.not_in(linked), _providers.c.slug.not_in(taken))
+    op.execute(
+        sa.insert(_organizations).from_select(
+            ["slug", "name", "kind", "provider_id", "created_at"], missing
         )
+    )
 
 
 def downgrade() -> None:
