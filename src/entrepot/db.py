@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import Engine, MetaData, create_engine, event, make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
-__all__ = ["MODEL_MODULES", "Base", "Database"]
+__all__ = ["MODEL_MODULES", "Base", "Database", "same_database", "shown"]
 
 # Modules that declare tables; imported before migrations are compared with models.
 MODEL_MODULES: tuple[str, ...] = (
@@ -96,6 +96,31 @@ def make_engine(url: str) -> Engine:
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+
+
+def shown(url: str) -> str:
+    """``url`` as it may be written down or printed: no password, no options (which may
+    hold one, or a key file's path)."""
+    parsed = make_url(url)
+    bare = parsed.difference_update_query(parsed.query)._replace(password=None)
+    return bare.render_as_string(hide_password=False)
+
+
+def _identity(url: str) -> tuple[Any, ...]:
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        database = parsed.database or ""
+        if database and database != ":memory:" and not database.startswith("file:"):
+            database = str(Path(database).resolve())
+        return (backend, database)
+    return (backend, parsed.host, parsed.port, parsed.database, parsed.username)
+
+
+def same_database(a: str, b: str) -> bool:
+    """Whether two URLs name one database: same backend, server, database and user,
+    whatever the driver, password or options (``postgresql://`` is the psycopg driver's)."""
+    return _identity(a) == _identity(b)
 
 
 class Database:

@@ -3,6 +3,7 @@
 ::
 
     <home>/node.db                                    metadata (SQLite by default)
+    <home>/database.json                              which metadata database it uses
     <home>/vaults/<provider>/<dataset>/<version>.parquet
     <home>/quarantine/                                rejected rows with their reasons
     <home>/log/                                       the transparency log
@@ -13,11 +14,18 @@ Everything under a home is private to its owner whatever the umask: directories
 ``0700``, files ``0600`` (see :mod:`entrepot._files`). Opening a node tightens an
 older home made under a lax umask, and deletes the spool files and working folders
 that killed processes left (never those of a process still running).
+
+A home remembers its metadata database (``database.json``: the URL without its
+password). Opened with another one, say a stray ``ENTREPOT_DB``, it refuses and names
+both, rather than show an empty catalog beside a log full of entries; ``entrepot db
+move`` is the one way to change it. A SQLite file inside the home is recorded relative
+to it, so a home can be moved or restored elsewhere.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import threading
@@ -27,17 +35,19 @@ from pathlib import Path
 from nacl.signing import SigningKey, VerifyKey
 
 from entrepot._files import private_dir
-from entrepot.db import Database
+from entrepot.db import Database, same_database, shown
 from entrepot.engine import Engine, EngineOptions, get
-from entrepot.errors import Conflict, NotFound, StorageCorrupt
+from entrepot.errors import Conflict, InvalidInput, NotFound, StorageCorrupt
 from entrepot.exchange.outbox import Outbox, has_pending, remember_log
 from entrepot.settings import Settings
 from entrepot.transparency import TransparencyLog
 from entrepot.vault._storage import sweep_temp_files, temp_path
 
-__all__ = ["Node"]
+__all__ = ["Node", "record_database", "recorded_database"]
 
 _DIRS = ("vaults", "quarantine", "log", "keys", "tmp")
+_DATABASE_FILE = "database.json"
+_HOME = "{home}"
 
 
 def _private_home(home: Path) -> None:
@@ -45,6 +55,58 @@ def _private_home(home: Path) -> None:
     private_dir(home)
     for name in _DIRS:
         private_dir(home / name)
+
+
+def recorded_database(home: Path) -> str | None:
+    """The metadata database URL (without password) the home records, if it has one."""
+    try:
+        recorded = json.loads((home / _DATABASE_FILE).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise StorageCorrupt(
+            f"{home / _DATABASE_FILE} cannot be read: {exc}",
+            hint='restore it from the home\'s backup, or write {"url": "<database URL>"}',
+        ) from exc
+    url = recorded.get("url") if isinstance(recorded, dict) else None
+    if not isinstance(url, str):
+        raise StorageCorrupt(
+            f"{home / _DATABASE_FILE} names no database",
+            hint='restore it from the home\'s backup, or write {"url": "<database URL>"}',
+        )
+    return url.replace(_HOME, str(home))
+
+
+def record_database(home: Path, url: str) -> None:
+    """Write ``url`` (its password left out) as the home's metadata database, atomically."""
+    text = shown(url)
+    prefix = "sqlite:///"
+    if text.startswith(prefix):
+        path = Path(text.removeprefix(prefix)).resolve()
+        with contextlib.suppress(ValueError):
+            text = f"{prefix}{_HOME}/{path.relative_to(home.resolve())}"
+    temp = home / f".{_DATABASE_FILE}.{os.getpid()}"
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(json.dumps({"url": text}) + "\n")
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(temp, home / _DATABASE_FILE)
+
+
+def _check_database(settings: Settings) -> None:
+    recorded = recorded_database(settings.home)
+    if recorded is None:
+        # A home made before homes recorded their database adopts the one it is opened with.
+        record_database(settings.home, settings.db_url)
+    elif not same_database(recorded, settings.db_url):
+        raise InvalidInput(
+            f"the node at {settings.home} uses the database {recorded}, "
+            f"not {shown(settings.db_url)}",
+            hint="open it without --db / ENTREPOT_DB (or with its own URL); to change its "
+            "database, use `entrepot db move URL`",
+            setting="db",
+        )
 
 
 class Node:
@@ -87,6 +149,7 @@ class Node:
             out.write(bytes(key.verify_key).hex() + "\n")
         node = cls(settings, key)
         node.db.upgrade()
+        record_database(home, settings.db_url)
         return node
 
     @classmethod
@@ -100,6 +163,7 @@ class Node:
                 "or point --home / ENTREPOT_HOME at an existing node",
             )
         _private_home(settings.home)
+        _check_database(settings)
         for root in ("vaults", "quarantine", "tmp"):
             sweep_temp_files(settings.home / root)
         node = cls(settings, SigningKey(key_file.read_bytes()))
