@@ -6,6 +6,8 @@ A standard is a Table Schema JSON document. Besides the usual ``fields``,
 - per field, ``"entrepot:role"``: one of :class:`Role`; ``"entrepot:bounds"``:
   ``[low, high]``, the public clamping bounds of a ``measure``;
   ``"entrepot:codelist"``: the public code list a ``dimension`` takes its values from;
+  ``"entrepot:linkKey"``: the concept (:mod:`entrepot.standards.linkkeys`) an
+  ``identifier`` names, which makes it a link key for private joins;
 - per schema, ``"entrepot:privacyUnit"``: the ``identifier`` field that names a
   person or firm, and ``"entrepot:oneRowPerUnit"``: true when each unit has at most
   one row (no contribution bounding needed).
@@ -31,6 +33,7 @@ from typing import Any
 from entrepot._text import check_text
 from entrepot.errors import InvalidInput, NotFound
 from entrepot.standards.codelist import codelist_names
+from entrepot.standards.linkkeys import concept_names
 
 __all__ = [
     "TYPES",
@@ -71,6 +74,7 @@ class Field:
     pattern: str | None = None
     bounds: tuple[float, float] | None = None
     codelist: str | None = None
+    link_key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -148,6 +152,7 @@ def _field_summary(f: Field) -> dict[str, Any]:
         "constraints": {k: v for k, v in constraints.items() if v is not None and v is not False},
         "bounds": list(f.bounds) if f.bounds is not None else None,
         "codelist": f.codelist,
+        "link_key": f.link_key,
     }
 
 
@@ -215,6 +220,7 @@ def _parse_field(raw: Any, where: str) -> Field:
             'add "entrepot:codelist": "<name>" or constraints.enum',
         )
     _check_constraints(ftype, constraints, here)
+    link_key = _parse_link_key(raw.get("entrepot:linkKey"), role, ftype, here)
     return Field(
         name=name,
         type=ftype,
@@ -230,7 +236,23 @@ def _parse_field(raw: Any, where: str) -> Field:
         pattern=constraints.get("pattern"),
         bounds=(float(bounds[0]), float(bounds[1])) if role is Role.MEASURE and bounds else None,
         codelist=codelist,
+        link_key=link_key,
     )
+
+
+def _parse_link_key(value: Any, role: Role, ftype: str, where: str) -> str | None:
+    if value is None:
+        return None
+    if value not in concept_names():
+        known = ", ".join(concept_names())
+        raise _fail(where, f"unknown link-key concept {value!r}", f"use one of: {known}")
+    if role is not Role.IDENTIFIER or ftype not in ("string", "integer"):
+        raise _fail(
+            where,
+            "a link key must be a string or integer identifier",
+            'give it "entrepot:role": "identifier", or drop "entrepot:linkKey"',
+        )
+    return str(value)
 
 
 def _bound_ok(ftype: str, value: Any) -> bool:
