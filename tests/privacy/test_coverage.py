@@ -13,7 +13,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from privacy_fixtures import DATASET, visit_standard
+from small_node import CONSUMER, small_node
 
+import entrepot
 from entrepot.engine import DuckDBEngine, EngineOptions
 from entrepot.errors import InvalidInput, PolicyViolation
 from entrepot.privacy import Answer, Policy, default_policy, parse_policy, plan
@@ -285,3 +287,66 @@ def test_the_near_zero_threshold_depends_on_public_numbers_only(tmp_path: Path) 
     rows_per_unit = policy.rows_per_group * policy.groups_per_unit
     counted = 0.5 * (1 - policy.removed_epsilon)
     assert one.near_zero_threshold == pytest.approx(rows_per_unit / counted * 2.9957, rel=1e-3)
+
+
+# -- through the public door -------------------------------------------------------------
+
+COVERED_POLICY = """
+epsilon:
+  per_query: 1.0
+  dataset_cap: 50.0
+latency_floor_ms: 0
+coverage:
+  visit_date: {from: 2025-01-01, to: 2025-06-30}
+  district: {within: ["910000"]}
+"""
+OUTSIDE = (
+    "SELECT COUNT(*) AS n FROM riverside_hospitals.outpatient_visits WHERE district = '920101'",
+    "SELECT date_trunc('month', visit_date) AS m, COUNT(*) AS n "
+    "FROM riverside_hospitals.outpatient_visits "
+    "WHERE visit_date >= DATE '2026-01-01' GROUP BY 1",
+)
+
+
+@pytest.fixture(scope="module")
+def two_nodes(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """Two nodes under the same coverage whose data differ in size and districts."""
+    base = tmp_path_factory.mktemp("coverage")
+    return (
+        small_node(base / "few", rows=30, districts=LANSHAN[:1], policy=COVERED_POLICY, seed=1),
+        small_node(base / "many", rows=600, districts=LANSHAN[3:12], policy=COVERED_POLICY),
+    )
+
+
+@pytest.mark.parametrize("sql", OUTSIDE)
+def test_a_query_outside_the_coverage_is_refused_alike_whatever_the_data_holds(
+    two_nodes: tuple[Path, Path], sql: str
+) -> None:
+    refusals = []
+    for home in two_nodes:
+        with entrepot.connect(home, consumer=CONSUMER) as ex, pytest.raises(PolicyViolation) as r:
+            ex.query(sql, epsilon=0.1)
+        refusals.append(r.value)
+    few, many = refusals
+    assert few.details["rule"] == many.details["rule"] == "coverage"
+    assert (few.code, few.status, few.message, few.hint) == (
+        many.code,
+        many.status,
+        many.message,
+        many.hint,
+    )
+
+
+def test_months_and_districts_beyond_the_coverage_are_never_answered(
+    two_nodes: tuple[Path, Path],
+) -> None:
+    sql = (
+        "SELECT district, date_trunc('month', visit_date) AS m, COUNT(*) AS n "
+        "FROM riverside_hospitals.outpatient_visits GROUP BY district, m"
+    )
+    for home in two_nodes:
+        with entrepot.connect(home, consumer=CONSUMER) as ex:
+            frame = ex.query(sql, epsilon=0.5).to_pandas()
+        assert set(frame["district"]) <= set(LANSHAN)
+        assert len(frame) == len(LANSHAN) * 6
+        assert {str(m)[:7] for m in frame["m"]} == {f"2025-0{i}" for i in range(1, 7)}
