@@ -342,7 +342,7 @@ class LocalClient(ShippedStandards):
         self, sql: str, *, epsilon: float | None = None, purpose: str | None = None
     ) -> dict[str, Any]:
         result = self.exchange.queries.run(self.actor, sql, epsilon=epsilon, purpose=purpose)
-        return QueryOut.model_validate(result.to_dict()).model_dump(mode="json")
+        return answer_body(result.to_dict())
 
     def query_opening(self, index: int) -> dict[str, Any]:
         return self.exchange.openings.query(self.actor, index).to_json()
@@ -442,3 +442,8 @@ class LocalClient(ShippedStandards):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def answer_body(result: dict[str, Any]) -> dict[str, Any]:
+    """A private query's result (``QueryResult.to_dict()``) as every door answers it."""
+    return QueryOut.model_validate(result).model_dump(mode="json")

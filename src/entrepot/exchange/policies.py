@@ -81,11 +81,9 @@ class Policies:
         """The policy in force: the provider's, or the default of the standard's roles."""
         ref = DatasetRef.parse(dataset) if isinstance(dataset, str) else dataset
         with self.node.db.read() as session:
-            dataset = find_dataset(session, ref)
-            standard = parse_standard(dataset.schema, dataset.standard)
-            record = session.scalar(
-                select(PolicyRecord).where(PolicyRecord.dataset_id == dataset.id)
-            )
+            row = find_dataset(session, ref)
+            standard = parse_standard(row.schema, row.standard)
+            record = session.scalar(select(PolicyRecord).where(PolicyRecord.dataset_id == row.id))
         if record is None:
             return PolicyInfo(str(ref), default_policy(standard), explicit=False)
         policy = parse_policy(yaml.safe_load(record.document), standard, where=f"policy of {ref}")

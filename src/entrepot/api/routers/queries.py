@@ -8,6 +8,7 @@ token's actor, awaits the answer and shapes it.
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -16,6 +17,7 @@ from fastapi.responses import Response
 from entrepot.api._query_workers import QueryRunner, QueueFull
 from entrepot.api.auth import Consumer
 from entrepot.api.errors import error_response
+from entrepot.client.local import answer_body
 from entrepot.errors import EntrepotError
 from entrepot.schemas.queries import QueryIn, QueryOut
 
@@ -53,5 +55,6 @@ async def run_query(
 
 
 def render(result: dict[str, Any]) -> bytes:
-    """The response body of one answer, validated and serialized where the query ran."""
-    return QueryOut.model_validate(result).model_dump_json().encode()
+    """The response body of one answer, shaped where the query ran as the local client
+    shapes it."""
+    return json.dumps(answer_body(result), ensure_ascii=False, separators=(",", ":")).encode()
