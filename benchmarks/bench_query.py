@@ -371,6 +371,12 @@ def planning_ms(samples: int = 200) -> tuple[float, float]:
             "__k0": keys[0],
             "__k1": keys[1],
             **{q.name: [100.0] * len(p.groups) for q in p.rewrite.quantities},
+            # what bounding removed, beside each quantity that reports it
+            **{
+                f"{q.name}_removed": [0.0] * len(p.groups)
+                for q in p.rewrite.quantities
+                if getattr(q, "removed", 0.0)
+            },
         }
     )
     start = time.perf_counter()
