@@ -1,0 +1,62 @@
+"""The CLI shows what an answer says about itself: groups near zero, averages without
+a value, intervals about bounded data and the share bounding removed."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from small_node import CONSUMER, small_node
+
+from entrepot.standards import codelist
+
+POLICY = """
+epsilon:
+  per_query: 1.0
+  dataset_cap: 50.0
+latency_floor_ms: 0
+coverage:
+  district: {within: ["910100"]}
+"""
+SQL = (
+    "SELECT district, COUNT(*) AS visits, AVG(cost) AS avg_cost "
+    "FROM riverside_hospitals.outpatient_visits GROUP BY district"
+)
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # every visit in one district of the five the coverage holds
+    district = codelist("region.district").codes[0]
+    base = tmp_path_factory.mktemp("cli")
+    return small_node(base / "node", rows=400, districts=[district], policy=POLICY)
+
+
+def _query(home: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    args = ("query", SQL, "--as", CONSUMER, "--home", str(home), "--epsilon", "0.2", *extra)
+    return subprocess.run(
+        [sys.executable, "-m", "entrepot", *args],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+
+
+def test_the_cli_marks_groups_near_zero_and_says_what_bounding_removed(home: Path) -> None:
+    text = " ".join(_query(home).stdout.split())
+    assert "~ near zero" in text
+    assert "group(s) near zero" in text
+    assert "intervals are about the bounded data; bounding removed an estimated visits" in text
+    body = json.loads(_query(home, "--json").stdout)["answer"]
+    assert len(body["rows"]) == 5
+    marked = [row for row in body["rows"] if row["near_zero"]]
+    assert marked
+    assert all(row["values"][1][0] is None for row in marked)
+    assert body["interval_of"] == "bounded data"
+    assert set(body["removed"]) == {"visits", "avg_cost"}
+    assert body["removed_budget"] == 0.1
