@@ -96,6 +96,7 @@ def test_a_misnamed_dataset_is_refused_alike_whatever_the_data_holds(
     assert few.details["rule"] == many.details["rule"] == "unknown_table"
     assert (few.code, few.status) == (many.code, many.status) == ("policy_violation", 403)
     assert (few.message, few.hint) == (many.message, many.hint)
+    assert "FROM riverside_hospitals.outpatient_visits" in few.hint
 
 
 @pytest.mark.parametrize("sql", MISNAMED[:2])
