@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -129,3 +130,9 @@ def test_canonical_forms_are_fixed_points(name: str, raw: object) -> None:
         assert rule.canonicalize(canonical) == canonical
         assert canonical.isascii()
         assert canonical.isalnum()
+
+
+def test_every_concept_is_documented() -> None:
+    doc = (Path(__file__).parent.parent.parent / "docs" / "standard.md").read_text("utf-8")
+    for name in concept_names():
+        assert f"| `{name}` |" in doc, name
