@@ -140,6 +140,11 @@ def test_with_huge_epsilon_the_removed_share_is_the_truth(
     assert truth - 1e-4 <= share.hi
     if grouped:
         assert answer.removed["s"].value == pytest.approx(truth, abs=1e-4)
+        assert answer.asked == {}
+    else:
+        # the question asked: every row, none bounded away
+        assert answer.asked["n"].value == pytest.approx(len(rows), abs=1e-3)
+        assert set(answer.asked) == {"n"}
 
 
 @settings(
@@ -173,7 +178,12 @@ def test_the_removed_share_lies_within_its_interval_at_its_stated_rate(
     p = planned(GROUPED if grouped else TOTAL, epsilon=epsilon)
     table = exact(p, write(rows, tmp_path / "v.parquet"))
     truth = true_share(rows, p.rewrite.rows_per_unit)
-    draws = [p.release(table).removed["n"] for _ in range(300)]
+    answers = [p.release(table) for _ in range(300)]
+    draws = [answer.removed["n"] for answer in answers]
     covered = sum(share.lo <= truth <= share.hi for share in draws) / len(draws)
     assert covered >= 0.93
     assert all(0.0 <= s.lo <= s.value <= s.hi <= 1.0 for s in draws)
+    if not grouped:
+        # put back, the count's interval is about the question asked: all the rows
+        totals = [answer.asked["n"] for answer in answers]
+        assert sum(t.lo <= len(rows) <= t.hi for t in totals) / len(totals) >= 0.93

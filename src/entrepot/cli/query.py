@@ -72,6 +72,13 @@ def _render(result: dict[str, Any]) -> None:
         told = f"; bounding removed an estimated {shares}" if shares else ""
         paid = f" ({budget:.0%} of the ε)" if shares else ""
         console.print(cell(f"intervals are about the bounded data{told}{paid}"))
+        for name, (value, lo, hi) in (answer.get("asked") or {}).items():
+            console.print(
+                cell(
+                    f"{name} with what bounding removed put back: {_fmt(value)} "
+                    f"[{_fmt(lo)}, {_fmt(hi)}] (95%, each unit counted up to 10 times its bound)"
+                )
+            )
     spent = (
         "0 (the earlier answer, repeated)" if result["repeated"] else f"{result['epsilon_spent']:g}"
     )

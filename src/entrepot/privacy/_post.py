@@ -173,16 +173,19 @@ def removed_shares(
     standard: Standard,
     lost: dict[str, float],
     scales: dict[str, float],
-) -> dict[str, Estimate]:
-    """Per aggregate, the share of its quantity that contribution bounding removed.
+) -> tuple[dict[str, Estimate], dict[str, Estimate]]:
+    """Per aggregate, the share of its quantity that contribution bounding removed;
+    and, for a COUNT or SUM of one group, its estimate with the removed part put back.
 
     ``lost`` holds each bounded quantity's noisy total removed (over all groups) and
     ``scales`` its noise scale. The share is ``E / (B + E)``, ``B`` the sum of the
     noisy groups; its interval takes ``E`` and ``B`` at level α/2 each (Bonferroni),
     ``B``'s half-width by Chebyshev over the groups. An AVG reports the share of the
-    rows (or values) it averages over.
+    rows (or values) it averages over. The estimate put back is ``B + E``, its
+    interval the sum of the two intervals at α/2 each.
     """
-    out: dict[str, Estimate] = {}
+    shares: dict[str, Estimate] = {}
+    asked: dict[str, Estimate] = {}
     for aggregate, (function, name, count_name, _low, _high) in zip(
         aggregates, recipes(aggregates, noisy, standard), strict=True
     ):
@@ -193,8 +196,16 @@ def removed_shares(
         total = math.fsum(groups)
         spread = noisy.halfwidth(len(groups))(quantity, _ALPHA / 2)
         margin = noisy.mechanism.halfwidth(scales[quantity], _ALPHA / 2)
-        out[aggregate.name] = _share(lost[quantity], margin, total, spread)
-    return out
+        removed = lost[quantity]
+        shares[aggregate.name] = _share(removed, margin, total, spread)
+        if len(groups) == 1 and function != "avg":
+            value = total + removed
+            lo = total - spread + removed - margin
+            hi = total + spread + removed + margin
+            if function != "sum":
+                value, lo, hi = max(value, 0.0), max(lo, 0.0), max(hi, 0.0)
+            asked[aggregate.name] = Estimate(value, lo, hi)
+    return shares, asked
 
 
 def _share(removed: float, margin: float, kept: float, spread: float) -> Estimate:

@@ -67,6 +67,9 @@ class Answer:
     contribution was bounded, and then ``removed`` gives, per aggregate, the noisy
     share of it that bounding removed (over all groups, with its 95% interval),
     bought with ``removed_budget`` of the query's ε (of its ρ for Gaussian noise).
+    ``asked`` gives, for a COUNT or SUM without GROUP BY, the estimate with what
+    bounding removed put back: its interval is about the question asked, counting
+    each unit up to ten times its bound.
     """
 
     columns: tuple[str, ...]
@@ -85,6 +88,7 @@ class Answer:
     notes: tuple[str, ...] = field(default=())
     near_zero_threshold: float = 0.0
     removed: dict[str, Estimate] = field(default_factory=dict)
+    asked: dict[str, Estimate] = field(default_factory=dict)
     removed_budget: float = 0.0
     interval_of: str = "data"
 
@@ -145,6 +149,7 @@ class Answer:
             "notes": list(self.notes),
             "near_zero_threshold": self.near_zero_threshold,
             "removed": {name: [e.value, e.lo, e.hi] for name, e in self.removed.items()},
+            "asked": {name: [e.value, e.lo, e.hi] for name, e in self.asked.items()},
             "removed_budget": self.removed_budget,
             "interval_of": self.interval_of,
         }
@@ -194,6 +199,7 @@ class Answer:
                 notes=tuple(doc["notes"]),
                 near_zero_threshold=doc.get("near_zero_threshold", 0.0),
                 removed={name: Estimate(*v) for name, v in doc.get("removed", {}).items()},
+                asked={name: Estimate(*v) for name, v in doc.get("asked", {}).items()},
                 removed_budget=doc.get("removed_budget", 0.0),
                 interval_of=doc.get("interval_of", ""),
             )

@@ -132,7 +132,7 @@ class Plan:
             for q in quantities
         }
         noisy = Noisy(mechanism, quantities, self.scales, vectors)
-        removed = removed_shares(
+        removed, asked = removed_shares(
             self.query.aggregates,
             noisy,
             self.standard,
@@ -169,6 +169,7 @@ class Plan:
             notes=self.notes,
             near_zero_threshold=self.near_zero_threshold,
             removed=removed,
+            asked=asked,
             removed_budget=self.removed_budget,
             interval_of="bounded data" if self.rewrite.bounded else "data",
         )

@@ -61,6 +61,11 @@ class AnswerOut(BaseModel):
         default_factory=dict,
         description="Per aggregate: [share, low, high] of it that contribution bounding removed.",
     )
+    asked: dict[str, list[float | None]] = Field(
+        default_factory=dict,
+        description="COUNT and SUM without GROUP BY: [value, low, high] with what bounding "
+        "removed put back, about the question asked.",
+    )
     removed_budget: float = Field(
         0.0, description="The share of the query's ε (ρ for Gaussian noise) spent on removed."
     )
