@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import pytest
@@ -197,3 +198,22 @@ def test_the_public_surface_is_pinned() -> None:
         "intersect",
         "make_pool",
     }
+
+
+class _Counted(list[object]):
+    """A list that counts the values read from it."""
+
+    reads = 0
+
+    def __getitem__(self, index: Any) -> Any:
+        _Counted.reads += 1
+        return super().__getitem__(index)
+
+
+def test_blinding_streams_a_few_batches_at_a_time() -> None:
+    values = _Counted(f"ZR{n:010d}" for n in range(1000))
+    with Holder(CONCEPT, batch_size=10) as holder:
+        batches = holder.blind(values)
+        next(batches)
+        assert _Counted.reads <= 3 * 10
+        assert sum(len(b) for b in batches) == 990
