@@ -100,6 +100,8 @@ def floor(sides: list[np.ndarray]) -> Usage:
     key, other = (pysodium.crypto_core_ristretto255_scalar_random() for _ in range(2))
     batches = [s[i : i + BATCH].tolist() for s in sides for i in range(0, len(s), BATCH)]
     pool = psi.make_pool()
+    # Start the fork server and every worker before the clock, as entrepot's run does.
+    list(pool.map(int, range(2 * (os.cpu_count() or 1))))
     with measured(pool) as usage:
         done = sum(pool.map(_floor_batch, [key] * len(batches), [other] * len(batches), batches))
     pool.shutdown()
@@ -123,7 +125,7 @@ def entrepot(left: np.ndarray, right: np.ndarray, expected: int) -> Usage:
     """``psi.intersect`` end to end, its pool started for this join."""
     with measured(None) as started:
         pool = psi.make_pool()
-        pool.submit(int).result()
+        list(pool.map(int, range(2 * (os.cpu_count() or 1))))
     with measured(pool) as usage:
         found = psi.intersect(left, right, CONCEPT, pool=pool, progress=_progress("entrepot"))
     pool.shutdown()
