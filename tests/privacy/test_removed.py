@@ -109,6 +109,8 @@ def test_the_budget_is_split_in_the_open() -> None:
     assert p.removal_scales[rows.name] == pytest.approx(REMOVED_CAP * rows.l1 / 0.05, rel=1e-6)
     off = planned(GROUPED, parse_policy({"contributions": {"removed_epsilon": 0}}, STANDARD))
     assert off.removal_scales == {}
+    assert "_removed" not in off.sql("v")
+    assert "_removed" in p.sql("v")
     assert off.scales[rows.name] == pytest.approx(15 / 0.5, rel=1e-6)  # R = 5·3, ε 1 / 2
 
 

@@ -260,8 +260,7 @@ def plan(
     )
     rewritten = rewrite(query, standard, policy, groups=len(groups))
     mechanism = mechanisms.get(policy.mechanism)
-    # COUNT(DISTINCT unit) without GROUP BY bounds nothing: each unit is in one group.
-    lossy = [q for q in rewritten.quantities if q.removed > 0 and (q.kind != "units" or query.keys)]
+    lossy = [q for q in rewritten.quantities if q.removed > 0]
     fraction = policy.removed_epsilon if lossy else 0.0
     # Sequential composition: ε (pure DP) or ρ (zCDP) adds up, so the query's budget
     # is split in these shares.

@@ -82,7 +82,8 @@ class Quantity:
     ``kind`` is ``rows`` (rows, bounded), ``values`` (non-null values of
     ``column``), ``units`` (distinct privacy units) or ``sum`` (of ``column``,
     clamped); ``l1`` and ``l2`` are its sensitivities to one unit; ``removed`` is the
-    sensitivity of its ``_removed`` column's total (0 when nothing is bounded).
+    sensitivity of its ``_removed`` column's total (0, and no column, when none is
+    reported).
     """
 
     name: str
@@ -200,7 +201,10 @@ def rewrite(query: Query, standard: Standard, policy: Policy, *, groups: int) ->
             l1 = l2 = rows * max(abs(low), abs(high))
         else:
             l1 = l2 = float(rows)
-        removed = REMOVED_CAP * l1 if bounded else 0.0
+        # Nothing is reported when the policy spends nothing on it, nor for distinct
+        # units without GROUP BY (each unit is then in one group: none is removed).
+        reported = bounded and policy.removed_epsilon > 0 and (kind != "units" or query.keys)
+        removed = REMOVED_CAP * l1 if reported else 0.0
         quantities.append(
             Quantity(name=f"__q{i}", kind=kind, column=column, l1=l1, l2=l2, removed=removed)
         )
@@ -319,6 +323,7 @@ def _bounded_sql(shape: _Shape, u: str, *, precounted: bool = False, stored: boo
             f"CAST(coalesce(sum({_weighted(q, shape.standard, cut)}), 0) AS DOUBLE) "
             f"AS {q.name}_removed"
             for q in weighted
+            if q.removed
         ]
         ctes.append(
             f"__weighted AS (SELECT {', '.join(select + sums)} FROM {source} "
@@ -334,11 +339,9 @@ def _bounded_sql(shape: _Shape, u: str, *, precounted: bool = False, stored: boo
         ctes.append("__spread AS (SELECT __u, count(*) AS __g FROM __pairs GROUP BY 1)")
         total = f"sum(least(1.0, {float(shape.spread)!r} / __g))"
         cut = f"sum({_removed(shape.spread, '__g')})"
-        outer = [
-            *keys,
-            f"CAST(coalesce({total}, 0) AS DOUBLE) AS {q.name}",
-            f"CAST(coalesce({cut}, 0) AS DOUBLE) AS {q.name}_removed",
-        ]
+        outer = [*keys, f"CAST(coalesce({total}, 0) AS DOUBLE) AS {q.name}"]
+        if q.removed:
+            outer.append(f"CAST(coalesce({cut}, 0) AS DOUBLE) AS {q.name}_removed")
         by_keys = f" GROUP BY {', '.join(keys)}" if keys else ""
         ctes.append(
             f"__distinct AS (SELECT {', '.join(outer)} FROM __pairs "
