@@ -106,6 +106,7 @@ READS: list[tuple[str, str, dict[str, tuple[int, int]]]] = [
     ("GET", "/v1/policies/{dataset}", same(401, 200)),
     ("GET", "/v1/audit/export/heads", scoped(200, (403, 403), (403, 403), 200)),
     ("GET", "/v1/audit/export/entries", scoped(200, (403, 403), (403, 403), 200)),
+    ("GET", "/metrics", scoped(200, (403, 403), (403, 403), 200)),
 ]
 
 # (method, path, body, [(role, side, expected), ...] in the order they run)

@@ -20,13 +20,16 @@ from multiprocessing.connection import wait
 from typing import Any, Literal
 
 import anyio.to_thread
-from fastapi import FastAPI
+from fastapi import FastAPI, Response
+from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel
 
 from entrepot import __version__
 from entrepot.api import errors
 from entrepot.api._query_workers import runner_for
+from entrepot.api.auth import Auditor
 from entrepot.api.limits import AuthGuard, BodySizeLimit, GuessGate, RateLimit
+from entrepot.api.metrics import LogTally, Observed, RequestMetrics, scrape
 from entrepot.exchange import Exchange, Node
 from entrepot.settings import Settings
 
@@ -112,9 +115,31 @@ def create_app(node_or_settings: Node | Settings) -> FastAPI:
         upload_paths=UPLOAD_PATHS,
     )
 
+    # Outermost: the access log and the counts see every answer, refusals by limits too.
+    requests = RequestMetrics()
+    app.add_middleware(Observed, api=app, metrics=requests)
+    tally = LogTally(node.log)
+
     @app.get(_HEALTH, tags=["health"], summary="Liveness check (no authentication).")
     def healthz() -> Health:
         return Health(status="ok", version=__version__)
+
+    @app.get(
+        "/metrics",
+        tags=["health"],
+        summary="Prometheus metrics: requests, latencies, private operations, ε spent "
+        "(operators and auditors).",
+        response_class=Response,
+        responses={
+            **errors.ERROR_RESPONSES,
+            200: {
+                "description": "The Prometheus text exposition format.",
+                "content": {"text/plain": {"schema": {"type": "string"}}},
+            },
+        },
+    )
+    def metrics(_actor: Auditor) -> Response:
+        return Response(scrape(requests, tally), media_type=CONTENT_TYPE_LATEST)
 
     for name in ROUTERS:
         module = importlib.import_module(f"entrepot.api.routers.{name}")

@@ -1,13 +1,24 @@
-"""`entrepot serve`: the HTTP API of a node, with uvicorn."""
+"""`entrepot serve`: the HTTP API of a node, with uvicorn.
+
+It writes an access log to standard output (one line per request: method, route
+template, status, duration; see :mod:`entrepot.api.metrics`), names a taken port
+plainly before uvicorn starts, and with several workers has them share one
+Prometheus multiprocess directory, so ``/metrics`` sums every worker's requests.
+"""
 
 from __future__ import annotations
 
+import copy
+import errno
 import os
-from typing import Annotated
+import socket
+from contextlib import ExitStack
+from typing import Annotated, Any
 
 import typer
 
 from entrepot.cli._common import Db, Home, console, esc, settings
+from entrepot.errors import Conflict
 
 
 def serve(
@@ -61,24 +72,85 @@ def serve(
     pool = chosen.api_query_workers if query_workers is None else query_workers
     bind_host = host or chosen.host
     bind_port = chosen.port if port is None else port
+    _check_free(bind_host, bind_port)
     console.print(
         f"serving [bold]{esc(chosen.home)}[/] on http://{esc(bind_host)}:{bind_port} "
         f"(OpenAPI at /docs, {workers} worker{'s' if workers > 1 else ''}, "
         f"{pool} query process{'es' if pool != 1 else ''} each)",
         highlight=False,
     )
-    uvicorn.run(
-        "entrepot.api.app:from_environment",
-        factory=True,
-        host=bind_host,
-        port=bind_port,
-        workers=workers,
-        log_level="info",
-        # Query strings never carry secrets here, but access logs are kept minimal anyway.
-        access_log=False,
-        server_header=False,
-        **server_options(chosen),
-    )
+    with ExitStack() as cleanup:
+        if workers > 1:
+            from entrepot.vault._storage import temp_dir
+
+            shared = cleanup.enter_context(temp_dir(chosen.home / "tmp"))
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(shared)
+        uvicorn.run(
+            "entrepot.api.app:from_environment",
+            factory=True,
+            host=bind_host,
+            port=bind_port,
+            workers=workers,
+            log_level="info",
+            log_config=_log_config(),
+            # uvicorn's own access log prints the raw path and query string; ours
+            # prints the route template only.
+            access_log=False,
+            server_header=False,
+            **server_options(chosen),
+        )
+
+
+def _check_free(host: str, port: int) -> None:
+    """Refuse a port another process listens on, by name, before uvicorn tries it."""
+    if port == 0:
+        return
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as error:
+        raise Conflict(
+            f"cannot serve on {host}: {error.strerror}",
+            hint="give --host an address of this machine (127.0.0.1 or 0.0.0.0)",
+            setting="host",
+        ) from error
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        # As uvicorn binds: SO_REUSEADDR lets a port in TIME_WAIT be taken again.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as error:
+            taken = error.errno == errno.EADDRINUSE
+            raise Conflict(
+                f"port {port} on {host} is already in use"
+                if taken
+                else f"cannot listen on {host}:{port}: {error.strerror}",
+                hint="stop what listens there, or choose another port with --port "
+                "(or ENTREPOT_PORT)",
+                setting="port",
+            ) from error
+
+
+def _log_config() -> dict[str, Any]:
+    """uvicorn's logging, plus the access log of entrepot.api.metrics on standard output."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["formatters"]["entrepot_access"] = {
+        "format": "%(asctime)s %(message)s",
+        "datefmt": "%Y-%m-%dT%H:%M:%S%z",
+    }
+    config["handlers"]["entrepot_access"] = {
+        "formatter": "entrepot_access",
+        "class": "logging.StreamHandler",
+        "stream": "ext://sys.stdout",
+    }
+    config["loggers"]["entrepot.access"] = {
+        "handlers": ["entrepot_access"],
+        "level": "INFO",
+        "propagate": False,
+    }
+    return config
 
 
 def register(app: typer.Typer) -> None:
