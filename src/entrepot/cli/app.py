@@ -16,6 +16,7 @@ from entrepot.errors import EntrepotError
 _NOUNS = (
     "node",
     "serve",
+    "db",
     "login",
     "standard",
     "provider",

@@ -17,9 +17,10 @@ that killed processes left (never those of a process still running).
 
 A home remembers its metadata database (``database.json``: the URL without its
 password). Opened with another one, say a stray ``ENTREPOT_DB``, it refuses and names
-both, rather than show an empty catalog beside a log full of entries; ``entrepot db
-move`` is the one way to change it. A SQLite file inside the home is recorded relative
-to it, so a home can be moved or restored elsewhere.
+both, rather than show an empty catalog beside a log full of entries; opened with none,
+it uses the recorded one. ``entrepot db move`` is the one way to change it. A SQLite
+file inside the home is recorded relative to it, so a home can be moved or restored
+elsewhere.
 """
 
 from __future__ import annotations
@@ -94,12 +95,18 @@ def record_database(home: Path, url: str) -> None:
     os.replace(temp, home / _DATABASE_FILE)
 
 
-def _check_database(settings: Settings) -> None:
+def _own_database(settings: Settings) -> Settings:
+    """``settings`` on the home's recorded database: the one they name, if it is that one
+    (a URL with a password, say), else the recorded URL when they name none."""
     recorded = recorded_database(settings.home)
     if recorded is None:
         # A home made before homes recorded their database adopts the one it is opened with.
         record_database(settings.home, settings.db_url)
-    elif not same_database(recorded, settings.db_url):
+        return settings
+    if settings.db is None and not same_database(recorded, settings.db_url):
+        # Moved (`entrepot db move`): a password comes from libpq (PGPASSWORD, ~/.pgpass).
+        return settings.model_copy(update={"db": recorded})
+    if not same_database(recorded, settings.db_url):
         raise InvalidInput(
             f"the node at {settings.home} uses the database {recorded}, "
             f"not {shown(settings.db_url)}",
@@ -107,6 +114,7 @@ def _check_database(settings: Settings) -> None:
             "database, use `entrepot db move URL`",
             setting="db",
         )
+    return settings
 
 
 class Node:
@@ -163,7 +171,7 @@ class Node:
                 "or point --home / ENTREPOT_HOME at an existing node",
             )
         _private_home(settings.home)
-        _check_database(settings)
+        settings = _own_database(settings)
         for root in ("vaults", "quarantine", "tmp"):
             sweep_temp_files(settings.home / root)
         node = cls(settings, SigningKey(key_file.read_bytes()))
