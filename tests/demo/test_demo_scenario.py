@@ -79,10 +79,11 @@ def test_the_consumer_gets_a_grant_a_private_answer_and_a_verifiable_log(tmp_pat
     assert stat.S_IMODE(Path(access["token_file"]).stat().st_mode) == 0o600
     query = first.data("query")
     assert query["answered"] is True
-    assert query["epsilon_spent"] == pytest.approx(1.0)
-    assert query["epsilon_left"] == pytest.approx(access["epsilon"] - 1.0)
-    assert query["rows"], "no district reached the threshold"
-    for row in query["rows"]:
+    answered = query["result"]
+    assert answered["epsilon_spent"] == pytest.approx(1.0)
+    assert answered["epsilon_left"] == pytest.approx(access["epsilon"] - 1.0)
+    assert answered["answer"]["rows"], "no district reached the threshold"
+    for row in answered["answer"]["rows"]:
         for value, low, high in row["values"]:
             assert low <= value <= high
     assert query["refused_query"]["refused"] is True
@@ -94,7 +95,7 @@ def test_the_consumer_gets_a_grant_a_private_answer_and_a_verifiable_log(tmp_pat
     expected = {"dataset_version": published, "account": 1, "grant": 1, "policy": 1, "query": 2}
     assert audit["kinds"] == expected
     assert audit["verified_entries"] == audit["entries"] == sum(expected.values())
-    assert audit["receipt_verified_at_index"] == query["receipt_log_index"]
+    assert audit["receipt_verified_at_index"] == answered["receipt"]["log"]["index"]
     verified = entrepot("receipt", "verify", query["receipt"], "--home", str(home), "--json")
     assert _json(verified)["ok"] is True
 
@@ -103,9 +104,10 @@ def test_the_consumer_gets_a_grant_a_private_answer_and_a_verifiable_log(tmp_pat
     assert second.data("access")["consumer_created"] is False
     assert second.data("access")["grant"] == access["grant"]
     assert second.data("access")["grant_reused"] is True
-    assert second.data("query")["version"] == 2
-    assert second.data("query")["repeated"] is False
-    assert second.data("query")["epsilon_left"] == pytest.approx(access["epsilon"] - 2.0)
+    again = second.data("query")["result"]
+    assert again["version"] == 2
+    assert again["repeated"] is False
+    assert again["epsilon_left"] == pytest.approx(access["epsilon"] - 2.0)
     # New versions, one account entry, the policy set again, an answer and a refusal.
     assert second.data("audit")["entries"] == audit["entries"] + published + 4
 

@@ -10,6 +10,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn
 from rich.text import Text
 
 from entrepot.cli._common import Home, Json, console, emit, esc, settings, table
+from entrepot.cli.query import render_answer
 from entrepot.cli.serve import serve
 
 if TYPE_CHECKING:
@@ -113,35 +114,14 @@ def _access(data: dict[str, Any]) -> None:
     )
 
 
-def _estimate(value: list[float | None]) -> str:
-    shown = "—" if value[0] is None else f"{value[0]:,.1f}"
-    return f"{shown} [dim]({value[1]:,.1f} to {value[2]:,.1f})[/]"
-
-
 def _query(data: dict[str, Any]) -> None:
     console.print(f"[bold]$[/] {esc(data['sql'])}", highlight=False, soft_wrap=True)
     if not data["answered"]:
         refusal = data["refusal"]
         console.print(f"[yellow]refused[/] {esc(refusal['message'])}\n  {esc(refusal['hint'])}")
         return
-    rows = data["rows"][: data["rows_shown"]]
-    console.print(
-        table(
-            f"{data['dataset']} v{data['version']}: ε {data['epsilon_spent']:g} spent, "
-            f"{data['epsilon_left']:g} left; {data['confidence']:.0%} intervals",
-            data["columns"],
-            [[*r["key"], *(_estimate(v) for v in r["values"])] for r in rows],
-        )
-    )
-    if data["repeated"]:
-        console.print("[dim]the same query on the same data: the earlier answer, at no ε[/]")
-    hidden = len(data["rows"]) - len(rows)
-    if hidden or data["suppressed"]:
-        console.print(
-            f"[dim]{hidden} more groups in --json; {data['suppressed']} groups under the "
-            "threshold suppressed[/]"
-        )
-    console.print(f"signed receipt (log entry {data['receipt_log_index']}): {data['receipt']}")
+    render_answer(data["result"], most=data["rows_shown"])
+    console.print(f"signed receipt written to {esc(data['receipt'])}")
     refused = data["refused_query"]
     console.print(f"[bold]$[/] {esc(refused['sql'])}", highlight=False, soft_wrap=True)
     if refused["refused"]:

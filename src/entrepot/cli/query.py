@@ -23,7 +23,9 @@ def _fmt(value: float | None) -> str:
     return f"{value:,.2f}" if abs(value) < 1e6 else f"{value:,.0f}"
 
 
-def _render(result: dict[str, Any]) -> None:
+def render_answer(result: dict[str, Any], *, most: int | None = None) -> None:
+    """Print a private answer (the API's body) as a table with its notes; ``most`` rows
+    at most, the rest counted."""
     answer = result["answer"]
     out = Table(
         title=cell(f"{result['dataset']} v{result['version']}"),
@@ -40,7 +42,8 @@ def _render(result: dict[str, Any]) -> None:
     near = [row for row in answer["rows"] if row.get("near_zero")]
     if near:
         out.add_column("")
-    for row in answer["rows"]:
+    shown = answer["rows"] if most is None else answer["rows"][:most]
+    for row in shown:
         cells = [cell(k) for k in row["key"]]
         for value, lo, hi in row["values"]:
             cells += [cell(_fmt(value)), cell(f"[{_fmt(lo)}, {_fmt(hi)}]")]
@@ -48,6 +51,8 @@ def _render(result: dict[str, Any]) -> None:
             cells.append(cell("~ near zero" if row.get("near_zero") else ""))
         out.add_row(*cells)
     console.print(out)
+    if len(shown) < len(answer["rows"]):
+        console.print(f"{len(answer['rows']) - len(shown)} more group(s) in --json")
     if near:
         console.print(
             f"~ {len(near)} group(s) near zero: a count under "
@@ -123,7 +128,7 @@ def query(
         from entrepot.transparency.canonical import canonical_json
 
         receipt.write_bytes(canonical_json(data["receipt"], where="receipt"))
-    emit(data, as_json, lambda: _render(data))
+    emit(data, as_json, lambda: render_answer(data))
 
 
 def register(app: typer.Typer) -> None:

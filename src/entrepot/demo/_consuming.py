@@ -15,6 +15,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+from entrepot.client.local import answer_body
 from entrepot.demo._context import PROVINCES
 from entrepot.demo._state import Demo
 from entrepot.demo.manifest import DemoFile
@@ -142,7 +143,6 @@ def private_query(demo: Demo) -> dict[str, Any]:
     receipt = demo.files / RECEIPT_NAME
     receipt.write_bytes(result.receipt.to_bytes())
     demo.notes["receipt"] = receipt
-    answer = result.answer.to_dict()
     refused_sql = REFUSED_QUERY.format(table=table)
     try:
         queries.run(consumer, refused_sql, epsilon=QUERY_EPSILON)
@@ -152,18 +152,9 @@ def private_query(demo: Demo) -> dict[str, Any]:
     return {
         "sql": sql,
         "answered": True,
-        "dataset": result.dataset,
-        "version": result.version,
-        "epsilon_spent": result.epsilon_spent,
-        "repeated": result.repeated,
-        "epsilon_left": result.epsilon_left,
-        "columns": answer["columns"],
-        "rows": answer["rows"],
+        "result": answer_body(result.to_dict()),
         "rows_shown": _SHOWN_ROWS,
-        "suppressed": len(answer["suppressed"]),
-        "confidence": answer["confidence"],
         "receipt": str(receipt),
-        "receipt_log_index": result.receipt.index,
         "refused_query": refused,
     }
 
