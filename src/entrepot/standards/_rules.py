@@ -237,12 +237,13 @@ def _foreign_key(columns: dict[str, Column], key: ForeignKey) -> Check:
     # placeholder names that check's flag, computed before this one.
     own = [f"{{codelist:{name}}}" for name in key.fields if columns[name].field.codelist]
     known = " AND ".join(f"NOT {flag}" for flag in own) or "true"
-    # One text against a list of constants (a hash lookup), not a join, so rows keep
-    # their file order; comparing lists of texts instead took 2 s per million rows.
+    # One text against a list of constants: DuckDB turns the list into a hash lookup
+    # when it comes first in the AND (0.08 s per million rows; 0.24 s after the other
+    # terms, and 2 s comparing lists of texts instead).
     return Check(
         "foreign_key",
         ",".join(key.fields),
-        f"({present} AND {known} AND {values} NOT IN ({', '.join(joined)}))",
+        f"({values} NOT IN ({', '.join(joined)}) AND {present} AND {known})",
     )
 
 
