@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 from urllib.parse import urldefrag
 
 import httpx
-from tests.api.conftest import World
+from tests.api.conftest import World, build_world
+
+from entrepot.client.local import LocalClient
+from entrepot.exchange import Exchange
+from entrepot.exchange.node import Node
+from entrepot.settings import Settings
 
 
 def ids(node: Any) -> set[str]:
@@ -61,3 +67,21 @@ def test_a_published_url_names_every_iri(api: httpx.Client, world: World) -> Non
     agreement = api.get("/v1/access/grants/GRANT-1/odrl", headers=auth, params=params).json()
     assert {agreement["target"]} <= {d["@id"] for d in document["dcat:dataset"]}
     assert all(i.startswith("https://exchange.example/") for i in ids(document) if "//ex" in i)
+
+
+def test_the_public_url_setting_names_the_ids_of_both_documents(tmp_path: Path) -> None:
+    settings = Settings(
+        home=tmp_path / "node", token_hash_memory_kib=1024, public_url="https://x.example/"
+    )
+    node = Node.init(settings)
+    try:
+        build_world(node)
+        exchange = Exchange(node)
+        client = LocalClient(exchange, exchange.accounts.actor("city-health-bureau"))
+        document = client.catalog_dcat()
+        agreement = client.grant_odrl("GRANT-1")
+    finally:
+        node.close()
+    assert document["@id"] == "https://x.example/v1/catalog/dcat"
+    assert agreement["target"] in {d["@id"] for d in document["dcat:dataset"]}
+    assert agreement["uid"] == "https://x.example/v1/access/grants/GRANT-1/odrl"
