@@ -34,7 +34,7 @@ from entrepot.db import (
     same_database,
     shown,
 )
-from entrepot.errors import Conflict, InvalidInput, StorageCorrupt
+from entrepot.errors import Conflict, InvalidInput, NotFound, StorageCorrupt
 from entrepot.exchange.node import Node, record_database, recorded_database
 from entrepot.settings import Settings
 
@@ -102,9 +102,22 @@ def status(settings: Settings) -> Status:
 
 
 def _url_of(settings: Settings) -> str:
-    if settings.db is not None:
-        return settings.db
-    return recorded_database(settings.home) or settings.db_url
+    """The database the node at ``settings.home`` opens, refused as opening it would be."""
+    if not (settings.home / "keys" / "node.key").exists():
+        raise NotFound(
+            f"no entrepot node at {settings.home}",
+            hint="point --home / ENTREPOT_HOME at an existing node",
+        )
+    recorded = recorded_database(settings.home)
+    if recorded is None:
+        return settings.db_url
+    if settings.db is not None and not same_database(recorded, settings.db):
+        raise InvalidInput(
+            f"the node at {settings.home} uses the database {recorded}, not {shown(settings.db)}",
+            hint="leave out --db / ENTREPOT_DB, or give its own URL",
+            setting="db",
+        )
+    return settings.db or recorded
 
 
 def _tables() -> list[Table]:
