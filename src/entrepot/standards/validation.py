@@ -366,11 +366,13 @@ def _report(
     report_rows: int,
 ) -> Report:
     counts = ", ".join(f"count_if({_flag(i, c)})" for i, c in enumerate(checks))
-    row = con.execute(
-        f"SELECT count(*), count_if(invalid){', ' + counts if counts else ''} FROM checked"
-    ).fetchone()
-    assert row is not None
-    total, invalid, *per_check = row
+    # The flags are read on the rejected rows only: valid rows have none.
+    totals = con.execute("SELECT count(*), count_if(invalid) FROM checked").fetchone()
+    per = con.execute(f"SELECT {counts or 'NULL'} FROM checked WHERE invalid").fetchone()
+    assert totals is not None
+    assert per is not None
+    total, invalid = totals
+    per_check = [int(n or 0) for n in per] if counts else []
     order = {name: i for i, name in enumerate(standard.field_names)}
     violations = sorted(
         (Violation(c.rule, c.column, n) for c, n in zip(checks, per_check, strict=True) if n),
