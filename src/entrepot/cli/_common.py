@@ -190,6 +190,13 @@ def session(home: Path | None, as_: str | None = None) -> Iterator[Client]:
         yield remote
 
 
+def is_local(client: Client) -> bool:
+    """Whether ``client`` acts on a node in this process rather than on a server."""
+    # Read from sys.modules: asking must not load the local stack for a server's client.
+    local = sys.modules.get("entrepot.client.local")
+    return local is not None and isinstance(client, local.LocalClient)
+
+
 def emit(data: Any, as_json: bool, render: Callable[[], None] | None = None) -> None:
     """Print ``data`` as JSON for scripts, or call ``render`` for people."""
     if as_json or render is None:

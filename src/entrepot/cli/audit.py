@@ -16,8 +16,18 @@ from typing import Annotated, Any
 import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from entrepot.cli._common import Home, Json, console, emit, esc, open_node, session, settings, table
-from entrepot.client import HttpClient
+from entrepot.cli._common import (
+    Home,
+    Json,
+    console,
+    emit,
+    esc,
+    is_local,
+    open_node,
+    session,
+    settings,
+    table,
+)
 from entrepot.errors import NotFound
 from entrepot.transparency import read_head, read_verify_key, repair_log, verify_export
 
@@ -117,7 +127,7 @@ def head(
                 data = client.audit_head()
             except NotFound:
                 # The node's own holder signs a first head rather than show none.
-                if isinstance(client, HttpClient):
+                if not is_local(client):
                     raise
                 data = client.audit_sign_head()
     emit(

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from entrepot.cli._common import As, Home, Json, console, emit, esc, session
-from entrepot.client import HttpClient, Remote, forget, save_remote
+from entrepot.client import Remote, forget, save_remote
 from entrepot.errors import InvalidInput
 from entrepot.settings import Settings
 
@@ -40,6 +40,8 @@ def login(
         raise InvalidInput(
             f"not a server URL: {url!r}", hint="give it as http://HOST:PORT or https://HOST"
         )
+    from entrepot.client.http import HttpClient
+
     settings = Settings()
     with HttpClient(url, token.strip(), timeout_s=settings.http_timeout_s) as client:
         me = client.me()

@@ -12,8 +12,18 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from entrepot.cli._common import As, Home, Json, cell, console, emit, err_console, esc, session
-from entrepot.client import HttpClient
+from entrepot.cli._common import (
+    As,
+    Home,
+    Json,
+    cell,
+    console,
+    emit,
+    err_console,
+    esc,
+    is_local,
+    session,
+)
 from entrepot.errors import InvalidInput
 
 
@@ -121,7 +131,7 @@ def query(
 
     # A spinner on stderr, shown only on a terminal: the answer may take a while.
     with err_console.status("answering with differential privacy…"), session(home, as_) as client:
-        if not as_ and not isinstance(client, HttpClient):
+        if not as_ and is_local(client):
             raise InvalidInput("say which consumer asks", hint="add --as ORG (or set ENTREPOT_AS)")
         data = client.query(sql, epsilon=epsilon, purpose=purpose)
     if receipt is not None:

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from entrepot.client.http import HttpClient
 from entrepot.client.login import Remote, current, forget, load_remote, require, save_remote
 from entrepot.client.protocol import Client, Standards
 
 if TYPE_CHECKING:
+    from entrepot.client.http import HttpClient
     from entrepot.client.local import LocalClient
 
 __all__ = [
@@ -37,4 +37,9 @@ def __getattr__(name: str) -> Any:
         from entrepot.client.local import LocalClient
 
         return LocalClient
+    if name == "HttpClient":
+        # httpx loads only for a server: a command on the local node starts without it.
+        from entrepot.client.http import HttpClient
+
+        return HttpClient
     raise AttributeError(f"module 'entrepot.client' has no attribute {name!r}")

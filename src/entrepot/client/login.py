@@ -10,10 +10,13 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from entrepot.client.http import HttpClient
 from entrepot.errors import InvalidInput, Unauthorized
 from entrepot.settings import Settings
+
+if TYPE_CHECKING:
+    from entrepot.client.http import HttpClient
 
 __all__ = ["Remote", "current", "forget", "load_remote", "require", "save_remote"]
 
@@ -84,6 +87,8 @@ def current(settings: Settings | None = None) -> HttpClient | None:
     remote = load_remote(settings)
     if remote is None:
         return None
+    from entrepot.client.http import HttpClient
+
     return HttpClient(remote.url, remote.token, timeout_s=settings.http_timeout_s)
 
 

@@ -36,7 +36,7 @@ from entrepot.exchange.policies import Policies
 from entrepot.privacy.policy import check_delta, default_policy
 from entrepot.standards.schema import Standard, parse_standard
 from entrepot.transparency.entries import Kind, make_entry
-from entrepot.vault import DatasetRef, LocalVault, Progress, Published, PublishRequest, VersionInfo
+from entrepot.vault import DatasetRef, Progress, Published, PublishRequest, VersionInfo
 from entrepot.vault.datasets import find_dataset, version_info
 from entrepot.vault.models import Dataset, Provider
 
@@ -351,6 +351,8 @@ def publish_version(
                 standard=version.standard,
             ),
         )
+
+    from entrepot.vault import LocalVault
 
     published = LocalVault.of(node).publish(admitted, data, progress=progress, on_commit=stage)
     node.outbox.flush()

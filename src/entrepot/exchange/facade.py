@@ -11,21 +11,24 @@ coordinator reaches data only through the protocol.
 from __future__ import annotations
 
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from entrepot.exchange.accounts import Accounts, Actor
 from entrepot.exchange.budgets import Budgets
 from entrepot.exchange.catalog import Catalog
 from entrepot.exchange.contracts import Contracts
-from entrepot.exchange.coordinator import Coordinator
 from entrepot.exchange.metering import Metering
 from entrepot.exchange.node import Node
 from entrepot.exchange.openings import Openings
 from entrepot.exchange.policies import Policies
-from entrepot.exchange.query import Queries
 from entrepot.exchange.reconcile import Reconciliation, reconcile
 from entrepot.privacy.ledger import Ledger
 from entrepot.settings import Settings
-from entrepot.vault import LocalVault, Vault
+from entrepot.vault import Vault
+
+if TYPE_CHECKING:
+    from entrepot.exchange.coordinator import Coordinator
+    from entrepot.exchange.query import Queries
 
 __all__ = ["Exchange"]
 
@@ -43,6 +46,8 @@ class Exchange:
 
     @cached_property
     def vault(self) -> Vault:
+        from entrepot.vault import LocalVault
+
         return self._vault or LocalVault.of(self.node)
 
     @cached_property
@@ -71,6 +76,9 @@ class Exchange:
 
     @cached_property
     def coordinator(self) -> Coordinator:
+        # The query path (sqlglot, OpenDP, pandas) loads on the first query, not on start-up.
+        from entrepot.exchange.coordinator import Coordinator
+
         return Coordinator(
             self.node,
             vault=self.vault,
@@ -81,6 +89,8 @@ class Exchange:
 
     @cached_property
     def queries(self) -> Queries:
+        from entrepot.exchange.query import Queries
+
         return Queries(self.coordinator, catalog=self._sql_names)
 
     @cached_property

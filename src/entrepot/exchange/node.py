@@ -32,17 +32,20 @@ import shutil
 import threading
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from nacl.signing import SigningKey, VerifyKey
 
 from entrepot._files import private_dir
 from entrepot.db import Database, same_database, shown
-from entrepot.engine import Engine, EngineOptions, get
 from entrepot.errors import Conflict, InvalidInput, NotFound, StorageCorrupt
 from entrepot.exchange.outbox import Outbox, has_pending, remember_log
 from entrepot.settings import Settings
 from entrepot.transparency import TransparencyLog
 from entrepot.vault._storage import sweep_temp_files, temp_path
+
+if TYPE_CHECKING:
+    from entrepot.engine import Engine
 
 __all__ = ["Node", "record_database", "recorded_database"]
 
@@ -192,6 +195,9 @@ class Node:
         engine reads only the vaults, and spills to a private working folder under
         ``<home>/tmp`` that the next sweep deletes if the process is killed.
         """
+        # DuckDB and sqlglot load here, not when a command that reads metadata opens the node.
+        from entrepot.engine import EngineOptions, get
+
         with self._engine_lock:
             if self._engine is None:
                 self._engine = get(self.settings.engine)(

@@ -28,7 +28,7 @@ from entrepot.privacy.ledger import write_cap
 from entrepot.privacy.policy import check_delta
 from entrepot.standards.schema import Standard, parse_standard
 from entrepot.transparency import Kind, make_entry
-from entrepot.vault import DatasetRef, LocalVault
+from entrepot.vault import DatasetRef
 from entrepot.vault.datasets import dataset_not_found, find_dataset
 
 __all__ = ["Policies", "PolicyInfo", "PolicyRecord"]
@@ -96,6 +96,8 @@ class Policies:
         if not (actor.administers or actor.provider_id == provider_id):
             raise dataset_not_found(ref)
         policy = parse_policy(text, standard, where=where)
+        from entrepot.vault import LocalVault
+
         versions = LocalVault.of(self.node).versions(ref)
         if versions:
             check_delta(policy, versions[-1].rows, dataset=str(ref))

@@ -10,10 +10,15 @@ The query path, for the coordinator::
     answer = p.run(engine, view)          # Answer: to_arrow(), to_pandas(), to_json()
 """
 
-from entrepot.privacy.answer import OTHER, Answer, Estimate, Row
-from entrepot.privacy.mechanisms import Gaussian, Laplace, Mechanism
-from entrepot.privacy.plan import Plan, dataset_of, plan, price
+from typing import TYPE_CHECKING
+
+from entrepot._lazy import lazy
 from entrepot.privacy.policy import Policy, default_policy, parse_policy
+
+if TYPE_CHECKING:
+    from entrepot.privacy.answer import OTHER, Answer, Estimate, Row
+    from entrepot.privacy.mechanisms import Gaussian, Laplace, Mechanism
+    from entrepot.privacy.plan import Plan, dataset_of, plan, price
 
 __all__ = [
     "OTHER",
@@ -31,3 +36,13 @@ __all__ = [
     "plan",
     "price",
 ]
+
+# The query path loads pandas, OpenDP and sqlglot: a policy or a budget read does not.
+__getattr__ = lazy(
+    __name__,
+    {
+        **dict.fromkeys(("OTHER", "Answer", "Estimate", "Row"), "entrepot.privacy.answer"),
+        **dict.fromkeys(("Gaussian", "Laplace", "Mechanism"), "entrepot.privacy.mechanisms"),
+        **dict.fromkeys(("Plan", "dataset_of", "plan", "price"), "entrepot.privacy.plan"),
+    },
+)

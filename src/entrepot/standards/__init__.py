@@ -11,6 +11,9 @@
         v.report.to_dict()
 """
 
+from typing import TYPE_CHECKING
+
+from entrepot._lazy import lazy
 from entrepot.standards._rules import SQL_TYPES
 from entrepot.standards.codelist import CodeList, codelist, codelist_names
 from entrepot.standards.mapping import (
@@ -33,7 +36,9 @@ from entrepot.standards.schema import (
     load_standard_file,
     parse_standard,
 )
-from entrepot.standards.validation import Validation, validate
+
+if TYPE_CHECKING:
+    from entrepot.standards.validation import Validation, validate
 
 __all__ = [
     "ENCODINGS",
@@ -63,3 +68,8 @@ __all__ = [
     "parse_standard",
     "validate",
 ]
+
+# Validation loads DuckDB: reading a standard or a code list does not.
+__getattr__ = lazy(
+    __name__, dict.fromkeys(("Validation", "validate"), "entrepot.standards.validation")
+)

@@ -4,7 +4,9 @@ The exchange reaches a provider's data only through the :class:`Vault` protocol;
 :class:`LocalVault` keeps it in the node's own home.
 """
 
-from entrepot.vault.local import AttachedView, LocalVault
+from typing import TYPE_CHECKING
+
+from entrepot._lazy import lazy
 from entrepot.vault.protocol import (
     Aggregate,
     Aggregated,
@@ -21,6 +23,9 @@ from entrepot.vault.protocol import (
 )
 from entrepot.vault.providers import ProviderInfo, add_provider, list_providers
 from entrepot.vault.refs import DatasetRef, dataset_slug_from_title, slugify
+
+if TYPE_CHECKING:
+    from entrepot.vault.local import AttachedView, LocalVault
 
 __all__ = [
     "Aggregate",
@@ -44,3 +49,8 @@ __all__ = [
     "list_providers",
     "slugify",
 ]
+
+# The local vault loads PyArrow and the engine: only what publishes or queries needs it.
+__getattr__ = lazy(
+    __name__, {"AttachedView": "entrepot.vault.local", "LocalVault": "entrepot.vault.local"}
+)
