@@ -4,6 +4,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEMO_HOME ?= .demo-exchange
+# Where `make demo` serves: make demo HOST=0.0.0.0 PORT=8200
+HOST ?= 127.0.0.1
+PORT ?= 8000
 
 .PHONY: install demo test test-fast check system-deps clean
 
@@ -18,9 +21,9 @@ $(STAMP): pyproject.toml | $(BIN)/python
 ## install: the virtual environment at .venv (the CLI is .venv/bin/entrepot)
 install: $(STAMP)
 
-## demo: build the seeded demo exchange, run the scenario, then serve it
+## demo: build the seeded demo exchange, run the scenario, then serve it on HOST:PORT
 demo: install
-	$(BIN)/entrepot demo --home $(DEMO_HOME) --fresh
+	$(BIN)/entrepot demo --home $(DEMO_HOME) --fresh --host $(HOST) --port $(PORT)
 
 ## system-deps: Debian packages the tests need (libsodium, PostgreSQL, Chromium)
 system-deps:

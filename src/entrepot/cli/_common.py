@@ -114,7 +114,7 @@ Home = Annotated[
     typer.Option(
         "--home",
         envvar="ENTREPOT_HOME",
-        help="The node's home directory [default: ./.entrepot].",
+        help="The node's home directory \\[default: ./.entrepot].",
         show_default=False,
     ),
 ]
@@ -130,7 +130,7 @@ As = Annotated[
 Json = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 Db = Annotated[
     str | None,
-    typer.Option("--db", envvar="ENTREPOT_DB", help="Metadata DB URL (default: SQLite in home)."),
+    typer.Option("--db", envvar="ENTREPOT_DB", help="Metadata DB URL \\[default: SQLite in home]."),
 ]
 
 

@@ -121,7 +121,7 @@ def publish(
     dataset: Annotated[
         str | None,
         typer.Option(
-            "--dataset", "-d", help="Dataset slug (default: the title without a trailing year)."
+            "--dataset", "-d", help="Dataset slug \\[default: the title without a trailing year]."
         ),
     ] = None,
     description: Annotated[str, typer.Option("--description", help="What the dataset holds.")] = "",

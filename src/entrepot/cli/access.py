@@ -83,7 +83,9 @@ def request(
     until: Day,
     since: Annotated[
         datetime | None,
-        typer.Option("--from", formats=["%Y-%m-%d"], help="Start of the period (default: today)."),
+        typer.Option(
+            "--from", formats=["%Y-%m-%d"], help="Start of the period \\[default: today]."
+        ),
     ] = None,
     action: Actions = None,
     note: Annotated[str, typer.Option("--note", help="A word to the provider.")] = "",
@@ -151,10 +153,10 @@ def list_(
 def grant(
     request_id: Annotated[str, typer.Argument(help="The request, e.g. REQ-7.")],
     epsilon: Annotated[
-        float | None, typer.Option("--epsilon", help="ε budget (default: as requested).")
+        float | None, typer.Option("--epsilon", help="ε budget \\[default: as requested].")
     ] = None,
     max_queries: Annotated[
-        int | None, typer.Option("--max-queries", help="Most uses allowed (default: no limit).")
+        int | None, typer.Option("--max-queries", help="Most uses allowed \\[default: no limit].")
     ] = None,
     price_per_query: Annotated[
         str, typer.Option("--price-per-query", help="Price of each use.")
@@ -164,7 +166,7 @@ def grant(
     ] = "0",
     until: Annotated[
         datetime | None,
-        typer.Option("--until", formats=["%Y-%m-%d"], help="End (default: as requested)."),
+        typer.Option("--until", formats=["%Y-%m-%d"], help="End \\[default: as requested]."),
     ] = None,
     action: Actions = None,
     as_: As = None,
@@ -251,7 +253,7 @@ def show(
 def export_odrl(
     grant_id: Annotated[str, typer.Argument(help="The grant, e.g. GRANT-3.")],
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Write to this file (default: stdout).")
+        Path | None, typer.Option("--output", "-o", help="Write to this file \\[default: stdout].")
     ] = None,
     as_: As = None,
     home: Home = None,

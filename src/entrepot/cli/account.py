@@ -41,7 +41,7 @@ def create(
     role: Annotated[str, typer.Option("--role", help="operator, provider, consumer or auditor.")],
     org: Annotated[
         str | None,
-        typer.Option("--org", help="Its organization's slug (default: the account name)."),
+        typer.Option("--org", help="Its organization's slug \\[default: the account name]."),
     ] = None,
     org_name: Annotated[
         str | None, typer.Option("--org-name", help="The organization's full name, if new.")

@@ -38,7 +38,7 @@ app = typer.Typer(
     name="entrepot",
     help="A privacy-preserving data exchange: trade the insight, not the data.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
 )
@@ -65,7 +65,7 @@ for _noun in _NOUNS:
 def main() -> None:
     """Run the CLI; any EntrepotError becomes one friendly message, never a traceback."""
     try:
-        app(standalone_mode=True)
+        app(prog_name="entrepot", standalone_mode=True)
     except EntrepotError as error:
         fail(error, as_json="--json" in sys.argv)
     except KeyboardInterrupt:

@@ -43,7 +43,7 @@ NodeKey = Annotated[
     typer.Option(
         "--node-key",
         help="The node's public key: its node.pub file or 64 hex digits "
-        "[default: <home>/keys/node.pub; logged in: the server's].",
+        "\\[default: <home>/keys/node.pub; logged in: the server's].",
         show_default=False,
     ),
 ]

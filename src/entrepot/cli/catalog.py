@@ -197,8 +197,8 @@ def export(
         str | None,
         typer.Option(
             "--base-url",
-            help="Where the node is reached (default: http://HOST:PORT/, or the server's URL "
-            "when logged in).",
+            help="Where the node is reached \\[default: http://HOST:PORT/, or the server's URL "
+            "when logged in].",
         ),
     ] = None,
     output: Annotated[

@@ -228,7 +228,7 @@ def demo(
         typer.Option(
             "--seed",
             min=0,
-            help="Seed of the synthetic data [default: the demo's own].",
+            help="Seed of the synthetic data \\[default: the demo's own].",
             show_default=False,
         ),
     ] = None,
@@ -236,6 +236,13 @@ def demo(
         float,
         typer.Option("--scale", min=0.01, help="Data size; 1 is about 150k rows in all."),
     ] = 1.0,
+    host: Annotated[
+        str | None, typer.Option("--host", help="Address to serve on \\[default: 127.0.0.1].")
+    ] = None,
+    port: Annotated[
+        int | None,
+        typer.Option("--port", min=0, max=65535, help="Port to serve on \\[default: 8000]."),
+    ] = None,
     as_json: Json = False,
 ) -> None:
     """Build a demo exchange from seeded, messy provider files, step by step.
@@ -244,7 +251,7 @@ def demo(
     codes, fen and yuan, bad rows included), registers the providers, publishes
     every file with --on-error quarantine, searches the catalog; then a health
     bureau gets a grant, runs a private query (and one the policy refuses), and the
-    transparency log is verified. Finally serves the exchange on 127.0.0.1:8000
+    transparency log is verified. Finally serves the exchange on --host and --port
     (unless --no-serve). Run again without --fresh to publish new versions into
     the same exchange. Refuses any --home it did not build.
 
@@ -264,7 +271,7 @@ def demo(
     if as_json:
         emit(result.to_dict(), as_json)
     if not no_serve:
-        serve(home=chosen.home)
+        serve(home=chosen.home, host=host, port=port)
 
 
 def register(app: typer.Typer) -> None:

@@ -114,7 +114,7 @@ def verify(
         typer.Option(
             "--node-key",
             help="The node's public key (node.pub or 64 hex digits), for --receipt "
-            "[default: <home>/keys/node.pub].",
+            "\\[default: <home>/keys/node.pub].",
             show_default=False,
         ),
     ] = None,

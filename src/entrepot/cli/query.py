@@ -107,11 +107,11 @@ def query(
     as_: As = None,
     epsilon: Annotated[
         float | None,
-        typer.Option("--epsilon", "-e", help="ε to spend [default: the policy's].", min=0),
+        typer.Option("--epsilon", "-e", help="ε to spend \\[default: the policy's].", min=0),
     ] = None,
     purpose: Annotated[
         str | None,
-        typer.Option("--purpose", help="The purpose of this use [default: the grant's]."),
+        typer.Option("--purpose", help="The purpose of this use \\[default: the grant's]."),
     ] = None,
     receipt: Annotated[
         Path | None,

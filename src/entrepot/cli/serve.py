@@ -25,11 +25,11 @@ def serve(
     home: Home = None,
     db: Db = None,
     host: Annotated[
-        str | None, typer.Option("--host", help="Address to bind [default: 127.0.0.1].")
+        str | None, typer.Option("--host", help="Address to bind \\[default: 127.0.0.1].")
     ] = None,
     port: Annotated[
         int | None,
-        typer.Option("--port", min=0, max=65535, help="Port to listen on [default: 8000]."),
+        typer.Option("--port", min=0, max=65535, help="Port to listen on \\[default: 8000]."),
     ] = None,
     workers: Annotated[int, typer.Option("--workers", min=1, max=64, help="Worker processes.")] = 1,
     query_workers: Annotated[
@@ -39,7 +39,7 @@ def serve(
             min=0,
             max=64,
             help="Processes per worker that run private queries (0: in-process) "
-            "[default: ENTREPOT_API_QUERY_WORKERS, else one less than the cores shared "
+            "\\[default: ENTREPOT_API_QUERY_WORKERS, else one less than the cores shared "
             "by the workers, at least 1 each].",
         ),
     ] = None,

@@ -49,7 +49,7 @@ def _render(invoice: dict[str, Any]) -> None:
 
 def usage(
     month: Annotated[
-        str | None, typer.Option("--month", help="YYYY-MM (default: this month, UTC).")
+        str | None, typer.Option("--month", help="YYYY-MM \\[default: this month, UTC].")
     ] = None,
     output: Annotated[Format, typer.Option("--format", help="table, json or csv.")] = Format.TABLE,
     party: Annotated[
