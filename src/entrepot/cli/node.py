@@ -12,12 +12,13 @@ def init(home: Home = None, db: Db = None, as_json: Json = False) -> None:
 
     Example: entrepot init --home ./exchange
     """
+    from entrepot.db import shown
     from entrepot.exchange.node import Node
 
     node = Node.init(settings(home, db))
     data = {
         "home": str(node.home.resolve()),
-        "db": node.db.url,
+        "db": shown(node.db.url),
         "node_key": bytes(node.verify_key).hex(),
     }
     node.close()
