@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import logging
 from decimal import Decimal
+from pathlib import Path
 
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from tests.api.conftest import World
+from tests.api.conftest import World, build_world, running
 
+from entrepot.api import create_app
 from entrepot.api.metrics import ACCESS_LOGGER
+from entrepot.exchange.node import Node
+from entrepot.settings import Settings
 
 SQL = "SELECT district, COUNT(*) AS n FROM riverside_hospitals.outpatient_visits GROUP BY district"
 
@@ -105,3 +109,26 @@ def test_the_access_log_names_the_route_never_the_token_or_query(
     text = "\n".join(lines)
     for secret in (token, token.split("_")[1], "wrongwrong", "SELECT", "riverside", "district"):
         assert secret not in text
+
+
+def test_a_request_a_limit_refuses_is_counted_under_its_route(tmp_path: Path) -> None:
+    settings = Settings(
+        home=tmp_path / "node",
+        token_hash_memory_kib=1024,
+        rate_limit_burst=1,
+        rate_limit_per_s=0.01,
+    )
+    node = Node.init(settings)
+    try:
+        world = build_world(node)
+        with running(create_app(node)) as api:
+            auth = world.auth("consumer")
+            statuses = [
+                api.get("/v1/catalog/datasets/a-b/c-d", headers=auth).status_code for _ in range(3)
+            ]
+            assert statuses[1:] == [429, 429]
+            metrics = api.get("/metrics", headers=world.auth("auditor")).text
+    finally:
+        node.close()
+    route = 'route="/v1/catalog/datasets/{provider}/{dataset}"'
+    assert f'entrepot_http_requests_total{{method="GET",{route},status="429"}} 2.0' in metrics
