@@ -22,12 +22,12 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, MetaData, create_engine, event, make_url
+from sqlalchemy import Engine, MetaData, Select, create_engine, event, func, make_url, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.sql import text
 
-__all__ = ["MODEL_MODULES", "Base", "Database", "same_database", "shown"]
+__all__ = ["MODEL_MODULES", "Base", "Database", "count_rows", "same_database", "shown"]
 
 # Modules that declare tables; imported before migrations are compared with models.
 MODEL_MODULES: tuple[str, ...] = (
@@ -198,6 +198,12 @@ def _head_revisions() -> frozenset[str]:
         revises[ast.literal_eval(revision.group(1).split("#")[0].strip())] = tuple(parents)
     revised = {parent for parents in revises.values() for parent in parents}
     return frozenset(revises) - revised
+
+
+def count_rows(session: Session, query: Select[Any]) -> int:
+    """How many rows ``query`` selects, counted by the database (its order and window dropped)."""
+    counted = select(func.count()).select_from(query.order_by(None).subquery())
+    return int(session.scalar(counted) or 0)
 
 
 def alembic_config() -> Any:

@@ -47,7 +47,7 @@ def _reads(api: httpx.Client, headers: dict[str, str]) -> dict[str, Any]:
         "list": next(d for d in listed if d["dataset"] == MINE),
         "search": next(d for d in found.json()["items"] if d["dataset"] == MINE),
         "page": api.get(f"/v1/catalog/datasets/{MINE}", headers=headers).json(),
-        "versions": api.get(f"/v1/datasets/{MINE}/versions", headers=headers).json(),
+        "versions": api.get(f"/v1/datasets/{MINE}/versions", headers=headers).json()["items"],
         "dcat": api.get("/v1/catalog/dcat", headers=headers).json(),
     }
 
@@ -100,8 +100,8 @@ def test_a_provider_sees_its_own_figures_and_not_another_providers(
 ) -> None:
     world, api = served
     headers = world.auth("other-provider")
-    own = api.get(f"/v1/datasets/{THEIRS}/versions", headers=headers).json()
-    other = api.get(f"/v1/datasets/{MINE}/versions", headers=headers).json()
+    own = api.get(f"/v1/datasets/{THEIRS}/versions", headers=headers).json()["items"]
+    other = api.get(f"/v1/datasets/{MINE}/versions", headers=headers).json()["items"]
     assert [v["rows"] for v in own] == [300]
     assert [v["rows"] for v in other] == [None]
 
@@ -139,7 +139,7 @@ def test_two_versions_one_unit_apart_give_a_consumer_the_same_page(
         pages.append(api.get(f"/v1/catalog/datasets/{ref}", headers=world.auth("consumer")).json())
     owned = api.get(
         "/v1/datasets/riverside-hospitals/neighbours/versions", headers=world.auth("provider")
-    ).json()
+    ).json()["items"]
     before, after = (v["rows"] for v in owned)
     assert before > after
     first, second = pages

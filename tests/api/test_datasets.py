@@ -46,7 +46,7 @@ def test_provider_publishes_a_new_version_of_its_own_dataset(
     versions = api.get(
         "/v1/datasets/riverside-hospitals/outpatient-visits/versions",
         headers=world.auth("consumer"),
-    ).json()
+    ).json()["items"]
     assert [v["version"] for v in versions] == [1, 2]
     _, logged = world.node.log.search(kind="dataset_version")[-1]
     assert (logged["dataset"], logged["version"]) == (body["dataset"], 2)

@@ -251,7 +251,7 @@ def test_the_public_log_names_tokens_by_reference_not_by_id(
     assert revoked.status_code == 200
     logged = api.get(
         "/v1/audit/entries", params={"kind": "account"}, headers=world.auth("auditor")
-    ).json()
+    ).json()["items"]
     entries = [e for e in logged if e["entry"]["account"] == "analyst"]
     assert [e["entry"]["change"] for e in entries] == ["created", "token_issued", "token_revoked"]
     assert entries[0]["entry"]["token"] == created["token"]["info"]["ref"]

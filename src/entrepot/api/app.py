@@ -25,7 +25,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel
 
 from entrepot import __version__
-from entrepot.api import errors
+from entrepot.api import errors, openapi
 from entrepot.api._query_workers import runner_for
 from entrepot.api.auth import Auditor
 from entrepot.api.limits import AuthGuard, BodySizeLimit, GuessGate, RateLimit
@@ -95,6 +95,8 @@ def create_app(node_or_settings: Node | Settings) -> FastAPI:
         '`{"error": {"code", "message", "hint"}}`.',
         lifespan=lifespan,
         responses={500: errors.ERROR_RESPONSES[500]},
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.node = node
     app.state.exchange = Exchange(node)
@@ -144,6 +146,7 @@ def create_app(node_or_settings: Node | Settings) -> FastAPI:
     for name in ROUTERS:
         module = importlib.import_module(f"entrepot.api.routers.{name}")
         app.include_router(module.router, responses=errors.ERROR_RESPONSES)
+    openapi.install(app)
     return app
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -23,21 +23,79 @@ from starlette.routing import compile_path
 
 from entrepot.errors import EntrepotError, InvalidInput, LimitExceeded, NotFound
 
-__all__ = ["ERROR_RESPONSES", "ErrorBody", "ErrorDetail", "error_response", "install"]
+__all__ = [
+    "ERROR_CODES",
+    "ERROR_RESPONSES",
+    "ErrorBody",
+    "ErrorDetail",
+    "error_response",
+    "install",
+]
 
 _log = logging.getLogger("entrepot.api")
 
 
-class ErrorDetail(BaseModel):
-    # Errors carry structured fields besides these three (``rule``, ``clause``, ``setting``).
-    model_config = ConfigDict(extra="allow")
+def _tree(root: type[EntrepotError]) -> list[type[EntrepotError]]:
+    return [root, *(c for sub in root.__subclasses__() for c in _tree(sub))]
 
-    code: str = Field(description="Stable machine-readable code, e.g. `not_found`.")
+
+# Every code of the error tree (entrepot.errors), the enum of the `code` field.
+ERROR_CODES: tuple[str, ...] = tuple(sorted({cls.code for cls in _tree(EntrepotError)}))
+
+
+class ErrorDetail(BaseModel):
+    """An error: its code, message and hint, and the fields its code carries."""
+
+    # An error may carry structured fields besides those named here.
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "examples": [
+                {
+                    "code": "policy_violation",
+                    "message": "epsilon 2.0 is above the policy's cap of 1.0 per query",
+                    "hint": "ask for at most epsilon 1.0",
+                    "rule": "epsilon_cap",
+                }
+            ]
+        },
+    )
+
+    code: str = Field(
+        description="Stable machine-readable code, from the error tree.",
+        json_schema_extra={"enum": list(ERROR_CODES)},
+        examples=["not_found"],
+    )
     message: str = Field(description="What went wrong, and where.")
     hint: str = Field(description="How to fix it.")
+    rule: str | None = Field(
+        default=None, description="`policy_violation`: the privacy rule that refused."
+    )
+    clause: str | None = Field(
+        default=None, description="`contract_violation`: the grant's clause that refused."
+    )
+    budget: Literal["grant", "dataset"] | None = Field(
+        default=None,
+        description="`budget_exhausted`: the consumer's grant, or the dataset's global cap.",
+    )
+    setting: str | None = Field(
+        default=None, description="`limit_exceeded`: the setting that raises the limit."
+    )
+    fields: list[str] | None = Field(
+        default=None, description="`invalid_input` of a request: the fields that failed."
+    )
+    retry_after_s: int | None = Field(
+        default=None, description="HTTP 429: seconds to wait, as in `Retry-After`."
+    )
+    part: str | None = Field(default=None, description="`proof_invalid`: the part that failed.")
+    report: dict[str, Any] | None = Field(
+        default=None, description="`validation_failed`: the validation report, row by row."
+    )
 
 
 class ErrorBody(BaseModel):
+    """Every answer that is not a success."""
+
     error: ErrorDetail
 
 

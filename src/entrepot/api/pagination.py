@@ -1,32 +1,26 @@
-"""Paged lists: every list endpoint takes ``limit`` and ``offset`` and returns a :class:`Page`.
+"""Paged lists: every list route takes ``limit`` and ``offset`` and returns a :class:`Page`.
 
 ``limit`` is capped by the ``page_max`` setting so that no request can ask a node
-for an unbounded list. ``next_offset`` is null on the last page.
+for an unbounded list. The window is passed down to the services, which page in the
+database; a route only validates the body its client method made.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Annotated, Generic, TypeVar
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Query, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
-__all__ = ["Page", "PageParams", "page_of", "page_params"]
+from entrepot.schemas.paging import Page
+
+__all__ = ["DEFAULT_LIMIT", "Page", "PageParams", "page_of", "page_params"]
 
 T = TypeVar("T")
-U = TypeVar("U")
 
 # The default page when a client does not ask; `page_max` is the ceiling.
 DEFAULT_LIMIT = 50
-
-
-class Page(BaseModel, Generic[T]):
-    items: list[T]
-    total: int = Field(ge=0, description="Items in the whole list.")
-    limit: int = Field(ge=1)
-    offset: int = Field(ge=0)
-    next_offset: int | None = Field(description="Offset of the next page; null on the last.")
 
 
 class PageParams(BaseModel):
@@ -36,7 +30,9 @@ class PageParams(BaseModel):
 
 def page_params(
     request: Request,
-    limit: Annotated[int, Query(ge=1, le=10_000, description="Items per page.")] = DEFAULT_LIMIT,
+    limit: Annotated[
+        int, Query(ge=1, le=10_000, description="Items per page (capped by the node).")
+    ] = DEFAULT_LIMIT,
     offset: Annotated[int, Query(ge=0, le=10**9, description="Items to skip.")] = 0,
 ) -> PageParams:
     """The page a request asks for, with ``limit`` capped at the ``page_max`` setting."""
@@ -44,14 +40,12 @@ def page_params(
     return PageParams(limit=min(limit, cap), offset=offset)
 
 
-def page_of(rows: Sequence[U], params: PageParams, convert: Callable[[U], T]) -> Page[T]:
-    """Slice ``rows`` to the requested page and convert each item to its response model."""
-    window = rows[params.offset : params.offset + params.limit]
-    end = params.offset + len(window)
+def page_of(body: dict[str, Any], convert: Callable[[Any], T]) -> Page[T]:
+    """The page a client method answered, its items converted to their response model."""
     return Page[T](
-        items=[convert(row) for row in window],
-        total=len(rows),
-        limit=params.limit,
-        offset=params.offset,
-        next_offset=end if end < len(rows) else None,
+        items=[convert(item) for item in body["items"]],
+        total=body["total"],
+        limit=body["limit"],
+        offset=body["offset"],
+        next_offset=body["next_offset"],
     )

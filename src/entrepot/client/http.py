@@ -87,10 +87,13 @@ class HttpClient:
         content_type = response.headers.get("content-type", "")
         return response.json() if "json" in content_type else response.text
 
-    def items(self, path: str, *, most: int | None = None, **params: Any) -> list[Any]:
-        """The items of a paged list route, page after page (the first ``most`` of them)."""
+    def items(
+        self, path: str, *, most: int | None = None, start: int = 0, **params: Any
+    ) -> list[Any]:
+        """The items of a paged list route from the ``start``-th, page after page (the
+        first ``most`` of them)."""
         found: list[Any] = []
-        offset: int | None = 0
+        offset: int | None = start
         while offset is not None and (most is None or len(found) < most):
             limit = _PAGE if most is None else min(_PAGE, most - len(found))
             page = self.get(path, limit=limit, offset=offset, **params)
@@ -148,11 +151,15 @@ class HttpClient:
 
     # -- catalog and datasets ------------------------------------------------------
 
-    def catalog_datasets(self, provider: str | None = None) -> list[dict[str, Any]]:
-        return self.items("/v1/catalog/datasets", provider=provider)
+    def catalog_datasets(
+        self, provider: str | None = None, *, limit: int | None = None, offset: int = 0
+    ) -> list[dict[str, Any]]:
+        return self.items("/v1/catalog/datasets", most=limit, start=offset, provider=provider)
 
-    def catalog_search(self, query: str, limit: int | None = None) -> list[dict[str, Any]]:
-        return self.items("/v1/catalog/search", most=limit, q=query)
+    def catalog_search(
+        self, query: str, limit: int | None = None, *, offset: int = 0
+    ) -> list[dict[str, Any]]:
+        return self.items("/v1/catalog/search", most=limit, start=offset, q=query)
 
     def catalog_show(self, dataset: str) -> dict[str, Any]:
         found: dict[str, Any] = self.get(f"/v1/catalog/datasets/{dataset_path(dataset)}")
@@ -162,9 +169,11 @@ class HttpClient:
         found: dict[str, Any] = self.get("/v1/catalog/dcat", base_url=base_url)
         return found
 
-    def dataset_versions(self, dataset: str) -> list[dict[str, Any]]:
-        found: list[dict[str, Any]] = self.get(f"/v1/datasets/{dataset_path(dataset)}/versions")
-        return found
+    def dataset_versions(
+        self, dataset: str, *, limit: int | None = None, offset: int = 0
+    ) -> list[dict[str, Any]]:
+        path = f"/v1/datasets/{dataset_path(dataset)}/versions"
+        return self.items(path, most=limit, start=offset)
 
     def publish(
         self,
@@ -211,8 +220,8 @@ class HttpClient:
 
     # -- standards -----------------------------------------------------------------
 
-    def standards(self) -> list[dict[str, Any]]:
-        return self.items("/v1/standards")
+    def standards(self, *, limit: int | None = None, offset: int = 0) -> list[dict[str, Any]]:
+        return self.items("/v1/standards", most=limit, start=offset)
 
     def standard(self, name: str) -> dict[str, Any]:
         found: dict[str, Any] = self.get(f"/v1/standards/{name}")
@@ -238,9 +247,8 @@ class HttpClient:
 
     # -- access contracts ----------------------------------------------------------
 
-    def purposes(self) -> list[dict[str, Any]]:
-        found: list[dict[str, Any]] = self.get("/v1/access/purposes")
-        return found
+    def purposes(self, *, limit: int | None = None, offset: int = 0) -> list[dict[str, Any]]:
+        return self.items("/v1/access/purposes", most=limit, start=offset)
 
     def request_access(
         self,
@@ -265,11 +273,15 @@ class HttpClient:
         created: dict[str, Any] = self.post("/v1/access/requests", body)
         return created
 
-    def access_requests(self, *, pending: bool = False) -> list[dict[str, Any]]:
-        return self.items("/v1/access/requests", pending=pending)
+    def access_requests(
+        self, *, pending: bool = False, limit: int | None = None, offset: int = 0
+    ) -> list[dict[str, Any]]:
+        return self.items("/v1/access/requests", most=limit, start=offset, pending=pending)
 
-    def access_grants(self, *, active: bool = False) -> list[dict[str, Any]]:
-        return self.items("/v1/access/grants", active=active)
+    def access_grants(
+        self, *, active: bool = False, limit: int | None = None, offset: int = 0
+    ) -> list[dict[str, Any]]:
+        return self.items("/v1/access/grants", most=limit, start=offset, active=active)
 
     def access_show(self, ident: str) -> dict[str, Any]:
         found: dict[str, Any]
@@ -323,8 +335,10 @@ class HttpClient:
 
     # -- budgets and usage -----------------------------------------------------------
 
-    def budgets(self, *, closed: bool = False) -> list[dict[str, Any]]:
-        return self.items("/v1/budgets", closed=closed)
+    def budgets(
+        self, *, closed: bool = False, limit: int | None = None, offset: int = 0
+    ) -> list[dict[str, Any]]:
+        return self.items("/v1/budgets", most=limit, start=offset, closed=closed)
 
     def set_cap(self, dataset: str, epsilon: float) -> dict[str, Any]:
         cap: dict[str, Any] = self.post(
@@ -342,13 +356,17 @@ class HttpClient:
 
     # -- accounts and providers ------------------------------------------------------
 
-    def accounts(self) -> list[dict[str, Any]]:
-        return self.items("/v1/accounts")
+    def accounts(self, *, limit: int | None = None, offset: int = 0) -> list[dict[str, Any]]:
+        return self.items("/v1/accounts", most=limit, start=offset)
 
-    def tokens(self, account: str | None = None) -> list[dict[str, Any]]:
+    def tokens(
+        self, account: str | None = None, *, limit: int | None = None, offset: int = 0
+    ) -> list[dict[str, Any]]:
         if account is None:
-            return self.items("/v1/tokens")
-        return self.items(f"/v1/accounts/{quote(account, safe='')}/tokens")
+            return self.items("/v1/tokens", most=limit, start=offset)
+        return self.items(
+            f"/v1/accounts/{quote(account, safe='')}/tokens", most=limit, start=offset
+        )
 
     def create_account(
         self, name: str, role: str, *, org: str | None = None, org_name: str | None = None
@@ -367,8 +385,8 @@ class HttpClient:
         )
         return found
 
-    def providers(self) -> list[dict[str, Any]]:
-        return self.items("/v1/providers")
+    def providers(self, *, limit: int | None = None, offset: int = 0) -> list[dict[str, Any]]:
+        return self.items("/v1/providers", most=limit, start=offset)
 
     def add_provider(self, slug: str, name: str) -> dict[str, Any]:
         added: dict[str, Any] = self.post("/v1/providers", {"slug": slug, "name": name})
@@ -401,15 +419,18 @@ class HttpClient:
         kind: str | None = None,
         since: datetime | None = None,
         limit: int = 100,
+        offset: int | None = None,
     ) -> list[dict[str, Any]]:
-        found: list[dict[str, Any]] = self.get(
-            "/v1/audit/entries",
-            dataset=dataset,
-            kind=kind,
-            since=None if since is None else since.isoformat(),
-            limit=limit,
-        )
-        return found
+        filters = {
+            "dataset": dataset,
+            "kind": kind,
+            "since": None if since is None else since.isoformat(),
+        }
+        if offset is None:
+            # The last `limit` entries: the first page's total says where they start.
+            total = self.get("/v1/audit/entries", limit=1, **filters)["total"]
+            offset = max(0, total - limit)
+        return self.items("/v1/audit/entries", most=limit, start=offset, **filters)
 
     def audit_head(self) -> dict[str, Any]:
         found: dict[str, Any] = self.get("/v1/audit/head")

@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeVar
 
 from entrepot import standards as shipped
 from entrepot.client.protocol import Advance, Progress
@@ -24,6 +24,7 @@ from entrepot.schemas.access import GrantOut, PurposeOut, RequestOut
 from entrepot.schemas.accounts import AccountOut, NewToken, TokenOut
 from entrepot.schemas.budgets import budgets_json, cap_json
 from entrepot.schemas.catalog import DatasetOut, DatasetPageOut, VersionOut
+from entrepot.schemas.paging import page_body
 from entrepot.schemas.policies import PolicyOut
 from entrepot.schemas.providers import ProviderOut
 from entrepot.schemas.queries import QueryOut
@@ -34,12 +35,20 @@ from entrepot.transparency import TreeHead, read_verify_key
 
 __all__ = ["LocalClient", "ShippedStandards"]
 
+T = TypeVar("T")
+
 
 class ShippedStandards:
     """The standards and code lists shipped with entrepot: no node needed."""
 
-    def standards(self) -> list[dict[str, Any]]:
-        return [summary_of(shipped.get(name)).model_dump() for name in shipped.names()]
+    def standards(self, *, limit: int | None = None, offset: int = 0) -> list[dict[str, Any]]:
+        names = _window(shipped.names(), limit, offset)
+        return [summary_of(shipped.get(name)).model_dump() for name in names]
+
+    def standards_page(self, limit: int, offset: int = 0) -> dict[str, Any]:
+        """A page of :meth:`standards` (the shipped few, listed from the package)."""
+        found = self.standards(limit=limit, offset=offset)
+        return page_body(found, len(shipped.names()), limit, offset)
 
     def standard(self, name: str) -> dict[str, Any]:
         """A standard by name, or (on this machine only) by Table Schema file."""
@@ -47,6 +56,11 @@ class ShippedStandards:
 
     def codelist(self, name: str) -> dict[str, Any]:
         return CodeListOut.of(shipped.codelist(name)).model_dump()
+
+
+def _window(items: Sequence[T], limit: int | None, offset: int) -> Sequence[T]:
+    """A window of a short list the package ships (standards, purposes): no database."""
+    return items[offset:] if limit is None else items[offset : offset + limit]
 
 
 def _request_body(info: RequestInfo) -> dict[str, Any]:
@@ -91,14 +105,33 @@ class LocalClient(ShippedStandards):
 
     # -- catalog and datasets ------------------------------------------------------
 
-    def catalog_datasets(self, provider: str | None = None) -> list[dict[str, Any]]:
-        found = self.exchange.catalog(self.actor).datasets(provider=provider)
+    def catalog_datasets(
+        self, provider: str | None = None, *, limit: int | None = None, offset: int = 0
+    ) -> list[dict[str, Any]]:
+        catalog = self.exchange.catalog(self.actor)
+        found = catalog.datasets(provider=provider, limit=limit, offset=offset)
         return [DatasetOut.of(s).model_dump(mode="json") for s in found]
 
-    def catalog_search(self, query: str, limit: int | None = None) -> list[dict[str, Any]]:
+    def catalog_datasets_page(
+        self, provider: str | None, limit: int, offset: int = 0
+    ) -> dict[str, Any]:
+        found = self.catalog_datasets(provider, limit=limit, offset=offset)
+        total = self.exchange.catalog(self.actor).count_datasets(provider=provider)
+        return page_body(found, total, limit, offset)
+
+    def catalog_search(
+        self, query: str, limit: int | None = None, *, offset: int = 0
+    ) -> list[dict[str, Any]]:
         catalog = self.exchange.catalog(self.actor)
-        found = catalog.search(query, limit=catalog.max_results if limit is None else limit)
+        most = catalog.max_results if limit is None else limit
+        found = catalog.search(query, limit=most, offset=offset)
         return [DatasetOut.of(s).model_dump(mode="json") for s in found]
+
+    def catalog_search_page(self, query: str, limit: int, offset: int = 0) -> dict[str, Any]:
+        """A page of the ranked hits: pages are cut from the best ``catalog_max_results``."""
+        catalog = self.exchange.catalog(self.actor)
+        found = self.catalog_search(query, min(limit, catalog.max_results), offset=offset)
+        return page_body(found, catalog.count_search(query), limit, offset)
 
     def catalog_show(self, dataset: str) -> dict[str, Any]:
         page = DatasetPageOut.of(self.exchange.catalog(self.actor).show(dataset))
@@ -114,9 +147,16 @@ class LocalClient(ShippedStandards):
             license=settings.license,
         )
 
-    def dataset_versions(self, dataset: str) -> list[dict[str, Any]]:
-        found = self.exchange.catalog(self.actor).versions(dataset)
+    def dataset_versions(
+        self, dataset: str, *, limit: int | None = None, offset: int = 0
+    ) -> list[dict[str, Any]]:
+        found = self.exchange.catalog(self.actor).versions(dataset, limit=limit, offset=offset)
         return [VersionOut.of(v).model_dump(mode="json") for v in found]
+
+    def dataset_versions_page(self, dataset: str, limit: int, offset: int = 0) -> dict[str, Any]:
+        found = self.dataset_versions(dataset, limit=limit, offset=offset)
+        total = self.exchange.catalog(self.actor).count_versions(dataset)
+        return page_body(found, total, limit, offset)
 
     def publish(
         self,
@@ -201,15 +241,22 @@ class LocalClient(ShippedStandards):
 
     # -- access contracts ----------------------------------------------------------
 
-    def purposes(self) -> list[dict[str, Any]]:
+    def purposes(self, *, limit: int | None = None, offset: int = 0) -> list[dict[str, Any]]:
         from entrepot.exchange.purposes import purposes
 
         return [
             PurposeOut(
                 id=p.id, label=p.label, description=p.description, broader=p.broader, dpv=p.dpv
             ).model_dump(mode="json")
-            for p in purposes().values()
+            for p in _window(list(purposes().values()), limit, offset)
         ]
+
+    def purposes_page(self, limit: int, offset: int = 0) -> dict[str, Any]:
+        """A page of :meth:`purposes` (the vocabulary the package ships)."""
+        from entrepot.exchange.purposes import purposes
+
+        found = self.purposes(limit=limit, offset=offset)
+        return page_body(found, len(purposes()), limit, offset)
 
     def request_access(
         self,
@@ -234,13 +281,29 @@ class LocalClient(ShippedStandards):
         )
         return _request_body(info)
 
-    def access_requests(self, *, pending: bool = False) -> list[dict[str, Any]]:
-        found = self.exchange.contracts.requests(self.actor, pending=pending)
+    def access_requests(
+        self, *, pending: bool = False, limit: int | None = None, offset: int = 0
+    ) -> list[dict[str, Any]]:
+        contracts = self.exchange.contracts
+        found = contracts.requests(self.actor, pending=pending, limit=limit, offset=offset)
         return [_request_body(r) for r in found]
 
-    def access_grants(self, *, active: bool = False) -> list[dict[str, Any]]:
-        found = self.exchange.contracts.grants(self.actor, active=active)
+    def access_requests_page(self, pending: bool, limit: int, offset: int = 0) -> dict[str, Any]:
+        found = self.access_requests(pending=pending, limit=limit, offset=offset)
+        total = self.exchange.contracts.count_requests(self.actor, pending=pending)
+        return page_body(found, total, limit, offset)
+
+    def access_grants(
+        self, *, active: bool = False, limit: int | None = None, offset: int = 0
+    ) -> list[dict[str, Any]]:
+        contracts = self.exchange.contracts
+        found = contracts.grants(self.actor, active=active, limit=limit, offset=offset)
         return [_grant_body(g) for g in found]
+
+    def access_grants_page(self, active: bool, limit: int, offset: int = 0) -> dict[str, Any]:
+        found = self.access_grants(active=active, limit=limit, offset=offset)
+        total = self.exchange.contracts.count_grants(self.actor, active=active)
+        return page_body(found, total, limit, offset)
 
     def access_show(self, ident: str) -> dict[str, Any]:
         return _contract_body(self.exchange.contracts.show(self.actor, ident))
@@ -284,9 +347,17 @@ class LocalClient(ShippedStandards):
 
     # -- budgets and usage -----------------------------------------------------------
 
-    def budgets(self, *, closed: bool = False) -> list[dict[str, Any]]:
-        views = self.exchange.budgets.visible(self.actor, include_closed=closed)
+    def budgets(
+        self, *, closed: bool = False, limit: int | None = None, offset: int = 0
+    ) -> list[dict[str, Any]]:
+        budgets = self.exchange.budgets
+        views = budgets.visible(self.actor, include_closed=closed, limit=limit, offset=offset)
         return budgets_json(views)
+
+    def budgets_page(self, closed: bool, limit: int, offset: int = 0) -> dict[str, Any]:
+        found = self.budgets(closed=closed, limit=limit, offset=offset)
+        total = self.exchange.budgets.count_visible(self.actor, include_closed=closed)
+        return page_body(found, total, limit, offset)
 
     def set_cap(self, dataset: str, epsilon: float) -> dict[str, Any]:
         cap = self.exchange.budgets.set_cap(self.actor, dataset, epsilon)
@@ -301,13 +372,24 @@ class LocalClient(ShippedStandards):
 
     # -- accounts and providers ------------------------------------------------------
 
-    def accounts(self) -> list[dict[str, Any]]:
-        found = self.exchange.accounts.list_accounts(self.actor)
+    def accounts(self, *, limit: int | None = None, offset: int = 0) -> list[dict[str, Any]]:
+        found = self.exchange.accounts.list_accounts(self.actor, limit=limit, offset=offset)
         return [AccountOut.of(a).model_dump(mode="json") for a in found]
 
-    def tokens(self, account: str | None = None) -> list[dict[str, Any]]:
-        found = self.exchange.accounts.tokens(self.actor, account)
+    def accounts_page(self, limit: int, offset: int = 0) -> dict[str, Any]:
+        found = self.accounts(limit=limit, offset=offset)
+        return page_body(found, self.exchange.accounts.count_accounts(self.actor), limit, offset)
+
+    def tokens(
+        self, account: str | None = None, *, limit: int | None = None, offset: int = 0
+    ) -> list[dict[str, Any]]:
+        found = self.exchange.accounts.tokens(self.actor, account, limit=limit, offset=offset)
         return [TokenOut.of(t).model_dump(mode="json") for t in found]
+
+    def tokens_page(self, account: str | None, limit: int, offset: int = 0) -> dict[str, Any]:
+        found = self.tokens(account, limit=limit, offset=offset)
+        total = self.exchange.accounts.count_tokens(self.actor, account)
+        return page_body(found, total, limit, offset)
 
     def create_account(
         self, name: str, role: str, *, org: str | None = None, org_name: str | None = None
@@ -324,11 +406,17 @@ class LocalClient(ShippedStandards):
         revoked = self.exchange.accounts.revoke_token(self.actor, token_id)
         return TokenOut.of(revoked).model_dump(mode="json")
 
-    def providers(self) -> list[dict[str, Any]]:
+    def providers(self, *, limit: int | None = None, offset: int = 0) -> list[dict[str, Any]]:
         from entrepot.vault import list_providers
 
-        found = list_providers(self.exchange.node.db)
+        found = list_providers(self.exchange.node.db, limit=limit, offset=offset)
         return [ProviderOut.of(p).model_dump(mode="json") for p in found]
+
+    def providers_page(self, limit: int, offset: int = 0) -> dict[str, Any]:
+        from entrepot.vault.providers import count_providers
+
+        found = self.providers(limit=limit, offset=offset)
+        return page_body(found, count_providers(self.exchange.node.db), limit, offset)
 
     def add_provider(self, slug: str, name: str) -> dict[str, Any]:
         from entrepot.vault import add_provider
@@ -359,9 +447,31 @@ class LocalClient(ShippedStandards):
         kind: str | None = None,
         since: datetime | None = None,
         limit: int = 100,
+        offset: int | None = None,
     ) -> list[dict[str, Any]]:
-        found = self.exchange.node.log.search(dataset=dataset, kind=kind, since=since, limit=limit)
+        """The ``limit`` matching entries from the ``offset``-th, oldest first; without an
+        ``offset``, the last ``limit`` of them."""
+        log = self.exchange.node.log
+        if offset is None:
+            found = log.search(dataset=dataset, kind=kind, since=since, limit=limit)
+        else:
+            found, _ = log.page(dataset=dataset, kind=kind, since=since, limit=limit, offset=offset)
         return [{"index": index, "entry": entry} for index, entry in found]
+
+    def audit_entries_page(
+        self,
+        *,
+        dataset: str | None,
+        kind: str | None,
+        since: datetime | None,
+        limit: int,
+        offset: int = 0,
+    ) -> dict[str, Any]:
+        """A page of the matching entries; unfiltered, entry ``offset`` comes first."""
+        log = self.exchange.node.log
+        found, total = log.page(dataset=dataset, kind=kind, since=since, limit=limit, offset=offset)
+        items = [{"index": index, "entry": entry} for index, entry in found]
+        return page_body(items, total, limit, offset)
 
     def audit_head(self) -> dict[str, Any]:
         latest = self.exchange.node.log.latest_head()

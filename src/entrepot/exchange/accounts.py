@@ -41,13 +41,20 @@ from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import CheckConstraint, DateTime, ForeignKey, Integer, String, select
+from sqlalchemy import (
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Integer,
+    String,
+    select,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from entrepot._text import check_text
 from entrepot.clock import utcnow
-from entrepot.db import Base, Database
+from entrepot.db import Base, Database, count_rows
 from entrepot.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
 from entrepot.exchange.outbox import Outbox
 from entrepot.organizations import Organization, Role
@@ -364,8 +371,11 @@ class Accounts:
         session.flush()
         return org
 
-    def list_accounts(self, actor: Actor) -> list[AccountInfo]:
-        """Accounts the actor may see: all for administrators, else its organization's."""
+    def list_accounts(
+        self, actor: Actor, *, limit: int | None = None, offset: int = 0
+    ) -> list[AccountInfo]:
+        """Accounts the actor may see (all for administrators, else its organization's),
+        by name: the ``limit`` of them from ``offset`` (all when ``limit`` is None)."""
         now = self.clock()
         with self.db.read() as session:
             query = (
@@ -373,13 +383,15 @@ class Accounts:
                 .join(Organization, Organization.id == Account.org_id)
                 .order_by(Account.name)
             )
-            if not actor.administers:
-                query = query.where(Account.org_id == actor.org_id)
-            rows = session.execute(query).all()
+            rows = session.execute(
+                self._accounts_of(query, actor).limit(limit).offset(offset)
+            ).all()
             active: dict[int, int] = {}
             for account_id in session.scalars(
                 select(ApiToken.account_id).where(
-                    ApiToken.revoked_at.is_(None), ApiToken.expires_at > now
+                    ApiToken.account_id.in_([a.id for a, _ in rows]),
+                    ApiToken.revoked_at.is_(None),
+                    ApiToken.expires_at > now,
                 )
             ):
                 active[account_id] = active.get(account_id, 0) + 1
@@ -387,6 +399,15 @@ class Accounts:
                 AccountInfo(a.name, a.role, o.slug, o.name, a.created_at, active.get(a.id, 0))
                 for a, o in rows
             ]
+
+    def count_accounts(self, actor: Actor) -> int:
+        """How many accounts :meth:`list_accounts` lists in all."""
+        with self.db.read() as session:
+            return count_rows(session, self._accounts_of(select(Account.id), actor))
+
+    @staticmethod
+    def _accounts_of(query: Any, actor: Actor) -> Any:
+        return query if actor.administers else query.where(Account.org_id == actor.org_id)
 
     # -- tokens -------------------------------------------------------------------
 
@@ -424,18 +445,38 @@ class Accounts:
         session.flush()
         return IssuedToken(_token_info(row, account.name), secret)
 
-    def tokens(self, actor: Actor, account: str | None = None) -> list[TokenInfo]:
+    def tokens(
+        self,
+        actor: Actor,
+        account: str | None = None,
+        *,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[TokenInfo]:
+        """Tokens the actor may see (of ``account`` if given), oldest first: the ``limit``
+        of them from ``offset`` (all when ``limit`` is None)."""
         with self.db.read() as session:
-            query = (
+            query = self._tokens_of(
+                session,
                 select(ApiToken, Account)
                 .join(Account, Account.id == ApiToken.account_id)
-                .order_by(ApiToken.id)
+                .order_by(ApiToken.id),
+                actor,
+                account,
             )
-            if account is not None:
-                query = query.where(Account.id == self._visible_account(session, actor, account).id)
-            elif not actor.administers:
-                query = query.where(Account.org_id == actor.org_id)
-            return [_token_info(t, a.name) for t, a in session.execute(query)]
+            found = session.execute(query.limit(limit).offset(offset))
+            return [_token_info(t, a.name) for t, a in found]
+
+    def count_tokens(self, actor: Actor, account: str | None = None) -> int:
+        """How many tokens :meth:`tokens` lists in all."""
+        with self.db.read() as session:
+            query = select(ApiToken.id).join(Account, Account.id == ApiToken.account_id)
+            return count_rows(session, self._tokens_of(session, query, actor, account))
+
+    def _tokens_of(self, session: Session, query: Any, actor: Actor, account: str | None) -> Any:
+        if account is not None:
+            return query.where(Account.id == self._visible_account(session, actor, account).id)
+        return query if actor.administers else query.where(Account.org_id == actor.org_id)
 
     def revoke_token(self, actor: Actor, token_id: str) -> TokenInfo:
         """Revoke a token by its public id; every process refuses it from the next request."""

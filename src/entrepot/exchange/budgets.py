@@ -31,31 +31,54 @@ class Budgets:
         self.db = db
         self.ledger = ledger or Ledger(db, clock=clock)
 
-    def visible(self, actor: Actor, *, include_closed: bool = False) -> list[BudgetRecord[str]]:
-        """The budgets the actor may see (open ones unless asked), by dataset then consumer.
+    def visible(
+        self,
+        actor: Actor,
+        *,
+        include_closed: bool = False,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[BudgetRecord[str]]:
+        """The budgets the actor may see (open ones unless asked), by dataset then grant:
+        the ``limit`` of them from ``offset`` (all when ``limit`` is None).
 
         Raises :class:`Forbidden` for a role that holds no budgets (an auditor).
         """
+        scope = self._scope(actor)
+        if scope is None:
+            return []
+        rows = self.ledger.budgets(
+            **scope, include_closed=include_closed, limit=limit, offset=offset
+        )
+        return self._views(rows)
+
+    def count_visible(self, actor: Actor, *, include_closed: bool = False) -> int:
+        """How many budgets :meth:`visible` lists in all."""
+        scope = self._scope(actor)
+        if scope is None:
+            return 0
+        return self.ledger.count_budgets(**scope, include_closed=include_closed)
+
+    def _scope(self, actor: Actor) -> dict[str, Any] | None:
+        """The ledger's filter for the budgets ``actor`` may see; None for none at all."""
         if not actor.administers and actor.role not in (Role.PROVIDER, Role.CONSUMER):
             raise Forbidden(
                 f"a {actor.role} account has no budgets",
                 hint="budgets belong to consumers; providers see those on their datasets",
             )
         if actor.administers:
-            rows = self.ledger.budgets(include_closed=include_closed)
-        elif actor.provider_id is not None:
+            return {}
+        if actor.provider_id is not None:
             with self.db.read() as session:
                 owned = list(
                     session.scalars(
                         select(Dataset.id).where(Dataset.provider_id == actor.provider_id)
                     )
                 )
-            rows = self.ledger.budgets(dataset_ids=owned, include_closed=include_closed)
-        elif actor.org_id is not None:
-            rows = self.ledger.budgets(consumer_id=actor.org_id, include_closed=include_closed)
-        else:
-            rows = []
-        return self._views(rows)
+            return {"dataset_ids": owned}
+        if actor.org_id is not None:
+            return {"consumer_id": actor.org_id}
+        return None
 
     def _views(self, rows: list[BudgetRecord[int]]) -> list[BudgetRecord[str]]:
         with self.db.read() as session:
@@ -67,10 +90,9 @@ class Budgets:
                     )
                 ).all()
             )
-        views = [
+        return [
             r.named(refs[r.dataset], orgs.get(r.consumer, ""), f"GRANT-{r.grant}") for r in rows
         ]
-        return sorted(views, key=lambda v: (v.dataset, v.consumer, v.grant))
 
     def set_cap(self, actor: Actor, dataset: str, epsilon: float) -> Cap[str]:
         """Set the global ε cap of ``dataset``: its provider's decision alone."""

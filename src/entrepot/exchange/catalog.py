@@ -27,7 +27,7 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session, selectinload
 
 from entrepot.clock import as_utc
-from entrepot.db import Database
+from entrepot.db import Database, count_rows
 from entrepot.errors import LimitExceeded, NotFound
 from entrepot.exchange.accounts import Actor
 from entrepot.exchange.node import Node
@@ -38,7 +38,7 @@ from entrepot.standards.schema import Standard, parse_standard
 from entrepot.transparency.entries import Kind, make_entry
 from entrepot.vault import DatasetRef, Progress, Published, PublishRequest, VersionInfo
 from entrepot.vault.datasets import find_dataset, version_info
-from entrepot.vault.models import Dataset, Provider
+from entrepot.vault.models import Dataset, Provider, Version
 
 __all__ = [
     "CONTENT_FIGURES",
@@ -223,6 +223,26 @@ def _summary(dataset: Dataset, viewer: Actor | None, score: float | None = None)
     )
 
 
+def _of_provider(query: Any, provider: str | None) -> Any:
+    query = query.join(Provider, Provider.id == Dataset.provider_id)
+    return query if provider is None else query.where(Provider.slug == provider)
+
+
+def _versions_of(query: Any, dataset: Dataset) -> Any:
+    return query.where(Version.dataset_id == dataset.id)
+
+
+def _ts_query(terms: list[str]) -> str:
+    """PostgreSQL's tsquery: every term as a prefix."""
+    return " & ".join(f"{t}:*" for t in terms)
+
+
+def _fts_query(terms: list[str]) -> str:
+    """SQLite FTS5's query: a double-quoted string is a phrase of plain words; terms hold
+    no quotes, so no input can reach the FTS5 query syntax."""
+    return " ".join(f'"{t}"*' for t in terms)
+
+
 def _load(session: Session, ids: list[int]) -> dict[int, Dataset]:
     rows = session.scalars(
         select(Dataset)
@@ -244,50 +264,59 @@ class Catalog:
         self.viewer = viewer
         self.max_results = max_results
 
-    def datasets(self, *, provider: str | None = None) -> list[DatasetSummary]:
-        """Every dataset (of one provider if given), by reference."""
+    def datasets(
+        self, *, provider: str | None = None, limit: int | None = None, offset: int = 0
+    ) -> list[DatasetSummary]:
+        """Every dataset (of one provider if given), by reference: the ``limit`` of them
+        from ``offset`` (all when ``limit`` is None)."""
         query = (
-            select(Dataset)
-            .join(Provider)
+            _of_provider(select(Dataset), provider)
             .options(selectinload(Dataset.provider), selectinload(Dataset.versions))
             .order_by(Provider.slug, Dataset.slug)
         )
-        if provider is not None:
-            query = query.where(Provider.slug == provider)
         with self.db.read() as session:
-            return [_summary(d, self.viewer) for d in session.scalars(query).all()]
+            found = session.scalars(query.limit(limit).offset(offset)).all()
+            return [_summary(d, self.viewer) for d in found]
 
-    def search(self, query: str, *, limit: int = DEFAULT_LIMIT) -> list[DatasetSummary]:
-        """Datasets matching every word of ``query`` (as a prefix), best first."""
+    def count_datasets(self, *, provider: str | None = None) -> int:
+        """How many datasets :meth:`datasets` lists in all."""
+        with self.db.read() as session:
+            return count_rows(session, _of_provider(select(Dataset.id), provider))
+
+    def search(
+        self, query: str, *, limit: int = DEFAULT_LIMIT, offset: int = 0
+    ) -> list[DatasetSummary]:
+        """Datasets matching every word of ``query`` (as a prefix), best first: the
+        ``limit`` of them from ``offset``, within the best ``max_results``."""
         terms = search_terms(query)
-        if not terms or limit <= 0:
-            return []
         if limit > self.max_results:
             raise LimitExceeded(
                 f"a search returns at most {self.max_results} datasets, not {limit}",
                 setting="catalog_max_results",
                 hint="ask for fewer and refine the words, or raise ENTREPOT_CATALOG_MAX_RESULTS",
             )
+        limit = min(limit, self.max_results - offset)
+        if not terms or limit <= 0:
+            return []
         with self.db.read() as session:
             if session.get_bind().dialect.name == "postgresql":
                 hits = session.execute(
                     text(
                         "SELECT s.dataset_id, ts_rank(s.document, q) AS score "
                         "FROM catalog_search AS s, to_tsquery('english', :q) AS q "
-                        "WHERE s.document @@ q ORDER BY score DESC, s.dataset_id LIMIT :limit"
+                        "WHERE s.document @@ q ORDER BY score DESC, s.dataset_id "
+                        "LIMIT :limit OFFSET :offset"
                     ),
-                    {"q": " & ".join(f"{t}:*" for t in terms), "limit": limit},
+                    {"q": _ts_query(terms), "limit": limit, "offset": offset},
                 ).all()
             else:
-                # A double-quoted FTS5 string is a phrase of plain words; terms hold no
-                # quotes, so no input can reach the FTS5 query syntax.
                 hits = session.execute(
                     text(
                         f"SELECT rowid, -bm25(catalog_fts, {_BM25_WEIGHTS}) AS score "
                         "FROM catalog_fts WHERE catalog_fts MATCH :q "
-                        "ORDER BY score DESC, rowid LIMIT :limit"
+                        "ORDER BY score DESC, rowid LIMIT :limit OFFSET :offset"
                     ),
-                    {"q": " ".join(f'"{t}"*' for t in terms), "limit": limit},
+                    {"q": _fts_query(terms), "limit": limit, "offset": offset},
                 ).all()
             datasets = _load(session, [row[0] for row in hits])
             return [
@@ -295,6 +324,28 @@ class Catalog:
                 for row in hits
                 if row[0] in datasets
             ]
+
+    def count_search(self, query: str) -> int:
+        """How many datasets :meth:`search` pages through: the matches, at most
+        ``max_results`` of them."""
+        terms = search_terms(query)
+        if not terms:
+            return 0
+        with self.db.read() as session:
+            if session.get_bind().dialect.name == "postgresql":
+                counted = session.scalar(
+                    text(
+                        "SELECT count(*) FROM catalog_search AS s, to_tsquery('english', :q) AS q "
+                        "WHERE s.document @@ q"
+                    ),
+                    {"q": _ts_query(terms)},
+                )
+            else:
+                counted = session.scalar(
+                    text("SELECT count(*) FROM catalog_fts WHERE catalog_fts MATCH :q"),
+                    {"q": _fts_query(terms)},
+                )
+        return min(int(counted or 0), self.max_results)
 
     def show(self, ref: DatasetRef | str) -> DatasetPage:
         """The page of one dataset."""
@@ -307,10 +358,25 @@ class Catalog:
                 versions=self._versions(dataset),
             )
 
-    def versions(self, ref: DatasetRef | str) -> list[CatalogVersion]:
-        """One dataset's versions, oldest first."""
+    def versions(
+        self, ref: DatasetRef | str, *, limit: int | None = None, offset: int = 0
+    ) -> list[CatalogVersion]:
+        """One dataset's versions, oldest first: the ``limit`` of them from ``offset`` (all
+        when ``limit`` is None)."""
         with self.db.read() as session:
-            return self._versions(find_dataset(session, ref, versions=True))
+            dataset = find_dataset(session, ref)
+            owned = sees_content(self.viewer, dataset.provider_id)
+            query = _versions_of(select(Version), dataset).order_by(Version.number)
+            return [
+                CatalogVersion.of(version_info(dataset, v), owned=owned)
+                for v in session.scalars(query.limit(limit).offset(offset))
+            ]
+
+    def count_versions(self, ref: DatasetRef | str) -> int:
+        """How many versions ``ref`` has."""
+        with self.db.read() as session:
+            dataset = find_dataset(session, ref)
+            return count_rows(session, _versions_of(select(Version.id), dataset))
 
     def _versions(self, dataset: Dataset) -> list[CatalogVersion]:
         owned = sees_content(self.viewer, dataset.provider_id)

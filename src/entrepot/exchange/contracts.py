@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from entrepot._text import check_text
 from entrepot.clock import utcnow
-from entrepot.db import Database
+from entrepot.db import Database, count_rows
 from entrepot.errors import Conflict, ContractViolation, Forbidden, InvalidInput, NotFound
 from entrepot.exchange._contract_models import (
     ACTIONS,
@@ -158,15 +158,21 @@ class Contracts:
             info = self._request_info(session, row, history=True)
         return info
 
-    def requests(self, actor: Actor, *, pending: bool = False) -> list[RequestInfo]:
-        """Requests the actor may see: its own, or those for its datasets."""
+    def requests(
+        self, actor: Actor, *, pending: bool = False, limit: int | None = None, offset: int = 0
+    ) -> list[RequestInfo]:
+        """Requests the actor may see (its own, or those for its datasets), oldest first:
+        the ``limit`` of them from ``offset`` (all when ``limit`` is None)."""
         self.expire_due()
         with self.db.read() as session:
-            query = select(AccessRequest).order_by(AccessRequest.id)
-            if pending:
-                query = query.where(AccessRequest.state == "requested")
-            query = _visible_to(query, AccessRequest, actor)
-            return [self._request_info(session, r) for r in session.scalars(query)]
+            query = _requests(select(AccessRequest), actor, pending).order_by(AccessRequest.id)
+            found = session.scalars(query.limit(limit).offset(offset))
+            return [self._request_info(session, r) for r in found]
+
+    def count_requests(self, actor: Actor, *, pending: bool = False) -> int:
+        """How many requests :meth:`requests` lists in all."""
+        with self.db.read() as session:
+            return count_rows(session, _requests(select(AccessRequest.id), actor, pending))
 
     def refuse(self, actor: Actor, request: str, reason: str = "") -> RequestInfo:
         check_text(reason, "reason")
@@ -320,15 +326,21 @@ class Contracts:
         self._logged()
         return revoked
 
-    def grants(self, actor: Actor, *, active: bool = False) -> list[GrantInfo]:
-        """Grants the actor may see: its own, or those on its datasets."""
+    def grants(
+        self, actor: Actor, *, active: bool = False, limit: int | None = None, offset: int = 0
+    ) -> list[GrantInfo]:
+        """Grants the actor may see (its own, or those on its datasets), oldest first: the
+        ``limit`` of them from ``offset`` (all when ``limit`` is None)."""
         self.expire_due()
         with self.db.read() as session:
-            query = select(Grant).order_by(Grant.id)
-            if active:
-                query = query.where(Grant.state == "granted")
-            query = _visible_to(query, Grant, actor)
-            return [self._grant_info(session, g) for g in session.scalars(query)]
+            query = _grants(select(Grant), actor, active).order_by(Grant.id)
+            found = session.scalars(query.limit(limit).offset(offset))
+            return [self._grant_info(session, g) for g in found]
+
+    def count_grants(self, actor: Actor, *, active: bool = False) -> int:
+        """How many grants :meth:`grants` lists in all."""
+        with self.db.read() as session:
+            return count_rows(session, _grants(select(Grant.id), actor, active))
 
     def show(self, actor: Actor, ident: str) -> RequestInfo | GrantInfo:
         """A request (``REQ-n``) or grant (``GRANT-n``) with its whole history."""
@@ -535,6 +547,18 @@ class Contracts:
             created_at=row.created_at,
             history=history_of(session, ContractEvent.grant_id == row.id) if history else (),
         )
+
+
+def _requests(query: Any, actor: Actor, pending: bool) -> Any:
+    if pending:
+        query = query.where(AccessRequest.state == "requested")
+    return _visible_to(query, AccessRequest, actor)
+
+
+def _grants(query: Any, actor: Actor, active: bool) -> Any:
+    if active:
+        query = query.where(Grant.state == "granted")
+    return _visible_to(query, Grant, actor)
 
 
 def _visible_to(query: Any, model: type[AccessRequest] | type[Grant], actor: Actor) -> Any:

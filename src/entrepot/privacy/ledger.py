@@ -31,14 +31,14 @@ import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import Select, func, or_, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from entrepot.clock import utcnow
-from entrepot.db import Database, import_models
+from entrepot.db import Database, count_rows, import_models
 from entrepot.errors import BudgetExhausted, Conflict, ContractViolation, InvalidInput, NotFound
 from entrepot.privacy._ledger_tables import (
     COMPLETED,
@@ -448,19 +448,17 @@ class Ledger:
         consumer_id: int | None = None,
         dataset_ids: Sequence[int] | None = None,
         include_closed: bool = False,
+        limit: int | None = None,
+        offset: int = 0,
     ) -> list[BudgetRecord[int]]:
-        """Budgets with their spend summed from the ledger rows (not from a counter).
+        """Budgets with their spend summed from the ledger rows (not from a counter), by
+        dataset then grant: the ``limit`` of them from ``offset`` (all when None).
 
         References are ids: the budget's dataset, consumer and grant.
         """
         with self.db.read() as session:
-            query = select(Budget).order_by(Budget.dataset_id, Budget.id)
-            if consumer_id is not None:
-                query = query.where(Budget.consumer_id == consumer_id)
-            if dataset_ids is not None:
-                query = query.where(Budget.dataset_id.in_(list(dataset_ids)))
-            if not include_closed:
-                query = query.where(Budget.state == "open")
+            query = _budgets(select(Budget), consumer_id, dataset_ids, include_closed)
+            query = query.order_by(Budget.dataset_id, Budget.id).limit(limit).offset(offset)
             rows = session.scalars(query).all()
             spends = {
                 budget_id: (eps, delta, uses)
@@ -508,6 +506,18 @@ class Ledger:
                     )
                 )
             return out
+
+    def count_budgets(
+        self,
+        *,
+        consumer_id: int | None = None,
+        dataset_ids: Sequence[int] | None = None,
+        include_closed: bool = False,
+    ) -> int:
+        """How many budgets :meth:`budgets` lists in all."""
+        with self.db.read() as session:
+            query = _budgets(select(Budget.id), consumer_id, dataset_ids, include_closed)
+            return count_rows(session, query)
 
     def entries(
         self,
@@ -620,3 +630,16 @@ def _backoff() -> Iterator[int]:
     for tries in range(1, _RETRIES + 1):
         yield tries
         time.sleep(0.005 * 2**tries)
+
+
+def _budgets(
+    query: Select[Any],
+    consumer_id: int | None,
+    dataset_ids: Sequence[int] | None,
+    include_closed: bool,
+) -> Select[Any]:
+    if consumer_id is not None:
+        query = query.where(Budget.consumer_id == consumer_id)
+    if dataset_ids is not None:
+        query = query.where(Budget.dataset_id.in_(list(dataset_ids)))
+    return query if include_closed else query.where(Budget.state == "open")

@@ -204,34 +204,38 @@ class TransparencyLog:
     ) -> list[tuple[int, Any]]:
         """The last ``limit`` entries about ``dataset`` (alone or in a join), of ``kind``,
         logged at or after ``since`` (UTC when it has no time zone), oldest first."""
-        if kind is not None and kind not in set(Kind):
-            raise InvalidInput(
-                f"log entry kind {kind!r} is unknown",
-                hint=f"use one of: {', '.join(k.value for k in Kind)}",
-            )
-        # Canonical timestamps sort as text, so no entry needs its time parsed.
-        if since is not None and since.tzinfo is None:
-            since = since.replace(tzinfo=UTC)
-        after = None if since is None else timestamp(since)
+        matches = _matcher(dataset, kind, since)
         found: deque[tuple[int, Any]] = deque(maxlen=limit)
         for index, entry in self.entries():
-            if kind is not None and entry.get("kind") != kind:
-                continue
-            if after is not None and entry.get("time", "") < after:
-                continue
-            if (
-                dataset is not None
-                and dataset != entry.get("dataset")
-                and dataset
-                not in {
-                    part.get("dataset")
-                    for part in entry.get("datasets", [])
-                    if isinstance(part, dict)
-                }
-            ):
-                continue
-            found.append((index, entry))
+            if matches(entry):
+                found.append((index, entry))
         return list(found)
+
+    def page(
+        self,
+        *,
+        dataset: str | None = None,
+        kind: str | None = None,
+        since: datetime | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> tuple[list[tuple[int, Any]], int]:
+        """The ``limit`` entries from the ``offset``-th of those :meth:`search` selects,
+        oldest first, and how many it selects in all. Without a filter, the entries are
+        read by index: entry ``offset`` is the first of the page."""
+        size = self.store.size
+        if dataset is None and kind is None and since is None:
+            start = min(offset, size)
+            return list(self.entries(start, min(start + limit, size))), size
+        matches = _matcher(dataset, kind, since)
+        found: list[tuple[int, Any]] = []
+        total = 0
+        for index, entry in self.entries(0, size):
+            if matches(entry):
+                if offset <= total < offset + limit:
+                    found.append((index, entry))
+                total += 1
+        return found, total
 
     def root(self, size: int) -> bytes:
         self._check_size(size)
@@ -334,3 +338,31 @@ def repair_log(path: Path) -> dict[str, Any]:
     finally:
         store.close()
     return store.recovery
+
+
+def _matcher(
+    dataset: str | None, kind: str | None, since: datetime | None
+) -> Callable[[dict[str, Any]], bool]:
+    """Whether an entry is about ``dataset`` (alone or in a join), of ``kind``, logged at
+    or after ``since`` (UTC when it has no time zone)."""
+    if kind is not None and kind not in set(Kind):
+        raise InvalidInput(
+            f"log entry kind {kind!r} is unknown",
+            hint=f"use one of: {', '.join(k.value for k in Kind)}",
+        )
+    # Canonical timestamps sort as text, so no entry needs its time parsed.
+    if since is not None and since.tzinfo is None:
+        since = since.replace(tzinfo=UTC)
+    after = None if since is None else timestamp(since)
+
+    def matches(entry: dict[str, Any]) -> bool:
+        if kind is not None and entry.get("kind") != kind:
+            return False
+        if after is not None and entry.get("time", "") < after:
+            return False
+        if dataset is None or dataset == entry.get("dataset"):
+            return True
+        joined = {p.get("dataset") for p in entry.get("datasets", []) if isinstance(p, dict)}
+        return dataset in joined
+
+    return matches

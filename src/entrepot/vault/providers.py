@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from entrepot._text import check_text
 from entrepot.clock import as_utc, utcnow
-from entrepot.db import Database
+from entrepot.db import Database, count_rows
 from entrepot.errors import Conflict, InvalidInput, NotFound
 from entrepot.organizations import Organization, Role
 from entrepot.vault.models import Dataset, Provider
@@ -76,8 +76,11 @@ def add_provider(db: Database, slug: str, name: str) -> ProviderInfo:
         return ProviderInfo(provider.slug, provider.name, provider.created_at)
 
 
-def list_providers(db: Database) -> list[ProviderInfo]:
-    """Every provider with its number of datasets, by slug."""
+def list_providers(
+    db: Database, *, limit: int | None = None, offset: int = 0
+) -> list[ProviderInfo]:
+    """Every provider with its number of datasets, by slug: the ``limit`` of them from
+    ``offset`` (all when ``limit`` is None)."""
     count = (
         select(func.count(Dataset.id))
         .where(Dataset.provider_id == Provider.id)
@@ -85,8 +88,14 @@ def list_providers(db: Database) -> list[ProviderInfo]:
         .scalar_subquery()
     )
     with db.read() as session:
-        rows = session.execute(select(Provider, count).order_by(Provider.slug)).all()
-        return [ProviderInfo(p.slug, p.name, p.created_at, n) for p, n in rows]
+        query = select(Provider, count).order_by(Provider.slug).limit(limit).offset(offset)
+        return [ProviderInfo(p.slug, p.name, p.created_at, n) for p, n in session.execute(query)]
+
+
+def count_providers(db: Database) -> int:
+    """How many providers the node has."""
+    with db.read() as session:
+        return count_rows(session, select(Provider.id))
 
 
 def get_provider(session: Session, slug: str) -> Provider:

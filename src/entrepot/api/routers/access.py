@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request, status
 from fastapi.responses import JSONResponse
 
 from entrepot.api.auth import AnyActor, Consumer, Provider
+from entrepot.api.openapi import operation_id
 from entrepot.api.pagination import Page, PageParams, page_of, page_params
 from entrepot.api.routers._client import client_of
 from entrepot.schemas.access import (
@@ -26,7 +27,7 @@ from entrepot.schemas.access import (
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/v1/access", tags=["access"])
+router = APIRouter(prefix="/v1/access", tags=["access"], generate_unique_id_function=operation_id)
 
 Paging = Annotated[PageParams, Depends(page_params)]
 RequestId = Annotated[
@@ -39,8 +40,11 @@ GrantId = Annotated[
 
 
 @router.get("/purposes", summary="The purpose vocabulary requests choose from.")
-def list_purposes(request: Request, actor: AnyActor) -> list[PurposeOut]:
-    return [PurposeOut.model_validate(p) for p in client_of(request, actor).purposes()]
+def list_purposes(request: Request, actor: AnyActor, paging: Paging) -> Page[PurposeOut]:
+    """Each purpose with its label, its broader purpose and its DPV term; a grant for a
+    purpose covers its narrower ones."""
+    body = client_of(request, actor).purposes_page(paging.limit, paging.offset)
+    return page_of(body, PurposeOut.model_validate)
 
 
 @router.post(
@@ -48,7 +52,9 @@ def list_purposes(request: Request, actor: AnyActor) -> list[PurposeOut]:
     status_code=status.HTTP_201_CREATED,
     summary="Request access to a dataset for a purpose (consumer).",
 )
-def create_request(request: Request, actor: Consumer, body: RequestCreate) -> RequestOut:
+def request_access(request: Request, actor: Consumer, body: RequestCreate) -> RequestOut:
+    """The request names the dataset, the purpose, the ε asked for and the period; the
+    dataset's provider then grants or refuses it."""
     created = client_of(request, actor).request_access(
         body.dataset,
         purpose=body.purpose,
@@ -68,12 +74,18 @@ def list_requests(
     paging: Paging,
     pending: Annotated[bool, Query(description="Only requests waiting for a decision.")] = False,
 ) -> Page[RequestOut]:
-    found = client_of(request, actor).access_requests(pending=pending)
-    return page_of(found, paging, RequestOut.model_validate)
+    """Requests oldest first, each with its state; a consumer sees its own, a provider
+    those for its datasets, an operator all."""
+    client = client_of(request, actor)
+    return page_of(
+        client.access_requests_page(pending, paging.limit, paging.offset),
+        RequestOut.model_validate,
+    )
 
 
 @router.get("/requests/{request_id}", summary="One request with its history.")
 def show_request(request: Request, actor: AnyActor, request_id: RequestId) -> RequestOut:
+    """The request and every change of its state, with who made it and when."""
     return RequestOut.model_validate(client_of(request, actor).access_show(_as("REQ", request_id)))
 
 
@@ -85,6 +97,8 @@ def show_request(request: Request, actor: AnyActor, request_id: RequestId) -> Re
 def grant_request(
     request: Request, actor: Provider, request_id: RequestId, body: GrantCreate
 ) -> GrantOut:
+    """The grant opens a budget of ε for the consumer, with its actions, duties, prices
+    and end date; an ODRL agreement describes it."""
     granted = client_of(request, actor).grant_access(
         _as("REQ", request_id),
         epsilon=body.epsilon,
@@ -102,6 +116,7 @@ def grant_request(
 def refuse_request(
     request: Request, actor: Provider, request_id: RequestId, body: Reason
 ) -> RequestOut:
+    """The reason is shown to the consumer."""
     refused = client_of(request, actor).refuse_access(_as("REQ", request_id), body.reason)
     return RequestOut.model_validate(refused)
 
@@ -113,12 +128,18 @@ def list_grants(
     paging: Paging,
     active: Annotated[bool, Query(description="Only grants in force.")] = False,
 ) -> Page[GrantOut]:
-    found = client_of(request, actor).access_grants(active=active)
-    return page_of(found, paging, GrantOut.model_validate)
+    """Grants oldest first, each with its state, ε and end date; a consumer sees its own,
+    a provider those on its datasets, an operator all."""
+    client = client_of(request, actor)
+    return page_of(
+        client.access_grants_page(active, paging.limit, paging.offset),
+        GrantOut.model_validate,
+    )
 
 
 @router.get("/grants/{grant_id}", summary="One grant with its history.")
 def show_grant(request: Request, actor: AnyActor, grant_id: GrantId) -> GrantOut:
+    """The grant and every change of its state, with who made it and when."""
     return GrantOut.model_validate(client_of(request, actor).access_show(_as("GRANT", grant_id)))
 
 
@@ -127,7 +148,7 @@ def show_grant(request: Request, actor: AnyActor, grant_id: GrantId) -> GrantOut
     summary="A grant as an ODRL 2.2 Agreement (JSON-LD).",
     responses={200: {"content": {"application/ld+json": {"schema": {"type": "object"}}}}},
 )
-def export_odrl(
+def export_grant_odrl(
     request: Request,
     actor: AnyActor,
     grant_id: GrantId,
@@ -142,6 +163,8 @@ def export_odrl(
         ),
     ] = None,
 ) -> JSONResponse:
+    """Its target is the dataset's DCAT id, its assigner the provider, its assignee the
+    consumer; constraints carry the purpose, the period and the ε."""
     published = request.app.state.node.settings.public_url or str(request.base_url)
     document = client_of(request, actor).grant_odrl(_as("GRANT", grant_id), base_url or published)
     return JSONResponse(document, media_type="application/ld+json")
@@ -149,6 +172,7 @@ def export_odrl(
 
 @router.post("/grants/{grant_id}/revoke", summary="Revoke a grant now (its provider, an operator).")
 def revoke_grant(request: Request, actor: AnyActor, grant_id: GrantId, body: Reason) -> GrantOut:
+    """Its budget closes at once: no query spends from it after this answer."""
     revoked = client_of(request, actor).revoke_grant(_as("GRANT", grant_id), body.reason)
     return GrantOut.model_validate(revoked)
 

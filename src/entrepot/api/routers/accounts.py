@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Request, status
 
 from entrepot.api.auth import AnyActor, Operator
+from entrepot.api.openapi import operation_id
 from entrepot.api.pagination import Page, PageParams, page_of, page_params
 from entrepot.api.routers._client import client_of
 from entrepot.schemas.accounts import (
@@ -21,20 +22,23 @@ from entrepot.schemas.catalog import SLUG as _SLUG
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/v1", tags=["accounts"])
+router = APIRouter(prefix="/v1", tags=["accounts"], generate_unique_id_function=operation_id)
 
 AccountName = Annotated[str, Path(pattern=_SLUG, max_length=64, description="Account name.")]
 Paging = Annotated[PageParams, Depends(page_params)]
 
 
 @router.get("/me", summary="The account behind the token.")
-def me(request: Request, actor: AnyActor) -> Me:
+def show_me(request: Request, actor: AnyActor) -> Me:
+    """The account name, role and organization the bearer token acts as."""
     return Me.model_validate(client_of(request, actor).me())
 
 
 @router.get("/accounts", summary="Accounts: all for operators, your organization's otherwise.")
 def list_accounts(request: Request, actor: AnyActor, paging: Paging) -> Page[AccountOut]:
-    return page_of(client_of(request, actor).accounts(), paging, AccountOut.model_validate)
+    """Accounts by name, each with its role, organization and number of active tokens."""
+    body = client_of(request, actor).accounts_page(paging.limit, paging.offset)
+    return page_of(body, AccountOut.model_validate)
 
 
 @router.post(
@@ -43,6 +47,7 @@ def list_accounts(request: Request, actor: AnyActor, paging: Paging) -> Page[Acc
     summary="Create an account (and its organization) with a first token (operator).",
 )
 def create_account(request: Request, actor: Operator, body: AccountCreate) -> AccountCreated:
+    """The answer holds the first token's secret: it is shown this once and never again."""
     created = client_of(request, actor).create_account(
         body.name, body.role, org=body.org, org_name=body.org_name
     )
@@ -50,10 +55,12 @@ def create_account(request: Request, actor: Operator, body: AccountCreate) -> Ac
 
 
 @router.get("/accounts/{name}/tokens", summary="An account's tokens (never their secrets).")
-def list_tokens(
+def list_account_tokens(
     request: Request, actor: AnyActor, name: AccountName, paging: Paging
 ) -> Page[TokenOut]:
-    return page_of(client_of(request, actor).tokens(name), paging, TokenOut.model_validate)
+    """An account's tokens, oldest first, by public id: never a secret or its hash."""
+    body = client_of(request, actor).tokens_page(name, paging.limit, paging.offset)
+    return page_of(body, TokenOut.model_validate)
 
 
 @router.post(
@@ -62,12 +69,15 @@ def list_tokens(
     summary="Issue a new token for an account (operator, or the account's organization).",
 )
 def issue_token(request: Request, actor: AnyActor, name: AccountName) -> NewToken:
+    """The answer holds the new token's secret: it is shown this once and never again."""
     return NewToken.model_validate(client_of(request, actor).issue_token(name))
 
 
 @router.get("/tokens", summary="Tokens you may see: all for operators, your organization's.")
-def list_all_tokens(request: Request, actor: AnyActor, paging: Paging) -> Page[TokenOut]:
-    return page_of(client_of(request, actor).tokens(), paging, TokenOut.model_validate)
+def list_tokens(request: Request, actor: AnyActor, paging: Paging) -> Page[TokenOut]:
+    """Every token the caller may see, oldest first, by public id; never a secret."""
+    body = client_of(request, actor).tokens_page(None, paging.limit, paging.offset)
+    return page_of(body, TokenOut.model_validate)
 
 
 @router.post("/tokens/{token_id}/revoke", summary="Revoke a token by its public id.")
@@ -76,4 +86,5 @@ def revoke_token(
     actor: AnyActor,
     token_id: Annotated[str, Path(pattern=r"^[0-9a-f]{12}$")],
 ) -> TokenOut:
+    """Every server process refuses the token from the next request on."""
     return TokenOut.model_validate(client_of(request, actor).revoke_token(token_id))

@@ -14,6 +14,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query, Request
 
 from entrepot.api.auth import AnyActor
+from entrepot.api.openapi import operation_id
 from entrepot.api.pagination import Page, PageParams, page_of, page_params
 from entrepot.api.routers._client import client_of
 from entrepot.schemas.catalog import (
@@ -25,7 +26,7 @@ from entrepot.vault.refs import SLUG_MAX
 
 __all__ = ["DatasetSlug", "ProviderSlug", "router"]
 
-router = APIRouter(prefix="/v1/catalog", tags=["catalog"])
+router = APIRouter(prefix="/v1/catalog", tags=["catalog"], generate_unique_id_function=operation_id)
 
 Paging = Annotated[PageParams, Depends(page_params)]
 ProviderSlug = Annotated[
@@ -45,32 +46,39 @@ def list_datasets(
         str | None, Query(pattern=SLUG, max_length=SLUG_MAX, description="Only this provider.")
     ] = None,
 ) -> Page[DatasetOut]:
-    found = client_of(request, actor).catalog_datasets(provider)
-    return page_of(found, paging, DatasetOut.model_validate)
+    """Datasets by `provider/dataset` reference, with title, standard and latest version;
+    content figures only for the dataset's provider and operators."""
+    body = client_of(request, actor).catalog_datasets_page(provider, paging.limit, paging.offset)
+    return page_of(body, DatasetOut.model_validate)
 
 
 @router.get("/search", summary="Full-text search over titles, descriptions, columns; ranked.")
-def search(
+def search_catalog(
     request: Request,
     actor: AnyActor,
     paging: Paging,
-    q: Annotated[str, Query(max_length=500, description="Words to find (prefixes match).")],
+    q: Annotated[
+        str,
+        Query(max_length=500, description="Words to find (prefixes match).", examples=["visit"]),
+    ],
 ) -> Page[DatasetOut]:
-    # The catalog ranks at most `catalog_max_results` hits; pages are cut from those.
-    ranked = client_of(request, actor).catalog_search(q)
-    return page_of(ranked, paging, DatasetOut.model_validate)
+    """Every word must match, as a prefix; hits come best first with their `score`. The
+    catalog ranks at most `catalog_max_results` hits, and pages are cut from those."""
+    body = client_of(request, actor).catalog_search_page(q, paging.limit, paging.offset)
+    return page_of(body, DatasetOut.model_validate)
 
 
 @router.get("/datasets/{provider}/{dataset}", summary="A dataset's page.")
 def show_dataset(
     request: Request, actor: AnyActor, provider: ProviderSlug, dataset: DatasetSlug
 ) -> DatasetPageOut:
+    """Its summary, standard (columns with roles and bounds) and versions."""
     page = client_of(request, actor).catalog_show(f"{provider}/{dataset}")
     return DatasetPageOut.model_validate(page)
 
 
 @router.get("/dcat", summary="The whole catalog as DCAT-3 JSON-LD.")
-def dcat(
+def export_dcat(
     request: Request,
     actor: AnyActor,
     base_url: Annotated[
@@ -83,5 +91,7 @@ def dcat(
         ),
     ] = None,
 ) -> dict[str, Any]:
+    """Each dataset as a `dcat:Dataset` served by a query data service (never a download),
+    with licence and access rights; the ids are routes of this server."""
     published = request.app.state.node.settings.public_url or str(request.base_url)
     return client_of(request, actor).catalog_dcat(base_url or published)

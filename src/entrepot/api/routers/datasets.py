@@ -16,10 +16,12 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from fastapi import APIRouter, File, Form, Request, UploadFile, status
+from fastapi import APIRouter, Depends, File, Form, Request, UploadFile, status
 
 from entrepot import standards
 from entrepot.api.auth import AnyActor, Provider
+from entrepot.api.openapi import operation_id
+from entrepot.api.pagination import Page, PageParams, page_of, page_params
 from entrepot.api.routers._client import client_of
 from entrepot.api.routers.catalog import DatasetSlug, ProviderSlug
 from entrepot.errors import EntrepotError, InvalidInput, NotFound
@@ -30,8 +32,11 @@ from entrepot.vault.refs import SLUG_MAX
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
+router = APIRouter(
+    prefix="/v1/datasets", tags=["datasets"], generate_unique_id_function=operation_id
+)
 
+Paging = Annotated[PageParams, Depends(page_params)]
 # A provider mapping is a short YAML document; anything larger is not one.
 _MAPPING_MAX_BYTES = 256 * 1024
 
@@ -41,7 +46,7 @@ _MAPPING_MAX_BYTES = 256 * 1024
     status_code=status.HTTP_201_CREATED,
     summary="Publish a raw file as a new immutable version (provider).",
 )
-def publish(
+def publish_version(
     request: Request,
     actor: Provider,
     file: Annotated[UploadFile, File(description="The raw file (CSV, ...).")],
@@ -52,6 +57,9 @@ def publish(
     on_error: Annotated[Literal["reject", "quarantine"], Form()] = "reject",
     mapping: Annotated[UploadFile | None, File(description="Provider mapping (YAML).")] = None,
 ) -> PublishedOut:
+    """The file is mapped onto the standard and validated row by row; the new version is
+    immutable, content-hashed and logged. With `on_error=quarantine`, invalid rows are
+    set aside and counted instead of refusing the file."""
     if standard not in standards.names():
         raise NotFound(
             f"no standard {standard!r} on this node",
@@ -83,11 +91,17 @@ def publish(
 
 
 @router.get("/{provider}/{dataset}/versions", summary="A dataset's versions, oldest first.")
-def versions(
-    request: Request, actor: AnyActor, provider: ProviderSlug, dataset: DatasetSlug
-) -> list[VersionOut]:
-    found = client_of(request, actor).dataset_versions(f"{provider}/{dataset}")
-    return [VersionOut.model_validate(v) for v in found]
+def list_versions(
+    request: Request,
+    actor: AnyActor,
+    provider: ProviderSlug,
+    dataset: DatasetSlug,
+    paging: Paging,
+) -> Page[VersionOut]:
+    """Each version's number, title and time; content figures only for its provider."""
+    client = client_of(request, actor)
+    body = client.dataset_versions_page(f"{provider}/{dataset}", paging.limit, paging.offset)
+    return page_of(body, VersionOut.model_validate)
 
 
 def _spool_path(vaults: Path) -> re.Pattern[str]:

@@ -10,19 +10,24 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from entrepot.api.auth import AnyActor, Provider
+from entrepot.api.openapi import operation_id
 from entrepot.api.routers._client import client_of
 from entrepot.api.routers.catalog import DatasetSlug, ProviderSlug
 from entrepot.schemas.policies import PolicyIn, PolicyOut
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/v1/policies", tags=["policies"])
+router = APIRouter(
+    prefix="/v1/policies", tags=["policies"], generate_unique_id_function=operation_id
+)
 
 
 @router.get("/{provider}/{dataset}", summary="The policy in force on a dataset.")
-def show(
+def show_policy(
     request: Request, actor: AnyActor, provider: ProviderSlug, dataset: DatasetSlug
 ) -> PolicyOut:
+    """The analysis rules (aggregates, group sizes, ε per query, bounds) as the YAML
+    document and its parsed form."""
     return PolicyOut.model_validate(client_of(request, actor).policy(f"{provider}/{dataset}"))
 
 
@@ -37,6 +42,7 @@ def set_policy(
     dataset: DatasetSlug,
     body: PolicyIn,
 ) -> PolicyOut:
+    """The document replaces the policy in force; the change is logged."""
     client = client_of(request, actor)
     info = client.set_policy(f"{provider}/{dataset}", body.document, where="policy document")
     return PolicyOut.model_validate(info)

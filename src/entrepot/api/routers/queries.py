@@ -17,13 +17,14 @@ from fastapi.responses import Response
 from entrepot.api._query_workers import QueryRunner, QueueFull
 from entrepot.api.auth import Consumer
 from entrepot.api.errors import error_response
+from entrepot.api.openapi import operation_id
 from entrepot.client.local import answer_body
 from entrepot.errors import EntrepotError
 from entrepot.schemas.queries import QueryIn, QueryOut
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/v1/queries", tags=["queries"])
+router = APIRouter(prefix="/v1/queries", tags=["queries"], generate_unique_id_function=operation_id)
 
 
 def query_runner(request: Request) -> QueryRunner:
@@ -45,6 +46,9 @@ def query_runner(request: Request) -> QueryRunner:
 async def run_query(
     actor: Consumer, body: QueryIn, runner: Annotated[QueryRunner, Depends(query_runner)]
 ) -> Response:
+    """The SQL is checked against the dataset's policy and the grant, ε is reserved from
+    the budget, and the answer carries noisy values, their error bars and a signed
+    receipt; every answer and refusal is written to the transparency log."""
     try:
         answer = await runner.run(
             actor, body.sql, epsilon=body.epsilon, purpose=body.purpose, render=render

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, Path
 
 from entrepot import standards
 from entrepot.api.auth import AnyActor
+from entrepot.api.openapi import operation_id
 from entrepot.api.pagination import Page, PageParams, page_of, page_params
 from entrepot.client.local import ShippedStandards
 from entrepot.errors import NotFound
@@ -23,7 +24,9 @@ from entrepot.schemas.standards import (
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/v1/standards", tags=["standards"])
+router = APIRouter(
+    prefix="/v1/standards", tags=["standards"], generate_unique_id_function=operation_id
+)
 
 Paging = Annotated[PageParams, Depends(page_params)]
 StandardName = Annotated[
@@ -45,14 +48,18 @@ def _shipped(name: str) -> str:
 
 @router.get("", summary="The standards datasets can be published in.")
 def list_standards(_actor: AnyActor, paging: Paging) -> Page[StandardSummary]:
-    return page_of(ShippedStandards().standards(), paging, StandardSummary.model_validate)
+    """The standards shipped with this node, by name, with their title and version."""
+    body = ShippedStandards().standards_page(paging.limit, paging.offset)
+    return page_of(body, StandardSummary.model_validate)
 
 
 @router.get("/codelists/{name}", summary="A code list: codes, labels and parent codes.")
 def show_codelist(_actor: AnyActor, name: CodeListName) -> CodeListOut:
+    """A dimension's public code list: a query may group by these codes only."""
     return CodeListOut.model_validate(ShippedStandards().codelist(name))
 
 
 @router.get("/{name}", summary="One standard: columns with type, role, constraints, bounds.")
 def show_standard(_actor: AnyActor, name: StandardName) -> StandardOut:
+    """Each column's type, role (identifier, dimension, measure...), constraints and bounds."""
     return StandardOut.model_validate(ShippedStandards().standard(_shipped(name)))

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import PlainTextResponse
 
 from entrepot.api.auth import AnyActor
+from entrepot.api.openapi import operation_id
 from entrepot.api.routers._client import client_of
 from entrepot.schemas.catalog import SLUG
 from entrepot.schemas.usage import InvoiceOut
@@ -19,7 +20,7 @@ from entrepot.vault.refs import SLUG_MAX
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/v1", tags=["usage"])
+router = APIRouter(prefix="/v1", tags=["usage"], generate_unique_id_function=operation_id)
 
 Month = Annotated[
     str,
@@ -41,13 +42,15 @@ Party = Annotated[
     summary="A month's usage and invoice (JSON; `format=csv` for CSV).",
     responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}},
 )
-def usage(
+def show_usage(
     request: Request,
     actor: AnyActor,
     month: Month,
     party: Party = None,
     format: Annotated[Literal["json", "csv"], Query()] = "json",
 ) -> InvoiceOut | PlainTextResponse:
+    """A consumer sees what it owes, a provider what its datasets earned, per grant:
+    queries, ε spent and the price."""
     client = client_of(request, actor)
     if format == "csv":
         return PlainTextResponse(client.usage_csv(month, party), media_type="text/csv")
