@@ -33,7 +33,7 @@ PRINTED = """\
     "epsilon_granted": 2.0,
     "epsilon_spent": 0.5,
     "epsilon_left": 1.5,
-    "delta_spent": 0.0,
+    "delta_spent": 1e-10,
     "max_queries": 10,
     "queries_used": 2,
     "valid_from": "2026-11-15",
@@ -42,7 +42,10 @@ PRINTED = """\
       "dataset": "riverside-hospitals/outpatient-visits",
       "epsilon_cap": 3.0,
       "epsilon_spent": 0.5,
-      "epsilon_left": 2.5
+      "epsilon_left": 2.5,
+      "delta_cap": 1e-09,
+      "delta_spent": 1e-10,
+      "delta_left": 9e-10
     }
   }
 ]
@@ -50,14 +53,15 @@ PRINTED = """\
 
 
 def _spent(node: Node) -> Market:
-    """0.5 ε spent in two uses of a 2 ε grant, under a 3 ε dataset cap."""
+    """0.5 ε and 1e-10 δ spent in two uses of a 2 ε grant, under a dataset cap of 3 ε
+    and 1e-9 δ."""
     market = Market.on(node, Clock(datetime(2026, 11, 15, 10, 0)))
     market.grant(epsilon=2.0, max_queries=10)
     assert market.consumer.org_id is not None
-    for epsilon in (0.25, 0.25):
-        held = market.ledger.reserve(market.consumer.org_id, market.dataset_id, 1, "q", epsilon)
+    market.ledger.set_cap(market.dataset_id, 3.0, delta=1e-9, actor="org:riverside-hospitals")
+    for delta in (1e-10, 0.0):
+        held = market.ledger.reserve(market.consumer.org_id, market.dataset_id, 1, "q", 0.25, delta)
         market.ledger.complete(held)
-    market.ledger.set_cap(market.dataset_id, 3.0, actor="org:riverside-hospitals")
     return market
 
 
@@ -70,9 +74,7 @@ def test_the_cli_prints_a_budget_in_its_pinned_shape(node: Node) -> None:
     assert printed.stdout == PRINTED
 
 
-def test_the_api_answers_the_same_budget_fields_in_the_same_order(
-    node: Node, serve: Serve
-) -> None:
+def test_the_api_answers_the_same_budget_fields_in_the_same_order(node: Node, serve: Serve) -> None:
     token = _spent(node).accounts.issue_token(LOCAL, "city-health-bureau").secret
     with serve(create_app(node)) as api:
         answer = api.get("/v1/budgets", headers={"Authorization": f"Bearer {token}"})

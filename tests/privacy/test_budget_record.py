@@ -30,8 +30,16 @@ _REFERENCES = {"dataset", "consumer", "grant", "cap"}
 
 ids = st.integers(min_value=1, max_value=2**31)
 epsilons = st.floats(min_value=0, max_value=1e6, allow_nan=False)
+deltas = st.floats(min_value=0, max_value=1, allow_nan=False)
 caps = st.builds(
-    Cap, dataset=ids, epsilon_cap=epsilons, epsilon_spent=epsilons, epsilon_left=epsilons
+    Cap,
+    dataset=ids,
+    epsilon_cap=epsilons,
+    epsilon_spent=epsilons,
+    epsilon_left=epsilons,
+    delta_cap=deltas,
+    delta_spent=deltas,
+    delta_left=deltas,
 )
 records = st.builds(
     BudgetRecord,
@@ -76,4 +84,12 @@ def test_the_wire_shows_every_field_in_order(record: BudgetRecord[int]) -> None:
     )
     if named.cap is not None:
         assert body["cap"] == cap_json(named.cap)
-        assert list(body["cap"]) == ["dataset", "epsilon_cap", "epsilon_spent", "epsilon_left"]
+        assert list(body["cap"]) == [
+            "dataset",
+            "epsilon_cap",
+            "epsilon_spent",
+            "epsilon_left",
+            "delta_cap",
+            "delta_spent",
+            "delta_left",
+        ]

@@ -26,14 +26,15 @@ from typing import Any, BinaryIO
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session, selectinload
 
-from entrepot.clock import as_utc
+from entrepot.clock import as_utc, utcnow
 from entrepot.db import Database, count_rows
 from entrepot.errors import LimitExceeded, NotFound
 from entrepot.exchange.accounts import Actor
 from entrepot.exchange.node import Node
 from entrepot.exchange.openings import commitment_of
 from entrepot.exchange.policies import Policies
-from entrepot.privacy.policy import check_delta, default_policy
+from entrepot.privacy.ledger import tighten_delta_cap
+from entrepot.privacy.policy import Policy, check_delta, dataset_delta_cap, default_policy
 from entrepot.standards.schema import Standard, parse_standard
 from entrepot.transparency.entries import Kind, make_entry
 from entrepot.vault import DatasetRef, Progress, Published, PublishRequest, VersionInfo
@@ -396,6 +397,8 @@ def publish_version(
     dataset's policy must allow them: a Gaussian δ above 1/(10·N) for the new N
     refuses the publish (rule ``delta_rows``). The check runs here, on the provider's
     side, because N is not public: no consumer's query may be refused because of it.
+    In the version's own transaction, the dataset's δ cap comes down to what the new N
+    allows (:func:`~entrepot.privacy.policy.dataset_delta_cap`), if that is lower.
 
     The log entry is staged in the outbox by the transaction that adds the version
     and appended after it commits (:mod:`entrepot.exchange.outbox`), so the version
@@ -403,9 +406,22 @@ def publish_version(
     commitment (a keyed hash a rebuilt candidate file cannot confirm), never by a
     figure or a value of its rows.
     """
-    admitted = replace(request, admit=lambda ref, rows: _check_delta(node, request, ref, rows))
+    governing: list[Policy] = []
+
+    def admit(ref: DatasetRef, rows: int) -> None:
+        governing.append(_check_delta(node, request, ref, rows))
+
+    admitted = replace(request, admit=admit)
 
     def stage(session: Session, version: VersionInfo) -> None:
+        if governing:
+            tighten_delta_cap(
+                session,
+                find_dataset(session, version.ref).id,
+                dataset_delta_cap(governing[-1], version.rows),
+                actor=request.provider,
+                now=utcnow(),
+            )
         node.outbox.stage(
             session,
             make_entry(
@@ -425,11 +441,13 @@ def publish_version(
     return published
 
 
-def _check_delta(node: Node, request: PublishRequest, ref: DatasetRef, rows: int) -> None:
-    """Refuse ``rows`` valid rows if the policy in force on ``ref`` allows too large a δ."""
+def _check_delta(node: Node, request: PublishRequest, ref: DatasetRef, rows: int) -> Policy:
+    """Refuse ``rows`` valid rows if the policy in force on ``ref`` allows too large a δ;
+    the policy in force otherwise."""
     try:
         policy = Policies(node).get(ref).policy
     except NotFound:
         # The dataset's first version: the policy its standard's roles imply governs it.
         policy = default_policy(request.standard)
     check_delta(policy, rows, dataset=str(ref))
+    return policy

@@ -2,7 +2,7 @@
 
 A provider sets a policy per dataset (YAML, see :mod:`entrepot.privacy.policy`); a
 dataset without one is governed by the default its standard's roles imply. Setting a
-policy also sets the dataset's global ε cap in the ledger, and is logged publicly. A
+policy also sets the dataset's global ε and δ caps in the ledger, and is logged publicly. A
 Gaussian policy's δ is checked against the current version's row count here, and a
 new version's against the policy in force when it is published
 (:func:`~entrepot.exchange.catalog.publish_version`): both on the provider's side, as
@@ -25,7 +25,7 @@ from entrepot.exchange.accounts import Actor
 from entrepot.exchange.node import Node
 from entrepot.privacy import Policy, default_policy, parse_policy
 from entrepot.privacy.ledger import write_cap
-from entrepot.privacy.policy import check_delta
+from entrepot.privacy.policy import check_delta, dataset_delta_cap
 from entrepot.standards.schema import Standard, parse_standard
 from entrepot.transparency import Kind, make_entry
 from entrepot.vault import DatasetRef
@@ -99,8 +99,9 @@ class Policies:
         from entrepot.vault import LocalVault
 
         versions = LocalVault.of(self.node).versions(ref)
+        rows = versions[-1].rows if versions else 0
         if versions:
-            check_delta(policy, versions[-1].rows, dataset=str(ref))
+            check_delta(policy, rows, dataset=str(ref))
         now = utcnow()
         # The policy, its cap and its log entry stand or fall together: a cap the ε
         # already spent refuses leaves the policy in force unchanged.
@@ -126,6 +127,13 @@ class Policies:
                     max_epsilon_per_query=str(policy.max_epsilon_per_query),
                 ),
             )
-            write_cap(session, dataset_id, policy.dataset_epsilon_cap, actor=actor.name, now=now)
+            write_cap(
+                session,
+                dataset_id,
+                policy.dataset_epsilon_cap,
+                delta=dataset_delta_cap(policy, rows),
+                actor=actor.name,
+                now=now,
+            )
         self.node.outbox.flush()
         return PolicyInfo(str(ref), policy, True, actor.name, now)

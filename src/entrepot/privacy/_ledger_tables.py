@@ -1,7 +1,8 @@
-"""The ledger's tables, the frozen views it returns, and ε arithmetic.
+"""The ledger's tables, the frozen views it returns, and ε and δ arithmetic.
 
 :mod:`entrepot.privacy.ledger` holds the logic (reservations, caps, checks); this
-module its rows. ε is an integer count of nano-ε everywhere below.
+module its rows. ε is an integer count of nano-ε everywhere below, and a cap's δ an
+integer count of atto-δ.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from entrepot.db import Base
 from entrepot.errors import InvalidInput
 
 __all__ = [
+    "ATTO",
     "COMPLETED",
     "NANO",
     "RELEASED",
@@ -52,15 +54,20 @@ __all__ = [
     "Reservation",
     "StoredAnswer",
     "close_budget",
+    "from_atto",
     "from_nano",
     "open_budget",
     "price_cents",
+    "to_atto",
     "to_nano",
 ]
 
 # One ε is 10^9 nano-ε: fine enough for any ε a policy would allow, and 2^63 nano-ε is
 # still 9.2e9 ε, so BIGINT never overflows.
 NANO = 10**9
+# One δ is 10^18 atto-δ: a query's δ is at least 1e-15 or so in practice, a thousand
+# units, and δ never exceeds 1, so 2^63 atto-δ (9.2 δ) never overflows BIGINT.
+ATTO = 10**18
 
 Ref = TypeVar("Ref")
 Other = TypeVar("Other")
@@ -78,7 +85,8 @@ def _decimal(epsilon: float | str | Decimal, what: str) -> Decimal:
     if not value.is_finite() or value < 0:
         raise InvalidInput(
             f"{what} must be a finite number ≥ 0, got {epsilon!r}",
-            hint="give ε as a plain decimal number such as 0.5",
+            hint=f"give {what} as a plain decimal number such as "
+            + ("1e-10" if what == "δ" else "0.5"),
         )
     return value
 
@@ -91,6 +99,16 @@ def to_nano(epsilon: float | str | Decimal, *, round_up: bool = True) -> int:
 
 def from_nano(nano: int) -> float:
     return nano / NANO
+
+
+def to_atto(delta: float | str | Decimal, *, round_up: bool = True) -> int:
+    """δ as integer atto-δ; costs round up, caps (``round_up=False``) round down."""
+    value = _decimal(delta, "δ") * ATTO
+    return int(value.to_integral_value(ROUND_CEILING if round_up else ROUND_FLOOR))
+
+
+def from_atto(atto: int) -> float:
+    return atto / ATTO
 
 
 def price_cents(epsilon_nano: int, per_query_cents: int, per_epsilon_cents: int) -> int:
@@ -136,17 +154,21 @@ class Budget(Base):
 
 
 class DatasetCap(Base):
-    """The global ε cap of a dataset, across every consumer together."""
+    """The global ε and δ caps of a dataset, across every consumer together."""
 
     __tablename__ = "dataset_caps"
     __table_args__ = (
         CheckConstraint("remaining_nano >= 0", name="remaining"),
         CheckConstraint("remaining_nano <= cap_nano", name="within_cap"),
+        CheckConstraint("delta_remaining_atto >= 0", name="delta_remaining"),
+        CheckConstraint("delta_remaining_atto <= delta_cap_atto", name="delta_within_cap"),
     )
 
     dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id"), primary_key=True)
     cap_nano: Mapped[int] = mapped_column(BigInteger)
     remaining_nano: Mapped[int] = mapped_column(BigInteger)
+    delta_cap_atto: Mapped[int] = mapped_column(BigInteger)
+    delta_remaining_atto: Mapped[int] = mapped_column(BigInteger)
     updated_by: Mapped[str] = mapped_column(String(200))
     updated_at: Mapped[datetime] = mapped_column(DateTime)
 
@@ -276,7 +298,7 @@ _DOCUMENTED: dict[str, Any] = {"use_attribute_docstrings": True}
 
 @dataclass(frozen=True)
 class Cap(Generic[Ref]):
-    """A dataset's global ε cap, across every consumer together.
+    """A dataset's global ε and δ caps, across every consumer together.
 
     ``Ref`` is how the dataset is referenced: its id where the ledger returns the cap
     (``Cap[int]``), its ``provider/dataset`` reference where parties see it
@@ -291,6 +313,10 @@ class Cap(Generic[Ref]):
     """Total ε all consumers together may spend."""
     epsilon_spent: float
     epsilon_left: float
+    delta_cap: float
+    """Total δ all consumers together may spend (Gaussian queries spend δ)."""
+    delta_spent: float
+    delta_left: float
 
     def named(self, dataset: Other) -> Cap[Other]:
         """The same cap, its dataset referenced by ``dataset``."""
@@ -326,7 +352,7 @@ class BudgetRecord(Generic[Ref]):
     valid_until: date
     """The last day the budget may be spent."""
     cap: Cap[Ref] | None
-    """The dataset's global ε cap, across consumers."""
+    """The dataset's global ε and δ caps, across consumers."""
 
     def named(self, dataset: Other, consumer: Other, grant: Other) -> BudgetRecord[Other]:
         """The same budget, its dataset, consumer and grant referenced by these names."""
@@ -373,6 +399,9 @@ def cap_view(row: DatasetCap) -> Cap[int]:
         epsilon_cap=from_nano(row.cap_nano),
         epsilon_spent=from_nano(row.cap_nano - row.remaining_nano),
         epsilon_left=from_nano(row.remaining_nano),
+        delta_cap=from_atto(row.delta_cap_atto),
+        delta_spent=from_atto(row.delta_cap_atto - row.delta_remaining_atto),
+        delta_left=from_atto(row.delta_remaining_atto),
     )
 
 
@@ -414,7 +443,9 @@ def open_budget(
     """Open the budget of a new grant, inside the caller's (granting) transaction.
 
     The dataset gets its global cap here if its provider has not set one yet, so a
-    reservation always finds both rows.
+    reservation always finds both rows. Its δ cap is then 0: a dataset whose policy was
+    never set is governed by the default policy, whose Laplace noise spends no δ;
+    setting a policy writes the δ cap (:func:`entrepot.privacy.ledger.write_cap`).
     """
     total = to_nano(epsilon, round_up=False)
     cap = to_nano(default_cap, round_up=False)
@@ -425,6 +456,8 @@ def open_budget(
             "dataset_id": dataset_id,
             "cap_nano": cap,
             "remaining_nano": cap,
+            "delta_cap_atto": 0,
+            "delta_remaining_atto": 0,
             "updated_by": actor,
             "updated_at": now,
         },

@@ -1,4 +1,4 @@
-"""The privacy budget ledger: ε per (consumer, dataset), a cap per dataset, every spend a row.
+"""The privacy budget ledger: ε per (consumer, dataset), ε and δ per dataset, every spend a row.
 
 A query is priced from its text before any data is touched, then :meth:`Ledger.reserve`
 debits, in ONE write transaction, both the consumer's budget (from its grant) and the
@@ -19,6 +19,15 @@ a tiny negative or positive remainder, which would turn the tenth query away or 
 eleventh through); integers do not. Costs round up and budgets round down, so rounding
 never grants ε.
 
+δ is capped per dataset the same way: the cap holds the total δ all consumers together
+may spend, as an integer count of atto-δ (10^-18), taken in the same conditional UPDATE
+as the cap's ε (both or neither) and given back by :meth:`Ledger.release`. Gaussian
+queries spend δ; a grant's budget counts ε only, as δ is the dataset's risk, not the
+consumer's allowance. The δ cap comes with the dataset's policy (``delta_cap``, by
+default 1/(10·N) for the latest version's N rows, see
+:func:`entrepot.privacy.policy.dataset_delta_cap`) and tightens when a larger version
+is published (:func:`tighten_delta_cap`); like ε's, it never goes below what was spent.
+
 The ledger lives in the metadata DB, never in DuckDB (one writer process, not built for
 many small transactions). Tables here reference ``organizations``, ``grants`` and
 ``datasets`` by name only, so this module depends on nothing else of ours but the DB.
@@ -33,7 +42,7 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, func, or_, select, update
+from sqlalchemy import Select, case, func, or_, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
@@ -41,6 +50,7 @@ from entrepot.clock import utcnow
 from entrepot.db import Database, count_rows, import_models
 from entrepot.errors import BudgetExhausted, Conflict, ContractViolation, InvalidInput, NotFound
 from entrepot.privacy._ledger_tables import (
+    ATTO,
     COMPLETED,
     NANO,
     RELEASED,
@@ -60,15 +70,18 @@ from entrepot.privacy._ledger_tables import (
     cap_view,
     close_budget,
     entry_view,
+    from_atto,
     from_nano,
     insert_ignore,
     open_budget,
     price_cents,
     table_of,
+    to_atto,
     to_nano,
 )
 
 __all__ = [
+    "ATTO",
     "COMPLETED",
     "NANO",
     "Budget",
@@ -83,9 +96,12 @@ __all__ = [
     "Reservation",
     "StoredAnswer",
     "close_budget",
+    "from_atto",
     "from_nano",
     "open_budget",
     "price_cents",
+    "tighten_delta_cap",
+    "to_atto",
     "to_nano",
     "write_cap",
 ]
@@ -121,14 +137,15 @@ class Ledger:
         action: str = "aggregate-query",
         actor: str = "",
     ) -> Reservation:
-        """Hold ``epsilon`` against the grant's budget and the dataset's cap, atomically.
+        """Hold ``epsilon`` against the grant's budget, and ``epsilon`` and ``delta``
+        against the dataset's caps, atomically.
 
         ``also`` names further datasets the same use reads (a join): each is one more
         debit of its grant's budget and its cap, taken in the same transaction, so the
         use holds every debit or none.
 
         Raises :class:`BudgetExhausted` (``budget="grant"`` or ``"dataset"``) when any
-        budget or cap has too little left, and :class:`ContractViolation` when a dataset
+        budget or cap (ε or δ) has too little left, and :class:`ContractViolation` when a dataset
         has no open grant, it is outside its period, or its use count is exhausted.
         Nothing is debited then, on any dataset.
         """
@@ -197,26 +214,44 @@ class Ledger:
         return budget_id, per_query, per_epsilon
 
     def _debit_cap(self, session: Session, debit: Debit) -> None:
-        cost = to_nano(debit.epsilon)
+        cost, risk = to_nano(debit.epsilon), to_atto(debit.delta)
         caps = table_of(DatasetCap)
         capped = session.execute(
             update(caps)
-            .where(caps.c.dataset_id == debit.dataset_id, caps.c.remaining_nano >= cost)
-            .values(remaining_nano=caps.c.remaining_nano - cost)
+            .where(
+                caps.c.dataset_id == debit.dataset_id,
+                caps.c.remaining_nano >= cost,
+                caps.c.delta_remaining_atto >= risk,
+            )
+            .values(
+                remaining_nano=caps.c.remaining_nano - cost,
+                delta_remaining_atto=caps.c.delta_remaining_atto - risk,
+            )
             .returning(caps.c.remaining_nano)
         ).first()
-        if capped is None:
-            left = session.scalar(
-                select(DatasetCap.remaining_nano).where(DatasetCap.dataset_id == debit.dataset_id)
-            )
+        if capped is not None:
+            return
+        row = session.get(DatasetCap, debit.dataset_id)
+        if row is None or row.remaining_nano < cost:
+            left = 0 if row is None else row.remaining_nano
             raise BudgetExhausted(
-                f"the dataset's global ε cap has {from_nano(left or 0):g} ε left across all "
+                f"the dataset's global ε cap has {from_nano(left):g} ε left across all "
                 f"consumers; this use needs {from_nano(cost):g} ε",
                 budget="dataset",
                 hint="the cap protects the dataset from pooled budgets; only its provider "
                 "can raise it (`entrepot budget set-cap`)",
                 dataset_id=debit.dataset_id,
+                resource="epsilon",
             )
+        raise BudgetExhausted(
+            f"the dataset's global δ cap has {from_atto(row.delta_remaining_atto):.3g} δ left "
+            f"across all consumers; this use needs {from_atto(risk):.3g} δ",
+            budget="dataset",
+            hint="the δ cap bounds the total chance that a guarantee fails on this dataset; "
+            "only its provider can raise it (`delta_cap` in the dataset's policy)",
+            dataset_id=debit.dataset_id,
+            resource="delta",
+        )
 
     @staticmethod
     def _write_entry(
@@ -324,7 +359,7 @@ class Ledger:
         self._retrying(attempt)
 
     def release(self, reservation: Reservation) -> None:
-        """Give the ε and the use back; only while no data was touched."""
+        """Give the ε, the δ and the use back; only while no data was touched."""
 
         def attempt(session: Session) -> None:
             table = table_of(LedgerEntry)
@@ -332,13 +367,15 @@ class Ledger:
                 update(table)
                 .where(table.c.id.in_(reservation.entry_ids), table.c.state == RESERVED)
                 .values(state=RELEASED, finished_at=self.clock())
-                .returning(table.c.epsilon_nano, table.c.budget_id, table.c.dataset_id)
+                .returning(
+                    table.c.epsilon_nano, table.c.budget_id, table.c.dataset_id, table.c.delta
+                )
             ).all()
             if len(done) != len(reservation.held):
                 self._expect(session, reservation, (), "release")
             budgets, caps = table_of(Budget), table_of(DatasetCap)
             # The same order as reserve() takes its row locks in.
-            for cost, budget_id, _ in sorted(done, key=lambda row: row[2]):
+            for cost, budget_id, _, _ in sorted(done, key=lambda row: row[2]):
                 session.execute(
                     update(budgets)
                     .where(budgets.c.id == budget_id)
@@ -347,11 +384,15 @@ class Ledger:
                         queries_remaining=budgets.c.queries_remaining + 1,
                     )
                 )
-            for cost, _, dataset_id in sorted(done, key=lambda row: row[2]):
+            for cost, _, dataset_id, delta in sorted(done, key=lambda row: row[2]):
+                # The row keeps the δ asked for; rounded as reserve() rounded it.
                 session.execute(
                     update(caps)
                     .where(caps.c.dataset_id == dataset_id)
-                    .values(remaining_nano=caps.c.remaining_nano + cost)
+                    .values(
+                        remaining_nano=caps.c.remaining_nano + cost,
+                        delta_remaining_atto=caps.c.delta_remaining_atto + to_atto(delta),
+                    )
                 )
 
         self._retrying(attempt)
@@ -429,10 +470,15 @@ class Ledger:
 
     # -- caps -----------------------------------------------------------------------
 
-    def set_cap(self, dataset_id: int, epsilon: float, *, actor: str) -> Cap[int]:
-        """Set a dataset's global ε cap; it can never go below the ε already spent."""
+    def set_cap(
+        self, dataset_id: int, epsilon: float, *, delta: float | None = None, actor: str
+    ) -> Cap[int]:
+        """Set a dataset's global ε cap, and its δ cap if given (else it is kept); neither
+        can go below what was already spent."""
         return self._retrying(
-            lambda session: write_cap(session, dataset_id, epsilon, actor=actor, now=self.clock())
+            lambda session: write_cap(
+                session, dataset_id, epsilon, delta=delta, actor=actor, now=self.clock()
+            )
         )
 
     def cap(self, dataset_id: int) -> Cap[int] | None:
@@ -566,9 +612,18 @@ class Ledger:
                 .group_by(LedgerEntry.dataset_id)
             )
             by_dataset = {d: int(e) for d, e in session.execute(per_dataset)}
+            risks: dict[int, int] = {}
+            for dataset_id, delta in session.execute(
+                select(LedgerEntry.dataset_id, LedgerEntry.delta).where(
+                    LedgerEntry.state.in_(SPENT_STATES), LedgerEntry.delta > 0
+                )
+            ):
+                risks[dataset_id] = risks.get(dataset_id, 0) + to_atto(delta)
             for cap in session.scalars(select(DatasetCap)):
                 if cap.cap_nano - cap.remaining_nano != by_dataset.get(cap.dataset_id, 0):
                     problems.append(f"dataset {cap.dataset_id}: cap spend differs from its ledger")
+                if cap.delta_cap_atto - cap.delta_remaining_atto != risks.get(cap.dataset_id, 0):
+                    problems.append(f"dataset {cap.dataset_id}: δ spend differs from its ledger")
         return problems
 
     # -- transactions ---------------------------------------------------------------
@@ -586,36 +641,56 @@ class Ledger:
 
 
 def write_cap(
-    session: Session, dataset_id: int, epsilon: float, *, actor: str, now: datetime
+    session: Session,
+    dataset_id: int,
+    epsilon: float,
+    *,
+    delta: float | None = None,
+    actor: str,
+    now: datetime,
 ) -> Cap[int]:
-    """Set a dataset's global ε cap inside the caller's transaction (see :meth:`Ledger.set_cap`)."""
+    """Set a dataset's global ε cap, and its δ cap unless ``delta`` is None, inside the
+    caller's transaction (see :meth:`Ledger.set_cap`). A new cap row without ``delta``
+    has a δ cap of 0."""
     new = to_nano(epsilon, round_up=False)
     caps = table_of(DatasetCap)
+    spent = caps.c.cap_nano - caps.c.remaining_nano
+    clauses = [caps.c.dataset_id == dataset_id, spent <= new]
+    values: dict[str, Any] = {"cap_nano": new, "remaining_nano": new - spent}
+    risk = None if delta is None else to_atto(delta, round_up=False)
+    if risk is not None:
+        risked = caps.c.delta_cap_atto - caps.c.delta_remaining_atto
+        clauses.append(risked <= risk)
+        values |= {"delta_cap_atto": risk, "delta_remaining_atto": risk - risked}
     done = session.execute(
         update(caps)
-        .where(caps.c.dataset_id == dataset_id, caps.c.cap_nano - caps.c.remaining_nano <= new)
-        .values(
-            cap_nano=new,
-            remaining_nano=new - (caps.c.cap_nano - caps.c.remaining_nano),
-            updated_by=actor,
-            updated_at=now,
-        )
+        .where(*clauses)
+        .values(**values, updated_by=actor, updated_at=now)
         .returning(caps.c.dataset_id)
     ).first()
     if done is None:
         row = session.get(DatasetCap, dataset_id)
         if row is not None:
-            spent = from_nano(row.cap_nano - row.remaining_nano)
+            used = from_nano(row.cap_nano - row.remaining_nano)
+            if used > from_nano(new):
+                raise Conflict(
+                    f"dataset {dataset_id} has already spent {used:g} ε; a cap of "
+                    f"{from_nano(new):g} ε would be below it",
+                    hint=f"set a cap of at least {used:g} ε",
+                )
+            at_risk = from_atto(row.delta_cap_atto - row.delta_remaining_atto)
             raise Conflict(
-                f"dataset {dataset_id} has already spent {spent:g} ε; a cap of "
-                f"{from_nano(new):g} ε would be below it",
-                hint=f"set a cap of at least {spent:g} ε",
+                f"dataset {dataset_id} has already spent {at_risk:.3g} δ; a δ cap of "
+                f"{from_atto(risk or 0):.3g} would be below it",
+                hint=f"set delta_cap to at least {at_risk:.3g} in the dataset's policy",
             )
         session.add(
             DatasetCap(
                 dataset_id=dataset_id,
                 cap_nano=new,
                 remaining_nano=new,
+                delta_cap_atto=risk or 0,
+                delta_remaining_atto=risk or 0,
                 updated_by=actor,
                 updated_at=now,
             )
@@ -624,6 +699,30 @@ def write_cap(
     row = session.get(DatasetCap, dataset_id, populate_existing=True)
     assert row is not None
     return cap_view(row)
+
+
+def tighten_delta_cap(
+    session: Session, dataset_id: int, delta: float, *, actor: str, now: datetime
+) -> None:
+    """Lower a dataset's δ cap to ``delta`` inside the caller's transaction, if it is above.
+
+    What was spent stays spent: a cap already spent past ``delta`` stops at the spend,
+    with nothing left. A dataset with no cap row yet is left alone.
+    """
+    new = to_atto(delta, round_up=False)
+    caps = table_of(DatasetCap)
+    spent = caps.c.delta_cap_atto - caps.c.delta_remaining_atto
+    # Both right-hand sides read the row as it was before this UPDATE (SQL semantics).
+    session.execute(
+        update(caps)
+        .where(caps.c.dataset_id == dataset_id, caps.c.delta_cap_atto > new)
+        .values(
+            delta_cap_atto=case((spent > new, spent), else_=new),
+            delta_remaining_atto=case((spent > new, 0), else_=new - spent),
+            updated_by=actor,
+            updated_at=now,
+        )
+    )
 
 
 def _backoff() -> Iterator[int]:

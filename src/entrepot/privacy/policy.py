@@ -16,6 +16,7 @@ the roles of the dataset's standard::
     small_groups: suppress    # or merge (into one "other" group)
     mechanism: laplace        # laplace: pure ε; gaussian: zCDP, reported as (ε, δ)
     delta: 1.0e-10            # gaussian only; at most 1/(10·N) for the version's N rows
+    delta_cap: 1.0e-7         # total δ of all consumers together; at most 1/(10·N)
     epsilon:
       per_query: 1.0          # the largest ε one query may spend
       default: 0.5            # what a query spends when it names no ε
@@ -30,6 +31,14 @@ the roles of the dataset's standard::
 Defaults from the roles: identifiers, quasi-identifiers and sensitive columns are
 never in WHERE or GROUP BY; measures are only allowed inside aggregates; dimensions
 and time columns may be filtered and grouped on.
+
+δ adds up over queries as ε does, so the budget ledger caps the dataset's total δ as
+it caps its ε. ``delta_cap`` sets that cap; left out, it is 1/(10·N) for the latest
+version's N rows (:func:`delta_limit`) rounded down to a power of ten, and never
+below one query's δ (:func:`dataset_delta_cap`). Consumers see the cap in their
+budgets, and N is not public: rounded so, the cap tells N's order of magnitude only.
+It is written when the policy is set and lowered when a version with more rows is
+published.
 """
 
 from __future__ import annotations
@@ -53,6 +62,7 @@ __all__ = [
     "SMALL_GROUPS",
     "Policy",
     "check_delta",
+    "dataset_delta_cap",
     "default_policy",
     "delta_limit",
     "parse_policy",
@@ -70,6 +80,7 @@ _KEYS = (
     "small_groups",
     "mechanism",
     "delta",
+    "delta_cap",
     "epsilon",
     "latency_floor_ms",
     "max_groups",
@@ -107,9 +118,12 @@ class Policy:
     coverage: Coverage = field(default_factory=Coverage)
     near_zero: str = "mark"
     removed_epsilon: float = 0.1
+    delta_cap: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The policy as a document :func:`parse_policy` reads back to an equal policy."""
+        # ``delta_cap`` is written only when set: left out, it follows N.
+        explicit = {} if self.delta_cap is None else {"delta_cap": self.delta_cap}
         return {
             "columns": {
                 "aggregate": list(self.aggregate_columns),
@@ -126,6 +140,7 @@ class Policy:
             "small_groups": self.small_groups,
             "mechanism": self.mechanism,
             "delta": self.delta,
+            **explicit,
             "epsilon": {
                 "per_query": self.max_epsilon_per_query,
                 "default": self.default_epsilon,
@@ -157,6 +172,7 @@ _LATER_DEFAULTS: dict[str, Any] = {
     "coverage": Coverage(),
     "near_zero": "mark",
     "removed_epsilon": 0.1,
+    "delta_cap": None,
 }
 
 
@@ -165,8 +181,25 @@ def delta_limit(rows: int) -> float:
     return min(_MAX_DELTA, 1 / (_ROWS_FACTOR * max(rows, 1)))
 
 
+def dataset_delta_cap(policy: Policy, rows: int) -> float:
+    """The total δ all consumers together may spend on a dataset whose latest version
+    has ``rows`` rows: the policy's ``delta_cap``, else :func:`delta_limit` rounded down
+    to a power of ten and raised to one Gaussian query's δ if that is above (which
+    :func:`check_delta` keeps under the limit)."""
+    if policy.delta_cap is not None:
+        return policy.delta_cap
+    limit = delta_limit(rows)
+    decade = 10.0 ** math.floor(math.log10(limit))
+    if decade > limit:  # log10 rounded up across a power of ten
+        decade /= 10
+    if policy.mechanism == "gaussian" and decade < policy.delta <= limit:
+        return policy.delta
+    return decade
+
+
 def check_delta(policy: Policy, rows: int, *, dataset: str) -> None:
-    """Refuse a Gaussian ``policy`` whose δ is above :func:`delta_limit` for ``rows``.
+    """Refuse a Gaussian ``policy`` whose δ is above :func:`delta_limit` for ``rows``,
+    and any policy whose ``delta_cap`` is.
 
     ``rows`` is the row count of the version the policy governs: the current one when
     a policy is set, the new one when a version is published. Both run for the
@@ -175,6 +208,17 @@ def check_delta(policy: Policy, rows: int, *, dataset: str) -> None:
     Raises :class:`PolicyViolation` with rule ``delta_rows``.
     """
     limit = delta_limit(rows)
+    if policy.delta_cap is not None and policy.delta_cap > limit:
+        raise PolicyViolation(
+            f"{dataset}: the policy's delta_cap {policy.delta_cap:g} is above 1/(10·N) = "
+            f"{limit:.3g} for a version of {rows:,} rows",
+            rule="delta_rows",
+            hint=f"lower delta_cap in the dataset's policy to at most {limit:.3g}, or leave "
+            "it out to follow N, and set it again with `entrepot policy set`",
+            delta_cap=policy.delta_cap,
+            limit=limit,
+            rows=rows,
+        )
     if policy.mechanism != "gaussian" or policy.delta <= limit:
         return
     suggestion = 10 ** math.floor(math.log10(limit))
@@ -280,6 +324,19 @@ def parse_policy(document: Any, standard: Standard, *, where: str = "policy") ->
         raise reader.fail(
             "delta", f"{delta:g} is too large", f"use at most {_MAX_DELTA:g}, far below 1/N"
         )
+    delta_cap = None
+    if document.get("delta_cap") is not None:
+        delta_cap = reader.number(document, "delta_cap", _MAX_DELTA, positive=True)
+        if delta_cap > _MAX_DELTA:
+            raise reader.fail(
+                "delta_cap", f"{delta_cap:g} is too large", f"use at most {_MAX_DELTA:g}"
+            )
+        if mechanism == "gaussian" and delta_cap < delta:
+            raise reader.fail(
+                "delta_cap",
+                f"{delta_cap:g} is below one query's delta ({delta:g}): no query could run",
+                "raise delta_cap or lower delta",
+            )
     return Policy(
         aggregate_columns=aggregate_columns,
         where_columns=where_columns,
@@ -299,6 +356,7 @@ def parse_policy(document: Any, standard: Standard, *, where: str = "policy") ->
         coverage=parse_coverage(document.get("coverage", {}), standard, where),
         near_zero=reader.choice(document, "near_zero", NEAR_ZERO, "mark"),
         removed_epsilon=removed_epsilon,
+        delta_cap=delta_cap,
     )
 
 
