@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, computed_field
 
-__all__ = ["AnswerOut", "AnswerRow", "QueryIn", "QueryOut"]
+__all__ = ["AnswerOut", "AnswerRow", "Estimate", "QueryIn", "QueryOut"]
 
 
 class QueryIn(BaseModel):
@@ -23,16 +23,33 @@ class QueryIn(BaseModel):
     )
 
 
+class Estimate(BaseModel):
+    """One aggregate of one group: the noisy value and its interval."""
+
+    value: float | None = Field(
+        description="The noisy value; null for an AVG of a group near zero.", examples=[1204.0]
+    )
+    low: float | None = Field(description="Low end of the interval.", examples=[1188.3])
+    high: float | None = Field(description="High end of the interval.", examples=[1219.7])
+
+
 class AnswerRow(BaseModel):
-    key: list[Any]
+    key: list[Any] = Field(description="The group's key, one value per key column.")
     values: list[list[float | None]] = Field(
         description="Per aggregate: [value, low, high]; value is null for an AVG of a "
-        "group near zero."
+        "group near zero. The same figures as `estimates`, by position."
     )
     other: bool
     near_zero: bool = Field(
         False, description="The group's noisy count cannot be told from zero at this noise."
     )
+
+    @computed_field(  # type: ignore[prop-decorator]
+        description="Per aggregate, in the order of `aggregates`: `values` with named fields."
+    )
+    @property
+    def estimates(self) -> list[Estimate]:
+        return [Estimate(value=v, low=lo, high=hi) for v, lo, hi in self.values]
 
 
 class AnswerOut(BaseModel):
