@@ -2,30 +2,34 @@
 
 Every error a user can meet is an :class:`EntrepotError`. Each carries a stable
 ``code``, a human ``message`` (what went wrong and where), a ``hint`` (how to fix
-it), an HTTP ``status`` and structured ``details``. The API turns any of them into
-one JSON shape, ``{"error": {"code", "message", "hint", ...details}}``; the CLI into
-one friendly paragraph and a non-zero exit code, never a traceback::
+it), an HTTP ``status``, a command-line ``exit_code`` and structured ``details``. The
+API turns any of them into one JSON shape, ``{"error": {"code", "message", "hint",
+...details}}``; the CLI into one friendly paragraph and its exit code, never a
+traceback::
 
-    EntrepotError          500 internal
-    ├── InvalidInput       400 invalid_input       malformed file, bad argument
-    │   └── ValidationFailed  422 validation_failed  rows broke the standard (report)
-    ├── Unauthorized       401 unauthorized        no or bad credentials
-    ├── Forbidden          403 forbidden           authenticated, but not allowed
-    │   └── ContractViolation 403 contract_violation  a grant's clause refused (clause)
-    ├── PolicyViolation    403 policy_violation    a privacy rule refused (rule)
-    ├── BudgetExhausted    403 budget_exhausted    not enough ε left (budget)
-    ├── NotFound           404 not_found
-    ├── Conflict           409 conflict            exists already, or a bad state change
-    ├── LimitExceeded      413 limit_exceeded      a resource limit was hit (setting)
-    ├── ProofInvalid       422 proof_invalid       a proof, head, signature or receipt failed
-    ├── QueryFailed        500 query_failed        a query failed after reading data (ε spent)
-    ├── StorageCorrupt     500 storage_corrupt     stored state failed an integrity check
-    └── PeerError          502 peer_error          a federated node failed or answered badly
+    EntrepotError          500 1 internal
+    ├── InvalidInput       400 5 invalid_input       malformed file, bad argument
+    │   └── ValidationFailed  422 5 validation_failed  rows broke the standard (report)
+    ├── Unauthorized       401 3 unauthorized        no or bad credentials
+    ├── Forbidden          403 3 forbidden           authenticated, but not allowed
+    │   └── ContractViolation 403 3 contract_violation  a grant's clause refused (clause)
+    ├── PolicyViolation    403 3 policy_violation    a privacy rule refused (rule)
+    ├── BudgetExhausted    403 3 budget_exhausted    not enough ε left (budget)
+    ├── NotFound           404 4 not_found
+    ├── Conflict           409 6 conflict            exists already, or a bad state change
+    ├── LimitExceeded      413 3 limit_exceeded      a resource limit was hit (setting)
+    ├── ProofInvalid       422 7 proof_invalid       a proof, head, signature or receipt failed
+    ├── QueryFailed        500 1 query_failed        a query failed after reading data (ε spent)
+    ├── StorageCorrupt     500 1 storage_corrupt     stored state failed an integrity check
+    └── PeerError          502 8 peer_error          a server or peer unreachable, slow or wrong
+
+The exit codes are :class:`ExitCode`, the same for every command (docs/cli.md).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from enum import IntEnum
 from typing import Any, ClassVar
 
 __all__ = [
@@ -33,6 +37,7 @@ __all__ = [
     "Conflict",
     "ContractViolation",
     "EntrepotError",
+    "ExitCode",
     "Forbidden",
     "InvalidInput",
     "LimitExceeded",
@@ -48,11 +53,27 @@ __all__ = [
 ]
 
 
+class ExitCode(IntEnum):
+    """How every ``entrepot`` command ends, for scripts."""
+
+    OK = 0
+    INTERNAL = 1  # a bug, a query that failed after reading data, corrupt storage
+    USAGE = 2  # an unknown command or option, a missing or malformed argument
+    REFUSED = 3  # a privacy rule, contract clause, budget, permission, credential or limit
+    NOT_FOUND = 4
+    INVALID = 5  # a malformed file or value; rows that break the standard
+    CONFLICT = 6  # exists already, or not in a state that allows it
+    VERIFY_FAILED = 7  # a proof, signature, receipt, log or file that does not check
+    UNREACHABLE = 8  # a server or peer unreachable, timed out or answering badly
+    INTERRUPTED = 130  # Ctrl-C (128 + SIGINT, as shells report it)
+
+
 class EntrepotError(Exception):
     """Root of every error entrepot raises on purpose."""
 
     code: ClassVar[str] = "internal"
     status: ClassVar[int] = 500
+    exit_code: ClassVar[ExitCode] = ExitCode.INTERNAL
 
     def __init__(self, message: str, *, hint: str = "", **details: Any) -> None:
         super().__init__(message)
@@ -73,6 +94,7 @@ class EntrepotError(Exception):
 class InvalidInput(EntrepotError):
     code = "invalid_input"
     status = 400
+    exit_code = ExitCode.INVALID
 
 
 class ValidationFailed(InvalidInput):
@@ -85,11 +107,13 @@ class ValidationFailed(InvalidInput):
 class Unauthorized(EntrepotError):
     code = "unauthorized"
     status = 401
+    exit_code = ExitCode.REFUSED
 
 
 class Forbidden(EntrepotError):
     code = "forbidden"
     status = 403
+    exit_code = ExitCode.REFUSED
 
 
 class ContractViolation(Forbidden):
@@ -107,6 +131,7 @@ class PolicyViolation(EntrepotError):
 
     code = "policy_violation"
     status = 403
+    exit_code = ExitCode.REFUSED
 
     def __init__(self, message: str, *, rule: str, hint: str = "", **details: Any) -> None:
         super().__init__(message, hint=hint, rule=rule, **details)
@@ -118,6 +143,7 @@ class BudgetExhausted(EntrepotError):
 
     code = "budget_exhausted"
     status = 403
+    exit_code = ExitCode.REFUSED
 
     def __init__(self, message: str, *, budget: str, hint: str = "", **details: Any) -> None:
         super().__init__(message, hint=hint, budget=budget, **details)
@@ -127,11 +153,13 @@ class BudgetExhausted(EntrepotError):
 class NotFound(EntrepotError):
     code = "not_found"
     status = 404
+    exit_code = ExitCode.NOT_FOUND
 
 
 class Conflict(EntrepotError):
     code = "conflict"
     status = 409
+    exit_code = ExitCode.CONFLICT
 
 
 class LimitExceeded(EntrepotError):
@@ -139,6 +167,7 @@ class LimitExceeded(EntrepotError):
 
     code = "limit_exceeded"
     status = 413
+    exit_code = ExitCode.REFUSED
 
     def __init__(self, message: str, *, setting: str, hint: str = "", **details: Any) -> None:
         super().__init__(message, hint=hint, setting=setting, **details)
@@ -148,6 +177,7 @@ class LimitExceeded(EntrepotError):
 class ProofInvalid(EntrepotError):
     code = "proof_invalid"
     status = 422
+    exit_code = ExitCode.VERIFY_FAILED
 
 
 class QueryFailed(EntrepotError):
@@ -169,6 +199,7 @@ class StorageCorrupt(EntrepotError):
 class PeerError(EntrepotError):
     code = "peer_error"
     status = 502
+    exit_code = ExitCode.UNREACHABLE
 
 
 def from_body(body: Mapping[str, Any]) -> EntrepotError:

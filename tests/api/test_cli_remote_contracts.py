@@ -25,7 +25,7 @@ from typer.testing import CliRunner, Result
 
 from entrepot.api import create_app
 from entrepot.cli.app import app
-from entrepot.errors import Forbidden, NotFound
+from entrepot.errors import ExitCode, Forbidden, NotFound
 from entrepot.exchange.accounts import LOCAL, Accounts, Actor
 from entrepot.exchange.budgets import Budgets
 from entrepot.exchange.contracts import Contracts, GrantInfo
@@ -70,8 +70,8 @@ def ok(result: subprocess.CompletedProcess[str]) -> Any:
     return json.loads(result.stdout) if result.stdout.lstrip().startswith(("{", "[")) else None
 
 
-def refused(result: subprocess.CompletedProcess[str]) -> str:
-    assert result.returncode == 2, result.stdout + result.stderr
+def refused(result: subprocess.CompletedProcess[str], code: ExitCode) -> str:
+    assert result.returncode == code, result.stdout + result.stderr
     assert "Traceback" not in result.stderr
     return " ".join(result.stderr.split())
 
@@ -112,7 +112,9 @@ def test_a_contract_is_requested_granted_and_revoked_over_the_server(server: Ser
     assert [r["id"] for r in inbox["requests"]] == [asked["id"]]
     assert inbox["grants"] == []
     # Another provider may not decide on it, and learns nothing about it.
-    message = refused(entrepot(server.login("provider"), "access", "grant", asked["id"]))
+    message = refused(
+        entrepot(server.login("provider"), "access", "grant", asked["id"]), ExitCode.NOT_FOUND
+    )
     assert f"no access request {asked['id']}" in message
     granted = json.loads(
         in_process(
@@ -249,7 +251,8 @@ def test_only_the_provider_sets_its_dataset_cap_over_the_server(server: Served) 
     assert on_server is not None
     assert on_server.epsilon_cap == 7.0
     message = refused(
-        entrepot(server.login("consumer"), "budget", "set-cap", DATASET, "--epsilon", "70")
+        entrepot(server.login("consumer"), "budget", "set-cap", DATASET, "--epsilon", "70"),
+        ExitCode.REFUSED,
     )
     assert "may not call this endpoint" in message
     other = run(server.login("other-provider"), "budget", "set-cap", DATASET, "--epsilon", "70")

@@ -21,7 +21,7 @@ from tests.api.remote import Served
 from tests.vault.cli_runner import Result, run_cli
 
 from entrepot.api import create_app
-from entrepot.errors import Forbidden, NotFound, ProofInvalid, ValidationFailed
+from entrepot.errors import ExitCode, Forbidden, NotFound, ProofInvalid, ValidationFailed
 from entrepot.exchange.node import Node
 from entrepot.exchange.policies import Policies
 from entrepot.settings import Settings
@@ -391,6 +391,6 @@ def test_the_console_script_logged_in_reports_errors_without_a_traceback(
         timeout=120,
         check=False,
     )
-    assert result.returncode == 2
+    assert result.returncode == ExitCode.NOT_FOUND
     assert "no dataset" in result.stderr
     assert "Traceback" not in result.stderr

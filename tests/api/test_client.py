@@ -12,7 +12,7 @@ from tests.api.remote import entrepot
 
 from entrepot.client import HttpClient as Client
 from entrepot.client import current, load_remote
-from entrepot.errors import BudgetExhausted, NotFound, PeerError, Unauthorized
+from entrepot.errors import BudgetExhausted, ExitCode, NotFound, PeerError, Unauthorized
 from entrepot.settings import Settings
 
 if TYPE_CHECKING:
@@ -49,7 +49,7 @@ def test_login_with_a_bad_token_fails_in_one_paragraph_and_stores_nothing(
 ) -> None:
     config = tmp_path / "remote.json"
     result = entrepot(config, "login", url, "--token", "ent_000000000000_" + "x" * 43)
-    assert result.returncode == 2
+    assert result.returncode == ExitCode.REFUSED
     assert "not valid" in result.stderr
     assert "Traceback" not in result.stderr
     assert not config.exists()

@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from entrepot.cli.app import app
+from entrepot.errors import ExitCode
 from entrepot.exchange.node import Node
 from entrepot.settings import Settings
 from marketplace import Clock, Market
@@ -130,7 +131,7 @@ def test_a_consumer_granting_its_own_request_gets_a_clean_refusal(home: Path) ->
         "2099-12-31",
     )
     refused = entrepot(home, "access", "grant", "REQ-1", "--as", "city-health-bureau")
-    assert refused.returncode == 2
+    assert refused.returncode == ExitCode.REFUSED
     assert "only the dataset's provider decides" in " ".join(refused.stderr.split())
     assert "hint:" in refused.stderr
     assert "Traceback" not in refused.stderr
@@ -152,7 +153,7 @@ def test_an_unknown_purpose_lists_the_vocabulary(home: Path) -> None:
         "2099-12-31",
         "--json",
     )
-    assert refused.returncode == 2
+    assert refused.returncode == ExitCode.INVALID
     error = json.loads(refused.stdout)["error"]
     assert error["code"] == "invalid_input"
     assert "public-health-surveillance" in error["hint"]

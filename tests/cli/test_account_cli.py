@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from entrepot.cli.app import app
-from entrepot.errors import Unauthorized
+from entrepot.errors import ExitCode, Unauthorized
 from entrepot.exchange.accounts import Accounts
 from entrepot.exchange.node import Node
 from entrepot.settings import Settings
@@ -79,6 +79,6 @@ def test_a_provider_account_needs_its_provider_first(home: Path) -> None:
         check=False,
         env={**os.environ, **ENV},
     )
-    assert result.returncode == 2
+    assert result.returncode == ExitCode.NOT_FOUND
     assert "entrepot provider add riverside-hospitals" in " ".join(result.stderr.split())
     assert "Traceback" not in result.stderr

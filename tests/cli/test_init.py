@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from entrepot.errors import ExitCode
+
 
 def entrepot(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
@@ -28,6 +30,6 @@ def test_init_refuses_an_existing_node_without_traceback(tmp_path: Path) -> None
     home = tmp_path / "exchange"
     assert entrepot("init", "--home", str(home)).returncode == 0
     again = entrepot("init", "--home", str(home))
-    assert again.returncode == 2
+    assert again.returncode == ExitCode.CONFLICT
     assert "already holds a node" in again.stderr
     assert "Traceback" not in again.stderr

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from tests.vault.cli_runner import Cli, Result, run_cli
 from tests.vault.visits import HEADER, visit_rows, write_visits_csv
 
+from entrepot.errors import ExitCode
 from entrepot.exchange.node import Node
 from entrepot.settings import Settings
 from entrepot.vault import add_provider
@@ -62,13 +63,13 @@ def test_publish_twice_adds_a_version(cli: Cli, tmp_path: Path) -> None:
 def test_reject_shows_the_report_and_publishes_nothing(cli: Cli, tmp_path: Path) -> None:
     source = write_visits_csv(tmp_path / "bad.csv", 30, bad=2)
     shown = cli(*publish_args(source))
-    assert shown.code == 2
+    assert shown.code == ExitCode.INVALID
     assert "minimum" in shown.output
     assert "cost" in shown.output
     assert "nothing was published" in shown.errors
     assert "--on-error quarantine" in shown.errors
     as_json = cli(*publish_args(source, "--json"))
-    assert as_json.code == 2
+    assert as_json.code == ExitCode.INVALID
     error = as_json.json()["error"]
     assert error["code"] == "validation_failed"
     assert (error["report"]["rows_total"], error["report"]["rows_invalid"]) == (30, 2)
@@ -117,16 +118,16 @@ def test_publish_with_a_mapping_keeps_it_with_the_version(
 
 
 @pytest.mark.parametrize(
-    ("change", "message"),
+    ("change", "message", "code"),
     [
-        ({"provider": "nobody"}, "entrepot provider add nobody"),
-        ({"standard": "no.such"}, "known standards"),
-        ({"source": "missing.csv"}, "no file at"),
-        ({"title": "   "}, "needs a title"),
+        ({"provider": "nobody"}, "entrepot provider add nobody", ExitCode.NOT_FOUND),
+        ({"standard": "no.such"}, "known standards", ExitCode.NOT_FOUND),
+        ({"source": "missing.csv"}, "no file at", ExitCode.NOT_FOUND),
+        ({"title": "   "}, "needs a title", ExitCode.INVALID),
     ],
 )
 def test_bad_arguments_are_explained(
-    cli: Cli, tmp_path: Path, change: dict[str, str], message: str
+    cli: Cli, tmp_path: Path, change: dict[str, str], message: str, code: ExitCode
 ) -> None:
     source = write_visits_csv(tmp_path / "a.csv", 5)
     args = [
@@ -141,7 +142,7 @@ def test_bad_arguments_are_explained(
         change.get("title", "Visits"),
     ]
     result = cli(*args)
-    assert result.code == 2
+    assert result.code == code
     assert message in result.errors
     assert "Traceback" not in result.stderr
 
@@ -156,7 +157,7 @@ def test_the_console_script_reports_invalid_rows_without_a_traceback(
         text=True,
         check=False,
     )
-    assert result.returncode == 2
+    assert result.returncode == ExitCode.INVALID
     assert "error:" in result.stderr
     assert "Traceback" not in result.stderr
     assert not list((Path(home) / "vaults").rglob("*.parquet"))
@@ -176,7 +177,7 @@ def test_unreadable_files_publish_nothing(
     source = tmp_path / "visits.csv"
     source.write_bytes(content)
     result = cli(*publish_args(source))
-    assert result.code == 2
+    assert result.code == ExitCode.INVALID
     assert message in result.errors
     # Rich may break a long path anywhere: look for the name with all spacing removed.
     assert "visits.csv" in "".join(result.stderr.split())
@@ -199,7 +200,7 @@ def test_verify_removes_leftovers_and_catches_tampering(
     published = folder / "1.parquet"
     published.write_bytes(published.read_bytes()[:-1] + b"\x00")
     tampered = cli("dataset", "verify")
-    assert tampered.code == 1
+    assert tampered.code == ExitCode.VERIFY_FAILED
     assert "SHA-256 does not match" in tampered.output
 
 
@@ -208,7 +209,8 @@ def test_a_published_version_is_written_to_the_transparency_log(
 ) -> None:
     source = write_visits_csv(tmp_path / "a.csv", 20, bad=1)
     out = cli(*publish_args(source, "--on-error", "quarantine", "--json")).json()
-    assert cli(*publish_args(write_visits_csv(tmp_path / "bad.csv", 5, bad=1))).code == 2
+    refused = cli(*publish_args(write_visits_csv(tmp_path / "bad.csv", 5, bad=1)))
+    assert refused.code == ExitCode.INVALID
     node = Node.open(Settings(home=Path(home)))
     try:
         logged = node.log.search(kind="dataset_version")

@@ -10,6 +10,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from entrepot.cli.app import app
+from entrepot.errors import ExitCode
 from entrepot.exchange.node import Node
 from entrepot.settings import Settings
 from entrepot.transparency import DatasetVersion, QueryOpening, ReceiptFields, issue_receipt
@@ -45,7 +46,7 @@ def test_receipt_verify_accepts_the_original_and_names_what_was_altered(tmp_path
     body["statement"]["epsilon"] = "0.025"
     receipt.write_text(json.dumps(body))
     bad = entrepot("receipt", "verify", str(receipt), "--node-key", pub.read_text().strip())
-    assert bad.returncode == 2
+    assert bad.returncode == ExitCode.VERIFY_FAILED
     assert "log entry records another epsilon" in bad.stderr
     assert "Traceback" not in bad.stderr
     as_json = entrepot("receipt", "verify", str(receipt), "--node-key", str(pub), "--json")

@@ -10,6 +10,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from entrepot.cli.app import app
+from entrepot.errors import ExitCode
 
 runner = CliRunner()
 
@@ -64,14 +65,14 @@ def test_codes_lists_a_code_list_with_parents() -> None:
     assert codes[0] == {"code": "910101", "label": "Yunping Old Town", "parent": "910100"}
 
 
-def test_unknown_standard_is_one_paragraph_and_exit_2() -> None:
+def test_unknown_standard_is_one_paragraph_and_exit_4() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "entrepot", "standard", "show", "health.vist"],
         capture_output=True,
         text=True,
         check=False,
     )
-    assert result.returncode == 2
+    assert result.returncode == ExitCode.NOT_FOUND
     assert "no standard named 'health.vist'" in result.stderr
     assert "health.visit" in result.stderr
     assert "Traceback" not in result.stderr

@@ -10,6 +10,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from entrepot.cli.app import app
+from entrepot.errors import ExitCode
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "standards"
 HEADER = "visit_id,patient_id,visit_date,district,sex,age_band,diagnosis_group,cost,duration_hours"
@@ -24,7 +25,7 @@ def entrepot(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_invalid_rows_exit_1_with_the_golden_json_report() -> None:
+def test_invalid_rows_exit_5_with_the_golden_json_report() -> None:
     result = runner.invoke(
         app,
         [
@@ -38,7 +39,7 @@ def test_invalid_rows_exit_1_with_the_golden_json_report() -> None:
             "--json",
         ],
     )
-    assert result.exit_code == 1
+    assert result.exit_code == ExitCode.INVALID
     golden = json.loads((FIXTURES / "riverside.report.json").read_text(encoding="utf-8"))
     assert json.loads(result.output) == golden
 
@@ -65,7 +66,7 @@ def test_the_table_shows_lines_rules_and_values(tmp_path: Path) -> None:
         ],
         env={"COLUMNS": "200"},
     )
-    assert result.exit_code == 1
+    assert result.exit_code == ExitCode.INVALID
     assert "8 rows, 2 valid, 6 invalid" in result.output
     assert "codelist:district" in result.output
     assert "district=0999" in result.output
@@ -79,17 +80,17 @@ def test_a_table_schema_file_as_the_standard(tmp_path: Path) -> None:
     data = tmp_path / "data.csv"
     data.write_text("n\n1\n10\n")
     result = runner.invoke(app, ["dataset", "validate", str(data), "-s", str(schema), "--json"])
-    assert result.exit_code == 1
+    assert result.exit_code == ExitCode.INVALID
     assert json.loads(result.output)["violations"] == [
         {"rule": "maximum", "column": "n", "count": 1}
     ]
 
 
-def test_bad_input_exits_2_with_one_paragraph_and_no_traceback(tmp_path: Path) -> None:
+def test_bad_input_exits_5_with_one_paragraph_and_no_traceback(tmp_path: Path) -> None:
     path = tmp_path / "ragged.csv"
     path.write_text(f"{HEADER}\n{GOOD}\nV2,P-0002\n")
     result = entrepot("dataset", "validate", str(path), "--standard", "health.visit")
-    assert result.returncode == 2
+    assert result.returncode == ExitCode.INVALID
     assert f"{path}, line 3: this row has 2 values but the header has 9 columns" in " ".join(
         result.stderr.split()
     )
@@ -101,19 +102,19 @@ def test_bad_input_as_json(tmp_path: Path) -> None:
     path = tmp_path / "empty.csv"
     path.write_text("")
     result = entrepot("dataset", "validate", str(path), "-s", "health.visit", "--json")
-    assert result.returncode == 2
+    assert result.returncode == ExitCode.INVALID
     error = json.loads(result.stdout)["error"]
     assert error["code"] == "invalid_input"
     assert "empty" in error["message"]
 
 
-def test_a_mapping_to_a_missing_column_exits_2(tmp_path: Path) -> None:
+def test_a_mapping_to_a_missing_column_exits_5(tmp_path: Path) -> None:
     mapping = tmp_path / "m.yaml"
     mapping.write_text("columns:\n  cost: {from: fee_fen, unit: fen_to_yuan}\n")
     data = tmp_path / "v.csv"
     data.write_text(f"{HEADER}\n{GOOD}\n")
     result = entrepot("dataset", "validate", str(data), "-s", "health.visit", "-m", str(mapping))
-    assert result.returncode == 2
+    assert result.returncode == ExitCode.INVALID
     message = " ".join(result.stderr.split())
     assert "reads column 'fee_fen'" in message
     assert str(mapping) in message
@@ -123,5 +124,5 @@ def test_a_mapping_to_a_missing_column_exits_2(tmp_path: Path) -> None:
 def test_help_documents_exit_codes_and_an_example() -> None:
     result = runner.invoke(app, ["dataset", "validate", "--help"], env={"COLUMNS": "200"})
     text = " ".join(result.output.split())
-    assert "Exit code 0 when every row is valid, 1 when some rows break the standard" in text
+    assert "Exit code 0 when every row is valid, 5 when some rows break the standard" in text
     assert "Example: entrepot dataset validate" in text

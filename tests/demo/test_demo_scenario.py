@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from entrepot.demo.scenario import STEPS, Demo, Step, is_demo_home, run
-from entrepot.errors import Conflict, InvalidInput
+from entrepot.errors import Conflict, ExitCode, InvalidInput
 
 # Small enough for a quick run, large enough that every defect kind is injected.
 SCALE = "0.05"
@@ -142,7 +142,7 @@ def test_a_home_the_demo_did_not_build_is_left_alone(tmp_path: Path, fresh: bool
 def test_the_cli_refuses_a_foreign_home_in_one_paragraph(tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("mine")
     refused = entrepot("demo", "--no-serve", "--fresh", "--home", str(tmp_path))
-    assert refused.returncode == 2
+    assert refused.returncode == ExitCode.CONFLICT
     assert "not built by the demo" in refused.stderr
     assert "hint:" in refused.stderr
     assert "Traceback" not in refused.stderr

@@ -18,6 +18,7 @@ from entrepot.engine import DuckDBSession
 from entrepot.errors import (
     BudgetExhausted,
     ContractViolation,
+    ExitCode,
     NotFound,
     PolicyViolation,
     QueryFailed,
@@ -208,7 +209,7 @@ def test_cli_refusal_is_one_paragraph_with_the_rule(exchange: tuple) -> None:
         "query", "SELECT patient_id FROM riverside_hospitals.outpatient_visits",
         "--as", "city-health-bureau", "--home", str(node.home),
     )  # fmt: skip
-    assert refused.returncode == 2
+    assert refused.returncode == ExitCode.REFUSED
     assert "Traceback" not in refused.stderr
     assert "error:" in refused.stderr
     assert "refused by rule identifier" in refused.stderr

@@ -12,6 +12,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 from tests.e2e.test_server import ENTREPOT, entrepot, free_port, init_node, server, wait_healthy
 
+from entrepot.errors import ExitCode
 from entrepot.exchange.accounts import LOCAL, Accounts
 from entrepot.exchange.node import Node
 from entrepot.settings import Settings
@@ -36,7 +37,7 @@ def test_a_taken_port_is_named_plainly(tmp_path: Path) -> None:
         taken.listen()
         port = taken.getsockname()[1]
         result = entrepot("serve", "--home", str(home), "--port", str(port))
-    assert result.returncode == 2
+    assert result.returncode == ExitCode.CONFLICT
     text = " ".join(result.stderr.split())
     assert f"port {port} on 127.0.0.1 is already in use" in text
     assert "--port" in text

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import httpx
 
+from entrepot.errors import ExitCode
+
 ENTREPOT = [sys.executable, "-m", "entrepot"]
 
 
@@ -105,6 +107,6 @@ def test_serve_with_several_workers_answers(tmp_path: Path) -> None:
 
 def test_serve_without_a_node_fails_in_one_paragraph(tmp_path: Path) -> None:
     result = entrepot("serve", "--home", str(tmp_path / "missing"), "--port", str(free_port()))
-    assert result.returncode == 2
+    assert result.returncode == ExitCode.NOT_FOUND
     assert "no entrepot node" in result.stderr
     assert "Traceback" not in result.stderr + result.stdout

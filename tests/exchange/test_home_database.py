@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from sqlalchemy import make_url
 
 from entrepot.db import same_database, shown
-from entrepot.errors import InvalidInput
+from entrepot.errors import ExitCode, InvalidInput
 from entrepot.exchange.node import Node, record_database, recorded_database
 from entrepot.settings import Settings
 
@@ -69,7 +69,7 @@ def test_the_cli_names_both_databases_without_a_traceback(tmp_path: Path) -> Non
         timeout=120,
         check=False,
     )
-    assert result.returncode == 2
+    assert result.returncode == ExitCode.INVALID
     text = "".join(result.stderr.split())
     assert f"{tmp_path}/other.db" in text
     assert f"{home}/node.db" in text

@@ -234,4 +234,4 @@ def fail(error: EntrepotError, as_json: bool = False) -> None:
         )
         if error.hint:
             err_console.print(f"[bold]hint:[/] {esc(error.hint, multiline=True)}", highlight=False)
-    raise SystemExit(2 if error.status < 500 else 1)
+    raise SystemExit(int(error.exit_code))

@@ -29,7 +29,7 @@ from entrepot.cli._common import As, Home, Json, console, emit, err_console, esc
 from entrepot.cli._report import render_report
 from entrepot.cli.catalog import CONTENT_HIDDEN, versions_table
 from entrepot.client.protocol import Advance
-from entrepot.errors import ValidationFailed
+from entrepot.errors import ExitCode, ValidationFailed
 
 __all__ = ["OnErrorChoice", "publish", "verify", "versions"]
 
@@ -140,9 +140,10 @@ def publish(
 
     A new publish of the same dataset adds a version and never overwrites one; an
     interrupted publish leaves the complete version or nothing. Exit code 0 when
-    published, 2 when rows are invalid under --on-error reject (nothing published)
-    or the input cannot be read. Logged in, the file and mapping are uploaded and
-    the server publishes them for the token's organization.
+    published, 5 when rows are invalid under --on-error reject (nothing published)
+    or the input cannot be read (docs/cli.md lists every exit code). Logged in, the
+    file and mapping are uploaded and the server publishes them for the token's
+    organization.
 
     Example: entrepot dataset publish visits.csv --provider riverside-hospitals
     --standard health.visit --mapping riverside.yaml --title "Outpatient visits 2025"
@@ -196,7 +197,7 @@ def verify(home: Home = None, as_json: Json = False) -> None:
 
     Runs on the machine holding the node's vaults, also when logged in to a server.
     Exit code 0 when every version's file matches the catalog (SHA-256 and row
-    count), 1 when one does not.
+    count), 7 when one does not.
 
     Example: entrepot dataset verify --home ./exchange
     """
@@ -218,4 +219,4 @@ def verify(home: Home = None, as_json: Json = False) -> None:
 
     emit(data, as_json, render)
     if problems:
-        raise typer.Exit(1)
+        raise typer.Exit(int(ExitCode.VERIFY_FAILED))

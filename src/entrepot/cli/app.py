@@ -10,7 +10,7 @@ import typer
 
 from entrepot import __version__
 from entrepot.cli._common import fail
-from entrepot.errors import EntrepotError
+from entrepot.errors import EntrepotError, ExitCode
 
 # Each module exposes ``register(app)``; the order is the order of `entrepot --help`.
 _NOUNS = (
@@ -70,7 +70,7 @@ def main() -> None:
         fail(error, as_json="--json" in sys.argv)
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
-        raise SystemExit(130) from None
+        raise SystemExit(int(ExitCode.INTERRUPTED)) from None
     except Exception as error:
         if os.environ.get("ENTREPOT_DEBUG"):
             raise

@@ -11,14 +11,12 @@ import typer
 from entrepot.cli._common import Home, Json, console, emit, esc, settings
 from entrepot.cli._publish import publish, verify, versions
 from entrepot.cli._report import render_report
+from entrepot.errors import ExitCode
 
 dataset_app = typer.Typer(
     help="Validate provider files against a standard, and publish them.",
     no_args_is_help=True,
 )
-
-# Exit code of `dataset validate` when the file was read but some rows break the standard.
-EXIT_INVALID_ROWS = 1
 
 StandardOption = Annotated[
     str,
@@ -42,8 +40,9 @@ def validate(
 ) -> None:
     """Check a file against a standard and report every broken rule; publish nothing.
 
-    Exit code 0 when every row is valid, 1 when some rows break the standard (the
-    report says which and why), 2 when the file, mapping or standard cannot be read.
+    Exit code 0 when every row is valid, 5 when some rows break the standard (the
+    report says which and why) or the file or mapping cannot be read, 4 when the
+    standard or a file does not exist.
 
     It reads a file on this machine, so it runs here also when logged in to a server.
 
@@ -72,7 +71,7 @@ def validate(
         report = run.report.to_dict()
     emit(report, as_json, lambda: render_report(console, report))
     if not report["valid"]:
-        raise typer.Exit(EXIT_INVALID_ROWS)
+        raise typer.Exit(int(ExitCode.INVALID))
 
 
 dataset_app.command("publish")(publish)
