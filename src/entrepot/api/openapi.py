@@ -34,6 +34,26 @@ _NAMES = {
     "Cap_str_": "Cap",
     "Body_publishVersion": "PublishForm",
 }
+# Example values of fields that name the same thing in every schema, for fields whose
+# schema gives none (the ledger's records, the answers): one market, told the same way.
+_BY_NAME: dict[str, Any] = {
+    "dataset": "riverside-hospitals/outpatient-visits",
+    "provider": "riverside-hospitals",
+    "consumer": "city-health-bureau",
+    "org": "city-health-bureau",
+    "account": "analyst",
+    "grant": "GRANT-3",
+    "request": "REQ-7",
+    "purpose": "public-health-surveillance",
+    "standard": "health.visit",
+    "role": "consumer",
+    "actions": ["aggregate-query"],
+    "mechanism": "gaussian",
+    "columns": ["district", "count"],
+    "keys": ["district"],
+    "aggregates": ["count"],
+    "key": ["910101"],
+}
 # Deeper than any wire model nests; a recursive schema stops here.
 _DEPTH = 12
 _EXAMPLE_TIME = datetime(2026, 11, 30, 9, 30, tzinfo=UTC)
@@ -166,9 +186,7 @@ def _plain(schema: dict[str, Any], components: dict[str, Any], depth: int) -> An
     kind = schema.get("type", "object")
     if kind == "object":
         properties = schema.get("properties", {})
-        return {
-            name: example_of(field, components, depth + 1) for name, field in properties.items()
-        }
+        return {name: _field(name, field, components, depth) for name, field in properties.items()}
     if kind == "array":
         return [example_of(schema.get("items", {}), components, depth + 1)]
     if kind == "integer":
@@ -180,6 +198,13 @@ def _plain(schema: dict[str, Any], components: dict[str, Any], depth: int) -> An
     if kind == "null":
         return None
     return _string(schema)
+
+
+def _field(name: str, schema: dict[str, Any], components: dict[str, Any], depth: int) -> Any:
+    own = {"$ref", "examples", "example", "allOf", "anyOf", "oneOf"} & set(schema)
+    if name in _BY_NAME and not own:
+        return _BY_NAME[name]
+    return example_of(schema, components, depth + 1)
 
 
 def _string(schema: dict[str, Any]) -> str:
