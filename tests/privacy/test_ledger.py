@@ -40,6 +40,7 @@ def test_ten_reservations_of_a_tenth_exactly_fill_a_budget_of_one(market: Market
 
 def test_a_reservation_writes_who_what_and_how_much(market: Market) -> None:
     market.grant(epsilon=2.0, price_per_epsilon=50, price_per_query="1.50")
+    market.ledger.set_cap(market.dataset_id, 10.0, delta=1e-6, actor="org:riverside-hospitals")
     held = reserve(market, 0.25, delta=1e-9, actor="account:analyst")
     [entry] = market.ledger.entries(consumer_id=market.consumer.org_id)
     assert (entry.id, entry.state, entry.version) == (held.id, "reserved", 1)

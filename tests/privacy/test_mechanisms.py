@@ -35,16 +35,20 @@ def test_the_laplace_scale_is_the_smallest_opendp_accepts(sensitivity: float, sh
 def test_the_gaussian_rho_converts_back_to_the_requested_epsilon_and_delta() -> None:
     epsilon, delta = 1.0, 1e-9
     rho = Gaussian.rho(epsilon, delta)
-    assert rho + 2 * math.sqrt(rho * math.log(1 / delta)) == pytest.approx(epsilon)
+    # OpenDP's conversion allows more ρ than Bun & Steinke's closed form (0.01178).
+    assert rho == pytest.approx(0.0149731, rel=1e-5)
+    log_term = math.log(1 / delta)
+    assert rho > (math.sqrt(log_term + epsilon) - math.sqrt(log_term)) ** 2
     gaussian = Gaussian()
     scale = gaussian.scale(2.0, gaussian.share(epsilon, delta, 1), size=4)
     measurement = dp.m.make_gaussian(
         dp.vector_domain(dp.atom_domain(T=float, nan=False), size=4), dp.l2_distance(T=float), scale
     )
-    # OpenDP's own (tighter) conversion confirms the spend is within (ε, δ)
+    assert scale == pytest.approx(11.5574, rel=1e-5)
+    # OpenDP's own conversion confirms the spend is within (ε, δ), and all but spent
     approx = dp.c.make_fix_delta(dp.c.make_zCDP_to_approxDP(measurement), delta)
     spent, spent_delta = approx.map(2.0)
-    assert spent <= epsilon
+    assert epsilon * (1 - 1e-6) < spent <= epsilon
     assert spent_delta == delta
 
 

@@ -5,7 +5,7 @@
     plan = entrepot.privacy.plan(sql, standard=std, policy=pol, dataset="riverside_hospitals.
                outpatient_visits", epsilon=0.5, codes=codelist, version=version_hash)
     plan.epsilon, plan.delta      # the price, from the text and the policy alone
-    plan.fingerprint              # stable id of (query, policy, dataset version, ε, groups)
+    plan.fingerprint              # stable id of (query, policy, version, ε, groups, noise)
     answer = plan.run(session, view)  # exact aggregates in an engine session, then OpenDP noise
 
 :func:`plan` touches no data: it checks the SQL, prices it, lists the public output
@@ -275,7 +275,8 @@ def plan(
     if fraction > 0:
         part = budget * fraction / len(lossy)
         removal_scales = {q.name: mechanism.scale(q.removed, part, 1) for q in lossy}
-    fingerprint = _fingerprint(query, policy, table, version, spend, delta, groups)
+    noise = {**scales, **{f"removed:{name}": s for name, s in removal_scales.items()}}
+    fingerprint = _fingerprint(query, policy, table, version, spend, delta, groups, noise)
     return Plan(
         query=query,
         rewrite=rewritten,
@@ -302,6 +303,7 @@ def _fingerprint(
     epsilon: float,
     delta: float,
     groups: list[tuple[Any, ...]],
+    noise: dict[str, float],
 ) -> str:
     keys = hashlib.sha256(
         json.dumps([[normalize(v) for v in g] for g in groups]).encode()
@@ -311,6 +313,9 @@ def _fingerprint(
         "delta": delta,
         "epsilon": epsilon,
         "groups": keys,
+        # The noise scales: an answer stored under another conversion of (ε, δ) is
+        # not this plan's answer.
+        "noise": noise,
         "policy": policy.digest,
         "query": query.normalized,
         "version": version,
