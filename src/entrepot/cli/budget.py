@@ -28,6 +28,7 @@ def _row(budget: dict[str, Any]) -> list[Any]:
         f"{uses}/{budget['max_queries']}" if budget["max_queries"] else uses,
         budget["valid_until"],
         "" if cap is None else f"{cap['epsilon_left']:g} of {cap['epsilon_cap']:g}",
+        "" if cap is None else f"{cap['delta_left']:.3g} of {cap['delta_cap']:.3g}",
     ]
 
 
@@ -57,7 +58,7 @@ def show(
         data,
         as_json,
         lambda: console.print(
-            table("Budgets", [*head, "dataset cap left"], [_row(b) for b in data])
+            table("Budgets", [*head, "dataset cap left", "dataset δ left"], [_row(b) for b in data])
             if data
             else "no open budgets: request access with `entrepot access request`"
         ),
