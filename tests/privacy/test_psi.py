@@ -160,10 +160,10 @@ def test_a_holder_blinds_once_and_forgets_its_key() -> None:
     holder = Holder(CONCEPT)
     list(holder.blind(PEOPLE))
     with pytest.raises(Conflict, match="already"):
-        list(holder.blind(PEOPLE))
+        holder.blind(PEOPLE)
     holder.forget()
     with pytest.raises(Conflict, match="forgotten"):
-        list(holder.reblind([]))
+        holder.reblind([])
 
 
 def test_a_token_that_is_no_group_element_is_refused() -> None:
@@ -176,7 +176,7 @@ def test_a_token_that_is_no_group_element_is_refused() -> None:
 
 def test_a_side_over_the_row_limit_is_refused_with_its_setting() -> None:
     with Holder(CONCEPT, max_rows=3) as holder, pytest.raises(LimitExceeded) as caught:
-        list(holder.blind(PEOPLE))
+        holder.blind(PEOPLE)
     assert caught.value.setting == "psi_max_rows"
 
 

@@ -98,7 +98,11 @@ class Holder:
         return bytes(self._key)
 
     def blind(self, values: Sequence[object]) -> Iterator[BlindedBatch]:
-        """This holder's rows as singly-blinded tokens, in a random order, batch by batch."""
+        """This holder's rows as singly-blinded tokens, in a random order, batch by batch.
+
+        Refuses at once (not at the first batch) when the key is gone, the rows were
+        blinded already or there are too many.
+        """
         key = self._secret()
         if self._order is not None:
             raise Conflict(
@@ -113,6 +117,11 @@ class Holder:
             )
         order = np.random.default_rng(secrets.randbits(128)).permutation(len(values))
         self._order = order.astype(np.uint64)
+        return self._blinded(key, values, order)
+
+    def _blinded(
+        self, key: bytes, values: Sequence[object], order: np.ndarray
+    ) -> Iterator[BlindedBatch]:
         starts = range(0, len(values), self._batch_size)
         tasks = (
             (key, self.concept, _take(values, order[start : start + self._batch_size]))
@@ -125,7 +134,11 @@ class Holder:
 
     def reblind(self, batches: Iterable[BlindedBatch]) -> Iterator[DoublyBlindedBatch]:
         """The other holder's tokens, blinded again with this holder's key, for the matcher."""
-        key = self._secret()
+        return self._reblinded(self._secret(), batches)
+
+    def _reblinded(
+        self, key: bytes, batches: Iterable[BlindedBatch]
+    ) -> Iterator[DoublyBlindedBatch]:
         handles: deque[Handles] = deque()
 
         def tasks() -> Iterator[tuple[bytes, bytes]]:
