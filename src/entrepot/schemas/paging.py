@@ -1,8 +1,9 @@
 """The one shape of every list: a page of items, the list's total and the next offset.
 
-Lists are paged in the database (SQL ``LIMIT``/``OFFSET`` and a ``COUNT`` over the same
-filter), so a page costs its own size, never the whole list's. ``next_offset`` is null
-on the last page; a client reads a whole list by following it.
+Lists the node keeps are paged in the database (SQL ``LIMIT``/``OFFSET`` and a ``COUNT``
+over the same filter), the log by entry index, so a page costs its own size, never the
+whole list's; the few standards and purposes the package ships are cut in memory.
+``next_offset`` is null on the last page; a client reads a whole list by following it.
 """
 
 from __future__ import annotations
