@@ -21,6 +21,7 @@ from entrepot.privacy.psi import (
     hash_to_group,
     intersect,
 )
+from entrepot.privacy.psi import _group as psi_group
 from entrepot.standards.linkkeys import concept
 
 CONCEPT = "resident-number"
@@ -146,12 +147,24 @@ def test_fresh_keys_make_the_tokens_of_two_joins_disjoint() -> None:
     assert not _tokens([m for *_, m in first]) & _tokens([m for *_, m in second])
 
 
-def test_the_matcher_pairs_every_duplicate() -> None:
+def test_one_token_per_distinct_key_and_every_row_pair_in_the_join() -> None:
+    left, right = [PEOPLE[0]] * 3 + [PEOPLE[1]], [PEOPLE[0].lower()] * 2 + [PEOPLE[2]]
     with Holder(CONCEPT) as a, Holder(CONCEPT) as b:
-        left, right = [PEOPLE[0]] * 3 + [PEOPLE[1]], [PEOPLE[0]] * 2 + [PEOPLE[2]]
-        matcher = Matcher(b.reblind(a.blind(left)))
+        a_singly = list(a.blind(left))
+        assert sum(len(m) for m in a_singly) == 2
+        matcher = Matcher(b.reblind(a_singly))
         found = psi.Match.concat([matcher.match(m) for m in a.reblind(b.blind(right))])
-        pairs = set(zip(a.rows(found.left).tolist(), b.rows(found.right).tolist(), strict=True))
+        assert len(found) == 1
+        (a_count,), a_rows = a.rows(found.left)
+        (b_count,), b_rows = b.rows(found.right)
+    assert (a_count, sorted(a_rows.tolist()), b_count, sorted(b_rows.tolist())) == (
+        3,
+        [0, 1, 2],
+        2,
+        [0, 1],
+    )
+    found_rows = intersect(left, right, CONCEPT, pool=InlineExecutor())
+    pairs = set(zip(found_rows.left.tolist(), found_rows.right.tolist(), strict=True))
     assert pairs == {(i, j) for i in range(3) for j in range(2)}
     assert len(Matcher([])) == 0
 
@@ -200,20 +213,21 @@ def test_the_public_surface_is_pinned() -> None:
     }
 
 
-class _Counted(list[object]):
-    """A list that counts the values read from it."""
+class _Counting(InlineExecutor):
+    """Runs tasks at once, counting the blinding tasks submitted."""
 
-    reads = 0
+    blinds = 0
 
-    def __getitem__(self, index: Any) -> Any:
-        _Counted.reads += 1
-        return super().__getitem__(index)
+    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
+        if fn is psi_group.blind_batch:
+            _Counting.blinds += 1
+        return super().submit(fn, *args, **kwargs)
 
 
 def test_blinding_streams_a_few_batches_at_a_time() -> None:
-    values = _Counted(f"ZR{n:010d}" for n in range(1000))
-    with Holder(CONCEPT, batch_size=10) as holder:
+    values = [f"ZR{n:010d}" for n in range(1000)]
+    with Holder(CONCEPT, batch_size=10, pool=_Counting()) as holder:
         batches = holder.blind(values)
         next(batches)
-        assert _Counted.reads <= 3 * 10
+        assert _Counting.blinds <= 3
         assert sum(len(b) for b in batches) == 990

@@ -11,20 +11,24 @@ from __future__ import annotations
 
 import hashlib
 
-import numpy as np
-import numpy.typing as npt
 import pysodium
 
 from entrepot.errors import InvalidInput
 from entrepot.standards.linkkeys import concept
 
-__all__ = ["DOMAIN", "TOKEN_BYTES", "blind_batch", "hash_to_group", "random_key", "reblind_batch"]
+__all__ = [
+    "DOMAIN",
+    "TOKEN_BYTES",
+    "blind_batch",
+    "canonical_batch",
+    "hash_to_group",
+    "random_key",
+    "reblind_batch",
+]
 
 # Version the domain: tokens of another protocol version must never match these.
 DOMAIN = b"entrepot/psi/v1"
 TOKEN_BYTES = pysodium.crypto_core_ristretto255_BYTES
-
-Offsets = npt.NDArray[np.uint32]
 
 
 def random_key() -> bytearray:
@@ -39,23 +43,18 @@ def hash_to_group(concept_name: str, canonical: str) -> bytes:
     return bytes(pysodium.crypto_core_ristretto255_from_hash(digest))
 
 
-def blind_batch(key: bytes, concept_name: str, values: list[object]) -> tuple[Offsets, bytes]:
-    """Canonicalize, hash and blind ``values``; malformed values are dropped.
-
-    Returns the offsets (within ``values``) of the values kept and their tokens,
-    concatenated in that order.
-    """
+def canonical_batch(concept_name: str, values: list[object]) -> list[str | None]:
+    """The canonical form of each value, None for a malformed one."""
     canonicalize = concept(concept_name).canonicalize
-    kept: list[int] = []
-    tokens: list[bytes] = []
-    for offset, value in enumerate(values):
-        canonical = canonicalize(value)
-        if canonical is None:
-            continue
-        point = hash_to_group(concept_name, canonical)
-        tokens.append(pysodium.crypto_scalarmult_ristretto255(key, point))
-        kept.append(offset)
-    return np.asarray(kept, dtype=np.uint32), b"".join(tokens)
+    return [canonicalize(value) for value in values]
+
+
+def blind_batch(key: bytes, concept_name: str, canonical: list[str]) -> bytes:
+    """Hash each canonical value to the group and blind it: the tokens, concatenated."""
+    return b"".join(
+        pysodium.crypto_scalarmult_ristretto255(key, hash_to_group(concept_name, value))
+        for value in canonical
+    )
 
 
 def reblind_batch(key: bytes, tokens: bytes) -> bytes:

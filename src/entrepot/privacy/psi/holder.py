@@ -12,7 +12,13 @@ from typing import Any, TypeVar
 import numpy as np
 
 from entrepot.errors import Conflict, LimitExceeded
-from entrepot.privacy.psi._group import blind_batch, random_key, reblind_batch
+from entrepot.privacy.psi._group import (
+    TOKEN_BYTES,
+    blind_batch,
+    canonical_batch,
+    random_key,
+    reblind_batch,
+)
 from entrepot.privacy.psi._messages import BlindedBatch, DoublyBlindedBatch, Handles
 from entrepot.privacy.psi._pool import stream
 from entrepot.standards.linkkeys import concept
@@ -44,22 +50,22 @@ class InlineExecutor(Executor):
         return future
 
 
-def _take(values: Sequence[object], rows: np.ndarray) -> list[object]:
-    if isinstance(values, np.ndarray):
-        return list(values[rows].tolist())
-    return [values[int(row)] for row in rows]
+def _take(values: Sequence[object], start: int, size: int) -> list[object]:
+    batch = values[start : start + size]
+    return list(batch.tolist() if isinstance(batch, np.ndarray) else batch)
 
 
 class Holder:
     """A data holder's part in one private join.
 
     A holder draws a fresh secret scalar when it is made and never reuses it:
-    make one holder per join. ``blind`` shuffles the rows, drops malformed values
-    (counted in ``malformed``) and sends the rest as tokens blinded with this key;
-    ``reblind`` multiplies the other holder's tokens by this key for the matcher;
-    ``rows`` turns matched handles back into row numbers of the values given to
-    ``blind``. ``forget`` overwrites the key; a holder used as a context manager
-    forgets it on exit.
+    make one holder per join. ``blind`` brings the link keys to their canonical
+    form, drops malformed ones (counted in ``malformed``), keeps one token per
+    distinct key (so nobody sees how many rows share a key) and sends them in a
+    random order, blinded with this key; ``reblind`` multiplies the other holder's
+    tokens by this key for the matcher; ``rows`` turns handles back into the row
+    numbers of the values given to ``blind``. ``forget`` overwrites the key; a
+    holder used as a context manager forgets it on exit.
     """
 
     def __init__(
@@ -76,7 +82,8 @@ class Holder:
         self._batch_size = batch_size
         self._max_rows = max_rows
         self._key: bytearray | None = random_key()
-        self._order: Handles | None = None
+        self._rows: np.ndarray | None = None
+        self._bounds: np.ndarray | None = None
 
     def __enter__(self) -> Holder:
         return self
@@ -104,7 +111,7 @@ class Holder:
         blinded already or there are too many.
         """
         key = self._secret()
-        if self._order is not None:
+        if self._rows is not None:
             raise Conflict(
                 "this holder has blinded its rows already",
                 hint="start a new join with a new holder: keys are never reused",
@@ -115,22 +122,39 @@ class Holder:
                 setting="psi_max_rows",
                 hint="narrow the join with a WHERE clause, or raise psi_max_rows",
             )
-        order = np.random.default_rng(secrets.randbits(128)).permutation(len(values))
-        self._order = order.astype(np.uint64)
-        return self._blinded(key, values, order)
-
-    def _blinded(
-        self, key: bytes, values: Sequence[object], order: np.ndarray
-    ) -> Iterator[BlindedBatch]:
+        keys: dict[str, int] = {}
+        group = np.empty(len(values), dtype=np.int64)
         starts = range(0, len(values), self._batch_size)
-        tasks = (
-            (key, self.concept, _take(values, order[start : start + self._batch_size]))
-            for start in starts
-        )
+        tasks = ((self.concept, _take(values, start, self._batch_size)) for start in starts)
+        for start, canonical in zip(
+            starts, stream(self._pool, canonical_batch, tasks), strict=True
+        ):
+            group[start : start + len(canonical)] = [
+                -1 if c is None else keys.setdefault(c, len(keys)) for c in canonical
+            ]
+        self.malformed = int((group < 0).sum())
+        # handle h stands for the distinct key number order[h]: a random order.
+        order = np.random.default_rng(secrets.randbits(128)).permutation(len(keys))
+        handle_of = np.empty(len(keys), dtype=np.int64)
+        handle_of[order] = np.arange(len(keys))
+        rows = np.flatnonzero(group >= 0)
+        handles = handle_of[group[rows]]
+        by_handle = np.argsort(handles, kind="stable")
+        self._rows = rows[by_handle]
+        self._bounds = np.searchsorted(handles[by_handle], np.arange(len(keys) + 1))
+        distinct = list(keys)
+        keys.clear()
+        return self._blinded(key, [distinct[i] for i in order])
+
+    def _blinded(self, key: bytes, distinct: list[str]) -> Iterator[BlindedBatch]:
+        starts = range(0, len(distinct), self._batch_size)
+        tasks = ((key, self.concept, distinct[s : s + self._batch_size]) for s in starts)
         blinded = stream(self._pool, blind_batch, tasks)
-        for start, (kept, tokens) in zip(starts, blinded, strict=True):
-            self.malformed += min(self._batch_size, len(values) - start) - len(kept)
-            yield BlindedBatch(handles=kept.astype(np.uint64) + np.uint64(start), tokens=tokens)
+        for start, tokens in zip(starts, blinded, strict=True):
+            count = len(tokens) // TOKEN_BYTES
+            yield BlindedBatch(
+                handles=np.arange(start, start + count, dtype=np.uint64), tokens=tokens
+            )
 
     def reblind(self, batches: Iterable[BlindedBatch]) -> Iterator[DoublyBlindedBatch]:
         """The other holder's tokens, blinded again with this holder's key, for the matcher."""
@@ -149,11 +173,19 @@ class Holder:
         for tokens in stream(self._pool, reblind_batch, tasks()):
             yield DoublyBlindedBatch(handles=handles.popleft(), tokens=tokens)
 
-    def rows(self, handles: Handles) -> np.ndarray:
-        """Row numbers (positions in the values given to ``blind``) of this holder's handles."""
-        if self._order is None:
+    def rows(self, handles: Handles) -> tuple[np.ndarray, np.ndarray]:
+        """The rows of each handle: how many each has, and their row numbers in turn.
+
+        Row numbers are positions in the values given to ``blind``.
+        """
+        if self._rows is None or self._bounds is None:
             raise Conflict("this holder has not blinded any rows", hint="call blind first")
-        return self._order[np.asarray(handles, dtype=np.uint64)].astype(np.int64)
+        at = np.asarray(handles, dtype=np.int64)
+        low, high = self._bounds[at], self._bounds[at + 1]
+        counts = high - low
+        ends = np.cumsum(counts)
+        picks = np.arange(ends[-1] if len(ends) else 0) - np.repeat(ends - counts, counts)
+        return counts, self._rows[picks + np.repeat(low, counts)]
 
     def forget(self) -> None:
         """Overwrite the secret key; copies handed to libsodium were never kept."""

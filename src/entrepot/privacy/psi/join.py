@@ -54,6 +54,20 @@ class _Counter:
             self._progress(self.total, self.total)
 
 
+def _pairs(
+    left: tuple[np.ndarray, np.ndarray], right: tuple[np.ndarray, np.ndarray]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Every (left row, right row) of each matched key: its m rows × its n rows."""
+    (m, left_rows), (n, right_rows) = left, right
+    size = m * n
+    match = np.repeat(np.arange(len(m)), size)
+    ends = np.cumsum(size)
+    within = np.arange(ends[-1] if len(ends) else 0) - np.repeat(ends - size, size)
+    left_at = (np.cumsum(m) - m)[match] + within // n[match]
+    right_at = (np.cumsum(n) - n)[match] + within % n[match]
+    return left_rows[left_at], right_rows[right_at]
+
+
 def intersect(
     left: Sequence[object],
     right: Sequence[object],
@@ -91,7 +105,7 @@ def intersect(
             ]
         )
         counter.finish()
-        small_rows, large_rows = first.rows(match.left), second.rows(match.right)
+        small_rows, large_rows = _pairs(first.rows(match.left), second.rows(match.right))
         return Intersection(
             left=large_rows if swap else small_rows,
             right=small_rows if swap else large_rows,
