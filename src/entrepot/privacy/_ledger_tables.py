@@ -65,8 +65,9 @@ __all__ = [
 # One ε is 10^9 nano-ε: fine enough for any ε a policy would allow, and 2^63 nano-ε is
 # still 9.2e9 ε, so BIGINT never overflows.
 NANO = 10**9
-# One δ is 10^18 atto-δ: a query's δ is at least 1e-15 or so in practice, a thousand
-# units, and δ never exceeds 1, so 2^63 atto-δ (9.2 δ) never overflows BIGINT.
+# One δ is 10^18 atto-δ: policies' δs (1e-6 down to 1e-15 or so) are thousands of units
+# or more, a smaller one is charged one unit (costs round up), and δ never exceeds 1,
+# so 2^63 atto-δ (9.2 δ) never overflows BIGINT.
 ATTO = 10**18
 
 Ref = TypeVar("Ref")
@@ -77,7 +78,7 @@ RESERVED, TOUCHED, COMPLETED, RELEASED = "reserved", "touched", "completed", "re
 SPENT_STATES = (RESERVED, TOUCHED, COMPLETED)
 
 
-def _decimal(epsilon: float | str | Decimal, what: str) -> Decimal:
+def _decimal(epsilon: float | str | Decimal, what: str, example: str) -> Decimal:
     try:
         value = Decimal(str(epsilon))
     except ArithmeticError:
@@ -85,15 +86,14 @@ def _decimal(epsilon: float | str | Decimal, what: str) -> Decimal:
     if not value.is_finite() or value < 0:
         raise InvalidInput(
             f"{what} must be a finite number ≥ 0, got {epsilon!r}",
-            hint=f"give {what} as a plain decimal number such as "
-            + ("1e-10" if what == "δ" else "0.5"),
+            hint=f"give {what} as a plain decimal number such as {example}",
         )
     return value
 
 
 def to_nano(epsilon: float | str | Decimal, *, round_up: bool = True) -> int:
     """ε as integer nano-ε; costs round up, budgets (``round_up=False``) round down."""
-    value = _decimal(epsilon, "ε") * NANO
+    value = _decimal(epsilon, "ε", "0.5") * NANO
     return int(value.to_integral_value(ROUND_CEILING if round_up else ROUND_FLOOR))
 
 
@@ -103,7 +103,7 @@ def from_nano(nano: int) -> float:
 
 def to_atto(delta: float | str | Decimal, *, round_up: bool = True) -> int:
     """δ as integer atto-δ; costs round up, caps (``round_up=False``) round down."""
-    value = _decimal(delta, "δ") * ATTO
+    value = _decimal(delta, "δ", "1e-10") * ATTO
     return int(value.to_integral_value(ROUND_CEILING if round_up else ROUND_FLOOR))
 
 
