@@ -134,7 +134,7 @@ def test_files_named_on_the_command_line_are_read_here(
     assert shown.json()["fields"][0]["type"] == "integer"
     args = ("dataset", "publish", str(schema), "--standard", str(schema), "--title", "Mine")
     refused = cli("provider")(*args)
-    assert refused.code == 2
+    assert refused.code == ExitCode.INVALID
     assert "entrepot standard list" in refused.errors
 
 
@@ -165,11 +165,11 @@ def test_a_provider_is_added_by_an_operator_only(
     assert added.json()["slug"] == "lakeside-care"
     assert "lakeside-care" in {p.slug for p in list_providers(server.node.db)}
     again = cli("operator")("provider", "add", "lakeside-care", "--name", "Lakeside")
-    assert (again.code, "already exists" in again.errors) == (2, True)
+    assert (again.code, "already exists" in again.errors) == (ExitCode.CONFLICT, True)
     bad = cli("operator")("provider", "add", "Lake Side", "--name", "Lakeside")
-    assert (bad.code, "not a valid slug" in bad.errors) == (2, True)
+    assert (bad.code, "not a valid slug" in bad.errors) == (ExitCode.INVALID, True)
     refused = cli("provider")("provider", "add", "sneaky", "--name", "Sneaky", "--json")
-    assert refused.code == 2
+    assert refused.code == ExitCode.REFUSED
     assert refused.json()["error"]["code"] == Forbidden.code
     assert "sneaky" not in {p.slug for p in list_providers(server.node.db)}
 
@@ -211,7 +211,7 @@ def test_a_refused_publish_shows_the_report_and_stores_nothing(
     before = len(LocalVault.of(server.node).versions(THEIRS))
     args = ("dataset", "publish", str(source), "--standard", "health.visit", "--title", "Visits")
     shown = cli("other-provider")(*args, "--dataset", "outpatient-visits")
-    assert shown.code == 2
+    assert shown.code == ExitCode.INVALID
     assert "minimum" in shown.output
     assert "nothing was published" in shown.errors
     as_json = cli("other-provider")(*args, "--dataset", "outpatient-visits", "--json")
@@ -220,7 +220,7 @@ def test_a_refused_publish_shows_the_report_and_stores_nothing(
     assert (error["report"]["rows_total"], error["report"]["rows_invalid"]) == (20, 1)
     assert len(LocalVault.of(server.node).versions(THEIRS)) == before
     foreign = cli("other-provider")(*args, "--provider", "riverside-hospitals")
-    assert foreign.code == 2
+    assert foreign.code == ExitCode.INVALID
     assert "acts for harbor-clinics" in foreign.errors
 
 
@@ -236,11 +236,11 @@ def test_policy_is_set_by_the_datasets_provider_only(
     assert mine.json()["digest"] == held.policy.digest
     assert cli("consumer")("policy", "show", THEIRS, "--json").json() == mine.json()
     theirs = cli("other-provider")("policy", "set", MINE, str(policy), "--json")
-    assert theirs.code == 2
+    assert theirs.code == ExitCode.NOT_FOUND
     assert theirs.json()["error"]["code"] == NotFound.code
     assert not Policies(server.node).get(MINE).explicit
     as_ = cli("other-provider")("policy", "set", THEIRS, str(policy), "--as", "harbor-clinics")
-    assert (as_.code, "drop --as" in as_.errors) == (2, True)
+    assert (as_.code, "drop --as" in as_.errors) == (ExitCode.INVALID, True)
 
 
 def test_audit_verify_checks_the_servers_log_on_the_client(
@@ -270,7 +270,9 @@ def test_audit_verify_checks_the_servers_log_on_the_client(
     assert refused.json()["error"]["code"] == Forbidden.code
     forged = json.loads(saved.read_text()) | {"size": 1}
     saved.write_text(json.dumps(forged))
-    assert cli("consumer")("audit", "verify", "--from-head", str(saved)).code == 2
+    assert (
+        cli("consumer")("audit", "verify", "--from-head", str(saved)).code == ExitCode.VERIFY_FAILED
+    )
 
 
 def _entries(count: int) -> list[Entry]:
@@ -319,7 +321,7 @@ def test_a_server_that_rewrote_an_entry_fails_verification(
     config.write_text(json.dumps({"url": str(api.base_url), "token": world.tokens["auditor"]}))
     monkeypatch.setenv("ENTREPOT_CLIENT_CONFIG", str(config))
     result = run_cli(capsys, monkeypatch, "audit", "verify", "--node-key", key, "--json")
-    assert result.code == 2
+    assert result.code == ExitCode.VERIFY_FAILED
     error = result.json()["error"]
     assert (error["code"], error["part"]) == (ProofInvalid.code, "log entries")
 

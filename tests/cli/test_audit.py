@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from hashlib import sha256
 from pathlib import Path
 
 import pytest
@@ -132,3 +133,20 @@ def test_a_torn_log_is_reported_and_repaired(tmp_path: Path) -> None:
     repaired = cli("audit", "repair", "--home", str(home), "--json")
     assert json.loads(repaired)["torn_bytes"] == 2
     assert "verified" in cli("audit", "verify", "--home", str(home))
+
+
+def test_a_new_node_signs_a_head_of_its_empty_log_then_extends_it(tmp_path: Path) -> None:
+    home = tmp_path / "empty"
+    Node.init(Settings(home=home)).close()
+    head = cli("audit", "head", "--home", str(home), "--json")
+    # RFC 9162 section 2.1.1: the empty tree's hash is SHA-256 of the empty string.
+    assert (json.loads(head)["size"], json.loads(head)["root"]) == (0, sha256(b"").hexdigest())
+    saved = tmp_path / "head-0.json"
+    saved.write_text(head)
+    node = Node.open(Settings(home=home))
+    node.log.append(make_entry("download", "acme", dataset="riverside/visits"))
+    node.close()
+    out = json.loads(
+        cli("audit", "verify", "--from-head", str(saved), "--home", str(home), "--json")
+    )
+    assert (out["consistency"]["size1"], out["consistency"]["size2"]) == (0, 1)

@@ -7,6 +7,7 @@ import pytest
 from tests.vault.cli_runner import Cli, Result, run_cli
 from tests.vault.visits import write_visits_csv
 
+from entrepot.errors import ExitCode
 from entrepot.exchange.node import Node
 from entrepot.settings import Settings
 from entrepot.standards import get
@@ -92,10 +93,10 @@ def test_show_gives_schema_versions_and_quality(cli: Cli) -> None:
 
 def test_show_an_unknown_dataset(cli: Cli) -> None:
     missing = cli("catalog", "show", "riverside-hospitals/nothing")
-    assert missing.code == 2
+    assert missing.code == ExitCode.NOT_FOUND
     assert "catalog search" in missing.errors
     malformed = cli("catalog", "show", "nothing")
-    assert malformed.code == 2
+    assert malformed.code == ExitCode.INVALID
     assert "<provider>/<dataset>" in malformed.errors
 
 
@@ -109,4 +110,4 @@ def test_export_dcat(cli: Cli, tmp_path: Path) -> None:
     written = cli("catalog", "export", "--base-url", "https://x.example", "--output", str(target))
     assert written.code == 0
     assert json.loads(target.read_text())["@id"] == "https://x.example/v1/catalog/dcat"
-    assert cli("catalog", "export", "--format", "csv").code == 2
+    assert cli("catalog", "export", "--format", "csv").code == ExitCode.USAGE

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 from tests.vault.cli_runner import run_cli
 
+from entrepot.errors import ExitCode
 from entrepot.exchange.node import Node
 
 
@@ -44,7 +45,7 @@ def test_a_provider_is_added_once(
     args = ("provider", "add", "riverside-hospitals", "--name", "Riverside", "--home", home)
     assert run_cli(capsys, monkeypatch, *args).code == 0
     again = run_cli(capsys, monkeypatch, *args)
-    assert again.code == 2
+    assert again.code == ExitCode.CONFLICT
     assert "already exists" in again.errors
     assert "Traceback" not in again.errors
 
@@ -54,7 +55,7 @@ def test_a_bad_slug_is_refused_with_a_hint(
     home: str, slug: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     result = run_cli(capsys, monkeypatch, "provider", "add", slug, "--name", "R", "--home", home)
-    assert result.code == 2
+    assert result.code == ExitCode.INVALID
     assert "not a valid slug" in result.errors
     assert "hint:" in result.errors
 
@@ -63,5 +64,5 @@ def test_listing_needs_a_node(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     result = run_cli(capsys, monkeypatch, "provider", "list", "--home", str(tmp_path / "none"))
-    assert result.code == 2
+    assert result.code == ExitCode.NOT_FOUND
     assert "entrepot init" in result.errors

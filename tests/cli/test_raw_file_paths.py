@@ -10,6 +10,7 @@ from sqlalchemy import select
 from tests.vault.cli_runner import run_cli
 from tests.vault.visits import write_visits_csv
 
+from entrepot.errors import ExitCode
 from entrepot.exchange.node import Node
 from entrepot.vault import add_provider
 from entrepot.vault.models import Version
@@ -43,7 +44,7 @@ def test_a_symbolic_link_is_refused_and_its_target_never_read(
     link = tmp_path / "visits.csv"
     link.symlink_to(secret)
     code, errors = validate(capsys, monkeypatch, link)
-    assert code == 2
+    assert code == ExitCode.INVALID
     assert "is a symbolic link, not a regular file" in errors
     assert "secret" not in errors
 
@@ -56,7 +57,7 @@ def test_a_link_to_a_valid_table_is_refused_too(
     link.symlink_to(real)
     assert validate(capsys, monkeypatch, real)[0] == 0
     code, errors = validate(capsys, monkeypatch, link)
-    assert code == 2
+    assert code == ExitCode.INVALID
     assert "symbolic link" in errors
 
 
@@ -67,7 +68,7 @@ def test_a_pipe_is_refused_without_waiting_for_a_writer(
     fifo = tmp_path / "visits.csv"
     os.mkfifo(fifo)
     code, errors = validate(capsys, monkeypatch, fifo)
-    assert code == 2
+    assert code == ExitCode.INVALID
     assert "is a pipe, socket or device, not a regular file" in errors
 
 
@@ -75,7 +76,7 @@ def test_a_directory_is_refused(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     code, errors = validate(capsys, monkeypatch, tmp_path)
-    assert code == 2
+    assert code == ExitCode.INVALID
     assert "is a directory, not a regular file" in errors
 
 
@@ -86,7 +87,7 @@ def test_a_file_that_is_no_table_is_quoted_only_in_short_escaped_excerpts(
     source = tmp_path / "keys.csv"
     source.write_text(",".join([long_name, *(f"c{i}" for i in range(40))]) + "\n1\n")
     code, errors = validate(capsys, monkeypatch, source)
-    assert code == 2
+    assert code == ExitCode.INVALID
     assert "k" * 30 + "\\x1b]0;" in errors
     assert "s" * 40 not in errors
     # The long name and c0 to c10: twelve names of 41.
@@ -119,7 +120,7 @@ def test_a_publish_through_a_link_publishes_nothing(
         "--home",
         str(node.home),
     )
-    assert result.code == 2
+    assert result.code == ExitCode.INVALID
     assert "symbolic link" in result.errors
     with node.db.read() as session:
         assert session.scalars(select(Version.id)).all() == []

@@ -56,16 +56,22 @@ def test_a_read_only_local_command_loads_no_heavy_library(home: Path, command: l
     assert _loaded(*command, "--home", str(home)) == []
 
 
-def test_a_schema_behind_the_migrations_is_brought_to_their_head(home: Path) -> None:
+def test_a_schema_behind_the_migrations_is_brought_to_their_head(tmp_path: Path) -> None:
+    from alembic import command
     from alembic.script import ScriptDirectory
 
     from entrepot.db import alembic_config
 
-    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
-    db = Database(Settings(home=home).db_url)
+    config = alembic_config()
+    script = ScriptDirectory.from_config(config)
+    head = script.get_current_head()
+    assert head is not None
+    previous = script.get_revision(head).down_revision
+    db = Database(f"sqlite:///{tmp_path / 'old.db'}")
     try:
         with db.engine.begin() as connection:
-            connection.exec_driver_sql("UPDATE alembic_version SET version_num = '0007'")
+            config.attributes["connection"] = connection
+            command.upgrade(config, str(previous))
         db.upgrade()
         with db.engine.connect() as connection:
             stored = connection.exec_driver_sql("SELECT version_num FROM alembic_version")

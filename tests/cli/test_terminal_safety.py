@@ -21,6 +21,7 @@ from tests.vault.cli_runner import Result, run_cli
 from tests.vault.visits import HEADER, visit_rows
 
 from entrepot._text import is_unsafe
+from entrepot.errors import ExitCode
 from entrepot.exchange.node import Node
 from entrepot.settings import Settings
 from entrepot.vault import add_provider
@@ -108,7 +109,7 @@ def test_a_control_character_in_a_provider_name_is_refused_and_named(
     result = run_cli(
         capsys, monkeypatch, "provider", "add", "evil", "--name", HOSTILE, "--home", str(node.home)
     )
-    assert result.code == 2
+    assert result.code == ExitCode.INVALID
     assert_clean(result)
     assert "provider name holds the control character \\x1b" in result.errors
     listed = run_cli(capsys, monkeypatch, "provider", "list", "--home", str(node.home), "--json")
@@ -126,7 +127,7 @@ def test_a_title_with_escapes_is_refused_before_any_work(
     args = list(publish_args(source, home))
     args[args.index("--title") + 1] = HOSTILE
     result = run_cli(capsys, monkeypatch, *args)
-    assert result.code == 2
+    assert result.code == ExitCode.INVALID
     assert_clean(result)
     assert "the title holds the control character" in result.errors
     assert versions_of(node) == 0
@@ -141,7 +142,7 @@ def test_a_description_may_span_lines_but_not_hold_escapes(
 ) -> None:
     source = write_csv(tmp_path / "visits.csv", visit_rows(5))
     bad = run_cli(capsys, monkeypatch, *publish_args(source, home, "--description", f"a{ESC}[2Jb"))
-    assert bad.code == 2
+    assert bad.code == ExitCode.INVALID
     assert "the description holds the control character \\x1b" in bad.errors
     good = run_cli(
         capsys, monkeypatch, *publish_args(source, home, "--description", "first\nsecond [/]")
@@ -184,7 +185,7 @@ def test_markup_in_an_error_message_prints_as_written(
     home: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     result = run_cli(capsys, monkeypatch, "catalog", "show", "a[bold]b/c", "--home", home)
-    assert result.code == 2
+    assert result.code == ExitCode.INVALID
     assert_clean(result)
     assert "provider 'a[bold]b'" in result.errors
 
@@ -237,7 +238,7 @@ def test_any_text_in_an_echoed_field_never_crashes_nor_reaches_the_terminal_raw(
 
     def cli(*args: str) -> Result:
         result = run_cli(capsys, monkeypatch, *args, "--home", home)
-        assert result.code in (0, 2), (args, result.stderr)
+        assert result.code in (ExitCode.OK, ExitCode.INVALID), (args, result.stderr)
         assert_clean(result)
         return result
 

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from tests.vault.cli_runner import Cli, Result, run_cli
 from tests.vault.visits import write_visits_csv
 
-from entrepot.errors import InvalidInput, PolicyViolation
+from entrepot.errors import ExitCode, InvalidInput, PolicyViolation
 from entrepot.exchange import Exchange
 from entrepot.exchange.accounts import LOCAL, Accounts, Actor
 from entrepot.exchange.contracts import Contracts
@@ -126,7 +126,7 @@ def test_policy_set_refuses_a_delta_above_one_over_ten_n_of_the_current_version(
     loose = tmp_path / "loose.yaml"
     loose.write_text(_gaussian(1e-6))
     refused = cli("policy", "set", REF, str(loose))
-    assert refused.code == 2
+    assert refused.code == ExitCode.REFUSED
     assert "Traceback" not in refused.stderr
     assert "refused by rule delta_rows" in refused.errors
     assert "200,000 rows" in refused.errors
@@ -173,7 +173,7 @@ def test_a_publish_too_large_for_the_policys_delta_is_refused_before_the_version
     args += ("--standard", "health.visit", "--title", "Outpatient visits 2026")
     home = ("--home", str(node.home))
     refused = run_cli(capsys, monkeypatch, *args, "--dataset", "outpatient-visits", *home)
-    assert refused.code == 2
+    assert refused.code == ExitCode.REFUSED
     assert "Traceback" not in refused.stderr
     assert "refused by rule delta_rows" in refused.errors
     assert "200,000 rows" in refused.errors

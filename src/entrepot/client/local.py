@@ -483,10 +483,8 @@ class LocalClient(ShippedStandards):
         return latest.to_json()
 
     def audit_sign_head(self) -> dict[str, Any]:
-        log = self.exchange.node.log
-        if log.size == 0:
-            raise InvalidInput("the log is empty: nothing to sign", hint="wait for a first entry")
-        return log.sign_head().to_json()
+        # An empty log has a head too: size 0, the empty tree's hash (RFC 9162 2.1.1).
+        return self.exchange.node.log.sign_head().to_json()
 
     def audit_inclusion(self, index: int, size: int | None = None) -> dict[str, Any]:
         log = self.exchange.node.log
