@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from datetime import date, timedelta
 from pathlib import Path
 
 import duckdb
@@ -19,8 +20,10 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 
 from entrepot.errors import BudgetExhausted, Conflict, ContractViolation
-from entrepot.exchange.accounts import Accounts, Actor
+from entrepot.exchange import Exchange
+from entrepot.exchange.accounts import LOCAL, Accounts, Actor
 from entrepot.exchange.catalog import publish_version
+from entrepot.exchange.contracts import Contracts
 from entrepot.exchange.node import Node
 from entrepot.exchange.policies import Policies
 from entrepot.privacy import parse_policy
@@ -255,3 +258,39 @@ def test_the_policy_writes_the_delta_cap_and_a_larger_version_lowers_it(
     assert _delta_cap(node) == (10**11, 10**11)
     policies.set(provider, ref, "mechanism: gaussian\ndelta_cap: 5.0e-7\n", where="test")
     assert _delta_cap(node) == (5 * 10**11, 5 * 10**11)
+
+
+def test_a_gaussian_query_past_the_delta_cap_is_refused_and_charged_nothing(
+    node: Node, tmp_path: Path
+) -> None:
+    add_provider(node.db, "riverside-hospitals", "Riverside Hospitals")
+    _publish(node, _csv(tmp_path / "small.csv", 2_000))
+    accounts = Accounts(node.db, node.settings, log=node.log)
+    accounts.create(LOCAL, "city-health-bureau", "consumer")
+    provider = accounts.actor("riverside-hospitals")
+    ref = "riverside-hospitals/outpatient-visits"
+    # 2,000 rows: a δ cap of 1e-6, two queries of 5e-7.
+    gaussian = "mechanism: gaussian\ndelta: 5.0e-7\nlatency_floor_ms: 0\n"
+    Policies(node).set(provider, ref, gaussian, where="test")
+    contracts = Contracts(node.db, node.settings, log=node.log)
+    consumer = accounts.actor("city-health-bureau")
+    request = contracts.request(
+        consumer,
+        ref,
+        purpose="public-health-surveillance",
+        epsilon=2.0,
+        until=date.today() + timedelta(days=30),
+    )
+    contracts.grant(provider, request.ref, epsilon=2.0)
+    queries = Exchange(node).queries
+    sql = SQL.replace("COUNT(*)", "district, COUNT(*)") + " GROUP BY district"
+    for column in ("district", "sex"):
+        answered = queries.run(consumer, sql.replace("district", column), epsilon=0.2)
+        assert answered.answer.delta == 5e-7
+    with pytest.raises(BudgetExhausted) as refused:
+        queries.run(consumer, sql.replace("district", "age_band"), epsilon=0.2)
+    assert (refused.value.budget, refused.value.details["resource"]) == ("dataset", "delta")
+    [budget] = Exchange(node).budgets.visible(consumer)
+    assert budget.epsilon_spent == pytest.approx(0.4)
+    assert budget.cap is not None
+    assert (budget.cap.delta_cap, budget.cap.delta_left) == (1e-6, 0.0)
