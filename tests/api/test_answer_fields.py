@@ -26,8 +26,23 @@ def test_every_row_gives_its_figures_by_name_and_by_position(world: World) -> No
         assert len(row["estimates"]) == len(answer["aggregates"])
 
 
+def test_what_bounding_removed_and_the_asked_estimate_are_named_too(world: World) -> None:
+    node = world.node
+    consumer = Accounts(node.db, node.settings, log=node.log).actor(ACCOUNTS["consumer"][1])
+    whole = "SELECT COUNT(*), SUM(cost) FROM riverside_hospitals.outpatient_visits"
+    answer = LocalClient(Exchange(node), consumer).query(whole, epsilon=1.0)["answer"]
+    assert answer["asked"]
+    for positional, named in (("removed", "removed_estimates"), ("asked", "asked_estimates")):
+        assert set(answer[named]) == set(answer[positional])
+        for aggregate, figures in answer[positional].items():
+            estimate = answer[named][aggregate]
+            assert [estimate["value"], estimate["low"], estimate["high"]] == figures
+
+
 def test_the_contract_documents_the_named_figures(api: httpx.Client) -> None:
     schemas = api.get("/openapi.json").json()["components"]["schemas"]
     estimates = schemas["AnswerRow"]["properties"]["estimates"]
     assert estimates["items"]["$ref"].endswith("/Estimate")
     assert set(schemas["Estimate"]["properties"]) == {"value", "low", "high"}
+    answer = schemas["AnswerOut"]["properties"]
+    assert answer["asked_estimates"]["additionalProperties"]["$ref"].endswith("/Estimate")

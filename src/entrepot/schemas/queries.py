@@ -49,7 +49,7 @@ class AnswerRow(BaseModel):
     )
     @property
     def estimates(self) -> list[Estimate]:
-        return [Estimate(value=v, low=lo, high=hi) for v, lo, hi in self.values]
+        return [_estimate(figures) for figures in self.values]
 
 
 class AnswerOut(BaseModel):
@@ -86,6 +86,25 @@ class AnswerOut(BaseModel):
     removed_budget: float = Field(
         0.0, description="The share of the query's ε (ρ for Gaussian noise) spent on removed."
     )
+
+    @computed_field(  # type: ignore[prop-decorator]
+        description="`removed` with named fields: per aggregate, the share bounding removed."
+    )
+    @property
+    def removed_estimates(self) -> dict[str, Estimate]:
+        return {name: _estimate(figures) for name, figures in self.removed.items()}
+
+    @computed_field(  # type: ignore[prop-decorator]
+        description="`asked` with named fields: per aggregate, about the question asked."
+    )
+    @property
+    def asked_estimates(self) -> dict[str, Estimate]:
+        return {name: _estimate(figures) for name, figures in self.asked.items()}
+
+
+def _estimate(figures: list[float | None]) -> Estimate:
+    value, low, high = figures
+    return Estimate(value=value, low=low, high=high)
 
 
 class QueryOut(BaseModel):
