@@ -83,7 +83,7 @@ def test_quarantine_counts_add_up(cli: Cli, tmp_path: Path, home: str) -> None:
     out = result.json()
     assert (out["rows_total"], out["rows"], out["quarantined"]) == (30, 28, 2)
     assert out["report"]["violations"] == [{"rule": "minimum", "column": "cost", "count": 2}]
-    people = cli(*publish_args(source, "--on-error", "quarantine"))
+    people = cli(*publish_args(source, "--on-error", "quarantine", "--force"))
     assert "quarantined 2 invalid rows" in people.output
     assert "28 + 2 = 30 rows read" in people.output
     assert len(list((Path(home) / "quarantine").rglob("*.parquet"))) == 2
@@ -224,3 +224,14 @@ def test_a_published_version_is_written_to_the_transparency_log(
     # The log is public: a keyed commitment, not the file's hash, and no row count.
     assert entry["content_commitment"] != out["sha256"]
     assert not {"sha256", "rows", "rows_rejected"} & set(entry)
+
+
+def test_the_same_rows_again_return_the_version_they_made(cli: Cli, tmp_path: Path) -> None:
+    source = write_visits_csv(tmp_path / "a.csv", 30, seed=1)
+    first = cli(*publish_args(source, "--json")).json()
+    retried = cli(*publish_args(source, "--json"))
+    assert retried.code == 0, retried.stderr
+    assert (retried.json()["version"], retried.json()["sha256"]) == (1, first["sha256"])
+    assert [v["version"] for v in cli("dataset", "versions", REF, "--json").json()] == [1]
+    forced = cli(*publish_args(source, "--force", "--json")).json()
+    assert (forced["version"], forced["sha256"]) == (2, first["sha256"])

@@ -133,6 +133,14 @@ def publish(
             "valid rows and keep the invalid ones, with reasons, under quarantine/.",
         ),
     ] = OnErrorChoice.REJECT,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Add a version even when the latest one holds the same rows under the "
+            "same standard and mapping (without it, that version is returned).",
+        ),
+    ] = False,
     home: Home = None,
     as_json: Json = False,
 ) -> None:
@@ -162,6 +170,7 @@ def publish(
                     description=description,
                     on_error=on_error.value,
                     progress=progress,
+                    force=force,
                 )
         except ValidationFailed as error:
             if not as_json and "report" in error.details:

@@ -45,6 +45,21 @@ def _raise_for(response: httpx.Response, url: str) -> None:
     raise from_body(body)
 
 
+def _publish_timed_out(url: str, provider: str | None, dataset: str) -> PeerError:
+    """A publish sent whole and unanswered: the server may still have committed it."""
+    from entrepot.vault.refs import dataset_slug_from_title
+
+    ref = f"{provider or 'ORG'}/{dataset_slug_from_title(dataset)}"
+    return PeerError(
+        f"{url} did not answer the publish in time, and may still have committed the "
+        "version: the whole file was sent",
+        hint=f"see whether it did with `entrepot dataset versions {ref}`"
+        + ("" if provider else " (ORG: `entrepot whoami`)")
+        + " before publishing again; raise ENTREPOT_HTTP_TIMEOUT_S for large files",
+        timed_out="answer",
+    )
+
+
 class HttpClient:
     """The client interface over HTTP: one entrepot server, as one token's account."""
 
@@ -65,9 +80,11 @@ class HttpClient:
 
     def _unreachable(self, method: str, path: str, error: httpx.TransportError) -> PeerError:
         if isinstance(error, httpx.TimeoutException):
+            # A read time-out came after the whole request was sent: the server may act on it.
             return PeerError(
                 f"{self.url} did not answer {method} {path} in time",
                 hint="check the server, or raise ENTREPOT_HTTP_TIMEOUT_S",
+                timed_out="answer" if isinstance(error, httpx.ReadTimeout) else "request",
             )
         return PeerError(
             f"cannot reach {self.url} ({type(error).__name__})",
@@ -187,6 +204,7 @@ class HttpClient:
         description: str = "",
         on_error: str = "reject",
         progress: Advance | None = None,
+        force: bool = False,
     ) -> dict[str, Any]:
         if Path(standard).is_file():
             raise InvalidInput(
@@ -205,6 +223,8 @@ class HttpClient:
                 )
         form = {"standard": standard, "title": title, "description": description}
         form["on_error"] = on_error
+        if force:
+            form["force"] = "true"
         if dataset is not None:
             form["dataset"] = dataset
         with open_raw(source) as handle:
@@ -215,7 +235,12 @@ class HttpClient:
                 if not mapping.is_file():
                     raise NotFound(f"no mapping at {mapping}", hint="check the mapping's path")
                 files["mapping"] = (mapping.name, mapping.read_bytes(), "application/yaml")
-            data: dict[str, Any] = self.post("/v1/datasets", data=form, files=files)
+            try:
+                data: dict[str, Any] = self.post("/v1/datasets", data=form, files=files)
+            except PeerError as error:
+                if error.details.get("timed_out") != "answer":
+                    raise
+                raise _publish_timed_out(self.url, provider, dataset or title) from None
             return data
 
     # -- standards -----------------------------------------------------------------

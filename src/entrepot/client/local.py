@@ -170,6 +170,7 @@ class LocalClient(ShippedStandards):
         description: str = "",
         on_error: str = "reject",
         progress: Advance | None = None,
+        force: bool = False,
     ) -> dict[str, Any]:
         from entrepot.client.http import open_raw
 
@@ -192,6 +193,7 @@ class LocalClient(ShippedStandards):
                 description=description,
                 on_error=on_error,
                 progress=progress,
+                force=force,
             )
 
     def publish_stream(
@@ -208,6 +210,7 @@ class LocalClient(ShippedStandards):
         description: str = "",
         on_error: str = "reject",
         progress: Advance | None = None,
+        force: bool = False,
     ) -> dict[str, Any]:
         """Publish the raw bytes ``handle`` reads (a file here, or an upload the API spooled)."""
         from entrepot.exchange.catalog import publish_version
@@ -224,6 +227,7 @@ class LocalClient(ShippedStandards):
             mapping_text=mapping_text,
             on_error=OnError(on_error),
             filename=filename,
+            force=force,
         )
         published = publish_version(self.exchange.node, request, handle, progress=progress)
         return PublishedOut.model_validate(published.to_dict()).model_dump(mode="json")

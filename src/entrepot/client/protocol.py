@@ -78,6 +78,7 @@ class Client(Standards, Protocol):
         description: str = "",
         on_error: str = "reject",
         progress: Advance | None = None,
+        force: bool = False,
     ) -> dict[str, Any]: ...
 
     # -- policies ------------------------------------------------------------------

@@ -283,6 +283,25 @@ def _check_rows(path: Path, expected: int, what: str) -> None:
         )
 
 
+def _same_as_latest(
+    session: Session, dataset: Dataset, figures: dict[str, Any], request: PublishRequest
+) -> Version | None:
+    """The dataset's latest version if it holds these very rows, standard and mapping."""
+    if dataset.id is None:
+        return None
+    latest = session.scalar(
+        select(Version).where(Version.dataset_id == dataset.id).order_by(Version.number.desc())
+    )
+    if latest is None:
+        return None
+    same = (latest.sha256, latest.standard_version, latest.mapping) == (
+        figures["sha256"],
+        request.standard.version,
+        request.mapping_text,
+    )
+    return latest if same else None
+
+
 def _commit(
     vault: LocalVault,
     request: PublishRequest,
@@ -317,6 +336,9 @@ def _commit(
             )
             session.add(dataset)
         _check_same_standard(ref, dataset.standard, request.standard.name)
+        held = None if request.force else _same_as_latest(session, dataset, figures, request)
+        if held is not None:
+            return version_info(dataset, held)
         dataset.title = dataset_title(request.title)
         dataset.description = request.description or dataset.description
         dataset.schema = request.standard.document

@@ -74,6 +74,9 @@ class PublishRequest:
     mapping_text: str | None = None  # the mapping as written, kept with the version
     on_error: OnError = OnError.REJECT
     filename: str = "upload.csv"  # names the source in reports; its suffix tells the format
+    # A publish whose valid rows hash as the latest version's, under the same standard
+    # and mapping, returns that version (a retry makes no duplicate) unless forced.
+    force: bool = False
     # Called with the dataset and its count of valid rows once validated, before anything
     # is written; raising refuses the publish (the exchange checks its policy's δ here).
     admit: Callable[[DatasetRef, int], None] | None = None

@@ -56,6 +56,10 @@ def publish_version(
     description: Annotated[str, Form(max_length=5000)] = "",
     on_error: Annotated[Literal["reject", "quarantine"], Form()] = "reject",
     mapping: Annotated[UploadFile | None, File(description="Provider mapping (YAML).")] = None,
+    force: Annotated[
+        bool,
+        Form(description="Publish a new version even if the latest holds the same rows."),
+    ] = False,
 ) -> PublishedOut:
     """The file is mapped onto the standard and validated row by row; the new version is
     immutable, content-hashed and logged. With `on_error=quarantine`, invalid rows are
@@ -81,6 +85,7 @@ def publish_version(
             dataset=dataset,
             description=description,
             on_error=on_error,
+            force=force,
         )
     except EntrepotError as error:
         error.message = _named(error.message, spool, filename)
