@@ -20,10 +20,12 @@ from rich.progress import (
     DownloadColumn,
     Progress,
     SpinnerColumn,
+    Task,
     TaskID,
     TextColumn,
     TimeElapsedColumn,
 )
+from rich.text import Text
 
 from entrepot.cli._common import As, Home, Json, console, emit, err_console, esc, open_node, session
 from entrepot.cli._report import render_report
@@ -50,6 +52,14 @@ class OnErrorChoice(StrEnum):
     QUARANTINE = "quarantine"
 
 
+class _Bytes(DownloadColumn):
+    """Bytes done of the total, for a step that counts bytes; blank for one that cannot
+    (the server's validation reports no progress until it answers)."""
+
+    def render(self, task: Task) -> Text:
+        return super().render(task) if task.fields.get("counted") else Text("")
+
+
 @contextmanager
 def _progress(enabled: bool) -> Iterator[Advance | None]:
     """A callback drawing one Rich progress line per publish step (none when disabled)."""
@@ -60,7 +70,7 @@ def _progress(enabled: bool) -> Iterator[Advance | None]:
         SpinnerColumn(),
         TextColumn("{task.description}"),
         BarColumn(),
-        DownloadColumn(),
+        _Bytes(),
         TimeElapsedColumn(),
         console=err_console,
         transient=True,
@@ -69,10 +79,14 @@ def _progress(enabled: bool) -> Iterator[Advance | None]:
 
     def advance(step: str, done: int, total: int) -> None:
         for name, task in tasks.items():
-            if name != step:
-                bars.update(task, completed=bars.tasks[task].total or 1, total=1)
+            if name != step and not bars.tasks[task].finished:
+                # A step of unknown length is done once the next one starts.
+                known = bars.tasks[task].total
+                bars.update(task, completed=known or 1, total=known or 1)
         if step not in tasks:
-            tasks[step] = bars.add_task(_STEPS.get(step, step), total=total or None)
+            tasks[step] = bars.add_task(
+                _STEPS.get(step, step), total=total or None, counted=total > 0
+            )
         bars.update(tasks[step], completed=done, total=total or None)
 
     with bars:
