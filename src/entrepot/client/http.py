@@ -45,6 +45,28 @@ def _raise_for(response: httpx.Response, url: str) -> None:
     raise from_body(body)
 
 
+def _sendable_mapping(path: Path) -> bytes:
+    """The mapping to upload: each `codes_file` is read here, beside the mapping, and sent
+    inline as `codes:` (the server cannot read this machine's files)."""
+    text = path.read_text(encoding="utf-8-sig")
+    if "codes_file" not in text:
+        return path.read_bytes()
+    import yaml
+
+    from entrepot.standards.mapping import load_mapping
+
+    # Read and checked as a local publish would: files relative to the mapping, inline
+    # codes over the file's.
+    resolved = load_mapping(path)
+    document = yaml.safe_load(text)
+    for target, column in document["columns"].items():
+        found = resolved.column(target)
+        if isinstance(column, dict) and "codes_file" in column and found is not None:
+            del column["codes_file"]
+            column["codes"] = dict(found.codes)
+    return yaml.safe_dump(document, sort_keys=False, allow_unicode=True).encode("utf-8")
+
+
 def _publish_timed_out(url: str, provider: str | None, dataset: str) -> PeerError:
     """A publish sent whole and unanswered: the server may still have committed it."""
     from entrepot.vault.refs import dataset_slug_from_title
@@ -234,7 +256,7 @@ class HttpClient:
             if mapping is not None:
                 if not mapping.is_file():
                     raise NotFound(f"no mapping at {mapping}", hint="check the mapping's path")
-                files["mapping"] = (mapping.name, mapping.read_bytes(), "application/yaml")
+                files["mapping"] = (mapping.name, _sendable_mapping(mapping), "application/yaml")
             try:
                 data: dict[str, Any] = self.post("/v1/datasets", data=form, files=files)
             except PeerError as error:
