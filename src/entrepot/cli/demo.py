@@ -252,8 +252,9 @@ def demo(
     every file with --on-error quarantine, searches the catalog; then a health
     bureau gets a grant, runs a private query (and one the policy refuses), and the
     transparency log is verified. Finally serves the exchange on --host and --port
-    (unless --no-serve). Run again without --fresh to publish new versions into
-    the same exchange. Refuses any --home it did not build.
+    (unless --no-serve). Run again without --fresh, with another --seed, to publish
+    new versions into the same exchange (the same data again is the same version).
+    Refuses any --home it did not build.
 
     Example: entrepot demo --home .demo-exchange --fresh --no-serve
     """
