@@ -199,7 +199,8 @@ def test_odrl_and_csv_are_the_same_logged_in_and_on_the_local_node(
 ) -> None:
     local = ("--home", str(server.node.home), "--as", ORG["consumer"])
     logged_out = tmp_path / "logged-out.json"
-    odrl = ("access", "export-odrl", "1")
+    # Named by one address: by default each door names where it reached the node.
+    odrl = ("access", "export-odrl", "1", "--base-url", "https://exchange.example")
     csv = ("usage", "--month", MONTH, "--format", "csv")
     for args in (odrl, csv):
         assert in_process(server.login("consumer"), *args) == in_process(logged_out, *args, *local)

@@ -252,6 +252,14 @@ def show(
 @access_app.command("export-odrl")
 def export_odrl(
     grant_id: Annotated[str, typer.Argument(help="The grant, e.g. GRANT-3.")],
+    base_url: Annotated[
+        str | None,
+        typer.Option(
+            "--base-url",
+            help="Where the node is reached, which names the agreement and its targets "
+            "\\[default: http://HOST:PORT/, or the server's URL when logged in].",
+        ),
+    ] = None,
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write to this file \\[default: stdout].")
     ] = None,
@@ -263,7 +271,7 @@ def export_odrl(
     Example: entrepot access export-odrl GRANT-3 -o grant-3.jsonld
     """
     with session(home, as_) as client:
-        document = client.grant_odrl(grant_id)
+        document = client.grant_odrl(grant_id, base_url)
     text = json_text(document) + "\n"
     if output is None:
         typer.echo(text, nl=False)
