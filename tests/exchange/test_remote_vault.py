@@ -104,4 +104,3 @@ def test_a_remote_failure_after_the_data_may_be_read_is_spent_logged_and_one_err
     remote.client.event_hooks["request"] = []
     again = queries.run(consumer(holder), SQL, epsilon=0.5)
     assert (again.repeated, again.epsilon_spent) == (False, 0.5)
-
