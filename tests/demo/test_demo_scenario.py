@@ -55,8 +55,13 @@ def test_demo_builds_an_exchange_whose_catalog_lists_every_dataset(tmp_path: Pat
     }
     assert all(d["rows"] > 0 and d["latest_version"] == 1 for d in listed)
 
-    # Run again without --fresh: the same exchange gets a second version of each dataset.
-    again = _json(entrepot("demo", "--no-serve", "--home", str(home), "--scale", SCALE, "--json"))
+    # Run again without --fresh, on other data: the same exchange gets a second version
+    # of each dataset.
+    again = _json(
+        entrepot(
+            "demo", "--no-serve", "--home", str(home), "--scale", SCALE, "--seed", "8", "--json"
+        )
+    )
     published = again["steps"]["publish"]["datasets"]
     assert {d["version"] for d in published} == {2}
     assert again["steps"]["node"]["reused"] is True

@@ -45,7 +45,8 @@ def _services(node: Node) -> tuple[Accounts, Contracts]:
 def _prepare(home: Path, source: Path, action: str) -> None:
     node = Node.init(Settings(home=home))
     add_provider(node.db, PROVIDER, "Riverside Hospitals")
-    publish(node, source)
+    # Version 1 holds other rows than the child's publish, which makes version 2.
+    publish(node, write_visits_csv(source.with_name("first.csv"), 40))
     accounts, contracts = _services(node)
     accounts.create(LOCAL, CONSUMER, "consumer")
     request = contracts.request(
