@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from entrepot.db import Database
 from entrepot.exchange.node import Node
 from entrepot.settings import Settings
 from marketplace import Clock, Market
@@ -71,3 +72,18 @@ def any_node(tmp_path: Path, db_url: str) -> Iterator[Node]:
 def market(any_node: Node) -> Market:
     """The exchange on SQLite, then on PostgreSQL, at 2026-11-15 10:00 UTC."""
     return Market.on(any_node, Clock(datetime(2026, 11, 15, 10, 0)))
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def empty_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    """A database with no schema at all, for migrations to build: SQLite, then PostgreSQL."""
+    if request.param == "sqlite":
+        db = Database(f"sqlite:///{tmp_path / 'node.db'}")
+        yield db
+        db.dispose()
+        return
+    cluster: Cluster = request.getfixturevalue("pg_cluster")
+    with cluster.empty_database() as url:
+        db = Database(url)
+        yield db
+        db.dispose()

@@ -131,6 +131,16 @@ class Cluster:
         finally:
             self._admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
+    @contextmanager
+    def empty_database(self) -> Iterator[str]:
+        """A new database with no schema at all, dropped afterwards; yields its URL."""
+        name = "m_" + uuid.uuid4().hex[:16]
+        self._admin(f'CREATE DATABASE "{name}"')
+        try:
+            yield self.url(name)
+        finally:
+            self._admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
     @classmethod
     @contextmanager
     def running(cls, bindir: Path) -> Iterator[Cluster]:

@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
 from datetime import datetime
-from pathlib import Path
 
-import psycopg
-import pytest
-from alembic import command
 from sqlalchemy import JSON, DateTime, LargeBinary, column, insert, select, table
 from sqlalchemy.types import TypeEngine
 
-from entrepot.db import Database, alembic_config
-from pg import Cluster
+from entrepot.db import Database
+from schema_steps import migrate
 
 NOW = datetime(2026, 11, 15, 9, 0)
 _DATES = ("created_at", "updated_at", "opened_at", "valid_from", "valid_until", "set_at")
@@ -25,32 +19,6 @@ _TYPES: dict[str, TypeEngine[object]] = {
 }
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def empty_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
-    """A database with no schema at all: SQLite, then PostgreSQL."""
-    if request.param == "sqlite":
-        db = Database(f"sqlite:///{tmp_path / 'node.db'}")
-        yield db
-        db.dispose()
-        return
-    cluster: Cluster = request.getfixturevalue("pg_cluster")
-    name = "m_" + uuid.uuid4().hex[:16]
-    with psycopg.connect(cluster.url(), autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    db = Database(cluster.url(name))
-    yield db
-    db.dispose()
-    with psycopg.connect(cluster.url(), autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-
-
-def _migrate(db: Database, revision: str) -> None:
-    with db.engine.begin() as connection:
-        config = alembic_config()
-        config.attributes["connection"] = connection
-        command.upgrade(config, revision)
-
-
 def _rows(db: Database, name: str, rows: list[dict[str, object]]) -> None:
     columns = [column(key, _TYPES.get(key)) for key in rows[0]]
     with db.engine.begin() as connection:
@@ -58,7 +26,7 @@ def _rows(db: Database, name: str, rows: list[dict[str, object]]) -> None:
 
 
 def test_existing_caps_get_their_delta_cap_less_what_was_spent(empty_db: Database) -> None:
-    _migrate(empty_db, "0008")
+    migrate(empty_db, "0008")
     _rows(empty_db, "providers", [{"id": 1, "slug": "p", "name": "P", "created_at": NOW}])
     _rows(
         empty_db,
@@ -144,7 +112,7 @@ def test_existing_caps_get_their_delta_cap_less_what_was_spent(empty_db: Databas
              "state": "completed"},
         ],
     )  # fmt: skip
-    _migrate(empty_db, "0009")
+    migrate(empty_db, "0009")
     caps = table("dataset_caps", column("dataset_id"), column("delta_cap_atto"),
                  column("delta_remaining_atto"))  # fmt: skip
     with empty_db.engine.begin() as connection:
