@@ -284,9 +284,14 @@ def _check_rows(path: Path, expected: int, what: str) -> None:
 
 
 def _same_as_latest(
-    session: Session, dataset: Dataset, figures: dict[str, Any], request: PublishRequest
+    session: Session,
+    dataset: Dataset,
+    figures: dict[str, Any],
+    request: PublishRequest,
+    rows_rejected: int,
 ) -> Version | None:
-    """The dataset's latest version if it holds these very rows, standard and mapping."""
+    """The dataset's latest version if it holds these very rows (the same valid rows and
+    as many rejected), under the same standard and mapping."""
     if dataset.id is None:
         return None
     latest = session.scalar(
@@ -294,8 +299,9 @@ def _same_as_latest(
     )
     if latest is None:
         return None
-    same = (latest.sha256, latest.standard_version, latest.mapping) == (
+    same = (latest.sha256, latest.rows_rejected, latest.standard_version, latest.mapping) == (
         figures["sha256"],
+        rows_rejected,
         request.standard.version,
         request.mapping_text,
     )
@@ -336,7 +342,11 @@ def _commit(
             )
             session.add(dataset)
         _check_same_standard(ref, dataset.standard, request.standard.name)
-        held = None if request.force else _same_as_latest(session, dataset, figures, request)
+        held = (
+            None
+            if request.force
+            else _same_as_latest(session, dataset, figures, request, rows_rejected)
+        )
         if held is not None:
             return version_info(dataset, held)
         dataset.title = dataset_title(request.title)
