@@ -45,10 +45,10 @@ from pathlib import Path
 import httpx
 
 from entrepot import standards
+from entrepot.exchange import Exchange
 from entrepot.exchange.accounts import LOCAL, Accounts
 from entrepot.exchange.contracts import Contracts
 from entrepot.exchange.node import Node
-from entrepot.exchange.query import Queries
 from entrepot.privacy.ledger import Ledger
 from entrepot.settings import Settings
 from entrepot.vault import LocalVault
@@ -152,8 +152,9 @@ def paired(
     query of each path and the ε both spent.
     """
     node = Node.open(Settings(home=home))
-    actor = Accounts(node.db, node.settings, log=node.log).actor("bureau-0")
-    queries = Queries(node)
+    exchange = Exchange(node)
+    actor = exchange.actor("bureau-0")
+    queries = exchange.queries
     local, remote, spent = [], [], 0.0
     headers = {"Authorization": f"Bearer {token}"}
     with httpx.Client(base_url=url, headers=headers, timeout=60) as client:

@@ -31,11 +31,11 @@ MEMORY_LIMIT = "4GB"
 
 
 def _plan() -> Plan:
-    from bench_query import CODES, EPSILON, QUERY, policy, standard
+    from bench_query import CODES, EPSILON, QUERIES, policy, standard
     from entrepot.privacy import plan
 
     std = standard(False)
-    return plan(QUERY, standard=std, policy=policy(std), epsilon=EPSILON, codes=CODES)
+    return plan(QUERIES["grouped"], standard=std, policy=policy(std), epsilon=EPSILON, codes=CODES)
 
 
 def _query(engine: Engine, path: Path, planned: Plan) -> None:
