@@ -35,6 +35,8 @@ def test_show_gives_types_roles_constraints_bounds_and_code_lists() -> None:
     assert result.exit_code == 0, result.output
     shown = json.loads(result.output)
     assert shown["privacy_unit"] == "patient_id"
+    links = {f["name"]: f["link_key"] for f in shown["fields"] if f["link_key"]}
+    assert links == {"patient_id": "resident-number"}
     cost = next(f for f in shown["fields"] if f["name"] == "cost")
     assert cost == {
         "name": "cost",
@@ -46,6 +48,7 @@ def test_show_gives_types_roles_constraints_bounds_and_code_lists() -> None:
         "constraints": {"required": True, "minimum": 0, "maximum": 1000000},
         "bounds": [0.0, 5000.0],
         "codelist": None,
+        "link_key": None,
     }
     table = runner.invoke(app, ["standard", "show", "health.visit"], env={"COLUMNS": "200"})
     assert "region.district" in table.output

@@ -35,6 +35,11 @@ class FieldOut(BaseModel):
     constraints: dict[str, Any] = Field(description="required, unique, minimum, maximum, ...")
     bounds: list[float] | None = Field(description="Public clamping bounds of a measure.")
     codelist: str | None
+    link_key: str | None = Field(
+        default=None,
+        description="The concept a link key identifies (e.g. resident-number): columns of "
+        "one concept may be joined across holders.",
+    )
 
 
 class StandardOut(BaseModel):
