@@ -4,8 +4,8 @@ Every operation gets a named id (``showDataset``: the route function's name in c
 case), its description (the route function's docstring) and an example of its answer
 and body, built from the schemas' own field examples. Generic records get component
 names a generated client can use (``Budget``, not ``BudgetRecord_str_``). Swagger UI's
-files are vendored under ``static/swagger-ui`` (swagger-ui-dist, Apache-2.0), so the
-docs page loads nothing from outside the node.
+files come installed with the package ``swagger-ui-bundle-v2`` and are served by the
+node itself, so the docs page loads nothing from outside it.
 """
 
 from __future__ import annotations
@@ -22,11 +22,12 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse
 from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
+from swagger_ui_bundle import swagger_ui_path
 
 __all__ = ["STATIC_PATH", "component_name", "document", "example_of", "install", "operation_id"]
 
 STATIC_PATH = "/static/swagger-ui"
-_ASSETS = Path(__file__).parent / "static" / "swagger-ui"
+_ASSETS = Path(swagger_ui_path)
 
 # Component names pydantic derives from parametrized generics, and the names clients see.
 _NAMES = {
@@ -66,7 +67,7 @@ def operation_id(route: APIRoute) -> str:
 
 
 def install(app: FastAPI) -> None:
-    """Serve ``/docs`` from the vendored Swagger UI and the contract at ``/openapi.json``.
+    """Serve ``/docs`` from the installed Swagger UI and the contract at ``/openapi.json``.
 
     The app must be made with ``docs_url=None`` and ``redoc_url=None`` (ReDoc would load
     its script from a CDN).
