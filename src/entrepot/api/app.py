@@ -24,7 +24,7 @@ from fastapi import FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel
 
-from entrepot import __version__
+from entrepot import __version__, portal
 from entrepot.api import errors, openapi
 from entrepot.api._query_workers import runner_for
 from entrepot.api.auth import Auditor
@@ -52,7 +52,7 @@ ROUTERS: tuple[str, ...] = (
 )
 
 # Paths whose bodies are dataset uploads, limited by `max_upload_bytes` instead.
-UPLOAD_PATHS = ("/v1/datasets",)
+UPLOAD_PATHS = ("/v1/datasets", *portal.UPLOAD_PATHS)
 
 _HEALTH = "/healthz"
 _THREADS = 256
@@ -146,6 +146,8 @@ def create_app(node_or_settings: Node | Settings) -> FastAPI:
     for name in ROUTERS:
         module = importlib.import_module(f"entrepot.api.routers.{name}")
         app.include_router(module.router, responses=errors.ERROR_RESPONSES)
+    # The web portal at /, over the same client as the routes (none of its pages is API).
+    app.include_router(portal.router)
     openapi.install(app)
     return app
 

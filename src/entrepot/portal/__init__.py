@@ -1,0 +1,31 @@
+"""The web portal: the exchange in a browser, over the same core as the API and the CLI.
+
+Server-rendered Jinja2 pages and a few small scripts of our own, served by the API app
+at ``/`` (``entrepot serve``). Every page acts as the signed-in account through the
+node's one client interface (:class:`~entrepot.client.local.LocalClient`, as every API
+route); private queries go to the API's own query runner. No rule lives here.
+
+::
+
+    /                         catalog: search, facets, dataset cards
+    /datasets/{p}/{d}         a dataset: schema, standard, versions, policy, request access
+    /query                    the consumer's console: SQL, ε with its expected error, answers
+    /provider                 publish a file, the access inbox, policies
+    /transparency             the log, the signed head, verified in the browser
+    /signin, /signout         the session cookie
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from entrepot.portal import catalog, signin, static
+
+__all__ = ["UPLOAD_PATHS", "router"]
+
+# Portal paths that take a dataset upload (limited by max_upload_bytes, as the API's).
+UPLOAD_PATHS = ("/provider/publish",)
+
+router = APIRouter(include_in_schema=False)
+for _module in (signin, static, catalog):
+    router.include_router(_module.router)

@@ -1,0 +1,65 @@
+"""Sign in with an API token, sign out: the session cookie's whole life."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials
+from starlette.responses import Response
+
+from entrepot.api.auth import current_actor
+from entrepot.errors import EntrepotError, Unauthorized
+from entrepot.portal._web import Visit, error_body, form_text, local_path, visit
+from entrepot.portal.session import Session
+
+__all__ = ["router"]
+
+router = APIRouter(include_in_schema=False)
+
+Visitor = Annotated[Visit, Depends(visit)]
+
+
+@router.get("/signin")
+def signin_page(here: Visitor, next: str | None = None) -> Response:
+    return here.render("signin.html", next=local_path(next))
+
+
+@router.post("/signin")
+async def signin(request: Request, here: Visitor) -> Response:
+    form = await request.form()
+    target = local_path(form_text(form, "next"))
+    if not here.csrf_ok(form):
+        return here.refused_csrf()
+    token = form_text(form, "token")
+    try:
+        if not token:
+            raise Unauthorized(
+                "paste your API token to sign in",
+                hint="an operator prints one with `entrepot account create` or "
+                "`entrepot account token`",
+            )
+        here.actor = await current_actor(
+            request, HTTPAuthorizationCredentials(scheme="Bearer", credentials=token)
+        )
+    except EntrepotError as error:
+        return here.render(
+            "signin.html",
+            status=error.status,
+            title="Sign in",
+            next=target,
+            error=error_body(error),
+        )
+    # A new session id: one planted before sign-in is worth nothing after it.
+    here.session, here.fresh = Session.signed_in(token), True
+    return here.redirect(target)
+
+
+@router.post("/signout")
+async def signout(request: Request, here: Visitor) -> Response:
+    form = await request.form()
+    if not here.csrf_ok(form):
+        return here.refused_csrf()
+    here.actor = None
+    here.session, here.fresh = Session.anonymous(), True
+    return here.redirect("/signin")
