@@ -99,6 +99,12 @@ def recipes(aggregates: Sequence[Aggregate], noisy: Noisy, standard: Standard) -
             name = noisy.name("units", None)
         elif aggregate.function == "count":
             name = noisy.count_name(aggregate.column, standard)
+        elif aggregate.function == "quantile":
+            # The quantile's own estimates come from its selection; its count sizes it.
+            assert aggregate.column is not None, "a quantile always names its measure"
+            name = aggregate.name
+            count = noisy.count_name(aggregate.column, standard)
+            low, high = standard.field(aggregate.column).bounds or (low, high)
         else:
             assert aggregate.column is not None, "SUM and AVG always name their measure"
             name = noisy.name("sum", aggregate.column)
@@ -110,6 +116,7 @@ def recipes(aggregates: Sequence[Aggregate], noisy: Noisy, standard: Standard) -
 
 
 Columns = list[tuple[list[float | None], list[float], list[float]]]
+Quantiles = dict[str, tuple[list[float], list[float], list[float]]]
 _COUNTS = ("units", "rows", "values")
 
 
@@ -135,17 +142,33 @@ def _near_zero(noisy: Noisy, size: str | None, vectors: dict[str, Any], width: H
 
 
 def _columns(
-    plan: Sequence[Recipe], vectors: dict[str, Any], width: Halfwidth, near: Any
+    plan: Sequence[Recipe],
+    vectors: dict[str, Any],
+    width: Halfwidth,
+    near: Any,
+    quantiles: Quantiles | None = None,
 ) -> Columns:
     """Per aggregate, the value, low and high of every group, as Python floats.
 
     One array operation per step over all groups; each ``np.where`` keeps the exact
     choice (and the sign of a zero) of the scalar ``max``/``min`` it stands for, so
-    the answer's bytes are those of a group-by-group computation. An AVG has no value
-    where its group is ``near`` zero or its noisy count is not above 0.
+    the answer's bytes are those of a group-by-group computation. An AVG or a
+    quantile has no value where its group is ``near`` zero, nor an AVG where its
+    noisy count is not above 0. ``quantiles`` holds each quantile's selected values
+    and intervals for these groups; without it (a merged row) a quantile is unknown
+    and its interval is the measure's bounds.
     """
     out: Columns = []
+    groups = len(near)
     for function, name, count_name, low, high in plan:
+        if function == "quantile":
+            if quantiles is None:
+                out.append(([None] * groups, [low] * groups, [high] * groups))
+                continue
+            value, lo, hi = quantiles[name]
+            hidden = near.tolist()
+            out.append(([None if h else x for x, h in zip(value, hidden, strict=True)], lo, hi))
+            continue
         v = vectors[name]
         if function in ("count", "count_distinct"):
             # A count is never negative: flooring the noisy value at 0 is free
@@ -189,7 +212,7 @@ def removed_shares(
     for aggregate, (function, name, count_name, _low, _high) in zip(
         aggregates, recipes(aggregates, noisy, standard), strict=True
     ):
-        quantity = count_name if function == "avg" else name
+        quantity = count_name if function in ("avg", "quantile") else name
         if quantity not in lost:
             continue
         groups = noisy.vectors[quantity]
@@ -198,7 +221,7 @@ def removed_shares(
         margin = noisy.mechanism.halfwidth(scales[quantity], _ALPHA / 2)
         removed = lost[quantity]
         shares[aggregate.name] = _share(removed, margin, total, spread)
-        if len(groups) == 1 and function != "avg":
+        if len(groups) == 1 and function not in ("avg", "quantile"):
             value = total + removed
             lo = total - spread + removed - margin
             hi = total + spread + removed + margin
@@ -285,11 +308,14 @@ def estimate_rows(
     threshold: float,
     merge: bool,
     drop_near_zero: bool = False,
+    quantiles: Quantiles | None = None,
 ) -> tuple[list[Row], list[tuple[Any, ...]], list[tuple[Any, ...]]]:
     """Rows to show, and the keys of suppressed and of merged groups.
 
     A group is small when its ``threshold_name`` count is under ``threshold``, or,
     with ``drop_near_zero``, when it is near zero (see the module's docstring).
+    ``quantiles`` gives, per quantile aggregate, each group's selected value and
+    interval (:mod:`entrepot.privacy._quantiles`); merged groups get none.
     """
     plan = recipes(aggregates, noisy, standard)
     vectors = {name: np.asarray(vector, dtype=np.float64) for name, vector in noisy.vectors.items()}
@@ -305,7 +331,17 @@ def estimate_rows(
     shown = ~below
     kept = {name: vector[shown] for name, vector in vectors.items()}
     keys = [key for key, keep in zip(groups, shown.tolist(), strict=True) if keep]
-    rows = _rows(keys, _columns(plan, kept, width, near[shown]), near[shown])
+    mask = shown.tolist()
+
+    def kept_of(part: list[float]) -> list[float]:
+        return [x for x, keep in zip(part, mask, strict=True) if keep]
+
+    kept_quantiles: Quantiles = {
+        name: (kept_of(value), kept_of(lo), kept_of(hi))
+        for name, (value, lo, hi) in (quantiles or {}).items()
+    }
+    columns = _columns(plan, kept, width, near[shown], kept_quantiles)
+    rows = _rows(keys, columns, near[shown])
     small_keys = [groups[i] for i in small]
     if not merge or not small:
         return rows, small_keys, []

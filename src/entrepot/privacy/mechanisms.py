@@ -19,6 +19,14 @@ value gets a call of its own.
   ``ρ = (√(ln(1/δ) + ε) − √ln(1/δ))²`` of Bun & Steinke (2016, Prop. 1.3) is looser:
   OpenDP's conversion allows 25-78% more ρ at ε ∈ [0.1, 1] and δ ∈ [1e-10, 1e-6], so
   σ and the half-width are 10-25% smaller (measured, ``benchmarks/bench_delta.py``).
+
+Quantiles go through OpenDP's ``make_private_quantile`` (the exponential mechanism
+over the quantile score of Smith 2011; permute-and-flip under pure ε, Gumbel noisy max
+under zCDP, whose bounded range gives ρ = ε²/8), over public candidates: an even
+grid of :data:`QUANTILE_CANDIDATES` points across the measure's bounds. Its scale is
+the smallest whose privacy map at ``d`` rows (the rows one unit may add) fits in the
+share, with the map checked linear (pure ε) so that a unit spreading its rows over
+several groups spends no more than one putting them in one group.
 """
 
 from __future__ import annotations
@@ -44,6 +52,9 @@ dp.enable_features("contrib")
 # only adds 2^-30 · n to the privacy map, which the scale search below absorbs.
 _K = -30
 _MECHANISMS: dict[str, type[Mechanism]] = {}
+# A quantile is chosen among this many evenly spaced points over the measure's bounds:
+# the grid step is 0.1% of the range, and the rank error grows only with ln(candidates).
+QUANTILE_CANDIDATES = 1001
 
 
 class Mechanism(ABC):
@@ -51,6 +62,8 @@ class Mechanism(ABC):
 
     name: ClassVar[str]
     norm: ClassVar[int]
+    # The OpenDP privacy measure its budget is stated in: a quantile is released under it.
+    measure: ClassVar[str]
 
     @abstractmethod
     def share(self, epsilon: float, delta: float, parts: int) -> float:
@@ -87,6 +100,38 @@ class Mechanism(ABC):
     def _share_unit(self, share: float) -> float:
         return share
 
+    def quantile_scale(self, rows: int, share: float, level: float, candidates: int) -> float:
+        """The smallest scale whose quantile selection spends at most ``share`` when one
+        unit adds or removes ``rows`` values, over all the groups its rows fall in."""
+        return _quantile_scale(self.name, rows, share, level, candidates)
+
+    def _quantile_search(self, rows: int, share: float, level: float, candidates: int) -> float:
+        grid = tuple(float(i) for i in range(candidates))
+        scale = 2 * max(level, 1 - level) * rows / self._quantile_unit(share)
+        for _ in range(64):
+            measurement = _quantile(self.name, grid, level, scale)
+            used = float(measurement.map(rows))
+            if self.measure == "max_divergence":
+                # Pure ε adds up over groups: rows spread over groups spend Σ ε(d_g),
+                # which is ε(rows) only if the map is linear in d.
+                used = max(used, rows * float(measurement.map(1)))
+            if used <= share:
+                return scale
+            scale *= (used / share) * (1 + 1e-12)
+        raise EntrepotError(
+            f"{self.name}: no quantile scale fits share {share:g}",
+            hint="report this: the privacy map did not converge",
+        )
+
+    def _quantile_unit(self, share: float) -> float:
+        return share
+
+    def select_quantile(
+        self, values: Any, candidates: tuple[float, ...], level: float, scale: float
+    ) -> float:
+        """The candidate OpenDP selects as the ``level`` quantile of ``values``."""
+        return float(_quantile(self.name, candidates, level, scale)(values))
+
     def release(self, values: Sequence[float], scale: float) -> list[float]:
         """``values`` plus noise of ``scale``: one OpenDP measurement call for the vector.
 
@@ -106,6 +151,24 @@ def _scale(name: str, sensitivity: float, share: float, size: int) -> float:
     # A pure function of public numbers; caching it spares two OpenDP constructions
     # per quantity when the same shape of query comes back.
     return get(name)._search(sensitivity, share, size)
+
+
+@functools.lru_cache(maxsize=4096)
+def _quantile_scale(name: str, rows: int, share: float, level: float, candidates: int) -> float:
+    # The map depends on the number of candidates and the level, not their values.
+    return get(name)._quantile_search(rows, share, level, candidates)
+
+
+@functools.lru_cache(maxsize=256)
+def _quantile(name: str, candidates: tuple[float, ...], level: float, scale: float) -> Any:
+    return dp.m.make_private_quantile(
+        _domain(None),
+        dp.symmetric_distance(),
+        getattr(dp, get(name).measure)(),
+        candidates=list(candidates),
+        alpha=level,
+        scale=scale,
+    )
 
 
 @functools.lru_cache(maxsize=256)
@@ -136,7 +199,7 @@ def get(name: str) -> Mechanism:
 
 
 @functools.lru_cache(maxsize=256)
-def _domain(size: int) -> Any:
+def _domain(size: int | None) -> Any:
     return dp.vector_domain(dp.atom_domain(T=float, nan=False), size=size)
 
 
@@ -144,6 +207,7 @@ def _domain(size: int) -> Any:
 class Laplace(Mechanism):
     name = "laplace"
     norm = 1
+    measure = "max_divergence"
 
     def share(self, epsilon: float, delta: float, parts: int) -> float:
         return epsilon / parts
@@ -177,6 +241,7 @@ _BISECTIONS = 30
 class Gaussian(Mechanism):
     name = "gaussian"
     norm = 2
+    measure = "zero_concentrated_divergence"
 
     @staticmethod
     @functools.lru_cache(maxsize=256)
@@ -207,6 +272,10 @@ class Gaussian(Mechanism):
     def _share_unit(self, share: float) -> float:
         # σ = Δ₂ / √(2ρ): the map of a Gaussian of scale σ at Δ₂ is Δ₂² / (2σ²).
         return math.sqrt(2 * share)
+
+    def _quantile_unit(self, share: float) -> float:
+        # The exponential mechanism at ε is ε²/8-zCDP (bounded range): ε = √(8ρ).
+        return math.sqrt(8 * share)
 
     def _measurement(self, size: int, scale: float) -> Any:
         return dp.m.make_gaussian(_domain(size), dp.l2_distance(T=float), scale, k=_K)

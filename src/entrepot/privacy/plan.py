@@ -24,14 +24,16 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
 from entrepot.engine import Session
 from entrepot.engine.units import HIDDEN_COLUMNS
 from entrepot.errors import InvalidInput, PolicyViolation, QueryFailed, StorageCorrupt
-from entrepot.privacy import mechanisms
+from entrepot.privacy import _quantiles, mechanisms
 from entrepot.privacy._groups import Codes, enumerate_groups, normalize
 from entrepot.privacy._post import Noisy, estimate_rows, removed_shares, size_name
+from entrepot.privacy._quantiles import QuantileSpec
 from entrepot.privacy.answer import Answer
 from entrepot.privacy.policy import Policy
 from entrepot.privacy.sql.query import Query
@@ -65,6 +67,8 @@ class Plan:
     # share of the query's budget those totals spend.
     removal_scales: dict[str, float] = field(default_factory=dict)
     removed_budget: float = 0.0
+    # Each quantile aggregate's selection scales, by aggregate name.
+    quantiles: tuple[QuantileSpec, ...] = ()
 
     def sql(self, view: str, dialect: str = "duckdb", *, counted: bool = False) -> str:
         """The engine SQL computing the exact, bounded aggregates over ``view``;
@@ -87,7 +91,11 @@ class Plan:
             self._check_types(columns)
             counted = bool(self.rewrite.counted) and set(HIDDEN_COLUMNS) <= set(columns)
             exact = session.execute(self.sql(view, session.dialect, counted=counted))
-            return self.release(exact)
+            samples = None
+            if self.quantiles:
+                text = self.rewrite.samples_sql(view, session.dialect, counted=counted)
+                samples = session.execute(text)
+            return self.release(exact, samples)
         except Exception:
             _log.exception("a private query on %s failed after reading data", self.table)
             raise QueryFailed(
@@ -106,11 +114,13 @@ class Plan:
                     f"not {SQL_TYPES[column.type]} as its standard says"
                 )
 
-    def release(self, exact: pa.Table) -> Answer:
-        """Add noise to the exact per-group table :meth:`sql` returns and post-process.
+    def release(self, exact: pa.Table, samples: pa.Table | None = None) -> Answer:
+        """Add noise to the exact per-group table :meth:`sql` returns and post-process;
+        select each quantile from the per-group values ``samples`` holds (the table of
+        :meth:`Rewrite.samples_sql`).
 
-        Groups outside the public list are dropped and missing ones count as zero,
-        so which groups appear never depends on the data.
+        Groups outside the public list are dropped and missing ones count as zero (or
+        hold no values), so which groups appear never depends on the data.
         """
         index = self._index
         quantities = self.rewrite.quantities
@@ -132,6 +142,7 @@ class Plan:
             for q in quantities
         }
         noisy = Noisy(mechanism, quantities, self.scales, vectors)
+        selected = self._quantiles(mechanism, noisy, samples)
         removed, asked = removed_shares(
             self.query.aggregates,
             noisy,
@@ -152,6 +163,7 @@ class Plan:
             threshold=self.policy.threshold,
             merge=self.policy.small_groups == "merge",
             drop_near_zero=self.policy.near_zero == "suppress",
+            quantiles=selected,
         )
         return Answer(
             columns=self.query.output,
@@ -173,6 +185,34 @@ class Plan:
             removed_budget=self.removed_budget,
             interval_of="bounded data" if self.rewrite.bounded else "data",
         )
+
+    def _quantiles(
+        self, mechanism: mechanisms.Mechanism, noisy: Noisy, samples: pa.Table | None
+    ) -> dict[str, tuple[list[float], list[float], list[float]]]:
+        """Per quantile aggregate, each group's selected value and interval."""
+        if not self.quantiles:
+            return {}
+        empty = np.zeros(0, dtype=np.float64)
+        values = {c: [empty] * len(self.groups) for c in self.rewrite.sampled}
+        if samples is not None:
+            keys = [samples.column(k).to_pylist() for k in self.rewrite.keys]
+            for i, column in enumerate(self.rewrite.sampled):
+                lists = samples.column(f"__x{i}").to_pylist()
+                for row, listed in enumerate(lists):
+                    position = self._index.get(tuple(normalize(k[row]) for k in keys))
+                    if position is not None and listed:
+                        values[column][position] = np.asarray(listed, dtype=np.float64)
+        out = {}
+        for quantile in self.quantiles:
+            size = noisy.count_name(quantile.column, self.standard)
+            out[quantile.name] = _quantiles.estimate(
+                mechanism,
+                quantile,
+                values[quantile.column],
+                noisy.vectors[size],
+                self.scales[size],
+            )
+        return out
 
     @property
     def near_zero_threshold(self) -> float:
@@ -198,6 +238,11 @@ class Plan:
                 name = by_kind[("units", None)]
             elif aggregate.function in ("sum", "avg"):
                 name = by_kind[("sum", aggregate.column)]
+            elif aggregate.function == "quantile":
+                scales[aggregate.name] = next(
+                    q.scale for q in self.quantiles if q.name == aggregate.name
+                )
+                continue
             else:
                 name = by_kind.get(("values", aggregate.column), by_kind.get(("rows", None), ""))
             scales[aggregate.name] = self.scales[name]
@@ -263,19 +308,33 @@ def plan(
     lossy = [q for q in rewritten.quantities if q.removed > 0]
     fraction = policy.removed_epsilon if lossy else 0.0
     # Sequential composition: ε (pure DP) or ρ (zCDP) adds up, so the query's budget
-    # is split in these shares.
+    # is split in these shares: one per noisy quantity and one per quantile.
+    selected = [a for a in query.aggregates if a.function == "quantile"]
     budget = mechanism.share(spend, delta, 1)
-    share = budget * (1 - fraction) / len(rewritten.quantities)
+    share = budget * (1 - fraction) / (len(rewritten.quantities) + len(selected))
     size = max(len(groups), 1)
     scales = {
         q.name: mechanism.scale(rewritten.sensitivity(q, mechanism.norm), share, size)
         for q in rewritten.quantities
     }
+    quantiles = tuple(
+        _quantiles.spec(
+            mechanism,
+            a.name,
+            a.column or "",
+            a.level or 0.5,
+            standard.field(a.column or "").bounds or (0.0, 0.0),
+            rows=rewritten.rows_per_unit,
+            share=share,
+        )
+        for a in selected
+    )
     removal_scales = {}
     if fraction > 0:
         part = budget * fraction / len(lossy)
         removal_scales = {q.name: mechanism.scale(q.removed, part, 1) for q in lossy}
     noise = {**scales, **{f"removed:{name}": s for name, s in removal_scales.items()}}
+    noise.update({f"quantile:{q.name}": q.scale for q in quantiles})
     fingerprint = _fingerprint(query, policy, table, version, spend, delta, groups, noise)
     return Plan(
         query=query,
@@ -292,6 +351,7 @@ def plan(
         notes=_notes(query, standard, policy, rewritten),
         removal_scales=removal_scales,
         removed_budget=fraction,
+        quantiles=quantiles,
     )
 
 
@@ -326,7 +386,7 @@ def _fingerprint(
 
 def _notes(query: Query, standard: Standard, policy: Policy, rewritten: Rewrite) -> tuple[str, ...]:
     notes = []
-    measures = {a.column for a in query.aggregates if a.function in ("sum", "avg")}
+    measures = {a.column for a in query.aggregates if a.function in ("sum", "avg", "quantile")}
     for column in sorted(c for c in measures if c is not None):
         if column is not None:
             low, high = standard.field(column).bounds or (0.0, 0.0)

@@ -4,10 +4,10 @@ A policy is a small YAML document; every key is optional and its default comes f
 the roles of the dataset's standard::
 
     columns:
-      aggregate: [cost]                 # measures allowed inside SUM / AVG
+      aggregate: [cost]                 # measures allowed inside SUM / AVG / MEDIAN
       where: [district, visit_date]     # columns allowed in WHERE
       group_by: [district, visit_date]  # dimensions, and time columns (truncated)
-    aggregates: [count, count_distinct, sum, avg]
+    aggregates: [count, count_distinct, sum, avg, quantile]   # quantile: MEDIAN, QUANTILE_CONT
     contributions:
       rows_per_group: 5       # a privacy unit adds at most rows_per_group x groups rows
       groups: 3               # and counts in at most this many groups
@@ -68,7 +68,7 @@ __all__ = [
     "parse_policy",
 ]
 
-AGGREGATES = ("count", "count_distinct", "sum", "avg")
+AGGREGATES = ("count", "count_distinct", "sum", "avg", "quantile")
 MECHANISMS = ("laplace", "gaussian")
 SMALL_GROUPS = ("suppress", "merge")
 NEAR_ZERO = ("mark", "suppress")

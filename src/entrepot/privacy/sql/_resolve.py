@@ -17,13 +17,35 @@ from entrepot.privacy.sql._words import Source
 from entrepot.privacy.sql.query import TIME_UNITS, Aggregate, GroupKey, Query
 from entrepot.standards.schema import Field, Role, Standard
 
-_AGGREGATES: dict[type[exp.Expr], str] = {exp.Count: "count", exp.Sum: "sum", exp.Avg: "avg"}
+# The spellings of a continuous quantile DuckDB parses: MEDIAN(x), QUANTILE_CONT(x, q)
+# (also written PERCENTILE_CONT(x, q)) and PERCENTILE_CONT(q) WITHIN GROUP (ORDER BY x).
+QUANTILES: tuple[type[exp.Expr], ...] = (exp.Median, exp.PercentileCont, exp.WithinGroup)
+_AGGREGATES: dict[type[exp.Expr], str] = {
+    exp.Count: "count",
+    exp.Sum: "sum",
+    exp.Avg: "avg",
+    **dict.fromkeys(QUANTILES, "quantile"),
+}
+AGGREGATE_TYPES = tuple(_AGGREGATES)
+_QUANTILE_HINT = (
+    "write MEDIAN(cost), QUANTILE_CONT(cost, 0.9) or "
+    "PERCENTILE_CONT(0.9) WITHIN GROUP (ORDER BY cost), one level between 0 and 1 each"
+)
 _COMPARISONS = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE)
 _TRUNCATIONS = (exp.TimestampTrunc, exp.DateTrunc)
 
 
 def _refuse(rule: str, message: str, hint: str) -> PolicyViolation:
     return PolicyViolation(message, rule=rule, hint=hint)
+
+
+def aggregate_nodes(root: exp.Expr) -> list[exp.Expr]:
+    """The aggregates under ``root``; a WITHIN GROUP counts once, not with its inner call."""
+    return [
+        node
+        for node in root.find_all(*AGGREGATE_TYPES)
+        if not (isinstance(node, exp.PercentileCont) and isinstance(node.parent, exp.WithinGroup))
+    ]
 
 
 def _is_literal(node: exp.Expr) -> bool:
@@ -158,12 +180,16 @@ class Resolver:
         return in_group and not column.text("table") and column.name.lower() in aliases
 
     def aggregate(self, node: exp.Expr, policy: Policy) -> Aggregate:
-        """The aggregate a COUNT / SUM / AVG node computes, checked against the policy."""
+        """The aggregate a COUNT / SUM / AVG / quantile node computes, checked against
+        the policy."""
         function = _AGGREGATES[type(node)]
         arg = node.this
+        level: float | None = None
+        if function == "quantile":
+            arg, level = self._quantile(node)
         unit = self.standard.privacy_unit
         if isinstance(node.parent, exp.Where | exp.Group) or any(
-            isinstance(a, tuple(_AGGREGATES)) for a in node.find_all(*_AGGREGATES) if a is not node
+            a is not node for a in aggregate_nodes(node)
         ):
             raise _refuse(
                 "aggregate_argument", "aggregates cannot be nested", "use one aggregate per column"
@@ -198,7 +224,7 @@ class Resolver:
             raise _refuse(
                 "aggregate_argument",
                 f"{function.upper()} takes a plain column here, not {self.words.quote(arg)!r}",
-                f"write {function.upper()}(<measure>) or COUNT(*)",
+                _QUANTILE_HINT if level is not None else f"write {function.upper()}(<measure>) or COUNT(*)",
             )
         if function not in policy.aggregates:
             allowed = ", ".join(a.upper() for a in policy.aggregates)
@@ -208,13 +234,57 @@ class Resolver:
                 f"use one of: {allowed}",
             )
         return Aggregate(
-            name=self._default_name(function, column), function=function, column=column
+            name=self._default_name(function, column, level),
+            function=function,
+            column=column,
+            level=level,
         )
 
+    def _quantile(self, node: exp.Expr) -> tuple[exp.Expr, float]:
+        """The column a quantile spelling reads and its level, or a ``quantile`` refusal."""
+        if isinstance(node, exp.Median):
+            return node.this, 0.5
+        if isinstance(node, exp.PercentileCont):
+            return node.this, self._level(node.expression)
+        inner, order = node.this, node.expression
+        ordered = order.expressions if isinstance(order, exp.Order) else []
+        if (
+            not isinstance(inner, exp.PercentileCont)
+            or len(ordered) != 1
+            or not isinstance(ordered[0], exp.Ordered)
+            or ordered[0].args.get("desc")
+        ):
+            raise _refuse(
+                "quantile",
+                f"{self.words.quote(node)!r} is not a quantile this exchange answers",
+                _QUANTILE_HINT + " (ascending order only)",
+            )
+        return ordered[0].this, self._level(inner.this)
+
+    def _level(self, node: exp.Expr | None) -> float:
+        level: float | None = None
+        if isinstance(node, exp.Literal) and not node.is_string:
+            try:
+                level = float(node.name)
+            except ValueError:
+                level = None
+        if level is None or not 0.0 < level < 1.0:
+            written = self.words.quote(node) if node is not None else "nothing"
+            raise _refuse(
+                "quantile",
+                f"the quantile level {written!r} is not a number strictly between 0 and 1",
+                _QUANTILE_HINT,
+            )
+        return level
+
     @staticmethod
-    def _default_name(function: str, column: str | None) -> str:
+    def _default_name(function: str, column: str | None, level: float | None = None) -> str:
         if function == "count_distinct":
             return "units"
+        if function == "quantile" and level is not None:
+            # p90_cost, p99_5_cost; a median is median_cost.
+            percent = f"{level * 100:.10g}".replace(".", "_")
+            return f"median_{column}" if level == 0.5 else f"p{percent}_{column}"
         return function if column is None else f"{function}_{column}"
 
     def group_keys(self, policy: Policy) -> list[tuple[exp.Expr, GroupKey]]:
@@ -298,7 +368,7 @@ class Resolver:
         for item in self.select.expressions:
             node = item.unalias()
             resolved: GroupKey | Aggregate
-            if isinstance(node, exp.Count | exp.Sum | exp.Avg):
+            if isinstance(node, AGGREGATE_TYPES):
                 resolved = self.aggregate(node, policy)
             else:
                 matches = [key for expr, key in keys if expr == node]
@@ -306,7 +376,7 @@ class Resolver:
                     raise _refuse(
                         "row_level" if isinstance(node, exp.Column) else "projection",
                         f"{self.words.quote(node)!r} is neither an aggregate nor a group key",
-                        "select aggregates (COUNT, SUM, AVG) and the columns you GROUP BY",
+                        "select aggregates (COUNT, SUM, AVG, MEDIAN) and the columns you GROUP BY",
                     )
                 resolved = matches[0]
             name = item.alias if isinstance(item, exp.Alias) else resolved.name
@@ -421,7 +491,9 @@ class Resolver:
         named_keys = {key: name for name, key in items if isinstance(key, GroupKey)}
         keys = tuple(GroupKey(named_keys.get(k, k.name), k.column, k.unit) for k in keys)
         aggregates = tuple(
-            Aggregate(name, a.function, a.column) for name, a in items if isinstance(a, Aggregate)
+            Aggregate(name, a.function, a.column, a.level)
+            for name, a in items
+            if isinstance(a, Aggregate)
         )
         clause = self.select.args.get("where")
         condition = None if clause is None else self._typed(clause.this.copy())

@@ -31,11 +31,13 @@ class GroupKey:
 @dataclass(frozen=True)
 class Aggregate:
     """One output aggregate: ``count`` (of rows, or of a column's non-null values when
-    ``column`` is set), ``count_distinct`` (of privacy units), ``sum`` or ``avg``."""
+    ``column`` is set), ``count_distinct`` (of privacy units), ``sum``, ``avg`` or
+    ``quantile`` (of ``column`` at ``level``, 0.5 for a median)."""
 
     name: str
     function: str
     column: str | None = None
+    level: float | None = None
 
 
 @dataclass(frozen=True)

@@ -110,11 +110,25 @@ class Rewrite:
     groups_per_unit: int
     bounded: bool
     rows_per_unit: int
+    samples: tuple[str, str] = ("", "")
+    sampled: tuple[str, ...] = ()
 
     def sql(self, view: str, dialect: str = "duckdb", *, counted: bool = False) -> str:
         """The SQL over ``view``, transpiled to ``dialect``; ``counted`` when ``view``
         has the per-unit columns (see :data:`entrepot.engine.units.HIDDEN_COLUMNS`)."""
         template = self.counted if counted and self.counted else self.template
+        return self._fill(template, view, dialect)
+
+    def samples_sql(self, view: str, dialect: str = "duckdb", *, counted: bool = False) -> str:
+        """The SQL returning, per group, the list of values each quantile's measure
+        (``sampled``, column ``__x<i>``) takes in the bounded data; empty without
+        quantiles."""
+        template, stored = self.samples
+        if not template:
+            return ""
+        return self._fill(stored if counted and stored else template, view, dialect)
+
+    def _fill(self, template: str, view: str, dialect: str) -> str:
         # The consumer-written filter goes in last, so no text of its is substituted.
         text = template.replace("{view}", _ident(view)).replace("{where}", self.where)
         if dialect == "duckdb":
@@ -142,6 +156,10 @@ def _needs(query: Query, standard: Standard, policy: Policy) -> list[tuple[str, 
             needs.append(("units", None))
         elif aggregate.function == "sum":
             needs.append(("sum", aggregate.column))
+        elif aggregate.function == "quantile":
+            # The quantile itself is selected from the values; its count tells a
+            # group from an empty one and sizes the interval.
+            needs.append(count_of(aggregate.column))
         else:
             needs += [("sum", aggregate.column), count_of(aggregate.column)]
     if policy.threshold > 0 and ("units", None) not in needs and ("rows", None) not in needs:
@@ -217,6 +235,21 @@ def rewrite(query: Query, standard: Standard, policy: Policy, *, groups: int) ->
         counted = _bounded_sql(shape, _ident(UNIT_KEY), precounted=query.where is None, stored=True)
     else:
         template = _direct_sql(quantities, standard, keys, key_sql, unit)
+    sampled = tuple(
+        dict.fromkeys(a.column for a in query.aggregates if a.function == "quantile" and a.column)
+    )
+    samples = ("", "")
+    if sampled:
+        clamped = [_clamp(c, *(standard.field(c).bounds or (0.0, 0.0))) for c in sampled]
+        shape = _Shape([], standard, keys, key_sql, rows, spread)
+        if not bounded:
+            samples = (_samples_sql(shape, clamped, None), "")
+        else:
+            assert unit is not None
+            samples = (
+                _samples_sql(shape, clamped, _ident(unit)),
+                _samples_sql(shape, clamped, _ident(UNIT_KEY), stored=True),
+            )
     return Rewrite(
         template=template,
         counted=counted,
@@ -226,7 +259,53 @@ def rewrite(query: Query, standard: Standard, policy: Policy, *, groups: int) ->
         groups_per_unit=spread,
         bounded=bounded,
         rows_per_unit=rows,
+        samples=samples,
+        sampled=sampled,
     )
+
+
+def _samples_sql(shape: _Shape, clamped: list[str], u: str | None, *, stored: bool = False) -> str:
+    """Per group, the list of each clamped measure's non-null values over at most R rows
+    per unit: every row of a unit with at most R rows (after the filter), R rows chosen
+    at random from a larger unit's. ``u`` names units (None: every row is its own);
+    ``stored`` reads each unit's row count over the version from its per-unit column,
+    so only the units above R there are counted over the filter."""
+    keys = shape.keys
+    select = [f"{expr} AS {key}" for expr, key in zip(shape.key_sql, keys, strict=True)]
+    values = [f"{expr} AS __x{i}" for i, expr in enumerate(clamped)]
+    names = [*keys, *(f"__x{i}" for i in range(len(clamped)))]
+    lists = [f"list(__x{i}) FILTER (WHERE __x{i} IS NOT NULL) AS __x{i}" for i in range(len(clamped))]
+    group = f" GROUP BY {', '.join(keys)}" if keys else ""
+    if u is None:
+        return (
+            f"WITH __kept AS (SELECT {', '.join(select + values)} FROM {{view}} WHERE {{where}}) "
+            f"SELECT {', '.join([*keys, *lists])} FROM __kept{group}"
+        )
+    if stored:
+        # A unit's stored count is over the whole version, at least its count under any
+        # filter: a unit at most R there keeps every row, whatever the filter.
+        rows = (
+            f"__rows AS (SELECT {', '.join([*select, *values, f'{u} AS __u'])}, "
+            f"{_ident(UNIT_ROWS)} AS __n FROM {{view}} WHERE {{where}})"
+        )
+        ctes = [rows]
+    else:
+        ctes = [
+            f"__units AS (SELECT {u} AS __u, count(*) AS __n FROM {{view}} "
+            "WHERE {where} GROUP BY 1)",
+            f"__rows AS (SELECT {', '.join([*select, *values])}, __units.__u AS __u, __n "
+            f"FROM {{view}} JOIN __units ON {u} = __units.__u WHERE {{where}})",
+        ]
+    listed = ", ".join(names)
+    # Only the rows of units above R are ordered (at random: any order bounds the
+    # contribution, a random one keeps the rows kept representative of the unit's).
+    ctes.append(
+        f"__kept AS (SELECT {listed} FROM __rows WHERE __n <= {shape.rows} "
+        f"UNION ALL SELECT {listed} FROM (SELECT {listed}, row_number() OVER "
+        f"(PARTITION BY __u ORDER BY __r) AS __i FROM (SELECT *, random() AS __r "
+        f"FROM __rows WHERE __n > {shape.rows})) WHERE __i <= {shape.rows})"
+    )
+    return f"WITH {', '.join(ctes)} SELECT {', '.join([*keys, *lists])} FROM __kept{group}"
 
 
 def _measure(q: Quantity, standard: Standard) -> str:

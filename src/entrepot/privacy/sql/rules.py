@@ -4,8 +4,9 @@
 :class:`~entrepot.errors.PolicyViolation` with its name as ``rule`` and a hint on how
 to rephrase. Messages quote only the consumer's own SQL and the public standard,
 never the data. What passes is a single SELECT of COUNT / COUNT(DISTINCT unit) /
-SUM / AVG over the one dataset, filtered by comparisons of allowed columns with
-literals and grouped by allowed dimensions and truncated time columns; anything
+SUM / AVG / MEDIAN / QUANTILE_CONT over the one dataset, filtered by comparisons of
+allowed columns with literals and grouped by allowed dimensions and truncated time
+columns; anything
 else (statements, files, table functions, joins, subqueries, windows, ordering,
 limits, other functions) is refused. The last rule is an allow-list of AST node
 types, so syntax no earlier rule thought of is refused too.
@@ -29,7 +30,7 @@ from sqlglot.tokens import Token, TokenType
 
 from entrepot.errors import PolicyViolation
 from entrepot.privacy.policy import Policy
-from entrepot.privacy.sql._resolve import Resolver
+from entrepot.privacy.sql._resolve import QUANTILES, Resolver, aggregate_nodes
 from entrepot.privacy.sql._words import Source
 from entrepot.privacy.sql.query import Query
 from entrepot.standards.schema import Role, Standard
@@ -57,7 +58,7 @@ RULE_NAMES = frozenset(
         "unknown_column", "count_distinct", "aggregate_argument", "aggregate_column",
         "row_level", "projection", "output_name", "where_column", "where_expression",
         "group_by_column", "group_by_expression", "expression", "epsilon_cap", "max_groups",
-        "coverage",
+        "coverage", "quantile",
     }
 )  # fmt: skip
 
@@ -106,7 +107,12 @@ _MODIFIERS = {
     "hints": "table hints (WITH (...))",
 }
 _FILE_HINTS = ("/", "\\", ".csv", ".parquet", ".json", ".tsv", ".txt", "://", "~")
-_AGGREGATES: dict[type[exp.Expr], str] = {exp.Count: "count", exp.Sum: "sum", exp.Avg: "avg"}
+# Quantile spellings answered otherwise or not at all: a private quantile is a point of
+# a grid over the measure's bounds, never a stored value (DISC), and each gets its own
+# share of ε (one level per call).
+_OTHER_QUANTILES: tuple[type[exp.Expr], ...] = (
+    exp.PercentileDisc, exp.Quantile, exp.ApproxQuantile, exp.ApproxQuantiles,
+)  # fmt: skip
 _LITERALS = (exp.Literal, exp.Boolean, exp.Null)
 _COMPARISONS = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE)
 _DATE_TYPES = {exp.DataType.Type.DATE, exp.DataType.Type.TIMESTAMP, exp.DataType.Type.TIMESTAMPNTZ}
@@ -114,7 +120,8 @@ _TRUNCATIONS = (exp.TimestampTrunc, exp.DateTrunc)
 # Every node type an accepted query may contain (the last rule's allow-list).
 _ALLOWED_NODES: tuple[type[exp.Expr], ...] = (
     exp.Select, exp.From, exp.Table, exp.TableAlias, exp.Identifier, exp.Column, exp.Alias,
-    exp.Count, exp.Sum, exp.Avg, exp.Star, exp.Distinct, exp.Where, exp.Group, exp.And,
+    exp.Count, exp.Sum, exp.Avg, *QUANTILES, exp.Order, exp.Ordered, exp.Star, exp.Distinct,
+    exp.Where, exp.Group, exp.And,
     exp.Or, exp.Not, exp.Paren, *_COMPARISONS, exp.In, exp.Between, exp.Is, exp.Neg,
     exp.Cast, exp.DataType, *_TRUNCATIONS, exp.Var, *_LITERALS,
 )  # fmt: skip
@@ -483,6 +490,14 @@ def function(ctx: Context) -> None:
         for node in part.walk():
             if not isinstance(node, exp.Func) or isinstance(node, _ALLOWED_NODES):
                 continue
+            if isinstance(node, _OTHER_QUANTILES) or isinstance(node.parent, QUANTILES):
+                raise _refuse(
+                    "quantile",
+                    f"the quantile {_function_name(ctx, node)} is not accepted",
+                    "write MEDIAN(cost), QUANTILE_CONT(cost, 0.9) or PERCENTILE_CONT(0.9) "
+                    "WITHIN GROUP (ORDER BY cost): the answer is a point of a grid over the "
+                    "measure's bounds, one level per aggregate",
+                )
             if isinstance(node, exp.AggFunc):
                 allowed = ", ".join(a.upper() for a in ctx.policy.aggregates)
                 raise _refuse(
@@ -493,7 +508,8 @@ def function(ctx: Context) -> None:
             raise _refuse(
                 "function",
                 f"the function {_function_name(ctx, node)} is not accepted",
-                "use only COUNT, SUM, AVG, date_trunc and literal comparisons",
+                "use only COUNT, SUM, AVG, MEDIAN, QUANTILE_CONT, date_trunc and literal "
+                "comparisons",
             )
 
 
@@ -541,7 +557,7 @@ def aggregates(ctx: Context) -> None:
             raise _refuse(
                 "aggregate_argument", "FILTER on an aggregate is not accepted", "move it to WHERE"
             )
-        for node in part.find_all(*_AGGREGATES):
+        for node in aggregate_nodes(part):
             ctx.resolver.aggregate(node, ctx.policy)
 
 
@@ -561,7 +577,11 @@ def group_by(ctx: Context) -> None:
 
 def allowed_nodes(ctx: Context) -> None:
     for node in ctx.select.walk():
-        if not isinstance(node, _ALLOWED_NODES):
+        # An ordering is only the argument of PERCENTILE_CONT(q) WITHIN GROUP (...).
+        loose = isinstance(node, exp.Order | exp.Ordered) and not node.find_ancestor(
+            exp.WithinGroup
+        )
+        if loose or not isinstance(node, _ALLOWED_NODES):
             quoted = ctx.words.quote(node)
             raise _refuse(
                 "expression",

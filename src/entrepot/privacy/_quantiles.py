@@ -1,0 +1,150 @@
+"""Private quantiles per group: OpenDP's selection over a public grid, and an interval.
+
+A quantile aggregate gets one share of the query's budget, like a SUM, split in three
+equal parts: one selects the estimate, two select brackets below and above it. Each
+selection is OpenDP's ``make_private_quantile`` over the candidates of
+:func:`candidates` (an even grid over the measure's public bounds), so every answer
+and every interval end lies within those bounds.
+
+The interval (confidence 1 - α, α = 0.05 split as 0.01 + 0.02 + 0.02):
+
+- The selection's rank error: the quantile score of a candidate ``c`` is
+  ``|(1-q)·#(x < c) - q·#(x > c)|``, which moves by at most 1 when one value moves past
+  ``c``. A candidate is selected with probability at most ``exp(-(score - best)/s)``
+  (OpenDP's scale ``s``), so all but ``β`` of the time the selected score is within
+  ``t = s·ln(K/β)`` of the best, ``K`` candidates: ``t`` rows of rank.
+- The group's size ``n`` is not public: its noisy count (the measure's count, already
+  part of the answer) gives ``n_lo``, the lower end of its interval at level 0.01.
+- Each bracket is selected at level ``q ∓ Δ`` with ``Δ = (t + 1) / n_lo`` (``t`` at
+  0.02), so its rank error cannot carry it past the ``q`` quantile; it is then widened
+  by one grid step, since the truth and the selected point may share a grid cell.
+  Brackets are priced at the level half-way from ``q`` to the nearer of 0 and 1, so
+  one scale fits them; a bracket whose level falls beyond, and both when
+  ``n_lo <= 0``, become the measure's bound.
+- The estimate itself lies inside the interval (the ends are widened to it if
+  needed). Where the group is near zero the estimate is not shown, as for AVG.
+
+The interval covers the quantile of the values the mechanism saw: clamped to the
+bounds and at most ``R`` rows per unit (the bounded data, as for counts and sums).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from entrepot.privacy.mechanisms import QUANTILE_CANDIDATES, Mechanism
+
+__all__ = ["QuantileSpec", "candidates", "estimate", "spec"]
+
+# The confidence split: the group size's interval, then each bracket's selection.
+_ALPHA_SIZE = 0.01
+_ALPHA_BRACKET = 0.02
+
+
+def candidates(low: float, high: float) -> tuple[float, ...]:
+    """The public grid a quantile of a measure bounded by ``[low, high]`` is chosen on."""
+    if high <= low:
+        return (float(low),)
+    last = QUANTILE_CANDIDATES - 1
+    return tuple(low + (high - low) * i / last for i in range(last)) + (float(high),)
+
+
+@dataclass(frozen=True)
+class QuantileSpec:
+    """One quantile aggregate: its measure, level, bounds and selection scales."""
+
+    name: str
+    column: str
+    level: float
+    low: float
+    high: float
+    scale: float
+    bracket_scale: float
+
+    @property
+    def grid(self) -> tuple[float, ...]:
+        return candidates(self.low, self.high)
+
+    @property
+    def step(self) -> float:
+        grid = self.grid
+        return grid[1] - grid[0] if len(grid) > 1 else 0.0
+
+    def rank_error(self, scale: float, alpha: float) -> float:
+        """Rows of rank the selection at ``scale`` misses by, all but ``alpha`` of the time."""
+        return scale * math.log(len(self.grid) / alpha)
+
+
+def spec(
+    mechanism: Mechanism,
+    name: str,
+    column: str,
+    level: float,
+    bounds: tuple[float, float],
+    *,
+    rows: int,
+    share: float,
+) -> QuantileSpec:
+    """The scales of one quantile aggregate spending ``share``, ``rows`` per unit."""
+    third = share / 3
+    return QuantileSpec(
+        name=name,
+        column=column,
+        level=level,
+        low=float(bounds[0]),
+        high=float(bounds[1]),
+        scale=mechanism.quantile_scale(rows, third, level, QUANTILE_CANDIDATES),
+        bracket_scale=mechanism.quantile_scale(
+            rows, third, _edge(level), QUANTILE_CANDIDATES
+        ),
+    )
+
+
+def _edge(level: float) -> float:
+    """The level brackets are priced at: half-way from ``level`` to the nearer of 0 and
+    1. The privacy map grows with ``max(level, 1 - level)``, so the one scale fits every
+    level in ``[edge, 1 - edge]``; a bracket beyond is the measure's bound."""
+    return min(level, 1 - level) / 2
+
+
+def estimate(
+    mechanism: Mechanism,
+    quantile: QuantileSpec,
+    values: Sequence[Any],
+    size: Any,
+    size_scale: float,
+) -> tuple[list[float], list[float], list[float]]:
+    """Per group, the selected quantile and its interval.
+
+    ``values`` holds each group's values (a float array, possibly empty); ``size`` the
+    noisy count of each group and ``size_scale`` its noise scale. Which selections are
+    drawn depends on the noisy counts only, never on the data.
+    """
+    grid = quantile.grid
+    slack = quantile.rank_error(quantile.bracket_scale, _ALPHA_BRACKET) + 1.0
+    margin = mechanism.halfwidth(size_scale, _ALPHA_SIZE)
+    value, lo, hi = [], [], []
+    for data, noisy_size in zip(values, np.asarray(size, dtype=np.float64).tolist(), strict=True):
+        point = mechanism.select_quantile(data, grid, quantile.level, quantile.scale)
+        low, high = quantile.low, quantile.high
+        n_lo = noisy_size - margin
+        if n_lo > 0:
+            delta = slack / n_lo
+            below, above = quantile.level - delta, quantile.level + delta
+            edge = _edge(quantile.level)
+            if below > edge:
+                picked = mechanism.select_quantile(data, grid, below, quantile.bracket_scale)
+                low = max(quantile.low, picked - quantile.step)
+            if above < 1 - edge:
+                picked = mechanism.select_quantile(data, grid, above, quantile.bracket_scale)
+                high = min(quantile.high, picked + quantile.step)
+        value.append(point)
+        lo.append(min(low, point))
+        hi.append(max(high, point))
+    return value, lo, hi
+
