@@ -51,7 +51,7 @@ def candidates(low: float, high: float) -> tuple[float, ...]:
     if high <= low:
         return (float(low),)
     last = QUANTILE_CANDIDATES - 1
-    return tuple(low + (high - low) * i / last for i in range(last)) + (float(high),)
+    return (*(low + (high - low) * i / last for i in range(last)), float(high))
 
 
 @dataclass(frozen=True)
@@ -99,9 +99,7 @@ def spec(
         low=float(bounds[0]),
         high=float(bounds[1]),
         scale=mechanism.quantile_scale(rows, third, level, QUANTILE_CANDIDATES),
-        bracket_scale=mechanism.quantile_scale(
-            rows, third, _edge(level), QUANTILE_CANDIDATES
-        ),
+        bracket_scale=mechanism.quantile_scale(rows, third, _edge(level), QUANTILE_CANDIDATES),
     )
 
 
@@ -147,4 +145,3 @@ def estimate(
         lo.append(min(low, point))
         hi.append(max(high, point))
     return value, lo, hi
-

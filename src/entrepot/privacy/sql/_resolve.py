@@ -224,7 +224,9 @@ class Resolver:
             raise _refuse(
                 "aggregate_argument",
                 f"{function.upper()} takes a plain column here, not {self.words.quote(arg)!r}",
-                _QUANTILE_HINT if level is not None else f"write {function.upper()}(<measure>) or COUNT(*)",
+                _QUANTILE_HINT
+                if level is not None
+                else f"write {function.upper()}(<measure>) or COUNT(*)",
             )
         if function not in policy.aggregates:
             allowed = ", ".join(a.upper() for a in policy.aggregates)

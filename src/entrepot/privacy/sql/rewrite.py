@@ -274,7 +274,9 @@ def _samples_sql(shape: _Shape, clamped: list[str], u: str | None, *, stored: bo
     select = [f"{expr} AS {key}" for expr, key in zip(shape.key_sql, keys, strict=True)]
     values = [f"{expr} AS __x{i}" for i, expr in enumerate(clamped)]
     names = [*keys, *(f"__x{i}" for i in range(len(clamped)))]
-    lists = [f"list(__x{i}) FILTER (WHERE __x{i} IS NOT NULL) AS __x{i}" for i in range(len(clamped))]
+    lists = [
+        f"list(__x{i}) FILTER (WHERE __x{i} IS NOT NULL) AS __x{i}" for i in range(len(clamped))
+    ]
     group = f" GROUP BY {', '.join(keys)}" if keys else ""
     if u is None:
         return (

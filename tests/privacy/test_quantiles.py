@@ -1,0 +1,307 @@
+"""Private quantiles: within the bounds, bounded per unit, priced like a SUM, and with
+intervals that cover the quantile of the bounded data."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from privacy_fixtures import CODES, DATASET, visit_standard
+
+from entrepot.engine import DuckDBEngine, EngineOptions, write_unit_columns
+from entrepot.privacy import Answer, Plan, mechanisms, parse_policy, plan
+from entrepot.privacy._quantiles import candidates
+
+STANDARD = visit_standard()
+LOW, HIGH = STANDARD.field("cost").bounds or (0.0, 0.0)
+SCHEMA = pa.schema(
+    [
+        ("visit_id", pa.string()),
+        ("patient_id", pa.string()),
+        ("visit_date", pa.date32()),
+        ("district", pa.string()),
+        ("sex", pa.int64()),
+        ("age_band", pa.string()),
+        ("diagnosis_group", pa.string()),
+        ("cost", pa.float64()),
+        ("duration_hours", pa.float64()),
+    ]
+)
+
+
+def write(path: Path, units: list[int], districts: list[str], costs: list[float | None]) -> Path:
+    n = len(costs)
+    table = pa.Table.from_pydict(
+        {
+            "visit_id": [f"V{i}" for i in range(n)],
+            "patient_id": [f"P-{u:06d}" for u in units],
+            "visit_date": [19358 + i % 365 for i in range(n)],
+            "district": districts,
+            "sex": [1 + i % 2 for i in range(n)],
+            "age_band": ["18-64"] * n,
+            "diagnosis_group": ["A"] * n,
+            "cost": costs,
+            "duration_hours": [1.0] * n,
+        },
+        schema=SCHEMA,
+    )
+    pq.write_table(table, path)
+    return path
+
+
+def policy(**contributions: Any) -> Any:
+    document: dict[str, Any] = {"epsilon": {"per_query": 1e9}}
+    if contributions:
+        document["contributions"] = contributions
+    return parse_policy(document, STANDARD)
+
+
+def run(p: Plan, path: Path) -> Answer:
+    with (
+        DuckDBEngine(EngineOptions((path.parent,), threads=1)) as engine,
+        engine.session() as session,
+    ):
+        session.register_parquet("v", [path])
+        return p.run(session, "v")
+
+
+def samples(p: Plan, path: Path, *, counted: bool = False) -> pa.Table:
+    with (
+        DuckDBEngine(EngineOptions((path.parent,), threads=1)) as engine,
+        engine.session() as session,
+    ):
+        session.register_parquet("v", [path])
+        return session.execute(p.rewrite.samples_sql("v", counted=counted))
+
+
+def by_district(answer: Answer, name: str) -> dict[str, Any]:
+    index = answer.aggregates.index(name)
+    return {row.key[0]: row.values[index] for row in answer.rows}
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    costs=st.lists(
+        st.one_of(st.none(), st.floats(-1e6, 1e6, allow_nan=False), st.just(math.nan)),
+        max_size=60,
+    ),
+    level=st.floats(0.01, 0.99),
+    epsilon=st.sampled_from([0.01, 1.0, 1e6]),
+    grouped=st.booleans(),
+)
+def test_quantiles_and_their_intervals_lie_within_the_measures_bounds(
+    tmp_path: Path, costs: list[float | None], level: float, epsilon: float, grouped: bool
+) -> None:
+    path = write(
+        tmp_path / "v.parquet",
+        [i % 7 for i in range(len(costs))],
+        [("D1", "D2", "DX")[i % 3] for i in range(len(costs))],
+        costs,
+    )
+    keys = "district, " if grouped else ""
+    sql = f"SELECT {keys}QUANTILE_CONT(cost, {level!r}) AS q, MEDIAN(cost) AS m FROM {DATASET}"
+    sql += " GROUP BY district" if grouped else ""
+    p = plan(sql, standard=STANDARD, policy=policy(), epsilon=epsilon, codes=CODES)
+    answer = run(p, path)
+    assert answer.rows
+    for row in answer.rows:
+        for estimate in row.values:
+            assert LOW <= estimate.lo <= estimate.hi <= HIGH
+            if estimate.value is not None:
+                assert estimate.lo <= estimate.value <= estimate.hi
+
+
+def test_a_unit_with_many_rows_adds_at_most_r_values_whichever_text_runs(tmp_path: Path) -> None:
+    # unit 0 has 5,000 rows of cost 4,000; units 1..300 one row each of cost 100
+    units = [0] * 5000 + list(range(1, 301))
+    costs: list[float | None] = [4000.0] * 5000 + [100.0] * 300
+    plain = write(tmp_path / "v.parquet", units, ["D1"] * len(units), costs)
+    counted = tmp_path / "v_units.parquet"
+    write_unit_columns(plain, counted, "patient_id", threads=1, memory_limit="256MB")
+    p = plan(
+        f"SELECT district, MEDIAN(cost) FROM {DATASET} GROUP BY district",
+        standard=STANDARD,
+        policy=policy(rows_per_group=4, groups=1),
+        codes=CODES,
+    )
+    assert p.rewrite.rows_per_unit == 4
+    for path, stored in ((plain, False), (counted, True)):
+        table = samples(p, path, counted=stored).to_pylist()
+        values = sorted(next(r["__x0"] for r in table if r["__k0"] == "D1"))
+        assert values.count(4000.0) == 4
+        assert values.count(100.0) == 300
+    # so the unit cannot drag the median: it stays at the other units' 100
+    answer = run(p, counted)
+    p_huge = plan(
+        f"SELECT district, MEDIAN(cost) FROM {DATASET} GROUP BY district",
+        standard=STANDARD,
+        policy=policy(rows_per_group=4, groups=1),
+        epsilon=1e6,
+        codes=CODES,
+    )
+    assert by_district(run(p_huge, counted), "median_cost")["D1"].value == pytest.approx(100.0)
+    assert answer.interval_of == "bounded data"
+
+
+def test_a_filter_bounds_units_by_their_rows_under_it(tmp_path: Path) -> None:
+    # unit 0 has 10 rows, 3 of them in D2: under WHERE district = 'D2' it keeps all 3
+    units = [0] * 10 + list(range(1, 21))
+    districts = ["D1"] * 7 + ["D2"] * 3 + ["D2"] * 20
+    plain = write(tmp_path / "v.parquet", units, districts, [float(i) for i in range(30)])
+    counted = tmp_path / "v_units.parquet"
+    write_unit_columns(plain, counted, "patient_id", threads=1, memory_limit="256MB")
+    p = plan(
+        f"SELECT MEDIAN(cost) FROM {DATASET} WHERE district = 'D2'",
+        standard=STANDARD,
+        policy=policy(rows_per_group=4, groups=1),
+        codes=CODES,
+    )
+    for path, stored in ((plain, False), (counted, True)):
+        values = sorted(samples(p, path, counted=stored).column("__x0")[0].as_py())
+        assert values == [float(i) for i in range(7, 30)]
+
+
+def test_intervals_cover_the_quantile_of_the_bounded_data(tmp_path: Path) -> None:
+    rng = np.random.default_rng(7)
+    n = 6000
+    # continuous costs in D1, heavily tied ones in D2; every unit within its bound
+    costs = np.where(
+        np.arange(n) % 2 == 0,
+        rng.gamma(2.0, 400.0, n),
+        rng.choice([200.0, 450.0, 450.0, 450.0, 1200.0], n),
+    )
+    districts = ["D1" if i % 2 == 0 else "D2" for i in range(n)]
+    path = write(tmp_path / "v.parquet", [i // 3 for i in range(n)], districts, costs.tolist())
+    clamped = np.clip(costs, LOW, HIGH)
+    truth = {
+        (d, level): float(np.quantile(clamped[i::2], level))
+        for i, d in enumerate(("D1", "D2"))
+        for level in (0.5, 0.9)
+    }
+    p = plan(
+        f"SELECT district, MEDIAN(cost) AS m, QUANTILE_CONT(cost, 0.9) AS p90 FROM {DATASET} "
+        "GROUP BY district",
+        standard=STANDARD,
+        policy=policy(rows_per_group=3, groups=1),
+        epsilon=1.0,
+        codes=CODES,
+    )
+    exact = _exact(p, path)
+    values = samples(p, path)
+    trials, covered = 120, {key: 0 for key in truth}
+    widths: dict[str, list[float]] = {"m": [], "p90": []}
+    for _ in range(trials):
+        answer = p.release(exact, values)
+        for name, level in (("m", 0.5), ("p90", 0.9)):
+            for district, estimate in by_district(answer, name).items():
+                if district not in ("D1", "D2"):
+                    continue
+                covered[(district, level)] += estimate.lo <= truth[(district, level)] <= estimate.hi
+                widths[name].append(estimate.hi - estimate.lo)
+    for key, hits in covered.items():
+        assert hits / trials >= 0.95, (key, hits)
+    # and the median's intervals say something: far narrower than the bounds (the 90th
+    # percentile's upper bracket, at 0.9 + Δ past 0.95, is the upper bound here)
+    assert float(np.median(widths["m"])) < (HIGH - LOW) / 5
+
+
+def _exact(p: Plan, path: Path) -> pa.Table:
+    with (
+        DuckDBEngine(EngineOptions((path.parent,), threads=1)) as engine,
+        engine.session() as session,
+    ):
+        session.register_parquet("v", [path])
+        return session.execute(p.sql("v"))
+
+
+def test_a_group_without_rows_shows_no_quantile_and_the_bounds(tmp_path: Path) -> None:
+    path = write(tmp_path / "v.parquet", list(range(3000)), ["D1"] * 3000, [500.0] * 3000)
+    p = plan(
+        f"SELECT district, MEDIAN(cost) FROM {DATASET} GROUP BY district",
+        standard=STANDARD,
+        policy=policy(),
+        epsilon=1.0,
+        codes=CODES,
+    )
+    answer = run(p, path)
+    rows = {row.key[0]: row for row in answer.rows}
+    assert set(rows) == {"D1", "D2", "D3"}
+    for district in ("D2", "D3"):
+        if rows[district].near_zero:
+            assert rows[district].values[0].value is None
+            assert (rows[district].values[0].lo, rows[district].values[0].hi) == (LOW, HIGH)
+    assert rows["D1"].values[0].value is not None
+    assert not rows["D1"].near_zero
+
+
+def test_merged_small_groups_show_no_quantile(tmp_path: Path) -> None:
+    path = write(tmp_path / "v.parquet", list(range(40)), ["D1"] * 40, [500.0] * 40)
+    document = {"epsilon": {"per_query": 1e9}, "threshold": 1e9, "small_groups": "merge"}
+    p = plan(
+        f"SELECT district, MEDIAN(cost) FROM {DATASET} GROUP BY district",
+        standard=STANDARD,
+        policy=parse_policy(document, STANDARD),
+        epsilon=1.0,
+        codes=CODES,
+    )
+    (other,) = run(p, path).rows
+    assert other.other
+    assert other.values[0].value is None
+    assert (other.values[0].lo, other.values[0].hi) == (LOW, HIGH)
+
+
+def test_a_quantile_takes_one_share_of_the_budget_like_a_sum() -> None:
+    common = {"standard": STANDARD, "policy": parse_policy({}, STANDARD), "epsilon": 0.9}
+    summed = plan(f"SELECT COUNT(*) AS n, SUM(cost) AS s FROM {DATASET}", **common)
+    median = plan(f"SELECT COUNT(*) AS n, MEDIAN(cost) AS m FROM {DATASET}", **common)
+    # the count gets the same share whether the other aggregate is a SUM or a median
+    assert median.scales == {summed.rewrite.quantities[0].name: summed.scales["__q0"]}
+    (quantile,) = median.quantiles
+    laplace = mechanisms.get("laplace")
+    share = 0.9 * (1 - 0.1) / 2
+    rows = median.rewrite.rows_per_unit
+    # its share is split over the estimate and two brackets, each priced at R rows
+    for scale, level in ((quantile.scale, 0.5), (quantile.bracket_scale, 0.25)):
+        used = mechanisms._quantile("laplace", candidates(LOW, HIGH), level, scale).map(rows)
+        assert used <= share / 3 * (1 + 1e-9)
+        assert used == pytest.approx(share / 3)
+    assert laplace.quantile_scale(rows, share / 3, 0.5, 1001) == quantile.scale
+    assert median.fingerprint != summed.fingerprint
+    assert any("cost clamped" in note for note in median.notes)
+
+
+@pytest.mark.parametrize("name", ["laplace", "gaussian"])
+def test_the_quantile_privacy_map_spends_no_more_spread_over_groups(name: str) -> None:
+    mechanism = mechanisms.get(name)
+    scale = mechanism.quantile_scale(15, 0.1, 0.9, 1001)
+    measurement = mechanisms._quantile(name, candidates(0.0, 1.0), 0.9, scale)
+    whole = float(measurement.map(15))
+    assert whole <= 0.1
+    # rows spread over groups (d_g summing to 15) spend at most what 15 in one group do
+    for split in ([5, 5, 5], [1] * 15, [14, 1]):
+        assert sum(float(measurement.map(d)) for d in split) <= whole * (1 + 1e-12)
+
+
+def test_gaussian_policies_release_quantiles_under_zcdp(tmp_path: Path) -> None:
+    path = write(tmp_path / "v.parquet", list(range(500)), ["D1"] * 500, [700.0] * 500)
+    document = {"epsilon": {"per_query": 1e9}, "mechanism": "gaussian", "delta": 1e-10}
+    p = plan(
+        f"SELECT MEDIAN(cost) AS m FROM {DATASET}",
+        standard=STANDARD,
+        policy=parse_policy(document, STANDARD),
+        epsilon=1e4,
+        codes=CODES,
+    )
+    (row,) = run(p, path).rows
+    assert row.values[0].value == pytest.approx(700.0, abs=2 * (HIGH - LOW) / 1000)
