@@ -430,3 +430,17 @@ def test_engine_failures_do_not_quote_stored_values(tmp_path: Path) -> None:
         with pytest.raises(EntrepotError) as failed:
             p.run(session, "v")
     assert "secret" not in str(failed.value.to_dict())
+
+
+def test_the_expected_halfwidths_are_those_the_answer_is_released_with(visits_file: Path) -> None:
+    sql = f"SELECT district, COUNT(*) AS n, SUM(cost) AS spent FROM {DATASET} GROUP BY district"
+    policy = parse_policy({"threshold": 0}, STANDARD)
+    p = plan(sql, standard=STANDARD, policy=policy, dataset=DATASET, epsilon=0.5, codes=CODES)
+    widths = p.halfwidths()
+    answer = run(sql, policy, visits_file, epsilon=0.5)
+    for row in answer.rows:
+        count, spent = row.values
+        assert spent.hi - spent.value == pytest.approx(widths["spent"])
+        if count.lo > 0:  # a count's interval is cut at 0
+            assert count.hi - count.value == pytest.approx(widths["n"])
+    assert widths["n"] < widths["spent"]

@@ -196,31 +196,40 @@ class Visit:
     ) -> Response:
         return await anyio.to_thread.run_sync(partial(self.json, build, roles=roles))
 
-    def json(self, build: Callable[[], Any], *, roles: tuple[str, ...] = ()) -> Response:
-        """A JSON answer for the portal's scripts (same body as the API), or its error."""
+    def refusal(self, roles: tuple[str, ...] = ()) -> EntrepotError | None:
+        """Why a script's call may not go on: signed out, no CSRF token, or the role."""
         if self.actor is None:
-            error: EntrepotError = Unauthorized(
-                "you are signed out", hint="sign in again in this browser"
-            )
-            return self.finish(JSONResponse(error.to_dict(), status_code=error.status))
+            return Unauthorized("you are signed out", hint="sign in again in this browser")
         if not self.csrf_ok():
-            error = Forbidden(
+            return Forbidden(
                 "the request's security token is missing or out of date",
                 hint="reload the page and try again",
                 rule="csrf",
             )
-            return self.finish(JSONResponse(error.to_dict(), status_code=error.status))
         if roles and self.actor.role not in roles:
-            error = Forbidden(
+            return Forbidden(
                 f"a {self.actor.role} account may not do this",
                 hint=f"sign in with an account with role: {', '.join(roles)}",
                 role=self.actor.role,
             )
-            return self.finish(JSONResponse(error.to_dict(), status_code=error.status))
+        return None
+
+    def json_error(self, error: EntrepotError) -> Response:
+        headers = {}
+        if "retry_after_s" in error.details:
+            headers["Retry-After"] = str(error.details["retry_after_s"])
+        response = JSONResponse(error.to_dict(), status_code=error.status, headers=headers)
+        return self.finish(response)
+
+    def json(self, build: Callable[[], Any], *, roles: tuple[str, ...] = ()) -> Response:
+        """A JSON answer for the portal's scripts (the API's body shapes), or its error."""
+        refused = self.refusal(roles)
+        if refused is not None:
+            return self.json_error(refused)
         try:
             body = build()
         except EntrepotError as failure:
-            return self.finish(JSONResponse(failure.to_dict(), status_code=failure.status))
+            return self.json_error(failure)
         return self.finish(JSONResponse(body))
 
 

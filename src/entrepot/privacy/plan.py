@@ -214,6 +214,22 @@ class Plan:
             )
         return out
 
+    def halfwidths(self, alpha: float = 0.05) -> dict[str, float]:
+        """Per aggregate, the half-width of one group's interval at confidence 1 - alpha,
+        known before any data is read: from the noise scales the answer is released with.
+
+        Exact for COUNT and SUM (a count's interval is then cut at 0); for AVG, the
+        half-width of its SUM, so about this divided by the group's size. A quantile's
+        interval depends on its group's noisy size, so quantiles are left out.
+        """
+        mechanism = mechanisms.get(self.mechanism)
+        scales = self._aggregate_scales()
+        return {
+            aggregate.name: mechanism.halfwidth(scales[aggregate.name], alpha)
+            for aggregate in self.query.aggregates
+            if aggregate.function != "quantile"
+        }
+
     @property
     def near_zero_threshold(self) -> float:
         """The 95% half-width of a group's count: under it, a group is near zero.

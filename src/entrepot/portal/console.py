@@ -1,0 +1,143 @@
+"""The consumer's query console: SQL, ε with its expected error, answers and receipts.
+
+The expected error comes from the very plan the answer is released with: the console
+prices the SQL as the coordinator does (:class:`~entrepot.exchange.query.AggregateQuery`
+against the dataset's public policy, standard and latest version) and reads the plan's
+half-widths (:meth:`entrepot.privacy.Plan.halfwidths`). That reads no data and spends
+nothing, so it is neither logged nor charged. A run goes to the API's own query
+runner, with every step of the coordinator (contract, policy, budget, log, receipt).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import ValidationError
+from starlette.responses import Response
+
+from entrepot.api.routers.queries import query_runner, render
+from entrepot.errors import EntrepotError, InvalidInput, Unauthorized
+from entrepot.exchange import Exchange
+from entrepot.portal._web import Visit, visit
+from entrepot.schemas.queries import QueryIn
+
+__all__ = ["estimate", "router"]
+
+router = APIRouter(include_in_schema=False)
+
+Visitor = Annotated[Visit, Depends(visit)]
+_CONSUMER = ("consumer",)
+
+
+@router.get("/query")
+def console_page(here: Visitor) -> Response:
+    def build() -> Response:
+        client = here.client
+        budgets = client.budgets()
+        datasets = []
+        for ref in dict.fromkeys(b["dataset"] for b in budgets if b["state"] == "open"):
+            page = client.catalog_show(ref)
+            policy = client.policy(ref)["policy"]
+            datasets.append(
+                {
+                    "ref": ref,
+                    "title": page["title"],
+                    "policy": policy,
+                    "sample": _sample(page, policy),
+                }
+            )
+        return here.render(
+            "console.html", title="Query console", budgets=budgets, datasets=datasets
+        )
+
+    return here.page(build, roles=_CONSUMER)
+
+
+def _sample(page: dict[str, Any], policy: dict[str, Any]) -> str:
+    """A first query that passes the policy: a count by its first dimension."""
+    roles = {column["name"]: column["role"] for column in page["schema"]}
+    grouped = policy["columns"]["group_by"]
+    key = next((c for c in grouped if roles.get(c) == "dimension"), grouped[0] if grouped else "")
+    table = page["sql_name"]
+    if not key:
+        return f"SELECT COUNT(*) AS n FROM {table}"
+    return f"SELECT {key}, COUNT(*) AS n FROM {table} GROUP BY {key}"
+
+
+def _body(raw: Any) -> QueryIn:
+    try:
+        return QueryIn.model_validate(raw)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in item['loc'])}: {item['msg']}" for item in error.errors()
+        )
+        raise InvalidInput(
+            f"invalid query: {problems}", hint="write the SQL, and an ε above 0"
+        ) from None
+
+
+def estimate(exchange: Exchange, sql: str, epsilon: float | None) -> dict[str, Any]:
+    """What a query would spend and how wide its intervals would be, from its text and
+    the dataset's public metadata; raises the checker's refusal, naming its rule."""
+    from entrepot.exchange.coordinator import Found
+    from entrepot.exchange.query import AggregateQuery
+
+    request = AggregateQuery(sql, epsilon, exchange.queries.catalog)
+    [ref] = request.datasets()
+    found = Found(
+        ref,
+        exchange.policies.get(ref).policy,
+        exchange.vault.standard(ref),
+        exchange.vault.versions(ref)[-1],
+    )
+    planned = request.price({ref: found}).operation.plan
+    widths = planned.halfwidths()
+    return {
+        "dataset": str(ref),
+        "epsilon": planned.epsilon,
+        "delta": planned.delta,
+        "mechanism": planned.mechanism,
+        "groups": len(planned.groups),
+        "confidence": 0.95,
+        "aggregates": [
+            {"name": a.name, "function": a.function, "halfwidth": widths.get(a.name)}
+            for a in planned.query.aggregates
+        ],
+        "near_zero_threshold": planned.near_zero_threshold,
+        "notes": list(planned.notes),
+    }
+
+
+@router.post("/portal/estimate")
+async def estimate_query(request: Request, here: Visitor) -> Response:
+    raw = await _json(request)
+
+    def build() -> dict[str, Any]:
+        body = _body(raw)
+        return estimate(here.client.exchange, body.sql, body.epsilon)
+
+    return await here.json_async(build, roles=_CONSUMER)
+
+
+@router.post("/portal/query")
+async def run_query(request: Request, here: Visitor) -> Response:
+    raw = await _json(request)
+    refused = here.refusal(_CONSUMER)
+    if refused is not None or here.actor is None:
+        return here.json_error(refused or Unauthorized("you are signed out", hint="sign in"))
+    try:
+        body = _body(raw)
+        answer = await query_runner(request).run(
+            here.actor, body.sql, epsilon=body.epsilon, purpose=body.purpose, render=render
+        )
+    except EntrepotError as error:
+        return here.json_error(error)
+    return here.finish(Response(answer, media_type="application/json"))
+
+
+async def _json(request: Request) -> Any:
+    try:
+        return await request.json()
+    except ValueError:
+        return None

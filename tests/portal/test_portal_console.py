@@ -1,0 +1,92 @@
+"""The query console in a real browser: the expected error before running, the answer
+with its error bars, the receipt, the budget, and refusals with their rule."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import expect
+
+from entrepot.transparency import load_verify_key, verify_receipt
+
+pytestmark = pytest.mark.browser
+
+TABLE = "riverside_hospitals.outpatient_visits"
+COUNT = f"SELECT diagnosis_group, COUNT(*) AS visits FROM {TABLE} GROUP BY diagnosis_group"
+
+
+def _ask(page: Any, sql: str, epsilon: str) -> None:
+    page.get_by_label("SQL").fill(sql)
+    page.get_by_label("ε to spend", exact=True).fill(epsilon)
+
+
+def test_the_expected_error_shows_before_running_and_matches_the_answer(
+    person: Any, served: Any
+) -> None:
+    bureau = person("lanshan-health-bureau")
+    page = bureau.page
+    bureau.go("/query")
+    budget = page.locator("li.budget").first
+    left_before = budget.locator(".left").inner_text()
+    _ask(page, COUNT, "0.4")
+    expected = page.locator(".expected[data-aggregate=visits]")
+    expected.wait_for()
+    expect(page.locator("#estimate")).to_contain_text("at ε 0.4")
+    halfwidth = float(expected.get_attribute("data-halfwidth") or "nan")
+    with page.expect_response("**/portal/query") as answered:
+        page.get_by_role("button", name="Run the query").click()
+    result = answered.value.json()
+    page.locator("svg.chart").wait_for()
+    rows = result["answer"]["rows"]
+    assert page.locator("svg.chart .error-bar").count() == len(rows) > 0
+    # The intervals the answer carries are those announced before it ran.
+    uncut = [row["values"][0] for row in rows if row["values"][0][1] > 0]
+    assert uncut
+    for value, _low, high in uncut:
+        assert high - value == pytest.approx(halfwidth)
+    assert result["epsilon_spent"] == pytest.approx(0.4)
+    assert budget.locator(".left").inner_text() != left_before
+    shown = page.get_by_role("region", name="Answer table").get_by_role("row")
+    assert shown.count() == len(rows) + 1
+    bureau.shot("console-answer")
+
+    with page.expect_download() as downloaded:
+        page.get_by_role("link", name="Download the signed receipt").click()
+    receipt = json.loads(Path(downloaded.value.path()).read_text())
+    key = load_verify_key((served.home / "keys" / "node.pub").read_text(), where="node.pub")
+    checked = verify_receipt(receipt, key)
+    assert checked.index == result["receipt"]["log"]["index"]
+
+
+def test_a_refused_query_shows_its_rule_and_hint(person: Any) -> None:
+    bureau = person("lanshan-health-bureau")
+    page = bureau.page
+    bureau.go("/query")
+    _ask(page, f"SELECT patient_id, COUNT(*) AS n FROM {TABLE} GROUP BY patient_id", "0.5")
+    page.locator("#estimate .problem").wait_for()
+    assert "identifier" in page.locator("#estimate .rule").inner_text()
+    page.get_by_role("button", name="Run the query").click()
+    refusal = page.locator("#answer .problem")
+    refusal.wait_for()
+    assert refusal.locator(".rule").inner_text() == "identifier"
+    assert "COUNT(DISTINCT patient_id)" in refusal.locator(".hint").inner_text()
+    bureau.shot("console-refused")
+
+
+def test_an_epsilon_above_the_policy_is_refused_before_running(person: Any) -> None:
+    bureau = person("lanshan-health-bureau")
+    page = bureau.page
+    bureau.go("/query")
+    _ask(page, COUNT, "5")
+    expect(page.locator("#estimate .rule")).to_have_text("epsilon_cap")
+
+
+def test_the_console_is_for_consumers(person: Any) -> None:
+    provider = person("riverside-admin")
+    response = provider.go("/query")
+    assert response.status == 403
+    assert re.search("has no use for this page", provider.page.content())
