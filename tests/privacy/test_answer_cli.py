@@ -60,3 +60,40 @@ def test_the_cli_marks_groups_near_zero_and_says_what_bounding_removed(home: Pat
     assert body["interval_of"] == "bounded data"
     assert set(body["removed"]) == {"visits", "avg_cost"}
     assert body["removed_budget"] == 0.1
+
+
+def test_the_cli_answers_a_median_and_hides_it_where_a_group_is_near_zero(home: Path) -> None:
+    sql = (
+        "SELECT district, MEDIAN(cost), PERCENTILE_CONT(0.9) WITHIN GROUP (ORDER BY cost) "
+        "AS p90 FROM riverside_hospitals.outpatient_visits GROUP BY district"
+    )
+    args = ("query", sql, "--as", CONSUMER, "--home", str(home), "--epsilon", "0.5")
+    shown = subprocess.run(
+        [sys.executable, "-m", "entrepot", *args],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "COLUMNS": "200"},
+    ).stdout
+    assert "median_cost" in shown
+    assert "p90" in shown
+    assert "cost clamped to [0, 5000]" in " ".join(shown.split())
+    body = json.loads(
+        subprocess.run(
+            [sys.executable, "-m", "entrepot", *args, "--json"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )["answer"]
+    assert body["aggregates"] == ["median_cost", "p90"]
+    assert len(body["rows"]) == 5
+    for row in body["rows"]:
+        for value, lo, hi in row["values"]:
+            assert 0.0 <= lo <= hi <= 5000.0
+            if row["near_zero"]:
+                assert value is None
+            else:
+                assert value is not None
+                assert lo <= value <= hi
+    assert any(row["near_zero"] for row in body["rows"])

@@ -67,7 +67,7 @@ def render_answer(result: dict[str, Any], *, most: int | None = None) -> None:
         console.print(
             f"~ {len(near)} group(s) near zero: a count under "
             f"{answer.get('near_zero_threshold', 0.0):,.1f} (its 95% half-width) cannot be "
-            "told from an empty group; their averages are not shown"
+            "told from an empty group; their averages and quantiles are not shown"
         )
     if answer["suppressed"]:
         console.print(
