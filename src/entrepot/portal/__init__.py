@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from entrepot.portal import catalog, console, provider, signin, static
+from entrepot.portal import catalog, console, provider, signin, static, transparency
 
 __all__ = ["UPLOAD_PATHS", "router"]
 
@@ -27,5 +27,5 @@ __all__ = ["UPLOAD_PATHS", "router"]
 UPLOAD_PATHS = ("/provider/publish",)
 
 router = APIRouter(include_in_schema=False)
-for _module in (signin, static, catalog, console, provider):
+for _module in (signin, static, catalog, console, provider, transparency):
     router.include_router(_module.router)
