@@ -55,6 +55,14 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(
         2 * 1024**3, gt=0, description="Largest raw file a provider may publish."
     )
+    psi_max_rows: int = Field(
+        20_000_000,
+        ge=1,
+        description="Most rows one side of a private join may blind (after its WHERE).",
+    )
+    psi_workers: int = Field(
+        0, ge=0, description="Processes that blind a private join's link keys; 0: one per core."
+    )
     catalog_max_results: int = Field(
         200, ge=1, description="Most datasets one catalog search may return."
     )

@@ -40,6 +40,11 @@ class Session(ABC):
         """Expose Parquet files (inside the allowed directories) as a read-only view."""
 
     @abstractmethod
+    def register_arrow(self, view: str, table: pa.Table) -> None:
+        """Expose an Arrow table this process holds (a private join's matched rows) as a
+        read-only view of this session alone."""
+
+    @abstractmethod
     def columns(self, view: str) -> dict[str, str]:
         """The columns of ``view`` and their SQL types (upper case), without reading
         its rows."""

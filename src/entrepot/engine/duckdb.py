@@ -89,6 +89,10 @@ class DuckDBSession(Session):
             f"CREATE OR REPLACE TEMP VIEW {ident(view)} AS SELECT * FROM read_parquet([{listed}])"
         )
 
+    def register_arrow(self, view: str, table: pa.Table) -> None:
+        # A connection's registered objects are its own: no other session sees them.
+        self._conn.register(view, table)
+
     def columns(self, view: str) -> dict[str, str]:
         # DESCRIBE reads the Parquet footers only, not the rows.
         described = self._conn.sql(f"DESCRIBE {ident(view)}").fetchall()

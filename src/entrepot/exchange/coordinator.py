@@ -27,7 +27,9 @@ the data. Steps 1 to 3 read no data: :meth:`Coordinator.screen` runs them alone.
 
 A new kind of operation is one :class:`Request` class (which datasets, which contract
 action, how it is priced, what the vault runs) and one vault operation; it takes
-every step above without copying any.
+every step above without copying any. An operation that needs several vault calls
+(a private join: each holder blinds, then reblinds the other's tokens) is priced as a
+:class:`Conducted` operation, which step 6 hands the vault to instead.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from entrepot.errors import (
     BudgetExhausted,
@@ -63,9 +65,19 @@ from entrepot.transparency import (
     issue_receipt,
     make_entry,
 )
-from entrepot.vault import DatasetRef, Operation, Outcome, Vault, VersionInfo
+from entrepot.vault import DatasetRef, Operation, Outcome, Touched, Vault, VersionInfo
 
-__all__ = ["Coordinator", "Cost", "Done", "Floor", "Found", "Priced", "Request", "Use"]
+__all__ = [
+    "Conducted",
+    "Coordinator",
+    "Cost",
+    "Done",
+    "Floor",
+    "Found",
+    "Priced",
+    "Request",
+    "Use",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -107,11 +119,20 @@ class Cost:
     delta: float = 0.0
 
 
+@runtime_checkable
+class Conducted(Protocol):
+    """An operation of several vault calls, conducted by the coordinator (a join)."""
+
+    def conduct(self, vault: Vault, *, touched: Touched) -> Outcome:
+        """Run every call; ``touched`` before the first that reads data."""
+        ...
+
+
 @dataclass(frozen=True)
 class Priced:
     """A request checked against every dataset's policy and priced, before any data is read."""
 
-    operation: Operation  # what the vault runs
+    operation: Operation | Conducted  # what the vault runs, or what runs over the vault
     fingerprint: bytes  # equal requests on equal versions have equal fingerprints
     costs: Mapping[DatasetRef, Cost]
 
@@ -321,8 +342,11 @@ class Coordinator:
             self.ledger.mark_touched(reservation)
             touched = True
 
+        operation = screened.priced.operation
         try:
-            return self.vault.run(screened.priced.operation, touched=touch)
+            if isinstance(operation, Conducted):
+                return operation.conduct(self.vault, touched=touch)
+            return self.vault.run(operation, touched=touch)
         except BaseException as error:
             if not touched:
                 self.ledger.release(reservation)

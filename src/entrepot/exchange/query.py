@@ -5,7 +5,9 @@
 dataset its SQL names, the contract action ``aggregate-query``, its price (the SQL
 checked and planned against the dataset's policy and standard, from text only), and
 the vault operation that runs the plan where the data is. :class:`Queries` is the
-door every client uses: SQL in, a :class:`QueryResult` with its receipt out.
+door every client uses: SQL in, a :class:`QueryResult` with its receipt out; SQL that
+joins two datasets is a private join (:class:`~entrepot.exchange.join.JoinQuery`),
+answered in the same shape with both datasets named.
 """
 
 from __future__ import annotations
@@ -18,11 +20,13 @@ import pandas as pd
 import pyarrow as pa
 
 from entrepot.exchange.accounts import Actor
-from entrepot.exchange.coordinator import Coordinator, Cost, Done, Floor, Found, Priced
+from entrepot.exchange.coordinator import Coordinator, Cost, Done, Floor, Found, Priced, Request
+from entrepot.exchange.join import JoinProgress, JoinQuery
 from entrepot.privacy import Answer, dataset_of, plan
+from entrepot.privacy.sql.join import is_join
 from entrepot.standards import codelist
 from entrepot.transparency import Kind, Receipt
-from entrepot.vault import Aggregate, DatasetRef, Outcome
+from entrepot.vault import Aggregate, Aggregated, DatasetRef, Outcome
 
 __all__ = ["ACTION", "AggregateQuery", "Floor", "Queries", "QueryResult"]
 
@@ -40,6 +44,8 @@ class QueryResult:
     epsilon_spent: float  # 0 when the answer repeats an earlier one
     repeated: bool
     epsilon_left: float | None
+    # Every dataset the answer read: its version, and the ε the consumer has left on it.
+    datasets: tuple[dict[str, Any], ...] = ()
 
     def to_arrow(self) -> pa.Table:
         return self.answer.to_arrow()
@@ -56,6 +62,7 @@ class QueryResult:
             "repeated": self.repeated,
             "answer": self.answer.to_dict(),
             "receipt": self.receipt.to_json(),
+            "datasets": list(self.datasets),
         }
 
 
@@ -99,6 +106,7 @@ class AggregateQuery:
         )
 
     def body(self, outcome: Outcome) -> bytes:
+        assert isinstance(outcome, Aggregated)
         return outcome.answer.to_json()
 
 
@@ -119,13 +127,15 @@ class Queries:
         epsilon: float | None = None,
         purpose: str | None = None,
         floor: Floor | None = None,
+        progress: JoinProgress | None = None,
     ) -> QueryResult:
         """Answer ``sql`` for ``consumer`` with differential privacy, or refuse with the rule.
 
         The answer or refusal is padded to the policy's latency floor here, unless the
         caller passes ``floor`` and waits for its :meth:`Floor.rest_s` itself.
+        ``progress(step, done, total)`` follows the steps of a private join.
         """
-        request = AggregateQuery(sql, epsilon, self.catalog)
+        request = self.request(sql, epsilon, progress)
         done = self.coordinator.run(consumer, request, purpose=purpose, floor=floor)
         return self._result(consumer, done)
 
@@ -139,26 +149,35 @@ class Queries:
         floor: Floor | None = None,
     ) -> None:
         """Run the steps that read no data and raise their refusal, logged."""
-        request = AggregateQuery(sql, epsilon, self.catalog)
+        request = self.request(sql, epsilon)
         self.coordinator.screen(consumer, request, purpose=purpose, floor=floor)
 
+    def request(
+        self, sql: str, epsilon: float | None = None, progress: JoinProgress | None = None
+    ) -> Request:
+        """The request ``sql`` makes: a private join when it joins, else a query."""
+        if is_join(sql):
+            node = self.coordinator.node
+            return JoinQuery(sql, epsilon, lambda: node.engine, self.catalog, progress)
+        return AggregateQuery(sql, epsilon, self.catalog)
+
     def _result(self, consumer: Actor, done: Done) -> QueryResult:
-        [use] = done.uses
+        first = done.uses[0]
+        assert done.outcome is None or isinstance(done.outcome, Aggregated)
         answer = Answer.from_json(done.body) if done.outcome is None else done.outcome.answer
-        left = next(
-            (
-                row.epsilon_left
-                for row in self.coordinator.ledger.budgets(consumer_id=consumer.org_id)
-                if row.dataset == use.dataset_id
-            ),
-            None,
-        )
+        budgets = self.coordinator.ledger.budgets(consumer_id=consumer.org_id)
+        left = {row.dataset: row.epsilon_left for row in budgets}
+        lefts = [left.get(use.dataset_id) for use in done.uses]
         return QueryResult(
             answer,
             done.receipt,
-            str(use.ref),
-            use.version,
+            " JOIN ".join(str(use.ref) for use in done.uses),
+            first.version,
             done.epsilon_spent,
             done.repeated,
-            left,
+            None if None in lefts else min(x for x in lefts if x is not None),
+            tuple(
+                {"dataset": str(use.ref), "version": use.version, "epsilon_left": eps}
+                for use, eps in zip(done.uses, lefts, strict=True)
+            ),
         )

@@ -27,6 +27,8 @@ the roles of the dataset's standard::
       visit_date: {from: 2025-01-01, to: 2025-06-30}   # from here, not the whole
       district: {within: ["910000"]}                   # code list or time range
     near_zero: mark           # groups whose count is not told from zero: mark or suppress
+    join_with: [riverside-hospitals/outpatient-visits, health.visit]   # private joins allowed
+                              # with these datasets (provider/dataset) or standards; none by default
 
 Defaults from the roles: identifiers, quasi-identifiers and sensitive columns are
 never in WHERE or GROUP BY; measures are only allowed inside aggregates; dimensions
@@ -46,6 +48,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -86,6 +89,7 @@ _KEYS = (
     "max_groups",
     "coverage",
     "near_zero",
+    "join_with",
 )
 # δ must stay negligible against 1/N for any realistic dataset size N; a provider
 # who needs a larger δ has misunderstood what it buys (a 1/N chance of a full leak).
@@ -94,6 +98,9 @@ _MAX_DELTA = 1e-6
 # the data: with N rows (never fewer than the people in them), δ <= 1/(10·N) keeps the
 # expected number of people one query can expose under 0.1.
 _ROWS_FACTOR = 10
+# A dataset as the catalog names it, or a standard's name.
+_SLUG = r"[a-z0-9]+(?:[-_][a-z0-9]+)*"
+_JOIN_NAME = re.compile(rf"{_SLUG}(?:/{_SLUG}|(?:\.[a-z0-9_]+)+)")
 
 
 @dataclass(frozen=True)
@@ -119,6 +126,8 @@ class Policy:
     near_zero: str = "mark"
     removed_epsilon: float = 0.1
     delta_cap: float | None = None
+    # The datasets (provider/dataset) and standards this one may be privately joined with.
+    join_with: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """The policy as a document :func:`parse_policy` reads back to an equal policy."""
@@ -150,6 +159,7 @@ class Policy:
             "max_groups": self.max_groups,
             "coverage": self.coverage.to_dict(),
             "near_zero": self.near_zero,
+            "join_with": list(self.join_with),
         }
 
     def to_yaml(self) -> str:
@@ -173,6 +183,7 @@ _LATER_DEFAULTS: dict[str, Any] = {
     "near_zero": "mark",
     "removed_epsilon": 0.1,
     "delta_cap": None,
+    "join_with": (),
 }
 
 
@@ -357,6 +368,7 @@ def parse_policy(document: Any, standard: Standard, *, where: str = "policy") ->
         near_zero=reader.choice(document, "near_zero", NEAR_ZERO, "mark"),
         removed_epsilon=removed_epsilon,
         delta_cap=delta_cap,
+        join_with=reader.names(document, "join_with"),
     )
 
 
@@ -421,6 +433,18 @@ class _Reader:
         value = block.get(key, list(known))
         if not isinstance(value, list) or any(v not in known for v in value):
             raise self.fail(key, f"must be a list drawn from {', '.join(known)}", f"{key}: [count]")
+        return tuple(dict.fromkeys(value))
+
+    def names(self, block: dict[str, Any], key: str) -> tuple[str, ...]:
+        value = block.get(key, [])
+        if not isinstance(value, list) or not all(
+            isinstance(v, str) and _JOIN_NAME.fullmatch(v) for v in value
+        ):
+            raise self.fail(
+                key,
+                "must be a list of datasets (provider/dataset) or standards (health.visit)",
+                f"e.g. {key}: [riverside-hospitals/outpatient-visits]",
+            )
         return tuple(dict.fromkeys(value))
 
     def choice(self, block: dict[str, Any], key: str, known: tuple[str, ...], default: str) -> str:

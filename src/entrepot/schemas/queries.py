@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, computed_field
 
-__all__ = ["AnswerOut", "AnswerRow", "Estimate", "QueryIn", "QueryOut"]
+__all__ = ["AnswerOut", "AnswerRow", "DatasetUse", "Estimate", "OverlapIn", "QueryIn", "QueryOut"]
 
 
 class QueryIn(BaseModel):
@@ -21,6 +21,25 @@ class QueryIn(BaseModel):
     purpose: str | None = Field(
         None, min_length=1, max_length=100, description="Purpose (default: the grant's)."
     )
+
+
+class OverlapIn(BaseModel):
+    left: str = Field(min_length=3, max_length=200, examples=["skyline-mobile/phone-presence"])
+    right: str = Field(
+        min_length=3, max_length=200, examples=["riverside-hospitals/outpatient-visits"]
+    )
+    epsilon: float | None = Field(None, gt=0, le=1e6, description="ε to spend on each side.")
+    purpose: str | None = Field(
+        None, min_length=1, max_length=100, description="Purpose (default: the grant's)."
+    )
+
+
+class DatasetUse(BaseModel):
+    """One dataset an answer read (a private join reads two)."""
+
+    dataset: str
+    version: int
+    epsilon_left: float | None = Field(description="ε the consumer has left on it.")
 
 
 class Estimate(BaseModel):
@@ -108,10 +127,18 @@ def _estimate(figures: list[float | None]) -> Estimate:
 
 
 class QueryOut(BaseModel):
-    dataset: str
-    version: int
-    epsilon_spent: float = Field(description="0 when the answer repeats an earlier one.")
+    dataset: str = Field(description="The dataset read; for a private join, both: 'A JOIN B'.")
+    version: int = Field(description="The version read (of the first dataset of a join).")
+    epsilon_spent: float = Field(
+        description="0 when the answer repeats an earlier one; a private join spends its ε "
+        "on each of its two datasets, and this is their sum."
+    )
     epsilon_left: float | None
     repeated: bool
     answer: AnswerOut
-    receipt: dict[str, Any] = Field(description="Signed receipt; verify offline.")
+    receipt: dict[str, Any] = Field(
+        description="Signed receipt, naming every dataset read; verify offline."
+    )
+    datasets: list[DatasetUse] = Field(
+        default_factory=list, description="Every dataset the answer read, with its version."
+    )

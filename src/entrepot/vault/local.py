@@ -12,10 +12,13 @@ or partial, and a file no row names never outlives the next publish.
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
 import pyarrow.parquet as pq
 from sqlalchemy import select
@@ -24,7 +27,8 @@ from sqlalchemy.orm import selectinload
 from entrepot.db import Database
 from entrepot.engine import Engine
 from entrepot.engine import Session as EngineSession
-from entrepot.errors import NotFound, StorageCorrupt
+from entrepot.engine._sql import ident
+from entrepot.errors import Conflict, NotFound, StorageCorrupt
 from entrepot.settings import Settings
 from entrepot.standards.schema import Standard, parse_standard
 from entrepot.vault._commit import serialize_commits, sweep_unclaimed
@@ -35,15 +39,22 @@ from entrepot.vault.models import Dataset, Version
 from entrepot.vault.protocol import (
     Aggregate,
     Aggregated,
+    Blind,
+    Blinded,
     Operation,
     Outcome,
     Progress,
     Published,
     PublishRequest,
+    Reblind,
+    Reblinded,
     Touched,
     VersionInfo,
 )
 from entrepot.vault.refs import DatasetRef
+
+if TYPE_CHECKING:
+    from entrepot.privacy.psi import Holder
 
 __all__ = ["AttachedView", "LocalVault"]
 
@@ -69,6 +80,25 @@ class AttachedView:
     rows: int
 
 
+# A join whose second step never comes (its coordinator died) loses its key after this.
+_JOIN_TTL_S = 600.0
+# Sides up to this many rows are blinded in this process: a pool costs more to start.
+_INLINE_ROWS = 20_000
+
+
+@dataclass
+class _OpenJoin:
+    """A holder's part in a join between its two steps: its key and its workers."""
+
+    holder: Holder
+    pool: Executor
+    started: float
+
+    def close(self) -> None:
+        self.holder.forget()
+        self.pool.shutdown(cancel_futures=True)
+
+
 class LocalVault:
     """A :class:`~entrepot.vault.protocol.Vault` over files in the node's home."""
 
@@ -84,6 +114,8 @@ class LocalVault:
         self.db = db
         self.settings = settings
         self.engine = engine
+        self._joins: dict[tuple[str, DatasetRef], _OpenJoin] = {}
+        self._joins_lock = threading.Lock()
         check_fault_point(self.settings.fault_point)
 
     @classmethod
@@ -183,7 +215,103 @@ class LocalVault:
 
     def run(self, operation: Operation, *, touched: Touched) -> Outcome:
         """Compute ``operation`` in an engine that can read nothing but the vaults."""
+        if isinstance(operation, Blind):
+            return self._blind(operation, touched)
+        if isinstance(operation, Reblind):
+            return self._reblind(operation)
         return self._aggregate(operation, touched)
+
+    def _blind(self, operation: Blind, touched: Touched) -> Blinded:
+        """Filter, then blind the link keys with a key drawn for this join only."""
+        import numpy as np
+        import pyarrow as pa
+
+        from entrepot.privacy.psi import BlindedBatch, Holder, InlineExecutor, make_pool
+
+        names = ", ".join(ident(c) for c in (operation.link, *operation.columns))
+        with self.engine().session() as session:
+            attached = self.attach(session, operation.ref, version=operation.version)
+            touched()
+            rows = session.execute(
+                f"SELECT {names} FROM {ident(attached.view)} WHERE {operation.where}"
+            )
+        pool: Executor = (
+            make_pool(self.settings.psi_workers or None)
+            if rows.num_rows > _INLINE_ROWS
+            else InlineExecutor()
+        )
+        holder = Holder(operation.concept, pool=pool, max_rows=self.settings.psi_max_rows)
+        try:
+            batches = list(holder.blind(rows.column(operation.link).to_pylist()))
+        except BaseException:
+            holder.forget()
+            pool.shutdown(cancel_futures=True)
+            raise
+        self._open(operation.join, operation.ref, _OpenJoin(holder, pool, time.monotonic()))
+        kept, handles = holder.kept()
+        taken = pa.array(kept)
+        attributes = pa.table(
+            {
+                "handle": pa.array(handles, pa.uint64()),
+                **{name: rows.column(name).take(taken) for name in operation.columns},
+            }
+        )
+        tokens = BlindedBatch(
+            handles=np.concatenate([b.handles for b in batches] or [np.empty(0, np.uint64)]),
+            tokens=b"".join(b.tokens for b in batches),
+        )
+        return Blinded(tokens, attributes, attached.rows)
+
+    def _open(self, join: str, ref: DatasetRef, opened: _OpenJoin) -> None:
+        with self._joins_lock:
+            stale = [
+                key
+                for key, open_join in self._joins.items()
+                if opened.started - open_join.started > _JOIN_TTL_S
+            ]
+            for key in stale:
+                self._joins.pop(key).close()
+            if (join, ref) in self._joins:
+                opened.close()
+                raise Conflict(
+                    f"join {join} has blinded {ref} already",
+                    hint="start every join with a new join id: keys are never reused",
+                )
+            self._joins[(join, ref)] = opened
+
+    def _reblind(self, operation: Reblind) -> Reblinded:
+        """Blind the other holder's tokens again with this join's key, then forget it."""
+        from entrepot.privacy.psi import BATCH_SIZE, TOKEN_BYTES, BlindedBatch, DoublyBlindedBatch
+
+        with self._joins_lock:
+            opened = self._joins.pop((operation.join, operation.ref), None)
+        if opened is None:
+            raise Conflict(
+                f"no open join {operation.join} on {operation.ref}",
+                hint="blind this side first; a join's key is forgotten after its reblind "
+                f"or {_JOIN_TTL_S:g} s",
+            )
+        try:
+            other = operation.tokens
+            size = BATCH_SIZE
+            chunks = (
+                BlindedBatch(
+                    other.handles[start : start + size],
+                    other.tokens[start * TOKEN_BYTES : (start + size) * TOKEN_BYTES],
+                )
+                for start in range(0, len(other), size)
+            )
+            parts = list(opened.holder.reblind(chunks))
+        finally:
+            opened.close()
+        import numpy as np
+
+        return Reblinded(
+            DoublyBlindedBatch(
+                handles=np.concatenate([p.handles for p in parts] or [np.empty(0, np.uint64)]),
+                tokens=b"".join(p.tokens for p in parts),
+            )
+        )
 
     def _aggregate(self, operation: Aggregate, touched: Touched) -> Aggregated:
         with self.engine().session() as session:

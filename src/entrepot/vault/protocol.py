@@ -10,8 +10,11 @@ where the data is, returning only its released result.
 The protocol is compute-to-data. An operation names its kind and carries what the
 holder needs to run it; the holder's engine, sandbox and files never leave it. The
 first kind is :class:`Aggregate` (a checked, priced query plan run on one version,
-with its noise added by the holder); blinding identifiers for a join and making a
-release are further kinds of :data:`Operation`, not new methods.
+with its noise added by the holder). A private join takes two more, sent to each of
+its two holders in turn: :class:`Blind` (filter, blind the link keys with a fresh key
+kept for this join, send the tokens and the attribute columns the query reads) and
+:class:`Reblind` (blind the other holder's tokens again, then forget the key).
+Making a release is a further kind of :data:`Operation`, not a new method.
 """
 
 from __future__ import annotations
@@ -28,11 +31,16 @@ from entrepot.vault.refs import DatasetRef
 
 if TYPE_CHECKING:
     # Only named in annotations: a vault runs a plan it is handed, it imports no privacy.
+    import pyarrow as pa
+
     from entrepot.privacy import Answer, Plan
+    from entrepot.privacy.psi import BlindedBatch, DoublyBlindedBatch
 
 __all__ = [
     "Aggregate",
     "Aggregated",
+    "Blind",
+    "Blinded",
     "OnError",
     "Operation",
     "OperationKind",
@@ -40,6 +48,8 @@ __all__ = [
     "Progress",
     "PublishRequest",
     "Published",
+    "Reblind",
+    "Reblinded",
     "Touched",
     "Vault",
     "VersionInfo",
@@ -136,6 +146,8 @@ class OperationKind(StrEnum):
     """What a vault is asked to compute; each kind has one operation class."""
 
     AGGREGATE = "aggregate"
+    BLIND = "blind"
+    REBLIND = "reblind"
 
 
 @dataclass(frozen=True)
@@ -160,10 +172,63 @@ class Aggregated:
     rows: int
 
 
-# Every operation a vault answers, and every result it returns; a new kind (blinding
-# identifiers for a join, a release) adds one class to each.
-Operation = Aggregate
-Outcome = Aggregated
+@dataclass(frozen=True)
+class Blind:
+    """A holder's first step in a private join: blind its link keys for join ``join``.
+
+    The holder keeps the rows of ``ref`` at ``version`` that pass ``where`` (a checked
+    filter over its own columns, in DuckDB SQL), brings the ``link`` column's values
+    to the canonical form of ``concept``, and blinds one token per distinct value
+    with a secret key it draws for this join alone. It answers the tokens and, per
+    kept row, its token's handle and the ``columns`` the query reads: never an
+    identifier, raw or blinded.
+    """
+
+    kind: ClassVar[OperationKind] = OperationKind.BLIND
+    ref: DatasetRef
+    version: int
+    join: str  # names this join's key at the holder until it reblinds
+    link: str
+    concept: str
+    where: str
+    columns: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Blinded:
+    """A holder's tokens (blinded once, by itself) and the kept rows' columns by handle."""
+
+    tokens: BlindedBatch
+    attributes: pa.Table  # a ``handle`` column, then the columns asked for
+    rows: int  # the version's row count (its provider's figure)
+
+
+@dataclass(frozen=True)
+class Reblind:
+    """A holder's second step: blind the other holder's ``tokens`` with this join's key.
+
+    The holder forgets its key once it has answered: no token of another join can
+    ever be made to match this one's.
+    """
+
+    kind: ClassVar[OperationKind] = OperationKind.REBLIND
+    ref: DatasetRef
+    join: str
+    tokens: BlindedBatch
+
+
+@dataclass(frozen=True)
+class Reblinded:
+    """The other holder's tokens, now carrying both blindings, with that holder's handles."""
+
+    tokens: DoublyBlindedBatch
+    rows: int = 0
+
+
+# Every operation a vault answers, and every result it returns; a new kind (a
+# release) adds one class to each.
+Operation = Aggregate | Blind | Reblind
+Outcome = Aggregated | Blinded | Reblinded
 
 
 @runtime_checkable

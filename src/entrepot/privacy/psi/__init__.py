@@ -10,7 +10,7 @@ The protocol, message by message, is in ``docs/psi.md``::
     found.left, found.right          # row numbers of matched pairs, one array each
 """
 
-from entrepot.privacy.psi._group import DOMAIN, hash_to_group
+from entrepot.privacy.psi._group import DOMAIN, TOKEN_BYTES, hash_to_group
 from entrepot.privacy.psi._messages import BlindedBatch, DoublyBlindedBatch, Handles, Match
 from entrepot.privacy.psi._pool import Progress, make_pool
 from entrepot.privacy.psi.holder import BATCH_SIZE, MAX_ROWS, Holder, InlineExecutor
@@ -21,6 +21,7 @@ __all__ = [
     "BATCH_SIZE",
     "DOMAIN",
     "MAX_ROWS",
+    "TOKEN_BYTES",
     "BlindedBatch",
     "DoublyBlindedBatch",
     "Handles",

@@ -187,6 +187,16 @@ class Holder:
         picks = np.arange(ends[-1] if len(ends) else 0) - np.repeat(ends - counts, counts)
         return counts, self._rows[picks + np.repeat(low, counts)]
 
+    def kept(self) -> tuple[np.ndarray, Handles]:
+        """Every row with a well-formed key and its handle, grouped by handle.
+
+        Row numbers are positions in the values given to ``blind``.
+        """
+        if self._rows is None or self._bounds is None:
+            raise Conflict("this holder has not blinded any rows", hint="call blind first")
+        counts = np.diff(self._bounds)
+        return self._rows, np.repeat(np.arange(len(counts), dtype=np.uint64), counts)
+
     def forget(self) -> None:
         """Overwrite the secret key; copies handed to libsodium were never kept."""
         if self._key is not None:

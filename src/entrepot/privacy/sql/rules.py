@@ -58,7 +58,8 @@ RULE_NAMES = frozenset(
         "unknown_column", "count_distinct", "aggregate_argument", "aggregate_column",
         "row_level", "projection", "output_name", "where_column", "where_expression",
         "group_by_column", "group_by_expression", "expression", "epsilon_cap", "max_groups",
-        "coverage", "quantile",
+        "coverage", "quantile", "join_condition", "link_key", "self_join", "join_where",
+        "join_column", "join_policy",
     }
 )  # fmt: skip
 
@@ -441,7 +442,8 @@ def join(ctx: Context) -> None:
         raise _refuse(
             "join",
             "joins are not accepted in a private query",
-            "query one dataset; cross-holder joins go through the private-join command",
+            "a private join is planned from both datasets' policies (entrepot query runs "
+            "one); this checker reads one dataset",
         )
 
 

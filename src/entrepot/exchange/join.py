@@ -1,0 +1,306 @@
+"""Private join queries: two holders' datasets joined on blinded link keys, answered with DP.
+
+:class:`JoinQuery` says what a join is to the coordinator
+(:mod:`entrepot.exchange.coordinator`): the two datasets its SQL names, the contract
+action ``private-join`` (a grant on each side must permit it), its price (both
+policies read, the join checked and planned from text and public metadata, one
+:class:`~entrepot.exchange.coordinator.Cost` per dataset, so the ledger debits ε from
+both grants and both caps in one step) and the operation the coordinator conducts,
+:class:`JoinRun`::
+
+    vault A: Blind   → A's tokens (blinded by A) + A's attribute columns by handle
+    vault B: Blind   → B's tokens (blinded by B) + B's attribute columns by handle
+    vault B: Reblind(A's tokens) → A's tokens blinded by both; B forgets its key
+    vault A: Reblind(B's tokens) → B's tokens blinded by both; A forgets its key
+    matcher: equal tokens → pairs of handles → the joined view (one unit per pair)
+    engine:  the plan's bounded aggregates over the view, then its noise
+
+Each holder is reached only through the :class:`~entrepot.vault.Vault` protocol, so a
+holder on another node takes part the same way. The matcher is this process: it sees
+tokens that carry both blindings, handles, and the query's own attribute columns,
+never an identifier, and drops them when the answer is out (docs/psi.md).
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+import pyarrow as pa
+
+from entrepot.engine import Engine
+from entrepot.errors import InvalidInput, PolicyViolation
+from entrepot.exchange.coordinator import Cost, Found, Priced
+from entrepot.privacy.psi import TOKEN_BYTES, DoublyBlindedBatch, Match, Matcher
+from entrepot.privacy.psi.query import JoinPlan, plan_join
+from entrepot.privacy.sql.join import Side, join_sources
+from entrepot.standards import codelist
+from entrepot.standards.schema import Standard
+from entrepot.transparency import Kind
+from entrepot.vault import (
+    Aggregated,
+    Blind,
+    Blinded,
+    DatasetRef,
+    Outcome,
+    Reblind,
+    Reblinded,
+    Touched,
+    Vault,
+)
+
+__all__ = [
+    "ACTION",
+    "STEPS",
+    "JoinProgress",
+    "JoinQuery",
+    "JoinRun",
+    "overlap_sql",
+    "sources",
+]
+
+ACTION = "private-join"
+
+# The steps of a join, in order, as progress reports and timings name them.
+STEPS = ("blind", "reblind", "match", "aggregate", "noise")
+
+# Called as progress(step, done, total) after each step of :data:`STEPS`.
+JoinProgress = Callable[[str, int, int], None]
+
+# Tokens matched per call: bounds the matcher's scratch arrays to a few tens of MB.
+_MATCH_BATCH = 1 << 18
+_VIEW = "joined"
+
+
+def sources(
+    sql: str, *, catalog: Callable[[], Iterable[str]] | None = None
+) -> tuple[DatasetRef, ...]:
+    """The datasets ``sql`` reads: one for a query, two for a private join."""
+    return tuple(DatasetRef.from_sql_name(name) for name in join_sources(sql, catalog=catalog))
+
+
+def overlap_sql(
+    left: DatasetRef, left_std: Standard, right: DatasetRef, right_std: Standard
+) -> str:
+    """The join query counting the people two datasets share, on their one pair of
+    link keys of the same concept."""
+    pairs = [
+        (a.name, b.name)
+        for a in left_std.fields
+        for b in right_std.fields
+        if a.link_key is not None and a.link_key == b.link_key
+    ]
+    if len(pairs) != 1:
+        found = ", ".join(f"{a} = {b}" for a, b in pairs) or "none"
+        raise PolicyViolation(
+            f"{left} and {right} share {len(pairs)} pairs of link keys of one concept ({found})",
+            rule="link_key",
+            hint="write the join yourself with `entrepot query`, naming the link keys"
+            if pairs
+            else "a private join needs a link key of the same concept on both sides",
+        )
+    [(a, b)] = pairs
+    return (
+        f"SELECT COUNT(DISTINCT l.{a}) AS people FROM {left.sql_name} AS l "
+        f"JOIN {right.sql_name} AS r ON l.{a} = r.{b}"
+    )
+
+
+def _codes(name: str) -> Any:
+    return codelist(name).codes
+
+
+@dataclass(frozen=True)
+class JoinRun:
+    """A planned join, conducted over the holders' vaults and answered here."""
+
+    plan: JoinPlan
+    refs: tuple[DatasetRef, DatasetRef]
+    versions: tuple[int, int]
+    engine: Callable[[], Engine] = field(compare=False)
+    progress: JoinProgress | None = field(default=None, compare=False)
+    # Seconds per step of the last run, for benchmarks.
+    timings: dict[str, float] = field(default_factory=dict, compare=False)
+
+    def conduct(self, vault: Vault, *, touched: Touched) -> Outcome:
+        """Every step of the join; the answer, noised by the plan."""
+        view, rows = self._view(vault, touched)
+        with self.engine().session() as session:
+            session.register_arrow(_VIEW, view)
+            exact = self._timed("aggregate", lambda: session.execute(self.plan.plan.sql(_VIEW)))
+        answer = self._timed("noise", lambda: self.plan.plan.release(exact))
+        return Aggregated(answer, rows)
+
+    def exact(self, vault: Vault) -> pa.Table:
+        """The exact, bounded aggregates per group, without noise: for tests only, which
+        compare them with the plain join of the raw data."""
+        view, _ = self._view(vault, lambda: None)
+        with self.engine().session() as session:
+            session.register_arrow(_VIEW, view)
+            return session.execute(self.plan.plan.sql(_VIEW))
+
+    def _timed(self, step: str, work: Callable[[], Any]) -> Any:
+        started = time.perf_counter()
+        result = work()
+        self.timings[step] = self.timings.get(step, 0.0) + time.perf_counter() - started
+        if self.progress is not None:
+            self.progress(step, STEPS.index(step) + 1, len(STEPS))
+        return result
+
+    def _view(self, vault: Vault, touched: Touched) -> tuple[pa.Table, int]:
+        """Blind, reblind and match: the joined view, one row per matched pair of rows."""
+        join = secrets.token_hex(16)
+        once = _Once(touched)
+        sides = self.plan.sides
+
+        def blind() -> tuple[Blinded, Blinded]:
+            out = []
+            for ref, version, side in zip(self.refs, self.versions, sides, strict=True):
+                outcome = vault.run(
+                    Blind(
+                        ref,
+                        version,
+                        join,
+                        side.link,
+                        self.plan.concept,
+                        side.where,
+                        side.columns,
+                    ),
+                    touched=once,
+                )
+                assert isinstance(outcome, Blinded)
+                out.append(outcome)
+            return out[0], out[1]
+
+        left, right = self._timed("blind", blind)
+
+        def reblind() -> tuple[DoublyBlindedBatch, DoublyBlindedBatch]:
+            # Each holder blinds the other's tokens: A's come back with A's handles.
+            mine = vault.run(Reblind(self.refs[1], join, left.tokens), touched=once)
+            theirs = vault.run(Reblind(self.refs[0], join, right.tokens), touched=once)
+            assert isinstance(mine, Reblinded)
+            assert isinstance(theirs, Reblinded)
+            return mine.tokens, theirs.tokens
+
+        left_tokens, right_tokens = self._timed("reblind", reblind)
+        view = self._timed("match", lambda: self._joined(left, right, left_tokens, right_tokens))
+        return view, left.rows + right.rows
+
+    def _joined(
+        self,
+        left: Blinded,
+        right: Blinded,
+        left_tokens: DoublyBlindedBatch,
+        right_tokens: DoublyBlindedBatch,
+    ) -> pa.Table:
+        swap = len(right_tokens) < len(left_tokens)
+        small, large = (right_tokens, left_tokens) if swap else (left_tokens, right_tokens)
+        matcher = Matcher([small])
+        parts = [
+            matcher.match(
+                DoublyBlindedBatch(
+                    large.handles[start : start + _MATCH_BATCH],
+                    large.tokens[start * TOKEN_BYTES : (start + _MATCH_BATCH) * TOKEN_BYTES],
+                )
+            )
+            for start in range(0, len(large), _MATCH_BATCH)
+        ]
+        match = Match.concat(parts)
+        left_handles, right_handles = (
+            (match.right, match.left) if swap else (match.left, match.right)
+        )
+        unit = self.plan.unit
+        tables = [
+            _with_units(blinded.attributes, handles, len(tokens), unit, side.alias)
+            for blinded, handles, tokens, side in zip(
+                (left, right),
+                (left_handles, right_handles),
+                (left_tokens, right_tokens),
+                self.plan.sides,
+                strict=True,
+            )
+        ]
+        return tables[0].join(tables[1], keys=unit, join_type="inner")
+
+
+def _with_units(
+    attributes: pa.Table, handles: np.ndarray, size: int, unit: str, alias: str
+) -> pa.Table:
+    """The rows of ``attributes`` whose handle matched, each with its pair's number."""
+    number = np.full(max(size, 1), -1, dtype=np.int64)
+    number[handles.astype(np.int64)] = np.arange(len(handles), dtype=np.int64)
+    of_row = number[attributes.column("handle").to_numpy().astype(np.int64)]
+    kept = np.flatnonzero(of_row >= 0)
+    columns = {
+        f"{alias}__{name}": attributes.column(name).take(kept)
+        for name in attributes.column_names
+        if name != "handle"
+    }
+    return pa.table({unit: pa.array(of_row[kept], pa.int64()), **columns})
+
+
+class _Once:
+    """``touched`` called at most once, however many holders read data."""
+
+    def __init__(self, touched: Touched) -> None:
+        self._touched: Touched | None = touched
+
+    def __call__(self) -> None:
+        if self._touched is not None:
+            touched, self._touched = self._touched, None
+            touched()
+
+
+@dataclass(frozen=True)
+class JoinQuery:
+    """A consumer's SQL over two holders' datasets, joined on link keys."""
+
+    action: ClassVar[str] = ACTION
+    kind: ClassVar[Kind] = Kind.JOIN
+    sql: str
+    epsilon: float | None
+    engine: Callable[[], Engine] = field(compare=False)
+    catalog: Callable[[], Iterable[str]] | None = field(default=None, compare=False)
+    progress: JoinProgress | None = field(default=None, compare=False)
+
+    @property
+    def text(self) -> str:
+        return self.sql
+
+    def datasets(self) -> tuple[DatasetRef, ...]:
+        refs = sources(self.sql, catalog=self.catalog)
+        if len(refs) != 2:
+            raise InvalidInput("a private join reads two datasets", hint="JOIN a second dataset")
+        return refs
+
+    def price(self, found: Mapping[DatasetRef, Found]) -> Priced:
+        left, right = (found[ref] for ref in self.datasets())
+        planned = plan_join(
+            self.sql,
+            _side(left),
+            _side(right),
+            epsilon=self.epsilon,
+            codes=_codes,
+            versions=(left.version.sha256, right.version.sha256),
+        )
+        cost = Cost(planned.epsilon, planned.delta)
+        run = JoinRun(
+            planned,
+            (left.ref, right.ref),
+            (left.version.number, right.version.number),
+            self.engine,
+            self.progress,
+        )
+        return Priced(run, bytes.fromhex(planned.fingerprint), {left.ref: cost, right.ref: cost})
+
+    def body(self, outcome: Outcome) -> bytes:
+        assert isinstance(outcome, Aggregated)
+        return outcome.answer.to_json()
+
+
+def _side(found: Found) -> Side:
+    return Side(found.ref.sql_name, str(found.ref), found.standard, found.policy)

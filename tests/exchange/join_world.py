@@ -1,0 +1,119 @@
+"""A node with two holders' datasets that share people: hospital visits and payments.
+
+Both policies allow the join; the consumer holds a grant on each for the action
+``private-join``. Rows are given by the test, so answers can be checked exactly.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Sequence
+from datetime import date, timedelta
+from pathlib import Path
+
+from entrepot.exchange.accounts import LOCAL, Accounts
+from entrepot.exchange.contracts import Contracts
+from entrepot.exchange.node import Node
+from entrepot.exchange.policies import Policies
+from entrepot.standards import get
+from entrepot.vault import LocalVault, OnError, PublishRequest, add_provider
+
+__all__ = ["CONSUMER", "PAYMENTS", "VISITS", "JoinWorld", "Visit", "Payment"]
+
+VISITS = "riverside-hospitals/outpatient-visits"
+PAYMENTS = "acme-pay/transactions"
+CONSUMER = "city-health-bureau"
+# Bounds loose enough that the test data never reaches them: the exact answer is the
+# plain join's.
+POLICY = """
+contributions: {{rows_per_group: 50, groups: 20}}
+epsilon: {{per_query: 1.0, dataset_cap: 1000.0}}
+latency_floor_ms: 0
+join_with: [{other}]
+"""
+
+# (patient id as the hospital writes it, district, diagnosis group)
+Visit = tuple[str, str, str]
+# (person id as the payment company writes it, district, amount)
+Payment = tuple[str, str, float]
+
+
+class JoinWorld:
+    """Publishes visits and payments on one node and grants the consumer both."""
+
+    def __init__(self, home: Path, *, grant_payments: bool = True) -> None:
+        self.home = home
+        self.node = Node.init(_settings(home))
+        self.accounts = Accounts(self.node.db, self.node.settings, log=self.node.log)
+        self.accounts.create(LOCAL, CONSUMER, "consumer")
+        add_provider(self.node.db, "riverside-hospitals", "Riverside Hospitals")
+        add_provider(self.node.db, "acme-pay", "Acme Pay")
+        self.published = 0
+        self.grant_payments = grant_payments
+
+    def publish(self, visits: Sequence[Visit], payments: Sequence[Payment]) -> None:
+        """Publish a new version of each dataset (the first time: policies and grants)."""
+        self.published += 1
+        self._publish("riverside-hospitals", "health.visit", "Outpatient visits", _visits(visits))
+        self._publish("acme-pay", "payments.transaction", "Transactions", _payments(payments))
+        if self.published == 1:
+            self._contract("riverside-hospitals", VISITS, "payments.transaction", True)
+            self._contract("acme-pay", PAYMENTS, VISITS, self.grant_payments)
+
+    def _publish(self, provider: str, standard: str, title: str, rows: list[list[str]]) -> None:
+        raw = self.home.parent / f"{provider}-{self.published}.csv"
+        with raw.open("w", newline="", encoding="utf-8") as out:
+            writer = csv.writer(out)
+            writer.writerow(get(standard).field_names)
+            writer.writerows(rows)
+        with raw.open("rb") as data:
+            LocalVault.of(self.node).publish(
+                PublishRequest(
+                    provider=provider,
+                    standard=get(standard),
+                    title=title,
+                    on_error=OnError.REJECT,
+                    filename="rows.csv",
+                    force=True,
+                ),
+                data,
+            )
+
+    def _contract(self, provider: str, dataset: str, other: str, grant: bool) -> None:
+        owner = self.accounts.actor(provider)
+        Policies(self.node).set(owner, dataset, POLICY.format(other=other), where="test")
+        if not grant:
+            return
+        contracts = Contracts(self.node.db, self.node.settings, log=self.node.log)
+        request = contracts.request(
+            self.accounts.actor(CONSUMER),
+            dataset,
+            purpose="public-health-surveillance",
+            epsilon=500.0,
+            until=date.today() + timedelta(days=30),
+            actions=("aggregate-query", "private-join"),
+        )
+        contracts.grant(owner, request.ref, epsilon=500.0)
+
+    def close(self) -> None:
+        self.node.close()
+
+
+def _settings(home: Path):  # type: ignore[no-untyped-def]
+    from entrepot.settings import Settings
+
+    return Settings(home=home, token_hash_memory_kib=1024)
+
+
+def _visits(visits: Sequence[Visit]) -> list[list[str]]:
+    return [
+        [f"V{i:06d}", patient, "2025-03-04", district, "1", "35-44", diagnosis, "120.00", "1.0"]
+        for i, (patient, district, diagnosis) in enumerate(visits)
+    ]
+
+
+def _payments(payments: Sequence[Payment]) -> list[list[str]]:
+    return [
+        [f"T{i:06d}", person, "G", district, "card", f"{amount:.2f}", "2025-03-05T10:00:00"]
+        for i, (person, district, amount) in enumerate(payments)
+    ]

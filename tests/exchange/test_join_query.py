@@ -1,0 +1,65 @@
+"""Private join queries end to end: SQL in, a noisy answer over two holders' data out."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from tests.exchange.join_world import CONSUMER, PAYMENTS, VISITS, JoinWorld
+
+from entrepot.errors import ContractViolation, PolicyViolation
+from entrepot.exchange import Exchange
+from entrepot.transparency import verify_receipt
+
+SQL = (
+    "SELECT t.district, COUNT(DISTINCT v.patient_id) AS people, COUNT(*) AS pairs "
+    "FROM riverside_hospitals.outpatient_visits v "
+    "JOIN acme_pay.transactions t ON v.patient_id = t.person_id "
+    "WHERE v.diagnosis_group = 'I' GROUP BY t.district"
+)
+D1, D2 = "910101", "910102"
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[JoinWorld]:
+    made = JoinWorld(tmp_path / "node")
+    made.publish(
+        [("AB-0001", D1, "I"), ("AB0002", D1, "I"), ("AB0003", D2, "II"), ("AB0009", D2, "I")],
+        [("AB0001", D1, 10.0), ("AB0001", D2, 20.0), ("AB0002", D2, 5.0), ("AB0003", D2, 7.0)],
+    )
+    yield made
+    made.close()
+
+
+def test_a_join_is_answered_with_both_datasets_named_and_charged(world: JoinWorld) -> None:
+    exchange = Exchange(world.node)
+    consumer = exchange.actor(CONSUMER)
+    before = {
+        b.dataset: b.epsilon_left for b in exchange.ledger.budgets(consumer_id=consumer.org_id)
+    }
+    result = exchange.queries.run(consumer, SQL, epsilon=0.5)
+    assert result.dataset == f"{VISITS} JOIN {PAYMENTS}"
+    assert [d["dataset"] for d in result.datasets] == [VISITS, PAYMENTS]
+    assert result.epsilon_spent == pytest.approx(1.0)
+    after = {
+        b.dataset: b.epsilon_left for b in exchange.ledger.budgets(consumer_id=consumer.org_id)
+    }
+    assert all(after[d] == pytest.approx(before[d] - 0.5) for d in before)
+    assert result.answer.keys == ("district",)
+    assert result.answer.aggregates == ("people", "pairs")
+    checked = verify_receipt(result.receipt.to_bytes(), world.node.verify_key)
+    assert [d["dataset"] for d in checked.statement["datasets"]] == [VISITS, PAYMENTS]
+    [entry] = [e for _, e in world.node.log.entries() if e.get("kind") == "join"]
+    assert [d["dataset"] for d in entry["datasets"]] == [VISITS, PAYMENTS]
+    assert entry["outcome"] == "answered"
+
+
+def test_different_concepts_are_refused_and_nothing_is_charged(world: JoinWorld) -> None:
+    exchange = Exchange(world.node)
+    consumer = exchange.actor(CONSUMER)
+    sql = SQL.replace("v.patient_id = t.person_id", "v.visit_id = t.person_id")
+    with pytest.raises(PolicyViolation) as refused:
+        exchange.queries.run(consumer, sql, epsilon=0.5)
+    assert refused.value.rule == "link_key"
+    assert all(b.epsilon_spent == 0 for b in exchange.ledger.budgets(consumer_id=consumer.org_id))
