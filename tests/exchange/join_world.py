@@ -18,7 +18,7 @@ from entrepot.exchange.policies import Policies
 from entrepot.standards import get
 from entrepot.vault import LocalVault, OnError, PublishRequest, add_provider
 
-__all__ = ["CONSUMER", "PAYMENTS", "VISITS", "JoinWorld", "Visit", "Payment"]
+__all__ = ["CONSUMER", "PAYMENTS", "VISITS", "JoinWorld", "Payment", "Visit"]
 
 VISITS = "riverside-hospitals/outpatient-visits"
 PAYMENTS = "acme-pay/transactions"

@@ -63,3 +63,52 @@ def test_different_concepts_are_refused_and_nothing_is_charged(world: JoinWorld)
         exchange.queries.run(consumer, sql, epsilon=0.5)
     assert refused.value.rule == "link_key"
     assert all(b.epsilon_spent == 0 for b in exchange.ledger.budgets(consumer_id=consumer.org_id))
+
+
+def test_a_grant_on_one_side_only_is_refused_and_nothing_is_charged(tmp_path: Path) -> None:
+    world = JoinWorld(tmp_path / "node", grant_payments=False)
+    try:
+        world.publish([("AB0001", D1, "I")], [("AB0001", D1, 1.0)])
+        exchange = Exchange(world.node)
+        consumer = exchange.actor(CONSUMER)
+        with pytest.raises(ContractViolation) as refused:
+            exchange.queries.run(consumer, SQL, epsilon=0.5)
+        assert refused.value.clause == "grant"
+        assert PAYMENTS in refused.value.message
+        assert all(
+            b.epsilon_spent == 0 for b in exchange.ledger.budgets(consumer_id=consumer.org_id)
+        )
+        [entry] = [e for _, e in world.node.log.entries() if e.get("kind") == "join"]
+        assert entry["outcome"] == "refused"
+        assert entry["datasets"] == [VISITS, PAYMENTS]
+    finally:
+        world.close()
+
+
+def test_a_policy_that_does_not_allow_the_join_refuses_it_and_logs_both(
+    world: JoinWorld,
+) -> None:
+    exchange = Exchange(world.node)
+    owner = exchange.accounts.actor("acme-pay")
+    exchange.policies.set(owner, PAYMENTS, "latency_floor_ms: 0\n", where="test")
+    consumer = exchange.actor(CONSUMER)
+    with pytest.raises(PolicyViolation) as refused:
+        exchange.queries.run(consumer, SQL, epsilon=0.5)
+    assert refused.value.rule == "join_policy"
+    assert all(b.epsilon_spent == 0 for b in exchange.ledger.budgets(consumer_id=consumer.org_id))
+    [entry] = [e for _, e in world.node.log.entries() if e.get("kind") == "join"]
+    assert (entry["outcome"], entry["rule"], entry["datasets"]) == (
+        "refused",
+        "join_policy",
+        [VISITS, PAYMENTS],
+    )
+
+
+def test_a_side_its_where_empties_is_answered_not_refused(world: JoinWorld) -> None:
+    """Refusing would tell the consumer that no row passes the filter: it is noise."""
+    exchange = Exchange(world.node)
+    consumer = exchange.actor(CONSUMER)
+    sql = SQL.replace("'I'", "'XXI'")
+    result = exchange.queries.run(consumer, sql, epsilon=0.5)
+    assert result.epsilon_spent == pytest.approx(1.0)
+    assert len(result.answer.rows) + len(result.answer.suppressed) > 0

@@ -198,6 +198,7 @@ def test_the_public_surface_is_pinned() -> None:
         "BATCH_SIZE",
         "DOMAIN",
         "MAX_ROWS",
+        "TOKEN_BYTES",
         "BlindedBatch",
         "DoublyBlindedBatch",
         "Handles",

@@ -243,7 +243,8 @@ def check_join(sql: str, left: Side, right: Side) -> JoinedQuery:
     _shape(select)
     [join] = _joins(select)
     first = select.args.get("from_") or select.args.get("from")
-    assert first is not None and isinstance(first.this, exp.Table), "the table rule ran"
+    assert first is not None, "the table rule ran"
+    assert isinstance(first.this, exp.Table), "the table rule ran"
     aliases = (_alias(first.this), _alias(join.this))
     if aliases[0] == aliases[1]:
         raise _refuse(

@@ -1,0 +1,215 @@
+"""What crosses a holder's boundary in a private join, and the exact answer it gives.
+
+A recording vault keeps every operation sent to a holder and every result it sends
+back. Nothing a holder receives can be compared with what it computes from its own
+identifiers (the raw values, their group elements, or its own singly-blinded
+tokens), and the matcher receives only doubly-blinded tokens and the query's own
+attribute columns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from tests.exchange.join_world import CONSUMER, JoinWorld, Payment, Visit
+
+from entrepot.exchange import Exchange
+from entrepot.exchange.coordinator import Coordinator, Found
+from entrepot.exchange.join import JoinQuery, JoinRun
+from entrepot.exchange.query import Queries
+from entrepot.privacy.psi import TOKEN_BYTES, hash_to_group
+from entrepot.standards.linkkeys import concept
+from entrepot.vault import Blind, Blinded, LocalVault, Operation, Outcome, Reblind, Reblinded
+
+SQL = (
+    "SELECT t.district, COUNT(DISTINCT v.patient_id) AS people, COUNT(*) AS pairs, "
+    "SUM(t.amount) AS paid FROM riverside_hospitals.outpatient_visits v "
+    "JOIN acme_pay.transactions t ON v.patient_id = t.person_id "
+    "WHERE v.diagnosis_group = 'I' GROUP BY t.district"
+)
+DISTRICTS = ("910101", "910102", "910103")
+
+
+class Recording:
+    """A vault that keeps every message of every operation."""
+
+    def __init__(self, vault: LocalVault) -> None:
+        self.vault = vault
+        self.sent: list[tuple[Operation, Outcome]] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.vault, name)
+
+    def run(self, operation: Operation, *, touched: Any) -> Outcome:
+        outcome = self.vault.run(operation, touched=touched)
+        self.sent.append((operation, outcome))
+        return outcome
+
+
+def _tokens(data: bytes) -> set[bytes]:
+    return {data[i : i + TOKEN_BYTES] for i in range(0, len(data), TOKEN_BYTES)}
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[JoinWorld]:
+    made = JoinWorld(tmp_path / "node")
+    made.publish(
+        [("AB-0001", "910101", "I"), ("AB0002", "910101", "I"), ("AB0003", "910102", "I")],
+        [("AB0001", "910101", 10.0), ("AB0002", "910102", 5.0), ("AB0007", "910102", 7.0)],
+    )
+    yield made
+    made.close()
+
+
+def _recorded(world: JoinWorld) -> tuple[Queries, Recording]:
+    exchange = Exchange(world.node)
+    recording = Recording(LocalVault.of(world.node))
+    coordinator = Coordinator(
+        world.node,
+        vault=recording,
+        contracts=exchange.contracts,
+        policies=exchange.policies,
+        ledger=exchange.ledger,
+    )
+    return Queries(coordinator), recording
+
+
+def test_no_message_carries_an_identifier_a_holder_could_recognise(world: JoinWorld) -> None:
+    queries, recording = _recorded(world)
+    consumer = Exchange(world.node).actor(CONSUMER)
+    queries.run(consumer, SQL, epsilon=0.5)
+    ids = ["AB-0001", "AB0001", "AB0002", "AB0003", "AB0007"]
+    resident = concept("resident-number")
+    canonical = {resident.canonicalize(i) for i in ids}
+    points = {hash_to_group("resident-number", c) for c in canonical if c}
+    singly: set[bytes] = set()
+    blinded = [out for op, out in recording.sent if isinstance(out, Blinded)]
+    reblinded = [out for op, out in recording.sent if isinstance(out, Reblinded)]
+    assert len(blinded) == len(reblinded) == 2
+    for out in blinded:
+        tokens = _tokens(out.tokens.tokens)
+        assert not tokens & points
+        singly |= tokens
+        # The attribute columns: the handle and what the answer reads, nothing else.
+        assert set(out.attributes.column_names) <= {"handle", "district", "amount"}
+        text = repr(out.attributes.to_pylist())
+        assert not any(i in text for i in ids)
+    for op, _ in recording.sent:
+        if isinstance(op, Reblind):
+            # A holder receives the other's tokens: never raw, never a group element it
+            # could compute, never one blinded by its own key alone.
+            tokens = _tokens(op.tokens.tokens)
+            own = next(o for o2, o in recording.sent if isinstance(o2, Blind) and o2.ref == op.ref)
+            assert isinstance(own, Blinded)
+            assert not tokens & points
+            assert not tokens & _tokens(own.tokens.tokens)
+            assert not any(i.encode() in op.tokens.tokens for i in ids)
+    for out in reblinded:
+        doubly = _tokens(out.tokens.tokens)
+        assert not doubly & points
+        assert not doubly & singly
+    blinds = [op for op, _ in recording.sent if isinstance(op, Blind)]
+    assert all("patient_id" not in op.columns and "person_id" not in op.columns for op in blinds)
+
+
+def test_each_join_draws_fresh_keys_so_tokens_of_two_joins_never_match(world: JoinWorld) -> None:
+    queries, recording = _recorded(world)
+    consumer = Exchange(world.node).actor(CONSUMER)
+    queries.run(consumer, SQL, epsilon=0.5)
+    first = [out for _, out in recording.sent if isinstance(out, Reblinded | Blinded)]
+    recording.sent.clear()
+    queries.run(consumer, SQL, epsilon=0.4)
+    second = [out for _, out in recording.sent if isinstance(out, Reblinded | Blinded)]
+
+    def all_tokens(outs: list[Any]) -> set[bytes]:
+        return set().union(*(_tokens(o.tokens.tokens) for o in outs))
+
+    assert all_tokens(first)
+    assert not all_tokens(first) & all_tokens(second)
+
+
+def _plain(visits: list[Visit], payments: list[Payment]) -> dict[str, tuple[float, float, float]]:
+    """The same question over the raw rows, in plain SQL."""
+    con = duckdb.connect()
+    con.execute("CREATE TABLE v (patient_id TEXT, district TEXT, diagnosis TEXT)")
+    con.execute("CREATE TABLE t (person_id TEXT, district TEXT, amount DOUBLE)")
+    con.executemany("INSERT INTO v VALUES (?, ?, ?)", visits)
+    con.executemany("INSERT INTO t VALUES (?, ?, ?)", payments)
+    rows = con.execute(
+        "SELECT t.district, COUNT(DISTINCT replace(v.patient_id, '-', '')), COUNT(*), "
+        "SUM(round(t.amount, 2)) FROM v JOIN t "
+        "ON replace(v.patient_id, '-', '') = replace(t.person_id, '-', '') "
+        "WHERE v.diagnosis = 'I' GROUP BY t.district"
+    ).fetchall()
+    return {d: (float(a), float(b), float(c)) for d, a, b, c in rows}
+
+
+_people = st.sampled_from([f"AB{i:04d}" for i in range(12)])
+_visits = st.lists(
+    st.tuples(
+        _people.map(lambda p: p[:2] + "-" + p[2:]) | _people,
+        st.sampled_from(DISTRICTS),
+        st.sampled_from(("I", "II")),
+    ),
+    min_size=1,
+    max_size=14,
+)
+_payments = st.lists(
+    st.tuples(
+        _people,
+        st.sampled_from(DISTRICTS),
+        st.integers(1, 50_000).map(lambda c: c / 100),
+    ),
+    min_size=1,
+    max_size=14,
+)
+
+
+@pytest.mark.slow
+@settings(
+    max_examples=6,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(visits=_visits, payments=_payments)
+def test_the_join_without_noise_equals_the_plain_join_of_the_raw_data(
+    tmp_path_factory: pytest.TempPathFactory, visits: list[Visit], payments: list[Payment]
+) -> None:
+    world = JoinWorld(tmp_path_factory.mktemp("node") / "node")
+    try:
+        world.publish(visits, payments)
+        exchange = Exchange(world.node)
+        request = exchange.queries.request(SQL, 0.5)
+        assert isinstance(request, JoinQuery)
+        found = {
+            ref: Found(
+                ref,
+                exchange.policies.get(ref).policy,
+                exchange.vault.standard(ref),
+                exchange.vault.versions(ref)[-1],
+            )
+            for ref in request.datasets()
+        }
+        run = request.price(found).operation
+        assert isinstance(run, JoinRun)
+        exact = run.exact(exchange.vault).to_pylist()
+        names = {q.kind: q.name for q in run.plan.plan.rewrite.quantities}
+        got = {
+            row["__k0"]: (row[names["units"]], row[names["rows"]], row[names["sum"]])
+            for row in exact
+            if row["__k0"] is not None
+        }
+        want = _plain(visits, payments)
+        assert set(got) == set(want)
+        for district, (people, pairs, paid) in want.items():
+            assert got[district][0] == pytest.approx(people)
+            assert got[district][1] == pytest.approx(pairs)
+            assert got[district][2] == pytest.approx(paid)
+    finally:
+        world.close()
