@@ -82,6 +82,7 @@ def estimate(exchange: Exchange, sql: str, epsilon: float | None) -> dict[str, A
     the dataset's public metadata; raises the checker's refusal, naming its rule."""
     from entrepot.exchange.coordinator import Found
     from entrepot.exchange.query import AggregateQuery
+    from entrepot.vault import Aggregate
 
     request = AggregateQuery(sql, epsilon, exchange.queries.catalog)
     [ref] = request.datasets()
@@ -91,7 +92,9 @@ def estimate(exchange: Exchange, sql: str, epsilon: float | None) -> dict[str, A
         exchange.vault.standard(ref),
         exchange.vault.versions(ref)[-1],
     )
-    planned = request.price({ref: found}).operation.plan
+    operation = request.price({ref: found}).operation
+    assert isinstance(operation, Aggregate), "a query on one dataset runs an Aggregate"
+    planned = operation.plan
     widths = planned.halfwidths()
     return {
         "dataset": str(ref),
