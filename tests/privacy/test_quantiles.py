@@ -18,6 +18,7 @@ from privacy_fixtures import CODES, DATASET, visit_standard
 from entrepot.engine import DuckDBEngine, EngineOptions, write_unit_columns
 from entrepot.privacy import Answer, Plan, mechanisms, parse_policy, plan
 from entrepot.privacy._quantiles import candidates
+from entrepot.privacy.mechanisms import QUANTILE_CANDIDATES
 
 STANDARD = visit_standard()
 LOW, HIGH = STANDARD.field("cost").bounds or (0.0, 0.0)
@@ -276,7 +277,7 @@ def test_a_quantile_takes_one_share_of_the_budget_like_a_sum() -> None:
         used = mechanisms._quantile("laplace", candidates(LOW, HIGH), level, scale).map(rows)
         assert used <= share / 3 * (1 + 1e-9)
         assert used == pytest.approx(share / 3)
-    assert laplace.quantile_scale(rows, share / 3, 0.5, 1001) == quantile.scale
+    assert laplace.quantile_scale(rows, share / 3, 0.5, QUANTILE_CANDIDATES) == quantile.scale
     assert median.fingerprint != summed.fingerprint
     assert any("cost clamped" in note for note in median.notes)
 
@@ -284,7 +285,7 @@ def test_a_quantile_takes_one_share_of_the_budget_like_a_sum() -> None:
 @pytest.mark.parametrize("name", ["laplace", "gaussian"])
 def test_the_quantile_privacy_map_spends_no_more_spread_over_groups(name: str) -> None:
     mechanism = mechanisms.get(name)
-    scale = mechanism.quantile_scale(15, 0.1, 0.9, 1001)
+    scale = mechanism.quantile_scale(15, 0.1, 0.9, QUANTILE_CANDIDATES)
     measurement = mechanisms._quantile(name, candidates(0.0, 1.0), 0.9, scale)
     whole = float(measurement.map(15))
     assert whole <= 0.1

@@ -53,8 +53,10 @@ dp.enable_features("contrib")
 _K = -30
 _MECHANISMS: dict[str, type[Mechanism]] = {}
 # A quantile is chosen among this many evenly spaced points over the measure's bounds:
-# the grid step is 0.1% of the range, and the rank error grows only with ln(candidates).
-QUANTILE_CANDIDATES = 1001
+# a step of 0.5% of the range. OpenDP's selection samples once per candidate: 1,001
+# candidates cost 9-13 ms a call at small scales against 1.2-2.6 ms for 101 (measured),
+# and a grouped quantile makes three calls per group.
+QUANTILE_CANDIDATES = 201
 
 
 class Mechanism(ABC):

@@ -196,12 +196,19 @@ class Plan:
         values = {c: [empty] * len(self.groups) for c in self.rewrite.sampled}
         if samples is not None:
             keys = [samples.column(k).to_pylist() for k in self.rewrite.keys]
+            positions = [
+                self._index.get(tuple(normalize(k[row]) for k in keys))
+                for row in range(samples.num_rows)
+            ]
             for i, column in enumerate(self.rewrite.sampled):
-                lists = samples.column(f"__x{i}").to_pylist()
-                for row, listed in enumerate(lists):
-                    position = self._index.get(tuple(normalize(k[row]) for k in keys))
-                    if position is not None and listed:
-                        values[column][position] = np.asarray(listed, dtype=np.float64)
+                # Each group's list as one float64 array, not as Python floats: OpenDP
+                # reads an array in one call (a writable copy: it refuses read-only ones).
+                lists = samples.column(f"__x{i}").combine_chunks()
+                for row, position in enumerate(positions):
+                    listed = lists[row].values
+                    if position is None or listed is None or not len(listed):
+                        continue
+                    values[column][position] = listed.to_numpy(zero_copy_only=False, writable=True)
         out = {}
         for quantile in self.quantiles:
             size = noisy.count_name(quantile.column, self.standard)
