@@ -132,7 +132,11 @@ class JoinRun:
         with self.engine().session() as session:
             session.register_arrow(_VIEW, view)
             exact = self._timed("aggregate", lambda: session.execute(self.plan.plan.sql(_VIEW)))
-        answer = self._timed("noise", lambda: self.plan.plan.release(exact))
+            samples = None
+            if self.plan.plan.quantiles:
+                text = self.plan.plan.rewrite.samples_sql(_VIEW)
+                samples = self._timed("values", lambda: session.execute(text))
+        answer = self._timed("noise", lambda: self.plan.plan.release(exact, samples))
         return Aggregated(answer, rows)
 
     def exact(self, vault: Vault) -> pa.Table:
