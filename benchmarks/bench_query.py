@@ -39,17 +39,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from _children import SNSQL, load, run_child
+
 ROOT = Path(__file__).resolve().parent
 DATA = ROOT / ".data"
-SNSQL_PYTHON = ROOT / ".venv-snsql" / "bin" / "python"
 DATASET = "riverside_hospitals.outpatient_visits"
 THREADS = 2
 MEMORY_LIMIT = "6GB"
@@ -265,89 +264,25 @@ def child_row_number(path: Path, repeat: int, query: str) -> dict[str, Any]:
 
 
 SNSQL_CHILD = r"""
-import json, re, sys, time
-import duckdb, snsql
-from snsql import Privacy
+import json, sys, time
+sys.path.insert(0, sys.argv[9])
+from _snsql_duckdb import connect, metadata, reader
 path, repeat, rows = sys.argv[1], int(sys.argv[2]), int(sys.argv[5])
 epsilon, delta = float(sys.argv[3]), float(sys.argv[4])
 max_ids, sample_max_ids = int(sys.argv[7]), sys.argv[8] == "true"
-meta = {"": {"riverside_hospitals": {"outpatient_visits": {
-    "row_privacy": False, "max_ids": max_ids, "sample_max_ids": sample_max_ids,
-    "censor_dims": False, "rows": rows,
-    "patient_id": {"type": "string", "private_id": True},
-    "district": {"type": "string"}, "diagnosis_group": {"type": "string"},
-    "sex": {"type": "int"}, "visit_date": {"type": "datetime"},
-    "cost": {"type": "float", "lower": 0.0, "upper": 5000.0, "nullable": False},
-}}}}
-# DuckDB refuses ORDER BY RANDOM() inside a window (a volatile sort key): the random
-# key moves into a column of an inner SELECT, at the same cost.
-SAMPLED = re.compile(
-    r"SELECT \*, ROW_NUMBER \( \) OVER \( PARTITION BY (\w+) ORDER BY RANDOM \( \) \) "
-    r"AS row_num FROM \((.*)\) AS clamped \)"
-)
-def duckdb_sql(sql):
-    return SAMPLED.sub(
-        r"SELECT * EXCLUDE (__random), ROW_NUMBER() OVER (PARTITION BY \1 ORDER BY __random) "
-        r"AS row_num FROM (SELECT *, random() AS __random FROM (\2) AS clamped) AS clamped )",
-        sql,
-    )
-class Cursor:
-    # SmartNoise's PostgreSQL reader speaks DB-API; DuckDB's SQL is close enough
-    def __init__(self, con):
-        self.con, self.description, self.rows = con, None, []
-    def execute(self, sql):
-        result = self.con.execute(duckdb_sql(sql))
-        self.description, self.rows = result.description, result.fetchall()
-    def __iter__(self):
-        return iter(self.rows)
-class Connection:
-    def __init__(self, con):
-        self.con = con
-    def cursor(self):
-        return Cursor(self.con)
-    def commit(self):
-        pass
-    def rollback(self):
-        pass
-con = duckdb.connect(config={"threads": 2, "memory_limit": "6GB"})
-# The bar would be drawn on this child's output, which carries its JSON report.
-con.execute("SET enable_progress_bar = false")
-con.execute("CREATE SCHEMA riverside_hospitals")
-view = "riverside_hospitals.outpatient_visits"
-con.execute(f"CREATE VIEW {view} AS SELECT * FROM read_parquet('{path}')")
-privacy = Privacy(epsilon=epsilon, delta=delta)
-reader = snsql.from_connection(
-    Connection(con), engine=sys.argv[6], privacy=privacy, metadata=meta
-)
+private = reader(connect(path), epsilon, delta, metadata(rows, max_ids, sample_max_ids))
 sql = sys.stdin.read()
 times, groups = [], 0
 for _ in range(repeat + 1):
     start = time.perf_counter()
-    groups = len(reader.execute(sql)) - 1
+    groups = len(private.execute(sql)) - 1
     times.append(time.perf_counter() - start)
 start = time.perf_counter()
 for _ in range(20):
-    reader._get_reader(reader.parse_query_string(sql))
+    private._get_reader(private.parse_query_string(sql))
 plan_ms = (time.perf_counter() - start) / 20 * 1000
 print(json.dumps({"times": times[1:], "groups": groups, "plan_ms": plan_ms}))
 """
-
-
-def run_child(args: list[str], stdin: str = "") -> tuple[dict[str, Any], int]:
-    """Run a child, return its JSON report and its peak RSS in bytes."""
-    process = subprocess.Popen(
-        args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    assert process.stdin is not None
-    assert process.stdout is not None
-    process.stdin.write(stdin)
-    process.stdin.close()
-    out = process.stdout.read()
-    _, status, usage = os.wait4(process.pid, 0)
-    err = process.stderr.read() if process.stderr else ""
-    if status != 0:
-        raise SystemExit(f"child {args[1:4]} failed:\n{err[-3000:]}")
-    return json.loads(out.strip().splitlines()[-1]), usage.ru_maxrss * 1024
 
 
 def planning_ms(samples: int = 200) -> tuple[float, float]:
@@ -384,12 +319,6 @@ def planning_ms(samples: int = 200) -> tuple[float, float]:
         p.release(exact)
     release_ms = (time.perf_counter() - start) / (samples // 4) * 1000
     return plan_ms, release_ms
-
-
-def load() -> str:
-    """The 1, 5 and 15-minute load averages, as /proc/loadavg prints them."""
-    one, five, fifteen = os.getloadavg()
-    return f"{one:.2f} {five:.2f} {fifteen:.2f}"
 
 
 def check_answers(size: int, query: str, results: dict[str, tuple[dict[str, Any], int]]) -> None:
@@ -461,13 +390,13 @@ def main() -> None:
                 command += ["--query", query, "--repeat", str(args.repeat)]
                 results[mode] = run_child(command)
                 print(f"  {query} {mode}: done, load average {load()}", flush=True)
-            snsql_ok = SNSQL_PYTHON.exists() and size <= parse_size(args.smartnoise_max_rows)
+            snsql_ok = SNSQL.exists() and size <= parse_size(args.smartnoise_max_rows)
             if not args.skip_smartnoise and snsql_ok:
                 for mode, max_ids, enforced in SNSQL_RUNS:
-                    command = [str(SNSQL_PYTHON), "-c", SNSQL_CHILD, str(path), str(args.repeat)]
+                    command = [str(SNSQL.python), "-c", SNSQL_CHILD, str(path), str(args.repeat)]
                     # SmartNoise has no DuckDB reader: its PostgreSQL one over a DuckDB connection
                     command += [str(EPSILON), str(DELTA), str(size), "postgres"]
-                    command += [str(max_ids), str(enforced).lower()]
+                    command += [str(max_ids), str(enforced).lower(), str(ROOT)]
                     results[mode] = run_child(command, stdin=SNSQL_QUERIES[query])
                     print(f"  {query} {mode}: done, load average {load()}", flush=True)
             command = [sys.executable, __file__, "--child", "interleaved", "--path", str(path)]
