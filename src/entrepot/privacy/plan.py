@@ -87,15 +87,7 @@ class Plan:
         spent (the data may have been read) and the operator's log has the cause.
         """
         try:
-            columns = session.columns(view)
-            self._check_types(columns)
-            counted = bool(self.rewrite.counted) and set(HIDDEN_COLUMNS) <= set(columns)
-            exact = session.execute(self.sql(view, session.dialect, counted=counted))
-            samples = None
-            if self.quantiles:
-                text = self.rewrite.samples_sql(view, session.dialect, counted=counted)
-                samples = session.execute(text)
-            return self.release(exact, samples)
+            return self.release(*self.exact(session, view))
         except Exception:
             _log.exception("a private query on %s failed after reading data", self.table)
             raise QueryFailed(
@@ -104,6 +96,19 @@ class Plan:
                 "memory limit, or a fault of the engine the operator's log names; "
                 "retrying spends ε again",
             ) from None
+
+    def exact(self, session: Session, view: str) -> tuple[pa.Table, pa.Table | None]:
+        """The exact, bounded per-group table and, for quantiles, the per-group values:
+        what :meth:`release` turns into an answer. Raises what the engine raises."""
+        columns = session.columns(view)
+        self._check_types(columns)
+        counted = bool(self.rewrite.counted) and set(HIDDEN_COLUMNS) <= set(columns)
+        exact = session.execute(self.sql(view, session.dialect, counted=counted))
+        samples = None
+        if self.quantiles:
+            text = self.rewrite.samples_sql(view, session.dialect, counted=counted)
+            samples = session.execute(text)
+        return exact, samples
 
     def _check_types(self, columns: Mapping[str, str]) -> None:
         for column in self.standard.fields:

@@ -1,0 +1,550 @@
+"""Private answers against the truth: entrepot vs Tumult Analytics vs SmartNoise SQL.
+
+Two datasets, both the ``health.visit`` standard on a real node (published, with the
+policy the provider set): the demo's Riverside outpatient visits (``entrepot demo``,
+about 30k rows, its policy: 3 rows per group, 2 groups per patient, groups under 50
+hidden) and a seeded file of ``--rows`` visits (default 1M) whose number of visits per
+patient is skewed (lognormal rates: median 4, 1% above 60, up to ~450), published with a
+policy that states its coverage and leaves the contribution bounds to their defaults.
+
+Every query of :data:`QUERIES` (counts, sums, averages, medians and distinct patients;
+no GROUP BY, by one and two dimensions and by month; with and without WHERE) is
+planned as the exchange plans it (``AggregateQuery.price``, the dataset's policy and
+latest version), its exact bounded aggregates computed once in the node's engine and
+released ``--repeats`` times at each ε (fresh OpenDP noise each time: the same as
+asking again, without spending a ledger). The truth is the same SQL on the raw data in
+DuckDB. Reported per query and ε:
+
+- the median relative error ``|answer - truth| / |truth|`` over every group present in
+  the data and every repeat (a group not shown, or an average shown without a value,
+  counts as an error of 1). For a COUNT or SUM without GROUP BY, entrepot's answer is
+  its estimate with what bounding removed put back (``asked``);
+- the share of entrepot's 95% intervals that cover the truth (0 for a group absent from
+  the data), labelled ``asked`` (about the question asked) or ``bounded`` (the answer's
+  ``interval_of`` is "bounded data": about the data after contribution bounding);
+- phantom groups: groups absent from the data shown without the ``near_zero`` mark.
+
+Tumult Analytics (``tmlt.analytics``, PySpark) and SmartNoise SQL answer the same
+questions at the same ε with the patient as privacy unit and the same rows-per-patient
+bound entrepot applied to that query, each in its own virtual environment (made on
+first use, see ``_children.py``); SmartNoise has no median (n/a).
+
+    python benchmarks/bench_accuracy.py                      # the recorded run
+    python benchmarks/bench_accuracy.py --rows 100k --repeats 5 --tumult-repeats 2
+    python benchmarks/bench_accuracy.py --datasets demo --skip-tumult
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from _children import SNSQL, TUMULT, load, run_child
+
+ROOT = Path(__file__).resolve().parent
+DATA = ROOT / ".data" / "accuracy"
+TABLE = "riverside_hospitals.outpatient_visits"
+REF = "riverside-hospitals/outpatient-visits"
+EPSILONS = (0.1, 0.5, 1.0)
+DELTA = 1e-10
+# The bars.
+COVERAGE_BAR = 0.90
+SHARE_BAR = 0.75
+# The skewed dataset's policy: its coverage; contribution bounds are the defaults.
+SKEWED_POLICY = """
+epsilon:
+  per_query: 1.0
+  dataset_cap: 100000.0
+latency_floor_ms: 0
+coverage:
+  visit_date: {from: 2025-01-01, to: 2025-12-31}
+  district: {within: ["910000"]}
+"""
+
+
+@dataclass(frozen=True)
+class Query:
+    """One question: an aggregate of a measure (or rows), grouped and filtered."""
+
+    name: str
+    function: str  # count, count_distinct, sum, avg, median
+    column: str | None = None
+    keys: tuple[str, ...] = ()
+    where: str | None = None
+    smartnoise: bool = True
+
+    @property
+    def aggregate(self) -> str:
+        return {
+            "count": "COUNT(*)",
+            "count_distinct": "COUNT(DISTINCT patient_id)",
+            "sum": f"SUM({self.column})",
+            "avg": f"AVG({self.column})",
+            "median": f"MEDIAN({self.column})",
+        }[self.function]
+
+    def sql(self, *, literal_dates: bool = True) -> str:
+        keys = [
+            "date_trunc('month', visit_date) AS month" if k == "month" else k for k in self.keys
+        ]
+        where = self.where or ""
+        if not literal_dates:  # SmartNoise reads no DATE literal: DuckDB casts the text
+            where = where.replace("DATE '", "'")
+        text = f"SELECT {', '.join([*keys, f'{self.aggregate} AS v'])} FROM {TABLE}"
+        text += f" WHERE {where}" if where else ""
+        text += f" GROUP BY {', '.join(self.keys)}" if self.keys else ""
+        return text
+
+
+SPRING = "visit_date >= DATE '2025-04-01'"
+QUERIES = (
+    Query("count", "count"),
+    Query("sum cost", "sum", "cost"),
+    Query("avg cost", "avg", "cost"),
+    Query("median cost", "median", "cost", smartnoise=False),
+    Query("patients", "count_distinct"),
+    Query("count | women", "count", where="sex = 2"),
+    Query("sum cost | since April", "sum", "cost", where=SPRING),
+    Query("avg hours | resp.", "avg", "duration_hours", where="diagnosis_group = 'X'"),
+    Query("count by district", "count", keys=("district",)),
+    Query("sum cost by district", "sum", "cost", ("district",)),
+    Query("avg cost by district", "avg", "cost", ("district",)),
+    Query("median cost by district", "median", "cost", ("district",), smartnoise=False),
+    Query("patients by district", "count_distinct", keys=("district",)),
+    Query("count by month", "count", keys=("month",)),
+    Query("avg cost by month", "avg", "cost", ("month",)),
+    Query("count by district, sex", "count", keys=("district", "sex")),
+    Query("sum cost by age, sex", "sum", "cost", ("age_band", "sex")),
+    Query("avg cost by diagnosis, sex", "avg", "cost", ("diagnosis_group", "sex")),
+    Query("count by diagnosis | men", "count", keys=("diagnosis_group",), where="sex = 1"),
+    Query("count by month | 910101", "count", keys=("month",), where="district = '910101'"),
+    Query("sum hours by age", "sum", "duration_hours", ("age_band",)),
+    Query("median hours by age", "median", "duration_hours", ("age_band",), smartnoise=False),
+    Query("avg cost by age | H1", "avg", "cost", ("age_band",), "visit_date < DATE '2025-07-01'"),
+    Query("count by district, diagnosis", "count", keys=("district", "diagnosis_group")),
+)
+
+
+# -- datasets ---------------------------------------------------------------------------
+
+
+@dataclass
+class Dataset:
+    """A published dataset on a node: its name, file, and what the exchange plans with."""
+
+    label: str
+    home: Path
+    path: Path = field(default=Path())
+    rows: int = 0
+
+
+def parse_size(text: str) -> int:
+    text = text.strip().upper()
+    scale = {"K": 10**3, "M": 10**6}.get(text[-1:], 1)
+    return int(float(text.rstrip("KM")) * scale)
+
+
+def demo_dataset() -> Dataset:
+    """The demo's exchange, built once with ``entrepot demo`` (its seeded data)."""
+    home = DATA / "demo"
+    if not (home / "keys" / "node.key").exists():
+        shutil.rmtree(home, ignore_errors=True)
+        home.parent.mkdir(parents=True, exist_ok=True)
+        command = [sys.executable, "-m", "entrepot", "demo", "--home", str(home), "--no-serve"]
+        subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+    return Dataset("demo (Riverside visits)", home)
+
+
+def skewed_dataset(rows: int) -> Dataset:
+    """A node holding ``rows`` skewed visits, published with :data:`SKEWED_POLICY`."""
+    from _skewed import write_visits
+    from entrepot.exchange.accounts import Accounts
+    from entrepot.exchange.node import Node
+    from entrepot.exchange.policies import Policies
+    from entrepot.settings import Settings
+    from entrepot.standards import get
+    from entrepot.vault import LocalVault, OnError, PublishRequest, add_provider
+
+    home = DATA / f"skewed-{rows}"
+    if not (home / "keys" / "node.key").exists():
+        shutil.rmtree(home, ignore_errors=True)
+        home.mkdir(parents=True)
+        started = time.perf_counter()
+        raw = write_visits(DATA / f"skewed-{rows}.csv", rows)
+        node = Node.init(Settings(home=home))
+        try:
+            add_provider(node.db, "riverside-hospitals", "Riverside Hospitals")
+            request = PublishRequest(
+                provider="riverside-hospitals",
+                standard=get("health.visit"),
+                title="Outpatient visits 2025",
+                on_error=OnError.REJECT,
+                filename="visits.csv",
+            )
+            with raw.open("rb") as data:
+                LocalVault.of(node).publish(request, data)
+            accounts = Accounts(node.db, node.settings, log=node.log)
+            provider = accounts.actor("riverside-hospitals")
+            Policies(node).set(provider, REF, SKEWED_POLICY, where="the benchmark's policy")
+        finally:
+            node.close()
+        raw.unlink()
+        print(f"published {rows:,} skewed visits in {time.perf_counter() - started:.0f} s")
+    return Dataset(f"skewed, {rows:,} rows", home)
+
+
+@contextmanager
+def opened(dataset: Dataset) -> Iterator[tuple[Any, Any, Any]]:
+    """The exchange of the dataset's node, the dataset as its coordinator finds it, and
+    an engine session with its latest version attached (``dataset.path`` set)."""
+    from entrepot.exchange.coordinator import Found
+    from entrepot.exchange.facade import Exchange
+    from entrepot.exchange.node import Node
+    from entrepot.settings import Settings
+    from entrepot.vault import DatasetRef
+
+    node = Node.open(Settings(home=dataset.home))
+    try:
+        exchange = Exchange(node)
+        ref = DatasetRef.parse(REF)
+        version = exchange.vault.versions(ref)[-1]
+        policy = exchange.policies.get(ref).policy
+        found = Found(ref, policy, exchange.vault.standard(ref), version)
+        with exchange.vault.engine().session() as session:
+            attached = exchange.vault.attach(session, ref)
+            # where the node keeps the version's file (the baselines read it there)
+            dataset.path = (
+                dataset.home / "vaults" / ref.provider / ref.dataset / (f"{version.number}.parquet")
+            )
+            assert dataset.path.is_file(), dataset.path
+            dataset.rows = attached.rows
+            yield found, session, attached.view
+    finally:
+        node.close()
+
+
+# -- the truth and entrepot's answers ------------------------------------------------------
+
+
+def key_text(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.date().isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+Truth = dict[tuple[str, ...], float]
+
+
+def truth(session: Any, view: str, query: Query) -> Truth:
+    """The answer to the question asked: the same SQL on the raw rows, in DuckDB."""
+    table = session.execute(query.sql().replace(TABLE, f'"{view}"'))
+    columns = [table.column(i).to_pylist() for i in range(table.num_columns)]
+    out: Truth = {}
+    for row in zip(*columns, strict=True):
+        if row[-1] is not None:
+            out[tuple(key_text(v) for v in row[:-1])] = float(row[-1])
+    return out
+
+
+@dataclass
+class Tally:
+    """What one tool's answers to one query at one ε came to."""
+
+    errors: list[float] = field(default_factory=list)
+    covered: int = 0
+    intervals: int = 0
+    phantoms: int = 0
+    label: str = ""
+    failure: str = ""
+
+    @property
+    def error(self) -> float:
+        return statistics.median(self.errors) if self.errors else math.nan
+
+    @property
+    def coverage(self) -> float:
+        return self.covered / self.intervals if self.intervals else math.nan
+
+
+def relative(value: float | None, true: float) -> float:
+    if value is None:
+        return 1.0
+    return abs(value - true) / abs(true)
+
+
+def entrepot_tally(plans: Any, exact: Any, true: Truth, query: Query, repeats: int) -> Tally:
+    """Release the exact table ``repeats`` times and score every answer."""
+    tally = Tally()
+    counting = query.function in ("count", "count_distinct", "sum")
+    for _ in range(repeats):
+        answer = plans.release(*exact)
+        asked = answer.asked.get("v")
+        tally.label = "asked" if asked else answer.interval_of.replace(" data", "")
+        shown = {}
+        for row in answer.rows:
+            if row.other:
+                continue
+            key = tuple(key_text(k) for k in row.key)
+            estimate = asked or row.values[0]
+            shown[key] = estimate
+            present = key in true
+            if present or counting:
+                target = true.get(key, 0.0)
+                tally.intervals += 1
+                tally.covered += estimate.lo <= target <= estimate.hi
+            if not present and not row.near_zero:
+                tally.phantoms += 1
+        for key, target in true.items():
+            if target == 0:
+                continue
+            estimate = shown.get(key)
+            tally.errors.append(relative(None if estimate is None else estimate.value, target))
+    return tally
+
+
+def baseline_tally(runs: Any, true: Truth) -> Tally:
+    """Score a baseline's answers (a list per repeat of ``[key..., value]``)."""
+    tally = Tally()
+    if isinstance(runs, dict):
+        tally.failure = runs.get("error", "n/a")
+        return tally
+    for run in runs:
+        shown = {tuple(row[:-1]): row[-1] for row in run}
+        for key, target in true.items():
+            if target != 0:
+                tally.errors.append(relative(shown.get(key), target))
+        tally.phantoms += sum(1 for key in shown if key not in true)
+    return tally
+
+
+# -- the baselines ---------------------------------------------------------------------
+
+
+def baseline_job(
+    dataset: Dataset, specs: list[dict[str, Any]], repeats: int, smartnoise: bool
+) -> dict[str, Any]:
+    queries = [s for s in specs if s["sql"] is not None] if smartnoise else specs
+    return {
+        "path": str(dataset.path),
+        "rows": dataset.rows,
+        "delta": DELTA,
+        "epsilons": list(EPSILONS),
+        "repeats": repeats,
+        "queries": queries,
+    }
+
+
+def run_baseline(name: str, job: dict[str, Any]) -> dict[str, Any]:
+    env = TUMULT if name == "tumult" else SNSQL
+    python = env.ensure()
+    script = ROOT / ("_tumult_child.py" if name == "tumult" else "_snsql_child.py")
+    started = time.perf_counter()
+    report, _peak = run_child([str(python), str(script)], stdin=json.dumps(job))
+    print(f"  {env.name}: {time.perf_counter() - started:.0f} s, load average {load()}")
+    results: dict[str, Any] = report["results"]
+    return results
+
+
+# -- one dataset -------------------------------------------------------------------------
+
+
+@dataclass
+class Line:
+    query: Query
+    epsilon: float
+    tallies: dict[str, Tally]
+
+
+def bench_dataset(dataset: Dataset, args: argparse.Namespace) -> list[Line]:
+    from entrepot.exchange.query import AggregateQuery
+
+    lines: list[Line] = []
+    specs: list[dict[str, Any]] = []
+    truths: dict[str, Truth] = {}
+    started = time.perf_counter()
+    with opened(dataset) as (found, session, view):
+        print(
+            f"{dataset.label}: {dataset.rows:,} rows, policy bounds "
+            f"{found.policy.rows_per_group} rows per group x {found.policy.groups_per_unit} "
+            f"groups, load average {load()}",
+            flush=True,
+        )
+        standard = found.standard
+        for query in QUERIES:
+            plans = {
+                epsilon: AggregateQuery(query.sql(), epsilon)
+                .price({found.ref: found})
+                .operation.plan
+                for epsilon in EPSILONS
+            }
+            first = plans[EPSILONS[0]]
+            assert len({p.sql("v") for p in plans.values()}) == 1, "ε changes noise only"
+            exact = first.exact(session, view)
+            true = truths[query.name] = truth(session, view, query)
+            for epsilon, plan in plans.items():
+                tally = entrepot_tally(plan, exact, true, query, args.repeats)
+                lines.append(Line(query, epsilon, {"entrepot": tally}))
+            bounds = standard.field(query.column).bounds if query.column else None
+            specs.append(
+                {
+                    "name": query.name,
+                    "function": query.function,
+                    "column": query.column,
+                    "keys": list(query.keys),
+                    "where": query.where,
+                    "rows": first.rewrite.rows_per_unit,
+                    "spread": first.rewrite.groups_per_unit,
+                    "bounds": list(bounds) if bounds else None,
+                    "groups": [[key_text(v) for v in g] for g in first.groups],
+                    "sql": query.sql(literal_dates=False) if query.smartnoise else None,
+                }
+            )
+    print(f"  entrepot and the truth: {time.perf_counter() - started:.0f} s", flush=True)
+    for name, skip, repeats in (
+        ("tumult", args.skip_tumult, args.tumult_repeats),
+        ("smartnoise", args.skip_smartnoise, args.repeats),
+    ):
+        if skip:
+            continue
+        results = run_baseline(name, baseline_job(dataset, specs, repeats, name == "smartnoise"))
+        for line in lines:
+            runs = results.get(line.query.name, {}).get(str(line.epsilon))
+            if runs is not None:
+                line.tallies[name] = baseline_tally(runs, truths[line.query.name])
+    return lines
+
+
+# -- the report ------------------------------------------------------------------------
+
+
+def figure(value: float) -> str:
+    return "n/a" if math.isnan(value) else f"{value:.3f}"
+
+
+def report(console: Console, label: str, lines: Sequence[Line]) -> None:
+    table = Table(title=f"{label}: median relative error against the truth")
+    for column in ("query", "ε", "entrepot", "Tumult", "SmartNoise", "coverage", "× Tumult"):
+        table.add_column(column, justify="left" if column == "query" else "right")
+    for line in lines:
+        ours = line.tallies["entrepot"]
+        errors = {name: t.error for name, t in line.tallies.items()}
+        tumult = errors.get("tumult", math.nan)
+        ratio = ours.error / tumult if tumult and not math.isnan(tumult) else math.nan
+        table.add_row(
+            line.query.name,
+            f"{line.epsilon:g}",
+            figure(ours.error),
+            figure(tumult),
+            figure(errors.get("smartnoise", math.nan)),
+            f"{ours.coverage:.0%} {ours.label}",
+            "n/a" if math.isnan(ratio) else f"{ratio:.2f}",
+        )
+    console.print(table)
+
+
+def bars(console: Console, lines: Sequence[Line]) -> bool:
+    ours = [line.tallies["entrepot"] for line in lines]
+    honest = [t for t in ours if t.label != "bounded"]
+    low = [
+        (line.query.name, line.epsilon, line.tallies["entrepot"].coverage)
+        for line in lines
+        if line.tallies["entrepot"].label != "bounded"
+        and line.tallies["entrepot"].coverage < COVERAGE_BAR
+    ]
+    pooled = sum(t.covered for t in honest) / max(sum(t.intervals for t in honest), 1)
+    worst = min((t.coverage for t in honest), default=math.nan)
+    bounded = [t for t in ours if t.label == "bounded"]
+    bounded_pooled = sum(t.covered for t in bounded) / max(sum(t.intervals for t in bounded), 1)
+    met_coverage = not low
+    console.print(
+        f"bar: intervals not labelled bounded-data cover the truth in >= {COVERAGE_BAR:.0%}: "
+        f"{len(honest)} query-ε pairs, pooled {pooled:.1%}, worst {worst:.1%} -> "
+        f"{'met' if met_coverage else 'MISSED'}"
+        + ("" if met_coverage else f" ({', '.join(f'{n} ε {e:g}: {c:.0%}' for n, e, c in low)})")
+    )
+    console.print(
+        f"     (intervals labelled bounded-data: {len(bounded)} pairs, pooled coverage of "
+        f"the truth {bounded_pooled:.1%}; reported, not judged)"
+    )
+    compared = [line for line in lines if "tumult" in line.tallies]
+    compared = [line for line in compared if not math.isnan(line.tallies["tumult"].error)]
+    wins = [
+        line for line in compared if line.tallies["entrepot"].error <= line.tallies["tumult"].error
+    ]
+    share = len(wins) / len(compared) if compared else math.nan
+    met_tumult = bool(compared) and share >= SHARE_BAR
+    losses = [f"{line.query.name} ε {line.epsilon:g}" for line in compared if line not in wins]
+    console.print(
+        f"bar: median relative error <= Tumult's on >= {SHARE_BAR:.0%} of queries: "
+        f"{len(wins)}/{len(compared)} ({share:.0%}) -> {'met' if met_tumult else 'MISSED'}"
+        + (f"; lost: {', '.join(losses)}" if losses else "")
+    )
+    phantoms = sum(t.phantoms for t in ours)
+    console.print(
+        f"bar: no phantom group shown unmarked: {phantoms} shown unmarked -> "
+        f"{'met' if phantoms == 0 else 'MISSED'}"
+        + (
+            ""
+            if phantoms == 0
+            else " ("
+            + ", ".join(
+                f"{line.query.name} ε {line.epsilon:g}: {line.tallies['entrepot'].phantoms}"
+                for line in lines
+                if line.tallies["entrepot"].phantoms
+            )
+            + ")"
+        )
+    )
+    return met_coverage and met_tumult and phantoms == 0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", default="1M", help="rows of the skewed dataset, e.g. 100k")
+    parser.add_argument("--repeats", type=int, default=50, help="answers per query and ε")
+    parser.add_argument(
+        "--tumult-repeats", type=int, default=None, help="Tumult's (default: --repeats)"
+    )
+    parser.add_argument("--datasets", default="demo,skewed", help="of: demo, skewed")
+    parser.add_argument("--skip-tumult", action="store_true")
+    parser.add_argument("--skip-smartnoise", action="store_true")
+    args = parser.parse_args()
+    args.tumult_repeats = args.tumult_repeats or args.repeats
+    console = Console(width=140)
+    console.print(f"load average before: {load()}")
+    started = time.perf_counter()
+    everything: list[Line] = []
+    for name in args.datasets.split(","):
+        dataset = demo_dataset() if name == "demo" else skewed_dataset(parse_size(args.rows))
+        lines = bench_dataset(dataset, args)
+        report(console, dataset.label, lines)
+        everything += lines
+    console.print(f"load average after: {load()}; {time.perf_counter() - started:.0f} s in all")
+    console.print(
+        f"{len(QUERIES)} queries x ε {', '.join(f'{e:g}' for e in EPSILONS)}, "
+        f"{args.repeats} answers each (Tumult {args.tumult_repeats})"
+    )
+    bars(console, everything)
+
+
+if __name__ == "__main__":
+    main()
