@@ -45,6 +45,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -340,28 +341,43 @@ def baseline_tally(runs: Any, true: Truth) -> Tally:
 
 
 def baseline_job(
-    dataset: Dataset, specs: list[dict[str, Any]], repeats: int, smartnoise: bool
+    dataset: Dataset, specs: list[dict[str, Any]], repeats: int, name: str, seconds: float
 ) -> dict[str, Any]:
-    queries = [s for s in specs if s["sql"] is not None] if smartnoise else specs
+    smartnoise = name == "smartnoise"
     return {
         "path": str(dataset.path),
         "rows": dataset.rows,
         "delta": DELTA,
         "epsilons": list(EPSILONS),
         "repeats": repeats,
-        "queries": queries,
+        "seconds": seconds,
+        "queries": [s for s in specs if s["sql"] is not None] if smartnoise else specs,
     }
 
 
-def run_baseline(name: str, job: dict[str, Any]) -> dict[str, Any]:
+def run_baseline(label: str, name: str, job: dict[str, Any]) -> dict[str, Any]:
+    """Run one baseline's child on one dataset; its results by query and ε."""
     env = TUMULT if name == "tumult" else SNSQL
-    python = env.ensure()
     script = ROOT / ("_tumult_child.py" if name == "tumult" else "_snsql_child.py")
     started = time.perf_counter()
-    report, _peak = run_child([str(python), str(script)], stdin=json.dumps(job))
-    print(f"  {env.name}: {time.perf_counter() - started:.0f} s, load average {load()}")
+    report, _peak = run_child([str(env.python), str(script)], stdin=json.dumps(job))
+    print(f"  {label}: {env.name} took {time.perf_counter() - started:.0f} s, load {load()}")
     results: dict[str, Any] = report["results"]
     return results
+
+
+def run_baselines(
+    jobs: list[tuple[str, str, dict[str, Any]]],
+) -> dict[tuple[str, str], dict[str, Any]]:
+    """Every baseline child at once: each is mostly waiting on its engine, and the
+    slowest (Tumult's Spark) sets the run's length either way."""
+    for name in {name for _, name, _ in jobs}:
+        (TUMULT if name == "tumult" else SNSQL).ensure()
+    with ThreadPoolExecutor(max_workers=max(len(jobs), 1)) as pool:
+        futures = {
+            (label, name): pool.submit(run_baseline, label, name, job) for label, name, job in jobs
+        }
+        return {key: future.result() for key, future in futures.items()}
 
 
 # -- one dataset -------------------------------------------------------------------------
@@ -374,7 +390,17 @@ class Line:
     tallies: dict[str, Tally]
 
 
-def bench_dataset(dataset: Dataset, args: argparse.Namespace) -> list[Line]:
+@dataclass
+class Bench:
+    """One dataset's lines, and what its baselines need: the query specs and truths."""
+
+    dataset: Dataset
+    lines: list[Line]
+    specs: list[dict[str, Any]]
+    truths: dict[str, Truth]
+
+
+def bench_dataset(dataset: Dataset, args: argparse.Namespace) -> Bench:
     from entrepot.exchange.query import AggregateQuery
 
     lines: list[Line] = []
@@ -419,18 +445,15 @@ def bench_dataset(dataset: Dataset, args: argparse.Namespace) -> list[Line]:
                 }
             )
     print(f"  entrepot and the truth: {time.perf_counter() - started:.0f} s", flush=True)
-    for name, skip, repeats in (
-        ("tumult", args.skip_tumult, args.tumult_repeats),
-        ("smartnoise", args.skip_smartnoise, args.repeats),
-    ):
-        if skip:
-            continue
-        results = run_baseline(name, baseline_job(dataset, specs, repeats, name == "smartnoise"))
-        for line in lines:
-            runs = results.get(line.query.name, {}).get(str(line.epsilon))
-            if runs is not None:
-                line.tallies[name] = baseline_tally(runs, truths[line.query.name])
-    return lines
+    return Bench(dataset, lines, specs, truths)
+
+
+def score(bench: Bench, name: str, results: dict[str, Any]) -> None:
+    """Add a baseline's tallies to the lines of its dataset."""
+    for line in bench.lines:
+        runs = results.get(line.query.name, {}).get(str(line.epsilon))
+        if runs is not None:
+            line.tallies[name] = baseline_tally(runs, bench.truths[line.query.name])
 
 
 # -- the report ------------------------------------------------------------------------
@@ -524,6 +547,12 @@ def main() -> None:
     parser.add_argument(
         "--tumult-repeats", type=int, default=None, help="Tumult's (default: --repeats)"
     )
+    parser.add_argument(
+        "--tumult-seconds",
+        type=float,
+        default=1200,
+        help="Tumult begins no query after this many seconds (per dataset)",
+    )
     parser.add_argument("--datasets", default="demo,skewed", help="of: demo, skewed")
     parser.add_argument("--skip-tumult", action="store_true")
     parser.add_argument("--skip-smartnoise", action="store_true")
@@ -532,18 +561,35 @@ def main() -> None:
     console = Console(width=140)
     console.print(f"load average before: {load()}")
     started = time.perf_counter()
-    everything: list[Line] = []
-    for name in args.datasets.split(","):
-        dataset = demo_dataset() if name == "demo" else skewed_dataset(parse_size(args.rows))
-        lines = bench_dataset(dataset, args)
-        report(console, dataset.label, lines)
-        everything += lines
+    benches = [
+        bench_dataset(
+            demo_dataset() if name == "demo" else skewed_dataset(parse_size(args.rows)), args
+        )
+        for name in args.datasets.split(",")
+    ]
+    jobs = []
+    for bench in benches:
+        for name, skip, repeats in (
+            ("tumult", args.skip_tumult, args.tumult_repeats),
+            ("smartnoise", args.skip_smartnoise, args.repeats),
+        ):
+            if not skip:
+                job = baseline_job(bench.dataset, bench.specs, repeats, name, args.tumult_seconds)
+                jobs.append((bench.dataset.label, name, job))
+    console.print(f"baselines: {len(jobs)} children at once, load average {load()}")
+    results = run_baselines(jobs)
+    for bench in benches:
+        for (label, name), found in results.items():
+            if label == bench.dataset.label:
+                score(bench, name, found)
+        report(console, bench.dataset.label, bench.lines)
     console.print(f"load average after: {load()}; {time.perf_counter() - started:.0f} s in all")
     console.print(
         f"{len(QUERIES)} queries x ε {', '.join(f'{e:g}' for e in EPSILONS)}, "
-        f"{args.repeats} answers each (Tumult {args.tumult_repeats})"
+        f"{args.repeats} answers each (Tumult {args.tumult_repeats}, within "
+        f"{args.tumult_seconds:.0f} s per dataset)"
     )
-    bars(console, everything)
+    bars(console, [line for bench in benches for line in bench.lines])
 
 
 if __name__ == "__main__":
