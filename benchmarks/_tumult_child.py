@@ -1,13 +1,13 @@
 """Tumult Analytics' answers to the accuracy benchmark's queries (run in its own venv).
 
-Reads the job from standard input as JSON (see ``bench_accuracy.tumult_job``): the
+Reads the job from standard input as JSON (see ``bench_accuracy.baseline_job``): the
 Parquet file, the queries with their public groups and the rows-per-patient bound
 entrepot applied, the ε values and the repeats. The patient is the privacy unit
 (``AddRowsWithID``); each query truncates to the same bound entrepot uses
 (``MaxRowsPerID(R)``; distinct patients: one row per patient and group, in at most
-``G`` groups) and is evaluated at each ε with pure DP. Prints one JSON line:
-per query and ε, the answers of every repeat as ``[[key text..., value], ...]``. Queries not begun
-within the job's ``seconds`` (from the first) are skipped (Spark is slow on a small, busy machine).
+``G`` groups) and is evaluated at each ε with pure DP, in rounds within the job's
+``seconds`` (Spark is slow on a small, busy machine; see ``_rounds.py``). Prints one
+JSON line: per query and ε, the answers of every repeat as ``[[key text..., value]]``.
 """
 
 from __future__ import annotations
@@ -16,10 +16,13 @@ import datetime as dt
 import json
 import os
 import sys
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as sf
@@ -33,6 +36,8 @@ from tmlt.analytics import (
     QueryBuilder,
     Session,
 )
+
+from _rounds import in_rounds
 
 # Columns the queries read; the others (the visit id, the per-unit columns a publish
 # adds) only slow Tumult's truncation, which sorts rows by every column.
@@ -48,6 +53,8 @@ def spark() -> Any:
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.driver.memory", "4g")
+        # Spark would leave a spark-warehouse directory wherever it was started.
+        .config("spark.sql.warehouse.dir", tempfile.mkdtemp(prefix="tumult-"))
         .getOrCreate()
     )
     session.sparkContext.setLogLevel("ERROR")
@@ -111,32 +118,13 @@ def main() -> None:
         dataframe=frame,
         protected_change=AddRowsWithID("patient_id"),
     )
-    results: dict[str, Any] = {}
-    begun = time.perf_counter()
-    for query in job["queries"]:
-        per_epsilon: dict[str, Any] = {}
-        for epsilon in job["epsilons"]:
-            if time.perf_counter() - begun > job["seconds"]:
-                per_epsilon[str(epsilon)] = {"error": "not reached in the time allowed"}
-                continue
-            runs = []
-            try:
-                built = build(query)
-                for _ in range(job["repeats"]):
-                    answer = session.evaluate(built, PureDPBudget(epsilon)).toPandas()
-                    keys = query["keys"]
-                    runs.append(
-                        [
-                            [*(text(row[k]) for k in keys), float(row["v"])]
-                            for _, row in answer.iterrows()
-                        ]
-                    )
-            except Exception as error:  # a query Tumult cannot express: n/a
-                per_epsilon[str(epsilon)] = {"error": f"{type(error).__name__}: {error}"[:300]}
-                continue
-            per_epsilon[str(epsilon)] = runs
-        results[query["name"]] = per_epsilon
-        print(f"tumult: {query['name']} done", file=sys.stderr, flush=True)
+
+    def answer(query: dict[str, Any], epsilon: float) -> list[list[Any]]:
+        frame = session.evaluate(build(query), PureDPBudget(epsilon)).toPandas()
+        keys = query["keys"]
+        return [[*(text(row[k]) for k in keys), float(row["v"])] for _, row in frame.iterrows()]
+
+    results = in_rounds(job, answer)
     print(json.dumps({"results": results, "seconds": time.perf_counter() - started}))
 
 

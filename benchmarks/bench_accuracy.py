@@ -30,7 +30,7 @@ bound entrepot applied to that query, each in its own virtual environment (made 
 first use, see ``_children.py``); SmartNoise has no median (n/a).
 
     python benchmarks/bench_accuracy.py                      # the recorded run
-    python benchmarks/bench_accuracy.py --rows 100k --repeats 5 --tumult-repeats 2
+    python benchmarks/bench_accuracy.py --rows 100k --repeats 5 --baseline-repeats 2
     python benchmarks/bench_accuracy.py --datasets demo --skip-tumult
 """
 
@@ -276,6 +276,7 @@ class Tally:
     phantoms: int = 0
     label: str = ""
     failure: str = ""
+    answers: int = 0
 
     @property
     def error(self) -> float:
@@ -328,6 +329,7 @@ def baseline_tally(runs: Any, true: Truth) -> Tally:
     if isinstance(runs, dict):
         tally.failure = runs.get("error", "n/a")
         return tally
+    tally.answers = len(runs)
     for run in runs:
         shown = {tuple(row[:-1]): row[-1] for row in run}
         for key, target in true.items():
@@ -540,24 +542,41 @@ def bars(console: Console, lines: Sequence[Line]) -> bool:
     return met_coverage and met_tumult and phantoms == 0
 
 
+def baseline_counts(benches: Sequence[Bench]) -> str:
+    """How many answers each baseline gave per query and ε (fewest to most)."""
+    counts: dict[str, list[int]] = {}
+    for bench in benches:
+        for line in bench.lines:
+            for name, tally in line.tallies.items():
+                if name != "entrepot" and tally.answers:
+                    counts.setdefault(name, []).append(tally.answers)
+    return (
+        ", ".join(
+            f"{name} {min(c)} to {max(c)} (median {statistics.median(c):g})"
+            for name, c in counts.items()
+        )
+        or "none"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", default="1M", help="rows of the skewed dataset, e.g. 100k")
     parser.add_argument("--repeats", type=int, default=50, help="answers per query and ε")
     parser.add_argument(
-        "--tumult-repeats", type=int, default=None, help="Tumult's (default: --repeats)"
+        "--baseline-repeats", type=int, default=None, help="theirs (default: --repeats)"
     )
     parser.add_argument(
-        "--tumult-seconds",
+        "--baseline-seconds",
         type=float,
-        default=1200,
-        help="Tumult begins no query after this many seconds (per dataset)",
+        default=900,
+        help="a baseline begins no answer after this many seconds (per dataset)",
     )
     parser.add_argument("--datasets", default="demo,skewed", help="of: demo, skewed")
     parser.add_argument("--skip-tumult", action="store_true")
     parser.add_argument("--skip-smartnoise", action="store_true")
     args = parser.parse_args()
-    args.tumult_repeats = args.tumult_repeats or args.repeats
+    args.baseline_repeats = args.baseline_repeats or args.repeats
     console = Console(width=140)
     console.print(f"load average before: {load()}")
     started = time.perf_counter()
@@ -570,11 +589,11 @@ def main() -> None:
     jobs = []
     for bench in benches:
         for name, skip, repeats in (
-            ("tumult", args.skip_tumult, args.tumult_repeats),
-            ("smartnoise", args.skip_smartnoise, args.repeats),
+            ("tumult", args.skip_tumult, args.baseline_repeats),
+            ("smartnoise", args.skip_smartnoise, args.baseline_repeats),
         ):
             if not skip:
-                job = baseline_job(bench.dataset, bench.specs, repeats, name, args.tumult_seconds)
+                job = baseline_job(bench.dataset, bench.specs, repeats, name, args.baseline_seconds)
                 jobs.append((bench.dataset.label, name, job))
     console.print(f"baselines: {len(jobs)} children at once, load average {load()}")
     results = run_baselines(jobs)
@@ -586,8 +605,9 @@ def main() -> None:
     console.print(f"load average after: {load()}; {time.perf_counter() - started:.0f} s in all")
     console.print(
         f"{len(QUERIES)} queries x ε {', '.join(f'{e:g}' for e in EPSILONS)}, "
-        f"{args.repeats} answers each (Tumult {args.tumult_repeats}, within "
-        f"{args.tumult_seconds:.0f} s per dataset)"
+        f"{args.repeats} answers each by entrepot; the baselines up to "
+        f"{args.baseline_repeats}, begun within {args.baseline_seconds:.0f} s per dataset: "
+        + baseline_counts(benches)
     )
     bars(console, [line for bench in benches for line in bench.lines])
 
