@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.e2e.test_server import server
+from tests.e2e.test_server import ENTREPOT, free_port, stop, wait_healthy
 
 from entrepot.demo import run as run_demo
 from entrepot.exchange import Exchange, Node
@@ -78,8 +79,28 @@ def served(demo_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     copy = tmp_path_factory.mktemp("served") / "exchange"
     shutil.copytree(demo_home, copy)
     tokens = json.loads((demo_home.parent / "tokens.json").read_text())
-    with server(copy, "--query-workers", "1") as (url, _process):
+    log = copy.parent / "serve.log"
+    port = free_port()
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [*ENTREPOT, "serve", "--home", str(copy), "--port", str(port), "--query-workers", "1"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(url, process)
         yield Served(url, copy, tokens, tmp_path_factory.mktemp("screenshots"))
+        assert process.poll() is None, f"the server died:\n{log.read_text()[-3000:]}"
+    finally:
+        stop(process)
+    # The access log names routes: no token, no query string, ever.
+    written = log.read_text()
+    assert "method=GET route=/" in written
+    for token in tokens.values():
+        assert token not in written
 
 
 @pytest.fixture(scope="module")
@@ -104,8 +125,14 @@ class Person:
         self.page = self.context.new_page()
         self.errors: list[str] = []
         self.page.on("pageerror", lambda error: self.errors.append(str(error)))
+        # A dialog is what injected script would open first: none may ever appear.
+        self.page.on("dialog", self._dialog)
         if account is not None:
             self.sign_in(exchange.tokens[account])
+
+    def _dialog(self, dialog: Any) -> None:
+        self.errors.append(f"a {dialog.type} dialog opened: {dialog.message}")
+        dialog.dismiss()
 
     def go(self, path: str) -> Any:
         return self.page.goto(self.exchange.url + path)

@@ -8,6 +8,10 @@ from typing import Any
 import httpx
 import pytest
 
+from entrepot.exchange import Exchange, Node
+from entrepot.exchange.accounts import LOCAL
+from entrepot.settings import Settings
+
 pytestmark = pytest.mark.browser
 
 DATASET = "riverside-hospitals/outpatient-visits"
@@ -124,3 +128,27 @@ def test_pages_forbid_framing_and_inline_script(person: Any) -> None:
     assert "script-src 'self'" in policy
     assert "unsafe-inline" not in policy
     assert "frame-ancestors 'none'" in policy
+
+
+def test_revoking_the_token_ends_its_session(person: Any, served: Any) -> None:
+    node = Node.open(Settings(home=served.home))
+    try:
+        accounts = Exchange(node).accounts
+        issued = accounts.issue_token(LOCAL, "city-analyst")
+        analyst = person(None)
+        analyst.sign_in(issued.secret)
+        assert analyst.go("/").url.endswith("/")
+        accounts.revoke_token(LOCAL, issued.info.token_id)
+    finally:
+        node.close()
+    analyst.go(f"/datasets/{DATASET}")
+    assert "/signin?next=" in analyst.page.url
+
+
+def test_signing_out_ends_the_session(person: Any) -> None:
+    analyst = person("city-analyst")
+    analyst.go("/")
+    analyst.page.get_by_role("button", name="Sign out").click()
+    assert analyst.page.url.endswith("/signin")
+    analyst.go("/")
+    assert "/signin?next=" in analyst.page.url

@@ -13,6 +13,7 @@ from playwright.sync_api import expect
 pytestmark = pytest.mark.browser
 
 DATASET = "riverside-hospitals/outpatient-visits"
+NOTE = "weekly <img src=x onerror=alert(1)> counts"
 MAPPING = """\
 standard: health.visit
 columns:
@@ -74,6 +75,7 @@ def test_the_provider_grants_a_request_and_revokes_it(person: Any) -> None:
     analyst.page.get_by_label("Purpose").select_option("public-health-surveillance")
     analyst.page.get_by_label("Privacy budget (ε) you ask for").fill("2")
     analyst.page.get_by_label("Last day of use").fill("2027-06-30")
+    analyst.page.get_by_label("Note to the provider (optional)").fill(NOTE)
     analyst.page.get_by_role("button", name="Request access").click()
     request = re.search(r"REQ-\d+", analyst.page.get_by_role("status").inner_text())
     assert request is not None
@@ -82,6 +84,8 @@ def test_the_provider_grants_a_request_and_revokes_it(person: Any) -> None:
     riverside = person("riverside-admin")
     page = riverside.page
     riverside.go("/provider")
+    # The consumer's note is shown as text, never run.
+    expect(page.locator(f"#{ident}")).to_contain_text(NOTE)
     granting = page.get_by_role("form", name=f"Grant {ident}")
     granting.get_by_label("ε to grant").fill("1.5")
     granting.get_by_label("Most queries (optional)").fill("20")

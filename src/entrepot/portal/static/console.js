@@ -169,31 +169,34 @@ function showAnswer(result) {
   updateBudget(result);
 }
 
-form.addEventListener("submit", async (event) => {
-  event.preventDefault();
-  const run = document.getElementById("run");
-  run.disabled = true;
-  answerSection.hidden = false;
-  answerBody.replaceChildren(el("p", { role: "status" }, "Running…"));
-  try {
-    const { ok, body } = await postJson("/portal/query", { sql: sql.value, epsilon: Number(epsilon.value) });
-    if (ok) showAnswer(body);
-    else answerBody.replaceChildren(problem(body.error));
-  } finally {
-    run.disabled = false;
-    document.getElementById("answer-h").focus();
-  }
-});
+// Without a grant the page has no console to drive.
+if (form) {
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const run = document.getElementById("run");
+    run.disabled = true;
+    answerSection.hidden = false;
+    answerBody.replaceChildren(el("p", { role: "status" }, "Running…"));
+    try {
+      const { ok, body } = await postJson("/portal/query", { sql: sql.value, epsilon: Number(epsilon.value) });
+      if (ok) showAnswer(body);
+      else answerBody.replaceChildren(problem(body.error));
+    } finally {
+      run.disabled = false;
+      document.getElementById("answer-h").focus();
+    }
+  });
 
-dataset.addEventListener("change", () => {
-  const chosen = dataset.selectedOptions[0];
-  sql.value = chosen.dataset.sample;
-  epsilon.value = slider.value = chosen.dataset.defaultEpsilon;
+  dataset.addEventListener("change", () => {
+    const chosen = dataset.selectedOptions[0];
+    sql.value = chosen.dataset.sample;
+    epsilon.value = slider.value = chosen.dataset.defaultEpsilon;
+    showColumns();
+    estimate();
+  });
+  sql.addEventListener("input", later);
+  epsilon.addEventListener("input", () => { slider.value = epsilon.value; later(); });
+  slider.addEventListener("input", () => { epsilon.value = slider.value; later(); });
   showColumns();
   estimate();
-});
-sql.addEventListener("input", later);
-epsilon.addEventListener("input", () => { slider.value = epsilon.value; later(); });
-slider.addEventListener("input", () => { epsilon.value = slider.value; later(); });
-showColumns();
-estimate();
+}

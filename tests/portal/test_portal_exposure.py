@@ -1,0 +1,49 @@
+"""What each account's pages show: never a row or an identifier of another's data, and
+every page usable at a phone's width."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+# The demo's identifiers: patients (all providers), and each provider's visit ids.
+IDENTIFIERS = re.compile(r"ZR\d{10}|RV2025\d{6}|HH-25-\d{7}")
+PHONE = {"width": 390, "height": 844}
+
+
+def _pages(person: Any, role_pages: tuple[str, ...]) -> list[str]:
+    person.go("/")
+    links = person.page.locator(".card h2 a").evaluate_all("links => links.map(a => a.pathname)")
+    return ["/", "/?q=visits", *links, "/transparency", *role_pages]
+
+
+@pytest.mark.parametrize(
+    ("account", "role_pages"),
+    [
+        ("lanshan-health-bureau", ("/query",)),
+        ("city-analyst", ("/query",)),
+        ("log-auditor", ()),
+        ("riverside-admin", ("/provider",)),
+    ],
+)
+def test_no_page_shows_an_identifier_and_each_fits_a_phone(
+    person: Any, account: str, role_pages: tuple[str, ...]
+) -> None:
+    visitor = person(account)
+    pages = _pages(visitor, role_pages)
+    assert len(pages) >= 7
+    visitor.page.set_viewport_size(PHONE)
+    for path in pages:
+        response = visitor.go(path)
+        assert response.status == 200, path
+        html = visitor.page.content()
+        assert IDENTIFIERS.search(html) is None, path
+        if path.startswith("/datasets/") and not path.startswith("/datasets/riverside-"):
+            assert visitor.page.locator("meter").count() == 0, path  # not its own data
+        width = visitor.page.evaluate("document.documentElement.scrollWidth")
+        assert width <= PHONE["width"], f"{path} is {width} px wide"
+    visitor.shot(f"phone-{account}")
