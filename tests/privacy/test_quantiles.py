@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from privacy_fixtures import CODES, DATASET, visit_standard
 
 from entrepot.engine import DuckDBEngine, EngineOptions, write_unit_columns
+from entrepot.errors import InvalidInput
 from entrepot.privacy import Answer, Plan, mechanisms, parse_policy, plan
 from entrepot.privacy._quantiles import candidates
 from entrepot.privacy.mechanisms import QUANTILE_CANDIDATES
@@ -306,3 +307,10 @@ def test_gaussian_policies_release_quantiles_under_zcdp(tmp_path: Path) -> None:
     )
     (row,) = run(p, path).rows
     assert row.values[0].value == pytest.approx(700.0, abs=2 * (HIGH - LOW) / 1000)
+
+
+def test_releasing_quantiles_without_their_values_is_refused(tmp_path: Path) -> None:
+    path = write(tmp_path / "v.parquet", list(range(10)), ["D1"] * 10, [500.0] * 10)
+    p = plan(f"SELECT MEDIAN(cost) FROM {DATASET}", standard=STANDARD, policy=policy())
+    with pytest.raises(InvalidInput, match="samples_sql"):
+        p.release(_exact(p, path))

@@ -60,7 +60,8 @@ class Answer:
     holds the shown groups (and, when small groups were merged, one row whose keys
     are all ``"other"``); ``suppressed`` and ``merged`` list the keys of groups whose
     noisy count fell under the threshold. ``scales`` gives each aggregate's noise
-    scale (Laplace ``b`` or Gaussian ``σ``; for AVG, that of its SUM).
+    scale (Laplace ``b`` or Gaussian ``σ``; for AVG, that of its SUM; for a quantile,
+    the scale of OpenDP's selection of its estimate, in ranks).
     ``near_zero_threshold`` is the 95% half-width of a group's count: a row whose
     count is under it is marked ``near_zero`` (and suppressed if the policy says so).
     ``interval_of`` says what the intervals cover: ``"bounded data"`` when each unit's

@@ -197,9 +197,14 @@ class Plan:
         """Per quantile aggregate, each group's selected value and interval."""
         if not self.quantiles:
             return {}
+        if samples is None:
+            raise InvalidInput(
+                "a plan with quantiles needs the values of Rewrite.samples_sql to release",
+                hint="pass release(exact, samples), as Plan.run does",
+            )
         empty = np.zeros(0, dtype=np.float64)
         values = {c: [empty] * len(self.groups) for c in self.rewrite.sampled}
-        if samples is not None:
+        if samples.num_rows:
             keys = [samples.column(k).to_pylist() for k in self.rewrite.keys]
             positions = [
                 self._index.get(tuple(normalize(k[row]) for k in keys))
