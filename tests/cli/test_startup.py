@@ -18,9 +18,21 @@ from entrepot.db import Database
 from entrepot.exchange.node import Node
 from entrepot.settings import Settings
 
-HEAVY = ("alembic", "duckdb", "httpx", "opendp", "pandas", "pyarrow", "sqlglot")
+HEAVY = (
+    "alembic",
+    "duckdb",
+    "fastapi",
+    "httpx",
+    "opendp",
+    "pandas",
+    "pyarrow",
+    "pydantic_settings",
+    "sqlglot",
+    "starlette",
+    "uvicorn",
+)
 
-# Runs the real command in a fresh interpreter, then names the heavy modules it loaded.
+# Runs the real command in a fresh interpreter, then names the modules it loaded.
 _PROBE = """
 import json, sys
 from entrepot.cli.app import app
@@ -28,19 +40,19 @@ try:
     app(sys.argv[1:], standalone_mode=False)
 except SystemExit:
     pass
-heavy = %r
-print(json.dumps(sorted({m.split(".")[0] for m in sys.modules} & set(heavy))))
+print(json.dumps(sorted(sys.modules)))
 """
 
 
-def _loaded(*args: str) -> list[str]:
+def _modules(*args: str) -> set[str]:
     done = subprocess.run(
-        [sys.executable, "-c", _PROBE % (HEAVY,), *args],
-        capture_output=True,
-        text=True,
-        check=True,
+        [sys.executable, "-c", _PROBE, *args], capture_output=True, text=True, check=True
     )
-    return list(json.loads(done.stdout.strip().splitlines()[-1]))
+    return set(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def _loaded(*args: str) -> list[str]:
+    return sorted({m.split(".")[0] for m in _modules(*args)} & set(HEAVY))
 
 
 @pytest.fixture
@@ -54,6 +66,26 @@ def home(tmp_path: Path) -> Path:
 )
 def test_a_read_only_local_command_loads_no_heavy_library(home: Path, command: list[str]) -> None:
     assert _loaded(*command, "--home", str(home)) == []
+
+
+def test_a_command_builds_only_its_own_command_module(home: Path) -> None:
+    loaded = _modules("catalog", "list", "--home", str(home))
+    commands = {m for m in loaded if m.startswith("entrepot.cli.") and not m[13:].startswith("_")}
+    assert commands == {"entrepot.cli.app", "entrepot.cli.catalog"}
+    # Neither the other door nor the services the listing does not use.
+    assert not {"entrepot.api", "entrepot.privacy.ledger", "entrepot.exchange.contracts"} & loaded
+
+
+def test_every_command_is_listed_without_loading_it() -> None:
+    from typer.main import get_command
+
+    from entrepot.cli.app import COMMANDS, app
+
+    group = get_command(app)
+    assert list(group.commands) == list(COMMANDS)
+    catalog = group.commands["catalog"]
+    assert catalog.name == "catalog"
+    assert catalog.help
 
 
 def test_a_schema_behind_the_migrations_is_brought_to_their_head(tmp_path: Path) -> None:

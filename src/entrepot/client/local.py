@@ -12,17 +12,13 @@ from collections.abc import Iterator, Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, BinaryIO, TypeVar
+from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
 from entrepot import standards as shipped
 from entrepot.client.protocol import Advance, Progress
 from entrepot.errors import InvalidInput, NotFound, ProofInvalid
-from entrepot.exchange.accounts import Actor, IssuedToken
-from entrepot.exchange.contracts import GrantInfo, RequestInfo
-from entrepot.exchange.facade import Exchange
 from entrepot.schemas.access import GrantOut, PurposeOut, RequestOut
 from entrepot.schemas.accounts import AccountOut, NewToken, TokenOut
-from entrepot.schemas.budgets import budgets_json, cap_json
 from entrepot.schemas.catalog import DatasetOut, DatasetPageOut, VersionOut
 from entrepot.schemas.paging import page_body
 from entrepot.schemas.policies import PolicyOut
@@ -30,8 +26,14 @@ from entrepot.schemas.providers import ProviderOut
 from entrepot.schemas.queries import QueryOut
 from entrepot.schemas.standards import CodeListOut, StandardOut, summary_of
 from entrepot.schemas.usage import InvoiceOut
-from entrepot.standards import Mapping, Standard
-from entrepot.transparency import TreeHead, read_verify_key
+
+# The services' modules load with the services they hold (entrepot.exchange.facade).
+if TYPE_CHECKING:
+    from entrepot.exchange.accounts import Actor, IssuedToken
+    from entrepot.exchange.contracts import GrantInfo, RequestInfo
+    from entrepot.exchange.facade import Exchange
+    from entrepot.standards import Mapping, Standard
+    from entrepot.transparency import TreeHead
 
 __all__ = ["LocalClient", "ShippedStandards"]
 
@@ -72,6 +74,8 @@ def _grant_body(info: GrantInfo) -> dict[str, Any]:
 
 
 def _contract_body(info: RequestInfo | GrantInfo) -> dict[str, Any]:
+    from entrepot.exchange.contracts import GrantInfo
+
     return _grant_body(info) if isinstance(info, GrantInfo) else _request_body(info)
 
 
@@ -354,6 +358,8 @@ class LocalClient(ShippedStandards):
     def budgets(
         self, *, closed: bool = False, limit: int | None = None, offset: int = 0
     ) -> list[dict[str, Any]]:
+        from entrepot.schemas.budgets import budgets_json
+
         budgets = self.exchange.budgets
         views = budgets.visible(self.actor, include_closed=closed, limit=limit, offset=offset)
         return budgets_json(views)
@@ -364,6 +370,8 @@ class LocalClient(ShippedStandards):
         return page_body(found, total, limit, offset)
 
     def set_cap(self, dataset: str, epsilon: float) -> dict[str, Any]:
+        from entrepot.schemas.budgets import cap_json
+
         cap = self.exchange.budgets.set_cap(self.actor, dataset, epsilon)
         return cap_json(cap)
 
@@ -522,6 +530,7 @@ class LocalClient(ShippedStandards):
     ) -> dict[str, Any]:
         """Check the node's own log: the key it signs with must be ``node_key``, if given."""
         from entrepot.exchange.reconcile import WITNESS_NOTE
+        from entrepot.transparency import read_verify_key
 
         log = self.exchange.node.log
         key = bytes(log.verify_key)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session, selectinload
@@ -31,15 +31,14 @@ from entrepot.db import Database, count_rows
 from entrepot.errors import LimitExceeded, NotFound
 from entrepot.exchange.accounts import Actor
 from entrepot.exchange.node import Node
-from entrepot.exchange.openings import commitment_of
-from entrepot.exchange.policies import Policies
-from entrepot.privacy.ledger import tighten_delta_cap
-from entrepot.privacy.policy import Policy, check_delta, dataset_delta_cap, default_policy
 from entrepot.standards.schema import Standard, parse_standard
 from entrepot.transparency.entries import Kind, make_entry
 from entrepot.vault import DatasetRef, Progress, Published, PublishRequest, VersionInfo
 from entrepot.vault.datasets import find_dataset, version_info
 from entrepot.vault.models import Dataset, Provider, Version
+
+if TYPE_CHECKING:
+    from entrepot.privacy.policy import Policy
 
 __all__ = [
     "CONTENT_FIGURES",
@@ -406,6 +405,11 @@ def publish_version(
     commitment (a keyed hash a rebuilt candidate file cannot confirm), never by a
     figure or a value of its rows.
     """
+    # The policy and the ledger load only for a publish, not for reading the catalog.
+    from entrepot.exchange.openings import commitment_of
+    from entrepot.privacy.ledger import tighten_delta_cap
+    from entrepot.privacy.policy import dataset_delta_cap
+
     governing: list[Policy] = []
 
     def admit(ref: DatasetRef, rows: int) -> None:
@@ -444,6 +448,9 @@ def publish_version(
 def _check_delta(node: Node, request: PublishRequest, ref: DatasetRef, rows: int) -> Policy:
     """Refuse ``rows`` valid rows if the policy in force on ``ref`` allows too large a δ;
     the policy in force otherwise."""
+    from entrepot.exchange.policies import Policies
+    from entrepot.privacy.policy import check_delta, default_policy
+
     try:
         policy = Policies(node).get(ref).policy
     except NotFound:

@@ -13,22 +13,25 @@ from __future__ import annotations
 from functools import cached_property
 from typing import TYPE_CHECKING
 
-from entrepot.exchange.accounts import Accounts, Actor
-from entrepot.exchange.budgets import Budgets
-from entrepot.exchange.catalog import Catalog
-from entrepot.exchange.contracts import Contracts
-from entrepot.exchange.metering import Metering
 from entrepot.exchange.node import Node
-from entrepot.exchange.openings import Openings
-from entrepot.exchange.policies import Policies
-from entrepot.exchange.reconcile import Reconciliation, reconcile
-from entrepot.privacy.ledger import Ledger
 from entrepot.settings import Settings
-from entrepot.vault import Vault
 
+# Each service's module loads when the service is first used: a command that lists the
+# catalog does not pay for the ledger, contracts or metering (nor the query path's
+# sqlglot, OpenDP and pandas).
 if TYPE_CHECKING:
+    from entrepot.exchange.accounts import Accounts, Actor
+    from entrepot.exchange.budgets import Budgets
+    from entrepot.exchange.catalog import Catalog
+    from entrepot.exchange.contracts import Contracts
     from entrepot.exchange.coordinator import Coordinator
+    from entrepot.exchange.metering import Metering
+    from entrepot.exchange.openings import Openings
+    from entrepot.exchange.policies import Policies
     from entrepot.exchange.query import Queries
+    from entrepot.exchange.reconcile import Reconciliation
+    from entrepot.privacy.ledger import Ledger
+    from entrepot.vault import Vault
 
 __all__ = ["Exchange"]
 
@@ -52,26 +55,38 @@ class Exchange:
 
     @cached_property
     def ledger(self) -> Ledger:
+        from entrepot.privacy.ledger import Ledger
+
         return Ledger(self.node.db)
 
     @cached_property
     def accounts(self) -> Accounts:
+        from entrepot.exchange.accounts import Accounts
+
         return Accounts(self.node.db, self.settings, log=self.node.log)
 
     @cached_property
     def contracts(self) -> Contracts:
+        from entrepot.exchange.contracts import Contracts
+
         return Contracts(self.node.db, self.settings, log=self.node.log)
 
     @cached_property
     def policies(self) -> Policies:
+        from entrepot.exchange.policies import Policies
+
         return Policies(self.node)
 
     @cached_property
     def budgets(self) -> Budgets:
+        from entrepot.exchange.budgets import Budgets
+
         return Budgets(self.node.db, ledger=self.ledger)
 
     @cached_property
     def metering(self) -> Metering:
+        from entrepot.exchange.metering import Metering
+
         return Metering(self.node.db, self.settings)
 
     @cached_property
@@ -95,10 +110,14 @@ class Exchange:
 
     @cached_property
     def openings(self) -> Openings:
+        from entrepot.exchange.openings import Openings
+
         return Openings(self.node)
 
     def catalog(self, viewer: Actor | None = None) -> Catalog:
         """The catalog as ``viewer`` sees it (content figures of its own datasets only)."""
+        from entrepot.exchange.catalog import Catalog
+
         return Catalog(self.node.db, viewer=viewer, max_results=self.settings.catalog_max_results)
 
     def _sql_names(self) -> list[str]:
@@ -107,6 +126,8 @@ class Exchange:
 
     def reconcile(self) -> Reconciliation:
         """What node.db holds against what the transparency log states."""
+        from entrepot.exchange.reconcile import reconcile
+
         return reconcile(self.node.db, self.node.log, self.metering)
 
     def actor(self, org_slug: str) -> Actor:

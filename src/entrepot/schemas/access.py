@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, Field, model_validator
 
-from entrepot.exchange.contracts import GrantInfo, RequestInfo
 from entrepot.schemas._types import UtcDateTime
 from entrepot.schemas.catalog import DATASET_REF
 from entrepot.vault.refs import SLUG_MAX
+
+if TYPE_CHECKING:
+    from entrepot.exchange.contracts import GrantInfo, RequestInfo
 
 __all__ = [
     "Action",

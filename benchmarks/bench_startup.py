@@ -1,0 +1,79 @@
+"""CPU cost of starting a command: local read-only commands against two baselines.
+
+    python benchmarks/bench_startup.py              # 7 runs of each command
+    python benchmarks/bench_startup.py --runs 3     # quick
+
+Builds a node with the demo (``entrepot demo --no-serve --scale 0.05``) in a
+temporary home, then runs each command ``--runs`` times in a fresh interpreter and
+measures its CPU time (user + sys of the child, which a busy machine disturbs less
+than the wall clock). Baselines in the same run: ``python -c pass`` (the
+interpreter) and ``entrepot --version`` (the CLI's own start). Prints the best and
+the median of the runs, and each command's best as a ratio to ``--version``.
+Bar: a local read-only command (``catalog list``, ``standard list``) costs at most
+0.35 s of CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+BAR_S = 0.35
+
+
+def _cpu(command: list[str], env: dict[str, str]) -> float:
+    """User + sys CPU seconds of one run of ``command``, from the children's rusage."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    subprocess.run(command, env=env, check=True, stdout=subprocess.DEVNULL)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=7, help="Runs of each command.")
+    args = parser.parse_args()
+    python = sys.executable
+    entrepot = [python, "-m", "entrepot"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ENTREPOT_")}
+    with tempfile.TemporaryDirectory() as tmp:
+        home = str(Path(tmp) / "node")
+        env["ENTREPOT_CLIENT_CONFIG"] = str(Path(tmp) / "remote.json")
+        subprocess.run(
+            [*entrepot, "demo", "--home", home, "--no-serve", "--scale", "0.05"],
+            env=env,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        commands = {
+            "python -c pass": [python, "-c", "pass"],
+            "entrepot --version": [*entrepot, "--version"],
+            "entrepot --help": [*entrepot, "--help"],
+            "entrepot catalog list": [*entrepot, "catalog", "list", "--home", home],
+            "entrepot standard list": [*entrepot, "standard", "list", "--home", home],
+            "entrepot budget": [*entrepot, "budget", "--home", home],
+        }
+        figures = {
+            name: [_cpu(command, env) for _ in range(args.runs)]
+            for name, command in commands.items()
+        }
+    load = os.getloadavg()
+    version = min(figures["entrepot --version"])
+    print(f"CPU seconds (user + sys), {args.runs} runs each; load average {load[0]:.2f}")
+    print(f"{'command':<26} {'best':>6} {'median':>7} {'× --version':>12}")
+    for name, runs in figures.items():
+        best = min(runs)
+        print(f"{name:<26} {best:>6.3f} {statistics.median(runs):>7.3f} {best / version:>12.2f}")
+    worst = max(min(figures[n]) for n in ("entrepot catalog list", "entrepot standard list"))
+    verdict = "met" if worst <= BAR_S else "NOT met"
+    print(f"bar: a local read-only command ≤ {BAR_S} s of CPU (best run): {verdict}")
+
+
+if __name__ == "__main__":
+    main()
