@@ -39,6 +39,7 @@ MODEL_MODULES: tuple[str, ...] = (
     "entrepot.exchange.policies",
     "entrepot.exchange.outbox",
     "entrepot.exchange.openings",
+    "entrepot.exchange.idempotency",
 )
 
 _NAMING = {

@@ -91,6 +91,11 @@ class ErrorDetail(BaseModel):
     report: dict[str, Any] | None = Field(
         default=None, description="`validation_failed`: the validation report, row by row."
     )
+    idempotency: Literal["running", "reused"] | None = Field(
+        default=None,
+        description="`conflict` of an `Idempotency-Key`: the request it names is still "
+        "running (send it again later), or the key was first sent with another request.",
+    )
 
 
 class ErrorBody(BaseModel):

@@ -155,6 +155,16 @@ def publish(
             "same standard and mapping (without it, that version is returned).",
         ),
     ] = False,
+    idempotency_key: Annotated[
+        str | None,
+        typer.Option(
+            "--idempotency-key",
+            help="Logged in: the key of an earlier publish whose answer was lost (a time-out "
+            "prints it); the server answers that publish again instead of adding a version "
+            "\\[default: a new key per publish].",
+            show_default=False,
+        ),
+    ] = None,
     home: Home = None,
     as_json: Json = False,
 ) -> None:
@@ -185,6 +195,7 @@ def publish(
                     on_error=on_error.value,
                     progress=progress,
                     force=force,
+                    idempotency_key=idempotency_key,
                 )
         except ValidationFailed as error:
             if not as_json and "report" in error.details:

@@ -10,6 +10,7 @@ in the Authorization header; it is never printed, logged or put in a URL.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterator, Sequence
 from datetime import date, datetime
 from pathlib import Path
@@ -19,7 +20,7 @@ from urllib.parse import quote
 import httpx
 
 from entrepot.client.protocol import Advance, Progress
-from entrepot.errors import InvalidInput, NotFound, PeerError, from_body
+from entrepot.errors import Conflict, InvalidInput, NotFound, PeerError, from_body
 
 if TYPE_CHECKING:
     from entrepot.transparency.heads import TreeHead
@@ -30,6 +31,8 @@ __all__ = ["HttpClient"]
 _CONNECT_TIMEOUT_S = 5.0
 # Items asked for per page when a command reads a whole list (the server may cap it).
 _PAGE = 500
+# A publish unanswered in time is sent once more, under the same Idempotency-Key.
+_PUBLISH_ATTEMPTS = 2
 
 
 def _raise_for(response: httpx.Response, url: str) -> None:
@@ -67,18 +70,21 @@ def _sendable_mapping(path: Path) -> bytes:
     return yaml.safe_dump(document, sort_keys=False, allow_unicode=True).encode("utf-8")
 
 
-def _publish_timed_out(url: str, provider: str | None, dataset: str) -> PeerError:
-    """A publish sent whole and unanswered: the server may still have committed it."""
+def _publish_timed_out(url: str, provider: str | None, dataset: str, key: str) -> PeerError:
+    """A publish sent whole, twice, and unanswered: the server may still commit it."""
     from entrepot.vault.refs import dataset_slug_from_title
 
     ref = f"{provider or 'ORG'}/{dataset_slug_from_title(dataset)}"
     return PeerError(
-        f"{url} did not answer the publish in time, and may still have committed the "
-        "version: the whole file was sent",
+        f"{url} did not answer the publish in time, and may still commit the version: "
+        f"the whole file was sent, under Idempotency-Key {key}",
         hint=f"see whether it did with `entrepot dataset versions {ref}`"
         + ("" if provider else " (ORG: `entrepot whoami`)")
-        + " before publishing again; raise ENTREPOT_HTTP_TIMEOUT_S for large files",
+        + f", or publish again with --idempotency-key {key}: the server answers the first "
+        "publish again and never adds a second version; raise ENTREPOT_HTTP_TIMEOUT_S for "
+        "large files",
         timed_out="answer",
+        idempotency_key=key,
     )
 
 
@@ -227,6 +233,7 @@ class HttpClient:
         on_error: str = "reject",
         progress: Advance | None = None,
         force: bool = False,
+        idempotency_key: str | None = None,
     ) -> dict[str, Any]:
         if Path(standard).is_file():
             raise InvalidInput(
@@ -249,21 +256,38 @@ class HttpClient:
             form["force"] = "true"
         if dataset is not None:
             form["dataset"] = dataset
-        with open_raw(source) as handle:
-            files: dict[str, Any] = {
-                "file": (source.name, _Upload(handle, Path(source).stat().st_size, progress))
-            }
-            if mapping is not None:
-                if not mapping.is_file():
-                    raise NotFound(f"no mapping at {mapping}", hint="check the mapping's path")
-                files["mapping"] = (mapping.name, _sendable_mapping(mapping), "application/yaml")
-            try:
-                data: dict[str, Any] = self.post("/v1/datasets", data=form, files=files)
-            except PeerError as error:
-                if error.details.get("timed_out") != "answer":
-                    raise
-                raise _publish_timed_out(self.url, provider, dataset or title) from None
-            return data
+        mapping_bytes = None
+        if mapping is not None:
+            if not mapping.is_file():
+                raise NotFound(f"no mapping at {mapping}", hint="check the mapping's path")
+            mapping_bytes = _sendable_mapping(mapping)
+        # One key per publish, sent again on its retry: the server answers a repeat with
+        # what the first request did, so a retry after a time-out never adds a version.
+        key = idempotency_key or secrets.token_urlsafe(18)
+        for attempt in range(_PUBLISH_ATTEMPTS):
+            with open_raw(source) as handle:
+                files: dict[str, Any] = {
+                    "file": (source.name, _Upload(handle, Path(source).stat().st_size, progress))
+                }
+                if mapping is not None:
+                    files["mapping"] = (mapping.name, mapping_bytes, "application/yaml")
+                try:
+                    data: dict[str, Any] = self.post(
+                        "/v1/datasets", data=form, files=files, headers={"Idempotency-Key": key}
+                    )
+                except PeerError as error:
+                    if error.details.get("timed_out") != "answer":
+                        raise
+                    if attempt + 1 < _PUBLISH_ATTEMPTS:
+                        continue
+                    raise _publish_timed_out(self.url, provider, dataset or title, key) from None
+                except Conflict as error:
+                    # The retry found the first request still running on the server.
+                    if attempt == 0 or error.details.get("idempotency") != "running":
+                        raise
+                    raise _publish_timed_out(self.url, provider, dataset or title, key) from None
+                return data
+        raise AssertionError("unreachable: every attempt returns or raises")
 
     # -- standards -----------------------------------------------------------------
 

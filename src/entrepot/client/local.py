@@ -175,7 +175,10 @@ class LocalClient(ShippedStandards):
         on_error: str = "reject",
         progress: Advance | None = None,
         force: bool = False,
+        idempotency_key: str | None = None,
     ) -> dict[str, Any]:
+        """Publish in this process: its answer cannot be lost on the way, so
+        ``idempotency_key`` (a server's guard against a retried upload) is not needed."""
         from entrepot.client.http import open_raw
 
         if provider is None:

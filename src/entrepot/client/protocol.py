@@ -79,6 +79,7 @@ class Client(Standards, Protocol):
         on_error: str = "reject",
         progress: Advance | None = None,
         force: bool = False,
+        idempotency_key: str | None = None,
     ) -> dict[str, Any]: ...
 
     # -- policies ------------------------------------------------------------------

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from entrepot.exchange.catalog import Catalog
     from entrepot.exchange.contracts import Contracts
     from entrepot.exchange.coordinator import Coordinator
+    from entrepot.exchange.idempotency import IdempotencyKeys
     from entrepot.exchange.metering import Metering
     from entrepot.exchange.openings import Openings
     from entrepot.exchange.policies import Policies
@@ -107,6 +108,12 @@ class Exchange:
         from entrepot.exchange.query import Queries
 
         return Queries(self.coordinator, catalog=self._sql_names)
+
+    @cached_property
+    def idempotency(self) -> IdempotencyKeys:
+        from entrepot.exchange.idempotency import IdempotencyKeys
+
+        return IdempotencyKeys(self.node.db)
 
     @cached_property
     def openings(self) -> Openings:

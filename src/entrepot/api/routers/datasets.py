@@ -11,14 +11,17 @@ its own organization: the provider is taken from the token, never from the reque
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, BinaryIO, Literal
 
 import yaml
-from fastapi import APIRouter, Depends, File, Form, Request, UploadFile, status
+from fastapi import APIRouter, Depends, File, Form, Header, Request, Response, UploadFile, status
 
 from entrepot import standards
+from entrepot.api._exchange import exchange_of
 from entrepot.api.auth import AnyActor, Provider
 from entrepot.api.openapi import operation_id
 from entrepot.api.pagination import Page, PageParams, page_of, page_params
@@ -39,6 +42,8 @@ router = APIRouter(
 Paging = Annotated[PageParams, Depends(page_params)]
 # A provider mapping is a short YAML document; anything larger is not one.
 _MAPPING_MAX_BYTES = 256 * 1024
+# A client's key for one publish: an opaque token (a UUID, or 16+ random bytes encoded).
+_KEY = r"^[A-Za-z0-9._:-]{8,200}$"
 
 
 @router.post(
@@ -48,6 +53,7 @@ _MAPPING_MAX_BYTES = 256 * 1024
 )
 def publish_version(
     request: Request,
+    response: Response,
     actor: Provider,
     file: Annotated[UploadFile, File(description="The raw file (CSV, ...).")],
     standard: Annotated[str, Form(pattern=r"^[a-z0-9][a-z0-9._-]{0,99}$")],
@@ -60,39 +66,69 @@ def publish_version(
         bool,
         Form(description="Publish a new version even if the latest holds the same rows."),
     ] = False,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            pattern=_KEY,
+            description="The client's key for this publish: a repeat with the same key and "
+            "request answers what the first did (header `Idempotent-Replayed: true`) and "
+            "never adds a version; the same key with another request is refused (409).",
+        ),
+    ] = None,
 ) -> PublishedOut:
     """The file is mapped onto the standard and validated row by row; the new version is
     immutable, content-hashed and logged. With `on_error=quarantine`, invalid rows are
-    set aside and counted instead of refusing the file."""
+    set aside and counted instead of refusing the file. A client that times out sends
+    the request again with the same `Idempotency-Key`."""
     if standard not in standards.names():
         raise NotFound(
             f"no standard {standard!r} on this node",
             hint=f"the shipped standards are: {', '.join(standards.names())}",
         )
     mapping_text = None if mapping is None else _read_mapping(mapping)
-    node = request.app.state.node
-    filename = file.filename or "upload.csv"
-    spool = _spool_path(LocalVault.of(node).vaults_dir)
+
+    def run() -> PublishedOut:
+        """The publish itself, as the token's organization."""
+        filename = file.filename or "upload.csv"
+        spool = _spool_path(LocalVault.of(request.app.state.node).vaults_dir)
+        try:
+            published = client_of(request, actor).publish_stream(
+                file.file,
+                filename=filename,
+                provider=actor.org_slug,
+                standard=standards.get(standard),
+                title=title,
+                mapping=None if mapping_text is None else _parse_mapping(mapping_text),
+                mapping_text=mapping_text,
+                dataset=dataset,
+                description=description,
+                on_error=on_error,
+                force=force,
+            )
+        except EntrepotError as error:
+            error.message = _named(error.message, spool, filename)
+            error.hint = _named(error.hint, spool, filename)
+            error.details = _named(error.details, spool, filename)
+            raise
+        return PublishedOut.model_validate(_named(published, spool, filename))
+
+    if idempotency_key is None:
+        return run()
+    keys = exchange_of(request).idempotency
+    fields = [standard, title, dataset, description, on_error, force, mapping_text]
+    kept = keys.claim(actor.org_slug, idempotency_key, _fingerprint(fields, file.file))
+    if kept is not None:
+        response.headers["Idempotent-Replayed"] = "true"
+        return PublishedOut.model_validate(kept)
     try:
-        published = client_of(request, actor).publish_stream(
-            file.file,
-            filename=filename,
-            provider=actor.org_slug,
-            standard=standards.get(standard),
-            title=title,
-            mapping=None if mapping_text is None else _parse_mapping(mapping_text),
-            mapping_text=mapping_text,
-            dataset=dataset,
-            description=description,
-            on_error=on_error,
-            force=force,
-        )
-    except EntrepotError as error:
-        error.message = _named(error.message, spool, filename)
-        error.hint = _named(error.hint, spool, filename)
-        error.details = _named(error.details, spool, filename)
+        published = run()
+    except BaseException:
+        # Refused or failed: nothing was committed, so a retry under this key runs afresh.
+        keys.release(actor.org_slug, idempotency_key)
         raise
-    return PublishedOut.model_validate(_named(published, spool, filename))
+    keys.keep(actor.org_slug, idempotency_key, published.model_dump(mode="json"))
+    return published
 
 
 @router.get("/{provider}/{dataset}/versions", summary="A dataset's versions, oldest first.")
@@ -107,6 +143,15 @@ def list_versions(
     client = client_of(request, actor)
     body = client.dataset_versions_page(f"{provider}/{dataset}", paging.limit, paging.offset)
     return page_of(body, VersionOut.model_validate)
+
+
+def _fingerprint(fields: list[Any], data: BinaryIO) -> str:
+    """SHA-256 of a publish request: its fields, then the uploaded file's bytes."""
+    digest = hashlib.sha256(json.dumps(fields).encode("utf-8"))
+    while chunk := data.read(1 << 20):
+        digest.update(chunk)
+    data.seek(0)
+    return digest.hexdigest()
 
 
 def _spool_path(vaults: Path) -> re.Pattern[str]:
