@@ -24,11 +24,17 @@ traceback::
     └── PeerError          502 8 peer_error          a server or peer unreachable, slow or wrong
 
 The exit codes are :class:`ExitCode`, the same for every command (docs/cli.md).
+
+A message or hint that names a parameter writes it with :func:`param` and the API's
+name for it (``param("max_queries")``), never a door's spelling: the API renders it
+as the field (`` `max_queries` ``, listed in the body's ``parameters``), the CLI as
+its flag (``--max-queries``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
 from enum import IntEnum
 from typing import Any, ClassVar
 
@@ -50,7 +56,29 @@ __all__ = [
     "Unauthorized",
     "ValidationFailed",
     "from_body",
+    "param",
+    "render",
 ]
+
+# A parameter as a message or hint holds it until a door renders it.
+_PARAMETER = re.compile("\u27e8([a-z_]+)\u27e9")
+# Parameters that are no field of the API: what a caller of the API does instead.
+_API_WORDS = {"as": "a token of"}
+
+
+def param(name: str) -> str:
+    """``name``, the API's name of a parameter, in a message or hint for each door to
+    render: `` `name` `` over the API, its flag on the command line."""
+    return f"\u27e8{name}\u27e9"
+
+
+def render(text: str, spell: Callable[[str], str]) -> str:
+    """``text`` with each :func:`param` spelled by ``spell`` (a door's spelling)."""
+    return _PARAMETER.sub(lambda found: spell(found[1]), text)
+
+
+def _as_field(name: str) -> str:
+    return _API_WORDS.get(name, f"`{name}`")
 
 
 class ExitCode(IntEnum):
@@ -82,13 +110,22 @@ class EntrepotError(Exception):
         self.details = details
 
     def to_dict(self) -> dict[str, Any]:
-        """The canonical JSON body: ``{"error": {"code", "message", "hint", ...}}``."""
-        body: dict[str, Any] = {"code": self.code, "message": self.message, "hint": self.hint}
+        """The canonical JSON body: ``{"error": {"code", "message", "hint", ...}}``, its
+        parameters spelled as the API's fields (and listed in ``parameters``)."""
+        body: dict[str, Any] = {
+            "code": self.code,
+            "message": render(self.message, _as_field),
+            "hint": render(self.hint, _as_field),
+        }
+        named = _PARAMETER.findall(self.message + self.hint)
+        fields = sorted({name for name in named if name not in _API_WORDS})
+        if fields:
+            body["parameters"] = fields
         body.update({k: v for k, v in self.details.items() if k not in body})
         return {"error": body}
 
     def __str__(self) -> str:
-        return self.message
+        return render(self.message, _as_field)
 
 
 class InvalidInput(EntrepotError):
@@ -212,6 +249,11 @@ def from_body(body: Mapping[str, Any]) -> EntrepotError:
     fields = dict(body)
     code, message = fields.pop("code", ""), fields.pop("message", "")
     hint = fields.pop("hint", "")
+    # The API spelled each parameter as its field: each door spells it again its own way.
+    for name in fields.pop("parameters", None) or ():
+        if isinstance(name, str) and _PARAMETER.fullmatch(param(name)):
+            message = message.replace(f"`{name}`", param(name))
+            hint = hint.replace(f"`{name}`", param(name))
     tree = [c for c in globals().values() if isinstance(c, type) and issubclass(c, EntrepotError)]
     by_code = {c.code: c for c in tree}
     cls = by_code.get(code, EntrepotError)

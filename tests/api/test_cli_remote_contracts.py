@@ -130,13 +130,13 @@ def test_a_contract_is_requested_granted_and_revoked_over_the_server(server: Ser
         20,
         Decimal(50),
     )
-    assert "account:other-provider" in in_process(consumer, "access", "show", granted["id"])
+    assert "org:harbor-clinics" in in_process(consumer, "access", "show", granted["id"])
     revoked = in_process(provider, "access", "revoke", granted["id"], "--reason", "season over")
     assert f"revoked {granted['id']}" in revoked
     after = grant_on_server(server.node, granted["id"])
     assert after.state == "revoked"
     assert after.history[-1].reason == "season over"
-    assert after.history[-1].actor == "account:other-provider"
+    assert after.history[-1].actor == "org:harbor-clinics"
 
 
 def test_a_provider_refuses_a_request_over_the_server(server: Served) -> None:

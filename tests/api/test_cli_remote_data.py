@@ -232,7 +232,7 @@ def test_policy_is_set_by_the_datasets_provider_only(
     mine = cli("other-provider")("policy", "set", THEIRS, str(policy), "--json")
     assert mine.code == 0, mine.stderr
     held = Policies(server.node).get(THEIRS)
-    assert (held.explicit, held.set_by) == (True, "account:other-provider")
+    assert (held.explicit, held.set_by) == (True, "org:harbor-clinics")
     assert mine.json()["digest"] == held.policy.digest
     assert cli("consumer")("policy", "show", THEIRS, "--json").json() == mine.json()
     theirs = cli("other-provider")("policy", "set", MINE, str(policy), "--json")

@@ -218,7 +218,7 @@ def test_a_published_version_is_written_to_the_transparency_log(
         node.close()
     assert len(logged) == 1  # the refused publish left no entry
     (_, entry) = logged[0]
-    assert entry["actor"] == "riverside-hospitals"
+    assert entry["actor"] == "org:riverside-hospitals"
     assert entry["dataset"] == REF
     assert entry["version"] == 1
     # The log is public: a keyed commitment, not the file's hash, and no row count.

@@ -11,7 +11,14 @@ import pytest
 from tests.vault.visits import WriteVisits
 
 from entrepot.engine import HIDDEN_COLUMNS, DuckDBEngine, EngineOptions
-from entrepot.errors import Conflict, LimitExceeded, NotFound, StorageCorrupt, ValidationFailed
+from entrepot.errors import (
+    Conflict,
+    LimitExceeded,
+    NotFound,
+    StorageCorrupt,
+    ValidationFailed,
+    param,
+)
 from entrepot.exchange.node import Node
 from entrepot.settings import Settings
 from entrepot.standards import Standard, get
@@ -96,7 +103,7 @@ def test_reject_publishes_nothing_and_reports_why(
     report = caught.value.details["report"]
     assert (report["rows_total"], report["rows_invalid"]) == (50, 3)
     assert report["violations"] == [{"rule": "minimum", "column": "cost", "count": 3}]
-    assert "--on-error quarantine" in caught.value.hint
+    assert f"{param('on_error')} quarantine" in caught.value.hint
     with pytest.raises(NotFound):
         vault.versions(REF)
     assert list((vault.home / "vaults").rglob("*.parquet")) == []

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from entrepot.errors import InvalidInput
+from entrepot.errors import InvalidInput, param
 from entrepot.vault import DatasetRef, dataset_slug_from_title, slugify
 from entrepot.vault.refs import check_slug, dataset_title
 
@@ -35,7 +35,7 @@ def test_dataset_title_keeps_the_words_and_drops_the_year() -> None:
 def test_a_title_without_ascii_words_needs_an_explicit_slug() -> None:
     with pytest.raises(InvalidInput) as caught:
         dataset_slug_from_title("门诊就诊")
-    assert "--dataset" in caught.value.hint
+    assert param("dataset") in caught.value.hint
 
 
 @given(st.text())

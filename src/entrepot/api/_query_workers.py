@@ -196,15 +196,15 @@ class QueryRunner(ABC):
         finally:
             if not refused:
                 with self._lock:
-                    self._refusals.give_back(actor.name)
+                    self._refusals.give_back(_account_of(actor))
         return _unwrap(kind, payload)
 
     def _take_refusal(self, actor: Actor) -> None:
         with self._lock:
-            wait = self._refusals.take(actor.name)
+            wait = self._refusals.take(_account_of(actor))
         if wait:
             raise QueueFull(
-                f"{actor.name} had more private queries refused than "
+                f"{_account_of(actor)} had more private queries refused than "
                 f"{self.settings.api_refusals_per_minute:g} a minute allows",
                 setting="api_refusals_per_minute",
                 hint=f"fix the queries the last refusals named, and retry in {math.ceil(wait)} s",
@@ -221,10 +221,11 @@ class QueryRunner(ABC):
         holds no process."""
 
     def _admit(self, actor: Actor) -> Admitted:
+        account = _account_of(actor)
         with self._lock:
-            if self._per_account[actor.name] >= self.settings.api_query_per_account:
+            if self._per_account[account] >= self.settings.api_query_per_account:
                 raise QueueFull(
-                    f"{actor.name} already has {self.settings.api_query_per_account} private "
+                    f"{account} already has {self.settings.api_query_per_account} private "
                     "queries running or waiting on this server",
                     setting="api_query_per_account",
                     hint=f"wait for an answer before sending more, retry in {_RETRY_AFTER_S} s",
@@ -240,8 +241,8 @@ class QueryRunner(ABC):
                     retry_after_s=_RETRY_AFTER_S,
                 )
             self._in_flight += 1
-            self._per_account[actor.name] += 1
-        return Admitted(partial(self._release, actor.name))
+            self._per_account[account] += 1
+        return Admitted(partial(self._release, account))
 
     def _release(self, account: str) -> None:
         with self._lock:
@@ -477,3 +478,8 @@ def _unwrap(kind: str, payload: Any) -> bytes:
         "internal error while running the query",
         hint="the server log has the details; report it if it persists",
     )
+
+
+def _account_of(actor: Actor) -> str:
+    """The account the per-account limits count (the log names its organization)."""
+    return f"account:{actor.account}" if actor.account else actor.name

@@ -91,6 +91,11 @@ class ErrorDetail(BaseModel):
     report: dict[str, Any] | None = Field(
         default=None, description="`validation_failed`: the validation report, row by row."
     )
+    parameters: list[str] | None = Field(
+        default=None,
+        description="The request's parameters the message and hint name (as `name`): a "
+        "client may show them in its own spelling, e.g. a command line's flags.",
+    )
     idempotency: Literal["running", "reused"] | None = Field(
         default=None,
         description="`conflict` of an `Idempotency-Key`: the request it names is still "

@@ -28,7 +28,7 @@ from rich.text import Text
 
 from entrepot._text import is_unsafe, printable
 from entrepot.client import Client, current
-from entrepot.errors import EntrepotError, InvalidInput
+from entrepot.errors import EntrepotError, InvalidInput, render
 from entrepot.settings import Settings
 
 if TYPE_CHECKING:
@@ -217,6 +217,15 @@ def table(title: str | None, columns: list[str], rows: list[list[Any]]) -> Table
     return out
 
 
+# The API's parameters whose flag is not the parameter's name with dashes.
+_FLAGS = {"actions": "--action"}
+
+
+def flag(name: str) -> str:
+    """The command line's flag for the API's parameter ``name`` (``max_queries``)."""
+    return _FLAGS.get(name, "--" + name.replace("_", "-"))
+
+
 def fail(error: EntrepotError, as_json: bool = False) -> None:
     """Report ``error`` in one paragraph (or its JSON body) and exit non-zero."""
     if as_json:
@@ -229,9 +238,10 @@ def fail(error: EntrepotError, as_json: bool = False) -> None:
             if error.details.get(name)
         ]
         suffix = f" [dim](refused by {esc(', '.join(refused_by))})[/]" if refused_by else ""
+        message, hint = render(error.message, flag), render(error.hint, flag)
         err_console.print(
-            f"[bold red]error:[/] {esc(error.message, multiline=True)}{suffix}", highlight=False
+            f"[bold red]error:[/] {esc(message, multiline=True)}{suffix}", highlight=False
         )
-        if error.hint:
-            err_console.print(f"[bold]hint:[/] {esc(error.hint, multiline=True)}", highlight=False)
+        if hint:
+            err_console.print(f"[bold]hint:[/] {esc(hint, multiline=True)}", highlight=False)
     raise SystemExit(int(error.exit_code))

@@ -25,7 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from entrepot.db import Base
-from entrepot.errors import InvalidInput
+from entrepot.errors import InvalidInput, param
 from entrepot.exchange.accounts import Actor
 from entrepot.vault.models import Dataset, Provider
 
@@ -243,7 +243,7 @@ def to_cents(amount: Decimal | float | str, what: str) -> int:
     if not value.is_finite() or value < 0 or value != value.quantize(Decimal("0.01")):
         raise InvalidInput(
             f"{what} must be an amount ≥ 0 with at most two decimals, got {amount!r}",
-            hint=f"e.g. --{what.replace(' ', '-')} 50 or 12.50",
+            hint=f"e.g. {param(what.replace(' ', '_'))} 50 or 12.50",
         )
     return int(value * 100)
 

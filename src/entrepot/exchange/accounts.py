@@ -55,12 +55,12 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from entrepot._text import check_text
 from entrepot.clock import utcnow
 from entrepot.db import Base, Database, count_rows
-from entrepot.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
+from entrepot.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized, param
 from entrepot.exchange.outbox import Outbox
 from entrepot.organizations import Organization, Role
 from entrepot.settings import Settings
 from entrepot.transparency import TransparencyLog
-from entrepot.transparency.entries import Kind, make_entry
+from entrepot.transparency.entries import Kind, actor_name, make_entry
 from entrepot.vault.refs import check_slug
 
 __all__ = [
@@ -122,10 +122,9 @@ class Actor:
 
     @property
     def name(self) -> str:
-        """How transitions and ledger rows record this actor."""
-        if self.account is not None:
-            return f"account:{self.account}"
-        return f"org:{self.org_slug}" if self.org_slug else "local"
+        """How the log, transitions and ledger rows name this actor: its organization,
+        whichever of its accounts acted (:func:`~entrepot.transparency.entries.actor_name`)."""
+        return actor_name(self.org_slug)
 
     @property
     def is_local(self) -> bool:
@@ -344,7 +343,7 @@ class Accounts:
                 raise Conflict(
                     f"organization {org_slug} is a {organization.kind}; "
                     f"it cannot hold a {role} account",
-                    hint="give each role its own organization with --org",
+                    hint=f"give each role its own organization with {param('org')}",
                 )
             account = Account(name=name, org_id=organization.id, role=role, created_at=self.clock())
             session.add(account)

@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from entrepot.clock import utcnow
 from entrepot.db import Database
-from entrepot.errors import Forbidden, NotFound
+from entrepot.errors import Forbidden, NotFound, param
 from entrepot.exchange._contract_models import dataset_ref, decides
 from entrepot.exchange.accounts import Actor, Organization, Role
 from entrepot.privacy.ledger import BudgetRecord, Cap, Ledger
@@ -103,7 +103,7 @@ class Budgets:
             if actor.administers:
                 raise Forbidden(
                     f"{actor.name} may not set the ε cap of {dataset}",
-                    hint="only the dataset's provider sets its cap (--as PROVIDER)",
+                    hint=f"only the dataset's provider sets its cap ({param('as')} PROVIDER)",
                 )
             raise NotFound(
                 f"no dataset {dataset} of yours", hint="set caps on your own datasets only"

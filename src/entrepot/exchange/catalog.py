@@ -32,7 +32,7 @@ from entrepot.errors import LimitExceeded, NotFound
 from entrepot.exchange.accounts import Actor
 from entrepot.exchange.node import Node
 from entrepot.standards.schema import Standard, parse_standard
-from entrepot.transparency.entries import Kind, make_entry
+from entrepot.transparency.entries import Kind, actor_name, make_entry
 from entrepot.vault import DatasetRef, Progress, Published, PublishRequest, VersionInfo
 from entrepot.vault.datasets import find_dataset, version_info
 from entrepot.vault.models import Dataset, Provider, Version
@@ -430,7 +430,7 @@ def publish_version(
             session,
             make_entry(
                 Kind.DATASET_VERSION,
-                version.ref.provider,
+                actor_name(version.ref.provider),
                 dataset=str(version.ref),
                 version=version.number,
                 content_commitment=commitment_of(session, version),

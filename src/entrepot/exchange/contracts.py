@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from entrepot._text import check_text
 from entrepot.clock import utcnow
 from entrepot.db import Database, count_rows
-from entrepot.errors import Conflict, ContractViolation, Forbidden, InvalidInput, NotFound
+from entrepot.errors import Conflict, ContractViolation, Forbidden, InvalidInput, NotFound, param
 from entrepot.exchange._contract_models import (
     ACTIONS,
     DUTIES,
@@ -56,7 +56,7 @@ from entrepot.exchange.purposes import Purpose, check_purpose, covers, purposes
 from entrepot.privacy.ledger import close_budget, from_nano, open_budget, to_nano
 from entrepot.settings import Settings
 from entrepot.transparency import TransparencyLog
-from entrepot.transparency.entries import Kind, make_entry
+from entrepot.transparency.entries import SYSTEM_ACTOR, Kind, make_entry
 from entrepot.vault.datasets import find_dataset
 from entrepot.vault.models import Dataset
 
@@ -110,20 +110,20 @@ class Contracts:
         if actor.role != Role.CONSUMER or actor.org_id is None:
             raise Forbidden(
                 f"{actor.name} is not a consumer; only consumers request access",
-                hint="act as a consumer organization (--as ORG)",
+                hint=f"act as a consumer organization ({param('as')} ORG)",
             )
         check_purpose(purpose)
         check_text(note, "note", multiline=True)
         wanted = check_actions(actions)
         epsilon_nano = to_nano(epsilon, round_up=False)
         if epsilon_nano <= 0:
-            raise InvalidInput("the requested ε must be above 0", hint="e.g. --epsilon 3")
+            raise InvalidInput("the requested ε must be above 0", hint=f"e.g. {param('epsilon')} 3")
         now = self.clock()
         since = since or now.date()
         if until < since or end_of(until) <= now:
             raise InvalidInput(
                 f"the period {since} to {until} is empty or over",
-                hint="give --until a date from today on",
+                hint=f"give {param('until')} a date from today on",
             )
         with self.db.write() as session:
             target = find_dataset(session, dataset)
@@ -196,7 +196,7 @@ class Contracts:
         if not decides(actor, provider_id):
             raise Forbidden(
                 f"{actor.name} may not {verb} {request}: only the dataset's provider decides",
-                hint="act as the provider organization (--as ORG)",
+                hint=f"act as the provider organization ({param('as')} ORG)",
             )
         if row.state != "requested":
             raise Conflict(
@@ -224,7 +224,7 @@ class Contracts:
         per_query = to_cents(price_per_query, "price per query")
         per_epsilon = to_cents(price_per_epsilon, "price per epsilon")
         if max_queries is not None and max_queries < 1:
-            raise InvalidInput("--max-queries must be at least 1", hint="or leave it out")
+            raise InvalidInput(f"{param('max_queries')} must be at least 1", hint="or leave it out")
         unknown = [d for d in duties if d not in DUTIES]
         if unknown:
             raise InvalidInput(
@@ -239,12 +239,12 @@ class Contracts:
             row = self._pending(session, actor, request, "grant")
             epsilon_nano = row.epsilon_nano if epsilon is None else to_nano(epsilon, round_up=False)
             if epsilon_nano <= 0:
-                raise InvalidInput("a grant's ε must be above 0", hint="e.g. --epsilon 2")
+                raise InvalidInput("a grant's ε must be above 0", hint=f"e.g. {param('epsilon')} 2")
             valid_until = row.valid_until if until is None else end_of(until)
             if valid_until <= now:
                 raise InvalidInput(
                     f"{request}: the grant's period would be over already",
-                    hint="give --until a date from today on",
+                    hint=f"give {param('until')} a date from today on",
                 )
             active = session.scalar(
                 select(Grant.id).where(
@@ -390,9 +390,15 @@ class Contracts:
                 row.state = "expired"
                 close_budget(session, row.id, "expired")
                 record_event(
-                    session, row.request_id, row.id, "granted", "expired", "system", row.valid_until
+                    session,
+                    row.request_id,
+                    row.id,
+                    "granted",
+                    "expired",
+                    SYSTEM_ACTOR,
+                    row.valid_until,
                 )
-                self._record(session, "system", self._grant_info(session, row), "expired")
+                self._record(session, SYSTEM_ACTOR, self._grant_info(session, row), "expired")
         self._logged()
 
     def _record(self, session: Session, actor: str, info: GrantInfo, change: str) -> None:
@@ -480,7 +486,7 @@ class Contracts:
                 raise ContractViolation(
                     f"{ref} does not permit {action}; it permits {', '.join(current.actions)}",
                     clause="action",
-                    hint=ask + f" with --action {action}",
+                    hint=ask + f" with {param('actions')} {action}",
                 )
             if purpose is not None and not covers(current.purpose, purpose):
                 raise ContractViolation(

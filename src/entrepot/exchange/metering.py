@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from entrepot.db import Database
-from entrepot.errors import Forbidden, InvalidInput, NotFound
+from entrepot.errors import Forbidden, InvalidInput, NotFound, param
 from entrepot.exchange.accounts import Actor, Organization, Role
 from entrepot.privacy.ledger import COMPLETED, Budget, LedgerEntry, from_nano
 from entrepot.settings import Settings
@@ -51,7 +51,7 @@ def month_bounds(month: str) -> tuple[datetime, datetime]:
     found = _MONTH.fullmatch(month.strip())
     if found is None:
         raise InvalidInput(
-            f"{month!r} is not a month", hint="write it as YYYY-MM, e.g. --month 2026-11"
+            f"{month!r} is not a month", hint=f"write it as YYYY-MM, e.g. {param('month')} 2026-11"
         )
     year, number = int(found.group(1)), int(found.group(2))
     start = datetime(year, number, 1)
@@ -194,7 +194,7 @@ class Metering:
         if not slug:
             raise InvalidInput(
                 "whose usage? the local CLI acts for no organization",
-                hint="name one with --as ORG",
+                hint=f"name one with {param('as')} ORG",
             )
         with self.db.read() as session:
             org = session.scalar(select(Organization).where(Organization.slug == slug))

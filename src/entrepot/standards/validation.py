@@ -26,7 +26,7 @@ from typing import Any
 
 import duckdb
 
-from entrepot.errors import InvalidInput, LimitExceeded, ValidationFailed
+from entrepot.errors import InvalidInput, LimitExceeded, ValidationFailed, param
 from entrepot.standards._rules import (
     SQL_TYPES,
     Check,
@@ -226,7 +226,7 @@ def _missing_hint(raw: RawFile, default: str) -> str:
     shown = "\\t" if other == "\t" else other
     return (
         f"the whole header was read as one column: the file looks delimited by {shown!r}; "
-        f"set `delimiter: {shown!r}` under `source:` in a mapping (--mapping)"
+        f"set `delimiter: {shown!r}` under `source:` in a mapping ({param('mapping')})"
     )
 
 

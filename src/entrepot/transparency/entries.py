@@ -4,9 +4,13 @@ An entry is a flat object: the common keys ``kind``, ``time``, ``actor`` and, wh
 they apply, ``dataset``, ``purpose`` and ``epsilon`` (a decimal string), plus the
 fields of its kind (e.g. ``action``, ``outcome``, ``query_commitment``).
 
-Personal data never goes in an entry: the log is public. ``actor`` is an account
-or node name, never a person's name or e-mail; a query, its answer and the dataset
-versions it read are named by commitments a guess cannot confirm
+Personal data never goes in an entry: the log is public. ``actor`` names who acted
+in one way, whatever door it came through (:func:`actor_name`): ``org:<slug>`` for an
+organization (through an API token of any of its accounts, the local CLI's ``--as``,
+or a local publish for it), ``local`` for the node's holder at the node's own
+machine, and ``system`` for the node acting by itself (a grant's expiry). An
+account's name is never logged: it may be a person's. A query, its answer and the
+dataset versions it read are named by commitments a guess cannot confirm
 (:mod:`entrepot.transparency.commitments`), never by a plain hash or their text;
 rows and identifiers are never logged.
 """
@@ -24,7 +28,18 @@ from typing import Any
 from entrepot.errors import InvalidInput
 from entrepot.transparency.canonical import canonical_json, decimal_text, timestamp
 
-__all__ = ["Entry", "Kind", "make_entry"]
+__all__ = ["LOCAL_ACTOR", "SYSTEM_ACTOR", "Entry", "Kind", "actor_name", "make_entry"]
+
+# The node's holder acting at its own machine (the local CLI without --as).
+LOCAL_ACTOR = "local"
+# The node acting by itself, on a rule set earlier (a grant that expires).
+SYSTEM_ACTOR = "system"
+
+
+def actor_name(org_slug: str | None) -> str:
+    """How the log, the ledger and contract histories name an actor: ``org:<slug>``,
+    or :data:`LOCAL_ACTOR` for the node's holder (no organization)."""
+    return f"org:{org_slug}" if org_slug else LOCAL_ACTOR
 
 
 class Kind(StrEnum):

@@ -32,7 +32,14 @@ from sqlalchemy.orm import Session, selectinload
 from entrepot._text import check_text
 from entrepot.clock import utcnow
 from entrepot.engine.units import HIDDEN_PREFIX, is_hidden, write_unit_columns
-from entrepot.errors import Conflict, InvalidInput, LimitExceeded, StorageCorrupt, ValidationFailed
+from entrepot.errors import (
+    Conflict,
+    InvalidInput,
+    LimitExceeded,
+    StorageCorrupt,
+    ValidationFailed,
+    param,
+)
 from entrepot.standards import Report, Validation, validate
 from entrepot.vault._commit import placing, serialize_commits
 from entrepot.vault._storage import (
@@ -112,7 +119,7 @@ def _resolve(vault: LocalVault, request: PublishRequest) -> DatasetRef:
     if not request.title.strip():
         raise InvalidInput(
             "a published dataset needs a title",
-            hint='give one with --title, e.g. --title "Outpatient visits 2025"',
+            hint=f'give one with {param("title")}, e.g. {param("title")} "Outpatient visits 2025"',
         )
     slug = (
         check_slug(request.dataset, "dataset")
@@ -142,7 +149,8 @@ def _check_same_standard(ref: DatasetRef, existing: str | None, wanted: str) -> 
     if existing is not None and existing != wanted:
         raise Conflict(
             f"dataset {ref} follows standard {existing}, not {wanted}",
-            hint=f"publish with --standard {existing}, or under another --dataset slug",
+            hint=f"publish with {param('standard')} {existing}, or under another "
+            f"{param('dataset')} slug",
         )
 
 
@@ -196,7 +204,7 @@ def _refuse_invalid(request: PublishRequest, report: Report) -> None:
             f"{request.filename}: {invalid:,} of {total:,} rows break standard "
             f"{request.standard.name}; nothing was published",
             hint="fix the rows the report lists, or publish the valid rows and keep the "
-            "others aside with --on-error quarantine",
+            f"others aside with {param('on_error')} quarantine",
             report=report.to_dict(),
         )
     if not report.rows_valid:

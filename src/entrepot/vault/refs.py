@@ -12,7 +12,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-from entrepot.errors import InvalidInput
+from entrepot.errors import InvalidInput, param
 
 __all__ = [
     "DatasetRef",
@@ -58,7 +58,8 @@ def dataset_slug_from_title(title: str) -> str:
     if not slug:
         raise InvalidInput(
             f"cannot derive a dataset slug from the title {title!r}",
-            hint="give the dataset slug explicitly with --dataset, e.g. --dataset visits",
+            hint=f"give the dataset slug explicitly with {param('dataset')}, "
+            f"e.g. {param('dataset')} visits",
         )
     return slug
 
