@@ -46,6 +46,11 @@ _MAPPING_MAX_BYTES = 256 * 1024
 _KEY = r"^[A-Za-z0-9._:-]{8,200}$"
 
 
+def _outgoing(response: Response) -> Response:
+    """The response being built, for a header (a direct call of a route has none)."""
+    return response
+
+
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
@@ -53,7 +58,6 @@ _KEY = r"^[A-Za-z0-9._:-]{8,200}$"
 )
 def publish_version(
     request: Request,
-    response: Response,
     actor: Provider,
     file: Annotated[UploadFile, File(description="The raw file (CSV, ...).")],
     standard: Annotated[str, Form(pattern=r"^[a-z0-9][a-z0-9._-]{0,99}$")],
@@ -76,6 +80,7 @@ def publish_version(
             "never adds a version; the same key with another request is refused (409).",
         ),
     ] = None,
+    outgoing: Annotated[Response | None, Depends(_outgoing)] = None,
 ) -> PublishedOut:
     """The file is mapped onto the standard and validated row by row; the new version is
     immutable, content-hashed and logged. With `on_error=quarantine`, invalid rows are
@@ -119,7 +124,8 @@ def publish_version(
     fields = [standard, title, dataset, description, on_error, force, mapping_text]
     kept = keys.claim(actor.org_slug, idempotency_key, _fingerprint(fields, file.file))
     if kept is not None:
-        response.headers["Idempotent-Replayed"] = "true"
+        if outgoing is not None:
+            outgoing.headers["Idempotent-Replayed"] = "true"
         return PublishedOut.model_validate(kept)
     try:
         published = run()
