@@ -273,12 +273,14 @@ def test_a_quantile_takes_one_share_of_the_budget_like_a_sum() -> None:
     laplace = mechanisms.get("laplace")
     share = 0.9 * (1 - 0.1) / 2
     rows = median.rewrite.rows_per_unit
-    # its share is split over the estimate and two brackets, each priced at R rows
-    for scale, level in ((quantile.scale, 0.5), (quantile.bracket_scale, 0.25)):
+    # its share is split over the estimate (half) and two brackets (a quarter each),
+    # each priced at R rows
+    parts = ((quantile.scale, 0.5, share / 2), (quantile.bracket_scale, 0.25, share / 4))
+    for scale, level, part in parts:
         used = mechanisms._quantile("laplace", candidates(LOW, HIGH), level, scale).map(rows)
-        assert used <= share / 3 * (1 + 1e-9)
-        assert used == pytest.approx(share / 3)
-    assert laplace.quantile_scale(rows, share / 3, 0.5, QUANTILE_CANDIDATES) == quantile.scale
+        assert used <= part * (1 + 1e-9)
+        assert used == pytest.approx(part)
+    assert laplace.quantile_scale(rows, share / 2, 0.5, QUANTILE_CANDIDATES) == quantile.scale
     assert median.fingerprint != summed.fingerprint
     assert any("cost clamped" in note for note in median.notes)
 

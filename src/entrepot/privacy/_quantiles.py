@@ -1,7 +1,7 @@
 """Private quantiles per group: OpenDP's selection over a public grid, and an interval.
 
 A quantile aggregate gets one share of the query's budget, like a SUM, split in three
-equal parts: one selects the estimate, two select brackets below and above it. Each
+parts: half selects the estimate, a quarter each selects a bracket below and above it. Each
 selection is OpenDP's ``make_private_quantile`` over the candidates of
 :func:`candidates` (an even grid over the measure's public bounds), so every answer
 and every interval end lies within those bounds.
@@ -91,15 +91,17 @@ def spec(
     share: float,
 ) -> QuantileSpec:
     """The scales of one quantile aggregate spending ``share``, ``rows`` per unit."""
-    third = share / 3
+    # Half for the estimate, a quarter for each bracket: the estimate is what most
+    # readers use, and its rank error halves with twice the share.
+    point, bracket = share / 2, share / 4
     return QuantileSpec(
         name=name,
         column=column,
         level=level,
         low=float(bounds[0]),
         high=float(bounds[1]),
-        scale=mechanism.quantile_scale(rows, third, level, QUANTILE_CANDIDATES),
-        bracket_scale=mechanism.quantile_scale(rows, third, _edge(level), QUANTILE_CANDIDATES),
+        scale=mechanism.quantile_scale(rows, point, level, QUANTILE_CANDIDATES),
+        bracket_scale=mechanism.quantile_scale(rows, bracket, _edge(level), QUANTILE_CANDIDATES),
     )
 
 
