@@ -28,6 +28,7 @@ COMMANDS: dict[str, str] = {
     "logout": "login",
     "whoami": "login",
     "query": "query",
+    "join": "join",
     "usage": "usage",
     "demo": "demo",
     "db": "db",

@@ -2,6 +2,7 @@
 
 Logged in, the server answers (``POST /v1/queries``) as the token's consumer;
 logged out, the local node answers for ``--as ORG``. Both print the API's body.
+SQL that joins two datasets on link keys is a private join, in the same shape.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from entrepot.cli._common import (
     cell,
     console,
     emit,
-    err_console,
     esc,
     is_local,
     session,
@@ -37,8 +37,9 @@ def render_answer(result: dict[str, Any], *, most: int | None = None) -> None:
     """Print a private answer (the API's body) as a table with its notes; ``most`` rows
     at most, the rest counted."""
     answer = result["answer"]
+    read = result.get("datasets") or [result]
     out = Table(
-        title=cell(f"{result['dataset']} v{result['version']}"),
+        title=cell(" ⋈ ".join(f"{d['dataset']} v{d['version']}" for d in read)),
         title_justify="left",
         header_style="bold",
         caption=cell(f"95% intervals · {answer['mechanism']} noise"),
@@ -103,7 +104,12 @@ def render_answer(result: dict[str, Any], *, most: int | None = None) -> None:
 
 
 def query(
-    sql: Annotated[str, typer.Argument(help="One SELECT of aggregates over one dataset.")],
+    sql: Annotated[
+        str,
+        typer.Argument(
+            help="One SELECT of aggregates over one dataset, or two joined on link keys."
+        ),
+    ],
     as_: As = None,
     epsilon: Annotated[
         float | None,
@@ -123,22 +129,30 @@ def query(
     """Answer SQL with differential privacy: noisy values, 95% intervals, ε spent.
 
     Logged in, the token's consumer account asks; locally, --as names the consumer.
+    A JOIN of two datasets on link keys is a private join: ε is spent on both, and a
+    progress bar follows its steps.
 
     Example: entrepot query --as city-health-bureau --epsilon 0.5
     "SELECT district, COUNT(*) AS visits FROM riverside_hospitals.outpatient_visits
     GROUP BY district"
     """
+    from entrepot.cli.join import join_steps
 
-    # A spinner on stderr, shown only on a terminal: the answer may take a while.
-    with err_console.status("answering with differential privacy…"), session(home, as_) as client:
+    # On stderr, shown only on a terminal: the answer may take a while.
+    with join_steps("answering with differential privacy…") as steps, session(home, as_) as client:
         if not as_ and is_local(client):
             raise InvalidInput("say which consumer asks", hint="add --as ORG (or set ENTREPOT_AS)")
-        data = client.query(sql, epsilon=epsilon, purpose=purpose)
+        data = client.query(sql, epsilon=epsilon, purpose=purpose, progress=steps)
+    write_receipt(data, receipt)
+    emit(data, as_json, lambda: render_answer(data))
+
+
+def write_receipt(data: dict[str, Any], receipt: Path | None) -> None:
+    """Write an answer's signed receipt to ``receipt``, when one is named."""
     if receipt is not None:
         from entrepot.transparency.canonical import canonical_json
 
         receipt.write_bytes(canonical_json(data["receipt"], where="receipt"))
-    emit(data, as_json, lambda: render_answer(data))
 
 
 def register(app: typer.Typer) -> None:

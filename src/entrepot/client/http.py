@@ -466,10 +466,31 @@ class HttpClient:
     # -- queries and openings ------------------------------------------------------
 
     def query(
-        self, sql: str, *, epsilon: float | None = None, purpose: str | None = None
+        self,
+        sql: str,
+        *,
+        epsilon: float | None = None,
+        purpose: str | None = None,
+        progress: Advance | None = None,
     ) -> dict[str, Any]:
+        # A join's steps run on the server: nothing to follow here.
         answered: dict[str, Any] = self.post(
             "/v1/queries", {"sql": sql, "epsilon": epsilon, "purpose": purpose}
+        )
+        return answered
+
+    def join_overlap(
+        self,
+        left: str,
+        right: str,
+        *,
+        epsilon: float | None = None,
+        purpose: str | None = None,
+        progress: Advance | None = None,
+    ) -> dict[str, Any]:
+        answered: dict[str, Any] = self.post(
+            "/v1/queries/overlap",
+            {"left": left, "right": right, "epsilon": epsilon, "purpose": purpose},
         )
         return answered
 

@@ -442,10 +442,31 @@ class LocalClient(ShippedStandards):
     # -- queries and openings ------------------------------------------------------
 
     def query(
-        self, sql: str, *, epsilon: float | None = None, purpose: str | None = None
+        self,
+        sql: str,
+        *,
+        epsilon: float | None = None,
+        purpose: str | None = None,
+        progress: Advance | None = None,
     ) -> dict[str, Any]:
-        result = self.exchange.queries.run(self.actor, sql, epsilon=epsilon, purpose=purpose)
+        result = self.exchange.queries.run(
+            self.actor, sql, epsilon=epsilon, purpose=purpose, progress=progress
+        )
         return answer_body(result.to_dict())
+
+    def join_overlap(
+        self,
+        left: str,
+        right: str,
+        *,
+        epsilon: float | None = None,
+        purpose: str | None = None,
+        progress: Advance | None = None,
+    ) -> dict[str, Any]:
+        from entrepot.exchange.join import overlap_sql
+
+        sql = overlap_sql(self.exchange.vault, left, right)
+        return self.query(sql, epsilon=epsilon, purpose=purpose, progress=progress)
 
     def query_opening(self, index: int) -> dict[str, Any]:
         return self.exchange.openings.query(self.actor, index).to_json()

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Advance", "Client", "Progress", "Standards"]
 
-# A publish step's progress: (step, done, total).
+# Progress of a step of a publish or a private join: (step, done, total).
 Advance = Callable[[str, int, int], None]
 # Entries verified so far.
 Progress = Callable[[int], None]
@@ -166,9 +166,28 @@ class Client(Standards, Protocol):
 
     # -- queries and openings ------------------------------------------------------
     def query(
-        self, sql: str, *, epsilon: float | None = None, purpose: str | None = None
+        self,
+        sql: str,
+        *,
+        epsilon: float | None = None,
+        purpose: str | None = None,
+        progress: Advance | None = None,
     ) -> dict[str, Any]:
-        """A differentially private answer with its signed receipt."""
+        """A differentially private answer with its signed receipt; SQL that joins two
+        datasets on link keys is a private join. ``progress(step, done, total)`` follows
+        a join's steps where it runs in this process."""
+        ...
+
+    def join_overlap(
+        self,
+        left: str,
+        right: str,
+        *,
+        epsilon: float | None = None,
+        purpose: str | None = None,
+        progress: Advance | None = None,
+    ) -> dict[str, Any]:
+        """How many people two datasets share, noised: a private join on their link keys."""
         ...
 
     def query_opening(self, index: int) -> dict[str, Any]: ...

@@ -39,7 +39,6 @@ from entrepot.privacy.psi import TOKEN_BYTES, DoublyBlindedBatch, Match, Matcher
 from entrepot.privacy.psi.query import JoinPlan, plan_join
 from entrepot.privacy.sql.join import Side, join_sources
 from entrepot.standards import codelist
-from entrepot.standards.schema import Standard
 from entrepot.transparency import Kind
 from entrepot.vault import (
     Aggregated,
@@ -83,11 +82,11 @@ def sources(
     return tuple(DatasetRef.from_sql_name(name) for name in join_sources(sql, catalog=catalog))
 
 
-def overlap_sql(
-    left: DatasetRef, left_std: Standard, right: DatasetRef, right_std: Standard
-) -> str:
-    """The join query counting the people two datasets share, on their one pair of
-    link keys of the same concept."""
+def overlap_sql(vault: Vault, left: str, right: str) -> str:
+    """The join query counting the people two datasets (``provider/dataset``) share, on
+    their one pair of link keys of the same concept, read from their standards."""
+    refs = DatasetRef.parse(left), DatasetRef.parse(right)
+    left_std, right_std = (vault.standard(ref) for ref in refs)
     pairs = [
         (a.name, b.name)
         for a in left_std.fields
@@ -99,14 +98,14 @@ def overlap_sql(
         raise PolicyViolation(
             f"{left} and {right} share {len(pairs)} pairs of link keys of one concept ({found})",
             rule="link_key",
-            hint="write the join yourself with `entrepot query`, naming the link keys"
+            hint="write the join with `entrepot query`, naming the link keys"
             if pairs
             else "a private join needs a link key of the same concept on both sides",
         )
     [(a, b)] = pairs
     return (
-        f"SELECT COUNT(DISTINCT l.{a}) AS people FROM {left.sql_name} AS l "
-        f"JOIN {right.sql_name} AS r ON l.{a} = r.{b}"
+        f"SELECT COUNT(DISTINCT l.{a}) AS people FROM {refs[0].sql_name} AS l "
+        f"JOIN {refs[1].sql_name} AS r ON l.{a} = r.{b}"
     )
 
 

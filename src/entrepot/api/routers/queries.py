@@ -14,13 +14,15 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
+from entrepot.api._exchange import exchange_of
 from entrepot.api._query_workers import QueryRunner, QueueFull
 from entrepot.api.auth import Consumer
 from entrepot.api.errors import error_response
 from entrepot.api.openapi import operation_id
 from entrepot.client.local import answer_body
 from entrepot.errors import EntrepotError
-from entrepot.schemas.queries import QueryIn, QueryOut
+from entrepot.exchange import Exchange
+from entrepot.schemas.queries import OverlapIn, QueryIn, QueryOut
 
 __all__ = ["router"]
 
@@ -52,6 +54,32 @@ async def run_query(
     try:
         answer = await runner.run(
             actor, body.sql, epsilon=body.epsilon, purpose=body.purpose, render=render
+        )
+    except QueueFull as full:
+        return error_response(full, headers={"Retry-After": str(full.details["retry_after_s"])})
+    return Response(answer, media_type="application/json")
+
+
+@router.post(
+    "/overlap",
+    summary="How many people two datasets share, noised (consumer with both grants).",
+    response_model=QueryOut,
+)
+async def join_overlap(
+    actor: Consumer,
+    body: OverlapIn,
+    runner: Annotated[QueryRunner, Depends(query_runner)],
+    exchange: Annotated[Exchange, Depends(exchange_of)],
+) -> Response:
+    """A private join of the two datasets on their link keys, answering COUNT(DISTINCT)
+    of the people in both with differential privacy: ε is spent on each dataset, both
+    grants must permit `private-join`, and the answer is a query's answer."""
+    from entrepot.exchange.join import overlap_sql
+
+    sql = overlap_sql(exchange.vault, body.left, body.right)
+    try:
+        answer = await runner.run(
+            actor, sql, epsilon=body.epsilon, purpose=body.purpose, render=render
         )
     except QueueFull as full:
         return error_response(full, headers={"Retry-After": str(full.details["retry_after_s"])})
