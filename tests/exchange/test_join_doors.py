@@ -34,7 +34,7 @@ def world(tmp_path: Path) -> Iterator[JoinWorld]:
         [("AB0001", "910101", 3.0), ("AB0003", "910102", 4.0), ("AB0008", "910101", 1.0)],
     )
     made.close()
-    yield made
+    return made
 
 
 def test_the_cli_answers_a_join_query_and_an_overlap_in_the_query_shape(
@@ -57,8 +57,19 @@ def test_the_cli_answers_a_join_query_and_an_overlap_in_the_query_shape(
     assert f"{PAYMENTS} v1" in table.stdout
     overlap = runner.invoke(
         app,
-        ["join", "overlap", VISITS, PAYMENTS, "--home", home, "--as", CONSUMER, "-e", "0.2"]
-        + ["--json"],
+        [
+            "join",
+            "overlap",
+            VISITS,
+            PAYMENTS,
+            "--home",
+            home,
+            "--as",
+            CONSUMER,
+            "-e",
+            "0.2",
+            "--json",
+        ],
     )
     assert overlap.exit_code == 0, overlap.output
     shaped = json.loads(overlap.stdout)

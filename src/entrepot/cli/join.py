@@ -6,59 +6,23 @@ A join query itself is asked with `entrepot query` (SQL with one JOIN on link ke
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from entrepot.cli._common import As, Home, Json, emit, err_console, is_local, session
+from entrepot.cli._common import As, Home, Json, emit, is_local, session
+from entrepot.cli._steps import join_steps
+from entrepot.cli.query import render_answer, write_receipt
 from entrepot.errors import InvalidInput
 
-__all__ = ["join_steps", "register"]
+__all__ = ["register"]
 
 join_app = typer.Typer(
     name="join",
     help="Private joins: answers over two holders' datasets linked on blinded keys.",
     no_args_is_help=True,
 )
-
-# What each step of a private join does, as the progress bar says it.
-_STEPS = {
-    "blind": "each holder filters and blinds its link keys",
-    "reblind": "each holder blinds the other's tokens",
-    "match": "matching doubly-blinded tokens",
-    "aggregate": "bounding and aggregating the matched rows",
-    "noise": "adding noise",
-}
-
-
-@contextmanager
-def join_steps(label: str) -> Iterator[Callable[[str, int, int], None]]:
-    """A progress bar over a private join's steps on stderr (a spinner until the first
-    step ends; a plain query never reports one)."""
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total} steps"),
-        TimeElapsedColumn(),
-        console=err_console,
-        transient=True,
-    ) as bar:
-        task = bar.add_task(label, total=None)
-
-        def advance(step: str, done: int, total: int) -> None:
-            after = list(_STEPS)[done] if done < len(_STEPS) else ""
-            bar.update(
-                task,
-                completed=done,
-                total=total,
-                description=_STEPS.get(after, f"{step} done"),
-            )
-
-        yield advance
 
 
 @join_app.command("overlap")
@@ -92,7 +56,6 @@ def overlap(
     Example: entrepot join overlap skyline-mobile/phone-presence
     riverside-hospitals/outpatient-visits --as lanshan-health-bureau --epsilon 0.2
     """
-    from entrepot.cli.query import render_answer, write_receipt
 
     with join_steps("joining on blinded link keys…") as steps, session(home, as_) as client:
         if not as_ and is_local(client):

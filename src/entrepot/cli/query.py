@@ -24,6 +24,7 @@ from entrepot.cli._common import (
     is_local,
     session,
 )
+from entrepot.cli._steps import join_steps
 from entrepot.errors import InvalidInput
 
 
@@ -136,8 +137,6 @@ def query(
     "SELECT district, COUNT(*) AS visits FROM riverside_hospitals.outpatient_visits
     GROUP BY district"
     """
-    from entrepot.cli.join import join_steps
-
     # On stderr, shown only on a terminal: the answer may take a while.
     with join_steps("answering with differential privacy…") as steps, session(home, as_) as client:
         if not as_ and is_local(client):
