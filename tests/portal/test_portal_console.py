@@ -90,3 +90,31 @@ def test_the_console_is_for_consumers(person: Any) -> None:
     response = provider.go("/query")
     assert response.status == 403
     assert re.search("has no use for this page", provider.page.content())
+
+
+def test_the_month_s_usage_shows_and_downloads_as_csv(person: Any) -> None:
+    bureau = person("lanshan-health-bureau")
+    page = bureau.page
+    bureau.go("/usage")
+    line = page.get_by_role("region", name=re.compile("lanshan-health-bureau")).get_by_role(
+        "row", name=re.compile("GRANT-1")
+    )
+    expect(line).to_contain_text("riverside-hospitals/outpatient-visits")
+    with page.expect_download() as downloaded:
+        page.get_by_role("link", name="Download as CSV").click()
+    text = Path(downloaded.value.path()).read_text(encoding="utf-8")
+    assert "GRANT-1" in text
+    assert downloaded.value.suggested_filename.startswith("usage-")
+
+
+def test_the_keyboard_reaches_the_content_first(person: Any) -> None:
+    bureau = person("lanshan-health-bureau")
+    page = bureau.page
+    bureau.go("/query")
+    page.keyboard.press("Tab")
+    expect(page.locator(":focus")).to_have_text("Skip to content")
+    page.keyboard.press("Enter")
+    assert page.url.endswith("#main")
+    page.get_by_label("SQL").focus()
+    page.keyboard.press("Tab")
+    expect(page.locator(":focus")).to_have_attribute("id", "epsilon")

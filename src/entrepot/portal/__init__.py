@@ -12,6 +12,7 @@ route); private queries go to the API's own query runner. No rule lives here.
     /query                    the consumer's console: SQL, ε with its expected error, answers
     /provider                 publish a file, the access inbox, policies
     /transparency             the log, the signed head, verified in the browser
+    /usage                    metered use and the month's invoice, as CSV too
     /signin, /signout         the session cookie
 """
 
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from entrepot.portal import catalog, console, provider, signin, static, transparency
+from entrepot.portal import catalog, console, provider, signin, static, transparency, usage
 
 __all__ = ["UPLOAD_PATHS", "router"]
 
@@ -27,5 +28,5 @@ __all__ = ["UPLOAD_PATHS", "router"]
 UPLOAD_PATHS = ("/provider/publish",)
 
 router = APIRouter(include_in_schema=False)
-for _module in (signin, static, catalog, console, provider, transparency):
+for _module in (signin, static, catalog, console, provider, transparency, usage):
     router.include_router(_module.router)
