@@ -11,6 +11,7 @@ _AGGREGATES = {
     "count_distinct": "distinct counts",
     "sum": "sums",
     "avg": "averages",
+    "quantile": "quantiles (medians, percentiles)",
 }
 
 
@@ -28,7 +29,7 @@ def _eps(value: Any) -> str:
 
 def _what(policy: dict[str, Any]) -> str:
     kinds = [_AGGREGATES.get(a, a) for a in policy.get("aggregates", [])]
-    what = _listed(kinds)
+    what = _listed(kinds, most=len(_AGGREGATES))
     grouped = policy.get("columns", {}).get("group_by", [])
     return f"{what} by {_listed(grouped, 3)}" if grouped else f"{what}, ungrouped"
 
