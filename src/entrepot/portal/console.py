@@ -78,26 +78,36 @@ def _body(raw: Any) -> QueryIn:
 
 
 def estimate(exchange: Exchange, sql: str, epsilon: float | None) -> dict[str, Any]:
-    """What a query would spend and how wide its intervals would be, from its text and
-    the dataset's public metadata; raises the checker's refusal, naming its rule."""
+    """What a query (or a private join) would spend and how wide its intervals would be,
+    from its text and the datasets' public metadata; raises the checker's refusal,
+    naming its rule."""
     from entrepot.exchange.coordinator import Found
-    from entrepot.exchange.query import AggregateQuery
+    from entrepot.exchange.join import JoinRun
     from entrepot.vault import Aggregate
 
-    request = AggregateQuery(sql, epsilon, exchange.queries.catalog)
-    [ref] = request.datasets()
-    found = Found(
-        ref,
-        exchange.policies.get(ref).policy,
-        exchange.vault.standard(ref),
-        exchange.vault.versions(ref)[-1],
-    )
-    operation = request.price({ref: found}).operation
-    assert isinstance(operation, Aggregate), "a query on one dataset runs an Aggregate"
-    planned = operation.plan
+    request = exchange.queries.request(sql, epsilon)
+    refs = request.datasets()
+    found = {
+        ref: Found(
+            ref,
+            exchange.policies.get(ref).policy,
+            exchange.vault.standard(ref),
+            exchange.vault.versions(ref)[-1],
+        )
+        for ref in refs
+    }
+    operation = request.price(found).operation
+    if isinstance(operation, Aggregate):
+        planned = operation.plan
+    elif isinstance(operation, JoinRun):
+        planned = operation.plan.plan  # the join's plan holds the aggregate's
+    else:
+        raise InvalidInput(
+            "this request has no answer to estimate", hint="ask an aggregate query or a join"
+        )
     widths = planned.halfwidths()
     return {
-        "dataset": str(ref),
+        "dataset": " JOIN ".join(str(ref) for ref in refs),
         "epsilon": planned.epsilon,
         "delta": planned.delta,
         "mechanism": planned.mechanism,

@@ -137,13 +137,19 @@ function receiptLink(result) {
 }
 
 function updateBudget(result) {
-  const item = document.querySelector(`li.budget[data-dataset="${CSS.escape(result.dataset)}"]`);
-  if (!item || result.epsilon_left === null) return;
-  const meter = item.querySelector("meter");
-  meter.value = Number(meter.max) - result.epsilon_left;
-  item.querySelector(".spent").replaceChildren(
-    `ε ${fmt(meter.value)} spent of ${fmt(meter.max)}, `, el("strong", { class: "left" }, `${fmt(result.epsilon_left)} left`),
-  );
+  // Every dataset the answer read (both sides of a private join), with the ε left on it.
+  const uses = result.datasets && result.datasets.length
+    ? result.datasets
+    : [{ dataset: result.dataset, epsilon_left: result.epsilon_left }];
+  for (const use of uses) {
+    const item = document.querySelector(`li.budget[data-dataset="${CSS.escape(use.dataset)}"]`);
+    if (!item || use.epsilon_left === null || use.epsilon_left === undefined) continue;
+    const meter = item.querySelector("meter");
+    meter.value = Number(meter.max) - use.epsilon_left;
+    item.querySelector(".spent").replaceChildren(
+      `ε ${fmt(meter.value)} spent of ${fmt(meter.max)}, `, el("strong", { class: "left" }, `${fmt(use.epsilon_left)} left`),
+    );
+  }
 }
 
 function showAnswer(result) {
