@@ -46,7 +46,9 @@ class Estimate(BaseModel):
     """One aggregate of one group: the noisy value and its interval."""
 
     value: float | None = Field(
-        description="The noisy value; null for an AVG of a group near zero.", examples=[1204.0]
+        description="The noisy value; null for an AVG or a quantile of a group near zero, "
+        "and for a quantile of the merged `other` row.",
+        examples=[1204.0],
     )
     low: float | None = Field(description="Low end of the interval.", examples=[1188.3])
     high: float | None = Field(description="High end of the interval.", examples=[1219.7])
@@ -55,8 +57,8 @@ class Estimate(BaseModel):
 class AnswerRow(BaseModel):
     key: list[Any] = Field(description="The group's key, one value per key column.")
     values: list[list[float | None]] = Field(
-        description="Per aggregate: [value, low, high]; value is null for an AVG of a "
-        "group near zero. The same figures as `estimates`, by position."
+        description="Per aggregate: [value, low, high]; value is null for an AVG or a "
+        "quantile of a group near zero. The same figures as `estimates`, by position."
     )
     other: bool
     near_zero: bool = Field(
