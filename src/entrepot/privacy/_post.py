@@ -43,7 +43,7 @@ from entrepot.privacy.sql.query import Aggregate
 from entrepot.privacy.sql.rewrite import Quantity
 from entrepot.standards.schema import Standard
 
-__all__ = ["Noisy", "estimate_rows", "removed_shares", "size_name"]
+__all__ = ["Noisy", "estimate_rows", "near_zero", "removed_shares", "size_name"]
 
 _ALPHA = 0.05
 Halfwidth = Callable[[str, float], float]
@@ -139,6 +139,14 @@ def _near_zero(noisy: Noisy, size: str | None, vectors: dict[str, Any], width: H
     if noisy.kind(size) in _COUNTS:
         return v - h <= 0.0
     return (v - h <= 0.0) & (v + h >= 0.0)
+
+
+def near_zero(noisy: Noisy) -> list[bool]:
+    """Per group, whether it is near zero: the mark :func:`estimate_rows` gives its row."""
+    vectors = {name: np.asarray(v, dtype=np.float64) for name, v in noisy.vectors.items()}
+    size = size_name(noisy.quantities.values())
+    marked: list[bool] = _near_zero(noisy, size, vectors, noisy.halfwidth(1)).tolist()
+    return marked
 
 
 def _columns(

@@ -118,20 +118,29 @@ def estimate(
     values: Sequence[Any],
     size: Any,
     size_scale: float,
+    hidden: Sequence[bool],
 ) -> tuple[list[float], list[float], list[float]]:
     """Per group, the selected quantile and its interval.
 
     ``values`` holds each group's values (a float array, possibly empty); ``size`` the
-    noisy count of each group and ``size_scale`` its noise scale. Which selections are
-    drawn depends on the noisy counts only, never on the data.
+    noisy count of each group and ``size_scale`` its noise scale. A ``hidden`` group
+    (near zero: its estimate is not shown) gets no selection, the midpoint and the
+    bounds. Which selections are drawn depends on the noisy counts only, never on the
+    data.
     """
     grid = quantile.grid
     slack = quantile.rank_error(quantile.bracket_scale, _ALPHA_BRACKET) + 1.0
     margin = mechanism.halfwidth(size_scale, _ALPHA_SIZE)
     value, lo, hi = [], [], []
-    for data, noisy_size in zip(values, np.asarray(size, dtype=np.float64).tolist(), strict=True):
-        point = mechanism.select_quantile(data, grid, quantile.level, quantile.scale)
+    sizes = np.asarray(size, dtype=np.float64).tolist()
+    for data, noisy_size, skip in zip(values, sizes, hidden, strict=True):
         low, high = quantile.low, quantile.high
+        if skip:
+            value.append((low + high) / 2)
+            lo.append(low)
+            hi.append(high)
+            continue
+        point = mechanism.select_quantile(data, grid, quantile.level, quantile.scale)
         n_lo = noisy_size - margin
         if n_lo > 0:
             delta = slack / n_lo

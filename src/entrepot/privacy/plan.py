@@ -32,7 +32,7 @@ from entrepot.engine.units import HIDDEN_COLUMNS
 from entrepot.errors import InvalidInput, PolicyViolation, QueryFailed, StorageCorrupt
 from entrepot.privacy import _quantiles, mechanisms
 from entrepot.privacy._groups import Codes, enumerate_groups, normalize
-from entrepot.privacy._post import Noisy, estimate_rows, removed_shares, size_name
+from entrepot.privacy._post import Noisy, estimate_rows, near_zero, removed_shares, size_name
 from entrepot.privacy._quantiles import QuantileSpec
 from entrepot.privacy.answer import Answer
 from entrepot.privacy.policy import Policy
@@ -220,6 +220,8 @@ class Plan:
                         continue
                     values[column][position] = listed.to_numpy(zero_copy_only=False, writable=True)
         out = {}
+        # A group near zero shows no estimate: none is selected for it.
+        hidden = near_zero(noisy)
         for quantile in self.quantiles:
             size = noisy.count_name(quantile.column, self.standard)
             out[quantile.name] = _quantiles.estimate(
@@ -228,6 +230,7 @@ class Plan:
                 values[quantile.column],
                 noisy.vectors[size],
                 self.scales[size],
+                hidden,
             )
         return out
 
