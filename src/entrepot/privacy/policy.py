@@ -29,6 +29,17 @@ the roles of the dataset's standard::
     near_zero: mark           # groups whose count is not told from zero: mark or suppress
     join_with: [riverside-hospitals/outpatient-visits, health.visit]   # private joins allowed
                               # with these datasets (provider/dataset) or standards; none by default
+    release:                  # row-level releases: none unless kinds lists them
+      kinds: [anonymized]     # anonymized (k-anonymous rows) and/or synthetic (DP rows)
+      k_min: 5                # the smallest k a release may claim
+      l_min: 2                # the smallest l, when a release names a sensitive column
+      l_model: distinct       # distinct or entropy l-diversity
+      t_max: 1.0              # the largest t (t-closeness, total variation) a release may claim
+      max_suppression: 0.05   # the largest share of rows a release may drop
+      quasi_identifiers: [district, sex, age_band, visit_date]   # generalized to reach k
+      sensitive: [diagnosis_group]   # kept as they are; l and t are measured on them
+      keep: [cost]            # measures kept in a release, clamped to their bounds
+      epsilon_per_release: 5.0   # the largest ε one synthetic release may spend
 
 Defaults from the roles: identifiers, quasi-identifiers and sensitive columns are
 never in WHERE or GROUP BY; measures are only allowed inside aggregates; dimensions
@@ -56,6 +67,7 @@ import yaml
 
 from entrepot.errors import InvalidInput, PolicyViolation
 from entrepot.privacy.coverage import Coverage, parse_coverage
+from entrepot.privacy.release_rules import ReleaseRules, parse_release_rules
 from entrepot.standards.schema import Role, Standard
 
 __all__ = [
@@ -90,6 +102,7 @@ _KEYS = (
     "coverage",
     "near_zero",
     "join_with",
+    "release",
 )
 # δ must stay negligible against 1/N for any realistic dataset size N; a provider
 # who needs a larger δ has misunderstood what it buys (a 1/N chance of a full leak).
@@ -128,6 +141,7 @@ class Policy:
     delta_cap: float | None = None
     # The datasets (provider/dataset) and standards this one may be privately joined with.
     join_with: tuple[str, ...] = ()
+    release: ReleaseRules = field(default_factory=ReleaseRules)
 
     def to_dict(self) -> dict[str, Any]:
         """The policy as a document :func:`parse_policy` reads back to an equal policy."""
@@ -160,6 +174,7 @@ class Policy:
             "coverage": self.coverage.to_dict(),
             "near_zero": self.near_zero,
             "join_with": list(self.join_with),
+            "release": self.release.to_dict(),
         }
 
     def to_yaml(self) -> str:
@@ -184,6 +199,7 @@ _LATER_DEFAULTS: dict[str, Any] = {
     "removed_epsilon": 0.1,
     "delta_cap": None,
     "join_with": (),
+    "release": ReleaseRules(),
 }
 
 
@@ -369,6 +385,7 @@ def parse_policy(document: Any, standard: Standard, *, where: str = "policy") ->
         removed_epsilon=removed_epsilon,
         delta_cap=delta_cap,
         join_with=reader.names(document, "join_with"),
+        release=parse_release_rules(document.get("release", {}), standard, where),
     )
 
 
