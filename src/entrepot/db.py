@@ -40,6 +40,7 @@ MODEL_MODULES: tuple[str, ...] = (
     "entrepot.exchange.outbox",
     "entrepot.exchange.openings",
     "entrepot.exchange.idempotency",
+    "entrepot.exchange._release_models",
 )
 
 _NAMING = {

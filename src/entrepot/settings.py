@@ -69,6 +69,15 @@ class Settings(BaseModel):
         description="Memory validating one raw file may use; beyond it DuckDB spills to disk.",
     )
     query_timeout_s: float = Field(60.0, gt=0, description="Wall-clock limit of one query.")
+    share_url_ttl_s: int = Field(
+        900,
+        gt=0,
+        le=7 * 24 * 3600,
+        description="How long a release file's pre-signed URL (Delta Sharing) stays valid.",
+    )
+    release_max_rows: int = Field(
+        1_000_000, gt=0, description="Most rows one synthetic release may hold."
+    )
     report_rows: int = Field(
         20, ge=0, description="Offending rows listed per validation report (counts are complete)."
     )

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from entrepot.exchange.policies import Policies
     from entrepot.exchange.query import Queries
     from entrepot.exchange.reconcile import Reconciliation
+    from entrepot.exchange.release import Releases
     from entrepot.privacy.ledger import Ledger
     from entrepot.vault import Vault
 
@@ -114,6 +115,12 @@ class Exchange:
         from entrepot.exchange.idempotency import IdempotencyKeys
 
         return IdempotencyKeys(self.node.db)
+
+    @cached_property
+    def releases(self) -> Releases:
+        from entrepot.exchange.release import Releases
+
+        return Releases(self.coordinator, self.accounts)
 
     @cached_property
     def openings(self) -> Openings:

@@ -2,7 +2,8 @@
 
 Shipped as data (``purposes.json``); each purpose may name a broader one, and a
 grant for a purpose also covers every narrower purpose. Where the W3C Data Privacy
-Vocabulary has a matching purpose, ``dpv`` points at it.
+Vocabulary has a matching purpose, ``dpv`` points at it. A purpose marked ``rows``
+allows anonymized and synthetic releases (row-level data); the others, aggregates only.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ class Purpose:
     description: str
     broader: str | None
     dpv: str | None
+    rows: bool = False  # a grant for it may receive row-level releases
 
 
 @cache

@@ -6,7 +6,8 @@ What a node's database holds and what its transparency log states must agree:
   every account created, token issued or revoked, and every policy in force has
   its log entry; and every such entry names something the database holds;
 - every ledger row that spent ε (``touched`` or ``completed``) has exactly one
-  ``query`` entry with outcome ``answered`` or ``failed`` naming its reservation,
+  ``query`` (or ``join``, ``release``) entry with outcome ``answered`` or ``failed``
+  naming its reservation,
   and is one use on its grant's usage (metering): the ledger ⇔ log ⇔ usage
   invariant. An ``answered`` or ``failed`` entry names a spent ledger row;
 - no committed change still owes the log its entry (the outbox is empty);
@@ -57,6 +58,8 @@ _GRANT_CHANGES = ("granted", "revoked", "expired")
 # Outcomes of a query that spent ε (a repeat spends none, a refusal touches nothing).
 _SPENT_OUTCOMES = ("answered", "failed")
 _SPENT = (TOUCHED, COMPLETED)
+# Entries of operations the coordinator runs, each naming the reservation it spent.
+_SPENDING_KINDS = ("query", "join", "release")
 
 
 @dataclass(frozen=True)
@@ -151,7 +154,7 @@ def _read(entries: Iterable[tuple[int, Any]]) -> _Stated:
             stated.accounts[(str(entry.get("account")), str(entry.get("change")))] += 1
         elif kind == "policy":
             stated.policies.add((str(entry.get("dataset")), str(entry.get("digest"))))
-        elif kind == "query" and entry.get("outcome") in _SPENT_OUTCOMES:
+        elif kind in _SPENDING_KINDS and entry.get("outcome") in _SPENT_OUTCOMES:
             reservation = entry.get("reservation")
             if isinstance(reservation, int):
                 stated.spent[reservation] += 1

@@ -127,12 +127,17 @@ def _columns(
     return tuple(dict.fromkeys(value))
 
 
-def _number(block: dict[str, Any], key: str, default: float, low: float, high: float, where: str) -> float:
+def _number(
+    block: dict[str, Any], key: str, default: float, low: float, high: float, where: str
+) -> float:
     value = block.get(key, default)
     ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
     if not ok or not low <= value <= high:
         raise _fail(
-            where, key, f"must be a number in [{low:g}, {high:g}], not {value!r}", f"release.{key}: {default}"
+            where,
+            key,
+            f"must be a number in [{low:g}, {high:g}], not {value!r}",
+            f"release.{key}: {default}",
         )
     return float(value)
 
@@ -140,7 +145,9 @@ def _number(block: dict[str, Any], key: str, default: float, low: float, high: f
 def _integer(block: dict[str, Any], key: str, default: int, low: int, where: str) -> int:
     value = block.get(key, default)
     if not isinstance(value, int) or isinstance(value, bool) or value < low:
-        raise _fail(where, key, f"must be an integer >= {low}, not {value!r}", f"release.{key}: {default}")
+        raise _fail(
+            where, key, f"must be an integer >= {low}, not {value!r}", f"release.{key}: {default}"
+        )
     return value
 
 
@@ -163,7 +170,9 @@ def parse_release_rules(block: Any, standard: Standard, where: str) -> ReleaseRu
         )
     l_model = block.get("l_model", "distinct")
     if l_model not in L_MODELS:
-        raise _fail(where, "l_model", f"unknown value {l_model!r}", f"use one of: {', '.join(L_MODELS)}")
+        raise _fail(
+            where, "l_model", f"unknown value {l_model!r}", f"use one of: {', '.join(L_MODELS)}"
+        )
     k_min = _integer(block, "k_min", _K_FLOOR, 2, where)
     sensitive = _columns(block, "sensitive", standard, (Role.SENSITIVE, Role.DIMENSION), where)
     quasi = _columns(

@@ -4,6 +4,7 @@
 
     <home>/vaults/<provider>/<dataset>/<number>.parquet       published versions
     <home>/quarantine/<provider>/<dataset>/<number>.parquet   their rejected rows
+    <home>/releases/<name>.parquet                            releases made from them
 
 A version's file reaches its final name atomically with its row
 (:mod:`entrepot.vault._commit`), so the catalog never names a file that is missing
@@ -12,6 +13,7 @@ or partial, and a file no row names never outlives the next publish.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -33,7 +35,16 @@ from entrepot.settings import Settings
 from entrepot.standards.schema import Standard, parse_standard
 from entrepot.vault._commit import serialize_commits, sweep_unclaimed
 from entrepot.vault._publish import OnCommit, publish
-from entrepot.vault._storage import check_fault_point, hash_file, sweep_temp_files
+from entrepot.vault._storage import (
+    check_fault_point,
+    fsync_dir,
+    fsync_file,
+    hash_file,
+    make_dirs,
+    removing,
+    sweep_temp_files,
+    temp_path,
+)
 from entrepot.vault.datasets import find_dataset, version_info
 from entrepot.vault.models import Dataset, Version
 from entrepot.vault.protocol import (
@@ -41,6 +52,7 @@ from entrepot.vault.protocol import (
     Aggregated,
     Blind,
     Blinded,
+    MakeRelease,
     Operation,
     Outcome,
     Progress,
@@ -48,6 +60,7 @@ from entrepot.vault.protocol import (
     PublishRequest,
     Reblind,
     Reblinded,
+    Released,
     Touched,
     VersionInfo,
 )
@@ -57,6 +70,9 @@ if TYPE_CHECKING:
     from entrepot.privacy.psi import Holder
 
 __all__ = ["AttachedView", "LocalVault"]
+
+# A release's file name: what the exchange chose, never a path.
+_RELEASE_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{7,63}$")
 
 
 class _NodeLike(Protocol):
@@ -132,6 +148,10 @@ class LocalVault:
         return self.home / "quarantine"
 
     @property
+    def releases_dir(self) -> Path:
+        return self.home / "releases"
+
+    @property
     def temp_dir(self) -> Path:
         """Working folders of running publishes (DuckDB's spill files), swept when stale."""
         return self.home / "tmp"
@@ -162,6 +182,7 @@ class LocalVault:
         removed = [
             *sweep_temp_files(self.vaults_dir),
             *sweep_temp_files(self.quarantine_dir),
+            *sweep_temp_files(self.releases_dir),
             *sweep_temp_files(self.temp_dir),
         ]
         with self.db.write() as session:
@@ -219,6 +240,8 @@ class LocalVault:
             return self._blind(operation, touched)
         if isinstance(operation, Reblind):
             return self._reblind(operation)
+        if isinstance(operation, MakeRelease):
+            return self._release(operation, touched)
         return self._aggregate(operation, touched)
 
     def _blind(self, operation: Blind, touched: Touched) -> Blinded:
@@ -312,6 +335,39 @@ class LocalVault:
                 tokens=b"".join(p.tokens for p in parts),
             )
         )
+
+    def _release_path(self, name: str) -> Path:
+        if not _RELEASE_NAME.match(name):
+            raise NotFound(f"no release file {name!r}", hint="release names come from the exchange")
+        return self.releases_dir / f"{name}.parquet"
+
+    def _release(self, operation: MakeRelease, touched: Touched) -> Released:
+        """Read the version, let the recipe make the rows, keep them as one Parquet file."""
+        with self.engine().session() as session:
+            attached = self.attach(session, operation.ref, version=operation.version)
+            touched()
+            frame = session.execute(f"SELECT * FROM {attached.view}").to_pandas()
+        table, report = operation.recipe.make(frame, plan_only=operation.plan_only)
+        if operation.plan_only:
+            return Released(operation.name, attached.rows, table.num_rows, "", 0, report)
+        final = self._release_path(operation.name)
+        make_dirs(final.parent)
+        scratch = temp_path(final.parent, ".parquet")
+        with removing(scratch):
+            pq.write_table(table, scratch, row_group_size=64 * 1024)
+            fsync_file(scratch)
+            scratch.rename(final)
+            fsync_dir(final.parent)
+        sha256, size = hash_file(final)
+        return Released(operation.name, attached.rows, table.num_rows, sha256, size, report)
+
+    def release_file(self, name: str) -> BinaryIO:
+        """Open a release's file; a name that is not one answers 404."""
+        path = self._release_path(name)
+        try:
+            return path.open("rb")
+        except FileNotFoundError:
+            raise NotFound(f"no release file {name!r}", hint="it was never made") from None
 
     def _aggregate(self, operation: Aggregate, touched: Touched) -> Aggregated:
         with self.engine().session() as session:

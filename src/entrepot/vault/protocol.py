@@ -31,6 +31,7 @@ from entrepot.vault.refs import DatasetRef
 
 if TYPE_CHECKING:
     # Only named in annotations: a vault runs a plan it is handed, it imports no privacy.
+    import pandas as pd
     import pyarrow as pa
 
     from entrepot.privacy import Answer, Plan
@@ -41,6 +42,7 @@ __all__ = [
     "Aggregated",
     "Blind",
     "Blinded",
+    "MakeRelease",
     "OnError",
     "Operation",
     "OperationKind",
@@ -50,6 +52,8 @@ __all__ = [
     "Published",
     "Reblind",
     "Reblinded",
+    "Recipe",
+    "Released",
     "Touched",
     "Vault",
     "VersionInfo",
@@ -148,6 +152,7 @@ class OperationKind(StrEnum):
     AGGREGATE = "aggregate"
     BLIND = "blind"
     REBLIND = "reblind"
+    RELEASE = "release"
 
 
 @dataclass(frozen=True)
@@ -225,10 +230,47 @@ class Reblinded:
     rows: int = 0
 
 
-# Every operation a vault answers, and every result it returns; a new kind (a
-# release) adds one class to each.
-Operation = Aggregate | Blind | Reblind
-Outcome = Aggregated | Blinded | Reblinded
+class Recipe(Protocol):
+    """How a release is made from a version's rows (de-identification or synthesis)."""
+
+    def make(self, frame: pd.DataFrame, *, plan_only: bool) -> tuple[pa.Table, dict[str, Any]]:
+        """The rows to release and their report; with ``plan_only``, the report alone."""
+        ...
+
+
+@dataclass(frozen=True)
+class MakeRelease:
+    """Make a release of one version where the data is, and keep its file in the vault.
+
+    The recipe was checked against the dataset's policy and priced before any data was
+    touched; ``name`` is the file's name in the vault (random, chosen by the caller).
+    With ``plan_only`` nothing is written: only the report comes back.
+    """
+
+    kind: ClassVar[OperationKind] = OperationKind.RELEASE
+    ref: DatasetRef
+    version: int
+    name: str
+    recipe: Recipe
+    plan_only: bool = False
+
+
+@dataclass(frozen=True)
+class Released:
+    """A release kept in the vault, described by its figures and report."""
+
+    name: str
+    rows: int  # the version's rows (its provider's figure)
+    released_rows: int
+    sha256: str
+    size_bytes: int
+    report: dict[str, Any]
+
+
+# Every operation a vault answers, and every result it returns; a new kind adds one
+# class to each.
+Operation = Aggregate | Blind | Reblind | MakeRelease
+Outcome = Aggregated | Blinded | Reblinded | Released
 
 
 @runtime_checkable
@@ -251,4 +293,8 @@ class Vault(Protocol):
 
     def run(self, operation: Operation, *, touched: Touched) -> Outcome:
         """Compute ``operation`` where the data is; call ``touched`` before reading any."""
+        ...
+
+    def release_file(self, name: str) -> BinaryIO:
+        """Open the file of a release this vault made (read-only, seekable)."""
         ...

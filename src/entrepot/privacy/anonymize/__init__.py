@@ -29,7 +29,7 @@ from entrepot.privacy.anonymize.risk import class_histogram, drivers, risk
 from entrepot.privacy.anonymize.search import Criteria, Evaluation, Search, Table
 from entrepot.standards.schema import Standard
 
-__all__ = ["Anonymized", "Criteria", "anonymize", "generalize"]
+__all__ = ["Anonymization", "Anonymized", "Criteria", "anonymize", "generalize"]
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,31 @@ class Anonymized:
 
     table: pa.Table
     report: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Anonymization:
+    """A checked anonymized release, as the vault runs it on a version's rows."""
+
+    standard: Standard
+    quasi: tuple[str, ...]
+    criteria: Criteria
+    sensitive: str | None = None
+    kept_sensitive: tuple[str, ...] = ()
+    keep: tuple[str, ...] = ()
+
+    def make(self, frame: pd.DataFrame, *, plan_only: bool) -> tuple[pa.Table, dict[str, Any]]:
+        done = anonymize(
+            frame,
+            self.standard,
+            quasi=self.quasi,
+            criteria=self.criteria,
+            sensitive=self.sensitive,
+            kept_sensitive=self.kept_sensitive,
+            keep=self.keep,
+            plan_only=plan_only,
+        )
+        return done.table, done.report
 
 
 def _codes(series: pd.Series) -> tuple[np.ndarray, list[object]]:

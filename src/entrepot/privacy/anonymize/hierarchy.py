@@ -171,9 +171,7 @@ def _merge(codes: tuple[str, ...], width: int) -> Step:
         return f"{low:02d}+" if high is None else f"{low:02d}-{high:02d}"
 
     def merge(values: Sequence[object]) -> list[str]:
-        return [
-            label(position[_text(v)]) if _text(v) in position else STAR for v in values
-        ]
+        return [label(position[_text(v)]) if _text(v) in position else STAR for v in values]
 
     return merge
 
@@ -222,7 +220,7 @@ def _interval(width: int) -> Step:
             if value is None or (isinstance(value, float) and np.isnan(value)):
                 out.append(STAR)
                 continue
-            low = int(np.floor(float(value) / width) * width)
+            low = int(np.floor(float(value) / width) * width)  # type: ignore[arg-type]
             out.append(f"[{low}, {low + width})")
         return out
 
@@ -270,7 +268,7 @@ def hierarchy_for(column: Field, values: Sequence[object]) -> Hierarchy:
         names = ["week", "month", "quarter", "year"]
         steps = [_date_step(unit) for unit in names]
     elif column.type in ("integer", "number"):
-        present = [float(v) for v in values if v is not None and not _is_nan(v)]
+        present = [float(v) for v in values if v is not None and not _is_nan(v)]  # type: ignore[arg-type]
         spread = (max(present) - min(present)) if present else 0.0
         names, steps = _numeric_steps(spread)
     elif column.type == "string":

@@ -90,7 +90,12 @@ class Table:
             return None if a is None else a[first]
 
         table = cls(
-            levels, tuple(c[first] for c in codes), counts, pick(units), pick(sensitive), n_sensitive
+            levels,
+            tuple(c[first] for c in codes),
+            counts,
+            pick(units),
+            pick(sensitive),
+            n_sensitive,
         )
         return table, group
 
@@ -146,10 +151,7 @@ class Search:
         n_qi = max(len(table.levels), 1)
         # Per column and level: the summed loss of every row's cell, for the bound.
         self._cell = [
-            [
-                float(np.dot(lv.losses[i][lv.maps[i][codes]], table.counts))
-                for i in range(lv.height)
-            ]
+            [float(np.dot(lv.losses[i][lv.maps[i][codes]], table.counts)) for i in range(lv.height)]
             for lv, codes in zip(table.levels, table.codes, strict=True)
         ]
         self._scale = 1.0 / (max(self.rows, 1) * n_qi)
@@ -207,7 +209,7 @@ class Search:
                 space *= cardinality
             else:
                 key = _combine(key, mapped.astype(np.int64), cardinality)
-                space = (1 << 62)
+                space = 1 << 62
             row_loss += lv.losses[level][mapped]
         if space <= _DENSE:
             present = np.bincount(key, minlength=space) > 0
@@ -244,7 +246,9 @@ class Search:
         failing = np.zeros(n_classes, dtype=bool)
         if criteria.l > 1:
             if criteria.l_model == "entropy":
-                entropy = np.bincount(pair_class, weights=-share * np.log(share), minlength=n_classes)
+                entropy = np.bincount(
+                    pair_class, weights=-share * np.log(share), minlength=n_classes
+                )
                 failing |= entropy < np.log(criteria.l) - 1e-12
             else:
                 failing |= np.bincount(pair_class, minlength=n_classes) < criteria.l

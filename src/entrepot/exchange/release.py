@@ -1,0 +1,526 @@
+"""Releases: de-identified or DP-synthetic rows, made for one consumer under the provider's rules.
+
+A release is one more kind of operation on the coordinator
+(:mod:`entrepot.exchange.coordinator`): :class:`ReleaseRequest` names its dataset,
+the contract action ``release-download``, its price (0 ε for an anonymized release, its
+ε for a synthetic one, debited from the consumer's grant and the dataset's cap in one
+reservation) and the vault operation :class:`~entrepot.vault.MakeRelease`, which makes
+the rows where the data is and keeps them in the provider's vault. Its checks, each a
+refusal naming its rule, run before any data is read:
+
+- ``release_kind``: the policy's ``release.kinds`` allow this kind;
+- ``purpose_rows``: the consumer's grant is for a purpose that allows rows;
+- ``k_floor``, ``l_floor``, ``t_ceiling``, ``suppression_limit``: the model asked for is
+  at least as strict as the policy's floors;
+- ``epsilon_per_release``: a synthetic release spends at most the policy's ε.
+
+:class:`Releases` is the door every client uses: the dataset's provider plans, makes and
+revokes releases; the consumer they were made for lists them and reads them over the
+Delta Sharing protocol (:mod:`entrepot.exchange.sharing`). Making, revoking and every
+read are logged in the transparency log.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from sqlalchemy import func, select
+
+from entrepot.clock import utcnow
+from entrepot.errors import (
+    Conflict,
+    ContractViolation,
+    InvalidInput,
+    LimitExceeded,
+    NotFound,
+    PolicyViolation,
+)
+from entrepot.exchange._release_models import ReleaseRecord
+from entrepot.exchange.accounts import Accounts, Actor, Organization, Role
+from entrepot.exchange.coordinator import Coordinator, Cost, Found, Priced
+from entrepot.exchange.purposes import purposes
+from entrepot.transparency import Kind, make_entry
+from entrepot.vault import DatasetRef, MakeRelease, Outcome, Released
+from entrepot.vault.datasets import dataset_not_found, find_dataset
+from entrepot.vault.models import Dataset, Provider
+
+__all__ = ["ACTION", "ReleaseInfo", "ReleaseRequest", "ReleaseSpec", "Releases"]
+
+ACTION = "release-download"
+ANONYMIZED, SYNTHETIC = "anonymized", "synthetic"
+ACTIVE, REVOKED = "active", "revoked"
+# Figures of the report that describe the data before release: its provider's only.
+_PROVIDER_ONLY = ("rows_in", "rows_suppressed", "drivers", "fidelity")
+
+
+@dataclass(frozen=True)
+class ReleaseSpec:
+    """What a release is asked to be; unset fields take the policy's floors."""
+
+    kind: str = ANONYMIZED
+    k: int | None = None
+    l: int | None = None  # noqa: E741 - the model's own name
+    t: float | None = None
+    max_suppression: float | None = None
+    sensitive: str | None = None
+    epsilon: float | None = None
+    rows: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in (ANONYMIZED, SYNTHETIC):
+            raise InvalidInput(
+                f"unknown release kind {self.kind!r}",
+                hint=f"use {ANONYMIZED} or {SYNTHETIC}",
+            )
+        for name in ("k", "l", "rows"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise InvalidInput(f"{name} must be at least 1, not {value}", hint=f"--{name} 5")
+        if self.kind == SYNTHETIC and (self.epsilon is None or not self.epsilon > 0):
+            raise InvalidInput(
+                "a synthetic release needs a positive ε",
+                hint="e.g. --epsilon 2; it is debited from the consumer's grant",
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if v is not None}
+
+
+@dataclass(frozen=True)
+class ReleaseRequest:
+    """One release of one dataset for one consumer, as the coordinator sees it."""
+
+    action: ClassVar[str] = ACTION
+    kind: ClassVar[Kind] = Kind.RELEASE
+    ref: DatasetRef
+    spec: ReleaseSpec
+    purpose: str  # the consumer's grant's
+    revision: int  # releases of this dataset for this consumer revoked so far
+    max_rows: int
+    name: str = field(default_factory=lambda: secrets.token_hex(12), compare=False)
+    plan_only: bool = False
+
+    @property
+    def text(self) -> str:
+        return f"release {self.ref} " + json.dumps(self.spec.to_dict(), sort_keys=True)
+
+    def datasets(self) -> tuple[DatasetRef, ...]:
+        return (self.ref,)
+
+    def price(self, found: Mapping[DatasetRef, Found]) -> Priced:
+        [dataset] = found.values()
+        rules = dataset.policy.release
+        if self.spec.kind not in rules.kinds:
+            allowed = ", ".join(rules.kinds) or "none"
+            raise PolicyViolation(
+                f"{self.ref}'s policy does not allow {self.spec.kind} releases "
+                f"(allowed: {allowed})",
+                rule="release_kind",
+                hint="its provider lists the kinds in the policy's release.kinds",
+            )
+        known = purposes().get(self.purpose)
+        if known is None or not known.rows:
+            with_rows = ", ".join(p.id for p in purposes().values() if p.rows)
+            raise PolicyViolation(
+                f"the grant's purpose {self.purpose} does not allow row-level data",
+                rule="purpose_rows",
+                hint=f"releases are made for grants whose purpose allows rows: {with_rows}",
+            )
+        if self.spec.kind == ANONYMIZED:
+            recipe, cost = _anonymization(self.spec, dataset), 0.0
+        else:
+            recipe, cost = _synthesis(self, dataset), float(self.spec.epsilon or 0)
+        operation = MakeRelease(
+            self.ref, dataset.version.number, self.name, recipe, plan_only=self.plan_only
+        )
+        fingerprint = hashlib.sha256(
+            "\n".join(
+                (self.text, dataset.version.sha256, dataset.policy.digest, str(self.revision))
+            ).encode()
+        ).digest()
+        return Priced(operation, fingerprint, {self.ref: Cost(cost)})
+
+    def body(self, outcome: Outcome) -> bytes:
+        assert isinstance(outcome, Released)
+        return json.dumps(
+            {
+                "release": outcome.name,
+                "rows": outcome.released_rows,
+                "sha256": outcome.sha256,
+                "size_bytes": outcome.size_bytes,
+                "report": outcome.report,
+            },
+            sort_keys=True,
+            separators=(",", ":"),
+        ).encode()
+
+
+def _anonymization(spec: ReleaseSpec, found: Found) -> Any:
+    from entrepot.privacy.anonymize import Anonymization, Criteria
+
+    rules, standard = found.policy.release, found.standard
+    sensitive_columns = rules.sensitive_of(standard)
+    k = spec.k if spec.k is not None else rules.k_min
+    if k < rules.k_min:
+        raise PolicyViolation(
+            f"k = {k} is below the policy's floor k_min = {rules.k_min}",
+            rule="k_floor",
+            hint=f"ask for --k {rules.k_min} or more",
+        )
+    sensitive = spec.sensitive or (sensitive_columns[0] if sensitive_columns else None)
+    if sensitive is not None and sensitive not in sensitive_columns:
+        raise PolicyViolation(
+            f"{sensitive!r} is not a sensitive column of the policy "
+            f"(its sensitive columns: {', '.join(sensitive_columns) or 'none'})",
+            rule="sensitive_column",
+            hint="name one of the policy's release.sensitive columns",
+        )
+    floor = rules.l_min if sensitive is not None else 1
+    diversity = spec.l if spec.l is not None else floor
+    if diversity < floor:
+        raise PolicyViolation(
+            f"l = {diversity} is below the policy's floor l_min = {rules.l_min}",
+            rule="l_floor",
+            hint=f"ask for --l {rules.l_min} or more",
+        )
+    t = spec.t if spec.t is not None else rules.t_max
+    if t > rules.t_max:
+        raise PolicyViolation(
+            f"t = {t:g} is above the policy's ceiling t_max = {rules.t_max:g}",
+            rule="t_ceiling",
+            hint=f"ask for --t {rules.t_max:g} or less",
+        )
+    limit = spec.max_suppression if spec.max_suppression is not None else rules.max_suppression
+    if limit > rules.max_suppression:
+        raise PolicyViolation(
+            f"suppressing up to {limit:.1%} of the rows is above the policy's "
+            f"{rules.max_suppression:.1%}",
+            rule="suppression_limit",
+            hint=f"ask for --max-suppression {rules.max_suppression:g} or less",
+        )
+    criteria = Criteria(k=k, l=diversity, l_model=rules.l_model, t=t, max_suppression=limit)
+    return Anonymization(
+        standard,
+        rules.quasi_identifiers_of(standard),
+        criteria,
+        sensitive=sensitive,
+        kept_sensitive=sensitive_columns,
+        keep=rules.keep,
+    )
+
+
+def _synthesis(request: ReleaseRequest, found: Found) -> Any:
+    from entrepot.privacy.synth import Synthesis
+
+    rules, standard, spec = found.policy.release, found.standard, request.spec
+    epsilon = float(spec.epsilon or 0)
+    if epsilon > rules.epsilon_per_release:
+        raise PolicyViolation(
+            f"ε = {epsilon:g} is above the policy's epsilon_per_release "
+            f"({rules.epsilon_per_release:g})",
+            rule="epsilon_per_release",
+            hint=f"ask for --epsilon {rules.epsilon_per_release:g} or less",
+        )
+    rows = spec.rows or min(found.version.rows, request.max_rows)
+    if rows > request.max_rows:
+        raise LimitExceeded(
+            f"{rows:,} synthetic rows is more than the node allows ({request.max_rows:,})",
+            setting="release_max_rows",
+            hint="ask for fewer --rows, or raise ENTREPOT_RELEASE_MAX_ROWS",
+        )
+    columns = (
+        *rules.quasi_identifiers_of(standard),
+        *rules.sensitive_of(standard),
+    )
+    return Synthesis(standard, tuple(dict.fromkeys(columns)), epsilon, rows)
+
+
+@dataclass(frozen=True)
+class ReleaseInfo:
+    """A release as its provider (``full``) or its consumer sees it."""
+
+    record: ReleaseRecord
+    dataset: str
+    consumer: str
+    full: bool
+
+    @property
+    def ident(self) -> str:
+        return f"R-{self.record.id}"
+
+    @property
+    def share(self) -> dict[str, str]:
+        provider, dataset = self.dataset.split("/")
+        return {
+            "share": provider,
+            "schema": dataset,
+            "table": f"{self.record.kind}-{self.record.id}",
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        r = self.record
+        report = dict(r.report)
+        if not self.full:
+            for key in _PROVIDER_ONLY:
+                report.pop(key, None)
+        return {
+            "release": self.ident,
+            "dataset": self.dataset,
+            "version": r.version,
+            "consumer": self.consumer,
+            "kind": r.kind,
+            "state": r.state,
+            "spec": r.spec,
+            "rows": r.rows,
+            "size_bytes": r.size_bytes,
+            "sha256": r.sha256,
+            "epsilon": r.epsilon,
+            "log_index": r.log_index,
+            "created_by": r.created_by,
+            "created_at": r.created_at.isoformat(),
+            "revoked_by": r.revoked_by,
+            "revoked_at": r.revoked_at.isoformat() if r.revoked_at else None,
+            "share": self.share,
+            "report": report,
+        }
+
+
+def parse_ident(ident: str) -> int:
+    text = ident.strip().upper().removeprefix("R-")
+    if not text.isdigit():
+        raise InvalidInput(f"{ident!r} is not a release", hint="releases are named R-<number>")
+    return int(text)
+
+
+class Releases:
+    """Releases on one node: made through its coordinator, kept in its vault."""
+
+    def __init__(self, coordinator: Coordinator, accounts: Accounts) -> None:
+        self.coordinator = coordinator
+        self.accounts = accounts
+        self.node = coordinator.node
+
+    # -- making ----------------------------------------------------------------------
+
+    def plan(self, actor: Actor, dataset: str, consumer: str, spec: ReleaseSpec) -> dict[str, Any]:
+        """What an anonymized release would be (generalizations, loss, risk); nothing is
+        made, charged or logged as made. Only the dataset's provider may plan one."""
+        if spec.kind != ANONYMIZED:
+            raise InvalidInput(
+                "only anonymized releases are planned", hint="a synthetic release spends ε"
+            )
+        request, target = self._request(actor, dataset, consumer, spec, plan_only=True)
+        self.coordinator.screen(target, request, purpose=request.purpose or None)
+        vault = self.coordinator.vault
+        found = Found(
+            request.ref,
+            self.coordinator.policies.get(request.ref).policy,
+            vault.standard(request.ref),
+            vault.versions(request.ref)[-1],
+        )
+        operation = request.price({request.ref: found}).operation
+        assert isinstance(operation, MakeRelease)
+        outcome = vault.run(operation, touched=lambda: None)
+        assert isinstance(outcome, Released)
+        return {
+            "dataset": str(request.ref),
+            "version": found.version.number,
+            "consumer": consumer,
+            "kind": spec.kind,
+            "report": outcome.report,
+        }
+
+    def create(self, actor: Actor, dataset: str, consumer: str, spec: ReleaseSpec) -> ReleaseInfo:
+        """Make a release for ``consumer`` through the coordinator; a repeat of one already
+        made (same spec, version and policy) returns it instead of another."""
+        request, target = self._request(actor, dataset, consumer, spec)
+        done = self.coordinator.run(target, request, purpose=request.purpose or None)
+        body = json.loads(done.body)
+        [use] = done.uses
+        with self.node.db.write() as session:
+            record = session.scalar(
+                select(ReleaseRecord).where(ReleaseRecord.name == body["release"])
+            )
+            if record is None:
+                assert target.org_id is not None
+                record = ReleaseRecord(
+                    name=body["release"],
+                    dataset_id=use.dataset_id,
+                    version=use.version,
+                    consumer_id=target.org_id,
+                    kind=spec.kind,
+                    state=ACTIVE,
+                    spec=spec.to_dict(),
+                    report=body["report"],
+                    rows=body["rows"],
+                    size_bytes=body["size_bytes"],
+                    sha256=body["sha256"],
+                    epsilon=done.epsilon_spent,
+                    log_index=done.receipt.index,
+                    created_by=actor.name,
+                    created_at=utcnow(),
+                )
+                session.add(record)
+                session.flush()
+            info = ReleaseInfo(record, str(request.ref), consumer, True)
+            info.to_dict()  # loaded while the session is open
+        return info
+
+    def _request(
+        self,
+        actor: Actor,
+        dataset: str,
+        consumer: str,
+        spec: ReleaseSpec,
+        *,
+        plan_only: bool = False,
+    ) -> tuple[ReleaseRequest, Actor]:
+        ref = DatasetRef.parse(dataset)
+        with self.node.db.read() as session:
+            found = find_dataset(session, ref)
+            if not (actor.is_local or actor.provider_id == found.provider_id):
+                raise dataset_not_found(ref)
+            dataset_id = found.id
+        target = self.accounts.actor(consumer)
+        if target.role != Role.CONSUMER:
+            raise InvalidInput(
+                f"{consumer} is not a consumer organization",
+                hint="releases are made for consumers that hold a grant",
+            )
+        grant = self._grant(target, ref)
+        with self.node.db.read() as session:
+            revoked = session.scalar(
+                select(func.count(ReleaseRecord.id)).where(
+                    ReleaseRecord.dataset_id == dataset_id,
+                    ReleaseRecord.consumer_id == target.org_id,
+                    ReleaseRecord.state == REVOKED,
+                )
+            )
+        request = ReleaseRequest(
+            ref,
+            spec,
+            grant,
+            int(revoked or 0),
+            self.node.settings.release_max_rows,
+            plan_only=plan_only,
+        )
+        return request, target
+
+    def _grant(self, consumer: Actor, ref: DatasetRef) -> str:
+        """The purpose of the consumer's grant (the coordinator checks the grant itself)."""
+        try:
+            return self.coordinator.contracts.authorize(consumer, str(ref), ACTION).purpose
+        except ContractViolation:
+            # Refused again, and logged, by the coordinator's own check.
+            return ""
+
+    # -- reading ---------------------------------------------------------------------
+
+    def all(self, actor: Actor, *, state: str | None = None) -> list[ReleaseInfo]:
+        """Releases the actor may see: a provider's of its datasets, a consumer's its own."""
+        with self.node.db.read() as session:
+            query = (
+                select(ReleaseRecord, Dataset, Provider, Organization)
+                .join(Dataset, Dataset.id == ReleaseRecord.dataset_id)
+                .join(Provider, Provider.id == Dataset.provider_id)
+                .join(Organization, Organization.id == ReleaseRecord.consumer_id)
+                .order_by(ReleaseRecord.id)
+            )
+            if state is not None:
+                query = query.where(ReleaseRecord.state == state)
+            if not actor.administers:
+                query = query.where(
+                    (ReleaseRecord.consumer_id == actor.org_id)
+                    | (Dataset.provider_id == (actor.provider_id or -1))
+                )
+            rows = session.execute(query).all()
+            out = []
+            for record, dataset, provider, org in rows:
+                full = actor.administers or dataset.provider_id == actor.provider_id
+                info = ReleaseInfo(record, f"{provider.slug}/{dataset.slug}", org.slug, full)
+                info.to_dict()
+                out.append(info)
+            return out
+
+    def show(self, actor: Actor, ident: str) -> ReleaseInfo:
+        number = parse_ident(ident)
+        for info in self.all(actor):
+            if info.record.id == number:
+                return info
+        raise NotFound(f"no release {ident}", hint="see `entrepot release list`")
+
+    def revoke(self, actor: Actor, ident: str, reason: str = "") -> ReleaseInfo:
+        """Stop a release at once: it is no longer listed to or readable by its consumer."""
+        info = self.show(actor, ident)
+        if not info.full:
+            raise NotFound(f"no release {ident}", hint="only its provider revokes a release")
+        if info.record.state == REVOKED:
+            raise Conflict(f"{info.ident} is already revoked", hint="nothing to do")
+        now = utcnow()
+        with self.node.db.write() as session:
+            record = session.get(ReleaseRecord, info.record.id)
+            assert record is not None
+            record.state, record.revoked_at, record.revoked_by = REVOKED, now, actor.name
+        self.node.log.append(
+            make_entry(
+                Kind.RELEASE,
+                actor.name,
+                dataset=info.dataset,
+                outcome="revoked",
+                release=info.ident,
+                consumer=info.consumer,
+                reason=reason,
+            )
+        )
+        return self.show(actor, ident)
+
+    def readable(self, consumer: Actor, ident: int) -> ReleaseInfo:
+        """A release its consumer may read now: active, and its grant still in force.
+
+        Every refusal is the same 404 whatever the cause, so a consumer learns nothing
+        of releases made for others.
+        """
+        for info in self.all(consumer, state=ACTIVE):
+            if info.record.id == ident and info.record.consumer_id == consumer.org_id:
+                self._in_force(consumer, info)
+                return info
+        raise NotFound("no such table", hint="list the tables the share holds")
+
+    def shared(self, consumer: Actor) -> list[ReleaseInfo]:
+        """The active releases made for ``consumer`` whose grant is in force."""
+        out = []
+        for info in self.all(consumer, state=ACTIVE):
+            if info.record.consumer_id != consumer.org_id:
+                continue
+            try:
+                self._in_force(consumer, info)
+            except (ContractViolation, NotFound):
+                continue
+            out.append(info)
+        return out
+
+    def _in_force(self, consumer: Actor, info: ReleaseInfo) -> None:
+        try:
+            self.coordinator.contracts.authorize(consumer, info.record.dataset_id, ACTION)
+        except ContractViolation as refused:
+            # A download is not another use of the grant: only the count clause lets it by.
+            if refused.details.get("clause") != "count":
+                raise NotFound("no such table", hint="its grant is no longer in force") from None
+
+    def log_read(self, consumer: Actor, info: ReleaseInfo, *, files: int) -> int:
+        """Log that ``consumer`` was handed the release's files; the entry's index."""
+        return self.node.log.append(
+            make_entry(
+                Kind.DOWNLOAD,
+                consumer.name,
+                dataset=info.dataset,
+                release=info.ident,
+                version=info.record.version,
+                files=files,
+            )
+        )
