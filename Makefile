@@ -8,7 +8,12 @@ DEMO_HOME ?= .demo-exchange
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install demo test test-fast check system-deps clean
+# The official Delta Sharing client, in its own environment: it pins pandas < 3 and
+# pyarrow <= 23, which the project's does not hold; tests run it as a consumer would.
+CLIENTS := .venv-clients
+DELTA_SHARING ?= delta-sharing==1.4.2
+
+.PHONY: install clients demo test test-fast check system-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +25,14 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 ## install: the virtual environment at .venv (the CLI is .venv/bin/entrepot)
 install: $(STAMP)
+
+$(CLIENTS)/.installed:
+	$(PYTHON) -m venv $(CLIENTS)
+	$(CLIENTS)/bin/python -m pip install --quiet '$(DELTA_SHARING)'
+	touch $@
+
+## clients: the official Delta Sharing client the release tests read with (.venv-clients)
+clients: $(CLIENTS)/.installed
 
 ## demo: build the seeded demo exchange, run the scenario, then serve it on HOST:PORT
 demo: install
@@ -36,12 +49,12 @@ check: install
 	$(BIN)/mypy
 
 ## test: everything the tests need, then the whole suite (slow tests included)
-test: install system-deps check
+test: install clients system-deps check
 	$(BIN)/python -m pytest -n 2 -m '' -p no:cacheprovider
 
 ## test-fast: the suite without tests marked slow
-test-fast: install
+test-fast: install clients
 	$(BIN)/python -m pytest -n 2
 
 clean:
-	rm -rf $(VENV) $(DEMO_HOME) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(CLIENTS) $(DEMO_HOME) .pytest_cache .mypy_cache .ruff_cache

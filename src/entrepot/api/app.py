@@ -49,6 +49,8 @@ ROUTERS: tuple[str, ...] = (
     "accounts",
     "audit",
     "openings",
+    "releases",
+    "sharing",
 )
 
 # Paths whose bodies are dataset uploads, limited by `max_upload_bytes` instead.

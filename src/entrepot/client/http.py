@@ -502,6 +502,35 @@ class HttpClient:
         found: dict[str, Any] = self.get(f"/v1/openings/datasets/{dataset}/versions/{version}")
         return found
 
+    # -- releases and sharing ------------------------------------------------------
+
+    def release_plan(self, dataset: str, consumer: str, **spec: Any) -> dict[str, Any]:
+        body = {"dataset": dataset, "consumer": consumer, **spec}
+        planned: dict[str, Any] = self.post("/v1/releases/plan", body)
+        return planned
+
+    def release_create(self, dataset: str, consumer: str, **spec: Any) -> dict[str, Any]:
+        body = {"dataset": dataset, "consumer": consumer, **spec}
+        made: dict[str, Any] = self.post("/v1/releases", body)
+        return made
+
+    def releases(self, *, state: str | None = None) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = self.get("/v1/releases", state=state)
+        return found
+
+    def release_show(self, release: str) -> dict[str, Any]:
+        found: dict[str, Any] = self.get(f"/v1/releases/{quote(release.strip(), safe='')}")
+        return found
+
+    def release_revoke(self, release: str, reason: str = "") -> dict[str, Any]:
+        path = f"/v1/releases/{quote(release.strip(), safe='')}/revoke"
+        revoked: dict[str, Any] = self.post(path, {"reason": reason})
+        return revoked
+
+    def share_profile(self) -> dict[str, Any]:
+        profile: dict[str, Any] = self.post("/v1/sharing/profile")
+        return profile
+
     # -- the transparency log ------------------------------------------------------
 
     def audit_entries(

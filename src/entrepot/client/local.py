@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
 from entrepot import standards as shipped
+from entrepot._text import check_text
 from entrepot.client.protocol import Advance, Progress
 from entrepot.errors import InvalidInput, NotFound, ProofInvalid
 from entrepot.schemas.access import GrantOut, PurposeOut, RequestOut
@@ -24,6 +25,7 @@ from entrepot.schemas.paging import page_body
 from entrepot.schemas.policies import PolicyOut
 from entrepot.schemas.providers import ProviderOut
 from entrepot.schemas.queries import QueryOut
+from entrepot.schemas.releases import SHARING_PREFIX, ReleaseOut, ReleasePlanOut, ShareProfile
 from entrepot.schemas.standards import CodeListOut, StandardOut, summary_of
 from entrepot.schemas.usage import InvoiceOut
 
@@ -473,6 +475,39 @@ class LocalClient(ShippedStandards):
 
     def version_opening(self, dataset: str, version: int) -> dict[str, Any]:
         return self.exchange.openings.content(self.actor, dataset, version).to_json()
+
+    # -- releases and sharing ------------------------------------------------------
+
+    def release_plan(self, dataset: str, consumer: str, **spec: Any) -> dict[str, Any]:
+        from entrepot.exchange.release import ReleaseSpec
+
+        planned = self.exchange.releases.plan(self.actor, dataset, consumer, ReleaseSpec(**spec))
+        return ReleasePlanOut.model_validate(planned).model_dump(mode="json")
+
+    def release_create(self, dataset: str, consumer: str, **spec: Any) -> dict[str, Any]:
+        from entrepot.exchange.release import ReleaseSpec
+
+        made = self.exchange.releases.create(self.actor, dataset, consumer, ReleaseSpec(**spec))
+        return ReleaseOut.model_validate(made.to_dict()).model_dump(mode="json")
+
+    def releases(self, *, state: str | None = None) -> list[dict[str, Any]]:
+        found = self.exchange.releases.all(self.actor, state=state)
+        return [ReleaseOut.model_validate(i.to_dict()).model_dump(mode="json") for i in found]
+
+    def release_show(self, release: str) -> dict[str, Any]:
+        found = self.exchange.releases.show(self.actor, release)
+        return ReleaseOut.model_validate(found.to_dict()).model_dump(mode="json")
+
+    def release_revoke(self, release: str, reason: str = "") -> dict[str, Any]:
+        check_text(reason, "reason")
+        revoked = self.exchange.releases.revoke(self.actor, release, reason)
+        return ReleaseOut.model_validate(revoked.to_dict()).model_dump(mode="json")
+
+    def share_profile(self) -> dict[str, Any]:
+        account = self.actor.account or self.actor.org_slug
+        issued = self.exchange.accounts.issue_token(self.actor, account)
+        endpoint = self.exchange.settings.base_url.rstrip("/") + SHARING_PREFIX
+        return ShareProfile(endpoint=endpoint, bearerToken=issued.secret).model_dump()
 
     # -- the transparency log ------------------------------------------------------
 

@@ -194,6 +194,25 @@ class Client(Standards, Protocol):
 
     def version_opening(self, dataset: str, version: int) -> dict[str, Any]: ...
 
+    # -- releases and sharing ------------------------------------------------------
+    def release_plan(self, dataset: str, consumer: str, **spec: Any) -> dict[str, Any]:
+        """What an anonymized release would be (generalization, loss, risk); nothing made."""
+        ...
+
+    def release_create(self, dataset: str, consumer: str, **spec: Any) -> dict[str, Any]:
+        """Make an anonymized or synthetic release for ``consumer`` (its provider)."""
+        ...
+
+    def releases(self, *, state: str | None = None) -> list[dict[str, Any]]: ...
+
+    def release_show(self, release: str) -> dict[str, Any]: ...
+
+    def release_revoke(self, release: str, reason: str = "") -> dict[str, Any]: ...
+
+    def share_profile(self) -> dict[str, Any]:
+        """A Delta Sharing profile with a new token of this consumer's account."""
+        ...
+
     # -- the transparency log ------------------------------------------------------
     def audit_entries(
         self,

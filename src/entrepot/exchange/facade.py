@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from entrepot.exchange.query import Queries
     from entrepot.exchange.reconcile import Reconciliation
     from entrepot.exchange.release import Releases
+    from entrepot.exchange.sharing import Sharing
     from entrepot.privacy.ledger import Ledger
     from entrepot.vault import Vault
 
@@ -121,6 +122,17 @@ class Exchange:
         from entrepot.exchange.release import Releases
 
         return Releases(self.coordinator, self.accounts)
+
+    @cached_property
+    def sharing(self) -> Sharing:
+        from entrepot.exchange.sharing import Sharing
+
+        return Sharing(
+            self.releases,
+            secret=self.node.signing_key.encode(),
+            ttl_s=self.settings.share_url_ttl_s,
+            open_file=self.vault.release_file,
+        )
 
     @cached_property
     def openings(self) -> Openings:

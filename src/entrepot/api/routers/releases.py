@@ -1,0 +1,89 @@
+"""Releases: anonymized and synthetic rows made for one consumer under the provider's rules.
+
+The dataset's provider plans, makes and revokes releases; the consumer a release was
+made for lists it, shows it and reads it over Delta Sharing (:mod:`.sharing`), with the
+profile ``POST /v1/sharing/profile`` gives it. Another tenant's release answers 404.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from fastapi import APIRouter, Path, Query, Request
+
+from entrepot.api.auth import AnyActor, Consumer, Provider
+from entrepot.api.openapi import operation_id
+from entrepot.api.routers._client import client_of
+from entrepot.schemas.releases import (
+    SHARING_PREFIX,
+    ReleaseIn,
+    ReleaseOut,
+    ReleasePlanOut,
+    RevokeIn,
+    ShareProfile,
+)
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/v1", tags=["releases"], generate_unique_id_function=operation_id)
+
+ReleaseId = Path(pattern=r"^[Rr]-[0-9]{1,12}$", examples=["R-1"])
+
+
+@router.post(
+    "/releases/plan",
+    summary="What an anonymized release would be: generalization, loss, risk (its provider).",
+)
+def plan_release(request: Request, actor: Provider, body: ReleaseIn) -> ReleasePlanOut:
+    """Nothing is made or charged; refusals are logged as for a release."""
+    client = client_of(request, actor)
+    return ReleasePlanOut.model_validate(
+        client.release_plan(body.dataset, body.consumer, **body.spec())
+    )
+
+
+@router.post("/releases", summary="Make a release for a consumer (the dataset's provider).")
+def create_release(request: Request, actor: Provider, body: ReleaseIn) -> ReleaseOut:
+    """A synthetic release's ε is debited from the consumer's grant and the dataset's cap."""
+    client = client_of(request, actor)
+    return ReleaseOut.model_validate(
+        client.release_create(body.dataset, body.consumer, **body.spec())
+    )
+
+
+@router.get("/releases", summary="Releases: a provider's of its datasets, a consumer's own.")
+def list_releases(
+    request: Request,
+    actor: AnyActor,
+    state: Literal["active", "revoked"] | None = Query(None),
+) -> list[ReleaseOut]:
+    found = client_of(request, actor).releases(state=state)
+    return [ReleaseOut.model_validate(item) for item in found]
+
+
+@router.get("/releases/{release}", summary="One release, with its report.")
+def show_release(request: Request, actor: AnyActor, release: str = ReleaseId) -> ReleaseOut:
+    return ReleaseOut.model_validate(client_of(request, actor).release_show(release))
+
+
+@router.post("/releases/{release}/revoke", summary="Stop a release at once (its provider).")
+def revoke_release(
+    request: Request, actor: Provider, body: RevokeIn, release: str = ReleaseId
+) -> ReleaseOut:
+    client = client_of(request, actor)
+    return ReleaseOut.model_validate(client.release_revoke(release, body.reason))
+
+
+@router.post(
+    "/sharing/profile",
+    summary="A Delta Sharing profile with a new token of your account (consumers).",
+)
+def share_profile(request: Request, actor: Consumer) -> ShareProfile:
+    """Save it as a `.share` file: `delta_sharing.load_as_pandas("x.share#share.schema.table")`.
+    The token is new and shown once; revoke it like any other."""
+    profile = ShareProfile.model_validate(client_of(request, actor).share_profile())
+    settings = request.app.state.exchange.settings
+    if settings.public_url is None:
+        # The address the caller reached, not the configured host and port.
+        profile.endpoint = str(request.base_url).rstrip("/") + SHARING_PREFIX
+    return profile

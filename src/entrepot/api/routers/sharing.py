@@ -1,0 +1,265 @@
+"""The Delta Sharing protocol (server side) for releases, at ``/delta-sharing``.
+
+Shares, schemas and tables are listed with the protocol's pagination; a table's version,
+metadata and files follow the protocol's parquet response format. The bearer token is
+the consumer's entrepot token; a consumer sees only the releases made for it, while
+they are active and its grant is in force. File URLs are pre-signed and expiring
+(:mod:`entrepot.exchange.sharing`), served here without the bearer token, with ``HEAD``
+and HTTP ranges as the official clients read them. Errors have the protocol's shape
+``{"errorCode", "message"}`` and permanent ones are 4xx: the official client retries a
+5xx for minutes.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from entrepot.api._exchange import exchange_of
+from entrepot.api.auth import Consumer
+from entrepot.api.openapi import operation_id
+from entrepot.errors import EntrepotError, InvalidInput
+from entrepot.exchange.sharing import TABLE_VERSION, Sharing
+from entrepot.schemas.releases import SHARING_PREFIX
+
+__all__ = ["router"]
+
+router = APIRouter(
+    prefix=SHARING_PREFIX, tags=["delta sharing"], generate_unique_id_function=operation_id
+)
+
+T = TypeVar("T")
+_NDJSON = "application/x-ndjson; charset=utf-8"
+_VERSION = {"Delta-Table-Version": str(TABLE_VERSION)}
+_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+# The most items one list page holds, whatever maxResults asks for.
+_PAGE_MAX = 500
+
+MaxResults = Query(None, alias="maxResults", ge=0, le=1_000_000)
+PageToken = Query(None, alias="pageToken", max_length=20)
+
+
+def _sharing(request: Request) -> Sharing:
+    return exchange_of(request).sharing
+
+
+def _protocol_error(error: EntrepotError) -> JSONResponse:
+    return JSONResponse(
+        {"errorCode": error.code.upper(), "message": error.message},
+        status_code=error.status,
+    )
+
+
+def _answer(work: Callable[[], Response]) -> Response:
+    """The response of ``work``, or its refusal in the protocol's error shape."""
+    try:
+        return work()
+    except EntrepotError as error:
+        return _protocol_error(error)
+
+
+def _page(items: Sequence[T], max_results: int | None, token: str | None) -> tuple[list[T], str]:
+    if token is not None and not token.isdigit():
+        raise InvalidInput(
+            "pageToken is not one this server gave", hint="start from the first page"
+        )
+    start = int(token or 0)
+    size = _PAGE_MAX if max_results is None else min(max_results, _PAGE_MAX)
+    page = list(items[start : start + size])
+    following = start + len(page)
+    return page, str(following) if following < len(items) and size else ""
+
+
+def _listing(items: list[dict[str, Any]], next_token: str) -> JSONResponse:
+    body: dict[str, Any] = {"items": items}
+    if next_token:
+        body["nextPageToken"] = next_token
+    return JSONResponse(body)
+
+
+def _table_item(share: dict[str, str], ident: str) -> dict[str, Any]:
+    return {"name": share["table"], "schema": share["schema"], "share": share["share"], "id": ident}
+
+
+def _base(request: Request) -> str:
+    public = exchange_of(request).settings.public_url
+    root = public.rstrip("/") if public else str(request.base_url).rstrip("/")
+    return root + SHARING_PREFIX
+
+
+@router.get("/shares", summary="The shares your token sees (one per provider).")
+def list_shares(
+    request: Request,
+    actor: Consumer,
+    max_results: int | None = MaxResults,
+    page_token: str | None = PageToken,
+) -> Response:
+    def work() -> Response:
+        page, following = _page(_sharing(request).shares(actor), max_results, page_token)
+        return _listing([{"name": name} for name in page], following)
+
+    return _answer(work)
+
+
+@router.get("/shares/{share}", summary="One share.")
+def get_share(request: Request, actor: Consumer, share: str) -> Response:
+    def work() -> Response:
+        _sharing(request).schemas(actor, share)
+        return JSONResponse({"share": {"name": share.lower()}})
+
+    return _answer(work)
+
+
+@router.get("/shares/{share}/schemas", summary="The schemas of a share (one per dataset).")
+def list_schemas(
+    request: Request,
+    actor: Consumer,
+    share: str,
+    max_results: int | None = MaxResults,
+    page_token: str | None = PageToken,
+) -> Response:
+    def work() -> Response:
+        names = _sharing(request).schemas(actor, share)
+        page, following = _page(names, max_results, page_token)
+        return _listing([{"name": n, "share": share.lower()} for n in page], following)
+
+    return _answer(work)
+
+
+@router.get("/shares/{share}/schemas/{schema}/tables", summary="The tables of a schema.")
+def list_tables(
+    request: Request,
+    actor: Consumer,
+    share: str,
+    schema: str,
+    max_results: int | None = MaxResults,
+    page_token: str | None = PageToken,
+) -> Response:
+    def work() -> Response:
+        found = _sharing(request).in_schema(actor, share, schema)
+        page, following = _page(found, max_results, page_token)
+        return _listing([_table_item(i.share, i.record.sha256) for i in page], following)
+
+    return _answer(work)
+
+
+@router.get("/shares/{share}/all-tables", summary="Every table of a share.")
+def list_all_tables(
+    request: Request,
+    actor: Consumer,
+    share: str,
+    max_results: int | None = MaxResults,
+    page_token: str | None = PageToken,
+) -> Response:
+    def work() -> Response:
+        found = _sharing(request).in_schema(actor, share, None)
+        page, following = _page(found, max_results, page_token)
+        return _listing([_table_item(i.share, i.record.sha256) for i in page], following)
+
+    return _answer(work)
+
+
+_TABLE = "/shares/{share}/schemas/{schema}/tables/{table}"
+
+
+@router.get(_TABLE + "/version", summary="A table's version (a release never changes).")
+def table_version(
+    request: Request, actor: Consumer, share: str, schema: str, table: str
+) -> Response:
+    def work() -> Response:
+        _sharing(request).table(actor, share, schema, table)
+        return Response(headers=_VERSION)
+
+    return _answer(work)
+
+
+@router.head(_TABLE, summary="A table's version, in a header (the protocol's older form).")
+def table_version_head(
+    request: Request, actor: Consumer, share: str, schema: str, table: str
+) -> Response:
+    return table_version(request, actor, share, schema, table)
+
+
+def _lines(*objects: dict[str, Any]) -> bytes:
+    return b"".join(json.dumps(o, separators=(",", ":")).encode() + b"\n" for o in objects)
+
+
+@router.get(_TABLE + "/metadata", summary="A table's protocol and metadata (NDJSON).")
+def table_metadata(
+    request: Request, actor: Consumer, share: str, schema: str, table: str
+) -> Response:
+    def work() -> Response:
+        sharing = _sharing(request)
+        info = sharing.table(actor, share, schema, table)
+        body = _lines({"protocol": {"minReaderVersion": 1}}, {"metaData": sharing.metadata(info)})
+        return Response(body, media_type=_NDJSON, headers=_VERSION)
+
+    return _answer(work)
+
+
+@router.post(_TABLE + "/query", summary="A table's files, as pre-signed expiring URLs (NDJSON).")
+def query_table(request: Request, actor: Consumer, share: str, schema: str, table: str) -> Response:
+    """Predicate and limit hints are accepted and ignored, as the protocol allows; the
+    read is logged."""
+
+    def work() -> Response:
+        sharing = _sharing(request)
+        info = sharing.table(actor, share, schema, table)
+        files = sharing.files(actor, info, _base(request))
+        body = _lines(
+            {"protocol": {"minReaderVersion": 1}},
+            {"metaData": sharing.metadata(info)},
+            *({"file": f} for f in files),
+        )
+        return Response(body, media_type=_NDJSON, headers=_VERSION)
+
+    return _answer(work)
+
+
+@router.api_route(
+    "/files/{token}",
+    methods=["GET", "HEAD"],
+    summary="A release file behind a pre-signed URL (no bearer token; HTTP ranges).",
+)
+def read_file(request: Request, token: str) -> Response:
+    def work() -> Response:
+        sharing = _sharing(request)
+        info = sharing.open(sharing.check(token))
+        size = info.record.size_bytes
+        start, end = 0, size - 1
+        status = 200
+        wanted = request.headers.get("range")
+        if wanted:
+            match = _RANGE.match(wanted.strip())
+            if match is None or (not match.group(1) and not match.group(2)):
+                return Response(status_code=416, headers={"Content-Range": f"bytes */{size}"})
+            if match.group(1):
+                start = int(match.group(1))
+                end = min(int(match.group(2)), size - 1) if match.group(2) else size - 1
+            else:
+                start = max(size - int(match.group(2)), 0)
+            if start > end or start >= size:
+                return Response(status_code=416, headers={"Content-Range": f"bytes */{size}"})
+            status = 206
+        headers = {
+            "Accept-Ranges": "bytes",
+            "Content-Length": str(end - start + 1),
+            "Cache-Control": "no-store",
+        }
+        if status == 206:
+            headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+        if request.method == "HEAD":
+            return Response(status_code=status, headers=headers)
+        return StreamingResponse(
+            sharing.chunks(info, start, end - start + 1),
+            status_code=status,
+            media_type="application/octet-stream",
+            headers=headers,
+        )
+
+    return _answer(work)

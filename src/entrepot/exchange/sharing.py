@@ -1,0 +1,231 @@
+"""Releases as Delta Sharing tables: what a consumer's token lists, reads and downloads.
+
+A consumer sees only the active releases made for it whose grant is in force; each is
+the table ``<provider>.<dataset>.<kind>-<number>`` (share, schema, table). Reading a
+table hands out one pre-signed URL per file, served by the node itself: the URL
+carries a token that names the release, the consumer and an expiry, with a keyed
+BLAKE2b MAC (libsodium, through PyNaCl) under a key derived from the node's own secret
+key, so it works without the bearer token, as the protocol's clients expect, and
+stops working when it expires, when the release is revoked or when the grant ends.
+Every read of a table is logged (``download``), and the token itself never is.
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, BinaryIO
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from nacl.encoding import RawEncoder
+from nacl.hash import blake2b
+from sqlalchemy import select
+
+from entrepot.clock import utcnow
+from entrepot.errors import Forbidden, InvalidInput, NotFound
+from entrepot.exchange.accounts import Actor, Organization
+from entrepot.exchange.release import ReleaseInfo, Releases, parse_ident
+
+__all__ = ["FileGrant", "Sharing", "spark_schema"]
+
+# The table version of a release: a release never changes once made.
+TABLE_VERSION = 0
+_CONTEXT = b"entrepot delta-sharing file url v1"
+_CHUNK = 256 * 1024
+
+
+@dataclass(frozen=True)
+class FileGrant:
+    """What a valid file URL lets its holder read."""
+
+    release: int
+    consumer_id: int
+    expires_ms: int
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+_SPARK_TYPES: tuple[tuple[Callable[[pa.DataType], bool], str], ...] = (
+    (pa.types.is_string, "string"),
+    (pa.types.is_large_string, "string"),
+    (pa.types.is_boolean, "boolean"),
+    (pa.types.is_int8, "byte"),
+    (pa.types.is_int16, "short"),
+    (pa.types.is_int32, "integer"),
+    (pa.types.is_int64, "long"),
+    (pa.types.is_float32, "float"),
+    (pa.types.is_float64, "double"),
+    (pa.types.is_date32, "date"),
+    (pa.types.is_timestamp, "timestamp"),
+)
+
+
+def spark_schema(schema: pa.Schema) -> str:
+    """The protocol's schema string (Spark's JSON schema) for a Parquet file's schema."""
+    fields = []
+    for f in schema:
+        spark = next((name for test, name in _SPARK_TYPES if test(f.type)), "string")
+        fields.append({"name": f.name, "type": spark, "nullable": True, "metadata": {}})
+    return json.dumps({"type": "struct", "fields": fields}, separators=(",", ":"))
+
+
+class Sharing:
+    """The Delta Sharing view of one node's releases."""
+
+    def __init__(
+        self,
+        releases: Releases,
+        *,
+        secret: bytes,
+        ttl_s: int,
+        open_file: Callable[[str], BinaryIO],
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.releases = releases
+        self._key = blake2b(_CONTEXT, key=secret[:64], digest_size=32, encoder=RawEncoder)
+        self.ttl_s = ttl_s
+        self.open_file = open_file
+        self.clock = clock
+
+    # -- listing -----------------------------------------------------------------
+
+    def tables(self, consumer: Actor) -> list[ReleaseInfo]:
+        return self.releases.shared(consumer)
+
+    def shares(self, consumer: Actor) -> list[str]:
+        return sorted({info.share["share"] for info in self.tables(consumer)})
+
+    def schemas(self, consumer: Actor, share: str) -> list[str]:
+        found = sorted(
+            {i.share["schema"] for i in self.tables(consumer) if i.share["share"] == share.lower()}
+        )
+        if not found:
+            raise NotFound(f"no share {share!r}", hint="list the shares your token sees")
+        return found
+
+    def in_schema(self, consumer: Actor, share: str, schema: str | None) -> list[ReleaseInfo]:
+        found = [
+            i
+            for i in self.tables(consumer)
+            if i.share["share"] == share.lower()
+            and (schema is None or i.share["schema"] == schema.lower())
+        ]
+        if not found:
+            raise NotFound(
+                f"no schema {schema!r} in share {share!r}" if schema else f"no share {share!r}",
+                hint="list the shares and schemas your token sees",
+            )
+        return found
+
+    def table(self, consumer: Actor, share: str, schema: str, table: str) -> ReleaseInfo:
+        """The release behind a table name; 404 for any table the consumer may not read."""
+        _, _, number = table.lower().rpartition("-")
+        if not number.isdigit():
+            raise NotFound(f"no table {table!r}", hint="list the tables of the schema")
+        info = self.releases.readable(consumer, parse_ident(number))
+        if (info.share["share"], info.share["schema"], info.share["table"]) != (
+            share.lower(),
+            schema.lower(),
+            table.lower(),
+        ):
+            raise NotFound(f"no table {table!r}", hint="list the tables of the schema")
+        return info
+
+    # -- reading -----------------------------------------------------------------
+
+    def metadata(self, info: ReleaseInfo) -> dict[str, Any]:
+        with self.open_file(info.record.name) as handle:
+            schema = pq.read_schema(handle)
+        return {
+            "id": f"{info.record.name[:8]}-{info.record.id}",
+            "name": info.share["table"],
+            "description": f"{info.record.kind} release {info.ident} of {info.dataset}",
+            "format": {"provider": "parquet"},
+            "schemaString": spark_schema(schema),
+            "partitionColumns": [],
+            "configuration": {},
+            "size": info.record.size_bytes,
+            "numFiles": 1,
+        }
+
+    def files(self, consumer: Actor, info: ReleaseInfo, base_url: str) -> list[dict[str, Any]]:
+        """The release's file, with a fresh pre-signed URL; logged as a read."""
+        assert consumer.org_id is not None
+        expires_ms = int(self.clock().timestamp() * 1000) + self.ttl_s * 1000
+        token = self.sign(FileGrant(info.record.id, consumer.org_id, expires_ms))
+        self.releases.log_read(consumer, info, files=1)
+        stats = {"numRecords": info.record.rows}
+        return [
+            {
+                "url": f"{base_url.rstrip('/')}/files/{token}",
+                "id": info.record.sha256,
+                "partitionValues": {},
+                "size": info.record.size_bytes,
+                "stats": json.dumps(stats),
+                "expirationTimestamp": expires_ms,
+            }
+        ]
+
+    # -- file URLs ---------------------------------------------------------------
+
+    def sign(self, grant: FileGrant) -> str:
+        payload = f"{grant.release}.{grant.consumer_id}.{grant.expires_ms}".encode()
+        return f"{_b64(payload)}.{_b64(self._mac(payload))}"
+
+    def _mac(self, payload: bytes) -> bytes:
+        return blake2b(payload, key=self._key, digest_size=32, encoder=RawEncoder)
+
+    def check(self, token: str) -> FileGrant:
+        """The grant a URL token carries; refused if forged, malformed or expired."""
+        try:
+            encoded, mac = token.split(".")
+            payload = _unb64(encoded)
+            good = hmac.compare_digest(_unb64(mac), self._mac(payload))
+            release, consumer, expires = (int(part) for part in payload.decode().split("."))
+        except (ValueError, UnicodeDecodeError):
+            raise InvalidInput(
+                "not a file URL of this node", hint="ask for the table again"
+            ) from None
+        if not good:
+            raise InvalidInput("not a file URL of this node", hint="ask for the table again")
+        if expires < self.clock().timestamp() * 1000:
+            raise Forbidden(
+                "this file URL has expired",
+                hint="read the table again for a fresh URL; share_url_ttl_s sets how long one lasts",
+                setting="share_url_ttl_s",
+            )
+        return FileGrant(release, consumer, expires)
+
+    def open(self, grant: FileGrant) -> ReleaseInfo:
+        """The release a valid URL names, if it is still readable by its consumer."""
+        with self.releases.node.db.read() as session:
+            slug = session.scalar(
+                select(Organization.slug).where(Organization.id == grant.consumer_id)
+            )
+        if slug is None:
+            raise NotFound("no such file", hint="ask for the table again")
+        return self.releases.readable(self.releases.accounts.actor(slug), grant.release)
+
+    def chunks(self, info: ReleaseInfo, start: int, length: int) -> Iterator[bytes]:
+        """``length`` bytes of the release's file from ``start``, in chunks; the file is
+        opened on the first chunk asked for and closed after the last."""
+        with self.open_file(info.record.name) as handle:
+            handle.seek(start)
+            left = length
+            while left > 0:
+                block = handle.read(min(_CHUNK, left))
+                if not block:
+                    break
+                left -= len(block)
+                yield block

@@ -1,0 +1,85 @@
+"""Releases and Delta Sharing profiles on the wire."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+__all__ = [
+    "SHARING_PREFIX",
+    "ReleaseIn",
+    "ReleaseOut",
+    "ReleasePlanOut",
+    "RevokeIn",
+    "ShareProfile",
+]
+
+# Where a node serves the Delta Sharing protocol, under its base URL.
+SHARING_PREFIX = "/delta-sharing"
+
+
+class ReleaseIn(BaseModel):
+    """What a release is asked to be; unset fields take the dataset policy's floors."""
+
+    dataset: str = Field(examples=["riverside-hospitals/outpatient-visits"])
+    consumer: str = Field(description="The consumer organization the release is made for.")
+    kind: Literal["anonymized", "synthetic"] = "anonymized"
+    k: int | None = Field(None, ge=1, le=1_000_000, description="k-anonymity: units per class.")
+    l: int | None = Field(None, ge=1, le=10_000, description="l-diversity of the sensitive column.")  # noqa: E741
+    t: float | None = Field(None, ge=0, le=1, description="t-closeness (total variation).")
+    max_suppression: float | None = Field(
+        None, ge=0, le=1, description="The largest share of rows the release may drop."
+    )
+    sensitive: str | None = Field(None, max_length=200, description="The column l and t hold on.")
+    epsilon: float | None = Field(None, gt=0, le=100, description="ε of a synthetic release.")
+    rows: int | None = Field(None, ge=1, description="Rows of a synthetic release.")
+
+    def spec(self) -> dict[str, Any]:
+        return self.model_dump(exclude={"dataset", "consumer"}, exclude_none=True)
+
+
+class ReleaseOut(BaseModel):
+    release: str = Field(examples=["R-1"])
+    dataset: str
+    version: int
+    consumer: str
+    kind: str
+    state: Literal["active", "revoked"]
+    spec: dict[str, Any]
+    rows: int
+    size_bytes: int
+    sha256: str
+    epsilon: float
+    log_index: int | None
+    created_by: str
+    created_at: str
+    revoked_by: str | None
+    revoked_at: str | None
+    share: dict[str, str] = Field(description="Where Delta Sharing lists it: share, schema, table.")
+    report: dict[str, Any] = Field(
+        description="The generalization, information loss and risk (anonymized), or the "
+        "method and tree (synthetic); figures about the rows before release are its "
+        "provider's only."
+    )
+
+
+class ReleasePlanOut(BaseModel):
+    dataset: str
+    version: int
+    consumer: str
+    kind: str
+    report: dict[str, Any]
+
+
+class RevokeIn(BaseModel):
+    reason: str = Field("", max_length=500)
+
+
+class ShareProfile(BaseModel):
+    """A Delta Sharing profile file (version 1), as the official clients read it."""
+
+    shareCredentialsVersion: Literal[1] = 1
+    endpoint: str
+    bearerToken: str
+    expirationTime: str | None = None

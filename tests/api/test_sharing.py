@@ -1,0 +1,123 @@
+"""Releases over the Delta Sharing protocol, read by the official client from a live server."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections import Counter
+from pathlib import Path
+
+import httpx
+import pyarrow.parquet as pq
+import pytest
+from tests.api.conftest import running
+from tests.api.delta_client import read, write_profile
+from tests.exchange.logged_world import DATASET, PROVIDER
+from tests.exchange.release_world import CONSUMER, OUTSIDER, seed
+
+from entrepot.api import create_app
+from entrepot.exchange import Exchange
+from entrepot.exchange.accounts import LOCAL
+from entrepot.exchange.node import Node
+from entrepot.exchange.release import ReleaseSpec
+from entrepot.exchange.sharing import FileGrant
+
+QUASI = ("visit_date", "district", "sex", "age_band")
+
+
+def _token(ex: Exchange, org: str) -> str:
+    return ex.accounts.issue_token(LOCAL, org).secret
+
+
+@pytest.fixture
+def world(node: Node, tmp_path: Path) -> Exchange:
+    ex = seed(node, tmp_path)
+    ex.releases.create(ex.actor(PROVIDER), DATASET, CONSUMER, ReleaseSpec(k=5, l=2))
+    return ex
+
+
+def test_the_official_client_lists_and_loads_a_release(
+    world: Exchange, node: Node, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    [release] = world.releases.all(world.actor(CONSUMER))
+    token = _token(world, CONSUMER)
+    table = "riverside-hospitals.outpatient-visits.anonymized-1"
+    with caplog.at_level(logging.INFO), running(create_app(node)) as api:
+        profile = write_profile(tmp_path / "bureau.share", f"{api.base_url}/delta-sharing", token)
+        found = read(profile, table)
+    assert found.get("tables") == [table], found
+    kept = pq.read_table(node.home / "releases" / f"{release.record.name}.parquet")
+    assert found["rows"] == kept.num_rows == release.record.rows
+    assert found["columns"] == kept.column_names
+    # The release meets the model it claims, checked on what the client read.
+    classes = Counter(tuple(r[c] for c in QUASI) for r in found["records"])
+    assert min(classes.values()) >= 5
+    assert not {"visit_id", "patient_id"} & set(found["columns"])
+    # The read is logged, and neither the bearer token nor a file URL's token is.
+    entries = [e for _, e in node.log.search(limit=50)]
+    assert any(e["kind"] == "download" and e["release"] == "R-1" for e in entries)
+    logged = " ".join(map(str, entries)) + caplog.text
+    assert token not in logged
+    assert not re.search(r"/files/(?!\{token\})", caplog.text)
+
+
+def test_another_consumer_sees_no_table_and_cannot_read_one(
+    world: Exchange, node: Node, tmp_path: Path
+) -> None:
+    with running(create_app(node)) as api:
+        endpoint = f"{api.base_url}/delta-sharing"
+        profile = write_profile(tmp_path / "x.share", endpoint, _token(world, OUTSIDER))
+        found = read(profile, "riverside-hospitals.outpatient-visits.anonymized-1")
+    assert found["tables"] == []
+    assert found["error"]["status"] == 404
+
+
+def test_a_revoked_release_is_no_longer_readable(
+    world: Exchange, node: Node, tmp_path: Path
+) -> None:
+    token = _token(world, CONSUMER)
+    with running(create_app(node)) as api:
+        headers = {"Authorization": f"Bearer {token}"}
+        path = "/delta-sharing/shares/riverside-hospitals/schemas/outpatient-visits/tables"
+        answered = api.post(f"{path}/anonymized-1/query", headers=headers, json={})
+        assert answered.status_code == 200
+        assert answered.headers["delta-table-version"] == "0"
+        url = [line for line in answered.text.splitlines() if '"file"' in line][0]
+        file_url = httpx.Response(200, content=url).json()["file"]["url"]
+        assert api.get(file_url).status_code == 200
+
+        world.releases.revoke(world.actor(PROVIDER), "R-1", "test")
+        profile = write_profile(tmp_path / "b.share", f"{api.base_url}/delta-sharing", token)
+        found = read(profile, "riverside-hospitals.outpatient-visits.anonymized-1")
+        assert found["tables"] == []
+        assert found["error"]["status"] == 404
+        # A URL handed out before the revocation stops working at once.
+        refused = api.get(file_url)
+        assert refused.status_code == 404
+        assert set(refused.json()) == {"errorCode", "message"}
+
+
+def test_file_urls_expire_and_cannot_be_forged(world: Exchange, node: Node) -> None:
+    consumer = world.actor(CONSUMER)
+    assert consumer.org_id is not None
+    sharing = world.sharing
+    expired = sharing.sign(FileGrant(1, consumer.org_id, 1_000))
+    fresh = sharing.sign(FileGrant(1, consumer.org_id, 10**15))
+    forged = fresh[:-2] + ("AA" if not fresh.endswith("AA") else "BB")
+    other = world.actor(OUTSIDER)
+    assert other.org_id is not None
+    theirs = sharing.sign(FileGrant(1, other.org_id, 10**15))
+    with running(create_app(node)) as api:
+        gone = api.get(f"/delta-sharing/files/{expired}")
+        assert gone.status_code == 403
+        assert "expired" in gone.json()["message"]
+        assert api.get(f"/delta-sharing/files/{forged}").status_code == 400
+        assert api.get(f"/delta-sharing/files/{theirs}").status_code == 404
+        head = api.head(f"/delta-sharing/files/{fresh}")
+        size = int(head.headers["content-length"])
+        assert head.status_code == 200 and size > 0
+        part = api.get(f"/delta-sharing/files/{fresh}", headers={"Range": "bytes=4-11"})
+        whole = api.get(f"/delta-sharing/files/{fresh}")
+    assert part.status_code == 206
+    assert part.content == whole.content[4:12]
+    assert whole.content[:4] == b"PAR1" and len(whole.content) == size
