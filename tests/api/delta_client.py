@@ -39,9 +39,7 @@ print(json.dumps(out))
 def read(profile: Path, table: str = "") -> dict[str, Any]:
     """What the official client lists and loads through ``profile``."""
     if not PYTHON.exists():
-        raise AssertionError(
-            f"no Delta Sharing client environment at {PYTHON}: run `make clients`"
-        )
+        raise AssertionError(f"no Delta Sharing client environment at {PYTHON}: run `make clients`")
     done = subprocess.run(
         [str(PYTHON), "-c", _SCRIPT, str(profile), table],
         capture_output=True,

@@ -82,7 +82,7 @@ def test_a_revoked_release_is_no_longer_readable(
         answered = api.post(f"{path}/anonymized-1/query", headers=headers, json={})
         assert answered.status_code == 200
         assert answered.headers["delta-table-version"] == "0"
-        url = [line for line in answered.text.splitlines() if '"file"' in line][0]
+        url = next(line for line in answered.text.splitlines() if '"file"' in line)
         file_url = httpx.Response(200, content=url).json()["file"]["url"]
         assert api.get(file_url).status_code == 200
 
@@ -115,9 +115,11 @@ def test_file_urls_expire_and_cannot_be_forged(world: Exchange, node: Node) -> N
         assert api.get(f"/delta-sharing/files/{theirs}").status_code == 404
         head = api.head(f"/delta-sharing/files/{fresh}")
         size = int(head.headers["content-length"])
-        assert head.status_code == 200 and size > 0
+        assert head.status_code == 200
+        assert size > 0
         part = api.get(f"/delta-sharing/files/{fresh}", headers={"Range": "bytes=4-11"})
         whole = api.get(f"/delta-sharing/files/{fresh}")
     assert part.status_code == 206
     assert part.content == whole.content[4:12]
-    assert whole.content[:4] == b"PAR1" and len(whole.content) == size
+    assert whole.content[:4] == b"PAR1"
+    assert len(whole.content) == size

@@ -40,6 +40,8 @@ COMMANDS: dict[str, str] = {
     "access": "access",
     "policy": "policy",
     "budget": "budget",
+    "release": "release",
+    "share": "share",
     "audit": "audit",
     "receipt": "receipt",
     "opening": "opening",

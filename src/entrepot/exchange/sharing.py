@@ -202,7 +202,7 @@ class Sharing:
         if expires < self.clock().timestamp() * 1000:
             raise Forbidden(
                 "this file URL has expired",
-                hint="read the table again for a fresh URL; share_url_ttl_s sets how long one lasts",
+                hint="read the table again for a fresh URL (setting share_url_ttl_s)",
                 setting="share_url_ttl_s",
             )
         return FileGrant(release, consumer, expires)
