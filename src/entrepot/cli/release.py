@@ -22,17 +22,26 @@ release_app = typer.Typer(
 Dataset = Annotated[str, typer.Argument(help="The dataset, as provider/dataset.")]
 For = Annotated[str, typer.Option("--for", help="The consumer organization it is made for.")]
 Release = Annotated[str, typer.Argument(help="The release, e.g. R-1.")]
-K = Annotated[int | None, typer.Option("--k", help="Units per class at least [policy's k_min].")]
-L = Annotated[int | None, typer.Option("--l", help="Sensitive values per class [policy's l_min].")]
+K = Annotated[
+    int | None, typer.Option("--k", help="Units per class, at least (default: the policy's k_min).")
+]
+L = Annotated[
+    int | None,
+    typer.Option("--l", help="Sensitive values per class (default: the policy's l_min)."),
+]
 T = Annotated[
-    float | None, typer.Option("--t", help="t-closeness, total variation [policy's t_max].")
+    float | None,
+    typer.Option("--t", help="t-closeness, total variation (default: the policy's t_max)."),
 ]
 Suppress = Annotated[
     float | None,
-    typer.Option("--max-suppression", help="Largest share of rows dropped [policy's]."),
+    typer.Option(
+        "--max-suppression", help="Largest share of rows dropped (default: the policy's)."
+    ),
 ]
 Sensitive = Annotated[
-    str | None, typer.Option("--sensitive", help="The column l and t hold on [policy's first].")
+    str | None,
+    typer.Option("--sensitive", help="The column l and t hold on (default: the policy's first)."),
 ]
 
 
@@ -159,7 +168,7 @@ def synth(
         float, typer.Option("--epsilon", help="ε spent, from the grant and the dataset's cap.")
     ],
     rows: Annotated[
-        int | None, typer.Option("--rows", help="Synthetic rows [the version's count].")
+        int | None, typer.Option("--rows", help="Synthetic rows (default: the version's count).")
     ] = None,
     as_: As = None,
     home: Home = None,

@@ -248,6 +248,7 @@ class ReleaseInfo:
     dataset: str
     consumer: str
     full: bool
+    receipt: dict[str, Any] | None = None  # when just made: the signed receipt of its entry
 
     @property
     def ident(self) -> str:
@@ -287,6 +288,7 @@ class ReleaseInfo:
             "revoked_at": r.revoked_at.isoformat() if r.revoked_at else None,
             "share": self.share,
             "report": report,
+            "receipt": self.receipt,
         }
 
 
@@ -367,7 +369,9 @@ class Releases:
                 )
                 session.add(record)
                 session.flush()
-            info = ReleaseInfo(record, str(request.ref), consumer, True)
+            info = ReleaseInfo(
+                record, str(request.ref), consumer, True, receipt=done.receipt.to_json()
+            )
             info.to_dict()  # loaded while the session is open
         return info
 

@@ -62,6 +62,9 @@ class ReleaseOut(BaseModel):
         "method and tree (synthetic); figures about the rows before release are its "
         "provider's only."
     )
+    receipt: dict[str, Any] | None = Field(
+        None, description="The signed receipt of the release's log entry, when it was just made."
+    )
 
 
 class ReleasePlanOut(BaseModel):

@@ -1,0 +1,154 @@
+"""Releases through the coordinator: refusals name their rule and make and charge
+nothing; a release is logged with a receipt; synthetic ε is debited like a query's."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from tests.exchange.logged_world import DATASET, PROVIDER
+from tests.exchange.release_world import CONSUMER, MARKETER, POLICY, seed
+
+from entrepot.errors import ContractViolation, NotFound, PolicyViolation
+from entrepot.exchange import Exchange
+from entrepot.exchange.accounts import LOCAL
+from entrepot.exchange.node import Node
+from entrepot.exchange.release import ReleaseSpec
+from entrepot.settings import Settings
+from entrepot.transparency import verify_receipt
+
+
+@pytest.fixture
+def node(tmp_path: Path) -> Iterator[Node]:
+    # Argon2id at 1 MiB: the same code path, without seconds spent per token.
+    opened = Node.init(Settings(home=tmp_path / "node", token_hash_memory_kib=1024))
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def ex(node: Node, tmp_path: Path) -> Exchange:
+    return seed(node, tmp_path)
+
+
+def _left(ex: Exchange, consumer: str) -> float:
+    [budget] = ex.ledger.budgets(consumer_id=ex.actor(consumer).org_id)
+    return budget.epsilon_left
+
+
+def _state(ex: Exchange) -> tuple[int, list[Path], float]:
+    files = sorted((ex.node.home / "releases").glob("*.parquet"))
+    return len(ex.releases.all(ex.actor(PROVIDER))), files, _left(ex, CONSUMER)
+
+
+@pytest.mark.parametrize(
+    ("consumer", "spec", "rule"),
+    [
+        (MARKETER, ReleaseSpec(k=5), "purpose_rows"),
+        (CONSUMER, ReleaseSpec(k=3), "k_floor"),
+        (CONSUMER, ReleaseSpec(k=5, l=1), "l_floor"),
+        (CONSUMER, ReleaseSpec(k=5, max_suppression=0.5), "suppression_limit"),
+        (CONSUMER, ReleaseSpec(k=5, sensitive="district"), "sensitive_column"),
+        (CONSUMER, ReleaseSpec(kind="synthetic", epsilon=6.0), "epsilon_per_release"),
+    ],
+)
+def test_a_refusal_names_its_rule_and_makes_and_charges_nothing(
+    ex: Exchange, consumer: str, spec: ReleaseSpec, rule: str
+) -> None:
+    before = _state(ex)
+    with pytest.raises(PolicyViolation) as refused:
+        ex.releases.create(ex.actor(PROVIDER), DATASET, consumer, spec)
+    assert refused.value.details["rule"] == rule
+    assert _state(ex) == before
+    [(_, entry)] = ex.node.log.search(kind="release", limit=1)
+    assert entry["outcome"] == "refused"
+    assert entry["rule"] == rule
+
+
+def test_a_kind_the_policy_does_not_allow_is_refused(node: Node, tmp_path: Path) -> None:
+    ex = seed(node, tmp_path, policy=POLICY.replace("[anonymized, synthetic]", "[anonymized]"))
+    with pytest.raises(PolicyViolation) as refused:
+        ex.releases.create(
+            ex.actor(PROVIDER), DATASET, CONSUMER, ReleaseSpec(kind="synthetic", epsilon=1.0)
+        )
+    assert refused.value.details["rule"] == "release_kind"
+    assert not (ex.node.home / "releases").exists()
+
+
+def test_a_consumer_without_a_grant_is_refused_by_its_contract(ex: Exchange) -> None:
+    ex.accounts.create(LOCAL, "stranger", "consumer")
+    with pytest.raises(ContractViolation) as refused:
+        ex.releases.create(ex.actor(PROVIDER), DATASET, "stranger", ReleaseSpec(k=5))
+    assert refused.value.details["clause"] == "grant"
+
+
+def test_another_provider_cannot_make_a_release_of_the_dataset(ex: Exchange) -> None:
+    from entrepot.vault import add_provider
+
+    add_provider(ex.node.db, "highland-clinics", "Highland Clinics")
+    with pytest.raises(NotFound):
+        ex.releases.create(ex.actor("highland-clinics"), DATASET, CONSUMER, ReleaseSpec(k=5))
+
+
+def test_a_release_is_logged_with_a_receipt_and_repeats_are_the_same_release(
+    ex: Exchange,
+) -> None:
+    made = ex.releases.create(ex.actor(PROVIDER), DATASET, CONSUMER, ReleaseSpec(k=5, l=2))
+    again = ex.releases.create(ex.actor(PROVIDER), DATASET, CONSUMER, ReleaseSpec(k=5, l=2))
+    assert again.ident == made.ident == "R-1"
+    kept = pq.read_table(ex.node.home / "releases" / f"{made.record.name}.parquet")
+    assert kept.num_rows == made.record.rows
+    assert {"visit_id", "patient_id", "duration_hours"}.isdisjoint(kept.column_names)
+    report = made.to_dict()["report"]
+    assert report["rows_released"] + report["rows_suppressed"] == report["rows_in"]
+    assert report["classes"]["smallest_units"] >= 5
+    # The repeat is logged as one, after the entry of the release it returns.
+    [(index, entry)] = ex.node.log.search(kind="release", limit=1)
+    assert entry["outcome"] == "repeated"
+    assert index > (made.record.log_index or 0)
+    assert ex.reconcile().differences == []
+
+
+def test_the_consumer_sees_its_release_without_the_providers_figures(ex: Exchange) -> None:
+    ex.releases.create(ex.actor(PROVIDER), DATASET, CONSUMER, ReleaseSpec(k=5, l=2))
+    [seen] = ex.releases.all(ex.actor(CONSUMER))
+    report = seen.to_dict()["report"]
+    assert "rows_in" not in report
+    assert "drivers" not in report
+    assert ex.releases.all(ex.actor(MARKETER)) == []
+
+
+def test_a_synthetic_release_spends_its_epsilon_from_the_grant(ex: Exchange) -> None:
+    before = _left(ex, CONSUMER)
+    made = ex.releases.create(
+        ex.actor(PROVIDER), DATASET, CONSUMER, ReleaseSpec(kind="synthetic", epsilon=2.0, rows=300)
+    )
+    assert made.record.rows == 300
+    assert made.record.epsilon == 2.0
+    assert _left(ex, CONSUMER) == pytest.approx(before - 2.0)
+    assert "fidelity" in made.to_dict()["report"]
+    assert "fidelity" not in ex.releases.show(ex.actor(CONSUMER), made.ident).to_dict()["report"]
+    assert ex.reconcile().differences == []
+
+
+def test_revoking_is_logged_and_only_the_provider_revokes(ex: Exchange) -> None:
+    made = ex.releases.create(ex.actor(PROVIDER), DATASET, CONSUMER, ReleaseSpec(k=5, l=2))
+    with pytest.raises(NotFound):
+        ex.releases.revoke(ex.actor(CONSUMER), made.ident)
+    revoked = ex.releases.revoke(ex.actor(PROVIDER), made.ident, "consent withdrawn")
+    assert revoked.record.state == "revoked"
+    [(_, entry)] = ex.node.log.search(kind="release", limit=1)
+    assert entry["outcome"] == "revoked"
+    assert ex.releases.shared(ex.actor(CONSUMER)) == []
+    # Made again after a revocation, it is a new release, not the revoked one.
+    remade = ex.releases.create(ex.actor(PROVIDER), DATASET, CONSUMER, ReleaseSpec(k=5, l=2))
+    assert remade.ident == "R-2"
+
+
+def test_the_receipt_of_a_release_verifies_offline(ex: Exchange) -> None:
+    made = ex.releases.create(ex.actor(PROVIDER), DATASET, CONSUMER, ReleaseSpec(k=5, l=2))
+    assert made.receipt is not None
+    checked = verify_receipt(made.receipt, ex.node.verify_key)
+    assert checked.index == made.record.log_index
