@@ -8,11 +8,12 @@ the operation as plain values and gets back only the released answer.
 
 from __future__ import annotations
 
+import io
 from datetime import datetime
 from typing import Any, BinaryIO
 
 import httpx
-from fastapi import FastAPI
+from fastapi import FastAPI, Response
 from pydantic import BaseModel
 
 from entrepot.api.errors import install
@@ -85,7 +86,13 @@ def vault_app(node: Node) -> FastAPI:
                 hint="plan the query against the holder's current policy and version",
             )
         done = vault.run(Aggregate(ref, body.version, checked), touched=lambda: None)
+        assert isinstance(done, Aggregated)
         return {"answer": done.answer.to_json().decode(), "rows": done.rows}
+
+    @app.get("/vault/releases/{name}")
+    def release_file(name: str) -> Response:
+        with vault.release_file(name) as handle:
+            return Response(handle.read(), media_type="application/octet-stream")
 
     return app
 
@@ -151,3 +158,9 @@ class RemoteVault:
             raise from_body(response.json()["error"])
         raw = response.json()
         return Aggregated(Answer.from_json(raw["answer"].encode()), raw["rows"])
+
+    def release_file(self, name: str) -> BinaryIO:
+        response = self.client.get(f"/vault/releases/{name}")
+        if response.is_error:
+            raise from_body(response.json()["error"])
+        return io.BytesIO(response.content)

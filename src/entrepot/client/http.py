@@ -515,7 +515,7 @@ class HttpClient:
         return made
 
     def releases(self, *, state: str | None = None) -> list[dict[str, Any]]:
-        found: list[dict[str, Any]] = self.get("/v1/releases", state=state)
+        found: list[dict[str, Any]] = self.items("/v1/releases", state=state)
         return found
 
     def release_show(self, release: str) -> dict[str, Any]:

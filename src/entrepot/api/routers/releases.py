@@ -7,13 +7,15 @@ profile ``POST /v1/sharing/profile`` gives it. Another tenant's release answers 
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 
 from entrepot.api.auth import AnyActor, Consumer, Provider
 from entrepot.api.openapi import operation_id
+from entrepot.api.pagination import Page, PageParams, page_of, page_params
 from entrepot.api.routers._client import client_of
+from entrepot.schemas.paging import page_body
 from entrepot.schemas.releases import (
     SHARING_PREFIX,
     ReleaseIn,
@@ -27,6 +29,7 @@ __all__ = ["router"]
 
 router = APIRouter(prefix="/v1", tags=["releases"], generate_unique_id_function=operation_id)
 
+Paging = Annotated[PageParams, Depends(page_params)]
 ReleaseId = Path(pattern=r"^[Rr]-[0-9]{1,12}$", examples=["R-1"])
 
 
@@ -55,10 +58,14 @@ def create_release(request: Request, actor: Provider, body: ReleaseIn) -> Releas
 def list_releases(
     request: Request,
     actor: AnyActor,
-    state: Literal["active", "revoked"] | None = Query(None),
-) -> list[ReleaseOut]:
+    paging: Paging,
+    state: Literal["active", "revoked"] | None = Query(None, description="Only these."),
+) -> Page[ReleaseOut]:
+    """Oldest first, each with its Delta Sharing table and its report."""
     found = client_of(request, actor).releases(state=state)
-    return [ReleaseOut.model_validate(item) for item in found]
+    window = found[paging.offset : paging.offset + paging.limit]
+    body = page_body(window, len(found), paging.limit, paging.offset)
+    return page_of(body, ReleaseOut.model_validate)
 
 
 @router.get("/releases/{release}", summary="One release, with its report.")

@@ -221,12 +221,19 @@ def query_table(request: Request, actor: Consumer, share: str, schema: str, tabl
     return _answer(work)
 
 
-@router.api_route(
-    "/files/{token}",
-    methods=["GET", "HEAD"],
-    summary="A release file behind a pre-signed URL (no bearer token; HTTP ranges).",
+@router.get(
+    "/files/{token}", summary="A release file behind a pre-signed URL (no bearer token; ranges)."
 )
 def read_file(request: Request, token: str) -> Response:
+    return _file(request, token)
+
+
+@router.head("/files/{token}", summary="A release file's size, behind a pre-signed URL.")
+def head_file(request: Request, token: str) -> Response:
+    return _file(request, token)
+
+
+def _file(request: Request, token: str) -> Response:
     def work() -> Response:
         sharing = _sharing(request)
         info = sharing.open(sharing.check(token))
