@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -21,12 +22,22 @@ from entrepot.exchange.accounts import LOCAL
 from entrepot.exchange.node import Node
 from entrepot.exchange.release import ReleaseSpec
 from entrepot.exchange.sharing import FileGrant
+from entrepot.settings import Settings
 
 QUASI = ("visit_date", "district", "sex", "age_band")
 
 
 def _token(ex: Exchange, org: str) -> str:
     return ex.accounts.issue_token(LOCAL, org).secret
+
+
+@pytest.fixture
+def node(tmp_path: Path) -> Iterator[Node]:
+    # No query processes: sharing runs none, and the server starts at once.
+    settings = Settings(home=tmp_path / "node", token_hash_memory_kib=1024, api_query_workers=0)
+    opened = Node.init(settings)
+    yield opened
+    opened.close()
 
 
 @pytest.fixture

@@ -99,7 +99,7 @@ def _check(frame: pd.DataFrame, criteria: Criteria) -> None:
 @given(
     frame=tables(),
     k=st.integers(2, 8),
-    l=st.integers(1, 3),
+    diversity=st.integers(1, 3),
     limit=st.sampled_from([0.0, 0.02, 0.1, 0.3]),
 )
 def test_every_release_meets_k_and_l_within_the_suppression_limit(
