@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from privacy_fixtures import CODES, DATASET, visit_standard
 
 from entrepot.engine import DuckDBEngine, EngineOptions, write_unit_columns
-from entrepot.errors import InvalidInput
+from entrepot.errors import InvalidInput, PolicyViolation
 from entrepot.privacy import Answer, Plan, mechanisms, parse_policy, plan
 from entrepot.privacy._quantiles import candidates
 from entrepot.privacy.mechanisms import QUANTILE_CANDIDATES
@@ -316,3 +316,68 @@ def test_releasing_quantiles_without_their_values_is_refused(tmp_path: Path) -> 
     p = plan(f"SELECT MEDIAN(cost) FROM {DATASET}", standard=STANDARD, policy=policy())
     with pytest.raises(InvalidInput, match="samples_sql"):
         p.release(_exact(p, path))
+
+
+@settings(
+    max_examples=15,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    rows=st.lists(
+        st.tuples(st.integers(0, 5), st.sampled_from(["D1", "D2", "D3"]), st.integers(0, 99)),
+        min_size=1,
+        max_size=60,
+    ),
+    k=st.integers(1, 4),
+    filtered=st.booleans(),
+)
+def test_each_unit_adds_at_most_r_values_under_any_filter(
+    tmp_path: Path, rows: list[tuple[int, str, int]], k: int, filtered: bool
+) -> None:
+    units, districts, costs = (list(column) for column in zip(*rows, strict=True))
+    plain = write(tmp_path / "v.parquet", units, districts, [float(c) for c in costs])
+    counted = tmp_path / "v_units.parquet"
+    write_unit_columns(plain, counted, "patient_id", threads=1, memory_limit="256MB")
+    where = " WHERE district <> 'D3'" if filtered else ""
+    p = plan(
+        f"SELECT district, MEDIAN(cost) FROM {DATASET}{where} GROUP BY district",
+        standard=STANDARD,
+        policy=policy(rows_per_group=k, groups=1),
+        codes=CODES,
+    )
+    kept = [r for r in rows if not filtered or r[1] != "D3"]
+    per_unit = {u: sum(1 for r in kept if r[0] == u) for u in {r[0] for r in kept}}
+    for path, stored in ((plain, False), (counted, True)):
+        table = samples(p, path, counted=stored).to_pylist()
+        listed = {r["__k0"]: sorted(r["__x0"] or []) for r in table}
+        # every unit keeps min(its rows, R) values, each a value of its group
+        assert sum(map(len, listed.values())) == sum(min(n, k) for n in per_unit.values())
+        for district, values in listed.items():
+            present = [float(r[2]) for r in kept if r[1] == district]
+            assert all(present.count(v) >= values.count(v) for v in set(values))
+
+
+@given(
+    level=st.one_of(st.floats(-2.0, 2.0, allow_nan=False), st.integers(-1, 2)),
+    spelling=st.sampled_from(
+        [
+            "QUANTILE_CONT(cost, {q})",
+            "PERCENTILE_CONT(cost, {q})",
+            "PERCENTILE_CONT({q}) WITHIN GROUP (ORDER BY cost)",
+        ]
+    ),
+)
+def test_a_level_is_accepted_strictly_between_0_and_1_in_every_spelling(
+    level: float, spelling: str
+) -> None:
+    sql = f"SELECT {spelling.format(q=level)} FROM {DATASET}"
+    if 0 < level < 1:
+        (aggregate,) = plan(sql, standard=STANDARD, policy=policy()).query.aggregates
+        assert (aggregate.function, aggregate.column) == ("quantile", "cost")
+        assert aggregate.level == pytest.approx(level)
+        assert aggregate.name.startswith("median_" if level == 0.5 else "p")
+    else:
+        with pytest.raises(PolicyViolation) as refused:
+            plan(sql, standard=STANDARD, policy=policy())
+        assert refused.value.rule == "quantile"
