@@ -64,7 +64,7 @@ def test_a_consumer_finds_a_dataset_by_search_and_facet(person: Any) -> None:
     analyst.shot("catalog-search")
     page.get_by_role("link", name="Outpatient visits").click()
     assert page.get_by_role("heading", name="Outpatient visits", level=1).is_visible()
-    schema = page.get_by_role("region", name="Schema")
+    schema = page.get_by_role("region", name="Schema table")
     patient = schema.get_by_role("row", name=re.compile("patient_id"))
     assert "identifier" in patient.inner_text()
     assert "One query spends at most ε 1" in page.locator(".plain").first.inner_text()

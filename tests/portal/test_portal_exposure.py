@@ -1,5 +1,5 @@
-"""What each account's pages show: never a row or an identifier of another's data, and
-every page usable at a phone's width."""
+"""What each account's pages show: never a row or an identifier of another's data; every
+page usable at a phone's width, and without a serious accessibility fault (axe-core)."""
 
 from __future__ import annotations
 
@@ -7,12 +7,16 @@ import re
 from typing import Any
 
 import pytest
+from axe_playwright_python.sync_playwright import Axe
 
 pytestmark = pytest.mark.browser
 
 # The demo's identifiers: patients (all providers), and each provider's visit ids.
 IDENTIFIERS = re.compile(r"ZR\d{10}|RV2025\d{6}|HH-25-\d{7}")
+OWN = "riverside-hospitals/outpatient-visits"
 PHONE = {"width": 390, "height": 844}
+# axe-core's impacts that fail a page: all but "minor" (best-practice hints).
+FAILING = {"moderate", "serious", "critical"}
 
 
 def _pages(person: Any, role_pages: tuple[str, ...]) -> list[str]:
@@ -24,17 +28,18 @@ def _pages(person: Any, role_pages: tuple[str, ...]) -> list[str]:
 @pytest.mark.parametrize(
     ("account", "role_pages"),
     [
-        ("lanshan-health-bureau", ("/query",)),
+        ("lanshan-health-bureau", ("/query", "/usage")),
         ("city-analyst", ("/query",)),
         ("log-auditor", ()),
-        ("riverside-admin", ("/provider",)),
+        ("riverside-admin", ("/provider", "/provider/policy/" + OWN, "/usage")),
     ],
 )
-def test_no_page_shows_an_identifier_and_each_fits_a_phone(
+def test_no_page_shows_an_identifier_each_fits_a_phone_and_passes_axe(
     person: Any, account: str, role_pages: tuple[str, ...]
 ) -> None:
     visitor = person(account)
     pages = _pages(visitor, role_pages)
+    axe = Axe()
     assert len(pages) >= 7
     visitor.page.set_viewport_size(PHONE)
     for path in pages:
@@ -46,4 +51,7 @@ def test_no_page_shows_an_identifier_and_each_fits_a_phone(
             assert visitor.page.locator("meter").count() == 0, path  # not its own data
         width = visitor.page.evaluate("document.documentElement.scrollWidth")
         assert width <= PHONE["width"], f"{path} is {width} px wide"
+        found = axe.run(visitor.page).response["violations"]
+        faults = [(v["id"], v["impact"], v["help"]) for v in found if v["impact"] in FAILING]
+        assert faults == [], path
     visitor.shot(f"phone-{account}")
