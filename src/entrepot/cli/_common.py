@@ -33,7 +33,7 @@ from entrepot.settings import Settings
 
 if TYPE_CHECKING:
     from entrepot.exchange import Exchange
-    from entrepot.exchange.accounts import Actor
+    from entrepot.exchange.actors import Actor
     from entrepot.exchange.node import Node
 
 
@@ -156,7 +156,7 @@ def open_node(home: Path | None, db: str | None = None) -> Iterator[Node]:
 
 def acting(exchange: Exchange, as_: str | None) -> Actor:
     """The party a local command acts for: ``--as ORG``, else the home's holder."""
-    from entrepot.exchange.accounts import LOCAL
+    from entrepot.exchange.actors import LOCAL
 
     return exchange.actor(as_) if as_ else LOCAL
 

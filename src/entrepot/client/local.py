@@ -18,16 +18,9 @@ from entrepot import standards as shipped
 from entrepot._text import check_text
 from entrepot.client.protocol import Advance, Progress
 from entrepot.errors import InvalidInput, NotFound, ProofInvalid
-from entrepot.schemas.access import GrantOut, PurposeOut, RequestOut
-from entrepot.schemas.accounts import AccountOut, NewToken, TokenOut
 from entrepot.schemas.catalog import DatasetOut, DatasetPageOut, VersionOut
 from entrepot.schemas.paging import page_body
-from entrepot.schemas.policies import PolicyOut
-from entrepot.schemas.providers import ProviderOut
-from entrepot.schemas.queries import QueryOut
 from entrepot.schemas.releases import SHARING_PREFIX, ReleaseOut, ReleasePlanOut, ShareProfile
-from entrepot.schemas.standards import CodeListOut, StandardOut, summary_of
-from entrepot.schemas.usage import InvoiceOut
 
 # The services' modules load with the services they hold (entrepot.exchange.facade).
 if TYPE_CHECKING:
@@ -46,6 +39,8 @@ class ShippedStandards:
     """The standards and code lists shipped with entrepot: no node needed."""
 
     def standards(self, *, limit: int | None = None, offset: int = 0) -> list[dict[str, Any]]:
+        from entrepot.schemas.standards import summary_of
+
         names = _window(shipped.names(), limit, offset)
         return [summary_of(shipped.get(name)).model_dump() for name in names]
 
@@ -56,9 +51,13 @@ class ShippedStandards:
 
     def standard(self, name: str) -> dict[str, Any]:
         """A standard by name, or (on this machine only) by Table Schema file."""
+        from entrepot.schemas.standards import StandardOut
+
         return StandardOut.model_validate(shipped.get(name).summary()).model_dump()
 
     def codelist(self, name: str) -> dict[str, Any]:
+        from entrepot.schemas.standards import CodeListOut
+
         return CodeListOut.of(shipped.codelist(name)).model_dump()
 
 
@@ -68,10 +67,14 @@ def _window(items: Sequence[T], limit: int | None, offset: int) -> Sequence[T]:
 
 
 def _request_body(info: RequestInfo) -> dict[str, Any]:
+    from entrepot.schemas.access import RequestOut
+
     return RequestOut.of(info).model_dump(mode="json", by_alias=True)
 
 
 def _grant_body(info: GrantInfo) -> dict[str, Any]:
+    from entrepot.schemas.access import GrantOut
+
     return GrantOut.of(info).model_dump(mode="json", by_alias=True)
 
 
@@ -82,6 +85,8 @@ def _contract_body(info: RequestInfo | GrantInfo) -> dict[str, Any]:
 
 
 def _new_token(issued: IssuedToken) -> dict[str, Any]:
+    from entrepot.schemas.accounts import NewToken, TokenOut
+
     return NewToken(token=issued.secret, info=TokenOut.of(issued.info)).model_dump(mode="json")
 
 
@@ -244,11 +249,15 @@ class LocalClient(ShippedStandards):
     # -- policies ------------------------------------------------------------------
 
     def policy(self, dataset: str) -> dict[str, Any]:
+        from entrepot.schemas.policies import PolicyOut
+
         return PolicyOut.of(self.exchange.policies.get(dataset)).model_dump(mode="json")
 
     def set_policy(
         self, dataset: str, document: str, *, where: str = "policy document"
     ) -> dict[str, Any]:
+        from entrepot.schemas.policies import PolicyOut
+
         info = self.exchange.policies.set(self.actor, dataset, document, where=where)
         return PolicyOut.of(info).model_dump(mode="json")
 
@@ -256,6 +265,7 @@ class LocalClient(ShippedStandards):
 
     def purposes(self, *, limit: int | None = None, offset: int = 0) -> list[dict[str, Any]]:
         from entrepot.exchange.purposes import purposes
+        from entrepot.schemas.access import PurposeOut
 
         return [
             PurposeOut(
@@ -381,6 +391,9 @@ class LocalClient(ShippedStandards):
         return cap_json(cap)
 
     def usage(self, month: str, party: str | None = None) -> dict[str, Any]:
+
+        from entrepot.schemas.usage import InvoiceOut
+
         invoice = self.exchange.metering.invoice(self.actor, month, party)
         return InvoiceOut.model_validate(invoice.to_dict()).model_dump(mode="json")
 
@@ -390,6 +403,8 @@ class LocalClient(ShippedStandards):
     # -- accounts and providers ------------------------------------------------------
 
     def accounts(self, *, limit: int | None = None, offset: int = 0) -> list[dict[str, Any]]:
+        from entrepot.schemas.accounts import AccountOut
+
         found = self.exchange.accounts.list_accounts(self.actor, limit=limit, offset=offset)
         return [AccountOut.of(a).model_dump(mode="json") for a in found]
 
@@ -400,6 +415,8 @@ class LocalClient(ShippedStandards):
     def tokens(
         self, account: str | None = None, *, limit: int | None = None, offset: int = 0
     ) -> list[dict[str, Any]]:
+        from entrepot.schemas.accounts import TokenOut
+
         found = self.exchange.accounts.tokens(self.actor, account, limit=limit, offset=offset)
         return [TokenOut.of(t).model_dump(mode="json") for t in found]
 
@@ -411,6 +428,8 @@ class LocalClient(ShippedStandards):
     def create_account(
         self, name: str, role: str, *, org: str | None = None, org_name: str | None = None
     ) -> dict[str, Any]:
+        from entrepot.schemas.accounts import AccountOut
+
         info, issued = self.exchange.accounts.create(
             self.actor, name, role, org=org, org_name=org_name
         )
@@ -420,10 +439,13 @@ class LocalClient(ShippedStandards):
         return _new_token(self.exchange.accounts.issue_token(self.actor, account))
 
     def revoke_token(self, token_id: str) -> dict[str, Any]:
+        from entrepot.schemas.accounts import TokenOut
+
         revoked = self.exchange.accounts.revoke_token(self.actor, token_id)
         return TokenOut.of(revoked).model_dump(mode="json")
 
     def providers(self, *, limit: int | None = None, offset: int = 0) -> list[dict[str, Any]]:
+        from entrepot.schemas.providers import ProviderOut
         from entrepot.vault import list_providers
 
         found = list_providers(self.exchange.node.db, limit=limit, offset=offset)
@@ -436,6 +458,7 @@ class LocalClient(ShippedStandards):
         return page_body(found, count_providers(self.exchange.node.db), limit, offset)
 
     def add_provider(self, slug: str, name: str) -> dict[str, Any]:
+        from entrepot.schemas.providers import ProviderOut
         from entrepot.vault import add_provider
 
         added = add_provider(self.exchange.node.db, slug, name)
@@ -626,4 +649,6 @@ class LocalClient(ShippedStandards):
 
 def answer_body(result: dict[str, Any]) -> dict[str, Any]:
     """A private query's result (``QueryResult.to_dict()``) as every door answers it."""
+    from entrepot.schemas.queries import QueryOut
+
     return QueryOut.model_validate(result).model_dump(mode="json")

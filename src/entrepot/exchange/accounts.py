@@ -56,11 +56,12 @@ from entrepot._text import check_text
 from entrepot.clock import utcnow
 from entrepot.db import Base, Database, count_rows
 from entrepot.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized, param
+from entrepot.exchange.actors import LOCAL, Actor
 from entrepot.exchange.outbox import Outbox
 from entrepot.organizations import Organization, Role
 from entrepot.settings import Settings
 from entrepot.transparency import TransparencyLog
-from entrepot.transparency.entries import Kind, actor_name, make_entry
+from entrepot.transparency.entries import Kind, make_entry
 from entrepot.vault.refs import check_slug
 
 __all__ = [
@@ -108,36 +109,6 @@ class ApiToken(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime)
     expires_at: Mapped[datetime] = mapped_column(DateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime)
-
-
-@dataclass(frozen=True)
-class Actor:
-    """Who acts: an organization in a role, through an account or the local CLI."""
-
-    role: str
-    org_id: int | None = None
-    org_slug: str = ""
-    provider_id: int | None = None
-    account: str | None = None
-
-    @property
-    def name(self) -> str:
-        """How the log, transitions and ledger rows name this actor: its organization,
-        whichever of its accounts acted (:func:`~entrepot.transparency.entries.actor_name`)."""
-        return actor_name(self.org_slug)
-
-    @property
-    def is_local(self) -> bool:
-        return self.role == "local"
-
-    @property
-    def administers(self) -> bool:
-        """Operators and the holder of the node's home manage accounts and see everything."""
-        return self.role in ("local", Role.OPERATOR)
-
-
-# The holder of the node's home, acting through the local CLI without --as.
-LOCAL = Actor(role="local")
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session, selectinload
 from entrepot.clock import as_utc, utcnow
 from entrepot.db import Database, count_rows
 from entrepot.errors import LimitExceeded, NotFound
-from entrepot.exchange.accounts import Actor
+from entrepot.exchange.actors import Actor
 from entrepot.exchange.node import Node
 from entrepot.standards.schema import Standard, parse_standard
 from entrepot.transparency.entries import Kind, actor_name, make_entry
