@@ -8,6 +8,7 @@ that is already at their head.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -110,3 +111,18 @@ def test_a_schema_behind_the_migrations_is_brought_to_their_head(tmp_path: Path)
             assert [row[0] for row in stored] == [head]
     finally:
         db.dispose()
+
+
+def test_a_bad_setting_in_the_environment_is_named_not_a_traceback(home: Path) -> None:
+    env = {**os.environ, "ENTREPOT_PORT": "eighty"}
+    done = subprocess.run(
+        [sys.executable, "-m", "entrepot", "catalog", "list", "--home", str(home)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert done.returncode == 5
+    assert "setting port" in done.stderr
+    assert "ENTREPOT_PORT" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console, HighlighterType, JustifyMethod, OverflowMethod
 from rich.errors import MarkupError
 from rich.markup import escape
@@ -141,6 +142,17 @@ def settings(home: Path | None, db: str | None = None) -> Settings:
     if db is not None:
         overrides["db"] = db
     return Settings(**overrides)
+
+
+def bad_setting(error: ValidationError) -> InvalidInput:
+    """A setting that failed validation (often an ``ENTREPOT_*`` variable), named."""
+    problem = error.errors()[0]
+    name = str(problem["loc"][0]) if problem["loc"] else "settings"
+    return InvalidInput(
+        f"setting {name}: {problem['msg']} (got {problem.get('input')!r})",
+        hint=f"fix ENTREPOT_{name.upper()} in the environment, or the option that sets it",
+        setting=name,
+    )
 
 
 @contextmanager

@@ -11,10 +11,11 @@ from typing import Any
 import typer
 import typer.core
 import typer.main
+from pydantic import ValidationError
 from typer import _click as click
 
 from entrepot import __version__
-from entrepot.cli._common import fail
+from entrepot.cli._common import bad_setting, fail
 from entrepot.errors import EntrepotError, ExitCode
 
 # Every command of `entrepot`, in the order of `entrepot --help`, with the module of
@@ -130,6 +131,8 @@ def main() -> None:
         typer.echo("interrupted", err=True)
         raise SystemExit(int(ExitCode.INTERRUPTED)) from None
     except Exception as error:
+        if isinstance(error, ValidationError) and error.title == "Settings":
+            fail(bad_setting(error), as_json="--json" in sys.argv)
         if os.environ.get("ENTREPOT_DEBUG"):
             raise
         fail(
