@@ -128,6 +128,15 @@ def _query(data: dict[str, Any]) -> None:
         console.print(f"[yellow]refused[/] ({esc(refused['rule'])}): {esc(refused['message'])}")
 
 
+def _join(data: dict[str, Any]) -> None:
+    console.print(f"[bold]$[/] {esc(data['sql'])}", highlight=False, soft_wrap=True)
+    if not data["answered"]:
+        refusal = data["refusal"]
+        console.print(f"[yellow]refused[/] {esc(refusal['message'])}\n  {esc(refusal['hint'])}")
+        return
+    render_answer(data["result"], most=data["rows_shown"])
+
+
 def _audit(data: dict[str, Any]) -> None:
     kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(data["kinds"].items()))
     console.print(
@@ -170,6 +179,7 @@ _RENDER: dict[str, Callable[[dict[str, Any]], None]] = {
     "catalog": _catalog,
     "access": _access,
     "query": _query,
+    "join": _join,
     "audit": _audit,
     "next": _next,
 }

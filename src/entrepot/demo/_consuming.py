@@ -25,7 +25,17 @@ from entrepot.exchange.accounts import LOCAL, Actor
 from entrepot.transparency import verify_receipt
 from entrepot.vault import DatasetRef
 
-__all__ = ["CONSUMER", "QUERY", "REFUSED_QUERY", "audit_log", "private_query", "request_access"]
+__all__ = [
+    "CONSUMER",
+    "PURPOSE",
+    "QUERY",
+    "REFUSED_QUERY",
+    "audit_log",
+    "consumer_of",
+    "health_file",
+    "private_query",
+    "request_access",
+]
 
 CONSUMER = "lanshan-health-bureau"
 CONSUMER_NAME = "Lanshan Provincial Health Bureau"
@@ -36,7 +46,8 @@ QUERY_EPSILON = 1.0
 # Riverside's rules: a query may spend at most 1 ε, all consumers together 20 ε; a
 # patient adds at most 3 visits to at most 2 districts; groups under 50 are hidden.
 # Its visits are January to June at the hospitals of its own province, and it says
-# so: answers have no months or districts beyond them.
+# so: answers have no months or districts beyond them. Its visits may be privately
+# joined with Jade Pay's payments.
 POLICY = f"""\
 epsilon:
   per_query: 1.0
@@ -49,6 +60,7 @@ threshold: 50
 coverage:
   visit_date: {{from: {DEMO_YEAR}-01-01, to: {DEMO_YEAR}-06-30}}
   district: {{within: ["{PROVINCES[0]}"]}}
+join_with: [jade-pay/payments]
 """
 QUERY = "SELECT district, COUNT(*) AS visits, AVG(cost) AS avg_cost FROM {table} GROUP BY district"
 # Asking for identifiers is what the policy exists to refuse.
@@ -60,11 +72,11 @@ TOKEN_NAME = "consumer.token"
 _SHOWN_ROWS = 8
 
 
-def _health_file(demo: Demo) -> DemoFile:
+def health_file(demo: Demo) -> DemoFile:
     return next(f for f in demo.demo_manifest().files if f.standard == "health.visit")
 
 
-def _consumer(demo: Demo) -> Actor:
+def consumer_of(demo: Demo) -> Actor:
     actor = demo.notes.get("consumer")
     if not isinstance(actor, Actor):
         raise Conflict(
@@ -85,7 +97,7 @@ def _keep_secret(path: Path, secret: str) -> Path:
 
 def request_access(demo: Demo) -> dict[str, Any]:
     exchange = demo.exchange()
-    entry = _health_file(demo)
+    entry = health_file(demo)
     ref = f"{entry.provider}/{entry.dataset}"
     accounts = exchange.accounts
     try:
@@ -111,6 +123,7 @@ def request_access(demo: Demo) -> dict[str, Any]:
             epsilon=GRANTED_EPSILON,
             until=date.today() + timedelta(days=90),
             note="weekly outpatient load per district",
+            actions=("aggregate-query", "private-join"),
         )
         grant = contracts.grant(provider, request.ref, epsilon=GRANTED_EPSILON, max_queries=50)
     demo.notes["consumer"] = consumer
@@ -131,8 +144,8 @@ def request_access(demo: Demo) -> dict[str, Any]:
 
 
 def private_query(demo: Demo) -> dict[str, Any]:
-    consumer = _consumer(demo)
-    entry = _health_file(demo)
+    consumer = consumer_of(demo)
+    entry = health_file(demo)
     table = DatasetRef(entry.provider, entry.dataset).sql_name
     queries = demo.exchange().queries
     sql = QUERY.format(table=table)

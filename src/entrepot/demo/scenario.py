@@ -23,6 +23,7 @@ from entrepot.demo._consuming import (
     private_query,
     request_access,
 )
+from entrepot.demo._joining import private_join
 from entrepot.demo._publishing import (
     SEARCH,
     generate_files,
@@ -135,6 +136,7 @@ STEPS: tuple[Step, ...] = (
     Step("catalog", "Search the catalog", search_catalog),
     Step("access", "A health bureau asks for access; the hospital grants ε", request_access),
     Step("query", "The bureau's private query, and one the policy refuses", private_query),
+    Step("join", "A private join: hospital visits and payments, on resident numbers", private_join),
     Step("audit", "Check the transparency log as an outsider would", audit_log),
     Step("next", "What to try next", _next),
 )
