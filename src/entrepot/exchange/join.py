@@ -269,6 +269,8 @@ class JoinQuery:
     engine: Callable[[], Engine] = field(compare=False)
     catalog: Callable[[], Iterable[str]] | None = field(default=None, compare=False)
     progress: JoinProgress | None = field(default=None, compare=False)
+    # Filled with the seconds each step of :data:`STEPS` took, for benchmarks.
+    timings: dict[str, float] = field(default_factory=dict, compare=False)
 
     @property
     def text(self) -> str:
@@ -297,6 +299,7 @@ class JoinQuery:
             (left.version.number, right.version.number),
             self.engine,
             self.progress,
+            self.timings,
         )
         return Priced(run, bytes.fromhex(planned.fingerprint), {left.ref: cost, right.ref: cost})
 
