@@ -362,54 +362,15 @@ def _bounded_sql(shape: _Shape, u: str, *, precounted: bool = False, stored: boo
     each unit's row count from the stored column instead of counting it; ``stored``
     (with a filter) counts only the units the stored count cannot settle."""
     keys = shape.keys
-    group = f" GROUP BY {', '.join(str(i + 1) for i in range(len(keys)))}" if keys else ""
     ctes, parts = [], []
     weighted = [q for q in shape.quantities if q.kind != "units"]
     distinct = [q for q in shape.quantities if q.kind == "units"]
     select = [f"{expr} AS {key}" for expr, key in zip(shape.key_sql, keys, strict=True)]
     if weighted:
-        if precounted:
-            # A row without a unit has no count: its weight is NULL and sums skip it,
-            # as the join below drops it.
-            weight = _weight(shape.rows, _ident(UNIT_ROWS))
-            cut = _removed(shape.rows, _ident(UNIT_ROWS))
-            source = "{view}"
-        elif stored:
-            # A unit with at most R rows in the version has at most R after any filter:
-            # its weight is 1 and nothing of it is removed, whatever it counts. Only the
-            # units above R are counted over the filter, a small table looked up by key;
-            # the weights stay exact.
-            above = f"{_ident(UNIT_ROWS)} > {shape.rows}"
-            ctes.append(
-                f"__units AS (SELECT {u} AS __u, count(*) AS __n FROM {{view}} "
-                f"WHERE {above} AND ({{where}}) GROUP BY 1)"
-            )
-            count = f"(CASE WHEN {above} THEN __units.__n ELSE {_ident(UNIT_ROWS)} END)"
-            weight = _weight(shape.rows, count)
-            cut = _removed(shape.rows, count)
-            source = f"{{view}} LEFT JOIN __units ON {u} = __units.__u"
+        if stored and not precounted:
+            ctes += _split_ctes(shape, weighted, u)
         else:
-            ctes.append(
-                f"__units AS (SELECT {u} AS __u, count(*) AS __n FROM {{view}} "
-                "WHERE {where} GROUP BY 1)"
-            )
-            weight = _weight(shape.rows, "__n")
-            cut = _removed(shape.rows, "__n")
-            source = f"{{view}} JOIN __units ON {u} = __units.__u"
-        sums = [
-            f"CAST(coalesce(sum({_weighted(q, shape.standard, weight)}), 0) AS DOUBLE) AS {q.name}"
-            for q in weighted
-        ]
-        sums += [
-            f"CAST(coalesce(sum({_weighted(q, shape.standard, cut)}), 0) AS DOUBLE) "
-            f"AS {q.name}_removed"
-            for q in weighted
-            if q.removed
-        ]
-        ctes.append(
-            f"__weighted AS (SELECT {', '.join(select + sums)} FROM {source} "
-            f"WHERE {{where}}{group})"
-        )
+            ctes.append(_weighted_cte(shape, weighted, u, precounted=precounted))
         parts.append("__weighted")
     if distinct:
         q = distinct[0]
@@ -436,3 +397,80 @@ def _bounded_sql(shape: _Shape, u: str, *, precounted: bool = False, stored: boo
     else:
         body = "SELECT * FROM __weighted CROSS JOIN __distinct"
     return f"WITH {', '.join(ctes)} {body}"
+
+
+def _weighted_cte(shape: _Shape, weighted: list[Quantity], u: str, *, precounted: bool) -> str:
+    """``__weighted``: each row weighted by its unit's count, read from the stored
+    column (``precounted``) or counted over the filter and joined back on ``u``."""
+    select = [f"{expr} AS {key}" for expr, key in zip(shape.key_sql, shape.keys, strict=True)]
+    group = _group_by(len(shape.keys))
+    if precounted:
+        # A row without a unit has no count: its weight is NULL and sums skip it,
+        # as the join below drops it.
+        count, units, source = _ident(UNIT_ROWS), "", "{view}"
+    else:
+        count = "__n"
+        units = (
+            f"__units AS (SELECT {u} AS __u, count(*) AS __n FROM {{view}} "
+            "WHERE {where} GROUP BY 1), "
+        )
+        source = f"{{view}} JOIN __units ON {u} = __units.__u"
+    weight, cut = _weight(shape.rows, count), _removed(shape.rows, count)
+    sums = [
+        f"CAST(coalesce(sum({_weighted(q, shape.standard, weight)}), 0) AS DOUBLE) AS {q.name}"
+        for q in weighted
+    ]
+    sums += [
+        f"CAST(coalesce(sum({_weighted(q, shape.standard, cut)}), 0) AS DOUBLE) AS {q.name}_removed"
+        for q in weighted
+        if q.removed
+    ]
+    return (
+        f"{units}__weighted AS (SELECT {', '.join(select + sums)} FROM {source} "
+        f"WHERE {{where}}{group})"
+    )
+
+
+def _split_ctes(shape: _Shape, weighted: list[Quantity], u: str) -> list[str]:
+    """``__weighted`` for a filtered query on a version with per-unit columns.
+
+    A unit with at most R rows in the version has at most R after any filter: its
+    weight is 1 and nothing of it is removed. One pass sums each quantity per group,
+    keeping apart per unit only the rows of units above R (by their key; NULL for all
+    others), so light units cost no per-unit grouping and no row is joined. A unit's
+    weight depends on its count alone, so it multiplies the unit's partial sums
+    exactly: the values are those of :func:`_weighted_cte`.
+    """
+    keys = shape.keys
+    select = [f"{expr} AS {key}" for expr, key in zip(shape.key_sql, keys, strict=True)]
+    heavy = f"CASE WHEN {_ident(UNIT_ROWS)} > {shape.rows} THEN {u} END AS __u"
+    partial = [f"sum({_measure(q, shape.standard)}) AS __p{i}" for i, q in enumerate(weighted)]
+    # A row without a unit belongs to no unit the bound accounts for: it is left out.
+    parts = (
+        f"__parts AS (SELECT {', '.join([*select, heavy, 'count(*) AS __c', *partial])} "
+        "FROM {view} "
+        f"WHERE {_ident(UNIT_ROWS)} IS NOT NULL AND ({{where}}) "
+        f"{_group_by(len(keys) + 1)})"
+    )
+    units = "__units AS (SELECT __u, sum(__c) AS __n FROM __parts WHERE __u IS NOT NULL GROUP BY 1)"
+    weight = f"CASE WHEN __n IS NULL THEN 1.0 ELSE {_weight(shape.rows, '__n')} END"
+    cut = f"CASE WHEN __n IS NULL THEN 0.0 ELSE {_removed(shape.rows, '__n')} END"
+    sums = [
+        f"CAST(coalesce(sum(__p{i} * {weight}), 0) AS DOUBLE) AS {q.name}"
+        for i, q in enumerate(weighted)
+    ]
+    sums += [
+        f"CAST(coalesce(sum(__p{i} * {cut}), 0) AS DOUBLE) AS {q.name}_removed"
+        for i, q in enumerate(weighted)
+        if q.removed
+    ]
+    by_keys = f" GROUP BY {', '.join(keys)}" if keys else ""
+    outer = (
+        f"__weighted AS (SELECT {', '.join([*keys, *sums])} FROM __parts "
+        f"LEFT JOIN __units USING (__u){by_keys})"
+    )
+    return [parts, units, outer]
+
+
+def _group_by(count: int) -> str:
+    return f" GROUP BY {', '.join(str(i + 1) for i in range(count))}" if count else ""
