@@ -40,7 +40,7 @@ epsilon:
 latency_floor_ms: 0
 threshold: 0
 contributions:
-  rows_per_group: 1
+  rows_per_unit: 1
   groups: 1
 """
 

@@ -40,7 +40,7 @@ def test_a_yaml_policy_sets_every_option() -> None:
     text = """
     columns: {aggregate: [cost], where: [district], group_by: [district, visit_date]}
     aggregates: [count, avg]
-    contributions: {rows_per_group: 2, groups: 4}
+    contributions: {rows_per_unit: 8, bound_epsilon: 0.2, groups: 4}
     threshold: 12.5
     small_groups: merge
     mechanism: gaussian
@@ -55,7 +55,8 @@ def test_a_yaml_policy_sets_every_option() -> None:
         where_columns=("district",),
         group_by_columns=("district", "visit_date"),
         aggregates=("count", "avg"),
-        rows_per_group=2,
+        rows_per_unit=8,
+        bound_epsilon=0.2,
         groups_per_unit=4,
         threshold=12.5,
         small_groups="merge",
@@ -128,7 +129,12 @@ policies = st.fixed_dictionaries(
         ),
         "aggregates": st.lists(st.sampled_from(AGGREGATES), unique=True),
         "contributions": st.fixed_dictionaries(
-            {}, optional={"rows_per_group": st.integers(1, 50), "groups": st.integers(1, 50)}
+            {},
+            optional={
+                "rows_per_unit": st.one_of(st.just("auto"), st.integers(1, 50)),
+                "bound_epsilon": st.floats(0, 1),
+                "groups": st.integers(1, 50),
+            },
         ),
         "threshold": st.floats(0, 1e6),
         "small_groups": st.sampled_from(["suppress", "merge"]),

@@ -26,7 +26,7 @@ DISTRICTS = ("910101", "910102", "910103")
 POLICY = parse_policy(
     {
         "epsilon": {"per_query": 1e9},
-        "contributions": {"rows_per_group": 2, "groups": 2},
+        "contributions": {"rows_per_unit": 4, "groups": 2},
         "coverage": {"district": list(DISTRICTS)},
     },
     STANDARD,

@@ -139,7 +139,7 @@ def test_stored_unit_columns_give_exactly_the_values_counting_gives(
 ) -> None:
     keys, aggregates, where = query
     policy = parse_policy(
-        {"epsilon": {"per_query": 1e9}, "contributions": {"rows_per_group": k, "groups": cap}},
+        {"epsilon": {"per_query": 1e9}, "contributions": {"rows_per_unit": k, "groups": cap}},
         STANDARD,
     )
     p = plan(sql_of(keys, aggregates, where), standard=STANDARD, policy=policy, codes=CODES)
@@ -189,7 +189,7 @@ def test_a_version_with_unit_columns_is_read_through_them(tmp_path: Path) -> Non
         f"TO '{inflated}' (FORMAT parquet)"
     )
     policy = parse_policy(
-        {"epsilon": {"per_query": 1e9}, "threshold": 0, "contributions": {"rows_per_group": 4}},
+        {"epsilon": {"per_query": 1e9}, "threshold": 0, "contributions": {"rows_per_unit": 4}},
         STANDARD,
     )
     p = plan(

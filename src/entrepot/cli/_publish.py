@@ -40,6 +40,7 @@ _STEPS = {
     "server": "validating and publishing on the server",
     "validate": "reading and validating",
     "write": "writing Parquet",
+    "bound": "estimating rows per unit (DP)",
     "hash": "hashing",
     "commit": "committing",
 }
@@ -105,6 +106,13 @@ def _render_published(data: dict[str, Any]) -> None:
         console.print(
             f"[yellow]quarantined[/] {data['quarantined']:,} invalid rows with their reasons; "
             f"{data['rows']:,} + {data['quarantined']:,} = {data['rows_total']:,} rows read",
+            highlight=False,
+        )
+    if data.get("unit_bound") is not None:
+        console.print(
+            f"rows per unit: [bold]{data['unit_bound']}[/] (the 95th percentile, estimated "
+            f"with differential privacy; ε {data['bound_epsilon']:g} spent of the dataset's "
+            "cap); queries bound each unit by it unless the policy sets rows_per_unit",
             highlight=False,
         )
 

@@ -26,8 +26,26 @@ Dataset = Annotated[str, typer.Argument(help="The dataset, as provider/dataset."
 def _policy_file(data: dict[str, Any]) -> str:
     """The policy in force as a file `policy set` reads back: a comment line, then YAML."""
     origin = f"set by {data['set_by']}" if data["explicit"] else "the default of its standard"
-    head = f"# The analysis policy of {data['dataset']}: {origin}.\n"
+    head = f"# The analysis policy of {data['dataset']}: {origin}.\n" + _bound_line(data)
     return head + yaml.safe_dump(data["policy"], sort_keys=False, allow_unicode=True)
+
+
+def _bound_line(data: dict[str, Any]) -> str:
+    """A comment saying which rows-per-unit bound queries on the latest version use."""
+    bound = data.get("bound")
+    if not bound:
+        return ""
+    line = f"# Rows per unit on version {bound['version']}: {bound['rows_per_unit']}, "
+    spent = f"ε {bound['estimate_epsilon']:g} of the dataset's cap"
+    if bound["source"] == "estimate":
+        line += f"estimated privately at publish (95th percentile, {spent})"
+    elif bound["source"] == "policy" and bound["estimate"] is not None:
+        line += f"set by the policy (the private estimate: {bound['estimate']}, {spent})"
+    elif bound["source"] == "policy":
+        line += "set by the policy"
+    else:
+        line += "the default: the version has no estimate"
+    return line + ".\n"
 
 
 def _render(data: dict[str, Any]) -> None:

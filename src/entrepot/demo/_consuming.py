@@ -44,7 +44,8 @@ PURPOSE = "public-health-surveillance"
 GRANTED_EPSILON = 3.0
 QUERY_EPSILON = 1.0
 # Riverside's rules: a query may spend at most 1 ε, all consumers together 20 ε; a
-# patient adds at most 3 visits to at most 2 districts; groups under 50 are hidden.
+# patient adds at most as many visits as the data's own 95th percentile, estimated
+# privately at publish, and counts in at most 2 districts; groups under 50 are hidden.
 # Its visits are January to June at the hospitals of its own province, and it says
 # so: answers have no months or districts beyond them. Its visits may be privately
 # joined with Jade Pay's payments.
@@ -54,7 +55,6 @@ epsilon:
   default: 0.5
   dataset_cap: 20.0
 contributions:
-  rows_per_group: 3
   groups: 2
 threshold: 50
 coverage:

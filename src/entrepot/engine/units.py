@@ -57,8 +57,9 @@ def write_unit_columns(
     threads: int = 2,
     memory_limit: str = "2GB",
     workdir: Path | None = None,
-) -> None:
-    """Copy the Parquet file ``source`` to ``target`` with the hidden unit columns added.
+) -> dict[int, int]:
+    """Copy the Parquet file ``source`` to ``target`` with the hidden unit columns added;
+    return how many units have each number of rows (``{rows: units}``).
 
     Rows keep their order and the key numbers units by their first row, so the same
     input always gives the same bytes; compression is zstd, as the validation writes.
@@ -99,6 +100,7 @@ def write_unit_columns(
             con.execute("SET enable_progress_bar = false")
             con.execute(sql)
             _check(con, target, unit)
+            return _histogram(con, target)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
@@ -132,3 +134,13 @@ def _check(con: duckdb.DuckDBPyConnection, target: Path, unit: str) -> None:
             f"({wrong_units} units with a wrong count or key, {wrong_keys} keys shared)",
             hint="publish again; if it recurs, report it with the DuckDB version",
         )
+
+
+def _histogram(con: duckdb.DuckDBPyConnection, target: Path) -> dict[int, int]:
+    """``{n: units with n rows}`` from the written file: its n rows each carry n."""
+    rows = ident(UNIT_ROWS)
+    found = con.execute(
+        f"SELECT {rows}, count(*) // {rows} FROM read_parquet({literal(str(target))}) "
+        f"WHERE {rows} IS NOT NULL GROUP BY 1"
+    ).fetchall()
+    return {int(n): int(units) for n, units in found}

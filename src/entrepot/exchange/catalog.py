@@ -33,7 +33,14 @@ from entrepot.exchange.actors import Actor
 from entrepot.exchange.node import Node
 from entrepot.standards.schema import Standard, parse_standard
 from entrepot.transparency.entries import Kind, actor_name, make_entry
-from entrepot.vault import DatasetRef, Progress, Published, PublishRequest, VersionInfo
+from entrepot.vault import (
+    DatasetRef,
+    Progress,
+    Published,
+    PublishRequest,
+    UnitBound,
+    VersionInfo,
+)
 from entrepot.vault.datasets import find_dataset, version_info
 from entrepot.vault.models import Dataset, Provider, Version
 
@@ -124,6 +131,9 @@ class CatalogVersion:
     standard_version: str
     created_at: datetime
     content: VersionInfo | None = None  # None unless the reader sees the content
+    # Released with differential privacy, so public like the policy it serves.
+    unit_bound: int | None = None
+    bound_epsilon: float = 0.0
 
     @classmethod
     def of(cls, info: VersionInfo, *, owned: bool) -> CatalogVersion:
@@ -135,6 +145,8 @@ class CatalogVersion:
             standard_version=info.standard_version,
             created_at=info.created_at,
             content=info if owned else None,
+            unit_bound=info.unit_bound,
+            bound_epsilon=info.bound_epsilon,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -148,6 +160,8 @@ class CatalogVersion:
             "standard_version": self.standard_version,
             "created_at": self.created_at.isoformat(),
             **dict.fromkeys(CONTENT_FIGURES),
+            "unit_bound": self.unit_bound,
+            "bound_epsilon": self.bound_epsilon,
         }
 
 
@@ -399,6 +413,11 @@ def publish_version(
     In the version's own transaction, the dataset's δ cap comes down to what the new N
     allows (:func:`~entrepot.privacy.policy.dataset_delta_cap`), if that is lower.
 
+    Under a policy whose ``rows_per_unit`` is ``auto``, the written version's rows per
+    unit are estimated with differential privacy (:mod:`entrepot.privacy.bounds`) and
+    the estimate's ε is taken from the dataset's ε cap in the same transaction: a cap
+    with too little left refuses the publish, and nothing is added.
+
     The log entry is staged in the outbox by the transaction that adds the version
     and appended after it commits (:mod:`entrepot.exchange.outbox`), so the version
     and its entry exist together or not at all; it names the version by its content
@@ -407,7 +426,8 @@ def publish_version(
     """
     # The policy and the ledger load only for a publish, not for reading the catalog.
     from entrepot.exchange.openings import commitment_of
-    from entrepot.privacy.ledger import tighten_delta_cap
+    from entrepot.privacy.bounds import estimate_rows_per_unit
+    from entrepot.privacy.ledger import debit_bound, tighten_delta_cap
     from entrepot.privacy.policy import dataset_delta_cap
 
     governing: list[Policy] = []
@@ -415,17 +435,34 @@ def publish_version(
     def admit(ref: DatasetRef, rows: int) -> None:
         governing.append(_check_delta(node, request, ref, rows))
 
-    admitted = replace(request, admit=admit)
+    def calibrate(histogram: dict[int, int]) -> UnitBound | None:
+        policy = governing[-1]
+        if policy.rows_per_unit is not None or policy.bound_epsilon <= 0:
+            return None
+        rows = estimate_rows_per_unit(histogram, policy.bound_epsilon)
+        return UnitBound(rows, policy.bound_epsilon)
+
+    admitted = replace(request, admit=admit, calibrate=calibrate)
 
     def stage(session: Session, version: VersionInfo) -> None:
         if governing:
+            dataset_id = find_dataset(session, version.ref).id
             tighten_delta_cap(
                 session,
-                find_dataset(session, version.ref).id,
+                dataset_id,
                 dataset_delta_cap(governing[-1], version.rows),
                 actor=request.provider,
                 now=utcnow(),
             )
+            if version.bound_epsilon > 0:
+                debit_bound(
+                    session,
+                    dataset_id,
+                    version.bound_epsilon,
+                    default_cap=governing[-1].dataset_epsilon_cap,
+                    actor=request.provider,
+                    now=utcnow(),
+                )
         node.outbox.stage(
             session,
             make_entry(

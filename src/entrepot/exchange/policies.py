@@ -24,12 +24,14 @@ from entrepot.db import Base
 from entrepot.exchange.accounts import Actor
 from entrepot.exchange.node import Node
 from entrepot.privacy import Policy, default_policy, parse_policy
+from entrepot.privacy.bounds import bound_in_force
 from entrepot.privacy.ledger import write_cap
 from entrepot.privacy.policy import check_delta, dataset_delta_cap
 from entrepot.standards.schema import Standard, parse_standard
 from entrepot.transparency import Kind, make_entry
 from entrepot.vault import DatasetRef
 from entrepot.vault.datasets import dataset_not_found, find_dataset
+from entrepot.vault.models import Version
 
 __all__ = ["Policies", "PolicyInfo", "PolicyRecord"]
 
@@ -52,6 +54,9 @@ class PolicyInfo:
     explicit: bool  # False: the default the standard's roles imply
     set_by: str | None = None
     set_at: datetime | None = None
+    # The rows-per-unit bound queries on the latest version use, where it comes from,
+    # and that version's estimate's number and ε (None without a version).
+    bound: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -61,7 +66,21 @@ class PolicyInfo:
             "set_by": self.set_by,
             "set_at": self.set_at.isoformat() if self.set_at else None,
             "policy": self.policy.to_dict(),
+            "bound": self.bound,
         }
+
+
+def _bound(policy: Policy, latest: Version | None) -> dict[str, Any] | None:
+    """What :func:`~entrepot.privacy.bounds.bound_in_force` gives on ``latest``."""
+    if latest is None:
+        return None
+    bound = bound_in_force(policy, latest.unit_bound)
+    return {
+        **bound.to_dict(),
+        "version": latest.number,
+        "estimate": latest.unit_bound,
+        "estimate_epsilon": latest.bound_epsilon_nano / 10**9,
+    }
 
 
 def _dataset(node: Node, ref: DatasetRef) -> tuple[int, int, Standard]:
@@ -84,10 +103,16 @@ class Policies:
             row = find_dataset(session, ref)
             standard = parse_standard(row.schema, row.standard)
             record = session.scalar(select(PolicyRecord).where(PolicyRecord.dataset_id == row.id))
+            latest = session.scalar(
+                select(Version).where(Version.dataset_id == row.id).order_by(Version.number.desc())
+            )
         if record is None:
-            return PolicyInfo(str(ref), default_policy(standard), explicit=False)
+            policy = default_policy(standard)
+            return PolicyInfo(str(ref), policy, explicit=False, bound=_bound(policy, latest))
         policy = parse_policy(yaml.safe_load(record.document), standard, where=f"policy of {ref}")
-        return PolicyInfo(str(ref), policy, True, record.set_by, record.set_at)
+        return PolicyInfo(
+            str(ref), policy, True, record.set_by, record.set_at, _bound(policy, latest)
+        )
 
     def set(self, actor: Actor, dataset: DatasetRef | str, text: str, *, where: str) -> PolicyInfo:
         """Set ``dataset``'s policy from YAML ``text`` (``where`` names its source)."""
@@ -136,4 +161,4 @@ class Policies:
                 now=now,
             )
         self.node.outbox.flush()
-        return PolicyInfo(str(ref), policy, True, actor.name, now)
+        return self.get(ref)

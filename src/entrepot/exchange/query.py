@@ -98,6 +98,7 @@ class AggregateQuery:
             epsilon=self.epsilon,
             codes=_codes,
             version=dataset.version.sha256,
+            estimate=dataset.version.unit_bound,
         )
         return Priced(
             Aggregate(dataset.ref, dataset.version.number, planned),

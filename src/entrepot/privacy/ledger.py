@@ -27,6 +27,9 @@ consumer's allowance. The δ cap comes with the dataset's policy (``delta_cap``,
 default 1/(10·N) for the latest version's N rows, see
 :func:`entrepot.privacy.policy.dataset_delta_cap`) and tightens when a larger version
 is published (:func:`tighten_delta_cap`); like ε's, it never goes below what was spent.
+A publish that estimates its version's rows per unit privately takes that estimate's
+ε from the dataset's ε cap in the version's own transaction (:func:`debit_bound`);
+the version row keeps it, and :meth:`Ledger.check` counts it with the ledger rows.
 
 The ledger lives in the metadata DB, never in DuckDB (one writer process, not built for
 many small transactions). Tables here reference ``organizations``, ``grants`` and
@@ -42,7 +45,7 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, case, func, or_, select, update
+from sqlalchemy import Select, case, column, func, or_, select, table, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
@@ -96,6 +99,7 @@ __all__ = [
     "Reservation",
     "StoredAnswer",
     "close_budget",
+    "debit_bound",
     "from_atto",
     "from_nano",
     "open_budget",
@@ -106,6 +110,8 @@ __all__ = [
     "write_cap",
 ]
 
+# Versions, by name only: their rows-per-unit estimates spend ε of their dataset's cap.
+_versions = table("versions", column("dataset_id"), column("bound_epsilon_nano"))
 # PostgreSQL SQLSTATEs worth retrying: serialization failure and deadlock detected.
 _RETRY_SQLSTATES = ("40001", "40P01")
 _RETRIES = 5
@@ -612,6 +618,9 @@ class Ledger:
                 .group_by(LedgerEntry.dataset_id)
             )
             by_dataset = {d: int(e) for d, e in session.execute(per_dataset)}
+            bounds = select(_versions.c.dataset_id, func.sum(_versions.c.bound_epsilon_nano))
+            for dataset_id, nano in session.execute(bounds.group_by(_versions.c.dataset_id)):
+                by_dataset[dataset_id] = by_dataset.get(dataset_id, 0) + int(nano or 0)
             risks: dict[int, int] = {}
             for dataset_id, delta in session.execute(
                 select(LedgerEntry.dataset_id, LedgerEntry.delta).where(
@@ -699,6 +708,60 @@ def write_cap(
     row = session.get(DatasetCap, dataset_id, populate_existing=True)
     assert row is not None
     return cap_view(row)
+
+
+def debit_bound(
+    session: Session,
+    dataset_id: int,
+    epsilon: float,
+    *,
+    default_cap: float,
+    actor: str,
+    now: datetime,
+) -> None:
+    """Take a new version's rows-per-unit estimate's ε from its dataset's global ε cap,
+    inside the transaction that adds the version (see :mod:`entrepot.privacy.bounds`).
+
+    A dataset without a cap row gets one at ``default_cap`` first (its policy's
+    ``epsilon.dataset_cap``), as a grant would give it. Raises
+    :class:`BudgetExhausted` (``budget="dataset"``) when the cap has less left: the
+    version is then not added. :meth:`Ledger.check` counts these debits with the
+    versions' ``bound_epsilon_nano``.
+    """
+    cost = to_nano(epsilon)
+    cap = to_nano(default_cap, round_up=False)
+    insert_ignore(
+        session,
+        table_of(DatasetCap),
+        {
+            "dataset_id": dataset_id,
+            "cap_nano": cap,
+            "remaining_nano": cap,
+            "delta_cap_atto": 0,
+            "delta_remaining_atto": 0,
+            "updated_by": actor,
+            "updated_at": now,
+        },
+    )
+    caps = table_of(DatasetCap)
+    done = session.execute(
+        update(caps)
+        .where(caps.c.dataset_id == dataset_id, caps.c.remaining_nano >= cost)
+        .values(remaining_nano=caps.c.remaining_nano - cost)
+        .returning(caps.c.dataset_id)
+    ).first()
+    if done is None:
+        row = session.get(DatasetCap, dataset_id, populate_existing=True)
+        left = 0 if row is None else row.remaining_nano
+        raise BudgetExhausted(
+            f"the dataset's global ε cap has {from_nano(left):g} ε left; estimating the new "
+            f"version's rows per unit needs {from_nano(cost):g} ε, so nothing was published",
+            budget="dataset",
+            hint="raise the cap (`entrepot budget set-cap`), or set contributions.rows_per_unit "
+            "(or contributions.bound_epsilon: 0) in the dataset's policy",
+            dataset_id=dataset_id,
+            resource="epsilon",
+        )
 
 
 def tighten_delta_cap(

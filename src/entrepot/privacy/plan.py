@@ -35,6 +35,7 @@ from entrepot.privacy._groups import Codes, enumerate_groups, normalize
 from entrepot.privacy._post import Noisy, estimate_rows, near_zero, removed_shares, size_name
 from entrepot.privacy._quantiles import QuantileSpec
 from entrepot.privacy.answer import Answer
+from entrepot.privacy.bounds import Bound, bound_in_force
 from entrepot.privacy.policy import Policy
 from entrepot.privacy.sql.query import Query
 from entrepot.privacy.sql.rewrite import Rewrite, rewrite
@@ -45,6 +46,12 @@ from entrepot.standards.schema import Standard
 __all__ = ["Plan", "dataset_of", "plan", "price"]
 
 _log = logging.getLogger("entrepot.privacy")
+# How a note names where the rows-per-unit bound came from.
+_SOURCES = {
+    "policy": "the dataset's policy",
+    "estimate": "estimated privately from the version's rows when it was published",
+    "fallback": "the default: the version has no estimate",
+}
 
 
 @dataclass(frozen=True)
@@ -325,13 +332,16 @@ def plan(
     epsilon: float | None = None,
     codes: Codes = None,
     version: str = "",
+    estimate: int | None = None,
 ) -> Plan:
     """Check, price and rewrite ``sql`` without touching any data.
 
     ``dataset`` is the name the consumer must use (default: whatever the query
     names, see :func:`dataset_of`); ``codes`` gives a dimension's public code list
     by name (a mapping or a function); ``version`` is the dataset version the
-    fingerprint binds to. Raises :class:`PolicyViolation` naming the rule.
+    fingerprint binds to, and ``estimate`` its rows-per-unit bound released at
+    publish (:mod:`entrepot.privacy.bounds`), which bounds units unless the policy
+    sets its own. Raises :class:`PolicyViolation` naming the rule.
     """
     query = check(sql, standard=standard, policy=policy, dataset=dataset)
     table = query.dataset
@@ -339,7 +349,8 @@ def plan(
     groups = enumerate_groups(
         query, standard, codes, limit=policy.max_groups, coverage=policy.coverage
     )
-    rewritten = rewrite(query, standard, policy, groups=len(groups))
+    bound = bound_in_force(policy, estimate)
+    rewritten = rewrite(query, standard, policy, groups=len(groups), rows_per_unit=bound.rows)
     mechanism = mechanisms.get(policy.mechanism)
     lossy = [q for q in rewritten.quantities if q.removed > 0]
     fraction = policy.removed_epsilon if lossy else 0.0
@@ -384,7 +395,7 @@ def plan(
         scales=scales,
         fingerprint=fingerprint,
         table=table,
-        notes=_notes(query, standard, policy, rewritten),
+        notes=_notes(query, standard, rewritten, bound),
         removal_scales=removal_scales,
         removed_budget=fraction,
         quantiles=quantiles,
@@ -420,7 +431,7 @@ def _fingerprint(
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _notes(query: Query, standard: Standard, policy: Policy, rewritten: Rewrite) -> tuple[str, ...]:
+def _notes(query: Query, standard: Standard, rewritten: Rewrite, bound: Bound) -> tuple[str, ...]:
     notes = []
     measures = {a.column for a in query.aggregates if a.function in ("sum", "avg", "quantile")}
     for column in sorted(c for c in measures if c is not None):
@@ -430,6 +441,7 @@ def _notes(query: Query, standard: Standard, policy: Policy, rewritten: Rewrite)
     if rewritten.bounded:
         notes.append(
             f"each {standard.privacy_unit} counts for at most {rewritten.rows_per_unit} rows "
-            f"in total and {rewritten.groups_per_unit} group(s) in distinct counts"
+            f"in total, grouped or not ({_SOURCES[bound.source]}), and "
+            f"{rewritten.groups_per_unit} group(s) in distinct counts"
         )
     return tuple(notes)

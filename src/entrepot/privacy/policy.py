@@ -9,8 +9,9 @@ the roles of the dataset's standard::
       group_by: [district, visit_date]  # dimensions, and time columns (truncated)
     aggregates: [count, count_distinct, sum, avg, quantile]   # quantile: MEDIAN, QUANTILE_CONT
     contributions:
-      rows_per_group: 5       # a privacy unit adds at most rows_per_group x groups rows
-      groups: 3               # and counts in at most this many groups
+      rows_per_unit: auto     # rows one unit adds, grouped or not; auto: estimated at publish
+      bound_epsilon: 0.1      # ε (from dataset_cap) a publish spends estimating rows_per_unit
+      groups: 3               # groups one unit counts in, in distinct counts
       removed_epsilon: 0.1    # share of a query's ε that estimates what bounding removed
     threshold: 10             # a group's noisy count must reach this to be shown
     small_groups: suppress    # or merge (into one "other" group)
@@ -40,6 +41,14 @@ the roles of the dataset's standard::
       sensitive: [diagnosis_group]   # kept as they are; l and t are measured on them
       keep: [cost]            # measures kept in a release, clamped to their bounds
       epsilon_per_release: 5.0   # the largest ε one synthetic release may spend
+
+``rows_per_unit: auto`` bounds each unit by the version's own 95th percentile of rows
+per unit, released with differential privacy when the version is published
+(:mod:`entrepot.privacy.bounds`) at ``bound_epsilon``, which the dataset's global ε
+cap pays; an integer overrides it. The same bound holds for grouped and ungrouped
+queries, so a total and the sum of its groups bound alike. A policy written with
+the earlier ``rows_per_group: k`` (and ``groups: G``) reads as ``rows_per_unit: k·G``,
+the rows such a unit could add to a grouped query.
 
 Defaults from the roles: identifiers, quasi-identifiers and sensitive columns are
 never in WHERE or GROUP BY; measures are only allowed inside aggregates; dimensions
@@ -124,7 +133,8 @@ class Policy:
     where_columns: tuple[str, ...]
     group_by_columns: tuple[str, ...]
     aggregates: tuple[str, ...] = AGGREGATES
-    rows_per_group: int = 5
+    # None: the version's own estimate (``auto``); an integer: the provider's bound.
+    rows_per_unit: int | None = None
     groups_per_unit: int = 3
     threshold: float = 0.0
     small_groups: str = "suppress"
@@ -142,6 +152,7 @@ class Policy:
     # The datasets (provider/dataset) and standards this one may be privately joined with.
     join_with: tuple[str, ...] = ()
     release: ReleaseRules = field(default_factory=ReleaseRules)
+    bound_epsilon: float = 0.1
 
     def to_dict(self) -> dict[str, Any]:
         """The policy as a document :func:`parse_policy` reads back to an equal policy."""
@@ -155,7 +166,8 @@ class Policy:
             },
             "aggregates": list(self.aggregates),
             "contributions": {
-                "rows_per_group": self.rows_per_group,
+                "rows_per_unit": "auto" if self.rows_per_unit is None else self.rows_per_unit,
+                "bound_epsilon": self.bound_epsilon,
                 "groups": self.groups_per_unit,
                 "removed_epsilon": self.removed_epsilon,
             },
@@ -200,6 +212,7 @@ _LATER_DEFAULTS: dict[str, Any] = {
     "delta_cap": None,
     "join_with": (),
     "release": ReleaseRules(),
+    "bound_epsilon": 0.1,
 }
 
 
@@ -314,7 +327,11 @@ def parse_policy(document: Any, standard: Standard, *, where: str = "policy") ->
     columns = reader.mapping("columns")
     reader.only(("aggregate", "where", "group_by"), "columns", columns)
     contributions = reader.mapping("contributions")
-    reader.only(("rows_per_group", "groups", "removed_epsilon"), "contributions", contributions)
+    reader.only(
+        ("rows_per_unit", "rows_per_group", "bound_epsilon", "groups", "removed_epsilon"),
+        "contributions",
+        contributions,
+    )
     epsilon = reader.mapping("epsilon")
     reader.only(("per_query", "default", "dataset_cap"), "epsilon", epsilon)
 
@@ -346,6 +363,9 @@ def parse_policy(document: Any, standard: Standard, *, where: str = "policy") ->
             f"{removed_epsilon:g} would leave less than half of each query's ε to its answer",
             "use a share between 0 (no estimate of what bounding removed) and 0.5, e.g. 0.1",
         )
+    groups = reader.integer(contributions, "contributions.groups", 3, 1)
+    rows_per_unit = _rows_per_unit(reader, contributions, groups)
+    bound_epsilon = reader.number(contributions, "contributions.bound_epsilon", 0.1, positive=False)
     delta = reader.number(document, "delta", 1e-10, positive=True)
     if delta > _MAX_DELTA:
         raise reader.fail(
@@ -369,8 +389,8 @@ def parse_policy(document: Any, standard: Standard, *, where: str = "policy") ->
         where_columns=where_columns,
         group_by_columns=group_by_columns,
         aggregates=aggregates,
-        rows_per_group=reader.integer(contributions, "contributions.rows_per_group", 5, 1),
-        groups_per_unit=reader.integer(contributions, "contributions.groups", 3, 1),
+        rows_per_unit=rows_per_unit,
+        groups_per_unit=groups,
         threshold=reader.number(document, "threshold", 0.0, positive=False),
         small_groups=reader.choice(document, "small_groups", SMALL_GROUPS, "suppress"),
         mechanism=mechanism,
@@ -386,7 +406,33 @@ def parse_policy(document: Any, standard: Standard, *, where: str = "policy") ->
         delta_cap=delta_cap,
         join_with=reader.names(document, "join_with"),
         release=parse_release_rules(document.get("release", {}), standard, where),
+        bound_epsilon=bound_epsilon,
     )
+
+
+def _rows_per_unit(reader: _Reader, contributions: dict[str, Any], groups: int) -> int | None:
+    """``contributions.rows_per_unit``: None for ``auto``, else the provider's bound."""
+    key = "contributions.rows_per_unit"
+    if "rows_per_group" in contributions:
+        if "rows_per_unit" in contributions:
+            raise reader.fail(
+                "contributions.rows_per_group",
+                "cannot be given with rows_per_unit",
+                "keep rows_per_unit alone: it bounds a unit's rows in total",
+            )
+        # The earlier form: k rows in each of G groups, the most a unit added to a
+        # grouped query, is now its bound in every query.
+        return reader.integer(contributions, "contributions.rows_per_group", 5, 1) * groups
+    if contributions.get("rows_per_unit", "auto") == "auto":
+        return None
+    value = contributions["rows_per_unit"]
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise reader.fail(
+            key,
+            f"must be auto or an integer >= 1, not {value!r}",
+            f"{key}: auto (estimated from the data at publish), or e.g. {key}: 10",
+        )
+    return value
 
 
 class _Reader:

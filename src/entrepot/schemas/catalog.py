@@ -67,6 +67,14 @@ class VersionOut(BaseModel):
     quality: dict[str, Any] | None = Field(
         description=_OWNER_ONLY.format("Completeness per column and validation counts")
     )
+    unit_bound: int | None = Field(
+        default=None,
+        description="Rows per privacy unit at the 95th percentile, released with "
+        "differential privacy at publish; null when none was estimated",
+    )
+    bound_epsilon: float = Field(
+        default=0.0, description="The ε that estimate spent of the dataset's global cap"
+    )
 
     @classmethod
     def of(cls, version: CatalogVersion) -> VersionOut:

@@ -34,6 +34,12 @@ class PolicyOut(BaseModel):
     set_by: str | None
     set_at: UtcDateTime | None
     policy: dict[str, Any] = Field(description="Columns, aggregates, ε limits, thresholds.")
+    bound: dict[str, Any] | None = Field(
+        default=None,
+        description="The rows-per-unit bound queries on the latest version use "
+        "(rows_per_unit), its source (policy, estimate or fallback), that version's "
+        "number, its private estimate and the ε the estimate spent; null before any version.",
+    )
 
     @classmethod
     def of(cls, info: PolicyInfo) -> PolicyOut:
@@ -44,4 +50,5 @@ class PolicyOut(BaseModel):
             set_by=info.set_by,
             set_at=info.set_at,
             policy=info.policy.to_dict(),
+            bound=info.bound,
         )

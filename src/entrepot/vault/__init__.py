@@ -25,6 +25,7 @@ from entrepot.vault.protocol import (
     Recipe,
     Released,
     Touched,
+    UnitBound,
     Vault,
     VersionInfo,
 )
@@ -56,6 +57,7 @@ __all__ = [
     "Recipe",
     "Released",
     "Touched",
+    "UnitBound",
     "Vault",
     "VersionInfo",
     "add_provider",

@@ -22,6 +22,7 @@ import os
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from decimal import ROUND_CEILING, Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -53,7 +54,14 @@ from entrepot.vault._storage import (
 )
 from entrepot.vault.datasets import version_info
 from entrepot.vault.models import Dataset, Provider, Version
-from entrepot.vault.protocol import OnError, Progress, Published, PublishRequest, VersionInfo
+from entrepot.vault.protocol import (
+    OnError,
+    Progress,
+    Published,
+    PublishRequest,
+    UnitBound,
+    VersionInfo,
+)
 from entrepot.vault.providers import get_provider
 from entrepot.vault.quality import quality_figures
 from entrepot.vault.refs import (
@@ -74,6 +82,11 @@ OnCommit = Callable[[Session, VersionInfo], None]
 _COPY_CHUNK = 4 * 1024 * 1024
 # The suffix of an uploaded file's name is kept (it tells the format), if it is sane.
 _SUFFIX = re.compile(r"\.[A-Za-z0-9]{1,10}")
+
+
+def _nano(epsilon: float) -> int:
+    """ε as the ledger debits it: nano-ε, rounded up."""
+    return int((Decimal(str(epsilon)) * 10**9).to_integral_value(ROUND_CEILING))
 
 
 def _no_progress(step: str, done: int, total: int) -> None:
@@ -245,9 +258,10 @@ def _write(
         validation.write_valid(plain)
         # Public figures describe the standard's columns only, never the added ones.
         quality = quality_figures(plain, report)
+        bound = None
         if unit is not None and plain != written:
             with temp_dir(vault.temp_dir) as workdir:
-                write_unit_columns(
+                histogram = write_unit_columns(
                     plain,
                     written,
                     unit,
@@ -256,6 +270,9 @@ def _write(
                     workdir=workdir,
                 )
             plain.unlink()
+            if request.calibrate is not None:
+                step("bound", 0, 0)
+                bound = request.calibrate(histogram)
         if rejected is not None:
             validation.write_rejected(rejected)
         fault(armed, "after-write")
@@ -278,6 +295,7 @@ def _write(
             rows_rejected=invalid,
             report=report,
             quality=quality,
+            bound=bound,
             on_commit=on_commit,
         )
 
@@ -327,6 +345,7 @@ def _commit(
     rows_rejected: int,
     report: dict[str, Any],
     quality: dict[str, Any],
+    bound: UnitBound | None,
     on_commit: OnCommit | None,
 ) -> VersionInfo:
     """Under the commit lock: number the version, rename its files, insert its row."""
@@ -389,6 +408,8 @@ def _commit(
                 report=report,
                 quality=quality,
                 created_at=now,
+                unit_bound=None if bound is None else bound.rows,
+                bound_epsilon_nano=0 if bound is None else _nano(bound.epsilon),
             )
             session.add(version)
             session.flush()

@@ -39,6 +39,10 @@ def find_dataset(session: Session, ref: DatasetRef | str, *, versions: bool = Fa
     return dataset
 
 
+# Nano-ε per ε, as the budget ledger counts it.
+_NANO = 10**9
+
+
 def version_info(dataset: Dataset, version: Version) -> VersionInfo:
     """The public description of ``version`` (its provider must be loaded)."""
     return VersionInfo(
@@ -53,4 +57,6 @@ def version_info(dataset: Dataset, version: Version) -> VersionInfo:
         standard_version=version.standard_version,
         created_at=as_utc(version.created_at),
         quality=version.quality,
+        unit_bound=version.unit_bound,
+        bound_epsilon=version.bound_epsilon_nano / _NANO,
     )

@@ -103,5 +103,9 @@ class Version(Base):
     report: Mapped[dict[str, Any]] = mapped_column(JSON)
     quality: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    # The rows-per-unit bound released with differential privacy at publish (NULL:
+    # none), and the nano-ε it spent of the dataset's global cap.
+    unit_bound: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    bound_epsilon_nano: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
     dataset: Mapped[Dataset] = relationship(back_populates="versions")

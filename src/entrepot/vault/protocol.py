@@ -55,6 +55,7 @@ __all__ = [
     "Recipe",
     "Released",
     "Touched",
+    "UnitBound",
     "Vault",
     "VersionInfo",
 ]
@@ -94,6 +95,19 @@ class PublishRequest:
     # Called with the dataset and its count of valid rows once validated, before anything
     # is written; raising refuses the publish (the exchange checks its policy's δ here).
     admit: Callable[[DatasetRef, int], None] | None = None
+    # Called with how many units have each number of rows (``{rows: units}``), for a
+    # standard that bounds units, once the version is written and before it is
+    # committed: the rows-per-unit bound to keep with the version, or None.
+    calibrate: Callable[[dict[int, int]], UnitBound | None] | None = None
+
+
+@dataclass(frozen=True)
+class UnitBound:
+    """A version's rows-per-unit bound, released with differential privacy at publish,
+    and the ε its release spent of the dataset's cap."""
+
+    rows: int
+    epsilon: float
 
 
 @dataclass(frozen=True)
@@ -111,6 +125,9 @@ class VersionInfo:
     standard_version: str
     created_at: datetime
     quality: dict[str, Any] = field(default_factory=dict)
+    # The rows-per-unit bound estimated at publish, and its ε (None and 0 without one).
+    unit_bound: int | None = None
+    bound_epsilon: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -125,6 +142,8 @@ class VersionInfo:
             "standard_version": self.standard_version,
             "created_at": self.created_at.isoformat(),
             "quality": self.quality,
+            "unit_bound": self.unit_bound,
+            "bound_epsilon": self.bound_epsilon,
         }
 
 

@@ -5,14 +5,17 @@ each unit's rows instead of dropping some of them::
 
     units:   per unit, its number of rows n (after the query's WHERE)
     result:  per group, Σ w, Σ w·clamp(x), Σ w·[x not null] over rows, where
-             w = min(1, R / n) and R = k·G' (k rows per group, G' groups per unit)
+             w = min(1, R / n), R the rows-per-unit bound (the policy's, or the
+             version's own estimate, :mod:`entrepot.privacy.bounds`)
 
 A unit with more than R rows counts as exactly R rows in total, spread over its
-groups like its rows are; its averages are unchanged. The weight depends on the
-unit's own rows only, so removing one unit changes no other unit's weight: the
-condition the sensitivity below needs. Counting each unit's rows is one hash
-aggregate over the rows, joined back on the unit; no window and no sort (a
-``row_number() <= k`` over rows costs several times more, see benchmarks/RESULTS.md).
+groups like its rows are; its averages are unchanged. R is the same with or without
+GROUP BY, so the groups of a grouped answer add up to the ungrouped one before noise.
+The weight depends on the unit's own rows only, so removing one unit changes no
+other unit's weight: the condition the sensitivity below needs. Counting each unit's
+rows is one hash aggregate over the rows, joined back on the unit; no window and no
+sort (a ``row_number() <= k`` over rows costs several times more, see
+benchmarks/RESULTS.md).
 
 COUNT(DISTINCT unit) bounds groups instead: per (unit, group) one pair, per unit its
 number of groups g, and each pair weighs ``min(1, G' / g)``.
@@ -40,9 +43,10 @@ Versions published with per-unit columns (:mod:`entrepot.engine.units`) get a
 second text, :attr:`Rewrite.counted`, with the same semantics and cheaper steps: a
 query without a filter reads each unit's row count from the row itself (the count
 is over the whole version, which is what a filter of TRUE counts), so nothing is
-aggregated per unit; one with a filter counts only the units whose stored count
-exceeds the bound (no filter can take a unit above its count), and pairs units by
-their integer key instead of their identifier. Older versions get
+aggregated per unit; one with a filter sums each group in one pass, keeping apart
+per unit (by its integer key) only the rows of units whose stored count exceeds the
+bound (no filter can take a unit above its count), and weights those partial sums
+by the unit's count over the filter. Older versions get
 :attr:`Rewrite.template`.
 """
 
@@ -199,12 +203,15 @@ def _key_sql(column: str, unit: str | None) -> str:
     return f"TRY_CAST(date_trunc({_literal(unit)}, {_ident(column)}) AS DATE)"
 
 
-def rewrite(query: Query, standard: Standard, policy: Policy, *, groups: int) -> Rewrite:
-    """Rewrite an accepted query; ``groups`` is the number of public output groups."""
+def rewrite(
+    query: Query, standard: Standard, policy: Policy, *, groups: int, rows_per_unit: int
+) -> Rewrite:
+    """Rewrite an accepted query; ``groups`` is the number of public output groups and
+    ``rows_per_unit`` the bound ``R`` on each unit's rows, the same grouped or not."""
     unit = standard.privacy_unit
     bounded = unit is not None and not standard.one_row_per_unit
     spread = min(policy.groups_per_unit, max(groups, 1)) if bounded and query.keys else 1
-    rows = policy.rows_per_group * spread if bounded else 1
+    rows = rows_per_unit if bounded else 1
     keys = [f"__k{i}" for i in range(len(query.keys))]
     key_sql = [_key_sql(key.column, key.unit) for key in query.keys]
     where = query.where.sql(dialect="duckdb") if query.where is not None else "TRUE"
