@@ -16,14 +16,20 @@ a WHERE on a dimension and on the time column) on that same file as:
   order, for reference;
 - ``smartnoise``: SmartNoise SQL over a DuckDB connection to the same file, same ε,
   with its per-person contribution limit enforced (``sample_max_ids: True``), at
-  ``max_ids`` 5 and 15 (entrepot bounds rows per group, SmartNoise rows per person:
-  5 is entrepot's bound, 15 about the rows a person has across groups), in its own
+  ``max_ids`` 5 and 15 (SmartNoise bounds rows per person, as entrepot does: the
+  two bracket the bound the data gives entrepot, printed with the run), in its own
   virtual environment (``benchmarks/.venv-snsql``, it pins old dependencies), run as
   a subprocess; ``smartnoise-unenforced`` is its fastest setting, which bounds
   nothing (``sample_max_ids: False``), on a line of its own for reference only.
 
+The bounded modes bound each unit by the data's own rows per unit, as a publish
+does: the 95th percentile of the file's stored per-unit counts, released once with
+OpenDP at ε 0.1 (``entrepot.privacy.bounds``) and printed; every child uses it.
+
 Each run is a child process (its peak RSS is reported); times are the median of
-``--repeat`` runs after one warm-up, end to end (planning, engine, noise, answer).
+``--repeat`` runs after one warm-up, end to end (planning, engine, noise, answer),
+in wall time and in CPU time (the process's user + system time, all its threads):
+on a machine other work loads, CPU time is the steadier measure of the work done.
 A last child runs raw DuckDB and both entrepot modes taking turns in one process,
 so that the ratios are also compared under the same CPU and cache conditions.
 Planning (parse, check, price, rewrite, list groups, noise and post-processing) is
@@ -39,6 +45,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import statistics
 import sys
 import time
@@ -54,6 +61,8 @@ THREADS = 2
 MEMORY_LIMIT = "6GB"
 EPSILON = 1.0
 DELTA = 1e-9
+# What a publish spends estimating rows per unit (the policy's default).
+BOUND_EPSILON = 0.1
 # Each unit has about this many visits: enough that bounding has work to do.
 ROWS_PER_UNIT = 5
 CODES: dict[str, list[Any]] = {
@@ -141,6 +150,26 @@ def with_unit_columns(path: Path) -> tuple[Path, float, int]:
     return counted, report["times"][0], peak
 
 
+def cpu_seconds() -> float:
+    """User + system CPU time of this process so far, every thread included."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def unit_bound(path: Path) -> int:
+    """The rows-per-unit bound a publish would keep with ``path`` (its per-unit columns)."""
+    import duckdb
+
+    from entrepot.engine.units import UNIT_ROWS
+    from entrepot.privacy.bounds import estimate_rows_per_unit
+
+    found = duckdb.sql(
+        f"SELECT {UNIT_ROWS}, count(*) // {UNIT_ROWS} FROM read_parquet('{path}') "
+        f"WHERE {UNIT_ROWS} IS NOT NULL GROUP BY 1"
+    ).fetchall()
+    return estimate_rows_per_unit({int(n): int(u) for n, u in found}, BOUND_EPSILON)
+
+
 def child_units(path: Path) -> dict[str, Any]:
     from entrepot.engine import write_unit_columns
 
@@ -178,15 +207,18 @@ def child_duckdb(path: Path, repeat: int, query: str) -> dict[str, Any]:
     con = duckdb.connect(config={"threads": THREADS, "memory_limit": MEMORY_LIMIT})
     con.execute(f"CREATE VIEW v AS SELECT * FROM read_parquet('{path}')")
     sql = query.replace(DATASET, "v")
-    times, rows = [], 0
+    times, cpu, rows = [], [], 0
     for _ in range(repeat + 1):
-        start = time.perf_counter()
+        start, used = time.perf_counter(), cpu_seconds()
         rows = len(con.sql(sql).fetchall())
         times.append(time.perf_counter() - start)
-    return {"times": times[1:], "groups": rows}
+        cpu.append(cpu_seconds() - used)
+    return {"times": times[1:], "cpu": cpu[1:], "groups": rows}
 
 
-def child_entrepot(path: Path, repeat: int, one_row: bool, query: str) -> dict[str, Any]:
+def child_entrepot(
+    path: Path, repeat: int, one_row: bool, query: str, bound: int
+) -> dict[str, Any]:
     from entrepot.engine import DuckDBEngine, EngineOptions
     from entrepot.privacy import plan
 
@@ -197,19 +229,21 @@ def child_entrepot(path: Path, repeat: int, one_row: bool, query: str) -> dict[s
     )
     session = DuckDBEngine(options).session()
     session.register_parquet("v", [path])
-    times, groups, total = [], 0, 0.0
+    times, cpu, groups, total = [], [], 0, 0.0
     for _ in range(repeat + 1):
-        start = time.perf_counter()
-        answer = plan(query, standard=std, policy=pol, epsilon=EPSILON, codes=CODES).run(
-            session, "v"
+        start, used = time.perf_counter(), cpu_seconds()
+        planned = plan(
+            query, standard=std, policy=pol, epsilon=EPSILON, codes=CODES, estimate=bound
         )
+        answer = planned.run(session, "v")
         times.append(time.perf_counter() - start)
+        cpu.append(cpu_seconds() - used)
         groups = len(answer.rows)
         total = sum(row.values[0].value for row in answer.rows)
-    return {"times": times[1:], "groups": groups, "visits": total}
+    return {"times": times[1:], "cpu": cpu[1:], "groups": groups, "visits": total}
 
 
-def child_interleaved(path: Path, repeat: int, query: str) -> dict[str, Any]:
+def child_interleaved(path: Path, repeat: int, query: str, bound: int) -> dict[str, Any]:
     """Raw DuckDB and both entrepot modes in one process, taking turns each round.
 
     Separate children see different CPU and cache conditions from one run to the
@@ -230,17 +264,29 @@ def child_interleaved(path: Path, repeat: int, query: str) -> dict[str, Any]:
     session.register_parquet("v", [path])
     setups = {mode: standard(mode == "one-row") for mode in ("one-row", "bounded")}
     times: dict[str, list[float]] = {"duckdb": [], "one-row": [], "bounded": []}
+    cpu: dict[str, list[float]] = {mode: [] for mode in times}
     for _ in range(repeat + 1):
-        start = time.perf_counter()
+        start, used = time.perf_counter(), cpu_seconds()
         con.sql(raw_sql).fetchall()
         times["duckdb"].append(time.perf_counter() - start)
+        cpu["duckdb"].append(cpu_seconds() - used)
         for mode, std in setups.items():
-            start = time.perf_counter()
-            plan(query, standard=std, policy=policy(std), epsilon=EPSILON, codes=CODES).run(
-                session, "v"
+            start, used = time.perf_counter(), cpu_seconds()
+            planned = plan(
+                query,
+                standard=std,
+                policy=policy(std),
+                epsilon=EPSILON,
+                codes=CODES,
+                estimate=bound,
             )
+            planned.run(session, "v")
             times[mode].append(time.perf_counter() - start)
-    return {mode: statistics.median(seconds[1:]) for mode, seconds in times.items()}
+            cpu[mode].append(cpu_seconds() - used)
+    return {
+        **{mode: statistics.median(seconds[1:]) for mode, seconds in times.items()},
+        **{f"{mode}-cpu": statistics.median(seconds[1:]) for mode, seconds in cpu.items()},
+    }
 
 
 def child_row_number(path: Path, repeat: int, query: str) -> dict[str, Any]:
@@ -350,18 +396,19 @@ def main() -> None:
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--path", help=argparse.SUPPRESS)
     parser.add_argument("--query", default="grouped", help=argparse.SUPPRESS)
+    parser.add_argument("--bound", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     if args.child:
         path, query = Path(args.path), QUERIES[args.query]
         report = {
             "duckdb": lambda: child_duckdb(path, args.repeat, query),
-            "one-row": lambda: child_entrepot(path, args.repeat, True, query),
-            "bounded": lambda: child_entrepot(path, args.repeat, False, query),
-            "bounded-old": lambda: child_entrepot(path, args.repeat, False, query),
+            "one-row": lambda: child_entrepot(path, args.repeat, True, query, args.bound),
+            "bounded": lambda: child_entrepot(path, args.repeat, False, query, args.bound),
+            "bounded-old": lambda: child_entrepot(path, args.repeat, False, query, args.bound),
             "row-number": lambda: child_row_number(path, args.repeat, query),
             "units": lambda: child_units(path),
-            "interleaved": lambda: child_interleaved(path, args.repeat, query),
+            "interleaved": lambda: child_interleaved(path, args.repeat, query, args.bound),
         }[args.child]()
         print(json.dumps(report))
         return
@@ -379,6 +426,8 @@ def main() -> None:
         path, seconds, peak = with_unit_columns(plain)
         made = f"{seconds:.1f} s, peak RSS {peak / 1024**3:.2f} GB" if peak else "an earlier run"
         print(f"per-unit columns (once, at publish): {made} -> {path.name}")
+        bound = unit_bound(path)
+        print(f"rows per unit: {bound} (the 95th percentile, released at ε {BOUND_EPSILON})")
         for query in queries:
             modes = ["duckdb", "one-row", "bounded"]
             modes += [] if args.skip_old else ["bounded-old"]
@@ -387,7 +436,7 @@ def main() -> None:
             for mode in modes:
                 source = plain if mode == "bounded-old" else path
                 command = [sys.executable, __file__, "--child", mode, "--path", str(source)]
-                command += ["--query", query, "--repeat", str(args.repeat)]
+                command += ["--query", query, "--repeat", str(args.repeat), "--bound", str(bound)]
                 results[mode] = run_child(command)
                 print(f"  {query} {mode}: done, load average {load()}", flush=True)
             snsql_ok = SNSQL.exists() and size <= parse_size(args.smartnoise_max_rows)
@@ -401,27 +450,37 @@ def main() -> None:
                     print(f"  {query} {mode}: done, load average {load()}", flush=True)
             command = [sys.executable, __file__, "--child", "interleaved", "--path", str(path)]
             command += ["--query", query, "--repeat", str(max(args.repeat, 5))]
-            turns, _peak = run_child(command)
+            turns, _peak = run_child([*command, "--bound", str(bound)])
             interleaved[size, query] = turns
             raw = statistics.median(results["duckdb"][0]["times"])
+            raw_cpu = statistics.median(results["duckdb"][0]["cpu"])
             for mode, (report, peak) in results.items():
                 seconds = statistics.median(report["times"])
-                table.append((size, query, mode, seconds, seconds / raw, peak, report))
+                cpu = statistics.median(report["cpu"]) if "cpu" in report else float("nan")
+                table.append(
+                    (size, query, mode, seconds, seconds / raw, cpu / raw_cpu, peak, report)
+                )
             check_answers(size, query, results)
     print(f"load average after: {load()}")
     print()
-    print(f"{'rows':>12} {'query':>8} {'mode':>21} {'seconds':>8} {'x duckdb':>9} {'peak RSS':>10}")
-    for size, query, mode, seconds, ratio, peak, _ in table:
+    print(
+        f"{'rows':>12} {'query':>8} {'mode':>21} {'seconds':>8} {'x duckdb':>9} "
+        f"{'CPU x duckdb':>13} {'peak RSS':>10}"
+    )
+    for size, query, mode, seconds, ratio, cpu_ratio, peak, _ in table:
         print(
             f"{size:>12,} {query:>8} {mode:>21} {seconds:>8.3f} {ratio:>9.2f} "
-            f"{peak / 1024**3:>8.2f} GB"
+            f"{cpu_ratio:>13.2f} {peak / 1024**3:>8.2f} GB"
         )
-    print("\nthe same three in one process, taking turns (median seconds, x duckdb):")
+    print("\nthe same three in one process, taking turns (median seconds, x duckdb; CPU):")
     for (size, query), turns in interleaved.items():
+        cpu = {mode: turns[f"{mode}-cpu"] / turns["duckdb-cpu"] for mode in ("one-row", "bounded")}
         print(
             f"{size:>12,} {query:>8} duckdb {turns['duckdb']:.3f}  "
-            f"one-row {turns['one-row']:.3f} ({turns['one-row'] / turns['duckdb']:.2f}x)  "
-            f"bounded {turns['bounded']:.3f} ({turns['bounded'] / turns['duckdb']:.2f}x)"
+            f"one-row {turns['one-row']:.3f} ({turns['one-row'] / turns['duckdb']:.2f}x, "
+            f"CPU {cpu['one-row']:.2f}x)  "
+            f"bounded {turns['bounded']:.3f} ({turns['bounded'] / turns['duckdb']:.2f}x, "
+            f"CPU {cpu['bounded']:.2f}x)"
         )
     for size, query in interleaved:
         rows = {row[2]: row for row in table if row[0] == size and row[1] == query}
@@ -429,7 +488,7 @@ def main() -> None:
             if mode not in rows:
                 continue
             speedup = rows[mode][3] / rows["bounded"][3]
-            plan_sn = rows[mode][6].get("plan_ms", float("nan"))
+            plan_sn = rows[mode][7].get("plan_ms", float("nan"))
             label = (
                 f"SmartNoise, max_ids {max_ids}, limit enforced"
                 if enforced

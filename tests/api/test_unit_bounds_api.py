@@ -1,0 +1,58 @@
+"""Over HTTP: a publish answers its private rows-per-unit bound and ε, every reader sees
+the bound in the versions and the policy, and a provider's own bound wins in queries."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+from tests.api.conftest import World
+from tests.e2e.test_unit_bounds import skewed_visits
+
+from entrepot.privacy.bounds import CANDIDATES
+
+DATASET = "riverside-hospitals/outpatient-visits"
+FORM = {"standard": "health.visit", "title": "Outpatient visits 2025", "on_error": "reject"}
+SQL = "SELECT COUNT(*) AS n FROM riverside_hospitals.outpatient_visits"
+
+
+def test_the_bound_and_its_epsilon_over_http_and_a_provider_bound_wins(
+    world: World, api: httpx.Client, tmp_path: Path
+) -> None:
+    data = skewed_visits(tmp_path / "visits.csv").read_bytes()
+    published = api.post(
+        "/v1/datasets",
+        data={**FORM, "dataset": "outpatient-visits"},
+        files={"file": ("visits.csv", data, "text/csv")},
+        headers=world.auth("provider"),
+    )
+    assert published.status_code == 201, published.text
+    body = published.json()
+    bound, number = body["unit_bound"], body["version"]
+    assert bound in CANDIDATES
+    assert body["bound_epsilon"] == pytest.approx(0.1)
+
+    # released with differential privacy: a consumer reads it too
+    versions = api.get(
+        f"/v1/datasets/{DATASET}/versions", headers=world.auth("consumer")
+    ).json()["items"]
+    assert (versions[-1]["unit_bound"], versions[-1]["rows"]) == (bound, None)
+    shown = api.get(f"/v1/policies/{DATASET}", headers=world.auth("consumer")).json()
+    assert shown["bound"]["rows_per_unit"] == bound
+    assert (shown["bound"]["source"], shown["bound"]["version"]) == ("estimate", number)
+
+    answer = api.post("/v1/queries", json={"sql": SQL}, headers=world.auth("consumer"))
+    assert answer.status_code == 200, answer.text
+    notes = " ".join(answer.json()["answer"]["notes"])
+    assert f"at most {bound} rows in total, grouped or not (estimated privately" in notes
+
+    document = "latency_floor_ms: 0\ncontributions:\n  rows_per_unit: 7\n"
+    put = api.put(
+        f"/v1/policies/{DATASET}", json={"document": document}, headers=world.auth("provider")
+    )
+    assert put.status_code == 200, put.text
+    assert put.json()["bound"]["source"] == "policy"
+    answer = api.post("/v1/queries", json={"sql": SQL}, headers=world.auth("consumer"))
+    notes = " ".join(answer.json()["answer"]["notes"])
+    assert "at most 7 rows in total, grouped or not (the dataset's policy)" in notes
