@@ -34,9 +34,9 @@ def test_the_bound_and_its_epsilon_over_http_and_a_provider_bound_wins(
     assert body["bound_epsilon"] == pytest.approx(0.1)
 
     # released with differential privacy: a consumer reads it too
-    versions = api.get(
-        f"/v1/datasets/{DATASET}/versions", headers=world.auth("consumer")
-    ).json()["items"]
+    versions = api.get(f"/v1/datasets/{DATASET}/versions", headers=world.auth("consumer")).json()[
+        "items"
+    ]
     assert (versions[-1]["unit_bound"], versions[-1]["rows"]) == (bound, None)
     shown = api.get(f"/v1/policies/{DATASET}", headers=world.auth("consumer")).json()
     assert shown["bound"]["rows_per_unit"] == bound

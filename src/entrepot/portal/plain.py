@@ -71,9 +71,16 @@ def policy_sentences(policy: dict[str, Any], privacy_unit: str | None) -> list[s
     contributions = policy.get("contributions", {})
     unit = privacy_unit or "person"
     if contributions:
+        rows = contributions.get("rows_per_unit", "auto")
+        bound = (
+            "as many rows as 95% of them have at most (estimated privately when a version "
+            "is published)"
+            if rows == "auto"
+            else f"at most {rows} rows"
+        )
         said.append(
-            f"Each {unit} counts for at most {contributions['rows_per_group']} rows per group "
-            f"and in at most {contributions['groups']} groups."
+            f"Each {unit} counts for {bound} in any answer, and in at most "
+            f"{contributions['groups']} groups of a distinct count."
         )
     mechanism = policy.get("mechanism", "laplace")
     noise = "Gaussian noise (reported as ε, δ)" if mechanism == "gaussian" else "Laplace noise"

@@ -27,9 +27,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-import opendp.prelude as dp
-
 from entrepot.errors import InvalidInput
 from entrepot.privacy.policy import Policy
 
@@ -41,8 +38,6 @@ __all__ = [
     "bound_in_force",
     "estimate_rows_per_unit",
 ]
-
-dp.enable_features("contrib")
 
 # The 95th percentile of rows per unit: a unit above it is weighted down, so about
 # one unit in twenty loses rows. At the 90th the skewed benchmark lost twice the rows
@@ -93,6 +88,8 @@ def estimate_rows_per_unit(histogram: Mapping[int, int], epsilon: float) -> int:
             f"the ε of a rows-per-unit estimate must be a finite number > 0, not {epsilon!r}",
             hint="e.g. contributions.bound_epsilon: 0.1",
         )
+    import numpy as np
+
     counts = np.repeat(
         np.fromiter(histogram.keys(), dtype=np.int64, count=len(histogram)),
         np.fromiter(histogram.values(), dtype=np.int64, count=len(histogram)),
@@ -104,6 +101,11 @@ def estimate_rows_per_unit(histogram: Mapping[int, int], epsilon: float) -> int:
 
 @functools.lru_cache(maxsize=16)
 def _measurement(epsilon: float) -> Any:
+    # OpenDP loads only for a publish that estimates: reading a policy needs none of it.
+    import opendp.prelude as dp
+
+    dp.enable_features("contrib")
+
     def make(scale: float) -> Any:
         return dp.m.make_private_quantile(
             dp.vector_domain(dp.atom_domain(T="i64")),

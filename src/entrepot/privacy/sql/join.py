@@ -462,7 +462,12 @@ def joined_policy(aliases: tuple[str, str], left: Policy, right: Policy) -> Poli
         where_columns=sum((renamed(a, p.where_columns) for a, p in pairs), ()),
         group_by_columns=sum((renamed(a, p.group_by_columns) for a, p in pairs), ()),
         aggregates=tuple(a for a in left.aggregates if a in right.aggregates),
-        rows_per_group=min(left.rows_per_group, right.rows_per_group),
+        # No version estimate exists for the joined rows: the stricter bound a provider
+        # set, else the fallback the plan applies.
+        rows_per_unit=min(
+            (p.rows_per_unit for p in (left, right) if p.rows_per_unit is not None),
+            default=None,
+        ),
         groups_per_unit=min(left.groups_per_unit, right.groups_per_unit),
         threshold=max(left.threshold, right.threshold),
         small_groups="merge" if left.small_groups == right.small_groups == "merge" else "suppress",
