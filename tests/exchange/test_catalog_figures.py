@@ -118,9 +118,12 @@ def _without_one_unit(rows: list[list[str]], index: int) -> list[list[str]]:
 
 
 def _public(page: dict[str, Any]) -> dict[str, Any]:
-    """A page without what differs between any two publishes: numbers and times."""
+    """A page without what differs between any two publishes: numbers, times, and the
+    rows-per-unit bound, a fresh release with differential privacy at each publish
+    (its ε is charged; it is never the same figure by construction)."""
     out = {k: v for k, v in page.items() if k not in (*_TIMES, "latest_version", "versions")}
-    out["newest"] = {k: v for k, v in page["versions"][-1].items() if k not in (*_TIMES, "version")}
+    drawn = (*_TIMES, "version", "unit_bound")
+    out["newest"] = {k: v for k, v in page["versions"][-1].items() if k not in drawn}
     return out
 
 
