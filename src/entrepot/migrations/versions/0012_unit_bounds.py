@@ -4,8 +4,8 @@
 fallback bound, or the policy's own); ``bound_epsilon_nano`` is what the estimate
 spent of the dataset's global ε cap, 0 without one.
 
-Revision ID: 0011
-Revises: 0010
+Revision ID: 0012
+Revises: 0011
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0011"
-down_revision = "0010"
+revision = "0012"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
