@@ -53,6 +53,10 @@ def test_a_join_is_answered_with_both_datasets_named_and_charged(world: JoinWorl
     [entry] = [e for _, e in world.node.log.entries() if e.get("kind") == "join"]
     assert [d["dataset"] for d in entry["datasets"]] == [VISITS, PAYMENTS]
     assert entry["outcome"] == "answered"
+    # Both ledger rows the join spent are named by its one entry: the ledger and the
+    # log agree.
+    assert len(entry["debits"]) == 2
+    assert not [d for d in exchange.reconcile().differences if d.what == "query"]
 
 
 def test_different_concepts_are_refused_and_nothing_is_charged(world: JoinWorld) -> None:

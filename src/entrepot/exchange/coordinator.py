@@ -385,7 +385,7 @@ class Coordinator:
             request.kind, opening=opening, answer=body, epsilon=spent, datasets=versions
         )
         # The reservation links the entry to its ledger rows (`audit verify` checks both).
-        link: dict[str, Any] = {} if reservation is None else {"reservation": reservation.id}
+        link: dict[str, Any] = {} if reservation is None else _link(reservation)
         outcome = "repeated" if reservation is None else "answered"
         index = self.node.log.append(
             fields.entry(consumer.name, purpose=screened.purpose, outcome=outcome, **link)
@@ -402,8 +402,8 @@ class Coordinator:
                 purpose=screened.purpose,
                 epsilon=_spent(screened.priced),
                 outcome="failed",
-                reservation=reservation.id,
                 refusal=QueryFailed.code,
+                **_link(reservation),
                 query_commitment=commit_query(self.node.db, consumer, request.text).commitment,
                 **_named(tuple(use.ref for use in screened.uses)),
             )
@@ -441,6 +441,13 @@ def _named(refs: tuple[DatasetRef, ...]) -> dict[str, Any]:
     if refs:
         return {"datasets": [str(ref) for ref in refs]}
     return {}
+
+
+def _link(reservation: Reservation) -> dict[str, Any]:
+    """How an entry names the ledger rows it spent: its reservation (the first row), and
+    every row when it debited several datasets (a join)."""
+    rows = reservation.entry_ids
+    return {"reservation": reservation.id, **({"debits": list(rows)} if len(rows) > 1 else {})}
 
 
 def _spent(priced: Priced) -> float:

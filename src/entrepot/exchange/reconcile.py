@@ -157,7 +157,10 @@ def _read(entries: Iterable[tuple[int, Any]]) -> _Stated:
         elif kind in _SPENDING_KINDS and entry.get("outcome") in _SPENT_OUTCOMES:
             reservation = entry.get("reservation")
             if isinstance(reservation, int):
-                stated.spent[reservation] += 1
+                # An operation over several datasets (a join) names each row it spent.
+                debits = entry.get("debits") or [reservation]
+                for row in debits if isinstance(debits, list) else [reservation]:
+                    stated.spent[row] += 1
             else:
                 stated.unlinked.append(index)
     return stated
