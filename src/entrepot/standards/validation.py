@@ -32,6 +32,7 @@ from entrepot.standards._rules import (
     Check,
     Column,
     field_checks,
+    printed_back,
     quote,
     table_checks,
     typed_value,
@@ -56,46 +57,6 @@ def _ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-# Types whose valid texts mostly print back as written from the typed value: their
-# text is stored only when it does not (or the row is rejected).
-_PRINTED_BACK = ("integer", "date")
-
-
-def _text(c: Column) -> str:
-    """SQL for a stored row's text as read (after the mapping)."""
-    if c.field.type == "string":
-        return c.value
-    if c.field.type in _PRINTED_BACK:
-        return f"coalesce({c.text}, CAST({c.value} AS VARCHAR))"
-    return c.text
-
-
-def _kept_text(c: Column, keyed: bool) -> str:
-    """SQL for the text stored with a row: rejected rows need theirs, and with checks
-    across rows any row may yet be rejected; a string's text is its value."""
-    if not keyed:
-        return f"CASE WHEN invalid THEN {c.text} END"
-    if c.field.type in _PRINTED_BACK:
-        differs = f"CAST({c.value} AS VARCHAR) IS DISTINCT FROM {c.text}"
-        return f"CASE WHEN invalid OR {differs} THEN {c.text} END"
-    return c.text
-
-
-def _flag(i: int, check: Check) -> str:
-    """SQL for whether a stored row breaks the ``i``-th check: a row check's flag is in
-    the row's ``flags`` list (NULL on valid rows), a check across rows has a column."""
-    return f"x{i}" if check.key else f"flags[{i + 1}]"
-
-
-def _reasons(checks: list[Check]) -> str:
-    """SQL for a row's broken rules, as ``rule:column`` texts in check order."""
-    labels = ", ".join(
-        f"CASE WHEN {_flag(i, c)} THEN {quote(f'{c.rule}:{c.column}')} END"
-        for i, c in enumerate(checks)
-    )
-    return f"list_filter([{labels}], lambda r: r IS NOT NULL)" if labels else "[]::VARCHAR[]"
-
-
 class Validation:
     """The outcome of :func:`validate`: the report, and the rows ready to be written.
 
@@ -109,14 +70,12 @@ class Validation:
         workdir: Path,
         standard: Standard,
         columns: list[Column],
-        checks: list[Check],
         report: Report,
     ) -> None:
         self._con = con
         self._workdir = workdir
         self.standard = standard
         self._columns = columns
-        self._checks = checks
         self.report = report
 
     def _copy(self, select: str, path: Path) -> None:
@@ -137,12 +96,8 @@ class Validation:
     def write_rejected(self, path: Path) -> int:
         """Write the invalid rows to Parquet: ``line``, ``reasons`` (``rule:column``) and
         every column's text as read (after the mapping); return their count."""
-        texts = ", ".join(f"{_text(c)} AS {_ident(c.field.name)}" for c in self._columns)
-        self._copy(
-            f"SELECT line, {_reasons(self._checks)} AS reasons, {texts} "
-            "FROM checked WHERE invalid ORDER BY line",
-            path,
-        )
+        texts = ", ".join(f"{c.text} AS {_ident(c.field.name)}" for c in self._columns)
+        self._copy(f"SELECT line, reasons, {texts} FROM rejected ORDER BY line", path)
         return self.report.rows_invalid
 
     def raise_if_invalid(self) -> None:
@@ -254,13 +209,37 @@ def _mapped(raw: RawFile, source: str, standard: Standard, plan: dict[str, Colum
     return f"SELECT {', '.join(selects)} FROM {source}"
 
 
-def _ordered(checks: list[Check]) -> tuple[list[Check], list[Check]]:
-    """The checks in the order of their flags ``x0, x1, ...``, as two groups: row
-    checks that read no other flag, then the others (row checks that read flags, and
-    checks across rows), each in the standard's order."""
+def _ordered(checks: list[Check]) -> list[Check]:
+    """The checks in the order of their flags: row checks that read no other flag,
+    then the others (row checks that read flags, and checks across rows), each group
+    in the standard's order."""
     tokens = [f"{{{c.rule}:{c.column}}}" for c in checks]
     later = [c for c in checks if c.key or any(token in c.condition for token in tokens)]
-    return [c for c in checks if c not in later], later
+    return [c for c in checks if c not in later] + later
+
+
+def _resolved(ordered: list[Check]) -> list[str | None]:
+    """Each row check's condition as SQL over one row (None for checks across rows):
+    ``{member}`` names the check's membership column ``m<i>``, and a flag of another
+    check is that check's condition, inlined."""
+    conditions: dict[str, str] = {}
+    resolved: list[str | None] = []
+    for i, c in enumerate(ordered):
+        if c.key:
+            resolved.append(None)
+            continue
+        condition = c.condition.replace("{member}", f"m{i}")
+        for token, sql in conditions.items():
+            condition = condition.replace(token, f"({sql})")
+        conditions[f"{{{c.rule}:{c.column}}}"] = condition
+        resolved.append(condition)
+    return resolved
+
+
+def _members(ordered: list[Check]) -> str:
+    """SQL adding each membership test as a column ``m<i>``: a column of its own is
+    one hash join (inside an OR, a list of constants is compared one by one)."""
+    return "".join(f", {c.member} AS m{i}" for i, c in enumerate(ordered) if c.member)
 
 
 def _checked_table(
@@ -270,51 +249,85 @@ def _checked_table(
     columns: list[Column],
     checks: list[Check],
 ) -> list[Check]:
-    """Read, type and check every row into table ``checked``; return the checks in the
-    order of their flags (see :func:`_flag`)."""
-    plain, later = _ordered(checks)
-    ordered = plain + later
-    flag = {f"{{{c.rule}:{c.column}}}": f"x{i}" for i, c in enumerate(ordered)}
+    """Read, type and check every row into table ``checked``; return the checks in
+    the order of the flags of view ``rejected`` (see :func:`_rejected_view`).
 
-    def resolved(condition: str) -> str:
-        for token, name in flag.items():
-            condition = condition.replace(token, name)
-        return condition
-
-    def flags(first: int, items: list[Check]) -> str:
-        return "".join(
-            f", coalesce({resolved(c.condition)}, false) AS x{first + i}"
-            for i, c in enumerate(items)
-            if not c.key
-        )
-
+    One pass: each row is typed, its membership tests are joined in, and one
+    expression (every row check OR-ed) tells whether it is rejected. A row stores its
+    typed values, whether it is rejected and, if so, its texts: which rules it broke
+    is worked out later, on the rejected rows alone. With checks across rows any row
+    may yet be rejected, so the texts that do not print back from their values are
+    stored for every row.
+    """
+    ordered = _ordered(checks)
+    row = [r for r in _resolved(ordered) if r is not None]
+    invalid = f"coalesce({' OR '.join(f'({r})' for r in row)}, false)" if row else "false"
     keyed = [(f"x{i}", c.key) for i, c in enumerate(ordered) if c.key]
-    texts = ", ".join(c.text for c in columns)
-    values = ", ".join(f"{typed_value(c)} AS {c.value}" for c in columns)
-    invalid = " OR ".join(f"x{i}" for i, c in enumerate(ordered) if not c.key) or "false"
     # Checks across rows are flagged once every row is stored.
     pending = "".join(f", false AS {name}" for name, _ in keyed)
-    stored = "".join(
-        f", {_kept_text(c, bool(keyed))} AS {c.text}" for c in columns if c.field.type != "string"
+    typed = [c for c in columns if c.field.type != "string"]
+    printed = {c.value: printed_back(c) for c in typed}
+    always = [c for c in typed if keyed and printed[c.value] is None]
+    listed = [c for c in typed if c not in always]
+    # A text that prints back from its value is kept only where it does not.
+    unprinted = [f"NOT coalesce({c.printed}, {c.text} IS NULL)" for c in listed if keyed]
+    stored = "".join(f", {c.text}" for c in always)
+    if listed:
+        kept = ", ".join(c.text for c in listed)
+        stored += f", CASE WHEN {' OR '.join(['invalid', *unprinted])} THEN [{kept}] END AS texts"
+    read = ", ".join(c.text for c in columns)
+    values = ", ".join(f"{typed_value(c)} AS {c.value}" for c in columns)
+    flags = "".join(
+        f", {sql} AS {c.printed}" for c in listed if keyed and (sql := printed[c.value])
     )
-    # Only rejected rows keep their row checks' flags, as one list: storing a column of
-    # flags per check for every row cost 0.2 CPU s per million rows and 27 checks.
-    row_flags = [f"x{i}" for i, c in enumerate(ordered) if not c.key]
-    listed = ", ".join(f"x{i}" if not c.key else "false" for i, c in enumerate(ordered))
-    dropped = ", ".join([texts, *row_flags])
-    kept = f", CASE WHEN invalid THEN [{listed}] END AS flags" if row_flags else ""
     _run(
         con,
         raw,
-        f"CREATE TABLE checked AS SELECT * EXCLUDE ({dropped}){kept}{pending}{stored} FROM ("
-        f"SELECT *, ({invalid}) AS invalid FROM ("
-        f"SELECT *{flags(len(plain), later)} FROM ("
-        f"SELECT *{flags(0, plain)} FROM ("
-        f"SELECT line, {texts}, {values} FROM ({mapped})))))",
+        f"CREATE TABLE checked AS SELECT line, {', '.join(c.value for c in columns)}, "
+        f"invalid{pending}{stored} FROM (SELECT *, {invalid} AS invalid FROM ("
+        f"SELECT *{_members(ordered)} FROM ("
+        f"SELECT line, {read}, {values}{flags} FROM ({mapped}))))",
     )
     for name, key in keyed:
         _mark_repeats(con, raw, name, key)
+    texts = []
+    for c in columns:
+        if c.field.type == "string" or c in always:
+            texts.append(c.value if c.field.type == "string" else c.text)
+        elif keyed:
+            k = listed.index(c) + 1
+            texts.append(
+                f"CASE WHEN texts IS NULL THEN CAST({c.value} AS VARCHAR) ELSE texts[{k}] END"
+            )
+        else:
+            texts.append(f"texts[{listed.index(c) + 1}]")
+    _rejected_view(con, columns, ordered, texts)
     return ordered
+
+
+def _rejected_view(
+    con: duckdb.DuckDBPyConnection, columns: list[Column], ordered: list[Check], texts: list[str]
+) -> None:
+    """View ``rejected``: each rejected row's ``line``, its flags ``f<i>`` (one per
+    check, in ``ordered``), its ``reasons`` (``rule:column`` texts in that order) and
+    its texts as read, under their names in ``checked``'s query (``t<i>``)."""
+    resolved = _resolved(ordered)
+    flags = ", ".join(
+        f"coalesce({r}, false) AS f{i}" if r is not None else f"x{i} AS f{i}"
+        for i, r in enumerate(resolved)
+    )
+    labels = ", ".join(
+        f"CASE WHEN f{i} THEN {quote(f'{c.rule}:{c.column}')} END" for i, c in enumerate(ordered)
+    )
+    reasons = f"list_filter([{labels}], lambda r: r IS NOT NULL)" if labels else "[]::VARCHAR[]"
+    keys = "".join(f", x{i}" for i, c in enumerate(ordered) if c.key)
+    read = ", ".join(f"{text} AS {c.text}" for c, text in zip(columns, texts, strict=True))
+    values = ", ".join(c.value for c in columns)
+    con.execute(
+        f"CREATE TEMP VIEW rejected AS SELECT *, {reasons} AS reasons FROM ("
+        f"SELECT *{', ' + flags if flags else ''} FROM (SELECT *{_members(ordered)} FROM ("
+        f"SELECT line, {values}, {read}{keys} FROM checked WHERE invalid)))"
+    )
 
 
 def _mark_repeats(
@@ -365,10 +378,9 @@ def _report(
     plan: dict[str, ColumnMap],
     report_rows: int,
 ) -> Report:
-    counts = ", ".join(f"count_if({_flag(i, c)})" for i, c in enumerate(checks))
-    # The flags are read on the rejected rows only: valid rows have none.
+    counts = ", ".join(f"count_if(f{i})" for i in range(len(checks)))
     totals = con.execute("SELECT count(*), count_if(invalid) FROM checked").fetchone()
-    per = con.execute(f"SELECT {counts or 'NULL'} FROM checked WHERE invalid").fetchone()
+    per = con.execute(f"SELECT {counts or 'NULL'} FROM rejected").fetchone()
     assert totals is not None
     assert per is not None
     total, invalid = totals
@@ -378,10 +390,9 @@ def _report(
         (Violation(c.rule, c.column, n) for c, n in zip(checks, per_check, strict=True) if n),
         key=lambda v: (order.get(v.column.split(",")[0], len(order)), RULES.index(v.rule)),
     )
-    texts = ", ".join(_text(c) for c in columns)
+    texts = ", ".join(c.text for c in columns)
     offending = con.execute(
-        f"SELECT line, {_reasons(checks)}, {texts} "
-        f"FROM checked WHERE invalid ORDER BY line LIMIT {int(report_rows)}"
+        f"SELECT line, reasons, {texts} FROM rejected ORDER BY line LIMIT {int(report_rows)}"
     ).fetchall()
     used = {entry.source for entry in plan.values() if entry.source is not None}
     return Report(
@@ -453,6 +464,7 @@ def validate(
                 value=f"v{i}",
                 date_format=(plan[f.name].date_format if f.name in plan else None) or f.format,
                 factor=plan[f.name].factor if f.name in plan else None,
+                printed=f"p{i}",
             )
             for i, f in enumerate(standard.fields)
         ]
@@ -464,4 +476,4 @@ def validate(
         con.close()
         shutil.rmtree(workdir, ignore_errors=True)
         raise
-    return Validation(con, workdir, standard, columns, checks, report)
+    return Validation(con, workdir, standard, columns, report)
