@@ -20,6 +20,7 @@ import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+from entrepot.standards._glob import as_glob
 from entrepot.standards.codelist import codelist
 from entrepot.standards.schema import Field, ForeignKey, Standard
 
@@ -199,7 +200,11 @@ def _codelist(c: Column) -> Iterator[Check]:
 
 def _pattern(c: Column) -> Iterator[Check]:
     if c.field.pattern is not None and c.field.type == "string":
-        yield Check("pattern", c.field.name, f"NOT {_matches(c.value, c.field.pattern)}")
+        glob = as_glob(c.field.pattern)
+        matches = (
+            _matches(c.value, c.field.pattern) if glob is None else f"{c.value} GLOB {quote(glob)}"
+        )
+        yield Check("pattern", c.field.name, f"NOT ({matches})")
 
 
 def _duplicates(rule: str, column: str, values: list[str]) -> Check:
