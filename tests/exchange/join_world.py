@@ -26,7 +26,7 @@ CONSUMER = "city-health-bureau"
 # Bounds loose enough that the test data never reaches them: the exact answer is the
 # plain join's.
 POLICY = """
-contributions: {{rows_per_group: 50, groups: 20}}
+contributions: {{rows_per_unit: {rows}, groups: 20}}
 epsilon: {{per_query: 1.0, dataset_cap: 1000.0}}
 latency_floor_ms: 0
 join_with: [{other}]
@@ -41,7 +41,7 @@ Payment = tuple[str, str, float]
 class JoinWorld:
     """Publishes visits and payments on one node and grants the consumer both."""
 
-    def __init__(self, home: Path, *, grant_payments: bool = True) -> None:
+    def __init__(self, home: Path, *, grant_payments: bool = True, rows: int = 1000) -> None:
         self.home = home
         self.node = Node.init(_settings(home))
         self.accounts = Accounts(self.node.db, self.node.settings, log=self.node.log)
@@ -50,6 +50,7 @@ class JoinWorld:
         add_provider(self.node.db, "acme-pay", "Acme Pay")
         self.published = 0
         self.grant_payments = grant_payments
+        self.rows = rows  # each person's rows per group, in both policies
 
     def publish(self, visits: Sequence[Visit], payments: Sequence[Payment]) -> None:
         """Publish a new version of each dataset (the first time: policies and grants)."""
@@ -81,7 +82,9 @@ class JoinWorld:
 
     def _contract(self, provider: str, dataset: str, other: str, grant: bool) -> None:
         owner = self.accounts.actor(provider)
-        Policies(self.node).set(owner, dataset, POLICY.format(other=other), where="test")
+        Policies(self.node).set(
+            owner, dataset, POLICY.format(other=other, rows=self.rows), where="test"
+        )
         if not grant:
             return
         contracts = Contracts(self.node.db, self.node.settings, log=self.node.log)

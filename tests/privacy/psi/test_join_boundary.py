@@ -134,6 +134,42 @@ def test_each_join_draws_fresh_keys_so_tokens_of_two_joins_never_match(world: Jo
     assert not all_tokens(first) & all_tokens(second)
 
 
+def test_a_person_with_many_rows_on_both_sides_is_bounded_across_the_join(
+    tmp_path: Path,
+) -> None:
+    """4 visits × 5 payments make 20 pairs of rows for one person: bounded to R = 3."""
+    world = JoinWorld(tmp_path / "node", rows=3)
+    try:
+        world.publish(
+            [("AB0001", "910101", "I")] * 4 + [("AB0002", "910101", "I")],
+            [("AB0001", "910101", 1.0)] * 5 + [("AB0002", "910102", 1.0)],
+        )
+        exchange = Exchange(world.node)
+        sql = (
+            "SELECT COUNT(*) AS pairs FROM riverside_hospitals.outpatient_visits v "
+            "JOIN acme_pay.transactions t ON v.patient_id = t.person_id"
+        )
+        run = exchange.queries.request(sql, 0.5)
+        assert isinstance(run, JoinQuery)
+        found = {
+            ref: Found(
+                ref,
+                exchange.policies.get(ref).policy,
+                exchange.vault.standard(ref),
+                exchange.vault.versions(ref)[-1],
+            )
+            for ref in run.datasets()
+        }
+        operation = run.price(found).operation
+        assert isinstance(operation, JoinRun)
+        [row] = operation.exact(exchange.vault).to_pylist()
+        counted = next(q.name for q in operation.plan.plan.rewrite.quantities)
+        assert row[counted] == pytest.approx(3 + 1)
+        assert operation.plan.plan.scales[counted] > 0
+    finally:
+        world.close()
+
+
 def _plain(visits: list[Visit], payments: list[Payment]) -> dict[str, tuple[float, float, float]]:
     """The same question over the raw rows, in plain SQL."""
     con = duckdb.connect()
