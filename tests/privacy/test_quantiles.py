@@ -18,7 +18,7 @@ from privacy_fixtures import CODES, DATASET, visit_standard
 from entrepot.engine import DuckDBEngine, EngineOptions, write_unit_columns
 from entrepot.errors import InvalidInput, PolicyViolation
 from entrepot.privacy import Answer, Plan, mechanisms, parse_policy, plan
-from entrepot.privacy._quantiles import candidates
+from entrepot.privacy._quantiles import _edge, candidates, spec
 from entrepot.privacy.mechanisms import QUANTILE_CANDIDATES
 
 STANDARD = visit_standard()
@@ -381,3 +381,22 @@ def test_a_level_is_accepted_strictly_between_0_and_1_in_every_spelling(
         with pytest.raises(PolicyViolation) as refused:
             plan(sql, standard=STANDARD, policy=policy())
         assert refused.value.rule == "quantile"
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    name=st.sampled_from(["laplace", "gaussian"]),
+    level=st.floats(0.001, 0.999),
+    where=st.floats(0.0, 1.0),
+)
+def test_a_bracket_at_any_level_it_may_take_spends_at_most_its_quarter(
+    name: str, level: float, where: float
+) -> None:
+    mechanism = mechanisms.get(name)
+    quantile = spec(mechanism, "q", "cost", level, (LOW, HIGH), rows=15, share=0.3)
+    edge = _edge(level)
+    bracket = edge + (1 - 2 * edge) * where
+    if not edge < bracket < 1 - edge:
+        return
+    measurement = mechanisms._quantile(name, quantile.grid, bracket, quantile.bracket_scale)
+    assert float(measurement.map(15)) <= 0.3 / 4 * (1 + 1e-12)
