@@ -438,6 +438,10 @@ def _notes(query: Query, standard: Standard, rewritten: Rewrite, bound: Bound) -
         if column is not None:
             low, high = standard.field(column).bounds or (0.0, 0.0)
             notes.append(f"{column} clamped to [{low:g}, {high:g}]")
+    for column in rewritten.sampled:
+        grid = _quantiles.candidates(*(standard.field(column).bounds or (0.0, 0.0)))
+        step = grid[1] - grid[0] if len(grid) > 1 else 0.0
+        notes.append(f"{column} quantiles chosen among {len(grid)} points {step:g} apart")
     if rewritten.bounded:
         notes.append(
             f"each {standard.privacy_unit} counts for at most {rewritten.rows_per_unit} rows "
