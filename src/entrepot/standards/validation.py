@@ -8,9 +8,11 @@
         v.write_rejected(Path("rejected.parquet"))
 
 The file is read once: each row is numbered, mapped onto the standard's columns,
-typed strictly and checked by every row rule as it is read, and only the typed values
-are stored (with the texts and flags a rejected row needs); checks across rows (keys
-that repeat) then run on the stored values. Nothing runs row by row in Python. The
+typed strictly and checked by every row rule as it is read (all of them OR-ed into
+one flag), and only the typed values are stored, with the texts a rejected row
+needs; checks across rows (keys that repeat) then run on the stored values. Which
+rules a rejected row broke is worked out on the rejected rows alone (view
+``rejected``). Nothing runs row by row in Python. The
 validation owns a private DuckDB connection (not the consumer query engine) with a
 memory limit, spilling to its own temporary folder, so a file larger than memory
 still validates.
