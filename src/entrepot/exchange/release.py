@@ -39,6 +39,7 @@ from entrepot.errors import (
     LimitExceeded,
     NotFound,
     PolicyViolation,
+    param,
 )
 from entrepot.exchange._release_models import ReleaseRecord
 from entrepot.exchange.accounts import Accounts, Actor, Organization, Role
@@ -84,7 +85,7 @@ class ReleaseSpec:
         if self.kind == SYNTHETIC and (self.epsilon is None or not self.epsilon > 0):
             raise InvalidInput(
                 "a synthetic release needs a positive ε",
-                hint="e.g. --epsilon 2; it is debited from the consumer's grant",
+                hint=f"e.g. {param('epsilon')} 2; it is debited from the consumer's grant",
             )
 
     def to_dict(self) -> dict[str, Any]:
@@ -170,7 +171,7 @@ def _anonymization(spec: ReleaseSpec, found: Found) -> Any:
         raise PolicyViolation(
             f"k = {k} is below the policy's floor k_min = {rules.k_min}",
             rule="k_floor",
-            hint=f"ask for --k {rules.k_min} or more",
+            hint=f"ask for {param('k')} {rules.k_min} or more",
         )
     sensitive = spec.sensitive or (sensitive_columns[0] if sensitive_columns else None)
     if sensitive is not None and sensitive not in sensitive_columns:
@@ -186,14 +187,14 @@ def _anonymization(spec: ReleaseSpec, found: Found) -> Any:
         raise PolicyViolation(
             f"l = {diversity} is below the policy's floor l_min = {rules.l_min}",
             rule="l_floor",
-            hint=f"ask for --l {rules.l_min} or more",
+            hint=f"ask for {param('l')} {rules.l_min} or more",
         )
     t = spec.t if spec.t is not None else rules.t_max
     if t > rules.t_max:
         raise PolicyViolation(
             f"t = {t:g} is above the policy's ceiling t_max = {rules.t_max:g}",
             rule="t_ceiling",
-            hint=f"ask for --t {rules.t_max:g} or less",
+            hint=f"ask for {param('t')} {rules.t_max:g} or less",
         )
     limit = spec.max_suppression if spec.max_suppression is not None else rules.max_suppression
     if limit > rules.max_suppression:
@@ -201,7 +202,7 @@ def _anonymization(spec: ReleaseSpec, found: Found) -> Any:
             f"suppressing up to {limit:.1%} of the rows is above the policy's "
             f"{rules.max_suppression:.1%}",
             rule="suppression_limit",
-            hint=f"ask for --max-suppression {rules.max_suppression:g} or less",
+            hint=f"ask for {param('max_suppression')} {rules.max_suppression:g} or less",
         )
     criteria = Criteria(k=k, l=diversity, l_model=rules.l_model, t=t, max_suppression=limit)
     return Anonymization(
@@ -224,14 +225,14 @@ def _synthesis(request: ReleaseRequest, found: Found) -> Any:
             f"ε = {epsilon:g} is above the policy's epsilon_per_release "
             f"({rules.epsilon_per_release:g})",
             rule="epsilon_per_release",
-            hint=f"ask for --epsilon {rules.epsilon_per_release:g} or less",
+            hint=f"ask for {param('epsilon')} {rules.epsilon_per_release:g} or less",
         )
     rows = spec.rows or min(found.version.rows, request.max_rows)
     if rows > request.max_rows:
         raise LimitExceeded(
             f"{rows:,} synthetic rows is more than the node allows ({request.max_rows:,})",
             setting="release_max_rows",
-            hint="ask for fewer --rows, or raise ENTREPOT_RELEASE_MAX_ROWS",
+            hint=f"ask for fewer {param('rows')}, or raise ENTREPOT_RELEASE_MAX_ROWS",
         )
     columns = (
         *rules.quasi_identifiers_of(standard),

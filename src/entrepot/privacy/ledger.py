@@ -51,7 +51,14 @@ from sqlalchemy.orm import Session
 
 from entrepot.clock import utcnow
 from entrepot.db import Database, count_rows, import_models
-from entrepot.errors import BudgetExhausted, Conflict, ContractViolation, InvalidInput, NotFound
+from entrepot.errors import (
+    BudgetExhausted,
+    Conflict,
+    ContractViolation,
+    InvalidInput,
+    NotFound,
+    param,
+)
 from entrepot.privacy._ledger_tables import (
     ATTO,
     COMPLETED,
@@ -344,7 +351,7 @@ class Ledger:
             f"grant GRANT-{current.grant_id} has {from_nano(current.epsilon_remaining_nano):g} ε "
             f"left; this use needs {from_nano(cost):g} ε",
             budget="grant",
-            hint="lower --epsilon, or " + ask + " for more ε",
+            hint=f"lower {param('epsilon')}, or " + ask + " for more ε",
             grant_id=current.grant_id,
         )
 

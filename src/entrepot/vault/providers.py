@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from entrepot._text import check_text
 from entrepot.clock import as_utc, utcnow
 from entrepot.db import Database, count_rows
-from entrepot.errors import Conflict, InvalidInput, NotFound
+from entrepot.errors import Conflict, InvalidInput, NotFound, param
 from entrepot.organizations import Organization, Role
 from entrepot.vault.models import Dataset, Provider
 from entrepot.vault.refs import check_slug
@@ -50,7 +50,7 @@ def add_provider(db: Database, slug: str, name: str) -> ProviderInfo:
     if not name or len(name) > _NAME_MAX:
         raise InvalidInput(
             f"provider {slug}: the name must be 1 to {_NAME_MAX} characters",
-            hint='give the organization\'s name, e.g. --name "Riverside Hospitals"',
+            hint=f'give the organization\'s name, e.g. {param("name")} "Riverside Hospitals"',
         )
     with db.write() as session:
         if session.scalar(select(Provider.id).where(Provider.slug == slug)) is not None:

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from entrepot.errors import InvalidInput, PolicyViolation
+from entrepot.errors import InvalidInput, PolicyViolation, param
 from entrepot.privacy.anonymize.hierarchy import Hierarchy, Levels, hierarchy_for
 from entrepot.privacy.anonymize.risk import class_histogram, drivers, risk
 from entrepot.privacy.anonymize.search import Criteria, Evaluation, Search, Table
@@ -104,7 +104,8 @@ def anonymize(
         raise PolicyViolation(
             "l-diversity and t-closeness need a sensitive column, and the release names none",
             rule="sensitive_column",
-            hint="list one in the policy's release.sensitive, or ask for --l 1 without --t",
+            hint=f"list one in the policy's release.sensitive, or ask for {param('l')} 1 "
+            f"without {param('t')}",
         )
     given = {h.column: h for h in hierarchies or ()}
     levels: list[Levels] = []
