@@ -37,8 +37,10 @@ __all__ = ["Criteria", "Evaluation", "Search", "Table"]
 # A lattice larger than this is refused: 10 columns of 4 levels is 1,048,576 nodes,
 # far beyond what any release needs; the error says which columns to drop.
 _MAX_NODES = 500_000
-# Group keys below this many possible values are counted with bincount, not hashed.
-_DENSE = 1 << 22
+# Group keys with at most this many possible values per tuple are counted with
+# bincount instead of hashed: beyond it, clearing and scanning the counts costs more
+# than hashing the keys.
+_DENSE = 2
 
 
 @dataclass(frozen=True)
@@ -211,7 +213,7 @@ class Search:
                 key = _combine(key, mapped.astype(np.int64), cardinality)
                 space = 1 << 62
             row_loss += lv.losses[level][mapped]
-        if space <= _DENSE:
+        if space <= _DENSE * len(key):
             present = np.bincount(key, minlength=space) > 0
             remap = np.cumsum(present) - 1
             classes = remap[key]
