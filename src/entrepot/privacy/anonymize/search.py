@@ -149,6 +149,9 @@ class Search:
                 setting="release.quasi_identifiers",
             )
         self.rows = table.rows
+        # As floats: a dot product of float64 with int64 takes NumPy's slow generic
+        # loop (measured 7 ms against 0.02 ms for 30k tuples).
+        self._weights = table.counts.astype(np.float64)
         self.limit = int(np.floor(criteria.max_suppression * self.rows + 1e-9))
         n_qi = max(len(table.levels), 1)
         # Per column and level: the summed loss of every row's cell, for the bound.
@@ -228,12 +231,15 @@ class Search:
         if table.sensitive is not None and (criteria.l > 1 or criteria.t < 1.0):
             failing |= self._diversity(classes, n_classes, sizes)
         suppressed = int(sizes[failing].sum())
+        passes = suppressed <= self.limit
         n_qi = len(table.levels)
-        kept_loss = float(np.dot(row_loss, weights * ~failing[classes]))
-        loss = (kept_loss + suppressed * n_qi) * self._scale if n_qi else 0.0
-        return Evaluation(
-            node, classes, sizes, units, failing, suppressed, loss, suppressed <= self.limit
-        )
+        loss = 1.0  # a failing node's loss is never used
+        if passes and n_qi:
+            kept_loss = float(np.dot(row_loss, np.where(failing[classes], 0.0, self._weights)))
+            loss = (kept_loss + suppressed * n_qi) * self._scale
+        elif passes:
+            loss = 0.0
+        return Evaluation(node, classes, sizes, units, failing, suppressed, loss, passes)
 
     def _diversity(self, classes: np.ndarray, n_classes: int, sizes: np.ndarray) -> np.ndarray:
         """Per class: fails l-diversity or t-closeness."""
