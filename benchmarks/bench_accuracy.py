@@ -2,10 +2,11 @@
 
 Two datasets, both the ``health.visit`` standard on a real node (published, with the
 policy the provider set): the demo's Riverside outpatient visits (``entrepot demo``,
-about 30k rows, its policy: 3 rows per group, 2 groups per patient, groups under 50
-hidden) and a seeded file of ``--rows`` visits (default 1M) whose number of visits per
-patient is skewed (lognormal rates: median 4, 1% above 60, up to ~450), published with a
-policy that states its coverage and leaves the contribution bounds to their defaults.
+about 30k rows, its policy: 2 groups per patient, groups under 50 hidden) and a seeded
+file of ``--rows`` visits (default 1M) whose number of visits per patient is skewed
+(lognormal rates: median 4, 1% above 60, up to ~450), published with a policy that
+states its coverage and leaves the contribution bounds to their defaults (the rows per
+patient a publish estimates privately).
 
 Every query of :data:`QUERIES` (counts, sums, averages, medians and distinct patients;
 no GROUP BY, by one and two dimensions and by month; with and without WHERE) is
@@ -411,9 +412,9 @@ def bench_dataset(dataset: Dataset, args: argparse.Namespace) -> Bench:
     started = time.perf_counter()
     with opened(dataset) as (found, session, view):
         print(
-            f"{dataset.label}: {dataset.rows:,} rows, policy bounds "
-            f"{found.policy.rows_per_group} rows per group x {found.policy.groups_per_unit} "
-            f"groups, load average {load()}",
+            f"{dataset.label}: {dataset.rows:,} rows, rows per patient bounded by "
+            f"{found.policy.rows_per_unit or 'auto'} (policy), the version's private estimate "
+            f"{found.version.unit_bound}, load average {load()}",
             flush=True,
         )
         standard = found.standard
