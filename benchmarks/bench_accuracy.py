@@ -164,11 +164,13 @@ def parse_size(text: str) -> int:
 def demo_dataset() -> Dataset:
     """The demo's exchange, built once with ``entrepot demo`` (its seeded data)."""
     home = DATA / "demo"
-    if not (home / "keys" / "node.key").exists():
+    built = home.with_suffix(".built")  # written once the whole demo was built
+    if not built.exists():
         shutil.rmtree(home, ignore_errors=True)
         home.parent.mkdir(parents=True, exist_ok=True)
         command = [sys.executable, "-m", "entrepot", "demo", "--home", str(home), "--no-serve"]
         subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+        built.touch()
     return Dataset("demo (Riverside visits)", home)
 
 
@@ -183,7 +185,8 @@ def skewed_dataset(rows: int) -> Dataset:
     from entrepot.vault import LocalVault, OnError, PublishRequest, add_provider
 
     home = DATA / f"skewed-{rows}"
-    if not (home / "keys" / "node.key").exists():
+    built = home.with_suffix(".built")  # written once published with its policy
+    if not built.exists():
         shutil.rmtree(home, ignore_errors=True)
         home.mkdir(parents=True)
         started = time.perf_counter()
@@ -206,6 +209,7 @@ def skewed_dataset(rows: int) -> Dataset:
         finally:
             node.close()
         raw.unlink()
+        built.touch()
         print(f"published {rows:,} skewed visits in {time.perf_counter() - started:.0f} s")
     return Dataset(f"skewed, {rows:,} rows", home)
 
