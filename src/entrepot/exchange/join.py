@@ -23,6 +23,7 @@ never an identifier, and drops them when the answer is out (docs/psi.md).
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -33,9 +34,9 @@ import numpy as np
 import pyarrow as pa
 
 from entrepot.engine import Engine
-from entrepot.errors import InvalidInput, PolicyViolation
+from entrepot.errors import EntrepotError, InvalidInput, PolicyViolation
 from entrepot.exchange.coordinator import Cost, Found, Priced
-from entrepot.privacy.psi import TOKEN_BYTES, DoublyBlindedBatch, Match, Matcher
+from entrepot.privacy.psi import TOKEN_BYTES, BlindedBatch, DoublyBlindedBatch, Match, Matcher
 from entrepot.privacy.psi.query import JoinPlan, plan_join
 from entrepot.privacy.sql.join import Side, join_sources
 from entrepot.standards import codelist
@@ -179,8 +180,6 @@ class JoinRun:
                 out.append(outcome)
             return out[0], out[1]
 
-        left, right = self._timed("blind", blind)
-
         def reblind() -> tuple[DoublyBlindedBatch, DoublyBlindedBatch]:
             # Each holder blinds the other's tokens: A's come back with A's handles.
             mine = vault.run(Reblind(self.refs[1], join, left.tokens), touched=once)
@@ -189,9 +188,22 @@ class JoinRun:
             assert isinstance(theirs, Reblinded)
             return mine.tokens, theirs.tokens
 
-        left_tokens, right_tokens = self._timed("reblind", reblind)
+        try:
+            left, right = self._timed("blind", blind)
+            left_tokens, right_tokens = self._timed("reblind", reblind)
+        except BaseException:
+            self._forget(vault, join)
+            raise
         view = self._timed("match", lambda: self._joined(left, right, left_tokens, right_tokens))
         return view, left.rows + right.rows
+
+    def _forget(self, vault: Vault, join: str) -> None:
+        """Have every holder still keeping this join's key forget it: a reblind of no
+        tokens ends a holder's part; one that kept none answers Conflict."""
+        empty = BlindedBatch(np.empty(0, np.uint64), b"")
+        for ref in self.refs:
+            with contextlib.suppress(EntrepotError):
+                vault.run(Reblind(ref, join, empty), touched=lambda: None)
 
     def _joined(
         self,

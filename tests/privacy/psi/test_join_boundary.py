@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tests.exchange.join_world import CONSUMER, JoinWorld, Payment, Visit
 
+from entrepot.errors import QueryFailed
 from entrepot.exchange import Exchange
 from entrepot.exchange.coordinator import Coordinator, Found
 from entrepot.exchange.join import JoinQuery, JoinRun
@@ -132,6 +133,31 @@ def test_each_join_draws_fresh_keys_so_tokens_of_two_joins_never_match(world: Jo
 
     assert all_tokens(first)
     assert not all_tokens(first) & all_tokens(second)
+
+
+class _FailingSecondBlind(Recording):
+    def run(self, operation: Operation, *, touched: Any) -> Outcome:
+        if isinstance(operation, Blind) and any(isinstance(o, Blind) for o, _ in self.sent):
+            raise RuntimeError("the second holder went away")
+        return super().run(operation, touched=touched)
+
+
+def test_a_join_that_fails_midway_leaves_no_holder_keeping_its_key(world: JoinWorld) -> None:
+    exchange = Exchange(world.node)
+    vault = LocalVault.of(world.node)
+    failing = _FailingSecondBlind(vault)
+    queries = Queries(
+        Coordinator(
+            world.node,
+            vault=failing,
+            contracts=exchange.contracts,
+            policies=exchange.policies,
+            ledger=exchange.ledger,
+        )
+    )
+    with pytest.raises(QueryFailed):
+        queries.run(exchange.actor(CONSUMER), SQL, epsilon=0.5)
+    assert vault._joins == {}  # the first holder forgot its key
 
 
 def test_a_person_with_many_rows_on_both_sides_is_bounded_across_the_join(
