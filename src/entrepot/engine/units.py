@@ -10,8 +10,10 @@ data only, so a publish counts it once and stores it in the version's own file::
     __entrepot_unit_key    a dense integer standing for the unit (1, 2, ... by first row)
 
 A query without a filter then weights each row with no aggregate over units; one
-with a filter counts its rows per unit over the integer key, which DuckDB groups
-with a perfect hash table instead of hashing strings.
+with a filter keeps apart, by the integer key, only the rows of units whose count is
+above the bound, and needs no per-unit grouping for the others. The publish also
+returns how many units have each count, from which :mod:`entrepot.privacy.bounds`
+estimates the bound privately.
 
 These columns are hidden: their names start with :data:`HIDDEN_PREFIX`, which no
 standard's column may, so the SQL checker (which accepts only the standard's
