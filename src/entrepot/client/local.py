@@ -20,7 +20,6 @@ from entrepot.client.protocol import Advance, Progress
 from entrepot.errors import InvalidInput, NotFound, ProofInvalid
 from entrepot.schemas.catalog import DatasetOut, DatasetPageOut, VersionOut
 from entrepot.schemas.paging import page_body
-from entrepot.schemas.releases import SHARING_PREFIX, ReleaseOut, ReleasePlanOut, ShareProfile
 
 # The services' modules load with the services they hold (entrepot.exchange.facade).
 if TYPE_CHECKING:
@@ -503,30 +502,40 @@ class LocalClient(ShippedStandards):
 
     def release_plan(self, dataset: str, consumer: str, **spec: Any) -> dict[str, Any]:
         from entrepot.exchange.release import ReleaseSpec
+        from entrepot.schemas.releases import ReleasePlanOut
 
         planned = self.exchange.releases.plan(self.actor, dataset, consumer, ReleaseSpec(**spec))
         return ReleasePlanOut.model_validate(planned).model_dump(mode="json")
 
     def release_create(self, dataset: str, consumer: str, **spec: Any) -> dict[str, Any]:
         from entrepot.exchange.release import ReleaseSpec
+        from entrepot.schemas.releases import ReleaseOut
 
         made = self.exchange.releases.create(self.actor, dataset, consumer, ReleaseSpec(**spec))
         return ReleaseOut.model_validate(made.to_dict()).model_dump(mode="json")
 
     def releases(self, *, state: str | None = None) -> list[dict[str, Any]]:
+        from entrepot.schemas.releases import ReleaseOut
+
         found = self.exchange.releases.all(self.actor, state=state)
         return [ReleaseOut.model_validate(i.to_dict()).model_dump(mode="json") for i in found]
 
     def release_show(self, release: str) -> dict[str, Any]:
+        from entrepot.schemas.releases import ReleaseOut
+
         found = self.exchange.releases.show(self.actor, release)
         return ReleaseOut.model_validate(found.to_dict()).model_dump(mode="json")
 
     def release_revoke(self, release: str, reason: str = "") -> dict[str, Any]:
+        from entrepot.schemas.releases import ReleaseOut
+
         check_text(reason, "reason")
         revoked = self.exchange.releases.revoke(self.actor, release, reason)
         return ReleaseOut.model_validate(revoked.to_dict()).model_dump(mode="json")
 
     def share_profile(self) -> dict[str, Any]:
+        from entrepot.schemas.releases import SHARING_PREFIX, ShareProfile
+
         account = self.actor.account or self.actor.org_slug
         issued = self.exchange.accounts.issue_token(self.actor, account)
         endpoint = self.exchange.settings.base_url.rstrip("/") + SHARING_PREFIX
