@@ -25,13 +25,14 @@ __all__ = ["JOIN_EPSILON", "JOIN_QUERY", "PAYMENTS_POLICY", "private_join"]
 JOIN_EPSILON = 0.5
 GRANTED_EPSILON = 2.0
 # Jade Pay's rules: its payments may be joined with outpatient visits only; a payer
-# adds at most 5 payments to at most 2 groups; groups under 20 are hidden.
+# adds at most 10 payments in total and counts in at most 2 groups; groups under 20
+# are hidden.
 PAYMENTS_POLICY = """\
 epsilon:
   per_query: 1.0
   dataset_cap: 10.0
 contributions:
-  rows_per_group: 5
+  rows_per_unit: 10
   groups: 2
 threshold: 20
 join_with: [health.visit]
