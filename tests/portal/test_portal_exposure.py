@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from axe_playwright_python.sync_playwright import Axe
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 # The demo's identifiers: patients (all providers), and each provider's visit ids.
 IDENTIFIERS = re.compile(r"ZR\d{10}|RV2025\d{6}|HH-25-\d{7}")
