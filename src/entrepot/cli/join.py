@@ -53,8 +53,8 @@ def overlap(
     holder sees the other's identifiers, and ε is spent on both grants. Both policies
     must allow the join and both grants the action private-join.
 
-    Example: entrepot join overlap skyline-mobile/phone-presence
-    riverside-hospitals/outpatient-visits --as lanshan-health-bureau --epsilon 0.2
+    Example: entrepot join overlap riverside-hospitals/outpatient-visits
+    jade-pay/payments --as lanshan-health-bureau --epsilon 0.2
     """
 
     with join_steps("joining on blinded link keys…") as steps, session(home, as_) as client:

@@ -2,11 +2,11 @@
 
 A join query reads two datasets, each held by its own provider::
 
-    SELECT p.district, COUNT(DISTINCT v.patient_id) AS people
-    FROM skyline_mobile.phone_presence p
-    JOIN riverside_hospitals.outpatient_visits v ON p.resident_number = v.patient_id
-    WHERE v.diagnosis_group = 'J' AND p.hour >= TIMESTAMP '2025-03-01 00:00:00'
-    GROUP BY p.district
+    SELECT v.age_band, COUNT(DISTINCT v.patient_id) AS people
+    FROM riverside_hospitals.outpatient_visits v
+    JOIN jade_pay.payments p ON v.patient_id = p.person_id
+    WHERE p.merchant_sector = 'Q' AND v.diagnosis_group = 'X'
+    GROUP BY v.age_band
 
 :func:`join_sources` finds the two datasets from the text alone (so the coordinator
 can look up both policies); :func:`check_join` splits the query into three parts that
