@@ -24,7 +24,7 @@ class QueryIn(BaseModel):
 
 
 class OverlapIn(BaseModel):
-    left: str = Field(min_length=3, max_length=200, examples=["skyline-mobile/phone-presence"])
+    left: str = Field(min_length=3, max_length=200, examples=["jade-pay/payments"])
     right: str = Field(
         min_length=3, max_length=200, examples=["riverside-hospitals/outpatient-visits"]
     )
