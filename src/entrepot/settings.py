@@ -45,7 +45,20 @@ class Settings(BaseModel):
         description="Metadata database URL; default sqlite:///<home>/node.db. "
         "A postgresql:// URL runs the same code path on PostgreSQL.",
     )
-    engine: str = Field("duckdb", description="Analytical engine backend, by registered name.")
+    engine: str = Field(
+        "duckdb", description="Analytical engine backend, by registered name (duckdb, spark)."
+    )
+    spark_master: str | None = Field(
+        None,
+        description="With engine = spark: the Spark master URL (local[2], spark://host:7077, "
+        "k8s://…); default local[<engine_threads>], Spark inside the node's process.",
+    )
+    spark_remote: str | None = Field(
+        None,
+        pattern=r"^sc://[^\s]+$",
+        description="With engine = spark: a Spark Connect URL (sc://host:15002) to run "
+        "queries on instead of a master; the cluster must see the vaults at the same paths.",
+    )
 
     host: str = Field("127.0.0.1", description="Address `entrepot serve` binds to.")
     port: int = Field(8000, ge=0, le=65535, description="Port `entrepot serve` listens on.")

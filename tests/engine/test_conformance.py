@@ -15,8 +15,11 @@ from entrepot.engine import Engine, EngineOptions, get, names
 from entrepot.errors import EntrepotError, Forbidden, NotFound
 from entrepot.exchange.node import Node
 
+# Spark starts a JVM per engine (seconds), so its run of these tests is a slow one.
+ENGINES = [pytest.param(n, marks=pytest.mark.slow) if n == "spark" else n for n in names()]
 
-@pytest.fixture(params=names())
+
+@pytest.fixture(params=ENGINES)
 def engine(request: pytest.FixtureRequest, node: Node) -> Iterator[Engine]:
     options = EngineOptions(
         allowed_directories=(node.path("vaults"),),

@@ -27,6 +27,9 @@ class EngineOptions:
     threads: int = 2
     memory_limit: str = "4GB"
     timeout_s: float = 60.0
+    # Where a distributed engine runs (Spark: a master URL such as local[2] or
+    # spark://host:7077, or a Spark Connect URL sc://host:15002); None: in-process.
+    cluster: str | None = None
 
 
 class Session(ABC):

@@ -207,6 +207,7 @@ class Node:
                         threads=self.settings.engine_threads,
                         memory_limit=self.settings.engine_memory_limit,
                         timeout_s=self.settings.query_timeout_s,
+                        cluster=self.settings.spark_remote or self.settings.spark_master,
                     )
                 )
             return self._engine
