@@ -141,3 +141,11 @@ def test_a_node_opens_its_engine_once_and_removes_its_working_folder(node: Node)
     assert folder.stat().st_mode & 0o777 == 0o700
     node.close()
     assert not folder.exists()
+
+
+def test_an_arrow_table_registered_in_a_session_is_its_own(engine: Engine) -> None:
+    with engine.session() as session:
+        session.register_arrow("matched", pa.table({"x": pa.array([4, 5], pa.int64())}))
+        assert session.execute("SELECT sum(x) AS total FROM matched").to_pylist() == [{"total": 9}]
+        with engine.session() as other, pytest.raises(NotFound):
+            other.execute("SELECT count(*) FROM matched")

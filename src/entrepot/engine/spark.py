@@ -198,6 +198,11 @@ class SparkSqlSession(Session):
         self._spark.read.parquet(*(str(f) for f in files)).createOrReplaceTempView(view)
         self._views.add(view.lower())
 
+    def register_arrow(self, view: str, table: pa.Table) -> None:
+        # Spark 4 takes an Arrow table as it is; the view is this session's alone.
+        self._spark.createDataFrame(table).createOrReplaceTempView(view)
+        self._views.add(view.lower())
+
     def columns(self, view: str) -> dict[str, str]:
         self._known(view)
         schema = self._spark.table(view).schema
@@ -301,7 +306,8 @@ class SparkSqlSession(Session):
         if self._connect:
             self._spark.removeTag(group)
         else:
-            self._spark.sparkContext.setLocalProperty("spark.jobGroup.id", None)
+            # None removes the property (PySpark's stubs say str only).
+            self._spark.sparkContext.setLocalProperty("spark.jobGroup.id", None)  # type: ignore[arg-type]
 
     def close(self) -> None:
         for view in self._views:
