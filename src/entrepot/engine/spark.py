@@ -73,7 +73,7 @@ _TYPES = {
 
 
 def _memory(limit: str) -> str:
-    """DuckDB's ``4GB`` as Spark's ``4g``."""
+    """DuckDB's ``4GB`` as Spark's driver memory, at least the 512 MB Spark starts with."""
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B)\s*", limit, re.IGNORECASE)
     if match is None:
         raise InvalidInput(
@@ -83,7 +83,7 @@ def _memory(limit: str) -> str:
         )
     number, unit = float(match.group(1)), match.group(2)[0].lower()
     megabytes = number * {"k": 1 / 1024, "m": 1, "g": 1024, "t": 1024**2}[unit]
-    return f"{max(int(megabytes), 256)}m"
+    return f"{max(int(megabytes), 512)}m"
 
 
 @register
