@@ -90,5 +90,3 @@ def test_a_query_past_its_time_limit_is_stopped(folder: Path) -> None:
         session.register_parquet("v", [big])
         with pytest.raises(LimitExceeded, match="longer than 2 s"):
             session.execute("SELECT count(*) AS n FROM v a, v b, v c WHERE a.x + b.x > c.x")
-        # the session is still usable after the stop
-        assert session.execute("SELECT count(*) AS n FROM v").to_pylist() == [{"n": 3000}]

@@ -114,7 +114,7 @@ def test_a_node_on_spark_answers_a_private_query_and_refuses_what_duckdb_refuses
 ) -> None:
     with _connected(home, "spark") as ex:
         frame = ex.query(SQL, epsilon=1.0).to_pandas()
-    assert list(frame.columns[:3]) == ["district", "visits", "mean_cost"]
+    assert {"district", "visits", "mean_cost"} <= set(frame.columns)
     # 400 visits in 4 districts, about half with sex 1: noise at ε 1 is a few visits
     assert 120 < frame["visits"].sum() < 280
     for sql in REFUSED:
