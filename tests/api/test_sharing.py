@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections import Counter
@@ -17,6 +18,8 @@ from tests.exchange.logged_world import DATASET, PROVIDER
 from tests.exchange.release_world import CONSUMER, OUTSIDER, seed
 
 from entrepot.api import create_app
+from entrepot.client.http import HttpClient
+from entrepot.errors import PolicyViolation
 from entrepot.exchange import Exchange
 from entrepot.exchange.accounts import LOCAL
 from entrepot.exchange.node import Node
@@ -134,3 +137,28 @@ def test_file_urls_expire_and_cannot_be_forged(world: Exchange, node: Node) -> N
     assert part.content == whole.content[4:12]
     assert whole.content[:4] == b"PAR1"
     assert len(whole.content) == size
+
+
+def test_the_http_client_makes_a_release_and_the_consumer_reads_it_with_its_profile(
+    node: Node, tmp_path: Path
+) -> None:
+    ex = seed(node, tmp_path)
+    _, provider = ex.accounts.create(LOCAL, "riverside-admin", "provider", org=PROVIDER)
+    with running(create_app(node)) as api:
+        url = str(api.base_url)
+        with HttpClient(url, provider.secret) as maker:
+            made = maker.release_create(DATASET, CONSUMER, kind="anonymized", k=5, l=2)
+            with pytest.raises(PolicyViolation) as refused:
+                maker.release_create(DATASET, CONSUMER, kind="anonymized", k=2)
+        assert refused.value.details["rule"] == "k_floor"
+        assert made["release"] == "R-1"
+        with HttpClient(url, _token(ex, CONSUMER)) as reader:
+            [listed] = reader.releases()
+            profile_body = reader.share_profile()
+        assert listed["report"].get("rows_in") is None
+        assert profile_body["endpoint"] == f"{url}/delta-sharing"
+        profile = tmp_path / "bureau.share"
+        profile.write_text(json.dumps(profile_body), encoding="utf-8")
+        table = ".".join(made["share"][part] for part in ("share", "schema", "table"))
+        found = read(profile, table)
+    assert found.get("rows") == made["rows"], found
