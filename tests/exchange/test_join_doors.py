@@ -118,8 +118,8 @@ def test_the_api_and_the_http_client_answer_joins(world: JoinWorld) -> None:
             )
             assert refused.status_code == 403
             assert refused.json()["error"]["rule"] == "join"
-            client = HttpClient(str(http.base_url), token=secret)
-            overlap = client.join_overlap(VISITS, PAYMENTS, epsilon=0.2)
+            with HttpClient(str(http.base_url), token=secret) as client:
+                overlap = client.join_overlap(VISITS, PAYMENTS, epsilon=0.2)
             assert overlap["answer"]["aggregates"] == ["people"]
             assert [d["dataset"] for d in overlap["datasets"]] == [VISITS, PAYMENTS]
     finally:
