@@ -178,11 +178,12 @@ def skewed_dataset(rows: int) -> Dataset:
     """A node holding ``rows`` skewed visits, published with :data:`SKEWED_POLICY`."""
     from _skewed import write_visits
     from entrepot.exchange.accounts import Accounts
+    from entrepot.exchange.catalog import publish_version
     from entrepot.exchange.node import Node
     from entrepot.exchange.policies import Policies
     from entrepot.settings import Settings
     from entrepot.standards import get
-    from entrepot.vault import LocalVault, OnError, PublishRequest, add_provider
+    from entrepot.vault import OnError, PublishRequest, add_provider
 
     home = DATA / f"skewed-{rows}"
     built = home.with_suffix(".built")  # written once published with its policy
@@ -202,7 +203,8 @@ def skewed_dataset(rows: int) -> Dataset:
                 filename="visits.csv",
             )
             with raw.open("rb") as data:
-                LocalVault.of(node).publish(request, data)
+                # as the CLI and the API publish: the rows-per-unit bound estimated too
+                publish_version(node, request, data)
             accounts = Accounts(node.db, node.settings, log=node.log)
             provider = accounts.actor("riverside-hospitals")
             Policies(node).set(provider, REF, SKEWED_POLICY, where="the benchmark's policy")
