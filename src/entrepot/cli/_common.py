@@ -129,6 +129,15 @@ As = Annotated[
     ),
 ]
 Json = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+# Options of every command that spends ε on a dataset (a query, a join's overlap).
+Purpose = Annotated[
+    str | None,
+    typer.Option("--purpose", help="The purpose of this use \\[default: the grant's]."),
+]
+ReceiptFile = Annotated[
+    Path | None,
+    typer.Option("--receipt", help="Write the signed receipt to this file.", dir_okay=False),
+]
 Db = Annotated[
     str | None,
     typer.Option("--db", envvar="ENTREPOT_DB", help="Metadata DB URL \\[default: SQLite in home]."),

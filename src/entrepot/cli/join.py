@@ -6,12 +6,11 @@ A join query itself is asked with `entrepot query` (SQL with one JOIN on link ke
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from entrepot.cli._common import As, Home, Json, emit, is_local, session
+from entrepot.cli._common import As, Home, Json, Purpose, ReceiptFile, emit, is_local, session
 from entrepot.cli._steps import join_steps
 from entrepot.cli.query import render_answer, write_receipt
 from entrepot.errors import InvalidInput
@@ -36,14 +35,8 @@ def overlap(
             "--epsilon", "-e", help="ε to spend on each dataset \\[default: policy's].", min=0
         ),
     ] = None,
-    purpose: Annotated[
-        str | None,
-        typer.Option("--purpose", help="The purpose of this use \\[default: the grant's]."),
-    ] = None,
-    receipt: Annotated[
-        Path | None,
-        typer.Option("--receipt", help="Write the signed receipt to this file.", dir_okay=False),
-    ] = None,
+    purpose: Purpose = None,
+    receipt: ReceiptFile = None,
     home: Home = None,
     as_json: Json = False,
 ) -> None:

@@ -17,6 +17,8 @@ from entrepot.cli._common import (
     As,
     Home,
     Json,
+    Purpose,
+    ReceiptFile,
     cell,
     console,
     emit,
@@ -116,14 +118,8 @@ def query(
         float | None,
         typer.Option("--epsilon", "-e", help="ε to spend \\[default: the policy's].", min=0),
     ] = None,
-    purpose: Annotated[
-        str | None,
-        typer.Option("--purpose", help="The purpose of this use \\[default: the grant's]."),
-    ] = None,
-    receipt: Annotated[
-        Path | None,
-        typer.Option("--receipt", help="Write the signed receipt to this file.", dir_okay=False),
-    ] = None,
+    purpose: Purpose = None,
+    receipt: ReceiptFile = None,
     home: Home = None,
     as_json: Json = False,
 ) -> None:

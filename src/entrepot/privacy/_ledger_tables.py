@@ -54,6 +54,7 @@ __all__ = [
     "Reservation",
     "StoredAnswer",
     "close_budget",
+    "ensure_cap",
     "from_atto",
     "from_nano",
     "open_budget",
@@ -424,6 +425,27 @@ def insert_ignore(session: Session, table: Any, values: dict[str, Any]) -> None:
             pass
 
 
+def ensure_cap(
+    session: Session, dataset_id: int, default_cap: float, *, actor: str, now: datetime
+) -> None:
+    """Give a dataset its global ε cap at ``default_cap`` (δ cap 0) inside the caller's
+    transaction, unless it has one already."""
+    cap = to_nano(default_cap, round_up=False)
+    insert_ignore(
+        session,
+        table_of(DatasetCap),
+        {
+            "dataset_id": dataset_id,
+            "cap_nano": cap,
+            "remaining_nano": cap,
+            "delta_cap_atto": 0,
+            "delta_remaining_atto": 0,
+            "updated_by": actor,
+            "updated_at": now,
+        },
+    )
+
+
 def open_budget(
     session: Session,
     *,
@@ -448,20 +470,7 @@ def open_budget(
     setting a policy writes the δ cap (:func:`entrepot.privacy.ledger.write_cap`).
     """
     total = to_nano(epsilon, round_up=False)
-    cap = to_nano(default_cap, round_up=False)
-    insert_ignore(
-        session,
-        table_of(DatasetCap),
-        {
-            "dataset_id": dataset_id,
-            "cap_nano": cap,
-            "remaining_nano": cap,
-            "delta_cap_atto": 0,
-            "delta_remaining_atto": 0,
-            "updated_by": actor,
-            "updated_at": now,
-        },
-    )
+    ensure_cap(session, dataset_id, default_cap, actor=actor, now=now)
     budget = Budget(
         grant_id=grant_id,
         consumer_id=consumer_id,

@@ -79,6 +79,7 @@ from entrepot.privacy._ledger_tables import (
     StoredAnswer,
     cap_view,
     close_budget,
+    ensure_cap,
     entry_view,
     from_atto,
     from_nano,
@@ -736,20 +737,7 @@ def debit_bound(
     versions' ``bound_epsilon_nano``.
     """
     cost = to_nano(epsilon)
-    cap = to_nano(default_cap, round_up=False)
-    insert_ignore(
-        session,
-        table_of(DatasetCap),
-        {
-            "dataset_id": dataset_id,
-            "cap_nano": cap,
-            "remaining_nano": cap,
-            "delta_cap_atto": 0,
-            "delta_remaining_atto": 0,
-            "updated_by": actor,
-            "updated_at": now,
-        },
-    )
+    ensure_cap(session, dataset_id, default_cap, actor=actor, now=now)
     caps = table_of(DatasetCap)
     done = session.execute(
         update(caps)
