@@ -22,11 +22,16 @@ from fastapi import APIRouter
 
 from entrepot.portal import catalog, console, provider, signin, static, transparency, usage
 
-__all__ = ["UPLOAD_PATHS", "router"]
+__all__ = ["ROUTERS", "UPLOAD_PATHS", "router"]
 
 # Portal paths that take a dataset upload (limited by max_upload_bytes, as the API's).
 UPLOAD_PATHS = ("/provider/publish",)
 
+# Each page module's routes: the portal is these and nothing else.
+ROUTERS = tuple(
+    module.router for module in (signin, static, catalog, console, provider, transparency, usage)
+)
+
 router = APIRouter(include_in_schema=False)
-for _module in (signin, static, catalog, console, provider, transparency, usage):
-    router.include_router(_module.router)
+for _routes in ROUTERS:
+    router.include_router(_routes)
