@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 import pytest
+from playwright.sync_api import expect
 
 from entrepot.exchange import Exchange, Node
 from entrepot.exchange.accounts import LOCAL
@@ -55,8 +56,8 @@ def test_a_consumer_finds_a_dataset_by_search_and_facet(person: Any) -> None:
     analyst.go("/")
     page.get_by_label("Search titles, descriptions and columns").fill("visits")
     page.get_by_role("button", name="Search").click()
-    cards = page.locator(".card")
-    assert cards.count() == 2
+    page.wait_for_url(re.compile(r"q=visits"))
+    expect(page.locator(".card")).to_have_count(2)
     page.get_by_role("checkbox", name=re.compile("Riverside Hospitals")).check()
     page.wait_for_url(re.compile(r"provider=Riverside"))
     assert page.locator(".card").count() == 1
