@@ -38,7 +38,7 @@ clients: $(CLIENTS)/.installed
 demo: install
 	$(BIN)/entrepot demo --home $(DEMO_HOME) --fresh --host $(HOST) --port $(PORT)
 
-## system-deps: Debian packages the tests need (libsodium, PostgreSQL, Chromium)
+## system-deps: Debian packages the tests need (libsodium, PostgreSQL, Java, Chromium)
 system-deps:
 	bash tools/system-deps.sh
 
