@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from privacy_fixtures import CODES
-from small_node import CONSUMER, small_node
+from small_node import CONSUMER, POLICY, small_node
 from test_rewrite_counted import STANDARD, counted_copy, queries, rows_strategy, sql_of, write
 
 import entrepot
@@ -91,7 +91,9 @@ def test_spark_computes_exactly_the_aggregates_duckdb_computes(
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return small_node(tmp_path_factory.mktemp("node") / "home", rows=400)
+    # rows per unit fixed by the policy: a 400-row node's private estimate is coarse
+    policy = POLICY + "contributions:\n  rows_per_unit: 4\n"
+    return small_node(tmp_path_factory.mktemp("node") / "home", rows=400, policy=policy)
 
 
 SQL = (

@@ -147,7 +147,9 @@ def create_app(node_or_settings: Node | Settings) -> FastAPI:
 
     for name in ROUTERS:
         module = importlib.import_module(f"entrepot.api.routers.{name}")
-        app.include_router(module.router, responses=errors.ERROR_RESPONSES)
+        # A router answering in another protocol's shape declares its own (Delta Sharing).
+        responses = getattr(module, "RESPONSES", errors.ERROR_RESPONSES)
+        app.include_router(module.router, responses=responses)
     # The web portal at /, over the same client as the routes (none of its pages is API).
     app.include_router(portal.router)
     openapi.install(app)

@@ -82,7 +82,7 @@ class RevokeIn(BaseModel):
 class ShareProfile(BaseModel):
     """A Delta Sharing profile file (version 1), as the official clients read it."""
 
-    shareCredentialsVersion: Literal[1] = 1
+    shareCredentialsVersion: int = Field(1, description="The profile format's version: 1.")
     endpoint: str
     bearerToken: str
     expirationTime: str | None = None

@@ -19,9 +19,11 @@ from typing import Any, TypeVar
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import BaseModel
 
 from entrepot.api._exchange import exchange_of
 from entrepot.api.auth import Consumer
+from entrepot.api.errors import ERROR_RESPONSES, ErrorBody
 from entrepot.api.openapi import operation_id
 from entrepot.errors import EntrepotError, InvalidInput
 from entrepot.exchange.sharing import TABLE_VERSION, Sharing
@@ -32,6 +34,20 @@ __all__ = ["router"]
 router = APIRouter(
     prefix=SHARING_PREFIX, tags=["delta sharing"], generate_unique_id_function=operation_id
 )
+
+
+class ProtocolError(BaseModel):
+    """A refusal in the Delta Sharing protocol's shape."""
+
+    errorCode: str
+    message: str
+
+
+# Refusals of the protocol's operations come in its shape; a missing or bad token is
+# refused before them, in the API's.
+RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {**spec, "model": ErrorBody | ProtocolError} for status, spec in ERROR_RESPONSES.items()
+}
 
 T = TypeVar("T")
 _NDJSON = "application/x-ndjson; charset=utf-8"
