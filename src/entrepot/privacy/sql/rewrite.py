@@ -137,11 +137,22 @@ class Rewrite:
         text = template.replace("{view}", _ident(view)).replace("{where}", self.where)
         if dialect == "duckdb":
             return text
-        return sqlglot.transpile(text, read="duckdb", write=dialect)[0]
+        # A literal such as 9.0 is a DECIMAL in both dialects; DuckDB computes with it
+        # in fixed point at no cost, Spark in arbitrary precision at several times a
+        # double's. The values are weights and clamps, which a DOUBLE holds exactly
+        # enough, so elsewhere they are DOUBLE.
+        tree = sqlglot.parse_one(text, read="duckdb").transform(_as_double)
+        return tree.sql(dialect=dialect)
 
     def sensitivity(self, quantity: Quantity, norm: int) -> float:
         """Δ₁ (``norm=1``) or Δ₂ (``norm=2``) of ``quantity`` under add/remove of one unit."""
         return quantity.l1 if norm == 1 else quantity.l2
+
+
+def _as_double(node: exp.Expression) -> exp.Expression:
+    if isinstance(node, exp.Literal) and not node.is_string and not node.this.isdigit():
+        return exp.cast(node.copy(), exp.DataType.Type.DOUBLE)
+    return node
 
 
 def _needs(query: Query, standard: Standard, policy: Policy) -> list[tuple[str, str | None]]:
