@@ -20,8 +20,8 @@ Synthesis: 100k synthetic rows over the health.visit dimensions at ε = 1 and ε
 with the total variation distance of every 1- and 2-way marginal to the real rows,
 beside a baseline at the same ε: independent noisy 1-way marginals (OpenDP Laplace).
 
-    python benchmarks/bench_release.py                       # 30k and 1M, k = 5 and 10
-    python benchmarks/bench_release.py --rows 30k --anjana-max-rows 30k
+    python benchmarks/bench_anonymize.py                     # 30k and 1M, k = 5 and 10
+    python benchmarks/bench_anonymize.py --rows 30k --anjana-max-rows 30k
 """
 
 from __future__ import annotations
@@ -293,7 +293,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", default="30k,1M", help="comma-separated sizes")
     parser.add_argument("--k", default="5,10")
-    parser.add_argument("--anjana-max-rows", default="30k", help="skip anjana above this size")
+    parser.add_argument("--anjana-max-rows", default="1M", help="skip anjana above this size")
     parser.add_argument("--synth-rows", default="100k")
     parser.add_argument("--epsilons", default="1,5")
     parser.add_argument("--skip-synth", action="store_true")
