@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import threading
+from datetime import timedelta
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -8,7 +9,7 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 
 from entrepot.errors import Conflict, Forbidden, NotFound, Unauthorized
-from entrepot.exchange.accounts import LOCAL, ApiToken
+from entrepot.exchange.accounts import LOCAL, Accounts, ApiToken
 from marketplace import Market
 
 
@@ -149,3 +150,79 @@ def test_racing_creations_of_one_account_give_one_account_and_clean_conflicts(
         worker.join()
     assert sorted(outcomes) == ["conflict"] * 5 + ["created"]
     assert [a.name for a in market.accounts.list_accounts(LOCAL)].count("twin") == 1
+
+
+def _another_worker(market: Market) -> Accounts:
+    """The accounts as another process of the node sees them: nothing cached."""
+    return Accounts(market.node.db, market.node.settings, clock=market.clock, log=market.node.log)
+
+
+def test_a_closed_session_is_refused_by_every_worker_and_its_api_token_lives_on(
+    market: Market,
+) -> None:
+    _, token = market.accounts.create(LOCAL, "analyst", "consumer", org="city-health-bureau")
+    session = market.accounts.open_session(token.secret, lifetime=timedelta(hours=8))
+    other = _another_worker(market)
+    for accounts in (market.accounts, other):
+        assert accounts.authenticate(session.secret).account == "analyst"
+    market.accounts.close_session(session.secret)
+    for accounts in (market.accounts, other, _another_worker(market)):
+        with pytest.raises(Unauthorized):
+            accounts.authenticate(session.secret)
+        assert accounts.authenticate(token.secret).account == "analyst"
+
+
+def test_revoking_the_api_token_ends_its_sessions(market: Market) -> None:
+    _, token = market.accounts.create(LOCAL, "analyst", "consumer", org="city-health-bureau")
+    sessions = [
+        market.accounts.open_session(token.secret, lifetime=timedelta(hours=8)) for _ in range(2)
+    ]
+    market.accounts.authenticate(sessions[0].secret)  # cached here; the other is not elsewhere
+    market.accounts.revoke_token(market.consumer, token.info.token_id)
+    for accounts in (market.accounts, _another_worker(market)):
+        for session in sessions:
+            with pytest.raises(Unauthorized):
+                accounts.authenticate(session.secret)
+
+
+def test_a_session_never_outlives_its_api_token_nor_its_lifetime(market: Market) -> None:
+    _, token = market.accounts.create(LOCAL, "analyst", "consumer", org="city-health-bureau")
+    short = market.accounts.open_session(token.secret, lifetime=timedelta(hours=8))
+    long = market.accounts.open_session(token.secret, lifetime=timedelta(days=10_000))
+    assert long.info.expires_at == token.info.expires_at
+    market.clock.advance(hours=8, seconds=1)
+    with pytest.raises(Unauthorized):
+        market.accounts.authenticate(short.secret)
+    assert market.accounts.authenticate(long.secret).account == "analyst"
+
+
+def test_sessions_are_not_listed_and_a_sign_out_never_revokes_an_api_token(
+    market: Market,
+) -> None:
+    _, token = market.accounts.create(LOCAL, "analyst", "consumer", org="city-health-bureau")
+    session = market.accounts.open_session(token.secret, lifetime=timedelta(hours=8))
+    listed = market.accounts.tokens(market.consumer, "analyst")
+    assert [t.token_id for t in listed] == [token.info.token_id]
+    assert market.accounts.count_tokens(market.consumer, "analyst") == 1
+    analyst = next(a for a in market.accounts.list_accounts(LOCAL) if a.name == "analyst")
+    assert analyst.active_tokens == 1
+    market.accounts.close_session(token.secret)
+    market.accounts.close_session("not a token")
+    assert market.accounts.authenticate(token.secret).account == "analyst"
+    with pytest.raises(Unauthorized):
+        market.accounts.open_session(session.secret, lifetime=timedelta(hours=8))
+    with pytest.raises(Unauthorized):
+        market.accounts.open_session("ent_000000000000_" + "A" * 43, lifetime=timedelta(hours=8))
+
+
+def test_ended_sessions_are_deleted_when_the_account_opens_another(market: Market) -> None:
+    _, token = market.accounts.create(LOCAL, "analyst", "consumer", org="city-health-bureau")
+    ended = market.accounts.open_session(token.secret, lifetime=timedelta(hours=8))
+    market.accounts.close_session(ended.secret)
+    market.accounts.open_session(token.secret, lifetime=timedelta(hours=8))
+    with market.node.db.read() as session:
+        rows = session.scalars(
+            select(ApiToken.token_id).where(ApiToken.parent_id.is_not(None))
+        ).all()
+    assert ended.info.token_id not in rows
+    assert len(rows) == 1

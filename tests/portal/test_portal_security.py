@@ -209,6 +209,54 @@ def test_signing_in_starts_a_new_session_and_the_planted_one_stays_anonymous(
         assert _csrf(http.get("/signin")) not in (token, planted_token)
 
 
+def _replayed(url: str, cookie: str) -> httpx.Response:
+    """A visit to the query console with a copy of ``cookie``, from another client."""
+    with httpx.Client(base_url=url, follow_redirects=False, timeout=30) as thief:
+        thief.cookies.set(COOKIE, cookie)
+        return thief.get("/query")
+
+
+def test_a_copied_cookie_is_signed_out_by_the_sign_out(served: Any) -> None:
+    with httpx.Client(base_url=served.url, follow_redirects=False, timeout=30) as http:
+        csrf = _csrf(http.get("/signin"))
+        signed = http.post("/signin", data={"token": served.tokens["city-analyst"], "csrf": csrf})
+        assert signed.status_code == 303
+        copied = http.cookies[COOKIE]
+        assert served.tokens["city-analyst"] not in copied
+        assert _replayed(served.url, copied).status_code == 200
+        token = _csrf(http.get("/query"))
+        assert http.post("/signout", data={"csrf": token}).status_code == 303
+    assert _replayed(served.url, copied).headers["location"].startswith("/signin")
+    # The API token itself lives on: a sign-out ends a session, not the account's token.
+    with httpx.Client(base_url=served.url, timeout=30) as api:
+        me = api.get("/v1/me", headers={"Authorization": f"Bearer {served.tokens['city-analyst']}"})
+    assert me.status_code == 200
+
+
+def test_revoking_the_api_token_signs_out_its_sessions(served: Any) -> None:
+    node = Node.open(Settings(home=served.home))
+    try:
+        accounts = Exchange(node).accounts
+        _info, issued = accounts.create(LOCAL, "short-lived", "consumer", org="city-analytics")
+    finally:
+        node.close()
+    cookies = []
+    for _ in range(2):
+        with httpx.Client(base_url=served.url, follow_redirects=False, timeout=30) as http:
+            csrf = _csrf(http.get("/signin"))
+            assert http.post("/signin", data={"token": issued.secret, "csrf": csrf}).is_redirect
+            cookies.append(http.cookies[COOKIE])
+    assert all(_replayed(served.url, c).status_code == 200 for c in cookies)
+    with httpx.Client(base_url=served.url, timeout=30) as api:
+        revoked = api.post(
+            f"/v1/tokens/{issued.info.token_id}/revoke",
+            headers={"Authorization": f"Bearer {issued.secret}"},
+        )
+    assert revoked.status_code == 200, revoked.text
+    for cookie in cookies:
+        assert _replayed(served.url, cookie).headers["location"].startswith("/signin")
+
+
 def test_a_forged_or_altered_cookie_is_an_anonymous_visit(served: Any) -> None:
     with httpx.Client(base_url=served.url, follow_redirects=False, timeout=30) as http:
         http.get("/signin")

@@ -47,10 +47,12 @@ from sqlalchemy import (
     ForeignKey,
     Integer,
     String,
+    delete,
+    or_,
     select,
 )
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.orm import Mapped, Session, aliased, mapped_column
 
 from entrepot._text import check_text
 from entrepot.clock import utcnow
@@ -109,6 +111,12 @@ class ApiToken(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime)
     expires_at: Mapped[datetime] = mapped_column(DateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # A portal session's token: the API token it was opened with (NULL: an API token).
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("api_tokens.id"), index=True)
+
+
+# The API token a session token hangs from, in a query that reads both rows.
+_Parent = aliased(ApiToken)
 
 
 @dataclass(frozen=True)
@@ -360,6 +368,7 @@ class Accounts:
             for account_id in session.scalars(
                 select(ApiToken.account_id).where(
                     ApiToken.account_id.in_([a.id for a, _ in rows]),
+                    ApiToken.parent_id.is_(None),
                     ApiToken.revoked_at.is_(None),
                     ApiToken.expires_at > now,
                 )
@@ -400,16 +409,24 @@ class Accounts:
         return token_id, secret, self._hasher.hash(secret)
 
     def _issue(
-        self, session: Session, account: Account, minted: tuple[str, str, str]
+        self,
+        session: Session,
+        account: Account,
+        minted: tuple[str, str, str],
+        *,
+        parent: ApiToken | None = None,
+        lifetime: timedelta | None = None,
     ) -> IssuedToken:
         token_id, secret, secret_hash = minted
         now = self.clock()
+        expires = now + (lifetime or timedelta(days=self.settings.token_ttl_days))
         row = ApiToken(
             token_id=token_id,
             account_id=account.id,
             secret_hash=secret_hash,
             created_at=now,
-            expires_at=now + timedelta(days=self.settings.token_ttl_days),
+            expires_at=expires if parent is None else min(expires, parent.expires_at),
+            parent_id=None if parent is None else parent.id,
         )
         session.add(row)
         session.flush()
@@ -444,6 +461,7 @@ class Accounts:
             return count_rows(session, self._tokens_of(session, query, actor, account))
 
     def _tokens_of(self, session: Session, query: Any, actor: Actor, account: str | None) -> Any:
+        query = query.where(ApiToken.parent_id.is_(None))
         if account is not None:
             return query.where(Account.id == self._visible_account(session, actor, account).id)
         return query if actor.administers else query.where(Account.org_id == actor.org_id)
@@ -468,6 +486,60 @@ class Accounts:
             self._record(session, actor, "token_revoked", info.account, token=info.ref)
         self._logged()
         return info
+
+    # -- portal sessions ----------------------------------------------------------
+
+    def open_session(self, token: str, *, lifetime: timedelta) -> IssuedToken:
+        """A session token of ``token``'s account, live for ``lifetime`` at most and never
+        past ``token``'s own expiry; ``token`` must be a live API token.
+
+        The account's sessions that ended (signed out, expired) are deleted here, so
+        their rows do not pile up.
+        """
+        actor = self.authenticate(token)
+        minted = self._mint()
+        with self.db.write() as session:
+            parent = session.scalar(select(ApiToken).where(ApiToken.token_id == token_id_of(token)))
+            if parent is None or parent.parent_id is not None:
+                raise Unauthorized(
+                    "a session is opened with an API token, not with another session",
+                    hint="sign in with the token `entrepot account token` printed",
+                )
+            now = self.clock()
+            session.execute(
+                delete(ApiToken).where(
+                    ApiToken.account_id == parent.account_id,
+                    ApiToken.parent_id.is_not(None),
+                    or_(ApiToken.revoked_at.is_not(None), ApiToken.expires_at <= now),
+                )
+            )
+            account = session.get_one(Account, parent.account_id)
+            issued = self._issue(session, account, minted, parent=parent, lifetime=lifetime)
+            row_id = session.scalar(
+                select(ApiToken.id).where(ApiToken.token_id == issued.info.token_id)
+            )
+        ttl = self.settings.token_cache_ttl_s
+        if ttl > 0 and row_id is not None:
+            # The secret was made here: its first request needs no Argon2id check.
+            key = hashlib.sha256(issued.secret.encode()).digest()
+            self._verified.put(key, _Verified(actor, row_id, time.monotonic() + ttl))
+        return issued
+
+    def close_session(self, token: str) -> None:
+        """End the session ``token`` stands for, on every process from the next request.
+
+        Anything else is left alone: an API token is never revoked by a sign-out, and
+        an unknown, ended or forged token has nothing to end.
+        """
+        try:
+            self.authenticate(token)
+        except Unauthorized:
+            return
+        with self.db.write() as session:
+            row = session.scalar(select(ApiToken).where(ApiToken.token_id == token_id_of(token)))
+            if row is not None and row.parent_id is not None and row.revoked_at is None:
+                row.revoked_at = self.clock()
+        self._verified.forget(hashlib.sha256(token.encode()).digest())
 
     def _record(
         self, session: Session, actor: Actor, change: str, account: str, **fields: str
@@ -530,25 +602,26 @@ class Accounts:
             # token revoked by any process is refused at once by all of them.
             with self.db.read() as session:
                 live = session.execute(
-                    select(ApiToken.revoked_at, ApiToken.expires_at).where(
-                        ApiToken.id == hit.row_id
-                    )
+                    select(ApiToken.revoked_at, ApiToken.expires_at, _Parent.revoked_at)
+                    .outerjoin(_Parent, _Parent.id == ApiToken.parent_id)
+                    .where(ApiToken.id == hit.row_id)
                 ).first()
-            if live is None or live.revoked_at is not None or live.expires_at <= now:
+            if live is None or not _live(live[0], live[1], live[2], now):
                 self._verified.forget(key)
                 raise _refused()
             return hit.actor
         with self.db.read() as session:
             found = session.execute(
-                select(ApiToken, Account, Organization)
+                select(ApiToken, Account, Organization, _Parent.revoked_at)
                 .join(Account, Account.id == ApiToken.account_id)
                 .join(Organization, Organization.id == Account.org_id)
+                .outerjoin(_Parent, _Parent.id == ApiToken.parent_id)
                 .where(ApiToken.token_id == token_id)
             ).first()
             if found is None:
                 raise _refused()
-            row, account, org = found
-            if row.revoked_at is not None or row.expires_at <= now:
+            row, account, org, parent_revoked = found
+            if not _live(row.revoked_at, row.expires_at, parent_revoked, now):
                 raise _refused()
             return Unverified(token_id, _actor_of(org, account), row.id, row.secret_hash, key)
 
@@ -567,6 +640,17 @@ class Accounts:
                 _Verified(unverified.actor, unverified.row_id, time.monotonic() + ttl),
             )
         return unverified.actor
+
+
+def _live(
+    revoked_at: datetime | None,
+    expires_at: datetime,
+    parent_revoked_at: datetime | None,
+    now: datetime,
+) -> bool:
+    """Whether a token's row is live: neither it nor its parent revoked, and not expired
+    (a session token never outlives its parent, see :meth:`Accounts.open_session`)."""
+    return revoked_at is None and parent_revoked_at is None and expires_at > now
 
 
 def _refused() -> Unauthorized:

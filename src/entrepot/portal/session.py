@@ -1,13 +1,17 @@
 """The portal's session: an API token sealed in an HttpOnly cookie, and CSRF tokens.
 
-A person signs in with the very API token an operator gave them (``entrepot account
-create`` prints it once). The portal keeps no session table: the cookie holds the
-token, a random session id and an expiry, sealed with XSalsa20-Poly1305 (PyNaCl's
-``SecretBox``) under a key derived from the node's signing key with keyed BLAKE2b.
-Every worker process of a node derives the same key, so a session works on any of
-them; nobody without the node's key can read or forge one. Each request unseals the
-cookie and authenticates the token exactly as the API does, so a revoked or expired
-token ends its sessions at once.
+A person signs in with the API token an operator gave them (``entrepot account
+create`` prints it once). Signing in opens a session on the server: a *session token*
+of the same account, a child of that API token, made by the accounts module
+(:meth:`~entrepot.exchange.accounts.Accounts.open_session`). The cookie holds the
+session token (never the API token), a random session id and an expiry, sealed with
+XSalsa20-Poly1305 (PyNaCl's ``SecretBox``) under a key derived from the node's
+signing key with keyed BLAKE2b. Every worker process of a node derives the same key,
+so a session works on any of them; nobody without the node's key can read or forge
+one. Each request unseals the cookie and authenticates its token exactly as the API
+does. Signing out revokes the session token on the server, so a copy of the cookie
+is dead from the next request; revoking or letting expire the API token ends every
+session opened with it.
 
 The cookie is ``HttpOnly`` (no script reads it), ``SameSite=Strict`` (no other site
 sends it), ``Secure`` when the portal is served over TLS, and never put in a URL or a
@@ -25,6 +29,7 @@ import json
 import secrets
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 
 from nacl.encoding import RawEncoder
 from nacl.exceptions import CryptoError
@@ -34,7 +39,7 @@ from nacl.signing import SigningKey
 from starlette.requests import Request
 from starlette.responses import Response
 
-__all__ = ["COOKIE", "CSRF_FIELD", "CSRF_HEADER", "Session", "SessionKeys"]
+__all__ = ["COOKIE", "CSRF_FIELD", "CSRF_HEADER", "LIFETIME", "Session", "SessionKeys"]
 
 
 COOKIE = "entrepot_session"
@@ -42,14 +47,16 @@ CSRF_FIELD = "csrf"
 CSRF_HEADER = "x-csrf-token"
 # A working day: a session outlives no shift, and a forgotten browser signs itself out.
 _LIFETIME_S = 8 * 3600
-# Keyed BLAKE2b "personalization" strings keep the two derived keys apart.
-_SEAL_PERSON = b"entrepot-portal1"
+LIFETIME = timedelta(seconds=_LIFETIME_S)
+# Keyed BLAKE2b "personalization" strings keep the two derived keys apart. The seal's
+# second key opens no cookie of the first, which held an API token, not a session's.
+_SEAL_PERSON = b"entrepot-portal2"
 _CSRF_PERSON = b"entrepot-csrf--1"
 
 
 @dataclass(frozen=True)
 class Session:
-    """What a cookie holds: a random id, the API token once signed in, and an expiry."""
+    """What a cookie holds: a random id, the session token once signed in, and an expiry."""
 
     sid: str
     token: str | None
@@ -61,7 +68,8 @@ class Session:
 
     @classmethod
     def signed_in(cls, token: str) -> Session:
-        """A new session id for the signed-in person: never the one before sign-in."""
+        """A new session id for the signed-in person (never the one before sign-in),
+        holding the session token opened for them."""
         return cls(secrets.token_hex(16), token, int(time.time()) + _LIFETIME_S)
 
     def __repr__(self) -> str:

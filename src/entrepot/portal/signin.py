@@ -1,17 +1,24 @@
-"""Sign in with an API token, sign out: the session cookie's whole life."""
+"""Sign in with an API token, sign out: the session's whole life.
+
+Signing in opens a session token on the server and signing out revokes it (see
+:mod:`entrepot.portal.session`), so a sign-out ends the session wherever its cookie
+was copied to.
+"""
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated
 
+import anyio.to_thread
 from fastapi import APIRouter, Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials
 from starlette.responses import Response
 
-from entrepot.api.auth import current_actor
+from entrepot.api.auth import accounts_of, current_actor
 from entrepot.errors import EntrepotError, Unauthorized
 from entrepot.portal._web import Visit, error_body, form_text, local_path, visit
-from entrepot.portal.session import Session
+from entrepot.portal.session import LIFETIME, Session
 
 __all__ = ["router"]
 
@@ -39,8 +46,12 @@ async def signin(request: Request, here: Visitor) -> Response:
                 hint="an operator prints one with `entrepot account create` or "
                 "`entrepot account token`",
             )
-        here.actor = await current_actor(
+        actor = await current_actor(
             request, HTTPAuthorizationCredentials(scheme="Bearer", credentials=token)
+        )
+        accounts = accounts_of(request)
+        opened = await anyio.to_thread.run_sync(
+            partial(accounts.open_session, token, lifetime=LIFETIME)
         )
     except EntrepotError as error:
         return here.render(
@@ -50,8 +61,9 @@ async def signin(request: Request, here: Visitor) -> Response:
             next=target,
             error=error_body(error),
         )
+    here.actor = actor
     # A new session id: one planted before sign-in is worth nothing after it.
-    here.session, here.fresh = Session.signed_in(token), True
+    here.session, here.fresh = Session.signed_in(opened.secret), True
     return here.redirect(target)
 
 
@@ -60,6 +72,8 @@ async def signout(request: Request, here: Visitor) -> Response:
     form = await request.form()
     if not here.csrf_ok(form):
         return here.refused_csrf()
+    if here.session.token is not None:
+        await anyio.to_thread.run_sync(accounts_of(request).close_session, here.session.token)
     here.actor = None
     here.session, here.fresh = Session.anonymous(), True
     return here.redirect("/signin")
