@@ -41,6 +41,7 @@ MODEL_MODULES: tuple[str, ...] = (
     "entrepot.exchange.openings",
     "entrepot.exchange.idempotency",
     "entrepot.exchange._release_models",
+    "entrepot.federation.models",
 )
 
 _NAMING = {

@@ -69,6 +69,25 @@ class Settings(BaseModel):
         "proxy's https:// URL); the ids of the DCAT catalog and of ODRL agreements start "
         "with it. Default: http://<host>:<port>/.",
     )
+    node_name: str | None = Field(
+        None,
+        pattern=r"^[a-z0-9][a-z0-9-]{0,62}$",
+        description="The name peers know this node by (`<node>:provider/dataset`); "
+        "default node-<first 8 hex digits of its public key>.",
+    )
+    peer_timeout_s: float = Field(
+        10.0, gt=0, description="Timeout of one call to a peer node, connecting and reading."
+    )
+    peer_clock_skew_s: float = Field(
+        300.0,
+        gt=0,
+        le=3600,
+        description="How far a peer's signed timestamp may be from this node's clock; "
+        "older or newer messages are refused, and nonces are remembered this long.",
+    )
+    peer_response_max_bytes: int = Field(
+        8 * 1024 * 1024, gt=0, description="Largest answer read from a peer node."
+    )
     license: str = Field(
         "http://publications.europa.eu/resource/authority/licence/CC_BY_4_0",
         description="IRI of the licence the node's answers are given under, stated in "

@@ -51,6 +51,7 @@ ROUTERS: tuple[str, ...] = (
     "openings",
     "releases",
     "sharing",
+    "federation",
 )
 
 # Paths whose bodies are dataset uploads, limited by `max_upload_bytes` instead.

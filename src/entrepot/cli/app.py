@@ -24,6 +24,8 @@ from entrepot.errors import EntrepotError, ExitCode
 # 0.3 s of CPU before it did anything.
 COMMANDS: dict[str, str] = {
     "init": "node",
+    "node": "node",
+    "peer": "peer",
     "serve": "serve",
     "login": "login",
     "logout": "login",

@@ -34,7 +34,7 @@ def _summaries(title: str, found: list[dict[str, Any]], empty: str) -> None:
         return
     rows = [
         [
-            s["dataset"],
+            f"{s['node']}:{s['dataset']}" if s.get("node") else s["dataset"],
             s["title"],
             s["provider"],
             s["standard"],
@@ -50,19 +50,30 @@ def _summaries(title: str, found: list[dict[str, Any]], empty: str) -> None:
 def search(
     query: Annotated[str, typer.Argument(help="Words to find; every word must match.")],
     limit: Annotated[int, typer.Option("--limit", help="Most results to show.", min=1)] = 20,
+    federated: Annotated[
+        bool,
+        typer.Option(
+            "--federated", help="Search every trusted peer's catalog too; results name their node."
+        ),
+    ] = False,
     as_: As = None,
     home: Home = None,
     as_json: Json = False,
 ) -> None:
     """Full-text search over titles, descriptions, providers, standards and columns.
 
-    Every word must match (as a word prefix); the best matches come first.
+    Every word must match (as a word prefix); the best matches come first. With
+    --federated, the node pulls each peer's signed catalog feed and lists its
+    datasets too, marked with the peer's name.
 
-    Example: entrepot catalog search "visits district"
+    Example: entrepot catalog search "visits district" --federated
     """
 
     with session(home, as_) as client:
-        found = client.catalog_search(query, limit)
+        if federated:
+            found = client.catalog_search_federated(query, limit)
+        else:
+            found = client.catalog_search(query, limit)
     emit(
         found,
         as_json,

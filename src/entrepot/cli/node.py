@@ -1,10 +1,10 @@
-"""`entrepot init`: create a node."""
+"""`entrepot init`: create a node; `entrepot node id`: what peers know it by."""
 
 from __future__ import annotations
 
 import typer
 
-from entrepot.cli._common import Db, Home, Json, console, emit, esc, settings
+from entrepot.cli._common import Db, Home, Json, console, emit, esc, open_node, settings
 
 
 def init(home: Home = None, db: Db = None, as_json: Json = False) -> None:
@@ -31,5 +31,30 @@ def init(home: Home = None, db: Db = None, as_json: Json = False) -> None:
     )
 
 
+node_app = typer.Typer(help="This node's identity, as other nodes know it.", no_args_is_help=True)
+
+
+@node_app.command("id")
+def node_id(home: Home = None, as_json: Json = False) -> None:
+    """Print this node's name, base URL and Ed25519 public key, for a peer's operator
+    to add it with `entrepot peer add URL --key KEY`.
+
+    Example: entrepot node id --json
+    """
+    from entrepot.federation.peers import identity_of
+
+    with open_node(home) as node:
+        data = identity_of(node).to_dict()
+    emit(
+        data,
+        as_json,
+        lambda: console.print(
+            f"[bold]{esc(data['name'])}[/] at {esc(data['url'])}\n  key {esc(data['key'])}\n"
+            f"  a peer adds it with: entrepot peer add {esc(data['url'])} --key {esc(data['key'])}"
+        ),
+    )
+
+
 def register(app: typer.Typer) -> None:
     app.command()(init)
+    app.add_typer(node_app, name="node")

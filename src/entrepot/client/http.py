@@ -206,6 +206,12 @@ class HttpClient:
     ) -> list[dict[str, Any]]:
         return self.items("/v1/catalog/search", most=limit, start=offset, q=query)
 
+    def catalog_search_federated(self, query: str, limit: int = 20) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = self.get("/v1/catalog/federated", q=query, limit=limit)[
+            "items"
+        ]
+        return found
+
     def catalog_show(self, dataset: str) -> dict[str, Any]:
         found: dict[str, Any] = self.get(f"/v1/catalog/datasets/{dataset_path(dataset)}")
         return found

@@ -137,6 +137,11 @@ class LocalClient(ShippedStandards):
         found = catalog.search(query, limit=most, offset=offset)
         return [DatasetOut.of(s).model_dump(mode="json") for s in found]
 
+    def catalog_search_federated(self, query: str, limit: int = 20) -> list[dict[str, Any]]:
+        from entrepot.federation.search import federated_search
+
+        return federated_search(self.exchange, self.actor, query, limit)
+
     def catalog_search_page(self, query: str, limit: int, offset: int = 0) -> dict[str, Any]:
         """A page of the ranked hits: pages are cut from the best ``catalog_max_results``."""
         catalog = self.exchange.catalog(self.actor)

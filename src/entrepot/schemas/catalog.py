@@ -35,6 +35,11 @@ class DatasetOut(BaseModel):
     rows: int | None = Field(description=_OWNER_ONLY.format("Rows of the newest version"))
     updated_at: UtcDateTime
     score: float | None = Field(None, description="Search rank (higher is better).")
+    node: str | None = Field(
+        None,
+        description="In a federated search: the node that offers the dataset "
+        "(query it as `<node>.<sql_name>`).",
+    )
 
     @classmethod
     def of(cls, summary: DatasetSummary) -> DatasetOut:

@@ -22,6 +22,7 @@ from entrepot.schemas.catalog import (
     DatasetOut,
     DatasetPageOut,
 )
+from entrepot.schemas.paging import page_body
 from entrepot.vault.refs import SLUG_MAX
 
 __all__ = ["DatasetSlug", "ProviderSlug", "router"]
@@ -65,6 +66,27 @@ def search_catalog(
     """Every word must match, as a prefix; hits come best first with their `score`. The
     catalog ranks at most `catalog_max_results` hits, and pages are cut from those."""
     body = client_of(request, actor).catalog_search_page(q, paging.limit, paging.offset)
+    return page_of(body, DatasetOut.model_validate)
+
+
+@router.get(
+    "/federated",
+    summary="Search this node's catalog and every trusted peer's, each result marked by node.",
+)
+def search_federated(
+    request: Request,
+    actor: AnyActor,
+    paging: Paging,
+    q: Annotated[
+        str,
+        Query(max_length=500, description="Words to find (prefixes match).", examples=["visit"]),
+    ],
+) -> Page[DatasetOut]:
+    """The node pulls each peer's signed catalog feed first; a peer that cannot be
+    reached keeps its last copy. Results carry `node`: query them as `<node>.<sql_name>`.
+    One search finds at most `offset` + `limit` datasets; the page is the last `limit`."""
+    found = client_of(request, actor).catalog_search_federated(q, paging.offset + paging.limit)
+    body = page_body(found[paging.offset :], len(found), paging.limit, paging.offset)
     return page_of(body, DatasetOut.model_validate)
 
 

@@ -1,0 +1,102 @@
+"""Federation: what other nodes call, each answer signed with the node's key.
+
+``GET /v1/federation/node`` tells anyone the node's name, URL and key (an operator
+adding this node as a peer checks it against the key it was given). Every other
+route answers only a request signed by a peer this node's operator added
+(:mod:`entrepot.federation.envelope`), and its answers, refusals included, are
+signed for that request.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response
+from starlette.concurrency import run_in_threadpool
+
+from entrepot.api._exchange import exchange_of
+from entrepot.api.openapi import operation_id
+from entrepot.clock import utcnow
+from entrepot.errors import EntrepotError
+from entrepot.federation.envelope import NONCE, SIGNATURE, Sender, open_request, sign_response
+from entrepot.federation.peers import identity_of
+
+__all__ = ["router"]
+
+router = APIRouter(
+    prefix="/v1/federation", tags=["federation"], generate_unique_id_function=operation_id
+)
+
+
+def _signed(request: Request, nonce: str, status: int, payload: Any) -> Response:
+    body = json.dumps(payload, sort_keys=True, default=str).encode()
+    key = exchange_of(request).node.signing_key
+    return Response(
+        body,
+        status_code=status,
+        media_type="application/json",
+        headers={SIGNATURE: sign_response(key, nonce, status, body)},
+    )
+
+
+def _target(request: Request) -> str:
+    query = request.url.query
+    return request.url.path + (f"?{query}" if query else "")
+
+
+async def _answer(request: Request, work: Callable[[Sender], Any]) -> Response:
+    """Check the request's envelope, run ``work`` for its sender, sign what comes back."""
+    body = await request.body()
+    exchange = exchange_of(request)
+    peers = exchange.peers
+    nonce = request.headers.get(NONCE, "")
+
+    def checked() -> Any:
+        sender = open_request(
+            request.headers,
+            request.method,
+            _target(request),
+            body,
+            recipient=exchange.node.verify_key,
+            trusted=peers.trusted,
+            fresh=peers.fresh,
+            now=utcnow(),
+            max_skew_s=exchange.settings.peer_clock_skew_s,
+        )
+        return work(sender)
+
+    try:
+        payload = await run_in_threadpool(checked)
+    except EntrepotError as error:
+        return _signed(request, nonce, error.status, error.to_dict())
+    return _signed(request, nonce, 200, payload)
+
+
+@router.get(
+    "/node",
+    summary="This node's name, URL and Ed25519 public key (no authentication).",
+    response_model=None,
+)
+def node_identity(request: Request) -> Response:
+    """The node's identity, signed for the caller's `Entrepot-Nonce` if it sent one."""
+    node = exchange_of(request).node
+    return _signed(request, request.headers.get(NONCE, ""), 200, identity_of(node).to_dict())
+
+
+@router.get(
+    "/catalog",
+    summary="The node's signed catalog feed: DCAT-3 datasets changed since a cursor (peers only).",
+    response_model=None,
+)
+async def catalog_feed(
+    request: Request,
+    since: Annotated[
+        str | None, Query(max_length=64, description="The cursor of the last feed read.")
+    ] = None,
+) -> Response:
+    from entrepot.federation.feed import catalog_feed as feed
+
+    exchange = exchange_of(request)
+    return await _answer(request, lambda _sender: feed(exchange, since))

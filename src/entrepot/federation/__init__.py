@@ -1,0 +1,12 @@
+"""Federation of nodes: identity, peers trusted by key, signed calls, catalog feeds.
+
+See docs/federation.md. The modules: :mod:`~entrepot.federation.envelope` (signing
+and checking every message between nodes), :mod:`~entrepot.federation.transport`
+(the one way to call a peer), :mod:`~entrepot.federation.peers` (identity and
+peers), :mod:`~entrepot.federation.feed` (the signed catalog feed and its copies)
+and :mod:`~entrepot.federation.search` (a search across peers).
+"""
+
+from entrepot.federation.peers import Identity, Peers, identity_of
+
+__all__ = ["Identity", "Peers", "identity_of"]

@@ -1,0 +1,66 @@
+"""The tables of federation: trusted peers, nonces seen, and the peers' catalogs.
+
+A peer row exists only because an operator added it with its public key
+(``entrepot peer add``); nothing a peer sends can create or change one. The cached
+datasets of a peer are a read-only copy of its last verified catalog feed, deleted
+with the peer.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from entrepot.clock import utcnow
+from entrepot.db import Base
+
+__all__ = ["Nonce", "Peer", "RemoteDataset"]
+
+
+class Peer(Base):
+    """A node this one trusts: its name, base URL and Ed25519 public key."""
+
+    __tablename__ = "federation_peers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    url: Mapped[str] = mapped_column(String(2000))
+    public_key: Mapped[str] = mapped_column(String(64), unique=True)
+    added_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    last_sync_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    # "ok" after a call that worked, else what went wrong with the last one.
+    last_status: Mapped[str] = mapped_column(String(500), default="never synced")
+    catalog_cursor: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class Nonce(Base):
+    """A signed request's nonce, kept as long as its timestamp would be accepted."""
+
+    __tablename__ = "federation_nonces"
+
+    sender: Mapped[str] = mapped_column(String(64), primary_key=True)
+    nonce: Mapped[str] = mapped_column(String(64), primary_key=True)
+    seen_at: Mapped[datetime] = mapped_column(DateTime, index=True)
+
+
+class RemoteDataset(Base):
+    """One dataset of a peer's catalog, as its last verified feed described it."""
+
+    __tablename__ = "federation_datasets"
+    __table_args__ = (UniqueConstraint("peer_id", "dataset"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    peer_id: Mapped[int] = mapped_column(
+        ForeignKey("federation_peers.id", ondelete="CASCADE"), index=True
+    )
+    dataset: Mapped[str] = mapped_column(String(200))
+    title: Mapped[str] = mapped_column(String(300))
+    description: Mapped[str] = mapped_column(Text, default="")
+    provider: Mapped[str] = mapped_column(String(200))
+    standard: Mapped[str] = mapped_column(String(200))
+    latest_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    modified: Mapped[str] = mapped_column(String(64))
+    document: Mapped[dict[str, Any]] = mapped_column(JSON)

@@ -1,0 +1,183 @@
+"""A node's identity and the peers its operator trusts.
+
+A node is known to others by a name (``node_name``, default ``node-`` and the
+first 8 hex digits of its key), the base URL it is reached at (``public_url``) and
+its Ed25519 public key: the very key that signs its transparency log's heads and
+its receipts, so that a peer that trusts the key verifies a receipt of this node
+offline with nothing else (docs/federation.md gives the reasons).
+
+A peer is trusted only because an operator added it with its key
+(``entrepot peer add URL --key KEY``): adding it fetches the peer's signed identity
+at that URL and refuses it unless the key given signed it. Nothing a peer sends
+adds, changes or removes a peer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from nacl.signing import VerifyKey
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+
+from entrepot.clock import as_utc, utcnow
+from entrepot.errors import Conflict, InvalidInput, NotFound, PeerError
+from entrepot.exchange.node import Node
+from entrepot.federation.envelope import key_hex, parse_key
+from entrepot.federation.models import Nonce, Peer
+from entrepot.federation.transport import PeerCall, peer_url
+
+__all__ = ["IDENTITY_PATH", "Identity", "Peers", "identity_of"]
+
+IDENTITY_PATH = "v1/federation/node"
+
+
+@dataclass(frozen=True)
+class Identity:
+    """What a node is known by: name, base URL, public key."""
+
+    name: str
+    url: str
+    key: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "url": self.url, "key": self.key}
+
+
+def identity_of(node: Node) -> Identity:
+    key = key_hex(node.verify_key)
+    return Identity(node.settings.node_name or f"node-{key[:8]}", node.settings.base_url, key)
+
+
+def _peer_dict(peer: Peer) -> dict[str, Any]:
+    return {
+        "name": peer.name,
+        "url": peer.url,
+        "key": peer.public_key,
+        "added_at": as_utc(peer.added_at).isoformat(),
+        "last_sync_at": None
+        if peer.last_sync_at is None
+        else as_utc(peer.last_sync_at).isoformat(),
+        "status": peer.last_status,
+    }
+
+
+class Peers:
+    """The peers of one node: add, list, remove, and call one."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self.settings = node.settings
+
+    @property
+    def identity(self) -> Identity:
+        return identity_of(self.node)
+
+    def connect(self, name: str, url: str, key: VerifyKey) -> PeerCall:
+        return PeerCall(
+            name,
+            url,
+            key,
+            self.node.signing_key,
+            timeout_s=self.settings.peer_timeout_s,
+            max_bytes=self.settings.peer_response_max_bytes,
+        )
+
+    def add(self, url: str, key: str) -> dict[str, Any]:
+        """Trust the node at ``url`` whose public key is ``key``, after it proves it."""
+        base = peer_url(url)
+        try:
+            verify = parse_key(key)
+        except ValueError:
+            raise InvalidInput(
+                f"{key!r} is not a public key",
+                hint="copy the key the peer's `entrepot node id` prints: 64 hex digits",
+            ) from None
+        if key == key_hex(self.node.verify_key):
+            raise InvalidInput("that key is this node's own", hint="add another node's URL and key")
+        with self.connect(base, base, verify) as call:
+            told = call.call("GET", IDENTITY_PATH)
+        name = told.get("name") if isinstance(told, dict) else None
+        if not isinstance(name, str) or told.get("key") != key:
+            raise PeerError(
+                f"the node at {base} did not describe itself with the key given",
+                hint="check the key with the peer's operator",
+                peer=base,
+                rule="peer_identity",
+            )
+        try:
+            with self.node.db.write() as session:
+                peer = Peer(name=name, url=base, public_key=key, added_at=utcnow())
+                session.add(peer)
+                session.flush()
+                return _peer_dict(peer)
+        except IntegrityError:
+            raise Conflict(
+                f"a peer named {name} or with that key is trusted already",
+                hint="`entrepot peer remove` it first to change its URL or key",
+            ) from None
+
+    def list(self) -> list[dict[str, Any]]:
+        with self.node.db.read() as session:
+            return [_peer_dict(p) for p in session.scalars(select(Peer).order_by(Peer.name))]
+
+    def get(self, name: str) -> Peer:
+        with self.node.db.read() as session:
+            peer = session.scalar(select(Peer).where(Peer.name == name))
+        if peer is None:
+            raise NotFound(
+                f"no peer named {name}",
+                hint="`entrepot peer list` shows the peers; an operator adds one with "
+                "`entrepot peer add URL --key KEY`",
+            )
+        return peer
+
+    def remove(self, name: str) -> dict[str, Any]:
+        """Stop trusting ``name``; its cached catalog goes with it."""
+        with self.node.db.write() as session:
+            peer = session.scalar(select(Peer).where(Peer.name == name))
+            if peer is None:
+                raise NotFound(f"no peer named {name}", hint="`entrepot peer list` shows them")
+            shown = _peer_dict(peer)
+            session.delete(peer)
+        return shown
+
+    def call(self, name: str) -> PeerCall:
+        """A signed channel to the trusted peer ``name``."""
+        peer = self.get(name)
+        return self.connect(peer.name, peer.url, parse_key(peer.public_key))
+
+    def note(self, name: str, status: str, *, synced: bool = False) -> None:
+        """Remember how the last call to ``name`` went (``peer list`` shows it)."""
+        with self.node.db.write() as session:
+            peer = session.scalar(select(Peer).where(Peer.name == name))
+            if peer is not None:
+                peer.last_status = status[:500]
+                if synced:
+                    peer.last_sync_at = utcnow()
+
+    def trusted(self, key: str) -> bool:
+        with self.node.db.read() as session:
+            return session.scalar(select(Peer.id).where(Peer.public_key == key)) is not None
+
+    def name_of(self, key: str) -> str:
+        with self.node.db.read() as session:
+            name = session.scalar(select(Peer.name).where(Peer.public_key == key))
+        if name is None:
+            raise NotFound("no peer has that key", hint="`entrepot peer list` shows the peers")
+        return name
+
+    def fresh(self, sender: str, nonce: str) -> bool:
+        """Record ``sender``'s ``nonce``; False if it was seen already (a replay)."""
+        now = utcnow()
+        # Past twice the skew no timestamp is accepted, so its nonce need not be kept.
+        oldest = now - timedelta(seconds=2 * self.settings.peer_clock_skew_s)
+        try:
+            with self.node.db.write() as session:
+                session.execute(delete(Nonce).where(Nonce.seen_at < oldest))
+                session.add(Nonce(sender=sender, nonce=nonce, seen_at=now))
+        except IntegrityError:
+            return False
+        return True

@@ -1,0 +1,181 @@
+"""Signed messages between nodes: what checks, and what is refused with which rule."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from nacl.signing import SigningKey
+
+from entrepot.errors import PeerError, Unauthorized
+from entrepot.federation.envelope import (
+    HEADERS,
+    check_response,
+    key_hex,
+    open_request,
+    sign_request,
+    sign_response,
+)
+
+SENDER = SigningKey(bytes(range(32)))
+RECIPIENT = SigningKey(bytes(range(1, 33)))
+STRANGER = SigningKey(bytes(range(2, 34)))
+NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+SKEW = 300.0
+
+methods = st.sampled_from(["GET", "POST"])
+targets = st.from_regex(r"/v1/[a-z/]{1,30}(\?since=[0-9a-z:+-]{0,20})?", fullmatch=True)
+bodies = st.binary(max_size=200)
+
+
+def opened(
+    headers: dict[str, str],
+    method: str,
+    target: str,
+    body: bytes,
+    *,
+    now: datetime = NOW,
+    seen: set[str] | None = None,
+) -> str:
+    nonces = set() if seen is None else seen
+
+    def fresh(key: str, nonce: str) -> bool:
+        if (key, nonce) in nonces:
+            return False
+        nonces.add((key, nonce))  # type: ignore[arg-type]
+        return True
+
+    sender = open_request(
+        headers,
+        method,
+        target,
+        body,
+        recipient=RECIPIENT.verify_key,
+        trusted=lambda key: key == key_hex(SENDER.verify_key),
+        fresh=fresh,
+        now=now,
+        max_skew_s=SKEW,
+    )
+    return sender.key
+
+
+def refused(rule: str, *args: object, **kwargs: object) -> None:
+    with pytest.raises(Unauthorized) as caught:
+        opened(*args, **kwargs)  # type: ignore[arg-type]
+    assert caught.value.details["rule"] == rule
+
+
+@given(methods, targets, bodies)
+def test_a_signed_request_opens_to_its_sender(method: str, target: str, body: bytes) -> None:
+    headers = sign_request(SENDER, RECIPIENT.verify_key, method, target, body, now=NOW)
+    assert opened(headers, method, target, body) == key_hex(SENDER.verify_key)
+
+
+@given(methods, targets, bodies, bodies)
+def test_a_tampered_body_is_refused(method: str, target: str, body: bytes, other: bytes) -> None:
+    headers = sign_request(SENDER, RECIPIENT.verify_key, method, target, body, now=NOW)
+    if other != body:
+        refused("envelope_signature", headers, method, target, other)
+
+
+@given(methods, targets, targets, bodies)
+def test_a_request_sent_at_another_path_is_refused(
+    method: str, target: str, other: str, body: bytes
+) -> None:
+    headers = sign_request(SENDER, RECIPIENT.verify_key, method, target, body, now=NOW)
+    if other != target:
+        refused("envelope_signature", headers, method, other, body)
+
+
+@given(targets, bodies, st.integers(min_value=1, max_value=int(SKEW)))
+def test_a_tampered_timestamp_or_nonce_is_refused(target: str, body: bytes, shift: int) -> None:
+    headers = sign_request(SENDER, RECIPIENT.verify_key, "GET", target, body, now=NOW)
+    later = {**headers, "Entrepot-Timestamp": str(int(headers["Entrepot-Timestamp"]) + shift)}
+    refused("envelope_signature", later, "GET", target, body)
+    other_nonce = {**headers, "Entrepot-Nonce": "0" * 32}
+    refused("envelope_signature", other_nonce, "GET", target, body)
+
+
+@given(targets, bodies)
+def test_a_replayed_request_is_refused(target: str, body: bytes) -> None:
+    headers = sign_request(SENDER, RECIPIENT.verify_key, "POST", target, body, now=NOW)
+    seen: set[str] = set()
+    opened(headers, "POST", target, body, seen=seen)
+    refused("envelope_replay", headers, "POST", target, body, seen=seen)
+
+
+@given(st.floats(min_value=SKEW + 1, max_value=10 * 365 * 86400), st.booleans())
+def test_a_request_outside_the_clock_skew_is_refused(offset: float, late: bool) -> None:
+    headers = sign_request(SENDER, RECIPIENT.verify_key, "GET", "/v1/x", b"", now=NOW)
+    moment = NOW + timedelta(seconds=offset if late else -offset)
+    refused("envelope_clock_skew", headers, "GET", "/v1/x", b"", now=moment)
+
+
+@given(st.floats(min_value=-SKEW + 1, max_value=SKEW - 1))
+def test_a_request_within_the_clock_skew_is_accepted(offset: float) -> None:
+    headers = sign_request(SENDER, RECIPIENT.verify_key, "GET", "/v1/x", b"", now=NOW)
+    opened(headers, "GET", "/v1/x", b"", now=NOW + timedelta(seconds=offset))
+
+
+@given(targets, bodies)
+def test_an_unknown_key_is_refused(target: str, body: bytes) -> None:
+    headers = sign_request(STRANGER, RECIPIENT.verify_key, "GET", target, body, now=NOW)
+    refused("envelope_unknown_key", headers, "GET", target, body)
+
+
+def test_a_trusted_key_forging_another_senders_header_is_refused() -> None:
+    forged = sign_request(STRANGER, RECIPIENT.verify_key, "GET", "/v1/x", b"", now=NOW)
+    forged["Entrepot-Key"] = key_hex(SENDER.verify_key)
+    refused("envelope_signature", forged, "GET", "/v1/x", b"")
+
+
+def test_a_request_for_another_node_is_refused() -> None:
+    headers = sign_request(SENDER, STRANGER.verify_key, "GET", "/v1/x", b"", now=NOW)
+    refused("envelope_recipient", headers, "GET", "/v1/x", b"")
+
+
+@pytest.mark.parametrize("missing", HEADERS)
+def test_an_unsigned_request_names_the_missing_header(missing: str) -> None:
+    headers = sign_request(SENDER, RECIPIENT.verify_key, "GET", "/v1/x", b"", now=NOW)
+    del headers[missing]
+    with pytest.raises(Unauthorized, match=missing) as caught:
+        opened(headers, "GET", "/v1/x", b"")
+    assert caught.value.details["rule"] == "envelope_malformed"
+
+
+@pytest.mark.parametrize(
+    ("header", "value"),
+    [
+        ("Entrepot-Key", "not-a-key"),
+        ("Entrepot-Timestamp", "yesterday"),
+        ("Entrepot-Signature", "%%%"),
+        ("Entrepot-Nonce", "short"),
+    ],
+)
+def test_a_malformed_header_is_refused(header: str, value: str) -> None:
+    headers = sign_request(SENDER, RECIPIENT.verify_key, "GET", "/v1/x", b"", now=NOW)
+    refused("envelope_malformed", {**headers, header: value}, "GET", "/v1/x", b"")
+
+
+@settings(max_examples=50)
+@given(st.integers(min_value=100, max_value=599), bodies, bodies)
+def test_an_answer_checks_only_for_its_request_status_and_body(
+    status: int, body: bytes, other: bytes
+) -> None:
+    nonce = "ab" * 16
+    signature = sign_response(RECIPIENT, nonce, status, body)
+    check_response("b", RECIPIENT.verify_key, nonce, status, body, signature)
+    for args in (
+        ("cd" * 16, status, body),
+        (nonce, status + 1, body),
+        (nonce, status, body + b"x"),
+    ):
+        with pytest.raises(PeerError, match="peer b") as caught:
+            check_response("b", RECIPIENT.verify_key, *args, signature)  # type: ignore[arg-type]
+        assert caught.value.details["rule"] == "response_signature"
+    with pytest.raises(PeerError):
+        check_response("b", STRANGER.verify_key, nonce, status, body, signature)
+    with pytest.raises(PeerError):
+        check_response("b", RECIPIENT.verify_key, nonce, status, body, None)

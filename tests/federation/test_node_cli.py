@@ -1,0 +1,41 @@
+"""`entrepot node id` and `entrepot peer`, as an operator runs them."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from entrepot.errors import ExitCode
+
+
+def entrepot(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "entrepot", *args], capture_output=True, text=True, check=False
+    )
+
+
+def test_node_id_prints_the_name_url_and_the_key_init_made(tmp_path: Path) -> None:
+    home = str(tmp_path / "a")
+    made = json.loads(entrepot("init", "--home", home, "--json").stdout)
+    told = json.loads(entrepot("node", "id", "--home", home, "--json").stdout)
+    assert told == {
+        "name": f"node-{made['node_key'][:8]}",
+        "url": "http://127.0.0.1:8000/",
+        "key": made["node_key"],
+    }
+    shown = entrepot("node", "id", "--home", home)
+    assert f"entrepot peer add http://127.0.0.1:8000/ --key {made['node_key']}" in shown.stdout
+
+
+def test_peer_commands_name_what_is_wrong(tmp_path: Path) -> None:
+    home = str(tmp_path / "a")
+    entrepot("init", "--home", home)
+    assert json.loads(entrepot("peer", "list", "--home", home, "--json").stdout) == []
+    bad = entrepot("peer", "add", "ftp://x", "--key", "00" * 32, "--home", home)
+    assert bad.returncode == ExitCode.INVALID
+    assert "not a peer's URL" in bad.stderr
+    gone = entrepot("peer", "remove", "nobody", "--home", home)
+    assert gone.returncode == ExitCode.NOT_FOUND
+    assert "no peer named nobody" in gone.stderr
