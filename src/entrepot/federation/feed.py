@@ -1,6 +1,6 @@
 """The signed catalog feed a node publishes, and the copy of its peers' feeds it keeps.
 
-The feed (``GET /v1/federation/catalog?since=CURSOR``) is a DCAT-3 JSON-LD
+The feed (``GET /federation/v1/catalog?since=CURSOR``) is a DCAT-3 JSON-LD
 ``dcat:Catalog`` holding the datasets modified at or after the cursor, with
 entrepot's terms beside DCAT's: ``entrepot:node`` (who publishes it),
 ``entrepot:cursor`` (the newest modification time, to send as ``since`` next time),
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 __all__ = ["FEED_PATH", "NAMESPACE", "catalog_feed", "sync", "sync_all"]
 
-FEED_PATH = "v1/federation/catalog"
+FEED_PATH = "federation/v1/catalog"
 NAMESPACE = "https://w3id.org/entrepot/ns#"
 
 

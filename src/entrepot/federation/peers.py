@@ -31,7 +31,7 @@ from entrepot.federation.transport import PeerCall, peer_url
 
 __all__ = ["IDENTITY_PATH", "Identity", "Peers", "identity_of"]
 
-IDENTITY_PATH = "v1/federation/node"
+IDENTITY_PATH = "federation/v1/node"
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,9 @@
 """Federation: what other nodes call, each answer signed with the node's key.
 
-``GET /v1/federation/node`` tells anyone the node's name, URL and key (an operator
+A protocol of its own beside the API (like Delta Sharing's), under ``/federation/v1``:
+its callers are nodes, authenticated by the signed envelope, never by a token.
+
+``GET /federation/v1/node`` tells anyone the node's name, URL and key (an operator
 adding this node as a peer checks it against the key it was given). Every other
 route answers only a request signed by a peer this node's operator added
 (:mod:`entrepot.federation.envelope`), and its answers, refusals included, are
@@ -25,8 +28,16 @@ from entrepot.federation.peers import identity_of
 
 __all__ = ["router"]
 
+# The answer's body is JSON, signed in the Entrepot-Signature header.
+_SIGNED = {
+    200: {
+        "description": "A JSON body, signed for the request in `Entrepot-Signature`.",
+        "content": {"application/json": {"schema": {"type": "object"}}},
+    }
+}
+
 router = APIRouter(
-    prefix="/v1/federation", tags=["federation"], generate_unique_id_function=operation_id
+    prefix="/federation/v1", tags=["federation"], generate_unique_id_function=operation_id
 )
 
 
@@ -78,6 +89,7 @@ async def _answer(request: Request, work: Callable[[Sender], Any]) -> Response:
     "/node",
     summary="This node's name, URL and Ed25519 public key (no authentication).",
     response_model=None,
+    responses=_SIGNED,
 )
 def node_identity(request: Request) -> Response:
     """The node's identity, signed for the caller's `Entrepot-Nonce` if it sent one."""
@@ -89,6 +101,7 @@ def node_identity(request: Request) -> Response:
     "/catalog",
     summary="The node's signed catalog feed: DCAT-3 datasets changed since a cursor (peers only).",
     response_model=None,
+    responses=_SIGNED,
 )
 async def catalog_feed(
     request: Request,
