@@ -29,7 +29,7 @@ from entrepot.federation.peers import identity_of
 __all__ = ["router"]
 
 # The answer's body is JSON, signed in the Entrepot-Signature header.
-_SIGNED = {
+_SIGNED: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "A JSON body, signed for the request in `Entrepot-Signature`.",
         "content": {"application/json": {"schema": {"type": "object"}}},
