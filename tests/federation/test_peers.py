@@ -28,7 +28,7 @@ def _node(tmp_path: Path, name: str) -> Node:
             node_name=name,
             token_hash_memory_kib=1024,
             api_query_workers=0,
-            peer_timeout_s=5,
+            peer_timeout_s=30,
         )
     )
 

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from entrepot.cli._common import Home, Json, console, emit, esc, settings
+from entrepot.cli._common import Home, Json, console, emit, esc, open_node, settings
 from entrepot.cli.audit import NodeKey
 from entrepot.client import current
 from entrepot.errors import NotFound
@@ -21,6 +21,14 @@ receipt_app = typer.Typer(help="Signed receipts that come with every answer.", n
 def verify(
     path: Annotated[Path, typer.Argument(help="The receipt JSON file.")],
     node_key: NodeKey = None,
+    peer: Annotated[
+        str | None,
+        typer.Option(
+            "--peer",
+            help="Verify with the key of this trusted peer, for a receipt another node signed "
+            "(read from the local node; no network).",
+        ),
+    ] = None,
     home: Home = None,
     as_json: Json = False,
 ) -> None:
@@ -37,7 +45,14 @@ def verify(
         raise NotFound(f"no receipt at {path}", hint="pass the receipt file the answer came with")
     client = current()
     server: dict[str, Any] | None = None
-    if client is None:
+    if peer is not None:
+        from entrepot.exchange import Exchange
+        from entrepot.federation.envelope import parse_key
+
+        with open_node(home) as node:
+            key = parse_key(Exchange(node).peers.get(peer).public_key)
+        receipt = verify_receipt(path.read_bytes(), key)
+    elif client is None:
         key = read_verify_key(node_key, settings(home).home / "keys" / "node.pub")
         receipt = verify_receipt(path.read_bytes(), key)
     else:

@@ -296,6 +296,21 @@ class LocalClient(ShippedStandards):
         actions: Sequence[str] = ("aggregate-query",),
         note: str = "",
     ) -> dict[str, Any]:
+        from entrepot.federation.remote import forward_access, remote_dataset
+
+        remote = remote_dataset(dataset)
+        if remote is not None:
+            return forward_access(
+                self.exchange,
+                self.actor,
+                *remote,
+                purpose=purpose,
+                epsilon=epsilon,
+                until=until,
+                since=since,
+                actions=tuple(actions),
+                note=note,
+            )
         info = self.exchange.contracts.request(
             self.actor,
             dataset,
@@ -478,6 +493,13 @@ class LocalClient(ShippedStandards):
         purpose: str | None = None,
         progress: Advance | None = None,
     ) -> dict[str, Any]:
+        from entrepot.federation.remote import forward_query, remote_node_of
+
+        node = remote_node_of(self.exchange, sql)
+        if node is not None:
+            return forward_query(
+                self.exchange, self.actor, node, sql, epsilon=epsilon, purpose=purpose
+            )
         result = self.exchange.queries.run(
             self.actor, sql, epsilon=epsilon, purpose=purpose, progress=progress
         )

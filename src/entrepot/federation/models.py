@@ -17,7 +17,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from entrepot.clock import utcnow
 from entrepot.db import Base
 
-__all__ = ["Nonce", "Peer", "RemoteDataset"]
+__all__ = ["Nonce", "Peer", "RemoteConsumer", "RemoteDataset"]
 
 
 class Peer(Base):
@@ -64,3 +64,21 @@ class RemoteDataset(Base):
     latest_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
     modified: Mapped[str] = mapped_column(String(64))
     document: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class RemoteConsumer(Base):
+    """The local organization that holds a peer's consumer's contracts on this node.
+
+    Made on the consumer's first access request, named ``<peer>-<organization>``; a
+    local organization of that name that is not in this table is never taken for it.
+    """
+
+    __tablename__ = "federation_consumers"
+    __table_args__ = (UniqueConstraint("peer_id", "remote_org"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    peer_id: Mapped[int] = mapped_column(
+        ForeignKey("federation_peers.id", ondelete="CASCADE"), index=True
+    )
+    remote_org: Mapped[str] = mapped_column(String(64))
+    org_slug: Mapped[str] = mapped_column(String(64), unique=True)

@@ -28,6 +28,7 @@ from entrepot.exchange.node import Node
 from entrepot.federation.envelope import key_hex, parse_key
 from entrepot.federation.models import Nonce, Peer
 from entrepot.federation.transport import PeerCall, peer_url
+from entrepot.transparency.entries import Entry, Kind, actor_name, make_entry
 
 __all__ = ["IDENTITY_PATH", "Identity", "Peers", "identity_of"]
 
@@ -62,6 +63,13 @@ def _peer_dict(peer: Peer) -> dict[str, Any]:
         else as_utc(peer.last_sync_at).isoformat(),
         "status": peer.last_status,
     }
+
+
+def _logged(action: str, peer: Peer) -> Entry:
+    # Peers are the operator's, acting as the holder of the node's home.
+    return make_entry(
+        Kind.PEER, actor_name(None), action=action, peer=peer.name, peer_key=peer.public_key
+    )
 
 
 class Peers:
@@ -112,12 +120,15 @@ class Peers:
                 peer = Peer(name=name, url=base, public_key=key, added_at=utcnow())
                 session.add(peer)
                 session.flush()
-                return _peer_dict(peer)
+                self.node.outbox.stage(session, _logged("added", peer))
+                added = _peer_dict(peer)
         except IntegrityError:
             raise Conflict(
                 f"a peer named {name} or with that key is trusted already",
                 hint="`entrepot peer remove` it first to change its URL or key",
             ) from None
+        self.node.outbox.flush()
+        return added
 
     def list(self) -> list[dict[str, Any]]:
         with self.node.db.read() as session:
@@ -141,7 +152,9 @@ class Peers:
             if peer is None:
                 raise NotFound(f"no peer named {name}", hint="`entrepot peer list` shows them")
             shown = _peer_dict(peer)
+            self.node.outbox.stage(session, _logged("removed", peer))
             session.delete(peer)
+        self.node.outbox.flush()
         return shown
 
     def call(self, name: str) -> PeerCall:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
@@ -22,7 +23,7 @@ from starlette.concurrency import run_in_threadpool
 from entrepot.api._exchange import exchange_of
 from entrepot.api.openapi import operation_id
 from entrepot.clock import utcnow
-from entrepot.errors import EntrepotError
+from entrepot.errors import EntrepotError, InvalidInput
 from entrepot.federation.envelope import NONCE, SIGNATURE, Sender, open_request, sign_response
 from entrepot.federation.peers import identity_of
 
@@ -57,8 +58,18 @@ def _target(request: Request) -> str:
     return request.url.path + (f"?{query}" if query else "")
 
 
-async def _answer(request: Request, work: Callable[[Sender], Any]) -> Response:
-    """Check the request's envelope, run ``work`` for its sender, sign what comes back."""
+def _payload(body: bytes) -> dict[str, Any]:
+    try:
+        found = json.loads(body or b"{}")
+    except ValueError:
+        found = None
+    if not isinstance(found, dict):
+        raise InvalidInput("the request's body is not a JSON object", hint="send a JSON object")
+    return found
+
+
+async def _answer(request: Request, work: Callable[[Sender, dict[str, Any]], Any]) -> Response:
+    """Check the request's envelope, run ``work`` for its sender and body, sign the answer."""
     body = await request.body()
     exchange = exchange_of(request)
     peers = exchange.peers
@@ -76,7 +87,7 @@ async def _answer(request: Request, work: Callable[[Sender], Any]) -> Response:
             now=utcnow(),
             max_skew_s=exchange.settings.peer_clock_skew_s,
         )
-        return work(sender)
+        return work(sender, _payload(body))
 
     try:
         payload = await run_in_threadpool(checked)
@@ -112,4 +123,97 @@ async def catalog_feed(
     from entrepot.federation.feed import catalog_feed as feed
 
     exchange = exchange_of(request)
-    return await _answer(request, lambda _sender: feed(exchange, since))
+    return await _answer(request, lambda _sender, _body: feed(exchange, since))
+
+
+def _text(body: dict[str, Any], name: str, *, optional: bool = False) -> Any:
+    value = body.get(name)
+    if value is None and optional:
+        return None
+    if not isinstance(value, str):
+        raise InvalidInput(f"the request's {name} is missing or not text", hint=f"send {name}")
+    return value
+
+
+@router.post(
+    "/access",
+    summary="A peer's consumer asks for access to a dataset of this node (peers only).",
+    response_model=None,
+    responses=_SIGNED,
+)
+async def remote_access(request: Request) -> Response:
+    """The request is made on this node, for the organization that stands for the peer's
+    consumer; this node's provider grants or refuses it, and the grant lives here."""
+    from entrepot.client.local import LocalClient
+    from entrepot.federation.remote import consumer_of, log_peer_event
+
+    exchange = exchange_of(request)
+
+    def work(sender: Sender, body: dict[str, Any]) -> Any:
+        actor = consumer_of(exchange, sender.key, _text(body, "consumer"), create=True)
+        since = _text(body, "since", optional=True)
+        actions = body.get("actions") or ["aggregate-query"]
+        if not isinstance(actions, list) or not all(isinstance(a, str) for a in actions):
+            raise InvalidInput("the request's actions are not a list of text", hint="send a list")
+        epsilon = body.get("epsilon")
+        if not isinstance(epsilon, int | float):
+            raise InvalidInput("the request's epsilon is not a number", hint="send a number")
+        answered = LocalClient(exchange, actor).request_access(
+            _text(body, "dataset"),
+            purpose=_text(body, "purpose"),
+            epsilon=float(epsilon),
+            until=date.fromisoformat(_text(body, "until")),
+            since=None if since is None else date.fromisoformat(since),
+            actions=actions,
+            note=_text(body, "note", optional=True) or "",
+        )
+        peer = exchange.peers.get(exchange.peers.name_of(sender.key))
+        log_peer_event(
+            exchange,
+            actor.name,
+            peer,
+            "access_request_received",
+            dataset=answered.get("dataset"),
+            request=str(answered.get("id", "")),
+        )
+        return answered
+
+    return await _answer(request, work)
+
+
+@router.post(
+    "/query",
+    summary="A peer's consumer asks a private query of this node's data (peers only).",
+    response_model=None,
+    responses=_SIGNED,
+)
+async def remote_query(request: Request) -> Response:
+    """Run by this node's coordinator as for any consumer: this node's contract, policy,
+    ledger, noise, log and signed receipt. Only the released answer goes back."""
+    from entrepot.client.local import LocalClient
+    from entrepot.federation.remote import consumer_of, log_peer_event
+
+    exchange = exchange_of(request)
+
+    def work(sender: Sender, body: dict[str, Any]) -> Any:
+        actor = consumer_of(exchange, sender.key, _text(body, "consumer"), create=False)
+        epsilon = body.get("epsilon")
+        if epsilon is not None and not isinstance(epsilon, int | float):
+            raise InvalidInput("the request's epsilon is not a number", hint="send a number")
+        answered = LocalClient(exchange, actor).query(
+            _text(body, "sql"),
+            epsilon=None if epsilon is None else float(epsilon),
+            purpose=_text(body, "purpose", optional=True),
+        )
+        peer = exchange.peers.get(exchange.peers.name_of(sender.key))
+        log_peer_event(
+            exchange,
+            actor.name,
+            peer,
+            "query_received",
+            dataset=answered.get("dataset"),
+            epsilon=answered.get("epsilon_spent", 0),
+        )
+        return answered
+
+    return await _answer(request, work)

@@ -1,0 +1,231 @@
+"""Access and private queries across nodes: the data's node decides, spends and signs.
+
+A consumer of node A asks for ``b:provider/dataset`` or queries
+``b.provider.dataset``; A forwards the request, signed, to node B, which holds the
+data. On B the consumer is the organization ``<a>-<org>`` (made on its first
+access request, and never a local organization of that name), so B's own
+contracts, policies, ledger, engine, noise, log and receipt treat it as any other
+consumer: the grant lives and is enforced on B, B's ledger is the one spent, and
+the receipt is signed with B's key. A returns B's answer untouched; it never sees a
+row, and spends nothing of its own. Both nodes log the cross-node event (a
+``peer`` entry on each side, beside B's own ``query`` or ``grant`` entries).
+
+The seam is B's coordinator, reached through B's one client interface, rather
+than the ``Vault`` protocol: the contract and the budget must live where the data
+is, and a vault run by another node's coordinator would leave them with the
+consumer's node. The single-node path is unchanged: a query is looked at here
+only if its text names a table in three parts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from datetime import date
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+
+from entrepot.errors import Conflict, Forbidden, InvalidInput, NotFound
+from entrepot.federation.models import Peer, RemoteConsumer
+from entrepot.transparency.entries import Kind, make_entry
+
+if TYPE_CHECKING:
+    from entrepot.exchange import Exchange
+    from entrepot.exchange.actors import Actor
+
+__all__ = [
+    "ACCESS_PATH",
+    "QUERY_PATH",
+    "consumer_of",
+    "forward_access",
+    "forward_query",
+    "log_peer_event",
+    "remote_dataset",
+    "remote_node_of",
+]
+
+ACCESS_PATH = "federation/v1/access"
+QUERY_PATH = "federation/v1/query"
+# A table named in three parts, <node>.<provider>.<dataset>: only then is a peer asked.
+_THREE_PARTS = re.compile(r"\b[a-z0-9_]+\s*\.\s*[a-z0-9_]+\s*\.\s*[a-z0-9_]+\b", re.IGNORECASE)
+
+
+def remote_dataset(dataset: str) -> tuple[str, str] | None:
+    """``("b", "provider/dataset")`` for ``b:provider/dataset``; None for a local one."""
+    node, colon, ref = dataset.partition(":")
+    return (node, ref) if colon and node and "/" in ref else None
+
+
+def log_peer_event(exchange: Exchange, actor: str, peer: Peer, action: str, **fields: Any) -> None:
+    """Append a ``peer`` entry: a cross-node event, named by its action."""
+    exchange.node.log.append(
+        make_entry(
+            Kind.PEER, actor, action=action, peer=peer.name, peer_key=peer.public_key, **fields
+        )
+    )
+
+
+def _consumer(actor: Actor) -> str:
+    if not actor.org_slug:
+        raise Forbidden(
+            "a request to another node is made by a consumer organization",
+            hint="act as one with --as ORG (or a consumer's token)",
+        )
+    return actor.org_slug
+
+
+def forward_access(
+    exchange: Exchange,
+    actor: Actor,
+    node: str,
+    dataset: str,
+    *,
+    purpose: str,
+    epsilon: float,
+    until: date,
+    since: date | None,
+    actions: tuple[str, ...],
+    note: str,
+) -> dict[str, Any]:
+    """Send ``actor``'s access request for ``dataset`` to the peer ``node``; its answer."""
+    consumer = _consumer(actor)
+    peer = exchange.peers.get(node)
+    body = {
+        "consumer": consumer,
+        "dataset": dataset,
+        "purpose": purpose,
+        "epsilon": epsilon,
+        "until": until.isoformat(),
+        "since": None if since is None else since.isoformat(),
+        "actions": list(actions),
+        "note": note,
+    }
+    with exchange.peers.call(node) as call:
+        answered = call.call("POST", ACCESS_PATH, body)
+    log_peer_event(
+        exchange,
+        actor.name,
+        peer,
+        "access_requested",
+        dataset=f"{node}:{dataset}",
+        purpose=purpose,
+        epsilon=epsilon,
+        request=str(answered.get("id", "")),
+    )
+    return {**answered, "node": node}
+
+
+def remote_node_of(exchange: Exchange, sql: str) -> str | None:
+    """The peer a query's tables name as their first part, if any (one peer per query)."""
+    if not _THREE_PARTS.search(sql):
+        return None
+    import sqlglot
+    from sqlglot import exp
+
+    try:
+        tables = list(sqlglot.parse_one(sql, read="duckdb").find_all(exp.Table))
+    except sqlglot.errors.ParseError:
+        return None
+    named = {table.catalog for table in tables if table.catalog}
+    if not named:
+        return None
+    with exchange.node.db.read() as session:
+        peers = {p.replace("-", "_"): p for p in session.scalars(select(Peer.name))}
+    nodes = {peers.get(name.lower()) for name in named}
+    if nodes == {None}:
+        return None
+    if len(nodes) > 1:
+        raise InvalidInput(
+            "a query reads the tables of one node",
+            hint="name every table as <node>.<provider>.<dataset> of the same peer; "
+            "joins across nodes are not offered yet",
+        )
+    found = nodes.pop()
+    assert found is not None
+    return found
+
+
+def _local_sql(sql: str) -> str:
+    """``sql`` with each table's node dropped: the query as the data's node reads it."""
+    import sqlglot
+    from sqlglot import exp
+
+    tree = sqlglot.parse_one(sql, read="duckdb")
+    for table in tree.find_all(exp.Table):
+        table.set("catalog", None)
+    return tree.sql(dialect="duckdb")
+
+
+def forward_query(
+    exchange: Exchange,
+    actor: Actor,
+    node: str,
+    sql: str,
+    *,
+    epsilon: float | None,
+    purpose: str | None,
+) -> dict[str, Any]:
+    """Have the peer ``node`` answer ``actor``'s query on its data; its answer and receipt."""
+    consumer = _consumer(actor)
+    peer = exchange.peers.get(node)
+    body = {"consumer": consumer, "sql": _local_sql(sql), "epsilon": epsilon, "purpose": purpose}
+    with exchange.peers.call(node) as call:
+        answered = call.call("POST", QUERY_PATH, body)
+    receipt = json.dumps(answered.get("receipt"), sort_keys=True).encode()
+    log_peer_event(
+        exchange,
+        actor.name,
+        peer,
+        "query_answered",
+        epsilon=answered.get("epsilon_spent", 0),
+        dataset=f"{node}:{answered.get('dataset', '')}",
+        receipt_sha256=hashlib.sha256(receipt).hexdigest(),
+    )
+    return {**answered, "node": node}
+
+
+def consumer_of(exchange: Exchange, peer_key: str, remote_org: str, *, create: bool) -> Actor:
+    """The local consumer that stands for ``remote_org`` of the peer with ``peer_key``."""
+    from entrepot.exchange.actors import LOCAL
+    from entrepot.vault.refs import check_slug
+
+    with exchange.node.db.read() as session:
+        peer = session.scalar(select(Peer).where(Peer.public_key == peer_key))
+        if peer is None:
+            raise NotFound("no peer has that key", hint="`entrepot peer list` shows the peers")
+        known = session.scalar(
+            select(RemoteConsumer.org_slug).where(
+                RemoteConsumer.peer_id == peer.id, RemoteConsumer.remote_org == remote_org
+            )
+        )
+    if known is not None:
+        return exchange.accounts.actor(known)
+    if not create:
+        raise NotFound(
+            f"{remote_org} of node {peer.name} has asked this node for no access",
+            hint="request access first with `entrepot access request <node>:provider/dataset`",
+        )
+    slug = check_slug(f"{peer.name}-{check_slug(remote_org, 'organization')}"[:64], "organization")
+    taken = Conflict(
+        f"the organization {slug} of this node is not {remote_org} of node {peer.name}",
+        hint="rename the local organization, or ask the peer's consumer to use another name",
+    )
+    try:
+        # The mapping first: a local organization of that name can then never be taken.
+        with exchange.node.db.write() as session:
+            session.add(RemoteConsumer(peer_id=peer.id, remote_org=remote_org, org_slug=slug))
+    except IntegrityError:
+        raise taken from None
+    try:
+        exchange.accounts.actor(slug)
+    except NotFound:
+        exchange.accounts.create(
+            LOCAL, slug, "consumer", org=slug, org_name=f"{remote_org} at node {peer.name}"
+        )
+        return exchange.accounts.actor(slug)
+    with exchange.node.db.write() as session:
+        session.execute(delete(RemoteConsumer).where(RemoteConsumer.org_slug == slug))
+    raise taken

@@ -1,0 +1,92 @@
+"""Three nodes as users run them: `entrepot serve` processes with their own homes.
+
+Node a holds the data, node b's consumer asks for it, node c only trusts a. The
+three peer each other by key, b searches every catalog, asks a for access, a's
+provider grants it, b's consumer queries a's data, and c verifies a's receipt
+offline.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from contextlib import ExitStack
+from datetime import date, timedelta
+from pathlib import Path
+
+from tests.e2e.test_server import entrepot, server
+from tests.exchange.logged_world import DATASET, PROVIDER, seed
+
+from entrepot.errors import ExitCode
+from entrepot.exchange.node import Node
+from entrepot.settings import Settings
+
+
+def _env(name: str, home: Path) -> dict[str, str]:
+    return {
+        **os.environ,
+        "ENTREPOT_HOME": str(home),
+        "ENTREPOT_NODE_NAME": name,
+        "ENTREPOT_API_QUERY_WORKERS": "0",
+        "ENTREPOT_TOKEN_HASH_MEMORY_KIB": "1024",
+    }
+
+
+def run(env: dict[str, str], *args: str) -> object:
+    done = entrepot(*args, "--json", env=env)
+    assert done.returncode == 0, done.stderr + done.stdout
+    return json.loads(done.stdout)
+
+
+def test_three_nodes_search_request_query_and_verify_across(tmp_path: Path) -> None:
+    homes = {name: tmp_path / name for name in "abc"}
+    env = {name: _env(name, home) for name, home in homes.items()}
+    provider = Node.init(Settings(home=homes["a"], token_hash_memory_kib=1024))
+    seed(provider, tmp_path, query=False)
+    provider.close()
+    for name in "bc":
+        assert entrepot("init", env=env[name]).returncode == 0
+    run(env["b"], "account", "create", "city-desk", "--role", "consumer")
+    keys = {name: run(env[name], "node", "id")["key"] for name in "abc"}  # type: ignore[index]
+    with ExitStack() as stack:
+        urls = {name: stack.enter_context(server(homes[name], env=env[name]))[0] for name in "abc"}
+        for me, them in ("ab", "ba", "ac", "ca", "bc", "cb"):
+            added = run(env[me], "peer", "add", urls[them], "--key", keys[them])
+            assert added["name"] == them  # type: ignore[index]
+
+        found = run(env["b"], "catalog", "search", "visits", "--federated")
+        assert [(f["node"], f["dataset"]) for f in found] == [("a", DATASET)]  # type: ignore[attr-defined]
+        health = run(env["b"], "peer", "list")
+        assert {p["name"]: p["status"] for p in health} == {"a": "ok", "c": "ok"}  # type: ignore[attr-defined]
+
+        until = (date.today() + timedelta(days=30)).isoformat()
+        asked = run(
+            env["b"],
+            "access", "request", f"a:{DATASET}",
+            "--purpose", "public-health-surveillance",
+            "--epsilon", "1",
+            "--until", until,
+            "--as", "city-desk",
+        )  # fmt: skip
+        assert asked["node"] == "a"  # type: ignore[index]
+        run(env["a"], "access", "grant", asked["id"], "--as", PROVIDER)  # type: ignore[index]
+
+        receipt = tmp_path / "r.json"
+        answered = run(
+            env["b"],
+            "query", "SELECT COUNT(*) AS n FROM a.riverside_hospitals.outpatient_visits",
+            "--epsilon", "0.5",
+            "--as", "city-desk",
+            "--receipt", str(receipt),
+        )  # fmt: skip
+        assert answered["epsilon_spent"] == 0.5  # type: ignore[index]
+        # b's consumer has no grant of its own on b, nor any ledger there.
+        assert run(env["b"], "budget", "--as", "city-desk") == []
+
+        checked = run(env["c"], "receipt", "verify", str(receipt), "--peer", "a")
+        assert checked["ok"] is True  # type: ignore[index]
+        forged = json.loads(receipt.read_text())
+        forged["statement"]["epsilon"] = "0.1"
+        receipt.write_text(json.dumps(forged))
+        refused = entrepot("receipt", "verify", str(receipt), "--peer", "a", env=env["c"])
+        assert refused.returncode == ExitCode.VERIFY_FAILED

@@ -1,0 +1,101 @@
+"""A consumer of one node asks for access and queries the data of another, on loopback.
+
+The provider's node holds the grant, spends its own ledger, adds the noise and signs
+the receipt; the consumer's node forwards and returns, and never sees a row.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+from tests.api.conftest import running
+from tests.exchange.logged_world import DATASET, PROVIDER, seed
+
+from entrepot.api import create_app
+from entrepot.client.local import LocalClient
+from entrepot.errors import ContractViolation, NotFound, PolicyViolation
+from entrepot.exchange import Exchange
+from entrepot.exchange.actors import LOCAL
+from entrepot.exchange.node import Node
+from entrepot.settings import Settings
+from entrepot.transparency import verify_receipt
+
+SQL = "SELECT COUNT(*) AS n FROM riverside.riverside_hospitals.outpatient_visits"
+
+
+def _node(tmp_path: Path, name: str) -> Node:
+    return Node.init(
+        Settings(
+            home=tmp_path / name,
+            node_name=name,
+            token_hash_memory_kib=1024,
+            api_query_workers=0,
+            peer_timeout_s=30,
+        )
+    )
+
+
+@pytest.fixture
+def nodes(tmp_path: Path) -> Iterator[tuple[Exchange, Exchange]]:
+    provider, consumer = _node(tmp_path, "riverside"), _node(tmp_path, "capital")
+    seed(provider, tmp_path, query=False)
+    theirs, mine = Exchange(provider), Exchange(consumer)
+    mine.accounts.create(LOCAL, "city-desk", "consumer")
+    with running(create_app(provider)) as b, running(create_app(consumer)) as a:
+        mine.peers.add(str(b.base_url), bytes(provider.verify_key).hex())
+        theirs.peers.add(str(a.base_url), bytes(consumer.verify_key).hex())
+        yield theirs, mine
+    provider.close()
+    consumer.close()
+
+
+def spent(exchange: Exchange) -> float:
+    return sum(e.epsilon for e in exchange.ledger.entries())
+
+
+def peer_actions(exchange: Exchange) -> list[str]:
+    return [e["action"] for _, e in exchange.node.log.entries() if e["kind"] == "peer"]
+
+
+def test_a_remote_query_is_answered_and_signed_by_the_datas_node(
+    nodes: tuple[Exchange, Exchange],
+) -> None:
+    theirs, mine = nodes
+    consumer = LocalClient(mine, mine.actor("city-desk"))
+    with pytest.raises(NotFound, match="asked this node for no access"):
+        consumer.query(SQL, epsilon=0.5)
+    asked = consumer.request_access(
+        f"riverside:{DATASET}",
+        purpose="public-health-surveillance",
+        epsilon=2.0,
+        until=date.today() + timedelta(days=30),
+    )
+    assert (asked["node"], asked["state"]) == ("riverside", "requested")
+    assert asked["consumer"].endswith("capital-city-desk")
+    # Not granted yet: the provider's node refuses, and nothing is spent anywhere.
+    with pytest.raises(ContractViolation, match="peer riverside"):
+        consumer.query(SQL, epsilon=0.5)
+    provider = LocalClient(theirs, theirs.actor(PROVIDER))
+    provider.grant_access(asked["id"])
+    answered = consumer.query(SQL, epsilon=0.5)
+    assert answered["node"] == "riverside"
+    assert answered["epsilon_spent"] == 0.5
+    receipt = json.dumps(answered["receipt"]).encode()
+    verify_receipt(receipt, theirs.node.verify_key)
+    # A query the provider's policy refuses spends nothing on either node.
+    with pytest.raises(PolicyViolation, match="peer riverside"):
+        consumer.query(
+            "SELECT patient_id FROM riverside.riverside_hospitals.outpatient_visits", epsilon=0.5
+        )
+    assert spent(theirs) == 0.5
+    assert mine.ledger.entries() == []
+    assert peer_actions(mine) == ["added", "access_requested", "query_answered"]
+    assert peer_actions(theirs) == [
+        "added",
+        "access_request_received",
+        "query_received",
+    ]
