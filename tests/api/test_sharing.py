@@ -7,6 +7,7 @@ import logging
 import re
 from collections import Counter
 from collections.abc import Iterator
+from datetime import date, timedelta
 from pathlib import Path
 
 import httpx
@@ -162,3 +163,38 @@ def test_the_http_client_makes_a_release_and_the_consumer_reads_it_with_its_prof
         table = ".".join(made["share"][part] for part in ("share", "schema", "table"))
         found = read(profile, table)
     assert found.get("rows") == made["rows"], found
+
+
+def test_each_read_is_a_metered_use_of_the_grant_logged_with_its_ledger_row(
+    node: Node, tmp_path: Path
+) -> None:
+    ex = seed(node, tmp_path)
+    ex.accounts.create(LOCAL, "metered-bureau", "consumer")
+    asked = ex.contracts.request(
+        ex.actor("metered-bureau"),
+        DATASET,
+        purpose="official-statistics",
+        epsilon=1.0,
+        until=date.today() + timedelta(days=30),
+        actions=("release-download",),
+    )
+    # Three uses at 2.50 each: the release made, then two reads.
+    ex.contracts.grant(ex.actor(PROVIDER), asked.ref, max_queries=3, price_per_query="2.50")
+    ex.releases.create(ex.actor(PROVIDER), DATASET, "metered-bureau", ReleaseSpec(k=5, l=2))
+    headers = {"Authorization": f"Bearer {_token(ex, 'metered-bureau')}"}
+    path = "/delta-sharing/shares/riverside-hospitals/schemas/outpatient-visits/tables/"
+    with running(create_app(node)) as api:
+        read_twice = [api.post(f"{path}anonymized-1/query", headers=headers, json={}) for _ in "ab"]
+        spent = api.post(f"{path}anonymized-1/query", headers=headers, json={})
+        usage = api.get(f"/v1/usage?month={date.today():%Y-%m}", headers=headers)
+    assert [r.status_code for r in read_twice] == [200, 200]
+    # The fourth use is refused by the grant's count, in the protocol's shape, and logged.
+    assert spent.status_code == 403
+    assert set(spent.json()) == {"errorCode", "message"}
+    [line] = usage.json()["lines"]
+    assert (line["action"], line["uses"], line["amount"]) == ("release-download", 3, "7.50")
+    reads = [e for _, e in node.log.search(kind="download", limit=10)]
+    assert sorted(e["outcome"] for e in reads) == ["answered", "answered", "refused"]
+    rows = {e.id for e in ex.ledger.entries(consumer_id=ex.actor("metered-bureau").org_id)}
+    assert {e["reservation"] for e in reads if e["outcome"] == "answered"} < rows
+    assert ex.reconcile().differences == []

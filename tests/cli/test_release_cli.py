@@ -44,6 +44,11 @@ def test_plan_shows_the_generalization_and_risk_and_makes_nothing(cli: Cli, node
     assert not (node.home / "releases").exists()
     as_json = cli("release", "plan", DATASET, "--for", CONSUMER, "--as", PROVIDER, "--json")
     assert as_json.json()["report"]["model"]["k"] == 5
+    linked = cli(
+        "release", "plan", DATASET, "--pseudonym", "patient_id", "--for", CONSUMER, "--as", PROVIDER
+    )
+    assert linked.code == 0, linked.stderr
+    assert "pseudonyms: patient_id (linking each unit's rows)" in linked.output
 
 
 def test_create_list_show_revoke(cli: Cli) -> None:
@@ -75,6 +80,8 @@ def test_a_refusal_is_one_message_naming_the_rule(cli: Cli) -> None:
     assert "Traceback" not in refused.stderr
     low = cli("release", "create", DATASET, "--k", "2", "--for", CONSUMER, "--as", PROVIDER)
     assert "k_floor" in low.errors
+    named = ("--pseudonym", "district", "--for", CONSUMER, "--as", PROVIDER)
+    assert "pseudonym_column" in cli("release", "create", DATASET, *named).errors
 
 
 def test_synth_spends_epsilon(cli: Cli) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 from tests.exchange.logged_world import DATASET, PROVIDER
-from tests.exchange.release_world import CONSUMER, MARKETER, POLICY, seed
+from tests.exchange.release_world import CONSUMER, MARKETER, OUTSIDER, POLICY, seed
 
 from entrepot.errors import ContractViolation, NotFound, PolicyViolation
 from entrepot.exchange import Exchange
@@ -152,3 +152,38 @@ def test_the_receipt_of_a_release_verifies_offline(ex: Exchange) -> None:
     assert made.receipt is not None
     checked = verify_receipt(made.receipt, ex.node.verify_key)
     assert checked.index == made.record.log_index
+
+
+def test_pseudonyms_differ_between_releases_and_are_no_identifier_in_clear(ex: Exchange) -> None:
+    spec = ReleaseSpec(k=5, l=2, pseudonyms=("patient_id", "visit_id"))
+    mine = ex.releases.create(ex.actor(PROVIDER), DATASET, CONSUMER, spec)
+    theirs = ex.releases.create(ex.actor(PROVIDER), DATASET, OUTSIDER, spec)
+    one, two = (
+        pq.read_table(ex.node.home / "releases" / f"{r.record.name}.parquet").to_pandas()
+        for r in (mine, theirs)
+    )
+    assert {"patient_id", "visit_id"} <= set(one.columns)
+    assert not one["patient_id"].str.startswith("P-").any()
+    assert set(one["patient_id"]).isdisjoint(two["patient_id"])
+    assert set(one["visit_id"]).isdisjoint(two["visit_id"])
+    report = mine.to_dict()["report"]
+    assert report["pseudonyms"]["links_units"]
+    assert report["rows_released"] + report["rows_suppressed"] == report["rows_in"]
+    assert mine.to_dict()["spec"]["pseudonyms"] == ["patient_id", "visit_id"]
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        ReleaseSpec(k=5, l=2, pseudonyms=("district",)),
+        ReleaseSpec(kind="synthetic", epsilon=1.0, pseudonyms=("patient_id",)),
+    ],
+)
+def test_a_pseudonym_of_a_column_that_is_no_row_or_unit_identifier_is_refused(
+    ex: Exchange, spec: ReleaseSpec
+) -> None:
+    before = _state(ex)
+    with pytest.raises(PolicyViolation) as refused:
+        ex.releases.create(ex.actor(PROVIDER), DATASET, CONSUMER, spec)
+    assert refused.value.details["rule"] == "pseudonym_column"
+    assert _state(ex) == before

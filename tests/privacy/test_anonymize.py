@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from entrepot.errors import PolicyViolation
+from entrepot.errors import InvalidInput, PolicyViolation
 from entrepot.privacy.anonymize import Criteria, anonymize
 from entrepot.privacy.anonymize.search import Search, Table
 from entrepot.standards import codelist, get
@@ -178,3 +178,76 @@ def test_a_unit_with_many_rows_does_not_make_a_class_alone() -> None:
     )
     with pytest.raises(PolicyViolation):
         anonymize(frame, STANDARD, quasi=QUASI, criteria=Criteria(k=5))
+
+
+def _pseudonymized(frame: pd.DataFrame, k: int, limit: float) -> pd.DataFrame | None:
+    try:
+        done = anonymize(
+            frame,
+            STANDARD,
+            quasi=QUASI,
+            criteria=Criteria(k=k, max_suppression=limit),
+            kept_sensitive=("diagnosis_group",),
+            keep=("cost",),
+            pseudonyms=("patient_id", "visit_id"),
+        )
+    except PolicyViolation as refused:
+        rule = refused.details["rule"]
+        done = None
+    if done is None:
+        assert rule == "suppression_limit"
+        return None
+    out = done.table.to_pandas()
+    report = done.report
+    assert report["rows_released"] + report["rows_suppressed"] == len(frame) == report["rows_in"]
+    assert report["rows_released"] == len(out)
+    assert report["rows_suppressed"] <= limit * len(frame) + 1e-9
+    assert report["pseudonyms"]["links_units"]
+    return out
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(frame=tables(), k=st.integers(2, 6), limit=st.sampled_from([0.05, 0.2, 0.5]))
+def test_pseudonyms_hold_within_a_release_differ_across_releases_and_keep_k_per_unit(
+    frame: pd.DataFrame, k: int, limit: float
+) -> None:
+    # A distinct cost per row (within its public bounds) tells which input row each is.
+    frame = frame.assign(cost=np.arange(len(frame)) * 0.5)
+    first = _pseudonymized(frame, k, limit)
+    second = _pseudonymized(frame, k, limit)
+    if first is None or second is None:
+        assert first is None
+        assert second is None
+        return
+    assert set(first.columns) == {*QUASI, "diagnosis_group", "cost", "patient_id", "visit_id"}
+    source = frame.set_index("cost")
+    for out in (first, second):
+        # Within a release: one person, one pseudonym; two people, two pseudonyms.
+        pairs = pd.DataFrame(
+            {"person": source.loc[out["cost"], "patient_id"].to_numpy(), "alias": out["patient_id"]}
+        )
+        assert (pairs.groupby("person")["alias"].nunique() == 1).all()
+        assert (pairs.groupby("alias")["person"].nunique() == 1).all()
+        assert out["visit_id"].is_unique
+        assert not out["patient_id"].isin(frame["patient_id"]).any()
+    # Across releases of the same data: no pseudonym comes back.
+    assert set(first["patient_id"]).isdisjoint(second["patient_id"])
+    assert set(first["visit_id"]).isdisjoint(second["visit_id"])
+    # Linked by the pseudonym, a unit's set of released classes is shared by k units.
+    signature = first.groupby("patient_id").apply(
+        lambda rows: frozenset(tuple(str(v) for v in r) for r in rows[QUASI].to_numpy()),
+        include_groups=False,
+    )
+    assert (signature.map(signature.value_counts()) >= k).all()
+
+
+def test_a_pseudonym_cannot_also_be_a_quasi_identifier() -> None:
+    frame = pd.DataFrame({"patient_id": ["P1"], "district": DISTRICTS[:1]})
+    with pytest.raises(InvalidInput):
+        anonymize(
+            frame,
+            STANDARD,
+            quasi=["district", "patient_id"],
+            criteria=Criteria(k=1),
+            pseudonyms=("patient_id",),
+        )

@@ -43,10 +43,17 @@ Sensitive = Annotated[
     str | None,
     typer.Option("--sensitive", help="The column l and t hold on (default: the policy's first)."),
 ]
+Pseudonyms = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--pseudonym",
+        help="Keep this identifier column as a pseudonym of this release alone (repeatable).",
+    ),
+]
 
 
 def _spec(**given: Any) -> dict[str, Any]:
-    return {k: v for k, v in given.items() if v is not None}
+    return {k: v for k, v in given.items() if v is not None and v != []}
 
 
 def _render_report(report: dict[str, Any]) -> None:
@@ -75,6 +82,14 @@ def _render_report(report: dict[str, Any]) -> None:
             f"marketer risk: {risk['marketer']:.3f}",
             f"search: {report['search']['evaluated']} of {report['search']['lattice_nodes']} "
             "lattice nodes evaluated",
+            *(
+                [
+                    f"pseudonyms: {esc(', '.join(report['pseudonyms']['columns']))}"
+                    + (" (linking each unit's rows)" if report["pseudonyms"]["links_units"] else "")
+                ]
+                if "pseudonyms" in report
+                else []
+            ),
         ]
         console.print("\n".join(lines))
         histogram = [[h["units"], h["classes"]] for h in classes["histogram"]]
@@ -120,6 +135,7 @@ def plan(
     t: T = None,
     max_suppression: Suppress = None,
     sensitive: Sensitive = None,
+    pseudonym: Pseudonyms = None,
     as_: As = None,
     home: Home = None,
     as_json: Json = False,
@@ -128,9 +144,16 @@ def plan(
     its re-identification risk, before anything is made or charged.
 
     Example: entrepot release plan riverside-hospitals/outpatient-visits --k 10 --l 3
-    --for lanshan-health-bureau --as riverside-hospitals
+    --pseudonym patient_id --for lanshan-health-bureau --as riverside-hospitals
     """
-    spec = _spec(k=k, l=l, t=t, max_suppression=max_suppression, sensitive=sensitive)
+    spec = _spec(
+        k=k,
+        l=l,
+        t=t,
+        max_suppression=max_suppression,
+        sensitive=sensitive,
+        pseudonyms=pseudonym,
+    )
     with err_console.status("searching the generalization lattice…"), session(home, as_) as c:
         data = c.release_plan(dataset, for_, kind="anonymized", **spec)
     emit(data, as_json, lambda: _render_report(data["report"]))
@@ -145,6 +168,7 @@ def create(
     t: T = None,
     max_suppression: Suppress = None,
     sensitive: Sensitive = None,
+    pseudonym: Pseudonyms = None,
     as_: As = None,
     home: Home = None,
     as_json: Json = False,
@@ -152,9 +176,16 @@ def create(
     """Make an anonymized release for a consumer whose grant's purpose allows rows.
 
     Example: entrepot release create riverside-hospitals/outpatient-visits --k 10 --l 3
-    --for lanshan-health-bureau --as riverside-hospitals
+    --pseudonym patient_id --for lanshan-health-bureau --as riverside-hospitals
     """
-    spec = _spec(k=k, l=l, t=t, max_suppression=max_suppression, sensitive=sensitive)
+    spec = _spec(
+        k=k,
+        l=l,
+        t=t,
+        max_suppression=max_suppression,
+        sensitive=sensitive,
+        pseudonyms=pseudonym,
+    )
     with err_console.status("making the release…"), session(home, as_) as client:
         data = client.release_create(dataset, for_, kind="anonymized", **spec)
     emit(data, as_json, lambda: _render(data))

@@ -1,8 +1,10 @@
 """Metering: monthly usage and invoices, computed from the ledger and nothing else.
 
-Every successful use of data — an aggregate query, a private join, a release
-download (a download spends no ε but is reserved and completed like the others, so
-its count and price go through the same rows) — is a ``completed`` ledger row carrying
+Every successful use of data — an aggregate query, a private join, a release made,
+each read of a release over Delta Sharing (these spend no ε, or ε for a synthetic
+release, but are reserved and completed like the others, under the action
+``release-download``, so their count and price go through the same rows) — is a
+``completed`` ledger row carrying
 its ε, rows scanned and price, fixed from the grant's terms when it was reserved.
 A month's usage is those rows grouped by grant and action; totals are sums of them, so
 an invoice always equals the sum of its ledger rows, by construction. A use that failed

@@ -6,8 +6,8 @@ What a node's database holds and what its transparency log states must agree:
   every account created, token issued or revoked, and every policy in force has
   its log entry; and every such entry names something the database holds;
 - every ledger row that spent ε (``touched`` or ``completed``) has exactly one
-  ``query`` (or ``join``, ``release``) entry with outcome ``answered`` or ``failed``
-  naming its reservation,
+  ``query`` (or ``join``, ``release``, ``download``) entry with outcome ``answered``
+  or ``failed`` naming its reservation,
   and is one use on its grant's usage (metering): the ledger ⇔ log ⇔ usage
   invariant. An ``answered`` or ``failed`` entry names a spent ledger row;
 - no committed change still owes the log its entry (the outbox is empty);
@@ -59,7 +59,7 @@ _GRANT_CHANGES = ("granted", "revoked", "expired")
 _SPENT_OUTCOMES = ("answered", "failed")
 _SPENT = (TOUCHED, COMPLETED)
 # Entries of operations the coordinator runs, each naming the reservation it spent.
-_SPENDING_KINDS = ("query", "join", "release")
+_SPENDING_KINDS = ("query", "join", "release", "download")
 
 
 @dataclass(frozen=True)

@@ -12,12 +12,15 @@ refusal naming its rule, run before any data is read:
 - ``purpose_rows``: the consumer's grant is for a purpose that allows rows;
 - ``k_floor``, ``l_floor``, ``t_ceiling``, ``suppression_limit``: the model asked for is
   at least as strict as the policy's floors;
-- ``epsilon_per_release``: a synthetic release spends at most the policy's ε.
+- ``epsilon_per_release``: a synthetic release spends at most the policy's ε;
+- ``pseudonym_column``: a pseudonym is asked for an identifier that names one row or
+  the privacy unit, and only in an anonymized release.
 
 :class:`Releases` is the door every client uses: the dataset's provider plans, makes and
 revokes releases; the consumer they were made for lists them and reads them over the
 Delta Sharing protocol (:mod:`entrepot.exchange.sharing`). Making, revoking and every
-read are logged in the transparency log.
+read are logged in the transparency log; every read is also metered as a use of the
+consumer's grant (:meth:`Releases.read`).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from sqlalchemy import func, select
 
 from entrepot.clock import utcnow
 from entrepot.errors import (
+    BudgetExhausted,
     Conflict,
     ContractViolation,
     InvalidInput,
@@ -45,6 +49,8 @@ from entrepot.exchange._release_models import ReleaseRecord
 from entrepot.exchange.accounts import Accounts, Actor, Organization, Role
 from entrepot.exchange.coordinator import Coordinator, Cost, Found, Priced
 from entrepot.exchange.purposes import purposes
+from entrepot.standards.schema import Role as ColumnRole
+from entrepot.standards.schema import Standard
 from entrepot.transparency import Kind, make_entry
 from entrepot.vault import DatasetRef, MakeRelease, Outcome, Released
 from entrepot.vault.datasets import dataset_not_found, find_dataset
@@ -71,8 +77,15 @@ class ReleaseSpec:
     sensitive: str | None = None
     epsilon: float | None = None
     rows: int | None = None
+    # Identifier columns kept as pseudonyms (keyed hashes under a key of this release).
+    pseudonyms: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        if isinstance(self.pseudonyms, str) or not all(isinstance(c, str) for c in self.pseudonyms):
+            raise InvalidInput(
+                "pseudonyms must be a list of column names", hint="e.g. --pseudonym patient_id"
+            )
+        object.__setattr__(self, "pseudonyms", tuple(dict.fromkeys(self.pseudonyms)))
         if self.kind not in (ANONYMIZED, SYNTHETIC):
             raise InvalidInput(
                 f"unknown release kind {self.kind!r}",
@@ -89,7 +102,10 @@ class ReleaseSpec:
             )
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if v is not None}
+        out = {k: v for k, v in self.__dict__.items() if v is not None and v != ()}
+        if self.pseudonyms:
+            out["pseudonyms"] = list(self.pseudonyms)
+        return out
 
 
 @dataclass(frozen=True)
@@ -212,13 +228,45 @@ def _anonymization(spec: ReleaseSpec, found: Found) -> Any:
         sensitive=sensitive,
         kept_sensitive=sensitive_columns,
         keep=rules.keep,
+        pseudonyms=_pseudonyms(spec, standard),
     )
+
+
+def _pseudonyms(spec: ReleaseSpec, standard: Standard) -> tuple[str, ...]:
+    """The identifier columns a release keeps as pseudonyms, checked against the standard.
+
+    Only the privacy unit (whose pseudonym links a unit's rows, which the search then
+    counts) and identifiers that name one row (``unique``, or the one-column primary
+    key) qualify: any other identifier would link rows of several units in a way the
+    model does not count.
+    """
+    ok = [
+        f.name
+        for f in standard.fields
+        if f.role == ColumnRole.IDENTIFIER
+        and (f.name == standard.privacy_unit or f.unique or standard.primary_key == (f.name,))
+    ]
+    for column in spec.pseudonyms:
+        if column not in ok:
+            raise PolicyViolation(
+                f"{column!r} cannot be kept as a pseudonym: only the privacy unit and "
+                "identifiers that name one row can",
+                rule="pseudonym_column",
+                hint=f"the columns that can: {', '.join(ok) or 'none'}",
+            )
+    return spec.pseudonyms
 
 
 def _synthesis(request: ReleaseRequest, found: Found) -> Any:
     from entrepot.privacy.synth import Synthesis
 
     rules, standard, spec = found.policy.release, found.standard, request.spec
+    if spec.pseudonyms:
+        raise PolicyViolation(
+            "a synthetic release has no pseudonyms: its rows are no one's",
+            rule="pseudonym_column",
+            hint="ask for pseudonyms in an anonymized release",
+        )
     epsilon = float(spec.epsilon or 0)
     if epsilon > rules.epsilon_per_release:
         raise PolicyViolation(
@@ -513,19 +561,59 @@ class Releases:
         try:
             self.coordinator.contracts.authorize(consumer, info.record.dataset_id, ACTION)
         except ContractViolation as refused:
-            # A download is not another use of the grant: only the count clause lets it by.
+            # Listed while uses are spent, so that reading it says so (:meth:`read`).
             if refused.details.get("clause") != "count":
                 raise NotFound("no such table", hint="its grant is no longer in force") from None
 
-    def log_read(self, consumer: Actor, info: ReleaseInfo, *, files: int) -> int:
-        """Log that ``consumer`` was handed the release's files; the entry's index."""
+    def read(self, consumer: Actor, info: ReleaseInfo, *, files: int) -> int:
+        """Meter a read of the release as one use of its grant, and log it; the entry's index.
+
+        A read is a use like a query: one ledger row (0 ε, the action
+        ``release-download``, priced per use from the grant's terms) reserved and
+        completed, so usage and invoices count it (:mod:`.metering`), and one
+        ``download`` entry naming that row. A grant whose uses are spent is refused
+        (clause ``count``), and the refusal is logged.
+        """
+        assert consumer.org_id is not None
+        ledger = self.coordinator.ledger
+        record = info.record
+        try:
+            reservation = ledger.reserve(
+                consumer.org_id,
+                record.dataset_id,
+                record.version,
+                f"download {info.ident}",
+                0.0,
+                action=ACTION,
+                actor=consumer.name,
+            )
+        except (ContractViolation, BudgetExhausted) as refused:
+            named = refused.details
+            self.node.log.append(
+                make_entry(
+                    Kind.DOWNLOAD,
+                    consumer.name,
+                    dataset=info.dataset,
+                    release=info.ident,
+                    version=record.version,
+                    outcome="refused",
+                    refusal=refused.code,
+                    rule=named.get("clause") or named.get("budget", ""),
+                )
+            )
+            raise
+        ledger.mark_touched(reservation)
+        ledger.complete(reservation)
         return self.node.log.append(
             make_entry(
                 Kind.DOWNLOAD,
                 consumer.name,
                 dataset=info.dataset,
+                epsilon=0,
                 release=info.ident,
-                version=info.record.version,
+                version=record.version,
                 files=files,
+                outcome="answered",
+                reservation=reservation.id,
             )
         )

@@ -7,7 +7,8 @@ carries a token that names the release, the consumer and an expiry, with a keyed
 BLAKE2b MAC (libsodium, through PyNaCl) under a key derived from the node's own secret
 key, so it works without the bearer token, as the protocol's clients expect, and
 stops working when it expires, when the release is revoked or when the grant ends.
-Every read of a table is logged (``download``), and the token itself never is.
+Every read of a table is metered as a use of the consumer's grant and logged
+(``download``), and the token itself never is.
 """
 
 from __future__ import annotations
@@ -160,11 +161,11 @@ class Sharing:
         }
 
     def files(self, consumer: Actor, info: ReleaseInfo, base_url: str) -> list[dict[str, Any]]:
-        """The release's file, with a fresh pre-signed URL; logged as a read."""
+        """The release's file, with a fresh pre-signed URL; metered and logged as a read."""
         assert consumer.org_id is not None
+        self.releases.read(consumer, info, files=1)
         expires_ms = int(self.clock().timestamp() * 1000) + self.ttl_s * 1000
         token = self.sign(FileGrant(info.record.id, consumer.org_id, expires_ms))
-        self.releases.log_read(consumer, info, files=1)
         stats = {"numRecords": info.record.rows}
         return [
             {

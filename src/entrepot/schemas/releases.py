@@ -34,6 +34,13 @@ class ReleaseIn(BaseModel):
     sensitive: str | None = Field(None, max_length=200, description="The column l and t hold on.")
     epsilon: float | None = Field(None, gt=0, le=100, description="ε of a synthetic release.")
     rows: int | None = Field(None, ge=1, description="Rows of a synthetic release.")
+    pseudonyms: list[str] = Field(
+        default_factory=list,
+        max_length=20,
+        description="Identifier columns kept as pseudonyms (a keyed hash under a key of "
+        "this release alone): the privacy unit or an identifier that names one row.",
+        examples=[["patient_id"]],
+    )
 
     def spec(self) -> dict[str, Any]:
         return self.model_dump(exclude={"dataset", "consumer"}, exclude_none=True)

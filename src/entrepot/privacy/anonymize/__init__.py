@@ -8,13 +8,19 @@
     done.table      # the rows to release (pyarrow), quasi-identifiers as labels
     done.report     # the generalization chosen, the loss, the risk report
 
-Identifiers and every column not named are dropped; measures in ``keep`` are clamped
-to the standard's public bounds. The hierarchies are :mod:`.hierarchy`'s, the search
-:mod:`.search`'s, the risk figures :mod:`.risk`'s.
+Identifiers and every column not named are dropped, except those in ``pseudonyms``:
+each is kept as a keyed hash (HMAC-SHA256, truncated to 128 bits) under a random key
+made for this call alone and never kept, so a value has one pseudonym within the
+release and another in every other release. A pseudonym of the privacy unit links a
+unit's rows, and the search then counts what it links (:mod:`.search`). Measures in
+``keep`` are clamped to the standard's public bounds. The hierarchies are
+:mod:`.hierarchy`'s, the search :mod:`.search`'s, the risk figures :mod:`.risk`'s.
 """
 
 from __future__ import annotations
 
+import hmac
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +36,10 @@ from entrepot.privacy.anonymize.search import Criteria, Evaluation, Search, Tabl
 from entrepot.standards.schema import Standard
 
 __all__ = ["Anonymization", "Anonymized", "Criteria", "anonymize", "generalize"]
+
+# 128 bits of HMAC-SHA256 (truncation as RFC 2104 section 5 allows): collisions are
+# out of reach for any table, at half the bytes of the full digest per row.
+_PSEUDONYM_BYTES = 16
 
 
 @dataclass(frozen=True)
@@ -50,6 +60,7 @@ class Anonymization:
     sensitive: str | None = None
     kept_sensitive: tuple[str, ...] = ()
     keep: tuple[str, ...] = ()
+    pseudonyms: tuple[str, ...] = ()
 
     def make(self, frame: pd.DataFrame, *, plan_only: bool) -> tuple[pa.Table, dict[str, Any]]:
         done = anonymize(
@@ -60,6 +71,7 @@ class Anonymization:
             sensitive=self.sensitive,
             kept_sensitive=self.kept_sensitive,
             keep=self.keep,
+            pseudonyms=self.pseudonyms,
             plan_only=plan_only,
         )
         return done.table, done.report
@@ -89,6 +101,7 @@ def anonymize(
     sensitive: str | None = None,
     kept_sensitive: Sequence[str] = (),
     keep: Sequence[str] = (),
+    pseudonyms: Sequence[str] = (),
     hierarchies: Sequence[Hierarchy] | None = None,
     plan_only: bool = False,
 ) -> Anonymized:
@@ -99,7 +112,15 @@ def anonymize(
     empty and only the report is computed.
     """
     quasi = list(quasi)
-    _check_columns(frame, [*quasi, *keep, *kept_sensitive, *([sensitive] if sensitive else [])])
+    released = [*quasi, *keep, *kept_sensitive, *([sensitive] if sensitive else [])]
+    _check_columns(frame, [*released, *pseudonyms])
+    both = sorted(set(pseudonyms) & set(released))
+    if both:
+        raise InvalidInput(
+            f"{', '.join(both)} cannot be released both as a pseudonym and as it is",
+            hint="a pseudonym is a unique identifier: never a quasi-identifier, sensitive "
+            "or kept column",
+        )
     if sensitive is None and (criteria.l > 1 or criteria.t < 1.0):
         raise PolicyViolation(
             "l-diversity and t-closeness need a sensitive column, and the release names none",
@@ -119,11 +140,14 @@ def anonymize(
     unit = standard.privacy_unit
     if unit and not standard.one_row_per_unit and unit in frame.columns:
         units = _codes(frame[unit])[0]
+    linked = unit is not None and unit in pseudonyms and units is not None
     sensitive_codes, n_sensitive = None, 0
     if sensitive is not None:
         sensitive_codes, sensitive_values = _codes(frame[sensitive])
         n_sensitive = len(sensitive_values)
-    table, row_tuple = Table.build(tuple(levels), tuple(codes), units, sensitive_codes, n_sensitive)
+    table, row_tuple = Table.build(
+        tuple(levels), tuple(codes), units, sensitive_codes, n_sensitive, linked=linked
+    )
     search = Search(table, criteria)
     best, passing = search.run()
     if best is None:
@@ -136,6 +160,14 @@ def anonymize(
             hint="ask for a smaller k or l, or release fewer quasi-identifiers",
         )
     report = _report(frame, quasi, levels, codes, table, search, best, passing, criteria)
+    if pseudonyms:
+        report["pseudonyms"] = {
+            "columns": list(dict.fromkeys(pseudonyms)),
+            "links_units": linked,
+            "method": "HMAC-SHA256 (128 bits) under a random key made for this release "
+            "and never kept: the same value has the same pseudonym within the release, "
+            "another in any other release",
+        }
     if plan_only:
         return Anonymized(pa.table({}), report)
     out = generalize(frame, quasi, levels, codes, best, row_tuple)
@@ -146,7 +178,23 @@ def anonymize(
         values = frame[column].to_numpy()[kept]
         bounds = standard.field(column).bounds
         out[column] = values if bounds is None else np.clip(values.astype(float), *bounds)
+    if pseudonyms:
+        key = secrets.token_bytes(32)
+        for column in dict.fromkeys(pseudonyms):
+            out[column] = _pseudonyms(frame[column].to_numpy()[kept], key)
     return Anonymized(pa.table(out), report)
+
+
+def _pseudonyms(values: np.ndarray, key: bytes) -> pa.Array:
+    """Each value's keyed hash (HMAC-SHA256, 128 bits, hex) under ``key``; missing
+    values stay missing. Each distinct value is hashed once."""
+    codes, uniques = pd.factorize(values)
+    digests = np.array(
+        [hmac.digest(key, str(v).encode(), "sha256")[:_PSEUDONYM_BYTES].hex() for v in uniques]
+        + [None],
+        dtype=object,
+    )
+    return pa.array(digests[codes], type=pa.string())
 
 
 def generalize(

@@ -19,6 +19,15 @@ bound reaches the best loss found: the result is optimal for LM, as in OLA and F
 
 A node is checked with a few vectorized passes over the distinct (quasi-identifiers,
 unit, sensitive value) tuples: a gather per column, one group key, ``bincount``s.
+
+When a release keeps the privacy unit's pseudonym (``Table.linked``), a unit's rows are
+linked, and what an attacker can match is the *set* of classes its rows fall in. The
+units whose rows fall in exactly the same classes form a group; the equivalence
+classes the model is checked on are then (group, class) cells, each holding every unit
+of its group. A cell that fails is suppressed: the units left keep a set of classes
+that other groups may share, which only makes the released groups larger. Coarsening
+maps each class to one coarser class, so a group only grows up the lattice and each
+criterion stays monotone.
 """
 
 from __future__ import annotations
@@ -64,6 +73,7 @@ class Table:
     units: np.ndarray | None  # each tuple's unit index, when a unit may have several rows
     sensitive: np.ndarray | None  # each tuple's sensitive-value index
     n_sensitive: int
+    linked: bool = False  # the release links a unit's rows (it keeps the unit's pseudonym)
 
     @property
     def rows(self) -> int:
@@ -77,6 +87,8 @@ class Table:
         units: np.ndarray | None,
         sensitive: np.ndarray | None,
         n_sensitive: int,
+        *,
+        linked: bool = False,
     ) -> tuple[Table, np.ndarray]:
         """Rows (one index array per column) grouped into distinct tuples, and each
         row's tuple."""
@@ -98,6 +110,7 @@ class Table:
             pick(units),
             pick(sensitive),
             n_sensitive,
+            linked and units is not None,
         )
         return table, group
 
@@ -224,6 +237,8 @@ class Search:
         else:
             codes_, uniques = pd.factorize(key)
             classes, n_classes = codes_.astype(np.int64), len(uniques)
+        if table.linked and table.units is not None:
+            classes, n_classes = _cells(classes, n_classes, table.units)
         weights = table.counts
         sizes = np.bincount(classes, weights=weights, minlength=n_classes).astype(np.int64)
         units = sizes if table.units is None else _distinct(classes, table.units, n_classes)
@@ -267,6 +282,28 @@ class Search:
             covered = np.bincount(pair_class, weights=whole, minlength=n_classes)
             failing |= 0.5 * (near + 1.0 - covered) > criteria.t + 1e-12
         return failing
+
+
+def _cells(classes: np.ndarray, n_classes: int, units: np.ndarray) -> tuple[np.ndarray, int]:
+    """Each tuple's (group, class) cell, a group being the units whose rows fall in
+    exactly the same classes; and how many cells there are."""
+    pairs = np.unique(units.astype(np.int64) * n_classes + classes)  # by unit, then class
+    unit_of, class_of = pairs // n_classes, pairs % n_classes
+    lengths = np.bincount(unit_of, minlength=int(units.max(initial=0)) + 1)
+    starts = np.cumsum(lengths) - lengths
+    group = np.zeros(len(lengths), dtype=np.int64)
+    taken = 0
+    # Units with as many classes are compared as the rows of one matrix: exact, and one
+    # vectorized pass per distinct count of classes (few: at most the rows per unit).
+    for length in np.unique(lengths[lengths > 0]):
+        members = np.flatnonzero(lengths == length)
+        sets = class_of[starts[members][:, None] + np.arange(length)]
+        _, inverse = np.unique(sets, axis=0, return_inverse=True)
+        inverse = inverse.reshape(-1)
+        group[members] = inverse + taken
+        taken += int(inverse.max()) + 1
+    cells, uniques = pd.factorize(group[units] * n_classes + classes)
+    return cells.astype(np.int64), len(uniques)
 
 
 def _distinct(classes: np.ndarray, units: np.ndarray, n_classes: int) -> np.ndarray:
