@@ -16,7 +16,8 @@
 
 Left out, ``quasi_identifiers`` are the standard's ``quasi_identifier``, ``dimension``
 and ``time`` columns that are not sensitive, and ``sensitive`` its ``sensitive``
-columns. Identifiers never leave; nor does any column the block does not name.
+columns. Identifiers leave only as pseudonyms a release asks for by name (docs/releases.md);
+no column the block does not name leaves.
 """
 
 from __future__ import annotations
