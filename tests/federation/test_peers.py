@@ -59,7 +59,7 @@ def key(node: Node) -> str:
 
 
 def test_a_node_tells_its_name_url_and_key(provider: Node, served: str) -> None:
-    told = httpx.get(served + "/federation/v1/node").json()
+    told = httpx.get(served + "/federation/v1/node", timeout=60).json()
     assert told == {"name": "riverside", "url": "http://127.0.0.1:8000/", "key": key(provider)}
 
 
@@ -99,7 +99,7 @@ def test_a_peer_that_is_down_is_named(consumer: Node, provider: Node) -> None:
 
 
 def test_the_catalog_feed_answers_only_signed_requests_of_peers(served: str) -> None:
-    unsigned = httpx.get(served + "/federation/v1/catalog")
+    unsigned = httpx.get(served + "/federation/v1/catalog", timeout=60)
     assert unsigned.status_code == 401
     assert unsigned.json()["error"]["rule"] == "envelope_malformed"
 

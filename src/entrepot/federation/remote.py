@@ -43,6 +43,7 @@ __all__ = [
     "forward_access",
     "forward_query",
     "log_peer_event",
+    "names_a_node",
     "remote_dataset",
     "remote_node_of",
 ]
@@ -118,9 +119,14 @@ def forward_access(
     return {**answered, "node": node}
 
 
+def names_a_node(sql: str) -> bool:
+    """Whether ``sql`` names a table in three parts, as a query of a peer's data does."""
+    return _THREE_PARTS.search(sql) is not None
+
+
 def remote_node_of(exchange: Exchange, sql: str) -> str | None:
     """The peer a query's tables name as their first part, if any (one peer per query)."""
-    if not _THREE_PARTS.search(sql):
+    if not names_a_node(sql):
         return None
     import sqlglot
     from sqlglot import exp

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 from pydantic import AfterValidator, BaseModel, Field, model_validator
 
 from entrepot.schemas._types import UtcDateTime
-from entrepot.schemas.catalog import DATASET_REF
+from entrepot.schemas.catalog import NODE_DATASET_REF
 from entrepot.vault.refs import SLUG_MAX
 
 if TYPE_CHECKING:
@@ -122,9 +122,10 @@ Until = Annotated[
 
 class RequestCreate(BaseModel):
     dataset: str = Field(
-        pattern=DATASET_REF,
-        max_length=2 * SLUG_MAX + 1,
+        pattern=NODE_DATASET_REF,
+        max_length=3 * SLUG_MAX + 2,
         examples=["riverside-hospitals/outpatient-visits"],
+        description="provider/dataset, or node:provider/dataset for a peer's dataset.",
     )
     purpose: str = Field(min_length=1, max_length=100, examples=["public-health-surveillance"])
     epsilon: float = Field(gt=0, le=1e6, examples=[3.0])

@@ -9,7 +9,15 @@ from pydantic import BaseModel, Field
 from entrepot.exchange.catalog import CatalogVersion, DatasetPage, DatasetSummary
 from entrepot.schemas._types import UtcDateTime
 
-__all__ = ["DATASET_REF", "SLUG", "DatasetOut", "DatasetPageOut", "StandardRef", "VersionOut"]
+__all__ = [
+    "DATASET_REF",
+    "NODE_DATASET_REF",
+    "SLUG",
+    "DatasetOut",
+    "DatasetPageOut",
+    "StandardRef",
+    "VersionOut",
+]
 
 
 # The server's slug grammar (entrepot.vault.refs): words joined by single hyphens.
@@ -18,6 +26,10 @@ SLUG = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
 
 # `<provider>/<dataset>`; each part is also at most SLUG_MAX long, which the server checks.
 DATASET_REF = r"^[a-z0-9]+(?:-[a-z0-9]+)*/[a-z0-9]+(?:-[a-z0-9]+)*$"
+# A dataset of this node, or of a peer as <node>:<provider>/<dataset>.
+NODE_DATASET_REF = (
+    r"^(?:[a-z0-9]+(?:-[a-z0-9]+)*:)?[a-z0-9]+(?:-[a-z0-9]+)*/[a-z0-9]+(?:-[a-z0-9]+)*$"
+)
 
 
 _OWNER_ONLY = "{}; null unless the caller is the dataset's provider or an operator."

@@ -13,15 +13,18 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
 
 from entrepot.api._exchange import exchange_of
 from entrepot.api._query_workers import QueryRunner, QueueFull
 from entrepot.api.auth import Consumer
 from entrepot.api.errors import error_response
 from entrepot.api.openapi import operation_id
+from entrepot.api.routers._client import client_of
 from entrepot.client.local import answer_body
 from entrepot.errors import EntrepotError
 from entrepot.exchange import Exchange
+from entrepot.federation.remote import names_a_node
 from entrepot.schemas.queries import OverlapIn, QueryIn, QueryOut
 
 __all__ = ["router"]
@@ -46,11 +49,22 @@ def query_runner(request: Request) -> QueryRunner:
     response_model=QueryOut,
 )
 async def run_query(
-    actor: Consumer, body: QueryIn, runner: Annotated[QueryRunner, Depends(query_runner)]
+    request: Request,
+    actor: Consumer,
+    body: QueryIn,
+    runner: Annotated[QueryRunner, Depends(query_runner)],
 ) -> Response:
     """The SQL is checked against the dataset's policy and the grant, ε is reserved from
     the budget, and the answer carries noisy values, their error bars and a signed
-    receipt; every answer and refusal is written to the transparency log."""
+    receipt; every answer and refusal is written to the transparency log. A query of
+    a peer's data (`<node>.provider.dataset`) is answered by that node, with its
+    receipt."""
+    if names_a_node(body.sql):
+        client = client_of(request, actor)
+        answered = await run_in_threadpool(
+            lambda: client.query(body.sql, epsilon=body.epsilon, purpose=body.purpose)
+        )
+        return Response(json.dumps(answered), media_type="application/json")
     try:
         answer = await runner.run(
             actor, body.sql, epsilon=body.epsilon, purpose=body.purpose, render=render
