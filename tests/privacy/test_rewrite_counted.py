@@ -10,6 +10,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import sqlglot
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from privacy_fixtures import CODES, DATASET, visit_standard
@@ -100,13 +101,17 @@ def sql_of(keys: list[int], aggregates: list[str], where: str) -> str:
     return text
 
 
-def exact(p: Plan, path: Path, *, counted: bool) -> dict[tuple[str, ...], tuple[float, ...]]:
+def exact(
+    p: Plan, path: Path, *, counted: bool, dialect: str = "duckdb"
+) -> dict[tuple[str, ...], tuple[float, ...]]:
+    """The exact values on DuckDB of the text ``p`` gives an engine of ``dialect``."""
+    sql = sqlglot.transpile(p.sql("v", dialect, counted=counted), read=dialect, write="duckdb")[0]
     with (
         DuckDBEngine(EngineOptions((path.parent,), threads=1)) as engine,
         engine.session() as session,
     ):
         session.register_parquet("v", [path])
-        records = session.execute(p.sql("v", counted=counted)).to_pylist()
+        records = session.execute(sql).to_pylist()
     names = [q.name for q in p.rewrite.quantities]
     names += [f"{q.name}_removed" for q in p.rewrite.quantities if q.removed]
     # a quantity missing from a group (NULL after the outer join) is zero, as release reads it
@@ -148,11 +153,14 @@ def test_stored_unit_columns_give_exactly_the_values_counting_gives(
     assert p.rewrite.counted
     assert p.rewrite.counted != p.rewrite.template
     old, new = exact(p, plain, counted=False), exact(p, counted, counted=True)
+    # the text engines other than DuckDB get (read back into DuckDB's dialect) too
+    spark = exact(p, counted, counted=True, dialect="spark")
     # a group missing from one side counts as zero (rows without a unit weigh nothing)
     zero = (0.0,) * sum(1 + bool(q.removed) for q in p.rewrite.quantities)
-    for key in set(old) | set(new):
-        pairs = zip(old.get(key, zero), new.get(key, zero), strict=True)
-        assert all(math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9) for a, b in pairs), key
+    for other in (new, spark):
+        for key in set(old) | set(other):
+            pairs = zip(old.get(key, zero), other.get(key, zero), strict=True)
+            assert all(math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9) for a, b in pairs), key
     # and through the public path, which picks the text by the view's columns
     first, second = answer(p, plain), answer(p, counted)
     for one, two in zip(first.rows, second.rows, strict=True):
@@ -177,6 +185,11 @@ def test_a_query_without_a_filter_reads_the_stored_count_and_aggregates_no_units
     assert f'"{UNIT_ROWS}" > ' in filtered.sql("v", counted=True)
     assert "LEFT JOIN __units" in filtered.sql("v", counted=True)
     assert '"patient_id"' not in filtered.sql("v", counted=True)
+    # Spark would read the shared partial sums once per reference: it counts them with a
+    # window instead, in one read
+    spark = filtered.sql("v", "spark", counted=True)
+    assert "OVER (PARTITION BY __u)" in spark
+    assert "JOIN" not in spark
 
 
 def test_a_version_with_unit_columns_is_read_through_them(tmp_path: Path) -> None:
