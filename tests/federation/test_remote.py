@@ -16,6 +16,7 @@ from tests.api.conftest import running
 from tests.exchange.logged_world import DATASET, PROVIDER, seed
 
 from entrepot.api import create_app
+from entrepot.client.http import HttpClient
 from entrepot.client.local import LocalClient
 from entrepot.errors import ContractViolation, NotFound, PolicyViolation
 from entrepot.exchange import Exchange
@@ -40,15 +41,16 @@ def _node(tmp_path: Path, name: str) -> Node:
 
 
 @pytest.fixture
-def nodes(tmp_path: Path) -> Iterator[tuple[Exchange, Exchange]]:
+def nodes(tmp_path: Path) -> Iterator[tuple[Exchange, Exchange, HttpClient]]:
     provider, consumer = _node(tmp_path, "riverside"), _node(tmp_path, "capital")
     seed(provider, tmp_path, query=False)
     theirs, mine = Exchange(provider), Exchange(consumer)
-    mine.accounts.create(LOCAL, "city-desk", "consumer")
+    _, token = mine.accounts.create(LOCAL, "city-desk", "consumer")
     with running(create_app(provider)) as b, running(create_app(consumer)) as a:
         mine.peers.add(str(b.base_url), bytes(provider.verify_key).hex())
         theirs.peers.add(str(a.base_url), bytes(consumer.verify_key).hex())
-        yield theirs, mine
+        with HttpClient(str(a.base_url), token.secret, timeout_s=120) as logged_in:
+            yield theirs, mine, logged_in
     provider.close()
     consumer.close()
 
@@ -62,9 +64,9 @@ def peer_actions(exchange: Exchange) -> list[str]:
 
 
 def test_a_remote_query_is_answered_and_signed_by_the_datas_node(
-    nodes: tuple[Exchange, Exchange],
+    nodes: tuple[Exchange, Exchange, HttpClient],
 ) -> None:
-    theirs, mine = nodes
+    theirs, mine, logged_in = nodes
     consumer = LocalClient(mine, mine.actor("city-desk"))
     with pytest.raises(NotFound, match="asked this node for no access"):
         consumer.query(SQL, epsilon=0.5)
@@ -91,11 +93,18 @@ def test_a_remote_query_is_answered_and_signed_by_the_datas_node(
         consumer.query(
             "SELECT patient_id FROM riverside.riverside_hospitals.outpatient_visits", epsilon=0.5
         )
-    assert spent(theirs) == 0.5
+    # Logged in to its own node's server, the consumer reaches the peer the same way.
+    [found] = logged_in.catalog_search_federated("visits")
+    assert (found["node"], found["dataset"]) == ("riverside", DATASET)
+    over_http = logged_in.query(SQL, epsilon=0.25)
+    assert (over_http["node"], over_http["epsilon_spent"]) == ("riverside", 0.25)
+    verify_receipt(json.dumps(over_http["receipt"]).encode(), theirs.node.verify_key)
+    assert spent(theirs) == 0.75
     assert mine.ledger.entries() == []
-    assert peer_actions(mine) == ["added", "access_requested", "query_answered"]
+    assert peer_actions(mine) == ["added", "access_requested", "query_answered", "query_answered"]
     assert peer_actions(theirs) == [
         "added",
         "access_request_received",
+        "query_received",
         "query_received",
     ]
