@@ -13,6 +13,7 @@ signed for that request.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from datetime import date
 from typing import Annotated, Any
@@ -43,6 +44,8 @@ router = APIRouter(
 
 
 def _signed(request: Request, nonce: str, status: int, payload: Any) -> Response:
+    # Only a well-formed nonce is signed for: the signed text never holds a caller's bytes.
+    nonce = nonce if _NONCE.fullmatch(nonce) else ""
     body = json.dumps(payload, sort_keys=True, default=str).encode()
     key = exchange_of(request).node.signing_key
     return Response(
@@ -51,6 +54,9 @@ def _signed(request: Request, nonce: str, status: int, payload: Any) -> Response
         media_type="application/json",
         headers={SIGNATURE: sign_response(key, nonce, status, body)},
     )
+
+
+_NONCE = re.compile(r"[0-9a-f]{32}")
 
 
 def _target(request: Request) -> str:
