@@ -28,6 +28,8 @@ Serve = Callable[[FastAPI], AbstractContextManager[httpx.Client]]
 
 
 def limited_node(tmp_path: Path, **limits: Any) -> Node:
+    # Budgets refill slowly enough that none comes back during a test on a loaded machine.
+    limits.setdefault("auth_failures_per_min", 0.01)
     settings = Settings(
         home=tmp_path / "node", token_hash_memory_kib=1024, api_query_workers=0, **limits
     )
