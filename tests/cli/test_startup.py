@@ -85,6 +85,12 @@ def test_a_command_builds_only_its_own_command_module(home: Path) -> None:
     assert not unused & loaded
 
 
+def test_the_shipped_standards_are_listed_without_opening_a_node(home: Path) -> None:
+    loaded = _modules("standard", "list", "--home", str(home))
+    assert not {m.split(".")[0] for m in loaded} & {"sqlalchemy", "nacl", "yaml"}
+    assert not {m for m in loaded if m.startswith(("entrepot.exchange", "entrepot.db"))}
+
+
 def test_every_command_is_listed_without_loading_it() -> None:
     from typer.main import get_command
 

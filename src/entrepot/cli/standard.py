@@ -55,7 +55,7 @@ def _shipped(call: Callable[[Standards], T]) -> T:
     """Standards ship with the package: without a login they need no node, nor a home."""
     remote = current()
     if remote is None:
-        from entrepot.client.local import ShippedStandards
+        from entrepot.client.shipped import ShippedStandards
 
         return call(ShippedStandards())
     with remote:
@@ -82,7 +82,7 @@ def show(name: NameOrPath, home: Home = None, as_json: Json = False) -> None:
     """
 
     if Path(name).is_file():
-        from entrepot.client.local import ShippedStandards
+        from entrepot.client.shipped import ShippedStandards
 
         data = ShippedStandards().standard(name)
     else:

@@ -12,11 +12,12 @@ from collections.abc import Iterator, Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from entrepot import standards as shipped
 from entrepot._text import check_text
 from entrepot.client.protocol import Advance, Progress
+from entrepot.client.shipped import ShippedStandards, window
 from entrepot.errors import InvalidInput, NotFound, ProofInvalid
 from entrepot.schemas.catalog import DatasetOut, DatasetPageOut, VersionOut
 from entrepot.schemas.paging import page_body
@@ -29,40 +30,7 @@ if TYPE_CHECKING:
     from entrepot.standards import Mapping, Standard
     from entrepot.transparency import TreeHead
 
-__all__ = ["LocalClient", "ShippedStandards"]
-
-T = TypeVar("T")
-
-
-class ShippedStandards:
-    """The standards and code lists shipped with entrepot: no node needed."""
-
-    def standards(self, *, limit: int | None = None, offset: int = 0) -> list[dict[str, Any]]:
-        from entrepot.schemas.standards import summary_of
-
-        names = _window(shipped.names(), limit, offset)
-        return [summary_of(shipped.get(name)).model_dump() for name in names]
-
-    def standards_page(self, limit: int, offset: int = 0) -> dict[str, Any]:
-        """A page of :meth:`standards` (the shipped few, listed from the package)."""
-        found = self.standards(limit=limit, offset=offset)
-        return page_body(found, len(shipped.names()), limit, offset)
-
-    def standard(self, name: str) -> dict[str, Any]:
-        """A standard by name, or (on this machine only) by Table Schema file."""
-        from entrepot.schemas.standards import StandardOut
-
-        return StandardOut.model_validate(shipped.get(name).summary()).model_dump()
-
-    def codelist(self, name: str) -> dict[str, Any]:
-        from entrepot.schemas.standards import CodeListOut
-
-        return CodeListOut.of(shipped.codelist(name)).model_dump()
-
-
-def _window(items: Sequence[T], limit: int | None, offset: int) -> Sequence[T]:
-    """A window of a short list the package ships (standards, purposes): no database."""
-    return items[offset:] if limit is None else items[offset : offset + limit]
+__all__ = ["LocalClient"]
 
 
 def _request_body(info: RequestInfo) -> dict[str, Any]:
@@ -275,7 +243,7 @@ class LocalClient(ShippedStandards):
             PurposeOut(
                 id=p.id, label=p.label, description=p.description, broader=p.broader, dpv=p.dpv
             ).model_dump(mode="json")
-            for p in _window(list(purposes().values()), limit, offset)
+            for p in window(list(purposes().values()), limit, offset)
         ]
 
     def purposes_page(self, limit: int, offset: int = 0) -> dict[str, Any]:

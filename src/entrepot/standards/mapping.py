@@ -29,8 +29,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from entrepot.errors import InvalidInput, NotFound
 
 __all__ = ["ENCODINGS", "UNITS", "ColumnMap", "Mapping", "Source", "load_mapping", "parse_mapping"]
@@ -338,6 +336,9 @@ def parse_mapping(document: Any, where: str, base: Path | None = None) -> Mappin
 
 def load_mapping(path: Path) -> Mapping:
     """Read a mapping YAML file; any mistake is an error naming the file and key."""
+    # PyYAML loads here: reading a standard or listing the catalog reads no mapping.
+    import yaml
+
     try:
         text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:

@@ -14,7 +14,7 @@ from entrepot import standards
 from entrepot.api.auth import AnyActor
 from entrepot.api.openapi import operation_id
 from entrepot.api.pagination import Page, PageParams, page_of, page_params
-from entrepot.client.local import ShippedStandards
+from entrepot.client.shipped import ShippedStandards
 from entrepot.errors import NotFound
 from entrepot.schemas.standards import (
     CodeListOut,
