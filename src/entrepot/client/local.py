@@ -14,7 +14,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from entrepot import standards as shipped
 from entrepot._text import check_text
 from entrepot.client.protocol import Advance, Progress
 from entrepot.client.shipped import ShippedStandards, window
@@ -158,6 +157,7 @@ class LocalClient(ShippedStandards):
     ) -> dict[str, Any]:
         """Publish in this process: its answer cannot be lost on the way, so
         ``idempotency_key`` (a server's guard against a retried upload) is not needed."""
+        from entrepot import standards as shipped
         from entrepot.client.http import open_raw
 
         if provider is None:

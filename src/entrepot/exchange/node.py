@@ -41,11 +41,11 @@ from entrepot.db import Database, same_database, shown
 from entrepot.errors import Conflict, InvalidInput, NotFound, StorageCorrupt
 from entrepot.exchange.outbox import Outbox, has_pending, remember_log
 from entrepot.settings import Settings
-from entrepot.transparency import TransparencyLog
 from entrepot.vault._storage import sweep_temp_files, temp_path
 
 if TYPE_CHECKING:
     from entrepot.engine import Engine
+    from entrepot.transparency import TransparencyLog
 
 __all__ = ["Node", "record_database", "recorded_database"]
 
@@ -215,6 +215,9 @@ class Node:
     @cached_property
     def log(self) -> TransparencyLog:
         """The transparency log in ``<home>/log/``, opened on first use."""
+        # Loaded here: a command that reads metadata neither opens nor loads the log.
+        from entrepot.transparency import TransparencyLog
+
         return TransparencyLog(
             self.path("log"),
             self.signing_key,

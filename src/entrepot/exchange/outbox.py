@@ -31,14 +31,17 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import BigInteger, DateTime, Integer, LargeBinary, String, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from entrepot.clock import utcnow
 from entrepot.db import Base, Database
-from entrepot.transparency import Entry, TransparencyLog
 from entrepot.vault._storage import fault
+
+if TYPE_CHECKING:
+    from entrepot.transparency import Entry, TransparencyLog
 
 __all__ = [
     "LogState",

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
 
-from entrepot.exchange.catalog import CatalogVersion, DatasetPage, DatasetSummary
 from entrepot.schemas._types import UtcDateTime
+
+if TYPE_CHECKING:
+    from entrepot.exchange.catalog import CatalogVersion, DatasetPage, DatasetSummary
 
 __all__ = [
     "DATASET_REF",

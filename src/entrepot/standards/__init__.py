@@ -14,30 +14,30 @@
 from typing import TYPE_CHECKING
 
 from entrepot._lazy import lazy
-from entrepot.standards._rules import SQL_TYPES
-from entrepot.standards.codelist import CodeList, codelist, codelist_names
-from entrepot.standards.mapping import (
-    ENCODINGS,
-    UNITS,
-    ColumnMap,
-    Mapping,
-    Source,
-    load_mapping,
-    parse_mapping,
-)
-from entrepot.standards.registry import get, names
-from entrepot.standards.report import RULES, OffendingRow, Report, Violation
-from entrepot.standards.schema import (
-    TYPES,
-    Field,
-    ForeignKey,
-    Role,
-    Standard,
-    load_standard_file,
-    parse_standard,
-)
 
 if TYPE_CHECKING:
+    from entrepot.standards._rules import SQL_TYPES
+    from entrepot.standards.codelist import CodeList, codelist, codelist_names
+    from entrepot.standards.mapping import (
+        ENCODINGS,
+        UNITS,
+        ColumnMap,
+        Mapping,
+        Source,
+        load_mapping,
+        parse_mapping,
+    )
+    from entrepot.standards.registry import get, names
+    from entrepot.standards.report import RULES, OffendingRow, Report, Violation
+    from entrepot.standards.schema import (
+        TYPES,
+        Field,
+        ForeignKey,
+        Role,
+        Standard,
+        load_standard_file,
+        parse_standard,
+    )
     from entrepot.standards.validation import Validation, validate
 
 __all__ = [
@@ -69,7 +69,34 @@ __all__ = [
     "validate",
 ]
 
-# Validation loads DuckDB: reading a standard or a code list does not.
-__getattr__ = lazy(
-    __name__, dict.fromkeys(("Validation", "validate"), "entrepot.standards.validation")
-)
+# Each name loads with its module: validation loads DuckDB, a mapping PyYAML, and
+# reading a dataset's standard needs neither.
+_MODULES = {
+    "SQL_TYPES": "_rules",
+    "CodeList": "codelist",
+    "codelist": "codelist",
+    "codelist_names": "codelist",
+    "ENCODINGS": "mapping",
+    "UNITS": "mapping",
+    "ColumnMap": "mapping",
+    "Mapping": "mapping",
+    "Source": "mapping",
+    "load_mapping": "mapping",
+    "parse_mapping": "mapping",
+    "TYPES": "schema",
+    "Field": "schema",
+    "ForeignKey": "schema",
+    "Role": "schema",
+    "Standard": "schema",
+    "load_standard_file": "schema",
+    "parse_standard": "schema",
+    "get": "registry",
+    "names": "registry",
+    "RULES": "report",
+    "OffendingRow": "report",
+    "Report": "report",
+    "Violation": "report",
+    "Validation": "validation",
+    "validate": "validation",
+}
+__getattr__ = lazy(__name__, {name: f"entrepot.standards.{_MODULES[name]}" for name in __all__})
