@@ -12,7 +12,10 @@ a circle through its own ``__init__``.
 from __future__ import annotations
 
 import ast
+import importlib
+import pkgutil
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -157,3 +160,23 @@ def test_graph_sees_deferred_imports_and_skips_type_checking_ones() -> None:
     # LocalVault.publish imports the publish module inside the method.
     assert "entrepot.vault.errors" not in graph
     assert "entrepot.errors" in graph["entrepot.vault.local"]
+
+
+@pytest.mark.parametrize(
+    "package",
+    [
+        "entrepot.federation",
+        "entrepot.privacy",
+        "entrepot.standards",
+        "entrepot.transparency",
+        "entrepot.vault",
+    ],
+)
+def test_a_package_name_loaded_on_first_use_is_never_its_module(package: str) -> None:
+    """A name a package hands to ``lazy`` (``standards.codelist``, a function) stays the
+    function once every module of the package is loaded, whatever loaded them first."""
+    loaded = importlib.import_module(package)
+    for info in pkgutil.iter_modules(loaded.__path__):
+        importlib.import_module(f"{package}.{info.name}")
+    modules = [name for name in loaded.__all__ if isinstance(getattr(loaded, name), ModuleType)]
+    assert modules == []

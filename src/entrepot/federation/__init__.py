@@ -7,6 +7,14 @@ peers), :mod:`~entrepot.federation.feed` (the signed catalog feed and its copies
 and :mod:`~entrepot.federation.search` (a search across peers).
 """
 
-from entrepot.federation.peers import Identity, Peers, identity_of
+from typing import TYPE_CHECKING
+
+from entrepot._lazy import lazy
+
+if TYPE_CHECKING:
+    from entrepot.federation.peers import Identity, Peers, identity_of
 
 __all__ = ["Identity", "Peers", "identity_of"]
+
+# The peers load httpx: a command that only reads the federation's tables does not.
+__getattr__ = lazy(__name__, dict.fromkeys(__all__, "entrepot.federation.peers"))

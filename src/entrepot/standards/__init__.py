@@ -15,9 +15,12 @@ from typing import TYPE_CHECKING
 
 from entrepot._lazy import lazy
 
+# Eager, unlike the rest: the function ``codelist`` would otherwise be shadowed by its
+# module, which importing any module that reads a code list binds in this package.
+from entrepot.standards.codelist import CodeList, codelist, codelist_names
+
 if TYPE_CHECKING:
     from entrepot.standards._rules import SQL_TYPES
-    from entrepot.standards.codelist import CodeList, codelist, codelist_names
     from entrepot.standards.mapping import (
         ENCODINGS,
         UNITS,
@@ -73,9 +76,6 @@ __all__ = [
 # reading a dataset's standard needs neither.
 _MODULES = {
     "SQL_TYPES": "_rules",
-    "CodeList": "codelist",
-    "codelist": "codelist",
-    "codelist_names": "codelist",
     "ENCODINGS": "mapping",
     "UNITS": "mapping",
     "ColumnMap": "mapping",
@@ -99,4 +99,6 @@ _MODULES = {
     "Validation": "validation",
     "validate": "validation",
 }
-__getattr__ = lazy(__name__, {name: f"entrepot.standards.{_MODULES[name]}" for name in __all__})
+__getattr__ = lazy(
+    __name__, {name: f"entrepot.standards.{module}" for name, module in _MODULES.items()}
+)
