@@ -167,9 +167,11 @@ class Search:
         self._weights = table.counts.astype(np.float64)
         self.limit = int(np.floor(criteria.max_suppression * self.rows + 1e-9))
         n_qi = max(len(table.levels), 1)
-        # Per column and level: the summed loss of every row's cell, for the bound.
+        # Per column and level: the summed loss of every row's cell, for the bound
+        # (weighed in floats too: a fifth of the search's time at 30k rows in int64).
+        weights = self._weights
         self._cell = [
-            [float(np.dot(lv.losses[i][lv.maps[i][codes]], table.counts)) for i in range(lv.height)]
+            [float(np.dot(lv.losses[i][lv.maps[i][codes]], weights)) for i in range(lv.height)]
             for lv, codes in zip(table.levels, table.codes, strict=True)
         ]
         self._scale = 1.0 / (max(self.rows, 1) * n_qi)
@@ -195,18 +197,21 @@ class Search:
             bounds += per_level[nodes[:, q]]
         bounds *= self._scale
         order = np.argsort(bounds, kind="stable")
-        failed: list[np.ndarray] = []
+        # The failed nodes so far, as the first rows of one array (no stacking per node).
+        failed = np.empty_like(nodes)
+        n_failed = 0
         best: Evaluation | None = None
         passing = 0
         for index in order:
             if best is not None and bounds[index] >= best.loss - 1e-12:
                 break
             node = nodes[index]
-            if failed and (np.vstack(failed) >= node).all(axis=1).any():
+            if n_failed and (failed[:n_failed] >= node).all(axis=1).any():
                 continue  # a coarser node failed: this one does too
             found = self.evaluate(tuple(int(x) for x in node))
             if not found.passes:
-                failed.append(node)
+                failed[n_failed] = node
+                n_failed += 1
                 continue
             passing += 1
             if best is None or found.loss < best.loss - 1e-12:
@@ -218,9 +223,10 @@ class Search:
         table, criteria = self.table, self.criteria
         key = np.zeros(len(table.counts), dtype=np.int64)
         space = 1
-        row_loss = np.zeros(len(table.counts))
+        mapped_columns = []
         for lv, codes, level in zip(table.levels, table.codes, node, strict=True):
             mapped = lv.maps[level][codes]
+            mapped_columns.append(mapped)
             cardinality = len(lv.labels[level])
             if space * cardinality < (1 << 62):
                 key = key * cardinality + mapped
@@ -228,7 +234,6 @@ class Search:
             else:
                 key = _combine(key, mapped.astype(np.int64), cardinality)
                 space = 1 << 62
-            row_loss += lv.losses[level][mapped]
         if space <= _DENSE * len(key):
             present = np.bincount(key, minlength=space) > 0
             remap = np.cumsum(present) - 1
@@ -250,7 +255,14 @@ class Search:
         n_qi = len(table.levels)
         loss = 1.0  # a failing node's loss is never used
         if passes and n_qi:
-            kept_loss = float(np.dot(row_loss, np.where(failing[classes], 0.0, self._weights)))
+            # The loss without suppression, less that of the few suppressed tuples: a
+            # gather over those alone, not over every tuple.
+            gone = np.flatnonzero(failing[classes])
+            whole = sum(self._cell[q][level] for q, level in enumerate(node))
+            kept_loss = whole - sum(
+                float(np.dot(lv.losses[level][mapped[gone]], self._weights[gone]))
+                for lv, mapped, level in zip(table.levels, mapped_columns, node, strict=True)
+            )
             loss = (kept_loss + suppressed * n_qi) * self._scale
         elif passes:
             loss = 0.0
