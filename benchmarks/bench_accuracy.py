@@ -20,10 +20,13 @@ DuckDB. Reported per query and ε:
   the data and every repeat (a group not shown, or an average shown without a value,
   counts as an error of 1). For a COUNT or SUM without GROUP BY, entrepot's answer is
   its estimate with what bounding removed put back (``asked``);
-- the share of entrepot's 95% intervals that cover the truth (0 for a group absent from
-  the data), labelled ``asked`` (about the question asked) or ``bounded`` (the answer's
+- the share of entrepot's 95% intervals about the question asked that cover the truth
+  (0 for a group absent from the data): ``asked`` where every answer put the removed
+  part back, ``asked k/n`` where k of n did (the others' intervals, about the bounded
+  data, are tallied apart), ``(x%) bounded`` where none did (the answer's
   ``interval_of`` is "bounded data": about the data after contribution bounding);
-- phantom groups: groups absent from the data shown without the ``near_zero`` mark.
+- phantom groups: groups absent from the data shown without the ``near_zero`` mark,
+  of every showing of a group absent from the data.
 
 Tumult Analytics (``tmlt.analytics``, PySpark) and SmartNoise SQL answer the same
 questions at the same ε with the patient as privacy unit and the same rows-per-patient
@@ -275,15 +278,32 @@ def truth(session: Any, view: str, query: Query) -> Truth:
 
 @dataclass
 class Tally:
-    """What one tool's answers to one query at one ε came to."""
+    """What one tool's answers to one query at one ε came to.
+
+    ``covered`` of ``intervals`` count the intervals about the question asked (an
+    ``asked`` estimate, or any interval of an answer on unbounded data);
+    ``bounded_covered`` of ``bounded`` those labelled as about bounded data. ``asked``
+    counts the answers that put the removed part back, of ``answers`` in all.
+    """
 
     errors: list[float] = field(default_factory=list)
     covered: int = 0
     intervals: int = 0
+    bounded_covered: int = 0
+    bounded: int = 0
     phantoms: int = 0
-    label: str = ""
+    empty: int = 0
+    asked: int = 0
     failure: str = ""
     answers: int = 0
+
+    @property
+    def label(self) -> str:
+        if self.asked == self.answers and self.answers:
+            return "asked"
+        if self.asked:
+            return f"asked {self.asked}/{self.answers}"
+        return "bounded" if self.bounded else "data"
 
     @property
     def error(self) -> float:
@@ -307,7 +327,9 @@ def entrepot_tally(plans: Any, exact: Any, true: Truth, query: Query, repeats: i
     for _ in range(repeats):
         answer = plans.release(*exact)
         asked = answer.asked.get("v")
-        tally.label = "asked" if asked else answer.interval_of.replace(" data", "")
+        tally.answers += 1
+        tally.asked += asked is not None
+        judged = asked is not None or answer.interval_of != "bounded data"
         shown = {}
         for row in answer.rows:
             if row.other:
@@ -317,11 +339,16 @@ def entrepot_tally(plans: Any, exact: Any, true: Truth, query: Query, repeats: i
             shown[key] = estimate
             present = key in true
             if present or counting:
-                target = true.get(key, 0.0)
-                tally.intervals += 1
-                tally.covered += estimate.lo <= target <= estimate.hi
-            if not present and not row.near_zero:
-                tally.phantoms += 1
+                hit = estimate.lo <= true.get(key, 0.0) <= estimate.hi
+                if judged:
+                    tally.intervals += 1
+                    tally.covered += hit
+                else:
+                    tally.bounded += 1
+                    tally.bounded_covered += hit
+            if not present:
+                tally.empty += 1
+                tally.phantoms += not row.near_zero
         for key, target in true.items():
             if target == 0:
                 continue
@@ -487,7 +514,9 @@ def report(console: Console, label: str, lines: Sequence[Line]) -> None:
             figure(ours.error),
             figure(tumult),
             figure(errors.get("smartnoise", math.nan)),
-            f"{ours.coverage:.0%} {ours.label}",
+            f"{ours.coverage:.0%} {ours.label}"
+            if ours.intervals
+            else f"({ours.bounded_covered / max(ours.bounded, 1):.0%}) bounded",
             "n/a" if math.isnan(ratio) else f"{ratio:.2f}",
         )
     console.print(table)
@@ -495,17 +524,18 @@ def report(console: Console, label: str, lines: Sequence[Line]) -> None:
 
 def bars(console: Console, lines: Sequence[Line]) -> bool:
     ours = [line.tallies["entrepot"] for line in lines]
-    honest = [t for t in ours if t.label != "bounded"]
+    honest = [t for t in ours if t.intervals]
     low = [
         (line.query.name, line.epsilon, line.tallies["entrepot"].coverage)
         for line in lines
-        if line.tallies["entrepot"].label != "bounded"
-        and line.tallies["entrepot"].coverage < COVERAGE_BAR
+        if line.tallies["entrepot"].intervals and line.tallies["entrepot"].coverage < COVERAGE_BAR
     ]
     pooled = sum(t.covered for t in honest) / max(sum(t.intervals for t in honest), 1)
     worst = min((t.coverage for t in honest), default=math.nan)
-    bounded = [t for t in ours if t.label == "bounded"]
-    bounded_pooled = sum(t.covered for t in bounded) / max(sum(t.intervals for t in bounded), 1)
+    bounded = [t for t in ours if t.bounded]
+    bounded_pooled = sum(t.bounded_covered for t in bounded) / max(
+        sum(t.bounded for t in bounded), 1
+    )
     met_coverage = not low
     console.print(
         f"bar: intervals not labelled bounded-data cover the truth in >= {COVERAGE_BAR:.0%}: "
@@ -514,7 +544,7 @@ def bars(console: Console, lines: Sequence[Line]) -> bool:
         + ("" if met_coverage else f" ({', '.join(f'{n} ε {e:g}: {c:.0%}' for n, e, c in low)})")
     )
     console.print(
-        f"     (intervals labelled bounded-data: {len(bounded)} pairs, pooled coverage of "
+        f"     (intervals labelled bounded-data: in {len(bounded)} pairs, pooled coverage of "
         f"the truth {bounded_pooled:.1%}; reported, not judged)"
     )
     compared = [line for line in lines if "tumult" in line.tallies]
@@ -531,8 +561,10 @@ def bars(console: Console, lines: Sequence[Line]) -> bool:
         + (f"; lost: {', '.join(losses)}" if losses else "")
     )
     phantoms = sum(t.phantoms for t in ours)
+    empty = sum(t.empty for t in ours)
     console.print(
-        f"bar: no phantom group shown unmarked: {phantoms} shown unmarked -> "
+        f"bar: no phantom group shown unmarked: {phantoms} of {empty} showings of empty "
+        "groups unmarked -> "
         f"{'met' if phantoms == 0 else 'MISSED'}"
         + (
             ""

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from privacy_fixtures import CODES, DATASET
 
 from entrepot.privacy import Plan, mechanisms, parse_policy, plan
-from entrepot.privacy._post import Noisy, estimate_rows
+from entrepot.privacy._post import NEGLIGIBLE, Noisy, estimate_rows
 from entrepot.standards.schema import load_standard_file
 
 SCHEMA = Path(__file__).parents[2] / "src/entrepot/standards/schemas/health.visit.json"
@@ -67,7 +67,7 @@ def _reference(
     for i in index:
         v = {name: vector[i] for name, vector in vectors.items()}
         units = names[("units", None)]
-        near = v[units] - width(units, ALPHA) <= 0
+        near = v[units] - width(units, 2 * NEGLIGIBLE) <= 0
         row: list[float | None] = []
         for aggregate in p.query.aggregates:
             if aggregate.function in ("count", "count_distinct"):
@@ -80,22 +80,28 @@ def _reference(
                 row += [max(0.0, v[name]), max(0.0, v[name] - h), max(0.0, v[name] + h)]
                 continue
             assert aggregate.column is not None
-            name = names[("sum", aggregate.column)]
+            if aggregate.function == "avg":
+                name = names[("centred", aggregate.column)]
+            else:
+                name = names[("sum", aggregate.column)]
             if aggregate.function == "sum":
                 h = width(name, ALPHA)
                 row += [v[name], v[name] - h, v[name] + h]
                 continue
             low, high = STANDARD.field(aggregate.column).bounds or (-math.inf, math.inf)
+            middle = (low + high) / 2
             total, count = v[name], v[count_name(aggregate.column)]
             if count <= 0:
                 row += [None, low, high]
                 continue
-            value = min(max(total / count, low), high)
+            value = min(max(middle + total / count, low), high)
             th, ch = width(name, ALPHA / 2), width(count_name(aggregate.column), ALPHA / 2)
             if count - ch <= 0:
                 row += [None if near else value, low, high]
                 continue
-            ratios = [t / c for t in (total - th, total + th) for c in (count - ch, count + ch)]
+            ratios = [
+                middle + t / c for t in (total - th, total + th) for c in (count - ch, count + ch)
+            ]
             lo, hi = min(max(min(ratios), low), high), max(min(max(ratios), high), low)
             row += [None if near else value, lo, hi]
         out.append(tuple(row))
@@ -177,7 +183,7 @@ def test_an_average_whose_ratios_all_miss_the_bounds_shrinks_to_the_nearer_bound
     # the nearer bound, and the estimate stays inside it.
     p = _plan("laplace", 0.0, "suppress", 0.05)
     vectors = {q.name: [1e5] * GROUPS for q in p.rewrite.quantities}
-    cost = next(q.name for q in p.rewrite.quantities if (q.kind, q.column) == ("sum", "cost"))
+    cost = next(q.name for q in p.rewrite.quantities if (q.kind, q.column) == ("centred", "cost"))
     vectors[cost] = [total] * GROUPS
     noisy = Noisy(mechanisms.get("laplace"), p.rewrite.quantities, p.scales, vectors)
     rows, _, _ = estimate_rows(

@@ -145,10 +145,13 @@ def test_with_huge_epsilon_the_removed_share_is_the_truth(
     if grouped:
         assert answer.removed["s"].value == pytest.approx(truth, abs=1e-4)
         assert answer.asked == {}
-    else:
+    elif truth > 0:
         # the question asked: every row, none bounded away
         assert answer.asked["n"].value == pytest.approx(len(rows), abs=1e-3)
         assert set(answer.asked) == {"n"}
+    else:
+        # nothing was removed: nothing is put back, bar a one-in-a-million draw
+        assert answer.asked == {}
 
 
 @settings(
@@ -202,8 +205,29 @@ def test_the_removed_share_lies_within_its_interval_at_its_stated_rate(
     assert all(0.0 <= s.lo <= s.value <= s.hi <= 1.0 for s in draws)
     if not grouped:
         # put back, the count's interval is about the question asked: all the rows
-        totals = [answer.asked["n"] for answer in answers]
+        totals = [answer.asked["n"] for answer in answers if "n" in answer.asked]
         assert plausible(sum(t.lo <= len(rows) <= t.hi for t in totals), len(totals))
+
+
+@settings(
+    max_examples=8,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(rows=datasets, epsilon=st.sampled_from([3.0, 10.0, 30.0, 100.0]))
+def test_the_put_back_total_covers_the_question_asked_whenever_it_is_given(
+    tmp_path: Path, rows: list[tuple[int, str]], epsilon: float
+) -> None:
+    # ε large enough that what was removed is sometimes told from zero and sometimes
+    # not: the choice reads the noisy removed total, and the interval must hold given it
+    p = planned(TOTAL, epsilon=epsilon)
+    table = exact(p, write(rows, tmp_path / "v.parquet"))
+    answers = [p.release(table) for _ in range(300)]
+    totals = [answer.asked["n"] for answer in answers if "n" in answer.asked]
+    assert plausible(sum(t.lo <= len(rows) <= t.hi for t in totals), len(totals))
+    assert all(t.lo <= t.value <= t.hi for t in totals)
+    if true_share(rows, p.rewrite.rows_per_unit) == 0:
+        assert totals == []
 
 
 def test_over_many_random_datasets_the_removed_share_is_covered_at_its_rate(

@@ -70,8 +70,9 @@ def render_answer(result: dict[str, Any], *, most: int | None = None) -> None:
     if near:
         console.print(
             f"~ {len(near)} group(s) near zero: a count under "
-            f"{answer.get('near_zero_threshold', 0.0):,.1f} (its 95% half-width) cannot be "
-            "told from an empty group; their averages and quantiles are not shown"
+            f"{answer.get('near_zero_threshold', 0.0):,.1f} cannot be told from an empty "
+            "group (one passes it with probability 1e-6); their averages and quantiles "
+            "are not shown"
         )
     if answer["suppressed"]:
         console.print(

@@ -8,8 +8,9 @@ Intervals, at confidence 1 - α (α = 0.05):
 - COUNT and SUM: the noisy value ± the mechanism's exact half-width; a count's
   value and interval are cut at 0 (the truth is never negative, so coverage is
   unchanged).
-- AVG = noisy SUM / noisy COUNT, clamped to the measure's public bounds; its
-  interval takes every ratio of the SUM and COUNT intervals at level α/2 each
+- AVG = m + noisy S / noisy COUNT, ``S`` the sum of deviations from the bounds'
+  midpoint ``m``, clamped to the measure's public bounds; its interval takes ``m``
+  plus every ratio of the S and COUNT intervals at level α/2 each
   (Bonferroni: both cover with probability ≥ 1 - α), with both ends clamped into
   the bounds (so when every ratio lies outside them, the interval is the nearer
   bound); when the COUNT interval reaches 0 the interval is the bounds themselves.
@@ -17,11 +18,15 @@ Intervals, at confidence 1 - α (α = 0.05):
   half-width is √(m·v/α) (Chebyshev: conservative, valid for any noise shape);
   a single merged group keeps its exact half-width.
 - Near zero: a group whose size (its noisy count of units, else of rows, else of
-  values, else its first SUM) has a 95% interval reaching 0 cannot be told from an
-  empty group at this noise level. Its row is marked ``near_zero`` and its AVGs
-  have no value (their interval is what is known), and a policy may suppress such
-  groups: the threshold is the size's 95% half-width, a function of the public
-  noise scale only.
+  values, else its first SUM) lies within ``t`` of 0 cannot be told from an empty
+  group. ``t`` is the size's half-width at the level :data:`NEGLIGIBLE`: the
+  mechanism's exact tail (Laplace ``P(L > t) = exp(-t/b)/2``, so ``t = b·ln(1/(2p))
+  ≈ 13.1b``; Gaussian ``t = σ·Φ⁻¹(1 - p) ≈ 4.75σ``) such that an empty group's
+  noisy count exceeds it with probability ``p = 10⁻⁶`` (a SUM, tested on both
+  sides, leaves the band with probability ``10⁻⁶`` too). Its row is marked
+  ``near_zero`` and its AVGs and quantiles have no value (their interval is what is
+  known), and a policy may suppress such groups. ``t`` is a function of the public
+  noise scale only; a merged group's uses Chebyshev at the same level.
 
 The intervals cover the answer on the clamped, bounded data; clamping and
 contribution bounding can bias that answer against the raw data, and the answer's
@@ -43,9 +48,20 @@ from entrepot.privacy.sql.query import Aggregate
 from entrepot.privacy.sql.rewrite import Quantity
 from entrepot.standards.schema import Standard
 
-__all__ = ["Noisy", "estimate_rows", "near_zero", "removed_shares", "size_name"]
+__all__ = [
+    "NEGLIGIBLE",
+    "Noisy",
+    "estimate_rows",
+    "near_zero",
+    "near_zero_alpha",
+    "removed_shares",
+    "size_name",
+]
 
 _ALPHA = 0.05
+# The probability that an empty group escapes the near-zero mark, and that a removed
+# total of zero is put back: negligible over every answer the exchange will give.
+NEGLIGIBLE = 1e-6
 Halfwidth = Callable[[str, float], float]
 
 
@@ -107,9 +123,11 @@ def recipes(aggregates: Sequence[Aggregate], noisy: Noisy, standard: Standard) -
             low, high = standard.field(aggregate.column).bounds or (low, high)
         else:
             assert aggregate.column is not None, "SUM and AVG always name their measure"
-            name = noisy.name("sum", aggregate.column)
             if aggregate.function == "avg":
+                name = noisy.name("centred", aggregate.column)
                 count = noisy.count_name(aggregate.column, standard)
+            else:
+                name = noisy.name("sum", aggregate.column)
             low, high = standard.field(aggregate.column).bounds or (low, high)
         out.append((aggregate.function, name, count, low, high))
     return out
@@ -131,12 +149,19 @@ def _rank(kind: str) -> int:
     return _COUNTS.index(kind) if kind in _COUNTS else len(_COUNTS)
 
 
+def near_zero_alpha(kind: str) -> float:
+    """The two-sided level whose half-width an empty group's size (of ``kind``) leaves
+    with probability :data:`NEGLIGIBLE`: a count is tested on one side, a SUM on both."""
+    return 2 * NEGLIGIBLE if kind in _COUNTS else NEGLIGIBLE
+
+
 def _near_zero(noisy: Noisy, size: str | None, vectors: dict[str, Any], width: Halfwidth) -> Any:
-    """Per group, whether the 95% interval of its size reaches 0."""
+    """Per group, whether its size lies within the near-zero threshold of 0."""
     if size is None:
         return np.zeros(len(next(iter(vectors.values()), [])), dtype=bool)
-    v, h = vectors[size], width(size, _ALPHA)
-    if noisy.kind(size) in _COUNTS:
+    kind = noisy.kind(size)
+    v, h = vectors[size], width(size, near_zero_alpha(kind))
+    if kind in _COUNTS:
         return v - h <= 0.0
     return (v - h <= 0.0) & (v + h >= 0.0)
 
@@ -212,12 +237,25 @@ def removed_shares(
     ``scales`` its noise scale. The share is ``E / (B + E)``, ``B`` the sum of the
     noisy groups; its interval takes ``E`` and ``B`` at level α/2 each (Bonferroni),
     ``B``'s half-width by Chebyshev over the groups. An AVG reports the share of the
-    rows (or values) it averages over. The estimate put back is ``B + E``, its
-    interval the sum of the two intervals at α/2 each.
+    rows (or values) it averages over.
+
+    The estimate put back is ``B + E``. It is given only where ``E`` is told from
+    zero at its own noise: above the half-width a removed total of zero exceeds with
+    probability :data:`NEGLIGIBLE` (and only where what was removed cannot be
+    negative: a count, or a SUM of a measure bounded below by 0). Elsewhere the
+    put-back's noise would outweigh what it corrects, and the bounded estimate stands
+    alone, its interval about the bounded data, the share beside it. The choice reads
+    the noisy ``E`` and public scales only: post-processing.
+
+    Its interval is ``[B−, B+ + E+]``, each end at α/4 on its side: the removed part
+    is never negative, so the bounded total's low end is a low end of the total asked
+    for; ``E+`` bounds the removed part above. Both hold given that ``E`` was told
+    from zero: ``B``'s noise is independent of the choice, and given ``E`` above a
+    threshold its noise is less likely, not more, to be below ``-(E+ - E)``.
     """
     shares: dict[str, Estimate] = {}
     asked: dict[str, Estimate] = {}
-    for aggregate, (function, name, count_name, _low, _high) in zip(
+    for aggregate, (function, name, count_name, low, _high) in zip(
         aggregates, recipes(aggregates, noisy, standard), strict=True
     ):
         quantity = count_name if function in ("avg", "quantile") else name
@@ -229,9 +267,13 @@ def removed_shares(
         margin = noisy.mechanism.halfwidth(scales[quantity], _ALPHA / 2)
         removed = lost[quantity]
         shares[aggregate.name] = _share(removed, margin, total, spread)
-        if len(groups) == 1 and function not in ("avg", "quantile"):
+        # a one-sided test of E > 0: its two-sided half-width at twice the level
+        told = removed > noisy.mechanism.halfwidth(scales[quantity], 2 * NEGLIGIBLE)
+        # what was removed is never negative (a count, or a sum of values >= 0)
+        signless = function != "sum" or low >= 0
+        if told and signless and len(groups) == 1 and function not in ("avg", "quantile"):
             value = total + removed
-            lo = total - spread + removed - margin
+            lo = total - spread
             hi = total + spread + removed + margin
             if function != "sum":
                 value, lo, hi = max(value, 0.0), max(lo, 0.0), max(hi, 0.0)
@@ -271,7 +313,8 @@ def _average(
     high: float,
     width: Halfwidth,
 ) -> tuple[Any, Any, Any, Any]:
-    """AVG = SUM / COUNT per group; its interval spans the ratios of the two intervals.
+    """AVG = m + S / COUNT per group, ``S`` the sum of deviations from the bounds'
+    midpoint ``m``; its interval spans ``m`` plus the ratios of the two intervals.
 
     Both ends are clamped into the bounds: when every ratio falls outside them (the
     two intervals missed together, a < 5% event), the interval is the nearer bound.
@@ -279,9 +322,10 @@ def _average(
     """
     total_h, count_h = width(total_name, _ALPHA / 2), width(count_name, _ALPHA / 2)
     near, far = count - count_h, count + count_h
+    middle = (low + high) / 2
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        value = _clamp(total / count, low, high)
-        ratios = [t / c for t in (total - total_h, total + total_h) for c in (near, far)]
+        value = _clamp(middle + total / count, low, high)
+        ratios = [middle + t / c for t in (total - total_h, total + total_h) for c in (near, far)]
     smallest, largest = ratios[0], ratios[0]
     for ratio in ratios[1:]:
         smallest = np.where(ratio < smallest, ratio, smallest)
@@ -290,7 +334,7 @@ def _average(
     hi = _clamp(largest, low, high)
     # No count, or a count interval reaching 0: the bounds are all that is known.
     empty, unsure = count <= 0, near <= 0
-    value = np.where(empty, (low + high) / 2, value)
+    value = np.where(empty, middle, value)
     lo = np.where(empty | unsure, low, lo)
     hi = np.where(empty | unsure, high, hi)
     return value, lo, hi, empty

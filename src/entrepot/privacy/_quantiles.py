@@ -3,7 +3,9 @@
 A quantile aggregate gets one share of the query's budget, like a SUM, split in three
 parts: half selects the estimate, a quarter each selects a bracket below and above it. Each
 selection is OpenDP's ``make_private_quantile`` over the candidates of
-:func:`candidates` (an even grid over the measure's public bounds), so every answer
+:func:`candidates` (an even grid over the measure's public bounds, and points
+geometric on each side of 0 or of the bound nearest it, so a value is resolved to a
+fixed share of itself: 1.2% over the four decades a grid spans), so every answer
 and every interval end lies within those bounds.
 
 The interval (confidence 1 - α, α = 0.05 split as 0.01 + 0.02 + 0.02):
@@ -17,7 +19,7 @@ The interval (confidence 1 - α, α = 0.05 split as 0.01 + 0.02 + 0.02):
   part of the answer) gives ``n_lo``, the lower end of its interval at level 0.01.
 - Each bracket is selected at level ``q ∓ Δ`` with ``Δ = (t + 1) / n_lo`` (``t`` at
   0.02), so its rank error cannot carry it past the ``q`` quantile; it is then widened
-  by one grid step, since the truth and the selected point may share a grid cell.
+  to the next grid point out, since the truth and the selected point may share a cell.
   Brackets are priced at the level half-way from ``q`` to the nearer of 0 and 1, so
   one scale fits them; a bracket whose level falls beyond, and both when
   ``n_lo <= 0``, become the measure's bound.
@@ -30,6 +32,7 @@ bounds and at most ``R`` rows per unit (the bounded data, as for counts and sums
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -39,19 +42,55 @@ import numpy as np
 
 from entrepot.privacy.mechanisms import QUANTILE_CANDIDATES, Mechanism
 
-__all__ = ["QuantileSpec", "candidates", "estimate", "spec"]
+__all__ = ["QuantileSpec", "anchor", "candidates", "estimate", "neighbours", "spec"]
 
 # The confidence split: the group size's interval, then each bracket's selection.
 _ALPHA_SIZE = 0.01
 _ALPHA_BRACKET = 0.02
+# The grid's finest step away from its anchor, as a share of the bounds' range, and
+# the points of the even grid it includes.
+_FINEST = 1e-4
+_EVEN = 201
+
+
+def anchor(low: float, high: float) -> float:
+    """The point of ``[low, high]`` nearest 0, where the grid is densest."""
+    return float(min(max(0.0, low), high))
 
 
 def candidates(low: float, high: float) -> tuple[float, ...]:
-    """The public grid a quantile of a measure bounded by ``[low, high]`` is chosen on."""
+    """The public grid a quantile of a measure bounded by ``[low, high]`` is chosen on.
+
+    An even grid of 201 points (0.5% of the range apart: round figures, where tied
+    values pile up, are candidates), and about 800 more, geometric on each side of
+    :func:`anchor` (0, or the bound nearest it): offsets from ``(high - low)·10⁻⁴``
+    to the bound, so each lies a fixed ratio beyond the last and a value is resolved
+    to within a fixed share of itself, small or large. A side gets points in
+    proportion to the decades it spans. A function of the public bounds only.
+    """
     if high <= low:
         return (float(low),)
-    last = QUANTILE_CANDIDATES - 1
-    return (*(low + (high - low) * i / last for i in range(last)), float(high))
+    centre = anchor(low, high)
+    floor = (high - low) * _FINEST
+    sides = [(sign, span) for sign, span in ((-1.0, centre - low), (1.0, high - centre))]
+    sides = [(sign, span) for sign, span in sides if span > floor]
+    decades = [math.log(span / floor) for _, span in sides]
+    # the even grid first: values piled on round figures (100, 700) are candidates
+    # themselves, which a tie needs (every other candidate scores alike)
+    last = _EVEN - 1
+    grid = {low + (high - low) * i / last for i in range(last)} | {centre, float(high)}
+    for (sign, span), decade in zip(sides, decades, strict=True):
+        count = max(round((QUANTILE_CANDIDATES - _EVEN) * decade / sum(decades)), 2)
+        for i in range(count):
+            point = centre + sign * floor * (span / floor) ** (i / (count - 1))
+            grid.add(min(max(point, float(low)), float(high)))
+    return tuple(sorted(grid))
+
+
+def neighbours(grid: Sequence[float], point: float) -> tuple[float, float]:
+    """The grid points on either side of ``point``, one of them (an end keeps itself)."""
+    index = min(bisect.bisect_left(grid, point), len(grid) - 1)
+    return grid[max(index - 1, 0)], grid[min(index + 1, len(grid) - 1)]
 
 
 @dataclass(frozen=True)
@@ -69,11 +108,6 @@ class QuantileSpec:
     @property
     def grid(self) -> tuple[float, ...]:
         return candidates(self.low, self.high)
-
-    @property
-    def step(self) -> float:
-        grid = self.grid
-        return grid[1] - grid[0] if len(grid) > 1 else 0.0
 
     def rank_error(self, scale: float, alpha: float) -> float:
         """Rows of rank the selection at ``scale`` misses by, all but ``alpha`` of the time."""
@@ -148,10 +182,10 @@ def estimate(
             edge = _edge(quantile.level)
             if below > edge:
                 picked = mechanism.select_quantile(data, grid, below, quantile.bracket_scale)
-                low = max(quantile.low, picked - quantile.step)
+                low = neighbours(grid, picked)[0]
             if above < 1 - edge:
                 picked = mechanism.select_quantile(data, grid, above, quantile.bracket_scale)
-                high = min(quantile.high, picked + quantile.step)
+                high = neighbours(grid, picked)[1]
         value.append(point)
         lo.append(min(low, point))
         hi.append(max(high, point))

@@ -42,8 +42,9 @@ class Estimate:
 class Row:
     """One output group: its key (one value per key column) and one estimate per aggregate.
 
-    ``near_zero``: the 95% interval of the group's noisy count reaches 0, so at this
-    noise level the group cannot be told from an empty one.
+    ``near_zero``: the group's noisy count is under the answer's
+    ``near_zero_threshold``, so at this noise level it cannot be told from an empty
+    group (an empty group escapes the mark with probability 10⁻⁶).
     """
 
     key: tuple[Any, ...]
@@ -60,17 +61,19 @@ class Answer:
     holds the shown groups (and, when small groups were merged, one row whose keys
     are all ``"other"``); ``suppressed`` and ``merged`` list the keys of groups whose
     noisy count fell under the threshold. ``scales`` gives each aggregate's noise
-    scale (Laplace ``b`` or Gaussian ``σ``; for AVG, that of its SUM; for a quantile,
+    scale (Laplace ``b`` or Gaussian ``σ``; for AVG, that of its sum of
+    deviations from the bounds' midpoint; for a quantile,
     the scale of OpenDP's selection of its estimate, in ranks).
-    ``near_zero_threshold`` is the 95% half-width of a group's count: a row whose
-    count is under it is marked ``near_zero`` (and suppressed if the policy says so).
+    ``near_zero_threshold`` is the count an empty group's noisy count exceeds with
+    probability 10⁻⁶: a row whose count is under it is marked ``near_zero`` (and
+    suppressed if the policy says so).
     ``interval_of`` says what the intervals cover: ``"bounded data"`` when each unit's
     contribution was bounded, and then ``removed`` gives, per aggregate, the noisy
     share of it that bounding removed (over all groups, with its 95% interval),
     bought with ``removed_budget`` of the query's ε (of its ρ for Gaussian noise).
-    ``asked`` gives, for a COUNT or SUM without GROUP BY, the estimate with what
-    bounding removed put back: its interval is about the question asked, counting
-    each unit up to ten times its bound.
+    ``asked`` gives, for a COUNT or SUM without GROUP BY whose removed part is told
+    from zero at its own noise, the estimate with what bounding removed put back: its
+    interval is about the question asked, counting each unit up to ten times its bound.
     """
 
     columns: tuple[str, ...]

@@ -32,7 +32,14 @@ from entrepot.engine.units import HIDDEN_COLUMNS
 from entrepot.errors import InvalidInput, PolicyViolation, QueryFailed, StorageCorrupt
 from entrepot.privacy import _quantiles, mechanisms
 from entrepot.privacy._groups import Codes, enumerate_groups, normalize
-from entrepot.privacy._post import Noisy, estimate_rows, near_zero, removed_shares, size_name
+from entrepot.privacy._post import (
+    Noisy,
+    estimate_rows,
+    near_zero,
+    near_zero_alpha,
+    removed_shares,
+    size_name,
+)
 from entrepot.privacy._quantiles import QuantileSpec
 from entrepot.privacy.answer import Answer
 from entrepot.privacy.bounds import Bound, bound_in_force
@@ -46,6 +53,10 @@ from entrepot.standards.schema import Standard
 __all__ = ["Plan", "dataset_of", "plan", "price"]
 
 _log = logging.getLogger("entrepot.privacy")
+# The part of a full share a count gets when only the policy's threshold reads it (a
+# SUM's or a quantile's query on a dataset with a threshold): the threshold and the
+# near-zero mark need it coarsely, the figure asked for precisely.
+AUXILIARY_SHARE = 0.25
 # How a note names where the rows-per-unit bound came from.
 _SOURCES = {
     "policy": "the dataset's policy",
@@ -246,7 +257,7 @@ class Plan:
         known before any data is read: from the noise scales the answer is released with.
 
         Exact for COUNT and SUM (a count's interval is then cut at 0); for AVG, the
-        half-width of its SUM, so about this divided by the group's size. A quantile's
+        half-width of its centred SUM, so about this divided by the group's size. A quantile's
         interval depends on its group's noisy size, so quantiles are left out.
         """
         mechanism = mechanisms.get(self.mechanism)
@@ -259,13 +270,16 @@ class Plan:
 
     @property
     def near_zero_threshold(self) -> float:
-        """The 95% half-width of a group's count: under it, a group is near zero.
+        """The count under which a group is near zero: an empty group's noisy count
+        exceeds it with probability 10⁻⁶ (:data:`entrepot.privacy._post.NEGLIGIBLE`).
 
         A function of the public noise scale only, so suppressing by it is too."""
         name = size_name(self.rewrite.quantities)
         if name is None:
             return 0.0
-        return mechanisms.get(self.mechanism).halfwidth(self.scales[name])
+        kind = next(q.kind for q in self.rewrite.quantities if q.name == name)
+        alpha = near_zero_alpha(kind)
+        return mechanisms.get(self.mechanism).halfwidth(self.scales[name], alpha)
 
     @cached_property
     def _index(self) -> dict[tuple[str, ...], int]:
@@ -279,8 +293,10 @@ class Plan:
         for aggregate in self.query.aggregates:
             if aggregate.function == "count_distinct":
                 name = by_kind[("units", None)]
-            elif aggregate.function in ("sum", "avg"):
+            elif aggregate.function == "sum":
                 name = by_kind[("sum", aggregate.column)]
+            elif aggregate.function == "avg":
+                name = by_kind[("centred", aggregate.column)]
             elif aggregate.function == "quantile":
                 scales[aggregate.name] = next(
                     q.scale for q in self.quantiles if q.name == aggregate.name
@@ -355,13 +371,17 @@ def plan(
     lossy = [q for q in rewritten.quantities if q.removed > 0]
     fraction = policy.removed_epsilon if lossy else 0.0
     # Sequential composition: ε (pure DP) or ρ (zCDP) adds up, so the query's budget
-    # is split in these shares: one per noisy quantity and one per quantile.
+    # is split in these shares: one per noisy quantity and one per quantile, a count
+    # only the threshold reads getting AUXILIARY_SHARE of one.
     selected = [a for a in query.aggregates if a.function == "quantile"]
     budget = mechanism.share(spend, delta, 1)
-    share = budget * (1 - fraction) / (len(rewritten.quantities) + len(selected))
+    weights = {q.name: AUXILIARY_SHARE if q.auxiliary else 1.0 for q in rewritten.quantities}
+    share = budget * (1 - fraction) / (sum(weights.values()) + len(selected))
     size = max(len(groups), 1)
     scales = {
-        q.name: mechanism.scale(rewritten.sensitivity(q, mechanism.norm), share, size)
+        q.name: mechanism.scale(
+            rewritten.sensitivity(q, mechanism.norm), share * weights[q.name], size
+        )
         for q in rewritten.quantities
     }
     quantiles = tuple(
@@ -439,9 +459,13 @@ def _notes(query: Query, standard: Standard, rewritten: Rewrite, bound: Bound) -
             low, high = standard.field(column).bounds or (0.0, 0.0)
             notes.append(f"{column} clamped to [{low:g}, {high:g}]")
     for column in rewritten.sampled:
-        grid = _quantiles.candidates(*(standard.field(column).bounds or (0.0, 0.0)))
-        step = grid[1] - grid[0] if len(grid) > 1 else 0.0
-        notes.append(f"{column} quantiles chosen among {len(grid)} points {step:g} apart")
+        low, high = standard.field(column).bounds or (0.0, 0.0)
+        grid = _quantiles.candidates(low, high)
+        ratio = (grid[-1] / grid[-2] - 1) if len(grid) > 2 and grid[-2] > 0 else 0.0
+        notes.append(
+            f"{column} quantiles chosen among {len(grid)} points spaced geometrically from "
+            f"{_quantiles.anchor(low, high):g} ({ratio:.2%} apart)"
+        )
     if rewritten.bounded:
         notes.append(
             f"each {standard.privacy_unit} counts for at most {rewritten.rows_per_unit} rows "

@@ -90,7 +90,9 @@ class AnswerOut(BaseModel):
     confidence: float
     notes: list[str]
     near_zero_threshold: float = Field(
-        0.0, description="The 95% half-width of a group's count: rows under it are near zero."
+        0.0,
+        description="Rows whose count is under it are near zero: an empty group's noisy "
+        "count exceeds it with probability 1e-6.",
     )
     interval_of: str = Field(
         "", description="What the intervals cover: 'bounded data' when contributions were bounded."
@@ -102,7 +104,8 @@ class AnswerOut(BaseModel):
     asked: dict[str, list[float | None]] = Field(
         default_factory=dict,
         description="COUNT and SUM without GROUP BY: [value, low, high] with what bounding "
-        "removed put back, about the question asked.",
+        "removed put back, about the question asked; given where the removed part is told "
+        "from zero at its own noise.",
     )
     removed_budget: float = Field(
         0.0, description="The share of the query's ε (ρ for Gaussian noise) spent on removed."

@@ -27,6 +27,9 @@ stated in), with ``G' = min(G, number of output groups)`` and ``M = max(|low|,
 - rows and value counts: the unit adds ``Σ w ≤ R`` in total, so ``Δ₁ = Δ₂ = R``
   (all of it may land in one group);
 - sums: ``|Σ w·clamp(x)| ≤ R·M``, so ``Δ₁ = Δ₂ = R·M``;
+- an AVG's centred sum, ``Σ w·(clamp(x) − (low + high)/2)``: ``Δ₁ = Δ₂ = R·(high −
+  low)/2``, half of ``R·M`` when ``low = 0`` (the AVG adds the midpoint times its
+  noisy count back);
 - distinct units: at most 1 per group and ``G'`` in total, so ``Δ₁ = G'`` and
   ``Δ₂ = √G'``.
 
@@ -70,7 +73,7 @@ from entrepot.privacy.policy import Policy
 from entrepot.privacy.sql.query import Query
 from entrepot.standards.schema import Standard
 
-__all__ = ["REMOVED_CAP", "Quantity", "Rewrite", "rewrite"]
+__all__ = ["REMOVED_CAP", "Quantity", "Rewrite", "midpoint", "rewrite"]
 
 # What bounding removed from one unit is counted up to this many times its bound: a
 # unit with up to 10·R rows is fully accounted, one with more as if it had 10·R.
@@ -91,10 +94,11 @@ class Quantity:
     """One vector of exact per-group values that gets its own noise.
 
     ``kind`` is ``rows`` (rows, bounded), ``values`` (non-null values of
-    ``column``), ``units`` (distinct privacy units) or ``sum`` (of ``column``,
-    clamped); ``l1`` and ``l2`` are its sensitivities to one unit; ``removed`` is the
+    ``column``), ``units`` (distinct privacy units), ``sum`` (of ``column``,
+    clamped) or ``centred`` (of ``column`` clamped, less its bounds' midpoint: an
+    AVG's); ``l1`` and ``l2`` are its sensitivities to one unit; ``removed`` is the
     sensitivity of its ``_removed`` column's total (0, and no column, when none is
-    reported).
+    reported); ``auxiliary`` when no aggregate reads it, only the policy's threshold.
     """
 
     name: str
@@ -103,6 +107,7 @@ class Quantity:
     l1: float
     l2: float
     removed: float = 0.0
+    auxiliary: bool = False
 
 
 @dataclass(frozen=True)
@@ -167,8 +172,9 @@ def _as_double(node: exp.Expression) -> exp.Expression:
     return node
 
 
-def _needs(query: Query, standard: Standard, policy: Policy) -> list[tuple[str, str | None]]:
-    """The quantities a query needs, without duplicates, in a stable order."""
+def _needs(query: Query, standard: Standard, policy: Policy | None) -> list[tuple[str, str | None]]:
+    """The quantities a query needs, without duplicates, in a stable order; without a
+    ``policy``, those its aggregates read (not the count its threshold needs)."""
 
     def count_of(column: str | None) -> tuple[str, str | None]:
         if column is None or standard.field(column).required:
@@ -188,10 +194,43 @@ def _needs(query: Query, standard: Standard, policy: Policy) -> list[tuple[str, 
             # group from an empty one and sizes the interval.
             needs.append(count_of(aggregate.column))
         else:
-            needs += [("sum", aggregate.column), count_of(aggregate.column)]
-    if policy.threshold > 0 and ("units", None) not in needs and ("rows", None) not in needs:
+            # An AVG sums deviations from its bounds' midpoint: half a plain sum's
+            # sensitivity when the bounds start at 0.
+            needs += [("centred", aggregate.column), count_of(aggregate.column)]
+    if (
+        policy is not None
+        and policy.threshold > 0
+        and ("units", None) not in needs
+        and ("rows", None) not in needs
+    ):
         needs.append(("rows", None))
     return list(dict.fromkeys(needs))
+
+
+def _read(query: Query, standard: Standard) -> set[tuple[str, str | None]]:
+    """The quantities whose removed total an aggregate's removed share reads: a COUNT's
+    or SUM's own, the count an AVG or a quantile is over."""
+
+    def count_of(column: str | None) -> tuple[str, str | None]:
+        if column is None or standard.field(column).required:
+            return ("rows", None)
+        return ("values", column)
+
+    read: set[tuple[str, str | None]] = set()
+    for aggregate in query.aggregates:
+        if aggregate.function == "count_distinct":
+            read.add(("units", None))
+        elif aggregate.function == "sum":
+            read.add(("sum", aggregate.column))
+        else:
+            read.add(count_of(aggregate.column))
+    return read
+
+
+def midpoint(standard: Standard, column: str) -> float:
+    """The midpoint of a measure's public bounds, which an AVG's sum is centred on."""
+    low, high = standard.field(column).bounds or (0.0, 0.0)
+    return (low + high) / 2
 
 
 def _clamp(column: str, low: float, high: float) -> str:
@@ -240,6 +279,8 @@ def rewrite(
     where = query.where.sql(dialect="duckdb") if query.where is not None else "TRUE"
 
     quantities = []
+    read = _read(query, standard)
+    own = set(_needs(query, standard, None))
     for i, (kind, column) in enumerate(_needs(query, standard, policy)):
         if kind == "units":
             l1, l2 = float(spread), math.sqrt(spread)
@@ -247,14 +288,32 @@ def rewrite(
             assert column is not None, "a sum always names its measure"
             low, high = standard.field(column).bounds or (0.0, 0.0)
             l1 = l2 = rows * max(abs(low), abs(high))
+        elif kind == "centred":
+            assert column is not None, "an average always names its measure"
+            low, high = standard.field(column).bounds or (0.0, 0.0)
+            l1 = l2 = rows * (high - low) / 2
         else:
             l1 = l2 = float(rows)
         # Nothing is reported when the policy spends nothing on it, nor for distinct
-        # units without GROUP BY (each unit is then in one group: none is removed).
-        reported = bounded and policy.removed_epsilon > 0 and (kind != "units" or query.keys)
+        # units without GROUP BY (each unit is then in one group: none is removed),
+        # nor where no aggregate's removed share reads it.
+        reported = (
+            bounded
+            and policy.removed_epsilon > 0
+            and (kind != "units" or bool(query.keys))
+            and (kind, column) in read
+        )
         removed = REMOVED_CAP * l1 if reported else 0.0
         quantities.append(
-            Quantity(name=f"__q{i}", kind=kind, column=column, l1=l1, l2=l2, removed=removed)
+            Quantity(
+                name=f"__q{i}",
+                kind=kind,
+                column=column,
+                l1=l1,
+                l2=l2,
+                removed=removed,
+                auxiliary=(kind, column) not in own,
+            )
         )
 
     counted = windowed = ""
@@ -349,6 +408,9 @@ def _measure(q: Quantity, standard: Standard) -> str:
     if q.kind == "sum":
         low, high = standard.field(q.column or "").bounds or (0.0, 0.0)
         return _clamp(q.column or "", low, high)
+    if q.kind == "centred":
+        low, high = standard.field(q.column or "").bounds or (0.0, 0.0)
+        return f"({_clamp(q.column or '', low, high)} - {midpoint(standard, q.column or '')!r})"
     return "1.0"
 
 
