@@ -54,8 +54,8 @@ __all__ = ["Plan", "dataset_of", "plan", "price"]
 
 _log = logging.getLogger("entrepot.privacy")
 # The part of a full share a count gets when only the policy's threshold reads it (a
-# SUM's or a quantile's query on a dataset with a threshold): the threshold and the
-# near-zero mark need it coarsely, the figure asked for precisely.
+# query of SUMs alone on a dataset with a threshold): the threshold and the near-zero
+# mark need it coarsely, the figure asked for precisely.
 AUXILIARY_SHARE = 0.25
 # How a note names where the rows-per-unit bound came from.
 _SOURCES = {
