@@ -151,7 +151,7 @@ def test_array_post_processing_equals_the_group_by_group_computation(
         merge=small_groups == "merge",
         drop_near_zero=drop_near_zero,
     )
-    h = mechanisms.get(mechanism).halfwidth(p.scales[counted])
+    h = mechanisms.get(mechanism).halfwidth(p.scales[counted], 2 * NEGLIGIBLE)
     near = [vectors[counted][i] - h <= 0 for i in range(GROUPS)]
     small = [
         i
