@@ -120,6 +120,7 @@ def pages_of(role: str, datasets: list[str]) -> list[tuple[str, str | None]]:
     catalog = [
         ("/", "/v1/catalog/datasets"),
         ("/?q=visits+district", "/v1/catalog/search?q=visits+district"),
+        ("/?region=910000&sector=Q", "/v1/catalog/datasets?region=910000&sector=Q"),
         *((f"/datasets/{ref}", f"/v1/catalog/datasets/{ref}") for ref in datasets),
         ("/transparency", "/v1/audit/entries?limit=100"),
         (f"/transparency?dataset={OWN}", f"/v1/audit/entries?limit=100&dataset={OWN}"),

@@ -151,7 +151,9 @@ def request_body(**changes: object) -> dict[str, object]:
     [
         ("GET", "/v1/catalog/datasets/a--b/visits", None, None, "path.provider"),
         ("GET", "/v1/catalog/datasets/a-/visits", None, None, "path.provider"),
-        ("GET", "/v1/catalog/datasets", {"provider": "-a"}, None, "query.provider"),
+        ("GET", "/v1/catalog/datasets", {"provider": "-a"}, None, "query.provider.0"),
+        ("GET", "/v1/catalog/search", {"q": "x", "region": "../x"}, None, "query.region.0"),
+        ("GET", "/v1/catalog/datasets", {"sector": "Q" * 17}, None, "query.sector.0"),
         ("GET", "/v1/audit/entries", {"since": "0.5"}, None, "query.since"),
         ("GET", "/v1/audit/entries", {"since": "1700000000"}, None, "query.since"),
         ("GET", "/v1/audit/proofs/consistency", {"size1": 1, "size2": 2**62}, None, "query.size2"),

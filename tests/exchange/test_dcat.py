@@ -38,6 +38,9 @@ def document(node: Node, tmp_path: Path) -> dict[str, Any]:
             title=title,
             description="Visits by district",
             filename=source.name,
+            # Declared at the first publish; the second, giving none, keeps them.
+            regions=("910000", "920100") if number == 0 else (),
+            sector="Q" if number == 0 else None,
         )
         with source.open("rb") as data:
             vault.publish(request, data)
@@ -87,6 +90,39 @@ def test_the_shapes_catch_a_dataset_without_a_title(document: dict[str, Any]) ->
     assert not ok
     assert "MinCountConstraintComponent" in report
     assert "outpatient-visits>->dc1:title" in report
+
+
+def test_regions_are_locations_and_the_sector_a_theme_of_the_catalog_s_taxonomy(
+    document: dict[str, Any],
+) -> None:
+    (dataset,) = document["dcat:dataset"]
+    codelists = f"{BASE}v1/standards/codelists/"
+    assert dataset["dct:spatial"] == [
+        {
+            "@id": f"{codelists}region.province#910000",
+            "@type": "dct:Location",
+            "skos:prefLabel": "Lanshan Province",
+            "skos:notation": "910000",
+        },
+        {
+            "@id": f"{codelists}region.city#920100",
+            "@type": "dct:Location",
+            "skos:prefLabel": "Heqiao City",
+            "skos:notation": "920100",
+        },
+    ]
+    (theme,) = dataset["dcat:theme"]
+    assert theme["@id"] == f"{codelists}sector#Q"
+    assert (theme["@type"], theme["skos:prefLabel"]) == ("skos:Concept", "Health and social work")
+    assert theme["skos:inScheme"] == {"@id": document["dcat:themeTaxonomy"]["@id"]}
+    assert document["dcat:themeTaxonomy"]["@type"] == "skos:ConceptScheme"
+
+
+def test_the_shapes_catch_a_theme_without_a_label(document: dict[str, Any]) -> None:
+    del document["dcat:dataset"][0]["dcat:theme"][0]["skos:prefLabel"]
+    ok, report = conforms(document)
+    assert not ok
+    assert "prefLabel" in report
 
 
 def test_an_empty_catalog_conforms_too(node: Node) -> None:

@@ -59,7 +59,7 @@ def test_a_consumer_finds_a_dataset_by_search_and_facet(person: Any) -> None:
     page.wait_for_url(re.compile(r"q=visits"))
     expect(page.locator(".card")).to_have_count(2)
     page.get_by_role("checkbox", name=re.compile("Riverside Hospitals")).check()
-    page.wait_for_url(re.compile(r"provider=Riverside"))
+    page.wait_for_url(re.compile(r"provider=riverside-hospitals"))
     assert page.locator(".card").count() == 1
     assert "groups under 50 hidden" in page.locator(".card .policy").inner_text()
     analyst.shot("catalog-search")
@@ -71,6 +71,37 @@ def test_a_consumer_finds_a_dataset_by_search_and_facet(person: Any) -> None:
     assert "One query spends at most ε 1" in page.locator(".plain").first.inner_text()
     # Content figures are the provider's: another account sees none.
     assert page.locator("meter").count() == 0
+
+
+def test_a_consumer_narrows_the_catalog_by_region_and_sector(person: Any) -> None:
+    analyst = person("city-analyst")
+    page = analyst.page
+    analyst.go("/")
+    facets = page.locator(".facets")
+    expect(facets.get_by_role("group", name="Region")).to_be_visible()
+    expect(facets.get_by_role("group", name="Sector")).to_be_visible()
+    page.get_by_role("checkbox", name=re.compile("Qinghe Province")).check()
+    page.wait_for_url(re.compile(r"region=920000"))
+    titles = sorted(page.locator(".card h2").all_inner_texts())
+    assert titles == [
+        "Card and mobile payments",
+        "Clinic visits",
+        "Phone presence per district and hour",
+    ]
+    page.get_by_role("checkbox", name=re.compile("Health and social work")).check()
+    page.wait_for_url(re.compile(r"sector=Q"))
+    expect(page.locator(".card")).to_have_count(1)
+    card = page.locator(".card").inner_text()
+    assert "Clinic visits" in card
+    assert "Qinghe Province" in card
+    assert "Health and social work" in card
+    # The counts are of the whole catalog: another region can still be ticked.
+    assert page.get_by_role("checkbox", name=re.compile("Lanshan Province")).is_visible()
+    analyst.shot("catalog-region-sector")
+    page.get_by_role("link", name="Clinic visits").click()
+    facts = page.locator("dl.facts").inner_text()
+    assert "Qinghe Province (920000)" in facts
+    assert "Health and social work (Q)" in facts
 
 
 def test_a_consumer_requests_access_and_sees_it_pending(person: Any) -> None:

@@ -53,6 +53,8 @@ def test_a_file_with_a_bad_row_shows_its_reason_then_publishes_the_rest(
     page.get_by_label("Standard", exact=True).select_option("health.visit")
     page.get_by_label("Title", exact=True).fill("Walk-in visits <script>alert(1)</script>")
     page.get_by_label("Dataset name").fill("walk-in-visits")
+    page.get_by_label("Regions the dataset covers").select_option(["910100", "910200"])
+    page.get_by_label("Sector", exact=True).select_option("Q")
     page.get_by_role("button", name="Check and publish").click()
     rejected = page.get_by_role("region", name="Rejected rows")
     expect(rejected).to_contain_text("codelist:district")
@@ -67,6 +69,11 @@ def test_a_file_with_a_bad_row_shows_its_reason_then_publishes_the_rest(
     riverside.go("/?q=walk")
     expect(page.get_by_role("link", name=re.compile("Walk-in visits <script>"))).to_be_visible()
     riverside.shot("catalog-escaped-title")
+    # The scope chosen in the form is the dataset's, and a facet of the catalog.
+    riverside.go("/?region=910200&sector=Q")
+    expect(page.locator(".card")).to_have_count(1)
+    expect(page.locator(".card")).to_contain_text("Yunping City, Baishi City")
+    expect(page.locator(".card")).to_contain_text("Health and social work")
 
 
 def test_the_provider_grants_a_request_and_revokes_it(person: Any) -> None:

@@ -58,6 +58,7 @@ def test_catalog_and_dcat_export_what_they_name() -> None:
         "CatalogVersion",
         "DatasetPage",
         "DatasetSummary",
+        "Facets",
         "publish_version",
         "search_terms",
         "sees_content",

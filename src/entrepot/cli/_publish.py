@@ -147,6 +147,24 @@ def publish(
         ),
     ] = None,
     description: Annotated[str, typer.Option("--description", help="What the dataset holds.")] = "",
+    region: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--region",
+            help="A region the dataset covers, for the catalog: a code of region.province, "
+            "region.city or region.district; repeat for several \\[default: the dataset's].",
+            show_default=False,
+        ),
+    ] = None,
+    sector: Annotated[
+        str | None,
+        typer.Option(
+            "--sector",
+            help="The dataset's sector of activity, for the catalog: a code of the sector "
+            "list \\[default: the dataset's].",
+            show_default=False,
+        ),
+    ] = None,
     on_error: Annotated[
         OnErrorChoice,
         typer.Option(
@@ -187,6 +205,7 @@ def publish(
 
     Example: entrepot dataset publish visits.csv --provider riverside-hospitals
     --standard health.visit --mapping riverside.yaml --title "Outpatient visits 2025"
+    --region 910000 --sector Q
     """
 
     with _progress(err_console.is_terminal and not as_json) as progress:
@@ -200,6 +219,8 @@ def publish(
                     mapping=mapping,
                     dataset=dataset,
                     description=description,
+                    region=region or (),
+                    sector=sector,
                     on_error=on_error.value,
                     progress=progress,
                     force=force,

@@ -15,6 +15,7 @@ from rich.text import Text
 
 from entrepot._text import printable
 from entrepot.cli._common import As, Home, Json, console, emit, esc, json_text, session, table
+from entrepot.errors import InvalidInput
 
 __all__ = ["CONTENT_HIDDEN", "register", "versions_table"]
 
@@ -38,12 +39,35 @@ def _summaries(title: str, found: list[dict[str, Any]], empty: str) -> None:
             s["title"],
             s["provider"],
             s["standard"],
+            " ".join(r["code"] for r in s.get("regions") or ()),
+            s["sector"]["code"] if s.get("sector") else "",
             s["latest_version"] or "",
             s["rows"] or "",
         ]
         for s in found
     ]
-    console.print(table(title, ["dataset", "title", "provider", "standard", "v", "rows"], rows))
+    columns = ["dataset", "title", "provider", "standard", "regions", "sector", "v", "rows"]
+    console.print(table(title, columns, rows))
+
+
+Regions = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--region",
+        help="Only datasets covering this region (a code of region.province, region.city or "
+        "region.district); repeat for any of several.",
+    ),
+]
+Sectors = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--sector", help="Only datasets of this sector (a code of the sector list); repeat."
+    ),
+]
+Standards = Annotated[
+    list[str] | None,
+    typer.Option("--standard", help="Only datasets in this standard; repeat for several."),
+]
 
 
 @catalog_app.command("search")
@@ -56,24 +80,45 @@ def search(
             "--federated", help="Search every trusted peer's catalog too; results name their node."
         ),
     ] = False,
+    region: Regions = None,
+    sector: Sectors = None,
+    standard: Standards = None,
+    provider: Annotated[
+        list[str] | None,
+        typer.Option("--provider", help="Only this provider's datasets; repeat for several."),
+    ] = None,
     as_: As = None,
     home: Home = None,
     as_json: Json = False,
 ) -> None:
     """Full-text search over titles, descriptions, providers, standards and columns.
 
-    Every word must match (as a word prefix); the best matches come first. With
-    --federated, the node pulls each peer's signed catalog feed and lists its
-    datasets too, marked with the peer's name.
+    Every word must match (as a word prefix); the best matches come first. --region,
+    --sector, --standard and --provider keep the datasets with any of the values given
+    for each (codes: `entrepot standard codes region.province`, `... codes sector`).
+    With --federated, the node pulls each peer's signed catalog feed and lists its
+    datasets too, marked with the peer's name; a federated search takes words only.
 
-    Example: entrepot catalog search "visits district" --federated
+    Example: entrepot catalog search "visits" --region 910000 --sector Q
     """
 
     with session(home, as_) as client:
         if federated:
+            if provider or standard or region or sector:
+                raise InvalidInput(
+                    "a federated search takes words only",
+                    hint="drop --region, --sector, --standard and --provider, or --federated",
+                )
             found = client.catalog_search_federated(query, limit)
         else:
-            found = client.catalog_search(query, limit)
+            found = client.catalog_search(
+                query,
+                limit,
+                provider=provider or (),
+                standard=standard or (),
+                region=region or (),
+                sector=sector or (),
+            )
     emit(
         found,
         as_json,
@@ -84,17 +129,22 @@ def search(
 @catalog_app.command("list")
 def list_(
     provider: Annotated[str | None, typer.Option("--provider", help="Only this provider.")] = None,
+    region: Regions = None,
+    sector: Sectors = None,
+    standard: Standards = None,
     as_: As = None,
     home: Home = None,
     as_json: Json = False,
 ) -> None:
-    """List every dataset in the catalog.
+    """List every dataset in the catalog (within the regions, sectors and standards given).
 
     Example: entrepot catalog list --provider riverside-hospitals
     """
 
     with session(home, as_) as client:
-        found = client.catalog_datasets(provider)
+        found = client.catalog_datasets(
+            provider, standard=standard or (), region=region or (), sector=sector or ()
+        )
     emit(
         found,
         as_json,
@@ -136,6 +186,11 @@ def _render_page(page: dict[str, Any]) -> None:
     head.append(printable(f"{standard['version']}"))
     if standard["privacy_unit"]:
         head.append(printable(f" · privacy unit {standard['privacy_unit']}"))
+    if page["regions"]:
+        places = ", ".join(f"{r['label']} ({r['code']})" for r in page["regions"])
+        head.append("\n" + printable(f"regions {places}"))
+    if page["sector"]:
+        head.append(printable(f"\nsector {page['sector']['label']} ({page['sector']['code']})"))
     if page["description"]:
         head.append("\n" + printable(page["description"], multiline=True), style="dim")
     columns = [

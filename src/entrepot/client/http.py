@@ -197,14 +197,32 @@ class HttpClient:
     # -- catalog and datasets ------------------------------------------------------
 
     def catalog_datasets(
-        self, provider: str | None = None, *, limit: int | None = None, offset: int = 0
+        self,
+        provider: str | Sequence[str] | None = None,
+        *,
+        standard: Sequence[str] = (),
+        region: Sequence[str] = (),
+        sector: Sequence[str] = (),
+        limit: int | None = None,
+        offset: int = 0,
     ) -> list[dict[str, Any]]:
-        return self.items("/v1/catalog/datasets", most=limit, start=offset, provider=provider)
+        providers = [provider] if isinstance(provider, str) else list(provider or ())
+        facets = _facet_params(providers, standard, region, sector)
+        return self.items("/v1/catalog/datasets", most=limit, start=offset, **facets)
 
     def catalog_search(
-        self, query: str, limit: int | None = None, *, offset: int = 0
+        self,
+        query: str,
+        limit: int | None = None,
+        *,
+        offset: int = 0,
+        provider: Sequence[str] = (),
+        standard: Sequence[str] = (),
+        region: Sequence[str] = (),
+        sector: Sequence[str] = (),
     ) -> list[dict[str, Any]]:
-        return self.items("/v1/catalog/search", most=limit, start=offset, q=query)
+        facets = _facet_params(provider, standard, region, sector)
+        return self.items("/v1/catalog/search", most=limit, start=offset, q=query, **facets)
 
     def catalog_search_federated(self, query: str, limit: int = 20) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = self.get("/v1/catalog/federated", q=query, limit=limit)[
@@ -236,6 +254,8 @@ class HttpClient:
         mapping: Path | None = None,
         dataset: str | None = None,
         description: str = "",
+        region: Sequence[str] = (),
+        sector: str | None = None,
         on_error: str = "reject",
         progress: Advance | None = None,
         force: bool = False,
@@ -256,8 +276,12 @@ class HttpClient:
                     hint=f"drop --provider (the server publishes for {org}), or log in with "
                     f"a token of {provider}",
                 )
-        form = {"standard": standard, "title": title, "description": description}
+        form: dict[str, Any] = {"standard": standard, "title": title, "description": description}
         form["on_error"] = on_error
+        if region:
+            form["region"] = list(region)
+        if sector is not None:
+            form["sector"] = sector
         if force:
             form["force"] = "true"
         if dataset is not None:
@@ -676,3 +700,11 @@ class _Upload:
                 # Sent: what remains is the server's work, of unknown length.
                 self._advance("server", 0, 0)
         return chunk
+
+
+def _facet_params(
+    provider: Sequence[str], standard: Sequence[str], region: Sequence[str], sector: Sequence[str]
+) -> dict[str, list[str] | None]:
+    """The catalog routes' facet parameters, each repeated once per value (absent if none)."""
+    given = {"provider": provider, "standard": standard, "region": region, "sector": sector}
+    return {name: list(values) or None for name, values in given.items()}

@@ -24,6 +24,7 @@ from entrepot.schemas.paging import page_body
 # The services' modules load with the services they hold (entrepot.exchange.facade).
 if TYPE_CHECKING:
     from entrepot.exchange.accounts import Actor, IssuedToken
+    from entrepot.exchange.catalog import Facets
     from entrepot.exchange.contracts import GrantInfo, RequestInfo
     from entrepot.exchange.facade import Exchange
     from entrepot.standards import Mapping, Standard
@@ -83,25 +84,52 @@ class LocalClient(ShippedStandards):
     # -- catalog and datasets ------------------------------------------------------
 
     def catalog_datasets(
-        self, provider: str | None = None, *, limit: int | None = None, offset: int = 0
+        self,
+        provider: str | Sequence[str] | None = None,
+        *,
+        standard: Sequence[str] = (),
+        region: Sequence[str] = (),
+        sector: Sequence[str] = (),
+        limit: int | None = None,
+        offset: int = 0,
     ) -> list[dict[str, Any]]:
-        catalog = self.exchange.catalog(self.actor)
-        found = catalog.datasets(provider=provider, limit=limit, offset=offset)
+        facets = _facets(provider, standard, region, sector)
+        found = self.exchange.catalog(self.actor).datasets(
+            facets=facets, limit=limit, offset=offset
+        )
         return [DatasetOut.of(s).model_dump(mode="json") for s in found]
 
     def catalog_datasets_page(
-        self, provider: str | None, limit: int, offset: int = 0
+        self,
+        provider: str | Sequence[str] | None,
+        limit: int,
+        offset: int = 0,
+        *,
+        standard: Sequence[str] = (),
+        region: Sequence[str] = (),
+        sector: Sequence[str] = (),
     ) -> dict[str, Any]:
-        found = self.catalog_datasets(provider, limit=limit, offset=offset)
-        total = self.exchange.catalog(self.actor).count_datasets(provider=provider)
-        return page_body(found, total, limit, offset)
+        facets = _facets(provider, standard, region, sector)
+        catalog = self.exchange.catalog(self.actor)
+        found = catalog.datasets(facets=facets, limit=limit, offset=offset)
+        items = [DatasetOut.of(s).model_dump(mode="json") for s in found]
+        return page_body(items, catalog.count_datasets(facets=facets), limit, offset)
 
     def catalog_search(
-        self, query: str, limit: int | None = None, *, offset: int = 0
+        self,
+        query: str,
+        limit: int | None = None,
+        *,
+        offset: int = 0,
+        provider: Sequence[str] = (),
+        standard: Sequence[str] = (),
+        region: Sequence[str] = (),
+        sector: Sequence[str] = (),
     ) -> list[dict[str, Any]]:
         catalog = self.exchange.catalog(self.actor)
         most = catalog.max_results if limit is None else limit
-        found = catalog.search(query, limit=most, offset=offset)
+        facets = _facets(provider, standard, region, sector)
+        found = catalog.search(query, facets=facets, limit=most, offset=offset)
         return [DatasetOut.of(s).model_dump(mode="json") for s in found]
 
     def catalog_search_federated(self, query: str, limit: int = 20) -> list[dict[str, Any]]:
@@ -109,11 +137,24 @@ class LocalClient(ShippedStandards):
 
         return federated_search(self.exchange, self.actor, query, limit)
 
-    def catalog_search_page(self, query: str, limit: int, offset: int = 0) -> dict[str, Any]:
+    def catalog_search_page(
+        self,
+        query: str,
+        limit: int,
+        offset: int = 0,
+        *,
+        provider: Sequence[str] = (),
+        standard: Sequence[str] = (),
+        region: Sequence[str] = (),
+        sector: Sequence[str] = (),
+    ) -> dict[str, Any]:
         """A page of the ranked hits: pages are cut from the best ``catalog_max_results``."""
         catalog = self.exchange.catalog(self.actor)
-        found = self.catalog_search(query, min(limit, catalog.max_results), offset=offset)
-        return page_body(found, catalog.count_search(query), limit, offset)
+        facets = _facets(provider, standard, region, sector)
+        most = min(limit, catalog.max_results)
+        found = catalog.search(query, facets=facets, limit=most, offset=offset)
+        items = [DatasetOut.of(s).model_dump(mode="json") for s in found]
+        return page_body(items, catalog.count_search(query, facets=facets), limit, offset)
 
     def catalog_show(self, dataset: str) -> dict[str, Any]:
         page = DatasetPageOut.of(self.exchange.catalog(self.actor).show(dataset))
@@ -150,6 +191,8 @@ class LocalClient(ShippedStandards):
         mapping: Path | None = None,
         dataset: str | None = None,
         description: str = "",
+        region: Sequence[str] = (),
+        sector: str | None = None,
         on_error: str = "reject",
         progress: Advance | None = None,
         force: bool = False,
@@ -177,6 +220,8 @@ class LocalClient(ShippedStandards):
                 mapping_text=None if mapping is None else mapping.read_text(encoding="utf-8-sig"),
                 dataset=dataset,
                 description=description,
+                region=region,
+                sector=sector,
                 on_error=on_error,
                 progress=progress,
                 force=force,
@@ -194,6 +239,8 @@ class LocalClient(ShippedStandards):
         mapping_text: str | None = None,
         dataset: str | None = None,
         description: str = "",
+        region: Sequence[str] = (),
+        sector: str | None = None,
         on_error: str = "reject",
         progress: Advance | None = None,
         force: bool = False,
@@ -209,6 +256,8 @@ class LocalClient(ShippedStandards):
             title=title,
             dataset=dataset,
             description=description,
+            regions=tuple(region),
+            sector=sector,
             mapping=mapping,
             mapping_text=mapping_text,
             on_error=OnError(on_error),
@@ -656,3 +705,16 @@ def answer_body(result: dict[str, Any]) -> dict[str, Any]:
     from entrepot.schemas.queries import QueryOut
 
     return QueryOut.model_validate(result).model_dump(mode="json")
+
+
+def _facets(
+    provider: str | Sequence[str] | None,
+    standard: Sequence[str],
+    region: Sequence[str],
+    sector: Sequence[str],
+) -> Facets:
+    """The catalog's facets from a door's arguments (one provider's slug, or several)."""
+    from entrepot.exchange.catalog import Facets
+
+    providers = (provider,) if isinstance(provider, str) else tuple(provider or ())
+    return Facets.of(provider=providers, standard=standard, region=region, sector=sector)

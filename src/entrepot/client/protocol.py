@@ -51,12 +51,32 @@ class Client(Standards, Protocol):
 
     # -- catalog and datasets ------------------------------------------------------
     def catalog_datasets(
-        self, provider: str | None = None, *, limit: int | None = None, offset: int = 0
-    ) -> list[dict[str, Any]]: ...
+        self,
+        provider: str | Sequence[str] | None = None,
+        *,
+        standard: Sequence[str] = (),
+        region: Sequence[str] = (),
+        sector: Sequence[str] = (),
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[dict[str, Any]]:
+        """Datasets by reference, of the providers, standards, regions and sectors given
+        (any value of each facet given, all facets given; an empty one keeps all)."""
+        ...
 
     def catalog_search(
-        self, query: str, limit: int | None = None, *, offset: int = 0
-    ) -> list[dict[str, Any]]: ...
+        self,
+        query: str,
+        limit: int | None = None,
+        *,
+        offset: int = 0,
+        provider: Sequence[str] = (),
+        standard: Sequence[str] = (),
+        region: Sequence[str] = (),
+        sector: Sequence[str] = (),
+    ) -> list[dict[str, Any]]:
+        """The best matches of ``query``, kept to the facets as :meth:`catalog_datasets`."""
+        ...
 
     def catalog_search_federated(self, query: str, limit: int = 20) -> list[dict[str, Any]]:
         """This node's matches and every peer's, each marked with its ``node``."""
@@ -80,6 +100,8 @@ class Client(Standards, Protocol):
         mapping: Path | None = None,
         dataset: str | None = None,
         description: str = "",
+        region: Sequence[str] = (),
+        sector: str | None = None,
         on_error: str = "reject",
         progress: Advance | None = None,
         force: bool = False,

@@ -147,6 +147,8 @@ def riverside(ctx: Context, directory: Path) -> tuple[DemoFile, RawTable]:
         standard="health.visit",
         dataset="outpatient-visits",
         title="Outpatient visits 2025",
+        regions=("910000",),
+        sector="Q",
         description="Outpatient visits at the Riverside hospital group in Lanshan province, "
         "January to June: district, diagnosis group, cost and time on site.",
         encoding="gbk",
@@ -236,6 +238,8 @@ def highland(ctx: Context, directory: Path) -> tuple[DemoFile, RawTable]:
         standard="health.visit",
         dataset="clinic-visits",
         title="Clinic visits 2025",
+        regions=("920000",),
+        sector="Q",
         description="Visits to Highland Health clinics in Qinghe province, January to June: "
         "district, diagnosis group, cost and hours on site.",
         encoding="utf-8-sig",

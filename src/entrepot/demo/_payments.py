@@ -142,6 +142,8 @@ def jade_pay(ctx: Context, directory: Path) -> tuple[DemoFile, RawTable]:
         title="Card and mobile payments 2025",
         description="Card and mobile payments processed by Jade Pay in Lanshan and Qinghe "
         "provinces, January to March: merchant sector, district, channel and amount.",
+        regions=("910000", "920000"),
+        sector="K",
         encoding="utf-8",
         rows=len(table),
         people=len(np.unique(table.person)),

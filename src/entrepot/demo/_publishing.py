@@ -81,6 +81,8 @@ def _publish_one(demo: Demo, node: Node, f: DemoFile) -> dict[str, Any]:
         title=f.title,
         dataset=f.dataset,
         description=f.description,
+        regions=tuple(f.regions),
+        sector=f.sector,
         mapping=standards.load_mapping(mapping_path),
         mapping_text=mapping_path.read_text(encoding="utf-8"),
         on_error=OnError.QUARANTINE,

@@ -153,6 +153,8 @@ def skyline(ctx: Context, directory: Path) -> tuple[DemoFile, RawTable]:
         title="Phone presence per district and hour 2025",
         description="Where Skyline Mobile subscribers' phones were, per district and hour, "
         "in Lanshan and Qinghe provinces during one week of March 2025.",
+        regions=("910000", "920000"),
+        sector="J",
         encoding="utf-8",
         rows=len(table),
         people=len(np.unique(table.person)),

@@ -36,6 +36,9 @@ class DemoFile:
     people: int
     # "<rule>:<column>" → how many rows carry that defect (one defect per row).
     defects: dict[str, int] = field(default_factory=dict)
+    # The catalog's scope the provider declares: region codes and a sector code.
+    regions: tuple[str, ...] = ()
+    sector: str | None = None
 
     @property
     def rows_defective(self) -> int:

@@ -11,6 +11,12 @@ of a deterministic publish can be matched against candidate files rebuilt by a
 guesser. Never a value of an individual row, to anyone: the stored validation
 reports, which list offending rows, stay with their provider.
 
+A dataset's scope — the regions it covers and its sector — is public metadata its
+provider declares at publish, as codes of the shipped code lists
+(:mod:`entrepot.standards.scope`); never derived from its rows. Listing and search
+take the same :class:`Facets` (provider, standard, region, sector), applied in SQL:
+within a facet any of the values given matches, across facets all must.
+
 Search runs on SQLite FTS5 or a PostgreSQL tsvector (migration 0002 keeps both in
 sync with ``datasets``); the query text is reduced to plain words first, so any
 input — quotes, ``*``, ``NEAR(`` — is searched for, never parsed as syntax.
@@ -19,11 +25,12 @@ input — quotes, ``*``, ``NEAR(`` — is searched for, never parsed as syntax.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from sqlalchemy import select, text
+from sqlalchemy import bindparam, select, text
 from sqlalchemy.orm import Session, selectinload
 
 from entrepot.clock import as_utc, utcnow
@@ -32,6 +39,7 @@ from entrepot.errors import LimitExceeded, NotFound
 from entrepot.exchange.actors import Actor
 from entrepot.exchange.node import Node
 from entrepot.standards.schema import Standard, parse_standard
+from entrepot.standards.scope import Term, region, sector
 from entrepot.transparency.entries import Kind, actor_name, make_entry
 from entrepot.vault import (
     DatasetRef,
@@ -42,7 +50,7 @@ from entrepot.vault import (
     VersionInfo,
 )
 from entrepot.vault.datasets import find_dataset, version_info
-from entrepot.vault.models import Dataset, Provider, Version
+from entrepot.vault.models import Dataset, DatasetRegion, Provider, Version
 
 if TYPE_CHECKING:
     from entrepot.privacy.policy import Policy
@@ -53,6 +61,7 @@ __all__ = [
     "CatalogVersion",
     "DatasetPage",
     "DatasetSummary",
+    "Facets",
     "publish_version",
     "search_terms",
     "sees_content",
@@ -101,6 +110,8 @@ class DatasetSummary:
     rows: int | None  # the newest version's rows, for whoever sees the content; else None
     updated_at: datetime
     score: float | None = None
+    regions: tuple[Term, ...] = ()
+    sector: Term | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -110,6 +121,8 @@ class DatasetSummary:
             "description": self.description,
             "provider": self.provider,
             "standard": self.standard,
+            "regions": [term.to_dict() for term in self.regions],
+            "sector": None if self.sector is None else self.sector.to_dict(),
             "versions": self.versions,
             "latest_version": self.latest,
             "rows": self.rows,
@@ -220,6 +233,55 @@ class DatasetPage:
         }
 
 
+@dataclass(frozen=True)
+class Facets:
+    """Which datasets a listing or a search keeps: any of the values of a facet, and
+    every facet given (an empty facet keeps all). Providers by slug, standards by name,
+    regions and sectors by code; a region matches only its own code, not the places
+    inside it."""
+
+    provider: tuple[str, ...] = ()
+    standard: tuple[str, ...] = ()
+    region: tuple[str, ...] = ()
+    sector: tuple[str, ...] = ()
+
+    @classmethod
+    def of(
+        cls,
+        *,
+        provider: Iterable[str] = (),
+        standard: Iterable[str] = (),
+        region: Iterable[str] = (),
+        sector: Iterable[str] = (),
+    ) -> Facets:
+        return cls(
+            *(tuple(dict.fromkeys(values)) for values in (provider, standard, region, sector))
+        )
+
+    def __bool__(self) -> bool:
+        return any((self.provider, self.standard, self.region, self.sector))
+
+    def restrict(self, query: Any) -> Any:
+        """``query`` (over datasets joined to their providers) kept to these facets."""
+        if self.provider:
+            query = query.where(Provider.slug.in_(self.provider))
+        if self.standard:
+            query = query.where(Dataset.standard.in_(self.standard))
+        if self.region:
+            query = query.where(
+                Dataset.id.in_(
+                    select(DatasetRegion.dataset_id).where(DatasetRegion.code.in_(self.region))
+                )
+            )
+        if self.sector:
+            query = query.where(Dataset.sector.in_(self.sector))
+        return query
+
+    def ids(self) -> Any:
+        """The ids of the datasets these facets keep, as a subquery."""
+        return self.restrict(select(Dataset.id).join(Provider, Provider.id == Dataset.provider_id))
+
+
 def _summary(dataset: Dataset, viewer: Actor | None, score: float | None = None) -> DatasetSummary:
     latest = dataset.versions[-1] if dataset.versions else None
     owned = sees_content(viewer, dataset.provider_id)
@@ -234,11 +296,13 @@ def _summary(dataset: Dataset, viewer: Actor | None, score: float | None = None)
         rows=latest.rows if latest and owned else None,
         updated_at=as_utc(dataset.updated_at),
         score=score,
+        regions=tuple(region(code) for code in dataset.region_codes),
+        sector=None if dataset.sector is None else sector(dataset.sector),
     )
 
 
-def _of_provider(query: Any, provider: str | None) -> Any:
-    query = query.join(Provider, Provider.id == Dataset.provider_id)
+def _of_provider(query: Any, provider: str | None, facets: Facets) -> Any:
+    query = facets.restrict(query.join(Provider, Provider.id == Dataset.provider_id))
     return query if provider is None else query.where(Provider.slug == provider)
 
 
@@ -261,9 +325,28 @@ def _load(session: Session, ids: list[int]) -> dict[int, Dataset]:
     rows = session.scalars(
         select(Dataset)
         .where(Dataset.id.in_(ids))
-        .options(selectinload(Dataset.provider), selectinload(Dataset.versions))
+        .options(
+            selectinload(Dataset.provider),
+            selectinload(Dataset.versions),
+            selectinload(Dataset.regions),
+        )
     ).all()
     return {d.id: d for d in rows}
+
+
+def _kept(session: Session, facets: Facets) -> list[int] | None:
+    """The ids of the datasets ``facets`` keep; None when they keep every dataset."""
+    return None if not facets else list(session.scalars(facets.ids()))
+
+
+def _among(sql: str, column: str, kept: list[int] | None) -> Any:
+    """``sql`` with ``{among}`` made a condition that ``column`` is one of ``kept``
+    (bound values; no condition when ``kept`` is None)."""
+    if kept is None:
+        return text(sql.format(among=""))
+    return text(sql.format(among=f" AND {column} IN :kept")).bindparams(
+        bindparam("kept", value=kept, expanding=True)
+    )
 
 
 class Catalog:
@@ -279,29 +362,43 @@ class Catalog:
         self.max_results = max_results
 
     def datasets(
-        self, *, provider: str | None = None, limit: int | None = None, offset: int = 0
+        self,
+        *,
+        provider: str | None = None,
+        facets: Facets = Facets(),
+        limit: int | None = None,
+        offset: int = 0,
     ) -> list[DatasetSummary]:
-        """Every dataset (of one provider if given), by reference: the ``limit`` of them
-        from ``offset`` (all when ``limit`` is None)."""
+        """Every dataset (of one provider if given, within ``facets``), by reference: the
+        ``limit`` of them from ``offset`` (all when ``limit`` is None)."""
         query = (
-            _of_provider(select(Dataset), provider)
-            .options(selectinload(Dataset.provider), selectinload(Dataset.versions))
+            _of_provider(select(Dataset), provider, facets)
+            .options(
+                selectinload(Dataset.provider),
+                selectinload(Dataset.versions),
+                selectinload(Dataset.regions),
+            )
             .order_by(Provider.slug, Dataset.slug)
         )
         with self.db.read() as session:
             found = session.scalars(query.limit(limit).offset(offset)).all()
             return [_summary(d, self.viewer) for d in found]
 
-    def count_datasets(self, *, provider: str | None = None) -> int:
+    def count_datasets(self, *, provider: str | None = None, facets: Facets = Facets()) -> int:
         """How many datasets :meth:`datasets` lists in all."""
         with self.db.read() as session:
-            return count_rows(session, _of_provider(select(Dataset.id), provider))
+            return count_rows(session, _of_provider(select(Dataset.id), provider, facets))
 
     def search(
-        self, query: str, *, limit: int = DEFAULT_LIMIT, offset: int = 0
+        self,
+        query: str,
+        *,
+        facets: Facets = Facets(),
+        limit: int = DEFAULT_LIMIT,
+        offset: int = 0,
     ) -> list[DatasetSummary]:
-        """Datasets matching every word of ``query`` (as a prefix), best first: the
-        ``limit`` of them from ``offset``, within the best ``max_results``."""
+        """Datasets matching every word of ``query`` (as a prefix) within ``facets``, best
+        first: the ``limit`` of them from ``offset``, within the best ``max_results``."""
         terms = search_terms(query)
         if limit > self.max_results:
             raise LimitExceeded(
@@ -313,22 +410,29 @@ class Catalog:
         if not terms or limit <= 0:
             return []
         with self.db.read() as session:
+            kept = _kept(session, facets)
+            if kept is not None and not kept:
+                return []
             if session.get_bind().dialect.name == "postgresql":
                 hits = session.execute(
-                    text(
+                    _among(
                         "SELECT s.dataset_id, ts_rank(s.document, q) AS score "
                         "FROM catalog_search AS s, to_tsquery('english', :q) AS q "
-                        "WHERE s.document @@ q ORDER BY score DESC, s.dataset_id "
-                        "LIMIT :limit OFFSET :offset"
+                        "WHERE s.document @@ q{among} ORDER BY score DESC, s.dataset_id "
+                        "LIMIT :limit OFFSET :offset",
+                        "s.dataset_id",
+                        kept,
                     ),
                     {"q": _ts_query(terms), "limit": limit, "offset": offset},
                 ).all()
             else:
                 hits = session.execute(
-                    text(
+                    _among(
                         f"SELECT rowid, -bm25(catalog_fts, {_BM25_WEIGHTS}) AS score "
-                        "FROM catalog_fts WHERE catalog_fts MATCH :q "
-                        "ORDER BY score DESC, rowid LIMIT :limit OFFSET :offset"
+                        "FROM catalog_fts WHERE catalog_fts MATCH :q{among} "
+                        "ORDER BY score DESC, rowid LIMIT :limit OFFSET :offset",
+                        "rowid",
+                        kept,
                     ),
                     {"q": _fts_query(terms), "limit": limit, "offset": offset},
                 ).all()
@@ -339,24 +443,33 @@ class Catalog:
                 if row[0] in datasets
             ]
 
-    def count_search(self, query: str) -> int:
+    def count_search(self, query: str, *, facets: Facets = Facets()) -> int:
         """How many datasets :meth:`search` pages through: the matches, at most
         ``max_results`` of them."""
         terms = search_terms(query)
         if not terms:
             return 0
         with self.db.read() as session:
+            kept = _kept(session, facets)
+            if kept is not None and not kept:
+                return 0
             if session.get_bind().dialect.name == "postgresql":
                 counted = session.scalar(
-                    text(
+                    _among(
                         "SELECT count(*) FROM catalog_search AS s, to_tsquery('english', :q) AS q "
-                        "WHERE s.document @@ q"
+                        "WHERE s.document @@ q{among}",
+                        "s.dataset_id",
+                        kept,
                     ),
                     {"q": _ts_query(terms)},
                 )
             else:
                 counted = session.scalar(
-                    text("SELECT count(*) FROM catalog_fts WHERE catalog_fts MATCH :q"),
+                    _among(
+                        "SELECT count(*) FROM catalog_fts WHERE catalog_fts MATCH :q{among}",
+                        "rowid",
+                        kept,
+                    ),
                     {"q": _fts_query(terms)},
                 )
         return min(int(counted or 0), self.max_results)

@@ -13,6 +13,12 @@ distribution, which has no route of its own, is a fragment of the page that list
 The ``@context`` is inline, so a reader never needs the network to expand it. The
 document conforms to the DCAT-AP 3.0.0 SHACL shapes (checked by the tests).
 
+A dataset's scope, as its provider declared it, is ``dct:spatial`` (a
+``dct:Location`` per region) and ``dcat:theme`` (its sector, a ``skos:Concept`` of the
+sector code list, which the catalog names as its ``dcat:themeTaxonomy``). Each is a
+code's entry in its code list's route (``/v1/standards/codelists/{name}#{code}``),
+labelled with ``skos:prefLabel``.
+
 The export is made to be harvested and republished, so it holds public metadata
 only, whoever asks for it: no byte size, checksum or row count (DCAT makes all of
 them optional), which would tell versions one person apart or let a guesser match
@@ -28,6 +34,7 @@ from typing import Any
 from urllib.parse import quote
 
 from entrepot.exchange.catalog import Catalog, DatasetPage
+from entrepot.standards.scope import SECTOR_LIST, Term
 
 __all__ = [
     "ANSWER_MEDIA_TYPE",
@@ -52,6 +59,7 @@ CONTEXT: dict[str, str] = {
     "dct": "http://purl.org/dc/terms/",
     "foaf": "http://xmlns.com/foaf/0.1/",
     "rdfs": "http://www.w3.org/2000/01/rdf-schema#",
+    "skos": "http://www.w3.org/2004/02/skos/core#",
     "xsd": "http://www.w3.org/2001/XMLSchema#",
 }
 
@@ -77,6 +85,28 @@ def _typed(value: Any, datatype: str) -> dict[str, Any]:
 
 def _standard_iri(base: str, name: str) -> str:
     return f"{base}v1/standards/{quote(name)}"
+
+
+def _codelist_iri(base: str, name: str) -> str:
+    """A code list's ``@id``: its route (``GET /v1/standards/codelists/{name}``)."""
+    return f"{base}v1/standards/codelists/{quote(name)}"
+
+
+def _sector_scheme(base: str) -> dict[str, Any]:
+    return {
+        "@id": _codelist_iri(base, SECTOR_LIST),
+        "@type": "skos:ConceptScheme",
+        "dct:title": "Sectors of activity",
+    }
+
+
+def _term(base: str, term: Term, kind: str) -> dict[str, Any]:
+    return {
+        "@id": f"{_codelist_iri(base, term.codelist)}#{quote(term.code)}",
+        "@type": kind,
+        "skos:prefLabel": term.label,
+        "skos:notation": term.code,
+    }
 
 
 def _service(base: str, license_iri: str, pages: list[DatasetPage]) -> dict[str, Any]:
@@ -156,6 +186,11 @@ def _dataset(base: str, page: DatasetPage, license_iri: str) -> dict[str, Any]:
         "dcat:keyword": keywords,
         "dcat:distribution": [_distribution(base, page, license_iri)],
     }
+    if summary.regions:
+        out["dct:spatial"] = [_term(base, r, "dct:Location") for r in summary.regions]
+    if summary.sector is not None:
+        theme = _term(base, summary.sector, "skos:Concept")
+        out["dcat:theme"] = [{**theme, "skos:inScheme": {"@id": _codelist_iri(base, SECTOR_LIST)}}]
     if page.versions:
         out["dcat:version"] = str(page.versions[-1].number)
     return out
@@ -187,6 +222,7 @@ def export_dcat(
             "foaf:name": title,
         },
         "dct:license": _license(license),
+        "dcat:themeTaxonomy": _sector_scheme(base),
         "dcat:dataset": [_dataset(base, page, license) for page in pages],
         "dcat:service": [_service(base, license, pages)],
     }

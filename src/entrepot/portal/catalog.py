@@ -24,27 +24,75 @@ Visitor = Annotated[Visit, Depends(visit)]
 _CARDS = 60
 
 
+# The catalog's facets, in the order the page shows them.
+_FACETS = ("provider", "standard", "region", "sector")
+FacetValues = Annotated[list[str] | None, Query(max_length=200)]
+
+
+def _values(card: dict[str, Any]) -> dict[str, list[tuple[str, str]]]:
+    """A dataset's value of each facet, as (value the filter takes, label shown)."""
+    sector = card["sector"]
+    return {
+        "provider": [(card["dataset"].partition("/")[0], card["provider"])],
+        "standard": [(card["standard"], card["standard"])],
+        "region": [(r["code"], r["label"]) for r in card["regions"]],
+        "sector": [] if sector is None else [(sector["code"], sector["label"])],
+    }
+
+
+def _facet_counts(found: list[dict[str, Any]]) -> dict[str, list[tuple[str, str, int]]]:
+    """Each facet's values among ``found``, by label, with how many datasets have each."""
+    counts: dict[str, Counter[tuple[str, str]]] = {name: Counter() for name in _FACETS}
+    for card in found:
+        for name, values in _values(card).items():
+            counts[name].update(values)
+    return {
+        name: [
+            (value, label, n) for (value, label), n in sorted(c.items(), key=lambda i: i[0][::-1])
+        ]
+        for name, c in counts.items()
+    }
+
+
 @router.get("/")
 def catalog_page(
     here: Visitor,
     q: Annotated[str, Query(max_length=500)] = "",
-    provider: Annotated[list[str] | None, Query(max_length=200)] = None,
-    standard: Annotated[list[str] | None, Query(max_length=200)] = None,
+    provider: FacetValues = None,
+    standard: FacetValues = None,
+    region: FacetValues = None,
+    sector: FacetValues = None,
 ) -> Response:
     def build() -> Response:
         client = here.client
         words = q.strip()
         found = client.catalog_search(words) if words else client.catalog_datasets()
-        chosen = {"provider": set(provider or ()), "standard": set(standard or ())}
-        facets = {
-            name: sorted(Counter(d[name] for d in found).items())
-            for name in ("provider", "standard")
+        chosen = {
+            "provider": sorted(set(provider or ())),
+            "standard": sorted(set(standard or ())),
+            "region": sorted(set(region or ())),
+            "sector": sorted(set(sector or ())),
         }
-        shown = [
-            d
-            for d in found
-            if all(not wanted or d[name] in wanted for name, wanted in chosen.items())
-        ]
+        shown = found
+        if any(chosen.values()):
+            # The catalog service filters, as for the API and the CLI; the facets' counts
+            # are of the words alone, so a ticked value still shows what else there is.
+            shown = (
+                client.catalog_search(
+                    words,
+                    provider=chosen["provider"],
+                    standard=chosen["standard"],
+                    region=chosen["region"],
+                    sector=chosen["sector"],
+                )
+                if words
+                else client.catalog_datasets(
+                    chosen["provider"],
+                    standard=chosen["standard"],
+                    region=chosen["region"],
+                    sector=chosen["sector"],
+                )
+            )
         cards = [
             {**d, "policy": policy_line(client.policy(d["dataset"])["policy"])}
             for d in shown[:_CARDS]
@@ -53,7 +101,7 @@ def catalog_page(
             "catalog.html",
             title="Catalog",
             q=words,
-            facets=facets,
+            facets=_facet_counts(found),
             chosen=chosen,
             cards=cards,
             total=len(shown),

@@ -22,6 +22,7 @@ from entrepot.api.routers.datasets import publish_version
 from entrepot.errors import EntrepotError, InvalidInput
 from entrepot.portal._web import Visit, error_body, form_text, visit
 from entrepot.schemas.access import GrantCreate
+from entrepot.standards.scope import REGION_LISTS, SECTOR_LIST
 
 __all__ = ["line_of", "router"]
 
@@ -42,6 +43,8 @@ def _inbox(here: Visit, **extra: Any) -> Response:
         pending=client.access_requests(pending=True),
         grants=client.access_grants(active=True),
         datasets=mine,
+        regions=[(name, client.codelist(name)["codes"]) for name in REGION_LISTS],
+        sectors=client.codelist(SECTOR_LIST)["codes"],
         today=date.today().isoformat(),
         **extra,
     )
@@ -164,6 +167,8 @@ async def publish(request: Request, here: Visitor) -> Response:
             title=form_text(form, "title") or raw.filename,
             dataset=form_text(form, "dataset") or None,
             description=form_text(form, "description"),
+            region=[code for code in form.getlist("region") if isinstance(code, str) and code],
+            sector=form_text(form, "sector") or None,
             on_error=on_error,  # type: ignore[arg-type]
             mapping=mapping,  # type: ignore[arg-type]
         )

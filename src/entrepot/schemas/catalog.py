@@ -18,6 +18,7 @@ __all__ = [
     "DatasetOut",
     "DatasetPageOut",
     "StandardRef",
+    "TermOut",
     "VersionOut",
 ]
 
@@ -37,6 +38,21 @@ NODE_DATASET_REF = (
 _OWNER_ONLY = "{}; null unless the caller is the dataset's provider or an operator."
 
 
+class TermOut(BaseModel):
+    """A code of a shipped code list, with its label."""
+
+    code: str = Field(examples=["910000"])
+    label: str = Field(examples=["Lanshan Province"])
+    codelist: str = Field(examples=["region.province"])
+
+
+_REGIONS = (
+    "The regions the dataset covers, as its provider declared them at publish "
+    "(codes of region.province, region.city or region.district); empty if none."
+)
+_SECTOR = "Its sector of activity (a code of the sector list), as declared; null if none."
+
+
 class DatasetOut(BaseModel):
     dataset: str = Field(examples=["riverside-hospitals/outpatient-visits"])
     sql_name: str = Field(examples=["riverside_hospitals.outpatient_visits"])
@@ -44,6 +60,8 @@ class DatasetOut(BaseModel):
     description: str
     provider: str
     standard: str
+    regions: list[TermOut] = Field(default_factory=list, description=_REGIONS)
+    sector: TermOut | None = Field(default=None, description=_SECTOR)
     versions: int
     latest_version: int | None
     rows: int | None = Field(description=_OWNER_ONLY.format("Rows of the newest version"))
@@ -106,6 +124,8 @@ class DatasetPageOut(BaseModel):
     title: str
     description: str
     provider: str
+    regions: list[TermOut] = Field(default_factory=list, description=_REGIONS)
+    sector: TermOut | None = Field(default=None, description=_SECTOR)
     versions: list[VersionOut]
     latest_version: int | None
     rows: int | None = Field(description=_OWNER_ONLY.format("Rows of the newest version"))

@@ -42,6 +42,7 @@ from entrepot.errors import (
     param,
 )
 from entrepot.standards import Report, Validation, validate
+from entrepot.standards.scope import check_regions, check_sector
 from entrepot.vault._commit import placing, serialize_commits
 from entrepot.vault._storage import (
     fault,
@@ -53,7 +54,7 @@ from entrepot.vault._storage import (
     temp_path,
 )
 from entrepot.vault.datasets import version_info
-from entrepot.vault.models import Dataset, Provider, Version
+from entrepot.vault.models import Dataset, DatasetRegion, Provider, Version
 from entrepot.vault.protocol import (
     OnError,
     Progress,
@@ -129,6 +130,8 @@ def _resolve(vault: LocalVault, request: PublishRequest) -> DatasetRef:
     """Check the request against the catalog before any work is done."""
     check_text(request.title, "title")
     check_text(request.description, "description", multiline=True)
+    check_regions(request.regions)
+    check_sector(request.sector)
     if not request.title.strip():
         raise InvalidInput(
             "a published dataset needs a title",
@@ -378,6 +381,9 @@ def _commit(
             return version_info(dataset, held)
         dataset.title = dataset_title(request.title)
         dataset.description = request.description or dataset.description
+        if request.regions:
+            _set_regions(dataset, check_regions(request.regions))
+        dataset.sector = check_sector(request.sector) or dataset.sector
         dataset.schema = request.standard.document
         dataset.updated_at = now
         session.flush()
@@ -418,3 +424,11 @@ def _commit(
                 on_commit(session, info)
             fault(armed, "before-commit")
         return info
+
+
+def _set_regions(dataset: Dataset, codes: tuple[str, ...]) -> None:
+    """Make ``codes`` the regions of ``dataset``, in order; a kept code keeps its row."""
+    kept = {region.code: region for region in dataset.regions}
+    dataset.regions = [kept.get(code) or DatasetRegion(code=code) for code in codes]
+    for position, region in enumerate(dataset.regions):
+        region.position = position

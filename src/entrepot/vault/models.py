@@ -27,7 +27,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from entrepot.clock import utcnow
 from entrepot.db import Base
 
-__all__ = ["Dataset", "Provider", "Version"]
+__all__ = ["Dataset", "DatasetRegion", "Provider", "Version"]
 
 
 class Provider(Base):
@@ -64,15 +64,38 @@ class Dataset(Base):
     schema: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    # Its sector of activity, a code of the `sector` list, as the provider declared it
+    # at publish (NULL: not declared); see entrepot.standards.scope.
+    sector: Mapped[str | None] = mapped_column(String(16), index=True)
 
     provider: Mapped[Provider] = relationship(back_populates="datasets")
     versions: Mapped[list[Version]] = relationship(
         back_populates="dataset", order_by="Version.number"
     )
+    regions: Mapped[list[DatasetRegion]] = relationship(
+        back_populates="dataset", order_by="DatasetRegion.position", cascade="all, delete-orphan"
+    )
+
+    @property
+    def region_codes(self) -> tuple[str, ...]:
+        return tuple(r.code for r in self.regions)
 
     @property
     def ref(self) -> str:
         return f"{self.provider.slug}/{self.slug}"
+
+
+class DatasetRegion(Base):
+    """A region a dataset covers, as its provider declared it at publish: a code of a
+    region code list (see entrepot.standards.scope), in the order given."""
+
+    __tablename__ = "dataset_regions"
+
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id"), primary_key=True)
+    code: Mapped[str] = mapped_column(String(16), primary_key=True, index=True)
+    position: Mapped[int] = mapped_column(Integer)
+
+    dataset: Mapped[Dataset] = relationship(back_populates="regions")
 
 
 class Version(Base):

@@ -85,6 +85,10 @@ class PublishRequest:
     title: str
     dataset: str | None = None  # default: the title, slugified, without a trailing year
     description: str = ""
+    # The dataset's scope in the catalog, codes of the shipped code lists (see
+    # entrepot.standards.scope); empty or None keeps what the dataset has.
+    regions: tuple[str, ...] = ()
+    sector: str | None = None
     mapping: Mapping | None = None  # how the provider's local format becomes the standard
     mapping_text: str | None = None  # the mapping as written, kept with the version
     on_error: OnError = OnError.REJECT

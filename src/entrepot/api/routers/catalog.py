@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
+from pydantic import Field
 
 from entrepot.api.auth import AnyActor
 from entrepot.api.openapi import operation_id
@@ -38,18 +39,55 @@ DatasetSlug = Annotated[
 ]
 
 
+# The facets every list of the catalog takes: each repeated for several values, any of
+# which matches; all facets given must match.
+_CODE = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,15}$"
+ProviderFacet = Annotated[
+    list[Annotated[str, Field(pattern=SLUG, max_length=SLUG_MAX)]] | None,
+    Query(description="Only these providers (slugs); repeat for several."),
+]
+StandardFacet = Annotated[
+    list[Annotated[str, Field(max_length=200)]] | None,
+    Query(description="Only these standards (names); repeat for several."),
+]
+RegionFacet = Annotated[
+    list[Annotated[str, Field(pattern=_CODE)]] | None,
+    Query(
+        description="Only datasets covering one of these regions (codes of region.province, "
+        "region.city or region.district, matched exactly); repeat for several.",
+        examples=["910000"],
+    ),
+]
+SectorFacet = Annotated[
+    list[Annotated[str, Field(pattern=_CODE)]] | None,
+    Query(
+        description="Only datasets of one of these sectors (codes of the sector list); "
+        "repeat for several.",
+        examples=["Q"],
+    ),
+]
+
+
 @router.get("/datasets", summary="Every dataset in the catalog, by reference.")
 def list_datasets(
     request: Request,
     actor: AnyActor,
     paging: Paging,
-    provider: Annotated[
-        str | None, Query(pattern=SLUG, max_length=SLUG_MAX, description="Only this provider.")
-    ] = None,
+    provider: ProviderFacet = None,
+    standard: StandardFacet = None,
+    region: RegionFacet = None,
+    sector: SectorFacet = None,
 ) -> Page[DatasetOut]:
-    """Datasets by `provider/dataset` reference, with title, standard and latest version;
-    content figures only for the dataset's provider and operators."""
-    body = client_of(request, actor).catalog_datasets_page(provider, paging.limit, paging.offset)
+    """Datasets by `provider/dataset` reference, with title, standard, regions, sector and
+    latest version; content figures only for the dataset's provider and operators."""
+    body = client_of(request, actor).catalog_datasets_page(
+        provider or (),
+        paging.limit,
+        paging.offset,
+        standard=standard or (),
+        region=region or (),
+        sector=sector or (),
+    )
     return page_of(body, DatasetOut.model_validate)
 
 
@@ -62,10 +100,23 @@ def search_catalog(
         str,
         Query(max_length=500, description="Words to find (prefixes match).", examples=["visit"]),
     ],
+    provider: ProviderFacet = None,
+    standard: StandardFacet = None,
+    region: RegionFacet = None,
+    sector: SectorFacet = None,
 ) -> Page[DatasetOut]:
-    """Every word must match, as a prefix; hits come best first with their `score`. The
-    catalog ranks at most `catalog_max_results` hits, and pages are cut from those."""
-    body = client_of(request, actor).catalog_search_page(q, paging.limit, paging.offset)
+    """Every word must match, as a prefix, within the facets given; hits come best first
+    with their `score`. The catalog ranks at most `catalog_max_results` hits, and pages
+    are cut from those."""
+    body = client_of(request, actor).catalog_search_page(
+        q,
+        paging.limit,
+        paging.offset,
+        provider=provider or (),
+        standard=standard or (),
+        region=region or (),
+        sector=sector or (),
+    )
     return page_of(body, DatasetOut.model_validate)
 
 

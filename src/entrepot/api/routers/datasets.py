@@ -64,6 +64,21 @@ def publish_version(
     title: Annotated[str, Form(min_length=1, max_length=200)],
     dataset: Annotated[str | None, Form(pattern=SLUG, max_length=SLUG_MAX)] = None,
     description: Annotated[str, Form(max_length=5000)] = "",
+    region: Annotated[
+        list[str] | None,
+        Form(
+            description="The regions the dataset covers: codes of region.province, "
+            "region.city or region.district, repeated for several (absent: keep the "
+            "dataset's)."
+        ),
+    ] = None,
+    sector: Annotated[
+        str | None,
+        Form(
+            max_length=16,
+            description="Its sector of activity, a code of the sector list (absent: keep).",
+        ),
+    ] = None,
     on_error: Annotated[Literal["reject", "quarantine"], Form()] = "reject",
     mapping: Annotated[UploadFile | None, File(description="Provider mapping (YAML).")] = None,
     force: Annotated[
@@ -108,6 +123,8 @@ def publish_version(
                 mapping_text=mapping_text,
                 dataset=dataset,
                 description=description,
+                region=region or (),
+                sector=sector,
                 on_error=on_error,
                 force=force,
             )
@@ -121,7 +138,7 @@ def publish_version(
     if idempotency_key is None:
         return run()
     keys = exchange_of(request).idempotency
-    fields = [standard, title, dataset, description, on_error, force, mapping_text]
+    fields = [standard, title, dataset, description, region, sector, on_error, force, mapping_text]
     kept = keys.claim(actor.org_slug, idempotency_key, _fingerprint(fields, file.file))
     if kept is not None:
         if outgoing is not None:
