@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
-from entrepot.errors import Conflict, Forbidden, InvalidInput, NotFound
+from entrepot.errors import Conflict, Forbidden, InvalidInput, NotFound, param
 from entrepot.federation.models import Peer, RemoteConsumer
 from entrepot.transparency.entries import Kind, make_entry
 
@@ -74,7 +74,7 @@ def _consumer(actor: Actor) -> str:
     if not actor.org_slug:
         raise Forbidden(
             "a request to another node is made by a consumer organization",
-            hint="act as one with --as ORG (or a consumer's token)",
+            hint=f"ask with {param('as')} a consumer organization",
         )
     return actor.org_slug
 
