@@ -16,6 +16,9 @@ from enum import StrEnum
 from sqlalchemy import CheckConstraint, DateTime, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
+# An organization's provider_id references the vault's providers table, whose model must
+# be declared before an organization is first written (the vault package loads lazily).
+import entrepot.vault.models  # noqa: F401
 from entrepot.db import Base
 
 __all__ = ["Organization", "Role"]
