@@ -239,7 +239,7 @@ def table(title: str | None, columns: list[str], rows: list[list[Any]]) -> Table
 
 
 # The API's parameters whose flag is not the parameter's name with dashes.
-_FLAGS = {"actions": "--action"}
+_FLAGS = {"actions": "--action", "pseudonyms": "--pseudonym"}
 
 
 def flag(name: str) -> str:

@@ -83,7 +83,8 @@ class ReleaseSpec:
     def __post_init__(self) -> None:
         if isinstance(self.pseudonyms, str) or not all(isinstance(c, str) for c in self.pseudonyms):
             raise InvalidInput(
-                "pseudonyms must be a list of column names", hint="e.g. --pseudonym patient_id"
+                "pseudonyms must be a list of column names",
+                hint=f"e.g. {param('pseudonyms')} patient_id",
             )
         object.__setattr__(self, "pseudonyms", tuple(dict.fromkeys(self.pseudonyms)))
         if self.kind not in (ANONYMIZED, SYNTHETIC):
