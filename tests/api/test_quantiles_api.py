@@ -30,7 +30,7 @@ def test_a_consumer_gets_a_median_and_a_percentile_per_group(
                 assert estimate["low"] <= estimate["value"] <= estimate["high"]
     assert answer["scales"]["median_cost"] > 0
     assert "cost clamped to [0, 5000]" in answer["notes"]
-    assert "cost quantiles chosen among 201 points 25 apart" in answer["notes"]
+    assert any(note.startswith("cost quantiles chosen among ") for note in answer["notes"])
     assert response.json()["epsilon_spent"] == 1.0
 
 
