@@ -359,7 +359,8 @@ def main() -> None:
     parser.add_argument("--epsilons", default="1,5")
     parser.add_argument("--skip-synth", action="store_true")
     args = parser.parse_args()
-    if not ANJANA.exists():
+    sizes = [parse_size(s) for s in args.rows.split(",")]
+    if min(sizes) <= parse_size(args.anjana_max_rows) and not ANJANA.exists():
         sys.exit(
             f"no anjana environment at {ANJANA}: python3 -m venv {ANJANA.parent.parent} "
             f"&& {ANJANA} -m pip install anjana==1.2.3"
@@ -367,7 +368,7 @@ def main() -> None:
     if not args.skip_synth and not SNSYNTH.exists():
         sys.exit(f"no smartnoise-synth environment at {SNSYNTH}: {SNSYNTH_SETUP}")
     rows_out = []
-    for size in (parse_size(s) for s in args.rows.split(",")):
+    for size in sizes:
         frame = people(size)
         for k in (int(x) for x in args.k.split(",")):
             ours = run_entrepot(frame, k)
