@@ -10,6 +10,7 @@ import pytest
 from nacl.signing import SigningKey
 from tests.api.conftest import free_port, running
 from tests.exchange.logged_world import DATASET, seed
+from tests.federation.nodes import federation_node as _node
 
 from entrepot.api import create_app
 from entrepot.client.local import LocalClient
@@ -18,19 +19,6 @@ from entrepot.exchange import Exchange
 from entrepot.exchange.actors import LOCAL
 from entrepot.exchange.node import Node
 from entrepot.federation.feed import sync
-from entrepot.settings import Settings
-
-
-def _node(tmp_path: Path, name: str) -> Node:
-    return Node.init(
-        Settings(
-            home=tmp_path / name,
-            node_name=name,
-            token_hash_memory_kib=1024,
-            api_query_workers=0,
-            peer_timeout_s=30,
-        )
-    )
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from tests.api.conftest import running
 from tests.exchange.logged_world import DATASET, PROVIDER, seed
+from tests.federation.nodes import federation_node as _node
 
 from entrepot.api import create_app
 from entrepot.client.http import HttpClient
@@ -21,23 +22,9 @@ from entrepot.client.local import LocalClient
 from entrepot.errors import ContractViolation, NotFound, PolicyViolation
 from entrepot.exchange import Exchange
 from entrepot.exchange.actors import LOCAL
-from entrepot.exchange.node import Node
-from entrepot.settings import Settings
 from entrepot.transparency import verify_receipt
 
 SQL = "SELECT COUNT(*) AS n FROM riverside.riverside_hospitals.outpatient_visits"
-
-
-def _node(tmp_path: Path, name: str) -> Node:
-    return Node.init(
-        Settings(
-            home=tmp_path / name,
-            node_name=name,
-            token_hash_memory_kib=1024,
-            api_query_workers=0,
-            peer_timeout_s=30,
-        )
-    )
 
 
 @pytest.fixture
