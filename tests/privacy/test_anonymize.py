@@ -118,9 +118,14 @@ def test_every_release_meets_t_closeness(frame: pd.DataFrame, t: float) -> None:
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(frame=tables(), k=st.integers(2, 10), limit=st.sampled_from([0.0, 0.05, 0.2]))
+@given(
+    frame=tables(),
+    k=st.integers(2, 10),
+    diversity=st.integers(1, 2),
+    limit=st.sampled_from([0.0, 0.05, 0.2]),
+)
 def test_the_search_finds_the_least_loss_of_the_whole_lattice(
-    frame: pd.DataFrame, k: int, limit: float
+    frame: pd.DataFrame, k: int, diversity: int, limit: float
 ) -> None:
     from entrepot.privacy.anonymize.hierarchy import hierarchy_for
 
@@ -130,8 +135,11 @@ def test_the_search_finds_the_least_loss_of_the_whole_lattice(
         values = list(uniques)
         levels.append(hierarchy_for(STANDARD.field(column), values).levels(values))
         codes.append(column_codes.astype(np.int32))
-    table, _ = Table.build(tuple(levels), tuple(codes), None, None, 0)
-    criteria = Criteria(k=k, max_suppression=limit)
+    sensitive, values = pd.factorize(frame["diagnosis_group"])
+    table, _ = Table.build(
+        tuple(levels), tuple(codes), None, sensitive.astype(np.int32), len(values)
+    )
+    criteria = Criteria(k=k, l=diversity, max_suppression=limit)
     best, _ = Search(table, criteria).run()
     brute = Search(table, criteria)
     passing = [
