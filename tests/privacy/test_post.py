@@ -50,11 +50,19 @@ def _reference(
 ) -> list[tuple[float | None, ...]]:
     """The estimates of the groups ``index`` (summed when ``merged``), one at a time."""
     mechanism = mechanisms.get(p.mechanism)
+    derived = {d.column: d for d in p.rewrite.derived}
 
     def width(name: str, alpha: float) -> float:
         if merged <= 1:
             return mechanism.halfwidth(p.scales[name], alpha)
         return math.sqrt(merged * mechanism.variance(p.scales[name]) / alpha)
+
+    def sum_width(column: str, alpha: float) -> float:
+        d = derived[column]
+        scales = [p.scales[d.centred], abs(d.midpoint) * p.scales[d.count]]
+        if merged <= 1:
+            return mechanism.combined_halfwidth(scales, alpha)
+        return math.sqrt(merged * sum(mechanism.variance(s) for s in scales) / alpha)
 
     names = {(q.kind, q.column): q.name for q in p.rewrite.quantities}
 
@@ -80,13 +88,13 @@ def _reference(
                 row += [max(0.0, v[name]), max(0.0, v[name] - h), max(0.0, v[name] + h)]
                 continue
             assert aggregate.column is not None
-            if aggregate.function == "avg":
-                name = names[("centred", aggregate.column)]
-            else:
-                name = names[("sum", aggregate.column)]
+            name = names[("centred", aggregate.column)]
             if aggregate.function == "sum":
-                h = width(name, ALPHA)
-                row += [v[name], v[name] - h, v[name] + h]
+                # every SUM here is read from its centred sum and its count
+                d = derived[aggregate.column]
+                total = v[d.centred] + d.midpoint * v[d.count]
+                h = sum_width(aggregate.column, ALPHA)
+                row += [total, total - h, total + h]
                 continue
             low, high = STANDARD.field(aggregate.column).bounds or (-math.inf, math.inf)
             middle = (low + high) / 2
@@ -139,7 +147,9 @@ def test_array_post_processing_equals_the_group_by_group_computation(
         q.name: data.draw(st.lists(noise, min_size=GROUPS, max_size=GROUPS))
         for q in p.rewrite.quantities
     }
-    noisy = Noisy(mechanisms.get(mechanism), p.rewrite.quantities, p.scales, vectors)
+    noisy = Noisy(
+        mechanisms.get(mechanism), p.rewrite.quantities, p.scales, vectors, p.rewrite.derived
+    )
     counted = next(q.name for q in p.rewrite.quantities if q.kind == "units")
     rows, suppressed, merged = estimate_rows(
         p.groups,
@@ -185,7 +195,9 @@ def test_an_average_whose_ratios_all_miss_the_bounds_shrinks_to_the_nearer_bound
     vectors = {q.name: [1e5] * GROUPS for q in p.rewrite.quantities}
     cost = next(q.name for q in p.rewrite.quantities if (q.kind, q.column) == ("centred", "cost"))
     vectors[cost] = [total] * GROUPS
-    noisy = Noisy(mechanisms.get("laplace"), p.rewrite.quantities, p.scales, vectors)
+    noisy = Noisy(
+        mechanisms.get("laplace"), p.rewrite.quantities, p.scales, vectors, p.rewrite.derived
+    )
     rows, _, _ = estimate_rows(
         p.groups, p.query.aggregates, noisy, STANDARD, threshold_name=None, threshold=0.0,
         merge=False,

@@ -413,7 +413,9 @@ def test_one_row_per_unit_skips_bounding(tmp_path: Path) -> None:
     p = plan(sql, standard=standard, policy=policy, codes=CODES)
     assert "__units" not in p.sql("v")
     assert p.rewrite.sensitivity(p.rewrite.quantities[0], 1) == 1.0
-    assert p.rewrite.sensitivity(p.rewrite.quantities[1], 1) == 5000.0
+    # the SUM is read from the count and the sum centred on 2,500: half the sensitivity
+    assert p.rewrite.sensitivity(p.rewrite.quantities[1], 1) == 2500.0
+    assert [d.column for d in p.rewrite.derived] == ["cost"]
 
 
 def test_engine_failures_do_not_quote_stored_values(tmp_path: Path) -> None:

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -45,7 +45,7 @@ import numpy as np
 from entrepot.privacy.answer import OTHER, Estimate, Row
 from entrepot.privacy.mechanisms import Mechanism
 from entrepot.privacy.sql.query import Aggregate
-from entrepot.privacy.sql.rewrite import Quantity
+from entrepot.privacy.sql.rewrite import Derived, Quantity
 from entrepot.standards.schema import Standard
 
 __all__ = [
@@ -56,6 +56,7 @@ __all__ = [
     "near_zero_alpha",
     "removed_shares",
     "size_name",
+    "with_derived",
 ]
 
 _ALPHA = 0.05
@@ -66,25 +67,44 @@ Halfwidth = Callable[[str, float], float]
 
 
 class Noisy:
-    """The noisy quantities of one query: a vector per quantity, aligned with groups."""
+    """The noisy quantities of one query: a vector per quantity, aligned with groups.
+
+    ``derived`` SUMs (:class:`~entrepot.privacy.sql.rewrite.Derived`) get a vector
+    too, read from the two they are made of; their half-widths are those of a sum of
+    the two noises.
+    """
 
     def __init__(
         self,
         mechanism: Mechanism,
         quantities: Sequence[Quantity],
         scales: dict[str, float],
-        vectors: dict[str, list[float]],
+        vectors: Mapping[str, Sequence[float]],
+        derived: Sequence[Derived] = (),
     ) -> None:
         self.mechanism = mechanism
         self.quantities = {(q.kind, q.column): q for q in quantities}
         self.scales = scales
-        self.vectors = vectors
+        self._kinds = {q.name: q.kind for q in quantities}
+        # Each value as a weighted sum of released quantities.
+        self.parts: dict[str, tuple[tuple[str, float], ...]] = {
+            q.name: ((q.name, 1.0),) for q in quantities
+        }
+        self._sums: dict[str | None, str] = {}
+        for d in derived:
+            self.parts[d.name] = ((d.centred, 1.0), (d.count, d.midpoint))
+            self._kinds[d.name] = "sum"
+            self._sums[d.column] = d.name
+        self.derived = tuple(derived)
+        self.vectors = with_derived(vectors, self.derived)
 
     def name(self, kind: str, column: str | None) -> str:
+        if kind == "sum" and column in self._sums:
+            return self._sums[column]
         return self.quantities[(kind, column)].name
 
     def kind(self, name: str) -> str:
-        return next(q.kind for q in self.quantities.values() if q.name == name)
+        return self._kinds[name]
 
     def count_name(self, column: str | None, standard: Standard) -> str:
         if column is None or standard.field(column).required:
@@ -94,12 +114,24 @@ class Noisy:
     def halfwidth(self, merged: int) -> Halfwidth:
         @functools.cache
         def width(name: str, alpha: float) -> float:
-            scale = self.scales[name]
+            scales = [abs(weight) * self.scales[part] for part, weight in self.parts[name]]
             if merged <= 1:
-                return self.mechanism.halfwidth(scale, alpha)
-            return math.sqrt(merged * self.mechanism.variance(scale) / alpha)
+                return self.mechanism.combined_halfwidth(scales, alpha)
+            variance = math.fsum(self.mechanism.variance(s) for s in scales)
+            return math.sqrt(merged * variance / alpha)
 
         return width
+
+
+def with_derived(
+    vectors: Mapping[str, Sequence[float]], derived: Sequence[Derived]
+) -> dict[str, Any]:
+    """``vectors`` as float arrays, with each derived SUM's read from its two parts."""
+    out = {name: np.asarray(vector, dtype=np.float64) for name, vector in vectors.items()}
+    for d in derived:
+        if d.centred in out and d.count in out:
+            out[d.name] = out[d.centred] + d.midpoint * out[d.count]
+    return out
 
 
 Recipe = tuple[str, str, str, float, float]
@@ -227,14 +259,14 @@ def removed_shares(
     aggregates: Sequence[Aggregate],
     noisy: Noisy,
     standard: Standard,
-    lost: dict[str, float],
-    scales: dict[str, float],
+    lost: Noisy,
 ) -> tuple[dict[str, Estimate], dict[str, Estimate]]:
     """Per aggregate, the share of its quantity that contribution bounding removed;
     and, for a COUNT or SUM of one group, its estimate with the removed part put back.
 
-    ``lost`` holds each bounded quantity's noisy total removed (over all groups) and
-    ``scales`` its noise scale. The share is ``E / (B + E)``, ``B`` the sum of the
+    ``lost`` holds each bounded quantity's noisy total removed (over all groups, a
+    vector of one) with its noise scale; a derived SUM's is read from its two parts'.
+    The share is ``E / (B + E)``, ``B`` the sum of the
     noisy groups; its interval takes ``E`` and ``B`` at level α/2 each (Bonferroni),
     ``B``'s half-width by Chebyshev over the groups. An AVG reports the share of the
     rows (or values) it averages over.
@@ -259,16 +291,17 @@ def removed_shares(
         aggregates, recipes(aggregates, noisy, standard), strict=True
     ):
         quantity = count_name if function in ("avg", "quantile") else name
-        if quantity not in lost:
+        if quantity not in lost.vectors:
             continue
         groups = noisy.vectors[quantity]
         total = math.fsum(groups)
         spread = noisy.halfwidth(len(groups))(quantity, _ALPHA / 2)
-        margin = noisy.mechanism.halfwidth(scales[quantity], _ALPHA / 2)
-        removed = lost[quantity]
+        removed_width = lost.halfwidth(1)
+        margin = removed_width(quantity, _ALPHA / 2)
+        removed = float(lost.vectors[quantity][0])
         shares[aggregate.name] = _share(removed, margin, total, spread)
         # a one-sided test of E > 0: its two-sided half-width at twice the level
-        told = removed > noisy.mechanism.halfwidth(scales[quantity], 2 * NEGLIGIBLE)
+        told = removed > removed_width(quantity, 2 * NEGLIGIBLE)
         # what was removed is never negative (a count, or a sum of values >= 0)
         signless = function != "sum" or low >= 0
         if told and signless and len(groups) == 1 and function not in ("avg", "quantile"):
@@ -397,10 +430,15 @@ def estimate_rows(
     small_keys = [groups[i] for i in small]
     if not merge or not small:
         return rows, small_keys, []
-    merged = {
-        name: np.array([math.fsum(vector[i] for i in small)])
-        for name, vector in noisy.vectors.items()
-    }
+    # A derived SUM of the merged group is read from its merged parts.
+    merged = with_derived(
+        {
+            name: [math.fsum(vector[i] for i in small)]
+            for name, vector in noisy.vectors.items()
+            if name not in {d.name for d in noisy.derived}
+        },
+        noisy.derived,
+    )
     merged_width = noisy.halfwidth(len(small))
     merged_near = _near_zero(noisy, size, merged, merged_width)
     other_key = tuple(OTHER for _ in groups[0])

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from entrepot.engine import Session
 from entrepot.engine.units import HIDDEN_COLUMNS
@@ -145,33 +146,36 @@ class Plan:
         Groups outside the public list are dropped and missing ones count as zero (or
         hold no values), so which groups appear never depends on the data.
         """
-        index = self._index
         quantities = self.rewrite.quantities
-        exact_vectors = {q.name: [0.0] * len(self.groups) for q in quantities}
-        lost = {name: [0.0] for name in self.removal_scales}
-        columns = {name: exact.column(name).to_pylist() for name in exact.column_names}
-        for row in range(exact.num_rows):
-            key = tuple(normalize(columns[k][row]) for k in self.rewrite.keys)
-            position = index.get(key)
-            if position is None:
-                continue
-            for q in quantities:
-                exact_vectors[q.name][position] = float(columns[q.name][row] or 0.0)
-            for name in lost:
-                lost[name][0] += float(columns[f"{name}_removed"][row] or 0.0)
+        positions, found = self._positions(exact)
+        exact_vectors = {}
+        for q in quantities:
+            vector = np.zeros(len(self.groups), dtype=np.float64)
+            vector[positions] = _column(exact, q.name)[found]
+            exact_vectors[q.name] = vector
+        # What bounding removed, over the public groups: one total per quantity.
+        lost = {
+            name: [math.fsum(_column(exact, f"{name}_removed")[found].tolist())]
+            for name in self.removal_scales
+        }
         mechanism = mechanisms.get(self.mechanism)
         vectors = {
             q.name: mechanism.release(exact_vectors[q.name], self.scales[q.name])
             for q in quantities
         }
-        noisy = Noisy(mechanism, quantities, self.scales, vectors)
+        derived = self.rewrite.derived
+        noisy = Noisy(mechanism, quantities, self.scales, vectors, derived)
         selected = self._quantiles(mechanism, noisy, samples)
+        lossy = [q for q in quantities if q.name in lost]
+        removed_totals = {
+            name: mechanism.release(total, self.removal_scales[name])
+            for name, total in lost.items()
+        }
         removed, asked = removed_shares(
             self.query.aggregates,
             noisy,
             self.standard,
-            {name: mechanism.release(lost[name], self.removal_scales[name])[0] for name in lost},
-            self.removal_scales,
+            Noisy(mechanism, lossy, self.removal_scales, removed_totals, derived),
         )
         threshold_name = None
         if self.policy.threshold > 0:
@@ -256,16 +260,15 @@ class Plan:
         """Per aggregate, the half-width of one group's interval at confidence 1 - alpha,
         known before any data is read: from the noise scales the answer is released with.
 
-        Exact for COUNT and SUM (a count's interval is then cut at 0); for AVG, the
+        Exact for COUNT and SUM (a count's interval is then cut at 0; a SUM read from its
+        centred sum and count gets that of the two noises' sum); for AVG, the
         half-width of its centred SUM, so about this divided by the group's size. A quantile's
         interval depends on its group's noisy size, so quantiles are left out.
         """
         mechanism = mechanisms.get(self.mechanism)
-        scales = self._aggregate_scales()
         return {
-            aggregate.name: mechanism.halfwidth(scales[aggregate.name], alpha)
-            for aggregate in self.query.aggregates
-            if aggregate.function != "quantile"
+            name: mechanism.combined_halfwidth(noises, alpha)
+            for name, noises in self._noises().items()
         }
 
     @property
@@ -281,31 +284,67 @@ class Plan:
         alpha = near_zero_alpha(kind)
         return mechanisms.get(self.mechanism).halfwidth(self.scales[name], alpha)
 
+    def _positions(self, exact: pa.Table) -> tuple[Any, Any]:
+        """Each row's position among the public groups, and which rows have one."""
+        if self.rewrite.keys:
+            index = self._index
+            keys = [[normalize(v) for v in exact.column(k).to_pylist()] for k in self.rewrite.keys]
+            rows = [index.get(key, -1) for key in zip(*keys, strict=True)]
+        else:
+            rows = [0] * exact.num_rows
+        at = np.asarray(rows, dtype=np.int64)
+        found = at >= 0
+        return at[found], found
+
     @cached_property
     def _index(self) -> dict[tuple[str, ...], int]:
         """Each public group's position, by the text its key values match by."""
         keys = (tuple(normalize(v) for v in group) for group in self.groups)
         return {key: i for i, key in enumerate(keys)}
 
-    def _aggregate_scales(self) -> dict[str, float]:
+    def _noises(self) -> dict[str, tuple[float, ...]]:
+        """Per aggregate but quantiles, the scales of the noises its value adds up, each
+        times its weight: one, or two for a SUM read from its centred sum and count."""
         by_kind = {(q.kind, q.column): q.name for q in self.rewrite.quantities}
-        scales = {}
+        derived = {d.column: d for d in self.rewrite.derived}
+        noises: dict[str, tuple[float, ...]] = {}
         for aggregate in self.query.aggregates:
+            if aggregate.function == "quantile":
+                continue
+            if aggregate.function == "sum" and aggregate.column in derived:
+                d = derived[aggregate.column]
+                noises[aggregate.name] = (
+                    self.scales[d.centred],
+                    abs(d.midpoint) * self.scales[d.count],
+                )
+                continue
             if aggregate.function == "count_distinct":
                 name = by_kind[("units", None)]
             elif aggregate.function == "sum":
                 name = by_kind[("sum", aggregate.column)]
             elif aggregate.function == "avg":
                 name = by_kind[("centred", aggregate.column)]
-            elif aggregate.function == "quantile":
-                scales[aggregate.name] = next(
-                    q.scale for q in self.quantiles if q.name == aggregate.name
-                )
-                continue
             else:
                 name = by_kind.get(("values", aggregate.column), by_kind.get(("rows", None), ""))
-            scales[aggregate.name] = self.scales[name]
-        return scales
+            noises[aggregate.name] = (self.scales[name],)
+        return noises
+
+    def _aggregate_scales(self) -> dict[str, float]:
+        # Two noises added up have the variance of one whose scale is their root sum of
+        # squares (a Laplace draw's variance is 2b², a Gaussian's σ²).
+        scales = {
+            name: math.sqrt(math.fsum(s * s for s in noises))
+            for name, noises in self._noises().items()
+        }
+        for quantile in self.quantiles:
+            scales[quantile.name] = quantile.scale
+        return {a.name: scales[a.name] for a in self.query.aggregates}
+
+
+def _column(table: pa.Table, name: str) -> Any:
+    """A numeric column as a float64 array, NULL read as 0."""
+    column = pc.fill_null(table.column(name), 0.0).cast(pa.float64())
+    return column.to_numpy()
 
 
 def dataset_of(sql: str, *, catalog: Callable[[], Iterable[str]] | None = None) -> str:

@@ -73,7 +73,7 @@ from entrepot.privacy.policy import Policy
 from entrepot.privacy.sql.query import Query
 from entrepot.standards.schema import Standard
 
-__all__ = ["REMOVED_CAP", "Quantity", "Rewrite", "midpoint", "rewrite"]
+__all__ = ["REMOVED_CAP", "Derived", "Quantity", "Rewrite", "midpoint", "rewrite"]
 
 # What bounding removed from one unit is counted up to this many times its bound: a
 # unit with up to 10·R rows is fully accounted, one with more as if it had 10·R.
@@ -111,6 +111,26 @@ class Quantity:
 
 
 @dataclass(frozen=True)
+class Derived:
+    """A SUM read from two quantities released anyway, with no noise of its own:
+    ``SUM(x) = centred + midpoint · count``, the AVG's centred sum of ``column`` and
+    the count it is over (post-processing).
+
+    Released directly, the SUM would take a share of the budget; read this way, its
+    noise has variance ``v_c + m²·v_n`` at the shares those two already had, never
+    more than a SUM of its own at the same share (``Δ_c² + m²·Δ_n² ≤ Δ_sum²``, since
+    ``max(|low|, |high|) = |m| + (high - low)/2``), and the other quantities' shares
+    grow.
+    """
+
+    name: str
+    column: str
+    centred: str
+    count: str
+    midpoint: float
+
+
+@dataclass(frozen=True)
 class Rewrite:
     """The engine SQL (for any view name) and the quantities it returns per group.
 
@@ -131,6 +151,7 @@ class Rewrite:
     samples: tuple[str, str] = ("", "")
     sampled: tuple[str, ...] = ()
     windowed: str = ""
+    derived: tuple[Derived, ...] = ()
 
     def sql(self, view: str, dialect: str = "duckdb", *, counted: bool = False) -> str:
         """The SQL over ``view``, transpiled to ``dialect``; ``counted`` when ``view``
@@ -172,21 +193,43 @@ def _as_double(node: exp.Expression) -> exp.Expression:
     return node
 
 
-def _needs(query: Query, standard: Standard, policy: Policy | None) -> list[tuple[str, str | None]]:
+def _count_of(standard: Standard, column: str | None) -> tuple[str, str | None]:
+    """The count an aggregate of ``column`` is over: rows, or the column's values."""
+    if column is None or standard.field(column).required:
+        return ("rows", None)
+    return ("values", column)
+
+
+def _derivable(query: Query, standard: Standard) -> set[str]:
+    """The measures whose SUM is read from their centred sum and count (:class:`Derived`):
+    those whose count an aggregate releases with a full share."""
+    own = set(_needs(query, standard, None, derive=False))
+    return {
+        a.column
+        for a in query.aggregates
+        if a.function == "sum" and a.column and _count_of(standard, a.column) in own
+    }
+
+
+def _needs(
+    query: Query, standard: Standard, policy: Policy | None, *, derive: bool = True
+) -> list[tuple[str, str | None]]:
     """The quantities a query needs, without duplicates, in a stable order; without a
-    ``policy``, those its aggregates read (not the count its threshold needs)."""
+    ``policy``, those its aggregates read (not the count its threshold needs). With
+    ``derive``, a SUM read from its centred sum and count needs those two instead."""
 
     def count_of(column: str | None) -> tuple[str, str | None]:
-        if column is None or standard.field(column).required:
-            return ("rows", None)
-        return ("values", column)
+        return _count_of(standard, column)
 
+    derived = _derivable(query, standard) if derive else set()
     needs: list[tuple[str, str | None]] = []
     for aggregate in query.aggregates:
         if aggregate.function == "count":
             needs.append(count_of(aggregate.column))
         elif aggregate.function == "count_distinct":
             needs.append(("units", None))
+        elif aggregate.function == "sum" and aggregate.column in derived:
+            needs += [("centred", aggregate.column), count_of(aggregate.column)]
         elif aggregate.function == "sum":
             needs.append(("sum", aggregate.column))
         elif aggregate.function == "quantile":
@@ -209,17 +252,18 @@ def _needs(query: Query, standard: Standard, policy: Policy | None) -> list[tupl
 
 def _read(query: Query, standard: Standard) -> set[tuple[str, str | None]]:
     """The quantities whose removed total an aggregate's removed share reads: a COUNT's
-    or SUM's own, the count an AVG or a quantile is over."""
+    or SUM's own (a derived SUM's two), the count an AVG or a quantile is over."""
 
     def count_of(column: str | None) -> tuple[str, str | None]:
-        if column is None or standard.field(column).required:
-            return ("rows", None)
-        return ("values", column)
+        return _count_of(standard, column)
 
+    derived = _derivable(query, standard)
     read: set[tuple[str, str | None]] = set()
     for aggregate in query.aggregates:
         if aggregate.function == "count_distinct":
             read.add(("units", None))
+        elif aggregate.function == "sum" and aggregate.column in derived:
+            read |= {("centred", aggregate.column), count_of(aggregate.column)}
         elif aggregate.function == "sum":
             read.add(("sum", aggregate.column))
         else:
@@ -281,7 +325,8 @@ def rewrite(
     quantities = []
     read = _read(query, standard)
     own = set(_needs(query, standard, None))
-    for i, (kind, column) in enumerate(_needs(query, standard, policy)):
+    needs = _needs(query, standard, policy)
+    for i, (kind, column) in enumerate(needs):
         if kind == "units":
             l1, l2 = float(spread), math.sqrt(spread)
         elif kind == "sum":
@@ -316,6 +361,17 @@ def rewrite(
             )
         )
 
+    names = {(q.kind, q.column): q.name for q in quantities}
+    derived = tuple(
+        Derived(
+            name=f"__q{len(needs) + i}",
+            column=column,
+            centred=names[("centred", column)],
+            count=names[_count_of(standard, column)],
+            midpoint=midpoint(standard, column),
+        )
+        for i, column in enumerate(sorted(_derivable(query, standard)))
+    )
     counted = windowed = ""
     if bounded:
         assert unit is not None
@@ -353,6 +409,7 @@ def rewrite(
         samples=samples,
         sampled=sampled,
         windowed=windowed,
+        derived=derived,
     )
 
 
