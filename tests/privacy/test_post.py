@@ -74,8 +74,6 @@ def _reference(
     out: list[tuple[float | None, ...]] = []
     for i in index:
         v = {name: vector[i] for name, vector in vectors.items()}
-        units = names[("units", None)]
-        near = v[units] - width(units, 2 * NEGLIGIBLE) <= 0
         row: list[float | None] = []
         for aggregate in p.query.aggregates:
             if aggregate.function in ("count", "count_distinct"):
@@ -105,13 +103,14 @@ def _reference(
             value = min(max(middle + total / count, low), high)
             th, ch = width(name, ALPHA / 2), width(count_name(aggregate.column), ALPHA / 2)
             if count - ch <= 0:
-                row += [None if near else value, low, high]
+                # the count's interval reaches 0: nothing is known, marked or not
+                row += [None, low, high]
                 continue
             ratios = [
                 middle + t / c for t in (total - th, total + th) for c in (count - ch, count + ch)
             ]
             lo, hi = min(max(min(ratios), low), high), max(min(max(ratios), high), low)
-            row += [None if near else value, lo, hi]
+            row += [value, lo, hi]
         out.append(tuple(row))
     return out
 

@@ -240,8 +240,8 @@ def test_a_group_without_rows_shows_no_quantile_and_the_bounds(tmp_path: Path) -
     rows = {row.key[0]: row for row in answer.rows}
     assert set(rows) == {"D1", "D2", "D3"}
     for district in ("D2", "D3"):
-        if rows[district].near_zero:
-            assert rows[district].values[0].value is None
+        assert rows[district].near_zero
+        if rows[district].values[0].value is None:
             assert (rows[district].values[0].lo, rows[district].values[0].hi) == (LOW, HIGH)
     assert rows["D1"].values[0].value is not None
     assert not rows["D1"].near_zero

@@ -18,6 +18,7 @@ from scipy.stats import binom
 
 from entrepot.engine import DuckDBEngine, EngineOptions
 from entrepot.privacy import Plan, Policy, parse_policy, plan
+from entrepot.privacy._post import PUT_BACK
 from entrepot.privacy.sql.rewrite import REMOVED_CAP
 from entrepot.standards import codelist
 
@@ -150,8 +151,9 @@ def test_with_huge_epsilon_the_removed_share_is_the_truth(
         assert answer.asked["n"].value == pytest.approx(len(rows), abs=1e-3)
         assert set(answer.asked) == {"n"}
     else:
-        # nothing was removed: nothing is put back, bar a one-in-a-million draw
-        assert answer.asked == {}
+        # nothing was removed: nothing is put back but in 1% of answers, and then
+        # what is put back is the noise of a total of zero
+        assert answer.asked == {} or answer.asked["n"].value == pytest.approx(len(rows))
 
 
 @settings(
@@ -227,7 +229,8 @@ def test_the_put_back_total_covers_the_question_asked_whenever_it_is_given(
     assert plausible(sum(t.lo <= len(rows) <= t.hi for t in totals), len(totals))
     assert all(t.lo <= t.value <= t.hi for t in totals)
     if true_share(rows, p.rewrite.rows_per_unit) == 0:
-        assert totals == []
+        # a removed total of zero is put back in 1% of answers
+        assert binom.sf(len(totals) - 1, len(answers), PUT_BACK) > 1e-9
 
 
 def test_over_many_random_datasets_the_removed_share_is_covered_at_its_rate(

@@ -24,7 +24,9 @@ The interval (confidence 1 - α, α = 0.05 split as 0.01 + 0.02 + 0.02):
   one scale fits them; a bracket whose level falls beyond, and both when
   ``n_lo <= 0``, become the measure's bound.
 - The estimate itself lies inside the interval (the ends are widened to it if
-  needed). Where the group is near zero the estimate is not shown, as for AVG.
+  needed). Where ``n_lo <= 0`` the group cannot be told from an empty one at 99%:
+  nothing is selected, the estimate is not shown and the interval is the bounds, as
+  for AVG.
 
 The interval covers the quantile of the values the mechanism saw: clamped to the
 bounds and at most ``R`` rows per unit (the bounded data, as for counts and sums).
@@ -152,40 +154,39 @@ def estimate(
     values: Sequence[Any],
     size: Any,
     size_scale: float,
-    hidden: Sequence[bool],
-) -> tuple[list[float], list[float], list[float]]:
-    """Per group, the selected quantile and its interval.
+) -> tuple[list[float | None], list[float], list[float]]:
+    """Per group, the selected quantile (None where none is drawn) and its interval.
 
     ``values`` holds each group's values (a float array, possibly empty); ``size`` the
-    noisy count of each group and ``size_scale`` its noise scale. A ``hidden`` group
-    (near zero: its estimate is not shown) gets no selection, the midpoint and the
-    bounds. Which selections are drawn depends on the noisy counts only, never on the
-    data.
+    noisy count of each group and ``size_scale`` its noise scale. A group whose count's
+    interval (at 99%) reaches 0 cannot be told from an empty one: it gets no
+    selection, and the bounds. Which selections are drawn depends on the noisy counts
+    only, never on the data.
     """
     grid = quantile.grid
     slack = quantile.rank_error(quantile.bracket_scale, _ALPHA_BRACKET) + 1.0
     margin = mechanism.halfwidth(size_scale, _ALPHA_SIZE)
-    value, lo, hi = [], [], []
+    value: list[float | None] = []
+    lo, hi = [], []
     sizes = np.asarray(size, dtype=np.float64).tolist()
-    for data, noisy_size, skip in zip(values, sizes, hidden, strict=True):
+    for data, noisy_size in zip(values, sizes, strict=True):
         low, high = quantile.low, quantile.high
-        if skip:
-            value.append((low + high) / 2)
+        n_lo = noisy_size - margin
+        if n_lo <= 0:
+            value.append(None)
             lo.append(low)
             hi.append(high)
             continue
         point = mechanism.select_quantile(data, grid, quantile.level, quantile.scale)
-        n_lo = noisy_size - margin
-        if n_lo > 0:
-            delta = slack / n_lo
-            below, above = quantile.level - delta, quantile.level + delta
-            edge = _edge(quantile.level)
-            if below > edge:
-                picked = mechanism.select_quantile(data, grid, below, quantile.bracket_scale)
-                low = neighbours(grid, picked)[0]
-            if above < 1 - edge:
-                picked = mechanism.select_quantile(data, grid, above, quantile.bracket_scale)
-                high = neighbours(grid, picked)[1]
+        delta = slack / n_lo
+        below, above = quantile.level - delta, quantile.level + delta
+        edge = _edge(quantile.level)
+        if below > edge:
+            picked = mechanism.select_quantile(data, grid, below, quantile.bracket_scale)
+            low = neighbours(grid, picked)[0]
+        if above < 1 - edge:
+            picked = mechanism.select_quantile(data, grid, above, quantile.bracket_scale)
+            high = neighbours(grid, picked)[1]
         value.append(point)
         lo.append(min(low, point))
         hi.append(max(high, point))

@@ -29,8 +29,9 @@ OTHER = "other"
 class Estimate:
     """A noisy value and its interval; ``lo <= truth <= hi`` with the answer's confidence.
 
-    ``value`` is None for an AVG whose group cannot be told from an empty one: noise
-    over noise is not a figure, and the interval says all that is known.
+    ``value`` is None for an AVG or a quantile whose count's interval reaches 0: noise
+    over noise is not a figure, and the interval (the measure's bounds) says all that
+    is known.
     """
 
     value: float | None

@@ -36,7 +36,6 @@ from entrepot.privacy._groups import Codes, enumerate_groups, normalize
 from entrepot.privacy._post import (
     Noisy,
     estimate_rows,
-    near_zero,
     near_zero_alpha,
     removed_shares,
     size_name,
@@ -215,7 +214,7 @@ class Plan:
 
     def _quantiles(
         self, mechanism: mechanisms.Mechanism, noisy: Noisy, samples: pa.Table | None
-    ) -> dict[str, tuple[list[float], list[float], list[float]]]:
+    ) -> dict[str, tuple[list[float | None], list[float], list[float]]]:
         """Per quantile aggregate, each group's selected value and interval."""
         if not self.quantiles:
             return {}
@@ -242,8 +241,6 @@ class Plan:
                         continue
                     values[column][position] = listed.to_numpy(zero_copy_only=False, writable=True)
         out = {}
-        # A group near zero shows no estimate: none is selected for it.
-        hidden = near_zero(noisy)
         for quantile in self.quantiles:
             size = noisy.count_name(quantile.column, self.standard)
             out[quantile.name] = _quantiles.estimate(
@@ -252,7 +249,6 @@ class Plan:
                 values[quantile.column],
                 noisy.vectors[size],
                 self.scales[size],
-                hidden,
             )
         return out
 

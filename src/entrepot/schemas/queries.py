@@ -46,8 +46,9 @@ class Estimate(BaseModel):
     """One aggregate of one group: the noisy value and its interval."""
 
     value: float | None = Field(
-        description="The noisy value; null for an AVG or a quantile of a group near zero, "
-        "and for a quantile of the merged `other` row.",
+        description="The noisy value; null for an AVG or a quantile whose count's interval "
+        "reaches 0 (the interval is then the measure's bounds), and for a quantile of the "
+        "merged `other` row.",
         examples=[1204.0],
     )
     low: float | None = Field(description="Low end of the interval.", examples=[1188.3])
@@ -58,7 +59,8 @@ class AnswerRow(BaseModel):
     key: list[Any] = Field(description="The group's key, one value per key column.")
     values: list[list[float | None]] = Field(
         description="Per aggregate: [value, low, high]; value is null for an AVG or a "
-        "quantile of a group near zero. The same figures as `estimates`, by position."
+        "quantile whose count's interval reaches 0. The same figures as `estimates`, by "
+        "position."
     )
     other: bool
     near_zero: bool = Field(
