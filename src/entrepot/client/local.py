@@ -510,8 +510,14 @@ class LocalClient(ShippedStandards):
         purpose: str | None = None,
         progress: Advance | None = None,
     ) -> dict[str, Any]:
-        from entrepot.federation.remote import forward_query, remote_node_of
+        from entrepot.federation.join import forward_join, holders_of
+        from entrepot.federation.remote import forward_query, names_a_node, remote_node_of
 
+        holders = holders_of(self.exchange, sql) if names_a_node(sql) else None
+        if holders is not None:
+            return forward_join(
+                self.exchange, self.actor, holders, sql, epsilon=epsilon, purpose=purpose
+            )
         node = remote_node_of(self.exchange, sql)
         if node is not None:
             return forward_query(

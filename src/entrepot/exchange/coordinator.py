@@ -30,6 +30,12 @@ action, how it is priced, what the vault runs) and one vault operation; it takes
 every step above without copying any. An operation that needs several vault calls
 (a private join: each holder blinds, then reblinds the other's tokens) is priced as a
 :class:`Conducted` operation, which step 6 hands the vault to instead.
+
+A dataset held on another node takes part through a :class:`Partner`: that node
+takes steps 2, 3 and 5 for its dataset on its own contract, policy and ledger (its
+reservation made before any data of either side is read), runs its vault's calls,
+and logs and signs its part at step 8; a refusal or failure anywhere aborts its
+part, which it releases or spends by the same rule as above.
 """
 
 from __future__ import annotations
@@ -38,7 +44,7 @@ import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import Any, BinaryIO, ClassVar, Protocol, runtime_checkable
 
 from entrepot.errors import (
     BudgetExhausted,
@@ -65,7 +71,17 @@ from entrepot.transparency import (
     issue_receipt,
     make_entry,
 )
-from entrepot.vault import DatasetRef, Operation, Outcome, Touched, Vault, VersionInfo
+from entrepot.vault import (
+    DatasetRef,
+    Operation,
+    Outcome,
+    Progress,
+    Published,
+    PublishRequest,
+    Touched,
+    Vault,
+    VersionInfo,
+)
 
 __all__ = [
     "Conducted",
@@ -74,6 +90,8 @@ __all__ = [
     "Done",
     "Floor",
     "Found",
+    "Part",
+    "Partner",
     "Priced",
     "Request",
     "Use",
@@ -137,6 +155,34 @@ class Priced:
     costs: Mapping[DatasetRef, Cost]
 
 
+@runtime_checkable
+class Partner(Protocol):
+    """The node holding one dataset of an operation, taking part in its steps.
+
+    ``screen`` has that node check the consumer's grant and its own policy, price its
+    side with the others' public metadata and reserve on its own ledger, then answers
+    its dataset as the steps that read no data know it; ``confirm`` refuses unless it
+    priced the request as this node did; ``vault`` runs its vault's calls there;
+    ``complete`` has it log the outcome and sign its receipt; ``abort`` has it release
+    its reservation, or spend it if its data was read.
+    """
+
+    ref: DatasetRef
+
+    @property
+    def vault(self) -> Vault: ...
+
+    def screen(self, found: tuple[Found, ...], purpose: str | None) -> Found: ...
+
+    def confirm(self, priced: Priced) -> None: ...
+
+    def committed(self) -> DatasetVersion: ...
+
+    def complete(self, body: bytes, versions: tuple[DatasetVersion, ...]) -> None: ...
+
+    def abort(self) -> None: ...
+
+
 class Request(Protocol):
     """One kind of operation, as the coordinator sees it."""
 
@@ -193,6 +239,65 @@ class _Screened:
     found: tuple[Found, ...]
     purpose: str
     priced: Priced
+    partners: Mapping[DatasetRef, Partner] = field(default_factory=dict)
+
+    def abort(self) -> None:
+        for partner in self.partners.values():
+            partner.abort()
+
+
+@dataclass
+class Part:
+    """This node's part in an operation another node conducts: screened and reserved here.
+
+    Its vault calls come one by one (:meth:`Coordinator.run_part`); it ends with
+    :meth:`Coordinator.complete_part` or :meth:`Coordinator.abort_part`.
+    """
+
+    consumer: Actor
+    request: Request
+    screened: _Screened
+    reservation: Reservation
+    touched: bool = False
+
+    @property
+    def operation(self) -> Operation | Conducted:
+        return self.screened.priced.operation
+
+    @property
+    def fingerprint(self) -> bytes:
+        return self.screened.priced.fingerprint
+
+    @property
+    def found(self) -> Found:
+        [mine] = [f for f in self.screened.found if f.ref not in self.screened.partners]
+        return mine
+
+
+class _Routed:
+    """The vault of each dataset: this node's, or a partner node's."""
+
+    def __init__(self, vault: Vault, partners: Mapping[DatasetRef, Partner]) -> None:
+        self._vault = vault
+        self._partners = partners
+
+    def publish(
+        self, request: PublishRequest, data: BinaryIO, *, progress: Progress | None = None
+    ) -> Published:
+        return self._vault.publish(request, data, progress=progress)
+
+    def versions(self, ref: DatasetRef | str) -> list[VersionInfo]:
+        return self._vault.versions(ref)
+
+    def standard(self, ref: DatasetRef | str) -> Standard:
+        return self._vault.standard(ref)
+
+    def release_file(self, name: str) -> BinaryIO:
+        return self._vault.release_file(name)
+
+    def run(self, operation: Operation, *, touched: Touched) -> Outcome:
+        partner = self._partners.get(operation.ref)
+        return (partner.vault if partner else self._vault).run(operation, touched=touched)
 
 
 class Coordinator:
@@ -220,17 +325,23 @@ class Coordinator:
         *,
         purpose: str | None = None,
         floor: Floor | None = None,
+        partners: Mapping[DatasetRef, Partner] | None = None,
     ) -> Done:
         """Take every step for ``request``: its outcome, or a refusal naming the rule.
 
         The outcome or refusal is padded to the latency floor here, unless the caller
-        passes ``floor`` and waits for its :meth:`Floor.rest_s` itself.
+        passes ``floor`` and waits for its :meth:`Floor.rest_s` itself. ``partners``
+        take part for the datasets other nodes hold.
         """
         own = floor is None
         floor = floor or Floor()
         try:
-            screened = self._screen(consumer, request, purpose, floor)
-            return self._complete(consumer, request, screened)
+            screened = self._screen(consumer, request, purpose, floor, partners or {})
+            try:
+                return self._complete(consumer, request, screened)
+            except BaseException:
+                screened.abort()
+                raise
         finally:
             if own:
                 time.sleep(floor.rest_s())
@@ -248,36 +359,103 @@ class Coordinator:
         The API screens a query before it waits for a query process, so a refusal never
         waits behind answers; :meth:`run` then takes every step again.
         """
-        self._screen(consumer, request, purpose, floor or Floor())
+        self._screen(consumer, request, purpose, floor or Floor(), {})
+
+    def take_part(
+        self,
+        consumer: Actor,
+        request: Request,
+        partners: Mapping[DatasetRef, Partner],
+        *,
+        purpose: str | None,
+    ) -> Part:
+        """Steps 1 to 5 for this node's datasets of an operation another node conducts,
+        ``partners`` standing for the others; a refusal is logged and raised, and
+        nothing is reserved."""
+        screened = self._screen(consumer, request, purpose, Floor(), partners)
+        return Part(consumer, request, screened, self._reserve(consumer, request, screened))
+
+    def run_part(self, part: Part, operation: Operation) -> Outcome:
+        """Step 6 for one vault call of ``part``; its reservation is spent from then on."""
+
+        def touch() -> None:
+            if not part.touched:
+                self.ledger.mark_touched(part.reservation)
+                part.touched = True
+
+        return self.vault.run(operation, touched=touch)
+
+    def complete_part(
+        self, part: Part, body: bytes, versions: tuple[DatasetVersion, ...]
+    ) -> Receipt:
+        """Steps 7 and 8 for ``part``: spent, logged with the answer, and its receipt."""
+        self.ledger.complete(part.reservation)
+        spent = _spent(part.screened.priced, part.screened.partners)
+        return self._log_outcome(
+            part.consumer, part.request, body, spent, versions, part.screened, part.reservation
+        )
+
+    def abort_part(self, part: Part) -> None:
+        """End ``part`` without an answer: released if its data was not read, else spent
+        and logged as failed."""
+        if not part.touched:
+            self.ledger.release(part.reservation)
+            return
+        self.ledger.complete(part.reservation)
+        self._log_failure(part.consumer, part.request, part.screened, part.reservation)
 
     def _screen(
-        self, consumer: Actor, request: Request, purpose: str | None, floor: Floor
+        self,
+        consumer: Actor,
+        request: Request,
+        purpose: str | None,
+        floor: Floor,
+        partners: Mapping[DatasetRef, Partner],
     ) -> _Screened:
         refs: tuple[DatasetRef, ...] = ()
+        screened: list[Partner] = []
         try:
             refs = request.datasets()
-            policies = [self._policy(ref) for ref in refs]
-            floor.ms = max(policy.latency_floor_ms for policy in policies)
+            mine = [ref for ref in refs if ref not in partners]
+            policies = {ref: self._policy(ref) for ref in mine}
+            floor.ms = max(policy.latency_floor_ms for policy in policies.values())
             # Unless stated, the purpose is that of the grant on the first dataset.
-            first = self.contracts.authorize(consumer, str(refs[0]), request.action, purpose)
+            first = self.contracts.authorize(consumer, str(mine[0]), request.action, purpose)
             purpose = purpose or first.purpose
-            grants = [first] + [
-                self.contracts.authorize(consumer, str(ref), request.action, purpose)
-                for ref in refs[1:]
-            ]
-            found = tuple(
+            grants = {mine[0]: first} | {
+                ref: self.contracts.authorize(consumer, str(ref), request.action, purpose)
+                for ref in mine[1:]
+            }
+            here = tuple(
                 Found(ref, policy, self.vault.standard(ref), self.vault.versions(ref)[-1])
-                for ref, policy in zip(refs, policies, strict=True)
+                for ref, policy in policies.items()
             )
-            priced = request.price({f.ref: f for f in found})
+            theirs = {}
+            for ref in refs:
+                if ref in partners:
+                    theirs[ref] = partners[ref].screen(here, purpose)
+                    screened.append(partners[ref])
+                    floor.ms = max(floor.ms, theirs[ref].policy.latency_floor_ms)
+            by_ref = {f.ref: f for f in here} | theirs
+            found = tuple(by_ref[ref] for ref in refs)
+            priced = request.price(by_ref)
+            for partner in screened:
+                partner.confirm(priced)
         except _REFUSALS as refusal:
+            for partner in screened:
+                partner.abort()
             self._log_refusal(consumer, request, refs, purpose, refusal)
             raise
+        except BaseException:
+            for partner in screened:
+                partner.abort()
+            raise
+        # A partner's dataset is none of this node's: no grant or ledger row here (id 0).
         uses = tuple(
-            Use(f.ref, grant.dataset_id, f.version.number)
-            for f, grant in zip(found, grants, strict=True)
+            Use(f.ref, grants[f.ref].dataset_id if f.ref in grants else 0, f.version.number)
+            for f in found
         )
-        return _Screened(uses, found, purpose, priced)
+        return _Screened(uses, found, purpose, priced, partners)
 
     def _policy(self, ref: DatasetRef) -> Policy:
         try:
@@ -288,9 +466,16 @@ class Coordinator:
 
     def _complete(self, consumer: Actor, request: Request, screened: _Screened) -> Done:
         assert consumer.org_id is not None  # authorize() refused consumers without an org
-        versions = tuple(committed_version(self.node.db, f.version) for f in screened.found)
+        partners = screened.partners
+        versions = tuple(
+            partners[f.ref].committed()
+            if f.ref in partners
+            else committed_version(self.node.db, f.version)
+            for f in screened.found
+        )
         priced = screened.priced
-        earlier = self.ledger.recall(consumer.org_id, priced.fingerprint)
+        # With partners, every answer is paid anew: each node spends for its own dataset.
+        earlier = None if partners else self.ledger.recall(consumer.org_id, priced.fingerprint)
         if earlier is not None:
             receipt = self._log_outcome(consumer, request, earlier, 0.0, versions, screened, None)
             return Done(earlier, None, receipt, screened.uses, 0.0)
@@ -301,15 +486,18 @@ class Coordinator:
         self.ledger.complete(
             reservation, rows_scanned=outcome.rows, answer=(priced.fingerprint, body)
         )
-        spent = _spent(priced)
+        spent = _spent(priced, partners)
         receipt = self._log_outcome(consumer, request, body, spent, versions, screened, reservation)
-        return Done(body, outcome, receipt, screened.uses, spent)
+        for partner in partners.values():
+            partner.complete(body, versions)
+        return Done(body, outcome, receipt, screened.uses, _spent(priced, {}))
 
     def _reserve(self, consumer: Actor, request: Request, screened: _Screened) -> Reservation:
         assert consumer.org_id is not None
         debits = [
             Debit(use.dataset_id, use.version, cost.epsilon, cost.delta)
             for use in screened.uses
+            if use.ref not in screened.partners
             for cost in (screened.priced.costs[use.ref],)
         ]
         first, *also = debits
@@ -343,9 +531,10 @@ class Coordinator:
             touched = True
 
         operation = screened.priced.operation
+        vault = _Routed(self.vault, screened.partners) if screened.partners else self.vault
         try:
             if isinstance(operation, Conducted):
-                return operation.conduct(self.vault, touched=touch)
+                return operation.conduct(vault, touched=touch)
             return self.vault.run(operation, touched=touch)
         except BaseException as error:
             if not touched:
@@ -400,7 +589,7 @@ class Coordinator:
                 request.kind,
                 consumer.name,
                 purpose=screened.purpose,
-                epsilon=_spent(screened.priced),
+                epsilon=_spent(screened.priced, screened.partners),
                 outcome="failed",
                 refusal=QueryFailed.code,
                 **_link(reservation),
@@ -450,5 +639,6 @@ def _link(reservation: Reservation) -> dict[str, Any]:
     return {"reservation": reservation.id, **({"debits": list(rows)} if len(rows) > 1 else {})}
 
 
-def _spent(priced: Priced) -> float:
-    return sum(cost.epsilon for cost in priced.costs.values())
+def _spent(priced: Priced, partners: Mapping[DatasetRef, Partner]) -> float:
+    """The ε ``priced`` spends on this node: on its datasets, not its partners'."""
+    return sum(cost.epsilon for ref, cost in priced.costs.items() if ref not in partners)

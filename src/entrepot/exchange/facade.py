@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from entrepot.exchange.reconcile import Reconciliation
     from entrepot.exchange.release import Releases
     from entrepot.exchange.sharing import Sharing
+    from entrepot.federation.join import Parts
     from entrepot.federation.peers import Peers
     from entrepot.privacy.ledger import Ledger
     from entrepot.vault import Vault
@@ -146,6 +147,12 @@ class Exchange:
         from entrepot.federation.peers import Peers
 
         return Peers(self.node)
+
+    @cached_property
+    def joins(self) -> Parts:
+        from entrepot.federation.join import Parts
+
+        return Parts(self)
 
     def catalog(self, viewer: Actor | None = None) -> Catalog:
         """The catalog as ``viewer`` sees it (content figures of its own datasets only)."""

@@ -283,6 +283,9 @@ class JoinQuery:
     progress: JoinProgress | None = field(default=None, compare=False)
     # Filled with the seconds each step of :data:`STEPS` took, for benchmarks.
     timings: dict[str, float] = field(default_factory=dict, compare=False)
+    # In a join across nodes, the node of each dataset: policies name them
+    # ``node:provider/dataset`` in ``join_with``, alike on both nodes.
+    nodes: Mapping[DatasetRef, str] = field(default_factory=dict, compare=False)
 
     @property
     def text(self) -> str:
@@ -298,8 +301,8 @@ class JoinQuery:
         left, right = (found[ref] for ref in self.datasets())
         planned = plan_join(
             self.sql,
-            _side(left),
-            _side(right),
+            _side(left, self.nodes.get(left.ref)),
+            _side(right, self.nodes.get(right.ref)),
             epsilon=self.epsilon,
             codes=_codes,
             versions=(left.version.sha256, right.version.sha256),
@@ -320,5 +323,6 @@ class JoinQuery:
         return outcome.answer.to_json()
 
 
-def _side(found: Found) -> Side:
-    return Side(found.ref.sql_name, str(found.ref), found.standard, found.policy)
+def _side(found: Found, node: str | None) -> Side:
+    name = str(found.ref) if node is None else f"{node}:{found.ref}"
+    return Side(found.ref.sql_name, name, found.standard, found.policy)

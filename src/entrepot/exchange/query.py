@@ -20,7 +20,16 @@ import pandas as pd
 import pyarrow as pa
 
 from entrepot.exchange.accounts import Actor
-from entrepot.exchange.coordinator import Coordinator, Cost, Done, Floor, Found, Priced, Request
+from entrepot.exchange.coordinator import (
+    Coordinator,
+    Cost,
+    Done,
+    Floor,
+    Found,
+    Partner,
+    Priced,
+    Request,
+)
 from entrepot.exchange.join import JoinProgress, JoinQuery
 from entrepot.privacy import Answer, dataset_of, plan
 from entrepot.privacy.sql.join import is_join
@@ -138,6 +147,18 @@ class Queries:
         """
         request = self.request(sql, epsilon, progress)
         done = self.coordinator.run(consumer, request, purpose=purpose, floor=floor)
+        return self._result(consumer, done)
+
+    def run_with(
+        self,
+        consumer: Actor,
+        request: Request,
+        partners: Mapping[DatasetRef, Partner],
+        *,
+        purpose: str | None = None,
+    ) -> QueryResult:
+        """Answer ``request`` with ``partners`` taking part for other nodes' datasets."""
+        done = self.coordinator.run(consumer, request, purpose=purpose, partners=partners)
         return self._result(consumer, done)
 
     def screen(

@@ -147,8 +147,8 @@ def remote_node_of(exchange: Exchange, sql: str) -> str | None:
     if len(nodes) > 1:
         raise InvalidInput(
             "a query reads the tables of one node",
-            hint="name every table as <node>.<provider>.<dataset> of the same peer; "
-            "joins across nodes are not offered yet",
+            hint="name every table as <node>.<provider>.<dataset>; a private join may read "
+            "one table of each of two nodes",
         )
     found = nodes.pop()
     assert found is not None

@@ -122,7 +122,8 @@ _MAX_DELTA = 1e-6
 _ROWS_FACTOR = 10
 # A dataset as the catalog names it, or a standard's name.
 _SLUG = r"[a-z0-9]+(?:[-_][a-z0-9]+)*"
-_JOIN_NAME = re.compile(rf"{_SLUG}(?:/{_SLUG}|(?:\.[a-z0-9_]+)+)")
+# A dataset (provider/dataset, or node:provider/dataset on another node) or a standard.
+_JOIN_NAME = re.compile(rf"(?:{_SLUG}:)?{_SLUG}/{_SLUG}|{_SLUG}(?:\.[a-z0-9_]+)+")
 
 
 @dataclass(frozen=True)
@@ -505,7 +506,8 @@ class _Reader:
         ):
             raise self.fail(
                 key,
-                "must be a list of datasets (provider/dataset) or standards (health.visit)",
+                "must be a list of datasets (provider/dataset, node:provider/dataset on another "
+                "node) or standards (health.visit)",
                 f"e.g. {key}: [riverside-hospitals/outpatient-visits]",
             )
         return tuple(dict.fromkeys(value))

@@ -223,3 +223,33 @@ async def remote_query(request: Request) -> Response:
         return answered
 
     return await _answer(request, work)
+
+
+@router.post(
+    "/join",
+    summary="A peer's consumer asks a private join of a dataset of this node with one of "
+    "another node; this node conducts it (peers only).",
+    response_model=None,
+    responses=_SIGNED,
+)
+async def remote_join(request: Request) -> Response:
+    """Conducted by this node's coordinator with the other holder's node taking part:
+    each node checks, spends, logs and signs for its own dataset. Only the released
+    answer and both receipts go back."""
+    from entrepot.federation.join import lead_join
+
+    exchange = exchange_of(request)
+    return await _answer(request, lambda sender, body: lead_join(exchange, sender, body))
+
+
+@router.post(
+    "/join/part/{step}",
+    summary="A step of this node's part in a private join another node conducts (peers only).",
+    response_model=None,
+    responses=_SIGNED,
+)
+async def join_part(request: Request, step: str) -> Response:
+    """``prepare`` (check the mandate, grant and policy; reserve), ``blind``,
+    ``reblind``, ``complete`` (log and sign) or ``abort``."""
+    exchange = exchange_of(request)
+    return await _answer(request, lambda sender, body: exchange.joins.answer(sender, step, body))

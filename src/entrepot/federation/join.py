@@ -1,0 +1,719 @@
+"""Private joins across nodes: each holder's node decides and spends for its own dataset.
+
+A consumer of node C asks ``FROM a.p1.d1 x JOIN b.p2.d2 y ON x.k = y.k`` (a table
+without a node is C's own). C signs a *mandate* (who asks, the query, its ε and
+purpose) and sends it to the *leader*: the first holder's node that is not C. The
+leader's coordinator conducts the join as on one node, the other holder's node
+(the *partner*) taking part for its dataset through a :class:`PeerPartner`::
+
+    C → leader            join        the mandate, signed by C
+    leader → partner      prepare     the mandate, the leader's side (public metadata)
+                                      → the partner's side, its price; ε reserved there
+    leader                            prices the join, reserves its own ε
+    leader → partner      blind       → the partner's tokens and columns by handle
+    leader → partner      reblind     the leader's tokens → blinded by both
+    leader                            match, aggregate, noise, its log and receipt
+    leader → partner      complete    the answer → the partner's log entry and receipt
+    leader → partner      abort       (instead of complete) release, or spend if read
+
+Each node checks the consumer's grant and its own policy (``join_with`` names the
+other dataset as ``node:provider/dataset``), prices the join from both sides' public
+metadata and reserves its own ε before any data of either side is read; a refusal
+on either node releases both reservations. The matching and the aggregation run on
+the leader, never on the consumer's node. The partner checks the mandate's
+signature with the consumer node's key, so a peer cannot spend a grant in another
+node's consumer's name.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+import numpy as np
+import pyarrow as pa
+from nacl.exceptions import BadSignatureError
+
+from entrepot.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
+from entrepot.federation.envelope import parse_key
+from entrepot.federation.peers import identity_of
+from entrepot.federation.remote import consumer_of, log_peer_event
+from entrepot.privacy.policy import parse_policy
+from entrepot.standards.schema import Standard, parse_standard
+from entrepot.transparency import DatasetVersion
+from entrepot.vault import (
+    Blind,
+    Blinded,
+    DatasetRef,
+    Operation,
+    Outcome,
+    Progress,
+    Published,
+    PublishRequest,
+    Reblind,
+    Reblinded,
+    Touched,
+    VersionInfo,
+)
+
+if TYPE_CHECKING:
+    from entrepot.exchange import Exchange
+    from entrepot.exchange.actors import Actor
+    from entrepot.exchange.coordinator import Found, Part, Priced
+    from entrepot.exchange.join import JoinQuery
+    from entrepot.federation.envelope import Sender
+
+__all__ = [
+    "JOIN_PATH",
+    "PART_PATH",
+    "Parts",
+    "PeerPartner",
+    "forward_join",
+    "holders_of",
+    "lead_join",
+]
+
+JOIN_PATH = "federation/v1/join"
+PART_PATH = "federation/v1/join/part"
+_MANDATE = b"entrepot-federation-join/v1\n"
+# A part whose leader never completes nor aborts it ends after this, as a holder's
+# key does between its two steps (entrepot.vault.local).
+_PART_TTL_S = 600.0
+
+
+# -- the mandate --------------------------------------------------------------------
+
+
+def _canonical(mandate: dict[str, Any]) -> bytes:
+    return _MANDATE + json.dumps(mandate, sort_keys=True, separators=(",", ":")).encode()
+
+
+def _sign(exchange: Exchange, mandate: dict[str, Any]) -> str:
+    signed = exchange.node.signing_key.sign(_canonical(mandate)).signature
+    return base64.b64encode(signed).decode()
+
+
+def _open(exchange: Exchange, body: dict[str, Any], *, leader: str) -> tuple[Actor, dict[str, Any]]:
+    """The consumer a mandate speaks for on this node, once its signature, its freshness
+    and its nodes are checked."""
+    mandate, signature = body.get("mandate"), body.get("signature")
+    if not isinstance(mandate, dict) or not isinstance(signature, str):
+        raise InvalidInput("the request carries no mandate", hint="send mandate and signature")
+    own = identity_of(exchange.node)
+    key = str(mandate.get("key", ""))
+    refused = Unauthorized(
+        "the join's mandate is not signed by its consumer's node",
+        hint="the consumer's node signs the mandate; its operator and this node's must "
+        "have added each other as peers",
+        rule="mandate_signature",
+    )
+    if key != own.key and not exchange.peers.trusted(key):
+        raise refused
+    try:
+        parse_key(key).verify(_canonical(mandate), base64.b64decode(signature, validate=True))
+    except (ValueError, BadSignatureError):
+        raise refused from None
+    issued = mandate.get("issued")
+    skew = exchange.settings.peer_clock_skew_s
+    if not isinstance(issued, int) or abs(time.time() - issued) > skew:
+        raise Unauthorized(
+            "the join's mandate is too old or from the future",
+            hint=f"the consumer's node's clock must be within {skew:g} s of this node's",
+            rule="mandate_clock_skew",
+        )
+    if mandate.get("leader") != leader:
+        raise Unauthorized(
+            "the join's mandate names another leader",
+            hint="only the node the consumer's node chose conducts its join",
+            rule="mandate_leader",
+        )
+    if not exchange.peers.fresh(key, f"mandate:{mandate.get('nonce')}"):
+        raise Unauthorized(
+            "the join's mandate was used already",
+            hint="ask the join again: each one has a mandate of its own",
+            rule="mandate_replay",
+        )
+    org = str(mandate.get("consumer", ""))
+    if key == own.key:
+        return exchange.accounts.actor(org), mandate
+    return consumer_of(exchange, key, org, create=False), mandate
+
+
+# -- which node holds what ----------------------------------------------------------
+
+
+def _sql_name(node: str) -> str:
+    return node.replace("-", "_")
+
+
+def holders_of(exchange: Exchange, sql: str) -> tuple[str, str] | None:
+    """The nodes holding the two datasets of ``sql``, a join across nodes; else None.
+
+    A table named without a node is this node's; a join of two tables of one peer is
+    that peer's own join, and is not one across nodes.
+    """
+    import sqlglot
+    from sqlglot import exp
+
+    from entrepot.federation.models import Peer
+    from entrepot.privacy.sql.join import is_join
+
+    if not is_join(sql):
+        return None
+    tables = list(sqlglot.parse_one(sql, read="duckdb").find_all(exp.Table))
+    if len(tables) != 2 or not any(table.catalog for table in tables):
+        return None
+    from sqlalchemy import select
+
+    with exchange.node.db.read() as session:
+        peers = {_sql_name(p): p for p in session.scalars(select(Peer.name))}
+    own = identity_of(exchange.node).name
+    peers[_sql_name(own)] = own
+    nodes = []
+    for table in tables:
+        if not table.catalog:
+            nodes.append(own)
+            continue
+        found = peers.get(table.catalog.lower())
+        if found is None:
+            raise NotFound(
+                f"no peer named {table.catalog}",
+                hint="`entrepot peer list` shows the peers; write a table of a peer as "
+                "<node>.<provider>.<dataset>, dashes in its name as _",
+            )
+        nodes.append(found)
+    if nodes[0] == nodes[1]:
+        return None
+    return nodes[0], nodes[1]
+
+
+def _qualified(sql: str, nodes: tuple[str, str]) -> str:
+    """``sql`` with every table named with its node."""
+    import sqlglot
+    from sqlglot import exp
+
+    tree = sqlglot.parse_one(sql, read="duckdb")
+    for table, node in zip(tree.find_all(exp.Table), nodes, strict=True):
+        table.set("catalog", exp.to_identifier(_sql_name(node)))
+    return tree.sql(dialect="duckdb")
+
+
+def _split(sql: str) -> tuple[str, list[tuple[str, DatasetRef]]]:
+    """A qualified join as each holder reads it (no nodes) and each table's node and ref."""
+    import sqlglot
+    from sqlglot import exp
+
+    tree = sqlglot.parse_one(sql, read="duckdb")
+    tables = []
+    for table in tree.find_all(exp.Table):
+        tables.append((table.catalog.lower(), DatasetRef.from_sql_name(f"{table.db}.{table.name}")))
+        table.set("catalog", None)
+    return tree.sql(dialect="duckdb"), tables
+
+
+def _join_query(exchange: Exchange, mandate: dict[str, Any], names: dict[str, str]) -> JoinQuery:
+    from entrepot.exchange.join import JoinQuery
+
+    local, tables = _split(str(mandate["sql"]))
+    nodes = {ref: names.get(node, node) for node, ref in tables}
+    epsilon = mandate.get("epsilon")
+    node = exchange.node
+    return JoinQuery(
+        local,
+        None if epsilon is None else float(epsilon),
+        lambda: node.engine,
+        nodes=nodes,
+    )
+
+
+def _names(*names: str) -> dict[str, str]:
+    """Node names by their SQL spelling."""
+    return {_sql_name(name): name for name in names}
+
+
+# -- the consumer's node ------------------------------------------------------------
+
+
+def forward_join(
+    exchange: Exchange,
+    actor: Actor,
+    holders: tuple[str, str],
+    sql: str,
+    *,
+    epsilon: float | None,
+    purpose: str | None,
+) -> dict[str, Any]:
+    """Have the holders' nodes answer ``actor``'s join of their datasets; the answer and
+    every holder's receipt. The first holder that is not this node leads."""
+    from entrepot.federation.remote import _consumer
+
+    consumer = _consumer(actor)
+    own = identity_of(exchange.node)
+    leader = next(node for node in holders if node != own.name)
+    partner = holders[1] if leader == holders[0] else holders[0]
+    mandate = {
+        "consumer": consumer,
+        "key": own.key,
+        "node": own.name,
+        "sql": _qualified(sql, holders),
+        "epsilon": epsilon,
+        "purpose": purpose,
+        "leader": leader,
+        "partner": partner,
+        "nonce": secrets.token_hex(16),
+        "issued": int(time.time()),
+    }
+    body = {"mandate": mandate, "signature": _sign(exchange, mandate)}
+    with exchange.peers.call(leader) as call:
+        answered = call.call("POST", JOIN_PATH, body)
+    log_peer_event(
+        exchange,
+        actor.name,
+        exchange.peers.get(leader),
+        "join_answered",
+        datasets=[f"{node}:{ref}" for node, ref in zip(holders, _refs(sql), strict=True)],
+        epsilon=answered.get("epsilon_spent", 0),
+        receipts=[r.get("node") for r in answered.get("receipts", [])],
+    )
+    return {**answered, "node": leader}
+
+
+def _refs(sql: str) -> list[str]:
+    import sqlglot
+    from sqlglot import exp
+
+    return [f"{t.db}/{t.name}" for t in sqlglot.parse_one(sql, read="duckdb").find_all(exp.Table)]
+
+
+# -- the leader ---------------------------------------------------------------------
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def _unb64(text: Any, name: str) -> bytes:
+    try:
+        return base64.b64decode(str(text), validate=True)
+    except ValueError:
+        raise InvalidInput(f"the request's {name} is not base64", hint="send base64") from None
+
+
+def _side(found: Found, version: DatasetVersion) -> dict[str, Any]:
+    return {
+        "dataset": str(found.ref),
+        "standard": {"name": found.standard.name, "document": found.standard.document},
+        "policy": found.policy.to_dict(),
+        "version": found.version.number,
+        "sha256": found.version.sha256,
+        "commitment": version.to_json(),
+    }
+
+
+def _found(raw: Any) -> tuple[Found, DatasetVersion]:
+    from entrepot.exchange.coordinator import Found
+
+    if not isinstance(raw, dict):
+        raise InvalidInput("the request's side is not an object", hint="send the side")
+    try:
+        ref = DatasetRef.parse(str(raw["dataset"]))
+        standard: Standard = parse_standard(raw["standard"]["document"], raw["standard"]["name"])
+        policy = parse_policy(raw["policy"], standard)
+        committed = DatasetVersion(**raw["commitment"])
+        version = VersionInfo(
+            ref=ref,
+            number=int(raw["version"]),
+            title="",
+            sha256=str(raw["sha256"]),
+            size_bytes=0,
+            rows=0,
+            rows_rejected=0,
+            standard=standard.name,
+            standard_version=standard.version,
+            created_at=datetime.now(UTC),
+        )
+    except (KeyError, TypeError) as missing:
+        raise InvalidInput(
+            f"the request's side lacks {missing}", hint="send the dataset's public metadata"
+        ) from None
+    return Found(ref, policy, standard, version), committed
+
+
+def _batch(raw: dict[str, Any]) -> tuple[np.ndarray, bytes]:
+    handles = np.frombuffer(_unb64(raw.get("handles", ""), "handles"), dtype="<u8").copy()
+    return handles, _unb64(raw.get("tokens", ""), "tokens")
+
+
+def _table_bytes(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return bytes(sink.getvalue())
+
+
+class _PeerVault:
+    """The partner's vault calls, sent to its node; it describes nothing and publishes
+    nothing (its dataset's public metadata came with its side)."""
+
+    def __init__(self, partner: PeerPartner) -> None:
+        self._partner = partner
+
+    def publish(
+        self, request: PublishRequest, data: BinaryIO, *, progress: Progress | None = None
+    ) -> Published:
+        raise Forbidden("a partner's vault publishes on its own node", hint="publish there")
+
+    def versions(self, ref: DatasetRef | str) -> list[VersionInfo]:
+        return [self._partner.found.version]
+
+    def standard(self, ref: DatasetRef | str) -> Standard:
+        return self._partner.found.standard
+
+    def release_file(self, name: str) -> BinaryIO:
+        raise Forbidden("a partner's vault keeps its releases", hint="download them there")
+
+    def run(self, operation: Operation, *, touched: Touched) -> Outcome:
+        from entrepot.privacy.psi import BlindedBatch, DoublyBlindedBatch
+
+        # Once the request is sent the partner may read its data: no refund after this.
+        touched()
+        if isinstance(operation, Blind):
+            raw = self._partner.send("blind", {})
+            handles, tokens = _batch(raw)
+            attributes = pa.ipc.open_stream(_unb64(raw["attributes"], "attributes")).read_all()
+            return Blinded(BlindedBatch(handles, tokens), attributes, 0)
+        if isinstance(operation, Reblind):
+            sent = operation.tokens
+            raw = self._partner.send(
+                "reblind",
+                {
+                    "handles": _b64(sent.handles.astype("<u8").tobytes()),
+                    "tokens": _b64(sent.tokens),
+                },
+            )
+            return Reblinded(DoublyBlindedBatch(*_batch(raw)))
+        raise Forbidden(
+            f"a partner node takes part in joins only, not {operation.kind}",
+            hint="ask other operations of the node that holds the data",
+        )
+
+
+class PeerPartner:
+    """The node holding the other dataset of a join this node leads."""
+
+    def __init__(self, exchange: Exchange, node: str, ref: DatasetRef, body: dict[str, Any]):
+        self.exchange = exchange
+        self.node = node
+        self.ref = ref
+        self.join = secrets.token_hex(16)
+        self._mandate = body
+        self._found: Found | None = None
+        self._committed: DatasetVersion | None = None
+        self._fingerprint = ""
+        self.receipt: dict[str, Any] | None = None
+        self._open = False
+
+    @property
+    def found(self) -> Found:
+        assert self._found is not None, "screened first"
+        return self._found
+
+    @property
+    def vault(self) -> _PeerVault:
+        return _PeerVault(self)
+
+    def send(self, step: str, payload: dict[str, Any]) -> dict[str, Any]:
+        with self.exchange.peers.call(self.node) as call:
+            answered = call.call("POST", f"{PART_PATH}/{step}", {"join": self.join, **payload})
+        if not isinstance(answered, dict):
+            raise InvalidInput(f"peer {self.node} answered no object", hint="check the peer")
+        return answered
+
+    def screen(self, found: tuple[Found, ...], purpose: str | None) -> Found:
+        from entrepot.exchange.openings import committed_version
+
+        [mine] = found
+        committed = committed_version(self.exchange.node.db, mine.version)
+        raw = self.send(
+            "prepare", {**self._mandate, "purpose": purpose, "side": _side(mine, committed)}
+        )
+        self._open = True
+        self._found, self._committed = _found(raw.get("side"))
+        self._fingerprint = str(raw.get("fingerprint", ""))
+        if self._found.ref != self.ref:
+            raise Conflict(
+                f"peer {self.node} took part for {self._found.ref}, not {self.ref}",
+                hint="ask the join again",
+            )
+        return self._found
+
+    def confirm(self, priced: Priced) -> None:
+        if priced.fingerprint.hex() != self._fingerprint:
+            raise Conflict(
+                f"peer {self.node} prices this join differently",
+                hint="both nodes must read the same versions and policies; ask again",
+            )
+
+    def committed(self) -> DatasetVersion:
+        assert self._committed is not None, "screened first"
+        return self._committed
+
+    def complete(self, body: bytes, versions: tuple[DatasetVersion, ...]) -> None:
+        raw = self.send(
+            "complete",
+            {"answer": _b64(body), "versions": [v.to_json() for v in versions]},
+        )
+        self._open = False
+        self.receipt = raw.get("receipt")
+
+    def abort(self) -> None:
+        from entrepot.errors import EntrepotError
+
+        if not self._open:
+            return
+        self._open = False
+        try:
+            self.send("abort", {})
+        except EntrepotError:
+            # The partner ends a part its leader left after _PART_TTL_S by itself.
+            return
+
+
+def lead_join(exchange: Exchange, sender: Sender, body: dict[str, Any]) -> dict[str, Any]:
+    """Conduct the join a consumer's node asked for, this node holding one dataset."""
+    from entrepot.client.local import answer_body
+
+    own = identity_of(exchange.node).name
+    actor, mandate = _open(exchange, body, leader=own)
+    if mandate.get("key") != sender.key:
+        raise Unauthorized(
+            "a join's mandate is sent by its consumer's node",
+            hint="the consumer's node sends its mandate to the leader itself",
+            rule="mandate_signature",
+        )
+    partner_name = str(mandate.get("partner", ""))
+    names = _names(own, partner_name)
+    request = _join_query(exchange, mandate, names)
+    theirs = [ref for ref, node in request.nodes.items() if node == partner_name]
+    mine = [ref for ref, node in request.nodes.items() if node == own]
+    if len(theirs) != 1 or len(mine) != 1:
+        raise InvalidInput(
+            "a join across nodes reads one dataset of its leader and one of its partner",
+            hint="name each table as <node>.<provider>.<dataset>",
+        )
+    partner = PeerPartner(exchange, partner_name, theirs[0], body)
+    result = exchange.queries.run_with(
+        actor, request, {theirs[0]: partner}, purpose=mandate.get("purpose")
+    )
+    answered = answer_body(result.to_dict())
+    peer = exchange.peers.get(exchange.peers.name_of(sender.key))
+    log_peer_event(
+        exchange,
+        actor.name,
+        peer,
+        "join_received",
+        datasets=[f"{node}:{ref}" for ref, node in request.nodes.items()],
+        partner=partner_name,
+        epsilon=answered.get("epsilon_spent", 0),
+    )
+    receipts = [{"node": own, "receipt": answered["receipt"]}]
+    receipts.append({"node": partner_name, "receipt": partner.receipt})
+    return {**answered, "receipts": receipts}
+
+
+# -- the partner --------------------------------------------------------------------
+
+
+class _Known:
+    """The leader's dataset as the leader described it: it reserves on its own node."""
+
+    def __init__(self, found: Found, committed: DatasetVersion) -> None:
+        self.ref = found.ref
+        self._found = found
+        self._committed = committed
+
+    @property
+    def vault(self) -> _PeerVault:
+        raise Forbidden("the leader runs its own vault", hint="only the leader conducts")
+
+    def screen(self, found: tuple[Found, ...], purpose: str | None) -> Found:
+        return self._found
+
+    def confirm(self, priced: Priced) -> None:
+        return None
+
+    def committed(self) -> DatasetVersion:
+        return self._committed
+
+    def complete(self, body: bytes, versions: tuple[DatasetVersion, ...]) -> None:
+        return None
+
+    def abort(self) -> None:
+        return None
+
+
+@dataclass
+class _Open:
+    part: Part
+    peer: str
+    started: float
+
+
+class Parts:
+    """This node's parts in joins other nodes lead, between their steps (in memory: a
+    node takes part in joins across nodes with one worker process)."""
+
+    def __init__(self, exchange: Exchange) -> None:
+        self.exchange = exchange
+        self._open: dict[tuple[str, str], _Open] = {}
+        self._lock = threading.Lock()
+
+    def answer(self, sender: Sender, step: str, body: dict[str, Any]) -> dict[str, Any]:
+        join = str(body.get("join", ""))
+        if len(join) != 32:
+            raise InvalidInput("the request names no join", hint="send join, 32 hex digits")
+        if step == "prepare":
+            return self._prepare(sender, join, body)
+        with self._lock:
+            opened = self._open.get((sender.key, join))
+            if step in ("complete", "abort"):
+                self._open.pop((sender.key, join), None)
+        if opened is None:
+            raise Conflict(
+                f"no open part in join {join}",
+                hint=f"prepare it first; a part ends when completed, aborted or after "
+                f"{_PART_TTL_S:g} s",
+            )
+        coordinator = self.exchange.coordinator
+        part = opened.part
+        if step == "blind":
+            return self._blind(opened, join)
+        if step == "reblind":
+            from entrepot.privacy.psi import BlindedBatch
+
+            outcome = coordinator.run_part(
+                part, Reblind(part.found.ref, join, BlindedBatch(*_batch(body)))
+            )
+            assert isinstance(outcome, Reblinded)
+            return {
+                "handles": _b64(outcome.tokens.handles.astype("<u8").tobytes()),
+                "tokens": _b64(outcome.tokens.tokens),
+            }
+        if step == "complete":
+            versions = tuple(DatasetVersion(**v) for v in body.get("versions", []))
+            receipt = coordinator.complete_part(
+                part, _unb64(body.get("answer"), "answer"), versions
+            )
+            self._log(opened, "join_part", outcome="answered")
+            return {"receipt": receipt.to_json()}
+        if step == "abort":
+            self._forget(part, join)
+            coordinator.abort_part(part)
+            self._log(opened, "join_part", outcome="aborted")
+            return {}
+        raise NotFound(f"no step {step} of a join", hint="prepare, blind, reblind, complete, abort")
+
+    def _log(self, opened: _Open, action: str, **fields: Any) -> None:
+        peers = self.exchange.peers
+        log_peer_event(
+            self.exchange,
+            opened.part.consumer.name,
+            peers.get(peers.name_of(opened.peer)),
+            action,
+            dataset=str(opened.part.found.ref),
+            **fields,
+        )
+
+    def _forget(self, part: Part, join: str) -> None:
+        """Have this node's vault forget the join's key, if it still keeps it."""
+        from entrepot.errors import EntrepotError
+        from entrepot.privacy.psi import BlindedBatch
+
+        try:
+            self.exchange.vault.run(
+                Reblind(part.found.ref, join, BlindedBatch(np.empty(0, np.uint64), b"")),
+                touched=lambda: None,
+            )
+        except EntrepotError:
+            return
+
+    def _expire(self) -> None:
+        now = time.monotonic()
+        with self._lock:
+            stale = [key for key, o in self._open.items() if now - o.started > _PART_TTL_S]
+            ended = [self._open.pop(key) for key in stale]
+        for opened in ended:
+            self.exchange.coordinator.abort_part(opened.part)
+
+    def _prepare(self, sender: Sender, join: str, body: dict[str, Any]) -> dict[str, Any]:
+        from entrepot.exchange.join import JoinRun
+        from entrepot.exchange.openings import committed_version
+
+        self._expire()
+        own = identity_of(self.exchange.node).name
+        leader = self.exchange.peers.name_of(sender.key)
+        actor, mandate = _open(self.exchange, body, leader=leader)
+        if mandate.get("partner") != own:
+            raise Unauthorized(
+                "the join's mandate names another partner",
+                hint="only the nodes the consumer's node chose take part",
+                rule="mandate_leader",
+            )
+        request = _join_query(self.exchange, mandate, _names(own, leader))
+        found, committed = _found(body.get("side"))
+        theirs = [ref for ref, node in request.nodes.items() if node == leader]
+        if theirs != [found.ref]:
+            raise InvalidInput(
+                "the leader's side is not the leader's dataset of the join",
+                hint="send the side of the leader's table",
+            )
+        purpose = body.get("purpose")
+        part = self.exchange.coordinator.take_part(
+            actor,
+            request,
+            {found.ref: _Known(found, committed)},
+            purpose=None if purpose is None else str(purpose),
+        )
+        run = part.operation
+        assert isinstance(run, JoinRun)
+        with self._lock:
+            if (sender.key, join) in self._open:
+                self.exchange.coordinator.abort_part(part)
+                raise Conflict(f"join {join} is open already", hint="start a new join")
+            self._open[(sender.key, join)] = _Open(part, sender.key, time.monotonic())
+        mine = part.found
+        return {
+            "side": _side(mine, committed_version(self.exchange.node.db, mine.version)),
+            "fingerprint": part.fingerprint.hex(),
+        }
+
+    def _blind(self, opened: _Open, join: str) -> dict[str, Any]:
+        from entrepot.exchange.join import JoinRun
+
+        part = opened.part
+        run = part.operation
+        assert isinstance(run, JoinRun)
+        index = run.refs.index(part.found.ref)
+        side = run.plan.sides[index]
+        operation = Blind(
+            part.found.ref,
+            run.versions[index],
+            join,
+            side.link,
+            run.plan.concept,
+            side.where,
+            side.columns,
+        )
+        outcome = self.exchange.coordinator.run_part(part, operation)
+        assert isinstance(outcome, Blinded)
+        return {
+            "handles": _b64(outcome.tokens.handles.astype("<u8").tobytes()),
+            "tokens": _b64(outcome.tokens.tokens),
+            "attributes": _b64(_table_bytes(outcome.attributes)),
+        }
