@@ -24,7 +24,7 @@ from entrepot.exchange import Exchange
 from entrepot.exchange.accounts import LOCAL
 from entrepot.exchange.node import Node
 from entrepot.standards import get
-from entrepot.vault import LocalVault, OnError, PublishRequest, add_provider
+from entrepot.vault import LocalVault, PublishRequest, add_provider
 
 __all__ = ["CONSUMER", "JOIN", "Nodes", "nodes"]
 
