@@ -26,7 +26,7 @@ from entrepot.exchange.node import Node
 from entrepot.standards import get
 from entrepot.vault import LocalVault, PublishRequest, add_provider
 
-__all__ = ["CONSUMER", "JOIN", "Nodes", "nodes"]
+__all__ = ["CONSUMER", "JOIN", "PAYMENT_ROWS", "POLICY", "VISIT_ROWS", "Nodes", "nodes"]
 
 CONSUMER = "city-desk"
 JOIN = (
@@ -66,7 +66,9 @@ class Nodes:
         return LocalClient(exchange, exchange.actor(CONSUMER))
 
     def spent(self, name: str) -> float:
-        return sum(e.epsilon for e in getattr(self, name).ledger.entries())
+        """The ε node ``name``'s ledger has spent (released reservations spent nothing)."""
+        entries = getattr(self, name).ledger.entries()
+        return sum(e.epsilon for e in entries if e.state in ("touched", "completed"))
 
 
 def _publish(node: Node, provider: str, standard: str, title: str, rows: list[list[str]]) -> None:
@@ -96,7 +98,9 @@ def _payments(payments: Sequence[Payment]) -> list[list[str]]:
     ]
 
 
-def _grant(holder: Exchange, consumer: LocalClient, node: str | None, dataset: str) -> None:
+def _ask(
+    holder: Exchange, consumer: LocalClient, node: str | None, dataset: str, *, grant: bool
+) -> None:
     asked = consumer.request_access(
         dataset if node is None else f"{node}:{dataset}",
         purpose="public-health-surveillance",
@@ -104,8 +108,9 @@ def _grant(holder: Exchange, consumer: LocalClient, node: str | None, dataset: s
         until=date.today() + timedelta(days=30),
         actions=("aggregate-query", "private-join"),
     )
-    provider = dataset.split("/")[0]
-    LocalClient(holder, holder.actor(provider)).grant_access(asked["id"])
+    if grant:
+        provider = dataset.split("/")[0]
+        LocalClient(holder, holder.actor(provider)).grant_access(asked["id"])
 
 
 @contextmanager
@@ -116,9 +121,11 @@ def nodes(
     payments: Sequence[Payment] = PAYMENT_ROWS,
     caps: tuple[float, float] = (1000.0, 1000.0),
     consumers: str = "c",
+    grants: str = "ab",
 ) -> Iterator[Nodes]:
     """Nodes a, b and c, peered with each other, served on loopback; ``consumers``
-    names the nodes where ``city-desk`` is a consumer granted both datasets."""
+    names the nodes where ``city-desk`` is a consumer asking for both datasets, which
+    the holders named in ``grants`` grant."""
     made = {name: federation_node(tmp_path, name) for name in "abc"}
     _publish(made["a"], "riverside-hospitals", "health.visit", "Outpatient visits", _visits(visits))
     _publish(made["b"], "acme-pay", "payments.transaction", "Transactions", _payments(payments))
@@ -148,7 +155,7 @@ def nodes(
                 client = world.consumer(name)
                 for holder, dataset in (("a", VISITS), ("b", PAYMENTS)):
                     where = None if holder == name else holder
-                    _grant(exchanges[holder], client, where, dataset)
+                    _ask(exchanges[holder], client, where, dataset, grant=holder in grants)
             yield world
     finally:
         for node in made.values():

@@ -5,20 +5,162 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
-from tests.federation.join_nodes import JOIN, nodes
+from tests.federation.join_nodes import JOIN, PAYMENT_ROWS, POLICY, VISIT_ROWS, Nodes, nodes
 
+from entrepot.errors import BudgetExhausted, ContractViolation, PolicyViolation
+from entrepot.exchange import Exchange
+from entrepot.federation.transport import PeerCall
+from entrepot.privacy.psi import TOKEN_BYTES, hash_to_group
+from entrepot.standards.linkkeys import concept
 from entrepot.transparency import verify_receipt
+
+# Who called (its key), which peer, at which path, what was sent, what was answered.
+Message = tuple[str, str, str, Any, Any]
+
+
+@pytest.fixture
+def between(monkeypatch: pytest.MonkeyPatch) -> list[Message]:
+    """Every call any node of this process makes to a peer, and its answer."""
+    sent: list[Message] = []
+    calling = PeerCall.call
+
+    def recorded(
+        self: PeerCall, method: str, path: str, payload: dict[str, Any] | None = None
+    ) -> Any:
+        answered = calling(self, method, path, payload)
+        sent.append((bytes(self.own_key.verify_key).hex(), self.name, path, payload, answered))
+        return answered
+
+    monkeypatch.setattr(PeerCall, "call", recorded)
+    return sent
+
+
+def agrees(exchange: Exchange) -> bool:
+    """Whether the node's ledger, usage and log agree (its versions were published
+    straight into the vault, unlogged)."""
+    return all(d.what == "dataset_version" for d in exchange.reconcile().differences)
+
+
+def tokens(message: Any) -> set[bytes]:
+    """Every 32-byte token a message's ``tokens`` fields carry."""
+    import base64
+
+    found: set[bytes] = set()
+    if isinstance(message, dict):
+        for key, value in message.items():
+            if key == "tokens":
+                data = base64.b64decode(value)
+                found |= {data[i : i + TOKEN_BYTES] for i in range(0, len(data), TOKEN_BYTES)}
+            else:
+                found |= tokens(value)
+    return found
+
+
+def spent(world: Nodes) -> tuple[float, float, float]:
+    return world.spent("a"), world.spent("b"), world.spent("c")
+
+
+def peer_actions(exchange: Exchange) -> list[str]:
+    return [e["action"] for _, e in exchange.node.log.entries() if e["kind"] == "peer"]
 
 
 def test_a_consumer_of_a_third_node_joins_two_nodes_datasets(tmp_path: Path) -> None:
     with nodes(tmp_path) as world:
         answered = world.consumer().query(JOIN, epsilon=0.5)
+        # The first holder that is not the consumer's node leads: it matches and answers.
         assert answered["node"] == "a"
+        assert (
+            answered["dataset"]
+            == "riverside-hospitals/outpatient-visits JOIN acme-pay/transactions"
+        )
         assert answered["epsilon_spent"] == pytest.approx(1.0)
         receipts = {r["node"]: r["receipt"] for r in answered["receipts"]}
         assert set(receipts) == {"a", "b"}
         verify_receipt(json.dumps(receipts["a"]).encode(), world.a.node.verify_key)
         verify_receipt(json.dumps(receipts["b"]).encode(), world.b.node.verify_key)
-        assert (world.spent("a"), world.spent("b"), world.spent("c")) == (0.5, 0.5, 0)
+        assert spent(world) == (0.5, 0.5, 0)
+        # Each holder logs the join with its ε, and the cross-node event; so does c.
+        for holder, action in ((world.a, "join_received"), (world.b, "join_part")):
+            joins = [e for _, e in holder.node.log.entries() if e["kind"] == "join"]
+            assert [(e["outcome"], float(e["epsilon"])) for e in joins] == [("answered", 0.5)]
+            assert peer_actions(holder)[-1] == action
+            assert agrees(holder)
+        assert peer_actions(world.c)[-1] == "join_answered"
+
+
+def test_no_message_between_nodes_carries_an_identifier_a_node_could_recognise(
+    tmp_path: Path, between: list[Message]
+) -> None:
+    with nodes(tmp_path) as world:
+        keys = {name: bytes(getattr(world, name).node.verify_key).hex() for name in "abc"}
+        between.clear()
+        world.consumer().query(JOIN, epsilon=0.5)
+    ids = {v[0] for v in VISIT_ROWS} | {p[0] for p in PAYMENT_ROWS}
+    resident = concept("resident-number")
+    canonical = {c for c in (resident.canonicalize(i) for i in ids) if c}
+    points = {hash_to_group("resident-number", c) for c in canonical}
+    steps = {
+        path.rsplit("/", 1)[-1]: (payload, answered)
+        for caller, peer, path, payload, answered in between
+        if (caller, peer) == (keys["a"], "b")
+    }
+    assert set(steps) == {"prepare", "blind", "reblind", "complete"}
+    for payload, answered in steps.values():
+        text = json.dumps(payload) + json.dumps(answered)
+        assert not any(i in text for i in ids | canonical)
+        assert not (tokens(payload) | tokens(answered)) & points
+    # b blinds its own keys once; what it is sent is never one of them (nor a point).
+    b_singly = tokens(steps["blind"][1])
+    a_singly = tokens(steps["reblind"][0])
+    doubly = tokens(steps["reblind"][1])
+    assert b_singly
+    assert a_singly
+    assert doubly
+    assert not a_singly & b_singly
+    assert not doubly & (a_singly | b_singly)
+    # The consumer's node sends a mandate and gets an answer: no token, handle or column.
+    [(leader, _, payload, answered)] = [m[1:] for m in between if m[0] == keys["c"]]
+    assert leader == "a"
+    assert not {"tokens", "handles", "attributes"} & (set(payload) | set(answered))
+
+
+def test_a_join_one_holder_refuses_spends_nothing_on_either(tmp_path: Path) -> None:
+    # b's cap is below the join's price: refused on b before anything is read.
+    with nodes(tmp_path, caps=(1000.0, 0.3)) as world:
+        with pytest.raises(BudgetExhausted, match="peer a"):
+            world.consumer().query(JOIN, epsilon=0.5)
+        assert spent(world) == (0, 0, 0)
+        assert agrees(world.a)
+        assert agrees(world.b)
+    # a's cap is: b reserved first, and releases when a refuses.
+    with nodes(tmp_path / "again", caps=(0.3, 1000.0)) as world:
+        with pytest.raises(BudgetExhausted):
+            world.consumer().query(JOIN, epsilon=0.5)
+        assert spent(world) == (0, 0, 0)
+        assert [e.state for e in world.b.ledger.entries()] == ["released"]
+
+
+def test_a_consumer_on_a_holders_node_has_the_other_holder_match(tmp_path: Path) -> None:
+    local = JOIN.replace("FROM a.", "FROM ")
+    with nodes(tmp_path, consumers="a") as world:
+        answered = world.consumer("a").query(local, epsilon=0.5)
+        assert answered["node"] == "b"
+        assert {r["node"] for r in answered["receipts"]} == {"a", "b"}
+        assert spent(world) == (0.5, 0.5, 0)
+
+
+def test_each_holders_own_policy_and_grant_are_checked_on_its_node(tmp_path: Path) -> None:
+    with nodes(tmp_path) as world:
+        owner = world.b.actor("acme-pay")
+        text = POLICY.format(other="payments.refund", cap=1000.0)
+        world.b.policies.set(owner, "acme-pay/transactions", text, where="test")
+        with pytest.raises(PolicyViolation, match="does not allow joining"):
+            world.consumer().query(JOIN, epsilon=0.5)
+        assert spent(world) == (0, 0, 0)
+    with nodes(tmp_path / "again", grants="a") as world:
+        with pytest.raises(ContractViolation, match="peer a"):
+            world.consumer().query(JOIN, epsilon=0.5)
+        assert spent(world) == (0, 0, 0)
