@@ -1,9 +1,10 @@
 """Three nodes as users run them: `entrepot serve` processes with their own homes.
 
-Node a holds the data, node b's consumer asks for it, node c only trusts a. The
+Node a holds hospital visits, node c payments, node b's consumer asks for them. The
 three peer each other by key, b searches every catalog, asks a for access, a's
 provider grants it, b's consumer queries a's data, and c verifies a's receipt
-offline.
+offline. Then b's consumer joins a's visits with c's payments: a and c each grant
+it, a matches, and each holder spends and signs for its own dataset.
 """
 
 from __future__ import annotations
@@ -15,11 +16,19 @@ from datetime import date, timedelta
 from pathlib import Path
 
 from tests.e2e.test_server import entrepot, server
-from tests.exchange.logged_world import DATASET, PROVIDER, seed
+from tests.exchange.join_world import PAYMENTS
+from tests.exchange.logged_world import DATASET, POLICY, PROVIDER, seed
+from tests.federation.join_nodes import PAYMENT_ROWS, payment_rows, publish
 
 from entrepot.errors import ExitCode
+from entrepot.exchange import Exchange
 from entrepot.exchange.node import Node
 from entrepot.settings import Settings
+
+JOIN = (
+    "SELECT COUNT(*) AS pairs FROM a.riverside_hospitals.outpatient_visits v "
+    "JOIN c.acme_pay.transactions t ON v.patient_id = t.person_id"
+)
 
 
 def _env(name: str, home: Path) -> dict[str, str]:
@@ -43,9 +52,17 @@ def test_three_nodes_search_request_query_and_verify_across(tmp_path: Path) -> N
     env = {name: _env(name, home) for name, home in homes.items()}
     provider = Node.init(Settings(home=homes["a"], token_hash_memory_kib=1024))
     seed(provider, tmp_path, query=False)
+    visits = Exchange(provider)
+    joinable = POLICY + f"join_with: [c:{PAYMENTS}]\n"
+    visits.policies.set(visits.actor(PROVIDER), DATASET, joinable, where="test")
     provider.close()
-    for name in "bc":
-        assert entrepot("init", env=env[name]).returncode == 0
+    payer = Node.init(Settings(home=homes["c"], token_hash_memory_kib=1024))
+    publish(payer, "acme-pay", "payments.transaction", "Transactions", payment_rows(PAYMENT_ROWS))
+    payments = Exchange(payer)
+    joinable = POLICY + f"join_with: [a:{DATASET}]\n"
+    payments.policies.set(payments.actor("acme-pay"), PAYMENTS, joinable, where="test")
+    payer.close()
+    assert entrepot("init", env=env["b"]).returncode == 0
     run(env["b"], "account", "create", "city-desk", "--role", "consumer")
     keys = {name: run(env[name], "node", "id")["key"] for name in "abc"}  # type: ignore[index]
     with ExitStack() as stack:
@@ -66,10 +83,22 @@ def test_three_nodes_search_request_query_and_verify_across(tmp_path: Path) -> N
             "--purpose", "public-health-surveillance",
             "--epsilon", "1",
             "--until", until,
+            "--action", "aggregate-query",
+            "--action", "private-join",
             "--as", "city-desk",
         )  # fmt: skip
         assert asked["node"] == "a"  # type: ignore[index]
         run(env["a"], "access", "grant", asked["id"], "--as", PROVIDER)  # type: ignore[index]
+        asked = run(
+            env["b"],
+            "access", "request", f"c:{PAYMENTS}",
+            "--purpose", "public-health-surveillance",
+            "--epsilon", "1",
+            "--until", until,
+            "--action", "private-join",
+            "--as", "city-desk",
+        )  # fmt: skip
+        run(env["c"], "access", "grant", asked["id"], "--as", "acme-pay")  # type: ignore[index]
 
         receipt = tmp_path / "r.json"
         answered = run(
@@ -90,3 +119,19 @@ def test_three_nodes_search_request_query_and_verify_across(tmp_path: Path) -> N
         receipt.write_text(json.dumps(forged))
         refused = entrepot("receipt", "verify", str(receipt), "--peer", "a", env=env["c"])
         assert refused.returncode == ExitCode.VERIFY_FAILED
+
+        # A join of a's visits with c's payments: a leads and matches, each holder
+        # spends and signs for its own dataset, and b keeps no ledger of its own.
+        joined = run(env["b"], "query", JOIN, "--epsilon", "0.5", "--as", "city-desk")
+        assert joined["node"] == "a"  # type: ignore[index]
+        assert joined["epsilon_spent"] == 1.0  # type: ignore[index]
+        receipts = {r["node"]: r["receipt"] for r in joined["receipts"]}  # type: ignore[index]
+        assert set(receipts) == {"a", "c"}
+        for holder, signed in receipts.items():
+            receipt.write_text(json.dumps(signed))
+            checked = run(env["b"], "receipt", "verify", str(receipt), "--peer", holder)
+            assert checked["ok"] is True  # type: ignore[index]
+        assert run(env["b"], "budget", "--as", "city-desk") == []
+        for holder, org in (("a", "b-city-desk"), ("c", "b-city-desk")):
+            left = run(env[holder], "budget", "--as", org)
+            assert [b["epsilon_spent"] for b in left] == ([1.0] if holder == "a" else [0.5])  # type: ignore[index]

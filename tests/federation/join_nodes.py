@@ -26,7 +26,17 @@ from entrepot.exchange.node import Node
 from entrepot.standards import get
 from entrepot.vault import LocalVault, PublishRequest, add_provider
 
-__all__ = ["CONSUMER", "JOIN", "PAYMENT_ROWS", "POLICY", "VISIT_ROWS", "Nodes", "nodes"]
+__all__ = [
+    "CONSUMER",
+    "JOIN",
+    "PAYMENT_ROWS",
+    "POLICY",
+    "VISIT_ROWS",
+    "Nodes",
+    "nodes",
+    "payment_rows",
+    "publish",
+]
 
 CONSUMER = "city-desk"
 JOIN = (
@@ -71,7 +81,7 @@ class Nodes:
         return sum(e.epsilon for e in entries if e.state in ("touched", "completed"))
 
 
-def _publish(node: Node, provider: str, standard: str, title: str, rows: list[list[str]]) -> None:
+def publish(node: Node, provider: str, standard: str, title: str, rows: list[list[str]]) -> None:
     add_provider(node.db, provider, provider.replace("-", " ").title())
     raw = node.home / f"{provider}.csv"
     with raw.open("w", newline="", encoding="utf-8") as out:
@@ -91,7 +101,7 @@ def _visits(visits: Sequence[Visit]) -> list[list[str]]:
     ]
 
 
-def _payments(payments: Sequence[Payment]) -> list[list[str]]:
+def payment_rows(payments: Sequence[Payment]) -> list[list[str]]:
     return [
         [f"T{i:06d}", person, "G", district, "card", f"{amount:.2f}", "2025-03-05T10:00:00"]
         for i, (person, district, amount) in enumerate(payments)
@@ -127,8 +137,8 @@ def nodes(
     names the nodes where ``city-desk`` is a consumer asking for both datasets, which
     the holders named in ``grants`` grant."""
     made = {name: federation_node(tmp_path, name) for name in "abc"}
-    _publish(made["a"], "riverside-hospitals", "health.visit", "Outpatient visits", _visits(visits))
-    _publish(made["b"], "acme-pay", "payments.transaction", "Transactions", _payments(payments))
+    publish(made["a"], "riverside-hospitals", "health.visit", "Outpatient visits", _visits(visits))
+    publish(made["b"], "acme-pay", "payments.transaction", "Transactions", payment_rows(payments))
     exchanges = {name: Exchange(node) for name, node in made.items()}
     for holder, dataset, other, cap in (
         ("a", VISITS, f"b:{PAYMENTS}", caps[0]),
