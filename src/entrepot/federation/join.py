@@ -32,6 +32,7 @@ import json
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -485,10 +486,14 @@ class PeerPartner:
             return
 
 
-def lead_join(exchange: Exchange, sender: Sender, body: dict[str, Any]) -> dict[str, Any]:
-    """Conduct the join a consumer's node asked for, this node holding one dataset."""
-    from entrepot.client.local import answer_body
-
+def lead_join(
+    exchange: Exchange,
+    sender: Sender,
+    body: dict[str, Any],
+    shape: Callable[[dict[str, Any]], dict[str, Any]],
+) -> dict[str, Any]:
+    """Conduct the join a consumer's node asked for, this node holding one dataset; the
+    answer as ``shape`` words a query's, with every holder's receipt."""
     own = identity_of(exchange.node).name
     actor, mandate = _open(exchange, body, leader=own)
     if mandate.get("key") != sender.key:
@@ -511,7 +516,7 @@ def lead_join(exchange: Exchange, sender: Sender, body: dict[str, Any]) -> dict[
     result = exchange.queries.run_with(
         actor, request, {theirs[0]: partner}, purpose=mandate.get("purpose")
     )
-    answered = answer_body(result.to_dict())
+    answered = shape(result.to_dict())
     peer = exchange.peers.get(exchange.peers.name_of(sender.key))
     log_peer_event(
         exchange,

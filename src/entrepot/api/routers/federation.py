@@ -236,10 +236,13 @@ async def remote_join(request: Request) -> Response:
     """Conducted by this node's coordinator with the other holder's node taking part:
     each node checks, spends, logs and signs for its own dataset. Only the released
     answer and both receipts go back."""
+    from entrepot.client.local import answer_body
     from entrepot.federation.join import lead_join
 
     exchange = exchange_of(request)
-    return await _answer(request, lambda sender, body: lead_join(exchange, sender, body))
+    return await _answer(
+        request, lambda sender, body: lead_join(exchange, sender, body, answer_body)
+    )
 
 
 @router.post(
