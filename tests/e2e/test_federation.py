@@ -99,6 +99,11 @@ def test_three_nodes_search_request_query_and_verify_across(tmp_path: Path) -> N
             "--as", "city-desk",
         )  # fmt: skip
         run(env["c"], "access", "grant", asked["id"], "--as", "acme-pay")  # type: ignore[index]
+        # b keeps a read-only copy of its consumer's grants on a and c, read from them.
+        listed = run(env["b"], "access", "list", "--as", "city-desk")
+        copies = {(c["node"], c["state"]) for c in listed["remote"]}  # type: ignore[index]
+        assert copies == {("a", "granted"), ("c", "granted")}
+        assert listed["grants"] == []  # type: ignore[index]
 
         receipt = tmp_path / "r.json"
         answered = run(

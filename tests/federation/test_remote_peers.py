@@ -68,8 +68,20 @@ def test_a_remote_query_is_answered_and_signed_by_the_datas_node(
     # Not granted yet: the provider's node refuses, and nothing is spent anywhere.
     with pytest.raises(ContractViolation, match="peer riverside"):
         consumer.query(SQL, epsilon=0.5)
+    [copy] = consumer.access_remote()
+    assert (copy["node"], copy["id"], copy["state"], copy["fresh"]) == (
+        "riverside",
+        asked["id"],
+        "requested",
+        True,
+    )
     provider = LocalClient(theirs, theirs.actor(PROVIDER))
     provider.grant_access(asked["id"])
+    # The consumer's node reads its copy again from the provider's node: now a grant.
+    [copy] = consumer.access_remote()
+    assert (copy["node"], copy["state"], copy["dataset"]) == ("riverside", "granted", DATASET)
+    assert copy["id"].startswith("GRANT-")
+    assert consumer.access_grants() == []
     answered = consumer.query(SQL, epsilon=0.5)
     assert answered["node"] == "riverside"
     assert answered["epsilon_spent"] == 0.5
@@ -86,6 +98,8 @@ def test_a_remote_query_is_answered_and_signed_by_the_datas_node(
     over_http = logged_in.query(SQL, epsilon=0.25)
     assert (over_http["node"], over_http["epsilon_spent"]) == ("riverside", 0.25)
     verify_receipt(json.dumps(over_http["receipt"]).encode(), theirs.node.verify_key)
+    [copy] = logged_in.access_remote()
+    assert (copy["node"], copy["state"], copy["fresh"]) == ("riverside", "granted", True)
     assert spent(theirs) == 0.75
     assert mine.ledger.entries() == []
     assert peer_actions(mine) == ["added", "access_requested", "query_answered", "query_answered"]

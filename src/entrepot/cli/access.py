@@ -137,6 +137,7 @@ def list_(
         data = {
             "requests": client.access_requests(pending=pending),
             "grants": [] if pending else client.access_grants(),
+            "remote": [] if pending else client.access_remote(),
         }
 
     def render() -> None:
@@ -145,6 +146,21 @@ def list_(
         if not pending:
             head = [*head[:5], "max queries", *head[5:]]
             console.print(table("Grants", head, _grant_rows(data["grants"])))
+        if data["remote"]:
+            head = ["node:id", "dataset", "purpose", "ε", "until", "state", "read"]
+            rows = [
+                [
+                    f"{c['node']}:{c['id']}",
+                    f"{c['node']}:{c['dataset']}",
+                    c["purpose"],
+                    f"{c['epsilon']:g}",
+                    c["valid_until"],
+                    c["state"],
+                    "now" if c["fresh"] else f"last copy, {c['refreshed_at'][:16]}",
+                ]
+                for c in data["remote"]
+            ]
+            console.print(table("On other nodes (read-only copies)", head, rows))
 
     emit(data, as_json, render)
 

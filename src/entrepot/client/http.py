@@ -384,6 +384,10 @@ class HttpClient:
     ) -> list[dict[str, Any]]:
         return self.items("/v1/access/grants", most=limit, start=offset, active=active)
 
+    def access_remote(self) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = self.get("/v1/access/remote")
+        return found
+
     def access_show(self, ident: str) -> dict[str, Any]:
         found: dict[str, Any]
         # As the library reads it: GRANT-n is a grant, anything else a request number.

@@ -367,6 +367,11 @@ class LocalClient(ShippedStandards):
     def access_show(self, ident: str) -> dict[str, Any]:
         return _contract_body(self.exchange.contracts.show(self.actor, ident))
 
+    def access_remote(self) -> list[dict[str, Any]]:
+        from entrepot.federation.remote import remote_grants
+
+        return remote_grants(self.exchange, self.actor)
+
     def grant_access(
         self,
         request: str,

@@ -142,6 +142,11 @@ class Client(Standards, Protocol):
         """A request (``REQ-n`` or ``n``) or a grant (``GRANT-n``) with its history."""
         ...
 
+    def access_remote(self) -> list[dict[str, Any]]:
+        """Your requests and grants on other nodes, each with its ``node``: read-only
+        copies, refreshed from each node (``fresh``) or as last read from it."""
+        ...
+
     def grant_access(
         self,
         request: str,

@@ -22,6 +22,7 @@ __all__ = [
     "GrantOut",
     "PurposeOut",
     "Reason",
+    "RemoteContractOut",
     "RequestCreate",
     "RequestOut",
     "TransitionOut",
@@ -88,6 +89,20 @@ class GrantOut(BaseModel):
     @classmethod
     def of(cls, info: GrantInfo) -> GrantOut:
         return cls.model_validate(info.to_dict())
+
+
+class RemoteContractOut(BaseModel):
+    """A request or grant of yours on another node, as this node last read it there."""
+
+    node: str = Field(examples=["riverside"])
+    id: str = Field(examples=["GRANT-3"])
+    dataset: str = Field(examples=["riverside-hospitals/outpatient-visits"])
+    state: str = Field(examples=["granted"])
+    purpose: str = Field(examples=["public-health-surveillance"])
+    epsilon: float = Field(examples=[1.0])
+    valid_until: str = Field(examples=["2026-12-31"])
+    refreshed_at: UtcDateTime
+    fresh: bool = Field(description="Whether this read reached the node; else the last copy.")
 
 
 class PurposeOut(BaseModel):

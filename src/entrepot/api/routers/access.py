@@ -21,6 +21,7 @@ from entrepot.schemas.access import (
     GrantOut,
     PurposeOut,
     Reason,
+    RemoteContractOut,
     RequestCreate,
     RequestOut,
 )
@@ -135,6 +136,14 @@ def list_grants(
         client.access_grants_page(active, paging.limit, paging.offset),
         GrantOut.model_validate,
     )
+
+
+@router.get("/remote", summary="Your requests and grants on other nodes, each marked by its node.")
+def list_remote(request: Request, actor: AnyActor) -> list[RemoteContractOut]:
+    """Read-only copies, refreshed from each node you asked (`fresh`), or as last read
+    from a node that cannot be reached; each grant is enforced on its own node only."""
+    found = client_of(request, actor).access_remote()
+    return [RemoteContractOut.model_validate(c) for c in found]
 
 
 @router.get("/grants/{grant_id}", summary="One grant with its history.")

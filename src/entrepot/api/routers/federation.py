@@ -188,6 +188,32 @@ async def remote_access(request: Request) -> Response:
 
 
 @router.post(
+    "/access/list",
+    summary="A peer's consumer reads its requests and grants on this node (peers only).",
+    response_model=None,
+    responses=_SIGNED,
+)
+async def remote_contracts(request: Request) -> Response:
+    """Its pending requests and its grants, as this node holds them: the peer keeps a
+    read-only copy; the grants are enforced here only."""
+    from entrepot.client.local import LocalClient
+    from entrepot.errors import NotFound
+    from entrepot.federation.remote import consumer_of
+
+    exchange = exchange_of(request)
+
+    def work(sender: Sender, body: dict[str, Any]) -> Any:
+        try:
+            actor = consumer_of(exchange, sender.key, _text(body, "consumer"), create=False)
+        except NotFound:
+            return {"contracts": []}
+        client = LocalClient(exchange, actor)
+        return {"contracts": [*client.access_requests(pending=True), *client.access_grants()]}
+
+    return await _answer(request, work)
+
+
+@router.post(
     "/query",
     summary="A peer's consumer asks a private query of this node's data (peers only).",
     response_model=None,
