@@ -385,8 +385,7 @@ class HttpClient:
         return self.items("/v1/access/grants", most=limit, start=offset, active=active)
 
     def access_remote(self) -> list[dict[str, Any]]:
-        found: list[dict[str, Any]] = self.get("/v1/access/remote")
-        return found
+        return self.items("/v1/access/remote")
 
     def access_show(self, ident: str) -> dict[str, Any]:
         found: dict[str, Any]

@@ -25,6 +25,7 @@ from entrepot.schemas.access import (
     RequestCreate,
     RequestOut,
 )
+from entrepot.schemas.paging import page_body
 
 __all__ = ["router"]
 
@@ -139,11 +140,12 @@ def list_grants(
 
 
 @router.get("/remote", summary="Your requests and grants on other nodes, each marked by its node.")
-def list_remote(request: Request, actor: AnyActor) -> list[RemoteContractOut]:
+def list_remote(request: Request, actor: AnyActor, paging: Paging) -> Page[RemoteContractOut]:
     """Read-only copies, refreshed from each node you asked (`fresh`), or as last read
     from a node that cannot be reached; each grant is enforced on its own node only."""
     found = client_of(request, actor).access_remote()
-    return [RemoteContractOut.model_validate(c) for c in found]
+    body = page_body(found[paging.offset :], len(found), paging.limit, paging.offset)
+    return page_of(body, RemoteContractOut.model_validate)
 
 
 @router.get("/grants/{grant_id}", summary="One grant with its history.")
