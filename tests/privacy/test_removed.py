@@ -117,6 +117,20 @@ def test_the_budget_is_split_in_the_open() -> None:
     assert off.scales[rows.name] == pytest.approx(15 / 0.5, rel=1e-6)  # R = 5·3, ε 1 / 2
 
 
+def test_counts_without_group_by_spend_half_their_budget_on_what_they_put_back() -> None:
+    # the removed total is added to the answer itself: it is worth as much as B
+    p = planned(f"SELECT COUNT(*) AS n FROM {DATASET}")
+    rows = p.rewrite.quantities[0]
+    assert p.removed_budget == 0.5
+    assert p.scales[rows.name] == pytest.approx(rows.l1 / 0.5, rel=1e-6)
+    assert p.removal_scales[rows.name] == pytest.approx(REMOVED_CAP * rows.l1 / 0.5, rel=1e-6)
+    # grouped, or beside another aggregate, the policy's share stands
+    assert planned(GROUPED).removed_budget == 0.1
+    assert planned(TOTAL).removed_budget == 0.1
+    off = parse_policy({"contributions": {"removed_epsilon": 0}}, STANDARD)
+    assert planned(f"SELECT COUNT(*) AS n FROM {DATASET}", off).removed_budget == 0.0
+
+
 def test_nothing_is_spent_on_what_cannot_be_removed(tmp_path: Path) -> None:
     # without GROUP BY, a unit is in one group: its distinct count bounds nothing
     p = planned(TOTAL)
