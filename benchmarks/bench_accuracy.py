@@ -31,7 +31,13 @@ DuckDB. Reported per query and ε:
 Tumult Analytics (``tmlt.analytics``, PySpark) and SmartNoise SQL answer the same
 questions at the same ε with the patient as privacy unit and the same rows-per-patient
 bound entrepot applied to that query, each in its own virtual environment (made on
-first use, see ``_children.py``); SmartNoise has no median (n/a).
+first use, see ``_children.py``), while entrepot answers; SmartNoise has no median
+(n/a). Like entrepot, each computes a query's bounded data once and redraws only its
+noise for every answer: Tumult evaluates each query once with ``Session.evaluate``
+and redraws the noise steps of that evaluation at each ε (``_tumult_child.py``),
+SmartNoise reuses the engine's rows for each SQL text it sends. The ``answers``
+column gives entrepot's, Tumult's and SmartNoise's answers per query and ε; a pair
+counts against Tumult only where both gave at least :data:`MIN_ANSWERS`.
 
     python benchmarks/bench_accuracy.py                      # the recorded run
     python benchmarks/bench_accuracy.py --rows 100k --repeats 5 --baseline-repeats 2
