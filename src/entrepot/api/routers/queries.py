@@ -58,7 +58,8 @@ async def run_query(
     the budget, and the answer carries noisy values, their error bars and a signed
     receipt; every answer and refusal is written to the transparency log. A query of
     a peer's data (`<node>.provider.dataset`) is answered by that node, with its
-    receipt."""
+    receipt; a private join of two nodes' datasets by the holder's node that leads it,
+    with each holder's receipt in `receipts`."""
     if names_a_node(body.sql):
         client = client_of(request, actor)
         answered = await run_in_threadpool(
