@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from tests.federation.join_nodes import JOIN, PAYMENT_ROWS, POLICY, VISIT_ROWS, Nodes, nodes
 
+from entrepot.client.local import LocalClient
 from entrepot.errors import BudgetExhausted, ContractViolation, PolicyViolation
 from entrepot.exchange import Exchange
 from entrepot.federation.transport import PeerCall
@@ -164,3 +165,32 @@ def test_each_holders_own_policy_and_grant_are_checked_on_its_node(tmp_path: Pat
         with pytest.raises(ContractViolation, match="peer a"):
             world.consumer().query(JOIN, epsilon=0.5)
         assert spent(world) == (0, 0, 0)
+
+
+def test_the_consumers_node_shows_its_grants_on_other_nodes_as_read_only_copies(
+    tmp_path: Path,
+) -> None:
+    from sqlalchemy import update
+
+    from entrepot.federation.models import Peer
+
+    with nodes(tmp_path) as world:
+        consumer = world.consumer()
+        copies = consumer.access_remote()
+        assert {(c["node"], c["state"], c["fresh"]) for c in copies} == {
+            ("a", "granted", True),
+            ("b", "granted", True),
+        }
+        # Revoked on b: the copy follows at its next read; c enforces nothing itself.
+        [grant] = [c for c in copies if c["node"] == "b"]
+        LocalClient(world.b, world.b.actor("acme-pay")).revoke_grant(grant["id"], "ended")
+        states = {c["node"]: c["state"] for c in consumer.access_remote()}
+        assert states == {"a": "granted", "b": "revoked"}
+        # A node that cannot be reached keeps its last copy, marked as such.
+        with world.c.node.db.write() as session:
+            session.execute(update(Peer).where(Peer.name == "a").values(url="http://127.0.0.1:9/"))
+        last = {c["node"]: (c["state"], c["fresh"]) for c in consumer.access_remote()}
+        assert last == {"a": ("granted", False), "b": ("revoked", True)}
+        # The copy goes with the peer.
+        world.c.peers.remove("a")
+        assert {c["node"] for c in consumer.access_remote()} == {"b"}
