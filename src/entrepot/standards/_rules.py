@@ -24,7 +24,16 @@ from entrepot.standards._glob import as_glob
 from entrepot.standards.codelist import codelist
 from entrepot.standards.schema import Field, ForeignKey, Standard
 
-__all__ = ["FIELD_RULES", "SQL_TYPES", "Check", "Column", "field_checks", "table_checks"]
+__all__ = [
+    "FIELD_RULES",
+    "SQL_TYPES",
+    "VALUE_RULES",
+    "Check",
+    "Column",
+    "field_checks",
+    "table_checks",
+    "value_rules",
+]
 
 SQL_TYPES = {
     "string": "VARCHAR",
@@ -205,6 +214,33 @@ def _pattern(c: Column) -> Iterator[Check]:
             _matches(c.value, c.field.pattern) if glob is None else f"{c.value} GLOB {quote(glob)}"
         )
         yield Check("pattern", c.field.name, f"NOT ({matches})")
+
+
+# The rules :func:`value_rules` answers for at once.
+VALUE_RULES = ("required", "type", "minimum", "maximum")
+
+
+def value_rules(c: Column) -> str | None:
+    """SQL true when a typed column breaks any of :data:`VALUE_RULES`, for a row's
+    single flag: one range test in place of up to four. A typed value is NULL exactly
+    when its text is missing (``required``) or malformed (``type``), so ``required``
+    and ``type`` together are the value being NULL. None for text columns, and where
+    the ``type`` check alone applies."""
+    f, v = c.field, c.value
+    if f.type == "string":
+        return None
+    bounds = [
+        f"{v} {op} {literal(f, bound)}"
+        for op, bound in ((">=", f.minimum), ("<=", f.maximum))
+        if bound is not None
+    ]
+    if not bounds:
+        return f"{v} IS NULL" if f.required else None
+    # Each bound is NULL where the value is, and so is their conjunction.
+    within = " AND ".join(bounds)
+    if f.required:
+        return f"NOT coalesce({within}, false)"
+    return f"coalesce(NOT ({within}), {c.text} <> '')"
 
 
 def _duplicates(rule: str, column: str, values: list[str]) -> Check:

@@ -34,6 +34,7 @@ import duckdb
 from entrepot.errors import InvalidInput, LimitExceeded, ValidationFailed, param
 from entrepot.standards._rules import (
     SQL_TYPES,
+    VALUE_RULES,
     Check,
     Column,
     field_checks,
@@ -41,6 +42,7 @@ from entrepot.standards._rules import (
     quote,
     table_checks,
     typed_value,
+    value_rules,
 )
 from entrepot.standards._source import (
     RawFile,
@@ -244,6 +246,18 @@ def _members(ordered: list[Check]) -> str:
     return "".join(f", {c.member} AS m{i}" for i, c in enumerate(ordered) if c.member)
 
 
+def _row_terms(columns: list[Column], ordered: list[Check]) -> list[str]:
+    """The row checks' conditions for the row's flag, each typed column's value rules
+    as one test (:func:`value_rules`)."""
+    fused = {c.field.name: sql for c in columns if (sql := value_rules(c)) is not None}
+    terms = [
+        r
+        for c, r in zip(ordered, _resolved(ordered), strict=True)
+        if r is not None and not (c.column in fused and c.rule in VALUE_RULES)
+    ]
+    return terms + list(fused.values())
+
+
 def _checked_table(
     con: duckdb.DuckDBPyConnection,
     raw: RawFile,
@@ -262,7 +276,7 @@ def _checked_table(
     stored for every row.
     """
     ordered = _ordered(checks)
-    row = [r for r in _resolved(ordered) if r is not None]
+    row = _row_terms(columns, ordered)
     invalid = f"coalesce({' OR '.join(f'({r})' for r in row)}, false)" if row else "false"
     keyed = [(f"x{i}", c.key) for i, c in enumerate(ordered) if c.key]
     # Checks across rows are flagged once every row is stored.
