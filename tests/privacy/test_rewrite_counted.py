@@ -185,11 +185,13 @@ def test_a_query_without_a_filter_reads_the_stored_count_and_aggregates_no_units
     assert f'"{UNIT_ROWS}" > ' in filtered.sql("v", counted=True)
     assert "LEFT JOIN __units" in filtered.sql("v", counted=True)
     assert '"patient_id"' not in filtered.sql("v", counted=True)
-    # Spark would read the shared partial sums once per reference: it counts them with a
-    # window instead, in one read
+    # Spark would read the shared partial sums once per reference: it counts the heavy
+    # units in a narrow read of their own, broadcast to the rows, and groups no rows by
+    # unit and group
     spark = filtered.sql("v", "spark", counted=True)
-    assert "OVER (PARTITION BY __u)" in spark
-    assert "JOIN" not in spark
+    assert "/*+ BROADCAST(__heavy) */" in spark
+    assert "OVER" not in spark
+    assert "`patient_id`" not in spark
 
 
 def test_a_version_with_unit_columns_is_read_through_them(tmp_path: Path) -> None:

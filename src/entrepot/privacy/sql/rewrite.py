@@ -54,10 +54,16 @@ by the unit's count over the filter. Older versions get
 
 That filtered text reads its partial sums twice, through a CTE: once to count each
 heavy unit's rows, once to weight them. DuckDB computes the CTE once; Spark inlines
-it, so it scanned the file twice (2.3× its raw query at 10M rows). Engines other than
-DuckDB get :attr:`Rewrite.windowed` instead, the same values with each heavy unit's
-count taken by a window over the partial sums, in the one scan. DuckDB keeps the
-join: the window costs it seven times as much (0.25 → 1.76 s at 10M rows).
+it, so it scanned the file twice (2.3× its raw query at 10M rows), and a window over
+the partial sums instead (one scan) still cost 2.4×: grouping the heavy units' rows
+by (unit, group) makes about as many partial rows as rows, each shuffled twice and
+sorted. Engines other than DuckDB get :attr:`Rewrite.broadcast` instead, the same
+values in two reads, neither grouped by (unit, group): the first reads only the
+unit and filter columns and counts each heavy unit's rows over the filter (a few
+thousand units); that small table is broadcast to the second, which weights each
+row by its unit's count as it sums the groups (1.9× the raw query at 10M rows, in
+the same run as the window's 2.4×). DuckDB keeps the join over partial sums: it
+computes its CTE once.
 """
 
 from __future__ import annotations
@@ -78,6 +84,9 @@ __all__ = ["REMOVED_CAP", "Derived", "Quantity", "Rewrite", "midpoint", "rewrite
 # What bounding removed from one unit is counted up to this many times its bound: a
 # unit with up to 10·R rows is fully accounted, one with more as if it had 10·R.
 REMOVED_CAP = 9
+
+# The table of heavy units' counts that :attr:`Rewrite.broadcast` joins to the rows.
+_HEAVY = "__heavy"
 
 
 # The templates are written in DuckDB's dialect and transpiled to the engine's last.
@@ -136,8 +145,9 @@ class Rewrite:
 
     ``template`` runs on any version; ``counted`` (empty when nothing is bounded)
     only on versions carrying the per-unit columns, and returns the same values;
-    ``windowed`` (empty without a filter) is ``counted`` for engines other than
-    DuckDB, which read a shared CTE once per reference.
+    ``broadcast`` (empty without a filter) is ``counted`` for engines other than
+    DuckDB, which read a shared CTE once per reference; its table of heavy units'
+    counts, ``__heavy``, is to be broadcast to the rows it weights.
     """
 
     template: str
@@ -150,15 +160,15 @@ class Rewrite:
     rows_per_unit: int
     samples: tuple[str, str] = ("", "")
     sampled: tuple[str, ...] = ()
-    windowed: str = ""
+    broadcast: str = ""
     derived: tuple[Derived, ...] = ()
 
     def sql(self, view: str, dialect: str = "duckdb", *, counted: bool = False) -> str:
         """The SQL over ``view``, transpiled to ``dialect``; ``counted`` when ``view``
         has the per-unit columns (see :data:`entrepot.engine.units.HIDDEN_COLUMNS`)."""
+        if counted and self.broadcast and dialect != "duckdb":
+            return self._fill(self.broadcast, view, dialect, broadcast=_HEAVY)
         template = self.counted if counted and self.counted else self.template
-        if counted and self.windowed and dialect != "duckdb":
-            template = self.windowed
         return self._fill(template, view, dialect)
 
     def samples_sql(self, view: str, dialect: str = "duckdb", *, counted: bool = False) -> str:
@@ -170,7 +180,7 @@ class Rewrite:
             return ""
         return self._fill(stored if counted and stored else template, view, dialect)
 
-    def _fill(self, template: str, view: str, dialect: str) -> str:
+    def _fill(self, template: str, view: str, dialect: str, *, broadcast: str = "") -> str:
         # The consumer-written filter goes in last, so no text of its is substituted.
         text = template.replace("{view}", _ident(view)).replace("{where}", self.where)
         if dialect == "duckdb":
@@ -180,6 +190,12 @@ class Rewrite:
         # double's. The values are weights and clamps, which a DOUBLE holds exactly
         # enough, so elsewhere they are DOUBLE.
         tree = sqlglot.parse_one(text, read="duckdb").transform(_as_double)
+        if broadcast:
+            # DuckDB's dialect has no join hints: the hint is put on the tree.
+            for select in tree.find_all(exp.Select):
+                if any(join.this.name == broadcast for join in select.args.get("joins") or []):
+                    hint = exp.JoinHint(this="BROADCAST", expressions=[exp.to_table(broadcast)])
+                    select.set("hint", exp.Hint(expressions=[hint]))
         return tree.sql(dialect=dialect)
 
     def sensitivity(self, quantity: Quantity, norm: int) -> float:
@@ -372,14 +388,14 @@ def rewrite(
         )
         for i, column in enumerate(sorted(_derivable(query, standard)))
     )
-    counted = windowed = ""
+    counted = broadcast = ""
     if bounded:
         assert unit is not None
         shape = _Shape(quantities, standard, keys, key_sql, rows, spread)
         template = _bounded_sql(shape, _ident(unit))
         counted = _bounded_sql(shape, _ident(UNIT_KEY), precounted=query.where is None, stored=True)
         if query.where is not None:
-            windowed = _bounded_sql(shape, _ident(UNIT_KEY), stored=True, window=True)
+            broadcast = _bounded_sql(shape, _ident(UNIT_KEY), stored=True, heavy=True)
     else:
         template = _direct_sql(quantities, standard, keys, key_sql, unit)
     sampled = tuple(
@@ -408,7 +424,7 @@ def rewrite(
         rows_per_unit=rows,
         samples=samples,
         sampled=sampled,
-        windowed=windowed,
+        broadcast=broadcast,
         derived=derived,
     )
 
@@ -510,20 +526,22 @@ class _Shape:
 
 
 def _bounded_sql(
-    shape: _Shape, u: str, *, precounted: bool = False, stored: bool = False, window: bool = False
+    shape: _Shape, u: str, *, precounted: bool = False, stored: bool = False, heavy: bool = False
 ) -> str:
     """The bounded SQL, units named by the SQL expression ``u``; ``precounted`` reads
     each unit's row count from the stored column instead of counting it; ``stored``
-    (with a filter) counts only the units the stored count cannot settle, with a
-    window over the partial sums when ``window``."""
+    (with a filter) counts only the units the stored count cannot settle, over partial
+    sums, or (``heavy``) in a read of their own joined to the rows."""
     keys = shape.keys
     ctes, parts = [], []
     weighted = [q for q in shape.quantities if q.kind != "units"]
     distinct = [q for q in shape.quantities if q.kind == "units"]
     select = [f"{expr} AS {key}" for expr, key in zip(shape.key_sql, keys, strict=True)]
     if weighted:
-        if stored and not precounted:
-            ctes += _split_ctes(shape, weighted, u, window=window)
+        if heavy:
+            ctes += _heavy_ctes(shape, weighted, u)
+        elif stored and not precounted:
+            ctes += _split_ctes(shape, weighted, u)
         else:
             ctes.append(_weighted_cte(shape, weighted, u, precounted=precounted))
         parts.append("__weighted")
@@ -586,7 +604,7 @@ def _weighted_cte(shape: _Shape, weighted: list[Quantity], u: str, *, precounted
     )
 
 
-def _split_ctes(shape: _Shape, weighted: list[Quantity], u: str, *, window: bool) -> list[str]:
+def _split_ctes(shape: _Shape, weighted: list[Quantity], u: str) -> list[str]:
     """``__weighted`` for a filtered query on a version with per-unit columns.
 
     A unit with at most R rows in the version has at most R after any filter: its
@@ -596,9 +614,8 @@ def _split_ctes(shape: _Shape, weighted: list[Quantity], u: str, *, window: bool
     weight depends on its count alone, so it multiplies the unit's partial sums
     exactly: the values are those of :func:`_weighted_cte`.
 
-    Each heavy unit's count over the filter is the sum of its partial counts: an
-    aggregate joined back on the key, or (``window``) a window over the key, which
-    reads the partial sums once.
+    Each heavy unit's count over the filter is the sum of its partial counts,
+    joined back on the key.
     """
     keys = shape.keys
     select = [f"{expr} AS {key}" for expr, key in zip(shape.key_sql, keys, strict=True)]
@@ -611,17 +628,8 @@ def _split_ctes(shape: _Shape, weighted: list[Quantity], u: str, *, window: bool
         f"WHERE {_ident(UNIT_ROWS)} IS NOT NULL AND ({{where}}) "
         f"{_group_by(len(keys) + 1)})"
     )
-    if window:
-        units = (
-            "__units AS (SELECT *, CASE WHEN __u IS NOT NULL THEN "
-            "sum(__c) OVER (PARTITION BY __u) END AS __n FROM __parts)"
-        )
-        source = "__units"
-    else:
-        units = (
-            "__units AS (SELECT __u, sum(__c) AS __n FROM __parts WHERE __u IS NOT NULL GROUP BY 1)"
-        )
-        source = "__parts LEFT JOIN __units USING (__u)"
+    units = "__units AS (SELECT __u, sum(__c) AS __n FROM __parts WHERE __u IS NOT NULL GROUP BY 1)"
+    source = "__parts LEFT JOIN __units USING (__u)"
     weight = f"CASE WHEN __n IS NULL THEN 1.0 ELSE {_weight(shape.rows, '__n')} END"
     cut = f"CASE WHEN __n IS NULL THEN 0.0 ELSE {_removed(shape.rows, '__n')} END"
     sums = [
@@ -636,6 +644,47 @@ def _split_ctes(shape: _Shape, weighted: list[Quantity], u: str, *, window: bool
     by_keys = f" GROUP BY {', '.join(keys)}" if keys else ""
     outer = f"__weighted AS (SELECT {', '.join([*keys, *sums])} FROM {source}{by_keys})"
     return [parts, units, outer]
+
+
+def _heavy_ctes(shape: _Shape, weighted: list[Quantity], u: str) -> list[str]:
+    """``__weighted`` for a filtered query on a version with per-unit columns, in two
+    reads and no grouping by unit and group: the values of :func:`_split_ctes`.
+
+    The first read counts over the filter the rows of each unit above R in the
+    version (by its key; one with at most R there keeps weight 1, whatever the
+    filter). The second joins those counts to the rows (only a heavy unit's rows look
+    its count up), weights each row by its unit's count and sums the groups.
+    """
+    keys = shape.keys
+    select = [f"{expr} AS {key}" for expr, key in zip(shape.key_sql, keys, strict=True)]
+    rows = _ident(UNIT_ROWS)
+    counts = (
+        f"{_HEAVY} AS (SELECT {u} AS __u, count(*) AS __n FROM {{view}} "
+        f"WHERE {rows} > {shape.rows} AND ({{where}}) GROUP BY 1)"
+    )
+    weight = f"CASE WHEN __n IS NULL THEN 1.0 ELSE {_weight(shape.rows, '__n')} END AS __w"
+    cut = f"CASE WHEN __n IS NULL THEN 0.0 ELSE {_removed(shape.rows, '__n')} END AS __r"
+    values = [
+        f"{_measure(q, shape.standard)} AS __x{i}"
+        for i, q in enumerate(weighted)
+        if q.kind != "rows"
+    ]
+    # A row without a unit belongs to no unit the bound accounts for: it is left out.
+    inner = (
+        f"SELECT {', '.join([*select, weight, cut, *values])} FROM {{view}} "
+        f"LEFT JOIN {_HEAVY} ON CASE WHEN {rows} > {shape.rows} THEN {u} END = {_HEAVY}.__u "
+        f"WHERE {rows} IS NOT NULL AND ({{where}})"
+    )
+    value = {q.name: "" if q.kind == "rows" else f"__x{i} * " for i, q in enumerate(weighted)}
+    sums = [f"CAST(coalesce(sum({value[q.name]}__w), 0) AS DOUBLE) AS {q.name}" for q in weighted]
+    sums += [
+        f"CAST(coalesce(sum({value[q.name]}__r), 0) AS DOUBLE) AS {q.name}_removed"
+        for q in weighted
+        if q.removed
+    ]
+    by_keys = f" GROUP BY {', '.join(keys)}" if keys else ""
+    outer = f"__weighted AS (SELECT {', '.join([*keys, *sums])} FROM ({inner}){by_keys})"
+    return [counts, outer]
 
 
 def _group_by(count: int) -> str:
