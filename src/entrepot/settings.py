@@ -78,6 +78,12 @@ class Settings(BaseModel):
     peer_timeout_s: float = Field(
         10.0, gt=0, description="Timeout of one call to a peer node, connecting and reading."
     )
+    witness_timeout_s: float = Field(
+        2.0,
+        gt=0,
+        description="Timeout of one call to a peer asking it to cosign this node's checkpoint; "
+        "a peer that does not answer in time leaves that cosignature out.",
+    )
     peer_clock_skew_s: float = Field(
         300.0,
         gt=0,

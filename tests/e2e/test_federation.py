@@ -3,8 +3,9 @@
 Node a holds hospital visits, node c payments, node b's consumer asks for them. The
 three peer each other by key, b searches every catalog, asks a for access, a's
 provider grants it, b's consumer queries a's data, and c verifies a's receipt
-offline. Then b's consumer joins a's visits with c's payments: a and c each grant
-it, a matches, and each holder spends and signs for its own dataset.
+offline, with the cosignatures b and c gave a's checkpoint as its witnesses. Then
+b's consumer joins a's visits with c's payments: a and c each grant it, a matches,
+and each holder spends and signs for its own dataset.
 """
 
 from __future__ import annotations
@@ -119,6 +120,26 @@ def test_three_nodes_search_request_query_and_verify_across(tmp_path: Path) -> N
 
         checked = run(env["c"], "receipt", "verify", str(receipt), "--peer", "a")
         assert checked["ok"] is True  # type: ignore[index]
+        # a had its peers cosign its checkpoint: c checks its own cosignature and b's.
+        cosigned = {w["node"] for w in checked["cosigned_by"]}  # type: ignore[index]
+        assert cosigned == {"b", "c"}
+        # Anyone else checks c's cosignature with c's witness key alone.
+        witness = run(env["c"], "node", "id")["witness_vkey"]  # type: ignore[index]
+        offline = run(
+            env["b"],
+            "receipt",
+            "verify",
+            str(receipt),
+            "--node-key",
+            keys["a"],
+            "--witness",
+            witness,
+        )
+        assert [w["witness"] for w in offline["cosigned_by"]] == [witness.split("+")[0]]  # type: ignore[index]
+        # c also pulls a's checkpoint now and cosigns it: a's log extends what c saw.
+        pulled = run(env["c"], "peer", "witness", "a")
+        assert pulled[0]["old"] > 0  # type: ignore[index]
+        assert pulled[0]["size"] >= pulled[0]["old"]  # type: ignore[index]
         forged = json.loads(receipt.read_text())
         forged["statement"]["epsilon"] = "0.1"
         receipt.write_text(json.dumps(forged))

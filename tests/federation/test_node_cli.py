@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from entrepot.errors import ExitCode
+from entrepot.transparency.notes import log_verifier, parse_vkey, witness_verifier
 
 
 def entrepot(*args: str) -> subprocess.CompletedProcess[str]:
@@ -20,11 +21,15 @@ def test_node_id_prints_the_name_url_and_the_key_init_made(tmp_path: Path) -> No
     home = str(tmp_path / "a")
     made = json.loads(entrepot("init", "--home", home, "--json").stdout)
     told = json.loads(entrepot("node", "id", "--home", home, "--json").stdout)
+    key = made["node_key"]
     assert told == {
-        "name": f"node-{made['node_key'][:8]}",
+        "name": f"node-{key[:8]}",
         "url": "http://127.0.0.1:8000/",
-        "key": made["node_key"],
+        "key": key,
+        "log_vkey": log_verifier(bytes.fromhex(key)).vkey(),
+        "witness_vkey": witness_verifier(bytes.fromhex(key)).vkey(),
     }
+    assert parse_vkey(told["log_vkey"]).name == f"entrepot.log/{key[:32]}"
     shown = entrepot("node", "id", "--home", home)
     assert f"entrepot peer add http://127.0.0.1:8000/ --key {made['node_key']}" in shown.stdout
 

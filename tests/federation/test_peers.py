@@ -19,6 +19,7 @@ from entrepot.exchange import Exchange
 from entrepot.exchange.actors import LOCAL
 from entrepot.exchange.node import Node
 from entrepot.federation.feed import sync
+from entrepot.transparency.notes import log_verifier, witness_verifier
 
 
 @pytest.fixture
@@ -48,7 +49,14 @@ def key(node: Node) -> str:
 
 def test_a_node_tells_its_name_url_and_key(provider: Node, served: str) -> None:
     told = httpx.get(served + "/federation/v1/node", timeout=60).json()
-    assert told == {"name": "riverside", "url": "http://127.0.0.1:8000/", "key": key(provider)}
+    public = bytes(provider.verify_key)
+    assert told == {
+        "name": "riverside",
+        "url": "http://127.0.0.1:8000/",
+        "key": key(provider),
+        "log_vkey": log_verifier(public).vkey(),
+        "witness_vkey": witness_verifier(public).vkey(),
+    }
 
 
 def test_a_peer_is_trusted_only_with_the_key_it_proves(

@@ -37,7 +37,8 @@ node_app = typer.Typer(help="This node's identity, as other nodes know it.", no_
 @node_app.command("id")
 def node_id(home: Home = None, as_json: Json = False) -> None:
     """Print this node's name, base URL and Ed25519 public key, for a peer's operator
-    to add it with `entrepot peer add URL --key KEY`.
+    to add it with `entrepot peer add URL --key KEY`, and the verifier keys of its log's
+    checkpoints and of its cosignatures as a witness (c2sp.org), for witness software.
 
     Example: entrepot node id --json
     """
@@ -50,6 +51,8 @@ def node_id(home: Home = None, as_json: Json = False) -> None:
         as_json,
         lambda: console.print(
             f"[bold]{esc(data['name'])}[/] at {esc(data['url'])}\n  key {esc(data['key'])}\n"
+            f"  log checkpoints: {esc(data['log_vkey'])}\n"
+            f"  cosignatures as a witness: {esc(data['witness_vkey'])}\n"
             f"  a peer adds it with: entrepot peer add {esc(data['url'])} --key {esc(data['key'])}"
         ),
     )

@@ -125,5 +125,48 @@ def sync(
     )
 
 
+@peer_app.command("witness")
+def witness(
+    name: Annotated[str | None, typer.Argument(help="One peer \\[default: every peer].")] = None,
+    home: Home = None,
+    as_json: Json = False,
+) -> None:
+    """Fetch a peer's checkpoint (or every peer's), check that it extends the one this node
+    cosigned last, and cosign it; a peer that shows two histories is refused and logged.
+
+    Example: entrepot peer witness node-b
+    """
+    from entrepot.errors import EntrepotError
+    from entrepot.federation.witness import Witness
+
+    with _exchange(home) as exchange:
+        witness = Witness(exchange)
+        names = [name] if name else [p["name"] for p in exchange.peers.list()]
+        results: list[dict[str, Any]] = []
+        for each in names:
+            try:
+                results.append(witness.pull(each))
+            except EntrepotError as error:
+                if name:
+                    raise
+                results.append({"peer": each, "error": error.to_dict()["error"]})
+    emit(
+        results,
+        as_json,
+        lambda: console.print(
+            "\n".join(
+                f"{esc(r['peer'])}: "
+                + (
+                    f"[red]{esc(r['error']['message'])}[/]"
+                    if "error" in r
+                    else f"cosigned size {r['size']} (from {r['old']})"
+                )
+                for r in results
+            )
+            or "no peers"
+        ),
+    )
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(peer_app, name="peer")

@@ -35,6 +35,12 @@ class Peer(Base):
     # "ok" after a call that worked, else what went wrong with the last one.
     last_status: Mapped[str] = mapped_column(String(500), default="never synced")
     catalog_cursor: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # As a witness of the peer's log: the latest checkpoint of it this node cosigned
+    # (the peer's signature and this node's cosignature on it), and its size.
+    witnessed_size: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    witnessed_checkpoint: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # The peer as a witness of this node's log: the size it last cosigned.
+    cosigned_size: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class Nonce(Base):

@@ -44,7 +44,17 @@ class Identity:
     key: str
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "url": self.url, "key": self.key}
+        from entrepot.transparency.notes import log_verifier, witness_verifier
+
+        # The verifier keys witness software is configured with (c2sp.org/signed-note).
+        public = bytes.fromhex(self.key)
+        return {
+            "name": self.name,
+            "url": self.url,
+            "key": self.key,
+            "log_vkey": log_verifier(public).vkey(),
+            "witness_vkey": witness_verifier(public).vkey(),
+        }
 
 
 def identity_of(node: Node) -> Identity:

@@ -128,6 +128,37 @@ class PeerCall:
             raise self._peer_error(decoded, response.status_code)
         return decoded
 
+    def exchange_text(
+        self, method: str, path: str, body: bytes = b"", *, timeout_s: float | None = None
+    ) -> tuple[int, str]:
+        """A call of a plain-text protocol of c2sp.org (a witness's add-checkpoint, a log's
+        checkpoint): unsigned, as independent software speaks it, but as bounded as
+        :meth:`call`. The status and the answer's text."""
+        url = self.url + path.lstrip("/")
+        timeout = httpx.USE_CLIENT_DEFAULT if timeout_s is None else timeout_s
+        try:
+            with self._client.stream(
+                method, url, content=body, headers={"Content-Type": "text/plain"}, timeout=timeout
+            ) as response:
+                content = self._read(response)
+        except httpx.TimeoutException:
+            raise self._fail(
+                "did not answer in time",
+                "the peer is slow or down; retry later, or raise ENTREPOT_PEER_TIMEOUT_S",
+            ) from None
+        except httpx.HTTPError as exc:
+            raise self._fail(
+                f"cannot be reached ({type(exc).__name__})",
+                "check that the peer is up and its URL in `entrepot peer list`",
+            ) from None
+        try:
+            return response.status_code, content.decode("utf-8")
+        except UnicodeDecodeError:
+            raise self._fail(
+                "answered with something that is not UTF-8 text",
+                "the URL may not be an entrepot node; check it with the peer's operator",
+            ) from None
+
     def _read(self, response: httpx.Response) -> bytes:
         chunks: list[bytes] = []
         size = 0

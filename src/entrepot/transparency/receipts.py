@@ -14,13 +14,25 @@ A receipt is canonical JSON::
 The statement names the query, the answer and each dataset version by commitment
 (:mod:`entrepot.transparency.commitments`), exactly as the public log entry does.
 ``opening`` is outside the signature: the commitments bind it, so the consumer may
-drop it to show the receipt without revealing what it asked.
+drop it to show the receipt without revealing what it asked. So is ``witnessed``,
+present when the node had its peers cosign its log::
+
+    "witnessed": {"checkpoint": <a C2SP checkpoint note: the node's signature and its
+                                 witnesses' cosignatures>,
+                  "consistency": [<hex>...]}
+
+The checkpoint's signatures and the consistency proof from the receipt's head to
+it stand on their own: a verifier given witnesses' keys learns which of them saw
+this log extend the receipt's head, so a node that shows another history to
+someone else is caught by those witnesses.
 
 :func:`verify_receipt` checks, in this order, naming the first part that fails:
 the node key, the tree head's signature, the log entry's form, the inclusion
 proof of the entry in that head, that the entry records the statement (kind,
 commitments, ε, dataset versions, time), the receipt's own signature, and, when
-present, that the opening opens the query commitment.
+present, that the opening opens the query commitment and that the witnessed
+checkpoint is the node's, signed, extends the head, and carries only cosignatures
+that verify among those of the witnesses given.
 
 The coordinator appends ``fields.entry(...)`` to the log, then calls
 :func:`issue_receipt` with the index it got back.
@@ -30,7 +42,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -49,7 +61,14 @@ from entrepot.transparency.commitments import QueryOpening, parse_opening, verif
 from entrepot.transparency.entries import Entry, Kind, make_entry
 from entrepot.transparency.heads import TreeHead, verify_head
 from entrepot.transparency.log import TransparencyLog
-from entrepot.transparency.merkle import leaf_hash, verify_inclusion
+from entrepot.transparency.merkle import leaf_hash, verify_consistency, verify_inclusion
+from entrepot.transparency.notes import (
+    NoteVerifier,
+    log_verifier,
+    parse_checkpoint,
+    parse_note,
+    verify_note,
+)
 
 __all__ = [
     "RECEIPT_FORMAT",
@@ -66,6 +85,7 @@ _KINDS = (Kind.QUERY, Kind.JOIN, Kind.RELEASE)
 _BOUND = ("kind", "query_commitment", "answer_commitment", "epsilon", "datasets", "time")
 _SIGNED = {"format", "node_key", "statement", "log", "signature"}
 _LOG = {"index", "entry", "inclusion", "head"}
+_UNSIGNED = {"opening", "witnessed"}
 
 
 @dataclass(frozen=True)
@@ -153,6 +173,9 @@ class Receipt:
     head: TreeHead
     signature: bytes
     opening: QueryOpening | None = None
+    # The witnesses (among those the verifier gave) whose cosignatures checked, by their
+    # key name, with the POSIX time of each cosignature.
+    cosigners: dict[str, int] = field(default_factory=dict)
 
     def body(self) -> dict[str, Any]:
         return {
@@ -206,12 +229,22 @@ def _statement(fields: ReceiptFields, time: Any) -> dict[str, Any]:
     }
 
 
-def verify_receipt(receipt: bytes | str | Mapping[str, Any], key: VerifyKey) -> Receipt:
-    """Check a receipt offline; ProofInvalid names the first part that fails."""
+def verify_receipt(
+    receipt: bytes | str | Mapping[str, Any],
+    key: VerifyKey,
+    witnesses: Sequence[NoteVerifier] = (),
+) -> Receipt:
+    """Check a receipt offline; ProofInvalid names the first part that fails.
+
+    ``witnesses`` are the cosigners whose cosignatures of a witnessed checkpoint are
+    checked (others are ignored, as c2sp.org/signed-note asks); the receipt's
+    ``cosigners`` names those that verified.
+    """
     body = _load(receipt)
-    if not isinstance(body, dict) or not _SIGNED <= set(body) <= _SIGNED | {"opening"}:
+    if not isinstance(body, dict) or not _SIGNED <= set(body) <= _SIGNED | _UNSIGNED:
         raise _invalid(
-            "receipt", f"must have the keys {', '.join(sorted(_SIGNED))}, and may have opening"
+            "receipt",
+            f"must have the keys {', '.join(sorted(_SIGNED))}, and may have opening and witnessed",
         )
     if body["format"] != RECEIPT_FORMAT:
         raise _invalid("receipt", f"has format {body['format']!r}, not {RECEIPT_FORMAT!r}")
@@ -264,9 +297,44 @@ def verify_receipt(receipt: bytes | str | Mapping[str, Any], key: VerifyKey) -> 
             raise _invalid("query opening", "is not a query opening")
         verify_opening(parsed, statement)
         opening = parsed
+    cosigners = {} if "witnessed" not in body else _witnessed(body["witnessed"], head, witnesses)
     return Receipt(
-        node_key, statement, index, entry_bytes, path, head, bytes.fromhex(signature), opening
+        node_key,
+        statement,
+        index,
+        entry_bytes,
+        path,
+        head,
+        bytes.fromhex(signature),
+        opening,
+        cosigners,
     )
+
+
+def _witnessed(value: Any, head: TreeHead, witnesses: Sequence[NoteVerifier]) -> dict[str, int]:
+    """The cosigners among ``witnesses`` of a checkpoint the node signed, extending ``head``."""
+    _shape(value, {"checkpoint", "consistency"}, "witnessed checkpoint")
+    if not isinstance(value["checkpoint"], str) or not isinstance(value["consistency"], list):
+        raise _invalid("witnessed checkpoint", "needs a note's text and a list of hashes")
+    note = parse_note(value["checkpoint"], "witnessed checkpoint")
+    checkpoint = parse_checkpoint(note.text, "witnessed checkpoint")
+    log = log_verifier(head.key)
+    if checkpoint.origin != log.name:
+        raise _invalid("witnessed checkpoint", f"is of another log: {checkpoint.origin!r}")
+    verified = verify_note(note, (log, *witnesses))
+    if log.name not in verified:
+        raise _invalid("witnessed checkpoint", "is not signed by the node's key")
+    path = [
+        parse_hash(node, what=f"witnessed consistency[{position}]")
+        for position, node in enumerate(value["consistency"])
+    ]
+    if checkpoint.size < head.size:
+        raise _invalid("witnessed checkpoint", "is smaller than the receipt's head")
+    if checkpoint.size == head.size and (path or checkpoint.root != head.root):
+        raise _invalid("witnessed checkpoint", "has another root than the receipt's head")
+    if checkpoint.size > head.size:
+        verify_consistency(head.size, checkpoint.size, path, head.root, checkpoint.root)
+    return {name: time for name, time in verified.items() if time is not None}
 
 
 def _load(receipt: bytes | str | Mapping[str, Any]) -> Any:

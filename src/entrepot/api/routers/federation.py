@@ -224,6 +224,7 @@ async def remote_query(request: Request) -> Response:
     ledger, noise, log and signed receipt. Only the released answer goes back."""
     from entrepot.client.local import LocalClient
     from entrepot.federation.remote import consumer_of, log_peer_event
+    from entrepot.federation.witness import witnessed_receipt
 
     exchange = exchange_of(request)
 
@@ -237,6 +238,7 @@ async def remote_query(request: Request) -> Response:
             epsilon=None if epsilon is None else float(epsilon),
             purpose=_text(body, "purpose", optional=True),
         )
+        answered["receipt"] = witnessed_receipt(exchange, answered["receipt"])
         peer = exchange.peers.get(exchange.peers.name_of(sender.key))
         log_peer_event(
             exchange,
@@ -282,3 +284,87 @@ async def join_part(request: Request, step: str) -> Response:
     ``reblind``, ``complete`` (log and sign) or ``abort``."""
     exchange = exchange_of(request)
     return await _answer(request, lambda sender, body: exchange.joins.answer(sender, step, body))
+
+
+_TEXT: dict[int | str, dict[str, Any]] = {
+    200: {"description": "Plain text (c2sp.org).", "content": {"text/plain": {}}}
+}
+
+
+def _plain(text: str) -> Response:
+    return Response(text.encode(), media_type="text/plain; charset=utf-8")
+
+
+def _refused(error: EntrepotError) -> Response:
+    if error.details.get("rule") == "witness_old_size":
+        from entrepot.federation.witness import SIZE_TYPE
+
+        # The exact media type the protocol names, with no charset appended.
+        body = f"{error.details['size']}\n".encode()
+        return Response(body, 409, headers={"Content-Type": SIZE_TYPE})
+    return Response(
+        json.dumps(error.to_dict()).encode(), error.status, media_type="application/json"
+    )
+
+
+@router.get(
+    "/checkpoint",
+    summary="This node's latest checkpoint, with a consistency proof from an older size "
+    "(c2sp.org/tlog-checkpoint; no authentication).",
+    response_model=None,
+    responses=_TEXT,
+)
+async def checkpoint(
+    request: Request,
+    old: Annotated[int, Query(ge=0, description="The size of the checkpoint seen last.")] = 0,
+) -> Response:
+    """The body of an add-checkpoint request (c2sp.org/tlog-witness): `old N`, the proof's
+    lines, a blank line and the checkpoint, signed by the node's key."""
+    from entrepot.federation.witness import submission_for
+
+    exchange = exchange_of(request)
+    try:
+        submission = await run_in_threadpool(submission_for, exchange, old)
+    except EntrepotError as error:
+        return _refused(error)
+    return _plain(submission.to_text())
+
+
+@router.post(
+    "/witness/add-checkpoint",
+    summary="Cosign a peer's checkpoint, consistent with the one cosigned last "
+    "(c2sp.org/tlog-witness add-checkpoint; no authentication beyond the checkpoint's "
+    "signature).",
+    response_model=None,
+    responses=_TEXT,
+)
+async def add_checkpoint(request: Request) -> Response:
+    """Answers the cosignature line, or the protocol's status: 400, 403, 404, 409 (with the
+    size cosigned last, `text/x.tlog.size`) or 422 (a fork)."""
+    from entrepot.federation.witness import Witness
+
+    body = await request.body()
+    witness = Witness(exchange_of(request))
+    try:
+        line = await run_in_threadpool(witness.add_checkpoint, body)
+    except EntrepotError as error:
+        return _refused(error)
+    return _plain(line)
+
+
+@router.get(
+    "/witness/{origin_hash}/checkpoint",
+    summary="The latest checkpoint of a peer's log this node cosigned, with its signatures "
+    "(c2sp.org/tlog-witness monitoring; no authentication).",
+    response_model=None,
+    responses=_TEXT,
+)
+async def witnessed_checkpoint(request: Request, origin_hash: str) -> Response:
+    from entrepot.federation.witness import Witness
+
+    witness = Witness(exchange_of(request))
+    try:
+        text = await run_in_threadpool(witness.checkpoint_of, origin_hash)
+    except EntrepotError as error:
+        return _refused(error)
+    return _plain(text)
