@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, insert, select
 
 from entrepot.errors import EntrepotError, InvalidInput, PeerError
 from entrepot.exchange.dcat import CONTEXT, export_dcat
@@ -128,15 +128,19 @@ def sync(exchange: Exchange, name: str) -> dict[str, Any]:
             r.dataset: r
             for r in session.scalars(select(RemoteDataset).where(RemoteDataset.peer_id == peer.id))
         }
+        added: dict[str, dict[str, Any]] = {}
         for row in rows:
             if row["dataset"] not in kept:
                 continue
             found = cached.get(row["dataset"])
             if found is None:
-                session.add(RemoteDataset(peer_id=peer.id, **row))
+                added[row["dataset"]] = {"peer_id": peer.id, **row}
             else:
                 for key, value in row.items():
                     setattr(found, key, value)
+        if added:
+            # One executemany for the new ones, not an ORM object each (10,000 in a sync).
+            session.execute(insert(RemoteDataset), list(added.values()))
         gone = [ref for ref in cached if ref not in kept]
         if gone:
             session.execute(

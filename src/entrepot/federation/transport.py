@@ -13,6 +13,7 @@ wrong ends as one :class:`~entrepot.errors.PeerError` that names the peer.
 from __future__ import annotations
 
 import json
+import threading
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -42,6 +43,20 @@ def peer_url(url: str) -> str:
     return url if url.endswith("/") else url + "/"
 
 
+_CLIENT: list[httpx.Client] = []
+_CLIENT_LOCK = threading.Lock()
+
+
+def _shared() -> httpx.Client:
+    """One client for every call to a peer in this process: its connections are kept
+    alive between calls (as c2sp.org/tlog-witness asks of a witness's clients), and a
+    client is made once, not per call (about 10 ms each, mostly its TLS context)."""
+    with _CLIENT_LOCK:
+        if not _CLIENT:
+            _CLIENT.append(httpx.Client(follow_redirects=False))
+        return _CLIENT[0]
+
+
 class PeerCall:
     """One peer, as this node calls it: its name, URL and key, and this node's key."""
 
@@ -61,10 +76,15 @@ class PeerCall:
         self.key = key
         self.own_key = own_key
         self.max_bytes = max_bytes
-        self._client = httpx.Client(timeout=timeout_s, follow_redirects=False, transport=transport)
+        self.timeout_s = timeout_s
+        self._own = transport is not None
+        self._client = (
+            httpx.Client(follow_redirects=False, transport=transport) if self._own else _shared()
+        )
 
     def close(self) -> None:
-        self._client.close()
+        if self._own:
+            self._client.close()
 
     def __enter__(self) -> PeerCall:
         return self
@@ -91,7 +111,9 @@ class PeerCall:
         if payload is not None:
             headers["Content-Type"] = "application/json"
         try:
-            with self._client.stream(method, url, content=body, headers=headers) as response:
+            with self._client.stream(
+                method, url, content=body, headers=headers, timeout=self.timeout_s
+            ) as response:
                 content = self._read(response)
         except httpx.TimeoutException:
             raise self._fail(
@@ -135,7 +157,7 @@ class PeerCall:
         checkpoint): unsigned, as independent software speaks it, but as bounded as
         :meth:`call`. The status and the answer's text."""
         url = self.url + path.lstrip("/")
-        timeout = httpx.USE_CLIENT_DEFAULT if timeout_s is None else timeout_s
+        timeout = self.timeout_s if timeout_s is None else timeout_s
         try:
             with self._client.stream(
                 method, url, content=body, headers={"Content-Type": "text/plain"}, timeout=timeout

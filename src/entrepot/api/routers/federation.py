@@ -286,9 +286,25 @@ async def join_part(request: Request, step: str) -> Response:
     return await _answer(request, lambda sender, body: exchange.joins.answer(sender, step, body))
 
 
-_TEXT: dict[int | str, dict[str, Any]] = {
-    200: {"description": "Plain text (c2sp.org).", "content": {"text/plain": {}}}
-}
+_ORIGIN = "entrepot.log/0c4f1b6e2d9a8c7b5e3f1a0d9c8b7a6e"
+_CHECKPOINT = (
+    f"{_ORIGIN}\n3\nCsUYapGGPo4dkMgIAUqom/Xajj7h2fB2MPA3j2jxq2I=\n\n"
+    f"\u2014 {_ORIGIN} Az3grlgtzPICa5OS8npVmf1Myq/5IZniMp+ZJurmRDeOoRDe4URYN7u5/Zhcyv2q1gGzGku9"
+    "nTo+zyWE+xeMcTOAYQ8=\n"
+)
+_COSIGNATURE = (
+    "\u2014 entrepot.witness/5d1e2f3a4b5c6d7e8f9a0b1c2d3e4f5a jWbPPwAAAABkGFDLEZMHwSRaJNiIDoe9DYn"
+    "/zXcrtPHeolMI5OWXEhZCB9dlrDJsX3b2oyin1nPZqhf5nNo0xUe+mbIUBkBIfZ+qnA==\n"
+)
+
+
+def _text_answer(example: str) -> dict[int | str, dict[str, Any]]:
+    return {
+        200: {
+            "description": "Plain text (c2sp.org).",
+            "content": {"text/plain": {"schema": {"type": "string"}, "example": example}},
+        }
+    }
 
 
 def _plain(text: str) -> Response:
@@ -312,7 +328,7 @@ def _refused(error: EntrepotError) -> Response:
     summary="This node's latest checkpoint, with a consistency proof from an older size "
     "(c2sp.org/tlog-checkpoint; no authentication).",
     response_model=None,
-    responses=_TEXT,
+    responses=_text_answer("old 0\n\n" + _CHECKPOINT),
 )
 async def checkpoint(
     request: Request,
@@ -336,7 +352,7 @@ async def checkpoint(
     "(c2sp.org/tlog-witness add-checkpoint; no authentication beyond the checkpoint's "
     "signature).",
     response_model=None,
-    responses=_TEXT,
+    responses=_text_answer(_COSIGNATURE),
 )
 async def add_checkpoint(request: Request) -> Response:
     """Answers the cosignature line, or the protocol's status: 400, 403, 404, 409 (with the
@@ -357,9 +373,11 @@ async def add_checkpoint(request: Request) -> Response:
     summary="The latest checkpoint of a peer's log this node cosigned, with its signatures "
     "(c2sp.org/tlog-witness monitoring; no authentication).",
     response_model=None,
-    responses=_TEXT,
+    responses=_text_answer(_CHECKPOINT + _COSIGNATURE),
 )
 async def witnessed_checkpoint(request: Request, origin_hash: str) -> Response:
+    """The checkpoint with the log's signature and this node's cosignature; `404` if this
+    node cosigned none of that log. The origin hash is the SHA-256 of the origin, in hex."""
     from entrepot.federation.witness import Witness
 
     witness = Witness(exchange_of(request))
