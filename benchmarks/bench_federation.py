@@ -23,6 +23,7 @@ Run: PYTHONPATH=src python benchmarks/bench_federation.py [--serve]
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import socket
@@ -41,6 +42,7 @@ from nacl.signing import SigningKey
 
 import bench_api
 from entrepot.client.local import LocalClient
+from entrepot.errors import PeerError
 from entrepot.exchange import Exchange
 from entrepot.exchange.accounts import LOCAL
 from entrepot.exchange.node import Node
@@ -51,7 +53,7 @@ from entrepot.federation.envelope import (
     sign_request,
     sign_response,
 )
-from entrepot.federation.feed import sync
+from entrepot.federation.feed import catalog_feed, sync
 from entrepot.federation.remote import names_a_node
 from entrepot.settings import Settings
 
@@ -162,18 +164,19 @@ def served(args: argparse.Namespace) -> None:
             )
             node_a.close()
             many_datasets(home_a, args.datasets)
+            reopened = Node.open(Settings(home=home_a))
+            feed = len(json.dumps(catalog_feed(Exchange(reopened), None)))
+            reopened.close()
+            print(f"{'feed of ' + str(args.datasets) + ' datasets (MB)':45s} {feed / 1e6:10.2f}")
             started = time.perf_counter()
-            pulled = sync(b, "a")
-            took = time.perf_counter() - started
-            print(
-                f"{'sync of ' + str(pulled['updated']) + ' datasets (s; bar < 5)':45s} {took:10.2f}"
-            )
-            started = time.perf_counter()
-            again = sync(b, "a")
-            print(
-                f"{'sync again, ' + str(again['updated']) + ' changed (s)':45s} "
-                f"{time.perf_counter() - started:10.2f}"
-            )
+            try:
+                pulled = sync(b, "a")
+            except PeerError as error:
+                print(f"sync of {args.datasets} datasets failed: {error.message}")
+            else:
+                took = time.perf_counter() - started
+                label = f"sync of {pulled['updated']} datasets (s; bar < 5)"
+                print(f"{label:45s} {took:10.2f}")
             node_b.close()
         finally:
             for process in (process_a, process_b):

@@ -39,8 +39,6 @@ class Peer(Base):
     # (the peer's signature and this node's cosignature on it), and its size.
     witnessed_size: Mapped[int | None] = mapped_column(Integer, nullable=True)
     witnessed_checkpoint: Mapped[str | None] = mapped_column(Text, nullable=True)
-    # The peer as a witness of this node's log: the size it last cosigned.
-    cosigned_size: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class Nonce(Base):

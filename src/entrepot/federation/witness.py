@@ -35,6 +35,7 @@ import base64
 import binascii
 import hashlib
 import re
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -51,6 +52,7 @@ from entrepot.errors import (
     PeerError,
     ProofInvalid,
 )
+from entrepot.federation.envelope import key_hex
 from entrepot.federation.models import Peer
 from entrepot.transparency.merkle import EMPTY_ROOT, verify_consistency
 from entrepot.transparency.notes import (
@@ -314,11 +316,20 @@ def submission_for(exchange: Exchange, old: int) -> Submission:
     return Submission(old, tuple(proof), note)
 
 
+# The size each witness cosigned last, as this process saw it. Kept in memory only: a
+# process that does not know it sends 0 and the witness answers it (409), as
+# c2sp.org/tlog-witness provides, which spares a durable write per cosigning.
+_COSIGNED: dict[tuple[str, str], int] = {}
+_COSIGNED_LOCK = threading.Lock()
+
+
 def _ask(exchange: Exchange, peer: Peer, size: int, note: Note) -> tuple[NoteSignature, ...]:
     """Peer ``peer``'s cosignature of this node's checkpoint of ``size``, or none."""
     verifier = witness_verifier(bytes.fromhex(peer.public_key))
     log = exchange.node.log
-    old = peer.cosigned_size or 0
+    known = (key_hex(exchange.node.verify_key), peer.public_key)
+    with _COSIGNED_LOCK:
+        old = _COSIGNED.get(known, 0)
     timeout = exchange.settings.witness_timeout_s
     try:
         with exchange.peers.call(peer.name) as call:
@@ -342,12 +353,8 @@ def _ask(exchange: Exchange, peer: Peer, size: int, note: Note) -> tuple[NoteSig
     except EntrepotError as error:
         exchange.peers.note(peer.name, f"did not cosign: {error.message}")
         return ()
-    with exchange.node.db.write() as session:
-        session.execute(
-            update(Peer)
-            .where(Peer.id == peer.id, func.coalesce(Peer.cosigned_size, 0) < size)
-            .values(cosigned_size=size)
-        )
+    with _COSIGNED_LOCK:
+        _COSIGNED[known] = max(_COSIGNED.get(known, 0), size)
     return tuple(s for s in signatures if verifier.matches(s))
 
 

@@ -1,5 +1,5 @@
 """Witnessing between peers: the latest checkpoint of each peer's log this node
-cosigned, and the size of this node's log each peer last cosigned.
+cosigned.
 
 Revision ID: 0018
 Revises: 0017
@@ -20,11 +20,9 @@ def upgrade() -> None:
     with op.batch_alter_table("federation_peers") as batch:
         batch.add_column(sa.Column("witnessed_size", sa.Integer(), nullable=True))
         batch.add_column(sa.Column("witnessed_checkpoint", sa.Text(), nullable=True))
-        batch.add_column(sa.Column("cosigned_size", sa.Integer(), nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("federation_peers") as batch:
-        batch.drop_column("cosigned_size")
         batch.drop_column("witnessed_checkpoint")
         batch.drop_column("witnessed_size")
