@@ -42,6 +42,8 @@ __all__ = [
     "DEFAULT_LICENSE",
     "RESTRICTED",
     "agent_iri",
+    "catalog_header",
+    "dataset_entry",
     "dataset_iri",
     "export_dcat",
 ]
@@ -163,7 +165,11 @@ def _agent(base: str, slug: str, name: str) -> dict[str, Any]:
     return {"@id": agent_iri(base, slug), "@type": "foaf:Agent", "foaf:name": name}
 
 
-def _dataset(base: str, page: DatasetPage, license_iri: str) -> dict[str, Any]:
+def dataset_entry(
+    base_url: str, page: DatasetPage, *, license: str, latest: int | None
+) -> dict[str, Any]:
+    """One ``dcat:Dataset``; ``latest`` is its newest version's number, if it has one."""
+    base = _base(base_url)
     summary = page.summary
     ref = summary.ref
     keywords = sorted({page.standard.name, *(f.name for f in page.standard.fields)})
@@ -184,15 +190,15 @@ def _dataset(base: str, page: DatasetPage, license_iri: str) -> dict[str, Any]:
         "dct:issued": _typed(page.created_at.isoformat(), "xsd:dateTime"),
         "dct:modified": _typed(summary.updated_at.isoformat(), "xsd:dateTime"),
         "dcat:keyword": keywords,
-        "dcat:distribution": [_distribution(base, page, license_iri)],
+        "dcat:distribution": [_distribution(base, page, license)],
     }
     if summary.regions:
         out["dct:spatial"] = [_term(base, r, "dct:Location") for r in summary.regions]
     if summary.sector is not None:
         theme = _term(base, summary.sector, "skos:Concept")
         out["dcat:theme"] = [{**theme, "skos:inScheme": {"@id": _codelist_iri(base, SECTOR_LIST)}}]
-    if page.versions:
-        out["dcat:version"] = str(page.versions[-1].number)
+    if latest is not None:
+        out["dcat:version"] = str(latest)
     return out
 
 
@@ -210,6 +216,24 @@ def export_dcat(
     base = _base(base_url)
     pages = catalog.pages()
     return {
+        **catalog_header(base, title=title, license=license),
+        "dcat:dataset": [
+            dataset_entry(
+                base,
+                page,
+                license=license,
+                latest=page.versions[-1].number if page.versions else None,
+            )
+            for page in pages
+        ],
+        "dcat:service": [_service(base, license, pages)],
+    }
+
+
+def catalog_header(base_url: str, *, title: str, license: str) -> dict[str, Any]:
+    """The ``dcat:Catalog``'s own statements, without its datasets and service."""
+    base = _base(base_url)
+    return {
         "@context": CONTEXT,
         "@id": f"{base}v1/catalog/dcat",
         "@type": "dcat:Catalog",
@@ -223,6 +247,4 @@ def export_dcat(
         },
         "dct:license": _license(license),
         "dcat:themeTaxonomy": _sector_scheme(base),
-        "dcat:dataset": [_dataset(base, page, license) for page in pages],
-        "dcat:service": [_service(base, license, pages)],
     }

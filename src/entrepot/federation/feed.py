@@ -1,75 +1,195 @@
 """The signed catalog feed a node publishes, and the copy of its peers' feeds it keeps.
 
-The feed (``GET /federation/v1/catalog?since=CURSOR``) is a DCAT-3 JSON-LD
-``dcat:Catalog`` holding the datasets modified at or after the cursor, with
-entrepot's terms beside DCAT's: ``entrepot:node`` (who publishes it),
-``entrepot:cursor`` (the newest modification time, to send as ``since`` next time),
-``entrepot:present`` (every dataset the node offers now, so that one withdrawn
-disappears from every peer at its next pull) and, per dataset, its SQL name and
-standard. It holds the public metadata of the DCAT export and nothing more.
+The feed (``GET /federation/v1/catalog?since=CURSOR&limit=N``) is a DCAT-3 JSON-LD
+``dcat:Catalog`` holding one page of the datasets modified after the cursor, oldest
+first, with entrepot's terms beside DCAT's: ``entrepot:node`` (who publishes it),
+``entrepot:cursor`` (the page's last dataset, as its modification time and id, to
+send as ``since`` for the next page), ``entrepot:more`` (whether a page follows),
+``entrepot:present`` on the last page (every dataset the node offers now, so that
+one withdrawn disappears from every peer at its next pull) and, per dataset, its SQL
+name and standard. It holds the public metadata of the DCAT export and nothing more.
 
-A peer's feed is pulled over a signed request and its answer checked against the
-key the operator added (:mod:`entrepot.federation.envelope`); then its datasets
-replace those cached for the peer, read-only, marked with the peer's name.
+A peer's feed is pulled page by page over signed requests, each answer checked
+against the key the operator added (:mod:`entrepot.federation.envelope`); each
+page's datasets are written to the copy kept for the peer with the page's cursor,
+in one transaction, so a pull that stops halfway leaves a copy that is whole up to
+its cursor and goes on from there. The copy is read-only, marked with the peer's
+name.
 """
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import Text, and_, cast, delete, func, insert, or_, select, update
+from sqlalchemy.orm import Session
 
+from entrepot.clock import as_utc
 from entrepot.errors import EntrepotError, InvalidInput, PeerError
-from entrepot.exchange.dcat import CONTEXT, export_dcat
+from entrepot.exchange.catalog import DatasetPage, DatasetSummary
+from entrepot.exchange.dcat import CONTEXT, catalog_header, dataset_entry
 from entrepot.federation.models import Peer, RemoteDataset
 from entrepot.federation.peers import identity_of
+from entrepot.standards.schema import Standard, parse_standard
+from entrepot.standards.scope import Term, region, sector
+from entrepot.vault import DatasetRef
+from entrepot.vault.models import Dataset, DatasetRegion, Provider, Version
 
 if TYPE_CHECKING:
     from entrepot.exchange import Exchange
 
-__all__ = ["FEED_PATH", "NAMESPACE", "catalog_feed", "sync", "sync_all"]
+__all__ = ["FEED_PAGE", "FEED_PATH", "NAMESPACE", "catalog_feed", "sync", "sync_all"]
 
 FEED_PATH = "federation/v1/catalog"
 NAMESPACE = "https://w3id.org/entrepot/ns#"
+# Datasets of one page: about 2 KB each in JSON, so a page of 1,000 is about 2 MB,
+# well under a peer's `peer_response_max_bytes` (8 MiB); a feed of 10,000 datasets in
+# one answer was 20.9 MB (benchmarks/RESULTS.md).
+FEED_PAGE = 1000
+# Pages one pull reads at most (ten million datasets): a peer that always says that
+# another page follows cannot keep a pull going.
+MAX_PAGES = 10_000
+# Datasets deleted from a peer's copy per statement, under any database's limit of
+# bound values.
+_CHUNK = 500
 
 
-def _modified(dataset: dict[str, Any]) -> datetime:
-    return datetime.fromisoformat(dataset["dct:modified"]["@value"])
-
-
-def catalog_feed(exchange: Exchange, since: str | None) -> dict[str, Any]:
-    """The node's catalog feed: datasets modified at or after ``since`` (all without one)."""
+def _cursor(since: str | None) -> tuple[datetime, int] | None:
+    """``since`` as (modification time, dataset id); a bare time is every dataset
+    modified at or after it (the cursor of an earlier feed)."""
+    if not since:
+        return None
+    moment, bar, rest = since.partition("|")
     try:
-        after = None if not since else datetime.fromisoformat(since)
+        after = as_utc(datetime.fromisoformat(moment)).replace(tzinfo=None)
+        return after, int(rest) if bar else 0
     except ValueError:
         raise InvalidInput(
             f"{since!r} is not a cursor of this feed",
             hint="send the `entrepot:cursor` of the last feed read, or none for all",
         ) from None
+
+
+def _cursor_text(modified: datetime, dataset_id: int) -> str:
+    return f"{as_utc(modified).isoformat()}|{dataset_id}"
+
+
+def _page_rows(session: Session, after: tuple[datetime, int] | None, limit: int) -> list[Any]:
+    """The ``limit`` datasets after the cursor (one more, to tell whether a page follows),
+    with what their entries need, in one query."""
+    latest = (
+        select(func.max(Version.number)).where(Version.dataset_id == Dataset.id).scalar_subquery()
+    )
+    versions = select(func.count(Version.id)).where(Version.dataset_id == Dataset.id)
+    query = (
+        select(
+            Dataset.id,
+            Dataset.slug,
+            Dataset.title,
+            Dataset.description,
+            Dataset.standard,
+            # The schema's stored text: datasets of one standard share it, parsed once.
+            cast(Dataset.schema, Text).label("schema"),
+            Dataset.created_at,
+            Dataset.updated_at,
+            Dataset.sector,
+            Provider.slug.label("provider_slug"),
+            Provider.name.label("provider_name"),
+            latest.label("latest"),
+            versions.scalar_subquery().label("versions"),
+        )
+        .join(Provider, Provider.id == Dataset.provider_id)
+        .order_by(Dataset.updated_at, Dataset.id)
+        .limit(limit + 1)
+    )
+    if after is not None:
+        moment, last = after
+        query = query.where(
+            or_(
+                Dataset.updated_at > moment,
+                and_(Dataset.updated_at == moment, Dataset.id > last),
+            )
+        )
+    return list(session.execute(query).all())
+
+
+def catalog_feed(exchange: Exchange, since: str | None, limit: int = FEED_PAGE) -> dict[str, Any]:
+    """A page of the node's catalog feed: at most ``limit`` datasets modified after the
+    cursor ``since`` (from the first without one), oldest first."""
+    after = _cursor(since)
+    if not 0 < limit <= FEED_PAGE:
+        raise InvalidInput(
+            f"a page of the catalog feed holds 1 to {FEED_PAGE} datasets, not {limit}",
+            hint=f"ask for at most {FEED_PAGE}",
+        )
     settings = exchange.settings
-    catalog = exchange.catalog()
-    document = export_dcat(catalog, base_url=settings.base_url, license=settings.license)
-    names = {str(s.ref): s for s in catalog.datasets()}
-    datasets = document["dcat:dataset"]
-    changed = []
-    for entry in datasets:
-        if after is not None and _modified(entry) < after:
-            continue
-        summary = names[entry["dct:identifier"]]
-        entry["entrepot:sqlName"] = summary.ref.sql_name
-        entry["entrepot:standard"] = summary.standard
-        changed.append(entry)
-    newest = max((_modified(d) for d in datasets), default=after)
-    return {
-        **{key: value for key, value in document.items() if key != "dcat:service"},
+    base = settings.base_url
+    with exchange.node.db.read() as session:
+        rows = _page_rows(session, after, limit)
+        more = len(rows) > limit
+        rows = rows[:limit]
+        regions: dict[int, list[str]] = {}
+        for dataset_id, code in session.execute(
+            select(DatasetRegion.dataset_id, DatasetRegion.code)
+            .where(DatasetRegion.dataset_id.in_([r.id for r in rows]))
+            .order_by(DatasetRegion.dataset_id, DatasetRegion.position)
+        ):
+            regions.setdefault(dataset_id, []).append(code)
+        present = None
+        if not more:
+            present = sorted(
+                f"{p}/{d}"
+                for p, d in session.execute(
+                    select(Provider.slug, Dataset.slug).join(
+                        Provider, Provider.id == Dataset.provider_id
+                    )
+                )
+            )
+    standards: dict[tuple[str, str], Standard] = {}
+    terms: dict[str, Term] = {}
+    entries = []
+    for row in rows:
+        key = (row.standard, row.schema)
+        if key not in standards:
+            standards[key] = parse_standard(json.loads(row.schema), row.standard)
+        codes = regions.get(row.id, [])
+        for code in codes:
+            if code not in terms:
+                terms[code] = region(code)
+        ref = DatasetRef(row.provider_slug, row.slug)
+        summary = DatasetSummary(
+            ref=ref,
+            title=row.title,
+            description=row.description,
+            provider=row.provider_name,
+            standard=row.standard,
+            versions=int(row.versions or 0),
+            latest=row.latest,
+            rows=None,
+            updated_at=as_utc(row.updated_at),
+            regions=tuple(terms[code] for code in codes),
+            sector=None if row.sector is None else sector(row.sector),
+        )
+        page = DatasetPage(summary, standards[key], as_utc(row.created_at))
+        entry = dataset_entry(base, page, license=settings.license, latest=row.latest)
+        entry["entrepot:sqlName"] = ref.sql_name
+        entry["entrepot:standard"] = row.standard
+        entries.append(entry)
+    cursor = _cursor_text(rows[-1].updated_at, rows[-1].id) if rows else since or None
+    feed = {
+        **catalog_header(base, title="entrepot catalog", license=settings.license),
         "@context": {**CONTEXT, "entrepot": NAMESPACE},
         "entrepot:node": identity_of(exchange.node).to_dict(),
-        "entrepot:cursor": None if newest is None else newest.isoformat(),
-        "entrepot:present": sorted(names),
-        "dcat:dataset": changed,
+        "entrepot:cursor": cursor,
+        "entrepot:more": more,
+        "dcat:dataset": entries,
     }
+    if present is not None:
+        feed["entrepot:present"] = present
+    return feed
 
 
 def _garbage(peer: str, what: str) -> PeerError:
@@ -98,59 +218,98 @@ def _row(peer: str, entry: Any) -> dict[str, Any]:
         raise _garbage(peer, f"a dataset lacks {exc}") from None
 
 
-def sync(exchange: Exchange, name: str) -> dict[str, Any]:
-    """Pull ``name``'s feed since the last cursor and update its cached datasets."""
+def _read_page(name: str, feed: Any) -> tuple[list[dict[str, Any]], str | None, bool, Any]:
+    """A page's datasets, cursor, whether another follows, and (last page) the present."""
+    if not isinstance(feed, dict):
+        raise _garbage(name, "not an object")
+    datasets = feed.get("dcat:dataset")
+    cursor = feed.get("entrepot:cursor")
+    more = feed.get("entrepot:more", False)
+    present = feed.get("entrepot:present")
+    if not isinstance(datasets, list) or not isinstance(more, bool):
+        raise _garbage(name, "no dcat:dataset list or entrepot:more flag")
+    if not more and not isinstance(present, list):
+        raise _garbage(name, "its last page has no entrepot:present list")
+    if cursor is not None and (not isinstance(cursor, str) or len(cursor) > 64):
+        raise _garbage(name, "its cursor is not a short string")
+    rows = {row["dataset"]: row for row in (_row(name, entry) for entry in datasets)}
+    return list(rows.values()), cursor, more, None if more else present
+
+
+def _store(
+    exchange: Exchange,
+    peer_id: int,
+    rows: list[dict[str, Any]],
+    cursor: str | None,
+    present: list[Any] | None,
+) -> int | None:
+    """Write one page to the peer's copy with its cursor, in one transaction; on the
+    last page, delete what the peer no longer offers. How many were deleted, or None
+    if the peer was removed meanwhile."""
+    with exchange.node.db.write() as session:
+        if session.scalar(select(Peer.id).where(Peer.id == peer_id)) is None:
+            return None
+        cached = dict(
+            session.execute(
+                select(RemoteDataset.dataset, RemoteDataset.id).where(
+                    RemoteDataset.peer_id == peer_id,
+                    RemoteDataset.dataset.in_([row["dataset"] for row in rows]),
+                )
+            ).all()
+        )
+        changed = [{"id": cached[r["dataset"]], **r} for r in rows if r["dataset"] in cached]
+        added = [{"peer_id": peer_id, **r} for r in rows if r["dataset"] not in cached]
+        # One executemany each, not an ORM object per dataset (10,000 in a sync).
+        if changed:
+            session.execute(update(RemoteDataset), changed)
+        if added:
+            session.execute(insert(RemoteDataset), added)
+        gone: list[str] = []
+        if present is not None:
+            kept = {str(ref) for ref in present}
+            held = session.scalars(
+                select(RemoteDataset.dataset).where(RemoteDataset.peer_id == peer_id)
+            )
+            gone = [ref for ref in held if ref not in kept]
+            for start in range(0, len(gone), _CHUNK):
+                session.execute(
+                    delete(RemoteDataset).where(
+                        RemoteDataset.peer_id == peer_id,
+                        RemoteDataset.dataset.in_(gone[start : start + _CHUNK]),
+                    )
+                )
+        session.execute(update(Peer).where(Peer.id == peer_id).values(catalog_cursor=cursor))
+    return len(gone)
+
+
+def sync(exchange: Exchange, name: str, *, page: int = FEED_PAGE) -> dict[str, Any]:
+    """Pull ``name``'s feed since the last cursor, ``page`` datasets at a time, and
+    update its cached datasets page by page."""
     peers = exchange.peers
     peer = peers.get(name)
-    query = urlencode({"since": peer.catalog_cursor}) if peer.catalog_cursor else ""
+    cursor = peer.catalog_cursor
+    updated = removed = 0
     try:
         with peers.call(name) as call:
-            feed = call.call("GET", FEED_PATH + (f"?{query}" if query else ""))
-        if not isinstance(feed, dict):
-            raise _garbage(name, "not an object")
-        present = feed.get("entrepot:present")
-        datasets = feed.get("dcat:dataset")
-        cursor = feed.get("entrepot:cursor")
-        if not isinstance(present, list) or not isinstance(datasets, list):
-            raise _garbage(name, "no entrepot:present or dcat:dataset list")
-        if cursor is not None and (not isinstance(cursor, str) or len(cursor) > 64):
-            raise _garbage(name, "its cursor is not a short string")
-        rows = [_row(name, entry) for entry in datasets]
+            for _ in range(MAX_PAGES):
+                query = {"limit": str(page), **({"since": cursor} if cursor else {})}
+                feed = call.call("GET", f"{FEED_PATH}?{urlencode(query)}")
+                rows, moved, more, present = _read_page(name, feed)
+                if more and (not rows or moved == cursor):
+                    raise _garbage(name, "a page that is not the last did not move its cursor")
+                gone = _store(exchange, peer.id, rows, moved, present)
+                if gone is None:
+                    return {"peer": name, "updated": updated, "removed": removed}
+                updated, removed, cursor = updated + len(rows), removed + gone, moved
+                if not more:
+                    break
+            else:
+                raise _garbage(name, f"its feed goes on past {MAX_PAGES} pages")
     except EntrepotError as error:
         peers.note(name, f"error: {error.message}")
         raise
-    kept = {str(ref) for ref in present}
-    with exchange.node.db.write() as session:
-        stored = session.scalar(select(Peer).where(Peer.id == peer.id))
-        if stored is None:
-            return {"peer": name, "updated": 0, "removed": 0}
-        cached = {
-            r.dataset: r
-            for r in session.scalars(select(RemoteDataset).where(RemoteDataset.peer_id == peer.id))
-        }
-        added: dict[str, dict[str, Any]] = {}
-        for row in rows:
-            if row["dataset"] not in kept:
-                continue
-            found = cached.get(row["dataset"])
-            if found is None:
-                added[row["dataset"]] = {"peer_id": peer.id, **row}
-            else:
-                for key, value in row.items():
-                    setattr(found, key, value)
-        if added:
-            # One executemany for the new ones, not an ORM object each (10,000 in a sync).
-            session.execute(insert(RemoteDataset), list(added.values()))
-        gone = [ref for ref in cached if ref not in kept]
-        if gone:
-            session.execute(
-                delete(RemoteDataset).where(
-                    RemoteDataset.peer_id == peer.id, RemoteDataset.dataset.in_(gone)
-                )
-            )
-        stored.catalog_cursor = cursor
     peers.note(name, "ok", synced=True)
-    return {"peer": name, "updated": len(rows), "removed": len(gone)}
+    return {"peer": name, "updated": updated, "removed": removed}
 
 
 def sync_all(exchange: Exchange) -> list[dict[str, Any]]:

@@ -116,7 +116,8 @@ def node_identity(request: Request) -> Response:
 
 @router.get(
     "/catalog",
-    summary="The node's signed catalog feed: DCAT-3 datasets changed since a cursor (peers only).",
+    summary="A page of the node's signed catalog feed: DCAT-3 datasets changed since a cursor "
+    "(peers only).",
     response_model=None,
     responses=_SIGNED,
 )
@@ -125,11 +126,14 @@ async def catalog_feed(
     since: Annotated[
         str | None, Query(max_length=64, description="The cursor of the last feed read.")
     ] = None,
+    limit: Annotated[
+        int, Query(ge=1, le=1000, description="The most datasets of the page (at most 1000).")
+    ] = 1000,
 ) -> Response:
     from entrepot.federation.feed import catalog_feed as feed
 
     exchange = exchange_of(request)
-    return await _answer(request, lambda _sender, _body: feed(exchange, since))
+    return await _answer(request, lambda _sender, _body: feed(exchange, since, limit))
 
 
 def _text(body: dict[str, Any], name: str, *, optional: bool = False) -> Any:
