@@ -11,6 +11,9 @@ from collections.abc import Sequence
 from datetime import date, timedelta
 from pathlib import Path
 
+import duckdb
+from hypothesis import strategies as st
+
 from entrepot.exchange.accounts import LOCAL, Accounts
 from entrepot.exchange.contracts import Contracts
 from entrepot.exchange.node import Node
@@ -18,7 +21,19 @@ from entrepot.exchange.policies import Policies
 from entrepot.standards import get
 from entrepot.vault import LocalVault, OnError, PublishRequest, add_provider
 
-__all__ = ["CONSUMER", "PAYMENTS", "VISITS", "JoinWorld", "Payment", "Visit"]
+__all__ = [
+    "CONSUMER",
+    "DISTRICTS",
+    "PAYMENTS",
+    "SQL",
+    "VISITS",
+    "JoinWorld",
+    "Payment",
+    "Visit",
+    "payments_drawn",
+    "plain_join",
+    "visits_drawn",
+]
 
 VISITS = "riverside-hospitals/outpatient-visits"
 PAYMENTS = "acme-pay/transactions"
@@ -36,6 +51,54 @@ join_with: [{other}]
 Visit = tuple[str, str, str]
 # (person id as the payment company writes it, district, amount)
 Payment = tuple[str, str, float]
+
+
+SQL = (
+    "SELECT t.district, COUNT(DISTINCT v.patient_id) AS people, COUNT(*) AS pairs, "
+    "SUM(t.amount) AS paid FROM riverside_hospitals.outpatient_visits v "
+    "JOIN acme_pay.transactions t ON v.patient_id = t.person_id "
+    "WHERE v.diagnosis_group = 'I' GROUP BY t.district"
+)
+DISTRICTS = ("910101", "910102", "910103")
+
+
+def plain_join(
+    visits: Sequence[Visit], payments: Sequence[Payment]
+) -> dict[str, tuple[float, float, float]]:
+    """:data:`SQL`'s question over the raw rows, in plain SQL."""
+    con = duckdb.connect()
+    con.execute("CREATE TABLE v (patient_id TEXT, district TEXT, diagnosis TEXT)")
+    con.execute("CREATE TABLE t (person_id TEXT, district TEXT, amount DOUBLE)")
+    con.executemany("INSERT INTO v VALUES (?, ?, ?)", visits)
+    con.executemany("INSERT INTO t VALUES (?, ?, ?)", payments)
+    rows = con.execute(
+        "SELECT t.district, COUNT(DISTINCT replace(v.patient_id, '-', '')), COUNT(*), "
+        "SUM(round(t.amount, 2)) FROM v JOIN t "
+        "ON replace(v.patient_id, '-', '') = replace(t.person_id, '-', '') "
+        "WHERE v.diagnosis = 'I' GROUP BY t.district"
+    ).fetchall()
+    return {d: (float(a), float(b), float(c)) for d, a, b, c in rows}
+
+
+_PEOPLE = st.sampled_from([f"AB{i:04d}" for i in range(12)])
+visits_drawn = st.lists(
+    st.tuples(
+        _PEOPLE.map(lambda p: p[:2] + "-" + p[2:]) | _PEOPLE,
+        st.sampled_from(DISTRICTS),
+        st.sampled_from(("I", "II")),
+    ),
+    min_size=1,
+    max_size=14,
+)
+payments_drawn = st.lists(
+    st.tuples(
+        _PEOPLE,
+        st.sampled_from(DISTRICTS),
+        st.integers(1, 50_000).map(lambda c: c / 100),
+    ),
+    min_size=1,
+    max_size=14,
+)
 
 
 class JoinWorld:

@@ -13,11 +13,18 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pytest
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-from tests.exchange.join_world import CONSUMER, JoinWorld, Payment, Visit
+from tests.exchange.join_world import (
+    CONSUMER,
+    SQL,
+    JoinWorld,
+    Payment,
+    Visit,
+    payments_drawn,
+    plain_join,
+    visits_drawn,
+)
 
 from entrepot.errors import QueryFailed
 from entrepot.exchange import Exchange
@@ -27,14 +34,6 @@ from entrepot.exchange.query import Queries
 from entrepot.privacy.psi import TOKEN_BYTES, hash_to_group
 from entrepot.standards.linkkeys import concept
 from entrepot.vault import Blind, Blinded, LocalVault, Operation, Outcome, Reblind, Reblinded
-
-SQL = (
-    "SELECT t.district, COUNT(DISTINCT v.patient_id) AS people, COUNT(*) AS pairs, "
-    "SUM(t.amount) AS paid FROM riverside_hospitals.outpatient_visits v "
-    "JOIN acme_pay.transactions t ON v.patient_id = t.person_id "
-    "WHERE v.diagnosis_group = 'I' GROUP BY t.district"
-)
-DISTRICTS = ("910101", "910102", "910103")
 
 
 class Recording:
@@ -196,50 +195,13 @@ def test_a_person_with_many_rows_on_both_sides_is_bounded_across_the_join(
         world.close()
 
 
-def _plain(visits: list[Visit], payments: list[Payment]) -> dict[str, tuple[float, float, float]]:
-    """The same question over the raw rows, in plain SQL."""
-    con = duckdb.connect()
-    con.execute("CREATE TABLE v (patient_id TEXT, district TEXT, diagnosis TEXT)")
-    con.execute("CREATE TABLE t (person_id TEXT, district TEXT, amount DOUBLE)")
-    con.executemany("INSERT INTO v VALUES (?, ?, ?)", visits)
-    con.executemany("INSERT INTO t VALUES (?, ?, ?)", payments)
-    rows = con.execute(
-        "SELECT t.district, COUNT(DISTINCT replace(v.patient_id, '-', '')), COUNT(*), "
-        "SUM(round(t.amount, 2)) FROM v JOIN t "
-        "ON replace(v.patient_id, '-', '') = replace(t.person_id, '-', '') "
-        "WHERE v.diagnosis = 'I' GROUP BY t.district"
-    ).fetchall()
-    return {d: (float(a), float(b), float(c)) for d, a, b, c in rows}
-
-
-_people = st.sampled_from([f"AB{i:04d}" for i in range(12)])
-_visits = st.lists(
-    st.tuples(
-        _people.map(lambda p: p[:2] + "-" + p[2:]) | _people,
-        st.sampled_from(DISTRICTS),
-        st.sampled_from(("I", "II")),
-    ),
-    min_size=1,
-    max_size=14,
-)
-_payments = st.lists(
-    st.tuples(
-        _people,
-        st.sampled_from(DISTRICTS),
-        st.integers(1, 50_000).map(lambda c: c / 100),
-    ),
-    min_size=1,
-    max_size=14,
-)
-
-
 @pytest.mark.slow
 @settings(
     max_examples=6,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-@given(visits=_visits, payments=_payments)
+@given(visits=visits_drawn, payments=payments_drawn)
 def test_the_join_without_noise_equals_the_plain_join_of_the_raw_data(
     tmp_path_factory: pytest.TempPathFactory, visits: list[Visit], payments: list[Payment]
 ) -> None:
@@ -267,7 +229,7 @@ def test_the_join_without_noise_equals_the_plain_join_of_the_raw_data(
             for row in exact
             if row["__k0"] is not None
         }
-        want = _plain(visits, payments)
+        want = plain_join(visits, payments)
         assert set(got) == set(want)
         for district, (people, pairs, paid) in want.items():
             assert got[district][0] == pytest.approx(people)
