@@ -8,13 +8,24 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.federation.join_nodes import JOIN, PAYMENT_ROWS, POLICY, VISIT_ROWS, Nodes, nodes
+from hypothesis import HealthCheck, given, settings
+from tests.exchange.join_world import SQL, Payment, Visit, payments_drawn, plain_join, visits_drawn
+from tests.federation.join_nodes import (
+    CONSUMER,
+    JOIN,
+    PAYMENT_ROWS,
+    POLICY,
+    VISIT_ROWS,
+    Nodes,
+    nodes,
+)
 
 from entrepot.client.local import LocalClient
-from entrepot.errors import BudgetExhausted, ContractViolation, PolicyViolation
+from entrepot.errors import BudgetExhausted, Conflict, ContractViolation, PolicyViolation
 from entrepot.exchange import Exchange
+from entrepot.federation.join import PART_PATH, exact_join, mandate
 from entrepot.federation.transport import PeerCall
-from entrepot.privacy.psi import TOKEN_BYTES, hash_to_group
+from entrepot.privacy.psi import BATCH_SIZE, TOKEN_BYTES, hash_to_group
 from entrepot.standards.linkkeys import concept
 from entrepot.transparency import verify_receipt
 
@@ -60,6 +71,15 @@ def tokens(message: Any) -> set[bytes]:
     return found
 
 
+def by_step(between: list[Message], leader: str) -> dict[str, list[tuple[Any, Any]]]:
+    """What the leader sent the partner at each step of a join, and what it answered."""
+    steps: dict[str, list[tuple[Any, Any]]] = {}
+    for caller, peer, path, payload, answered in between:
+        if (caller, peer) == (leader, "b"):
+            steps.setdefault(path.rsplit("/", 1)[-1], []).append((payload, answered))
+    return steps
+
+
 def spent(world: Nodes) -> tuple[float, float, float]:
     return world.spent("a"), world.spent("b"), world.spent("c")
 
@@ -103,20 +123,17 @@ def test_no_message_between_nodes_carries_an_identifier_a_node_could_recognise(
     resident = concept("resident-number")
     canonical = {c for c in (resident.canonicalize(i) for i in ids) if c}
     points = {hash_to_group("resident-number", c) for c in canonical}
-    steps = {
-        path.rsplit("/", 1)[-1]: (payload, answered)
-        for caller, peer, path, payload, answered in between
-        if (caller, peer) == (keys["a"], "b")
-    }
+    steps = by_step(between, keys["a"])
     assert set(steps) == {"prepare", "blind", "reblind", "complete"}
-    for payload, answered in steps.values():
-        text = json.dumps(payload) + json.dumps(answered)
-        assert not any(i in text for i in ids | canonical)
-        assert not (tokens(payload) | tokens(answered)) & points
+    for messages in steps.values():
+        for payload, answered in messages:
+            text = json.dumps(payload) + json.dumps(answered)
+            assert not any(i in text for i in ids | canonical)
+            assert not (tokens(payload) | tokens(answered)) & points
     # b blinds its own keys once; what it is sent is never one of them (nor a point).
-    b_singly = tokens(steps["blind"][1])
-    a_singly = tokens(steps["reblind"][0])
-    doubly = tokens(steps["reblind"][1])
+    b_singly = set().union(*(tokens(answered) for _, answered in steps["blind"]))
+    a_singly = set().union(*(tokens(payload) for payload, _ in steps["reblind"]))
+    doubly = set().union(*(tokens(answered) for _, answered in steps["reblind"]))
     assert b_singly
     assert a_singly
     assert doubly
@@ -194,3 +211,73 @@ def test_the_consumers_node_shows_its_grants_on_other_nodes_as_read_only_copies(
         # The copy goes with the peer.
         world.c.peers.remove("a")
         assert {c["node"] for c in consumer.access_remote()} == {"b"}
+
+
+def test_a_side_larger_than_a_message_crosses_in_batches_each_well_under_the_cap(
+    tmp_path: Path, between: list[Message]
+) -> None:
+    people = [f"AB{i:05d}" for i in range(2 * BATCH_SIZE + 100)]
+    visits = [(person, "910101", "I") for person in people]
+    payments = [(person, "910102", 1.0) for person in people]
+    with nodes(tmp_path, visits=visits, payments=payments) as world:
+        leader = bytes(world.a.node.verify_key).hex()
+        cap = world.a.settings.peer_response_max_bytes
+        between.clear()
+        answered = world.consumer().query(JOIN, epsilon=0.5)
+        assert {r["node"] for r in answered["receipts"]} == {"a", "b"}
+        assert spent(world) == (0.5, 0.5, 0)
+    steps = by_step(between, leader)
+    sent = [payload for payload, _ in steps["reblind"] if "tokens" in payload]
+    assert len(steps["blind"]) >= 3
+    assert len(sent) >= 3
+    for messages in steps.values():
+        for payload, answered in messages:
+            assert len(json.dumps(payload)) < cap / 8
+            assert len(json.dumps(answered)) < cap / 8
+    # Every distinct key of each side crossed once, and came back blinded by both.
+    assert len(set().union(*(tokens(answered) for _, answered in steps["blind"]))) == len(people)
+    assert len(set().union(*(tokens(payload) for payload in sent))) == len(people)
+    doubly = set().union(*(tokens(answered) for _, answered in steps["reblind"]))
+    assert len(doubly) == len(people)
+
+
+@pytest.mark.slow
+@settings(
+    max_examples=3,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(visits=visits_drawn, payments=payments_drawn)
+def test_a_join_across_nodes_without_noise_equals_the_plain_join_of_the_raw_data(
+    tmp_path_factory: pytest.TempPathFactory, visits: list[Visit], payments: list[Payment]
+) -> None:
+    across = SQL.replace("FROM riverside", "FROM a.riverside").replace("JOIN acme", "JOIN b.acme")
+    with nodes(tmp_path_factory.mktemp("nodes"), visits=visits, payments=payments) as world:
+        actor = world.c.actor(CONSUMER)
+        leader, body = mandate(world.c, actor, ("a", "b"), across, epsilon=0.5, purpose=None)
+        assert leader == "a"
+        run, exact = exact_join(world.a, body)
+        # Nothing answered: a spends nothing, b what its data cost once read.
+        assert world.spent("a") == 0
+    names = {q.kind: q.name for q in run.plan.plan.rewrite.quantities}
+    got = {
+        row["__k0"]: (row[names["units"]], row[names["rows"]], row[names["sum"]])
+        for row in exact.to_pylist()
+        if row["__k0"] is not None
+    }
+    want = plain_join(visits, payments)
+    assert set(got) == set(want)
+    for district, (people, pairs, paid) in want.items():
+        assert got[district] == pytest.approx((people, pairs, paid))
+
+
+def test_a_step_of_a_part_this_worker_never_prepared_is_refused_naming_the_rule(
+    tmp_path: Path,
+) -> None:
+    # What a leader meets when its step reaches another worker than its prepare did.
+    with nodes(tmp_path) as world, world.a.peers.call("b") as call:
+        for step, payload in (("blind", {"page": 0}), ("reblind", {"page": 0})):
+            with pytest.raises(Conflict, match="in this worker process") as refused:
+                call.call("POST", f"{PART_PATH}/{step}", {"join": "0" * 32, **payload})
+            assert refused.value.details["rule"] == "join_part_one_worker"
+            assert refused.value.details["peer"] == "b"

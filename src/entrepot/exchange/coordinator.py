@@ -274,7 +274,7 @@ class Part:
         return mine
 
 
-class _Routed:
+class Routed:
     """The vault of each dataset: this node's, or a partner node's."""
 
     def __init__(self, vault: Vault, partners: Mapping[DatasetRef, Partner]) -> None:
@@ -531,7 +531,7 @@ class Coordinator:
             touched = True
 
         operation = screened.priced.operation
-        vault = _Routed(self.vault, screened.partners) if screened.partners else self.vault
+        vault = Routed(self.vault, screened.partners) if screened.partners else self.vault
         try:
             if isinstance(operation, Conducted):
                 return operation.conduct(vault, touched=touch)

@@ -33,7 +33,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -46,6 +46,7 @@ from entrepot.federation.envelope import parse_key
 from entrepot.federation.peers import identity_of
 from entrepot.federation.remote import consumer_of, log_peer_event
 from entrepot.privacy.policy import parse_policy
+from entrepot.privacy.psi import BATCH_SIZE, TOKEN_BYTES, BlindedBatch, DoublyBlindedBatch
 from entrepot.standards.schema import Standard, parse_standard
 from entrepot.transparency import DatasetVersion
 from entrepot.vault import (
@@ -67,7 +68,7 @@ if TYPE_CHECKING:
     from entrepot.exchange import Exchange
     from entrepot.exchange.actors import Actor
     from entrepot.exchange.coordinator import Found, Part, Priced
-    from entrepot.exchange.join import JoinQuery
+    from entrepot.exchange.join import JoinQuery, JoinRun
     from entrepot.federation.envelope import Sender
 
 __all__ = [
@@ -75,9 +76,11 @@ __all__ = [
     "PART_PATH",
     "Parts",
     "PeerPartner",
+    "exact_join",
     "forward_join",
     "holders_of",
     "lead_join",
+    "mandate",
 ]
 
 JOIN_PATH = "federation/v1/join"
@@ -241,7 +244,7 @@ def _names(*names: str) -> dict[str, str]:
 # -- the consumer's node ------------------------------------------------------------
 
 
-def forward_join(
+def mandate(
     exchange: Exchange,
     actor: Actor,
     holders: tuple[str, str],
@@ -249,16 +252,16 @@ def forward_join(
     *,
     epsilon: float | None,
     purpose: str | None,
-) -> dict[str, Any]:
-    """Have the holders' nodes answer ``actor``'s join of their datasets; the answer and
-    every holder's receipt. The first holder that is not this node leads."""
+) -> tuple[str, dict[str, Any]]:
+    """The node that leads ``actor``'s join of the holders' datasets (the first that is
+    not this node) and the mandate this node signs for it."""
     from entrepot.federation.remote import _consumer
 
     consumer = _consumer(actor)
     own = identity_of(exchange.node)
     leader = next(node for node in holders if node != own.name)
     partner = holders[1] if leader == holders[0] else holders[0]
-    mandate = {
+    signed = {
         "consumer": consumer,
         "key": own.key,
         "node": own.name,
@@ -270,7 +273,21 @@ def forward_join(
         "nonce": secrets.token_hex(16),
         "issued": int(time.time()),
     }
-    body = {"mandate": mandate, "signature": _sign(exchange, mandate)}
+    return leader, {"mandate": signed, "signature": _sign(exchange, signed)}
+
+
+def forward_join(
+    exchange: Exchange,
+    actor: Actor,
+    holders: tuple[str, str],
+    sql: str,
+    *,
+    epsilon: float | None,
+    purpose: str | None,
+) -> dict[str, Any]:
+    """Have the holders' nodes answer ``actor``'s join of their datasets; the answer and
+    every holder's receipt. The first holder that is not this node leads."""
+    leader, body = mandate(exchange, actor, holders, sql, epsilon=epsilon, purpose=purpose)
     with exchange.peers.call(leader) as call:
         answered = call.call("POST", JOIN_PATH, body)
     log_peer_event(
@@ -348,7 +365,38 @@ def _found(raw: Any) -> tuple[Found, DatasetVersion]:
 
 def _batch(raw: dict[str, Any]) -> tuple[np.ndarray, bytes]:
     handles = np.frombuffer(_unb64(raw.get("handles", ""), "handles"), dtype="<u8").copy()
-    return handles, _unb64(raw.get("tokens", ""), "tokens")
+    tokens = _unb64(raw.get("tokens", ""), "tokens")
+    if len(handles) > BATCH_SIZE:
+        raise InvalidInput(
+            f"a batch of {len(handles)} tokens, more than {BATCH_SIZE}",
+            hint=f"send a join's tokens in batches of at most {BATCH_SIZE}",
+        )
+    return handles, tokens
+
+
+def _encoded(handles: np.ndarray, tokens: bytes, page: int) -> dict[str, str]:
+    """Page ``page`` of ``BATCH_SIZE`` handles and their tokens, in base64."""
+    start = page * BATCH_SIZE
+    return {
+        "handles": _b64(handles[start : start + BATCH_SIZE].astype("<u8").tobytes()),
+        "tokens": _b64(tokens[start * TOKEN_BYTES : (start + BATCH_SIZE) * TOKEN_BYTES]),
+    }
+
+
+def _pages(*counts: int) -> int:
+    """Messages of at most ``BATCH_SIZE`` tokens or rows each for ``counts``; one at least."""
+    return max(1, *(-(-count // BATCH_SIZE) for count in counts))
+
+
+def _number(raw: dict[str, Any], name: str, limit: int) -> int:
+    """A page or batch number of a request or an answer, below ``limit``."""
+    value = raw.get(name)
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < limit:
+        raise InvalidInput(
+            f"the join's {name} is not a number below {limit}",
+            hint=f"a side of a join is sent in at most {limit} messages of {BATCH_SIZE} tokens",
+        )
+    return value
 
 
 def _table_bytes(table: pa.Table) -> bytes:
@@ -380,29 +428,48 @@ class _PeerVault:
         raise Forbidden("a partner's vault keeps its releases", hint="download them there")
 
     def run(self, operation: Operation, *, touched: Touched) -> Outcome:
-        from entrepot.privacy.psi import BlindedBatch, DoublyBlindedBatch
-
         # Once the request is sent the partner may read its data: no refund after this.
         touched()
         if isinstance(operation, Blind):
-            raw = self._partner.send("blind", {})
-            handles, tokens = _batch(raw)
-            attributes = pa.ipc.open_stream(_unb64(raw["attributes"], "attributes")).read_all()
-            return Blinded(BlindedBatch(handles, tokens), attributes, 0)
+            return self._blind()
         if isinstance(operation, Reblind):
-            sent = operation.tokens
-            raw = self._partner.send(
-                "reblind",
-                {
-                    "handles": _b64(sent.handles.astype("<u8").tobytes()),
-                    "tokens": _b64(sent.tokens),
-                },
-            )
-            return Reblinded(DoublyBlindedBatch(*_batch(raw)))
+            return self._reblind(operation.tokens)
         raise Forbidden(
             f"a partner node takes part in joins only, not {operation.kind}",
             hint="ask other operations of the node that holds the data",
         )
+
+    def _blind(self) -> Blinded:
+        """The partner's tokens and columns, page by page: its first page says how many."""
+        first = self._partner.send("blind", {"page": 0})
+        pages = _number(first, "pages", _max_pages(self._partner.exchange))
+        raws = [first, *(self._partner.send("blind", {"page": p}) for p in range(1, pages))]
+        handles, tokens = zip(*(_batch(raw) for raw in raws), strict=True)
+        attributes = pa.concat_tables(
+            pa.ipc.open_stream(_unb64(raw.get("attributes"), "attributes")).read_all()
+            for raw in raws
+        )
+        return Blinded(BlindedBatch(np.concatenate(handles), b"".join(tokens)), attributes, 0)
+
+    def _reblind(self, sent: BlindedBatch) -> Reblinded:
+        """Send the leader's tokens batch by batch, then read them back blinded by both."""
+        batches = _pages(len(sent))
+        for batch in range(batches):
+            self._partner.send(
+                "reblind", {"batch": batch, "batches": batches, **_encoded(*_parts(sent), batch)}
+            )
+        raws = [self._partner.send("reblind", {"page": page}) for page in range(batches)]
+        handles, tokens = zip(*(_batch(raw) for raw in raws), strict=True)
+        return Reblinded(DoublyBlindedBatch(np.concatenate(handles), b"".join(tokens)))
+
+
+def _parts(batch: BlindedBatch | DoublyBlindedBatch) -> tuple[np.ndarray, bytes]:
+    return batch.handles, batch.tokens
+
+
+def _max_pages(exchange: Exchange) -> int:
+    """Messages a side of a join may take: this node's limit of rows to blind, by batch."""
+    return _pages(exchange.settings.psi_max_rows) + 1
 
 
 class PeerPartner:
@@ -502,19 +569,9 @@ def lead_join(
             hint="the consumer's node sends its mandate to the leader itself",
             rule="mandate_signature",
         )
-    partner_name = str(mandate.get("partner", ""))
-    names = _names(own, partner_name)
-    request = _join_query(exchange, mandate, names)
-    theirs = [ref for ref, node in request.nodes.items() if node == partner_name]
-    mine = [ref for ref, node in request.nodes.items() if node == own]
-    if len(theirs) != 1 or len(mine) != 1:
-        raise InvalidInput(
-            "a join across nodes reads one dataset of its leader and one of its partner",
-            hint="name each table as <node>.<provider>.<dataset>",
-        )
-    partner = PeerPartner(exchange, partner_name, theirs[0], body)
+    request, partner = _partnered(exchange, body, mandate)
     result = exchange.queries.run_with(
-        actor, request, {theirs[0]: partner}, purpose=mandate.get("purpose")
+        actor, request, {partner.ref: partner}, purpose=mandate.get("purpose")
     )
     answered = shape(result.to_dict())
     peer = exchange.peers.get(exchange.peers.name_of(sender.key))
@@ -524,12 +581,54 @@ def lead_join(
         peer,
         "join_received",
         datasets=[f"{node}:{ref}" for ref, node in request.nodes.items()],
-        partner=partner_name,
+        partner=partner.node,
         epsilon=answered.get("epsilon_spent", 0),
     )
     receipts = [{"node": own, "receipt": answered["receipt"]}]
-    receipts.append({"node": partner_name, "receipt": partner.receipt})
+    receipts.append({"node": partner.node, "receipt": partner.receipt})
     return {**answered, "receipts": receipts}
+
+
+def _partnered(
+    exchange: Exchange, body: dict[str, Any], mandate: dict[str, Any]
+) -> tuple[JoinQuery, PeerPartner]:
+    """The join a mandate asks of this node, its leader, and the node taking part."""
+    own = identity_of(exchange.node).name
+    partner_name = str(mandate.get("partner", ""))
+    request = _join_query(exchange, mandate, _names(own, partner_name))
+    theirs = [ref for ref, node in request.nodes.items() if node == partner_name]
+    mine = [ref for ref, node in request.nodes.items() if node == own]
+    if len(theirs) != 1 or len(mine) != 1:
+        raise InvalidInput(
+            "a join across nodes reads one dataset of its leader and one of its partner",
+            hint="name each table as <node>.<provider>.<dataset>",
+        )
+    return request, PeerPartner(exchange, partner_name, theirs[0], body)
+
+
+def exact_join(exchange: Exchange, body: dict[str, Any]) -> tuple[JoinRun, pa.Table]:
+    """The join a mandate asks this node to lead, priced, and its exact, bounded
+    aggregates per group, without noise: for tests only, which compare them with the
+    plain join of the raw data. Nothing is spent on this node; the partner takes part
+    as in any join until its data is read, then the join is aborted there."""
+    from entrepot.exchange.coordinator import Found, Routed
+    from entrepot.exchange.join import JoinRun
+
+    own = identity_of(exchange.node).name
+    _, mandate = _open(exchange, body, leader=own)
+    request, partner = _partnered(exchange, body, mandate)
+    [mine] = [ref for ref in request.datasets() if ref != partner.ref]
+    vault = exchange.vault
+    here = Found(
+        mine, exchange.policies.get(mine).policy, vault.standard(mine), vault.versions(mine)[-1]
+    )
+    try:
+        theirs = partner.screen((here,), mandate.get("purpose"))
+        run = request.price({mine: here, theirs.ref: theirs}).operation
+        assert isinstance(run, JoinRun)
+        return run, run.exact(Routed(vault, {partner.ref: partner}))
+    finally:
+        partner.abort()
 
 
 # -- the partner --------------------------------------------------------------------
@@ -565,14 +664,21 @@ class _Known:
 
 @dataclass
 class _Open:
+    """A part between its steps: its blinded side until the leader has read it, the
+    leader's tokens as they arrive, then those tokens blinded by both."""
+
     part: Part
     peer: str
     started: float
+    blinded: Blinded | None = None
+    received: list[BlindedBatch] = field(default_factory=list)
+    reblinded: DoublyBlindedBatch | None = None
 
 
 class Parts:
     """This node's parts in joins other nodes lead, between their steps (in memory: a
-    node takes part in joins across nodes with one worker process)."""
+    node takes part in joins across nodes with one worker process; a step that reaches
+    another worker is refused with the rule ``join_part_one_worker``)."""
 
     def __init__(self, exchange: Exchange) -> None:
         self.exchange = exchange
@@ -591,25 +697,18 @@ class Parts:
                 self._open.pop((sender.key, join), None)
         if opened is None:
             raise Conflict(
-                f"no open part in join {join}",
+                f"no open part in join {join} in this worker process",
                 hint=f"prepare it first; a part ends when completed, aborted or after "
-                f"{_PART_TTL_S:g} s",
+                f"{_PART_TTL_S:g} s, and lives in the worker process that prepared it: "
+                "a node that takes part in joins across nodes serves with one worker",
+                rule="join_part_one_worker",
             )
         coordinator = self.exchange.coordinator
         part = opened.part
         if step == "blind":
-            return self._blind(opened, join)
+            return self._blind(opened, join, body)
         if step == "reblind":
-            from entrepot.privacy.psi import BlindedBatch
-
-            outcome = coordinator.run_part(
-                part, Reblind(part.found.ref, join, BlindedBatch(*_batch(body)))
-            )
-            assert isinstance(outcome, Reblinded)
-            return {
-                "handles": _b64(outcome.tokens.handles.astype("<u8").tobytes()),
-                "tokens": _b64(outcome.tokens.tokens),
-            }
+            return self._reblind(opened, join, body)
         if step == "complete":
             versions = tuple(DatasetVersion(**v) for v in body.get("versions", []))
             receipt = coordinator.complete_part(
@@ -638,7 +737,6 @@ class Parts:
     def _forget(self, part: Part, join: str) -> None:
         """Have this node's vault forget the join's key, if it still keeps it."""
         from entrepot.errors import EntrepotError
-        from entrepot.privacy.psi import BlindedBatch
 
         try:
             self.exchange.vault.run(
@@ -698,7 +796,25 @@ class Parts:
             "fingerprint": part.fingerprint.hex(),
         }
 
-    def _blind(self, opened: _Open, join: str) -> dict[str, Any]:
+    def _blind(self, opened: _Open, join: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Page ``page`` of this side's tokens and columns; page 0 blinds the side."""
+        page = _number(body, "page", _max_pages(self.exchange))
+        if page == 0:
+            opened.blinded = self._blinded(opened, join)
+        blinded = opened.blinded
+        if blinded is None:
+            raise Conflict(f"join {join} has no blinded side to read", hint="ask page 0 first")
+        attributes = blinded.attributes
+        pages = _pages(len(blinded.tokens), attributes.num_rows)
+        if page >= pages:
+            raise InvalidInput(f"join {join} has {pages} pages", hint="ask a page below that")
+        return {
+            "pages": pages,
+            **_encoded(*_parts(blinded.tokens), page),
+            "attributes": _b64(_table_bytes(attributes.slice(page * BATCH_SIZE, BATCH_SIZE))),
+        }
+
+    def _blinded(self, opened: _Open, join: str) -> Blinded:
         from entrepot.exchange.join import JoinRun
 
         part = opened.part
@@ -717,8 +833,36 @@ class Parts:
         )
         outcome = self.exchange.coordinator.run_part(part, operation)
         assert isinstance(outcome, Blinded)
-        return {
-            "handles": _b64(outcome.tokens.handles.astype("<u8").tobytes()),
-            "tokens": _b64(outcome.tokens.tokens),
-            "attributes": _b64(_table_bytes(outcome.attributes)),
-        }
+        return outcome
+
+    def _reblind(self, opened: _Open, join: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Take the leader's tokens batch by batch, blind them all again once the last is
+        in (which forgets this side's key), then answer them page by page."""
+        limit = _max_pages(self.exchange)
+        if "page" in body:
+            page = _number(body, "page", limit)
+            if opened.reblinded is None:
+                raise Conflict(f"join {join} has no tokens blinded again", hint="send them first")
+            if page >= _pages(len(opened.reblinded)):
+                raise InvalidInput(f"join {join} has fewer pages", hint="ask a page below that")
+            return _encoded(*_parts(opened.reblinded), page)
+        batch, batches = _number(body, "batch", limit), _number(body, "batches", limit)
+        if batch != len(opened.received) or batch >= batches:
+            raise Conflict(
+                f"join {join} expected batch {len(opened.received)}, not {batch}",
+                hint="send the tokens' batches once each, in order",
+            )
+        # The leader has read this side: only the key is still needed.
+        opened.blinded = None
+        opened.received.append(BlindedBatch(*_batch(body)))
+        if batch < batches - 1:
+            return {"received": batch + 1}
+        received, opened.received = opened.received, []
+        tokens = BlindedBatch(
+            np.concatenate([b.handles for b in received]), b"".join(b.tokens for b in received)
+        )
+        part = opened.part
+        outcome = self.exchange.coordinator.run_part(part, Reblind(part.found.ref, join, tokens))
+        assert isinstance(outcome, Reblinded)
+        opened.reblinded = outcome.tokens
+        return {"received": batches}
