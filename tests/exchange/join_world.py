@@ -12,12 +12,14 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 from hypothesis import strategies as st
 
 from entrepot.exchange.accounts import LOCAL, Accounts
 from entrepot.exchange.contracts import Contracts
 from entrepot.exchange.node import Node
 from entrepot.exchange.policies import Policies
+from entrepot.privacy.plan import Plan
 from entrepot.standards import get
 from entrepot.vault import LocalVault, OnError, PublishRequest, add_provider
 
@@ -30,6 +32,7 @@ __all__ = [
     "JoinWorld",
     "Payment",
     "Visit",
+    "exact_answers",
     "payments_drawn",
     "plain_join",
     "visits_drawn",
@@ -78,6 +81,24 @@ def plain_join(
         "WHERE v.diagnosis = 'I' GROUP BY t.district"
     ).fetchall()
     return {d: (float(a), float(b), float(c)) for d, a, b, c in rows}
+
+
+def exact_answers(plan: Plan, exact: pa.Table) -> dict[str, tuple[float, float, float]]:
+    """:data:`SQL`'s exact answers per district, from the noiseless aggregates of
+    ``plan``: a SUM read from a centred sum and a count is read the same way."""
+    names = {q.kind: q.name for q in plan.rewrite.quantities}
+
+    def paid(row: dict[str, float]) -> float:
+        if "sum" in names:
+            return row[names["sum"]]
+        [derived] = plan.rewrite.derived
+        return row[derived.centred] + derived.midpoint * row[derived.count]
+
+    return {
+        row["__k0"]: (row[names["units"]], row[names["rows"]], paid(row))
+        for row in exact.to_pylist()
+        if row["__k0"] is not None
+    }
 
 
 _PEOPLE = st.sampled_from([f"AB{i:04d}" for i in range(12)])

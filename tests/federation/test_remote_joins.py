@@ -9,7 +9,15 @@ from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
-from tests.exchange.join_world import SQL, Payment, Visit, payments_drawn, plain_join, visits_drawn
+from tests.exchange.join_world import (
+    SQL,
+    Payment,
+    Visit,
+    exact_answers,
+    payments_drawn,
+    plain_join,
+    visits_drawn,
+)
 from tests.federation.join_nodes import (
     CONSUMER,
     JOIN,
@@ -259,12 +267,7 @@ def test_a_join_across_nodes_without_noise_equals_the_plain_join_of_the_raw_data
         run, exact = exact_join(world.a, body)
         # Nothing answered: a spends nothing, b what its data cost once read.
         assert world.spent("a") == 0
-    names = {q.kind: q.name for q in run.plan.plan.rewrite.quantities}
-    got = {
-        row["__k0"]: (row[names["units"]], row[names["rows"]], row[names["sum"]])
-        for row in exact.to_pylist()
-        if row["__k0"] is not None
-    }
+    got = exact_answers(run.plan.plan, exact)
     want = plain_join(visits, payments)
     assert set(got) == set(want)
     for district, (people, pairs, paid) in want.items():

@@ -21,6 +21,7 @@ from tests.exchange.join_world import (
     JoinWorld,
     Payment,
     Visit,
+    exact_answers,
     payments_drawn,
     plain_join,
     visits_drawn,
@@ -222,13 +223,7 @@ def test_the_join_without_noise_equals_the_plain_join_of_the_raw_data(
         }
         run = request.price(found).operation
         assert isinstance(run, JoinRun)
-        exact = run.exact(exchange.vault).to_pylist()
-        names = {q.kind: q.name for q in run.plan.plan.rewrite.quantities}
-        got = {
-            row["__k0"]: (row[names["units"]], row[names["rows"]], row[names["sum"]])
-            for row in exact
-            if row["__k0"] is not None
-        }
+        got = exact_answers(run.plan.plan, run.exact(exchange.vault))
         want = plain_join(visits, payments)
         assert set(got) == set(want)
         for district, (people, pairs, paid) in want.items():
