@@ -15,7 +15,6 @@ from rich.text import Text
 
 from entrepot._text import printable
 from entrepot.cli._common import As, Home, Json, console, emit, esc, json_text, session, table
-from entrepot.errors import InvalidInput
 
 __all__ = ["CONTENT_HIDDEN", "register", "versions_table"]
 
@@ -97,28 +96,21 @@ def search(
     --sector, --standard and --provider keep the datasets with any of the values given
     for each (codes: `entrepot standard codes region.province`, `... codes sector`).
     With --federated, the node pulls each peer's signed catalog feed and lists its
-    datasets too, marked with the peer's name; a federated search takes words only.
+    datasets too, marked with the peer's name, kept to the same facets.
 
     Example: entrepot catalog search "visits" --region 910000 --sector Q
     """
 
     with session(home, as_) as client:
-        if federated:
-            if provider or standard or region or sector:
-                raise InvalidInput(
-                    "a federated search takes words only",
-                    hint="drop --region, --sector, --standard and --provider, or --federated",
-                )
-            found = client.catalog_search_federated(query, limit)
-        else:
-            found = client.catalog_search(
-                query,
-                limit,
-                provider=provider or (),
-                standard=standard or (),
-                region=region or (),
-                sector=sector or (),
-            )
+        search = client.catalog_search_federated if federated else client.catalog_search
+        found = search(
+            query,
+            limit,
+            provider=provider or (),
+            standard=standard or (),
+            region=region or (),
+            sector=sector or (),
+        )
     emit(
         found,
         as_json,

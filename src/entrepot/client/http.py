@@ -224,10 +224,20 @@ class HttpClient:
         facets = _facet_params(provider, standard, region, sector)
         return self.items("/v1/catalog/search", most=limit, start=offset, q=query, **facets)
 
-    def catalog_search_federated(self, query: str, limit: int = 20) -> list[dict[str, Any]]:
-        found: list[dict[str, Any]] = self.get("/v1/catalog/federated", q=query, limit=limit)[
-            "items"
-        ]
+    def catalog_search_federated(
+        self,
+        query: str,
+        limit: int = 20,
+        *,
+        provider: Sequence[str] = (),
+        standard: Sequence[str] = (),
+        region: Sequence[str] = (),
+        sector: Sequence[str] = (),
+    ) -> list[dict[str, Any]]:
+        facets = _facet_params(provider, standard, region, sector)
+        found: list[dict[str, Any]] = self.get(
+            "/v1/catalog/federated", q=query, limit=limit, **facets
+        )["items"]
         return found
 
     def catalog_show(self, dataset: str) -> dict[str, Any]:

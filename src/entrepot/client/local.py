@@ -132,10 +132,20 @@ class LocalClient(ShippedStandards):
         found = catalog.search(query, facets=facets, limit=most, offset=offset)
         return [DatasetOut.of(s).model_dump(mode="json") for s in found]
 
-    def catalog_search_federated(self, query: str, limit: int = 20) -> list[dict[str, Any]]:
+    def catalog_search_federated(
+        self,
+        query: str,
+        limit: int = 20,
+        *,
+        provider: Sequence[str] = (),
+        standard: Sequence[str] = (),
+        region: Sequence[str] = (),
+        sector: Sequence[str] = (),
+    ) -> list[dict[str, Any]]:
         from entrepot.federation.search import federated_search
 
-        return federated_search(self.exchange, self.actor, query, limit)
+        facets = _facets(provider, standard, region, sector)
+        return federated_search(self.exchange, self.actor, query, limit, facets)
 
     def catalog_search_page(
         self,

@@ -78,8 +78,18 @@ class Client(Standards, Protocol):
         """The best matches of ``query``, kept to the facets as :meth:`catalog_datasets`."""
         ...
 
-    def catalog_search_federated(self, query: str, limit: int = 20) -> list[dict[str, Any]]:
-        """This node's matches and every peer's, each marked with its ``node``."""
+    def catalog_search_federated(
+        self,
+        query: str,
+        limit: int = 20,
+        *,
+        provider: Sequence[str] = (),
+        standard: Sequence[str] = (),
+        region: Sequence[str] = (),
+        sector: Sequence[str] = (),
+    ) -> list[dict[str, Any]]:
+        """This node's matches and every peer's, each marked with its ``node``, both kept
+        to the facets as :meth:`catalog_datasets`."""
         ...
 
     def catalog_show(self, dataset: str) -> dict[str, Any]: ...

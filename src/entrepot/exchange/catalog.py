@@ -62,6 +62,7 @@ __all__ = [
     "CatalogVersion",
     "DatasetPage",
     "DatasetSummary",
+    "FacetColumns",
     "Facets",
     "publish_version",
     "search_terms",
@@ -262,25 +263,50 @@ class Facets:
     def __bool__(self) -> bool:
         return any((self.provider, self.standard, self.region, self.sector))
 
-    def restrict(self, query: Any) -> Any:
-        """``query`` (over datasets joined to their providers) kept to these facets."""
+    def restrict(self, query: Any, columns: FacetColumns | None = None) -> Any:
+        """``query`` kept to these facets, over the table ``columns`` describe (by default
+        this node's datasets joined to their providers)."""
+        on = _DATASETS if columns is None else columns
         if self.provider:
-            query = query.where(Provider.slug.in_(self.provider))
+            query = query.where(on.provider.in_(self.provider))
         if self.standard:
-            query = query.where(Dataset.standard.in_(self.standard))
+            query = query.where(on.standard.in_(self.standard))
         if self.region:
             query = query.where(
-                Dataset.id.in_(
-                    select(DatasetRegion.dataset_id).where(DatasetRegion.code.in_(self.region))
-                )
+                on.id.in_(select(on.region_owner).where(on.region_code.in_(self.region)))
             )
         if self.sector:
-            query = query.where(Dataset.sector.in_(self.sector))
+            query = query.where(on.sector.in_(self.sector))
         return query
 
     def ids(self) -> Any:
         """The ids of the datasets these facets keep, as a subquery."""
         return self.restrict(select(Dataset.id).join(Provider, Provider.id == Dataset.provider_id))
+
+
+@dataclass(frozen=True)
+class FacetColumns:
+    """Where a table of datasets keeps what :class:`Facets` look at: the provider's slug,
+    the standard's name, the sector's code, and its regions as a table of (owner, code)
+    rows. This node's datasets are one such table, the copies of peers' catalogs another;
+    both are filtered by the one rule of :meth:`Facets.restrict`."""
+
+    id: Any
+    provider: Any
+    standard: Any
+    sector: Any
+    region_owner: Any
+    region_code: Any
+
+
+_DATASETS = FacetColumns(
+    id=Dataset.id,
+    provider=Provider.slug,
+    standard=Dataset.standard,
+    sector=Dataset.sector,
+    region_owner=DatasetRegion.dataset_id,
+    region_code=DatasetRegion.code,
+)
 
 
 def _summary(dataset: Dataset, viewer: Actor | None, score: float | None = None) -> DatasetSummary:

@@ -7,7 +7,8 @@ first, with entrepot's terms beside DCAT's: ``entrepot:node`` (who publishes it)
 send as ``since`` for the next page), ``entrepot:more`` (whether a page follows),
 ``entrepot:present`` on the last page (every dataset the node offers now, so that
 one withdrawn disappears from every peer at its next pull) and, per dataset, its SQL
-name and standard. It holds the public metadata of the DCAT export and nothing more.
+name, standard, region codes and sector code (the catalog's facets). It holds the public
+metadata of the DCAT export and nothing more.
 
 A peer's feed is pulled page by page over signed requests, each answer checked
 against the key the operator added (:mod:`entrepot.federation.envelope`); each
@@ -31,10 +32,10 @@ from entrepot.clock import as_utc
 from entrepot.errors import EntrepotError, InvalidInput, PeerError
 from entrepot.exchange.catalog import DatasetPage, DatasetSummary
 from entrepot.exchange.dcat import CONTEXT, catalog_header, dataset_entry
-from entrepot.federation.models import Peer, RemoteDataset
+from entrepot.federation.models import Peer, RemoteDataset, RemoteDatasetRegion
 from entrepot.federation.peers import identity_of
 from entrepot.standards.schema import Standard, parse_standard
-from entrepot.standards.scope import Term, region, sector
+from entrepot.standards.scope import MAX_REGIONS, Term, region, sector
 from entrepot.vault import DatasetRef
 from entrepot.vault.models import Dataset, DatasetRegion, Provider, Version
 
@@ -55,6 +56,8 @@ MAX_PAGES = 10_000
 # Datasets deleted from a peer's copy per statement, under any database's limit of
 # bound values.
 _CHUNK = 500
+# The longest region or sector code a peer may declare (the catalog stores 16 characters).
+MAX_CODE = 16
 
 
 def _cursor(since: str | None) -> tuple[datetime, int] | None:
@@ -177,6 +180,8 @@ def catalog_feed(exchange: Exchange, since: str | None, limit: int = FEED_PAGE) 
         entry = dataset_entry(base, page, license=settings.license, latest=row.latest)
         entry["entrepot:sqlName"] = ref.sql_name
         entry["entrepot:standard"] = row.standard
+        entry["entrepot:regions"] = codes
+        entry["entrepot:sector"] = row.sector
         entries.append(entry)
     cursor = _cursor_text(rows[-1].updated_at, rows[-1].id) if rows else since or None
     feed = {
@@ -201,11 +206,31 @@ def _garbage(peer: str, what: str) -> PeerError:
     )
 
 
+def _code(value: Any) -> str:
+    if not isinstance(value, str) or not 0 < len(value) <= MAX_CODE:
+        raise ValueError("a region or sector code")
+    return value
+
+
+def _scope(entry: dict[str, Any]) -> tuple[list[str], str | None]:
+    """The region and sector codes a feed's dataset declares (none from an older peer)."""
+    regions = entry.get("entrepot:regions", [])
+    if not isinstance(regions, list) or len(regions) > MAX_REGIONS:
+        raise ValueError("entrepot:regions")
+    sector = entry.get("entrepot:sector")
+    return list(dict.fromkeys(_code(r) for r in regions)), None if sector is None else _code(sector)
+
+
 def _row(peer: str, entry: Any) -> dict[str, Any]:
     try:
         version = entry.get("dcat:version")
+        dataset = str(entry["dct:identifier"])
+        regions, sector = _scope(entry)
         return {
-            "dataset": str(entry["dct:identifier"]),
+            "dataset": dataset,
+            "provider_slug": dataset.partition("/")[0][:200],
+            "sector": sector,
+            "regions": regions,
             "title": str(entry["dct:title"])[:300],
             "description": str(entry.get("dct:description", ""))[:5000],
             "provider": str(entry["dct:publisher"]["foaf:name"])[:200],
@@ -236,6 +261,31 @@ def _read_page(name: str, feed: Any) -> tuple[list[dict[str, Any]], str | None, 
     return list(rows.values()), cursor, more, None if more else present
 
 
+def _store_regions(session: Session, peer_id: int, rows: list[dict[str, Any]]) -> None:
+    """Each dataset of a page has its region rows replaced by those its feed declared."""
+    if not rows:
+        return
+    ids = dict(
+        session.execute(
+            select(RemoteDataset.dataset, RemoteDataset.id).where(
+                RemoteDataset.peer_id == peer_id,
+                RemoteDataset.dataset.in_([row["dataset"] for row in rows]),
+            )
+        ).all()
+    )
+    session.execute(
+        delete(RemoteDatasetRegion).where(RemoteDatasetRegion.dataset_id.in_(list(ids.values())))
+    )
+    codes = [
+        {"dataset_id": ids[row["dataset"]], "code": code}
+        for row in rows
+        if row["dataset"] in ids
+        for code in row["regions"]
+    ]
+    if codes:
+        session.execute(insert(RemoteDatasetRegion), codes)
+
+
 def _store(
     exchange: Exchange,
     peer_id: int,
@@ -257,13 +307,15 @@ def _store(
                 )
             ).all()
         )
-        changed = [{"id": cached[r["dataset"]], **r} for r in rows if r["dataset"] in cached]
-        added = [{"peer_id": peer_id, **r} for r in rows if r["dataset"] not in cached]
+        columns = [{k: v for k, v in r.items() if k != "regions"} for r in rows]
+        changed = [{"id": cached[r["dataset"]], **r} for r in columns if r["dataset"] in cached]
+        added = [{"peer_id": peer_id, **r} for r in columns if r["dataset"] not in cached]
         # One executemany each, not an ORM object per dataset (10,000 in a sync).
         if changed:
             session.execute(update(RemoteDataset), changed)
         if added:
             session.execute(insert(RemoteDataset), added)
+        _store_regions(session, peer_id, rows)
         gone: list[str] = []
         if present is not None:
             kept = {str(ref) for ref in present}

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from entrepot.clock import utcnow
 from entrepot.db import Base
 
-__all__ = ["Nonce", "Peer", "RemoteConsumer", "RemoteDataset", "RemoteGrant"]
+__all__ = ["Nonce", "Peer", "RemoteConsumer", "RemoteDataset", "RemoteDatasetRegion", "RemoteGrant"]
 
 
 class Peer(Base):
@@ -69,6 +69,20 @@ class RemoteDataset(Base):
     latest_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
     modified: Mapped[str] = mapped_column(String(64))
     document: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # Its provider's slug, and the sector code its feed declared: the catalog's facets.
+    provider_slug: Mapped[str] = mapped_column(String(200), default="")
+    sector: Mapped[str | None] = mapped_column(String(16), nullable=True, index=True)
+
+
+class RemoteDatasetRegion(Base):
+    """A region code a peer's feed declared for one of its datasets (a facet)."""
+
+    __tablename__ = "federation_dataset_regions"
+
+    dataset_id: Mapped[int] = mapped_column(
+        ForeignKey("federation_datasets.id", ondelete="CASCADE"), primary_key=True
+    )
+    code: Mapped[str] = mapped_column(String(16), primary_key=True, index=True)
 
 
 class RemoteConsumer(Base):

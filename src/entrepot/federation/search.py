@@ -3,31 +3,57 @@
 The node's own datasets are found by its full-text index, ranked; the peers' come
 from the copy of their feeds (pulled first, see :mod:`entrepot.federation.feed`),
 where every word must appear in the title, description, provider, standard or
-reference. Each result names its node; a peer that cannot be reached keeps its
+reference. Both are kept to the same :class:`~entrepot.exchange.catalog.Facets`
+(provider, standard, region, sector), by the catalog's one rule over the copy's
+columns. Each result names its node; a peer that cannot be reached keeps its
 last copy, and ``entrepot peer list`` shows what went wrong.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, func, select
 
-from entrepot.exchange.catalog import search_terms
+from entrepot.errors import InvalidInput
+from entrepot.exchange.catalog import FacetColumns, Facets, search_terms
 from entrepot.federation.feed import sync_all
-from entrepot.federation.models import Peer, RemoteDataset
+from entrepot.federation.models import Peer, RemoteDataset, RemoteDatasetRegion
 from entrepot.federation.peers import identity_of
+from entrepot.standards.scope import Term, region, sector
 
 if TYPE_CHECKING:
     from entrepot.exchange import Exchange
     from entrepot.exchange.actors import Actor
 
-__all__ = ["federated_search", "remote_datasets"]
+__all__ = ["REMOTE_COLUMNS", "federated_search", "remote_datasets"]
+
+
+# The copies of peers' catalogs, as the catalog's facets look at them: the same rule
+# (:meth:`Facets.restrict`) keeps this node's datasets and its peers'.
+REMOTE_COLUMNS = FacetColumns(
+    id=RemoteDataset.id,
+    provider=RemoteDataset.provider_slug,
+    standard=RemoteDataset.standard,
+    sector=RemoteDataset.sector,
+    region_owner=RemoteDatasetRegion.dataset_id,
+    region_code=RemoteDatasetRegion.code,
+)
+
+
+def _term(lookup: Callable[[str], Term], code: str) -> dict[str, str]:
+    """A code a peer declared, labelled from this node's code lists when it knows it."""
+    try:
+        return lookup(code).to_dict()
+    except InvalidInput:
+        return {"code": code, "label": code, "codelist": ""}
 
 
 def _remote(row: RemoteDataset, node: str) -> dict[str, Any]:
     document = row.document
     latest = row.latest_version
+    regions = document.get("entrepot:regions", [])
     return {
         "dataset": row.dataset,
         "sql_name": str(document.get("entrepot:sqlName", "")),
@@ -35,6 +61,8 @@ def _remote(row: RemoteDataset, node: str) -> dict[str, Any]:
         "description": row.description,
         "provider": row.provider,
         "standard": row.standard,
+        "regions": [_term(region, code) for code in regions],
+        "sector": None if row.sector is None else _term(sector, row.sector),
         "versions": latest or 0,
         "latest_version": latest,
         "rows": None,
@@ -44,9 +72,15 @@ def _remote(row: RemoteDataset, node: str) -> dict[str, Any]:
     }
 
 
-def remote_datasets(exchange: Exchange, query: str | None, limit: int) -> list[dict[str, Any]]:
-    """The peers' cached datasets matching every word of ``query`` (all if None)."""
-    statement = select(RemoteDataset, Peer.name).join(Peer, Peer.id == RemoteDataset.peer_id)
+def remote_datasets(
+    exchange: Exchange, query: str | None, limit: int, facets: Facets = Facets()
+) -> list[dict[str, Any]]:
+    """The peers' cached datasets matching every word of ``query`` (all if None) within
+    ``facets``."""
+    statement = facets.restrict(
+        select(RemoteDataset, Peer.name).join(Peer, Peer.id == RemoteDataset.peer_id),
+        REMOTE_COLUMNS,
+    )
     if query is not None:
         terms = search_terms(query)
         if not terms:
@@ -69,9 +103,14 @@ def remote_datasets(exchange: Exchange, query: str | None, limit: int) -> list[d
 
 
 def federated_search(
-    exchange: Exchange, viewer: Actor | None, query: str, limit: int
+    exchange: Exchange,
+    viewer: Actor | None,
+    query: str,
+    limit: int,
+    facets: Facets = Facets(),
 ) -> list[dict[str, Any]]:
-    """This node's matches, then the peers', each marked with its node."""
+    """This node's matches, then the peers', each marked with its node; both kept to
+    ``facets`` by the catalog's one rule."""
     from entrepot.schemas.catalog import DatasetOut
 
     sync_all(exchange)
@@ -79,6 +118,6 @@ def federated_search(
     catalog = exchange.catalog(viewer)
     local = [
         {**DatasetOut.of(s).model_dump(mode="json"), "node": own}
-        for s in catalog.search(query, limit=min(limit, catalog.max_results))
+        for s in catalog.search(query, facets=facets, limit=min(limit, catalog.max_results))
     ]
-    return local + remote_datasets(exchange, query, max(0, limit - len(local)))
+    return local + remote_datasets(exchange, query, max(0, limit - len(local)), facets)

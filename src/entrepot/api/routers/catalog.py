@@ -132,11 +132,23 @@ def search_federated(
         str,
         Query(max_length=500, description="Words to find (prefixes match).", examples=["visit"]),
     ],
+    provider: ProviderFacet = None,
+    standard: StandardFacet = None,
+    region: RegionFacet = None,
+    sector: SectorFacet = None,
 ) -> Page[DatasetOut]:
     """The node pulls each peer's signed catalog feed first; a peer that cannot be
     reached keeps its last copy. Results carry `node`: query them as `<node>.<sql_name>`.
+    The facets keep this node's datasets and the peers' by the same rule as a search.
     One search finds at most `offset` + `limit` datasets; the page is the last `limit`."""
-    found = client_of(request, actor).catalog_search_federated(q, paging.offset + paging.limit)
+    found = client_of(request, actor).catalog_search_federated(
+        q,
+        paging.offset + paging.limit,
+        provider=provider or (),
+        standard=standard or (),
+        region=region or (),
+        sector=sector or (),
+    )
     body = page_body(found[paging.offset :], len(found), paging.limit, paging.offset)
     return page_of(body, DatasetOut.model_validate)
 
