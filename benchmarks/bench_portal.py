@@ -51,7 +51,11 @@ BAR_MS = 200.0
 OWN = "riverside-hospitals/outpatient-visits"
 TOKEN = re.compile(r'<meta name="csrf-token" content="([0-9a-f]{64})">')
 # Accounts besides the demo's consumer: name -> (role, organization).
-ACCOUNTS = {"riverside-admin": ("provider", "riverside-hospitals"), "log-auditor": ("auditor", "")}
+ACCOUNTS = {
+    "riverside-admin": ("provider", "riverside-hospitals"),
+    "log-auditor": ("auditor", ""),
+    "node-operator": ("operator", ""),
+}
 CONSUMER = "lanshan-health-bureau"
 
 
@@ -143,6 +147,13 @@ def pages_of(role: str, datasets: list[str]) -> list[tuple[str, str | None]]:
             ("/usage", f"/v1/usage?month={date.today():%Y-%m}"),
             ("/usage.csv", None),
         ]
+    if role == "operator":
+        return [
+            *catalog,
+            ("/?q=visits+district&nodes=all", "/v1/catalog/federated?q=visits+district"),
+            ("/federation", None),
+            ("/usage", f"/v1/usage?month={date.today():%Y-%m}"),
+        ]
     return catalog
 
 
@@ -179,6 +190,7 @@ def main() -> None:
             "consumer": tokens[CONSUMER],
             "provider": tokens["riverside-admin"],
             "auditor": tokens["log-auditor"],
+            "operator": tokens["node-operator"],
         }
         results: list[tuple[str, str, Samples, str | None, Samples | None]] = []
         with TestClient(timed) as lifespan:

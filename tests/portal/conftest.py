@@ -35,10 +35,11 @@ ARGS = [
     "--disable-sync",
 ]
 # Accounts the tests sign in with, besides the demo's consumer: name -> (role, org).
-ACCOUNTS = {
+ACCOUNTS: dict[str, tuple[str, str | None]] = {
     "riverside-admin": ("provider", "riverside-hospitals"),
     "city-analyst": ("consumer", "city-analytics"),
     "log-auditor": ("auditor", "public-auditor"),
+    "node-operator": ("operator", None),
 }
 CONSUMER = "lanshan-health-bureau"
 

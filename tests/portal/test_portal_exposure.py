@@ -32,6 +32,7 @@ def _pages(person: Any, role_pages: tuple[str, ...]) -> list[str]:
         ("city-analyst", ("/query",)),
         ("log-auditor", ()),
         ("riverside-admin", ("/provider", "/provider/policy/" + OWN, "/usage")),
+        ("node-operator", ("/federation", "/?q=visits&nodes=all", "/usage")),
     ],
 )
 def test_no_page_shows_an_identifier_each_fits_a_phone_and_passes_axe(

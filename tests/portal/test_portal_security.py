@@ -279,6 +279,7 @@ PAGES = {
     "/transparency": "/transparency",
     "/usage": "/usage",
     "/usage.csv": "/usage.csv",
+    "/federation": "/federation",
     "/portal/audit/proof/{index}": "/portal/audit/proof/0",
     "/portal/static/{name}": "/portal/static/portal.js",
 }

@@ -377,6 +377,24 @@ class LocalClient(ShippedStandards):
     def access_show(self, ident: str) -> dict[str, Any]:
         return _contract_body(self.exchange.contracts.show(self.actor, ident))
 
+    def node_identity(self) -> dict[str, Any]:
+        """This node's name, URL and public key: public, as its peers read them."""
+        from entrepot.federation.peers import identity_of
+
+        return identity_of(self.exchange.node).to_dict()
+
+    def federation(self) -> dict[str, Any]:
+        """This node's identity and its trusted peers with their last pull and health, as
+        ``entrepot node id`` and ``entrepot peer list`` show them: for operators only."""
+        from entrepot.errors import Forbidden
+
+        if not self.actor.administers:
+            raise Forbidden(
+                f"{self.actor.name} may not see this node's peers",
+                hint="only an operator account (or the node's local CLI) may",
+            )
+        return {"node": self.node_identity(), "peers": self.exchange.peers.list()}
+
     def access_remote(self) -> list[dict[str, Any]]:
         from entrepot.federation.remote import remote_grants
 

@@ -13,6 +13,7 @@ route); private queries go to the API's own query runner. No rule lives here.
     /provider                 publish a file, the access inbox, policies
     /transparency             the log, the signed head, verified in the browser
     /usage                    metered use and the month's invoice, as CSV too
+    /federation               the node's name, URL and key, its peers' last sync (operators)
     /signin, /signout         the session cookie
 """
 
@@ -20,7 +21,16 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from entrepot.portal import catalog, console, provider, signin, static, transparency, usage
+from entrepot.portal import (
+    catalog,
+    console,
+    federation,
+    provider,
+    signin,
+    static,
+    transparency,
+    usage,
+)
 
 __all__ = ["ROUTERS", "UPLOAD_PATHS", "router"]
 
@@ -29,7 +39,8 @@ UPLOAD_PATHS = ("/provider/publish",)
 
 # Each page module's routes: the portal is these and nothing else.
 ROUTERS = tuple(
-    module.router for module in (signin, static, catalog, console, provider, transparency, usage)
+    module.router
+    for module in (signin, static, catalog, console, provider, transparency, usage, federation)
 )
 
 router = APIRouter(include_in_schema=False)

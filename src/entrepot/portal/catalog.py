@@ -22,6 +22,8 @@ router = APIRouter(include_in_schema=False)
 Visitor = Annotated[Visit, Depends(visit)]
 # Cards on one catalog page; a search narrows a larger catalog.
 _CARDS = 60
+# Datasets a search over other nodes too finds at most (this node's and the peers').
+_FEDERATED = 500
 
 
 # The catalog's facets, in the order the page shows them.
@@ -62,19 +64,31 @@ def catalog_page(
     standard: FacetValues = None,
     region: FacetValues = None,
     sector: FacetValues = None,
+    nodes: Annotated[str, Query(max_length=3, pattern="^(all)?$")] = "",
 ) -> Response:
     def build() -> Response:
         client = here.client
         words = q.strip()
-        found = client.catalog_search(words) if words else client.catalog_datasets()
         chosen = {
             "provider": sorted(set(provider or ())),
             "standard": sorted(set(standard or ())),
             "region": sorted(set(region or ())),
             "sector": sorted(set(sector or ())),
         }
-        shown = found
-        if any(chosen.values()):
+        federated = bool(nodes) and bool(words)
+        if federated:
+            # Every trusted peer's feed is pulled first; the same facets keep this node's
+            # datasets and the peers' copies, by the catalog's one rule.
+            found = client.catalog_search_federated(words, _FEDERATED)
+            shown = (
+                client.catalog_search_federated(words, _FEDERATED, **chosen)
+                if any(chosen.values())
+                else found
+            )
+        else:
+            found = client.catalog_search(words) if words else client.catalog_datasets()
+            shown = found
+        if not federated and any(chosen.values()):
             # The catalog service filters, as for the API and the CLI; the facets' counts
             # are of the words alone, so a ticked value still shows what else there is.
             shown = (
@@ -93,8 +107,15 @@ def catalog_page(
                     sector=chosen["sector"],
                 )
             )
+        home = client.node_identity()["name"] if federated else None
         cards = [
-            {**d, "policy": policy_line(client.policy(d["dataset"])["policy"])}
+            {
+                **d,
+                "remote": d.get("node") not in (None, home),
+                "policy": None
+                if d.get("node") not in (None, home)
+                else policy_line(client.policy(d["dataset"])["policy"]),
+            }
             for d in shown[:_CARDS]
         ]
         return here.render(
@@ -105,6 +126,7 @@ def catalog_page(
             chosen=chosen,
             cards=cards,
             total=len(shown),
+            nodes="all" if nodes else "",
         )
 
     return here.page(build)

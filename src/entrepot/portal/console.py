@@ -48,7 +48,11 @@ def console_page(here: Visitor) -> Response:
                 }
             )
         return here.render(
-            "console.html", title="Query console", budgets=budgets, datasets=datasets
+            "console.html",
+            title="Query console",
+            budgets=budgets,
+            datasets=datasets,
+            remote=client.access_remote(),
         )
 
     return here.page(build, roles=_CONSUMER)
