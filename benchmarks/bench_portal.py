@@ -152,7 +152,6 @@ def pages_of(role: str, datasets: list[str]) -> list[tuple[str, str | None]]:
             *catalog,
             ("/?q=visits+district&nodes=all", "/v1/catalog/federated?q=visits+district"),
             ("/federation", None),
-            ("/usage", f"/v1/usage?month={date.today():%Y-%m}"),
         ]
     return catalog
 
