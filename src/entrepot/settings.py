@@ -94,6 +94,29 @@ class Settings(BaseModel):
     peer_response_max_bytes: int = Field(
         8 * 1024 * 1024, gt=0, description="Largest answer read from a peer node."
     )
+    peer_retries: int = Field(
+        2,
+        ge=0,
+        le=10,
+        description="Times a call to a peer that may be repeated (catalog feed, grants, "
+        "a query under its request id) is sent again after the peer did not answer.",
+    )
+    peer_backoff_s: float = Field(
+        0.25,
+        ge=0,
+        le=10,
+        description="Wait before the first repeat of a call to a peer; doubled at each "
+        "repeat, never past 4 s.",
+    )
+    peer_breaker_failures: int = Field(
+        5,
+        gt=0,
+        description="Failed calls in a row after which this node stops calling a peer "
+        "for peer_breaker_pause_s.",
+    )
+    peer_breaker_pause_s: float = Field(
+        30.0, gt=0, description="How long calls to a peer that keeps failing are paused."
+    )
     license: str = Field(
         "http://publications.europa.eu/resource/authority/licence/CC_BY_4_0",
         description="IRI of the licence the node's answers are given under, stated in "

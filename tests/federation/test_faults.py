@@ -28,7 +28,7 @@ from entrepot.settings import Settings
 KEY = SigningKey(bytes(range(7, 39)))
 
 
-def hostile(fault: str) -> FastAPI:
+def hostile(fault: str, asked: list[str] | None = None) -> FastAPI:
     app = FastAPI()
 
     def signed(request: Request, body: bytes, status: int = 200) -> Response:
@@ -42,6 +42,8 @@ def hostile(fault: str) -> FastAPI:
 
     @app.get("/federation/v1/catalog")
     def catalog(request: Request) -> Response:
+        if asked is not None:
+            asked.append(request.headers.get(NONCE, ""))
         if fault == "unsigned":
             return Response(b'{"dcat:dataset": []}')
         if fault == "redirect":
@@ -103,3 +105,37 @@ def test_a_query_to_a_peer_that_is_down_names_it_and_spends_nothing(node: Exchan
     with pytest.raises(PeerError, match=r"peer rogue .* cannot be reached"):
         LocalClient(node, node.actor("desk")).query("SELECT COUNT(*) FROM rogue.p.d")
     assert node.ledger.entries() == []
+
+
+def test_a_peer_that_keeps_failing_is_retried_then_paused_and_shown(tmp_path: Path) -> None:
+    opened = Node.init(
+        Settings(
+            home=tmp_path / "a",
+            node_name="a",
+            token_hash_memory_kib=1024,
+            peer_timeout_s=30,
+            peer_retries=2,
+            peer_backoff_s=0,
+            peer_breaker_failures=2,
+        )
+    )
+    node = Exchange(opened)
+    asked: list[str] = []
+    try:
+        with running(hostile("unsigned", asked)) as client:
+            node.peers.add(str(client.base_url), bytes(KEY.verify_key).hex())
+            for _ in range(2):
+                with pytest.raises(PeerError, match="without a valid signature"):
+                    sync(node, "rogue")
+            # Each sync was sent three times, each newly signed.
+            assert len(asked) == 6
+            assert len(set(asked)) == 6
+            with pytest.raises(PeerError, match="not called until") as caught:
+                sync(node, "rogue")
+        assert len(asked) == 6
+        assert caught.value.details["rule"] == "peer_paused"
+        assert caught.value.details["peer"] == "rogue"
+        [peer] = node.peers.list()
+        assert peer["health"].startswith("paused until")
+    finally:
+        opened.close()

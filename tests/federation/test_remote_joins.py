@@ -48,9 +48,14 @@ def between(monkeypatch: pytest.MonkeyPatch) -> list[Message]:
     calling = PeerCall.call
 
     def recorded(
-        self: PeerCall, method: str, path: str, payload: dict[str, Any] | None = None
+        self: PeerCall,
+        method: str,
+        path: str,
+        payload: dict[str, Any] | None = None,
+        *,
+        idempotent: bool = False,
     ) -> Any:
-        answered = calling(self, method, path, payload)
+        answered = calling(self, method, path, payload, idempotent=idempotent)
         sent.append((bytes(self.own_key.verify_key).hex(), self.name, path, payload, answered))
         return answered
 

@@ -60,7 +60,13 @@ def _render(peers: list[dict[str, Any]]) -> None:
         console.print("no peers: add one with `entrepot peer add URL --key KEY`")
         return
     rows = [
-        [p["name"], p["url"], p["key"][:16] + "…", p["last_sync_at"] or "", p["status"]]
+        [
+            p["name"],
+            p["url"],
+            p["key"][:16] + "…",
+            p["last_sync_at"] or "",
+            p["status"] if p["health"] == "ok" else f"{p['health']}; {p['status']}",
+        ]
         for p in peers
     ]
     console.print(table("Peers", ["name", "url", "key", "last sync", "health"], rows))

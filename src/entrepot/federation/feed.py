@@ -345,7 +345,7 @@ def sync(exchange: Exchange, name: str, *, page: int = FEED_PAGE) -> dict[str, A
         with peers.call(name) as call:
             for _ in range(MAX_PAGES):
                 query = {"limit": str(page), **({"since": cursor} if cursor else {})}
-                feed = call.call("GET", f"{FEED_PATH}?{urlencode(query)}")
+                feed = call.call("GET", f"{FEED_PATH}?{urlencode(query)}", idempotent=True)
                 rows, moved, more, present = _read_page(name, feed)
                 if more and (not rows or moved == cursor):
                     raise _garbage(name, "a page that is not the last did not move its cursor")

@@ -27,7 +27,7 @@ from entrepot.errors import Conflict, InvalidInput, NotFound, PeerError
 from entrepot.exchange.node import Node
 from entrepot.federation.envelope import key_hex, parse_key
 from entrepot.federation.models import Nonce, Peer
-from entrepot.federation.transport import PeerCall, peer_url
+from entrepot.federation.transport import PeerCall, breaker_of, peer_url
 from entrepot.transparency.entries import Entry, Kind, actor_name, make_entry
 
 __all__ = ["IDENTITY_PATH", "Identity", "Peers", "identity_of"]
@@ -62,7 +62,7 @@ def identity_of(node: Node) -> Identity:
     return Identity(node.settings.node_name or f"node-{key[:8]}", node.settings.base_url, key)
 
 
-def _peer_dict(peer: Peer) -> dict[str, Any]:
+def _peer_dict(peer: Peer, health: str = "ok") -> dict[str, Any]:
     return {
         "name": peer.name,
         "url": peer.url,
@@ -72,6 +72,7 @@ def _peer_dict(peer: Peer) -> dict[str, Any]:
         if peer.last_sync_at is None
         else as_utc(peer.last_sync_at).isoformat(),
         "status": peer.last_status,
+        "health": health,
     }
 
 
@@ -101,6 +102,10 @@ class Peers:
             self.node.signing_key,
             timeout_s=self.settings.peer_timeout_s,
             max_bytes=self.settings.peer_response_max_bytes,
+            retries=self.settings.peer_retries,
+            backoff_s=self.settings.peer_backoff_s,
+            breaker_failures=self.settings.peer_breaker_failures,
+            breaker_pause_s=self.settings.peer_breaker_pause_s,
         )
 
     def add(self, url: str, key: str) -> dict[str, Any]:
@@ -116,7 +121,7 @@ class Peers:
         if key == key_hex(self.node.verify_key):
             raise InvalidInput("that key is this node's own", hint="add another node's URL and key")
         with self.connect(base, base, verify) as call:
-            told = call.call("GET", IDENTITY_PATH)
+            told = call.call("GET", IDENTITY_PATH, idempotent=True)
         name = told.get("name") if isinstance(told, dict) else None
         if not isinstance(name, str) or told.get("key") != key:
             raise PeerError(
@@ -142,7 +147,10 @@ class Peers:
 
     def list(self) -> list[dict[str, Any]]:
         with self.node.db.read() as session:
-            return [_peer_dict(p) for p in session.scalars(select(Peer).order_by(Peer.name))]
+            peers = list(session.scalars(select(Peer).order_by(Peer.name)))
+        now = utcnow()
+        own = self.node.signing_key
+        return [_peer_dict(p, breaker_of(own, parse_key(p.public_key)).health(now)) for p in peers]
 
     def get(self, name: str) -> Peer:
         with self.node.db.read() as session:

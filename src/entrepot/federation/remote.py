@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import secrets
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
@@ -179,7 +180,7 @@ def remote_grants(exchange: Exchange, actor: Actor) -> list[dict[str, Any]]:
     for peer in asked:
         try:
             with exchange.peers.call(peer.name) as call:
-                answered = call.call("POST", CONTRACTS_PATH, {"consumer": org})
+                answered = call.call("POST", CONTRACTS_PATH, {"consumer": org}, idempotent=True)
         except EntrepotError:
             continue
         contracts = answered.get("contracts") if isinstance(answered, dict) else None
@@ -267,9 +268,16 @@ def forward_query(
     """Have the peer ``node`` answer ``actor``'s query on its data; its answer and receipt."""
     consumer = _consumer(actor)
     peer = exchange.peers.get(node)
-    body = {"consumer": consumer, "sql": _local_sql(sql), "epsilon": epsilon, "purpose": purpose}
+    body = {
+        "consumer": consumer,
+        "sql": _local_sql(sql),
+        "epsilon": epsilon,
+        "purpose": purpose,
+        # The peer answers a request id once: a repeat gets the same answer, spent once.
+        "request": secrets.token_hex(16),
+    }
     with exchange.peers.call(node) as call:
-        answered = call.call("POST", QUERY_PATH, body)
+        answered = call.call("POST", QUERY_PATH, body, idempotent=True)
     receipt = json.dumps(answered.get("receipt"), sort_keys=True).encode()
     log_peer_event(
         exchange,

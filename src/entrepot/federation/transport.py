@@ -8,12 +8,24 @@ user or a peer writes chooses where a request goes; redirects are never followed
 against an internal address), answers are read up to ``peer_response_max_bytes``
 and no further, and every call has the ``peer_timeout_s`` timeout. Whatever goes
 wrong ends as one :class:`~entrepot.errors.PeerError` that names the peer.
+
+A call that may be repeated (``idempotent=True``: reading the catalog feed or a
+consumer's grants, or a query under its request id, which the peer answers once)
+is sent again when the peer did not answer or its answer did not check, after
+``peer_backoff_s``, doubled at each repeat up to 4 s, at most ``peer_retries``
+times; any other call is sent once. After ``peer_breaker_failures`` failed calls
+in a row a :class:`Breaker` stops calling the peer for ``peer_breaker_pause_s``,
+refusing at once with the rule ``peer_paused``; the first call after the pause
+tries the peer again.
 """
 
 from __future__ import annotations
 
 import json
 import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -24,7 +36,10 @@ from entrepot.clock import utcnow
 from entrepot.errors import EntrepotError, InvalidInput, PeerError, from_body
 from entrepot.federation.envelope import NONCE, SIGNATURE, check_response, sign_request
 
-__all__ = ["PeerCall", "peer_url"]
+__all__ = ["Breaker", "PeerCall", "breaker_of", "peer_url"]
+
+# The longest wait between two repeats of a call.
+_BACKOFF_MAX_S = 4.0
 
 
 def peer_url(url: str) -> str:
@@ -57,6 +72,51 @@ def _shared() -> httpx.Client:
         return _CLIENT[0]
 
 
+@dataclass
+class Breaker:
+    """The health of calls from one node to one peer: failures in a row, and a pause."""
+
+    failures: int = 0
+    paused_until: datetime | None = None
+
+    def paused(self, now: datetime) -> bool:
+        return self.paused_until is not None and now < self.paused_until
+
+    def failed(self, now: datetime, threshold: int, pause_s: float) -> None:
+        self.failures += 1
+        if self.failures >= threshold:
+            self.paused_until = now + timedelta(seconds=pause_s)
+
+    def answered(self) -> None:
+        self.failures = 0
+        self.paused_until = None
+
+    def health(self, now: datetime) -> str:
+        if self.paused(now):
+            assert self.paused_until is not None
+            return f"paused until {self.paused_until.isoformat()}"
+        return f"{self.failures} failed calls in a row" if self.failures else "ok"
+
+
+# One breaker per (this node's key, peer's key), for the life of the process.
+_BREAKERS: dict[tuple[bytes, bytes], Breaker] = {}
+_BREAKERS_LOCK = threading.Lock()
+
+
+def breaker_of(own_key: SigningKey, key: VerifyKey) -> Breaker:
+    """The breaker of calls from the node holding ``own_key`` to the peer with ``key``."""
+    with _BREAKERS_LOCK:
+        return _BREAKERS.setdefault((bytes(own_key.verify_key), bytes(key)), Breaker())
+
+
+class _Unanswered(Exception):
+    """The peer did not answer, or not with an answer that checks: worth a repeat."""
+
+    def __init__(self, error: PeerError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
 class PeerCall:
     """One peer, as this node calls it: its name, URL and key, and this node's key."""
 
@@ -69,6 +129,10 @@ class PeerCall:
         *,
         timeout_s: float,
         max_bytes: int,
+        retries: int = 0,
+        backoff_s: float = 0.0,
+        breaker_failures: int = 5,
+        breaker_pause_s: float = 30.0,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.name = name
@@ -81,6 +145,12 @@ class PeerCall:
         self._client = (
             httpx.Client(follow_redirects=False, transport=transport) if self._own else _shared()
         )
+
+        self.retries = retries
+        self.backoff_s = backoff_s
+        self.breaker_failures = breaker_failures
+        self.breaker_pause_s = breaker_pause_s
+        self.breaker = breaker_of(own_key, key)
 
     def close(self) -> None:
         if self._own:
@@ -97,12 +167,48 @@ class PeerCall:
             f"peer {self.name} ({self.url}) {message}", hint=hint, peer=self.name, **details
         )
 
-    def call(self, method: str, path: str, payload: dict[str, Any] | None = None) -> Any:
+    def call(
+        self,
+        method: str,
+        path: str,
+        payload: dict[str, Any] | None = None,
+        *,
+        idempotent: bool = False,
+    ) -> Any:
         """Send a signed request to ``path`` (relative, with its query); the checked answer.
 
         An error the peer answered in entrepot's shape is raised as its own class
-        of the tree, with the peer named in its message.
+        of the tree, with the peer named in its message. An ``idempotent`` call is
+        repeated, each time newly signed, while the peer does not answer.
         """
+        breaker = self.breaker
+        if breaker.paused(utcnow()) and breaker.paused_until is not None:
+            raise self._fail(
+                f"is not called until {breaker.paused_until.isoformat()}, after "
+                f"{breaker.failures} failed calls in a row",
+                "the peer seems down; calls resume after ENTREPOT_PEER_BREAKER_PAUSE_S, "
+                "and `entrepot peer list` shows its health",
+                rule="peer_paused",
+            )
+        repeats = self.retries if idempotent else 0
+        attempt = 0
+        while True:
+            try:
+                answered = self._once(method, path, payload)
+            except _Unanswered as unanswered:
+                if attempt < repeats:
+                    time.sleep(min(self.backoff_s * 2**attempt, _BACKOFF_MAX_S))
+                    attempt += 1
+                    continue
+                breaker.failed(utcnow(), self.breaker_failures, self.breaker_pause_s)
+                raise unanswered.error from None
+            except EntrepotError:
+                breaker.answered()
+                raise
+            breaker.answered()
+            return answered
+
+    def _once(self, method: str, path: str, payload: dict[str, Any] | None) -> Any:
         body = b"" if payload is None else json.dumps(payload, sort_keys=True).encode()
         url = self.url + path.lstrip("/")
         parts = urlsplit(url)
@@ -116,14 +222,18 @@ class PeerCall:
             ) as response:
                 content = self._read(response)
         except httpx.TimeoutException:
-            raise self._fail(
-                "did not answer in time",
-                "the peer is slow or down; retry later, or raise ENTREPOT_PEER_TIMEOUT_S",
+            raise _Unanswered(
+                self._fail(
+                    "did not answer in time",
+                    "the peer is slow or down; retry later, or raise ENTREPOT_PEER_TIMEOUT_S",
+                )
             ) from None
         except httpx.HTTPError as exc:
-            raise self._fail(
-                f"cannot be reached ({type(exc).__name__})",
-                "check that the peer is up and its URL in `entrepot peer list`",
+            raise _Unanswered(
+                self._fail(
+                    f"cannot be reached ({type(exc).__name__})",
+                    "check that the peer is up and its URL in `entrepot peer list`",
+                )
             ) from None
         if response.is_redirect:
             raise self._fail(
@@ -131,14 +241,17 @@ class PeerCall:
                 "peers are called at the URL their operator added; `entrepot peer add` the "
                 "peer again at its current URL",
             )
-        check_response(
-            self.name,
-            self.key,
-            headers[NONCE],
-            response.status_code,
-            content,
-            response.headers.get(SIGNATURE),
-        )
+        try:
+            check_response(
+                self.name,
+                self.key,
+                headers[NONCE],
+                response.status_code,
+                content,
+                response.headers.get(SIGNATURE),
+            )
+        except PeerError as unsigned:
+            raise _Unanswered(unsigned) from None
         try:
             decoded = json.loads(content)
         except ValueError:

@@ -12,11 +12,12 @@ signed for that request.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Callable
 from datetime import date
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
@@ -27,6 +28,9 @@ from entrepot.clock import utcnow
 from entrepot.errors import EntrepotError, InvalidInput
 from entrepot.federation.envelope import NONCE, SIGNATURE, Sender, open_request, sign_response
 from entrepot.federation.peers import identity_of
+
+if TYPE_CHECKING:
+    from entrepot.exchange import Exchange
 
 __all__ = ["router"]
 
@@ -217,6 +221,31 @@ async def remote_contracts(request: Request) -> Response:
     return await _answer(request, work)
 
 
+def _once_per_request(
+    exchange: Exchange,
+    sender: Sender,
+    request_id: str,
+    body: dict[str, Any],
+    run: Callable[[], dict[str, Any]],
+) -> dict[str, Any]:
+    """``run``'s answer, kept under the peer's request id: a repeat of the request (a
+    new signed message with the same id and body) gets it again and spends nothing."""
+    keys = exchange.idempotency
+    owner = f"peer:{sender.key}"
+    fingerprint = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+    kept = keys.claim(owner, request_id, fingerprint)
+    if kept is not None:
+        return kept
+    try:
+        answered = run()
+    except BaseException:
+        # Refused or failed: nothing was spent, so a repeat runs afresh.
+        keys.release(owner, request_id)
+        raise
+    keys.keep(owner, request_id, answered)
+    return answered
+
+
 @router.post(
     "/query",
     summary="A peer's consumer asks a private query of this node's data (peers only).",
@@ -237,12 +266,21 @@ async def remote_query(request: Request) -> Response:
         epsilon = body.get("epsilon")
         if epsilon is not None and not isinstance(epsilon, int | float):
             raise InvalidInput("the request's epsilon is not a number", hint="send a number")
-        answered = LocalClient(exchange, actor).query(
-            _text(body, "sql"),
-            epsilon=None if epsilon is None else float(epsilon),
-            purpose=_text(body, "purpose", optional=True),
-        )
-        answered["receipt"] = witnessed_receipt(exchange, answered["receipt"])
+
+        def run() -> dict[str, Any]:
+            answered = LocalClient(exchange, actor).query(
+                _text(body, "sql"),
+                epsilon=None if epsilon is None else float(epsilon),
+                purpose=_text(body, "purpose", optional=True),
+            )
+            answered["receipt"] = witnessed_receipt(exchange, answered["receipt"])
+            return answered
+
+        request_id = _text(body, "request", optional=True)
+        if request_id is None:
+            answered = run()
+        else:
+            answered = _once_per_request(exchange, sender, request_id, body, run)
         peer = exchange.peers.get(exchange.peers.name_of(sender.key))
         log_peer_event(
             exchange,
