@@ -4,6 +4,7 @@ query wholly outside it is refused from the text alone; near-zero groups are mar
 from __future__ import annotations
 
 import datetime as dt
+import math
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ import entrepot
 from entrepot.engine import DuckDBEngine, EngineOptions
 from entrepot.errors import InvalidInput, PolicyViolation
 from entrepot.privacy import Answer, Policy, default_policy, parse_policy, plan
+from entrepot.privacy._post import NEGLIGIBLE
 from entrepot.privacy.bounds import FALLBACK_ROWS_PER_UNIT
 from entrepot.standards import codelist
 
@@ -340,6 +342,49 @@ def test_the_near_zero_threshold_depends_on_public_numbers_only(tmp_path: Path) 
     rows_per_unit = FALLBACK_ROWS_PER_UNIT  # no version estimate and none in the policy
     counted = 0.5 * (1 - policy.removed_epsilon)
     assert one.near_zero_threshold == pytest.approx(rows_per_unit / counted * 13.1224, rel=1e-4)
+
+
+def test_empty_groups_leave_the_mark_only_at_the_rate_its_threshold_states(
+    tmp_path: Path,
+) -> None:
+    # The demo's `COUNT(*) BY district, diagnosis_group` at ε 0.5 (its bounds: 11 rows
+    # and 2 groups per patient), on data with no rows: every group is empty. Its
+    # threshold is shown (a policy threshold only hides rows; it does not move the mark).
+    sql = (
+        f"SELECT district, diagnosis_group, COUNT(*) AS v FROM {DATASET} "
+        "GROUP BY district, diagnosis_group"
+    )
+    policy = covered(mechanism="laplace", contributions={"groups": 2, "rows_per_unit": 11})
+    p = plan(sql, standard=STANDARD, policy=policy, dataset=DATASET, epsilon=0.5, codes=codes)
+    path = write([], tmp_path / "v.parquet")
+    with (
+        DuckDBEngine(EngineOptions((path.parent,), threads=1)) as engine,
+        engine.session() as session,
+    ):
+        session.register_parquet("v", [path])
+        exact = p.exact(session, "v")
+    threshold = p.near_zero_threshold
+    # A Laplace count of an empty group exceeds f·t with probability (2p)^f / 2 when t
+    # is its threshold at p = 10⁻⁶: countable at f = 0.15 over these releases, where a
+    # threshold from a wrong scale, or one-sided where two-sided was meant, is 5σ off.
+    fraction = 0.15
+    rate = (2 * NEGLIGIBLE) ** fraction / 2
+    releases, beyond, unmarked, shown = 200, 0, 0, 0
+    for _ in range(releases):
+        answer = p.release(*exact)
+        assert answer.near_zero_threshold == threshold
+        for row in answer.rows:
+            count = row.values[0].value
+            assert count is not None
+            assert row.near_zero == (count <= threshold), (row, threshold)
+            beyond += count > fraction * threshold
+            unmarked += not row.near_zero
+            shown += 1
+    assert shown == releases * len(p.groups) > 80_000
+    expected = shown * rate
+    assert abs(beyond - expected) < 5 * math.sqrt(expected), (beyond, expected)
+    # About 0.09 escapes expected here: 4 or more is a 2·10⁻⁶ event.
+    assert unmarked <= 3, unmarked
 
 
 # -- through the public door -------------------------------------------------------------
