@@ -19,10 +19,14 @@ privacy loss checked by Tumult's own privacy function to scale with ε) and appl
 Tumult's post-processing (an AVG: the noisy sum of deviations from the bounds'
 midpoint over the noisy count, at least 1, plus the midpoint). The answer rebuilt
 from the evaluation's own noisy steps is checked to be the one ``Session.evaluate``
-returned. Answers come in rounds within the job's ``seconds`` (see ``_rounds.py``),
-medians last: Tumult's exact exponential mechanism takes about 10 s an answer at 30k
-rows. Prints one JSON line: per query and ε, the answers of every repeat as
-``[[key text..., value]]``.
+returned. Answers come query by query within the job's ``seconds`` (see
+``_rounds.py``): every repeat of a query at every ε right after its evaluation, so
+every query reached gets its full repeats (in rounds, with about 100 s an evaluation
+under load, the budget ran out with one answer per query). No query is begun after
+``seconds``; one begun is finished, but for medians, which come last and stop at
+``seconds`` answer by answer: Tumult's exact exponential mechanism takes about 10 s
+an answer at 30k rows. Prints one JSON line: per query and ε, the answers of every
+repeat as ``[[key text..., value]]``.
 """
 
 from __future__ import annotations
@@ -61,7 +65,7 @@ from tmlt.core.measurements.pandas_measurements.series import AddNoiseToSeries, 
 from tmlt.core.utils.exact_number import ExactNumber
 from tmlt.core.utils.grouped_dataframe import GroupedDataFrame
 
-from _rounds import in_rounds
+from _rounds import query_by_query
 
 # Columns the queries read; the others (the visit id, the per-unit columns a publish
 # adds) only slow Tumult's truncation, which sorts rows by every column.
@@ -299,14 +303,17 @@ def main() -> None:
         return answered(query, outputs)
 
     # Tumult's median (an exact exponential mechanism, in Python) takes 10 s an answer
-    # at 30k rows here, minutes at 1M: the other queries take their rounds first.
+    # at 30k rows here, minutes at 1M: the other queries go first, and a median's
+    # answers stop at the budget one by one.
     queries = job["queries"]
-    results = in_rounds(
+    results = query_by_query(
         {**job, "queries": [q for q in queries if q["function"] != "median"]}, answer
     )
     left = job["seconds"] - (time.perf_counter() - started)
     medians = [q for q in queries if q["function"] == "median"]
-    results |= in_rounds({**job, "queries": medians, "seconds": max(left, 0)}, answer)
+    results |= query_by_query(
+        {**job, "queries": medians, "seconds": max(left, 0)}, answer, finish=False
+    )
     print(json.dumps({"results": results, "seconds": time.perf_counter() - started}))
 
 

@@ -34,7 +34,8 @@ bound entrepot applied to that query, each in its own virtual environment (made 
 first use, see ``_children.py``), while entrepot answers; SmartNoise has no median
 (n/a). Like entrepot, each computes a query's bounded data once and redraws only its
 noise for every answer: Tumult evaluates each query once with ``Session.evaluate``
-and redraws the noise steps of that evaluation at each ε (``_tumult_child.py``),
+and redraws the noise steps of that evaluation for every repeat at each ε before it
+evaluates the next query (``_tumult_child.py``),
 SmartNoise reuses the engine's rows for each SQL text it sends. The ``answers``
 column gives entrepot's, Tumult's and SmartNoise's answers per query and ε; a pair
 counts against Tumult only where both gave at least :data:`MIN_ANSWERS`.
@@ -637,7 +638,7 @@ def main() -> None:
         "--baseline-seconds",
         type=float,
         default=900,
-        help="a baseline begins no answer after this many seconds (per dataset)",
+        help="a baseline begins no answer (Tumult: no query) after this many s (per dataset)",
     )
     parser.add_argument("--datasets", default="demo,skewed", help="of: demo, skewed")
     parser.add_argument("--skip-tumult", action="store_true")
