@@ -119,6 +119,13 @@ def test_the_witness_answers_with_the_protocols_status_codes(pair: Pair) -> None
     grow(pair.log, 2)
     assert post(pair.witness_url, submission_for(pair.log, checkpoint.size).to_text()).is_success
 
+    # A node asked for its own checkpoint from a size its log has not reached says so.
+    beyond = httpx.get(
+        f"{pair.witness_url}federation/v1/checkpoint", params={"old": 9_165_132}, timeout=60
+    )
+    assert beyond.status_code == 400
+    assert beyond.json()["error"]["rule"] == "checkpoint_old_size"
+
 
 def fork_of(pair: Pair, entries: int) -> TransparencyLog:
     """Another log signed with a's key: the history a would show someone else."""

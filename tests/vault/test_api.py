@@ -58,6 +58,7 @@ def test_catalog_and_dcat_export_what_they_name() -> None:
         "CatalogVersion",
         "DatasetPage",
         "DatasetSummary",
+        "FacetColumns",
         "Facets",
         "publish_version",
         "search_terms",
@@ -69,6 +70,8 @@ def test_catalog_and_dcat_export_what_they_name() -> None:
         "DEFAULT_LICENSE",
         "RESTRICTED",
         "agent_iri",
+        "catalog_header",
+        "dataset_entry",
         "dataset_iri",
         "export_dcat",
     ]

@@ -22,7 +22,9 @@ code  rule                     refuses
 
 A refused fork is logged (a ``peer`` entry ``fork_refused`` with both heads), as
 evidence. A witness also pulls a peer's checkpoint (``GET
-/federation/v1/checkpoint?old=N``, the same body) and checks it the same way.
+/federation/v1/checkpoint?old=N``, the same body) and checks it the same way; a node
+asked for a proof from a size its log has not reached refuses with 400,
+``checkpoint_old_size``.
 
 As a log, a node asks every peer to cosign its latest checkpoint
 (:func:`cosigned_checkpoint`) before it answers a peer's query, and the receipt
@@ -309,7 +311,7 @@ def submission_for(exchange: Exchange, old: int) -> Submission:
         raise InvalidInput(
             f"this node's log has a signed head of size {head.size}, smaller than {old}",
             hint="ask for a proof from a size the log has shown",
-            rule="witness_old_size",
+            rule="checkpoint_old_size",
         )
     proof = log.consistency(old, head.size).path if 0 < old < head.size else []
     note = signed_checkpoint(head.size, head.root, exchange.node.signing_key)
