@@ -71,8 +71,8 @@ def render_answer(result: dict[str, Any], *, most: int | None = None) -> None:
         console.print(
             f"~ {len(near)} group(s) near zero: a count under "
             f"{answer.get('near_zero_threshold', 0.0):,.1f} cannot be told from an empty "
-            "group (one passes it with probability 1e-6); an average or quantile is "
-            "shown only where its count's interval excludes 0"
+            "group (an answer's empty groups pass it with probability 1e-6 in all); an "
+            "average or quantile is shown only where its count's interval excludes 0"
         )
     if answer["suppressed"]:
         console.print(

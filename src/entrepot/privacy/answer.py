@@ -45,7 +45,7 @@ class Row:
 
     ``near_zero``: the group's noisy count is under the answer's
     ``near_zero_threshold``, so at this noise level it cannot be told from an empty
-    group (an empty group escapes the mark with probability 10⁻⁶).
+    group (the answer's empty groups escape the mark with probability 10⁻⁶ in all).
     """
 
     key: tuple[Any, ...]
@@ -66,8 +66,9 @@ class Answer:
     deviations from the bounds' midpoint; for a quantile,
     the scale of OpenDP's selection of its estimate, in ranks).
     ``near_zero_threshold`` is the count an empty group's noisy count exceeds with
-    probability 10⁻⁶: a row whose count is under it is marked ``near_zero`` (and
-    suppressed if the policy says so).
+    probability 10⁻⁶ divided by the number of public groups, so that any of the
+    answer's empty groups does with probability at most 10⁻⁶: a row whose count is
+    under it is marked ``near_zero`` (and suppressed if the policy says so).
     ``interval_of`` says what the intervals cover: ``"bounded data"`` when each unit's
     contribution was bounded, and then ``removed`` gives, per aggregate, the noisy
     share of it that bounding removed (over all groups, with its 95% interval),

@@ -275,14 +275,16 @@ class Plan:
     @property
     def near_zero_threshold(self) -> float:
         """The count under which a group is near zero: an empty group's noisy count
-        exceeds it with probability 10⁻⁶ (:data:`entrepot.privacy._post.NEGLIGIBLE`).
+        exceeds it with probability 10⁻⁶ (:data:`entrepot.privacy._post.NEGLIGIBLE`)
+        divided by the number of public groups, so that any of the answer's empty
+        groups does with probability at most 10⁻⁶.
 
-        A function of the public noise scale only, so suppressing by it is too."""
+        A function of the public noise scale and groups only, so suppressing by it is too."""
         name = size_name(self.rewrite.quantities)
         if name is None:
             return 0.0
         kind = next(q.kind for q in self.rewrite.quantities if q.name == name)
-        alpha = near_zero_alpha(kind)
+        alpha = near_zero_alpha(kind, len(self.groups))
         return mechanisms.get(self.mechanism).halfwidth(self.scales[name], alpha)
 
     def _positions(self, exact: pa.Table) -> tuple[Any, Any]:

@@ -93,8 +93,9 @@ class AnswerOut(BaseModel):
     notes: list[str]
     near_zero_threshold: float = Field(
         0.0,
-        description="Rows whose count is under it are near zero: an empty group's noisy "
-        "count exceeds it with probability 1e-6.",
+        description="Rows whose count is under it are near zero: any of the answer's "
+        "empty groups exceeds it with probability at most 1e-6 (each with 1e-6 divided by "
+        "the number of groups).",
     )
     interval_of: str = Field(
         "", description="What the intervals cover: 'bounded data' when contributions were bounded."
