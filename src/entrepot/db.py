@@ -7,7 +7,12 @@ COMMITTED, where a conditional ``UPDATE ... WHERE remaining >= :cost`` re-checks
 predicate after waiting for a row lock, which gives the same guarantee.
 
 The schema is owned by Alembic migrations in ``entrepot/migrations``; models live
-with the package that owns them and share :class:`Base`.
+with the package that owns them and share :data:`METADATA`, through :class:`Base`.
+
+SQLAlchemy's ORM costs a command about 0.1 s of CPU to import, map and configure, so
+this module loads it only when a session or :class:`Base` is first asked for: a
+command that reads a few tables as Core tables (the catalog's listing) runs
+without it.
 """
 
 from __future__ import annotations
@@ -20,14 +25,37 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, MetaData, Select, create_engine, event, func, make_url, select
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Select,
+    create_engine,
+    event,
+    func,
+    make_url,
+    select,
+)
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.sql import text
 
-__all__ = ["MODEL_MODULES", "Base", "Database", "count_rows", "same_database", "shown"]
+from entrepot._metadata import METADATA
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session, sessionmaker
+
+    from entrepot._orm import Base
+
+__all__ = [
+    "METADATA",
+    "MODEL_MODULES",
+    "Base",
+    "Database",
+    "count_rows",
+    "same_database",
+    "shown",
+]
 
 # Modules that declare tables; imported before migrations are compared with models.
 MODEL_MODULES: tuple[str, ...] = (
@@ -44,19 +72,16 @@ MODEL_MODULES: tuple[str, ...] = (
     "entrepot.federation.models",
 )
 
-_NAMING = {
-    "ix": "ix_%(column_0_label)s",
-    "uq": "uq_%(table_name)s_%(column_0_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
-
 _MIGRATIONS = Path(__file__).with_name("migrations")
 
 
-class Base(DeclarativeBase):
-    metadata = MetaData(naming_convention=_NAMING)
+def __getattr__(name: str) -> Any:
+    # The declarative base loads the ORM: only for a module that maps a class on it.
+    if name == "Base":
+        from entrepot._orm import Base
+
+        return Base
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -138,24 +163,41 @@ class Database:
         self.url = url
         self.engine = make_engine(url)
         self.is_sqlite = self.engine.dialect.name == "sqlite"
-        writer = (
-            self.engine.execution_options(sqlite_begin="BEGIN IMMEDIATE")
-            if self.is_sqlite
-            else self.engine
-        )
-        self._reader = sessionmaker(self.engine, expire_on_commit=False)
-        self._writer = sessionmaker(writer, expire_on_commit=False)
+        self._sessions: tuple[sessionmaker[Session], sessionmaker[Session]] | None = None
+
+    def _sessionmakers(self) -> tuple[sessionmaker[Session], sessionmaker[Session]]:
+        """The reader's and the writer's session factories, made on first use."""
+        if self._sessions is None:
+            from sqlalchemy.orm import sessionmaker
+
+            writer = (
+                self.engine.execution_options(sqlite_begin="BEGIN IMMEDIATE")
+                if self.is_sqlite
+                else self.engine
+            )
+            self._sessions = (
+                sessionmaker(self.engine, expire_on_commit=False),
+                sessionmaker(writer, expire_on_commit=False),
+            )
+        return self._sessions
 
     @contextmanager
     def read(self) -> Iterator[Session]:
         """A session for reads; nothing it does is committed (closing it rolls back)."""
-        with self._reader() as session:
+        with self._sessionmakers()[0]() as session:
             yield session
+
+    @contextmanager
+    def connect(self) -> Iterator[Connection]:
+        """A connection for reads of Core tables, without the ORM; nothing it does is
+        committed (closing it rolls back)."""
+        with self.engine.connect() as connection:
+            yield connection
 
     @contextmanager
     def write(self) -> Iterator[Session]:
         """One write transaction: committed when the block ends, rolled back on error."""
-        with self._writer() as session, session.begin():
+        with self._sessionmakers()[1]() as session, session.begin():
             yield session
 
     def upgrade(self) -> None:
@@ -203,7 +245,7 @@ def _head_revisions() -> frozenset[str]:
     return frozenset(revises) - revised
 
 
-def count_rows(session: Session, query: Select[Any]) -> int:
+def count_rows(session: Session | Connection, query: Select[Any]) -> int:
     """How many rows ``query`` selects, counted by the database (its order and window dropped)."""
     counted = select(func.count()).select_from(query.order_by(None).subquery())
     return int(session.scalar(counted) or 0)
@@ -218,6 +260,6 @@ def alembic_config() -> Any:
 
 
 def import_models() -> None:
-    """Import every module that declares tables, so ``Base.metadata`` is complete."""
+    """Import every module that declares tables, so :data:`METADATA` is complete."""
     for name in MODEL_MODULES:
         importlib.import_module(name)

@@ -11,7 +11,6 @@ no provider exists without its organization, nor one made later on first use. Ac
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 
 from sqlalchemy import CheckConstraint, DateTime, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
@@ -20,15 +19,9 @@ from sqlalchemy.orm import Mapped, mapped_column
 # be declared before an organization is first written (the vault package loads lazily).
 import entrepot.vault.models  # noqa: F401
 from entrepot.db import Base
+from entrepot.roles import Role
 
 __all__ = ["Organization", "Role"]
-
-
-class Role(StrEnum):
-    OPERATOR = "operator"
-    PROVIDER = "provider"
-    CONSUMER = "consumer"
-    AUDITOR = "auditor"
 
 
 _ROLES = "', '".join(Role)

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from entrepot.organizations import Role
-from entrepot.transparency.entries import actor_name
+from entrepot.roles import Role
 
 __all__ = ["LOCAL", "Actor"]
 
@@ -28,6 +27,9 @@ class Actor:
     def name(self) -> str:
         """How the log, transitions and ledger rows name this actor: its organization,
         whichever of its accounts acted (:func:`~entrepot.transparency.entries.actor_name`)."""
+        # The log's entries load only for a name written down, not to read the catalog.
+        from entrepot.transparency.entries import actor_name
+
         return actor_name(self.org_slug)
 
     @property

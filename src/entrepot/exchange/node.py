@@ -39,12 +39,13 @@ from nacl.signing import SigningKey, VerifyKey
 from entrepot._files import private_dir
 from entrepot.db import Database, same_database, shown
 from entrepot.errors import Conflict, InvalidInput, NotFound, StorageCorrupt
-from entrepot.exchange.outbox import Outbox, has_pending, remember_log
+from entrepot.exchange._outbox_tables import has_pending
 from entrepot.settings import Settings
 from entrepot.vault._storage import sweep_temp_files, temp_path
 
 if TYPE_CHECKING:
     from entrepot.engine import Engine
+    from entrepot.exchange.outbox import Outbox
     from entrepot.transparency import TransparencyLog
 
 __all__ = ["Node", "record_database", "recorded_database"]
@@ -216,6 +217,7 @@ class Node:
     def log(self) -> TransparencyLog:
         """The transparency log in ``<home>/log/``, opened on first use."""
         # Loaded here: a command that reads metadata neither opens nor loads the log.
+        from entrepot.exchange.outbox import remember_log
         from entrepot.transparency import TransparencyLog
 
         return TransparencyLog(
@@ -229,6 +231,8 @@ class Node:
     @cached_property
     def outbox(self) -> Outbox:
         """Log entries owed by committed state changes (see :mod:`entrepot.exchange.outbox`)."""
+        from entrepot.exchange.outbox import Outbox
+
         return Outbox(self.db, self.log, fault_point=self.settings.fault_point)
 
     def close(self) -> None:

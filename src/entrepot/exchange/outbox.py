@@ -33,11 +33,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import BigInteger, DateTime, Integer, LargeBinary, String, select, update
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy import select, update
+from sqlalchemy.orm import Mapped, Session
 
 from entrepot.clock import utcnow
 from entrepot.db import Base, Database
+from entrepot.exchange._outbox_tables import has_pending, log_outbox, log_state
 from entrepot.vault._storage import fault
 
 if TYPE_CHECKING:
@@ -47,6 +48,7 @@ __all__ = [
     "LogState",
     "Outbox",
     "OutboxRow",
+    "has_pending",
     "log_state_problems",
     "pending_entries",
     "remember_log",
@@ -59,26 +61,26 @@ _STATE_ID = 1
 class OutboxRow(Base):
     """A log entry owed by a committed state change; done once ``log_index`` is set."""
 
-    __tablename__ = "log_outbox"
+    __table__ = log_outbox
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    entry: Mapped[bytes] = mapped_column(LargeBinary)
-    created_at: Mapped[datetime] = mapped_column(DateTime)
-    claimed_size: Mapped[int | None] = mapped_column(BigInteger)
-    log_index: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    id: Mapped[int]
+    entry: Mapped[bytes]
+    created_at: Mapped[datetime]
+    claimed_size: Mapped[int | None]
+    log_index: Mapped[int | None]
 
 
 class LogState(Base):
     """What node.db last saw of the log (one row)."""
 
-    __tablename__ = "log_state"
+    __table__ = log_state
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    size: Mapped[int] = mapped_column(BigInteger)
-    root: Mapped[str] = mapped_column(String(64))
-    heads_end: Mapped[int] = mapped_column(BigInteger)
-    head_sha256: Mapped[str | None] = mapped_column(String(64))
-    updated_at: Mapped[datetime] = mapped_column(DateTime)
+    id: Mapped[int]
+    size: Mapped[int]
+    root: Mapped[str]
+    heads_end: Mapped[int]
+    head_sha256: Mapped[str | None]
+    updated_at: Mapped[datetime]
 
 
 @dataclass(frozen=True)
@@ -135,15 +137,6 @@ class Outbox:
     def _set(self, row_id: int, **values: int) -> None:
         with self.db.write() as session:
             session.execute(update(OutboxRow).where(OutboxRow.id == row_id).values(**values))
-
-
-_PENDING = select(OutboxRow.id).where(OutboxRow.log_index.is_(None))
-
-
-def has_pending(db: Database) -> bool:
-    """Whether a committed state change still owes the log its entry (one indexed read)."""
-    with db.read() as session:
-        return session.scalar(_PENDING.limit(1)) is not None
 
 
 def pending_entries(db: Database) -> list[bytes]:
