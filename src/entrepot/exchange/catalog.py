@@ -26,35 +26,30 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from sqlalchemy import bindparam, select, text
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy import Connection, Select, bindparam, select, text
 
 from entrepot.clock import as_utc, utcnow
 from entrepot.db import Database, count_rows
 from entrepot.errors import LimitExceeded, NotFound
-from entrepot.exchange.actors import Actor
-from entrepot.exchange.node import Node
-from entrepot.standards.schema import Standard, parse_standard
 from entrepot.standards.scope import Term, region, sector
-from entrepot.transparency.entries import Kind, actor_name, make_entry
-from entrepot.vault import (
-    DatasetRef,
-    Progress,
-    Published,
-    PublishRequest,
-    UnitBound,
-    VersionInfo,
-)
-from entrepot.vault.datasets import find_dataset, version_info
-from entrepot.vault.models import Dataset, DatasetRegion, Provider, Version
+from entrepot.vault.refs import DatasetRef
+from entrepot.vault.tables import dataset_regions, datasets, providers
+from entrepot.vault.tables import versions as versions_table
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from entrepot.exchange.actors import Actor
+    from entrepot.exchange.node import Node
     from entrepot.privacy.policy import Policy
+    from entrepot.standards.schema import Standard
+    from entrepot.vault import Progress, Published, PublishRequest, VersionInfo
+    from entrepot.vault.models import Dataset
 
 __all__ = [
     "CONTENT_FIGURES",
@@ -281,7 +276,7 @@ class Facets:
 
     def ids(self) -> Any:
         """The ids of the datasets these facets keep, as a subquery."""
-        return self.restrict(select(Dataset.id).join(Provider, Provider.id == Dataset.provider_id))
+        return self.restrict(select(datasets.c.id).join(providers, _OWNER))
 
 
 @dataclass(frozen=True)
@@ -300,41 +295,122 @@ class FacetColumns:
 
 
 _DATASETS = FacetColumns(
-    id=Dataset.id,
-    provider=Provider.slug,
-    standard=Dataset.standard,
-    sector=Dataset.sector,
-    region_owner=DatasetRegion.dataset_id,
-    region_code=DatasetRegion.code,
+    id=datasets.c.id,
+    provider=providers.c.slug,
+    standard=datasets.c.standard,
+    sector=datasets.c.sector,
+    region_owner=dataset_regions.c.dataset_id,
+    region_code=dataset_regions.c.code,
 )
 
+_OWNER = providers.c.id == datasets.c.provider_id
 
-def _summary(dataset: Dataset, viewer: Actor | None, score: float | None = None) -> DatasetSummary:
-    latest = dataset.versions[-1] if dataset.versions else None
-    owned = sees_content(viewer, dataset.provider_id)
+# What a line of the catalog shows of a dataset and its provider, read with Core.
+_LISTED = select(
+    datasets.c.id,
+    datasets.c.provider_id,
+    datasets.c.slug,
+    datasets.c.title,
+    datasets.c.description,
+    datasets.c.standard,
+    datasets.c.updated_at,
+    datasets.c.sector,
+    providers.c.slug.label("provider_slug"),
+    providers.c.name.label("provider_name"),
+).join(providers, _OWNER)
+
+# Datasets whose versions and regions are read in one statement (SQLAlchemy's own
+# batch for an IN list of ids).
+_BATCH = 500
+
+
+def _summary(
+    listed: Any,
+    versions: Sequence[tuple[int, int]],
+    regions: Iterable[str],
+    viewer: Actor | None,
+    score: float | None = None,
+) -> DatasetSummary:
+    """A line of the catalog from ``listed`` (a row of :data:`_LISTED`, or anything with
+    its attributes), its versions' (number, rows) oldest first and its region codes."""
+    latest = versions[-1] if versions else None
+    owned = sees_content(viewer, listed.provider_id)
     return DatasetSummary(
-        ref=DatasetRef(dataset.provider.slug, dataset.slug),
-        title=dataset.title,
-        description=dataset.description,
-        provider=dataset.provider.name,
-        standard=dataset.standard,
-        versions=len(dataset.versions),
-        latest=latest.number if latest else None,
-        rows=latest.rows if latest and owned else None,
-        updated_at=as_utc(dataset.updated_at),
+        ref=DatasetRef(listed.provider_slug, listed.slug),
+        title=listed.title,
+        description=listed.description,
+        provider=listed.provider_name,
+        standard=listed.standard,
+        versions=len(versions),
+        latest=latest[0] if latest else None,
+        rows=latest[1] if latest and owned else None,
+        updated_at=as_utc(listed.updated_at),
         score=score,
-        regions=tuple(region(code) for code in dataset.region_codes),
-        sector=None if dataset.sector is None else sector(dataset.sector),
+        regions=tuple(region(code) for code in regions),
+        sector=None if listed.sector is None else sector(listed.sector),
     )
 
 
-def _of_provider(query: Any, provider: str | None, facets: Facets) -> Any:
-    query = facets.restrict(query.join(Provider, Provider.id == Dataset.provider_id))
-    return query if provider is None else query.where(Provider.slug == provider)
+def _summaries(
+    connection: Connection,
+    listed: Sequence[Any],
+    viewer: Actor | None,
+    scores: Sequence[float | None] | None = None,
+) -> list[DatasetSummary]:
+    """The catalog's lines of the rows ``listed``, in their order: their versions and
+    regions read in a statement per :data:`_BATCH` datasets."""
+    numbers: dict[int, list[tuple[int, int]]] = {}
+    codes: dict[int, list[str]] = {}
+    ids = [row.id for row in listed]
+    for start in range(0, len(ids), _BATCH):
+        batch = ids[start : start + _BATCH]
+        for owner, number, rows in connection.execute(
+            select(versions_table.c.dataset_id, versions_table.c.number, versions_table.c.rows)
+            .where(versions_table.c.dataset_id.in_(batch))
+            .order_by(versions_table.c.dataset_id, versions_table.c.number)
+        ):
+            numbers.setdefault(owner, []).append((number, rows))
+        for owner, code in connection.execute(
+            select(dataset_regions.c.dataset_id, dataset_regions.c.code)
+            .where(dataset_regions.c.dataset_id.in_(batch))
+            .order_by(dataset_regions.c.dataset_id, dataset_regions.c.position)
+        ):
+            codes.setdefault(owner, []).append(code)
+    return [
+        _summary(
+            row,
+            numbers.get(row.id, []),
+            codes.get(row.id, []),
+            viewer,
+            None if scores is None else scores[i],
+        )
+        for i, row in enumerate(listed)
+    ]
 
 
-def _versions_of(query: Any, dataset: Dataset) -> Any:
-    return query.where(Version.dataset_id == dataset.id)
+class _Mapped:
+    """A mapped dataset (its provider loaded) as :func:`_summary` reads a listed row."""
+
+    def __init__(self, dataset: Dataset) -> None:
+        self.dataset = dataset
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.dataset, name)
+
+    @property
+    def provider_slug(self) -> str:
+        return self.dataset.provider.slug
+
+    @property
+    def provider_name(self) -> str:
+        return self.dataset.provider.name
+
+
+def _of_provider(query: Select[Any], provider: str | None, facets: Facets) -> Select[Any]:
+    """``query``, which selects from datasets joined to their providers, kept to
+    ``provider`` (if given) and ``facets``."""
+    query = facets.restrict(query)
+    return query if provider is None else query.where(providers.c.slug == provider)
 
 
 def _ts_query(terms: list[str]) -> str:
@@ -348,22 +424,9 @@ def _fts_query(terms: list[str]) -> str:
     return " ".join(f'"{t}"*' for t in terms)
 
 
-def _load(session: Session, ids: list[int]) -> dict[int, Dataset]:
-    rows = session.scalars(
-        select(Dataset)
-        .where(Dataset.id.in_(ids))
-        .options(
-            selectinload(Dataset.provider),
-            selectinload(Dataset.versions),
-            selectinload(Dataset.regions),
-        )
-    ).all()
-    return {d.id: d for d in rows}
-
-
-def _kept(session: Session, facets: Facets) -> list[int] | None:
+def _kept(connection: Connection, facets: Facets) -> list[int] | None:
     """The ids of the datasets ``facets`` keep; None when they keep every dataset."""
-    return None if not facets else list(session.scalars(facets.ids()))
+    return None if not facets else list(connection.scalars(facets.ids()))
 
 
 def _among(sql: str, column: str, kept: list[int] | None) -> Any:
@@ -398,23 +461,16 @@ class Catalog:
     ) -> list[DatasetSummary]:
         """Every dataset (of one provider if given, within ``facets``), by reference: the
         ``limit`` of them from ``offset`` (all when ``limit`` is None)."""
-        query = (
-            _of_provider(select(Dataset), provider, facets)
-            .options(
-                selectinload(Dataset.provider),
-                selectinload(Dataset.versions),
-                selectinload(Dataset.regions),
-            )
-            .order_by(Provider.slug, Dataset.slug)
-        )
-        with self.db.read() as session:
-            found = session.scalars(query.limit(limit).offset(offset)).all()
-            return [_summary(d, self.viewer) for d in found]
+        query = _of_provider(_LISTED, provider, facets).order_by(providers.c.slug, datasets.c.slug)
+        with self.db.connect() as connection:
+            found = connection.execute(query.limit(limit).offset(offset)).all()
+            return _summaries(connection, found, self.viewer)
 
     def count_datasets(self, *, provider: str | None = None, facets: Facets = Facets()) -> int:
         """How many datasets :meth:`datasets` lists in all."""
-        with self.db.read() as session:
-            return count_rows(session, _of_provider(select(Dataset.id), provider, facets))
+        ids = select(datasets.c.id).join(providers, _OWNER)
+        with self.db.connect() as connection:
+            return count_rows(connection, _of_provider(ids, provider, facets))
 
     def search(
         self,
@@ -436,12 +492,12 @@ class Catalog:
         limit = min(limit, self.max_results - offset)
         if not terms or limit <= 0:
             return []
-        with self.db.read() as session:
-            kept = _kept(session, facets)
+        with self.db.connect() as connection:
+            kept = _kept(connection, facets)
             if kept is not None and not kept:
                 return []
-            if session.get_bind().dialect.name == "postgresql":
-                hits = session.execute(
+            if connection.dialect.name == "postgresql":
+                hits = connection.execute(
                     _among(
                         "SELECT s.dataset_id, ts_rank(s.document, q) AS score "
                         "FROM catalog_search AS s, to_tsquery('english', :q) AS q "
@@ -453,7 +509,7 @@ class Catalog:
                     {"q": _ts_query(terms), "limit": limit, "offset": offset},
                 ).all()
             else:
-                hits = session.execute(
+                hits = connection.execute(
                     _among(
                         f"SELECT rowid, -bm25(catalog_fts, {_BM25_WEIGHTS}) AS score "
                         "FROM catalog_fts WHERE catalog_fts MATCH :q{among} "
@@ -463,12 +519,19 @@ class Catalog:
                     ),
                     {"q": _fts_query(terms), "limit": limit, "offset": offset},
                 ).all()
-            datasets = _load(session, [row[0] for row in hits])
-            return [
-                _summary(datasets[row[0]], self.viewer, float(row[1]))
-                for row in hits
-                if row[0] in datasets
-            ]
+            found = {
+                row.id: row
+                for row in connection.execute(
+                    _LISTED.where(datasets.c.id.in_([hit[0] for hit in hits]))
+                )
+            }
+            kept_hits = [hit for hit in hits if hit[0] in found]
+            return _summaries(
+                connection,
+                [found[hit[0]] for hit in kept_hits],
+                self.viewer,
+                [float(hit[1]) for hit in kept_hits],
+            )
 
     def count_search(self, query: str, *, facets: Facets = Facets()) -> int:
         """How many datasets :meth:`search` pages through: the matches, at most
@@ -476,12 +539,12 @@ class Catalog:
         terms = search_terms(query)
         if not terms:
             return 0
-        with self.db.read() as session:
-            kept = _kept(session, facets)
+        with self.db.connect() as connection:
+            kept = _kept(connection, facets)
             if kept is not None and not kept:
                 return 0
-            if session.get_bind().dialect.name == "postgresql":
-                counted = session.scalar(
+            if connection.dialect.name == "postgresql":
+                counted = connection.scalar(
                     _among(
                         "SELECT count(*) FROM catalog_search AS s, to_tsquery('english', :q) AS q "
                         "WHERE s.document @@ q{among}",
@@ -491,7 +554,7 @@ class Catalog:
                     {"q": _ts_query(terms)},
                 )
             else:
-                counted = session.scalar(
+                counted = connection.scalar(
                     _among(
                         "SELECT count(*) FROM catalog_fts WHERE catalog_fts MATCH :q{among}",
                         "rowid",
@@ -503,12 +566,22 @@ class Catalog:
 
     def show(self, ref: DatasetRef | str) -> DatasetPage:
         """The page of one dataset."""
+        from entrepot.vault.datasets import find_dataset
+
         with self.db.read() as session:
             return self._page(find_dataset(session, ref, versions=True))
 
     def _page(self, dataset: Dataset, standard: Standard | None = None) -> DatasetPage:
+        from entrepot.standards.schema import parse_standard
+
+        summary = _summary(
+            _Mapped(dataset),
+            [(v.number, v.rows) for v in dataset.versions],
+            dataset.region_codes,
+            self.viewer,
+        )
         return DatasetPage(
-            summary=_summary(dataset, self.viewer),
+            summary=summary,
             standard=standard or parse_standard(dataset.schema, dataset.standard),
             created_at=as_utc(dataset.created_at),
             versions=self._versions(dataset),
@@ -519,10 +592,13 @@ class Catalog:
     ) -> list[CatalogVersion]:
         """One dataset's versions, oldest first: the ``limit`` of them from ``offset`` (all
         when ``limit`` is None)."""
+        from entrepot.vault.datasets import find_dataset, version_info
+        from entrepot.vault.models import Version
+
         with self.db.read() as session:
             dataset = find_dataset(session, ref)
             owned = sees_content(self.viewer, dataset.provider_id)
-            query = _versions_of(select(Version), dataset).order_by(Version.number)
+            query = select(Version).where(Version.dataset_id == dataset.id).order_by(Version.number)
             return [
                 CatalogVersion.of(version_info(dataset, v), owned=owned)
                 for v in session.scalars(query.limit(limit).offset(offset))
@@ -530,19 +606,30 @@ class Catalog:
 
     def count_versions(self, ref: DatasetRef | str) -> int:
         """How many versions ``ref`` has."""
+        from entrepot.vault.datasets import find_dataset
+
         with self.db.read() as session:
             dataset = find_dataset(session, ref)
-            return count_rows(session, _versions_of(select(Version.id), dataset))
+            ids = select(versions_table.c.id).where(versions_table.c.dataset_id == dataset.id)
+            return count_rows(session, ids)
 
     def _versions(self, dataset: Dataset) -> list[CatalogVersion]:
+        from entrepot.vault.datasets import version_info
+
         owned = sees_content(self.viewer, dataset.provider_id)
         return [CatalogVersion.of(version_info(dataset, v), owned=owned) for v in dataset.versions]
 
     def pages(self) -> list[DatasetPage]:
         """Every dataset's page, by reference (for exports): one read for all of them (a
         read per dataset took 8 s for 500 datasets under load, benchmarks/RESULTS.md)."""
+        from sqlalchemy.orm import selectinload
+
+        from entrepot.standards.schema import parse_standard
+        from entrepot.vault.models import Dataset, Provider
+
         query = (
-            _of_provider(select(Dataset), None, Facets())
+            select(Dataset)
+            .join(Provider, Provider.id == Dataset.provider_id)
             .options(
                 selectinload(Dataset.provider),
                 selectinload(Dataset.versions),
@@ -585,11 +672,15 @@ def publish_version(
     commitment (a keyed hash a rebuilt candidate file cannot confirm), never by a
     figure or a value of its rows.
     """
-    # The policy and the ledger load only for a publish, not for reading the catalog.
+    # The policy, the ledger and the log's entries load only for a publish, not for
+    # reading the catalog.
     from entrepot.exchange.openings import commitment_of
     from entrepot.privacy.bounds import estimate_rows_per_unit
     from entrepot.privacy.ledger import debit_bound, tighten_delta_cap
     from entrepot.privacy.policy import dataset_delta_cap
+    from entrepot.transparency.entries import Kind, actor_name, make_entry
+    from entrepot.vault import UnitBound
+    from entrepot.vault.datasets import find_dataset
 
     governing: list[Policy] = []
 
