@@ -78,6 +78,13 @@ class Settings(BaseModel):
     peer_timeout_s: float = Field(
         10.0, gt=0, description="Timeout of one call to a peer node, connecting and reading."
     )
+    peer_join_timeout_s: float = Field(
+        600.0,
+        gt=0,
+        description="Timeout of a join across nodes that this node asks a holder's node to "
+        "lead: the leader blinds and matches both sides before it answers, which takes "
+        "longer than one call for large sides.",
+    )
     witness_timeout_s: float = Field(
         2.0,
         gt=0,

@@ -8,11 +8,12 @@ action ``private-join``) and each holder's provider grants it there.
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 from tests.api.conftest import running
 from tests.exchange.join_world import PAYMENTS, VISITS, Payment, Visit
@@ -48,7 +49,7 @@ JOIN = (
 POLICY = """
 contributions: {{rows_per_unit: 1000, groups: 20}}
 epsilon: {{per_query: 1.0, dataset_cap: {cap}}}
-latency_floor_ms: 0
+latency_floor_ms: {floor}
 join_with: [{other}]
 """
 VISIT_ROWS: list[Visit] = [
@@ -132,11 +133,16 @@ def nodes(
     caps: tuple[float, float] = (1000.0, 1000.0),
     consumers: str = "c",
     grants: str = "ab",
+    floor_ms: int = 0,
+    settings: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Iterator[Nodes]:
     """Nodes a, b and c, peered with each other, served on loopback; ``consumers``
     names the nodes where ``city-desk`` is a consumer asking for both datasets, which
-    the holders named in ``grants`` grant."""
-    made = {name: federation_node(tmp_path, name) for name in "abc"}
+    the holders named in ``grants`` grant. Both holders' policies pad answers to
+    ``floor_ms``; ``settings`` overrides a node's settings, by its name."""
+    made = {
+        name: federation_node(tmp_path, name, **(settings or {}).get(name, {})) for name in "abc"
+    }
     publish(made["a"], "riverside-hospitals", "health.visit", "Outpatient visits", _visits(visits))
     publish(made["b"], "acme-pay", "payments.transaction", "Transactions", payment_rows(payments))
     exchanges = {name: Exchange(node) for name, node in made.items()}
@@ -146,7 +152,9 @@ def nodes(
     ):
         ex = exchanges[holder]
         owner = ex.actor(dataset.split("/")[0])
-        ex.policies.set(owner, dataset, POLICY.format(other=other, cap=cap), where="test")
+        ex.policies.set(
+            owner, dataset, POLICY.format(other=other, cap=cap, floor=floor_ms), where="test"
+        )
     for name in consumers:
         exchanges[name].accounts.create(LOCAL, CONSUMER, "consumer")
     try:

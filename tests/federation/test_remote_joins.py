@@ -125,6 +125,18 @@ def test_a_consumer_of_a_third_node_joins_two_nodes_datasets(tmp_path: Path) -> 
         assert peer_actions(world.c)[-1] == "join_answered"
 
 
+def test_a_join_longer_than_one_peer_call_is_waited_for_up_to_the_join_timeout(
+    tmp_path: Path,
+) -> None:
+    # The holders pad the answer to 1.5 s, past c's timeout for one call to a peer.
+    calls = {"peer_timeout_s": 1.0, "peer_join_timeout_s": 30.0}
+    with nodes(tmp_path, floor_ms=1500, settings={"c": calls}) as world:
+        answered = world.consumer().query(JOIN, epsilon=0.5)
+        assert {r["node"] for r in answered["receipts"]} == {"a", "b"}
+        assert spent(world) == (0.5, 0.5, 0)
+        assert peer_actions(world.c)[-1] == "join_answered"
+
+
 def test_no_message_between_nodes_carries_an_identifier_a_node_could_recognise(
     tmp_path: Path, between: list[Message]
 ) -> None:
@@ -186,7 +198,7 @@ def test_a_consumer_on_a_holders_node_has_the_other_holder_match(tmp_path: Path)
 def test_each_holders_own_policy_and_grant_are_checked_on_its_node(tmp_path: Path) -> None:
     with nodes(tmp_path) as world:
         owner = world.b.actor("acme-pay")
-        text = POLICY.format(other="payments.refund", cap=1000.0)
+        text = POLICY.format(other="payments.refund", cap=1000.0, floor=0)
         world.b.policies.set(owner, "acme-pay/transactions", text, where="test")
         with pytest.raises(PolicyViolation, match="does not allow joining"):
             world.consumer().query(JOIN, epsilon=0.5)

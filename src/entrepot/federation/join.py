@@ -288,7 +288,7 @@ def forward_join(
     """Have the holders' nodes answer ``actor``'s join of their datasets; the answer and
     every holder's receipt. The first holder that is not this node leads."""
     leader, body = mandate(exchange, actor, holders, sql, epsilon=epsilon, purpose=purpose)
-    with exchange.peers.call(leader) as call:
+    with exchange.peers.call(leader, timeout_s=exchange.settings.peer_join_timeout_s) as call:
         answered = call.call("POST", JOIN_PATH, body)
     log_peer_event(
         exchange,

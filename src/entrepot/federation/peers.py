@@ -94,13 +94,15 @@ class Peers:
     def identity(self) -> Identity:
         return identity_of(self.node)
 
-    def connect(self, name: str, url: str, key: VerifyKey) -> PeerCall:
+    def connect(
+        self, name: str, url: str, key: VerifyKey, *, timeout_s: float | None = None
+    ) -> PeerCall:
         return PeerCall(
             name,
             url,
             key,
             self.node.signing_key,
-            timeout_s=self.settings.peer_timeout_s,
+            timeout_s=self.settings.peer_timeout_s if timeout_s is None else timeout_s,
             max_bytes=self.settings.peer_response_max_bytes,
             retries=self.settings.peer_retries,
             backoff_s=self.settings.peer_backoff_s,
@@ -175,10 +177,11 @@ class Peers:
         self.node.outbox.flush()
         return shown
 
-    def call(self, name: str) -> PeerCall:
-        """A signed channel to the trusted peer ``name``."""
+    def call(self, name: str, *, timeout_s: float | None = None) -> PeerCall:
+        """A signed channel to the trusted peer ``name``; its calls time out after
+        ``timeout_s`` (default ``peer_timeout_s``)."""
         peer = self.get(name)
-        return self.connect(peer.name, peer.url, parse_key(peer.public_key))
+        return self.connect(peer.name, peer.url, parse_key(peer.public_key), timeout_s=timeout_s)
 
     def note(self, name: str, status: str, *, synced: bool = False) -> None:
         """Remember how the last call to ``name`` went (``peer list`` shows it)."""
