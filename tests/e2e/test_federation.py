@@ -3,9 +3,10 @@
 Node a holds hospital visits, node c payments, node b's consumer asks for them. The
 three peer each other by key, b searches every catalog, asks a for access, a's
 provider grants it, b's consumer queries a's data, and c verifies a's receipt
-offline, with the cosignatures b and c gave a's checkpoint as its witnesses. Then
-b's consumer joins a's visits with c's payments: a and c each grant it, a matches,
-and each holder spends and signs for its own dataset.
+offline, first as a signed it, then with the cosignatures b and c later gave a's
+checkpoint as its witnesses. Then b's consumer joins a's visits with c's payments:
+a and c each grant it, a matches, and each holder spends and signs for its own
+dataset.
 """
 
 from __future__ import annotations
@@ -118,9 +119,16 @@ def test_three_nodes_search_request_query_and_verify_across(tmp_path: Path) -> N
         # b's consumer has no grant of its own on b, nor any ledger there.
         assert run(env["b"], "budget", "--as", "city-desk") == []
 
+        # The answer came with a's checkpoint signed by a alone: it verifies as it is.
+        alone = run(env["c"], "receipt", "verify", str(receipt), "--peer", "a")
+        assert alone["ok"] is True  # type: ignore[index]
+        assert alone["cosigned_by"] == []  # type: ignore[index]
+        # a's peers cosign it off the answer's path; the receipt then takes the
+        # checkpoint they cosigned, and c checks its own cosignature and b's.
+        witnessed = run(env["c"], "receipt", "witness", str(receipt), "--peer", "a")
+        assert {w["node"] for w in witnessed["cosigned_by"]} == {"b", "c"}  # type: ignore[index]
         checked = run(env["c"], "receipt", "verify", str(receipt), "--peer", "a")
         assert checked["ok"] is True  # type: ignore[index]
-        # a had its peers cosign its checkpoint: c checks its own cosignature and b's.
         cosigned = {w["node"] for w in checked["cosigned_by"]}  # type: ignore[index]
         assert cosigned == {"b", "c"}
         # Anyone else checks c's cosignature with c's witness key alone.

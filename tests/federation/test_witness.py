@@ -18,16 +18,20 @@ from tests.api.conftest import running
 from tests.federation.nodes import federation_node as _node
 
 from entrepot.api import create_app
-from entrepot.errors import ProofInvalid
+from entrepot.errors import PeerError, ProofInvalid
 from entrepot.exchange import Exchange
 from entrepot.federation.witness import (
     SUBMIT_PATH,
     Submission,
     Witness,
+    cosign_later,
     cosigned_checkpoint,
     submission_for,
+    upgraded_receipt,
+    witnessed_receipt,
 )
 from entrepot.transparency import TransparencyLog, make_entry
+from entrepot.transparency.merkle import verify_consistency
 from entrepot.transparency.notes import (
     checkpoint_origin,
     parse_checkpoint,
@@ -190,3 +194,24 @@ def test_a_witness_pulls_a_peers_checkpoint_and_catches_a_fork_there_too(pair: P
     with pytest.raises(ProofInvalid, match="peer a presented") as caught:
         witness.add_checkpoint(forked.to_text())
     assert caught.value.details["rule"] == "witness_fork"
+
+
+def test_a_receipt_takes_its_checkpoint_signed_at_once_and_cosigned_later(pair: Pair) -> None:
+    grow(pair.log, 3)
+    head = pair.log.node.log.sign_head()
+    receipt = {"log": {"head": {"size": head.size}}}
+    grow(pair.log, 2)
+    # On the answer's path: the node's own checkpoint, no peer asked.
+    at_once = parse_note(witnessed_receipt(pair.log, receipt)["witnessed"]["checkpoint"])
+    assert [s.name for s in at_once.signatures] == [parse_checkpoint(at_once.text).origin]
+    cosign_later(pair.log)
+    # Later, the peer that holds the receipt asks the log for the cosigned checkpoint.
+    upgraded = upgraded_receipt(pair.witness, receipt, "a")["witnessed"]
+    note = parse_note(upgraded["checkpoint"])
+    assert cosigners(pair.log, note.to_text(), pair.witness)
+    checkpoint = parse_checkpoint(note.text)
+    proof = [bytes.fromhex(h) for h in upgraded["consistency"]]
+    verify_consistency(head.size, checkpoint.size, proof, head.root, checkpoint.root)
+    # A size past the log's latest head is refused, and asks no peer.
+    with pytest.raises(PeerError, match="did not serve a cosigned checkpoint"):
+        upgraded_receipt(pair.witness, {"log": {"head": {"size": 10**6}}}, "a")

@@ -16,7 +16,8 @@ is sent again when the peer did not answer or its answer did not check, after
 times; any other call is sent once. After ``peer_breaker_failures`` failed calls
 in a row a :class:`Breaker` stops calling the peer for ``peer_breaker_pause_s``,
 refusing at once with the rule ``peer_paused``; the first call after the pause
-tries the peer again.
+tries the peer again. The plain-text calls of the witness protocol
+(:meth:`PeerCall.exchange_text`) go through the same breaker and repeats.
 """
 
 from __future__ import annotations
@@ -24,9 +25,10 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -38,6 +40,7 @@ from entrepot.federation.envelope import NONCE, SIGNATURE, check_response, sign_
 
 __all__ = ["Breaker", "PeerCall", "breaker_of", "peer_url"]
 
+_T = TypeVar("_T")
 # The longest wait between two repeats of a call.
 _BACKOFF_MAX_S = 4.0
 
@@ -181,6 +184,11 @@ class PeerCall:
         of the tree, with the peer named in its message. An ``idempotent`` call is
         repeated, each time newly signed, while the peer does not answer.
         """
+        return self._attempts(lambda: self._once(method, path, payload), idempotent=idempotent)
+
+    def _attempts(self, once: Callable[[], _T], *, idempotent: bool) -> _T:
+        """``once``'s result, under the breaker, repeated with backoff while the peer does
+        not answer if the call is ``idempotent``."""
         breaker = self.breaker
         if breaker.paused(utcnow()) and breaker.paused_until is not None:
             raise self._fail(
@@ -194,7 +202,7 @@ class PeerCall:
         attempt = 0
         while True:
             try:
-                answered = self._once(method, path, payload)
+                answered = once()
             except _Unanswered as unanswered:
                 if attempt < repeats:
                     time.sleep(min(self.backoff_s * 2**attempt, _BACKOFF_MAX_S))
@@ -216,25 +224,7 @@ class PeerCall:
         headers = sign_request(self.own_key, self.key, method, target, body, now=utcnow())
         if payload is not None:
             headers["Content-Type"] = "application/json"
-        try:
-            with self._client.stream(
-                method, url, content=body, headers=headers, timeout=self.timeout_s
-            ) as response:
-                content = self._read(response)
-        except httpx.TimeoutException:
-            raise _Unanswered(
-                self._fail(
-                    "did not answer in time",
-                    "the peer is slow or down; retry later, or raise ENTREPOT_PEER_TIMEOUT_S",
-                )
-            ) from None
-        except httpx.HTTPError as exc:
-            raise _Unanswered(
-                self._fail(
-                    f"cannot be reached ({type(exc).__name__})",
-                    "check that the peer is up and its URL in `entrepot peer list`",
-                )
-            ) from None
+        response, content = self._send(method, url, body, headers, self.timeout_s)
         if response.is_redirect:
             raise self._fail(
                 f"answered with a redirect ({response.status_code}), which is not followed",
@@ -264,35 +254,58 @@ class PeerCall:
         return decoded
 
     def exchange_text(
-        self, method: str, path: str, body: bytes = b"", *, timeout_s: float | None = None
+        self,
+        method: str,
+        path: str,
+        body: bytes = b"",
+        *,
+        timeout_s: float | None = None,
+        idempotent: bool = False,
     ) -> tuple[int, str]:
         """A call of a plain-text protocol of c2sp.org (a witness's add-checkpoint, a log's
         checkpoint): unsigned, as independent software speaks it, but as bounded as
-        :meth:`call`. The status and the answer's text."""
+        :meth:`call`, under the same breaker and repeats. The status and the answer's text."""
         url = self.url + path.lstrip("/")
         timeout = self.timeout_s if timeout_s is None else timeout_s
+        headers = {"Content-Type": "text/plain"}
+
+        def once() -> tuple[int, str]:
+            response, content = self._send(method, url, body, headers, timeout)
+            try:
+                return response.status_code, content.decode("utf-8")
+            except UnicodeDecodeError:
+                raise self._fail(
+                    "answered with something that is not UTF-8 text",
+                    "the URL may not be an entrepot node; check it with the peer's operator",
+                ) from None
+
+        return self._attempts(once, idempotent=idempotent)
+
+    def _send(
+        self, method: str, url: str, body: bytes, headers: dict[str, str], timeout: float
+    ) -> tuple[httpx.Response, bytes]:
+        """Send one request; its response and body read within the bounds, or
+        :class:`_Unanswered` if the peer did not answer."""
         try:
             with self._client.stream(
-                method, url, content=body, headers={"Content-Type": "text/plain"}, timeout=timeout
+                method, url, content=body, headers=headers, timeout=timeout
             ) as response:
                 content = self._read(response)
         except httpx.TimeoutException:
-            raise self._fail(
-                "did not answer in time",
-                "the peer is slow or down; retry later, or raise ENTREPOT_PEER_TIMEOUT_S",
+            raise _Unanswered(
+                self._fail(
+                    "did not answer in time",
+                    "the peer is slow or down; retry later, or raise ENTREPOT_PEER_TIMEOUT_S",
+                )
             ) from None
         except httpx.HTTPError as exc:
-            raise self._fail(
-                f"cannot be reached ({type(exc).__name__})",
-                "check that the peer is up and its URL in `entrepot peer list`",
+            raise _Unanswered(
+                self._fail(
+                    f"cannot be reached ({type(exc).__name__})",
+                    "check that the peer is up and its URL in `entrepot peer list`",
+                )
             ) from None
-        try:
-            return response.status_code, content.decode("utf-8")
-        except UnicodeDecodeError:
-            raise self._fail(
-                "answered with something that is not UTF-8 text",
-                "the URL may not be an entrepot node; check it with the peer's operator",
-            ) from None
+        return response, content
 
     def _read(self, response: httpx.Response) -> bytes:
         chunks: list[bytes] = []

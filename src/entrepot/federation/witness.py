@@ -26,9 +26,13 @@ evidence. A witness also pulls a peer's checkpoint (``GET
 asked for a proof from a size its log has not reached refuses with 400,
 ``checkpoint_old_size``.
 
-As a log, a node asks every peer to cosign its latest checkpoint
-(:func:`cosigned_checkpoint`) before it answers a peer's query, and the receipt
-carries the cosigned checkpoint with a proof that it extends the receipt's head.
+As a log, a node answers a peer's query with a receipt that carries its latest
+checkpoint, signed by its key alone, and a proof that it extends the receipt's head;
+then it asks every peer to cosign that checkpoint in the background
+(:func:`cosign_later`), off the answer's path. ``GET
+/federation/v1/checkpoint/cosigned?old=N`` serves the latest checkpoint its peers
+cosigned with a proof from the receipt's head, and :func:`upgraded_receipt` puts it
+in a receipt.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import logging
 import re
 import threading
 import time
@@ -78,18 +83,23 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CHECKPOINT_PATH",
+    "COSIGNED_PATH",
     "SIZE_TYPE",
     "SUBMIT_PATH",
     "Submission",
     "Witness",
+    "cosign_later",
     "cosigned_checkpoint",
+    "cosigned_submission",
     "parse_submission",
     "submission_for",
+    "upgraded_receipt",
     "witnessed_receipt",
 ]
 
 SUBMIT_PATH = "federation/v1/witness/add-checkpoint"
 CHECKPOINT_PATH = "federation/v1/checkpoint"
+COSIGNED_PATH = "federation/v1/checkpoint/cosigned"
 SIZE_TYPE = "text/x.tlog.size"
 # c2sp.org/tlog-witness: a client sends at most 63 proof lines.
 MAX_PROOF = 63
@@ -272,7 +282,9 @@ class Witness:
         peer = self.exchange.peers.get(name)
         old = peer.witnessed_size or 0
         with self.exchange.peers.call(name) as call:
-            status, text = call.exchange_text("GET", f"{CHECKPOINT_PATH}?old={old}")
+            status, text = call.exchange_text(
+                "GET", f"{CHECKPOINT_PATH}?old={old}", idempotent=True
+            )
         if status != 200:
             raise PeerError(
                 f"peer {name} ({peer.url}) did not serve its checkpoint from size {old} ({status})",
@@ -323,6 +335,11 @@ def submission_for(exchange: Exchange, old: int) -> Submission:
 # c2sp.org/tlog-witness provides, which spares a durable write per cosigning.
 _COSIGNED: dict[tuple[str, str], int] = {}
 _COSIGNED_LOCK = threading.Lock()
+# The latest checkpoint of each node's log (by its key) as its peers cosigned it, in
+# this process; and the nodes whose cosigning round runs, with whether another is due.
+_LATEST: dict[str, Note] = {}
+_ROUNDS: dict[str, bool] = {}
+_log = logging.getLogger(__name__)
 
 
 def _ask(exchange: Exchange, peer: Peer, size: int, note: Note) -> tuple[NoteSignature, ...]:
@@ -361,23 +378,37 @@ def _ask(exchange: Exchange, peer: Peer, size: int, note: Note) -> tuple[NoteSig
 
 
 def witnessed_receipt(exchange: Exchange, receipt: dict[str, Any]) -> dict[str, Any]:
-    """``receipt`` with this node's latest checkpoint as its peers cosigned it, and a
+    """``receipt`` with this node's latest checkpoint, signed by its key, and a
     consistency proof from the receipt's head to it (outside the receipt's signature:
-    the signatures on the checkpoint and the proof stand on their own)."""
-    note = cosigned_checkpoint(exchange)
-    checkpoint = parse_checkpoint(note.text)
-    size = receipt["log"]["head"]["size"]
-    proof = (
-        exchange.node.log.consistency(size, checkpoint.size).path
-        if 0 < size < checkpoint.size
-        else []
-    )
-    witnessed = {"checkpoint": note.to_text(), "consistency": [h.hex() for h in proof]}
-    return {**receipt, "witnessed": witnessed}
+    the checkpoint's signatures and the proof stand on their own). No peer is asked
+    on the answer's path: the peers cosign in the background (:func:`cosign_later`),
+    and :func:`upgraded_receipt` later swaps in a checkpoint they cosigned."""
+    submission = submission_for(exchange, _head_size(receipt))
+    return {**receipt, "witnessed": _witnessed(submission)}
+
+
+def _witnessed(submission: Submission) -> dict[str, Any]:
+    return {
+        "checkpoint": submission.note.to_text(),
+        "consistency": [h.hex() for h in submission.proof],
+    }
+
+
+def _head_size(receipt: dict[str, Any]) -> int:
+    log = receipt.get("log")
+    head = log.get("head") if isinstance(log, dict) else None
+    size = head.get("size") if isinstance(head, dict) else None
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        raise InvalidInput(
+            "the receipt has no signed head with a size",
+            hint="pass the receipt file the answer came with",
+        )
+    return size
 
 
 def cosigned_checkpoint(exchange: Exchange) -> Note:
-    """This node's latest checkpoint, with the cosignatures of every peer that gave one."""
+    """This node's latest checkpoint, with the cosignatures of every peer that gave one
+    (each peer asked in parallel, within ``witness_timeout_s``); kept as the latest."""
     submission = submission_for(exchange, 0)
     checkpoint = parse_checkpoint(submission.note.text)
     with exchange.node.db.read() as session:
@@ -387,4 +418,92 @@ def cosigned_checkpoint(exchange: Exchange) -> Note:
     with ThreadPoolExecutor(max_workers=min(len(peers), 8)) as pool:
         found = pool.map(lambda p: _ask(exchange, p, checkpoint.size, submission.note), peers)
         cosignatures = tuple(s for each in found for s in each)
-    return submission.note.with_signatures(cosignatures)
+    note = submission.note.with_signatures(cosignatures)
+    key = key_hex(exchange.node.verify_key)
+    with _COSIGNED_LOCK:
+        kept = _LATEST.get(key)
+        if kept is None or parse_checkpoint(kept.text).size <= checkpoint.size:
+            _LATEST[key] = note
+    return note
+
+
+def cosign_later(exchange: Exchange) -> None:
+    """Have the peers cosign this node's latest checkpoint in a thread of its own, off
+    the path of the answer that asks: one round at a time per node, and one more after
+    it if asked while it runs (c2sp.org/tlog-witness: a log submits periodically)."""
+    key = key_hex(exchange.node.verify_key)
+    with _COSIGNED_LOCK:
+        if key in _ROUNDS:
+            _ROUNDS[key] = True
+            return
+        _ROUNDS[key] = False
+    threading.Thread(
+        target=_rounds, args=(exchange, key), name="entrepot-cosign", daemon=True
+    ).start()
+
+
+def _rounds(exchange: Exchange, key: str) -> None:
+    while True:
+        try:
+            cosigned_checkpoint(exchange)
+        except Exception:
+            # A round is best effort (the node may be closing): receipts stand signed by
+            # the node, and the next round or an upgrade asks the peers again.
+            _log.warning("cosigning round of this node's checkpoint failed", exc_info=True)
+        with _COSIGNED_LOCK:
+            if not _ROUNDS[key]:
+                del _ROUNDS[key]
+                return
+            _ROUNDS[key] = False
+
+
+def cosigned_submission(exchange: Exchange, old: int) -> Submission:
+    """This node's latest checkpoint its peers cosigned, with a consistency proof from size
+    ``old``; a round is run now if none covers ``old`` yet (never for a size past the
+    log's latest head, so no caller can have the peers asked more than the log grows)."""
+    submission_for(exchange, old)  # refuses an old size past the latest head
+    with _COSIGNED_LOCK:
+        note = _LATEST.get(key_hex(exchange.node.verify_key))
+    if note is None or parse_checkpoint(note.text).size < old:
+        note = cosigned_checkpoint(exchange)
+    size = parse_checkpoint(note.text).size
+    proof = exchange.node.log.consistency(old, size).path if 0 < old < size else []
+    return Submission(old, tuple(proof), note)
+
+
+def upgraded_receipt(
+    exchange: Exchange, receipt: dict[str, Any], peer: str | None = None
+) -> dict[str, Any]:
+    """``receipt`` with the latest checkpoint its node's peers cosigned, extending its
+    head: this node's own, or, for a receipt peer ``peer`` signed, asked of that peer
+    (``GET /federation/v1/checkpoint/cosigned?old=N``). The caller verifies it."""
+    size = _head_size(receipt)
+    if peer is None:
+        return {**receipt, "witnessed": _witnessed(cosigned_submission(exchange, size))}
+    with exchange.peers.call(peer) as call:
+        status, text = call.exchange_text("GET", f"{COSIGNED_PATH}?old={size}", idempotent=True)
+        if status != 200:
+            raise PeerError(
+                f"peer {peer} ({call.url}) did not serve a cosigned checkpoint from size "
+                f"{size} ({status})",
+                hint="check that the receipt is this peer's, with `entrepot receipt verify --peer`",
+                peer=peer,
+                rule="witness_upgrade",
+            )
+    try:
+        submission = parse_submission(text)
+    except InvalidInput as error:
+        raise PeerError(
+            f"peer {peer} answered a cosigned checkpoint that is not one: {error.message}",
+            hint="the peer may not be an entrepot node of this version; ask its operator",
+            peer=peer,
+            rule="witness_upgrade",
+        ) from None
+    if submission.old != size:
+        raise PeerError(
+            f"peer {peer} answered a proof from size {submission.old}, not {size}",
+            hint="ask again; the peer's answer does not fit the receipt",
+            peer=peer,
+            rule="witness_upgrade",
+        )
+    return {**receipt, "witnessed": _witnessed(submission)}

@@ -257,7 +257,7 @@ async def remote_query(request: Request) -> Response:
     ledger, noise, log and signed receipt. Only the released answer goes back."""
     from entrepot.client.local import LocalClient
     from entrepot.federation.remote import consumer_of, log_peer_event
-    from entrepot.federation.witness import witnessed_receipt
+    from entrepot.federation.witness import cosign_later, witnessed_receipt
 
     exchange = exchange_of(request)
 
@@ -274,6 +274,7 @@ async def remote_query(request: Request) -> Response:
                 purpose=_text(body, "purpose", optional=True),
             )
             answered["receipt"] = witnessed_receipt(exchange, answered["receipt"])
+            cosign_later(exchange)
             return answered
 
         request_id = _text(body, "request", optional=True)
@@ -383,6 +384,31 @@ async def checkpoint(
     exchange = exchange_of(request)
     try:
         submission = await run_in_threadpool(submission_for, exchange, old)
+    except EntrepotError as error:
+        return _refused(error)
+    return _plain(submission.to_text())
+
+
+@router.get(
+    "/checkpoint/cosigned",
+    summary="This node's latest checkpoint as its peers cosigned it, with a consistency proof "
+    "from an older size, such as a receipt's head (no authentication).",
+    response_model=None,
+    responses=_text_answer("old 0\n\n" + _CHECKPOINT + _COSIGNATURE),
+)
+async def cosigned_checkpoint(
+    request: Request,
+    old: Annotated[int, Query(ge=0, description="The size of a receipt's head.")] = 0,
+) -> Response:
+    """The body of `/checkpoint`, its note carrying the peers' cosignatures: a receipt
+    answered before its checkpoint was cosigned takes it in its `witnessed` part. The
+    peers are asked now if no checkpoint they cosigned covers `old` yet; 400
+    (`checkpoint_old_size`) for a size past the latest head."""
+    from entrepot.federation.witness import cosigned_submission
+
+    exchange = exchange_of(request)
+    try:
+        submission = await run_in_threadpool(cosigned_submission, exchange, old)
     except EntrepotError as error:
         return _refused(error)
     return _plain(submission.to_text())
