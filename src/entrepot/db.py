@@ -96,7 +96,15 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _sqlite_begin(conn: Any) -> None:
-    conn.exec_driver_sql(conn.get_execution_options().get("sqlite_begin", "BEGIN"))
+    options = conn.get_execution_options()
+    # SQLite refuses to change the safety level inside a transaction: it is set before
+    # BEGIN, and set back on the connection's next transaction.
+    unsynced = bool(options.get("sqlite_unsynced"))
+    info = conn.connection.info
+    if info.get("unsynced", False) != unsynced:
+        conn.exec_driver_sql(f"PRAGMA synchronous={'NORMAL' if unsynced else 'FULL'}")
+        info["unsynced"] = unsynced
+    conn.exec_driver_sql(options.get("sqlite_begin", "BEGIN"))
 
 
 def _private_sqlite_file(url: str) -> None:
@@ -163,10 +171,15 @@ class Database:
         self.url = url
         self.engine = make_engine(url)
         self.is_sqlite = self.engine.dialect.name == "sqlite"
-        self._sessions: tuple[sessionmaker[Session], sessionmaker[Session]] | None = None
+        self._sessions: (
+            tuple[sessionmaker[Session], sessionmaker[Session], sessionmaker[Session]] | None
+        ) = None
 
-    def _sessionmakers(self) -> tuple[sessionmaker[Session], sessionmaker[Session]]:
-        """The reader's and the writer's session factories, made on first use."""
+    def _sessionmakers(
+        self,
+    ) -> tuple[sessionmaker[Session], sessionmaker[Session], sessionmaker[Session]]:
+        """The reader's, the writer's and the unsynced writer's session factories, made on
+        first use."""
         if self._sessions is None:
             from sqlalchemy.orm import sessionmaker
 
@@ -175,9 +188,11 @@ class Database:
                 if self.is_sqlite
                 else self.engine
             )
+            unsynced = writer.execution_options(sqlite_unsynced=True) if self.is_sqlite else writer
             self._sessions = (
                 sessionmaker(self.engine, expire_on_commit=False),
                 sessionmaker(writer, expire_on_commit=False),
+                sessionmaker(unsynced, expire_on_commit=False),
             )
         return self._sessions
 
@@ -195,9 +210,19 @@ class Database:
             yield connection
 
     @contextmanager
-    def write(self) -> Iterator[Session]:
-        """One write transaction: committed when the block ends, rolled back on error."""
-        with self._sessionmakers()[1]() as session, session.begin():
+    def write(self, *, synced: bool = True) -> Iterator[Session]:
+        """One write transaction: committed when the block ends, rolled back on error.
+
+        ``synced=False`` commits without waiting for the disk (SQLite ``synchronous=NORMAL``
+        in WAL mode, PostgreSQL ``synchronous_commit off``): a crash of the process loses
+        nothing, and the commit is on disk once any later synced commit is, since both
+        logs are replayed in order; a power cut before that may lose it. For writes whose
+        effects are themselves synced commits that come after (a request's nonce).
+        """
+        makers = self._sessionmakers()
+        with makers[1 if synced else 2]() as session, session.begin():
+            if not synced and not self.is_sqlite:
+                session.execute(text("SET LOCAL synchronous_commit TO OFF"))
             yield session
 
     def upgrade(self) -> None:

@@ -127,3 +127,17 @@ def test_a_federated_search_lists_a_peers_datasets_marked_by_node(
     assert LocalClient(mine, LOCAL).catalog_search_federated("nothing-like-it") == []
     mine.peers.remove("riverside")
     assert LocalClient(mine, LOCAL).catalog_search_federated("visits") == []
+
+
+def test_a_nonce_recorded_without_waiting_for_the_disk_is_refused_after_a_restart(
+    tmp_path: Path,
+) -> None:
+    node = _node(tmp_path, "n")
+    sender, nonce = "ab" * 32, "cd" * 16
+    assert Exchange(node).peers.fresh(sender, nonce)
+    assert not Exchange(node).peers.fresh(sender, nonce)
+    node.close()
+    reopened = Node.open(node.settings)
+    assert not Exchange(reopened).peers.fresh(sender, nonce)
+    assert Exchange(reopened).peers.fresh(sender, "ef" * 16)
+    reopened.close()

@@ -47,6 +47,9 @@ def spent(exchange: Exchange) -> float:
 
 
 def peer_actions(exchange: Exchange) -> list[str]:
+    """The node's peer entries, once the entries it owes its log are appended (a query's
+    are owed in node.db with its answer and appended just after, off its path)."""
+    exchange.node.outbox.replay()
     return [e["action"] for _, e in exchange.node.log.entries() if e["kind"] == "peer"]
 
 

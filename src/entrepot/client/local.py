@@ -544,17 +544,17 @@ class LocalClient(ShippedStandards):
         progress: Advance | None = None,
     ) -> dict[str, Any]:
         from entrepot.federation.join import forward_join, holders_of
-        from entrepot.federation.remote import forward_query, names_a_node, remote_node_of
+        from entrepot.federation.remote import forward_query, names_a_node, remote_query_of
 
         holders = holders_of(self.exchange, sql) if names_a_node(sql) else None
         if holders is not None:
             return forward_join(
                 self.exchange, self.actor, holders, sql, epsilon=epsilon, purpose=purpose
             )
-        node = remote_node_of(self.exchange, sql)
-        if node is not None:
+        remote = remote_query_of(self.exchange, sql)
+        if remote is not None:
             return forward_query(
-                self.exchange, self.actor, node, sql, epsilon=epsilon, purpose=purpose
+                self.exchange, self.actor, remote, epsilon=epsilon, purpose=purpose
             )
         result = self.exchange.queries.run(
             self.actor, sql, epsilon=epsilon, purpose=purpose, progress=progress

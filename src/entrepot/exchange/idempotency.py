@@ -17,12 +17,13 @@ mid-publish) may be taken over by a retry.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import DateTime, Integer, String, Text, UniqueConstraint, delete, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from entrepot.clock import utcnow
 from entrepot.db import Base, Database
@@ -58,15 +59,19 @@ class IdempotencyKeys:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def claim(self, owner: str, key: str, fingerprint: str) -> dict[str, Any] | None:
+    def claim(
+        self, owner: str, key: str, fingerprint: str, *, synced: bool = True
+    ) -> dict[str, Any] | None:
         """The answer kept under ``key``, or None once this request holds the key.
 
         Raises :class:`Conflict` when ``key`` names another request, or when the
-        request it names is still running.
+        request it names is still running. ``synced=False`` for a request whose every
+        effect is a synced commit made after the claim, which puts the claim on disk
+        first (see :meth:`Database.write`).
         """
         now = utcnow()
         try:
-            with self.db.write() as session:
+            with self.db.write(synced=synced) as session:
                 session.execute(
                     delete(IdempotencyKey).where(IdempotencyKey.created_at < now - KEEP)
                 )
@@ -101,9 +106,19 @@ class IdempotencyKeys:
             # Another request claimed the key between our read and our insert.
             raise _running(key) from None
 
-    def keep(self, owner: str, key: str, answer: dict[str, Any]) -> None:
-        """Store the answer of the request that holds ``key``."""
+    def keep(
+        self,
+        owner: str,
+        key: str,
+        answer: dict[str, Any],
+        *,
+        also: Callable[[Session], None] | None = None,
+    ) -> None:
+        """Store the answer of the request that holds ``key`` (and run ``also`` in the same
+        transaction: one commit for both)."""
         with self.db.write() as session:
+            if also is not None:
+                also(session)
             row = session.scalar(
                 select(IdempotencyKey).where(
                     IdempotencyKey.owner == owner, IdempotencyKey.key == key

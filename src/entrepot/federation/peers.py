@@ -196,6 +196,14 @@ class Peers:
         with self.node.db.read() as session:
             return session.scalar(select(Peer.id).where(Peer.public_key == key)) is not None
 
+    def by_key(self, key: str) -> Peer:
+        """The trusted peer whose key is ``key``."""
+        with self.node.db.read() as session:
+            peer = session.scalar(select(Peer).where(Peer.public_key == key))
+        if peer is None:
+            raise NotFound("no peer has that key", hint="`entrepot peer list` shows the peers")
+        return peer
+
     def name_of(self, key: str) -> str:
         with self.node.db.read() as session:
             name = session.scalar(select(Peer.name).where(Peer.public_key == key))
@@ -204,12 +212,19 @@ class Peers:
         return name
 
     def fresh(self, sender: str, nonce: str) -> bool:
-        """Record ``sender``'s ``nonce``; False if it was seen already (a replay)."""
+        """Record ``sender``'s ``nonce``; False if it was seen already (a replay).
+
+        The nonce is committed unsynced (no wait for the disk, 2-8 ms a commit on a shared
+        disk): every effect of a request is a synced commit made after it, which puts the
+        nonce on disk first, so no crash keeps an effect and loses its nonce; a request
+        that changes nothing may be answered again after a power cut, which gives the
+        replayer an answer signed for the sender, as the first one was.
+        """
         now = utcnow()
         # Past twice the skew no timestamp is accepted, so its nonce need not be kept.
         oldest = now - timedelta(seconds=2 * self.settings.peer_clock_skew_s)
         try:
-            with self.node.db.write() as session:
+            with self.node.db.write(synced=False) as session:
                 session.execute(delete(Nonce).where(Nonce.seen_at < oldest))
                 session.add(Nonce(sender=sender, nonce=nonce, seen_at=now))
         except IntegrityError:

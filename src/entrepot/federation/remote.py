@@ -21,8 +21,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 import secrets
+import threading
+from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
@@ -32,9 +35,11 @@ from sqlalchemy.exc import IntegrityError
 from entrepot.clock import utcnow
 from entrepot.errors import Conflict, EntrepotError, Forbidden, InvalidInput, NotFound, param
 from entrepot.federation.models import Peer, RemoteConsumer, RemoteGrant
-from entrepot.transparency.entries import Kind, make_entry
+from entrepot.transparency.entries import Entry, Kind, make_entry
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
     from entrepot.exchange import Exchange
     from entrepot.exchange.actors import Actor
 
@@ -42,14 +47,18 @@ __all__ = [
     "ACCESS_PATH",
     "CONTRACTS_PATH",
     "QUERY_PATH",
+    "RemoteQuery",
     "consumer_of",
+    "flush_later",
     "forward_access",
     "forward_query",
     "log_peer_event",
     "names_a_node",
+    "owe_peer_event",
+    "peer_entry",
     "remote_dataset",
     "remote_grants",
-    "remote_node_of",
+    "remote_query_of",
 ]
 
 ACCESS_PATH = "federation/v1/access"
@@ -66,13 +75,67 @@ def remote_dataset(dataset: str) -> tuple[str, str] | None:
     return (node, ref) if colon and node and "/" in ref else None
 
 
-def log_peer_event(exchange: Exchange, actor: str, peer: Peer, action: str, **fields: Any) -> None:
-    """Append a ``peer`` entry: a cross-node event, named by its action."""
-    exchange.node.log.append(
-        make_entry(
-            Kind.PEER, actor, action=action, peer=peer.name, peer_key=peer.public_key, **fields
-        )
+def peer_entry(actor: str, peer: Peer, action: str, **fields: Any) -> Entry:
+    """A ``peer`` entry: a cross-node event, named by its action."""
+    return make_entry(
+        Kind.PEER, actor, action=action, peer=peer.name, peer_key=peer.public_key, **fields
     )
+
+
+def log_peer_event(exchange: Exchange, actor: str, peer: Peer, action: str, **fields: Any) -> None:
+    """Append a ``peer`` entry now."""
+    exchange.node.log.append(peer_entry(actor, peer, action, **fields))
+
+
+def owe_peer_event(exchange: Exchange, entry: Entry, session: Session | None = None) -> None:
+    """Owe ``entry`` to the log in node.db's outbox, in ``session``'s transaction or in
+    one commit of its own, and append it off the answer's path (:func:`flush_later`).
+
+    An append costs three fsyncs, a commit one: the row survives any crash, and a node
+    appends every row still owed when it opens (:mod:`entrepot.exchange.outbox`), so
+    the event is logged whatever happens once the answer leaves.
+    """
+    if session is not None:
+        exchange.node.outbox.stage(session, entry)
+        return
+    with exchange.node.db.write() as own:
+        exchange.node.outbox.stage(own, entry)
+    flush_later(exchange)
+
+
+# Nodes (by key) whose outbox a thread is appending, with whether another pass is due.
+_FLUSHING: dict[str, bool] = {}
+_FLUSHING_LOCK = threading.Lock()
+_log = logging.getLogger(__name__)
+
+
+def flush_later(exchange: Exchange) -> None:
+    """Append the entries owed in the outbox, in a thread of its own: one at a time per
+    node, and one more pass after it if asked while it runs. The thread is not a daemon:
+    a command that ends waits for it (tens of ms) rather than leave the rows to the
+    node's next opening."""
+    key = bytes(exchange.node.verify_key).hex()
+    with _FLUSHING_LOCK:
+        if key in _FLUSHING:
+            _FLUSHING[key] = True
+            return
+        _FLUSHING[key] = False
+    threading.Thread(target=_flush, args=(exchange, key), name="entrepot-outbox").start()
+
+
+def _flush(exchange: Exchange, key: str) -> None:
+    while True:
+        try:
+            exchange.node.outbox.replay()
+        except Exception:
+            # The rows stay owed (the node may be closing): the next pass, or the node's
+            # next opening, appends them.
+            _log.warning("appending the log's owed entries failed", exc_info=True)
+        with _FLUSHING_LOCK:
+            if not _FLUSHING[key]:
+                del _FLUSHING[key]
+                return
+            _FLUSHING[key] = False
 
 
 def _consumer(actor: Actor) -> str:
@@ -215,22 +278,33 @@ def names_a_node(sql: str) -> bool:
     return _THREE_PARTS.search(sql) is not None
 
 
-def remote_node_of(exchange: Exchange, sql: str) -> str | None:
-    """The peer a query's tables name as their first part, if any (one peer per query)."""
+@dataclass(frozen=True)
+class RemoteQuery:
+    """A query of a peer's data: the peer, and the SQL as the peer reads it."""
+
+    peer: Peer
+    sql: str
+
+
+def remote_query_of(exchange: Exchange, sql: str) -> RemoteQuery | None:
+    """The peer a query's tables name as their first part (one peer per query), with the
+    query as that peer reads it (each table's node dropped); None for a local query.
+    The SQL is parsed once and the peers read once."""
     if not names_a_node(sql):
         return None
     import sqlglot
     from sqlglot import exp
 
     try:
-        tables = list(sqlglot.parse_one(sql, read="duckdb").find_all(exp.Table))
+        tree = sqlglot.parse_one(sql, read="duckdb")
     except sqlglot.errors.ParseError:
         return None
+    tables = list(tree.find_all(exp.Table))
     named = {table.catalog for table in tables if table.catalog}
     if not named:
         return None
     with exchange.node.db.read() as session:
-        peers = {p.replace("-", "_"): p for p in session.scalars(select(Peer.name))}
+        peers = {p.name.replace("-", "_"): p for p in session.scalars(select(Peer))}
     nodes = {peers.get(name.lower()) for name in named}
     if nodes == {None}:
         return None
@@ -242,53 +316,47 @@ def remote_node_of(exchange: Exchange, sql: str) -> str | None:
         )
     found = nodes.pop()
     assert found is not None
-    return found
-
-
-def _local_sql(sql: str) -> str:
-    """``sql`` with each table's node dropped: the query as the data's node reads it."""
-    import sqlglot
-    from sqlglot import exp
-
-    tree = sqlglot.parse_one(sql, read="duckdb")
-    for table in tree.find_all(exp.Table):
+    for table in tables:
         table.set("catalog", None)
-    return tree.sql(dialect="duckdb")
+    return RemoteQuery(found, tree.sql(dialect="duckdb"))
 
 
 def forward_query(
     exchange: Exchange,
     actor: Actor,
-    node: str,
-    sql: str,
+    remote: RemoteQuery,
     *,
     epsilon: float | None,
     purpose: str | None,
 ) -> dict[str, Any]:
-    """Have the peer ``node`` answer ``actor``'s query on its data; its answer and receipt."""
+    """Have the peer answer ``actor``'s query on its data; its answer and receipt."""
+    from entrepot.federation.envelope import parse_key
+
     consumer = _consumer(actor)
-    peer = exchange.peers.get(node)
+    peer = remote.peer
     body = {
         "consumer": consumer,
-        "sql": _local_sql(sql),
+        "sql": remote.sql,
         "epsilon": epsilon,
         "purpose": purpose,
         # The peer answers a request id once: a repeat gets the same answer, spent once.
         "request": secrets.token_hex(16),
     }
-    with exchange.peers.call(node) as call:
+    with exchange.peers.connect(peer.name, peer.url, parse_key(peer.public_key)) as call:
         answered = call.call("POST", QUERY_PATH, body, idempotent=True)
     receipt = json.dumps(answered.get("receipt"), sort_keys=True).encode()
-    log_peer_event(
+    owe_peer_event(
         exchange,
-        actor.name,
-        peer,
-        "query_answered",
-        epsilon=answered.get("epsilon_spent", 0),
-        dataset=f"{node}:{answered.get('dataset', '')}",
-        receipt_sha256=hashlib.sha256(receipt).hexdigest(),
+        peer_entry(
+            actor.name,
+            peer,
+            "query_answered",
+            epsilon=answered.get("epsilon_spent", 0),
+            dataset=f"{peer.name}:{answered.get('dataset', '')}",
+            receipt_sha256=hashlib.sha256(receipt).hexdigest(),
+        ),
     )
-    return {**answered, "node": node}
+    return {**answered, "node": peer.name}
 
 
 def consumer_of(exchange: Exchange, peer_key: str, remote_org: str, *, create: bool) -> Actor:

@@ -31,6 +31,7 @@ from entrepot.federation.peers import identity_of
 
 if TYPE_CHECKING:
     from entrepot.exchange import Exchange
+    from entrepot.transparency.entries import Entry
 
 __all__ = ["router"]
 
@@ -227,14 +228,21 @@ def _once_per_request(
     request_id: str,
     body: dict[str, Any],
     run: Callable[[], dict[str, Any]],
+    logged: Callable[[dict[str, Any]], Entry],
 ) -> dict[str, Any]:
     """``run``'s answer, kept under the peer's request id: a repeat of the request (a
-    new signed message with the same id and body) gets it again and spends nothing."""
+    new signed message with the same id and body) gets it again and spends nothing.
+    The answer's ``logged`` entry is owed to the log in the commit that keeps it."""
+    from entrepot.federation.remote import flush_later, owe_peer_event
+
     keys = exchange.idempotency
     owner = f"peer:{sender.key}"
     fingerprint = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
-    kept = keys.claim(owner, request_id, fingerprint)
+    # Unsynced: the query's reservation is a synced commit after it, so a crash never
+    # keeps a spend and loses its claim; a claim lost with nothing after it was unused.
+    kept = keys.claim(owner, request_id, fingerprint, synced=False)
     if kept is not None:
+        owe_peer_event(exchange, logged(kept))
         return kept
     try:
         answered = run()
@@ -242,7 +250,11 @@ def _once_per_request(
         # Refused or failed: nothing was spent, so a repeat runs afresh.
         keys.release(owner, request_id)
         raise
-    keys.keep(owner, request_id, answered)
+    entry = logged(answered)
+    keys.keep(
+        owner, request_id, answered, also=lambda session: owe_peer_event(exchange, entry, session)
+    )
+    flush_later(exchange)
     return answered
 
 
@@ -256,13 +268,14 @@ async def remote_query(request: Request) -> Response:
     """Run by this node's coordinator as for any consumer: this node's contract, policy,
     ledger, noise, log and signed receipt. Only the released answer goes back."""
     from entrepot.client.local import LocalClient
-    from entrepot.federation.remote import consumer_of, log_peer_event
+    from entrepot.federation.remote import consumer_of, owe_peer_event, peer_entry
     from entrepot.federation.witness import cosign_later, witnessed_receipt
 
     exchange = exchange_of(request)
 
     def work(sender: Sender, body: dict[str, Any]) -> Any:
         actor = consumer_of(exchange, sender.key, _text(body, "consumer"), create=False)
+        peer = exchange.peers.by_key(sender.key)
         epsilon = body.get("epsilon")
         if epsilon is not None and not isinstance(epsilon, int | float):
             raise InvalidInput("the request's epsilon is not a number", hint="send a number")
@@ -277,20 +290,20 @@ async def remote_query(request: Request) -> Response:
             cosign_later(exchange)
             return answered
 
+        def logged(answered: dict[str, Any]) -> Entry:
+            return peer_entry(
+                actor.name,
+                peer,
+                "query_received",
+                dataset=answered.get("dataset"),
+                epsilon=answered.get("epsilon_spent", 0),
+            )
+
         request_id = _text(body, "request", optional=True)
-        if request_id is None:
-            answered = run()
-        else:
-            answered = _once_per_request(exchange, sender, request_id, body, run)
-        peer = exchange.peers.get(exchange.peers.name_of(sender.key))
-        log_peer_event(
-            exchange,
-            actor.name,
-            peer,
-            "query_received",
-            dataset=answered.get("dataset"),
-            epsilon=answered.get("epsilon_spent", 0),
-        )
+        if request_id is not None:
+            return _once_per_request(exchange, sender, request_id, body, run, logged)
+        answered = run()
+        owe_peer_event(exchange, logged(answered))
         return answered
 
     return await _answer(request, work)
