@@ -22,6 +22,7 @@ tries the peer again. The plain-text calls of the witness protocol
 
 from __future__ import annotations
 
+import atexit
 import json
 import threading
 import time
@@ -68,11 +69,19 @@ _CLIENT_LOCK = threading.Lock()
 def _shared() -> httpx.Client:
     """One client for every call to a peer in this process: its connections are kept
     alive between calls (as c2sp.org/tlog-witness asks of a witness's clients), and a
-    client is made once, not per call (about 10 ms each, mostly its TLS context)."""
+    client is made once, not per call (about 10 ms each, mostly its TLS context). It is
+    closed when the process exits, so no kept-alive socket is left to the collector."""
     with _CLIENT_LOCK:
         if not _CLIENT:
             _CLIENT.append(httpx.Client(follow_redirects=False))
+            atexit.register(_close_shared)
         return _CLIENT[0]
+
+
+def _close_shared() -> None:
+    with _CLIENT_LOCK:
+        while _CLIENT:
+            _CLIENT.pop().close()
 
 
 @dataclass
