@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -116,18 +116,19 @@ def sync(
     emit(
         results,
         as_json,
-        lambda: console.print(
-            "\n".join(
-                f"{esc(r['peer'])}: "
-                + (
-                    f"[red]{esc(r['error']['message'])}[/]"
-                    if "error" in r
-                    else f"{r['updated']} updated, {r['removed']} removed"
-                )
-                for r in results
-            )
-            or "no peers"
-        ),
+        lambda: _per_peer(results, lambda r: f"{r['updated']} updated, {r['removed']} removed"),
+    )
+
+
+def _per_peer(results: list[dict[str, Any]], done: Callable[[dict[str, Any]], str]) -> None:
+    """One line per peer: what ``done`` says of it, or its error in red."""
+    console.print(
+        "\n".join(
+            f"{esc(r['peer'])}: "
+            + (f"[red]{esc(r['error']['message'])}[/]" if "error" in r else done(r))
+            for r in results
+        )
+        or "no peers"
     )
 
 
@@ -159,18 +160,7 @@ def witness(
     emit(
         results,
         as_json,
-        lambda: console.print(
-            "\n".join(
-                f"{esc(r['peer'])}: "
-                + (
-                    f"[red]{esc(r['error']['message'])}[/]"
-                    if "error" in r
-                    else f"cosigned size {r['size']} (from {r['old']})"
-                )
-                for r in results
-            )
-            or "no peers"
-        ),
+        lambda: _per_peer(results, lambda r: f"cosigned size {r['size']} (from {r['old']})"),
     )
 
 
