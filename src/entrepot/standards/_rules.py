@@ -282,31 +282,27 @@ def _primary_key(columns: dict[str, Column], key: tuple[str, ...]) -> Check:
     return _duplicates("primary_key", ",".join(key), [columns[name].value for name in key])
 
 
-def _joined(texts: list[str]) -> str:
-    """SQL joining texts into one, unambiguously: each but the last is prefixed by its
-    length (``"9101016:910100"`` is ``"910101"`` then ``"910100"``)."""
-    parts = [f"length({t}), ':', {t}" for t in texts[:-1]] + [texts[-1]]
-    return f"concat({', '.join(parts)})" if len(texts) > 1 else texts[0]
-
-
 def _foreign_key(columns: dict[str, Column], key: ForeignKey) -> Check:
     listed = codelist(key.codelist)
     table = {"code": listed.codes, "parent": tuple(p or "" for p in listed.parents)}
     tuples = sorted(set(zip(*(table[c] for c in key.columns), strict=True)))
-    joined = (quote("".join(f"{len(v)}:{v}" for v in row[:-1]) + row[-1]) for row in tuples)
-    values = _joined([f"CAST({columns[name].value} AS VARCHAR)" for name in key.fields])
+    rows = ", ".join("(" + ", ".join(quote(v) for v in row) + ")" for row in tuples)
+    values = ", ".join(f"CAST({columns[name].value} AS VARCHAR)" for name in key.fields)
+    # A mark join on the columns themselves: joining them into one text per row cost
+    # five times as much (0.5 against 0.09 CPU s per million rows). Uncorrelated: as
+    # an EXISTS it is planned as a delim join over the rejected rows, which tripled
+    # the cost of listing them.
+    member = f"({values}) IN (SELECT * FROM (VALUES {rows}))" if tuples else "false"
     present = " AND ".join(f"{columns[name].value} IS NOT NULL" for name in key.fields)
     # A component outside its own code list is already a `codelist` violation; the
     # placeholder names that check's flag, computed before this one.
     own = [f"{{codelist:{name}}}" for name in key.fields if columns[name].field.codelist]
     known = " AND ".join(f"NOT {flag}" for flag in own) or "true"
-    # One text against a list of constants, a hash lookup (comparing lists of texts
-    # instead cost 2 s per million rows).
     return Check(
         "foreign_key",
         ",".join(key.fields),
         f"(NOT {{member}} AND {present} AND {known})",
-        member=f"{values} IN ({', '.join(joined)})",
+        member=member,
     )
 
 
