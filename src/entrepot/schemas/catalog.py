@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from entrepot.schemas._types import UtcDateTime
 
@@ -36,6 +36,10 @@ NODE_DATASET_REF = (
 
 
 _OWNER_ONLY = "{}; null unless the caller is the dataset's provider or an operator."
+
+# A dataset's page and its versions are validated on first use, not when the module is
+# imported: listing the catalog validates only DatasetOut.
+_ON_FIRST_USE = ConfigDict(defer_build=True)
 
 
 class TermOut(BaseModel):
@@ -79,6 +83,8 @@ class DatasetOut(BaseModel):
 
 
 class StandardRef(BaseModel):
+    model_config = _ON_FIRST_USE
+
     name: str
     title: str
     version: str
@@ -87,6 +93,8 @@ class StandardRef(BaseModel):
 
 
 class VersionOut(BaseModel):
+    model_config = _ON_FIRST_USE
+
     dataset: str
     version: int
     title: str
@@ -119,6 +127,8 @@ class VersionOut(BaseModel):
 
 
 class DatasetPageOut(BaseModel):
+    model_config = _ON_FIRST_USE
+
     dataset: str
     sql_name: str
     title: str

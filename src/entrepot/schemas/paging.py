@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Generic, TypeVar
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = ["Page", "page_body"]
 
@@ -20,6 +20,10 @@ T = TypeVar("T")
 
 class Page(BaseModel, Generic[T]):
     """A window of a list, ``limit`` items from ``offset``, with the list's total."""
+
+    # Built when the API first describes a page, not by every command that imports
+    # page_body.
+    model_config = ConfigDict(defer_build=True)
 
     items: list[T] = Field(description="The items of this page, in the list's order.")
     total: int = Field(ge=0, description="Items in the whole list.", examples=[120])
