@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from sqlalchemy import make_url
 
 from entrepot.db import same_database, shown
-from entrepot.errors import ExitCode, InvalidInput
+from entrepot.errors import ExitCode, InvalidInput, StorageCorrupt
 from entrepot.exchange.node import Node, record_database, recorded_database
 from entrepot.settings import Settings
 
@@ -28,6 +28,28 @@ def test_a_new_home_records_its_sqlite_file_relative_to_itself(tmp_path: Path) -
     assert json.loads(record.read_text()) == {"url": "sqlite:///{home}/node.db"}
     assert stat.S_IMODE(record.stat().st_mode) == 0o600
     assert recorded_database(home) == f"sqlite:///{home}/node.db"
+
+
+def test_a_key_file_that_holds_no_seed_is_refused_when_the_node_opens(tmp_path: Path) -> None:
+    home = tmp_path / "node"
+    Node.init(Settings(home=home)).close()
+    key = home / "keys" / "node.key"
+    key.write_bytes(key.read_bytes()[:31])
+    with pytest.raises(StorageCorrupt) as refused:
+        Node.open(Settings(home=home))
+    assert str(key) in refused.value.message
+
+
+def test_an_opened_node_signs_with_the_key_its_home_holds(tmp_path: Path) -> None:
+    home = tmp_path / "node"
+    made = Node.init(Settings(home=home))
+    made.close()
+    node = Node.open(Settings(home=home))
+    try:
+        assert bytes(node.verify_key) == bytes(made.verify_key)
+        assert bytes(node.signing_key) == (home / "keys" / "node.key").read_bytes()
+    finally:
+        node.close()
 
 
 def test_another_database_is_refused_naming_both(tmp_path: Path) -> None:

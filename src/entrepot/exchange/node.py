@@ -34,8 +34,6 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from nacl.signing import SigningKey, VerifyKey
-
 from entrepot._files import private_dir
 from entrepot.db import Database, same_database, shown
 from entrepot.errors import Conflict, InvalidInput, NotFound, StorageCorrupt
@@ -44,6 +42,8 @@ from entrepot.settings import Settings
 from entrepot.vault._storage import sweep_temp_files, temp_path
 
 if TYPE_CHECKING:
+    from nacl.signing import SigningKey, VerifyKey
+
     from entrepot.engine import Engine
     from entrepot.exchange.outbox import Outbox
     from entrepot.transparency import TransparencyLog
@@ -53,6 +53,8 @@ __all__ = ["Node", "record_database", "recorded_database"]
 _DIRS = ("vaults", "quarantine", "log", "keys", "tmp")
 _DATABASE_FILE = "database.json"
 _HOME = "{home}"
+# An Ed25519 seed, as ``keys/node.key`` holds it (RFC 8032 §5.1.5).
+_SEED_BYTES = 32
 
 
 def _private_home(home: Path) -> None:
@@ -107,30 +109,41 @@ def _own_database(settings: Settings) -> Settings:
         # A home made before homes recorded their database adopts the one it is opened with.
         record_database(settings.home, settings.db_url)
         return settings
-    if settings.db is None and not same_database(recorded, settings.db_url):
+    if same_database(recorded, settings.db_url):
+        return settings
+    if settings.db is None:
         # Moved (`entrepot db move`): a password comes from libpq (PGPASSWORD, ~/.pgpass).
         return settings.model_copy(update={"db": recorded})
-    if not same_database(recorded, settings.db_url):
-        raise InvalidInput(
-            f"the node at {settings.home} uses the database {recorded}, "
-            f"not {shown(settings.db_url)}",
-            hint="open it without --db / ENTREPOT_DB (or with its own URL); to change its "
-            "database, use `entrepot db move URL`",
-            setting="db",
-        )
-    return settings
+    raise InvalidInput(
+        f"the node at {settings.home} uses the database {recorded}, not {shown(settings.db_url)}",
+        hint="open it without --db / ENTREPOT_DB (or with its own URL); to change its "
+        "database, use `entrepot db move URL`",
+        setting="db",
+    )
 
 
 class Node:
     """An opened node. Create one with :meth:`init`, open it with :meth:`open`."""
 
-    def __init__(self, settings: Settings, signing_key: SigningKey) -> None:
+    def __init__(self, settings: Settings, signing_key: SigningKey | bytes) -> None:
+        """``signing_key`` is the node's key, or the seed its key file holds: a seed is
+        made a key on first use (PyNaCl costs a command that signs nothing about 30 M
+        instructions, a sixth of listing the catalog's own work)."""
         self.settings = settings
         self.home = settings.home
-        self.signing_key = signing_key
+        self._signing_key = signing_key
         self.db = Database(settings.db_url)
         self._engine: Engine | None = None
         self._engine_lock = threading.Lock()
+
+    @property
+    def signing_key(self) -> SigningKey:
+        """The node's Ed25519 signing key."""
+        if isinstance(self._signing_key, bytes):
+            from nacl.signing import SigningKey
+
+            self._signing_key = SigningKey(self._signing_key)
+        return self._signing_key
 
     @property
     def verify_key(self) -> VerifyKey:
@@ -149,6 +162,8 @@ class Node:
                 f"{home} already holds a node",
                 hint="open it with --home, or choose an empty directory for a new node",
             )
+        from nacl.signing import SigningKey
+
         _private_home(home)
         key = SigningKey.generate()
         fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -178,7 +193,13 @@ class Node:
         settings = _own_database(settings)
         for root in ("vaults", "quarantine", "tmp"):
             sweep_temp_files(settings.home / root)
-        node = cls(settings, SigningKey(key_file.read_bytes()))
+        seed = key_file.read_bytes()
+        if len(seed) != _SEED_BYTES:
+            raise StorageCorrupt(
+                f"{key_file} is not a node key ({len(seed)} bytes, not {_SEED_BYTES})",
+                hint="restore the home's keys/ directory from its backup",
+            )
+        node = cls(settings, seed)
         node.db.upgrade()
         if has_pending(node.db):
             # The node must open even if its log is damaged, so that `entrepot audit
