@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -14,11 +15,13 @@ from tests.vault.visits import write_visits_csv
 from entrepot.errors import InvalidInput, LimitExceeded, NotFound
 from entrepot.exchange import Exchange
 from entrepot.exchange.accounts import LOCAL
-from entrepot.exchange.catalog import Catalog, search_terms
+from entrepot.exchange.catalog import Catalog, DatasetSummary, search_terms
 from entrepot.exchange.node import Node
+from entrepot.schemas.catalog import DatasetOut
 from entrepot.settings import Settings
 from entrepot.standards import get
-from entrepot.vault import LocalVault, OnError, PublishRequest, add_provider
+from entrepot.standards.scope import region, sector
+from entrepot.vault import DatasetRef, LocalVault, OnError, PublishRequest, add_provider
 from entrepot.vault.models import Provider
 
 VISITS = get("health.visit")
@@ -242,3 +245,38 @@ def test_publish_and_search_on_sqlite_and_postgresql(any_node: Node, tmp_path: P
     vault = LocalVault.of(any_node)
     assert vault.check() == []
     assert [v.number for v in vault.versions("riverside-hospitals/outpatient-visits")] == [1]
+
+
+@given(
+    score=st.none() | st.floats(min_value=-1e6, max_value=1e6, allow_nan=False),
+    rows=st.none() | st.integers(min_value=0, max_value=10**12),
+    latest=st.none() | st.integers(min_value=1, max_value=999),
+    micro=st.sampled_from([0, 1, 884281]),
+    regions=st.sampled_from([(), ("910000",), ("910000", "920000")]),
+    sector_code=st.sampled_from([None, "Q", "K"]),
+)
+def test_a_summary_s_body_is_the_api_model_s_dump(
+    score: float | None,
+    rows: int | None,
+    latest: int | None,
+    micro: int,
+    regions: tuple[str, ...],
+    sector_code: str | None,
+) -> None:
+    summary = DatasetSummary(
+        ref=DatasetRef("riverside-hospitals", "outpatient-visits"),
+        title="Outpatient visits",
+        description="Visits by district",
+        provider="Riverside Hospitals",
+        standard="health.visits",
+        versions=0 if latest is None else latest,
+        latest=latest,
+        rows=rows,
+        updated_at=datetime(2026, 12, 6, 3, 31, 49, micro, tzinfo=UTC),
+        score=score,
+        regions=tuple(region(code) for code in regions),
+        sector=None if sector_code is None else sector(sector_code),
+    )
+    body = summary.to_body()
+    assert body == DatasetOut.of(summary).model_dump(mode="json")
+    assert json.dumps(body) == json.dumps(DatasetOut.of(summary).model_dump(mode="json"))

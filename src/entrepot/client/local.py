@@ -18,7 +18,6 @@ from entrepot._text import check_text
 from entrepot.client.protocol import Advance, Progress
 from entrepot.client.shipped import ShippedStandards, window
 from entrepot.errors import InvalidInput, NotFound, ProofInvalid
-from entrepot.schemas.catalog import DatasetOut, DatasetPageOut, VersionOut
 from entrepot.schemas.paging import page_body
 
 # The services' modules load with the services they hold (entrepot.exchange.facade).
@@ -97,7 +96,7 @@ class LocalClient(ShippedStandards):
         found = self.exchange.catalog(self.actor).datasets(
             facets=facets, limit=limit, offset=offset
         )
-        return [DatasetOut.of(s).model_dump(mode="json") for s in found]
+        return [s.to_body() for s in found]
 
     def catalog_datasets_page(
         self,
@@ -112,7 +111,7 @@ class LocalClient(ShippedStandards):
         facets = _facets(provider, standard, region, sector)
         catalog = self.exchange.catalog(self.actor)
         found = catalog.datasets(facets=facets, limit=limit, offset=offset)
-        items = [DatasetOut.of(s).model_dump(mode="json") for s in found]
+        items = [s.to_body() for s in found]
         return page_body(items, catalog.count_datasets(facets=facets), limit, offset)
 
     def catalog_search(
@@ -130,7 +129,7 @@ class LocalClient(ShippedStandards):
         most = catalog.max_results if limit is None else limit
         facets = _facets(provider, standard, region, sector)
         found = catalog.search(query, facets=facets, limit=most, offset=offset)
-        return [DatasetOut.of(s).model_dump(mode="json") for s in found]
+        return [s.to_body() for s in found]
 
     def catalog_search_federated(
         self,
@@ -163,10 +162,12 @@ class LocalClient(ShippedStandards):
         facets = _facets(provider, standard, region, sector)
         most = min(limit, catalog.max_results)
         found = catalog.search(query, facets=facets, limit=most, offset=offset)
-        items = [DatasetOut.of(s).model_dump(mode="json") for s in found]
+        items = [s.to_body() for s in found]
         return page_body(items, catalog.count_search(query, facets=facets), limit, offset)
 
     def catalog_show(self, dataset: str) -> dict[str, Any]:
+        from entrepot.schemas.catalog import DatasetPageOut
+
         page = DatasetPageOut.of(self.exchange.catalog(self.actor).show(dataset))
         return page.model_dump(mode="json", by_alias=True)
 
@@ -183,6 +184,8 @@ class LocalClient(ShippedStandards):
     def dataset_versions(
         self, dataset: str, *, limit: int | None = None, offset: int = 0
     ) -> list[dict[str, Any]]:
+        from entrepot.schemas.catalog import VersionOut
+
         found = self.exchange.catalog(self.actor).versions(dataset, limit=limit, offset=offset)
         return [VersionOut.of(v).model_dump(mode="json") for v in found]
 
