@@ -92,6 +92,26 @@ def test_a_command_builds_only_its_own_command_module(home: Path) -> None:
     assert not unused & loaded
 
 
+def test_the_catalog_is_listed_without_the_orm_or_the_signing_library(home: Path) -> None:
+    # The listing reads Core tables; the node's key is made only when something is signed.
+    loaded = _modules("catalog", "list", "--home", str(home))
+    assert not {m for m in loaded if m == "sqlalchemy.orm" or m.startswith("sqlalchemy.orm.")}
+    assert not {m for m in loaded if m.split(".")[0] == "nacl"}
+    # The mapped classes, and the wire models a local listing does without.
+    assert not {"entrepot.vault.models", "entrepot.schemas.catalog"} & loaded
+
+
+def test_a_noun_builds_only_the_subcommand_that_runs() -> None:
+    from typer.main import get_command
+
+    from entrepot.cli.app import app
+
+    catalog = get_command(app).commands["catalog"]
+    assert list(catalog.commands) == ["search", "list", "show", "export"]
+    assert catalog.commands["list"].name == "list"
+    assert set(catalog.commands._built) == {"list"}
+
+
 def test_the_shipped_standards_are_listed_without_opening_a_node(home: Path) -> None:
     loaded = _modules("standard", "list", "--home", str(home))
     assert not {m.split(".")[0] for m in loaded} & {"sqlalchemy", "nacl", "yaml"}
