@@ -14,6 +14,7 @@ from scipy.stats import binom
 
 from entrepot.privacy import mechanisms, parse_policy, plan
 from entrepot.privacy.mechanisms import _built
+from entrepot.privacy.sql.rewrite import OVER
 
 STANDARD = visit_standard()
 AGGREGATES = (
@@ -71,6 +72,9 @@ def test_the_released_quantities_spend_the_query_budget_and_no_more(
         for q in p.rewrite.quantities
         if (scale := p.removal_scales.get(q.name)) is not None
     ]
+    # and the count of units above the removed totals' cap, where it is tested
+    if p.over_scale:
+        spent.append(float(_built(mechanism, 1, p.over_scale).map(OVER.l1)))
     assert math.fsum(spent) <= budget * (1 + 1e-9)
     assert math.fsum(spent) >= budget * (1 - 1e-6)
     # A SUM whose count is released anyway gets no noise of its own.

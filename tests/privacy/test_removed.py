@@ -11,12 +11,13 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import sqlglot
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from privacy_fixtures import DATASET, visit_standard
 from scipy.stats import binom
 
-from entrepot.engine import DuckDBEngine, EngineOptions
+from entrepot.engine import DuckDBEngine, EngineOptions, write_unit_columns
 from entrepot.privacy import Plan, Policy, parse_policy, plan
 from entrepot.privacy._post import PUT_BACK
 from entrepot.privacy.sql.rewrite import REMOVED_CAP
@@ -118,15 +119,20 @@ def test_the_budget_is_split_in_the_open() -> None:
 
 
 def test_counts_without_group_by_spend_half_their_budget_on_what_they_put_back() -> None:
-    # the removed total is added to the answer itself: it is worth as much as B
+    # the removed total is added to the answer itself: it is worth as much as B, and
+    # half as much again tests that no unit is above the cap it counts up to
     p = planned(f"SELECT COUNT(*) AS n FROM {DATASET}")
     rows = p.rewrite.quantities[0]
-    assert p.removed_budget == 0.5
-    assert p.scales[rows.name] == pytest.approx(rows.l1 / 0.5, rel=1e-6)
+    assert p.removed_budget == 0.75
+    assert p.scales[rows.name] == pytest.approx(rows.l1 / 0.25, rel=1e-6)
     assert p.removal_scales[rows.name] == pytest.approx(REMOVED_CAP * rows.l1 / 0.5, rel=1e-6)
-    # grouped, or beside another aggregate, the policy's share stands
-    assert planned(GROUPED).removed_budget == 0.1
-    assert planned(TOTAL).removed_budget == 0.1
+    assert p.over_scale == pytest.approx(1 / 0.25, rel=1e-6)
+    # grouped, nothing is put back: the policy's share stands, and nothing is tested
+    grouped = planned(GROUPED)
+    assert (grouped.removed_budget, grouped.over_scale) == (0.1, 0.0)
+    assert "__over" not in grouped.sql("v")
+    # beside another aggregate, the policy's share and half as much again
+    assert planned(TOTAL).removed_budget == pytest.approx(0.15)
     off = parse_policy({"contributions": {"removed_epsilon": 0}}, STANDARD)
     assert planned(f"SELECT COUNT(*) AS n FROM {DATASET}", off).removed_budget == 0.0
 
@@ -161,9 +167,10 @@ def test_with_huge_epsilon_the_removed_share_is_the_truth(
         assert answer.removed["s"].value == pytest.approx(truth, abs=1e-4)
         assert answer.asked == {}
     elif truth > 0:
-        # the question asked: every row, none bounded away
-        assert answer.asked["n"].value == pytest.approx(len(rows), abs=1e-3)
-        assert set(answer.asked) == {"n"}
+        # the question asked: every row, none bounded away; no unit is above the cap,
+        # yet its test withholds the put-back in 5% of answers
+        assert answer.asked == {} or answer.asked["n"].value == pytest.approx(len(rows), abs=1e-3)
+        assert set(answer.asked) <= {"n"}
     else:
         # nothing was removed: nothing is put back but in 1% of answers, and then
         # what is put back is the noise of a total of zero
@@ -272,3 +279,54 @@ def test_over_many_random_datasets_the_removed_share_is_covered_at_its_rate(
                 draws += 1
     assert draws == 20 * (20 * 2 + 20 * 1)
     assert plausible(covered, draws)
+
+
+def skewed(heavy: int, multiple: int, bound: int) -> list[tuple[int, str]]:
+    """200 units of 1 to ``bound`` rows, then ``heavy`` units of ``multiple·bound``."""
+    light = [(u, "910101") for u in range(200) for _ in range(1 + u % bound)]
+    return light + [(1000 + u, "910102") for u in range(heavy) for _ in range(multiple * bound)]
+
+
+@pytest.mark.parametrize("epsilon", [0.1, 0.5, 1.0])
+@pytest.mark.parametrize(("heavy", "multiple"), [(40, 40), (3, 12)])
+def test_a_put_back_misses_the_question_asked_at_its_rate_when_units_exceed_the_cap(
+    tmp_path: Path, epsilon: float, heavy: int, multiple: int
+) -> None:
+    # Units above (REMOVED_CAP + 1)·R rows: the removed total leaves their rows above
+    # the cap out (40 units of 40·R: 1,200 rows, beyond the removed total's margin at
+    # ε 0.5 and 1). An interval about the question asked must still cover the truth:
+    # counting every answer, at most 5% give a put-back whose interval misses.
+    p = planned(f"SELECT COUNT(*) AS n FROM {DATASET}", epsilon=epsilon)
+    bound = p.rewrite.rows_per_unit
+    rows = skewed(heavy, multiple, bound)
+    table = exact(p, write(rows, tmp_path / "v.parquet"))
+    assert table.column("__over").to_pylist() == [pytest.approx(heavy)]
+    answers = [p.release(table) for _ in range(300)]
+    given = [answer.asked["n"] for answer in answers if answer.asked]
+    missed = sum(not t.lo <= len(rows) <= t.hi for t in given)
+    assert plausible(len(answers) - missed, len(answers))
+    if heavy == 40 and epsilon == 1.0:
+        # told from zero: the bounded estimate stands, about the bounded data
+        assert len(given) <= 3
+        assert all(answer.interval_of == "bounded data" for answer in answers)
+
+
+@pytest.mark.parametrize("where", ["", " WHERE district = '910102'"])
+@pytest.mark.parametrize("dialect", ["duckdb", "spark"])
+def test_every_text_counts_the_units_above_the_cap(
+    tmp_path: Path, where: str, dialect: str
+) -> None:
+    p = planned(f"SELECT COUNT(*) AS n FROM {DATASET}{where}")
+    assert p.rewrite.over
+    plain = write(skewed(5, 12, p.rewrite.rows_per_unit), tmp_path / "v.parquet")
+    counted = tmp_path / "counted.parquet"
+    write_unit_columns(plain, counted, "patient_id", threads=1, memory_limit="256MB")
+    for path, stored in ((plain, False), (counted, True)):
+        text = p.sql("v", dialect, counted=stored)
+        with (
+            DuckDBEngine(EngineOptions((path.parent,), threads=1)) as engine,
+            engine.session() as session,
+        ):
+            session.register_parquet("v", [path])
+            table = session.execute(sqlglot.transpile(text, read=dialect, write="duckdb")[0])
+        assert table.column("__over").to_pylist() == [pytest.approx(5)]

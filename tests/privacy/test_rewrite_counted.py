@@ -24,6 +24,7 @@ from entrepot.engine import (
 )
 from entrepot.errors import PolicyViolation
 from entrepot.privacy import Answer, Plan, parse_policy, plan
+from entrepot.privacy.sql.rewrite import OVER
 
 STANDARD = visit_standard()
 
@@ -114,6 +115,7 @@ def exact(
         records = session.execute(sql).to_pylist()
     names = [q.name for q in p.rewrite.quantities]
     names += [f"{q.name}_removed" for q in p.rewrite.quantities if q.removed]
+    names += [OVER.name] if p.rewrite.over else []
     # a quantity missing from a group (NULL after the outer join) is zero, as release reads it
     return {
         tuple(str(r[k]) for k in p.rewrite.keys): tuple(r[n] or 0.0 for n in names) for r in records
@@ -156,7 +158,7 @@ def test_stored_unit_columns_give_exactly_the_values_counting_gives(
     # the text engines other than DuckDB get (read back into DuckDB's dialect) too
     spark = exact(p, counted, counted=True, dialect="spark")
     # a group missing from one side counts as zero (rows without a unit weigh nothing)
-    zero = (0.0,) * sum(1 + bool(q.removed) for q in p.rewrite.quantities)
+    zero = (0.0,) * (sum(1 + bool(q.removed) for q in p.rewrite.quantities) + p.rewrite.over)
     for other in (new, spark):
         for key in set(old) | set(other):
             pairs = zip(old.get(key, zero), other.get(key, zero), strict=True)

@@ -51,7 +51,7 @@ import numpy as np
 from entrepot.privacy.answer import OTHER, Estimate, Row
 from entrepot.privacy.mechanisms import Mechanism
 from entrepot.privacy.sql.query import Aggregate
-from entrepot.privacy.sql.rewrite import Derived, Quantity
+from entrepot.privacy.sql.rewrite import OVER, Derived, Quantity
 from entrepot.standards.schema import Standard
 
 __all__ = [
@@ -76,6 +76,12 @@ NEGLIGIBLE = 1e-6
 # a test at 1% suffices: at 10⁻⁶ the demo's COUNT(*) (43% of its rows removed) was
 # left biased at every ε up to 1.
 PUT_BACK = 0.01
+# The probability that an answer with no unit above the removed total's cap withholds
+# its put-back anyway. The test's power is what keeps the put-back's interval honest,
+# so it runs at 5%, not 1%: on the skewed benchmark's COUNT(*) at ε 1 (32 units
+# above the cap) a put-back then escapes it about once in 200 answers, at 1% once in
+# 40.
+ASSUMED = 0.05
 Halfwidth = Callable[[str, float], float]
 
 
@@ -269,6 +275,7 @@ def removed_shares(
     noisy: Noisy,
     standard: Standard,
     lost: Noisy,
+    over: Noisy | None = None,
 ) -> tuple[dict[str, Estimate], dict[str, Estimate]]:
     """Per aggregate, the share of its quantity that contribution bounding removed;
     and, for a COUNT or SUM of one group, its estimate with the removed part put back.
@@ -293,9 +300,19 @@ def removed_shares(
     for; ``E+`` bounds the removed part above. Both hold given that ``E`` was told
     from zero: ``B``'s noise is independent of the choice, and given ``E`` above a
     threshold its noise is less likely, not more, to be below ``-(E+ - E)``.
+
+    ``E`` counts each unit's removed rows up to ``REMOVED_CAP·R``: the high end holds
+    only if no unit has more than ``(REMOVED_CAP + 1)·R`` rows. ``over`` holds the
+    noisy count of the units above that (:data:`~entrepot.privacy.sql.rewrite.OVER`);
+    where it is told from zero (one-sided, at :data:`ASSUMED`), nothing is put back
+    and the bounded estimate stands, about the bounded data. Without ``over`` nothing
+    is put back either: the assumption is then untested.
     """
     shares: dict[str, Estimate] = {}
     asked: dict[str, Estimate] = {}
+    whole = over is not None and float(over.vectors[OVER.name][0]) <= over.halfwidth(1)(
+        OVER.name, 2 * ASSUMED
+    )
     for aggregate, (function, name, count_name, low, _high) in zip(
         aggregates, recipes(aggregates, noisy, standard), strict=True
     ):
@@ -313,7 +330,8 @@ def removed_shares(
         told = removed > removed_width(quantity, 2 * PUT_BACK)
         # what was removed is never negative (a count, or a sum of values >= 0)
         signless = function != "sum" or low >= 0
-        if told and signless and len(groups) == 1 and function not in ("avg", "quantile"):
+        single = len(groups) == 1 and function not in ("avg", "quantile")
+        if whole and told and signless and single:
             value = total + removed
             lo = total - spread
             hi = total + spread + removed + margin

@@ -42,6 +42,12 @@ counted up to :data:`REMOVED_CAP` times its bound (each of its rows adds
 total removed by at most ``C`` rows (``C·M`` for a sum, ``REMOVED_CAP·G'`` pairs for
 distinct units): :attr:`Quantity.removed` is that sensitivity.
 
+A query of one public group whose counts or sums may have their removed part put
+back also returns :data:`OVER`: the units with more than
+``(REMOVED_CAP + 1)·R`` rows (each row adds ``1 / n`` for a unit of ``n`` rows above
+that), the units whose removed rows the capped total leaves out. One unit moves it
+by at most 1.
+
 Versions published with per-unit columns (:mod:`entrepot.engine.units`) get a
 second text, :attr:`Rewrite.counted`, with the same semantics and cheaper steps: a
 query without a filter reads each unit's row count from the row itself (the count
@@ -79,7 +85,7 @@ from entrepot.privacy.policy import Policy
 from entrepot.privacy.sql.query import Query
 from entrepot.standards.schema import Standard
 
-__all__ = ["REMOVED_CAP", "Derived", "Quantity", "Rewrite", "midpoint", "rewrite"]
+__all__ = ["OVER", "REMOVED_CAP", "Derived", "Quantity", "Rewrite", "midpoint", "rewrite"]
 
 # What bounding removed from one unit is counted up to this many times its bound: a
 # unit with up to 10·R rows is fully accounted, one with more as if it had 10·R.
@@ -117,6 +123,11 @@ class Quantity:
     l2: float
     removed: float = 0.0
     auxiliary: bool = False
+
+
+# The units above that cap, whose removed rows the removed total leaves short: one
+# unit moves their count by at most 1.
+OVER = Quantity(name="__over", kind="over", column=None, l1=1.0, l2=1.0)
 
 
 @dataclass(frozen=True)
@@ -162,6 +173,9 @@ class Rewrite:
     sampled: tuple[str, ...] = ()
     broadcast: str = ""
     derived: tuple[Derived, ...] = ()
+    # Whether the SQL returns :data:`OVER`: one public group, a count or sum whose
+    # removed part may be put back.
+    over: bool = False
 
     def sql(self, view: str, dialect: str = "duckdb", *, counted: bool = False) -> str:
         """The SQL over ``view``, transpiled to ``dialect``; ``counted`` when ``view``
@@ -319,6 +333,12 @@ def _removed(rows: int, count: str) -> str:
     )
 
 
+def _over(rows: int, count: str) -> str:
+    """A row's share of its unit when the unit has more rows than the removed total
+    counts, ``(REMOVED_CAP + 1)·rows``: ``1 / count``, else 0 (and 0 without a unit)."""
+    return f"CASE WHEN {count} > {(REMOVED_CAP + 1) * rows} THEN 1.0 / {count} ELSE 0.0 END"
+
+
 def _key_sql(column: str, unit: str | None) -> str:
     if unit is None:
         return _ident(column)
@@ -388,10 +408,18 @@ def rewrite(
         )
         for i, column in enumerate(sorted(_derivable(query, standard)))
     )
+    # What a put-back of one group counts short (see removed_shares): rows removed
+    # from a count, or values from a sum, of units above the cap.
+    over = (
+        bounded
+        and groups <= 1
+        and any(q.removed and q.kind != "units" for q in quantities)
+        and any(a.function in ("count", "sum") for a in query.aggregates)
+    )
     counted = broadcast = ""
     if bounded:
         assert unit is not None
-        shape = _Shape(quantities, standard, keys, key_sql, rows, spread)
+        shape = _Shape(quantities, standard, keys, key_sql, rows, spread, over)
         template = _bounded_sql(shape, _ident(unit))
         counted = _bounded_sql(shape, _ident(UNIT_KEY), precounted=query.where is None, stored=True)
         if query.where is not None:
@@ -404,7 +432,7 @@ def rewrite(
     samples = ("", "")
     if sampled:
         clamped = [_clamp(c, *(standard.field(c).bounds or (0.0, 0.0))) for c in sampled]
-        shape = _Shape([], standard, keys, key_sql, rows, spread)
+        shape = _Shape([], standard, keys, key_sql, rows, spread, False)
         if not bounded:
             samples = (_samples_sql(shape, clamped, None), "")
         else:
@@ -426,6 +454,7 @@ def rewrite(
         sampled=sampled,
         broadcast=broadcast,
         derived=derived,
+        over=over,
     )
 
 
@@ -523,6 +552,7 @@ class _Shape:
     key_sql: list[str]
     rows: int
     spread: int
+    over: bool
 
 
 def _bounded_sql(
@@ -598,6 +628,8 @@ def _weighted_cte(shape: _Shape, weighted: list[Quantity], u: str, *, precounted
         for q in weighted
         if q.removed
     ]
+    if shape.over:
+        sums.append(f"CAST(coalesce(sum({_over(shape.rows, count)}), 0) AS DOUBLE) AS {OVER.name}")
     return (
         f"{units}__weighted AS (SELECT {', '.join(select + sums)} FROM {source} "
         f"WHERE {{where}}{group})"
@@ -641,6 +673,10 @@ def _split_ctes(shape: _Shape, weighted: list[Quantity], u: str) -> list[str]:
         for i, q in enumerate(weighted)
         if q.removed
     ]
+    if shape.over:
+        # a heavy unit's partial counts add up to its count: its shares to 1
+        share = f"CASE WHEN __n IS NULL THEN 0.0 ELSE {_over(shape.rows, '__n')} END"
+        sums.append(f"CAST(coalesce(sum(__c * {share}), 0) AS DOUBLE) AS {OVER.name}")
     by_keys = f" GROUP BY {', '.join(keys)}" if keys else ""
     outer = f"__weighted AS (SELECT {', '.join([*keys, *sums])} FROM {source}{by_keys})"
     return [parts, units, outer]
@@ -664,6 +700,8 @@ def _heavy_ctes(shape: _Shape, weighted: list[Quantity], u: str) -> list[str]:
     )
     weight = f"CASE WHEN __n IS NULL THEN 1.0 ELSE {_weight(shape.rows, '__n')} END AS __w"
     cut = f"CASE WHEN __n IS NULL THEN 0.0 ELSE {_removed(shape.rows, '__n')} END AS __r"
+    if shape.over:
+        cut += f", CASE WHEN __n IS NULL THEN 0.0 ELSE {_over(shape.rows, '__n')} END AS __o"
     values = [
         f"{_measure(q, shape.standard)} AS __x{i}"
         for i, q in enumerate(weighted)
@@ -682,6 +720,8 @@ def _heavy_ctes(shape: _Shape, weighted: list[Quantity], u: str) -> list[str]:
         for q in weighted
         if q.removed
     ]
+    if shape.over:
+        sums.append(f"CAST(coalesce(sum(__o), 0) AS DOUBLE) AS {OVER.name}")
     by_keys = f" GROUP BY {', '.join(keys)}" if keys else ""
     outer = f"__weighted AS (SELECT {', '.join([*keys, *sums])} FROM ({inner}){by_keys})"
     return [counts, outer]
