@@ -79,8 +79,8 @@ PUT_BACK = 0.01
 # The probability that an answer with no unit above the removed total's cap withholds
 # its put-back anyway. The test's power is what keeps the put-back's interval honest,
 # so it runs at 5%, not 1%: on the skewed benchmark's COUNT(*) at ε 1 (32 units
-# above the cap) a put-back then escapes it about once in 200 answers, at 1% once in
-# 40.
+# above the cap, noise of scale 4) a put-back then escapes it about once in 600
+# answers, at 1% once in 120.
 ASSUMED = 0.05
 Halfwidth = Callable[[str, float], float]
 
