@@ -42,9 +42,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, ClassVar, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, BinaryIO, ClassVar, Protocol, runtime_checkable
 
 from entrepot.errors import (
     BudgetExhausted,
@@ -65,6 +65,7 @@ from entrepot.privacy.ledger import Debit, Ledger, Reservation
 from entrepot.standards.schema import Standard
 from entrepot.transparency import (
     DatasetVersion,
+    Entry,
     Kind,
     Receipt,
     ReceiptFields,
@@ -96,6 +97,9 @@ __all__ = [
     "Request",
     "Use",
 ]
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 _log = logging.getLogger(__name__)
 
@@ -231,6 +235,11 @@ class Done:
         return self.outcome is None
 
 
+# An entry a caller owes the log for an answer, made from the datasets it read and the
+# ε it spent on this node (see :meth:`Coordinator.run`).
+Owed = Callable[[tuple[DatasetRef, ...], float], Entry]
+
+
 @dataclass(frozen=True)
 class _Screened:
     """What the steps that read no data found: the request is refused by none of them."""
@@ -326,19 +335,23 @@ class Coordinator:
         purpose: str | None = None,
         floor: Floor | None = None,
         partners: Mapping[DatasetRef, Partner] | None = None,
+        owed: Owed | None = None,
     ) -> Done:
         """Take every step for ``request``: its outcome, or a refusal naming the rule.
 
         The outcome or refusal is padded to the latency floor here, unless the caller
         passes ``floor`` and waits for its :meth:`Floor.rest_s` itself. ``partners``
-        take part for the datasets other nodes hold.
+        take part for the datasets other nodes hold. An answer's ``owed`` entry goes to
+        the log's outbox in the commit that spends for it (a repeat's in one commit of its
+        own), so it costs no commit of its own; the caller appends it
+        (:meth:`Outbox.replay`) once the answer is out.
         """
         own = floor is None
         floor = floor or Floor()
         try:
             screened = self._screen(consumer, request, purpose, floor, partners or {})
             try:
-                return self._complete(consumer, request, screened)
+                return self._complete(consumer, request, screened, owed)
             except BaseException:
                 screened.abort()
                 raise
@@ -464,8 +477,11 @@ class Coordinator:
             # Logged like the checker's refusals, so probing for names leaves a trace.
             raise NotFound(missing.message, hint=missing.hint, rule="unknown_dataset") from None
 
-    def _complete(self, consumer: Actor, request: Request, screened: _Screened) -> Done:
+    def _complete(
+        self, consumer: Actor, request: Request, screened: _Screened, owed: Owed | None
+    ) -> Done:
         assert consumer.org_id is not None  # authorize() refused consumers without an org
+        refs = tuple(use.ref for use in screened.uses)
         partners = screened.partners
         versions = tuple(
             partners[f.ref].committed()
@@ -477,20 +493,29 @@ class Coordinator:
         # With partners, every answer is paid anew: each node spends for its own dataset.
         earlier = None if partners else self.ledger.recall(consumer.org_id, priced.fingerprint)
         if earlier is not None:
+            if owed is not None:
+                with self.node.db.write() as session:
+                    self.node.outbox.stage(session, owed(refs, 0.0))
             receipt = self._log_outcome(consumer, request, earlier, 0.0, versions, screened, None)
             return Done(earlier, None, receipt, screened.uses, 0.0)
 
         reservation = self._reserve(consumer, request, screened)
         outcome = self._execute(consumer, request, screened, reservation)
         body = request.body(outcome)
+        here = _spent(priced, {})
+
+        def stage(session: Session) -> None:
+            if owed is not None:
+                self.node.outbox.stage(session, owed(refs, here))
+
         self.ledger.complete(
-            reservation, rows_scanned=outcome.rows, answer=(priced.fingerprint, body)
+            reservation, rows_scanned=outcome.rows, answer=(priced.fingerprint, body), also=stage
         )
         spent = _spent(priced, partners)
         receipt = self._log_outcome(consumer, request, body, spent, versions, screened, reservation)
         for partner in partners.values():
             partner.complete(body, versions)
-        return Done(body, outcome, receipt, screened.uses, _spent(priced, {}))
+        return Done(body, outcome, receipt, screened.uses, here)
 
     def _reserve(self, consumer: Actor, request: Request, screened: _Screened) -> Reservation:
         assert consumer.org_id is not None

@@ -113,10 +113,12 @@ class IdempotencyKeys:
         answer: dict[str, Any],
         *,
         also: Callable[[Session], None] | None = None,
+        synced: bool = True,
     ) -> None:
         """Store the answer of the request that holds ``key`` (and run ``also`` in the same
-        transaction: one commit for both)."""
-        with self.db.write() as session:
+        transaction: one commit for both). ``synced=False`` when a synced commit follows
+        soon (see :meth:`Database.write`)."""
+        with self.db.write(synced=synced) as session:
             if also is not None:
                 also(session)
             row = session.scalar(

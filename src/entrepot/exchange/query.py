@@ -26,6 +26,7 @@ from entrepot.exchange.coordinator import (
     Done,
     Floor,
     Found,
+    Owed,
     Partner,
     Priced,
     Request,
@@ -138,15 +139,17 @@ class Queries:
         purpose: str | None = None,
         floor: Floor | None = None,
         progress: JoinProgress | None = None,
+        owed: Owed | None = None,
     ) -> QueryResult:
         """Answer ``sql`` for ``consumer`` with differential privacy, or refuse with the rule.
 
         The answer or refusal is padded to the policy's latency floor here, unless the
         caller passes ``floor`` and waits for its :meth:`Floor.rest_s` itself.
-        ``progress(step, done, total)`` follows the steps of a private join.
+        ``progress(step, done, total)`` follows the steps of a private join. ``owed`` is
+        an entry owed to the log with the answer (see :meth:`Coordinator.run`).
         """
         request = self.request(sql, epsilon, progress)
-        done = self.coordinator.run(consumer, request, purpose=purpose, floor=floor)
+        done = self.coordinator.run(consumer, request, purpose=purpose, floor=floor, owed=owed)
         return self._result(consumer, done)
 
     def run_with(

@@ -417,11 +417,13 @@ class Ledger:
         *,
         rows_scanned: int | None = None,
         answer: tuple[bytes, bytes] | None = None,
+        also: Callable[[Session], None] | None = None,
     ) -> None:
         """Close a successful use: it is now metered, and never refundable.
 
         ``answer`` is ``(fingerprint, answer_bytes)``: stored in the same transaction so
-        that :meth:`recall` returns it, byte for byte, for the same query later.
+        that :meth:`recall` returns it, byte for byte, for the same query later. ``also``
+        writes in that transaction too (one commit for both).
         """
 
         def attempt(session: Session) -> None:
@@ -451,6 +453,8 @@ class Ledger:
                         "created_at": now,
                     },
                 )
+            if also is not None:
+                also(session)
 
         self._retrying(attempt)
 

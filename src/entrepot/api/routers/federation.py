@@ -231,9 +231,9 @@ def _once_per_request(
     logged: Callable[[dict[str, Any]], Entry],
 ) -> dict[str, Any]:
     """``run``'s answer, kept under the peer's request id: a repeat of the request (a
-    new signed message with the same id and body) gets it again and spends nothing.
-    The answer's ``logged`` entry is owed to the log in the commit that keeps it."""
-    from entrepot.federation.remote import flush_later, owe_peer_event
+    new signed message with the same id and body) gets it again and spends nothing, its
+    ``logged`` entry owed to the log in one commit."""
+    from entrepot.federation.remote import owe_peer_event
 
     keys = exchange.idempotency
     owner = f"peer:{sender.key}"
@@ -250,11 +250,9 @@ def _once_per_request(
         # Refused or failed: nothing was spent, so a repeat runs afresh.
         keys.release(owner, request_id)
         raise
-    entry = logged(answered)
-    keys.keep(
-        owner, request_id, answered, also=lambda session: owe_peer_event(exchange, entry, session)
-    )
-    flush_later(exchange)
+    # Unsynced too: a process that dies keeps it (SQLite's write-ahead log, PostgreSQL's
+    # WAL writer), and the synced commits of the append that follows put it on disk.
+    keys.keep(owner, request_id, answered, synced=False)
     return answered
 
 
@@ -267,8 +265,14 @@ def _once_per_request(
 async def remote_query(request: Request) -> Response:
     """Run by this node's coordinator as for any consumer: this node's contract, policy,
     ledger, noise, log and signed receipt. Only the released answer goes back."""
-    from entrepot.client.local import LocalClient
-    from entrepot.federation.remote import consumer_of, owe_peer_event, peer_entry
+    from entrepot.client.local import LocalClient, answer_body
+    from entrepot.federation.remote import (
+        consumer_of,
+        flush_later,
+        names_a_node,
+        owe_peer_event,
+        peer_entry,
+    )
     from entrepot.federation.witness import cosign_later, witnessed_receipt
 
     exchange = exchange_of(request)
@@ -276,34 +280,44 @@ async def remote_query(request: Request) -> Response:
     def work(sender: Sender, body: dict[str, Any]) -> Any:
         actor = consumer_of(exchange, sender.key, _text(body, "consumer"), create=False)
         peer = exchange.peers.by_key(sender.key)
+        sql = _text(body, "sql")
+        purpose = _text(body, "purpose", optional=True)
         epsilon = body.get("epsilon")
         if epsilon is not None and not isinstance(epsilon, int | float):
             raise InvalidInput("the request's epsilon is not a number", hint="send a number")
+        asked = None if epsilon is None else float(epsilon)
+
+        def received(dataset: Any, spent: Any) -> Entry:
+            return peer_entry(actor.name, peer, "query_received", dataset=dataset, epsilon=spent)
+
+        def logged(answered: dict[str, Any]) -> Entry:
+            return received(answered.get("dataset"), answered.get("epsilon_spent", 0))
 
         def run() -> dict[str, Any]:
-            answered = LocalClient(exchange, actor).query(
-                _text(body, "sql"),
-                epsilon=None if epsilon is None else float(epsilon),
-                purpose=_text(body, "purpose", optional=True),
-            )
+            if names_a_node(sql):
+                # Not this node's data alone: answered as any query the consumer asks here.
+                answered = LocalClient(exchange, actor).query(sql, epsilon=asked, purpose=purpose)
+                owe_peer_event(exchange, logged(answered))
+            else:
+                # The entry is owed in the commit that spends: no commit of its own.
+                result = exchange.queries.run(
+                    actor,
+                    sql,
+                    epsilon=asked,
+                    purpose=purpose,
+                    owed=lambda refs, spent: received(" JOIN ".join(map(str, refs)), spent),
+                )
+                answered = answer_body(result.to_dict())
             answered["receipt"] = witnessed_receipt(exchange, answered["receipt"])
             cosign_later(exchange)
             return answered
 
-        def logged(answered: dict[str, Any]) -> Entry:
-            return peer_entry(
-                actor.name,
-                peer,
-                "query_received",
-                dataset=answered.get("dataset"),
-                epsilon=answered.get("epsilon_spent", 0),
-            )
-
         request_id = _text(body, "request", optional=True)
-        if request_id is not None:
-            return _once_per_request(exchange, sender, request_id, body, run, logged)
-        answered = run()
-        owe_peer_event(exchange, logged(answered))
+        if request_id is None:
+            answered = run()
+        else:
+            answered = _once_per_request(exchange, sender, request_id, body, run, logged)
+        flush_later(exchange)
         return answered
 
     return await _answer(request, work)
