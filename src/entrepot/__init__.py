@@ -1,7 +1,8 @@
 """entrepot: a federated, privacy-preserving data exchange. Trade the insight, not the data.
 
-The Python API is :func:`connect`, to a server's URL or a node's home; it is imported
-on first use so that the command line starts without loading the analytical stack.
+The Python API is :func:`connect`, to a server's URL or a node's home; it and
+:class:`Settings` are imported on first use, so that the command line starts without
+loading the analytical stack, and a command that opens no node without pydantic's models.
 """
 
 from __future__ import annotations
@@ -9,10 +10,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from entrepot.errors import EntrepotError
-from entrepot.settings import Settings
 
 if TYPE_CHECKING:
     from entrepot.client.connection import Connection, connect
+    from entrepot.settings import Settings
 
 __version__ = "0.1.0"
 
@@ -24,4 +25,8 @@ def __getattr__(name: str) -> Any:
         from entrepot.client import connection
 
         return getattr(connection, name)
+    if name == "Settings":
+        from entrepot.settings import Settings
+
+        return Settings
     raise AttributeError(f"module 'entrepot' has no attribute {name!r}")

@@ -101,6 +101,10 @@ def test_the_catalog_is_listed_without_the_orm_or_the_signing_library(home: Path
     assert not {"entrepot.vault.models", "entrepot.schemas.catalog"} & loaded
 
 
+def test_the_version_is_printed_without_building_the_settings() -> None:
+    assert "entrepot.settings" not in _modules("--version")
+
+
 def test_a_noun_builds_only_the_subcommand_that_runs() -> None:
     from typer.main import get_command
 

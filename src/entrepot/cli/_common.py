@@ -30,12 +30,12 @@ from rich.text import Text
 from entrepot._text import is_unsafe, printable
 from entrepot.client import Client, current
 from entrepot.errors import EntrepotError, InvalidInput, render
-from entrepot.settings import Settings
 
 if TYPE_CHECKING:
     from entrepot.exchange import Exchange
     from entrepot.exchange.actors import Actor
     from entrepot.exchange.node import Node
+    from entrepot.settings import Settings
 
 
 class SafeConsole(Console):
@@ -145,6 +145,8 @@ Db = Annotated[
 
 
 def settings(home: Path | None, db: str | None = None) -> Settings:
+    from entrepot.settings import Settings
+
     overrides: dict[str, Any] = {}
     if home is not None:
         overrides["home"] = home

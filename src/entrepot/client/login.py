@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from entrepot.errors import InvalidInput, Unauthorized
-from entrepot.settings import Settings
 
 if TYPE_CHECKING:
     from entrepot.client.http import HttpClient
+    from entrepot.settings import Settings
 
 __all__ = ["Remote", "current", "forget", "load_remote", "require", "save_remote"]
 
@@ -32,8 +32,15 @@ class Remote:
         return f"Remote(url={self.url!r}, token=<hidden>)"
 
 
+def _settings() -> Settings:
+    # Imported here: a command that reads no setting (``--version``) builds no pydantic model.
+    from entrepot.settings import Settings
+
+    return Settings()
+
+
 def _config_path(settings: Settings | None) -> Path:
-    return (settings or Settings()).client_config
+    return (settings or _settings()).client_config
 
 
 def save_remote(remote: Remote, settings: Settings | None = None) -> Path:
@@ -83,7 +90,7 @@ def forget(settings: Settings | None = None) -> bool:
 
 def current(settings: Settings | None = None) -> HttpClient | None:
     """A client for the server `entrepot login` stored, or None to work locally."""
-    settings = settings or Settings()
+    settings = settings or _settings()
     remote = load_remote(settings)
     if remote is None:
         return None
