@@ -32,3 +32,22 @@ def test_upgrade_is_idempotent(tmp_path: Path) -> None:
     db.upgrade()
     db.upgrade()
     db.dispose()
+
+
+def test_the_heads_read_from_the_headers_are_alembics() -> None:
+    from alembic.script import ScriptDirectory
+
+    from entrepot.db import _head_revisions, alembic_config
+
+    script = ScriptDirectory.from_config(alembic_config())
+    assert _head_revisions() == frozenset(script.get_heads())
+
+
+def test_a_header_names_its_revision_and_those_it_follows() -> None:
+    from entrepot.db import _revision_header
+
+    assert _revision_header('revision = "0002"\ndown_revision = "0001"\n') == ("0002", ("0001",))
+    assert _revision_header("revision = 'a'  # first\ndown_revision = None\n") == ("a", ())
+    merge = 'revision = "m"\ndown_revision = ("b", "c")\n'
+    assert _revision_header(merge) == ("m", ("b", "c"))
+    assert _revision_header('"""No revision here."""\n') is None
