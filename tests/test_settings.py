@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import entrepot
@@ -67,3 +69,17 @@ def test_a_setting_read_only_by_its_name_elsewhere_counts_as_unread() -> None:
     # A policy's `max_epsilon_per_query` is not the node's setting of the same name.
     tree = ast.parse("policy.max_epsilon_per_query\nnode.settings.page_max\n")
     assert _read_from_settings(tree) == {"page_max"}
+
+
+def test_settings_are_read_without_looking_up_pydantic_plugins() -> None:
+    # The lookup reads every installed distribution's entry points; a fresh interpreter
+    # shows whether building and reading the settings made it, and that the switch is off.
+    probe = (
+        "import os\n"
+        "from pydantic.plugin import _loader\n"
+        "from entrepot.settings import Settings\n"
+        "Settings(port=8001)\n"
+        "print(_loader._plugins is None, 'PYDANTIC_DISABLE_PLUGINS' in os.environ)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["True", "False"]

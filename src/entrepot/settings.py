@@ -7,11 +7,18 @@ that raises it.
 
 The environment is read here rather than by pydantic-settings: importing it cost
 every command about 0.15 s of CPU, for one prefix over a flat set of scalar fields.
+
+The model's validator is built with pydantic's plugins switched off, as Typer builds its
+parameters' validators: looking plugins up reads the entry points of every installed
+distribution, about 20 M instructions of each command that reads a setting, for a plugin
+that would only watch the node's configuration being read.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +27,12 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 __all__ = ["Settings"]
 
 _PREFIX = "ENTREPOT_"
+_NO_PLUGINS = "PYDANTIC_DISABLE_PLUGINS"
 
 
 class Settings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Built below, once pydantic's plugins are off.
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     @model_validator(mode="before")
     @classmethod
@@ -282,3 +291,20 @@ class Settings(BaseModel):
     @property
     def db_url(self) -> str:
         return self.db or f"sqlite:///{self.home / 'node.db'}"
+
+
+@contextmanager
+def _without_pydantic_plugins() -> Iterator[None]:
+    previous = os.environ.get(_NO_PLUGINS)
+    os.environ[_NO_PLUGINS] = "1"
+    try:
+        yield
+    finally:
+        if previous is None:
+            del os.environ[_NO_PLUGINS]
+        else:
+            os.environ[_NO_PLUGINS] = previous
+
+
+with _without_pydantic_plugins():
+    Settings.model_rebuild(force=True)
