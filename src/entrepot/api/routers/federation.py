@@ -12,6 +12,7 @@ signed for that request.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import re
@@ -31,6 +32,7 @@ from entrepot.federation.peers import identity_of
 
 if TYPE_CHECKING:
     from entrepot.exchange import Exchange
+    from entrepot.exchange.coordinator import Floor
     from entrepot.transparency.entries import Entry
 
 __all__ = ["router"]
@@ -79,8 +81,26 @@ def _payload(body: bytes) -> dict[str, Any]:
     return found
 
 
-async def _answer(request: Request, work: Callable[[Sender, dict[str, Any]], Any]) -> Response:
-    """Check the request's envelope, run ``work`` for its sender and body, sign the answer."""
+async def _answer(
+    request: Request,
+    work: Callable[[Sender, dict[str, Any]], Any],
+    floor: Floor | None = None,
+) -> Response:
+    """Check the request's envelope, run ``work`` for its sender and body, sign the answer.
+
+    With ``floor``, which ``work`` passes to the coordinator, the answer or refusal is
+    padded to the latency floor once it is signed, as the API pads a local query's: the
+    work after the operation (the receipt, the kept answer) is inside the floor, and the
+    wait holds no thread.
+    """
+    try:
+        return await _answered(request, work)
+    finally:
+        if floor is not None:
+            await asyncio.sleep(floor.rest_s())
+
+
+async def _answered(request: Request, work: Callable[[Sender, dict[str, Any]], Any]) -> Response:
     body = await request.body()
     exchange = exchange_of(request)
     peers = exchange.peers
@@ -266,6 +286,7 @@ async def remote_query(request: Request) -> Response:
     """Run by this node's coordinator as for any consumer: this node's contract, policy,
     ledger, noise, log and signed receipt. Only the released answer goes back."""
     from entrepot.client.local import LocalClient, answer_body
+    from entrepot.exchange.coordinator import Floor
     from entrepot.federation.remote import (
         consumer_of,
         flush_later,
@@ -276,6 +297,9 @@ async def remote_query(request: Request) -> Response:
     from entrepot.federation.witness import cosign_later, witnessed_receipt
 
     exchange = exchange_of(request)
+    # From the request's arrival, as a local query's: what comes before the operation
+    # (the envelope, the nonce, the request id) is inside the floor too.
+    floor = Floor()
 
     def work(sender: Sender, body: dict[str, Any]) -> Any:
         actor = consumer_of(exchange, sender.key, _text(body, "consumer"), create=False)
@@ -305,6 +329,7 @@ async def remote_query(request: Request) -> Response:
                     sql,
                     epsilon=asked,
                     purpose=purpose,
+                    floor=floor,
                     owed=lambda refs, spent: received(" JOIN ".join(map(str, refs)), spent),
                 )
                 answered = answer_body(result.to_dict())
@@ -320,7 +345,7 @@ async def remote_query(request: Request) -> Response:
         flush_later(exchange)
         return answered
 
-    return await _answer(request, work)
+    return await _answer(request, work, floor)
 
 
 @router.post(
