@@ -25,6 +25,7 @@ import logging
 import re
 import secrets
 import threading
+import time
 from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING, Any
@@ -87,18 +88,22 @@ def log_peer_event(exchange: Exchange, actor: str, peer: Peer, action: str, **fi
     exchange.node.log.append(peer_entry(actor, peer, action, **fields))
 
 
-def owe_peer_event(exchange: Exchange, entry: Entry, session: Session | None = None) -> None:
+def owe_peer_event(
+    exchange: Exchange, entry: Entry, session: Session | None = None, *, synced: bool = True
+) -> None:
     """Owe ``entry`` to the log in node.db's outbox, in ``session``'s transaction or in
     one commit of its own, and append it off the answer's path (:func:`flush_later`).
 
     An append costs three fsyncs, a commit one: the row survives any crash, and a node
     appends every row still owed when it opens (:mod:`entrepot.exchange.outbox`), so
-    the event is logged whatever happens once the answer leaves.
+    the event is logged whatever happens once the answer leaves. ``synced=False`` waits
+    for no fsync: a process that dies keeps the row, and the append's first synced
+    commit, milliseconds later, puts it on disk (see :meth:`Database.write`).
     """
     if session is not None:
         exchange.node.outbox.stage(session, entry)
         return
-    with exchange.node.db.write() as own:
+    with exchange.node.db.write(synced=synced) as own:
         exchange.node.outbox.stage(own, entry)
     flush_later(exchange)
 
@@ -107,6 +112,9 @@ def owe_peer_event(exchange: Exchange, entry: Entry, session: Session | None = N
 _FLUSHING: dict[str, bool] = {}
 _FLUSHING_LOCK = threading.Lock()
 _log = logging.getLogger(__name__)
+# How long the thread lets the answer leave first: a thread that starts appending at
+# once holds the interpreter's lock from the thread answering, up to 5 ms at a time.
+_FLUSH_AFTER_S = 0.02
 
 
 def flush_later(exchange: Exchange) -> None:
@@ -124,6 +132,7 @@ def flush_later(exchange: Exchange) -> None:
 
 
 def _flush(exchange: Exchange, key: str) -> None:
+    time.sleep(_FLUSH_AFTER_S)
     while True:
         try:
             exchange.node.outbox.replay()
@@ -355,6 +364,7 @@ def forward_query(
             dataset=f"{peer.name}:{answered.get('dataset', '')}",
             receipt_sha256=hashlib.sha256(receipt).hexdigest(),
         ),
+        synced=False,
     )
     return {**answered, "node": peer.name}
 
