@@ -21,11 +21,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import re
 import secrets
-import threading
-import time
 from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING, Any
@@ -33,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
+from entrepot._background import Coalesced
 from entrepot.clock import utcnow
 from entrepot.errors import Conflict, EntrepotError, Forbidden, InvalidInput, NotFound, param
 from entrepot.federation.models import Peer, RemoteConsumer, RemoteGrant
@@ -108,43 +106,20 @@ def owe_peer_event(
     flush_later(exchange)
 
 
-# Nodes (by key) whose outbox a thread is appending, with whether another pass is due.
-_FLUSHING: dict[str, bool] = {}
-_FLUSHING_LOCK = threading.Lock()
-_log = logging.getLogger(__name__)
-# How long the thread lets the answer leave first: a thread that starts appending at
-# once holds the interpreter's lock from the thread answering, up to 5 ms at a time.
-_FLUSH_AFTER_S = 0.02
+# The thread lets the answer leave first: a thread that starts appending at once holds
+# the interpreter's lock from the thread answering, up to 5 ms at a time. It is not a
+# daemon: a command that ends waits for it (tens of ms) rather than leave the rows to
+# the node's next opening. A failed pass leaves the rows owed (the node may be
+# closing): the next pass, or the node's next opening, appends them.
+_APPENDING = Coalesced(
+    "entrepot-outbox", "appending the log's owed entries failed", daemon=False, delay_s=0.02
+)
 
 
 def flush_later(exchange: Exchange) -> None:
     """Append the entries owed in the outbox, in a thread of its own: one at a time per
-    node, and one more pass after it if asked while it runs. The thread is not a daemon:
-    a command that ends waits for it (tens of ms) rather than leave the rows to the
-    node's next opening."""
-    key = bytes(exchange.node.verify_key).hex()
-    with _FLUSHING_LOCK:
-        if key in _FLUSHING:
-            _FLUSHING[key] = True
-            return
-        _FLUSHING[key] = False
-    threading.Thread(target=_flush, args=(exchange, key), name="entrepot-outbox").start()
-
-
-def _flush(exchange: Exchange, key: str) -> None:
-    time.sleep(_FLUSH_AFTER_S)
-    while True:
-        try:
-            exchange.node.outbox.replay()
-        except Exception:
-            # The rows stay owed (the node may be closing): the next pass, or the node's
-            # next opening, appends them.
-            _log.warning("appending the log's owed entries failed", exc_info=True)
-        with _FLUSHING_LOCK:
-            if not _FLUSHING[key]:
-                del _FLUSHING[key]
-                return
-            _FLUSHING[key] = False
+    node, and one more pass after it if asked while it runs."""
+    _APPENDING.ask(bytes(exchange.node.verify_key).hex(), exchange.node.outbox.replay)
 
 
 def _consumer(actor: Actor) -> str:

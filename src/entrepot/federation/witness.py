@@ -40,7 +40,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import logging
 import re
 import threading
 import time
@@ -50,6 +49,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select, update
 
+from entrepot._background import Coalesced
 from entrepot.errors import (
     Conflict,
     EntrepotError,
@@ -336,10 +336,12 @@ def submission_for(exchange: Exchange, old: int) -> Submission:
 _COSIGNED: dict[tuple[str, str], int] = {}
 _COSIGNED_LOCK = threading.Lock()
 # The latest checkpoint of each node's log (by its key) as its peers cosigned it, in
-# this process; and the nodes whose cosigning round runs, with whether another is due.
+# this process. A failed round leaves receipts signed by the node alone (it may be
+# closing): the next round, or an upgrade, asks the peers again.
 _LATEST: dict[str, Note] = {}
-_ROUNDS: dict[str, bool] = {}
-_log = logging.getLogger(__name__)
+_ROUNDS = Coalesced(
+    "entrepot-cosign", "cosigning round of this node's checkpoint failed", daemon=True
+)
 
 
 def _ask(exchange: Exchange, peer: Peer, size: int, note: Note) -> tuple[NoteSignature, ...]:
@@ -431,30 +433,7 @@ def cosign_later(exchange: Exchange) -> None:
     """Have the peers cosign this node's latest checkpoint in a thread of its own, off
     the path of the answer that asks: one round at a time per node, and one more after
     it if asked while it runs (c2sp.org/tlog-witness: a log submits periodically)."""
-    key = key_hex(exchange.node.verify_key)
-    with _COSIGNED_LOCK:
-        if key in _ROUNDS:
-            _ROUNDS[key] = True
-            return
-        _ROUNDS[key] = False
-    threading.Thread(
-        target=_rounds, args=(exchange, key), name="entrepot-cosign", daemon=True
-    ).start()
-
-
-def _rounds(exchange: Exchange, key: str) -> None:
-    while True:
-        try:
-            cosigned_checkpoint(exchange)
-        except Exception:
-            # A round is best effort (the node may be closing): receipts stand signed by
-            # the node, and the next round or an upgrade asks the peers again.
-            _log.warning("cosigning round of this node's checkpoint failed", exc_info=True)
-        with _COSIGNED_LOCK:
-            if not _ROUNDS[key]:
-                del _ROUNDS[key]
-                return
-            _ROUNDS[key] = False
+    _ROUNDS.ask(key_hex(exchange.node.verify_key), lambda: cosigned_checkpoint(exchange))
 
 
 def cosigned_submission(exchange: Exchange, old: int) -> Submission:
