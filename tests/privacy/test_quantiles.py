@@ -271,7 +271,9 @@ def test_a_quantile_takes_one_share_of_the_budget_like_a_sum() -> None:
     assert median.scales == {summed.rewrite.quantities[0].name: summed.scales["__q0"]}
     (quantile,) = median.quantiles
     laplace = mechanisms.get("laplace")
-    share = 0.9 * (1 - 0.1) / 2
+    # the part bounding's removed totals and their put-back test spend comes off first
+    assert median.removed_budget == summed.removed_budget > 0
+    share = 0.9 * (1 - median.removed_budget) / 2
     rows = median.rewrite.rows_per_unit
     # its share is split over the estimate (half) and two brackets (a quarter each),
     # each priced at R rows
