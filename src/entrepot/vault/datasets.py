@@ -1,17 +1,24 @@
-"""A dataset's row found by its reference, and its versions' public descriptions."""
+"""A dataset's row found by its reference, and its versions' public descriptions.
+
+Its mapped classes load with :func:`find_dataset`: the catalog reads a dataset's page
+with Core and describes its versions here without the ORM.
+"""
 
 from __future__ import annotations
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session, contains_eager, selectinload
+from typing import TYPE_CHECKING, Any
 
 from entrepot.clock import as_utc
 from entrepot.errors import NotFound
-from entrepot.vault.models import Dataset, Provider, Version
-from entrepot.vault.protocol import VersionInfo
 from entrepot.vault.refs import DatasetRef
 
-__all__ = ["dataset_not_found", "find_dataset", "version_info"]
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from entrepot.vault.models import Dataset, Version
+    from entrepot.vault.protocol import VersionInfo
+
+__all__ = ["dataset_not_found", "describe_version", "find_dataset", "version_info"]
 
 
 def dataset_not_found(ref: DatasetRef | str) -> NotFound:
@@ -24,6 +31,11 @@ def dataset_not_found(ref: DatasetRef | str) -> NotFound:
 
 def find_dataset(session: Session, ref: DatasetRef | str, *, versions: bool = False) -> Dataset:
     """The dataset ``ref`` names, its provider loaded (and its ``versions``, if asked)."""
+    from sqlalchemy import select
+    from sqlalchemy.orm import contains_eager, selectinload
+
+    from entrepot.vault.models import Dataset, Provider
+
     ref = DatasetRef.parse(ref) if isinstance(ref, str) else ref
     query = (
         select(Dataset)
@@ -45,15 +57,25 @@ _NANO = 10**9
 
 def version_info(dataset: Dataset, version: Version) -> VersionInfo:
     """The public description of ``version`` (its provider must be loaded)."""
+    return describe_version(
+        DatasetRef(dataset.provider.slug, dataset.slug), dataset.standard, version
+    )
+
+
+def describe_version(ref: DatasetRef, standard: str, version: Any) -> VersionInfo:
+    """The public description of ``version`` of dataset ``ref`` (which follows
+    ``standard``): a mapped version, or a row of the versions table with its columns."""
+    from entrepot.vault.protocol import VersionInfo
+
     return VersionInfo(
-        ref=DatasetRef(dataset.provider.slug, dataset.slug),
+        ref=ref,
         number=version.number,
         title=version.title,
         sha256=version.sha256,
         size_bytes=version.size_bytes,
         rows=version.rows,
         rows_rejected=version.rows_rejected,
-        standard=dataset.standard,
+        standard=standard,
         standard_version=version.standard_version,
         created_at=as_utc(version.created_at),
         quality=version.quality,
