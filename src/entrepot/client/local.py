@@ -166,10 +166,7 @@ class LocalClient(ShippedStandards):
         return page_body(items, catalog.count_search(query, facets=facets), limit, offset)
 
     def catalog_show(self, dataset: str) -> dict[str, Any]:
-        from entrepot.schemas.catalog import DatasetPageOut
-
-        page = DatasetPageOut.of(self.exchange.catalog(self.actor).show(dataset))
-        return page.model_dump(mode="json", by_alias=True)
+        return self.exchange.catalog(self.actor).show(dataset).to_body()
 
     def catalog_dcat(self, base_url: str | None = None) -> dict[str, Any]:
         from entrepot.exchange.dcat import export_dcat
@@ -184,10 +181,8 @@ class LocalClient(ShippedStandards):
     def dataset_versions(
         self, dataset: str, *, limit: int | None = None, offset: int = 0
     ) -> list[dict[str, Any]]:
-        from entrepot.schemas.catalog import VersionOut
-
         found = self.exchange.catalog(self.actor).versions(dataset, limit=limit, offset=offset)
-        return [VersionOut.of(v).model_dump(mode="json") for v in found]
+        return [v.to_body() for v in found]
 
     def dataset_versions_page(self, dataset: str, limit: int, offset: int = 0) -> dict[str, Any]:
         found = self.dataset_versions(dataset, limit=limit, offset=offset)

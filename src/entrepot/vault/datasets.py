@@ -1,11 +1,14 @@
 """A dataset's row found by its reference, and its versions' public descriptions.
 
 Its mapped classes load with :func:`find_dataset`: the catalog reads a dataset's page
-with Core and describes its versions here without the ORM.
+with Core and describes its versions here, without the ORM or the vault's protocol
+(which names :class:`VersionInfo` in its signatures).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from entrepot.clock import as_utc
@@ -16,9 +19,8 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from entrepot.vault.models import Dataset, Version
-    from entrepot.vault.protocol import VersionInfo
 
-__all__ = ["dataset_not_found", "describe_version", "find_dataset", "version_info"]
+__all__ = ["VersionInfo", "dataset_not_found", "describe_version", "find_dataset", "version_info"]
 
 
 def dataset_not_found(ref: DatasetRef | str) -> NotFound:
@@ -51,6 +53,43 @@ def find_dataset(session: Session, ref: DatasetRef | str, *, versions: bool = Fa
     return dataset
 
 
+@dataclass(frozen=True)
+class VersionInfo:
+    """One published version, described by figures a provider would show publicly."""
+
+    ref: DatasetRef
+    number: int
+    title: str
+    sha256: str
+    size_bytes: int
+    rows: int
+    rows_rejected: int
+    standard: str
+    standard_version: str
+    created_at: datetime
+    quality: dict[str, Any] = field(default_factory=dict)
+    # The rows-per-unit bound estimated at publish, and its ε (None and 0 without one).
+    unit_bound: int | None = None
+    bound_epsilon: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "dataset": str(self.ref),
+            "version": self.number,
+            "title": self.title,
+            "sha256": self.sha256,
+            "size_bytes": self.size_bytes,
+            "rows": self.rows,
+            "rows_rejected": self.rows_rejected,
+            "standard": self.standard,
+            "standard_version": self.standard_version,
+            "created_at": self.created_at.isoformat(),
+            "quality": self.quality,
+            "unit_bound": self.unit_bound,
+            "bound_epsilon": self.bound_epsilon,
+        }
+
+
 # Nano-ε per ε, as the budget ledger counts it.
 _NANO = 10**9
 
@@ -65,8 +104,6 @@ def version_info(dataset: Dataset, version: Version) -> VersionInfo:
 def describe_version(ref: DatasetRef, standard: str, version: Any) -> VersionInfo:
     """The public description of ``version`` of dataset ``ref`` (which follows
     ``standard``): a mapped version, or a row of the versions table with its columns."""
-    from entrepot.vault.protocol import VersionInfo
-
     return VersionInfo(
         ref=ref,
         number=version.number,
