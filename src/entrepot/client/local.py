@@ -440,11 +440,9 @@ class LocalClient(ShippedStandards):
     def budgets(
         self, *, closed: bool = False, limit: int | None = None, offset: int = 0
     ) -> list[dict[str, Any]]:
-        from entrepot.schemas.budgets import budgets_json
-
         budgets = self.exchange.budgets
         views = budgets.visible(self.actor, include_closed=closed, limit=limit, offset=offset)
-        return budgets_json(views)
+        return [view.to_body() for view in views]
 
     def budgets_page(self, closed: bool, limit: int, offset: int = 0) -> dict[str, Any]:
         found = self.budgets(closed=closed, limit=limit, offset=offset)
@@ -452,10 +450,7 @@ class LocalClient(ShippedStandards):
         return page_body(found, total, limit, offset)
 
     def set_cap(self, dataset: str, epsilon: float) -> dict[str, Any]:
-        from entrepot.schemas.budgets import cap_json
-
-        cap = self.exchange.budgets.set_cap(self.actor, dataset, epsilon)
-        return cap_json(cap)
+        return self.exchange.budgets.set_cap(self.actor, dataset, epsilon).to_body()
 
     def usage(self, month: str, party: str | None = None) -> dict[str, Any]:
 

@@ -16,11 +16,19 @@ from entrepot.errors import NotFound
 from entrepot.vault.refs import DatasetRef
 
 if TYPE_CHECKING:
+    from sqlalchemy import Connection
     from sqlalchemy.orm import Session
 
     from entrepot.vault.models import Dataset, Version
 
-__all__ = ["VersionInfo", "dataset_not_found", "describe_version", "find_dataset", "version_info"]
+__all__ = [
+    "VersionInfo",
+    "dataset_not_found",
+    "dataset_ref",
+    "describe_version",
+    "find_dataset",
+    "version_info",
+]
 
 
 def dataset_not_found(ref: DatasetRef | str) -> NotFound:
@@ -88,6 +96,21 @@ class VersionInfo:
             "unit_bound": self.unit_bound,
             "bound_epsilon": self.bound_epsilon,
         }
+
+
+def dataset_ref(session: Session | Connection, dataset_id: int) -> tuple[str, str]:
+    """The ``provider/dataset`` reference of ``dataset_id`` and its provider's slug, read
+    from the vault's Core tables; two empty strings for a dataset that is not here."""
+    from sqlalchemy import select
+
+    from entrepot.vault.tables import datasets, providers
+
+    found = session.execute(
+        select(providers.c.slug, datasets.c.slug)
+        .join(datasets, datasets.c.provider_id == providers.c.id)
+        .where(datasets.c.id == dataset_id)
+    ).first()
+    return ("", "") if found is None else (f"{found[0]}/{found[1]}", found[0])
 
 
 # Nano-ε per ε, as the budget ledger counts it.
