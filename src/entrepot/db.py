@@ -62,7 +62,7 @@ MODEL_MODULES: tuple[str, ...] = (
     "entrepot.vault.models",
     "entrepot.exchange.accounts",
     "entrepot.exchange.contracts",
-    "entrepot.privacy.ledger",
+    "entrepot.privacy._ledger_models",
     "entrepot.exchange.policies",
     "entrepot.exchange.outbox",
     "entrepot.exchange.openings",

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from tests.privacy.small_node import small_node
 
 from entrepot.db import Database
 from entrepot.exchange.node import Node
@@ -99,6 +100,37 @@ def test_the_catalog_is_listed_without_the_orm_or_the_signing_library(home: Path
     assert not {m for m in loaded if m.split(".")[0] == "nacl"}
     # The mapped classes, and the wire models a local listing does without.
     assert not {"entrepot.vault.models", "entrepot.schemas.catalog"} & loaded
+
+
+@pytest.fixture(scope="module")
+def granted(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A node with a dataset, its policy and a consumer's open budget on it."""
+    return small_node(tmp_path_factory.mktemp("granted") / "node", rows=60)
+
+
+@pytest.mark.parametrize(
+    "command", [["catalog", "show", "riverside-hospitals/outpatient-visits"], ["budget"]]
+)
+def test_a_page_and_the_budgets_are_read_without_the_orm(granted: Path, command: list[str]) -> None:
+    loaded = _modules(*command, "--home", str(granted))
+    assert sorted({m.split(".")[0] for m in loaded} & set(HEAVY)) == []
+    # Core selects on the vault's and the ledger's tables, and PostgreSQL's dialect stays
+    # unloaded on SQLite.
+    assert not {m for m in loaded if m == "sqlalchemy.orm" or m.startswith("sqlalchemy.orm.")}
+    assert not {m for m in loaded if m.startswith("sqlalchemy.dialects.postgresql")}
+    # The mapped classes, the accounts, the policies' parser and the API's wire models.
+    unused = {
+        "entrepot.exchange.accounts",
+        "entrepot.organizations",
+        "entrepot.privacy._ledger_models",
+        "entrepot.privacy.policy",
+        "entrepot.schemas.budgets",
+        "entrepot.schemas.catalog",
+        "entrepot.vault.models",
+        "entrepot.vault.protocol",
+        "yaml",
+    }
+    assert not unused & loaded
 
 
 def test_the_version_is_printed_without_building_the_settings() -> None:

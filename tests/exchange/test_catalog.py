@@ -17,7 +17,7 @@ from entrepot.exchange import Exchange
 from entrepot.exchange.accounts import LOCAL
 from entrepot.exchange.catalog import Catalog, DatasetSummary, search_terms
 from entrepot.exchange.node import Node
-from entrepot.schemas.catalog import DatasetOut
+from entrepot.schemas.catalog import DatasetOut, DatasetPageOut, VersionOut
 from entrepot.settings import Settings
 from entrepot.standards import get
 from entrepot.standards.scope import region, sector
@@ -280,3 +280,20 @@ def test_a_summary_s_body_is_the_api_model_s_dump(
     body = summary.to_body()
     assert body == DatasetOut.of(summary).model_dump(mode="json")
     assert json.dumps(body) == json.dumps(DatasetOut.of(summary).model_dump(mode="json"))
+
+
+@pytest.mark.parametrize("owner", [False, True])
+def test_a_page_s_body_is_the_api_model_s_dump(catalog: Catalog, owner: bool) -> None:
+    viewer = LOCAL if owner else None
+    reader = Catalog(catalog.db, viewer=viewer, max_results=catalog.max_results)
+    pages = reader.pages()
+    assert pages
+    for page in pages:
+        body = page.to_body()
+        dumped = DatasetPageOut.of(page).model_dump(mode="json", by_alias=True)
+        assert json.dumps(body) == json.dumps(dumped)
+        assert body == reader.show(page.summary.ref).to_body()
+        for version in reader.versions(page.summary.ref):
+            assert json.dumps(version.to_body()) == json.dumps(
+                VersionOut.of(version).model_dump(mode="json")
+            )

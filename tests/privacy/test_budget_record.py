@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import astuple, fields
 from datetime import date
 
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import TypeAdapter
 
 from entrepot.privacy.ledger import BudgetRecord, Cap
-from entrepot.schemas.budgets import budgets_json, cap_json
+from entrepot.schemas.budgets import BudgetOut, CapOut
 
 WIRE_FIELDS = [
     "dataset",
@@ -76,14 +78,14 @@ def test_naming_replaces_the_references_only(record: BudgetRecord[int]) -> None:
 @given(records)
 def test_the_wire_shows_every_field_in_order(record: BudgetRecord[int]) -> None:
     named = record.named(f"p/d{record.dataset}", f"c{record.consumer}", f"GRANT-{record.grant}")
-    [body] = budgets_json([named])
+    body = named.to_body()
     assert list(body) == WIRE_FIELDS
     assert (body["valid_from"], body["valid_until"]) == (
         named.valid_from.isoformat(),
         named.valid_until.isoformat(),
     )
     if named.cap is not None:
-        assert body["cap"] == cap_json(named.cap)
+        assert body["cap"] == named.cap.to_body()
         assert list(body["cap"]) == [
             "dataset",
             "epsilon_cap",
@@ -93,3 +95,14 @@ def test_the_wire_shows_every_field_in_order(record: BudgetRecord[int]) -> None:
             "delta_spent",
             "delta_left",
         ]
+
+
+@given(records)
+def test_a_budget_s_body_is_pydantic_s_dump_of_the_wire_shape(record: BudgetRecord[int]) -> None:
+    named = record.named(f"p/d{record.dataset}", f"c{record.consumer}", f"GRANT-{record.grant}")
+    body = named.to_body()
+    dumped = TypeAdapter(BudgetOut).dump_python(named, mode="json")
+    assert json.dumps(body) == json.dumps(dumped)
+    if named.cap is not None:
+        cap = TypeAdapter(CapOut).dump_python(named.cap, mode="json")
+        assert json.dumps(named.cap.to_body()) == json.dumps(cap)

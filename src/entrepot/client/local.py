@@ -166,10 +166,7 @@ class LocalClient(ShippedStandards):
         return page_body(items, catalog.count_search(query, facets=facets), limit, offset)
 
     def catalog_show(self, dataset: str) -> dict[str, Any]:
-        from entrepot.schemas.catalog import DatasetPageOut
-
-        page = DatasetPageOut.of(self.exchange.catalog(self.actor).show(dataset))
-        return page.model_dump(mode="json", by_alias=True)
+        return self.exchange.catalog(self.actor).show(dataset).to_body()
 
     def catalog_dcat(self, base_url: str | None = None) -> dict[str, Any]:
         from entrepot.exchange.dcat import export_dcat
@@ -184,10 +181,8 @@ class LocalClient(ShippedStandards):
     def dataset_versions(
         self, dataset: str, *, limit: int | None = None, offset: int = 0
     ) -> list[dict[str, Any]]:
-        from entrepot.schemas.catalog import VersionOut
-
         found = self.exchange.catalog(self.actor).versions(dataset, limit=limit, offset=offset)
-        return [VersionOut.of(v).model_dump(mode="json") for v in found]
+        return [v.to_body() for v in found]
 
     def dataset_versions_page(self, dataset: str, limit: int, offset: int = 0) -> dict[str, Any]:
         found = self.dataset_versions(dataset, limit=limit, offset=offset)
@@ -445,11 +440,9 @@ class LocalClient(ShippedStandards):
     def budgets(
         self, *, closed: bool = False, limit: int | None = None, offset: int = 0
     ) -> list[dict[str, Any]]:
-        from entrepot.schemas.budgets import budgets_json
-
         budgets = self.exchange.budgets
         views = budgets.visible(self.actor, include_closed=closed, limit=limit, offset=offset)
-        return budgets_json(views)
+        return [view.to_body() for view in views]
 
     def budgets_page(self, closed: bool, limit: int, offset: int = 0) -> dict[str, Any]:
         found = self.budgets(closed=closed, limit=limit, offset=offset)
@@ -457,10 +450,7 @@ class LocalClient(ShippedStandards):
         return page_body(found, total, limit, offset)
 
     def set_cap(self, dataset: str, epsilon: float) -> dict[str, Any]:
-        from entrepot.schemas.budgets import cap_json
-
-        cap = self.exchange.budgets.set_cap(self.actor, dataset, epsilon)
-        return cap_json(cap)
+        return self.exchange.budgets.set_cap(self.actor, dataset, epsilon).to_body()
 
     def usage(self, month: str, party: str | None = None) -> dict[str, Any]:
 

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from entrepot.db import Base
 from entrepot.errors import InvalidInput, param
 from entrepot.exchange.accounts import Actor
-from entrepot.vault.models import Dataset, Provider
+from entrepot.vault.models import Dataset
 
 __all__ = [
     "ACTIONS",
@@ -311,12 +311,3 @@ def history_of(session: Session, where: Any) -> tuple[Transition, ...]:
 
 def provider_of(session: Session, dataset_id: int) -> int:
     return session.scalar(select(Dataset.provider_id).where(Dataset.id == dataset_id)) or -1
-
-
-def dataset_ref(session: Session, dataset_id: int) -> tuple[str, str]:
-    found = session.execute(
-        select(Provider.slug, Dataset.slug)
-        .join(Dataset, Dataset.provider_id == Provider.id)
-        .where(Dataset.id == dataset_id)
-    ).first()
-    return ("", "") if found is None else (f"{found[0]}/{found[1]}", found[0])

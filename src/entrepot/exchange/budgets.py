@@ -8,20 +8,26 @@ its dataset's global ε cap.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import column, select, table
 
 from entrepot.clock import utcnow
 from entrepot.db import Database
 from entrepot.errors import Forbidden, NotFound, param
-from entrepot.exchange._contract_models import dataset_ref, decides
-from entrepot.exchange.accounts import Actor, Organization, Role
 from entrepot.privacy.ledger import BudgetRecord, Cap, Ledger
-from entrepot.vault.datasets import find_dataset
-from entrepot.vault.models import Dataset
+from entrepot.roles import Role
+from entrepot.vault.datasets import dataset_ref, find_dataset
+from entrepot.vault.tables import datasets
+
+if TYPE_CHECKING:
+    from entrepot.exchange.actors import Actor
 
 __all__ = ["Budgets"]
+
+# Organizations, by name only: a budget names its consumer by slug. Their mapped class
+# (entrepot.organizations) would load the ORM for a read of two columns.
+_organizations = table("organizations", column("id"), column("slug"))
 
 
 class Budgets:
@@ -69,10 +75,10 @@ class Budgets:
         if actor.administers:
             return {}
         if actor.provider_id is not None:
-            with self.db.read() as session:
+            with self.db.connect() as connection:
                 owned = list(
-                    session.scalars(
-                        select(Dataset.id).where(Dataset.provider_id == actor.provider_id)
+                    connection.scalars(
+                        select(datasets.c.id).where(datasets.c.provider_id == actor.provider_id)
                     )
                 )
             return {"dataset_ids": owned}
@@ -81,12 +87,12 @@ class Budgets:
         return None
 
     def _views(self, rows: list[BudgetRecord[int]]) -> list[BudgetRecord[str]]:
-        with self.db.read() as session:
-            refs = {d: dataset_ref(session, d)[0] for d in {r.dataset for r in rows}}
+        with self.db.connect() as connection:
+            refs = {d: dataset_ref(connection, d)[0] for d in {r.dataset for r in rows}}
             orgs = dict(
-                session.execute(
-                    select(Organization.id, Organization.slug).where(
-                        Organization.id.in_({r.consumer for r in rows})
+                connection.execute(
+                    select(_organizations.c.id, _organizations.c.slug).where(
+                        _organizations.c.id.in_({r.consumer for r in rows})
                     )
                 ).all()
             )
@@ -96,6 +102,8 @@ class Budgets:
 
     def set_cap(self, actor: Actor, dataset: str, epsilon: float) -> Cap[str]:
         """Set the global ε cap of ``dataset``: its provider's decision alone."""
+        from entrepot.exchange._contract_models import decides
+
         with self.db.read() as session:
             target = find_dataset(session, dataset)
             dataset_id, provider_id = target.id, target.provider_id

@@ -49,7 +49,6 @@ if TYPE_CHECKING:
     from entrepot.privacy.policy import Policy
     from entrepot.standards.schema import Standard
     from entrepot.vault import Progress, Published, PublishRequest, VersionInfo
-    from entrepot.vault.models import Dataset
 
 __all__ = [
     "CONTENT_FIGURES",
@@ -91,6 +90,11 @@ def sees_content(viewer: Actor | None, provider_id: int) -> bool:
 def search_terms(query: str) -> list[str]:
     """The plain words of ``query``, lowercased, at most :data:`MAX_TERMS`."""
     return _WORD.findall(query.lower())[:MAX_TERMS]
+
+
+def _rfc3339(moment: datetime) -> str:
+    """A UTC time as the API's models write it: ISO 8601 with ``Z`` for its offset."""
+    return moment.isoformat().replace("+00:00", "Z")
 
 
 @dataclass(frozen=True)
@@ -135,7 +139,7 @@ class DatasetSummary:
         client answers with it without building the model (pydantic's model costs the
         listing more than its rows do); tests pin it equal to the model's dump."""
         out = self.to_dict()
-        out["updated_at"] = self.updated_at.isoformat().replace("+00:00", "Z")
+        out["updated_at"] = _rfc3339(self.updated_at)
         out.setdefault("score", None)
         out["node"] = None
         return out
@@ -184,6 +188,34 @@ class CatalogVersion:
             "unit_bound": self.unit_bound,
             "bound_epsilon": self.bound_epsilon,
         }
+
+    def to_body(self) -> dict[str, Any]:
+        """The version as the API's ``VersionOut`` answers it: :meth:`to_dict` in the
+        model's order, its time in RFC 3339's ``Z`` form; tests pin it equal to the
+        model's dump."""
+        out = self.to_dict()
+        body = {key: out[key] for key in _VERSION_BODY}
+        body["created_at"] = _rfc3339(self.created_at)
+        body["bound_epsilon"] = float(self.bound_epsilon)
+        return body
+
+
+# The fields of a version's body, in the order of the API's model.
+_VERSION_BODY = (
+    "dataset",
+    "version",
+    "title",
+    "sha256",
+    "size_bytes",
+    "rows",
+    "rows_rejected",
+    "standard",
+    "standard_version",
+    "created_at",
+    "quality",
+    "unit_bound",
+    "bound_epsilon",
+)
 
 
 @dataclass(frozen=True)
@@ -239,6 +271,28 @@ class DatasetPage:
             "versions": [v.to_dict() for v in self.versions],
             "quality": self.quality,
         }
+
+    def to_body(self) -> dict[str, Any]:
+        """The page as the API's ``DatasetPageOut`` answers it, in the model's order: the
+        local client answers with it without building the model (pydantic's models cost
+        a dataset's page more than its reads do); tests pin it equal to the model's dump."""
+        line = self.summary.to_body()
+        out = self.to_dict()
+        return {
+            **{key: line[key] for key in _LINE_OF_PAGE},
+            "versions": [v.to_body() for v in self.versions],
+            "latest_version": line["latest_version"],
+            "rows": line["rows"],
+            "updated_at": line["updated_at"],
+            "created_at": _rfc3339(self.created_at),
+            "standard": out["standard"],
+            "schema": out["schema"],
+            "quality": out["quality"],
+        }
+
+
+# The fields of a page's body that come first, from its line of the catalog.
+_LINE_OF_PAGE = ("dataset", "sql_name", "title", "description", "provider", "regions", "sector")
 
 
 @dataclass(frozen=True)
@@ -330,6 +384,26 @@ _LISTED = select(
     providers.c.name.label("provider_name"),
 ).join(providers, _OWNER)
 
+# A dataset's page: its line, with its schema document and when it was created.
+_PAGED = _LISTED.add_columns(datasets.c.schema, datasets.c.created_at)
+
+# What a line of the catalog reads of each version, and what a page reads (its public
+# description and content figures, not its files' paths nor its validation report).
+_LINE_VERSION = (versions_table.c.number, versions_table.c.rows)
+_PAGE_VERSION = (
+    versions_table.c.number,
+    versions_table.c.title,
+    versions_table.c.sha256,
+    versions_table.c.size_bytes,
+    versions_table.c.rows,
+    versions_table.c.rows_rejected,
+    versions_table.c.standard_version,
+    versions_table.c.created_at,
+    versions_table.c.quality,
+    versions_table.c.unit_bound,
+    versions_table.c.bound_epsilon_nano,
+)
+
 # Datasets whose versions and regions are read in one statement (SQLAlchemy's own
 # batch for an IN list of ids).
 _BATCH = 500
@@ -337,13 +411,13 @@ _BATCH = 500
 
 def _summary(
     listed: Any,
-    versions: Sequence[tuple[int, int]],
+    versions: Sequence[Any],
     regions: Iterable[str],
     viewer: Actor | None,
     score: float | None = None,
 ) -> DatasetSummary:
-    """A line of the catalog from ``listed`` (a row of :data:`_LISTED`, or anything with
-    its attributes), its versions' (number, rows) oldest first and its region codes."""
+    """A line of the catalog from ``listed`` (a row of :data:`_LISTED`), its versions
+    (rows with their ``number`` and ``rows``) oldest first and its region codes."""
     latest = versions[-1] if versions else None
     owned = sees_content(viewer, listed.provider_id)
     return DatasetSummary(
@@ -353,13 +427,37 @@ def _summary(
         provider=listed.provider_name,
         standard=listed.standard,
         versions=len(versions),
-        latest=latest[0] if latest else None,
-        rows=latest[1] if latest and owned else None,
+        latest=latest.number if latest else None,
+        rows=latest.rows if latest and owned else None,
         updated_at=as_utc(listed.updated_at),
         score=score,
         regions=tuple(region(code) for code in regions),
         sector=None if listed.sector is None else sector(listed.sector),
     )
+
+
+def _versions_and_regions(
+    connection: Connection, ids: Sequence[int], columns: Sequence[Any]
+) -> tuple[dict[int, list[Any]], dict[int, list[str]]]:
+    """The versions (``columns`` of each, oldest first) and the region codes of the
+    datasets ``ids``, by dataset: read in a statement per :data:`_BATCH` datasets."""
+    versions: dict[int, list[Any]] = {}
+    codes: dict[int, list[str]] = {}
+    for start in range(0, len(ids), _BATCH):
+        batch = ids[start : start + _BATCH]
+        for row in connection.execute(
+            select(versions_table.c.dataset_id, *columns)
+            .where(versions_table.c.dataset_id.in_(batch))
+            .order_by(versions_table.c.dataset_id, versions_table.c.number)
+        ):
+            versions.setdefault(row.dataset_id, []).append(row)
+        for owner, code in connection.execute(
+            select(dataset_regions.c.dataset_id, dataset_regions.c.code)
+            .where(dataset_regions.c.dataset_id.in_(batch))
+            .order_by(dataset_regions.c.dataset_id, dataset_regions.c.position)
+        ):
+            codes.setdefault(owner, []).append(code)
+    return versions, codes
 
 
 def _summaries(
@@ -368,29 +466,12 @@ def _summaries(
     viewer: Actor | None,
     scores: Sequence[float | None] | None = None,
 ) -> list[DatasetSummary]:
-    """The catalog's lines of the rows ``listed``, in their order: their versions and
-    regions read in a statement per :data:`_BATCH` datasets."""
-    numbers: dict[int, list[tuple[int, int]]] = {}
-    codes: dict[int, list[str]] = {}
-    ids = [row.id for row in listed]
-    for start in range(0, len(ids), _BATCH):
-        batch = ids[start : start + _BATCH]
-        for owner, number, rows in connection.execute(
-            select(versions_table.c.dataset_id, versions_table.c.number, versions_table.c.rows)
-            .where(versions_table.c.dataset_id.in_(batch))
-            .order_by(versions_table.c.dataset_id, versions_table.c.number)
-        ):
-            numbers.setdefault(owner, []).append((number, rows))
-        for owner, code in connection.execute(
-            select(dataset_regions.c.dataset_id, dataset_regions.c.code)
-            .where(dataset_regions.c.dataset_id.in_(batch))
-            .order_by(dataset_regions.c.dataset_id, dataset_regions.c.position)
-        ):
-            codes.setdefault(owner, []).append(code)
+    """The catalog's lines of the rows ``listed``, in their order."""
+    versions, codes = _versions_and_regions(connection, [row.id for row in listed], _LINE_VERSION)
     return [
         _summary(
             row,
-            numbers.get(row.id, []),
+            versions.get(row.id, []),
             codes.get(row.id, []),
             viewer,
             None if scores is None else scores[i],
@@ -399,22 +480,18 @@ def _summaries(
     ]
 
 
-class _Mapped:
-    """A mapped dataset (its provider loaded) as :func:`_summary` reads a listed row."""
+def _found(connection: Connection, ref: DatasetRef | str, query: Select[Any] = _LISTED) -> Any:
+    """The row of ``query`` (over datasets joined to their providers) of the dataset ``ref``
+    names; :class:`NotFound` if there is none."""
+    from entrepot.vault.datasets import dataset_not_found
 
-    def __init__(self, dataset: Dataset) -> None:
-        self.dataset = dataset
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.dataset, name)
-
-    @property
-    def provider_slug(self) -> str:
-        return self.dataset.provider.slug
-
-    @property
-    def provider_name(self) -> str:
-        return self.dataset.provider.name
+    ref = DatasetRef.parse(ref) if isinstance(ref, str) else ref
+    row = connection.execute(
+        query.where(providers.c.slug == ref.provider, datasets.c.slug == ref.dataset)
+    ).first()
+    if row is None:
+        raise dataset_not_found(ref)
+    return row
 
 
 def _of_provider(query: Select[Any], provider: str | None, facets: Facets) -> Select[Any]:
@@ -577,25 +654,33 @@ class Catalog:
 
     def show(self, ref: DatasetRef | str) -> DatasetPage:
         """The page of one dataset."""
-        from entrepot.vault.datasets import find_dataset
+        with self.db.connect() as connection:
+            row = _found(connection, ref, _PAGED)
+            versions, codes = _versions_and_regions(connection, [row.id], _PAGE_VERSION)
+        return self._page(row, versions.get(row.id, []), codes.get(row.id, []))
 
-        with self.db.read() as session:
-            return self._page(find_dataset(session, ref, versions=True))
-
-    def _page(self, dataset: Dataset, standard: Standard | None = None) -> DatasetPage:
+    def _page(
+        self,
+        row: Any,
+        versions: Sequence[Any],
+        regions: Sequence[str],
+        standard: Standard | None = None,
+    ) -> DatasetPage:
+        """The page of the dataset of ``row`` (of :data:`_PAGED`), of its versions (rows of
+        :data:`_PAGE_VERSION`) oldest first and its region codes."""
         from entrepot.standards.schema import parse_standard
+        from entrepot.vault.datasets import describe_version
 
-        summary = _summary(
-            _Mapped(dataset),
-            [(v.number, v.rows) for v in dataset.versions],
-            dataset.region_codes,
-            self.viewer,
-        )
+        summary = _summary(row, versions, regions, self.viewer)
+        owned = sees_content(self.viewer, row.provider_id)
         return DatasetPage(
             summary=summary,
-            standard=standard or parse_standard(dataset.schema, dataset.standard),
-            created_at=as_utc(dataset.created_at),
-            versions=self._versions(dataset),
+            standard=standard or parse_standard(row.schema, row.standard),
+            created_at=as_utc(row.created_at),
+            versions=[
+                CatalogVersion.of(describe_version(summary.ref, row.standard, v), owned=owned)
+                for v in versions
+            ],
         )
 
     def versions(
@@ -603,60 +688,51 @@ class Catalog:
     ) -> list[CatalogVersion]:
         """One dataset's versions, oldest first: the ``limit`` of them from ``offset`` (all
         when ``limit`` is None)."""
-        from entrepot.vault.datasets import find_dataset, version_info
-        from entrepot.vault.models import Version
+        from entrepot.vault.datasets import describe_version
 
-        with self.db.read() as session:
-            dataset = find_dataset(session, ref)
-            owned = sees_content(self.viewer, dataset.provider_id)
-            query = select(Version).where(Version.dataset_id == dataset.id).order_by(Version.number)
-            return [
-                CatalogVersion.of(version_info(dataset, v), owned=owned)
-                for v in session.scalars(query.limit(limit).offset(offset))
-            ]
+        with self.db.connect() as connection:
+            row = _found(connection, ref)
+            found = connection.execute(
+                select(*_PAGE_VERSION)
+                .where(versions_table.c.dataset_id == row.id)
+                .order_by(versions_table.c.number)
+                .limit(limit)
+                .offset(offset)
+            ).all()
+        dataset = DatasetRef(row.provider_slug, row.slug)
+        owned = sees_content(self.viewer, row.provider_id)
+        return [
+            CatalogVersion.of(describe_version(dataset, row.standard, v), owned=owned)
+            for v in found
+        ]
 
     def count_versions(self, ref: DatasetRef | str) -> int:
         """How many versions ``ref`` has."""
-        from entrepot.vault.datasets import find_dataset
-
-        with self.db.read() as session:
-            dataset = find_dataset(session, ref)
-            ids = select(versions_table.c.id).where(versions_table.c.dataset_id == dataset.id)
-            return count_rows(session, ids)
-
-    def _versions(self, dataset: Dataset) -> list[CatalogVersion]:
-        from entrepot.vault.datasets import version_info
-
-        owned = sees_content(self.viewer, dataset.provider_id)
-        return [CatalogVersion.of(version_info(dataset, v), owned=owned) for v in dataset.versions]
+        with self.db.connect() as connection:
+            row = _found(connection, ref)
+            ids = select(versions_table.c.id).where(versions_table.c.dataset_id == row.id)
+            return count_rows(connection, ids)
 
     def pages(self) -> list[DatasetPage]:
         """Every dataset's page, by reference (for exports): one read for all of them (a
         read per dataset took 8 s for 500 datasets under load, benchmarks/RESULTS.md)."""
-        from sqlalchemy.orm import selectinload
-
         from entrepot.standards.schema import parse_standard
-        from entrepot.vault.models import Dataset, Provider
 
-        query = (
-            select(Dataset)
-            .join(Provider, Provider.id == Dataset.provider_id)
-            .options(
-                selectinload(Dataset.provider),
-                selectinload(Dataset.versions),
-                selectinload(Dataset.regions),
+        with self.db.connect() as connection:
+            found = connection.execute(_PAGED.order_by(providers.c.slug, datasets.c.slug)).all()
+            versions, codes = _versions_and_regions(
+                connection, [row.id for row in found], _PAGE_VERSION
             )
-            .order_by(Provider.slug, Dataset.slug)
-        )
         # Datasets of one standard mostly store one schema: each is parsed once.
         parsed: dict[tuple[str, str], Standard] = {}
         pages = []
-        with self.db.read() as session:
-            for dataset in session.scalars(query):
-                key = (dataset.standard, json.dumps(dataset.schema, sort_keys=True))
-                if key not in parsed:
-                    parsed[key] = parse_standard(dataset.schema, dataset.standard)
-                pages.append(self._page(dataset, parsed[key]))
+        for row in found:
+            key = (row.standard, json.dumps(row.schema, sort_keys=True))
+            if key not in parsed:
+                parsed[key] = parse_standard(row.schema, row.standard)
+            pages.append(
+                self._page(row, versions.get(row.id, []), codes.get(row.id, []), parsed[key])
+            )
         return pages
 
 

@@ -38,7 +38,6 @@ from entrepot.exchange._contract_models import (
     RequestInfo,
     Transition,
     check_actions,
-    dataset_ref,
     decides,
     end_of,
     history_of,
@@ -57,7 +56,7 @@ from entrepot.privacy.ledger import close_budget, from_nano, open_budget, to_nan
 from entrepot.settings import Settings
 from entrepot.transparency import TransparencyLog
 from entrepot.transparency.entries import SYSTEM_ACTOR, Kind, make_entry
-from entrepot.vault.datasets import find_dataset
+from entrepot.vault.datasets import dataset_ref, find_dataset
 from entrepot.vault.models import Dataset
 
 __all__ = [

@@ -13,12 +13,12 @@ The query path, for the coordinator::
 from typing import TYPE_CHECKING
 
 from entrepot._lazy import lazy
-from entrepot.privacy.policy import Policy, default_policy, parse_policy
 
 if TYPE_CHECKING:
     from entrepot.privacy.answer import OTHER, Answer, Estimate, Row
     from entrepot.privacy.mechanisms import Gaussian, Laplace, Mechanism
     from entrepot.privacy.plan import Plan, dataset_of, plan, price
+    from entrepot.privacy.policy import Policy, default_policy, parse_policy
 
 __all__ = [
     "OTHER",
@@ -37,10 +37,12 @@ __all__ = [
     "price",
 ]
 
-# The query path loads pandas, OpenDP and sqlglot: a policy or a budget read does not.
+# The query path loads pandas, OpenDP and sqlglot: a policy or a budget read does not;
+# a policy loads YAML and the standards' parser, which a budget read does without.
 __getattr__ = lazy(
     __name__,
     {
+        **dict.fromkeys(("Policy", "default_policy", "parse_policy"), "entrepot.privacy.policy"),
         **dict.fromkeys(("OTHER", "Answer", "Estimate", "Row"), "entrepot.privacy.answer"),
         **dict.fromkeys(("Gaussian", "Laplace", "Mechanism"), "entrepot.privacy.mechanisms"),
         **dict.fromkeys(("Plan", "dataset_of", "plan", "price"), "entrepot.privacy.plan"),

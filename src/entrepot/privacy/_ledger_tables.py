@@ -1,20 +1,23 @@
 """The ledger's tables, the frozen views it returns, and ε and δ arithmetic.
 
 :mod:`entrepot.privacy.ledger` holds the logic (reservations, caps, checks); this
-module its rows. ε is an integer count of nano-ε everywhere below, and a cap's δ an
+module its rows, as Core tables: their mapped classes
+(:mod:`entrepot.privacy._ledger_models`) are built on them, so that reading budgets
+loads no ORM. ε is an integer count of nano-ε everywhere below, and a cap's δ an
 integer count of atto-δ.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from datetime import date, datetime
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
-from typing import Any, ClassVar, Generic, TypeVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, cast
 
 from sqlalchemy import (
     BigInteger,
     CheckConstraint,
+    Column,
     DateTime,
     Float,
     ForeignKey,
@@ -28,12 +31,13 @@ from sqlalchemy import (
     insert,
     update,
 )
-from sqlalchemy import text as sa_text
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from entrepot.db import Base
+from entrepot.db import METADATA
 from entrepot.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 __all__ = [
     "ATTO",
@@ -43,22 +47,25 @@ __all__ = [
     "RESERVED",
     "SPENT_STATES",
     "TOUCHED",
-    "Budget",
     "BudgetRecord",
     "Cap",
-    "DatasetCap",
     "Debit",
     "Entry",
     "Held",
-    "LedgerEntry",
     "Reservation",
-    "StoredAnswer",
+    "budgets",
+    "cap_view",
     "close_budget",
+    "dataset_caps",
     "ensure_cap",
+    "entry_view",
     "from_atto",
     "from_nano",
+    "insert_ignore",
+    "ledger_entries",
     "open_budget",
     "price_cents",
+    "stored_answers",
     "to_atto",
     "to_nano",
 ]
@@ -118,103 +125,88 @@ def price_cents(epsilon_nano: int, per_query_cents: int, per_epsilon_cents: int)
     return per_query_cents + int(per_epsilon.to_integral_value(ROUND_HALF_UP))
 
 
-class Budget(Base):
-    """The ε and use count a grant gives one consumer on one dataset."""
+# The ε and use count a grant gives one consumer on one dataset. At most one open
+# budget per (consumer, dataset), so reserve() needs no choice: that partial unique
+# index is declared with the mapped classes (entrepot.privacy._ledger_models), as
+# naming PostgreSQL's clause loads that dialect's package.
+budgets = Table(
+    "budgets",
+    METADATA,
+    Column("id", Integer, primary_key=True),
+    Column("grant_id", Integer, ForeignKey("grants.id"), nullable=False, unique=True),
+    Column("consumer_id", Integer, ForeignKey("organizations.id"), nullable=False, index=True),
+    Column("dataset_id", Integer, ForeignKey("datasets.id"), nullable=False, index=True),
+    Column("epsilon_total_nano", BigInteger, nullable=False),
+    Column("epsilon_remaining_nano", BigInteger, nullable=False),
+    Column("max_queries", Integer, nullable=True),
+    Column("queries_remaining", Integer, nullable=True),
+    Column("price_per_query_cents", BigInteger, nullable=False, default=0),
+    Column("price_per_epsilon_cents", BigInteger, nullable=False, default=0),
+    Column("state", String(16), nullable=False, default="open"),
+    Column("valid_from", DateTime, nullable=False),
+    Column("valid_until", DateTime, nullable=False),
+    Column("opened_at", DateTime, nullable=False),
+    CheckConstraint("epsilon_remaining_nano >= 0", name="epsilon_remaining"),
+    CheckConstraint(
+        "queries_remaining IS NULL OR queries_remaining >= 0", name="queries_remaining"
+    ),
+)
 
-    __tablename__ = "budgets"
-    __table_args__ = (
-        CheckConstraint("epsilon_remaining_nano >= 0", name="epsilon_remaining"),
-        CheckConstraint(
-            "queries_remaining IS NULL OR queries_remaining >= 0", name="queries_remaining"
-        ),
-        # At most one open budget per (consumer, dataset): reserve() needs no choice.
-        Index(
-            "uq_budgets_open_consumer_dataset",
-            "consumer_id",
-            "dataset_id",
-            unique=True,
-            sqlite_where=sa_text("state = 'open'"),
-            postgresql_where=sa_text("state = 'open'"),
-        ),
-    )
+# The global ε and δ caps of a dataset, across every consumer together.
+dataset_caps = Table(
+    "dataset_caps",
+    METADATA,
+    Column("dataset_id", Integer, ForeignKey("datasets.id"), primary_key=True),
+    Column("cap_nano", BigInteger, nullable=False),
+    Column("remaining_nano", BigInteger, nullable=False),
+    Column("delta_cap_atto", BigInteger, nullable=False),
+    Column("delta_remaining_atto", BigInteger, nullable=False),
+    Column("updated_by", String(200), nullable=False),
+    Column("updated_at", DateTime, nullable=False),
+    CheckConstraint("remaining_nano >= 0", name="remaining"),
+    CheckConstraint("remaining_nano <= cap_nano", name="within_cap"),
+    CheckConstraint("delta_remaining_atto >= 0", name="delta_remaining"),
+    CheckConstraint("delta_remaining_atto <= delta_cap_atto", name="delta_within_cap"),
+)
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    grant_id: Mapped[int] = mapped_column(ForeignKey("grants.id"), unique=True)
-    consumer_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"), index=True)
-    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id"), index=True)
-    epsilon_total_nano: Mapped[int] = mapped_column(BigInteger)
-    epsilon_remaining_nano: Mapped[int] = mapped_column(BigInteger)
-    max_queries: Mapped[int | None] = mapped_column(Integer)
-    queries_remaining: Mapped[int | None] = mapped_column(Integer)
-    price_per_query_cents: Mapped[int] = mapped_column(BigInteger, default=0)
-    price_per_epsilon_cents: Mapped[int] = mapped_column(BigInteger, default=0)
-    state: Mapped[str] = mapped_column(String(16), default="open")
-    valid_from: Mapped[datetime] = mapped_column(DateTime)
-    valid_until: Mapped[datetime] = mapped_column(DateTime)
-    opened_at: Mapped[datetime] = mapped_column(DateTime)
+# One use of a dataset: who, which version, the query text, ε, δ, price, state.
+ledger_entries = Table(
+    "ledger_entries",
+    METADATA,
+    Column("id", Integer, primary_key=True),
+    Column("budget_id", Integer, ForeignKey("budgets.id"), nullable=False, index=True),
+    Column("consumer_id", Integer, ForeignKey("organizations.id"), nullable=False),
+    Column("dataset_id", Integer, ForeignKey("datasets.id"), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("query_text", Text, nullable=False),
+    Column("query_sha256", String(64), nullable=False),
+    Column("epsilon_nano", BigInteger, nullable=False),
+    Column("delta", Float, nullable=False),
+    Column("price_cents", BigInteger, nullable=False),
+    Column("rows_scanned", BigInteger, nullable=True),
+    Column("state", String(16), nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    Column("touched_at", DateTime, nullable=True),
+    Column("finished_at", DateTime, nullable=True),
+    CheckConstraint("state IN ('reserved', 'touched', 'completed', 'released')", name="state"),
+    Index("ix_ledger_entries_consumer_finished", "consumer_id", "finished_at"),
+    Index("ix_ledger_entries_dataset_finished", "dataset_id", "finished_at"),
+)
 
-
-class DatasetCap(Base):
-    """The global ε and δ caps of a dataset, across every consumer together."""
-
-    __tablename__ = "dataset_caps"
-    __table_args__ = (
-        CheckConstraint("remaining_nano >= 0", name="remaining"),
-        CheckConstraint("remaining_nano <= cap_nano", name="within_cap"),
-        CheckConstraint("delta_remaining_atto >= 0", name="delta_remaining"),
-        CheckConstraint("delta_remaining_atto <= delta_cap_atto", name="delta_within_cap"),
-    )
-
-    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id"), primary_key=True)
-    cap_nano: Mapped[int] = mapped_column(BigInteger)
-    remaining_nano: Mapped[int] = mapped_column(BigInteger)
-    delta_cap_atto: Mapped[int] = mapped_column(BigInteger)
-    delta_remaining_atto: Mapped[int] = mapped_column(BigInteger)
-    updated_by: Mapped[str] = mapped_column(String(200))
-    updated_at: Mapped[datetime] = mapped_column(DateTime)
-
-
-class LedgerEntry(Base):
-    """One use of a dataset: who, which version, the query text, ε, δ, price, state."""
-
-    __tablename__ = "ledger_entries"
-    __table_args__ = (
-        CheckConstraint("state IN ('reserved', 'touched', 'completed', 'released')", name="state"),
-        Index("ix_ledger_entries_consumer_finished", "consumer_id", "finished_at"),
-        Index("ix_ledger_entries_dataset_finished", "dataset_id", "finished_at"),
-    )
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    budget_id: Mapped[int] = mapped_column(ForeignKey("budgets.id"), index=True)
-    consumer_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"))
-    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id"))
-    version: Mapped[int] = mapped_column(Integer)
-    action: Mapped[str] = mapped_column(String(32))
-    query_text: Mapped[str] = mapped_column(Text)
-    query_sha256: Mapped[str] = mapped_column(String(64))
-    epsilon_nano: Mapped[int] = mapped_column(BigInteger)
-    delta: Mapped[float] = mapped_column(Float)
-    price_cents: Mapped[int] = mapped_column(BigInteger)
-    rows_scanned: Mapped[int | None] = mapped_column(BigInteger)
-    state: Mapped[str] = mapped_column(String(16))
-    actor: Mapped[str] = mapped_column(String(200))
-    created_at: Mapped[datetime] = mapped_column(DateTime)
-    touched_at: Mapped[datetime | None] = mapped_column(DateTime)
-    finished_at: Mapped[datetime | None] = mapped_column(DateTime)
-
-
-class StoredAnswer(Base):
-    """An answer already paid for, returned byte for byte when the same query comes back."""
-
-    __tablename__ = "stored_answers"
-    __table_args__ = (UniqueConstraint("consumer_id", "fingerprint"),)
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    consumer_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"))
-    fingerprint: Mapped[bytes] = mapped_column(LargeBinary(64))
-    entry_id: Mapped[int] = mapped_column(ForeignKey("ledger_entries.id"))
-    answer: Mapped[bytes] = mapped_column(LargeBinary)
-    created_at: Mapped[datetime] = mapped_column(DateTime)
+# An answer already paid for, returned byte for byte when the same query comes back.
+stored_answers = Table(
+    "stored_answers",
+    METADATA,
+    Column("id", Integer, primary_key=True),
+    Column("consumer_id", Integer, ForeignKey("organizations.id"), nullable=False),
+    Column("fingerprint", LargeBinary(64), nullable=False),
+    Column("entry_id", Integer, ForeignKey("ledger_entries.id"), nullable=False),
+    Column("answer", LargeBinary, nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    UniqueConstraint("consumer_id", "fingerprint"),
+)
 
 
 @dataclass(frozen=True)
@@ -323,6 +315,12 @@ class Cap(Generic[Ref]):
         """The same cap, its dataset referenced by ``dataset``."""
         return cast("Cap[Other]", replace(cast("Cap[Any]", self), dataset=dataset))
 
+    def to_body(self) -> dict[str, Any]:
+        """The cap as its JSON object on the wire (``POST /v1/budgets/caps``), field by
+        field in order; tests pin it equal to pydantic's dump of the wire shape, which
+        the local client does without building it."""
+        return {name: getattr(self, name) for name in _CAP_FIELDS}
+
 
 @dataclass(frozen=True)
 class BudgetRecord(Generic[Ref]):
@@ -367,12 +365,23 @@ class BudgetRecord(Generic[Ref]):
         )
         return cast("BudgetRecord[Other]", renamed)
 
+    def to_body(self) -> dict[str, Any]:
+        """The budget as its JSON object on the wire (``GET /v1/budgets``, ``entrepot
+        budget --json``): its fields in order, its days in ISO 8601, its cap's object;
+        tests pin it equal to pydantic's dump of the wire shape."""
+        body = {name: getattr(self, name) for name in _BUDGET_FIELDS}
+        body["valid_from"] = self.valid_from.isoformat()
+        body["valid_until"] = self.valid_until.isoformat()
+        body["cap"] = None if self.cap is None else self.cap.to_body()
+        return body
 
-def table_of(model: type[Base]) -> Table:
-    return cast(Table, model.__table__)
+
+_CAP_FIELDS = tuple(f.name for f in fields(Cap))
+_BUDGET_FIELDS = tuple(f.name for f in fields(BudgetRecord))
 
 
-def entry_view(row: LedgerEntry) -> Entry:
+def entry_view(row: Any) -> Entry:
+    """A row of :data:`ledger_entries` (or its mapped class) as the node reads it."""
     return Entry(
         id=row.id,
         budget_id=row.budget_id,
@@ -394,7 +403,8 @@ def entry_view(row: LedgerEntry) -> Entry:
     )
 
 
-def cap_view(row: DatasetCap) -> Cap[int]:
+def cap_view(row: Any) -> Cap[int]:
+    """A row of :data:`dataset_caps` (or its mapped class) as its record."""
     return Cap(
         dataset=row.dataset_id,
         epsilon_cap=from_nano(row.cap_nano),
@@ -433,7 +443,7 @@ def ensure_cap(
     cap = to_nano(default_cap, round_up=False)
     insert_ignore(
         session,
-        table_of(DatasetCap),
+        dataset_caps,
         {
             "dataset_id": dataset_id,
             "cap_nano": cap,
@@ -471,31 +481,32 @@ def open_budget(
     """
     total = to_nano(epsilon, round_up=False)
     ensure_cap(session, dataset_id, default_cap, actor=actor, now=now)
-    budget = Budget(
-        grant_id=grant_id,
-        consumer_id=consumer_id,
-        dataset_id=dataset_id,
-        epsilon_total_nano=total,
-        epsilon_remaining_nano=total,
-        max_queries=max_queries,
-        queries_remaining=max_queries,
-        price_per_query_cents=price_per_query_cents,
-        price_per_epsilon_cents=price_per_epsilon_cents,
-        state="open",
-        valid_from=valid_from,
-        valid_until=valid_until,
-        opened_at=now,
+    opened = insert(budgets).returning(budgets.c.id)
+    return int(
+        session.execute(
+            opened.values(
+                grant_id=grant_id,
+                consumer_id=consumer_id,
+                dataset_id=dataset_id,
+                epsilon_total_nano=total,
+                epsilon_remaining_nano=total,
+                max_queries=max_queries,
+                queries_remaining=max_queries,
+                price_per_query_cents=price_per_query_cents,
+                price_per_epsilon_cents=price_per_epsilon_cents,
+                state="open",
+                valid_from=valid_from,
+                valid_until=valid_until,
+                opened_at=now,
+            )
+        ).scalar_one()
     )
-    session.add(budget)
-    session.flush()
-    return budget.id
 
 
 def close_budget(session: Session, grant_id: int, state: str) -> None:
     """Close a grant's budget (``revoked`` or ``expired``) in the caller's transaction."""
-    table = table_of(Budget)
     session.execute(
-        update(table)
-        .where(table.c.grant_id == grant_id, table.c.state == "open")
+        update(budgets)
+        .where(budgets.c.grant_id == grant_id, budgets.c.state == "open")
         .values(state=state)
     )

@@ -43,14 +43,14 @@ import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import Select, case, column, func, or_, select, table, update
+from sqlalchemy import Select, case, column, func, insert, or_, select, table, update
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import Session
 
+from entrepot._lazy import lazy
 from entrepot.clock import utcnow
-from entrepot.db import Database, count_rows, import_models
+from entrepot.db import Database, count_rows
 from entrepot.errors import (
     BudgetExhausted,
     Conflict,
@@ -67,29 +67,34 @@ from entrepot.privacy._ledger_tables import (
     RESERVED,
     SPENT_STATES,
     TOUCHED,
-    Budget,
     BudgetRecord,
     Cap,
-    DatasetCap,
     Debit,
     Entry,
     Held,
-    LedgerEntry,
     Reservation,
-    StoredAnswer,
+    budgets,
     cap_view,
     close_budget,
+    dataset_caps,
     ensure_cap,
     entry_view,
     from_atto,
     from_nano,
     insert_ignore,
+    ledger_entries,
     open_budget,
     price_cents,
-    table_of,
+    stored_answers,
     to_atto,
     to_nano,
 )
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
+    from sqlalchemy.orm import Session
+
+    from entrepot.privacy._ledger_models import Budget, DatasetCap, LedgerEntry, StoredAnswer
 
 __all__ = [
     "ATTO",
@@ -126,13 +131,20 @@ _RETRIES = 5
 
 _T = TypeVar("_T")
 
+# The mapped classes load with the ORM, for the modules that join them to their own;
+# the ledger reads and writes their tables with Core.
+__getattr__ = lazy(
+    __name__,
+    dict.fromkeys(
+        ("Budget", "DatasetCap", "LedgerEntry", "StoredAnswer"), "entrepot.privacy._ledger_models"
+    ),
+)
+
 
 class Ledger:
     """Reservations against budgets and caps; one instance per node is enough."""
 
     def __init__(self, db: Database, clock: Callable[[], datetime] = utcnow) -> None:
-        # The tables here name others' tables in foreign keys; make sure they are known.
-        import_models()
         self.db = db
         self.clock = clock
 
@@ -202,7 +214,6 @@ class Ledger:
     ) -> tuple[int, int, int]:
         """Take ``debit`` from the consumer's open budget: (budget id, its two prices)."""
         cost = to_nano(debit.epsilon)
-        budgets = table_of(Budget)
         row = session.execute(
             update(budgets)
             .where(
@@ -229,7 +240,7 @@ class Ledger:
 
     def _debit_cap(self, session: Session, debit: Debit) -> None:
         cost, risk = to_nano(debit.epsilon), to_atto(debit.delta)
-        caps = table_of(DatasetCap)
+        caps = dataset_caps
         capped = session.execute(
             update(caps)
             .where(
@@ -245,7 +256,7 @@ class Ledger:
         ).first()
         if capped is not None:
             return
-        row = session.get(DatasetCap, debit.dataset_id)
+        row = _cap_row(session, debit.dataset_id)
         if row is None or row.remaining_nano < cost:
             left = 0 if row is None else row.remaining_nano
             raise BudgetExhausted(
@@ -281,41 +292,44 @@ class Ledger:
     ) -> Held:
         cost = to_nano(debit.epsilon)
         budget_id, per_query, per_epsilon = budget
-        entry = LedgerEntry(
-            budget_id=budget_id,
-            consumer_id=consumer_id,
-            dataset_id=debit.dataset_id,
-            version=debit.version,
-            action=action,
-            query_text=query_text,
-            query_sha256=digest,
-            epsilon_nano=cost,
-            delta=debit.delta,
-            price_cents=price_cents(cost, per_query, per_epsilon),
-            state=RESERVED,
-            actor=actor,
-            created_at=now,
-        )
-        session.add(entry)
-        session.flush()
+        price = price_cents(cost, per_query, per_epsilon)
+        entry_id = session.execute(
+            insert(ledger_entries)
+            .values(
+                budget_id=budget_id,
+                consumer_id=consumer_id,
+                dataset_id=debit.dataset_id,
+                version=debit.version,
+                action=action,
+                query_text=query_text,
+                query_sha256=digest,
+                epsilon_nano=cost,
+                delta=debit.delta,
+                price_cents=price,
+                state=RESERVED,
+                actor=actor,
+                created_at=now,
+            )
+            .returning(ledger_entries.c.id)
+        ).scalar_one()
         return Held(
-            entry_id=entry.id,
+            entry_id=entry_id,
             budget_id=budget_id,
             dataset_id=debit.dataset_id,
             version=debit.version,
             epsilon=from_nano(cost),
             delta=debit.delta,
-            price_cents=entry.price_cents,
+            price_cents=price,
         )
 
     def _refuse(
         self, session: Session, consumer_id: int, dataset_id: int, cost: int, now: datetime
     ) -> None:
         """Say which clause refused a debit that matched no budget row; always raises."""
-        rows = session.scalars(
-            select(Budget)
-            .where(Budget.consumer_id == consumer_id, Budget.dataset_id == dataset_id)
-            .order_by(Budget.id.desc())
+        rows = session.execute(
+            select(budgets)
+            .where(budgets.c.consumer_id == consumer_id, budgets.c.dataset_id == dataset_id)
+            .order_by(budgets.c.id.desc())
         ).all()
         current = next((r for r in rows if r.state == "open"), rows[0] if rows else None)
         ask = "request access with `entrepot access request`"
@@ -360,7 +374,7 @@ class Ledger:
         """Record that data was read: from now on the reservation can never be released."""
 
         def attempt(session: Session) -> None:
-            table = table_of(LedgerEntry)
+            table = ledger_entries
             done = session.execute(
                 update(table)
                 .where(table.c.id.in_(reservation.entry_ids), table.c.state == RESERVED)
@@ -376,7 +390,7 @@ class Ledger:
         """Give the ε, the δ and the use back; only while no data was touched."""
 
         def attempt(session: Session) -> None:
-            table = table_of(LedgerEntry)
+            table = ledger_entries
             done = session.execute(
                 update(table)
                 .where(table.c.id.in_(reservation.entry_ids), table.c.state == RESERVED)
@@ -387,7 +401,7 @@ class Ledger:
             ).all()
             if len(done) != len(reservation.held):
                 self._expect(session, reservation, (), "release")
-            budgets, caps = table_of(Budget), table_of(DatasetCap)
+            caps = dataset_caps
             # The same order as reserve() takes its row locks in.
             for cost, budget_id, _, _ in sorted(done, key=lambda row: row[2]):
                 session.execute(
@@ -428,7 +442,7 @@ class Ledger:
 
         def attempt(session: Session) -> None:
             now = self.clock()
-            table = table_of(LedgerEntry)
+            table = ledger_entries
             done = session.execute(
                 update(table)
                 .where(
@@ -444,7 +458,7 @@ class Ledger:
                 fingerprint, body = answer
                 insert_ignore(
                     session,
-                    table_of(StoredAnswer),
+                    stored_answers,
                     {
                         "consumer_id": reservation.consumer_id,
                         "fingerprint": fingerprint,
@@ -461,7 +475,9 @@ class Ledger:
     def _expect(
         self, session: Session, reservation: Reservation, ok: Sequence[str], verb: str
     ) -> None:
-        state = session.scalar(select(LedgerEntry.state).where(LedgerEntry.id == reservation.id))
+        state = session.scalar(
+            select(ledger_entries.c.state).where(ledger_entries.c.id == reservation.id)
+        )
         if state is None:
             raise NotFound(
                 f"no reservation {reservation.id} in the ledger",
@@ -478,11 +494,11 @@ class Ledger:
 
     def recall(self, consumer_id: int, fingerprint: bytes) -> bytes | None:
         """The stored answer to an earlier, paid query with this fingerprint, if any."""
-        with self.db.read() as session:
-            return session.scalar(
-                select(StoredAnswer.answer).where(
-                    StoredAnswer.consumer_id == consumer_id,
-                    StoredAnswer.fingerprint == fingerprint,
+        with self.db.connect() as connection:
+            return connection.scalar(
+                select(stored_answers.c.answer).where(
+                    stored_answers.c.consumer_id == consumer_id,
+                    stored_answers.c.fingerprint == fingerprint,
                 )
             )
 
@@ -500,8 +516,8 @@ class Ledger:
         )
 
     def cap(self, dataset_id: int) -> Cap[int] | None:
-        with self.db.read() as session:
-            row = session.get(DatasetCap, dataset_id)
+        with self.db.connect() as connection:
+            row = _cap_row(connection, dataset_id)
             return None if row is None else cap_view(row)
 
     # -- reading --------------------------------------------------------------------
@@ -520,31 +536,32 @@ class Ledger:
 
         References are ids: the budget's dataset, consumer and grant.
         """
-        with self.db.read() as session:
-            query = _budgets(select(Budget), consumer_id, dataset_ids, include_closed)
-            query = query.order_by(Budget.dataset_id, Budget.id).limit(limit).offset(offset)
-            rows = session.scalars(query).all()
+        entries = ledger_entries
+        with self.db.connect() as connection:
+            query = _budgets(select(budgets), consumer_id, dataset_ids, include_closed)
+            query = query.order_by(budgets.c.dataset_id, budgets.c.id).limit(limit).offset(offset)
+            rows = connection.execute(query).all()
             spends = {
                 budget_id: (eps, delta, uses)
-                for budget_id, eps, delta, uses in session.execute(
+                for budget_id, eps, delta, uses in connection.execute(
                     select(
-                        LedgerEntry.budget_id,
-                        func.coalesce(func.sum(LedgerEntry.epsilon_nano), 0),
-                        func.coalesce(func.sum(LedgerEntry.delta), 0.0),
+                        entries.c.budget_id,
+                        func.coalesce(func.sum(entries.c.epsilon_nano), 0),
+                        func.coalesce(func.sum(entries.c.delta), 0.0),
                         func.count(),
                     )
                     .where(
-                        LedgerEntry.budget_id.in_([r.id for r in rows]),
-                        LedgerEntry.state.in_(SPENT_STATES),
+                        entries.c.budget_id.in_([r.id for r in rows]),
+                        entries.c.state.in_(SPENT_STATES),
                     )
-                    .group_by(LedgerEntry.budget_id)
+                    .group_by(entries.c.budget_id)
                 )
             }
             caps = {
                 c.dataset_id: cap_view(c)
-                for c in session.scalars(
-                    select(DatasetCap).where(
-                        DatasetCap.dataset_id.in_({r.dataset_id for r in rows})
+                for c in connection.execute(
+                    select(dataset_caps).where(
+                        dataset_caps.c.dataset_id.in_({r.dataset_id for r in rows})
                     )
                 )
             }
@@ -579,9 +596,9 @@ class Ledger:
         include_closed: bool = False,
     ) -> int:
         """How many budgets :meth:`budgets` lists in all."""
-        with self.db.read() as session:
-            query = _budgets(select(Budget.id), consumer_id, dataset_ids, include_closed)
-            return count_rows(session, query)
+        with self.db.connect() as connection:
+            query = _budgets(select(budgets.c.id), consumer_id, dataset_ids, include_closed)
+            return count_rows(connection, query)
 
     def entries(
         self,
@@ -592,31 +609,33 @@ class Ledger:
         finished_from: datetime | None = None,
         finished_before: datetime | None = None,
     ) -> list[Entry]:
-        with self.db.read() as session:
-            query = select(LedgerEntry).order_by(LedgerEntry.id)
+        table = ledger_entries
+        with self.db.connect() as connection:
+            query = select(table).order_by(table.c.id)
             if consumer_id is not None:
-                query = query.where(LedgerEntry.consumer_id == consumer_id)
+                query = query.where(table.c.consumer_id == consumer_id)
             if dataset_ids is not None:
-                query = query.where(LedgerEntry.dataset_id.in_(list(dataset_ids)))
+                query = query.where(table.c.dataset_id.in_(list(dataset_ids)))
             if states is not None:
-                query = query.where(LedgerEntry.state.in_(list(states)))
+                query = query.where(table.c.state.in_(list(states)))
             if finished_from is not None:
-                query = query.where(LedgerEntry.finished_at >= finished_from)
+                query = query.where(table.c.finished_at >= finished_from)
             if finished_before is not None:
-                query = query.where(LedgerEntry.finished_at < finished_before)
-            return [entry_view(r) for r in session.scalars(query)]
+                query = query.where(table.c.finished_at < finished_before)
+            return [entry_view(r) for r in connection.execute(query)]
 
     def check(self) -> list[str]:
         """Every place where a budget or cap disagrees with the ledger rows; [] if none."""
         problems: list[str] = []
-        with self.db.read() as session:
+        entries = ledger_entries
+        with self.db.connect() as connection:
             spent = (
-                select(LedgerEntry.budget_id, func.sum(LedgerEntry.epsilon_nano), func.count())
-                .where(LedgerEntry.state.in_(SPENT_STATES))
-                .group_by(LedgerEntry.budget_id)
+                select(entries.c.budget_id, func.sum(entries.c.epsilon_nano), func.count())
+                .where(entries.c.state.in_(SPENT_STATES))
+                .group_by(entries.c.budget_id)
             )
-            by_budget = {b: (int(e), int(n)) for b, e, n in session.execute(spent)}
-            for budget in session.scalars(select(Budget)):
+            by_budget = {b: (int(e), int(n)) for b, e, n in connection.execute(spent)}
+            for budget in connection.execute(select(budgets)):
                 eps, uses = by_budget.get(budget.id, (0, 0))
                 if budget.epsilon_total_nano - budget.epsilon_remaining_nano != eps:
                     problems.append(f"budget {budget.id}: debited ε differs from its ledger rows")
@@ -625,22 +644,22 @@ class Ledger:
                 ):
                     problems.append(f"budget {budget.id}: use count differs from its ledger rows")
             per_dataset = (
-                select(LedgerEntry.dataset_id, func.sum(LedgerEntry.epsilon_nano))
-                .where(LedgerEntry.state.in_(SPENT_STATES))
-                .group_by(LedgerEntry.dataset_id)
+                select(entries.c.dataset_id, func.sum(entries.c.epsilon_nano))
+                .where(entries.c.state.in_(SPENT_STATES))
+                .group_by(entries.c.dataset_id)
             )
-            by_dataset = {d: int(e) for d, e in session.execute(per_dataset)}
+            by_dataset = {d: int(e) for d, e in connection.execute(per_dataset)}
             bounds = select(_versions.c.dataset_id, func.sum(_versions.c.bound_epsilon_nano))
-            for dataset_id, nano in session.execute(bounds.group_by(_versions.c.dataset_id)):
+            for dataset_id, nano in connection.execute(bounds.group_by(_versions.c.dataset_id)):
                 by_dataset[dataset_id] = by_dataset.get(dataset_id, 0) + int(nano or 0)
             risks: dict[int, int] = {}
-            for dataset_id, delta in session.execute(
-                select(LedgerEntry.dataset_id, LedgerEntry.delta).where(
-                    LedgerEntry.state.in_(SPENT_STATES), LedgerEntry.delta > 0
+            for dataset_id, delta in connection.execute(
+                select(entries.c.dataset_id, entries.c.delta).where(
+                    entries.c.state.in_(SPENT_STATES), entries.c.delta > 0
                 )
             ):
                 risks[dataset_id] = risks.get(dataset_id, 0) + to_atto(delta)
-            for cap in session.scalars(select(DatasetCap)):
+            for cap in connection.execute(select(dataset_caps)):
                 if cap.cap_nano - cap.remaining_nano != by_dataset.get(cap.dataset_id, 0):
                     problems.append(f"dataset {cap.dataset_id}: cap spend differs from its ledger")
                 if cap.delta_cap_atto - cap.delta_remaining_atto != risks.get(cap.dataset_id, 0):
@@ -674,7 +693,7 @@ def write_cap(
     caller's transaction (see :meth:`Ledger.set_cap`). A new cap row without ``delta``
     has a δ cap of 0."""
     new = to_nano(epsilon, round_up=False)
-    caps = table_of(DatasetCap)
+    caps = dataset_caps
     spent = caps.c.cap_nano - caps.c.remaining_nano
     clauses = [caps.c.dataset_id == dataset_id, spent <= new]
     values: dict[str, Any] = {"cap_nano": new, "remaining_nano": new - spent}
@@ -690,7 +709,7 @@ def write_cap(
         .returning(caps.c.dataset_id)
     ).first()
     if done is None:
-        row = session.get(DatasetCap, dataset_id)
+        row = _cap_row(session, dataset_id)
         if row is not None:
             used = from_nano(row.cap_nano - row.remaining_nano)
             if used > from_nano(new):
@@ -705,8 +724,8 @@ def write_cap(
                 f"{from_atto(risk or 0):.3g} would be below it",
                 hint=f"set delta_cap to at least {at_risk:.3g} in the dataset's policy",
             )
-        session.add(
-            DatasetCap(
+        session.execute(
+            insert(caps).values(
                 dataset_id=dataset_id,
                 cap_nano=new,
                 remaining_nano=new,
@@ -716,8 +735,7 @@ def write_cap(
                 updated_at=now,
             )
         )
-        session.flush()
-    row = session.get(DatasetCap, dataset_id, populate_existing=True)
+    row = _cap_row(session, dataset_id)
     assert row is not None
     return cap_view(row)
 
@@ -742,7 +760,7 @@ def debit_bound(
     """
     cost = to_nano(epsilon)
     ensure_cap(session, dataset_id, default_cap, actor=actor, now=now)
-    caps = table_of(DatasetCap)
+    caps = dataset_caps
     done = session.execute(
         update(caps)
         .where(caps.c.dataset_id == dataset_id, caps.c.remaining_nano >= cost)
@@ -750,7 +768,7 @@ def debit_bound(
         .returning(caps.c.dataset_id)
     ).first()
     if done is None:
-        row = session.get(DatasetCap, dataset_id, populate_existing=True)
+        row = _cap_row(session, dataset_id)
         left = 0 if row is None else row.remaining_nano
         raise BudgetExhausted(
             f"the dataset's global ε cap has {from_nano(left):g} ε left; estimating the new "
@@ -772,7 +790,7 @@ def tighten_delta_cap(
     with nothing left. A dataset with no cap row yet is left alone.
     """
     new = to_atto(delta, round_up=False)
-    caps = table_of(DatasetCap)
+    caps = dataset_caps
     spent = caps.c.delta_cap_atto - caps.c.delta_remaining_atto
     # Both right-hand sides read the row as it was before this UPDATE (SQL semantics).
     session.execute(
@@ -800,7 +818,14 @@ def _budgets(
     include_closed: bool,
 ) -> Select[Any]:
     if consumer_id is not None:
-        query = query.where(Budget.consumer_id == consumer_id)
+        query = query.where(budgets.c.consumer_id == consumer_id)
     if dataset_ids is not None:
-        query = query.where(Budget.dataset_id.in_(list(dataset_ids)))
-    return query if include_closed else query.where(Budget.state == "open")
+        query = query.where(budgets.c.dataset_id.in_(list(dataset_ids)))
+    return query if include_closed else query.where(budgets.c.state == "open")
+
+
+def _cap_row(session: Session | Connection, dataset_id: int) -> Any:
+    """The row of ``dataset_id``'s caps as it is now; None if it has none."""
+    return session.execute(
+        select(dataset_caps).where(dataset_caps.c.dataset_id == dataset_id)
+    ).first()

@@ -1,17 +1,34 @@
-"""A dataset's row found by its reference, and its versions' public descriptions."""
+"""A dataset's row found by its reference, and its versions' public descriptions.
+
+Its mapped classes load with :func:`find_dataset`: the catalog reads a dataset's page
+with Core and describes its versions here, without the ORM or the vault's protocol
+(which names :class:`VersionInfo` in its signatures).
+"""
 
 from __future__ import annotations
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session, contains_eager, selectinload
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from entrepot.clock import as_utc
 from entrepot.errors import NotFound
-from entrepot.vault.models import Dataset, Provider, Version
-from entrepot.vault.protocol import VersionInfo
 from entrepot.vault.refs import DatasetRef
 
-__all__ = ["dataset_not_found", "find_dataset", "version_info"]
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
+    from sqlalchemy.orm import Session
+
+    from entrepot.vault.models import Dataset, Version
+
+__all__ = [
+    "VersionInfo",
+    "dataset_not_found",
+    "dataset_ref",
+    "describe_version",
+    "find_dataset",
+    "version_info",
+]
 
 
 def dataset_not_found(ref: DatasetRef | str) -> NotFound:
@@ -24,6 +41,11 @@ def dataset_not_found(ref: DatasetRef | str) -> NotFound:
 
 def find_dataset(session: Session, ref: DatasetRef | str, *, versions: bool = False) -> Dataset:
     """The dataset ``ref`` names, its provider loaded (and its ``versions``, if asked)."""
+    from sqlalchemy import select
+    from sqlalchemy.orm import contains_eager, selectinload
+
+    from entrepot.vault.models import Dataset, Provider
+
     ref = DatasetRef.parse(ref) if isinstance(ref, str) else ref
     query = (
         select(Dataset)
@@ -39,21 +61,81 @@ def find_dataset(session: Session, ref: DatasetRef | str, *, versions: bool = Fa
     return dataset
 
 
+@dataclass(frozen=True)
+class VersionInfo:
+    """One published version, described by figures a provider would show publicly."""
+
+    ref: DatasetRef
+    number: int
+    title: str
+    sha256: str
+    size_bytes: int
+    rows: int
+    rows_rejected: int
+    standard: str
+    standard_version: str
+    created_at: datetime
+    quality: dict[str, Any] = field(default_factory=dict)
+    # The rows-per-unit bound estimated at publish, and its ε (None and 0 without one).
+    unit_bound: int | None = None
+    bound_epsilon: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "dataset": str(self.ref),
+            "version": self.number,
+            "title": self.title,
+            "sha256": self.sha256,
+            "size_bytes": self.size_bytes,
+            "rows": self.rows,
+            "rows_rejected": self.rows_rejected,
+            "standard": self.standard,
+            "standard_version": self.standard_version,
+            "created_at": self.created_at.isoformat(),
+            "quality": self.quality,
+            "unit_bound": self.unit_bound,
+            "bound_epsilon": self.bound_epsilon,
+        }
+
+
+def dataset_ref(session: Session | Connection, dataset_id: int) -> tuple[str, str]:
+    """The ``provider/dataset`` reference of ``dataset_id`` and its provider's slug, read
+    from the vault's Core tables; two empty strings for a dataset that is not here."""
+    from sqlalchemy import select
+
+    from entrepot.vault.tables import datasets, providers
+
+    found = session.execute(
+        select(providers.c.slug, datasets.c.slug)
+        .join(datasets, datasets.c.provider_id == providers.c.id)
+        .where(datasets.c.id == dataset_id)
+    ).first()
+    return ("", "") if found is None else (f"{found[0]}/{found[1]}", found[0])
+
+
 # Nano-ε per ε, as the budget ledger counts it.
 _NANO = 10**9
 
 
 def version_info(dataset: Dataset, version: Version) -> VersionInfo:
     """The public description of ``version`` (its provider must be loaded)."""
+    return describe_version(
+        DatasetRef(dataset.provider.slug, dataset.slug), dataset.standard, version
+    )
+
+
+def describe_version(ref: DatasetRef, standard: str, version: Any) -> VersionInfo:
+    """The public description of ``version`` of dataset ``ref`` (which follows
+    ``standard``): a mapped version, or a row of the versions table with its columns."""
     return VersionInfo(
-        ref=DatasetRef(dataset.provider.slug, dataset.slug),
+        ref=ref,
         number=version.number,
         title=version.title,
         sha256=version.sha256,
         size_bytes=version.size_bytes,
         rows=version.rows,
         rows_rejected=version.rows_rejected,
-        standard=dataset.standard,
+        standard=standard,
         standard_version=version.standard_version,
         created_at=as_utc(version.created_at),
         quality=version.quality,

@@ -20,13 +20,13 @@ Making a release is a further kind of :data:`Operation`, not a new method.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, BinaryIO, ClassVar, Protocol, runtime_checkable
 
 from entrepot.standards.mapping import Mapping
 from entrepot.standards.schema import Standard
+from entrepot.vault.datasets import VersionInfo
 from entrepot.vault.refs import DatasetRef
 
 if TYPE_CHECKING:
@@ -112,43 +112,6 @@ class UnitBound:
 
     rows: int
     epsilon: float
-
-
-@dataclass(frozen=True)
-class VersionInfo:
-    """One published version, described by figures a provider would show publicly."""
-
-    ref: DatasetRef
-    number: int
-    title: str
-    sha256: str
-    size_bytes: int
-    rows: int
-    rows_rejected: int
-    standard: str
-    standard_version: str
-    created_at: datetime
-    quality: dict[str, Any] = field(default_factory=dict)
-    # The rows-per-unit bound estimated at publish, and its ε (None and 0 without one).
-    unit_bound: int | None = None
-    bound_epsilon: float = 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "dataset": str(self.ref),
-            "version": self.number,
-            "title": self.title,
-            "sha256": self.sha256,
-            "size_bytes": self.size_bytes,
-            "rows": self.rows,
-            "rows_rejected": self.rows_rejected,
-            "standard": self.standard,
-            "standard_version": self.standard_version,
-            "created_at": self.created_at.isoformat(),
-            "quality": self.quality,
-            "unit_bound": self.unit_bound,
-            "bound_epsilon": self.bound_epsilon,
-        }
 
 
 @dataclass(frozen=True)
