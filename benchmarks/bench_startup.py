@@ -9,8 +9,8 @@ measures its CPU time (user + sys of the child, which a busy machine disturbs le
 than the wall clock). Baselines in the same run: ``python -c pass`` (the
 interpreter) and ``entrepot --version`` (the CLI's own start). Prints the best and
 the median of the runs, and each command's best as a ratio to ``--version``.
-Bar: a local read-only command (``catalog list``, ``standard list``) costs at most
-0.35 s of CPU.
+Bar: every local read-only command measured (each one that reads the demo's home)
+costs at most 0.35 s of CPU.
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ import tempfile
 from pathlib import Path
 
 BAR_S = 0.35
+# A dataset of the demo, for the commands that show one.
+SHOWN = "riverside-hospitals/outpatient-visits"
 
 
 def _cpu(command: list[str], env: dict[str, str]) -> float:
@@ -58,6 +60,14 @@ def main() -> None:
             "entrepot catalog list": [*entrepot, "catalog", "list", "--home", home],
             "entrepot standard list": [*entrepot, "standard", "list", "--home", home],
             "entrepot budget": [*entrepot, "budget", "--home", home],
+            "entrepot catalog show": [*entrepot, "catalog", "show", SHOWN, "--home", home],
+            "entrepot provider list": [*entrepot, "provider", "list", "--home", home],
+            "entrepot account list": [*entrepot, "account", "list", "--home", home],
+            "entrepot access list": [*entrepot, "access", "list", "--home", home],
+            "entrepot policy show": [*entrepot, "policy", "show", SHOWN, "--home", home],
+            "entrepot peer list": [*entrepot, "peer", "list", "--home", home],
+            "entrepot release list": [*entrepot, "release", "list", "--home", home],
+            "entrepot db status": [*entrepot, "db", "status", "--home", home],
         }
         figures = {
             name: [_cpu(command, env) for _ in range(args.runs)]
@@ -70,8 +80,10 @@ def main() -> None:
     for name, runs in figures.items():
         best = min(runs)
         print(f"{name:<26} {best:>6.3f} {statistics.median(runs):>7.3f} {best / version:>12.2f}")
-    worst = max(min(figures[n]) for n in ("entrepot catalog list", "entrepot standard list"))
-    verdict = "met" if worst <= BAR_S else "NOT met"
+    # The local read-only commands: every one that reads the demo's home.
+    local = {name: min(figures[name]) for name, command in commands.items() if home in command}
+    over = sorted((name for name, best in local.items() if best > BAR_S), key=local.__getitem__)
+    verdict = "met" if not over else f"NOT met by {', '.join(over)}"
     print(f"bar: a local read-only command ≤ {BAR_S} s of CPU (best run): {verdict}")
 
 
