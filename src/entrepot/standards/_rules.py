@@ -200,10 +200,27 @@ def _enum(c: Column) -> Iterator[Check]:
         yield Check("enum", c.field.name, "NOT {member}", member=f"{c.value} IN ({values})")
 
 
+def _printed_integer(code: str) -> int | None:
+    """The BIGINT whose print is ``code``, if any (``'7'``, not ``'07'`` or ``'+7'``)."""
+    try:
+        number = int(code)
+    except ValueError:
+        return None
+    fits = -(2**63) <= number < 2**63
+    return number if fits and str(number) == code else None
+
+
 def _codelist(c: Column) -> Iterator[Check]:
     if c.field.codelist is not None:
-        codes = ", ".join(quote(code) for code in codelist(c.field.codelist).codes)
-        member = f"CAST({c.value} AS VARCHAR) IN ({codes})"
+        listed = codelist(c.field.codelist).codes
+        numbers = [n for code in listed if (n := _printed_integer(code)) is not None]
+        if c.field.type == "integer" and numbers:
+            # An integer's text is one of the codes exactly when the integer is one the
+            # codes print: comparing integers spares casting every value to text.
+            member = f"{c.value} IN ({', '.join(str(n) for n in numbers)})"
+        else:
+            codes = ", ".join(quote(code) for code in listed)
+            member = f"CAST({c.value} AS VARCHAR) IN ({codes})"
         yield Check("codelist", c.field.name, "NOT {member}", member=member)
 
 

@@ -285,12 +285,12 @@ def _checked_table(
     printed = {c.value: printed_back(c) for c in typed}
     always = [c for c in typed if keyed and printed[c.value] is None]
     listed = [c for c in typed if c not in always]
-    # A text that prints back from its value is kept only where it does not.
-    unprinted = [f"NOT coalesce({c.printed}, {c.text} IS NULL)" for c in listed if keyed]
     stored = "".join(f", {c.text}" for c in always)
     if listed:
         kept = ", ".join(c.text for c in listed)
-        stored += f", CASE WHEN {' OR '.join(['invalid', *unprinted])} THEN [{kept}] END AS texts"
+        # With checks across rows, texts that print back from their values are not kept.
+        keep = _unprinted(listed) if keyed else "invalid"
+        stored += f", CASE WHEN {keep} THEN [{kept}] END AS texts"
     read = ", ".join(c.text for c in columns)
     values = ", ".join(f"{typed_value(c)} AS {c.value}" for c in columns)
     flags = "".join(
@@ -320,6 +320,16 @@ def _checked_table(
             texts.append(f"texts[{listed.index(c) + 1}]")
     _rejected_view(con, raw, columns, ordered, texts)
     return ordered
+
+
+def _unprinted(listed: list[Column]) -> str:
+    """SQL true when a text of ``listed`` is not the print of its value (nor missing):
+    the row's texts are then kept. The conjunction of the flags is true on almost every
+    row; only where it is NULL (a flag is NULL where a text is missing or does not
+    cast) is each flag taken with its text."""
+    every = " AND ".join(c.printed for c in listed)
+    exact = " AND ".join(f"coalesce({c.printed}, {c.text} IS NULL)" for c in listed)
+    return f"NOT coalesce({every}, {exact})"
 
 
 def _rejected_view(
