@@ -285,7 +285,9 @@ def _checked_table(
     printed = {c.value: printed_back(c) for c in typed}
     always = [c for c in typed if keyed and printed[c.value] is None]
     listed = [c for c in typed if c not in always]
-    stored = "".join(f", {c.text}" for c in always)
+    # Kept as bytes: a BLOB is stored without the scan for non-ASCII characters a text's
+    # statistics take, and these are read back for the rejected rows alone.
+    stored = "".join(f", encode({c.text}) AS {c.text}" for c in always)
     if listed:
         kept = ", ".join(c.text for c in listed)
         # With checks across rows, texts that print back from their values are not kept.
@@ -309,8 +311,10 @@ def _checked_table(
         _mark_repeats(con, raw, name, key)
     texts = []
     for c in columns:
-        if c.field.type == "string" or c in always:
-            texts.append(c.value if c.field.type == "string" else c.text)
+        if c.field.type == "string":
+            texts.append(c.value)
+        elif c in always:
+            texts.append(f"decode({c.text})")
         elif keyed:
             k = listed.index(c) + 1
             texts.append(
