@@ -270,10 +270,11 @@ def _checked_table(
 
     One pass: each row is typed, its membership tests are joined in, and one
     expression (every row check OR-ed) tells whether it is rejected. A row stores its
-    typed values, whether it is rejected and, if so, its texts: which rules it broke
-    is worked out later, on the rejected rows alone. With checks across rows any row
-    may yet be rejected, so the texts that do not print back from their values are
-    stored for every row.
+    typed values, whether it is rejected and the texts it shows if rejected: which
+    rules it broke is worked out later, on the rejected rows alone. Without checks
+    across rows only a rejected row keeps texts; with them any row may yet be
+    rejected, so every row keeps the texts its values do not print back (those of
+    numbers and datetimes always, as bytes).
     """
     ordered = _ordered(checks)
     row = _row_terms(columns, ordered)
