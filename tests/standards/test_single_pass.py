@@ -22,7 +22,14 @@ from hypothesis import strategies as st
 
 from entrepot.standards import codelist, get, validate
 from entrepot.standards._glob import as_glob
-from entrepot.standards._rules import Column, field_checks, quote, table_checks, typed_value
+from entrepot.standards._rules import (
+    Column,
+    _printed_integer,
+    field_checks,
+    quote,
+    table_checks,
+    typed_value,
+)
 
 DISTRICTS = codelist("region.district")
 CITIES = codelist("region.city").codes
@@ -247,3 +254,31 @@ def test_a_fixed_width_pattern_as_glob_matches_what_the_expression_matches(
 def test_patterns_glob_cannot_say_stay_expressions() -> None:
     for pattern in ["[A-Z0-9-]{4,12}", "a|b", ".*", "x+", "x?", "[^0-9]", "^x$", "[Z-A]", "x{0}"]:
         assert as_glob(pattern) is None, pattern
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    codes=st.lists(st.text(alphabet="0123456789+- x_", min_size=1, max_size=20), max_size=8),
+    values=st.lists(
+        st.one_of(
+            st.integers(-(2**63), 2**63 - 1), st.integers(-20, 20), st.sampled_from([0, 7, -7])
+        ),
+        max_size=30,
+    ),
+)
+def test_an_integer_code_list_compares_integers_where_it_compared_texts(
+    codes: list[str], values: list[int]
+) -> None:
+    numbers = [n for code in codes if (n := _printed_integer(code)) is not None]
+    if not numbers:
+        return
+    con = duckdb.connect()
+    con.execute("CREATE TABLE t (v BIGINT)")
+    con.executemany("INSERT INTO t VALUES (?)", [(v,) for v in [*values, *numbers, None]])
+    texts = ", ".join(quote(code) for code in codes)
+    integers = ", ".join(str(n) for n in numbers)
+    differ = con.execute(
+        f"SELECT v FROM t WHERE (CAST(v AS VARCHAR) IN ({texts})) "
+        f"IS DISTINCT FROM (v IN ({integers}))"
+    ).fetchall()
+    assert differ == []

@@ -113,15 +113,17 @@ def _parsed_time(c: Column, sql_type: str) -> str:
         return f"CAST(try_strptime({t}, {quote(c.date_format)}) AS {sql_type})"
     # ISO forms have a fixed length; the guard also rejects surrounding whitespace, which
     # strptime would skip. It is cheaper than a pattern: 0.15 s vs 0.26 s per 500k dates.
+    # The length is in bytes, read without walking the text: strptime reads ASCII alone,
+    # so a text it reads has as many bytes as characters.
     if sql_type == "DATE":
-        strict = f"CASE WHEN length({t}) = 10 THEN CAST(try_strptime({t}, '%Y-%m-%d') AS DATE) END"
+        strict = f"CASE WHEN strlen({t}) = 10 THEN CAST(try_strptime({t}, '%Y-%m-%d') AS DATE) END"
         # A ten-character text that is a date's own print is that date, and is what
         # strptime reads; DuckDB's cast is twice as fast as strptime.
         return (
-            f"CASE WHEN {printed_back(c)} AND length({t}) = 10 THEN {_loose(c)} ELSE {strict} END"
+            f"CASE WHEN {printed_back(c)} AND strlen({t}) = 10 THEN {_loose(c)} ELSE {strict} END"
         )
     formats = ", ".join(quote(f) for f in _ISO_DATETIMES)
-    return f"CASE WHEN length({t}) IN (19, 20) THEN try_strptime({t}, [{formats}]) END"
+    return f"CASE WHEN strlen({t}) IN (19, 20) THEN try_strptime({t}, [{formats}]) END"
 
 
 def _loose(c: Column) -> str:
@@ -200,10 +202,27 @@ def _enum(c: Column) -> Iterator[Check]:
         yield Check("enum", c.field.name, "NOT {member}", member=f"{c.value} IN ({values})")
 
 
+def _printed_integer(code: str) -> int | None:
+    """The BIGINT whose print is ``code``, if any (``'7'``, not ``'07'`` or ``'+7'``)."""
+    try:
+        number = int(code)
+    except ValueError:
+        return None
+    fits = -(2**63) <= number < 2**63
+    return number if fits and str(number) == code else None
+
+
 def _codelist(c: Column) -> Iterator[Check]:
     if c.field.codelist is not None:
-        codes = ", ".join(quote(code) for code in codelist(c.field.codelist).codes)
-        member = f"CAST({c.value} AS VARCHAR) IN ({codes})"
+        listed = codelist(c.field.codelist).codes
+        numbers = [n for code in listed if (n := _printed_integer(code)) is not None]
+        if c.field.type == "integer" and numbers:
+            # An integer's text is one of the codes exactly when the integer is one the
+            # codes print: comparing integers spares casting every value to text.
+            member = f"{c.value} IN ({', '.join(str(n) for n in numbers)})"
+        else:
+            codes = ", ".join(quote(code) for code in listed)
+            member = f"CAST({c.value} AS VARCHAR) IN ({codes})"
         yield Check("codelist", c.field.name, "NOT {member}", member=member)
 
 

@@ -270,10 +270,11 @@ def _checked_table(
 
     One pass: each row is typed, its membership tests are joined in, and one
     expression (every row check OR-ed) tells whether it is rejected. A row stores its
-    typed values, whether it is rejected and, if so, its texts: which rules it broke
-    is worked out later, on the rejected rows alone. With checks across rows any row
-    may yet be rejected, so the texts that do not print back from their values are
-    stored for every row.
+    typed values, whether it is rejected and the texts it shows if rejected: which
+    rules it broke is worked out later, on the rejected rows alone. Without checks
+    across rows only a rejected row keeps texts; with them any row may yet be
+    rejected, so every row keeps the texts its values do not print back (those of
+    numbers and datetimes always, as bytes).
     """
     ordered = _ordered(checks)
     row = _row_terms(columns, ordered)
@@ -285,12 +286,14 @@ def _checked_table(
     printed = {c.value: printed_back(c) for c in typed}
     always = [c for c in typed if keyed and printed[c.value] is None]
     listed = [c for c in typed if c not in always]
-    # A text that prints back from its value is kept only where it does not.
-    unprinted = [f"NOT coalesce({c.printed}, {c.text} IS NULL)" for c in listed if keyed]
-    stored = "".join(f", {c.text}" for c in always)
+    # Kept as bytes: a BLOB is stored without the scan for non-ASCII characters a text's
+    # statistics take, and these are read back for the rejected rows alone.
+    stored = "".join(f", encode({c.text}) AS {c.text}" for c in always)
     if listed:
         kept = ", ".join(c.text for c in listed)
-        stored += f", CASE WHEN {' OR '.join(['invalid', *unprinted])} THEN [{kept}] END AS texts"
+        # With checks across rows, texts that print back from their values are not kept.
+        keep = _unprinted(listed) if keyed else "invalid"
+        stored += f", CASE WHEN {keep} THEN [{kept}] END AS texts"
     read = ", ".join(c.text for c in columns)
     values = ", ".join(f"{typed_value(c)} AS {c.value}" for c in columns)
     flags = "".join(
@@ -309,8 +312,10 @@ def _checked_table(
         _mark_repeats(con, raw, name, key)
     texts = []
     for c in columns:
-        if c.field.type == "string" or c in always:
-            texts.append(c.value if c.field.type == "string" else c.text)
+        if c.field.type == "string":
+            texts.append(c.value)
+        elif c in always:
+            texts.append(f"decode({c.text})")
         elif keyed:
             k = listed.index(c) + 1
             texts.append(
@@ -320,6 +325,16 @@ def _checked_table(
             texts.append(f"texts[{listed.index(c) + 1}]")
     _rejected_view(con, raw, columns, ordered, texts)
     return ordered
+
+
+def _unprinted(listed: list[Column]) -> str:
+    """SQL true when a text of ``listed`` is not the print of its value (nor missing):
+    the row's texts are then kept. The conjunction of the flags is true on almost every
+    row; only where it is NULL (a flag is NULL where a text is missing or does not
+    cast) is each flag taken with its text."""
+    every = " AND ".join(c.printed for c in listed)
+    exact = " AND ".join(f"coalesce({c.printed}, {c.text} IS NULL)" for c in listed)
+    return f"NOT coalesce({every}, {exact})"
 
 
 def _rejected_view(
