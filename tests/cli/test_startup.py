@@ -109,9 +109,16 @@ def granted(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.mark.parametrize(
-    "command", [["catalog", "show", "riverside-hospitals/outpatient-visits"], ["budget"]]
+    "command",
+    [
+        ["catalog", "show", "riverside-hospitals/outpatient-visits"],
+        ["budget"],
+        ["provider", "list"],
+    ],
 )
-def test_a_page_and_the_budgets_are_read_without_the_orm(granted: Path, command: list[str]) -> None:
+def test_a_page_the_budgets_and_the_providers_are_read_without_the_orm(
+    granted: Path, command: list[str]
+) -> None:
     loaded = _modules(*command, "--home", str(granted))
     assert sorted({m.split(".")[0] for m in loaded} & set(HEAVY)) == []
     # Core selects on the vault's and the ledger's tables, and PostgreSQL's dialect stays
@@ -126,6 +133,7 @@ def test_a_page_and_the_budgets_are_read_without_the_orm(granted: Path, command:
         "entrepot.privacy.policy",
         "entrepot.schemas.budgets",
         "entrepot.schemas.catalog",
+        "entrepot.schemas.providers",
         "entrepot.vault.models",
         "entrepot.vault.protocol",
         "yaml",

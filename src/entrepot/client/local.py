@@ -507,11 +507,10 @@ class LocalClient(ShippedStandards):
         return TokenOut.of(revoked).model_dump(mode="json")
 
     def providers(self, *, limit: int | None = None, offset: int = 0) -> list[dict[str, Any]]:
-        from entrepot.schemas.providers import ProviderOut
-        from entrepot.vault import list_providers
+        from entrepot.vault.providers import list_providers
 
         found = list_providers(self.exchange.node.db, limit=limit, offset=offset)
-        return [ProviderOut.of(p).model_dump(mode="json") for p in found]
+        return [p.to_body() for p in found]
 
     def providers_page(self, limit: int, offset: int = 0) -> dict[str, Any]:
         from entrepot.vault.providers import count_providers
@@ -520,11 +519,9 @@ class LocalClient(ShippedStandards):
         return page_body(found, count_providers(self.exchange.node.db), limit, offset)
 
     def add_provider(self, slug: str, name: str) -> dict[str, Any]:
-        from entrepot.schemas.providers import ProviderOut
-        from entrepot.vault import add_provider
+        from entrepot.vault.providers import add_provider
 
-        added = add_provider(self.exchange.node.db, slug, name)
-        return ProviderOut.of(added).model_dump(mode="json")
+        return add_provider(self.exchange.node.db, slug, name).to_body()
 
     # -- queries and openings ------------------------------------------------------
 
