@@ -114,9 +114,10 @@ def granted(tmp_path_factory: pytest.TempPathFactory) -> Path:
         ["catalog", "show", "riverside-hospitals/outpatient-visits"],
         ["budget"],
         ["provider", "list"],
+        ["account", "list"],
     ],
 )
-def test_a_page_the_budgets_and_the_providers_are_read_without_the_orm(
+def test_a_page_the_budgets_the_providers_and_the_accounts_are_read_without_the_orm(
     granted: Path, command: list[str]
 ) -> None:
     loaded = _modules(*command, "--home", str(granted))
@@ -131,6 +132,8 @@ def test_a_page_the_budgets_and_the_providers_are_read_without_the_orm(
         "entrepot.organizations",
         "entrepot.privacy._ledger_models",
         "entrepot.privacy.policy",
+        "argon2",
+        "entrepot.schemas.accounts",
         "entrepot.schemas.budgets",
         "entrepot.schemas.catalog",
         "entrepot.schemas.providers",

@@ -465,14 +465,16 @@ class LocalClient(ShippedStandards):
     # -- accounts and providers ------------------------------------------------------
 
     def accounts(self, *, limit: int | None = None, offset: int = 0) -> list[dict[str, Any]]:
-        from entrepot.schemas.accounts import AccountOut
+        from entrepot.exchange._account_tables import list_accounts
 
-        found = self.exchange.accounts.list_accounts(self.actor, limit=limit, offset=offset)
-        return [AccountOut.of(a).model_dump(mode="json") for a in found]
+        found = list_accounts(self.exchange.node.db, self.actor, limit=limit, offset=offset)
+        return [a.to_body() for a in found]
 
     def accounts_page(self, limit: int, offset: int = 0) -> dict[str, Any]:
+        from entrepot.exchange._account_tables import count_accounts
+
         found = self.accounts(limit=limit, offset=offset)
-        return page_body(found, self.exchange.accounts.count_accounts(self.actor), limit, offset)
+        return page_body(found, count_accounts(self.exchange.node.db, self.actor), limit, offset)
 
     def tokens(
         self, account: str | None = None, *, limit: int | None = None, offset: int = 0
