@@ -115,9 +115,10 @@ def granted(tmp_path_factory: pytest.TempPathFactory) -> Path:
         ["budget"],
         ["provider", "list"],
         ["account", "list"],
+        ["peer", "list"],
     ],
 )
-def test_a_page_the_budgets_the_providers_and_the_accounts_are_read_without_the_orm(
+def test_a_page_budgets_providers_accounts_and_peers_are_read_without_the_orm(
     granted: Path, command: list[str]
 ) -> None:
     loaded = _modules(*command, "--home", str(granted))
@@ -129,6 +130,8 @@ def test_a_page_the_budgets_the_providers_and_the_accounts_are_read_without_the_
     # The mapped classes, the accounts, the policies' parser and the API's wire models.
     unused = {
         "entrepot.exchange.accounts",
+        "entrepot.federation.models",
+        "entrepot.federation.transport",
         "entrepot.organizations",
         "entrepot.privacy._ledger_models",
         "entrepot.privacy.policy",
