@@ -63,7 +63,7 @@ MODEL_MODULES: tuple[str, ...] = (
     "entrepot.exchange.accounts",
     "entrepot.exchange.contracts",
     "entrepot.privacy._ledger_models",
-    "entrepot.exchange.policies",
+    "entrepot.exchange._policy_models",
     "entrepot.exchange.outbox",
     "entrepot.exchange.openings",
     "entrepot.exchange.idempotency",

@@ -147,6 +147,24 @@ def test_a_page_budgets_providers_accounts_and_peers_are_read_without_the_orm(
     assert not unused & loaded
 
 
+def test_a_policy_is_shown_without_the_orm_or_the_ledger(granted: Path) -> None:
+    loaded = _modules(
+        "policy", "show", "riverside-hospitals/outpatient-visits", "--home", str(granted)
+    )
+    assert sorted({m.split(".")[0] for m in loaded} & set(HEAVY)) == []
+    assert not {m for m in loaded if m == "sqlalchemy.orm" or m.startswith("sqlalchemy.orm.")}
+    assert not {m for m in loaded if m.startswith("sqlalchemy.dialects.postgresql")}
+    unused = {
+        "entrepot.exchange._policy_models",
+        "entrepot.exchange.accounts",
+        "entrepot.privacy.ledger",
+        "entrepot.schemas.policies",
+        "entrepot.transparency",
+        "entrepot.vault.models",
+    }
+    assert not unused & loaded
+
+
 def test_the_version_is_printed_without_building_the_settings() -> None:
     assert "entrepot.settings" not in _modules("--version")
 

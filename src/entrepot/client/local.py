@@ -278,9 +278,7 @@ class LocalClient(ShippedStandards):
     # -- policies ------------------------------------------------------------------
 
     def policy(self, dataset: str) -> dict[str, Any]:
-        from entrepot.schemas.policies import PolicyOut
-
-        return PolicyOut.of(self.exchange.policies.get(dataset)).model_dump(mode="json")
+        return self.exchange.policies.get(dataset).to_body()
 
     def set_policy(
         self, dataset: str, document: str, *, where: str = "policy document"
