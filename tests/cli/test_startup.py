@@ -165,6 +165,12 @@ def test_a_policy_is_shown_without_the_orm_or_the_ledger(granted: Path) -> None:
     assert not unused & loaded
 
 
+def test_the_database_s_status_is_read_without_alembic_or_the_orm(home: Path) -> None:
+    loaded = _modules("db", "status", "--home", str(home))
+    assert sorted({m.split(".")[0] for m in loaded} & set(HEAVY)) == []
+    assert not {m for m in loaded if m == "sqlalchemy.orm" or m.startswith("sqlalchemy.orm.")}
+
+
 def test_the_version_is_printed_without_building_the_settings() -> None:
     assert "entrepot.settings" not in _modules("--version")
 
