@@ -43,6 +43,23 @@ def test_the_heads_read_from_the_headers_are_alembics() -> None:
     assert _head_revisions() == frozenset(script.get_heads())
 
 
+def test_the_revision_and_the_head_a_status_shows_are_alembics(tmp_path: Path) -> None:
+    from alembic.script import ScriptDirectory
+
+    from entrepot.db import alembic_config, schema_head
+
+    assert schema_head() == ScriptDirectory.from_config(alembic_config()).get_current_head()
+    db = Database(f"sqlite:///{tmp_path / 'node.db'}")
+    try:
+        assert db.revision() is None
+        db.upgrade()
+        with db.engine.connect() as connection:
+            stored = MigrationContext.configure(connection).get_current_revision()
+        assert db.revision() == stored == schema_head()
+    finally:
+        db.dispose()
+
+
 def test_a_header_names_its_revision_and_those_it_follows() -> None:
     from entrepot.db import _revision_header
 

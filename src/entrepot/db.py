@@ -53,6 +53,7 @@ __all__ = [
     "Database",
     "count_rows",
     "same_database",
+    "schema_head",
     "shown",
 ]
 
@@ -63,7 +64,7 @@ MODEL_MODULES: tuple[str, ...] = (
     "entrepot.exchange.accounts",
     "entrepot.exchange.contracts",
     "entrepot.privacy._ledger_models",
-    "entrepot.exchange.policies",
+    "entrepot.exchange._policy_models",
     "entrepot.exchange.outbox",
     "entrepot.exchange.openings",
     "entrepot.exchange.idempotency",
@@ -239,6 +240,11 @@ class Database:
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
 
+    def revision(self) -> str | None:
+        """The schema's revision in Alembic's version table, None before the first
+        migration (several, were there ever, joined by commas)."""
+        return ",".join(sorted(self._stored_revisions())) or None
+
     def _stored_revisions(self) -> frozenset[str]:
         """The revisions in Alembic's version table (none before the first migration)."""
         try:
@@ -250,6 +256,12 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def schema_head() -> str:
+    """The newest migration's revision, read from the migration files' headers as
+    :meth:`Database.upgrade` reads them (several heads, were there ever, joined by commas)."""
+    return ",".join(sorted(_head_revisions()))
 
 
 @cache

@@ -12,28 +12,26 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, DateTime, ForeignKey, Integer, String
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped
 
 # An organization's provider_id references the vault's providers table, whose model must
 # be declared before an organization is first written (the vault package loads lazily).
 import entrepot.vault.models  # noqa: F401
 from entrepot.db import Base
+from entrepot.exchange import _account_tables
 from entrepot.roles import Role
 
 __all__ = ["Organization", "Role"]
 
 
-_ROLES = "', '".join(Role)
-
-
 class Organization(Base):
-    __tablename__ = "organizations"
-    __table_args__ = (CheckConstraint(f"kind IN ('{_ROLES}')", name="kind"),)
+    """Mapped on the Core table of :mod:`entrepot.exchange._account_tables`."""
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    slug: Mapped[str] = mapped_column(String(64), unique=True)
-    name: Mapped[str] = mapped_column(String(200))
-    kind: Mapped[str] = mapped_column(String(16))
-    provider_id: Mapped[int | None] = mapped_column(ForeignKey("providers.id"), unique=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime)
+    __table__ = _account_tables.organizations
+
+    id: Mapped[int]
+    slug: Mapped[str]
+    name: Mapped[str]
+    kind: Mapped[str]
+    provider_id: Mapped[int | None]
+    created_at: Mapped[datetime]

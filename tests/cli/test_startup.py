@@ -109,9 +109,18 @@ def granted(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.mark.parametrize(
-    "command", [["catalog", "show", "riverside-hospitals/outpatient-visits"], ["budget"]]
+    "command",
+    [
+        ["catalog", "show", "riverside-hospitals/outpatient-visits"],
+        ["budget"],
+        ["provider", "list"],
+        ["account", "list"],
+        ["peer", "list"],
+    ],
 )
-def test_a_page_and_the_budgets_are_read_without_the_orm(granted: Path, command: list[str]) -> None:
+def test_a_page_budgets_providers_accounts_and_peers_are_read_without_the_orm(
+    granted: Path, command: list[str]
+) -> None:
     loaded = _modules(*command, "--home", str(granted))
     assert sorted({m.split(".")[0] for m in loaded} & set(HEAVY)) == []
     # Core selects on the vault's and the ledger's tables, and PostgreSQL's dialect stays
@@ -121,16 +130,45 @@ def test_a_page_and_the_budgets_are_read_without_the_orm(granted: Path, command:
     # The mapped classes, the accounts, the policies' parser and the API's wire models.
     unused = {
         "entrepot.exchange.accounts",
+        "entrepot.federation.models",
+        "entrepot.federation.transport",
         "entrepot.organizations",
         "entrepot.privacy._ledger_models",
         "entrepot.privacy.policy",
+        "argon2",
+        "entrepot.schemas.accounts",
         "entrepot.schemas.budgets",
         "entrepot.schemas.catalog",
+        "entrepot.schemas.providers",
         "entrepot.vault.models",
         "entrepot.vault.protocol",
         "yaml",
     }
     assert not unused & loaded
+
+
+def test_a_policy_is_shown_without_the_orm_or_the_ledger(granted: Path) -> None:
+    loaded = _modules(
+        "policy", "show", "riverside-hospitals/outpatient-visits", "--home", str(granted)
+    )
+    assert sorted({m.split(".")[0] for m in loaded} & set(HEAVY)) == []
+    assert not {m for m in loaded if m == "sqlalchemy.orm" or m.startswith("sqlalchemy.orm.")}
+    assert not {m for m in loaded if m.startswith("sqlalchemy.dialects.postgresql")}
+    unused = {
+        "entrepot.exchange._policy_models",
+        "entrepot.exchange.accounts",
+        "entrepot.privacy.ledger",
+        "entrepot.schemas.policies",
+        "entrepot.transparency",
+        "entrepot.vault.models",
+    }
+    assert not unused & loaded
+
+
+def test_the_database_s_status_is_read_without_alembic_or_the_orm(home: Path) -> None:
+    loaded = _modules("db", "status", "--home", str(home))
+    assert sorted({m.split(".")[0] for m in loaded} & set(HEAVY)) == []
+    assert not {m for m in loaded if m == "sqlalchemy.orm" or m.startswith("sqlalchemy.orm.")}
 
 
 def test_the_version_is_printed_without_building_the_settings() -> None:

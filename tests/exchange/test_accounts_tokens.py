@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import threading
 from datetime import timedelta
 
@@ -10,6 +11,7 @@ from sqlalchemy import select
 
 from entrepot.errors import Conflict, Forbidden, NotFound, Unauthorized
 from entrepot.exchange.accounts import LOCAL, Accounts, ApiToken
+from entrepot.schemas.accounts import AccountOut
 from marketplace import Market
 
 
@@ -88,6 +90,26 @@ def test_only_administrators_create_accounts_and_see_everyone(market: Market) ->
     assert [a.name for a in market.accounts.list_accounts(market.consumer)] == [
         "city-health-bureau"
     ]
+
+
+def test_accounts_are_listed_with_their_active_tokens_and_bodies_as_the_api_dumps(
+    market: Market,
+) -> None:
+    _, first = market.accounts.create(LOCAL, "analyst", "consumer", org="city-health-bureau")
+    market.accounts.issue_token(market.consumer, "analyst")
+    market.accounts.issue_token(market.consumer, "analyst")
+    market.accounts.revoke_token(market.consumer, first.info.token_id)
+    listed = market.accounts.list_accounts(market.consumer)
+    assert [(a.name, a.active_tokens) for a in listed] == [
+        ("analyst", 2),
+        ("city-health-bureau", 1),
+    ]
+    assert market.accounts.count_accounts(market.consumer) == 2
+    assert [a.name for a in market.accounts.list_accounts(LOCAL, limit=1, offset=1)] == [
+        "city-health-bureau"
+    ]
+    for info in listed:
+        assert json.dumps(info.to_body()) == json.dumps(AccountOut.of(info).model_dump(mode="json"))
 
 
 def test_one_organization_cannot_revoke_anothers_tokens(market: Market) -> None:

@@ -1,10 +1,17 @@
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 from sqlalchemy import update
+from tests.privacy.small_node import small_node
 
 from entrepot.errors import Conflict, NotFound
+from entrepot.exchange.node import Node
 from entrepot.exchange.policies import Policies
+from entrepot.schemas.policies import PolicyOut
+from entrepot.settings import Settings
 from entrepot.standards import get
 from entrepot.vault.models import Dataset
 from marketplace import Market
@@ -64,3 +71,27 @@ def test_a_stranger_and_a_missing_dataset_get_the_same_refusal(
     assert stranger.value.hint == missing.value.hint
     assert stranger.value.message == f"no dataset {market.dataset} in the catalog"
     assert missing.value.message == "no dataset riverside-hospitals/nothing in the catalog"
+
+
+def test_a_policy_s_body_is_the_api_model_s_dump(market: Market, policies: Policies) -> None:
+    default = policies.get(market.dataset)
+    document = "epsilon:\n  dataset_cap: 2\n"
+    explicit = policies.set(market.provider, market.dataset, document, where="t")
+    assert (default.explicit, explicit.explicit) == (False, True)
+    for info in (default, explicit, policies.get(market.dataset)):
+        dumped = PolicyOut.of(info).model_dump(mode="json")
+        assert json.dumps(info.to_body()) == json.dumps(dumped)
+
+
+def test_a_published_dataset_s_policy_body_with_its_bound_is_the_api_model_s_dump(
+    tmp_path: Path,
+) -> None:
+    node = Node.open(Settings(home=small_node(tmp_path / "node", rows=60)))
+    try:
+        info = Policies(node).get("riverside-hospitals/outpatient-visits")
+    finally:
+        node.close()
+    assert info.explicit
+    assert info.bound is not None
+    dumped = PolicyOut.of(info).model_dump(mode="json")
+    assert json.dumps(info.to_body()) == json.dumps(dumped)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from sqlalchemy import func, select
 
@@ -9,8 +11,9 @@ from entrepot.errors import Conflict
 from entrepot.exchange.accounts import LOCAL, Accounts, Role
 from entrepot.exchange.node import Node
 from entrepot.organizations import Organization
+from entrepot.schemas.providers import ProviderOut
 from entrepot.vault.models import Provider
-from entrepot.vault.providers import add_provider
+from entrepot.vault.providers import ProviderInfo, add_provider, list_providers
 
 
 def test_adding_a_provider_makes_its_organization(any_node: Node) -> None:
@@ -53,3 +56,13 @@ def test_a_slug_another_organization_holds_is_refused_whole(any_node: Node) -> N
 def _organizations(node: Node) -> int:
     with node.db.read() as session:
         return int(session.scalar(select(func.count()).select_from(Organization)) or 0)
+
+
+@pytest.mark.parametrize("micro", [0, 123456])
+def test_a_provider_s_body_is_the_api_model_s_dump(any_node: Node, micro: int) -> None:
+    added = add_provider(any_node.db, "riverside-hospitals", "Riverside Hospitals")
+    listed = list_providers(any_node.db)
+    moved = ProviderInfo(added.slug, added.name, added.created_at.replace(microsecond=micro), 3)
+    for info in (added, *listed, moved):
+        body = info.to_body()
+        assert json.dumps(body) == json.dumps(ProviderOut.of(info).model_dump(mode="json"))

@@ -278,9 +278,7 @@ class LocalClient(ShippedStandards):
     # -- policies ------------------------------------------------------------------
 
     def policy(self, dataset: str) -> dict[str, Any]:
-        from entrepot.schemas.policies import PolicyOut
-
-        return PolicyOut.of(self.exchange.policies.get(dataset)).model_dump(mode="json")
+        return self.exchange.policies.get(dataset).to_body()
 
     def set_policy(
         self, dataset: str, document: str, *, where: str = "policy document"
@@ -465,14 +463,16 @@ class LocalClient(ShippedStandards):
     # -- accounts and providers ------------------------------------------------------
 
     def accounts(self, *, limit: int | None = None, offset: int = 0) -> list[dict[str, Any]]:
-        from entrepot.schemas.accounts import AccountOut
+        from entrepot.exchange._account_tables import list_accounts
 
-        found = self.exchange.accounts.list_accounts(self.actor, limit=limit, offset=offset)
-        return [AccountOut.of(a).model_dump(mode="json") for a in found]
+        found = list_accounts(self.exchange.node.db, self.actor, limit=limit, offset=offset)
+        return [a.to_body() for a in found]
 
     def accounts_page(self, limit: int, offset: int = 0) -> dict[str, Any]:
+        from entrepot.exchange._account_tables import count_accounts
+
         found = self.accounts(limit=limit, offset=offset)
-        return page_body(found, self.exchange.accounts.count_accounts(self.actor), limit, offset)
+        return page_body(found, count_accounts(self.exchange.node.db, self.actor), limit, offset)
 
     def tokens(
         self, account: str | None = None, *, limit: int | None = None, offset: int = 0
@@ -507,11 +507,10 @@ class LocalClient(ShippedStandards):
         return TokenOut.of(revoked).model_dump(mode="json")
 
     def providers(self, *, limit: int | None = None, offset: int = 0) -> list[dict[str, Any]]:
-        from entrepot.schemas.providers import ProviderOut
-        from entrepot.vault import list_providers
+        from entrepot.vault.providers import list_providers
 
         found = list_providers(self.exchange.node.db, limit=limit, offset=offset)
-        return [ProviderOut.of(p).model_dump(mode="json") for p in found]
+        return [p.to_body() for p in found]
 
     def providers_page(self, limit: int, offset: int = 0) -> dict[str, Any]:
         from entrepot.vault.providers import count_providers
@@ -520,11 +519,9 @@ class LocalClient(ShippedStandards):
         return page_body(found, count_providers(self.exchange.node.db), limit, offset)
 
     def add_provider(self, slug: str, name: str) -> dict[str, Any]:
-        from entrepot.schemas.providers import ProviderOut
-        from entrepot.vault import add_provider
+        from entrepot.vault.providers import add_provider
 
-        added = add_provider(self.exchange.node.db, slug, name)
-        return ProviderOut.of(added).model_dump(mode="json")
+        return add_provider(self.exchange.node.db, slug, name).to_body()
 
     # -- queries and openings ------------------------------------------------------
 

@@ -41,23 +41,16 @@ from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import (
-    CheckConstraint,
-    DateTime,
-    ForeignKey,
-    Integer,
-    String,
-    delete,
-    or_,
-    select,
-)
+from sqlalchemy import delete, or_, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Mapped, Session, aliased, mapped_column
+from sqlalchemy.orm import Mapped, Session, aliased
 
 from entrepot._text import check_text
 from entrepot.clock import utcnow
 from entrepot.db import Base, Database, count_rows
 from entrepot.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized, param
+from entrepot.exchange import _account_tables
+from entrepot.exchange._account_tables import AccountInfo
 from entrepot.exchange.actors import LOCAL, Actor
 from entrepot.exchange.outbox import Outbox
 from entrepot.organizations import Organization, Role
@@ -87,56 +80,36 @@ _TOKEN = re.compile(r"ent_([0-9a-f]{12})_[A-Za-z0-9_-]{43}")
 _CACHE_MAX = 4096
 
 
-_ROLES = "', '".join(Role)
-
-
 class Account(Base):
-    __tablename__ = "accounts"
-    __table_args__ = (CheckConstraint(f"role IN ('{_ROLES}')", name="role"),)
+    """Mapped on the Core table of :mod:`entrepot.exchange._account_tables`."""
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    name: Mapped[str] = mapped_column(String(64), unique=True)
-    org_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"), index=True)
-    role: Mapped[str] = mapped_column(String(16))
-    created_at: Mapped[datetime] = mapped_column(DateTime)
+    __table__ = _account_tables.accounts
+
+    id: Mapped[int]
+    name: Mapped[str]
+    org_id: Mapped[int]
+    role: Mapped[str]
+    created_at: Mapped[datetime]
 
 
 class ApiToken(Base):
-    __tablename__ = "api_tokens"
+    """Mapped on the Core table of :mod:`entrepot.exchange._account_tables`; a portal
+    session's token has the API token it was opened with for its ``parent_id``."""
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    token_id: Mapped[str] = mapped_column(String(12), unique=True)
-    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
-    secret_hash: Mapped[str] = mapped_column(String(200))
-    created_at: Mapped[datetime] = mapped_column(DateTime)
-    expires_at: Mapped[datetime] = mapped_column(DateTime)
-    revoked_at: Mapped[datetime | None] = mapped_column(DateTime)
-    # A portal session's token: the API token it was opened with (NULL: an API token).
-    parent_id: Mapped[int | None] = mapped_column(ForeignKey("api_tokens.id"), index=True)
+    __table__ = _account_tables.api_tokens
+
+    id: Mapped[int]
+    token_id: Mapped[str]
+    account_id: Mapped[int]
+    secret_hash: Mapped[str]
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+    parent_id: Mapped[int | None]
 
 
 # The API token a session token hangs from, in a query that reads both rows.
 _Parent = aliased(ApiToken)
-
-
-@dataclass(frozen=True)
-class AccountInfo:
-    name: str
-    role: str
-    org: str
-    org_name: str
-    created_at: datetime
-    active_tokens: int = 0
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "role": self.role,
-            "org": self.org,
-            "org_name": self.org_name,
-            "created_at": self.created_at.isoformat() + "Z",
-            "active_tokens": self.active_tokens,
-        }
 
 
 @dataclass(frozen=True)
@@ -354,39 +327,13 @@ class Accounts:
     ) -> list[AccountInfo]:
         """Accounts the actor may see (all for administrators, else its organization's),
         by name: the ``limit`` of them from ``offset`` (all when ``limit`` is None)."""
-        now = self.clock()
-        with self.db.read() as session:
-            query = (
-                select(Account, Organization)
-                .join(Organization, Organization.id == Account.org_id)
-                .order_by(Account.name)
-            )
-            rows = session.execute(
-                self._accounts_of(query, actor).limit(limit).offset(offset)
-            ).all()
-            active: dict[int, int] = {}
-            for account_id in session.scalars(
-                select(ApiToken.account_id).where(
-                    ApiToken.account_id.in_([a.id for a, _ in rows]),
-                    ApiToken.parent_id.is_(None),
-                    ApiToken.revoked_at.is_(None),
-                    ApiToken.expires_at > now,
-                )
-            ):
-                active[account_id] = active.get(account_id, 0) + 1
-            return [
-                AccountInfo(a.name, a.role, o.slug, o.name, a.created_at, active.get(a.id, 0))
-                for a, o in rows
-            ]
+        return _account_tables.list_accounts(
+            self.db, actor, now=self.clock(), limit=limit, offset=offset
+        )
 
     def count_accounts(self, actor: Actor) -> int:
         """How many accounts :meth:`list_accounts` lists in all."""
-        with self.db.read() as session:
-            return count_rows(session, self._accounts_of(select(Account.id), actor))
-
-    @staticmethod
-    def _accounts_of(query: Any, actor: Actor) -> Any:
-        return query if actor.administers else query.where(Account.org_id == actor.org_id)
+        return _account_tables.count_accounts(self.db, actor)
 
     # -- tokens -------------------------------------------------------------------
 

@@ -27,11 +27,11 @@ from typing import Any
 from sqlalchemy import Connection, Table, func, select, text
 
 from entrepot.db import (
-    Base,
+    METADATA,
     Database,
-    alembic_config,
     import_models,
     same_database,
+    schema_head,
     shown,
 )
 from entrepot.errors import Conflict, InvalidInput, NotFound, StorageCorrupt
@@ -83,19 +83,14 @@ class Moved:
 
 def status(settings: Settings) -> Status:
     """The node's database and schema revision, read without migrating anything."""
-    from alembic.runtime.migration import MigrationContext
-    from alembic.script import ScriptDirectory
-
     database = Database(_url_of(settings))
     try:
-        with database.engine.connect() as connection:
-            revision = MigrationContext.configure(connection).get_current_revision()
         return Status(
             home=str(settings.home),
             database=shown(database.url),
             backend=database.engine.dialect.name,
-            revision=None if revision is None else str(revision),
-            head=str(ScriptDirectory.from_config(alembic_config()).get_current_head()),
+            revision=database.revision(),
+            head=schema_head(),
         )
     finally:
         database.dispose()
@@ -122,7 +117,7 @@ def _url_of(settings: Settings) -> str:
 
 def _tables() -> list[Table]:
     import_models()
-    return list(Base.metadata.sorted_tables)
+    return list(METADATA.sorted_tables)
 
 
 def _count(connection: Connection, table: Table) -> int:

@@ -13,38 +13,25 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import yaml
-from sqlalchemy import DateTime, ForeignKey, Integer, String, Text, select
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import select
 
-from entrepot.clock import utcnow
-from entrepot.db import Base
-from entrepot.exchange.accounts import Actor
-from entrepot.exchange.node import Node
-from entrepot.privacy import Policy, default_policy, parse_policy
-from entrepot.privacy.bounds import bound_in_force
-from entrepot.privacy.ledger import write_cap
-from entrepot.privacy.policy import check_delta, dataset_delta_cap
-from entrepot.standards.schema import Standard, parse_standard
-from entrepot.transparency import Kind, make_entry
-from entrepot.vault import DatasetRef
-from entrepot.vault.datasets import dataset_not_found, find_dataset
-from entrepot.vault.models import Version
+from entrepot.clock import as_utc, utcnow
+from entrepot.exchange._policy_tables import policies
+from entrepot.vault.datasets import dataset_not_found
+from entrepot.vault.refs import DatasetRef
+from entrepot.vault.tables import datasets, providers, versions
 
-__all__ = ["Policies", "PolicyInfo", "PolicyRecord"]
+if TYPE_CHECKING:
+    from sqlalchemy import Connection, Row
 
+    from entrepot.exchange.actors import Actor
+    from entrepot.exchange.node import Node
+    from entrepot.privacy import Policy
+    from entrepot.standards.schema import Standard
 
-class PolicyRecord(Base):
-    __tablename__ = "policies"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id"), unique=True)
-    document: Mapped[str] = mapped_column(Text)
-    digest: Mapped[str] = mapped_column(String(64))
-    set_by: Mapped[str] = mapped_column(String(200))
-    set_at: Mapped[datetime] = mapped_column(DateTime)
+__all__ = ["Policies", "PolicyInfo"]
 
 
 @dataclass(frozen=True)
@@ -69,9 +56,21 @@ class PolicyInfo:
             "bound": self.bound,
         }
 
+    def to_body(self) -> dict[str, Any]:
+        """The policy as the API's ``PolicyOut`` answers it: :meth:`to_dict` with its time
+        in RFC 3339's ``Z`` form. The local client answers with it without building the
+        model; tests pin it equal to the model's dump."""
+        out = self.to_dict()
+        if self.set_at is not None:
+            out["set_at"] = as_utc(self.set_at).isoformat().replace("+00:00", "Z")
+        return out
 
-def _bound(policy: Policy, latest: Version | None) -> dict[str, Any] | None:
-    """What :func:`~entrepot.privacy.bounds.bound_in_force` gives on ``latest``."""
+
+def _bound(policy: Policy, latest: Row[Any, Any, Any] | None) -> dict[str, Any] | None:
+    """What :func:`~entrepot.privacy.bounds.bound_in_force` gives on ``latest``, a row of
+    the version's number, ``unit_bound`` and ``bound_epsilon_nano``."""
+    from entrepot.privacy.bounds import bound_in_force
+
     if latest is None:
         return None
     bound = bound_in_force(policy, latest.unit_bound)
@@ -83,11 +82,20 @@ def _bound(policy: Policy, latest: Version | None) -> dict[str, Any] | None:
     }
 
 
-def _dataset(node: Node, ref: DatasetRef) -> tuple[int, int, Standard]:
+def _dataset(connection: Connection, ref: DatasetRef) -> tuple[int, int, Standard]:
     """The dataset's id, its provider's id, and the standard it was published in."""
-    with node.db.read() as session:
-        dataset = find_dataset(session, ref)
-        return dataset.id, dataset.provider_id, parse_standard(dataset.schema, dataset.standard)
+    from entrepot.standards.schema import parse_standard
+
+    table = datasets.c
+    found = connection.execute(
+        select(table.id, table.provider_id, table.schema, table.standard)
+        .join(providers, providers.c.id == table.provider_id)
+        .where(providers.c.slug == ref.provider, table.slug == ref.dataset)
+    ).first()
+    if found is None:
+        raise dataset_not_found(ref)
+    dataset_id, provider_id, schema, standard = found
+    return dataset_id, provider_id, parse_standard(schema, standard)
 
 
 class Policies:
@@ -98,17 +106,28 @@ class Policies:
 
     def get(self, dataset: DatasetRef | str) -> PolicyInfo:
         """The policy in force: the provider's, or the default of the standard's roles."""
+        from entrepot.privacy import default_policy, parse_policy
+
         ref = DatasetRef.parse(dataset) if isinstance(dataset, str) else dataset
-        with self.node.db.read() as session:
-            row = find_dataset(session, ref)
-            standard = parse_standard(row.schema, row.standard)
-            record = session.scalar(select(PolicyRecord).where(PolicyRecord.dataset_id == row.id))
-            latest = session.scalar(
-                select(Version).where(Version.dataset_id == row.id).order_by(Version.number.desc())
-            )
+        version = versions.c
+        with self.node.db.connect() as connection:
+            dataset_id, _, standard = _dataset(connection, ref)
+            record = connection.execute(
+                select(policies.c.document, policies.c.set_by, policies.c.set_at).where(
+                    policies.c.dataset_id == dataset_id
+                )
+            ).first()
+            latest = connection.execute(
+                select(version.number, version.unit_bound, version.bound_epsilon_nano)
+                .where(version.dataset_id == dataset_id)
+                .order_by(version.number.desc())
+                .limit(1)
+            ).first()
         if record is None:
             policy = default_policy(standard)
             return PolicyInfo(str(ref), policy, explicit=False, bound=_bound(policy, latest))
+        import yaml
+
         policy = parse_policy(yaml.safe_load(record.document), standard, where=f"policy of {ref}")
         return PolicyInfo(
             str(ref), policy, True, record.set_by, record.set_at, _bound(policy, latest)
@@ -116,8 +135,15 @@ class Policies:
 
     def set(self, actor: Actor, dataset: DatasetRef | str, text: str, *, where: str) -> PolicyInfo:
         """Set ``dataset``'s policy from YAML ``text`` (``where`` names its source)."""
+        from entrepot.exchange._policy_models import PolicyRecord
+        from entrepot.privacy import parse_policy
+        from entrepot.privacy.ledger import write_cap
+        from entrepot.privacy.policy import check_delta, dataset_delta_cap
+        from entrepot.transparency import Kind, make_entry
+
         ref = DatasetRef.parse(dataset) if isinstance(dataset, str) else dataset
-        dataset_id, provider_id, standard = _dataset(self.node, ref)
+        with self.node.db.connect() as connection:
+            dataset_id, provider_id, standard = _dataset(connection, ref)
         if not (actor.administers or actor.provider_id == provider_id):
             raise dataset_not_found(ref)
         policy = parse_policy(text, standard, where=where)

@@ -33,10 +33,10 @@ from sqlalchemy import func, select
 from entrepot.db import Database
 from entrepot.errors import ProofInvalid
 from entrepot.exchange._contract_models import ContractEvent
+from entrepot.exchange._policy_models import PolicyRecord
 from entrepot.exchange.accounts import LOCAL, Account, ApiToken, Organization
 from entrepot.exchange.metering import Metering
 from entrepot.exchange.outbox import log_state_problems, pending_entries
-from entrepot.exchange.policies import PolicyRecord
 from entrepot.privacy._ledger_tables import TOUCHED
 from entrepot.privacy.ledger import COMPLETED, Budget, LedgerEntry
 from entrepot.transparency import TransparencyLog

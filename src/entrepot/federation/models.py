@@ -17,28 +17,28 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from entrepot.clock import utcnow
 from entrepot.db import Base
+from entrepot.federation import _tables
 
 __all__ = ["Nonce", "Peer", "RemoteConsumer", "RemoteDataset", "RemoteDatasetRegion", "RemoteGrant"]
 
 
 class Peer(Base):
-    """A node this one trusts: its name, base URL and Ed25519 public key."""
+    """A node this one trusts: its name, base URL and Ed25519 public key.
 
-    __tablename__ = "federation_peers"
+    Mapped on the Core table of :mod:`entrepot.federation._tables`."""
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    name: Mapped[str] = mapped_column(String(64), unique=True)
-    url: Mapped[str] = mapped_column(String(2000))
-    public_key: Mapped[str] = mapped_column(String(64), unique=True)
-    added_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
-    last_sync_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
-    # "ok" after a call that worked, else what went wrong with the last one.
-    last_status: Mapped[str] = mapped_column(String(500), default="never synced")
-    catalog_cursor: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    # As a witness of the peer's log: the latest checkpoint of it this node cosigned
-    # (the peer's signature and this node's cosignature on it), and its size.
-    witnessed_size: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    witnessed_checkpoint: Mapped[str | None] = mapped_column(Text, nullable=True)
+    __table__ = _tables.peers
+
+    id: Mapped[int]
+    name: Mapped[str]
+    url: Mapped[str]
+    public_key: Mapped[str]
+    added_at: Mapped[datetime]
+    last_sync_at: Mapped[datetime | None]
+    last_status: Mapped[str]
+    catalog_cursor: Mapped[str | None]
+    witnessed_size: Mapped[int | None]
+    witnessed_checkpoint: Mapped[str | None]
 
 
 class Nonce(Base):

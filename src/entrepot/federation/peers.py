@@ -16,19 +16,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from nacl.signing import VerifyKey
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
 from entrepot.clock import as_utc, utcnow
 from entrepot.errors import Conflict, InvalidInput, NotFound, PeerError
-from entrepot.exchange.node import Node
+from entrepot.federation import _tables
 from entrepot.federation.envelope import key_hex, parse_key
-from entrepot.federation.models import Nonce, Peer
-from entrepot.federation.transport import PeerCall, breaker_of, peer_url
-from entrepot.transparency.entries import Entry, Kind, actor_name, make_entry
+
+if TYPE_CHECKING:
+    from nacl.signing import VerifyKey
+    from sqlalchemy import Row
+
+    from entrepot.exchange.node import Node
+    from entrepot.federation.models import Peer
+    from entrepot.federation.transport import PeerCall
+    from entrepot.transparency.entries import Entry
 
 __all__ = ["IDENTITY_PATH", "Identity", "Peers", "identity_of"]
 
@@ -62,7 +67,7 @@ def identity_of(node: Node) -> Identity:
     return Identity(node.settings.node_name or f"node-{key[:8]}", node.settings.base_url, key)
 
 
-def _peer_dict(peer: Peer, health: str = "ok") -> dict[str, Any]:
+def _peer_dict(peer: Peer | Row[Any], health: str = "ok") -> dict[str, Any]:
     return {
         "name": peer.name,
         "url": peer.url,
@@ -77,6 +82,8 @@ def _peer_dict(peer: Peer, health: str = "ok") -> dict[str, Any]:
 
 
 def _logged(action: str, peer: Peer) -> Entry:
+    from entrepot.transparency.entries import Kind, actor_name, make_entry
+
     # Peers are the operator's, acting as the holder of the node's home.
     return make_entry(
         Kind.PEER, actor_name(None), action=action, peer=peer.name, peer_key=peer.public_key
@@ -97,6 +104,8 @@ class Peers:
     def connect(
         self, name: str, url: str, key: VerifyKey, *, timeout_s: float | None = None
     ) -> PeerCall:
+        from entrepot.federation.transport import PeerCall
+
         return PeerCall(
             name,
             url,
@@ -112,6 +121,9 @@ class Peers:
 
     def add(self, url: str, key: str) -> dict[str, Any]:
         """Trust the node at ``url`` whose public key is ``key``, after it proves it."""
+        from entrepot.federation.models import Peer
+        from entrepot.federation.transport import peer_url
+
         base = peer_url(url)
         try:
             verify = parse_key(key)
@@ -148,13 +160,20 @@ class Peers:
         return added
 
     def list(self) -> list[dict[str, Any]]:
-        with self.node.db.read() as session:
-            peers = list(session.scalars(select(Peer).order_by(Peer.name)))
+        table = _tables.peers
+        with self.node.db.connect() as connection:
+            peers = connection.execute(select(table).order_by(table.c.name)).all()
+        if not peers:
+            return []
+        from entrepot.federation.transport import breaker_of
+
         now = utcnow()
         own = self.node.signing_key
         return [_peer_dict(p, breaker_of(own, parse_key(p.public_key)).health(now)) for p in peers]
 
     def get(self, name: str) -> Peer:
+        from entrepot.federation.models import Peer
+
         with self.node.db.read() as session:
             peer = session.scalar(select(Peer).where(Peer.name == name))
         if peer is None:
@@ -167,6 +186,8 @@ class Peers:
 
     def remove(self, name: str) -> dict[str, Any]:
         """Stop trusting ``name``; its cached catalog goes with it."""
+        from entrepot.federation.models import Peer
+
         with self.node.db.write() as session:
             peer = session.scalar(select(Peer).where(Peer.name == name))
             if peer is None:
@@ -185,6 +206,8 @@ class Peers:
 
     def note(self, name: str, status: str, *, synced: bool = False) -> None:
         """Remember how the last call to ``name`` went (``peer list`` shows it)."""
+        from entrepot.federation.models import Peer
+
         with self.node.db.write() as session:
             peer = session.scalar(select(Peer).where(Peer.name == name))
             if peer is not None:
@@ -193,11 +216,15 @@ class Peers:
                     peer.last_sync_at = utcnow()
 
     def trusted(self, key: str) -> bool:
+        from entrepot.federation.models import Peer
+
         with self.node.db.read() as session:
             return session.scalar(select(Peer.id).where(Peer.public_key == key)) is not None
 
     def by_key(self, key: str) -> Peer:
         """The trusted peer whose key is ``key``."""
+        from entrepot.federation.models import Peer
+
         with self.node.db.read() as session:
             peer = session.scalar(select(Peer).where(Peer.public_key == key))
         if peer is None:
@@ -205,6 +232,8 @@ class Peers:
         return peer
 
     def name_of(self, key: str) -> str:
+        from entrepot.federation.models import Peer
+
         with self.node.db.read() as session:
             name = session.scalar(select(Peer.name).where(Peer.public_key == key))
         if name is None:
@@ -220,6 +249,8 @@ class Peers:
         that changes nothing may be answered again after a power cut, which gives the
         replayer an answer signed for the sender, as the first one was.
         """
+        from entrepot.federation.models import Nonce
+
         now = utcnow()
         # Past twice the skew no timestamp is accepted, so its nonce need not be kept.
         oldest = now - timedelta(seconds=2 * self.settings.peer_clock_skew_s)
