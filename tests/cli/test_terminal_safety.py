@@ -236,8 +236,9 @@ def test_any_text_in_an_echoed_field_never_crashes_nor_reaches_the_terminal_raw(
     n = next(_serial)
     slug = f"p{n}"
 
-    def cli(*args: str) -> Result:
-        result = run_cli(capsys, monkeypatch, *args, "--home", home)
+    def cli(*args: str, operands: tuple[str, ...] = ()) -> Result:
+        # Operands follow "--", as a user passes a text that may start with a dash.
+        result = run_cli(capsys, monkeypatch, *args, "--home", home, "--", *operands)
         assert result.code in (ExitCode.OK, ExitCode.INVALID), (args, result.stderr)
         assert_clean(result)
         return result
@@ -270,7 +271,7 @@ def test_any_text_in_an_echoed_field_never_crashes_nor_reaches_the_terminal_raw(
         stored = session.scalar(select(Dataset.id).where(Dataset.slug == dataset))
     assert (published.code == 0) == (stored is not None)
     cli("catalog", "list")
-    cli("catalog", "search", title)
+    cli("catalog", "search", operands=(title,))
     if stored is None:
         return
     ref = f"riverside-hospitals/{dataset}"
