@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-__all__ = ["as_utc", "utcnow"]
+__all__ = ["as_utc", "rfc3339", "utcnow"]
 
 
 def utcnow() -> datetime:
@@ -25,3 +25,9 @@ def utcnow() -> datetime:
 def as_utc(moment: datetime) -> datetime:
     """``moment`` as an aware UTC datetime; a naive one is taken to be UTC already."""
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def rfc3339(moment: datetime) -> str:
+    """``moment`` as the API's models write a time: ISO 8601 in UTC with ``Z`` for its
+    offset (a naive one is taken to be UTC already)."""
+    return as_utc(moment).isoformat().replace("+00:00", "Z")

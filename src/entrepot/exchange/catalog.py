@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 from sqlalchemy import Connection, Select, bindparam, select, text
 
-from entrepot.clock import as_utc, utcnow
+from entrepot.clock import as_utc, rfc3339, utcnow
 from entrepot.db import Database, count_rows
 from entrepot.errors import LimitExceeded, NotFound
 from entrepot.standards.scope import Term, region, sector
@@ -92,11 +92,6 @@ def search_terms(query: str) -> list[str]:
     return _WORD.findall(query.lower())[:MAX_TERMS]
 
 
-def _rfc3339(moment: datetime) -> str:
-    """A UTC time as the API's models write it: ISO 8601 with ``Z`` for its offset."""
-    return moment.isoformat().replace("+00:00", "Z")
-
-
 @dataclass(frozen=True)
 class DatasetSummary:
     """One line of the catalog."""
@@ -139,7 +134,7 @@ class DatasetSummary:
         client answers with it without building the model (pydantic's model costs the
         listing more than its rows do); tests pin it equal to the model's dump."""
         out = self.to_dict()
-        out["updated_at"] = _rfc3339(self.updated_at)
+        out["updated_at"] = rfc3339(self.updated_at)
         out.setdefault("score", None)
         out["node"] = None
         return out
@@ -195,7 +190,7 @@ class CatalogVersion:
         model's dump."""
         out = self.to_dict()
         body = {key: out[key] for key in _VERSION_BODY}
-        body["created_at"] = _rfc3339(self.created_at)
+        body["created_at"] = rfc3339(self.created_at)
         body["bound_epsilon"] = float(self.bound_epsilon)
         return body
 
@@ -284,7 +279,7 @@ class DatasetPage:
             "latest_version": line["latest_version"],
             "rows": line["rows"],
             "updated_at": line["updated_at"],
-            "created_at": _rfc3339(self.created_at),
+            "created_at": rfc3339(self.created_at),
             "standard": out["standard"],
             "schema": out["schema"],
             "quality": out["quality"],

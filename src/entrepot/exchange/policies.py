@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
-from entrepot.clock import as_utc, utcnow
+from entrepot.clock import rfc3339, utcnow
 from entrepot.exchange._policy_tables import policies
 from entrepot.vault.datasets import dataset_not_found
 from entrepot.vault.refs import DatasetRef
@@ -62,7 +62,7 @@ class PolicyInfo:
         model; tests pin it equal to the model's dump."""
         out = self.to_dict()
         if self.set_at is not None:
-            out["set_at"] = as_utc(self.set_at).isoformat().replace("+00:00", "Z")
+            out["set_at"] = rfc3339(self.set_at)
         return out
 
 

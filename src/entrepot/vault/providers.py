@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, select
 
 from entrepot._text import check_text
-from entrepot.clock import as_utc, utcnow
+from entrepot.clock import as_utc, rfc3339, utcnow
 from entrepot.db import Database, count_rows
 from entrepot.errors import Conflict, InvalidInput, NotFound, param
 from entrepot.vault import tables
@@ -48,7 +48,7 @@ class ProviderInfo:
         return {
             "slug": self.slug,
             "name": self.name,
-            "created_at": as_utc(self.created_at).isoformat().replace("+00:00", "Z"),
+            "created_at": rfc3339(self.created_at),
             "datasets": self.datasets,
         }
 
