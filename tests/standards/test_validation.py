@@ -99,6 +99,19 @@ def test_foreign_key_checks_district_lies_in_city(tmp_path: Path) -> None:
     }
 
 
+def test_a_repeated_key_in_a_file_in_key_order_is_flagged(tmp_path: Path) -> None:
+    header = "phone_id,city,district,hour,dwell_minutes"
+    rows = [
+        "0123456789abcdef,910100,910101,2025-01-01T10:00:00,30",
+        "0123456789abcdef,910100,910101,2025-01-01T11:00:00,30",
+        "0123456789abcdef,910100,910101,2025-01-01T11:00:00,20",  # repeats key of row 2
+        "0123456789abcdef,910100,910102,2025-01-01T09:00:00,30",  # a later district
+    ]
+    with validate(_csv(tmp_path, *rows, header=header), get("mobility.presence")) as run:
+        lines = {row.line: row.reasons for row in run.report.rows}
+    assert lines == {4: ("primary_key:phone_id,district,hour",)}
+
+
 def test_unique_marks_every_repeat_after_the_first(tmp_path: Path) -> None:
     header = "firm_id,sector,region,size_band,founded,employees"
     firm = "91110000MA01ABCD1X"
