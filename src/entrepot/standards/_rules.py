@@ -79,7 +79,8 @@ class Check:
     once per row, as a column of its own, which DuckDB answers with a hash join. A
     check across rows has a ``key`` instead (the values that must not repeat): every
     row whose key repeats an earlier row's breaks it, which only the whole table can
-    tell.
+    tell. ``implies`` names the columns whose code lists hold every value of a row for
+    which ``member`` is true.
     """
 
     rule: str
@@ -87,6 +88,7 @@ class Check:
     condition: str = "false"
     key: tuple[str, ...] = ()
     member: str | None = None
+    implies: tuple[str, ...] = ()
 
 
 def _matches(text: str, pattern: str) -> str:
@@ -317,11 +319,19 @@ def _foreign_key(columns: dict[str, Column], key: ForeignKey) -> Check:
     # placeholder names that check's flag, computed before this one.
     own = [f"{{codelist:{name}}}" for name in key.fields if columns[name].field.codelist]
     known = " AND ".join(f"NOT {flag}" for flag in own) or "true"
+    # A value of a listed tuple printed as one of its column's codes is in that code list.
+    implies = tuple(
+        name
+        for j, name in enumerate(key.fields)
+        if (listed_in := columns[name].field.codelist) is not None
+        and {row[j] for row in tuples} <= set(codelist(listed_in).codes)
+    )
     return Check(
         "foreign_key",
         ",".join(key.fields),
         f"(NOT {{member}} AND {present} AND {known})",
         member=member,
+        implies=implies,
     )
 
 

@@ -241,10 +241,24 @@ def _resolved(ordered: list[Check]) -> list[str | None]:
     return resolved
 
 
-def _members(ordered: list[Check]) -> str:
-    """SQL adding each membership test as a column ``m<i>``: a column of its own is
-    one hash join (inside an OR, a list of constants is compared one by one)."""
-    return "".join(f", {c.member} AS m{i}" for i, c in enumerate(ordered) if c.member)
+def _members(ordered: list[Check], rows: str) -> str:
+    """SQL adding to ``rows`` each membership test as a column ``m<i>``: a column of its
+    own is one hash join (inside an OR, a list of constants is compared one by one). A
+    code list whose values a foreign key's tuple implies (``Check.implies``) is tested
+    only where that tuple is not listed, by comparisons inside a CASE, which spares its
+    hash join: 17 M instructions fewer of 1,332 M on 100k rows for a city and district
+    under a listed pair."""
+    implied = {column: i for i, c in enumerate(ordered) if c.member for column in c.implies}
+    first = second = ""
+    for i, c in enumerate(ordered):
+        if not c.member:
+            continue
+        if c.rule == "codelist" and c.column in implied:
+            second += f", CASE WHEN m{implied[c.column]} THEN true ELSE {c.member} END AS m{i}"
+        else:
+            first += f", {c.member} AS m{i}"
+    joined = f"SELECT *{first} FROM ({rows})"
+    return f"SELECT *{second} FROM ({joined})" if second else joined
 
 
 def _row_terms(columns: list[Column], ordered: list[Check]) -> list[str]:
@@ -309,8 +323,11 @@ def _checked_table(
             f"CREATE TABLE checked AS SELECT {', '.join(c.value for c in columns)}, "
             f"invalid{''.join(f', {name}' for name, _ in keyed)}{stored} FROM ("
             f"SELECT *, {invalid} AS invalid FROM (SELECT *{repeats} FROM ("
-            f"SELECT *{_members(ordered)}{lags} FROM ("
-            f"SELECT {read}, {values}{flags} FROM ({mapped})))))",
+            # DuckDB streams the window over the rows as read, not over a join.
+            + _members(
+                ordered, f"SELECT *{lags} FROM (SELECT {read}, {values}{flags} FROM ({mapped}))"
+            )
+            + ")))",
         )
         for name, key in keyed:
             _mark_repeats(con, raw, name, key)
@@ -383,9 +400,13 @@ def _rejected_view(
     values = ", ".join(c.value for c in columns)
     con.execute(
         f"CREATE TEMP VIEW rejected AS SELECT *, {reasons} AS reasons FROM ("
-        f"SELECT *{', ' + flags if flags else ''} FROM (SELECT *{_members(ordered)} FROM ("
-        f"SELECT rowid + {raw.first_line} AS line, {values}, {read}{keys} "
-        "FROM checked WHERE invalid)))"
+        f"SELECT *{', ' + flags if flags else ''} FROM ("
+        + _members(
+            ordered,
+            f"SELECT rowid + {raw.first_line} AS line, {values}, {read}{keys} "
+            "FROM checked WHERE invalid",
+        )
+        + "))"
     )
 
 
