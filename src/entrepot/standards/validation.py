@@ -383,31 +383,38 @@ def _rejected_view(
     ordered: list[Check],
     texts: list[str],
 ) -> None:
-    """View ``rejected``: each rejected row's ``line``, its flags ``f<i>`` (one per
-    check, in ``ordered``), its ``reasons`` (``rule:column`` texts in that order) and
-    its texts as read, under their names in ``checked``'s query (``t<i>``)."""
+    """View ``flagged``: each rejected row's ``line``, its flags ``f<i>`` (one per
+    check, in ``ordered``) and its texts as read, under their names in ``checked``'s
+    query (``t<i>``); view ``rejected`` adds its ``reasons`` (:func:`_reasons`)."""
     resolved = _resolved(ordered)
     flags = ", ".join(
         f"coalesce({r if r is not None else f'x{i}'}, false) AS f{i}"
         for i, r in enumerate(resolved)
     )
-    labels = ", ".join(
-        f"CASE WHEN f{i} THEN {quote(f'{c.rule}:{c.column}')} END" for i, c in enumerate(ordered)
-    )
-    reasons = f"list_filter([{labels}], lambda r: r IS NOT NULL)" if labels else "[]::VARCHAR[]"
     keys = "".join(f", x{i}" for i, c in enumerate(ordered) if c.key)
     read = ", ".join(f"{text} AS {c.text}" for c, text in zip(columns, texts, strict=True))
     values = ", ".join(c.value for c in columns)
     con.execute(
-        f"CREATE TEMP VIEW rejected AS SELECT *, {reasons} AS reasons FROM ("
-        f"SELECT *{', ' + flags if flags else ''} FROM ("
+        f"CREATE TEMP VIEW flagged AS SELECT *{', ' + flags if flags else ''} FROM ("
         + _members(
             ordered,
             f"SELECT rowid + {raw.first_line} AS line, {values}, {read}{keys} "
             "FROM checked WHERE invalid",
         )
-        + "))"
+        + ")"
     )
+    con.execute(
+        f"CREATE TEMP VIEW rejected AS SELECT *, {_reasons(ordered)} AS reasons FROM flagged"
+    )
+
+
+def _reasons(ordered: list[Check]) -> str:
+    """SQL for a flagged row's reasons: the ``rule:column`` of each check it breaks, in
+    the order of ``ordered``."""
+    labels = ", ".join(
+        f"CASE WHEN f{i} THEN {quote(f'{c.rule}:{c.column}')} END" for i, c in enumerate(ordered)
+    )
+    return f"list_filter([{labels}], lambda r: r IS NOT NULL)" if labels else "[]::VARCHAR[]"
 
 
 def _mark_repeats(
@@ -484,32 +491,26 @@ def _report(
     plan: dict[str, ColumnMap],
     report_rows: int,
 ) -> Report:
-    counts = ", ".join(f"count_if(f{i})" for i in range(len(checks)))
-    totals = con.execute("SELECT count(*), count_if(invalid) FROM checked").fetchone()
-    per = con.execute(f"SELECT {counts or 'NULL'} FROM rejected").fetchone()
-    assert totals is not None
-    assert per is not None
-    total, invalid = totals
-    per_check = [int(n or 0) for n in per] if counts else []
+    # One query: each rule's count over the rejected rows, and the rows listed, whose
+    # reasons alone are worked out (the first rejected rows, up to the last listed line).
+    counts = "".join(f", count_if(f{i})" for i in range(len(checks)))
+    shown = ", ".join(f"{c.text}: {c.text}" for c in columns)
+    row = f"{{line: line, reasons: {_reasons(checks)}, {shown}}}"
+    last = (
+        f"(SELECT max(rowid) FROM (SELECT rowid FROM checked WHERE invalid "
+        f"ORDER BY rowid LIMIT {int(report_rows)})) + {raw.first_line}"
+    )
+    result = con.execute(
+        f"SELECT (SELECT count(*) FROM checked), count(*){counts}, "
+        f"list(CASE WHEN listed THEN {row} END ORDER BY line) FILTER (WHERE listed) "
+        f"FROM (SELECT *, line <= {last} AS listed FROM flagged)"
+    ).fetchone()
+    assert result is not None
+    total, invalid, *per_check, offending = result
     order = {name: i for i, name in enumerate(standard.field_names)}
     violations = sorted(
-        (Violation(c.rule, c.column, n) for c, n in zip(checks, per_check, strict=True) if n),
+        (Violation(c.rule, c.column, int(n)) for c, n in zip(checks, per_check, strict=True) if n),
         key=lambda v: (order.get(v.column.split(",")[0], len(order)), RULES.index(v.rule)),
-    )
-    texts = ", ".join(c.text for c in columns)
-    # The reasons of the rows listed alone: the last listed line bounds the scan.
-    last = con.execute(
-        f"SELECT max(rowid) FROM (SELECT rowid FROM checked WHERE invalid "
-        f"ORDER BY rowid LIMIT {int(report_rows)})"
-    ).fetchone()
-    assert last is not None
-    offending = (
-        con.execute(
-            f"SELECT line, reasons, {texts} FROM rejected "
-            f"WHERE line <= {int(last[0]) + raw.first_line} ORDER BY line"
-        ).fetchall()
-        if last[0] is not None
-        else []
     )
     used = {entry.source for entry in plan.values() if entry.source is not None}
     return Report(
@@ -521,11 +522,11 @@ def _report(
         violations=tuple(violations),
         rows=tuple(
             OffendingRow(
-                line=int(r[0]),
-                reasons=tuple(r[1]),
-                values=dict(zip(standard.field_names, r[2:], strict=True)),
+                line=int(r["line"]),
+                reasons=tuple(r["reasons"]),
+                values={f: r[c.text] for f, c in zip(standard.field_names, columns, strict=True)},
             )
-            for r in offending
+            for r in offending or ()
         ),
         ignored_columns=tuple(c for c in raw.columns if c not in used),
         columns=tuple(standard.field_names),
