@@ -246,8 +246,8 @@ def _members(ordered: list[Check], rows: str) -> str:
     own is one hash join (inside an OR, a list of constants is compared one by one). A
     code list whose values a foreign key's tuple implies (``Check.implies``) is tested
     only where that tuple is not listed, by comparisons inside a CASE, which spares its
-    hash join: 17 M instructions fewer of 1,332 M on 100k rows for a city and district
-    under a listed pair."""
+    hash join: for a city and district under a listed pair, validation takes 13 M
+    instructions fewer of 1,660 M on 100k rows, the read 0.020 CPU s fewer on 1M."""
     implied = {column: i for i, c in enumerate(ordered) if c.member for column in c.implies}
     first = second = ""
     for i, c in enumerate(ordered):
