@@ -165,6 +165,31 @@ def test_a_policy_is_shown_without_the_orm_or_the_ledger(granted: Path) -> None:
     assert not unused & loaded
 
 
+def test_access_contracts_are_listed_without_the_orm_or_the_contracts_service(
+    granted: Path,
+) -> None:
+    loaded = _modules("access", "list", "--home", str(granted))
+    assert sorted({m.split(".")[0] for m in loaded} & set(HEAVY)) == []
+    assert not {m for m in loaded if m == "sqlalchemy.orm" or m.startswith("sqlalchemy.orm.")}
+    assert not {m for m in loaded if m.startswith("sqlalchemy.dialects.postgresql")}
+    # The service's write path, its mapped classes, the accounts, the ledger, the log,
+    # the peers' transport and the API's wire models.
+    unused = {
+        "argon2",
+        "entrepot.exchange._contract_models",
+        "entrepot.exchange.accounts",
+        "entrepot.exchange.contracts",
+        "entrepot.federation.models",
+        "entrepot.federation.remote",
+        "entrepot.federation.transport",
+        "entrepot.privacy.ledger",
+        "entrepot.schemas.access",
+        "entrepot.transparency.log",
+        "entrepot.vault.models",
+    }
+    assert not unused & loaded
+
+
 def test_the_database_s_status_is_read_without_alembic_or_the_orm(home: Path) -> None:
     loaded = _modules("db", "status", "--home", str(home))
     assert sorted({m.split(".")[0] for m in loaded} & set(HEAVY)) == []
