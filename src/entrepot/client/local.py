@@ -583,29 +583,22 @@ class LocalClient(ShippedStandards):
 
     def release_create(self, dataset: str, consumer: str, **spec: Any) -> dict[str, Any]:
         from entrepot.exchange.release import ReleaseSpec
-        from entrepot.schemas.releases import ReleaseOut
 
         made = self.exchange.releases.create(self.actor, dataset, consumer, ReleaseSpec(**spec))
-        return ReleaseOut.model_validate(made.to_dict()).model_dump(mode="json")
+        return made.to_body()
 
     def releases(self, *, state: str | None = None) -> list[dict[str, Any]]:
-        from entrepot.schemas.releases import ReleaseOut
+        from entrepot.exchange._release_tables import list_releases
 
-        found = self.exchange.releases.all(self.actor, state=state)
-        return [ReleaseOut.model_validate(i.to_dict()).model_dump(mode="json") for i in found]
+        found = list_releases(self.exchange.node.db, self.actor, state=state)
+        return [i.to_body() for i in found]
 
     def release_show(self, release: str) -> dict[str, Any]:
-        from entrepot.schemas.releases import ReleaseOut
-
-        found = self.exchange.releases.show(self.actor, release)
-        return ReleaseOut.model_validate(found.to_dict()).model_dump(mode="json")
+        return self.exchange.releases.show(self.actor, release).to_body()
 
     def release_revoke(self, release: str, reason: str = "") -> dict[str, Any]:
-        from entrepot.schemas.releases import ReleaseOut
-
         check_text(reason, "reason")
-        revoked = self.exchange.releases.revoke(self.actor, release, reason)
-        return ReleaseOut.model_validate(revoked.to_dict()).model_dump(mode="json")
+        return self.exchange.releases.revoke(self.actor, release, reason).to_body()
 
     def share_profile(self) -> dict[str, Any]:
         from entrepot.schemas.releases import SHARING_PREFIX, ShareProfile
