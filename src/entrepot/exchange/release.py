@@ -20,7 +20,9 @@ refusal naming its rule, run before any data is read:
 revokes releases; the consumer they were made for lists them and reads them over the
 Delta Sharing protocol (:mod:`entrepot.exchange.sharing`). Making, revoking and every
 read are logged in the transparency log; every read is also metered as a use of the
-consumer's grant (:meth:`Releases.read`).
+consumer's grant (:meth:`Releases.read`). Listing needs none of the coordinator: the
+local client and :meth:`Releases.all` list through
+:func:`entrepot.exchange._release_tables.list_releases`, on Core.
 """
 
 from __future__ import annotations
