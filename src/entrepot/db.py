@@ -68,7 +68,7 @@ MODEL_MODULES: tuple[str, ...] = (
     "entrepot.exchange.outbox",
     "entrepot.exchange.openings",
     "entrepot.exchange.idempotency",
-    "entrepot.exchange._release_models",
+    "entrepot.exchange._release_tables",
     "entrepot.federation.models",
 )
 

@@ -165,6 +165,37 @@ def test_a_policy_is_shown_without_the_orm_or_the_ledger(granted: Path) -> None:
     assert not unused & loaded
 
 
+@pytest.mark.parametrize("command", [["access", "list"], ["release", "list"]])
+def test_contracts_and_releases_are_listed_without_the_orm_or_their_services(
+    granted: Path, command: list[str]
+) -> None:
+    loaded = _modules(*command, "--home", str(granted))
+    assert sorted({m.split(".")[0] for m in loaded} & set(HEAVY)) == []
+    assert not {m for m in loaded if m == "sqlalchemy.orm" or m.startswith("sqlalchemy.orm.")}
+    assert not {m for m in loaded if m.startswith("sqlalchemy.dialects.postgresql")}
+    # The services' write paths (the coordinator and its query path among them), their
+    # mapped classes, the accounts, the ledger, the log, the peers' transport and the
+    # API's wire models.
+    unused = {
+        "argon2",
+        "entrepot.exchange._contract_models",
+        "entrepot.exchange.accounts",
+        "entrepot.exchange.contracts",
+        "entrepot.exchange.coordinator",
+        "entrepot.exchange.release",
+        "entrepot.federation.models",
+        "entrepot.federation.remote",
+        "entrepot.federation.transport",
+        "entrepot.privacy.ledger",
+        "entrepot.schemas.access",
+        "entrepot.schemas.releases",
+        "entrepot.transparency.log",
+        "entrepot.vault.local",
+        "entrepot.vault.models",
+    }
+    assert not unused & loaded
+
+
 def test_the_database_s_status_is_read_without_alembic_or_the_orm(home: Path) -> None:
     loaded = _modules("db", "status", "--home", str(home))
     assert sorted({m.split(".")[0] for m in loaded} & set(HEAVY)) == []

@@ -9,6 +9,7 @@ import pytest
 from entrepot.errors import Conflict, ContractViolation, Forbidden, InvalidInput, NotFound
 from entrepot.exchange.accounts import LOCAL, Accounts
 from entrepot.exchange.contracts import Contracts, GrantInfo, RequestInfo, covers, purposes
+from entrepot.schemas.access import GrantOut, RequestOut
 from marketplace import Market
 
 PURPOSE = "public-health-surveillance"
@@ -95,6 +96,39 @@ def test_authorize_names_the_clause_that_refuses(
         market.contracts.authorize(market.consumer, market.dataset, action, purpose)
     assert refused.value.clause == clause
     assert refused.value.to_dict()["error"]["clause"] == clause
+
+
+def test_requests_and_grants_are_listed_as_shown_with_bodies_as_the_api_dumps(
+    market: Market,
+) -> None:
+    market.grant(max_queries=10, price_per_query=Decimal("12.50"), price_per_epsilon=100)
+    market.clock.advance(seconds=1.5)
+    market.contracts.request(
+        market.consumer, market.dataset, purpose=PURPOSE, epsilon=0.5, until=date(2026, 12, 31)
+    )
+    requests = market.contracts.requests(market.consumer)
+    grants = market.contracts.grants(market.provider)
+    assert [(r.ref, r.state, r.grant_id) for r in requests] == [
+        ("REQ-1", "granted", 1),
+        ("REQ-2", "requested", None),
+    ]
+    assert [g.ref for g in grants] == ["GRANT-1"]
+    # A listing is each one's view without its history.
+    shown = [market.contracts.show(market.provider, r.ref) for r in requests]
+    assert requests == shown
+    assert grants == [market.contracts.show(market.consumer, "GRANT-1")]
+    assert market.contracts.count_requests(market.provider, pending=True) == 1
+    assert market.contracts.count_grants(market.consumer, active=True) == 1
+    for request in [*requests, *shown]:
+        assert isinstance(request, RequestInfo)
+        dumped = RequestOut.of(request).model_dump(mode="json", by_alias=True)
+        assert json.dumps(request.to_body()) == json.dumps(dumped)
+    shown_grant = market.contracts.show(market.consumer, "GRANT-1")
+    for grant in [*grants, shown_grant]:
+        assert isinstance(grant, GrantInfo)
+        dumped = GrantOut.of(grant).model_dump(mode="json", by_alias=True)
+        assert json.dumps(grant.to_body()) == json.dumps(dumped)
+    assert grants[0].to_body()["price_per_query"] == "12.5"
 
 
 def test_an_expired_grant_becomes_expired_dated_at_its_end(market: Market) -> None:

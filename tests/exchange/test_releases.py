@@ -3,6 +3,7 @@ nothing; a release is logged with a receipt; synthetic ε is debited like a quer
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from entrepot.exchange import Exchange
 from entrepot.exchange.accounts import LOCAL
 from entrepot.exchange.node import Node
 from entrepot.exchange.release import ReleaseSpec
+from entrepot.schemas.releases import ReleaseOut
 from entrepot.settings import Settings
 from entrepot.transparency import verify_receipt
 
@@ -118,6 +120,21 @@ def test_the_consumer_sees_its_release_without_the_providers_figures(ex: Exchang
     assert "rows_in" not in report
     assert "drivers" not in report
     assert ex.releases.all(ex.actor(MARKETER)) == []
+
+
+def test_releases_are_listed_as_made_with_bodies_as_the_api_dumps(ex: Exchange) -> None:
+    made = ex.releases.create(ex.actor(PROVIDER), DATASET, CONSUMER, ReleaseSpec(k=5, l=2))
+    synthetic = ReleaseSpec(kind="synthetic", epsilon=1.0, rows=100)
+    ex.releases.create(ex.actor(PROVIDER), DATASET, CONSUMER, synthetic)
+    revoked = ex.releases.revoke(ex.actor(PROVIDER), made.ident, "consent withdrawn")
+    listed = ex.releases.all(ex.actor(PROVIDER))
+    assert [(i.ident, i.record.state) for i in listed] == [("R-1", "revoked"), ("R-2", "active")]
+    assert listed[0] == revoked
+    assert [i.ident for i in ex.releases.all(ex.actor(CONSUMER), state="active")] == ["R-2"]
+    seen = [*listed, *ex.releases.all(ex.actor(CONSUMER)), made]
+    for info in seen:
+        dumped = ReleaseOut.model_validate(info.to_dict()).model_dump(mode="json")
+        assert json.dumps(info.to_body()) == json.dumps(dumped)
 
 
 def test_a_synthetic_release_spends_its_epsilon_from_the_grant(ex: Exchange) -> None:

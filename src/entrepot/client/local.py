@@ -24,30 +24,11 @@ from entrepot.schemas.paging import page_body
 if TYPE_CHECKING:
     from entrepot.exchange.accounts import Actor, IssuedToken
     from entrepot.exchange.catalog import Facets
-    from entrepot.exchange.contracts import GrantInfo, RequestInfo
     from entrepot.exchange.facade import Exchange
     from entrepot.standards import Mapping, Standard
     from entrepot.transparency import TreeHead
 
 __all__ = ["LocalClient"]
-
-
-def _request_body(info: RequestInfo) -> dict[str, Any]:
-    from entrepot.schemas.access import RequestOut
-
-    return RequestOut.of(info).model_dump(mode="json", by_alias=True)
-
-
-def _grant_body(info: GrantInfo) -> dict[str, Any]:
-    from entrepot.schemas.access import GrantOut
-
-    return GrantOut.of(info).model_dump(mode="json", by_alias=True)
-
-
-def _contract_body(info: RequestInfo | GrantInfo) -> dict[str, Any]:
-    from entrepot.exchange.contracts import GrantInfo
-
-    return _grant_body(info) if isinstance(info, GrantInfo) else _request_body(info)
 
 
 def _new_token(issued: IssuedToken) -> dict[str, Any]:
@@ -344,34 +325,54 @@ class LocalClient(ShippedStandards):
             actions=tuple(actions),
             note=note,
         )
-        return _request_body(info)
+        return info.to_body()
 
     def access_requests(
         self, *, pending: bool = False, limit: int | None = None, offset: int = 0
     ) -> list[dict[str, Any]]:
-        contracts = self.exchange.contracts
-        found = contracts.requests(self.actor, pending=pending, limit=limit, offset=offset)
-        return [_request_body(r) for r in found]
+        from entrepot.exchange._contract_tables import list_requests
+
+        self._expire_grants()
+        db = self.exchange.node.db
+        found = list_requests(db, self.actor, pending=pending, limit=limit, offset=offset)
+        return [r.to_body() for r in found]
 
     def access_requests_page(self, pending: bool, limit: int, offset: int = 0) -> dict[str, Any]:
+        from entrepot.exchange._contract_tables import count_requests
+
         found = self.access_requests(pending=pending, limit=limit, offset=offset)
-        total = self.exchange.contracts.count_requests(self.actor, pending=pending)
+        total = count_requests(self.exchange.node.db, self.actor, pending=pending)
         return page_body(found, total, limit, offset)
 
     def access_grants(
         self, *, active: bool = False, limit: int | None = None, offset: int = 0
     ) -> list[dict[str, Any]]:
-        contracts = self.exchange.contracts
-        found = contracts.grants(self.actor, active=active, limit=limit, offset=offset)
-        return [_grant_body(g) for g in found]
+        from entrepot.exchange._contract_tables import list_grants
+
+        self._expire_grants()
+        db = self.exchange.node.db
+        found = list_grants(db, self.actor, active=active, limit=limit, offset=offset)
+        return [g.to_body() for g in found]
 
     def access_grants_page(self, active: bool, limit: int, offset: int = 0) -> dict[str, Any]:
+        from entrepot.exchange._contract_tables import count_grants
+
         found = self.access_grants(active=active, limit=limit, offset=offset)
-        total = self.exchange.contracts.count_grants(self.actor, active=active)
+        total = count_grants(self.exchange.node.db, self.actor, active=active)
         return page_body(found, total, limit, offset)
 
+    def _expire_grants(self) -> None:
+        """Expire the grants past their period before a listing shows them, as the
+        contracts' service does before its own: a read on Core, and the service (with the
+        ORM and the log) only when a grant is due."""
+        from entrepot.clock import utcnow
+        from entrepot.exchange._contract_tables import grants_due
+
+        if grants_due(self.exchange.node.db, utcnow()):
+            self.exchange.contracts.expire_due()
+
     def access_show(self, ident: str) -> dict[str, Any]:
-        return _contract_body(self.exchange.contracts.show(self.actor, ident))
+        return self.exchange.contracts.show(self.actor, ident).to_body()
 
     def node_identity(self) -> dict[str, Any]:
         """This node's name, URL and public key: public, as its peers read them."""
@@ -392,7 +393,7 @@ class LocalClient(ShippedStandards):
         return {"node": self.node_identity(), "peers": self.exchange.peers.list()}
 
     def access_remote(self) -> list[dict[str, Any]]:
-        from entrepot.federation.remote import remote_grants
+        from entrepot.federation.contracts import remote_grants
 
         return remote_grants(self.exchange, self.actor)
 
@@ -422,13 +423,13 @@ class LocalClient(ShippedStandards):
             until=until,
             **options,
         )
-        return _grant_body(info)
+        return info.to_body()
 
     def refuse_access(self, request: str, reason: str = "") -> dict[str, Any]:
-        return _request_body(self.exchange.contracts.refuse(self.actor, request, reason))
+        return self.exchange.contracts.refuse(self.actor, request, reason).to_body()
 
     def revoke_grant(self, grant: str, reason: str = "") -> dict[str, Any]:
-        return _grant_body(self.exchange.contracts.revoke(self.actor, grant, reason))
+        return self.exchange.contracts.revoke(self.actor, grant, reason).to_body()
 
     def grant_odrl(self, grant: str, base_url: str | None = None) -> dict[str, Any]:
         return self.exchange.contracts.odrl(self.actor, grant, base_url=base_url)
@@ -582,29 +583,22 @@ class LocalClient(ShippedStandards):
 
     def release_create(self, dataset: str, consumer: str, **spec: Any) -> dict[str, Any]:
         from entrepot.exchange.release import ReleaseSpec
-        from entrepot.schemas.releases import ReleaseOut
 
         made = self.exchange.releases.create(self.actor, dataset, consumer, ReleaseSpec(**spec))
-        return ReleaseOut.model_validate(made.to_dict()).model_dump(mode="json")
+        return made.to_body()
 
     def releases(self, *, state: str | None = None) -> list[dict[str, Any]]:
-        from entrepot.schemas.releases import ReleaseOut
+        from entrepot.exchange._release_tables import list_releases
 
-        found = self.exchange.releases.all(self.actor, state=state)
-        return [ReleaseOut.model_validate(i.to_dict()).model_dump(mode="json") for i in found]
+        found = list_releases(self.exchange.node.db, self.actor, state=state)
+        return [i.to_body() for i in found]
 
     def release_show(self, release: str) -> dict[str, Any]:
-        from entrepot.schemas.releases import ReleaseOut
-
-        found = self.exchange.releases.show(self.actor, release)
-        return ReleaseOut.model_validate(found.to_dict()).model_dump(mode="json")
+        return self.exchange.releases.show(self.actor, release).to_body()
 
     def release_revoke(self, release: str, reason: str = "") -> dict[str, Any]:
-        from entrepot.schemas.releases import ReleaseOut
-
         check_text(reason, "reason")
-        revoked = self.exchange.releases.revoke(self.actor, release, reason)
-        return ReleaseOut.model_validate(revoked.to_dict()).model_dump(mode="json")
+        return self.exchange.releases.revoke(self.actor, release, reason).to_body()
 
     def share_profile(self) -> dict[str, Any]:
         from entrepot.schemas.releases import SHARING_PREFIX, ShareProfile

@@ -1,32 +1,25 @@
-"""The rows and views of access contracts: requests, grants, their events.
+"""The mapped classes of access contracts, and the small helpers the contracts' logic
+shares.
 
-:mod:`entrepot.exchange.contracts` holds the logic; this module its tables, the frozen
-views it returns, and the small helpers both share.
+:mod:`entrepot.exchange.contracts` holds the logic; this module its mapped classes,
+built on the Core tables of :mod:`entrepot.exchange._contract_tables` (which holds the
+frozen views and the listings), and the helpers both share.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from sqlalchemy import (
-    JSON,
-    BigInteger,
-    CheckConstraint,
-    DateTime,
-    ForeignKey,
-    Integer,
-    String,
-    Text,
-    select,
-)
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy import select
+from sqlalchemy.orm import Mapped, Session
 
 from entrepot.db import Base
 from entrepot.errors import InvalidInput, param
-from entrepot.exchange.accounts import Actor
+from entrepot.exchange import _contract_tables
+from entrepot.exchange._contract_tables import Transition
+from entrepot.exchange.actors import Actor
 from entrepot.vault.models import Dataset
 
 __all__ = [
@@ -35,9 +28,6 @@ __all__ = [
     "AccessRequest",
     "ContractEvent",
     "Grant",
-    "GrantInfo",
-    "RequestInfo",
-    "Transition",
     "parse_id",
 ]
 
@@ -46,173 +36,62 @@ DUTIES = ("attribution",)
 
 
 class AccessRequest(Base):
-    __tablename__ = "access_requests"
-    __table_args__ = (
-        CheckConstraint("state IN ('requested', 'granted', 'refused')", name="state"),
-    )
+    """Mapped on the Core table of :mod:`entrepot.exchange._contract_tables`."""
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    consumer_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"), index=True)
-    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id"), index=True)
-    purpose: Mapped[str] = mapped_column(String(64))
-    actions: Mapped[list[str]] = mapped_column(JSON)
-    epsilon_nano: Mapped[int] = mapped_column(BigInteger)
-    valid_from: Mapped[datetime] = mapped_column(DateTime)
-    valid_until: Mapped[datetime] = mapped_column(DateTime)
-    note: Mapped[str] = mapped_column(Text, default="")
-    state: Mapped[str] = mapped_column(String(16))
-    created_by: Mapped[str] = mapped_column(String(200))
-    created_at: Mapped[datetime] = mapped_column(DateTime)
+    __table__ = _contract_tables.access_requests
+
+    id: Mapped[int]
+    consumer_id: Mapped[int]
+    dataset_id: Mapped[int]
+    purpose: Mapped[str]
+    actions: Mapped[list[str]]
+    epsilon_nano: Mapped[int]
+    valid_from: Mapped[datetime]
+    valid_until: Mapped[datetime]
+    note: Mapped[str]
+    state: Mapped[str]
+    created_by: Mapped[str]
+    created_at: Mapped[datetime]
 
 
 class Grant(Base):
-    __tablename__ = "grants"
-    __table_args__ = (CheckConstraint("state IN ('granted', 'revoked', 'expired')", name="state"),)
+    """Mapped on the Core table of :mod:`entrepot.exchange._contract_tables`."""
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    request_id: Mapped[int] = mapped_column(ForeignKey("access_requests.id"), unique=True)
-    consumer_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"), index=True)
-    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id"), index=True)
-    purpose: Mapped[str] = mapped_column(String(64))
-    actions: Mapped[list[str]] = mapped_column(JSON)
-    epsilon_nano: Mapped[int] = mapped_column(BigInteger)
-    max_queries: Mapped[int | None] = mapped_column(Integer)
-    price_per_query_cents: Mapped[int] = mapped_column(BigInteger)
-    price_per_epsilon_cents: Mapped[int] = mapped_column(BigInteger)
-    currency: Mapped[str] = mapped_column(String(3))
-    duties: Mapped[list[str]] = mapped_column(JSON)
-    valid_from: Mapped[datetime] = mapped_column(DateTime)
-    valid_until: Mapped[datetime] = mapped_column(DateTime)
-    state: Mapped[str] = mapped_column(String(16))
-    created_by: Mapped[str] = mapped_column(String(200))
-    created_at: Mapped[datetime] = mapped_column(DateTime)
+    __table__ = _contract_tables.grants
+
+    id: Mapped[int]
+    request_id: Mapped[int]
+    consumer_id: Mapped[int]
+    dataset_id: Mapped[int]
+    purpose: Mapped[str]
+    actions: Mapped[list[str]]
+    epsilon_nano: Mapped[int]
+    max_queries: Mapped[int | None]
+    price_per_query_cents: Mapped[int]
+    price_per_epsilon_cents: Mapped[int]
+    currency: Mapped[str]
+    duties: Mapped[list[str]]
+    valid_from: Mapped[datetime]
+    valid_until: Mapped[datetime]
+    state: Mapped[str]
+    created_by: Mapped[str]
+    created_at: Mapped[datetime]
 
 
 class ContractEvent(Base):
-    """One state transition of a request or a grant."""
+    """One state transition of a request or a grant; mapped on the Core table of
+    :mod:`entrepot.exchange._contract_tables`."""
 
-    __tablename__ = "contract_events"
+    __table__ = _contract_tables.contract_events
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    request_id: Mapped[int] = mapped_column(ForeignKey("access_requests.id"), index=True)
-    grant_id: Mapped[int | None] = mapped_column(ForeignKey("grants.id"), index=True)
-    from_state: Mapped[str | None] = mapped_column(String(16))
-    to_state: Mapped[str] = mapped_column(String(16))
-    actor: Mapped[str] = mapped_column(String(200))
-    at: Mapped[datetime] = mapped_column(DateTime)
-    reason: Mapped[str] = mapped_column(Text, default="")
-
-
-@dataclass(frozen=True)
-class Transition:
-    subject: str
-    from_state: str | None
-    to_state: str
-    actor: str
-    at: datetime
-    reason: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "subject": self.subject,
-            "from": self.from_state,
-            "to": self.to_state,
-            "actor": self.actor,
-            "at": _iso(self.at),
-            "reason": self.reason,
-        }
-
-
-@dataclass(frozen=True)
-class RequestInfo:
-    id: int
-    consumer: str
-    dataset: str
-    purpose: str
-    actions: tuple[str, ...]
-    epsilon: float
-    valid_from: date
-    valid_until: date
-    note: str
-    state: str
-    created_at: datetime
-    grant_id: int | None = None
-    history: tuple[Transition, ...] = field(default=(), compare=False)
-
-    @property
-    def ref(self) -> str:
-        return f"REQ-{self.id}"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.ref,
-            "consumer": self.consumer,
-            "dataset": self.dataset,
-            "purpose": self.purpose,
-            "actions": list(self.actions),
-            "epsilon": self.epsilon,
-            "valid_from": self.valid_from.isoformat(),
-            "valid_until": self.valid_until.isoformat(),
-            "note": self.note,
-            "state": self.state,
-            "created_at": _iso(self.created_at),
-            "grant": None if self.grant_id is None else f"GRANT-{self.grant_id}",
-            "history": [t.to_dict() for t in self.history],
-        }
-
-
-@dataclass(frozen=True)
-class GrantInfo:
-    id: int
-    request_id: int
-    consumer: str
-    consumer_id: int
-    dataset: str
-    dataset_id: int
-    provider: str
-    purpose: str
-    actions: tuple[str, ...]
-    epsilon: float
-    max_queries: int | None
-    price_per_query: Decimal
-    price_per_epsilon: Decimal
-    currency: str
-    duties: tuple[str, ...]
-    valid_from: date
-    valid_until: date
-    state: str
-    created_at: datetime
-    history: tuple[Transition, ...] = field(default=(), compare=False)
-
-    @property
-    def ref(self) -> str:
-        return f"GRANT-{self.id}"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.ref,
-            "request": f"REQ-{self.request_id}",
-            "consumer": self.consumer,
-            "dataset": self.dataset,
-            "provider": self.provider,
-            "purpose": self.purpose,
-            "actions": list(self.actions),
-            "epsilon": self.epsilon,
-            "max_queries": self.max_queries,
-            "price_per_query": str(self.price_per_query),
-            "price_per_epsilon": str(self.price_per_epsilon),
-            "currency": self.currency,
-            "duties": list(self.duties),
-            "valid_from": self.valid_from.isoformat(),
-            "valid_until": self.valid_until.isoformat(),
-            "state": self.state,
-            "created_at": _iso(self.created_at),
-            "history": [t.to_dict() for t in self.history],
-        }
-
-
-def _iso(moment: datetime) -> str:
-    return moment.isoformat() + "Z"
+    id: Mapped[int]
+    request_id: Mapped[int]
+    grant_id: Mapped[int | None]
+    from_state: Mapped[str | None]
+    to_state: Mapped[str]
+    actor: Mapped[str]
+    at: Mapped[datetime]
+    reason: Mapped[str]
 
 
 def start_of(day: date) -> datetime:

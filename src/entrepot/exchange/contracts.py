@@ -17,26 +17,25 @@ state, period, count and ε atomically when it reserves.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, date, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from entrepot._text import check_text
 from entrepot.clock import utcnow
-from entrepot.db import Database, count_rows
+from entrepot.db import Database
 from entrepot.errors import Conflict, ContractViolation, Forbidden, InvalidInput, NotFound, param
+from entrepot.exchange import _contract_tables
 from entrepot.exchange._contract_models import (
     ACTIONS,
     DUTIES,
     AccessRequest,
     ContractEvent,
     Grant,
-    GrantInfo,
-    RequestInfo,
-    Transition,
     check_actions,
     decides,
     end_of,
@@ -47,6 +46,14 @@ from entrepot.exchange._contract_models import (
     record_event,
     start_of,
     to_cents,
+)
+from entrepot.exchange._contract_tables import (
+    GrantInfo,
+    RequestInfo,
+    Transition,
+    grant_view,
+    grants_due,
+    request_view,
 )
 from entrepot.exchange.accounts import Actor, Organization, Role, raced
 from entrepot.exchange.odrl import agreement
@@ -163,15 +170,13 @@ class Contracts:
         """Requests the actor may see (its own, or those for its datasets), oldest first:
         the ``limit`` of them from ``offset`` (all when ``limit`` is None)."""
         self.expire_due()
-        with self.db.read() as session:
-            query = _requests(select(AccessRequest), actor, pending).order_by(AccessRequest.id)
-            found = session.scalars(query.limit(limit).offset(offset))
-            return [self._request_info(session, r) for r in found]
+        return _contract_tables.list_requests(
+            self.db, actor, pending=pending, limit=limit, offset=offset
+        )
 
     def count_requests(self, actor: Actor, *, pending: bool = False) -> int:
         """How many requests :meth:`requests` lists in all."""
-        with self.db.read() as session:
-            return count_rows(session, _requests(select(AccessRequest.id), actor, pending))
+        return _contract_tables.count_requests(self.db, actor, pending=pending)
 
     def refuse(self, actor: Actor, request: str, reason: str = "") -> RequestInfo:
         check_text(reason, "reason")
@@ -331,15 +336,13 @@ class Contracts:
         """Grants the actor may see (its own, or those on its datasets), oldest first: the
         ``limit`` of them from ``offset`` (all when ``limit`` is None)."""
         self.expire_due()
-        with self.db.read() as session:
-            query = _grants(select(Grant), actor, active).order_by(Grant.id)
-            found = session.scalars(query.limit(limit).offset(offset))
-            return [self._grant_info(session, g) for g in found]
+        return _contract_tables.list_grants(
+            self.db, actor, active=active, limit=limit, offset=offset
+        )
 
     def count_grants(self, actor: Actor, *, active: bool = False) -> int:
         """How many grants :meth:`grants` lists in all."""
-        with self.db.read() as session:
-            return count_rows(session, _grants(select(Grant.id), actor, active))
+        return _contract_tables.count_grants(self.db, actor, active=active)
 
     def show(self, actor: Actor, ident: str) -> RequestInfo | GrantInfo:
         """A request (``REQ-n``) or grant (``GRANT-n``) with its whole history."""
@@ -373,13 +376,7 @@ class Contracts:
 
     def expire_due(self) -> None:
         """Expire grants past their period; a read first, so most calls write nothing."""
-        with self.db.read() as session:
-            due = session.scalar(
-                select(Grant.id)
-                .where(Grant.state == "granted", Grant.valid_until <= self.clock())
-                .limit(1)
-            )
-        if due is None:
+        if not grants_due(self.db, self.clock()):
             return
         with self.db.write() as session:
             rows = session.scalars(
@@ -511,68 +508,16 @@ class Contracts:
     ) -> RequestInfo:
         consumer = session.get(Organization, row.consumer_id)
         grant_id = session.scalar(select(Grant.id).where(Grant.request_id == row.id))
-        return RequestInfo(
-            id=row.id,
-            consumer=consumer.slug if consumer else "",
-            dataset=dataset_ref(session, row.dataset_id)[0],
-            purpose=row.purpose,
-            actions=tuple(row.actions),
-            epsilon=from_nano(row.epsilon_nano),
-            valid_from=row.valid_from.date(),
-            valid_until=(row.valid_until - timedelta(days=1)).date(),
-            note=row.note,
-            state=row.state,
-            created_at=row.created_at,
-            grant_id=grant_id,
-            history=history_of(session, ContractEvent.request_id == row.id) if history else (),
-        )
+        ref = dataset_ref(session, row.dataset_id)[0]
+        info = request_view(row, consumer.slug if consumer else "", ref, grant_id)
+        if not history:
+            return info
+        return replace(info, history=history_of(session, ContractEvent.request_id == row.id))
 
     def _grant_info(self, session: Session, row: Grant, *, history: bool = False) -> GrantInfo:
         consumer = session.get(Organization, row.consumer_id)
         ref, provider = dataset_ref(session, row.dataset_id)
-        return GrantInfo(
-            id=row.id,
-            request_id=row.request_id,
-            consumer=consumer.slug if consumer else "",
-            consumer_id=row.consumer_id,
-            dataset=ref,
-            dataset_id=row.dataset_id,
-            provider=provider,
-            purpose=row.purpose,
-            actions=tuple(row.actions),
-            epsilon=from_nano(row.epsilon_nano),
-            max_queries=row.max_queries,
-            price_per_query=Decimal(row.price_per_query_cents) / 100,
-            price_per_epsilon=Decimal(row.price_per_epsilon_cents) / 100,
-            currency=row.currency,
-            duties=tuple(row.duties),
-            valid_from=row.valid_from.date(),
-            valid_until=(row.valid_until - timedelta(days=1)).date(),
-            state=row.state,
-            created_at=row.created_at,
-            history=history_of(session, ContractEvent.grant_id == row.id) if history else (),
-        )
-
-
-def _requests(query: Any, actor: Actor, pending: bool) -> Any:
-    if pending:
-        query = query.where(AccessRequest.state == "requested")
-    return _visible_to(query, AccessRequest, actor)
-
-
-def _grants(query: Any, actor: Actor, active: bool) -> Any:
-    if active:
-        query = query.where(Grant.state == "granted")
-    return _visible_to(query, Grant, actor)
-
-
-def _visible_to(query: Any, model: type[AccessRequest] | type[Grant], actor: Actor) -> Any:
-    """Restrict ``query`` to rows the actor may see (see :func:`may_see`)."""
-    if actor.administers:
-        return query
-    mine = model.consumer_id == (actor.org_id if actor.org_id is not None else -1)
-    if actor.provider_id is None:
-        return query.where(mine)
-    return query.join(Dataset, Dataset.id == model.dataset_id).where(
-        or_(mine, Dataset.provider_id == actor.provider_id)
-    )
+        info = grant_view(row, consumer.slug if consumer else "", ref, provider)
+        if not history:
+            return info
+        return replace(info, history=history_of(session, ContractEvent.grant_id == row.id))

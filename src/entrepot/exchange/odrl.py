@@ -17,7 +17,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from entrepot.exchange._contract_models import GrantInfo
+from entrepot.exchange._contract_tables import GrantInfo
 from entrepot.exchange.dcat import agent_iri, dataset_iri
 from entrepot.exchange.purposes import purposes
 

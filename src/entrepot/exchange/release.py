@@ -20,7 +20,9 @@ refusal naming its rule, run before any data is read:
 revokes releases; the consumer they were made for lists them and reads them over the
 Delta Sharing protocol (:mod:`entrepot.exchange.sharing`). Making, revoking and every
 read are logged in the transparency log; every read is also metered as a use of the
-consumer's grant (:meth:`Releases.read`).
+consumer's grant (:meth:`Releases.read`). Listing needs none of the coordinator: the
+local client and :meth:`Releases.all` list through
+:func:`entrepot.exchange._release_tables.list_releases`, on Core.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select, update
 
 from entrepot.clock import utcnow
 from entrepot.errors import (
@@ -45,8 +47,15 @@ from entrepot.errors import (
     PolicyViolation,
     param,
 )
-from entrepot.exchange._release_models import ReleaseRecord
-from entrepot.exchange.accounts import Accounts, Actor, Organization, Role
+from entrepot.exchange._release_tables import (
+    ACTIVE,
+    REVOKED,
+    ReleaseInfo,
+    ReleaseRecord,
+    list_releases,
+    releases,
+)
+from entrepot.exchange.accounts import Accounts, Actor, Role
 from entrepot.exchange.coordinator import Coordinator, Cost, Found, Priced
 from entrepot.exchange.purposes import purposes
 from entrepot.standards.schema import Role as ColumnRole
@@ -54,15 +63,11 @@ from entrepot.standards.schema import Standard
 from entrepot.transparency import Kind, make_entry
 from entrepot.vault import DatasetRef, MakeRelease, Outcome, Released
 from entrepot.vault.datasets import dataset_not_found, find_dataset
-from entrepot.vault.models import Dataset, Provider
 
 __all__ = ["ACTION", "ReleaseInfo", "ReleaseRequest", "ReleaseSpec", "Releases"]
 
 ACTION = "release-download"
 ANONYMIZED, SYNTHETIC = "anonymized", "synthetic"
-ACTIVE, REVOKED = "active", "revoked"
-# Figures of the report that describe the data before release: its provider's only.
-_PROVIDER_ONLY = ("rows_in", "rows_suppressed", "drivers", "fidelity")
 
 
 @dataclass(frozen=True)
@@ -290,58 +295,6 @@ def _synthesis(request: ReleaseRequest, found: Found) -> Any:
     return Synthesis(standard, tuple(dict.fromkeys(columns)), epsilon, rows)
 
 
-@dataclass(frozen=True)
-class ReleaseInfo:
-    """A release as its provider (``full``) or its consumer sees it."""
-
-    record: ReleaseRecord
-    dataset: str
-    consumer: str
-    full: bool
-    receipt: dict[str, Any] | None = None  # when just made: the signed receipt of its entry
-
-    @property
-    def ident(self) -> str:
-        return f"R-{self.record.id}"
-
-    @property
-    def share(self) -> dict[str, str]:
-        provider, dataset = self.dataset.split("/")
-        return {
-            "share": provider,
-            "schema": dataset,
-            "table": f"{self.record.kind}-{self.record.id}",
-        }
-
-    def to_dict(self) -> dict[str, Any]:
-        r = self.record
-        report = dict(r.report)
-        if not self.full:
-            for key in _PROVIDER_ONLY:
-                report.pop(key, None)
-        return {
-            "release": self.ident,
-            "dataset": self.dataset,
-            "version": r.version,
-            "consumer": self.consumer,
-            "kind": r.kind,
-            "state": r.state,
-            "spec": r.spec,
-            "rows": r.rows,
-            "size_bytes": r.size_bytes,
-            "sha256": r.sha256,
-            "epsilon": r.epsilon,
-            "log_index": r.log_index,
-            "created_by": r.created_by,
-            "created_at": r.created_at.isoformat(),
-            "revoked_by": r.revoked_by,
-            "revoked_at": r.revoked_at.isoformat() if r.revoked_at else None,
-            "share": self.share,
-            "report": report,
-            "receipt": self.receipt,
-        }
-
-
 def parse_ident(ident: str) -> int:
     text = ident.strip().upper().removeprefix("R-")
     if not text.isdigit():
@@ -394,36 +347,31 @@ class Releases:
         done = self.coordinator.run(target, request, purpose=request.purpose or None)
         body = json.loads(done.body)
         [use] = done.uses
+        named = select(releases).where(releases.c.name == body["release"])
         with self.node.db.write() as session:
-            record = session.scalar(
-                select(ReleaseRecord).where(ReleaseRecord.name == body["release"])
-            )
-            if record is None:
+            if session.execute(named).first() is None:
                 assert target.org_id is not None
-                record = ReleaseRecord(
-                    name=body["release"],
-                    dataset_id=use.dataset_id,
-                    version=use.version,
-                    consumer_id=target.org_id,
-                    kind=spec.kind,
-                    state=ACTIVE,
-                    spec=spec.to_dict(),
-                    report=body["report"],
-                    rows=body["rows"],
-                    size_bytes=body["size_bytes"],
-                    sha256=body["sha256"],
-                    epsilon=done.epsilon_spent,
-                    log_index=done.receipt.index,
-                    created_by=actor.name,
-                    created_at=utcnow(),
+                session.execute(
+                    insert(releases).values(
+                        name=body["release"],
+                        dataset_id=use.dataset_id,
+                        version=use.version,
+                        consumer_id=target.org_id,
+                        kind=spec.kind,
+                        state=ACTIVE,
+                        spec=spec.to_dict(),
+                        report=body["report"],
+                        rows=body["rows"],
+                        size_bytes=body["size_bytes"],
+                        sha256=body["sha256"],
+                        epsilon=done.epsilon_spent,
+                        log_index=done.receipt.index,
+                        created_by=actor.name,
+                        created_at=utcnow(),
+                    )
                 )
-                session.add(record)
-                session.flush()
-            info = ReleaseInfo(
-                record, str(request.ref), consumer, True, receipt=done.receipt.to_json()
-            )
-            info.to_dict()  # loaded while the session is open
-        return info
+            record = ReleaseRecord.of(session.execute(named).one())
+        return ReleaseInfo(record, str(request.ref), consumer, True, receipt=done.receipt.to_json())
 
     def _request(
         self,
@@ -449,10 +397,10 @@ class Releases:
         grant = self._grant(target, ref)
         with self.node.db.read() as session:
             revoked = session.scalar(
-                select(func.count(ReleaseRecord.id)).where(
-                    ReleaseRecord.dataset_id == dataset_id,
-                    ReleaseRecord.consumer_id == target.org_id,
-                    ReleaseRecord.state == REVOKED,
+                select(func.count(releases.c.id)).where(
+                    releases.c.dataset_id == dataset_id,
+                    releases.c.consumer_id == target.org_id,
+                    releases.c.state == REVOKED,
                 )
             )
         request = ReleaseRequest(
@@ -477,29 +425,7 @@ class Releases:
 
     def all(self, actor: Actor, *, state: str | None = None) -> list[ReleaseInfo]:
         """Releases the actor may see: a provider's of its datasets, a consumer's its own."""
-        with self.node.db.read() as session:
-            query = (
-                select(ReleaseRecord, Dataset, Provider, Organization)
-                .join(Dataset, Dataset.id == ReleaseRecord.dataset_id)
-                .join(Provider, Provider.id == Dataset.provider_id)
-                .join(Organization, Organization.id == ReleaseRecord.consumer_id)
-                .order_by(ReleaseRecord.id)
-            )
-            if state is not None:
-                query = query.where(ReleaseRecord.state == state)
-            if not actor.administers:
-                query = query.where(
-                    (ReleaseRecord.consumer_id == actor.org_id)
-                    | (Dataset.provider_id == (actor.provider_id or -1))
-                )
-            rows = session.execute(query).all()
-            out = []
-            for record, dataset, provider, org in rows:
-                full = actor.administers or dataset.provider_id == actor.provider_id
-                info = ReleaseInfo(record, f"{provider.slug}/{dataset.slug}", org.slug, full)
-                info.to_dict()
-                out.append(info)
-            return out
+        return list_releases(self.node.db, actor, state=state)
 
     def show(self, actor: Actor, ident: str) -> ReleaseInfo:
         number = parse_ident(ident)
@@ -517,9 +443,11 @@ class Releases:
             raise Conflict(f"{info.ident} is already revoked", hint="nothing to do")
         now = utcnow()
         with self.node.db.write() as session:
-            record = session.get(ReleaseRecord, info.record.id)
-            assert record is not None
-            record.state, record.revoked_at, record.revoked_by = REVOKED, now, actor.name
+            session.execute(
+                update(releases)
+                .where(releases.c.id == info.record.id)
+                .values(state=REVOKED, revoked_at=now, revoked_by=actor.name)
+            )
         self.node.log.append(
             make_entry(
                 Kind.RELEASE,

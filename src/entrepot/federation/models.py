@@ -3,8 +3,8 @@
 A peer row exists only because an operator added it with its public key
 (``entrepot peer add``); nothing a peer sends can create or change one. The cached
 datasets of a peer are a read-only copy of its last verified catalog feed, and a
-local consumer's grants on a peer a read-only copy of what the peer last answered,
-both deleted with the peer.
+local consumer's grants on a peer (a Core table of :mod:`entrepot.federation._tables`)
+a read-only copy of what the peer last answered, both deleted with the peer.
 """
 
 from __future__ import annotations
@@ -12,14 +12,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from entrepot.clock import utcnow
 from entrepot.db import Base
 from entrepot.federation import _tables
 
-__all__ = ["Nonce", "Peer", "RemoteConsumer", "RemoteDataset", "RemoteDatasetRegion", "RemoteGrant"]
+__all__ = ["Nonce", "Peer", "RemoteConsumer", "RemoteDataset", "RemoteDatasetRegion"]
 
 
 class Peer(Base):
@@ -101,27 +100,3 @@ class RemoteConsumer(Base):
     )
     remote_org: Mapped[str] = mapped_column(String(64))
     org_slug: Mapped[str] = mapped_column(String(64), unique=True)
-
-
-class RemoteGrant(Base):
-    """A local consumer's request or grant on a peer, as the peer last described it.
-
-    Read-only: written only from the peer's signed answers (a request sent, a list
-    read), never enforced here; the grant lives and is enforced on the peer.
-    """
-
-    __tablename__ = "federation_grants"
-    __table_args__ = (UniqueConstraint("peer_id", "org_slug", "contract"),)
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    peer_id: Mapped[int] = mapped_column(
-        ForeignKey("federation_peers.id", ondelete="CASCADE"), index=True
-    )
-    org_slug: Mapped[str] = mapped_column(String(64), index=True)
-    contract: Mapped[str] = mapped_column(String(64))  # REQ-n or GRANT-n, on the peer
-    dataset: Mapped[str] = mapped_column(String(200))
-    state: Mapped[str] = mapped_column(String(32))
-    purpose: Mapped[str] = mapped_column(String(200))
-    epsilon: Mapped[float] = mapped_column(Float)
-    valid_until: Mapped[str] = mapped_column(String(32))
-    refreshed_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

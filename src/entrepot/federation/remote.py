@@ -31,9 +31,9 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
 from entrepot._background import Coalesced
-from entrepot.clock import utcnow
-from entrepot.errors import Conflict, EntrepotError, Forbidden, InvalidInput, NotFound, param
-from entrepot.federation.models import Peer, RemoteConsumer, RemoteGrant
+from entrepot.errors import Conflict, Forbidden, InvalidInput, NotFound, param
+from entrepot.federation.contracts import keep
+from entrepot.federation.models import Peer, RemoteConsumer
 from entrepot.transparency.entries import Entry, Kind, make_entry
 
 if TYPE_CHECKING:
@@ -44,7 +44,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ACCESS_PATH",
-    "CONTRACTS_PATH",
     "QUERY_PATH",
     "RemoteQuery",
     "consumer_of",
@@ -56,12 +55,10 @@ __all__ = [
     "owe_peer_event",
     "peer_entry",
     "remote_dataset",
-    "remote_grants",
     "remote_query_of",
 ]
 
 ACCESS_PATH = "federation/v1/access"
-CONTRACTS_PATH = "federation/v1/access/list"
 QUERY_PATH = "federation/v1/query"
 # A name in three parts, <node>.<provider>.<dataset>: only then is a peer asked. The
 # pattern starts at a dot: 1.8 µs per query without one (benchmarks/bench_federation.py).
@@ -169,92 +166,8 @@ def forward_access(
         epsilon=epsilon,
         request=str(answered.get("id", "")),
     )
-    _keep(exchange, peer, consumer, [answered], whole=False)
+    keep(exchange.node.db, peer.id, consumer, [answered], whole=False)
     return {**answered, "node": node}
-
-
-def _keep(exchange: Exchange, peer: Peer, org: str, contracts: list[Any], *, whole: bool) -> None:
-    """Keep ``contracts`` (the peer's words) in ``org``'s read-only copy of its contracts
-    on ``peer``; the ``whole`` list, as read from the peer, replaces the copy."""
-    rows = [
-        RemoteGrant(
-            peer_id=peer.id,
-            org_slug=org,
-            contract=str(c.get("id", "")),
-            dataset=str(c.get("dataset", "")),
-            state=str(c.get("state", "")),
-            purpose=str(c.get("purpose", "")),
-            epsilon=float(c.get("epsilon") or 0),
-            valid_until=str(c.get("valid_until", "")),
-            refreshed_at=utcnow(),
-        )
-        for c in contracts
-        if isinstance(c, dict)
-    ]
-    with exchange.node.db.write() as session:
-        if whole:
-            session.execute(
-                delete(RemoteGrant).where(
-                    RemoteGrant.peer_id == peer.id, RemoteGrant.org_slug == org
-                )
-            )
-        else:
-            session.execute(
-                delete(RemoteGrant).where(
-                    RemoteGrant.peer_id == peer.id,
-                    RemoteGrant.org_slug == org,
-                    RemoteGrant.contract.in_([r.contract for r in rows]),
-                )
-            )
-        session.add_all(rows)
-
-
-def remote_grants(exchange: Exchange, actor: Actor) -> list[dict[str, Any]]:
-    """``actor``'s requests and grants on peers, each marked with its ``node``: refreshed
-    from every peer it asked, or as last read from a peer that cannot be reached."""
-    if not actor.org_slug:
-        return []
-    org = actor.org_slug
-    with exchange.node.db.read() as session:
-        asked = list(
-            session.scalars(
-                select(Peer).where(
-                    Peer.id.in_(select(RemoteGrant.peer_id).where(RemoteGrant.org_slug == org))
-                )
-            )
-        )
-    fresh: set[int] = set()
-    for peer in asked:
-        try:
-            with exchange.peers.call(peer.name) as call:
-                answered = call.call("POST", CONTRACTS_PATH, {"consumer": org}, idempotent=True)
-        except EntrepotError:
-            continue
-        contracts = answered.get("contracts") if isinstance(answered, dict) else None
-        if isinstance(contracts, list):
-            _keep(exchange, peer, org, contracts, whole=True)
-            fresh.add(peer.id)
-    with exchange.node.db.read() as session:
-        found = session.execute(
-            select(RemoteGrant, Peer.name)
-            .join(Peer, Peer.id == RemoteGrant.peer_id)
-            .where(RemoteGrant.org_slug == org)
-            .order_by(Peer.name, RemoteGrant.id)
-        ).all()
-    return [
-        {
-            "node": name,
-            "id": row.contract,
-            "dataset": row.dataset,
-            "state": row.state,
-            "purpose": row.purpose,
-            "epsilon": row.epsilon,
-            "valid_until": row.valid_until,
-            "refreshed_at": row.refreshed_at.isoformat(),
-            "fresh": row.peer_id in fresh,
-        }
-        for row, name in found
-    ]
 
 
 def names_a_node(sql: str) -> bool:

@@ -1,0 +1,177 @@
+"""Releases as a SQLAlchemy Core table, the view of a release, and the listing read on it.
+
+Declared apart from the release service (:mod:`entrepot.exchange.release`, which makes
+releases through the coordinator) so that listing releases runs on Core, without
+loading the coordinator, DuckDB, the query path or the ORM. The service lists through
+the same function.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import JSON, Column, DateTime, Float, ForeignKey, Integer, String, Table, select
+
+from entrepot.db import METADATA, Database
+from entrepot.exchange._account_tables import organizations
+from entrepot.vault.tables import datasets, providers
+
+if TYPE_CHECKING:
+    from sqlalchemy import Row
+
+    from entrepot.exchange.actors import Actor
+
+__all__ = ["ACTIVE", "REVOKED", "ReleaseInfo", "ReleaseRecord", "list_releases", "releases"]
+
+ACTIVE, REVOKED = "active", "revoked"
+# Figures of the report that describe the data before release: its provider's only.
+_PROVIDER_ONLY = ("rows_in", "rows_suppressed", "drivers", "fidelity")
+
+releases = Table(
+    "releases",
+    METADATA,
+    Column("id", Integer, primary_key=True),
+    # The file's name in the vault: random, so that it says nothing and cannot be guessed.
+    Column("name", String(64), nullable=False, unique=True),
+    Column("dataset_id", Integer, ForeignKey("datasets.id"), nullable=False, index=True),
+    Column("version", Integer, nullable=False),
+    Column("consumer_id", Integer, ForeignKey("organizations.id"), nullable=False, index=True),
+    Column("kind", String(20), nullable=False),
+    Column("state", String(20), nullable=False),  # active, revoked
+    Column("spec", JSON, nullable=False),
+    Column("report", JSON, nullable=False),
+    Column("rows", Integer, nullable=False),
+    Column("size_bytes", Integer, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("epsilon", Float, nullable=False),
+    Column("log_index", Integer),
+    Column("created_by", String(200), nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    Column("revoked_by", String(200)),
+    Column("revoked_at", DateTime),
+)
+
+
+@dataclass(frozen=True)
+class ReleaseRecord:
+    """One row of :data:`releases`: what was made, for whom, from which version."""
+
+    id: int
+    name: str
+    dataset_id: int
+    version: int
+    consumer_id: int
+    kind: str
+    state: str
+    spec: dict[str, Any]
+    report: dict[str, Any]
+    rows: int
+    size_bytes: int
+    sha256: str
+    epsilon: float
+    log_index: int | None
+    created_by: str
+    created_at: datetime
+    revoked_by: str | None
+    revoked_at: datetime | None
+
+    @classmethod
+    def of(cls, row: Row[Any]) -> ReleaseRecord:
+        """The record of a row that selects every column of :data:`releases`."""
+        return cls(**{column.name: row._mapping[column] for column in releases.columns})
+
+
+@dataclass(frozen=True)
+class ReleaseInfo:
+    """A release as its provider (``full``) or its consumer sees it."""
+
+    record: ReleaseRecord
+    dataset: str
+    consumer: str
+    full: bool
+    receipt: dict[str, Any] | None = None  # when just made: the signed receipt of its entry
+
+    @property
+    def ident(self) -> str:
+        return f"R-{self.record.id}"
+
+    @property
+    def share(self) -> dict[str, str]:
+        provider, dataset = self.dataset.split("/")
+        return {
+            "share": provider,
+            "schema": dataset,
+            "table": f"{self.record.kind}-{self.record.id}",
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        r = self.record
+        report = dict(r.report)
+        if not self.full:
+            for key in _PROVIDER_ONLY:
+                report.pop(key, None)
+        return {
+            "release": self.ident,
+            "dataset": self.dataset,
+            "version": r.version,
+            "consumer": self.consumer,
+            "kind": r.kind,
+            "state": r.state,
+            "spec": r.spec,
+            "rows": r.rows,
+            "size_bytes": r.size_bytes,
+            "sha256": r.sha256,
+            "epsilon": r.epsilon,
+            "log_index": r.log_index,
+            "created_by": r.created_by,
+            "created_at": r.created_at.isoformat(),
+            "revoked_by": r.revoked_by,
+            "revoked_at": r.revoked_at.isoformat() if r.revoked_at else None,
+            "share": self.share,
+            "report": report,
+            "receipt": self.receipt,
+        }
+
+    def to_body(self) -> dict[str, Any]:
+        """The release as the API's ``ReleaseOut`` answers it, which :meth:`to_dict` is
+        already. The local client answers with it without building the model; tests pin
+        it equal to the model's dump."""
+        return self.to_dict()
+
+
+def list_releases(db: Database, actor: Actor, *, state: str | None = None) -> list[ReleaseInfo]:
+    """Releases the actor may see, oldest first: a provider's of its datasets, a
+    consumer's made for it, all for administrators (``state``: only those in it)."""
+    query = (
+        select(
+            releases,
+            datasets.c.provider_id,
+            providers.c.slug.label("provider"),
+            datasets.c.slug.label("dataset"),
+            organizations.c.slug.label("consumer"),
+        )
+        .join_from(releases, datasets, datasets.c.id == releases.c.dataset_id)
+        .join(providers, providers.c.id == datasets.c.provider_id)
+        .join(organizations, organizations.c.id == releases.c.consumer_id)
+        .order_by(releases.c.id)
+    )
+    if state is not None:
+        query = query.where(releases.c.state == state)
+    if not actor.administers:
+        query = query.where(
+            (releases.c.consumer_id == actor.org_id)
+            | (datasets.c.provider_id == (actor.provider_id or -1))
+        )
+    with db.connect() as connection:
+        rows = connection.execute(query).all()
+    return [
+        ReleaseInfo(
+            ReleaseRecord.of(row),
+            f"{row.provider}/{row.dataset}",
+            row.consumer,
+            actor.administers or row.provider_id == actor.provider_id,
+        )
+        for row in rows
+    ]
