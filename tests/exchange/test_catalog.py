@@ -290,10 +290,12 @@ def test_a_page_s_body_is_the_api_model_s_dump(catalog: Catalog, owner: bool) ->
     assert pages
     for page in pages:
         body = page.to_body()
-        dumped = DatasetPageOut.of(page).model_dump(mode="json", by_alias=True)
+        dumped = DatasetPageOut.model_validate(page.to_dict()).model_dump(
+            mode="json", by_alias=True
+        )
         assert json.dumps(body) == json.dumps(dumped)
         assert body == reader.show(page.summary.ref).to_body()
         for version in reader.versions(page.summary.ref):
             assert json.dumps(version.to_body()) == json.dumps(
-                VersionOut.of(version).model_dump(mode="json")
+                VersionOut.model_validate(version.to_dict()).model_dump(mode="json")
             )

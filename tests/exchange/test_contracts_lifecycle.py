@@ -121,12 +121,12 @@ def test_requests_and_grants_are_listed_as_shown_with_bodies_as_the_api_dumps(
     assert market.contracts.count_grants(market.consumer, active=True) == 1
     for request in [*requests, *shown]:
         assert isinstance(request, RequestInfo)
-        dumped = RequestOut.of(request).model_dump(mode="json", by_alias=True)
+        dumped = RequestOut.model_validate(request.to_dict()).model_dump(mode="json", by_alias=True)
         assert json.dumps(request.to_body()) == json.dumps(dumped)
     shown_grant = market.contracts.show(market.consumer, "GRANT-1")
     for grant in [*grants, shown_grant]:
         assert isinstance(grant, GrantInfo)
-        dumped = GrantOut.of(grant).model_dump(mode="json", by_alias=True)
+        dumped = GrantOut.model_validate(grant.to_dict()).model_dump(mode="json", by_alias=True)
         assert json.dumps(grant.to_body()) == json.dumps(dumped)
     assert grants[0].to_body()["price_per_query"] == "12.5"
 

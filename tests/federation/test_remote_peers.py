@@ -22,6 +22,7 @@ from entrepot.client.local import LocalClient
 from entrepot.errors import ContractViolation, NotFound, PolicyViolation
 from entrepot.exchange import Exchange
 from entrepot.exchange.actors import LOCAL
+from entrepot.schemas.access import RemoteContractOut
 from entrepot.transparency import verify_receipt
 
 SQL = "SELECT COUNT(*) AS n FROM riverside.riverside_hospitals.outpatient_visits"
@@ -83,6 +84,8 @@ def test_a_remote_query_is_answered_and_signed_by_the_datas_node(
     # The consumer's node reads its copy again from the provider's node: now a grant.
     [copy] = consumer.access_remote()
     assert (copy["node"], copy["state"], copy["dataset"]) == ("riverside", "granted", DATASET)
+    # The local body is what the API's model writes, times with their Z included.
+    assert copy == RemoteContractOut.model_validate(copy).model_dump(mode="json")
     assert copy["id"].startswith("GRANT-")
     assert consumer.access_grants() == []
     answered = consumer.query(SQL, epsilon=0.5)

@@ -65,4 +65,6 @@ def test_a_provider_s_body_is_the_api_model_s_dump(any_node: Node, micro: int) -
     moved = ProviderInfo(added.slug, added.name, added.created_at.replace(microsecond=micro), 3)
     for info in (added, *listed, moved):
         body = info.to_body()
-        assert json.dumps(body) == json.dumps(ProviderOut.of(info).model_dump(mode="json"))
+        assert json.dumps(body) == json.dumps(
+            ProviderOut.model_validate(info.to_dict()).model_dump(mode="json")
+        )

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, insert, select
 
-from entrepot.clock import utcnow
+from entrepot.clock import rfc3339, utcnow
 from entrepot.db import Database
 from entrepot.errors import EntrepotError
 from entrepot.federation import _tables
@@ -97,7 +97,7 @@ def remote_grants(exchange: Exchange, actor: Actor) -> list[dict[str, Any]]:
             "purpose": row.purpose,
             "epsilon": row.epsilon,
             "valid_until": row.valid_until,
-            "refreshed_at": row.refreshed_at.isoformat(),
+            "refreshed_at": rfc3339(row.refreshed_at),
             "fresh": row.peer_id in fresh,
         }
         for row in found

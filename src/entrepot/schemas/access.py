@@ -4,16 +4,13 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, Field, model_validator
 
 from entrepot.schemas._types import UtcDateTime
 from entrepot.schemas.catalog import NODE_DATASET_REF
 from entrepot.vault.refs import SLUG_MAX
-
-if TYPE_CHECKING:
-    from entrepot.exchange.contracts import GrantInfo, RequestInfo
 
 __all__ = [
     "Action",
@@ -61,10 +58,6 @@ class RequestOut(BaseModel):
     grant: str | None
     history: list[TransitionOut]
 
-    @classmethod
-    def of(cls, info: RequestInfo) -> RequestOut:
-        return cls.model_validate(info.to_dict())
-
 
 class GrantOut(BaseModel):
     id: str = Field(examples=["GRANT-3"])
@@ -85,10 +78,6 @@ class GrantOut(BaseModel):
     state: Literal["granted", "revoked", "expired"]
     created_at: UtcDateTime
     history: list[TransitionOut]
-
-    @classmethod
-    def of(cls, info: GrantInfo) -> GrantOut:
-        return cls.model_validate(info.to_dict())
 
 
 class RemoteContractOut(BaseModel):

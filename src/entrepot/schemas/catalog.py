@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from entrepot.schemas._types import UtcDateTime
 
 if TYPE_CHECKING:
-    from entrepot.exchange.catalog import CatalogVersion, DatasetPage, DatasetSummary
+    from entrepot.exchange.catalog import DatasetSummary
 
 __all__ = [
     "DATASET_REF",
@@ -121,10 +121,6 @@ class VersionOut(BaseModel):
         default=0.0, description="The ε that estimate spent of the dataset's global cap"
     )
 
-    @classmethod
-    def of(cls, version: CatalogVersion) -> VersionOut:
-        return cls.model_validate(version.to_dict())
-
 
 class DatasetPageOut(BaseModel):
     model_config = _ON_FIRST_USE
@@ -146,7 +142,3 @@ class DatasetPageOut(BaseModel):
     quality: dict[str, Any] | None = Field(
         description=_OWNER_ONLY.format("The newest version's quality figures")
     )
-
-    @classmethod
-    def of(cls, page: DatasetPage) -> DatasetPageOut:
-        return cls.model_validate(page.to_dict())

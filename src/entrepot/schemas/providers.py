@@ -5,7 +5,6 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 from entrepot.schemas._types import UtcDateTime
-from entrepot.vault.providers import ProviderInfo
 
 __all__ = ["ProviderIn", "ProviderOut"]
 
@@ -26,7 +25,3 @@ class ProviderOut(BaseModel):
     name: str
     created_at: UtcDateTime
     datasets: int = Field(ge=0, description="Datasets the provider has published.")
-
-    @classmethod
-    def of(cls, info: ProviderInfo) -> ProviderOut:
-        return cls.model_validate(info.to_dict())
