@@ -57,6 +57,13 @@ def _loaded(*args: str) -> list[str]:
     return sorted({m.split(".")[0] for m in _modules(*args)} & set(HEAVY))
 
 
+def _assert_lean(loaded: set[str]) -> None:
+    """No heavy library, no ORM, and PostgreSQL's dialect unloaded on SQLite."""
+    assert sorted({m.split(".")[0] for m in loaded} & set(HEAVY)) == []
+    assert not {m for m in loaded if m == "sqlalchemy.orm" or m.startswith("sqlalchemy.orm.")}
+    assert not {m for m in loaded if m.startswith("sqlalchemy.dialects.postgresql")}
+
+
 @pytest.fixture
 def home(tmp_path: Path) -> Path:
     Node.init(Settings(home=tmp_path / "node")).close()
@@ -122,11 +129,8 @@ def test_a_page_budgets_providers_accounts_and_peers_are_read_without_the_orm(
     granted: Path, command: list[str]
 ) -> None:
     loaded = _modules(*command, "--home", str(granted))
-    assert sorted({m.split(".")[0] for m in loaded} & set(HEAVY)) == []
-    # Core selects on the vault's and the ledger's tables, and PostgreSQL's dialect stays
-    # unloaded on SQLite.
-    assert not {m for m in loaded if m == "sqlalchemy.orm" or m.startswith("sqlalchemy.orm.")}
-    assert not {m for m in loaded if m.startswith("sqlalchemy.dialects.postgresql")}
+    # Core selects on the vault's and the ledger's tables.
+    _assert_lean(loaded)
     # The mapped classes, the accounts, the policies' parser and the API's wire models.
     unused = {
         "entrepot.exchange.accounts",
@@ -151,9 +155,7 @@ def test_a_policy_is_shown_without_the_orm_or_the_ledger(granted: Path) -> None:
     loaded = _modules(
         "policy", "show", "riverside-hospitals/outpatient-visits", "--home", str(granted)
     )
-    assert sorted({m.split(".")[0] for m in loaded} & set(HEAVY)) == []
-    assert not {m for m in loaded if m == "sqlalchemy.orm" or m.startswith("sqlalchemy.orm.")}
-    assert not {m for m in loaded if m.startswith("sqlalchemy.dialects.postgresql")}
+    _assert_lean(loaded)
     unused = {
         "entrepot.exchange._policy_models",
         "entrepot.exchange.accounts",
@@ -170,9 +172,7 @@ def test_contracts_and_releases_are_listed_without_the_orm_or_their_services(
     granted: Path, command: list[str]
 ) -> None:
     loaded = _modules(*command, "--home", str(granted))
-    assert sorted({m.split(".")[0] for m in loaded} & set(HEAVY)) == []
-    assert not {m for m in loaded if m == "sqlalchemy.orm" or m.startswith("sqlalchemy.orm.")}
-    assert not {m for m in loaded if m.startswith("sqlalchemy.dialects.postgresql")}
+    _assert_lean(loaded)
     # The services' write paths (the coordinator and its query path among them), their
     # mapped classes, the accounts, the ledger, the log, the peers' transport and the
     # API's wire models.
@@ -197,9 +197,7 @@ def test_contracts_and_releases_are_listed_without_the_orm_or_their_services(
 
 
 def test_the_database_s_status_is_read_without_alembic_or_the_orm(home: Path) -> None:
-    loaded = _modules("db", "status", "--home", str(home))
-    assert sorted({m.split(".")[0] for m in loaded} & set(HEAVY)) == []
-    assert not {m for m in loaded if m == "sqlalchemy.orm" or m.startswith("sqlalchemy.orm.")}
+    _assert_lean(_modules("db", "status", "--home", str(home)))
 
 
 def test_the_version_is_printed_without_building_the_settings() -> None:
