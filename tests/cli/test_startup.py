@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from tests.privacy.small_node import small_node
+from tests.privacy.small_node import CONSUMER, small_node
 
 from entrepot.db import Database
 from entrepot.exchange.node import Node
@@ -191,6 +191,23 @@ def test_contracts_and_releases_are_listed_without_the_orm_or_their_services(
         "entrepot.schemas.releases",
         "entrepot.transparency.log",
         "entrepot.vault.local",
+        "entrepot.vault.models",
+    }
+    assert not unused & loaded
+
+
+def test_usage_is_read_as_an_organization_without_the_orm_or_the_accounts_service(
+    granted: Path,
+) -> None:
+    loaded = _modules("usage", "--as", CONSUMER, "--home", str(granted))
+    _assert_lean(loaded)
+    # --as reads the organization on Core; the invoice sums ledger rows on Core.
+    unused = {
+        "argon2",
+        "entrepot.exchange.accounts",
+        "entrepot.privacy._ledger_models",
+        "entrepot.privacy.ledger",
+        "entrepot.schemas.usage",
         "entrepot.vault.models",
     }
     assert not unused & loaded

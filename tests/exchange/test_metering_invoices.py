@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from dataclasses import replace
 from datetime import date, datetime
 from decimal import Decimal
@@ -12,6 +13,7 @@ from hypothesis import strategies as st
 
 from entrepot.errors import InvalidInput, NotFound
 from entrepot.exchange.metering import month_bounds
+from entrepot.schemas.usage import InvoiceOut
 from marketplace import Market
 
 SQL = "SELECT COUNT(*) FROM riverside_hospitals.outpatient_visits"
@@ -77,6 +79,15 @@ def test_csv_and_json_carry_the_same_figures(market: Market) -> None:
     assert rows[-1]["amount"] == body["total"]["amount"] == "35.00"
     assert float(rows[-1]["epsilon"]) == body["total"]["epsilon"] == pytest.approx(0.7)
     assert int(rows[0]["uses"]) == body["lines"][0]["uses"] == 2
+
+
+def test_an_invoice_s_body_is_the_api_s(market: Market) -> None:
+    market.grant(epsilon=3, price_per_epsilon=50)
+    use(market, 0.5)
+    for party in (market.consumer, market.provider):
+        body = market.metering.invoice(party, "2026-11").to_dict()
+        dumped = InvoiceOut.model_validate(body).model_dump(mode="json")
+        assert json.dumps(body) == json.dumps(dumped)
 
 
 def test_nobody_reads_another_organizations_usage(market: Market) -> None:

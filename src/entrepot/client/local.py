@@ -452,11 +452,7 @@ class LocalClient(ShippedStandards):
         return self.exchange.budgets.set_cap(self.actor, dataset, epsilon).to_body()
 
     def usage(self, month: str, party: str | None = None) -> dict[str, Any]:
-
-        from entrepot.schemas.usage import InvoiceOut
-
-        invoice = self.exchange.metering.invoice(self.actor, month, party)
-        return InvoiceOut.model_validate(invoice.to_dict()).model_dump(mode="json")
+        return self.exchange.metering.invoice(self.actor, month, party).to_dict()
 
     def usage_csv(self, month: str, party: str | None = None) -> str:
         return self.exchange.metering.invoice(self.actor, month, party).to_csv()

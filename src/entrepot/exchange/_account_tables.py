@@ -28,6 +28,7 @@ from sqlalchemy import (
 
 from entrepot.clock import utcnow
 from entrepot.db import METADATA, Database, count_rows
+from entrepot.errors import NotFound
 from entrepot.exchange.actors import Actor
 from entrepot.roles import Role
 
@@ -37,6 +38,7 @@ __all__ = [
     "api_tokens",
     "count_accounts",
     "list_accounts",
+    "organization_actor",
     "organizations",
 ]
 
@@ -153,3 +155,21 @@ def count_accounts(db: Database, actor: Actor) -> int:
     """How many accounts :func:`list_accounts` lists in all."""
     with db.connect() as connection:
         return count_rows(connection, _accounts_of(select(accounts.c.id), actor))
+
+
+def organization_actor(db: Database, slug: str) -> Actor:
+    """Act as organization ``slug`` (the local CLI's ``--as``), read on Core."""
+    org = organizations.c
+    with db.connect() as connection:
+        found = connection.execute(
+            select(org.id, org.kind, org.provider_id).where(org.slug == slug)
+        ).first()
+    if found is None:
+        raise NotFound(
+            f"no organization {slug!r} on this node",
+            hint=f"create it with `entrepot account create {slug} --role consumer`, "
+            f"or `entrepot provider add {slug}` for a data provider",
+        )
+    return Actor(
+        role=Role(found.kind).value, org_id=found.id, org_slug=slug, provider_id=found.provider_id
+    )

@@ -50,7 +50,7 @@ from entrepot.clock import utcnow
 from entrepot.db import Base, Database, count_rows
 from entrepot.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized, param
 from entrepot.exchange import _account_tables
-from entrepot.exchange._account_tables import AccountInfo
+from entrepot.exchange._account_tables import AccountInfo, organization_actor
 from entrepot.exchange.actors import LOCAL, Actor
 from entrepot.exchange.outbox import Outbox
 from entrepot.organizations import Organization, Role
@@ -250,15 +250,7 @@ class Accounts:
 
     def actor(self, org_slug: str) -> Actor:
         """Act as organization ``org_slug`` (the local CLI's ``--as``)."""
-        with self.db.read() as session:
-            org = session.scalar(select(Organization).where(Organization.slug == org_slug))
-        if org is None:
-            raise NotFound(
-                f"no organization {org_slug!r} on this node",
-                hint=f"create it with `entrepot account create {org_slug} --role consumer`, "
-                f"or `entrepot provider add {org_slug}` for a data provider",
-            )
-        return _actor_of(org)
+        return organization_actor(self.db, org_slug)
 
     # -- accounts -----------------------------------------------------------------
 

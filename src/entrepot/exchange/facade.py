@@ -171,5 +171,8 @@ class Exchange:
         return reconcile(self.node.db, self.node.log, self.metering)
 
     def actor(self, org_slug: str) -> Actor:
-        """Act as organization ``org_slug`` (the local CLI's ``--as``)."""
-        return self.accounts.actor(org_slug)
+        """Act as organization ``org_slug`` (the local CLI's ``--as``), without building
+        the accounts' service."""
+        from entrepot.exchange._account_tables import organization_actor
+
+        return organization_actor(self.node.db, org_slug)
