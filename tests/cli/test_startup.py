@@ -287,3 +287,23 @@ def test_a_bad_setting_in_the_environment_is_named_not_a_traceback(home: Path) -
     assert "setting port" in done.stderr
     assert "ENTREPOT_PORT" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("command", [["audit", "log"], ["audit", "head"], ["audit", "prove", "0"]])
+def test_the_log_and_its_head_are_read_without_the_orm_or_the_signing_library(
+    granted: Path, command: list[str]
+) -> None:
+    loaded = _modules(*command, "--home", str(granted))
+    _assert_lean(loaded)
+    # A stored head is read, not signed: no key is made, no signature checked, and
+    # node.db is not told of a new head. Nor is the whole log verified or exported.
+    assert not {m for m in loaded if m.split(".")[0] == "nacl"}
+    unused = {
+        "concurrent.futures.process",
+        "entrepot.exchange.outbox",
+        "entrepot.exchange.reconcile",
+        "entrepot.transparency.export",
+        "entrepot.transparency.receipts",
+        "rich.progress",
+    }
+    assert not unused & loaded

@@ -60,6 +60,29 @@ def test_heads_verify_with_the_public_key_only(open_log: Factory, key: SigningKe
         verify_head(forged, key.verify_key)
 
 
+def test_a_log_given_a_function_for_its_key_calls_it_only_to_sign(
+    open_log: Factory, key: SigningKey, tmp_path: Path
+) -> None:
+    open_log(every=2).append_many([grant(i) for i in range(3)])
+    calls: list[int] = []
+
+    def make_key() -> SigningKey:
+        calls.append(1)
+        return key
+
+    log = TransparencyLog(tmp_path / "log", make_key)
+    try:
+        assert [index for index, _ in log.search()] == [0, 1, 2]
+        assert log.prove(1).head == log.latest_head()
+        assert calls == []
+        head = log.sign_head()
+        log.sign_head()
+        assert calls == [1]
+        verify_head(head, key.verify_key)
+    finally:
+        log.close()
+
+
 def test_proofs_verify_against_signed_heads(open_log: Factory) -> None:
     log = open_log(every=5)
     log.append_many([grant(i) for i in range(23)])

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from entrepot.cli._common import (
     Home,
@@ -29,7 +28,6 @@ from entrepot.cli._common import (
     table,
 )
 from entrepot.errors import NotFound
-from entrepot.transparency import read_head, read_verify_key, repair_log, verify_export
 
 __all__ = ["NodeKey", "register"]
 
@@ -55,6 +53,8 @@ def _progress(label: str, enabled: bool) -> Iterator[Callable[[int], None] | Non
     if not enabled:
         yield None
         return
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
     with Progress(
         SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), transient=True
     ) as bar:
@@ -194,6 +194,9 @@ def verify(
 
     Example: entrepot audit verify --from-head head-2026-01-31.json
     """
+    # The log's verifier and the signing library load with the commands that use them.
+    from entrepot.transparency import read_head
+
     earlier = None if from_head is None else read_head(from_head)
 
     with session(home) as client, _progress("rehashing", not as_json) as progress:
@@ -261,6 +264,8 @@ def verify_export_cmd(
 
     Example: entrepot audit verify-export ./log-copy --node-key node.pub
     """
+    from entrepot.transparency import read_verify_key, verify_export
+
     key = read_verify_key(node_key, settings(home).home / "keys" / "node.pub")
     with _progress("verifying", not as_json) as progress:
         data = verify_export(directory, key, progress).to_json()
@@ -283,6 +288,8 @@ def repair(home: Home = None, as_json: Json = False) -> None:
 
     Example: entrepot audit repair --home ./exchange
     """
+    from entrepot.transparency import repair_log
+
     with open_node(home) as node:
         data = repair_log(node.path("log"))
     emit(

@@ -17,10 +17,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
-
-from nacl.exceptions import BadSignatureError
-from nacl.signing import SigningKey, VerifyKey
+from typing import TYPE_CHECKING, Any
 
 from entrepot.errors import InvalidInput, NotFound, ProofInvalid
 from entrepot.transparency.canonical import (
@@ -30,6 +27,10 @@ from entrepot.transparency.canonical import (
     parse_timestamp,
     timestamp,
 )
+
+# PyNaCl loads to check a signature or a key, not to read a stored head.
+if TYPE_CHECKING:
+    from nacl.signing import SigningKey, VerifyKey
 
 __all__ = [
     "HEAD_FORMAT",
@@ -125,6 +126,8 @@ def sign_head(size: int, root: bytes, key: SigningKey, moment: datetime | None =
 
 def verify_head(head: TreeHead, key: VerifyKey, *, what: str = "tree head") -> None:
     """Raise ProofInvalid unless ``head`` was signed by ``key``."""
+    from nacl.exceptions import BadSignatureError
+
     if head.key != bytes(key):
         raise ProofInvalid(
             f"{what} names key {head.key.hex()[:16]}…, not the node key {bytes(key).hex()[:16]}…",
@@ -143,6 +146,8 @@ def verify_head(head: TreeHead, key: VerifyKey, *, what: str = "tree head") -> N
 
 def load_verify_key(text: str, *, where: str) -> VerifyKey:
     """A node's public key from its hex form (the content of ``keys/node.pub``)."""
+    from nacl.signing import VerifyKey
+
     value = text.strip()
     if not re.fullmatch(r"[0-9a-fA-F]{64}", value):
         raise InvalidInput(

@@ -17,14 +17,11 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
-
-from nacl.signing import SigningKey, VerifyKey
+from typing import TYPE_CHECKING, Any
 
 from entrepot.errors import InvalidInput, ProofInvalid, StorageCorrupt
 from entrepot.transparency.canonical import timestamp
 from entrepot.transparency.entries import Entry, Kind
-from entrepot.transparency.export import Progress, VerifyReport, verify_entries, write_export
 from entrepot.transparency.heads import TreeHead, sign_head, verify_head
 from entrepot.transparency.merkle import (
     CompactRange,
@@ -36,6 +33,13 @@ from entrepot.transparency.merkle import (
     verify_inclusion,
 )
 from entrepot.transparency.store import LogStore
+
+# Reading entries, heads and proofs needs neither the signing library nor the verifier
+# of a whole log (with its worker processes): each loads with what uses it.
+if TYPE_CHECKING:
+    from nacl.signing import SigningKey, VerifyKey
+
+    from entrepot.transparency.export import Progress, VerifyReport
 
 __all__ = ["ConsistencyProof", "InclusionProof", "TransparencyLog", "repair_log"]
 
@@ -85,22 +89,30 @@ class TransparencyLog:
     def __init__(
         self,
         path: Path,
-        signing_key: SigningKey,
+        signing_key: SigningKey | Callable[[], SigningKey],
         *,
         head_every_entries: int = 1000,
         head_every_s: float = 60.0,
         clock: Callable[[], datetime] | None = None,
         on_head: Callable[[TransparencyLog], None] | None = None,
     ) -> None:
-        """``on_head`` is called, under the writer lock, after every head is stored."""
+        """``signing_key`` is the key, or a function that gives it when the log first signs
+        or checks a signature; ``on_head`` is called, under the writer lock, after every
+        head is stored."""
         self.path = path
         self.store = LogStore(path)
-        self.signing_key = signing_key
+        self._signing_key = signing_key
         self.head_every_entries = head_every_entries
         self.head_every_s = head_every_s
         self._clock = clock or (lambda: datetime.now(UTC))
         self._latest: tuple[bytes, TreeHead] | None = None
         self._on_head = on_head
+
+    @property
+    def signing_key(self) -> SigningKey:
+        if callable(self._signing_key):
+            self._signing_key = self._signing_key()
+        return self._signing_key
 
     @property
     def verify_key(self) -> VerifyKey:
@@ -308,6 +320,8 @@ class TransparencyLog:
     def check(self, progress: Progress | None = None) -> VerifyReport:
         """Rehash every entry and check every stored head, as an offline verifier would,
         and every hash stored in tree.bin against the rehashed entries."""
+        from entrepot.transparency.export import verify_entries
+
         comparison = self.store.compare_tree()
         return verify_entries(
             self.store.entries(), self.heads(), self.verify_key, progress, nodes=comparison.feed
@@ -315,6 +329,8 @@ class TransparencyLog:
 
     def export(self, directory: Path) -> dict[str, Any]:
         """Copy entries and heads to ``directory`` for verification without the node."""
+        from entrepot.transparency.export import write_export
+
         with self.store.locked():
             size = self.store.size
             return write_export(
