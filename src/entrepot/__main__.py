@@ -1,3 +1,3 @@
-from entrepot.cli.app import main
+from entrepot.cli import main
 
 main()

@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from tests.privacy.small_node import CONSUMER, small_node
@@ -248,6 +249,40 @@ def test_every_command_is_listed_without_loading_it() -> None:
     catalog = group.commands["catalog"]
     assert catalog.name == "catalog"
     assert catalog.help
+
+
+# Runs the installed entry point, then reports the collector's state after the command.
+_COLLECTOR = """
+import gc, json, sys
+from entrepot.cli import main
+before = gc.get_threshold()
+try:
+    main()
+except SystemExit:
+    pass
+print(json.dumps({"before": before, "after": gc.get_threshold(), "frozen": gc.get_freeze_count()}))
+"""
+
+
+def _collector(*args: str) -> dict[str, Any]:
+    done = subprocess.run(
+        [sys.executable, "-c", _COLLECTOR, *args], capture_output=True, text=True, check=True
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_a_command_that_opens_a_node_collects_as_usual_once_started(home: Path) -> None:
+    state = _collector("catalog", "list", "--home", str(home))
+    # Start-up's objects frozen, so no later pass traverses them; the usual rhythm after.
+    assert state["after"] == state["before"]
+    assert state["frozen"] > 50_000
+
+
+def test_a_command_that_opens_no_node_still_collects() -> None:
+    state = _collector("standard", "list")
+    assert state["frozen"] == 0
+    young, middle, old = state["after"]
+    assert 0 < young <= 100_000 and 0 < middle <= state["before"][1] and 0 < old
 
 
 def test_a_schema_behind_the_migrations_is_brought_to_their_head(tmp_path: Path) -> None:

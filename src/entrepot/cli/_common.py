@@ -28,6 +28,7 @@ from rich.table import Table
 from rich.text import Text
 
 from entrepot._text import is_unsafe, printable
+from entrepot.cli import _collector
 from entrepot.client import Client, current
 from entrepot.errors import EntrepotError, InvalidInput, render
 
@@ -171,6 +172,7 @@ def open_node(home: Path | None, db: str | None = None) -> Iterator[Node]:
     from entrepot.exchange.node import Node
 
     node = Node.open(settings(home, db))
+    _collector.started()
     try:
         yield node
     finally:
@@ -203,6 +205,7 @@ def session(home: Path | None, as_: str | None = None) -> Iterator[Client]:
             exchange = Exchange(node)
             yield LocalClient(exchange, acting(exchange, as_))
         return
+    _collector.started()
     with remote:
         if as_ is not None:
             raise InvalidInput(
