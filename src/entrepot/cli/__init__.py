@@ -2,7 +2,7 @@
 
 
 def main() -> None:
-    """The ``entrepot`` command: start with the collector at rest, then run the CLI."""
+    """The ``entrepot`` command: start with the collector running rarely, then run the CLI."""
     from entrepot.cli import _collector
 
     _collector.starting()
