@@ -26,15 +26,13 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    or_,
     select,
 )
 
 from entrepot.clock import rfc3339
 from entrepot.db import METADATA, Database, count_rows
-from entrepot.exchange._account_tables import organizations
+from entrepot.exchange._parties import named, visible_to
 from entrepot.privacy._ledger_tables import from_nano
-from entrepot.vault.tables import datasets, providers
 
 if TYPE_CHECKING:
     from entrepot.exchange.actors import Actor
@@ -281,43 +279,16 @@ def grant_view(row: Any, consumer: str, dataset: str, provider: str) -> GrantInf
     )
 
 
-def _visible_to(query: Select[Any], table: Table, actor: Actor) -> Select[Any]:
-    """``query`` on the rows of ``table`` the actor may see: all for administrators, else
-    its own as a consumer and those on its datasets as a provider."""
-    if actor.administers:
-        return query
-    mine = table.c.consumer_id == (actor.org_id if actor.org_id is not None else -1)
-    if actor.provider_id is None:
-        return query.where(mine)
-    owned = select(datasets.c.id).where(datasets.c.provider_id == actor.provider_id)
-    return query.where(or_(mine, table.c.dataset_id.in_(owned)))
-
-
 def _requests(query: Select[Any], actor: Actor, pending: bool) -> Select[Any]:
     if pending:
         query = query.where(access_requests.c.state == "requested")
-    return _visible_to(query, access_requests, actor)
+    return visible_to(query, access_requests, actor)
 
 
 def _grants(query: Select[Any], actor: Actor, active: bool) -> Select[Any]:
     if active:
         query = query.where(grants.c.state == "granted")
-    return _visible_to(query, grants, actor)
-
-
-def _named(query: Select[Any], contracts: Table) -> Select[Any]:
-    """``query`` on ``contracts`` (requests or grants), with the slugs that name each
-    one's consumer, provider and dataset."""
-    return (
-        query.add_columns(
-            organizations.c.slug.label("consumer"),
-            providers.c.slug.label("provider"),
-            datasets.c.slug.label("dataset"),
-        )
-        .join_from(contracts, datasets, datasets.c.id == contracts.c.dataset_id)
-        .join(providers, providers.c.id == datasets.c.provider_id)
-        .join(organizations, organizations.c.id == contracts.c.consumer_id)
-    )
+    return visible_to(query, grants, actor)
 
 
 def list_requests(
@@ -328,7 +299,7 @@ def list_requests(
     None)."""
     request = access_requests.c
     query = (
-        _named(select(access_requests, grants.c.id.label("grant_id")), access_requests)
+        named(select(access_requests, grants.c.id.label("grant_id")), access_requests)
         .outerjoin(grants, grants.c.request_id == request.id)
         .order_by(request.id)
     )
@@ -351,7 +322,7 @@ def list_grants(
 ) -> list[GrantInfo]:
     """Grants the actor may see (its own, or those on its datasets), oldest first, without
     their history: the ``limit`` of them from ``offset`` (all when ``limit`` is None)."""
-    query = _named(select(grants), grants).order_by(grants.c.id)
+    query = named(select(grants), grants).order_by(grants.c.id)
     with db.connect() as connection:
         rows = connection.execute(_grants(query, actor, active).limit(limit).offset(offset))
         return [

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import JSON, Column, DateTime, Float, ForeignKey, Integer, String, Table, select
 
 from entrepot.db import METADATA, Database
-from entrepot.exchange._account_tables import organizations
-from entrepot.vault.tables import datasets, providers
+from entrepot.exchange._parties import named, visible_to
+from entrepot.vault.tables import datasets
 
 if TYPE_CHECKING:
     from sqlalchemy import Row
@@ -144,26 +144,10 @@ class ReleaseInfo:
 def list_releases(db: Database, actor: Actor, *, state: str | None = None) -> list[ReleaseInfo]:
     """Releases the actor may see, oldest first: a provider's of its datasets, a
     consumer's made for it, all for administrators (``state``: only those in it)."""
-    query = (
-        select(
-            releases,
-            datasets.c.provider_id,
-            providers.c.slug.label("provider"),
-            datasets.c.slug.label("dataset"),
-            organizations.c.slug.label("consumer"),
-        )
-        .join_from(releases, datasets, datasets.c.id == releases.c.dataset_id)
-        .join(providers, providers.c.id == datasets.c.provider_id)
-        .join(organizations, organizations.c.id == releases.c.consumer_id)
-        .order_by(releases.c.id)
-    )
+    query = named(select(releases, datasets.c.provider_id), releases).order_by(releases.c.id)
     if state is not None:
         query = query.where(releases.c.state == state)
-    if not actor.administers:
-        query = query.where(
-            (releases.c.consumer_id == actor.org_id)
-            | (datasets.c.provider_id == (actor.provider_id or -1))
-        )
+    query = visible_to(query, releases, actor)
     with db.connect() as connection:
         rows = connection.execute(query).all()
     return [
