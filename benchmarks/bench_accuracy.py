@@ -335,20 +335,21 @@ def entrepot_tally(plans: Any, exact: Any, true: Truth, query: Query, repeats: i
     counting = query.function in ("count", "count_distinct", "sum")
     for _ in range(repeats):
         answer = plans.release(*exact)
-        asked = answer.asked.get("v")
         tally.answers += 1
-        tally.asked += asked is not None
-        judged = asked is not None or answer.interval_of != "bounded data"
+        tally.asked += any(row.asked and row.asked[0] for row in answer.rows)
         shown = {}
         for row in answer.rows:
             if row.other:
                 continue
             key = tuple(key_text(k) for k in row.key)
+            asked = row.asked[0] if row.asked else None
+            judged = asked is not None or answer.interval_of != "bounded data"
             estimate = asked or row.values[0]
             shown[key] = estimate
             present = key in true
             if present or counting:
-                hit = estimate.lo <= true.get(key, 0.0) <= estimate.hi
+                high = math.inf if estimate.hi is None else estimate.hi
+                hit = estimate.lo <= true.get(key, 0.0) <= high
                 if judged:
                     tally.intervals += 1
                     tally.covered += hit

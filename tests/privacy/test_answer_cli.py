@@ -62,7 +62,52 @@ def test_the_cli_marks_groups_near_zero_and_says_what_bounding_removed(home: Pat
         assert (lo, hi) == (0.0, 5000.0) if value is None else lo <= value <= hi
     assert body["interval_of"] == "bounded data"
     assert set(body["removed"]) == {"visits", "avg_cost"}
-    assert body["removed_budget"] == 0.1
+    # a tenth of ε for what bounding removed, half as much again for the cap's test
+    assert body["removed_budget"] == pytest.approx(0.15)
+
+
+BOUNDED = """
+epsilon:
+  per_query: 1.0
+  dataset_cap: 50.0
+latency_floor_ms: 0
+contributions:
+  rows_per_unit: 1
+"""
+
+
+def test_the_cli_shows_each_group_with_what_bounding_removed_put_back(
+    tmp_path: Path,
+) -> None:
+    # 2,000 visits of about 1,000 patients, one row each counted: half the rows are
+    # bounded away, a removed total far above its noise
+    districts = codelist("region.district").codes[:4]
+    home = small_node(tmp_path / "node", rows=2_000, districts=districts, policy=BOUNDED)
+    sql = (
+        "SELECT district, COUNT(*) AS visits FROM riverside_hospitals.outpatient_visits "
+        "GROUP BY district"
+    )
+    args = ("query", sql, "--as", CONSUMER, "--home", str(home), "--epsilon", "1")
+    env = {**os.environ, "COLUMNS": "200"}
+    run = [sys.executable, "-m", "entrepot", *args]
+    text = " ".join(
+        subprocess.run(run, capture_output=True, text=True, check=True, env=env).stdout.split()
+    )
+    assert "visits, removed put back" in text
+    assert "its interval about the question asked" in text
+    body = json.loads(
+        subprocess.run([*run, "--json"], capture_output=True, text=True, check=True).stdout
+    )["answer"]
+    shown = [row for row in body["rows"] if not row["near_zero"]]
+    assert len(shown) == 4
+    for row in shown:
+        value, lo, hi = row["asked"][0]
+        bounded = row["values"][0][0]
+        # the put-back adds the group's part of the removed total: about as much again
+        assert value > 1.5 * bounded
+        assert lo <= value
+        assert hi is None or value <= hi
+    assert sum(row["asked"][0][0] for row in shown) == pytest.approx(2_000, rel=0.1)
 
 
 def test_the_cli_answers_a_median_and_hides_it_where_a_group_is_near_zero(home: Path) -> None:

@@ -341,7 +341,8 @@ def test_the_near_zero_threshold_depends_on_public_numbers_only(tmp_path: Path) 
     # count exceeds it with probability exp(-t/b)/2 = 10⁻⁶/G, and any of the 20 with
     # probability at most 10⁻⁶; b = the rows one unit may add / the count's ε
     rows_per_unit = FALLBACK_ROWS_PER_UNIT  # no version estimate and none in the policy
-    counted = 0.5 * (1 - policy.removed_epsilon)
+    counted = 0.5 * (1 - one.removed_budget)
+    assert one.removed_budget > policy.removed_epsilon  # the cap's test, too
     assert len(one.groups) == 20
     assert one.near_zero_threshold == pytest.approx(rows_per_unit / counted * 16.1181, rel=1e-4)
     # one group alone: b · ln(1 / (2·10⁻⁶))

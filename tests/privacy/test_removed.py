@@ -18,7 +18,7 @@ from privacy_fixtures import DATASET, visit_standard
 from scipy.stats import binom
 
 from entrepot.engine import DuckDBEngine, EngineOptions, write_unit_columns
-from entrepot.privacy import Plan, Policy, parse_policy, plan
+from entrepot.privacy import Answer, Estimate, Plan, Policy, parse_policy, plan
 from entrepot.privacy._post import PUT_BACK
 from entrepot.privacy.sql.rewrite import REMOVED_CAP
 from entrepot.standards import codelist
@@ -96,20 +96,44 @@ def true_share(rows: list[tuple[int, str]], bound: int) -> float:
     return removed / len(rows) if rows else 0.0
 
 
-# Units of 1 to 10·R rows (R = 2 ungrouped, 2·2 grouped): nothing is cut from the
-# removed total, so it is the truth.
+# Units of 1 to (REMOVED_CAP + 1)·R rows (R = 4): nothing is cut from the removed
+# total, so it is the truth.
 datasets = st.lists(
-    st.tuples(st.integers(1, 10 * 2), st.sampled_from(DISTRICTS)), min_size=5, max_size=30
+    st.tuples(st.integers(1, (REMOVED_CAP + 1) * 4), st.sampled_from(DISTRICTS)),
+    min_size=5,
+    max_size=30,
 ).map(lambda units: [(u, d) for u, (n, d) in enumerate(units) for _ in range(n)])
+
+
+def asked(answer: Answer, name: str) -> list[tuple[tuple[str, ...], Estimate]]:
+    """Each row's key and its estimate of aggregate ``name`` with the removed part put
+    back, for the rows that give one."""
+    index = answer.aggregates.index(name)
+    return [
+        (row.key, row.asked[index])
+        for row in answer.rows
+        if row.asked and row.asked[index] is not None
+    ]
+
+
+def covers(estimate: Estimate, truth: float) -> bool:
+    high = float("inf") if estimate.hi is None else estimate.hi
+    return estimate.lo <= truth <= high
+
+
+def per_district(rows: list[tuple[int, str]]) -> Counter[str]:
+    return Counter(district for _, district in rows)
 
 
 def test_the_budget_is_split_in_the_open() -> None:
     p = planned(GROUPED)
-    assert p.removed_budget == POLICY.removed_epsilon == 0.1
+    # the policy's share for the removed totals, half as much again for the cap's test
+    assert POLICY.removed_epsilon == 0.1
+    assert p.removed_budget == pytest.approx(0.15)
     assert set(p.removal_scales) == {q.name for q in p.rewrite.quantities}
     rows = next(q for q in p.rewrite.quantities if q.kind == "rows")
-    # each of the two aggregates' quantities gets 0.9 / 2 of ε, each removed total 0.1 / 2
-    assert p.scales[rows.name] == pytest.approx(rows.l1 / 0.45, rel=1e-6)
+    # each of the two aggregates' quantities gets 0.85 / 2 of ε, each removed total 0.1 / 2
+    assert p.scales[rows.name] == pytest.approx(rows.l1 / 0.425, rel=1e-6)
     assert p.removal_scales[rows.name] == pytest.approx(REMOVED_CAP * rows.l1 / 0.05, rel=1e-6)
     off = planned(GROUPED, parse_policy({"contributions": {"removed_epsilon": 0}}, STANDARD))
     assert off.removal_scales == {}
@@ -127,10 +151,11 @@ def test_counts_without_group_by_spend_half_their_budget_on_what_they_put_back()
     assert p.scales[rows.name] == pytest.approx(rows.l1 / 0.25, rel=1e-6)
     assert p.removal_scales[rows.name] == pytest.approx(REMOVED_CAP * rows.l1 / 0.5, rel=1e-6)
     assert p.over_scale == pytest.approx(1 / 0.25, rel=1e-6)
-    # grouped, nothing is put back: the policy's share stands, and nothing is tested
+    # grouped, the policy's share stands, and half as much again tests the cap
     grouped = planned(GROUPED)
-    assert (grouped.removed_budget, grouped.over_scale) == (0.1, 0.0)
-    assert "__over" not in grouped.sql("v")
+    assert grouped.removed_budget == pytest.approx(0.15)
+    assert grouped.over_scale == pytest.approx(1 / 0.05, rel=1e-6)
+    assert "__over" in grouped.sql("v")
     # beside another aggregate, the policy's share and half as much again
     assert planned(TOTAL).removed_budget == pytest.approx(0.15)
     off = parse_policy({"contributions": {"removed_epsilon": 0}}, STANDARD)
@@ -165,16 +190,21 @@ def test_with_huge_epsilon_the_removed_share_is_the_truth(
     assert truth - 1e-4 <= share.hi
     if grouped:
         assert answer.removed["s"].value == pytest.approx(truth, abs=1e-4)
-        assert answer.asked == {}
-    elif truth > 0:
-        # the question asked: every row, none bounded away; no unit is above the cap,
-        # yet its test withholds the put-back in 5% of answers
-        assert answer.asked == {} or answer.asked["n"].value == pytest.approx(len(rows), abs=1e-3)
-        assert set(answer.asked) <= {"n"}
+    counts = asked(answer, "n")
+    if truth > 0:
+        # the question asked: every row, none bounded away, in every group shown
+        assert len(counts) == len(answer.rows)
+        total = sum(e.value or 0.0 for _, e in counts)
+        assert total == pytest.approx(len(rows), abs=1e-3)
+        if grouped:
+            sums = sum(e.value or 0.0 for _, e in asked(answer, "s"))
+            assert sums == pytest.approx(100.0 * len(rows), rel=1e-3)
     else:
         # nothing was removed: nothing is put back but in 1% of answers, and then
         # what is put back is the noise of a total of zero
-        assert answer.asked == {} or answer.asked["n"].value == pytest.approx(len(rows))
+        assert not counts or sum(e.value or 0.0 for _, e in counts) == pytest.approx(len(rows))
+    if not grouped:
+        assert [row.asked[1] for row in answer.rows if row.asked] in ([], [None])
 
 
 @settings(
@@ -226,10 +256,14 @@ def test_the_removed_share_lies_within_its_interval_at_its_stated_rate(
     draws = [answer.removed["n"] for answer in answers]
     assert plausible(sum(share.lo <= truth <= share.hi for share in draws), len(draws))
     assert all(0.0 <= s.lo <= s.value <= s.hi <= 1.0 for s in draws)
-    if not grouped:
-        # put back, the count's interval is about the question asked: all the rows
-        totals = [answer.asked["n"] for answer in answers if "n" in answer.asked]
-        assert plausible(sum(t.lo <= len(rows) <= t.hi for t in totals), len(totals))
+    # put back, each group's interval is about the question asked: all its rows
+    truths = per_district(rows) if grouped else Counter({(): len(rows)})
+    given = [
+        covers(e, truths[key[0]] if key else truths[()])
+        for answer in answers
+        for key, e in asked(answer, "n")
+    ]
+    assert plausible(sum(given), len(given))
 
 
 @settings(
@@ -246,9 +280,9 @@ def test_the_put_back_total_covers_the_question_asked_whenever_it_is_given(
     p = planned(TOTAL, epsilon=epsilon)
     table = exact(p, write(rows, tmp_path / "v.parquet"))
     answers = [p.release(table) for _ in range(300)]
-    totals = [answer.asked["n"] for answer in answers if "n" in answer.asked]
-    assert plausible(sum(t.lo <= len(rows) <= t.hi for t in totals), len(totals))
-    assert all(t.lo <= t.value <= t.hi for t in totals)
+    totals = [e for answer in answers for _, e in asked(answer, "n")]
+    assert plausible(sum(covers(t, len(rows)) for t in totals), len(totals))
+    assert all(t.value is not None and covers(t, t.value) for t in totals)
     if true_share(rows, p.rewrite.rows_per_unit) == 0:
         # a removed total of zero is put back in 1% of answers
         assert binom.sf(len(totals) - 1, len(answers), PUT_BACK) > 1e-9
@@ -302,13 +336,13 @@ def test_a_put_back_misses_the_question_asked_at_its_rate_when_units_exceed_the_
     table = exact(p, write(rows, tmp_path / "v.parquet"))
     assert table.column("__over").to_pylist() == [pytest.approx(heavy)]
     answers = [p.release(table) for _ in range(300)]
-    given = [answer.asked["n"] for answer in answers if answer.asked]
-    missed = sum(not t.lo <= len(rows) <= t.hi for t in given)
+    given = [e for answer in answers for _, e in asked(answer, "n")]
+    missed = sum(not covers(t, len(rows)) for t in given)
     assert plausible(len(answers) - missed, len(answers))
     if heavy == 40 and epsilon == 1.0:
-        # told from zero: the bounded estimate stands, about the bounded data
-        assert len(given) <= 3
-        assert all(answer.interval_of == "bounded data" for answer in answers)
+        # told from zero: what the units above the cap lost is unknown, and so is the
+        # high end of the put-back's interval
+        assert sum(t.hi is not None for t in given) <= 3
 
 
 @pytest.mark.parametrize("where", ["", " WHERE district = '910102'"])

@@ -50,17 +50,32 @@ def render_answer(result: dict[str, Any], *, most: int | None = None) -> None:
     )
     for key in answer["keys"]:
         out.add_column(cell(key))
-    for name in answer["aggregates"]:
+    # the aggregates whose removed part some row puts back
+    put = {
+        index
+        for row in answer["rows"]
+        for index, figures in enumerate(row.get("asked") or ())
+        if figures is not None
+    }
+    for index, name in enumerate(answer["aggregates"]):
         out.add_column(cell(name), justify="right")
         out.add_column("95% interval", justify="right", style="dim")
+        if index in put:
+            out.add_column(cell(f"{name}, removed put back"), justify="right")
+            out.add_column("95% interval", justify="right", style="dim")
     near = [row for row in answer["rows"] if row.get("near_zero")]
     if near:
         out.add_column("")
     shown = answer["rows"] if most is None else answer["rows"][:most]
     for row in shown:
         cells = [cell(k) for k in row["key"]]
-        for value, lo, hi in row["values"]:
+        asked = row.get("asked") or [None] * len(row["values"])
+        for index, (value, lo, hi) in enumerate(row["values"]):
             cells += [cell(_fmt(value)), cell(f"[{_fmt(lo)}, {_fmt(hi)}]")]
+            if index in put:
+                back, back_lo, back_hi = asked[index] or (None, None, None)
+                span = "" if back is None else f"[{_fmt(back_lo)}, {_fmt(back_hi)}]"
+                cells += [cell(_fmt(back)), cell(span)]
         if near:
             cells.append(cell("~ near zero" if row.get("near_zero") else ""))
         out.add_row(*cells)
@@ -92,11 +107,13 @@ def render_answer(result: dict[str, Any], *, most: int | None = None) -> None:
         told = f"; bounding removed an estimated {shares}" if shares else ""
         paid = f" ({budget:.0%} of the ε)" if shares else ""
         console.print(cell(f"intervals are about the bounded data{told}{paid}"))
-        for name, (value, lo, hi) in (answer.get("asked") or {}).items():
+        if put:
             console.print(
                 cell(
-                    f"{name} with what bounding removed put back: {_fmt(value)} "
-                    f"[{_fmt(lo)}, {_fmt(hi)}] (95%, each unit counted up to 10 times its bound)"
+                    "'removed put back': each group with its part of what bounding removed "
+                    "(shared out in proportion to the groups' values), its interval about "
+                    "the question asked; a high end of — is unknown: some unit has more rows "
+                    "than the removed total counts"
                 )
             )
     spent = (

@@ -36,7 +36,9 @@ Intervals, at confidence 1 - α (α = 0.05):
 
 The intervals cover the answer on the clamped, bounded data; clamping and
 contribution bounding can bias that answer against the raw data, and the answer's
-notes say which bounds applied.
+notes say which bounds applied. Where a COUNT's or SUM's removed total is told from
+zero, each row also gives its estimate with its part of that total put back, about
+the question asked (:func:`removed_shares`, :func:`estimate_rows`).
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -58,6 +61,7 @@ __all__ = [
     "NEGLIGIBLE",
     "PUT_BACK",
     "Noisy",
+    "PutBack",
     "estimate_rows",
     "near_zero_alpha",
     "removed_shares",
@@ -270,15 +274,30 @@ def _columns(
     return out
 
 
+@dataclass(frozen=True)
+class PutBack:
+    """What bounding removed from one aggregate, told from zero: the noisy total
+    ``removed`` over all groups, the high end ``high`` of its interval, and whether
+    it is ``whole`` (no unit above the cap it counts up to: else what the units above
+    it lost is unknown, and so is a put-back interval's high end)."""
+
+    removed: float
+    high: float
+    whole: bool
+
+
 def removed_shares(
     aggregates: Sequence[Aggregate],
     noisy: Noisy,
     standard: Standard,
     lost: Noisy,
     over: Noisy | None = None,
-) -> tuple[dict[str, Estimate], dict[str, Estimate]]:
+    *,
+    whole_units: bool = False,
+) -> tuple[dict[str, Estimate], dict[str, PutBack]]:
     """Per aggregate, the share of its quantity that contribution bounding removed;
-    and, for a COUNT or SUM of one group, its estimate with the removed part put back.
+    and, for a COUNT or SUM whose removed part is told from zero, what
+    :func:`estimate_rows` puts back into each group.
 
     ``lost`` holds each bounded quantity's noisy total removed (over all groups, a
     vector of one) with its noise scale; a derived SUM's is read from its two parts'.
@@ -287,29 +306,23 @@ def removed_shares(
     ``B``'s half-width by Chebyshev over the groups. An AVG reports the share of the
     rows (or values) it averages over.
 
-    The estimate put back is ``B + E``. It is given only where ``E`` is told from
-    zero at its own noise: above the half-width a removed total of zero exceeds with
-    probability :data:`PUT_BACK` (and only where what was removed cannot be
-    negative: a count, or a SUM of a measure bounded below by 0). Elsewhere the
-    put-back's noise would outweigh what it corrects, and the bounded estimate stands
-    alone, its interval about the bounded data, the share beside it. The choice reads
-    the noisy ``E`` and public scales only: post-processing.
+    ``E`` is put back only where it is told from zero at its own noise: above the
+    half-width a removed total of zero exceeds with probability :data:`PUT_BACK`
+    (and only where what was removed cannot be negative: a count, or a SUM of a
+    measure bounded below by 0). Elsewhere the put-back's noise would outweigh what
+    it corrects, and the bounded estimates stand alone, their intervals about the
+    bounded data, the share beside them. The choice reads the noisy ``E`` and public
+    scales only: post-processing.
 
-    Its interval is ``[B−, B+ + E+]``, each end at α/4 on its side: the removed part
-    is never negative, so the bounded total's low end is a low end of the total asked
-    for; ``E+`` bounds the removed part above. Both hold given that ``E`` was told
-    from zero: ``B``'s noise is independent of the choice, and given ``E`` above a
-    threshold its noise is less likely, not more, to be below ``-(E+ - E)``.
-
-    ``E`` counts each unit's removed rows up to ``REMOVED_CAP·R``: the high end holds
-    only if no unit has more than ``(REMOVED_CAP + 1)·R`` rows. ``over`` holds the
-    noisy count of the units above that (:data:`~entrepot.privacy.sql.rewrite.OVER`);
-    where it is told from zero (one-sided, at :data:`ASSUMED`), nothing is put back
-    and the bounded estimate stands, about the bounded data. Without ``over`` nothing
-    is put back either: the assumption is then untested.
+    ``E`` counts each unit's removed rows up to ``REMOVED_CAP·R``: it is whole only if
+    no unit has more than ``(REMOVED_CAP + 1)·R`` rows. ``over`` holds the noisy count
+    of the units above that (:data:`~entrepot.privacy.sql.rewrite.OVER`); where it is
+    told from zero (one-sided, at :data:`ASSUMED`), or is not counted, the put-back
+    is not whole. Distinct units are whole when ``whole_units``: no unit can be in
+    more groups than the removed total counts (a public fact of the groups).
     """
     shares: dict[str, Estimate] = {}
-    asked: dict[str, Estimate] = {}
+    put_back: dict[str, PutBack] = {}
     whole = over is not None and float(over.vectors[OVER.name][0]) <= over.halfwidth(1)(
         OVER.name, 2 * ASSUMED
     )
@@ -329,16 +342,66 @@ def removed_shares(
         # a one-sided test of E > 0: its two-sided half-width at twice the level
         told = removed > removed_width(quantity, 2 * PUT_BACK)
         # what was removed is never negative (a count, or a sum of values >= 0)
-        signless = function != "sum" or low >= 0
-        single = len(groups) == 1 and function not in ("avg", "quantile")
-        if whole and told and signless and single:
-            value = total + removed
-            lo = total - spread
-            hi = total + spread + removed + margin
-            if function != "sum":
-                value, lo, hi = max(value, 0.0), max(lo, 0.0), max(hi, 0.0)
-            asked[aggregate.name] = Estimate(value, lo, hi)
-    return shares, asked
+        signless = function in ("count", "count_distinct") or (function == "sum" and low >= 0)
+        if told and signless:
+            complete = whole_units if function == "count_distinct" else whole
+            put_back[aggregate.name] = PutBack(removed, removed + margin, complete)
+    return shares, put_back
+
+
+def _put_back(
+    plan: Sequence[Recipe],
+    aggregates: Sequence[Aggregate],
+    vectors: dict[str, Any],
+    put_back: Mapping[str, PutBack],
+) -> dict[str, Any]:
+    """Per aggregate put back, each public group's part of the removed total: in
+    proportion to its noisy value floored at 0 (what bounding removed from a group is
+    about its share of what it kept, where units are alike across groups)."""
+    parts = {}
+    for aggregate, (_function, name, *_rest) in zip(aggregates, plan, strict=True):
+        back = put_back.get(aggregate.name)
+        if back is None:
+            continue
+        kept = _floor(vectors[name])
+        total = math.fsum(kept.tolist())
+        if total > 0:
+            parts[aggregate.name] = back.removed * kept / total
+    return parts
+
+
+def _asked(
+    plan: Sequence[Recipe],
+    aggregates: Sequence[Aggregate],
+    vectors: dict[str, Any],
+    parts: Mapping[str, Any],
+    put_back: Mapping[str, PutBack],
+    width: Halfwidth,
+) -> list[list[Estimate | None]]:
+    """Per aggregate, each group's estimate with its part of the removed total put
+    back (None where nothing is put back), about the question asked.
+
+    The value is ``B + E·w``; the interval ``[B−, B+ + E+]``, each end at α/4 on its
+    side: the removed part is never negative, so the bounded value's low end is a
+    low end of the value asked for; no group lost more than all groups did, so
+    ``E+`` bounds its removed part above, wherever units are alike or not. Where the
+    removed total is not whole, the high end is unknown (None).
+    """
+    groups = len(next(iter(vectors.values()), []))
+    out: list[list[Estimate | None]] = []
+    for aggregate, (function, name, *_rest) in zip(aggregates, plan, strict=True):
+        part = parts.get(aggregate.name)
+        back = put_back.get(aggregate.name)
+        if part is None or back is None:
+            out.append([None] * groups)
+            continue
+        v, h = vectors[name], width(name, _ALPHA / 2)
+        value, lo, hi = v + part, v - h, v + h + back.high
+        if function != "sum":
+            value, lo, hi = _floor(value), _floor(lo), _floor(hi)
+        highs = hi.tolist() if back.whole else [None] * groups
+        out.append(list(map(Estimate, value.tolist(), lo.tolist(), highs)))
+    return out
 
 
 def _share(removed: float, margin: float, kept: float, spread: float) -> Estimate:
@@ -402,12 +465,21 @@ def _average(
 
 
 def _rows(
-    keys: Sequence[tuple[Any, ...]], columns: Columns, near: Any, *, other: bool = False
+    keys: Sequence[tuple[Any, ...]],
+    columns: Columns,
+    near: Any,
+    asked: list[list[Estimate | None]],
+    *,
+    other: bool = False,
 ) -> list[Row]:
     per_aggregate = [list(map(Estimate, *column)) for column in columns]
+    put = any(e is not None for column in asked for e in column)
+    backs = list(zip(*asked, strict=True)) if put else [()] * len(keys)
     return [
-        Row(key=key, values=tuple(estimates), other=other, near_zero=bool(marked))
-        for key, marked, *estimates in zip(keys, near.tolist(), *per_aggregate, strict=True)
+        Row(key=key, values=tuple(estimates), other=other, near_zero=bool(marked), asked=back)
+        for key, marked, back, *estimates in zip(
+            keys, near.tolist(), backs, *per_aggregate, strict=True
+        )
     ]
 
 
@@ -422,6 +494,7 @@ def estimate_rows(
     merge: bool,
     drop_near_zero: bool = False,
     quantiles: Quantiles | None = None,
+    put_back: Mapping[str, PutBack] | None = None,
 ) -> tuple[list[Row], list[tuple[Any, ...]], list[tuple[Any, ...]]]:
     """Rows to show, and the keys of suppressed and of merged groups.
 
@@ -429,9 +502,14 @@ def estimate_rows(
     with ``drop_near_zero``, when it is near zero (see the module's docstring).
     ``quantiles`` gives, per quantile aggregate, each group's selected value and
     interval (:mod:`entrepot.privacy._quantiles`); merged groups get none.
+    ``put_back`` gives, per aggregate, the removed total :func:`removed_shares` told
+    from zero: it is shared out over all public groups, shown or not, and each row
+    shows its part put back (the merged row, its groups' parts).
     """
     plan = recipes(aggregates, noisy, standard)
     vectors = {name: np.asarray(vector, dtype=np.float64) for name, vector in noisy.vectors.items()}
+    put_back = put_back or {}
+    parts = _put_back(plan, aggregates, vectors, put_back)
     size = size_name(noisy.quantities.values())
     width = noisy.halfwidth(1)
     near = _near_zero(noisy, size, vectors, width, len(groups))
@@ -454,7 +532,9 @@ def estimate_rows(
         for name, (value, lo, hi) in (quantiles or {}).items()
     }
     columns = _columns(plan, kept, width, near[shown], kept_quantiles)
-    rows = _rows(keys, columns, near[shown])
+    kept_parts = {name: part[shown] for name, part in parts.items()}
+    asked = _asked(plan, aggregates, kept, kept_parts, put_back, width)
+    rows = _rows(keys, columns, near[shown], asked)
     small_keys = [groups[i] for i in small]
     if not merge or not small:
         return rows, small_keys, []
@@ -471,5 +551,9 @@ def estimate_rows(
     merged_near = _near_zero(noisy, size, merged, merged_width, len(groups))
     other_key = tuple(OTHER for _ in groups[0])
     columns = _columns(plan, merged, merged_width, merged_near)
-    other = _rows([other_key], columns, merged_near, other=True)
+    merged_parts = {
+        name: np.asarray([math.fsum(part[small].tolist())]) for name, part in parts.items()
+    }
+    asked = _asked(plan, aggregates, merged, merged_parts, put_back, merged_width)
+    other = _rows([other_key], columns, merged_near, asked, other=True)
     return [*rows, *other], [], small_keys

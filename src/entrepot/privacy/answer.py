@@ -31,12 +31,14 @@ class Estimate:
 
     ``value`` is None for an AVG or a quantile whose count's interval reaches 0: noise
     over noise is not a figure, and the interval (the measure's bounds) says all that
-    is known.
+    is known. ``hi`` is None where no high end is known: an estimate with what
+    bounding removed put back, when some unit has more rows than the removed total
+    counts.
     """
 
     value: float | None
     lo: float
-    hi: float
+    hi: float | None
 
 
 @dataclass(frozen=True)
@@ -46,12 +48,16 @@ class Row:
     ``near_zero``: the group's noisy count is under the answer's
     ``near_zero_threshold``, so at this noise level it cannot be told from an empty
     group (the answer's empty groups escape the mark with probability 10⁻⁶ in all).
+    ``asked`` holds, per aggregate, the estimate with the group's part of what
+    bounding removed put back, about the question asked (None where nothing is put
+    back); empty when nothing is, for any aggregate.
     """
 
     key: tuple[Any, ...]
     values: tuple[Estimate, ...]
     other: bool = False
     near_zero: bool = False
+    asked: tuple[Estimate | None, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -73,9 +79,9 @@ class Answer:
     contribution was bounded, and then ``removed`` gives, per aggregate, the noisy
     share of it that bounding removed (over all groups, with its 95% interval),
     bought with ``removed_budget`` of the query's ε (of its ρ for Gaussian noise).
-    ``asked`` gives, for a COUNT or SUM without GROUP BY whose removed part is told
-    from zero at its own noise, the estimate with what bounding removed put back: its
-    interval is about the question asked, counting each unit up to ten times its bound.
+    Where a COUNT's or SUM's removed total is told from zero at its own noise, each
+    row's ``asked`` gives its estimate with its part of that total put back, about the
+    question asked (see :mod:`entrepot.privacy._post`).
     """
 
     columns: tuple[str, ...]
@@ -94,13 +100,13 @@ class Answer:
     notes: tuple[str, ...] = field(default=())
     near_zero_threshold: float = 0.0
     removed: dict[str, Estimate] = field(default_factory=dict)
-    asked: dict[str, Estimate] = field(default_factory=dict)
     removed_budget: float = 0.0
     interval_of: str = "data"
 
     def to_arrow(self) -> pa.Table:
-        """One column per key, per aggregate ``name``, ``name_lo``, ``name_hi``, and
-        ``near_zero`` last."""
+        """One column per key, per aggregate ``name``, ``name_lo``, ``name_hi`` (and
+        ``name_asked``, ``name_asked_lo``, ``name_asked_hi`` where its removed part is
+        put back), and ``near_zero`` last."""
         data: dict[str, list[Any]] = {}
         merged = any(row.other for row in self.rows)
         for name in self.columns:
@@ -115,6 +121,11 @@ class Answer:
                 data[name] = [row.values[index].value for row in self.rows]
                 data[f"{name}_lo"] = [row.values[index].lo for row in self.rows]
                 data[f"{name}_hi"] = [row.values[index].hi for row in self.rows]
+                asked = [row.asked[index] if row.asked else None for row in self.rows]
+                if any(e is not None for e in asked):
+                    data[f"{name}_asked"] = [None if e is None else e.value for e in asked]
+                    data[f"{name}_asked_lo"] = [None if e is None else e.lo for e in asked]
+                    data[f"{name}_asked_hi"] = [None if e is None else e.hi for e in asked]
         data["near_zero"] = [row.near_zero for row in self.rows]
         if not self.rows:
             return pa.table(
@@ -140,6 +151,7 @@ class Answer:
                     "values": [[e.value, e.lo, e.hi] for e in row.values],
                     "other": row.other,
                     "near_zero": row.near_zero,
+                    **({"asked": [_figures(e) for e in row.asked]} if row.asked else {}),
                 }
                 for row in self.rows
             ],
@@ -155,7 +167,6 @@ class Answer:
             "notes": list(self.notes),
             "near_zero_threshold": self.near_zero_threshold,
             "removed": {name: [e.value, e.lo, e.hi] for name, e in self.removed.items()},
-            "asked": {name: [e.value, e.lo, e.hi] for name, e in self.asked.items()},
             "removed_budget": self.removed_budget,
             "interval_of": self.interval_of,
         }
@@ -180,16 +191,23 @@ class Answer:
                     for k, v in zip(keys, values, strict=True)
                 )
 
+            # An answer stored before rows held their put-back had one group, and its
+            # put-back beside the rows, by aggregate.
+            beside = doc.get("asked") or {}
+            aggregates = tuple(doc["aggregates"])
+            if beside and len(doc["rows"]) == 1:
+                doc["rows"][0]["asked"] = [beside.get(name) for name in aggregates]
             return cls(
                 columns=tuple(doc["columns"]),
                 keys=keys,
-                aggregates=tuple(doc["aggregates"]),
+                aggregates=aggregates,
                 rows=tuple(
                     Row(
                         key=key_of(r["key"]),
                         values=tuple(Estimate(*v) for v in r["values"]),
                         other=r["other"],
                         near_zero=r.get("near_zero", False),
+                        asked=tuple(_estimate(e) for e in r.get("asked", ())),
                     )
                     for r in doc["rows"]
                 ),
@@ -205,7 +223,6 @@ class Answer:
                 notes=tuple(doc["notes"]),
                 near_zero_threshold=doc.get("near_zero_threshold", 0.0),
                 removed={name: Estimate(*v) for name, v in doc.get("removed", {}).items()},
-                asked={name: Estimate(*v) for name, v in doc.get("asked", {}).items()},
                 removed_budget=doc.get("removed_budget", 0.0),
                 interval_of=doc.get("interval_of", ""),
             )
@@ -221,6 +238,14 @@ class Answer:
             sample += [key[index] for key in (*self.suppressed, *self.merged)]
             types[name] = "date" if any(isinstance(v, dt.date) for v in sample) else "value"
         return types
+
+
+def _estimate(figures: list[Any] | None) -> Estimate | None:
+    return None if figures is None else Estimate(*figures)
+
+
+def _figures(estimate: Estimate | None) -> list[float | None] | None:
+    return None if estimate is None else [estimate.value, estimate.lo, estimate.hi]
 
 
 def _plain(value: Any) -> Any:

@@ -45,7 +45,7 @@ from entrepot.privacy.answer import Answer
 from entrepot.privacy.bounds import Bound, bound_in_force
 from entrepot.privacy.policy import Policy
 from entrepot.privacy.sql.query import Query
-from entrepot.privacy.sql.rewrite import OVER, Rewrite, rewrite
+from entrepot.privacy.sql.rewrite import OVER, REMOVED_CAP, Rewrite, rewrite
 from entrepot.privacy.sql.rules import check, source
 from entrepot.standards import SQL_TYPES
 from entrepot.standards.schema import Standard
@@ -58,16 +58,16 @@ _log = logging.getLogger("entrepot.privacy")
 # mark need it coarsely, the figure asked for precisely.
 AUXILIARY_SHARE = 0.25
 # The least share of ε a query of counts without GROUP BY spends on what bounding
-# removed. The put-back total B + E has noise variance ∝ 1/(1-f)² + 9²/f², least at
-# f ≈ 0.81; half keeps B near its own precision when E cannot be told from zero. On
+# removed. The put-back total B + E has noise variance ∝ 1/(1-f)² + 3²/f², least at
+# f ≈ 0.68; half keeps B near its own precision when E cannot be told from zero. On
 # the demo's COUNT(*) (6% of rows removed) E is then told at ε 0.5 and 1.
 PUT_BACK_SHARE = 0.5
-# The share of ε testing the put-back's assumption (no unit above 10·R rows), as a
-# part of the share its removed total spends, taken from the answer's own: at half,
-# on the skewed benchmark's COUNT(*) at ε 1 (32 units above 10·R, 1,833 of their
-# rows beyond what the removed total counts) the test told them from zero in all
-# answers; with none above, it costs the answer's own counts precision they have to
-# spare (the demo's noise of 88 rows on 29,520 at ε 0.5).
+# The share of ε testing the put-back's assumption (no unit above 4·R rows), as a
+# part of the share its removed totals spend, taken from the answer's own. Where the
+# test tells units above it from zero, a put-back's interval has no high end (what
+# they lost beyond the cap is unknown); with none above, it costs the answer's own
+# counts precision they have to spare (the demo's noise of 88 rows on 29,520 at
+# ε 0.5).
 OVER_SHARE = 0.5
 # How a note names where the rows-per-unit bound came from.
 _SOURCES = {
@@ -194,12 +194,15 @@ class Plan:
                 {OVER.name: self.over_scale},
                 {OVER.name: mechanism.release([units], self.over_scale)},
             )
-        removed, asked = removed_shares(
+        # No unit can be in more groups than a distinct count's removed total counts.
+        spread = (REMOVED_CAP + 1) * self.rewrite.groups_per_unit
+        removed, put_back = removed_shares(
             self.query.aggregates,
             noisy,
             self.standard,
             Noisy(mechanism, lossy, self.removal_scales, removed_totals, derived),
             over,
+            whole_units=len(self.groups) <= spread,
         )
         threshold_name = None
         if self.policy.threshold > 0:
@@ -215,6 +218,7 @@ class Plan:
             merge=self.policy.small_groups == "merge",
             drop_near_zero=self.policy.near_zero == "suppress",
             quantiles=selected,
+            put_back=put_back,
         )
         return Answer(
             columns=self.query.output,
@@ -232,7 +236,6 @@ class Plan:
             notes=self.notes,
             near_zero_threshold=self.near_zero_threshold,
             removed=removed,
-            asked=asked,
             removed_budget=self.removed_budget,
             interval_of="bounded data" if self.rewrite.bounded else "data",
         )

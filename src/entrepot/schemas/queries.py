@@ -66,6 +66,14 @@ class AnswerRow(BaseModel):
     near_zero: bool = Field(
         False, description="The group's noisy count cannot be told from zero at this noise."
     )
+    asked: list[list[float | None] | None] = Field(
+        default_factory=list,
+        description="Per aggregate: [value, low, high] with the group's part of what "
+        "contribution bounding removed put back, about the question asked; null where "
+        "nothing is put back, and empty when nothing is for any aggregate. Given for a "
+        "COUNT or SUM whose removed total is told from zero at its own noise; high is "
+        "null where some unit has more rows than the removed total counts.",
+    )
 
     @computed_field(  # type: ignore[prop-decorator]
         description="Per aggregate, in the order of `aggregates`: `values` with named fields."
@@ -73,6 +81,13 @@ class AnswerRow(BaseModel):
     @property
     def estimates(self) -> list[Estimate]:
         return [_estimate(figures) for figures in self.values]
+
+    @computed_field(  # type: ignore[prop-decorator]
+        description="`asked` with named fields."
+    )
+    @property
+    def asked_estimates(self) -> list[Estimate | None]:
+        return [None if figures is None else _estimate(figures) for figures in self.asked]
 
 
 class AnswerOut(BaseModel):
@@ -104,12 +119,6 @@ class AnswerOut(BaseModel):
         default_factory=dict,
         description="Per aggregate: [share, low, high] of it that contribution bounding removed.",
     )
-    asked: dict[str, list[float | None]] = Field(
-        default_factory=dict,
-        description="COUNT and SUM without GROUP BY: [value, low, high] with what bounding "
-        "removed put back, about the question asked; given where the removed part is told "
-        "from zero at its own noise.",
-    )
     removed_budget: float = Field(
         0.0, description="The share of the query's ε (ρ for Gaussian noise) spent on removed."
     )
@@ -120,13 +129,6 @@ class AnswerOut(BaseModel):
     @property
     def removed_estimates(self) -> dict[str, Estimate]:
         return {name: _estimate(figures) for name, figures in self.removed.items()}
-
-    @computed_field(  # type: ignore[prop-decorator]
-        description="`asked` with named fields: per aggregate, about the question asked."
-    )
-    @property
-    def asked_estimates(self) -> dict[str, Estimate]:
-        return {name: _estimate(figures) for name, figures in self.asked.items()}
 
 
 def _estimate(figures: list[float | None]) -> Estimate:
