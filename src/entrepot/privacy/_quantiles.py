@@ -1,12 +1,26 @@
-"""Private quantiles per group: OpenDP's selection over a public grid, and an interval.
+"""Private quantiles per group: two brackets, then the estimate on a grid refined to them.
 
 A quantile aggregate gets one share of the query's budget, like a SUM, split in three
-parts: half selects the estimate, a quarter each selects a bracket below and above it. Each
-selection is OpenDP's ``make_private_quantile`` over the candidates of
-:func:`candidates` (an even grid over the measure's public bounds, and points
-geometric on each side of 0 or of the bound nearest it, so a value is resolved to a
-fixed share of itself: 1.2% over the four decades a grid spans), so every answer
-and every interval end lies within those bounds.
+parts: 80% selects the estimate, 10% each selects a bracket below and above it. Each
+selection is OpenDP's ``make_private_quantile``. The brackets are chosen first, among
+the candidates of :func:`candidates` (an even grid over the measure's public bounds,
+and points geometric on each side of 0 or of the bound nearest it, so a value is
+resolved to a fixed share of itself: 1.2% over the four decades a grid spans). The
+estimate is then chosen among the candidates of :func:`refined`, about as many points
+again spread over the interval the brackets made (public once they are drawn: a
+selection on their output is adaptive sequential composition), so its resolution
+follows the interval: a median of 1M rows (``R = 27``) at ε 0.5 gets an interval of
+about 290 to 330, whose points lie 0.014% apart, against 1.2% on the bounds' grid.
+Every answer and every interval end lies within the measure's bounds.
+
+The split follows what limits each part. The estimate's error is its rank error, of
+scale ``R/ε`` rows for a median at ε: it shrinks in proportion to its part, and on the
+benchmark's demo (20 groups of about 1,300 rows, ``R = 11``) the median error by
+district fell from 0.13 to about 0.075 at ε 0.5 and from 0.055 to 0.035 at ε 1 when
+the estimate's part went from half to 80%. The brackets only set the interval's width
+(their rank error enters ``Δ`` below) and so the estimate's resolution; at a tenth
+each, a median's interval is the bounds below about 6,500 values a group at ε 1 with
+``R = 3`` and a second quantile in the query (3,000 with a quarter each).
 
 The interval (confidence 1 - α, α = 0.05 split as 0.01 + 0.02 + 0.02):
 
@@ -22,11 +36,11 @@ The interval (confidence 1 - α, α = 0.05 split as 0.01 + 0.02 + 0.02):
   to the next grid point out, since the truth and the selected point may share a cell.
   Brackets are priced at the level half-way from ``q`` to the nearer of 0 and 1, so
   one scale fits them; a bracket whose level falls beyond, and both when
-  ``n_lo <= 0``, become the measure's bound.
-- The estimate itself lies inside the interval (the ends are widened to it if
-  needed). Where ``n_lo <= 0`` the group cannot be told from an empty one at 99%:
-  nothing is selected, the estimate is not shown and the interval is the bounds, as
-  for AVG.
+  ``n_lo <= 0``, become the measure's bound. Should the two cross (only when one has
+  missed), the interval runs from the lower to the higher.
+- The estimate is chosen among points of the interval, so it lies inside it. Where
+  ``n_lo <= 0`` the group cannot be told from an empty one at 99%: nothing is
+  selected, the estimate is not shown and the interval is the bounds, as for AVG.
 
 The interval covers the quantile of the values the mechanism saw: clamped to the
 bounds and at most ``R`` rows per unit (the bounded data, as for counts and sums).
@@ -44,7 +58,15 @@ import numpy as np
 
 from entrepot.privacy.mechanisms import QUANTILE_CANDIDATES, Mechanism
 
-__all__ = ["QuantileSpec", "anchor", "candidates", "estimate", "neighbours", "spec"]
+__all__ = [
+    "QuantileSpec",
+    "anchor",
+    "candidates",
+    "estimate",
+    "neighbours",
+    "refined",
+    "spec",
+]
 
 # The confidence split: the group size's interval, then each bracket's selection.
 _ALPHA_SIZE = 0.01
@@ -53,6 +75,8 @@ _ALPHA_BRACKET = 0.02
 # the points of the even grid it includes.
 _FINEST = 1e-4
 _EVEN = 201
+# The estimate's part of the quantile's share; the two brackets split the rest.
+_POINT = 0.8
 
 
 def anchor(low: float, high: float) -> float:
@@ -87,6 +111,30 @@ def candidates(low: float, high: float) -> tuple[float, ...]:
             point = centre + sign * floor * (span / floor) ** (i / (count - 1))
             grid.add(min(max(point, float(low)), float(high)))
     return tuple(sorted(grid))
+
+
+def refined(grid: Sequence[float], low: float, high: float) -> tuple[float, ...]:
+    """The candidates the estimate is chosen among once its interval ``[low, high]`` is
+    drawn, and the points of ``grid`` inside it (round figures, where tied values pile
+    up, stay candidates).
+
+    Where both ends lie on one side of 0, :data:`QUANTILE_CANDIDATES` points geometric
+    between them, each ``(high/low)^(1/1000)`` beyond the last: 0.05% over [250, 400],
+    0.7% over the bounds [5, 5,000]. Where the interval holds 0 (the bounds, or one
+    bracket and the bound 0), :func:`candidates` of the interval. A function of
+    public numbers only: the bounds and the brackets drawn.
+    """
+    if high <= low:
+        return (float(low),)
+    if low > 0 or high < 0:
+        near, far = (low, high) if low > 0 else (high, low)
+        last = QUANTILE_CANDIDATES - 1
+        points = {near * (far / near) ** (i / last) for i in range(last)} | {far}
+        points = {min(max(p, low), high) for p in points}
+    else:
+        points = set(candidates(low, high))
+    start, stop = bisect.bisect_left(grid, low), bisect.bisect_right(grid, high)
+    return tuple(sorted(points.union(grid[start:stop])))
 
 
 def neighbours(grid: Sequence[float], point: float) -> tuple[float, float]:
@@ -127,9 +175,9 @@ def spec(
     share: float,
 ) -> QuantileSpec:
     """The scales of one quantile aggregate spending ``share``, ``rows`` per unit."""
-    # Half for the estimate, a quarter for each bracket: the estimate is what most
-    # readers use, and its rank error halves with twice the share.
-    point, bracket = share / 2, share / 4
+    # 80% for the estimate, 10% for each bracket: the estimate's rank error shrinks with
+    # its part; the brackets' only widens the interval (see the module's docstring).
+    point, bracket = share * _POINT, share * (1 - _POINT) / 2
     return QuantileSpec(
         name=name,
         column=column,
@@ -155,7 +203,9 @@ def estimate(
     size: Any,
     size_scale: float,
 ) -> tuple[list[float | None], list[float], list[float]]:
-    """Per group, the selected quantile (None where none is drawn) and its interval.
+    """Per group, the selected quantile (None where none is drawn) and its interval:
+    the brackets first, on the public grid, then the estimate among :func:`refined`
+    points of the interval they make.
 
     ``values`` holds each group's values (a float array, possibly empty); ``size`` the
     noisy count of each group and ``size_scale`` its noise scale. A group whose count's
@@ -177,7 +227,6 @@ def estimate(
             lo.append(low)
             hi.append(high)
             continue
-        point = mechanism.select_quantile(data, grid, quantile.level, quantile.scale)
         delta = slack / n_lo
         below, above = quantile.level - delta, quantile.level + delta
         edge = _edge(quantile.level)
@@ -187,7 +236,10 @@ def estimate(
         if above < 1 - edge:
             picked = mechanism.select_quantile(data, grid, above, quantile.bracket_scale)
             high = neighbours(grid, picked)[1]
+        low, high = min(low, high), max(low, high)
+        fine = refined(grid, low, high)
+        point = mechanism.select_quantile(data, fine, quantile.level, quantile.scale)
         value.append(point)
-        lo.append(min(low, point))
-        hi.append(max(high, point))
+        lo.append(low)
+        hi.append(high)
     return value, lo, hi
