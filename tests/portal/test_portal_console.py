@@ -52,8 +52,14 @@ def test_the_expected_error_shows_before_running_and_matches_the_answer(
         assert high - value == pytest.approx(halfwidth)
     assert result["epsilon_spent"] == pytest.approx(0.4)
     assert budget.locator(".left").inner_text() != left_before
-    shown = page.get_by_role("region", name="Answer table").get_by_role("row")
+    region = page.get_by_role("region", name="Answer table")
+    shown = region.get_by_role("row")
     assert shown.count() == len(rows) + 1
+    # what bounding removed, and each group with it put back where the answer gives it
+    expect(page.locator("#removed")).to_contain_text("removed an estimated visits")
+    put = [row["asked"][0] for row in rows if row.get("asked") and row["asked"][0]]
+    header = region.get_by_role("columnheader", name="visits, removed put back")
+    expect(header).to_have_count(1 if put else 0)
     bureau.shot("console-answer")
 
     with page.expect_download() as downloaded:
@@ -116,7 +122,38 @@ def test_the_keyboard_reaches_the_content_first(person: Any) -> None:
     page.keyboard.press("Tab")
     expect(page.locator(":focus")).to_have_text("Skip to content")
     page.keyboard.press("Enter")
-    assert page.url.endswith("#main")
+    expect(page).to_have_url(re.compile("#main$"))
     page.get_by_label("SQL").focus()
     page.keyboard.press("Tab")
     expect(page.locator(":focus")).to_have_attribute("id", "epsilon")
+
+
+def test_the_answer_shows_what_bounding_removed_put_back(person: Any) -> None:
+    # Riverside bounds each patient to one visit: about half of the demo's rows are
+    # bounded away, a removed total told from zero in every answer at ε 1
+    riverside = person("riverside-admin")
+    riverside.go("/provider")
+    riverside.page.get_by_role("link", name="Outpatient visits").click()
+    editor = riverside.page.get_by_label("Policy (YAML)")
+    editor.fill(editor.input_value().replace("rows_per_unit: auto", "rows_per_unit: 1"))
+    riverside.page.get_by_role("button", name="Save the policy").click()
+    expect(riverside.page.get_by_role("status")).to_contain_text("Policy saved")
+    bureau = person("lanshan-health-bureau")
+    page = bureau.page
+    bureau.go("/query")
+    _ask(page, f"SELECT COUNT(*) AS visits FROM {TABLE}", "1")
+    with page.expect_response("**/portal/query") as answered:
+        page.get_by_role("button", name="Run the query").click()
+    body = answered.value.json()
+    (row,) = body["answer"]["rows"]
+    value, low, high = row["asked"][0]
+    region = page.get_by_role("region", name="Answer table")
+    expect(region.get_by_role("columnheader", name="visits, removed put back")).to_have_count(1)
+    expect(page.locator("#removed")).to_contain_text("Removed put back")
+    cells = region.locator("tbody tr td")
+    # no key: the value and its interval, then the value put back and its interval
+    assert float(cells.nth(2).inner_text().replace(",", "")) == pytest.approx(value, rel=1e-3)
+    assert value > 1.5 * row["values"][0][0]
+    assert low <= value
+    assert high is None or value <= high
+    bureau.shot("console-put-back")

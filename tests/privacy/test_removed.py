@@ -347,10 +347,12 @@ def test_a_put_back_misses_the_question_asked_at_its_rate_when_units_exceed_the_
 
 @pytest.mark.parametrize("where", ["", " WHERE district = '910102'"])
 @pytest.mark.parametrize("dialect", ["duckdb", "spark"])
+@pytest.mark.parametrize("grouped", [False, True])
 def test_every_text_counts_the_units_above_the_cap(
-    tmp_path: Path, where: str, dialect: str
+    tmp_path: Path, where: str, dialect: str, grouped: bool
 ) -> None:
-    p = planned(f"SELECT COUNT(*) AS n FROM {DATASET}{where}")
+    keys = ("district, ", " GROUP BY district") if grouped else ("", "")
+    p = planned(f"SELECT {keys[0]}COUNT(*) AS n FROM {DATASET}{where}{keys[1]}")
     assert p.rewrite.over
     plain = write(skewed(5, 12, p.rewrite.rows_per_unit), tmp_path / "v.parquet")
     counted = tmp_path / "counted.parquet"
@@ -363,4 +365,5 @@ def test_every_text_counts_the_units_above_the_cap(
         ):
             session.register_parquet("v", [path])
             table = session.execute(sqlglot.transpile(text, read=dialect, write="duckdb")[0])
-        assert table.column("__over").to_pylist() == [pytest.approx(5)]
+        # over the groups, each unit above the cap once
+        assert sum(table.column("__over").to_pylist()) == pytest.approx(5)

@@ -112,17 +112,27 @@ function chart(answer, position) {
   return svg;
 }
 
+// The aggregates some row gives with what bounding removed put back.
+function putBack(answer) {
+  return new Set(answer.rows.flatMap((row) => (row.asked || []).flatMap((figures, i) => (figures ? [i] : []))));
+}
+
 function table(answer) {
+  const put = putBack(answer);
   const head = el("tr", {}, ...answer.keys.map((k) => el("th", { scope: "col" }, k)));
-  for (const name of answer.aggregates) {
+  answer.aggregates.forEach((name, i) => {
     head.append(el("th", { scope: "col", class: "num" }, name), el("th", { scope: "col", class: "num" }, "95% interval"));
-  }
+    if (put.has(i)) head.append(el("th", { scope: "col", class: "num" }, `${name}, removed put back`), el("th", { scope: "col", class: "num" }, "95% interval"));
+  });
   const body = el("tbody");
   for (const row of answer.rows) {
     const tr = el("tr", {}, ...(row.other ? [el("td", { colspan: answer.keys.length }, "other (merged small groups)")] : row.key.map((k) => el("td", {}, k))));
-    for (const [value, low, high] of row.values) {
+    row.values.forEach(([value, low, high], i) => {
       tr.append(el("td", { class: "num" }, fmt(value)), el("td", { class: "num" }, `${fmt(low)} – ${fmt(high)}`));
-    }
+      if (!put.has(i)) return;
+      const [back, backLow, backHigh] = (row.asked || [])[i] || [null, null, null];
+      tr.append(el("td", { class: "num" }, fmt(back)), el("td", { class: "num" }, back === null ? "" : `${fmt(backLow)} – ${fmt(backHigh)}`));
+    });
     if (row.near_zero) tr.classList.add("near-zero");
     body.append(tr);
   }
@@ -170,6 +180,12 @@ function showAnswer(result) {
   figure.append(caption, chart(answer, position));
   answerBody.append(figure, table(answer));
   if (answer.suppressed.length) answerBody.append(el("p", { class: "help" }, `${answer.suppressed.length} group(s) under the threshold were hidden.`));
+  const removed = Object.entries(answer.removed || {});
+  if (removed.length) {
+    const shares = removed.map(([name, [share, low, high]]) => `${name} ${fmt(share * 100)}% (${fmt(low * 100)}–${fmt(high * 100)}%)`).join(", ");
+    answerBody.append(el("p", { class: "help", id: "removed" }, `Bounding each unit's contribution removed an estimated ${shares}.`
+      + (putBack(answer).size ? " “Removed put back” adds each group's part of it (shared in proportion to the groups' values), with an interval about the question asked; a high end of – is unknown, as some unit has more rows than the removed total counts." : "")));
+  }
   if (answer.notes.length) answerBody.append(el("p", { class: "help" }, answer.notes.join("; ")));
   answerBody.append(el("p", {}, receiptLink(result), " ", el("a", { href: `/transparency?index=${result.receipt.log.index}` }, "Check it in the log")));
   updateBudget(result);
