@@ -363,10 +363,10 @@ def _put_back(
         back = put_back.get(aggregate.name)
         if back is None:
             continue
-        kept = _floor(vectors[name])
-        total = math.fsum(kept.tolist())
+        bounded = _floor(vectors[name])
+        total = math.fsum(bounded.tolist())
         if total > 0:
-            parts[aggregate.name] = back.removed * kept / total
+            parts[aggregate.name] = back.removed * bounded / total
     return parts
 
 
