@@ -367,3 +367,34 @@ def test_every_text_counts_the_units_above_the_cap(
             table = session.execute(sqlglot.transpile(text, read=dialect, write="duckdb")[0])
         # over the groups, each unit above the cap once
         assert sum(table.column("__over").to_pylist()) == pytest.approx(5)
+
+
+def test_merged_small_groups_put_back_their_parts_together(tmp_path: Path) -> None:
+    # Two districts under the threshold are merged into "other": the removed total is
+    # shared over every public group, and the merged row shows its groups' parts
+    merging = parse_policy(
+        {
+            "epsilon": {"per_query": 1e9},
+            "contributions": {"rows_per_unit": 4, "groups": 2},
+            "coverage": {"district": list(DISTRICTS)},
+            "threshold": 20,
+            "small_groups": "merge",
+        },
+        STANDARD,
+    )
+    rows = [(u, "910101") for u in range(10) for _ in range(u + 1)]
+    rows += [(100, "910102")] * 6 + [(101, "910103")] * 3
+    p = planned(f"SELECT district, COUNT(*) AS n FROM {DATASET} GROUP BY district", merging, 1e8)
+    answer = p.release(exact(p, write(rows, tmp_path / "v.parquet")))
+    assert [row.other for row in answer.rows] == [False, True]
+    assert answer.merged == (("910102",), ("910103",))
+    (_, shown), (_, other) = asked(answer, "n")
+    # bounded at 4 rows a unit: 34 rows kept in 910101 (21 removed), 4 + 3 in the
+    # merged two (2 removed); the 23 removed are shared out as 34 : 7
+    assert shown.value == pytest.approx(34 + 23 * 34 / 41, abs=1e-3)
+    assert other.value == pytest.approx(7 + 23 * 7 / 41, abs=1e-3)
+    # no group lost more than all did: each interval reaches up by the whole total
+    assert (shown.lo, shown.hi) == (pytest.approx(34, abs=1e-3), pytest.approx(57, abs=1e-3))
+    assert (other.lo, other.hi) == (pytest.approx(7, abs=1e-3), pytest.approx(30, abs=1e-3))
+    assert shown.lo <= 55 <= (shown.hi or 0.0)
+    assert other.lo <= 9 <= (other.hi or 0.0)
