@@ -45,7 +45,7 @@ from entrepot.privacy.answer import Answer
 from entrepot.privacy.bounds import Bound, bound_in_force
 from entrepot.privacy.policy import Policy
 from entrepot.privacy.sql.query import Query
-from entrepot.privacy.sql.rewrite import OVER, REMOVED_CAP, Rewrite, rewrite
+from entrepot.privacy.sql.rewrite import OVER, Rewrite, rewrite
 from entrepot.privacy.sql.rules import check, source
 from entrepot.standards import SQL_TYPES
 from entrepot.standards.schema import Standard
@@ -194,15 +194,13 @@ class Plan:
                 {OVER.name: self.over_scale},
                 {OVER.name: mechanism.release([units], self.over_scale)},
             )
-        # No unit can be in more groups than a distinct count's removed total counts.
-        spread = (REMOVED_CAP + 1) * self.rewrite.groups_per_unit
         removed, put_back = removed_shares(
             self.query.aggregates,
             noisy,
             self.standard,
             Noisy(mechanism, lossy, self.removal_scales, removed_totals, derived),
             over,
-            whole_units=len(self.groups) <= spread,
+            whole_units=self.rewrite.units_whole,
         )
         threshold_name = None
         if self.policy.threshold > 0:

@@ -181,6 +181,9 @@ class Rewrite:
     # Whether the SQL returns :data:`OVER`: a count or sum whose removed part may be
     # put back.
     over: bool = False
+    # Whether no unit can be in more groups than a distinct count's removed total
+    # counts (a public fact of the groups): its put-back is then whole.
+    units_whole: bool = False
 
     def sql(self, view: str, dialect: str = "duckdb", *, counted: bool = False) -> str:
         """The SQL over ``view``, transpiled to ``dialect``; ``counted`` when ``view``
@@ -459,6 +462,7 @@ def rewrite(
         broadcast=broadcast,
         derived=derived,
         over=over,
+        units_whole=groups <= (REMOVED_CAP + 1) * spread,
     )
 
 
