@@ -1,5 +1,7 @@
-"""Over HTTP: a publish answers its private rows-per-unit bound and ε, every reader sees
-the bound in the versions and the policy, and a provider's own bound wins in queries."""
+"""Over HTTP: a publish answers its private rows-per-unit bound, the rows it keeps and
+removes and their ε, every reader sees the bound in the versions and the policy, an
+average states the version's removed share, and a provider's own bound wins in
+queries."""
 
 from __future__ import annotations
 
@@ -10,11 +12,12 @@ import pytest
 from tests.api.conftest import World
 from tests.e2e.test_unit_bounds import skewed_visits
 
-from entrepot.privacy.bounds import CANDIDATES
+from entrepot.privacy.bounds import CANDIDATES, removed_share
 
 DATASET = "riverside-hospitals/outpatient-visits"
 FORM = {"standard": "health.visit", "title": "Outpatient visits 2025", "on_error": "reject"}
 SQL = "SELECT COUNT(*) AS n FROM riverside_hospitals.outpatient_visits"
+AVG = "SELECT AVG(cost) AS c FROM riverside_hospitals.outpatient_visits"
 
 
 def test_the_bound_and_its_epsilon_over_http_and_a_provider_bound_wins(
@@ -31,13 +34,17 @@ def test_the_bound_and_its_epsilon_over_http_and_a_provider_bound_wins(
     body = published.json()
     bound, number = body["unit_bound"], body["version"]
     assert bound in CANDIDATES
-    assert body["bound_epsilon"] == pytest.approx(0.1)
+    # bound_epsilon for the bound, as much again for the rows it keeps and removes
+    assert body["bound_epsilon"] == pytest.approx(0.2)
+    kept, removed, scale = body["unit_kept"], body["unit_removed"], body["unit_removed_scale"]
+    assert scale == pytest.approx(4 * bound / 0.1)
 
-    # released with differential privacy: a consumer reads it too
+    # released with differential privacy: a consumer reads the bound too, not the rows
     versions = api.get(f"/v1/datasets/{DATASET}/versions", headers=world.auth("consumer")).json()[
         "items"
     ]
     assert (versions[-1]["unit_bound"], versions[-1]["rows"]) == (bound, None)
+    assert (versions[-1]["unit_kept"], versions[-1]["unit_removed"]) == (None, None)
     shown = api.get(f"/v1/policies/{DATASET}", headers=world.auth("consumer")).json()
     assert shown["bound"]["rows_per_unit"] == bound
     assert (shown["bound"]["source"], shown["bound"]["version"]) == ("estimate", number)
@@ -46,6 +53,17 @@ def test_the_bound_and_its_epsilon_over_http_and_a_provider_bound_wins(
     assert answer.status_code == 200, answer.text
     notes = " ".join(answer.json()["answer"]["notes"])
     assert f"at most {bound} rows in total, grouped or not (estimated privately" in notes
+    assert answer.json()["answer"]["removed_of"] == "answer"
+
+    # an average cannot put back what bounding removed: it states the version's share,
+    # released at publish, and spends none of its own ε on one
+    average = api.post("/v1/queries", json={"sql": AVG}, headers=world.auth("consumer"))
+    assert average.status_code == 200, average.text
+    said = average.json()["answer"]
+    assert (said["removed_of"], said["removed_budget"]) == ("version", 0.0)
+    share = removed_share(kept, removed, scale)
+    assert said["removed"]["c"] == pytest.approx([share.value, share.lo, share.hi])
+    assert "of the version's rows" in " ".join(said["notes"])
 
     document = "latency_floor_ms: 0\ncontributions:\n  rows_per_unit: 7\n"
     put = api.put(
@@ -56,3 +74,6 @@ def test_the_bound_and_its_epsilon_over_http_and_a_provider_bound_wins(
     answer = api.post("/v1/queries", json={"sql": SQL}, headers=world.auth("consumer"))
     notes = " ".join(answer.json()["answer"]["notes"])
     assert "at most 7 rows in total, grouped or not (the dataset's policy)" in notes
+    # the version's share is that of its own bound: under another, the answer pays
+    said = api.post("/v1/queries", json={"sql": AVG}, headers=world.auth("consumer")).json()
+    assert (said["answer"]["removed_of"], said["answer"]["removed_budget"]) == ("answer", 0.1)

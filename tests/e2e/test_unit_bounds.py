@@ -5,10 +5,12 @@ cap; a provider's own bound in the policy wins over it."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import random
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -16,6 +18,7 @@ import pytest
 from entrepot.exchange.node import Node
 from entrepot.privacy.bounds import CANDIDATES
 from entrepot.privacy.ledger import Ledger
+from entrepot.privacy.sql.rewrite import REMOVED_CAP
 from entrepot.settings import Settings
 from entrepot.standards import codelist, get
 from entrepot.vault import add_provider
@@ -72,14 +75,25 @@ def test_a_publish_shows_the_private_bound_and_its_epsilon_and_a_policy_bound_wi
     source = skewed_visits(tmp_path / "visits.csv")
     publish = ("dataset", "publish", str(source), "--provider", "riverside-hospitals")
     publish += ("--standard", "health.visit", "--title", "Outpatient visits 2025")
-    published = json.loads(cli(home, *publish, "--json"))
+    shown = " ".join(cli(home, *publish).split())
+    # the provider reads it in the versions, as in the publish's JSON
+    [published] = json.loads(cli(home, "dataset", "versions", DATASET, "--json"))
     bound = published["unit_bound"]
     assert bound in CANDIDATES
-    assert published["bound_epsilon"] == pytest.approx(0.1)
+    assert f"rows per unit: {bound} (the 95th percentile" in shown
+    assert "it removes an estimated" in shown
+    # bound_epsilon (0.1) for the bound, as much again for the rows it keeps and removes
+    assert published["bound_epsilon"] == pytest.approx(0.2)
+    per_unit = Counter(line.split(",")[1] for line in source.read_text().splitlines()[1:])
+    kept = sum(min(n, bound) for n in per_unit.values())
+    removed = sum(min(max(n - bound, 0), REMOVED_CAP * bound) for n in per_unit.values())
+    scale = published["unit_removed_scale"]
+    assert scale == pytest.approx((REMOVED_CAP + 1) * bound / 0.1)
+    # each noise exceeds ln(1e6)·scale with probability 1e-6
+    assert abs(published["unit_kept"] - kept) <= scale * math.log(1e6)
+    assert abs(published["unit_removed"] - removed) <= scale * math.log(1e6)
 
-    # the same, as the provider reads it in the versions and the policy in force
-    [version] = json.loads(cli(home, "dataset", "versions", DATASET, "--json"))
-    assert (version["unit_bound"], version["bound_epsilon"]) == (bound, 0.1)
+    # the same in the policy in force
     shown = json.loads(cli(home, "policy", "show", DATASET, "--json"))
     assert shown["policy"]["contributions"]["rows_per_unit"] == "auto"
     assert shown["bound"] == {
@@ -87,11 +101,11 @@ def test_a_publish_shows_the_private_bound_and_its_epsilon_and_a_policy_bound_wi
         "source": "estimate",
         "version": 1,
         "estimate": bound,
-        "estimate_epsilon": 0.1,
+        "estimate_epsilon": 0.2,
     }
     text = " ".join(cli(home, "policy", "show", DATASET).split())
     assert f"Rows per unit on version 1: {bound}, estimated privately at publish" in text
-    assert "ε 0.1 of the dataset's cap" in text
+    assert "ε 0.2 of the dataset's cap" in text
 
     # its ε came out of the dataset's global cap, and the ledger accounts for it
     node = Node.open(Settings(home=home))
@@ -101,7 +115,7 @@ def test_a_publish_shows_the_private_bound_and_its_epsilon_and_a_policy_bound_wi
         ledger = Ledger(node.db)
         cap = ledger.cap(dataset_id)
         assert cap is not None
-        assert cap.epsilon_spent == pytest.approx(0.1)
+        assert cap.epsilon_spent == pytest.approx(0.2)
         assert ledger.check() == []
     finally:
         node.close()

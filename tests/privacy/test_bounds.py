@@ -21,8 +21,11 @@ from entrepot.privacy.bounds import (
     FALLBACK_ROWS_PER_UNIT,
     QUANTILE,
     bound_in_force,
+    estimate_removed_rows,
     estimate_rows_per_unit,
+    removed_share,
 )
+from entrepot.privacy.sql.rewrite import REMOVED_CAP
 from entrepot.standards import get
 
 STANDARD = get("health.visit")
@@ -80,6 +83,54 @@ def test_at_a_huge_epsilon_the_bound_is_the_exact_quantile(histogram: dict[int, 
 def test_an_estimate_needs_a_positive_finite_epsilon(epsilon: float) -> None:
     with pytest.raises(InvalidInput, match="finite number > 0"):
         estimate_rows_per_unit({3: 10}, epsilon)
+
+
+def bounded_rows(histogram: dict[int, int], bound: int) -> tuple[int, int]:
+    """The rows bounding to ``bound`` keeps and removes, each unit's removed rows
+    counted up to the cap."""
+    cap = REMOVED_CAP * bound
+    kept = sum(min(n, bound) * units for n, units in histogram.items())
+    removed = sum(min(max(n - bound, 0), cap) * units for n, units in histogram.items())
+    return kept, removed
+
+
+@settings(max_examples=40, deadline=None, derandomize=True)
+@given(
+    histogram=st.dictionaries(st.integers(1, 200), st.integers(1, 500), min_size=1, max_size=12),
+    bound=st.sampled_from([1, 3, 11, 27]),
+    epsilon=st.sampled_from([0.1, 1.0]),
+)
+def test_the_rows_kept_and_removed_are_released_with_the_sensitivity_of_one_unit(
+    histogram: dict[int, int], bound: int, epsilon: float
+) -> None:
+    kept, removed, scale = estimate_removed_rows(histogram, bound, epsilon)
+    # the scale OpenDP's privacy map fits to ε for one unit's most on the pair
+    assert scale == pytest.approx((REMOVED_CAP + 1) * bound / epsilon, rel=1e-6)
+    # one unit, added with any number of rows, moves the pair by at most that in L1
+    before = bounded_rows(histogram, bound)
+    for rows in (1, bound, bound + 1, 4 * bound, 10 * bound):
+        after = bounded_rows({**histogram, rows: histogram.get(rows, 0) + 1}, bound)
+        moved = [b - a for a, b in zip(before, after, strict=True)]
+        assert min(moved) >= 0
+        assert sum(moved) <= (REMOVED_CAP + 1) * bound
+    # each noise exceeds ln(1e6)·scale with probability 1e-6
+    assert abs(kept - before[0]) <= scale * math.log(1e6)
+    assert abs(removed - before[1]) <= scale * math.log(1e6)
+
+
+def test_the_share_removed_covers_the_truth_at_its_stated_rate() -> None:
+    histogram = {2: 4_000, 9: 500, 30: 120, 200: 3}
+    bound = 8
+    kept, removed = bounded_rows(histogram, bound)
+    truth = removed / (kept + removed)
+    draws = [estimate_removed_rows(histogram, bound, 0.1) for _ in range(400)]
+    shares = [removed_share(*draw) for draw in draws]
+    assert all(0.0 <= s.lo <= s.value <= s.hi <= 1.0 for s in shares)  # type: ignore[operator]
+    covered = sum(s.lo <= truth <= s.hi for s in shares)  # type: ignore[operator]
+    # 95% intervals: 400 draws fall under 360 covered with probability 1.4e-5
+    assert covered >= 360
+    assert removed_share(1_000.0, -50.0, 10.0).value == 0.0
+    assert removed_share(-5.0, 5_000.0, 10.0).hi == 1.0
 
 
 def test_the_policy_bound_wins_over_the_estimate_which_wins_over_the_fallback() -> None:

@@ -21,6 +21,7 @@ from entrepot.privacy import Answer, Plan, mechanisms, parse_policy, plan
 from entrepot.privacy._quantiles import _edge, candidates, refined, spec
 from entrepot.privacy._quantiles import estimate as estimates
 from entrepot.privacy.mechanisms import QUANTILE_CANDIDATES
+from entrepot.privacy.plan import AUXILIARY_SHARE
 
 STANDARD = visit_standard()
 LOW, HIGH = STANDARD.field("cost").bounds or (0.0, 0.0)
@@ -287,6 +288,25 @@ def test_a_quantile_takes_one_share_of_the_budget_like_a_sum() -> None:
     assert laplace.quantile_scale(rows, share * 0.8, 0.5, QUANTILE_CANDIDATES) == quantile.scale
     assert median.fingerprint != summed.fingerprint
     assert any("cost clamped" in note for note in median.notes)
+
+
+def test_a_count_that_only_sizes_a_quantile_gets_a_quarter_share() -> None:
+    common = {"standard": STANDARD, "policy": parse_policy({}, STANDARD), "epsilon": 0.9}
+    alone = plan(f"SELECT MEDIAN(cost) AS m FROM {DATASET}", **common)
+    counted = plan(f"SELECT COUNT(*) AS n, MEDIAN(cost) AS m FROM {DATASET}", **common)
+    summed = plan(f"SELECT SUM(cost) AS s, MEDIAN(cost) AS m FROM {DATASET}", **common)
+    [size] = alone.rewrite.quantities
+    assert size.auxiliary and not counted.rewrite.quantities[0].auxiliary
+    # the budget left after the removed share, over 1/4 + 1 shares
+    share = 0.9 * (1 - alone.removed_budget) / 1.25
+    rows = alone.rewrite.rows_per_unit
+    laplace = mechanisms.get("laplace")
+    assert alone.scales[size.name] == laplace.scale(rows, share * AUXILIARY_SHARE, 1)
+    (quantile,) = alone.quantiles
+    assert quantile.scale == laplace.quantile_scale(rows, share * 0.8, 0.5, QUANTILE_CANDIDATES)
+    # a SUM beside the median is not read from a quarter-share count: it has its own
+    assert not summed.rewrite.derived
+    assert {q.kind for q in summed.rewrite.quantities} == {"sum", "rows"}
 
 
 @pytest.mark.parametrize("name", ["laplace", "gaussian"])

@@ -7,6 +7,7 @@ import datetime as dt
 import random
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -398,3 +399,52 @@ def test_merged_small_groups_put_back_their_parts_together(tmp_path: Path) -> No
     assert (other.lo, other.hi) == (pytest.approx(7, abs=1e-3), pytest.approx(30, abs=1e-3))
     assert shown.lo <= 55 <= (shown.hi or 0.0)
     assert other.lo <= 9 <= (other.hi or 0.0)
+
+
+def test_averages_and_quantiles_alone_state_the_versions_removed_share(tmp_path: Path) -> None:
+    auto = parse_policy(
+        {"epsilon": {"per_query": 1e9}, "coverage": {"district": list(DISTRICTS)}}, STANDARD
+    )
+    released = Estimate(0.25, 0.2, 0.3)
+
+    def priced(sql: str, **given: Any) -> Plan:
+        options: dict[str, Any] = {"policy": auto, "estimate": 4, "removed": released, **given}
+        return plan(sql, standard=STANDARD, dataset=DATASET, epsilon=1.0, codes=codes, **options)
+
+    averages = f"SELECT district, AVG(cost) AS a FROM {DATASET} GROUP BY district"
+    told = priced(averages)
+    assert (told.removed_budget, told.removal_scales) == (0.0, {})
+    median = priced(f"SELECT MEDIAN(cost) AS m, AVG(duration_hours) AS h FROM {DATASET}")
+    assert median.removed_budget == 0.0
+    # a COUNT or SUM beside them, another bound than the version's, or no release: the
+    # answer buys its own share
+    paid = (
+        priced(f"SELECT COUNT(*) AS n, AVG(cost) AS a FROM {DATASET}"),
+        priced(averages, policy=POLICY),
+        priced(averages, estimate=None),
+        priced(averages, removed=None),
+    )
+    assert all(p.removed_budget > 0 and p.removed_at_publish is None for p in paid)
+    # the answer gives the version's share for each aggregate, says so, and what it
+    # spent goes to its values: the noise of the same query paying for its own share
+    # is larger by 1 / (1 - f)
+    path = write(
+        [(unit, DISTRICTS[unit % 3]) for unit in range(12) for _ in range(unit + 1)],
+        tmp_path / "v.parquet",
+    )
+    with (
+        DuckDBEngine(EngineOptions((path.parent,), threads=1)) as engine,
+        engine.session() as session,
+    ):
+        session.register_parquet("v", [path])
+        answer = told.run(session, "v")
+    assert (answer.removed, answer.removed_of, answer.removed_budget) == (
+        {"a": released},
+        "version",
+        0.0,
+    )
+    assert any("of the version's rows" in note for note in answer.notes)
+    own = priced(averages, removed=None)
+    for name, scale in told.scales.items():
+        assert own.scales[name] == pytest.approx(scale / (1 - own.removed_budget))
+    assert Answer.from_json(answer.to_json()) == answer

@@ -109,10 +109,21 @@ def _render_published(data: dict[str, Any]) -> None:
             highlight=False,
         )
     if data.get("unit_bound") is not None:
+        removes = ""
+        if data.get("unit_kept") is not None and data.get("unit_removed") is not None:
+            from entrepot.privacy.bounds import removed_share
+
+            kept, removed = data["unit_kept"], data["unit_removed"]
+            share = removed_share(kept, removed, data["unit_removed_scale"])
+            removes = (
+                f"; it removes an estimated {share.value:.1%} of the rows "
+                f"({share.lo:.1%} to {share.hi:.1%}, at 95%)"
+            )
         console.print(
             f"rows per unit: [bold]{data['unit_bound']}[/] (the 95th percentile, estimated "
-            f"with differential privacy; ε {data['bound_epsilon']:g} spent of the dataset's "
-            "cap); queries bound each unit by it unless the policy sets rows_per_unit",
+            f"with differential privacy){removes}; ε {data['bound_epsilon']:g} spent of the "
+            "dataset's cap on both; queries bound each unit by it unless the policy sets "
+            "rows_per_unit",
             highlight=False,
         )
 

@@ -106,6 +106,9 @@ def render_answer(result: dict[str, Any], *, most: int | None = None) -> None:
         budget = answer.get("removed_budget", 0.0)
         told = f"; bounding removed an estimated {shares}" if shares else ""
         paid = f" ({budget:.0%} of the ε)" if shares else ""
+        if shares and answer.get("removed_of") == "version":
+            told = f"; bounding removes an estimated {shares} of the version's rows"
+            paid = " (released at publish)"
         console.print(cell(f"intervals are about the bounded data{told}{paid}"))
         if put:
             console.print(

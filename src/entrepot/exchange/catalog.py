@@ -72,7 +72,16 @@ DEFAULT_LIMIT = 20
 _BM25_WEIGHTS = "10.0, 4.0, 3.0, 3.0, 1.0"
 _WORD = re.compile(r"[^\W_]+")
 # A version's figures that depend on its rows: absent (None) for whoever does not own it.
-CONTENT_FIGURES = ("sha256", "size_bytes", "rows", "rows_rejected", "quality")
+CONTENT_FIGURES = (
+    "sha256",
+    "size_bytes",
+    "rows",
+    "rows_rejected",
+    "quality",
+    "unit_kept",
+    "unit_removed",
+    "unit_removed_scale",
+)
 
 
 def sees_content(viewer: Actor | None, provider_id: int) -> bool:
@@ -210,6 +219,9 @@ _VERSION_BODY = (
     "quality",
     "unit_bound",
     "bound_epsilon",
+    "unit_kept",
+    "unit_removed",
+    "unit_removed_scale",
 )
 
 
@@ -397,6 +409,9 @@ _PAGE_VERSION = (
     versions_table.c.quality,
     versions_table.c.unit_bound,
     versions_table.c.bound_epsilon_nano,
+    versions_table.c.unit_kept,
+    versions_table.c.unit_removed,
+    versions_table.c.unit_removed_scale,
 )
 
 # Datasets whose versions and regions are read in one statement (SQLAlchemy's own
@@ -757,7 +772,7 @@ def publish_version(
     # The policy, the ledger and the log's entries load only for a publish, not for
     # reading the catalog.
     from entrepot.exchange.openings import commitment_of
-    from entrepot.privacy.bounds import estimate_rows_per_unit
+    from entrepot.privacy.bounds import estimate_removed_rows, estimate_rows_per_unit
     from entrepot.privacy.ledger import debit_bound, tighten_delta_cap
     from entrepot.privacy.policy import dataset_delta_cap
     from entrepot.transparency.entries import Kind, actor_name, make_entry
@@ -773,8 +788,10 @@ def publish_version(
         policy = governing[-1]
         if policy.rows_per_unit is not None or policy.bound_epsilon <= 0:
             return None
-        rows = estimate_rows_per_unit(histogram, policy.bound_epsilon)
-        return UnitBound(rows, policy.bound_epsilon)
+        epsilon = policy.bound_epsilon
+        rows = estimate_rows_per_unit(histogram, epsilon)
+        kept, removed, scale = estimate_removed_rows(histogram, rows, epsilon)
+        return UnitBound(rows, 2 * epsilon, kept, removed, scale)
 
     admitted = replace(request, admit=admit, calibrate=calibrate)
 

@@ -33,6 +33,7 @@ from entrepot.exchange.coordinator import (
 )
 from entrepot.exchange.join import JoinProgress, JoinQuery
 from entrepot.privacy import Answer, dataset_of, plan
+from entrepot.privacy.bounds import removed_share
 from entrepot.privacy.sql.join import is_join
 from entrepot.standards import codelist
 from entrepot.transparency import Kind, Receipt
@@ -100,6 +101,12 @@ class AggregateQuery:
 
     def price(self, found: Mapping[DatasetRef, Found]) -> Priced:
         [dataset] = found.values()
+        version = dataset.version
+        published = None
+        if version.unit_kept is not None and version.unit_removed is not None:
+            published = removed_share(
+                version.unit_kept, version.unit_removed, version.unit_removed_scale
+            )
         planned = plan(
             self.sql,
             standard=dataset.standard,
@@ -107,8 +114,9 @@ class AggregateQuery:
             dataset=dataset.ref.sql_name,
             epsilon=self.epsilon,
             codes=_codes,
-            version=dataset.version.sha256,
-            estimate=dataset.version.unit_bound,
+            version=version.sha256,
+            estimate=version.unit_bound,
+            removed=published,
         )
         return Priced(
             Aggregate(dataset.ref, dataset.version.number, planned),

@@ -65,6 +65,7 @@ __all__ = [
     "estimate_rows",
     "near_zero_alpha",
     "removed_shares",
+    "share_of",
     "size_name",
     "with_derived",
 ]
@@ -338,7 +339,7 @@ def removed_shares(
         removed_width = lost.halfwidth(1)
         margin = removed_width(quantity, _ALPHA / 2)
         removed = float(lost.vectors[quantity][0])
-        shares[aggregate.name] = _share(removed, margin, total, spread)
+        shares[aggregate.name] = share_of(removed, margin, total, spread)
         # a one-sided test of E > 0: its two-sided half-width at twice the level
         told = removed > removed_width(quantity, 2 * PUT_BACK)
         # what was removed is never negative (a count, or a sum of values >= 0)
@@ -404,7 +405,7 @@ def _asked(
     return out
 
 
-def _share(removed: float, margin: float, kept: float, spread: float) -> Estimate:
+def share_of(removed: float, margin: float, kept: float, spread: float) -> Estimate:
     """``removed / (kept + removed)`` and its interval from the two intervals."""
 
     def ratio(part: float, rest: float, empty: float) -> float:

@@ -78,7 +78,10 @@ class Answer:
     ``interval_of`` says what the intervals cover: ``"bounded data"`` when each unit's
     contribution was bounded, and then ``removed`` gives, per aggregate, the noisy
     share of it that bounding removed (over all groups, with its 95% interval),
-    bought with ``removed_budget`` of the query's ε (of its ρ for Gaussian noise).
+    bought with ``removed_budget`` of the query's ε (of its ρ for Gaussian noise);
+    ``removed_of`` is ``"version"`` where it is instead the share of the version's rows
+    its bound removes, released when it was published (an answer of averages and
+    quantiles alone, bounded by the version's own estimate).
     Where a COUNT's or SUM's removed total is told from zero at its own noise, each
     row's ``asked`` gives its estimate with its part of that total put back, about the
     question asked (see :mod:`entrepot.privacy._post`).
@@ -102,6 +105,7 @@ class Answer:
     removed: dict[str, Estimate] = field(default_factory=dict)
     removed_budget: float = 0.0
     interval_of: str = "data"
+    removed_of: str = "answer"
 
     def to_arrow(self) -> pa.Table:
         """One column per key, per aggregate ``name``, ``name_lo``, ``name_hi`` (and
@@ -169,6 +173,7 @@ class Answer:
             "removed": {name: [e.value, e.lo, e.hi] for name, e in self.removed.items()},
             "removed_budget": self.removed_budget,
             "interval_of": self.interval_of,
+            "removed_of": self.removed_of,
         }
 
     def to_json(self) -> bytes:
@@ -225,6 +230,7 @@ class Answer:
                 removed={name: Estimate(*v) for name, v in doc.get("removed", {}).items()},
                 removed_budget=doc.get("removed_budget", 0.0),
                 interval_of=doc.get("interval_of", ""),
+                removed_of=doc.get("removed_of", "answer"),
             )
         except (ValueError, KeyError, TypeError) as error:
             raise InvalidInput(

@@ -17,6 +17,21 @@ neighbouring relation as every answer, and its ε is debited from the dataset's
 global cap. Which candidate comes out depends on the data only through the scores
 OpenDP computes; the grid itself is public. The bound is then public: queries'
 noise scales follow from it.
+
+Beside it, the same publish releases how many rows that bound removes, at the same
+ε again (adaptive sequential composition: ``R`` is public once drawn)::
+
+    K = Σ over units of min(n, R)                          (the rows bounding keeps)
+    E = Σ over units of min(max(n - R, 0), REMOVED_CAP·R)  (the rows it removes)
+    (K, E) + Laplace((R + REMOVED_CAP·R) / ε) on each
+
+counting each unit's removed rows up to the cap queries count them to
+(:data:`~entrepot.privacy.sql.rewrite.REMOVED_CAP`), so one unit moves the pair by
+at most ``R + REMOVED_CAP·R`` in L1, the sensitivity OpenDP's privacy map is checked
+with. The share ``E / (K + E)`` is read from the two noisy totals: the version's row
+count is not public, so it cannot be the denominator. An answer of averages and
+quantiles alone, which cannot put its removed part back, states this share of the
+version's rows instead of spending its own ε on one.
 """
 
 from __future__ import annotations
@@ -25,10 +40,13 @@ import functools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from entrepot.errors import InvalidInput
 from entrepot.privacy.policy import Policy
+
+if TYPE_CHECKING:
+    from entrepot.privacy.answer import Estimate
 
 __all__ = [
     "CANDIDATES",
@@ -36,7 +54,9 @@ __all__ = [
     "QUANTILE",
     "Bound",
     "bound_in_force",
+    "estimate_removed_rows",
     "estimate_rows_per_unit",
+    "removed_share",
 ]
 
 # The 95th percentile of rows per unit: a unit above it is weighted down, so about
@@ -83,11 +103,7 @@ def estimate_rows_per_unit(histogram: Mapping[int, int], epsilon: float) -> int:
     ``histogram`` maps a number of rows to how many units have that many. Raises
     :class:`InvalidInput` for an ε that is not a finite number > 0.
     """
-    if not (math.isfinite(epsilon) and epsilon > 0):
-        raise InvalidInput(
-            f"the ε of a rows-per-unit estimate must be a finite number > 0, not {epsilon!r}",
-            hint="e.g. contributions.bound_epsilon: 0.1",
-        )
+    _check_epsilon(epsilon)
     import numpy as np
 
     counts = np.repeat(
@@ -118,3 +134,42 @@ def _measurement(epsilon: float) -> Any:
 
     # The smallest scale whose privacy map, checked by OpenDP, fits ε for one unit.
     return make(dp.binary_search_param(make, d_in=1, d_out=epsilon))
+
+
+def estimate_removed_rows(
+    histogram: Mapping[int, int], bound: int, epsilon: float
+) -> tuple[float, float, float]:
+    """A ``epsilon``-DP estimate of the rows bounding each unit to ``bound`` keeps and
+    of those it removes (each unit's counted up to ``REMOVED_CAP·bound``), and the
+    Laplace scale of each one's noise."""
+    from entrepot.privacy import mechanisms
+    from entrepot.privacy.sql.rewrite import REMOVED_CAP
+
+    _check_epsilon(epsilon)
+    cap = REMOVED_CAP * bound
+    kept = sum(min(n, bound) * units for n, units in histogram.items())
+    removed = sum(min(max(n - bound, 0), cap) * units for n, units in histogram.items())
+    laplace = mechanisms.get("laplace")
+    # one unit of n rows moves the pair by min(n, R) + min(max(n - R, 0), C) <= R + C
+    scale = laplace.scale(float(bound + cap), epsilon, 2)
+    noisy_kept, noisy_removed = laplace.release([float(kept), float(removed)], scale)
+    return noisy_kept, noisy_removed, scale
+
+
+def removed_share(kept: float, removed: float, scale: float, alpha: float = 0.05) -> Estimate:
+    """The share ``removed / (kept + removed)`` of two noisy totals (Laplace ``scale``
+    each), with its interval at confidence ``1 - alpha`` (``alpha / 2`` each), within
+    [0, 1]."""
+    from entrepot.privacy import mechanisms
+    from entrepot.privacy._post import share_of
+
+    margin = mechanisms.get("laplace").halfwidth(scale, alpha / 2)
+    return share_of(removed, margin, kept, margin)
+
+
+def _check_epsilon(epsilon: float) -> None:
+    if not (math.isfinite(epsilon) and epsilon > 0):
+        raise InvalidInput(
+            f"the ε of a publish's estimates must be a finite number > 0, not {epsilon!r}",
+            hint="e.g. contributions.bound_epsilon: 0.1",
+        )

@@ -41,7 +41,7 @@ from entrepot.privacy._post import (
     size_name,
 )
 from entrepot.privacy._quantiles import QuantileSpec
-from entrepot.privacy.answer import Answer
+from entrepot.privacy.answer import Answer, Estimate
 from entrepot.privacy.bounds import Bound, bound_in_force
 from entrepot.privacy.policy import Policy
 from entrepot.privacy.sql.query import Query
@@ -53,9 +53,10 @@ from entrepot.standards.schema import Standard
 __all__ = ["Plan", "dataset_of", "plan", "price"]
 
 _log = logging.getLogger("entrepot.privacy")
-# The part of a full share a count gets when only the policy's threshold reads it (a
-# query of SUMs alone on a dataset with a threshold): the threshold and the near-zero
-# mark need it coarsely, the figure asked for precisely.
+# The part of a full share a count gets when only the policy's threshold or a
+# quantile's sizing reads it (a query of SUMs alone on a dataset with a threshold, a
+# median): the threshold, the near-zero mark and a quantile's interval need it
+# coarsely, the figure asked for precisely.
 AUXILIARY_SHARE = 0.25
 # The least share of ε a query of counts without GROUP BY spends on what bounding
 # removed. The put-back total B + E has noise variance ∝ 1/(1-f)² + 3²/f², least at
@@ -102,6 +103,10 @@ class Plan:
     over_scale: float = 0.0
     # Each quantile aggregate's selection scales, by aggregate name.
     quantiles: tuple[QuantileSpec, ...] = ()
+    # The share of the version's rows its bound removes, released at publish, which
+    # the answer states for each aggregate in place of one of its own (None: it
+    # states its own, if any).
+    removed_at_publish: Estimate | None = None
 
     def sql(self, view: str, dialect: str = "duckdb", *, counted: bool = False) -> str:
         """The engine SQL computing the exact, bounded aggregates over ``view``;
@@ -202,6 +207,8 @@ class Plan:
             over,
             whole_units=self.rewrite.units_whole,
         )
+        if self.removed_at_publish is not None:
+            removed = {a.name: self.removed_at_publish for a in self.query.aggregates}
         threshold_name = None
         if self.policy.threshold > 0:
             kinds = {q.kind: q.name for q in quantities}
@@ -236,6 +243,7 @@ class Plan:
             removed=removed,
             removed_budget=self.removed_budget,
             interval_of="bounded data" if self.rewrite.bounded else "data",
+            removed_of="version" if self.removed_at_publish is not None else "answer",
         )
 
     def _quantiles(
@@ -412,15 +420,19 @@ def plan(
     codes: Codes = None,
     version: str = "",
     estimate: int | None = None,
+    removed: Estimate | None = None,
 ) -> Plan:
     """Check, price and rewrite ``sql`` without touching any data.
 
     ``dataset`` is the name the consumer must use (default: whatever the query
     names, see :func:`dataset_of`); ``codes`` gives a dimension's public code list
     by name (a mapping or a function); ``version`` is the dataset version the
-    fingerprint binds to, and ``estimate`` its rows-per-unit bound released at
-    publish (:mod:`entrepot.privacy.bounds`), which bounds units unless the policy
-    sets its own. Raises :class:`PolicyViolation` naming the rule.
+    fingerprint binds to, ``estimate`` its rows-per-unit bound released at publish
+    (:mod:`entrepot.privacy.bounds`), which bounds units unless the policy sets its
+    own, and ``removed`` the share of its rows that bound removes, released with it:
+    an answer of averages and quantiles alone bounded by the estimate states that
+    share and spends none of its ε on its own. Raises :class:`PolicyViolation`
+    naming the rule.
     """
     query = check(sql, standard=standard, policy=policy, dataset=dataset)
     table = query.dataset
@@ -432,6 +444,18 @@ def plan(
     rewritten = rewrite(query, standard, policy, groups=len(groups), rows_per_unit=bound.rows)
     mechanism = mechanisms.get(policy.mechanism)
     lossy = [q for q in rewritten.quantities if q.removed > 0]
+    # Averages and quantiles cannot put their removed part back: the share is told
+    # only, and the version's, released at publish, tells it at no cost to the answer.
+    published = (
+        removed
+        if removed is not None
+        and lossy
+        and bound.source == "estimate"
+        and all(a.function in ("avg", "quantile") for a in query.aggregates)
+        else None
+    )
+    if published is not None:
+        lossy = []
     fraction = policy.removed_epsilon if lossy else 0.0
     if fraction > 0 and not query.keys and all(a.function == "count" for a in query.aggregates):
         # Counts without GROUP BY: what bounding removed is put back into the answer
@@ -442,7 +466,7 @@ def plan(
     tested = fraction * OVER_SHARE if rewritten.over and fraction > 0 else 0.0
     # Sequential composition: ε (pure DP) or ρ (zCDP) adds up, so the query's budget
     # is split in these shares: one per noisy quantity and one per quantile, a count
-    # only the threshold reads getting AUXILIARY_SHARE of one.
+    # only the threshold or a quantile's sizing reads getting AUXILIARY_SHARE of one.
     selected = [a for a in query.aggregates if a.function == "quantile"]
     budget = mechanism.share(spend, delta, 1)
     weights = {q.name: AUXILIARY_SHARE if q.auxiliary else 1.0 for q in rewritten.quantities}
@@ -488,8 +512,9 @@ def plan(
         scales=scales,
         fingerprint=fingerprint,
         table=table,
-        notes=_notes(query, standard, rewritten, bound),
+        notes=_notes(query, standard, rewritten, bound, published),
         removal_scales=removal_scales,
+        removed_at_publish=published,
         removed_budget=fraction + tested,
         over_scale=over_scale,
         quantiles=quantiles,
@@ -525,7 +550,13 @@ def _fingerprint(
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _notes(query: Query, standard: Standard, rewritten: Rewrite, bound: Bound) -> tuple[str, ...]:
+def _notes(
+    query: Query,
+    standard: Standard,
+    rewritten: Rewrite,
+    bound: Bound,
+    published: Estimate | None,
+) -> tuple[str, ...]:
     notes = []
     measures = {a.column for a in query.aggregates if a.function in ("sum", "avg", "quantile")}
     for column in sorted(c for c in measures if c is not None):
@@ -545,5 +576,11 @@ def _notes(query: Query, standard: Standard, rewritten: Rewrite, bound: Bound) -
             f"each {standard.privacy_unit} counts for at most {rewritten.rows_per_unit} rows "
             f"in total, grouped or not ({_SOURCES[bound.source]}), and "
             f"{rewritten.groups_per_unit} group(s) in distinct counts"
+        )
+    if published is not None:
+        notes.append(
+            f"that bound removes an estimated {published.value:.1%} of the version's rows "
+            f"({published.lo:.1%} to {published.hi:.1%}), released when it was published: "
+            "the share this answer's rows lost may differ, and is not estimated"
         )
     return tuple(notes)

@@ -10,7 +10,7 @@ the roles of the dataset's standard::
     aggregates: [count, count_distinct, sum, avg, quantile]   # quantile: MEDIAN, QUANTILE_CONT
     contributions:
       rows_per_unit: auto     # rows one unit adds, grouped or not; auto: estimated at publish
-      bound_epsilon: 0.1      # ε (from dataset_cap) a publish spends estimating rows_per_unit
+      bound_epsilon: 0.1      # ε a publish spends on rows_per_unit, again on rows it removes
       groups: 3               # groups one unit counts in, in distinct counts
       removed_epsilon: 0.1    # share of a query's ε that estimates what bounding removed
     threshold: 10             # a group's noisy count must reach this to be shown
@@ -44,11 +44,12 @@ the roles of the dataset's standard::
 
 ``rows_per_unit: auto`` bounds each unit by the version's own 95th percentile of rows
 per unit, released with differential privacy when the version is published
-(:mod:`entrepot.privacy.bounds`) at ``bound_epsilon``, which the dataset's global ε
-cap pays; an integer overrides it. The same bound holds for grouped and ungrouped
-queries, so a total and the sum of its groups bound alike. A policy written with
-the earlier ``rows_per_group: k`` (and ``groups: G``) reads as ``rows_per_unit: k·G``,
-the rows such a unit could add to a grouped query.
+(:mod:`entrepot.privacy.bounds`) at ``bound_epsilon`` (and as much again on the rows
+it removes), which the dataset's global ε cap pays; an integer overrides it. The
+same bound holds for grouped and ungrouped queries, so a total and the sum of its
+groups bound alike. A policy written with the earlier ``rows_per_group: k`` (and
+``groups: G``) reads as ``rows_per_unit: k·G``, the rows such a unit could add to a
+grouped query.
 
 Defaults from the roles: identifiers, quasi-identifiers and sensitive columns are
 never in WHERE or GROUP BY; measures are only allowed inside aggregates; dimensions

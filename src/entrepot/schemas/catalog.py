@@ -118,7 +118,26 @@ class VersionOut(BaseModel):
         "differential privacy at publish; null when none was estimated",
     )
     bound_epsilon: float = Field(
-        default=0.0, description="The ε that estimate spent of the dataset's global cap"
+        default=0.0,
+        description="The ε that estimate and the rows it keeps and removes spent of the "
+        "dataset's global cap",
+    )
+    unit_kept: float | None = Field(
+        default=None,
+        description=_OWNER_ONLY.format(
+            "Rows the bound keeps, released with differential privacy at publish"
+        ),
+    )
+    unit_removed: float | None = Field(
+        default=None,
+        description=_OWNER_ONLY.format(
+            "Rows the bound removes (each unit's up to 3 times the bound), released with "
+            "differential privacy at publish"
+        ),
+    )
+    unit_removed_scale: float | None = Field(
+        default=None,
+        description=_OWNER_ONLY.format("The Laplace scale of each of those two counts' noise"),
     )
 
 

@@ -122,6 +122,11 @@ class AnswerOut(BaseModel):
     removed_budget: float = Field(
         0.0, description="The share of the query's ε (ρ for Gaussian noise) spent on removed."
     )
+    removed_of: str = Field(
+        "answer",
+        description="Whose share `removed` gives: 'answer' (estimated with this query's ε) or "
+        "'version' (the share of the version's rows its bound removes, released at publish).",
+    )
 
     @computed_field(  # type: ignore[prop-decorator]
         description="`removed` with named fields: per aggregate, the share bounding removed."

@@ -416,6 +416,9 @@ def _commit(
                 created_at=now,
                 unit_bound=None if bound is None else bound.rows,
                 bound_epsilon_nano=0 if bound is None else _nano(bound.epsilon),
+                unit_kept=None if bound is None else bound.kept,
+                unit_removed=None if bound is None else bound.removed,
+                unit_removed_scale=None if bound is None else bound.removed_scale,
             )
             session.add(version)
             session.flush()

@@ -76,9 +76,14 @@ class VersionInfo:
     standard_version: str
     created_at: datetime
     quality: dict[str, Any] = field(default_factory=dict)
-    # The rows-per-unit bound estimated at publish, and its ε (None and 0 without one).
+    # The rows-per-unit bound estimated at publish, the ε spent on it and on the rows
+    # it keeps and removes (None and 0 without one), and those rows: noisy counts and
+    # the Laplace scale of each one's noise (None and 0 where not released).
     unit_bound: int | None = None
     bound_epsilon: float = 0.0
+    unit_kept: float | None = None
+    unit_removed: float | None = None
+    unit_removed_scale: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -95,6 +100,9 @@ class VersionInfo:
             "quality": self.quality,
             "unit_bound": self.unit_bound,
             "bound_epsilon": self.bound_epsilon,
+            "unit_kept": self.unit_kept,
+            "unit_removed": self.unit_removed,
+            "unit_removed_scale": self.unit_removed_scale,
         }
 
 
@@ -141,4 +149,7 @@ def describe_version(ref: DatasetRef, standard: str, version: Any) -> VersionInf
         quality=version.quality,
         unit_bound=version.unit_bound,
         bound_epsilon=version.bound_epsilon_nano / _NANO,
+        unit_kept=version.unit_kept,
+        unit_removed=version.unit_removed,
+        unit_removed_scale=version.unit_removed_scale or 0.0,
     )

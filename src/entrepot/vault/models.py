@@ -104,5 +104,8 @@ class Version(Base):
     created_at: Mapped[datetime]
     unit_bound: Mapped[int | None]
     bound_epsilon_nano: Mapped[int]
+    unit_kept: Mapped[float | None]
+    unit_removed: Mapped[float | None]
+    unit_removed_scale: Mapped[float | None]
 
     dataset: Mapped[Dataset] = relationship(back_populates="versions")

@@ -108,10 +108,14 @@ class PublishRequest:
 @dataclass(frozen=True)
 class UnitBound:
     """A version's rows-per-unit bound, released with differential privacy at publish,
-    and the ε its release spent of the dataset's cap."""
+    the rows it keeps and removes (noisy, with the Laplace scale of each one's noise),
+    and the ε the two releases spent of the dataset's cap."""
 
     rows: int
     epsilon: float
+    kept: float | None = None
+    removed: float | None = None
+    removed_scale: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from sqlalchemy import (
     BigInteger,
     Column,
     DateTime,
+    Float,
     ForeignKey,
     Integer,
     LargeBinary,
@@ -96,8 +97,13 @@ versions = Table(
     Column("quality", JSON, nullable=False),
     Column("created_at", DateTime, nullable=False, default=utcnow),
     # The rows-per-unit bound released with differential privacy at publish (NULL:
-    # none), and the nano-ε it spent of the dataset's global cap.
+    # none), the nano-ε it and the rows it keeps and removes spent of the dataset's
+    # global cap, and those rows with the Laplace scale of each one's noise (NULL: not
+    # released).
     Column("unit_bound", Integer, nullable=True),
     Column("bound_epsilon_nano", BigInteger, nullable=False, default=0, server_default="0"),
+    Column("unit_kept", Float, nullable=True),
+    Column("unit_removed", Float, nullable=True),
+    Column("unit_removed_scale", Float, nullable=True),
     UniqueConstraint("dataset_id", "number"),
 )

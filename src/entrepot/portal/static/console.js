@@ -183,7 +183,10 @@ function showAnswer(result) {
   const removed = Object.entries(answer.removed || {});
   if (removed.length) {
     const shares = removed.map(([name, [share, low, high]]) => `${name} ${fmt(share * 100)}% (${fmt(low * 100)}–${fmt(high * 100)}%)`).join(", ");
-    answerBody.append(el("p", { class: "help", id: "removed" }, `Bounding each unit's contribution removed an estimated ${shares}.`
+    const told = answer.removed_of === "version"
+      ? `Bounding each unit's contribution removes an estimated ${shares} of the version's rows (released when it was published; this answer's rows may have lost another share).`
+      : `Bounding each unit's contribution removed an estimated ${shares}.`;
+    answerBody.append(el("p", { class: "help", id: "removed" }, told
       + (putBack(answer).size ? " “Removed put back” adds each group's part of it (shared in proportion to the groups' values), with an interval about the question asked; a high end of – is unknown, as some unit has more rows than the removed total counts." : "")));
   }
   if (answer.notes.length) answerBody.append(el("p", { class: "help" }, answer.notes.join("; ")));

@@ -118,7 +118,8 @@ class Quantity:
     clamped) or ``centred`` (of ``column`` clamped, less its bounds' midpoint: an
     AVG's); ``l1`` and ``l2`` are its sensitivities to one unit; ``removed`` is the
     sensitivity of its ``_removed`` column's total (0, and no column, when none is
-    reported); ``auxiliary`` when no aggregate reads it, only the policy's threshold.
+    reported); ``auxiliary`` when no aggregate's value reads it, only the policy's
+    threshold or the sizing of a quantile's interval.
     """
 
     name: str
@@ -241,7 +242,7 @@ def _count_of(standard: Standard, column: str | None) -> tuple[str, str | None]:
 def _derivable(query: Query, standard: Standard) -> set[str]:
     """The measures whose SUM is read from their centred sum and count (:class:`Derived`):
     those whose count an aggregate releases with a full share."""
-    own = set(_needs(query, standard, None, derive=False))
+    own = set(_needs(query, standard, None, derive=False, sizes=False))
     return {
         a.column
         for a in query.aggregates
@@ -250,10 +251,16 @@ def _derivable(query: Query, standard: Standard) -> set[str]:
 
 
 def _needs(
-    query: Query, standard: Standard, policy: Policy | None, *, derive: bool = True
+    query: Query,
+    standard: Standard,
+    policy: Policy | None,
+    *,
+    derive: bool = True,
+    sizes: bool = True,
 ) -> list[tuple[str, str | None]]:
     """The quantities a query needs, without duplicates, in a stable order; without a
-    ``policy``, those its aggregates read (not the count its threshold needs). With
+    ``policy``, those its aggregates read (not the count its threshold needs), and
+    without ``sizes`` not the count that only sizes a quantile either. With
     ``derive``, a SUM read from its centred sum and count needs those two instead."""
 
     def count_of(column: str | None) -> tuple[str, str | None]:
@@ -273,7 +280,8 @@ def _needs(
         elif aggregate.function == "quantile":
             # The quantile itself is selected from the values; its count tells a
             # group from an empty one and sizes the interval.
-            needs.append(count_of(aggregate.column))
+            if sizes:
+                needs.append(count_of(aggregate.column))
         else:
             # An AVG sums deviations from its bounds' midpoint: half a plain sum's
             # sensitivity when the bounds start at 0.
@@ -368,7 +376,7 @@ def rewrite(
 
     quantities = []
     read = _read(query, standard)
-    own = set(_needs(query, standard, None))
+    own = set(_needs(query, standard, None, sizes=False))
     needs = _needs(query, standard, policy)
     for i, (kind, column) in enumerate(needs):
         if kind == "units":
