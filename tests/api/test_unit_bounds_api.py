@@ -12,7 +12,7 @@ import pytest
 from tests.api.conftest import World
 from tests.e2e.test_unit_bounds import skewed_visits
 
-from entrepot.privacy.bounds import CANDIDATES, removed_share
+from entrepot.privacy.bounds import CANDIDATES, Removal
 
 DATASET = "riverside-hospitals/outpatient-visits"
 FORM = {"standard": "health.visit", "title": "Outpatient visits 2025", "on_error": "reject"}
@@ -61,7 +61,7 @@ def test_the_bound_and_its_epsilon_over_http_and_a_provider_bound_wins(
     assert average.status_code == 200, average.text
     said = average.json()["answer"]
     assert (said["removed_of"], said["removed_budget"]) == ("version", 0.0)
-    share = removed_share(kept, removed, scale)
+    share = Removal(kept, removed, scale).share()
     assert said["removed"]["c"] == pytest.approx([share.value, share.lo, share.hi])
     assert "of the version's rows" in " ".join(said["notes"])
 

@@ -20,10 +20,10 @@ from entrepot.privacy.bounds import (
     CANDIDATES,
     FALLBACK_ROWS_PER_UNIT,
     QUANTILE,
+    Removal,
     bound_in_force,
     estimate_removed_rows,
     estimate_rows_per_unit,
-    removed_share,
 )
 from entrepot.privacy.sql.rewrite import REMOVED_CAP
 from entrepot.standards import get
@@ -103,7 +103,8 @@ def bounded_rows(histogram: dict[int, int], bound: int) -> tuple[int, int]:
 def test_the_rows_kept_and_removed_are_released_with_the_sensitivity_of_one_unit(
     histogram: dict[int, int], bound: int, epsilon: float
 ) -> None:
-    kept, removed, scale = estimate_removed_rows(histogram, bound, epsilon)
+    released = estimate_removed_rows(histogram, bound, epsilon)
+    kept, removed, scale = released.kept, released.removed, released.scale
     # the scale OpenDP's privacy map fits to ε for one unit's most on the pair
     assert scale == pytest.approx((REMOVED_CAP + 1) * bound / epsilon, rel=1e-6)
     # one unit, added with any number of rows, moves the pair by at most that in L1
@@ -124,13 +125,15 @@ def test_the_share_removed_covers_the_truth_at_its_stated_rate() -> None:
     kept, removed = bounded_rows(histogram, bound)
     truth = removed / (kept + removed)
     draws = [estimate_removed_rows(histogram, bound, 0.1) for _ in range(400)]
-    shares = [removed_share(*draw) for draw in draws]
+    shares = [draw.share() for draw in draws]
     assert all(0.0 <= s.lo <= s.value <= s.hi <= 1.0 for s in shares)  # type: ignore[operator]
     covered = sum(s.lo <= truth <= s.hi for s in shares)  # type: ignore[operator]
     # 95% intervals: 400 draws fall under 360 covered with probability 1.4e-5
     assert covered >= 360
-    assert removed_share(1_000.0, -50.0, 10.0).value == 0.0
-    assert removed_share(-5.0, 5_000.0, 10.0).hi == 1.0
+    assert Removal(1_000.0, -50.0, 10.0).share().value == 0.0
+    assert Removal(-5.0, 5_000.0, 10.0).share().hi == 1.0
+    # the most it removed, one-sided at 95%: P(L > t) = exp(-t/b) / 2 = 0.05 at ln 10 scales
+    assert Removal(1_000.0, 100.0, 10.0).most() == pytest.approx(100.0 + 10.0 * math.log(10))
 
 
 def test_the_policy_bound_wins_over_the_estimate_which_wins_over_the_fallback() -> None:

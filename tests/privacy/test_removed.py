@@ -21,6 +21,7 @@ from scipy.stats import binom
 from entrepot.engine import DuckDBEngine, EngineOptions, write_unit_columns
 from entrepot.privacy import Answer, Estimate, Plan, Policy, parse_policy, plan
 from entrepot.privacy._post import PUT_BACK
+from entrepot.privacy.bounds import Removal
 from entrepot.privacy.sql.rewrite import REMOVED_CAP
 from entrepot.standards import codelist
 
@@ -401,25 +402,44 @@ def test_merged_small_groups_put_back_their_parts_together(tmp_path: Path) -> No
     assert other.lo <= 9 <= (other.hi or 0.0)
 
 
-def test_averages_and_quantiles_alone_state_the_versions_removed_share(tmp_path: Path) -> None:
+def test_an_answer_that_could_put_nothing_back_states_the_versions_removed_share(
+    tmp_path: Path,
+) -> None:
     auto = parse_policy(
         {"epsilon": {"per_query": 1e9}, "coverage": {"district": list(DISTRICTS)}}, STANDARD
     )
-    released = Estimate(0.25, 0.2, 0.3)
+    # 100 rows removed of 400 (at most 100 + 10·ln 10 ≈ 123 at 95%), released at publish
+    released = Removal(300.0, 100.0, 10.0)
 
-    def priced(sql: str, **given: Any) -> Plan:
+    def priced(sql: str, epsilon: float = 1.0, **given: Any) -> Plan:
         options: dict[str, Any] = {"policy": auto, "estimate": 4, "removed": released, **given}
-        return plan(sql, standard=STANDARD, dataset=DATASET, epsilon=1.0, codes=codes, **options)
+        return plan(
+            sql, standard=STANDARD, dataset=DATASET, epsilon=epsilon, codes=codes, **options
+        )
 
     averages = f"SELECT district, AVG(cost) AS a FROM {DATASET} GROUP BY district"
     told = priced(averages)
     assert (told.removed_budget, told.removal_scales) == (0.0, {})
-    median = priced(f"SELECT MEDIAN(cost) AS m, AVG(duration_hours) AS h FROM {DATASET}")
-    assert median.removed_budget == 0.0
-    # a COUNT or SUM beside them, another bound than the version's, or no release: the
+    assert told.removed_at_publish == released.share()
+    assert (
+        priced(f"SELECT MEDIAN(cost) AS m, AVG(duration_hours) AS h FROM {DATASET}").removed_budget
+        == 0.0
+    )
+    # a grouped COUNT's removed total, bought with a tenth of ε 1 (noise of scale 4·3/0.1
+    # = 120: told from zero above 120·ln 50 ≈ 469 rows), could never be told from zero
+    # where at most 123 rows were removed; with 1,000 removed it could
+    counts = f"SELECT district, COUNT(*) AS n FROM {DATASET} GROUP BY district"
+    assert priced(counts).removed_budget == 0.0
+    assert priced(counts, removed=Removal(3_000.0, 1_000.0, 10.0)).removed_budget > 0
+    # and at ε 100 the same 123 rows could be told
+    assert priced(counts, epsilon=100.0).removed_budget > 0
+    # a SUM's is the rows' times its bound (cost: 5,000 a row), and so is its noise
+    sums = f"SELECT district, SUM(cost) AS s FROM {DATASET} GROUP BY district"
+    assert priced(sums).removed_budget == 0.0
+    # a COUNT beside an AVG, another bound than the version's, or no release: the
     # answer buys its own share
     paid = (
-        priced(f"SELECT COUNT(*) AS n, AVG(cost) AS a FROM {DATASET}"),
+        priced(f"SELECT COUNT(*) AS n, AVG(cost) AS a FROM {DATASET}", epsilon=100.0),
         priced(averages, policy=POLICY),
         priced(averages, estimate=None),
         priced(averages, removed=None),
@@ -428,10 +448,8 @@ def test_averages_and_quantiles_alone_state_the_versions_removed_share(tmp_path:
     # the answer gives the version's share for each aggregate, says so, and what it
     # spent goes to its values: the noise of the same query paying for its own share
     # is larger by 1 / (1 - f)
-    path = write(
-        [(unit, DISTRICTS[unit % 3]) for unit in range(12) for _ in range(unit + 1)],
-        tmp_path / "v.parquet",
-    )
+    rows = [(unit, DISTRICTS[unit % 3]) for unit in range(12) for _ in range(unit + 1)]
+    path = write(rows, tmp_path / "v.parquet")
     with (
         DuckDBEngine(EngineOptions((path.parent,), threads=1)) as engine,
         engine.session() as session,
@@ -439,7 +457,7 @@ def test_averages_and_quantiles_alone_state_the_versions_removed_share(tmp_path:
         session.register_parquet("v", [path])
         answer = told.run(session, "v")
     assert (answer.removed, answer.removed_of, answer.removed_budget) == (
-        {"a": released},
+        {"a": released.share()},
         "version",
         0.0,
     )

@@ -111,10 +111,10 @@ def _render_published(data: dict[str, Any]) -> None:
     if data.get("unit_bound") is not None:
         removes = ""
         if data.get("unit_kept") is not None and data.get("unit_removed") is not None:
-            from entrepot.privacy.bounds import removed_share
+            from entrepot.privacy.bounds import Removal
 
             kept, removed = data["unit_kept"], data["unit_removed"]
-            share = removed_share(kept, removed, data["unit_removed_scale"])
+            share = Removal(kept, removed, data["unit_removed_scale"]).share()
             removes = (
                 f"; it removes an estimated {share.value:.1%} of the rows "
                 f"({share.lo:.1%} to {share.hi:.1%}, at 95%)"

@@ -790,8 +790,8 @@ def publish_version(
             return None
         epsilon = policy.bound_epsilon
         rows = estimate_rows_per_unit(histogram, epsilon)
-        kept, removed, scale = estimate_removed_rows(histogram, rows, epsilon)
-        return UnitBound(rows, 2 * epsilon, kept, removed, scale)
+        removal = estimate_removed_rows(histogram, rows, epsilon)
+        return UnitBound(rows, 2 * epsilon, removal.kept, removal.removed, removal.scale)
 
     admitted = replace(request, admit=admit, calibrate=calibrate)
 

@@ -33,7 +33,7 @@ from entrepot.exchange.coordinator import (
 )
 from entrepot.exchange.join import JoinProgress, JoinQuery
 from entrepot.privacy import Answer, dataset_of, plan
-from entrepot.privacy.bounds import removed_share
+from entrepot.privacy.bounds import Removal
 from entrepot.privacy.sql.join import is_join
 from entrepot.standards import codelist
 from entrepot.transparency import Kind, Receipt
@@ -104,9 +104,7 @@ class AggregateQuery:
         version = dataset.version
         published = None
         if version.unit_kept is not None and version.unit_removed is not None:
-            published = removed_share(
-                version.unit_kept, version.unit_removed, version.unit_removed_scale
-            )
+            published = Removal(version.unit_kept, version.unit_removed, version.unit_removed_scale)
         planned = plan(
             self.sql,
             standard=dataset.standard,

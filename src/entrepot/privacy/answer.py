@@ -80,8 +80,8 @@ class Answer:
     share of it that bounding removed (over all groups, with its 95% interval),
     bought with ``removed_budget`` of the query's ε (of its ρ for Gaussian noise);
     ``removed_of`` is ``"version"`` where it is instead the share of the version's rows
-    its bound removes, released when it was published (an answer of averages and
-    quantiles alone, bounded by the version's own estimate).
+    its bound removes, released when it was published (an answer bounded by the
+    version's own estimate that could put nothing back).
     Where a COUNT's or SUM's removed total is told from zero at its own noise, each
     row's ``asked`` gives its estimate with its part of that total put back, about the
     question asked (see :mod:`entrepot.privacy._post`).

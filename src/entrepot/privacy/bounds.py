@@ -29,9 +29,10 @@ counting each unit's removed rows up to the cap queries count them to
 (:data:`~entrepot.privacy.sql.rewrite.REMOVED_CAP`), so one unit moves the pair by
 at most ``R + REMOVED_CAP·R`` in L1, the sensitivity OpenDP's privacy map is checked
 with. The share ``E / (K + E)`` is read from the two noisy totals: the version's row
-count is not public, so it cannot be the denominator. An answer of averages and
-quantiles alone, which cannot put its removed part back, states this share of the
-version's rows instead of spending its own ε on one.
+count is not public, so it cannot be the denominator. An answer that could put none
+of its removed part back (averages and quantiles never do; a count's removed rows
+are at most ``E``) states this share of the version's rows instead of spending its
+own ε on one.
 """
 
 from __future__ import annotations
@@ -53,10 +54,10 @@ __all__ = [
     "FALLBACK_ROWS_PER_UNIT",
     "QUANTILE",
     "Bound",
+    "Removal",
     "bound_in_force",
     "estimate_removed_rows",
     "estimate_rows_per_unit",
-    "removed_share",
 ]
 
 # The 95th percentile of rows per unit: a unit above it is weighted down, so about
@@ -136,12 +137,36 @@ def _measurement(epsilon: float) -> Any:
     return make(dp.binary_search_param(make, d_in=1, d_out=epsilon))
 
 
-def estimate_removed_rows(
-    histogram: Mapping[int, int], bound: int, epsilon: float
-) -> tuple[float, float, float]:
+@dataclass(frozen=True)
+class Removal:
+    """The rows a version's bound keeps and removes, released at publish: two noisy
+    totals and the Laplace scale of each one's noise."""
+
+    kept: float
+    removed: float
+    scale: float
+
+    def share(self, alpha: float = 0.05) -> Estimate:
+        """``removed / (kept + removed)``, with its interval at confidence ``1 - alpha``
+        (``alpha / 2`` for each total), within [0, 1]."""
+        from entrepot.privacy._post import share_of
+
+        margin = self._margin(alpha / 2)
+        return share_of(self.removed, margin, self.kept, margin)
+
+    def most(self, alpha: float = 0.05) -> float:
+        """The high end of the removed rows at confidence ``1 - alpha`` (one-sided)."""
+        return self.removed + self._margin(2 * alpha)
+
+    def _margin(self, alpha: float) -> float:
+        from entrepot.privacy import mechanisms
+
+        return mechanisms.get("laplace").halfwidth(self.scale, alpha)
+
+
+def estimate_removed_rows(histogram: Mapping[int, int], bound: int, epsilon: float) -> Removal:
     """A ``epsilon``-DP estimate of the rows bounding each unit to ``bound`` keeps and
-    of those it removes (each unit's counted up to ``REMOVED_CAP·bound``), and the
-    Laplace scale of each one's noise."""
+    of those it removes (each unit's counted up to ``REMOVED_CAP·bound``)."""
     from entrepot.privacy import mechanisms
     from entrepot.privacy.sql.rewrite import REMOVED_CAP
 
@@ -153,18 +178,7 @@ def estimate_removed_rows(
     # one unit of n rows moves the pair by min(n, R) + min(max(n - R, 0), C) <= R + C
     scale = laplace.scale(float(bound + cap), epsilon, 2)
     noisy_kept, noisy_removed = laplace.release([float(kept), float(removed)], scale)
-    return noisy_kept, noisy_removed, scale
-
-
-def removed_share(kept: float, removed: float, scale: float, alpha: float = 0.05) -> Estimate:
-    """The share ``removed / (kept + removed)`` of two noisy totals (Laplace ``scale``
-    each), with its interval at confidence ``1 - alpha`` (``alpha / 2`` each), within
-    [0, 1]."""
-    from entrepot.privacy import mechanisms
-    from entrepot.privacy._post import share_of
-
-    margin = mechanisms.get("laplace").halfwidth(scale, alpha / 2)
-    return share_of(removed, margin, kept, margin)
+    return Removal(noisy_kept, noisy_removed, scale)
 
 
 def _check_epsilon(epsilon: float) -> None:

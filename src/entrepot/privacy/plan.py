@@ -34,18 +34,20 @@ from entrepot.errors import InvalidInput, PolicyViolation, QueryFailed, StorageC
 from entrepot.privacy import _quantiles, mechanisms
 from entrepot.privacy._groups import Codes, enumerate_groups, normalize
 from entrepot.privacy._post import (
+    PUT_BACK,
     Noisy,
     estimate_rows,
     near_zero_alpha,
+    recipes,
     removed_shares,
     size_name,
 )
 from entrepot.privacy._quantiles import QuantileSpec
 from entrepot.privacy.answer import Answer, Estimate
-from entrepot.privacy.bounds import Bound, bound_in_force
+from entrepot.privacy.bounds import Bound, Removal, bound_in_force
 from entrepot.privacy.policy import Policy
 from entrepot.privacy.sql.query import Query
-from entrepot.privacy.sql.rewrite import OVER, Rewrite, rewrite
+from entrepot.privacy.sql.rewrite import OVER, REMOVED_CAP, Rewrite, rewrite
 from entrepot.privacy.sql.rules import check, source
 from entrepot.standards import SQL_TYPES
 from entrepot.standards.schema import Standard
@@ -420,7 +422,7 @@ def plan(
     codes: Codes = None,
     version: str = "",
     estimate: int | None = None,
-    removed: Estimate | None = None,
+    removed: Removal | None = None,
 ) -> Plan:
     """Check, price and rewrite ``sql`` without touching any data.
 
@@ -429,10 +431,10 @@ def plan(
     by name (a mapping or a function); ``version`` is the dataset version the
     fingerprint binds to, ``estimate`` its rows-per-unit bound released at publish
     (:mod:`entrepot.privacy.bounds`), which bounds units unless the policy sets its
-    own, and ``removed`` the share of its rows that bound removes, released with it:
-    an answer of averages and quantiles alone bounded by the estimate states that
-    share and spends none of its ε on its own. Raises :class:`PolicyViolation`
-    naming the rule.
+    own, and ``removed`` the rows that bound keeps and removes, released with it: an
+    answer bounded by the estimate that could put nothing back (see
+    :func:`_put_back_possible`) states their share and spends none of its ε on its
+    own. Raises :class:`PolicyViolation` naming the rule.
     """
     query = check(sql, standard=standard, policy=policy, dataset=dataset)
     table = query.dataset
@@ -444,23 +446,24 @@ def plan(
     rewritten = rewrite(query, standard, policy, groups=len(groups), rows_per_unit=bound.rows)
     mechanism = mechanisms.get(policy.mechanism)
     lossy = [q for q in rewritten.quantities if q.removed > 0]
-    # Averages and quantiles cannot put their removed part back: the share is told
-    # only, and the version's, released at publish, tells it at no cost to the answer.
-    published = (
-        removed
-        if removed is not None
-        and lossy
-        and bound.source == "estimate"
-        and all(a.function in ("avg", "quantile") for a in query.aggregates)
-        else None
-    )
-    if published is not None:
-        lossy = []
     fraction = policy.removed_epsilon if lossy else 0.0
     if fraction > 0 and not query.keys and all(a.function == "count" for a in query.aggregates):
         # Counts without GROUP BY: what bounding removed is put back into the answer
         # itself, whose error is then that of B + E, least near an even split.
         fraction = max(fraction, PUT_BACK_SHARE)
+    budget = mechanism.share(spend, delta, 1)
+    # A removed total is bought to be put back; where none could be, the answer states
+    # the version's share, released at publish, and its values get that ε.
+    published = None
+    if (
+        removed is not None
+        and lossy
+        and bound.source == "estimate"
+        and not _put_back_possible(
+            query, standard, rewritten, mechanism, removed, budget * fraction / len(lossy)
+        )
+    ):
+        published, lossy, fraction = removed, [], 0.0
     # An answer that may put its removed part back tests the assumption that makes
     # it whole: see removed_shares.
     tested = fraction * OVER_SHARE if rewritten.over and fraction > 0 else 0.0
@@ -468,7 +471,6 @@ def plan(
     # is split in these shares: one per noisy quantity and one per quantile, a count
     # only the threshold or a quantile's sizing reads getting AUXILIARY_SHARE of one.
     selected = [a for a in query.aggregates if a.function == "quantile"]
-    budget = mechanism.share(spend, delta, 1)
     weights = {q.name: AUXILIARY_SHARE if q.auxiliary else 1.0 for q in rewritten.quantities}
     share = budget * (1 - fraction - tested) / (sum(weights.values()) + len(selected))
     size = max(len(groups), 1)
@@ -514,7 +516,7 @@ def plan(
         table=table,
         notes=_notes(query, standard, rewritten, bound, published),
         removal_scales=removal_scales,
-        removed_at_publish=published,
+        removed_at_publish=None if published is None else published.share(),
         removed_budget=fraction + tested,
         over_scale=over_scale,
         quantiles=quantiles,
@@ -555,7 +557,7 @@ def _notes(
     standard: Standard,
     rewritten: Rewrite,
     bound: Bound,
-    published: Estimate | None,
+    published: Removal | None,
 ) -> tuple[str, ...]:
     notes = []
     measures = {a.column for a in query.aggregates if a.function in ("sum", "avg", "quantile")}
@@ -578,9 +580,49 @@ def _notes(
             f"{rewritten.groups_per_unit} group(s) in distinct counts"
         )
     if published is not None:
+        share = published.share()
         notes.append(
-            f"that bound removes an estimated {published.value:.1%} of the version's rows "
-            f"({published.lo:.1%} to {published.hi:.1%}), released when it was published: "
-            "the share this answer's rows lost may differ, and is not estimated"
+            f"that bound removes an estimated {share.value:.1%} of the version's rows "
+            f"({share.lo:.1%} to {share.hi:.1%}), released when it was published; this "
+            "answer could put none of what it removed back, so it spends nothing estimating "
+            "its own share, which may differ"
         )
     return tuple(notes)
+
+
+def _put_back_possible(
+    query: Query,
+    standard: Standard,
+    rewritten: Rewrite,
+    mechanism: mechanisms.Mechanism,
+    removed: Removal,
+    part: float,
+) -> bool:
+    """Whether some COUNT or SUM of ``query`` could put back a removed total bought with
+    ``part`` of the budget: one that :func:`removed_shares` could tell from zero.
+
+    A count's removed total is at most the rows bounding removes from the whole
+    version (a WHERE or GROUP BY only takes some of them), a SUM's that times its
+    measure's bound; ``removed.most()`` bounds those rows above at 95%. Where even that
+    stays under the half-width its noise passes one time in fifty, the total would be
+    told only by noise; an AVG or quantile never puts back. The choice reads public
+    figures only: the released rows, the bound and the noise scales.
+    """
+    noisy = Noisy(mechanism, rewritten.quantities, {}, {}, rewritten.derived)
+    lossy = {q.name: q for q in rewritten.quantities if q.removed > 0}
+    derived = {d.name for d in rewritten.derived}
+    most = removed.most()
+    for function, name, _count, low, _high in recipes(query.aggregates, noisy, standard):
+        if function not in ("count", "count_distinct", "sum") or (function == "sum" and low < 0):
+            continue
+        if name in derived or (name in lossy and lossy[name].kind == "units"):
+            # a SUM read from two quantities, or units in several groups: not bounded by rows
+            return True
+        quantity = lossy.get(name)
+        if quantity is None:
+            continue
+        scale = mechanism.scale(quantity.removed, part, 1)
+        per_row = quantity.removed / (REMOVED_CAP * rewritten.rows_per_unit)
+        if most * per_row > mechanism.halfwidth(scale, 2 * PUT_BACK):
+            return True
+    return False
