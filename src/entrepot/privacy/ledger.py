@@ -749,8 +749,9 @@ def debit_bound(
     actor: str,
     now: datetime,
 ) -> None:
-    """Take a new version's rows-per-unit estimate's ε from its dataset's global ε cap,
-    inside the transaction that adds the version (see :mod:`entrepot.privacy.bounds`).
+    """Take the ε of a new version's rows-per-unit estimate and of the rows it removes
+    from its dataset's global ε cap, inside the transaction that adds the version (see
+    :mod:`entrepot.privacy.bounds`).
 
     A dataset without a cap row gets one at ``default_cap`` first (its policy's
     ``epsilon.dataset_cap``), as a grant would give it. Raises
@@ -772,7 +773,8 @@ def debit_bound(
         left = 0 if row is None else row.remaining_nano
         raise BudgetExhausted(
             f"the dataset's global ε cap has {from_nano(left):g} ε left; estimating the new "
-            f"version's rows per unit needs {from_nano(cost):g} ε, so nothing was published",
+            f"version's rows per unit and the rows that bound removes needs "
+            f"{from_nano(cost):g} ε, so nothing was published",
             budget="dataset",
             hint="raise the cap (`entrepot budget set-cap`), or set contributions.rows_per_unit "
             "(or contributions.bound_epsilon: 0) in the dataset's policy",
