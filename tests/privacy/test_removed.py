@@ -449,13 +449,7 @@ def test_an_answer_that_could_put_nothing_back_states_the_versions_removed_share
     # spent goes to its values: the noise of the same query paying for its own share
     # is larger by 1 / (1 - f)
     rows = [(unit, DISTRICTS[unit % 3]) for unit in range(12) for _ in range(unit + 1)]
-    path = write(rows, tmp_path / "v.parquet")
-    with (
-        DuckDBEngine(EngineOptions((path.parent,), threads=1)) as engine,
-        engine.session() as session,
-    ):
-        session.register_parquet("v", [path])
-        answer = told.run(session, "v")
+    answer = told.release(exact(told, write(rows, tmp_path / "v.parquet")))
     assert (answer.removed, answer.removed_of, answer.removed_budget) == (
         {"a": released.share()},
         "version",

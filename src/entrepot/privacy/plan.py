@@ -454,7 +454,7 @@ def plan(
     budget = mechanism.share(spend, delta, 1)
     # A removed total is bought to be put back; where none could be, the answer states
     # the version's share, released at publish, and its values get that ε.
-    published = None
+    published: Estimate | None = None
     if (
         removed is not None
         and lossy
@@ -463,7 +463,7 @@ def plan(
             query, standard, rewritten, mechanism, removed, budget * fraction / len(lossy)
         )
     ):
-        published, lossy, fraction = removed, [], 0.0
+        published, lossy, fraction = removed.share(), [], 0.0
     # An answer that may put its removed part back tests the assumption that makes
     # it whole: see removed_shares.
     tested = fraction * OVER_SHARE if rewritten.over and fraction > 0 else 0.0
@@ -516,7 +516,7 @@ def plan(
         table=table,
         notes=_notes(query, standard, rewritten, bound, published),
         removal_scales=removal_scales,
-        removed_at_publish=None if published is None else published.share(),
+        removed_at_publish=published,
         removed_budget=fraction + tested,
         over_scale=over_scale,
         quantiles=quantiles,
@@ -557,7 +557,7 @@ def _notes(
     standard: Standard,
     rewritten: Rewrite,
     bound: Bound,
-    published: Removal | None,
+    published: Estimate | None,
 ) -> tuple[str, ...]:
     notes = []
     measures = {a.column for a in query.aggregates if a.function in ("sum", "avg", "quantile")}
@@ -580,10 +580,9 @@ def _notes(
             f"{rewritten.groups_per_unit} group(s) in distinct counts"
         )
     if published is not None:
-        share = published.share()
         notes.append(
-            f"that bound removes an estimated {share.value:.1%} of the version's rows "
-            f"({share.lo:.1%} to {share.hi:.1%}), released when it was published; this "
+            f"that bound removes an estimated {published.value:.1%} of the version's rows "
+            f"({published.lo:.1%} to {published.hi:.1%}), released when it was published; this "
             "answer could put none of what it removed back, so it spends nothing estimating "
             "its own share, which may differ"
         )
