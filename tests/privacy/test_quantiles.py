@@ -11,7 +11,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from privacy_fixtures import CODES, DATASET, visit_standard
 
@@ -437,6 +437,7 @@ def test_a_bracket_at_any_level_it_may_take_spends_at_most_its_tenth(
     bounds=st.tuples(st.floats(-1e6, 1e6), st.floats(-1e6, 1e6)).map(sorted),
     ends=st.tuples(st.floats(0.0, 1.0), st.floats(0.0, 1.0)).map(sorted),
 )
+@example(bounds=[0.0, 5e-324], ends=[0.0, 1.0])  # a range whose ten-thousandth underflows
 def test_the_refined_grid_lies_in_the_interval_and_keeps_the_grids_points(
     bounds: list[float], ends: list[float]
 ) -> None:

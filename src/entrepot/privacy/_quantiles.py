@@ -96,8 +96,10 @@ def candidates(low: float, high: float) -> tuple[float, ...]:
     """
     if high <= low:
         return (float(low),)
-    centre = anchor(low, high)
     floor = (high - low) * _FINEST
+    if floor <= 0.0:  # a range so narrow its ten-thousandth underflows: its two ends
+        return (float(low), float(high))
+    centre = anchor(low, high)
     sides = [(sign, span) for sign, span in ((-1.0, centre - low), (1.0, high - centre))]
     sides = [(sign, span) for sign, span in sides if span > floor]
     decades = [math.log(span / floor) for _, span in sides]
