@@ -300,7 +300,9 @@ class Tally:
     """What one tool's answers to one query at one ε came to.
 
     ``covered`` of ``intervals`` count the intervals about the question asked (an
-    ``asked`` estimate, or any interval of an answer on unbounded data);
+    ``asked`` estimate, or any interval of an answer on unbounded data), ``open`` of
+    them without a high end (the units above the removed total's cap not ruled out)
+    and ``closed_covered`` of the others covering it;
     ``bounded_covered`` of ``bounded`` those labelled as about bounded data. ``asked``
     counts the answers that put the removed part back, of ``answers`` in all.
     """
@@ -308,6 +310,8 @@ class Tally:
     errors: list[float] = field(default_factory=list)
     covered: int = 0
     intervals: int = 0
+    open: int = 0
+    closed_covered: int = 0
     bounded_covered: int = 0
     bounded: int = 0
     phantoms: int = 0
@@ -363,6 +367,8 @@ def entrepot_tally(plans: Any, exact: Any, true: Truth, query: Query, repeats: i
                 if judged:
                     tally.intervals += 1
                     tally.covered += hit
+                    tally.open += estimate.hi is None
+                    tally.closed_covered += hit and estimate.hi is not None
                 else:
                     tally.bounded += 1
                     tally.bounded_covered += hit
@@ -586,9 +592,13 @@ def bars(console: Console, lines: Sequence[Line]) -> bool:
             f"{tally.coverage:.1%} ({worst_line.query.name} ε {worst_line.epsilon:g}: "
             f"{tally.covered} of {tally.intervals})"
         )
+    opened = sum(t.open for t in honest) / max(sum(t.intervals for t in honest), 1)
+    closed = sum(t.intervals - t.open for t in honest)
+    closed_pooled = sum(t.closed_covered for t in honest) / max(closed, 1)
     console.print(
         f"bar: intervals not labelled bounded-data cover the truth in >= {COVERAGE_BAR:.0%}: "
-        f"{len(honest)} query-ε pairs, pooled {pooled:.1%}, worst {worst}; below "
+        f"{len(honest)} query-ε pairs, pooled {pooled:.1%} ({opened:.0%} of them with no high "
+        f"end; those with one {closed_pooled:.1%}), worst {worst}; below "
         f"{COVERAGE_BAR:.0%} beyond chance (p < {BELOW_BAR:g}): {len(low)} -> "
         f"{'met' if met_coverage else 'MISSED'}"
         + (

@@ -462,3 +462,104 @@ def test_an_answer_that_could_put_nothing_back_states_the_versions_removed_share
     for name, scale in told.scales.items():
         assert own.scales[name] == pytest.approx(scale / (1 - own.removed_budget))
     assert Answer.from_json(answer.to_json()) == answer
+
+
+def test_a_count_or_sum_that_cannot_tell_its_removed_part_puts_back_the_versions(
+    tmp_path: Path,
+) -> None:
+    # a hundred-thousandth of ε 10,000 for the removed totals: too little to tell them
+    auto = parse_policy(
+        {
+            "epsilon": {"per_query": 1e9},
+            "contributions": {"removed_epsilon": 1e-5},
+            "coverage": {"district": list(DISTRICTS)},
+        },
+        STANDARD,
+    )
+    # every district holds units of 1, 3, 6 and 10 rows: bounded to 4 rows each, a
+    # district keeps 12 of its 20 rows, and the version 36 of 60 (24 removed, 2/3 of
+    # what it keeps), released here with hardly any noise
+    sizes = (1, 3, 6, 10)
+    rows = [
+        (4 * d + i, district)
+        for d, district in enumerate(DISTRICTS)
+        for i, size in enumerate(sizes)
+        for _ in range(size)
+    ]
+    path = write(rows, tmp_path / "v.parquet")
+    released = Removal(36.0, 24.0, 1e-9)
+
+    def answered(sql: str) -> tuple[Plan, Answer]:
+        p = plan(
+            sql,
+            standard=STANDARD,
+            policy=auto,
+            dataset=DATASET,
+            epsilon=10_000.0,
+            codes=codes,
+            estimate=4,
+            removed=released,
+        )
+        return p, p.release(exact(p, path))
+
+    for aggregate, truth in (("COUNT(*)", 20.0), ("SUM(cost)", 2_000.0)):
+        p, answer = answered(f"SELECT district, {aggregate} AS v FROM {DATASET} GROUP BY district")
+        # the removed total (at most 24 rows, or 24 · 5,000) could not be told from
+        # zero: the version's share is stated, and put back
+        assert (p.removed_budget, p.removed_at_publish) == (0.0, released.share())
+        assert any("puts back 66.7% of what it kept" in note for note in answer.notes)
+        for row in answer.rows:
+            bounded, whole = row.values[0], row.asked[0]
+            assert bounded is not None
+            assert whole is not None
+            assert whole.value == pytest.approx(bounded.value * 5 / 3)
+            assert whole.value == pytest.approx(truth, rel=0.01)
+            # its low end is the bounded one's; its high end unknown (no test of the
+            # units above the cap was bought)
+            assert whole.lo <= bounded.lo
+            assert whole.hi is None
+    # an AVG is never put back
+    _, answer = answered(f"SELECT district, AVG(cost) AS a FROM {DATASET} GROUP BY district")
+    assert all(a is None for row in answer.rows for a in row.asked or ())
+    # a WHERE counts each unit's rows over the filter: the version's share is not its own
+    p, answer = answered(
+        f"SELECT district, COUNT(*) AS n FROM {DATASET} WHERE sex = 1 GROUP BY district"
+    )
+    assert p.removed_ratio is None
+    assert all(a is None for row in answer.rows for a in row.asked or ())
+    assert not any("of what it kept" in note for note in answer.notes)
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=datasets, removed=st.floats(0.0, 2_000.0), epsilon=st.sampled_from([0.5, 5.0, 50.0]))
+def test_a_put_back_of_the_versions_share_stays_within_its_own_interval(
+    tmp_path: Path, data: list[tuple[int, str]], removed: float, epsilon: float
+) -> None:
+    auto = parse_policy(
+        {"epsilon": {"per_query": 1e9}, "coverage": {"district": list(DISTRICTS)}}, STANDARD
+    )
+    # whatever the version released, bought or not, told or not: a value put back lies
+    # in its interval, and never below what the bound kept
+    p = plan(
+        GROUPED,
+        standard=STANDARD,
+        policy=auto,
+        dataset=DATASET,
+        epsilon=epsilon,
+        codes=codes,
+        estimate=4,
+        removed=Removal(1_000.0, removed, 10.0),
+    )
+    answer = p.release(exact(p, write(data, tmp_path / "v.parquet")))
+    for row in answer.rows:
+        if not row.asked:
+            continue
+        for bounded, whole in zip(row.values, row.asked, strict=True):
+            if whole is None:
+                continue
+            assert bounded is not None
+            assert whole.value >= bounded.value - 1e-9
+            assert whole.lo <= whole.value
+            assert whole.hi is None or whole.value <= whole.hi

@@ -295,6 +295,7 @@ def removed_shares(
     over: Noisy | None = None,
     *,
     whole_units: bool = False,
+    ratio: float | None = None,
 ) -> tuple[dict[str, Estimate], dict[str, PutBack]]:
     """Per aggregate, the share of its quantity that contribution bounding removed;
     and, for a COUNT or SUM whose removed part is told from zero, what
@@ -321,6 +322,14 @@ def removed_shares(
     told from zero (one-sided, at :data:`ASSUMED`), or is not counted, the put-back
     is not whole. Distinct units are whole when ``whole_units``: no unit can be in
     more groups than the removed total counts (a public fact of the groups).
+
+    ``ratio`` is the version's removed rows over its kept rows, released at publish,
+    for an answer over all of the version's rows (no WHERE). A COUNT of rows or
+    values, or a SUM that cannot be negative, whose own removed total is not told from
+    zero (or not bought) puts back ``ratio`` times its bounded groups instead: what the
+    version's bound removed, on the assumption that the rows removed are like the rows
+    kept, in value and in where they fall. Its high end is its own removed total's,
+    where bought and whole, and unknown elsewhere.
     """
     shares: dict[str, Estimate] = {}
     put_back: dict[str, PutBack] = {}
@@ -331,22 +340,25 @@ def removed_shares(
         aggregates, recipes(aggregates, noisy, standard), strict=True
     ):
         quantity = count_name if function in ("avg", "quantile") else name
-        if quantity not in lost.vectors:
-            continue
-        groups = noisy.vectors[quantity]
-        total = math.fsum(groups)
-        spread = noisy.halfwidth(len(groups))(quantity, _ALPHA / 2)
-        removed_width = lost.halfwidth(1)
-        margin = removed_width(quantity, _ALPHA / 2)
-        removed = float(lost.vectors[quantity][0])
-        shares[aggregate.name] = share_of(removed, margin, total, spread)
-        # a one-sided test of E > 0: its two-sided half-width at twice the level
-        told = removed > removed_width(quantity, 2 * PUT_BACK)
         # what was removed is never negative (a count, or a sum of values >= 0)
         signless = function in ("count", "count_distinct") or (function == "sum" and low >= 0)
-        if told and signless:
+        high, complete = math.inf, False
+        if quantity in lost.vectors:
+            groups = noisy.vectors[quantity]
+            spread = noisy.halfwidth(len(groups))(quantity, _ALPHA / 2)
+            removed_width = lost.halfwidth(1)
+            margin = removed_width(quantity, _ALPHA / 2)
+            removed = float(lost.vectors[quantity][0])
+            shares[aggregate.name] = share_of(removed, margin, math.fsum(groups), spread)
+            high = removed + margin
             complete = whole_units if function == "count_distinct" else whole
-            put_back[aggregate.name] = PutBack(removed, removed + margin, complete)
+            # a one-sided test of E > 0: its two-sided half-width at twice the level
+            if signless and removed > removed_width(quantity, 2 * PUT_BACK):
+                put_back[aggregate.name] = PutBack(removed, high, complete)
+                continue
+        if ratio is not None and signless and function != "count_distinct":
+            kept = math.fsum(_floor(noisy.vectors[quantity]).tolist())
+            put_back[aggregate.name] = PutBack(max(min(ratio * kept, high), 0.0), high, complete)
     return shares, put_back
 
 

@@ -29,10 +29,12 @@ counting each unit's removed rows up to the cap queries count them to
 (:data:`~entrepot.privacy.sql.rewrite.REMOVED_CAP`), so one unit moves the pair by
 at most ``R + REMOVED_CAP·R`` in L1, the sensitivity OpenDP's privacy map is checked
 with. The share ``E / (K + E)`` is read from the two noisy totals: the version's row
-count is not public, so it cannot be the denominator. An answer that could put none
-of its removed part back (averages and quantiles never do; a count's removed rows
-are at most ``E``) states this share of the version's rows instead of spending its
-own ε on one.
+count is not public, so it cannot be the denominator. An answer that could not tell
+its own removed part from zero (averages and quantiles never put one back; a count's
+removed rows are at most ``E``) states this share of the version's rows instead of
+spending its own ε on one. A COUNT or SUM that cannot tell its own removed part from
+zero puts back ``E / K`` of what it kept: an estimate resting on the assumption that
+the rows removed are like the rows kept.
 """
 
 from __future__ import annotations
@@ -153,6 +155,12 @@ class Removal:
 
         margin = self._margin(alpha / 2)
         return share_of(self.removed, margin, self.kept, margin)
+
+    def ratio(self) -> float | None:
+        """``removed / kept``, each floored at 0 (None where nothing is kept)."""
+        if self.kept <= 0:
+            return None
+        return max(self.removed, 0.0) / self.kept
 
     def most(self, alpha: float = 0.05) -> float:
         """The high end of the removed rows at confidence ``1 - alpha`` (one-sided)."""

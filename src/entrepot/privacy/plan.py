@@ -109,6 +109,10 @@ class Plan:
     # the answer states for each aggregate in place of one of its own (None: it
     # states its own, if any).
     removed_at_publish: Estimate | None = None
+    # The version's removed rows over its kept rows, released at publish, where its
+    # bound is in force: what a COUNT or SUM puts back where it cannot tell its own
+    # removed total from zero (None: nothing).
+    removed_ratio: float | None = None
 
     def sql(self, view: str, dialect: str = "duckdb", *, counted: bool = False) -> str:
         """The engine SQL computing the exact, bounded aggregates over ``view``;
@@ -208,6 +212,7 @@ class Plan:
             Noisy(mechanism, lossy, self.removal_scales, removed_totals, derived),
             over,
             whole_units=self.rewrite.units_whole,
+            ratio=self.removed_ratio,
         )
         if self.removed_at_publish is not None:
             removed = {a.name: self.removed_at_publish for a in self.query.aggregates}
@@ -464,6 +469,11 @@ def plan(
         )
     ):
         published, lossy, fraction = removed.share(), [], 0.0
+    # The version's removed rows over its kept rows describe its whole rows: a WHERE
+    # counts each unit's rows over the filter, so bounding removes less of them.
+    ratio = None
+    if removed is not None and bound.source == "estimate" and query.where is None:
+        ratio = removed.ratio()
     # An answer that may put its removed part back tests the assumption that makes
     # it whole: see removed_shares.
     tested = fraction * OVER_SHARE if rewritten.over and fraction > 0 else 0.0
@@ -514,9 +524,10 @@ def plan(
         scales=scales,
         fingerprint=fingerprint,
         table=table,
-        notes=_notes(query, standard, rewritten, bound, published),
+        notes=_notes(query, standard, rewritten, bound, published, ratio),
         removal_scales=removal_scales,
         removed_at_publish=published,
+        removed_ratio=ratio,
         removed_budget=fraction + tested,
         over_scale=over_scale,
         quantiles=quantiles,
@@ -558,6 +569,7 @@ def _notes(
     rewritten: Rewrite,
     bound: Bound,
     published: Estimate | None,
+    ratio: float | None,
 ) -> tuple[str, ...]:
     notes = []
     measures = {a.column for a in query.aggregates if a.function in ("sum", "avg", "quantile")}
@@ -583,10 +595,31 @@ def _notes(
         notes.append(
             f"that bound removes an estimated {published.value:.1%} of the version's rows "
             f"({published.lo:.1%} to {published.hi:.1%}), released when it was published; this "
-            "answer could put none of what it removed back, so it spends nothing estimating "
-            "its own share, which may differ"
+            "answer could not tell its own removed part from zero, so it spends nothing "
+            "estimating it, and its own share may differ"
+        )
+    if ratio is not None and rewritten.bounded and _puts_back(query, standard):
+        notes.append(
+            f"a COUNT or SUM that cannot tell what the bound removed from it from zero puts "
+            f"back {ratio:.1%} of what it kept, the version's removed rows over its kept rows: "
+            "this assumes the rows removed are like those kept, in value and in the groups "
+            "they fall in; the high end of its interval is then its own removed total's, or "
+            "unknown"
         )
     return tuple(notes)
+
+
+def _puts_back(query: Query, standard: Standard) -> bool:
+    """Whether ``query`` has an aggregate that may put back what bounding removed: a
+    COUNT of rows or values, or a SUM of a measure that cannot be negative."""
+    for aggregate in query.aggregates:
+        if aggregate.function == "count":
+            return True
+        if aggregate.function == "sum":
+            low, _high = standard.field(aggregate.column or "").bounds or (-math.inf, 0.0)
+            if low >= 0:
+                return True
+    return False
 
 
 def _put_back_possible(
