@@ -114,9 +114,10 @@ def render_answer(result: dict[str, Any], *, most: int | None = None) -> None:
             console.print(
                 cell(
                     "'removed put back': each group with its part of what bounding removed "
-                    "(shared out in proportion to the groups' values), its interval about "
-                    "the question asked; a high end of — is unknown: some unit has more rows "
-                    "than the removed total counts"
+                    "(shared out in proportion to the groups' values, or the version's share "
+                    "of each, as a note says), its interval about the question asked; a high "
+                    "end of — is unknown: some unit may have more rows than the removed total "
+                    "counts"
                 )
             )
     spent = (

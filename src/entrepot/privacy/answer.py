@@ -32,8 +32,8 @@ class Estimate:
     ``value`` is None for an AVG or a quantile whose count's interval reaches 0: noise
     over noise is not a figure, and the interval (the measure's bounds) says all that
     is known. ``hi`` is None where no high end is known: an estimate with what
-    bounding removed put back, when some unit has more rows than the removed total
-    counts.
+    bounding removed put back, when some unit may have more rows than the removed
+    total counts.
     """
 
     value: float | None

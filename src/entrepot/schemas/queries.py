@@ -71,8 +71,9 @@ class AnswerRow(BaseModel):
         description="Per aggregate: [value, low, high] with the group's part of what "
         "contribution bounding removed put back, about the question asked; null where "
         "nothing is put back, and empty when nothing is for any aggregate. Given for a "
-        "COUNT or SUM whose removed total is told from zero at its own noise; high is "
-        "null where some unit has more rows than the removed total counts.",
+        "COUNT or SUM whose removed total is told from zero at its own noise, or, without "
+        "WHERE, which puts back the version's removed share instead (a note says so); "
+        "high is null where some unit may have more rows than the removed total counts.",
     )
 
     @computed_field(  # type: ignore[prop-decorator]

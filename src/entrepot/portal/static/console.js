@@ -187,7 +187,7 @@ function showAnswer(result) {
       ? `Bounding each unit's contribution removes an estimated ${shares} of the version's rows (released when it was published; this answer's rows may have lost another share).`
       : `Bounding each unit's contribution removed an estimated ${shares}.`;
     answerBody.append(el("p", { class: "help", id: "removed" }, told
-      + (putBack(answer).size ? " “Removed put back” adds each group's part of it (shared in proportion to the groups' values), with an interval about the question asked; a high end of – is unknown, as some unit has more rows than the removed total counts." : "")));
+      + (putBack(answer).size ? " “Removed put back” adds each group's part of it (shared in proportion to the groups' values, or the version's share of each, as the notes say), with an interval about the question asked; a high end of – is unknown, as some unit may have more rows than the removed total counts." : "")));
   }
   if (answer.notes.length) answerBody.append(el("p", { class: "help" }, answer.notes.join("; ")));
   answerBody.append(el("p", {}, receiptLink(result), " ", el("a", { href: `/transparency?index=${result.receipt.log.index}` }, "Check it in the log")));
