@@ -219,3 +219,9 @@ def test_an_ungrouped_count_and_its_groups_are_bounded_the_same_way(
         assert total == pytest.approx(60 + 6 * bound)
     for p in (whole, split):
         assert f"at most {bound} rows in total, grouped or not" in " ".join(p.notes)
+
+
+def test_a_version_that_released_no_removed_rows_has_no_share_to_put_back() -> None:
+    assert Removal(300.0, 100.0, 10.0).ratio() == pytest.approx(1 / 3)
+    assert Removal(300.0, -5.0, 10.0).ratio() is None
+    assert Removal(-2.0, 100.0, 10.0).ratio() is None

@@ -157,10 +157,11 @@ class Removal:
         return share_of(self.removed, margin, self.kept, margin)
 
     def ratio(self) -> float | None:
-        """``removed / kept``, each floored at 0 (None where nothing is kept)."""
-        if self.kept <= 0:
+        """``removed / kept`` (None where either noisy total is at most 0: nothing to
+        put back, or nothing to put it back on)."""
+        if self.kept <= 0 or self.removed <= 0:
             return None
-        return max(self.removed, 0.0) / self.kept
+        return self.removed / self.kept
 
     def most(self, alpha: float = 0.05) -> float:
         """The high end of the removed rows at confidence ``1 - alpha`` (one-sided)."""
