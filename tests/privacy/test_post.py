@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from privacy_fixtures import CODES, DATASET
 
 from entrepot.privacy import Plan, mechanisms, parse_policy, plan
-from entrepot.privacy._post import NEGLIGIBLE, Noisy, estimate_rows
+from entrepot.privacy._post import Noisy, estimate_rows, near_zero_alpha
 from entrepot.standards.schema import load_standard_file
 
 SCHEMA = Path(__file__).parents[2] / "src/entrepot/standards/schemas/health.visit.json"
@@ -160,7 +160,7 @@ def test_array_post_processing_equals_the_group_by_group_computation(
         merge=small_groups == "merge",
         drop_near_zero=drop_near_zero,
     )
-    h = mechanisms.get(mechanism).halfwidth(p.scales[counted], 2 * NEGLIGIBLE)
+    h = mechanisms.get(mechanism).halfwidth(p.scales[counted], near_zero_alpha("units", GROUPS))
     near = [vectors[counted][i] - h <= 0 for i in range(GROUPS)]
     small = [
         i
