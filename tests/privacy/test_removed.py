@@ -19,8 +19,8 @@ from privacy_fixtures import DATASET, visit_standard
 from scipy.stats import binom
 
 from entrepot.engine import DuckDBEngine, EngineOptions, write_unit_columns
-from entrepot.privacy import Answer, Estimate, Plan, Policy, parse_policy, plan
-from entrepot.privacy._post import PUT_BACK
+from entrepot.privacy import Answer, Estimate, Plan, Policy, mechanisms, parse_policy, plan
+from entrepot.privacy._post import PUT_BACK, Noisy, removed_shares
 from entrepot.privacy.bounds import Removal
 from entrepot.privacy.sql.rewrite import REMOVED_CAP
 from entrepot.standards import codelist
@@ -563,3 +563,44 @@ def test_a_put_back_of_the_versions_share_stays_within_its_own_interval(
             assert whole.value >= bounded.value - 1e-9
             assert whole.lo <= whole.value
             assert whole.hi is None or whole.value <= whole.hi
+
+
+def test_a_removed_total_drawn_far_below_zero_puts_back_nothing_and_keeps_a_high_end() -> None:
+    auto = parse_policy(
+        {"epsilon": {"per_query": 1e9}, "coverage": {"district": list(DISTRICTS)}}, STANDARD
+    )
+    p = plan(
+        GROUPED,
+        standard=STANDARD,
+        policy=auto,
+        dataset=DATASET,
+        epsilon=0.5,
+        codes=codes,
+        estimate=4,
+        removed=Removal(1_000.0, 2_000.0, 10.0),
+    )
+    assert p.removal_scales
+    assert p.removed_ratio == pytest.approx(2.0)
+    mechanism = mechanisms.get(p.mechanism)
+    quantities = p.rewrite.quantities
+    noisy = Noisy(
+        mechanism,
+        quantities,
+        p.scales,
+        {q.name: [100.0] * len(DISTRICTS) for q in quantities},
+        p.rewrite.derived,
+    )
+    # the answer's own removed totals, drawn far below 0: their high ends are too
+    lost = Noisy(
+        mechanism,
+        [q for q in quantities if q.name in p.removal_scales],
+        p.removal_scales,
+        {name: [-1e12] for name in p.removal_scales},
+        p.rewrite.derived,
+    )
+    _, put_back = removed_shares(
+        p.query.aggregates, noisy, STANDARD, lost, None, ratio=p.removed_ratio
+    )
+    assert set(put_back) == {"n", "s"}
+    # what was removed is never below 0: nothing is put back, the high end is 0
+    assert all((back.removed, back.high) == (0.0, 0.0) for back in put_back.values())

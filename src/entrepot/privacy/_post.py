@@ -350,7 +350,8 @@ def removed_shares(
             margin = removed_width(quantity, _ALPHA / 2)
             removed = float(lost.vectors[quantity][0])
             shares[aggregate.name] = share_of(removed, margin, math.fsum(groups), spread)
-            high = removed + margin
+            # what was removed is never below 0, so neither is its high end
+            high = max(removed + margin, 0.0)
             complete = whole_units if function == "count_distinct" else whole
             # a one-sided test of E > 0: its two-sided half-width at twice the level
             if signless and removed > removed_width(quantity, 2 * PUT_BACK):
