@@ -91,6 +91,27 @@ def planned(sql: str, policy: Policy = POLICY, epsilon: float = 1.0) -> Plan:
     )
 
 
+# The rows-per-unit bound left to the version's estimate.
+AUTO = parse_policy(
+    {"epsilon": {"per_query": 1e9}, "coverage": {"district": list(DISTRICTS)}}, STANDARD
+)
+
+
+def bounded_by_estimate(sql: str, removed: Removal, epsilon: float) -> Plan:
+    """``sql`` planned on a version bounded by its estimate of 4 rows per unit, which
+    released ``removed``."""
+    return plan(
+        sql,
+        standard=STANDARD,
+        policy=AUTO,
+        dataset=DATASET,
+        epsilon=epsilon,
+        codes=codes,
+        estimate=4,
+        removed=removed,
+    )
+
+
 def true_share(rows: list[tuple[int, str]], bound: int) -> float:
     """The share of rows bounding removed, every unit counted in full."""
     per_unit = Counter(unit for unit, _ in rows)
@@ -407,14 +428,11 @@ def test_merged_small_groups_put_back_their_parts_together(tmp_path: Path) -> No
 def test_an_answer_that_could_put_nothing_back_states_the_versions_removed_share(
     tmp_path: Path,
 ) -> None:
-    auto = parse_policy(
-        {"epsilon": {"per_query": 1e9}, "coverage": {"district": list(DISTRICTS)}}, STANDARD
-    )
     # 100 rows removed of 400 (at most 100 + 10·ln 10 ≈ 123 at 95%), released at publish
     released = Removal(300.0, 100.0, 10.0)
 
     def priced(sql: str, epsilon: float = 1.0, **given: Any) -> Plan:
-        options: dict[str, Any] = {"policy": auto, "estimate": 4, "removed": released, **given}
+        options: dict[str, Any] = {"policy": AUTO, "estimate": 4, "removed": released, **given}
         return plan(
             sql, standard=STANDARD, dataset=DATASET, epsilon=epsilon, codes=codes, **options
         )
@@ -537,21 +555,9 @@ def test_a_count_or_sum_that_cannot_tell_its_removed_part_puts_back_the_versions
 def test_a_put_back_of_the_versions_share_stays_within_its_own_interval(
     tmp_path: Path, data: list[tuple[int, str]], removed: float, epsilon: float
 ) -> None:
-    auto = parse_policy(
-        {"epsilon": {"per_query": 1e9}, "coverage": {"district": list(DISTRICTS)}}, STANDARD
-    )
     # whatever the version released, bought or not, told or not: a value put back lies
     # in its interval, and never below what the bound kept
-    p = plan(
-        GROUPED,
-        standard=STANDARD,
-        policy=auto,
-        dataset=DATASET,
-        epsilon=epsilon,
-        codes=codes,
-        estimate=4,
-        removed=Removal(1_000.0, removed, 10.0),
-    )
+    p = bounded_by_estimate(GROUPED, Removal(1_000.0, removed, 10.0), epsilon)
     answer = p.release(exact(p, write(data, tmp_path / "v.parquet")))
     for row in answer.rows:
         if not row.asked:
@@ -566,19 +572,7 @@ def test_a_put_back_of_the_versions_share_stays_within_its_own_interval(
 
 
 def test_a_removed_total_drawn_far_below_zero_puts_back_nothing_and_keeps_a_high_end() -> None:
-    auto = parse_policy(
-        {"epsilon": {"per_query": 1e9}, "coverage": {"district": list(DISTRICTS)}}, STANDARD
-    )
-    p = plan(
-        GROUPED,
-        standard=STANDARD,
-        policy=auto,
-        dataset=DATASET,
-        epsilon=0.5,
-        codes=codes,
-        estimate=4,
-        removed=Removal(1_000.0, 2_000.0, 10.0),
-    )
+    p = bounded_by_estimate(GROUPED, Removal(1_000.0, 2_000.0, 10.0), 0.5)
     assert p.removal_scales
     assert p.removed_ratio == pytest.approx(2.0)
     mechanism = mechanisms.get(p.mechanism)
