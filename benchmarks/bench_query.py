@@ -167,7 +167,7 @@ def unit_bound(path: Path) -> int:
         f"SELECT {UNIT_ROWS}, count(*) // {UNIT_ROWS} FROM read_parquet('{path}') "
         f"WHERE {UNIT_ROWS} IS NOT NULL GROUP BY 1"
     ).fetchall()
-    return estimate_rows_per_unit({int(n): int(u) for n, u in found}, BOUND_EPSILON)
+    return estimate_rows_per_unit({int(n): int(u) for n, u in found}, BOUND_EPSILON).rows
 
 
 def child_units(path: Path) -> dict[str, Any]:

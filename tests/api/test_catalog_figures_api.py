@@ -148,7 +148,7 @@ def test_two_versions_one_unit_apart_give_a_consumer_the_same_page(
     assert {k: v for k, v in first.items() if k not in moving} == {
         k: v for k, v in second.items() if k not in moving
     }
-    # the rows-per-unit bound is a fresh private release at each publish, never the same
-    drawn = (*moving, "version", "unit_bound")
+    # the rows-per-unit bound and its level are fresh private releases at each publish
+    drawn = (*moving, "version", "unit_bound", "unit_level")
     newest = [{k: v for k, v in p["versions"][-1].items() if k not in drawn} for p in pages]
     assert newest[0] == newest[1]

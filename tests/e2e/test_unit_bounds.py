@@ -16,7 +16,14 @@ from pathlib import Path
 import pytest
 
 from entrepot.exchange.node import Node
-from entrepot.privacy.bounds import CANDIDATES
+from entrepot.privacy.bounds import (
+    CANDIDATES,
+    LEVELS,
+    QUANTILE,
+    UNITS_SHARE,
+    level_for,
+    percentile,
+)
 from entrepot.privacy.ledger import Ledger
 from entrepot.privacy.sql.rewrite import REMOVED_CAP
 from entrepot.settings import Settings
@@ -78,9 +85,15 @@ def test_a_publish_shows_the_private_bound_and_its_epsilon_and_a_policy_bound_wi
     shown = " ".join(cli(home, *publish).split())
     # the provider reads it in the versions, as in the publish's JSON
     [published] = json.loads(cli(home, "dataset", "versions", DATASET, "--json"))
-    bound = published["unit_bound"]
+    bound, level = published["unit_bound"], published["unit_level"]
     assert bound in CANDIDATES
-    assert f"rows per unit: {bound} (the 95th percentile" in shown
+    # 1,500 patients at ε 0.1 are too few for the 95th: at most the level 1,500 resolve
+    assert level in LEVELS
+    quantile = 0.1 * (1 - UNITS_SHARE)  # the count of units takes the rest
+    assert level_for(1_500, quantile) < QUANTILE
+    # the count's noise (scale 100) passes ln(1e6)·100 with probability 1e-6
+    assert level <= level_for(1_500 + 100 * math.log(1e6), quantile)
+    assert f"rows per unit: {bound} (the {percentile(level)}, the highest its units" in shown
     assert "it removes an estimated" in shown
     # bound_epsilon (0.1) for the bound, as much again for the rows it keeps and removes
     assert published["bound_epsilon"] == pytest.approx(0.2)
@@ -101,11 +114,12 @@ def test_a_publish_shows_the_private_bound_and_its_epsilon_and_a_policy_bound_wi
         "source": "estimate",
         "version": 1,
         "estimate": bound,
+        "estimate_level": level,
         "estimate_epsilon": 0.2,
     }
     text = " ".join(cli(home, "policy", "show", DATASET).split())
     assert f"Rows per unit on version 1: {bound}, estimated privately at publish" in text
-    assert "ε 0.2 of the dataset's cap" in text
+    assert f"({percentile(level)}, ε 0.2 of the dataset's cap" in text
 
     # its ε came out of the dataset's global cap, and the ledger accounts for it
     node = Node.open(Settings(home=home))

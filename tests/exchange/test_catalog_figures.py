@@ -119,10 +119,10 @@ def _without_one_unit(rows: list[list[str]], index: int) -> list[list[str]]:
 
 def _public(page: dict[str, Any]) -> dict[str, Any]:
     """A page without what differs between any two publishes: numbers, times, and the
-    rows-per-unit bound, a fresh release with differential privacy at each publish
-    (its ε is charged; it is never the same figure by construction)."""
+    rows-per-unit bound and its level, fresh releases with differential privacy at each
+    publish (their ε is charged; they are never the same figures by construction)."""
     out = {k: v for k, v in page.items() if k not in (*_TIMES, "latest_version", "versions")}
-    drawn = (*_TIMES, "version", "unit_bound")
+    drawn = (*_TIMES, "version", "unit_bound", "unit_level")
     out["newest"] = {k: v for k, v in page["versions"][-1].items() if k not in drawn}
     return out
 

@@ -19,11 +19,14 @@ from entrepot.privacy import parse_policy, plan
 from entrepot.privacy.bounds import (
     CANDIDATES,
     FALLBACK_ROWS_PER_UNIT,
+    LEVELS,
+    MISS,
     QUANTILE,
     Removal,
     bound_in_force,
     estimate_removed_rows,
     estimate_rows_per_unit,
+    level_for,
 )
 from entrepot.privacy.sql.rewrite import REMOVED_CAP
 from entrepot.standards import get
@@ -67,8 +70,9 @@ def test_the_released_bound_lies_within_the_rows_per_unit_of_the_data(
     histogram: dict[int, int], epsilon: float
 ) -> None:
     bound = estimate_rows_per_unit(histogram, epsilon)
-    assert bound in CANDIDATES
-    assert min(histogram) <= bound <= max(histogram)
+    assert bound.rows in CANDIDATES
+    assert min(histogram) <= bound.rows <= max(histogram)
+    assert bound.level == QUANTILE  # 20,000 units resolve the 95th at ε 1
 
 
 @settings(max_examples=30, deadline=None, derandomize=True)
@@ -76,13 +80,50 @@ def test_the_released_bound_lies_within_the_rows_per_unit_of_the_data(
 def test_at_a_huge_epsilon_the_bound_is_the_exact_quantile(histogram: dict[int, int]) -> None:
     # The release's randomness is OpenDP's alone (no seed exists outside tests'
     # examples); with ε this large the mechanism's choice is the exact one.
-    assert estimate_rows_per_unit(histogram, 1e4) in best_candidates(histogram)
+    assert estimate_rows_per_unit(histogram, 1e4).rows in best_candidates(histogram)
 
 
 @pytest.mark.parametrize("epsilon", [0.0, -1.0, math.nan, math.inf])
 def test_an_estimate_needs_a_positive_finite_epsilon(epsilon: float) -> None:
     with pytest.raises(InvalidInput, match="finite number > 0"):
         estimate_rows_per_unit({3: 10}, epsilon)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    units=st.floats(-1_000, 1e6),
+    more=st.floats(0, 1e5),
+    epsilon=st.sampled_from([0.009, 0.09, 0.9, 9.0]),
+)
+def test_the_level_is_the_highest_the_units_resolve(
+    units: float, more: float, epsilon: float
+) -> None:
+    level = level_for(units, epsilon)
+    assert level in LEVELS
+    assert level_for(units + more, epsilon) >= level  # more units never resolve less
+
+    def resolved(q: float) -> bool:
+        # OpenDP's quantile scale at level q ≥ 0.5 is 2q/ε: each candidate above the
+        # data is drawn with at most exp(-(1 - q)·units·ε / 2q) times the best's chance
+        misses = len(CANDIDATES) * math.exp(-(1 - q) * max(units, 0) * epsilon / (2 * q))
+        return misses <= MISS
+
+    higher = LEVELS[: LEVELS.index(level)]
+    assert not any(resolved(q) for q in higher)
+    assert resolved(level) or level == LEVELS[-1]
+
+
+def test_a_small_dataset_gets_a_bound_within_its_rows() -> None:
+    # 1,000 units of 1 to 12 rows: at ε 0.1 their 95th percentile draws above 12 rows
+    # more often than not (the candidates above the data outweigh the best)
+    histogram = {1: 80, 2: 150, 3: 200, 4: 200, 5: 160, 6: 100, 7: 60, 8: 30}
+    histogram |= {9: 12, 10: 5, 11: 2, 12: 1}
+    draws = [estimate_rows_per_unit(histogram, 0.1) for _ in range(60)]
+    assert all(draw.level < QUANTILE for draw in draws)
+    # each draw lands above the data at most MISS of the time once its level holds,
+    # which the count of units' low end makes so 95% of the time: 16 of 60 or more
+    # at a rate of 0.1 has a probability of 1e-4
+    assert sum(draw.rows > max(histogram) for draw in draws) <= 15
 
 
 def bounded_rows(histogram: dict[int, int], bound: int) -> tuple[int, int]:

@@ -109,10 +109,13 @@ def _render_published(data: dict[str, Any]) -> None:
             highlight=False,
         )
     if data.get("unit_bound") is not None:
+        from entrepot.privacy.bounds import QUANTILE, Removal, percentile
+
+        level = data["unit_level"]
+        # a lower level: the data's units were too few for the mechanism to find the 95th
+        lower = "" if level >= QUANTILE else ", the highest its units resolve at this ε"
         removes = ""
         if data.get("unit_kept") is not None and data.get("unit_removed") is not None:
-            from entrepot.privacy.bounds import Removal
-
             kept, removed = data["unit_kept"], data["unit_removed"]
             share = Removal(kept, removed, data["unit_removed_scale"]).share()
             removes = (
@@ -120,10 +123,10 @@ def _render_published(data: dict[str, Any]) -> None:
                 f"({share.lo:.1%} to {share.hi:.1%}, at 95%)"
             )
         console.print(
-            f"rows per unit: [bold]{data['unit_bound']}[/] (the 95th percentile, estimated "
-            f"with differential privacy){removes}; ε {data['bound_epsilon']:g} spent of the "
-            "dataset's cap on both; queries bound each unit by it unless the policy sets "
-            "rows_per_unit",
+            f"rows per unit: [bold]{data['unit_bound']}[/] (the {percentile(level)}{lower}, "
+            f"estimated with differential privacy){removes}; ε {data['bound_epsilon']:g} spent "
+            "of the dataset's cap on both; queries bound each unit by it unless the policy "
+            "sets rows_per_unit",
             highlight=False,
         )
 

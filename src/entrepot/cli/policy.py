@@ -38,7 +38,9 @@ def _bound_line(data: dict[str, Any]) -> str:
     line = f"# Rows per unit on version {bound['version']}: {bound['rows_per_unit']}, "
     spent = f"ε {bound['estimate_epsilon']:g} of the dataset's cap"
     if bound["source"] == "estimate":
-        line += f"estimated privately at publish (95th percentile, {spent})"
+        from entrepot.privacy.bounds import percentile
+
+        line += f"estimated privately at publish ({percentile(bound['estimate_level'])}, {spent})"
     elif bound["source"] == "policy" and bound["estimate"] is not None:
         line += f"set by the policy (the private estimate: {bound['estimate']}, {spent})"
     elif bound["source"] == "policy":

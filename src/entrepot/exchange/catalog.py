@@ -162,6 +162,7 @@ class CatalogVersion:
     content: VersionInfo | None = None  # None unless the reader sees the content
     # Released with differential privacy, so public like the policy it serves.
     unit_bound: int | None = None
+    unit_level: float | None = None
     bound_epsilon: float = 0.0
 
     @classmethod
@@ -175,6 +176,7 @@ class CatalogVersion:
             created_at=info.created_at,
             content=info if owned else None,
             unit_bound=info.unit_bound,
+            unit_level=info.unit_level,
             bound_epsilon=info.bound_epsilon,
         )
 
@@ -190,6 +192,7 @@ class CatalogVersion:
             "created_at": self.created_at.isoformat(),
             **dict.fromkeys(CONTENT_FIGURES),
             "unit_bound": self.unit_bound,
+            "unit_level": self.unit_level,
             "bound_epsilon": self.bound_epsilon,
         }
 
@@ -218,6 +221,7 @@ _VERSION_BODY = (
     "created_at",
     "quality",
     "unit_bound",
+    "unit_level",
     "bound_epsilon",
     "unit_kept",
     "unit_removed",
@@ -408,6 +412,7 @@ _PAGE_VERSION = (
     versions_table.c.created_at,
     versions_table.c.quality,
     versions_table.c.unit_bound,
+    versions_table.c.unit_level,
     versions_table.c.bound_epsilon_nano,
     versions_table.c.unit_kept,
     versions_table.c.unit_removed,
@@ -789,9 +794,11 @@ def publish_version(
         if policy.rows_per_unit is not None or policy.bound_epsilon <= 0:
             return None
         epsilon = policy.bound_epsilon
-        rows = estimate_rows_per_unit(histogram, epsilon)
-        removal = estimate_removed_rows(histogram, rows, epsilon)
-        return UnitBound(rows, 2 * epsilon, removal.kept, removal.removed, removal.scale)
+        bound = estimate_rows_per_unit(histogram, epsilon)
+        removal = estimate_removed_rows(histogram, bound.rows, epsilon)
+        return UnitBound(
+            bound.rows, 2 * epsilon, bound.level, removal.kept, removal.removed, removal.scale
+        )
 
     admitted = replace(request, admit=admit, calibrate=calibrate)
 

@@ -66,10 +66,11 @@ class PolicyInfo:
         return out
 
 
-def _bound(policy: Policy, latest: Row[Any, Any, Any] | None) -> dict[str, Any] | None:
+def _bound(policy: Policy, latest: Row[Any, Any, Any, Any] | None) -> dict[str, Any] | None:
     """What :func:`~entrepot.privacy.bounds.bound_in_force` gives on ``latest``, a row of
-    the version's number, ``unit_bound`` and ``bound_epsilon_nano``."""
+    the version's number, ``unit_bound``, ``unit_level`` and ``bound_epsilon_nano``."""
     from entrepot.privacy.bounds import bound_in_force
+    from entrepot.vault.datasets import bound_level
 
     if latest is None:
         return None
@@ -78,6 +79,7 @@ def _bound(policy: Policy, latest: Row[Any, Any, Any] | None) -> dict[str, Any] 
         **bound.to_dict(),
         "version": latest.number,
         "estimate": latest.unit_bound,
+        "estimate_level": bound_level(latest.unit_bound, latest.unit_level),
         "estimate_epsilon": latest.bound_epsilon_nano / 10**9,
     }
 
@@ -118,7 +120,12 @@ class Policies:
                 )
             ).first()
             latest = connection.execute(
-                select(version.number, version.unit_bound, version.bound_epsilon_nano)
+                select(
+                    version.number,
+                    version.unit_bound,
+                    version.unit_level,
+                    version.bound_epsilon_nano,
+                )
                 .where(version.dataset_id == dataset_id)
                 .order_by(version.number.desc())
                 .limit(1)

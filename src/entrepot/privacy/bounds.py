@@ -9,14 +9,25 @@ Smith 2011, permute-and-flip of McKenna & Sheldon 2020) over a public grid of
 candidates::
 
     per unit: n = its number of rows in the version (the stored per-unit count)
-    R = DP quantile QUANTILE of the n's, among CANDIDATES, at ε = bound_epsilon
+    U = the number of units + Laplace(1 / ε_U),  ε_U = UNITS_SHARE · bound_epsilon
+    q = the highest of LEVELS that U units resolve (level_for)
+    R = DP quantile q of the n's, among CANDIDATES, at ε = bound_epsilon - ε_U
 
-Adding or removing one unit adds or removes one n: the symmetric distance the
-mechanism is built for, so the release is ``bound_epsilon``-DP for the same
-neighbouring relation as every answer, and its ε is debited from the dataset's
-global cap. Which candidate comes out depends on the data only through the scores
-OpenDP computes; the grid itself is public. The bound is then public: queries'
-noise scales follow from it.
+The level is the 95th percentile wherever the data is large enough for the mechanism
+to find it. Every candidate above the data's largest count scores ``(1 - q)·units``
+worse than the best, so with few units at a small ε the mechanism lands above the
+data more often than not (at ε 0.1 and the 95th, 97% of the time for 200 units):
+a bound far above the data, whose noise then swamps every answer. So the noisy
+count of units chooses, before the quantile is drawn, the highest level at which the
+candidates above the data take at most :data:`MISS` of the draw.
+
+Adding or removing one unit adds or removes one n and moves the count of units by 1:
+the symmetric distance the mechanisms are built for, so the two releases together
+are ``bound_epsilon``-DP (sequential composition; the level is post-processing of
+the count) for the same neighbouring relation as every answer, and their ε is
+debited from the dataset's global cap. Which candidate comes out depends on the data
+only through the scores OpenDP computes; the grid itself is public. The bound and its
+level are then public: queries' noise scales follow from them.
 
 Beside it, the same publish releases how many rows that bound removes, at the same
 ε again (adaptive sequential composition: ``R`` is public once drawn)::
@@ -54,12 +65,18 @@ if TYPE_CHECKING:
 __all__ = [
     "CANDIDATES",
     "FALLBACK_ROWS_PER_UNIT",
+    "LEVELS",
+    "MISS",
     "QUANTILE",
+    "UNITS_SHARE",
     "Bound",
     "Removal",
+    "RowsPerUnit",
     "bound_in_force",
     "estimate_removed_rows",
     "estimate_rows_per_unit",
+    "level_for",
+    "percentile",
 ]
 
 # The 95th percentile of rows per unit: a unit above it is weighted down, so about
@@ -67,6 +84,14 @@ __all__ = [
 # to bounding (docs/privacy.md has the figures); higher up the quantile moves into
 # the sparse tail, where the mechanism's choice is coarse and the noise grows with R.
 QUANTILE = 0.95
+# The levels a release may estimate, highest first: where too few units make the
+# 95th unresolvable, the highest one down that is (see level_for).
+LEVELS = (QUANTILE, 0.9, 0.8, 0.7, 0.6, 0.5)
+# The part of bound_epsilon the count of units takes; the quantile gets the rest.
+UNITS_SHARE = 0.1
+# The most of the quantile's draw the candidates above the data may take, and the
+# confidence the count of units' low end is held at.
+MISS = 0.05
 # Every count up to 64, then steps of 25% up to 1,000: 76 bounds, so the mechanism's
 # union over candidates costs little accuracy (ln 76 ≈ 4.3). A count between two
 # steps above 64 is bounded by the step above it.
@@ -100,8 +125,18 @@ def bound_in_force(policy: Policy, estimate: int | None) -> Bound:
     return Bound(FALLBACK_ROWS_PER_UNIT, "fallback")
 
 
-def estimate_rows_per_unit(histogram: Mapping[int, int], epsilon: float) -> int:
-    """A ``epsilon``-DP estimate of the :data:`QUANTILE` of rows per unit.
+@dataclass(frozen=True)
+class RowsPerUnit:
+    """A released rows-per-unit bound and the quantile level it estimates."""
+
+    rows: int
+    level: float
+
+
+def estimate_rows_per_unit(histogram: Mapping[int, int], epsilon: float) -> RowsPerUnit:
+    """A ``epsilon``-DP estimate of a high quantile of rows per unit: the
+    :data:`QUANTILE`, or the highest of :data:`LEVELS` the data's noisy count of units
+    resolves (:func:`level_for`).
 
     ``histogram`` maps a number of rows to how many units have that many. Raises
     :class:`InvalidInput` for an ε that is not a finite number > 0.
@@ -109,17 +144,50 @@ def estimate_rows_per_unit(histogram: Mapping[int, int], epsilon: float) -> int:
     _check_epsilon(epsilon)
     import numpy as np
 
+    from entrepot.privacy import mechanisms
+
     counts = np.repeat(
         np.fromiter(histogram.keys(), dtype=np.int64, count=len(histogram)),
         np.fromiter(histogram.values(), dtype=np.int64, count=len(histogram)),
     )
+    laplace = mechanisms.get("laplace")
+    scale = laplace.scale(1.0, epsilon * UNITS_SHARE, 1)
+    (units,) = laplace.release([float(len(counts))], scale)
+    # the count's low end, one-sided at MISS (halfwidth is two-sided at its alpha)
+    low = units - laplace.halfwidth(scale, 2 * MISS)
+    quantile = epsilon * (1 - UNITS_SHARE)
+    level = level_for(low, quantile)
     # An int64 array crosses into OpenDP as one buffer (0.1 s for 2M units, measured),
     # a Python list value by value (3 s).
-    return int(_measurement(float(epsilon))(counts))
+    return RowsPerUnit(int(_measurement(quantile, level)[0](counts)), level)
 
 
-@functools.lru_cache(maxsize=16)
-def _measurement(epsilon: float) -> Any:
+def percentile(level: float) -> str:
+    """How a level is named to people: ``95th percentile``, ``50th percentile``."""
+    return f"{round(level * 100)}th percentile"
+
+
+def level_for(units: float, epsilon: float) -> float:
+    """The highest of :data:`LEVELS` whose quantile, released at ``epsilon`` over at
+    least ``units`` units, lands above every unit's count at most :data:`MISS` of the
+    time (the lowest level where none does).
+
+    A candidate above the data scores ``(1 - q)·units`` worse than the best, so each is
+    drawn with at most ``exp(-(1 - q)·units / s)`` times the best's chance, ``s`` the
+    mechanism's scale: the level holds where that times the candidates stays under
+    ``MISS``. A function of public numbers: the noisy count, ε and the grid.
+    """
+    for level in LEVELS:
+        scale = _measurement(epsilon, level)[1]
+        if len(CANDIDATES) * math.exp(-(1 - level) * max(units, 0.0) / scale) <= MISS:
+            return level
+    return LEVELS[-1]
+
+
+@functools.lru_cache(maxsize=64)
+def _measurement(epsilon: float, level: float) -> tuple[Any, float]:
+    """OpenDP's quantile of rows per unit at ``level`` spending ``epsilon``, and its
+    scale (in units of rank: a candidate's chance falls by ``e`` per unit of score)."""
     # OpenDP loads only for a publish that estimates: reading a policy needs none of it.
     import opendp.prelude as dp
 
@@ -131,12 +199,13 @@ def _measurement(epsilon: float) -> Any:
             dp.symmetric_distance(),
             dp.max_divergence(),
             candidates=list(CANDIDATES),
-            alpha=QUANTILE,
+            alpha=level,
             scale=scale,
         )
 
     # The smallest scale whose privacy map, checked by OpenDP, fits ε for one unit.
-    return make(dp.binary_search_param(make, d_in=1, d_out=epsilon))
+    scale = dp.binary_search_param(make, d_in=1, d_out=epsilon)
+    return make(scale), float(scale)
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,8 @@ the roles of the dataset's standard::
       epsilon_per_release: 5.0   # the largest ε one synthetic release may spend
 
 ``rows_per_unit: auto`` bounds each unit by the version's own 95th percentile of rows
-per unit, released with differential privacy when the version is published
+per unit (a lower one where its units are too few to resolve the 95th), released
+with differential privacy when the version is published
 (:mod:`entrepot.privacy.bounds`) at ``bound_epsilon`` (and as much again on the rows
 it removes), which the dataset's global ε cap pays; an integer overrides it. The
 same bound holds for grouped and ungrouped queries, so a total and the sum of its

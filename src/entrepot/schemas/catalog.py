@@ -114,8 +114,14 @@ class VersionOut(BaseModel):
     )
     unit_bound: int | None = Field(
         default=None,
-        description="Rows per privacy unit at the 95th percentile, released with "
+        description="Rows per privacy unit at the quantile `unit_level`, released with "
         "differential privacy at publish; null when none was estimated",
+    )
+    unit_level: float | None = Field(
+        default=None,
+        description="The quantile of rows per unit `unit_bound` estimates: 0.95 where "
+        "the data has units enough to resolve it, lower where it has not (chosen by a "
+        "noisy count of units); null when none was estimated",
     )
     bound_epsilon: float = Field(
         default=0.0,

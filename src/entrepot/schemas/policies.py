@@ -38,7 +38,8 @@ class PolicyOut(BaseModel):
         default=None,
         description="The rows-per-unit bound queries on the latest version use "
         "(rows_per_unit), its source (policy, estimate or fallback), that version's "
-        "number, its private estimate and the ε the estimate spent; null before any version.",
+        "number, its private estimate, the quantile of rows per unit it estimates and the "
+        "ε it spent; null before any version.",
     )
 
     @classmethod

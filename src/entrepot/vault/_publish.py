@@ -415,6 +415,7 @@ def _commit(
                 quality=quality,
                 created_at=now,
                 unit_bound=None if bound is None else bound.rows,
+                unit_level=None if bound is None else bound.level,
                 bound_epsilon_nano=0 if bound is None else _nano(bound.epsilon),
                 unit_kept=None if bound is None else bound.kept,
                 unit_removed=None if bound is None else bound.removed,

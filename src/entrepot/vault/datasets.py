@@ -76,10 +76,12 @@ class VersionInfo:
     standard_version: str
     created_at: datetime
     quality: dict[str, Any] = field(default_factory=dict)
-    # The rows-per-unit bound estimated at publish, the ε spent on it and on the rows
-    # it keeps and removes (None and 0 without one), and those rows: noisy counts and
-    # the Laplace scale of each one's noise (None and 0 where not released).
+    # The rows-per-unit bound estimated at publish and the quantile level of rows per
+    # unit it estimates, the ε spent on it and on the rows it keeps and removes (None
+    # and 0 without one), and those rows: noisy counts and the Laplace scale of each
+    # one's noise (None and 0 where not released).
     unit_bound: int | None = None
+    unit_level: float | None = None
     bound_epsilon: float = 0.0
     unit_kept: float | None = None
     unit_removed: float | None = None
@@ -99,6 +101,7 @@ class VersionInfo:
             "created_at": self.created_at.isoformat(),
             "quality": self.quality,
             "unit_bound": self.unit_bound,
+            "unit_level": self.unit_level,
             "bound_epsilon": self.bound_epsilon,
             "unit_kept": self.unit_kept,
             "unit_removed": self.unit_removed,
@@ -123,6 +126,16 @@ def dataset_ref(session: Session | Connection, dataset_id: int) -> tuple[str, st
 
 # Nano-ε per ε, as the budget ledger counts it.
 _NANO = 10**9
+# The level of a bound released before levels were chosen: always the 95th percentile.
+_EARLIER_LEVEL = 0.95
+
+
+def bound_level(bound: int | None, level: float | None) -> float | None:
+    """The quantile level of rows per unit a version's ``bound`` estimates, from its
+    stored ``level`` (None without a bound)."""
+    if bound is None:
+        return None
+    return _EARLIER_LEVEL if level is None else level
 
 
 def version_info(dataset: Dataset, version: Version) -> VersionInfo:
@@ -148,6 +161,7 @@ def describe_version(ref: DatasetRef, standard: str, version: Any) -> VersionInf
         created_at=as_utc(version.created_at),
         quality=version.quality,
         unit_bound=version.unit_bound,
+        unit_level=bound_level(version.unit_bound, version.unit_level),
         bound_epsilon=version.bound_epsilon_nano / _NANO,
         unit_kept=version.unit_kept,
         unit_removed=version.unit_removed,

@@ -103,6 +103,7 @@ class Version(Base):
     quality: Mapped[dict[str, Any]]
     created_at: Mapped[datetime]
     unit_bound: Mapped[int | None]
+    unit_level: Mapped[float | None]
     bound_epsilon_nano: Mapped[int]
     unit_kept: Mapped[float | None]
     unit_removed: Mapped[float | None]

@@ -108,11 +108,13 @@ class PublishRequest:
 @dataclass(frozen=True)
 class UnitBound:
     """A version's rows-per-unit bound, released with differential privacy at publish,
-    the rows it keeps and removes (noisy, with the Laplace scale of each one's noise),
-    and the ε the two releases spent of the dataset's cap."""
+    the quantile level of rows per unit it estimates, the rows it keeps and removes
+    (noisy, with the Laplace scale of each one's noise), and the ε the releases spent
+    of the dataset's cap."""
 
     rows: int
     epsilon: float
+    level: float
     kept: float | None = None
     removed: float | None = None
     removed_scale: float = 0.0

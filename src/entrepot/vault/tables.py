@@ -97,10 +97,12 @@ versions = Table(
     Column("quality", JSON, nullable=False),
     Column("created_at", DateTime, nullable=False, default=utcnow),
     # The rows-per-unit bound released with differential privacy at publish (NULL:
-    # none), the nano-ε it and the rows it keeps and removes spent of the dataset's
-    # global cap, and those rows with the Laplace scale of each one's noise (NULL: not
-    # released).
+    # none) and the quantile level of rows per unit it estimates (NULL: the 95th, as
+    # before levels were chosen), the nano-ε it and the rows it keeps and removes spent
+    # of the dataset's global cap, and those rows with the Laplace scale of each one's
+    # noise (NULL: not released).
     Column("unit_bound", Integer, nullable=True),
+    Column("unit_level", Float, nullable=True),
     Column("bound_epsilon_nano", BigInteger, nullable=False, default=0, server_default="0"),
     Column("unit_kept", Float, nullable=True),
     Column("unit_removed", Float, nullable=True),
