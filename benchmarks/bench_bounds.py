@@ -24,31 +24,12 @@ import argparse
 import os
 import statistics
 from collections import Counter
-from typing import Any
 
 import numpy as np
-import opendp.prelude as dp
 
-from entrepot.privacy.bounds import CANDIDATES, QUANTILE, estimate_rows_per_unit, percentile
+from entrepot.privacy.bounds import QUANTILE, estimate_rows_per_unit, percentile, quantile_release
 
 SEED = 7
-
-
-def fixed(epsilon: float) -> Any:
-    """OpenDP's 95th percentile of rows per unit at ``epsilon``, alone."""
-    dp.enable_features("contrib")
-
-    def make(scale: float) -> Any:
-        return dp.m.make_private_quantile(
-            dp.vector_domain(dp.atom_domain(T="i64")),
-            dp.symmetric_distance(),
-            dp.max_divergence(),
-            candidates=list(CANDIDATES),
-            alpha=QUANTILE,
-            scale=scale,
-        )
-
-    return make(dp.binary_search_param(make, d_in=1, d_out=epsilon))
 
 
 def main() -> None:
@@ -59,7 +40,7 @@ def main() -> None:
     args = parser.parse_args()
     one, five, fifteen = os.getloadavg()
     print(f"load average before: {one:.2f} {five:.2f} {fifteen:.2f}")
-    old = fixed(args.epsilon)
+    old, _ = quantile_release(args.epsilon, QUANTILE)  # the whole ε at the 95th
     rng = np.random.default_rng(SEED)
     print(
         "| units | data's 95th | data's max | release | level | median bound | 90th of "

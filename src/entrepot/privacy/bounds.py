@@ -77,6 +77,7 @@ __all__ = [
     "estimate_rows_per_unit",
     "level_for",
     "percentile",
+    "quantile_release",
 ]
 
 # The 95th percentile of rows per unit: a unit above it is weighted down, so about
@@ -159,7 +160,7 @@ def estimate_rows_per_unit(histogram: Mapping[int, int], epsilon: float) -> Rows
     level = level_for(low, quantile)
     # An int64 array crosses into OpenDP as one buffer (0.1 s for 2M units, measured),
     # a Python list value by value (3 s).
-    return RowsPerUnit(int(_measurement(quantile, level)[0](counts)), level)
+    return RowsPerUnit(int(quantile_release(quantile, level)[0](counts)), level)
 
 
 def percentile(level: float) -> str:
@@ -178,16 +179,17 @@ def level_for(units: float, epsilon: float) -> float:
     ``MISS``. A function of public numbers: the noisy count, ε and the grid.
     """
     for level in LEVELS:
-        scale = _measurement(epsilon, level)[1]
+        scale = quantile_release(epsilon, level)[1]
         if len(CANDIDATES) * math.exp(-(1 - level) * max(units, 0.0) / scale) <= MISS:
             return level
     return LEVELS[-1]
 
 
 @functools.lru_cache(maxsize=64)
-def _measurement(epsilon: float, level: float) -> tuple[Any, float]:
-    """OpenDP's quantile of rows per unit at ``level`` spending ``epsilon``, and its
-    scale (in units of rank: a candidate's chance falls by ``e`` per unit of score)."""
+def quantile_release(epsilon: float, level: float) -> tuple[Any, float]:
+    """OpenDP's quantile of rows per unit at ``level`` spending ``epsilon`` (a
+    measurement taking the units' counts as an int64 array), and its scale (in units
+    of rank: a candidate's chance falls by ``e`` per unit of score)."""
     # OpenDP loads only for a publish that estimates: reading a policy needs none of it.
     import opendp.prelude as dp
 
