@@ -410,19 +410,27 @@ def test_merged_small_groups_put_back_their_parts_together(tmp_path: Path) -> No
     rows = [(u, "910101") for u in range(10) for _ in range(u + 1)]
     rows += [(100, "910102")] * 6 + [(101, "910103")] * 3
     p = planned(f"SELECT district, COUNT(*) AS n FROM {DATASET} GROUP BY district", merging, 1e8)
-    answer = p.release(exact(p, write(rows, tmp_path / "v.parquet")))
-    assert [row.other for row in answer.rows] == [False, True]
-    assert answer.merged == (("910102",), ("910103",))
-    (_, shown), (_, other) = asked(answer, "n")
-    # bounded at 4 rows a unit: 34 rows kept in 910101 (21 removed), 4 + 3 in the
-    # merged two (2 removed); the 23 removed are shared out as 34 : 7
-    assert shown.value == pytest.approx(34 + 23 * 34 / 41, abs=1e-3)
-    assert other.value == pytest.approx(7 + 23 * 7 / 41, abs=1e-3)
-    # no group lost more than all did: each interval reaches up by the whole total
-    assert (shown.lo, shown.hi) == (pytest.approx(34, abs=1e-3), pytest.approx(57, abs=1e-3))
-    assert (other.lo, other.hi) == (pytest.approx(7, abs=1e-3), pytest.approx(30, abs=1e-3))
-    assert shown.lo <= 55 <= (shown.hi or 0.0)
-    assert other.lo <= 9 <= (other.hi or 0.0)
+    table = exact(p, write(rows, tmp_path / "v.parquet"))
+    # No unit here is above the cap, yet the test of that, one-sided at 5% (ASSUMED),
+    # leaves the high ends unknown in one answer of twenty: 20 answers all do so with
+    # probability 1e-26.
+    highs = []
+    for _ in range(20):
+        answer = p.release(table)
+        assert [row.other for row in answer.rows] == [False, True]
+        assert answer.merged == (("910102",), ("910103",))
+        (_, shown), (_, other) = asked(answer, "n")
+        # bounded at 4 rows a unit: 34 rows kept in 910101 (21 removed), 4 + 3 in the
+        # merged two (2 removed); the 23 removed are shared out as 34 : 7
+        assert shown.value == pytest.approx(34 + 23 * 34 / 41, abs=1e-3)
+        assert other.value == pytest.approx(7 + 23 * 7 / 41, abs=1e-3)
+        assert (shown.lo, other.lo) == (pytest.approx(34, abs=1e-3), pytest.approx(7, abs=1e-3))
+        assert (shown.hi is None) == (other.hi is None)
+        highs += [(shown.hi, other.hi)] if shown.hi is not None else []
+    # no group lost more than all did: each interval reaches up by the whole total, and
+    # holds the truth (55 and 9 rows)
+    assert highs
+    assert all(high == (pytest.approx(57, abs=1e-3), pytest.approx(30, abs=1e-3)) for high in highs)
 
 
 def test_an_answer_that_could_put_nothing_back_states_the_versions_removed_share(
