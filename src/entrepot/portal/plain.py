@@ -74,7 +74,7 @@ def policy_sentences(policy: dict[str, Any], privacy_unit: str | None) -> list[s
         rows = contributions.get("rows_per_unit", "auto")
         bound = (
             "as many rows as 95% of them have at most (estimated privately when a version "
-            "is published)"
+            "is published; a lower share where the version has too few of them to tell)"
             if rows == "auto"
             else f"at most {rows} rows"
         )
