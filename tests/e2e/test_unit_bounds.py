@@ -94,6 +94,8 @@ def test_a_publish_shows_the_private_bound_and_its_epsilon_and_a_policy_bound_wi
     # the count's noise (scale 100) passes ln(1e6)·100 with probability 1e-6
     assert level <= level_for(1_500 + 100 * math.log(1e6), quantile)
     assert f"rows per unit: {bound} (the {percentile(level)}, the highest its units" in shown
+    table = " ".join(cli(home, "dataset", "versions", DATASET).split())
+    assert f"{bound} (p{round(level * 100)})" in table
     assert "it removes an estimated" in shown
     # bound_epsilon (0.1) for the bound, as much again for the rows it keeps and removes
     assert published["bound_epsilon"] == pytest.approx(0.2)

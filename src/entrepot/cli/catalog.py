@@ -151,17 +151,25 @@ CONTENT_HIDDEN = (
 
 
 def versions_table(title: str, versions: list[dict[str, Any]]) -> Table:
-    """A table of versions, with the content columns only for a reader who owns them."""
+    """A table of versions, with the content columns only for a reader who owns them,
+    and each one's rows-per-unit bound (a private release, public) with its percentile."""
     owned = any(v["sha256"] is not None for v in versions)
-    columns = ["v", "title", "published"]
+    columns = ["v", "title", "published", "rows/unit"]
     if owned:
         columns += ["rows", "rejected", "bytes", "sha256"]
     rows = [
-        [v["version"], v["title"], v["created_at"][:19]]
+        [v["version"], v["title"], v["created_at"][:19], _bound(v)]
         + ([v["rows"], v["rows_rejected"], v["size_bytes"], v["sha256"]] if owned else [])
         for v in versions
     ]
     return table(title, columns, rows)
+
+
+def _bound(version: dict[str, Any]) -> str:
+    """``11 (p95)``: the bound, and the percentile of rows per unit it estimates."""
+    if version.get("unit_bound") is None:
+        return "-"
+    return f"{version['unit_bound']} (p{round(version['unit_level'] * 100)})"
 
 
 def _percent(share: Any) -> str:
