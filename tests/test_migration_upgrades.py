@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import DateTime, column, insert, select, table
+from sqlalchemy import JSON, DateTime, column, insert, select, table
 
 from entrepot.db import Database
 from schema_steps import migrate
@@ -81,3 +81,61 @@ def test_every_provider_gets_its_organization(empty_db: Database) -> None:
         ("never-used", "Never Used", "provider", 1, created),
         ("used", "Used", "provider", 2, created),
     ]
+
+
+def test_every_earlier_bound_estimates_the_95th_percentile(empty_db: Database) -> None:
+    migrate(empty_db, "0020")
+    at = datetime(2026, 11, 15, 9, 0)
+    providers = table(
+        "providers", column("id"), column("slug"), column("name"), column("created_at")
+    )
+    datasets = table(
+        "datasets",
+        *(column(name) for name in ("id", "provider_id", "slug", "title", "standard", "schema")),
+        column("description"),
+        column("created_at"),
+        column("updated_at"),
+    )
+    text = ("number", "title", "path", "sha256", "standard_version")
+    versions = table(
+        "versions",
+        *(column(name) for name in ("dataset_id", *text, "size_bytes", "rows", "rows_rejected")),
+        column("report", JSON()),
+        column("quality", JSON()),
+        column("created_at"),
+        column("commitment_key"),
+        column("unit_bound"),
+        column("unit_level"),
+    )
+    with empty_db.engine.begin() as connection:
+        connection.execute(insert(providers).values(id=1, slug="p", name="P", created_at=at))
+        connection.execute(
+            insert(datasets).values(
+                id=1,
+                provider_id=1,
+                slug="d",
+                title="D",
+                standard="health.visit",
+                schema="{}",
+                description="",
+                created_at=at,
+                updated_at=at,
+            )
+        )
+        common = {"dataset_id": 1, "title": "D", "sha256": "0" * 64, "standard_version": "1.0"}
+        common |= {"commitment_key": bytes(32)}
+        common |= {"size_bytes": 1, "rows": 1, "rows_rejected": 0, "report": {}, "quality": {}}
+        connection.execute(
+            insert(versions).values(created_at=at, **common),
+            [
+                {"number": 1, "path": "1.parquet", "unit_bound": 11},
+                {"number": 2, "path": "2.parquet", "unit_bound": None},
+            ],
+        )
+    migrate(empty_db, "0021")
+    with empty_db.engine.begin() as connection:
+        rows = connection.execute(
+            select(versions.c.number, versions.c.unit_level).order_by(versions.c.number)
+        ).all()
+    # bounds estimated before levels were chosen were all the 95th; no bound, no level
+    assert [tuple(row) for row in rows] == [(1, 0.95), (2, None)]

@@ -70,7 +70,6 @@ def _bound(policy: Policy, latest: Row[Any, Any, Any, Any] | None) -> dict[str, 
     """What :func:`~entrepot.privacy.bounds.bound_in_force` gives on ``latest``, a row of
     the version's number, ``unit_bound``, ``unit_level`` and ``bound_epsilon_nano``."""
     from entrepot.privacy.bounds import bound_in_force
-    from entrepot.vault.datasets import bound_level
 
     if latest is None:
         return None
@@ -79,7 +78,7 @@ def _bound(policy: Policy, latest: Row[Any, Any, Any, Any] | None) -> dict[str, 
         **bound.to_dict(),
         "version": latest.number,
         "estimate": latest.unit_bound,
-        "estimate_level": bound_level(latest.unit_bound, latest.unit_level),
+        "estimate_level": latest.unit_level,
         "estimate_epsilon": latest.bound_epsilon_nano / 10**9,
     }
 

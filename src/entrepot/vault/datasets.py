@@ -126,16 +126,6 @@ def dataset_ref(session: Session | Connection, dataset_id: int) -> tuple[str, st
 
 # Nano-ε per ε, as the budget ledger counts it.
 _NANO = 10**9
-# The level of a bound released before levels were chosen: always the 95th percentile.
-_EARLIER_LEVEL = 0.95
-
-
-def bound_level(bound: int | None, level: float | None) -> float | None:
-    """The quantile level of rows per unit a version's ``bound`` estimates, from its
-    stored ``level`` (None without a bound)."""
-    if bound is None:
-        return None
-    return _EARLIER_LEVEL if level is None else level
 
 
 def version_info(dataset: Dataset, version: Version) -> VersionInfo:
@@ -161,7 +151,7 @@ def describe_version(ref: DatasetRef, standard: str, version: Any) -> VersionInf
         created_at=as_utc(version.created_at),
         quality=version.quality,
         unit_bound=version.unit_bound,
-        unit_level=bound_level(version.unit_bound, version.unit_level),
+        unit_level=version.unit_level,
         bound_epsilon=version.bound_epsilon_nano / _NANO,
         unit_kept=version.unit_kept,
         unit_removed=version.unit_removed,

@@ -97,8 +97,8 @@ versions = Table(
     Column("quality", JSON, nullable=False),
     Column("created_at", DateTime, nullable=False, default=utcnow),
     # The rows-per-unit bound released with differential privacy at publish (NULL:
-    # none) and the quantile level of rows per unit it estimates (NULL: the 95th, as
-    # before levels were chosen), the nano-ε it and the rows it keeps and removes spent
+    # none) and the quantile level of rows per unit it estimates (NULL without a
+    # bound), the nano-ε it and the rows it keeps and removes spent
     # of the dataset's global cap, and those rows with the Laplace scale of each one's
     # noise (NULL: not released).
     Column("unit_bound", Integer, nullable=True),

@@ -2,7 +2,8 @@
 percentile where the data has units enough to resolve it, a lower one chosen by a
 noisy count of units where it has not.
 
-NULL for versions published before, whose bounds all estimate the 95th.
+NULL for versions without a bound; versions published before with one get 0.95, the
+level every bound estimated then.
 
 Revision ID: 0021
 Revises: 0020
@@ -22,6 +23,7 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table("versions") as batch:
         batch.add_column(sa.Column("unit_level", sa.Float(), nullable=True))
+    op.execute("UPDATE versions SET unit_level = 0.95 WHERE unit_bound IS NOT NULL")
 
 
 def downgrade() -> None:
