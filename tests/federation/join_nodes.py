@@ -18,6 +18,7 @@ from typing import Any
 from tests.api.conftest import running
 from tests.exchange.join_world import PAYMENTS, VISITS, Payment, Visit
 from tests.federation.nodes import federation_node
+from tests.federation.proxy import FaultProxy, fault_proxy
 
 from entrepot.api import create_app
 from entrepot.client.local import LocalClient
@@ -71,6 +72,8 @@ class Nodes:
     a: Exchange
     b: Exchange
     c: Exchange
+    # Between c and a, when asked for: a proxy that loses or alters messages on request.
+    proxy: FaultProxy | None = None
 
     def consumer(self, name: str = "c") -> LocalClient:
         exchange = getattr(self, name)
@@ -135,11 +138,13 @@ def nodes(
     grants: str = "ab",
     floor_ms: int = 0,
     settings: Mapping[str, Mapping[str, Any]] | None = None,
+    proxied: bool = False,
 ) -> Iterator[Nodes]:
     """Nodes a, b and c, peered with each other, served on loopback; ``consumers``
     names the nodes where ``city-desk`` is a consumer asking for both datasets, which
     the holders named in ``grants`` grant. Both holders' policies pad answers to
-    ``floor_ms``; ``settings`` overrides a node's settings, by its name."""
+    ``floor_ms``; ``settings`` overrides a node's settings, by its name; ``proxied``
+    has c call a through a :class:`FaultProxy` (``Nodes.proxy``)."""
     made = {
         name: federation_node(tmp_path, name, **(settings or {}).get(name, {})) for name in "abc"
     }
@@ -163,12 +168,16 @@ def nodes(
                 name: str(stack.enter_context(running(create_app(node))).base_url)
                 for name, node in made.items()
             }
+            proxy = None
+            if proxied:
+                proxy = stack.enter_context(fault_proxy(int(urls["a"].rsplit(":", 1)[1])))
             for me in "abc":
                 for them in "abc":
                     if me != them:
                         key = bytes(made[them].verify_key).hex()
-                        exchanges[me].peers.add(urls[them], key)
-            world = Nodes(exchanges["a"], exchanges["b"], exchanges["c"])
+                        url = proxy.url if proxy and (me, them) == ("c", "a") else urls[them]
+                        exchanges[me].peers.add(url, key)
+            world = Nodes(exchanges["a"], exchanges["b"], exchanges["c"], proxy)
             for name in consumers:
                 client = world.consumer(name)
                 for holder, dataset in (("a", VISITS), ("b", PAYMENTS)):

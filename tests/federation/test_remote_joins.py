@@ -29,7 +29,14 @@ from tests.federation.join_nodes import (
 )
 
 from entrepot.client.local import LocalClient
-from entrepot.errors import BudgetExhausted, Conflict, ContractViolation, PolicyViolation
+from entrepot.errors import (
+    BudgetExhausted,
+    Conflict,
+    ContractViolation,
+    InvalidInput,
+    PolicyViolation,
+    Unauthorized,
+)
 from entrepot.exchange import Exchange
 from entrepot.federation.join import PART_PATH, exact_join, mandate
 from entrepot.federation.transport import PeerCall
@@ -123,6 +130,50 @@ def test_a_consumer_of_a_third_node_joins_two_nodes_datasets(tmp_path: Path) -> 
             assert peer_actions(holder)[-1] == action
             assert agrees(holder)
         assert peer_actions(world.c)[-1] == "join_answered"
+
+
+def test_a_join_whose_answer_is_lost_is_asked_again_and_spent_once(tmp_path: Path) -> None:
+    with nodes(tmp_path, proxied=True) as world:
+        assert world.proxy is not None
+        # c's first call to a reaches a, which leads the join; its answer is lost on
+        # the way back. c asks again with the same mandate and a answers from what it
+        # kept: the same answer, each holder's ε spent once, each delivery logged.
+        world.proxy.then("drop-answer")
+        answered = world.consumer().query(JOIN, epsilon=0.5)
+        calls = [(f, m) for f, m in world.proxy.seen if m.startswith(b"POST /federation/v1/join")]
+        assert [fault for fault, _ in calls] == ["drop-answer", "pass"]
+        first, again = (json.loads(m.partition(b"\r\n\r\n")[2]) for _, m in calls)
+        assert first == again
+        assert spent(world) == (0.5, 0.5, 0)
+        assert {r["node"] for r in answered["receipts"]} == {"a", "b"}
+        joins = [e for _, e in world.a.node.log.entries() if e["kind"] == "join"]
+        assert [(e["outcome"], float(e["epsilon"])) for e in joins] == [("answered", 0.5)]
+        world.a.node.outbox.flush()
+        assert peer_actions(world.a)[-2:] == ["join_received", "join_received"]
+        assert agrees(world.a)
+        assert agrees(world.b)
+
+        # The mandate sent again by another node is refused: it was used.
+        with world.b.peers.call("a") as call, pytest.raises(Unauthorized) as refused:
+            call.call("POST", "federation/v1/join", again)
+        assert refused.value.details["rule"] == "mandate_replay"
+        assert spent(world) == (0.5, 0.5, 0)
+
+
+def test_an_id_a_peer_may_repeat_is_32_hex_digits(tmp_path: Path) -> None:
+    with nodes(tmp_path) as world, world.c.peers.call("a") as call:
+        for given in ("", "0" * 31, "0" * 33, "G" * 32, "0" * 300, 7, None):
+            asked = {"consumer": CONSUMER, "sql": "SELECT COUNT(*) FROM x", "request": given}
+            signed = {"mandate": {"nonce": given}, "signature": ""}
+            for path, body, name in (
+                ("federation/v1/query", asked, "request"),
+                ("federation/v1/join", signed, "mandate nonce"),
+            ):
+                if given is None and name == "request":
+                    continue  # a peer that sends no request id is answered without one
+                with pytest.raises(InvalidInput, match=f"request's {name} is not 32 hex"):
+                    call.call("POST", path, body)
+        assert spent(world) == (0, 0, 0)
 
 
 def test_a_join_longer_than_one_peer_call_is_waited_for_up_to_the_join_timeout(

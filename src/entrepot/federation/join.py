@@ -44,7 +44,7 @@ from nacl.exceptions import BadSignatureError
 from entrepot.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
 from entrepot.federation.envelope import parse_key
 from entrepot.federation.peers import identity_of
-from entrepot.federation.remote import consumer_of, log_peer_event
+from entrepot.federation.remote import consumer_of, log_peer_event, peer_entry
 from entrepot.privacy.policy import parse_policy
 from entrepot.privacy.psi import BATCH_SIZE, TOKEN_BYTES, BlindedBatch, DoublyBlindedBatch
 from entrepot.standards.schema import Standard, parse_standard
@@ -70,12 +70,14 @@ if TYPE_CHECKING:
     from entrepot.exchange.coordinator import Found, Part, Priced
     from entrepot.exchange.join import JoinQuery, JoinRun
     from entrepot.federation.envelope import Sender
+    from entrepot.transparency.entries import Entry
 
 __all__ = [
     "JOIN_PATH",
     "PART_PATH",
     "Parts",
     "PeerPartner",
+    "answered_again",
     "exact_join",
     "forward_join",
     "holders_of",
@@ -289,7 +291,8 @@ def forward_join(
     every holder's receipt. The first holder that is not this node leads."""
     leader, body = mandate(exchange, actor, holders, sql, epsilon=epsilon, purpose=purpose)
     with exchange.peers.call(leader, timeout_s=exchange.settings.peer_join_timeout_s) as call:
-        answered = call.call("POST", JOIN_PATH, body)
+        # The leader answers a mandate once: a repeat gets the same answer, spent once.
+        answered = call.call("POST", JOIN_PATH, body, idempotent=True)
     log_peer_event(
         exchange,
         actor.name,
@@ -574,19 +577,40 @@ def lead_join(
         actor, request, {partner.ref: partner}, purpose=mandate.get("purpose")
     )
     answered = shape(result.to_dict())
-    peer = exchange.peers.get(exchange.peers.name_of(sender.key))
-    log_peer_event(
-        exchange,
-        actor.name,
-        peer,
-        "join_received",
-        datasets=[f"{node}:{ref}" for ref, node in request.nodes.items()],
-        partner=partner.node,
-        epsilon=answered.get("epsilon_spent", 0),
-    )
+    exchange.node.log.append(_received(exchange, sender, actor, request, answered))
     receipts = [{"node": own, "receipt": answered["receipt"]}]
     receipts.append({"node": partner.node, "receipt": partner.receipt})
     return {**answered, "receipts": receipts}
+
+
+def answered_again(
+    exchange: Exchange, sender: Sender, body: dict[str, Any], answered: dict[str, Any]
+) -> Entry:
+    """The ``join_received`` entry of a join this node led and answers again, from what
+    it kept, to the consumer's node that repeats the same mandate."""
+    mandate = body["mandate"]
+    actor = consumer_of(exchange, sender.key, str(mandate["consumer"]), create=False)
+    own = identity_of(exchange.node).name
+    request = _join_query(exchange, mandate, _names(own, str(mandate["partner"])))
+    return _received(exchange, sender, actor, request, answered)
+
+
+def _received(
+    exchange: Exchange,
+    sender: Sender,
+    actor: Actor,
+    request: JoinQuery,
+    answered: dict[str, Any],
+) -> Entry:
+    own = identity_of(exchange.node).name
+    return peer_entry(
+        actor.name,
+        exchange.peers.by_key(sender.key),
+        "join_received",
+        datasets=[f"{node}:{ref}" for ref, node in request.nodes.items()],
+        partner=next(node for node in request.nodes.values() if node != own),
+        epsilon=answered.get("epsilon_spent", 0),
+    )
 
 
 def _partnered(

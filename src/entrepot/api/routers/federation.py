@@ -242,6 +242,16 @@ async def remote_contracts(request: Request) -> Response:
     return await _answer(request, work)
 
 
+def _request_id(value: Any, name: str) -> str:
+    """A peer's id for a request it may repeat: 32 hex digits, as its node draws them."""
+    if not isinstance(value, str) or not _NONCE.fullmatch(value):
+        raise InvalidInput(
+            f"the request's {name} is not 32 hex digits",
+            hint=f"send a fresh random {name} of 16 bytes, in hex",
+        )
+    return value
+
+
 def _once_per_request(
     exchange: Exchange,
     sender: Sender,
@@ -337,11 +347,13 @@ async def remote_query(request: Request) -> Response:
             cosign_later(exchange)
             return answered
 
-        request_id = _text(body, "request", optional=True)
+        request_id = body.get("request")
         if request_id is None:
             answered = run()
         else:
-            answered = _once_per_request(exchange, sender, request_id, body, run, logged)
+            answered = _once_per_request(
+                exchange, sender, _request_id(request_id, "request"), body, run, logged
+            )
         flush_later(exchange)
         return answered
 
@@ -360,12 +372,24 @@ async def remote_join(request: Request) -> Response:
     each node checks, spends, logs and signs for its own dataset. Only the released
     answer and both receipts go back."""
     from entrepot.client.local import answer_body
-    from entrepot.federation.join import lead_join
+    from entrepot.federation.join import answered_again, lead_join
 
     exchange = exchange_of(request)
-    return await _answer(
-        request, lambda sender, body: lead_join(exchange, sender, body, answer_body)
-    )
+
+    def work(sender: Sender, body: dict[str, Any]) -> Any:
+        mandate = body.get("mandate")
+        nonce = mandate.get("nonce") if isinstance(mandate, dict) else None
+        # A mandate is answered once: its node repeats it when the answer was lost.
+        return _once_per_request(
+            exchange,
+            sender,
+            f"join:{_request_id(nonce, 'mandate nonce')}",
+            body,
+            lambda: lead_join(exchange, sender, body, answer_body),
+            lambda kept: answered_again(exchange, sender, body, kept),
+        )
+
+    return await _answer(request, work)
 
 
 @router.post(
