@@ -4,6 +4,7 @@ for its own dataset, and the matching runs on a holder's node, never the consume
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -158,6 +159,22 @@ def test_a_join_whose_answer_is_lost_is_asked_again_and_spent_once(tmp_path: Pat
             call.call("POST", "federation/v1/join", again)
         assert refused.value.details["rule"] == "mandate_replay"
         assert spent(world) == (0.5, 0.5, 0)
+
+
+def test_a_join_asked_again_while_its_leader_runs_it_is_refused_and_spent_once(
+    tmp_path: Path,
+) -> None:
+    # The holders pad the answer to 5 s; c waits 1 s for it, then asks again.
+    with nodes(tmp_path, floor_ms=5000, settings={"c": {"peer_join_timeout_s": 1.0}}) as world:
+        with pytest.raises(Conflict, match="still answering the same request") as refused:
+            world.consumer().query(JOIN, epsilon=0.5)
+        assert refused.value.details["peer"] == "a"
+        deadline = time.monotonic() + 30
+        while world.spent("a") < 0.5 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert spent(world) == (0.5, 0.5, 0)
+        joins = [e for _, e in world.a.node.log.entries() if e["kind"] == "join"]
+        assert [(e["outcome"], float(e["epsilon"])) for e in joins] == [("answered", 0.5)]
 
 
 def test_an_id_a_peer_may_repeat_is_32_hex_digits(tmp_path: Path) -> None:

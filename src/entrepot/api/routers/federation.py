@@ -26,7 +26,7 @@ from starlette.concurrency import run_in_threadpool
 from entrepot.api._exchange import exchange_of
 from entrepot.api.openapi import operation_id
 from entrepot.clock import utcnow
-from entrepot.errors import EntrepotError, InvalidInput
+from entrepot.errors import Conflict, EntrepotError, InvalidInput
 from entrepot.federation.envelope import NONCE, SIGNATURE, Sender, open_request, sign_response
 from entrepot.federation.peers import identity_of
 
@@ -270,7 +270,16 @@ def _once_per_request(
     fingerprint = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
     # Unsynced: the query's reservation is a synced commit after it, so a crash never
     # keeps a spend and loses its claim; a claim lost with nothing after it was unused.
-    kept = keys.claim(owner, request_id, fingerprint, synced=False)
+    try:
+        kept = keys.claim(owner, request_id, fingerprint, synced=False)
+    except Conflict as error:
+        if error.details.get("idempotency") != "running":
+            raise
+        raise Conflict(
+            "this node is still answering the same request, sent before",
+            hint="it is spent and logged once, when done; ask again later as a new request",
+            idempotency="running",
+        ) from None
     if kept is not None:
         owe_peer_event(exchange, logged(kept))
         return kept
