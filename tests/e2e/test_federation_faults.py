@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from tests.e2e.test_federation import _env
 from tests.e2e.test_server import entrepot, server, stop
-from tests.exchange.logged_world import DATASET, seed
+from tests.exchange.logged_world import DATASET, PROVIDER, seed
 from tests.federation.nodes import federation_node
 from tests.federation.proxy import fault_proxy
 
@@ -81,6 +81,9 @@ def test_faults_between_nodes_are_recovered_or_named_and_budgets_stay_exact(
                 run(env["a"], "peer", "add", b_url, "--key", keys["b"])
                 assert run(env["b"], "peer", "add", proxy.url, "--key", keys["a"])["name"] == "a"
                 until = (date.today() + timedelta(days=30)).isoformat()
+                # The access request's answer is lost: b asks again under the same
+                # request id, and a answers with the request it made the first time.
+                proxy.then("drop-answer")
                 asked = run(
                     env["b"],
                     "access", "request", f"a:{DATASET}",
@@ -89,6 +92,8 @@ def test_faults_between_nodes_are_recovered_or_named_and_budgets_stay_exact(
                     "--until", until,
                     "--as", "city-desk",
                 )  # fmt: skip
+                pending = run(env["a"], "access", "list", "--pending", "--as", PROVIDER)
+                assert [r["id"] for r in pending["requests"]] == [asked["id"]]
                 run(env["a"], "access", "grant", asked["id"], "--as", "riverside-hospitals")
 
                 # Unharmed, then each fault the consumer's node recovers from: a dropped

@@ -12,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from tests.exchange.join_world import (
     SQL,
+    VISITS,
     Payment,
     Visit,
     exact_answers,
@@ -184,6 +185,7 @@ def test_an_id_a_peer_may_repeat_is_32_hex_digits(tmp_path: Path) -> None:
             signed = {"mandate": {"nonce": given}, "signature": ""}
             for path, body, name in (
                 ("federation/v1/query", asked, "request"),
+                ("federation/v1/access", {**asked, "dataset": VISITS}, "request"),
                 ("federation/v1/join", signed, "mandate nonce"),
             ):
                 if given is None and name == "request":

@@ -153,9 +153,11 @@ def forward_access(
         "since": None if since is None else since.isoformat(),
         "actions": list(actions),
         "note": note,
+        # The peer makes a request id once: a repeat gets the same request, not a second.
+        "request": secrets.token_hex(16),
     }
     with exchange.peers.call(node) as call:
-        answered = call.call("POST", ACCESS_PATH, body)
+        answered = call.call("POST", ACCESS_PATH, body, idempotent=True)
     log_peer_event(
         exchange,
         actor.name,

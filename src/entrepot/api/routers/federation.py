@@ -161,6 +161,16 @@ async def catalog_feed(
     return await _answer(request, lambda _sender, _body: feed(exchange, since, limit))
 
 
+def _date(body: dict[str, Any], name: str, *, optional: bool = False) -> Any:
+    value = _text(body, name, optional=optional)
+    try:
+        return None if value is None else date.fromisoformat(value)
+    except ValueError:
+        raise InvalidInput(
+            f"the request's {name} is not a date", hint=f"send {name} as YYYY-MM-DD"
+        ) from None
+
+
 def _text(body: dict[str, Any], name: str, *, optional: bool = False) -> Any:
     value = body.get(name)
     if value is None and optional:
@@ -185,33 +195,42 @@ async def remote_access(request: Request) -> Response:
     exchange = exchange_of(request)
 
     def work(sender: Sender, body: dict[str, Any]) -> Any:
-        actor = consumer_of(exchange, sender.key, _text(body, "consumer"), create=True)
-        since = _text(body, "since", optional=True)
-        actions = body.get("actions") or ["aggregate-query"]
-        if not isinstance(actions, list) or not all(isinstance(a, str) for a in actions):
-            raise InvalidInput("the request's actions are not a list of text", hint="send a list")
-        epsilon = body.get("epsilon")
-        if not isinstance(epsilon, int | float):
-            raise InvalidInput("the request's epsilon is not a number", hint="send a number")
-        answered = LocalClient(exchange, actor).request_access(
-            _text(body, "dataset"),
-            purpose=_text(body, "purpose"),
-            epsilon=float(epsilon),
-            until=date.fromisoformat(_text(body, "until")),
-            since=None if since is None else date.fromisoformat(since),
-            actions=actions,
-            note=_text(body, "note", optional=True) or "",
-        )
-        peer = exchange.peers.get(exchange.peers.name_of(sender.key))
-        log_peer_event(
-            exchange,
-            actor.name,
-            peer,
-            "access_request_received",
-            dataset=answered.get("dataset"),
-            request=str(answered.get("id", "")),
-        )
-        return answered
+        def run() -> dict[str, Any]:
+            actor = consumer_of(exchange, sender.key, _text(body, "consumer"), create=True)
+            actions = body.get("actions") or ["aggregate-query"]
+            if not isinstance(actions, list) or not all(isinstance(a, str) for a in actions):
+                raise InvalidInput(
+                    "the request's actions are not a list of text", hint="send a list"
+                )
+            epsilon = body.get("epsilon")
+            if not isinstance(epsilon, int | float):
+                raise InvalidInput("the request's epsilon is not a number", hint="send a number")
+            answered = LocalClient(exchange, actor).request_access(
+                _text(body, "dataset"),
+                purpose=_text(body, "purpose"),
+                epsilon=float(epsilon),
+                until=_date(body, "until"),
+                since=_date(body, "since", optional=True),
+                actions=actions,
+                note=_text(body, "note", optional=True) or "",
+            )
+            peer = exchange.peers.get(exchange.peers.name_of(sender.key))
+            log_peer_event(
+                exchange,
+                actor.name,
+                peer,
+                "access_request_received",
+                dataset=answered.get("dataset"),
+                request=str(answered.get("id", "")),
+            )
+            return answered
+
+        request_id = body.get("request")
+        if request_id is None:
+            return run()
+        # A repeat gets the request made the first time; nothing new is logged.
+        key = f"access:{_request_id(request_id, 'request')}"
+        return _once_per_request(exchange, sender, key, body, run)
 
     return await _answer(request, work)
 
@@ -258,11 +277,12 @@ def _once_per_request(
     request_id: str,
     body: dict[str, Any],
     run: Callable[[], dict[str, Any]],
-    logged: Callable[[dict[str, Any]], Entry],
+    logged: Callable[[dict[str, Any]], Entry] | None = None,
 ) -> dict[str, Any]:
     """``run``'s answer, kept under the peer's request id: a repeat of the request (a
     new signed message with the same id and body) gets it again and spends nothing, its
-    ``logged`` entry owed to the log in one commit."""
+    ``logged`` entry (if any: the answer delivered again is an access) owed to the log
+    in one commit."""
     from entrepot.federation.remote import owe_peer_event
 
     keys = exchange.idempotency
@@ -281,7 +301,8 @@ def _once_per_request(
             idempotency="running",
         ) from None
     if kept is not None:
-        owe_peer_event(exchange, logged(kept))
+        if logged is not None:
+            owe_peer_event(exchange, logged(kept))
         return kept
     try:
         answered = run()
