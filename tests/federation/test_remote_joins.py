@@ -195,6 +195,24 @@ def test_an_id_a_peer_may_repeat_is_32_hex_digits(tmp_path: Path) -> None:
         assert spent(world) == (0, 0, 0)
 
 
+def test_an_access_request_with_a_date_that_is_not_one_is_refused_naming_it(
+    tmp_path: Path,
+) -> None:
+    with nodes(tmp_path, consumers="") as world, world.c.peers.call("a") as call:
+        asked = {
+            "consumer": CONSUMER,
+            "dataset": VISITS,
+            "purpose": "public-health-surveillance",
+            "epsilon": 1.0,
+            "until": "2099-01-01",
+            "request": "0" * 32,
+        }
+        for name, value in (("until", "next week"), ("since", "2025-13-01")):
+            with pytest.raises(InvalidInput, match=f"request's {name} is not a date"):
+                call.call("POST", "federation/v1/access", {**asked, name: value})
+        assert world.a.contracts.requests(world.a.actor("riverside-hospitals")) == []
+
+
 def test_a_join_longer_than_one_peer_call_is_waited_for_up_to_the_join_timeout(
     tmp_path: Path,
 ) -> None:
