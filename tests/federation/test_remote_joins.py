@@ -36,11 +36,13 @@ from entrepot.errors import (
     Conflict,
     ContractViolation,
     InvalidInput,
+    NotFound,
     PolicyViolation,
     Unauthorized,
 )
 from entrepot.exchange import Exchange
 from entrepot.federation.join import PART_PATH, exact_join, mandate
+from entrepot.federation.remote import consumer_of
 from entrepot.federation.transport import PeerCall
 from entrepot.privacy.psi import BATCH_SIZE, TOKEN_BYTES, hash_to_group
 from entrepot.standards.linkkeys import concept
@@ -195,7 +197,7 @@ def test_an_id_a_peer_may_repeat_is_32_hex_digits(tmp_path: Path) -> None:
         assert spent(world) == (0, 0, 0)
 
 
-def test_an_access_request_with_a_date_that_is_not_one_is_refused_naming_it(
+def test_an_access_request_with_a_date_that_is_not_one_is_refused_and_makes_nothing(
     tmp_path: Path,
 ) -> None:
     with nodes(tmp_path, consumers="") as world, world.c.peers.call("a") as call:
@@ -211,6 +213,8 @@ def test_an_access_request_with_a_date_that_is_not_one_is_refused_naming_it(
             with pytest.raises(InvalidInput, match=f"request's {name} is not a date"):
                 call.call("POST", "federation/v1/access", {**asked, name: value})
         assert world.a.contracts.requests(world.a.actor("riverside-hospitals")) == []
+        with pytest.raises(NotFound):
+            consumer_of(world.a, bytes(world.c.node.verify_key).hex(), CONSUMER, create=False)
 
 
 def test_a_join_longer_than_one_peer_call_is_waited_for_up_to_the_join_timeout(

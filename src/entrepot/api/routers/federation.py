@@ -196,7 +196,6 @@ async def remote_access(request: Request) -> Response:
 
     def work(sender: Sender, body: dict[str, Any]) -> Any:
         def run() -> dict[str, Any]:
-            actor = consumer_of(exchange, sender.key, _text(body, "consumer"), create=True)
             actions = body.get("actions") or ["aggregate-query"]
             if not isinstance(actions, list) or not all(isinstance(a, str) for a in actions):
                 raise InvalidInput(
@@ -205,14 +204,19 @@ async def remote_access(request: Request) -> Response:
             epsilon = body.get("epsilon")
             if not isinstance(epsilon, int | float):
                 raise InvalidInput("the request's epsilon is not a number", hint="send a number")
+            dataset, purpose = _text(body, "dataset"), _text(body, "purpose")
+            until, since = _date(body, "until"), _date(body, "since", optional=True)
+            note = _text(body, "note", optional=True) or ""
+            # The request's own fields checked first: a malformed one makes no organization.
+            actor = consumer_of(exchange, sender.key, _text(body, "consumer"), create=True)
             answered = LocalClient(exchange, actor).request_access(
-                _text(body, "dataset"),
-                purpose=_text(body, "purpose"),
+                dataset,
+                purpose=purpose,
                 epsilon=float(epsilon),
-                until=_date(body, "until"),
-                since=_date(body, "since", optional=True),
+                until=until,
+                since=since,
                 actions=actions,
-                note=_text(body, "note", optional=True) or "",
+                note=note,
             )
             peer = exchange.peers.get(exchange.peers.name_of(sender.key))
             log_peer_event(
