@@ -4,6 +4,7 @@ for its own dataset, and the matching runs on a holder's node, never the consume
 from __future__ import annotations
 
 import json
+import secrets
 import time
 from pathlib import Path
 from typing import Any
@@ -41,7 +42,7 @@ from entrepot.errors import (
     Unauthorized,
 )
 from entrepot.exchange import Exchange
-from entrepot.federation.join import PART_PATH, exact_join, mandate
+from entrepot.federation.join import JOIN_PATH, PART_PATH, _sign, exact_join, mandate
 from entrepot.federation.remote import consumer_of
 from entrepot.federation.transport import PeerCall
 from entrepot.privacy.psi import BATCH_SIZE, TOKEN_BYTES, hash_to_group
@@ -381,6 +382,25 @@ def test_a_join_across_nodes_without_noise_equals_the_plain_join_of_the_raw_data
     assert set(got) == set(want)
     for district, (people, pairs, paid) in want.items():
         assert got[district] == pytest.approx((people, pairs, paid))
+
+
+def test_a_signed_mandate_that_is_malformed_is_refused_naming_what_and_spends_nothing(
+    tmp_path: Path,
+) -> None:
+    with nodes(tmp_path) as world, world.c.peers.call("a") as call:
+        asker = world.c.actor(CONSUMER)
+        _, body = mandate(world.c, asker, ("a", "b"), JOIN, epsilon=0.5, purpose=None)
+        for change, message in (
+            ({"epsilon": "lots"}, "its epsilon as a number"),
+            ({"sql": None}, "its query as text"),
+            ({"sql": "SELECT FROM WHERE"}, "no query that parses"),
+            ({"sql": "SELECT 1"}, "reads one dataset of its leader and one of its partner"),
+        ):
+            signed = {**body["mandate"], **change, "nonce": secrets.token_hex(16)}
+            sent = {"mandate": signed, "signature": _sign(world.c, signed)}
+            with pytest.raises(InvalidInput, match=message):
+                call.call("POST", JOIN_PATH, sent)
+        assert spent(world) == (0, 0, 0)
 
 
 def test_a_step_of_a_part_this_worker_never_prepared_is_refused_naming_the_rule(

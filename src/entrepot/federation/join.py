@@ -214,8 +214,15 @@ def _split(sql: str) -> tuple[str, list[tuple[str, DatasetRef]]]:
     """A qualified join as each holder reads it (no nodes) and each table's node and ref."""
     import sqlglot
     from sqlglot import exp
+    from sqlglot.errors import SqlglotError
 
-    tree = sqlglot.parse_one(sql, read="duckdb")
+    try:
+        tree = sqlglot.parse_one(sql, read="duckdb")
+    except SqlglotError:
+        raise InvalidInput(
+            "the join's mandate holds no query that parses",
+            hint="the consumer's node signs the query as its consumer asked it",
+        ) from None
     tables = []
     for table in tree.find_all(exp.Table):
         tables.append((table.catalog.lower(), DatasetRef.from_sql_name(f"{table.db}.{table.name}")))
@@ -226,9 +233,14 @@ def _split(sql: str) -> tuple[str, list[tuple[str, DatasetRef]]]:
 def _join_query(exchange: Exchange, mandate: dict[str, Any], names: dict[str, str]) -> JoinQuery:
     from entrepot.exchange.join import JoinQuery
 
-    local, tables = _split(str(mandate["sql"]))
+    sql, epsilon = mandate.get("sql"), mandate.get("epsilon")
+    if not isinstance(sql, str) or not (epsilon is None or isinstance(epsilon, int | float)):
+        raise InvalidInput(
+            "the join's mandate needs its query as text and its epsilon as a number",
+            hint="the consumer's node signs the query and the ε its consumer asked",
+        )
+    local, tables = _split(sql)
     nodes = {ref: names.get(node, node) for node, ref in tables}
-    epsilon = mandate.get("epsilon")
     node = exchange.node
     return JoinQuery(
         local,
@@ -359,9 +371,14 @@ def _found(raw: Any) -> tuple[Found, DatasetVersion]:
             standard_version=standard.version,
             created_at=datetime.now(UTC),
         )
-    except (KeyError, TypeError) as missing:
+    except KeyError as missing:
         raise InvalidInput(
             f"the request's side lacks {missing}", hint="send the dataset's public metadata"
+        ) from None
+    except (TypeError, ValueError):
+        raise InvalidInput(
+            "the request's side holds a value of the wrong kind",
+            hint="send the dataset's public metadata as the leader's node wrote it",
         ) from None
     return Found(ref, policy, standard, version), committed
 
