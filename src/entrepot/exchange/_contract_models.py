@@ -103,10 +103,19 @@ def end_of(day: date) -> datetime:
     return datetime.combine(day + timedelta(days=1), time())
 
 
+# The largest id a table holds (a signed 64-bit integer).
+MAX_ID = 2**63 - 1
+# The largest price, per use or per ε: a use's price (its ε, at most 10^9, times the
+# price per ε, plus the price per use) stays within a 64-bit count of cents.
+MAX_AMOUNT = Decimal(10**6)
+# The most uses a grant may count (a 32-bit column on PostgreSQL).
+MAX_QUERIES = 10**9
+
+
 def parse_id(text: str, prefix: str) -> int:
     """``REQ-7`` / ``GRANT-3`` (or a bare number) as an integer id."""
     body = text.strip().upper().removeprefix(prefix + "-")
-    if not body.isdigit():
+    if not body.isascii() or not body.isdigit() or int(body) > MAX_ID:
         raise InvalidInput(
             f"{text!r} is not a {prefix} id",
             hint=f"write it as {prefix}-<number>, e.g. {prefix}-7",
@@ -119,9 +128,15 @@ def to_cents(amount: Decimal | float | str, what: str) -> int:
         value = Decimal(str(amount))
     except InvalidOperation:
         value = Decimal("NaN")
-    if not value.is_finite() or value < 0 or value != value.quantize(Decimal("0.01")):
+    if (
+        not value.is_finite()
+        or value < 0
+        or value > MAX_AMOUNT
+        or value != value.quantize(Decimal("0.01"))
+    ):
         raise InvalidInput(
-            f"{what} must be an amount ≥ 0 with at most two decimals, got {amount!r}",
+            f"{what} must be an amount from 0 to {MAX_AMOUNT:,} with at most two decimals, "
+            f"got {amount!r}",
             hint=f"e.g. {param(what.replace(' ', '_'))} 50 or 12.50",
         )
     return int(value * 100)

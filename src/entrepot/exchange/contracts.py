@@ -33,6 +33,7 @@ from entrepot.exchange import _contract_tables
 from entrepot.exchange._contract_models import (
     ACTIONS,
     DUTIES,
+    MAX_QUERIES,
     AccessRequest,
     ContractEvent,
     Grant,
@@ -227,8 +228,11 @@ class Contracts:
         """Grant a pending request; what is not given is taken from the request."""
         per_query = to_cents(price_per_query, "price per query")
         per_epsilon = to_cents(price_per_epsilon, "price per epsilon")
-        if max_queries is not None and max_queries < 1:
-            raise InvalidInput(f"{param('max_queries')} must be at least 1", hint="or leave it out")
+        if max_queries is not None and not 1 <= max_queries <= MAX_QUERIES:
+            raise InvalidInput(
+                f"{param('max_queries')} must be from 1 to {MAX_QUERIES:,}",
+                hint="or leave it out: the uses are then not counted",
+            )
         unknown = [d for d in duties if d not in DUTIES]
         if unknown:
             raise InvalidInput(

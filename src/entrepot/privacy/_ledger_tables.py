@@ -70,13 +70,16 @@ __all__ = [
     "to_nano",
 ]
 
-# One ε is 10^9 nano-ε: fine enough for any ε a policy would allow, and 2^63 nano-ε is
-# still 9.2e9 ε, so BIGINT never overflows.
+# One ε is 10^9 nano-ε: fine enough for any ε a policy would allow; an ε is at most
+# 10^9 (no privacy is left long before), and 2^63 nano-ε is 9.2e9 ε, so BIGINT never
+# overflows.
 NANO = 10**9
+MAX_EPSILON = Decimal(10**9)
 # One δ is 10^18 atto-δ: policies' δs (1e-6 down to 1e-15 or so) are thousands of units
-# or more, a smaller one is charged one unit (costs round up), and δ never exceeds 1,
-# so 2^63 atto-δ (9.2 δ) never overflows BIGINT.
+# or more, a smaller one is charged one unit (costs round up); a δ is a probability, at
+# most 1, so 2^63 atto-δ (9.2 δ) never overflows BIGINT.
 ATTO = 10**18
+MAX_DELTA = Decimal(1)
 
 Ref = TypeVar("Ref")
 Other = TypeVar("Other")
@@ -86,14 +89,14 @@ RESERVED, TOUCHED, COMPLETED, RELEASED = "reserved", "touched", "completed", "re
 SPENT_STATES = (RESERVED, TOUCHED, COMPLETED)
 
 
-def _decimal(epsilon: float | str | Decimal, what: str, example: str) -> Decimal:
+def _decimal(epsilon: float | str | Decimal, what: str, example: str, most: Decimal) -> Decimal:
     try:
         value = Decimal(str(epsilon))
     except ArithmeticError:
         value = Decimal("NaN")
-    if not value.is_finite() or value < 0:
+    if not value.is_finite() or value < 0 or value > most:
         raise InvalidInput(
-            f"{what} must be a finite number ≥ 0, got {epsilon!r}",
+            f"{what} must be a finite number from 0 to {most:,}, got {epsilon!r}",
             hint=f"give {what} as a plain decimal number such as {example}",
         )
     return value
@@ -101,7 +104,7 @@ def _decimal(epsilon: float | str | Decimal, what: str, example: str) -> Decimal
 
 def to_nano(epsilon: float | str | Decimal, *, round_up: bool = True) -> int:
     """ε as integer nano-ε; costs round up, budgets (``round_up=False``) round down."""
-    value = _decimal(epsilon, "ε", "0.5") * NANO
+    value = _decimal(epsilon, "ε", "0.5", MAX_EPSILON) * NANO
     return int(value.to_integral_value(ROUND_CEILING if round_up else ROUND_FLOOR))
 
 
@@ -111,7 +114,7 @@ def from_nano(nano: int) -> float:
 
 def to_atto(delta: float | str | Decimal, *, round_up: bool = True) -> int:
     """δ as integer atto-δ; costs round up, caps (``round_up=False``) round down."""
-    value = _decimal(delta, "δ", "1e-10") * ATTO
+    value = _decimal(delta, "δ", "1e-10", MAX_DELTA) * ATTO
     return int(value.to_integral_value(ROUND_CEILING if round_up else ROUND_FLOOR))
 
 

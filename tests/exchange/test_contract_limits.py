@@ -1,0 +1,56 @@
+"""Numbers too large to store: refused by name before anything is written, on either
+database (a 64-bit column overflows on SQLite and PostgreSQL alike)."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from entrepot.errors import InvalidInput
+from entrepot.privacy.ledger import to_atto, to_nano
+from marketplace import Market
+
+PURPOSE = "public-health-surveillance"
+HUGE = 10**30
+INT64 = 2**63
+
+
+def test_an_epsilon_price_count_or_id_too_large_is_refused_naming_it(market: Market) -> None:
+    asked = {"purpose": PURPOSE, "until": date(2026, 12, 31)}
+    with pytest.raises(InvalidInput, match="ε must be a finite number from 0 to 1,000,000,000"):
+        market.contracts.request(market.consumer, market.dataset, epsilon=HUGE, **asked)
+    assert market.contracts.requests(market.provider) == []
+
+    request = market.contracts.request(market.consumer, market.dataset, epsilon=3, **asked)
+    for option, message in (
+        ({"epsilon": 1e30}, "ε must be a finite number from 0"),
+        ({"max_queries": HUGE}, "must be from 1 to 1,000,000,000"),
+        ({"price_per_query": HUGE}, "price per query must be an amount from 0 to 1,000,000 "),
+        ({"price_per_epsilon": HUGE}, "price per epsilon must be an amount from 0"),
+    ):
+        with pytest.raises(InvalidInput, match=message):
+            market.contracts.grant(market.provider, request.ref, **option)  # type: ignore[arg-type]
+    assert market.ledger.budgets(consumer_id=market.consumer.org_id) == []
+    for ref in ("REQ-" + "9" * 30, "GRANT-" + "9" * 20):
+        with pytest.raises(InvalidInput, match="is not a"):
+            market.contracts.show(market.provider, ref)
+
+    granted = market.contracts.grant(
+        market.provider, request.ref, max_queries=10**9, price_per_epsilon=Decimal(10**6)
+    )
+    assert (granted.max_queries, granted.price_per_epsilon) == (10**9, Decimal(10**6))
+
+
+@given(st.decimals(min_value=0, allow_nan=False, allow_infinity=False))
+def test_an_epsilon_or_delta_is_stored_within_64_bits_or_refused(value: Decimal) -> None:
+    for convert, most in ((to_nano, 10**9), (to_atto, 1)):
+        for round_up in (True, False):
+            if value > most:
+                with pytest.raises(InvalidInput, match="must be a finite number from 0"):
+                    convert(value, round_up=round_up)
+            else:
+                assert 0 <= convert(value, round_up=round_up) < INT64
