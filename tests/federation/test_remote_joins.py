@@ -198,7 +198,7 @@ def test_an_id_a_peer_may_repeat_is_32_hex_digits(tmp_path: Path) -> None:
         assert spent(world) == (0, 0, 0)
 
 
-def test_an_access_request_with_a_date_that_is_not_one_is_refused_and_makes_nothing(
+def test_a_peers_request_with_a_field_of_the_wrong_kind_is_refused_and_makes_nothing(
     tmp_path: Path,
 ) -> None:
     with nodes(tmp_path, consumers="") as world, world.c.peers.call("a") as call:
@@ -208,11 +208,20 @@ def test_an_access_request_with_a_date_that_is_not_one_is_refused_and_makes_noth
             "purpose": "public-health-surveillance",
             "epsilon": 1.0,
             "until": "2099-01-01",
-            "request": "0" * 32,
         }
-        for name, value in (("until", "next week"), ("since", "2025-13-01")):
-            with pytest.raises(InvalidInput, match=f"request's {name} is not a date"):
-                call.call("POST", "federation/v1/access", {**asked, name: value})
+        wrong: list[tuple[str, Any, str]] = [
+            ("until", "next week", "until is not a date"),
+            ("since", "2025-13-01", "since is not a date"),
+        ]
+        for value in ("1", True, 10**400, float("nan"), float("inf")):
+            wrong.append(("epsilon", value, "epsilon is not a finite number"))
+        for name, value, message in wrong:
+            for path in ("federation/v1/access", "federation/v1/query"):
+                if path.endswith("query") and name != "epsilon":
+                    continue
+                body = {**asked, "sql": "SELECT COUNT(*) FROM x", name: value}
+                with pytest.raises(InvalidInput, match=f"request's {message}"):
+                    call.call("POST", path, {**body, "request": secrets.token_hex(16)})
         assert world.a.contracts.requests(world.a.actor("riverside-hospitals")) == []
         with pytest.raises(NotFound):
             consumer_of(world.a, bytes(world.c.node.verify_key).hex(), CONSUMER, create=False)
@@ -391,8 +400,12 @@ def test_a_signed_mandate_that_is_malformed_is_refused_naming_what_and_spends_no
         asker = world.c.actor(CONSUMER)
         _, body = mandate(world.c, asker, ("a", "b"), JOIN, epsilon=0.5, purpose=None)
         for change, message in (
-            ({"epsilon": "lots"}, "its epsilon as a number"),
-            ({"sql": None}, "its query as text"),
+            ({"epsilon": "lots"}, "no epsilon of the right kind"),
+            ({"epsilon": 10**400}, "no epsilon of the right kind"),
+            ({"epsilon": float("nan")}, "no epsilon of the right kind"),
+            ({"sql": None}, "no sql of the right kind"),
+            ({"purpose": ["a"]}, "no purpose of the right kind"),
+            ({"partner": True}, "no partner of the right kind"),
             ({"sql": "SELECT FROM WHERE"}, "no query that parses"),
             ({"sql": "SELECT 1"}, "reads one dataset of its leader and one of its partner"),
         ):

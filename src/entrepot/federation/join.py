@@ -45,6 +45,7 @@ from entrepot.errors import Conflict, Forbidden, InvalidInput, NotFound, Unautho
 from entrepot.federation.envelope import parse_key
 from entrepot.federation.peers import identity_of
 from entrepot.federation.remote import consumer_of, log_peer_event, peer_entry
+from entrepot.privacy.ledger import MAX_EPSILON
 from entrepot.privacy.policy import parse_policy
 from entrepot.privacy.psi import BATCH_SIZE, TOKEN_BYTES, BlindedBatch, DoublyBlindedBatch
 from entrepot.standards.schema import Standard, parse_standard
@@ -125,6 +126,7 @@ def _open(exchange: Exchange, body: dict[str, Any], *, leader: str) -> tuple[Act
         parse_key(key).verify(_canonical(mandate), base64.b64decode(signature, validate=True))
     except (ValueError, BadSignatureError):
         raise refused from None
+    _check_fields(mandate)
     issued = mandate.get("issued")
     skew = exchange.settings.peer_clock_skew_s
     if not isinstance(issued, int) or abs(time.time() - issued) > skew:
@@ -149,6 +151,31 @@ def _open(exchange: Exchange, body: dict[str, Any], *, leader: str) -> tuple[Act
     if key == own.key:
         return exchange.accounts.actor(org), mandate
     return consumer_of(exchange, key, org, create=False), mandate
+
+
+# What a mandate holds: each field's name and the kinds of value it may take.
+_FIELDS: dict[str, tuple[type, ...]] = {
+    "consumer": (str,),
+    "sql": (str,),
+    "epsilon": (int, float, type(None)),
+    "purpose": (str, type(None)),
+    "leader": (str,),
+    "partner": (str,),
+}
+
+
+def _check_fields(mandate: dict[str, Any]) -> None:
+    """Refuse a mandate, signed as it may be, whose fields are not of their kinds."""
+    for name, kinds in _FIELDS.items():
+        value = mandate.get(name)
+        wrong = not isinstance(value, kinds) or isinstance(value, bool)
+        # A number beyond any ε a ledger stores (NaN and infinities included) is wrong too.
+        if wrong or (isinstance(value, int | float) and not abs(value) <= int(MAX_EPSILON)):
+            raise InvalidInput(
+                f"the join's mandate has no {name} of the right kind",
+                hint="the consumer's node signs the query, its ε, purpose and nodes as "
+                "its consumer asked them",
+            )
 
 
 # -- which node holds what ----------------------------------------------------------
@@ -233,14 +260,9 @@ def _split(sql: str) -> tuple[str, list[tuple[str, DatasetRef]]]:
 def _join_query(exchange: Exchange, mandate: dict[str, Any], names: dict[str, str]) -> JoinQuery:
     from entrepot.exchange.join import JoinQuery
 
-    sql, epsilon = mandate.get("sql"), mandate.get("epsilon")
-    if not isinstance(sql, str) or not (epsilon is None or isinstance(epsilon, int | float)):
-        raise InvalidInput(
-            "the join's mandate needs its query as text and its epsilon as a number",
-            hint="the consumer's node signs the query and the ε its consumer asked",
-        )
-    local, tables = _split(sql)
+    local, tables = _split(mandate["sql"])
     nodes = {ref: names.get(node, node) for node, ref in tables}
+    epsilon = mandate.get("epsilon")
     node = exchange.node
     return JoinQuery(
         local,
@@ -375,7 +397,7 @@ def _found(raw: Any) -> tuple[Found, DatasetVersion]:
         raise InvalidInput(
             f"the request's side lacks {missing}", hint="send the dataset's public metadata"
         ) from None
-    except (TypeError, ValueError):
+    except (AttributeError, TypeError, ValueError):
         raise InvalidInput(
             "the request's side holds a value of the wrong kind",
             hint="send the dataset's public metadata as the leader's node wrote it",

@@ -62,6 +62,7 @@ from entrepot.errors import (
 from entrepot.privacy._ledger_tables import (
     ATTO,
     COMPLETED,
+    MAX_EPSILON,
     NANO,
     RELEASED,
     RESERVED,
@@ -99,6 +100,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ATTO",
     "COMPLETED",
+    "MAX_EPSILON",
     "NANO",
     "Budget",
     "BudgetRecord",

@@ -16,6 +16,7 @@ import asyncio
 import hashlib
 import json
 import re
+import sys
 from collections.abc import Callable
 from datetime import date
 from typing import TYPE_CHECKING, Annotated, Any
@@ -161,6 +162,21 @@ async def catalog_feed(
     return await _answer(request, lambda _sender, _body: feed(exchange, since, limit))
 
 
+def _epsilon(body: dict[str, Any], *, optional: bool = False) -> Any:
+    value = body.get("epsilon")
+    if value is None and optional:
+        return None
+    # A finite number a float holds (not NaN); what a ledger could not store, it refuses
+    # by name.
+    if (
+        not isinstance(value, int | float)
+        or isinstance(value, bool)
+        or not abs(value) <= sys.float_info.max
+    ):
+        raise InvalidInput("the request's epsilon is not a finite number", hint="send a number")
+    return float(value)
+
+
 def _date(body: dict[str, Any], name: str, *, optional: bool = False) -> Any:
     value = _text(body, name, optional=optional)
     try:
@@ -201,9 +217,7 @@ async def remote_access(request: Request) -> Response:
                 raise InvalidInput(
                     "the request's actions are not a list of text", hint="send a list"
                 )
-            epsilon = body.get("epsilon")
-            if not isinstance(epsilon, int | float):
-                raise InvalidInput("the request's epsilon is not a number", hint="send a number")
+            epsilon = _epsilon(body)
             dataset, purpose = _text(body, "dataset"), _text(body, "purpose")
             until, since = _date(body, "until"), _date(body, "since", optional=True)
             note = _text(body, "note", optional=True) or ""
@@ -212,7 +226,7 @@ async def remote_access(request: Request) -> Response:
             answered = LocalClient(exchange, actor).request_access(
                 dataset,
                 purpose=purpose,
-                epsilon=float(epsilon),
+                epsilon=epsilon,
                 until=until,
                 since=since,
                 actions=actions,
@@ -346,14 +360,11 @@ async def remote_query(request: Request) -> Response:
     floor = Floor()
 
     def work(sender: Sender, body: dict[str, Any]) -> Any:
-        actor = consumer_of(exchange, sender.key, _text(body, "consumer"), create=False)
-        peer = exchange.peers.by_key(sender.key)
         sql = _text(body, "sql")
         purpose = _text(body, "purpose", optional=True)
-        epsilon = body.get("epsilon")
-        if epsilon is not None and not isinstance(epsilon, int | float):
-            raise InvalidInput("the request's epsilon is not a number", hint="send a number")
-        asked = None if epsilon is None else float(epsilon)
+        asked = _epsilon(body, optional=True)
+        actor = consumer_of(exchange, sender.key, _text(body, "consumer"), create=False)
+        peer = exchange.peers.by_key(sender.key)
 
         def received(dataset: Any, spent: Any) -> Entry:
             return peer_entry(actor.name, peer, "query_received", dataset=dataset, epsilon=spent)
