@@ -84,9 +84,13 @@ def test_count_noise_matches_the_claimed_scale_and_intervals_cover_95_percent(
     noise = [e.value - true_count for e in estimates]
     family = stats.laplace if mechanism == "laplace" else stats.norm
     reference = family(scale=scale)
-    assert stats.kstest(noise, reference.cdf).pvalue > 0.001
+    # Noise of the claimed shape gives a p-value under 10⁻⁶ one time in a million; a
+    # scale twice too large or small is far below it at 2,000 draws.
+    assert stats.kstest(noise, reference.cdf).pvalue > 1e-6
+    # 95% intervals: 2,000 answers cover outside [92%, 98%] with probability 5·10⁻⁹;
+    # noise a quarter larger than claimed covers 91% (Laplace) or 88% (Gaussian).
     covered = sum(e.lo <= true_count <= e.hi for e in estimates) / runs
-    assert 0.93 <= covered <= 0.97
+    assert 0.92 <= covered <= 0.98
 
 
 def test_every_estimate_lies_inside_its_interval_even_for_empty_groups(
