@@ -123,3 +123,13 @@ def test_summary_describes_columns_for_people_and_scripts() -> None:
 def test_constraints_that_cannot_apply_are_refused(field: dict[str, object], message: str) -> None:
     with pytest.raises(InvalidInput, match=message):
         standards.parse_standard({"fields": [{"name": "x", **field}]}, "s.json")
+
+
+@pytest.mark.parametrize("key", ["name", "title", "description"])
+@pytest.mark.parametrize("value", [{"a": 1}, ["x"], 7, True])
+def test_a_name_title_or_description_that_is_not_text_is_refused(key: str, value: object) -> None:
+    with pytest.raises(InvalidInput, match=f"{key} must be text"):
+        standards.parse_standard({key: value, "fields": [{"name": "x"}]}, "s.json")
+    if key != "name":  # a field without a text name is refused as before
+        with pytest.raises(InvalidInput, match=f"{key} must be text"):
+            standards.parse_standard({"fields": [{"name": "x", key: value}]}, "s.json")

@@ -161,9 +161,11 @@ def _fail(where: str, message: str, hint: str) -> InvalidInput:
 
 
 def _check_texts(raw: dict[str, Any], where: str) -> None:
-    """Names, titles and descriptions reach terminals: no control characters in them."""
+    """Names, titles and descriptions reach terminals: text, with no control characters."""
     for key in ("name", "title", "description"):
         value = raw.get(key)
+        if value is not None and not isinstance(value, str):
+            raise _fail(where, f"{key} must be text, not {type(value).__name__}", f'"{key}": "…"')
         if isinstance(value, str):
             try:
                 check_text(value, key, multiline=key == "description")
