@@ -3,6 +3,7 @@ for its own dataset, and the matching runs on a holder's node, never the consume
 
 from __future__ import annotations
 
+import copy
 import json
 import secrets
 import time
@@ -11,6 +12,7 @@ from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from tests.exchange.join_world import (
     SQL,
     VISITS,
@@ -36,8 +38,10 @@ from entrepot.errors import (
     BudgetExhausted,
     Conflict,
     ContractViolation,
+    EntrepotError,
     InvalidInput,
     NotFound,
+    PeerError,
     PolicyViolation,
     Unauthorized,
 )
@@ -225,6 +229,70 @@ def test_a_peers_request_with_a_field_of_the_wrong_kind_is_refused_and_makes_not
         assert world.a.contracts.requests(world.a.actor("riverside-hospitals")) == []
         with pytest.raises(NotFound):
             consumer_of(world.a, bytes(world.c.node.verify_key).hex(), CONSUMER, create=False)
+
+
+# What a broken or hostile peer might put in place of any value of a message.
+ODD = st.sampled_from(
+    [
+        *(None, True, 7, -1, 10**30, 1e308, -0.0),
+        *("", "x", "0" * 32, "2025-13-01"),
+        *([], {}, ["a"], {"a": 1}),
+    ]
+)
+
+
+def _places(value: Any, at: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Every path to a value inside a JSON message."""
+    if not isinstance(value, dict | list):
+        return []
+    inner = value.items() if isinstance(value, dict) else enumerate(value)
+    return [p for key, item in inner for p in [(*at, key), *_places(item, (*at, key))]]
+
+
+def test_a_peers_message_with_any_value_changed_gets_a_signed_answer(
+    tmp_path: Path, between: list[Message]
+) -> None:
+    # The messages of a real join and of the access requests before it, each sent again
+    # by the node that sent it with one to three values replaced, fresh ids and a
+    # mandate signed anew by the consumer's node: each is answered, or refused by a
+    # signed error; none ends in a server error (an unsigned answer, a dropped call).
+    with nodes(tmp_path) as world:
+        world.consumer().query(JOIN, epsilon=0.1)
+        sent = [
+            (caller, peer, path, payload)
+            for caller, peer, path, payload, _ in between
+            if payload is not None and path.endswith(("access", "join", "prepare"))
+        ]
+        by_key = {bytes(ex.node.verify_key).hex(): ex for ex in (world.a, world.b, world.c)}
+
+        # The same 150 changes on every run: a new failure is a new fault, never a draw.
+        @settings(max_examples=150, deadline=None, derandomize=True)
+        @given(st.data())
+        def changed(data: st.DataObject) -> None:
+            caller, peer, path, payload = data.draw(st.sampled_from(sent))
+            body = json.loads(json.dumps(payload))
+            for _ in range(data.draw(st.integers(1, 3))):
+                *inside, last = data.draw(st.sampled_from(_places(body) or [("x",)]))
+                holder = body
+                for key in inside:
+                    holder = holder[key]
+                holder[last] = copy.deepcopy(data.draw(ODD))
+            if "request" in body:
+                body["request"] = secrets.token_hex(16)
+            if path.endswith("prepare"):
+                body["join"] = secrets.token_hex(16)
+            if isinstance(body.get("mandate"), dict):
+                body["mandate"] |= {"nonce": secrets.token_hex(16), "issued": int(time.time())}
+                body["signature"] = _sign(world.c, body["mandate"])
+            with by_key[caller].peers.call(peer) as call:
+                try:
+                    call.call("POST", path, body)
+                except PeerError as error:
+                    raise AssertionError((path, body, error.message)) from None
+                except EntrepotError:
+                    pass
+
+        changed()
 
 
 def test_a_join_longer_than_one_peer_call_is_waited_for_up_to_the_join_timeout(
