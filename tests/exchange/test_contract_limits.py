@@ -21,7 +21,7 @@ INT64 = 2**63
 
 def test_an_epsilon_price_count_or_id_too_large_is_refused_naming_it(market: Market) -> None:
     asked = {"purpose": PURPOSE, "until": date(2026, 12, 31)}
-    with pytest.raises(InvalidInput, match="ε must be a finite number from 0 to 1,000,000,000"):
+    with pytest.raises(InvalidInput, match="ε must be a finite number from 0 to 1,000,000,"):
         market.contracts.request(market.consumer, market.dataset, epsilon=HUGE, **asked)
     assert market.contracts.requests(market.provider) == []
 
@@ -29,7 +29,7 @@ def test_an_epsilon_price_count_or_id_too_large_is_refused_naming_it(market: Mar
     for option, message in (
         ({"epsilon": 1e30}, "ε must be a finite number from 0"),
         ({"max_queries": HUGE}, "must be from 1 to 1,000,000,000"),
-        ({"price_per_query": HUGE}, "price per query must be an amount from 0 to 1,000,000 "),
+        ({"price_per_query": HUGE}, "price per query must be an amount from 0 to 1,000,000,000 "),
         ({"price_per_epsilon": HUGE}, "price per epsilon must be an amount from 0"),
     ):
         with pytest.raises(InvalidInput, match=message):
@@ -40,14 +40,14 @@ def test_an_epsilon_price_count_or_id_too_large_is_refused_naming_it(market: Mar
             market.contracts.show(market.provider, ref)
 
     granted = market.contracts.grant(
-        market.provider, request.ref, max_queries=10**9, price_per_epsilon=Decimal(10**6)
+        market.provider, request.ref, max_queries=10**9, price_per_epsilon=Decimal(10**9)
     )
-    assert (granted.max_queries, granted.price_per_epsilon) == (10**9, Decimal(10**6))
+    assert (granted.max_queries, granted.price_per_epsilon) == (10**9, Decimal(10**9))
 
 
 @given(st.decimals(min_value=0, allow_nan=False, allow_infinity=False))
 def test_an_epsilon_or_delta_is_stored_within_64_bits_or_refused(value: Decimal) -> None:
-    for convert, most in ((to_nano, 10**9), (to_atto, 1)):
+    for convert, most in ((to_nano, 10**6), (to_atto, 1)):
         for round_up in (True, False):
             if value > most:
                 with pytest.raises(InvalidInput, match="must be a finite number from 0"):

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Mapped, Session
 
+from entrepot._numbers import MAX_AMOUNT, MAX_ID
 from entrepot.db import Base
 from entrepot.errors import InvalidInput, param
 from entrepot.exchange import _contract_tables
@@ -103,15 +104,6 @@ def end_of(day: date) -> datetime:
     return datetime.combine(day + timedelta(days=1), time())
 
 
-# The largest id a table holds (a signed 64-bit integer).
-MAX_ID = 2**63 - 1
-# The largest price, per use or per ε: a use's price (its ε, at most 10^9, times the
-# price per ε, plus the price per use) stays within a 64-bit count of cents.
-MAX_AMOUNT = Decimal(10**6)
-# The most uses a grant may count (a 32-bit column on PostgreSQL).
-MAX_QUERIES = 10**9
-
-
 def parse_id(text: str, prefix: str) -> int:
     """``REQ-7`` / ``GRANT-3`` (or a bare number) as an integer id."""
     body = text.strip().upper().removeprefix(prefix + "-")
@@ -131,7 +123,7 @@ def to_cents(amount: Decimal | float | str, what: str) -> int:
     if (
         not value.is_finite()
         or value < 0
-        or value > MAX_AMOUNT
+        or value > Decimal(MAX_AMOUNT)
         or value != value.quantize(Decimal("0.01"))
     ):
         raise InvalidInput(

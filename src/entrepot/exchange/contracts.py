@@ -25,6 +25,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from entrepot._numbers import MAX_QUERIES
 from entrepot._text import check_text
 from entrepot.clock import utcnow
 from entrepot.db import Database
@@ -33,7 +34,6 @@ from entrepot.exchange import _contract_tables
 from entrepot.exchange._contract_models import (
     ACTIONS,
     DUTIES,
-    MAX_QUERIES,
     AccessRequest,
     ContractEvent,
     Grant,

@@ -41,11 +41,11 @@ import numpy as np
 import pyarrow as pa
 from nacl.exceptions import BadSignatureError
 
+from entrepot._numbers import MAX_EPSILON
 from entrepot.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
 from entrepot.federation.envelope import parse_key
 from entrepot.federation.peers import identity_of
 from entrepot.federation.remote import consumer_of, log_peer_event, peer_entry
-from entrepot.privacy.ledger import MAX_EPSILON
 from entrepot.privacy.policy import parse_policy
 from entrepot.privacy.psi import BATCH_SIZE, TOKEN_BYTES, BlindedBatch, DoublyBlindedBatch
 from entrepot.standards.schema import Standard, parse_standard
@@ -170,7 +170,7 @@ def _check_fields(mandate: dict[str, Any]) -> None:
         value = mandate.get(name)
         wrong = not isinstance(value, kinds) or isinstance(value, bool)
         # A number beyond any ε a ledger stores (NaN and infinities included) is wrong too.
-        if wrong or (isinstance(value, int | float) and not abs(value) <= int(MAX_EPSILON)):
+        if wrong or (isinstance(value, int | float) and not abs(value) <= MAX_EPSILON):
             raise InvalidInput(
                 f"the join's mandate has no {name} of the right kind",
                 hint="the consumer's node signs the query, its ε, purpose and nodes as "

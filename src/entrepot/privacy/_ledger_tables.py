@@ -33,6 +33,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 
+from entrepot._numbers import MAX_DELTA, MAX_EPSILON
 from entrepot.db import METADATA
 from entrepot.errors import InvalidInput
 
@@ -71,15 +72,12 @@ __all__ = [
 ]
 
 # One ε is 10^9 nano-ε: fine enough for any ε a policy would allow; an ε is at most
-# 10^9 (no privacy is left long before), and 2^63 nano-ε is 9.2e9 ε, so BIGINT never
-# overflows.
+# MAX_EPSILON, so BIGINT never overflows.
 NANO = 10**9
-MAX_EPSILON = Decimal(10**9)
 # One δ is 10^18 atto-δ: policies' δs (1e-6 down to 1e-15 or so) are thousands of units
-# or more, a smaller one is charged one unit (costs round up); a δ is a probability, at
-# most 1, so 2^63 atto-δ (9.2 δ) never overflows BIGINT.
+# or more, a smaller one is charged one unit (costs round up); a δ is at most
+# MAX_DELTA, so BIGINT never overflows.
 ATTO = 10**18
-MAX_DELTA = Decimal(1)
 
 Ref = TypeVar("Ref")
 Other = TypeVar("Other")
@@ -104,7 +102,7 @@ def _decimal(epsilon: float | str | Decimal, what: str, example: str, most: Deci
 
 def to_nano(epsilon: float | str | Decimal, *, round_up: bool = True) -> int:
     """ε as integer nano-ε; costs round up, budgets (``round_up=False``) round down."""
-    value = _decimal(epsilon, "ε", "0.5", MAX_EPSILON) * NANO
+    value = _decimal(epsilon, "ε", "0.5", Decimal(MAX_EPSILON)) * NANO
     return int(value.to_integral_value(ROUND_CEILING if round_up else ROUND_FLOOR))
 
 
@@ -114,7 +112,7 @@ def from_nano(nano: int) -> float:
 
 def to_atto(delta: float | str | Decimal, *, round_up: bool = True) -> int:
     """δ as integer atto-δ; costs round up, caps (``round_up=False``) round down."""
-    value = _decimal(delta, "δ", "1e-10", MAX_DELTA) * ATTO
+    value = _decimal(delta, "δ", "1e-10", Decimal(MAX_DELTA)) * ATTO
     return int(value.to_integral_value(ROUND_CEILING if round_up else ROUND_FLOOR))
 
 

@@ -62,7 +62,6 @@ from entrepot.errors import (
 from entrepot.privacy._ledger_tables import (
     ATTO,
     COMPLETED,
-    MAX_EPSILON,
     NANO,
     RELEASED,
     RESERVED,
@@ -100,7 +99,6 @@ if TYPE_CHECKING:
 __all__ = [
     "ATTO",
     "COMPLETED",
-    "MAX_EPSILON",
     "NANO",
     "Budget",
     "BudgetRecord",

@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, Field, model_validator
 
+from entrepot._numbers import MAX_AMOUNT, MAX_EPSILON, MAX_QUERIES
 from entrepot.schemas._types import UtcDateTime
 from entrepot.schemas.catalog import NODE_DATASET_REF
 from entrepot.vault.refs import SLUG_MAX
@@ -132,7 +133,7 @@ class RequestCreate(BaseModel):
         description="provider/dataset, or node:provider/dataset for a peer's dataset.",
     )
     purpose: str = Field(min_length=1, max_length=100, examples=["public-health-surveillance"])
-    epsilon: float = Field(gt=0, le=1e6, examples=[3.0])
+    epsilon: float = Field(gt=0, le=MAX_EPSILON, examples=[3.0])
     until: Until
     since: date | None = Field(None, description="The first day (UTC); today if omitted.")
     actions: list[Action] = Field(default_factory=_default_actions, min_length=1)
@@ -146,10 +147,10 @@ class RequestCreate(BaseModel):
 
 
 class GrantCreate(BaseModel):
-    epsilon: float | None = Field(None, gt=0, le=1e6, examples=[2.0])
-    max_queries: int | None = Field(None, ge=1, le=10**9)
-    price_per_query: Decimal = Field(Decimal(0), ge=0, le=10**9, decimal_places=2)
-    price_per_epsilon: Decimal = Field(Decimal(0), ge=0, le=10**9, decimal_places=2)
+    epsilon: float | None = Field(None, gt=0, le=MAX_EPSILON, examples=[2.0])
+    max_queries: int | None = Field(None, ge=1, le=MAX_QUERIES)
+    price_per_query: Decimal = Field(Decimal(0), ge=0, le=MAX_AMOUNT, decimal_places=2)
+    price_per_epsilon: Decimal = Field(Decimal(0), ge=0, le=MAX_AMOUNT, decimal_places=2)
     actions: list[Action] | None = Field(None, min_length=1)
     until: Until | None = None
     duties: list[Duty] = Field(default_factory=_default_duties)

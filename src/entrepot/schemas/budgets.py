@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+from entrepot._numbers import MAX_EPSILON
 from entrepot.privacy.ledger import BudgetRecord, Cap
 from entrepot.schemas.catalog import DATASET_REF
 from entrepot.vault.refs import SLUG_MAX
@@ -26,4 +27,6 @@ class CapIn(BaseModel):
         max_length=2 * SLUG_MAX + 1,
         examples=["riverside-hospitals/outpatient-visits"],
     )
-    epsilon: float = Field(gt=0, le=1e6, description="The new cap: never below what was spent.")
+    epsilon: float = Field(
+        gt=0, le=MAX_EPSILON, description="The new cap: never below what was spent."
+    )

@@ -6,6 +6,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field, computed_field
 
+from entrepot._numbers import MAX_EPSILON
+
 __all__ = ["AnswerOut", "AnswerRow", "DatasetUse", "Estimate", "OverlapIn", "QueryIn", "QueryOut"]
 
 
@@ -17,7 +19,9 @@ class QueryIn(BaseModel):
             "SELECT district, COUNT(*) FROM riverside_hospitals.outpatient_visits GROUP BY district"
         ],
     )
-    epsilon: float | None = Field(None, gt=0, le=1e6, description="ε to spend (policy default).")
+    epsilon: float | None = Field(
+        None, gt=0, le=MAX_EPSILON, description="ε to spend (policy default)."
+    )
     purpose: str | None = Field(
         None, min_length=1, max_length=100, description="Purpose (default: the grant's)."
     )
@@ -28,7 +32,9 @@ class OverlapIn(BaseModel):
     right: str = Field(
         min_length=3, max_length=200, examples=["riverside-hospitals/outpatient-visits"]
     )
-    epsilon: float | None = Field(None, gt=0, le=1e6, description="ε to spend on each side.")
+    epsilon: float | None = Field(
+        None, gt=0, le=MAX_EPSILON, description="ε to spend on each side."
+    )
     purpose: str | None = Field(
         None, min_length=1, max_length=100, description="Purpose (default: the grant's)."
     )
