@@ -92,6 +92,15 @@ def test_a_yaml_policy_sets_every_option() -> None:
         ({"threshold": -1}, "threshold"),
         ({"aggregates": ["max"]}, "aggregates"),
         ({"latency_floor_ms": 1.5}, "latency_floor_ms"),
+        # numbers past what the ledger stores or the noise's scale holds as a float
+        ({"contributions": {"rows_per_unit": 10**400}}, "contributions.rows_per_unit"),
+        ({"contributions": {"groups": 10**10}}, "contributions.groups"),
+        ({"contributions": {"bound_epsilon": 1e9}}, "contributions.bound_epsilon"),
+        ({"epsilon": {"per_query": 1e7}}, "epsilon.per_query"),
+        ({"epsilon": {"dataset_cap": 10**400}}, "epsilon.dataset_cap"),
+        ({"threshold": 10**400}, "threshold"),
+        ({"max_groups": 10**10}, "max_groups"),
+        ({"latency_floor_ms": 3_600_000}, "latency_floor_ms"),
     ],
 )
 def test_errors_name_the_key_path_and_how_to_fix_it(document: dict[str, Any], key: str) -> None:

@@ -25,7 +25,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from entrepot._numbers import MAX_QUERIES
+from entrepot._numbers import MAX_COUNT
 from entrepot._text import check_text
 from entrepot.clock import utcnow
 from entrepot.db import Database
@@ -228,9 +228,9 @@ class Contracts:
         """Grant a pending request; what is not given is taken from the request."""
         per_query = to_cents(price_per_query, "price per query")
         per_epsilon = to_cents(price_per_epsilon, "price per epsilon")
-        if max_queries is not None and not 1 <= max_queries <= MAX_QUERIES:
+        if max_queries is not None and not 1 <= max_queries <= MAX_COUNT:
             raise InvalidInput(
-                f"{param('max_queries')} must be from 1 to {MAX_QUERIES:,}",
+                f"{param('max_queries')} must be from 1 to {MAX_COUNT:,}",
                 hint="or leave it out: the uses are then not counted",
             )
         unknown = [d for d in duties if d not in DUTIES]

@@ -71,11 +71,13 @@ import hashlib
 import json
 import math
 import re
+import sys
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import yaml
 
+from entrepot._numbers import MAX_COUNT, MAX_EPSILON
 from entrepot.errors import InvalidInput, PolicyViolation
 from entrepot.privacy.coverage import Coverage, parse_coverage
 from entrepot.privacy.release_rules import ReleaseRules, parse_release_rules
@@ -118,6 +120,8 @@ _KEYS = (
 # δ must stay negligible against 1/N for any realistic dataset size N; a provider
 # who needs a larger δ has misunderstood what it buys (a 1/N chance of a full leak).
 _MAX_DELTA = 1e-6
+# A latency floor past a minute would outlast any client's patience.
+_MAX_FLOOR_MS = 60_000
 # δ bounds the chance that the guarantee fails outright, which may expose anyone in
 # the data: with N rows (never fewer than the people in them), δ <= 1/(10·N) keeps the
 # expected number of people one query can expose under 0.1.
@@ -349,8 +353,10 @@ def parse_policy(document: Any, standard: Standard, *, where: str = "policy") ->
     )
     aggregates = reader.choices(document, "aggregates", AGGREGATES)
     mechanism = reader.choice(document, "mechanism", MECHANISMS, "laplace")
-    per_query = reader.number(epsilon, "epsilon.per_query", 1.0, positive=True)
-    default_eps = reader.number(epsilon, "epsilon.default", min(0.5, per_query), positive=True)
+    per_query = reader.number(epsilon, "epsilon.per_query", 1.0, positive=True, most=MAX_EPSILON)
+    default_eps = reader.number(
+        epsilon, "epsilon.default", min(0.5, per_query), positive=True, most=MAX_EPSILON
+    )
     if default_eps > per_query:
         raise reader.fail(
             "epsilon.default",
@@ -368,7 +374,9 @@ def parse_policy(document: Any, standard: Standard, *, where: str = "policy") ->
         )
     groups = reader.integer(contributions, "contributions.groups", 3, 1)
     rows_per_unit = _rows_per_unit(reader, contributions, groups)
-    bound_epsilon = reader.number(contributions, "contributions.bound_epsilon", 0.1, positive=False)
+    bound_epsilon = reader.number(
+        contributions, "contributions.bound_epsilon", 0.1, positive=False, most=MAX_EPSILON
+    )
     delta = reader.number(document, "delta", 1e-10, positive=True)
     if delta > _MAX_DELTA:
         raise reader.fail(
@@ -400,8 +408,10 @@ def parse_policy(document: Any, standard: Standard, *, where: str = "policy") ->
         delta=delta,
         max_epsilon_per_query=per_query,
         default_epsilon=default_eps,
-        dataset_epsilon_cap=reader.number(epsilon, "epsilon.dataset_cap", 10.0, positive=True),
-        latency_floor_ms=reader.integer(document, "latency_floor_ms", 250, 0),
+        dataset_epsilon_cap=reader.number(
+            epsilon, "epsilon.dataset_cap", 10.0, positive=True, most=MAX_EPSILON
+        ),
+        latency_floor_ms=reader.integer(document, "latency_floor_ms", 250, 0, _MAX_FLOOR_MS),
         max_groups=reader.integer(document, "max_groups", 10_000, 1),
         coverage=parse_coverage(document.get("coverage", {}), standard, where),
         near_zero=reader.choice(document, "near_zero", NEAR_ZERO, "mark"),
@@ -428,14 +438,8 @@ def _rows_per_unit(reader: _Reader, contributions: dict[str, Any], groups: int) 
         return reader.integer(contributions, "contributions.rows_per_group", 5, 1) * groups
     if contributions.get("rows_per_unit", "auto") == "auto":
         return None
-    value = contributions["rows_per_unit"]
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise reader.fail(
-            key,
-            f"must be auto or an integer >= 1, not {value!r}",
-            f"{key}: auto (estimated from the data at publish), or e.g. {key}: 10",
-        )
-    return value
+    hint = f"{key}: auto (estimated from the data at publish), or e.g. {key}: 10"
+    return reader.counted(key, contributions["rows_per_unit"], 1, MAX_COUNT, hint)
 
 
 class _Reader:
@@ -520,11 +524,22 @@ class _Reader:
             raise self.fail(key, f"unknown value {value!r}", f"use one of: {', '.join(known)}")
         return str(value)
 
-    def number(self, block: dict[str, Any], key: str, default: float, *, positive: bool) -> float:
+    def number(
+        self,
+        block: dict[str, Any],
+        key: str,
+        default: float,
+        *,
+        positive: bool,
+        most: float = sys.float_info.max,
+    ) -> float:
         value = block.get(key.rsplit(".", 1)[-1], default)
-        ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+        # A finite number a float holds (NaN fails the comparison), at most ``most``.
+        ok = isinstance(value, int | float) and not isinstance(value, bool) and abs(value) <= most
         if not ok or value < 0 or (positive and value == 0):
             bound = "> 0" if positive else ">= 0"
+            if most < sys.float_info.max:
+                bound += f" and at most {most:,g}"
             hint = f"{key}: 1.0"
             if isinstance(value, str) and _is_float(value):
                 # YAML 1.1 reads 1e-6 as text; it needs a decimal point to be a number.
@@ -532,11 +547,17 @@ class _Reader:
             raise self.fail(key, f"must be a finite number {bound}, not {value!r}", hint)
         return float(value)
 
-    def integer(self, block: dict[str, Any], key: str, default: int, minimum: int) -> int:
+    def integer(
+        self, block: dict[str, Any], key: str, default: int, minimum: int, most: int = MAX_COUNT
+    ) -> int:
         value = block.get(key.rsplit(".", 1)[-1], default)
-        if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        return self.counted(key, value, minimum, most, f"{key}: {default}")
+
+    def counted(self, key: str, value: Any, minimum: int, most: int, hint: str) -> int:
+        """``value`` as an integer from ``minimum`` to ``most``, or an error naming ``key``."""
+        if not isinstance(value, int) or isinstance(value, bool) or not minimum <= value <= most:
             raise self.fail(
-                key, f"must be an integer >= {minimum}, not {value!r}", f"{key}: {default}"
+                key, f"must be an integer from {minimum} to {most:,}, not {value!r}", hint
             )
         return value
 

@@ -26,6 +26,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from entrepot._numbers import MAX_COUNT
 from entrepot.errors import InvalidInput
 from entrepot.standards.schema import Role, Standard
 
@@ -145,9 +146,12 @@ def _number(
 
 def _integer(block: dict[str, Any], key: str, default: int, low: int, where: str) -> int:
     value = block.get(key, default)
-    if not isinstance(value, int) or isinstance(value, bool) or value < low:
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= MAX_COUNT:
         raise _fail(
-            where, key, f"must be an integer >= {low}, not {value!r}", f"release.{key}: {default}"
+            where,
+            key,
+            f"must be an integer from {low} to {MAX_COUNT:,}, not {value!r}",
+            f"release.{key}: {default}",
         )
     return value
 

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, Field, model_validator
 
-from entrepot._numbers import MAX_AMOUNT, MAX_EPSILON, MAX_QUERIES
+from entrepot._numbers import MAX_AMOUNT, MAX_COUNT, MAX_EPSILON
 from entrepot.schemas._types import UtcDateTime
 from entrepot.schemas.catalog import NODE_DATASET_REF
 from entrepot.vault.refs import SLUG_MAX
@@ -148,7 +148,7 @@ class RequestCreate(BaseModel):
 
 class GrantCreate(BaseModel):
     epsilon: float | None = Field(None, gt=0, le=MAX_EPSILON, examples=[2.0])
-    max_queries: int | None = Field(None, ge=1, le=MAX_QUERIES)
+    max_queries: int | None = Field(None, ge=1, le=MAX_COUNT)
     price_per_query: Decimal = Field(Decimal(0), ge=0, le=MAX_AMOUNT, decimal_places=2)
     price_per_epsilon: Decimal = Field(Decimal(0), ge=0, le=MAX_AMOUNT, decimal_places=2)
     actions: list[Action] | None = Field(None, min_length=1)
