@@ -435,7 +435,9 @@ def _rows_per_unit(reader: _Reader, contributions: dict[str, Any], groups: int) 
             )
         # The earlier form: k rows in each of G groups, the most a unit added to a
         # grouped query, is now its bound in every query.
-        return reader.integer(contributions, "contributions.rows_per_group", 5, 1) * groups
+        per_group = reader.integer(contributions, "contributions.rows_per_group", 5, 1)
+        old = "contributions.rows_per_group"
+        return reader.counted(old, per_group * groups, 1, MAX_COUNT, f"{key}: 10, in its place")
     if contributions.get("rows_per_unit", "auto") == "auto":
         return None
     hint = f"{key}: auto (estimated from the data at publish), or e.g. {key}: 10"
@@ -539,7 +541,7 @@ class _Reader:
         if not ok or value < 0 or (positive and value == 0):
             bound = "> 0" if positive else ">= 0"
             if most < sys.float_info.max:
-                bound += f" and at most {most:,g}"
+                bound += f" and at most {most:,}"
             hint = f"{key}: 1.0"
             if isinstance(value, str) and _is_float(value):
                 # YAML 1.1 reads 1e-6 as text; it needs a decimal point to be a number.
