@@ -95,8 +95,8 @@ def test_a_yaml_policy_sets_every_option() -> None:
         # numbers past what the ledger stores or the noise's scale holds as a float
         ({"contributions": {"rows_per_unit": 10**400}}, "contributions.rows_per_unit"),
         ({"contributions": {"groups": 10**10}}, "contributions.groups"),
-        ({"contributions": {"bound_epsilon": 1e9}}, "contributions.bound_epsilon"),
-        ({"epsilon": {"per_query": 1e7}}, "epsilon.per_query"),
+        ({"contributions": {"bound_epsilon": 1e10}}, "contributions.bound_epsilon"),
+        ({"epsilon": {"per_query": 1e10}}, "epsilon.per_query"),
         ({"epsilon": {"dataset_cap": 10**400}}, "epsilon.dataset_cap"),
         ({"threshold": 10**400}, "threshold"),
         ({"max_groups": 10**10}, "max_groups"),

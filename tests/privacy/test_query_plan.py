@@ -305,8 +305,12 @@ def test_the_issue_example_runs_and_reports_intervals(visits_file: Path) -> None
     )
     answer = run(sql, parse_policy({}, STANDARD), visits_file, epsilon=0.5)
     table = answer.to_arrow()
+    # the count's own removed total is told from zero in about one answer of fifty: that
+    # answer adds the count with it put back
+    asked = any(row.asked and row.asked[0] is not None for row in answer.rows)
+    put_back = ["visits_asked", "visits_asked_lo", "visits_asked_hi"] if asked else []
     assert table.column_names == [
-        "district", "diagnosis_group", "visits", "visits_lo", "visits_hi",
+        "district", "diagnosis_group", "visits", "visits_lo", "visits_hi", *put_back,
         "avg_cost", "avg_cost_lo", "avg_cost_hi", "near_zero",
     ]  # fmt: skip
     assert table.num_rows == 3 * 4  # every public group, diagnosis E is not in the code list

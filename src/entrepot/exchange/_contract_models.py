@@ -101,6 +101,11 @@ def start_of(day: date) -> datetime:
 
 def end_of(day: date) -> datetime:
     """A period "until D" includes the whole of day D (UTC)."""
+    if day >= date.max:
+        raise InvalidInput(
+            f"{day} is past the last day a contract may end",
+            hint=f"give {param('until')} a date before {date.max}",
+        )
     return datetime.combine(day + timedelta(days=1), time())
 
 

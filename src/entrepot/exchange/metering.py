@@ -33,9 +33,11 @@ from entrepot.roles import Role
 from entrepot.settings import Settings
 from entrepot.vault.tables import datasets, providers
 
-__all__ = ["CSV_COLUMNS", "Invoice", "InvoiceLine", "Metering", "month_bounds"]
+__all__ = ["CSV_COLUMNS", "MONTH_PATTERN", "Invoice", "InvoiceLine", "Metering", "month_bounds"]
 
-_MONTH = re.compile(r"(\d{4})-(0[1-9]|1[0-2])")
+# A month of an invoice: 1970 to 2999.
+MONTH_PATTERN = r"(19[7-9][0-9]|2[0-9]{3})-(0[1-9]|1[0-2])"
+_MONTH = re.compile(MONTH_PATTERN)
 CSV_COLUMNS = (
     "grant",
     "consumer",
@@ -55,7 +57,8 @@ def month_bounds(month: str) -> tuple[datetime, datetime]:
     found = _MONTH.fullmatch(month.strip())
     if found is None:
         raise InvalidInput(
-            f"{month!r} is not a month", hint=f"write it as YYYY-MM, e.g. {param('month')} 2026-11"
+            f"{month!r} is not a month from 1970 to 2999",
+            hint=f"write it as YYYY-MM, e.g. {param('month')} 2026-11",
         )
     year, number = int(found.group(1)), int(found.group(2))
     start = datetime(year, number, 1)

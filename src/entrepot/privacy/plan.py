@@ -28,6 +28,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from entrepot._numbers import MIN_EPSILON
 from entrepot.engine import Session
 from entrepot.engine.units import HIDDEN_COLUMNS
 from entrepot.errors import InvalidInput, PolicyViolation, QueryFailed, StorageCorrupt
@@ -404,8 +405,10 @@ def price(policy: Policy, epsilon: float | None = None) -> tuple[float, float]:
     Raises :class:`PolicyViolation` (rule ``epsilon_cap``) above the policy's cap.
     """
     spend = policy.default_epsilon if epsilon is None else epsilon
-    if not isinstance(spend, int | float) or not math.isfinite(spend) or spend <= 0:
-        raise InvalidInput(f"ε must be a finite number > 0, not {spend!r}", hint="e.g. 0.5")
+    if not isinstance(spend, int | float) or not math.isfinite(spend) or spend < MIN_EPSILON:
+        raise InvalidInput(
+            f"ε must be a finite number of at least {MIN_EPSILON:g}, not {spend!r}", hint="e.g. 0.5"
+        )
     if spend > policy.max_epsilon_per_query:
         raise PolicyViolation(
             f"ε {spend:g} is above the {policy.max_epsilon_per_query:g} one query may spend "

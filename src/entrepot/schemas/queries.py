@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, computed_field
 
-from entrepot._numbers import MAX_EPSILON
+from entrepot._numbers import MAX_EPSILON, MIN_EPSILON
 
 __all__ = ["AnswerOut", "AnswerRow", "DatasetUse", "Estimate", "OverlapIn", "QueryIn", "QueryOut"]
 
@@ -20,7 +20,7 @@ class QueryIn(BaseModel):
         ],
     )
     epsilon: float | None = Field(
-        None, gt=0, le=MAX_EPSILON, description="ε to spend (policy default)."
+        None, ge=MIN_EPSILON, le=MAX_EPSILON, description="ε to spend (policy default)."
     )
     purpose: str | None = Field(
         None, min_length=1, max_length=100, description="Purpose (default: the grant's)."
@@ -33,7 +33,7 @@ class OverlapIn(BaseModel):
         min_length=3, max_length=200, examples=["riverside-hospitals/outpatient-visits"]
     )
     epsilon: float | None = Field(
-        None, gt=0, le=MAX_EPSILON, description="ε to spend on each side."
+        None, ge=MIN_EPSILON, le=MAX_EPSILON, description="ε to spend on each side."
     )
     purpose: str | None = Field(
         None, min_length=1, max_length=100, description="Purpose (default: the grant's)."

@@ -14,6 +14,7 @@ from fastapi.responses import PlainTextResponse
 from entrepot.api.auth import AnyActor
 from entrepot.api.openapi import operation_id
 from entrepot.api.routers._client import client_of
+from entrepot.exchange.metering import MONTH_PATTERN
 from entrepot.schemas.catalog import SLUG
 from entrepot.schemas.usage import InvoiceOut
 from entrepot.vault.refs import SLUG_MAX
@@ -25,7 +26,7 @@ router = APIRouter(prefix="/v1", tags=["usage"], generate_unique_id_function=ope
 Month = Annotated[
     str,
     Query(
-        pattern=r"^(19[7-9][0-9]|2[0-9]{3})-(0[1-9]|1[0-2])$",
+        pattern=f"^{MONTH_PATTERN}$",
         description="YYYY-MM, from 1970 on.",
         examples=["2026-11"],
     ),
