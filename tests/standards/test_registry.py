@@ -133,3 +133,10 @@ def test_a_name_title_or_description_that_is_not_text_is_refused(key: str, value
     if key != "name":  # a field without a text name is refused as before
         with pytest.raises(InvalidInput, match=f"{key} must be text"):
             standards.parse_standard({"fields": [{"name": "x", key: value}]}, "s.json")
+
+
+def test_no_name_or_a_folder_is_refused_as_a_standard(tmp_path: Path) -> None:
+    with pytest.raises(NotFound, match="no standard named ''"):
+        standards.get("")
+    with pytest.raises(InvalidInput, match="cannot be read as a standard"):
+        standards.get(tmp_path)

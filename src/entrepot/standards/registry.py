@@ -42,7 +42,7 @@ def get(name_or_path: str | Path) -> Standard:
         return _shipped(name_or_path)
     path = Path(name_or_path)
     text = str(name_or_path)
-    if isinstance(name_or_path, Path) or text.endswith(".json") or "/" in text or path.exists():
+    if isinstance(name_or_path, Path) or text.endswith(".json") or "/" in text or path.is_file():
         return load_standard_file(path)
     raise NotFound(
         f"no standard named {text!r}",

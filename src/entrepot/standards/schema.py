@@ -390,6 +390,11 @@ def load_standard_file(path: Path) -> Standard:
         document = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise NotFound(f"no standard file at {path}", hint="check the path") from None
+    except OSError as error:
+        raise InvalidInput(
+            f"{path}: cannot be read as a standard ({error.strerror})",
+            hint="give the path of a Table Schema JSON file",
+        ) from None
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise InvalidInput(
             f"{path}: not a JSON Table Schema ({error})", hint="fix the JSON syntax"
