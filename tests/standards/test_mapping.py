@@ -161,3 +161,13 @@ def test_arbitrary_documents_parse_or_raise_invalid_input(document: dict[str, An
         assert isinstance(outcome, InvalidInput)
         assert outcome.message.startswith("m.yaml: ")
         assert outcome.hint
+
+
+def test_a_folder_given_as_a_mapping_or_a_code_file_is_refused_naming_it(tmp_path: Path) -> None:
+    with pytest.raises(InvalidInput, match="cannot be read as a mapping"):
+        load_mapping(tmp_path)
+    (tmp_path / "codes").mkdir()
+    mapping = tmp_path / "m.yaml"
+    mapping.write_text("columns:\n  district:\n    from: district\n    codes_file: codes\n")
+    with pytest.raises(InvalidInput, match=r"codes_file: .*codes cannot be read"):
+        load_mapping(mapping)

@@ -198,6 +198,10 @@ def _load_codes(path: Path, where: str, key: str) -> dict[str, str]:
         ) from None
     except UnicodeDecodeError:
         raise _fail(where, key, f"{path} is not UTF-8", "re-save the code file as UTF-8") from None
+    except OSError as error:
+        raise _fail(
+            where, key, f"{path} cannot be read ({error.strerror})", "give the path of a CSV file"
+        ) from None
     if not rows or [c.strip().lower() for c in rows[0][:2]] != ["local", "standard"]:
         raise _fail(
             where,
@@ -345,6 +349,11 @@ def load_mapping(path: Path) -> Mapping:
         raise NotFound(f"no mapping file at {path}", hint="check the --mapping path") from None
     except UnicodeDecodeError:
         raise InvalidInput(f"{path}: not UTF-8 text", hint="save the mapping as UTF-8") from None
+    except OSError as error:
+        raise InvalidInput(
+            f"{path}: cannot be read as a mapping ({error.strerror})",
+            hint="give the path of a mapping YAML file",
+        ) from None
     try:
         document = yaml.safe_load(text)
     except yaml.YAMLError as error:
