@@ -13,7 +13,7 @@ from nacl.signing import SigningKey
 from typer.testing import CliRunner
 
 from entrepot.cli.app import app
-from entrepot.errors import ProofInvalid
+from entrepot.errors import InvalidInput, ProofInvalid
 from entrepot.exchange.node import Node
 from entrepot.settings import Settings
 from entrepot.transparency import make_entry
@@ -116,6 +116,15 @@ def test_export_verifies_without_the_node(home: Path, tmp_path: Path) -> None:
     (copy / "entries.jsonl").write_text("".join(lines))
     with pytest.raises(ProofInvalid, match="do not hash to the root"):
         cli("audit", "verify-export", str(copy), "--node-key", key)
+
+
+def test_an_export_onto_a_file_is_refused_naming_it(home: Path, tmp_path: Path) -> None:
+    taken = tmp_path / "taken"
+    taken.write_text("kept")
+    for target in (taken, taken / "below"):
+        with pytest.raises(InvalidInput, match="a file stands at it or on its path"):
+            cli("audit", "export", str(target), "--home", str(home))
+    assert taken.read_text() == "kept"
 
 
 def test_a_torn_log_is_reported_and_repaired(tmp_path: Path) -> None:

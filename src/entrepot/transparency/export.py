@@ -24,7 +24,7 @@ from pathlib import Path
 
 from nacl.signing import VerifyKey
 
-from entrepot.errors import NotFound, ProofInvalid
+from entrepot.errors import InvalidInput, NotFound, ProofInvalid
 from entrepot.transparency.canonical import parse_canonical
 from entrepot.transparency.heads import TreeHead, verify_head
 from entrepot.transparency.merkle import EMPTY_ROOT, CompactRange, leaf_hash
@@ -215,7 +215,13 @@ def write_export(
     directory: Path, entries: Iterable[bytes], heads: Sequence[bytes], key: bytes | None
 ) -> dict[str, object]:
     """Write an export of ``entries`` and ``heads`` (lines as stored) signed with ``key``."""
-    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise InvalidInput(
+            f"{directory} cannot be a folder to export into: a file stands at it or on its path",
+            hint="give the path of a new or existing folder",
+        ) from None
     count = 0
     with (directory / "entries.jsonl").open("wb") as out:
         for line in entries:
