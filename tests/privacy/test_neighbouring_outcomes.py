@@ -136,7 +136,9 @@ def _query(draw: st.DrawFn) -> str:
 _RELEASES = (None, Removal(1_000.0, 10.0, 16.0), Removal(1_000.0, 2_000.0, 16.0))
 
 
-def _outcome(sql: str, session: Session, removal: Removal | None = None) -> tuple[Any, ...]:
+def _outcome(
+    sql: str, session: Session, removal: Removal | None = None, epsilon: float = 1.0
+) -> tuple[Any, ...]:
     """The outcome's kind, rule and status, and for an answer what it says of itself
     beside its figures: whose removed share it gives, what that cost, its notes and
     noise scales, and how many rows it has."""
@@ -147,7 +149,7 @@ def _outcome(sql: str, session: Session, removal: Removal | None = None) -> tupl
             standard=STANDARD,
             policy=POLICY,
             dataset=DATASET,
-            epsilon=1.0,
+            epsilon=epsilon,
             codes=CODES,
             estimate=estimate,
             removed=removal,
@@ -165,13 +167,16 @@ def _outcome(sql: str, session: Session, removal: Removal | None = None) -> tupl
 @settings(
     max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(sql=_query(), removal=st.sampled_from(_RELEASES))
+# ε as asked: the usual, the least a query may spend, and one below it (refused).
+@given(
+    sql=_query(), removal=st.sampled_from(_RELEASES), epsilon=st.sampled_from((1.0, 1e-9, 1e-320))
+)
 def test_no_outcome_depends_on_one_unit(
-    neighbours: list[Session], sql: str, removal: Removal | None
+    neighbours: list[Session], sql: str, removal: Removal | None, epsilon: float
 ) -> None:
     with_victim, without = neighbours
-    outcome = _outcome(sql, with_victim, removal)
-    assert outcome == _outcome(sql, without, removal), sql
+    outcome = _outcome(sql, with_victim, removal, epsilon)
+    assert outcome == _outcome(sql, without, removal, epsilon), sql
     assert outcome[0] != "failed", f"an accepted query failed on the data: {sql}"
 
 
