@@ -271,6 +271,9 @@ def demo(
     from entrepot.demo import DEFAULT_SEED, run
 
     chosen = settings(home)
+    # Served where asked: the scenario's links and the node's own address say so too.
+    served = {"host": host, "port": port}
+    chosen = chosen.model_copy(update={k: v for k, v in served.items() if v is not None})
     result = run(
         chosen.home,
         seed=DEFAULT_SEED if seed is None else seed,
@@ -282,7 +285,7 @@ def demo(
     if as_json:
         emit(result.to_dict(), as_json)
     if not no_serve:
-        serve(home=chosen.home, host=host, port=port)
+        serve(home=chosen.home, host=chosen.host, port=chosen.port)
 
 
 def register(app: typer.Typer) -> None:
