@@ -17,6 +17,7 @@ state, period, count and ε atomically when it reserves.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, date, timedelta
 from decimal import Decimal
@@ -66,6 +67,7 @@ from entrepot.transparency import TransparencyLog
 from entrepot.transparency.entries import SYSTEM_ACTOR, Kind, make_entry
 from entrepot.vault.datasets import dataset_ref, find_dataset
 from entrepot.vault.models import Dataset
+from entrepot.vault.refs import DatasetRef
 
 __all__ = [
     "ACTIONS",
@@ -437,6 +439,21 @@ class Contracts:
         self.outbox.flush()
 
     # -- the execution-time check -------------------------------------------------
+
+    def authorize_all(
+        self,
+        consumer: Actor,
+        datasets: Sequence[DatasetRef],
+        action: str,
+        purpose: str | None = None,
+    ) -> dict[DatasetRef, GrantInfo]:
+        """:meth:`authorize` on each of ``datasets``, in order, for one purpose: the one
+        stated, else that of the grant on the first dataset."""
+        grants: dict[DatasetRef, GrantInfo] = {}
+        for ref in datasets:
+            grants[ref] = self.authorize(consumer, str(ref), action, purpose)
+            purpose = purpose or grants[ref].purpose
+        return grants
 
     def authorize(
         self, consumer: Actor, dataset: str | int, action: str, purpose: str | None = None

@@ -432,13 +432,8 @@ class Coordinator:
             mine = [ref for ref in refs if ref not in partners]
             policies = {ref: self._policy(ref) for ref in mine}
             floor.ms = max(policy.latency_floor_ms for policy in policies.values())
-            # Unless stated, the purpose is that of the grant on the first dataset.
-            first = self.contracts.authorize(consumer, str(mine[0]), request.action, purpose)
-            purpose = purpose or first.purpose
-            grants = {mine[0]: first} | {
-                ref: self.contracts.authorize(consumer, str(ref), request.action, purpose)
-                for ref in mine[1:]
-            }
+            grants = self.contracts.authorize_all(consumer, mine, request.action, purpose)
+            purpose = purpose or grants[mine[0]].purpose
             here = tuple(
                 Found(ref, policy, self.vault.standard(ref), self.vault.versions(ref)[-1])
                 for ref, policy in policies.items()

@@ -76,6 +76,11 @@ _templates.filters["when"] = _when
 _templates.filters["number"] = _number
 
 
+def _an(word: str) -> str:
+    """``word`` with its indefinite article: a consumer, an auditor, an operator."""
+    return f"{'an' if word[:1] in 'aeiou' else 'a'} {word}"
+
+
 def keys_of(request: Request) -> SessionKeys:
     """The app's session keys, derived once from the node's signing key."""
     state = request.app.state
@@ -174,7 +179,7 @@ class Visit:
         if roles and self.actor.role not in roles:
             return self.failed(
                 Forbidden(
-                    f"a {self.actor.role} account has no use for this page",
+                    f"{_an(self.actor.role)} account has no use for this page",
                     hint=f"sign in with an account with role: {', '.join(roles)}",
                     role=self.actor.role,
                 ),
@@ -208,7 +213,7 @@ class Visit:
             )
         if roles and self.actor.role not in roles:
             return Forbidden(
-                f"a {self.actor.role} account may not do this",
+                f"{_an(self.actor.role)} account may not do this",
                 hint=f"sign in with an account with role: {', '.join(roles)}",
                 role=self.actor.role,
             )

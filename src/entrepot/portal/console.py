@@ -19,6 +19,7 @@ from starlette.responses import Response
 from entrepot.api.routers.queries import query_runner, render
 from entrepot.errors import EntrepotError, InvalidInput, Unauthorized
 from entrepot.exchange import Exchange
+from entrepot.exchange.accounts import Actor
 from entrepot.portal._web import Visit, visit
 from entrepot.schemas.queries import QueryIn
 
@@ -81,16 +82,25 @@ def _body(raw: Any) -> QueryIn:
         ) from None
 
 
-def estimate(exchange: Exchange, sql: str, epsilon: float | None) -> dict[str, Any]:
+def estimate(
+    exchange: Exchange,
+    consumer: Actor,
+    sql: str,
+    epsilon: float | None,
+    purpose: str | None = None,
+) -> dict[str, Any]:
     """What a query (or a private join) would spend and how wide its intervals would be,
-    from its text and the datasets' public metadata; raises the checker's refusal,
-    naming its rule."""
+    from its text, the datasets' policies and the figures their versions released; raises
+    the checker's refusal, naming its rule. The plan reads what the consumer's answers
+    would tell it, so the consumer's contract on each dataset must allow the query first
+    (the coordinator's check, refused with its clause)."""
     from entrepot.exchange.coordinator import Found
     from entrepot.exchange.join import JoinRun
     from entrepot.vault import Aggregate
 
     request = exchange.queries.request(sql, epsilon)
     refs = request.datasets()
+    exchange.contracts.authorize_all(consumer, refs, request.action, purpose)
     found = {
         ref: Found(
             ref,
@@ -131,8 +141,9 @@ async def estimate_query(request: Request, here: Visitor) -> Response:
     raw = await _json(request)
 
     def build() -> dict[str, Any]:
+        assert here.actor is not None
         body = _body(raw)
-        return estimate(here.client.exchange, body.sql, body.epsilon)
+        return estimate(here.client.exchange, here.actor, body.sql, body.epsilon, body.purpose)
 
     return await here.json_async(build, roles=_CONSUMER)
 
