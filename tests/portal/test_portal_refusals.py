@@ -179,3 +179,23 @@ def test_a_page_for_another_role_names_the_account_s_role(signed: dict[str, Sign
     answer = signed["log-auditor"].http.get("/query")
     assert answer.status_code == 403
     assert "an auditor account has no use for this page" in _alert(answer)
+
+
+@pytest.mark.parametrize(
+    ("path", "field"),
+    [
+        ("/transparency?index=-1", "query.index"),
+        ("/?nodes=x", "query.nodes"),
+        ("/usage?month=x", "query.month"),
+        ("/?q=" + "q" * 501, "query.q"),
+    ],
+)
+def test_an_address_whose_parameters_do_not_pass_is_refused_as_a_page(
+    signed: dict[str, Signed], path: str, field: str
+) -> None:
+    answer = signed["lanshan-health-bureau"].http.get(path)
+    assert answer.status_code == 400
+    assert answer.headers["content-type"].startswith("text/html")
+    shown = _alert(answer)
+    assert field in shown
+    assert "/openapi.json" not in shown

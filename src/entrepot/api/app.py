@@ -153,6 +153,7 @@ def create_app(node_or_settings: Node | Settings) -> FastAPI:
         app.include_router(module.router, responses=responses)
     # The web portal at /, over the same client as the routes (none of its pages is API).
     app.include_router(portal.router)
+    app.state.error_page = portal.error_page
     openapi.install(app)
     return app
 

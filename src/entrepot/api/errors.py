@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import iter_route_contexts
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
 from starlette.routing import compile_path
 
 from entrepot.errors import EntrepotError, InvalidInput, LimitExceeded, NotFound
@@ -171,7 +172,7 @@ async def _on_entrepot_error(_request: Request, error: Exception) -> JSONRespons
     return error_response(error, headers=headers or None)
 
 
-async def _on_validation_error(_request: Request, error: Exception) -> JSONResponse:
+async def _on_validation_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, RequestValidationError)
     problems = [
         f"{_location(item.get('loc', ()))}: {item.get('msg', 'invalid')}"
@@ -183,6 +184,10 @@ async def _on_validation_error(_request: Request, error: Exception) -> JSONRespo
         hint="check the request against the schema at /openapi.json",
         fields=[_location(item.get("loc", ())) for item in error.errors()],
     )
+    # A route that answers people in pages (the portal's) renders its own.
+    page = getattr(request.app.state, "error_page", None)
+    if page is not None and (answer := await page(request, invalid)) is not None:
+        return answer
     return error_response(invalid)
 
 

@@ -19,9 +19,13 @@ route); private queries go to the API's own query runner. No rule lives here.
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import anyio
+from fastapi import APIRouter, Request
+from starlette.responses import Response
 
+from entrepot.errors import EntrepotError
 from entrepot.portal import (
+    _web,
     catalog,
     console,
     federation,
@@ -32,7 +36,7 @@ from entrepot.portal import (
     usage,
 )
 
-__all__ = ["ROUTERS", "UPLOAD_PATHS", "router"]
+__all__ = ["ROUTERS", "UPLOAD_PATHS", "error_page", "router"]
 
 # Portal paths that take a dataset upload (limited by max_upload_bytes, as the API's).
 UPLOAD_PATHS = ("/provider/publish",)
@@ -46,3 +50,17 @@ ROUTERS = tuple(
 router = APIRouter(include_in_schema=False)
 for _routes in ROUTERS:
     router.include_router(_routes)
+
+_ENDPOINTS = frozenset(
+    getattr(route, "endpoint", None) for routes in ROUTERS for route in routes.routes
+)
+
+
+async def error_page(request: Request, error: EntrepotError) -> Response | None:
+    """A refusal met before a portal page's code runs (an address whose parameters do not
+    pass, say), as a page rather than the API's JSON; None for any other route."""
+    if request.scope.get("endpoint") not in _ENDPOINTS:
+        return None
+    error.hint = "check the page's address, or go back and follow the page's own links"
+    here = await _web.visit(request)
+    return await anyio.to_thread.run_sync(here.failed, error)
