@@ -113,3 +113,42 @@ def test_share_profile_prints_a_version_1_profile(cli: Cli) -> None:
     assert profile["shareCredentialsVersion"] == 1
     assert profile["endpoint"].endswith("/delta-sharing")
     assert len(profile["bearerToken"]) > 20
+
+
+@pytest.mark.parametrize(
+    ("command", "option", "value"),
+    [
+        ("plan", "--t", "nan"),
+        ("create", "--t", "-0.5"),
+        ("create", "--max-suppression", "nan"),
+        ("plan", "--max-suppression", "-inf"),
+        ("create", "--k", "0"),
+        ("synth", "--epsilon", "1e-320"),
+        ("synth", "--epsilon", "nan"),
+        ("synth", "--rows", "0"),
+    ],
+)
+def test_a_number_outside_its_range_is_refused_before_anything_is_read(
+    cli: Cli, command: str, option: str, value: str
+) -> None:
+    needed = ["--epsilon", "1"] if command == "synth" and option != "--epsilon" else []
+    asked = (*needed, option, value, "--for", CONSUMER, "--as", PROVIDER)
+    refused = cli("release", command, DATASET, *asked)
+    assert refused.code == 2, refused.stderr
+    assert f"Invalid value for '{option}'" in refused.errors
+    assert "Traceback" not in refused.stderr
+    assert "internal error" not in refused.stderr
+    assert cli("release", "list", "--as", PROVIDER).output == "no releases"
+    [budget] = [
+        b for b in cli("budget", "--as", CONSUMER, "--json").json() if b["dataset"] == DATASET
+    ]
+    assert (budget["epsilon_spent"], budget["queries_used"]) == (0.0, 0)
+
+
+@pytest.mark.parametrize("release", ["R-\u00b2", f"R-{'9' * 5000}"])
+def test_a_release_name_that_is_no_number_is_one_error(cli: Cli, release: str) -> None:
+    for asked in (("show", release), ("revoke", release, "--as", PROVIDER)):
+        refused = cli("release", *asked)
+        assert refused.code == 5, refused.stderr
+        assert "is not a release" in refused.errors
+        assert "Traceback" not in refused.stderr

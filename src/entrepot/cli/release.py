@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
+from entrepot._numbers import MAX_EPSILON, MIN_EPSILON
 from entrepot.cli._common import As, Home, Json, console, emit, err_console, esc, session, table
 
 release_app = typer.Typer(
@@ -23,20 +24,26 @@ Dataset = Annotated[str, typer.Argument(help="The dataset, as provider/dataset."
 For = Annotated[str, typer.Option("--for", help="The consumer organization it is made for.")]
 Release = Annotated[str, typer.Argument(help="The release, e.g. R-1.")]
 K = Annotated[
-    int | None, typer.Option("--k", help="Units per class, at least (default: the policy's k_min).")
+    int | None,
+    typer.Option("--k", min=1, help="Units per class, at least (default: the policy's k_min)."),
 ]
 L = Annotated[
     int | None,
-    typer.Option("--l", help="Sensitive values per class (default: the policy's l_min)."),
+    typer.Option("--l", min=1, help="Sensitive values per class (default: the policy's l_min)."),
 ]
 T = Annotated[
     float | None,
-    typer.Option("--t", help="t-closeness, total variation (default: the policy's t_max)."),
+    typer.Option(
+        "--t", min=0, max=1, help="t-closeness, total variation (default: the policy's t_max)."
+    ),
 ]
 Suppress = Annotated[
     float | None,
     typer.Option(
-        "--max-suppression", help="Largest share of rows dropped (default: the policy's)."
+        "--max-suppression",
+        min=0,
+        max=1,
+        help="Largest share of rows dropped (default: the policy's).",
     ),
 ]
 Sensitive = Annotated[
@@ -196,10 +203,17 @@ def synth(
     dataset: Dataset,
     for_: For,
     epsilon: Annotated[
-        float, typer.Option("--epsilon", help="ε spent, from the grant and the dataset's cap.")
+        float,
+        typer.Option(
+            "--epsilon",
+            min=MIN_EPSILON,
+            max=MAX_EPSILON,
+            help="ε spent, from the grant and the dataset's cap.",
+        ),
     ],
     rows: Annotated[
-        int | None, typer.Option("--rows", help="Synthetic rows (default: the version's count).")
+        int | None,
+        typer.Option("--rows", min=1, help="Synthetic rows (default: the version's count)."),
     ] = None,
     as_: As = None,
     home: Home = None,

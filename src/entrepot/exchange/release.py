@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -36,6 +37,7 @@ from typing import Any, ClassVar
 
 from sqlalchemy import func, insert, select, update
 
+from entrepot._numbers import MAX_EPSILON, MIN_EPSILON
 from entrepot.clock import utcnow
 from entrepot.errors import (
     BudgetExhausted,
@@ -101,10 +103,30 @@ class ReleaseSpec:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise InvalidInput(f"{name} must be at least 1, not {value}", hint=f"--{name} 5")
-        if self.kind == SYNTHETIC and (self.epsilon is None or not self.epsilon > 0):
+        for name in ("t", "max_suppression"):
+            _check_share(name, getattr(self, name))
+        if self.sensitive is not None and not (
+            isinstance(self.sensitive, str) and self.sensitive.strip()
+        ):
             raise InvalidInput(
-                "a synthetic release needs a positive ε",
-                hint=f"e.g. {param('epsilon')} 2; it is debited from the consumer's grant",
+                "sensitive must name a column",
+                hint=f"leave {param('sensitive')} out for the policy's first sensitive column",
+            )
+        self._check_fields_of_kind()
+        if self.kind == SYNTHETIC:
+            _check_epsilon(self.epsilon)
+
+    def _check_fields_of_kind(self) -> None:
+        """Refuse a field the kind ignores: a release's spec claims only what it holds."""
+        foreign = _SYNTHETIC_ONLY if self.kind == ANONYMIZED else _ANONYMIZED_ONLY
+        given = [name for name in foreign if getattr(self, name) is not None]
+        if given:
+            other = SYNTHETIC if self.kind == ANONYMIZED else ANONYMIZED
+            raise InvalidInput(
+                f"{', '.join(given)} {'is' if len(given) == 1 else 'are'} for {other} "
+                f"releases, not {self.kind} ones",
+                hint=f"leave {', '.join(param(name) for name in given)} out, "
+                f"or ask for {'an' if other == ANONYMIZED else 'a'} {other} release",
             )
 
     def to_dict(self) -> dict[str, Any]:
@@ -112,6 +134,30 @@ class ReleaseSpec:
         if self.pseudonyms:
             out["pseudonyms"] = list(self.pseudonyms)
         return out
+
+
+# The fields that only one kind of release reads (pseudonyms are refused by rule).
+_ANONYMIZED_ONLY = ("k", "l", "t", "max_suppression", "sensitive")
+_SYNTHETIC_ONLY = ("epsilon", "rows")
+
+
+def _check_share(name: str, value: float | None) -> None:
+    """A t or a suppression limit: a share, a finite number from 0 to 1."""
+    if value is not None and not (isinstance(value, int | float) and 0 <= value <= 1):
+        raise InvalidInput(
+            f"{name} must be a number from 0 to 1, not {value!r}",
+            hint=f"e.g. {param(name)} 0.1",
+        )
+
+
+def _check_epsilon(epsilon: float | None) -> None:
+    """The ε of a synthetic release: finite and at least the ledger's unit."""
+    if not (isinstance(epsilon, int | float) and MIN_EPSILON <= epsilon <= MAX_EPSILON):
+        given = "" if epsilon is None else f", not {epsilon!r}"
+        raise InvalidInput(
+            f"a synthetic release needs a finite ε from {MIN_EPSILON:g} to {MAX_EPSILON:g}{given}",
+            hint=f"e.g. {param('epsilon')} 2; it is debited from the consumer's grant",
+        )
 
 
 @dataclass(frozen=True)
@@ -295,9 +341,13 @@ def _synthesis(request: ReleaseRequest, found: Found) -> Any:
     return Synthesis(standard, tuple(dict.fromkeys(columns)), epsilon, rows)
 
 
+_IDENT = re.compile(r"[0-9]{1,18}")
+
+
 def parse_ident(ident: str) -> int:
+    """The number of a release named ``R-<number>`` (or the number alone)."""
     text = ident.strip().upper().removeprefix("R-")
-    if not text.isdigit():
+    if not _IDENT.fullmatch(text):
         raise InvalidInput(f"{ident!r} is not a release", hint="releases are named R-<number>")
     return int(text)
 

@@ -132,9 +132,11 @@ class Sharing:
     def table(self, consumer: Actor, share: str, schema: str, table: str) -> ReleaseInfo:
         """The release behind a table name; 404 for any table the consumer may not read."""
         _, _, number = table.lower().rpartition("-")
-        if not number.isdigit():
-            raise NotFound(f"no table {table!r}", hint="list the tables of the schema")
-        info = self.releases.readable(consumer, parse_ident(number))
+        try:
+            ident = parse_ident(number)
+        except InvalidInput:
+            raise NotFound(f"no table {table!r}", hint="list the tables of the schema") from None
+        info = self.releases.readable(consumer, ident)
         if (info.share["share"], info.share["schema"], info.share["table"]) != (
             share.lower(),
             schema.lower(),
