@@ -84,6 +84,24 @@ def test_a_refusal_is_one_message_naming_the_rule(cli: Cli) -> None:
     assert "pseudonym_column" in cli("release", "create", DATASET, *named).errors
 
 
+def test_criteria_no_generalization_meets_are_refused_by_rule_and_charge_nothing(
+    cli: Cli,
+) -> None:
+    asked = ("--k", "1000000", "--for", CONSUMER, "--as", PROVIDER)
+    refused = cli("release", "create", DATASET, *asked)
+    assert refused.code == 3, refused.stderr
+    assert "suppression_limit" in refused.errors
+    assert "k = 1000000" in refused.errors
+    assert "Traceback" not in refused.stderr
+    assert cli("release", "list", "--as", PROVIDER).output == "no releases"
+    [budget] = [
+        b for b in cli("budget", "--as", CONSUMER, "--json").json() if b["dataset"] == DATASET
+    ]
+    assert budget["queries_used"] == 0
+    made = cli("release", "create", DATASET, "--k", "5", "--for", CONSUMER, "--as", PROVIDER)
+    assert made.code == 0, made.stderr
+
+
 def test_synth_spends_epsilon(cli: Cli) -> None:
     made = cli(
         "release",

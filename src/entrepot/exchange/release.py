@@ -392,7 +392,13 @@ class Releases:
 
     def create(self, actor: Actor, dataset: str, consumer: str, spec: ReleaseSpec) -> ReleaseInfo:
         """Make a release for ``consumer`` through the coordinator; a repeat of one already
-        made (same spec, version and policy) returns it instead of another."""
+        made (same spec, version and policy) returns it instead of another.
+
+        An anonymized release is planned first, as :meth:`plan` does: the provider is told
+        by rule that no generalization meets its criteria (its own data's answer) before
+        a use of the consumer's grant is reserved, rather than charged a failure."""
+        if spec.kind == ANONYMIZED:
+            self.plan(actor, dataset, consumer, spec)
         request, target = self._request(actor, dataset, consumer, spec)
         done = self.coordinator.run(target, request, purpose=request.purpose or None)
         body = json.loads(done.body)
