@@ -396,3 +396,20 @@ def test_the_console_script_logged_in_reports_errors_without_a_traceback(
     assert result.returncode == ExitCode.NOT_FOUND
     assert "no dataset" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "asked",
+    [
+        ("query", "--epsilon", "inf", f"SELECT COUNT(*) FROM {THEIRS.replace('/', '.')}"),
+        ("access", "grant", "REQ-1", "--epsilon", "nan"),
+    ],
+)
+def test_a_number_json_cannot_carry_is_refused_before_it_is_sent(
+    cli: Callable[[str | None], Run], asked: tuple[str, ...]
+) -> None:
+    remote = cli("consumer")(*asked)
+    assert remote.code == ExitCode.INVALID, remote.stderr
+    assert "epsilon is" in remote.errors
+    assert "not a finite number" in remote.errors
+    assert "internal error" not in remote.stderr

@@ -10,6 +10,7 @@ in the Authorization header; it is never printed, logged or put in a URL.
 
 from __future__ import annotations
 
+import math
 import secrets
 from collections.abc import Iterator, Sequence
 from datetime import date, datetime
@@ -46,6 +47,22 @@ def _raise_for(response: httpx.Response, url: str) -> None:
             hint="check that the login URL points at an entrepot server",
         ) from None
     raise from_body(body)
+
+
+def _check_finite(body: Any, where: str) -> None:
+    """Refuse a number JSON cannot carry (NaN, ±infinity) anywhere in ``body``, naming
+    its field, before anything is sent."""
+    if isinstance(body, float) and not math.isfinite(body):
+        raise InvalidInput(
+            f"{where or 'the request'} is {body}, not a finite number",
+            hint="give a finite number",
+        )
+    if isinstance(body, dict):
+        for key, value in body.items():
+            _check_finite(value, f"{where}.{key}" if where else str(key))
+    elif isinstance(body, list | tuple):
+        for i, value in enumerate(body):
+            _check_finite(value, f"{where}[{i}]")
 
 
 def _sendable_mapping(path: Path) -> bytes:
@@ -121,6 +138,8 @@ class HttpClient:
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
         """Send one request; the decoded JSON body, or the error tree's error."""
+        if "json" in kwargs:
+            _check_finite(kwargs["json"], "")
         try:
             response = self._http.request(method, path, **kwargs)
         except httpx.TransportError as error:
