@@ -16,7 +16,7 @@ import unicodedata
 
 from entrepot.errors import InvalidInput
 
-__all__ = ["check_text", "excerpt", "is_unsafe", "printable"]
+__all__ = ["check_text", "excerpt", "is_unsafe", "printable", "with_article"]
 
 # Bidirectional embeddings, overrides and isolates (Unicode TR #9): the characters
 # that reorder what follows them. Line and paragraph separators break a line
@@ -80,3 +80,8 @@ def check_text(value: str, field: str, *, multiline: bool = False) -> str:
                 field=field,
             )
     return value
+
+
+def with_article(word: str) -> str:
+    """``word`` with its indefinite article: a consumer, an auditor, an operator."""
+    return f"{'an' if word[:1].lower() in 'aeiou' else 'a'} {word}"

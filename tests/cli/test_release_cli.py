@@ -131,6 +131,13 @@ def test_share_profile_prints_a_version_1_profile(cli: Cli) -> None:
     assert profile["shareCredentialsVersion"] == 1
     assert profile["endpoint"].endswith("/delta-sharing")
     assert len(profile["bearerToken"]) > 20
+    # The token's expiry, in ISO 8601: a profile without one reads as never expiring.
+    newest = cli("account", "list", "--tokens", "--as", CONSUMER, "--json").json()[-1]
+    assert profile["expirationTime"].endswith("Z")
+    assert profile["expirationTime"][:23] == newest["expires_at"][:23]  # to the millisecond
+    refused = cli("share", "profile", "--as", PROVIDER)
+    assert refused.code == 3, refused.stderr
+    assert "a provider account has no releases to read" in refused.errors
 
 
 @pytest.mark.parametrize(

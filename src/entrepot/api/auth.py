@@ -25,6 +25,7 @@ import anyio.to_thread
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from entrepot._text import with_article
 from entrepot.api._exchange import exchange_of
 from entrepot.api.limits import AuthGuard
 from entrepot.errors import Forbidden, Unauthorized
@@ -99,7 +100,7 @@ def require_role(*roles: Role) -> Callable[[Actor], Actor]:
     def dependency(actor: Annotated[Actor, Depends(current_actor)]) -> Actor:
         if actor.role not in roles:
             raise Forbidden(
-                f"a {actor.role} account may not call this endpoint",
+                f"{with_article(actor.role)} account may not call this endpoint",
                 hint=f"use an account with role: {allowed}",
                 role=actor.role,
             )

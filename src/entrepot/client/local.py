@@ -599,10 +599,13 @@ class LocalClient(ShippedStandards):
     def share_profile(self) -> dict[str, Any]:
         from entrepot.schemas.releases import SHARING_PREFIX, ShareProfile
 
-        account = self.actor.account or self.actor.org_slug
-        issued = self.exchange.accounts.issue_token(self.actor, account)
+        issued = self.exchange.sharing.issue_token(self.actor)
         endpoint = self.exchange.settings.base_url.rstrip("/") + SHARING_PREFIX
-        return ShareProfile(endpoint=endpoint, bearerToken=issued.secret).model_dump()
+        # ISO 8601, as the profile format asks; without it the token reads as never expiring.
+        expires = issued.info.expires_at.isoformat(timespec="milliseconds") + "Z"
+        return ShareProfile(
+            endpoint=endpoint, bearerToken=issued.secret, expirationTime=expires
+        ).model_dump()
 
     # -- the transparency log ------------------------------------------------------
 

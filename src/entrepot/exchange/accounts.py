@@ -45,7 +45,7 @@ from sqlalchemy import delete, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, aliased
 
-from entrepot._text import check_text
+from entrepot._text import check_text, with_article
 from entrepot.clock import utcnow
 from entrepot.db import Base, Database, count_rows
 from entrepot.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized, param
@@ -285,8 +285,8 @@ class Accounts:
                 organization = self._new_org(session, org_slug, role, org_name)
             if organization.kind != role:
                 raise Conflict(
-                    f"organization {org_slug} is a {organization.kind}; "
-                    f"it cannot hold a {role} account",
+                    f"organization {org_slug} is {with_article(organization.kind)}; "
+                    f"it cannot hold {with_article(role)} account",
                     hint=f"give each role its own organization with {param('org')}",
                 )
             account = Account(name=name, org_id=organization.id, role=role, created_at=self.clock())

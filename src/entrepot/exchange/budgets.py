@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import column, select, table
 
+from entrepot._text import with_article
 from entrepot.clock import utcnow
 from entrepot.db import Database
 from entrepot.errors import Forbidden, NotFound, param
@@ -69,7 +70,7 @@ class Budgets:
         """The ledger's filter for the budgets ``actor`` may see; None for none at all."""
         if not actor.administers and actor.role not in (Role.PROVIDER, Role.CONSUMER):
             raise Forbidden(
-                f"a {actor.role} account has no budgets",
+                f"{with_article(actor.role)} account has no budgets",
                 hint="budgets belong to consumers; providers see those on their datasets",
             )
         if actor.administers:

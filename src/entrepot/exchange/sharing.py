@@ -27,9 +27,10 @@ from nacl.encoding import RawEncoder
 from nacl.hash import blake2b
 from sqlalchemy import select
 
+from entrepot._text import with_article
 from entrepot.clock import utcnow
-from entrepot.errors import Forbidden, InvalidInput, NotFound
-from entrepot.exchange.accounts import Actor, Organization
+from entrepot.errors import Forbidden, InvalidInput, NotFound, param
+from entrepot.exchange.accounts import Actor, IssuedToken, Organization, Role
 from entrepot.exchange.release import ReleaseInfo, Releases, parse_ident
 
 __all__ = ["FileGrant", "Sharing", "spark_schema"]
@@ -98,6 +99,18 @@ class Sharing:
         self.ttl_s = ttl_s
         self.open_file = open_file
         self.clock = clock
+
+    def issue_token(self, consumer: Actor) -> IssuedToken:
+        """A new token of the consumer's account, for its profile file (shown once)."""
+        if consumer.role != Role.CONSUMER:
+            raise Forbidden(
+                f"{with_article(consumer.role)} account has no releases to read",
+                hint="a share profile is a consumer's: act as the consumer organization "
+                f"the releases are made for ({param('as')} ORG)",
+                role=consumer.role,
+            )
+        account = consumer.account or consumer.org_slug
+        return self.releases.accounts.issue_token(consumer, account)
 
     # -- listing -----------------------------------------------------------------
 

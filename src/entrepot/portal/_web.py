@@ -25,6 +25,7 @@ from starlette.datastructures import FormData
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from entrepot import __version__
+from entrepot._text import with_article
 from entrepot.api.auth import current_actor
 from entrepot.api.routers._client import client_of
 from entrepot.client.local import LocalClient
@@ -74,11 +75,6 @@ def _number(value: float | int | None, digits: int = 3) -> str:
 
 _templates.filters["when"] = _when
 _templates.filters["number"] = _number
-
-
-def _an(word: str) -> str:
-    """``word`` with its indefinite article: a consumer, an auditor, an operator."""
-    return f"{'an' if word[:1] in 'aeiou' else 'a'} {word}"
 
 
 def keys_of(request: Request) -> SessionKeys:
@@ -179,7 +175,7 @@ class Visit:
         if roles and self.actor.role not in roles:
             return self.failed(
                 Forbidden(
-                    f"{_an(self.actor.role)} account has no use for this page",
+                    f"{with_article(self.actor.role)} account has no use for this page",
                     hint=f"sign in with an account with role: {', '.join(roles)}",
                     role=self.actor.role,
                 ),
@@ -213,7 +209,7 @@ class Visit:
             )
         if roles and self.actor.role not in roles:
             return Forbidden(
-                f"{_an(self.actor.role)} account may not do this",
+                f"{with_article(self.actor.role)} account may not do this",
                 hint=f"sign in with an account with role: {', '.join(roles)}",
                 role=self.actor.role,
             )
