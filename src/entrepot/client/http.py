@@ -71,20 +71,18 @@ def _sendable_mapping(path: Path) -> bytes:
     text = path.read_text(encoding="utf-8-sig")
     if "codes_file" not in text:
         return path.read_bytes()
-    import yaml
-
-    from entrepot.standards.mapping import load_mapping
+    from entrepot.standards.mapping import load_mapping, read_yaml, write_yaml
 
     # Read and checked as a local publish would: files relative to the mapping, inline
     # codes over the file's.
     resolved = load_mapping(path)
-    document = yaml.safe_load(text)
+    document = read_yaml(text, str(path))
     for target, column in document["columns"].items():
         found = resolved.column(target)
         if isinstance(column, dict) and "codes_file" in column and found is not None:
             del column["codes_file"]
             column["codes"] = dict(found.codes)
-    return yaml.safe_dump(document, sort_keys=False, allow_unicode=True).encode("utf-8")
+    return write_yaml(document).encode("utf-8")
 
 
 def _publish_timed_out(url: str, provider: str | None, dataset: str, key: str) -> PeerError:

@@ -121,9 +121,7 @@ def _parsed_time(c: Column, sql_type: str) -> str:
         strict = f"CASE WHEN strlen({t}) = 10 THEN CAST(try_strptime({t}, '%Y-%m-%d') AS DATE) END"
         # A ten-character text that is a date's own print is that date, and is what
         # strptime reads; DuckDB's cast is twice as fast as strptime.
-        return (
-            f"CASE WHEN {printed_back(c)} AND strlen({t}) = 10 THEN {_loose(c)} ELSE {strict} END"
-        )
+        return f"CASE WHEN {printed_back(c)} THEN {_loose(c)} ELSE {strict} END"
     formats = ", ".join(quote(f) for f in _ISO_DATETIMES)
     return f"CASE WHEN strlen({t}) IN (19, 20) THEN try_strptime({t}, [{formats}]) END"
 
@@ -136,10 +134,12 @@ def printed_back(c: Column) -> str | None:
     """SQL true when the column's text is DuckDB's print of its own TRY_CAST (most
     integers and ISO dates), which then is the typed value; None for types with no
     such form. Such a text need not be stored: the value prints it back."""
-    if (c.field.type == "integer" and c.factor is None) or (
-        c.field.type == "date" and c.date_format is None
-    ):
+    if c.field.type == "integer" and c.factor is None:
         return f"CAST({_loose(c)} AS VARCHAR) = {c.text}"
+    if c.field.type == "date" and c.date_format is None:
+        # A year past 9999 prints back too, but is no YYYY-MM-DD date: its value is
+        # NULL, so its text must be kept.
+        return f"strlen({c.text}) = 10 AND CAST({_loose(c)} AS VARCHAR) = {c.text}"
     return None
 
 
@@ -184,8 +184,15 @@ def _required(c: Column) -> Iterator[Check]:
 
 
 def _type(c: Column) -> Iterator[Check]:
-    if c.field.type != "string":
-        yield Check("type", c.field.name, f"({c.text} <> '' AND {c.value} IS NULL)")
+    f = c.field
+    if f.type != "string":
+        yield Check("type", f.name, f"({c.text} <> '' AND {c.value} IS NULL)")
+    elif (
+        f.enum is None and f.codelist is None and (f.pattern is None or as_glob(f.pattern) is None)
+    ):
+        # A NUL byte is no character of text (DuckDB would keep it); a listed value, or a
+        # pattern of letters and digits, refuses it already, at no cost.
+        yield Check("type", f.name, f"contains({c.text}, chr(0))")
 
 
 def _minimum(c: Column) -> Iterator[Check]:

@@ -30,6 +30,9 @@ _CHUNK_BYTES = 4 * 1024 * 1024
 _DELIMITERS = (",", ";", "\t", "|")
 _DUCKDB_LINE = re.compile(r"CSV Error on Line: (\d+)")
 _DUCKDB_COLUMNS = re.compile(r"Expected Number of Columns: (\d+) Found: (\d+)")
+_DUCKDB_LINE_SIZE = re.compile(r"Maximum line size of (\d+) bytes exceeded")
+_DUCKDB_UNTERMINATED = "Value with unterminated quote found"
+_DUCKDB_INVALID_STATE = "CSV Parser state machine reached an invalid state"
 # An error names a file's columns to help fix a mapping, but quotes no more of the
 # file than this: a wrong file (a key, a password file) must not be echoed whole.
 _QUOTED_COLUMNS = 12
@@ -140,7 +143,21 @@ def _first_lines(path: Path, origin: Path, source: Source) -> list[str]:
                 ) from None
             if text.strip():
                 lines.append(text)
+            elif not lines:
+                _refuse_leading_blank(origin, source)
     return lines
+
+
+def _refuse_leading_blank(origin: Path, source: Source) -> None:
+    """A blank first line: DuckDB would take it for the header (or skip it and shift
+    every line number), and read the real header as a row."""
+    first = "the header" if source.header else "the first row"
+    raise _fail(
+        origin,
+        1,
+        f"the file starts with a blank line where {first} should be",
+        f"delete the blank lines before {first}",
+    )
 
 
 def _header(path: Path, origin: Path, source: Source) -> tuple[tuple[str, ...], bool]:
@@ -151,6 +168,13 @@ def _header(path: Path, origin: Path, source: Source) -> tuple[tuple[str, ...], 
     try:
         first = next(csv.reader(lines[:1], delimiter=source.delimiter, quotechar=source.quote))
     except csv.Error as error:
+        if "\r" in lines[0].rstrip("\r\n"):
+            raise _fail(
+                origin,
+                1,
+                "the lines end with a lone carriage return (CR), an old Mac line ending",
+                "re-save the file with LF or CRLF line endings",
+            ) from None
         raise _fail(origin, 1, f"cannot read the first line ({error})", "check quoting") from None
     if not source.header:
         if len(first) != len(source.columns):
@@ -242,7 +266,50 @@ def is_read_error(text: str) -> bool:
         "CSV Error" in text
         or "Invalid unicode" in text
         or "not utf-8" in text
+        or _DUCKDB_INVALID_STATE in text
         or _DUCKDB_COLUMNS.search(text) is not None
+    )
+
+
+_ENDINGS = ((b"\r\n", "CRLF"), (b"\n", "LF"))
+
+
+def _line_endings(path: Path) -> tuple[int, str] | None:
+    """The first line whose ending is not the first line's (or that holds a lone CR),
+    and what is wrong with it: DuckDB reads one kind of line ending per file."""
+    first: str | None = None
+    with path.open("rb") as handle:
+        for number, line in enumerate(handle, start=1):
+            body, ending = line, None
+            for end, name in _ENDINGS:
+                if line.endswith(end):
+                    body, ending = line[: -len(end)], name
+                    break
+            if b"\r" in body:
+                return number, "holds a lone carriage return (CR)"
+            if first is None:
+                first = ending
+            elif ending is not None and ending != first:
+                return number, f"ends with {ending} where the lines before end with {first}"
+    return None
+
+
+def _invalid_state(raw: RawFile) -> InvalidInput:
+    found = _line_endings(raw.path)
+    if found is None:
+        return _fail(
+            raw.origin,
+            None,
+            "cannot read the file: it is not delimited text DuckDB can parse",
+            "check the quoting and that every line ends the same way (LF or CRLF)",
+        )
+    line, problem = found
+    return _fail(
+        raw.origin,
+        line,
+        f"this line {problem}",
+        "re-save the file with one kind of line ending (LF or CRLF) throughout, or quote "
+        "the value that holds the line break",
     )
 
 
@@ -251,6 +318,24 @@ def read_error(raw: RawFile, text: str) -> InvalidInput:
     line = int(match.group(1)) if match else None
     if "Invalid unicode" in text or "not utf-8" in text:
         return _fail(raw.origin, line, "the file is not valid UTF-8", _encoding_hint(raw.source))
+    if _DUCKDB_INVALID_STATE in text:
+        return _invalid_state(raw)
+    size = _DUCKDB_LINE_SIZE.search(text)
+    if size:
+        return _fail(
+            raw.origin,
+            line,
+            f"this line is longer than {int(size.group(1)):,} bytes, the most a row may have",
+            "check for a quote that is never closed, or split the long value",
+        )
+    if _DUCKDB_UNTERMINATED in text:
+        quote = raw.source.quote
+        return _fail(
+            raw.origin,
+            line,
+            f"a value opens a quote ({quote}) that is never closed",
+            f"close the quote, or double a {quote} inside a quoted value ({quote}{quote})",
+        )
     counts = _DUCKDB_COLUMNS.search(text)
     if counts:
         expected, found = counts.groups()

@@ -24,14 +24,29 @@ same name. See ``docs/standard.md`` for every key.
 from __future__ import annotations
 
 import csv
+import io
+import math
+import os
+import stat
 from collections.abc import Mapping as MappingABC
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 from entrepot.errors import InvalidInput, NotFound
 
-__all__ = ["ENCODINGS", "UNITS", "ColumnMap", "Mapping", "Source", "load_mapping", "parse_mapping"]
+__all__ = [
+    "ENCODINGS",
+    "UNITS",
+    "ColumnMap",
+    "Mapping",
+    "Source",
+    "load_mapping",
+    "parse_mapping",
+    "read_yaml",
+    "write_yaml",
+]
 
 # Encodings providers use; anything else is re-saved as UTF-8 before publishing.
 ENCODINGS = ("utf-8", "utf-8-sig", "gbk")
@@ -54,6 +69,32 @@ EPOCH = "epoch"
 _TOP_KEYS = ("standard", "source", "columns")
 _SOURCE_KEYS = ("encoding", "delimiter", "quote", "header", "columns", "null_values")
 _COLUMN_KEYS = ("from", "constant", "date_format", "factor", "unit", "codes", "codes_file")
+# Characters that end a line cannot separate or quote values on one.
+_LINE_BREAKS = ("\n", "\r")
+# A mapping is a short document; a code list of a million codes stays well under this.
+_MAX_FILE_BYTES = 64 * 1024 * 1024
+
+
+class _Int(int):
+    """An integer read from YAML that remembers how it was written (``0101``, ``1_000``)."""
+
+    written: str
+
+    def __new__(cls, value: int, written: str) -> _Int:
+        made = super().__new__(cls, value)
+        made.written = written
+        return made
+
+
+class _Float(float):
+    """A number read from YAML that remembers how it was written (``1.10``)."""
+
+    written: str
+
+    def __new__(cls, value: float, written: str) -> _Float:
+        made = super().__new__(cls, value)
+        made.written = written
+        return made
 
 
 @dataclass(frozen=True)
@@ -116,9 +157,41 @@ def _check_keys(raw: dict[str, Any], allowed: tuple[str, ...], where: str, key: 
 
 
 def _text(value: Any, where: str, key: str) -> str:
+    """A text value; a number stands for the text it was written as (``0101`` is
+    ``"0101"``, not 65 as YAML 1.1 reads an octal number)."""
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise _fail(where, key, f"expected text, got {type(value).__name__}", 'quote it: "..."')
-    return str(value)
+    return str(getattr(value, "written", value))
+
+
+def _one_character(raw: dict[str, Any], name: str, default: str, where: str) -> str:
+    text = _text(raw.get(name, default), where, f"source.{name}")
+    if text in _LINE_BREAKS:
+        raise _fail(
+            where,
+            f"source.{name}",
+            f"a line break ({text!r}) cannot be the {name}",
+            "e.g. delimiter: ';' (or '\\t' for tabs); the default quote is '\"'",
+        )
+    return text
+
+
+def _check_names(names: tuple[str, ...], where: str) -> None:
+    """Column names of a file without a header: each given, none twice (DuckDB reads
+    ``ID`` and ``id`` as one name)."""
+    seen: dict[str, int] = {}
+    for i, name in enumerate(names):
+        key = f"source.columns[{i}]"
+        if not name.strip():
+            raise _fail(where, key, "a column needs a name", "name every column, in order")
+        if name.casefold() in seen:
+            raise _fail(
+                where,
+                key,
+                f"{name!r} repeats source.columns[{seen[name.casefold()]}] (names ignore case)",
+                "give each column its own name",
+            )
+        seen[name.casefold()] = i
 
 
 def _parse_source(raw: Any, where: str) -> Source:
@@ -136,7 +209,7 @@ def _parse_source(raw: Any, where: str) -> Source:
             f"unsupported encoding {encoding!r}",
             f"use one of: {', '.join(ENCODINGS)}",
         )
-    delimiter = _text(raw.get("delimiter", ","), where, "source.delimiter")
+    delimiter = _one_character(raw, "delimiter", ",", where)
     if delimiter == "\\t":
         delimiter = "\t"
     if len(delimiter) != 1:
@@ -146,7 +219,7 @@ def _parse_source(raw: Any, where: str) -> Source:
             f"{delimiter!r} is not one character",
             "e.g. delimiter: ';' (or '\\t' for tabs)",
         )
-    quote = _text(raw.get("quote", '"'), where, "source.quote")
+    quote = _one_character(raw, "quote", '"', where)
     if len(quote) != 1 or quote == delimiter:
         raise _fail(
             where,
@@ -161,6 +234,7 @@ def _parse_source(raw: Any, where: str) -> Source:
     if not isinstance(columns, list):
         raise _fail(where, "source.columns", "expected a list of names", "columns: [a, b, c]")
     names = tuple(_text(c, where, f"source.columns[{i}]") for i, c in enumerate(columns))
+    _check_names(names, where)
     if not header and not names:
         raise _fail(
             where,
@@ -188,10 +262,37 @@ def _parse_source(raw: Any, where: str) -> Source:
     )
 
 
+class _NotRegular(OSError):
+    """A path that names a directory, a pipe or a device rather than a file."""
+
+
+def _read_regular(path: Path) -> str:
+    """The UTF-8 text of the file at ``path``, refusing what is not a regular file before
+    reading it (a pipe without a writer never answers, ``/dev/zero`` never ends) and a
+    file larger than any mapping or code list."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise _NotRegular(0, "not a regular file")
+        if info.st_size > _MAX_FILE_BYTES:
+            raise _NotRegular(0, f"larger than {_MAX_FILE_BYTES // 2**20} MiB")
+        os.set_blocking(fd, True)
+        handle = os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+    with handle:
+        return handle.read(_MAX_FILE_BYTES + 1).decode("utf-8-sig")
+
+
 def _load_codes(path: Path, where: str, key: str) -> dict[str, str]:
     try:
-        with path.open(encoding="utf-8-sig", newline="") as handle:
-            rows = list(csv.reader(handle))
+        rows = list(csv.reader(io.StringIO(_read_regular(path), newline="")))
+    except csv.Error as error:
+        raise _fail(
+            where, key, f"{path} is not a CSV file ({error})", "give the path of a CSV file"
+        ) from None
     except FileNotFoundError:
         raise _fail(
             where, key, f"no code file at {path}", "give a path relative to the mapping file"
@@ -222,6 +323,25 @@ def _load_codes(path: Path, where: str, key: str) -> dict[str, str]:
             )
         codes[row[0]] = row[1]
     return codes
+
+
+def _factor(value: Any, where: str, key: str) -> float:
+    """A conversion factor: a finite, non-zero number."""
+    number = None
+    if not isinstance(value, bool) and isinstance(value, int | float):
+        try:
+            number = float(value)
+        except OverflowError:
+            number = None
+    if number is None or not math.isfinite(number) or number == 0:
+        shown = getattr(value, "written", value)
+        raise _fail(
+            where,
+            key,
+            f"expected a finite, non-zero number, got {str(shown)[:40]!r}",
+            "e.g. factor: 0.01 to turn fen into yuan",
+        )
+    return number
 
 
 def _parse_column(target: str, raw: Any, where: str, base: Path | None) -> ColumnMap:
@@ -263,15 +383,7 @@ def _parse_column(target: str, raw: Any, where: str, base: Path | None) -> Colum
             )
         factor = UNITS[unit]
     if "factor" in raw:
-        value = raw["factor"]
-        if isinstance(value, bool) or not isinstance(value, int | float) or value == 0:
-            raise _fail(
-                where,
-                f"{key}.factor",
-                "expected a non-zero number",
-                "e.g. factor: 0.01 to turn fen into yuan",
-            )
-        factor = float(value)
+        factor = _factor(raw["factor"], where, f"{key}.factor")
     codes: dict[str, str] = {}
     if "codes" in raw:
         if not isinstance(raw["codes"], dict):
@@ -333,18 +445,80 @@ def parse_mapping(document: Any, where: str, base: Path | None = None) -> Mappin
     return Mapping(
         where=where,
         source=_parse_source(document.get("source"), where),
-        columns=tuple(_parse_column(str(t), raw, where, base) for t, raw in columns_raw.items()),
+        columns=tuple(
+            _parse_column(str(getattr(t, "written", t)), raw, where, base)
+            for t, raw in columns_raw.items()
+        ),
         standard=_text(standard, where, "standard") if standard is not None else None,
     )
 
 
-def load_mapping(path: Path) -> Mapping:
-    """Read a mapping YAML file; any mistake is an error naming the file and key."""
+@cache
+def _loader() -> type[Any]:
+    """PyYAML's safe loader, with numbers that remember how they were written."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    def integer(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> _Int:
+        return _Int(loader.construct_yaml_int(node), str(node.value))
+
+    def number(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> _Float:
+        return _Float(loader.construct_yaml_float(node), str(node.value))
+
+    Loader.add_constructor("tag:yaml.org,2002:int", integer)
+    Loader.add_constructor("tag:yaml.org,2002:float", number)
+    return Loader
+
+
+def write_yaml(document: Any) -> str:
+    """The YAML text of a document :func:`read_yaml` read, each number as it was written
+    (``0101`` stays ``0101``, read back as the same text)."""
+    import yaml
+
+    class Dumper(yaml.SafeDumper):
+        pass
+
+    def written(tag: str) -> Any:
+        return lambda dumper, value: dumper.represent_scalar(tag, value.written)
+
+    Dumper.add_representer(_Int, written("tag:yaml.org,2002:int"))
+    Dumper.add_representer(_Float, written("tag:yaml.org,2002:float"))
+    return yaml.dump(document, Dumper=Dumper, sort_keys=False, allow_unicode=True)
+
+
+def read_yaml(text: str, where: str) -> Any:
+    """Parse a mapping's YAML text; ``where`` names it in errors.
+
+    Numbers keep the text they were written as, for the keys that take text: a code
+    ``0101`` stays ``"0101"``.
+    """
     # PyYAML loads here: reading a standard or listing the catalog reads no mapping.
     import yaml
 
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        return yaml.load(text, Loader=_loader())
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        line = f" line {mark.line + 1}" if mark is not None else ""
+        raise InvalidInput(
+            f"{where}{line}: not valid YAML ({getattr(error, 'problem', error)})",
+            hint="check indentation and quote values that contain ':' or '#'",
+            source=where,
+        ) from None
+    except RecursionError:
+        raise InvalidInput(
+            f"{where}: not a mapping: its YAML is nested too deeply to read",
+            hint="a mapping has three levels: columns, a column, its options",
+            source=where,
+        ) from None
+
+
+def load_mapping(path: Path) -> Mapping:
+    """Read a mapping YAML file; any mistake is an error naming the file and key."""
+    try:
+        text = _read_regular(path)
     except FileNotFoundError:
         raise NotFound(f"no mapping file at {path}", hint="check the --mapping path") from None
     except UnicodeDecodeError:
@@ -354,14 +528,4 @@ def load_mapping(path: Path) -> Mapping:
             f"{path}: cannot be read as a mapping ({error.strerror})",
             hint="give the path of a mapping YAML file",
         ) from None
-    try:
-        document = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        line = f" line {mark.line + 1}" if mark is not None else ""
-        raise InvalidInput(
-            f"{path}{line}: not valid YAML ({getattr(error, 'problem', error)})",
-            hint="check indentation and quote values that contain ':' or '#'",
-            source=str(path),
-        ) from None
-    return parse_mapping(document, str(path), base=path.parent)
+    return parse_mapping(read_yaml(text, str(path)), str(path), base=path.parent)

@@ -88,9 +88,10 @@ class Validation:
 
     def _copy(self, select: str, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._con.execute(
-            f"COPY ({select}) TO {quote(str(path))} (FORMAT parquet, COMPRESSION zstd)"
-        )
+        with _interruptible():
+            self._con.execute(
+                f"COPY ({select}) TO {quote(str(path))} (FORMAT parquet, COMPRESSION zstd)"
+            )
 
     def write_valid(self, path: Path) -> int:
         """Write the valid rows, typed as the standard says, to Parquet; return their count."""
@@ -180,6 +181,34 @@ def _plan(raw: RawFile, standard: Standard, mapping: Mapping | None) -> dict[str
                 column=f.name,
             )
     return plan
+
+
+def _check_formats(
+    con: duckdb.DuckDBPyConnection,
+    standard: Standard,
+    mapping: Mapping | None,
+    columns: list[Column],
+) -> None:
+    """Refuse a date format DuckDB cannot read, before any row is: named by its key in
+    the mapping, or by its field in the standard."""
+    for c in columns:
+        if c.date_format is None or c.date_format == "epoch":
+            continue
+        try:
+            con.execute(f"SELECT try_strptime('', {quote(c.date_format)})")
+        except duckdb.Error as error:
+            reason = str(error).splitlines()[0].split(": ", 1)[-1]
+            entry = mapping.column(c.field.name) if mapping else None
+            if mapping is not None and entry is not None and entry.date_format is not None:
+                where = f"{mapping.where}: columns.{c.field.name}.date_format"
+                hint = f"fix `date_format` in {mapping.where}"
+            else:
+                where = f"standard {standard.name}: field {c.field.name}: format"
+                hint = "fix the field's format in the standard"
+            raise InvalidInput(
+                f"{where}: {c.date_format!r} is not a date format ({reason})",
+                hint=f'{hint}: strptime codes like %Y, %m, %d, %H, %M, %S (e.g. "%d/%m/%Y")',
+            ) from None
 
 
 def _missing_hint(raw: RawFile, default: str) -> str:
@@ -446,6 +475,20 @@ def _mark_repeats(
 
 
 @contextmanager
+def _interruptible() -> Iterator[None]:
+    """Let Ctrl-C be Ctrl-C: DuckDB stops a query on SIGINT and raises its own error in
+    place of the KeyboardInterrupt Python would have."""
+    try:
+        yield
+    except duckdb.InterruptException:
+        raise KeyboardInterrupt from None
+    except RuntimeError as error:
+        if str(error) == "Query interrupted":
+            raise KeyboardInterrupt from None
+        raise
+
+
+@contextmanager
 def _one_thread(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
     """Run on one thread. Rows then reach table ``checked`` in file order, so a row's
     ``rowid`` is its record's number, and a window over the rows as read sees each row
@@ -465,7 +508,8 @@ def _run(con: duckdb.DuckDBPyConnection, raw: RawFile, query: str) -> None:
     """Run a validation query; DuckDB's own failures (unreadable file, out of memory,
     disk) become ours."""
     try:
-        con.execute(query)
+        with _interruptible():
+            con.execute(query)
     except duckdb.OutOfMemoryException as error:
         raise LimitExceeded(
             f"validation ran out of memory ({str(error).splitlines()[0]})",
@@ -570,26 +614,28 @@ def validate(
         config["threads"] = threads
     con = duckdb.connect(config=config)
     try:
-        # Nothing watches a terminal here: drawing the bar only costs.
-        con.execute("SET enable_progress_bar = false")
-        raw = open_raw(source, mapping.source if mapping else Source(), workdir, max_bytes)
-        plan = _plan(raw, standard, mapping)
-        wanted = sorted({e.source for e in plan.values() if e.source is not None})
-        columns = [
-            Column(
-                field=f,
-                text=f"t{i}",
-                value=f"v{i}",
-                date_format=(plan[f.name].date_format if f.name in plan else None) or f.format,
-                factor=plan[f.name].factor if f.name in plan else None,
-                printed=f"p{i}",
-            )
-            for i, f in enumerate(standard.fields)
-        ]
-        checks = field_checks(columns, standard) + table_checks(columns, standard)
-        mapped = _mapped(raw, scan(raw, wanted), standard, plan)
-        checks = _checked_table(con, raw, mapped, columns, checks)
-        report = _report(con, raw, standard, mapping, columns, checks, plan, report_rows)
+        with _interruptible():
+            # Nothing watches a terminal here: drawing the bar only costs.
+            con.execute("SET enable_progress_bar = false")
+            raw = open_raw(source, mapping.source if mapping else Source(), workdir, max_bytes)
+            plan = _plan(raw, standard, mapping)
+            wanted = sorted({e.source for e in plan.values() if e.source is not None})
+            columns = [
+                Column(
+                    field=f,
+                    text=f"t{i}",
+                    value=f"v{i}",
+                    date_format=(plan[f.name].date_format if f.name in plan else None) or f.format,
+                    factor=plan[f.name].factor if f.name in plan else None,
+                    printed=f"p{i}",
+                )
+                for i, f in enumerate(standard.fields)
+            ]
+            _check_formats(con, standard, mapping, columns)
+            checks = field_checks(columns, standard) + table_checks(columns, standard)
+            mapped = _mapped(raw, scan(raw, wanted), standard, plan)
+            checks = _checked_table(con, raw, mapped, columns, checks)
+            report = _report(con, raw, standard, mapping, columns, checks, plan, report_rows)
     except BaseException:
         con.close()
         shutil.rmtree(workdir, ignore_errors=True)

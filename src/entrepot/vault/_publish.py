@@ -22,6 +22,7 @@ import os
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from decimal import ROUND_CEILING, Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -204,13 +205,15 @@ def publish(
         ) as validation,
     ):
         fault(settings.fault_point, "after-validate")
-        report: dict[str, Any] = validation.report.to_dict()
-        _refuse_invalid(request, validation.report)
+        # The report names the file as its provider sent it, never as it was spooled.
+        found = replace(validation.report, source=Path(request.filename).name)
+        report: dict[str, Any] = found.to_dict()
+        _refuse_invalid(request, found)
         if request.admit is not None:
-            request.admit(ref, validation.report.rows_valid)
+            request.admit(ref, found.rows_valid)
         info = _write(vault, request, ref, validation, report, step, on_commit)
     fault(settings.fault_point, "after-commit")
-    return Published(info, report, validation.report.rows_total, validation.report.rows_invalid)
+    return Published(info, report, found.rows_total, found.rows_invalid)
 
 
 def _refuse_invalid(request: PublishRequest, report: Report) -> None:

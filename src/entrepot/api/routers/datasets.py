@@ -17,7 +17,6 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, BinaryIO, Literal
 
-import yaml
 from fastapi import APIRouter, Depends, File, Form, Header, Request, Response, UploadFile, status
 
 from entrepot import standards
@@ -30,6 +29,7 @@ from entrepot.api.routers.catalog import DatasetSlug, ProviderSlug
 from entrepot.errors import EntrepotError, InvalidInput, NotFound
 from entrepot.schemas.catalog import SLUG, VersionOut
 from entrepot.schemas.datasets import PublishedOut
+from entrepot.standards.mapping import read_yaml
 from entrepot.vault import LocalVault
 from entrepot.vault.refs import SLUG_MAX
 
@@ -209,10 +209,7 @@ def _read_mapping(upload: UploadFile) -> str:
 
 
 def _parse_mapping(text: str) -> standards.Mapping:
-    try:
-        document = yaml.safe_load(text)
-    except yaml.YAMLError:
-        raise InvalidInput("the mapping is not valid YAML", hint="fix its syntax") from None
+    document = read_yaml(text, "uploaded mapping")
     columns = document.get("columns") if isinstance(document, dict) else None
     # A `codes_file` names a file on the machine that reads the mapping: over the API that
     # would be the server's disk, so uploaded mappings must carry their codes inline.
