@@ -174,7 +174,7 @@ def witness_receipt(
         raise NotFound(f"no receipt at {path}", hint="pass the receipt file the answer came with")
     try:
         body = json.loads(path.read_bytes())
-    except ValueError:
+    except (ValueError, RecursionError):
         raise InvalidInput(f"{path} is not JSON", hint="pass the receipt file") from None
     if not isinstance(body, dict):
         raise InvalidInput(f"{path} is not a receipt", hint="pass the receipt file")

@@ -103,6 +103,9 @@ COSIGNED_PATH = "federation/v1/checkpoint/cosigned"
 SIZE_TYPE = "text/x.tlog.size"
 # c2sp.org/tlog-witness: a client sends at most 63 proof lines.
 MAX_PROOF = 63
+# Sizes stay within I-JSON's exact integers (RFC 7493 section 2.2), as the log entries
+# recording a refused fork and the node's database hold them.
+MAX_SIZE = 2**53 - 1
 _SIZE = re.compile(r"0|[1-9][0-9]{0,18}")
 
 
@@ -232,6 +235,11 @@ class Witness:
         old, size = submission.old, checkpoint.size
         if old > size:
             raise _malformed(f"has an old size {old} past the checkpoint's size {size}")
+        if size > MAX_SIZE:
+            raise _malformed(
+                f"has a checkpoint of size {size}, past {MAX_SIZE}, the largest size this "
+                "witness records (2**53 - 1, an exact integer in JSON)"
+            )
         if size == 0 and checkpoint.root != EMPTY_ROOT:
             raise self._fork(peer, checkpoint, "is empty but does not have the empty root")
         if old != (peer.witnessed_size or 0):

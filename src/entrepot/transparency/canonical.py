@@ -119,6 +119,12 @@ def parse_canonical(data: bytes, *, what: str) -> Any:
             parse_int=_safe_int,
             parse_constant=_refuse,
         )
+    except RecursionError:
+        raise ProofInvalid(
+            f"{what} is nested too deeply to be JSON this program reads",
+            hint="the bytes were altered; fetch a fresh copy from the node",
+            part=what,
+        ) from None
     except (UnicodeDecodeError, ValueError) as error:
         raise ProofInvalid(
             f"{what} is not valid JSON with integer numbers: {error}",

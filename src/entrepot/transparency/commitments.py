@@ -156,7 +156,7 @@ def parse_opening(opening: bytes | str | Mapping[str, Any]) -> QueryOpening | Co
     """An opening from its JSON (as :meth:`QueryOpening.to_json` or ``ContentOpening`` wrote it)."""
     body = _load(opening)
     kind = body.get("kind")
-    if body.get("format") != OPENING_FORMAT or kind not in _KEYS:
+    if body.get("format") != OPENING_FORMAT or not isinstance(kind, str) or kind not in _KEYS:
         raise _invalid("opening", f"is not an {OPENING_FORMAT} query or content opening")
     if set(body) != _KEYS[kind]:
         raise _invalid("opening", f"must have exactly the keys {', '.join(sorted(_KEYS[kind]))}")
@@ -223,6 +223,8 @@ def _load(opening: bytes | str | Mapping[str, Any]) -> dict[str, Any]:
         return dict(opening)
     try:
         body = json.loads(opening)
+    except RecursionError:
+        raise _invalid("opening", "is nested too deeply to be an opening") from None
     except (TypeError, UnicodeDecodeError, ValueError) as error:
         raise _invalid("opening", f"is not a JSON object ({error})") from error
     if not isinstance(body, dict):
@@ -234,6 +236,11 @@ def _text(body: Mapping[str, Any], name: str) -> str:
     value = body[name]
     if not isinstance(value, str):
         raise TypeError(f"{name} is not a string")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        # A lone surrogate has no UTF-8 form: no commitment could have been made to it.
+        raise ValueError(f"{name} is not valid Unicode text") from None
     return value
 
 

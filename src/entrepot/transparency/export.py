@@ -270,11 +270,25 @@ def verify_export(
     workers: int | None = None,
 ) -> VerifyReport:
     """Verify an export made by ``entrepot audit export``, with the node's public key only."""
-    entries = directory / "entries.jsonl"
-    if not entries.exists():
-        raise NotFound(
-            f"{directory} holds no entries.jsonl",
-            hint="point at a directory made by `entrepot audit export DIR`",
+    entries = _export_file(directory, "entries.jsonl")
+    heads = _export_file(directory, "heads.jsonl")
+    report = verify_entries(_lines(entries), read_heads(heads), key, progress, workers)
+    if report.entries and not report.heads:
+        raise ProofInvalid(
+            f"{heads} holds no signed tree head: nothing the node signed vouches for the "
+            f"{report.entries} entries",
+            hint="copy the export again with its heads.jsonl, or export the log anew",
+            part="tree heads",
         )
-    heads = read_heads(directory / "heads.jsonl")
-    return verify_entries(_lines(entries), heads, key, progress, workers)
+    return report
+
+
+def _export_file(directory: Path, name: str) -> Path:
+    """The file ``name`` of an export, which ``audit export`` always writes."""
+    path = directory / name
+    if not path.is_file():
+        raise NotFound(
+            f"{directory} holds no file {name}",
+            hint="point at a whole directory made by `entrepot audit export DIR`",
+        )
+    return path

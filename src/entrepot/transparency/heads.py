@@ -178,6 +178,12 @@ def read_head(path: Path) -> TreeHead:
         )
     try:
         body = json.loads(path.read_text(encoding="utf-8"))
+    except RecursionError:
+        raise ProofInvalid(
+            f"{path} is nested too deeply to be a tree head",
+            hint="save heads with `entrepot audit head --json`",
+            part="earlier tree head",
+        ) from None
     except (UnicodeDecodeError, ValueError) as error:
         raise ProofInvalid(
             f"{path} is not a JSON tree head: {error}",

@@ -356,6 +356,18 @@ def repair_log(path: Path) -> dict[str, Any]:
     return store.recovery
 
 
+def _since_text(since: datetime) -> str:
+    """``since`` as an entry's time is written (UTC when it has no time zone)."""
+    moment = since if since.tzinfo is not None else since.replace(tzinfo=UTC)
+    try:
+        return timestamp(moment)
+    except OverflowError:
+        raise InvalidInput(
+            f"time {since.isoformat()} falls outside the years 1 to 9999 once moved to UTC",
+            hint="give a time from 0001-01-02 to 9999-12-30, e.g. 2025-01-31T00:00:00Z",
+        ) from None
+
+
 def _matcher(
     dataset: str | None, kind: str | None, since: datetime | None
 ) -> Callable[[dict[str, Any]], bool]:
@@ -367,9 +379,7 @@ def _matcher(
             hint=f"use one of: {', '.join(k.value for k in Kind)}",
         )
     # Canonical timestamps sort as text, so no entry needs its time parsed.
-    if since is not None and since.tzinfo is None:
-        since = since.replace(tzinfo=UTC)
-    after = None if since is None else timestamp(since)
+    after = None if since is None else _since_text(since)
 
     def matches(entry: dict[str, Any]) -> bool:
         if kind is not None and entry.get("kind") != kind:

@@ -343,6 +343,8 @@ def _load(receipt: bytes | str | Mapping[str, Any]) -> Any:
     try:
         text = receipt.decode("utf-8") if isinstance(receipt, bytes) else receipt
         return json.loads(text, parse_float=_no_float, parse_constant=_no_float)
+    except RecursionError:
+        raise _invalid("receipt", "is nested too deeply to be a receipt") from None
     except (UnicodeDecodeError, ValueError) as error:
         raise _invalid("receipt", f"is not valid JSON ({error})") from error
 

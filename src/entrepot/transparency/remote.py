@@ -96,11 +96,7 @@ def source_extends(source: LogSource, earlier: TreeHead, key: VerifyKey) -> dict
         )
     path: list[bytes] = []
     if 0 < earlier.size < latest.size:
-        proof = source.audit_consistency(earlier.size, latest.size)
-        path = [
-            parse_hash(node, what=f"consistency proof[{position}]")
-            for position, node in enumerate(proof["consistency"])
-        ]
+        path = _consistency_path(source.audit_consistency(earlier.size, latest.size))
     if earlier.size > 0:
         verify_consistency(earlier.size, latest.size, path, earlier.root, latest.root)
     return {
@@ -110,6 +106,22 @@ def source_extends(source: LogSource, earlier: TreeHead, key: VerifyKey) -> dict
         "root2": latest.root.hex(),
         "consistency": [node.hex() for node in path],
     }
+
+
+def _consistency_path(proof: Any) -> list[bytes]:
+    """The hashes of a consistency proof the source served, checked for form only."""
+    nodes = proof.get("consistency") if isinstance(proof, dict) else None
+    if not isinstance(nodes, list):
+        raise ProofInvalid(
+            "the server's consistency proof holds no list of hashes",
+            hint="the server is not an entrepot node of this version, or its answer was "
+            "altered on the way",
+            part="consistency proof",
+        )
+    return [
+        parse_hash(node, what=f"consistency proof[{position}]")
+        for position, node in enumerate(nodes)
+    ]
 
 
 def verify_served_receipt(
