@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import secrets
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -20,7 +20,7 @@ from urllib.parse import quote
 
 import httpx
 
-from entrepot.client.protocol import Advance, Progress
+from entrepot.client.protocol import POLICY_DOCUMENT, Advance, Progress, Standards
 from entrepot.errors import Conflict, InvalidInput, NotFound, PeerError, from_body
 
 if TYPE_CHECKING:
@@ -66,16 +66,16 @@ def _check_finite(body: Any, where: str) -> None:
 
 
 def _sendable_mapping(path: Path) -> bytes:
-    """The mapping to upload: each `codes_file` is read here, beside the mapping, and sent
-    inline as `codes:` (the server cannot read this machine's files)."""
+    """The mapping to upload, read and checked here as a local publish reads it (a
+    refusal names the file); each `codes_file` is read beside the mapping and sent inline
+    as `codes:` (the server cannot read this machine's files)."""
+    from entrepot.standards.mapping import load_mapping, read_yaml, write_yaml
+
+    # Files relative to the mapping, inline codes over the file's.
+    resolved = load_mapping(path)
     text = path.read_text(encoding="utf-8-sig")
     if "codes_file" not in text:
         return path.read_bytes()
-    from entrepot.standards.mapping import load_mapping, read_yaml, write_yaml
-
-    # Read and checked as a local publish would: files relative to the mapping, inline
-    # codes over the file's.
-    resolved = load_mapping(path)
     document = read_yaml(text, str(path))
     for target, column in document["columns"].items():
         found = resolved.column(target)
@@ -142,7 +142,7 @@ class HttpClient:
             response = self._http.request(method, path, **kwargs)
         except httpx.TransportError as error:
             raise self._unreachable(method, path, error) from None
-        if response.status_code >= 400:
+        if not response.is_success:
             _raise_for(response, self.url)
         if not response.content:
             return None
@@ -315,8 +315,6 @@ class HttpClient:
             form["dataset"] = dataset
         mapping_bytes = None
         if mapping is not None:
-            if not mapping.is_file():
-                raise NotFound(f"no mapping at {mapping}", hint="check the mapping's path")
             mapping_bytes = _sendable_mapping(mapping)
         # One key per publish, sent again on its retry: the server answers a repeat with
         # what the first request did, so a retry after a time-out never adds a version.
@@ -352,11 +350,20 @@ class HttpClient:
         return self.items("/v1/standards", most=limit, start=offset)
 
     def standard(self, name: str) -> dict[str, Any]:
-        found: dict[str, Any] = self.get(f"/v1/standards/{name}")
-        return found
+        return self._shipped(f"/v1/standards/{_segment(name)}", lambda: _library().standard(name))
 
     def codelist(self, name: str) -> dict[str, Any]:
-        found: dict[str, Any] = self.get(f"/v1/standards/codelists/{name}")
+        path = f"/v1/standards/codelists/{_segment(name)}"
+        return self._shipped(path, lambda: _library().codelist(name))
+
+    def _shipped(self, path: str, library: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        """The server's standard or code list at ``path``; one it refuses is refused in
+        the library's words (the package ships the same names here)."""
+        try:
+            found: dict[str, Any] = self.get(path)
+        except (NotFound, InvalidInput) as refused:
+            library()
+            raise refused from None
         return found
 
     # -- policies ------------------------------------------------------------------
@@ -366,11 +373,13 @@ class HttpClient:
         return found
 
     def set_policy(
-        self, dataset: str, document: str, *, where: str = "policy document"
+        self, dataset: str, document: str, *, where: str = POLICY_DOCUMENT
     ) -> dict[str, Any]:
-        found: dict[str, Any] = self.request(
-            "PUT", f"/v1/policies/{dataset_path(dataset)}", json={"document": document}
-        )
+        path = f"/v1/policies/{dataset_path(dataset)}"
+        try:
+            found: dict[str, Any] = self.request("PUT", path, json={"document": document})
+        except InvalidInput as refused:
+            raise _named(refused, where) from None
         return found
 
     # -- access contracts ----------------------------------------------------------
@@ -418,9 +427,9 @@ class HttpClient:
         found: dict[str, Any]
         # As the library reads it: GRANT-n is a grant, anything else a request number.
         if ident.strip().upper().startswith("GRANT"):
-            found = self.get(f"/v1/access/grants/{_ident(ident, 'GRANT')}")
+            found = self.get(f"/v1/access/grants/{_segment(ident)}")
         else:
-            found = self.get(f"/v1/access/requests/{_ident(ident, 'REQ')}")
+            found = self.get(f"/v1/access/requests/{_segment(ident)}")
         return found
 
     def grant_access(
@@ -442,25 +451,23 @@ class HttpClient:
             "actions": None if actions is None else list(actions),
             "until": None if until is None else until.isoformat(),
         }
-        granted: dict[str, Any] = self.post(
-            f"/v1/access/requests/{_ident(request, 'REQ')}/grant", body
-        )
+        granted: dict[str, Any] = self.post(f"/v1/access/requests/{_segment(request)}/grant", body)
         return granted
 
     def refuse_access(self, request: str, reason: str = "") -> dict[str, Any]:
         found: dict[str, Any] = self.post(
-            f"/v1/access/requests/{_ident(request, 'REQ')}/refuse", {"reason": reason}
+            f"/v1/access/requests/{_segment(request)}/refuse", {"reason": reason}
         )
         return found
 
     def revoke_grant(self, grant: str, reason: str = "") -> dict[str, Any]:
         found: dict[str, Any] = self.post(
-            f"/v1/access/grants/{_ident(grant, 'GRANT')}/revoke", {"reason": reason}
+            f"/v1/access/grants/{_segment(grant)}/revoke", {"reason": reason}
         )
         return found
 
     def grant_odrl(self, grant: str, base_url: str | None = None) -> dict[str, Any]:
-        path = f"/v1/access/grants/{_ident(grant, 'GRANT')}/odrl"
+        path = f"/v1/access/grants/{_segment(grant)}/odrl"
         found: dict[str, Any] = self.get(path, base_url=base_url)
         return found
 
@@ -495,9 +502,7 @@ class HttpClient:
     ) -> list[dict[str, Any]]:
         if account is None:
             return self.items("/v1/tokens", most=limit, start=offset)
-        return self.items(
-            f"/v1/accounts/{quote(account, safe='')}/tokens", most=limit, start=offset
-        )
+        return self.items(f"/v1/accounts/{_segment(account)}/tokens", most=limit, start=offset)
 
     def create_account(
         self, name: str, role: str, *, org: str | None = None, org_name: str | None = None
@@ -507,13 +512,11 @@ class HttpClient:
         return created
 
     def issue_token(self, account: str) -> dict[str, Any]:
-        issued: dict[str, Any] = self.post(f"/v1/accounts/{quote(account, safe='')}/tokens")
+        issued: dict[str, Any] = self.post(f"/v1/accounts/{_segment(account)}/tokens")
         return issued
 
     def revoke_token(self, token_id: str) -> dict[str, Any]:
-        found: dict[str, Any] = self.post(
-            f"/v1/tokens/{quote(token_id.strip().lower(), safe='')}/revoke"
-        )
+        found: dict[str, Any] = self.post(f"/v1/tokens/{_segment(token_id)}/revoke")
         return found
 
     def providers(self, *, limit: int | None = None, offset: int = 0) -> list[dict[str, Any]]:
@@ -548,9 +551,10 @@ class HttpClient:
         purpose: str | None = None,
         progress: Advance | None = None,
     ) -> dict[str, Any]:
+        # Read as a local join reads them: a reference it would refuse is refused here.
+        sides = {"left": dataset_path(left), "right": dataset_path(right)}
         answered: dict[str, Any] = self.post(
-            "/v1/queries/overlap",
-            {"left": left, "right": right, "epsilon": epsilon, "purpose": purpose},
+            "/v1/queries/overlap", {**sides, "epsilon": epsilon, "purpose": purpose}
         )
         return answered
 
@@ -559,7 +563,9 @@ class HttpClient:
         return found
 
     def version_opening(self, dataset: str, version: int) -> dict[str, Any]:
-        found: dict[str, Any] = self.get(f"/v1/openings/datasets/{dataset}/versions/{version}")
+        found: dict[str, Any] = self.get(
+            f"/v1/openings/datasets/{dataset_path(dataset)}/versions/{version}"
+        )
         return found
 
     # -- releases and sharing ------------------------------------------------------
@@ -579,11 +585,11 @@ class HttpClient:
         return found
 
     def release_show(self, release: str) -> dict[str, Any]:
-        found: dict[str, Any] = self.get(f"/v1/releases/{quote(release.strip(), safe='')}")
+        found: dict[str, Any] = self.get(f"/v1/releases/{_segment(release.strip())}")
         return found
 
     def release_revoke(self, release: str, reason: str = "") -> dict[str, Any]:
-        path = f"/v1/releases/{quote(release.strip(), safe='')}/revoke"
+        path = f"/v1/releases/{_segment(release.strip())}/revoke"
         revoked: dict[str, Any] = self.post(path, {"reason": reason})
         return revoked
 
@@ -679,20 +685,33 @@ class HttpClient:
 
 
 def dataset_path(ref: str) -> str:
-    """``provider/dataset`` for a URL path; the same refusal as the library for a bad one."""
-    provider, sep, dataset = ref.strip().partition("/")
-    if not sep or not provider or not dataset:
-        raise InvalidInput(
-            f"{ref!r} is not a dataset reference",
-            hint="write it as <provider>/<dataset>, e.g. riverside-hospitals/outpatient-visits",
-        )
-    return f"{provider}/{dataset}"
+    """``provider/dataset`` for a URL path, read by the library's rule: a reference it
+    would refuse is refused here, with its words, before anything is sent."""
+    from entrepot.vault.refs import DatasetRef
+
+    return str(DatasetRef.parse(ref))
 
 
-def _ident(ident: str, prefix: str) -> str:
-    """``REQ-7`` from ``7``, ``req-7`` or ``REQ-7``, as the API's paths spell it."""
-    upper = ident.strip().upper()
-    return quote(upper if upper.startswith(f"{prefix}-") else f"{prefix}-{upper}", safe="")
+def _named(refused: InvalidInput, where: str) -> InvalidInput:
+    """A refusal of the document the server read under its own name, naming it ``where``
+    (the file it was read from here), as a local call names it."""
+    prefix = f"{POLICY_DOCUMENT}:"
+    if refused.message.startswith(prefix):
+        refused.message = f"{where}:{refused.message.removeprefix(prefix)}"
+        refused.args = (refused.message,)
+    return refused
+
+
+def _segment(text: str) -> str:
+    """``text`` as one segment of a URL path: every character escaped, ``/`` included.
+    An empty one, which no path can carry, is sent blank for the server to refuse."""
+    return quote(text or " ", safe="")
+
+
+def _library() -> Standards:
+    from entrepot.client.shipped import ShippedStandards
+
+    return ShippedStandards()
 
 
 def open_raw(source: Path) -> BinaryIO:

@@ -8,6 +8,7 @@ it when not logged in, a provider's notebook through ``entrepot.connect(home)``.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Sequence
 from datetime import date, datetime
 from decimal import Decimal
@@ -15,9 +16,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from entrepot._text import check_text
-from entrepot.client.protocol import Advance, Progress
+from entrepot.client.protocol import POLICY_DOCUMENT, Advance, Progress
 from entrepot.client.shipped import ShippedStandards, window
-from entrepot.errors import InvalidInput, NotFound, ProofInvalid
+from entrepot.errors import InvalidInput, NotFound, ProofInvalid, param
 from entrepot.schemas.paging import page_body
 
 # The services' modules load with the services they hold (entrepot.exchange.facade).
@@ -28,7 +29,10 @@ if TYPE_CHECKING:
     from entrepot.standards import Mapping, Standard
     from entrepot.transparency import TreeHead
 
-__all__ = ["LocalClient"]
+__all__ = ["BASE_URL_PATTERN", "LocalClient", "checked_base_url"]
+
+# Where a node is reached, as the ids of its DCAT catalog and ODRL agreements start.
+BASE_URL_PATTERN = r"^https?://[^\s]+$"
 
 
 def _new_token(issued: IssuedToken) -> dict[str, Any]:
@@ -155,7 +159,7 @@ class LocalClient(ShippedStandards):
         settings = self.exchange.settings
         return export_dcat(
             self.exchange.catalog(self.actor),
-            base_url=base_url or settings.base_url,
+            base_url=settings.base_url if base_url is None else checked_base_url(base_url),
             license=settings.license,
         )
 
@@ -262,7 +266,7 @@ class LocalClient(ShippedStandards):
         return self.exchange.policies.get(dataset).to_body()
 
     def set_policy(
-        self, dataset: str, document: str, *, where: str = "policy document"
+        self, dataset: str, document: str, *, where: str = POLICY_DOCUMENT
     ) -> dict[str, Any]:
         from entrepot.schemas.policies import PolicyOut
 
@@ -432,7 +436,8 @@ class LocalClient(ShippedStandards):
         return self.exchange.contracts.revoke(self.actor, grant, reason).to_body()
 
     def grant_odrl(self, grant: str, base_url: str | None = None) -> dict[str, Any]:
-        return self.exchange.contracts.odrl(self.actor, grant, base_url=base_url)
+        where = None if base_url is None else checked_base_url(base_url)
+        return self.exchange.contracts.odrl(self.actor, grant, base_url=where)
 
     # -- budgets and usage -----------------------------------------------------------
 
@@ -500,7 +505,8 @@ class LocalClient(ShippedStandards):
     def revoke_token(self, token_id: str) -> dict[str, Any]:
         from entrepot.schemas.accounts import TokenOut
 
-        revoked = self.exchange.accounts.revoke_token(self.actor, token_id)
+        # Public ids are lowercase hex; one copied with spaces or in capitals is the same id.
+        revoked = self.exchange.accounts.revoke_token(self.actor, token_id.strip().lower())
         return TokenOut.of(revoked).model_dump(mode="json")
 
     def providers(self, *, limit: int | None = None, offset: int = 0) -> list[dict[str, Any]]:
@@ -720,6 +726,17 @@ class LocalClient(ShippedStandards):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def checked_base_url(base_url: str) -> str:
+    """``base_url`` if an http(s) URL can start the ids of a document (DCAT, ODRL)."""
+    if not re.fullmatch(BASE_URL_PATTERN, base_url):
+        raise InvalidInput(
+            f"{param('base_url')} {base_url!r} is not an http:// or https:// URL",
+            hint=f"give where the node is reached, e.g. {param('base_url')} "
+            "https://exchange.example, or leave it out",
+        )
+    return base_url
 
 
 def answer_body(result: dict[str, Any]) -> dict[str, Any]:

@@ -17,12 +17,14 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from entrepot.transparency.heads import TreeHead
 
-__all__ = ["Advance", "Client", "Progress", "Standards"]
+__all__ = ["POLICY_DOCUMENT", "Advance", "Client", "Progress", "Standards"]
 
 # Progress of a step of a publish or a private join: (step, done, total).
 Advance = Callable[[str, int, int], None]
 # Entries verified so far.
 Progress = Callable[[int], None]
+# How a refusal names a policy document not read from a file.
+POLICY_DOCUMENT = "policy document"
 
 
 class Standards(Protocol):
@@ -122,7 +124,7 @@ class Client(Standards, Protocol):
     def policy(self, dataset: str) -> dict[str, Any]: ...
 
     def set_policy(
-        self, dataset: str, document: str, *, where: str = "policy document"
+        self, dataset: str, document: str, *, where: str = POLICY_DOCUMENT
     ) -> dict[str, Any]: ...
 
     # -- access contracts ----------------------------------------------------------

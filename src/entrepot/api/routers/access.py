@@ -16,6 +16,7 @@ from entrepot.api.auth import AnyActor, Consumer, Provider
 from entrepot.api.openapi import operation_id
 from entrepot.api.pagination import Page, PageParams, page_of, page_params
 from entrepot.api.routers._client import client_of
+from entrepot.client.local import BASE_URL_PATTERN
 from entrepot.schemas.access import (
     GrantCreate,
     GrantOut,
@@ -32,12 +33,24 @@ __all__ = ["router"]
 router = APIRouter(prefix="/v1/access", tags=["access"], generate_unique_id_function=operation_id)
 
 Paging = Annotated[PageParams, Depends(page_params)]
+# The pattern documents the ids; the contracts' service reads them and words a refusal.
 RequestId = Annotated[
-    str, Path(pattern=r"^(REQ-)?[0-9]{1,12}$", description="`REQ-7` or `7`.", examples=["REQ-7"])
+    str,
+    Path(
+        max_length=100,
+        description="`REQ-7` or `7`.",
+        examples=["REQ-7"],
+        json_schema_extra={"pattern": r"^(REQ-)?[0-9]{1,12}$"},
+    ),
 ]
 GrantId = Annotated[
     str,
-    Path(pattern=r"^(GRANT-)?[0-9]{1,12}$", description="`GRANT-3` or `3`.", examples=["GRANT-3"]),
+    Path(
+        max_length=100,
+        description="`GRANT-3` or `3`.",
+        examples=["GRANT-3"],
+        json_schema_extra={"pattern": r"^(GRANT-)?[0-9]{1,12}$"},
+    ),
 ]
 
 
@@ -88,7 +101,7 @@ def list_requests(
 @router.get("/requests/{request_id}", summary="One request with its history.")
 def show_request(request: Request, actor: AnyActor, request_id: RequestId) -> RequestOut:
     """The request and every change of its state, with who made it and when."""
-    return RequestOut.model_validate(client_of(request, actor).access_show(_as("REQ", request_id)))
+    return RequestOut.model_validate(client_of(request, actor).access_show(_request(request_id)))
 
 
 @router.post(
@@ -102,7 +115,7 @@ def grant_request(
     """The grant opens a budget of ε for the consumer, with its actions, duties, prices
     and end date; an ODRL agreement describes it."""
     granted = client_of(request, actor).grant_access(
-        _as("REQ", request_id),
+        request_id,
         epsilon=body.epsilon,
         max_queries=body.max_queries,
         price_per_query=body.price_per_query,
@@ -119,7 +132,7 @@ def refuse_request(
     request: Request, actor: Provider, request_id: RequestId, body: Reason
 ) -> RequestOut:
     """The reason is shown to the consumer."""
-    refused = client_of(request, actor).refuse_access(_as("REQ", request_id), body.reason)
+    refused = client_of(request, actor).refuse_access(request_id, body.reason)
     return RequestOut.model_validate(refused)
 
 
@@ -151,7 +164,7 @@ def list_remote(request: Request, actor: AnyActor, paging: Paging) -> Page[Remot
 @router.get("/grants/{grant_id}", summary="One grant with its history.")
 def show_grant(request: Request, actor: AnyActor, grant_id: GrantId) -> GrantOut:
     """The grant and every change of its state, with who made it and when."""
-    return GrantOut.model_validate(client_of(request, actor).access_show(_as("GRANT", grant_id)))
+    return GrantOut.model_validate(client_of(request, actor).access_show(_grant(grant_id)))
 
 
 @router.get(
@@ -167,7 +180,7 @@ def export_grant_odrl(
         str | None,
         Query(
             max_length=500,
-            pattern=r"^https?://[^\s]+$",
+            json_schema_extra={"pattern": BASE_URL_PATTERN},
             description="Where the node is published, for the document's ids, as in "
             "`/v1/catalog/dcat` (default: the node's public_url setting, else the URL this "
             "request reached).",
@@ -177,16 +190,25 @@ def export_grant_odrl(
     """Its target is the dataset's DCAT id, its assigner the provider, its assignee the
     consumer; constraints carry the purpose, the period and the ε."""
     published = request.app.state.node.settings.public_url or str(request.base_url)
-    document = client_of(request, actor).grant_odrl(_as("GRANT", grant_id), base_url or published)
+    document = client_of(request, actor).grant_odrl(
+        grant_id, published if base_url is None else base_url
+    )
     return JSONResponse(document, media_type="application/ld+json")
 
 
 @router.post("/grants/{grant_id}/revoke", summary="Revoke a grant now (its provider, an operator).")
 def revoke_grant(request: Request, actor: AnyActor, grant_id: GrantId, body: Reason) -> GrantOut:
     """Its budget closes at once: no query spends from it after this answer."""
-    revoked = client_of(request, actor).revoke_grant(_as("GRANT", grant_id), body.reason)
+    revoked = client_of(request, actor).revoke_grant(grant_id, body.reason)
     return GrantOut.model_validate(revoked)
 
 
-def _as(prefix: str, ident: str) -> str:
-    return ident if ident.upper().startswith(prefix) else f"{prefix}-{ident}"
+def _request(ident: str) -> str:
+    """A request's id as given, for the service to read: one it would read as a grant's
+    is made a request's, which the service refuses."""
+    return f"REQ-{ident}" if ident.strip().upper().startswith("GRANT") else ident
+
+
+def _grant(ident: str) -> str:
+    """A grant's id as given, ``GRANT-`` put before it where it would read as a request's."""
+    return ident if ident.strip().upper().startswith("GRANT") else f"GRANT-{ident}"

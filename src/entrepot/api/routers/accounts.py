@@ -24,7 +24,18 @@ __all__ = ["router"]
 
 router = APIRouter(prefix="/v1", tags=["accounts"], generate_unique_id_function=operation_id)
 
-AccountName = Annotated[str, Path(pattern=_SLUG, max_length=64, description="Account name.")]
+# The patterns document the names; the accounts' service reads them and words a refusal.
+AccountName = Annotated[
+    str, Path(max_length=64, description="Account name.", json_schema_extra={"pattern": _SLUG})
+]
+TokenId = Annotated[
+    str,
+    Path(
+        max_length=100,
+        description="A token's public id.",
+        json_schema_extra={"pattern": r"^[0-9a-f]{12}$"},
+    ),
+]
 Paging = Annotated[PageParams, Depends(page_params)]
 
 
@@ -84,7 +95,7 @@ def list_tokens(request: Request, actor: AnyActor, paging: Paging) -> Page[Token
 def revoke_token(
     request: Request,
     actor: AnyActor,
-    token_id: Annotated[str, Path(pattern=r"^[0-9a-f]{12}$")],
+    token_id: TokenId,
 ) -> TokenOut:
     """Every server process refuses the token from the next request on."""
     return TokenOut.model_validate(client_of(request, actor).revoke_token(token_id))

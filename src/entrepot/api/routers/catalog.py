@@ -18,6 +18,7 @@ from entrepot.api.auth import AnyActor
 from entrepot.api.openapi import operation_id
 from entrepot.api.pagination import Page, PageParams, page_of, page_params
 from entrepot.api.routers._client import client_of
+from entrepot.client.local import BASE_URL_PATTERN
 from entrepot.schemas.catalog import (
     SLUG,
     DatasetOut,
@@ -170,7 +171,7 @@ def export_dcat(
         str | None,
         Query(
             max_length=500,
-            pattern=r"^https?://[^\s]+$",
+            json_schema_extra={"pattern": BASE_URL_PATTERN},
             description="Where the node is published, for the document's ids (default: "
             "the node's public_url setting, else the URL this request reached).",
         ),
@@ -179,4 +180,4 @@ def export_dcat(
     """Each dataset as a `dcat:Dataset` served by a query data service (never a download),
     with licence and access rights; the ids are routes of this server."""
     published = request.app.state.node.settings.public_url or str(request.base_url)
-    return client_of(request, actor).catalog_dcat(base_url or published)
+    return client_of(request, actor).catalog_dcat(published if base_url is None else base_url)

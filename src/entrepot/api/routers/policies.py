@@ -44,5 +44,5 @@ def set_policy(
 ) -> PolicyOut:
     """The document replaces the policy in force; the change is logged."""
     client = client_of(request, actor)
-    info = client.set_policy(f"{provider}/{dataset}", body.document, where="policy document")
+    info = client.set_policy(f"{provider}/{dataset}", body.document)
     return PolicyOut.model_validate(info)

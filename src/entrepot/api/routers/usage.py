@@ -23,17 +23,23 @@ __all__ = ["router"]
 
 router = APIRouter(prefix="/v1", tags=["usage"], generate_unique_id_function=operation_id)
 
+# The patterns document the parameters; the metering service reads them and words a refusal.
 Month = Annotated[
     str,
     Query(
-        pattern=f"^{MONTH_PATTERN}$",
+        max_length=100,
         description="YYYY-MM, from 1970 on.",
         examples=["2026-11"],
+        json_schema_extra={"pattern": f"^{MONTH_PATTERN}$"},
     ),
 ]
 Party = Annotated[
     str | None,
-    Query(pattern=SLUG, max_length=SLUG_MAX, description="Organization (operators only)."),
+    Query(
+        max_length=SLUG_MAX,
+        description="Organization (operators only).",
+        json_schema_extra={"pattern": SLUG},
+    ),
 ]
 
 
