@@ -75,6 +75,16 @@ def test_prove_gives_an_inclusion_proof_to_a_signed_head(home: Path) -> None:
     verify_inclusion(leaf_hash(entry), 1, proof["size"], path, bytes.fromhex(proof["head"]["root"]))
 
 
+def test_an_entry_outside_the_tree_asked_for_is_told_which_sizes_hold_it(home: Path) -> None:
+    outside = entrepot("audit", "prove", "2", "--size", "2", "--home", str(home))
+    assert outside.returncode == 5, outside.stderr
+    assert "entry 2 is not in the tree of size 2" in outside.stderr
+    assert "--size above 2" in outside.stderr
+    beyond = entrepot("audit", "prove", "9", "--home", str(home))
+    assert beyond.returncode == 4, beyond.stderr
+    assert "no log entry 9" in beyond.stderr
+
+
 def test_verify_from_an_earlier_head_then_after_more_entries(home: Path, tmp_path: Path) -> None:
     saved = tmp_path / "head-old.json"
     head = cli("audit", "head", "--new", "--home", str(home), "--json")

@@ -663,8 +663,14 @@ class LocalClient(ShippedStandards):
 
     def audit_inclusion(self, index: int, size: int | None = None) -> dict[str, Any]:
         log = self.exchange.node.log
-        if index >= log.size or (size is not None and index >= size):
+        if index >= log.size:
             raise NotFound(f"no log entry {index}", hint=f"the log holds {log.size} entries")
+        if size is not None and index >= size:
+            raise InvalidInput(
+                f"entry {index} is not in the tree of size {size}: a tree of size n holds "
+                f"entries 0 to n - 1",
+                hint=f"ask for a {param('size')} above {index}, up to {log.size}, or leave it out",
+            )
         return log.prove(index, size).to_json()
 
     def audit_consistency(self, size1: int, size2: int) -> dict[str, Any]:
