@@ -16,7 +16,23 @@ import unicodedata
 
 from entrepot.errors import InvalidInput
 
-__all__ = ["check_text", "excerpt", "is_unsafe", "printable", "with_article"]
+__all__ = [
+    "NAME_MAX",
+    "NOTE_MAX",
+    "TEXT_MAX",
+    "TITLE_MAX",
+    "check_text",
+    "excerpt",
+    "is_unsafe",
+    "printable",
+    "with_article",
+]
+
+# The most characters each kind of typed text holds, wherever it enters.
+NAME_MAX = 200  # an organization's or a provider's name
+TITLE_MAX = 200  # a dataset's title
+NOTE_MAX = 2000  # a request's note, a refusal's or a revocation's reason
+TEXT_MAX = 5000  # a dataset's description
 
 # Bidirectional embeddings, overrides and isolates (Unicode TR #9): the characters
 # that reorder what follows them. Line and paragraph separators break a line
@@ -63,12 +79,19 @@ def excerpt(text: str, limit: int = 40) -> str:
     return shown if len(shown) <= limit else shown[: limit - 1] + "…"
 
 
-def check_text(value: str, field: str, *, multiline: bool = False) -> str:
-    """Return ``value`` if it holds no unsafe character, else raise :class:`InvalidInput`.
+def check_text(value: str, field: str, *, most: int, multiline: bool = False) -> str:
+    """Return ``value`` if it holds no unsafe character and at most ``most`` characters,
+    else raise :class:`InvalidInput`.
 
     ``field`` names the field in the error (``"provider name"``); ``multiline``
     allows newlines, for fields that are paragraphs by nature (descriptions, notes).
     """
+    if len(value) > most:
+        raise InvalidInput(
+            f"the {field} has {len(value):,} characters, more than the {most:,} it may hold",
+            hint=f"shorten the {field} to at most {most:,} characters",
+            field=field,
+        )
     for position, char in enumerate(value):
         if is_unsafe(char) and not (multiline and char == "\n"):
             lines = "; newlines are allowed" if multiline else "; it is one line of text"

@@ -12,9 +12,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from entrepot.errors import InvalidInput
+from entrepot.exchange.accounts import LOCAL
 from entrepot.privacy import parse_policy, price
 from entrepot.privacy.ledger import to_atto, to_nano
 from entrepot.standards import get
+from entrepot.vault.providers import add_provider, list_providers
 from marketplace import Market
 
 PURPOSE = "public-health-surveillance"
@@ -74,3 +76,19 @@ def test_a_date_a_month_or_an_epsilon_past_what_the_exchange_computes_is_refused
         with pytest.raises(InvalidInput, match="ε must be a finite number of at least 1e-09"):
             price(policy, tiny)
     assert price(policy, 1e-9)[0] == 1e-9
+
+
+def test_a_text_longer_than_its_field_holds_is_refused_by_the_service(market: Market) -> None:
+    asked = {"purpose": PURPOSE, "until": date(2026, 12, 31), "epsilon": 1.0}
+    with pytest.raises(InvalidInput, match="the note has 2,001 characters, more than the 2,000"):
+        market.contracts.request(market.consumer, market.dataset, note="n" * 2001, **asked)
+    assert market.contracts.requests(market.provider) == []
+    request = market.contracts.request(market.consumer, market.dataset, note="n" * 2000, **asked)
+    with pytest.raises(InvalidInput, match="the reason has 2,001 characters"):
+        market.contracts.refuse(market.provider, request.ref, "r" * 2001)
+    assert market.contracts.show(market.provider, request.ref).state == "requested"
+    with pytest.raises(InvalidInput, match="the organization name has 201 characters"):
+        market.accounts.create(LOCAL, "long-org", "consumer", org_name="o" * 201)
+    with pytest.raises(InvalidInput, match="the provider name has 201 characters"):
+        add_provider(market.node.db, "long-provider", "p" * 201)
+    assert [p.slug for p in list_providers(market.node.db)] == ["riverside-hospitals"]

@@ -15,7 +15,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from entrepot._text import check_text
+from entrepot._text import NOTE_MAX, check_text
 from entrepot.client.protocol import POLICY_DOCUMENT, Advance, Progress
 from entrepot.client.shipped import ShippedStandards, window
 from entrepot.errors import InvalidInput, NotFound, ProofInvalid, param
@@ -599,7 +599,7 @@ class LocalClient(ShippedStandards):
         return self.exchange.releases.show(self.actor, release).to_body()
 
     def release_revoke(self, release: str, reason: str = "") -> dict[str, Any]:
-        check_text(reason, "reason")
+        check_text(reason, "reason", most=NOTE_MAX)
         return self.exchange.releases.revoke(self.actor, release, reason).to_body()
 
     def share_profile(self) -> dict[str, Any]:

@@ -45,7 +45,7 @@ from sqlalchemy import delete, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, aliased
 
-from entrepot._text import check_text, with_article
+from entrepot._text import NAME_MAX, check_text, with_article
 from entrepot.clock import utcnow
 from entrepot.db import Base, Database, count_rows
 from entrepot.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized, param
@@ -269,7 +269,7 @@ class Accounts:
         role = _role(role)
         org_slug = check_slug(org or name, "organization")
         if org_name is not None:
-            check_text(org_name, "organization name")
+            check_text(org_name, "organization name", most=NAME_MAX)
         minted = self._mint()
         with (
             raced(f"account {name} or organization {org_slug} was created meanwhile"),

@@ -27,7 +27,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from entrepot._numbers import MAX_COUNT
-from entrepot._text import check_text
+from entrepot._text import NOTE_MAX, check_text
 from entrepot.clock import utcnow
 from entrepot.db import Database
 from entrepot.errors import Conflict, ContractViolation, Forbidden, InvalidInput, NotFound, param
@@ -122,7 +122,7 @@ class Contracts:
                 hint=f"act as a consumer organization ({param('as')} ORG)",
             )
         check_purpose(purpose)
-        check_text(note, "note", multiline=True)
+        check_text(note, "note", most=NOTE_MAX, multiline=True)
         wanted = check_actions(actions)
         epsilon_nano = to_nano(epsilon, round_up=False)
         if epsilon_nano <= 0:
@@ -182,7 +182,7 @@ class Contracts:
         return _contract_tables.count_requests(self.db, actor, pending=pending)
 
     def refuse(self, actor: Actor, request: str, reason: str = "") -> RequestInfo:
-        check_text(reason, "reason")
+        check_text(reason, "reason", most=NOTE_MAX)
         with self.db.write() as session:
             row = self._pending(session, actor, request, "refuse")
             row.state = "refused"
@@ -313,7 +313,7 @@ class Contracts:
 
     def revoke(self, actor: Actor, grant: str, reason: str = "") -> GrantInfo:
         """End a grant now; its budget closes in the same transaction."""
-        check_text(reason, "reason")
+        check_text(reason, "reason", most=NOTE_MAX)
         self.expire_due()
         with self.db.write() as session:
             row = self._visible_grant(session, actor, grant)

@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, Field, model_validator
 
 from entrepot._numbers import MAX_AMOUNT, MAX_COUNT, MAX_EPSILON
+from entrepot._text import NOTE_MAX
 from entrepot.schemas._types import UtcDateTime
 from entrepot.schemas.catalog import NODE_DATASET_REF
 from entrepot.vault.refs import SLUG_MAX
@@ -137,7 +138,7 @@ class RequestCreate(BaseModel):
     until: Until
     since: date | None = Field(None, description="The first day (UTC); today if omitted.")
     actions: list[Action] = Field(default_factory=_default_actions, min_length=1)
-    note: str = Field("", max_length=2000)
+    note: str = Field("", max_length=NOTE_MAX)
 
     @model_validator(mode="after")
     def _period(self) -> RequestCreate:
@@ -157,4 +158,4 @@ class GrantCreate(BaseModel):
 
 
 class Reason(BaseModel):
-    reason: str = Field("", max_length=2000)
+    reason: str = Field("", max_length=NOTE_MAX)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+from entrepot._text import NAME_MAX
 from entrepot.exchange.accounts import AccountInfo, Role, TokenInfo
 from entrepot.schemas._types import UtcDateTime
 from entrepot.schemas.catalog import SLUG as _SLUG
@@ -71,7 +72,7 @@ class AccountCreate(BaseModel):
     name: str = Field(pattern=_SLUG, max_length=64, examples=["city-health-bureau"])
     role: Role
     org: str | None = Field(None, pattern=_SLUG, max_length=64)
-    org_name: str | None = Field(None, min_length=1, max_length=200)
+    org_name: str | None = Field(None, min_length=1, max_length=NAME_MAX)
 
 
 class AccountCreated(BaseModel):

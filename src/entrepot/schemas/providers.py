@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+from entrepot._text import NAME_MAX
 from entrepot.schemas._types import UtcDateTime
 
 __all__ = ["ProviderIn", "ProviderOut"]
@@ -17,7 +18,7 @@ class ProviderIn(BaseModel):
         description="Lowercase letters, digits and single hyphens, at most 64 characters.",
         examples=["riverside-hospitals"],
     )
-    name: str = Field(min_length=1, max_length=200, examples=["Riverside Hospitals"])
+    name: str = Field(min_length=1, max_length=NAME_MAX, examples=["Riverside Hospitals"])
 
 
 class ProviderOut(BaseModel):

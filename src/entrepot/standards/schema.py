@@ -30,7 +30,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from entrepot._text import check_text
+from entrepot._text import TEXT_MAX, check_text
 from entrepot.errors import InvalidInput, NotFound
 from entrepot.standards.codelist import codelist_names
 from entrepot.standards.linkkeys import concept_names
@@ -168,7 +168,7 @@ def _check_texts(raw: dict[str, Any], where: str) -> None:
             raise _fail(where, f"{key} must be text, not {type(value).__name__}", f'"{key}": "…"')
         if isinstance(value, str):
             try:
-                check_text(value, key, multiline=key == "description")
+                check_text(value, key, most=TEXT_MAX, multiline=key == "description")
             except InvalidInput as error:
                 raise _fail(where, error.message, error.hint) from None
 

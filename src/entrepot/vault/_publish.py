@@ -31,7 +31,7 @@ import pyarrow.parquet as pq
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
-from entrepot._text import check_text
+from entrepot._text import TEXT_MAX, TITLE_MAX, check_text
 from entrepot.clock import utcnow
 from entrepot.engine.units import HIDDEN_PREFIX, is_hidden, write_unit_columns
 from entrepot.errors import (
@@ -129,8 +129,8 @@ def _source(vault: LocalVault, data: BinaryIO, filename: str) -> Iterator[Path]:
 
 def _resolve(vault: LocalVault, request: PublishRequest) -> DatasetRef:
     """Check the request against the catalog before any work is done."""
-    check_text(request.title, "title")
-    check_text(request.description, "description", multiline=True)
+    check_text(request.title, "title", most=TITLE_MAX)
+    check_text(request.description, "description", most=TEXT_MAX, multiline=True)
     check_regions(request.regions)
     check_sector(request.sector)
     if not request.title.strip():

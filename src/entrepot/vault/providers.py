@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 
-from entrepot._text import check_text
+from entrepot._text import NAME_MAX, check_text
 from entrepot.clock import as_utc, rfc3339, utcnow
 from entrepot.db import Database, count_rows
 from entrepot.errors import Conflict, InvalidInput, NotFound, param
@@ -63,7 +63,7 @@ def add_provider(db: Database, slug: str, name: str) -> ProviderInfo:
     from entrepot.vault.models import Provider
 
     check_slug(slug, "provider")
-    name = check_text(name.strip(), "provider name")
+    name = check_text(name.strip(), "provider name", most=NAME_MAX)
     if not name or len(name) > _NAME_MAX:
         raise InvalidInput(
             f"provider {slug}: the name must be 1 to {_NAME_MAX} characters",

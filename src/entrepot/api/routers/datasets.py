@@ -20,6 +20,7 @@ from typing import Annotated, Any, BinaryIO, Literal
 from fastapi import APIRouter, Depends, File, Form, Header, Request, Response, UploadFile, status
 
 from entrepot import standards
+from entrepot._text import TEXT_MAX, TITLE_MAX
 from entrepot.api._exchange import exchange_of
 from entrepot.api.auth import AnyActor, Provider
 from entrepot.api.openapi import operation_id
@@ -61,9 +62,9 @@ def publish_version(
     actor: Provider,
     file: Annotated[UploadFile, File(description="The raw file (CSV, ...).")],
     standard: Annotated[str, Form(pattern=r"^[a-z0-9][a-z0-9._-]{0,99}$")],
-    title: Annotated[str, Form(min_length=1, max_length=200)],
+    title: Annotated[str, Form(min_length=1, max_length=TITLE_MAX)],
     dataset: Annotated[str | None, Form(pattern=SLUG, max_length=SLUG_MAX)] = None,
-    description: Annotated[str, Form(max_length=5000)] = "",
+    description: Annotated[str, Form(max_length=TEXT_MAX)] = "",
     region: Annotated[
         list[str] | None,
         Form(
