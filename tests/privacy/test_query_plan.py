@@ -359,6 +359,19 @@ def test_small_groups_are_suppressed_or_merged_as_the_policy_says(visits_file: P
     assert merged.to_arrow().column("diagnosis_group").to_pylist() == [OTHER]
 
 
+def test_a_merged_answer_keyed_by_a_number_is_one_column_of_text(tmp_path: Path) -> None:
+    rows = [(i, "D1", 1, 0, 10.0, 1.0) for i in range(1000)]
+    rows += [(1000 + i, "D1", 2, 0, 10.0, 1.0) for i in range(5)]
+    path = write(frame(rows), tmp_path / "v.parquet")
+    sql = f"SELECT sex, COUNT(*) AS n FROM {DATASET} GROUP BY sex"
+    unbounded = {"rows_per_unit": 1000, "groups": 10}
+    merging = loose(threshold=100, small_groups="merge", contributions=unbounded)
+    answer = run(sql, merging, path, epsilon=1e9)
+    assert [row.key for row in answer.rows] == [(1,), (OTHER,)]
+    assert answer.to_arrow().column("sex").to_pylist() == ["1", OTHER]
+    assert answer.to_pandas()["n"].round().tolist() == [1000, 5]
+
+
 def test_the_gaussian_mechanism_reports_delta(visits_file: Path) -> None:
     policy = loose(mechanism="gaussian", delta=1e-9)
     answer = run(f"SELECT SUM(cost) AS total FROM {DATASET}", policy, visits_file, epsilon=1.0)

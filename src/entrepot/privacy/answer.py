@@ -118,7 +118,8 @@ class Answer:
                 index = self.keys.index(name)
                 values = [row.key[index] for row in self.rows]
                 if merged:
-                    values = [v if isinstance(v, str) else _plain(v) for v in values]
+                    # One column of text: the merged row's key is "other", whatever the type.
+                    values = [_text(v) for v in values]
                 data[name] = values
             else:
                 index = self.aggregates.index(name)
@@ -252,6 +253,13 @@ def _estimate(figures: list[Any] | None) -> Estimate | None:
 
 def _figures(estimate: Estimate | None) -> list[float | None] | None:
     return None if estimate is None else [estimate.value, estimate.lo, estimate.hi]
+
+
+def _text(value: Any) -> str | None:
+    """A key as text (dates in ISO form), NULL kept."""
+    if value is None or isinstance(value, str):
+        return value
+    return str(_plain(value))
 
 
 def _plain(value: Any) -> Any:

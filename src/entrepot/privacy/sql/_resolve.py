@@ -103,7 +103,7 @@ def typed_literal(literal: exp.Expr, column_type: str) -> exp.Expr | None:
         return None
     text = ("-" if negative else "") + number.name
     if column_type == "integer":
-        if not number.name.isdigit() or not _INT64[0] <= int(text) <= _INT64[1]:
+        if _whole(number.name) is None or not _INT64[0] <= int(text) <= _INT64[1]:
             return None
         return exp.cast(exp.Literal.number(int(text)), exp.DataType.Type.BIGINT)
     try:
@@ -113,6 +113,14 @@ def typed_literal(literal: exp.Expr, column_type: str) -> exp.Expr | None:
     if column_type != "number" or not math.isfinite(value):
         return None
     return exp.cast(exp.Literal.number(repr(value)), exp.DataType.Type.DOUBLE)
+
+
+def _whole(text: str) -> int | None:
+    """``text`` as a whole number if it is one of at most 19 ASCII digits (a BIGINT's
+    width), else ``None``: Python refuses to read integers of more than 4,300 digits."""
+    if not (text.isascii() and text.isdigit()) or len(text.lstrip("0")) > 19:
+        return None
+    return int(text)
 
 
 def _time_literal(literal: exp.Expr, column_type: str) -> exp.Expr | None:
@@ -139,6 +147,17 @@ def _time_literal(literal: exp.Expr, column_type: str) -> exp.Expr | None:
         return exp.cast(exp.Literal.string(moment.date().isoformat()), exp.DataType.Type.DATE)
     text = moment.isoformat(sep=" ")
     return exp.cast(exp.Literal.string(text), exp.DataType.Type.TIMESTAMP)
+
+
+# Columns an answer adds beside each aggregate ``x`` (``x_lo``, ``x_hi``, ``x_asked``,
+# ``x_asked_lo``, ``x_asked_hi``) and to every row (``near_zero``): an output named
+# like one would be overwritten by it (entrepot.privacy.answer.Answer.to_arrow).
+_RESERVED_SUFFIXES = ("_lo", "_hi", "_asked")
+_RESERVED_NAMES = {"", "near_zero"}
+
+
+def _reserved(name: str) -> bool:
+    return name.strip() in _RESERVED_NAMES or name.endswith(_RESERVED_SUFFIXES)
 
 
 class Resolver:
@@ -195,6 +214,12 @@ class Resolver:
                 "aggregate_argument", "aggregates cannot be nested", "use one aggregate per column"
             )
         column: str | None = None
+        if arg is None or node.args.get("expressions"):
+            raise _refuse(
+                "aggregate_argument",
+                f"{function.upper()} takes exactly one argument here",
+                f"write {function.upper()}(<measure>) or COUNT(*)",
+            )
         if function == "count" and isinstance(arg, exp.Star):
             pass
         elif function == "count" and isinstance(arg, exp.Distinct):
@@ -301,16 +326,23 @@ class Resolver:
                     f"GROUP BY {key.upper().replace('_', ' ')} is not accepted",
                     "name each group key: GROUP BY district, date_trunc('month', visit_date)",
                 )
-        resolved = []
+        resolved: list[tuple[exp.Expr, GroupKey]] = []
         for item in group.expressions:
             node = self._dereference(item)
-            resolved.append((node, self._group_key(node, policy)))
+            grouped = self._group_key(node, policy)
+            if any((k.column, k.unit) == (grouped.column, grouped.unit) for _, k in resolved):
+                raise _refuse(
+                    "group_by_expression",
+                    f"the group key {grouped.name!r} is repeated in GROUP BY",
+                    "group by each key once",
+                )
+            resolved.append((node, grouped))
         return resolved
 
     def _dereference(self, item: exp.Expr) -> exp.Expr:
         projections = [p.unalias() for p in self.select.expressions]
         if isinstance(item, exp.Literal) and not item.is_string:
-            index = int(item.name) if item.name.isdigit() else 0
+            index = _whole(item.name) or 0
             if not 1 <= index <= len(projections):
                 raise _refuse(
                     "group_by_expression",
@@ -391,11 +423,12 @@ class Resolver:
             )
         names = [name.lower() for name, _ in out]
         for name in names:
-            if names.count(name) > 1 or name.endswith(("_lo", "_hi")):
+            if names.count(name) > 1 or _reserved(name):
                 raise _refuse(
                     "output_name",
                     f"the output column name {name!r} is repeated or reserved",
-                    "give each output a distinct alias not ending in _lo or _hi",
+                    "give each output a distinct, non-empty alias other than near_zero, "
+                    "not ending in _lo, _hi or _asked (the answer's own columns)",
                 )
         selected = {id(r) for _, r in out}
         for _, key in keys:
@@ -431,6 +464,12 @@ class Resolver:
             self._where_column(node.this, policy, values)
         elif isinstance(node, exp.Between):
             bounds = (node.args.get("low"), node.args.get("high"))
+            if node.args.get("symmetric"):
+                raise _refuse(
+                    "where_expression",
+                    f"BETWEEN SYMMETRIC is not accepted: {self.words.quote(node)!r}",
+                    "write BETWEEN <low> AND <high>, the lower bound first",
+                )
             if not isinstance(node.this, exp.Column) or not all(
                 b is not None and _is_literal(b) for b in bounds
             ):
@@ -470,14 +509,23 @@ class Resolver:
             column = next(c for c in node.iter_expressions() if isinstance(c, exp.Column))
             field = self.field(column)
             assert field is not None, "predicate() accepted only dataset columns"
-            for child in list(node.iter_expressions()):
-                if child is column:
-                    continue
-                typed = typed_literal(child, field.type)
-                assert typed is not None, "predicate() accepted only literals of the type"
-                child.replace(typed)
-            column.replace(exp.column(field.name, quoted=True))
+            # Each argument is set once, a list (IN's values) as a whole: replacing its
+            # values one by one re-parents the whole list each time, quadratic in its length.
+            for key, value in list(node.args.items()):
+                if isinstance(value, list):
+                    node.set(key, [self._constant(v, column, field) for v in value])
+                elif isinstance(value, exp.Expr):
+                    node.set(key, self._constant(value, column, field))
         return condition
+
+    @staticmethod
+    def _constant(child: exp.Expr, column: exp.Column, field: Field) -> exp.Expr:
+        """``column`` named as the standard does, any other child as a typed constant."""
+        if child is column:
+            return exp.column(field.name, quoted=True)
+        typed = typed_literal(child, field.type)
+        assert typed is not None, "predicate() accepted only literals of the type"
+        return typed
 
     def _bad_where(self, node: exp.Expr) -> None:
         raise _refuse(
