@@ -169,9 +169,16 @@ def test_a_given_base_url_names_the_documents_either_way(
         ("provider", ("access", "grant", "GRANT-1"), ExitCode.INVALID, "is not a REQ id"),
         ("provider", ("access", "revoke", "REQ-1"), ExitCode.INVALID, "is not a GRANT id"),
         ("provider", ("access", "refuse", "77"), ExitCode.NOT_FOUND, "no access request 77"),
+        ("consumer", ("usage", "--month", "2026-13"), ExitCode.INVALID, "is not a month"),
+        ("consumer", ("usage", "--month", "2026-1"), ExitCode.INVALID, "is not a month"),
+        ("consumer", ("usage", "--month", "9999-12"), ExitCode.INVALID, "is not a month"),
+        ("operator", ("usage", "--party", "Bad Party"), ExitCode.NOT_FOUND, "'Bad Party'"),
+        ("consumer", ("account", "revoke-token", "xyz"), ExitCode.NOT_FOUND, "no token 'xyz'"),
+        ("consumer", ("account", "revoke-token", ""), ExitCode.NOT_FOUND, "no token ''"),
+        ("consumer", ("account", "token", "BadName"), ExitCode.NOT_FOUND, "no account"),
     ],
 )
-def test_a_contract_id_is_read_by_the_contracts_either_way(
+def test_an_id_month_or_name_is_read_by_its_service_either_way(
     both: Callable[[str], tuple[Run, Run]],
     who: str,
     args: tuple[str, ...],
@@ -189,30 +196,6 @@ def test_the_same_contract_is_shown_for_each_spelling_of_its_id(
     for ident in ("1", "req-1", " REQ-1 "):
         assert same(both, "consumer", "access", "show", ident)[1]["id"] == "REQ-1"
     assert same(both, "consumer", "access", "show", " grant-1 ")[1]["id"] == "GRANT-1"
-
-
-@pytest.mark.parametrize(
-    ("who", "args", "code", "words"),
-    [
-        ("consumer", ("usage", "--month", "2026-13"), ExitCode.INVALID, "is not a month"),
-        ("consumer", ("usage", "--month", "2026-1"), ExitCode.INVALID, "is not a month"),
-        ("consumer", ("usage", "--month", "9999-12"), ExitCode.INVALID, "is not a month"),
-        ("operator", ("usage", "--party", "Bad Party"), ExitCode.NOT_FOUND, "'Bad Party'"),
-        ("consumer", ("account", "revoke-token", "xyz"), ExitCode.NOT_FOUND, "no token 'xyz'"),
-        ("consumer", ("account", "revoke-token", ""), ExitCode.NOT_FOUND, "no token ''"),
-        ("consumer", ("account", "token", "BadName"), ExitCode.NOT_FOUND, "no account"),
-    ],
-)
-def test_usage_and_account_arguments_are_read_by_their_services_either_way(
-    both: Callable[[str], tuple[Run, Run]],
-    who: str,
-    args: tuple[str, ...],
-    code: int,
-    words: str,
-) -> None:
-    found, message = refusal(both, who, *args)
-    assert found == code
-    assert words in message
 
 
 @pytest.mark.parametrize("side", [0, 1], ids=["logged-in", "local"])
