@@ -86,6 +86,7 @@ def log_entries(
 
     Example: entrepot audit log --dataset riverside-hospitals/outpatient-visits --kind query
     """
+    from entrepot.transparency.entries import entry_datasets
 
     with session(home) as client:
         found = client.audit_entries(dataset=dataset, kind=kind, since=since, limit=limit)
@@ -96,7 +97,7 @@ def log_entries(
             d.get("time"),
             d.get("actor"),
             _what(d),
-            d.get("dataset") or ", ".join(p.get("dataset", "") for p in d.get("datasets", [])),
+            ", ".join(entry_datasets(d)),
             d.get("purpose"),
             d.get("epsilon"),
         ]

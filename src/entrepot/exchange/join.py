@@ -34,12 +34,13 @@ import numpy as np
 import pyarrow as pa
 
 from entrepot.engine import Engine
-from entrepot.errors import EntrepotError, InvalidInput, PolicyViolation
+from entrepot.errors import EntrepotError, InvalidInput, NotFound, PolicyViolation
 from entrepot.exchange.coordinator import Cost, Found, Priced
 from entrepot.privacy.psi import TOKEN_BYTES, BlindedBatch, DoublyBlindedBatch, Match, Matcher
 from entrepot.privacy.psi.query import JoinPlan, plan_join
 from entrepot.privacy.sql.join import Side, join_sources
 from entrepot.standards import codelist
+from entrepot.standards.schema import Standard
 from entrepot.transparency import Kind
 from entrepot.vault import (
     Aggregated,
@@ -85,25 +86,54 @@ def sources(
 
 def overlap_sql(vault: Vault, left: str, right: str) -> str:
     """The join query counting the people two datasets (``provider/dataset``) share, on
-    their one pair of link keys of the same concept, read from their standards."""
+    their one pair of link keys of the same concept, read from their standards.
+
+    Only a malformed name or several pairs to choose from are refused here. Any other
+    refusal (an unknown dataset, no pair of link keys of one concept) is left to the
+    coordinator, which logs it naming both datasets: the query is then written on the
+    columns the checker refuses under its own rule.
+    """
     refs = DatasetRef.parse(left), DatasetRef.parse(right)
-    left_std, right_std = (vault.standard(ref) for ref in refs)
+    left_std, right_std = (_standard(vault, ref) for ref in refs)
+    if left_std is None or right_std is None:
+        return _overlap(refs, _LINK, _LINK)
     pairs = [
         (a.name, b.name)
         for a in left_std.fields
         for b in right_std.fields
         if a.link_key is not None and a.link_key == b.link_key
     ]
-    if len(pairs) != 1:
-        found = ", ".join(f"{a} = {b}" for a, b in pairs) or "none"
+    if len(pairs) > 1:
+        found = ", ".join(f"{a} = {b}" for a, b in pairs)
         raise PolicyViolation(
             f"{left} and {right} share {len(pairs)} pairs of link keys of one concept ({found})",
             rule="link_key",
-            hint="write the join with `entrepot query`, naming the link keys"
-            if pairs
-            else "a private join needs a link key of the same concept on both sides",
+            hint="write the join with `entrepot query`, naming the link keys",
         )
-    [(a, b)] = pairs
+    [(a, b)] = pairs or [(_some_link(left_std), _some_link(right_std))]
+    return _overlap(refs, a, b)
+
+
+# The column an overlap names for a dataset whose standard cannot be read.
+_LINK = "link_key"
+
+
+def _standard(vault: Vault, ref: DatasetRef) -> Standard | None:
+    """``ref``'s standard, or None for a dataset the catalog does not hold."""
+    try:
+        return vault.standard(ref)
+    except NotFound:
+        return None
+
+
+def _some_link(standard: Standard) -> str:
+    """A link key of ``standard`` (its first field if it has none), for the checker to
+    refuse as a join condition under ``link_key``."""
+    keys = [f.name for f in standard.fields if f.link_key is not None]
+    return (keys or list(standard.field_names) or [_LINK])[0]
+
+
+def _overlap(refs: tuple[DatasetRef, DatasetRef], a: str, b: str) -> str:
     return (
         f"SELECT COUNT(DISTINCT l.{a}) AS people FROM {refs[0].sql_name} AS l "
         f"JOIN {refs[1].sql_name} AS r ON l.{a} = r.{b}"

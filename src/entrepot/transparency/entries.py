@@ -28,12 +28,32 @@ from typing import Any
 from entrepot.errors import InvalidInput
 from entrepot.transparency.canonical import canonical_json, decimal_text, timestamp
 
-__all__ = ["LOCAL_ACTOR", "SYSTEM_ACTOR", "Entry", "Kind", "actor_name", "make_entry"]
+__all__ = [
+    "LOCAL_ACTOR",
+    "SYSTEM_ACTOR",
+    "Entry",
+    "Kind",
+    "actor_name",
+    "entry_datasets",
+    "make_entry",
+]
 
 # The node's holder acting at its own machine (the local CLI without --as).
 LOCAL_ACTOR = "local"
 # The node acting by itself, on a rule set earlier (a grant that expires).
 SYSTEM_ACTOR = "system"
+
+
+def entry_datasets(entry: Mapping[str, Any]) -> list[str]:
+    """The datasets an entry is about: its ``dataset``, or each of its ``datasets``,
+    named by text (a refusal) or by an object with its version (an answer)."""
+    if isinstance(entry.get("dataset"), str):
+        return [entry["dataset"]]
+    named = entry.get("datasets")
+    if not isinstance(named, list):
+        return []
+    found = (d.get("dataset") if isinstance(d, dict) else d for d in named)
+    return [d for d in found if isinstance(d, str)]
 
 
 def actor_name(org_slug: str | None) -> str:

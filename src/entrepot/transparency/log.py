@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from entrepot.errors import InvalidInput, ProofInvalid, StorageCorrupt
 from entrepot.transparency.canonical import timestamp
-from entrepot.transparency.entries import Entry, Kind
+from entrepot.transparency.entries import Entry, Kind, entry_datasets
 from entrepot.transparency.heads import TreeHead, sign_head, verify_head
 from entrepot.transparency.merkle import (
     CompactRange,
@@ -386,9 +386,6 @@ def _matcher(
             return False
         if after is not None and entry.get("time", "") < after:
             return False
-        if dataset is None or dataset == entry.get("dataset"):
-            return True
-        joined = {p.get("dataset") for p in entry.get("datasets", []) if isinstance(p, dict)}
-        return dataset in joined
+        return dataset is None or dataset in entry_datasets(entry)
 
     return matches
