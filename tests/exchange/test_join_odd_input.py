@@ -18,7 +18,9 @@ from entrepot.client.local import LocalClient
 from entrepot.errors import EntrepotError, NotFound, PolicyViolation
 from entrepot.exchange import Exchange
 from entrepot.exchange.contracts import Contracts
+from entrepot.exchange.node import Node
 from entrepot.exchange.policies import Policies
+from entrepot.settings import Settings
 from entrepot.standards import get
 from entrepot.vault import OnError, PublishRequest, add_provider
 from entrepot.vault.local import LocalVault
@@ -170,3 +172,33 @@ def test_any_epsilon_is_spent_on_both_sides_as_priced_or_not_at_all(
     # The ledger counts whole nano-ε and rounds a cost up, never down.
     assert all(each - 1e-12 <= c <= each + _NANO for c in charged), (each, charged)
     assert result.epsilon_spent == pytest.approx(2 * each, abs=2 * _NANO)
+
+
+@pytest.mark.parametrize("extra", [0, 1], ids=["at the limit", "one row past it"])
+def test_psi_max_rows_is_read_on_the_version_not_on_what_the_where_keeps(
+    tmp_path: Path, extra: int
+) -> None:
+    made = JoinWorld(tmp_path / "node")
+    payments = [("AB0001", "910101", 3.0), ("AB0008", "910102", 1.0)]
+    made.publish(
+        [("AB0001", "910101", "I"), ("AB0002", "910102", "I")],
+        payments + [("AB0009", "910102", 1.0)] * extra,
+    )
+    made.close()
+    node = Node.open(Settings(home=made.home, token_hash_memory_kib=1024, psi_max_rows=2))
+    try:
+        exchange = Exchange(node)
+        before = _spent(exchange)
+        # The filter keeps one row of each side, whatever the versions hold.
+        narrow = SQL + " WHERE v.district = '910101' AND t.district = '910101'"
+        if extra:
+            with pytest.raises(PolicyViolation, match="holds more rows than a private join"):
+                exchange.queries.run(exchange.actor(CONSUMER), narrow, epsilon=0.5)
+            assert _spent(exchange) == before
+            joins = [e for _, e in node.log.entries() if e.get("kind") == "join"]
+            assert (joins[-1]["outcome"], joins[-1]["rule"]) == ("refused", "psi_max_rows")
+        else:
+            answered = exchange.queries.run(exchange.actor(CONSUMER), narrow, epsilon=0.5)
+            assert answered.epsilon_spent == pytest.approx(1.0, abs=1e-8)
+    finally:
+        node.close()

@@ -316,6 +316,8 @@ class JoinQuery:
     # In a join across nodes, the node of each dataset: policies name them
     # ``node:provider/dataset`` in ``join_with``, alike on both nodes.
     nodes: Mapping[DatasetRef, str] = field(default_factory=dict, compare=False)
+    # The most rows one side may blind (the setting psi_max_rows), None for no limit.
+    max_rows: int | None = field(default=None, compare=False)
 
     @property
     def text(self) -> str:
@@ -329,6 +331,8 @@ class JoinQuery:
 
     def price(self, found: Mapping[DatasetRef, Found]) -> Priced:
         left, right = (found[ref] for ref in self.datasets())
+        for side in (left, right):
+            self._check_size(side)
         planned = plan_join(
             self.sql,
             _side(left, self.nodes.get(left.ref)),
@@ -351,6 +355,20 @@ class JoinQuery:
     def body(self, outcome: Outcome) -> bytes:
         assert isinstance(outcome, Aggregated)
         return outcome.answer.to_json()
+
+    def _check_size(self, side: Found) -> None:
+        """Refuse, before anything is reserved or read, a side whose version holds more
+        rows than one side may blind. The version's rows, not those the WHERE keeps: those
+        the consumer can tune one row at a time, and an answer that failed past the
+        limit would tell whether one more person passed the filter."""
+        if self.max_rows is not None and side.version.rows > self.max_rows:
+            raise PolicyViolation(
+                f"{side.ref} holds more rows than a private join blinds on one side "
+                f"({self.max_rows:,}, the node's psi_max_rows)",
+                rule="psi_max_rows",
+                hint="ask the node's operator to raise psi_max_rows, or ask an aggregate "
+                "query of each dataset",
+            )
 
 
 def _side(found: Found, node: str | None) -> Side:

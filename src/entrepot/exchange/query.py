@@ -189,7 +189,14 @@ class Queries:
         """The request ``sql`` makes: a private join when it joins, else a query."""
         if is_join(sql):
             node = self.coordinator.node
-            return JoinQuery(sql, epsilon, lambda: node.engine, self.catalog, progress)
+            return JoinQuery(
+                sql,
+                epsilon,
+                lambda: node.engine,
+                self.catalog,
+                progress,
+                max_rows=node.settings.psi_max_rows,
+            )
         return AggregateQuery(sql, epsilon, self.catalog)
 
     def _result(self, consumer: Actor, done: Done) -> QueryResult:

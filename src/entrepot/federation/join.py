@@ -269,6 +269,7 @@ def _join_query(exchange: Exchange, mandate: dict[str, Any], names: dict[str, st
         None if epsilon is None else float(epsilon),
         lambda: node.engine,
         nodes=nodes,
+        max_rows=node.settings.psi_max_rows,
     )
 
 
