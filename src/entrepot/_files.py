@@ -28,6 +28,7 @@ __all__ = [
     "make_private",
     "open_regular",
     "private_dir",
+    "tighten",
 ]
 
 PRIVATE_DIR = 0o700
@@ -85,6 +86,17 @@ def open_regular(path: Path) -> BinaryIO:
 def make_private(path: Path) -> None:
     """Make the file or directory at ``path`` readable by its owner alone."""
     os.chmod(path, PRIVATE_DIR if path.is_dir() else PRIVATE_FILE)
+
+
+def tighten(path: Path, allowed: int = PRIVATE_FILE) -> None:
+    """Take from the regular file at ``path`` every permission beyond ``allowed``.
+
+    Nothing is added: a file its owner made read-only stays so.
+    """
+    found = os.stat(path)
+    mode = stat.S_IMODE(found.st_mode)
+    if stat.S_ISREG(found.st_mode) and mode & ~allowed:
+        os.chmod(path, mode & allowed)
 
 
 def private_dir(directory: Path, *, made: Callable[[Path], None] | None = None) -> Path:

@@ -39,7 +39,9 @@ from sqlalchemy import (
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import text
 
+from entrepot._files import tighten
 from entrepot._metadata import METADATA
+from entrepot.errors import Conflict, EntrepotError, StorageCorrupt
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
@@ -108,11 +110,13 @@ def _sqlite_begin(conn: Any) -> None:
 
 
 def _private_sqlite_file(url: str) -> None:
-    """Create the SQLite file ``0600`` (or make it so) before SQLite first opens it.
+    """Create the SQLite file ``0600`` (or take from it what is more) before SQLite first
+    opens it.
 
     It holds consumers' SQL, grants and token hashes. SQLite gives its ``-wal`` and
     ``-shm`` files the database file's permissions, so the three stay private
-    whatever the umask; a file left lax by an older version is tightened here too.
+    whatever the umask; a file left lax by an older version is tightened here too,
+    and one its owner made read-only stays so.
     """
     database = make_url(url).database
     if not database or database == ":memory:" or database.startswith("file:"):
@@ -124,7 +128,50 @@ def _private_sqlite_file(url: str) -> None:
     for name in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
         # Another user's database (read by an auditor, say) is theirs to keep as it is.
         with suppress(FileNotFoundError, PermissionError):
-            os.chmod(name, 0o600)
+            tighten(name)
+
+
+# SQLite's words for a database it cannot use, and what each means for the operator.
+_LOCKED = ("database is locked", "database table is locked")
+_DAMAGED = ("file is not a database", "database disk image is malformed", "disk i/o error")
+
+
+def _sqlite_trouble(error: DBAPIError, where: str) -> EntrepotError | None:
+    """What an SQLite failure that is not the node's own doing means, or None for any
+    other (a constraint, a bug)."""
+    said = str(error.orig)
+    lowered = said.lower()
+    if any(words in lowered for words in _LOCKED):
+        return Conflict(
+            f"{where} is locked: another process has held a write transaction on it "
+            "for more than 30 s",
+            hint="wait for that process to finish (or stop it), then run this again; "
+            "nothing was written",
+        )
+    if any(words in lowered for words in _DAMAGED):
+        return StorageCorrupt(
+            f"{where} cannot be read as an SQLite database ({said})",
+            hint="the file is damaged or was replaced: stop the node and restore it, with "
+            "its -wal file if there is one, from the home's backup",
+        )
+    if "readonly database" in lowered:
+        return EntrepotError(
+            f"{where} is read-only ({said})",
+            hint="give the node's user write access to it and to its directory (SQLite "
+            "writes -wal and -shm files beside it), or mount the home read-write",
+        )
+    if "unable to open database file" in lowered:
+        return EntrepotError(
+            f"{where} cannot be opened ({said})",
+            hint="it must be a regular file the node's user may read and write, in a "
+            "directory it may write to",
+        )
+    if "database or disk is full" in lowered:
+        return EntrepotError(
+            f"the disk that holds {where} is full",
+            hint="free space on it, then run this again; the transaction was rolled back",
+        )
+    return None
 
 
 def make_engine(url: str) -> Engine:
@@ -197,16 +244,34 @@ class Database:
         return self._sessions
 
     @contextmanager
+    def _explained(self) -> Iterator[None]:
+        """Report an SQLite database that cannot be used (locked, damaged, read-only,
+        on a full disk) as what it is, naming the file; any other error as it is."""
+        try:
+            yield
+        except DBAPIError as error:
+            trouble = _sqlite_trouble(error, self.where) if self.is_sqlite else None
+            if trouble is None:
+                raise
+            raise trouble from error
+
+    @property
+    def where(self) -> str:
+        """The database as a message names it: an SQLite file's path, else its URL."""
+        database = make_url(self.url).database if self.is_sqlite else None
+        return database or shown(self.url)
+
+    @contextmanager
     def read(self) -> Iterator[Session]:
         """A session for reads; nothing it does is committed (closing it rolls back)."""
-        with self._sessionmakers()[0]() as session:
+        with self._explained(), self._sessionmakers()[0]() as session:
             yield session
 
     @contextmanager
     def connect(self) -> Iterator[Connection]:
         """A connection for reads of Core tables, without the ORM; nothing it does is
         committed (closing it rolls back)."""
-        with self.engine.connect() as connection:
+        with self._explained(), self.engine.connect() as connection:
             yield connection
 
     @contextmanager
@@ -220,7 +285,7 @@ class Database:
         effects are themselves synced commits that come after (a request's nonce).
         """
         makers = self._sessionmakers()
-        with makers[1 if synced else 2]() as session, session.begin():
+        with self._explained(), makers[1 if synced else 2]() as session, session.begin():
             if not synced and not self.is_sqlite:
                 session.execute(text("SET LOCAL synchronous_commit TO OFF"))
             yield session
@@ -229,16 +294,42 @@ class Database:
         """Bring the schema to the newest migration; one read when it is there already.
 
         Alembic's own check loads it and every model (about 0.2 s of CPU per command),
-        so the stored revision is compared with the migrations' heads first.
+        so the stored revision is compared with the migrations' heads first. A schema
+        newer than these migrations is refused, untouched; so is one whose tables do not
+        match its revision, after the failed migration rolls back.
         """
-        if self._stored_revisions() == _head_revisions():
+        stored = self._stored_revisions()
+        if stored == _head_revisions():
             return
+        self._refuse_unknown(stored)
         from alembic import command
 
-        with self.engine.begin() as connection:
-            config = alembic_config()
-            config.attributes["connection"] = connection
-            command.upgrade(config, "head")
+        try:
+            with self._explained(), self.engine.begin() as connection:
+                config = alembic_config()
+                config.attributes["connection"] = connection
+                command.upgrade(config, "head")
+        except DBAPIError as error:
+            raise self._failed_migration(stored, error) from error
+
+    def _refuse_unknown(self, stored: frozenset[str]) -> None:
+        unknown = stored - _all_revisions()
+        if unknown:
+            raise Conflict(
+                f"the schema of {self.where} is at revision {', '.join(sorted(unknown))}, "
+                f"newer than this version of entrepot knows (newest {schema_head()})",
+                hint="run the version of entrepot that last opened this node (or a newer "
+                "one); this version changed nothing in the database",
+            )
+
+    def _failed_migration(self, stored: frozenset[str], error: DBAPIError) -> StorageCorrupt:
+        revision = ",".join(sorted(stored)) or "none"
+        return StorageCorrupt(
+            f"the schema of {self.where} cannot be migrated from revision {revision} to "
+            f"{schema_head()}: {error.orig}",
+            hint="its tables do not match the revision it records; the migration was rolled "
+            "back: restore the database from the home's backup",
+        )
 
     def revision(self) -> str | None:
         """The schema's revision in Alembic's version table, None before the first
@@ -248,11 +339,13 @@ class Database:
     def _stored_revisions(self) -> frozenset[str]:
         """The revisions in Alembic's version table (none before the first migration)."""
         try:
-            with self.engine.connect() as connection:
+            with self._explained(), self.engine.connect() as connection:
                 rows = connection.execute(text("SELECT version_num FROM alembic_version"))
                 return frozenset(str(row[0]) for row in rows)
-        except DBAPIError:
-            return frozenset()
+        except DBAPIError as error:
+            if _no_such_table(error):
+                return frozenset()
+            raise
 
     def dispose(self) -> None:
         self.engine.dispose()
@@ -264,9 +357,35 @@ def schema_head() -> str:
     return ",".join(sorted(_head_revisions()))
 
 
+def _no_such_table(error: DBAPIError) -> bool:
+    """Whether ``error`` says a table is missing (SQLite's words, PostgreSQL's state)."""
+    return (
+        "no such table" in str(error.orig).lower()
+        or getattr(error.orig, "sqlstate", None) == "42P01"
+    )
+
+
+def known_revision(revision: str | None) -> bool:
+    """Whether ``revision`` (several joined by commas) is one of this version's migrations."""
+    return revision is None or set(revision.split(",")) <= _all_revisions()
+
+
 @cache
 def _head_revisions() -> frozenset[str]:
-    """The revisions no migration revises, read from the migration files' headers.
+    """The revisions no migration revises."""
+    revises = _revisions()
+    revised = {parent for parents in revises.values() for parent in parents}
+    return frozenset(revises) - revised
+
+
+@cache
+def _all_revisions() -> frozenset[str]:
+    return frozenset(_revisions())
+
+
+@cache
+def _revisions() -> dict[str, tuple[str, ...]]:
+    """Each migration's revision and the revisions it follows, read from the files' headers.
 
     Each file is scanned line by line for its two assignments, without a regular
     expression or the parser for a plain string or ``None``: read on every open, the
@@ -280,8 +399,7 @@ def _head_revisions() -> frozenset[str]:
             header = _revision_header(Path(entry.path).read_text(encoding="utf-8"))
             if header is not None:
                 revises[header[0]] = header[1]
-    revised = {parent for parents in revises.values() for parent in parents}
-    return frozenset(revises) - revised
+    return revises
 
 
 def _revision_header(source: str) -> tuple[str, tuple[str, ...]] | None:

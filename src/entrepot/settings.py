@@ -17,22 +17,31 @@ that would only watch the node's configuration being read.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 __all__ = ["Settings"]
 
 _PREFIX = "ENTREPOT_"
 _NO_PLUGINS = "PYDANTIC_DISABLE_PLUGINS"
+# The longest wait or timeout a setting may name: longer ones overflow the clocks of
+# the threads and sockets they are handed to, and would not end anyway.
+_DAY_S = 24 * 3600
+# A database URL's scheme: sqlite:///, postgresql://, postgresql+psycopg://.
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+# A memory size as DuckDB and Spark both read it: 4GB, 512 MiB, 1.5gb.
+_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*[KMGT]i?B\s*", re.IGNORECASE)
 
 
 class Settings(BaseModel):
     # Built below, once pydantic's plugins are off.
-    model_config = ConfigDict(extra="forbid", defer_build=True)
+    # No setting means infinity or NaN: a limit must be a number.
+    model_config = ConfigDict(extra="forbid", defer_build=True, allow_inf_nan=False)
 
     @model_validator(mode="before")
     @classmethod
@@ -85,11 +94,15 @@ class Settings(BaseModel):
         "default node-<first 8 hex digits of its public key>.",
     )
     peer_timeout_s: float = Field(
-        10.0, gt=0, description="Timeout of one call to a peer node, connecting and reading."
+        10.0,
+        gt=0,
+        le=_DAY_S,
+        description="Timeout of one call to a peer node, connecting and reading.",
     )
     peer_join_timeout_s: float = Field(
         600.0,
         gt=0,
+        le=_DAY_S,
         description="Timeout of a join across nodes that this node asks a holder's node to "
         "lead: the leader blinds and matches both sides before it answers, which takes "
         "longer than one call for large sides.",
@@ -97,6 +110,7 @@ class Settings(BaseModel):
     witness_timeout_s: float = Field(
         2.0,
         gt=0,
+        le=_DAY_S,
         description="Timeout of one call to a peer asking it to cosign this node's checkpoint; "
         "a peer that does not answer in time leaves that cosignature out.",
     )
@@ -131,7 +145,7 @@ class Settings(BaseModel):
         "for peer_breaker_pause_s.",
     )
     peer_breaker_pause_s: float = Field(
-        30.0, gt=0, description="How long calls to a peer that keeps failing are paused."
+        30.0, gt=0, le=_DAY_S, description="How long calls to a peer that keeps failing are paused."
     )
     license: str = Field(
         "http://publications.europa.eu/resource/authority/licence/CC_BY_4_0",
@@ -139,13 +153,17 @@ class Settings(BaseModel):
         "its DCAT catalog.",
     )
 
-    engine_threads: int = Field(2, ge=1, description="Threads the analytical engine may use.")
+    engine_threads: int = Field(
+        2, ge=1, le=1024, description="Threads the analytical engine may use."
+    )
     engine_memory_limit: str = Field("4GB", description="Memory the analytical engine may use.")
     ingest_memory_limit: str = Field(
         "2GB",
         description="Memory validating one raw file may use; beyond it DuckDB spills to disk.",
     )
-    query_timeout_s: float = Field(60.0, gt=0, description="Wall-clock limit of one query.")
+    query_timeout_s: float = Field(
+        60.0, gt=0, le=_DAY_S, description="Wall-clock limit of one query."
+    )
     share_url_ttl_s: int = Field(
         900,
         gt=0,
@@ -164,7 +182,8 @@ class Settings(BaseModel):
     psi_max_rows: int = Field(
         20_000_000,
         ge=1,
-        description="Most rows one side of a private join may blind (after its WHERE).",
+        description="Most rows one side of a private join may blind: its version's rows, "
+        "whatever its WHERE keeps.",
     )
     psi_workers: int = Field(
         0, ge=0, description="Processes that blind a private join's link keys; 0: one per core."
@@ -190,6 +209,7 @@ class Settings(BaseModel):
     token_cache_ttl_s: float = Field(
         30.0,
         ge=0,
+        le=_DAY_S,
         description="How long a token's Argon2id check is reused without re-hashing; "
         "revocation and expiry are read on every request. 0 disables the cache.",
     )
@@ -221,6 +241,7 @@ class Settings(BaseModel):
     auth_verify_wait_s: float = Field(
         2.0,
         ge=0,
+        le=_DAY_S,
         description="How long a token waits for a free Argon2id check before the API "
         "answers 429 with Retry-After.",
     )
@@ -230,8 +251,14 @@ class Settings(BaseModel):
         description="Largest request line and headers `entrepot serve` reads; beyond it "
         "the server answers 400 and closes the connection, having held no more.",
     )
-    currency: str = Field("CNY", description="ISO 4217 currency of contract prices and invoices.")
-    http_timeout_s: float = Field(30.0, gt=0, description="Timeout of outgoing HTTP calls.")
+    currency: str = Field(
+        "CNY",
+        pattern=r"^[A-Z]{3}$",
+        description="ISO 4217 currency of contract prices and invoices.",
+    )
+    http_timeout_s: float = Field(
+        30.0, gt=0, le=_DAY_S, description="Timeout of outgoing HTTP calls."
+    )
     rate_limit_per_s: float = Field(
         50.0, gt=0, description="API requests per second one token may make, sustained."
     )
@@ -279,8 +306,31 @@ class Settings(BaseModel):
         1000, ge=1, description="Sign a new transparency tree head at least every N entries."
     )
     log_head_every_s: float = Field(
-        60.0, gt=0, description="Sign a new transparency tree head at least every T seconds."
+        60.0,
+        gt=0,
+        le=_DAY_S,
+        description="Sign a new transparency tree head at least every T seconds.",
     )
+
+    @field_validator("db")
+    @classmethod
+    def _a_database_url(cls, value: str | None) -> str | None:
+        """A URL with its scheme; empty, as an unset variable often is, means the default."""
+        if value and _SCHEME.match(value) is None:
+            raise ValueError(
+                "should be a database URL with its scheme, e.g. sqlite:////srv/node/node.db "
+                "or postgresql://entrepot@db.internal/entrepot"
+            )
+        return value
+
+    @field_validator("engine_memory_limit", "ingest_memory_limit")
+    @classmethod
+    def _a_size(cls, value: str) -> str:
+        """A memory limit the engine can read, above zero (DuckDB takes -1 as no limit)."""
+        match = _SIZE.fullmatch(value)
+        if match is None or float(match.group(1)) <= 0:
+            raise ValueError("should be a size above zero with its unit, e.g. 4GB or 512MiB")
+        return value
 
     @property
     def base_url(self) -> str:

@@ -20,20 +20,31 @@ def status(home: Home = None, db: Db = None, as_json: Json = False) -> None:
 
     Example: entrepot db status --home ./exchange
     """
+    from entrepot.db import known_revision
     from entrepot.exchange.move import status as read_status
 
     found = read_status(settings(home, db))
     data = found.to_dict()
+    newer = not known_revision(found.revision)
+    if newer:
+        data["behind"] = False
+    data["newer"] = newer
     emit(
         data,
         as_json,
         lambda: console.print(
             f"database  {esc(data['database'])} ({esc(data['backend'])})\n"
             f"schema    {esc(data['revision'] or 'none')}, newest {esc(data['head'])}"
-            + (" [yellow](behind: the next command migrates it)[/]" if found.behind else ""),
+            + _schema_note(behind=found.behind, newer=newer),
             highlight=False,
         ),
     )
+
+
+def _schema_note(*, behind: bool, newer: bool) -> str:
+    if newer:
+        return " [red](newer than this version of entrepot: run the version that wrote it)[/]"
+    return " [yellow](behind: the next command migrates it)[/]" if behind else ""
 
 
 @db_app.command("move")

@@ -34,7 +34,10 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from entrepot._files import private_dir
+from sqlalchemy import make_url
+from sqlalchemy.exc import ArgumentError
+
+from entrepot._files import private_dir, tighten
 from entrepot.db import Database, same_database, shown
 from entrepot.errors import Conflict, InvalidInput, NotFound, StorageCorrupt
 from entrepot.exchange._outbox_tables import has_pending
@@ -59,9 +62,123 @@ _SEED_BYTES = 32
 
 def _private_home(home: Path) -> None:
     """Create (or tighten) the home and its directories, each ``0700``."""
+    for name in _DIRS:
+        _refuse_non_directory(home / name)
     private_dir(home)
     for name in _DIRS:
         private_dir(home / name)
+
+
+def _refuse_non_directory(path: Path) -> None:
+    """Refuse a home's directory that something else has taken the place of."""
+    if path.is_dir() or not os.path.lexists(path):
+        return
+    raise StorageCorrupt(
+        f"{path} is not a directory",
+        hint=f"move it aside and restore {path.name}/ from the home's backup",
+    )
+
+
+def _home_to_make(home: Path) -> None:
+    """Refuse to make a node's home at a path that is neither a directory nor free."""
+    if home.is_dir() or not os.path.lexists(home):
+        return
+    if home.is_symlink() and not home.exists():
+        raise InvalidInput(
+            f"{home} is a symbolic link to {os.readlink(home)}, which does not exist",
+            hint="create the directory it points to first, or choose another --home",
+        )
+    raise InvalidInput(
+        f"{home} is a file, not a directory",
+        hint="choose a directory for the node's home (a missing one is created)",
+    )
+
+
+def _sqlite_file(url: str) -> Path | None:
+    """The file of an SQLite database URL, or None for any other database."""
+    parsed = make_url(url)
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        return None
+    return None if database.startswith("file:") else Path(database)
+
+
+def _require_database_file(url: str) -> None:
+    """Refuse a node whose SQLite file is gone or empty, rather than migrate a new one.
+
+    A new, empty database would show an empty node beside a log and vaults full of what
+    the lost one recorded, and take new grants and spends apart from them. A file that
+    is empty while its ``-wal`` file holds its pages (a process killed before SQLite
+    folded them in) is whole.
+    """
+    path = _sqlite_file(url)
+    if path is None:
+        return
+    try:
+        empty = path.stat().st_size == 0
+    except FileNotFoundError:
+        raise _lost_database(path, "is missing") from None
+    except OSError:
+        return  # SQLite names what is wrong with it when it opens the file.
+    if empty and _size(Path(f"{path}-wal")) == 0:
+        raise _lost_database(path, "is empty")
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _lost_database(path: Path, what: str) -> StorageCorrupt:
+    return StorageCorrupt(
+        f"the node's metadata database {path} {what}: its accounts, grants, budgets and "
+        "versions are not there",
+        hint="restore it (with its -wal file, if there is one) from the home's backup; "
+        "entrepot makes no new database in a node that has one, as the log and vaults "
+        "would no longer match it",
+    )
+
+
+def _read_seed(key_file: Path) -> bytes:
+    """The node's Ed25519 seed from its key file, which is left ``0600`` or tighter."""
+    try:
+        seed = key_file.read_bytes()
+        tighten(key_file)
+    except OSError as error:
+        raise StorageCorrupt(
+            f"{key_file} cannot be read ({error.strerror})",
+            hint="it must be the node's key, a file the node's user can read: restore "
+            "the home's keys/ directory from its backup",
+        ) from None
+    if len(seed) != _SEED_BYTES:
+        raise StorageCorrupt(
+            f"{key_file} is not a node key ({len(seed)} bytes, not {_SEED_BYTES})",
+            hint="restore the home's keys/ directory from its backup",
+        )
+    return seed
+
+
+def _check_public_key(key: SigningKey, key_file: Path) -> None:
+    """Refuse a key that is not the one ``node.pub`` beside it names (another node's)."""
+    public_file = key_file.with_name("node.pub")
+    try:
+        recorded = public_file.read_text(encoding="ascii").strip()
+    except FileNotFoundError:
+        return
+    except (OSError, ValueError) as error:
+        raise StorageCorrupt(
+            f"{public_file} cannot be read ({error})",
+            hint="restore the home's keys/ directory from its backup",
+        ) from None
+    if recorded != bytes(key.verify_key).hex():
+        raise StorageCorrupt(
+            f"{key_file} is not the key {public_file} names: the node's key was replaced "
+            "(by another node's?)",
+            hint="restore the home's keys/ directory from its backup; a head signed with "
+            "another key would not verify against this node's log",
+        )
 
 
 def recorded_database(home: Path) -> str | None:
@@ -76,12 +193,20 @@ def recorded_database(home: Path) -> str | None:
             hint='restore it from the home\'s backup, or write {"url": "<database URL>"}',
         ) from exc
     url = recorded.get("url") if isinstance(recorded, dict) else None
-    if not isinstance(url, str):
+    if not isinstance(url, str) or not _is_url(url):
         raise StorageCorrupt(
             f"{home / _DATABASE_FILE} names no database",
             hint='restore it from the home\'s backup, or write {"url": "<database URL>"}',
         )
     return url.replace(_HOME, str(home))
+
+
+def _is_url(text: str) -> bool:
+    try:
+        make_url(text)
+    except ArgumentError:
+        return False
+    return True
 
 
 def record_database(home: Path, url: str) -> None:
@@ -142,7 +267,9 @@ class Node:
         if isinstance(self._signing_key, bytes):
             from nacl.signing import SigningKey
 
-            self._signing_key = SigningKey(self._signing_key)
+            key = SigningKey(self._signing_key)
+            _check_public_key(key, self.path("keys", "node.key"))
+            self._signing_key = key
         return self._signing_key
 
     @property
@@ -156,6 +283,7 @@ class Node:
     def init(cls, settings: Settings) -> Node:
         """Create a new node at ``settings.home``; refuse to touch an existing one."""
         home = settings.home
+        _home_to_make(home)
         key_file = home / "keys" / "node.key"
         if key_file.exists():
             raise Conflict(
@@ -190,16 +318,13 @@ class Node:
                 "or point --home / ENTREPOT_HOME at an existing node",
             )
         _private_home(settings.home)
+        recorded = (settings.home / _DATABASE_FILE).exists()
         settings = _own_database(settings)
+        if recorded:
+            _require_database_file(settings.db_url)
         for root in ("vaults", "quarantine", "tmp"):
             sweep_temp_files(settings.home / root)
-        seed = key_file.read_bytes()
-        if len(seed) != _SEED_BYTES:
-            raise StorageCorrupt(
-                f"{key_file} is not a node key ({len(seed)} bytes, not {_SEED_BYTES})",
-                hint="restore the home's keys/ directory from its backup",
-            )
-        node = cls(settings, seed)
+        node = cls(settings, _read_seed(key_file))
         node.db.upgrade()
         if has_pending(node.db):
             # The node must open even if its log is damaged, so that `entrepot audit
