@@ -87,7 +87,7 @@ def test_a_refused_decision_answers_with_the_refusal_s_status(
     refuse = f"/provider/requests/{sent.group(1)}/refuse"
     answer = provider.form(refuse, reason="r" * 2001)
     assert answer.status_code == 400
-    assert "reason: String should have at most 2000 characters" in _alert(answer)
+    assert "the reason has 2,001 characters, more than the 2,000" in _alert(answer)
     answer = provider.form(refuse, reason="r" * 2000)
     assert answer.status_code == 200
     assert f"{sent.group(1)} refused" in answer.text

@@ -10,18 +10,18 @@ the provider then publishes the valid rows and quarantines the rest, or stops.
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated, Any, get_type_hints
+from typing import Annotated, Any
 
 import yaml
 from fastapi import APIRouter, Depends, Request
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ValidationError
 from starlette.datastructures import FormData, UploadFile
 from starlette.responses import Response
 
 from entrepot.api.routers.datasets import publish_version
 from entrepot.errors import EntrepotError, InvalidInput
 from entrepot.portal._web import Visit, error_body, form_text, visit
-from entrepot.schemas.access import GrantCreate, Reason
+from entrepot.schemas.access import GrantCreate
 from entrepot.standards.scope import REGION_LISTS, SECTOR_LIST
 
 __all__ = ["line_of", "router"]
@@ -64,14 +64,6 @@ def _problem(error: ValidationError, hint: str) -> InvalidInput:
 
 def _optional(form: FormData, name: str) -> str | None:
     return form_text(form, name) or None
-
-
-def _reason(form: FormData) -> str:
-    """The form's reason, as the API's body for a refusal or a revocation takes it."""
-    try:
-        return Reason.model_validate({"reason": form_text(form, "reason")}).reason
-    except ValidationError as error:
-        raise _problem(error, "give a reason of at most 2000 characters") from None
 
 
 @router.post("/provider/requests/{request_id}/grant")
@@ -120,10 +112,11 @@ async def refuse(request: Request, here: Visitor, request_id: str) -> Response:
     form = await request.form()
     if not here.csrf_ok(form):
         return here.refused_csrf()
+    reason = form_text(form, "reason")
 
     def build() -> Response:
         try:
-            made = here.client.refuse_access(request_id, _reason(form))
+            made = here.client.refuse_access(request_id, reason)
         except EntrepotError as error:
             return _inbox(
                 here, inbox_error=error_body(error), failed_id=request_id, status=error.status
@@ -138,10 +131,11 @@ async def revoke(request: Request, here: Visitor, grant_id: str) -> Response:
     form = await request.form()
     if not here.csrf_ok(form):
         return here.refused_csrf()
+    reason = form_text(form, "reason")
 
     def build() -> Response:
         try:
-            made = here.client.revoke_grant(grant_id, _reason(form))
+            made = here.client.revoke_grant(grant_id, reason)
         except EntrepotError as error:
             return _inbox(
                 here, inbox_error=error_body(error), failed_id=grant_id, status=error.status
@@ -152,30 +146,6 @@ async def revoke(request: Request, here: Visitor, grant_id: str) -> Response:
 
 
 # -- publish ------------------------------------------------------------------------
-
-# The publish route's form fields, each with the constraints the route declares (a
-# direct call of the route function does not check them, as a request to it does).
-_PUBLISH_FIELDS = {
-    name: TypeAdapter(hint)
-    for name, hint in get_type_hints(publish_version, include_extras=True).items()
-    if name in ("standard", "title", "dataset", "description", "sector")
-}
-
-
-def _publish_form(fields: dict[str, str | None]) -> dict[str, str | None]:
-    """``fields`` if the publish route would take them, else the API's refusal."""
-    problems = []
-    for name, value in fields.items():
-        try:
-            _PUBLISH_FIELDS[name].validate_python(value)
-        except ValidationError as error:
-            problems += [f"{name}: {item['msg']}" for item in error.errors()]
-    if problems:
-        raise InvalidInput(
-            f"the publish form does not pass: {'; '.join(problems)}",
-            hint="shorten or correct the fields named",
-        )
-    return fields
 
 
 @router.post("/provider/publish")
@@ -200,23 +170,18 @@ async def publish(request: Request, here: Visitor) -> Response:
         on_error = form_text(form, "on_error", "reject")
         if on_error not in ("reject", "quarantine"):
             raise InvalidInput("on_error is reject or quarantine", hint="pick one")
-        fields = _publish_form(
-            {
-                "standard": form_text(form, "standard"),
-                "title": form_text(form, "title") or raw.filename,
-                "dataset": form_text(form, "dataset") or None,
-                "description": form_text(form, "description"),
-                "sector": form_text(form, "sector") or None,
-            }
-        )
         published = publish_version(
             request,
             here.actor,
             file=raw,  # type: ignore[arg-type]
+            standard=form_text(form, "standard"),
+            title=form_text(form, "title") or raw.filename,
+            dataset=form_text(form, "dataset") or None,
+            description=form_text(form, "description"),
             region=[code for code in form.getlist("region") if isinstance(code, str) and code],
+            sector=form_text(form, "sector") or None,
             on_error=on_error,  # type: ignore[arg-type]
             mapping=mapping,  # type: ignore[arg-type]
-            **fields,  # type: ignore[arg-type]
         )
         return published.model_dump(mode="json")
 
