@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from tests.exchange.logged_world import seed
+from tests.exchange.logged_world import CONSUMER, SQL, seed
 
 from entrepot import db as node_db
 from entrepot.db import schema_head
@@ -126,6 +126,15 @@ def test_a_key_replaced_by_another_node_s_is_refused(home: Path) -> None:
     done = entrepot("node", "id", "--home", str(home))
     refused(done, ExitCode.INTERNAL, f"{key} is not the key", "node.pub")
     assert (home / "log" / "heads.jsonl").read_bytes() == heads
+
+
+def test_a_query_under_a_replaced_key_spends_nothing(home: Path) -> None:
+    (home / "keys" / "node.key").write_bytes(os.urandom(32))
+    done = entrepot("query", "--home", str(home), "--as", CONSUMER, "-e", "0.25", SQL)
+    refused(done, ExitCode.INTERNAL, "is not the key", "node.pub")
+    with sqlite3.connect(home / "node.db") as connection:
+        [reserved] = connection.execute("SELECT COUNT(*) FROM ledger_entries").fetchone()
+    assert reserved == 1  # the seeded answer's, and no other
 
 
 def test_a_key_that_is_a_directory_is_named(home: Path) -> None:

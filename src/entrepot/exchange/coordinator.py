@@ -348,6 +348,9 @@ class Coordinator:
         """
         own = floor is None
         floor = floor or Floor()
+        # The key every outcome is signed with, loaded (and checked against the node's
+        # public key) before anything is reserved: a node that cannot sign spends nothing.
+        _ = self.node.signing_key
         try:
             screened = self._screen(consumer, request, purpose, floor, partners or {})
             try:
