@@ -7,7 +7,7 @@ grants, a provider those for its own datasets. Anything else is a 404.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request, status
 from fastapi.responses import JSONResponse
@@ -33,25 +33,21 @@ __all__ = ["router"]
 router = APIRouter(prefix="/v1/access", tags=["access"], generate_unique_id_function=operation_id)
 
 Paging = Annotated[PageParams, Depends(page_params)]
-# The pattern documents the ids; the contracts' service reads them and words a refusal.
-RequestId = Annotated[
-    str,
-    Path(
+
+
+def _contract_id(prefix: str, example: int) -> Any:
+    """A contract id in a path: the pattern documents it; the contracts' service reads
+    it and words a refusal."""
+    return Path(
         max_length=100,
-        description="`REQ-7` or `7`.",
-        examples=["REQ-7"],
-        json_schema_extra={"pattern": r"^(REQ-)?[0-9]{1,12}$"},
-    ),
-]
-GrantId = Annotated[
-    str,
-    Path(
-        max_length=100,
-        description="`GRANT-3` or `3`.",
-        examples=["GRANT-3"],
-        json_schema_extra={"pattern": r"^(GRANT-)?[0-9]{1,12}$"},
-    ),
-]
+        description=f"`{prefix}-{example}` or `{example}`.",
+        examples=[f"{prefix}-{example}"],
+        json_schema_extra={"pattern": rf"^({prefix}-)?[0-9]{{1,12}}$"},
+    )
+
+
+RequestId = Annotated[str, _contract_id("REQ", 7)]
+GrantId = Annotated[str, _contract_id("GRANT", 3)]
 
 
 @router.get("/purposes", summary="The purpose vocabulary requests choose from.")
