@@ -194,6 +194,22 @@ def test_a_closed_session_is_refused_by_every_worker_and_its_api_token_lives_on(
         assert accounts.authenticate(token.secret).account == "analyst"
 
 
+def test_a_closed_session_stays_refused_where_it_was_cached_after_the_next_sign_in(
+    market: Market,
+) -> None:
+    _, token = market.accounts.create(LOCAL, "analyst", "consumer", org="city-health-bureau")
+    ended = market.accounts.open_session(token.secret, lifetime=timedelta(hours=8))
+    other = _another_worker(market)
+    assert other.authenticate(ended.secret).account == "analyst"
+    market.accounts.close_session(ended.secret)
+    # Signing in again deletes the ended session's row and writes the new one, which
+    # SQLite may number as the row it replaces.
+    fresh = market.accounts.open_session(token.secret, lifetime=timedelta(hours=8))
+    with pytest.raises(Unauthorized):
+        other.authenticate(ended.secret)
+    assert other.authenticate(fresh.secret).account == "analyst"
+
+
 def test_revoking_the_api_token_ends_its_sessions(market: Market) -> None:
     _, token = market.accounts.create(LOCAL, "analyst", "consumer", org="city-health-bureau")
     sessions = [

@@ -538,12 +538,14 @@ class Accounts:
         hit = self._verified.get(key) if self.settings.token_cache_ttl_s > 0 else None
         if hit is not None:
             # Revocation and expiry are read on every call (a primary-key read), so a
-            # token revoked by any process is refused at once by all of them.
+            # token revoked by any process is refused at once by all of them. The row
+            # must still be this token's: SQLite gives a deleted row's id (an ended
+            # session's) to the next row written, another session of the account.
             with self.db.read() as session:
                 live = session.execute(
                     select(ApiToken.revoked_at, ApiToken.expires_at, _Parent.revoked_at)
                     .outerjoin(_Parent, _Parent.id == ApiToken.parent_id)
-                    .where(ApiToken.id == hit.row_id)
+                    .where(ApiToken.id == hit.row_id, ApiToken.token_id == token_id)
                 ).first()
             if live is None or not _live(live[0], live[1], live[2], now):
                 self._verified.forget(key)
