@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -59,6 +60,46 @@ def test_provider_publishes_a_new_version_of_its_own_dataset(
 def test_only_providers_publish(world: World, api: httpx.Client, who: str) -> None:
     response = upload(api, world, who, b"visit_id\n")
     assert response.status_code == 403
+
+
+def _answer_while_the_body_is_due(port: int, path: str, headers: str, wait: float = 10) -> bytes:
+    """The status line the server sends to a 50 MiB upload of which only its first
+    bytes came, or b"" when it is still waiting for the rest after ``wait`` seconds."""
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{headers}"
+        "Content-Type: multipart/form-data; boundary=b\r\n"
+        f"Content-Length: {50 * 2**20}\r\n\r\n--b\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", port), timeout=wait) as sock:
+        sock.sendall(head.encode())
+        try:
+            return sock.recv(65536).split(b"\r\n", 1)[0]
+        except TimeoutError:
+            return b""
+
+
+def test_an_upload_is_refused_before_it_is_read_unless_a_provider_sends_it(
+    world: World, api: httpx.Client
+) -> None:
+    port = api.base_url.port
+    assert port is not None
+    bearer = "Authorization: Bearer {}\r\n".format
+    for headers, status in [
+        ("", b"401"),
+        (bearer("ent_000000000000_" + "A" * 43), b"401"),
+        (bearer(world.tokens["consumer"]), b"403"),
+    ]:
+        answer = _answer_while_the_body_is_due(port, "/v1/datasets", headers)
+        assert answer.split(b" ")[1:2] == [status], (headers, answer)
+    # The portal's publish form: a visitor without a session is sent to sign in, a
+    # script is told it is signed out.
+    signin = _answer_while_the_body_is_due(port, "/provider/publish", "")
+    assert signin.split(b" ")[1:2] == [b"303"], signin
+    scripted = _answer_while_the_body_is_due(port, "/provider/publish", "X-CSRF-Token: x\r\n")
+    assert scripted.split(b" ")[1:2] == [b"401"], scripted
+    # A provider's upload is read: the server waits for the rest of it.
+    provider = bearer(world.tokens["provider"])
+    assert _answer_while_the_body_is_due(port, "/v1/datasets", provider, wait=2) == b""
 
 
 def test_rows_breaking_the_standard_are_refused_with_the_report(

@@ -167,9 +167,9 @@ class Visit:
         )
         return self.failed(error, "Form refused")
 
-    def page(self, build: Callable[[], Response], *, roles: tuple[str, ...] = ()) -> Response:
-        """A page for a signed-in account (of one of ``roles``, when given): what
-        ``build`` answers, or the core's error as a page."""
+    def gate(self, roles: tuple[str, ...] = ()) -> Response | None:
+        """The answer to a visitor who is signed out, or whose account is not of
+        ``roles`` (when given); None for one who may go on."""
         if self.actor is None:
             return self.to_signin()
         if roles and self.actor.role not in roles:
@@ -181,6 +181,14 @@ class Visit:
                 ),
                 "Not for this account",
             )
+        return None
+
+    def page(self, build: Callable[[], Response], *, roles: tuple[str, ...] = ()) -> Response:
+        """A page for a signed-in account (of one of ``roles``, when given): what
+        ``build`` answers, or the core's error as a page."""
+        refused = self.gate(roles)
+        if refused is not None:
+            return refused
         try:
             return build()
         except EntrepotError as error:

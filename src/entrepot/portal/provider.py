@@ -10,8 +10,10 @@ the provider then publishes the valid rows and quarantines the rest, or stops.
 from __future__ import annotations
 
 from datetime import date
+from functools import partial
 from typing import Annotated, Any
 
+import anyio.to_thread
 import yaml
 from fastapi import APIRouter, Depends, Request
 from pydantic import ValidationError
@@ -150,12 +152,18 @@ async def revoke(request: Request, here: Visitor, grant_id: str) -> Response:
 
 @router.post("/provider/publish")
 async def publish(request: Request, here: Visitor) -> Response:
-    """Publish an upload; answers JSON to the page's script, a page to a plain form."""
-    form = await request.form()
+    """Publish an upload; answers JSON to the page's script, a page to a plain form.
+    Who sends it is checked before the upload is read: a stranger's is not taken in."""
     scripted = "x-csrf-token" in request.headers
-    refused = here.refusal(_PROVIDER) if scripted else None
-    if refused is not None:
-        return here.json_error(refused)
+    if scripted:
+        refused = here.refusal(_PROVIDER)
+        if refused is not None:
+            return here.json_error(refused)
+    else:
+        gated = await anyio.to_thread.run_sync(partial(here.gate, _PROVIDER))
+        if gated is not None:
+            return gated
+    form = await request.form()
     if not scripted and not here.csrf_ok(form):
         return here.refused_csrf()
 

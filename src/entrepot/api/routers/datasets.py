@@ -22,12 +22,13 @@ from fastapi import APIRouter, Depends, File, Form, Header, Request, Response, U
 from entrepot import standards
 from entrepot._text import TEXT_MAX, TITLE_MAX
 from entrepot.api._exchange import exchange_of
-from entrepot.api.auth import AnyActor, Provider
+from entrepot.api.auth import AnyActor, Provider, checked_first
 from entrepot.api.openapi import operation_id
 from entrepot.api.pagination import Page, PageParams, page_of, page_params
 from entrepot.api.routers._client import client_of
 from entrepot.api.routers.catalog import DatasetSlug, ProviderSlug
 from entrepot.errors import EntrepotError, InvalidInput, NotFound
+from entrepot.exchange.accounts import Role
 from entrepot.schemas.catalog import SLUG, VersionOut
 from entrepot.schemas.datasets import PublishedOut
 from entrepot.standards.mapping import read_yaml
@@ -52,11 +53,6 @@ def _outgoing(response: Response) -> Response:
     return response
 
 
-@router.post(
-    "",
-    status_code=status.HTTP_201_CREATED,
-    summary="Publish a raw file as a new immutable version (provider).",
-)
 def publish_version(
     request: Request,
     actor: Provider,
@@ -153,6 +149,17 @@ def publish_version(
         raise
     keys.keep(actor.org_slug, idempotency_key, published.model_dump(mode="json"))
     return published
+
+
+# A provider's token is checked before the upload is read, not after.
+router.add_api_route(
+    "",
+    publish_version,
+    methods=["POST"],
+    status_code=status.HTTP_201_CREATED,
+    summary="Publish a raw file as a new immutable version (provider).",
+    route_class_override=checked_first(Role.PROVIDER),
+)
 
 
 @router.get("/{provider}/{dataset}/versions", summary="A dataset's versions, oldest first.")
