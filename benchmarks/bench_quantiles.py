@@ -8,7 +8,8 @@ one warm-up of:
 - ``sum``: ``SUM(cost)`` grouped by district (20 groups), then by district and
   diagnosis group (400 groups);
 - ``median``: ``MEDIAN(cost)`` with the same groups: per group, OpenDP's private
-  quantile selects the estimate and two brackets (three calls over its values);
+  quantile selects two brackets where the group's noisy count is large enough for
+  them, then the estimate (up to three calls over its values);
 
 each with contribution bounding (``bounded``) and with one row per unit
 (``one-row``); and raw DuckDB's exact ``median(cost)`` and ``sum(cost)`` on the same

@@ -482,3 +482,56 @@ def test_estimates_lie_in_their_intervals_which_lie_in_the_bounds(
     if n:
         assert value is not None
         assert low <= value <= high
+
+
+@pytest.mark.parametrize("name", ["laplace", "gaussian"])
+def test_a_group_spends_at_most_the_share_whichever_brackets_it_draws(name: str) -> None:
+    mechanism = mechanisms.get(name)
+    quantile = spec(mechanism, "q", "cost", 0.9, (LOW, HIGH), rows=15, share=0.3)
+    bracket = mechanisms._quantile(name, quantile.grid, _edge(0.9), quantile.bracket_scale)
+    scales = quantile.estimate_scales
+    # the estimate beside both brackets is the stated scale, and the least share
+    assert scales[2] == quantile.scale
+    assert scales[0] < scales[1] < scales[2]
+    for drawn, scale in enumerate(scales):
+        point = mechanisms._quantile(name, quantile.grid, 0.9, scale)
+        for d in (1, 15):
+            used = drawn * float(bracket.map(d)) + float(point.map(d))
+            # pure ε: linear in the rows, so a unit spread over groups spends no more
+            assert used <= 0.3 * (d / 15 if name == "laplace" else 1) * (1 + 1e-9)
+        if drawn == 0:
+            assert float(point.map(15)) == pytest.approx(0.3)
+
+
+class _Recording(mechanisms.Laplace):
+    """Laplace, recording the level and scale of every selection."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[float, float]] = []
+
+    def select_quantile(
+        self, values: Any, candidates: tuple[float, ...], level: float, scale: float
+    ) -> float:
+        self.calls.append((level, scale))
+        return super().select_quantile(values, candidates, level, scale)
+
+
+@pytest.mark.parametrize(
+    ("level", "n", "drawn"),
+    [(0.5, 100, 0), (0.5, 10**6, 2), (0.9, 3000, 1)],
+)
+def test_brackets_a_group_does_not_draw_leave_their_share_to_the_estimate(
+    level: float, n: int, drawn: int
+) -> None:
+    mechanism = _Recording()
+    quantile = spec(mechanism, "q", "cost", level, (LOW, HIGH), rows=3, share=1.0)
+    data = np.random.default_rng(n).uniform(100.0, 900.0, n)
+    (value,), (low,), (high,) = estimates(mechanism, quantile, [data], [float(n)], 1e-9)
+    assert value is not None
+    assert low <= value <= high
+    *brackets, last = mechanism.calls
+    assert len(brackets) == drawn
+    assert all(scale == quantile.bracket_scale for _, scale in brackets)
+    assert last == (level, quantile.estimate_scales[drawn])
+    if not drawn:
+        assert (low, high) == (LOW, HIGH)

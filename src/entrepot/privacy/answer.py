@@ -70,7 +70,8 @@ class Answer:
     noisy count fell under the threshold. ``scales`` gives each aggregate's noise
     scale (Laplace ``b`` or Gaussian ``σ``; for AVG, that of its sum of
     deviations from the bounds' midpoint; for a quantile,
-    the scale of OpenDP's selection of its estimate, in ranks).
+    the scale of OpenDP's selection of its estimate where both brackets are drawn, in
+    ranks: the largest, a group drawing fewer uses a smaller one).
     ``near_zero_threshold`` is the count an empty group's noisy count exceeds with
     probability 10⁻⁶ divided by the number of public groups, so that any of the
     answer's empty groups does with probability at most 10⁻⁶: a row whose count is
