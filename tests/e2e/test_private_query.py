@@ -28,6 +28,7 @@ from entrepot.exchange.accounts import LOCAL, Accounts, Actor
 from entrepot.exchange.contracts import Contracts
 from entrepot.exchange.node import Node
 from entrepot.exchange.policies import Policies
+from entrepot.privacy.answer import Answer
 from entrepot.privacy.ledger import COMPLETED, Ledger
 from entrepot.standards import codelist, get
 from entrepot.transparency import verify_opening, verify_receipt
@@ -225,16 +226,21 @@ def test_python_api_connect_returns_interval_columns(exchange: tuple) -> None:
     assert list(left.values()) == [pytest.approx(1.75)]
 
 
+def _out_of_memory(*_: object, **__: object) -> None:
+    # A fault after the rows were read, quoting a stored value.
+    raise duckdb.OutOfMemoryException("could not allocate for 'P-00042'")
+
+
+@pytest.mark.parametrize(
+    "where",
+    [(DuckDBSession, "execute"), (Answer, "to_json")],
+    ids=["in the engine", "writing the answer"],
+)
 def test_a_failure_after_reading_is_charged_logged_metered_and_names_no_cause(
-    exchange: tuple, monkeypatch: pytest.MonkeyPatch
+    exchange: tuple, monkeypatch: pytest.MonkeyPatch, where: tuple[type, str]
 ) -> None:
     node, consumer, _ = exchange
-
-    def out_of_memory(*_: object, **__: object) -> None:
-        # An engine fault after the rows were read, quoting a stored value.
-        raise duckdb.OutOfMemoryException("could not allocate for 'P-00042'")
-
-    monkeypatch.setattr(DuckDBSession, "execute", out_of_memory)
+    monkeypatch.setattr(*where, _out_of_memory)
     size = node.log.size
     with pytest.raises(QueryFailed) as failed:
         Exchange(node).queries.run(consumer, SQL, epsilon=0.5)

@@ -499,16 +499,23 @@ class Coordinator:
 
         reservation = self._reserve(consumer, request, screened)
         outcome = self._execute(consumer, request, screened, reservation)
-        body = request.body(outcome)
         here = _spent(priced, {})
 
         def stage(session: Session) -> None:
             if owed is not None:
                 self.node.outbox.stage(session, owed(refs, here))
 
-        self.ledger.complete(
-            reservation, rows_scanned=outcome.rows, answer=(priced.fingerprint, body), also=stage
-        )
+        try:
+            body = request.body(outcome)
+            self.ledger.complete(
+                reservation,
+                rows_scanned=outcome.rows,
+                answer=(priced.fingerprint, body),
+                also=stage,
+            )
+        except Exception as error:
+            # The data was read: a failure to write or keep the answer is spent as one.
+            raise self._failed(consumer, request, screened, reservation, error) from None
         spent = _spent(priced, partners)
         receipt = self._log_outcome(consumer, request, body, spent, versions, screened, reservation)
         for partner in partners.values():
@@ -565,20 +572,31 @@ class Coordinator:
                 raise
             if not isinstance(error, Exception):
                 raise
-            if not isinstance(error, QueryFailed):
-                _log.exception("an operation failed after reading data")
-            # Spent and used like an outcome: billed, and logged with its ε, so that an
-            # auditor sees every ε a failure cost. One error for every cause, since the
-            # cause may depend on the data.
-            self.ledger.complete(reservation)
-            self._log_failure(consumer, request, screened, reservation)
-            if isinstance(error, QueryFailed):
-                raise
-            raise QueryFailed(
-                "the operation failed after the data was read; its ε is spent",
-                hint="the cause is not shown, as it may depend on the data; the operator's "
-                "log names it; retrying spends ε again",
-            ) from None
+            raise self._failed(consumer, request, screened, reservation, error) from None
+
+    def _failed(
+        self,
+        consumer: Actor,
+        request: Request,
+        screened: _Screened,
+        reservation: Reservation,
+        error: Exception,
+    ) -> QueryFailed:
+        """Spend ``reservation``, whose operation failed after reading data, and the one
+        error to raise for it. Spent and used like an outcome: billed, and logged with
+        its ε, so that an auditor sees every ε a failure cost. One error for every cause,
+        since the cause may depend on the data. Called while ``error`` is handled."""
+        if not isinstance(error, QueryFailed):
+            _log.exception("an operation failed after reading data")
+        self.ledger.complete(reservation)
+        self._log_failure(consumer, request, screened, reservation)
+        if isinstance(error, QueryFailed):
+            return error
+        return QueryFailed(
+            "the operation failed after the data was read; its ε is spent",
+            hint="the cause is not shown, as it may depend on the data; the operator's "
+            "log names it; retrying spends ε again",
+        )
 
     def _log_outcome(
         self,
