@@ -28,6 +28,45 @@ from entrepot.settings import Settings
 KEY = SigningKey(bytes(range(7, 39)))
 
 
+def entry(**changed: object) -> dict[str, object]:
+    """One dataset of a feed, as a node writes it, with ``changed`` fields."""
+    return {
+        "dct:identifier": "rogue-hospitals/visits",
+        "dct:title": "Visits",
+        "dct:description": "Outpatient visits",
+        "dct:publisher": {"foaf:name": "Rogue Hospitals"},
+        "dct:modified": {"@value": "2026-01-01T00:00:00+00:00"},
+        "entrepot:standard": "health.visit",
+        "entrepot:sqlName": "rogue_hospitals.visits",
+        "dcat:version": "1",
+        **changed,
+    }
+
+
+def feed(*entries: object) -> bytes:
+    return json.dumps(
+        {
+            "dcat:dataset": list(entries),
+            "entrepot:more": False,
+            "entrepot:present": ["rogue-hospitals/visits"],
+        }
+    ).encode()
+
+
+# A peer's dataset the node refuses to copy, and what it says of it.
+HOSTILE_ENTRIES = {
+    "escape": (entry(**{"dct:title": "Visits \x1b]0;owned\x07"}), r"title holds the control"),
+    "bidi": (entry(**{"dct:description": "a \u202e b"}), r"description holds the control"),
+    "identifier": (entry(**{"dct:identifier": "../../etc/passwd"}), r"not a valid slug"),
+    "long-identifier": (entry(**{"dct:identifier": "p/" + "d" * 5000}), r"identifier has"),
+    "version": (entry(**{"dcat:version": 10**30}), r"not a version number"),
+    "version-text": (entry(**{"dcat:version": "1" * 30}), r"version has 30 characters"),
+    "sector": (entry(**{"entrepot:sector": "Q\x1b"}), r"code holds the control"),
+    "padding": (entry(pad=["x" * 1000] * 70), r"over 65536 characters"),
+    "nesting": (entry(pad=json.loads("[" * 40 + "]" * 40)), r"deeper than 16"),
+}
+
+
 def hostile(fault: str, asked: list[str] | None = None) -> FastAPI:
     app = FastAPI()
 
@@ -52,6 +91,13 @@ def hostile(fault: str, asked: list[str] | None = None) -> FastAPI:
             return signed(request, b'{"pad": "' + b"x" * 200_000 + b'"}')
         if fault == "not-json":
             return signed(request, b"<html>hello</html>")
+        if fault == "deep":
+            return signed(request, b"[" * 40_000 + b"]" * 40_000)
+        if fault == "fine":
+            said = {"dct:title": "Visits " + "v" * 5000, "entrepot:sqlName": "x" * 5000}
+            return signed(request, feed(entry(**said)))
+        if fault in HOSTILE_ENTRIES:
+            return signed(request, feed(HOSTILE_ENTRIES[fault][0]))
         return signed(request, json.dumps({"dcat:dataset": [{"dct:title": 1}]}).encode())
 
     return app
@@ -79,6 +125,7 @@ def node(tmp_path: Path) -> Iterator[Exchange]:
         ("redirect", r"redirect \(307\), which is not followed", None),
         ("huge", "more than 100000 bytes", None),
         ("not-json", "not JSON", None),
+        ("deep", "not JSON", None),
         ("garbage", "not valid", "feed_shape"),
     ],
 )
@@ -96,6 +143,33 @@ def test_a_misbehaving_peer_is_named_and_its_fault_said(
     assert peer["status"].startswith("error: peer rogue")
     # A federated search still answers, from what the node holds.
     assert LocalClient(node, LOCAL).catalog_search_federated("anything") == []
+
+
+@pytest.mark.parametrize("fault", sorted(HOSTILE_ENTRIES))
+def test_a_peers_dataset_is_checked_before_its_copy_is_stored(node: Exchange, fault: str) -> None:
+    with running(hostile(fault)) as client:
+        node.peers.add(str(client.base_url), bytes(KEY.verify_key).hex())
+        with pytest.raises(PeerError, match=HOSTILE_ENTRIES[fault][1]) as caught:
+            sync(node, "rogue")
+    assert caught.value.details["rule"] == "feed_shape"
+    assert caught.value.message.startswith("peer rogue sent a catalog feed that is not valid")
+    assert LocalClient(node, LOCAL).catalog_search_federated("visits") == []
+
+
+def test_a_peers_dataset_is_named_in_sql_as_its_reference_says_and_cut_to_its_columns(
+    node: Exchange,
+) -> None:
+    with running(hostile("fine")) as client:
+        node.peers.add(str(client.base_url), bytes(KEY.verify_key).hex())
+        assert sync(node, "rogue")["updated"] == 1
+    [found] = LocalClient(node, LOCAL).catalog_search_federated("visits")
+    assert (found["node"], found["dataset"], found["sql_name"]) == (
+        "rogue",
+        "rogue-hospitals/visits",
+        "rogue_hospitals.visits",
+    )
+    # A text longer than its column is cut to it, as the copy always did.
+    assert found["title"] == "Visits " + "v" * 293
 
 
 def test_a_query_to_a_peer_that_is_down_names_it_and_spends_nothing(node: Exchange) -> None:

@@ -12,12 +12,14 @@ The canonical text binds the method, the path with its query string, both keys,
 the timestamp, the nonce and the SHA-256 of the body, under a context line of its
 own, so that a request signature can never pass for a receipt, a tree head or an
 answer, nor be sent to another node or at another path. The recipient refuses,
-each with its own rule: a missing or malformed header (``envelope_malformed``), a
-key no operator added (``envelope_unknown_key``), a message for another node
+each with its own rule and in this order: a missing or malformed header
+(``envelope_malformed``), a bad signature (``envelope_signature``, checked before the
+key is looked up, so a stranger cannot probe which keys are peers'), a key no
+operator added (``envelope_unknown_key``), a message for another node
 (``envelope_recipient``), a timestamp further than ``peer_clock_skew_s`` from its
-clock (``envelope_clock_skew``), a bad signature (``envelope_signature``), a nonce
-it has seen (``envelope_replay``). A nonce is remembered as long as its timestamp
-would be accepted, so a replay is refused either way.
+clock (``envelope_clock_skew``), a nonce it has seen (``envelope_replay``). A nonce
+is remembered as long as its timestamp would be accepted, so a replay is refused
+either way.
 
 An answer is signed too: ``Entrepot-Signature`` over the request's nonce, the
 status, the answering key and the SHA-256 of the body, so that an answer cannot be
@@ -160,6 +162,17 @@ def open_request(
             "the request's nonce is not 32 hex digits",
             "send a fresh random nonce of 16 bytes with each request",
         )
+    # The signature first: a caller without the key's secret is told the same whether
+    # or not the key is a peer's, so no stranger can probe whom this node trusts.
+    text = _request_text(method, target, sender, to, timestamp, nonce, body)
+    try:
+        parse_key(sender).verify(text, raw_signature)
+    except (BadSignatureError, ValueError):
+        raise _refuse(
+            "envelope_signature",
+            "the request's signature does not match its content",
+            "the request was altered on the way, or signed with another key",
+        ) from None
     if not trusted(sender):
         raise _refuse(
             "envelope_unknown_key",
@@ -180,15 +193,6 @@ def open_request(
             f"(at most {max_skew_s:.0f} s)",
             "set both nodes' clocks by NTP, or raise ENTREPOT_PEER_CLOCK_SKEW_S",
         )
-    text = _request_text(method, target, sender, to, timestamp, nonce, body)
-    try:
-        parse_key(sender).verify(text, raw_signature)
-    except BadSignatureError:
-        raise _refuse(
-            "envelope_signature",
-            "the request's signature does not match its content",
-            "the request was altered on the way, or signed with another key",
-        ) from None
     if not fresh(sender, nonce):
         raise _refuse(
             "envelope_replay",

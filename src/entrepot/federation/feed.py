@@ -28,6 +28,7 @@ from urllib.parse import urlencode
 from sqlalchemy import Text, and_, cast, delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
+from entrepot._text import NAME_MAX, TEXT_MAX, check_text
 from entrepot.clock import as_utc
 from entrepot.errors import EntrepotError, InvalidInput, PeerError
 from entrepot.exchange.catalog import DatasetPage, DatasetSummary
@@ -38,6 +39,7 @@ from entrepot.standards.schema import Standard, parse_standard
 from entrepot.standards.scope import MAX_REGIONS, Term, region, sector
 from entrepot.vault import DatasetRef
 from entrepot.vault.models import Dataset, DatasetRegion, Provider, Version
+from entrepot.vault.refs import SLUG_MAX
 
 if TYPE_CHECKING:
     from entrepot.exchange import Exchange
@@ -58,6 +60,15 @@ MAX_PAGES = 10_000
 _CHUNK = 500
 # The longest region or sector code a peer may declare (the catalog stores 16 characters).
 MAX_CODE = 16
+# The most characters of one dataset's entry in a feed, as JSON: an entry is about 2 KB
+# (FEED_PAGE), and its copy keeps it whole, so a peer cannot fill this node's disk with
+# a few datasets' worth of padding.
+ENTRY_MAX = 64 * 1024
+# The deepest an entry nests: DCAT's own entries nest 4 levels; a JSON document much
+# deeper exhausts the stack of the encoder that stores it.
+ENTRY_DEPTH = 16
+# The largest version number a copy keeps (its column is a 32-bit integer).
+_VERSION_MAX = 2**31 - 1
 
 
 def _cursor(since: str | None) -> tuple[datetime, int] | None:
@@ -207,9 +218,28 @@ def _garbage(peer: str, what: str) -> PeerError:
 
 
 def _code(value: Any) -> str:
-    if not isinstance(value, str) or not 0 < len(value) <= MAX_CODE:
+    if not isinstance(value, str) or not value:
         raise ValueError("a region or sector code")
-    return value
+    return check_text(value, "region or sector code", most=MAX_CODE)
+
+
+def _said(value: Any, field: str, most: int, *, multiline: bool = False) -> str:
+    """A text of a peer's entry, cut to the ``most`` characters its column keeps, and
+    refused if it holds a control or bidirectional character (it is shown in other
+    people's terminals and pages; no node's entry points take one)."""
+    if not isinstance(value, str):
+        raise ValueError(f"its {field} is not text")
+    return check_text(value[:most], field, most=most, multiline=multiline)
+
+
+def _version(value: Any) -> int | None:
+    """A version's number as the feed writes it (text of digits), within the column."""
+    if value is None:
+        return None
+    number = int(check_text(value, "version", most=10)) if isinstance(value, str) else value
+    if not isinstance(number, int) or isinstance(number, bool) or not 0 < number <= _VERSION_MAX:
+        raise ValueError("its dcat:version is not a version number")
+    return number
 
 
 def _scope(entry: dict[str, Any]) -> tuple[list[str], str | None]:
@@ -221,26 +251,53 @@ def _scope(entry: dict[str, Any]) -> tuple[list[str], str | None]:
     return list(dict.fromkeys(_code(r) for r in regions)), None if sector is None else _code(sector)
 
 
+def _shallow(value: Any, levels: int) -> bool:
+    """Whether ``value`` nests lists and objects at most ``levels`` deep."""
+    todo = [(value, 1)]
+    while todo:
+        item, depth = todo.pop()
+        if isinstance(item, dict | list):
+            if depth > levels:
+                return False
+            inner = item.values() if isinstance(item, dict) else item
+            todo.extend((child, depth + 1) for child in inner)
+    return True
+
+
 def _row(peer: str, entry: Any) -> dict[str, Any]:
+    """A feed's dataset as its copy's row, every field checked before it is stored: a
+    dataset reference of slugs, texts cut to their columns and free of control
+    characters, a version the column holds, an entry of a bounded size and depth."""
     try:
-        version = entry.get("dcat:version")
-        dataset = str(entry["dct:identifier"])
+        identifier = entry["dct:identifier"]
+        if not isinstance(identifier, str):
+            raise ValueError("its identifier is not text")
+        ref = DatasetRef.parse(check_text(identifier, "identifier", most=2 * SLUG_MAX + 1))
         regions, sector = _scope(entry)
+        if not _shallow(entry, ENTRY_DEPTH) or len(json.dumps(entry)) > ENTRY_MAX:
+            raise ValueError(f"an entry deeper than {ENTRY_DEPTH} or over {ENTRY_MAX} characters")
         return {
-            "dataset": dataset,
-            "provider_slug": dataset.partition("/")[0][:200],
+            "dataset": str(ref),
+            "provider_slug": ref.provider,
             "sector": sector,
             "regions": regions,
-            "title": str(entry["dct:title"])[:300],
-            "description": str(entry.get("dct:description", ""))[:5000],
-            "provider": str(entry["dct:publisher"]["foaf:name"])[:200],
-            "standard": str(entry["entrepot:standard"])[:200],
-            "latest_version": None if version is None else int(version),
-            "modified": str(entry["dct:modified"]["@value"])[:64],
-            "document": entry,
+            "title": _said(entry["dct:title"], "title", 300),
+            "description": _said(
+                entry.get("dct:description", ""), "description", TEXT_MAX, multiline=True
+            ),
+            "provider": _said(entry["dct:publisher"]["foaf:name"], "provider name", NAME_MAX),
+            "standard": _said(entry["entrepot:standard"], "standard", 200),
+            "latest_version": _version(entry.get("dcat:version")),
+            "modified": _said(entry["dct:modified"]["@value"], "modification time", 64),
+            # The SQL name follows from the reference: the peer's word for it is not kept.
+            "document": {**entry, "entrepot:sqlName": ref.sql_name},
         }
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise _garbage(peer, f"a dataset lacks {exc}") from None
+    except KeyError as missing:
+        raise _garbage(peer, f"a dataset lacks {missing}") from None
+    except InvalidInput as refused:
+        raise _garbage(peer, f"a dataset's {refused.message.removeprefix('the ')}") from None
+    except (TypeError, ValueError, AttributeError, RecursionError) as exc:
+        raise _garbage(peer, f"a dataset holds a wrong value ({exc})") from None
 
 
 def _read_page(name: str, feed: Any) -> tuple[list[dict[str, Any]], str | None, bool, Any]:

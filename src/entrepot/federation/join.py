@@ -442,6 +442,21 @@ def _number(raw: dict[str, Any], name: str, limit: int) -> int:
     return value
 
 
+def _versions(raw: dict[str, Any]) -> tuple[DatasetVersion, ...]:
+    """The versions a join's answer read, as its leader names them."""
+    versions = raw.get("versions")
+    fields = {"dataset", "version", "content_commitment"}
+    if not isinstance(versions, list) or not all(
+        isinstance(v, dict) and set(v) == fields and all(isinstance(v[f], str) for f in fields)
+        for v in versions
+    ):
+        raise InvalidInput(
+            "the join's versions are not a list of dataset versions",
+            hint="send each version as its dataset, version and content commitment",
+        )
+    return tuple(DatasetVersion(**v) for v in versions)
+
+
 def _table_bytes(table: pa.Table) -> bytes:
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, table.schema) as writer:
@@ -755,6 +770,11 @@ class Parts:
             raise InvalidInput("the request names no join", hint="send join, 32 hex digits")
         if step == "prepare":
             return self._prepare(sender, join, body)
+        # Read before the part is taken off: a malformed completion leaves the part open,
+        # to be completed, aborted, or ended after _PART_TTL_S, never held reserved.
+        done = (
+            (_unb64(body.get("answer"), "answer"), _versions(body)) if step == "complete" else None
+        )
         with self._lock:
             opened = self._open.get((sender.key, join))
             if step in ("complete", "abort"):
@@ -773,11 +793,8 @@ class Parts:
             return self._blind(opened, join, body)
         if step == "reblind":
             return self._reblind(opened, join, body)
-        if step == "complete":
-            versions = tuple(DatasetVersion(**v) for v in body.get("versions", []))
-            receipt = coordinator.complete_part(
-                part, _unb64(body.get("answer"), "answer"), versions
-            )
+        if done is not None:
+            receipt = coordinator.complete_part(part, *done)
             self._log(opened, "join_part", outcome="answered")
             return {"receipt": receipt.to_json()}
         if step == "abort":
@@ -840,7 +857,9 @@ class Parts:
                 "the leader's side is not the leader's dataset of the join",
                 hint="send the side of the leader's table",
             )
-        purpose = body.get("purpose")
+        # The purpose the consumer's node signed; the leader's word only when it signed
+        # none (the leader then states its grant's, as on one node).
+        purpose = mandate.get("purpose") or body.get("purpose")
         part = self.exchange.coordinator.take_part(
             actor,
             request,

@@ -253,7 +253,9 @@ class PeerCall:
             raise _Unanswered(unsigned) from None
         try:
             decoded = json.loads(content)
-        except ValueError:
+        except (ValueError, RecursionError):
+            # JSON nested deeper than the parser's stack (about 1,000 levels) is not an
+            # answer of an entrepot node either.
             raise self._fail(
                 "answered with something that is not JSON",
                 "the URL may not be an entrepot node; check it with the peer's operator",

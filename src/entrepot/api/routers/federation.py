@@ -24,10 +24,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
+from entrepot._text import excerpt
 from entrepot.api._exchange import exchange_of
 from entrepot.api.openapi import operation_id
 from entrepot.clock import utcnow
-from entrepot.errors import Conflict, EntrepotError, InvalidInput
+from entrepot.errors import Conflict, EntrepotError, Forbidden, InvalidInput
 from entrepot.federation.envelope import NONCE, SIGNATURE, Sender, open_request, sign_response
 from entrepot.federation.peers import identity_of
 
@@ -75,7 +76,8 @@ def _target(request: Request) -> str:
 def _payload(body: bytes) -> dict[str, Any]:
     try:
         found = json.loads(body or b"{}")
-    except ValueError:
+    except (ValueError, RecursionError):
+        # Nested deeper than the parser's stack: refused as any body that is not JSON.
         found = None
     if not isinstance(found, dict):
         raise InvalidInput("the request's body is not a JSON object", hint="send a JSON object")
@@ -204,9 +206,10 @@ def _text(body: dict[str, Any], name: str, *, optional: bool = False) -> Any:
 )
 async def remote_access(request: Request) -> Response:
     """The request is made on this node, for the organization that stands for the peer's
-    consumer; this node's provider grants or refuses it, and the grant lives here."""
-    from entrepot.client.local import LocalClient
-    from entrepot.federation.remote import consumer_of, log_peer_event
+    consumer; this node's provider grants or refuses it, and the grant lives here. Only
+    this node's own datasets are asked for: a dataset named with a node is refused
+    (``peer_relay``), so no peer reaches a third node through this one."""
+    from entrepot.federation.remote import consumer_of, log_peer_event, remote_dataset
 
     exchange = exchange_of(request)
 
@@ -221,17 +224,21 @@ async def remote_access(request: Request) -> Response:
             dataset, purpose = _text(body, "dataset"), _text(body, "purpose")
             until, since = _date(body, "until"), _date(body, "since", optional=True)
             note = _text(body, "note", optional=True) or ""
+            if remote_dataset(dataset) is not None:
+                raise _relayed(f"the dataset {excerpt(dataset)!r} is named with a node")
             # The request's own fields checked first: a malformed one makes no organization.
             actor = consumer_of(exchange, sender.key, _text(body, "consumer"), create=True)
-            answered = LocalClient(exchange, actor).request_access(
+            # The contracts themselves, not a client: a client forwards a dataset of a peer.
+            answered = exchange.contracts.request(
+                actor,
                 dataset,
                 purpose=purpose,
                 epsilon=epsilon,
                 until=until,
                 since=since,
-                actions=actions,
+                actions=tuple(actions),
                 note=note,
-            )
+            ).to_body()
             peer = exchange.peers.get(exchange.peers.name_of(sender.key))
             log_peer_event(
                 exchange,
@@ -277,6 +284,15 @@ async def remote_contracts(request: Request) -> Response:
         return {"contracts": [*client.access_requests(pending=True), *client.access_grants()]}
 
     return await _answer(request, work)
+
+
+def _relayed(what: str) -> Forbidden:
+    """A peer's request for another node's data: trust between nodes is not transitive."""
+    return Forbidden(
+        f"{what}: a peer asks this node about its own data only",
+        hint="ask the node that holds the data; its operator adds your node as a peer",
+        rule="peer_relay",
+    )
 
 
 def _request_id(value: Any, name: str) -> str:
@@ -342,16 +358,12 @@ def _once_per_request(
 )
 async def remote_query(request: Request) -> Response:
     """Run by this node's coordinator as for any consumer: this node's contract, policy,
-    ledger, noise, log and signed receipt. Only the released answer goes back."""
-    from entrepot.client.local import LocalClient, answer_body
+    ledger, noise, log and signed receipt. Only the released answer goes back. The query
+    reads this node's data only: a table named with a node is refused by the coordinator
+    (``unknown_table``) and logged, never forwarded to another node."""
+    from entrepot.client.local import answer_body
     from entrepot.exchange.coordinator import Floor
-    from entrepot.federation.remote import (
-        consumer_of,
-        flush_later,
-        names_a_node,
-        owe_peer_event,
-        peer_entry,
-    )
+    from entrepot.federation.remote import consumer_of, flush_later, peer_entry
     from entrepot.federation.witness import cosign_later, witnessed_receipt
 
     exchange = exchange_of(request)
@@ -373,21 +385,17 @@ async def remote_query(request: Request) -> Response:
             return received(answered.get("dataset"), answered.get("epsilon_spent", 0))
 
         def run() -> dict[str, Any]:
-            if names_a_node(sql):
-                # Not this node's data alone: answered as any query the consumer asks here.
-                answered = LocalClient(exchange, actor).query(sql, epsilon=asked, purpose=purpose)
-                owe_peer_event(exchange, logged(answered))
-            else:
-                # The entry is owed in the commit that spends: no commit of its own.
-                result = exchange.queries.run(
-                    actor,
-                    sql,
-                    epsilon=asked,
-                    purpose=purpose,
-                    floor=floor,
-                    owed=lambda refs, spent: received(" JOIN ".join(map(str, refs)), spent),
-                )
-                answered = answer_body(result.to_dict())
+            # The coordinator itself, not a client: a client forwards a table of a peer.
+            # The entry is owed in the commit that spends: no commit of its own.
+            result = exchange.queries.run(
+                actor,
+                sql,
+                epsilon=asked,
+                purpose=purpose,
+                floor=floor,
+                owed=lambda refs, spent: received(" JOIN ".join(map(str, refs)), spent),
+            )
+            answered = answer_body(result.to_dict())
             answered["receipt"] = witnessed_receipt(exchange, answered["receipt"])
             cosign_later(exchange)
             return answered
