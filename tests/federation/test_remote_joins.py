@@ -226,6 +226,17 @@ def test_a_peers_request_with_a_field_of_the_wrong_kind_is_refused_and_makes_not
                 body = {**asked, "sql": "SELECT COUNT(*) FROM x", name: value}
                 with pytest.raises(InvalidInput, match=f"request's {message}"):
                     call.call("POST", path, {**body, "request": secrets.token_hex(16)})
+        # Terms the contracts refuse, whoever asks, are refused before too.
+        refused_terms: list[tuple[str, Any, str]] = [
+            ("purpose", "curiosity", "purpose"),
+            ("note", "x" * 5000, "note"),
+            ("note", "a\x1b[2Jb", "note"),
+            ("epsilon", 0, "above 0"),
+            ("until", "2001-01-01", "empty or over"),
+        ]
+        for name, value, message in refused_terms:
+            with pytest.raises(InvalidInput, match=message):
+                call.call("POST", "federation/v1/access", {**asked, name: value})
         assert world.a.contracts.requests(world.a.actor("riverside-hospitals")) == []
         with pytest.raises(NotFound):
             consumer_of(world.a, bytes(world.c.node.verify_key).hex(), CONSUMER, create=False)

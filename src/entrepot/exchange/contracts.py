@@ -121,19 +121,10 @@ class Contracts:
                 f"{actor.name} is not a consumer; only consumers request access",
                 hint=f"act as a consumer organization ({param('as')} ORG)",
             )
-        check_purpose(purpose)
-        check_text(note, "note", most=NOTE_MAX, multiline=True)
-        wanted = check_actions(actions)
-        epsilon_nano = to_nano(epsilon, round_up=False)
-        if epsilon_nano <= 0:
-            raise InvalidInput("the requested ε must be above 0", hint=f"e.g. {param('epsilon')} 3")
+        wanted, epsilon_nano, since = self.check_terms(
+            purpose=purpose, epsilon=epsilon, until=until, since=since, actions=actions, note=note
+        )
         now = self.clock()
-        since = since or now.date()
-        if until < since or end_of(until) <= now:
-            raise InvalidInput(
-                f"the period {since} to {until} is empty or over",
-                hint=f"give {param('until')} a date from today on",
-            )
         with self.db.write() as session:
             target = find_dataset(session, dataset)
             pending = session.scalar(
@@ -166,6 +157,33 @@ class Contracts:
             record_event(session, row.id, None, None, "requested", actor.name, now)
             info = self._request_info(session, row, history=True)
         return info
+
+    def check_terms(
+        self,
+        *,
+        purpose: str,
+        epsilon: float,
+        until: date,
+        since: date | None,
+        actions: tuple[str, ...],
+        note: str,
+    ) -> tuple[list[str], int, date]:
+        """A request's terms checked, whoever asks: its actions, its ε in nano and the
+        first day of its period (today when ``since`` is None)."""
+        check_purpose(purpose)
+        check_text(note, "note", most=NOTE_MAX, multiline=True)
+        wanted = check_actions(actions)
+        epsilon_nano = to_nano(epsilon, round_up=False)
+        if epsilon_nano <= 0:
+            raise InvalidInput("the requested ε must be above 0", hint=f"e.g. {param('epsilon')} 3")
+        now = self.clock()
+        since = since or now.date()
+        if until < since or end_of(until) <= now:
+            raise InvalidInput(
+                f"the period {since} to {until} is empty or over",
+                hint=f"give {param('until')} a date from today on",
+            )
+        return wanted, epsilon_nano, since
 
     def requests(
         self, actor: Actor, *, pending: bool = False, limit: int | None = None, offset: int = 0

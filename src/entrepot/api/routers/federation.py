@@ -226,7 +226,16 @@ async def remote_access(request: Request) -> Response:
             note = _text(body, "note", optional=True) or ""
             if remote_dataset(dataset) is not None:
                 raise _relayed(f"the dataset {excerpt(dataset)!r} is named with a node")
-            # The request's own fields checked first: a malformed one makes no organization.
+            # The request's own fields and terms checked first: a request refused for
+            # them makes no organization.
+            exchange.contracts.check_terms(
+                purpose=purpose,
+                epsilon=epsilon,
+                until=until,
+                since=since,
+                actions=tuple(actions),
+                note=note,
+            )
             actor = consumer_of(exchange, sender.key, _text(body, "consumer"), create=True)
             # The contracts themselves, not a client: a client forwards a dataset of a peer.
             answered = exchange.contracts.request(
