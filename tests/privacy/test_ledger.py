@@ -95,6 +95,37 @@ def test_release_refunds_only_while_no_data_was_touched(market: Market) -> None:
     assert market.ledger.check() == []
 
 
+def test_a_reservation_untouched_for_an_hour_is_released_at_the_next_one(market: Market) -> None:
+    market.grant(epsilon=1.0, max_queries=5)
+    market.ledger.set_cap(market.dataset_id, 10.0, delta=1e-6, actor="org:riverside-hospitals")
+    dead = reserve(market, 0.5, delta=1e-9)  # its process died before it read anything
+    read = reserve(market, 0.25)
+    market.ledger.mark_touched(read)  # its process died after reading: spent for good
+    market.clock.advance(minutes=59)
+    recent = reserve(market, 0.125)
+    [budget] = market.ledger.budgets(consumer_id=market.consumer.org_id)
+    assert budget.epsilon_left == pytest.approx(0.125)
+    market.clock.advance(minutes=2)
+    latest = reserve(market, 0.0625)
+    states = {e.id: e.state for e in market.ledger.entries(consumer_id=market.consumer.org_id)}
+    assert states == {
+        dead.id: "released",
+        read.id: "touched",
+        recent.id: "reserved",
+        latest.id: "reserved",
+    }
+    [budget] = market.ledger.budgets(consumer_id=market.consumer.org_id)
+    assert budget.epsilon_left == pytest.approx(1 - 0.25 - 0.125 - 0.0625)
+    assert budget.queries_used == 3
+    cap = market.ledger.cap(market.dataset_id)
+    assert cap is not None
+    assert (cap.epsilon_left, cap.delta_left) == (pytest.approx(10 - 0.4375), pytest.approx(1e-6))
+    # Had its process lived on, it could not read: its mark as touched is refused.
+    with pytest.raises(Conflict, match="released"):
+        market.ledger.mark_touched(dead)
+    assert market.ledger.check() == []
+
+
 def test_max_queries_is_enforced_when_reserving(market: Market) -> None:
     market.grant(epsilon=5.0, max_queries=2)
     reserve(market, 0.1)

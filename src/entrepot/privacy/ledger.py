@@ -12,7 +12,12 @@ of 64 racing 0.1-ε queries through a 1.0 budget; this way exactly 10 pass.
 
 A reservation moves ``reserved → touched → completed`` or ``reserved → released``. Only
 a reservation that never touched data can be released (refunded): a refund that depends
-on what the data did is a side channel. ``completed`` rows are what metering bills.
+on what the data did is a side channel. ``completed`` rows are what metering bills. A
+use is reserved just before its data is read (a partner of a join holds its part at
+most ten minutes): a reservation still untouched after :data:`STALE_RESERVATION`
+belongs to a process that died before reading, and is released at its consumer's next
+reservation. Should its process live on after all, its mark as touched fails, before
+it reads anything.
 
 ε is stored as an integer count of nano-ε. Floats drift (ten debits of 0.1 from 1.0 leave
 a tiny negative or positive remainder, which would turn the tenth query away or let an
@@ -100,6 +105,7 @@ __all__ = [
     "ATTO",
     "COMPLETED",
     "NANO",
+    "STALE_RESERVATION",
     "Budget",
     "BudgetRecord",
     "Cap",
@@ -128,6 +134,8 @@ _versions = table("versions", column("dataset_id"), column("bound_epsilon_nano")
 # PostgreSQL SQLSTATEs worth retrying: serialization failure and deadlock detected.
 _RETRY_SQLSTATES = ("40001", "40P01")
 _RETRIES = 5
+# How long a reservation may stay untouched before it is taken for a dead process's.
+STALE_RESERVATION = timedelta(hours=1)
 
 _T = TypeVar("_T")
 
@@ -192,6 +200,7 @@ class Ledger:
         # reservations over the same datasets take their row locks in the same order, so
         # PostgreSQL never deadlocks.
         ordered = sorted(debits, key=lambda d: d.dataset_id)
+        self._release_stale(consumer_id)
 
         def attempt(session: Session) -> Reservation:
             now = self.clock()
@@ -401,27 +410,34 @@ class Ledger:
             ).all()
             if len(done) != len(reservation.held):
                 self._expect(session, reservation, (), "release")
-            caps = dataset_caps
-            # The same order as reserve() takes its row locks in.
-            for cost, budget_id, _, _ in sorted(done, key=lambda row: row[2]):
-                session.execute(
-                    update(budgets)
-                    .where(budgets.c.id == budget_id)
-                    .values(
-                        epsilon_remaining_nano=budgets.c.epsilon_remaining_nano + cost,
-                        queries_remaining=budgets.c.queries_remaining + 1,
-                    )
+            _refund(session, done)
+
+        self._retrying(attempt)
+
+    def _release_stale(self, consumer_id: int) -> None:
+        """Release the consumer's reservations untouched for :data:`STALE_RESERVATION`
+        (one read when there are none, as almost always)."""
+        table = ledger_entries
+        stale = (
+            table.c.consumer_id == consumer_id,
+            table.c.finished_at.is_(None),
+            table.c.state == RESERVED,
+            table.c.created_at < self.clock() - STALE_RESERVATION,
+        )
+        with self.db.read() as session:
+            if session.execute(select(table.c.id).where(*stale).limit(1)).first() is None:
+                return
+
+        def attempt(session: Session) -> None:
+            done = session.execute(
+                update(table)
+                .where(*stale)
+                .values(state=RELEASED, finished_at=self.clock())
+                .returning(
+                    table.c.epsilon_nano, table.c.budget_id, table.c.dataset_id, table.c.delta
                 )
-            for cost, _, dataset_id, delta in sorted(done, key=lambda row: row[2]):
-                # The row keeps the δ asked for; rounded as reserve() rounded it.
-                session.execute(
-                    update(caps)
-                    .where(caps.c.dataset_id == dataset_id)
-                    .values(
-                        remaining_nano=caps.c.remaining_nano + cost,
-                        delta_remaining_atto=caps.c.delta_remaining_atto + to_atto(delta),
-                    )
-                )
+            ).all()
+            _refund(session, done)
 
         self._retrying(attempt)
 
@@ -805,6 +821,31 @@ def tighten_delta_cap(
             updated_at=now,
         )
     )
+
+
+def _refund(session: Session, done: Sequence[Any]) -> None:
+    """Give back the ε, δ and use of released rows ``(ε nano, budget, dataset, δ)``."""
+    # The same order as reserve() takes its row locks in.
+    ordered = sorted(done, key=lambda row: row[2])
+    for cost, budget_id, _, _ in ordered:
+        session.execute(
+            update(budgets)
+            .where(budgets.c.id == budget_id)
+            .values(
+                epsilon_remaining_nano=budgets.c.epsilon_remaining_nano + cost,
+                queries_remaining=budgets.c.queries_remaining + 1,
+            )
+        )
+    for cost, _, dataset_id, delta in ordered:
+        # The row keeps the δ asked for; rounded as reserve() rounded it.
+        session.execute(
+            update(dataset_caps)
+            .where(dataset_caps.c.dataset_id == dataset_id)
+            .values(
+                remaining_nano=dataset_caps.c.remaining_nano + cost,
+                delta_remaining_atto=dataset_caps.c.delta_remaining_atto + to_atto(delta),
+            )
+        )
 
 
 def _backoff() -> Iterator[int]:
