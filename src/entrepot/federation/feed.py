@@ -253,14 +253,14 @@ def _scope(entry: dict[str, Any]) -> tuple[list[str], str | None]:
 
 def _shallow(value: Any, levels: int) -> bool:
     """Whether ``value`` nests lists and objects at most ``levels`` deep."""
-    todo = [(value, 1)]
-    while todo:
-        item, depth = todo.pop()
+    pending = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
         if isinstance(item, dict | list):
             if depth > levels:
                 return False
             inner = item.values() if isinstance(item, dict) else item
-            todo.extend((child, depth + 1) for child in inner)
+            pending.extend((child, depth + 1) for child in inner)
     return True
 
 
