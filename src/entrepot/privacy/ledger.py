@@ -400,17 +400,14 @@ class Ledger:
 
         def attempt(session: Session) -> None:
             table = ledger_entries
-            done = session.execute(
-                update(table)
-                .where(table.c.id.in_(reservation.entry_ids), table.c.state == RESERVED)
-                .values(state=RELEASED, finished_at=self.clock())
-                .returning(
-                    table.c.epsilon_nano, table.c.budget_id, table.c.dataset_id, table.c.delta
-                )
-            ).all()
-            if len(done) != len(reservation.held):
+            released = _release(
+                session,
+                self.clock(),
+                table.c.id.in_(reservation.entry_ids),
+                table.c.state == RESERVED,
+            )
+            if released != len(reservation.held):
                 self._expect(session, reservation, (), "release")
-            _refund(session, done)
 
         self._retrying(attempt)
 
@@ -428,18 +425,7 @@ class Ledger:
             if session.execute(select(table.c.id).where(*stale).limit(1)).first() is None:
                 return
 
-        def attempt(session: Session) -> None:
-            done = session.execute(
-                update(table)
-                .where(*stale)
-                .values(state=RELEASED, finished_at=self.clock())
-                .returning(
-                    table.c.epsilon_nano, table.c.budget_id, table.c.dataset_id, table.c.delta
-                )
-            ).all()
-            _refund(session, done)
-
-        self._retrying(attempt)
+        self._retrying(lambda session: _release(session, self.clock(), *stale))
 
     def complete(
         self,
@@ -823,8 +809,16 @@ def tighten_delta_cap(
     )
 
 
-def _refund(session: Session, done: Sequence[Any]) -> None:
-    """Give back the ε, δ and use of released rows ``(ε nano, budget, dataset, δ)``."""
+def _release(session: Session, now: datetime, *where: Any) -> int:
+    """Release the ledger rows matching ``where`` and give back their ε, δ and use; how
+    many were released."""
+    table = ledger_entries
+    done = session.execute(
+        update(table)
+        .where(*where)
+        .values(state=RELEASED, finished_at=now)
+        .returning(table.c.epsilon_nano, table.c.budget_id, table.c.dataset_id, table.c.delta)
+    ).all()
     # The same order as reserve() takes its row locks in.
     ordered = sorted(done, key=lambda row: row[2])
     for cost, budget_id, _, _ in ordered:
@@ -846,6 +840,7 @@ def _refund(session: Session, done: Sequence[Any]) -> None:
                 delta_remaining_atto=dataset_caps.c.delta_remaining_atto + to_atto(delta),
             )
         )
+    return len(done)
 
 
 def _backoff() -> Iterator[int]:
