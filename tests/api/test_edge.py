@@ -167,6 +167,9 @@ def request_body(**changes: object) -> dict[str, object]:
             "body.dataset",
         ),
         ("POST", "/v1/access/requests", None, request_body(since=next_year(), until=None), None),
+        ("POST", "/v1/access/requests", None, request_body(epsilon=True), "body.epsilon"),
+        ("POST", "/v1/access/requests", None, request_body(epsilon="1"), "body.epsilon"),
+        ("POST", "/v1/queries", None, {"sql": "SELECT 1", "epsilon": True}, "body.epsilon"),
     ],
 )
 def test_the_schema_refuses_what_the_server_would(

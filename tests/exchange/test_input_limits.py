@@ -72,7 +72,7 @@ def test_a_date_a_month_or_an_epsilon_past_what_the_exchange_computes_is_refused
         with pytest.raises(InvalidInput, match="is not a month from 1970 to 2999"):
             market.metering.invoice(market.consumer, month)
     policy = parse_policy({}, get("health.visit"))
-    for tiny in (1e-320, 5e-324, 1e-10):
+    for tiny in (1e-320, 5e-324, 1e-10, True):
         with pytest.raises(InvalidInput, match="ε must be a finite number of at least 1e-09"):
             price(policy, tiny)
     assert price(policy, 1e-9)[0] == 1e-9

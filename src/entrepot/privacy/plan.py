@@ -405,7 +405,8 @@ def price(policy: Policy, epsilon: float | None = None) -> tuple[float, float]:
     Raises :class:`PolicyViolation` (rule ``epsilon_cap``) above the policy's cap.
     """
     spend = policy.default_epsilon if epsilon is None else epsilon
-    if not isinstance(spend, int | float) or not math.isfinite(spend) or spend < MIN_EPSILON:
+    real = isinstance(spend, int | float) and not isinstance(spend, bool)
+    if not real or not math.isfinite(spend) or spend < MIN_EPSILON:
         raise InvalidInput(
             f"ε must be a finite number of at least {MIN_EPSILON:g}, not {spend!r}", hint="e.g. 0.5"
         )

@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, Field, model_validator
+from pydantic import AfterValidator, BaseModel, Field, StrictFloat, StrictInt, model_validator
 
 from entrepot._numbers import MAX_AMOUNT, MAX_COUNT, MAX_EPSILON
 from entrepot._text import NOTE_MAX
@@ -134,7 +134,7 @@ class RequestCreate(BaseModel):
         description="provider/dataset, or node:provider/dataset for a peer's dataset.",
     )
     purpose: str = Field(min_length=1, max_length=100, examples=["public-health-surveillance"])
-    epsilon: float = Field(gt=0, le=MAX_EPSILON, examples=[3.0])
+    epsilon: StrictFloat = Field(gt=0, le=MAX_EPSILON, examples=[3.0])
     until: Until
     since: date | None = Field(None, description="The first day (UTC); today if omitted.")
     actions: list[Action] = Field(default_factory=_default_actions, min_length=1)
@@ -148,8 +148,8 @@ class RequestCreate(BaseModel):
 
 
 class GrantCreate(BaseModel):
-    epsilon: float | None = Field(None, gt=0, le=MAX_EPSILON, examples=[2.0])
-    max_queries: int | None = Field(None, ge=1, le=MAX_COUNT)
+    epsilon: StrictFloat | None = Field(None, gt=0, le=MAX_EPSILON, examples=[2.0])
+    max_queries: StrictInt | None = Field(None, ge=1, le=MAX_COUNT)
     price_per_query: Decimal = Field(Decimal(0), ge=0, le=MAX_AMOUNT, decimal_places=2)
     price_per_epsilon: Decimal = Field(Decimal(0), ge=0, le=MAX_AMOUNT, decimal_places=2)
     actions: list[Action] | None = Field(None, min_length=1)

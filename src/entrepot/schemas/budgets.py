@@ -8,7 +8,7 @@ prints or sends, pinned equal to pydantic's dump of these shapes.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictFloat
 
 from entrepot._numbers import MAX_EPSILON
 from entrepot.privacy.ledger import BudgetRecord, Cap
@@ -27,6 +27,6 @@ class CapIn(BaseModel):
         max_length=2 * SLUG_MAX + 1,
         examples=["riverside-hospitals/outpatient-visits"],
     )
-    epsilon: float = Field(
+    epsilon: StrictFloat = Field(
         gt=0, le=MAX_EPSILON, description="The new cap: never below what was spent."
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, Field, computed_field
+from pydantic import BaseModel, Field, StrictFloat, computed_field
 
 from entrepot._numbers import MAX_EPSILON, MIN_EPSILON
 
@@ -19,7 +19,7 @@ class QueryIn(BaseModel):
             "SELECT district, COUNT(*) FROM riverside_hospitals.outpatient_visits GROUP BY district"
         ],
     )
-    epsilon: float | None = Field(
+    epsilon: StrictFloat | None = Field(
         None, ge=MIN_EPSILON, le=MAX_EPSILON, description="ε to spend (policy default)."
     )
     purpose: str | None = Field(
@@ -32,7 +32,7 @@ class OverlapIn(BaseModel):
     right: str = Field(
         min_length=3, max_length=200, examples=["riverside-hospitals/outpatient-visits"]
     )
-    epsilon: float | None = Field(
+    epsilon: StrictFloat | None = Field(
         None, ge=MIN_EPSILON, le=MAX_EPSILON, description="ε to spend on each side."
     )
     purpose: str | None = Field(

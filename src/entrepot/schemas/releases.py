@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictFloat, StrictInt
 
 __all__ = [
     "SHARING_PREFIX",
@@ -25,15 +25,19 @@ class ReleaseIn(BaseModel):
     dataset: str = Field(examples=["riverside-hospitals/outpatient-visits"])
     consumer: str = Field(description="The consumer organization the release is made for.")
     kind: Literal["anonymized", "synthetic"] = "anonymized"
-    k: int | None = Field(None, ge=1, le=1_000_000, description="k-anonymity: units per class.")
-    l: int | None = Field(None, ge=1, le=10_000, description="l-diversity of the sensitive column.")  # noqa: E741
-    t: float | None = Field(None, ge=0, le=1, description="t-closeness (total variation).")
-    max_suppression: float | None = Field(
+    k: StrictInt | None = Field(
+        None, ge=1, le=1_000_000, description="k-anonymity: units per class."
+    )
+    l: StrictInt | None = Field(  # noqa: E741
+        None, ge=1, le=10_000, description="l-diversity of the sensitive column."
+    )
+    t: StrictFloat | None = Field(None, ge=0, le=1, description="t-closeness (total variation).")
+    max_suppression: StrictFloat | None = Field(
         None, ge=0, le=1, description="The largest share of rows the release may drop."
     )
     sensitive: str | None = Field(None, max_length=200, description="The column l and t hold on.")
-    epsilon: float | None = Field(None, gt=0, le=100, description="ε of a synthetic release.")
-    rows: int | None = Field(None, ge=1, description="Rows of a synthetic release.")
+    epsilon: StrictFloat | None = Field(None, gt=0, le=100, description="ε of a synthetic release.")
+    rows: StrictInt | None = Field(None, ge=1, description="Rows of a synthetic release.")
     pseudonyms: list[str] = Field(
         default_factory=list,
         max_length=20,
