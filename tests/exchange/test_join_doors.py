@@ -77,6 +77,24 @@ def test_the_cli_answers_a_join_query_and_an_overlap_in_the_query_shape(
     assert shaped["epsilon_spent"] == pytest.approx(0.4)
 
 
+def test_the_cli_answers_a_join_query_of_a_median_and_spends_it_as_an_answer(
+    world: JoinWorld,
+) -> None:
+    """The CLI follows a join's steps with a progress bar; a quantile's step is one of them."""
+    median = (
+        "SELECT MEDIAN(t.amount) AS median_amount, COUNT(*) AS pairs "
+        "FROM riverside_hospitals.outpatient_visits v "
+        "JOIN acme_pay.transactions t ON v.patient_id = t.person_id"
+    )
+    asked = CliRunner().invoke(
+        app, ["query", "--home", str(world.home), "--as", CONSUMER, "-e", "0.5", "--json", median]
+    )
+    assert asked.exit_code == 0, asked.output
+    body = json.loads(asked.stdout)
+    assert body["answer"]["aggregates"] == ["median_amount", "pairs"]
+    assert body["epsilon_spent"] == pytest.approx(1.0)
+
+
 def entrepot(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "entrepot", *args], capture_output=True, text=True, check=False

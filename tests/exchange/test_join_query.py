@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from tests.exchange.join_world import CONSUMER, PAYMENTS, VISITS, JoinWorld
 
+from entrepot.client.local import LocalClient
 from entrepot.errors import ContractViolation, PolicyViolation
 from entrepot.exchange import Exchange
 from entrepot.transparency import verify_receipt
@@ -57,6 +58,27 @@ def test_a_join_is_answered_with_both_datasets_named_and_charged(world: JoinWorl
     # log agree.
     assert len(entry["debits"]) == 2
     assert not [d for d in exchange.reconcile().differences if d.what == "query"]
+
+
+def test_a_providers_usage_of_a_join_never_tells_the_other_datasets_rows(
+    world: JoinWorld,
+) -> None:
+    """Each provider reads its own usage; the other provider's row count is not its own."""
+    payments = [("AB0001", D1, 10.0)] + [(f"AB{i:04d}", D2, 1.0) for i in range(100, 137)]
+    world.publish([("AB0001", D1, "I"), ("AB0002", D1, "I")], payments)
+    exchange = Exchange(world.node)
+    exchange.queries.run(exchange.actor(CONSUMER), SQL, epsilon=0.5)
+    [finished] = {e.finished_at for e in exchange.ledger.entries() if e.state == "completed"}
+    assert finished is not None
+    month = f"{finished:%Y-%m}"
+    for provider, dataset, own in (
+        ("riverside-hospitals", VISITS, 2),
+        ("acme-pay", PAYMENTS, len(payments)),
+    ):
+        usage = LocalClient(exchange, exchange.actor(provider)).usage(month)
+        [line] = [line for line in usage["lines"] if line["action"] == "private-join"]
+        assert line["dataset"] == dataset
+        assert (line["rows_scanned"] or 0) <= own, (provider, line)
 
 
 def test_different_concepts_are_refused_and_nothing_is_charged(world: JoinWorld) -> None:

@@ -505,11 +505,14 @@ class Coordinator:
             if owed is not None:
                 self.node.outbox.stage(session, owed(refs, here))
 
+        # A ledger row is shown to its dataset's provider: the rows of an operation over
+        # several datasets would tell each provider the others' exact row counts.
+        rows = outcome.rows if len(screened.uses) == 1 else None
         try:
             body = request.body(outcome)
             self.ledger.complete(
                 reservation,
-                rows_scanned=outcome.rows,
+                rows_scanned=rows,
                 answer=(priced.fingerprint, body),
                 also=stage,
             )

@@ -161,11 +161,14 @@ class JoinRun:
         view, rows = self._view(vault, touched)
         with self.engine().session() as session:
             session.register_arrow(_VIEW, view)
-            exact = self._timed("aggregate", lambda: session.execute(self.plan.plan.sql(_VIEW)))
-            samples = None
-            if self.plan.plan.quantiles:
-                text = self.plan.plan.rewrite.samples_sql(_VIEW)
-                samples = self._timed("values", lambda: session.execute(text))
+
+            def aggregate() -> tuple[pa.Table, pa.Table | None]:
+                exact = session.execute(self.plan.plan.sql(_VIEW))
+                if not self.plan.plan.quantiles:
+                    return exact, None
+                return exact, session.execute(self.plan.plan.rewrite.samples_sql(_VIEW))
+
+            exact, samples = self._timed("aggregate", aggregate)
         answer = self._timed("noise", lambda: self.plan.plan.release(exact, samples))
         return Aggregated(answer, rows)
 
