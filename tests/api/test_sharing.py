@@ -16,7 +16,7 @@ import pytest
 from tests.api.conftest import running
 from tests.api.delta_client import read, write_profile
 from tests.exchange.logged_world import DATASET, PROVIDER
-from tests.exchange.release_world import CONSUMER, OUTSIDER, seed
+from tests.exchange.release_world import CONSUMER, OUTSIDER, grant, seed
 
 from entrepot.api import create_app
 from entrepot.client.http import HttpClient
@@ -110,6 +110,32 @@ def test_a_revoked_release_is_no_longer_readable(
         refused = api.get(file_url)
         assert refused.status_code == 404
         assert set(refused.json()) == {"errorCode", "message"}
+
+
+def test_a_later_grant_for_aggregates_only_reads_no_release(
+    world: Exchange, node: Node, tmp_path: Path
+) -> None:
+    token = _token(world, CONSUMER)
+    headers = {"Authorization": f"Bearer {token}"}
+    path = "/delta-sharing/shares/riverside-hospitals/schemas/outpatient-visits/tables"
+    with running(create_app(node)) as api:
+        answered = api.post(f"{path}/anonymized-1/query", headers=headers, json={})
+        assert answered.status_code == 200
+        url = next(line for line in answered.text.splitlines() if '"file"' in line)
+        file_url = httpx.Response(200, content=url).json()["file"]["url"]
+
+        # The grant the release was made under ends; the next is for aggregates only.
+        held = world.contracts.authorize(world.actor(CONSUMER), DATASET, "release-download")
+        world.contracts.revoke(world.actor(PROVIDER), held.ref, "project over")
+        grant(world, CONSUMER, "market-analysis")
+        reads = len(list(node.log.search(kind="download", limit=100)))
+        profile = write_profile(tmp_path / "b.share", f"{api.base_url}/delta-sharing", token)
+        found = read(profile, "riverside-hospitals.outpatient-visits.anonymized-1")
+        assert found["tables"] == []
+        assert found["error"]["status"] == 404
+        assert api.post(f"{path}/anonymized-1/query", headers=headers, json={}).status_code == 404
+        assert api.get(file_url).status_code == 404
+        assert len(list(node.log.search(kind="download", limit=100))) == reads
 
 
 def test_file_urls_expire_and_cannot_be_forged(world: Exchange, node: Node) -> None:

@@ -64,6 +64,10 @@ def test_create_list_show_revoke(cli: Cli) -> None:
     assert "riverside-hospitals.outpatient-visits.anonymized-1" in listed.output
     shown = cli("release", "show", "R-1", "--as", CONSUMER, "--json").json()
     assert "rows_in" not in shown["report"]
+    rendered = cli("release", "show", "R-1", "--as", CONSUMER)
+    assert rendered.code == 0, rendered.stderr
+    assert "prosecutor risk" in rendered.output
+    assert "information loss" not in rendered.output
     assert cli("release", "list", "--as", MARKETER).output == "no releases"
     revoked = cli("release", "revoke", "R-1", "--reason", "done", "--as", PROVIDER)
     assert revoked.code == 0, revoked.stderr

@@ -3,14 +3,19 @@ nothing; a release is logged with a receipt; synthetic ε is debited like a quer
 
 from __future__ import annotations
 
+import csv
 import json
 from collections.abc import Iterator
+from datetime import date, timedelta
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from tests.exchange.logged_world import DATASET, PROVIDER
+from tests.exchange.join_world import CONSUMER as JOINING
+from tests.exchange.join_world import PAYMENTS, JoinWorld
+from tests.exchange.logged_world import DATASET, PROVIDER, publish
 from tests.exchange.release_world import CONSUMER, MARKETER, OUTSIDER, POLICY, seed
+from tests.vault.visits import write_visits_csv
 
 from entrepot.errors import ContractViolation, NotFound, PolicyViolation
 from entrepot.exchange import Exchange
@@ -204,3 +209,71 @@ def test_a_pseudonym_of_a_column_that_is_no_row_or_unit_identifier_is_refused(
         ex.releases.create(ex.actor(PROVIDER), DATASET, CONSUMER, spec)
     assert refused.value.details["rule"] == "pseudonym_column"
     assert _state(ex) == before
+
+
+def test_a_suppressed_row_leaves_no_trace_in_what_the_consumer_sees(
+    ex: Exchange, tmp_path: Path
+) -> None:
+    spec = ReleaseSpec(k=5, l=2)
+    before = ex.releases.create(ex.actor(PROVIDER), DATASET, CONSUMER, spec)
+    # The same rows and one person more, alone in a district no one else visits from.
+    source = write_visits_csv(tmp_path / "one-more.csv", 600)
+    with source.open("a", newline="", encoding="utf-8") as out:
+        row = ["X0000001", "P-99999", "2025-03-03", "910105", "1", "00-04", "I", "100.00", ""]
+        csv.writer(out).writerow(row)
+    publish(ex.node, source)
+    after = ex.releases.create(ex.actor(PROVIDER), DATASET, CONSUMER, spec)
+    assert after.to_dict()["report"]["rows_suppressed"] == 1
+    assert after.record.sha256 == before.record.sha256  # the same rows are released
+    seen = [ex.releases.show(ex.actor(CONSUMER), r.ident).to_dict() for r in (before, after)]
+    assert seen[0]["rows"] == seen[1]["rows"]
+    assert seen[0]["report"] == seen[1]["report"]
+
+
+def test_a_synthetic_release_without_a_row_count_does_not_tell_the_versions_rows(
+    ex: Exchange,
+) -> None:
+    [version] = ex.vault.versions(DATASET)
+    rows = []
+    for epsilon in (0.01, 0.02):
+        made = ex.releases.create(
+            ex.actor(PROVIDER), DATASET, CONSUMER, ReleaseSpec(kind="synthetic", epsilon=epsilon)
+        )
+        seen = ex.releases.show(ex.actor(CONSUMER), made.ident).to_dict()
+        assert seen["report"]["rows"] == seen["rows"] >= 1
+        rows.append(seen["rows"])
+    # The model's noisy total: at these ε its noise spreads over thousands of rows.
+    assert rows != [version.rows, version.rows]
+
+
+def test_a_synthetic_release_with_no_column_of_public_domain_is_refused_before_any_data_is_read(
+    tmp_path: Path,
+) -> None:
+    world = JoinWorld(tmp_path / "node", grant_payments=False)
+    try:
+        world.publish([("AB-0001", "910101", "I")], [("AB0001", "910101", 12.5)])
+        ex = Exchange(world.node)
+        owner = ex.actor("acme-pay")
+        # The payments standard's channel is a dimension without a code list.
+        policy = "release: {kinds: [synthetic], quasi_identifiers: [channel]}\n"
+        ex.policies.set(owner, PAYMENTS, policy, where="test")
+        asked = ex.contracts.request(
+            ex.actor(JOINING),
+            PAYMENTS,
+            purpose="public-health-surveillance",
+            epsilon=5.0,
+            until=date.today() + timedelta(days=30),
+            actions=("release-download",),
+        )
+        granted = ex.contracts.grant(owner, asked.ref)
+        with pytest.raises(PolicyViolation) as refused:
+            ex.releases.create(owner, PAYMENTS, JOINING, ReleaseSpec(kind="synthetic", epsilon=1.0))
+        assert refused.value.details["rule"] == "synthesis_columns"
+        [budget] = ex.ledger.budgets(
+            consumer_id=ex.actor(JOINING).org_id, dataset_ids=[granted.dataset_id]
+        )
+        assert (budget.epsilon_left, budget.queries_used) == (5.0, 0)
+        [(_, entry)] = ex.node.log.search(kind="release", limit=1)
+        assert (entry["outcome"], entry["rule"]) == ("refused", "synthesis_columns")
+    finally:
+        world.close()

@@ -65,13 +65,17 @@ def _spec(**given: Any) -> dict[str, Any]:
 
 def _render_report(report: dict[str, Any]) -> None:
     if "generalization" in report:
+        # The losses and the search are the provider's figures (a consumer's report has none).
+        loss = report.get("information_loss")
+        head = ["column", "generalized to", *(["loss"] if loss else [])]
         rows = [
-            [g["column"], g["generalized_to"], f"{g['loss']:.3f}"] for g in report["generalization"]
+            [g["column"], g["generalized_to"], *([f"{g['loss']:.3f}"] if loss else [])]
+            for g in report["generalization"]
         ]
-        console.print(table("Generalization", ["column", "generalized to", "loss"], rows))
-        loss = report["information_loss"]
+        console.print(table("Generalization", head, rows))
         risk = report["risk"]
         classes = report["classes"]
+        search = report.get("search")
         lines = [
             f"rows released: {report['rows_released']:,}",
             *(
@@ -79,7 +83,7 @@ def _render_report(report: dict[str, Any]) -> None:
                 if "rows_in" in report
                 else []
             ),
-            f"information loss ({esc(loss['metric'])}): {loss['loss']:.4f}",
+            *([f"information loss ({esc(loss['metric'])}): {loss['loss']:.4f}"] if loss else []),
             f"equivalence classes: {classes['count']:,} (smallest {classes['smallest_units']} "
             f"units, median {classes['median_units']:g})",
             f"prosecutor risk: highest {risk['prosecutor']['highest']:.3f}, average "
@@ -87,8 +91,14 @@ def _render_report(report: dict[str, Any]) -> None:
             f"{risk['prosecutor']['records_at_risk']:.1%}",
             f"journalist risk: highest {risk['journalist']['highest']:.3f}; "
             f"marketer risk: {risk['marketer']:.3f}",
-            f"search: {report['search']['evaluated']} of {report['search']['lattice_nodes']} "
-            "lattice nodes evaluated",
+            *(
+                [
+                    f"search: {search['evaluated']} of {search['lattice_nodes']} "
+                    "lattice nodes evaluated"
+                ]
+                if search
+                else []
+            ),
             *(
                 [
                     f"pseudonyms: {esc(', '.join(report['pseudonyms']['columns']))}"
@@ -213,7 +223,7 @@ def synth(
     ],
     rows: Annotated[
         int | None,
-        typer.Option("--rows", min=1, help="Synthetic rows (default: the version's count)."),
+        typer.Option("--rows", min=1, help="Synthetic rows (default: the model's noisy total)."),
     ] = None,
     as_: As = None,
     home: Home = None,

@@ -27,7 +27,12 @@ __all__ = ["ACTIVE", "REVOKED", "ReleaseInfo", "ReleaseRecord", "list_releases",
 
 ACTIVE, REVOKED = "active", "revoked"
 # Figures of the report that describe the data before release: its provider's only.
-_PROVIDER_ONLY = ("rows_in", "rows_suppressed", "drivers", "fidelity")
+# The information loss counts the suppressed rows (its discernibility and each column's
+# loss tell how many, and so the rows in); the search's figures and each column's loss
+# and levels depend on the rows before suppression.
+_PROVIDER_ONLY = ("rows_in", "rows_suppressed", "drivers", "fidelity", "information_loss", "search")
+# What a consumer sees of a column's generalization: what its labels in the rows are.
+_GENERALIZATION_SEEN = ("column", "generalized_to")
 
 releases = Table(
     "releases",
@@ -112,6 +117,11 @@ class ReleaseInfo:
         if not self.full:
             for key in _PROVIDER_ONLY:
                 report.pop(key, None)
+            if "generalization" in report:
+                report["generalization"] = [
+                    {key: column[key] for key in _GENERALIZATION_SEEN}
+                    for column in report["generalization"]
+                ]
         return {
             "release": self.ident,
             "dataset": self.dataset,

@@ -13,6 +13,7 @@ refusal naming its rule, run before any data is read:
 - ``k_floor``, ``l_floor``, ``t_ceiling``, ``suppression_limit``: the model asked for is
   at least as strict as the policy's floors;
 - ``epsilon_per_release``: a synthetic release spends at most the policy's ε;
+- ``synthesis_columns``: a synthetic release has a column with a public domain;
 - ``pseudonym_column``: a pseudonym is asked for an identifier that names one row or
   the privacy unit, and only in an anonymized release.
 
@@ -310,7 +311,7 @@ def _pseudonyms(spec: ReleaseSpec, standard: Standard) -> tuple[str, ...]:
 
 
 def _synthesis(request: ReleaseRequest, found: Found) -> Any:
-    from entrepot.privacy.synth import Synthesis
+    from entrepot.privacy.synth import Synthesis, columns_of
 
     rules, standard, spec = found.policy.release, found.standard, request.spec
     if spec.pseudonyms:
@@ -327,18 +328,25 @@ def _synthesis(request: ReleaseRequest, found: Found) -> Any:
             rule="epsilon_per_release",
             hint=f"ask for {param('epsilon')} {rules.epsilon_per_release:g} or less",
         )
-    rows = spec.rows or min(found.version.rows, request.max_rows)
-    if rows > request.max_rows:
+    rows = spec.rows
+    if rows is not None and rows > request.max_rows:
         raise LimitExceeded(
             f"{rows:,} synthetic rows is more than the node allows ({request.max_rows:,})",
             setting="release_max_rows",
             hint=f"ask for fewer {param('rows')}, or raise ENTREPOT_RELEASE_MAX_ROWS",
         )
-    columns = (
-        *rules.quasi_identifiers_of(standard),
-        *rules.sensitive_of(standard),
+    columns = tuple(
+        dict.fromkeys((*rules.quasi_identifiers_of(standard), *rules.sensitive_of(standard)))
     )
-    return Synthesis(standard, tuple(dict.fromkeys(columns)), epsilon, rows)
+    if not columns_of(standard, columns)[0]:
+        raise PolicyViolation(
+            f"no column of {request.ref}'s releases has a public domain to synthesize "
+            f"({', '.join(columns) or 'none'})",
+            rule="synthesis_columns",
+            hint="its provider lists, in the policy's release block, columns with a code "
+            "list, a declared range or public bounds",
+        )
+    return Synthesis(standard, columns, epsilon, rows, max_rows=request.max_rows)
 
 
 _IDENT = re.compile(r"[0-9]{1,18}")
@@ -543,12 +551,19 @@ class Releases:
         return out
 
     def _in_force(self, consumer: Actor, info: ReleaseInfo) -> None:
+        """The consumer's grant on the release's dataset is in force and for a purpose
+        that allows rows: a grant that followed the one a release was made under, for
+        aggregates only, reads no release."""
         try:
-            self.coordinator.contracts.authorize(consumer, info.record.dataset_id, ACTION)
+            grant = self.coordinator.contracts.authorize(consumer, info.record.dataset_id, ACTION)
         except ContractViolation as refused:
             # Listed while uses are spent, so that reading it says so (:meth:`read`).
             if refused.details.get("clause") != "count":
                 raise NotFound("no such table", hint="its grant is no longer in force") from None
+            return
+        known = purposes().get(grant.purpose)
+        if known is None or not known.rows:
+            raise NotFound("no such table", hint="its grant's purpose does not allow rows")
 
     def read(self, consumer: Actor, info: ReleaseInfo, *, files: int) -> int:
         """Meter a read of the release as one use of its grant, and log it; the entry's index.

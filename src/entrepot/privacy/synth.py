@@ -311,13 +311,17 @@ def synthesize(
     columns: list[Column],
     *,
     epsilon: float,
-    rows: int,
+    rows: int | None,
+    max_rows: int | None = None,
     unit: str | None = None,
     rows_per_unit: int = 1,
     seed: int | None = None,
 ) -> tuple[pa.Table, dict[str, Any]]:
     """``rows`` synthetic rows over ``columns`` at ``epsilon``, and a report (whose
-    ``fidelity`` compares with the real rows: its provider's only)."""
+    ``fidelity`` compares with the real rows: its provider's only).
+
+    With ``rows`` None, the rows are the model's noisy total, at most ``max_rows``: the
+    exact count of the rows is not released."""
     if not columns:
         raise InvalidInput(
             "no column of the release has a public domain to synthesize",
@@ -329,6 +333,10 @@ def synthesize(
     # Rows outside a public domain are dropped (the standard's validation keeps them rare).
     codes = codes[(codes >= 0).all(axis=1)]
     model = fit(codes, columns, epsilon, float(rows_per_unit))
+    if rows is None:
+        rows = round(float(model.one_way[model.root].sum()))
+        if max_rows is not None:
+            rows = min(rows, max_rows)
     drawn = sample(model, rows, rng)
     table = pa.table({c.name: c.decode(drawn[:, i], rng) for i, c in enumerate(columns)})
     report = {
@@ -353,7 +361,8 @@ class Synthesis:
     standard: Standard
     columns: tuple[str, ...]
     epsilon: float
-    rows: int
+    rows: int | None  # None: the model's noisy total, at most max_rows
+    max_rows: int | None = None
     rows_per_unit: int = 1
     seed: int | None = field(default=None, compare=False)
 
@@ -365,6 +374,7 @@ class Synthesis:
             found,
             epsilon=self.epsilon,
             rows=self.rows,
+            max_rows=self.max_rows,
             unit=unit,
             rows_per_unit=self.rows_per_unit,
             seed=self.seed,
