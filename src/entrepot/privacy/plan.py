@@ -48,7 +48,7 @@ from entrepot.privacy.answer import Answer, Estimate
 from entrepot.privacy.bounds import Bound, Removal, bound_in_force
 from entrepot.privacy.policy import Policy
 from entrepot.privacy.sql.query import Query
-from entrepot.privacy.sql.rewrite import OVER, REMOVED_CAP, Rewrite, rewrite
+from entrepot.privacy.sql.rewrite import OVER, Rewrite, rewrite
 from entrepot.privacy.sql.rules import check, source
 from entrepot.standards import SQL_TYPES
 from entrepot.standards.schema import Standard
@@ -638,17 +638,21 @@ def _put_back_possible(
     ``part`` of the budget: one that :func:`removed_shares` could tell from zero.
 
     A count's removed total is at most the rows bounding removes from the whole
-    version (a WHERE or GROUP BY only takes some of them), a SUM's that times its
-    measure's bound; ``removed.most()`` bounds those rows above at 95%. Where even that
-    stays under the half-width its noise passes one time in fifty, the total would be
-    told only by noise; an AVG or quantile never puts back. The choice reads public
-    figures only: the released rows, the bound and the noise scales.
+    version (a WHERE or GROUP BY only takes some of them); ``removed.most()`` bounds
+    those rows above at 95%. A SUM's is those rows times what a removed row holds,
+    taken as its measure's midpoint: at the bound, every removed row would hold the
+    largest value the measure allows, and a total that only such rows could make
+    tellable is not worth the ε it takes from the answer (a measure of costs or
+    durations mostly sits far below its bound). Where that stays under the half-width
+    its noise passes one time in fifty, the total would be told only by noise; an AVG
+    or quantile never puts back. The choice reads public figures only: the released
+    rows, the bounds and the noise scales.
     """
     noisy = Noisy(mechanism, rewritten.quantities, {}, {}, rewritten.derived)
     lossy = {q.name: q for q in rewritten.quantities if q.removed > 0}
     derived = {d.name for d in rewritten.derived}
     most = removed.most()
-    for function, name, _count, low, _high in recipes(query.aggregates, noisy, standard):
+    for function, name, _count, low, high in recipes(query.aggregates, noisy, standard):
         if function not in ("count", "count_distinct", "sum") or (function == "sum" and low < 0):
             continue
         if name in derived or (name in lossy and lossy[name].kind == "units"):
@@ -658,7 +662,7 @@ def _put_back_possible(
         if quantity is None:
             continue
         scale = mechanism.scale(quantity.removed, part, 1)
-        per_row = quantity.removed / (REMOVED_CAP * rewritten.rows_per_unit)
+        per_row = 1.0 if function != "sum" else (low + high) / 2
         if most * per_row > mechanism.halfwidth(scale, 2 * PUT_BACK):
             return True
     return False
