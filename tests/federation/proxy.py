@@ -10,7 +10,10 @@ its own and hands the answer back, one message per connection (it answers with
 - ``delay``: the request waits :attr:`FaultProxy.delay_s` before going on;
 - ``corrupt-request`` / ``corrupt-answer``: one byte of the body is flipped;
 - ``hold``: the request waits until :meth:`FaultProxy.release`, and says it is
-  held by setting :attr:`FaultProxy.held` (the test kills the peer meanwhile).
+  held by setting :attr:`FaultProxy.held` (the test kills the peer meanwhile);
+- ``substitute``: the request never reaches the peer; the one
+  :attr:`FaultProxy.substitute` makes from it is sent instead, and its answer handed
+  back (an attacker on the path that is a peer too, sending a request of its own).
 
 :meth:`FaultProxy.replay` sends a request the proxy saw to the peer again, byte
 for byte, as an attacker on the path would.
@@ -20,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from tests.e2e.test_server import free_port
@@ -68,6 +71,7 @@ class FaultProxy:
         self.upstream = upstream
         self.delay_s = 1.0
         self.faults: list[Fault] = []
+        self.substitute: Callable[[bytes], bytes] = lambda request: request
         self.seen: list[tuple[Fault, bytes]] = []
         self.held = threading.Event()
         self._release = threading.Event()
@@ -128,6 +132,8 @@ class FaultProxy:
                 await asyncio.to_thread(self._release.wait)
             if fault == "corrupt-request":
                 request = _flipped(request)
+            if fault == "substitute":
+                request = self.substitute(request)
             try:
                 answer = await self._forward(request)
             except OSError:

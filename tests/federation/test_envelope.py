@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -12,9 +13,15 @@ from nacl.signing import SigningKey
 from entrepot.errors import PeerError, Unauthorized
 from entrepot.federation.envelope import (
     HEADERS,
+    KEY,
+    NONCE,
+    SIGNATURE,
+    TIMESTAMP,
+    _request_text,
     check_response,
     key_hex,
     open_request,
+    request_digest,
     sign_request,
     sign_response,
 )
@@ -160,22 +167,38 @@ def test_a_malformed_header_is_refused(header: str, value: str) -> None:
 
 
 @settings(max_examples=50)
-@given(st.integers(min_value=100, max_value=599), bodies, bodies)
-def test_an_answer_checks_only_for_its_request_status_and_body(
-    status: int, body: bytes, other: bytes
-) -> None:
-    nonce = "ab" * 16
-    signature = sign_response(RECIPIENT, nonce, status, body)
-    check_response("b", RECIPIENT.verify_key, nonce, status, body, signature)
+@given(st.integers(min_value=100, max_value=599), bodies)
+def test_an_answer_checks_only_for_its_request_status_and_body(status: int, body: bytes) -> None:
+    asked = sign_request(SENDER, RECIPIENT.verify_key, "POST", "/v1/query", body, now=NOW)
+    request = request_digest(asked)
+    signature = sign_response(RECIPIENT, request, status, body)
+    check_response("b", RECIPIENT.verify_key, request, status, body, signature)
+    # Another request under the same nonce: another sender's, or the same sender's at
+    # another path or with another body.
+    same_nonce = []
+    for key, target, sent in ((STRANGER, "/v1/query", body), (SENDER, "/v1/x", body + b"x")):
+        headers = {**asked, KEY: key_hex(key.verify_key)}
+        text = _request_text(
+            "POST",
+            target,
+            headers[KEY],
+            key_hex(RECIPIENT.verify_key),
+            headers[TIMESTAMP],
+            headers[NONCE],
+            sent,
+        )
+        headers[SIGNATURE] = base64.b64encode(key.sign(text).signature).decode()
+        same_nonce.append(request_digest(headers))
     for args in (
-        ("cd" * 16, status, body),
-        (nonce, status + 1, body),
-        (nonce, status, body + b"x"),
+        *((digest, status, body) for digest in same_nonce),
+        (request_digest({}), status, body),
+        (request, status + 1, body),
+        (request, status, body + b"x"),
     ):
         with pytest.raises(PeerError, match="peer b") as caught:
-            check_response("b", RECIPIENT.verify_key, *args, signature)  # type: ignore[arg-type]
+            check_response("b", RECIPIENT.verify_key, *args, signature)
         assert caught.value.details["rule"] == "response_signature"
     with pytest.raises(PeerError):
-        check_response("b", STRANGER.verify_key, nonce, status, body, signature)
+        check_response("b", STRANGER.verify_key, request, status, body, signature)
     with pytest.raises(PeerError):
-        check_response("b", RECIPIENT.verify_key, nonce, status, body, None)
+        check_response("b", RECIPIENT.verify_key, request, status, body, None)

@@ -21,7 +21,7 @@ from entrepot.errors import PeerError
 from entrepot.exchange import Exchange
 from entrepot.exchange.actors import LOCAL
 from entrepot.exchange.node import Node
-from entrepot.federation.envelope import NONCE, SIGNATURE, sign_response
+from entrepot.federation.envelope import NONCE, SIGNATURE, request_digest, sign_response
 from entrepot.federation.feed import sync
 from entrepot.settings import Settings
 
@@ -71,7 +71,7 @@ def hostile(fault: str, asked: list[str] | None = None) -> FastAPI:
     app = FastAPI()
 
     def signed(request: Request, body: bytes, status: int = 200) -> Response:
-        signature = sign_response(KEY, request.headers.get(NONCE, ""), status, body)
+        signature = sign_response(KEY, request_digest(request.headers), status, body)
         return Response(body, status_code=status, headers={SIGNATURE: signature})
 
     @app.get("/federation/v1/node")

@@ -4,7 +4,9 @@ reaches, naming the rule, with nothing made, spent or forwarded."""
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
+import json
+import secrets
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -14,6 +16,7 @@ import pytest
 from nacl.signing import SigningKey
 from sqlalchemy import select
 from tests.api.conftest import running
+from tests.exchange.join_world import VISITS
 from tests.exchange.logged_world import DATASET, seed
 from tests.federation.join_nodes import CONSUMER, JOIN, Nodes, nodes
 from tests.federation.nodes import federation_node
@@ -23,7 +26,16 @@ from entrepot.errors import Forbidden, InvalidInput, PolicyViolation
 from entrepot.exchange import Exchange
 from entrepot.exchange.coordinator import Found
 from entrepot.exchange.node import Node
-from entrepot.federation.envelope import SIGNATURE, sign_request
+from entrepot.federation.envelope import (
+    KEY,
+    NONCE,
+    RECIPIENT,
+    SIGNATURE,
+    TIMESTAMP,
+    _request_text,
+    key_hex,
+    sign_request,
+)
 from entrepot.federation.join import PeerPartner, mandate
 from entrepot.federation.models import RemoteConsumer
 from entrepot.federation.remote import ACCESS_PATH, QUERY_PATH
@@ -203,3 +215,61 @@ def test_a_malformed_completion_leaves_the_part_open_for_its_abort(tmp_path: Pat
         partner.abort()
         assert [e.state for e in world.b.ledger.entries()] == ["released"]
         assert world.b.ledger.check() == []
+
+
+def impostor(world: Nodes, sql: str) -> Callable[[bytes], bytes]:
+    """b on the path from c to a: for c's request, b's own query of a under c's nonce."""
+
+    def substitute(seen: bytes) -> bytes:
+        head = seen.partition(b"\r\n\r\n")[0].decode()
+        fields = {
+            name.lower(): value
+            for name, _, value in (line.partition(": ") for line in head.split("\r\n")[1:])
+        }
+        body = json.dumps(
+            {"consumer": CONSUMER, "sql": sql, "epsilon": 0.5, "request": secrets.token_hex(16)}
+        ).encode()
+        key = world.b.node.signing_key
+        target = "/" + QUERY_PATH
+        headers = {
+            KEY: key_hex(key.verify_key),
+            RECIPIENT: key_hex(world.a.node.verify_key),
+            TIMESTAMP: str(int(datetime.now(UTC).timestamp())),
+            NONCE: fields[NONCE.lower()],
+        }
+        text = _request_text("POST", target, *headers.values(), body)
+        headers[SIGNATURE] = base64.b64encode(key.sign(text).signature).decode()
+        lines = [
+            f"POST {target} HTTP/1.1",
+            "Host: 127.0.0.1",
+            "Content-Type: application/json",
+            f"Content-Length: {len(body)}",
+            *(f"{name}: {value}" for name, value in headers.items()),
+        ]
+        return "\r\n".join(lines).encode() + b"\r\n\r\n" + body
+
+    return substitute
+
+
+def test_a_peer_on_the_path_cannot_pass_its_own_answer_off_as_another_requests(
+    tmp_path: Path,
+) -> None:
+    # b, a peer of a with a consumer of its own there, sits on the path from c to a.
+    with nodes(tmp_path, consumers="bc", proxied=True) as world:
+        assert world.proxy is not None
+        world.proxy.substitute = impostor(
+            world,
+            "SELECT district, COUNT(*) AS visits FROM riverside_hospitals.outpatient_visits "
+            "GROUP BY district",
+        )
+        world.proxy.then("substitute")
+        asked = "SELECT COUNT(*) AS visits FROM a.riverside_hospitals.outpatient_visits"
+        answered = world.consumer().query(asked, epsilon=0.5)
+        # c's own query answered, not b's: a answered b's query under c's nonce, signed
+        # for b's request; c refused that answer and asked again.
+        assert (answered["node"], answered["dataset"]) == ("a", VISITS)
+        assert (answered["answer"]["keys"], answered["answer"]["columns"]) == ([], ["visits"])
+        query = b"POST /" + QUERY_PATH.encode()
+        sent = [fault for fault, message in world.proxy.seen if message.startswith(query)]
+        assert sent == ["substitute", "pass"]
+        assert peer_actions(world.a).count("query_received") == 2

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -43,9 +44,12 @@ from entrepot.errors import (
     NotFound,
     PeerError,
     PolicyViolation,
+    QueryFailed,
     Unauthorized,
 )
 from entrepot.exchange import Exchange
+from entrepot.federation import join
+from entrepot.federation._pages import page_bytes
 from entrepot.federation.join import JOIN_PATH, PART_PATH, _sign, exact_join, mandate
 from entrepot.federation.remote import consumer_of
 from entrepot.federation.transport import PeerCall
@@ -505,3 +509,55 @@ def test_a_step_of_a_part_this_worker_never_prepared_is_refused_naming_the_rule(
                 call.call("POST", f"{PART_PATH}/{step}", {"join": "0" * 32, **payload})
             assert refused.value.details["rule"] == "join_part_one_worker"
             assert refused.value.details["peer"] == "b"
+
+
+def compressed(table: pa.Table) -> bytes:
+    """A page of a few kilobytes that is 16 MiB read, twice what an answer may carry: its
+    columns padded, then compressed."""
+    pad = [b"\0" * (16 << 20), *([b""] * (len(table) - 1))]
+    padded = table.append_column("pad", pa.array(pad))
+    sink = pa.BufferOutputStream()
+    options = pa.ipc.IpcWriteOptions(compression="zstd")
+    with pa.ipc.new_stream(sink, padded.schema, options=options) as writer:
+        writer.write_table(padded)
+    return bytes(sink.getvalue())
+
+
+def repeated(table: pa.Table) -> bytes:
+    """A page of more rows than a page holds: the rows sent again and again."""
+    return page_bytes(pa.concat_tables([table] * (BATCH_SIZE // len(table) + 1)))
+
+
+@pytest.mark.parametrize(
+    ("page", "said", "rule"),
+    [
+        (compressed, "with compressed buffers", "page_compressed"),
+        (repeated, f"of more than {BATCH_SIZE} rows", "page_rows"),
+    ],
+    ids=["compressed", "rows"],
+)
+def test_a_partners_page_past_its_bounds_is_refused_unread_naming_the_peer_and_the_limit(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    page: Any,
+    said: str,
+    rule: str,
+) -> None:
+    # b, the partner, sends its columns' pages as a hostile node would.
+    monkeypatch.setattr(join, "page_bytes", page)
+    with nodes(tmp_path) as world:
+        message = f"peer b sent a page of a join's columns {said}"
+        with pytest.raises(QueryFailed, match=message) as refused:
+            world.consumer().query(JOIN, epsilon=0.5)
+        assert (refused.value.details["peer"], refused.value.details["rule"]) == ("b", rule)
+        # Both holders had read their data: each spent its ε and logged the failure, and
+        # b's part ended with a's abort; nothing is held reserved or left open.
+        assert spent(world) == (0.5, 0.5, 0)
+        for holder in (world.a, world.b):
+            assert "reserved" not in [e.state for e in holder.ledger.entries()]
+            assert holder.ledger.check() == []
+            joins = [e for _, e in holder.node.log.entries() if e["kind"] == "join"]
+            assert [e["outcome"] for e in joins] == ["failed"]
+            assert agrees(holder)
+        parts = [e for _, e in world.b.node.log.entries() if e.get("action") == "join_part"]
+        assert [e["outcome"] for e in parts] == ["aborted"]

@@ -21,9 +21,13 @@ clock (``envelope_clock_skew``), a nonce it has seen (``envelope_replay``). A no
 is remembered as long as its timestamp would be accepted, so a replay is refused
 either way.
 
-An answer is signed too: ``Entrepot-Signature`` over the request's nonce, the
-status, the answering key and the SHA-256 of the body, so that an answer cannot be
-replayed for another request or altered on the way (``response_signature``).
+An answer is signed too: ``Entrepot-Signature`` over the request's digest
+(:func:`request_digest`, the SHA-256 of the request's signature, which covers who
+asked, the method, the path, the body and the nonce), the status, the answering key
+and the SHA-256 of the body. An answer therefore checks for the one request it
+answers: it cannot be replayed for another request, altered on the way, nor passed
+off by a peer on the path as the answer to another request, its own under the same
+nonce included (``response_signature``).
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ __all__ = [
     "key_hex",
     "open_request",
     "parse_key",
+    "request_digest",
     "sign_request",
     "sign_response",
 ]
@@ -60,7 +65,7 @@ SIGNATURE = "Entrepot-Signature"
 HEADERS = (KEY, RECIPIENT, TIMESTAMP, NONCE, SIGNATURE)
 
 _REQUEST = b"entrepot-federation-request/v1\n"
-_RESPONSE = b"entrepot-federation-response/v1\n"
+_RESPONSE = b"entrepot-federation-response/v2\n"
 _HEX64 = frozenset("0123456789abcdef")
 
 
@@ -83,9 +88,9 @@ def _request_text(
     return _REQUEST + "\n".join((*lines, digest)).encode()
 
 
-def _response_text(nonce: str, status: int, responder: str, body: bytes) -> bytes:
+def _response_text(request: str, status: int, responder: str, body: bytes) -> bytes:
     digest = hashlib.sha256(body).hexdigest()
-    return _RESPONSE + f"{nonce}\n{status}\n{responder}\n{digest}".encode()
+    return _RESPONSE + f"{request}\n{status}\n{responder}\n{digest}".encode()
 
 
 def sign_request(
@@ -202,19 +207,33 @@ def open_request(
     return Sender(sender, nonce)
 
 
-def sign_response(key: SigningKey, nonce: str, status: int, body: bytes) -> str:
-    """The signature of an answer to the request that carried ``nonce``."""
-    text = _response_text(nonce, status, key_hex(key.verify_key), body)
+def request_digest(headers: Mapping[str, str]) -> str:
+    """What an answer to a request is signed for: the SHA-256 of the request's
+    ``Entrepot-Signature`` as sent (of nothing for a request without one).
+
+    The signature covers the sender's key, the method, the path, the body and the
+    nonce, and a recipient answers past its signature check only a request whose
+    signature matches all of them, so the digest names one request of one sender. A
+    request altered on the way but carrying its sender's signature is refused
+    (``envelope_signature``) with an answer bound to that signature: its sender learns
+    that what reached the peer is not what it signed.
+    """
+    return hashlib.sha256((headers.get(SIGNATURE) or "").encode()).hexdigest()
+
+
+def sign_response(key: SigningKey, request: str, status: int, body: bytes) -> str:
+    """The signature of an answer to the request whose digest is ``request``."""
+    text = _response_text(request, status, key_hex(key.verify_key), body)
     return base64.b64encode(key.sign(text).signature).decode()
 
 
 def check_response(
-    peer: str, key: VerifyKey, nonce: str, status: int, body: bytes, signature: str | None
+    peer: str, key: VerifyKey, request: str, status: int, body: bytes, signature: str | None
 ) -> None:
-    """Refuse an answer ``peer`` did not sign for the request that carried ``nonce``."""
+    """Refuse an answer ``peer`` did not sign for the request whose digest is ``request``."""
     try:
         raw = base64.b64decode(signature or "", validate=True)
-        key.verify(_response_text(nonce, status, key_hex(key), body), raw)
+        key.verify(_response_text(request, status, key_hex(key), body), raw)
     except (ValueError, binascii.Error, BadSignatureError):
         raise PeerError(
             f"peer {peer} answered without a valid signature",

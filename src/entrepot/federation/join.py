@@ -43,6 +43,7 @@ from nacl.exceptions import BadSignatureError
 
 from entrepot._numbers import MAX_EPSILON
 from entrepot.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
+from entrepot.federation._pages import page_bytes, read_page
 from entrepot.federation.envelope import parse_key
 from entrepot.federation.peers import identity_of
 from entrepot.federation.remote import consumer_of, log_peer_event, peer_entry
@@ -457,13 +458,6 @@ def _versions(raw: dict[str, Any]) -> tuple[DatasetVersion, ...]:
     return tuple(DatasetVersion(**v) for v in versions)
 
 
-def _table_bytes(table: pa.Table) -> bytes:
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table)
-    return bytes(sink.getvalue())
-
-
 class _PeerVault:
     """The partner's vault calls, sent to its node; it describes nothing and publishes
     nothing (its dataset's public metadata came with its side)."""
@@ -503,9 +497,9 @@ class _PeerVault:
         pages = _number(first, "pages", _max_pages(self._partner.exchange))
         raws = [first, *(self._partner.send("blind", {"page": p}) for p in range(1, pages))]
         handles, tokens = zip(*(_batch(raw) for raw in raws), strict=True)
+        node = self._partner.node
         attributes = pa.concat_tables(
-            pa.ipc.open_stream(_unb64(raw.get("attributes"), "attributes")).read_all()
-            for raw in raws
+            read_page(_unb64(raw.get("attributes"), "attributes"), node) for raw in raws
         )
         return Blinded(BlindedBatch(np.concatenate(handles), b"".join(tokens)), attributes, 0)
 
@@ -894,7 +888,7 @@ class Parts:
         return {
             "pages": pages,
             **_encoded(*_parts(blinded.tokens), page),
-            "attributes": _b64(_table_bytes(attributes.slice(page * BATCH_SIZE, BATCH_SIZE))),
+            "attributes": _b64(page_bytes(attributes.slice(page * BATCH_SIZE, BATCH_SIZE))),
         }
 
     def _blinded(self, opened: _Open, join: str) -> Blinded:

@@ -37,7 +37,7 @@ from nacl.signing import SigningKey, VerifyKey
 
 from entrepot.clock import utcnow
 from entrepot.errors import EntrepotError, InvalidInput, PeerError, from_body
-from entrepot.federation.envelope import NONCE, SIGNATURE, check_response, sign_request
+from entrepot.federation.envelope import SIGNATURE, check_response, request_digest, sign_request
 
 __all__ = ["Breaker", "PeerCall", "breaker_of", "peer_url"]
 
@@ -244,7 +244,7 @@ class PeerCall:
             check_response(
                 self.name,
                 self.key,
-                headers[NONCE],
+                request_digest(headers),
                 response.status_code,
                 content,
                 response.headers.get(SIGNATURE),

@@ -29,7 +29,13 @@ from entrepot.api._exchange import exchange_of
 from entrepot.api.openapi import operation_id
 from entrepot.clock import utcnow
 from entrepot.errors import Conflict, EntrepotError, Forbidden, InvalidInput
-from entrepot.federation.envelope import NONCE, SIGNATURE, Sender, open_request, sign_response
+from entrepot.federation.envelope import (
+    SIGNATURE,
+    Sender,
+    open_request,
+    request_digest,
+    sign_response,
+)
 from entrepot.federation.peers import identity_of
 
 if TYPE_CHECKING:
@@ -52,16 +58,14 @@ router = APIRouter(
 )
 
 
-def _signed(request: Request, nonce: str, status: int, payload: Any) -> Response:
-    # Only a well-formed nonce is signed for: the signed text never holds a caller's bytes.
-    nonce = nonce if _NONCE.fullmatch(nonce) else ""
+def _signed(request: Request, status: int, payload: Any) -> Response:
+    """``payload`` as the answer to ``request``, signed for its digest: the signed text
+    holds a digest of the caller's bytes, never the bytes themselves."""
     body = json.dumps(payload, sort_keys=True, default=str).encode()
     key = exchange_of(request).node.signing_key
+    signature = sign_response(key, request_digest(request.headers), status, body)
     return Response(
-        body,
-        status_code=status,
-        media_type="application/json",
-        headers={SIGNATURE: sign_response(key, nonce, status, body)},
+        body, status_code=status, media_type="application/json", headers={SIGNATURE: signature}
     )
 
 
@@ -107,7 +111,6 @@ async def _answered(request: Request, work: Callable[[Sender, dict[str, Any]], A
     body = await request.body()
     exchange = exchange_of(request)
     peers = exchange.peers
-    nonce = request.headers.get(NONCE, "")
 
     def checked() -> Any:
         sender = open_request(
@@ -126,8 +129,8 @@ async def _answered(request: Request, work: Callable[[Sender, dict[str, Any]], A
     try:
         payload = await run_in_threadpool(checked)
     except EntrepotError as error:
-        return _signed(request, nonce, error.status, error.to_dict())
-    return _signed(request, nonce, 200, payload)
+        return _signed(request, error.status, error.to_dict())
+    return _signed(request, 200, payload)
 
 
 @router.get(
@@ -137,9 +140,9 @@ async def _answered(request: Request, work: Callable[[Sender, dict[str, Any]], A
     responses=_SIGNED,
 )
 def node_identity(request: Request) -> Response:
-    """The node's identity, signed for the caller's `Entrepot-Nonce` if it sent one."""
+    """The node's identity, signed for the caller's `Entrepot-Signature` if it sent one."""
     node = exchange_of(request).node
-    return _signed(request, request.headers.get(NONCE, ""), 200, identity_of(node).to_dict())
+    return _signed(request, 200, identity_of(node).to_dict())
 
 
 @router.get(
