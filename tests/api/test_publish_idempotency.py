@@ -3,21 +3,39 @@
 An ``Idempotency-Key`` names one publish request: a repeat answers what the first did
 (also after the server restarted) and never adds a version, the same key with another
 request is refused, and the HTTP client sends the request again under its key when
-the first answer is lost.
+the first answer is lost. A publish renews its claim on the key while it runs, so a
+repeat never takes over the key of a live publish, however long it runs; the key of a
+killed one is free again once its lease lapses. A failure once the version may be
+committed is kept under the key: a repeat is refused rather than publish again.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import multiprocessing
+import signal
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
+from sqlalchemy import select
+from tests.api.conftest import running
 
 from entrepot.api import create_app
 from entrepot.client import HttpClient
+from entrepot.clock import utcnow
 from entrepot.errors import PeerError
+from entrepot.exchange.idempotency import LEASE, IdempotencyKey, IdempotencyKeys
 from entrepot.exchange.node import Node
+from entrepot.exchange.policies import Policies, PolicyInfo
+from marketplace import Clock
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -25,6 +43,8 @@ if TYPE_CHECKING:
 
     from fastapi import FastAPI
     from tests.api.conftest import World
+
+    from entrepot.vault.refs import DatasetRef
 
 DATASET = "riverside-hospitals/outpatient-visits"
 FORM = {"standard": "health.visit", "title": "Outpatient visits", "dataset": "outpatient-visits"}
@@ -195,4 +215,199 @@ def test_a_publish_twice_unanswered_names_its_key_and_a_later_retry_adds_nothing
     with _client(api, world, _LosesAnswers(lose=0)) as client:
         again = client.publish(source, idempotency_key=key, **args)
     assert again["version"] == 2
+    assert _versions(api, world) == [1, 2]
+
+
+# -- a publish that runs long, one that dies, one that fails after its commit --------
+
+KEY = "key-0005-eeee"
+
+
+class _Pause:
+    """Holds the first publish that asks for its dataset's policy (its file validated,
+    nothing written yet) until the test lets it go: a publish as long as the test wants."""
+
+    def __init__(self) -> None:
+        self.reached = threading.Event()
+        self.go = threading.Event()
+
+
+@pytest.fixture
+def paused(monkeypatch: pytest.MonkeyPatch) -> Iterator[_Pause]:
+    pause = _Pause()
+    real = Policies.get
+
+    def get(policies: Policies, dataset: DatasetRef | str) -> PolicyInfo:
+        if not pause.reached.is_set():
+            pause.reached.set()
+            pause.go.wait(60)
+        return real(policies, dataset)
+
+    monkeypatch.setattr(Policies, "get", get)
+    yield pause
+    pause.go.set()
+
+
+def _on_clock(node: Node, clock: Clock, renew_every: timedelta) -> FastAPI:
+    """The app over ``node``, its idempotency keys on ``clock``, renewed every ``renew_every``."""
+    app = create_app(node)
+    app.state.exchange.idempotency = IdempotencyKeys(node.db, clock=clock, renew_every=renew_every)
+    return app
+
+
+def _renewed(node: Node, clock: Clock) -> None:
+    """Wait until the publish holding KEY has renewed its lease at the clock's time."""
+    deadline = time.monotonic() + 30
+    while True:
+        with node.db.read() as session:
+            lapses = session.scalar(
+                select(IdempotencyKey.expires_at).where(IdempotencyKey.key == KEY)
+            )
+        if lapses == clock.now + LEASE:
+            return
+        assert time.monotonic() < deadline, "the running publish stopped renewing its key"
+        time.sleep(0.01)
+
+
+def test_a_publish_running_past_its_lease_keeps_its_key(
+    node: Node,
+    world: World,
+    serve: Callable[[FastAPI], AbstractContextManager[httpx.Client]],
+    visits: bytes,
+    paused: _Pause,
+) -> None:
+    clock = Clock(utcnow())
+    app = _on_clock(node, clock, renew_every=timedelta(milliseconds=10))
+    with serve(app) as api, ThreadPoolExecutor(1) as pool:
+        first = pool.submit(_publish, api, world, visits, KEY, force="true")
+        assert paused.reached.wait(30)
+        # Twenty minutes of one publish, well past its lease, renewed every five.
+        for _ in range(4):
+            clock.advance(minutes=5)
+            _renewed(node, clock)
+        retry = _publish(api, world, visits, KEY, force="true")
+        paused.go.set()
+        published = first.result(60)
+        again = _publish(api, world, visits, KEY, force="true")
+        versions = _versions(api, world)
+    assert retry.status_code == 409, retry.text
+    assert retry.json()["error"]["idempotency"] == "running"
+    assert published.status_code == 201, published.text
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.json() == published.json()
+    assert versions == [1, 2]
+
+
+def test_a_publish_that_stalled_past_its_lease_stops_before_its_commit(
+    node: Node,
+    world: World,
+    serve: Callable[[FastAPI], AbstractContextManager[httpx.Client]],
+    visits: bytes,
+    paused: _Pause,
+) -> None:
+    clock = Clock(utcnow())
+    # Renewals an hour apart: the first publish looks dead once its lease lapses.
+    app = _on_clock(node, clock, renew_every=timedelta(hours=1))
+    with serve(app) as api, ThreadPoolExecutor(1) as pool:
+        first = pool.submit(_publish, api, world, visits, KEY, force="true")
+        assert paused.reached.wait(30)
+        clock.advance(seconds=LEASE.total_seconds() + 1)
+        retry = _publish(api, world, visits, KEY, force="true")
+        paused.go.set()
+        stalled = first.result(60)
+        versions = _versions(api, world)
+    assert retry.status_code == 201, retry.text
+    assert "Idempotent-Replayed" not in retry.headers
+    assert stalled.status_code == 409, stalled.text
+    assert stalled.json()["error"]["idempotency"] == "running"
+    assert versions == [1, 2]
+
+
+def _publish_and_die(node: Node, world: World, data: bytes) -> None:
+    """The child: a server of ``node`` that SIGKILLs itself once the publish's file is
+    validated, with the key claimed and nothing written."""
+    settings = node.settings.model_copy(
+        update={"fault_point": "after-validate", "api_query_workers": 0}
+    )
+    with running(create_app(Node.open(settings))) as api:
+        _publish(api, world, data, KEY, force="true")
+
+
+def test_the_key_of_a_killed_publish_is_free_again_once_its_lease_lapses(
+    node: Node,
+    world: World,
+    serve: Callable[[FastAPI], AbstractContextManager[httpx.Client]],
+    visits: bytes,
+) -> None:
+    child = multiprocessing.get_context("fork").Process(
+        target=_publish_and_die, args=(node, world, visits)
+    )
+    child.start()
+    child.join(120)
+    assert child.exitcode == -signal.SIGKILL
+    clock = Clock(utcnow())
+    with serve(_on_clock(node, clock, renew_every=timedelta(minutes=1))) as api:
+        early = _publish(api, world, visits, KEY, force="true")
+        clock.advance(seconds=LEASE.total_seconds() + 1)
+        later = _publish(api, world, visits, KEY, force="true")
+        versions = _versions(api, world)
+    assert early.status_code == 409, early.text
+    assert early.json()["error"]["idempotency"] == "running"
+    assert later.status_code == 201, later.text
+    assert "Idempotent-Replayed" not in later.headers
+    assert versions == [1, 2]
+
+
+def _fail(api: httpx.Client, world: World, data: bytes) -> None:
+    """Publish under KEY where the server fails: it answers 500, or the connection, which
+    it closes after an error it did not expect, drops first (a client of its own, so
+    that ``api`` keeps no dropped connection)."""
+    with (
+        httpx.Client(base_url=api.base_url, timeout=30) as once,
+        contextlib.suppress(httpx.RemoteProtocolError, httpx.ReadError),
+    ):
+        failed = _publish(once, world, data, KEY, force="true")
+        assert failed.status_code == 500, failed.text
+
+
+def test_a_publish_that_fails_after_its_commit_is_never_published_again(
+    world: World, api: httpx.Client, visits: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = world.node.log
+    append = log.append_encoded
+
+    def full_disk(records: Sequence[bytes]) -> int:
+        # The version is committed; its log entry waits in the outbox for the next append.
+        monkeypatch.setattr(log, "append_encoded", append)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(log, "append_encoded", full_disk)
+    _fail(api, world, visits)
+    committed = _versions(api, world)
+    retry = _publish(api, world, visits, KEY, force="true")
+    assert committed == [1, 2]
+    assert retry.status_code == 409, retry.text
+    error = retry.json()["error"]
+    assert error["idempotency"] == "uncertain"
+    assert "new key" in error["hint"]
+    assert _versions(api, world) == [1, 2]
+    renewed = _publish(api, world, visits, "key-0006-ffff", force="true")
+    assert renewed.status_code == 201, renewed.text
+    assert _versions(api, world) == [1, 2, 3]
+
+
+def test_a_publish_that_fails_before_its_commit_leaves_its_key_free(
+    world: World, api: httpx.Client, visits: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = Policies.get
+
+    def unreadable(policies: Policies, dataset: DatasetRef | str) -> PolicyInfo:
+        monkeypatch.setattr(Policies, "get", real)
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(Policies, "get", unreadable)
+    _fail(api, world, visits)
+    retry = _publish(api, world, visits, KEY, force="true")
+    assert retry.status_code == 201, retry.text
+    assert "Idempotent-Replayed" not in retry.headers
     assert _versions(api, world) == [1, 2]

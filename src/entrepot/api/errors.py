@@ -97,10 +97,12 @@ class ErrorDetail(BaseModel):
         description="The request's parameters the message and hint name (as `name`): a "
         "client may show them in its own spelling, e.g. a command line's flags.",
     )
-    idempotency: Literal["running", "reused"] | None = Field(
+    idempotency: Literal["running", "reused", "uncertain"] | None = Field(
         default=None,
         description="`conflict` of an `Idempotency-Key`: the request it names is still "
-        "running (send it again later), or the key was first sent with another request.",
+        "running (send it again later), the key was first sent with another request, or "
+        "the request failed once it may have committed (check its effect; a new key "
+        "runs it again).",
     )
 
 

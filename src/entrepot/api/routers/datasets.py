@@ -14,8 +14,9 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, BinaryIO, Literal
+from typing import TYPE_CHECKING, Annotated, Any, BinaryIO, Literal
 
 from fastapi import APIRouter, Depends, File, Form, Header, Request, Response, UploadFile, status
 
@@ -34,6 +35,10 @@ from entrepot.schemas.datasets import PublishedOut
 from entrepot.standards.mapping import read_yaml
 from entrepot.vault import LocalVault
 from entrepot.vault.refs import SLUG_MAX
+
+if TYPE_CHECKING:
+    from entrepot.client.protocol import Advance
+    from entrepot.exchange.idempotency import Held
 
 __all__ = ["router"]
 
@@ -105,8 +110,9 @@ def publish_version(
         )
     mapping_text = None if mapping is None else _read_mapping(mapping)
 
-    def run() -> PublishedOut:
-        """The publish itself, as the token's organization."""
+    def run(progress: Advance | None) -> dict[str, Any]:
+        """The publish itself, as the token's organization: its answer, as the client
+        sees it."""
         filename = file.filename or "upload.csv"
         spool = _spool_path(LocalVault.of(request.app.state.node).vaults_dir)
         try:
@@ -123,6 +129,7 @@ def publish_version(
                 region=region or (),
                 sector=sector,
                 on_error=on_error,
+                progress=progress,
                 force=force,
             )
         except EntrepotError as error:
@@ -130,25 +137,19 @@ def publish_version(
             error.hint = _named(error.hint, spool, filename)
             error.details = _named(error.details, spool, filename)
             raise
-        return PublishedOut.model_validate(_named(published, spool, filename))
+        answer: dict[str, Any] = _named(published, spool, filename)
+        return answer
 
     if idempotency_key is None:
-        return run()
+        return PublishedOut.model_validate(run(None))
     keys = exchange_of(request).idempotency
     fields = [standard, title, dataset, description, region, sector, on_error, force, mapping_text]
-    kept = keys.claim(actor.org_slug, idempotency_key, _fingerprint(fields, file.file))
-    if kept is not None:
+    held = keys.hold(actor.org_slug, idempotency_key, _fingerprint(fields, file.file))
+    if isinstance(held, dict):
         if outgoing is not None:
             outgoing.headers["Idempotent-Replayed"] = "true"
-        return PublishedOut.model_validate(kept)
-    try:
-        published = run()
-    except BaseException:
-        # Refused or failed: nothing was committed, so a retry under this key runs afresh.
-        keys.release(actor.org_slug, idempotency_key)
-        raise
-    keys.keep(actor.org_slug, idempotency_key, published.model_dump(mode="json"))
-    return published
+        return PublishedOut.model_validate(held)
+    return PublishedOut.model_validate(_once(held, run))
 
 
 # A provider's token is checked before the upload is read, not after.
@@ -174,6 +175,35 @@ def list_versions(
     client = client_of(request, actor)
     body = client.dataset_versions_page(f"{provider}/{dataset}", paging.limit, paging.offset)
     return page_of(body, VersionOut.model_validate)
+
+
+def _once(held: Held, run: Callable[[Advance | None], dict[str, Any]]) -> dict[str, Any]:
+    """``run``'s answer, kept under the key ``held`` while its lease is renewed.
+
+    A failure before the publish's commit step releases the key: nothing was committed,
+    and a retry runs afresh. From that step on, the version may be committed whatever
+    is raised after it (the log's append, the answer's making), so a failure is kept
+    under the key and a retry is refused instead of publishing a second version.
+    """
+    committing = False
+
+    def progress(step: str, _done: int, _total: int) -> None:
+        nonlocal committing
+        if step == "commit":
+            held.check()
+            committing = True
+
+    with held.renewed():
+        try:
+            answer = run(progress)
+        except BaseException as error:
+            if committing:
+                held.fail(error.code if isinstance(error, EntrepotError) else EntrepotError.code)
+            else:
+                held.release()
+            raise
+        held.keep(answer)
+    return answer
 
 
 def _fingerprint(fields: list[Any], data: BinaryIO) -> str:
