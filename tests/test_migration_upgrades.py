@@ -139,3 +139,111 @@ def test_every_earlier_bound_estimates_the_95th_percentile(empty_db: Database) -
         ).all()
     # bounds estimated before levels were chosen were all the 95th; no bound, no level
     assert [tuple(row) for row in rows] == [(1, 0.95), (2, None)]
+
+
+def test_every_earlier_release_is_bound_to_the_grant_it_was_made_under(
+    empty_db: Database,
+) -> None:
+    migrate(empty_db, "0022")
+    day = datetime(2026, 11, 15)
+    providers = table(
+        "providers", column("id"), column("slug"), column("name"), column("created_at")
+    )
+    organizations = table(
+        "organizations",
+        *(column(name) for name in ("id", "slug", "name", "kind")),
+        column("created_at"),
+    )
+    datasets = table(
+        "datasets",
+        *(column(name) for name in ("id", "provider_id", "slug", "title", "standard", "schema")),
+        column("description"),
+        column("created_at"),
+        column("updated_at"),
+    )
+    terms = ("consumer_id", "dataset_id", "purpose", "epsilon_nano", "state", "created_by")
+    requests = table(
+        "access_requests",
+        *(column(name) for name in ("id", *terms, "note", "valid_from", "valid_until")),
+        column("actions", JSON()),
+        column("created_at", DateTime()),
+    )
+    grants = table(
+        "grants",
+        *(column(name) for name in ("id", "request_id", *terms, "currency")),
+        *(column(name) for name in ("price_per_query_cents", "price_per_epsilon_cents")),
+        column("actions", JSON()),
+        column("duties", JSON()),
+        column("valid_from"),
+        column("valid_until"),
+        column("created_at", DateTime()),
+    )
+    made = ("id", "name", "dataset_id", "version", "consumer_id", "kind", "state", "rows")
+    releases = table(
+        "releases",
+        *(column(name) for name in (*made, "size_bytes", "sha256", "epsilon", "created_by")),
+        column("spec", JSON()),
+        column("report", JSON()),
+        column("created_at", DateTime()),
+    )
+    with empty_db.engine.begin() as connection:
+        connection.execute(insert(providers).values(id=1, slug="p", name="P", created_at=day))
+        connection.execute(
+            insert(organizations).values(kind="consumer", created_at=day),
+            [{"id": 1, "slug": "bureau", "name": "B"}, {"id": 2, "slug": "other", "name": "O"}],
+        )
+        connection.execute(
+            insert(datasets).values(
+                id=1,
+                provider_id=1,
+                slug="d",
+                title="D",
+                standard="health.visit",
+                schema="{}",
+                description="",
+                created_at=day,
+                updated_at=day,
+            )
+        )
+        common = {"dataset_id": 1, "purpose": "research", "epsilon_nano": 10**9}
+        common |= {"actions": ["release-download"], "created_by": "org:p"}
+        common |= {"valid_from": day, "valid_until": datetime(2027, 1, 1)}
+        # GRANT-1 (revoked at 11:00), then GRANT-2 (in force), both of the bureau.
+        connection.execute(
+            insert(requests).values(consumer_id=1, state="granted", note="", **common),
+            [{"id": 1, "created_at": day.replace(hour=8)}, {"id": 2, "created_at": day}],
+        )
+        connection.execute(
+            insert(grants).values(
+                consumer_id=1,
+                currency="EUR",
+                duties=[],
+                price_per_query_cents=0,
+                price_per_epsilon_cents=0,
+                **common,
+            ),
+            [
+                {"id": 1, "request_id": 1, "state": "revoked", "created_at": day.replace(hour=9)},
+                {"id": 2, "request_id": 2, "state": "granted", "created_at": day.replace(hour=12)},
+            ],
+        )
+        release = {"dataset_id": 1, "version": 1, "kind": "anonymized", "state": "active"}
+        release |= {"spec": {}, "report": {}, "rows": 1, "size_bytes": 1, "sha256": "0" * 64}
+        release |= {"epsilon": 0.0, "created_by": "org:p"}
+        connection.execute(
+            insert(releases).values(**release),
+            [
+                {"id": 1, "name": "a", "consumer_id": 1, "created_at": day.replace(hour=10)},
+                {"id": 2, "name": "b", "consumer_id": 1, "created_at": day.replace(hour=13)},
+                # Made for a consumer no grant was made for before it: bound to none.
+                {"id": 3, "name": "c", "consumer_id": 2, "created_at": day.replace(hour=10)},
+            ],
+        )
+    migrate(empty_db, "0023")
+    bound = table("releases", column("id"), column("grant_id"), column("revoked_reason"))
+    with empty_db.engine.begin() as connection:
+        rows = connection.execute(
+            select(bound.c.id, bound.c.grant_id, bound.c.revoked_reason).order_by(bound.c.id)
+        ).all()
+    # The release made under the revoked grant stays bound to it, not to the next one.
+    assert [tuple(row) for row in rows] == [(1, 1, None), (2, 2, None), (3, None, None)]

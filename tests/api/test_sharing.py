@@ -138,6 +138,44 @@ def test_a_later_grant_for_aggregates_only_reads_no_release(
         assert len(list(node.log.search(kind="download", limit=100))) == reads
 
 
+def test_a_release_made_under_a_revoked_grant_is_not_read_through_a_later_one(
+    world: Exchange, node: Node, tmp_path: Path
+) -> None:
+    token = _token(world, CONSUMER)
+    headers = {"Authorization": f"Bearer {token}"}
+    path = "/delta-sharing/shares/riverside-hospitals/schemas/outpatient-visits/tables"
+    table = "riverside-hospitals.outpatient-visits.anonymized-1"
+    with running(create_app(node)) as api:
+        answered = api.post(f"{path}/anonymized-1/query", headers=headers, json={})
+        assert answered.status_code == 200
+        url = next(line for line in answered.text.splitlines() if '"file"' in line)
+        file_url = httpx.Response(200, content=url).json()["file"]["url"]
+
+        # The grant the release was made under ends; the next allows rows as well.
+        held = world.contracts.authorize(world.actor(CONSUMER), DATASET, "release-download")
+        world.contracts.revoke(world.actor(PROVIDER), held.ref, "project over")
+        grant(world, CONSUMER, "research")
+        reads = len(list(node.log.search(kind="download", limit=100)))
+        profile = write_profile(tmp_path / "b.share", f"{api.base_url}/delta-sharing", token)
+        found = read(profile, table)
+        assert found["tables"] == []
+        assert found["error"]["status"] == 404
+        assert api.get(f"{path}/anonymized-1/metadata", headers=headers).status_code == 404
+        assert api.post(f"{path}/anonymized-1/query", headers=headers, json={}).status_code == 404
+        assert api.get(file_url).status_code == 404
+        assert api.get("/v1/releases", headers=headers).json()["items"] == []
+        assert api.get("/v1/releases/R-1", headers=headers).status_code == 404
+        assert len(list(node.log.search(kind="download", limit=100))) == reads
+
+        # A release made under the grant now in force is read.
+        remade = world.releases.create(
+            world.actor(PROVIDER), DATASET, CONSUMER, ReleaseSpec(k=5, l=2)
+        )
+        now_read = read(profile, "riverside-hospitals.outpatient-visits.anonymized-2")
+    assert now_read["tables"] == ["riverside-hospitals.outpatient-visits.anonymized-2"]
+    assert now_read.get("rows") == remade.record.rows, now_read
+
+
 def test_file_urls_expire_and_cannot_be_forged(world: Exchange, node: Node) -> None:
     consumer = world.actor(CONSUMER)
     assert consumer.org_id is not None

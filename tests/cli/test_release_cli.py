@@ -69,12 +69,34 @@ def test_create_list_show_revoke(cli: Cli) -> None:
     assert "prosecutor risk" in rendered.output
     assert "information loss" not in rendered.output
     assert cli("release", "list", "--as", MARKETER).output == "no releases"
-    revoked = cli("release", "revoke", "R-1", "--reason", "done", "--as", PROVIDER)
+    revoked = cli("release", "revoke", "R-1", "--reason", "study closed", "--as", PROVIDER)
     assert revoked.code == 0, revoked.stderr
     assert (
         cli("release", "list", "--revoked", "--as", CONSUMER, "--json").json()[0]["state"]
         == "revoked"
     )
+    shown_to_provider = cli("release", "show", "R-1", "--as", PROVIDER)
+    assert f"revoked by org:{PROVIDER} at " in shown_to_provider.output
+    assert "study closed" in shown_to_provider.output
+    shown_to_consumer = cli("release", "show", "R-1", "--as", CONSUMER)
+    assert "revoked by" in shown_to_consumer.output
+    assert "study closed" not in shown_to_consumer.output
+    logged = cli("audit", "log", "--json")
+    [entry] = [e for e in logged.json() if e["kind"] == "release"][-1:]
+    assert (entry["outcome"], entry["release"]) == ("revoked", "R-1")
+    assert "study closed" not in logged.output
+
+
+def test_a_consumer_lists_no_release_made_under_a_grant_that_ended(cli: Cli) -> None:
+    assert cli("release", "create", DATASET, "--for", CONSUMER, "--as", PROVIDER).code == 0
+    listed = cli("access", "list", "--as", CONSUMER, "--json").json()["grants"]
+    [held] = [g for g in listed if g["dataset"] == DATASET and g["state"] == "granted"]
+    assert cli("access", "revoke", held["id"], "--as", PROVIDER).code == 0
+    assert cli("release", "list", "--as", CONSUMER).output == "no releases"
+    refused = cli("release", "show", "R-1", "--as", CONSUMER)
+    assert refused.code != 0
+    assert "no release R-1" in refused.errors
+    assert "R-1" in cli("release", "list", "--as", PROVIDER).output
 
 
 def test_a_refusal_is_one_message_naming_the_rule(cli: Cli) -> None:

@@ -11,14 +11,16 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from sqlalchemy import update
 from tests.exchange.join_world import CONSUMER as JOINING
 from tests.exchange.join_world import PAYMENTS, JoinWorld
 from tests.exchange.logged_world import DATASET, PROVIDER, publish
-from tests.exchange.release_world import CONSUMER, MARKETER, OUTSIDER, POLICY, seed
+from tests.exchange.release_world import CONSUMER, MARKETER, OUTSIDER, POLICY, grant, seed
 from tests.vault.visits import write_visits_csv
 
 from entrepot.errors import ContractViolation, NotFound, PolicyViolation
 from entrepot.exchange import Exchange
+from entrepot.exchange._release_tables import releases
 from entrepot.exchange.accounts import LOCAL
 from entrepot.exchange.node import Node
 from entrepot.exchange.release import ReleaseSpec
@@ -167,6 +169,61 @@ def test_revoking_is_logged_and_only_the_provider_revokes(ex: Exchange) -> None:
     # Made again after a revocation, it is a new release, not the revoked one.
     remade = ex.releases.create(ex.actor(PROVIDER), DATASET, CONSUMER, ReleaseSpec(k=5, l=2))
     assert remade.ident == "R-2"
+
+
+def test_a_revocations_reason_is_kept_with_the_release_and_never_logged(ex: Exchange) -> None:
+    made = ex.releases.create(ex.actor(PROVIDER), DATASET, CONSUMER, ReleaseSpec(k=5, l=2))
+    reason = "consent withdrawn by Jane Roe (patient P-00042)"
+    revoked = ex.releases.revoke(ex.actor(PROVIDER), made.ident, reason)
+    [(_, entry)] = ex.node.log.search(kind="release", limit=1)
+    assert (entry["outcome"], entry["release"]) == ("revoked", made.ident)
+    assert entry["actor"] == f"org:{PROVIDER}"
+    assert "reason" not in entry
+    logged = json.dumps([e for _, e in ex.node.log.search(limit=1000)], ensure_ascii=False)
+    assert "Jane Roe" not in logged
+    # Kept with the release, for its provider and the node's operators.
+    _, operator = ex.accounts.create(LOCAL, "ops", "operator")
+    for reader in (ex.actor(PROVIDER), ex.accounts.authenticate(operator.secret)):
+        assert ex.releases.show(reader, made.ident).to_dict()["revoked_reason"] == reason
+    assert revoked.to_body()["revoked_reason"] == reason
+    [seen] = ex.releases.all(ex.actor(CONSUMER), state="revoked")
+    assert seen.to_dict()["revoked_reason"] is None
+
+
+def test_a_release_is_read_only_under_the_very_grant_it_was_made_under(ex: Exchange) -> None:
+    consumer = ex.actor(CONSUMER)
+    made = ex.releases.create(ex.actor(PROVIDER), DATASET, CONSUMER, ReleaseSpec(k=5, l=2))
+    held = ex.contracts.authorize(consumer, DATASET, "release-download")
+    ex.contracts.revoke(ex.actor(PROVIDER), held.ref, "project over")
+    # A later grant of the same consumer, for a purpose that allows rows too.
+    grant(ex, CONSUMER, "research")
+    assert ex.releases.shared(consumer) == []
+    assert ex.releases.all(consumer) == []
+    with pytest.raises(NotFound):
+        ex.releases.show(consumer, made.ident)
+    with pytest.raises(NotFound):
+        ex.releases.readable(consumer, made.record.id)
+    # The provider still sees it, bound to the grant it was made under; the same
+    # release asked for again is a new one, made under the grant now in force.
+    kept = ex.releases.show(ex.actor(PROVIDER), made.ident)
+    assert (kept.record.state, kept.to_dict()["grant"]) == ("active", held.ref)
+    remade = ex.releases.create(ex.actor(PROVIDER), DATASET, CONSUMER, ReleaseSpec(k=5, l=2))
+    assert remade.ident == "R-2"
+    assert [i.ident for i in ex.releases.shared(consumer)] == ["R-2"]
+    assert ex.releases.readable(consumer, remade.record.id).record == remade.record
+
+
+def test_a_release_bound_to_no_grant_is_read_by_no_consumer(ex: Exchange) -> None:
+    made = ex.releases.create(ex.actor(PROVIDER), DATASET, CONSUMER, ReleaseSpec(k=5, l=2))
+    # As migration 0023 leaves a release made before it that no grant was made before.
+    with ex.node.db.write() as session:
+        session.execute(update(releases).values(grant_id=None))
+    consumer = ex.actor(CONSUMER)
+    assert ex.releases.shared(consumer) == []
+    assert ex.releases.all(consumer) == []
+    with pytest.raises(NotFound):
+        ex.releases.readable(consumer, made.record.id)
+    assert ex.releases.show(ex.actor(PROVIDER), made.ident).to_dict()["grant"] is None
 
 
 def test_the_receipt_of_a_release_verifies_offline(ex: Exchange) -> None:

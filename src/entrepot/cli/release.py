@@ -140,6 +140,13 @@ def _render(data: dict[str, Any]) -> None:
     console.print(
         f"Delta Sharing table: {esc(share['share'])}.{esc(share['schema'])}.{esc(share['table'])}"
     )
+    if data["revoked_at"]:
+        # The reason is shown to the release's provider and the node's operators alone.
+        reason = data["revoked_reason"]
+        console.print(
+            f"revoked by {esc(data['revoked_by'] or '')} at {esc(data['revoked_at'])}"
+            + (f": {esc(reason)}" if reason else "")
+        )
     _render_report(data["report"])
 
 
@@ -290,12 +297,20 @@ def show(release: Release, as_: As = None, home: Home = None, as_json: Json = Fa
 @release_app.command("revoke")
 def revoke(
     release: Release,
-    reason: Annotated[str, typer.Option("--reason", help="Why, for the log.")] = "",
+    reason: Annotated[
+        str,
+        typer.Option(
+            "--reason",
+            help="Why: kept with the release for its provider and the node's operators, "
+            "never logged.",
+        ),
+    ] = "",
     as_: As = None,
     home: Home = None,
     as_json: Json = False,
 ) -> None:
-    """Stop a release at once: its consumer can no longer list or read it.
+    """Stop a release at once: its consumer can no longer read it. The log says that it
+    was revoked and by whom; the reason stays with the release.
 
     Example: entrepot release revoke R-1 --reason "consent withdrawn" --as riverside-hospitals
     """

@@ -4,6 +4,11 @@ Declared apart from the release service (:mod:`entrepot.exchange.release`, which
 releases through the coordinator) so that listing releases runs on Core, without
 loading the coordinator, DuckDB, the query path or the ORM. The service lists through
 the same function.
+
+A release is bound to the grant it was made under (``grant_id``): its consumer sees it
+only while that very grant is in force, never through a later grant of the same
+consumer on the dataset. The reason given for a revocation is kept here, for the
+release's provider and the node's operators, and never logged.
 """
 
 from __future__ import annotations
@@ -12,9 +17,22 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import JSON, Column, DateTime, Float, ForeignKey, Integer, String, Table, select
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Table,
+    Text,
+    select,
+)
 
+from entrepot.clock import utcnow
 from entrepot.db import METADATA, Database
+from entrepot.exchange._contract_tables import grants
 from entrepot.exchange._parties import named, visible_to
 from entrepot.vault.tables import datasets
 
@@ -56,6 +74,11 @@ releases = Table(
     Column("created_at", DateTime, nullable=False),
     Column("revoked_by", String(200)),
     Column("revoked_at", DateTime),
+    # The grant it was made under: NULL only for a release made before migration 0023
+    # that no grant was made before, which no consumer reads.
+    Column("grant_id", Integer, ForeignKey("grants.id")),
+    # Why it was revoked: its provider's and the operators', never logged.
+    Column("revoked_reason", Text),
 )
 
 
@@ -81,6 +104,8 @@ class ReleaseRecord:
     created_at: datetime
     revoked_by: str | None
     revoked_at: datetime | None
+    grant_id: int | None
+    revoked_reason: str | None
 
     @classmethod
     def of(cls, row: Row[Any]) -> ReleaseRecord:
@@ -139,6 +164,8 @@ class ReleaseInfo:
             "created_at": r.created_at.isoformat(),
             "revoked_by": r.revoked_by,
             "revoked_at": r.revoked_at.isoformat() if r.revoked_at else None,
+            "revoked_reason": r.revoked_reason if self.full else None,
+            "grant": f"GRANT-{r.grant_id}" if r.grant_id is not None else None,
             "share": self.share,
             "report": report,
             "receipt": self.receipt,
@@ -151,21 +178,41 @@ class ReleaseInfo:
         return self.to_dict()
 
 
-def list_releases(db: Database, actor: Actor, *, state: str | None = None) -> list[ReleaseInfo]:
+def list_releases(
+    db: Database, actor: Actor, *, state: str | None = None, now: datetime | None = None
+) -> list[ReleaseInfo]:
     """Releases the actor may see, oldest first: a provider's of its datasets, a
-    consumer's made for it, all for administrators (``state``: only those in it)."""
-    query = named(select(releases, datasets.c.provider_id), releases).order_by(releases.c.id)
+    consumer's made for it under its grant in force (``now``, by default the node's
+    clock), all for administrators (``state``: only those in it)."""
+    query = (
+        named(select(releases, datasets.c.provider_id), releases)
+        .add_columns(
+            grants.c.state.label("grant_state"),
+            grants.c.valid_from.label("grant_from"),
+            grants.c.valid_until.label("grant_until"),
+        )
+        .outerjoin(grants, grants.c.id == releases.c.grant_id)
+        .order_by(releases.c.id)
+    )
     if state is not None:
         query = query.where(releases.c.state == state)
     query = visible_to(query, releases, actor)
     with db.connect() as connection:
         rows = connection.execute(query).all()
-    return [
-        ReleaseInfo(
-            ReleaseRecord.of(row),
-            f"{row.provider}/{row.dataset}",
-            row.consumer,
-            actor.administers or row.provider_id == actor.provider_id,
-        )
-        for row in rows
-    ]
+    at = now or utcnow()
+    found = []
+    for row in rows:
+        full = actor.administers or row.provider_id == actor.provider_id
+        if full or _in_force(row, at):
+            found.append(
+                ReleaseInfo(
+                    ReleaseRecord.of(row), f"{row.provider}/{row.dataset}", row.consumer, full
+                )
+            )
+    return found
+
+
+def _in_force(row: Row[Any], now: datetime) -> bool:
+    """Whether the grant a release was made under is in force at ``now``: granted, not
+    revoked or expired, and within its period. A release bound to no grant is not."""
+    return row.grant_state == "granted" and row.grant_from <= now < row.grant_until

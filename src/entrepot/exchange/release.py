@@ -19,8 +19,10 @@ refusal naming its rule, run before any data is read:
 
 :class:`Releases` is the door every client uses: the dataset's provider plans, makes and
 revokes releases; the consumer they were made for lists them and reads them over the
-Delta Sharing protocol (:mod:`entrepot.exchange.sharing`). Making, revoking and every
-read are logged in the transparency log; every read is also metered as a use of the
+Delta Sharing protocol (:mod:`entrepot.exchange.sharing`). A release is bound to the
+grant it was made under, and read only while that very grant is in force. Making,
+revoking and every read are logged in the transparency log (a revocation's reason is
+kept with the release, never logged); every read is also metered as a use of the
 consumer's grant (:meth:`Releases.read`). Listing needs none of the coordinator: the
 local client and :meth:`Releases.all` list through
 :func:`entrepot.exchange._release_tables.list_releases`, on Core.
@@ -39,6 +41,7 @@ from typing import Any, ClassVar
 from sqlalchemy import func, insert, select, update
 
 from entrepot._numbers import MAX_EPSILON, MIN_EPSILON
+from entrepot._text import NOTE_MAX, check_text
 from entrepot.clock import utcnow
 from entrepot.errors import (
     BudgetExhausted,
@@ -50,6 +53,7 @@ from entrepot.errors import (
     PolicyViolation,
     param,
 )
+from entrepot.exchange._contract_tables import GrantInfo
 from entrepot.exchange._release_tables import (
     ACTIVE,
     REVOKED,
@@ -170,6 +174,7 @@ class ReleaseRequest:
     ref: DatasetRef
     spec: ReleaseSpec
     purpose: str  # the consumer's grant's
+    grant_id: int | None  # the consumer's grant, which the release is bound to
     revision: int  # releases of this dataset for this consumer revoked so far
     max_rows: int
     name: str = field(default_factory=lambda: secrets.token_hex(12), compare=False)
@@ -210,7 +215,13 @@ class ReleaseRequest:
         )
         fingerprint = hashlib.sha256(
             "\n".join(
-                (self.text, dataset.version.sha256, dataset.policy.digest, str(self.revision))
+                (
+                    self.text,
+                    dataset.version.sha256,
+                    dataset.policy.digest,
+                    str(self.revision),
+                    str(self.grant_id),
+                )
             ).encode()
         ).digest()
         return Priced(operation, fingerprint, {self.ref: Cost(cost)})
@@ -432,6 +443,7 @@ class Releases:
                         log_index=done.receipt.index,
                         created_by=actor.name,
                         created_at=utcnow(),
+                        grant_id=request.grant_id,
                     )
                 )
             record = ReleaseRecord.of(session.execute(named).one())
@@ -470,26 +482,29 @@ class Releases:
         request = ReleaseRequest(
             ref,
             spec,
-            grant,
+            grant.purpose if grant else "",
+            grant.id if grant else None,
             int(revoked or 0),
             self.node.settings.release_max_rows,
             plan_only=plan_only,
         )
         return request, target
 
-    def _grant(self, consumer: Actor, ref: DatasetRef) -> str:
-        """The purpose of the consumer's grant (the coordinator checks the grant itself)."""
+    def _grant(self, consumer: Actor, ref: DatasetRef) -> GrantInfo | None:
+        """The consumer's grant in force (the coordinator checks the grant itself)."""
         try:
-            return self.coordinator.contracts.authorize(consumer, str(ref), ACTION).purpose
+            return self.coordinator.contracts.authorize(consumer, str(ref), ACTION)
         except ContractViolation:
             # Refused again, and logged, by the coordinator's own check.
-            return ""
+            return None
 
     # -- reading ---------------------------------------------------------------------
 
     def all(self, actor: Actor, *, state: str | None = None) -> list[ReleaseInfo]:
-        """Releases the actor may see: a provider's of its datasets, a consumer's its own."""
-        return list_releases(self.node.db, actor, state=state)
+        """Releases the actor may see: a provider's of its datasets, a consumer's its own
+        made under its grant in force."""
+        now = self.coordinator.contracts.clock()
+        return list_releases(self.node.db, actor, state=state, now=now)
 
     def show(self, actor: Actor, ident: str) -> ReleaseInfo:
         number = parse_ident(ident)
@@ -499,7 +514,13 @@ class Releases:
         raise NotFound(f"no release {ident}", hint="see `entrepot release list`")
 
     def revoke(self, actor: Actor, ident: str, reason: str = "") -> ReleaseInfo:
-        """Stop a release at once: it is no longer listed to or readable by its consumer."""
+        """Stop a release at once: it is no longer listed to or readable by its consumer.
+
+        The reason is kept with the release, for its provider and the node's operators;
+        the log says only that the release was revoked, and by whom: free text might
+        name a person, and the log can never forget.
+        """
+        check_text(reason, "reason", most=NOTE_MAX)
         info = self.show(actor, ident)
         if not info.full:
             raise NotFound(f"no release {ident}", hint="only its provider revokes a release")
@@ -510,7 +531,7 @@ class Releases:
             session.execute(
                 update(releases)
                 .where(releases.c.id == info.record.id)
-                .values(state=REVOKED, revoked_at=now, revoked_by=actor.name)
+                .values(state=REVOKED, revoked_at=now, revoked_by=actor.name, revoked_reason=reason)
             )
         self.node.log.append(
             make_entry(
@@ -520,13 +541,13 @@ class Releases:
                 outcome="revoked",
                 release=info.ident,
                 consumer=info.consumer,
-                reason=reason,
             )
         )
         return self.show(actor, ident)
 
     def readable(self, consumer: Actor, ident: int) -> ReleaseInfo:
-        """A release its consumer may read now: active, and its grant still in force.
+        """A release its consumer may read now: active, and the grant it was made under
+        still in force.
 
         Every refusal is the same 404 whatever the cause, so a consumer learns nothing
         of releases made for others.
@@ -551,16 +572,20 @@ class Releases:
         return out
 
     def _in_force(self, consumer: Actor, info: ReleaseInfo) -> None:
-        """The consumer's grant on the release's dataset is in force and for a purpose
-        that allows rows: a grant that followed the one a release was made under, for
-        aggregates only, reads no release."""
+        """The consumer's grant on the release's dataset is the very grant the release
+        was made under, in force and for a purpose that allows rows: a later grant of
+        the same consumer, whatever its purpose, reads no release made under an earlier
+        one."""
         try:
             grant = self.coordinator.contracts.authorize(consumer, info.record.dataset_id, ACTION)
         except ContractViolation as refused:
-            # Listed while uses are spent, so that reading it says so (:meth:`read`).
+            # Listed while uses are spent, so that reading it says so (:meth:`read`);
+            # :meth:`all` lists it only while the grant it was made under is in force.
             if refused.details.get("clause") != "count":
                 raise NotFound("no such table", hint="its grant is no longer in force") from None
             return
+        if grant.id != info.record.grant_id:
+            raise NotFound("no such table", hint="it was made under a grant no longer in force")
         known = purposes().get(grant.purpose)
         if known is None or not known.rows:
             raise NotFound("no such table", hint="its grant's purpose does not allow rows")

@@ -1,12 +1,14 @@
 """Releases as Delta Sharing tables: what a consumer's token lists, reads and downloads.
 
-A consumer sees only the active releases made for it whose grant is in force; each is
+A consumer sees only the active releases made for it while the very grant each was
+made under is in force (a later grant of the same consumer reads none of them); each is
 the table ``<provider>.<dataset>.<kind>-<number>`` (share, schema, table). Reading a
 table hands out one pre-signed URL per file, served by the node itself: the URL
 carries a token that names the release, the consumer and an expiry, with a keyed
 BLAKE2b MAC (libsodium, through PyNaCl) under a key derived from the node's own secret
 key, so it works without the bearer token, as the protocol's clients expect, and
-stops working when it expires, when the release is revoked or when the grant ends.
+stops working when it expires, when the release is revoked or when the grant it was
+made under ends.
 Every read of a table is metered as a use of the consumer's grant and logged
 (``download``), and the token itself never is.
 """

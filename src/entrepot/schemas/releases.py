@@ -67,6 +67,16 @@ class ReleaseOut(BaseModel):
     created_at: str
     revoked_by: str | None
     revoked_at: str | None
+    revoked_reason: str | None = Field(
+        description="Why it was revoked, as its provider said: shown to its provider and "
+        "the node's operators only, and never logged."
+    )
+    grant: str | None = Field(
+        examples=["GRANT-1"],
+        description="The grant it was made under: its consumer reads it only while that "
+        "grant is in force. None for a release made before migration 0023 that no grant "
+        "was made before: no consumer reads it.",
+    )
     share: dict[str, str] = Field(description="Where Delta Sharing lists it: share, schema, table.")
     report: dict[str, Any] = Field(
         description="The generalization, information loss and risk (anonymized), or the "
@@ -87,7 +97,12 @@ class ReleasePlanOut(BaseModel):
 
 
 class RevokeIn(BaseModel):
-    reason: str = Field("", max_length=500)
+    reason: str = Field(
+        "",
+        max_length=500,
+        description="Why: kept with the release for its provider and the node's operators, "
+        "never logged.",
+    )
 
 
 class ShareProfile(BaseModel):

@@ -2,7 +2,9 @@
 
 The dataset's provider plans, makes and revokes releases; the consumer a release was
 made for lists it, shows it and reads it over Delta Sharing (:mod:`.sharing`), with the
-profile ``POST /v1/sharing/profile`` gives it. Another tenant's release answers 404.
+profile ``POST /v1/sharing/profile`` gives it, while the grant it was made under is in
+force. Another tenant's release answers 404, as does a consumer's once that grant ended.
+A revocation's reason is shown to the release's provider and the node's operators.
 """
 
 from __future__ import annotations

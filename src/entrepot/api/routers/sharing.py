@@ -3,13 +3,13 @@
 Shares, schemas and tables are listed with the protocol's pagination; a table's version,
 metadata and files follow the protocol's parquet response format. The bearer token is
 the consumer's entrepot token; a consumer sees only the releases made for it, while
-they are active and its grant is in force. File URLs are pre-signed and expiring
-(:mod:`entrepot.exchange.sharing`), served here without the bearer token, with ``HEAD``
-and HTTP ranges as the official clients read them. A release has one version, 0: asking
-for another, for a timestamp or for changes is refused. Every refusal of these routes,
-a missing or bad token and a malformed request included, has the protocol's shape
-``{"errorCode", "message"}``, and permanent ones are 4xx: the official client retries a
-5xx for minutes.
+they are active and the grant each was made under is in force. File URLs are
+pre-signed and expiring (:mod:`entrepot.exchange.sharing`), served here without the
+bearer token, with ``HEAD`` and HTTP ranges as the official clients read them. A
+release has one version, 0: asking for another, for a timestamp or for changes is
+refused. Every refusal of these routes, a missing or bad token and a malformed request
+included, has the protocol's shape ``{"errorCode", "message"}``, and permanent ones are
+4xx: the official client retries a 5xx for minutes.
 """
 
 from __future__ import annotations
