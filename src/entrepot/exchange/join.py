@@ -12,8 +12,9 @@ both grants and both caps in one step) and the operation the coordinator conduct
     vault B: Blind   → B's tokens (blinded by B) + B's attribute columns by handle
     vault B: Reblind(A's tokens) → A's tokens blinded by both; B forgets its key
     vault A: Reblind(B's tokens) → B's tokens blinded by both; A forgets its key
-    matcher: equal tokens → pairs of handles → the joined view (one unit per pair)
-    engine:  the plan's bounded aggregates over the view, then its noise
+    matcher: equal tokens → pairs of handles → each side's matched rows, numbered by pair
+    engine:  the plan's bounded aggregates over the view (the two sides' inner join on
+             that number, streamed, never held), then its noise
 
 Each holder is reached only through the :class:`~entrepot.vault.Vault` protocol, so a
 holder on another node takes part the same way. The matcher is this process: it sees
@@ -33,7 +34,8 @@ from typing import Any, ClassVar
 import numpy as np
 import pyarrow as pa
 
-from entrepot.engine import Engine
+from entrepot.engine import UNIT_KEY, UNIT_ROWS, Engine, Session
+from entrepot.engine._sql import ident
 from entrepot.errors import EntrepotError, InvalidInput, NotFound, PolicyViolation
 from entrepot.exchange.coordinator import Cost, Found, Priced
 from entrepot.privacy.psi import TOKEN_BYTES, BlindedBatch, DoublyBlindedBatch, Match, Matcher
@@ -74,7 +76,9 @@ JoinProgress = Callable[[str, int, int], None]
 
 # Tokens matched per call: bounds the matcher's scratch arrays to a few tens of MB.
 _MATCH_BATCH = 1 << 18
+# The joined view the plan's SQL reads, and the two sides' matched rows it is made of.
 _VIEW = "joined"
+_SIDES = ("joined_left", "joined_right")
 
 
 def sources(
@@ -158,15 +162,17 @@ class JoinRun:
 
     def conduct(self, vault: Vault, *, touched: Touched) -> Outcome:
         """Every step of the join; the answer, noised by the plan."""
-        view, rows = self._view(vault, touched)
+        pairs, rows = self._view(vault, touched)
         with self.engine().session() as session:
-            session.register_arrow(_VIEW, view)
+            pairs.register(session)
 
             def aggregate() -> tuple[pa.Table, pa.Table | None]:
-                exact = session.execute(self.plan.plan.sql(_VIEW))
+                exact = session.execute(pairs.streamed(self.plan.plan.sql(_VIEW, counted=True)))
                 if not self.plan.plan.quantiles:
                     return exact, None
-                return exact, session.execute(self.plan.plan.rewrite.samples_sql(_VIEW))
+                rewrite = self.plan.plan.rewrite
+                sampled = pairs.sampled(rewrite.samples_sql(_VIEW), rewrite.rows_per_unit)
+                return exact, session.execute(sampled)
 
             exact, samples = self._timed("aggregate", aggregate)
         answer = self._timed("noise", lambda: self.plan.plan.release(exact, samples))
@@ -175,10 +181,10 @@ class JoinRun:
     def exact(self, vault: Vault) -> pa.Table:
         """The exact, bounded aggregates per group, without noise: for tests only, which
         compare them with the plain join of the raw data."""
-        view, _ = self._view(vault, lambda: None)
+        pairs, _ = self._view(vault, lambda: None)
         with self.engine().session() as session:
-            session.register_arrow(_VIEW, view)
-            return session.execute(self.plan.plan.sql(_VIEW))
+            pairs.register(session)
+            return session.execute(pairs.streamed(self.plan.plan.sql(_VIEW, counted=True)))
 
     def _timed(self, step: str, work: Callable[[], Any]) -> Any:
         started = time.perf_counter()
@@ -188,8 +194,9 @@ class JoinRun:
             self.progress(step, STEPS.index(step) + 1, len(STEPS))
         return result
 
-    def _view(self, vault: Vault, touched: Touched) -> tuple[pa.Table, int]:
-        """Blind, reblind and match: the joined view, one row per matched pair of rows."""
+    def _view(self, vault: Vault, touched: Touched) -> tuple[_Pairs, int]:
+        """Blind, reblind and match: each side's matched rows, of which the joined view is
+        made, and the rows both versions hold."""
         join = secrets.token_hex(16)
         once = _Once(touched)
         sides = self.plan.sides
@@ -244,7 +251,7 @@ class JoinRun:
         right: Blinded,
         left_tokens: DoublyBlindedBatch,
         right_tokens: DoublyBlindedBatch,
-    ) -> pa.Table:
+    ) -> _Pairs:
         swap = len(right_tokens) < len(left_tokens)
         small, large = (right_tokens, left_tokens) if swap else (left_tokens, right_tokens)
         matcher = Matcher([small])
@@ -272,7 +279,7 @@ class JoinRun:
                 strict=True,
             )
         ]
-        return tables[0].join(tables[1], keys=unit, join_type="inner")
+        return _Pairs.of(tables[0], tables[1], unit, len(match))
 
 
 def _with_units(
@@ -289,6 +296,65 @@ def _with_units(
         if name != "handle"
     }
     return pa.table({unit: pa.array(of_row[kept], pa.int64()), **columns})
+
+
+@dataclass(frozen=True)
+class _Pairs:
+    """Each side's matched rows, numbered by their pair of handles (the view's unit).
+
+    The joined view is their inner join on that number: a pair of handles on m rows of
+    one side and n of the other is m × n rows of the view. Nothing holds those rows.
+    The aggregates read the join as the engine streams it, and each unit's row count,
+    m × n, is on its left rows (:data:`~entrepot.engine.UNIT_ROWS`, with the unit as
+    :data:`~entrepot.engine.UNIT_KEY`): the plan's text for versions with per-unit
+    columns weights each row by it as it passes, with no count of the view's rows per
+    unit. The values are those of counting them. A quantile's values are read from at
+    most R pairs per unit, drawn at random while the join streams.
+    """
+
+    left: pa.Table  # the unit, m × n, then the left side's columns
+    right: pa.Table  # the unit, then the right side's columns
+    unit: str
+
+    @classmethod
+    def of(cls, left: pa.Table, right: pa.Table, unit: str, units: int) -> _Pairs:
+        """Each side's rows of ``units`` pairs of handles, numbered in column ``unit``;
+        each left row gets its unit's m × n."""
+        numbers = left.column(unit).to_numpy()
+        rows = np.bincount(numbers, minlength=units) * np.bincount(
+            right.column(unit).to_numpy(), minlength=units
+        )
+        return cls(left.add_column(1, UNIT_ROWS, pa.array(rows[numbers], pa.int64())), right, unit)
+
+    def register(self, session: Session) -> None:
+        for name, table in zip(_SIDES, (self.left, self.right), strict=True):
+            session.register_arrow(name, table)
+
+    def streamed(self, sql: str) -> str:
+        """``sql``, reading the view as the join of the two sides, never materialised."""
+        u = ident(self.unit)
+        pairs = f"SELECT *, {u} AS {ident(UNIT_KEY)} FROM {self._join()}"
+        return f"WITH {ident(_VIEW)} AS NOT MATERIALIZED ({pairs}) SELECT * FROM ({sql})"
+
+    def sampled(self, sql: str, rows: int) -> str:
+        """``sql``, reading the view as every pair of a unit with at most ``rows`` pairs
+        and ``rows`` pairs drawn at random from a larger unit's (each as likely as the
+        others): per unit the ``rows`` of least random key as the join streams, the
+        choice a ``row_number() <= rows`` in a random order makes, without the order."""
+        columns = dict.fromkeys([*self.left.column_names, *self.right.column_names])
+        row = ", ".join(f"{ident(c)} := {ident(c)}" for c in columns if c != UNIT_ROWS)
+        kept = (
+            f"SELECT arg_min(struct_pack({row}), random(), {rows:d}) AS __kept "
+            f"FROM {self._join()} GROUP BY {ident(self.unit)}"
+        )
+        pairs = f"SELECT unnest(__kept, recursive := true) FROM ({kept})"
+        # Held once, at most ``rows`` rows a unit: the text reads the view twice, and
+        # both reads must see the same draw.
+        return f"WITH {ident(_VIEW)} AS MATERIALIZED ({pairs}) SELECT * FROM ({sql})"
+
+    def _join(self) -> str:
+        left, right = (ident(name) for name in _SIDES)
+        return f"{left} JOIN {right} USING ({ident(self.unit)})"
 
 
 class _Once:
