@@ -190,7 +190,7 @@ async def request_access(request: Request, here: Visitor, provider: str, dataset
 def _request_form(fields: dict[str, str]) -> RequestCreate:
     """The form as the API's request body, checked by the same model."""
     try:
-        return RequestCreate.model_validate(fields)
+        return RequestCreate.model_validate_strings(fields)
     except ValidationError as error:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in item['loc'])}: {item['msg']}" for item in error.errors()

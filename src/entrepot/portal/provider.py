@@ -83,7 +83,9 @@ async def grant(request: Request, here: Visitor, request_id: str) -> Response:
     def build() -> Response:
         try:
             try:
-                terms = GrantCreate.model_validate(fields)
+                # A form's fields are text: read as the API reads a JSON body's strings.
+                given = {name: text for name, text in fields.items() if text is not None}
+                terms = GrantCreate.model_validate_strings(given)
             except ValidationError as error:
                 raise _problem(
                     error,
