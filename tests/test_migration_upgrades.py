@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
 from sqlalchemy import JSON, DateTime, column, insert, select, table
+from sqlalchemy.exc import IntegrityError
 
 from entrepot.db import Database
 from schema_steps import migrate
@@ -247,3 +249,54 @@ def test_every_earlier_release_is_bound_to_the_grant_it_was_made_under(
         ).all()
     # The release made under the revoked grant stays bound to it, not to the next one.
     assert [tuple(row) for row in rows] == [(1, 1, None), (2, 2, None), (3, None, None)]
+
+
+def test_every_earlier_token_keeps_its_full_scope(empty_db: Database) -> None:
+    migrate(empty_db, "0023")
+    day = datetime(2026, 11, 15)
+    organizations = table(
+        "organizations", *(column(name) for name in ("id", "slug", "name", "kind", "created_at"))
+    )
+    accounts = table(
+        "accounts", *(column(name) for name in ("id", "name", "org_id", "role", "created_at"))
+    )
+    made = ("id", "token_id", "account_id", "secret_hash", "created_at", "expires_at")
+    tokens = table("api_tokens", *(column(name) for name in (*made, "parent_id")))
+    with empty_db.engine.begin() as connection:
+        connection.execute(
+            insert(organizations).values(
+                id=1, slug="bureau", name="B", kind="consumer", created_at=day
+            )
+        )
+        connection.execute(
+            insert(accounts).values(id=1, name="bureau", org_id=1, role="consumer", created_at=day)
+        )
+        connection.execute(
+            insert(tokens).values(
+                account_id=1, secret_hash="$argon2id$", created_at=day, expires_at=day
+            ),
+            [
+                # An API token (a share profile's, as they were made), and a portal session.
+                {"id": 1, "token_id": "0" * 12, "parent_id": None},
+                {"id": 2, "token_id": "1" * 12, "parent_id": 1},
+            ],
+        )
+    migrate(empty_db, "0024")
+    scoped = table("api_tokens", *(column(name) for name in (*made, "scope")))
+    with empty_db.engine.begin() as connection:
+        rows = connection.execute(select(scoped.c.id, scoped.c.scope).order_by(scoped.c.id)).all()
+    assert [tuple(row) for row in rows] == [(1, "full"), (2, "full")]
+    # Each new row names its scope, one of the two.
+    for scope in (None, "admin"):
+        with pytest.raises(IntegrityError), empty_db.engine.begin() as connection:
+            connection.execute(
+                insert(scoped).values(
+                    id=3,
+                    token_id="2" * 12,
+                    account_id=1,
+                    secret_hash="$argon2id$",
+                    created_at=day,
+                    expires_at=day,
+                    scope=scope,
+                )
+            )

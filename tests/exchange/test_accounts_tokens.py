@@ -10,7 +10,14 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 
 from entrepot.errors import Conflict, Forbidden, NotFound, Unauthorized
-from entrepot.exchange.accounts import LOCAL, Accounts, ApiToken
+from entrepot.exchange.accounts import (
+    LOCAL,
+    Accounts,
+    ApiToken,
+    Authenticated,
+    Scope,
+    Unverified,
+)
 from entrepot.schemas.accounts import AccountOut
 from marketplace import Market
 
@@ -127,6 +134,33 @@ def test_a_new_token_works_beside_the_old_one(market: Market) -> None:
         assert market.accounts.authenticate(token.secret).account == "analyst"
     listed = market.accounts.tokens(market.consumer, "analyst")
     assert [t.token_id for t in listed] == [first.info.token_id, second.info.token_id]
+
+
+def test_a_token_keeps_its_scope_verified_cached_listed_and_in_its_sessions(
+    market: Market,
+) -> None:
+    _, full = market.accounts.create(LOCAL, "analyst", "consumer", org="city-health-bureau")
+    sharing = market.accounts.issue_token(market.consumer, "analyst", scope=Scope.SHARING)
+    assert (full.info.scope, sharing.info.scope) == (Scope.FULL, Scope.SHARING)
+    for issued in (full, sharing):
+        found = market.accounts.recall(issued.secret)
+        assert isinstance(found, Unverified)
+        verified = market.accounts.verify(found, issued.secret)
+        assert verified == Authenticated(found.actor, issued.info.scope)
+        # Cached now: the same actor, and the scope its row holds.
+        assert market.accounts.recall(issued.secret) == verified
+    session = market.accounts.open_session(sharing.secret, lifetime=timedelta(hours=1))
+    recalled = market.accounts.recall(session.secret)
+    assert isinstance(recalled, Authenticated)
+    assert session.info.scope == recalled.scope == Scope.SHARING
+    listed = market.accounts.tokens(market.consumer, "analyst")
+    assert [(t.token_id, t.scope) for t in listed] == [
+        (full.info.token_id, Scope.FULL),
+        (sharing.info.token_id, Scope.SHARING),
+    ]
+    assert market.accounts.revoke_token(market.consumer, sharing.info.token_id).scope == "sharing"
+    with pytest.raises(Unauthorized):
+        market.accounts.recall(sharing.secret)
 
 
 @settings(

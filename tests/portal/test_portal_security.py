@@ -257,6 +257,28 @@ def test_revoking_the_api_token_signs_out_its_sessions(served: Any) -> None:
         assert _replayed(served.url, cookie).headers["location"].startswith("/signin")
 
 
+def test_a_share_profiles_token_does_not_sign_in(served: Any) -> None:
+    node = Node.open(Settings(home=served.home))
+    try:
+        exchange = Exchange(node)
+        issued = exchange.sharing.issue_token(exchange.accounts.actor("lanshan-health-bureau"))
+    finally:
+        node.close()
+    with httpx.Client(base_url=served.url, follow_redirects=False, timeout=30) as http:
+        csrf = _csrf(http.get("/signin"))
+        refused = http.post("/signin", data={"token": issued.secret, "csrf": csrf})
+        assert refused.status_code == 403
+        assert '<code class="rule">token_scope</code>' in refused.text
+        assert "lanshan" not in refused.text
+        assert http.get("/query").headers["location"].startswith("/signin")
+        # The account's own token still signs in.
+        csrf = _csrf(http.get("/signin"))
+        signed = http.post(
+            "/signin", data={"token": served.tokens["lanshan-health-bureau"], "csrf": csrf}
+        )
+        assert signed.status_code == 303
+
+
 def test_a_forged_or_altered_cookie_is_an_anonymous_visit(served: Any) -> None:
     with httpx.Client(base_url=served.url, follow_redirects=False, timeout=30) as http:
         http.get("/signin")

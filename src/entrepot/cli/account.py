@@ -100,6 +100,9 @@ def list_(
 ) -> None:
     """List the accounts (or their tokens) you may see.
 
+    A token's scope is full (everything its account may do) or sharing (a share
+    profile's token: the Delta Sharing routes only).
+
     Example: entrepot account list --tokens --json
     """
 
@@ -110,12 +113,14 @@ def list_(
             [
                 t["token_id"],
                 t["account"],
+                t["scope"],
                 t["expires_at"][:10],
                 "revoked" if t["revoked_at"] else "",
             ]
             for t in data
         ]
-        view = table("API tokens", ["token id", "account", "expires", "state"], rows)
+        columns = ["token id", "account", "scope", "expires", "state"]
+        view = table("API tokens", columns, rows)
     else:
         rows = [[a["name"], a["role"], a["org"], a["active_tokens"]] for a in data]
         view = table("Accounts", ["account", "role", "organization", "active tokens"], rows)

@@ -16,9 +16,11 @@ share_app = typer.Typer(
 
 @share_app.command("profile")
 def profile(as_: As = None, home: Home = None) -> None:
-    """Print a Delta Sharing profile (JSON) with a new token of your consumer account.
+    """Print a Delta Sharing profile (JSON) with a new sharing token of your consumer account.
 
-    The token is shown once: keep the file private, revoke the token like any other.
+    A sharing token reads your released tables over Delta Sharing and nothing else: no
+    query, access request, portal sign-in or new token. It is shown once: keep the file
+    private; `entrepot account list --tokens` lists it, and it is revoked like any other.
 
     Example: entrepot share profile --as lanshan-health-bureau > bureau.share
     then: python -c "import delta_sharing as ds;

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
@@ -34,6 +35,7 @@ from entrepot.roles import Role
 
 __all__ = [
     "AccountInfo",
+    "Scope",
     "accounts",
     "api_tokens",
     "count_accounts",
@@ -43,6 +45,20 @@ __all__ = [
 ]
 
 _ROLES = "', '".join(Role)
+
+
+class Scope(StrEnum):
+    """What an API token may be used for.
+
+    ``full``: everything its account may do. ``sharing``: the Delta Sharing routes only
+    (a share profile's token), to hand to a BI tool or a notebook that reads releases.
+    """
+
+    FULL = "full"
+    SHARING = "sharing"
+
+
+_SCOPES = "', '".join(Scope)
 
 organizations = Table(
     "organizations",
@@ -79,6 +95,9 @@ api_tokens = Table(
     Column("revoked_at", DateTime),
     # A portal session's token: the API token it was opened with (NULL: an API token).
     Column("parent_id", Integer, ForeignKey("api_tokens.id"), index=True),
+    # What the token may be used for, a Scope.
+    Column("scope", String(16), nullable=False, server_default=Scope.FULL.value),
+    CheckConstraint(f"scope IN ('{_SCOPES}')", name="scope"),
 )
 
 

@@ -9,14 +9,19 @@ it is made with its vault ``providers`` row, see :mod:`entrepot.organizations`),
 
 API tokens look like ``ent_<id>_<secret>``. The 12-hex ``id`` is not secret and finds
 the row; the whole token is checked against an Argon2id hash (argon2-cffi, constant
-time). The token is shown once and stored nowhere in clear.
+time). The token is shown once and stored nowhere in clear. Each token has a
+:class:`Scope`: ``full`` for everything its account may do, ``sharing`` for a share
+profile's token, which the API accepts on its Delta Sharing routes only
+(:mod:`entrepot.api.auth` holds that rule). A portal session's token has the scope of
+the API token it was opened with.
 
 Argon2id costs tens of milliseconds by design, too much for every API request, so
 each :class:`Accounts` remembers, for ``token_cache_ttl_s`` seconds, that a token
 (keyed by its SHA-256, never the token) matched the hash of its row, and whom it
 stands for. Only that verification is cached: every request still reads the token's
 row by its primary key, so a revocation or an expiry made by any process (another
-worker of a server) is refused at once by all of them.
+worker of a server) is refused at once by all of them, and the token's scope is the
+one that row holds.
 
 A token that is not cached is authenticated in two steps, so that a server can
 decide between them whether it may spend an Argon2id check (64 MiB of memory) on
@@ -50,7 +55,7 @@ from entrepot.clock import utcnow
 from entrepot.db import Base, Database, count_rows
 from entrepot.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized, param
 from entrepot.exchange import _account_tables
-from entrepot.exchange._account_tables import AccountInfo, organization_actor
+from entrepot.exchange._account_tables import AccountInfo, Scope, organization_actor
 from entrepot.exchange.actors import LOCAL, Actor
 from entrepot.exchange.outbox import Outbox
 from entrepot.organizations import Organization, Role
@@ -66,9 +71,11 @@ __all__ = [
     "Accounts",
     "Actor",
     "ApiToken",
+    "Authenticated",
     "IssuedToken",
     "Organization",
     "Role",
+    "Scope",
     "TokenInfo",
     "Unverified",
     "raced",
@@ -106,6 +113,7 @@ class ApiToken(Base):
     expires_at: Mapped[datetime]
     revoked_at: Mapped[datetime | None]
     parent_id: Mapped[int | None]
+    scope: Mapped[str]
 
 
 # The API token a session token hangs from, in a query that reads both rows.
@@ -119,6 +127,7 @@ class TokenInfo:
     created_at: datetime
     expires_at: datetime
     revoked_at: datetime | None
+    scope: Scope
     # How the public log names the token: its row number, which authenticates nothing.
     ref: str = ""
 
@@ -127,6 +136,7 @@ class TokenInfo:
             "token_id": self.token_id,
             "ref": self.ref,
             "account": self.account,
+            "scope": self.scope.value,
             "created_at": self.created_at.isoformat() + "Z",
             "expires_at": self.expires_at.isoformat() + "Z",
             "revoked_at": None if self.revoked_at is None else self.revoked_at.isoformat() + "Z",
@@ -145,11 +155,20 @@ class IssuedToken:
 
 
 @dataclass(frozen=True)
+class Authenticated:
+    """Whom a live, verified token stands for, and what it may be used for."""
+
+    actor: Actor
+    scope: Scope
+
+
+@dataclass(frozen=True)
 class Unverified:
     """A live token whose secret is not checked yet: what :meth:`Accounts.verify` needs."""
 
     token_id: str
     actor: Actor
+    scope: Scope
     row_id: int
     secret_hash: str
     key: bytes
@@ -171,7 +190,7 @@ class _VerifiedTokens:
     """Verified tokens by the SHA-256 of the token (never the token itself).
 
     A hit spares the Argon2id check only: the caller still reads the token's row
-    for revocation and expiry.
+    for revocation, expiry and scope.
     """
 
     def __init__(self) -> None:
@@ -329,12 +348,13 @@ class Accounts:
 
     # -- tokens -------------------------------------------------------------------
 
-    def issue_token(self, actor: Actor, account: str) -> IssuedToken:
-        """A new token for ``account`` (administrators, or the account's organization)."""
+    def issue_token(self, actor: Actor, account: str, *, scope: Scope = Scope.FULL) -> IssuedToken:
+        """A new token for ``account`` (administrators, or the account's organization),
+        of ``scope``."""
         minted = self._mint()
         with self.db.write() as session:
             row = self._visible_account(session, actor, account)
-            issued = self._issue(session, row, minted)
+            issued = self._issue(session, row, minted, scope=scope)
             self._record(session, actor, "token_issued", account, token=issued.info.ref)
         self._logged()
         return issued
@@ -355,7 +375,9 @@ class Accounts:
         *,
         parent: ApiToken | None = None,
         lifetime: timedelta | None = None,
+        scope: Scope = Scope.FULL,
     ) -> IssuedToken:
+        """A new token row; a session's (``parent`` given) has its parent's scope."""
         token_id, secret, secret_hash = minted
         now = self.clock()
         expires = now + (lifetime or timedelta(days=self.settings.token_ttl_days))
@@ -366,6 +388,7 @@ class Accounts:
             created_at=now,
             expires_at=expires if parent is None else min(expires, parent.expires_at),
             parent_id=None if parent is None else parent.id,
+            scope=scope.value if parent is None else parent.scope,
         )
         session.add(row)
         session.flush()
@@ -514,9 +537,9 @@ class Accounts:
         return account
 
     def authenticate(self, token: str) -> Actor:
-        """The actor a bearer token stands for, or :class:`Unauthorized`."""
+        """The actor a bearer token stands for, whatever its scope, or :class:`Unauthorized`."""
         found = self.recall(token)
-        return found if isinstance(found, Actor) else self.verify(found, token)
+        return (found if isinstance(found, Authenticated) else self.verify(found, token)).actor
 
     def is_cached(self, token: str) -> bool:
         """Whether ``token`` was verified lately, so that :meth:`recall` will not need
@@ -525,8 +548,9 @@ class Accounts:
             return False
         return self._verified.get(hashlib.sha256(token.encode()).digest()) is not None
 
-    def recall(self, token: str) -> Actor | Unverified:
-        """A cached token's actor, or what :meth:`verify` needs; no Argon2id check here.
+    def recall(self, token: str) -> Authenticated | Unverified:
+        """A cached token's actor and scope, or what :meth:`verify` needs; no Argon2id
+        check here.
 
         Raises :class:`Unauthorized` for a malformed, unknown, expired or revoked token.
         """
@@ -537,20 +561,22 @@ class Accounts:
         key = hashlib.sha256(token.encode()).digest()
         hit = self._verified.get(key) if self.settings.token_cache_ttl_s > 0 else None
         if hit is not None:
-            # Revocation and expiry are read on every call (a primary-key read), so a
-            # token revoked by any process is refused at once by all of them. The row
-            # must still be this token's: SQLite gives a deleted row's id (an ended
+            # Revocation, expiry and scope are read on every call (a primary-key read),
+            # so a token revoked by any process is refused at once by all of them. The
+            # row must still be this token's: SQLite gives a deleted row's id (an ended
             # session's) to the next row written, another session of the account.
             with self.db.read() as session:
                 live = session.execute(
-                    select(ApiToken.revoked_at, ApiToken.expires_at, _Parent.revoked_at)
+                    select(
+                        ApiToken.revoked_at, ApiToken.expires_at, _Parent.revoked_at, ApiToken.scope
+                    )
                     .outerjoin(_Parent, _Parent.id == ApiToken.parent_id)
                     .where(ApiToken.id == hit.row_id, ApiToken.token_id == token_id)
                 ).first()
             if live is None or not _live(live[0], live[1], live[2], now):
                 self._verified.forget(key)
                 raise _refused()
-            return hit.actor
+            return Authenticated(hit.actor, Scope(live[3]))
         with self.db.read() as session:
             found = session.execute(
                 select(ApiToken, Account, Organization, _Parent.revoked_at)
@@ -564,9 +590,11 @@ class Accounts:
             row, account, org, parent_revoked = found
             if not _live(row.revoked_at, row.expires_at, parent_revoked, now):
                 raise _refused()
-            return Unverified(token_id, _actor_of(org, account), row.id, row.secret_hash, key)
+            return Unverified(
+                token_id, _actor_of(org, account), Scope(row.scope), row.id, row.secret_hash, key
+            )
 
-    def verify(self, unverified: Unverified, token: str) -> Actor:
+    def verify(self, unverified: Unverified, token: str) -> Authenticated:
         """Check ``token`` against its row's Argon2id hash; cache it when it matches."""
         with self._verifications_lock:
             self._verifications += 1
@@ -580,7 +608,7 @@ class Accounts:
                 unverified.key,
                 _Verified(unverified.actor, unverified.row_id, time.monotonic() + ttl),
             )
-        return unverified.actor
+        return Authenticated(unverified.actor, unverified.scope)
 
 
 def _live(
@@ -603,7 +631,13 @@ def _refused() -> Unauthorized:
 
 def _token_info(row: ApiToken, account: str) -> TokenInfo:
     return TokenInfo(
-        row.token_id, account, row.created_at, row.expires_at, row.revoked_at, f"TOKEN-{row.id}"
+        row.token_id,
+        account,
+        row.created_at,
+        row.expires_at,
+        row.revoked_at,
+        Scope(row.scope),
+        f"TOKEN-{row.id}",
     )
 
 

@@ -1,5 +1,9 @@
 """Releases as Delta Sharing tables: what a consumer's token lists, reads and downloads.
 
+A share profile's token is a sharing token (:class:`~entrepot.exchange.accounts.Scope`):
+the API accepts it on the Delta Sharing routes only, so the profile file can be handed
+to a BI tool or a notebook without the rest of what its account may do.
+
 A consumer sees only the active releases made for it while the very grant each was
 made under is in force (a later grant of the same consumer reads none of them); each is
 the table ``<provider>.<dataset>.<kind>-<number>`` (share, schema, table). Reading a
@@ -32,7 +36,7 @@ from sqlalchemy import select
 from entrepot._text import with_article
 from entrepot.clock import utcnow
 from entrepot.errors import Forbidden, InvalidInput, NotFound, param
-from entrepot.exchange.accounts import Actor, IssuedToken, Organization, Role
+from entrepot.exchange.accounts import Actor, IssuedToken, Organization, Role, Scope
 from entrepot.exchange.release import ReleaseInfo, Releases, parse_ident
 
 __all__ = ["FileGrant", "Sharing", "spark_schema"]
@@ -103,7 +107,8 @@ class Sharing:
         self.clock = clock
 
     def issue_token(self, consumer: Actor) -> IssuedToken:
-        """A new token of the consumer's account, for its profile file (shown once)."""
+        """A new sharing token of the consumer's account, for its profile file (shown
+        once): it reads the consumer's tables, and nothing else of the API."""
         if consumer.role != Role.CONSUMER:
             raise Forbidden(
                 f"{with_article(consumer.role)} account has no releases to read",
@@ -112,7 +117,7 @@ class Sharing:
                 role=consumer.role,
             )
         account = consumer.account or consumer.org_slug
-        return self.releases.accounts.issue_token(consumer, account)
+        return self.releases.accounts.issue_token(consumer, account, scope=Scope.SHARING)
 
     # -- listing -----------------------------------------------------------------
 

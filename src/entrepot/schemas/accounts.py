@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 from entrepot._text import NAME_MAX
-from entrepot.exchange.accounts import AccountInfo, Role, TokenInfo
+from entrepot.exchange.accounts import AccountInfo, Role, Scope, TokenInfo
 from entrepot.schemas._types import UtcDateTime
 from entrepot.schemas.catalog import SLUG as _SLUG
 
@@ -47,6 +47,10 @@ class TokenOut(BaseModel):
         description="How the public transparency log names the token.", examples=["TOKEN-7"]
     )
     account: str
+    scope: Scope = Field(
+        description="What the token may be used for: `full`, everything its account may "
+        "do; `sharing`, a share profile's token, the Delta Sharing routes only."
+    )
     created_at: UtcDateTime
     expires_at: UtcDateTime
     revoked_at: UtcDateTime | None
@@ -57,6 +61,7 @@ class TokenOut(BaseModel):
             token_id=info.token_id,
             ref=info.ref,
             account=info.account,
+            scope=info.scope,
             created_at=info.created_at,
             expires_at=info.expires_at,
             revoked_at=info.revoked_at,

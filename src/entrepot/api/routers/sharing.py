@@ -2,8 +2,10 @@
 
 Shares, schemas and tables are listed with the protocol's pagination; a table's version,
 metadata and files follow the protocol's parquet response format. The bearer token is
-the consumer's entrepot token; a consumer sees only the releases made for it, while
-they are active and the grant each was made under is in force. File URLs are
+one of the consumer's entrepot tokens, the sharing token of its share profile or an
+account token (these routes are the only ones a sharing token opens, see
+:mod:`entrepot.api.auth`); a consumer sees only the releases made for it, while they
+are active and the grant each was made under is in force. File URLs are
 pre-signed and expiring (:mod:`entrepot.exchange.sharing`), served here without the
 bearer token, with ``HEAD`` and HTTP ranges as the official clients read them. A
 release has one version, 0: asking for another, for a timestamp or for changes is
@@ -25,7 +27,7 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 
 from entrepot.api._exchange import exchange_of
-from entrepot.api.auth import Consumer
+from entrepot.api.auth import SharingConsumer
 from entrepot.api.errors import ERROR_RESPONSES, ErrorBody
 from entrepot.api.openapi import operation_id
 from entrepot.errors import InvalidInput
@@ -186,7 +188,7 @@ class TableQuery(BaseModel):
 @router.get("/shares", summary="The shares your token sees (one per provider).")
 def list_shares(
     request: Request,
-    actor: Consumer,
+    actor: SharingConsumer,
     max_results: int | None = MaxResults,
     page_token: str | None = PageToken,
 ) -> Response:
@@ -195,7 +197,7 @@ def list_shares(
 
 
 @router.get("/shares/{share}", summary="One share.")
-def get_share(request: Request, actor: Consumer, share: str) -> Response:
+def get_share(request: Request, actor: SharingConsumer, share: str) -> Response:
     _sharing(request).schemas(actor, share)
     return JSONResponse({"share": {"name": share.lower()}})
 
@@ -203,7 +205,7 @@ def get_share(request: Request, actor: Consumer, share: str) -> Response:
 @router.get("/shares/{share}/schemas", summary="The schemas of a share (one per dataset).")
 def list_schemas(
     request: Request,
-    actor: Consumer,
+    actor: SharingConsumer,
     share: str,
     max_results: int | None = MaxResults,
     page_token: str | None = PageToken,
@@ -216,7 +218,7 @@ def list_schemas(
 @router.get("/shares/{share}/schemas/{schema}/tables", summary="The tables of a schema.")
 def list_tables(
     request: Request,
-    actor: Consumer,
+    actor: SharingConsumer,
     share: str,
     schema: str,
     max_results: int | None = MaxResults,
@@ -230,7 +232,7 @@ def list_tables(
 @router.get("/shares/{share}/all-tables", summary="Every table of a share.")
 def list_all_tables(
     request: Request,
-    actor: Consumer,
+    actor: SharingConsumer,
     share: str,
     max_results: int | None = MaxResults,
     page_token: str | None = PageToken,
@@ -245,7 +247,7 @@ _TABLE = "/shares/{share}/schemas/{schema}/tables/{table}"
 
 @router.get(_TABLE + "/version", summary="A table's version (a release never changes).")
 def table_version(
-    request: Request, actor: Consumer, share: str, schema: str, table: str
+    request: Request, actor: SharingConsumer, share: str, schema: str, table: str
 ) -> Response:
     _sharing(request).table(actor, share, schema, table)
     return Response(headers=_VERSION)
@@ -253,7 +255,7 @@ def table_version(
 
 @router.head(_TABLE, summary="A table's version, in a header (the protocol's older form).")
 def table_version_head(
-    request: Request, actor: Consumer, share: str, schema: str, table: str
+    request: Request, actor: SharingConsumer, share: str, schema: str, table: str
 ) -> Response:
     return table_version(request, actor, share, schema, table)
 
@@ -265,7 +267,7 @@ def _lines(*objects: dict[str, Any]) -> bytes:
 @router.get(_TABLE + "/metadata", summary="A table's protocol and metadata (NDJSON).")
 def table_metadata(
     request: Request,
-    actor: Consumer,
+    actor: SharingConsumer,
     share: str,
     schema: str,
     table: str,
@@ -282,7 +284,7 @@ def table_metadata(
 @router.post(_TABLE + "/query", summary="A table's files, as pre-signed expiring URLs (NDJSON).")
 def query_table(
     request: Request,
-    actor: Consumer,
+    actor: SharingConsumer,
     share: str,
     schema: str,
     table: str,
@@ -305,7 +307,7 @@ def query_table(
 
 @router.get(_TABLE + "/changes", summary="A table's changes: none, a release never changes.")
 def table_changes(
-    request: Request, actor: Consumer, share: str, schema: str, table: str
+    request: Request, actor: SharingConsumer, share: str, schema: str, table: str
 ) -> Response:
     """Refused for every table the consumer may read; 404 for any other."""
     _sharing(request).table(actor, share, schema, table)
