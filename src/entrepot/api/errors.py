@@ -70,7 +70,9 @@ class ErrorDetail(BaseModel):
     message: str = Field(description="What went wrong, and where.")
     hint: str = Field(description="How to fix it.")
     rule: str | None = Field(
-        default=None, description="`policy_violation`: the privacy rule that refused."
+        default=None,
+        description="The rule that refused: a privacy rule (`policy_violation`), or "
+        "`token_scope` and the portal's `csrf` (`forbidden`).",
     )
     clause: str | None = Field(
         default=None, description="`contract_violation`: the grant's clause that refused."

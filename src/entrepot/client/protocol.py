@@ -253,7 +253,8 @@ class Client(Standards, Protocol):
     def release_revoke(self, release: str, reason: str = "") -> dict[str, Any]: ...
 
     def share_profile(self) -> dict[str, Any]:
-        """A Delta Sharing profile with a new token of this consumer's account."""
+        """A Delta Sharing profile with a new sharing token of this consumer's account: it
+        reads shared tables and nothing else."""
         ...
 
     # -- the transparency log ------------------------------------------------------

@@ -85,7 +85,7 @@ def revoke_release(
 
 @router.post(
     "/sharing/profile",
-    summary="A Delta Sharing profile with a new token of your account (consumers).",
+    summary="A Delta Sharing profile with a new sharing token of your account (consumers).",
 )
 def share_profile(request: Request, actor: Consumer) -> ShareProfile:
     """Save it as a `.share` file: `delta_sharing.load_as_pandas("x.share#share.schema.table")`.
