@@ -11,7 +11,10 @@ token can never reach a log line or a label.
 - ``entrepot_http_requests_total{method, route, status}`` and
   ``entrepot_http_request_duration_seconds{method, route}``: counts and latencies of
   requests, per route template. A private query is padded to its policy's latency
-  floor before it answers, so its latency tells no more than the floor does.
+  floor before it answers, so its latency tells no more than the floor does unless it
+  runs longer: then it shows its duration. A private join runs longer than most
+  floors; its work is that of the versions it joins, whatever its WHERE keeps, so its
+  latency tells roughly their number of distinct link keys (docs/psi.md).
 - ``entrepot_private_operations_total{kind, outcome}`` and
   ``entrepot_epsilon_spent_total``: counted from the public transparency log itself
   (the entries' ``kind``, ``outcome`` and ``epsilon``), so a metric can say nothing

@@ -10,6 +10,8 @@ both grants and both caps in one step) and the operation the coordinator conduct
 
     vault A: Blind   → A's tokens (blinded by A) + A's attribute columns by handle
     vault B: Blind   → B's tokens (blinded by B) + B's attribute columns by handle
+             (a token for every distinct link key of the version, whatever the WHERE;
+             columns of the rows the WHERE keeps only)
     vault B: Reblind(A's tokens) → A's tokens blinded by both; B forgets its key
     vault A: Reblind(B's tokens) → B's tokens blinded by both; A forgets its key
     matcher: equal tokens → pairs of handles → each side's matched rows, numbered by pair

@@ -874,7 +874,11 @@ class Parts:
         }
 
     def _blind(self, opened: _Open, join: str, body: dict[str, Any]) -> dict[str, Any]:
-        """Page ``page`` of this side's tokens and columns; page 0 blinds the side."""
+        """Page ``page`` of this side's tokens and columns; page 0 blinds the side.
+
+        The pages are those of the version's rows, which neither its tokens nor the rows
+        its WHERE keeps outnumber, so how many there are does not depend on the WHERE.
+        """
         page = _number(body, "page", _max_pages(self.exchange))
         if page == 0:
             opened.blinded = self._blinded(opened, join)
@@ -882,7 +886,7 @@ class Parts:
         if blinded is None:
             raise Conflict(f"join {join} has no blinded side to read", hint="ask page 0 first")
         attributes = blinded.attributes
-        pages = _pages(len(blinded.tokens), attributes.num_rows)
+        pages = _pages(blinded.rows)
         if page >= pages:
             raise InvalidInput(f"join {join} has {pages} pages", hint="ask a page below that")
         return {

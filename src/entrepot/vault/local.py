@@ -245,7 +245,14 @@ class LocalVault:
         return self._aggregate(operation, touched)
 
     def _blind(self, operation: Blind, touched: Touched) -> Blinded:
-        """Filter, then blind the link keys with a key drawn for this join only."""
+        """Blind every distinct link key of the version with a key drawn for this join only;
+        send the columns of the rows the WHERE keeps.
+
+        The keys blinded, and so the costly work of both holders and the matcher, are the
+        same whatever the WHERE: how long a join takes does not tell how many rows pass
+        it. A key none of whose rows the WHERE keeps still matches, and has no row in the
+        joined view.
+        """
         import numpy as np
         import pyarrow as pa
 
@@ -256,7 +263,7 @@ class LocalVault:
             attached = self.attach(session, operation.ref, version=operation.version)
             touched()
             rows = session.execute(
-                f"SELECT {names} FROM {ident(attached.view)} WHERE {operation.where}"
+                f"SELECT {names}, ({operation.where}) IS TRUE FROM {ident(attached.view)}"
             )
         pool: Executor = (
             make_pool(self.settings.psi_workers or None)
@@ -272,10 +279,11 @@ class LocalVault:
             raise
         self._open(operation.join, operation.ref, _OpenJoin(holder, pool, time.monotonic()))
         kept, handles = holder.kept()
-        taken = pa.array(kept)
+        passes = rows.column(rows.num_columns - 1).to_numpy()[kept]
+        taken = pa.array(kept[passes])
         attributes = pa.table(
             {
-                "handle": pa.array(handles, pa.uint64()),
+                "handle": pa.array(handles[passes], pa.uint64()),
                 **{name: rows.column(name).take(taken) for name in operation.columns},
             }
         )

@@ -173,12 +173,12 @@ class Aggregated:
 class Blind:
     """A holder's first step in a private join: blind its link keys for join ``join``.
 
-    The holder keeps the rows of ``ref`` at ``version`` that pass ``where`` (a checked
-    filter over its own columns, in DuckDB SQL), brings the ``link`` column's values
-    to the canonical form of ``concept``, and blinds one token per distinct value
-    with a secret key it draws for this join alone. It answers the tokens and, per
-    kept row, its token's handle and the ``columns`` the query reads: never an
-    identifier, raw or blinded.
+    The holder brings every value of the ``link`` column of ``ref`` at ``version`` to
+    the canonical form of ``concept`` and blinds one token per distinct value with a
+    secret key it draws for this join alone, whatever ``where`` keeps (a checked filter
+    over its own columns, in DuckDB SQL): the work, and so its duration, is the
+    version's. It answers the tokens and, per row that passes ``where``, its token's
+    handle and the ``columns`` the query reads: never an identifier, raw or blinded.
     """
 
     kind: ClassVar[OperationKind] = OperationKind.BLIND

@@ -120,7 +120,8 @@ class Holder:
             raise LimitExceeded(
                 f"{len(values)} rows to blind, more than the limit of {self._max_rows}",
                 setting="psi_max_rows",
-                hint="narrow the join with a WHERE clause, or raise psi_max_rows",
+                hint="a join blinds every row of its versions, whatever its WHERE: "
+                "raise psi_max_rows to join this one",
             )
         keys: dict[str, int] = {}
         group = np.empty(len(values), dtype=np.int64)
