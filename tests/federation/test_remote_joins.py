@@ -561,3 +561,31 @@ def test_a_partners_page_past_its_bounds_is_refused_unread_naming_the_peer_and_t
             assert agrees(holder)
         parts = [e for _, e in world.b.node.log.entries() if e.get("action") == "join_part"]
         assert [e["outcome"] for e in parts] == ["aborted"]
+
+
+def test_a_partner_answers_the_same_pages_and_tokens_whatever_the_where_keeps(
+    tmp_path: Path, between: list[Message]
+) -> None:
+    visits = [("AB0001", "910101", "I"), ("AB0002", "910101", "I"), ("AB0009", "910101", "I")]
+    payments = [("AB0001", "910101", 1.0)] * BATCH_SIZE + [("AB0002", "910102", 2.0)] * BATCH_SIZE
+    payments.append(("AB0003", "910102", 2.0))
+    query = (
+        "SELECT t.district, COUNT(*) AS pairs FROM a.riverside_hospitals.outpatient_visits v "
+        "JOIN b.acme_pay.transactions t ON v.patient_id = t.person_id "
+        "WHERE {} GROUP BY t.district"
+    )
+    keeps = (
+        "t.district = '910103'",  # no payment
+        "t.district = '910101'",  # one person's
+        "t.district IN ('910101', '910102')",  # every payment
+    )
+    seen = set()
+    with nodes(tmp_path, visits=visits, payments=payments) as world:
+        leader = bytes(world.a.node.verify_key).hex()
+        for where in keeps:
+            between.clear()
+            world.consumer().query(query.format(where), epsilon=0.1)
+            blind = by_step(between, leader)["blind"]
+            seen.add((len(blind), len(set().union(*(tokens(answer) for _, answer in blind)))))
+    # the version's rows make 3 pages and its 3 distinct keys 3 tokens, whatever is kept
+    assert seen == {(3, 3)}
