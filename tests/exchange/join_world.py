@@ -10,18 +10,22 @@ import csv
 from collections.abc import Sequence
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pyarrow as pa
 from hypothesis import strategies as st
 
+from entrepot.exchange import Exchange
 from entrepot.exchange.accounts import LOCAL, Accounts
 from entrepot.exchange.contracts import Contracts
+from entrepot.exchange.coordinator import Found
+from entrepot.exchange.join import JoinQuery, JoinRun
 from entrepot.exchange.node import Node
 from entrepot.exchange.policies import Policies
 from entrepot.privacy.plan import Plan
 from entrepot.standards import get
-from entrepot.vault import LocalVault, OnError, PublishRequest, add_provider
+from entrepot.vault import LocalVault, OnError, Operation, Outcome, PublishRequest, add_provider
 
 __all__ = [
     "CONSUMER",
@@ -31,10 +35,12 @@ __all__ = [
     "VISITS",
     "JoinWorld",
     "Payment",
+    "Recording",
     "Visit",
     "exact_answers",
     "payments_drawn",
     "plain_join",
+    "priced",
     "visits_drawn",
 ]
 
@@ -63,6 +69,40 @@ SQL = (
     "WHERE v.diagnosis_group = 'I' GROUP BY t.district"
 )
 DISTRICTS = ("910101", "910102", "910103")
+
+
+class Recording:
+    """A vault that keeps every operation sent to a holder and what it answered."""
+
+    def __init__(self, vault: LocalVault) -> None:
+        self.vault = vault
+        self.sent: list[tuple[Operation, Outcome]] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.vault, name)
+
+    def run(self, operation: Operation, *, touched: Any) -> Outcome:
+        outcome = self.vault.run(operation, touched=touched)
+        self.sent.append((operation, outcome))
+        return outcome
+
+
+def priced(exchange: Exchange, sql: str) -> JoinRun:
+    """The join ``sql`` asks, priced on the latest versions (at ε 0.5), to run by hand."""
+    request = exchange.queries.request(sql, 0.5)
+    assert isinstance(request, JoinQuery)
+    found = {
+        ref: Found(
+            ref,
+            exchange.policies.get(ref).policy,
+            exchange.vault.standard(ref),
+            exchange.vault.versions(ref)[-1],
+        )
+        for ref in request.datasets()
+    }
+    run = request.price(found).operation
+    assert isinstance(run, JoinRun)
+    return run
 
 
 def plain_join(

@@ -17,11 +17,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.exchange.join_world import CONSUMER, SQL, JoinWorld, Payment, Visit, exact_answers
+from tests.exchange.join_world import (
+    CONSUMER,
+    SQL,
+    JoinWorld,
+    Payment,
+    Visit,
+    exact_answers,
+    priced,
+)
 
 from entrepot.exchange import Exchange
-from entrepot.exchange.coordinator import Found
-from entrepot.exchange.join import JoinQuery, JoinRun
 from entrepot.exchange.node import Node
 from entrepot.privacy.sql.rewrite import OVER, REMOVED_CAP
 from entrepot.settings import Settings
@@ -61,23 +67,6 @@ def _address_space() -> int:
     return int(kib) * 1024
 
 
-def _priced(exchange: Exchange, sql: str) -> JoinRun:
-    request = exchange.queries.request(sql, 0.5)
-    assert isinstance(request, JoinQuery)
-    found = {
-        ref: Found(
-            ref,
-            exchange.policies.get(ref).policy,
-            exchange.vault.standard(ref),
-            exchange.vault.versions(ref)[-1],
-        )
-        for ref in request.datasets()
-    }
-    run = request.price(found).operation
-    assert isinstance(run, JoinRun)
-    return run
-
-
 def child(home: str) -> None:
     """Answer :data:`SQL` exactly and :data:`MEDIAN` with noise, the address space limited
     to :data:`HEADROOM` more than the open node's; print the figures as JSON."""
@@ -87,7 +76,7 @@ def child(home: str) -> None:
         node.engine.session().close()
         _, hard = resource.getrlimit(resource.RLIMIT_AS)
         resource.setrlimit(resource.RLIMIT_AS, (_address_space() + HEADROOM, hard))
-        run = _priced(exchange, SQL)
+        run = priced(exchange, SQL)
         exact = run.exact(exchange.vault)
         rewrite = run.plan.plan.rewrite
         removed = {q.kind: f"{q.name}_removed" for q in rewrite.quantities if q.removed}

@@ -12,18 +12,24 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import duckdb
 import pytest
-from tests.exchange.join_world import CONSUMER, JoinWorld, Payment, Visit, exact_answers
+from tests.exchange.join_world import (
+    CONSUMER,
+    JoinWorld,
+    Payment,
+    Recording,
+    Visit,
+    exact_answers,
+    priced,
+)
 
 from entrepot.exchange import Exchange
-from entrepot.exchange.coordinator import Coordinator, Found
-from entrepot.exchange.join import JoinQuery, JoinRun
+from entrepot.exchange.coordinator import Coordinator
 from entrepot.exchange.query import Queries
 from entrepot.standards.linkkeys import concept
-from entrepot.vault import Blinded, LocalVault, Operation, Outcome, Reblind
+from entrepot.vault import Blinded, LocalVault, Reblind
 
 # Eight visits of five people (one written two ways, one on two rows) and a malformed
 # key (the standard's pattern allows it, the concept has no canonical form for it);
@@ -64,20 +70,8 @@ def _key(value: str) -> str | None:
     return concept("resident-number").canonicalize(value)
 
 
-class Recording:
-    """A vault that keeps every operation sent to a holder and what it answered."""
-
-    def __init__(self, vault: LocalVault) -> None:
-        self.vault = vault
-        self.sent: list[tuple[Operation, Outcome]] = []
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.vault, name)
-
-    def run(self, operation: Operation, *, touched: Any) -> Outcome:
-        outcome = self.vault.run(operation, touched=touched)
-        self.sent.append((operation, outcome))
-        return outcome
+class Counting(Recording):
+    """A recording vault that counts what each Blind and Reblind carried."""
 
     def blinded(self) -> list[tuple[int, int]]:
         """Per Blind in order: the tokens its holder sent, and the rows of its columns."""
@@ -132,28 +126,11 @@ def world(tmp_path: Path) -> Iterator[JoinWorld]:
     made.close()
 
 
-def _priced(exchange: Exchange, sql: str) -> JoinRun:
-    request = exchange.queries.request(sql, 0.5)
-    assert isinstance(request, JoinQuery)
-    found = {
-        ref: Found(
-            ref,
-            exchange.policies.get(ref).policy,
-            exchange.vault.standard(ref),
-            exchange.vault.versions(ref)[-1],
-        )
-        for ref in request.datasets()
-    }
-    run = request.price(found).operation
-    assert isinstance(run, JoinRun)
-    return run
-
-
 def test_each_holder_blinds_its_versions_distinct_keys_whatever_the_where_keeps(
     world: JoinWorld,
 ) -> None:
     exchange = Exchange(world.node)
-    recording = Recording(LocalVault.of(world.node))
+    recording = Counting(LocalVault.of(world.node))
     queries = Queries(
         Coordinator(
             world.node,
@@ -183,7 +160,7 @@ def test_each_holder_blinds_its_versions_distinct_keys_whatever_the_where_keeps(
 @pytest.mark.parametrize("name", list(WHERES))
 def test_the_answer_is_the_plain_join_whatever_the_where_keeps(world: JoinWorld, name: str) -> None:
     exchange = Exchange(world.node)
-    run = _priced(exchange, SQL.format(where=WHERES[name]))
+    run = priced(exchange, SQL.format(where=WHERES[name]))
     got = exact_answers(run.plan.plan, run.exact(exchange.vault))
     want = _plain(WHERES[name])
     assert {d for d, figures in got.items() if any(figures)} == set(want)

@@ -20,10 +20,12 @@ from tests.exchange.join_world import (
     SQL,
     JoinWorld,
     Payment,
+    Recording,
     Visit,
     exact_answers,
     payments_drawn,
     plain_join,
+    priced,
     visits_drawn,
 )
 
@@ -35,22 +37,6 @@ from entrepot.exchange.query import Queries
 from entrepot.privacy.psi import TOKEN_BYTES, hash_to_group
 from entrepot.standards.linkkeys import concept
 from entrepot.vault import Blind, Blinded, LocalVault, Operation, Outcome, Reblind, Reblinded
-
-
-class Recording:
-    """A vault that keeps every message of every operation."""
-
-    def __init__(self, vault: LocalVault) -> None:
-        self.vault = vault
-        self.sent: list[tuple[Operation, Outcome]] = []
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.vault, name)
-
-    def run(self, operation: Operation, *, touched: Any) -> Outcome:
-        outcome = self.vault.run(operation, touched=touched)
-        self.sent.append((operation, outcome))
-        return outcome
 
 
 def _tokens(data: bytes) -> set[bytes]:
@@ -175,19 +161,7 @@ def test_a_person_with_many_rows_on_both_sides_is_bounded_across_the_join(
             "SELECT COUNT(*) AS pairs FROM riverside_hospitals.outpatient_visits v "
             "JOIN acme_pay.transactions t ON v.patient_id = t.person_id"
         )
-        run = exchange.queries.request(sql, 0.5)
-        assert isinstance(run, JoinQuery)
-        found = {
-            ref: Found(
-                ref,
-                exchange.policies.get(ref).policy,
-                exchange.vault.standard(ref),
-                exchange.vault.versions(ref)[-1],
-            )
-            for ref in run.datasets()
-        }
-        operation = run.price(found).operation
-        assert isinstance(operation, JoinRun)
+        operation = priced(exchange, sql)
         [row] = operation.exact(exchange.vault).to_pylist()
         counted = next(q.name for q in operation.plan.plan.rewrite.quantities)
         assert row[counted] == pytest.approx(3 + 1)
