@@ -31,8 +31,7 @@ from tests.exchange.join_world import (
 
 from entrepot.errors import QueryFailed
 from entrepot.exchange import Exchange
-from entrepot.exchange.coordinator import Coordinator, Found
-from entrepot.exchange.join import JoinQuery, JoinRun
+from entrepot.exchange.coordinator import Coordinator
 from entrepot.exchange.query import Queries
 from entrepot.privacy.psi import TOKEN_BYTES, hash_to_group
 from entrepot.standards.linkkeys import concept
@@ -184,19 +183,7 @@ def test_the_join_without_noise_equals_the_plain_join_of_the_raw_data(
     try:
         world.publish(visits, payments)
         exchange = Exchange(world.node)
-        request = exchange.queries.request(SQL, 0.5)
-        assert isinstance(request, JoinQuery)
-        found = {
-            ref: Found(
-                ref,
-                exchange.policies.get(ref).policy,
-                exchange.vault.standard(ref),
-                exchange.vault.versions(ref)[-1],
-            )
-            for ref in request.datasets()
-        }
-        run = request.price(found).operation
-        assert isinstance(run, JoinRun)
+        run = priced(exchange, SQL)
         got = exact_answers(run.plan.plan, run.exact(exchange.vault))
         want = plain_join(visits, payments)
         assert set(got) == set(want)
