@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import threading
 from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
@@ -18,7 +19,7 @@ from tests.exchange.logged_world import DATASET, PROVIDER, publish
 from tests.exchange.release_world import CONSUMER, MARKETER, OUTSIDER, POLICY, grant, seed
 from tests.vault.visits import write_visits_csv
 
-from entrepot.errors import ContractViolation, NotFound, PolicyViolation
+from entrepot.errors import Conflict, ContractViolation, NotFound, PolicyViolation
 from entrepot.exchange import Exchange
 from entrepot.exchange._release_tables import releases
 from entrepot.exchange.accounts import LOCAL
@@ -61,6 +62,8 @@ def _state(ex: Exchange) -> tuple[int, list[Path], float]:
         (CONSUMER, ReleaseSpec(k=5, max_suppression=0.5), "suppression_limit"),
         (CONSUMER, ReleaseSpec(k=5, sensitive="district"), "sensitive_column"),
         (CONSUMER, ReleaseSpec(kind="synthetic", epsilon=6.0), "epsilon_per_release"),
+        # Above the node's release_max_rows (a million): a figure of the spec, not the data.
+        (CONSUMER, ReleaseSpec(kind="synthetic", epsilon=1.0, rows=1_000_001), "release_max_rows"),
     ],
 )
 def test_a_refusal_names_its_rule_and_makes_and_charges_nothing(
@@ -169,6 +172,50 @@ def test_revoking_is_logged_and_only_the_provider_revokes(ex: Exchange) -> None:
     # Made again after a revocation, it is a new release, not the revoked one.
     remade = ex.releases.create(ex.actor(PROVIDER), DATASET, CONSUMER, ReleaseSpec(k=5, l=2))
     assert remade.ident == "R-2"
+
+
+def test_racing_revocations_of_one_release_log_one_and_refuse_the_others(ex: Exchange) -> None:
+    made = ex.releases.create(ex.actor(PROVIDER), DATASET, CONSUMER, ReleaseSpec(k=5, l=2))
+    provider = ex.actor(PROVIDER)
+    outcomes: list[str] = []
+    start = threading.Barrier(8)
+
+    def revoke() -> None:
+        start.wait()
+        try:
+            ex.releases.revoke(provider, made.ident, "consent withdrawn")
+            outcomes.append("revoked")
+        except Conflict:
+            outcomes.append("conflict")
+
+    workers = [threading.Thread(target=revoke) for _ in range(8)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert sorted(outcomes) == ["conflict"] * 7 + ["revoked"]
+    logged = [e for _, e in ex.node.log.search(kind="release") if e["outcome"] == "revoked"]
+    assert [e["release"] for e in logged] == [made.ident]
+    with pytest.raises(Conflict):
+        ex.releases.revoke(provider, made.ident)
+    assert ex.reconcile().differences == []
+
+
+def test_revoking_one_release_leaves_the_repeats_of_the_others_alone(ex: Exchange) -> None:
+    provider = ex.actor(PROVIDER)
+    one = ex.releases.create(provider, DATASET, CONSUMER, ReleaseSpec(k=5, l=2))
+    synthetic = ReleaseSpec(kind="synthetic", epsilon=2.0, rows=100)
+    other = ex.releases.create(provider, DATASET, CONSUMER, synthetic)
+    left = _left(ex, CONSUMER)
+    ex.releases.revoke(provider, one.ident)
+    again = ex.releases.create(provider, DATASET, CONSUMER, synthetic)
+    assert again.record == other.record
+    assert _left(ex, CONSUMER) == left
+    [(_, entry)] = ex.node.log.search(kind="release", limit=1)
+    assert entry["outcome"] == "repeated"
+    # The revoked one, asked for again, is made anew.
+    remade = ex.releases.create(provider, DATASET, CONSUMER, ReleaseSpec(k=5, l=2))
+    assert remade.ident == "R-3"
 
 
 def test_a_revocations_reason_is_kept_with_the_release_and_never_logged(ex: Exchange) -> None:

@@ -13,6 +13,7 @@ refusal naming its rule, run before any data is read:
 - ``k_floor``, ``l_floor``, ``t_ceiling``, ``suppression_limit``: the model asked for is
   at least as strict as the policy's floors;
 - ``epsilon_per_release``: a synthetic release spends at most the policy's ε;
+- ``release_max_rows``: a synthetic release asks for at most the node's rows;
 - ``synthesis_columns``: a synthetic release has a column with a public domain;
 - ``pseudonym_column``: a pseudonym is asked for an identifier that names one row or
   the privacy unit, and only in an anonymized release.
@@ -38,7 +39,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import insert, select, update
 
 from entrepot._numbers import MAX_EPSILON, MIN_EPSILON
 from entrepot._text import NOTE_MAX, check_text
@@ -48,7 +49,6 @@ from entrepot.errors import (
     Conflict,
     ContractViolation,
     InvalidInput,
-    LimitExceeded,
     NotFound,
     PolicyViolation,
     param,
@@ -175,7 +175,9 @@ class ReleaseRequest:
     spec: ReleaseSpec
     purpose: str  # the consumer's grant's
     grant_id: int | None  # the consumer's grant, which the release is bound to
-    revision: int  # releases of this dataset for this consumer revoked so far
+    # Releases of this very spec made for this consumer under this grant and revoked so
+    # far: revoking one changes the fingerprint of its own repeats, and no other's.
+    revision: int
     max_rows: int
     name: str = field(default_factory=lambda: secrets.token_hex(12), compare=False)
     plan_only: bool = False
@@ -219,7 +221,9 @@ class ReleaseRequest:
                     self.text,
                     dataset.version.sha256,
                     dataset.policy.digest,
-                    str(self.revision),
+                    # Worded apart from the bare count of every revocation that older
+                    # fingerprints hold, so that none of those can be recalled by it.
+                    f"revoked {self.revision}",
                     str(self.grant_id),
                 )
             ).encode()
@@ -341,10 +345,14 @@ def _synthesis(request: ReleaseRequest, found: Found) -> Any:
         )
     rows = spec.rows
     if rows is not None and rows > request.max_rows:
-        raise LimitExceeded(
-            f"{rows:,} synthetic rows is more than the node allows ({request.max_rows:,})",
-            setting="release_max_rows",
-            hint=f"ask for fewer {param('rows')}, or raise ENTREPOT_RELEASE_MAX_ROWS",
+        # A refusal by rule, so the coordinator logs it: the rows asked for and the
+        # setting are both public, and nothing of the data is read.
+        raise PolicyViolation(
+            f"{rows:,} synthetic rows is more than the node allows ({request.max_rows:,}, "
+            "its release_max_rows)",
+            rule="release_max_rows",
+            hint=f"ask for fewer {param('rows')}, or ask the node's operator to raise "
+            "ENTREPOT_RELEASE_MAX_ROWS",
         )
     columns = tuple(
         dict.fromkeys((*rules.quasi_identifiers_of(standard), *rules.sensitive_of(standard)))
@@ -439,7 +447,9 @@ class Releases:
                         rows=body["rows"],
                         size_bytes=body["size_bytes"],
                         sha256=body["sha256"],
-                        epsilon=done.epsilon_spent,
+                        # What it was paid: a repeat spends nothing, and this row may
+                        # follow a making whose process died before writing it.
+                        epsilon=float(spec.epsilon or 0),
                         log_index=done.receipt.index,
                         created_by=actor.name,
                         created_at=utcnow(),
@@ -472,19 +482,20 @@ class Releases:
             )
         grant = self._grant(target, ref)
         with self.node.db.read() as session:
-            revoked = session.scalar(
-                select(func.count(releases.c.id)).where(
+            revoked = session.scalars(
+                select(releases.c.spec).where(
                     releases.c.dataset_id == dataset_id,
                     releases.c.consumer_id == target.org_id,
+                    releases.c.grant_id == (grant.id if grant else None),
                     releases.c.state == REVOKED,
                 )
-            )
+            ).all()
         request = ReleaseRequest(
             ref,
             spec,
             grant.purpose if grant else "",
             grant.id if grant else None,
-            int(revoked or 0),
+            sum(kept == spec.to_dict() for kept in revoked),
             self.node.settings.release_max_rows,
             plan_only=plan_only,
         )
@@ -524,25 +535,31 @@ class Releases:
         info = self.show(actor, ident)
         if not info.full:
             raise NotFound(f"no release {ident}", hint="only its provider revokes a release")
-        if info.record.state == REVOKED:
-            raise Conflict(f"{info.ident} is already revoked", hint="nothing to do")
-        now = utcnow()
         with self.node.db.write() as session:
-            session.execute(
+            # Conditional, so that of two revocations at once one changes the row and
+            # stages its entry, in the same commit, and the other is refused.
+            changed = session.execute(
                 update(releases)
-                .where(releases.c.id == info.record.id)
-                .values(state=REVOKED, revoked_at=now, revoked_by=actor.name, revoked_reason=reason)
+                .where(releases.c.id == info.record.id, releases.c.state == ACTIVE)
+                .values(
+                    state=REVOKED, revoked_at=utcnow(), revoked_by=actor.name, revoked_reason=reason
+                )
+                .returning(releases.c.id)
+            ).first()
+            if changed is None:
+                raise Conflict(f"{info.ident} is already revoked", hint="nothing to do")
+            self.node.outbox.stage(
+                session,
+                make_entry(
+                    Kind.RELEASE,
+                    actor.name,
+                    dataset=info.dataset,
+                    outcome="revoked",
+                    release=info.ident,
+                    consumer=info.consumer,
+                ),
             )
-        self.node.log.append(
-            make_entry(
-                Kind.RELEASE,
-                actor.name,
-                dataset=info.dataset,
-                outcome="revoked",
-                release=info.ident,
-                consumer=info.consumer,
-            )
-        )
+        self.node.outbox.flush()
         return self.show(actor, ident)
 
     def readable(self, consumer: Actor, ident: int) -> ReleaseInfo:

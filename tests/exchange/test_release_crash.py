@@ -1,0 +1,85 @@
+"""SIGKILL a release between the coordinator's completion and the release's own row.
+
+The ε is spent and logged before the process dies; making the release again returns
+it, recorded with the ε it was paid, without spending or logging that ε again.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.exchange.logged_world import DATASET, PROVIDER
+from tests.exchange.release_world import CONSUMER, seed
+
+from entrepot.exchange import Exchange
+from entrepot.exchange.coordinator import Done
+from entrepot.exchange.node import Node
+from entrepot.exchange.release import ReleaseSpec
+from entrepot.settings import Settings
+
+SPEC = ReleaseSpec(kind="synthetic", epsilon=2.0, rows=300)
+
+
+def _settings(home: Path) -> Settings:
+    return Settings(home=home, token_hash_memory_kib=1024)
+
+
+def _make_and_die(home: Path) -> None:
+    """The child: a release whose process is killed once the coordinator is done."""
+    ex = Exchange(Node.open(_settings(home)))
+    coordinator = ex.releases.coordinator
+    run = coordinator.run
+
+    def run_then_die(*args: Any, **kwargs: Any) -> Done:
+        run(*args, **kwargs)
+        os.kill(os.getpid(), signal.SIGKILL)
+        raise AssertionError("killed")
+
+    coordinator.run = run_then_die  # type: ignore[method-assign]
+    ex.releases.create(ex.actor(PROVIDER), DATASET, CONSUMER, SPEC)
+
+
+def _spent(ex: Exchange) -> float:
+    [budget] = ex.ledger.budgets(consumer_id=ex.actor(CONSUMER).org_id)
+    return budget.epsilon_spent
+
+
+def _releases_logged(ex: Exchange) -> list[tuple[str, Any]]:
+    return [(e["outcome"], e.get("epsilon")) for _, e in ex.node.log.search(kind="release")]
+
+
+def test_a_release_killed_before_its_row_keeps_its_epsilon_when_made_again(
+    tmp_path: Path,
+) -> None:
+    home = tmp_path / "node"
+    node = Node.init(_settings(home))
+    seed(node, tmp_path)
+    node.close()
+    child = multiprocessing.get_context("fork").Process(target=_make_and_die, args=(home,))
+    child.start()
+    child.join(timeout=120)
+    assert child.exitcode == -signal.SIGKILL
+
+    node = Node.open(_settings(home))
+    try:
+        ex = Exchange(node)
+        # As the dead process left it: spent, logged and metered, and no release yet.
+        assert _spent(ex) == pytest.approx(2.0)
+        assert _releases_logged(ex) == [("answered", "2")]
+        assert ex.releases.all(ex.actor(PROVIDER)) == []
+        assert ex.reconcile().differences == []
+
+        made = ex.releases.create(ex.actor(PROVIDER), DATASET, CONSUMER, SPEC)
+        assert made.record.epsilon == 2.0
+        assert made.record.rows == 300
+        assert _spent(ex) == pytest.approx(2.0)
+        assert _releases_logged(ex) == [("answered", "2"), ("repeated", "0")]
+        assert [i.ident for i in ex.releases.shared(ex.actor(CONSUMER))] == [made.ident]
+        assert ex.reconcile().differences == []
+    finally:
+        node.close()
