@@ -5,8 +5,10 @@ An ``Idempotency-Key`` names one publish request: a repeat answers what the firs
 request is refused, and the HTTP client sends the request again under its key when
 the first answer is lost. A publish renews its claim on the key while it runs, so a
 repeat never takes over the key of a live publish, however long it runs; the key of a
-killed one is free again once its lease lapses. A failure once the version may be
-committed is kept under the key: a repeat is refused rather than publish again.
+killed one is free again once its lease lapses. A refusal inside the version's own
+transaction, which rolls it back, leaves the key free; a failure once the version may
+be committed (its commit failing included) is kept under the key: a repeat is refused
+rather than publish again.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import contextlib
 import errno
 import multiprocessing
 import signal
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -25,7 +28,9 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
 from tests.api.conftest import running
 
 from entrepot.api import create_app
@@ -35,6 +40,7 @@ from entrepot.errors import PeerError
 from entrepot.exchange.idempotency import LEASE, IdempotencyKey, IdempotencyKeys
 from entrepot.exchange.node import Node
 from entrepot.exchange.policies import Policies, PolicyInfo
+from entrepot.vault.models import Version
 from marketplace import Clock
 
 if TYPE_CHECKING:
@@ -411,3 +417,55 @@ def test_a_publish_that_fails_before_its_commit_leaves_its_key_free(
     assert retry.status_code == 201, retry.text
     assert "Idempotent-Replayed" not in retry.headers
     assert _versions(api, world) == [1, 2]
+
+
+def test_a_publish_refused_inside_its_transaction_leaves_its_key_free(
+    world: World, api: httpx.Client, visits: bytes
+) -> None:
+    # The version's rows-per-unit estimate takes 0.2 ε from the dataset's cap in the
+    # version's own transaction: a cap with nothing left refuses it there.
+    exhausted = api.post(
+        "/v1/budgets/caps",
+        json={"dataset": DATASET, "epsilon": 0.2},
+        headers=world.auth("provider"),
+    )
+    assert exhausted.status_code == 200, exhausted.text
+    refused = _publish(api, world, visits, KEY, force="true")
+    again = _publish(api, world, visits, KEY, force="true")
+    for answer in (refused, again):
+        assert answer.status_code == 403, answer.text
+        assert answer.json()["error"]["code"] == "budget_exhausted"
+        assert "Idempotent-Replayed" not in answer.headers
+    raised = api.post(
+        "/v1/budgets/caps",
+        json={"dataset": DATASET, "epsilon": 1.0},
+        headers=world.auth("provider"),
+    )
+    assert raised.status_code == 200, raised.text
+    published = _publish(api, world, visits, KEY, force="true")
+    assert published.status_code == 201, published.text
+    assert _versions(api, world) == [1, 2]
+
+
+def test_a_publish_whose_commit_fails_keeps_its_key_uncertain(
+    world: World, api: httpx.Client, visits: bytes
+) -> None:
+    def full_disk(session: Session) -> None:
+        if any(
+            isinstance(held, Version) and held.number == 2 for held in session.identity_map.values()
+        ):
+            raise OperationalError(
+                "COMMIT", None, sqlite3.OperationalError("database or disk is full")
+            )
+
+    event.listen(Session, "before_commit", full_disk)
+    try:
+        failed = _publish(api, world, visits, KEY, force="true")
+    finally:
+        event.remove(Session, "before_commit", full_disk)
+    assert failed.status_code == 500, failed.text
+    assert "disk" in failed.json()["error"]["message"]
+    retry = _publish(api, world, visits, KEY, force="true")
+    assert retry.status_code == 409, retry.text
+    assert retry.json()["error"]["idempotency"] == "uncertain"
+    assert _versions(api, world) == [1]

@@ -7,9 +7,10 @@ from datetime import timedelta
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from entrepot.errors import Conflict, Forbidden, NotFound, Unauthorized
+from entrepot.exchange import Exchange
 from entrepot.exchange.accounts import (
     LOCAL,
     Accounts,
@@ -19,6 +20,7 @@ from entrepot.exchange.accounts import (
     Unverified,
 )
 from entrepot.schemas.accounts import AccountOut
+from entrepot.transparency import make_entry
 from marketplace import Market
 
 
@@ -161,6 +163,66 @@ def test_a_token_keeps_its_scope_verified_cached_listed_and_in_its_sessions(
     assert market.accounts.revoke_token(market.consumer, sharing.info.token_id).scope == "sharing"
     with pytest.raises(Unauthorized):
         market.accounts.recall(sharing.secret)
+
+
+def _differences(market: Market) -> list[tuple[str, str, str]]:
+    found = Exchange(market.node).reconcile().differences
+    return [(d.what, d.subject, d.problem) for d in found]
+
+
+def test_the_log_states_the_scope_of_every_token_issued(market: Market) -> None:
+    _, full = market.accounts.create(LOCAL, "analyst", "consumer", org="city-health-bureau")
+    sharing = market.accounts.issue_token(market.consumer, "analyst", scope=Scope.SHARING)
+    another = market.accounts.issue_token(market.consumer, "analyst")
+    logged = [
+        (entry["change"], entry["token"], entry["scope"])
+        for _, entry in market.node.log.search(kind="account")
+        if entry["account"] == "analyst"
+    ]
+    assert logged == [
+        ("created", full.info.ref, "full"),
+        ("token_issued", sharing.info.ref, "sharing"),
+        ("token_issued", another.info.ref, "full"),
+    ]
+    assert _differences(market) == []
+
+
+def test_a_token_whose_scope_is_not_the_one_logged_is_named(market: Market) -> None:
+    market.accounts.create(LOCAL, "analyst", "consumer", org="city-health-bureau")
+    sharing = market.accounts.issue_token(market.consumer, "analyst", scope=Scope.SHARING)
+    with market.node.db.write() as session:
+        session.execute(
+            update(ApiToken)
+            .where(ApiToken.token_id == sharing.info.token_id)
+            .values(scope=Scope.FULL.value)
+        )
+    assert _differences(market) == [
+        ("token", sharing.info.ref, "logged as issued sharing, but node.db holds it full")
+    ]
+
+
+def test_an_entry_written_before_scopes_states_a_full_token(market: Market) -> None:
+    market.accounts.create(LOCAL, "analyst", "consumer", org="city-health-bureau")
+    full = market.accounts.issue_token(market.consumer, "analyst")
+    sharing = market.accounts.issue_token(market.consumer, "analyst", scope=Scope.SHARING)
+    for issued in (full, sharing):
+        market.node.log.append(
+            make_entry(
+                "account", "local", account="analyst", change="token_issued", token=issued.info.ref
+            )
+        )
+    assert _differences(market) == [
+        ("token", sharing.info.ref, "logged as issued full, but node.db holds it sharing")
+    ]
+
+
+def test_portal_sessions_owe_the_log_no_entry(market: Market) -> None:
+    _, token = market.accounts.create(LOCAL, "analyst", "consumer", org="city-health-bureau")
+    ended, _ = (
+        market.accounts.open_session(token.secret, lifetime=timedelta(hours=8)) for _ in range(2)
+    )
+    market.accounts.close_session(ended.secret)
+    assert _differences(market) == []
 
 
 @settings(

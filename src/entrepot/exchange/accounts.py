@@ -316,7 +316,14 @@ class Accounts:
                 name, role.value, organization.slug, organization.name, account.created_at, 1
             )
             self._record(
-                session, actor, "created", name, role=info.role, org=info.org, token=token.info.ref
+                session,
+                actor,
+                "created",
+                name,
+                role=info.role,
+                org=info.org,
+                token=token.info.ref,
+                scope=token.info.scope.value,
             )
         self._logged()
         return info, token
@@ -355,7 +362,14 @@ class Accounts:
         with self.db.write() as session:
             row = self._visible_account(session, actor, account)
             issued = self._issue(session, row, minted, scope=scope)
-            self._record(session, actor, "token_issued", account, token=issued.info.ref)
+            self._record(
+                session,
+                actor,
+                "token_issued",
+                account,
+                token=issued.info.ref,
+                scope=issued.info.scope.value,
+            )
         self._logged()
         return issued
 
@@ -509,7 +523,8 @@ class Accounts:
         """Stage an account change for the transparency log, in the transaction that makes it.
 
         Tokens appear by reference (``TOKEN-<n>``), never by id: an id is half of a
-        token, and lets anyone make the server run Argon2id checks.
+        token, and lets anyone make the server run Argon2id checks. A token made appears
+        with its scope, so the log tells a sharing token from a full one.
         """
         self.outbox.stage(
             session,

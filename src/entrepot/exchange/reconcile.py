@@ -5,6 +5,8 @@ What a node's database holds and what its transparency log states must agree:
 - every published version, every grant's change (granted, revoked, expired),
   every account created, token issued or revoked, and every policy in force has
   its log entry; and every such entry names something the database holds;
+- every entry that issues a token states the scope node.db holds for it (an entry
+  written before tokens had scopes states none: its token is ``full``);
 - every ledger row that spent ε (``touched`` or ``completed``) has exactly one
   ``query`` (or ``join``, ``release``, ``download``) entry with outcome ``answered``
   or ``failed`` naming its reservation,
@@ -34,7 +36,7 @@ from entrepot.db import Database
 from entrepot.errors import ProofInvalid
 from entrepot.exchange._contract_models import ContractEvent
 from entrepot.exchange._policy_models import PolicyRecord
-from entrepot.exchange.accounts import LOCAL, Account, ApiToken, Organization
+from entrepot.exchange.accounts import LOCAL, Account, ApiToken, Organization, Scope
 from entrepot.exchange.metering import Metering
 from entrepot.exchange.outbox import log_state_problems, pending_entries
 from entrepot.privacy._ledger_tables import TOUCHED
@@ -53,6 +55,8 @@ WITNESS_NOTE = (
 # Differences named in an error's message; all of them are in its details.
 _NAMED = 5
 
+# Account changes that issue a token, naming it and its scope.
+_ISSUING = ("created", "token_issued")
 # Grant changes the log states; a request's own events stay in the contract's history.
 _GRANT_CHANGES = ("granted", "revoked", "expired")
 # Outcomes of a query that spent ε (a repeat spends none, a refusal touches nothing).
@@ -137,6 +141,7 @@ class _Stated:
     versions: Counter[tuple[str, int]] = field(default_factory=Counter)
     grants: Counter[tuple[str, str]] = field(default_factory=Counter)
     accounts: Counter[tuple[str, str]] = field(default_factory=Counter)
+    scopes: set[tuple[str, str]] = field(default_factory=set)
     policies: set[tuple[str, str]] = field(default_factory=set)
     spent: Counter[int] = field(default_factory=Counter)
     unlinked: list[int] = field(default_factory=list)
@@ -151,7 +156,11 @@ def _read(entries: Iterable[tuple[int, Any]]) -> _Stated:
         elif kind == "grant":
             stated.grants[(str(entry.get("grant")), str(entry.get("change")))] += 1
         elif kind == "account":
-            stated.accounts[(str(entry.get("account")), str(entry.get("change")))] += 1
+            change, token = str(entry.get("change")), entry.get("token")
+            stated.accounts[(str(entry.get("account")), change)] += 1
+            if change in _ISSUING and token is not None:
+                # Entries written before tokens had scopes state none: those are full.
+                stated.scopes.add((str(token), str(entry.get("scope", Scope.FULL.value))))
         elif kind == "policy":
             stated.policies.add((str(entry.get("dataset")), str(entry.get("digest"))))
         elif kind in _SPENDING_KINDS and entry.get("outcome") in _SPENT_OUTCOMES:
@@ -221,22 +230,30 @@ def _grants(db: Database, stated: _Stated, result: Reconciliation) -> None:
 
 
 def _accounts(db: Database, stated: _Stated, result: Reconciliation) -> None:
+    # A portal session's token is never logged: only API tokens are compared.
+    api_token = (ApiToken.account_id == Account.id) & ApiToken.parent_id.is_(None)
     with db.read() as session:
         tokens = dict(
             session.execute(
                 select(Account.name, func.count(ApiToken.id))
-                .join(ApiToken, ApiToken.account_id == Account.id, isouter=True)
+                .join(ApiToken, api_token, isouter=True)
                 .group_by(Account.name)
             ).all()
         )
         revoked = dict(
             session.execute(
                 select(Account.name, func.count(ApiToken.id))
-                .join(ApiToken, ApiToken.account_id == Account.id)
+                .join(ApiToken, api_token)
                 .where(ApiToken.revoked_at.is_not(None))
                 .group_by(Account.name)
             ).all()
         )
+        scopes = {
+            f"TOKEN-{row_id}": scope
+            for row_id, scope in session.execute(
+                select(ApiToken.id, ApiToken.scope).where(ApiToken.parent_id.is_(None))
+            )
+        }
     result.checked["accounts"] = len(tokens)
     for name, count in sorted(tokens.items()):
         created = stated.accounts[(name, "created")]
@@ -256,6 +273,10 @@ def _accounts(db: Database, stated: _Stated, result: Reconciliation) -> None:
     for name, change in sorted(stated.accounts):
         if name not in tokens:
             result.add("account", name, f"logged as {change}, but node.db has no such account")
+    for ref, scope in sorted(stated.scopes):
+        held = scopes.get(ref)
+        if held is not None and held != scope:
+            result.add("token", ref, f"logged as issued {scope}, but node.db holds it {held}")
 
 
 def _policies(db: Database, stated: _Stated, result: Reconciliation) -> None:

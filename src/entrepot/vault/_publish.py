@@ -244,7 +244,11 @@ def _write(
     step: Progress,
     on_commit: OnCommit | None,
 ) -> VersionInfo:
-    """Write the version's files under temporary names, durably, then commit them."""
+    """Write the version's files under temporary names, durably, then commit them.
+
+    The commit step is reported as it starts, and again (done 1 of 1) once the
+    version's transaction has done all it does and commits next.
+    """
     armed = vault.settings.fault_point
     valid, invalid = validation.report.rows_valid, validation.report.rows_invalid
     directory = vault.vaults_dir / ref.provider / ref.dataset
@@ -291,6 +295,13 @@ def _write(
         if rejected is not None:
             _check_rows(rejected, invalid, "rejected")
         step("commit", 0, 0)
+
+        def staged(session: Session, info: VersionInfo) -> None:
+            if on_commit is not None:
+                on_commit(session, info)
+            # The transaction commits next: until this step, a failure rolled it back.
+            step("commit", 1, 1)
+
         return _commit(
             vault,
             request,
@@ -302,7 +313,7 @@ def _write(
             report=report,
             quality=quality,
             bound=bound,
-            on_commit=on_commit,
+            on_commit=staged,
         )
 
 

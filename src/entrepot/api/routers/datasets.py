@@ -180,17 +180,22 @@ def list_versions(
 def _once(held: Held, run: Callable[[Advance | None], dict[str, Any]]) -> dict[str, Any]:
     """``run``'s answer, kept under the key ``held`` while its lease is renewed.
 
-    A failure before the publish's commit step releases the key: nothing was committed,
-    and a retry runs afresh. From that step on, the version may be committed whatever
-    is raised after it (the log's append, the answer's making), so a failure is kept
-    under the key and a retry is refused instead of publishing a second version.
+    The commit step starts (``done`` 0) before the version's transaction, whose key
+    must still be this request's, and ends (``done`` 1) when that transaction has done
+    all it does and commits. A failure before that end releases the key: the
+    transaction, if it began, rolled back (a refusal inside it, such as the dataset's
+    ε cap), nothing was committed, and a retry runs afresh. From then on, the version
+    may be committed whatever is raised (the commit itself, the log's append, the
+    answer's making), so a failure is kept under the key and a retry is refused
+    instead of publishing a second version.
     """
     committing = False
 
-    def progress(step: str, _done: int, _total: int) -> None:
+    def progress(step: str, done: int, _total: int) -> None:
         nonlocal committing
-        if step == "commit":
+        if step == "commit" and not done:
             held.check()
+        elif step == "commit":
             committing = True
 
     with held.renewed():
