@@ -1,7 +1,9 @@
-"""SIGKILL a release between the coordinator's completion and the release's own row.
+"""SIGKILL a release between the coordinator's completion and the release's own row,
+and a read of one between its ledger's commit and its log entry.
 
 The ε is spent and logged before the process dies; making the release again returns
-it, recorded with the ε it was paid, without spending or logging that ε again.
+it, recorded with the ε it was paid, without spending or logging that ε again. A read
+is metered and its entry owed in the same commit: opening the node appends it.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from entrepot.exchange import Exchange
 from entrepot.exchange.coordinator import Done
 from entrepot.exchange.node import Node
 from entrepot.exchange.release import ReleaseSpec
+from entrepot.privacy.ledger import Ledger
 from entrepot.settings import Settings
 
 SPEC = ReleaseSpec(kind="synthetic", epsilon=2.0, rows=300)
@@ -80,6 +83,46 @@ def test_a_release_killed_before_its_row_keeps_its_epsilon_when_made_again(
         assert _spent(ex) == pytest.approx(2.0)
         assert _releases_logged(ex) == [("answered", "2"), ("repeated", "0")]
         assert [i.ident for i in ex.releases.shared(ex.actor(CONSUMER))] == [made.ident]
+        assert ex.reconcile().differences == []
+    finally:
+        node.close()
+
+
+def _read_and_die(home: Path, ident: int) -> None:
+    """The child: a consumer's read of release ``ident``, killed once its use is spent."""
+    ex = Exchange(Node.open(_settings(home)))
+    complete = Ledger.complete
+
+    def complete_then_die(self: Ledger, *args: Any, **kwargs: Any) -> None:
+        complete(self, *args, **kwargs)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    Ledger.complete = complete_then_die  # type: ignore[method-assign]
+    consumer = ex.actor(CONSUMER)
+    ex.releases.read(consumer, ex.releases.readable(consumer, ident), files=1)
+
+
+def test_a_read_killed_after_its_use_is_spent_is_logged_when_the_node_opens(
+    tmp_path: Path,
+) -> None:
+    home = tmp_path / "node"
+    node = Node.init(_settings(home))
+    seed(node, tmp_path)
+    ex = Exchange(node)
+    made = ex.releases.create(ex.actor(PROVIDER), DATASET, CONSUMER, ReleaseSpec(k=5, l=2))
+    node.close()
+    child = multiprocessing.get_context("fork").Process(
+        target=_read_and_die, args=(home, made.record.id)
+    )
+    child.start()
+    child.join(timeout=120)
+    assert child.exitcode == -signal.SIGKILL
+
+    node = Node.open(_settings(home))
+    try:
+        ex = Exchange(node)
+        [(_, entry)] = node.log.search(kind="download")
+        assert (entry["outcome"], entry["release"]) == ("answered", made.ident)
         assert ex.reconcile().differences == []
     finally:
         node.close()

@@ -13,7 +13,8 @@ order is the privacy argument::
        every debit or none)
     6. ask the vault to run the operation where the data is; it marks the
        reservation touched before it reads anything
-    7. complete the reservation (metered; never refundable) and keep the outcome
+    7. complete the reservation (metered; never refundable) and keep the outcome,
+       its log entry owed in the same commit (the log's outbox)
     8. log the outcome, and sign a receipt with an inclusion proof to a tree head
 
 A failure before step 6 releases the reservation; a failure after it never does (a
@@ -100,6 +101,8 @@ __all__ = [
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
+
+    from entrepot.exchange.outbox import OutboxRow
 
 _log = logging.getLogger(__name__)
 
@@ -405,11 +408,12 @@ class Coordinator:
         self, part: Part, body: bytes, versions: tuple[DatasetVersion, ...]
     ) -> Receipt:
         """Steps 7 and 8 for ``part``: spent, logged with the answer, and its receipt."""
-        self.ledger.complete(part.reservation)
         spent = _spent(part.screened.priced, part.screened.partners)
-        return self._log_outcome(
+        fields, entry = self._outcome(
             part.consumer, part.request, body, spent, versions, part.screened, part.reservation
         )
+        staged = self.spend(part.reservation, entry)
+        return issue_receipt(self.node.log, self.node.outbox.flush_through(staged), fields)
 
     def abort_part(self, part: Part) -> None:
         """End ``part`` without an answer: released if its data was not read, else spent
@@ -417,8 +421,8 @@ class Coordinator:
         if not part.touched:
             self.ledger.release(part.reservation)
             return
-        self.ledger.complete(part.reservation)
-        self._log_failure(part.consumer, part.request, part.screened, part.reservation)
+        failure = self._failure(part.consumer, part.request, part.screened, part.reservation)
+        self.node.outbox.flush_through(self.spend(part.reservation, failure))
 
     def _screen(
         self,
@@ -494,33 +498,33 @@ class Coordinator:
             if owed is not None:
                 with self.node.db.write() as session:
                     self.node.outbox.stage(session, owed(refs, 0.0))
-            receipt = self._log_outcome(consumer, request, earlier, 0.0, versions, screened, None)
+            fields, entry = self._outcome(consumer, request, earlier, 0.0, versions, screened, None)
+            receipt = issue_receipt(self.node.log, self.node.log.append(entry), fields)
             return Done(earlier, None, receipt, screened.uses, 0.0)
 
         reservation = self._reserve(consumer, request, screened)
         outcome = self._execute(consumer, request, screened, reservation)
         here = _spent(priced, {})
-
-        def stage(session: Session) -> None:
-            if owed is not None:
-                self.node.outbox.stage(session, owed(refs, here))
-
         # A ledger row is shown to its dataset's provider: the rows of an operation over
         # several datasets would tell each provider the others' exact row counts.
         rows = outcome.rows if len(screened.uses) == 1 else None
         try:
             body = request.body(outcome)
-            self.ledger.complete(
+            spent = _spent(priced, partners)
+            fields, entry = self._outcome(
+                consumer, request, body, spent, versions, screened, reservation
+            )
+            staged = self.spend(
                 reservation,
+                entry,
                 rows_scanned=rows,
                 answer=(priced.fingerprint, body),
-                also=stage,
+                owed=None if owed is None else owed(refs, here),
             )
         except Exception as error:
             # The data was read: a failure to write or keep the answer is spent as one.
             raise self._failed(consumer, request, screened, reservation, error) from None
-        spent = _spent(priced, partners)
-        receipt = self._log_outcome(consumer, request, body, spent, versions, screened, reservation)
+        receipt = issue_receipt(self.node.log, self.node.outbox.flush_through(staged), fields)
         for partner in partners.values():
             partner.complete(body, versions)
         return Done(body, outcome, receipt, screened.uses, here)
@@ -591,8 +595,8 @@ class Coordinator:
         since the cause may depend on the data. Called while ``error`` is handled."""
         if not isinstance(error, QueryFailed):
             _log.exception("an operation failed after reading data")
-        self.ledger.complete(reservation)
-        self._log_failure(consumer, request, screened, reservation)
+        failure = self._failure(consumer, request, screened, reservation)
+        self.node.outbox.flush_through(self.spend(reservation, failure))
         if isinstance(error, QueryFailed):
             return error
         return QueryFailed(
@@ -601,7 +605,30 @@ class Coordinator:
             "log names it; retrying spends ε again",
         )
 
-    def _log_outcome(
+    def spend(
+        self,
+        reservation: Reservation,
+        entry: Entry,
+        *,
+        rows_scanned: int | None = None,
+        answer: tuple[bytes, bytes] | None = None,
+        owed: Entry | None = None,
+    ) -> OutboxRow:
+        """Complete ``reservation`` with ``entry`` (and ``owed``) staged in the log's outbox
+        in the same commit, so no crash keeps its ε without its entry; the staged row,
+        to append with :meth:`Outbox.flush_through` once committed."""
+        staged: list[OutboxRow] = []
+
+        def stage(session: Session) -> None:
+            # A retried transaction stages again: only the last attempt's row is committed.
+            staged[:] = [self.node.outbox.stage(session, entry)]
+            if owed is not None:
+                self.node.outbox.stage(session, owed)
+
+        self.ledger.complete(reservation, rows_scanned=rows_scanned, answer=answer, also=stage)
+        return staged[0]
+
+    def _outcome(
         self,
         consumer: Actor,
         request: Request,
@@ -610,8 +637,9 @@ class Coordinator:
         versions: tuple[DatasetVersion, ...],
         screened: _Screened,
         reservation: Reservation | None,
-    ) -> Receipt:
-        """Log an outcome: a repeat (``reservation`` None) or the use of ``reservation``."""
+    ) -> tuple[ReceiptFields, Entry]:
+        """The entry of an outcome, a repeat (``reservation`` None) or the use of
+        ``reservation``, and the fields its receipt states."""
         # A fresh commitment for a repeat too: the public must not see two requests are equal.
         opening = commit_query(self.node.db, consumer, request.text)
         fields = ReceiptFields.build(
@@ -620,26 +648,24 @@ class Coordinator:
         # The reservation links the entry to its ledger rows (`audit verify` checks both).
         link: dict[str, Any] = {} if reservation is None else _link(reservation)
         outcome = "repeated" if reservation is None else "answered"
-        index = self.node.log.append(
-            fields.entry(consumer.name, purpose=screened.purpose, outcome=outcome, **link)
+        return fields, fields.entry(
+            consumer.name, purpose=screened.purpose, outcome=outcome, **link
         )
-        return issue_receipt(self.node.log, index, fields)
 
-    def _log_failure(
+    def _failure(
         self, consumer: Actor, request: Request, screened: _Screened, reservation: Reservation
-    ) -> None:
-        self.node.log.append(
-            make_entry(
-                request.kind,
-                consumer.name,
-                purpose=screened.purpose,
-                epsilon=_spent(screened.priced, screened.partners),
-                outcome="failed",
-                refusal=QueryFailed.code,
-                **_link(reservation),
-                query_commitment=commit_query(self.node.db, consumer, request.text).commitment,
-                **_named(tuple(use.ref for use in screened.uses)),
-            )
+    ) -> Entry:
+        """The entry of an operation that failed after reading data: spent, with its ε."""
+        return make_entry(
+            request.kind,
+            consumer.name,
+            purpose=screened.purpose,
+            epsilon=_spent(screened.priced, screened.partners),
+            outcome="failed",
+            refusal=QueryFailed.code,
+            **_link(reservation),
+            query_commitment=commit_query(self.node.db, consumer, request.text).commitment,
+            **_named(tuple(use.ref for use in screened.uses)),
         )
 
     def _log_refusal(

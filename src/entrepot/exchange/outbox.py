@@ -1,8 +1,8 @@
 """The log's outbox: every state change and its log entry, recoverable together.
 
 A state change (a published version, a grant, a revocation or expiry, an account
-or policy change) writes its log entry into ``log_outbox`` in the transaction that
-makes the change. After the commit the entry goes to the transparency log::
+or policy change, the ε an operation spent) writes its log entry into ``log_outbox``
+in the transaction that makes the change. After the commit the entry goes to the transparency log::
 
     commit (change + outbox row) → [outbox-committed]
       → claim: record the log's size in the row → [outbox-claimed]
@@ -42,6 +42,8 @@ from entrepot.exchange._outbox_tables import has_pending, log_outbox, log_state
 from entrepot.vault._storage import fault
 
 if TYPE_CHECKING:
+    from sqlalchemy import ColumnElement
+
     from entrepot.transparency import Entry, TransparencyLog
 
 __all__ = [
@@ -99,26 +101,45 @@ class Outbox:
         self.log = log
         self.fault_point = fault_point
 
-    def stage(self, session: Session, entry: Entry) -> None:
-        """Owe ``entry`` to the log, in the caller's (state change's) transaction."""
-        session.add(OutboxRow(entry=entry.to_bytes(), created_at=utcnow()))
+    def stage(self, session: Session, entry: Entry) -> OutboxRow:
+        """Owe ``entry`` to the log, in the caller's (state change's) transaction; its row."""
+        row = OutboxRow(entry=entry.to_bytes(), created_at=utcnow())
+        session.add(row)
+        return row
 
     def flush(self) -> list[int]:
         """After a state change's commit: append its entry and any still pending."""
         fault(self.fault_point, "outbox-committed")
         return self.replay()
 
-    def replay(self) -> list[int]:
-        """Append every pending entry, oldest first; the log indexes of those appended."""
+    def flush_through(self, row: OutboxRow) -> int:
+        """After the commit that staged ``row``: append its entry and those pending before
+        it, and the entry's log index, whichever process appended it. Rows staged after
+        it stay pending, for their owner to append when it chooses."""
+        fault(self.fault_point, "outbox-committed")
+        self.replay(through=row.id)
+        with self.db.read() as session:
+            index = session.scalar(select(OutboxRow.log_index).where(OutboxRow.id == row.id))
+        # A replay marks every row it reads under the log's lock, ``row`` included once
+        # committed; a row that is not was staged in a transaction that was rolled back.
+        assert index is not None, f"outbox row {row.id} was never committed"
+        return index
+
+    def replay(self, *, through: int | None = None) -> list[int]:
+        """Append every pending entry, oldest first, up to row ``through`` if given; the
+        log indexes of those appended."""
         if not has_pending(self.db):
             return []
         store = self.log.store
         appended: list[int] = []
+        pending: list[ColumnElement[bool]] = [OutboxRow.log_index.is_(None)]
+        if through is not None:
+            pending.append(OutboxRow.id <= through)
         with store.locked():
             with self.db.read() as session:
                 rows = session.execute(
                     select(OutboxRow.id, OutboxRow.entry, OutboxRow.claimed_size)
-                    .where(OutboxRow.log_index.is_(None))
+                    .where(*pending)
                     .order_by(OutboxRow.id)
                 ).all()
             for row_id, data, claimed in rows:

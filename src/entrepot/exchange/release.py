@@ -645,8 +645,8 @@ class Releases:
             )
             raise
         ledger.mark_touched(reservation)
-        ledger.complete(reservation)
-        return self.node.log.append(
+        staged = self.coordinator.spend(
+            reservation,
             make_entry(
                 Kind.DOWNLOAD,
                 consumer.name,
@@ -657,5 +657,6 @@ class Releases:
                 files=files,
                 outcome="answered",
                 reservation=reservation.id,
-            )
+            ),
         )
+        return self.node.outbox.flush_through(staged)
