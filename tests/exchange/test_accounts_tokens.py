@@ -13,9 +13,11 @@ from entrepot.errors import Conflict, Forbidden, NotFound, Unauthorized
 from entrepot.exchange import Exchange
 from entrepot.exchange.accounts import (
     LOCAL,
+    Account,
     Accounts,
     ApiToken,
     Authenticated,
+    Organization,
     Scope,
     Unverified,
 )
@@ -170,6 +172,11 @@ def _differences(market: Market) -> list[tuple[str, str, str]]:
     return [(d.what, d.subject, d.problem) for d in found]
 
 
+def _account_ref(market: Market, name: str) -> str:
+    with market.node.db.read() as session:
+        return f"ACCOUNT-{session.scalar(select(Account.id).where(Account.name == name))}"
+
+
 def test_the_log_states_the_scope_of_every_token_issued(market: Market) -> None:
     _, full = market.accounts.create(LOCAL, "analyst", "consumer", org="city-health-bureau")
     sharing = market.accounts.issue_token(market.consumer, "analyst", scope=Scope.SHARING)
@@ -177,7 +184,7 @@ def test_the_log_states_the_scope_of_every_token_issued(market: Market) -> None:
     logged = [
         (entry["change"], entry["token"], entry["scope"])
         for _, entry in market.node.log.search(kind="account")
-        if entry["account"] == "analyst"
+        if entry["account"] == _account_ref(market, "analyst")
     ]
     assert logged == [
         ("created", full.info.ref, "full"),
@@ -213,6 +220,60 @@ def test_an_entry_written_before_scopes_states_a_full_token(market: Market) -> N
         )
     assert _differences(market) == [
         ("token", sharing.info.ref, "logged as issued full, but node.db holds it sharing")
+    ]
+
+
+def test_the_log_names_an_account_by_reference_never_by_its_name(market: Market) -> None:
+    _, first = market.accounts.create(LOCAL, "jane-roe", "consumer", org="city-health-bureau")
+    second = market.accounts.issue_token(market.consumer, "jane-roe", scope=Scope.SHARING)
+    market.accounts.revoke_token(market.consumer, first.info.token_id)
+    everything = [market.node.log.entry_bytes(i) for i in range(market.node.log.size)]
+    assert not [entry for entry in everything if b"jane" in entry]
+    logged = [
+        (entry["change"], entry["account"], entry["token"])
+        for _, entry in market.node.log.search(kind="account")
+    ]
+    ref = _account_ref(market, "jane-roe")
+    assert logged[-3:] == [
+        ("created", ref, first.info.ref),
+        ("token_issued", ref, second.info.ref),
+        ("token_revoked", ref, first.info.ref),
+    ]
+    assert _differences(market) == []
+
+
+def test_an_account_logged_by_name_before_references_still_reconciles(market: Market) -> None:
+    """An account created by an earlier version: its entries name it, as they stay."""
+    with market.node.db.write() as session:
+        org = session.scalar(
+            select(Organization.id).where(Organization.slug == "city-health-bureau")
+        )
+        assert org is not None
+        session.add(
+            Account(name="jane-roe", org_id=org, role="consumer", created_at=market.clock())
+        )
+    ref = _account_ref(market, "jane-roe")
+    assert _differences(market) == [
+        ("account", ref, "created in node.db, logged as created 0 times")
+    ]
+    market.node.log.append(
+        make_entry(
+            "account",
+            "local",
+            account="jane-roe",
+            change="created",
+            role="consumer",
+            org="city-health-bureau",
+        )
+    )
+    issued = market.accounts.issue_token(market.consumer, "jane-roe")
+    market.accounts.revoke_token(market.consumer, issued.info.token_id)
+    assert _differences(market) == []
+    market.node.log.append(
+        make_entry("account", "local", account=ref, change="created", role="consumer")
+    )
+    assert _differences(market) == [
+        ("account", ref, "created in node.db, logged as created 2 times")
     ]
 
 

@@ -98,9 +98,11 @@ def test_grants_and_accounts_the_database_never_made_are_named(world: Node) -> N
     world.log.append(
         make_entry("grant", "org:riverside-hospitals", grant="GRANT-7", change="granted")
     )
+    world.log.append(make_entry("account", "local", account="ACCOUNT-99", change="created"))
     world.log.append(make_entry("account", "local", account="mallory", change="created"))
     assert _differences(world) == [
         ("grant", "GRANT-7"),
+        ("account", "ACCOUNT-99"),
         ("account", "mallory"),
     ]
 

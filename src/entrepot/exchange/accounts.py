@@ -28,7 +28,9 @@ decide between them whether it may spend an Argon2id check (64 MiB of memory) on
 it: :meth:`Accounts.recall` reads the row (cheap: a SHA-256 and one indexed read),
 :meth:`Accounts.verify` runs the check and counts it in ``verifications``. The
 token id is kept out of the public log, which names a token by its ``TOKEN-<n>``
-reference instead: an id lets anyone make the server run those checks.
+reference instead: an id lets anyone make the server run those checks. The log names
+an account by its ``ACCOUNT-<n>`` reference too, never by its name, which may be a
+person's; node.db ties each reference to its row (:func:`account_ref`, :func:`token_ref`).
 """
 
 from __future__ import annotations
@@ -78,8 +80,10 @@ __all__ = [
     "Scope",
     "TokenInfo",
     "Unverified",
+    "account_ref",
     "raced",
     "token_id_of",
+    "token_ref",
 ]
 
 _TOKEN = re.compile(r"ent_([0-9a-f]{12})_[A-Za-z0-9_-]{43}")
@@ -319,7 +323,7 @@ class Accounts:
                 session,
                 actor,
                 "created",
-                name,
+                account,
                 role=info.role,
                 org=info.org,
                 token=token.info.ref,
@@ -366,7 +370,7 @@ class Accounts:
                 session,
                 actor,
                 "token_issued",
-                account,
+                row,
                 token=issued.info.ref,
                 scope=issued.info.scope.value,
             )
@@ -459,7 +463,7 @@ class Accounts:
             if token.revoked_at is None:
                 token.revoked_at = self.clock()
             info = _token_info(token, account.name)
-            self._record(session, actor, "token_revoked", info.account, token=info.ref)
+            self._record(session, actor, "token_revoked", account, token=info.ref)
         self._logged()
         return info
 
@@ -518,13 +522,15 @@ class Accounts:
         self._verified.forget(hashlib.sha256(token.encode()).digest())
 
     def _record(
-        self, session: Session, actor: Actor, change: str, account: str, **fields: str
+        self, session: Session, actor: Actor, change: str, account: Account, **fields: str
     ) -> None:
         """Stage an account change for the transparency log, in the transaction that makes it.
 
-        Tokens appear by reference (``TOKEN-<n>``), never by id: an id is half of a
-        token, and lets anyone make the server run Argon2id checks. A token made appears
-        with its scope, so the log tells a sharing token from a full one.
+        The account appears by reference (``ACCOUNT-<n>``), never by name: the log is
+        public and permanent, and a name may be a person's. Tokens appear by reference
+        (``TOKEN-<n>``), never by id: an id is half of a token, and lets anyone make the
+        server run Argon2id checks. A token made appears with its scope, so the log tells
+        a sharing token from a full one.
         """
         self.outbox.stage(
             session,
@@ -533,7 +539,7 @@ class Accounts:
                 actor.name,
                 time=self.clock().replace(tzinfo=UTC),
                 change=change,
-                account=account,
+                account=account_ref(account.id),
                 **fields,
             ),
         )
@@ -652,8 +658,18 @@ def _token_info(row: ApiToken, account: str) -> TokenInfo:
         row.expires_at,
         row.revoked_at,
         Scope(row.scope),
-        f"TOKEN-{row.id}",
+        token_ref(row.id),
     )
+
+
+def account_ref(row_id: int) -> str:
+    """How the public log names the account of row ``row_id``: never by its name."""
+    return f"ACCOUNT-{row_id}"
+
+
+def token_ref(row_id: int) -> str:
+    """How the public log names the API token of row ``row_id``: never by its id."""
+    return f"TOKEN-{row_id}"
 
 
 def token_id_of(token: str) -> str | None:

@@ -4,7 +4,9 @@ What a node's database holds and what its transparency log states must agree:
 
 - every published version, every grant's change (granted, revoked, expired),
   every account created, token issued or revoked, and every policy in force has
-  its log entry; and every such entry names something the database holds;
+  its log entry; and every such entry names something the database holds (an
+  account by its ``ACCOUNT-<n>`` reference, or by its name in an entry written
+  before accounts had references);
 - every entry that issues a token states the scope node.db holds for it (an entry
   written before tokens had scopes states none: its token is ``full``);
 - every ledger row that spent ε (``touched`` or ``completed``) has exactly one
@@ -36,7 +38,15 @@ from entrepot.db import Database
 from entrepot.errors import ProofInvalid
 from entrepot.exchange._contract_models import ContractEvent
 from entrepot.exchange._policy_models import PolicyRecord
-from entrepot.exchange.accounts import LOCAL, Account, ApiToken, Organization, Scope
+from entrepot.exchange.accounts import (
+    LOCAL,
+    Account,
+    ApiToken,
+    Organization,
+    Scope,
+    account_ref,
+    token_ref,
+)
 from entrepot.exchange.metering import Metering
 from entrepot.exchange.outbox import log_state_problems, pending_entries
 from entrepot.privacy._ledger_tables import TOUCHED
@@ -233,50 +243,53 @@ def _accounts(db: Database, stated: _Stated, result: Reconciliation) -> None:
     # A portal session's token is never logged: only API tokens are compared.
     api_token = (ApiToken.account_id == Account.id) & ApiToken.parent_id.is_(None)
     with db.read() as session:
-        tokens = dict(
-            session.execute(
-                select(Account.name, func.count(ApiToken.id))
-                .join(ApiToken, api_token, isouter=True)
-                .group_by(Account.name)
-            ).all()
-        )
-        revoked = dict(
-            session.execute(
-                select(Account.name, func.count(ApiToken.id))
-                .join(ApiToken, api_token)
-                .where(ApiToken.revoked_at.is_not(None))
-                .group_by(Account.name)
-            ).all()
-        )
+        held = session.execute(
+            # Counting a column counts its non-null values: here, the revoked tokens.
+            select(
+                Account.id, Account.name, func.count(ApiToken.id), func.count(ApiToken.revoked_at)
+            )
+            .join(ApiToken, api_token, isouter=True)
+            .group_by(Account.id)
+            .order_by(Account.id)
+        ).all()
         scopes = {
-            f"TOKEN-{row_id}": scope
+            token_ref(row_id): scope
             for row_id, scope in session.execute(
                 select(ApiToken.id, ApiToken.scope).where(ApiToken.parent_id.is_(None))
             )
         }
-    result.checked["accounts"] = len(tokens)
-    for name, count in sorted(tokens.items()):
-        created = stated.accounts[(name, "created")]
+    result.checked["accounts"] = len(held)
+    known: set[str] = set()
+    for row_id, name, tokens, revoked in held:
+        ref = account_ref(row_id)
+        # Entries written before accounts had references name the account instead: a
+        # slug, lowercase, so never another account's reference.
+        names = (ref, name)
+        known.update(names)
+        created = _logged(stated, names, "created")
         if created != 1:
-            result.add("account", name, f"created in node.db, logged as created {created} times")
+            result.add("account", ref, f"created in node.db, logged as created {created} times")
         # The first token is issued with the account, in its "created" entry.
-        issued = stated.accounts[(name, "token_issued")]
-        if issued < count - 1:
+        issued = _logged(stated, names, "token_issued")
+        if issued < tokens - 1:
             result.add(
-                "account", name, f"{count - 1} more tokens issued, {issued} logged as issued"
+                "account", ref, f"{tokens - 1} more tokens issued, {issued} logged as issued"
             )
-        logged = stated.accounts[(name, "token_revoked")]
-        if logged < revoked.get(name, 0):
-            result.add(
-                "account", name, f"{revoked[name]} tokens revoked, {logged} logged as revoked"
-            )
-    for name, change in sorted(stated.accounts):
-        if name not in tokens:
-            result.add("account", name, f"logged as {change}, but node.db has no such account")
+        logged = _logged(stated, names, "token_revoked")
+        if logged < revoked:
+            result.add("account", ref, f"{revoked} tokens revoked, {logged} logged as revoked")
+    for account, change in sorted(stated.accounts):
+        if account not in known:
+            result.add("account", account, f"logged as {change}, but node.db has no such account")
     for ref, scope in sorted(stated.scopes):
-        held = scopes.get(ref)
-        if held is not None and held != scope:
-            result.add("token", ref, f"logged as issued {scope}, but node.db holds it {held}")
+        held_scope = scopes.get(ref)
+        if held_scope is not None and held_scope != scope:
+            result.add("token", ref, f"logged as issued {scope}, but node.db holds it {held_scope}")
+
+
+def _logged(stated: _Stated, names: Iterable[str], change: str) -> int:
+    """How many account entries of ``change`` name the account by any of ``names``."""
+    return sum(stated.accounts[(name, change)] for name in names)
 
 
 def _policies(db: Database, stated: _Stated, result: Reconciliation) -> None:

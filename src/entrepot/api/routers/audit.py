@@ -176,8 +176,9 @@ def export_heads(request: Request, actor: Auditor) -> StreamingResponse:
     "needs to be trusted. Fetch the heads first: the entries then cover every one of them.",
     response_class=StreamingResponse,
     responses=_lines(
-        '{"account":"analyst","change":"created","kind":"account","role":"consumer",'
-        '"time":"2026-11-30T09:30:00Z"}\n'
+        '{"account":"ACCOUNT-3","actor":"local","change":"created","kind":"account",'
+        '"org":"city-health-bureau","role":"consumer","scope":"full","time":"2026-11-30T09:30:00Z",'
+        '"token":"TOKEN-3"}\n'
     ),
 )
 def export_entries(request: Request, actor: Auditor) -> StreamingResponse:
