@@ -13,7 +13,9 @@ its own and hands the answer back, one message per connection (it answers with
   held by setting :attr:`FaultProxy.held` (the test kills the peer meanwhile);
 - ``substitute``: the request never reaches the peer; the one
   :attr:`FaultProxy.substitute` makes from it is sent instead, and its answer handed
-  back (an attacker on the path that is a peer too, sending a request of its own).
+  back (an attacker on the path that is a peer too, sending a request of its own);
+- ``forge``: the request never reaches the peer; :attr:`FaultProxy.forged`, a whole
+  HTTP answer, is handed back in its place (an attacker on the path answering for it).
 
 :meth:`FaultProxy.replay` sends a request the proxy saw to the peer again, byte
 for byte, as an attacker on the path would.
@@ -72,6 +74,7 @@ class FaultProxy:
         self.delay_s = 1.0
         self.faults: list[Fault] = []
         self.substitute: Callable[[bytes], bytes] = lambda request: request
+        self.forged = b""
         self.seen: list[tuple[Fault, bytes]] = []
         self.held = threading.Event()
         self._release = threading.Event()
@@ -124,6 +127,10 @@ class FaultProxy:
             fault = self.faults.pop(0) if self.faults else "pass"
             self.seen.append((fault, request))
             if fault == "drop":
+                return
+            if fault == "forge":
+                writer.write(_closing(self.forged))
+                await writer.drain()
                 return
             if fault == "delay":
                 await asyncio.sleep(self.delay_s)

@@ -5,6 +5,14 @@ Every error body is ``{"error": {"code", "message", "hint", ...details}}``: an
 failed validation, an unknown path or method, a body that is too large, a rate
 limit. Unexpected exceptions become a 500 in the same shape, with no internals in
 the body (the traceback goes to the server log, never to the client).
+
+On the federation protocol's paths (``/federation/``), whose callers are nodes that
+take no answer their peer did not sign for their request, such a refusal is signed
+for the request as the federation routes sign theirs
+(:func:`~entrepot.federation.envelope.sign_response`): a body too large, a rate, a
+request that failed validation, an unknown path or method reach the calling node as
+this node's word. No route checked the request's envelope yet, so such a refusal
+names nothing of the request but the route's parameters that failed validation.
 """
 
 from __future__ import annotations
@@ -18,11 +26,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import iter_route_contexts
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.routing import compile_path
+from starlette.types import Scope
 
 from entrepot.errors import EntrepotError, InvalidInput, LimitExceeded, NotFound
+from entrepot.federation.envelope import SIGNATURE, request_digest, sign_response
 
 __all__ = [
     "ERROR_CODES",
@@ -34,6 +45,8 @@ __all__ = [
 ]
 
 _log = logging.getLogger("entrepot.api")
+# The paths of the federation protocol (entrepot.api.routers.federation).
+_FEDERATION = "/federation/"
 
 
 def _tree(root: type[EntrepotError]) -> list[type[EntrepotError]]:
@@ -134,9 +147,26 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 
 def error_response(
-    error: EntrepotError, status: int | None = None, headers: Mapping[str, str] | None = None
+    error: EntrepotError,
+    status: int | None = None,
+    headers: Mapping[str, str] | None = None,
+    *,
+    scope: Scope | None = None,
 ) -> JSONResponse:
-    return JSONResponse(error.to_dict(), status_code=status or error.status, headers=headers)
+    """``error`` in the one shape; given the request's ``scope``, signed for the request
+    if its path is the federation protocol's."""
+    response = JSONResponse(error.to_dict(), status_code=status or error.status, headers=headers)
+    if scope is not None and _federation(scope):
+        key = scope["app"].state.node.signing_key
+        digest = request_digest(Headers(scope=scope))
+        response.headers[SIGNATURE] = sign_response(
+            key, digest, response.status_code, bytes(response.body)
+        )
+    return response
+
+
+def _federation(scope: Scope) -> bool:
+    return str(scope["path"]).startswith(_FEDERATION)
 
 
 def _http_error(status: int, path: str) -> EntrepotError:
@@ -163,7 +193,7 @@ def _location(loc: tuple[Any, ...] | list[Any]) -> str:
     return ".".join(str(part) for part in loc)
 
 
-async def _on_entrepot_error(_request: Request, error: Exception) -> JSONResponse:
+async def _on_entrepot_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, EntrepotError)
     if error.status >= 500:
         _log.error("%s: %s", error.code, error.message)
@@ -173,7 +203,7 @@ async def _on_entrepot_error(_request: Request, error: Exception) -> JSONRespons
         headers["WWW-Authenticate"] = "Bearer"
     if error.status == 429 and "retry_after_s" in error.details:
         headers["Retry-After"] = str(error.details["retry_after_s"])
-    return error_response(error, headers=headers or None)
+    return error_response(error, headers=headers or None, scope=request.scope)
 
 
 async def _on_validation_error(request: Request, error: Exception) -> Response:
@@ -192,7 +222,7 @@ async def _on_validation_error(request: Request, error: Exception) -> Response:
     page = getattr(request.app.state, "error_page", None)
     if page is not None and (answer := await page(request, invalid)) is not None:
         return answer
-    return error_response(invalid)
+    return error_response(invalid, scope=request.scope)
 
 
 async def _on_http_error(request: Request, error: Exception) -> JSONResponse:
@@ -200,13 +230,16 @@ async def _on_http_error(request: Request, error: Exception) -> JSONResponse:
     if isinstance(error.__cause__, LimitExceeded):
         # FastAPI turns any failure while reading a body into a 400, the body limit's
         # own refusal of a streamed (chunked) body included.
-        return error_response(error.__cause__)
-    mapped = _http_error(error.status_code, request.url.path)
+        return error_response(error.__cause__, scope=request.scope)
+    # Signed on a federation path, before any route checked the request's envelope: the
+    # path may not be the one its sender signed, so the refusal does not repeat it.
+    path = "a federation path" if _federation(request.scope) else request.url.path
+    mapped = _http_error(error.status_code, path)
     headers = error.headers
     if error.status_code == 405:
         # Starlette names the methods of the first route on the path, not of all of them.
         headers = {**(headers or {}), "Allow": ", ".join(_methods(request))}
-    return error_response(mapped, status=error.status_code, headers=headers)
+    return error_response(mapped, status=error.status_code, headers=headers, scope=request.scope)
 
 
 def _methods(request: Request) -> list[str]:
@@ -224,7 +257,8 @@ async def _on_unexpected(request: Request, error: Exception) -> JSONResponse:
         EntrepotError(
             "internal error",
             hint="the server log has the details; report it if it persists",
-        )
+        ),
+        scope=request.scope,
     )
 
 

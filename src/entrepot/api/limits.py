@@ -114,7 +114,7 @@ class BodySizeLimit:
         limit, setting = self._limit(scope["path"])
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > limit):
-            await error_response(_too_large(limit, setting))(scope, receive, send)
+            await error_response(_too_large(limit, setting), scope=scope)(scope, receive, send)
             return
         seen = 0
         started = False
@@ -139,7 +139,7 @@ class BodySizeLimit:
         except _TooLarge as error:
             if started:
                 raise
-            await error_response(error)(scope, receive, send)
+            await error_response(error, scope=scope)(scope, receive, send)
 
 
 @dataclass
@@ -219,7 +219,7 @@ class GuessGate:
         # stays free for the others. Waiting costs this worker no thread.
         await asyncio.sleep(min(_GUESS_HOLD_S, refusal.details["retry_after_s"]))
         headers = {"Retry-After": str(refusal.details["retry_after_s"])}
-        await error_response(refusal, headers=headers)(scope, receive, send)
+        await error_response(refusal, headers=headers, scope=scope)(scope, receive, send)
 
 
 def _guess_refusal(scope: Scope) -> TooManyAttempts | None:
@@ -262,7 +262,9 @@ class RateLimit:
             setting="rate_limit_per_s",
             retry_after_s=retry_after,
         )
-        response = error_response(error, status=429, headers={"Retry-After": str(retry_after)})
+        response = error_response(
+            error, status=429, headers={"Retry-After": str(retry_after)}, scope=scope
+        )
         await response(scope, receive, send)
 
 

@@ -237,8 +237,9 @@ def check_response(
     except (ValueError, binascii.Error, BadSignatureError):
         raise PeerError(
             f"peer {peer} answered without a valid signature",
-            hint="the answer was altered on the way, or the peer's key changed; check the "
-            "key with its operator and `entrepot peer add` it again",
+            hint="something on the path answered in the peer's place (a proxy in front of "
+            "it, say) or altered its answer, or the peer's key changed; check the key with "
+            "its operator and `entrepot peer add` it again",
             peer=peer,
             rule="response_signature",
         ) from None

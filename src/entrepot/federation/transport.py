@@ -9,6 +9,13 @@ against an internal address), answers are read up to ``peer_response_max_bytes``
 and no further, and every call has the ``peer_timeout_s`` timeout. Whatever goes
 wrong ends as one :class:`~entrepot.errors.PeerError` that names the peer.
 
+An answer to a signed call (:meth:`PeerCall.call`) is the peer's only if it checks:
+signed by the peer for the request it answers, refusals included
+(:func:`~entrepot.federation.envelope.check_response`). One that does not (unsigned,
+signed for another request, a redirect, or past the bound) is a failed call, as if
+the peer had not answered, and its body is never shown: anyone on the path can send
+one.
+
 A call that may be repeated (``idempotent=True``: reading the catalog feed or a
 consumer's grants, or a query under its request id, which the peer answers once)
 is sent again when the peer did not answer or its answer did not check, after
@@ -235,10 +242,13 @@ class PeerCall:
             headers["Content-Type"] = "application/json"
         response, content = self._send(method, url, body, headers, self.timeout_s)
         if response.is_redirect:
-            raise self._fail(
-                f"answered with a redirect ({response.status_code}), which is not followed",
-                "peers are called at the URL their operator added; `entrepot peer add` the "
-                "peer again at its current URL",
+            # Never signed: a node's answers come from its routes, and none redirects.
+            raise _Unanswered(
+                self._fail(
+                    f"answered with a redirect ({response.status_code}), which is not followed",
+                    "peers are called at the URL their operator added; `entrepot peer add` "
+                    "the peer again at its current URL",
+                )
             )
         try:
             check_response(
@@ -296,7 +306,7 @@ class PeerCall:
         self, method: str, url: str, body: bytes, headers: dict[str, str], timeout: float
     ) -> tuple[httpx.Response, bytes]:
         """Send one request; its response and body read within the bounds, or
-        :class:`_Unanswered` if the peer did not answer."""
+        :class:`_Unanswered` if the peer did not answer within them."""
         try:
             with self._client.stream(
                 method, url, content=body, headers=headers, timeout=timeout
@@ -324,10 +334,14 @@ class PeerCall:
         for chunk in response.iter_bytes():
             size += len(chunk)
             if size > self.max_bytes:
-                raise self._fail(
-                    f"answered with more than {self.max_bytes} bytes",
-                    "raise ENTREPOT_PEER_RESPONSE_MAX_BYTES if the peer's catalog is that large",
-                    setting="peer_response_max_bytes",
+                # Not read whole, so not checked: a failed call, as one unsigned.
+                raise _Unanswered(
+                    self._fail(
+                        f"answered with more than {self.max_bytes} bytes",
+                        "raise ENTREPOT_PEER_RESPONSE_MAX_BYTES if the peer's catalog is that "
+                        "large",
+                        setting="peer_response_max_bytes",
+                    )
                 )
             chunks.append(chunk)
         return b"".join(chunks)
