@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -18,7 +20,7 @@ from entrepot.privacy.ledger import Ledger
 from entrepot.vault.models import Dataset, Provider
 from entrepot.vault.providers import add_provider
 
-__all__ = ["Clock", "Market", "add_dataset"]
+__all__ = ["Clock", "Market", "add_dataset", "race_processes", "race_threads"]
 
 
 class Clock:
@@ -111,6 +113,28 @@ def add_dataset(node: Node, provider: str, dataset: str) -> int:
         session.add(row)
         session.flush()
         return row.id
+
+
+def race_threads(action: Callable[[], object], refused: type[Exception], count: int) -> list[str]:
+    """Run ``action`` in ``count`` threads released together; each one's outcome, sorted:
+    ``done``, or ``refused`` where it raised ``refused``."""
+    outcomes: list[str] = []
+    start = threading.Barrier(count)
+
+    def run() -> None:
+        start.wait()
+        try:
+            action()
+            outcomes.append("done")
+        except refused:
+            outcomes.append("refused")
+
+    workers = [threading.Thread(target=run) for _ in range(count)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    return sorted(outcomes)
 
 
 def race_processes(script: str, args: list[str], count: int = 4) -> list[str]:

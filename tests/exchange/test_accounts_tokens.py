@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import json
-import threading
 from datetime import timedelta
 
 import pytest
@@ -23,7 +22,7 @@ from entrepot.exchange.accounts import (
 )
 from entrepot.schemas.accounts import AccountOut
 from entrepot.transparency import make_entry
-from marketplace import Market
+from marketplace import Market, race_threads
 
 
 def test_a_token_is_shown_once_and_stored_only_as_an_argon2id_hash(market: Market) -> None:
@@ -311,23 +310,8 @@ def test_any_other_string_is_refused_with_one_input_free_message(
 def test_racing_creations_of_one_account_give_one_account_and_clean_conflicts(
     market: Market,
 ) -> None:
-    outcomes: list[str] = []
-    start = threading.Barrier(6)
-
-    def create() -> None:
-        start.wait()
-        try:
-            market.accounts.create(LOCAL, "twin", "consumer")
-            outcomes.append("created")
-        except Conflict:
-            outcomes.append("conflict")
-
-    workers = [threading.Thread(target=create) for _ in range(6)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
-    assert sorted(outcomes) == ["conflict"] * 5 + ["created"]
+    outcomes = race_threads(lambda: market.accounts.create(LOCAL, "twin", "consumer"), Conflict, 6)
+    assert outcomes == ["done"] + ["refused"] * 5
     assert [a.name for a in market.accounts.list_accounts(LOCAL)].count("twin") == 1
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import json
-import threading
 from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
@@ -28,6 +27,7 @@ from entrepot.exchange.release import ReleaseSpec
 from entrepot.schemas.releases import ReleaseOut
 from entrepot.settings import Settings
 from entrepot.transparency import verify_receipt
+from marketplace import race_threads
 
 
 @pytest.fixture
@@ -177,23 +177,10 @@ def test_revoking_is_logged_and_only_the_provider_revokes(ex: Exchange) -> None:
 def test_racing_revocations_of_one_release_log_one_and_refuse_the_others(ex: Exchange) -> None:
     made = ex.releases.create(ex.actor(PROVIDER), DATASET, CONSUMER, ReleaseSpec(k=5, l=2))
     provider = ex.actor(PROVIDER)
-    outcomes: list[str] = []
-    start = threading.Barrier(8)
-
-    def revoke() -> None:
-        start.wait()
-        try:
-            ex.releases.revoke(provider, made.ident, "consent withdrawn")
-            outcomes.append("revoked")
-        except Conflict:
-            outcomes.append("conflict")
-
-    workers = [threading.Thread(target=revoke) for _ in range(8)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
-    assert sorted(outcomes) == ["conflict"] * 7 + ["revoked"]
+    outcomes = race_threads(
+        lambda: ex.releases.revoke(provider, made.ident, "consent withdrawn"), Conflict, 8
+    )
+    assert outcomes == ["done"] + ["refused"] * 7
     logged = [e for _, e in ex.node.log.search(kind="release") if e["outcome"] == "revoked"]
     assert [e["release"] for e in logged] == [made.ident]
     with pytest.raises(Conflict):
