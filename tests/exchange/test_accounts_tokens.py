@@ -172,8 +172,9 @@ def _differences(market: Market) -> list[tuple[str, str, str]]:
 
 
 def _account_ref(market: Market, name: str) -> str:
-    with market.node.db.read() as session:
-        return f"ACCOUNT-{session.scalar(select(Account.id).where(Account.name == name))}"
+    """The account's reference, as its listing shows the operator."""
+    [ref] = [a.ref for a in market.accounts.list_accounts(LOCAL) if a.name == name]
+    return ref
 
 
 def test_the_log_states_the_scope_of_every_token_issued(market: Market) -> None:

@@ -122,8 +122,9 @@ def list_(
         columns = ["token id", "account", "scope", "expires", "state"]
         view = table("API tokens", columns, rows)
     else:
-        rows = [[a["name"], a["role"], a["org"], a["active_tokens"]] for a in data]
-        view = table("Accounts", ["account", "role", "organization", "active tokens"], rows)
+        rows = [[a["name"], a["ref"], a["role"], a["org"], a["active_tokens"]] for a in data]
+        columns = ["account", "in the log", "role", "organization", "active tokens"]
+        view = table("Accounts", columns, rows)
     emit(data, as_json, lambda: console.print(view if rows else "none yet"))
 
 

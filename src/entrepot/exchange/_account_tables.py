@@ -36,12 +36,14 @@ from entrepot.roles import Role
 __all__ = [
     "AccountInfo",
     "Scope",
+    "account_ref",
     "accounts",
     "api_tokens",
     "count_accounts",
     "list_accounts",
     "organization_actor",
     "organizations",
+    "token_ref",
 ]
 
 _ROLES = "', '".join(Role)
@@ -101,9 +103,20 @@ api_tokens = Table(
 )
 
 
+def account_ref(row_id: int) -> str:
+    """How the public log names the account of row ``row_id``: never by its name."""
+    return f"ACCOUNT-{row_id}"
+
+
+def token_ref(row_id: int) -> str:
+    """How the public log names the API token of row ``row_id``: never by its id."""
+    return f"TOKEN-{row_id}"
+
+
 @dataclass(frozen=True)
 class AccountInfo:
     name: str
+    ref: str  # how the public log names it (account_ref)
     role: str
     org: str
     org_name: str
@@ -113,6 +126,7 @@ class AccountInfo:
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
+            "ref": self.ref,
             "role": self.role,
             "org": self.org,
             "org_name": self.org_name,
@@ -165,7 +179,15 @@ def list_accounts(
         )
         active: dict[int, int] = {account_id: n for account_id, n in counted}
     return [
-        AccountInfo(name, role, org_slug, org_name, created_at, active.get(account_id, 0))
+        AccountInfo(
+            name,
+            account_ref(account_id),
+            role,
+            org_slug,
+            org_name,
+            created_at,
+            active.get(account_id, 0),
+        )
         for account_id, name, role, org_slug, org_name, created_at in rows
     ]
 

@@ -57,7 +57,13 @@ from entrepot.clock import utcnow
 from entrepot.db import Base, Database, count_rows
 from entrepot.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized, param
 from entrepot.exchange import _account_tables
-from entrepot.exchange._account_tables import AccountInfo, Scope, organization_actor
+from entrepot.exchange._account_tables import (
+    AccountInfo,
+    Scope,
+    account_ref,
+    organization_actor,
+    token_ref,
+)
 from entrepot.exchange.actors import LOCAL, Actor
 from entrepot.exchange.outbox import Outbox
 from entrepot.organizations import Organization, Role
@@ -317,7 +323,13 @@ class Accounts:
             session.flush()
             token = self._issue(session, account, minted)
             info = AccountInfo(
-                name, role.value, organization.slug, organization.name, account.created_at, 1
+                name,
+                account_ref(account.id),
+                role.value,
+                organization.slug,
+                organization.name,
+                account.created_at,
+                1,
             )
             self._record(
                 session,
@@ -660,16 +672,6 @@ def _token_info(row: ApiToken, account: str) -> TokenInfo:
         Scope(row.scope),
         token_ref(row.id),
     )
-
-
-def account_ref(row_id: int) -> str:
-    """How the public log names the account of row ``row_id``: never by its name."""
-    return f"ACCOUNT-{row_id}"
-
-
-def token_ref(row_id: int) -> str:
-    """How the public log names the API token of row ``row_id``: never by its id."""
-    return f"TOKEN-{row_id}"
 
 
 def token_id_of(token: str) -> str | None:

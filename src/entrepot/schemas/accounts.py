@@ -20,6 +20,7 @@ class Me(BaseModel):
 
 class AccountOut(BaseModel):
     name: str
+    ref: str = Field(description="How the public log names the account: ACCOUNT-<n>.")
     role: str
     org: str
     org_name: str
@@ -30,6 +31,7 @@ class AccountOut(BaseModel):
     def of(cls, info: AccountInfo) -> AccountOut:
         return cls(
             name=info.name,
+            ref=info.ref,
             role=info.role,
             org=info.org,
             org_name=info.org_name,
