@@ -208,6 +208,19 @@ def test_a_token_whose_scope_is_not_the_one_logged_is_named(market: Market) -> N
     ]
 
 
+def test_an_entry_issuing_a_token_node_db_never_held_is_named(market: Market) -> None:
+    market.accounts.create(LOCAL, "analyst", "consumer", org="city-health-bureau")
+    ref = _account_ref(market, "analyst")
+    market.node.log.append(
+        make_entry(
+            "account", "local", account=ref, change="token_issued", token="TOKEN-999", scope="full"
+        )
+    )
+    assert _differences(market) == [
+        ("token", "TOKEN-999", "logged as issued, but node.db has no such API token")
+    ]
+
+
 def test_an_entry_written_before_scopes_states_a_full_token(market: Market) -> None:
     market.accounts.create(LOCAL, "analyst", "consumer", org="city-health-bureau")
     full = market.accounts.issue_token(market.consumer, "analyst")

@@ -283,7 +283,10 @@ def _accounts(db: Database, stated: _Stated, result: Reconciliation) -> None:
             result.add("account", account, f"logged as {change}, but node.db has no such account")
     for ref, scope in sorted(stated.scopes):
         held_scope = scopes.get(ref)
-        if held_scope is not None and held_scope != scope:
+        if held_scope is None:
+            # An API token's row is never deleted (only portal sessions' are).
+            result.add("token", ref, "logged as issued, but node.db has no such API token")
+        elif held_scope != scope:
             result.add("token", ref, f"logged as issued {scope}, but node.db holds it {held_scope}")
 
 
