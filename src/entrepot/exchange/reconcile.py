@@ -7,8 +7,9 @@ What a node's database holds and what its transparency log states must agree:
   its log entry; and every such entry names something the database holds (an
   account by its ``ACCOUNT-<n>`` reference, or by its name in an entry written
   before accounts had references);
-- every entry that issues a token states the scope node.db holds for it (an entry
-  written before tokens had scopes states none: its token is ``full``);
+- every entry that issues a token names an API token node.db holds, with the scope
+  it holds (an entry written before tokens had scopes states none: its token is
+  ``full``);
 - every ledger row that spent ε (``touched`` or ``completed``) has exactly one
   ``query`` (or ``join``, ``release``, ``download``) entry with outcome ``answered``
   or ``failed`` naming its reservation,
