@@ -8,14 +8,12 @@ query again then repeats the answer for no ε, as for any answer.
 
 from __future__ import annotations
 
-import multiprocessing
-import os
-import signal
 from pathlib import Path
 from typing import Any
 
 import pytest
 from nacl.signing import SigningKey
+from tests.exchange.crash import die_after, killed
 from tests.exchange.logged_world import CONSUMER, SQL, seed
 
 from entrepot.exchange import Exchange
@@ -36,13 +34,7 @@ def _ask(home: Path, point: str, fail: bool) -> None:
     armed = None if point == "ledger-completed" else point
     ex = Exchange(Node.open(Settings(home=home, fault_point=armed)))
     if point == "ledger-completed":
-        complete = Ledger.complete
-
-        def complete_then_die(self: Ledger, *args: Any, **kwargs: Any) -> None:
-            complete(self, *args, **kwargs)
-            os.kill(os.getpid(), signal.SIGKILL)
-
-        Ledger.complete = complete_then_die
+        die_after(Ledger, "complete")
     if fail:
         run = ex.vault.run
 
@@ -75,10 +67,7 @@ def test_a_query_killed_after_spending_is_logged_with_its_epsilon_when_the_node_
     node = Node.init(Settings(home=home))
     seed(node, tmp_path, query=False)
     node.close()
-    child = multiprocessing.get_context("fork").Process(target=_ask, args=(home, point, fail))
-    child.start()
-    child.join(timeout=120)
-    assert child.exitcode == -signal.SIGKILL
+    killed(_ask, home, point, fail)
 
     # As the dead process left it: the ε spent, its entry owed unless it was appended.
     raw = Node(Settings(home=home), SigningKey((home / "keys" / "node.key").read_bytes()))

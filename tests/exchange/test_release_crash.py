@@ -8,18 +8,15 @@ is metered and its entry owed in the same commit: opening the node appends it.
 
 from __future__ import annotations
 
-import multiprocessing
-import os
-import signal
 from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.exchange.crash import die_after, killed
 from tests.exchange.logged_world import DATASET, PROVIDER
 from tests.exchange.release_world import CONSUMER, seed
 
 from entrepot.exchange import Exchange
-from entrepot.exchange.coordinator import Done
 from entrepot.exchange.node import Node
 from entrepot.exchange.release import ReleaseSpec
 from entrepot.privacy.ledger import Ledger
@@ -35,15 +32,7 @@ def _settings(home: Path) -> Settings:
 def _make_and_die(home: Path) -> None:
     """The child: a release whose process is killed once the coordinator is done."""
     ex = Exchange(Node.open(_settings(home)))
-    coordinator = ex.releases.coordinator
-    run = coordinator.run
-
-    def run_then_die(*args: Any, **kwargs: Any) -> Done:
-        run(*args, **kwargs)
-        os.kill(os.getpid(), signal.SIGKILL)
-        raise AssertionError("killed")
-
-    coordinator.run = run_then_die  # type: ignore[method-assign]
+    die_after(ex.releases.coordinator, "run")
     ex.releases.create(ex.actor(PROVIDER), DATASET, CONSUMER, SPEC)
 
 
@@ -63,10 +52,7 @@ def test_a_release_killed_before_its_row_keeps_its_epsilon_when_made_again(
     node = Node.init(_settings(home))
     seed(node, tmp_path)
     node.close()
-    child = multiprocessing.get_context("fork").Process(target=_make_and_die, args=(home,))
-    child.start()
-    child.join(timeout=120)
-    assert child.exitcode == -signal.SIGKILL
+    killed(_make_and_die, home)
 
     node = Node.open(_settings(home))
     try:
@@ -91,13 +77,7 @@ def test_a_release_killed_before_its_row_keeps_its_epsilon_when_made_again(
 def _read_and_die(home: Path, ident: int) -> None:
     """The child: a consumer's read of release ``ident``, killed once its use is spent."""
     ex = Exchange(Node.open(_settings(home)))
-    complete = Ledger.complete
-
-    def complete_then_die(self: Ledger, *args: Any, **kwargs: Any) -> None:
-        complete(self, *args, **kwargs)
-        os.kill(os.getpid(), signal.SIGKILL)
-
-    Ledger.complete = complete_then_die  # type: ignore[method-assign]
+    die_after(Ledger, "complete")
     consumer = ex.actor(CONSUMER)
     ex.releases.read(consumer, ex.releases.readable(consumer, ident), files=1)
 
@@ -111,12 +91,7 @@ def test_a_read_killed_after_its_use_is_spent_is_logged_when_the_node_opens(
     ex = Exchange(node)
     made = ex.releases.create(ex.actor(PROVIDER), DATASET, CONSUMER, ReleaseSpec(k=5, l=2))
     node.close()
-    child = multiprocessing.get_context("fork").Process(
-        target=_read_and_die, args=(home, made.record.id)
-    )
-    child.start()
-    child.join(timeout=120)
-    assert child.exitcode == -signal.SIGKILL
+    killed(_read_and_die, home, made.record.id)
 
     node = Node.open(_settings(home))
     try:
