@@ -221,9 +221,12 @@ class ReleaseRequest:
                     self.text,
                     dataset.version.sha256,
                     dataset.policy.digest,
-                    # Worded apart from the bare count of every revocation that older
-                    # fingerprints hold, so that none of those can be recalled by it.
-                    f"revoked {self.revision}",
+                    # Fingerprints made before counted every revocation of the dataset
+                    # for the consumer. With none of this spec revoked, the count reads
+                    # as theirs did with none at all: a release made then is recalled,
+                    # not made and charged again. With some, it is worded apart, so an
+                    # old count of others' revocations never recalls a revoked release.
+                    f"revoked {self.revision}" if self.revision else "0",
                     str(self.grant_id),
                 )
             ).encode()
