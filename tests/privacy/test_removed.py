@@ -539,7 +539,8 @@ def test_a_count_or_sum_that_cannot_tell_its_removed_part_puts_back_the_versions
             assert bounded is not None
             assert whole is not None
             assert whole.value == pytest.approx(bounded.value * 5 / 3)
-            assert whole.value == pytest.approx(truth, rel=0.01)
+            # the sum's noise has scale 2 on 1,200 kept: 5% of 2,000 is 30 scales
+            assert whole.value == pytest.approx(truth, rel=0.05)
             # its low end is the bounded one's; its high end unknown (no test of the
             # units above the cap was bought)
             assert whole.lo <= bounded.lo
