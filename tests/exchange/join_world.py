@@ -19,7 +19,6 @@ from hypothesis import strategies as st
 from entrepot.exchange import Exchange
 from entrepot.exchange.accounts import LOCAL, Accounts
 from entrepot.exchange.contracts import Contracts
-from entrepot.exchange.coordinator import Found
 from entrepot.exchange.join import JoinQuery, JoinRun
 from entrepot.exchange.node import Node
 from entrepot.exchange.policies import Policies
@@ -91,15 +90,7 @@ def priced(exchange: Exchange, sql: str) -> JoinRun:
     """The join ``sql`` asks, priced on the latest versions (at ε 0.5), to run by hand."""
     request = exchange.queries.request(sql, 0.5)
     assert isinstance(request, JoinQuery)
-    found = {
-        ref: Found(
-            ref,
-            exchange.policies.get(ref).policy,
-            exchange.vault.standard(ref),
-            exchange.vault.versions(ref)[-1],
-        )
-        for ref in request.datasets()
-    }
+    found = {ref: exchange.coordinator.found(ref) for ref in request.datasets()}
     run = request.price(found).operation
     assert isinstance(run, JoinRun)
     return run

@@ -441,10 +441,7 @@ class Coordinator:
             floor.ms = max(policy.latency_floor_ms for policy in policies.values())
             grants = self.contracts.authorize_all(consumer, mine, request.action, purpose)
             purpose = purpose or grants[mine[0]].purpose
-            here = tuple(
-                Found(ref, policy, self.vault.standard(ref), self.vault.versions(ref)[-1])
-                for ref, policy in policies.items()
-            )
+            here = tuple(self.found(ref, policy) for ref, policy in policies.items())
             theirs = {}
             for ref in refs:
                 if ref in partners:
@@ -471,6 +468,12 @@ class Coordinator:
             for f in found
         )
         return _Screened(uses, found, purpose, priced, partners)
+
+    def found(self, ref: DatasetRef, policy: Policy | None = None) -> Found:
+        """``ref`` as the steps that read no data know it: its policy (``policy`` if
+        already read), standard and latest version."""
+        policy = policy if policy is not None else self._policy(ref)
+        return Found(ref, policy, self.vault.standard(ref), self.vault.versions(ref)[-1])
 
     def _policy(self, ref: DatasetRef) -> Policy:
         try:

@@ -401,16 +401,10 @@ class Releases:
             )
         request, target = self._request(actor, dataset, consumer, spec, plan_only=True)
         self.coordinator.screen(target, request, purpose=request.purpose or None)
-        vault = self.coordinator.vault
-        found = Found(
-            request.ref,
-            self.coordinator.policies.get(request.ref).policy,
-            vault.standard(request.ref),
-            vault.versions(request.ref)[-1],
-        )
+        found = self.coordinator.found(request.ref)
         operation = request.price({request.ref: found}).operation
         assert isinstance(operation, MakeRelease)
-        outcome = vault.run(operation, touched=lambda: None)
+        outcome = self.coordinator.vault.run(operation, touched=lambda: None)
         assert isinstance(outcome, Released)
         return {
             "dataset": str(request.ref),

@@ -94,22 +94,13 @@ def estimate(
     the checker's refusal, naming its rule. The plan reads what the consumer's answers
     would tell it, so the consumer's contract on each dataset must allow the query first
     (the coordinator's check, refused with its clause)."""
-    from entrepot.exchange.coordinator import Found
     from entrepot.exchange.join import JoinRun
     from entrepot.vault import Aggregate
 
     request = exchange.queries.request(sql, epsilon)
     refs = request.datasets()
     exchange.contracts.authorize_all(consumer, refs, request.action, purpose)
-    found = {
-        ref: Found(
-            ref,
-            exchange.policies.get(ref).policy,
-            exchange.vault.standard(ref),
-            exchange.vault.versions(ref)[-1],
-        )
-        for ref in refs
-    }
+    found = {ref: exchange.coordinator.found(ref) for ref in refs}
     operation = request.price(found).operation
     if isinstance(operation, Aggregate):
         planned = operation.plan
