@@ -1,5 +1,6 @@
-"""One person with thousands of rows on each side of a private join: m × n pairs of rows
-in the joined view, bounded and answered in memory that the sides' rows bound.
+"""One person with thousands of rows on each side of a private join: m × n pairs of rows,
+read as :data:`~entrepot.exchange.join.PAIRS_READ` pairs drawn from them, bounded and
+answered in memory that the sides' rows bound.
 
 The join runs in a child process whose address space may grow by :data:`HEADROOM`
 past what it holds with the node open: far more than the sides' rows and the
@@ -9,6 +10,7 @@ engine's working memory, far less than the person's m × n pairs of rows.
 from __future__ import annotations
 
 import json
+import math
 import os
 import resource
 import subprocess
@@ -28,6 +30,7 @@ from tests.exchange.join_world import (
 )
 
 from entrepot.exchange import Exchange
+from entrepot.exchange.join import pairs_read
 from entrepot.exchange.node import Node
 from entrepot.privacy.sql.rewrite import OVER, REMOVED_CAP
 from entrepot.settings import Settings
@@ -96,10 +99,12 @@ def child(home: str) -> None:
         node.close()
 
 
-def _expected() -> dict[str, dict[str, Any]]:
+def _expected(drawn: float) -> dict[str, dict[str, Any]]:
     """The figures of m × n: a person's pairs of rows weigh R / (m · n) each, and their
     removed rows are min(m · n - R, REMOVED_CAP · R) and their put-back share 1 when
-    m · n passes (REMOVED_CAP + 1) · R, spread over the districts as their pairs are."""
+    m · n passes (REMOVED_CAP + 1) · R, spread over the districts as their pairs are;
+    a person with more than :func:`pairs_read` pairs spread as the pairs drawn of them
+    are, ``drawn`` of them in :data:`D1`."""
     # per person: rows on the left, rows on the right and their amount per district
     people = [
         (M, {D1: (N1, 2.0), D2: (N2, 5.0)}),
@@ -115,13 +120,15 @@ def _expected() -> dict[str, dict[str, Any]]:
         over = 1 / pairs if pairs > (REMOVED_CAP + 1) * R else 0.0
         for district, (n, amount) in right.items():
             share = m * n
+            if pairs > pairs_read(R):
+                share = pairs * (drawn if district == D1 else 1 - drawn)
             person = [1.0, share * weight, share * weight * amount, share * cut, share * over]
             total = want.get(district, [0.0] * len(person))
             want[district] = [a + b for a, b in zip(total, person, strict=True)]
     return {d: {"answers": v[:3], "removed": v[3], "over": v[4]} for d, v in want.items()}
 
 
-def test_a_person_with_thousands_of_rows_on_each_side_is_answered_with_figures_of_m_times_n(
+def test_a_person_with_thousands_of_rows_on_each_side_is_answered_from_pairs_drawn_of_m_times_n(
     tmp_path: Path,
 ) -> None:
     world = JoinWorld(tmp_path / "node", rows=R)
@@ -146,7 +153,14 @@ def test_a_person_with_thousands_of_rows_on_each_side_is_answered_with_figures_o
     assert done.returncode == 0, done.stderr[-3000:]
     got = json.loads(done.stdout.strip().splitlines()[-1])
     assert got["median"] == ["median_amount", "pairs"]
-    want = _expected()
+    # The heavy person's share of the pairs drawn in D1, each pair there with
+    # probability N1 / (N1 + N2): within 8 of its standard deviations but about once
+    # in 10^15 runs.
+    drawn = got["groups"][D1]["over"]
+    p, draws = N1 / (N1 + N2), pairs_read(R)
+    assert abs(drawn - p) <= 8 * math.sqrt(p * (1 - p) / draws)
+    assert drawn * draws == pytest.approx(round(drawn * draws))
+    want = _expected(drawn)
     assert set(got["groups"]) == set(want)
     for district, figures in want.items():
         assert got["groups"][district]["answers"] == pytest.approx(figures["answers"])

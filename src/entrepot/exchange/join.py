@@ -16,7 +16,8 @@ both grants and both caps in one step) and the operation the coordinator conduct
     vault A: Reblind(B's tokens) → B's tokens blinded by both; A forgets its key
     matcher: equal tokens → pairs of handles → each side's matched rows, numbered by pair
     engine:  the plan's bounded aggregates over the view (the two sides' inner join on
-             that number, streamed, never held), then its noise
+             that number, streamed, never held; at most PAIRS_READ pairs of rows per
+             person, drawn at random beyond), then its noise
 
 Each holder is reached only through the :class:`~entrepot.vault.Vault` protocol, so a
 holder on another node takes part the same way. The matcher is this process: it sees
@@ -43,6 +44,7 @@ from entrepot.exchange.coordinator import Cost, Found, Priced
 from entrepot.privacy.psi import TOKEN_BYTES, BlindedBatch, DoublyBlindedBatch, Match, Matcher
 from entrepot.privacy.psi.query import JoinPlan, plan_join
 from entrepot.privacy.sql.join import Side, join_sources
+from entrepot.privacy.sql.rewrite import REMOVED_CAP
 from entrepot.standards import codelist
 from entrepot.standards.schema import Standard
 from entrepot.transparency import Kind
@@ -60,11 +62,13 @@ from entrepot.vault import (
 
 __all__ = [
     "ACTION",
+    "PAIRS_READ",
     "STEPS",
     "JoinProgress",
     "JoinQuery",
     "JoinRun",
     "overlap_sql",
+    "pairs_read",
     "sources",
 ]
 
@@ -80,7 +84,11 @@ JoinProgress = Callable[[str, int, int], None]
 _MATCH_BATCH = 1 << 18
 # The joined view the plan's SQL reads, and the two sides' matched rows it is made of.
 _VIEW = "joined"
-_SIDES = ("joined_left", "joined_right")
+_SIDES = ("joined_left", "joined_right", "joined_drawn")
+# The most pairs of rows the joined view reads of one unit (see _Pairs): a unit with
+# more is read as this many pairs drawn from its own, so one person's m × n rows cost
+# no more than this.
+PAIRS_READ = 1024
 
 
 def sources(
@@ -281,7 +289,8 @@ class JoinRun:
                 strict=True,
             )
         ]
-        return _Pairs.of(tables[0], tables[1], unit, len(match))
+        rows = self.plan.plan.rewrite.rows_per_unit
+        return _Pairs.of(tables[0], tables[1], unit, len(match), rows)
 
 
 def _with_units(
@@ -304,33 +313,50 @@ def _with_units(
 class _Pairs:
     """Each side's matched rows, numbered by their pair of handles (the view's unit).
 
-    The joined view is their inner join on that number: a pair of handles on m rows of
-    one side and n of the other is m × n rows of the view. Nothing holds those rows.
-    The aggregates read the join as the engine streams it, and each unit's row count,
-    m × n, is on its left rows (:data:`~entrepot.engine.UNIT_ROWS`, with the unit as
-    :data:`~entrepot.engine.UNIT_KEY`): the plan's text for versions with per-unit
-    columns weights each row by it as it passes, with no count of the view's rows per
-    unit. The values are those of counting them. A quantile's values are read from at
-    most R pairs per unit, drawn at random while the join streams.
+    The joined view holds, per unit on m rows of one side and n of the other, its
+    m × n pairs of rows when there are at most :func:`pairs_read` of them, and else
+    that many pairs drawn independently and uniformly from its m × n (``drawn``,
+    the draws' rows taken from each side by position). Each view row carries its
+    unit's row count (:data:`~entrepot.engine.UNIT_ROWS`, with the unit as
+    :data:`~entrepot.engine.UNIT_KEY`): m × n for a unit read whole, the number of
+    draws for a drawn one. The plan's text for versions with per-unit columns weights
+    each row by it as it passes: a unit's pairs weigh R in total either way, so the
+    bounded figures of a drawn unit are unbiased estimates of those of its m × n, and
+    its counts of rows, of removed rows and of units above the removed total's cap
+    are those of its m × n exactly (it has more pairs than the cap counts). Nothing
+    holds the pairs of a unit read whole: the aggregates read them as the engine
+    streams the two sides' inner join. So the pairs read, the join's work, grow with a
+    unit's rows (m × n up to the limit, never more), never with their product.
     """
 
-    left: pa.Table  # the unit, m × n, then the left side's columns
+    left: pa.Table  # the unit, its row count, then the left side's columns
     right: pa.Table  # the unit, then the right side's columns
+    drawn: pa.Table | None  # the pairs drawn of units above the limit: left, then right
     unit: str
 
     @classmethod
-    def of(cls, left: pa.Table, right: pa.Table, unit: str, units: int) -> _Pairs:
-        """Each side's rows of ``units`` pairs of handles, numbered in column ``unit``;
-        each left row gets its unit's m × n."""
-        numbers = left.column(unit).to_numpy()
-        rows = np.bincount(numbers, minlength=units) * np.bincount(
-            right.column(unit).to_numpy(), minlength=units
-        )
-        return cls(left.add_column(1, UNIT_ROWS, pa.array(rows[numbers], pa.int64())), right, unit)
+    def of(cls, left: pa.Table, right: pa.Table, unit: str, units: int, rows: int) -> _Pairs:
+        """Each side's rows of ``units`` pairs of handles, numbered in column ``unit``,
+        the units bounded to ``rows`` rows: those with at most :func:`pairs_read`
+        pairs with their rows, each left row with its unit's m × n; the pairs drawn of
+        the others."""
+        lefts, rights = (side.column(unit).to_numpy() for side in (left, right))
+        m, n = (np.bincount(numbers, minlength=units) for numbers in (lefts, rights))
+        pairs = m * n
+        limit = pairs_read(rows)
+        above = np.flatnonzero(pairs > limit)
+        left = left.add_column(1, UNIT_ROWS, pa.array(pairs[lefts], pa.int64()))
+        if not len(above):
+            return cls(left, right, None, unit)
+        whole = pairs <= limit
+        drawn = _draw(left, right, unit, above, m, n, limit)
+        keep_left, keep_right = (pa.array(whole[numbers]) for numbers in (lefts, rights))
+        return cls(left.filter(keep_left), right.filter(keep_right), drawn, unit)
 
     def register(self, session: Session) -> None:
-        for name, table in zip(_SIDES, (self.left, self.right), strict=True):
-            session.register_arrow(name, table)
+        for name, table in zip(_SIDES, (self.left, self.right, self.drawn), strict=True):
+            if table is not None:
+                session.register_arrow(name, table)
 
     def streamed(self, sql: str) -> str:
         """``sql``, reading the view as the join of the two sides, never materialised."""
@@ -355,8 +381,46 @@ class _Pairs:
         return f"WITH {ident(_VIEW)} AS MATERIALIZED ({pairs}) SELECT * FROM ({sql})"
 
     def _join(self) -> str:
-        left, right = (ident(name) for name in _SIDES)
-        return f"{left} JOIN {right} USING ({ident(self.unit)})"
+        left, right, drawn = (ident(name) for name in _SIDES)
+        joined = f"{left} JOIN {right} USING ({ident(self.unit)})"
+        if self.drawn is None:
+            return joined
+        return f"(SELECT * FROM {joined} UNION ALL BY NAME SELECT * FROM {drawn})"
+
+
+def pairs_read(rows: int) -> int:
+    """The most pairs of rows the joined view reads of one unit, its rows bounded to
+    ``rows``: :data:`PAIRS_READ`, or more where the bound needs it, so that a unit
+    drawn from has more pairs than the removed total counts of it."""
+    return max(PAIRS_READ, (REMOVED_CAP + 1) * rows + 1)
+
+
+def _draw(
+    left: pa.Table,
+    right: pa.Table,
+    unit: str,
+    above: np.ndarray,
+    m: np.ndarray,
+    n: np.ndarray,
+    limit: int,
+) -> pa.Table:
+    """``limit`` pairs of rows of each unit in ``above``, each drawn independently and
+    uniformly from the unit's m × n, with its left row, row count (``limit``) and
+    right row; each unit's draws are independent of every other unit's."""
+    units = np.repeat(above, limit)
+    picks = np.random.default_rng().integers(0, m[units] * n[units])
+    i, j = np.divmod(picks, n[units])
+    positions = []
+    for side, sizes, offset in ((left, m, i), (right, n, j)):
+        order = np.argsort(side.column(unit).to_numpy(), kind="stable")
+        starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
+        positions.append(order[starts[units] + offset])
+    rows = left.take(pa.array(positions[0]))
+    rows = rows.set_column(1, UNIT_ROWS, pa.array(np.full(len(units), limit, np.int64)))
+    others = right.take(pa.array(positions[1])).drop_columns([unit])
+    for name, column in zip(others.column_names, others.columns, strict=True):
+        rows = rows.append_column(name, column)
+    return rows
 
 
 class _Once:

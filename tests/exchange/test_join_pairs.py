@@ -1,0 +1,79 @@
+"""The joined view a private join's aggregates read: each unit's m × n pairs of rows up to
+:func:`~entrepot.exchange.join.pairs_read` of them, and that many pairs drawn from its
+own beyond, so that what the view reads grows with a unit's rows, never their product."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from entrepot.engine import UNIT_KEY, UNIT_ROWS, DuckDBEngine, EngineOptions
+from entrepot.engine._sql import ident
+from entrepot.exchange.join import _Pairs, pairs_read
+
+# A row's value names its unit and its place among the unit's rows on its side.
+_PLACE = 100_000
+
+units_drawn = st.lists(st.tuples(st.integers(1, 80), st.integers(1, 80)), min_size=1, max_size=6)
+
+
+def _side(sizes: list[int], name: str, order: list[int]) -> pa.Table:
+    units = [u for u, size in enumerate(sizes) for _ in range(size)]
+    places = [i for size in sizes for i in range(size)]
+    rows = sorted(range(len(units)), key=lambda r: order[r % len(order)] * len(units) + r)
+    return pa.table(
+        {
+            "u": pa.array([units[r] for r in rows], pa.int64()),
+            name: pa.array([units[r] * _PLACE + places[r] for r in rows], pa.int64()),
+        }
+    )
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    units=units_drawn,
+    rows=st.integers(1, 300),
+    order=st.lists(st.integers(0, 5), min_size=1, max_size=7),
+)
+def test_each_unit_is_read_as_its_pairs_up_to_the_limit_and_as_pairs_drawn_beyond(
+    units: list[tuple[int, int]], rows: int, order: list[int]
+) -> None:
+    limit = pairs_read(rows)
+    left = _side([m for m, _ in units], "lv", order)
+    right = _side([n for _, n in units], "rv", list(reversed(order)))
+    pairs = _Pairs.of(left, right, "u", len(units), rows)
+    counted = (
+        "SELECT u, count(*) AS pairs, count(DISTINCT (lv, rv)) AS distinct_pairs, "
+        f"min({ident(UNIT_ROWS)}) AS low, max({ident(UNIT_ROWS)}) AS high, "
+        f"bool_and(lv // {_PLACE} = u AND rv // {_PLACE} = u "
+        f"AND {ident(UNIT_KEY)} = u) AS own, "
+        f"max(lv % {_PLACE}) AS last_left, max(rv % {_PLACE}) AS last_right "
+        "FROM joined GROUP BY u"
+    )
+    with (
+        DuckDBEngine(EngineOptions((Path("/nonexistent"),))) as engine,
+        engine.session() as session,
+    ):
+        pairs.register(session)
+        got = {row["u"]: row for row in session.execute(pairs.streamed(counted)).to_pylist()}
+        drawn = session.execute(
+            pairs.sampled("SELECT u, count(*) AS n FROM joined GROUP BY u", rows)
+        ).to_pylist()
+    assert set(got) == set(range(len(units)))
+    for u, (m, n) in enumerate(units):
+        figures = got[u]
+        read = min(m * n, limit)
+        assert figures["pairs"] == read
+        # Each row carries the pairs read of its unit, whose weight R / that is theirs.
+        assert figures["low"] == figures["high"] == read
+        assert figures["own"]
+        assert figures["last_left"] < m
+        assert figures["last_right"] < n
+        if m * n <= limit:
+            assert figures["distinct_pairs"] == m * n
+    assert {row["u"]: row["n"] for row in drawn} == {
+        u: min(m * n, limit, rows) for u, (m, n) in enumerate(units)
+    }
