@@ -16,8 +16,8 @@ both grants and both caps in one step) and the operation the coordinator conduct
     vault A: Reblind(B's tokens) → B's tokens blinded by both; A forgets its key
     matcher: equal tokens → pairs of handles → each side's matched rows, numbered by pair
     engine:  the plan's bounded aggregates over the view (the two sides' inner join on
-             that number, streamed, never held; at most PAIRS_READ pairs of rows per
-             person, drawn at random beyond), then its noise
+             that number, streamed, never held; about PAIRS_READ pairs of rows per
+             person at most, of rows chosen at random beyond), then its noise
 
 Each holder is reached only through the :class:`~entrepot.vault.Vault` protocol, so a
 holder on another node takes part the same way. The matcher is this process: it sees
@@ -28,6 +28,7 @@ never an identifier, and drops them when the answer is out (docs/psi.md).
 from __future__ import annotations
 
 import contextlib
+import math
 import secrets
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -84,10 +85,10 @@ JoinProgress = Callable[[str, int, int], None]
 _MATCH_BATCH = 1 << 18
 # The joined view the plan's SQL reads, and the two sides' matched rows it is made of.
 _VIEW = "joined"
-_SIDES = ("joined_left", "joined_right", "joined_drawn")
-# The most pairs of rows the joined view reads of one unit (see _Pairs): a unit with
-# more is read as this many pairs drawn from its own, so one person's m × n rows cost
-# no more than this.
+_SIDES = ("joined_left", "joined_right")
+# The most pairs of rows the joined view reads whole of one unit (see _Pairs): a unit
+# with more is read as a random part of its rows on each side, with at least this many
+# pairs between them and fewer than twice as many, whatever its m × n.
 PAIRS_READ = 1024
 
 
@@ -313,50 +314,42 @@ def _with_units(
 class _Pairs:
     """Each side's matched rows, numbered by their pair of handles (the view's unit).
 
-    The joined view holds, per unit on m rows of one side and n of the other, its
-    m × n pairs of rows when there are at most :func:`pairs_read` of them, and else
-    that many pairs drawn independently and uniformly from its m × n (``drawn``,
-    the draws' rows taken from each side by position). Each view row carries its
-    unit's row count (:data:`~entrepot.engine.UNIT_ROWS`, with the unit as
-    :data:`~entrepot.engine.UNIT_KEY`): m × n for a unit read whole, the number of
-    draws for a drawn one. The plan's text for versions with per-unit columns weights
-    each row by it as it passes: a unit's pairs weigh R in total either way, so the
-    bounded figures of a drawn unit are unbiased estimates of those of its m × n, and
-    its counts of rows, of removed rows and of units above the removed total's cap
-    are those of its m × n exactly (it has more pairs than the cap counts). Nothing
-    holds the pairs of a unit read whole: the aggregates read them as the engine
-    streams the two sides' inner join. So the pairs read, the join's work, grow with a
-    unit's rows (m × n up to the limit, never more), never with their product.
+    The joined view is their inner join on that number. A unit on m rows of one side
+    and n of the other has its m × n pairs of rows there when there are at most
+    :func:`pairs_read` of them; a larger one keeps a random a of its m rows and b of
+    its n (:func:`_kept`), so that a × b is at least that many and not much more,
+    and has their a × b pairs. Each of its m × n pairs is then read with the same
+    chance, a·b / (m·n). Each left row carries its unit's pairs read, m × n or a × b
+    (:data:`~entrepot.engine.UNIT_ROWS`, with the unit as
+    :data:`~entrepot.engine.UNIT_KEY`): the plan's text for versions with per-unit
+    columns weights each row by it as it passes. A unit's pairs weigh R in total
+    either way, so the bounded figures of a unit read in part are unbiased estimates
+    of those of its m × n, and its counts of rows, of removed rows and of units above
+    the removed total's cap are those of its m × n exactly (it has more pairs read
+    than the cap counts). Nothing holds the pairs: the aggregates read them as the
+    engine streams the join. So the pairs read, the join's work, grow with a unit's
+    rows (m × n up to the limit, never much more), never with their product, and its
+    memory with the sides' rows.
     """
 
-    left: pa.Table  # the unit, its row count, then the left side's columns
+    left: pa.Table  # the unit, its pairs read, then the left side's columns
     right: pa.Table  # the unit, then the right side's columns
-    drawn: pa.Table | None  # the pairs drawn of units above the limit: left, then right
     unit: str
 
     @classmethod
     def of(cls, left: pa.Table, right: pa.Table, unit: str, units: int, rows: int) -> _Pairs:
         """Each side's rows of ``units`` pairs of handles, numbered in column ``unit``,
-        the units bounded to ``rows`` rows: those with at most :func:`pairs_read`
-        pairs with their rows, each left row with its unit's m × n; the pairs drawn of
-        the others."""
+        the units bounded to ``rows`` rows: the rows of each unit read, each left row
+        with its unit's pairs read."""
         lefts, rights = (side.column(unit).to_numpy() for side in (left, right))
         m, n = (np.bincount(numbers, minlength=units) for numbers in (lefts, rights))
-        pairs = m * n
-        limit = pairs_read(rows)
-        above = np.flatnonzero(pairs > limit)
-        left = left.add_column(1, UNIT_ROWS, pa.array(pairs[lefts], pa.int64()))
-        if not len(above):
-            return cls(left, right, None, unit)
-        whole = pairs <= limit
-        drawn = _draw(left, right, unit, above, m, n, limit)
-        keep_left, keep_right = (pa.array(whole[numbers]) for numbers in (lefts, rights))
-        return cls(left.filter(keep_left), right.filter(keep_right), drawn, unit)
+        a, b = _sizes(m, n, pairs_read(rows))
+        left = left.add_column(1, UNIT_ROWS, pa.array((a * b)[lefts]))
+        return cls(_kept(left, lefts, a), _kept(right, rights, b), unit)
 
     def register(self, session: Session) -> None:
-        for name, table in zip(_SIDES, (self.left, self.right, self.drawn), strict=True):
-            if table is not None:
-                session.register_arrow(name, table)
+        for name, table in zip(_SIDES, (self.left, self.right), strict=True):
+            session.register_arrow(name, table)
 
     def streamed(self, sql: str) -> str:
         """``sql``, reading the view as the join of the two sides, never materialised."""
@@ -381,46 +374,46 @@ class _Pairs:
         return f"WITH {ident(_VIEW)} AS MATERIALIZED ({pairs}) SELECT * FROM ({sql})"
 
     def _join(self) -> str:
-        left, right, drawn = (ident(name) for name in _SIDES)
-        joined = f"{left} JOIN {right} USING ({ident(self.unit)})"
-        if self.drawn is None:
-            return joined
-        return f"(SELECT * FROM {joined} UNION ALL BY NAME SELECT * FROM {drawn})"
+        left, right = (ident(name) for name in _SIDES)
+        return f"{left} JOIN {right} USING ({ident(self.unit)})"
 
 
 def pairs_read(rows: int) -> int:
-    """The most pairs of rows the joined view reads of one unit, its rows bounded to
-    ``rows``: :data:`PAIRS_READ`, or more where the bound needs it, so that a unit
-    drawn from has more pairs than the removed total counts of it."""
+    """The least pairs of rows the joined view reads of a unit it does not read whole,
+    its rows bounded to ``rows``: :data:`PAIRS_READ`, or more where the bound needs it,
+    so that such a unit has more pairs read than the removed total counts of it."""
     return max(PAIRS_READ, (REMOVED_CAP + 1) * rows + 1)
 
 
-def _draw(
-    left: pa.Table,
-    right: pa.Table,
-    unit: str,
-    above: np.ndarray,
-    m: np.ndarray,
-    n: np.ndarray,
-    limit: int,
-) -> pa.Table:
-    """``limit`` pairs of rows of each unit in ``above``, each drawn independently and
-    uniformly from the unit's m × n, with its left row, row count (``limit``) and
-    right row; each unit's draws are independent of every other unit's."""
-    units = np.repeat(above, limit)
-    picks = np.random.default_rng().integers(0, m[units] * n[units])
-    i, j = np.divmod(picks, n[units])
-    positions = []
-    for side, sizes, offset in ((left, m, i), (right, n, j)):
-        order = np.argsort(side.column(unit).to_numpy(), kind="stable")
-        starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
-        positions.append(order[starts[units] + offset])
-    rows = left.take(pa.array(positions[0]))
-    rows = rows.set_column(1, UNIT_ROWS, pa.array(np.full(len(units), limit, np.int64)))
-    others = right.take(pa.array(positions[1])).drop_columns([unit])
-    for name, column in zip(others.column_names, others.columns, strict=True):
-        rows = rows.append_column(name, column)
-    return rows
+def _sizes(m: np.ndarray, n: np.ndarray, limit: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per unit, the rows read of each side: all ``m`` and ``n`` where m × n is at most
+    ``limit``; else ``a`` of m and ``b`` of n, near √limit each where both sides allow
+    it, with ``limit`` ≤ a × b < 2 · ``limit`` (and a × b ≤ m × n)."""
+    whole = m * n <= limit
+    a = np.minimum(m, np.maximum(math.isqrt(limit - 1) + 1, -(-limit // np.maximum(n, 1))))
+    b = np.minimum(n, -(-limit // np.maximum(a, 1)))
+    return np.where(whole, m, a), np.where(whole, n, b)
+
+
+def _kept(side: pa.Table, numbers: np.ndarray, sizes: np.ndarray) -> pa.Table:
+    """The rows of ``side`` of units that keep them all, and ``sizes[u]`` of unit
+    ``u``'s rows at random (each set of that many as likely as any other) where it has
+    more; each unit's choice independent of every other's."""
+    over = np.flatnonzero(sizes[numbers] < np.bincount(numbers, minlength=len(sizes))[numbers])
+    if not len(over):
+        return side
+    units = numbers[over]
+    # The rows of units that keep some, by unit and then at random (the unit's number
+    # above 32 random bits): a unit's first sizes[u] rows in that order are a random
+    # choice of them.
+    noise = np.random.default_rng().integers(0, 1 << 32, len(over), dtype=np.uint64)
+    order = np.argsort((units.astype(np.uint64) << np.uint64(32)) | noise)
+    ranked = units[order]
+    firsts = np.searchsorted(ranked, ranked, side="left")
+    dropped = over[order][np.arange(len(order)) - firsts >= sizes[ranked]]
+    keep = np.ones(len(numbers), dtype=bool)
+    keep[dropped] = False
+    return side.filter(pa.array(keep))
 
 
 class _Once:
