@@ -252,13 +252,29 @@ async def visit(request: Request) -> Visit:
     actor = None
     if session.token is not None:
         try:
-            actor = await current_actor(
-                request, HTTPAuthorizationCredentials(scheme="Bearer", credentials=session.token)
-            )
+            actor = await _session_actor(request, session.token)
         except Unauthorized:
             # Revoked or expired since sign-in: the session ends with the token.
             session, fresh = Session.anonymous(), True
     return Visit(request, keys, session, actor, fresh)
+
+
+async def _session_actor(request: Request, token: str) -> Actor:
+    """The account a session token stands for, authenticated as the API authenticates a
+    bearer token.
+
+    The API remembers the token it authenticated on the request, as the request's own
+    bearer token, so that a route's dependencies do not check it twice. A session's
+    token is not the request's bearer token, so it is not left there: a token pasted
+    into the sign-in form of a signed-in browser must be checked on its own, with its
+    scope and the limits on guesses, not answered with the session's account.
+    """
+    try:
+        return await current_actor(
+            request, HTTPAuthorizationCredentials(scheme="Bearer", credentials=token)
+        )
+    finally:
+        request.state.token = None
 
 
 def form_text(form: Mapping[str, Any], name: str, default: str = "") -> str:

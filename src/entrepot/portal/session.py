@@ -109,7 +109,14 @@ class SessionKeys:
         ).hex()
 
     def csrf_ok(self, session: Session, sent: str | None) -> bool:
-        return sent is not None and hmac.compare_digest(self.csrf(session), sent)
+        """Whether ``sent`` is the session's CSRF token, compared in constant time.
+
+        Compared as UTF-8 bytes: ``hmac.compare_digest`` raises on text that is not
+        ASCII, and a forged token of any characters must be refused, not crash.
+        """
+        if sent is None:
+            return False
+        return hmac.compare_digest(self.csrf(session).encode(), sent.encode("utf-8", "replace"))
 
     def write(
         self, response: Response, session: Session, request: Request, *, secure: bool = False

@@ -2,7 +2,7 @@
 
 Signing in opens a session token on the server and signing out revokes it (see
 :mod:`entrepot.portal.session`), so a sign-out ends the session wherever its cookie
-was copied to.
+was copied to; so does signing in again over it, in the same browser.
 """
 
 from __future__ import annotations
@@ -61,10 +61,18 @@ async def signin(request: Request, here: Visitor) -> Response:
             next=target,
             error=error_body(error),
         )
+    await _end(request, here.session)
     here.actor = actor
     # A new session id: one planted before sign-in is worth nothing after it.
     here.session, here.fresh = Session.signed_in(opened.secret), True
     return here.redirect(target)
+
+
+async def _end(request: Request, session: Session) -> None:
+    """End ``session`` on the server, if signed in: a sign-out, or a sign-in over it,
+    leaves no live session behind that a copy of its cookie could go on using."""
+    if session.token is not None:
+        await anyio.to_thread.run_sync(accounts_of(request).close_session, session.token)
 
 
 @router.post("/signout")
@@ -72,8 +80,7 @@ async def signout(request: Request, here: Visitor) -> Response:
     form = await request.form()
     if not here.csrf_ok(form):
         return here.refused_csrf()
-    if here.session.token is not None:
-        await anyio.to_thread.run_sync(accounts_of(request).close_session, here.session.token)
+    await _end(request, here.session)
     here.actor = None
     here.session, here.fresh = Session.anonymous(), True
     return here.redirect("/signin")
