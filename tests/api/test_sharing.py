@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import logging
 import re
@@ -22,13 +24,14 @@ from entrepot.api import create_app
 from entrepot.client.http import HttpClient
 from entrepot.errors import PolicyViolation
 from entrepot.exchange import Exchange
-from entrepot.exchange.accounts import LOCAL
+from entrepot.exchange.accounts import LOCAL, token_id_of
 from entrepot.exchange.node import Node
 from entrepot.exchange.release import ReleaseSpec
 from entrepot.exchange.sharing import FileGrant
 from entrepot.settings import Settings
 
 QUASI = ("visit_date", "district", "sex", "age_band")
+TABLES = "/delta-sharing/shares/riverside-hospitals/schemas/outpatient-visits/tables"
 
 
 def _token(ex: Exchange, org: str) -> str:
@@ -93,7 +96,7 @@ def test_a_revoked_release_is_no_longer_readable(
     token = _token(world, CONSUMER)
     with running(create_app(node)) as api:
         headers = {"Authorization": f"Bearer {token}"}
-        path = "/delta-sharing/shares/riverside-hospitals/schemas/outpatient-visits/tables"
+        path = TABLES
         answered = api.post(f"{path}/anonymized-1/query", headers=headers, json={})
         assert answered.status_code == 200
         assert answered.headers["delta-table-version"] == "0"
@@ -117,7 +120,7 @@ def test_a_later_grant_for_aggregates_only_reads_no_release(
 ) -> None:
     token = _token(world, CONSUMER)
     headers = {"Authorization": f"Bearer {token}"}
-    path = "/delta-sharing/shares/riverside-hospitals/schemas/outpatient-visits/tables"
+    path = TABLES
     with running(create_app(node)) as api:
         answered = api.post(f"{path}/anonymized-1/query", headers=headers, json={})
         assert answered.status_code == 200
@@ -143,7 +146,7 @@ def test_a_release_made_under_a_revoked_grant_is_not_read_through_a_later_one(
 ) -> None:
     token = _token(world, CONSUMER)
     headers = {"Authorization": f"Bearer {token}"}
-    path = "/delta-sharing/shares/riverside-hospitals/schemas/outpatient-visits/tables"
+    path = TABLES
     table = "riverside-hospitals.outpatient-visits.anonymized-1"
     with running(create_app(node)) as api:
         answered = api.post(f"{path}/anonymized-1/query", headers=headers, json={})
@@ -180,12 +183,13 @@ def test_file_urls_expire_and_cannot_be_forged(world: Exchange, node: Node) -> N
     consumer = world.actor(CONSUMER)
     assert consumer.org_id is not None
     sharing = world.sharing
-    expired = sharing.sign(FileGrant(1, consumer.org_id, 1_000))
-    fresh = sharing.sign(FileGrant(1, consumer.org_id, 10**15))
+    mine, yours = (token_id_of(_token(world, org)) or "" for org in (CONSUMER, OUTSIDER))
+    expired = sharing.sign(FileGrant(1, consumer.org_id, 1_000, mine))
+    fresh = sharing.sign(FileGrant(1, consumer.org_id, 10**15, mine))
     forged = fresh[:-2] + ("AA" if not fresh.endswith("AA") else "BB")
     other = world.actor(OUTSIDER)
     assert other.org_id is not None
-    theirs = sharing.sign(FileGrant(1, other.org_id, 10**15))
+    theirs = sharing.sign(FileGrant(1, other.org_id, 10**15, yours))
     with running(create_app(node)) as api:
         gone = api.get(f"/delta-sharing/files/{expired}")
         assert gone.status_code == 403
@@ -246,7 +250,7 @@ def test_each_read_is_a_metered_use_of_the_grant_logged_with_its_ledger_row(
     ex.contracts.grant(ex.actor(PROVIDER), asked.ref, max_queries=3, price_per_query="2.50")
     ex.releases.create(ex.actor(PROVIDER), DATASET, "metered-bureau", ReleaseSpec(k=5, l=2))
     headers = {"Authorization": f"Bearer {_token(ex, 'metered-bureau')}"}
-    path = "/delta-sharing/shares/riverside-hospitals/schemas/outpatient-visits/tables/"
+    path = f"{TABLES}/"
     with running(create_app(node)) as api:
         read_twice = [api.post(f"{path}anonymized-1/query", headers=headers, json={}) for _ in "ab"]
         spent = api.post(f"{path}anonymized-1/query", headers=headers, json={})
@@ -262,3 +266,77 @@ def test_each_read_is_a_metered_use_of_the_grant_logged_with_its_ledger_row(
     rows = {e.id for e in ex.ledger.entries(consumer_id=ex.actor("metered-bureau").org_id)}
     assert {e["reservation"] for e in reads if e["outcome"] == "answered"} < rows
     assert ex.reconcile().differences == []
+
+
+# URLs end with the bearer token that asked for them: a share profile's token revoked
+# (leaked with its profile, say) stops the URLs already handed out under it at once.
+_URL_TABLE = (
+    "/delta-sharing/shares/riverside-hospitals/schemas/outpatient-visits/tables/anonymized-1"
+)
+
+
+def _file_url(api: httpx.Client, token: str) -> str:
+    """Read the table with ``token``: the pre-signed URL of its one file."""
+    answered = api.post(
+        f"{_URL_TABLE}/query", headers={"Authorization": f"Bearer {token}"}, json={}
+    )
+    assert answered.status_code == 200, answered.text
+    [line] = [line for line in answered.text.splitlines() if '"file"' in line]
+    url: str = json.loads(line)["file"]["url"]
+    return url
+
+
+def _shown(url: str) -> str:
+    """What a URL shows to whoever holds it: its text, and each of its parts decoded."""
+    shown = [url]
+    for part in url.rsplit("/", 1)[-1].split("."):
+        try:
+            shown.append(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)).decode("latin-1"))
+        except (binascii.Error, ValueError):
+            continue
+    return " ".join(shown)
+
+
+def _revoke(world: Exchange, token: str) -> None:
+    token_id = token_id_of(token)
+    assert token_id is not None
+    world.accounts.revoke_token(world.actor(CONSUMER), token_id)
+
+
+def test_revoking_a_profiles_token_stops_the_urls_it_was_handed(
+    node: Node, world: Exchange
+) -> None:
+    profile = world.sharing.issue_token(world.actor(CONSUMER)).secret
+    with running(create_app(node)) as api:
+        url = _file_url(api, profile)
+        assert api.get(url).status_code == 200
+        assert api.head(url).status_code == 200
+        _revoke(world, profile)
+        for answer in (api.get(url), api.get(url, headers={"Range": "bytes=0-3"})):
+            assert answer.status_code == 404
+            assert set(answer.json()) == {"errorCode", "message"}
+        assert api.head(url).status_code == 404
+
+
+def test_urls_of_the_accounts_other_tokens_go_on(node: Node, world: Exchange) -> None:
+    profile = world.sharing.issue_token(world.actor(CONSUMER)).secret
+    account = world.accounts.issue_token(LOCAL, CONSUMER).secret
+    with running(create_app(node)) as api:
+        kept = _file_url(api, account)
+        ended = _file_url(api, profile)
+        _revoke(world, profile)
+        assert api.get(ended).status_code == 404
+        answer = api.get(kept)
+        assert answer.status_code == 200
+        assert answer.content[:4] == b"PAR1"
+
+
+def test_a_url_does_not_show_the_id_of_the_token_it_ends_with(node: Node, world: Exchange) -> None:
+    # A token's id is half of the token: whoever holds a URL must not learn it.
+    profile = world.sharing.issue_token(world.actor(CONSUMER)).secret
+    token_id = token_id_of(profile)
+    assert token_id is not None
+    with running(create_app(node)) as api:
+        url = _file_url(api, profile)
+        assert token_id not in _shown(url)
+        assert api.get(url).status_code == 200

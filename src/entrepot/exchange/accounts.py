@@ -627,6 +627,17 @@ class Accounts:
                 token_id, _actor_of(org, account), Scope(row.scope), row.id, row.secret_hash, key
             )
 
+    def live(self, token_id: str) -> bool:
+        """Whether the token of public id ``token_id`` is live now: neither it nor the
+        token it was opened with revoked, and not expired."""
+        with self.db.read() as session:
+            row = session.execute(
+                select(ApiToken.revoked_at, ApiToken.expires_at, _Parent.revoked_at)
+                .outerjoin(_Parent, _Parent.id == ApiToken.parent_id)
+                .where(ApiToken.token_id == token_id)
+            ).first()
+        return row is not None and _live(row[0], row[1], row[2], self.clock())
+
     def verify(self, unverified: Unverified, token: str) -> Authenticated:
         """Check ``token`` against its row's Argon2id hash; cache it when it matches."""
         with self._verifications_lock:

@@ -8,11 +8,14 @@ A consumer sees only the active releases made for it while the very grant each w
 made under is in force (a later grant of the same consumer reads none of them); each is
 the table ``<provider>.<dataset>.<kind>-<number>`` (share, schema, table). Reading a
 table hands out one pre-signed URL per file, served by the node itself: the URL
-carries a token that names the release, the consumer and an expiry, with a keyed
-BLAKE2b MAC (libsodium, through PyNaCl) under a key derived from the node's own secret
-key, so it works without the bearer token, as the protocol's clients expect, and
-stops working when it expires, when the release is revoked or when the grant it was
-made under ends.
+carries a token that names the release, the consumer, the bearer token that asked for
+it and an expiry, sealed with XSalsa20-Poly1305 (libsodium, through PyNaCl) under a key
+derived with keyed BLAKE2b from the node's own secret key: no one else can make, alter
+or read one (a token's id is half of the token, and is not shown to whoever holds the
+URL). So it works without the bearer token, as the protocol's clients expect, and stops
+working when it expires, when the release is revoked, when the grant it was made under
+ends, or when that bearer token is revoked or expires (a leaked profile's token revoked
+ends the URLs it was handed too).
 Every read of a table is metered as a use of the consumer's grant and logged
 (``download``), and the token itself never is.
 """
@@ -20,7 +23,6 @@ Every read of a table is metered as a use of the consumer's grant and logged
 from __future__ import annotations
 
 import base64
-import hmac
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -30,7 +32,9 @@ from typing import Any, BinaryIO
 import pyarrow as pa
 import pyarrow.parquet as pq
 from nacl.encoding import RawEncoder
+from nacl.exceptions import CryptoError
 from nacl.hash import blake2b
+from nacl.secret import SecretBox
 from sqlalchemy import select
 
 from entrepot._text import with_article
@@ -43,17 +47,20 @@ __all__ = ["FileGrant", "Sharing", "spark_schema"]
 
 # The table version of a release: a release never changes once made.
 TABLE_VERSION = 0
-_CONTEXT = b"entrepot delta-sharing file url v1"
+_CONTEXT = b"entrepot delta-sharing file url v2"
 _CHUNK = 256 * 1024
 
 
 @dataclass(frozen=True)
 class FileGrant:
-    """What a valid file URL lets its holder read."""
+    """What a valid file URL lets its holder read: a release of a consumer, until the
+    expiry and while the bearer token that asked for it (``token_id``, its public id)
+    is live."""
 
     release: int
     consumer_id: int
     expires_ms: int
+    token_id: str
 
 
 def _b64(data: bytes) -> str:
@@ -62,6 +69,13 @@ def _b64(data: bytes) -> str:
 
 def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _grant_of(payload: str) -> FileGrant:
+    """The grant a URL's sealed payload names: ``release.consumer.expiry.token id``;
+    ValueError when it is not one."""
+    release, consumer, expires, token_id = payload.split(".")
+    return FileGrant(int(release), int(consumer), int(expires), token_id)
 
 
 _SPARK_TYPES: tuple[tuple[Callable[[pa.DataType], bool], str], ...] = (
@@ -101,7 +115,9 @@ class Sharing:
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.releases = releases
-        self._key = blake2b(_CONTEXT, key=secret[:64], digest_size=32, encoder=RawEncoder)
+        self._box = SecretBox(
+            blake2b(_CONTEXT, key=secret[:64], digest_size=SecretBox.KEY_SIZE, encoder=RawEncoder)
+        )
         self.ttl_s = ttl_s
         self.open_file = open_file
         self.clock = clock
@@ -182,12 +198,15 @@ class Sharing:
             "numFiles": 1,
         }
 
-    def files(self, consumer: Actor, info: ReleaseInfo, base_url: str) -> list[dict[str, Any]]:
-        """The release's file, with a fresh pre-signed URL; metered and logged as a read."""
+    def files(
+        self, consumer: Actor, info: ReleaseInfo, base_url: str, token_id: str
+    ) -> list[dict[str, Any]]:
+        """The release's file, with a fresh pre-signed URL that lives no longer than the
+        bearer token ``token_id`` that asked for it; metered and logged as a read."""
         assert consumer.org_id is not None
         self.releases.read(consumer, info, files=1)
         expires_ms = int(self.clock().timestamp() * 1000) + self.ttl_s * 1000
-        token = self.sign(FileGrant(info.record.id, consumer.org_id, expires_ms))
+        token = self.sign(FileGrant(info.record.id, consumer.org_id, expires_ms, token_id))
         stats = {"numRecords": info.record.rows}
         return [
             {
@@ -203,40 +222,34 @@ class Sharing:
     # -- file URLs ---------------------------------------------------------------
 
     def sign(self, grant: FileGrant) -> str:
-        payload = f"{grant.release}.{grant.consumer_id}.{grant.expires_ms}".encode()
-        return f"{_b64(payload)}.{_b64(self._mac(payload))}"
-
-    def _mac(self, payload: bytes) -> bytes:
-        return blake2b(payload, key=self._key, digest_size=32, encoder=RawEncoder)
+        """A URL token for ``grant``, sealed: only this node makes, alters or reads one."""
+        payload = f"{grant.release}.{grant.consumer_id}.{grant.expires_ms}.{grant.token_id}"
+        return _b64(bytes(self._box.encrypt(payload.encode())))
 
     def check(self, token: str) -> FileGrant:
         """The grant a URL token carries; refused if forged, malformed or expired."""
         try:
-            encoded, mac = token.split(".")
-            payload = _unb64(encoded)
-            good = hmac.compare_digest(_unb64(mac), self._mac(payload))
-            release, consumer, expires = (int(part) for part in payload.decode().split("."))
-        except (ValueError, UnicodeDecodeError):
+            grant = _grant_of(self._box.decrypt(_unb64(token)).decode())
+        except (CryptoError, ValueError, UnicodeDecodeError):
             raise InvalidInput(
                 "not a file URL of this node", hint="ask for the table again"
             ) from None
-        if not good:
-            raise InvalidInput("not a file URL of this node", hint="ask for the table again")
-        if expires < self.clock().timestamp() * 1000:
+        if grant.expires_ms < self.clock().timestamp() * 1000:
             raise Forbidden(
                 "this file URL has expired",
                 hint="read the table again for a fresh URL (setting share_url_ttl_s)",
                 setting="share_url_ttl_s",
             )
-        return FileGrant(release, consumer, expires)
+        return grant
 
     def open(self, grant: FileGrant) -> ReleaseInfo:
-        """The release a valid URL names, if it is still readable by its consumer."""
+        """The release a valid URL names, if it is still readable by its consumer and
+        the bearer token that asked for it is live; else the same 404."""
         with self.releases.node.db.read() as session:
             slug = session.scalar(
                 select(Organization.slug).where(Organization.id == grant.consumer_id)
             )
-        if slug is None:
+        if slug is None or not self.releases.accounts.live(grant.token_id):
             raise NotFound("no such file", hint="ask for the table again")
         return self.releases.readable(self.releases.accounts.actor(slug), grant.release)
 

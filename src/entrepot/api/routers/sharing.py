@@ -6,8 +6,9 @@ one of the consumer's entrepot tokens, the sharing token of its share profile or
 account token (these routes are the only ones a sharing token opens, see
 :mod:`entrepot.api.auth`); a consumer sees only the releases made for it, while they
 are active and the grant each was made under is in force. File URLs are
-pre-signed and expiring (:mod:`entrepot.exchange.sharing`), served here without the
-bearer token, with ``HEAD`` and HTTP ranges as the official clients read them. A
+pre-signed and expiring (:mod:`entrepot.exchange.sharing`), and end with the bearer
+token that asked for them; they are served here without it, with ``HEAD`` and HTTP
+ranges as the official clients read them. A
 release has one version, 0: asking for another, for a timestamp or for changes is
 refused. Every refusal of these routes, a missing or bad token and a malformed request
 included, has the protocol's shape ``{"errorCode", "message"}``, and permanent ones are
@@ -24,13 +25,15 @@ from typing import Any, TypeVar
 from fastapi import APIRouter, Body, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.routing import APIRoute
+from fastapi.security.utils import get_authorization_scheme_param
 from pydantic import BaseModel, ConfigDict, Field
 
 from entrepot.api._exchange import exchange_of
 from entrepot.api.auth import SharingConsumer
 from entrepot.api.errors import ERROR_RESPONSES, ErrorBody
 from entrepot.api.openapi import operation_id
-from entrepot.errors import InvalidInput
+from entrepot.errors import InvalidInput, Unauthorized
+from entrepot.exchange.accounts import token_id_of
 from entrepot.exchange.sharing import TABLE_VERSION, Sharing
 from entrepot.schemas.releases import SHARING_PREFIX
 
@@ -131,6 +134,16 @@ def _listing(items: list[dict[str, Any]], next_token: str) -> JSONResponse:
 
 def _table_item(share: dict[str, str], ident: str) -> dict[str, Any]:
     return {"name": share["table"], "schema": share["schema"], "share": share["share"], "id": ident}
+
+
+def _token_id(request: Request) -> str:
+    """The public id of the bearer token the request was authenticated with (read as
+    the authentication read it): a file URL lives no longer than that token."""
+    _scheme, credentials = get_authorization_scheme_param(request.headers.get("authorization"))
+    found = token_id_of(credentials)
+    if found is None:
+        raise Unauthorized("this endpoint needs an API token", hint="send a bearer token")
+    return found
 
 
 def _base(request: Request) -> str:
@@ -296,7 +309,7 @@ def query_table(
     sharing = _sharing(request)
     info = sharing.table(actor, share, schema, table)
     (query or TableQuery()).check()
-    files = sharing.files(actor, info, _base(request))
+    files = sharing.files(actor, info, _base(request), _token_id(request))
     body = _lines(
         {"protocol": {"minReaderVersion": 1}},
         {"metaData": sharing.metadata(info)},
