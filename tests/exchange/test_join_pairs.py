@@ -89,7 +89,7 @@ def test_each_unit_is_read_as_its_pairs_up_to_the_limit_and_as_pairs_drawn_beyon
 def test_a_unit_read_in_part_keeps_each_of_its_rows_alike() -> None:
     """40 rows a side (1,600 pairs) keep 32 of each side's: each row with chance 0.8.
     Over 400 views each row is kept 320 times, within 6 standard deviations (48) but
-    about once in 10^7 runs of the 80 rows; keeping the same 32 rows each time, or
+    about once in 2 million runs of the 80 rows; keeping the same 32 rows each time, or
     rows in file order, fails."""
     left = _side([40], "lv", [0])
     right = _side([40], "rv", [0])
