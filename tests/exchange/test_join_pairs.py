@@ -40,7 +40,7 @@ def _side(sizes: list[int], name: str, order: list[int]) -> pa.Table:
     rows=st.integers(1, 300),
     order=st.lists(st.integers(0, 5), min_size=1, max_size=7),
 )
-def test_each_unit_is_read_as_its_pairs_up_to_the_limit_and_as_pairs_drawn_beyond(
+def test_each_unit_is_read_whole_up_to_the_limit_and_as_the_pairs_of_some_rows_beyond(
     units: list[tuple[int, int]], rows: int, order: list[int]
 ) -> None:
     limit = pairs_read(rows)
