@@ -18,13 +18,10 @@ import httpx
 import pytest
 from tests.api.conftest import running
 from tests.exchange.logged_world import DATASET, PROVIDER
-from tests.exchange.release_world import CONSUMER, OUTSIDER, seed
+from tests.exchange.release_world import CONSUMER, OUTSIDER, released, served_node
 
 from entrepot.api import create_app
 from entrepot.exchange.accounts import LOCAL, token_id_of
-from entrepot.exchange.node import Node
-from entrepot.exchange.release import ReleaseSpec
-from entrepot.settings import Settings
 from entrepot.vault import add_provider
 
 RIVAL = "harbor-clinics"
@@ -45,11 +42,8 @@ class Served:
 
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[Served]:
-    settings = Settings(home=tmp_path / "node", token_hash_memory_kib=1024, api_query_workers=0)
-    node = Node.init(settings)
-    try:
-        ex = seed(node, tmp_path)
-        ex.releases.create(ex.actor(PROVIDER), DATASET, CONSUMER, ReleaseSpec(k=5, l=2))
+    with served_node(tmp_path / "node") as node:
+        ex = released(node, tmp_path)
         add_provider(node.db, RIVAL, "Harbor Clinics")
         tokens = {}
         for org, role in (
@@ -62,8 +56,6 @@ def served(tmp_path: Path) -> Iterator[Served]:
         tokens["auditor"] = ex.accounts.create(LOCAL, "auditor", "auditor")[1].secret
         with running(create_app(node)) as client:
             yield Served(client, tokens)
-    finally:
-        node.close()
 
 
 def _refusal(response: httpx.Response, ident: str) -> tuple[int, str, str]:

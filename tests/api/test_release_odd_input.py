@@ -10,7 +10,7 @@ import httpx
 import pytest
 from tests.api.conftest import running
 from tests.exchange.logged_world import DATASET, PROVIDER
-from tests.exchange.release_world import CONSUMER, seed
+from tests.exchange.release_world import CONSUMER, released, served_node
 
 from entrepot.api import create_app
 from entrepot.client.local import LocalClient
@@ -18,8 +18,6 @@ from entrepot.errors import InvalidInput
 from entrepot.exchange import Exchange
 from entrepot.exchange.accounts import LOCAL
 from entrepot.exchange.node import Node
-from entrepot.exchange.release import ReleaseSpec
-from entrepot.settings import Settings
 
 SHARE = "/delta-sharing/shares/riverside-hospitals"
 SCHEMA = f"{SHARE}/schemas/outpatient-visits"
@@ -29,17 +27,13 @@ PROTOCOL_SHAPE = {"errorCode", "message"}
 
 @pytest.fixture
 def node(tmp_path: Path) -> Iterator[Node]:
-    settings = Settings(home=tmp_path / "node", token_hash_memory_kib=1024, api_query_workers=0)
-    opened = Node.init(settings)
-    yield opened
-    opened.close()
+    with served_node(tmp_path / "node") as opened:
+        yield opened
 
 
 @pytest.fixture
 def world(node: Node, tmp_path: Path) -> Exchange:
-    ex = seed(node, tmp_path)
-    ex.releases.create(ex.actor(PROVIDER), DATASET, CONSUMER, ReleaseSpec(k=5, l=2))
-    return ex
+    return released(node, tmp_path)
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ import pytest
 from tests.api.conftest import running
 from tests.api.delta_client import read, write_profile
 from tests.exchange.logged_world import DATASET, PROVIDER
-from tests.exchange.release_world import CONSUMER, OUTSIDER, grant, seed
+from tests.exchange.release_world import CONSUMER, OUTSIDER, grant, released, seed, served_node
 
 from entrepot.api import create_app
 from entrepot.client.http import HttpClient
@@ -28,7 +28,6 @@ from entrepot.exchange.accounts import LOCAL, token_id_of
 from entrepot.exchange.node import Node
 from entrepot.exchange.release import ReleaseSpec
 from entrepot.exchange.sharing import FileGrant
-from entrepot.settings import Settings
 
 QUASI = ("visit_date", "district", "sex", "age_band")
 TABLES = "/delta-sharing/shares/riverside-hospitals/schemas/outpatient-visits/tables"
@@ -40,18 +39,13 @@ def _token(ex: Exchange, org: str) -> str:
 
 @pytest.fixture
 def node(tmp_path: Path) -> Iterator[Node]:
-    # No query processes: sharing runs none, and the server starts at once.
-    settings = Settings(home=tmp_path / "node", token_hash_memory_kib=1024, api_query_workers=0)
-    opened = Node.init(settings)
-    yield opened
-    opened.close()
+    with served_node(tmp_path / "node") as opened:
+        yield opened
 
 
 @pytest.fixture
 def world(node: Node, tmp_path: Path) -> Exchange:
-    ex = seed(node, tmp_path)
-    ex.releases.create(ex.actor(PROVIDER), DATASET, CONSUMER, ReleaseSpec(k=5, l=2))
-    return ex
+    return released(node, tmp_path)
 
 
 def test_the_official_client_lists_and_loads_a_release(

@@ -14,8 +14,7 @@ import httpx
 import pytest
 from tests.api.conftest import running
 from tests.api.delta_client import read
-from tests.exchange.logged_world import DATASET, PROVIDER
-from tests.exchange.release_world import CONSUMER, seed
+from tests.exchange.release_world import CONSUMER, released, served_node
 from typer.testing import CliRunner
 
 from entrepot.api import create_app
@@ -26,7 +25,6 @@ from entrepot.errors import Forbidden
 from entrepot.exchange import Exchange
 from entrepot.exchange.accounts import LOCAL
 from entrepot.exchange.node import Node
-from entrepot.exchange.release import ReleaseSpec
 from entrepot.settings import Settings
 
 TABLE = "riverside-hospitals.outpatient-visits.anonymized-1"
@@ -37,18 +35,13 @@ CSRF = re.compile(r'<meta name="csrf-token" content="([0-9a-f]{64})">')
 
 @pytest.fixture
 def node(tmp_path: Path) -> Iterator[Node]:
-    # Queries run in the serving process: the server starts at once.
-    settings = Settings(home=tmp_path / "node", token_hash_memory_kib=1024, api_query_workers=0)
-    opened = Node.init(settings)
-    yield opened
-    opened.close()
+    with served_node(tmp_path / "node") as opened:
+        yield opened
 
 
 @pytest.fixture
 def world(node: Node, tmp_path: Path) -> Exchange:
-    ex = seed(node, tmp_path)
-    ex.releases.create(ex.actor(PROVIDER), DATASET, CONSUMER, ReleaseSpec(k=5, l=2))
-    return ex
+    return released(node, tmp_path)
 
 
 @pytest.fixture

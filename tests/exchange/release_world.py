@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -11,6 +13,8 @@ from tests.vault.visits import write_visits_csv
 from entrepot.exchange import Exchange
 from entrepot.exchange.accounts import LOCAL
 from entrepot.exchange.node import Node
+from entrepot.exchange.release import ReleaseSpec
+from entrepot.settings import Settings
 from entrepot.vault import add_provider
 
 CONSUMER = "lanshan-health-bureau"
@@ -56,4 +60,22 @@ def seed(node: Node, tmp_path: Path, *, rows: int = 600, policy: str = POLICY) -
     grant(ex, CONSUMER, "public-health-surveillance")
     grant(ex, MARKETER, "market-analysis")
     grant(ex, OUTSIDER, "official-statistics")
+    return ex
+
+
+@contextmanager
+def served_node(home: Path) -> Iterator[Node]:
+    """A fresh node to serve: Argon2id at 1 MiB (the same code path, no seconds spent
+    per token) and no query processes, so a server over it starts at once."""
+    node = Node.init(Settings(home=home, token_hash_memory_kib=1024, api_query_workers=0))
+    try:
+        yield node
+    finally:
+        node.close()
+
+
+def released(node: Node, tmp_path: Path) -> Exchange:
+    """:func:`seed`, and the anonymized release R-1 made for :data:`CONSUMER`."""
+    ex = seed(node, tmp_path)
+    ex.releases.create(ex.actor(PROVIDER), DATASET, CONSUMER, ReleaseSpec(k=5, l=2))
     return ex

@@ -17,14 +17,13 @@ from pathlib import Path
 import httpx
 import pytest
 from tests.api.conftest import running
-from tests.exchange.release_world import CONSUMER, OUTSIDER, seed
+from tests.exchange.release_world import CONSUMER, OUTSIDER, seed, served_node
 
 from entrepot.api import create_app
 from entrepot.exchange import Exchange
 from entrepot.exchange.accounts import LOCAL
 from entrepot.exchange.node import Node
 from entrepot.portal.session import COOKIE
-from entrepot.settings import Settings
 
 _CSRF = re.compile(r'<meta name="csrf-token" content="([0-9a-f]{64})">')
 _RULE = '<code class="rule">csrf</code>'
@@ -36,11 +35,8 @@ _HEADERS = {name: odd for name, odd in _ODD.items() if max(odd) <= "\xff"}
 
 @pytest.fixture
 def node(tmp_path: Path) -> Iterator[Node]:
-    """A node with cheap Argon2id (the same code path) and no query processes."""
-    settings = Settings(home=tmp_path / "node", token_hash_memory_kib=1024, api_query_workers=0)
-    opened = Node.init(settings)
-    yield opened
-    opened.close()
+    with served_node(tmp_path / "node") as opened:
+        yield opened
 
 
 @pytest.fixture
