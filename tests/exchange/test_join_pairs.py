@@ -102,3 +102,24 @@ def test_a_unit_read_in_part_keeps_each_of_its_rows_alike() -> None:
     for name, counts in kept.items():
         assert len(counts) == 40, name
         assert all(abs(times - 320) <= 48 for times in counts.values()), counts
+
+
+def test_one_person_more_moves_what_the_view_reads_by_less_than_twice_the_limit() -> None:
+    """Two joins one person apart: the second adds a person with 6,000 rows a side (36
+    million pairs). What the view reads, and so the join's work, grows by fewer than
+    2 · pairs_read pairs, as it would for a person with a few dozen rows."""
+    others = [(3, 4), (1, 1), (10, 7)]
+    read = []
+    for units in (others, [*others, (6_000, 6_000)]):
+        left = _side([m for m, _ in units], "lv", [0])
+        right = _side([n for _, n in units], "rv", [0])
+        pairs = _Pairs.of(left, right, "u", len(units), 3)
+        with (
+            DuckDBEngine(EngineOptions((Path("/nonexistent"),))) as engine,
+            engine.session() as session,
+        ):
+            pairs.register(session)
+            [row] = session.execute(pairs.streamed("SELECT count(*) AS n FROM joined")).to_pylist()
+        read.append(row["n"])
+    assert read[0] == 3 * 4 + 1 + 10 * 7
+    assert 0 < read[1] - read[0] < 2 * pairs_read(3)

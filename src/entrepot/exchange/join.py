@@ -345,7 +345,7 @@ class _Pairs:
         m, n = (np.bincount(numbers, minlength=units) for numbers in (lefts, rights))
         a, b = _sizes(m, n, pairs_read(rows))
         left = left.add_column(1, UNIT_ROWS, pa.array((a * b)[lefts]))
-        return cls(_kept(left, lefts, a), _kept(right, rights, b), unit)
+        return cls(_kept(left, lefts, m, a), _kept(right, rights, n, b), unit)
 
     def register(self, session: Session) -> None:
         for name, table in zip(_SIDES, (self.left, self.right), strict=True):
@@ -395,11 +395,11 @@ def _sizes(m: np.ndarray, n: np.ndarray, limit: int) -> tuple[np.ndarray, np.nda
     return np.where(whole, m, a), np.where(whole, n, b)
 
 
-def _kept(side: pa.Table, numbers: np.ndarray, sizes: np.ndarray) -> pa.Table:
+def _kept(side: pa.Table, numbers: np.ndarray, rows: np.ndarray, sizes: np.ndarray) -> pa.Table:
     """The rows of ``side`` of units that keep them all, and ``sizes[u]`` of unit
-    ``u``'s rows at random (each set of that many as likely as any other) where it has
-    more; each unit's choice independent of every other's."""
-    over = np.flatnonzero(sizes[numbers] < np.bincount(numbers, minlength=len(sizes))[numbers])
+    ``u``'s ``rows[u]`` at random (each set of that many as likely as any other) where
+    it has more; each unit's choice independent of every other's."""
+    over = np.flatnonzero(sizes[numbers] < rows[numbers])
     if not len(over):
         return side
     units = numbers[over]

@@ -32,7 +32,7 @@ from entrepot.api._exchange import exchange_of
 from entrepot.api.auth import SharingConsumer
 from entrepot.api.errors import ERROR_RESPONSES, ErrorBody
 from entrepot.api.openapi import operation_id
-from entrepot.errors import InvalidInput, Unauthorized
+from entrepot.errors import InvalidInput
 from entrepot.exchange.accounts import token_id_of
 from entrepot.exchange.sharing import TABLE_VERSION, Sharing
 from entrepot.schemas.releases import SHARING_PREFIX
@@ -137,12 +137,11 @@ def _table_item(share: dict[str, str], ident: str) -> dict[str, Any]:
 
 
 def _token_id(request: Request) -> str:
-    """The public id of the bearer token the request was authenticated with (read as
-    the authentication read it): a file URL lives no longer than that token."""
+    """The public id of the bearer token the route's dependency authenticated (so one
+    that is well formed): a file URL lives no longer than that token."""
     _scheme, credentials = get_authorization_scheme_param(request.headers.get("authorization"))
     found = token_id_of(credentials)
-    if found is None:
-        raise Unauthorized("this endpoint needs an API token", hint="send a bearer token")
+    assert found is not None, "the route authenticates its bearer token first"
     return found
 
 
