@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -148,3 +150,31 @@ def test_the_cli_answers_a_median_and_hides_it_where_a_group_is_near_zero(home: 
                 assert value is not None
             assert (lo, hi) == (0.0, 5000.0) if value is None else lo <= value <= hi
     assert any(row["near_zero"] for row in body["rows"])
+
+
+@pytest.mark.parametrize("columns", [60, 80])
+def test_a_narrow_terminal_shows_every_figure_whole(home: Path, columns: int) -> None:
+    sql = (
+        "SELECT district, COUNT(*) AS visits, SUM(cost) AS total, AVG(cost) AS avg_cost "
+        "FROM riverside_hospitals.outpatient_visits GROUP BY district"
+    )
+    args = ("query", sql, "--as", CONSUMER, "--home", str(home), "--epsilon", "0.3")
+    run = [sys.executable, "-m", "entrepot", *args]
+    env = {**os.environ, "COLUMNS": str(columns)}
+    text = subprocess.run(run, capture_output=True, text=True, check=True, env=env).stdout
+    # asked again, the same query gets the same answer, as JSON
+    body = json.loads(
+        subprocess.run([*run, "--json"], capture_output=True, text=True, check=True).stdout
+    )
+    assert body["repeated"]
+    figures = [
+        f"{x:,.2f}" if abs(x) < 1e6 else f"{x:,.0f}"
+        for row in body["answer"]["rows"]
+        for triple in row["values"]
+        for x in triple
+        if x is not None
+    ]
+    shown = re.findall(r"-?\d{1,3}(?:,\d{3})*(?:\.\d\d)?(?![\d…])", text)
+    assert not Counter(figures) - Counter(shown), text
+    assert "…" not in text
+    assert max(len(line) for line in text.splitlines()) <= columns

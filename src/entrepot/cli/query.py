@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.cells import cell_len
 from rich.table import Table
+from rich.text import Text
 
 from entrepot.cli._common import (
     As,
@@ -36,20 +38,79 @@ def _fmt(value: float | None) -> str:
     return f"{value:,.2f}" if abs(value) < 1e6 else f"{value:,.0f}"
 
 
+def _answer_table(
+    title: str,
+    caption: str,
+    columns: list[tuple[str, str]],
+    rows: list[list[Text]],
+    width: int,
+) -> Table | None:
+    """The answer as a table of ``columns`` (header, what it holds: a key, a figure, an
+    interval, or the near-zero mark) within ``width``, or None if it cannot fit.
+
+    Nothing is cut short: a column is at least as wide as its longest word (a figure, a
+    bound: an interval wraps at its space); what the terminal has beyond goes to the
+    columns in proportion to what wrapping took from them. (Rich would shrink columns
+    past their longest word, and cut the figures short.)
+    """
+    least, natural = [], []
+    for index, (header, _) in enumerate(columns):
+        texts = [header, *(r[index].plain for r in rows)]
+        least.append(max((cell_len(w) for t in texts for w in t.split()), default=0))
+        natural.append(max(cell_len(line) for t in texts for line in t.splitlines() or [""]))
+    # each column adds its padding and a border; the table its last border
+    spare = width - 1 - sum(w + 3 for w in least)
+    if spare < 0:
+        return None
+    wanted = sum(natural) - sum(least)
+    widths = [
+        n if spare >= wanted else w + spare * (n - w) // wanted
+        for w, n in zip(least, natural, strict=True)
+    ]
+    out = Table(
+        title=cell(title),
+        title_justify="left",
+        header_style="bold",
+        caption=cell(caption),
+        caption_justify="left",
+    )
+    for (header, kind), fixed in zip(columns, widths, strict=True):
+        out.add_column(
+            cell(header),
+            justify="right" if kind in ("figure", "interval") else "left",
+            style="dim" if kind == "interval" else "",
+            width=fixed,
+        )
+    for cells in rows:
+        out.add_row(*cells)
+    return out
+
+
+def _stacked(
+    columns: list[tuple[str, str]], rows: list[list[Text]]
+) -> tuple[list[tuple[str, str]], list[list[Text]]]:
+    """The same columns with each interval under its figure, in one column: half as
+    many columns, for a terminal too narrow for one each."""
+    kept = [i for i, (_, kind) in enumerate(columns) if kind != "interval"]
+    stacked = []
+    for cells in rows:
+        merged = []
+        for i in kept:
+            if i + 1 < len(columns) and columns[i + 1][1] == "interval":
+                merged.append(Text.assemble(cells[i], "\n", (cells[i + 1].plain, "dim")))
+            else:
+                merged.append(cells[i])
+        stacked.append(merged)
+    return [columns[i] for i in kept], stacked
+
+
 def render_answer(result: dict[str, Any], *, most: int | None = None) -> None:
     """Print a private answer (the API's body) as a table with its notes; ``most`` rows
     at most, the rest counted."""
     answer = result["answer"]
     read = result.get("datasets") or [result]
-    out = Table(
-        title=cell(" ⋈ ".join(f"{d['dataset']} v{d['version']}" for d in read)),
-        title_justify="left",
-        header_style="bold",
-        caption=cell(f"95% intervals · {answer['mechanism']} noise"),
-        caption_justify="left",
-    )
-    for key in answer["keys"]:
-        out.add_column(cell(key))
+    title = " ⋈ ".join(f"{d['dataset']} v{d['version']}" for d in read)
+    caption = f"95% intervals · {answer['mechanism']} noise"
     # the aggregates whose removed part some row puts back
     put = {
         index
@@ -57,16 +118,16 @@ def render_answer(result: dict[str, Any], *, most: int | None = None) -> None:
         for index, figures in enumerate(row.get("asked") or ())
         if figures is not None
     }
-    for index, name in enumerate(answer["aggregates"]):
-        out.add_column(cell(name), justify="right")
-        out.add_column("95% interval", justify="right", style="dim")
-        if index in put:
-            out.add_column(cell(f"{name}, removed put back"), justify="right")
-            out.add_column("95% interval", justify="right", style="dim")
     near = [row for row in answer["rows"] if row.get("near_zero")]
-    if near:
-        out.add_column("")
     shown = answer["rows"] if most is None else answer["rows"][:most]
+    columns = [(key, "key") for key in answer["keys"]]
+    for index, name in enumerate(answer["aggregates"]):
+        columns += [(name, "figure"), ("95% interval", "interval")]
+        if index in put:
+            columns += [(f"{name}, removed put back", "figure"), ("95% interval", "interval")]
+    if near:
+        columns.append(("", "mark"))
+    rows: list[list[Text]] = []
     for row in shown:
         cells = [cell(k) for k in row["key"]]
         asked = row.get("asked") or [None] * len(row["values"])
@@ -78,7 +139,15 @@ def render_answer(result: dict[str, Any], *, most: int | None = None) -> None:
                 cells += [cell(_fmt(back)), cell(span)]
         if near:
             cells.append(cell("~ near zero" if row.get("near_zero") else ""))
-        out.add_row(*cells)
+        rows.append(cells)
+    # one column per interval where the terminal has room, else each under its figure
+    # (and cut at the terminal's edge only where even that cannot fit)
+    stacked = _stacked(columns, rows)
+    out = (
+        _answer_table(title, caption, columns, rows, console.width)
+        or _answer_table(title, caption, *stacked, console.width)
+        or _answer_table(title, caption, *stacked, 10**6)
+    )
     console.print(out)
     if len(shown) < len(answer["rows"]):
         console.print(f"{len(answer['rows']) - len(shown)} more group(s) in --json")
