@@ -258,7 +258,7 @@ def test_only_the_provider_sets_its_dataset_cap_over_the_server(server: Served) 
     assert "may not call this endpoint" in message
     other = run(server.login("other-provider"), "budget", "set-cap", DATASET, "--epsilon", "70")
     assert isinstance(other.exception, NotFound)
-    assert f"no dataset {DATASET} of yours" in other.exception.message
+    assert f"no dataset {DATASET} in the catalog" in other.exception.message
     assert Budgets(server.node.db).cap(LOCAL, DATASET) == on_server
 
 

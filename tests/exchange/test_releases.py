@@ -4,6 +4,7 @@ nothing; a release is logged with a receipt; synthetic ε is debited like a quer
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 from collections.abc import Iterator
 from datetime import date, timedelta
@@ -18,7 +19,13 @@ from tests.exchange.logged_world import DATASET, PROVIDER, publish
 from tests.exchange.release_world import CONSUMER, MARKETER, OUTSIDER, POLICY, grant, seed
 from tests.vault.visits import write_visits_csv
 
-from entrepot.errors import Conflict, ContractViolation, NotFound, PolicyViolation
+from entrepot.errors import (
+    BudgetExhausted,
+    Conflict,
+    ContractViolation,
+    NotFound,
+    PolicyViolation,
+)
 from entrepot.exchange import Exchange
 from entrepot.exchange._release_tables import releases
 from entrepot.exchange.accounts import LOCAL
@@ -368,3 +375,36 @@ def test_a_synthetic_release_with_no_column_of_public_domain_is_refused_before_a
         assert (entry["outcome"], entry["rule"]) == ("refused", "synthesis_columns")
     finally:
         world.close()
+
+
+@pytest.mark.parametrize("step", ["plan", "create"])
+def test_a_model_no_generalization_meets_is_refused_by_rule_and_logged_once(
+    ex: Exchange, step: str
+) -> None:
+    before = _state(ex)
+    # More units per class than the dataset holds: the search on its rows finds nothing.
+    with pytest.raises(PolicyViolation) as refused:
+        getattr(ex.releases, step)(ex.actor(PROVIDER), DATASET, CONSUMER, ReleaseSpec(k=5000))
+    assert refused.value.details["rule"] == "suppression_limit"
+    assert _state(ex) == before
+    [(_, entry)] = ex.node.log.search(kind="release")
+    assert (entry["outcome"], entry["rule"]) == ("refused", "suppression_limit")
+    assert (entry["actor"], entry["epsilon"]) == (f"org:{CONSUMER}", "0")
+    assert ex.reconcile().differences == []
+
+
+def test_synthetic_releases_at_once_never_spend_more_than_the_grant(ex: Exchange) -> None:
+    provider = ex.actor(PROVIDER)
+    rows = itertools.count(100)  # a spec of its own each, so none is a repeat of another
+
+    def synthesize() -> None:
+        spec = ReleaseSpec(kind="synthetic", epsilon=3.0, rows=next(rows))
+        ex.releases.create(provider, DATASET, CONSUMER, spec)
+
+    # The grant holds 10 ε: three releases of 3 fit, a fourth does not.
+    assert race_threads(synthesize, BudgetExhausted, 8) == ["done"] * 3 + ["refused"] * 5
+    assert _left(ex, CONSUMER) == pytest.approx(1.0)
+    assert sum(r.record.epsilon for r in ex.releases.all(provider)) == pytest.approx(9.0)
+    refused = [e for _, e in ex.node.log.search(kind="release") if e["outcome"] == "refused"]
+    assert len(refused) == 5
+    assert ex.reconcile().differences == []

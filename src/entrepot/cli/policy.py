@@ -117,7 +117,8 @@ def set_(
 ) -> None:
     """Set a dataset's policy from a YAML file; it also sets the dataset's global ε cap.
 
-    Logged in, the account must be the dataset's provider.
+    Only the dataset's provider sets it: logged in, with one of its accounts; on the
+    node's home, --as it (or as the home's holder). An operator is refused.
 
     Example: entrepot policy set riverside-hospitals/outpatient-visits policy.yaml
     """

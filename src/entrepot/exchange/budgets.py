@@ -15,10 +15,11 @@ from sqlalchemy import column, select, table
 from entrepot._text import with_article
 from entrepot.clock import utcnow
 from entrepot.db import Database
-from entrepot.errors import Forbidden, NotFound, param
+from entrepot.errors import Forbidden
 from entrepot.privacy.ledger import BudgetRecord, Cap, Ledger
 from entrepot.roles import Role
 from entrepot.vault.datasets import dataset_ref, find_dataset
+from entrepot.vault.refs import DatasetRef
 from entrepot.vault.tables import datasets
 
 if TYPE_CHECKING:
@@ -103,20 +104,12 @@ class Budgets:
 
     def set_cap(self, actor: Actor, dataset: str, epsilon: float) -> Cap[str]:
         """Set the global ε cap of ``dataset``: its provider's decision alone."""
-        from entrepot.exchange._contract_models import decides
+        from entrepot.exchange.policies import require_provider
 
         with self.db.read() as session:
             target = find_dataset(session, dataset)
-            dataset_id, provider_id = target.id, target.provider_id
-        if not decides(actor, provider_id):
-            if actor.administers:
-                raise Forbidden(
-                    f"{actor.name} may not set the ε cap of {dataset}",
-                    hint=f"only the dataset's provider sets its cap ({param('as')} PROVIDER)",
-                )
-            raise NotFound(
-                f"no dataset {dataset} of yours", hint="set caps on your own datasets only"
-            )
+            dataset_id, provider_id, ref = target.id, target.provider_id, target.ref
+        require_provider(actor, DatasetRef.parse(ref), provider_id, "set its ε cap")
         return self.ledger.set_cap(dataset_id, epsilon, actor=actor.name).named(dataset)
 
     def cap(self, actor: Actor, dataset: str) -> Cap[str] | None:

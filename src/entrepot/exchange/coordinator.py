@@ -380,6 +380,24 @@ class Coordinator:
         """
         self._screen(consumer, request, purpose, floor or Floor(), {})
 
+    def preview(
+        self, consumer: Actor, request: Request, *, purpose: str | None = None
+    ) -> tuple[tuple[Found, ...], Outcome]:
+        """Steps 1 to 3, then the vault's operation with nothing reserved, spent or kept:
+        what its datasets' provider is shown before the operation is made (a release's
+        plan), and the datasets as found. A refusal of any of them, the vault's included
+        (a rule only the data settles), is logged as :meth:`run` logs its refusals."""
+        screened = self._screen(consumer, request, purpose, Floor(), {})
+        operation = screened.priced.operation
+        assert not isinstance(operation, Conducted)
+        try:
+            outcome = self.vault.run(operation, touched=lambda: None)
+        except _REFUSALS as refusal:
+            refs = tuple(use.ref for use in screened.uses)
+            self._log_refusal(consumer, request, refs, screened.purpose, refusal)
+            raise
+        return screened.found, outcome
+
     def take_part(
         self,
         consumer: Actor,

@@ -7,6 +7,10 @@ Gaussian policy's δ is checked against the current version's row count here, an
 new version's against the policy in force when it is published
 (:func:`~entrepot.exchange.catalog.publish_version`): both on the provider's side, as
 N is not public, so no consumer's query is ever refused because of it.
+
+Who changes what a provider decided for its dataset, its policy here and its releases
+(:meth:`~entrepot.exchange.release.Releases.revoke`), is one rule:
+:func:`require_provider`.
 """
 
 from __future__ import annotations
@@ -18,7 +22,9 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 
 from entrepot.clock import rfc3339, utcnow
+from entrepot.errors import Forbidden
 from entrepot.exchange._policy_tables import policies
+from entrepot.roles import Role
 from entrepot.vault.datasets import dataset_not_found
 from entrepot.vault.refs import DatasetRef
 from entrepot.vault.tables import datasets, providers, versions
@@ -31,7 +37,7 @@ if TYPE_CHECKING:
     from entrepot.privacy import Policy
     from entrepot.standards.schema import Standard
 
-__all__ = ["Policies", "PolicyInfo"]
+__all__ = ["Policies", "PolicyInfo", "require_provider"]
 
 
 @dataclass(frozen=True)
@@ -99,6 +105,33 @@ def _dataset(connection: Connection, ref: DatasetRef) -> tuple[int, int, Standar
     return dataset_id, provider_id, parse_standard(schema, standard)
 
 
+def require_provider(actor: Actor, ref: DatasetRef, provider_id: int, change: str) -> None:
+    """Refuse ``actor`` the ``change`` of dataset ``ref`` (of provider ``provider_id``)
+    unless the dataset's provider decides it.
+
+    The provider's organization decides (any of its accounts, or ``--as`` it on the
+    node's home), and so does the holder of the node's home, who holds the dataset's
+    files and the node's keys already: the rule of grants,
+    :func:`~entrepot.exchange._contract_models.decides`. An operator's account runs
+    the node, not the provider's data: it is refused by name, so that no provider's
+    rules change behind its back. Any other account gets the 404 of a dataset that
+    does not exist.
+    """
+    from entrepot.exchange._contract_models import decides
+
+    if decides(actor, provider_id):
+        return
+    if actor.role == Role.OPERATOR:
+        raise Forbidden(
+            f"only {ref.provider}, the provider of {ref}, may {change}",
+            hint=f"ask {ref.provider}; to stop a consumer's use of the dataset at once, "
+            "revoke its grant",
+            rule="provider_decides",
+            role=actor.role,
+        )
+    raise dataset_not_found(ref)
+
+
 class Policies:
     """Read and set dataset policies on one node."""
 
@@ -150,8 +183,7 @@ class Policies:
         ref = DatasetRef.parse(dataset) if isinstance(dataset, str) else dataset
         with self.node.db.connect() as connection:
             dataset_id, provider_id, standard = _dataset(connection, ref)
-        if not (actor.administers or actor.provider_id == provider_id):
-            raise dataset_not_found(ref)
+        require_provider(actor, ref, provider_id, "set its policy")
         policy = parse_policy(text, standard, where=where)
         from entrepot.vault import LocalVault
 

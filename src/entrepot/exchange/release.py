@@ -18,6 +18,11 @@ refusal naming its rule, run before any data is read:
 - ``pseudonym_column``: a pseudonym is asked for an identifier that names one row or
   the privacy unit, and only in an anonymized release.
 
+An anonymized release is then planned on the data (:meth:`Releases.plan`, through
+:meth:`~entrepot.exchange.coordinator.Coordinator.preview`), before a use of the grant is
+reserved: no generalization meeting the model is refused under ``suppression_limit``,
+and logged like every other refusal.
+
 :class:`Releases` is the door every client uses: the dataset's provider plans, makes and
 revokes releases; the consumer they were made for lists them and reads them over the
 Delta Sharing protocol (:mod:`entrepot.exchange.sharing`). A release is bound to the
@@ -64,6 +69,7 @@ from entrepot.exchange._release_tables import (
 )
 from entrepot.exchange.accounts import Accounts, Actor, Role
 from entrepot.exchange.coordinator import Coordinator, Cost, Found, Priced
+from entrepot.exchange.policies import require_provider
 from entrepot.exchange.purposes import purposes
 from entrepot.standards.schema import Role as ColumnRole
 from entrepot.standards.schema import Standard
@@ -394,17 +400,19 @@ class Releases:
 
     def plan(self, actor: Actor, dataset: str, consumer: str, spec: ReleaseSpec) -> dict[str, Any]:
         """What an anonymized release would be (generalizations, loss, risk); nothing is
-        made, charged or logged as made. Only the dataset's provider may plan one."""
+        made, charged or logged as made. Only the dataset's provider may plan one.
+
+        A refusal is logged as a release's is, the search's included: that no
+        generalization meets the model is the data's answer, and refused all the same.
+        """
         if spec.kind != ANONYMIZED:
             raise InvalidInput(
                 "only anonymized releases are planned", hint="a synthetic release spends ε"
             )
         request, target = self._request(actor, dataset, consumer, spec, plan_only=True)
-        self.coordinator.screen(target, request, purpose=request.purpose or None)
-        found = self.coordinator.found(request.ref)
-        operation = request.price({request.ref: found}).operation
-        assert isinstance(operation, MakeRelease)
-        outcome = self.coordinator.vault.run(operation, touched=lambda: None)
+        [found], outcome = self.coordinator.preview(
+            target, request, purpose=request.purpose or None
+        )
         assert isinstance(outcome, Released)
         return {
             "dataset": str(request.ref),
@@ -532,6 +540,10 @@ class Releases:
         info = self.show(actor, ident)
         if not info.full:
             raise NotFound(f"no release {ident}", hint="only its provider revokes a release")
+        ref = DatasetRef.parse(info.dataset)
+        with self.node.db.read() as session:
+            provider_id = find_dataset(session, ref).provider_id
+        require_provider(actor, ref, provider_id, "revoke its releases")
         with self.node.db.write() as session:
             # Conditional, so that of two revocations at once one changes the row and
             # stages its entry, in the same commit, and the other is refused.

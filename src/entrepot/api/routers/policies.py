@@ -2,17 +2,21 @@
 
 Every account reads them: they are public, and consumers need them to phrase
 queries that pass. Only the dataset's provider sets them; another tenant's
-dataset answers 404, as if it did not exist.
+dataset answers 404, as if it did not exist, and an operator's account is refused
+by the rule ``provider_decides`` (:func:`~entrepot.exchange.policies.require_provider`).
 """
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from typing import Annotated
 
-from entrepot.api.auth import AnyActor, Provider
+from fastapi import APIRouter, Depends, Request
+
+from entrepot.api.auth import AnyActor, require_role
 from entrepot.api.openapi import operation_id
 from entrepot.api.routers._client import client_of
 from entrepot.api.routers.catalog import DatasetSlug, ProviderSlug
+from entrepot.exchange.accounts import Actor, Role
 from entrepot.schemas.policies import PolicyIn, PolicyOut
 
 __all__ = ["router"]
@@ -20,6 +24,10 @@ __all__ = ["router"]
 router = APIRouter(
     prefix="/v1/policies", tags=["policies"], generate_unique_id_function=operation_id
 )
+
+# An operator's account goes on to the rule that refuses it by name, the rule the
+# node's own CLI meets (`--as` an operator), so both doors answer it alike.
+Setter = Annotated[Actor, Depends(require_role(Role.PROVIDER, Role.OPERATOR))]
 
 
 @router.get("/{provider}/{dataset}", summary="The policy in force on a dataset.")
@@ -37,7 +45,7 @@ def show_policy(
 )
 def set_policy(
     request: Request,
-    actor: Provider,
+    actor: Setter,
     provider: ProviderSlug,
     dataset: DatasetSlug,
     body: PolicyIn,

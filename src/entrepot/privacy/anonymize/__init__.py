@@ -173,7 +173,10 @@ def anonymize(
     out = generalize(frame, quasi, levels, codes, best, row_tuple)
     kept = ~best.failing[best.classes[row_tuple]]
     for column in dict.fromkeys([*([sensitive] if sensitive else []), *kept_sensitive]):
-        out[column] = frame[column].to_numpy()[kept]
+        # pandas holds a missing text as NaN, which Arrow would read as a number and
+        # then fail on the text: whether one person's value is missing would decide
+        # whether the release is made. Read as pandas means it, a missing value is null.
+        out[column] = pa.array(frame[column].to_numpy()[kept], from_pandas=True)
     for column in keep:
         values = frame[column].to_numpy()[kept]
         bounds = standard.field(column).bounds
