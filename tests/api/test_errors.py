@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import httpx
+import pytest
 
 if TYPE_CHECKING:
     from tests.api.conftest import World
@@ -27,6 +28,35 @@ def test_unknown_path_has_the_one_error_shape(api: httpx.Client) -> None:
     response = api.get("/v1/no-such-thing")
     assert response.status_code == 404
     _assert_error_shape(response.json(), "not_found")
+
+
+# A text someone would like a link to make the node say.
+CHOSEN = "your-account-is-locked-call-0800-555-0199"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "message"),
+    [
+        ("GET", f"/v1/{CHOSEN}", 404, "no such endpoint: the path asked for"),
+        (
+            "DELETE",
+            f"/v1/catalog/datasets/{CHOSEN}/x",
+            405,
+            "method not allowed on the path asked for",
+        ),
+    ],
+    ids=["unknown-path", "wrong-method"],
+)
+def test_a_refused_path_is_never_repeated_in_the_answer(
+    api: httpx.Client, method: str, path: str, status: int, message: str
+) -> None:
+    response = api.request(method, path)
+    assert response.status_code == status
+    error = response.json()["error"]
+    assert error["message"] == message
+    assert CHOSEN not in response.text
+    if status == 404:
+        assert "/openapi.json" in error["hint"]
 
 
 def test_wrong_method_has_the_one_error_shape_and_allow_header(api: httpx.Client) -> None:

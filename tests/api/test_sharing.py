@@ -9,7 +9,7 @@ import logging
 import re
 from collections import Counter
 from collections.abc import Iterator
-from datetime import date, timedelta
+from datetime import UTC, date, timedelta
 from pathlib import Path
 
 import httpx
@@ -28,6 +28,7 @@ from entrepot.exchange.accounts import LOCAL, token_id_of
 from entrepot.exchange.node import Node
 from entrepot.exchange.release import ReleaseSpec
 from entrepot.exchange.sharing import FileGrant
+from entrepot.settings import Settings
 
 QUASI = ("visit_date", "district", "sex", "age_band")
 TABLES = "/delta-sharing/shares/riverside-hospitals/schemas/outpatient-visits/tables"
@@ -200,6 +201,10 @@ def test_file_urls_expire_and_cannot_be_forged(world: Exchange, node: Node) -> N
     assert part.content == whole.content[4:12]
     assert whole.content[:4] == b"PAR1"
     assert len(whole.content) == size
+    # No file or refusal is sniffed into a page or kept by a cache.
+    for answer in (whole, part, head, gone):
+        assert answer.headers.get_list("x-content-type-options") == ["nosniff"]
+        assert answer.headers.get_list("cache-control") == ["no-store"]
 
 
 def test_the_http_client_makes_a_release_and_the_consumer_reads_it_with_its_profile(
@@ -334,3 +339,35 @@ def test_a_url_does_not_show_the_id_of_the_token_it_ends_with(node: Node, world:
         url = _file_url(api, profile)
         assert token_id not in _shown(url)
         assert api.get(url).status_code == 200
+
+
+def test_a_file_url_expires_no_later_than_the_token_that_asked_for_it(tmp_path: Path) -> None:
+    # A URL would live a week; the profile's token, a day.
+    settings = Settings(
+        home=tmp_path / "node",
+        token_hash_memory_kib=1024,
+        api_query_workers=0,
+        token_ttl_days=1,
+        share_url_ttl_s=7 * 24 * 3600,
+    )
+    node = Node.init(settings)
+    try:
+        ex = released(node, tmp_path)
+        profile = ex.sharing.issue_token(ex.actor(CONSUMER))
+        with running(create_app(node)) as api:
+            answered = api.post(
+                f"{_URL_TABLE}/query",
+                headers={"Authorization": f"Bearer {profile.secret}"},
+                json={},
+            )
+        assert answered.status_code == 200, answered.text
+        [file] = [
+            json.loads(line)["file"] for line in answered.text.splitlines() if '"file"' in line
+        ]
+        token_ends = int(profile.info.expires_at.replace(tzinfo=UTC).timestamp() * 1000)
+        assert token_ends - 1 <= file["expirationTimestamp"] <= token_ends
+        # The URL itself ends when it says it does.
+        sealed = ex.sharing.check(file["url"].rsplit("/", 1)[-1])
+        assert sealed.expires_ms == file["expirationTimestamp"]
+    finally:
+        node.close()

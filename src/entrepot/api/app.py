@@ -3,7 +3,8 @@
 Routers are thin: they authenticate, check which objects the caller may touch,
 call the domain layer and shape its result into the wire models of
 :mod:`entrepot.schemas`. Every error has the one shape of :mod:`entrepot.api.errors`;
-limits are on by default (:mod:`entrepot.api.limits`).
+limits are on by default (:mod:`entrepot.api.limits`). Every answer carries the
+:data:`DEFAULT_HEADERS` its route did not set itself.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import anyio.to_thread
 from fastapi import FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from entrepot import __version__, portal
 from entrepot.api import errors, openapi
@@ -33,7 +35,14 @@ from entrepot.api.metrics import LogTally, Observed, RequestMetrics, scrape
 from entrepot.exchange import Exchange, Node
 from entrepot.settings import Settings
 
-__all__ = ["ROUTERS", "UPLOAD_PATHS", "create_app", "from_environment", "server_options"]
+__all__ = [
+    "DEFAULT_HEADERS",
+    "ROUTERS",
+    "UPLOAD_PATHS",
+    "create_app",
+    "from_environment",
+    "server_options",
+]
 
 # Router modules under entrepot.api.routers, each exposing `router`; in /docs order.
 ROUTERS: tuple[str, ...] = (
@@ -60,10 +69,49 @@ UPLOAD_PATHS = ("/v1/datasets", *portal.UPLOAD_PATHS)
 _HEALTH = "/healthz"
 _THREADS = 256
 
+# On every answer whose route did not set the header itself (the portal sets its own
+# pages' and files'). No browser guesses a JSON body, or a file of a release, to be a
+# page or a script; no answer, which is of one caller's account and may hold its
+# figures, is kept by a cache on the way or on disk; none is shown in another site's frame.
+DEFAULT_HEADERS: tuple[tuple[bytes, bytes], ...] = (
+    (b"x-content-type-options", b"nosniff"),
+    (b"cache-control", b"no-store"),
+    (b"x-frame-options", b"DENY"),
+)
+
 
 class Health(BaseModel):
     status: Literal["ok"]
     version: str
+
+
+class _DefaultHeaders:
+    """ASGI middleware: :data:`DEFAULT_HEADERS` on every HTTP answer that lacks them."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_defaults(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", ()))
+                present = {name.lower() for name, _ in headers}
+                headers += [(n, v) for n, v in DEFAULT_HEADERS if n not in present]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, with_defaults)
+
+
+class _Api(FastAPI):
+    def build_middleware_stack(self) -> ASGIApp:
+        # Around Starlette's outermost layer too, which answers an unexpected error's
+        # 500 past every middleware that add_middleware adds.
+        return _DefaultHeaders(super().build_middleware_stack())
 
 
 def create_app(node_or_settings: Node | Settings) -> FastAPI:
@@ -89,7 +137,7 @@ def create_app(node_or_settings: Node | Settings) -> FastAPI:
             if owned:
                 node.close()
 
-    app = FastAPI(
+    app = _Api(
         title="entrepot",
         version=__version__,
         summary="A privacy-preserving data exchange: trade the insight, not the data.",

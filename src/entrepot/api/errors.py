@@ -85,7 +85,7 @@ class ErrorDetail(BaseModel):
     rule: str | None = Field(
         default=None,
         description="The rule that refused: a privacy rule (`policy_violation`), or "
-        "`token_scope` and the portal's `csrf` (`forbidden`).",
+        "`token_scope`, `provider_decides` and the portal's `csrf` (`forbidden`).",
     )
     clause: str | None = Field(
         default=None, description="`contract_violation`: the grant's clause that refused."
@@ -169,24 +169,25 @@ def _federation(scope: Scope) -> bool:
     return str(scope["path"]).startswith(_FEDERATION)
 
 
-def _http_error(status: int, path: str) -> EntrepotError:
+def _http_error(status: int, where: str) -> EntrepotError:
     if status == 404:
         return NotFound(
-            f"no such endpoint: {path}", hint="the endpoints are listed at /docs and /openapi.json"
+            f"no such endpoint: {where}",
+            hint="the endpoints are listed at /docs and /openapi.json",
         )
     if status == 405:
         return InvalidInput(
-            f"method not allowed on {path}", hint="the Allow header lists the methods it takes"
+            f"method not allowed on {where}", hint="the Allow header lists the methods it takes"
         )
     if status == 413:
         return LimitExceeded(
-            f"request body too large for {path}",
+            f"request body too large for {where}",
             setting="request_body_max_bytes",
             hint="send less, or raise ENTREPOT_REQUEST_BODY_MAX_BYTES on the server",
         )
     if status < 500:
-        return InvalidInput(f"bad request to {path} (HTTP {status})", hint="check the request")
-    return EntrepotError(f"request to {path} failed (HTTP {status})", hint="retry later")
+        return InvalidInput(f"bad request to {where} (HTTP {status})", hint="check the request")
+    return EntrepotError(f"request to {where} failed (HTTP {status})", hint="retry later")
 
 
 def _location(loc: tuple[Any, ...] | list[Any]) -> str:
@@ -231,10 +232,12 @@ async def _on_http_error(request: Request, error: Exception) -> JSONResponse:
         # FastAPI turns any failure while reading a body into a 400, the body limit's
         # own refusal of a streamed (chunked) body included.
         return error_response(error.__cause__, scope=request.scope)
-    # Signed on a federation path, before any route checked the request's envelope: the
-    # path may not be the one its sender signed, so the refusal does not repeat it.
-    path = "a federation path" if _federation(request.scope) else request.url.path
-    mapped = _http_error(error.status_code, path)
+    # The path is whoever wrote the link's to choose: an answer never repeats it, so no
+    # link makes this node say a text of someone else's choosing. On a federation path,
+    # signed before any route checked the request's envelope, the path may not even be
+    # the one its sender signed.
+    where = "a federation path" if _federation(request.scope) else "the path asked for"
+    mapped = _http_error(error.status_code, where)
     headers = error.headers
     if error.status_code == 405:
         # Starlette names the methods of the first route on the path, not of all of them.

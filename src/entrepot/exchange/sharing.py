@@ -9,7 +9,8 @@ made under is in force (a later grant of the same consumer reads none of them); 
 the table ``<provider>.<dataset>.<kind>-<number>`` (share, schema, table). Reading a
 table hands out one pre-signed URL per file, served by the node itself: the URL
 carries a token that names the release, the consumer, the bearer token that asked for
-it and an expiry, sealed with XSalsa20-Poly1305 (libsodium, through PyNaCl) under a key
+it and an expiry (``share_url_ttl_s`` from now, or that bearer token's own expiry if
+it comes first), sealed with XSalsa20-Poly1305 (libsodium, through PyNaCl) under a key
 derived with keyed BLAKE2b from the node's own secret key: no one else can make, alter
 or read one (a token's id is half of the token, and is not shown to whoever holds the
 URL). So it works without the bearer token, as the protocol's clients expect, and stops
@@ -38,9 +39,9 @@ from nacl.secret import SecretBox
 from sqlalchemy import select
 
 from entrepot._text import with_article
-from entrepot.clock import utcnow
+from entrepot.clock import as_utc, utcnow
 from entrepot.errors import Forbidden, InvalidInput, NotFound, param
-from entrepot.exchange.accounts import Actor, IssuedToken, Organization, Role, Scope
+from entrepot.exchange.accounts import Actor, ApiToken, IssuedToken, Organization, Role, Scope
 from entrepot.exchange.release import ReleaseInfo, Releases, parse_ident
 
 __all__ = ["FileGrant", "Sharing", "spark_schema"]
@@ -69,6 +70,11 @@ def _b64(data: bytes) -> str:
 
 def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _ms(moment: datetime) -> int:
+    """``moment``, a naive UTC datetime as the node keeps them, in ms since the epoch."""
+    return int(as_utc(moment).timestamp() * 1000)
 
 
 def _grant_of(payload: str) -> FileGrant:
@@ -202,10 +208,23 @@ class Sharing:
         self, consumer: Actor, info: ReleaseInfo, base_url: str, token_id: str
     ) -> list[dict[str, Any]]:
         """The release's file, with a fresh pre-signed URL that lives no longer than the
-        bearer token ``token_id`` that asked for it; metered and logged as a read."""
+        bearer token ``token_id`` that asked for it; metered and logged as a read.
+
+        The URL's expiry, the one it advertises and the one sealed in it, is the
+        earlier of ``ttl_s`` from now and that token's own: a client that trusts the
+        advertised time never holds a URL that is refused before it.
+        """
         assert consumer.org_id is not None
         self.releases.read(consumer, info, files=1)
-        expires_ms = int(self.clock().timestamp() * 1000) + self.ttl_s * 1000
+        now_ms = _ms(self.clock())
+        with self.releases.node.db.read() as session:
+            token_expires = session.scalar(
+                select(ApiToken.expires_at).where(ApiToken.token_id == token_id)
+            )
+        # A token gone since it was authenticated (an ended portal session's row is
+        # deleted) ends now, as its URLs would.
+        token_ms = now_ms if token_expires is None else _ms(token_expires)
+        expires_ms = min(now_ms + self.ttl_s * 1000, token_ms)
         token = self.sign(FileGrant(info.record.id, consumer.org_id, expires_ms, token_id))
         stats = {"numRecords": info.record.rows}
         return [
@@ -234,7 +253,7 @@ class Sharing:
             raise InvalidInput(
                 "not a file URL of this node", hint="ask for the table again"
             ) from None
-        if grant.expires_ms < self.clock().timestamp() * 1000:
+        if grant.expires_ms < _ms(self.clock()):
             raise Forbidden(
                 "this file URL has expired",
                 hint="read the table again for a fresh URL (setting share_url_ttl_s)",

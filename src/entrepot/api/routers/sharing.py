@@ -6,9 +6,9 @@ one of the consumer's entrepot tokens, the sharing token of its share profile or
 account token (these routes are the only ones a sharing token opens, see
 :mod:`entrepot.api.auth`); a consumer sees only the releases made for it, while they
 are active and the grant each was made under is in force. File URLs are
-pre-signed and expiring (:mod:`entrepot.exchange.sharing`), and end with the bearer
-token that asked for them; they are served here without it, with ``HEAD`` and HTTP
-ranges as the official clients read them. A
+pre-signed and expiring (:mod:`entrepot.exchange.sharing`), never later than the bearer
+token that asked for them, and end with that token; they are served here without it,
+with ``HEAD`` and HTTP ranges as the official clients read them. A
 release has one version, 0: asking for another, for a timestamp or for changes is
 refused. Every refusal of these routes, a missing or bad token and a malformed request
 included, has the protocol's shape ``{"errorCode", "message"}``, and permanent ones are
