@@ -202,3 +202,43 @@ def test_an_answer_checks_only_for_its_request_status_and_body(status: int, body
         check_response("b", STRANGER.verify_key, request, status, body, signature)
     with pytest.raises(PeerError):
         check_response("b", RECIPIENT.verify_key, request, status, body, None)
+
+
+RULES = {
+    "envelope_malformed",
+    "envelope_signature",
+    "envelope_unknown_key",
+    "envelope_recipient",
+    "envelope_clock_skew",
+    "envelope_replay",
+}
+stamps = st.one_of(
+    st.text(max_size=40),
+    st.integers(min_value=-(10**400), max_value=10**400).map(str),
+    st.integers(min_value=0, max_value=10**12).map(lambda n: f" {n:_}+"),
+)
+
+
+@given(stamps)
+def test_any_timestamp_a_peer_signs_is_taken_or_refused_by_a_rule(stamp: str) -> None:
+    # A peer's own signature over a timestamp of its choosing: the signature checks.
+    sender, to = key_hex(SENDER.verify_key), key_hex(RECIPIENT.verify_key)
+    headers = {KEY: sender, "Entrepot-Recipient": to, TIMESTAMP: stamp, NONCE: "ab" * 16}
+    text = _request_text("GET", "/v1/x", sender, to, stamp, "ab" * 16, b"")
+    headers[SIGNATURE] = base64.b64encode(SENDER.sign(text).signature).decode()
+    if stamp == str(int(NOW.timestamp())):
+        opened(headers, "GET", "/v1/x", b"")
+        return
+    with pytest.raises(Unauthorized) as caught:
+        opened(headers, "GET", "/v1/x", b"")
+    assert caught.value.details["rule"] in RULES
+
+
+@given(st.sampled_from(HEADERS), st.text(max_size=100))
+def test_a_request_with_any_header_changed_is_refused_by_a_rule(name: str, value: str) -> None:
+    headers = sign_request(SENDER, RECIPIENT.verify_key, "POST", "/v1/query", b"{}", now=NOW)
+    if value == headers[name]:
+        return
+    with pytest.raises(Unauthorized) as caught:
+        opened({**headers, name: value}, "POST", "/v1/query", b"{}")
+    assert caught.value.details["rule"] in RULES - {"envelope_replay"}

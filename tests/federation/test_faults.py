@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -21,11 +22,12 @@ from entrepot.errors import PeerError
 from entrepot.exchange import Exchange
 from entrepot.exchange.actors import LOCAL
 from entrepot.exchange.node import Node
-from entrepot.federation.envelope import NONCE, SIGNATURE, request_digest, sign_response
+from entrepot.federation.envelope import NONCE, SIGNATURE, key_hex, request_digest, sign_response
 from entrepot.federation.feed import sync
 from entrepot.settings import Settings
 
 KEY = SigningKey(bytes(range(7, 39)))
+OTHER_KEY = SigningKey(bytes(range(9, 41)))
 
 
 def entry(**changed: object) -> dict[str, object]:
@@ -122,15 +124,15 @@ def node(tmp_path: Path) -> Iterator[Exchange]:
     ("fault", "message", "rule"),
     [
         ("unsigned", "without a valid signature", "response_signature"),
-        ("redirect", r"redirect \(307\), which is not followed", None),
-        ("huge", "more than 100000 bytes", None),
-        ("not-json", "not JSON", None),
-        ("deep", "not JSON", None),
+        ("redirect", r"redirect \(307\), which is not followed", "response_redirect"),
+        ("huge", "more than 100000 bytes", "response_too_large"),
+        ("not-json", "not JSON", "response_not_json"),
+        ("deep", "not JSON", "response_not_json"),
         ("garbage", "not valid", "feed_shape"),
     ],
 )
 def test_a_misbehaving_peer_is_named_and_its_fault_said(
-    node: Exchange, fault: str, message: str, rule: str | None
+    node: Exchange, fault: str, message: str, rule: str
 ) -> None:
     with running(hostile(fault)) as client:
         node.peers.add(str(client.base_url), bytes(KEY.verify_key).hex())
@@ -138,7 +140,7 @@ def test_a_misbehaving_peer_is_named_and_its_fault_said(
             sync(node, "rogue")
     assert "rogue" in caught.value.message
     assert caught.value.details["peer"] == "rogue"
-    assert caught.value.details.get("rule") == rule
+    assert caught.value.details["rule"] == rule
     [peer] = node.peers.list()
     assert peer["status"].startswith("error: peer rogue")
     # A federated search still answers, from what the node holds.
@@ -213,3 +215,129 @@ def test_a_peer_that_keeps_failing_is_retried_then_paused_and_shown(tmp_path: Pa
         assert peer["health"].startswith("paused until")
     finally:
         opened.close()
+
+
+def claiming(name: str, key: SigningKey) -> FastAPI:
+    """A node that calls itself ``name`` and answers any query with that name."""
+    app = FastAPI()
+
+    def signed(request: Request, said: dict[str, object]) -> Response:
+        body = json.dumps(said).encode()
+        signature = sign_response(key, request_digest(request.headers), 200, body)
+        return Response(body, headers={SIGNATURE: signature})
+
+    @app.get("/federation/v1/node")
+    def node(request: Request) -> Response:
+        return signed(request, {"name": name, "url": "http://x/", "key": key_hex(key.verify_key)})
+
+    @app.post("/federation/v1/query")
+    def query(request: Request) -> Response:
+        return signed(request, {"answered_by": name})
+
+    return app
+
+
+def test_a_peer_cannot_take_the_name_another_peers_queries_are_sent_under(
+    node: Exchange,
+) -> None:
+    node.accounts.create(LOCAL, "desk", "consumer")
+    desk = LocalClient(node, node.actor("desk"))
+    with (
+        running(claiming("city-lab", KEY)) as real,
+        running(claiming("city_lab", OTHER_KEY)) as rogue,
+    ):
+        node.peers.add(str(real.base_url), key_hex(KEY.verify_key))
+        # city-lab's tables are written city_lab.<provider>.<dataset> in SQL: a peer
+        # named city_lab would have them sent to it.
+        with pytest.raises(PeerError, match="'city_lab', not a node's name") as caught:
+            node.peers.add(str(rogue.base_url), key_hex(OTHER_KEY.verify_key))
+        assert caught.value.details["rule"] == "peer_name"
+        answered = desk.query("SELECT COUNT(*) AS n FROM city_lab.lab.tests")
+    assert (answered["node"], answered["answered_by"]) == ("city-lab", "city-lab")
+
+
+@pytest.mark.parametrize(
+    ("name", "why"),
+    [
+        ("a", "this node's own name"),
+        ("Rogue", "not a node's name"),
+        ("rogue\x1b]0;owned\x07", "not a node's name"),
+        ("r" * 64, "not a node's name"),
+        ("", "not a node's name"),
+    ],
+    ids=["own", "capitals", "escape", "long", "empty"],
+)
+def test_a_peer_naming_itself_as_no_node_may_is_refused(
+    node: Exchange, name: str, why: str
+) -> None:
+    with running(claiming(name, KEY)) as rogue, pytest.raises(PeerError, match=why) as caught:
+        node.peers.add(str(rogue.base_url), key_hex(KEY.verify_key))
+    assert caught.value.details["rule"] == "peer_name"
+    assert node.peers.list() == []
+
+
+GRANT = {
+    "id": "REQ-1",
+    "dataset": "rogue-hospitals/visits",
+    "state": "requested",
+    "purpose": "public-health-surveillance",
+    "epsilon": 1.0,
+    "valid_until": "2030-01-01",
+}
+
+
+def granting(listed: list[object]) -> FastAPI:
+    """A peer that takes any access request as ``GRANT`` and lists ``listed``."""
+    app = FastAPI()
+
+    def signed(request: Request, said: object) -> Response:
+        body = json.dumps(said).encode()
+        signature = sign_response(KEY, request_digest(request.headers), 200, body)
+        return Response(body, headers={SIGNATURE: signature})
+
+    @app.get("/federation/v1/node")
+    def node(request: Request) -> Response:
+        return signed(
+            request, {"name": "rogue", "url": "http://x/", "key": key_hex(KEY.verify_key)}
+        )
+
+    @app.post("/federation/v1/access")
+    def access(request: Request) -> Response:
+        return signed(request, GRANT)
+
+    @app.post("/federation/v1/access/list")
+    def contracts(request: Request) -> Response:
+        return signed(request, {"contracts": listed})
+
+    return app
+
+
+@pytest.mark.parametrize(
+    "listed",
+    [
+        [{**GRANT, "purpose": "research \x1b]0;owned\x07"}],
+        [{**GRANT, "dataset": "rogue-hospitals/" + "v" * 5000}],
+        [{**GRANT, "epsilon": "lots"}],
+        [{**GRANT, "epsilon": float("inf")}],
+        [GRANT, {**GRANT, "state": "granted"}],
+        ["REQ-1"],
+    ],
+    ids=["escape", "long", "epsilon-text", "epsilon-infinite", "same-id-twice", "not-an-object"],
+)
+def test_a_peers_list_of_contracts_is_checked_before_its_copy_is_kept(
+    node: Exchange, listed: list[object]
+) -> None:
+    node.accounts.create(LOCAL, "desk", "consumer")
+    desk = LocalClient(node, node.actor("desk"))
+    with running(granting(listed)) as rogue:
+        node.peers.add(str(rogue.base_url), key_hex(KEY.verify_key))
+        desk.request_access(
+            "rogue:rogue-hospitals/visits",
+            purpose="public-health-surveillance",
+            epsilon=1.0,
+            until=date(2030, 1, 1),
+        )
+        # Refused whole: the copy stays as last read, marked as not fresh.
+        [copy] = desk.access_remote()
+    assert {k: copy[k] for k in GRANT} == GRANT
+    assert (copy["node"], copy["fresh"]) == ("rogue", False)

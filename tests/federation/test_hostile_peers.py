@@ -7,6 +7,7 @@ import base64
 import json
 import secrets
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -22,7 +23,7 @@ from tests.federation.join_nodes import CONSUMER, JOIN, Nodes, nodes
 from tests.federation.nodes import federation_node
 
 from entrepot.api import create_app
-from entrepot.errors import Forbidden, InvalidInput, PolicyViolation
+from entrepot.errors import BudgetExhausted, Forbidden, InvalidInput, PolicyViolation
 from entrepot.exchange import Exchange
 from entrepot.exchange.coordinator import Found
 from entrepot.exchange.node import Node
@@ -273,3 +274,34 @@ def test_a_peer_on_the_path_cannot_pass_its_own_answer_off_as_another_requests(
         sent = [fault for fault, message in world.proxy.seen if message.startswith(query)]
         assert sent == ["substitute", "pass"]
         assert peer_actions(world.a).count("query_received") == 2
+
+
+def test_queries_of_two_nodes_racing_at_the_cap_never_spend_past_it(tmp_path: Path) -> None:
+    # a's dataset cap holds four queries of 0.25; twelve others are asked at once, half
+    # by b's consumer and half by c's, each under its own grant of 5.
+    with nodes(tmp_path, caps=(1.0, 1000.0), consumers="bc") as world:
+        told: list[str] = []
+
+        def ask(index: int) -> None:
+            # Each query its own (an earlier answer to the same query is repeated free).
+            asked = f"SELECT COUNT(*) AS n{index} FROM a.riverside_hospitals.outpatient_visits"
+            try:
+                world.consumer("bc"[index % 2]).query(asked, epsilon=0.25)
+            except BudgetExhausted as refusal:
+                told.append(refusal.message.partition(": ")[0])
+            else:
+                told.append("answered")
+
+        with ThreadPoolExecutor(max_workers=12) as pool:
+            list(pool.map(ask, range(12)))
+        # Refused by a, naming it.
+        assert sorted(told) == ["answered"] * 4 + ["peer a"] * 8
+        assert world.spent("a") == pytest.approx(1.0)
+        assert world.a.ledger.check() == []
+        # Each answer spent once on a, and nothing on the consumers' nodes.
+        assert (world.spent("b"), world.spent("c")) == (0, 0)
+        assert peer_actions(world.a).count("query_received") == 4
+        # Every query asked, answered or refused, is logged on the node holding the data.
+        logged = [e for _, e in world.a.node.log.entries() if e["kind"] == "query"]
+        assert sorted(e["outcome"] for e in logged) == ["answered"] * 4 + ["refused"] * 8
+        assert {e["actor"] for e in logged} == {"org:b-city-desk", "org:c-city-desk"}

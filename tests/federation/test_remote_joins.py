@@ -371,6 +371,27 @@ def test_a_join_one_holder_refuses_spends_nothing_on_either(tmp_path: Path) -> N
         assert [e.state for e in world.b.ledger.entries()] == ["released"]
 
 
+def test_a_leader_that_cannot_reach_its_partner_tells_the_consumers_node_no_more_than_why(
+    tmp_path: Path,
+) -> None:
+    from sqlalchemy import update
+
+    from entrepot.federation.models import Peer
+
+    hidden = "http://127.0.0.1:9/"
+    with nodes(tmp_path, settings={"a": {"peer_retries": 0}}) as world:
+        # The address a reaches b at, on a's network: its own, not c's to learn.
+        with world.a.node.db.write() as session:
+            session.execute(update(Peer).where(Peer.name == "b").values(url=hidden))
+        with pytest.raises(PeerError, match=r"^peer a: .*node b") as caught:
+            world.consumer().query(JOIN, epsilon=0.5)
+        told = json.dumps(caught.value.to_dict())
+        assert "127.0.0.1:9" not in told
+        assert "entrepot peer" not in told
+        assert caught.value.details["rule"] == "peer_unreachable"
+        assert spent(world) == (0, 0, 0)
+
+
 def test_a_consumer_on_a_holders_node_has_the_other_holder_match(tmp_path: Path) -> None:
     local = JOIN.replace("FROM a.", "FROM ")
     with nodes(tmp_path, consumers="a") as world:

@@ -194,14 +194,19 @@ def test_a_refusal_signed_before_the_envelope_is_checked_repeats_nothing_of_the_
 
 
 @pytest.mark.parametrize(
-    "forged",
+    ("forged", "rule"),
     [
-        http(307, b"", "Location: http://169.254.169.254/"),
-        http(200, b"{" + b" " * 60_000 + b"}", "Content-Type: application/json"),
+        (http(307, b"", "Location: http://169.254.169.254/"), "response_redirect"),
+        (
+            http(200, b"{" + b" " * 60_000 + b"}", "Content-Type: application/json"),
+            "response_too_large",
+        ),
     ],
     ids=["redirect", "too-large"],
 )
-def test_an_answer_that_cannot_be_checked_is_a_failed_call(tmp_path: Path, forged: bytes) -> None:
+def test_an_answer_that_cannot_be_checked_is_a_failed_call(
+    tmp_path: Path, forged: bytes, rule: str
+) -> None:
     settings = {"peer_response_max_bytes": 50_000, "peer_retries": 0, "peer_breaker_failures": 2}
     with pair(tmp_path, settings, {}) as p:
         p.proxy.forged = forged
@@ -210,10 +215,52 @@ def test_an_answer_that_cannot_be_checked_is_a_failed_call(tmp_path: Path, forge
             for _ in range(2):
                 with pytest.raises(PeerError, match=r"^peer b \(") as caught:
                     call.call("GET", FEED_PATH, idempotent=True)
-                assert caught.value.details.get("rule") is None
+                assert caught.value.details["rule"] == rule
             sent = len(p.proxy.seen)
             # Two failed calls in a row: the breaker pauses the partner.
             with pytest.raises(PeerError, match="not called until") as paused:
                 call.call("GET", FEED_PATH, idempotent=True)
         assert paused.value.details["rule"] == "peer_paused"
         assert len(p.proxy.seen) == sent
+
+
+def test_the_partners_identity_never_passes_for_the_answer_to_another_request(
+    two: Pair,
+) -> None:
+    # On the path, the caller's request is sent on as a read of the partner's identity,
+    # which anyone may ask for, with the caller's signature headers kept.
+    two.proxy.substitute = lambda request: (
+        request.partition(b"\r\n")[2]
+        .partition(b"\r\n\r\n")[0]
+        .join((b"GET /federation/v1/node HTTP/1.1\r\n", b"\r\n\r\n"))
+        .replace(b"Content-Length:", b"X-Was-Length:")
+    )
+    two.proxy.then("substitute")
+    with two.a.peers.call("b") as call:
+        page = call.call("GET", FEED_PATH, idempotent=True)
+    # Signed for no request of a's: a failed call, asked again, and the feed read.
+    assert "dcat:dataset" in page
+    assert [fault for fault, _ in two.proxy.seen[-2:]] == ["substitute", "pass"]
+
+
+@pytest.mark.parametrize(
+    ("rewrite", "rule"),
+    [
+        # The app's own redirect of a path with a trailing slash: never signed.
+        ((f" /{FEED_PATH} ".encode(), f" /{FEED_PATH}/ ".encode()), "response_redirect"),
+        # A request uvicorn refuses itself, before the app: never signed either.
+        ((b" HTTP/1.1\r\n", b" HTTP/1.1 junk\r\n"), "response_signature"),
+    ],
+    ids=["redirect-of-the-app", "refusal-of-the-server"],
+)
+def test_an_answer_made_outside_the_partners_routes_is_a_failed_call(
+    tmp_path: Path, rewrite: tuple[bytes, bytes], rule: str
+) -> None:
+    with pair(tmp_path, {"peer_retries": 0}, {}) as p:
+        p.proxy.substitute = lambda request: request.replace(*rewrite, 1)
+        p.proxy.then("substitute")
+        with p.a.peers.call("b") as call, pytest.raises(PeerError, match=r"^peer b") as caught:
+            call.call("GET", FEED_PATH, idempotent=True)
+        assert caught.value.details["rule"] == rule
+        [peer] = p.a.peers.list()
+        assert peer["health"] == "1 failed calls in a row"

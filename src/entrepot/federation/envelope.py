@@ -35,6 +35,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import re
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -55,6 +56,7 @@ __all__ = [
     "request_digest",
     "sign_request",
     "sign_response",
+    "signed_for",
 ]
 
 KEY = "Entrepot-Key"
@@ -67,6 +69,8 @@ HEADERS = (KEY, RECIPIENT, TIMESTAMP, NONCE, SIGNATURE)
 _REQUEST = b"entrepot-federation-request/v1\n"
 _RESPONSE = b"entrepot-federation-response/v2\n"
 _HEX64 = frozenset("0123456789abcdef")
+# Seconds since the epoch: past year 33,000 at 12 digits, far inside a float's exact range.
+_TIMESTAMP = re.compile(r"[0-9]{1,12}")
 
 
 def key_hex(key: VerifyKey) -> str:
@@ -124,6 +128,64 @@ def _refuse(rule: str, message: str, hint: str) -> Unauthorized:
     return Unauthorized(message, hint=hint, rule=rule)
 
 
+def _verified(headers: Mapping[str, str], method: str, target: str, body: bytes) -> Sender:
+    """The sender of a request whose headers are well formed and whose signature
+    matches its content, by the key it names; :class:`Unauthorized` naming the rule."""
+    values = {name: headers.get(name) for name in HEADERS}
+    missing = [name for name, value in values.items() if not value]
+    if missing:
+        raise _refuse(
+            "envelope_malformed",
+            f"the request is not signed: {', '.join(missing)} missing",
+            "peers sign every request to another node; add this node as a peer and retry",
+        )
+    sender, to, timestamp, nonce, signature = (str(values[name]) for name in HEADERS)
+    try:
+        parse_key(sender)
+        raw_signature = base64.b64decode(signature, validate=True)
+    except (ValueError, binascii.Error):
+        raise _refuse(
+            "envelope_malformed",
+            "the request's signature headers are malformed",
+            "send a key as 64 hex digits, a timestamp in seconds and a base64 signature",
+        ) from None
+    # Digits only, as a sender writes them: ``int`` would also take signs, spaces,
+    # underscores and numbers too large for the clock's arithmetic.
+    if not _TIMESTAMP.fullmatch(timestamp):
+        raise _refuse(
+            "envelope_malformed",
+            "the request's timestamp is not a number of seconds",
+            "send the seconds since the epoch, in decimal digits",
+        )
+    if len(nonce) != 32 or not set(nonce) <= _HEX64:
+        raise _refuse(
+            "envelope_malformed",
+            "the request's nonce is not 32 hex digits",
+            "send a fresh random nonce of 16 bytes with each request",
+        )
+    text = _request_text(method, target, sender, to, timestamp, nonce, body)
+    try:
+        parse_key(sender).verify(text, raw_signature)
+    except (BadSignatureError, ValueError):
+        raise _refuse(
+            "envelope_signature",
+            "the request's signature does not match its content",
+            "the request was altered on the way, or signed with another key",
+        ) from None
+    return Sender(sender, nonce)
+
+
+def signed_for(headers: Mapping[str, str], method: str, target: str, body: bytes) -> bool:
+    """Whether ``headers`` sign this very request (method, path, body) with the key they
+    name, whoever that key is: an answer signed for such a request's digest can pass
+    for no other request."""
+    try:
+        _verified(headers, method, target, body)
+    except Unauthorized:
+        return False
+    return True
+
+
 def open_request(
     headers: Mapping[str, str],
     method: str,
@@ -142,54 +204,22 @@ def open_request(
     records the nonce and says whether it was new. The nonce is recorded last, once
     everything else checked, so a forged request cannot burn a real one's nonce.
     """
-    values = {name: headers.get(name) for name in HEADERS}
-    missing = [name for name, value in values.items() if not value]
-    if missing:
-        raise _refuse(
-            "envelope_malformed",
-            f"the request is not signed: {', '.join(missing)} missing",
-            "peers sign every request to another node; add this node as a peer and retry",
-        )
-    sender, to, timestamp, nonce, signature = (str(values[name]) for name in HEADERS)
-    try:
-        parse_key(sender)
-        raw_signature = base64.b64decode(signature, validate=True)
-        stamp = int(timestamp)
-    except (ValueError, binascii.Error):
-        raise _refuse(
-            "envelope_malformed",
-            "the request's signature headers are malformed",
-            "send a key as 64 hex digits, a timestamp in seconds and a base64 signature",
-        ) from None
-    if len(nonce) != 32 or not set(nonce) <= _HEX64:
-        raise _refuse(
-            "envelope_malformed",
-            "the request's nonce is not 32 hex digits",
-            "send a fresh random nonce of 16 bytes with each request",
-        )
     # The signature first: a caller without the key's secret is told the same whether
     # or not the key is a peer's, so no stranger can probe whom this node trusts.
-    text = _request_text(method, target, sender, to, timestamp, nonce, body)
-    try:
-        parse_key(sender).verify(text, raw_signature)
-    except (BadSignatureError, ValueError):
-        raise _refuse(
-            "envelope_signature",
-            "the request's signature does not match its content",
-            "the request was altered on the way, or signed with another key",
-        ) from None
-    if not trusted(sender):
+    sender = _verified(headers, method, target, body)
+    if not trusted(sender.key):
         raise _refuse(
             "envelope_unknown_key",
-            f"no peer of this node has the key {sender}",
+            f"no peer of this node has the key {sender.key}",
             "an operator of this node trusts a peer with `entrepot peer add URL --key KEY`",
         )
-    if to != key_hex(recipient):
+    if headers.get(RECIPIENT) != key_hex(recipient):
         raise _refuse(
             "envelope_recipient",
             "the request was signed for another node",
             "sign requests for the key this node's `entrepot node id` shows",
         )
+    stamp = int(str(headers.get(TIMESTAMP)))
     skew = abs(now.replace(tzinfo=now.tzinfo or UTC).timestamp() - stamp)
     if skew > max_skew_s:
         raise _refuse(
@@ -198,13 +228,13 @@ def open_request(
             f"(at most {max_skew_s:.0f} s)",
             "set both nodes' clocks by NTP, or raise ENTREPOT_PEER_CLOCK_SKEW_S",
         )
-    if not fresh(sender, nonce):
+    if not fresh(sender.key, sender.nonce):
         raise _refuse(
             "envelope_replay",
             "the request's nonce was used before: a replay",
             "send every request with a new nonce",
         )
-    return Sender(sender, nonce)
+    return sender
 
 
 def request_digest(headers: Mapping[str, str]) -> str:

@@ -14,6 +14,7 @@ adds, changes or removes a peer.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
+from entrepot._text import excerpt
 from entrepot.clock import as_utc, utcnow
 from entrepot.errors import Conflict, InvalidInput, NotFound, PeerError
 from entrepot.federation import _tables
@@ -38,6 +40,8 @@ if TYPE_CHECKING:
 __all__ = ["IDENTITY_PATH", "Identity", "Peers", "identity_of"]
 
 IDENTITY_PATH = "federation/v1/node"
+# A node's name, as its own settings take it (ENTREPOT_NODE_NAME).
+_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 
 
 @dataclass(frozen=True)
@@ -144,6 +148,7 @@ class Peers:
                 peer=base,
                 rule="peer_identity",
             )
+        self._check_name(base, name)
         try:
             with self.node.db.write() as session:
                 peer = Peer(name=name, url=base, public_key=key, added_at=utcnow())
@@ -158,6 +163,25 @@ class Peers:
             ) from None
         self.node.outbox.flush()
         return added
+
+    def _check_name(self, base: str, name: str) -> None:
+        """Refuse a name the peer chose for itself that no node may take: queries and
+        access requests are sent to the peer by name (``b.provider.dataset``, dashes
+        written as ``_``), so a peer named ``city_lab`` beside ``city-lab``, or named
+        as this node, would have them sent to it; a control character would be shown
+        in people's terminals."""
+        if name == self.identity.name:
+            why = "this node's own name"
+        elif not _NAME.fullmatch(name):
+            why = "not a node's name (lowercase letters, digits and -)"
+        else:
+            return
+        raise PeerError(
+            f"the node at {base} names itself {excerpt(name)!r}, {why}",
+            hint="its operator sets the name with ENTREPOT_NODE_NAME",
+            peer=base,
+            rule="peer_name",
+        )
 
     def list(self) -> list[dict[str, Any]]:
         table = _tables.peers

@@ -158,6 +158,8 @@ def forward_access(
     }
     with exchange.peers.call(node) as call:
         answered = call.call("POST", ACCESS_PATH, body, idempotent=True)
+    # Kept first: the copy checks the peer's words before the log repeats its id.
+    keep(exchange.node.db, peer.id, peer.name, consumer, [answered], whole=False)
     log_peer_event(
         exchange,
         actor.name,
@@ -168,7 +170,6 @@ def forward_access(
         epsilon=epsilon,
         request=str(answered.get("id", "")),
     )
-    keep(exchange.node.db, peer.id, consumer, [answered], whole=False)
     return {**answered, "node": node}
 
 

@@ -248,6 +248,7 @@ class PeerCall:
                     f"answered with a redirect ({response.status_code}), which is not followed",
                     "peers are called at the URL their operator added; `entrepot peer add` "
                     "the peer again at its current URL",
+                    rule="response_redirect",
                 )
             )
         try:
@@ -269,6 +270,7 @@ class PeerCall:
             raise self._fail(
                 "answered with something that is not JSON",
                 "the URL may not be an entrepot node; check it with the peer's operator",
+                rule="response_not_json",
             ) from None
         if response.is_error:
             raise self._peer_error(decoded, response.status_code)
@@ -298,6 +300,7 @@ class PeerCall:
                 raise self._fail(
                     "answered with something that is not UTF-8 text",
                     "the URL may not be an entrepot node; check it with the peer's operator",
+                    rule="response_not_text",
                 ) from None
 
         return self._attempts(once, idempotent=idempotent)
@@ -317,6 +320,7 @@ class PeerCall:
                 self._fail(
                     "did not answer in time",
                     "the peer is slow or down; retry later, or raise ENTREPOT_PEER_TIMEOUT_S",
+                    rule="peer_timeout",
                 )
             ) from None
         except httpx.HTTPError as exc:
@@ -324,6 +328,7 @@ class PeerCall:
                 self._fail(
                     f"cannot be reached ({type(exc).__name__})",
                     "check that the peer is up and its URL in `entrepot peer list`",
+                    rule="peer_unreachable",
                 )
             ) from None
         return response, content
@@ -341,6 +346,7 @@ class PeerCall:
                         "raise ENTREPOT_PEER_RESPONSE_MAX_BYTES if the peer's catalog is that "
                         "large",
                         setting="peer_response_max_bytes",
+                        rule="response_too_large",
                     )
                 )
             chunks.append(chunk)
@@ -349,7 +355,9 @@ class PeerCall:
     def _peer_error(self, decoded: Any, status: int) -> EntrepotError:
         error = decoded.get("error") if isinstance(decoded, dict) else None
         if not isinstance(error, dict) or not isinstance(error.get("code"), str):
-            return self._fail(f"answered {status} without an error body", "retry later")
+            return self._fail(
+                f"answered {status} without an error body", "retry later", rule="response_shape"
+            )
         raised = from_body(error)
         raised.message = f"peer {self.name}: {raised.message}"
         raised.args = (raised.message,)

@@ -28,13 +28,14 @@ from entrepot._text import excerpt
 from entrepot.api._exchange import exchange_of
 from entrepot.api.openapi import operation_id
 from entrepot.clock import utcnow
-from entrepot.errors import Conflict, EntrepotError, Forbidden, InvalidInput
+from entrepot.errors import Conflict, EntrepotError, Forbidden, InvalidInput, PeerError
 from entrepot.federation.envelope import (
     SIGNATURE,
     Sender,
     open_request,
     request_digest,
     sign_response,
+    signed_for,
 )
 from entrepot.federation.peers import identity_of
 
@@ -58,12 +59,13 @@ router = APIRouter(
 )
 
 
-def _signed(request: Request, status: int, payload: Any) -> Response:
-    """``payload`` as the answer to ``request``, signed for its digest: the signed text
-    holds a digest of the caller's bytes, never the bytes themselves."""
+def _signed(request: Request, status: int, payload: Any, *, digest: str | None = None) -> Response:
+    """``payload`` as the answer to ``request``, signed for its digest (or ``digest``):
+    the signed text holds a digest of the caller's bytes, never the bytes themselves."""
     body = json.dumps(payload, sort_keys=True, default=str).encode()
     key = exchange_of(request).node.signing_key
-    signature = sign_response(key, request_digest(request.headers), status, body)
+    digest = request_digest(request.headers) if digest is None else digest
+    signature = sign_response(key, digest, status, body)
     return Response(
         body, status_code=status, media_type="application/json", headers={SIGNATURE: signature}
     )
@@ -129,8 +131,24 @@ async def _answered(request: Request, work: Callable[[Sender, dict[str, Any]], A
     try:
         payload = await run_in_threadpool(checked)
     except EntrepotError as error:
-        return _signed(request, error.status, error.to_dict())
+        return _signed(request, error.status, _onward(error).to_dict())
     return _signed(request, 200, payload)
+
+
+def _onward(error: EntrepotError) -> EntrepotError:
+    """``error`` as the calling peer is told it. A call of this node's own to another
+    node that failed (a partner in a join) names that node and the rule only: the URL
+    this node reaches it at is of this node's network, and the hints are for this
+    node's operator."""
+    if not isinstance(error, PeerError):
+        return error
+    peer, rule = error.details.get("peer"), error.details.get("rule")
+    return PeerError(
+        f"this node's call to node {peer} failed ({rule})",
+        hint="ask again later; this node's operator sees how its calls to its peers go",
+        peer=peer,
+        rule=rule,
+    )
 
 
 @router.get(
@@ -139,10 +157,17 @@ async def _answered(request: Request, work: Callable[[Sender, dict[str, Any]], A
     response_model=None,
     responses=_SIGNED,
 )
-def node_identity(request: Request) -> Response:
-    """The node's identity, signed for the caller's `Entrepot-Signature` if it sent one."""
+async def node_identity(request: Request) -> Response:
+    """The node's identity, signed for the caller's `Entrepot-Signature` if it signs this
+    very request, for no request otherwise."""
     node = exchange_of(request).node
-    return _signed(request, 200, identity_of(node).to_dict())
+    # Anyone may ask, so the signature is checked, not its key's trust: a 200 signed for
+    # the digest of a signature made for another path (copied from a peer's request on
+    # the way) would pass this identity off as that request's answer.
+    body = await request.body()
+    signed = signed_for(request.headers, request.method, _target(request), body)
+    digest = None if signed else request_digest({})
+    return _signed(request, 200, identity_of(node).to_dict(), digest=digest)
 
 
 @router.get(
