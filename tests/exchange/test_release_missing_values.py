@@ -36,11 +36,8 @@ def _standard() -> Standard:
     return parse_standard(document, "a provider's standard")
 
 
-@pytest.fixture
-def ex(tmp_path: Path) -> Iterator[Exchange]:
-    node = Node.init(Settings(home=tmp_path / "node", token_hash_memory_kib=1024))
-    add_provider(node.db, PROVIDER, "Riverside Hospitals")
-    source = write_visits_csv(tmp_path / "visits.csv", 600)
+def _publish(node: Node, source: Path) -> None:
+    """Publish ``source`` as a version of the dataset, under the provider's standard."""
     with source.open("rb") as data:
         publish_version(
             node,
@@ -54,6 +51,14 @@ def ex(tmp_path: Path) -> Iterator[Exchange]:
             ),
             data,
         )
+
+
+@pytest.fixture
+def ex(tmp_path: Path) -> Iterator[Exchange]:
+    node = Node.init(Settings(home=tmp_path / "node", token_hash_memory_kib=1024))
+    add_provider(node.db, PROVIDER, "Riverside Hospitals")
+    source = write_visits_csv(tmp_path / "visits.csv", 600)
+    _publish(node, source)
     exchange = Exchange(node)
     exchange.accounts.create(LOCAL, CONSUMER, "consumer")
     exchange.policies.set(exchange.actor(PROVIDER), DATASET, POLICY, where="test")
@@ -72,19 +77,7 @@ def _publish_missing(ex: Exchange, tmp_path: Path, rows: range) -> None:
         table[1 + row][column] = ""
     with source.open("w", newline="", encoding="utf-8") as out:
         csv.writer(out).writerows(table)
-    with source.open("rb") as data:
-        publish_version(
-            ex.node,
-            PublishRequest(
-                provider=PROVIDER,
-                standard=_standard(),
-                title="Outpatient visits 2025",
-                dataset="outpatient-visits",
-                on_error=OnError.QUARANTINE,
-                filename=source.name,
-            ),
-            data,
-        )
+    _publish(ex.node, source)
 
 
 @pytest.mark.parametrize("missing", [range(1), range(0, 600, 7)])
