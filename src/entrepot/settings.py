@@ -259,6 +259,12 @@ class Settings(BaseModel):
     http_timeout_s: float = Field(
         30.0, gt=0, le=_DAY_S, description="Timeout of outgoing HTTP calls."
     )
+    allow_plain_http: bool = Field(
+        False,
+        description="Let the CLI and the Python client call a server over plain "
+        "http:// on another machine, its token and answers unencrypted on the way "
+        "(http:// to a loopback address is always allowed).",
+    )
     rate_limit_per_s: float = Field(
         50.0, gt=0, description="API requests per second one token may make, sustained."
     )

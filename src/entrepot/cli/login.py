@@ -43,7 +43,12 @@ def login(
     from entrepot.client.http import HttpClient
 
     settings = Settings()
-    with HttpClient(url, token.strip(), timeout_s=settings.http_timeout_s) as client:
+    with HttpClient(
+        url,
+        token.strip(),
+        timeout_s=settings.http_timeout_s,
+        plain_http=settings.allow_plain_http,
+    ) as client:
         me = client.me()
     path = save_remote(Remote(url=client.url, token=token.strip()), settings)
     data = {"url": client.url, "account": me, "config": str(path)}

@@ -194,7 +194,14 @@ def connect(
                 f"connect({target!r}) needs an API token",
                 hint="pass token=..., or set ENTREPOT_TOKEN",
             )
-        return Connection(HttpClient(target, secret, timeout_s=base.http_timeout_s))
+        return Connection(
+            HttpClient(
+                target,
+                secret,
+                timeout_s=base.http_timeout_s,
+                plain_http=base.allow_plain_http,
+            )
+        )
     if token is not None:
         raise InvalidInput(
             "a token is for a server URL, not a node's home",

@@ -96,7 +96,12 @@ def current(settings: Settings | None = None) -> HttpClient | None:
         return None
     from entrepot.client.http import HttpClient
 
-    return HttpClient(remote.url, remote.token, timeout_s=settings.http_timeout_s)
+    return HttpClient(
+        remote.url,
+        remote.token,
+        timeout_s=settings.http_timeout_s,
+        plain_http=settings.allow_plain_http,
+    )
 
 
 def require(settings: Settings | None = None) -> HttpClient:
