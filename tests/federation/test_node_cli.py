@@ -41,6 +41,10 @@ def test_peer_commands_name_what_is_wrong(tmp_path: Path) -> None:
     bad = entrepot("peer", "add", "ftp://x", "--key", "00" * 32, "--home", home)
     assert bad.returncode == ExitCode.INVALID
     assert "not a peer's URL" in bad.stderr
+    # another machine over plain HTTP: refused before any call, unless allowed by name
+    plain = entrepot("peer", "add", "http://192.0.2.10:8000", "--key", "00" * 32, "--home", home)
+    assert plain.returncode == ExitCode.INVALID
+    assert "ENTREPOT_ALLOW_PLAIN_HTTP" in " ".join(plain.stderr.split())
     gone = entrepot("peer", "remove", "nobody", "--home", home)
     assert gone.returncode == ExitCode.NOT_FOUND
     assert "no peer named nobody" in gone.stderr

@@ -7,22 +7,23 @@ by the server is raised again as the same class of the error tree, with its mess
 hint and fields, so the CLI prints it as it would a local one. The token lives only
 in the Authorization header; it is never printed, logged or put in a URL, and it is
 sent over plain ``http://`` only to this machine (a loopback address) unless the
-caller allows it by name (``plain_http``, the setting ``allow_plain_http``).
+caller allows it by name (``plain_http``, the setting ``allow_plain_http``;
+:mod:`entrepot._urls`).
 """
 
 from __future__ import annotations
 
-import ipaddress
 import math
 import secrets
 from collections.abc import Callable, Iterator, Sequence
 from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import httpx
 
+from entrepot._urls import plain_http_refused
 from entrepot.client.protocol import POLICY_DOCUMENT, Advance, Progress, Standards
 from entrepot.errors import Conflict, InvalidInput, NotFound, PeerError, from_body
 
@@ -37,29 +38,6 @@ _CONNECT_TIMEOUT_S = 5.0
 _PAGE = 500
 # A publish unanswered in time is sent once more, under the same Idempotency-Key.
 _PUBLISH_ATTEMPTS = 2
-
-
-def _plain_http_refused(url: str) -> InvalidInput | None:
-    """The refusal of ``url`` if it is plain HTTP to another machine: the bearer token,
-    the questions asked and every answer would cross the network unencrypted, for
-    anyone on the way to read and the token to be replayed."""
-    parts = urlsplit(url)
-    if parts.scheme != "http":
-        return None
-    host = parts.hostname or ""
-    try:
-        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loopback = False
-    if loopback:
-        return None
-    return InvalidInput(
-        f"{url} is plain HTTP to another machine: the token and every answer would cross "
-        "the network unencrypted",
-        hint="use its https:// address, or set ENTREPOT_ALLOW_PLAIN_HTTP=1 on a network "
-        "you trust (plain http:// is always allowed to this machine)",
-        setting="allow_plain_http",
-    )
 
 
 def _raise_for(response: httpx.Response, url: str) -> None:
@@ -141,7 +119,8 @@ class HttpClient:
         plain_http: bool = False,
         transport: Any = None,
     ) -> None:
-        if not plain_http and (refused := _plain_http_refused(url)) is not None:
+        refused = None if plain_http else plain_http_refused(url, "the token and every answer")
+        if refused is not None:
             raise refused
         self.url = url.rstrip("/")
         self._http = httpx.Client(

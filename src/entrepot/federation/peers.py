@@ -23,6 +23,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
 from entrepot._text import excerpt
+from entrepot._urls import plain_http_refused
 from entrepot.clock import as_utc, utcnow
 from entrepot.errors import Conflict, InvalidInput, NotFound, PeerError
 from entrepot.federation import _tables
@@ -129,6 +130,10 @@ class Peers:
         from entrepot.federation.transport import peer_url
 
         base = peer_url(url)
+        if not self.settings.allow_plain_http:
+            refused = plain_http_refused(base, "its consumers' questions and their answers")
+            if refused is not None:
+                raise refused
         try:
             verify = parse_key(key)
         except ValueError:
