@@ -15,21 +15,23 @@ from urllib.parse import urlsplit
 
 from entrepot.errors import InvalidInput
 
-__all__ = ["plain_http_refused"]
+__all__ = ["loopback", "plain_http_refused"]
+
+
+def loopback(host: str) -> bool:
+    """Whether ``host`` names this machine by a loopback address (or ``localhost``):
+    what is sent there never crosses a network."""
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def plain_http_refused(url: str, crossing: str) -> InvalidInput | None:
     """The refusal of ``url`` if it is plain HTTP to another machine, saying what would
     cross the network unencrypted (``crossing``), or None."""
     parts = urlsplit(url)
-    if parts.scheme.lower() != "http":
-        return None
-    host = parts.hostname or ""
-    try:
-        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loopback = False
-    if loopback:
+    if parts.scheme.lower() != "http" or loopback(parts.hostname or ""):
         return None
     return InvalidInput(
         f"{url} is plain HTTP to another machine: {crossing} would cross the network unencrypted",

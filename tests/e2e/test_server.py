@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+import pytest
 
 from entrepot.errors import ExitCode
 
@@ -110,3 +111,26 @@ def test_serve_without_a_node_fails_in_one_paragraph(tmp_path: Path) -> None:
     assert result.returncode == ExitCode.NOT_FOUND
     assert "no entrepot node" in result.stderr
     assert "Traceback" not in result.stderr + result.stdout
+
+
+@pytest.mark.parametrize(("host", "warned"), [("0.0.0.0", True), ("127.0.0.1", False)])
+def test_serve_warns_when_plain_http_reaches_beyond_the_machine(
+    tmp_path: Path, host: str, warned: bool
+) -> None:
+    home = tmp_path / "node"
+    init_node(home)
+    port = free_port()
+    process = subprocess.Popen(
+        [*ENTREPOT, "serve", "--home", str(home), "--host", host, "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        wait_healthy(f"http://127.0.0.1:{port}", process)
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        output = " ".join(process.communicate(timeout=30)[0].split())
+    assert ("unencrypted; put TLS in front" in output) is warned
+    assert f"on http://{host}:{port}" in output

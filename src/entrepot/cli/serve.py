@@ -17,7 +17,8 @@ from typing import Annotated, Any
 
 import typer
 
-from entrepot.cli._common import Db, Home, console, esc, settings
+from entrepot._urls import loopback
+from entrepot.cli._common import Db, Home, console, err_console, esc, settings
 from entrepot.errors import Conflict
 
 
@@ -79,6 +80,13 @@ def serve(
         f"{pool} query process{'es' if pool != 1 else ''} each)",
         highlight=False,
     )
+    if not loopback(bind_host.strip("[]")):
+        err_console.print(
+            f"[yellow]warning:[/] plain HTTP on {esc(bind_host)} reaches beyond this "
+            "machine: tokens and answers would cross the network unencrypted; put TLS in "
+            "front (docs/deployment.md, 'TLS in front')",
+            highlight=False,
+        )
     with ExitStack() as cleanup:
         if workers > 1:
             from entrepot.vault._storage import temp_dir
