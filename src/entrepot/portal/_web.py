@@ -10,6 +10,7 @@ a page with its message, hint and rule.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -86,9 +87,21 @@ def keys_of(request: Request) -> SessionKeys:
     return keys
 
 
+# What a browser's URL parser reads otherwise than it is written: it drops tabs and
+# newlines anywhere (so "/\t/evil.example" is "//evil.example", another site) and reads
+# a backslash as a slash; no path of this site has a control character.
+_NOT_IN_A_PATH = re.compile(r"[\x00-\x1f\x7f\\]")
+
+
 def local_path(target: str | None, default: str = "/") -> str:
-    """``target`` if it is a path on this site (never another origin), else ``default``."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+    """``target`` if it is a path on this site (never another origin) as a browser reads
+    it, else ``default``."""
+    if (
+        not target
+        or not target.startswith("/")
+        or target.startswith("//")
+        or _NOT_IN_A_PATH.search(target)
+    ):
         return default
     return target
 

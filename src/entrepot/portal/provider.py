@@ -24,6 +24,7 @@ from entrepot.api.routers.datasets import publish_version
 from entrepot.errors import EntrepotError, InvalidInput
 from entrepot.portal._web import Visit, error_body, form_text, visit
 from entrepot.schemas.access import GrantCreate
+from entrepot.schemas.policies import PolicyIn
 from entrepot.standards.scope import REGION_LISTS, SECTOR_LIST
 
 __all__ = ["line_of", "router"]
@@ -57,11 +58,13 @@ def provider_page(here: Visitor) -> Response:
     return here.page(lambda: _inbox(here), roles=_PROVIDER)
 
 
-def _problem(error: ValidationError, hint: str) -> InvalidInput:
+def _problem(
+    error: ValidationError, hint: str, what: str = "the form is not complete"
+) -> InvalidInput:
     problems = "; ".join(
         f"{'.'.join(str(p) for p in item['loc'])}: {item['msg']}" for item in error.errors()
     )
-    return InvalidInput(f"the form is not complete: {problems}", hint=hint)
+    return InvalidInput(f"{what}: {problems}", hint=hint)
 
 
 def _optional(form: FormData, name: str) -> str | None:
@@ -264,9 +267,12 @@ async def set_policy(request: Request, here: Visitor, provider: str, dataset: st
 
     def build() -> Response:
         try:
-            if not text.strip():
-                raise InvalidInput("the policy is empty", hint="write at least one key")
-            here.client.set_policy(ref, text, where="policy document")
+            checked = _policy_form(text)
+        except InvalidInput as error:
+            # Refused before it is read as YAML: no line to point at.
+            return _editor(here, ref, text, policy_error=error_body(error), status=error.status)
+        try:
+            here.client.set_policy(ref, checked, where="policy document")
         except EntrepotError as error:
             key = error.details.get("key")
             line = line_of(text, key) if isinstance(key, str) else None
@@ -284,6 +290,19 @@ async def set_policy(request: Request, here: Visitor, provider: str, dataset: st
         return _editor(here, ref, notice="Policy saved: it applies to the next query")
 
     return await here.page_async(build, roles=_PROVIDER)
+
+
+def _policy_form(text: str) -> str:
+    """The editor's document as the API's request body, checked by the same model: a
+    document the API refuses (for its size, say) is refused here too."""
+    if not text.strip():
+        raise InvalidInput("the policy is empty", hint="write at least one key")
+    try:
+        return PolicyIn.model_validate({"document": text}).document
+    except ValidationError as error:
+        raise _problem(
+            error, "a policy is a page of YAML: shorten it", "the policy is not taken"
+        ) from None
 
 
 def _yaml_line(document: str) -> int | None:
