@@ -15,6 +15,7 @@ import pytest
 from tests.api.conftest import running
 from tests.api.delta_client import read
 from tests.exchange.release_world import CONSUMER, released, served_node
+from tests.portal.pages import sign_in
 from typer.testing import CliRunner
 
 from entrepot.api import create_app
@@ -30,7 +31,6 @@ from entrepot.settings import Settings
 TABLE = "riverside-hospitals.outpatient-visits.anonymized-1"
 TABLES = "/delta-sharing/shares/riverside-hospitals/schemas/outpatient-visits/tables"
 SQL = "SELECT district, COUNT(*) AS n FROM riverside_hospitals.outpatient_visits GROUP BY district"
-CSRF = re.compile(r'<meta name="csrf-token" content="([0-9a-f]{64})">')
 
 
 @pytest.fixture
@@ -87,12 +87,6 @@ def _browser(api: httpx.Client) -> Iterator[httpx.Client]:
         yield browser
 
 
-def _signin(browser: httpx.Client, token: str) -> httpx.Response:
-    found = CSRF.search(browser.get("/signin").text)
-    assert found is not None
-    return browser.post("/signin", data={"token": token, "csrf": found.group(1)})
-
-
 def test_a_profiles_token_reads_a_shared_table_with_the_official_client(
     world: Exchange, served: httpx.Client, account_token: str, tmp_path: Path
 ) -> None:
@@ -127,7 +121,7 @@ def test_a_profiles_token_is_refused_everywhere_else_and_spends_nothing(
     assert len(list(node.log.search(kind="query", limit=100))) == queries
     assert served.get("/v1/budgets", headers=_bearer(account_token)).json() == budget
     with _browser(served) as browser:
-        signed = _signin(browser, sharing_token)
+        signed = sign_in(browser, sharing_token)
         assert signed.status_code == 403
         assert '<code class="rule">token_scope</code>' in signed.text
         assert CONSUMER not in signed.text
@@ -146,7 +140,7 @@ def test_an_account_token_still_works_everywhere_the_sharing_routes_included(
     assert served.get("/v1/me", headers=headers).json()["account"] == CONSUMER
     assert served.post(f"{TABLES}/anonymized-1/query", headers=headers, json={}).status_code == 200
     with _browser(served) as browser:
-        signed = _signin(browser, account_token)
+        signed = sign_in(browser, account_token)
         assert signed.status_code == 303
         assert browser.get("/query").status_code == 200
 

@@ -15,6 +15,7 @@ import pytest
 from tests.api.conftest import running
 from tests.exchange.logged_world import DATASET, PROVIDER, seed
 from tests.federation.nodes import federation_node as _node
+from tests.portal.pages import Signed
 
 from entrepot.api import create_app
 from entrepot.client.http import HttpClient
@@ -104,14 +105,16 @@ def test_a_remote_query_is_answered_and_signed_by_the_datas_node(
     over_http = logged_in.query(SQL, epsilon=0.25)
     assert (over_http["node"], over_http["epsilon_spent"]) == ("riverside", 0.25)
     verify_receipt(json.dumps(over_http["receipt"]).encode(), theirs.node.verify_key)
+    # So does the portal's console, signed in to its own node.
+    console = Signed(logged_in.url, mine.accounts.issue_token(LOCAL, "city-desk").secret)
+    in_portal = console.script("/portal/query", {"sql": SQL, "epsilon": 0.3})
+    console.http.close()
+    assert in_portal.status_code == 200, in_portal.text
+    assert (in_portal.json()["node"], in_portal.json()["epsilon_spent"]) == ("riverside", 0.3)
+    verify_receipt(json.dumps(in_portal.json()["receipt"]).encode(), theirs.node.verify_key)
     [copy] = logged_in.access_remote()
     assert (copy["node"], copy["state"], copy["fresh"]) == ("riverside", "granted", True)
-    assert spent(theirs) == 0.75
+    assert spent(theirs) == pytest.approx(1.05)
     assert mine.ledger.entries() == []
-    assert peer_actions(mine) == ["added", "access_requested", "query_answered", "query_answered"]
-    assert peer_actions(theirs) == [
-        "added",
-        "access_request_received",
-        "query_received",
-        "query_received",
-    ]
+    assert peer_actions(mine) == ["added", "access_requested", *["query_answered"] * 3]
+    assert peer_actions(theirs) == ["added", "access_request_received", *["query_received"] * 3]

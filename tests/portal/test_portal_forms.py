@@ -13,12 +13,12 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from annotated_types import MaxLen
 from tests.api.conftest import running
 from tests.exchange.logged_world import DATASET, PROVIDER
 from tests.exchange.release_world import seed, served_node
+from tests.portal.pages import page_csrf, sign_in
 
 from entrepot.api import create_app
 from entrepot.exchange import Exchange
@@ -26,7 +26,6 @@ from entrepot.exchange.accounts import LOCAL
 from entrepot.exchange.node import Node
 from entrepot.schemas.policies import PolicyIn
 
-_CSRF = re.compile(r'<meta name="csrf-token" content="([0-9a-f]{64})">')
 _DOCUMENT = re.compile(r'<textarea id="document"[^>]*>(.*?)</textarea>', re.S)
 ADMIN = "riverside-admin"
 
@@ -44,17 +43,6 @@ def exchange(node: Node, tmp_path: Path) -> Exchange:
     return made
 
 
-def _csrf(page: httpx.Response) -> str:
-    found = _CSRF.search(page.text)
-    assert found is not None, page.text[:500]
-    return found.group(1)
-
-
-def _signed_in(http: httpx.Client, token: str) -> None:
-    signed = http.post("/signin", data={"token": token, "csrf": _csrf(http.get("/signin"))})
-    assert signed.status_code == 303, signed.text[:500]
-
-
 def test_a_policy_longer_than_the_api_takes_is_refused_by_the_editor(
     node: Node, exchange: Exchange
 ) -> None:
@@ -65,7 +53,7 @@ def test_a_policy_longer_than_the_api_takes_is_refused_by_the_editor(
     bearer = {"Authorization": f"Bearer {token}"}
     with running(create_app(node)) as http:
         http.follow_redirects = False
-        _signed_in(http, token)
+        assert sign_in(http, token).status_code == 303
         editor = http.get(f"/provider/policy/{DATASET}")
         found = _DOCUMENT.search(editor.text)
         assert found is not None
@@ -77,7 +65,7 @@ def test_a_policy_longer_than_the_api_takes_is_refused_by_the_editor(
         api = http.put(f"/v1/policies/{DATASET}", json={"document": padded}, headers=bearer)
         assert api.status_code == 400
         page = http.post(
-            f"/provider/policy/{DATASET}", data={"document": padded, "csrf": _csrf(editor)}
+            f"/provider/policy/{DATASET}", data={"document": padded, "csrf": page_csrf(editor)}
         )
         assert page.status_code == 400, page.text[:500]
         assert 'id="policy-problem"' in page.text
@@ -87,7 +75,7 @@ def test_a_policy_longer_than_the_api_takes_is_refused_by_the_editor(
         assert after["digest"] == before["digest"]
         # Within the limit, the same change is saved.
         page = http.post(
-            f"/provider/policy/{DATASET}", data={"document": document, "csrf": _csrf(editor)}
+            f"/provider/policy/{DATASET}", data={"document": document, "csrf": page_csrf(editor)}
         )
         assert page.status_code == 200, page.text[:500]
         assert "Policy saved" in page.text

@@ -14,32 +14,11 @@ from typing import Any
 
 import httpx
 import pytest
+from tests.portal.pages import Signed
 
 DATASET = "riverside-hospitals/outpatient-visits"
 TABLE = "riverside_hospitals.outpatient_visits"
-TOKEN = re.compile(r'<meta name="csrf-token" content="([0-9a-f]{64})">')
 ALERT = re.compile(r'role="alert"[^>]*>(.*?)</div>', re.S)
-
-
-class Signed:
-    """An account's session held by httpx, with the pages' CSRF token."""
-
-    def __init__(self, url: str, token: str) -> None:
-        self.http = httpx.Client(base_url=url, follow_redirects=False, timeout=60)
-        signed = self.http.post("/signin", data={"token": token, "csrf": self._csrf("/signin")})
-        assert signed.status_code == 303, signed.text[:500]
-        self.csrf = self._csrf("/transparency")
-
-    def _csrf(self, path: str) -> str:
-        found = TOKEN.search(self.http.get(path).text)
-        assert found is not None, path
-        return found.group(1)
-
-    def form(self, path: str, **fields: Any) -> httpx.Response:
-        return self.http.post(path, data={**fields, "csrf": self.csrf})
-
-    def script(self, path: str, body: dict[str, Any]) -> httpx.Response:
-        return self.http.post(path, json=body, headers={"X-CSRF-Token": self.csrf})
 
 
 def _alert(answer: httpx.Response) -> str:

@@ -17,6 +17,7 @@ import httpx
 import pytest
 from fastapi.routing import APIRoute
 from playwright.sync_api import expect
+from tests.portal.pages import page_csrf
 
 from entrepot.client.local import LocalClient
 from entrepot.exchange import Exchange, Node
@@ -28,7 +29,6 @@ from entrepot.settings import Settings
 pytestmark = pytest.mark.browser
 
 DATASET = "riverside-hospitals/outpatient-visits"
-TOKEN = re.compile(r'<meta name="csrf-token" content="([0-9a-f]{64})">')
 RULE = '<code class="rule">csrf</code>'
 
 
@@ -42,22 +42,16 @@ def _routes(method: str) -> set[str]:
     }
 
 
-def _csrf(answer: httpx.Response) -> str:
-    found = TOKEN.search(answer.text)
-    assert found is not None, answer.text[:500]
-    return found.group(1)
-
-
 class Browserless:
     """An account's session held by httpx: its cookie and the pages' CSRF token."""
 
     def __init__(self, url: str, token: str | None) -> None:
         self.http = httpx.Client(base_url=url, follow_redirects=False, timeout=30)
-        self.csrf = _csrf(self.http.get("/signin"))
+        self.csrf = page_csrf(self.http.get("/signin"))
         if token is not None:
             signed = self.http.post("/signin", data={"token": token, "csrf": self.csrf})
             assert signed.status_code == 303, signed.text[:500]
-            self.csrf = _csrf(self.http.get("/transparency"))
+            self.csrf = page_csrf(self.http.get("/transparency"))
 
 
 @pytest.fixture(scope="module")
@@ -127,7 +121,7 @@ def _send(
     return session.http.post(path, data=fields, headers=headers)
 
 
-def _refused_for_csrf(answer: httpx.Response) -> bool:
+def _refused_forcsrf(answer: httpx.Response) -> bool:
     if answer.status_code != 403:
         return False
     if answer.headers["content-type"].startswith("application/json"):
@@ -160,12 +154,12 @@ def test_every_form_is_refused_without_its_own_session_s_token(
     for how in ("field", "header"):
         for name, token in forged.items():
             answer = _send(session, path, kind, body, token, how)
-            assert _refused_for_csrf(answer), f"{route} with {name} token as {how}: {answer}"
+            assert _refused_forcsrf(answer), f"{route} with {name} token as {how}: {answer}"
     # The session's own token passes the check (the harmless body then fails further on).
     if route != "/signout":
         how = "header" if kind == "json" else "field"
         answer = _send(session, path, kind, body, session.csrf, how)
-        assert not _refused_for_csrf(answer), route
+        assert not _refused_forcsrf(answer), route
 
 
 def test_a_refused_form_changes_nothing(sessions: dict[str | None, Browserless]) -> None:
@@ -173,11 +167,11 @@ def test_a_refused_form_changes_nothing(sessions: dict[str | None, Browserless])
     before = consumer.http.get(f"/datasets/{DATASET}").text.count("<li><strong>REQ-")
     fields = {"purpose": "public-health-surveillance", "epsilon": "1", "until": "2027-06-30"}
     answer = consumer.http.post(f"/datasets/{DATASET}/access", data=fields)
-    assert _refused_for_csrf(answer)
+    assert _refused_forcsrf(answer)
     after = consumer.http.get(f"/datasets/{DATASET}").text.count("<li><strong>REQ-")
     assert after == before
     # Signed in still: a refused sign-out does not sign out.
-    assert _refused_for_csrf(consumer.http.post("/signout", data={"csrf": "0" * 64}))
+    assert _refused_forcsrf(consumer.http.post("/signout", data={"csrf": "0" * 64}))
     assert consumer.http.get("/query").status_code == 200
 
 
@@ -185,7 +179,7 @@ def test_signing_in_starts_a_new_session_and_the_planted_one_stays_anonymous(
     served: Any,
 ) -> None:
     with httpx.Client(base_url=served.url, follow_redirects=False, timeout=30) as http:
-        planted_token = _csrf(http.get("/signin"))
+        planted_token = page_csrf(http.get("/signin"))
         planted = http.cookies[COOKIE]
         signed = http.post(
             "/signin", data={"token": served.tokens["city-analyst"], "csrf": planted_token}
@@ -193,12 +187,12 @@ def test_signing_in_starts_a_new_session_and_the_planted_one_stays_anonymous(
         assert signed.status_code == 303
         assert http.cookies[COOKIE] != planted
         # The CSRF token is the keyed hash of the session id: a new one means a new id.
-        token = _csrf(http.get("/query"))
+        token = page_csrf(http.get("/query"))
         assert token != planted_token
         stale = http.post(
             "/portal/estimate", json={"sql": ""}, headers={"X-CSRF-Token": planted_token}
         )
-        assert _refused_for_csrf(stale)
+        assert _refused_forcsrf(stale)
         # Whoever planted the cookie before sign-in holds an anonymous session still.
         with httpx.Client(base_url=served.url, follow_redirects=False, timeout=30) as attacker:
             attacker.cookies.set(COOKIE, planted)
@@ -206,7 +200,7 @@ def test_signing_in_starts_a_new_session_and_the_planted_one_stays_anonymous(
             assert planted_token in attacker.get("/signin").text
         # Signing out starts yet another session id.
         assert http.post("/signout", data={"csrf": token}).status_code == 303
-        assert _csrf(http.get("/signin")) not in (token, planted_token)
+        assert page_csrf(http.get("/signin")) not in (token, planted_token)
 
 
 def _replayed(url: str, cookie: str) -> httpx.Response:
@@ -218,13 +212,13 @@ def _replayed(url: str, cookie: str) -> httpx.Response:
 
 def test_a_copied_cookie_is_signed_out_by_the_sign_out(served: Any) -> None:
     with httpx.Client(base_url=served.url, follow_redirects=False, timeout=30) as http:
-        csrf = _csrf(http.get("/signin"))
+        csrf = page_csrf(http.get("/signin"))
         signed = http.post("/signin", data={"token": served.tokens["city-analyst"], "csrf": csrf})
         assert signed.status_code == 303
         copied = http.cookies[COOKIE]
         assert served.tokens["city-analyst"] not in copied
         assert _replayed(served.url, copied).status_code == 200
-        token = _csrf(http.get("/query"))
+        token = page_csrf(http.get("/query"))
         assert http.post("/signout", data={"csrf": token}).status_code == 303
     assert _replayed(served.url, copied).headers["location"].startswith("/signin")
     # The API token itself lives on: a sign-out ends a session, not the account's token.
@@ -243,7 +237,7 @@ def test_revoking_the_api_token_signs_out_its_sessions(served: Any) -> None:
     cookies = []
     for _ in range(2):
         with httpx.Client(base_url=served.url, follow_redirects=False, timeout=30) as http:
-            csrf = _csrf(http.get("/signin"))
+            csrf = page_csrf(http.get("/signin"))
             assert http.post("/signin", data={"token": issued.secret, "csrf": csrf}).is_redirect
             cookies.append(http.cookies[COOKIE])
     assert all(_replayed(served.url, c).status_code == 200 for c in cookies)
@@ -265,14 +259,14 @@ def test_a_share_profiles_token_does_not_sign_in(served: Any) -> None:
     finally:
         node.close()
     with httpx.Client(base_url=served.url, follow_redirects=False, timeout=30) as http:
-        csrf = _csrf(http.get("/signin"))
+        csrf = page_csrf(http.get("/signin"))
         refused = http.post("/signin", data={"token": issued.secret, "csrf": csrf})
         assert refused.status_code == 403
         assert '<code class="rule">token_scope</code>' in refused.text
         assert "lanshan" not in refused.text
         assert http.get("/query").headers["location"].startswith("/signin")
         # The account's own token still signs in.
-        csrf = _csrf(http.get("/signin"))
+        csrf = page_csrf(http.get("/signin"))
         signed = http.post(
             "/signin", data={"token": served.tokens["lanshan-health-bureau"], "csrf": csrf}
         )

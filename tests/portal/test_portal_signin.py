@@ -18,6 +18,7 @@ import httpx
 import pytest
 from tests.api.conftest import running
 from tests.exchange.release_world import CONSUMER, OUTSIDER, seed, served_node
+from tests.portal.pages import page_csrf, sign_in
 
 from entrepot.api import create_app
 from entrepot.exchange import Exchange
@@ -25,7 +26,6 @@ from entrepot.exchange.accounts import LOCAL
 from entrepot.exchange.node import Node
 from entrepot.portal.session import COOKIE
 
-_CSRF = re.compile(r'<meta name="csrf-token" content="([0-9a-f]{64})">')
 _RULE = '<code class="rule">csrf</code>'
 # Tokens that are not ASCII, by name; a header's bytes are read as Latin-1, so only
 # those within it can be a header.
@@ -42,17 +42,6 @@ def node(tmp_path: Path) -> Iterator[Node]:
 @pytest.fixture
 def exchange(node: Node, tmp_path: Path) -> Exchange:
     return seed(node, tmp_path)
-
-
-def _csrf(page: httpx.Response) -> str:
-    found = _CSRF.search(page.text)
-    assert found is not None, page.text[:500]
-    return found.group(1)
-
-
-def _sign_in(http: httpx.Client, token: str) -> httpx.Response:
-    """Post ``token`` to the sign-in form with this browser's own CSRF token."""
-    return http.post("/signin", data={"token": token, "csrf": _csrf(http.get("/signin"))})
 
 
 def _signed_in_as(http: httpx.Client) -> str | None:
@@ -77,9 +66,9 @@ def test_a_share_profiles_token_is_refused_by_a_signed_in_browser(
     sharing = exchange.sharing.issue_token(exchange.actor(CONSUMER)).secret
     with running(create_app(node)) as http:
         http.follow_redirects = False
-        assert _sign_in(http, account).status_code == 303
+        assert sign_in(http, account).status_code == 303
         assert _signed_in_as(http) == CONSUMER
-        refused = _sign_in(http, sharing)
+        refused = sign_in(http, sharing)
         assert refused.status_code == 403
         assert '<code class="rule">token_scope</code>' in refused.text
         # The session the browser held goes on; no session of the sharing token was opened.
@@ -95,8 +84,8 @@ def test_a_signed_in_browser_guessing_tokens_is_held_back_like_a_signed_out_one(
     burst = node.settings.auth_failures_burst
     with running(create_app(node)) as http:
         http.follow_redirects = False
-        assert _sign_in(http, own).status_code == 303
-        csrf = _csrf(http.get("/transparency"))
+        assert sign_in(http, own).status_code == 303
+        csrf = page_csrf(http.get("/transparency"))
         answers = [
             http.post("/signin", data={"token": _wrong(target), "csrf": csrf}).status_code
             for _ in range(burst + 3)
@@ -113,10 +102,10 @@ def test_a_signed_in_browser_signs_in_as_the_account_of_the_token_pasted(
     second = exchange.accounts.issue_token(LOCAL, OUTSIDER).secret
     with running(create_app(node)) as http:
         http.follow_redirects = False
-        assert _sign_in(http, first).status_code == 303
-        assert _sign_in(http, _wrong(second)).status_code == 401
+        assert sign_in(http, first).status_code == 303
+        assert sign_in(http, _wrong(second)).status_code == 401
         assert _signed_in_as(http) == CONSUMER
-        assert _sign_in(http, second).status_code == 303
+        assert sign_in(http, second).status_code == 303
         assert _signed_in_as(http) == OUTSIDER
 
 
@@ -125,9 +114,9 @@ def test_signing_in_again_ends_the_session_it_replaces(node: Node, exchange: Exc
     second = exchange.accounts.issue_token(LOCAL, OUTSIDER).secret
     with running(create_app(node)) as http:
         http.follow_redirects = False
-        assert _sign_in(http, first).status_code == 303
+        assert sign_in(http, first).status_code == 303
         copied = http.cookies[COOKIE]
-        assert _sign_in(http, second).status_code == 303
+        assert sign_in(http, second).status_code == 303
         assert _signed_in_as(http) == OUTSIDER
         # A copy of the replaced session's cookie, taken before, is signed out.
         with httpx.Client(base_url=http.base_url, follow_redirects=False) as thief:
@@ -139,7 +128,7 @@ def test_signing_in_again_ends_the_session_it_replaces(node: Node, exchange: Exc
 
 
 @pytest.mark.parametrize("odd", list(_ODD.values()), ids=list(_ODD))
-def test_a_form_with_a_token_that_is_not_ascii_is_refused_for_csrf(
+def test_a_form_with_a_token_that_is_not_ascii_is_refused_forcsrf(
     node: Node, exchange: Exchange, odd: str
 ) -> None:
     token = exchange.accounts.issue_token(LOCAL, CONSUMER).secret
@@ -149,7 +138,7 @@ def test_a_form_with_a_token_that_is_not_ascii_is_refused_for_csrf(
         refused = http.post("/signin", data={"token": token, "csrf": odd})
         assert refused.status_code == 403
         assert _RULE in refused.text
-        assert _sign_in(http, token).status_code == 303
+        assert sign_in(http, token).status_code == 303
         refused = http.post("/signout", data={"csrf": odd})
         assert refused.status_code == 403
         assert _RULE in refused.text
@@ -158,13 +147,13 @@ def test_a_form_with_a_token_that_is_not_ascii_is_refused_for_csrf(
 
 
 @pytest.mark.parametrize("odd", list(_HEADERS.values()), ids=list(_HEADERS))
-def test_a_script_call_with_a_header_that_is_not_ascii_is_refused_for_csrf(
+def test_a_script_call_with_a_header_that_is_not_ascii_is_refused_forcsrf(
     node: Node, exchange: Exchange, odd: str
 ) -> None:
     token = exchange.accounts.issue_token(LOCAL, CONSUMER).secret
     with running(create_app(node)) as http:
         http.follow_redirects = False
-        assert _sign_in(http, token).status_code == 303
+        assert sign_in(http, token).status_code == 303
         header = {b"X-CSRF-Token": odd.encode("latin-1")}
         refused = http.post("/portal/estimate", json={"sql": "SELECT 1"}, headers=header)
         assert refused.status_code == 403

@@ -4,8 +4,10 @@ The expected error comes from the very plan the answer is released with: the con
 prices the SQL as the coordinator does (:class:`~entrepot.exchange.query.AggregateQuery`
 against the dataset's public policy, standard and latest version) and reads the plan's
 half-widths (:meth:`entrepot.privacy.Plan.halfwidths`). That reads no data and spends
-nothing, so it is neither logged nor charged. A run goes to the API's own query
-runner, with every step of the coordinator (contract, policy, budget, log, receipt).
+nothing, so it is neither logged nor charged. A run is answered as the API's route
+answers it (:func:`~entrepot.api.routers.queries.answered`): a peer's data
+(``<node>.provider.dataset``) by that node, the rest by the API's query runner, with
+every step of the coordinator (contract, policy, budget, log, receipt).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import ValidationError
 from starlette.responses import Response
 
-from entrepot.api.routers.queries import query_runner, render
+from entrepot.api.routers.queries import answered, query_runner
 from entrepot.errors import EntrepotError, InvalidInput, Unauthorized
 from entrepot.exchange import Exchange
 from entrepot.exchange.accounts import Actor
@@ -147,9 +149,7 @@ async def run_query(request: Request, here: Visitor) -> Response:
         return here.json_error(refused or Unauthorized("you are signed out", hint="sign in"))
     try:
         body = _body(raw)
-        answer = await query_runner(request).run(
-            here.actor, body.sql, epsilon=body.epsilon, purpose=body.purpose, render=render
-        )
+        answer = await answered(request, here.actor, body, query_runner(request))
     except EntrepotError as error:
         return here.json_error(error)
     return here.finish(Response(answer, media_type="application/json"))

@@ -24,6 +24,7 @@ from entrepot.api.routers._client import client_of
 from entrepot.client.local import answer_body
 from entrepot.errors import EntrepotError
 from entrepot.exchange import Exchange
+from entrepot.exchange.accounts import Actor
 from entrepot.federation.remote import names_a_node
 from entrepot.schemas.queries import OverlapIn, QueryIn, QueryOut
 
@@ -60,19 +61,27 @@ async def run_query(
     a peer's data (`<node>.provider.dataset`) is answered by that node, with its
     receipt; a private join of two nodes' datasets by the holder's node that leads it,
     with each holder's receipt in `receipts`."""
-    if names_a_node(body.sql):
-        client = client_of(request, actor)
-        answered = await run_in_threadpool(
-            lambda: client.query(body.sql, epsilon=body.epsilon, purpose=body.purpose)
-        )
-        return Response(json.dumps(answered), media_type="application/json")
     try:
-        answer = await runner.run(
-            actor, body.sql, epsilon=body.epsilon, purpose=body.purpose, render=render
-        )
+        answer = await answered(request, actor, body, runner)
     except QueueFull as full:
         return error_response(full, headers={"Retry-After": str(full.details["retry_after_s"])})
     return Response(answer, media_type="application/json")
+
+
+async def answered(request: Request, actor: Actor, body: QueryIn, runner: QueryRunner) -> bytes:
+    """The body of the answer to ``body`` as ``actor`` asks it, through every door that
+    runs queries (this route, the portal's console): a peer's data by that node, the
+    rest by the query workers. Raises the refusal (:class:`QueueFull` when the workers'
+    queue is full)."""
+    if names_a_node(body.sql):
+        client = client_of(request, actor)
+        result = await run_in_threadpool(
+            lambda: client.query(body.sql, epsilon=body.epsilon, purpose=body.purpose)
+        )
+        return json.dumps(result).encode()
+    return await runner.run(
+        actor, body.sql, epsilon=body.epsilon, purpose=body.purpose, render=render
+    )
 
 
 @router.post(
