@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import socket
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import httpx
 import pytest
+from tests.api.conftest import DATASETS
 
 from entrepot.api import create_app
+from entrepot.exchange import Exchange
 from entrepot.exchange.node import Node
 from entrepot.settings import Settings
 
@@ -136,3 +139,57 @@ def test_uploads_over_the_limit_are_refused_before_parsing(
     node.close()
     assert response.status_code == 413
     assert response.json()["error"]["setting"] == "max_upload_bytes"
+
+
+def test_uploads_racing_for_one_dataset_each_get_their_own_logged_version(
+    world: World, api: httpx.Client, tmp_path: Path, make_visits: Callable[..., Path]
+) -> None:
+    files = [
+        make_visits(tmp_path / f"v{i}.csv", 40 + i, seed=10 + i).read_bytes() for i in range(4)
+    ]
+    with ThreadPoolExecutor(len(files)) as pool:
+        answers = list(
+            pool.map(
+                lambda data: upload(api, world, "provider", data, dataset="outpatient-visits"),
+                files,
+            )
+        )
+    assert [a.status_code for a in answers] == [201] * len(files), [a.text for a in answers]
+    bodies = [a.json() for a in answers]
+    assert sorted(b["version"] for b in bodies) == [2, 3, 4, 5]
+    assert sorted(b["rows"] for b in bodies) == [40, 41, 42, 43]
+    logged = [e for _, e in world.node.log.search(kind="dataset_version")]
+    mine = sorted(e["version"] for e in logged if e["dataset"] == DATASETS["provider"])
+    assert mine == [1, 2, 3, 4, 5]
+    assert Exchange(world.node).reconcile().differences == []
+
+
+def test_an_uploads_name_neither_places_nor_decodes_its_bytes(
+    world: World, api: httpx.Client, tmp_path: Path, make_visits: Callable[..., Path]
+) -> None:
+    data = make_visits(tmp_path / "v.csv", 30, seed=5).read_bytes()
+    response = api.post(
+        "/v1/datasets",
+        data={**FORM, "dataset": "outpatient-visits"},
+        files={"file": ("../../keys/visits.csv.gz", data, "text/csv")},
+        headers=world.auth("provider"),
+    )
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert (body["rows"], body["report"]["source"]) == (30, "visits.csv.gz")
+    home = world.node.home
+    assert not (home / "keys" / "visits.csv.gz").exists()
+    assert not list((home / "vaults" / ".incoming").iterdir())
+
+
+def test_an_upload_for_another_providers_dataset_stays_with_its_sender(
+    world: World, api: httpx.Client, tmp_path: Path, make_visits: Callable[..., Path]
+) -> None:
+    data = make_visits(tmp_path / "v.csv", 30, seed=6).read_bytes()
+    theirs = DATASETS["provider"]
+    before = api.get(f"/v1/datasets/{theirs}/versions", headers=world.auth("provider")).json()
+    response = upload(api, world, "other-provider", data, dataset=theirs.split("/")[1])
+    assert response.status_code == 201, response.text
+    assert response.json()["dataset"] == DATASETS["other-provider"]
+    after = api.get(f"/v1/datasets/{theirs}/versions", headers=world.auth("provider")).json()
+    assert after == before

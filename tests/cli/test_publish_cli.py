@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 from sqlalchemy import select
 from tests.vault.cli_runner import Cli, Result, run_cli
@@ -202,6 +203,49 @@ def test_verify_removes_leftovers_and_catches_tampering(
     tampered = cli("dataset", "verify")
     assert tampered.code == ExitCode.VERIFY_FAILED
     assert "SHA-256 does not match" in tampered.output
+
+
+@pytest.mark.parametrize("damage", ["delete", "truncate"])
+def test_verify_names_a_version_whose_quarantined_rows_are_gone(
+    cli: Cli, tmp_path: Path, home: str, damage: str
+) -> None:
+    source = write_visits_csv(tmp_path / "a.csv", 20, bad=3)
+    assert cli(*publish_args(source, "--on-error", "quarantine")).code == 0
+    kept = Path(home) / "quarantine" / "riverside-hospitals" / "outpatient-visits" / "1.parquet"
+    if damage == "delete":
+        kept.unlink()
+    else:
+        # Valid Parquet, with one rejected row fewer than the catalog counts.
+        table = pq.read_table(kept)
+        pq.write_table(table.slice(1), kept)
+    found = cli("dataset", "verify", "--json")
+    assert found.code == ExitCode.VERIFY_FAILED
+    [problem] = found.json()["problems"]
+    assert problem["message"].startswith(f"version 1 of {REF}: its quarantined rows")
+    assert "quarantine/riverside-hospitals/outpatient-visits/1.parquet" in problem["message"]
+
+
+def test_other_rejected_rows_beside_the_same_valid_rows_make_a_version_that_keeps_them(
+    cli: Cli, tmp_path: Path, home: str
+) -> None:
+    valid = [",".join(row) for row in visit_rows(10, seed=3)]
+    first, second = tmp_path / "first.csv", tmp_path / "second.csv"
+    first.write_text(
+        "\n".join([",".join(HEADER), *valid, "X1,P-00001,2025-01-01,910101,1,00-04,I,-1,1"]) + "\n"
+    )
+    second.write_text(
+        "\n".join([",".join(HEADER), *valid, "X2,P-00002,2025-02-02,910102,2,05-14,II,1,99"]) + "\n"
+    )
+    args = ("--on-error", "quarantine", "--json")
+    assert cli(*publish_args(first, *args)).json()["version"] == 1
+    again = cli(*publish_args(second, *args)).json()
+    # As many rows rejected, but not the same ones: they are kept, in a version of their own.
+    assert again["version"] == 2
+    folder = Path(home) / "quarantine" / "riverside-hospitals" / "outpatient-visits"
+    kept = pq.read_table(folder / "2.parquet").to_pylist()
+    assert [(r["visit_id"], r["reasons"]) for r in kept] == [("X2", ["maximum:duration_hours"])]
+    # The very same file again gives back the version it made.
+    assert cli(*publish_args(second, *args)).json()["version"] == 2
 
 
 def test_a_published_version_is_written_to_the_transparency_log(

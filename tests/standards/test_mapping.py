@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from entrepot.errors import EntrepotError, InvalidInput, NotFound
 from entrepot.standards import UNITS, load_mapping, parse_mapping
+from entrepot.standards.mapping import ColumnMap
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "standards"
 
@@ -83,6 +84,37 @@ def test_yaml_syntax_errors_name_the_line(tmp_path: Path) -> None:
     path.write_text("columns:\n  a: [b\n  c: d\n")
     with pytest.raises(InvalidInput, match=r"bad.yaml line \d+: not valid YAML"):
         load_mapping(path)
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "first", "again"),
+    [
+        ("columns:\n  cost: {from: fee}\n  sex: gender\n  cost: {from: fee_fen}\n", "cost", 2, 4),
+        ("columns:\n  d:\n    from: x\n    codes: {0101: a, 65: b}\n", "65", 4, 4),
+        ("source: {delimiter: ';'}\nsource: {delimiter: ','}\n", "source", 1, 2),
+    ],
+)
+def test_a_key_given_twice_is_refused_naming_both_lines(
+    tmp_path: Path, text: str, key: str, first: int, again: int
+) -> None:
+    # YAML keeps the last of two equal keys: the first would be dropped without a word
+    # (0101, octal, is 65 to YAML 1.1, though the code keeps its text).
+    path = tmp_path / "twice.yaml"
+    path.write_text(text)
+    with pytest.raises(InvalidInput) as caught:
+        load_mapping(path)
+    assert caught.value.message == (
+        f"{path} line {again}: key {key!r} is given twice (first on line {first})"
+    )
+    assert "once" in str(caught.value.hint)
+
+
+def test_a_merge_key_may_be_overridden(tmp_path: Path) -> None:
+    path = tmp_path / "merged.yaml"
+    path.write_text(
+        "columns:\n  d: &base {from: x, unit: fen_to_yuan}\n  cost: {<<: *base, from: fee}\n"
+    )
+    assert load_mapping(path).column("cost") == ColumnMap(target="cost", source="fee", factor=0.01)
 
 
 def test_missing_mapping_file_is_not_found(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from entrepot.errors import InvalidInput
 from entrepot.standards import get, load_mapping, parse_mapping, validate
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "standards"
@@ -272,3 +273,23 @@ def test_a_report_survives_its_json_form() -> None:
     report = Report.from_dict(golden)
     assert report.to_dict() == golden
     assert report.columns == tuple(get("health.visit").field_names)
+
+
+@pytest.mark.parametrize(
+    ("pattern", "reason"),
+    [(r"(a)\1", r"invalid escape sequence: \1"), (r"(?=a)a", "invalid perl operator: (?=")],
+)
+def test_a_pattern_duckdb_cannot_match_is_refused_naming_its_field(
+    tmp_path: Path, pattern: str, reason: str
+) -> None:
+    # Python compiles it; DuckDB's RE2, which runs the check, has no back-references
+    # nor look-arounds (and no catastrophic backtracking either).
+    fields = [{"name": "a", "type": "string", "constraints": {"pattern": pattern}}]
+    schema = tmp_path / "s.json"
+    schema.write_text(json.dumps({"name": "t.x", "fields": fields}))
+    with pytest.raises(InvalidInput) as caught:
+        validate(_csv(tmp_path, "x", header="a"), get(str(schema)))
+    message = caught.value.message
+    assert message.startswith(f"standard t.x: field a: pattern {pattern!r} cannot be matched")
+    assert reason in message
+    assert "RE2" in str(caught.value.hint)

@@ -13,6 +13,7 @@ import codecs
 import csv
 import os
 import re
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +26,18 @@ __all__ = ["RawFile", "columns_excerpt", "is_read_error", "open_raw", "read_erro
 
 # Enough bytes to tell text from binary: NUL never occurs in UTF-8 or GBK text.
 _SNIFF_BYTES = 64 * 1024
+# A header names tens of columns: one longer than this is no header (or no table),
+# and its names would be repeated in every report.
+_MAX_HEADER_BYTES = 64 * 1024
+# The first bytes of compressed files. DuckDB would expand gzip and zstd, chosen by the
+# file's name; none is read, so a small file cannot expand to fill the disk. (A ZIP
+# archive, such as a spreadsheet, is refused as a binary file.)
+_COMPRESSED = (
+    (b"\x1f\x8b", "gzip"),
+    (b"\x28\xb5\x2f\xfd", "zstd"),
+    (b"\xfd7zXZ\x00", "xz"),
+)
+_BZIP2 = re.compile(rb"BZh[1-9]1AY&SY")
 # Transcoding chunk: large enough to amortize Python overhead, small enough to stream.
 _CHUNK_BYTES = 4 * 1024 * 1024
 _DELIMITERS = (",", ";", "\t", "|")
@@ -91,6 +104,14 @@ def _check_bytes(path: Path, max_bytes: int | None) -> None:
         )
     if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         raise _fail(path, 1, "the file is UTF-16 text", "re-save it as UTF-8 (or GBK)")
+    kind = _compression(head)
+    if kind is not None:
+        raise _fail(
+            path,
+            None,
+            f"the file is compressed ({kind}); compressed files are not read",
+            "decompress it and give the delimited text file itself",
+        )
     if b"\x00" in head:
         raise _fail(
             path,
@@ -98,6 +119,13 @@ def _check_bytes(path: Path, max_bytes: int | None) -> None:
             "this is a binary file, not delimited text (it contains NUL bytes)",
             "export the table as CSV; spreadsheets (.xlsx) and archives cannot be read",
         )
+
+
+def _compression(head: bytes) -> str | None:
+    for magic, kind in _COMPRESSED:
+        if head.startswith(magic):
+            return kind
+    return "bzip2" if _BZIP2.match(head) else None
 
 
 def _transcode(path: Path, target: Path) -> None:
@@ -126,26 +154,57 @@ def _transcode(path: Path, target: Path) -> None:
 
 
 def _first_lines(path: Path, origin: Path, source: Source) -> list[str]:
-    """The first two non-blank lines, decoded one by one so an error names its line."""
+    """The header line, whole, and the start of the next non-blank line (enough to tell
+    there is one), decoded one by one so an error names its line."""
     lines: list[str] = []
     number = 0
+    starts_line = True
+    decoder = codecs.getincrementaldecoder("utf-8-sig")()
     with path.open("rb") as handle:
         while len(lines) < 2:
-            raw = handle.readline(_SNIFF_BYTES)
+            limit = _SNIFF_BYTES if lines else _MAX_HEADER_BYTES + 1
+            raw = handle.readline(limit)
             if not raw:
                 break
-            number += 1
+            whole = raw.endswith(b"\n") or len(raw) < limit
+            if not lines and not whole:
+                _refuse_long_header(origin, raw)
+            if starts_line:
+                number += 1
+                decoder = codecs.getincrementaldecoder("utf-8-sig" if number == 1 else "utf-8")()
             try:
-                text = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+                # A piece of a line may end inside a character: only its line's end is final.
+                text = decoder.decode(raw, final=whole)
             except UnicodeDecodeError:
                 raise _fail(
                     origin, number, "the file is not valid UTF-8", _encoding_hint(source)
                 ) from None
+            starts_line = whole
             if text.strip():
                 lines.append(text)
             elif not lines:
                 _refuse_leading_blank(origin, source)
     return lines
+
+
+def _lone_cr(origin: Path) -> InvalidInput:
+    return _fail(
+        origin,
+        1,
+        "the lines end with a lone carriage return (CR), an old Mac line ending",
+        "re-save the file with LF or CRLF line endings",
+    )
+
+
+def _refuse_long_header(origin: Path, start: bytes) -> None:
+    if b"\r" in start:
+        raise _lone_cr(origin)
+    raise _fail(
+        origin,
+        1,
+        f"the header is longer than {_MAX_HEADER_BYTES:,} bytes, the most it may have",
+        "check that the file is delimited text that starts with one header line",
+    )
 
 
 def _refuse_leading_blank(origin: Path, source: Source) -> None:
@@ -166,16 +225,23 @@ def _header(path: Path, origin: Path, source: Source) -> tuple[tuple[str, ...], 
     if not lines:
         raise _fail(origin, None, "the file holds only blank lines", "export the data again")
     try:
-        first = next(csv.reader(lines[:1], delimiter=source.delimiter, quotechar=source.quote))
+        # A header is read as DuckDB reads it: strictly (a quote left open, or followed
+        # by more text, would make it read on into the rows, taking them for the
+        # header), and with a quote after spaces opening a quoted name (unless spaces
+        # delimit). A first row may hold a quoted line break: only its values count.
+        first = next(
+            csv.reader(
+                lines[:1],
+                delimiter=source.delimiter,
+                quotechar=source.quote,
+                skipinitialspace=source.header and source.delimiter != " ",
+                strict=source.header,
+            )
+        )
     except csv.Error as error:
         if "\r" in lines[0].rstrip("\r\n"):
-            raise _fail(
-                origin,
-                1,
-                "the lines end with a lone carriage return (CR), an old Mac line ending",
-                "re-save the file with LF or CRLF line endings",
-            ) from None
-        raise _fail(origin, 1, f"cannot read the first line ({error})", "check quoting") from None
+            raise _lone_cr(origin) from None
+        raise _broken_header(origin, source, error) from None
     if not source.header:
         if len(first) != len(source.columns):
             raise _fail(
@@ -190,13 +256,33 @@ def _header(path: Path, origin: Path, source: Source) -> tuple[tuple[str, ...], 
     if blank:
         raise _fail(origin, 1, f"header column(s) {blank} have no name", "name every column")
     # DuckDB resolves column names case-insensitively: "ID" and "id" would collide.
-    folded = [n.casefold() for n in names]
-    duplicates = sorted({n for n in names if folded.count(n.casefold()) > 1})
+    folded = Counter(n.casefold() for n in names)
+    duplicates = sorted({n for n in names if folded[n.casefold()] > 1})
     if duplicates:
         raise _fail(
             origin, 1, f"duplicate header name(s) {columns_excerpt(duplicates)}", "rename them"
         )
     return names, len(lines) > 1
+
+
+def _broken_header(origin: Path, source: Source, error: csv.Error) -> InvalidInput:
+    quote = source.quote
+    if "expected after" in str(error):
+        return _fail(
+            origin,
+            1,
+            f"the header has text after a closing quote ({quote})",
+            f"quote the whole name and double a {quote} inside it ({quote}{quote}), or "
+            "remove the quotes",
+        )
+    if "end of data" in str(error):
+        return _fail(
+            origin,
+            1,
+            f"the header opens a quote ({quote}) that is not closed on its line",
+            "close the quote: a column name cannot span lines",
+        )
+    return _fail(origin, 1, f"cannot read the header ({error})", "check its quoting")
 
 
 def open_raw(path: Path, source: Source, workdir: Path, max_bytes: int | None = None) -> RawFile:
@@ -251,6 +337,8 @@ def scan(raw: RawFile, wanted: list[str]) -> str:
             f"quote = {_quote(raw.source.quote)}",
             f"escape = {_quote(raw.source.quote)}",
             "strict_mode = true",
+            # Whatever the file's name (an upload keeps its suffix), its bytes are text.
+            "compression = 'none'",
             "null_padding = false",
             f"nullstr = {nulls}",
             f"columns = {columns}",
@@ -271,27 +359,35 @@ def is_read_error(text: str) -> bool:
     )
 
 
-_ENDINGS = ((b"\r\n", "CRLF"), (b"\n", "LF"))
-
-
 def _line_endings(path: Path) -> tuple[int, str] | None:
     """The first line whose ending is not the first line's (or that holds a lone CR),
-    and what is wrong with it: DuckDB reads one kind of line ending per file."""
+    and what is wrong with it: DuckDB reads one kind of line ending per file.
+
+    Lines are read in pieces of at most ``_CHUNK_BYTES``: a file may be one line of
+    gigabytes, which must not be held in memory."""
     first: str | None = None
+    number = 1
+    # A CR that ended the previous piece of the line: a CRLF may be cut between pieces.
+    carried = b""
     with path.open("rb") as handle:
-        for number, line in enumerate(handle, start=1):
-            body, ending = line, None
-            for end, name in _ENDINGS:
-                if line.endswith(end):
-                    body, ending = line[: -len(end)], name
-                    break
-            if b"\r" in body:
+        while piece := handle.readline(_CHUNK_BYTES):
+            line, carried = carried + piece, b""
+            if not line.endswith(b"\n"):
+                if line.endswith(b"\r"):
+                    line, carried = line[:-1], b"\r"
+                if b"\r" in line:
+                    return number, "holds a lone carriage return (CR)"
+                continue
+            crlf = line.endswith(b"\r\n")
+            if b"\r" in line[: -2 if crlf else -1]:
                 return number, "holds a lone carriage return (CR)"
+            ending = "CRLF" if crlf else "LF"
             if first is None:
                 first = ending
-            elif ending is not None and ending != first:
+            elif ending != first:
                 return number, f"ends with {ending} where the lines before end with {first}"
-    return None
+            number += 1
+    return (number, "holds a lone carriage return (CR)") if carried else None
 
 
 def _invalid_state(raw: RawFile) -> InvalidInput:

@@ -459,7 +459,9 @@ def _loader() -> type[Any]:
     import yaml
 
     class Loader(yaml.SafeLoader):
-        pass
+        def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> Any:
+            _refuse_repeated_keys(self, node)
+            return super().construct_mapping(node, deep)
 
     def integer(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> _Int:
         return _Int(loader.construct_yaml_int(node), str(node.value))
@@ -470,6 +472,35 @@ def _loader() -> type[Any]:
     Loader.add_constructor("tag:yaml.org,2002:int", integer)
     Loader.add_constructor("tag:yaml.org,2002:float", number)
     return Loader
+
+
+class _RepeatedKey(Exception):
+    """A mapping's key given twice: YAML would keep the last one, and drop the first
+    without a word."""
+
+    def __init__(self, key: str, first: int, again: int) -> None:
+        super().__init__(key)
+        self.key, self.first, self.again = key, first, again
+
+
+def _refuse_repeated_keys(loader: Any, node: Any) -> None:
+    """Raise :class:`_RepeatedKey` for a key of ``node`` equal to an earlier one (as the
+    dict would hold them: ``0101`` is ``65``). Keys a merge (``<<``) brings in may be
+    given again: overriding them is what a merge is for."""
+    seen: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            continue
+        key = loader.construct_object(key_node, deep=True)
+        line = key_node.start_mark.line + 1
+        try:
+            first = seen.get(key)
+        except TypeError:
+            # An unhashable key: the constructor refuses it next, in its own words.
+            continue
+        if first is not None:
+            raise _RepeatedKey(str(key_node.value), first, line)
+        seen[key] = line
 
 
 def write_yaml(document: Any) -> str:
@@ -499,6 +530,13 @@ def read_yaml(text: str, where: str) -> Any:
 
     try:
         return yaml.load(text, Loader=_loader())
+    except _RepeatedKey as error:
+        raise InvalidInput(
+            f"{where} line {error.again}: key {error.key!r} is given twice (first on line "
+            f"{error.first})",
+            hint="give each key once: YAML would keep the last and drop the first",
+            source=where,
+        ) from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         line = f" line {mark.line + 1}" if mark is not None else ""

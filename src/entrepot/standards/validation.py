@@ -211,6 +211,26 @@ def _check_formats(
             ) from None
 
 
+def _check_patterns(con: duckdb.DuckDBPyConnection, standard: Standard) -> None:
+    """Refuse a pattern DuckDB cannot run, before any row is read, naming its field: a
+    standard's patterns are checked with Python's ``re``, which accepts back-references
+    and look-arounds that DuckDB's RE2 (linear, so never a catastrophic backtrack) has
+    not."""
+    for f in standard.fields:
+        if f.pattern is None or f.type != "string":
+            continue
+        try:
+            con.execute(f"SELECT regexp_full_match('', {quote(f.pattern)})")
+        except duckdb.Error as error:
+            reason = str(error).splitlines()[0].split(": ", 1)[-1]
+            raise InvalidInput(
+                f"standard {standard.name}: field {f.name}: pattern {f.pattern!r} cannot be "
+                f"matched ({reason})",
+                hint="patterns are RE2 expressions: no back-references (\\1) nor "
+                "look-arounds ((?=...)); fix the field's pattern in the standard",
+            ) from None
+
+
 def _missing_hint(raw: RawFile, default: str) -> str:
     other = guess_delimiter(raw)
     if other is None:
@@ -632,6 +652,7 @@ def validate(
                 for i, f in enumerate(standard.fields)
             ]
             _check_formats(con, standard, mapping, columns)
+            _check_patterns(con, standard)
             checks = field_checks(columns, standard) + table_checks(columns, standard)
             mapped = _mapped(raw, scan(raw, wanted), standard, plan)
             checks = _checked_table(con, raw, mapped, columns, checks)

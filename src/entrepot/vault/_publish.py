@@ -291,6 +291,7 @@ def _write(
             fsync_file(rejected)
         fault(armed, "after-fsync")
         sha256, size = hash_file(written, lambda done, total: step("hash", done, total))
+        rejected_sha256 = None if rejected is None else hash_file(rejected)[0]
         _check_rows(written, valid, "valid")
         if rejected is not None:
             _check_rows(rejected, invalid, "rejected")
@@ -309,6 +310,7 @@ def _write(
             written,
             rejected,
             figures={"sha256": sha256, "size_bytes": size, "rows": valid},
+            rejected_sha256=rejected_sha256,
             rows_rejected=invalid,
             report=report,
             quality=quality,
@@ -327,14 +329,19 @@ def _check_rows(path: Path, expected: int, what: str) -> None:
 
 
 def _same_as_latest(
+    vault: LocalVault,
     session: Session,
     dataset: Dataset,
     figures: dict[str, Any],
     request: PublishRequest,
-    rows_rejected: int,
+    rejected_sha256: str | None,
 ) -> Version | None:
     """The dataset's latest version if it holds these very rows (the same valid rows and
-    as many rejected), under the same standard and mapping."""
+    the same rejected ones), under the same standard and mapping.
+
+    Rejected rows are compared by the hash of their quarantine file, hashed here (the
+    catalog keeps none): returning the latest version for other rejected rows would
+    lose them."""
     if dataset.id is None:
         return None
     latest = session.scalar(
@@ -342,13 +349,18 @@ def _same_as_latest(
     )
     if latest is None:
         return None
-    same = (latest.sha256, latest.rows_rejected, latest.standard_version, latest.mapping) == (
+    same = (latest.sha256, latest.standard_version, latest.mapping) == (
         figures["sha256"],
-        rows_rejected,
         request.standard.version,
         request.mapping_text,
     )
-    return latest if same else None
+    if not same or (latest.quarantine_path is None) != (rejected_sha256 is None):
+        return None
+    if latest.quarantine_path is not None:
+        kept = vault.home / latest.quarantine_path
+        if not kept.is_file() or hash_file(kept)[0] != rejected_sha256:
+            return None
+    return latest
 
 
 def _commit(
@@ -359,6 +371,7 @@ def _commit(
     rejected: Path | None,
     *,
     figures: dict[str, Any],
+    rejected_sha256: str | None,
     rows_rejected: int,
     report: dict[str, Any],
     quality: dict[str, Any],
@@ -389,7 +402,7 @@ def _commit(
         held = (
             None
             if request.force
-            else _same_as_latest(session, dataset, figures, request, rows_rejected)
+            else _same_as_latest(vault, session, dataset, figures, request, rejected_sha256)
         )
         if held is not None:
             return version_info(dataset, held)

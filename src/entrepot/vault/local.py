@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
@@ -427,6 +428,35 @@ class LocalVault:
                 for version in dataset.versions:
                     try:
                         self._check_file(ref, version, self.home / version.path, verify=True)
+                        self._check_quarantine(ref, version)
                     except StorageCorrupt as error:
                         problems.append(error.to_dict()["error"])
         return problems
+
+    def _check_quarantine(self, ref: DatasetRef, version: Version) -> None:
+        """The version's rejected rows are all kept: its quarantine file is there and holds
+        as many rows as the catalog counts (they are kept, not hashed)."""
+        if version.quarantine_path is None:
+            return
+        path = self.home / version.quarantine_path
+        problem: str | None = None
+        if not path.is_file():
+            problem = "is missing"
+        else:
+            try:
+                rows = pq.read_metadata(path).num_rows
+            except (OSError, pa.ArrowException):
+                problem = "cannot be read"
+            else:
+                if rows != version.rows_rejected:
+                    problem = (
+                        f"holds {rows:,} rows where the catalog counts {version.rows_rejected:,}"
+                    )
+        if problem:
+            raise StorageCorrupt(
+                f"version {version.number} of {ref}: its quarantined rows' file {problem} "
+                f"({version.quarantine_path})",
+                hint="restore the node's home from a backup; quarantined files must not be edited",
+                dataset=str(ref),
+                version=version.number,
+            )
