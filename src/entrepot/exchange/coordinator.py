@@ -612,13 +612,15 @@ class Coordinator:
     ) -> QueryFailed:
         """Spend ``reservation``, whose operation failed after reading data, and the one
         error to raise for it. Spent and used like an outcome: billed, and logged with
-        its ε, so that an auditor sees every ε a failure cost. One error for every cause,
-        since the cause may depend on the data. Called while ``error`` is handled."""
+        its ε, so that an auditor sees every ε a failure cost. One error for every cause
+        and every step that failed (an aggregate's own failure included), since either
+        may depend on the data; only a failure that names its rule (a peer's malformed
+        page, a fault of its code) says what it is. Called while ``error`` is handled."""
         if not isinstance(error, QueryFailed):
             _log.exception("an operation failed after reading data")
         failure = self._failure(consumer, request, screened, reservation)
         self.node.outbox.flush_through(self.spend(reservation, failure))
-        if isinstance(error, QueryFailed):
+        if isinstance(error, QueryFailed) and "rule" in error.details:
             return error
         return QueryFailed(
             "the operation failed after the data was read; its ε is spent",
