@@ -199,6 +199,15 @@ class Settings(BaseModel):
     request_body_max_bytes: int = Field(
         1024 * 1024, gt=0, description="Largest HTTP request body the API accepts."
     )
+    request_body_timeout_s: float = Field(
+        60.0,
+        gt=0,
+        le=_DAY_S,
+        description="How long the API waits for a request body: this long, and as long "
+        "again for each MiB that has arrived, so a body must come at 1 MiB per this many "
+        "seconds on average (a 2 GiB upload may take 34 hours at the default); a slower "
+        "one is refused with 408 and its connection closed.",
+    )
     default_dataset_epsilon_cap: float = Field(
         10.0,
         gt=0,

@@ -100,7 +100,8 @@ def test_an_upload_is_refused_before_it_is_read_unless_a_provider_sends_it(
     assert signin.split(b" ")[1:2] == [b"303"], signin
     scripted = _answer_while_the_body_is_due(port, "/provider/publish", "X-CSRF-Token: x\r\n")
     assert scripted.split(b" ")[1:2] == [b"401"], scripted
-    # A provider's upload is read: the server waits for the rest of it.
+    # A provider's upload is read: the server waits for the rest of it (for as long as
+    # request_body_timeout_s, 60 s, allows while nothing arrives).
     provider = bearer(world.tokens["provider"])
     assert _answer_while_the_body_is_due(port, "/v1/datasets", provider, wait=2) == b""
 

@@ -30,7 +30,7 @@ from entrepot import __version__, portal
 from entrepot.api import errors, openapi
 from entrepot.api._query_workers import runner_for
 from entrepot.api.auth import Auditor
-from entrepot.api.limits import AuthGuard, BodySizeLimit, GuessGate, RateLimit
+from entrepot.api.limits import AuthGuard, BodySizeLimit, BodyTimeLimit, GuessGate, RateLimit
 from entrepot.api.metrics import LogTally, Observed, RequestMetrics, scrape
 from entrepot.exchange import Exchange, Node
 from entrepot.settings import Settings
@@ -167,6 +167,7 @@ def create_app(node_or_settings: Node | Settings) -> FastAPI:
         upload_max_bytes=settings.max_upload_bytes,
         upload_paths=UPLOAD_PATHS,
     )
+    app.add_middleware(BodyTimeLimit, timeout_s=settings.request_body_timeout_s)
 
     # Outermost: the access log and the counts see every answer, refusals by limits too.
     requests = RequestMetrics()

@@ -133,6 +133,7 @@ _DESCRIPTIONS = {
     403: "Authenticated, but a role, contract, policy or budget refused.",
     404: "No such object, or not one this account may see.",
     405: "Method not allowed on this path.",
+    408: "The request's body came too slowly; `setting` names what raises the limit.",
     409: "Conflict with the current state.",
     413: "A resource limit was hit; `setting` names what raises it.",
     422: "The content failed validation against the standard.",

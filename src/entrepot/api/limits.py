@@ -1,12 +1,17 @@
-"""Resource limits on by default: body size, request rate, and what a login may cost.
+"""Resource limits on by default: body size and time, request rate, and what a login may cost.
 
-The first two are plain ASGI middleware so they run before any body is parsed:
+The first three are plain ASGI middleware so they run before any body is parsed:
 
 - **Body size.** A declared ``Content-Length`` over the limit is refused at once;
   a chunked body is counted as it streams and refused the moment it passes the
   limit, so an oversized upload never lands in memory or on disk. Dataset uploads
   (``upload_paths``) get ``max_upload_bytes``; every other request
   ``request_body_max_bytes``.
+- **Body time.** The time spent waiting for a body's bytes may reach
+  ``request_body_timeout_s``, and as much again for each MiB that has arrived: a client
+  trickling its body is answered 408 once that is spent, whatever size it declared,
+  and a large upload at a steady pace runs to its end. A refused body (too large or
+  too slow) closes its connection: the rest of it is never read.
 - **Rate.** A token bucket per API token id (the public half of ``ent_<id>_<secret>``,
   so a new secret does not buy a new bucket), per SHA-256 of any other
   ``Authorization`` header, or per client address for anonymous requests:
@@ -50,6 +55,7 @@ from entrepot.settings import Settings
 __all__ = [
     "AuthGuard",
     "BodySizeLimit",
+    "BodyTimeLimit",
     "GuessGate",
     "RateLimit",
     "TokenBuckets",
@@ -64,11 +70,25 @@ _CHECK_NICE = 10
 # 64 clients guessing back to back got 379 refusals a second, and a verified client's
 # search p99 rose from 11 to 138 ms on an idle 2-core machine (benchmarks/RESULTS.md).
 _GUESS_HOLD_S = 1.0
+_MIB = 1024 * 1024
+# On the refusal of a body not read whole: the rest of it is never read, so the connection
+# cannot carry another request, and uvicorn would keep it open while the client sends.
+_CLOSE = (b"connection", b"close")
 _T = TypeVar("_T")
 
 
-class _TooLarge(LimitExceeded):
+class _BodyRefused(LimitExceeded):
+    """Raised from ``receive`` when a body is refused as it streams."""
+
+
+class _TooLarge(_BodyRefused):
     """Raised from ``receive`` when a streamed body passes the limit."""
+
+
+class _TooSlow(_BodyRefused):
+    """Raised from ``receive`` when a body's time is spent before it has all arrived."""
+
+    status = 408
 
 
 class TooManyAttempts(LimitExceeded):
@@ -77,13 +97,42 @@ class TooManyAttempts(LimitExceeded):
     status = 429
 
 
-def _too_large(limit: int, setting: str) -> LimitExceeded:
+def _too_large(limit: int, setting: str) -> _TooLarge:
     return _TooLarge(
         f"request body larger than {limit} bytes",
         setting=setting,
         hint=f"send less, or raise ENTREPOT_{setting.upper()} on the server",
         limit=limit,
     )
+
+
+class _BodyWatch:
+    """One request under a body limit: a refusal raised from ``receive`` is answered in
+    the one shape even when it escapes the app, and its answer closes the connection."""
+
+    def __init__(self) -> None:
+        self.refused = False
+        self.started = False
+
+    def refuse(self, error: _BodyRefused) -> _BodyRefused:
+        """``error``, to raise from ``receive``; the answer will close the connection."""
+        self.refused = True
+        return error
+
+    async def run(self, app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
+        async def closing_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                self.started = True
+                if self.refused:
+                    message = {**message, "headers": [*message.get("headers", ()), _CLOSE]}
+            await send(message)
+
+        try:
+            await app(scope, receive, closing_send)
+        except _BodyRefused as error:
+            if self.started:
+                raise
+            await error_response(error, scope=scope)(scope, receive, closing_send)
 
 
 class BodySizeLimit:
@@ -114,10 +163,13 @@ class BodySizeLimit:
         limit, setting = self._limit(scope["path"])
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > limit):
-            await error_response(_too_large(limit, setting), scope=scope)(scope, receive, send)
+            refusal = error_response(
+                _too_large(limit, setting), headers={"Connection": "close"}, scope=scope
+            )
+            await refusal(scope, receive, send)
             return
         seen = 0
-        started = False
+        watch = _BodyWatch()
 
         async def counting_receive() -> Message:
             nonlocal seen
@@ -125,21 +177,68 @@ class BodySizeLimit:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > limit:
-                    raise _too_large(limit, setting)
+                    raise watch.refuse(_too_large(limit, setting))
             return message
 
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
+        await watch.run(self.app, scope, counting_receive, send)
 
-        try:
-            await self.app(scope, counting_receive, tracking_send)
-        except _TooLarge as error:
-            if started:
-                raise
-            await error_response(error, scope=scope)(scope, receive, send)
+
+class BodyTimeLimit:
+    """Refuse with 408 a request body that does not arrive in time: waiting for it may
+    take ``timeout_s``, and as long again for each MiB that has arrived.
+
+    Only the time the app spends waiting in ``receive`` counts, from its first call: a
+    request the app answers without reading its body, or reads late (once its caller
+    is authenticated), is not charged for the wait, nor for the app's own work between
+    two parts of it. Once the body is complete, ``receive`` only waits for the client's
+    disconnect (during a streamed answer) and is not timed.
+    """
+
+    def __init__(self, app: ASGIApp, *, timeout_s: float) -> None:
+        self.app = app
+        self.timeout_s = timeout_s
+
+    def _too_slow(self) -> _TooSlow:
+        return _TooSlow(
+            f"request body too slow: less than 1 MiB per {self.timeout_s:g} s",
+            setting="request_body_timeout_s",
+            hint="send the body faster, or raise ENTREPOT_REQUEST_BODY_TIMEOUT_S on the "
+            "server (the seconds each MiB may take)",
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        waited = 0.0
+        seen = 0
+        complete = False
+        watch = _BodyWatch()
+
+        async def timed_receive() -> Message:
+            nonlocal waited, seen, complete
+            if complete:
+                return await receive()
+            # Allowed time grows with what arrived, not with what was declared: a trickle
+            # is cut after timeout_s whatever its Content-Length, while an upload keeping
+            # 1 MiB per timeout_s (17 kB/s at the default) runs to its end, however large.
+            left = self.timeout_s * (1 + seen / _MIB) - waited
+            began = time.monotonic()
+            try:
+                async with asyncio.timeout(max(0.0, left)):
+                    message = await receive()
+            except TimeoutError:
+                raise watch.refuse(self._too_slow()) from None
+            finally:
+                waited += time.monotonic() - began
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                complete = not message.get("more_body", False)
+            else:
+                complete = True
+            return message
+
+        await watch.run(self.app, scope, timed_receive, send)
 
 
 @dataclass

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import ValidationError
 from starlette.responses import Response
 
+from entrepot.api.routers.catalog import ProviderFacet, RegionFacet, SectorFacet, StandardFacet
 from entrepot.errors import EntrepotError, InvalidInput
 from entrepot.portal._web import Visit, error_body, form_text, visit
 from entrepot.portal.plain import policy_line, policy_sentences
@@ -26,9 +27,9 @@ _CARDS = 60
 _FEDERATED = 500
 
 
-# The catalog's facets, in the order the page shows them.
+# The catalog's facets, in the order the page shows them. Their values are read as the
+# API's catalog routes read them, value by value: one the API refuses is refused here.
 _FACETS = ("provider", "standard", "region", "sector")
-FacetValues = Annotated[list[str] | None, Query(max_length=200)]
 
 
 def _values(card: dict[str, Any]) -> dict[str, list[tuple[str, str]]]:
@@ -56,14 +57,24 @@ def _facet_counts(found: list[dict[str, Any]]) -> dict[str, list[tuple[str, str,
     }
 
 
+def _kept(card: dict[str, Any], chosen: dict[str, list[str]]) -> bool:
+    """Whether ``card`` has a chosen value of every facet with one chosen: the values its
+    facets count it under, so a ticked value shows as many cards as its count says."""
+    values = _values(card)
+    return all(
+        not wanted or any(value in wanted for value, _label in values[name])
+        for name, wanted in chosen.items()
+    )
+
+
 @router.get("/")
 def catalog_page(
     here: Visitor,
     q: Annotated[str, Query(max_length=500)] = "",
-    provider: FacetValues = None,
-    standard: FacetValues = None,
-    region: FacetValues = None,
-    sector: FacetValues = None,
+    provider: ProviderFacet = None,
+    standard: StandardFacet = None,
+    region: RegionFacet = None,
+    sector: SectorFacet = None,
     nodes: Annotated[str, Query(max_length=3, pattern="^(all)?$")] = "",
 ) -> Response:
     def build() -> Response:
@@ -77,14 +88,11 @@ def catalog_page(
         }
         federated = bool(nodes) and bool(words)
         if federated:
-            # Every trusted peer's feed is pulled first; the same facets keep this node's
-            # datasets and the peers' copies, by the catalog's one rule.
+            # Each search over other nodes pulls every trusted peer's feed: one per page.
+            # The words alone find what the facets count; the cards are those of them
+            # that the ticked values keep.
             found = client.catalog_search_federated(words, _FEDERATED)
-            shown = (
-                client.catalog_search_federated(words, _FEDERATED, **chosen)
-                if any(chosen.values())
-                else found
-            )
+            shown = [card for card in found if _kept(card, chosen)]
         else:
             found = client.catalog_search(words) if words else client.catalog_datasets()
             shown = found

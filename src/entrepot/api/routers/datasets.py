@@ -5,7 +5,8 @@ unless the caller is the dataset's provider or an operator; the publish answer, 
 only the publishing provider receives, always has them.
 
 The upload is multipart and limited by ``max_upload_bytes`` (not the small
-``request_body_max_bytes`` of other calls). A provider account publishes only for
+``request_body_max_bytes`` of other calls); like every body, it must keep arriving
+(``request_body_timeout_s`` per MiB). A provider account publishes only for
 its own organization: the provider is taken from the token, never from the request.
 """
 
