@@ -162,3 +162,18 @@ def test_a_large_upload_at_a_steady_pace_takes_as_long_as_it_needs(
     assert response.status_code == 201, response.text
     assert response.json()["rows"] == 100_000
     assert time.monotonic() - began > 2 * TIMEOUT_S
+
+
+def test_an_upload_refused_before_its_body_is_read_closes_its_connection(
+    served: tuple[httpx.Client, World],
+) -> None:
+    client, _world = served
+    port = client.base_url.port
+    assert port is not None
+    # No token: refused at once, its body never read; the connection is not kept for it.
+    answer, took, closed = _trickled(port, "/v1/datasets", "")
+    status, headers, error = _refusal(answer)
+    assert (status, error["code"]) == (401, "unauthorized")
+    assert took < TIMEOUT_S
+    assert headers["connection"] == "close"
+    assert closed

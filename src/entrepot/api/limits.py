@@ -110,9 +110,11 @@ class _BodyWatch:
     """One request under a body limit: a refusal raised from ``receive`` is answered in
     the one shape even when it escapes the app, and its answer closes the connection."""
 
-    def __init__(self) -> None:
+    def __init__(self, unread: bool = False) -> None:
         self.refused = False
         self.started = False
+        # Whether a body the request declared is yet to be read whole.
+        self.unread = unread
 
     def refuse(self, error: _BodyRefused) -> _BodyRefused:
         """``error``, to raise from ``receive``; the answer will close the connection."""
@@ -123,8 +125,9 @@ class _BodyWatch:
         async def closing_send(message: Message) -> None:
             if message["type"] == "http.response.start":
                 self.started = True
-                if self.refused:
-                    message = {**message, "headers": [*message.get("headers", ()), _CLOSE]}
+                headers = list(message.get("headers", ()))
+                if (self.refused or self.unread) and _CLOSE not in headers:
+                    message = {**message, "headers": [*headers, _CLOSE]}
             await send(message)
 
         try:
@@ -213,7 +216,12 @@ class BodyTimeLimit:
         waited = 0.0
         seen = 0
         complete = False
-        watch = _BodyWatch()
+        # An answer sent before a declared body is read whole (a 401 on an upload)
+        # closes the connection too: the server would otherwise keep it, with no timer,
+        # for as long as the client goes on sending a body no one reads.
+        headers = dict(scope["headers"])
+        declared = headers.get(b"content-length", b"0") != b"0" or b"transfer-encoding" in headers
+        watch = _BodyWatch(unread=declared)
 
         async def timed_receive() -> Message:
             nonlocal waited, seen, complete
@@ -236,6 +244,7 @@ class BodyTimeLimit:
                 complete = not message.get("more_body", False)
             else:
                 complete = True
+            watch.unread = not complete
             return message
 
         await watch.run(self.app, scope, timed_receive, send)
