@@ -41,6 +41,13 @@ def served(
     node.close()
 
 
+def _port(client: httpx.Client) -> int:
+    """The loopback port the served node listens on."""
+    port = client.base_url.port
+    assert port is not None
+    return port
+
+
 def _trickled(port: int, path: str, headers: str, limit_s: float = 10) -> tuple[bytes, float, bool]:
     """Declare a 1 MiB multipart upload, then send it a byte every 50 ms until the server
     answers: its answer, how long it took to come, and whether the server then closed
@@ -102,8 +109,7 @@ def test_an_upload_trickled_in_is_refused_for_time_and_its_connection_closed(
     served: tuple[httpx.Client, World],
 ) -> None:
     client, world = served
-    port = client.base_url.port
-    assert port is not None
+    port = _port(client)
     bearer = f"Authorization: Bearer {world.tokens['provider']}\r\n"
     _assert_cut_for_time(*_trickled(port, "/v1/datasets", bearer))
 
@@ -112,8 +118,7 @@ def test_the_portals_publish_form_trickled_in_is_refused_for_time(
     served: tuple[httpx.Client, World],
 ) -> None:
     client, world = served
-    port = client.base_url.port
-    assert port is not None
+    port = _port(client)
     provider = Signed(str(client.base_url), world.tokens["provider"])
     try:
         cookie = "; ".join(f"{name}={value}" for name, value in provider.http.cookies.items())
@@ -167,9 +172,7 @@ def test_a_large_upload_at_a_steady_pace_takes_as_long_as_it_needs(
 def test_an_upload_refused_before_its_body_is_read_closes_its_connection(
     served: tuple[httpx.Client, World],
 ) -> None:
-    client, _world = served
-    port = client.base_url.port
-    assert port is not None
+    port = _port(served[0])
     # No token: refused at once, its body never read; the connection is not kept for it.
     answer, took, closed = _trickled(port, "/v1/datasets", "")
     status, headers, error = _refusal(answer)
