@@ -4,6 +4,7 @@ intervals that cover the quantile of the bounded data."""
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from entrepot.errors import InvalidInput, PolicyViolation
 from entrepot.privacy import Answer, Plan, mechanisms, parse_policy, plan
 from entrepot.privacy._quantiles import _edge, candidates, refined, spec
 from entrepot.privacy._quantiles import estimate as estimates
-from entrepot.privacy.mechanisms import QUANTILE_CANDIDATES
+from entrepot.privacy.mechanisms import QUANTILE_CANDIDATES, Weighted, quantile_sensitivity
 from entrepot.privacy.plan import AUXILIARY_SHARE
 
 STANDARD = visit_standard()
@@ -85,6 +86,12 @@ def samples(p: Plan, path: Path, *, counted: bool = False) -> pa.Table:
         return session.execute(p.rewrite.samples_sql("v", counted=counted))
 
 
+def spent(name: str, level: float, scale: float, rows: float) -> float:
+    """What a selection at ``scale`` spends when one unit moves ``rows`` of weight."""
+    selection = mechanisms._selection(name, scale)
+    return float(selection.map(quantile_sensitivity(rows, level)))
+
+
 def by_district(answer: Answer, name: str) -> dict[str, Any]:
     index = answer.aggregates.index(name)
     return {row.key[0]: row.values[index] for row in answer.rows}
@@ -126,7 +133,12 @@ def test_quantiles_and_their_intervals_lie_within_the_measures_bounds(
                 assert estimate.lo <= estimate.value <= estimate.hi
 
 
-def test_a_unit_with_many_rows_adds_at_most_r_values_whichever_text_runs(tmp_path: Path) -> None:
+def weighted(listed: list[dict[str, float]] | None) -> list[tuple[float, float]]:
+    """A group's ``{x, w}`` pairs as sorted (value, weight) tuples."""
+    return sorted((pair["x"], pair["w"]) for pair in listed or [])
+
+
+def test_a_unit_with_many_rows_weighs_at_most_r_whichever_text_runs(tmp_path: Path) -> None:
     # unit 0 has 5,000 rows of cost 4,000; units 1..300 one row each of cost 100
     units = [0] * 5000 + list(range(1, 301))
     costs: list[float | None] = [4000.0] * 5000 + [100.0] * 300
@@ -142,9 +154,9 @@ def test_a_unit_with_many_rows_adds_at_most_r_values_whichever_text_runs(tmp_pat
     assert p.rewrite.rows_per_unit == 4
     for path, stored in ((plain, False), (counted, True)):
         table = samples(p, path, counted=stored).to_pylist()
-        values = sorted(next(r["__x0"] for r in table if r["__k0"] == "D1"))
-        assert values.count(4000.0) == 4
-        assert values.count(100.0) == 300
+        pairs = weighted(next(r["__x0"] for r in table if r["__k0"] == "D1"))
+        # every row is there, each of the large unit's weighing 4/5,000
+        assert pairs == [(100.0, 1.0)] * 300 + [(4000.0, 4 / 5000)] * 5000
     # so the unit cannot drag the median: it stays at the other units' 100
     answer = run(p, counted)
     p_huge = plan(
@@ -172,8 +184,8 @@ def test_a_filter_bounds_units_by_their_rows_under_it(tmp_path: Path) -> None:
         codes=CODES,
     )
     for path, stored in ((plain, False), (counted, True)):
-        values = sorted(samples(p, path, counted=stored).column("__x0")[0].as_py())
-        assert values == [float(i) for i in range(7, 30)]
+        pairs = weighted(samples(p, path, counted=stored).column("__x0")[0].as_py())
+        assert pairs == [(float(i), 1.0) for i in range(7, 30)]
 
 
 def test_intervals_cover_the_quantile_of_the_bounded_data(tmp_path: Path) -> None:
@@ -282,10 +294,10 @@ def test_a_quantile_takes_one_share_of_the_budget_like_a_sum() -> None:
     # priced at R rows
     parts = ((quantile.scale, 0.5, share * 0.8), (quantile.bracket_scale, 0.25, share * 0.1))
     for scale, level, part in parts:
-        used = mechanisms._quantile("laplace", candidates(LOW, HIGH), level, scale).map(rows)
+        used = spent("laplace", level, scale, rows)
         assert used <= part * (1 + 1e-9)
         assert used == pytest.approx(part)
-    assert laplace.quantile_scale(rows, share * 0.8, 0.5, QUANTILE_CANDIDATES) == quantile.scale
+    assert laplace.quantile_scale(rows, share * 0.8, 0.5) == quantile.scale
     assert median.fingerprint != summed.fingerprint
     assert any("cost clamped" in note for note in median.notes)
 
@@ -304,7 +316,7 @@ def test_a_count_that_only_sizes_a_quantile_gets_a_quarter_share() -> None:
     laplace = mechanisms.get("laplace")
     assert alone.scales[size.name] == laplace.scale(rows, share * AUXILIARY_SHARE, 1)
     (quantile,) = alone.quantiles
-    assert quantile.scale == laplace.quantile_scale(rows, share * 0.8, 0.5, QUANTILE_CANDIDATES)
+    assert quantile.scale == laplace.quantile_scale(rows, share * 0.8, 0.5)
     # a SUM beside the median is not read from a quarter-share count: it has its own
     assert not summed.rewrite.derived
     assert {q.kind for q in summed.rewrite.quantities} == {"sum", "rows"}
@@ -313,13 +325,13 @@ def test_a_count_that_only_sizes_a_quantile_gets_a_quarter_share() -> None:
 @pytest.mark.parametrize("name", ["laplace", "gaussian"])
 def test_the_quantile_privacy_map_spends_no_more_spread_over_groups(name: str) -> None:
     mechanism = mechanisms.get(name)
-    scale = mechanism.quantile_scale(15, 0.1, 0.9, QUANTILE_CANDIDATES)
-    measurement = mechanisms._quantile(name, candidates(0.0, 1.0), 0.9, scale)
-    whole = float(measurement.map(15))
+    scale = mechanism.quantile_scale(15, 0.1, 0.9)
+    whole = spent(name, 0.9, scale, 15)
     assert whole <= 0.1
-    # rows spread over groups (d_g summing to 15) spend at most what 15 in one group do
-    for split in ([5, 5, 5], [1] * 15, [14, 1]):
-        assert sum(float(measurement.map(d)) for d in split) <= whole * (1 + 1e-12)
+    # weight spread over groups (w_g summing to 15, rows of weight below 1 included)
+    # spends at most what 15 in one group does
+    for split in ([5, 5, 5], [1] * 15, [14, 1], [7.5, 7.5], [0.25] * 60, [14.999, 0.001]):
+        assert sum(spent(name, 0.9, scale, d) for d in split) <= whole * (1 + 1e-12)
 
 
 def test_gaussian_policies_release_quantiles_under_zcdp(tmp_path: Path) -> None:
@@ -357,7 +369,7 @@ def test_releasing_quantiles_without_their_values_is_refused(tmp_path: Path) -> 
     k=st.integers(1, 4),
     filtered=st.booleans(),
 )
-def test_each_unit_adds_at_most_r_values_under_any_filter(
+def test_each_unit_weighs_at_most_r_under_any_filter(
     tmp_path: Path, rows: list[tuple[int, str, int]], k: int, filtered: bool
 ) -> None:
     units, districts, costs = (list(column) for column in zip(*rows, strict=True))
@@ -373,14 +385,21 @@ def test_each_unit_adds_at_most_r_values_under_any_filter(
     )
     kept = [r for r in rows if not filtered or r[1] != "D3"]
     per_unit = {u: sum(1 for r in kept if r[0] == u) for u in {r[0] for r in kept}}
+    # every row kept, weighing min(1, k / its unit's rows under the filter)
+    expected = {
+        district: sorted((float(c), min(1.0, k / per_unit[u])) for u, d, c in kept if d == district)
+        for district in {r[1] for r in kept}
+    }
     for path, stored in ((plain, False), (counted, True)):
         table = samples(p, path, counted=stored).to_pylist()
-        listed = {r["__k0"]: sorted(r["__x0"] or []) for r in table}
-        # every unit keeps min(its rows, R) values, each a value of its group
-        assert sum(map(len, listed.values())) == sum(min(n, k) for n in per_unit.values())
-        for district, values in listed.items():
-            present = [float(r[2]) for r in kept if r[1] == district]
-            assert all(present.count(v) >= values.count(v) for v in set(values))
+        listed = {r["__k0"]: weighted(r["__x0"]) for r in table}
+        assert listed.keys() == expected.keys()
+        for district, pairs in listed.items():
+            assert [x for x, _ in pairs] == [x for x, _ in expected[district]]
+            assert [w for _, w in pairs] == pytest.approx([w for _, w in expected[district]])
+        # so each unit weighs min(its rows, k) in all
+        total = sum(w for pairs in listed.values() for _, w in pairs)
+        assert total == pytest.approx(sum(min(n, k) for n in per_unit.values()))
 
 
 @given(
@@ -423,13 +442,9 @@ def test_a_bracket_at_any_level_it_may_take_spends_at_most_its_tenth(
     bracket = edge + (1 - 2 * edge) * where
     if not edge < bracket < 1 - edge:
         return
-    measurement = mechanisms._quantile(name, quantile.grid, bracket, quantile.bracket_scale)
-    assert float(measurement.map(15)) <= 0.3 / 10 * (1 + 1e-12)
-    # and the estimate, on whichever refined grid, its 80%: the map does not depend on
-    # the candidates
-    for fine in (quantile.grid, refined(quantile.grid, 250.0, 400.0)):
-        point = mechanisms._quantile(name, fine, level, quantile.scale)
-        assert float(point.map(15)) <= 0.3 * 0.8 * (1 + 1e-12)
+    assert spent(name, bracket, quantile.bracket_scale, 15) <= 0.3 / 10 * (1 + 1e-12)
+    # and the estimate its 80%, on whichever grid: the map depends on no candidate
+    assert spent(name, level, quantile.scale, 15) <= 0.3 * 0.8 * (1 + 1e-12)
 
 
 @settings(max_examples=60, deadline=None)
@@ -476,7 +491,7 @@ def test_estimates_lie_in_their_intervals_which_lie_in_the_bounds(
     quantile = spec(mechanism, "q", "cost", level, (LOW, HIGH), rows=3, share=epsilon)
     rng = np.random.default_rng(n)
     data = np.clip(rng.lognormal(6.0, spread, n), LOW, HIGH)
-    values, lo, hi = estimates(mechanism, quantile, [data], [float(n)], 1e-9)
+    values, lo, hi = estimates(mechanism, quantile, [Weighted.of(data)], [float(n)], 1e-9)
     (value,), (low,), (high,) = values, lo, hi
     assert LOW <= low <= high <= HIGH
     if n:
@@ -488,19 +503,18 @@ def test_estimates_lie_in_their_intervals_which_lie_in_the_bounds(
 def test_a_group_spends_at_most_the_share_whichever_brackets_it_draws(name: str) -> None:
     mechanism = mechanisms.get(name)
     quantile = spec(mechanism, "q", "cost", 0.9, (LOW, HIGH), rows=15, share=0.3)
-    bracket = mechanisms._quantile(name, quantile.grid, _edge(0.9), quantile.bracket_scale)
     scales = quantile.estimate_scales
     # the estimate beside both brackets is the stated scale, and the least share
     assert scales[2] == quantile.scale
     assert scales[0] < scales[1] < scales[2]
     for drawn, scale in enumerate(scales):
-        point = mechanisms._quantile(name, quantile.grid, 0.9, scale)
         for d in (1, 15):
-            used = drawn * float(bracket.map(d)) + float(point.map(d))
+            used = drawn * spent(name, _edge(0.9), quantile.bracket_scale, d)
+            used += spent(name, 0.9, scale, d)
             # pure ε: linear in the rows, so a unit spread over groups spends no more
             assert used <= 0.3 * (d / 15 if name == "laplace" else 1) * (1 + 1e-9)
         if drawn == 0:
-            assert float(point.map(15)) == pytest.approx(0.3)
+            assert spent(name, 0.9, scale, 15) == pytest.approx(0.3)
 
 
 class _Recording(mechanisms.Laplace):
@@ -510,10 +524,10 @@ class _Recording(mechanisms.Laplace):
         self.calls: list[tuple[float, float]] = []
 
     def select_quantile(
-        self, values: Any, candidates: tuple[float, ...], level: float, scale: float
+        self, data: Weighted, candidates: Sequence[float], level: float, scale: float
     ) -> float:
         self.calls.append((level, scale))
-        return super().select_quantile(values, candidates, level, scale)
+        return super().select_quantile(data, candidates, level, scale)
 
 
 @pytest.mark.parametrize(
@@ -526,7 +540,9 @@ def test_brackets_a_group_does_not_draw_leave_their_share_to_the_estimate(
     mechanism = _Recording()
     quantile = spec(mechanism, "q", "cost", level, (LOW, HIGH), rows=3, share=1.0)
     data = np.random.default_rng(n).uniform(100.0, 900.0, n)
-    (value,), (low,), (high,) = estimates(mechanism, quantile, [data], [float(n)], 1e-9)
+    (value,), (low,), (high,) = estimates(
+        mechanism, quantile, [Weighted.of(data)], [float(n)], 1e-9
+    )
     assert value is not None
     assert low <= value <= high
     *brackets, last = mechanism.calls
@@ -535,3 +551,39 @@ def test_brackets_a_group_does_not_draw_leave_their_share_to_the_estimate(
     assert last == (level, quantile.estimate_scales[drawn])
     if not drawn:
         assert (low, high) == (LOW, HIGH)
+
+
+def weighted_median(values: np.ndarray, weights: np.ndarray) -> float:
+    """The value at which half the weight lies on either side, computed directly."""
+    order = np.argsort(values)
+    ranked, cumulative = values[order], np.cumsum(weights[order])
+    return float(ranked[np.searchsorted(cumulative, cumulative[-1] / 2, side="right")])
+
+
+def test_a_quantile_is_chosen_from_every_row_weighted_not_from_a_draw(tmp_path: Path) -> None:
+    # 100 units of 40 rows each, half at 450 and half at 550, weigh 4 each at R = 4:
+    # 200 at 450, 200 at 550. With the one-row units the weighted median is 500, by 5
+    # of 2,600: four rows drawn at random from each large unit would move it about
+    # twice as much.
+    heavy = [u for u in range(100) for _ in range(40)]
+    light = list(range(100, 100 + 1095 + 10 + 1095))
+    units = heavy + light
+    costs = [450.0 if i % 2 else 550.0 for i in range(len(heavy))]
+    costs += [450.0] * 1095 + [500.0] * 10 + [550.0] * 1095
+    plain = write(tmp_path / "v.parquet", units, ["D1"] * len(units), costs)
+    counted = tmp_path / "v_units.parquet"
+    write_unit_columns(plain, counted, "patient_id", threads=1, memory_limit="256MB")
+    weights = np.array([4 / 40] * len(heavy) + [1.0] * len(light))
+    truth = weighted_median(np.array(costs), weights)
+    assert truth == 500.0
+    p = plan(
+        f"SELECT MEDIAN(cost) AS m FROM {DATASET}",
+        standard=STANDARD,
+        policy=policy(rows_per_group=4, groups=1),
+        epsilon=1e6,
+        codes=CODES,
+    )
+    assert p.rewrite.rows_per_unit == 4
+    for path in (plain, counted):
+        answers = {run(p, path).rows[0].values[0].value for _ in range(8)}
+        assert answers == {truth}

@@ -66,7 +66,7 @@ from typing import Any
 
 import numpy as np
 
-from entrepot.privacy.mechanisms import QUANTILE_CANDIDATES, Mechanism
+from entrepot.privacy.mechanisms import QUANTILE_CANDIDATES, Mechanism, Weighted
 
 __all__ = [
     "QuantileSpec",
@@ -200,7 +200,7 @@ def spec(
     point, bracket = share * _POINT, share * (1 - _POINT) / 2
 
     def estimate_scale(part: float) -> float:
-        return mechanism.quantile_scale(rows, part, level, QUANTILE_CANDIDATES)
+        return mechanism.quantile_scale(rows, part, level)
 
     return QuantileSpec(
         name=name,
@@ -208,7 +208,7 @@ def spec(
         level=level,
         low=float(bounds[0]),
         high=float(bounds[1]),
-        bracket_scale=mechanism.quantile_scale(rows, bracket, _edge(level), QUANTILE_CANDIDATES),
+        bracket_scale=mechanism.quantile_scale(rows, bracket, _edge(level)),
         # by brackets drawn: none (the whole share), one, both (80%)
         estimate_scales=(
             estimate_scale(share),
@@ -228,7 +228,7 @@ def _edge(level: float) -> float:
 def estimate(
     mechanism: Mechanism,
     quantile: QuantileSpec,
-    values: Sequence[Any],
+    values: Sequence[Weighted],
     size: Any,
     size_scale: float,
 ) -> tuple[list[float | None], list[float], list[float]]:
@@ -236,7 +236,7 @@ def estimate(
     the brackets first, on the public grid, then the estimate among :func:`refined`
     points of the interval they make, at the scale the brackets drawn leave it.
 
-    ``values`` holds each group's values (a float array, possibly empty); ``size`` the
+    ``values`` holds each group's weighted values (possibly none); ``size`` the
     noisy count of each group and ``size_scale`` its noise scale. A group whose count's
     interval (at 99%) reaches 0 cannot be told from an empty one: it gets no
     selection, and the bounds. Which selections are drawn, and at which scales,

@@ -20,14 +20,17 @@ value gets a call of its own.
   OpenDP's conversion allows 25-78% more ρ at ε ∈ [0.1, 1] and δ ∈ [1e-10, 1e-6], so
   σ and the half-width are 10-25% smaller (measured, ``benchmarks/bench_delta.py``).
 
-Quantiles go through OpenDP's ``make_private_quantile`` (the exponential mechanism
-over the quantile score of Smith 2011; permute-and-flip under pure ε, Gumbel noisy max
-under zCDP, whose bounded range gives ρ = ε²/8), over public candidates: a grid of
-:data:`QUANTILE_CANDIDATES` points across the measure's bounds, even and geometric
-around 0. Its scale is the smallest whose privacy map at ``d`` rows (the rows one
-unit may add) fits in the share, with the map checked linear (pure ε) so that a
-unit spreading its rows over several groups spends no more than one putting them in
-one group.
+Quantiles are selected by OpenDP's ``make_noisy_max`` (permute-and-flip under pure ε,
+Gumbel noisy max under zCDP, whose bounded range gives ρ = ε²/8) over the weighted
+quantile score of public candidates (:class:`Weighted`): the score of Smith (2011)
+that OpenDP's ``make_private_quantile`` uses, with each row counted at its weight
+``min(1, R/n_u)`` as in the bounded counts and sums, so a unit adds or removes at most
+``R`` of weight over all groups and no rows are drawn at random. The candidates are a
+grid of :data:`QUANTILE_CANDIDATES` points across the measure's bounds, even and
+geometric around 0. Its scale is the smallest whose privacy map at the scores'
+sensitivity to one unit (:func:`quantile_sensitivity`) fits in the share, with the
+map checked linear (pure ε) so that a unit spreading its rows over several groups
+spends no more than one putting them in one group.
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ import functools
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from dataclasses import dataclass
+from fractions import Fraction
 from statistics import NormalDist
 from typing import Any, ClassVar
 
@@ -44,7 +49,16 @@ import opendp.prelude as dp
 
 from entrepot.errors import EntrepotError, InvalidInput
 
-__all__ = ["Gaussian", "Laplace", "Mechanism", "get", "names"]
+__all__ = [
+    "Gaussian",
+    "Laplace",
+    "Mechanism",
+    "Weighted",
+    "get",
+    "level_fraction",
+    "names",
+    "quantile_sensitivity",
+]
 
 dp.enable_features("contrib")
 
@@ -119,21 +133,24 @@ class Mechanism(ABC):
     def _share_unit(self, share: float) -> float:
         return share
 
-    def quantile_scale(self, rows: int, share: float, level: float, candidates: int) -> float:
+    def quantile_scale(self, rows: int, share: float, level: float) -> float:
         """The smallest scale whose quantile selection spends at most ``share`` when one
-        unit adds or removes ``rows`` values, over all the groups its rows fall in."""
-        return _quantile_scale(self.name, rows, share, level, candidates)
+        unit adds or removes ``rows`` of weight, over all the groups its rows fall in."""
+        return _quantile_scale(self.name, rows, share, level)
 
-    def _quantile_search(self, rows: int, share: float, level: float, candidates: int) -> float:
-        grid = tuple(float(i) for i in range(candidates))
-        scale = 2 * max(level, 1 - level) * rows / self._quantile_unit(share)
+    def _quantile_search(self, rows: int, share: float, level: float) -> float:
+        sensitivity = quantile_sensitivity(rows, level)
+        scale = 2 * sensitivity / self._quantile_unit(share)
         for _ in range(64):
-            measurement = _quantile(self.name, grid, level, scale)
-            used = float(measurement.map(rows))
+            measurement = _selection(self.name, scale)
+            used = float(measurement.map(sensitivity))
             if self.measure == "max_divergence":
-                # Pure ε adds up over groups: rows spread over groups spend Σ ε(d_g),
-                # which is ε(rows) only if the map is linear in d.
-                used = max(used, rows * float(measurement.map(1)))
+                # Pure ε adds up over groups: a unit whose weight is spread over groups
+                # moves each one's scores by its part of the sensitivity and spends the
+                # sum of their maps, which is the map of the whole only if the map is
+                # linear: checked at a whole row and at a sliver of one.
+                for part in (1.0, sensitivity * 2.0**-32):
+                    used = max(used, sensitivity / part * float(measurement.map(part)))
             if used <= share:
                 return scale
             scale *= (used / share) * (1 + 1e-12)
@@ -146,10 +163,11 @@ class Mechanism(ABC):
         return share
 
     def select_quantile(
-        self, values: Any, candidates: tuple[float, ...], level: float, scale: float
+        self, data: Weighted, candidates: Sequence[float], level: float, scale: float
     ) -> float:
-        """The candidate OpenDP selects as the ``level`` quantile of ``values``."""
-        return float(_quantile(self.name, candidates, level, scale)(values))
+        """The candidate OpenDP selects as the ``level`` quantile of ``data``."""
+        scores = data.scores(np.asarray(candidates, dtype=np.float64), level)
+        return float(candidates[_selection(self.name, scale)(scores)])
 
     def release(self, values: Sequence[float] | np.ndarray, scale: float) -> list[float]:
         """``values`` plus noise of ``scale``: one OpenDP measurement call for the vector.
@@ -178,20 +196,21 @@ def _combined(name: str, scales: tuple[float, ...], alpha: float) -> float:
 
 
 @functools.lru_cache(maxsize=4096)
-def _quantile_scale(name: str, rows: int, share: float, level: float, candidates: int) -> float:
-    # The map depends on the number of candidates and the level, not their values.
-    return get(name)._quantile_search(rows, share, level, candidates)
+def _quantile_scale(name: str, rows: int, share: float, level: float) -> float:
+    # The map depends on the sensitivity alone, not on the candidates or the data.
+    return get(name)._quantile_search(rows, share, level)
 
 
 @functools.lru_cache(maxsize=256)
-def _quantile(name: str, candidates: tuple[float, ...], level: float, scale: float) -> Any:
-    return dp.m.make_private_quantile(
+def _selection(name: str, scale: float) -> Any:
+    """OpenDP's selection of the least of a vector of scores, noised at ``scale``."""
+    return dp.m.make_noisy_max(
         _domain(None),
-        dp.symmetric_distance(),
+        # a unit's rows move a candidate's score up or down: not monotonic
+        dp.linf_distance(T=float, monotonic=False),
         getattr(dp, get(name).measure)(),
-        candidates=list(candidates),
-        alpha=level,
-        scale=scale,
+        scale,
+        negate=True,
     )
 
 
@@ -225,6 +244,60 @@ def get(name: str) -> Mechanism:
 @functools.lru_cache(maxsize=256)
 def _domain(size: int | None) -> Any:
     return dp.vector_domain(dp.atom_domain(T=float, nan=False), size=size)
+
+
+def level_fraction(level: float) -> tuple[int, int]:
+    """``level`` as the fraction ``num/den`` OpenDP 0.16 scores a quantile at: exact
+    where its denominator is below 10,000 (0.5, 0.25), else ``level`` truncated to
+    10⁻⁴ (``make_quantile_score_candidates``). Scoring at the same fraction keeps a
+    selection on rows of weight 1 the one ``make_private_quantile`` would make."""
+    num, den = Fraction(level).as_integer_ratio()
+    if den < _LEVEL_DENOMINATOR:
+        return num, den
+    return int(level * _LEVEL_DENOMINATOR), _LEVEL_DENOMINATOR
+
+
+_LEVEL_DENOMINATOR = 10_000
+
+
+def quantile_sensitivity(rows: float, level: float) -> float:
+    """How far one unit adding or removing ``rows`` of weight moves any quantile score,
+    and the sum of how far it moves each group's: it adds ``a`` below a candidate and
+    ``b`` above it (``a + b`` at most its weight in the group), which moves
+    ``|(1-q)·a - q·b|`` by at most ``max(q, 1-q)·(a + b)``."""
+    num, den = level_fraction(level)
+    return rows * max(num, den - num) / den
+
+
+@dataclass(frozen=True)
+class Weighted:
+    """A group's values in increasing order and the running sum of their weights
+    (``cumulative[i]`` the weight of ``values[:i]``): the data a quantile is selected
+    on, sorted once for every candidate grid it is scored on."""
+
+    values: np.ndarray
+    cumulative: np.ndarray
+
+    @classmethod
+    def of(cls, values: Any, weights: Any = None) -> Weighted:
+        """``values`` (floats, no NaN) with ``weights`` (1 each when None)."""
+        values = np.asarray(values, dtype=np.float64)
+        order = np.argsort(values, kind="stable")
+        weights = np.ones(len(values)) if weights is None else np.asarray(weights, dtype=np.float64)
+        cumulative = np.concatenate(([0.0], np.cumsum(weights[order])))
+        return cls(values[order], cumulative)
+
+    def scores(self, candidates: np.ndarray, level: float) -> np.ndarray:
+        """Each candidate ``c``'s quantile score ``|(1-q)·W(x < c) - q·W(x > c)|``, ``W``
+        the weight of the values it holds: 0 at the exact quantile, growing away from it.
+        On weights of 1, OpenDP's score over its denominator (:func:`level_fraction`)."""
+        below = self.cumulative[np.searchsorted(self.values, candidates, side="left")]
+        above = (
+            self.cumulative[-1]
+            - self.cumulative[np.searchsorted(self.values, candidates, side="right")]
+        )
+        num, den = level_fraction(level)
+        return np.abs((den - num) * below - num * above) / den
 
 
 @register

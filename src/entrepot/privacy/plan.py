@@ -265,7 +265,7 @@ class Plan:
                 "a plan with quantiles needs the values of Rewrite.samples_sql to release",
                 hint="pass release(exact, samples), as Plan.run does",
             )
-        empty = np.zeros(0, dtype=np.float64)
+        empty = mechanisms.Weighted.of([])
         values = {c: [empty] * len(self.groups) for c in self.rewrite.sampled}
         if samples.num_rows:
             keys = [samples.column(k).to_pylist() for k in self.rewrite.keys]
@@ -274,14 +274,9 @@ class Plan:
                 for row in range(samples.num_rows)
             ]
             for i, column in enumerate(self.rewrite.sampled):
-                # Each group's list as one float64 array, not as Python floats: OpenDP
-                # reads an array in one call (a writable copy: it refuses read-only ones).
-                lists = samples.column(f"__x{i}").combine_chunks()
-                for row, position in enumerate(positions):
-                    listed = lists[row].values
-                    if position is None or listed is None or not len(listed):
-                        continue
-                    values[column][position] = listed.to_numpy(zero_copy_only=False, writable=True)
+                values[column] = _weighted_lists(
+                    samples.column(f"__x{i}"), positions, values[column]
+                )
         out = {}
         for quantile in self.quantiles:
             size = noisy.count_name(quantile.column, self.standard)
@@ -379,6 +374,25 @@ class Plan:
         for quantile in self.quantiles:
             scales[quantile.name] = quantile.scale
         return {a.name: scales[a.name] for a in self.query.aggregates}
+
+
+def _weighted_lists(
+    column: pa.ChunkedArray, positions: list[int | None], groups: list[mechanisms.Weighted]
+) -> list[mechanisms.Weighted]:
+    """``groups`` with each public group's list of ``{x, w}`` pairs (a row of
+    ``column``, placed at ``positions``) as its weighted values: all values and all
+    weights are read out of Arrow as two float64 arrays at once, not pair by pair."""
+    lists = column.combine_chunks()
+    pairs, offsets = lists.values, lists.offsets.to_numpy()
+    values = pairs.field("x").to_numpy(zero_copy_only=False)
+    weights = pairs.field("w").to_numpy(zero_copy_only=False)
+    out = list(groups)
+    for row, position in enumerate(positions):
+        start, stop = offsets[row], offsets[row + 1]
+        if position is None or not lists[row].is_valid or start == stop:
+            continue
+        out[position] = mechanisms.Weighted.of(values[start:stop], weights[start:stop])
+    return out
 
 
 def _column(table: pa.Table, name: str) -> Any:

@@ -196,8 +196,8 @@ class Rewrite:
 
     def samples_sql(self, view: str, dialect: str = "duckdb", *, counted: bool = False) -> str:
         """The SQL returning, per group, the list of values each quantile's measure
-        (``sampled``, column ``__x<i>``) takes in the bounded data; empty without
-        quantiles."""
+        (``sampled``, column ``__x<i>``) takes, each with its row's weight in the
+        bounded data (see :func:`_samples_sql`); empty without quantiles."""
         template, stored = self.samples
         if not template:
             return ""
@@ -454,7 +454,13 @@ def rewrite(
             assert unit is not None
             samples = (
                 _samples_sql(shape, clamped, _ident(unit)),
-                _samples_sql(shape, clamped, _ident(UNIT_KEY), stored=True),
+                _samples_sql(
+                    shape,
+                    clamped,
+                    _ident(UNIT_KEY),
+                    stored=True,
+                    precounted=query.where is None,
+                ),
             )
     return Rewrite(
         template=template,
@@ -474,49 +480,66 @@ def rewrite(
     )
 
 
-def _samples_sql(shape: _Shape, clamped: list[str], u: str | None, *, stored: bool = False) -> str:
-    """Per group, the list of each clamped measure's non-null values over at most R rows
-    per unit: every row of a unit with at most R rows (after the filter), R rows chosen
-    at random from a larger unit's. ``u`` names units (None: every row is its own);
-    ``stored`` reads each unit's row count over the version from its per-unit column,
-    so only the units above R there are counted over the filter."""
+def _samples_sql(
+    shape: _Shape,
+    clamped: list[str],
+    u: str | None,
+    *,
+    stored: bool = False,
+    precounted: bool = False,
+) -> str:
+    """Per group, each clamped measure's non-null values with their rows' weights
+    ``min(1, R/n_u)``, ``n_u`` its unit's rows after the filter, as the bounded counts
+    and sums weight them: every row of every unit, so a unit's values weigh at most R
+    in all and none is drawn at random. Column ``__x<i>`` lists the ``i``-th measure's
+    pairs ``{x: value, w: weight}`` (one list of pairs keeps each weight with its value
+    on any engine: two lists need not come out in the same order).
+
+    ``u`` names units (None: every row is its own, of weight 1); ``stored`` reads each
+    unit's row count over the version from its per-unit column: a unit with at most R
+    rows there weighs 1 whatever the filter, and only the others are counted over it,
+    unless ``precounted`` (no filter) lets the stored count stand. A row without a unit
+    is left out, as the bounded counts leave it."""
     keys = shape.keys
     select = [f"{expr} AS {key}" for expr, key in zip(shape.key_sql, keys, strict=True)]
     values = [f"{expr} AS __x{i}" for i, expr in enumerate(clamped)]
-    names = [*keys, *(f"__x{i}" for i in range(len(clamped)))]
     lists = [
-        f"list(__x{i}) FILTER (WHERE __x{i} IS NOT NULL) AS __x{i}" for i in range(len(clamped))
+        f"list({{'x': __x{i}, 'w': __w}}) FILTER (WHERE __x{i} IS NOT NULL) AS __x{i}"
+        for i in range(len(clamped))
     ]
     group = f" GROUP BY {', '.join(keys)}" if keys else ""
+    ctes = []
     if u is None:
-        return (
-            f"WITH __kept AS (SELECT {', '.join(select + values)} FROM {{view}} WHERE {{where}}) "
-            f"SELECT {', '.join([*keys, *lists])} FROM __kept{group}"
+        kept = f"SELECT {', '.join([*select, *values])}, 1.0 AS __w FROM {{view}} WHERE {{where}}"
+    elif stored:
+        rows = _ident(UNIT_ROWS)
+        if precounted:
+            weight, source = _weight(shape.rows, rows), "{view}"
+        else:
+            ctes.append(
+                f"__heavy AS (SELECT {u} AS __u, count(*) AS __n FROM {{view}} "
+                f"WHERE {rows} > {shape.rows} AND ({{where}}) GROUP BY 1)"
+            )
+            weight = f"CASE WHEN __n IS NULL THEN 1.0 ELSE {_weight(shape.rows, '__n')} END"
+            # only a unit above R in the version looks its count up
+            source = (
+                f"{{view}} LEFT JOIN __heavy "
+                f"ON CASE WHEN {rows} > {shape.rows} THEN {u} END = __heavy.__u"
+            )
+        kept = (
+            f"SELECT {', '.join([*select, *values])}, {weight} AS __w FROM {source} "
+            f"WHERE {rows} IS NOT NULL AND ({{where}})"
         )
-    if stored:
-        # A unit's stored count is over the whole version, at least its count under any
-        # filter: a unit at most R there keeps every row, whatever the filter.
-        rows = (
-            f"__rows AS (SELECT {', '.join([*select, *values, f'{u} AS __u'])}, "
-            f"{_ident(UNIT_ROWS)} AS __n FROM {{view}} WHERE {{where}})"
-        )
-        ctes = [rows]
     else:
-        ctes = [
+        ctes.append(
             f"__units AS (SELECT {u} AS __u, count(*) AS __n FROM {{view}} "
-            "WHERE {where} GROUP BY 1)",
-            f"__rows AS (SELECT {', '.join([*select, *values])}, __units.__u AS __u, __n "
-            f"FROM {{view}} JOIN __units ON {u} = __units.__u WHERE {{where}})",
-        ]
-    listed = ", ".join(names)
-    # Only the rows of units above R are ordered (at random: any order bounds the
-    # contribution, a random one keeps the rows kept representative of the unit's).
-    ctes.append(
-        f"__kept AS (SELECT {listed} FROM __rows WHERE __n <= {shape.rows} "
-        f"UNION ALL SELECT {listed} FROM (SELECT {listed}, row_number() OVER "
-        f"(PARTITION BY __u ORDER BY __r) AS __i FROM (SELECT *, random() AS __r "
-        f"FROM __rows WHERE __n > {shape.rows})) WHERE __i <= {shape.rows})"
-    )
+            "WHERE {where} GROUP BY 1)"
+        )
+        kept = (
+            f"SELECT {', '.join([*select, *values])}, {_weight(shape.rows, '__n')} AS __w "
+            f"FROM {{view}} JOIN __units ON {u} = __units.__u WHERE {{where}}"
+        )
+    ctes.append(f"__kept AS ({kept})")
     return f"WITH {', '.join(ctes)} SELECT {', '.join([*keys, *lists])} FROM __kept{group}"
 
 
