@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import opendp.prelude as dp
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -483,15 +484,19 @@ def test_the_refined_grid_lies_in_the_interval_and_keeps_the_grids_points(
     n=st.integers(0, 20000),
     spread=st.floats(0.01, 3.0),
     epsilon=st.sampled_from([0.1, 1.0, 10.0]),
+    light=st.floats(0.001, 1.0),
 )
 def test_estimates_lie_in_their_intervals_which_lie_in_the_bounds(
-    name: str, level: float, n: int, spread: float, epsilon: float
+    name: str, level: float, n: int, spread: float, epsilon: float, light: float
 ) -> None:
     mechanism = mechanisms.get(name)
     quantile = spec(mechanism, "q", "cost", level, (LOW, HIGH), rows=3, share=epsilon)
     rng = np.random.default_rng(n)
     data = np.clip(rng.lognormal(6.0, spread, n), LOW, HIGH)
-    values, lo, hi = estimates(mechanism, quantile, [Weighted.of(data)], [float(n)], 1e-9)
+    # rows of weight 1 and rows of large units, weighing ``light`` each
+    weights = np.where(rng.random(n) < 0.5, 1.0, light)
+    size = float(weights.sum())
+    values, lo, hi = estimates(mechanism, quantile, [Weighted.of(data, weights)], [size], 1e-9)
     (value,), (low,), (high,) = values, lo, hi
     assert LOW <= low <= high <= HIGH
     if n:
@@ -587,3 +592,75 @@ def test_a_quantile_is_chosen_from_every_row_weighted_not_from_a_draw(tmp_path: 
     for path in (plain, counted):
         answers = {run(p, path).rows[0].values[0].value for _ in range(8)}
         assert answers == {truth}
+
+
+def brute_scores(
+    values: list[float], weights: list[float], grid: list[float], level: float
+) -> list[float]:
+    """Each candidate's weighted quantile score, one value at a time."""
+    num, den = mechanisms.level_fraction(level)
+    scores = []
+    for c in grid:
+        below = math.fsum(w for x, w in zip(values, weights, strict=True) if x < c)
+        above = math.fsum(w for x, w in zip(values, weights, strict=True) if x > c)
+        scores.append(abs((den - num) * below - num * above) / den)
+    return scores
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    pairs=st.lists(
+        st.tuples(
+            st.one_of(st.integers(-20, 20).map(float), st.floats(-1e6, 1e6)),
+            st.floats(1e-6, 1.0),
+        ),
+        max_size=80,
+    ),
+    grid=st.lists(
+        st.one_of(st.integers(-25, 25).map(float), st.floats(-1e6, 1e6)), min_size=1, max_size=40
+    ).map(lambda g: sorted(set(g))),
+    level=st.floats(0.0001, 0.9999),
+)
+def test_weighted_scores_are_those_counted_one_value_at_a_time(
+    pairs: list[tuple[float, float]], grid: list[float], level: float
+) -> None:
+    values, weights = [x for x, _ in pairs], [w for _, w in pairs]
+    scores = Weighted.of(values, weights).scores(np.asarray(grid), level)
+    assert scores.tolist() == pytest.approx(brute_scores(values, weights, grid, level), abs=1e-9)
+
+
+@pytest.mark.parametrize("name", ["laplace", "gaussian"])
+@pytest.mark.parametrize("level", [0.5, 0.25, 0.9, 0.123456, 1 / 3, 0.99999])
+def test_on_rows_of_weight_1_the_selection_is_opendps_private_quantile(
+    name: str, level: float
+) -> None:
+    rng = np.random.default_rng(round(level * 1e6))
+    data = rng.lognormal(6.0, 1.0, 2000)
+    grid = candidates(LOW, HIGH)
+    domain = dp.vector_domain(dp.atom_domain(T=float, nan=False))
+    measure = getattr(dp, mechanisms.get(name).measure)()
+    # the same scores, up to OpenDP's integer scale (the level's denominator)
+    score = dp.t.make_quantile_score_candidates(domain, dp.symmetric_distance(), grid, level)
+    _, den = mechanisms.level_fraction(level)
+    ours = Weighted.of(data).scores(np.asarray(grid), level) * den
+    assert ours.tolist() == pytest.approx(list(score(data)), abs=1e-6)
+    # the same privacy cost at d_in = R, at any scale
+    rows = 27
+    for scale in (0.01, 3.0, 1e4):
+        private = dp.m.make_private_quantile(
+            domain, dp.symmetric_distance(), measure, candidates=grid, alpha=level, scale=scale
+        )
+        assert spent(name, level, scale, rows) == pytest.approx(float(private.map(rows)), rel=1e-9)
+    # and the same selection: at a tiny scale both take a best candidate (one of those
+    # tied for the least score: no data lie between them)
+    tiny = 1e-6
+    private = dp.m.make_private_quantile(
+        domain, dp.symmetric_distance(), measure, candidates=grid, alpha=level, scale=tiny
+    )
+    mechanism = mechanisms.get(name)
+    for _ in range(3):
+        for picked in (
+            mechanism.select_quantile(Weighted.of(data), grid, level, tiny),
+            private(data),
+        ):
+            assert ours[grid.index(picked)] == ours.min()
