@@ -132,3 +132,53 @@ def test_a_node_on_spark_answers_a_private_query_and_refuses_what_duckdb_refuses
                 ex.query(sql, epsilon=0.1)
             refusals[engine] = (refused.value.details.get("rule"), refused.value.message)
         assert refusals["duckdb"] == refusals["spark"], sql
+
+
+def _pairs(engine: Engine, sql_for: Callable[..., str], path: Path, counted: bool) -> Any:
+    """Per group, its sorted (value, weight) pairs of each quantile's measure."""
+    with engine.session() as session:
+        session.register_parquet("v", [path])
+        table = session.execute(sql_for("v", session.dialect, counted=counted))
+    listed = [name for name in table.column_names if name.startswith("__x")]
+    return {
+        tuple(row[k] for k in table.column_names if k not in listed): [
+            sorted((pair["x"], pair["w"]) for pair in row[name] or []) for name in listed
+        ]
+        for row in table.to_pylist()
+    }
+
+
+@settings(
+    max_examples=15,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    rows=rows_strategy,
+    keys=st.lists(st.sampled_from(range(2)), unique=True, max_size=2),
+    where=st.sampled_from(["", "sex = 1"]),
+    k=st.integers(1, 3),
+)
+def test_spark_weights_a_quantiles_values_as_duckdb_does(
+    engines: dict[str, Engine],
+    folder: Path,
+    rows: list[tuple[Any, ...]],
+    keys: list[int],
+    where: str,
+    k: int,
+) -> None:
+    policy = parse_policy(
+        {"epsilon": {"per_query": 1e9}, "contributions": {"rows_per_group": k, "groups": 1}},
+        STANDARD,
+    )
+    sql = sql_of(keys, ["MEDIAN(cost) AS m", "QUANTILE_CONT(duration_hours, 0.9) AS d"], where)
+    p = plan(sql, standard=STANDARD, policy=policy, codes=CODES)
+    plain = write(rows, folder / f"plain-{os.urandom(6).hex()}.parquet")
+    for path, counted in ((plain, False), (counted_copy(plain), True)):
+        duck = _pairs(engines["duckdb"], p.rewrite.samples_sql, path, counted)
+        spark = _pairs(engines["spark"], p.rewrite.samples_sql, path, counted)
+        assert duck.keys() == spark.keys()
+        for group, lists in duck.items():
+            for one, two in zip(lists, spark[group], strict=True):
+                assert [x for x, _ in one] == [x for x, _ in two]
+                assert [w for _, w in one] == pytest.approx([w for _, w in two], rel=1e-12)
