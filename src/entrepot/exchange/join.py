@@ -181,9 +181,9 @@ class JoinRun:
                 exact = session.execute(pairs.streamed(self.plan.plan.sql(_VIEW, counted=True)))
                 if not self.plan.plan.quantiles:
                     return exact, None
-                rewrite = self.plan.plan.rewrite
-                sampled = pairs.sampled(rewrite.samples_sql(_VIEW), rewrite.rows_per_unit)
-                return exact, session.execute(sampled)
+                # each pair weighted by its unit's pairs read, as the aggregates weight it
+                samples = self.plan.plan.rewrite.samples_sql(_VIEW, counted=True)
+                return exact, session.execute(pairs.streamed(samples))
 
             exact, samples = self._timed("aggregate", aggregate)
         answer = self._timed("noise", lambda: self.plan.plan.release(exact, samples))
@@ -356,22 +356,6 @@ class _Pairs:
         u = ident(self.unit)
         pairs = f"SELECT *, {u} AS {ident(UNIT_KEY)} FROM {self._join()}"
         return f"WITH {ident(_VIEW)} AS NOT MATERIALIZED ({pairs}) SELECT * FROM ({sql})"
-
-    def sampled(self, sql: str, rows: int) -> str:
-        """``sql``, reading the view as every pair of a unit with at most ``rows`` pairs
-        and ``rows`` pairs drawn at random from a larger unit's (each as likely as the
-        others): per unit the ``rows`` of least random key as the join streams, the
-        choice a ``row_number() <= rows`` in a random order makes, without the order."""
-        columns = dict.fromkeys([*self.left.column_names, *self.right.column_names])
-        row = ", ".join(f"{ident(c)} := {ident(c)}" for c in columns if c != UNIT_ROWS)
-        kept = (
-            f"SELECT arg_min(struct_pack({row}), random(), {rows:d}) AS __kept "
-            f"FROM {self._join()} GROUP BY {ident(self.unit)}"
-        )
-        pairs = f"SELECT unnest(__kept, recursive := true) FROM ({kept})"
-        # Held once, at most ``rows`` rows a unit: the text reads the view twice, and
-        # both reads must see the same draw.
-        return f"WITH {ident(_VIEW)} AS MATERIALIZED ({pairs}) SELECT * FROM ({sql})"
 
     def _join(self) -> str:
         left, right = (ident(name) for name in _SIDES)
