@@ -282,7 +282,9 @@ class Weighted:
     def of(cls, values: Any, weights: Any = None) -> Weighted:
         """``values`` (floats, no NaN) with ``weights`` (1 each when None)."""
         values = np.asarray(values, dtype=np.float64)
-        order = np.argsort(values, kind="stable")
+        # tied values' order is immaterial: scores read the weight below and above a
+        # candidate, never within a run of equal values
+        order = np.argsort(values)
         weights = np.ones(len(values)) if weights is None else np.asarray(weights, dtype=np.float64)
         cumulative = np.concatenate(([0.0], np.cumsum(weights[order])))
         return cls(values[order], cumulative)

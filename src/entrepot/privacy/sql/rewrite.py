@@ -503,8 +503,10 @@ def _samples_sql(
     keys = shape.keys
     select = [f"{expr} AS {key}" for expr, key in zip(shape.key_sql, keys, strict=True)]
     values = [f"{expr} AS __x{i}" for i, expr in enumerate(clamped)]
+    # a weight of 1.0 alone would be a DECIMAL, which reaches numpy as Python objects
+    pair = "{{'x': __x{i}, 'w': CAST(__w AS DOUBLE)}}"
     lists = [
-        f"list({{'x': __x{i}, 'w': __w}}) FILTER (WHERE __x{i} IS NOT NULL) AS __x{i}"
+        f"list({pair.format(i=i)}) FILTER (WHERE __x{i} IS NOT NULL) AS __x{i}"
         for i in range(len(clamped))
     ]
     group = f" GROUP BY {', '.join(keys)}" if keys else ""
