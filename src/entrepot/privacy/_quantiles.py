@@ -3,7 +3,8 @@
 A quantile aggregate gets one share of the query's budget, like a SUM, split in three
 parts: a tenth each selects a bracket below and above the estimate, and the estimate
 the rest (80%; 90% or the whole share where a group draws one bracket or none, see
-below). Each selection is OpenDP's ``make_private_quantile``. The brackets are chosen
+below). Each selection is OpenDP's noisy max over the weighted quantile score of
+every row of the group (:meth:`Mechanism.select_quantile`). The brackets are chosen
 first, among the candidates of :func:`candidates` (an even grid over the measure's
 public bounds, and points geometric on each side of 0 or of the bound nearest it, so a
 value is resolved to a fixed share of itself: 1.2% over the four decades a grid spans).
@@ -35,10 +36,11 @@ is shown; ungrouped (27,650 values) the brackets are drawn from ε 0.5.
 The interval (confidence 1 - α, α = 0.05 split as 0.01 + 0.02 + 0.02):
 
 - The selection's rank error: the quantile score of a candidate ``c`` is
-  ``|(1-q)·#(x < c) - q·#(x > c)|``, which moves by at most 1 when one value moves past
-  ``c``. A candidate is selected with probability at most ``exp(-(score - best)/s)``
-  (OpenDP's scale ``s``), so all but ``β`` of the time the selected score is within
-  ``t = s·ln(K/β)`` of the best, ``K`` candidates: ``t`` rows of rank.
+  ``|(1-q)·W(x < c) - q·W(x > c)|``, ``W`` the weight of the values, which moves by at
+  most a value's weight (1 at most) when it moves past ``c``. A candidate is selected
+  with probability at most ``exp(-(score - best)/s)`` (OpenDP's scale ``s``), so all
+  but ``β`` of the time the selected score is within ``t = s·ln(K/β)`` of the best,
+  ``K`` candidates: ``t`` rows of rank.
 - The group's size ``n`` is not public: its noisy count (the measure's count, already
   part of the answer) gives ``n_lo``, the lower end of its interval at level 0.01.
 - Each bracket is selected at level ``q ∓ Δ`` with ``Δ = (t + 1) / n_lo`` (``t`` at
@@ -52,8 +54,10 @@ The interval (confidence 1 - α, α = 0.05 split as 0.01 + 0.02 + 0.02):
   ``n_lo <= 0`` the group cannot be told from an empty one at 99%: nothing is
   selected, the estimate is not shown and the interval is the bounds, as for AVG.
 
-The interval covers the quantile of the values the mechanism saw: clamped to the
-bounds and at most ``R`` rows per unit (the bounded data, as for counts and sums).
+The interval covers the quantile of the weighted bounded data: every value clamped to
+the bounds, at its row's weight ``min(1, R/n_u)`` (``n_u`` its unit's rows), as counts
+and sums weight it, so the group's noisy count is the noisy total of the same weights.
+Nothing is drawn at random but by OpenDP: the same data give the same scores.
 """
 
 from __future__ import annotations
