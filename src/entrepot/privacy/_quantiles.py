@@ -27,7 +27,7 @@ before, so the split is chosen after it (adaptive sequential composition, as the
 refined grid), and each of the three splits spends at most the share, linearly in the
 rows under pure ε (a unit whose rows fall in groups of different splits spends no
 more). No group of the benchmark's demo by district (about 1,300 rows, ``R = 11``)
-draws a bracket at ε up to 1; on one draw of its bounded data, 50 answers each, its
+draws a bracket at ε up to 1; on its bounded data, 50 answers each, its
 median error went from 0.040 to 0.032 at ε 0.5 and from 0.018 to 0.017 at ε 1 when
 its estimate took the whole share instead of 80% (by age band, 13 to 6,100 rows:
 0.024 to 0.0195, 0.013 to 0.012). At ε 0.1 its counts' intervals reach 0 and nothing
