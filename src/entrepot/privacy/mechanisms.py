@@ -246,6 +246,10 @@ def _domain(size: int | None) -> Any:
     return dp.vector_domain(dp.atom_domain(T=float, nan=False), size=size)
 
 
+# OpenDP 0.16 scores a level with a denominator of at most this (truncating beyond).
+_LEVEL_DENOMINATOR = 10_000
+
+
 def level_fraction(level: float) -> tuple[int, int]:
     """``level`` as the fraction ``num/den`` OpenDP 0.16 scores a quantile at: exact
     where its denominator is below 10,000 (0.5, 0.25), else ``level`` truncated to
@@ -255,9 +259,6 @@ def level_fraction(level: float) -> tuple[int, int]:
     if den < _LEVEL_DENOMINATOR:
         return num, den
     return int(level * _LEVEL_DENOMINATOR), _LEVEL_DENOMINATOR
-
-
-_LEVEL_DENOMINATOR = 10_000
 
 
 def quantile_sensitivity(rows: float, level: float) -> float:
